@@ -1,0 +1,231 @@
+package org.metakernels.autograd;
+
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Deque;
+import java.util.IdentityHashMap;
+import java.util.List;
+import java.util.Map;
+import org.metakernels.runtime.MetakernelsException;
+import org.metakernels.tensor.Scope;
+import org.metakernels.tensor.Tensor;
+
+/**
+ * Reverse-mode differentiation over the define-by-run tape. There is no global collector:
+ * {@link #grad} returns tensors. With {@code createGraph = true} the backward pass is itself
+ * recorded, so its results can be differentiated again (Hessian-vector products, MAML).
+ *
+ * <pre>{@code
+ * Tensor loss = x.matmul(w).tanh().square().mean();
+ * Tensor g = Autograd.grad(loss, List.of(w), true).get(0);                 // [10, 1]
+ * Tensor hv = Autograd.grad(g.mul(v).sum(), List.of(w), false).get(0);     // H v, [10, 1]
+ * }</pre>
+ */
+public final class Autograd {
+  private Autograd() {}
+
+  /** Turns recording off until the guard closes: {@code try (var g = Autograd.noGrad()) {...}}. */
+  public static GradMode.Guard noGrad() {
+    return GradMode.set(false);
+  }
+
+  public static GradMode.Guard enableGrad() {
+    return GradMode.set(true);
+  }
+
+  /**
+   * Records an op when recording is on and any input needs a gradient: {@code outputs} become
+   * the outputs of a new node whose backward is {@code rule}.
+   *
+   * @return true when a node was recorded
+   */
+  public static boolean record(String name, Tensor[] outputs, Tensor[] inputs, Node.Backward rule) {
+    if (!GradMode.isEnabled()) return false;
+    boolean any = false;
+    for (Tensor t : inputs) if (t != null && t.requiresGrad()) { any = true; break; }
+    if (!any) return false;
+    Node node = new Node(name, inputs, outputs, rule);
+    for (int i = 0; i < outputs.length; i++) outputs[i].setGradFn(node, i);
+    return true;
+  }
+
+  /** Single-output form of {@link #record(String, Tensor[], Tensor[], Node.Backward)}. */
+  public static Tensor record(String name, Tensor output, Tensor[] inputs, Node.Backward rule) {
+    record(name, new Tensor[] {output}, inputs, rule);
+    return output;
+  }
+
+  /** Gradient of a scalar {@code output} with respect to {@code inputs}. */
+  public static List<Tensor> grad(Tensor output, List<Tensor> inputs, boolean createGraph) {
+    return grad(List.of(output), inputs, null, createGraph);
+  }
+
+  /**
+   * Gradients of {@code outputs} (weighted by {@code gradOutputs}; null means ones for scalar
+   * outputs) with respect to {@code inputs}. An input the outputs do not depend on gets zeros.
+   *
+   * @param createGraph record the backward pass so the result can be differentiated again
+   */
+  public static List<Tensor> grad(List<Tensor> outputs, List<Tensor> inputs, List<Tensor> gradOutputs,
+      boolean createGraph) {
+    Map<Tensor, Tensor> leafGrads = new IdentityHashMap<>();
+    Map<Tensor, Integer> wanted = new IdentityHashMap<>();
+    for (int i = 0; i < inputs.size(); i++) {
+      Tensor t = inputs.get(i);
+      if (!t.requiresGrad())
+        throw new MetakernelsException("grad: input " + i + " (" + t.describe() + ") does not require grad");
+      wanted.put(t, i);
+    }
+    Tensor[] result = new Tensor[inputs.size()];
+    run(outputs, gradOutputs, createGraph, wanted, result, false);
+    for (int i = 0; i < result.length; i++)
+      if (result[i] == null) result[i] = Tensor.zerosLike(inputs.get(i));
+    return Arrays.asList(result);
+  }
+
+  /** Accumulates d(output)/d(leaf) into every reachable leaf's {@code grad()}; output must be a scalar. */
+  public static void backward(Tensor output) {
+    run(List.of(output), null, false, new IdentityHashMap<>(), null, true);
+  }
+
+  // ------------------------------------------------------------------------------------------
+
+  private static void run(List<Tensor> outputs, List<Tensor> gradOutputs, boolean createGraph,
+      Map<Tensor, Integer> wanted, Tensor[] result, boolean accumulateLeaves) {
+    if (gradOutputs != null && gradOutputs.size() != outputs.size())
+      throw new MetakernelsException("grad: " + outputs.size() + " outputs but " + gradOutputs.size() + " gradOutputs");
+    try (GradMode.Guard mode = GradMode.set(createGraph)) {
+      // seeds
+      Map<Node, Tensor[]> slots = new IdentityHashMap<>();
+      for (int i = 0; i < outputs.size(); i++) {
+        Tensor out = outputs.get(i);
+        Tensor seed = gradOutputs == null ? null : gradOutputs.get(i);
+        if (seed == null) {
+          if (out.numel() != 1)
+            throw new MetakernelsException("grad: output " + out.describe() + " is not a scalar; pass gradOutputs");
+          seed = Tensor.onesLike(out);
+        } else if (!Arrays.equals(seed.shape(), out.shape())) {
+          throw new MetakernelsException("grad: gradOutput " + seed.describe() + " does not match output " + out.describe());
+        }
+        if (!out.requiresGrad())
+          throw new MetakernelsException("grad: output " + i + " (" + out.describe() + ") does not require grad");
+        if (out.gradFn() == null) {  // the output is a leaf itself
+          deliverLeaf(out, seed, wanted, result, accumulateLeaves);
+          continue;
+        }
+        accumulate(slots, out.gradFn(), out.outputIndex(), seed);
+      }
+      // topological order: consumer counts within the reachable graph
+      Map<Node, Integer> consumers = new IdentityHashMap<>();
+      Map<Node, Boolean> needed = new IdentityHashMap<>();
+      List<Node> roots = new ArrayList<>(slots.keySet());
+      for (Node r : roots) countConsumers(r, consumers);
+      for (Node r : roots) isNeeded(r, wanted, accumulateLeaves, needed);
+      // requested non-leaf tensors, by node and output index
+      Map<Node, List<Tensor>> wantedByNode = new IdentityHashMap<>();
+      for (Tensor t : wanted.keySet())
+        if (t.gradFn() != null) wantedByNode.computeIfAbsent(t.gradFn(), k -> new ArrayList<>()).add(t);
+
+      Deque<Node> ready = new ArrayDeque<>();
+      for (Node r : roots) if (consumers.getOrDefault(r, 0) == 0) ready.add(r);
+      while (!ready.isEmpty()) {
+        Node node = ready.poll();
+        Tensor[] gOut = slots.remove(node);
+        List<Tensor> asked = wantedByNode.get(node);
+        if (asked != null && gOut != null)
+          for (Tensor t : asked) if (gOut[t.outputIndex()] != null) result[wanted.get(t)] = gOut[t.outputIndex()];
+        boolean any = false;
+        if (gOut != null) for (Tensor g : gOut) any |= g != null;
+        Tensor[] gIn = null;
+        if (any && needed.getOrDefault(node, false)) gIn = node.runBackward(gOut);
+        Tensor[] ins = node.inputs();
+        for (int i = 0; i < ins.length; i++) {
+          Tensor in = ins[i];
+          if (in == null) continue;
+          Tensor g = gIn == null ? null : gIn[i];
+          if (in.gradFn() != null) {
+            Node child = in.gradFn();
+            if (g != null) accumulate(slots, child, in.outputIndex(), g);
+            int c = consumers.merge(child, -1, Integer::sum);
+            if (c == 0) ready.add(child);
+          } else if (g != null) {
+            deliverLeaf(in, g, wanted, result, accumulateLeaves);
+          }
+        }
+      }
+    }
+  }
+
+  private static void deliverLeaf(Tensor leaf, Tensor g, Map<Tensor, Integer> wanted, Tensor[] result,
+      boolean accumulateLeaves) {
+    Integer idx = wanted.get(leaf);
+    if (idx != null) result[idx] = result[idx] == null ? g : result[idx].add(g);
+    if (accumulateLeaves && leaf.requiresGrad()) {
+      try (GradMode.Guard off = GradMode.set(false)) {
+        Tensor acc = leaf.grad();
+        if (acc == null || acc.isClosed()) {
+          Tensor copy = g.copyContiguous();
+          Scope.transfer(copy.storage(), leaf.storage().owner());
+          leaf.setGrad(copy);
+        } else {
+          acc.addInPlace(g);
+        }
+      }
+    }
+  }
+
+  private static void accumulate(Map<Node, Tensor[]> slots, Node node, int index, Tensor g) {
+    Tensor[] s = slots.computeIfAbsent(node, n -> new Tensor[n.numOutputs()]);
+    s[index] = s[index] == null ? g : s[index].add(g);
+  }
+
+  private static void countConsumers(Node root, Map<Node, Integer> consumers) {
+    Deque<Node> stack = new ArrayDeque<>();
+    Map<Node, Boolean> seen = new IdentityHashMap<>();
+    stack.push(root);
+    seen.put(root, true);
+    while (!stack.isEmpty()) {
+      Node n = stack.pop();
+      for (Tensor in : n.inputs()) {
+        if (in == null || in.gradFn() == null) continue;
+        Node c = in.gradFn();
+        consumers.merge(c, 1, Integer::sum);
+        if (seen.put(c, true) == null) stack.push(c);
+      }
+    }
+  }
+
+  // A node is needed when some requested tensor (or, for backward(), any leaf) lies below it.
+  private static boolean isNeeded(Node root, Map<Tensor, Integer> wanted, boolean allLeaves, Map<Node, Boolean> memo) {
+    // iterative post-order to survive deep tapes (long unrolled loops)
+    Deque<Node> stack = new ArrayDeque<>();
+    Deque<Boolean> expanded = new ArrayDeque<>();
+    stack.push(root);
+    expanded.push(false);
+    while (!stack.isEmpty()) {
+      Node n = stack.pop();
+      boolean exp = expanded.pop();
+      if (memo.containsKey(n)) continue;
+      if (!exp) {
+        stack.push(n);
+        expanded.push(true);
+        for (Tensor in : n.inputs())
+          if (in != null && in.gradFn() != null && !memo.containsKey(in.gradFn())) {
+            stack.push(in.gradFn());
+            expanded.push(false);
+          }
+      } else {
+        boolean need = false;
+        for (Tensor in : n.inputs()) {
+          if (in == null) continue;
+          if (wanted.containsKey(in)) need = true;
+          else if (in.gradFn() == null) need |= allLeaves;
+          else need |= memo.getOrDefault(in.gradFn(), false);
+        }
+        memo.put(n, need);
+      }
+    }
+    return memo.get(root);
+  }
+}

@@ -1,0 +1,98 @@
+package org.metakernels.autograd;
+
+import java.util.Arrays;
+import org.metakernels.tensor.Storage;
+import org.metakernels.tensor.Tensor;
+
+/**
+ * One recorded op on the tape: its inputs (null where an input needs no gradient), the number
+ * of outputs, and its backward rule. A rule maps the gradients of the outputs (null for an
+ * output no gradient reached) to the gradients of the inputs (null for "none"), and is written
+ * with differentiable tensor ops, so running it while recording builds the graph of the
+ * gradient itself (grad-of-grad).
+ */
+public final class Node {
+  /** The backward rule of an op. */
+  @FunctionalInterface
+  public interface Backward {
+    Tensor[] apply(Tensor[] gradOutputs);
+  }
+
+  private final String name;
+  private final Tensor[] inputs;
+  private final int numOutputs;
+  private final Backward backward;
+  private final Storage[] saved;
+  private final int[] savedVersions;
+  private final long[][] outputShapes;
+
+  Node(String name, Tensor[] inputs, Tensor[] outputs, Backward backward) {
+    this.name = name;
+    this.inputs = new Tensor[inputs.length];
+    for (int i = 0; i < inputs.length; i++)
+      this.inputs[i] = inputs[i] != null && inputs[i].requiresGrad() ? inputs[i] : null;
+    this.numOutputs = outputs.length;
+    this.backward = backward;
+    this.outputShapes = new long[outputs.length][];
+    for (int i = 0; i < outputs.length; i++) outputShapes[i] = outputs[i].shape();
+    int n = 0;
+    for (Tensor t : inputs) if (t != null) n++;
+    n += outputs.length;
+    saved = new Storage[n];
+    savedVersions = new int[n];
+    int k = 0;
+    for (Tensor t : inputs)
+      if (t != null) {
+        saved[k] = t.storage();
+        savedVersions[k++] = t.storage().version();
+      }
+    for (Tensor t : outputs) {
+      saved[k] = t.storage();
+      savedVersions[k++] = t.storage().version();
+    }
+  }
+
+  public String name() {
+    return name;
+  }
+
+  /** Inputs that need gradients (others are null). */
+  public Tensor[] inputs() {
+    return inputs;
+  }
+
+  public int numOutputs() {
+    return numOutputs;
+  }
+
+  long[] outputShape(int i) {
+    return outputShapes[i];
+  }
+
+  Tensor[] runBackward(Tensor[] gradOutputs) {
+    for (int i = 0; i < saved.length; i++) {
+      if (saved[i].isClosed())
+        throw new IllegalStateException("backward of '" + name + "': a tensor it saved was freed (its scope closed)");
+      if (saved[i].version() != savedVersions[i])
+        throw new IllegalStateException("backward of '" + name
+            + "': a tensor it saved was modified in place after the op ran (version " + savedVersions[i] + " -> "
+            + saved[i].version() + ")");
+    }
+    Tensor[] g = backward.apply(gradOutputs);
+    if (g == null || g.length != inputs.length)
+      throw new IllegalStateException("backward of '" + name + "' returned " + (g == null ? "null" : g.length)
+          + " gradients for " + inputs.length + " inputs");
+    for (int i = 0; i < g.length; i++) {
+      if (g[i] == null || inputs[i] == null) continue;
+      if (!Arrays.equals(g[i].shape(), inputs[i].shape()))
+        throw new IllegalStateException("backward of '" + name + "' returned a gradient of shape "
+            + Arrays.toString(g[i].shape()) + " for input " + i + " of shape " + Arrays.toString(inputs[i].shape()));
+    }
+    return g;
+  }
+
+  @Override
+  public String toString() {
+    return "Node(" + name + ")";
+  }
+}

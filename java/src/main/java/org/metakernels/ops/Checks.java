@@ -1,0 +1,81 @@
+package org.metakernels.ops;
+
+import java.util.Arrays;
+import org.metakernels.runtime.MetakernelsException;
+import org.metakernels.tensor.DType;
+import org.metakernels.tensor.Tensor;
+
+/** Java-side argument checks shared by the ops; messages name the op and the shapes. */
+public final class Checks {
+  private Checks() {}
+
+  public static void floating(String op, Tensor t) {
+    t.address(op);
+    if (!t.dtype().isFloating())
+      throw new MetakernelsException(op + ": expected a floating-point tensor (F32 or F64), got " + t.describe());
+  }
+
+  /** Same dtype and device, both floating point and open. */
+  public static void compatible(String op, Tensor a, Tensor b) {
+    a.address(op);
+    b.address(op);
+    if (a.dtype() != b.dtype())
+      throw new MetakernelsException(op + ": dtype mismatch " + a.describe() + " vs " + b.describe());
+    if (a.device() != b.device())
+      throw new MetakernelsException(op + ": device mismatch " + a.describe() + " vs " + b.describe());
+    floating(op, a);
+  }
+
+  public static void sameDevice(String op, Tensor a, Tensor b) {
+    if (a.device() != b.device())
+      throw new MetakernelsException(op + ": device mismatch " + a.describe() + " vs " + b.describe());
+  }
+
+  public static void indices(String op, Tensor idx) {
+    idx.address(op);
+    if (idx.dtype() != DType.I64)
+      throw new MetakernelsException(op + ": indices must be I64, got " + idx.describe());
+  }
+
+  public static void rank(String op, Tensor t, int expected) {
+    if (t.rank() != expected)
+      throw new MetakernelsException(op + ": expected rank " + expected + ", got " + t.describe());
+  }
+
+  /** NumPy broadcasting of two shapes. */
+  public static long[] broadcast(String op, long[] a, long[] b) {
+    int r = Math.max(a.length, b.length);
+    long[] out = new long[r];
+    for (int i = 0; i < r; i++) {
+      long da = i < r - a.length ? 1 : a[i - (r - a.length)];
+      long db = i < r - b.length ? 1 : b[i - (r - b.length)];
+      if (da != db && da != 1 && db != 1)
+        throw new MetakernelsException(op + ": shapes " + Arrays.toString(a) + " and " + Arrays.toString(b)
+            + " do not broadcast (dim " + i + ": " + da + " vs " + db + ")");
+      out[i] = da == 1 ? db : da;
+    }
+    return out;
+  }
+
+  /** Strides of {@code t} viewed with shape {@code out} (0 along broadcast dims). */
+  public static long[] broadcastStrides(Tensor t, long[] out) {
+    long[] shape = t.shape();
+    long[] strides = t.strides();
+    long[] s = new long[out.length];
+    int off = out.length - shape.length;
+    for (int i = 0; i < out.length; i++) {
+      if (i < off) s[i] = 0;
+      else s[i] = shape[i - off] == 1 && out[i] != 1 ? 0 : (shape[i - off] == 1 ? 0 : strides[i - off]);
+    }
+    return s;
+  }
+
+  public static String shapes(Tensor... ts) {
+    StringBuilder sb = new StringBuilder();
+    for (int i = 0; i < ts.length; i++) {
+      if (i > 0) sb.append(", ");
+      sb.append(ts[i] == null ? "null" : ts[i].describe());
+    }
+    return sb.toString();
+  }
+}

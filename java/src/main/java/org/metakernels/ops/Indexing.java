@@ -1,0 +1,114 @@
+package org.metakernels.ops;
+
+import java.util.Arrays;
+import org.metakernels.autograd.Autograd;
+import org.metakernels.runtime.MetakernelsException;
+import org.metakernels.runtime.MkNative;
+import org.metakernels.runtime.Native;
+import org.metakernels.tensor.Tensor;
+
+/**
+ * index-select / index-add and gather / scatter-add, each pair the other's adjoint. Indices are
+ * I64 and range-checked natively before any kernel runs; the adds are deterministic.
+ */
+public final class Indexing {
+  private Indexing() {}
+
+  private static long prod(long[] s, int from, int to) {
+    long p = 1;
+    for (int i = from; i < to; i++) p *= s[i];
+    return p;
+  }
+
+  /** Slices {@code idx} (1-d I64) of {@code dim}: out.shape[dim] = idx.numel(). */
+  public static Tensor indexSelect(Tensor x, int dim, Tensor idx) {
+    String op = "indexSelect";
+    x.address(op);
+    Checks.indices(op, idx);
+    Checks.sameDevice(op, x, idx);
+    if (idx.rank() != 1) throw new MetakernelsException(op + ": indices must be 1-d, got " + idx.describe());
+    int d = x.normDim(dim);
+    Tensor src = x.isContiguous() ? x : x.copyContiguous();
+    Tensor ix = idx.isContiguous() ? idx : idx.copyContiguous();
+    long[] s = x.shape();
+    long[] out = s.clone();
+    out[d] = idx.numel();
+    Tensor y = Tensor.empty(out, x.dtype(), x.device());
+    Native.check(MkNative.mk_dense_index_select_forward(x.device().code, x.dtype().code, prod(s, 0, d), s[d],
+        prod(s, d + 1, s.length), src.address(op), ix.address(op), idx.numel(), y.address(op), x.stream()),
+        op + " " + x.describe() + " dim " + dim + " indices " + idx.describe());
+    return Autograd.record(op, y, new Tensor[] {x}, g -> new Tensor[] {indexAdd(Tensor.zerosLike(x), d, ix, g[0])});
+  }
+
+  /** base with {@code src} rows added at {@code idx} along {@code dim} (a new tensor; base unchanged). */
+  public static Tensor indexAdd(Tensor base, int dim, Tensor idx, Tensor src) {
+    String op = "indexAdd";
+    Checks.compatible(op, base, src);
+    Checks.indices(op, idx);
+    Checks.sameDevice(op, base, idx);
+    int d = base.normDim(dim);
+    long[] s = base.shape();
+    long[] expect = s.clone();
+    expect[d] = idx.numel();
+    if (idx.rank() != 1 || !Arrays.equals(src.shape(), expect))
+      throw new MetakernelsException(op + ": src " + src.describe() + " and indices " + idx.describe()
+          + " do not fit base " + base.describe() + " along dim " + dim);
+    Tensor y = base.copyContiguous();
+    Tensor sc = src.isContiguous() ? src : src.copyContiguous();
+    Tensor ix = idx.isContiguous() ? idx : idx.copyContiguous();
+    Native.check(MkNative.mk_dense_index_add_forward(base.device().code, base.dtype().code, prod(s, 0, d), s[d],
+        prod(s, d + 1, s.length), y.address(op), ix.address(op), idx.numel(), sc.address(op), base.stream()),
+        op + " " + Checks.shapes(base, idx, src));
+    return Autograd.record(op, y, new Tensor[] {base, src}, g -> new Tensor[] {
+        base.requiresGrad() ? g[0] : null,
+        src.requiresGrad() ? indexSelect(g[0], d, ix) : null});
+  }
+
+  /** out[.., j, ..] = x[.., idx[.., j, ..], ..] along {@code dim}; idx has x's shape except along dim. */
+  public static Tensor gather(Tensor x, int dim, Tensor idx) {
+    String op = "gather";
+    Checks.floating(op, x);
+    Checks.indices(op, idx);
+    Checks.sameDevice(op, x, idx);
+    int d = x.normDim(dim);
+    checkGatherShapes(op, x.shape(), idx.shape(), d, x, idx);
+    Tensor src = x.isContiguous() ? x : x.copyContiguous();
+    Tensor ix = idx.isContiguous() ? idx : idx.copyContiguous();
+    long[] s = x.shape();
+    Tensor y = Tensor.empty(idx.shape(), x.dtype(), x.device());
+    Native.check(MkNative.mk_dense_gather_forward(x.device().code, x.dtype().code, prod(s, 0, d), s[d],
+        prod(s, d + 1, s.length), src.address(op), ix.address(op), idx.shape()[d], y.address(op), x.stream()),
+        op + " " + x.describe() + " dim " + dim + " indices " + idx.describe());
+    return Autograd.record(op, y, new Tensor[] {x}, g -> new Tensor[] {scatterAdd(Tensor.zerosLike(x), d, ix, g[0])});
+  }
+
+  /** base with src[.., j, ..] added at base[.., idx[.., j, ..], ..] (a new tensor). */
+  public static Tensor scatterAdd(Tensor base, int dim, Tensor idx, Tensor src) {
+    String op = "scatterAdd";
+    Checks.compatible(op, base, src);
+    Checks.indices(op, idx);
+    Checks.sameDevice(op, base, idx);
+    int d = base.normDim(dim);
+    checkGatherShapes(op, base.shape(), idx.shape(), d, base, idx);
+    if (!Arrays.equals(idx.shape(), src.shape()))
+      throw new MetakernelsException(op + ": indices " + idx.describe() + " and src " + src.describe() + " differ in shape");
+    long[] s = base.shape();
+    Tensor y = base.copyContiguous();
+    Tensor sc = src.isContiguous() ? src : src.copyContiguous();
+    Tensor ix = idx.isContiguous() ? idx : idx.copyContiguous();
+    Native.check(MkNative.mk_dense_scatter_add_forward(base.device().code, base.dtype().code, prod(s, 0, d), s[d],
+        prod(s, d + 1, s.length), y.address(op), ix.address(op), idx.shape()[d], sc.address(op), base.stream()),
+        op + " " + Checks.shapes(base, idx, src));
+    return Autograd.record(op, y, new Tensor[] {base, src}, g -> new Tensor[] {
+        base.requiresGrad() ? g[0] : null,
+        src.requiresGrad() ? gather(g[0], d, ix) : null});
+  }
+
+  private static void checkGatherShapes(String op, long[] x, long[] idx, int d, Tensor xt, Tensor it) {
+    boolean ok = x.length == idx.length;
+    for (int i = 0; ok && i < x.length; i++) if (i != d && x[i] != idx[i]) ok = false;
+    if (!ok)
+      throw new MetakernelsException(op + ": indices " + it.describe() + " must match " + xt.describe()
+          + " in every dim but " + d);
+  }
+}

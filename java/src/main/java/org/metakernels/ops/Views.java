@@ -1,0 +1,195 @@
+package org.metakernels.ops;
+
+import java.util.Arrays;
+import java.util.List;
+import org.metakernels.autograd.Autograd;
+import org.metakernels.runtime.MetakernelsException;
+import org.metakernels.tensor.DType;
+import org.metakernels.tensor.Device;
+import org.metakernels.tensor.Tensor;
+
+/** Views (no copy) and copies between layouts, devices and types; all differentiable. */
+public final class Views {
+  private Views() {}
+
+  static Tensor viewRaw(Tensor x, long[] shape, long[] strides, long offset) {
+    return new Tensor(x.storage(), offset, shape, strides, x.dtype());
+  }
+
+  public static Tensor permuteRaw(Tensor x, int[] perm) {
+    long[] s = x.shape(), st = x.strides();
+    long[] ns = new long[perm.length], nst = new long[perm.length];
+    for (int i = 0; i < perm.length; i++) {
+      ns[i] = s[perm[i]];
+      nst[i] = st[perm[i]];
+    }
+    return viewRaw(x, ns, nst, x.offset());
+  }
+
+  public static Tensor reshape(Tensor x, long[] newShape) {
+    x.address("reshape");
+    long[] target = newShape.clone();
+    int infer = -1;
+    long known = 1;
+    for (int i = 0; i < target.length; i++) {
+      if (target[i] == -1) {
+        if (infer >= 0) throw new MetakernelsException("reshape: more than one -1 in " + Arrays.toString(newShape));
+        infer = i;
+      } else if (target[i] < 0) {
+        throw new MetakernelsException("reshape: negative size in " + Arrays.toString(newShape));
+      } else known *= target[i];
+    }
+    if (infer >= 0) {
+      if (known == 0 || x.numel() % known != 0)
+        throw new MetakernelsException("reshape: cannot reshape " + x.describe() + " to " + Arrays.toString(newShape));
+      target[infer] = x.numel() / known;
+    }
+    if (Tensor.numel(target) != x.numel())
+      throw new MetakernelsException("reshape: " + x.describe() + " has " + x.numel() + " elements, "
+          + Arrays.toString(newShape) + " needs " + Tensor.numel(target));
+    if (Arrays.equals(target, x.shape()) ) return x;
+    long[] inShape = x.shape();
+    Tensor src = x.isContiguous() ? x : x.contiguous();
+    Tensor y = viewRaw(src, target, Tensor.contiguousStrides(target), src.offset());
+    return Autograd.record("reshape", y, new Tensor[] {src}, g -> new Tensor[] {g[0].reshape(inShape)});
+  }
+
+  public static Tensor permute(Tensor x, int[] dims) {
+    int r = x.rank();
+    if (dims.length != r) throw new MetakernelsException("permute: " + dims.length + " dims for " + x.describe());
+    int[] perm = new int[r];
+    boolean[] seen = new boolean[r];
+    for (int i = 0; i < r; i++) {
+      int d = dims[i] < 0 ? dims[i] + r : dims[i];
+      if (d < 0 || d >= r || seen[d])
+        throw new MetakernelsException("permute: " + Arrays.toString(dims) + " is not a permutation for " + x.describe());
+      seen[d] = true;
+      perm[i] = d;
+    }
+    int[] inv = new int[r];
+    for (int i = 0; i < r; i++) inv[perm[i]] = i;
+    Tensor y = permuteRaw(x, perm);
+    return Autograd.record("permute", y, new Tensor[] {x}, g -> new Tensor[] {g[0].permute(inv)});
+  }
+
+  public static Tensor narrow(Tensor x, int dim, long start, long length) {
+    int d = x.normDim(dim);
+    long n = x.shape()[d];
+    if (start < 0 || length < 0 || start + length > n)
+      throw new MetakernelsException("narrow: [" + start + ", " + (start + length) + ") outside dim " + dim + " of " + x.describe());
+    long[] s = x.shape();
+    long[] full = x.shape();
+    s[d] = length;
+    Tensor y = viewRaw(x, s, x.strides(), x.offset() + start * x.strides()[d]);
+    return Autograd.record("narrow", y, new Tensor[] {x}, g -> new Tensor[] {narrowBackward(g[0], full, d, start)});
+  }
+
+  /** Zeros of {@code full} with {@code g} written at [start, start+len) of {@code dim}; adjoint of narrow. */
+  static Tensor narrowBackward(Tensor g, long[] full, int dim, long start) {
+    Tensor out = Tensor.zeros(full, g.dtype(), g.device());
+    long[] s = full.clone();
+    s[dim] = g.shape()[dim];
+    Tensor window = viewRaw(out, s, out.strides(), start * out.strides()[dim]);
+    window.copyFrom(g);
+    long len = g.shape()[dim];
+    return Autograd.record("narrow_backward", out, new Tensor[] {g}, gg -> new Tensor[] {gg[0].narrow(dim, start, len)});
+  }
+
+  public static Tensor expand(Tensor x, long[] newShape) {
+    long[] shape = x.shape();
+    if (newShape.length < shape.length)
+      throw new MetakernelsException("expand: " + x.describe() + " to fewer dims " + Arrays.toString(newShape));
+    long[] strides = x.strides();
+    long[] ns = new long[newShape.length];
+    long[] nst = new long[newShape.length];
+    int off = newShape.length - shape.length;
+    for (int i = 0; i < newShape.length; i++) {
+      long want = newShape[i];
+      if (i < off) {
+        if (want < 0) throw new MetakernelsException("expand: -1 in a new leading dim " + Arrays.toString(newShape));
+        ns[i] = want;
+        nst[i] = 0;
+      } else {
+        long have = shape[i - off];
+        if (want == -1 || want == have) {
+          ns[i] = have;
+          nst[i] = strides[i - off];
+        } else if (have == 1) {
+          ns[i] = want;
+          nst[i] = 0;
+        } else {
+          throw new MetakernelsException("expand: " + x.describe() + " cannot expand to " + Arrays.toString(newShape));
+        }
+      }
+    }
+    if (Arrays.equals(ns, shape)) return x;
+    Tensor y = viewRaw(x, ns, nst, x.offset());
+    return Autograd.record("expand", y, new Tensor[] {x}, g -> new Tensor[] {g[0].sumTo(shape)});
+  }
+
+  public static Tensor contiguous(Tensor x) {
+    Tensor y = x.copyContiguous();
+    return Autograd.record("contiguous", y, new Tensor[] {x}, g -> new Tensor[] {g[0]});
+  }
+
+  public static Tensor toDevice(Tensor x, Device device) {
+    Tensor y = org.metakernels.runtime.Transfer.copy(x, device);
+    Device from = x.device();
+    return Autograd.record("to_device", y, new Tensor[] {x}, g -> new Tensor[] {g[0].to(from)});
+  }
+
+  public static Tensor cast(Tensor x, DType type) {
+    x.address("cast");
+    Tensor y = x.castTo(type);
+    if (!x.dtype().isFloating() || !type.isFloating()) return y;
+    DType from = x.dtype();
+    return Autograd.record("cast", y, new Tensor[] {x}, g -> new Tensor[] {g[0].to(from)});
+  }
+
+  public static Tensor concat(List<Tensor> parts, int dim) {
+    if (parts.isEmpty()) throw new MetakernelsException("concat: no tensors");
+    Tensor first = parts.get(0);
+    int d = first.normDim(dim);
+    long[] shape = first.shape();
+    long total = 0;
+    for (Tensor p : parts) {
+      p.address("concat");
+      if (p.dtype() != first.dtype() || p.device() != first.device() || p.rank() != first.rank())
+        throw new MetakernelsException("concat: " + first.describe() + " and " + p.describe() + " differ in dtype, device or rank");
+      for (int i = 0; i < shape.length; i++)
+        if (i != d && p.shape()[i] != shape[i])
+          throw new MetakernelsException("concat: " + first.describe() + " and " + p.describe() + " differ outside dim " + dim);
+      total += p.shape()[d];
+    }
+    long[] out = shape.clone();
+    out[d] = total;
+    Tensor y = Tensor.empty(out, first.dtype(), first.device());
+    long off = 0;
+    long[] starts = new long[parts.size()];
+    for (int i = 0; i < parts.size(); i++) {
+      Tensor p = parts.get(i);
+      long[] s = out.clone();
+      s[d] = p.shape()[d];
+      starts[i] = off;
+      viewRaw(y, s, y.strides(), off * y.strides()[d]).copyFrom(p);
+      off += p.shape()[d];
+    }
+    Tensor[] ins = parts.toArray(new Tensor[0]);
+    return Autograd.record("concat", y, ins, g -> {
+      Tensor[] r = new Tensor[ins.length];
+      for (int i = 0; i < ins.length; i++)
+        if (ins[i].requiresGrad()) r[i] = g[0].narrow(d, starts[i], ins[i].shape()[d]);
+      return r;
+    });
+  }
+
+  public static Tensor stack(List<Tensor> parts, int dim) {
+    if (parts.isEmpty()) throw new MetakernelsException("stack: no tensors");
+    int r = parts.get(0).rank() + 1;
+    int d = dim < 0 ? dim + r : dim;
+    if (d < 0 || d >= r) throw new MetakernelsException("stack: dim " + dim + " out of range for rank " + (r - 1));
+    Tensor[] us = new Tensor[parts.size()];
+    for (int i = 0; i < us.length; i++) us[i] = parts.get(i).unsqueeze(d);
+    return concat(Arrays.asList(us), d);
+  }
+}

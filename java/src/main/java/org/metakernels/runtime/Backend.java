@@ -1,0 +1,121 @@
+package org.metakernels.runtime;
+
+import java.util.ArrayList;
+import java.util.List;
+import org.bytedeco.javacpp.Loader;
+import org.metakernels.tensor.Device;
+
+/**
+ * Loads the native libraries once and decides the default device: CUDA when the CUDA library
+ * loads and a device exists, else the CPU. {@code -Dmetakernels.device=cpu|cuda} overrides
+ * (asking for CUDA where there is none fails at start-up with the reason);
+ * {@code -Dmetakernels.threads=N} sets the CPU threads. {@link #describe()} says what was
+ * chosen and why (the {@code info} command prints it).
+ */
+public final class Backend {
+  private static volatile Backend instance;
+
+  private final Device defaultDevice;
+  private final boolean cudaAvailable;
+  private final String cudaReason;
+  private final boolean blas;
+  private final String blasReason;
+  private final String requested;
+
+  private Backend() {
+    // the JNI glue and libmetakernels
+    int abi = MkNative.mk_abi_version();
+    if (abi < 1) throw new IllegalStateException("metakernels: native ABI " + abi);
+    String threads = System.getProperty("metakernels.threads");
+    if (threads != null) MkNative.mk_runtime_set_num_threads(Integer.parseInt(threads.trim()));
+
+    boolean blasOk = false;
+    String blasWhy;
+    try {
+      Loader.load(org.bytedeco.openblas.global.openblas_nolapack.class);
+      int st = MkNative.mk_runtime_attach_blas("libopenblas.so.0");
+      blasOk = st == Native.OK;
+      blasWhy = blasOk ? "OpenBLAS (bytedeco preset)" : "OpenBLAS not usable: " + Native.lastError();
+    } catch (Throwable t) {
+      blasWhy = "OpenBLAS preset failed to load (" + t + "); matmul uses the built-in kernel";
+    }
+    this.blas = blasOk;
+    this.blasReason = blasWhy;
+
+    requested = System.getProperty("metakernels.device", "auto").trim().toLowerCase();
+    if (!requested.equals("auto") && !requested.equals("cpu") && !requested.equals("cuda"))
+      throw new IllegalStateException("metakernels.device must be auto, cpu or cuda, got '" + requested + "'");
+    boolean cuda = false;
+    String why;
+    if (requested.equals("cpu")) {
+      why = "not tried: -Dmetakernels.device=cpu";
+    } else {
+      String failure = CudaRuntime.tryInit();
+      cuda = failure == null;
+      why = cuda ? CudaRuntime.get().describe() : failure;
+    }
+    this.cudaAvailable = cuda;
+    this.cudaReason = why;
+    if (requested.equals("cuda") && !cuda)
+      throw new IllegalStateException("metakernels: -Dmetakernels.device=cuda but CUDA is unavailable: " + why);
+    this.defaultDevice = cuda && !requested.equals("cpu") ? Device.CUDA : Device.CPU;
+  }
+
+  /** The process-wide backend, initialised on first use. */
+  public static Backend get() {
+    Backend b = instance;
+    if (b == null) {
+      synchronized (Backend.class) {
+        b = instance;
+        if (b == null) instance = b = new Backend();
+      }
+    }
+    return b;
+  }
+
+  public Device defaultDevice() {
+    return defaultDevice;
+  }
+
+  public boolean cudaAvailable() {
+    return cudaAvailable;
+  }
+
+  /** Why CUDA is or is not in use. */
+  public String cudaReason() {
+    return cudaReason;
+  }
+
+  public boolean hasBlas() {
+    return blas;
+  }
+
+  /** Throws a {@link MetakernelsException} naming {@code op} when CUDA is unavailable. */
+  public void requireCuda(String op) {
+    if (!cudaAvailable) throw new MetakernelsException(op + ": CUDA is unavailable (" + cudaReason + ")", Native.ERR_NO_DEVICE);
+  }
+
+  /** "AVX-512" or "AVX2". */
+  public String cpuIsa() {
+    return MkNative.mk_runtime_cpu_isa() == 3 ? "AVX-512" : "AVX2";
+  }
+
+  public int cpuThreads() {
+    return MkNative.mk_runtime_num_threads();
+  }
+
+  /** Lines for the {@code info} command. */
+  public List<String> describe() {
+    List<String> l = new ArrayList<>();
+    l.add("device:        " + defaultDevice + (requested.equals("auto") ? " (auto)" : " (-Dmetakernels.device=" + requested + ")"));
+    l.add("cpu kernels:   " + cpuIsa() + ", " + cpuThreads() + " OpenMP threads");
+    l.add("cpu matmul:    " + blasReason);
+    l.add("cuda:          " + (cudaAvailable ? "available: " : "unavailable: ") + cudaReason);
+    l.add("native ABI:    " + MkNative.mk_abi_version());
+    return l;
+  }
+
+  public String describeLine() {
+    return String.join("\n", describe());
+  }
+}

@@ -1,0 +1,222 @@
+package org.metakernels.runtime;
+
+import static org.bytedeco.cuda.global.cublas.*;
+import static org.bytedeco.cuda.global.cudart.*;
+
+import java.util.ArrayDeque;
+import java.util.HashMap;
+import java.util.Map;
+import org.bytedeco.cuda.cublas.cublasContext;
+import org.bytedeco.cuda.cudart.cudaDeviceProp;
+import org.bytedeco.javacpp.DoublePointer;
+import org.bytedeco.javacpp.FloatPointer;
+import org.bytedeco.javacpp.Loader;
+import org.bytedeco.javacpp.Pointer;
+import org.metakernels.tensor.DType;
+
+/**
+ * The CUDA side of the runtime, through the bytedeco CUDA presets: device discovery, the
+ * caching allocator, host/device copies and cuBLAS. Only touched once {@link #tryInit()}
+ * succeeded; on machines without a driver the presets throw {@link UnsatisfiedLinkError} and
+ * metakernels stays on the CPU.
+ *
+ * All work goes to the legacy default stream (stream 0), so freed blocks can be reused by the
+ * next kernel without events (stream order) and host copies synchronise.
+ */
+public final class CudaRuntime {
+  private static volatile CudaRuntime instance;
+
+  private final String name;
+  private final int driver;
+  private final int runtime;
+  private final String buildInfo;
+  private final CachingAllocator allocator = new CachingAllocator();
+  private final cublasContext cublas;
+
+  private CudaRuntime(String name, int driver, int runtime, String buildInfo, cublasContext cublas) {
+    this.name = name;
+    this.driver = driver;
+    this.runtime = runtime;
+    this.buildInfo = buildInfo;
+    this.cublas = cublas;
+  }
+
+  /** Tries to bring CUDA up; returns null on success, else why not. */
+  static synchronized String tryInit() {
+    if (instance != null) return null;
+    try {
+      Loader.load(org.bytedeco.cuda.global.cudart.class);
+    } catch (Throwable t) {
+      return "CUDA runtime presets did not load (no driver?): " + firstLine(t);
+    }
+    int[] count = new int[1];
+    int st = cudaGetDeviceCount(count);
+    if (st != 0 || count[0] == 0) return "no CUDA device (cudaGetDeviceCount: status " + st + ", " + count[0] + " devices)";
+    String info;
+    long table;
+    try {
+      Loader.load(MkCudaNative.class);
+      info = MkCudaNative.mk_cuda_build_info().getString();
+      table = MkCudaNative.mk_cuda_kernel_table();
+    } catch (Throwable t) {
+      return "libmetakernels_cuda did not load: " + firstLine(t);
+    }
+    if (table == 0) return "libmetakernels_cuda " + info;
+    int attach = MkNative.mk_runtime_attach_cuda(table);
+    if (attach != Native.OK) return "attach failed: " + Native.lastError();
+    cublasContext handle;
+    try {
+      Loader.load(org.bytedeco.cuda.global.cublas.class);
+      handle = new cublasContext();
+      int cs = cublasCreate_v2(handle);
+      if (cs != 0) return "cublasCreate failed with status " + cs;
+      if (Boolean.getBoolean("metakernels.tf32")) cublasSetMathMode(handle, CUBLAS_TF32_TENSOR_OP_MATH);
+    } catch (Throwable t) {
+      return "cuBLAS presets did not load: " + firstLine(t);
+    }
+    cudaDeviceProp prop = new cudaDeviceProp();
+    cudaGetDeviceProperties(prop, 0);
+    int[] drv = new int[1], rt = new int[1];
+    cudaDriverGetVersion(drv);
+    cudaRuntimeGetVersion(rt);
+    instance = new CudaRuntime(prop.name().getString(), drv[0], rt[0], info, handle);
+    return null;
+  }
+
+  private static String firstLine(Throwable t) {
+    String m = String.valueOf(t.getMessage());
+    int nl = m.indexOf('\n');
+    return t.getClass().getSimpleName() + ": " + (nl >= 0 ? m.substring(0, nl) : m);
+  }
+
+  /** The initialised runtime; throws when CUDA is unavailable. */
+  public static CudaRuntime get() {
+    CudaRuntime r = instance;
+    if (r == null) {
+      Backend.get().requireCuda("cuda");
+      r = instance;
+    }
+    return r;
+  }
+
+  public String describe() {
+    return name + ", driver " + driver / 1000 + "." + (driver % 1000) / 10 + ", runtime " + runtime / 1000 + "."
+        + (runtime % 1000) / 10 + "; " + buildInfo;
+  }
+
+  public CachingAllocator allocator() {
+    return allocator;
+  }
+
+  static void check(int status, String what) {
+    if (status != 0)
+      throw new MetakernelsException(what + ": CUDA error " + status + " (" + cudaGetErrorString(status).getString() + ")",
+          Native.ERR_DEVICE);
+  }
+
+  /** Copies {@code nbytes} between host and device addresses (synchronous). */
+  public void memcpy(long dst, long src, long nbytes, boolean hostToDevice, boolean deviceToHost) {
+    int kind = hostToDevice ? cudaMemcpyHostToDevice : deviceToHost ? cudaMemcpyDeviceToHost : cudaMemcpyDeviceToDevice;
+    check(cudaMemcpy(new RawPointer(dst, nbytes), new RawPointer(src, nbytes), nbytes, kind), "cudaMemcpy");
+  }
+
+  public void synchronize() {
+    check(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
+  }
+
+  /**
+   * Row-major batched GEMM through cuBLAS (column-major): C = A B is computed as Cᵀ = Bᵀ Aᵀ.
+   * Each matrix needs a unit stride on one side (the caller copies otherwise).
+   */
+  public void gemm(DType dtype, long batch, long m, long n, long k, long a, long aBs, long aRs, long aCs, long b,
+      long bBs, long bRs, long bCs, long c, long cBs) {
+    // B as the column-major left operand (n x k after its op), A as the right one (k x m)
+    long[] ob = operand(k, n, bRs, bCs, "B");
+    long[] oa = operand(m, k, aRs, aCs, "A");
+    int opB = (int) ob[0], opA = (int) oa[0];
+    long ldb = ob[1], lda = oa[1];
+    int st;
+    if (dtype == DType.F32) {
+      st = cublasSgemmStridedBatched(cublas, opB, opA, (int) n, (int) m, (int) k, new FloatPointer(1f),
+          new FloatPointer(new RawPointer(b, 0)), (int) ldb, bBs, new FloatPointer(new RawPointer(a, 0)), (int) lda, aBs,
+          new FloatPointer(0f), new FloatPointer(new RawPointer(c, 0)), (int) n, cBs, (int) batch);
+    } else if (dtype == DType.F64) {
+      st = cublasDgemmStridedBatched(cublas, opB, opA, (int) n, (int) m, (int) k, new DoublePointer(1.0),
+          new DoublePointer(new RawPointer(b, 0)), (int) ldb, bBs, new DoublePointer(new RawPointer(a, 0)), (int) lda,
+          aBs, new DoublePointer(0.0), new DoublePointer(new RawPointer(c, 0)), (int) n, cBs, (int) batch);
+    } else {
+      throw new MetakernelsException("matmul: dtype " + dtype + " is not supported on CUDA");
+    }
+    if (st != 0) throw new MetakernelsException("matmul: cuBLAS status " + st + " for [" + batch + ", " + m + ", " + k
+        + "] x [" + k + ", " + n + "]", Native.ERR_DEVICE);
+  }
+
+  // A row-major [r, c] matrix with strides (rs, cs) seen by column-major cuBLAS as Xᵀ:
+  // {op, ld}. Unit column stride: stored as Xᵀ already (N); unit row stride: stored as X (T).
+  private static long[] operand(long r, long c, long rs, long cs, String name) {
+    if (cs == 1 || c == 1) return new long[] {CUBLAS_OP_N, Math.max(Math.max(rs, c), 1)};
+    if (rs == 1 || r == 1) return new long[] {CUBLAS_OP_T, Math.max(Math.max(cs, r), 1)};
+    throw new MetakernelsException("matmul: cuBLAS needs a unit stride in " + name + " (strides " + rs + ", " + cs + ")");
+  }
+
+  /**
+   * Caching allocator over cudaMalloc: freed blocks go to a free list per rounded size and are
+   * reused in stream order; {@link #emptyCache()} returns them to the driver. Sizes are rounded
+   * to 512 bytes below 1 MiB and to 1 MiB above.
+   */
+  public static final class CachingAllocator {
+    private final Map<Long, ArrayDeque<Long>> free = new HashMap<>();
+    private long cachedBytes;
+    private long liveBytes;
+
+    static long round(long n) {
+      if (n <= 0) return 512;
+      if (n < (1L << 20)) return (n + 511) / 512 * 512;
+      return (n + (1L << 20) - 1) >> 20 << 20;
+    }
+
+    public synchronized long allocate(long nbytes) {
+      long size = round(nbytes);
+      ArrayDeque<Long> list = free.get(size);
+      if (list != null && !list.isEmpty()) {
+        cachedBytes -= size;
+        liveBytes += size;
+        return list.pop();
+      }
+      Pointer p = new Pointer();
+      int st = cudaMalloc(p, size);
+      if (st != 0) {
+        cudaGetLastError();
+        emptyCache();
+        st = cudaMalloc(p, size);
+      }
+      check(st, "cudaMalloc(" + size + ")");
+      liveBytes += size;
+      return p.address();
+    }
+
+    public synchronized void release(long address, long nbytes) {
+      long size = round(nbytes);
+      free.computeIfAbsent(size, s -> new ArrayDeque<>()).push(address);
+      cachedBytes += size;
+      liveBytes -= size;
+    }
+
+    /** Returns every cached block to the driver. */
+    public synchronized void emptyCache() {
+      cudaDeviceSynchronize();
+      for (ArrayDeque<Long> list : free.values())
+        for (long a : list) cudaFree(new RawPointer(a, 0));
+      free.clear();
+      cachedBytes = 0;
+    }
+
+    public synchronized long liveBytes() {
+      return liveBytes;
+    }
+
+    public synchronized long cachedBytes() {
+      return cachedBytes;
+    }
+  }
+}

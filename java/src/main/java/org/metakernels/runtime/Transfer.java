@@ -1,0 +1,21 @@
+package org.metakernels.runtime;
+
+import org.metakernels.tensor.Device;
+import org.metakernels.tensor.Tensor;
+
+/** Copies tensors between the host and a CUDA device (contiguous result). */
+public final class Transfer {
+  private Transfer() {}
+
+  public static Tensor copy(Tensor x, Device to) {
+    x.address("to(" + to + ")");
+    if (x.device() == to) return x.copyContiguous();
+    Backend.get().requireCuda("to(" + to + ")");
+    Tensor src = x.isContiguous() ? x : x.copyContiguous();
+    Tensor y = Tensor.empty(x.shape(), x.dtype(), to);
+    long nbytes = x.numel() * x.dtype().size;
+    if (nbytes > 0)
+      CudaRuntime.get().memcpy(y.address("to"), src.address("to"), nbytes, to == Device.CUDA, to == Device.CPU);
+    return y;
+  }
+}

@@ -1,0 +1,115 @@
+package org.metakernels.tensor;
+
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Deque;
+import java.util.List;
+
+/**
+ * Owner of every tensor made while it is open on this thread. Scopes nest; closing one frees
+ * all the memory it owns (CPU and GPU) at once, deterministically. A result leaves with
+ * {@link #keep(Tensor)}, which moves its storage to the enclosing scope.
+ *
+ * <pre>{@code
+ * try (Scope scope = Scope.open()) {
+ *   Tensor x = Tensor.randn(new long[] {32, 10}, DType.F64, Device.CPU, 7L);
+ *   Tensor y = scope.keep(x.tanh().sum());   // y survives, x and tanh(x) are freed
+ * }
+ * }</pre>
+ *
+ * Tensors made outside any scope belong to the caller, who frees them with
+ * {@link Tensor#close()}.
+ */
+public final class Scope implements AutoCloseable {
+  private static final ThreadLocal<Deque<Scope>> STACK = ThreadLocal.withInitial(ArrayDeque::new);
+
+  private final List<Storage> owned = new ArrayList<>();
+  private final Scope parent;
+  private final Thread thread;
+  private boolean closed;
+
+  private Scope(Scope parent) {
+    this.parent = parent;
+    this.thread = Thread.currentThread();
+  }
+
+  /** Opens a scope nested in the current one (if any) on this thread. */
+  public static Scope open() {
+    Deque<Scope> stack = STACK.get();
+    Scope s = new Scope(stack.peek());
+    stack.push(s);
+    return s;
+  }
+
+  /** The innermost open scope of this thread, or null. */
+  public static Scope current() {
+    return STACK.get().peek();
+  }
+
+  static void adopt(Storage s) {
+    Scope cur = STACK.get().peek();
+    if (cur != null) cur.take(s);
+  }
+
+  private void take(Storage s) {
+    s.setOwner(this);
+    owned.add(s);
+  }
+
+  /**
+   * Moves {@code t}'s storage (shared by its views) to the enclosing scope, or to the caller
+   * when this is the outermost scope. Its autograd history is kept: keep leaves of a tape you
+   * still want to differentiate through, or {@link Tensor#detach()} first.
+   *
+   * @return {@code t}
+   */
+  public Tensor keep(Tensor t) {
+    if (closed) throw new IllegalStateException("keep: scope already closed");
+    Storage s = t.storage();
+    if (s.owner() == this) {
+      if (parent != null) parent.take(s);
+      else s.setOwner(null);
+    }
+    if (t.grad() != null && t.grad().storage().owner() == this) keep(t.grad());
+    return t;
+  }
+
+  /**
+   * Internal: hands {@code s} to {@code target} (null: to the caller). Used for gradients
+   * accumulated into leaves, which must live as long as the leaf.
+   */
+  public static void transfer(Storage s, Scope target) {
+    if (s.owner() == target) return;
+    if (target == null) s.setOwner(null);
+    else {
+      if (target.closed) throw new IllegalStateException("transfer: target scope is closed");
+      target.take(s);
+    }
+  }
+
+  /** Number of storages this scope frees on close. */
+  public int size() {
+    int n = 0;
+    for (Storage s : owned) if (s.owner() == this && !s.isClosed()) n++;
+    return n;
+  }
+
+  public boolean isClosed() {
+    return closed;
+  }
+
+  /** Frees everything this scope still owns. Scopes must close innermost first. */
+  @Override
+  public void close() {
+    if (closed) return;
+    if (Thread.currentThread() != thread)
+      throw new IllegalStateException("Scope.close: a scope must be closed on the thread that opened it");
+    Deque<Scope> stack = STACK.get();
+    if (stack.peek() != this)
+      throw new IllegalStateException("Scope.close: an inner scope is still open (close scopes innermost first)");
+    stack.pop();
+    closed = true;
+    for (Storage s : owned) if (s.owner() == this) s.free();
+    owned.clear();
+  }
+}

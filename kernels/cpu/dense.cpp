@@ -1,0 +1,587 @@
+// Dense CPU kernels: memory, elementwise, reductions, softmax, indexing, matmul fallback.
+//
+// Shapes follow mk/kernels.inc. Elementwise kernels collapse the iteration space first
+// (mk/strided.h) so contiguous inputs run as one flat, vectorizable loop; OpenMP splits the
+// outer rows once the work is large enough to pay for the fork (kMinParallel elements).
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "mk/kernels.h"
+#include "mk/scalar.h"
+#include "mk/strided.h"
+
+namespace mk {
+namespace cpu {
+namespace {
+
+constexpr int64_t kMinParallel = 1 << 15;  // elements; below this a fork costs more than it saves
+
+inline bool parallel_worth(int64_t work) { return work >= kMinParallel && omp_get_max_threads() > 1; }
+
+// ---- elementwise drivers -------------------------------------------------------------------
+template <class T, class F>
+void strided_map1(const StridedShape& s, const T* x, T* y, F f) {
+  if (s.numel == 0) return;
+  if (s.rank <= 1) {
+    const int64_t n = s.numel;
+    const int64_t sx = s.rank == 0 ? 1 : s.strides[0][0];
+    if (sx == 1) {
+#pragma omp parallel for simd schedule(static) if (parallel_worth(n))
+      for (int64_t i = 0; i < n; ++i) y[i] = f(x[i]);
+    } else {
+#pragma omp parallel for schedule(static) if (parallel_worth(n))
+      for (int64_t i = 0; i < n; ++i) y[i] = f(x[i * sx]);
+    }
+    return;
+  }
+  const int64_t cols = s.shape[s.rank - 1];
+  const int64_t rows = s.numel / cols;
+  const int64_t sx = s.strides[0][s.rank - 1];
+#pragma omp parallel for schedule(static) if (parallel_worth(s.numel))
+  for (int64_t r = 0; r < rows; ++r) {
+    int64_t off[1];
+    row_offsets(s, 1, r, off);
+    const T* xr = x + off[0];
+    T* yr = y + r * cols;
+    if (sx == 1) {
+#pragma omp simd
+      for (int64_t c = 0; c < cols; ++c) yr[c] = f(xr[c]);
+    } else {
+      for (int64_t c = 0; c < cols; ++c) yr[c] = f(xr[c * sx]);
+    }
+  }
+}
+
+template <class T, class F>
+void strided_map2(const StridedShape& s, const T* a, const T* b, T* y, F f) {
+  if (s.numel == 0) return;
+  if (s.rank <= 1) {
+    const int64_t n = s.numel;
+    const int64_t sa = s.rank == 0 ? 1 : s.strides[0][0];
+    const int64_t sb = s.rank == 0 ? 1 : s.strides[1][0];
+    if (sa == 1 && sb == 1) {
+#pragma omp parallel for simd schedule(static) if (parallel_worth(n))
+      for (int64_t i = 0; i < n; ++i) y[i] = f(a[i], b[i]);
+    } else if (sa == 1 && sb == 0) {
+      const T bv = b[0];
+#pragma omp parallel for simd schedule(static) if (parallel_worth(n))
+      for (int64_t i = 0; i < n; ++i) y[i] = f(a[i], bv);
+    } else if (sa == 0 && sb == 1) {
+      const T av = a[0];
+#pragma omp parallel for simd schedule(static) if (parallel_worth(n))
+      for (int64_t i = 0; i < n; ++i) y[i] = f(av, b[i]);
+    } else {
+#pragma omp parallel for schedule(static) if (parallel_worth(n))
+      for (int64_t i = 0; i < n; ++i) y[i] = f(a[i * sa], b[i * sb]);
+    }
+    return;
+  }
+  const int64_t cols = s.shape[s.rank - 1];
+  const int64_t rows = s.numel / cols;
+  const int64_t sa = s.strides[0][s.rank - 1];
+  const int64_t sb = s.strides[1][s.rank - 1];
+#pragma omp parallel for schedule(static) if (parallel_worth(s.numel))
+  for (int64_t r = 0; r < rows; ++r) {
+    int64_t off[2];
+    row_offsets(s, 2, r, off);
+    const T* ar = a + off[0];
+    const T* br = b + off[1];
+    T* yr = y + r * cols;
+    if (sa == 1 && sb == 1) {
+#pragma omp simd
+      for (int64_t c = 0; c < cols; ++c) yr[c] = f(ar[c], br[c]);
+    } else if (sa == 1 && sb == 0) {
+      const T bv = br[0];
+#pragma omp simd
+      for (int64_t c = 0; c < cols; ++c) yr[c] = f(ar[c], bv);
+    } else if (sa == 0 && sb == 1) {
+      const T av = ar[0];
+#pragma omp simd
+      for (int64_t c = 0; c < cols; ++c) yr[c] = f(av, br[c]);
+    } else {
+      for (int64_t c = 0; c < cols; ++c) yr[c] = f(ar[c * sa], br[c * sb]);
+    }
+  }
+}
+
+// Specialise the functor on the op so the inner loops vectorise (a switch per element would not).
+template <class T, class Body>
+void with_unary(int op, T p, Body body) {
+  switch (op) {
+#define MK_CASE(code) case code: body([p](T x) { return unary_apply<T>(code, x, p); }); break;
+    MK_CASE(U_NEG) MK_CASE(U_EXP) MK_CASE(U_LOG) MK_CASE(U_TANH) MK_CASE(U_SIGMOID)
+    MK_CASE(U_RELU) MK_CASE(U_GELU) MK_CASE(U_SQRT) MK_CASE(U_SQUARE) MK_CASE(U_ABS)
+    MK_CASE(U_SIGN) MK_CASE(U_POW_SCALAR) MK_CASE(U_ADD_SCALAR) MK_CASE(U_MUL_SCALAR)
+    MK_CASE(U_RSUB_SCALAR) MK_CASE(U_RECIPROCAL) MK_CASE(U_RSQRT) MK_CASE(U_STEP)
+    MK_CASE(U_ELU1) MK_CASE(U_ELU1_GRAD) MK_CASE(U_LOG1P) MK_CASE(U_COS) MK_CASE(U_SIN)
+    MK_CASE(U_CLAMP_MIN) MK_CASE(U_CLAMP_MAX) MK_CASE(U_COPY)
+#undef MK_CASE
+    default: break;
+  }
+}
+
+template <class T, class Body>
+void with_binary(int op, Body body) {
+  switch (op) {
+#define MK_CASE(code) case code: body([](T a, T b) { return binary_apply<T>(code, a, b); }); break;
+    MK_CASE(B_ADD) MK_CASE(B_SUB) MK_CASE(B_MUL) MK_CASE(B_DIV) MK_CASE(B_MAX) MK_CASE(B_MIN)
+    MK_CASE(B_POW) MK_CASE(B_EQ) MK_CASE(B_NE) MK_CASE(B_LT) MK_CASE(B_LE) MK_CASE(B_GT)
+    MK_CASE(B_GE)
+#undef MK_CASE
+    default: break;
+  }
+}
+
+template <class T>
+void unary_t(int op, int rank, const int64_t* shape, const T* x, const int64_t* xs, T* y, double p) {
+  int64_t ys[kMaxRank];
+  int64_t acc = 1;
+  for (int d = rank - 1; d >= 0; --d) { ys[d] = acc; acc *= shape[d]; }
+  const int64_t* st[2] = {xs, ys};
+  StridedShape s = collapse(rank, shape, 2, st);
+  // the output is contiguous, so its collapsed strides equal s.out_strides
+  with_unary<T>(op, T(p), [&](auto f) { strided_map1(s, x, y, f); });
+}
+
+template <class T>
+void binary_t(int op, int rank, const int64_t* shape, const T* a, const int64_t* as, const T* b,
+              const int64_t* bs, T* y) {
+  int64_t ys[kMaxRank];
+  int64_t acc = 1;
+  for (int d = rank - 1; d >= 0; --d) { ys[d] = acc; acc *= shape[d]; }
+  const int64_t* st[3] = {as, bs, ys};
+  StridedShape s = collapse(rank, shape, 3, st);
+  with_binary<T>(op, [&](auto f) { strided_map2(s, a, b, y, f); });
+}
+
+template <class T>
+void where_t(int rank, const int64_t* shape, const T* c, const int64_t* cs, const T* a,
+             const int64_t* as, const T* b, const int64_t* bs, T* y) {
+  int64_t ys[kMaxRank];
+  int64_t acc = 1;
+  for (int d = rank - 1; d >= 0; --d) { ys[d] = acc; acc *= shape[d]; }
+  const int64_t* st[3] = {cs, as, bs};
+  // collapse with the output's strides folded in via a fourth pass: collapse only the inputs,
+  // then walk the output linearly (the output is contiguous in the original order, and
+  // collapsing preserves order), so a linear counter is the output index.
+  StridedShape s = collapse(rank, shape, 3, st);
+  (void)ys;
+  if (s.numel == 0) return;
+  const int64_t cols = s.rank == 0 ? 1 : s.shape[s.rank - 1];
+  const int64_t rows = s.numel / cols;
+  const int64_t sc = s.rank == 0 ? 0 : s.strides[0][s.rank - 1];
+  const int64_t sa = s.rank == 0 ? 0 : s.strides[1][s.rank - 1];
+  const int64_t sb = s.rank == 0 ? 0 : s.strides[2][s.rank - 1];
+#pragma omp parallel for schedule(static) if (parallel_worth(s.numel))
+  for (int64_t r = 0; r < rows; ++r) {
+    int64_t off[3];
+    row_offsets(s, 3, r, off);
+    T* yr = y + r * cols;
+    for (int64_t i = 0; i < cols; ++i)
+      yr[i] = c[off[0] + i * sc] != T(0) ? a[off[1] + i * sa] : b[off[2] + i * sb];
+  }
+}
+
+// ---- reductions ----------------------------------------------------------------------------
+template <class T> struct Acc { using type = double; };  // F32 sums accumulate in double
+
+template <class T>
+void reduce_t(int op, int64_t outer, int64_t len, int64_t inner, const T* x, T* y, int64_t* idx) {
+  using A = typename Acc<T>::type;
+  if (inner == 1) {
+#pragma omp parallel for schedule(static) if (parallel_worth(outer * len))
+    for (int64_t o = 0; o < outer; ++o) {
+      const T* xr = x + o * len;
+      if (op == R_SUM) {
+        A s = 0;
+#pragma omp simd reduction(+ : s)
+        for (int64_t j = 0; j < len; ++j) s += A(xr[j]);
+        y[o] = T(s);
+      } else {
+        T best = len > 0 ? xr[0] : (op == R_MAX ? -std::numeric_limits<T>::infinity()
+                                                : std::numeric_limits<T>::infinity());
+        int64_t bi = 0;
+        for (int64_t j = 1; j < len; ++j) {
+          T v = xr[j];
+          bool better = op == R_MAX ? (v > best || (std::isnan(v) && !std::isnan(best)))
+                                    : (v < best || (std::isnan(v) && !std::isnan(best)));
+          if (better) { best = v; bi = j; }
+        }
+        y[o] = best;
+        if (idx) idx[o] = bi;
+      }
+    }
+    return;
+  }
+#pragma omp parallel for schedule(static) if (parallel_worth(outer * len * inner))
+  for (int64_t o = 0; o < outer; ++o) {
+    const T* xo = x + o * len * inner;
+    T* yo = y + o * inner;
+    int64_t* io = idx ? idx + o * inner : nullptr;
+    if (op == R_SUM) {
+      // accumulate row by row (unit stride over inner), in A precision, in chunks of 256
+      constexpr int64_t kChunk = 256;
+      A acc[kChunk];
+      for (int64_t i0 = 0; i0 < inner; i0 += kChunk) {
+        const int64_t m = std::min(kChunk, inner - i0);
+        for (int64_t i = 0; i < m; ++i) acc[i] = 0;
+        for (int64_t j = 0; j < len; ++j) {
+          const T* xr = xo + j * inner + i0;
+#pragma omp simd
+          for (int64_t i = 0; i < m; ++i) acc[i] += A(xr[i]);
+        }
+        for (int64_t i = 0; i < m; ++i) yo[i0 + i] = T(acc[i]);
+      }
+    } else {
+      for (int64_t i = 0; i < inner; ++i) {
+        T best = len > 0 ? xo[i] : (op == R_MAX ? -std::numeric_limits<T>::infinity()
+                                                : std::numeric_limits<T>::infinity());
+        int64_t bi = 0;
+        for (int64_t j = 1; j < len; ++j) {
+          T v = xo[j * inner + i];
+          bool better = op == R_MAX ? (v > best || (std::isnan(v) && !std::isnan(best)))
+                                    : (v < best || (std::isnan(v) && !std::isnan(best)));
+          if (better) { best = v; bi = j; }
+        }
+        yo[i] = best;
+        if (io) io[i] = bi;
+      }
+    }
+  }
+}
+
+template <class T>
+void softmax_t(int log, int64_t rows, int64_t cols, const T* x, T* y) {
+#pragma omp parallel for schedule(static) if (parallel_worth(rows * cols))
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* xr = x + r * cols;
+    T* yr = y + r * cols;
+    T m = -std::numeric_limits<T>::infinity();
+    for (int64_t c = 0; c < cols; ++c) m = xr[c] > m ? xr[c] : m;
+    if (m == -std::numeric_limits<T>::infinity()) {  // every entry -inf: define the row as 0
+      for (int64_t c = 0; c < cols; ++c) yr[c] = log ? -std::numeric_limits<T>::infinity() : T(0);
+      continue;
+    }
+    double s = 0;
+    for (int64_t c = 0; c < cols; ++c) {
+      T e = std::exp(xr[c] - m);
+      if (!log) yr[c] = e;
+      s += double(e);
+    }
+    if (log) {
+      const T lse = m + T(std::log(s));
+#pragma omp simd
+      for (int64_t c = 0; c < cols; ++c) yr[c] = xr[c] - lse;
+    } else {
+      const T inv = T(1.0 / s);
+#pragma omp simd
+      for (int64_t c = 0; c < cols; ++c) yr[c] *= inv;
+    }
+  }
+}
+
+// ---- indexing ------------------------------------------------------------------------------
+template <class T>
+void index_select_t(int64_t outer, int64_t src_len, int64_t inner, const T* x, const int64_t* idx,
+                    int64_t n_idx, T* y) {
+#pragma omp parallel for collapse(2) schedule(static) if (parallel_worth(outer * n_idx * inner))
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t j = 0; j < n_idx; ++j)
+      std::memcpy(y + (o * n_idx + j) * inner, x + (o * src_len + idx[j]) * inner,
+                  sizeof(T) * size_t(inner));
+}
+
+template <class T>
+void index_add_t(int64_t outer, int64_t dst_len, int64_t inner, T* dst, const int64_t* idx,
+                 int64_t n_idx, const T* src) {
+  // Each (o, i) column is owned by one thread and walked in j order: deterministic, no atomics.
+  if (inner >= 16 || outer > 1) {
+#pragma omp parallel for schedule(static) if (parallel_worth(outer * n_idx * inner))
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t j = 0; j < n_idx; ++j) {
+        T* d = dst + (o * dst_len + idx[j]) * inner;
+        const T* s = src + (o * n_idx + j) * inner;
+#pragma omp simd
+        for (int64_t i = 0; i < inner; ++i) d[i] += s[i];
+      }
+  } else {
+    for (int64_t j = 0; j < n_idx; ++j)
+      for (int64_t i = 0; i < inner; ++i) dst[idx[j] * inner + i] += src[j * inner + i];
+  }
+}
+
+template <class T>
+void gather_t(int64_t outer, int64_t src_len, int64_t inner, const T* x, const int64_t* idx,
+              int64_t idx_len, T* y) {
+#pragma omp parallel for collapse(2) schedule(static) if (parallel_worth(outer * idx_len * inner))
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t j = 0; j < idx_len; ++j) {
+      const int64_t* ij = idx + (o * idx_len + j) * inner;
+      T* yj = y + (o * idx_len + j) * inner;
+      const T* xo = x + o * src_len * inner;
+      for (int64_t i = 0; i < inner; ++i) yj[i] = xo[ij[i] * inner + i];
+    }
+}
+
+template <class T>
+void scatter_add_t(int64_t outer, int64_t dst_len, int64_t inner, T* dst, const int64_t* idx,
+                   int64_t idx_len, const T* src) {
+  // (o, i) columns are disjoint: parallel over o, sequential over j.
+#pragma omp parallel for schedule(static) if (parallel_worth(outer * idx_len * inner))
+  for (int64_t o = 0; o < outer; ++o) {
+    T* d = dst + o * dst_len * inner;
+    for (int64_t j = 0; j < idx_len; ++j) {
+      const int64_t* ij = idx + (o * idx_len + j) * inner;
+      const T* sj = src + (o * idx_len + j) * inner;
+      for (int64_t i = 0; i < inner; ++i) d[ij[i] * inner + i] += sj[i];
+    }
+  }
+}
+
+template <class T>
+void matmul_naive_t(int64_t batch, int64_t m, int64_t n, int64_t k, const T* a, int64_t a_bs,
+                    int64_t a_rs, int64_t a_cs, const T* b, int64_t b_bs, int64_t b_rs,
+                    int64_t b_cs, T* c, int64_t c_bs) {
+#pragma omp parallel for collapse(2) schedule(static) if (parallel_worth(batch * m * n * k))
+  for (int64_t bb = 0; bb < batch; ++bb)
+    for (int64_t i = 0; i < m; ++i) {
+      T* cr = c + bb * c_bs + i * n;
+      for (int64_t j = 0; j < n; ++j) cr[j] = T(0);
+      const T* ar = a + bb * a_bs + i * a_rs;
+      const T* bm = b + bb * b_bs;
+      for (int64_t p = 0; p < k; ++p) {
+        const T av = ar[p * a_cs];
+        const T* br = bm + p * b_rs;
+        if (b_cs == 1) {
+#pragma omp simd
+          for (int64_t j = 0; j < n; ++j) cr[j] += av * br[j];
+        } else {
+          for (int64_t j = 0; j < n; ++j) cr[j] += av * br[j * b_cs];
+        }
+      }
+    }
+}
+
+}  // namespace
+
+// ---- entry points (signatures from mk/kernels.inc) ------------------------------------------
+int fill(int dtype, int64_t n, void* dst, double value, void*) {
+  switch (dtype) {
+    case F32: std::fill_n(static_cast<float*>(dst), n, float(value)); break;
+    case F64: std::fill_n(static_cast<double*>(dst), n, value); break;
+    case I64: std::fill_n(static_cast<int64_t*>(dst), n, int64_t(value)); break;
+    case BF16: std::fill_n(static_cast<uint16_t*>(dst), n, f32_to_bf16_bits(float(value))); break;
+    case F16: std::fill_n(static_cast<uint16_t*>(dst), n, f32_to_f16_bits(float(value))); break;
+    default: return ERR_UNSUPPORTED;
+  }
+  return 0;
+}
+
+template <class T>
+static void copy_t(int rank, const int64_t* shape, const T* src, const int64_t* ss, T* dst,
+                   const int64_t* ds) {
+  const int64_t* st[2] = {ss, ds};
+  StridedShape s = collapse(rank, shape, 2, st);
+  if (s.numel == 0) return;
+  if (s.rank <= 1) {
+    const int64_t a = s.rank == 0 ? 1 : s.strides[0][0], b = s.rank == 0 ? 1 : s.strides[1][0];
+    if (a == 1 && b == 1) { std::memcpy(dst, src, sizeof(T) * size_t(s.numel)); return; }
+#pragma omp parallel for schedule(static) if (parallel_worth(s.numel))
+    for (int64_t i = 0; i < s.numel; ++i) dst[i * b] = src[i * a];
+    return;
+  }
+  const int64_t cols = s.shape[s.rank - 1];
+  const int64_t rows = s.numel / cols;
+  const int64_t a = s.strides[0][s.rank - 1], b = s.strides[1][s.rank - 1];
+#pragma omp parallel for schedule(static) if (parallel_worth(s.numel))
+  for (int64_t r = 0; r < rows; ++r) {
+    int64_t off[2];
+    row_offsets(s, 2, r, off);
+    const T* sr = src + off[0];
+    T* dr = dst + off[1];
+    if (a == 1 && b == 1) std::memcpy(dr, sr, sizeof(T) * size_t(cols));
+    else for (int64_t c = 0; c < cols; ++c) dr[c * b] = sr[c * a];
+  }
+}
+
+int copy_strided(int dtype, int rank, const int64_t* shape, const void* src,
+                 const int64_t* src_strides, void* dst, const int64_t* dst_strides, void*) {
+  switch (dtype_size(dtype)) {
+    case 8: copy_t(rank, shape, static_cast<const int64_t*>(src), src_strides,
+                   static_cast<int64_t*>(dst), dst_strides); break;
+    case 4: copy_t(rank, shape, static_cast<const int32_t*>(src), src_strides,
+                   static_cast<int32_t*>(dst), dst_strides); break;
+    case 2: copy_t(rank, shape, static_cast<const uint16_t*>(src), src_strides,
+                   static_cast<uint16_t*>(dst), dst_strides); break;
+    default: return ERR_UNSUPPORTED;
+  }
+  return 0;
+}
+
+template <class S>
+static float load_f32(const void* p, int64_t i) {
+  return float(static_cast<const S*>(p)[i]);
+}
+
+int cast(int src_dtype, int dst_dtype, int64_t n, const void* src, void* dst, void*) {
+  // Read element i of src as double, write as dst_dtype; half types go through float.
+  auto read = [&](int64_t i) -> double {
+    switch (src_dtype) {
+      case F32: return static_cast<const float*>(src)[i];
+      case F64: return static_cast<const double*>(src)[i];
+      case I64: return double(static_cast<const int64_t*>(src)[i]);
+      case BF16: return bf16_bits_to_f32(static_cast<const uint16_t*>(src)[i]);
+      case F16: return f16_bits_to_f32(static_cast<const uint16_t*>(src)[i]);
+      default: return 0;
+    }
+  };
+#pragma omp parallel for schedule(static) if (parallel_worth(n))
+  for (int64_t i = 0; i < n; ++i) {
+    const double v = read(i);
+    switch (dst_dtype) {
+      case F32: static_cast<float*>(dst)[i] = float(v); break;
+      case F64: static_cast<double*>(dst)[i] = v; break;
+      case I64: static_cast<int64_t*>(dst)[i] = int64_t(v); break;
+      case BF16: static_cast<uint16_t*>(dst)[i] = f32_to_bf16_bits(float(v)); break;
+      case F16: static_cast<uint16_t*>(dst)[i] = f32_to_f16_bits(float(v)); break;
+      default: break;
+    }
+  }
+  return 0;
+}
+
+int random_fill(int dtype, int dist, int64_t n, void* dst, uint64_t seed, double a, double b,
+                void*) {
+#pragma omp parallel for schedule(static) if (parallel_worth(n / 8))
+  for (int64_t i = 0; i < n; ++i) {
+    const double v = random_value(dist, seed, uint64_t(i), a, b);
+    if (dtype == F32) static_cast<float*>(dst)[i] = float(v);
+    else static_cast<double*>(dst)[i] = v;
+  }
+  return 0;
+}
+
+int unary(int dtype, int op, int rank, const int64_t* shape, const void* x,
+          const int64_t* x_strides, void* y, double p, void*) {
+  if (dtype == F32)
+    unary_t(op, rank, shape, static_cast<const float*>(x), x_strides, static_cast<float*>(y), p);
+  else
+    unary_t(op, rank, shape, static_cast<const double*>(x), x_strides, static_cast<double*>(y), p);
+  return 0;
+}
+
+int binary(int dtype, int op, int rank, const int64_t* shape, const void* a,
+           const int64_t* a_strides, const void* b, const int64_t* b_strides, void* out, void*) {
+  if (dtype == F32)
+    binary_t(op, rank, shape, static_cast<const float*>(a), a_strides,
+             static_cast<const float*>(b), b_strides, static_cast<float*>(out));
+  else
+    binary_t(op, rank, shape, static_cast<const double*>(a), a_strides,
+             static_cast<const double*>(b), b_strides, static_cast<double*>(out));
+  return 0;
+}
+
+int where(int dtype, int rank, const int64_t* shape, const void* cond, const int64_t* c_strides,
+          const void* a, const int64_t* a_strides, const void* b, const int64_t* b_strides,
+          void* out, void*) {
+  if (dtype == F32)
+    where_t(rank, shape, static_cast<const float*>(cond), c_strides,
+            static_cast<const float*>(a), a_strides, static_cast<const float*>(b), b_strides,
+            static_cast<float*>(out));
+  else
+    where_t(rank, shape, static_cast<const double*>(cond), c_strides,
+            static_cast<const double*>(a), a_strides, static_cast<const double*>(b), b_strides,
+            static_cast<double*>(out));
+  return 0;
+}
+
+int reduce(int dtype, int op, int64_t outer, int64_t len, int64_t inner, const void* x, void* y,
+           int64_t* indices, void*) {
+  if (dtype == F32)
+    reduce_t(op, outer, len, inner, static_cast<const float*>(x), static_cast<float*>(y), indices);
+  else
+    reduce_t(op, outer, len, inner, static_cast<const double*>(x), static_cast<double*>(y), indices);
+  return 0;
+}
+
+int softmax(int dtype, int log, int64_t rows, int64_t cols, const void* x, void* y, void*) {
+  if (dtype == F32)
+    softmax_t(log, rows, cols, static_cast<const float*>(x), static_cast<float*>(y));
+  else
+    softmax_t(log, rows, cols, static_cast<const double*>(x), static_cast<double*>(y));
+  return 0;
+}
+
+int index_select(int dtype, int64_t outer, int64_t src_len, int64_t inner, const void* x,
+                 const int64_t* idx, int64_t n_idx, void* y, void*) {
+  switch (dtype_size(dtype)) {
+    case 8: index_select_t(outer, src_len, inner, static_cast<const int64_t*>(x), idx, n_idx,
+                           static_cast<int64_t*>(y)); break;
+    case 4: index_select_t(outer, src_len, inner, static_cast<const int32_t*>(x), idx, n_idx,
+                           static_cast<int32_t*>(y)); break;
+    case 2: index_select_t(outer, src_len, inner, static_cast<const uint16_t*>(x), idx, n_idx,
+                           static_cast<uint16_t*>(y)); break;
+    default: return ERR_UNSUPPORTED;
+  }
+  return 0;
+}
+
+int index_add(int dtype, int64_t outer, int64_t dst_len, int64_t inner, void* dst,
+              const int64_t* idx, int64_t n_idx, const void* src, void*) {
+  if (dtype == F32)
+    index_add_t(outer, dst_len, inner, static_cast<float*>(dst), idx, n_idx,
+                static_cast<const float*>(src));
+  else
+    index_add_t(outer, dst_len, inner, static_cast<double*>(dst), idx, n_idx,
+                static_cast<const double*>(src));
+  return 0;
+}
+
+int gather(int dtype, int64_t outer, int64_t src_len, int64_t inner, const void* x,
+           const int64_t* idx, int64_t idx_len, void* y, void*) {
+  if (dtype == F32)
+    gather_t(outer, src_len, inner, static_cast<const float*>(x), idx, idx_len,
+             static_cast<float*>(y));
+  else
+    gather_t(outer, src_len, inner, static_cast<const double*>(x), idx, idx_len,
+             static_cast<double*>(y));
+  return 0;
+}
+
+int scatter_add(int dtype, int64_t outer, int64_t dst_len, int64_t inner, void* dst,
+                const int64_t* idx, int64_t idx_len, const void* src, void*) {
+  if (dtype == F32)
+    scatter_add_t(outer, dst_len, inner, static_cast<float*>(dst), idx, idx_len,
+                  static_cast<const float*>(src));
+  else
+    scatter_add_t(outer, dst_len, inner, static_cast<double*>(dst), idx, idx_len,
+                  static_cast<const double*>(src));
+  return 0;
+}
+
+int index_check(int64_t n, const int64_t* idx, int64_t bound, int64_t* bad, void*) {
+  int64_t count = 0;
+#pragma omp parallel for reduction(+ : count) schedule(static) if (parallel_worth(n))
+  for (int64_t i = 0; i < n; ++i) count += (idx[i] < 0 || idx[i] >= bound) ? 1 : 0;
+  *bad = count;
+  return 0;
+}
+
+int matmul_naive(int dtype, int64_t batch, int64_t m, int64_t n, int64_t k, const void* a,
+                 int64_t a_bs, int64_t a_rs, int64_t a_cs, const void* b, int64_t b_bs,
+                 int64_t b_rs, int64_t b_cs, void* c, int64_t c_bs, void*) {
+  if (dtype == F32)
+    matmul_naive_t(batch, m, n, k, static_cast<const float*>(a), a_bs, a_rs, a_cs,
+                   static_cast<const float*>(b), b_bs, b_rs, b_cs, static_cast<float*>(c), c_bs);
+  else
+    matmul_naive_t(batch, m, n, k, static_cast<const double*>(a), a_bs, a_rs, a_cs,
+                   static_cast<const double*>(b), b_bs, b_rs, b_cs, static_cast<double*>(c), c_bs);
+  return 0;
+}
+
+}  // namespace cpu
+}  // namespace mk

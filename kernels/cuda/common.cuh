@@ -1,0 +1,54 @@
+// Helpers shared by the CUDA kernel files.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "mk/codes.h"
+#include "mk/strided.h"
+
+namespace mk {
+namespace cuda {
+
+inline cudaStream_t as_stream(void* s) { return static_cast<cudaStream_t>(s); }
+
+// Grid for a flat loop over n elements with a grid-stride loop inside the kernel.
+inline unsigned grid_for(int64_t n, int block = 256) {
+  int64_t g = (n + block - 1) / block;
+  if (g > 65535LL * 32) g = 65535LL * 32;
+  if (g < 1) g = 1;
+  return unsigned(g);
+}
+
+// Collapsed strided shape passed by value to kernels.
+struct Geometry {
+  int rank;
+  int64_t shape[kMaxRank];
+  int64_t strides[3][kMaxRank];
+};
+
+inline Geometry to_geometry(const StridedShape& s) {
+  Geometry g{};
+  g.rank = s.rank;
+  for (int d = 0; d < s.rank; ++d) {
+    g.shape[d] = s.shape[d];
+    for (int k = 0; k < 3; ++k) g.strides[k][d] = s.strides[k][d];
+  }
+  return g;
+}
+
+// Offset of operand k for linear (row-major) index i over the geometry.
+__device__ __forceinline__ int64_t offset_of(const Geometry& g, int k, int64_t i) {
+  int64_t off = 0;
+  for (int d = g.rank - 1; d >= 0; --d) {
+    const int64_t n = g.shape[d];
+    off += (i % n) * g.strides[k][d];
+    i /= n;
+  }
+  return off;
+}
+
+inline int last_error() { return int(cudaGetLastError()); }
+
+}  // namespace cuda
+}  // namespace mk

@@ -1,0 +1,56 @@
+// The kernel table handed to native/ (mk_runtime_attach_cuda). Each entry is typed by its CPU
+// twin, so a signature that drifts fails to compile here.
+#include <cuda_runtime.h>
+
+#include <cstdio>
+
+#include "common.cuh"
+#include "metakernels_cuda.h"
+#include "mk/kernels.h"
+
+namespace mk {
+namespace cuda {
+namespace {
+
+int device_count() {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) { cudaGetLastError(); return 0; }
+  return n;
+}
+int synchronize(void* stream) { return int(cudaStreamSynchronize(as_stream(stream))); }
+const char* error_string(int code) { return cudaGetErrorString(cudaError_t(code)); }
+int memcpy_d2h(void* dst, const void* src, int64_t nbytes, void* stream) {
+  cudaError_t e = cudaMemcpyAsync(dst, src, size_t(nbytes), cudaMemcpyDeviceToHost, as_stream(stream));
+  if (e != cudaSuccess) return int(e);
+  return int(cudaStreamSynchronize(as_stream(stream)));
+}
+
+KernelTable make_table() {
+  KernelTable t{};
+  t.abi_version = kKernelAbiVersion;
+  t.runtime = CudaRuntime{&device_count, &synchronize, &error_string, &memcpy_d2h};
+#define MK_SET(name) t.name = &cuda::name;
+  MK_SET(fill) MK_SET(copy_strided) MK_SET(cast) MK_SET(random_fill) MK_SET(unary)
+  MK_SET(binary) MK_SET(where) MK_SET(reduce) MK_SET(softmax) MK_SET(index_select)
+  MK_SET(index_add) MK_SET(gather) MK_SET(scatter_add) MK_SET(index_check)
+  MK_SET(matmul_naive)
+#undef MK_SET
+  return t;
+}
+
+const KernelTable g_table = make_table();
+
+}  // namespace
+}  // namespace cuda
+}  // namespace mk
+
+extern "C" {
+const void* mk_cuda_kernel_table(void) { return &mk::cuda::g_table; }
+const char* mk_cuda_build_info(void) {
+  static char info[128];
+  int rt = 0;
+  cudaRuntimeGetVersion(&rt);
+  snprintf(info, sizeof info, "CUDA runtime %d.%d, kernels for sm_80 sm_90 (+PTX compute_90)", rt / 1000, (rt % 1000) / 10);
+  return info;
+}
+}

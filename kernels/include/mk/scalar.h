@@ -1,0 +1,154 @@
+// Scalar math shared by the CPU and CUDA kernels: op definitions, counter-based random
+// numbers and half-precision conversions. Host/device where CUDA compiles it.
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include "mk/codes.h"
+
+#ifdef __CUDACC__
+#define MK_HD __host__ __device__ __forceinline__
+#else
+#define MK_HD inline
+#endif
+
+namespace mk {
+
+template <class T>
+MK_HD T unary_apply(int op, T x, T p) {
+  switch (op) {
+    case U_NEG: return -x;
+    case U_EXP: return std::exp(x);
+    case U_LOG: return std::log(x);
+    case U_TANH: return std::tanh(x);
+    case U_SIGMOID: return x >= T(0) ? T(1) / (T(1) + std::exp(-x)) : std::exp(x) / (T(1) + std::exp(x));
+    case U_RELU: return x > T(0) ? x : T(0);
+    case U_GELU: {  // tanh approximation (as in GPT-2); its derivative is composed in Java
+      const T c = T(0.7978845608028654);  // sqrt(2/pi)
+      return T(0.5) * x * (T(1) + std::tanh(c * (x + T(0.044715) * x * x * x)));
+    }
+    case U_SQRT: return std::sqrt(x);
+    case U_SQUARE: return x * x;
+    case U_ABS: return std::fabs(x);
+    case U_SIGN: return x > T(0) ? T(1) : (x < T(0) ? T(-1) : T(0));
+    case U_POW_SCALAR: return p == T(2) ? x * x : std::pow(x, p);
+    case U_ADD_SCALAR: return x + p;
+    case U_MUL_SCALAR: return x * p;
+    case U_RSUB_SCALAR: return p - x;
+    case U_RECIPROCAL: return T(1) / x;
+    case U_RSQRT: return T(1) / std::sqrt(x);
+    case U_STEP: return x > T(0) ? T(1) : T(0);
+    case U_ELU1: return x > T(0) ? x + T(1) : std::exp(x);
+    case U_ELU1_GRAD: return x > T(0) ? T(1) : std::exp(x);
+    case U_LOG1P: return std::log1p(x);
+    case U_COS: return std::cos(x);
+    case U_SIN: return std::sin(x);
+    case U_CLAMP_MIN: return x < p ? p : x;
+    case U_CLAMP_MAX: return x > p ? p : x;
+    case U_COPY: return x;
+    default: return x;
+  }
+}
+
+template <class T>
+MK_HD T binary_apply(int op, T a, T b) {
+  switch (op) {
+    case B_ADD: return a + b;
+    case B_SUB: return a - b;
+    case B_MUL: return a * b;
+    case B_DIV: return a / b;
+    case B_MAX: return a > b ? a : b;
+    case B_MIN: return a < b ? a : b;
+    case B_POW: return std::pow(a, b);
+    case B_EQ: return a == b ? T(1) : T(0);
+    case B_NE: return a != b ? T(1) : T(0);
+    case B_LT: return a < b ? T(1) : T(0);
+    case B_LE: return a <= b ? T(1) : T(0);
+    case B_GT: return a > b ? T(1) : T(0);
+    case B_GE: return a >= b ? T(1) : T(0);
+    default: return a;
+  }
+}
+
+// ---- counter-based random numbers ----------------------------------------------------------
+MK_HD uint64_t splitmix64(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+// Two independent uniforms in (0, 1) for element i of stream `seed`, computed in double so the
+// CPU and the GPU agree to rounding.
+MK_HD void random_uniform2(uint64_t seed, uint64_t i, double* u1, double* u2) {
+  uint64_t h = splitmix64(splitmix64(seed) ^ (i * 0xD1B54A32D192ED03ull));
+  uint64_t h2 = splitmix64(h);
+  *u1 = ((h >> 11) + 0.5) * (1.0 / 9007199254740992.0);
+  *u2 = ((h2 >> 11) + 0.5) * (1.0 / 9007199254740992.0);
+}
+
+MK_HD double random_value(int dist, uint64_t seed, uint64_t i, double a, double b) {
+  double u1, u2;
+  random_uniform2(seed, i, &u1, &u2);
+  if (dist == RAND_UNIFORM) return a + (b - a) * u1;
+  // Box-Muller
+  double r = std::sqrt(-2.0 * std::log(u1));
+  return a + b * r * std::cos(6.283185307179586 * u2);
+}
+
+// ---- bfloat16 / float16 conversions (round to nearest even) --------------------------------
+MK_HD uint16_t f32_to_bf16_bits(float f) {
+  uint32_t u;
+  {
+    union { float f; uint32_t u; } v; v.f = f; u = v.u;
+  }
+  if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x40u);  // quiet NaN
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return uint16_t(u >> 16);
+}
+MK_HD float bf16_bits_to_f32(uint16_t h) {
+  union { float f; uint32_t u; } v; v.u = uint32_t(h) << 16; return v.f;
+}
+MK_HD uint16_t f32_to_f16_bits(float f) {
+  union { float f; uint32_t u; } v; v.f = f;
+  uint32_t x = v.u;
+  uint32_t sign = (x >> 16) & 0x8000u;
+  int32_t exp = int32_t((x >> 23) & 0xff) - 127 + 15;
+  uint32_t mant = x & 0x7fffffu;
+  if (((x >> 23) & 0xff) == 0xff) return uint16_t(sign | 0x7c00u | (mant ? 0x200u : 0u));
+  if (exp >= 31) return uint16_t(sign | 0x7c00u);
+  if (exp <= 0) {
+    if (exp < -10) return uint16_t(sign);
+    mant |= 0x800000u;
+    uint32_t shift = uint32_t(14 - exp);
+    uint32_t half = mant >> shift;
+    uint32_t rem = mant & ((1u << shift) - 1u);
+    uint32_t mid = 1u << (shift - 1);
+    if (rem > mid || (rem == mid && (half & 1u))) ++half;
+    return uint16_t(sign | half);
+  }
+  uint32_t half = sign | (uint32_t(exp) << 10) | (mant >> 13);
+  uint32_t rem = mant & 0x1fffu;
+  if (rem > 0x1000u || (rem == 0x1000u && (half & 1u))) ++half;
+  return uint16_t(half);
+}
+MK_HD float f16_bits_to_f32(uint16_t h) {
+  uint32_t sign = uint32_t(h & 0x8000u) << 16;
+  uint32_t exp = (h >> 10) & 0x1f;
+  uint32_t mant = h & 0x3ffu;
+  uint32_t out;
+  if (exp == 0) {
+    if (mant == 0) out = sign;
+    else {
+      int e = -1;
+      do { ++e; mant <<= 1; } while ((mant & 0x400u) == 0);
+      out = sign | (uint32_t(127 - 15 - e) << 23) | ((mant & 0x3ffu) << 13);
+    }
+  } else if (exp == 0x1f) {
+    out = sign | 0x7f800000u | (mant << 13);
+  } else {
+    out = sign | ((exp - 15 + 127) << 23) | (mant << 13);
+  }
+  union { float f; uint32_t u; } v; v.u = out; return v.f;
+}
+
+}  // namespace mk

@@ -1,0 +1,68 @@
+// Strided iteration helpers shared by the CPU kernels (and the CUDA launchers, on the host).
+#pragma once
+#include <cstdint>
+#include "mk/codes.h"
+
+namespace mk {
+
+// Up to three operands (plus a contiguous output) iterated over one shape. Collapsing merges
+// adjacent dims that are contiguous for every operand, and drops size-1 dims, so a contiguous
+// tensor becomes rank 1 and the innermost loop is as long as possible.
+struct StridedShape {
+  int rank = 0;
+  int64_t shape[kMaxRank] = {};
+  int64_t strides[3][kMaxRank] = {};  // per operand
+  int64_t out_strides[kMaxRank] = {};  // contiguous output strides after collapsing
+  int64_t numel = 1;
+};
+
+inline StridedShape collapse(int rank, const int64_t* shape, int n_operands,
+                             const int64_t* const* strides) {
+  StridedShape s;
+  // Drop size-1 dims.
+  int64_t sh[kMaxRank];
+  int64_t st[3][kMaxRank];
+  int r = 0;
+  s.numel = 1;
+  for (int d = 0; d < rank; ++d) {
+    s.numel *= shape[d];
+    if (shape[d] == 1) continue;
+    sh[r] = shape[d];
+    for (int k = 0; k < n_operands; ++k) st[k][r] = strides[k][d];
+    ++r;
+  }
+  if (s.numel == 0) { s.rank = 0; return s; }
+  // Merge dim d into d+1 when every operand has stride[d] == stride[d+1] * shape[d+1].
+  int out = 0;
+  for (int d = 0; d < r; ++d) {
+    if (out > 0) {
+      bool mergeable = true;
+      for (int k = 0; k < n_operands; ++k)
+        if (s.strides[k][out - 1] != st[k][d] * sh[d]) { mergeable = false; break; }
+      if (mergeable) {
+        s.shape[out - 1] *= sh[d];
+        for (int k = 0; k < n_operands; ++k) s.strides[k][out - 1] = st[k][d];
+        continue;
+      }
+    }
+    s.shape[out] = sh[d];
+    for (int k = 0; k < n_operands; ++k) s.strides[k][out] = st[k][d];
+    ++out;
+  }
+  s.rank = out;
+  int64_t acc = 1;
+  for (int d = s.rank - 1; d >= 0; --d) { s.out_strides[d] = acc; acc *= s.shape[d]; }
+  return s;
+}
+
+// Offsets of operand k for the "row" `row` of a collapsed shape whose last dim is the row.
+inline void row_offsets(const StridedShape& s, int n_operands, int64_t row, int64_t* offs) {
+  for (int k = 0; k < n_operands; ++k) offs[k] = 0;
+  for (int d = s.rank - 2; d >= 0; --d) {
+    int64_t i = row % s.shape[d];
+    row /= s.shape[d];
+    for (int k = 0; k < n_operands; ++k) offs[k] += i * s.strides[k][d];
+  }
+}
+
+}  // namespace mk

@@ -1,0 +1,124 @@
+/*
+ * metakernels.h: the C ABI of metakernels.
+ *
+ * Flat extern "C": raw pointers, int64_t sizes, strides in elements, a void* stream (a
+ * cudaStream_t on CUDA, ignored on the CPU) and an int status (MK_OK = 0). Every entry point
+ * validates all its arguments before any kernel runs; on failure it returns a non-zero status
+ * and mk_last_error() describes what was expected. Names: mk_<family>_<op>_<pass>.
+ *
+ * `device` selects the kernel set: MK_DEVICE_CPU runs kernels/cpu, MK_DEVICE_CUDA the CUDA
+ * library attached with mk_runtime_attach_cuda (pointers are then device pointers).
+ */
+#ifndef METAKERNELS_H
+#define METAKERNELS_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum mk_status {
+  MK_OK = 0,
+  MK_ERR_INVALID_ARGUMENT = 1,
+  MK_ERR_UNSUPPORTED = 2,
+  MK_ERR_DEVICE = 3,
+  MK_ERR_NO_DEVICE = 4,
+  MK_ERR_INTERNAL = 5
+};
+
+enum mk_device { MK_DEVICE_CPU = 0, MK_DEVICE_CUDA = 1 };
+
+/* Element types. I64 is for indices only. */
+enum mk_dtype { MK_F32 = 0, MK_F64 = 1, MK_BF16 = 2, MK_F16 = 3, MK_I64 = 4 };
+
+/* ---- runtime ------------------------------------------------------------------------------ */
+int mk_abi_version(void);
+/* The message of the last failed call on this thread ("" if none). */
+const char* mk_last_error(void);
+/* 2 = AVX2 kernels in use, 3 = AVX-512 kernels in use. */
+int mk_runtime_cpu_isa(void);
+/* Force the AVX2 path even where AVX-512 exists (isa = 2), or auto-detect again (isa = 0). */
+int mk_runtime_set_cpu_isa(int isa);
+int mk_runtime_num_threads(void);
+int mk_runtime_set_num_threads(int n);
+/* Finds cblas_sgemm/cblas_dgemm in an already loaded library (by soname) and uses them. */
+int mk_runtime_attach_blas(const char* soname);
+int mk_runtime_has_blas(void);
+/* table: the value of mk_cuda_kernel_table() from libmetakernels_cuda. */
+int mk_runtime_attach_cuda(const void* table);
+int mk_runtime_has_cuda(void);
+int mk_runtime_cuda_device_count(void);
+int mk_runtime_cuda_synchronize(void* stream);
+
+/* ---- host memory -------------------------------------------------------------------------- */
+/* 64-byte aligned, NULL on failure. */
+void* mk_host_alloc(int64_t nbytes);
+void mk_host_free(void* ptr);
+/* Bytes currently held by mk_host_alloc. */
+int64_t mk_host_live_bytes(void);
+
+/* ---- tensor: memory ------------------------------------------------------------------------ */
+int mk_tensor_fill_forward(int device, int dtype, int64_t n, void* dst, double value, void* stream);
+int mk_tensor_copy_forward(int device, int dtype, int rank, const int64_t* shape, const void* src,
+                           const int64_t* src_strides, void* dst, const int64_t* dst_strides,
+                           void* stream);
+int mk_tensor_cast_forward(int device, int src_dtype, int dst_dtype, int64_t n, const void* src,
+                           void* dst, void* stream);
+/* dist: 0 = uniform U(a, b), 1 = normal N(a, b^2). Same values on CPU and CUDA for a seed. */
+int mk_tensor_random_forward(int device, int dtype, int dist, int64_t n, void* dst, int64_t seed,
+                             double a, double b, void* stream);
+
+/* ---- dense: elementwise ------------------------------------------------------------------- */
+/* y (contiguous) = op(x; p), x strided over shape. Op codes: see mk/codes.h (UnaryOp). */
+int mk_dense_unary_forward(int device, int dtype, int op, int rank, const int64_t* shape,
+                           const void* x, const int64_t* x_strides, void* y, double p,
+                           void* stream);
+/* out (contiguous) = op(a, b); zero strides broadcast. Op codes: BinaryOp. */
+int mk_dense_binary_forward(int device, int dtype, int op, int rank, const int64_t* shape,
+                            const void* a, const int64_t* a_strides, const void* b,
+                            const int64_t* b_strides, void* out, void* stream);
+int mk_dense_where_forward(int device, int dtype, int rank, const int64_t* shape,
+                           const void* cond, const int64_t* c_strides, const void* a,
+                           const int64_t* a_strides, const void* b, const int64_t* b_strides,
+                           void* out, void* stream);
+
+/* ---- dense: reductions -------------------------------------------------------------------- */
+/* x: [outer, len, inner] contiguous -> y: [outer, inner]; op 0 sum, 1 max, 2 min; indices
+ * (I64 [outer, inner]) optional for max/min. */
+int mk_dense_reduce_forward(int device, int dtype, int op, int64_t outer, int64_t len,
+                            int64_t inner, const void* x, void* y, int64_t* indices,
+                            void* stream);
+/* Softmax (or log-softmax) over the last dim of x: [rows, cols] contiguous. */
+int mk_dense_softmax_forward(int device, int dtype, int log, int64_t rows, int64_t cols,
+                             const void* x, void* y, void* stream);
+
+/* ---- dense: matmul ------------------------------------------------------------------------ */
+/* c[b] (contiguous [m, n] per batch, batch stride c_bs) = a[b] @ b[b]; a, b strided.
+ * On the CPU: BLAS when attached (one of each matrix's strides must be 1), else a blocked loop.
+ * On CUDA this entry point is the fallback; the Java side uses cuBLAS. */
+int mk_dense_matmul_forward(int device, int dtype, int64_t batch, int64_t m, int64_t n,
+                            int64_t k, const void* a, int64_t a_bs, int64_t a_rs, int64_t a_cs,
+                            const void* b, int64_t b_bs, int64_t b_rs, int64_t b_cs, void* c,
+                            int64_t c_bs, void* stream);
+
+/* ---- dense: indexing ---------------------------------------------------------------------- */
+/* idx values are checked against the source length before any kernel runs. */
+int mk_dense_index_select_forward(int device, int dtype, int64_t outer, int64_t src_len,
+                                  int64_t inner, const void* x, const int64_t* idx, int64_t n_idx,
+                                  void* y, void* stream);
+int mk_dense_index_add_forward(int device, int dtype, int64_t outer, int64_t dst_len,
+                               int64_t inner, void* dst, const int64_t* idx, int64_t n_idx,
+                               const void* src, void* stream);
+int mk_dense_gather_forward(int device, int dtype, int64_t outer, int64_t src_len, int64_t inner,
+                            const void* x, const int64_t* idx, int64_t idx_len, void* y,
+                            void* stream);
+int mk_dense_scatter_add_forward(int device, int dtype, int64_t outer, int64_t dst_len,
+                                 int64_t inner, void* dst, const int64_t* idx, int64_t idx_len,
+                                 const void* src, void* stream);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* METAKERNELS_H */

@@ -1,0 +1,36 @@
+#include "blas.h"
+
+#include <dlfcn.h>
+
+#include <atomic>
+
+#include "common.h"
+
+namespace mk {
+namespace native {
+namespace {
+std::atomic<sgemm_fn> g_sgemm{nullptr};
+std::atomic<dgemm_fn> g_dgemm{nullptr};
+}  // namespace
+
+int attach_blas(const char* soname) {
+  // RTLD_NOLOAD: only a library the JVM already loaded (through the OpenBLAS preset) is used.
+  void* handle = dlopen(soname, RTLD_NOW | RTLD_NOLOAD | RTLD_LOCAL);
+  if (!handle) handle = dlopen(soname, RTLD_NOW | RTLD_LOCAL);
+  if (!handle)
+    return fail(MK_ERR_UNSUPPORTED, "mk_runtime_attach_blas: cannot open %s (%s)", soname, dlerror());
+  auto s = reinterpret_cast<sgemm_fn>(dlsym(handle, "cblas_sgemm"));
+  auto d = reinterpret_cast<dgemm_fn>(dlsym(handle, "cblas_dgemm"));
+  if (!s || !d)
+    return fail(MK_ERR_UNSUPPORTED, "mk_runtime_attach_blas: %s has no cblas_sgemm/cblas_dgemm", soname);
+  g_sgemm.store(s);
+  g_dgemm.store(d);
+  return MK_OK;
+}
+
+bool blas_attached() { return g_sgemm.load() != nullptr; }
+sgemm_fn blas_sgemm() { return g_sgemm.load(); }
+dgemm_fn blas_dgemm() { return g_dgemm.load(); }
+
+}  // namespace native
+}  // namespace mk

@@ -1,0 +1,90 @@
+// Argument checks shared by every entry point. Messages name the op and what was expected.
+#include <cinttypes>
+#include <cstdio>
+
+#include "common.h"
+
+namespace mk {
+namespace native {
+
+static const char* dtype_name(int dtype) {
+  switch (dtype) {
+    case MK_F32: return "F32";
+    case MK_F64: return "F64";
+    case MK_BF16: return "BF16";
+    case MK_F16: return "F16";
+    case MK_I64: return "I64";
+    default: return "unknown";
+  }
+}
+
+std::string shape_str(int rank, const int64_t* shape) {
+  std::string s = "[";
+  for (int d = 0; d < rank; ++d) {
+    if (d) s += ", ";
+    s += std::to_string(shape[d]);
+  }
+  return s + "]";
+}
+
+int64_t numel_of(int rank, const int64_t* shape) {
+  int64_t n = 1;
+  for (int d = 0; d < rank; ++d) n *= shape[d];
+  return n;
+}
+
+int check_device(const char* op, int device) {
+  return kernels_for(op, device) ? MK_OK : MK_ERR_NO_DEVICE;
+}
+
+int check_float_dtype(const char* op, int device, int dtype) {
+  if (dtype == MK_F32 || dtype == MK_F64) return MK_OK;
+  return fail(MK_ERR_UNSUPPORTED, "%s: dtype %s is not supported on %s (expected F32 or F64)", op,
+              dtype_name(dtype), device == MK_DEVICE_CUDA ? "CUDA" : "the CPU");
+}
+
+int check_rank_shape(const char* op, int rank, const int64_t* shape) {
+  if (rank < 0 || rank > kMaxRank)
+    return fail(MK_ERR_INVALID_ARGUMENT, "%s: rank %d outside [0, %d]", op, rank, kMaxRank);
+  if (rank > 0 && !shape) return fail(MK_ERR_INVALID_ARGUMENT, "%s: shape is null", op);
+  for (int d = 0; d < rank; ++d)
+    if (shape[d] < 0)
+      return fail(MK_ERR_INVALID_ARGUMENT, "%s: negative size in shape %s", op,
+                  shape_str(rank, shape).c_str());
+  return MK_OK;
+}
+
+int check_strides(const char* op, const char* name, int rank, const int64_t* strides) {
+  if (rank > 0 && !strides) return fail(MK_ERR_INVALID_ARGUMENT, "%s: %s strides are null", op, name);
+  for (int d = 0; d < rank; ++d)
+    if (strides[d] < 0)
+      return fail(MK_ERR_INVALID_ARGUMENT, "%s: negative stride in %s strides %s", op, name,
+                  shape_str(rank, strides).c_str());
+  return MK_OK;
+}
+
+int check_ptr(const char* op, const char* name, const void* p, int64_t numel) {
+  if (numel > 0 && !p) return fail(MK_ERR_INVALID_ARGUMENT, "%s: %s is null", op, name);
+  return MK_OK;
+}
+
+int check_nonneg(const char* op, const char* name, int64_t v) {
+  if (v < 0) return fail(MK_ERR_INVALID_ARGUMENT, "%s: %s = %" PRId64 " is negative", op, name, v);
+  return MK_OK;
+}
+
+int check_indices(const char* op, int device, const int64_t* idx, int64_t n, int64_t bound) {
+  if (n == 0) return MK_OK;
+  if (!idx) return fail(MK_ERR_INVALID_ARGUMENT, "%s: indices are null", op);
+  const KernelTable* t = kernels_for(op, device);
+  if (!t) return MK_ERR_NO_DEVICE;
+  int64_t bad = 0;
+  MK_CHECK(kernel_status(op, device, t->index_check(n, idx, bound, &bad, nullptr)));
+  if (bad)
+    return fail(MK_ERR_INVALID_ARGUMENT, "%s: %" PRId64 " of %" PRId64 " indices outside [0, %" PRId64 ")",
+                op, bad, n, bound);
+  return MK_OK;
+}
+
+}  // namespace native
+}  // namespace mk

@@ -1,0 +1,43 @@
+// Internals of the native layer: error reporting, argument checks, dispatch to a kernel set.
+#pragma once
+#include <cstdarg>
+#include <cstdint>
+#include <string>
+
+#include "metakernels.h"
+#include "mk/kernels.h"
+
+namespace mk {
+namespace native {
+
+// Records the message for mk_last_error() and returns `status`.
+int fail(int status, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
+void clear_error();
+
+// The kernel set for a device, or nullptr (with the error set) when the device is unusable.
+const KernelTable* kernels_for(const char* op, int device);
+// Turns a kernel's return code into a status, with the device's message.
+int kernel_status(const char* op, int device, int code);
+
+// Shape printing for messages: "[2, 3, 4]".
+std::string shape_str(int rank, const int64_t* shape);
+
+// Validation helpers: each returns MK_OK or fails with a message naming `op`.
+int check_device(const char* op, int device);
+int check_float_dtype(const char* op, int device, int dtype);
+int check_rank_shape(const char* op, int rank, const int64_t* shape);
+int check_strides(const char* op, const char* name, int rank, const int64_t* strides);
+int check_ptr(const char* op, const char* name, const void* p, int64_t numel);
+int check_nonneg(const char* op, const char* name, int64_t v);
+int check_indices(const char* op, int device, const int64_t* idx, int64_t n, int64_t bound);
+
+int64_t numel_of(int rank, const int64_t* shape);
+
+}  // namespace native
+}  // namespace mk
+
+#define MK_CHECK(expr)              \
+  do {                              \
+    int _mk_status = (expr);        \
+    if (_mk_status != MK_OK) return _mk_status; \
+  } while (0)

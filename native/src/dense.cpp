@@ -1,0 +1,298 @@
+// C ABI of the dense family: validate, then run the CPU or the CUDA kernel.
+#include <algorithm>
+#include <cinttypes>
+
+#include "blas.h"
+#include "common.h"
+
+using namespace mk::native;
+using mk::KernelTable;
+
+namespace {
+
+int check_op_code(const char* op, int code, int count, const char* what) {
+  if (code < 0 || code >= count)
+    return fail(MK_ERR_INVALID_ARGUMENT, "%s: unknown %s op code %d", op, what, code);
+  return MK_OK;
+}
+
+// Sizes of a [outer, len, inner] problem.
+int check_oli(const char* op, int64_t outer, int64_t len, int64_t inner) {
+  MK_CHECK(check_nonneg(op, "outer", outer));
+  MK_CHECK(check_nonneg(op, "len", len));
+  MK_CHECK(check_nonneg(op, "inner", inner));
+  return MK_OK;
+}
+
+int blas_matmul(int dtype, int64_t batch, int64_t m, int64_t n, int64_t k, const void* a,
+                int64_t a_bs, int64_t a_rs, int64_t a_cs, const void* b, int64_t b_bs,
+                int64_t b_rs, int64_t b_cs, void* c, int64_t c_bs) {
+  // Row-major CBLAS: a matrix with column stride 1 is "N" with lda = row stride; one with row
+  // stride 1 is the transpose of a row-major matrix ("T", lda = column stride).
+  const bool a_n = a_cs == 1 && a_rs >= std::max<int64_t>(k, 1);
+  const bool a_t = !a_n && a_rs == 1 && a_cs >= std::max<int64_t>(m, 1);
+  const bool b_n = b_cs == 1 && b_rs >= std::max<int64_t>(n, 1);
+  const bool b_t = !b_n && b_rs == 1 && b_cs >= std::max<int64_t>(k, 1);
+  if (!(a_n || a_t) || !(b_n || b_t)) return 1;  // not BLAS-compatible: caller falls back
+  const int ta = a_n ? CblasNoTrans : CblasTrans, tb = b_n ? CblasNoTrans : CblasTrans;
+  const int lda = int(a_n ? a_rs : a_cs), ldb = int(b_n ? b_rs : b_cs);
+  for (int64_t i = 0; i < batch; ++i) {
+    if (dtype == MK_F32) {
+      blas_sgemm()(CblasRowMajor, ta, tb, int(m), int(n), int(k), 1.0f,
+                   static_cast<const float*>(a) + i * a_bs, lda,
+                   static_cast<const float*>(b) + i * b_bs, ldb, 0.0f,
+                   static_cast<float*>(c) + i * c_bs, int(n));
+    } else {
+      blas_dgemm()(CblasRowMajor, ta, tb, int(m), int(n), int(k), 1.0,
+                   static_cast<const double*>(a) + i * a_bs, lda,
+                   static_cast<const double*>(b) + i * b_bs, ldb, 0.0,
+                   static_cast<double*>(c) + i * c_bs, int(n));
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+
+extern "C" {
+
+int mk_tensor_fill_forward(int device, int dtype, int64_t n, void* dst, double value, void* stream) {
+  const char* op = "mk_tensor_fill_forward";
+  const KernelTable* t = kernels_for(op, device);
+  if (!t) return MK_ERR_NO_DEVICE;
+  if (mk::dtype_size(dtype) == 0) return fail(MK_ERR_INVALID_ARGUMENT, "%s: unknown dtype %d", op, dtype);
+  MK_CHECK(check_nonneg(op, "n", n));
+  MK_CHECK(check_ptr(op, "dst", dst, n));
+  if (n == 0) return MK_OK;
+  return kernel_status(op, device, t->fill(dtype, n, dst, value, stream));
+}
+
+int mk_tensor_copy_forward(int device, int dtype, int rank, const int64_t* shape, const void* src,
+                           const int64_t* src_strides, void* dst, const int64_t* dst_strides,
+                           void* stream) {
+  const char* op = "mk_tensor_copy_forward";
+  const KernelTable* t = kernels_for(op, device);
+  if (!t) return MK_ERR_NO_DEVICE;
+  if (mk::dtype_size(dtype) == 0) return fail(MK_ERR_INVALID_ARGUMENT, "%s: unknown dtype %d", op, dtype);
+  MK_CHECK(check_rank_shape(op, rank, shape));
+  MK_CHECK(check_strides(op, "src", rank, src_strides));
+  MK_CHECK(check_strides(op, "dst", rank, dst_strides));
+  const int64_t n = numel_of(rank, shape);
+  MK_CHECK(check_ptr(op, "src", src, n));
+  MK_CHECK(check_ptr(op, "dst", dst, n));
+  if (n == 0) return MK_OK;
+  return kernel_status(op, device, t->copy_strided(dtype, rank, shape, src, src_strides, dst, dst_strides, stream));
+}
+
+int mk_tensor_cast_forward(int device, int src_dtype, int dst_dtype, int64_t n, const void* src,
+                           void* dst, void* stream) {
+  const char* op = "mk_tensor_cast_forward";
+  const KernelTable* t = kernels_for(op, device);
+  if (!t) return MK_ERR_NO_DEVICE;
+  if (mk::dtype_size(src_dtype) == 0 || mk::dtype_size(dst_dtype) == 0)
+    return fail(MK_ERR_INVALID_ARGUMENT, "%s: unknown dtype (%d -> %d)", op, src_dtype, dst_dtype);
+  MK_CHECK(check_nonneg(op, "n", n));
+  MK_CHECK(check_ptr(op, "src", src, n));
+  MK_CHECK(check_ptr(op, "dst", dst, n));
+  if (n == 0) return MK_OK;
+  return kernel_status(op, device, t->cast(src_dtype, dst_dtype, n, src, dst, stream));
+}
+
+int mk_tensor_random_forward(int device, int dtype, int dist, int64_t n, void* dst, int64_t seed,
+                             double a, double b, void* stream) {
+  const char* op = "mk_tensor_random_forward";
+  const KernelTable* t = kernels_for(op, device);
+  if (!t) return MK_ERR_NO_DEVICE;
+  MK_CHECK(check_float_dtype(op, device, dtype));
+  if (dist != mk::RAND_UNIFORM && dist != mk::RAND_NORMAL)
+    return fail(MK_ERR_INVALID_ARGUMENT, "%s: dist must be 0 (uniform) or 1 (normal), got %d", op, dist);
+  MK_CHECK(check_nonneg(op, "n", n));
+  MK_CHECK(check_ptr(op, "dst", dst, n));
+  if (n == 0) return MK_OK;
+  return kernel_status(op, device, t->random_fill(dtype, dist, n, dst, uint64_t(seed), a, b, stream));
+}
+
+int mk_dense_unary_forward(int device, int dtype, int opc, int rank, const int64_t* shape,
+                           const void* x, const int64_t* x_strides, void* y, double p,
+                           void* stream) {
+  const char* op = "mk_dense_unary_forward";
+  const KernelTable* t = kernels_for(op, device);
+  if (!t) return MK_ERR_NO_DEVICE;
+  MK_CHECK(check_float_dtype(op, device, dtype));
+  MK_CHECK(check_op_code(op, opc, mk::U_COUNT, "unary"));
+  MK_CHECK(check_rank_shape(op, rank, shape));
+  MK_CHECK(check_strides(op, "x", rank, x_strides));
+  const int64_t n = numel_of(rank, shape);
+  MK_CHECK(check_ptr(op, "x", x, n));
+  MK_CHECK(check_ptr(op, "y", y, n));
+  if (n == 0) return MK_OK;
+  return kernel_status(op, device, t->unary(dtype, opc, rank, shape, x, x_strides, y, p, stream));
+}
+
+int mk_dense_binary_forward(int device, int dtype, int opc, int rank, const int64_t* shape,
+                            const void* a, const int64_t* a_strides, const void* b,
+                            const int64_t* b_strides, void* out, void* stream) {
+  const char* op = "mk_dense_binary_forward";
+  const KernelTable* t = kernels_for(op, device);
+  if (!t) return MK_ERR_NO_DEVICE;
+  MK_CHECK(check_float_dtype(op, device, dtype));
+  MK_CHECK(check_op_code(op, opc, mk::B_COUNT, "binary"));
+  MK_CHECK(check_rank_shape(op, rank, shape));
+  MK_CHECK(check_strides(op, "a", rank, a_strides));
+  MK_CHECK(check_strides(op, "b", rank, b_strides));
+  const int64_t n = numel_of(rank, shape);
+  MK_CHECK(check_ptr(op, "a", a, n));
+  MK_CHECK(check_ptr(op, "b", b, n));
+  MK_CHECK(check_ptr(op, "out", out, n));
+  if (n == 0) return MK_OK;
+  return kernel_status(op, device, t->binary(dtype, opc, rank, shape, a, a_strides, b, b_strides, out, stream));
+}
+
+int mk_dense_where_forward(int device, int dtype, int rank, const int64_t* shape,
+                           const void* cond, const int64_t* c_strides, const void* a,
+                           const int64_t* a_strides, const void* b, const int64_t* b_strides,
+                           void* out, void* stream) {
+  const char* op = "mk_dense_where_forward";
+  const KernelTable* t = kernels_for(op, device);
+  if (!t) return MK_ERR_NO_DEVICE;
+  MK_CHECK(check_float_dtype(op, device, dtype));
+  MK_CHECK(check_rank_shape(op, rank, shape));
+  MK_CHECK(check_strides(op, "cond", rank, c_strides));
+  MK_CHECK(check_strides(op, "a", rank, a_strides));
+  MK_CHECK(check_strides(op, "b", rank, b_strides));
+  const int64_t n = numel_of(rank, shape);
+  MK_CHECK(check_ptr(op, "cond", cond, n));
+  MK_CHECK(check_ptr(op, "a", a, n));
+  MK_CHECK(check_ptr(op, "b", b, n));
+  MK_CHECK(check_ptr(op, "out", out, n));
+  if (n == 0) return MK_OK;
+  return kernel_status(op, device, t->where(dtype, rank, shape, cond, c_strides, a, a_strides, b, b_strides, out, stream));
+}
+
+int mk_dense_reduce_forward(int device, int dtype, int opc, int64_t outer, int64_t len,
+                            int64_t inner, const void* x, void* y, int64_t* indices,
+                            void* stream) {
+  const char* op = "mk_dense_reduce_forward";
+  const KernelTable* t = kernels_for(op, device);
+  if (!t) return MK_ERR_NO_DEVICE;
+  MK_CHECK(check_float_dtype(op, device, dtype));
+  MK_CHECK(check_op_code(op, opc, mk::R_COUNT, "reduce"));
+  MK_CHECK(check_oli(op, outer, len, inner));
+  if (opc != mk::R_SUM && len == 0)
+    return fail(MK_ERR_INVALID_ARGUMENT, "%s: max/min over an empty dim (outer %" PRId64 ", len 0, inner %" PRId64 ")",
+                op, outer, inner);
+  if (opc == mk::R_SUM && indices)
+    return fail(MK_ERR_INVALID_ARGUMENT, "%s: indices are only produced by max/min", op);
+  MK_CHECK(check_ptr(op, "x", x, outer * len * inner));
+  MK_CHECK(check_ptr(op, "y", y, outer * inner));
+  if (outer * inner == 0) return MK_OK;
+  return kernel_status(op, device, t->reduce(dtype, opc, outer, len, inner, x, y, indices, stream));
+}
+
+int mk_dense_softmax_forward(int device, int dtype, int log, int64_t rows, int64_t cols,
+                             const void* x, void* y, void* stream) {
+  const char* op = "mk_dense_softmax_forward";
+  const KernelTable* t = kernels_for(op, device);
+  if (!t) return MK_ERR_NO_DEVICE;
+  MK_CHECK(check_float_dtype(op, device, dtype));
+  MK_CHECK(check_nonneg(op, "rows", rows));
+  MK_CHECK(check_nonneg(op, "cols", cols));
+  MK_CHECK(check_ptr(op, "x", x, rows * cols));
+  MK_CHECK(check_ptr(op, "y", y, rows * cols));
+  if (rows * cols == 0) return MK_OK;
+  return kernel_status(op, device, t->softmax(dtype, log ? 1 : 0, rows, cols, x, y, stream));
+}
+
+int mk_dense_matmul_forward(int device, int dtype, int64_t batch, int64_t m, int64_t n,
+                            int64_t k, const void* a, int64_t a_bs, int64_t a_rs, int64_t a_cs,
+                            const void* b, int64_t b_bs, int64_t b_rs, int64_t b_cs, void* c,
+                            int64_t c_bs, void* stream) {
+  const char* op = "mk_dense_matmul_forward";
+  const KernelTable* t = kernels_for(op, device);
+  if (!t) return MK_ERR_NO_DEVICE;
+  MK_CHECK(check_float_dtype(op, device, dtype));
+  MK_CHECK(check_nonneg(op, "batch", batch));
+  MK_CHECK(check_nonneg(op, "m", m));
+  MK_CHECK(check_nonneg(op, "n", n));
+  MK_CHECK(check_nonneg(op, "k", k));
+  const int64_t strides[7] = {a_bs, a_rs, a_cs, b_bs, b_rs, b_cs, c_bs};
+  MK_CHECK(check_strides(op, "matmul", 7, strides));
+  if (c_bs < m * n && batch > 1)
+    return fail(MK_ERR_INVALID_ARGUMENT, "%s: output batch stride %" PRId64 " < m*n = %" PRId64, op, c_bs, m * n);
+  MK_CHECK(check_ptr(op, "a", a, batch * m * k));
+  MK_CHECK(check_ptr(op, "b", b, batch * k * n));
+  MK_CHECK(check_ptr(op, "c", c, batch * m * n));
+  if (batch * m * n == 0) return MK_OK;
+  if (k == 0) return kernel_status(op, device, t->fill(dtype, batch * m * n, c, 0.0, stream));
+  if (device == MK_DEVICE_CPU && blas_attached() && m < INT32_MAX && n < INT32_MAX && k < INT32_MAX &&
+      blas_matmul(dtype, batch, m, n, k, a, a_bs, a_rs, a_cs, b, b_bs, b_rs, b_cs, c, c_bs) == 0)
+    return MK_OK;
+  return kernel_status(op, device, t->matmul_naive(dtype, batch, m, n, k, a, a_bs, a_rs, a_cs, b, b_bs,
+                                                   b_rs, b_cs, c, c_bs, stream));
+}
+
+int mk_dense_index_select_forward(int device, int dtype, int64_t outer, int64_t src_len,
+                                  int64_t inner, const void* x, const int64_t* idx, int64_t n_idx,
+                                  void* y, void* stream) {
+  const char* op = "mk_dense_index_select_forward";
+  const KernelTable* t = kernels_for(op, device);
+  if (!t) return MK_ERR_NO_DEVICE;
+  if (mk::dtype_size(dtype) == 0) return fail(MK_ERR_INVALID_ARGUMENT, "%s: unknown dtype %d", op, dtype);
+  MK_CHECK(check_oli(op, outer, src_len, inner));
+  MK_CHECK(check_nonneg(op, "n_idx", n_idx));
+  MK_CHECK(check_ptr(op, "x", x, outer * src_len * inner));
+  MK_CHECK(check_ptr(op, "y", y, outer * n_idx * inner));
+  MK_CHECK(check_indices(op, device, idx, n_idx, src_len));
+  if (outer * n_idx * inner == 0) return MK_OK;
+  return kernel_status(op, device, t->index_select(dtype, outer, src_len, inner, x, idx, n_idx, y, stream));
+}
+
+int mk_dense_index_add_forward(int device, int dtype, int64_t outer, int64_t dst_len,
+                               int64_t inner, void* dst, const int64_t* idx, int64_t n_idx,
+                               const void* src, void* stream) {
+  const char* op = "mk_dense_index_add_forward";
+  const KernelTable* t = kernels_for(op, device);
+  if (!t) return MK_ERR_NO_DEVICE;
+  MK_CHECK(check_float_dtype(op, device, dtype));
+  MK_CHECK(check_oli(op, outer, dst_len, inner));
+  MK_CHECK(check_nonneg(op, "n_idx", n_idx));
+  MK_CHECK(check_ptr(op, "dst", dst, outer * dst_len * inner));
+  MK_CHECK(check_ptr(op, "src", src, outer * n_idx * inner));
+  MK_CHECK(check_indices(op, device, idx, n_idx, dst_len));
+  if (outer * n_idx * inner == 0) return MK_OK;
+  return kernel_status(op, device, t->index_add(dtype, outer, dst_len, inner, dst, idx, n_idx, src, stream));
+}
+
+int mk_dense_gather_forward(int device, int dtype, int64_t outer, int64_t src_len, int64_t inner,
+                            const void* x, const int64_t* idx, int64_t idx_len, void* y,
+                            void* stream) {
+  const char* op = "mk_dense_gather_forward";
+  const KernelTable* t = kernels_for(op, device);
+  if (!t) return MK_ERR_NO_DEVICE;
+  MK_CHECK(check_float_dtype(op, device, dtype));
+  MK_CHECK(check_oli(op, outer, src_len, inner));
+  MK_CHECK(check_nonneg(op, "idx_len", idx_len));
+  MK_CHECK(check_ptr(op, "x", x, outer * src_len * inner));
+  MK_CHECK(check_ptr(op, "y", y, outer * idx_len * inner));
+  MK_CHECK(check_indices(op, device, idx, outer * idx_len * inner, src_len));
+  if (outer * idx_len * inner == 0) return MK_OK;
+  return kernel_status(op, device, t->gather(dtype, outer, src_len, inner, x, idx, idx_len, y, stream));
+}
+
+int mk_dense_scatter_add_forward(int device, int dtype, int64_t outer, int64_t dst_len,
+                                 int64_t inner, void* dst, const int64_t* idx, int64_t idx_len,
+                                 const void* src, void* stream) {
+  const char* op = "mk_dense_scatter_add_forward";
+  const KernelTable* t = kernels_for(op, device);
+  if (!t) return MK_ERR_NO_DEVICE;
+  MK_CHECK(check_float_dtype(op, device, dtype));
+  MK_CHECK(check_oli(op, outer, dst_len, inner));
+  MK_CHECK(check_nonneg(op, "idx_len", idx_len));
+  MK_CHECK(check_ptr(op, "dst", dst, outer * dst_len * inner));
+  MK_CHECK(check_ptr(op, "src", src, outer * idx_len * inner));
+  MK_CHECK(check_indices(op, device, idx, outer * idx_len * inner, dst_len));
+  if (outer * idx_len * inner == 0) return MK_OK;
+  return kernel_status(op, device, t->scatter_add(dtype, outer, dst_len, inner, dst, idx, idx_len, src, stream));
+}
+
+}  // extern "C"

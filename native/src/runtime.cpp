@@ -1,0 +1,177 @@
+// Runtime state of the native layer: errors, CPU ISA choice, threads, the BLAS and CUDA
+// attachments, and host memory.
+#include <dlfcn.h>
+#include <omp.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+
+#include "common.h"
+#include "blas.h"
+
+namespace mk {
+namespace native {
+
+namespace {
+thread_local std::string g_last_error;
+std::atomic<const KernelTable*> g_cuda{nullptr};
+std::atomic<int> g_isa{0};
+std::atomic<int64_t> g_host_live{0};
+
+const KernelTable* cpu_table() {
+  static const KernelTable table = [] {
+    KernelTable t{};
+    t.abi_version = kKernelAbiVersion;
+#define MK_SET(name) t.name = &cpu::name;
+    MK_SET(fill) MK_SET(copy_strided) MK_SET(cast) MK_SET(random_fill) MK_SET(unary)
+    MK_SET(binary) MK_SET(where) MK_SET(reduce) MK_SET(softmax) MK_SET(index_select)
+    MK_SET(index_add) MK_SET(gather) MK_SET(scatter_add) MK_SET(index_check)
+    MK_SET(matmul_naive)
+#undef MK_SET
+    return t;
+  }();
+  return &table;
+}
+
+int detect_isa() {
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
+    return 3;
+  return 2;
+}
+}  // namespace
+
+int fail(int status, const char* fmt, ...) {
+  char buf[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  g_last_error = buf;
+  return status;
+}
+
+void clear_error() { g_last_error.clear(); }
+
+const char* last_error() { return g_last_error.c_str(); }
+
+const KernelTable* kernels_for(const char* op, int device) {
+  if (device == MK_DEVICE_CPU) return cpu_table();
+  if (device == MK_DEVICE_CUDA) {
+    const KernelTable* t = g_cuda.load();
+    if (!t) fail(MK_ERR_NO_DEVICE, "%s: the CUDA kernels are not attached (no GPU or no CUDA library)", op);
+    return t;
+  }
+  fail(MK_ERR_INVALID_ARGUMENT, "%s: unknown device %d (expected 0 = CPU or 1 = CUDA)", op, device);
+  return nullptr;
+}
+
+int kernel_status(const char* op, int device, int code) {
+  if (code == 0) return MK_OK;
+  if (code == ERR_UNSUPPORTED) return fail(MK_ERR_UNSUPPORTED, "%s: not supported by the kernel", op);
+  if (device == MK_DEVICE_CUDA) {
+    const KernelTable* t = g_cuda.load();
+    const char* msg = t && t->runtime.error_string ? t->runtime.error_string(code) : "unknown";
+    return fail(MK_ERR_DEVICE, "%s: CUDA error %d (%s)", op, code, msg);
+  }
+  return fail(MK_ERR_INTERNAL, "%s: kernel returned %d", op, code);
+}
+
+int cpu_isa() {
+  int isa = g_isa.load();
+  if (isa == 0) { isa = detect_isa(); g_isa.store(isa); }
+  return isa;
+}
+
+}  // namespace native
+}  // namespace mk
+
+using namespace mk::native;
+
+extern "C" {
+
+int mk_abi_version(void) { return mk::kKernelAbiVersion; }
+
+const char* mk_last_error(void) { return last_error(); }
+
+int mk_runtime_cpu_isa(void) { return cpu_isa(); }
+
+int mk_runtime_set_cpu_isa(int isa) {
+  if (isa != 0 && isa != 2 && isa != 3)
+    return fail(MK_ERR_INVALID_ARGUMENT, "mk_runtime_set_cpu_isa: isa must be 0, 2 or 3, got %d", isa);
+  if (isa == 3 && detect_isa() < 3)
+    return fail(MK_ERR_UNSUPPORTED, "mk_runtime_set_cpu_isa: this CPU has no AVX-512");
+  g_isa.store(isa == 0 ? detect_isa() : isa);
+  return MK_OK;
+}
+
+int mk_runtime_num_threads(void) { return omp_get_max_threads(); }
+
+int mk_runtime_set_num_threads(int n) {
+  if (n < 1) return fail(MK_ERR_INVALID_ARGUMENT, "mk_runtime_set_num_threads: n must be >= 1, got %d", n);
+  omp_set_num_threads(n);
+  return MK_OK;
+}
+
+int mk_runtime_attach_blas(const char* soname) {
+  if (!soname) return fail(MK_ERR_INVALID_ARGUMENT, "mk_runtime_attach_blas: soname is null");
+  return attach_blas(soname);
+}
+
+int mk_runtime_has_blas(void) { return blas_attached() ? 1 : 0; }
+
+int mk_runtime_attach_cuda(const void* table) {
+  if (!table) return fail(MK_ERR_INVALID_ARGUMENT, "mk_runtime_attach_cuda: table is null");
+  auto* t = static_cast<const mk::KernelTable*>(table);
+  if (t->abi_version != mk::kKernelAbiVersion)
+    return fail(MK_ERR_UNSUPPORTED, "mk_runtime_attach_cuda: kernel ABI %d, expected %d",
+                t->abi_version, mk::kKernelAbiVersion);
+  g_cuda.store(t);
+  return MK_OK;
+}
+
+int mk_runtime_has_cuda(void) { return g_cuda.load() ? 1 : 0; }
+
+int mk_runtime_cuda_device_count(void) {
+  const mk::KernelTable* t = g_cuda.load();
+  return t ? t->runtime.device_count() : 0;
+}
+
+int mk_runtime_cuda_synchronize(void* stream) {
+  const mk::KernelTable* t = kernels_for("mk_runtime_cuda_synchronize", MK_DEVICE_CUDA);
+  if (!t) return MK_ERR_NO_DEVICE;
+  return kernel_status("mk_runtime_cuda_synchronize", MK_DEVICE_CUDA, t->runtime.synchronize(stream));
+}
+
+void* mk_host_alloc(int64_t nbytes) {
+  if (nbytes < 0) {
+    fail(MK_ERR_INVALID_ARGUMENT, "mk_host_alloc: negative size %lld", (long long)nbytes);
+    return nullptr;
+  }
+  // One 64-byte header (holding the size) in front of a 64-byte aligned block whose size is
+  // rounded up to 64: aligned_alloc requires it, and vector loads past the end stay inside.
+  const size_t body = size_t((nbytes + 63) / 64 * 64);
+  char* base = static_cast<char*>(std::aligned_alloc(64, body + 64));
+  if (!base) {
+    fail(MK_ERR_INTERNAL, "mk_host_alloc: out of host memory (%lld bytes)", (long long)nbytes);
+    return nullptr;
+  }
+  *reinterpret_cast<int64_t*>(base) = int64_t(body + 64);
+  g_host_live.fetch_add(int64_t(body + 64));
+  return base + 64;
+}
+
+void mk_host_free(void* ptr) {
+  if (!ptr) return;
+  char* base = static_cast<char*>(ptr) - 64;
+  g_host_live.fetch_sub(*reinterpret_cast<int64_t*>(base));
+  std::free(base);
+}
+
+int64_t mk_host_live_bytes(void) { return g_host_live.load(); }
+
+}  // extern "C"
