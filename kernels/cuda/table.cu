@@ -33,7 +33,8 @@ KernelTable make_table() {
   MK_SET(fill) MK_SET(copy_strided) MK_SET(cast) MK_SET(random_fill) MK_SET(unary)
   MK_SET(binary) MK_SET(where) MK_SET(reduce) MK_SET(softmax) MK_SET(index_select)
   MK_SET(index_add) MK_SET(gather) MK_SET(scatter_add) MK_SET(index_check)
-  MK_SET(matmul_naive)
+  MK_SET(matmul_naive) MK_SET(linear_attention) MK_SET(linear_attention_workspace)
+  MK_SET(linear_attention_momentum)
 #undef MK_SET
   return t;
 }

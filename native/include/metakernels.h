@@ -117,6 +117,22 @@ int mk_dense_scatter_add_forward(int device, int dtype, int64_t outer, int64_t d
                                  int64_t inner, void* dst, const int64_t* idx, int64_t idx_len,
                                  const void* src, void* stream);
 
+/* ---- linear attention --------------------------------------------------------------------- */
+/* out_j = sum_{i in M(j)} (q_j . k_i) v_i for `groups` (= batch*heads) independent groups;
+ * q: [groups, nq, dk], k: [groups, nk, dk], v: [groups, nk, dv], out: [groups, nq, dv], all
+ * contiguous. mask: 0 = all i, 1 = causal (i <= j), 2 = anti-causal (i >= j); masks need
+ * nq == nk. O(n dk dv) time, O(dk dv) state: never an n x n matrix. The gradient of this
+ * product is three more products, so one kernel serves every derivative order. */
+int mk_linear_attention_product_forward(int device, int dtype, int64_t groups, int64_t nq,
+                                        int64_t nk, int64_t dk, int64_t dv, const void* q,
+                                        const void* k, const void* v, void* out, int mask,
+                                        void* stream);
+/* Momentum term of momentum attention (Dai et al., 2022): out_j = sum_{i<j} decay^(j-i) v_i
+ * (reverse = 0) or sum_{i>j} decay^(i-j) v_i (reverse = 1, the adjoint). v, out: [groups, n, d]. */
+int mk_linear_attention_momentum_forward(int device, int dtype, int64_t groups, int64_t n,
+                                         int64_t d, const void* v, void* out, double decay,
+                                         int reverse, void* stream);
+
 #ifdef __cplusplus
 }
 #endif

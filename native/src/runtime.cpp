@@ -29,7 +29,8 @@ const KernelTable* cpu_table() {
     MK_SET(fill) MK_SET(copy_strided) MK_SET(cast) MK_SET(random_fill) MK_SET(unary)
     MK_SET(binary) MK_SET(where) MK_SET(reduce) MK_SET(softmax) MK_SET(index_select)
     MK_SET(index_add) MK_SET(gather) MK_SET(scatter_add) MK_SET(index_check)
-    MK_SET(matmul_naive)
+    MK_SET(matmul_naive) MK_SET(linear_attention) MK_SET(linear_attention_workspace)
+    MK_SET(linear_attention_momentum)
 #undef MK_SET
     return t;
   }();
@@ -83,9 +84,18 @@ int kernel_status(const char* op, int device, int code) {
 
 int cpu_isa() {
   int isa = g_isa.load();
-  if (isa == 0) { isa = detect_isa(); g_isa.store(isa); }
+  if (isa == 0) {
+    isa = detect_isa();
+    g_isa.store(isa);
+    cpu::set_isa_level(isa);
+  }
   return isa;
 }
+
+namespace {
+// The kernels' ISA level is known before the first call.
+[[maybe_unused]] const int g_isa_init = cpu_isa();
+}  // namespace
 
 }  // namespace native
 }  // namespace mk
@@ -105,7 +115,9 @@ int mk_runtime_set_cpu_isa(int isa) {
     return fail(MK_ERR_INVALID_ARGUMENT, "mk_runtime_set_cpu_isa: isa must be 0, 2 or 3, got %d", isa);
   if (isa == 3 && detect_isa() < 3)
     return fail(MK_ERR_UNSUPPORTED, "mk_runtime_set_cpu_isa: this CPU has no AVX-512");
-  g_isa.store(isa == 0 ? detect_isa() : isa);
+  const int level = isa == 0 ? detect_isa() : isa;
+  g_isa.store(level);
+  mk::cpu::set_isa_level(level);
   return MK_OK;
 }
 

@@ -7,6 +7,9 @@
 namespace mk {
 namespace cpu {
 #include "mk/kernels.inc"
+// 2 = AVX2, 3 = AVX-512: which compiled variant the multi-ISA kernels run (set by native/).
+int isa_level();
+void set_isa_level(int level);
 }  // namespace cpu
 namespace cuda {
 #include "mk/kernels.inc"
@@ -41,6 +44,9 @@ struct KernelTable {
   MK_TABLE_ENTRY(scatter_add)
   MK_TABLE_ENTRY(index_check)
   MK_TABLE_ENTRY(matmul_naive)
+  MK_TABLE_ENTRY(linear_attention)
+  MK_TABLE_ENTRY(linear_attention_workspace)
+  MK_TABLE_ENTRY(linear_attention_momentum)
 #undef MK_TABLE_ENTRY
 };
 

@@ -121,4 +121,16 @@ public final class MkNative {
       @Cast("int64_t") long outer, @Cast("int64_t") long dstLen, @Cast("int64_t") long inner,
       @Cast("void*") long dst, @Cast("const int64_t*") long idx, @Cast("int64_t") long idxLen,
       @Cast("const void*") long src, @Cast("void*") long stream);
+
+  // ---- linear attention
+  public static native int mk_linear_attention_product_forward(int device, int dtype,
+      @Cast("int64_t") long groups, @Cast("int64_t") long nq, @Cast("int64_t") long nk,
+      @Cast("int64_t") long dk, @Cast("int64_t") long dv, @Cast("const void*") long q,
+      @Cast("const void*") long k, @Cast("const void*") long v, @Cast("void*") long out, int mask,
+      @Cast("void*") long stream);
+
+  public static native int mk_linear_attention_momentum_forward(int device, int dtype,
+      @Cast("int64_t") long groups, @Cast("int64_t") long n, @Cast("int64_t") long d,
+      @Cast("const void*") long v, @Cast("void*") long out, double decay, int reverse,
+      @Cast("void*") long stream);
 }

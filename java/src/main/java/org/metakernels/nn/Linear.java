@@ -1,0 +1,38 @@
+package org.metakernels.nn;
+
+import org.metakernels.ops.Functional;
+import org.metakernels.tensor.DType;
+import org.metakernels.tensor.Device;
+import org.metakernels.tensor.Tensor;
+
+/**
+ * y = x Wᵀ + b. x: [..., in] -> [..., out]; weight [out, in] and bias [out] start uniform in
+ * ±1/√in (as PyTorch's Linear).
+ */
+public final class Linear extends Module {
+  private final long in;
+  private final long out;
+  private final boolean bias;
+
+  public Linear(long in, long out, boolean bias, DType dtype, Device device, long seed) {
+    this.in = in;
+    this.out = out;
+    this.bias = bias;
+    double bound = 1.0 / Math.sqrt(in);
+    register("weight", Tensor.uniform(new long[] {out, in}, -bound, bound, dtype, device, seed));
+    if (bias) register("bias", Tensor.uniform(new long[] {out}, -bound, bound, dtype, device, seed + 1));
+  }
+
+  @Override
+  public Tensor forward(Tensor x, Weights w) {
+    return Functional.linear(x, p("weight", w), bias ? p("bias", w) : null);
+  }
+
+  public long in() {
+    return in;
+  }
+
+  public long out() {
+    return out;
+  }
+}

@@ -1,0 +1,101 @@
+package org.metakernels.nn;
+
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.metakernels.runtime.MetakernelsException;
+import org.metakernels.tensor.Scope;
+import org.metakernels.tensor.Tensor;
+
+/**
+ * A network piece with named parameters and child modules. Parameters belong to the module
+ * (not to any scope) and are freed by {@link #close()}. {@link #forward(Tensor, Weights)} runs
+ * with substituted weights, which is what unrolled inner loops need:
+ *
+ * <pre>{@code
+ * MLP net = new MLP(new long[] {1, 40, 40, 1}, Activation.RELU, DType.F64, Device.CPU, 0L);
+ * Tensor y = net.forward(x);                                   // own weights
+ * Tensor y2 = net.forward(x, Weights.of(fastWeights));         // {"layer0.weight": ..., ...}
+ * }</pre>
+ */
+public abstract class Module implements AutoCloseable {
+  private final Map<String, Tensor> params = new LinkedHashMap<>();
+  private final Map<String, Module> children = new LinkedHashMap<>();
+
+  /** Output for input {@code x} using this module's own parameters. */
+  public final Tensor forward(Tensor x) {
+    return forward(x, Weights.none());
+  }
+
+  /** Output for {@code x} with parameters looked up in {@code w} first. */
+  public abstract Tensor forward(Tensor x, Weights w);
+
+  /** Registers a parameter: it requires grad and is owned by this module. */
+  protected Tensor register(String name, Tensor init) {
+    if (params.containsKey(name) || children.containsKey(name))
+      throw new MetakernelsException("Module: duplicate name '" + name + "'");
+    Scope.transfer(init.storage(), null);
+    init.requiresGrad(true);
+    params.put(name, init);
+    return init;
+  }
+
+  protected <M extends Module> M child(String name, M m) {
+    if (params.containsKey(name) || children.containsKey(name))
+      throw new MetakernelsException("Module: duplicate name '" + name + "'");
+    children.put(name, m);
+    return m;
+  }
+
+  /** The parameter {@code name}, substituted from {@code w} when present there. */
+  protected Tensor p(String name, Weights w) {
+    Tensor t = w.get(name);
+    if (t != null) return t;
+    Tensor own = params.get(name);
+    if (own == null) throw new MetakernelsException("Module: no parameter '" + name + "' in " + getClass().getSimpleName());
+    return own;
+  }
+
+  /** Runs child {@code name} with the matching part of {@code w}. */
+  protected Tensor run(String name, Tensor x, Weights w) {
+    Module m = children.get(name);
+    if (m == null) throw new MetakernelsException("Module: no child '" + name + "'");
+    return m.forward(x, w.child(name));
+  }
+
+  /** All parameters by dotted name, in registration order. */
+  public Map<String, Tensor> namedParameters() {
+    Map<String, Tensor> out = new LinkedHashMap<>();
+    collect("", out);
+    return out;
+  }
+
+  private void collect(String prefix, Map<String, Tensor> out) {
+    for (var e : params.entrySet()) out.put(prefix + e.getKey(), e.getValue());
+    for (var e : children.entrySet()) e.getValue().collect(prefix + e.getKey() + ".", out);
+  }
+
+  public List<Tensor> parameters() {
+    return new ArrayList<>(namedParameters().values());
+  }
+
+  public long parameterCount() {
+    long n = 0;
+    for (Tensor t : parameters()) n += t.numel();
+    return n;
+  }
+
+  public void zeroGrad() {
+    for (Tensor t : parameters()) t.zeroGrad();
+  }
+
+  /** Frees the parameters and their gradients. */
+  @Override
+  public void close() {
+    for (Tensor t : parameters()) {
+      t.zeroGrad();
+      t.close();
+    }
+  }
+}

@@ -1,0 +1,211 @@
+package org.metakernels.ops;
+
+import java.util.Arrays;
+import org.metakernels.autograd.Autograd;
+import org.metakernels.runtime.MetakernelsException;
+import org.metakernels.runtime.MkNative;
+import org.metakernels.runtime.Native;
+import org.metakernels.tensor.Tensor;
+
+/**
+ * Linear self-attention (von Oswald et al. 2022; Katharopoulos et al. 2020):
+ *
+ * <pre>
+ *   out_j = Σ_{i ∈ M(j)} v_i φ(k_i)ᵀ φ(q_j)      [/ N, or / Σ_{i ∈ M(j)} φ(k_i)ᵀ φ(q_j)]
+ * </pre>
+ *
+ * computed as (φ(K)ᵀV)ᵀφ(q) in O(N·Dk·Dv), never N×N; causal (i ≤ j) in chunked prefix form.
+ * q, k: [..., N, Dk], v: [..., N, Dv] (leading dims are batch and heads; q may have its own
+ * length when not causal). Everything is built on one fused op, {@link #product}, whose
+ * gradient is three more products: first, second and higher derivatives all run on the same
+ * kernel.
+ *
+ * <pre>{@code
+ * Tensor out = LinearAttention.apply(q, k, v, FeatureMap.IDENTITY, false);      // [B, H, Nq, Dv]
+ * Tensor ca = LinearAttention.apply(q, k, v, LinearAttention.Options.causal(FeatureMap.ELU_PLUS_ONE)
+ *     .withNormalization(Normalization.NORMALIZER));
+ * }</pre>
+ */
+public final class LinearAttention {
+  private LinearAttention() {}
+
+  /** φ applied to queries and keys. */
+  public enum FeatureMap {
+    /** φ(x) = x: the LSA of "Transformers learn in-context by gradient descent". */
+    IDENTITY,
+    /** φ(x) = elu(x) + 1 (Katharopoulos et al.): positive, so the normalizer is too. */
+    ELU_PLUS_ONE,
+    /** φ(x) = max(x, 0). */
+    RELU;
+
+    public Tensor apply(Tensor x) {
+      return switch (this) {
+        case IDENTITY -> x;
+        case ELU_PLUS_ONE -> x.elu1();
+        case RELU -> x.relu();
+      };
+    }
+
+    boolean positive() {
+      return this != IDENTITY;
+    }
+  }
+
+  /** What the sum is divided by. */
+  public enum Normalization {
+    NONE,
+    /** By the number of attended keys (N, or j + 1 when causal). */
+    BY_LENGTH,
+    /** By Σ φ(k_i)ᵀφ(q_j) over the attended keys, guarded away from zero. */
+    NORMALIZER
+  }
+
+  /** Which keys query j sees. */
+  public enum Mask {
+    NONE(0), CAUSAL(1), ANTI_CAUSAL(2);
+
+    final int code;
+
+    Mask(int code) {
+      this.code = code;
+    }
+
+    Mask mirror() {
+      return this == CAUSAL ? ANTI_CAUSAL : this == ANTI_CAUSAL ? CAUSAL : NONE;
+    }
+  }
+
+  /**
+   * Options of {@link #apply(Tensor, Tensor, Tensor, Options)}.
+   *
+   * @param momentum decay η of the momentum term Σ_{i<j} η^{j−i} v_i added to the causal output
+   *     (Dai et al. 2022, momentum attention); 0 turns it off
+   * @param eps guard of the normalizer's denominator
+   */
+  public record Options(FeatureMap featureMap, boolean causal, Normalization normalization, double momentum,
+      double eps) {
+    public static Options of(FeatureMap fm, boolean causal) {
+      return new Options(fm, causal, Normalization.NONE, 0.0, 1e-6);
+    }
+
+    public static Options causal(FeatureMap fm) {
+      return of(fm, true);
+    }
+
+    public Options withNormalization(Normalization n) {
+      return new Options(featureMap, causal, n, momentum, eps);
+    }
+
+    public Options withMomentum(double decay) {
+      return new Options(featureMap, causal, normalization, decay, eps);
+    }
+
+    public Options withEps(double e) {
+      return new Options(featureMap, causal, normalization, momentum, e);
+    }
+  }
+
+  /** Unnormalised linear attention with feature map {@code fm}. Output [..., Nq, Dv]. */
+  public static Tensor apply(Tensor q, Tensor k, Tensor v, FeatureMap fm, boolean causal) {
+    return apply(q, k, v, Options.of(fm, causal));
+  }
+
+  public static Tensor apply(Tensor q, Tensor k, Tensor v, Options o) {
+    String op = "linearAttention";
+    checkShapes(op, q, k, v, o.causal() ? Mask.CAUSAL : Mask.NONE);
+    if (o.momentum() != 0 && !o.causal())
+      throw new MetakernelsException(op + ": momentum needs the causal form");
+    Mask mask = o.causal() ? Mask.CAUSAL : Mask.NONE;
+    Tensor fq = o.featureMap().apply(q);
+    Tensor fk = o.featureMap().apply(k);
+    Tensor out = product(fq, fk, v, mask);
+    long nk = k.size(-2), nq = q.size(-2);
+    switch (o.normalization()) {
+      case NONE -> { }
+      case BY_LENGTH -> {
+        if (!o.causal()) out = out.mul(1.0 / Math.max(nk, 1));
+        else {
+          double[] inv = new double[(int) nq];
+          for (int j = 0; j < nq; j++) inv[j] = 1.0 / (j + 1);
+          out = out.mul(Tensor.of(inv, nq, 1).to(out.dtype()).to(out.device()));
+        }
+      }
+      case NORMALIZER -> {
+        long[] ones = k.shape();
+        ones[ones.length - 1] = 1;
+        Tensor den = product(fq, fk, Tensor.ones(ones, k.dtype(), k.device()), mask);  // [..., Nq, 1]
+        Tensor safe = o.featureMap().positive() ? den.clampMin(o.eps())
+            : Tensor.where(den.abs().lt(o.eps()), Tensor.scalar(o.eps(), den.dtype(), den.device()), den);
+        out = out.div(safe);
+      }
+    }
+    if (o.momentum() != 0) out = out.add(momentum(v, o.momentum(), false));
+    return out;
+  }
+
+  private static void checkShapes(String op, Tensor q, Tensor k, Tensor v, Mask mask) {
+    Checks.compatible(op, q, k);
+    Checks.compatible(op, q, v);
+    if (q.rank() < 2 || k.rank() != q.rank() || v.rank() != q.rank())
+      throw new MetakernelsException(op + ": expected q, k, v of equal rank >= 2, got " + Checks.shapes(q, k, v));
+    int r = q.rank();
+    long[] qs = q.shape(), ks = k.shape(), vs = v.shape();
+    for (int i = 0; i < r - 2; i++)
+      if (qs[i] != ks[i] || qs[i] != vs[i])
+        throw new MetakernelsException(op + ": leading dims differ: " + Checks.shapes(q, k, v));
+    if (qs[r - 1] != ks[r - 1])
+      throw new MetakernelsException(op + ": q and k feature dims differ: " + Checks.shapes(q, k, v));
+    if (ks[r - 2] != vs[r - 2])
+      throw new MetakernelsException(op + ": k and v lengths differ: " + Checks.shapes(q, k, v));
+    if (mask != Mask.NONE && qs[r - 2] != ks[r - 2])
+      throw new MetakernelsException(op + ": causal attention needs equal q and k lengths: " + Checks.shapes(q, k, v));
+    if (qs[r - 1] < 1 || vs[r - 1] < 1)
+      throw new MetakernelsException(op + ": empty feature dim: " + Checks.shapes(q, k, v));
+  }
+
+  /**
+   * The fused product out_j = Σ_{i ∈ M(j)} (q_j·k_i) v_i (no feature map, no normalization).
+   * Its backward is made of the same op:
+   * dq = product(g, v, k, M), dk = product(v, g, q, M'), dv = product(k, q, g, M'), with M'
+   * the mirrored mask (anti-causal for causal); so it is differentiable to any order.
+   */
+  public static Tensor product(Tensor q, Tensor k, Tensor v, Mask mask) {
+    String op = "linearAttention.product";
+    checkShapes(op, q, k, v, mask);
+    Tensor qc = q.isContiguous() ? q : q.copyContiguous();
+    Tensor kc = k.isContiguous() ? k : k.copyContiguous();
+    Tensor vc = v.isContiguous() ? v : v.copyContiguous();
+    int r = q.rank();
+    long nq = q.size(-2), nk = k.size(-2), dk = q.size(-1), dv = v.size(-1);
+    long groups = nq == 0 ? 0 : q.numel() / (nq * dk);
+    if (nq == 0 || nk == 0) groups = Tensor.numel(Arrays.copyOf(q.shape(), r - 2));
+    long[] outShape = q.shape();
+    outShape[r - 1] = dv;
+    Tensor out = Tensor.empty(outShape, q.dtype(), q.device());
+    Native.check(MkNative.mk_linear_attention_product_forward(q.device().code, q.dtype().code, groups, nq, nk, dk, dv,
+        qc.address(op), kc.address(op), vc.address(op), out.address(op), mask.code, q.stream()),
+        op + " " + Checks.shapes(q, k, v) + " mask " + mask);
+    Mask mirror = mask.mirror();
+    return Autograd.record(op, out, new Tensor[] {q, k, v}, g -> new Tensor[] {
+        q.requiresGrad() ? product(g[0], v, k, mask) : null,
+        k.requiresGrad() ? product(v, g[0], q, mirror) : null,
+        v.requiresGrad() ? product(k, q, g[0], mirror) : null});
+  }
+
+  /**
+   * Momentum term m_j = Σ_{i<j} decay^{j−i} v_i (or Σ_{i>j} decay^{i−j} v_i when
+   * {@code reverse}); v: [..., N, D]. Linear in v; its adjoint is the reversed form.
+   */
+  public static Tensor momentum(Tensor v, double decay, boolean reverse) {
+    String op = "linearAttention.momentum";
+    Checks.floating(op, v);
+    if (v.rank() < 2) throw new MetakernelsException(op + ": expected [..., N, D], got " + v.describe());
+    Tensor vc = v.isContiguous() ? v : v.copyContiguous();
+    long n = v.size(-2), d = v.size(-1);
+    long groups = n * d == 0 ? 0 : v.numel() / (n * d);
+    Tensor out = Tensor.empty(v.shape(), v.dtype(), v.device());
+    Native.check(MkNative.mk_linear_attention_momentum_forward(v.device().code, v.dtype().code, groups, n, d,
+        vc.address(op), out.address(op), decay, reverse ? 1 : 0, v.stream()), op + " " + v.describe() + " decay " + decay);
+    return Autograd.record(op, out, new Tensor[] {v}, g -> new Tensor[] {momentum(g[0], decay, !reverse)});
+  }
+}

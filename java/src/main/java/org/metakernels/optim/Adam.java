@@ -1,0 +1,62 @@
+package org.metakernels.optim;
+
+import java.util.List;
+import org.metakernels.autograd.Autograd;
+import org.metakernels.tensor.Scope;
+import org.metakernels.tensor.Tensor;
+
+/**
+ * Adam (Kingma and Ba, 2015): m ← β₁m + (1−β₁)g, v ← β₂v + (1−β₂)g²,
+ * p ← p − lr · m̂ / (√v̂ + ε) with bias-corrected m̂, v̂. Optional L2 weight decay added to g.
+ */
+public final class Adam extends Optimizer {
+  private final double lr;
+  private final double beta1;
+  private final double beta2;
+  private final double eps;
+  private final double weightDecay;
+  private final Tensor[] m;
+  private final Tensor[] v;
+  private long t;
+
+  public Adam(List<Tensor> params, double lr) {
+    this(params, lr, 0.9, 0.999, 1e-8, 0.0);
+  }
+
+  public Adam(List<Tensor> params, double lr, double beta1, double beta2, double eps, double weightDecay) {
+    super(params);
+    this.lr = lr;
+    this.beta1 = beta1;
+    this.beta2 = beta2;
+    this.eps = eps;
+    this.weightDecay = weightDecay;
+    this.m = new Tensor[params.size()];
+    this.v = new Tensor[params.size()];
+  }
+
+  @Override
+  public void step() {
+    t++;
+    double c1 = 1 - Math.pow(beta1, t), c2 = 1 - Math.pow(beta2, t);
+    try (Scope s = Scope.open(); var ng = Autograd.noGrad()) {
+      for (int i = 0; i < params.size(); i++) {
+        Tensor p = params.get(i);
+        Tensor g = p.grad();
+        if (g == null) continue;
+        if (weightDecay != 0) g = g.add(p.mul(weightDecay));
+        if (m[i] == null) {
+          m[i] = newState(p);
+          v[i] = newState(p);
+        }
+        m[i].mulInPlace(beta1).addInPlace(g.mul(1 - beta1));
+        v[i].mulInPlace(beta2).addInPlace(g.square().mul(1 - beta2));
+        Tensor update = m[i].mul(lr / c1).div(v[i].mul(1.0 / c2).sqrt().add(eps));
+        p.subInPlace(update);
+      }
+    }
+  }
+
+  public long steps() {
+    return t;
+  }
+}
