@@ -456,7 +456,7 @@ int cast(int src_dtype, int dst_dtype, int64_t n, const void* src, void* dst, vo
 
 int random_fill(int dtype, int dist, int64_t n, void* dst, uint64_t seed, double a, double b,
                 void*) {
-#pragma omp parallel for schedule(static) if (parallel_worth(n / 8))
+#pragma omp parallel for schedule(static) if (omp_get_max_threads() > 1 && n >= 4096)
   for (int64_t i = 0; i < n; ++i) {
     const double v = random_value(dist, seed, uint64_t(i), a, b);
     if (dtype == F32) static_cast<float*>(dst)[i] = float(v);

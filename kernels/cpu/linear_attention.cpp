@@ -150,7 +150,7 @@ void run(int64_t groups, int64_t nq, int64_t nk, int64_t dk, int64_t dv, const T
 #pragma omp parallel if (groups > 1 && work > (1 << 16))
   {
     T* mine = ws + int64_t(omp_get_thread_num()) * per_thread;
-#pragma omp for schedule(dynamic, 1)
+#pragma omp for schedule(static)
     for (int64_t g = 0; g < groups; ++g)
       group(mask, nq, nk, dk, dv, q + g * nq * dk, k + g * nk * dk, v + g * nk * dv,
             out + g * nq * dv, mine, mine + dk * dv);

@@ -23,6 +23,13 @@ int attach_blas(const char* soname) {
   auto d = reinterpret_cast<dgemm_fn>(dlsym(handle, "cblas_dgemm"));
   if (!s || !d)
     return fail(MK_ERR_UNSUPPORTED, "mk_runtime_attach_blas: %s has no cblas_sgemm/cblas_dgemm", soname);
+  // One thread pool in the process: OpenBLAS runs single-threaded and native/ splits GEMMs
+  // across the OpenMP threads. Two spinning pools (OpenBLAS pthreads + OpenMP) on the same
+  // cores made small ops 10-30x slower (measured 2026-11-26: a [20480, 11] x [11, 11] GEMM
+  // after an OpenMP copy took 8 ms instead of 0.25 ms on 2 cores).
+  using set_threads_fn = void (*)(int);
+  auto set_threads = reinterpret_cast<set_threads_fn>(dlsym(handle, "openblas_set_num_threads"));
+  if (set_threads) set_threads(1);
   g_sgemm.store(s);
   g_dgemm.store(d);
   return MK_OK;

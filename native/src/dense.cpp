@@ -1,4 +1,6 @@
 // C ABI of the dense family: validate, then run the CPU or the CUDA kernel.
+#include <omp.h>
+
 #include <algorithm>
 #include <cinttypes>
 
@@ -36,17 +38,35 @@ int blas_matmul(int dtype, int64_t batch, int64_t m, int64_t n, int64_t k, const
   if (!(a_n || a_t) || !(b_n || b_t)) return 1;  // not BLAS-compatible: caller falls back
   const int ta = a_n ? CblasNoTrans : CblasTrans, tb = b_n ? CblasNoTrans : CblasTrans;
   const int lda = int(a_n ? a_rs : a_cs), ldb = int(b_n ? b_rs : b_cs);
-  for (int64_t i = 0; i < batch; ++i) {
-    if (dtype == MK_F32) {
-      blas_sgemm()(CblasRowMajor, ta, tb, int(m), int(n), int(k), 1.0f,
-                   static_cast<const float*>(a) + i * a_bs, lda,
-                   static_cast<const float*>(b) + i * b_bs, ldb, 0.0f,
-                   static_cast<float*>(c) + i * c_bs, int(n));
-    } else {
-      blas_dgemm()(CblasRowMajor, ta, tb, int(m), int(n), int(k), 1.0,
-                   static_cast<const double*>(a) + i * a_bs, lda,
-                   static_cast<const double*>(b) + i * b_bs, ldb, 0.0,
-                   static_cast<double*>(c) + i * c_bs, int(n));
+  // a block of rows [r0, r0 + rows) of batch entry i
+  auto call = [&](int64_t i, int64_t r0, int64_t rows) {
+    const int64_t a_off = i * a_bs + r0 * a_rs;
+    const int64_t c_off = i * c_bs + r0 * n;
+    if (dtype == MK_F32)
+      blas_sgemm()(CblasRowMajor, ta, tb, int(rows), int(n), int(k), 1.0f, static_cast<const float*>(a) + a_off, lda,
+                   static_cast<const float*>(b) + i * b_bs, ldb, 0.0f, static_cast<float*>(c) + c_off, int(n));
+    else
+      blas_dgemm()(CblasRowMajor, ta, tb, int(rows), int(n), int(k), 1.0, static_cast<const double*>(a) + a_off, lda,
+                   static_cast<const double*>(b) + i * b_bs, ldb, 0.0, static_cast<double*>(c) + c_off, int(n));
+  };
+  const int threads = omp_get_max_threads();
+  const double flops = double(batch) * double(m) * double(n) * double(k);
+  if (threads <= 1 || flops < 1 << 18) {
+    for (int64_t i = 0; i < batch; ++i) call(i, 0, m);
+  } else if (batch >= threads) {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < batch; ++i) call(i, 0, m);
+  } else {
+    // split the rows of each product across the threads (single-threaded BLAS inside)
+    const int64_t parts = std::min<int64_t>(threads, std::max<int64_t>(1, m / 16));
+    const int64_t step = (m + parts - 1) / parts;
+    for (int64_t i = 0; i < batch; ++i) {
+#pragma omp parallel for schedule(static)
+      for (int64_t p = 0; p < parts; ++p) {
+        const int64_t r0 = p * step;
+        const int64_t rows = std::min(step, m - r0);
+        if (rows > 0) call(i, r0, rows);
+      }
     }
   }
   return 0;
@@ -224,7 +244,9 @@ int mk_dense_matmul_forward(int device, int dtype, int64_t batch, int64_t m, int
   MK_CHECK(check_ptr(op, "c", c, batch * m * n));
   if (batch * m * n == 0) return MK_OK;
   if (k == 0) return kernel_status(op, device, t->fill(dtype, batch * m * n, c, 0.0, stream));
-  if (device == MK_DEVICE_CPU && blas_attached() && m < INT32_MAX && n < INT32_MAX && k < INT32_MAX &&
+  // Many tiny matrices: one parallel loop beats a BLAS call (and its dispatch) per matrix.
+  const bool tiny_batch = batch > 1 && m * n * k <= 32768;
+  if (device == MK_DEVICE_CPU && !tiny_batch && blas_attached() && m < INT32_MAX && n < INT32_MAX && k < INT32_MAX &&
       blas_matmul(dtype, batch, m, n, k, a, a_bs, a_rs, a_cs, b, b_bs, b_rs, b_cs, c, c_bs) == 0)
     return MK_OK;
   return kernel_status(op, device, t->matmul_naive(dtype, batch, m, n, k, a, a_bs, a_rs, a_cs, b, b_bs,

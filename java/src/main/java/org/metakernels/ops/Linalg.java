@@ -37,15 +37,23 @@ public final class Linalg {
     outShape[batch.length + 1] = n;
     Tensor y = Tensor.empty(outShape, a.dtype(), a.device());
 
-    if (b.rank() == 2 && a.isContiguous() && a.rank() > 2) {
-      // [..., m, k] x [k, n]: one GEMM with the batch folded into the rows
-      gemm(op, a, b, y, 1, nb * m, n, k, 0, k, 1, 0, b.strides()[0], b.strides()[1], 0);
+    if (b.rank() == 2 && a.rank() > 2) {
+      // [..., m, k] x [k, n]: one GEMM with the batch folded into the rows (a copy of a strided
+      // `a` costs far less than nb small GEMM calls)
+      Tensor a2 = a.isContiguous() ? a : a.copyContiguous();
+      gemm(op, a2, b, y, 1, nb * m, n, k, 0, k, 1, 0, b.strides()[0], b.strides()[1], 0);
     } else {
       Tensor ae = matrixBatch(a, batch, m, k);
       Tensor be = matrixBatch(b, batch, k, n);
       long[] ast = ae.strides(), bst = be.strides();
       gemm(op, ae, be, y, nb, m, n, k, batchStride(ae, batch.length), ast[ast.length - 2], ast[ast.length - 1],
           batchStride(be, batch.length), bst[bst.length - 2], bst[bst.length - 1], m * n);
+    }
+    if (b.rank() == 2 && a.rank() > 2) {
+      // dB = Σ_batch aᵀ g as one [k, nb·m] x [nb·m, n] product
+      return Autograd.record(op, y, new Tensor[] {a, b}, g -> new Tensor[] {
+          a.requiresGrad() ? g[0].matmul(b.mT()) : null,
+          b.requiresGrad() ? a.reshape(-1, k).mT().matmul(g[0].reshape(-1, n)) : null});
     }
     return Autograd.record(op, y, new Tensor[] {a, b}, g -> new Tensor[] {
         a.requiresGrad() ? g[0].matmul(b.mT()).sumTo(as) : null,

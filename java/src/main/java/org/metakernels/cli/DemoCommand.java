@@ -1,0 +1,211 @@
+package org.metakernels.cli;
+
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+import me.tongfei.progressbar.ConsoleProgressBarConsumer;
+import me.tongfei.progressbar.ProgressBar;
+import me.tongfei.progressbar.ProgressBarBuilder;
+import me.tongfei.progressbar.ProgressBarStyle;
+import org.knowm.xchart.BitmapEncoder;
+import org.knowm.xchart.XYChart;
+import org.knowm.xchart.XYChartBuilder;
+import org.knowm.xchart.XYSeries;
+import org.knowm.xchart.style.markers.SeriesMarkers;
+import org.metakernels.recipes.InContextDemo;
+import org.metakernels.recipes.InContextLearning.Config;
+import org.metakernels.runtime.Backend;
+import org.metakernels.tensor.Device;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/**
+ * The main job: "Transformers learn in-context by gradient descent" (von Oswald et al., 2022)
+ * reproduced with the fused linear-attention kernels.
+ */
+@Command(name = "demo", mixinStandardHelpOptions = true,
+    description = {"Train linear self-attention on in-context linear regression and compare it with gradient descent",
+        "(von Oswald et al. 2022): one layer vs one GD step with the best step size, K layers vs K GD steps and GD++."})
+final class DemoCommand implements Callable<Integer> {
+  @Option(names = "--dim", defaultValue = "10", description = "input dimension d (default: ${DEFAULT-VALUE})")
+  int dim;
+
+  @Option(names = "--context", defaultValue = "10", description = "context pairs N per task (default: ${DEFAULT-VALUE})")
+  int context;
+
+  @Option(names = "--steps", defaultValue = "2000", description = "Adam steps per LSA model (default: ${DEFAULT-VALUE})")
+  int steps;
+
+  @Option(names = "--batch", defaultValue = "1024", description = "fresh tasks per step (default: ${DEFAULT-VALUE})")
+  int batch;
+
+  @Option(names = "--eval-tasks", defaultValue = "10000", description = "held-out tasks (default: ${DEFAULT-VALUE})")
+  int evalTasks;
+
+  @Option(names = "--depths", defaultValue = "2,3", split = ",",
+      description = "extra LSA depths K compared with K GD steps and GD++ (default: ${DEFAULT-VALUE}; 0 to skip)")
+  int[] depths;
+
+  @Option(names = "--seed", defaultValue = "1", description = "random seed (default: ${DEFAULT-VALUE})")
+  long seed;
+
+  @Option(names = "--device", defaultValue = "cpu", description = "cpu or cuda (default: ${DEFAULT-VALUE})")
+  String device;
+
+  @Option(names = "--out", defaultValue = "demo-out", description = "folder for the PNG plots (default: ${DEFAULT-VALUE})")
+  Path out;
+
+  @Option(names = "--json", description = "write the measured numbers to this JSON file")
+  Path json;
+
+  @Override
+  public Integer call() throws IOException {
+    Locale.setDefault(Locale.ROOT);
+    PrintStream o = System.out;
+    Device dev = switch (device.toLowerCase(Locale.ROOT)) {
+      case "cpu" -> Device.CPU;
+      case "cuda", "gpu" -> Device.CUDA;
+      default -> throw new IllegalArgumentException("--device must be cpu or cuda, got " + device);
+    };
+    if (dev == Device.CUDA) Backend.get().requireCuda("demo --device cuda");
+    int[] ks = java.util.Arrays.stream(depths).filter(k -> k > 1).toArray();
+    Config c = new Config(dim, context, steps, batch, 1e-3, 0.05, evalTasks, seed, dev, org.metakernels.tensor.DType.F32);
+
+    o.println("metakernels demo: transformers learn in-context by gradient descent (von Oswald et al. 2022)");
+    o.printf("backend: %s, %s kernels, %d threads%n", dev, Backend.get().cpuIsa(), Backend.get().cpuThreads());
+    o.printf("tasks: y = w.x, x ~ U(-1/2, 1/2)^%d, w ~ N(0, I), %d context pairs + 1 query, fresh tasks every step%n", dim, context);
+    o.printf("model: linear self-attention on tokens [x_i, y_i] / [x_q, 0], keys and values from the context, %d Adam steps x %d tasks%n",
+        steps, batch);
+    o.printf("evaluation: %d held-out tasks%n%n", evalTasks);
+
+    InContextDemo.Result r;
+    try (Progress bars = new Progress()) {
+      r = InContextDemo.run(c, ks, bars::update);
+    }
+
+    o.println();
+    o.println("== one LSA layer vs one step of gradient descent from w = 0 ==");
+    o.printf("  GD step size eta* (scan on held-out tasks)   %.5f%n", r.gdEta());
+    o.printf("  loss of predicting 0 (reference)             %.5f%n", r.zeroLoss());
+    o.printf("  loss, trained LSA                            %.5f%n", r.lsaLoss());
+    o.printf("  loss, GD(eta*)                               %.5f%n", r.gdLoss());
+    o.printf("  relative difference (LSA - GD) / GD          %+.2f%%%n", 100 * r.relativeDifference());
+    o.printf("  cosine of predictions                        %.5f%n", r.predCosine());
+    o.printf("  cosine of sensitivities dy/dx_q (per task)   %.5f%n", r.sensitivityCosine());
+    o.printf("  L2 distance of predictions (RMS)             %.5f%n", r.predL2());
+    o.println("  trained weights vs the GD construction:");
+    o.printf("    W_K^T W_Q, x block, vs identity (cosine)    %.4f%n", r.identityCosine());
+    o.printf("    P W_V, y row: share of the y -> y entry     %.4f%n", r.yPickShare());
+    if (!r.depths().isEmpty()) {
+      o.println();
+      o.println("== K layers: LSA vs K steps of GD and GD++ (held-out loss) ==");
+      o.println("   K   LSA loss    GD loss (eta*)        GD++ loss   cos(LSA, GD++)  cos(LSA, GD)");
+      for (InContextDemo.Depth d : r.depths())
+        o.printf("  %2d   %.5f    %.5f (%.4f)     %.5f      %.5f         %.5f%n", d.layers(), d.lsaLoss(), d.gdLoss(),
+            d.gdEta(), d.gdppLoss(), d.lsaVsGdppCosine(), d.lsaVsGdCosine());
+    }
+
+    Files.createDirectories(out);
+    Path lossPng = out.resolve("icl-training-loss.png");
+    Path predPng = out.resolve("icl-predictions.png");
+    plotLoss(r, lossPng);
+    plotPredictions(r, predPng);
+    o.println();
+    o.println("plots: " + lossPng.toAbsolutePath() + ", " + predPng.toAbsolutePath());
+    if (json != null) {
+      writeJson(r, json);
+      o.println("json:  " + json.toAbsolutePath());
+    }
+    o.printf("time:  %.1f s%n", r.seconds());
+    return 0;
+  }
+
+  private static void plotLoss(InContextDemo.Result r, Path file) throws IOException {
+    double[] raw = r.lossCurve();
+    int n = raw.length;
+    double[] x = new double[n], smooth = new double[n];
+    double acc = 0;
+    int w = Math.max(1, n / 100);
+    for (int i = 0; i < n; i++) {
+      x[i] = i;
+      acc += raw[i];
+      if (i >= w) acc -= raw[i - w];
+      smooth[i] = acc / Math.min(i + 1, w);
+    }
+    XYChart chart = new XYChartBuilder().width(900).height(500).title("Training loss of one LSA layer")
+        .xAxisTitle("Adam step").yAxisTitle("1/2 (y_hat - y)^2").build();
+    chart.getStyler().setMarkerSize(0);
+    chart.addSeries("LSA (batch loss)", x, raw).setMarker(SeriesMarkers.NONE);
+    chart.addSeries("LSA (moving average)", x, smooth).setMarker(SeriesMarkers.NONE);
+    chart.addSeries("GD(eta*), held-out", new double[] {0, n - 1}, new double[] {r.gdLoss(), r.gdLoss()})
+        .setMarker(SeriesMarkers.NONE);
+    BitmapEncoder.saveBitmap(chart, file.toString(), BitmapEncoder.BitmapFormat.PNG);
+  }
+
+  private static void plotPredictions(InContextDemo.Result r, Path file) throws IOException {
+    XYChart chart = new XYChartBuilder().width(600).height(600).title("Held-out predictions: LSA vs GD(eta*)")
+        .xAxisTitle("GD(eta*) prediction").yAxisTitle("trained LSA prediction").build();
+    chart.getStyler().setDefaultSeriesRenderStyle(XYSeries.XYSeriesRenderStyle.Scatter);
+    chart.getStyler().setMarkerSize(4);
+    chart.addSeries("tasks", r.gdSample(), r.lsaSample());
+    double lo = Double.POSITIVE_INFINITY, hi = Double.NEGATIVE_INFINITY;
+    for (double v : r.gdSample()) {
+      lo = Math.min(lo, v);
+      hi = Math.max(hi, v);
+    }
+    XYSeries diag = chart.addSeries("y = x", new double[] {lo, hi}, new double[] {lo, hi});
+    diag.setXYSeriesRenderStyle(XYSeries.XYSeriesRenderStyle.Line);
+    diag.setMarker(SeriesMarkers.NONE);
+    BitmapEncoder.saveBitmap(chart, file.toString(), BitmapEncoder.BitmapFormat.PNG);
+  }
+
+  private static void writeJson(InContextDemo.Result r, Path file) throws IOException {
+    StringBuilder sb = new StringBuilder("{\n");
+    sb.append(String.format("  \"lsa_loss\": %.8g,%n", r.lsaLoss()));
+    sb.append(String.format("  \"gd_loss\": %.8g,%n", r.gdLoss()));
+    sb.append(String.format("  \"gd_eta\": %.8g,%n", r.gdEta()));
+    sb.append(String.format("  \"pred_cosine\": %.8g,%n", r.predCosine()));
+    sb.append(String.format("  \"sensitivity_cosine\": %.8g,%n", r.sensitivityCosine()));
+    sb.append(String.format("  \"pred_l2\": %.8g,%n", r.predL2()));
+    sb.append(String.format("  \"relative_difference\": %.8g,%n", r.relativeDifference()));
+    sb.append(String.format("  \"identity_cosine\": %.8g,%n", r.identityCosine()));
+    sb.append(String.format("  \"y_pick_share\": %.8g,%n", r.yPickShare()));
+    sb.append("  \"depths\": [");
+    for (int i = 0; i < r.depths().size(); i++) {
+      InContextDemo.Depth d = r.depths().get(i);
+      sb.append(i == 0 ? "\n" : ",\n").append(String.format(
+          "    {\"layers\": %d, \"lsa_loss\": %.8g, \"gd_loss\": %.8g, \"gd_eta\": %.8g, \"gdpp_loss\": %.8g, \"cos_lsa_gdpp\": %.8g}",
+          d.layers(), d.lsaLoss(), d.gdLoss(), d.gdEta(), d.gdppLoss(), d.lsaVsGdppCosine()));
+    }
+    sb.append(r.depths().isEmpty() ? "],\n" : "\n  ],\n");
+    sb.append(String.format("  \"steps\": %d,%n", r.steps()));
+    sb.append(String.format("  \"seconds\": %.3f%n}%n", r.seconds()));
+    if (file.getParent() != null) Files.createDirectories(file.getParent());
+    Files.writeString(file, sb.toString());
+  }
+
+  /** One progress bar per phase, on stderr. */
+  private static final class Progress implements AutoCloseable {
+    private ProgressBar bar;
+    private String phase;
+
+    void update(String name, double fraction) {
+      if (!name.equals(phase)) {
+        if (bar != null) bar.close();
+        phase = name;
+        bar = new ProgressBarBuilder().setTaskName(String.format("%-16s", name)).setInitialMax(1000)
+            .setStyle(ProgressBarStyle.ASCII).setUpdateIntervalMillis(250).continuousUpdate()
+            .setConsumer(new ConsoleProgressBarConsumer(System.err)).build();
+      }
+      bar.stepTo(Math.round(fraction * 1000));
+    }
+
+    @Override
+    public void close() {
+      if (bar != null) bar.close();
+    }
+  }
+}

@@ -1,0 +1,77 @@
+package org.metakernels.nn;
+
+import org.metakernels.ops.LinearAttention;
+import org.metakernels.ops.LinearAttention.FeatureMap;
+import org.metakernels.runtime.MetakernelsException;
+import org.metakernels.tensor.DType;
+import org.metakernels.tensor.Device;
+import org.metakernels.tensor.Tensor;
+
+/**
+ * Linear self-attention layer in the token layout of von Oswald et al. (2022): tokens
+ * e: [B, T, D] of which the first {@code context} are context tokens (keys and values come
+ * from them only) and the rest queries. With heads h = 1..H of width dh:
+ *
+ * <pre>
+ *   e_j ← e_j + Σ_h P_h W_V,h Σ_{i ≤ context} e_i (W_K,h e_i)ᵀ (W_Q,h e_j)
+ * </pre>
+ *
+ * (the residual is optional). Parameters: {@code wq, wk, wv} [H·dh, D] and {@code proj} [D, H·dh].
+ * The attention runs on the fused {@link LinearAttention#product} kernel.
+ */
+public final class LinearSelfAttention extends Module {
+  private final int heads;
+  private final long headDim;
+  private final long dim;
+  private final boolean residual;
+  private final FeatureMap featureMap;
+  private final long context;
+
+  /**
+   * @param context number of leading context tokens that provide keys and values (≤ 0: all)
+   * @param initStd standard deviation of the normal initialisation
+   */
+  public LinearSelfAttention(long dim, int heads, long headDim, long context, boolean residual, FeatureMap fm,
+      double initStd, DType dtype, Device device, long seed) {
+    if (dim < 1 || heads < 1 || headDim < 1)
+      throw new MetakernelsException("LinearSelfAttention: dim " + dim + ", heads " + heads + ", headDim " + headDim);
+    this.dim = dim;
+    this.heads = heads;
+    this.headDim = headDim;
+    this.residual = residual;
+    this.featureMap = fm;
+    this.context = context;
+    long hd = heads * headDim;
+    register("wq", Tensor.randn(new long[] {hd, dim}, dtype, device, seed).mul(initStd));
+    register("wk", Tensor.randn(new long[] {hd, dim}, dtype, device, seed + 1).mul(initStd));
+    register("wv", Tensor.randn(new long[] {hd, dim}, dtype, device, seed + 2).mul(initStd));
+    register("proj", Tensor.randn(new long[] {dim, hd}, dtype, device, seed + 3).mul(initStd));
+  }
+
+  /** e: [B, T, D] -> [B, T, D]. */
+  @Override
+  public Tensor forward(Tensor e, Weights w) {
+    if (e.rank() != 3 || e.size(2) != dim)
+      throw new MetakernelsException("LinearSelfAttention: expected tokens [B, T, " + dim + "], got " + e.describe());
+    long b = e.size(0), t = e.size(1);
+    long ctx = context <= 0 ? t : context;
+    if (ctx > t)
+      throw new MetakernelsException("LinearSelfAttention: context " + ctx + " > " + t + " tokens in " + e.describe());
+    Tensor ec = ctx == t ? e : e.narrow(1, 0, ctx);
+    Tensor q = heads(e.matmul(p("wq", w).mT()), b, t);
+    Tensor k = heads(ec.matmul(p("wk", w).mT()), b, ctx);
+    Tensor v = heads(ec.matmul(p("wv", w).mT()), b, ctx);
+    Tensor o = LinearAttention.apply(q, k, v, featureMap, false);          // [B, H, T, dh]
+    Tensor merged = o.permute(0, 2, 1, 3).reshape(b, t, heads * headDim);   // [B, T, H dh]
+    Tensor out = merged.matmul(p("proj", w).mT());
+    return residual ? e.add(out) : out;
+  }
+
+  private Tensor heads(Tensor x, long b, long n) {
+    return x.reshape(b, n, heads, headDim).permute(0, 2, 1, 3);
+  }
+
+  public long dim() {
+    return dim;
+  }
+}
