@@ -64,16 +64,26 @@ public final class CudaRuntime {
     if (table == 0) return "libmetakernels_cuda " + info;
     int attach = MkNative.mk_runtime_attach_cuda(table);
     if (attach != Native.OK) return "attach failed: " + Native.lastError();
-    cublasContext handle;
+    // cuBLAS is optional: without it matmul runs on the built-in CUDA kernel (slow, correct).
+    cublasContext handle = null;
+    String blasNote;
     try {
       Loader.load(org.bytedeco.cuda.global.cublas.class);
       handle = new cublasContext();
       int cs = cublasCreate_v2(handle);
-      if (cs != 0) return "cublasCreate failed with status " + cs;
-      if (Boolean.getBoolean("metakernels.tf32")) cublasSetMathMode(handle, CUBLAS_TF32_TENSOR_OP_MATH);
+      if (cs != 0) {
+        blasNote = "cuBLAS unusable (cublasCreate status " + cs + "), matmul on the built-in kernel";
+        handle = null;
+      } else {
+        boolean tf32 = Boolean.getBoolean("metakernels.tf32");
+        if (tf32) cublasSetMathMode(handle, CUBLAS_TF32_TENSOR_OP_MATH);
+        blasNote = "cuBLAS" + (tf32 ? " (TF32)" : "");
+      }
     } catch (Throwable t) {
-      return "cuBLAS presets did not load: " + firstLine(t);
+      blasNote = "cuBLAS presets did not load (" + firstLine(t) + "), matmul on the built-in kernel";
+      handle = null;
     }
+    info = info + "; matmul: " + blasNote;
     cudaDeviceProp prop = new cudaDeviceProp();
     cudaGetDeviceProperties(prop, 0);
     int[] drv = new int[1], rt = new int[1];
@@ -104,6 +114,11 @@ public final class CudaRuntime {
         + (runtime % 1000) / 10 + "; " + buildInfo;
   }
 
+  /** True when matmul runs on cuBLAS. */
+  public boolean hasCublas() {
+    return cublas != null;
+  }
+
   public CachingAllocator allocator() {
     return allocator;
   }
@@ -130,6 +145,11 @@ public final class CudaRuntime {
    */
   public void gemm(DType dtype, long batch, long m, long n, long k, long a, long aBs, long aRs, long aCs, long b,
       long bBs, long bRs, long bCs, long c, long cBs) {
+    if (cublas == null) {
+      Native.check(MkNative.mk_dense_matmul_forward(Codes.DEVICE_CUDA, dtype.code, batch, m, n, k, a, aBs, aRs, aCs, b,
+          bBs, bRs, bCs, c, cBs, 0L), "matmul (built-in CUDA kernel)");
+      return;
+    }
     // B as the column-major left operand (n x k after its op), A as the right one (k x m)
     long[] ob = operand(k, n, bRs, bCs, "B");
     long[] oa = operand(m, k, aRs, aCs, "A");

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# The GPU check, run on the GPU machine from the project root after `source .device/env.sh`
+# (see ../shared/device/README.md). Within about six minutes it:
+#   1. prints the GPU and the driver;
+#   2. runs the JUnit tests tagged "gpu" (each CUDA kernel against its CPU twin);
+#   3. runs the GPU JMH benchmarks (short iterations) and the PyTorch peers on the same shapes;
+#   4. copies the reports (JUnit, JMH JSON, peers JSON, hs_err logs) into $OUT when set.
+# Every step runs even if an earlier one failed; the exit status is the tests'.
+set -uo pipefail
+out=${OUT:-benchmarks/gpu/out}
+mkdir -p "$out"
+log() { printf '\n== %s\n' "$*"; }
+
+log "device"
+nvidia-smi -L 2>&1 | tee "$out/nvidia-smi.txt"
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv 2>&1 | tee -a "$out/nvidia-smi.txt"
+java -version 2>&1 | head -1
+
+# cuBLAS may live only inside PyTorch's wheels: add their library folders as a fallback
+pylibs=$(python3 - <<'PY' 2>/dev/null
+import importlib, os
+dirs = []
+for mod in ("nvidia.cublas", "nvidia.cuda_runtime", "nvidia.cu13", "torch"):
+    try:
+        m = importlib.import_module(mod)
+        for p in getattr(m, "__path__", []):
+            for sub in ("lib", ""):
+                d = os.path.join(p, sub)
+                if os.path.isdir(d) and any(f.startswith("libcublas") for f in os.listdir(d)):
+                    dirs.append(d)
+    except Exception:
+        pass
+print(":".join(dirs))
+PY
+)
+[ -n "$pylibs" ] && export LD_LIBRARY_PATH="${LD_LIBRARY_PATH:-}:$pylibs"
+
+log "backend"
+java -cp "$CP" org.metakernels.cli.Main info 2>&1 | tee "$out/info.txt"
+
+log "gpu-tagged tests"
+status=0
+console=.device/lib/junit-console.jar
+timeout 200 java -jar "$console" execute --class-path "$CP" --select-package org.metakernels \
+  --include-tag gpu --details=tree --reports-dir "$out/junit" 2>&1 | tee "$out/junit.txt"
+status=${PIPESTATUS[0]}
+
+log "GPU benchmarks (JMH)"
+if java -cp "$CP" org.openjdk.jmh.Main -l 2>/dev/null | grep -q 'Gpu'; then
+  timeout 150 java -cp "$CP" org.openjdk.jmh.Main 'Gpu' -f 1 -wi 2 -i 3 -w 1s -r 1s \
+    -rf json -rff "$out/jmh-gpu.json" 2>&1 | tail -40 | tee "$out/jmh-gpu.txt"
+else
+  echo "no GPU JMH benchmarks on the classpath" | tee "$out/jmh-gpu.txt"
+fi
+
+log "PyTorch peers"
+timeout 120 python3 benchmarks/gpu/peers.py --out "$out/peers.json" 2>&1 | tee "$out/peers.txt"
+
+cp hs_err_pid*.log "$out/" 2>/dev/null || true
+log "done (tests exit status $status)"
+exit $status
