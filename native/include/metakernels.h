@@ -133,6 +133,48 @@ int mk_linear_attention_momentum_forward(int device, int dtype, int64_t groups, 
                                          int64_t d, const void* v, void* out, double decay,
                                          int reverse, void* stream);
 
+/* ---- softmax attention ----------------------------------------------------------------------- */
+/* q: [B, H, Nq, D], k: [B, Hkv, Nk, D], v: [B, Hkv, Nk, Dv] contiguous (Hkv divides H: grouped
+ * query attention), D, Dv <= 256. S = scale q k^T + bias, P = softmax(S), out = P v.
+ * bias (may be NULL): element (b, h, i, j) at bias[b*bias_bs + h*bias_hs + i*Nk + j] (strides 0
+ * broadcast). key_lengths (may be NULL; [B], on the tensors' device): keys j >= L_b are padding.
+ * causal: query i sees keys j <= i + L_b - Nq (bottom-right aligned). Rows that see no key give
+ * out = 0, lse = -inf. Tiled with an online softmax: no Nq x Nk buffer. Every pass takes a
+ * workspace of mk_attention_softmax_workspace() bytes. */
+int64_t mk_attention_softmax_workspace(int device, int dtype, int64_t batch, int64_t heads, int64_t nq,
+                                       int64_t d, int64_t dv);
+/* out: [B, H, Nq, Dv]; lse: [B, H, Nq] (may be NULL). */
+int mk_attention_softmax_forward(int device, int dtype, int64_t batch, int64_t heads, int64_t kv_heads,
+                                 int64_t nq, int64_t nk, int64_t d, int64_t dv, const void* q, const void* k,
+                                 const void* v, const void* bias, int64_t bias_bs, int64_t bias_hs,
+                                 const int64_t* key_lengths, double scale, int causal, void* out, void* lse,
+                                 void* workspace, int64_t workspace_bytes, void* stream);
+/* Gradients for dout; any output may be NULL. dbias_full: [B, H, Nq, Nk] (the caller sums
+ * broadcast dims). Two passes (query blocks for dq, key blocks for dk/dv): deterministic. */
+int mk_attention_softmax_backward(int device, int dtype, int64_t batch, int64_t heads, int64_t kv_heads,
+                                  int64_t nq, int64_t nk, int64_t d, int64_t dv, const void* q, const void* k,
+                                  const void* v, const void* bias, int64_t bias_bs, int64_t bias_hs,
+                                  const int64_t* key_lengths, double scale, int causal, const void* out,
+                                  const void* lse, const void* dout, void* dq, void* dk, void* dv_out,
+                                  void* dbias_full, void* workspace, int64_t workspace_bytes, void* stream);
+/* The vector-Jacobian product of the backward: given cotangents of (dq, dk, dv, dbias) (any may
+ * be NULL = 0), returns those of (q, k, v, dout, bias). Fused: three passes over the tiles. */
+int mk_attention_softmax_backward_backward(int device, int dtype, int64_t batch, int64_t heads, int64_t kv_heads,
+                                           int64_t nq, int64_t nk, int64_t d, int64_t dv, const void* q,
+                                           const void* k, const void* v, const void* bias, int64_t bias_bs,
+                                           int64_t bias_hs, const int64_t* key_lengths, double scale, int causal,
+                                           const void* out, const void* lse, const void* dout, const void* g_dq,
+                                           const void* g_dk, const void* g_dv, const void* g_dbias_full,
+                                           void* gq, void* gk, void* gv, void* g_dout, void* g_bias_full,
+                                           void* workspace, int64_t workspace_bytes, void* stream);
+/* Forward-mode product: tangents of (q, k, v, bias) (NULL = 0) -> tangents of out and lse. */
+int mk_attention_softmax_jvp(int device, int dtype, int64_t batch, int64_t heads, int64_t kv_heads, int64_t nq,
+                             int64_t nk, int64_t d, int64_t dv, const void* q, const void* k, const void* v,
+                             const void* bias, int64_t bias_bs, int64_t bias_hs, const int64_t* key_lengths,
+                             double scale, int causal, const void* out, const void* lse, const void* tq,
+                             const void* tk, const void* tv, const void* tbias_full, void* tout, void* tlse,
+                             void* workspace, int64_t workspace_bytes, void* stream);
+
 #ifdef __cplusplus
 }
 #endif

@@ -2,6 +2,7 @@
 // which native/ reaches the CUDA library loaded at run time.
 #pragma once
 #include <cstdint>
+#include "mk/attention.h"
 #include "mk/codes.h"
 
 namespace mk {
@@ -47,6 +48,11 @@ struct KernelTable {
   MK_TABLE_ENTRY(linear_attention)
   MK_TABLE_ENTRY(linear_attention_workspace)
   MK_TABLE_ENTRY(linear_attention_momentum)
+  MK_TABLE_ENTRY(attention_forward)
+  MK_TABLE_ENTRY(attention_backward)
+  MK_TABLE_ENTRY(attention_backward_backward)
+  MK_TABLE_ENTRY(attention_jvp)
+  MK_TABLE_ENTRY(attention_workspace)
 #undef MK_TABLE_ENTRY
 };
 

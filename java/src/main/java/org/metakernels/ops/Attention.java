@@ -1,0 +1,287 @@
+package org.metakernels.ops;
+
+import org.metakernels.autograd.Autograd;
+import org.metakernels.runtime.MetakernelsException;
+import org.metakernels.runtime.MkNative;
+import org.metakernels.runtime.Native;
+import org.metakernels.tensor.DType;
+import org.metakernels.tensor.Device;
+import org.metakernels.tensor.Tensor;
+
+/**
+ * Fused softmax attention, flash-style (tiled, online softmax, no Nq×Nk matrix), with a fused
+ * backward and a fused backward-of-the-backward, so second derivatives (MAML through attention,
+ * Hessian-vector products) stay on fused kernels, in F32 and F64:
+ *
+ * <pre>
+ *   S = scale·q kᵀ + bias (masked)     P = softmax(S)     out = P v
+ * </pre>
+ *
+ * q: [B, H, Nq, D]; k, v: [B, Hkv, Nk, D|Dv] with Hkv dividing H (grouped-query attention);
+ * Nq ≠ Nk allowed; D, Dv ≤ 256. Options: scale (default 1/√D), causal (bottom-right aligned),
+ * per-batch key lengths (padding), an additive bias [B|1, H|1, Nq, Nk] that also gets a
+ * gradient. Rows that see no key give zeros.
+ *
+ * <pre>{@code
+ * Tensor out = Attention.softmax(q, k, v, Attention.Options.causal());           // [B, H, Nq, Dv]
+ * List<Tensor> g = Autograd.grad(out.square().sum(), List.of(q, k, v), true);    // fused backward
+ * Tensor hv = Autograd.grad(g.get(0).mul(u).sum(), List.of(q), false).get(0);    // fused double backward
+ * }</pre>
+ *
+ * <p>Double backward. With dP = dO vᵀ, D = rowsum(dO∘O), dS = P∘(dP − D), the backward is
+ * dq = scale·dS k, dk = scale·dSᵀq, dv = PᵀdO, dbias = dS. For cotangents (ĝq, ĝk, ĝv, ĝb) of
+ * those, let G = scale(ĝq kᵀ + q ĝkᵀ) + ĝb, C = rowsum(P∘G), ḡP = dO ĝvᵀ + G∘(dP − D) − C dP,
+ * E = rowsum(P∘ḡP), ḡS = P∘(ḡP − E), ḡdP = P∘(G − C). Then
+ * q̄ = scale(ḡS k + dS ĝk), k̄ = scale(ḡSᵀq + dSᵀĝq), v̄ = ḡdPᵀdO, dŌ = P ĝv + ḡdP v, b̄ = ḡS:
+ * three tiled passes (row statistics, queries, keys). Third derivatives are not implemented
+ * and fail loudly.
+ */
+public final class Attention {
+  private Attention() {}
+
+  /**
+   * @param scale multiplier of q kᵀ; NaN means 1/√D
+   * @param causalMask query i sees keys j ≤ i + (L_b − Nq) (bottom-right aligned)
+   * @param keyLengths I64 [B] on the tensors' device, or null
+   * @param bias additive [B|1, H|1, Nq, Nk], or null
+   */
+  public record Options(double scale, boolean causalMask, Tensor keyLengths, Tensor bias) {
+    public static Options defaults() {
+      return new Options(Double.NaN, false, null, null);
+    }
+
+    public static Options causal() {
+      return new Options(Double.NaN, true, null, null);
+    }
+
+    public Options withCausal(boolean c) {
+      return new Options(scale, c, keyLengths, bias);
+    }
+
+    public Options withScale(double s) {
+      return new Options(s, causalMask, keyLengths, bias);
+    }
+
+    public Options withKeyLengths(Tensor lengths) {
+      return new Options(scale, causalMask, lengths, bias);
+    }
+
+    public Options withBias(Tensor b) {
+      return new Options(scale, causalMask, keyLengths, b);
+    }
+  }
+
+  /** The output and the row log-sum-exp [B, H, Nq] (kept for the backward; not differentiable). */
+  public record Output(Tensor out, Tensor lse) {}
+
+  public static Tensor softmax(Tensor q, Tensor k, Tensor v) {
+    return forward(q, k, v, Options.defaults()).out();
+  }
+
+  /** Attention output [B, H, Nq, Dv]. */
+  public static Tensor softmax(Tensor q, Tensor k, Tensor v, Options o) {
+    return forward(q, k, v, o).out();
+  }
+
+  /** Output and row log-sum-exp; the output is differentiable in q, k, v and the bias. */
+  public static Output forward(Tensor q, Tensor k, Tensor v, Options o) {
+    Geometry g = new Geometry("attention", q, k, v, o);
+    Tensor out = Tensor.empty(new long[] {g.b, g.h, g.nq, g.dv}, q.dtype(), q.device());
+    Tensor lse = Tensor.empty(new long[] {g.b, g.h, g.nq}, q.dtype(), q.device());
+    Tensor ws = g.workspace();
+    Native.check(MkNative.mk_attention_softmax_forward(g.device, g.dtype, g.b, g.h, g.hkv, g.nq, g.nk, g.d, g.dv,
+        g.q.address(g.op), g.k.address(g.op), g.v.address(g.op), g.biasAddr(), g.biasBs, g.biasHs, g.lengthsAddr(),
+        g.scale, g.causal ? 1 : 0, out.address(g.op), lse.address(g.op), ws.address(g.op), g.wsBytes, 0L), g.context());
+    Tensor bias = o.bias();
+    Autograd.record("attention", out, new Tensor[] {q, k, v, bias},
+        gr -> backward(g, q, k, v, bias, out, lse, gr[0]));
+    return new Output(out, lse);
+  }
+
+  /**
+   * The backward as a differentiable op: gradients of (q, k, v, bias) for {@code dout}. When
+   * recorded (createGraph), its own backward is the fused double-backward kernel.
+   */
+  static Tensor[] backward(Geometry g, Tensor q, Tensor k, Tensor v, Tensor bias, Tensor out, Tensor lse, Tensor dout) {
+    Tensor dO = dout.isContiguous() ? dout : dout.copyContiguous();
+    boolean biasGrad = bias != null && bias.requiresGrad();
+    Tensor dq = Tensor.empty(q.shape(), q.dtype(), q.device());
+    Tensor dk = Tensor.empty(k.shape(), k.dtype(), k.device());
+    Tensor dv = Tensor.empty(v.shape(), v.dtype(), v.device());
+    Tensor dbFull = biasGrad ? Tensor.empty(new long[] {g.b, g.h, g.nq, g.nk}, q.dtype(), q.device()) : null;
+    Tensor ws = g.workspace();
+    String op = "attention_backward";
+    Native.check(MkNative.mk_attention_softmax_backward(g.device, g.dtype, g.b, g.h, g.hkv, g.nq, g.nk, g.d, g.dv,
+        g.q.address(op), g.k.address(op), g.v.address(op), g.biasAddr(), g.biasBs, g.biasHs, g.lengthsAddr(), g.scale,
+        g.causal ? 1 : 0, out.address(op), lse.address(op), dO.address(op), dq.address(op), dk.address(op),
+        dv.address(op), dbFull == null ? 0L : dbFull.address(op), ws.address(op), g.wsBytes, 0L), g.context());
+    Tensor[] outs = dbFull == null ? new Tensor[] {dq, dk, dv} : new Tensor[] {dq, dk, dv, dbFull};
+    Autograd.record(op, outs, new Tensor[] {q, k, v, bias, dout},
+        gr -> backwardBackward(g, q, k, v, bias, out, lse, dO, gr));
+    Tensor db = dbFull == null ? null : dbFull.sumTo(bias.shape());
+    return new Tensor[] {dq, dk, dv, db};
+  }
+
+  private static Tensor[] backwardBackward(Geometry g, Tensor q, Tensor k, Tensor v, Tensor bias, Tensor out, Tensor lse,
+      Tensor dO, Tensor[] cot) {
+    String op = "attention_backward_backward";
+    Tensor gdq = contiguousOrNull(cot[0]), gdk = contiguousOrNull(cot[1]), gdv = contiguousOrNull(cot[2]);
+    Tensor gdb = cot.length > 3 ? contiguousOrNull(cot[3]) : null;
+    Tensor gq = Tensor.empty(q.shape(), q.dtype(), q.device());
+    Tensor gk = Tensor.empty(k.shape(), k.dtype(), k.device());
+    Tensor gv = Tensor.empty(v.shape(), v.dtype(), v.device());
+    Tensor gdout = Tensor.empty(dO.shape(), dO.dtype(), dO.device());
+    boolean biasGrad = bias != null && bias.requiresGrad();
+    Tensor gbFull = biasGrad ? Tensor.empty(new long[] {g.b, g.h, g.nq, g.nk}, q.dtype(), q.device()) : null;
+    Tensor ws = g.workspace();
+    Native.check(MkNative.mk_attention_softmax_backward_backward(g.device, g.dtype, g.b, g.h, g.hkv, g.nq, g.nk, g.d,
+        g.dv, g.q.address(op), g.k.address(op), g.v.address(op), g.biasAddr(), g.biasBs, g.biasHs, g.lengthsAddr(),
+        g.scale, g.causal ? 1 : 0, out.address(op), lse.address(op), dO.address(op), addr(gdq, op), addr(gdk, op),
+        addr(gdv, op), addr(gdb, op), gq.address(op), gk.address(op), gv.address(op), gdout.address(op),
+        gbFull == null ? 0L : gbFull.address(op), ws.address(op), g.wsBytes, 0L), g.context());
+    Tensor[] outs = gbFull == null ? new Tensor[] {gq, gk, gv, gdout} : new Tensor[] {gq, gk, gv, gdout, gbFull};
+    Autograd.record(op, outs, new Tensor[] {q, k, v, bias, dO, cot[0], cot[1], cot[2]}, gr -> {
+      throw new UnsupportedOperationException(
+          "third-order derivatives through fused attention ('attention_backward_backward') are not implemented");
+    });
+    Tensor gb = gbFull == null ? null : gbFull.sumTo(bias.shape());
+    // inputs of attention_backward: (q, k, v, bias, dout)
+    return new Tensor[] {gq, gk, gv, gb, gdout};
+  }
+
+  /**
+   * Forward-mode product: the tangent of the output (and of the row log-sum-exp) for tangents of
+   * q, k, v and the bias (any may be null). One fused pass: tO = Σ P tS v − (Σ P tS) O + P tv
+   * with tS = scale(tq kᵀ + q tkᵀ) + tbias. Not recorded for reverse mode.
+   */
+  public static Output jvp(Tensor q, Tensor k, Tensor v, Options o, Tensor tq, Tensor tk, Tensor tv, Tensor tbias) {
+    Output f;
+    try (var ng = Autograd.noGrad()) {
+      f = forward(q, k, v, o);
+    }
+    Geometry g = new Geometry("attention_jvp", q, k, v, o);
+    checkLike(g.op, "tq", tq, q);
+    checkLike(g.op, "tk", tk, k);
+    checkLike(g.op, "tv", tv, v);
+    Tensor tb = null;
+    if (tbias != null) {
+      if (o.bias() == null) throw new MetakernelsException(g.op + ": a bias tangent needs a bias");
+      checkLike(g.op, "tbias", tbias, o.bias());
+      tb = tbias.expand(g.b, g.h, g.nq, g.nk).contiguous();
+    }
+    Tensor tout = Tensor.empty(f.out().shape(), q.dtype(), q.device());
+    Tensor tlse = Tensor.empty(f.lse().shape(), q.dtype(), q.device());
+    Tensor ws = g.workspace();
+    String op = g.op;
+    Native.check(MkNative.mk_attention_softmax_jvp(g.device, g.dtype, g.b, g.h, g.hkv, g.nq, g.nk, g.d, g.dv,
+        g.q.address(op), g.k.address(op), g.v.address(op), g.biasAddr(), g.biasBs, g.biasHs, g.lengthsAddr(), g.scale,
+        g.causal ? 1 : 0, f.out().address(op), f.lse().address(op), addr(contiguousOrNull(tq), op),
+        addr(contiguousOrNull(tk), op), addr(contiguousOrNull(tv), op), addr(tb, op), tout.address(op),
+        tlse.address(op), ws.address(op), g.wsBytes, 0L), g.context());
+    return new Output(tout, tlse);
+  }
+
+  private static void checkLike(String op, String name, Tensor t, Tensor like) {
+    if (t == null) return;
+    if (!java.util.Arrays.equals(t.shape(), like.shape()) || t.dtype() != like.dtype() || t.device() != like.device())
+      throw new MetakernelsException(op + ": " + name + " " + t.describe() + " does not match " + like.describe());
+  }
+
+  private static Tensor contiguousOrNull(Tensor t) {
+    return t == null ? null : t.isContiguous() ? t : t.copyContiguous();
+  }
+
+  private static long addr(Tensor t, String op) {
+    return t == null ? 0L : t.address(op);
+  }
+
+  /** Validated sizes, contiguous operands and the per-call constants. */
+  static final class Geometry {
+    final String op;
+    final Tensor q, k, v, bias, lengths;
+    final long b, h, hkv, nq, nk, d, dv, biasBs, biasHs, wsBytes;
+    final double scale;
+    final boolean causal;
+    final int device, dtype;
+    final Device dev;
+
+    Geometry(String op, Tensor q, Tensor k, Tensor v, Options o) {
+      this.op = op;
+      Checks.compatible(op, q, k);
+      Checks.compatible(op, q, v);
+      if (q.rank() != 4 || k.rank() != 4 || v.rank() != 4)
+        throw new MetakernelsException(op + ": expected q [B, H, Nq, D], k [B, Hkv, Nk, D], v [B, Hkv, Nk, Dv], got "
+            + Checks.shapes(q, k, v));
+      long[] qs = q.shape(), ks = k.shape(), vs = v.shape();
+      b = qs[0];
+      h = qs[1];
+      nq = qs[2];
+      d = qs[3];
+      hkv = ks[1];
+      nk = ks[2];
+      dv = vs[3];
+      if (ks[0] != b || vs[0] != b || vs[1] != hkv || vs[2] != nk || ks[3] != d)
+        throw new MetakernelsException(op + ": shapes do not fit: " + Checks.shapes(q, k, v));
+      if (hkv < 1 || h % hkv != 0)
+        throw new MetakernelsException(op + ": " + hkv + " key/value heads do not divide " + h + " query heads: "
+            + Checks.shapes(q, k, v));
+      if (d < 1 || d > 256 || dv < 1 || dv > 256)
+        throw new MetakernelsException(op + ": head dims must be in [1, 256]: " + Checks.shapes(q, k, v));
+      this.q = q.isContiguous() ? q : q.copyContiguous();
+      this.k = k.isContiguous() ? k : k.copyContiguous();
+      this.v = v.isContiguous() ? v : v.copyContiguous();
+      scale = Double.isNaN(o.scale()) ? 1.0 / Math.sqrt(d) : o.scale();
+      causal = o.causalMask();
+      dev = q.device();
+      device = dev.code;
+      dtype = q.dtype().code;
+      Tensor bb = o.bias();
+      if (bb != null) {
+        Checks.compatible(op, q, bb);
+        long[] bsh = bb.shape();
+        if (bb.rank() != 4 || (bsh[0] != 1 && bsh[0] != b) || (bsh[1] != 1 && bsh[1] != h) || bsh[2] != nq
+            || bsh[3] != nk)
+          throw new MetakernelsException(op + ": bias " + bb.describe() + " must be [" + b + " or 1, " + h + " or 1, "
+              + nq + ", " + nk + "] for " + Checks.shapes(q, k, v));
+        Tensor bc = bb.isContiguous() ? bb : bb.copyContiguous();
+        bias = bc;
+        biasBs = bsh[0] == 1 ? 0 : bc.strides()[0];
+        biasHs = bsh[1] == 1 ? 0 : bc.strides()[1];
+      } else {
+        bias = null;
+        biasBs = 0;
+        biasHs = 0;
+      }
+      Tensor len = o.keyLengths();
+      if (len != null) {
+        Checks.indices(op, len);
+        Checks.sameDevice(op, q, len);
+        if (len.rank() != 1 || len.size(0) != b)
+          throw new MetakernelsException(op + ": key lengths " + len.describe() + " must be [" + b + "]");
+        lengths = len.isContiguous() ? len : len.copyContiguous();
+      } else {
+        lengths = null;
+      }
+      long ws = MkNative.mk_attention_softmax_workspace(device, dtype, b, h, nq, d, dv);
+      if (ws < 0) Native.check(Native.ERR_NO_DEVICE, op);
+      wsBytes = ws;
+    }
+
+    Tensor workspace() {
+      return Tensor.empty(new long[] {Math.max(1, (wsBytes + 7) / 8)}, DType.F64, dev);
+    }
+
+    long biasAddr() {
+      return bias == null ? 0L : bias.address(op);
+    }
+
+    long lengthsAddr() {
+      return lengths == null ? 0L : lengths.address(op);
+    }
+
+    String context() {
+      return op + " q " + q.describe() + ", k " + k.describe() + ", v " + v.describe()
+          + (bias == null ? "" : ", bias " + bias.describe()) + (causal ? ", causal" : "");
+    }
+  }
+}

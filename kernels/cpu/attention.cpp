@@ -1,0 +1,617 @@
+// Softmax attention on the CPU (MK_MULTI_ISA: compiled for AVX2 and AVX-512; the AVX2 build
+// holds the dispatcher). Shapes and masking in mk/attention.h.
+//
+//   S = scale q kᵀ + bias (masked)   P = softmax(S)   O = P v   lse = logsumexp(S)
+//
+// Every pass walks [kBlockQ x kBlockK] tiles of S, recomputing P = exp(S − lse) from the saved
+// row log-sum-exp, so memory stays O(N·D) (the optional full bias gradient aside).
+//   forward            query blocks in parallel, online softmax over key blocks
+//   backward           preprocess D = rowsum(dO ∘ O); dQ pass (query blocks); dK/dV pass (key
+//                      blocks, looping over the query heads of a KV head): no atomics, so the
+//                      result does not depend on the thread count
+//   backward_backward  the vector-Jacobian product of the backward (see the derivation in
+//                      java/.../ops/Attention.java): row statistics C, D, E; query pass (for q,
+//                      dO and the bias); key pass (for k and v)
+//   jvp                one query pass: tO = Σ P tS v − (Σ P tS) O + P tv, tlse = Σ P tS
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "mk/cpu_tile.h"
+#include "mk/kernels.h"
+
+#ifdef MK_ISA_AVX512
+#define MK_ISA_NS avx512
+#else
+#define MK_ISA_NS avx2
+#endif
+
+namespace mk {
+namespace cpu {
+
+struct AttentionTraits {
+  static constexpr int64_t kBlockQ = 32;  // query rows per tile
+  static constexpr int64_t kBlockK = 64;  // keys per tile: the inner vector loops run over these
+  static_assert(kBlockK % 16 == 0, "key tiles must fill whole AVX-512 vectors");
+  // per-thread scratch in elements: transposed K, V, gK, gV tiles; seven score-shaped tiles;
+  // two row accumulators; row statistics
+  static int64_t scratch(int64_t d, int64_t dv) {
+    const int64_t dm = std::max(d, dv);
+    return 4 * dm * kBlockK + 7 * kBlockQ * kBlockK + 2 * kBlockQ * dm + 8 * kBlockQ + 2 * kBlockK * dm;
+  }
+};
+
+namespace MK_ISA_NS {
+namespace {
+
+using Traits = AttentionTraits;
+constexpr int64_t BQ = Traits::kBlockQ, BK = Traits::kBlockK;
+
+template <class T>
+constexpr T neg_inf() {
+  return -std::numeric_limits<T>::infinity();
+}
+
+// One (batch, query head) pair: base pointers and masking.
+template <class T>
+struct Head {
+  const T *q, *k, *v, *bias, *out, *dout, *lse, *gq, *gk, *gv, *gbias;
+  int64_t nq, nk, d, dv, len, off;
+  bool causal;
+  T scale;
+  // exclusive bound of the keys row i sees
+  int64_t key_end(int64_t i) const {
+    if (!causal) return len;
+    const int64_t e = i + off + 1;
+    return e < 0 ? 0 : (e > len ? len : e);
+  }
+  // first row that sees key j
+  int64_t first_row(int64_t j) const {
+    if (!causal) return 0;
+    const int64_t r = j - off;
+    return r < 0 ? 0 : r;
+  }
+};
+
+template <class T>
+Head<T> head(const AttentionParams& p, int64_t b, int64_t h) {
+  const int64_t group = p.heads / p.kv_heads, hk = h / group;
+  const int64_t qh = (b * p.heads + h), kh = (b * p.kv_heads + hk);
+  Head<T> x;
+  auto at = [](const void* base, int64_t off) { return base ? static_cast<const T*>(base) + off : nullptr; };
+  x.q = at(p.q, qh * p.nq * p.d);
+  x.k = at(p.k, kh * p.nk * p.d);
+  x.v = at(p.v, kh * p.nk * p.dv);
+  x.bias = at(p.bias, b * p.bias_bs + h * p.bias_hs);
+  x.out = at(p.out, qh * p.nq * p.dv);
+  x.dout = at(p.dout, qh * p.nq * p.dv);
+  x.lse = at(p.lse, qh * p.nq);
+  x.gq = at(p.gq, qh * p.nq * p.d);
+  x.gk = at(p.gk, kh * p.nk * p.d);
+  x.gv = at(p.gv, kh * p.nk * p.dv);
+  x.gbias = at(p.gbias, qh * p.nq * p.nk);
+  x.nq = p.nq;
+  x.nk = p.nk;
+  x.d = p.d;
+  x.dv = p.dv;
+  x.len = p.key_lengths ? p.key_lengths[b] : p.nk;
+  x.off = x.len - p.nq;
+  x.causal = p.causal != 0;
+  x.scale = T(p.scale);
+  return x;
+}
+
+template <class T>
+struct Scratch {
+  T *kt, *vt, *gkt, *gvt;            // [dm, BK] transposed tiles
+  T *s, *dp, *g, *ds, *gs, *gdp, *t; // [BQ, BK]
+  T *acc0, *acc1;                    // [BQ, dm]
+  T *rows;                           // [8, BQ]
+  T *kacc0, *kacc1;                  // [BK, dm]
+  Scratch(T* base, int64_t d, int64_t dv) {
+    const int64_t dm = std::max(d, dv);
+    T* p = base;
+    kt = p; p += dm * BK; vt = p; p += dm * BK; gkt = p; p += dm * BK; gvt = p; p += dm * BK;
+    s = p; p += BQ * BK; dp = p; p += BQ * BK; g = p; p += BQ * BK; ds = p; p += BQ * BK;
+    gs = p; p += BQ * BK; gdp = p; p += BQ * BK; t = p; p += BQ * BK;
+    acc0 = p; p += BQ * dm; acc1 = p; p += BQ * dm;
+    rows = p; p += 8 * BQ;
+    kacc0 = p; p += BK * dm; kacc1 = p;
+  }
+};
+
+// s = scale q kᵀ + bias over rows [r0, r0+R) and keys [c0, c0+C), masked to -inf; kt holds the
+// transposed key tile.
+template <class T>
+void scores(const Head<T>& h, int64_t r0, int64_t R, int64_t c0, int64_t C, const T* kt, T* s) {
+  tile::gemm<T>(R, C, h.d, h.scale, h.q + r0 * h.d, h.d, 1, kt, BK, s, BK, false);
+  for (int64_t r = 0; r < R; ++r) {
+    const int64_t i = r0 + r, e = h.key_end(i);
+    T* sr = s + r * BK;
+    if (h.bias) {
+      const T* br = h.bias + i * h.nk + c0;
+      for (int64_t c = 0; c < C; ++c) sr[c] += br[c];
+    }
+    for (int64_t c = std::max<int64_t>(e - c0, 0); c < C; ++c) sr[c] = neg_inf<T>();
+  }
+}
+
+// P = exp(S - lse) in place (0 where masked or the row is fully masked).
+template <class T>
+void probabilities(const Head<T>& h, int64_t r0, int64_t R, int64_t C, T* s) {
+  for (int64_t r = 0; r < R; ++r) {
+    const T l = h.lse[r0 + r];
+    T* sr = s + r * BK;
+    if (l == neg_inf<T>()) {
+      for (int64_t c = 0; c < C; ++c) sr[c] = T(0);
+      continue;
+    }
+    for (int64_t c = 0; c < C; ++c) sr[c] = sr[c] == neg_inf<T>() ? T(0) : std::exp(sr[c] - l);
+  }
+}
+
+// dst (cols x C, ld BK) = transpose of rows [c0, c0+C) of src (row length cols)
+template <class T>
+void load_t(const T* src, int64_t cols, int64_t c0, int64_t C, T* dst) {
+  tile::transpose<T>(C, cols, src + c0 * cols, cols, dst, BK);
+}
+
+// G = scale (gq kᵀ + q gkᵀ) + gbias on a tile (zero when no cotangent is given).
+template <class T>
+void g_tile(const Head<T>& h, const Scratch<T>& w, int64_t r0, int64_t R, int64_t c0, int64_t C) {
+  bool any = false;
+  if (h.gq) {
+    tile::gemm<T>(R, C, h.d, h.scale, h.gq + r0 * h.d, h.d, 1, w.kt, BK, w.g, BK, false);
+    any = true;
+  }
+  if (h.gk) {
+    tile::gemm<T>(R, C, h.d, h.scale, h.q + r0 * h.d, h.d, 1, w.gkt, BK, w.g, BK, any);
+    any = true;
+  }
+  if (!any)
+    for (int64_t r = 0; r < R; ++r) std::fill_n(w.g + r * BK, C, T(0));
+  if (h.gbias)
+    for (int64_t r = 0; r < R; ++r) {
+      const T* gb = h.gbias + (r0 + r) * h.nk + c0;
+      for (int64_t c = 0; c < C; ++c) w.g[r * BK + c] += gb[c];
+    }
+}
+
+template <class T>
+int64_t row_blocks(int64_t n) {
+  return (n + BQ - 1) / BQ;
+}
+
+// ---- forward ---------------------------------------------------------------------------------
+template <class T>
+void forward(const AttentionParams& p, T* ws, int64_t per_thread) {
+  const int64_t qb = row_blocks<T>(p.nq);
+  const int64_t tasks = p.batch * p.heads * qb;
+#pragma omp parallel
+  {
+    Scratch<T> w(ws + int64_t(omp_get_thread_num()) * per_thread, p.d, p.dv);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t t = 0; t < tasks; ++t) {
+      const int64_t b = t / (p.heads * qb), h = (t / qb) % p.heads, r0 = (t % qb) * BQ;
+      const Head<T> x = head<T>(p, b, h);
+      const int64_t R = std::min(BQ, p.nq - r0);
+      T* m = w.rows;
+      T* l = w.rows + BQ;
+      T* acc = w.acc0;
+      for (int64_t r = 0; r < R; ++r) {
+        m[r] = neg_inf<T>();
+        l[r] = T(0);
+        std::fill_n(acc + r * p.dv, p.dv, T(0));
+      }
+      const int64_t end = x.key_end(r0 + R - 1);
+      for (int64_t c0 = 0; c0 < end; c0 += BK) {
+        const int64_t C = std::min(BK, end - c0);
+        load_t(x.k, p.d, c0, C, w.kt);
+        scores(x, r0, R, c0, C, w.kt, w.s);
+        for (int64_t r = 0; r < R; ++r) {
+          T* sr = w.s + r * BK;
+          T mx = neg_inf<T>();
+          for (int64_t c = 0; c < C; ++c) mx = sr[c] > mx ? sr[c] : mx;
+          const T mn = mx > m[r] ? mx : m[r];
+          if (mn == neg_inf<T>()) {
+            std::fill_n(sr, C, T(0));
+            continue;
+          }
+          const T corr = m[r] == neg_inf<T>() ? T(0) : std::exp(m[r] - mn);
+          T sum = 0;
+          for (int64_t c = 0; c < C; ++c) {
+            const T e = sr[c] == neg_inf<T>() ? T(0) : std::exp(sr[c] - mn);
+            sr[c] = e;
+            sum += e;
+          }
+          l[r] = l[r] * corr + sum;
+          if (corr != T(1)) {
+            T* ar = acc + r * p.dv;
+            for (int64_t e = 0; e < p.dv; ++e) ar[e] *= corr;
+          }
+          m[r] = mn;
+        }
+        tile::gemm<T>(R, p.dv, C, T(1), w.s, BK, 1, x.v + c0 * p.dv, p.dv, acc, p.dv, true);
+      }
+      T* out = static_cast<T*>(p.out0) + ((b * p.heads + h) * p.nq + r0) * p.dv;
+      T* lse = p.out1 ? static_cast<T*>(p.out1) + (b * p.heads + h) * p.nq + r0 : nullptr;
+      for (int64_t r = 0; r < R; ++r) {
+        const T inv = l[r] > T(0) ? T(1) / l[r] : T(0);
+        for (int64_t e = 0; e < p.dv; ++e) out[r * p.dv + e] = acc[r * p.dv + e] * inv;
+        if (lse) lse[r] = l[r] > T(0) ? m[r] + std::log(l[r]) : neg_inf<T>();
+      }
+    }
+  }
+}
+
+// ---- backward --------------------------------------------------------------------------------
+// rowstat layout in the shared workspace: D (and C, E for the double backward), [B*H*Nq] each.
+template <class T>
+void rowsum_dout_out(const AttentionParams& p, T* D) {
+  const int64_t rows = p.batch * p.heads * p.nq;
+  const T* o = static_cast<const T*>(p.out);
+  const T* g = static_cast<const T*>(p.dout);
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < rows; ++i) D[i] = tile::dot(o + i * p.dv, g + i * p.dv, p.dv);
+}
+
+template <class T>
+void backward(const AttentionParams& p, T* ws, int64_t per_thread, T* Dall) {
+  rowsum_dout_out(p, Dall);
+  const int64_t qb = row_blocks<T>(p.nq);
+  // dQ (and the full dS when asked for): query blocks in parallel
+  if (p.out0 || p.out3) {
+    const int64_t tasks = p.batch * p.heads * qb;
+#pragma omp parallel
+    {
+      Scratch<T> w(ws + int64_t(omp_get_thread_num()) * per_thread, p.d, p.dv);
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t t = 0; t < tasks; ++t) {
+        const int64_t b = t / (p.heads * qb), h = (t / qb) % p.heads, r0 = (t % qb) * BQ;
+        const Head<T> x = head<T>(p, b, h);
+        const int64_t R = std::min(BQ, p.nq - r0);
+        const T* D = Dall + (b * p.heads + h) * p.nq + r0;
+        T* dq = w.acc0;
+        for (int64_t r = 0; r < R * p.d; ++r) dq[r] = T(0);
+        const int64_t end = x.key_end(r0 + R - 1);
+        for (int64_t c0 = 0; c0 < end; c0 += BK) {
+          const int64_t C = std::min(BK, end - c0);
+          load_t(x.k, p.d, c0, C, w.kt);
+          load_t(x.v, p.dv, c0, C, w.vt);
+          scores(x, r0, R, c0, C, w.kt, w.s);
+          probabilities(x, r0, R, C, w.s);
+          tile::gemm<T>(R, C, p.dv, T(1), x.dout + r0 * p.dv, p.dv, 1, w.vt, BK, w.dp, BK, false);
+          for (int64_t r = 0; r < R; ++r)
+            for (int64_t c = 0; c < C; ++c) w.ds[r * BK + c] = w.s[r * BK + c] * (w.dp[r * BK + c] - D[r]);
+          if (p.out3) {
+            T* full = static_cast<T*>(p.out3) + ((b * p.heads + h) * p.nq + r0) * p.nk + c0;
+            for (int64_t r = 0; r < R; ++r) std::memcpy(full + r * p.nk, w.ds + r * BK, sizeof(T) * size_t(C));
+          }
+          if (p.out0) tile::gemm<T>(R, p.d, C, x.scale, w.ds, BK, 1, x.k + c0 * p.d, p.d, dq, p.d, true);
+        }
+        if (p.out0) {
+          T* out = static_cast<T*>(p.out0) + ((b * p.heads + h) * p.nq + r0) * p.d;
+          std::memcpy(out, dq, sizeof(T) * size_t(R * p.d));
+        }
+      }
+    }
+  }
+  // dK, dV: key blocks in parallel, each summing over the query heads that share its KV head
+  if (p.out1 || p.out2) {
+    const int64_t kb = (p.nk + BK - 1) / BK;
+    const int64_t group = p.heads / p.kv_heads;
+    const int64_t tasks = p.batch * p.kv_heads * kb;
+#pragma omp parallel
+    {
+      Scratch<T> w(ws + int64_t(omp_get_thread_num()) * per_thread, p.d, p.dv);
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t t = 0; t < tasks; ++t) {
+        const int64_t b = t / (p.kv_heads * kb), hk = (t / kb) % p.kv_heads, c0 = (t % kb) * BK;
+        const int64_t C = std::min(BK, p.nk - c0);
+        T* dk = w.kacc0;
+        T* dv = w.kacc1;
+        std::fill_n(dk, C * p.d, T(0));
+        std::fill_n(dv, C * p.dv, T(0));
+        for (int64_t h = hk * group; h < (hk + 1) * group; ++h) {
+          const Head<T> x = head<T>(p, b, h);
+          if (c0 >= x.len) continue;
+          load_t(x.k, p.d, c0, C, w.kt);
+          load_t(x.v, p.dv, c0, C, w.vt);
+          const T* Dh = Dall + (b * p.heads + h) * p.nq;
+          for (int64_t r0 = x.first_row(c0) / BQ * BQ; r0 < p.nq; r0 += BQ) {
+            const int64_t R = std::min(BQ, p.nq - r0);
+            scores(x, r0, R, c0, C, w.kt, w.s);
+            probabilities(x, r0, R, C, w.s);
+            tile::gemm<T>(R, C, p.dv, T(1), x.dout + r0 * p.dv, p.dv, 1, w.vt, BK, w.dp, BK, false);
+            for (int64_t r = 0; r < R; ++r)
+              for (int64_t c = 0; c < C; ++c) w.ds[r * BK + c] = w.s[r * BK + c] * (w.dp[r * BK + c] - Dh[r0 + r]);
+            // dV += Pᵀ dO,  dK += scale dSᵀ q
+            tile::gemm<T>(C, p.dv, R, T(1), w.s, 1, BK, x.dout + r0 * p.dv, p.dv, dv, p.dv, true);
+            tile::gemm<T>(C, p.d, R, x.scale, w.ds, 1, BK, x.q + r0 * p.d, p.d, dk, p.d, true);
+          }
+        }
+        const int64_t kh = b * p.kv_heads + hk;
+        if (p.out1) std::memcpy(static_cast<T*>(p.out1) + (kh * p.nk + c0) * p.d, dk, sizeof(T) * size_t(C * p.d));
+        if (p.out2) std::memcpy(static_cast<T*>(p.out2) + (kh * p.nk + c0) * p.dv, dv, sizeof(T) * size_t(C * p.dv));
+      }
+    }
+  }
+}
+
+// ---- backward of the backward -----------------------------------------------------------------
+// Per tile, with P, dP = dO vᵀ, G = scale (gq kᵀ + q gkᵀ) + gbias, dS = P ∘ (dP − D):
+//   ḡP = dO gvᵀ + G ∘ (dP − D) − C dP,  ḡS = P ∘ (ḡP − E),  ḡdP = P ∘ (G − C)
+//   C = rowsum(P ∘ G),  E = rowsum(P ∘ ḡP) = dO·(P gv) + rowsum(P ∘ G ∘ dP) − 2 C D
+//   q' = scale (ḡS k + dS gk),  dO' = P gv + ḡdP v,  bias' = ḡS
+//   k' = scale (ḡSᵀ q + dSᵀ gq),  v' = ḡdPᵀ dO
+template <class T>
+void tile_second(const Head<T>& x, const Scratch<T>& w, int64_t r0, int64_t R, int64_t c0, int64_t C, const T* D,
+                 const T* Cs, const T* E) {
+  scores(x, r0, R, c0, C, w.kt, w.s);
+  probabilities(x, r0, R, C, w.s);
+  tile::gemm<T>(R, C, x.dv, T(1), x.dout + r0 * x.dv, x.dv, 1, w.vt, BK, w.dp, BK, false);
+  g_tile(x, w, r0, R, c0, C);
+  if (x.gv) tile::gemm<T>(R, C, x.dv, T(1), x.dout + r0 * x.dv, x.dv, 1, w.gvt, BK, w.t, BK, false);
+  for (int64_t r = 0; r < R; ++r)
+    for (int64_t c = 0; c < C; ++c) {
+      const int64_t o = r * BK + c;
+      const T P = w.s[o], dp = w.dp[o], g = w.g[o];
+      w.ds[o] = P * (dp - D[r]);
+      const T gP = (x.gv ? w.t[o] : T(0)) + g * (dp - D[r]) - Cs[r] * dp;
+      w.gs[o] = P * (gP - E[r]);
+      w.gdp[o] = P * (g - Cs[r]);
+    }
+}
+
+template <class T>
+void backward_backward(const AttentionParams& p, T* ws, int64_t per_thread, T* Dall, T* Call, T* Eall) {
+  rowsum_dout_out(p, Dall);
+  const int64_t qb = row_blocks<T>(p.nq);
+  const int64_t qtasks = p.batch * p.heads * qb;
+  // pass 1: row statistics C and E
+#pragma omp parallel
+  {
+    Scratch<T> w(ws + int64_t(omp_get_thread_num()) * per_thread, p.d, p.dv);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t t = 0; t < qtasks; ++t) {
+      const int64_t b = t / (p.heads * qb), h = (t / qb) % p.heads, r0 = (t % qb) * BQ;
+      const Head<T> x = head<T>(p, b, h);
+      const int64_t R = std::min(BQ, p.nq - r0);
+      const int64_t base = (b * p.heads + h) * p.nq + r0;
+      T* Cr = w.rows;
+      T* Fr = w.rows + BQ;
+      T* pgv = w.acc0;
+      for (int64_t r = 0; r < R; ++r) Cr[r] = Fr[r] = T(0);
+      std::fill_n(pgv, R * p.dv, T(0));
+      const int64_t end = x.key_end(r0 + R - 1);
+      for (int64_t c0 = 0; c0 < end; c0 += BK) {
+        const int64_t C = std::min(BK, end - c0);
+        load_t(x.k, p.d, c0, C, w.kt);
+        load_t(x.v, p.dv, c0, C, w.vt);
+        if (x.gk) load_t(x.gk, p.d, c0, C, w.gkt);
+        scores(x, r0, R, c0, C, w.kt, w.s);
+        probabilities(x, r0, R, C, w.s);
+        tile::gemm<T>(R, C, p.dv, T(1), x.dout + r0 * p.dv, p.dv, 1, w.vt, BK, w.dp, BK, false);
+        g_tile(x, w, r0, R, c0, C);
+        for (int64_t r = 0; r < R; ++r)
+          for (int64_t c = 0; c < C; ++c) {
+            const int64_t o = r * BK + c;
+            const T pg = w.s[o] * w.g[o];
+            Cr[r] += pg;
+            Fr[r] += pg * w.dp[o];
+          }
+        if (x.gv) tile::gemm<T>(R, p.dv, C, T(1), w.s, BK, 1, x.gv + c0 * p.dv, p.dv, pgv, p.dv, true);
+      }
+      for (int64_t r = 0; r < R; ++r) {
+        const T A = x.gv ? tile::dot(x.dout + (r0 + r) * p.dv, pgv + r * p.dv, p.dv) : T(0);
+        Call[base + r] = Cr[r];
+        Eall[base + r] = A + Fr[r] - T(2) * Cr[r] * Dall[base + r];
+      }
+    }
+  }
+  // pass 2: q', dO' and the bias cotangent (query blocks)
+  if (p.out0 || p.out3 || p.out4) {
+#pragma omp parallel
+    {
+      Scratch<T> w(ws + int64_t(omp_get_thread_num()) * per_thread, p.d, p.dv);
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t t = 0; t < qtasks; ++t) {
+        const int64_t b = t / (p.heads * qb), h = (t / qb) % p.heads, r0 = (t % qb) * BQ;
+        const Head<T> x = head<T>(p, b, h);
+        const int64_t R = std::min(BQ, p.nq - r0);
+        const int64_t base = (b * p.heads + h) * p.nq + r0;
+        T* gq = w.acc0;
+        T* gdo = w.acc1;
+        std::fill_n(gq, R * p.d, T(0));
+        std::fill_n(gdo, R * p.dv, T(0));
+        const int64_t end = x.key_end(r0 + R - 1);
+        for (int64_t c0 = 0; c0 < end; c0 += BK) {
+          const int64_t C = std::min(BK, end - c0);
+          load_t(x.k, p.d, c0, C, w.kt);
+          load_t(x.v, p.dv, c0, C, w.vt);
+          if (x.gk) load_t(x.gk, p.d, c0, C, w.gkt);
+          if (x.gv) load_t(x.gv, p.dv, c0, C, w.gvt);
+          tile_second(x, w, r0, R, c0, C, Dall + base, Call + base, Eall + base);
+          if (p.out4) {
+            T* full = static_cast<T*>(p.out4) + base * p.nk + c0;
+            for (int64_t r = 0; r < R; ++r) std::memcpy(full + r * p.nk, w.gs + r * BK, sizeof(T) * size_t(C));
+          }
+          tile::gemm<T>(R, p.d, C, x.scale, w.gs, BK, 1, x.k + c0 * p.d, p.d, gq, p.d, true);
+          if (x.gk) tile::gemm<T>(R, p.d, C, x.scale, w.ds, BK, 1, x.gk + c0 * p.d, p.d, gq, p.d, true);
+          if (x.gv) tile::gemm<T>(R, p.dv, C, T(1), w.s, BK, 1, x.gv + c0 * p.dv, p.dv, gdo, p.dv, true);
+          tile::gemm<T>(R, p.dv, C, T(1), w.gdp, BK, 1, x.v + c0 * p.dv, p.dv, gdo, p.dv, true);
+        }
+        if (p.out0) std::memcpy(static_cast<T*>(p.out0) + base * p.d, gq, sizeof(T) * size_t(R * p.d));
+        if (p.out3) std::memcpy(static_cast<T*>(p.out3) + base * p.dv, gdo, sizeof(T) * size_t(R * p.dv));
+      }
+    }
+  }
+  // pass 3: k' and v' (key blocks over the query heads of each KV head)
+  if (p.out1 || p.out2) {
+    const int64_t kb = (p.nk + BK - 1) / BK;
+    const int64_t group = p.heads / p.kv_heads;
+    const int64_t tasks = p.batch * p.kv_heads * kb;
+#pragma omp parallel
+    {
+      Scratch<T> w(ws + int64_t(omp_get_thread_num()) * per_thread, p.d, p.dv);
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t t = 0; t < tasks; ++t) {
+        const int64_t b = t / (p.kv_heads * kb), hk = (t / kb) % p.kv_heads, c0 = (t % kb) * BK;
+        const int64_t C = std::min(BK, p.nk - c0);
+        T* gk = w.kacc0;
+        T* gv = w.kacc1;
+        std::fill_n(gk, C * p.d, T(0));
+        std::fill_n(gv, C * p.dv, T(0));
+        for (int64_t h = hk * group; h < (hk + 1) * group; ++h) {
+          const Head<T> x = head<T>(p, b, h);
+          if (c0 >= x.len) continue;
+          load_t(x.k, p.d, c0, C, w.kt);
+          load_t(x.v, p.dv, c0, C, w.vt);
+          if (x.gk) load_t(x.gk, p.d, c0, C, w.gkt);
+          if (x.gv) load_t(x.gv, p.dv, c0, C, w.gvt);
+          const int64_t hb = (b * p.heads + h) * p.nq;
+          for (int64_t r0 = x.first_row(c0) / BQ * BQ; r0 < p.nq; r0 += BQ) {
+            const int64_t R = std::min(BQ, p.nq - r0);
+            tile_second(x, w, r0, R, c0, C, Dall + hb + r0, Call + hb + r0, Eall + hb + r0);
+            tile::gemm<T>(C, p.d, R, x.scale, w.gs, 1, BK, x.q + r0 * p.d, p.d, gk, p.d, true);
+            if (x.gq) tile::gemm<T>(C, p.d, R, x.scale, w.ds, 1, BK, x.gq + r0 * p.d, p.d, gk, p.d, true);
+            tile::gemm<T>(C, p.dv, R, T(1), w.gdp, 1, BK, x.dout + r0 * p.dv, p.dv, gv, p.dv, true);
+          }
+        }
+        const int64_t kh = b * p.kv_heads + hk;
+        if (p.out1) std::memcpy(static_cast<T*>(p.out1) + (kh * p.nk + c0) * p.d, gk, sizeof(T) * size_t(C * p.d));
+        if (p.out2) std::memcpy(static_cast<T*>(p.out2) + (kh * p.nk + c0) * p.dv, gv, sizeof(T) * size_t(C * p.dv));
+      }
+    }
+  }
+}
+
+// ---- JVP ------------------------------------------------------------------------------------------
+// tangents: gq = tq, gk = tk, gv = tv, gbias = tbias (full). tS = scale (tq kᵀ + q tkᵀ) + tbias.
+template <class T>
+void jvp(const AttentionParams& p, T* ws, int64_t per_thread) {
+  const int64_t qb = row_blocks<T>(p.nq);
+  const int64_t tasks = p.batch * p.heads * qb;
+#pragma omp parallel
+  {
+    Scratch<T> w(ws + int64_t(omp_get_thread_num()) * per_thread, p.d, p.dv);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t t = 0; t < tasks; ++t) {
+      const int64_t b = t / (p.heads * qb), h = (t / qb) % p.heads, r0 = (t % qb) * BQ;
+      const Head<T> x = head<T>(p, b, h);
+      const int64_t R = std::min(BQ, p.nq - r0);
+      const int64_t base = (b * p.heads + h) * p.nq + r0;
+      T* c = w.rows;
+      T* a1 = w.acc0;  // Σ P tS v + P tv
+      for (int64_t r = 0; r < R; ++r) c[r] = T(0);
+      std::fill_n(a1, R * p.dv, T(0));
+      const int64_t end = x.key_end(r0 + R - 1);
+      for (int64_t c0 = 0; c0 < end; c0 += BK) {
+        const int64_t C = std::min(BK, end - c0);
+        load_t(x.k, p.d, c0, C, w.kt);
+        if (x.gk) load_t(x.gk, p.d, c0, C, w.gkt);
+        scores(x, r0, R, c0, C, w.kt, w.s);
+        probabilities(x, r0, R, C, w.s);
+        g_tile(x, w, r0, R, c0, C);  // tS
+        for (int64_t r = 0; r < R; ++r)
+          for (int64_t cc = 0; cc < C; ++cc) {
+            const int64_t o = r * BK + cc;
+            w.t[o] = w.s[o] * w.g[o];
+            c[r] += w.t[o];
+          }
+        tile::gemm<T>(R, p.dv, C, T(1), w.t, BK, 1, x.v + c0 * p.dv, p.dv, a1, p.dv, true);
+        if (x.gv) tile::gemm<T>(R, p.dv, C, T(1), w.s, BK, 1, x.gv + c0 * p.dv, p.dv, a1, p.dv, true);
+      }
+      T* to = static_cast<T*>(p.out0) + base * p.dv;
+      for (int64_t r = 0; r < R; ++r) {
+        const T* o = x.out + (r0 + r) * p.dv;
+        for (int64_t e = 0; e < p.dv; ++e) to[r * p.dv + e] = a1[r * p.dv + e] - c[r] * o[e];
+        if (p.out1) static_cast<T*>(p.out1)[base + r] = c[r];
+      }
+    }
+  }
+}
+
+template <class T>
+int64_t per_thread(const AttentionParams& p) {
+  return Traits::scratch(p.d, p.dv);
+}
+
+}  // namespace
+
+int attention_forward(const AttentionParams& p, void*) {
+  if (p.dtype == F32) forward<float>(p, static_cast<float*>(p.workspace), per_thread<float>(p));
+  else forward<double>(p, static_cast<double*>(p.workspace), per_thread<double>(p));
+  return 0;
+}
+
+int attention_backward(const AttentionParams& p, void*) {
+  const int64_t rows = p.batch * p.heads * p.nq;
+  const int threads = omp_get_max_threads();
+  if (p.dtype == F32) {
+    float* ws = static_cast<float*>(p.workspace);
+    backward<float>(p, ws, per_thread<float>(p), ws + threads * per_thread<float>(p));
+  } else {
+    double* ws = static_cast<double*>(p.workspace);
+    backward<double>(p, ws, per_thread<double>(p), ws + threads * per_thread<double>(p));
+  }
+  (void)rows;
+  return 0;
+}
+
+int attention_backward_backward(const AttentionParams& p, void*) {
+  const int64_t rows = p.batch * p.heads * p.nq;
+  const int threads = omp_get_max_threads();
+  if (p.dtype == F32) {
+    float* ws = static_cast<float*>(p.workspace);
+    float* stats = ws + threads * per_thread<float>(p);
+    backward_backward<float>(p, ws, per_thread<float>(p), stats, stats + rows, stats + 2 * rows);
+  } else {
+    double* ws = static_cast<double*>(p.workspace);
+    double* stats = ws + threads * per_thread<double>(p);
+    backward_backward<double>(p, ws, per_thread<double>(p), stats, stats + rows, stats + 2 * rows);
+  }
+  return 0;
+}
+
+int attention_jvp(const AttentionParams& p, void*) {
+  if (p.dtype == F32) jvp<float>(p, static_cast<float*>(p.workspace), per_thread<float>(p));
+  else jvp<double>(p, static_cast<double*>(p.workspace), per_thread<double>(p));
+  return 0;
+}
+
+}  // namespace MK_ISA_NS
+
+#ifndef MK_ISA_AVX512
+// ---- dispatch (AVX2 build only) -------------------------------------------------------------
+namespace avx512 {
+int attention_forward(const AttentionParams&, void*);
+int attention_backward(const AttentionParams&, void*);
+int attention_backward_backward(const AttentionParams&, void*);
+int attention_jvp(const AttentionParams&, void*);
+}  // namespace avx512
+
+int attention_forward(const AttentionParams& p, void* s) {
+  return isa_level() >= 3 ? avx512::attention_forward(p, s) : avx2::attention_forward(p, s);
+}
+int attention_backward(const AttentionParams& p, void* s) {
+  return isa_level() >= 3 ? avx512::attention_backward(p, s) : avx2::attention_backward(p, s);
+}
+int attention_backward_backward(const AttentionParams& p, void* s) {
+  return isa_level() >= 3 ? avx512::attention_backward_backward(p, s) : avx2::attention_backward_backward(p, s);
+}
+int attention_jvp(const AttentionParams& p, void* s) {
+  return isa_level() >= 3 ? avx512::attention_jvp(p, s) : avx2::attention_jvp(p, s);
+}
+int64_t attention_workspace(const AttentionParams& p, int threads) {
+  const int64_t esize = p.dtype == F32 ? 4 : 8;
+  const int64_t stats = 3 * p.batch * p.heads * p.nq;
+  return esize * (int64_t(threads) * AttentionTraits::scratch(p.d, p.dv) + stats);
+}
+#endif
+
+}  // namespace cpu
+}  // namespace mk

@@ -1,0 +1,48 @@
+// Arguments of the softmax-attention kernels (CPU and CUDA share them).
+//
+//   q: [B, H, Nq, D]   k: [B, Hkv, Nk, D]   v: [B, Hkv, Nk, Dv]   (contiguous; Hkv divides H)
+//   S = scale * q k^T + bias, masked;  P = softmax_rows(S);  out = P v;  lse = logsumexp_rows(S)
+//   bias (optional): element (b, h, i, j) at bias[b * bias_bs + h * bias_hs + i * Nk + j]
+//   key_lengths (optional, [B]): keys j >= L_b are padding
+//   causal: query i sees keys j <= i + (L_b - Nq) (bottom-right aligned)
+// Fully masked rows give out = 0 and lse = -inf.
+#pragma once
+#include <cstdint>
+
+namespace mk {
+
+struct AttentionParams {
+  int dtype = 0;
+  int64_t batch = 0, heads = 0, kv_heads = 0, nq = 0, nk = 0, d = 0, dv = 0;
+  const void* q = nullptr;
+  const void* k = nullptr;
+  const void* v = nullptr;
+  const void* bias = nullptr;
+  int64_t bias_bs = 0, bias_hs = 0;
+  const int64_t* key_lengths = nullptr;
+  double scale = 1.0;
+  int causal = 0;
+  // saved by the forward, read by later passes
+  const void* out = nullptr;  // [B, H, Nq, Dv]
+  const void* lse = nullptr;  // [B, H, Nq]
+  const void* dout = nullptr; // [B, H, Nq, Dv]
+  // second inputs: cotangents of (dq, dk, dv, dbias) for the double backward, or tangents of
+  // (q, k, v, bias) for the JVP; null means zero. g_bias is a full [B, H, Nq, Nk].
+  const void* gq = nullptr;
+  const void* gk = nullptr;
+  const void* gv = nullptr;
+  const void* gbias = nullptr;
+  // outputs (null where not wanted):
+  //   forward:          out0 = out, out1 = lse
+  //   backward:         out0 = dq, out1 = dk, out2 = dv, out3 = dS (full [B, H, Nq, Nk])
+  //   backward_backward out0 = gq', out1 = gk', out2 = gv', out3 = g_dout, out4 = g_bias (full)
+  //   jvp:              out0 = tangent of out, out1 = tangent of lse
+  void* out0 = nullptr;
+  void* out1 = nullptr;
+  void* out2 = nullptr;
+  void* out3 = nullptr;
+  void* out4 = nullptr;
+  void* workspace = nullptr;  // attention_workspace() bytes
+};
+
+}  // namespace mk

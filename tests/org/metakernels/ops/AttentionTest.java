@@ -1,0 +1,250 @@
+package org.metakernels.ops;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+import org.metakernels.autograd.Autograd;
+import org.metakernels.autograd.GradCheck;
+import org.metakernels.runtime.MetakernelsException;
+import org.metakernels.runtime.MkNative;
+import org.metakernels.tensor.DType;
+import org.metakernels.tensor.Device;
+import org.metakernels.tensor.Scope;
+import org.metakernels.tensor.Tensor;
+import org.metakernels.testing.Ref;
+
+class AttentionTest {
+  static final Device CPU = Device.CPU;
+
+  static Tensor rnd(long seed, long... shape) {
+    return Tensor.randn(shape, DType.F64, CPU, seed);
+  }
+
+  /** softmax(scale q kᵀ + bias + mask) v from dense ops, with an explicit Nq×Nk matrix. */
+  static Tensor reference(Tensor q, Tensor k, Tensor v, Attention.Options o, long[] lengths) {
+    long b = q.size(0), h = q.size(1), nq = q.size(2), d = q.size(3), hkv = k.size(1), nk = k.size(2);
+    long group = h / hkv;
+    long[] map = new long[(int) h];
+    for (int i = 0; i < h; i++) map[i] = i / group;
+    Tensor idx = Tensor.ofIndices(map, h);
+    Tensor kk = k.indexSelect(1, idx), vv = v.indexSelect(1, idx);
+    double scale = Double.isNaN(o.scale()) ? 1 / Math.sqrt(d) : o.scale();
+    Tensor s = q.matmul(kk.mT()).mul(scale);
+    if (o.bias() != null) s = s.add(o.bias());
+    double[] mask = new double[(int) (b * nq * nk)];
+    for (int bb = 0; bb < b; bb++) {
+      long len = lengths == null ? nk : lengths[bb];
+      for (int i = 0; i < nq; i++)
+        for (int j = 0; j < nk; j++) {
+          boolean ok = j < len && (!o.causalMask() || j <= i + len - nq);
+          mask[(int) ((bb * nq + i) * nk + j)] = ok ? 1 : 0;
+        }
+    }
+    Tensor m = Tensor.of(mask, b, 1, nq, nk).to(q.dtype());
+    s = Tensor.where(m, s, Tensor.scalar(Double.NEGATIVE_INFINITY, q.dtype(), CPU));
+    return s.softmax(-1).matmul(vv);
+  }
+
+  record Case(Tensor q, Tensor k, Tensor v, Attention.Options o, long[] lengths) {}
+
+  static Case makeCase(int b, int h, int hkv, int nq, int nk, int d, int dv, boolean causal, String bias, boolean lens,
+      long seed) {
+    Tensor q = rnd(seed, b, h, nq, d), k = rnd(seed + 1, b, hkv, nk, d), v = rnd(seed + 2, b, hkv, nk, dv);
+    Attention.Options o = Attention.Options.defaults().withCausal(causal);
+    if (!bias.equals("none")) {
+      long bb = bias.charAt(0) == 'B' ? b : 1, bh = bias.charAt(1) == 'H' ? h : 1;
+      o = o.withBias(rnd(seed + 3, bb, bh, nq, nk).mul(0.5));
+    }
+    long[] lengths = null;
+    if (lens) {
+      lengths = new long[b];
+      for (int i = 0; i < b; i++) lengths[i] = Math.max(1, nk - 7 * i - 3);
+      o = o.withKeyLengths(Tensor.ofIndices(lengths, b));
+    }
+    return new Case(q, k, v, o, lengths);
+  }
+
+  @ParameterizedTest
+  @CsvSource({
+      // b, h, hkv, nq, nk, d, dv, causal, bias, lengths
+      "1, 1, 1, 5, 5, 16, 16, false, none, false",
+      "2, 4, 2, 70, 33, 16, 8, false, none, false",
+      "2, 2, 2, 33, 70, 64, 64, true, none, false",
+      "1, 2, 1, 100, 100, 128, 128, true, 11, false",
+      "2, 3, 3, 40, 97, 32, 24, false, BH, true",
+      "2, 2, 1, 65, 65, 256, 64, true, 1H, true",
+      "3, 2, 2, 1, 129, 16, 16, false, B1, true",
+      "1, 1, 1, 130, 70, 16, 16, true, none, false",
+  })
+  void forwardBackwardAndDoubleBackwardMatchComposedReference(int b, int h, int hkv, int nq, int nk, int d, int dv,
+      boolean causal, String bias, boolean lens) {
+    try (Scope s = Scope.open()) {
+      Case c = makeCase(b, h, hkv, nq, nk, d, dv, causal, bias, lens, 11L * nq + nk);
+      Tensor out = Attention.softmax(c.q, c.k, c.v, c.o);
+      Tensor ref = reference(c.q, c.k, c.v, c.o, c.lengths);
+      Ref.assertClose(out, ref, 1e-12, 1e-10);
+      for (double x : out.toDoubleArray()) assertFalse(Double.isNaN(x));
+
+      // backward and double backward against autograd through the composed reference
+      Tensor q = c.q.detach().requiresGrad(true), k = c.k.detach().requiresGrad(true), v = c.v.detach().requiresGrad(true);
+      Tensor bt = c.o.bias() == null ? null : c.o.bias().detach().requiresGrad(true);
+      Attention.Options o = c.o.withBias(bt);
+      List<Tensor> inputs = new ArrayList<>(List.of(q, k, v));
+      if (bt != null) inputs.add(bt);
+      Tensor r = rnd(99, b, h, nq, dv);
+      List<Tensor> g = Autograd.grad(Attention.softmax(q, k, v, o).mul(r).sum(), inputs, true);
+      List<Tensor> gRef = Autograd.grad(reference(q, k, v, o, c.lengths).mul(r).sum(), inputs, true);
+      for (int i = 0; i < inputs.size(); i++) Ref.assertClose(g.get(i), gRef.get(i), 1e-11, 1e-9);
+      Tensor sProbe = null, sRef = null;
+      for (int i = 0; i < inputs.size(); i++) {
+        Tensor u = rnd(200 + i, inputs.get(i).shape());
+        sProbe = i == 0 ? g.get(i).mul(u).sum() : sProbe.add(g.get(i).mul(u).sum());
+        sRef = i == 0 ? gRef.get(i).mul(u).sum() : sRef.add(gRef.get(i).mul(u).sum());
+      }
+      List<Tensor> hv = Autograd.grad(sProbe, inputs, false);
+      List<Tensor> hvRef = Autograd.grad(sRef, inputs, false);
+      for (int i = 0; i < inputs.size(); i++) Ref.assertClose(hv.get(i), hvRef.get(i), 1e-10, 1e-8);
+    }
+  }
+
+  @ParameterizedTest
+  @CsvSource({"false, none, false", "true, none, true", "false, BH, false", "true, 1H, true"})
+  void gradCheckOrder2(boolean causal, String bias, boolean lens) {
+    try (Scope s = Scope.open()) {
+      Case c = makeCase(2, 2, 1, 7, 9, 4, 3, causal, bias, lens, 5);
+      List<Tensor> inputs = new ArrayList<>(List.of(c.q, c.k, c.v));
+      if (c.o.bias() != null) inputs.add(c.o.bias());
+      GradCheck.check(xs -> Attention.softmax(xs.get(0), xs.get(1), xs.get(2),
+          xs.size() > 3 ? c.o.withBias(xs.get(3)) : c.o).tanh(), inputs, 2);
+    }
+  }
+
+  @Test
+  void backwardIsAnOpWhoseBackwardIsFused() {
+    try (Scope s = Scope.open()) {
+      Tensor q = rnd(1, 1, 2, 8, 4).requiresGrad(true), k = rnd(2, 1, 2, 8, 4), v = rnd(3, 1, 2, 8, 4);
+      Tensor gq = Autograd.grad(Attention.softmax(q, k, v).sum(), List.of(q), true).get(0);
+      assertEquals("attention_backward", gq.gradFn().name());
+      Tensor hq = Autograd.grad(gq.square().sum(), List.of(q), true).get(0);
+      // a third derivative through the fused kernels fails loudly, naming the op
+      var e = assertThrows(UnsupportedOperationException.class,
+          () -> Autograd.grad(hq.sum(), List.of(q), false));
+      assertTrue(e.getMessage().contains("attention_backward_backward"), e.getMessage());
+    }
+  }
+
+  @ParameterizedTest
+  @CsvSource({"false, none, false", "true, BH, true", "true, 11, false"})
+  void jvpMatchesFiniteDifferences(boolean causal, String bias, boolean lens) {
+    try (Scope s = Scope.open()) {
+      Case c = makeCase(2, 2, 2, 37, 41, 8, 5, causal, bias, lens, 21);
+      Tensor tq = rnd(31, c.q.shape()), tk = rnd(32, c.k.shape()), tv = rnd(33, c.v.shape());
+      Tensor tb = c.o.bias() == null ? null : rnd(34, c.o.bias().shape());
+      Attention.Output t = Attention.jvp(c.q, c.k, c.v, c.o, tq, tk, tv, tb);
+      double eps = 1e-6;
+      Attention.Output plus = Attention.forward(c.q.add(tq.mul(eps)), c.k.add(tk.mul(eps)), c.v.add(tv.mul(eps)),
+          tb == null ? c.o : c.o.withBias(c.o.bias().add(tb.mul(eps))));
+      Attention.Output minus = Attention.forward(c.q.sub(tq.mul(eps)), c.k.sub(tk.mul(eps)), c.v.sub(tv.mul(eps)),
+          tb == null ? c.o : c.o.withBias(c.o.bias().sub(tb.mul(eps))));
+      Ref.assertClose(t.out(), plus.out().sub(minus.out()).div(2 * eps), 1e-7, 1e-6);
+      // lse is -inf on fully masked rows; compare where finite
+      double[] tl = t.lse().toDoubleArray(), lp = plus.lse().toDoubleArray(), lm = minus.lse().toDoubleArray();
+      for (int i = 0; i < tl.length; i++)
+        if (Double.isFinite(lp[i])) assertEquals((lp[i] - lm[i]) / (2 * eps), tl[i], 1e-6 + 1e-6 * Math.abs(tl[i]));
+    }
+  }
+
+  @Test
+  void fullyMaskedRowsGiveZerosNotNaN() {
+    try (Scope s = Scope.open()) {
+      // batch 1 has no keys at all; causal with Nq > Nk leaves the first rows without keys
+      Tensor q = rnd(1, 2, 1, 6, 4).requiresGrad(true), k = rnd(2, 2, 1, 3, 4).requiresGrad(true),
+          v = rnd(3, 2, 1, 3, 4).requiresGrad(true);
+      Attention.Options o = Attention.Options.causal().withKeyLengths(Tensor.ofIndices(new long[] {3, 0}, 2));
+      Tensor out = Attention.softmax(q, k, v, o);
+      double[] a = out.toDoubleArray();
+      for (double x : a) assertFalse(Double.isNaN(x));
+      for (int i = 6 * 4; i < 12 * 4; i++) assertEquals(0.0, a[i]);   // batch 1
+      for (int i = 0; i < 3 * 4; i++) assertEquals(0.0, a[i]);        // rows 0..2 of batch 0
+      for (Tensor g : Autograd.grad(out.sum(), List.of(q, k, v), false))
+        for (double x : g.toDoubleArray()) assertFalse(Double.isNaN(x));
+    }
+  }
+
+  @Test
+  void longSequenceNeedsNoQuadraticMemory() {
+    try (Scope s = Scope.open()) {
+      long n = 16384;
+      Tensor q = Tensor.randn(new long[] {1, 1, n, 32}, DType.F32, CPU, 1);
+      Tensor k = Tensor.randn(new long[] {1, 1, n, 32}, DType.F32, CPU, 2);
+      Tensor v = Tensor.randn(new long[] {1, 1, n, 32}, DType.F32, CPU, 3);
+      long before = MkNative.mk_host_live_bytes();
+      Tensor out = Attention.softmax(q, k, v, Attention.Options.causal());
+      long grown = MkNative.mk_host_live_bytes() - before;
+      // output (2 MiB) + lse + workspace; an Nq x Nk float matrix would be 1 GiB
+      assertTrue(grown < 32L << 20, "native memory grew by " + grown + " bytes");
+      // last row attends to everything: compare it with a direct computation
+      double[] qa = q.narrow(2, n - 1, 1).toDoubleArray(), ka = k.toDoubleArray(), va = v.toDoubleArray();
+      double m = Double.NEGATIVE_INFINITY;
+      double[] sc = new double[(int) n];
+      for (int j = 0; j < n; j++) {
+        double t = 0;
+        for (int e = 0; e < 32; e++) t += qa[e] * ka[j * 32 + e];
+        sc[j] = t / Math.sqrt(32);
+        m = Math.max(m, sc[j]);
+      }
+      double z = 0;
+      double[] o = new double[32];
+      for (int j = 0; j < n; j++) {
+        double p = Math.exp(sc[j] - m);
+        z += p;
+        for (int e = 0; e < 32; e++) o[e] += p * va[j * 32 + e];
+      }
+      for (int e = 0; e < 32; e++) o[e] /= z;
+      Ref.assertClose(out.narrow(2, n - 1, 1).toDoubleArray(), o, 1e-5, 1e-4, "last row");
+    }
+  }
+
+  @Test
+  void float32MatchesFloat64Reference() {
+    try (Scope s = Scope.open()) {
+      Case c = makeCase(2, 4, 2, 77, 90, 64, 64, true, "BH", true, 7);
+      Attention.Options o32 = c.o.withBias(c.o.bias().to(DType.F32));
+      Tensor out = Attention.softmax(c.q.to(DType.F32), c.k.to(DType.F32), c.v.to(DType.F32), o32);
+      Ref.assertClose(out.to(DType.F64), reference(c.q, c.k, c.v, c.o, c.lengths), 1e-5, 1e-4);
+    }
+  }
+
+  @Test
+  void rejectsBadInput() {
+    try (Scope s = Scope.open()) {
+      Tensor q = rnd(1, 2, 4, 5, 8), k = rnd(2, 2, 2, 6, 8), v = rnd(3, 2, 2, 6, 8);
+      double[] before = q.toDoubleArray();
+      assertMessage(() -> Attention.softmax(q, rnd(4, 2, 3, 6, 8), rnd(5, 2, 3, 6, 8)), "3 key/value heads");
+      assertMessage(() -> Attention.softmax(q, rnd(4, 2, 2, 6, 7), v), "[2, 2, 6, 7]");
+      assertMessage(() -> Attention.softmax(q, k, rnd(5, 2, 2, 5, 8)), "[2, 2, 5, 8]");
+      assertMessage(() -> Attention.softmax(q.reshape(2, 4, 40), k, v), "[2, 4, 40]");
+      assertMessage(() -> Attention.softmax(q, k.to(DType.F32), v), "dtype");
+      assertMessage(() -> Attention.softmax(rnd(6, 1, 1, 2, 300), rnd(7, 1, 1, 2, 300), rnd(8, 1, 1, 2, 300)), "[1, 256]");
+      assertMessage(() -> Attention.softmax(q, k, v, Attention.Options.defaults().withBias(rnd(9, 2, 4, 5, 5))), "bias");
+      assertMessage(() -> Attention.softmax(q, k, v,
+          Attention.Options.defaults().withKeyLengths(Tensor.ofIndices(new long[] {3, 7}, 2))), "key length 7");
+      assertMessage(() -> Attention.softmax(q, k, v,
+          Attention.Options.defaults().withKeyLengths(Tensor.ofIndices(new long[] {3}, 1))), "key lengths");
+      assertArrayEquals(before, q.toDoubleArray());
+      Tensor closed = rnd(10, 2, 4, 5, 8);
+      closed.close();
+      assertThrows(IllegalStateException.class, () -> Attention.softmax(closed, k, v));
+    }
+  }
+
+  static void assertMessage(org.junit.jupiter.api.function.Executable e, String part) {
+    var ex = assertThrows(MetakernelsException.class, e);
+    assertTrue(ex.getMessage().contains(part) && ex.getMessage().contains("attention"), ex.getMessage());
+  }
+}
