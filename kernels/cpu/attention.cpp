@@ -149,7 +149,8 @@ void probabilities(const Head<T>& h, int64_t r0, int64_t R, int64_t C, T* s) {
       for (int64_t c = 0; c < C; ++c) sr[c] = T(0);
       continue;
     }
-    for (int64_t c = 0; c < C; ++c) sr[c] = sr[c] == neg_inf<T>() ? T(0) : std::exp(sr[c] - l);
+    for (int64_t c = 0; c < C; ++c) sr[c] -= l;  // -inf stays -inf and exp gives 0
+    tile::exp_inplace(sr, C);
   }
 }
 
@@ -221,12 +222,11 @@ void forward(const AttentionParams& p, T* ws, int64_t per_thread) {
             continue;
           }
           const T corr = m[r] == neg_inf<T>() ? T(0) : std::exp(m[r] - mn);
+          for (int64_t c = 0; c < C; ++c) sr[c] -= mn;
+          tile::exp_inplace(sr, C);
           T sum = 0;
-          for (int64_t c = 0; c < C; ++c) {
-            const T e = sr[c] == neg_inf<T>() ? T(0) : std::exp(sr[c] - mn);
-            sr[c] = e;
-            sum += e;
-          }
+#pragma omp simd reduction(+ : sum)
+          for (int64_t c = 0; c < C; ++c) sum += sr[c];
           l[r] = l[r] * corr + sum;
           if (corr != T(1)) {
             T* ar = acc + r * p.dv;
