@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "mk/cpu_tile.h"
 #include "mk/kernels.h"
 
 #ifdef MK_ISA_AVX512
@@ -25,8 +26,7 @@ namespace cpu {
 
 struct LinearAttentionTraits {
   static constexpr int64_t kChunk = 64;  // rows per chunk: kChunk^2 block stays in L1/L2
-  static constexpr int kRowBlock = 4;    // query rows sharing one pass over the state
-  static_assert(kChunk % kRowBlock == 0, "chunk must be a multiple of the row block");
+  static_assert(kChunk % 16 == 0, "chunks fill whole AVX-512 vectors");
 };
 
 namespace MK_ISA_NS {
@@ -34,78 +34,13 @@ namespace {
 
 using Traits = LinearAttentionTraits;
 
-// out[r, :] += sum_d a[r, d] * S[d, :] for kRowBlock rows (or fewer) at once.
-template <class T>
-inline void rows_times_state(int rows, const T* a, int64_t lda, const T* S, int64_t dk, int64_t dv,
-                             T* out, int64_t ldo) {
-  if (rows == Traits::kRowBlock) {
-    T* o0 = out; T* o1 = out + ldo; T* o2 = out + 2 * ldo; T* o3 = out + 3 * ldo;
-    const T* a0 = a; const T* a1 = a + lda; const T* a2 = a + 2 * lda; const T* a3 = a + 3 * lda;
-    for (int64_t d = 0; d < dk; ++d) {
-      const T* s = S + d * dv;
-      const T x0 = a0[d], x1 = a1[d], x2 = a2[d], x3 = a3[d];
-#pragma omp simd
-      for (int64_t e = 0; e < dv; ++e) {
-        const T se = s[e];
-        o0[e] += x0 * se;
-        o1[e] += x1 * se;
-        o2[e] += x2 * se;
-        o3[e] += x3 * se;
-      }
-    }
-    return;
-  }
-  for (int r = 0; r < rows; ++r)
-    for (int64_t d = 0; d < dk; ++d) {
-      const T x = a[r * lda + d];
-      const T* s = S + d * dv;
-      T* o = out + r * ldo;
-#pragma omp simd
-      for (int64_t e = 0; e < dv; ++e) o[e] += x * s[e];
-    }
-}
-
-template <class T>
-inline T dot(const T* a, const T* b, int64_t n) {
-  T s = 0;
-#pragma omp simd reduction(+ : s)
-  for (int64_t i = 0; i < n; ++i) s += a[i] * b[i];
-  return s;
-}
-
-// S += sum_{i < rows} k[i]^T v[i]
-template <class T>
-inline void accumulate_state(int64_t rows, const T* k, const T* v, int64_t dk, int64_t dv, T* S) {
-  for (int64_t d = 0; d < dk; ++d) {
-    T* s = S + d * dv;
-    int64_t i = 0;
-    for (; i + 4 <= rows; i += 4) {
-      const T k0 = k[i * dk + d], k1 = k[(i + 1) * dk + d], k2 = k[(i + 2) * dk + d], k3 = k[(i + 3) * dk + d];
-      const T* v0 = v + i * dv; const T* v1 = v0 + dv; const T* v2 = v1 + dv; const T* v3 = v2 + dv;
-#pragma omp simd
-      for (int64_t e = 0; e < dv; ++e) s[e] += k0 * v0[e] + k1 * v1[e] + k2 * v2[e] + k3 * v3[e];
-    }
-    for (; i < rows; ++i) {
-      const T kd = k[i * dk + d];
-      const T* vi = v + i * dv;
-#pragma omp simd
-      for (int64_t e = 0; e < dv; ++e) s[e] += kd * vi[e];
-    }
-  }
-}
-
 template <class T>
 void group(int mask, int64_t nq, int64_t nk, int64_t dk, int64_t dv, const T* q, const T* k,
-           const T* v, T* out, T* S, T* A) {
+           const T* v, T* out, T* S, T* A, T* kt) {
   constexpr int64_t C = Traits::kChunk;
-  std::memset(out, 0, sizeof(T) * size_t(nq * dv));
-  std::memset(S, 0, sizeof(T) * size_t(dk * dv));
-  if (mask == 0) {  // out = q (k^T v)
-    accumulate_state(nk, k, v, dk, dv, S);
-    for (int64_t j = 0; j < nq; j += Traits::kRowBlock) {
-      const int rows = int(std::min<int64_t>(Traits::kRowBlock, nq - j));
-      rows_times_state(rows, q + j * dk, dk, S, dk, dv, out + j * dv, dv);
-    }
+  if (mask == 0) {  // out = q (kᵀ v)
+    tile::gemm<T>(dk, dv, nk, T(1), k, 1, dk, v, dv, S, dv, false);
+    tile::gemm<T>(nq, dv, dk, T(1), q, dk, 1, S, dv, out, dv, false);
     return;
   }
   const int64_t n = nq;  // causal forms need nq == nk (checked by native/)
@@ -118,34 +53,27 @@ void group(int mask, int64_t nq, int64_t nk, int64_t dk, int64_t dv, const T* q,
     const T* kc = k + c0 * dk;
     const T* vc = v + c0 * dv;
     T* oc = out + c0 * dv;
-    // inter-chunk: out += q S (S holds the chunks already walked)
-    if (step > 0)
-      for (int64_t j = 0; j < len; j += Traits::kRowBlock) {
-        const int rows = int(std::min<int64_t>(Traits::kRowBlock, len - j));
-        rows_times_state(rows, qc + j * dk, dk, S, dk, dv, oc + j * dv, dv);
-      }
-    // intra-chunk: masked (q k^T) v
+    // inter-chunk: out = q S (S holds the chunks already walked)
+    if (step > 0) tile::gemm<T>(len, dv, dk, T(1), qc, dk, 1, S, dv, oc, dv, false);
+    else std::memset(oc, 0, sizeof(T) * size_t(len * dv));
+    // intra-chunk: (mask ∘ q kᵀ) v
+    tile::transpose<T>(len, dk, kc, dk, kt, C);
+    tile::gemm<T>(len, len, dk, T(1), qc, dk, 1, kt, C, A, C, false);
     for (int64_t j = 0; j < len; ++j) {
-      const int64_t i0 = mask == 1 ? 0 : j;
-      const int64_t i1 = mask == 1 ? j + 1 : len;
       T* aj = A + j * C;
-      for (int64_t i = i0; i < i1; ++i) aj[i] = dot(qc + j * dk, kc + i * dk, dk);
-      T* o = oc + j * dv;
-      for (int64_t i = i0; i < i1; ++i) {
-        const T a = aj[i];
-        const T* vi = vc + i * dv;
-#pragma omp simd
-        for (int64_t e = 0; e < dv; ++e) o[e] += a * vi[e];
-      }
+      if (mask == 1) for (int64_t i = j + 1; i < len; ++i) aj[i] = T(0);
+      else for (int64_t i = 0; i < j; ++i) aj[i] = T(0);
     }
-    accumulate_state(len, kc, vc, dk, dv, S);
+    tile::gemm<T>(len, dv, len, T(1), A, C, 1, vc, dv, oc, dv, true);
+    // state: S += k_cᵀ v_c
+    tile::gemm<T>(dk, dv, len, T(1), kc, 1, dk, vc, dv, S, dv, step > 0);
   }
 }
 
 template <class T>
 void run(int64_t groups, int64_t nq, int64_t nk, int64_t dk, int64_t dv, const T* q, const T* k,
          const T* v, T* out, int mask, T* ws) {
-  const int64_t per_thread = dk * dv + Traits::kChunk * Traits::kChunk;
+  const int64_t per_thread = dk * dv + Traits::kChunk * Traits::kChunk + dk * Traits::kChunk;
   const int64_t work = groups * std::max(nq, nk) * dk * dv;
 #pragma omp parallel if (groups > 1 && work > (1 << 16))
   {
@@ -153,7 +81,7 @@ void run(int64_t groups, int64_t nq, int64_t nk, int64_t dk, int64_t dv, const T
 #pragma omp for schedule(static)
     for (int64_t g = 0; g < groups; ++g)
       group(mask, nq, nk, dk, dv, q + g * nq * dk, k + g * nk * dk, v + g * nk * dv,
-            out + g * nq * dv, mine, mine + dk * dv);
+            out + g * nq * dv, mine, mine + dk * dv, mine + dk * dv + Traits::kChunk * Traits::kChunk);
   }
 }
 
@@ -222,7 +150,8 @@ int linear_attention(int dtype, int64_t groups, int64_t nq, int64_t nk, int64_t 
 }
 
 int64_t linear_attention_workspace(int64_t dk, int64_t dv, int threads) {
-  return int64_t(threads) * (dk * dv + LinearAttentionTraits::kChunk * LinearAttentionTraits::kChunk);
+  return int64_t(threads) * (dk * dv + LinearAttentionTraits::kChunk * LinearAttentionTraits::kChunk +
+                             dk * LinearAttentionTraits::kChunk);
 }
 
 int linear_attention_momentum(int dtype, int64_t groups, int64_t n, int64_t d, const void* v,
