@@ -1,9 +1,13 @@
 #!/usr/bin/env python3
 """PyTorch peers for the GPU benchmarks, on the same shapes as the JMH GPU benchmarks.
 
+Softmax attention: scaled_dot_product_attention in BF16 with D = 128 and N up to 16k (forward,
+forward+backward; TFLOP/s and % of the H100's 989 TFLOP/s dense BF16 peak), and the double
+backward in F32 through the math path (create_graph=True), which the fused SDPA kernels refuse.
 Linear attention (F32): causal forward and forward+backward at [4, 8, 4096, 64] through the
 masked quadratic form and a chunked cumsum form, non-causal at [16, 8, 1024, 64] through
-(K^T V). Prints a table and writes JSON (milliseconds, median of timed repetitions).
+(K^T V). Prints one JSON line per measurement and writes them all (milliseconds, median of
+timed repetitions).
 """
 import argparse
 import json
@@ -78,6 +82,61 @@ def bench(name, shape, fn, causal, results):
     print(json.dumps(row))
 
 
+def bench_sdpa(shape, causal, results, dtype=torch.bfloat16):
+    import torch.nn.functional as F
+    b, h, n, d = shape
+    q, k, v = (torch.randn(b, h, n, d, device="cuda", dtype=dtype, requires_grad=True) for _ in range(3))
+    g = torch.randn(b, h, n, d, device="cuda", dtype=dtype)
+
+    def fwd():
+        with torch.no_grad():
+            F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+
+    def fwdbwd():
+        out = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+        torch.autograd.grad(out, (q, k, v), g)
+
+    flops = 4.0 * b * h * n * n * d * (0.5 if causal else 1.0)
+    row = {"peer": "sdpa", "dtype": str(dtype).replace("torch.", ""), "shape": list(shape), "causal": causal}
+    try:
+        row["forward_ms"] = timed(fwd)
+        row["forward_backward_ms"] = timed(fwdbwd)
+        row["forward_tflops"] = flops / row["forward_ms"] / 1e9
+        row["forward_backward_tflops"] = 3.5 * flops / row["forward_backward_ms"] / 1e9
+        row["forward_pct_of_989"] = 100 * row["forward_tflops"] / 989
+    except RuntimeError as e:
+        row["error"] = str(e).splitlines()[0]
+        torch.cuda.empty_cache()
+    results.append(row)
+    print(json.dumps(row))
+
+
+def bench_double_backward(shape, causal, results):
+    import torch.nn.functional as F
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    b, h, n, d = shape
+    q, k, v = (torch.randn(b, h, n, d, device="cuda", dtype=torch.float32, requires_grad=True) for _ in range(3))
+    u = [torch.randn_like(t) for t in (q, k, v)]
+
+    def second():
+        with sdpa_kernel(SDPBackend.MATH):
+            out = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+            gs = torch.autograd.grad(out.square().sum(), (q, k, v), create_graph=True)
+            s = sum((gi * ui).sum() for gi, ui in zip(gs, u))
+            torch.autograd.grad(s, (q, k, v))
+
+    row = {"peer": "sdpa_math_double_backward", "dtype": "float32", "shape": list(shape), "causal": causal}
+    try:
+        torch.cuda.reset_peak_memory_stats()
+        row["double_backward_ms"] = timed(second, reps=5, warmup=2)
+        row["peak_memory_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    except RuntimeError as e:
+        row["error"] = str(e).splitlines()[0]
+        torch.cuda.empty_cache()
+    results.append(row)
+    print(json.dumps(row))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="peers.json")
@@ -86,6 +145,12 @@ def main():
     results = []
     info = {"torch": torch.__version__, "device": torch.cuda.get_device_name(0), "time": time.strftime("%Y-%m-%d %H:%M:%S")}
     print(json.dumps(info))
+    for n, b in ((1024, 16), (4096, 4), (16384, 1)):
+        for causal in (False, True):
+            bench_sdpa((b, 16, n, 128), causal, results)
+    for shape in ((1, 8, 1024, 64), (4, 8, 512, 64), (1, 8, 4096, 64)):
+        for causal in (False, True):
+            bench_double_backward(shape, causal, results)
     bench("linear_attention.quadratic", (4, 8, 4096, 64), lambda q, k, v: la_quadratic(q, k, v, True), True, results)
     bench("linear_attention.chunked_cumsum", (4, 8, 4096, 64), la_chunked, True, results)
     bench("linear_attention.state", (16, 8, 1024, 64), la_state, False, results)
