@@ -10,7 +10,7 @@ class InContextDemoTest {
   @Test
   void oneLayerMatchesGradientDescent() {
     Config c = Config.defaults().withSteps(700).withBatch(512).withEvalTasks(4000).withSeed(3);
-    InContextDemo.Result r = InContextDemo.run(c, new int[0], null);
+    InContextDemo.Result r = InContextDemo.run(c, new int[0], 0, null);
     // predicting zero costs ~2x more than GD: the comparison is not vacuous
     assertTrue(r.gdLoss() < 0.7 * r.zeroLoss(), "GD loss " + r.gdLoss() + " vs zero " + r.zeroLoss());
     assertTrue(Math.abs(r.relativeDifference()) < 0.05, "LSA " + r.lsaLoss() + " vs GD " + r.gdLoss());

@@ -39,6 +39,10 @@ final class DemoCommand implements Callable<Integer> {
   @Option(names = "--steps", defaultValue = "2000", description = "Adam steps per LSA model (default: ${DEFAULT-VALUE})")
   int steps;
 
+  @Option(names = "--deep-steps", defaultValue = "4000",
+      description = "Adam steps for each deeper LSA stack (default: ${DEFAULT-VALUE})")
+  int deepSteps;
+
   @Option(names = "--batch", defaultValue = "1024", description = "fresh tasks per step (default: ${DEFAULT-VALUE})")
   int batch;
 
@@ -79,11 +83,12 @@ final class DemoCommand implements Callable<Integer> {
     o.printf("tasks: y = w.x, x ~ U(-1/2, 1/2)^%d, w ~ N(0, I), %d context pairs + 1 query, fresh tasks every step%n", dim, context);
     o.printf("model: linear self-attention on tokens [x_i, y_i] / [x_q, 0], keys and values from the context, %d Adam steps x %d tasks%n",
         steps, batch);
+    if (ks.length > 0) o.printf("deeper stacks: K = %s, %d Adam steps each%n", java.util.Arrays.toString(ks), deepSteps);
     o.printf("evaluation: %d held-out tasks%n%n", evalTasks);
 
     InContextDemo.Result r;
     try (Progress bars = new Progress()) {
-      r = InContextDemo.run(c, ks, bars::update);
+      r = InContextDemo.run(c, ks, deepSteps, bars::update);
     }
 
     o.println();
@@ -106,6 +111,10 @@ final class DemoCommand implements Callable<Integer> {
       for (InContextDemo.Depth d : r.depths())
         o.printf("  %2d   %.5f    %.5f (%.4f)     %.5f      %.5f         %.5f%n", d.layers(), d.lsaLoss(), d.gdLoss(),
             d.gdEta(), d.gdppLoss(), d.lsaVsGdppCosine(), d.lsaVsGdCosine());
+      for (InContextDemo.Depth d : r.depths())
+        if (d.lsaLoss() > 1.1 * d.gdppLoss())
+          o.printf("  note: the %d-layer LSA is still %.0f%% above GD++ after %d steps; more --deep-steps bring it closer%n",
+              d.layers(), 100 * (d.lsaLoss() / d.gdppLoss() - 1), deepSteps);
     }
 
     Files.createDirectories(out);

@@ -36,9 +36,10 @@ public final class InContextDemo {
    * Runs the whole comparison.
    *
    * @param depths extra stack depths to compare with K-step GD and GD++ (e.g. {2, 3}; empty to skip)
+   * @param deepSteps Adam steps for the deeper stacks (they converge more slowly than one layer)
    * @param progress called with (phase name, fraction done in [0, 1])
    */
-  public static Result run(Config c, int[] depths, BiConsumer<String, Double> progress) {
+  public static Result run(Config c, int[] depths, int deepSteps, BiConsumer<String, Double> progress) {
     long t0 = System.nanoTime();
     BiConsumer<String, Double> p = progress == null ? (a, b) -> { } : progress;
     try (Scope scope = Scope.open()) {
@@ -75,7 +76,7 @@ public final class InContextDemo {
         double[] lsaSample = lsaPred64.narrow(0, 0, sample).toDoubleArray();
 
         List<Depth> rows = new ArrayList<>();
-        for (int k : depths) rows.add(depth(c, k, held, heldModel, p));
+        for (int k : depths) rows.add(depth(c, k, deepSteps, held, heldModel, p));
         return new Result(eta, lsaLoss, gdLoss, predCos, sensCos, l2, construction[0], construction[1], one.lossCurve,
             gdSample, lsaSample, rows, steps, (System.nanoTime() - t0) / 1e9, zeroLoss);
       } finally {
@@ -84,7 +85,7 @@ public final class InContextDemo {
     }
   }
 
-  private static Depth depth(Config c, int k, LinearRegressionTasks held, LinearRegressionTasks heldModel,
+  private static Depth depth(Config c, int k, int steps, LinearRegressionTasks held, LinearRegressionTasks heldModel,
       BiConsumer<String, Double> p) {
     try (Scope s = Scope.open()) {
       double eta;
@@ -98,7 +99,7 @@ public final class InContextDemo {
       }
       Tensor gd = GradientDescentLearner.predict(held, fill(k, eta, c), null);
       double gdLoss = InContextLearning.loss(gd, held.queryY());
-      int gdppSteps = Math.max(200, c.steps() / 4);
+      int gdppSteps = Math.max(200, steps / 4);
       double[] rates = InContextLearning.trainGdPlusPlus(c, k, gdppSteps, eta, true,
           st -> p.accept("GD++, " + k + " steps", (st + 1.0) / gdppSteps));
       Tensor[] etas = new Tensor[k], gammas = new Tensor[k];
@@ -108,7 +109,6 @@ public final class InContextDemo {
       }
       Tensor gdpp = GradientDescentLearner.predict(held, etas, gammas);
       double gdppLoss = InContextLearning.loss(gdpp, held.queryY());
-      int steps = c.steps();
       try (Stack stack = InContextLearning.trainLsa(c.withSeed(c.seed() + 31L * k), k, steps,
           st -> p.accept("LSA, " + k + " layers", (st + 1.0) / steps))) {
         Tensor pred;
