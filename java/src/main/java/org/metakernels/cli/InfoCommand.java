@@ -19,6 +19,9 @@ final class InfoCommand implements Callable<Integer> {
     System.out.println("                    26 unary and 13 binary elementwise ops with broadcasting, where,");
     System.out.println("                    sum/max/min reductions with indices, softmax/log-softmax, index-select,");
     System.out.println("                    index-add, gather, scatter-add (deterministic), matmul (BLAS / cuBLAS)");
+    System.out.println("  attention:        fused softmax attention (online softmax, no N x N buffer): forward,");
+    System.out.println("                    deterministic backward, fused double backward, JVP; GQA, causal,");
+    System.out.println("                    padding, additive bias with gradient; F32 and F64");
     System.out.println("  linear attention: fused product (none / causal / anti-causal masks; its own backward,");
     System.out.println("                    so every derivative order is fused), momentum term");
     return 0;
