@@ -73,7 +73,7 @@ public final class Views {
   }
 
   public static Tensor narrow(Tensor x, int dim, long start, long length) {
-    int d = x.normDim(dim);
+    int d = x.normDim(dim, "narrow");
     long n = x.shape()[d];
     if (start < 0 || length < 0 || start + length > n)
       throw new MetakernelsException("narrow: [" + start + ", " + (start + length) + ") outside dim " + dim + " of " + x.describe());
@@ -149,7 +149,7 @@ public final class Views {
   public static Tensor concat(List<Tensor> parts, int dim) {
     if (parts.isEmpty()) throw new MetakernelsException("concat: no tensors");
     Tensor first = parts.get(0);
-    int d = first.normDim(dim);
+    int d = first.normDim(dim, "concat");
     long[] shape = first.shape();
     long total = 0;
     for (Tensor p : parts) {

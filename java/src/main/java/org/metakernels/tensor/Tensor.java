@@ -229,10 +229,16 @@ public final class Tensor implements AutoCloseable {
   }
 
   public int normDim(int dim) {
+    return normDim(dim, null);
+  }
+
+  /** {@code dim} counted from the end when negative; the error names {@code op} (when not null). */
+  public int normDim(int dim, String op) {
     int r = shape.length;
     int d = dim < 0 ? dim + r : dim;
     if (d < 0 || d >= Math.max(r, 1) || (r == 0))
-      throw new MetakernelsException("dim " + dim + " out of range for shape " + Arrays.toString(shape));
+      throw new MetakernelsException((op == null ? "" : op + ": ") + "dim " + dim + " out of range for shape "
+          + Arrays.toString(shape));
     return d;
   }
 
@@ -440,7 +446,7 @@ public final class Tensor implements AutoCloseable {
     int r = rank();
     int[] p = new int[r];
     for (int i = 0; i < r; i++) p[i] = i;
-    int a = normDim(d0), b = normDim(d1);
+    int a = normDim(d0, "transpose"), b = normDim(d1, "transpose");
     p[a] = b;
     p[b] = a;
     return permute(p);
@@ -457,7 +463,7 @@ public final class Tensor implements AutoCloseable {
 
   /** Index {@code index} of {@code dim}, which is removed. */
   public Tensor select(int dim, long index) {
-    int d = normDim(dim);
+    int d = normDim(dim, "select");
     return narrow(d, index, 1).squeeze(d);
   }
 
@@ -474,7 +480,7 @@ public final class Tensor implements AutoCloseable {
   }
 
   public Tensor squeeze(int dim) {
-    int d = normDim(dim);
+    int d = normDim(dim, "squeeze");
     if (shape[d] != 1) throw new MetakernelsException("squeeze: dim " + dim + " of " + describe() + " is not 1");
     long[] s = new long[rank() - 1];
     for (int i = 0, j = 0; i < shape.length; i++) if (i != d) s[j++] = shape[i];
