@@ -55,6 +55,7 @@ public final class Views {
   }
 
   public static Tensor permute(Tensor x, int[] dims) {
+    x.address("permute");
     int r = x.rank();
     if (dims.length != r) throw new MetakernelsException("permute: " + dims.length + " dims for " + x.describe());
     int[] perm = new int[r];
@@ -73,6 +74,7 @@ public final class Views {
   }
 
   public static Tensor narrow(Tensor x, int dim, long start, long length) {
+    x.address("narrow");
     int d = x.normDim(dim, "narrow");
     long n = x.shape()[d];
     if (start < 0 || length < 0 || start + length > n)
@@ -96,6 +98,7 @@ public final class Views {
   }
 
   public static Tensor expand(Tensor x, long[] newShape) {
+    x.address("expand");
     long[] shape = x.shape();
     if (newShape.length < shape.length)
       throw new MetakernelsException("expand: " + x.describe() + " to fewer dims " + Arrays.toString(newShape));

@@ -489,6 +489,7 @@ public final class Tensor implements AutoCloseable {
 
   /** This tensor if contiguous, else a contiguous copy. Differentiable. */
   public Tensor contiguous() {
+    address("contiguous");
     if (isContiguous()) return this;
     return Views.contiguous(this);
   }
