@@ -31,6 +31,7 @@ public final class Functional {
 
   /** Mean squared error: mean((pred − target)²), shape []. */
   public static Tensor mse(Tensor pred, Tensor target) {
+    Checks.compatible("mse", pred, target);
     if (!java.util.Arrays.equals(pred.shape(), target.shape()))
       throw new MetakernelsException("mse: " + pred.describe() + " vs " + target.describe());
     return pred.sub(target).square().mean();

@@ -111,6 +111,7 @@ public final class Reductions {
   }
 
   public static Tensor var(Tensor x, int dim, boolean keepDim, boolean unbiased) {
+    Checks.floating("var", x);
     int d = x.normDim(dim, "var");
     long n = x.shape()[d];
     if (n - (unbiased ? 1 : 0) <= 0)
@@ -161,6 +162,7 @@ public final class Reductions {
 
   /** log(sum(exp(x))) over {@code dim}, stable; rows of -inf give -inf. */
   public static Tensor logsumexp(Tensor x, int dim, boolean keepDim) {
+    Checks.floating("logsumexp", x);
     int d = x.normDim(dim, "logsumexp");
     Tensor m;
     try (var ng = Autograd.noGrad()) {
