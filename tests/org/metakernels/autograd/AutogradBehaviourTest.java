@@ -141,6 +141,22 @@ class AutogradBehaviourTest {
   }
 
   @Test
+  void theSameInputTwiceGetsTheSameGradientTwice() {
+    try (Scope s = Scope.open()) {
+      Tensor x = leaf(1, 2), w = leaf(3, 4);
+      Tensor y = x.square().mul(w).sum();
+      List<Tensor> g = Autograd.grad(y, List.of(x, w, x), false);
+      Ref.assertValues(g.get(0), 6, 16);
+      Ref.assertValues(g.get(1), 1, 4);
+      Ref.assertValues(g.get(2), 6, 16);
+      Tensor h = x.exp();  // a non-leaf, twice
+      List<Tensor> gh = Autograd.grad(h.mul(w).sum(), List.of(h, h), false);
+      Ref.assertValues(gh.get(0), 3, 4);
+      Ref.assertValues(gh.get(1), 3, 4);
+    }
+  }
+
+  @Test
   void backwardAccumulatesIntoLeafGradients() {
     try (Scope s = Scope.open()) {
       Tensor x = leaf(1, 2, 3);

@@ -35,6 +35,7 @@ class MatmulTest {
       {{150, 130}, {130, 140}},
       // batched 3-d / 4-d: tiny batches (one parallel loop) and large ones (BLAS)
       {{4, 5, 6}, {4, 6, 3}}, {{2, 3, 5, 4}, {2, 3, 4, 6}}, {{3, 40, 30}, {3, 30, 50}}, {{1, 7, 5}, {1, 5, 2}},
+      {{4, 50, 40}, {4, 40, 60}}, {{2, 2, 64, 40}, {2, 1, 40, 48}},
       // broadcast batch dims
       {{2, 1, 5, 4}, {3, 4, 6}}, {{1, 5, 4}, {3, 4, 2}}, {{3, 4, 2}, {1, 2, 5}}, {{2, 3, 5, 4}, {4, 6}},
       {{5, 4}, {2, 3, 4, 6}}, {{4, 1, 33, 20}, {1, 3, 20, 40}},
@@ -58,7 +59,8 @@ class MatmulTest {
     try (Scope s = Scope.open()) {
       Random r = new Random(22 + d.ordinal());
       // aᵀ b, a bᵀ, aᵀ bᵀ with the transposes as strided views (mT), small and BLAS-sized
-      for (int[] mkn : new int[][] {{5, 7, 3}, {1, 4, 6}, {70, 50, 60}}) {
+      // the last two take the threaded BLAS paths (rows split across threads)
+      for (int[] mkn : new int[][] {{5, 7, 3}, {1, 4, 6}, {70, 50, 60}, {80, 70, 90}, {33, 100, 97}}) {
         int m = mkn[0], k = mkn[1], n = mkn[2];
         Nd at = in(r, d, k, m), bt = in(r, d, n, k), a = in(r, d, m, k), b = in(r, d, k, n);
         check(at.tensor(d).mT().matmul(b.tensor(d)), at.transpose(0, 1), b, d);

@@ -228,6 +228,29 @@ class ReductionsTest {
     }
   }
 
+  @ParameterizedTest
+  @EnumSource(value = DType.class, names = {"F64", "F32"})
+  void reductionsOfExpandedAndNarrowedInputs(DType d) {
+    try (Scope s = Scope.open()) {
+      Random r = new Random(18 + d.ordinal());
+      Nd row = in(r, d, 1, 7);
+      Tensor e = row.tensor(d).expand(5, 7);  // stride 0 along dim 0
+      Nd re = row.expand(5, 7);
+      assertSum(e.sum(0, false), re, new int[] {0}, false, d, false);
+      assertSum(e.sum(1, true), re, new int[] {1}, true, d, false);
+      assertSum(e.sum(), re, new int[] {0, 1}, false, d, false);
+      Ref.assertClose(e.softmax(0), re.alongDim(0, Nd::softmax), 1e-7, Ref.rtol(d));
+      Ref.assertClose(e.max(1, false).values(), re.reduce(new int[] {1}, false, Nd::max), 0, 0);
+      Nd x = in(r, d, 6, 9);
+      Tensor n = x.tensor(d).narrow(1, 2, 5).narrow(0, 1, 4);  // offset and row stride 9
+      Nd rn = x.narrow(1, 2, 5).narrow(0, 1, 4);
+      assertSum(n.sum(1, false), rn, new int[] {1}, false, d, false);
+      assertSum(n.mean(0, true), rn, new int[] {0}, true, d, true);
+      Ref.assertClose(n.logSoftmax(1), rn.alongDim(1, Nd::logSoftmax), d == DType.F64 ? 1e-13 : 2e-5, Ref.rtol(d));
+      Ref.assertClose(n.logsumexp(0, false), rn.reduce(new int[] {0}, false, Nd::logsumexp), 1e-6, Ref.rtol(d));
+    }
+  }
+
   @Test
   void zeroDimAndEmptyReductions() {
     try (Scope s = Scope.open()) {
