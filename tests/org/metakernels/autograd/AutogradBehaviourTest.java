@@ -308,6 +308,29 @@ class AutogradBehaviourTest {
     }
   }
 
+  @Test
+  void f32GradientsAgreeWithF64() {
+    try (Scope s = Scope.open()) {
+      Random r = new Random(81);
+      Nd x = Nd.uniform(r, -1, 1, 7, 5).roundToFloat(), w = Nd.uniform(r, -1, 1, 5, 3).roundToFloat();
+      Tensor t = Tensor.ofIndices(new long[] {0, 2, 1, 1, 0, 2, 2}, 7);
+      double[][] g = new double[2][];
+      for (DType d : new DType[] {DType.F64, DType.F32}) {
+        Tensor wl = w.tensor(d).requiresGrad(true);
+        Tensor h = x.tensor(d).matmul(wl).gelu();
+        Tensor loss = Functional.crossEntropy(Functional.layerNorm(h, null, null, 1e-5), t)
+            .add(h.softmax(0).logsumexp(1, false).mean());
+        Tensor gw = Autograd.grad(loss, List.of(wl), false).get(0);
+        assertEquals(d, gw.dtype());
+        g[d == DType.F64 ? 0 : 1] = gw.toDoubleArray();
+      }
+      Ref.assertClose(g[1], g[0], 1e-5, 1e-4, "F32 gradient vs F64");
+      var e = assertThrows(MetakernelsException.class,
+          () -> GradCheck.check(xs -> xs.get(0).exp(), List.of(Tensor.ones(new long[] {2}, DType.F32, CPU)), 1));
+      assertTrue(e.getMessage().contains("F64") && e.getMessage().contains("F32[2]"), e.getMessage());
+    }
+  }
+
   /** Flattened gradient of the MLP loss at the given parameters. */
   static double[] lossGrad(MLP net, List<String> names, List<Tensor> params, Tensor x, Tensor t) {
     try (Scope s = Scope.open()) {
