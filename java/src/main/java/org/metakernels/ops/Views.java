@@ -44,6 +44,7 @@ public final class Views {
         throw new MetakernelsException("reshape: cannot reshape " + x.describe() + " to " + Arrays.toString(newShape));
       target[infer] = x.numel() / known;
     }
+    Tensor.checkShape("reshape", target);
     if (Tensor.numel(target) != x.numel())
       throw new MetakernelsException("reshape: " + x.describe() + " has " + x.numel() + " elements, "
           + Arrays.toString(newShape) + " needs " + Tensor.numel(target));
@@ -77,7 +78,7 @@ public final class Views {
     x.address("narrow");
     int d = x.normDim(dim, "narrow");
     long n = x.shape()[d];
-    if (start < 0 || length < 0 || start + length > n)
+    if (start < 0 || length < 0 || start > n - length)
       throw new MetakernelsException("narrow: [" + start + ", " + (start + length) + ") outside dim " + dim + " of " + x.describe());
     long[] s = x.shape();
     long[] full = x.shape();
@@ -125,6 +126,7 @@ public final class Views {
         }
       }
     }
+    Tensor.checkShape("expand", ns);
     if (Arrays.equals(ns, shape)) return x;
     Tensor y = viewRaw(x, ns, nst, x.offset());
     return Autograd.record("expand", y, new Tensor[] {x}, g -> new Tensor[] {g[0].sumTo(shape)});

@@ -160,10 +160,24 @@ public final class Tensor implements AutoCloseable {
       throw new MetakernelsException(op + ": " + length + " values do not fill shape " + Arrays.toString(shape));
   }
 
-  static void checkShape(String op, long[] shape) {
+  /**
+   * Internal: rejects ranks above 8, negative sizes, and shapes whose byte size overflows a long
+   * (their element count would wrap around and describe memory that was never allocated).
+   */
+  public static void checkShape(String op, long[] shape) {
     if (shape.length > 8) throw new MetakernelsException(op + ": rank " + shape.length + " > 8 in shape " + Arrays.toString(shape));
-    for (long d : shape)
+    boolean empty = false;
+    for (long d : shape) {
       if (d < 0) throw new MetakernelsException(op + ": negative size in shape " + Arrays.toString(shape));
+      empty |= d == 0;
+    }
+    if (empty) return;
+    long bytes = 8;  // the widest element type
+    for (long d : shape) {
+      if (bytes > Long.MAX_VALUE / d)
+        throw new MetakernelsException(op + ": shape " + Arrays.toString(shape) + " has too many elements");
+      bytes *= d;
+    }
   }
 
   // ------------------------------------------------------------------------------------------
