@@ -12,6 +12,7 @@ import org.metakernels.tensor.DType;
 import org.metakernels.tensor.Device;
 import org.metakernels.tensor.Scope;
 import org.metakernels.tensor.Tensor;
+import org.metakernels.testing.Ref;
 
 /**
  * Rejected calls, op family by op family: each throws a {@link MetakernelsException} (or
@@ -188,6 +189,13 @@ class BadInputTest {
       rejects(MK, () -> f64(3).mT(), List.of(), "transpose", "-2", "[3]");
       rejects(MK, () -> x.narrow(1, 2, 2), in, "narrow", "[2, 4)", "[2, 3, 4]");
       rejects(MK, () -> x.narrow(1, -1, 1), in, "narrow", "[2, 3, 4]");
+      rejects(MK, () -> x.narrow(1, Long.MAX_VALUE, 1), in, "narrow", "[2, 3, 4]");
+      rejects(MK, () -> x.narrow(1, 1, Long.MAX_VALUE), in, "narrow", "[2, 3, 4]");
+      rejects(MK, () -> x.select(0, Long.MAX_VALUE), in, "narrow", "[2, 3, 4]");
+      Tensor four = f64(4), none = f64(0);
+      rejects(MK, () -> four.reshape((1L << 62) + 1, 4), List.of(four), "reshape", "too many elements");
+      rejects(MK, () -> none.reshape(1L << 62, 4), List.of(none), "reshape", "too many elements");
+      rejects(MK, () -> four.expand(1L << 62, 4), List.of(four), "expand", "too many elements");
       rejects(MK, () -> x.narrow(3, 0, 1), in, "narrow", "3", "[2, 3, 4]");
       rejects(MK, () -> x.select(2, 4), in, "[2, 3, 4]");
       rejects(MK, () -> x.select(-4, 0), in, "select", "-4", "[2, 3, 4]");
@@ -319,6 +327,13 @@ class BadInputTest {
       rejects(MK, () -> Tensor.full(new long[] {-3}, 1, DType.F32, CPU), List.of(), "negative size", "[-3]");
       rejects(MK, () -> Tensor.randn(new long[] {-3}, DType.F64, CPU, 1), List.of(), "negative size", "[-3]");
       rejects(MK, () -> Tensor.zeros(new long[9], DType.F64, CPU), List.of(), "rank 9");
+      // sizes whose element count overflows a long would describe memory that was never allocated
+      long huge = 1L << 62;
+      rejects(MK, () -> Tensor.zeros(new long[] {huge, 4}, DType.F64, CPU), List.of(), "too many elements",
+          "[4611686018427387904, 4]");
+      rejects(MK, () -> Tensor.of(new double[0], huge, 4), List.of(), "of", "too many elements");
+      rejects(MK, () -> Tensor.randn(new long[] {huge, huge}, DType.F32, CPU, 1), List.of(), "too many elements");
+      Ref.assertShape(Tensor.zeros(new long[] {huge, 0}, DType.F64, CPU), huge, 0);  // empty: fine
       rejects(MK, () -> Tensor.of(new double[] {1, 2, 3}, 2, 2), List.of(), "of", "3 values", "[2, 2]");
       rejects(MK, () -> Tensor.of(new float[] {1, 2, 3}, 4), List.of(), "of", "[4]");
       rejects(MK, () -> Tensor.ofIndices(new long[] {1}, 2), List.of(), "ofIndices", "[2]");
