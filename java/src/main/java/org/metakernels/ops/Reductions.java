@@ -160,14 +160,15 @@ public final class Reductions {
     return new ValuesIndices(y, indices);
   }
 
-  /** log(sum(exp(x))) over {@code dim}, stable; rows of -inf give -inf. */
+  /** log(sum(exp(x))) over {@code dim}, stable; rows of -inf give -inf, rows holding +inf give +inf. */
   public static Tensor logsumexp(Tensor x, int dim, boolean keepDim) {
     Checks.floating("logsumexp", x);
     int d = x.normDim(dim, "logsumexp");
     Tensor m;
     try (var ng = Autograd.noGrad()) {
       Tensor mx = max(x, d, true).values();
-      Tensor finite = Dense.compareScalar(mx, Double.NEGATIVE_INFINITY, B_GT, "gt");
+      // shift by the max only where it is finite: x - inf would turn +inf entries into NaN
+      Tensor finite = Dense.compareScalar(mx.abs(), Double.POSITIVE_INFINITY, B_LT, "lt");
       m = Tensor.where(finite, mx, Tensor.scalar(0.0, x.dtype(), x.device()));
     }
     Tensor out = x.sub(m).exp().sum(d, true).log().add(m);

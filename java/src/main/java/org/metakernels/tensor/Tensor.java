@@ -146,6 +146,7 @@ public final class Tensor implements AutoCloseable {
 
   /** 0, 1, ..., n-1. */
   public static Tensor arange(long n, DType dtype, Device device) {
+    if (n < 0 || n > Integer.MAX_VALUE - 8) throw new MetakernelsException("arange: size " + n + " outside [0, 2^31)");
     double[] d = new double[Math.toIntExact(n)];
     for (int i = 0; i < n; i++) d[i] = i;
     Tensor t = of(d, n);
