@@ -337,6 +337,7 @@ class BadInputTest {
       rejects(MK, () -> Tensor.of(new double[] {1, 2, 3}, 2, 2), List.of(), "of", "3 values", "[2, 2]");
       rejects(MK, () -> Tensor.of(new float[] {1, 2, 3}, 4), List.of(), "of", "[4]");
       rejects(MK, () -> Tensor.ofIndices(new long[] {1}, 2), List.of(), "ofIndices", "[2]");
+      rejects(MK, () -> Tensor.arange(-1, DType.F64, CPU), List.of(), "arange", "-1");
       rejects(MK, () -> Tensor.randn(new long[] {2}, DType.I64, CPU, 1), List.of(), "random", "I64");
       rejects(MK, () -> Tensor.uniform(new long[] {2}, 0, 1, DType.I64, CPU, 1), List.of(), "random", "I64");
       Tensor two = f64(2);

@@ -176,6 +176,13 @@ class ReductionsTest {
       double[] v = inf.toDoubleArray();
       assertEquals(ninf, v[0]);
       assertEquals(Math.log(1 + Math.E), v[1], 1e-6);
+      // +inf entries give +inf (not NaN), also next to -inf; NaN propagates
+      double pinf = Double.POSITIVE_INFINITY;
+      double[] w = new Nd(new double[] {pinf, 0, 1, pinf, ninf, 2, Double.NaN, 1, 0}, 3, 3).tensor(d)
+          .logsumexp(1, false).toDoubleArray();
+      assertEquals(pinf, w[0]);
+      assertEquals(pinf, w[1]);
+      assertTrue(Double.isNaN(w[2]));
     }
   }
 
