@@ -283,6 +283,27 @@ class AutogradBehaviourTest {
   }
 
   @Test
+  void tiesSendTheGradientToOneSide() {
+    try (Scope s = Scope.open()) {
+      Tensor x = leaf(1, 3, 3, 2);
+      Ref.assertValues(Autograd.grad(x.max(0, false).values(), List.of(x), false).get(0), 0, 1, 0, 0);
+      Ref.assertValues(Autograd.grad(x.neg().min(0, false).values(), List.of(x), false).get(0), 0, -1, 0, 0);
+      Tensor a = leaf(1, 2), b = leaf(1, 0);
+      List<Tensor> g = Autograd.grad(a.maximum(b).sum(), List.of(a, b), false);
+      Ref.assertValues(g.get(0), 1, 1);  // a >= b takes a, ties included
+      Ref.assertValues(g.get(1), 0, 0);
+      List<Tensor> h = Autograd.grad(a.minimum(b).sum(), List.of(a, b), false);
+      Ref.assertValues(h.get(0), 1, 0);
+      Ref.assertValues(h.get(1), 0, 1);
+      // kinks: relu'(0) = 0, |x|'(0) = 0, clamp passes the gradient at the bound
+      Tensor z = leaf(0, 0.5);
+      Ref.assertValues(Autograd.grad(z.relu().sum(), List.of(z), false).get(0), 0, 1);
+      Ref.assertValues(Autograd.grad(z.abs().sum(), List.of(z), false).get(0), 0, 1);
+      Ref.assertValues(Autograd.grad(z.clampMin(0.5).sum(), List.of(z), false).get(0), 0, 1);
+    }
+  }
+
+  @Test
   void diamondsAndReuseAccumulate() {
     try (Scope s = Scope.open()) {
       Tensor x = leaf(0.3, -0.7);

@@ -140,6 +140,34 @@ class OptimizersTest {
   }
 
   @Test
+  void optimizerStateIsFreedOnClose() {
+    org.metakernels.runtime.Native.ensureLoaded();
+    long before = org.metakernels.runtime.MkNative.mk_host_live_bytes();
+    // a caller-owned parameter (as a module's are): its gradients are caller-owned too and
+    // zeroGrad() frees them. (A leaf owned by a scope keeps each dropped gradient until that
+    // scope closes.)
+    Tensor p = Tensor.ones(new long[] {100}, DType.F64, CPU).requiresGrad(true);
+    try (Scope s = Scope.open()) {
+      long withParam = org.metakernels.runtime.MkNative.mk_host_live_bytes();
+      try (Adam adam = new Adam(List.of(p), 0.1); SGD sgd = new SGD(List.of(p), 0.1, 0.9, 0)) {
+        for (int i = 0; i < 3; i++) {
+          adam.zeroGrad();
+          try (Scope step = Scope.open()) {
+            p.square().sum().backward();
+          }
+          adam.step();
+          sgd.step();
+        }
+        assertTrue(org.metakernels.runtime.MkNative.mk_host_live_bytes() > withParam, "m, v, velocity, grad");
+      }
+      p.zeroGrad();
+      assertEquals(withParam, org.metakernels.runtime.MkNative.mk_host_live_bytes(), "state freed by close()");
+    }
+    p.close();
+    assertEquals(before, org.metakernels.runtime.MkNative.mk_host_live_bytes());
+  }
+
+  @Test
   void differentiableStepValues() {
     try (Scope s = Scope.open()) {
       Tensor p = Tensor.of(new double[] {1, 2, 3}, 3), g = Tensor.of(new double[] {0.5, -1, 2}, 3);
