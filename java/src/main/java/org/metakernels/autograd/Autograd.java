@@ -79,8 +79,11 @@ public final class Autograd {
     }
     Tensor[] result = new Tensor[inputs.size()];
     run(outputs, gradOutputs, createGraph, wanted, result, false);
-    for (int i = 0; i < result.length; i++)
+    for (int i = 0; i < result.length; i++) {
+      int last = wanted.get(inputs.get(i));  // a tensor listed twice is keyed by its last position
+      if (last != i) result[i] = result[last];
       if (result[i] == null) result[i] = Tensor.zerosLike(inputs.get(i));
+    }
     return Arrays.asList(result);
   }
 

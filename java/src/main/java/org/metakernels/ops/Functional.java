@@ -14,6 +14,7 @@ public final class Functional {
    */
   public static Tensor layerNorm(Tensor x, Tensor weight, Tensor bias, double eps) {
     Checks.floating("layerNorm", x);
+    if (x.rank() == 0) throw new MetakernelsException("layerNorm: needs at least one dim, got " + x.describe());
     long d = x.size(-1);
     if (weight != null && (weight.rank() != 1 || weight.size(0) != d))
       throw new MetakernelsException("layerNorm: weight " + weight.describe() + " does not match " + x.describe());
@@ -30,6 +31,7 @@ public final class Functional {
 
   /** Mean squared error: mean((pred − target)²), shape []. */
   public static Tensor mse(Tensor pred, Tensor target) {
+    Checks.compatible("mse", pred, target);
     if (!java.util.Arrays.equals(pred.shape(), target.shape()))
       throw new MetakernelsException("mse: " + pred.describe() + " vs " + target.describe());
     return pred.sub(target).square().mean();
@@ -50,7 +52,7 @@ public final class Functional {
 
   /** Linear map x Wᵀ + b: x [..., in], weight [out, in], bias [out] or null. */
   public static Tensor linear(Tensor x, Tensor weight, Tensor bias) {
-    if (weight.rank() != 2 || x.size(-1) != weight.size(1))
+    if (x.rank() == 0 || weight.rank() != 2 || x.size(-1) != weight.size(1))
       throw new MetakernelsException("linear: " + x.describe() + " does not fit weight " + weight.describe());
     Tensor y = x.matmul(weight.mT());
     return bias == null ? y : y.add(bias);

@@ -27,7 +27,7 @@ public final class Indexing {
     Checks.indices(op, idx);
     Checks.sameDevice(op, x, idx);
     if (idx.rank() != 1) throw new MetakernelsException(op + ": indices must be 1-d, got " + idx.describe());
-    int d = x.normDim(dim);
+    int d = x.normDim(dim, op);
     Tensor src = x.isContiguous() ? x : x.copyContiguous();
     Tensor ix = idx.isContiguous() ? idx : idx.copyContiguous();
     long[] s = x.shape();
@@ -46,7 +46,7 @@ public final class Indexing {
     Checks.compatible(op, base, src);
     Checks.indices(op, idx);
     Checks.sameDevice(op, base, idx);
-    int d = base.normDim(dim);
+    int d = base.normDim(dim, op);
     long[] s = base.shape();
     long[] expect = s.clone();
     expect[d] = idx.numel();
@@ -70,7 +70,7 @@ public final class Indexing {
     Checks.floating(op, x);
     Checks.indices(op, idx);
     Checks.sameDevice(op, x, idx);
-    int d = x.normDim(dim);
+    int d = x.normDim(dim, op);
     checkGatherShapes(op, x.shape(), idx.shape(), d, x, idx);
     Tensor src = x.isContiguous() ? x : x.copyContiguous();
     Tensor ix = idx.isContiguous() ? idx : idx.copyContiguous();
@@ -88,7 +88,7 @@ public final class Indexing {
     Checks.compatible(op, base, src);
     Checks.indices(op, idx);
     Checks.sameDevice(op, base, idx);
-    int d = base.normDim(dim);
+    int d = base.normDim(dim, op);
     checkGatherShapes(op, base.shape(), idx.shape(), d, base, idx);
     if (!Arrays.equals(idx.shape(), src.shape()))
       throw new MetakernelsException(op + ": indices " + idx.describe() + " and src " + src.describe() + " differ in shape");

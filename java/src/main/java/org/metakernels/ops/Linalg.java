@@ -23,6 +23,7 @@ public final class Linalg {
     Checks.compatible(op, a, b);
     if (a.rank() == 0 || b.rank() == 0)
       throw new MetakernelsException(op + ": scalars are not matrices: " + Checks.shapes(a, b));
+    if (a.rank() == 1 && b.rank() == 1) return matmul(a.unsqueeze(0), b.unsqueeze(1)).reshape();  // dot: []
     if (a.rank() == 1) return matmul(a.unsqueeze(0), b).squeeze(-2);
     if (b.rank() == 1) return matmul(a, b.unsqueeze(1)).squeeze(-1);
     long[] as = a.shape(), bs = b.shape();

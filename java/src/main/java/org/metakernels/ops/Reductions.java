@@ -111,7 +111,8 @@ public final class Reductions {
   }
 
   public static Tensor var(Tensor x, int dim, boolean keepDim, boolean unbiased) {
-    int d = x.normDim(dim);
+    Checks.floating("var", x);
+    int d = x.normDim(dim, "var");
     long n = x.shape()[d];
     if (n - (unbiased ? 1 : 0) <= 0)
       throw new MetakernelsException("var: dim " + dim + " of " + x.describe() + " too short");
@@ -148,7 +149,7 @@ public final class Reductions {
   }
 
   private static ValuesIndices extreme(String op, int code, Tensor x, int dim, boolean keepDim) {
-    int d = x.normDim(dim);
+    int d = x.normDim(dim, op);
     if (x.shape()[d] == 0) throw new MetakernelsException(op + ": dim " + dim + " of " + x.describe() + " is empty");
     Tensor[] idx = new Tensor[1];
     Tensor y = reduceRaw(op, code, x, new int[] {d}, keepDim, idx);
@@ -159,13 +160,15 @@ public final class Reductions {
     return new ValuesIndices(y, indices);
   }
 
-  /** log(sum(exp(x))) over {@code dim}, stable; rows of -inf give -inf. */
+  /** log(sum(exp(x))) over {@code dim}, stable; rows of -inf give -inf, rows holding +inf give +inf. */
   public static Tensor logsumexp(Tensor x, int dim, boolean keepDim) {
-    int d = x.normDim(dim);
+    Checks.floating("logsumexp", x);
+    int d = x.normDim(dim, "logsumexp");
     Tensor m;
     try (var ng = Autograd.noGrad()) {
       Tensor mx = max(x, d, true).values();
-      Tensor finite = Dense.compareScalar(mx, Double.NEGATIVE_INFINITY, B_GT, "gt");
+      // shift by the max only where it is finite: x - inf would turn +inf entries into NaN
+      Tensor finite = Dense.compareScalar(mx.abs(), Double.POSITIVE_INFINITY, B_LT, "lt");
       m = Tensor.where(finite, mx, Tensor.scalar(0.0, x.dtype(), x.device()));
     }
     Tensor out = x.sub(m).exp().sum(d, true).log().add(m);
@@ -179,7 +182,7 @@ public final class Reductions {
     String op = log ? "logSoftmax" : "softmax";
     Checks.floating(op, x);
     if (x.rank() == 0) throw new MetakernelsException(op + ": needs at least one dim, got " + x.describe());
-    int d = x.normDim(dim);
+    int d = x.normDim(dim, op);
     int last = x.rank() - 1;
     Tensor src = d == last ? x : Views.permuteRaw(x, swap(x.rank(), d, last));
     if (!src.isContiguous()) src = src.copyContiguous();

@@ -44,6 +44,7 @@ public final class Views {
         throw new MetakernelsException("reshape: cannot reshape " + x.describe() + " to " + Arrays.toString(newShape));
       target[infer] = x.numel() / known;
     }
+    Tensor.checkShape("reshape", target);
     if (Tensor.numel(target) != x.numel())
       throw new MetakernelsException("reshape: " + x.describe() + " has " + x.numel() + " elements, "
           + Arrays.toString(newShape) + " needs " + Tensor.numel(target));
@@ -55,6 +56,7 @@ public final class Views {
   }
 
   public static Tensor permute(Tensor x, int[] dims) {
+    x.address("permute");
     int r = x.rank();
     if (dims.length != r) throw new MetakernelsException("permute: " + dims.length + " dims for " + x.describe());
     int[] perm = new int[r];
@@ -73,9 +75,10 @@ public final class Views {
   }
 
   public static Tensor narrow(Tensor x, int dim, long start, long length) {
-    int d = x.normDim(dim);
+    x.address("narrow");
+    int d = x.normDim(dim, "narrow");
     long n = x.shape()[d];
-    if (start < 0 || length < 0 || start + length > n)
+    if (start < 0 || length < 0 || start > n - length)
       throw new MetakernelsException("narrow: [" + start + ", " + (start + length) + ") outside dim " + dim + " of " + x.describe());
     long[] s = x.shape();
     long[] full = x.shape();
@@ -96,6 +99,7 @@ public final class Views {
   }
 
   public static Tensor expand(Tensor x, long[] newShape) {
+    x.address("expand");
     long[] shape = x.shape();
     if (newShape.length < shape.length)
       throw new MetakernelsException("expand: " + x.describe() + " to fewer dims " + Arrays.toString(newShape));
@@ -122,6 +126,7 @@ public final class Views {
         }
       }
     }
+    Tensor.checkShape("expand", ns);
     if (Arrays.equals(ns, shape)) return x;
     Tensor y = viewRaw(x, ns, nst, x.offset());
     return Autograd.record("expand", y, new Tensor[] {x}, g -> new Tensor[] {g[0].sumTo(shape)});
@@ -149,7 +154,7 @@ public final class Views {
   public static Tensor concat(List<Tensor> parts, int dim) {
     if (parts.isEmpty()) throw new MetakernelsException("concat: no tensors");
     Tensor first = parts.get(0);
-    int d = first.normDim(dim);
+    int d = first.normDim(dim, "concat");
     long[] shape = first.shape();
     long total = 0;
     for (Tensor p : parts) {

@@ -146,6 +146,7 @@ public final class Tensor implements AutoCloseable {
 
   /** 0, 1, ..., n-1. */
   public static Tensor arange(long n, DType dtype, Device device) {
+    if (n < 0 || n > Integer.MAX_VALUE - 8) throw new MetakernelsException("arange: size " + n + " outside [0, 2^31)");
     double[] d = new double[Math.toIntExact(n)];
     for (int i = 0; i < n; i++) d[i] = i;
     Tensor t = of(d, n);
@@ -160,10 +161,24 @@ public final class Tensor implements AutoCloseable {
       throw new MetakernelsException(op + ": " + length + " values do not fill shape " + Arrays.toString(shape));
   }
 
-  static void checkShape(String op, long[] shape) {
+  /**
+   * Internal: rejects ranks above 8, negative sizes, and shapes whose byte size overflows a long
+   * (their element count would wrap around and describe memory that was never allocated).
+   */
+  public static void checkShape(String op, long[] shape) {
     if (shape.length > 8) throw new MetakernelsException(op + ": rank " + shape.length + " > 8 in shape " + Arrays.toString(shape));
-    for (long d : shape)
+    boolean empty = false;
+    for (long d : shape) {
       if (d < 0) throw new MetakernelsException(op + ": negative size in shape " + Arrays.toString(shape));
+      empty |= d == 0;
+    }
+    if (empty) return;
+    long bytes = 8;  // the widest element type
+    for (long d : shape) {
+      if (bytes > Long.MAX_VALUE / d)
+        throw new MetakernelsException(op + ": shape " + Arrays.toString(shape) + " has too many elements");
+      bytes *= d;
+    }
   }
 
   // ------------------------------------------------------------------------------------------
@@ -229,10 +244,16 @@ public final class Tensor implements AutoCloseable {
   }
 
   public int normDim(int dim) {
+    return normDim(dim, null);
+  }
+
+  /** {@code dim} counted from the end when negative; the error names {@code op} (when not null). */
+  public int normDim(int dim, String op) {
     int r = shape.length;
     int d = dim < 0 ? dim + r : dim;
     if (d < 0 || d >= Math.max(r, 1) || (r == 0))
-      throw new MetakernelsException("dim " + dim + " out of range for shape " + Arrays.toString(shape));
+      throw new MetakernelsException((op == null ? "" : op + ": ") + "dim " + dim + " out of range for shape "
+          + Arrays.toString(shape));
     return d;
   }
 
@@ -440,7 +461,7 @@ public final class Tensor implements AutoCloseable {
     int r = rank();
     int[] p = new int[r];
     for (int i = 0; i < r; i++) p[i] = i;
-    int a = normDim(d0), b = normDim(d1);
+    int a = normDim(d0, "transpose"), b = normDim(d1, "transpose");
     p[a] = b;
     p[b] = a;
     return permute(p);
@@ -457,7 +478,7 @@ public final class Tensor implements AutoCloseable {
 
   /** Index {@code index} of {@code dim}, which is removed. */
   public Tensor select(int dim, long index) {
-    int d = normDim(dim);
+    int d = normDim(dim, "select");
     return narrow(d, index, 1).squeeze(d);
   }
 
@@ -474,7 +495,7 @@ public final class Tensor implements AutoCloseable {
   }
 
   public Tensor squeeze(int dim) {
-    int d = normDim(dim);
+    int d = normDim(dim, "squeeze");
     if (shape[d] != 1) throw new MetakernelsException("squeeze: dim " + dim + " of " + describe() + " is not 1");
     long[] s = new long[rank() - 1];
     for (int i = 0, j = 0; i < shape.length; i++) if (i != d) s[j++] = shape[i];
@@ -483,6 +504,7 @@ public final class Tensor implements AutoCloseable {
 
   /** This tensor if contiguous, else a contiguous copy. Differentiable. */
   public Tensor contiguous() {
+    address("contiguous");
     if (isContiguous()) return this;
     return Views.contiguous(this);
   }

@@ -1,0 +1,250 @@
+package org.metakernels.autograd;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+import java.util.function.Function;
+import java.util.function.Supplier;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
+import org.metakernels.nn.Activation;
+import org.metakernels.nn.MLP;
+import org.metakernels.nn.Weights;
+import org.metakernels.ops.Functional;
+import org.metakernels.ops.Indexing;
+import org.metakernels.tensor.DType;
+import org.metakernels.tensor.Device;
+import org.metakernels.tensor.Scope;
+import org.metakernels.tensor.Tensor;
+import org.metakernels.testing.Nd;
+
+/**
+ * First and second derivatives of every differentiable op against central finite differences
+ * (GradCheck, order 2, float64). Inputs keep away from kinks and ties.
+ */
+class GradCheckOpsTest {
+  static final Device CPU = Device.CPU;
+
+  /** A function of F64 inputs and a supplier of those inputs (called inside the test's scope). */
+  record Case(String name, Function<List<Tensor>, Tensor> f, Supplier<List<Tensor>> inputs) {
+    @Override
+    public String toString() {
+      return name;
+    }
+  }
+
+  static Random rng(String name) {
+    return new Random(name.hashCode());
+  }
+
+  static Tensor u(Random r, double lo, double hi, int... shape) {
+    return Nd.uniform(r, lo, hi, shape).f64();
+  }
+
+  /** Values in ±[lo, hi): away from 0. */
+  static Tensor away(Random r, double lo, double hi, int... shape) {
+    return Nd.awayFromZero(r, lo, hi, shape).f64();
+  }
+
+  static Tensor idx(long... v) {
+    return Tensor.ofIndices(v, v.length);
+  }
+
+  static List<Case> cases = new ArrayList<>();
+
+  static void unary(String name, Function<Tensor, Tensor> f, double lo, double hi, boolean awayFromZero) {
+    cases.add(new Case(name, xs -> f.apply(xs.get(0)), () -> {
+      Random r = rng(name);
+      return List.of(awayFromZero ? away(r, lo, hi, 3, 4) : u(r, lo, hi, 3, 4));
+    }));
+  }
+
+  static void add(String name, Function<List<Tensor>, Tensor> f, Function<Random, List<Tensor>> in) {
+    cases.add(new Case(name, f, () -> in.apply(rng(name))));
+  }
+
+  static {
+    // ---- elementwise unary and scalar forms
+    unary("neg", Tensor::neg, -2, 2, false);
+    unary("exp", Tensor::exp, -2, 2, false);
+    unary("log", Tensor::log, 0.3, 3, false);
+    unary("log1p", Tensor::log1p, -0.6, 3, false);
+    unary("tanh", Tensor::tanh, -2, 2, false);
+    unary("sigmoid", Tensor::sigmoid, -4, 4, false);
+    unary("relu", Tensor::relu, 0.1, 2, true);
+    unary("gelu", Tensor::gelu, -3, 3, false);
+    unary("elu1", Tensor::elu1, 0.1, 2, true);
+    unary("sqrt", Tensor::sqrt, 0.3, 3, false);
+    unary("rsqrt", Tensor::rsqrt, 0.3, 3, false);
+    unary("square", Tensor::square, -2, 2, false);
+    unary("pow(3)", t -> t.pow(3.0), -2, 2, false);
+    unary("pow(0.5)", t -> t.pow(0.5), 0.3, 3, false);
+    unary("pow(-1.5)", t -> t.pow(-1.5), 0.3, 3, false);
+    unary("pow(1)", t -> t.pow(1.0), -2, 2, false);
+    unary("abs", Tensor::abs, 0.1, 2, true);
+    unary("reciprocal", Tensor::reciprocal, 0.3, 2, true);
+    unary("cos", Tensor::cos, -3, 3, false);
+    unary("sin", Tensor::sin, -3, 3, false);
+    add("clampMin", xs -> xs.get(0).clampMin(0.3).square(), r -> List.of(away(r, 0.05, 1, 3, 4).add(0.3)));
+    add("clampMax", xs -> xs.get(0).clampMax(-0.2).square(), r -> List.of(away(r, 0.05, 1, 3, 4).sub(0.2)));
+    add("relu composed", xs -> xs.get(0).relu().square().mul(xs.get(0)), r -> List.of(away(r, 0.1, 2, 5)));
+    add("scalar forms", xs -> xs.get(0).add(0.5).mul(-1.5).sub(0.25).div(3.0).rsub(2.0).square(),
+        r -> List.of(u(r, -2, 2, 2, 3)));
+    // ---- binary with broadcasting
+    add("add", xs -> xs.get(0).add(xs.get(1)).square(), r -> List.of(u(r, -2, 2, 3, 1, 4), u(r, -2, 2, 5, 1)));
+    add("sub", xs -> xs.get(0).sub(xs.get(1)).square(), r -> List.of(u(r, -2, 2, 4), u(r, -2, 2, 3, 4)));
+    add("mul", xs -> xs.get(0).mul(xs.get(1)), r -> List.of(u(r, -2, 2, 2, 3, 1), u(r, -2, 2, 1, 4)));
+    add("mul same", xs -> xs.get(0).mul(xs.get(0)).mul(xs.get(1)), r -> List.of(u(r, -2, 2, 3), u(r, -2, 2, 2, 3)));
+    add("div", xs -> xs.get(0).div(xs.get(1)), r -> List.of(u(r, -2, 2, 3, 4), away(r, 0.5, 2, 4)));
+    add("div 0-d", xs -> xs.get(0).div(xs.get(1)), r -> List.of(away(r, 0.5, 2), u(r, -2, 2, 3, 2)));
+    add("pow tensor", xs -> xs.get(0).pow(xs.get(1)), r -> List.of(u(r, 0.5, 2, 3, 4), u(r, -1.5, 1.5, 1, 4)));
+    add("maximum", xs -> xs.get(0).maximum(xs.get(1)).square(), r -> {
+      Tensor a = u(r, -2, 2, 3, 4);
+      return List.of(a, a.add(away(r, 0.1, 1, 3, 4)).narrow(0, 0, 1));
+    });
+    add("minimum", xs -> xs.get(0).minimum(xs.get(1)).square(), r -> {
+      Tensor a = u(r, -2, 2, 3, 4);
+      return List.of(a.add(away(r, 0.1, 1, 3, 4)).narrow(1, 1, 1), a);
+    });
+    add("where", xs -> {
+      Tensor cond = Tensor.of(new double[] {1, 0, 0, 1}, 4);
+      return Tensor.where(cond, xs.get(0).square(), xs.get(1).exp());
+    }, r -> List.of(u(r, -2, 2, 3, 4), u(r, -2, 2, 1)));
+    // ---- reductions
+    add("sum all", xs -> xs.get(0).square().sum(), r -> List.of(u(r, -2, 2, 3, 4)));
+    add("sum dim", xs -> xs.get(0).sum(1, false).square(), r -> List.of(u(r, -2, 2, 3, 4, 2)));
+    add("sum dims keep", xs -> xs.get(0).sum(new int[] {0, 2}, true).square(), r -> List.of(u(r, -2, 2, 3, 4, 2)));
+    add("sum transposed", xs -> xs.get(0).mT().sum(0, true).tanh(), r -> List.of(u(r, -2, 2, 3, 4)));
+    add("mean", xs -> xs.get(0).mean(-1, true).square().add(xs.get(0).mean()), r -> List.of(u(r, -2, 2, 3, 4)));
+    add("mean dims", xs -> xs.get(0).mean(new int[] {1, 2}, false).exp(), r -> List.of(u(r, -2, 2, 2, 3, 4)));
+    add("var biased", xs -> xs.get(0).var(1, false, false), r -> List.of(u(r, -2, 2, 3, 5)));
+    add("var unbiased keep", xs -> xs.get(0).var(0, true, true).sqrt(), r -> List.of(u(r, -2, 2, 4, 3)));
+    add("max values", xs -> xs.get(0).max(1, false).values().square(), r -> List.of(u(r, -2, 2, 3, 5)));
+    add("min values keep", xs -> xs.get(0).min(0, true).values().exp(), r -> List.of(u(r, -2, 2, 4, 3)));
+    add("max all", xs -> xs.get(0).max().square(), r -> List.of(u(r, -2, 2, 3, 5)));
+    add("max transposed", xs -> xs.get(0).mT().max(-1, false).values().square(), r -> List.of(u(r, -2, 2, 3, 5)));
+    add("logsumexp", xs -> xs.get(0).logsumexp(1, false), r -> List.of(u(r, -2, 2, 3, 5)));
+    add("logsumexp keep dim0", xs -> xs.get(0).logsumexp(0, true).square(), r -> List.of(u(r, -2, 2, 4, 3)));
+    add("softmax last", xs -> xs.get(0).softmax(-1), r -> List.of(u(r, -2, 2, 3, 5)));
+    add("softmax dim0", xs -> xs.get(0).softmax(0), r -> List.of(u(r, -2, 2, 4, 3, 2)));
+    add("softmax transposed", xs -> xs.get(0).mT().softmax(1), r -> List.of(u(r, -2, 2, 4, 3)));
+    add("logSoftmax last", xs -> xs.get(0).logSoftmax(1), r -> List.of(u(r, -2, 2, 3, 5)));
+    add("logSoftmax dim1 of 3", xs -> xs.get(0).logSoftmax(1), r -> List.of(u(r, -2, 2, 2, 4, 3)));
+    add("sumTo", xs -> xs.get(0).square().sumTo(new long[] {3, 1}), r -> List.of(u(r, -2, 2, 2, 3, 4)));
+    // ---- matmul
+    add("matmul 2d", xs -> xs.get(0).matmul(xs.get(1)).tanh(), r -> List.of(u(r, -1, 1, 3, 4), u(r, -1, 1, 4, 2)));
+    add("matmul batched", xs -> xs.get(0).matmul(xs.get(1)).tanh(),
+        r -> List.of(u(r, -1, 1, 2, 3, 4), u(r, -1, 1, 2, 4, 2)));
+    add("matmul 4d broadcast", xs -> xs.get(0).matmul(xs.get(1)).tanh(),
+        r -> List.of(u(r, -1, 1, 2, 1, 3, 4), u(r, -1, 1, 3, 4, 2)));
+    add("matmul 3d x 2d", xs -> xs.get(0).matmul(xs.get(1)).tanh(), r -> List.of(u(r, -1, 1, 2, 3, 4), u(r, -1, 1, 4, 5)));
+    add("matmul 3d x 2d transposed", xs -> xs.get(0).mT().matmul(xs.get(1).mT()).tanh(),
+        r -> List.of(u(r, -1, 1, 2, 4, 3), u(r, -1, 1, 5, 4)));
+    add("matmul 2d x 3d", xs -> xs.get(0).matmul(xs.get(1)).tanh(), r -> List.of(u(r, -1, 1, 3, 4), u(r, -1, 1, 2, 4, 2)));
+    add("matmul mT", xs -> xs.get(0).mT().matmul(xs.get(1).mT()).sin(),
+        r -> List.of(u(r, -1, 1, 4, 3), u(r, -1, 1, 2, 4)));
+    add("matmul 1d left", xs -> xs.get(0).matmul(xs.get(1)).tanh(), r -> List.of(u(r, -1, 1, 4), u(r, -1, 1, 2, 4, 3)));
+    add("matmul 1d right", xs -> xs.get(0).matmul(xs.get(1)).tanh(), r -> List.of(u(r, -1, 1, 3, 4), u(r, -1, 1, 4)));
+    add("matmul 1d both", xs -> xs.get(0).matmul(xs.get(1)).tanh(), r -> List.of(u(r, -1, 1, 4), u(r, -1, 1, 4)));
+    add("matmul self", xs -> xs.get(0).matmul(xs.get(0).mT()), r -> List.of(u(r, -1, 1, 3, 4)));
+    add("linear", xs -> Functional.linear(xs.get(0), xs.get(1), xs.get(2)).tanh(),
+        r -> List.of(u(r, -1, 1, 2, 3, 4), u(r, -1, 1, 5, 4), u(r, -1, 1, 5)));
+    // ---- views and copies
+    add("reshape -1", xs -> xs.get(0).reshape(4, -1).square().matmul(xs.get(0).reshape(-1, 4)),
+        r -> List.of(u(r, -1, 1, 2, 2, 3)));
+    add("permute", xs -> xs.get(0).permute(2, 0, 1).square().reshape(4, 6).sin(), r -> List.of(u(r, -1, 1, 2, 3, 4)));
+    add("transpose", xs -> xs.get(0).transpose(0, 2).exp().contiguous(), r -> List.of(u(r, -1, 1, 2, 3, 4)));
+    add("narrow", xs -> xs.get(0).narrow(1, 1, 2).square().add(xs.get(0).narrow(0, 0, 1).narrow(1, 2, 2)),
+        r -> List.of(u(r, -1, 1, 3, 4)));
+    add("select", xs -> xs.get(0).select(1, 2).square().mul(xs.get(0).select(-1, 0)),
+        r -> List.of(u(r, -1, 1, 3, 3)));
+    add("expand", xs -> xs.get(0).expand(2, 3, 4).square().mul(xs.get(1)),
+        r -> List.of(u(r, -1, 1, 3, 1), u(r, -1, 1, 2, 3, 4)));
+    add("unsqueeze squeeze", xs -> xs.get(0).unsqueeze(1).square().mul(xs.get(0).unsqueeze(0)).squeeze(0).exp(),
+        r -> List.of(u(r, -1, 1, 1, 3)));
+    add("contiguous", xs -> xs.get(0).mT().contiguous().square().mul(xs.get(0).mT()), r -> List.of(u(r, -1, 1, 3, 4)));
+    add("concat", xs -> Tensor.concat(List.of(xs.get(0).square(), xs.get(1), xs.get(0).exp()), 1).tanh(),
+        r -> List.of(u(r, -1, 1, 2, 3), u(r, -1, 1, 2, 2)));
+    add("stack", xs -> Tensor.stack(List.of(xs.get(0).square(), xs.get(1).mul(xs.get(0))), -1).sin(),
+        r -> List.of(u(r, -1, 1, 2, 3), u(r, -1, 1, 2, 3)));
+    // ---- indexing
+    add("indexSelect", xs -> xs.get(0).indexSelect(0, idx(2, 0, 2, 1)).square(), r -> List.of(u(r, -1, 1, 3, 2)));
+    add("indexSelect dim1", xs -> xs.get(0).indexSelect(1, idx(1, 1, 0)).exp(), r -> List.of(u(r, -1, 1, 2, 3, 2)));
+    add("indexAdd", xs -> Indexing.indexAdd(xs.get(0), 0, idx(1, 1, 0), xs.get(1).square()).sin(),
+        r -> List.of(u(r, -1, 1, 3, 2), u(r, -1, 1, 3, 2)));
+    add("gather", xs -> xs.get(0).gather(1, Tensor.ofIndices(new long[] {2, 0, 0, 1, 1, 1}, 3, 2)).square(),
+        r -> List.of(u(r, -1, 1, 3, 3)));
+    add("scatterAdd", xs -> Indexing.scatterAdd(xs.get(0), 0, Tensor.ofIndices(new long[] {1, 0, 1, 1}, 2, 2),
+        xs.get(1).square()).exp(), r -> List.of(u(r, -1, 1, 3, 2), u(r, -1, 1, 2, 2)));
+    // ---- functional
+    add("layerNorm", xs -> Functional.layerNorm(xs.get(0), xs.get(1), xs.get(2), 1e-5),
+        r -> List.of(u(r, -2, 2, 3, 5), u(r, 0.5, 2, 5), u(r, -1, 1, 5)));
+    add("layerNorm plain", xs -> Functional.layerNorm(xs.get(0), null, null, 0.1).square(),
+        r -> List.of(u(r, -2, 2, 2, 2, 4)));
+    add("mse", xs -> Functional.mse(xs.get(0).tanh(), xs.get(1)), r -> List.of(u(r, -2, 2, 3, 4), u(r, -1, 1, 3, 4)));
+    add("crossEntropy", xs -> Functional.crossEntropy(xs.get(0), Tensor.ofIndices(new long[] {2, 0, 3}, 3)),
+        r -> List.of(u(r, -2, 2, 3, 4)));
+    add("crossEntropy of linear", xs -> Functional.crossEntropy(xs.get(0).matmul(xs.get(1)),
+        Tensor.ofIndices(new long[] {1, 0, 1, 2}, 4)), r -> List.of(u(r, -1, 1, 4, 3), u(r, -1, 1, 3, 3)));
+  }
+
+  static Stream<Case> allCases() {
+    return cases.stream();
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("allCases")
+  void secondOrder(Case c) {
+    try (Scope s = Scope.open()) {
+      List<Tensor> in = c.inputs().get();
+      List<GradCheck.Comparison> res = GradCheck.check(c.f(), in, 2);
+      assertEquals(6, res.size(), "3 directions x 2 orders");
+      // the check is not vacuous: the first-order derivative is non-zero
+      assertTrue(res.stream().filter(x -> x.order() == 1).anyMatch(x -> Math.abs(x.numeric()) > 1e-6), c.name());
+    }
+  }
+
+  @Test
+  void mlpLossSecondOrder() {
+    try (Scope s = Scope.open(); MLP net = new MLP(new long[] {3, 5, 4, 2}, Activation.TANH, DType.F64, CPU, 3)) {
+      Random r = new Random(61);
+      Tensor x = u(r, -1, 1, 6, 3), y = u(r, -1, 1, 6, 2);
+      List<Tensor> params = new ArrayList<>();
+      List<String> names = new ArrayList<>(net.namedParameters().keySet());
+      for (Tensor p : net.parameters()) params.add(p.detach());
+      GradCheck.check(ps -> {
+        java.util.Map<String, Tensor> w = new java.util.LinkedHashMap<>();
+        for (int i = 0; i < names.size(); i++) w.put(names.get(i), ps.get(i));
+        return Functional.mse(net.forward(x, Weights.of(w)), y);
+      }, params, 2);
+    }
+  }
+
+  @Test
+  void geluAndSigmoidMlpClassifierSecondOrder() {
+    try (Scope s = Scope.open()) {
+      Random r = new Random(62);
+      Tensor x = u(r, -1, 1, 5, 3);
+      Tensor t = Tensor.ofIndices(new long[] {0, 2, 1, 1, 0}, 5);
+      GradCheck.check(ps -> {
+        Tensor h = x.matmul(ps.get(0)).add(ps.get(1)).gelu();
+        Tensor h2 = Functional.layerNorm(h, null, null, 1e-3).sigmoid();
+        return Functional.crossEntropy(h2.matmul(ps.get(2)), t).add(ps.get(0).square().sum().mul(0.01));
+      }, List.of(u(r, -1, 1, 3, 4), u(r, -1, 1, 4), u(r, -1, 1, 4, 3)), 2);
+    }
+  }
+
+  @Test
+  void gradCheckCatchesAWrongRule() {
+    try (Scope s = Scope.open()) {
+      // a function whose recorded gradient is wrong: detach() cuts one path
+      Tensor x = u(new Random(63), -1, 1, 4);
+      assertThrows(AssertionError.class,
+          () -> GradCheck.check(xs -> xs.get(0).mul(xs.get(0).detach().add(xs.get(0).mul(0.0))), List.of(x), 1));
+    }
+  }
+}

@@ -1,0 +1,140 @@
+package org.metakernels.ops;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+import java.util.Random;
+import java.util.function.BiFunction;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+import org.metakernels.tensor.DType;
+import org.metakernels.tensor.Scope;
+import org.metakernels.tensor.Tensor;
+import org.metakernels.testing.Nd;
+import org.metakernels.testing.Ref;
+
+/** matmul in every layout it accepts, against a float64 triple loop. */
+class MatmulTest {
+  static Nd in(Random r, DType d, int... shape) {
+    Nd x = Nd.uniform(r, -2, 2, shape);
+    return d == DType.F32 ? x.roundToFloat() : x;
+  }
+
+  static void check(Tensor y, Nd a, Nd b, DType d) {
+    assertEquals(d, y.dtype());
+    Ref.assertCloseScaled(y, Nd.matmul(a, b, false), Nd.matmul(a, b, true), Ref.rtol(d));
+  }
+
+  static void check(Nd a, Nd b, DType d) {
+    check(a.tensor(d).matmul(b.tensor(d)), a, b, d);
+  }
+
+  static final int[][][] PAIRS = {
+      // 2-d, including unit dims, odd sizes, and sizes that take the BLAS path
+      {{1, 1}, {1, 1}}, {{5, 7}, {7, 3}}, {{1, 9}, {9, 1}}, {{9, 1}, {1, 9}}, {{17, 33}, {33, 9}},
+      {{150, 130}, {130, 140}},
+      // batched 3-d / 4-d: tiny batches (one parallel loop) and large ones (BLAS)
+      {{4, 5, 6}, {4, 6, 3}}, {{2, 3, 5, 4}, {2, 3, 4, 6}}, {{3, 40, 30}, {3, 30, 50}}, {{1, 7, 5}, {1, 5, 2}},
+      {{4, 50, 40}, {4, 40, 60}}, {{2, 2, 64, 40}, {2, 1, 40, 48}},
+      // broadcast batch dims
+      {{2, 1, 5, 4}, {3, 4, 6}}, {{1, 5, 4}, {3, 4, 2}}, {{3, 4, 2}, {1, 2, 5}}, {{2, 3, 5, 4}, {4, 6}},
+      {{5, 4}, {2, 3, 4, 6}}, {{4, 1, 33, 20}, {1, 3, 20, 40}},
+      // 1-d operands
+      {{7}, {7, 3}}, {{5, 7}, {7}}, {{4}, {2, 3, 4, 5}}, {{2, 3, 5, 4}, {4}},
+      // a 2-d right operand with a 3-d (or 4-d) left: one folded GEMM
+      {{3, 5, 4}, {4, 6}}, {{2, 2, 7, 3}, {3, 1}}, {{8, 64, 48}, {48, 40}}};
+
+  @ParameterizedTest
+  @EnumSource(value = DType.class, names = {"F64", "F32"})
+  void matchesReferenceForEveryShapeCombination(DType d) {
+    try (Scope s = Scope.open()) {
+      Random r = new Random(21 + d.ordinal());
+      for (int[][] p : PAIRS) check(in(r, d, p[0]), in(r, d, p[1]), d);
+    }
+  }
+
+  @ParameterizedTest
+  @EnumSource(value = DType.class, names = {"F64", "F32"})
+  void transposedAndStridedOperands(DType d) {
+    try (Scope s = Scope.open()) {
+      Random r = new Random(22 + d.ordinal());
+      // aᵀ b, a bᵀ, aᵀ bᵀ with the transposes as strided views (mT), small and BLAS-sized
+      // the last two take the threaded BLAS paths (rows split across threads)
+      for (int[] mkn : new int[][] {{5, 7, 3}, {1, 4, 6}, {70, 50, 60}, {80, 70, 90}, {33, 100, 97}}) {
+        int m = mkn[0], k = mkn[1], n = mkn[2];
+        Nd at = in(r, d, k, m), bt = in(r, d, n, k), a = in(r, d, m, k), b = in(r, d, k, n);
+        check(at.tensor(d).mT().matmul(b.tensor(d)), at.transpose(0, 1), b, d);
+        check(a.tensor(d).matmul(bt.tensor(d).mT()), a, bt.transpose(0, 1), d);
+        check(at.tensor(d).mT().matmul(bt.tensor(d).mT()), at.transpose(0, 1), bt.transpose(0, 1), d);
+      }
+      // batched transposes, and a transposed 3-d left with a 2-d right
+      Nd a3 = in(r, d, 3, 6, 5), b3 = in(r, d, 3, 4, 6), w = in(r, d, 4, 6);
+      check(a3.tensor(d).mT().matmul(b3.tensor(d).mT()), a3.transpose(1, 2), b3.transpose(1, 2), d);
+      check(a3.tensor(d).mT().matmul(w.tensor(d).mT()), a3.transpose(1, 2), w.transpose(0, 1), d);
+      // a batch dim permuted to the back (batch stride smaller than the matrix strides)
+      Nd p = in(r, d, 5, 6, 3);
+      check(p.tensor(d).permute(2, 0, 1).matmul(b3.tensor(d).mT()), p.permute(2, 0, 1), b3.transpose(1, 2), d);
+      // narrowed operands: row stride larger than the number of columns, and an offset
+      Nd big = in(r, d, 9, 11);
+      check(big.tensor(d).narrow(1, 2, 6).matmul(big.tensor(d).narrow(0, 1, 6)), big.narrow(1, 2, 6),
+          big.narrow(0, 1, 6), d);
+      // expanded (stride-0) operands
+      Nd row = in(r, d, 1, 6);
+      check(row.tensor(d).expand(4, 6).matmul(w.tensor(d).mT()), row.expand(4, 6), w.transpose(0, 1), d);
+    }
+  }
+
+  @ParameterizedTest
+  @EnumSource(value = DType.class, names = {"F64", "F32"})
+  void expandedRightOperand(DType d) {
+    try (Scope s = Scope.open()) {
+      Random r = new Random(23 + d.ordinal());
+      Nd a = in(r, d, 3, 4), col = in(r, d, 4, 1);
+      check(a.tensor(d).matmul(col.tensor(d).expand(4, 6)), a, col.expand(4, 6), d);
+      Nd a3 = in(r, d, 2, 3, 4);
+      check(a3.tensor(d).matmul(col.tensor(d).expand(4, 6)), a3, col.expand(4, 6), d);
+      check(a3.tensor(d).matmul(col.tensor(d).expand(2, 4, 6)), a3, col.expand(2, 4, 6), d);
+    }
+  }
+
+  @Test
+  void vectorDotVectorIsAScalar() {
+    try (Scope s = Scope.open()) {
+      Random r = new Random(24);
+      Nd a = in(r, DType.F64, 6), b = in(r, DType.F64, 6);
+      Tensor y = a.f64().matmul(b.f64());
+      assertEquals(0, y.rank(), "[k] x [k] -> []");
+      double dot = 0;
+      for (int i = 0; i < 6; i++) dot += a.data[i] * b.data[i];
+      assertEquals(dot, y.item(), 1e-13);
+    }
+  }
+
+  @Test
+  void emptyInnerDimGivesZeros() {
+    try (Scope s = Scope.open()) {
+      Tensor a = Tensor.zeros(new long[] {3, 0}, DType.F64, org.metakernels.tensor.Device.CPU);
+      Tensor b = Tensor.zeros(new long[] {0, 4}, DType.F64, org.metakernels.tensor.Device.CPU);
+      Tensor y = a.matmul(b);
+      Ref.assertShape(y, 3, 4);
+      assertEquals(0.0, Ref.maxAbs(y.toDoubleArray()));
+    }
+  }
+
+  @Test
+  void linearMatchesReference() {
+    BiFunction<Nd, Nd, Nd> ref = (x, w) -> Nd.matmul(x, w.transpose(0, 1), false);
+    for (DType d : new DType[] {DType.F64, DType.F32}) {
+      try (Scope s = Scope.open()) {
+        Random r = new Random(25);
+        Nd x = in(r, d, 2, 5, 7), w = in(r, d, 3, 7), b = in(r, d, 3);
+        Nd y = Nd.zip(ref.apply(x, w), b, Double::sum);
+        Nd scale = Nd.zip(Nd.matmul(x.map(Math::abs), w.transpose(0, 1).map(Math::abs), false), b.map(Math::abs),
+            Double::sum);
+        Ref.assertCloseScaled(Functional.linear(x.tensor(d), w.tensor(d), b.tensor(d)), y, scale, Ref.rtol(d));
+        Ref.assertCloseScaled(Functional.linear(x.tensor(d), w.tensor(d), null), ref.apply(x, w),
+            Nd.matmul(x, w.transpose(0, 1), true), Ref.rtol(d));
+      }
+    }
+  }
+}

@@ -1,0 +1,172 @@
+package org.metakernels.ops;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+import java.util.List;
+import java.util.Random;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+import org.metakernels.autograd.Autograd;
+import org.metakernels.tensor.DType;
+import org.metakernels.tensor.Device;
+import org.metakernels.tensor.Scope;
+import org.metakernels.tensor.Tensor;
+import org.metakernels.testing.Nd;
+import org.metakernels.testing.Ref;
+
+/** Views (no copies), contiguous copies, concat, stack and casts against index arithmetic on Java arrays. */
+class ViewsTest {
+  static final Device CPU = Device.CPU;
+
+  static Nd in(Random r, DType d, int... shape) {
+    Nd x = Nd.uniform(r, -3, 3, shape);
+    return d == DType.F32 ? x.roundToFloat() : x;
+  }
+
+  @ParameterizedTest
+  @EnumSource(value = DType.class, names = {"F64", "F32"})
+  void reshapeAndFlatten(DType d) {
+    try (Scope s = Scope.open()) {
+      Nd x = in(new Random(31), d, 2, 3, 4);
+      Tensor t = x.tensor(d);
+      Tensor r = t.reshape(4, -1);
+      Ref.assertShape(r, 4, 6);
+      Ref.assertValues(r, x.data);
+      assertSame(t.storage(), r.storage(), "reshape of a contiguous tensor is a view");
+      Ref.assertShape(t.reshape(-1), 24);
+      Ref.assertShape(t.reshape(2, -1, 3), 2, 4, 3);
+      Ref.assertShape(t.view(1, 24, 1), 1, 24, 1);
+      Ref.assertShape(t.flatten(), 24);
+      assertSame(t, t.reshape(2, 3, 4));
+      // a non-contiguous input is copied in logical order
+      Tensor p = t.permute(2, 0, 1).reshape(4, 6);
+      Ref.assertClose(p, x.permute(2, 0, 1).reshape(4, 6), 0, 0);
+      // 0-d <-> 1-element
+      Tensor sc = Tensor.scalar(3, d, CPU);
+      Ref.assertShape(sc.reshape(1, 1), 1, 1);
+      Ref.assertShape(sc.reshape(1, 1).reshape(), new long[0]);
+      Ref.assertShape(sc.reshape(-1), 1);
+    }
+  }
+
+  @ParameterizedTest
+  @EnumSource(value = DType.class, names = {"F64", "F32"})
+  void permuteTransposeNarrowSelect(DType d) {
+    try (Scope s = Scope.open()) {
+      Nd x = in(new Random(32), d, 3, 4, 5, 2);
+      Tensor t = x.tensor(d);
+      Ref.assertClose(t.permute(3, 1, 0, 2), x.permute(3, 1, 0, 2), 0, 0);
+      Ref.assertClose(t.permute(-1, 0, -2, 1), x.permute(3, 0, 2, 1), 0, 0);
+      Ref.assertClose(t.transpose(1, 3), x.transpose(1, 3), 0, 0);
+      Ref.assertClose(t.transpose(-1, 0), x.transpose(3, 0), 0, 0);
+      Ref.assertClose(t.mT(), x.transpose(2, 3), 0, 0);
+      assertSame(t.storage(), t.permute(3, 1, 0, 2).storage());
+      for (int dim = 0; dim < 4; dim++)
+        for (int start = 0; start < x.shape[dim]; start++)
+          for (int len = 0; start + len <= x.shape[dim]; len++)
+            Ref.assertClose(t.narrow(dim, start, len), x.narrow(dim, start, len), 0, 0);
+      Ref.assertClose(t.narrow(-2, 1, 3), x.narrow(2, 1, 3), 0, 0);
+      // select removes the dim
+      Tensor sel = t.select(1, 2);
+      Ref.assertShape(sel, 3, 5, 2);
+      Ref.assertClose(sel, x.narrow(1, 2, 1).reshape(3, 5, 2), 0, 0);
+      Ref.assertClose(t.select(-1, 1), x.narrow(3, 1, 1).reshape(3, 4, 5), 0, 0);
+      // views of views
+      Tensor vv = t.permute(2, 0, 3, 1).narrow(0, 1, 3).select(2, 1).transpose(0, 2);
+      Nd ref = x.permute(2, 0, 3, 1).narrow(0, 1, 3).narrow(2, 1, 1).reshape(3, 3, 4).transpose(0, 2);
+      Ref.assertClose(vv, ref, 0, 0);
+      Tensor c = vv.contiguous();
+      assertTrue(c.isContiguous());
+      assertNotSame(vv.storage(), c.storage());
+      Ref.assertClose(c, ref, 0, 0);
+      assertSame(t, t.contiguous(), "contiguous() of a contiguous tensor is itself");
+    }
+  }
+
+  @ParameterizedTest
+  @EnumSource(value = DType.class, names = {"F64", "F32"})
+  void expandUnsqueezeSqueeze(DType d) {
+    try (Scope s = Scope.open()) {
+      Nd x = in(new Random(33), d, 3, 1, 4);
+      Tensor t = x.tensor(d);
+      Ref.assertClose(t.expand(3, 5, 4), x.expand(3, 5, 4), 0, 0);
+      Ref.assertClose(t.expand(2, 3, 5, 4), x.expand(2, 3, 5, 4), 0, 0);
+      Ref.assertClose(t.expand(-1, 6, -1), x.expand(3, 6, 4), 0, 0);
+      assertEquals(0, t.expand(3, 5, 4).strides()[1], "expand is a stride-0 view");
+      assertSame(t.storage(), t.expand(3, 5, 4).storage());
+      Ref.assertShape(t.unsqueeze(0), 1, 3, 1, 4);
+      Ref.assertShape(t.unsqueeze(3), 3, 1, 4, 1);
+      Ref.assertShape(t.unsqueeze(-1), 3, 1, 4, 1);
+      Ref.assertShape(t.unsqueeze(-4), 1, 3, 1, 4);
+      Ref.assertShape(t.squeeze(1), 3, 4);
+      Ref.assertShape(t.squeeze(-2), 3, 4);
+      Ref.assertValues(t.squeeze(1), x.data);
+      Ref.assertValues(t.unsqueeze(2), x.data);
+      // expanded then reduced / copied
+      Ref.assertClose(t.expand(3, 5, 4).contiguous(), x.expand(3, 5, 4), 0, 0);
+    }
+  }
+
+  @ParameterizedTest
+  @EnumSource(value = DType.class, names = {"F64", "F32"})
+  void concatAndStack(DType d) {
+    try (Scope s = Scope.open()) {
+      Random r = new Random(34);
+      for (int dim = 0; dim < 3; dim++) {
+        int[] s1 = {2, 3, 4}, s2 = {2, 3, 4}, s3 = {2, 3, 4};
+        s1[dim] = 1;
+        s2[dim] = 5;
+        s3[dim] = 2;
+        Nd a = in(r, d, s1), b = in(r, d, s2), c = in(r, d, s3);
+        Tensor y = Tensor.concat(List.of(a.tensor(d), b.tensor(d), c.tensor(d)), dim);
+        Ref.assertClose(y, Nd.concat(dim, a, b, c), 0, 0);
+        Ref.assertClose(Tensor.concat(List.of(a.tensor(d), b.tensor(d)), dim - 3), Nd.concat(dim, a, b), 0, 0);
+      }
+      // non-contiguous parts, a single part, and an empty part
+      Nd a = in(r, d, 4, 3), b = in(r, d, 3, 4);
+      Ref.assertClose(Tensor.concat(List.of(a.tensor(d), b.tensor(d).mT()), 1), Nd.concat(1, a, b.transpose(0, 1)), 0, 0);
+      Ref.assertClose(Tensor.concat(List.of(a.tensor(d)), 0), a, 0, 0);
+      Tensor empty = Tensor.zeros(new long[] {0, 3}, d, CPU);
+      Ref.assertClose(Tensor.concat(List.of(empty, a.tensor(d), empty), 0), a, 0, 0);
+      // stack = unsqueeze + concat, for every position of the new dim
+      Nd p = in(r, d, 3, 4), q = in(r, d, 3, 4);
+      for (int dim = -3; dim < 3; dim++) {
+        int nd = dim < 0 ? dim + 3 : dim;
+        int[] us = new int[3];
+        for (int i = 0, j = 0; i < 3; i++) us[i] = i == nd ? 1 : new int[] {3, 4}[j++];
+        Tensor y = Tensor.stack(List.of(p.tensor(d), q.tensor(d).mT().mT()), dim);
+        Ref.assertClose(y, Nd.concat(nd, p.reshape(us), q.reshape(us)), 0, 0);
+      }
+      // large concat (parallel copy)
+      Nd big1 = in(r, d, 150, 170), big2 = in(r, d, 150, 130);
+      Ref.assertClose(Tensor.concat(List.of(big1.tensor(d), big2.tensor(d)), 1), Nd.concat(1, big1, big2), 0, 0);
+    }
+  }
+
+  @Test
+  void castsBetweenF32AndF64() {
+    try (Scope s = Scope.open()) {
+      Nd x = Nd.uniform(new Random(35), -1e3, 1e3, 211, 197);
+      Tensor t64 = x.f64();
+      Tensor t32 = t64.to(DType.F32);
+      assertEquals(DType.F32, t32.dtype());
+      float[] f = t32.toFloatArray();
+      for (int i = 0; i < f.length; i++) assertEquals((float) x.data[i], f[i], 0f, "round to nearest at " + i);
+      Tensor back = t32.to(DType.F64);
+      assertEquals(DType.F64, back.dtype());
+      Ref.assertClose(back, x.roundToFloat(), 0, 0);
+      assertSame(t64, t64.to(DType.F64));
+      // casts of views, and to and from I64 (truncation toward zero)
+      Ref.assertClose(t64.mT().to(DType.F32), x.transpose(0, 1).roundToFloat(), 0, 0);
+      Tensor i64 = Tensor.of(new double[] {-2.7, -0.5, 0.5, 2.7, 1e12}, 5).to(DType.I64);
+      assertArrayEquals(new long[] {-2, 0, 0, 2, 1000000000000L}, i64.toLongArray());
+      Ref.assertValues(Tensor.ofIndices(new long[] {3, -4}, 2).to(DType.F32), 3, -4);
+      // the cast is differentiable between the float types
+      Tensor leaf = x.narrow(0, 0, 2).f64().requiresGrad(true);
+      Tensor g = Autograd.grad(leaf.to(DType.F32).mul(3.0).sum(), List.of(leaf), false).get(0);
+      assertEquals(DType.F64, g.dtype());
+      assertEquals(3.0 * g.numel(), g.sum().item(), 0);
+    }
+  }
+}

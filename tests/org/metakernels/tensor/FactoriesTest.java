@@ -1,0 +1,132 @@
+package org.metakernels.tensor;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+import org.metakernels.testing.Ref;
+
+/** Factories, random generators and conversions to Java arrays. */
+class FactoriesTest {
+  static final Device CPU = Device.CPU;
+
+  @Test
+  void ofAndConversions() {
+    try (Scope s = Scope.open()) {
+      Tensor d = Tensor.of(new double[] {1.5, -2, 3, 4.25, 5, 6}, 2, 3);
+      assertEquals(DType.F64, d.dtype());
+      assertEquals(CPU, d.device());
+      Ref.assertShape(d, 2, 3);
+      assertArrayEquals(new long[] {3, 1}, d.strides());
+      assertArrayEquals(new double[] {1.5, -2, 3, 4.25, 5, 6}, d.toDoubleArray());
+      assertArrayEquals(new float[] {1.5f, -2, 3, 4.25f, 5, 6}, d.toFloatArray());
+      assertArrayEquals(new long[] {1, -2, 3, 4, 5, 6}, d.toLongArray());
+      // conversions of a non-contiguous view are in logical order
+      assertArrayEquals(new double[] {1.5, 4.25, -2, 5, 3, 6}, d.mT().toDoubleArray());
+      assertArrayEquals(new double[] {-2, 5}, d.select(1, 1).toDoubleArray());
+      Tensor f = Tensor.of(new float[] {0.1f, 2, -3}, 3);
+      assertEquals(DType.F32, f.dtype());
+      assertArrayEquals(new float[] {0.1f, 2, -3}, f.toFloatArray());
+      assertArrayEquals(new double[] {(double) 0.1f, 2, -3}, f.toDoubleArray());
+      Tensor i = Tensor.ofIndices(new long[] {7, -1, 1L << 40}, 3, 1);
+      assertEquals(DType.I64, i.dtype());
+      assertArrayEquals(new long[] {7, -1, 1L << 40}, i.toLongArray());
+      assertArrayEquals(new double[] {7, -1, Math.pow(2, 40)}, i.toDoubleArray());
+      assertEquals(7.0, i.narrow(0, 0, 1).item());
+      // 0-d and empty tensors
+      Tensor sc = Tensor.of(new double[] {2.5});
+      assertEquals(0, sc.rank());
+      assertEquals(2.5, sc.item());
+      Tensor empty = Tensor.of(new double[0], 0, 4);
+      assertEquals(0, empty.numel());
+      assertEquals(0, empty.toDoubleArray().length);
+    }
+  }
+
+  @ParameterizedTest
+  @EnumSource(value = DType.class, names = {"F64", "F32", "I64"})
+  void arangeZerosOnesFull(DType d) {
+    try (Scope s = Scope.open()) {
+      Tensor a = Tensor.arange(7, d, CPU);
+      assertEquals(d, a.dtype());
+      Ref.assertShape(a, 7);
+      assertArrayEquals(new double[] {0, 1, 2, 3, 4, 5, 6}, a.toDoubleArray());
+      Ref.assertShape(Tensor.arange(0, d, CPU), 0);
+      Tensor z = Tensor.zeros(new long[] {3, 1, 4}, d, CPU);
+      Ref.assertShape(z, 3, 1, 4);
+      assertEquals(d, z.dtype());
+      for (double v : z.toDoubleArray()) assertEquals(0.0, v);
+      for (double v : Tensor.ones(new long[] {5}, d, CPU).toDoubleArray()) assertEquals(1.0, v);
+      for (double v : Tensor.full(new long[] {2, 2}, -3, d, CPU).toDoubleArray()) assertEquals(-3.0, v);
+      Tensor sc = Tensor.scalar(4, d, CPU);
+      assertEquals(0, sc.rank());
+      assertEquals(4.0, sc.item());
+      Ref.assertShape(Tensor.zerosLike(z), 3, 1, 4);
+      Ref.assertShape(Tensor.onesLike(z), 3, 1, 4);
+      assertEquals(d, Tensor.onesLike(z).dtype());
+      // a large fill
+      Tensor big = Tensor.full(new long[] {300, 200}, 0.5, d, CPU);
+      double sum = 0;
+      for (double v : big.toDoubleArray()) sum += v;
+      assertEquals(d == DType.I64 ? 0 : 30000, sum);
+    }
+  }
+
+  static double mean(double[] v) {
+    double s = 0;
+    for (double x : v) s += x;
+    return s / v.length;
+  }
+
+  static double var(double[] v) {
+    double m = mean(v), s = 0;
+    for (double x : v) s += (x - m) * (x - m);
+    return s / v.length;
+  }
+
+  @ParameterizedTest
+  @EnumSource(value = DType.class, names = {"F64", "F32"})
+  void randomGenerators(DType d) {
+    try (Scope s = Scope.open()) {
+      long[] shape = {250, 400};  // 100k samples
+      Tensor n1 = Tensor.randn(shape, d, CPU, 42);
+      Ref.assertShape(n1, 250, 400);
+      assertEquals(d, n1.dtype());
+      double[] v = n1.toDoubleArray();
+      assertArrayEquals(v, Tensor.randn(shape, d, CPU, 42).toDoubleArray(), 0, "same seed, same values");
+      assertFalse(java.util.Arrays.equals(v, Tensor.randn(shape, d, CPU, 43).toDoubleArray()), "other seed differs");
+      assertEquals(0, mean(v), 0.02, "randn mean");
+      assertEquals(1, var(v), 0.03, "randn variance");
+      double fourth = 0;
+      for (double x : v) fourth += x * x * x * x;
+      assertEquals(3, fourth / v.length, 0.1, "randn kurtosis");
+      // the element stream does not depend on the shape
+      double[] flat = Tensor.randn(new long[] {100000}, d, CPU, 42).toDoubleArray();
+      assertArrayEquals(v, flat, 0);
+
+      double[] u = Tensor.rand(shape, d, CPU, 7).toDoubleArray();
+      for (double x : u) assertTrue(x >= 0 && x < 1, "rand in [0, 1): " + x);
+      assertEquals(0.5, mean(u), 0.01);
+      assertEquals(1.0 / 12, var(u), 0.003);
+      assertArrayEquals(u, Tensor.rand(shape, d, CPU, 7).toDoubleArray(), 0);
+
+      double[] w = Tensor.uniform(shape, -3, 5, d, CPU, 9).toDoubleArray();
+      for (double x : w) assertTrue(x >= -3 && x <= 5, "uniform in [-3, 5): " + x);
+      assertEquals(1, mean(w), 0.05);
+      assertEquals(64.0 / 12, var(w), 0.15);
+
+      Ref.assertShape(Tensor.randn(new long[0], d, CPU, 1), new long[0]);
+      Ref.assertShape(Tensor.rand(new long[] {3, 0}, d, CPU, 1), 3, 0);
+    }
+  }
+
+  @Test
+  void f32SamplesAreTheF64SamplesRounded() {
+    try (Scope s = Scope.open()) {
+      double[] a = Tensor.randn(new long[] {1000}, DType.F64, CPU, 5).toDoubleArray();
+      float[] b = Tensor.randn(new long[] {1000}, DType.F32, CPU, 5).toFloatArray();
+      for (int i = 0; i < a.length; i++) assertEquals((float) a[i], b[i], 0f);
+    }
+  }
+}
