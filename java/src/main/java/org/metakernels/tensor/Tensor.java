@@ -318,9 +318,13 @@ public final class Tensor implements AutoCloseable {
     this.grad = g;
   }
 
-  /** Clears the accumulated gradient (frees it when it is not owned by a scope). */
+  /**
+   * Clears and frees the accumulated gradient. Autograd gives every leaf its own gradient
+   * storage (a copy, in the leaf's scope), so training loops do not pile up one gradient per
+   * step; a reference kept to the old {@link #grad()} is invalid afterwards.
+   */
   public void zeroGrad() {
-    if (grad != null && grad.storage.owner() == null) grad.close();
+    if (grad != null) grad.close();
     grad = null;
   }
 
