@@ -34,7 +34,8 @@ KernelTable make_table() {
   MK_SET(binary) MK_SET(where) MK_SET(reduce) MK_SET(softmax) MK_SET(index_select)
   MK_SET(index_add) MK_SET(gather) MK_SET(scatter_add) MK_SET(index_check)
   MK_SET(matmul_naive) MK_SET(linear_attention) MK_SET(linear_attention_workspace)
-  MK_SET(linear_attention_momentum)
+  MK_SET(linear_attention_momentum) MK_SET(attention_forward) MK_SET(attention_backward)
+  MK_SET(attention_backward_backward) MK_SET(attention_jvp) MK_SET(attention_workspace)
 #undef MK_SET
   return t;
 }

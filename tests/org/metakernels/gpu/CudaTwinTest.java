@@ -3,15 +3,18 @@ package org.metakernels.gpu;
 import static org.junit.jupiter.api.Assertions.*;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import java.util.ArrayList;
 import java.util.List;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.ValueSource;
 import org.metakernels.autograd.Autograd;
 import org.metakernels.nn.Activation;
 import org.metakernels.nn.MLP;
+import org.metakernels.ops.Attention;
 import org.metakernels.ops.Indexing;
 import org.metakernels.ops.LinearAttention;
 import org.metakernels.ops.LinearAttention.FeatureMap;
@@ -236,5 +239,149 @@ class CudaTwinTest {
         Tensor.randn(new long[] {1 << 16}, DType.F32, GPU, i).exp().sum();
       }
     assertEquals(before, CudaRuntime.get().allocator().liveBytes());
+  }
+
+  // ---- softmax attention --------------------------------------------------------------------------
+
+  /** |gpu − cpu| ≤ tol·(max |cpu| over finite values) + tol·|cpu| elementwise; equal infinities pass. */
+  static void closeTo(Tensor gpu, Tensor cpu, double tol, String what) {
+    assertEquals(Device.CUDA, gpu.device(), what);
+    assertArrayEquals(cpu.shape(), gpu.shape(), what);
+    double[] e = cpu.detach().toDoubleArray(), a = gpu.detach().to(CPU).toDoubleArray();
+    double scale = 0;
+    for (double x : e) if (Double.isFinite(x)) scale = Math.max(scale, Math.abs(x));
+    Ref.assertClose(a, e, tol * Math.max(scale, 1e-300), tol, what);
+  }
+
+  /** Fresh leaves requiring grad on {@code device}, one per non-null tensor. */
+  static List<Tensor> leaves(Device device, Tensor... xs) {
+    List<Tensor> out = new ArrayList<>();
+    for (Tensor x : xs)
+      if (x != null) out.add(x.to(device).detach().requiresGrad(true));
+    return out;
+  }
+
+  static Tensor attention(List<Tensor> in, Attention.Options o) {
+    return Attention.softmax(in.get(0), in.get(1), in.get(2), in.size() > 3 ? o.withBias(in.get(3)) : o);
+  }
+
+  static Tensor onGpu(Tensor t) {
+    return t == null ? null : t.to(GPU);
+  }
+
+  /**
+   * The CUDA attention kernels against the CPU twin on the same inputs, in F32 and F64: forward
+   * (output and row log-sum-exp), backward, the fused double backward (through Autograd with
+   * createGraph, once with all cotangents and once with only dq's), and the JVP. Covers causal
+   * masks (bottom-right aligned), key padding (including a batch without keys), the bias
+   * broadcast patterns, grouped-query heads, Nq ≠ Nk, D up to 256 and lengths that are not
+   * multiples of the tile sizes. Tolerances are relative to the scale of each output.
+   */
+  @ParameterizedTest
+  @CsvSource({
+      // b, h, hkv, nq, nk, d, dv, causal, bias, lengths
+      "1, 1, 1, 5, 5, 16, 16, false, none, none",
+      "2, 4, 2, 70, 33, 16, 8, false, none, some",
+      "2, 2, 2, 33, 70, 64, 64, true, BH, some",
+      "1, 2, 1, 100, 100, 128, 128, true, 11, none",
+      "2, 2, 1, 65, 97, 256, 64, true, 1H, some",
+      "1, 2, 2, 37, 29, 256, 256, false, B1, none",
+      "3, 3, 3, 1, 129, 16, 16, false, BH, zero",
+      "2, 1, 1, 130, 70, 16, 16, true, none, zero",
+      "1, 4, 1, 19, 23, 5, 3, true, BH, some",
+  })
+  void softmaxAttentionMatchesTheCpuTwin(int b, int h, int hkv, int nq, int nk, int d, int dv, boolean causal,
+      String biasKind, String lengthsKind) {
+    for (DType t : new DType[] {DType.F32, DType.F64}) {
+      try (Scope s = Scope.open()) {
+        String tag = t + " " + b + "x" + h + "/" + hkv + " " + nq + "x" + nk + " d" + d + "/" + dv
+            + (causal ? " causal" : "") + " bias " + biasKind + " lengths " + lengthsKind + ": ";
+        double tol = t == DType.F32 ? 2e-4 : 1e-10;
+        long seed = 31L * nq + nk + d;
+        Tensor q = rnd(t, seed, b, h, nq, d), k = rnd(t, seed + 1, b, hkv, nk, d), v = rnd(t, seed + 2, b, hkv, nk, dv);
+        Tensor bias = null;
+        if (!biasKind.equals("none"))
+          bias = rnd(t, seed + 3, biasKind.charAt(0) == 'B' ? b : 1, biasKind.charAt(1) == 'H' ? h : 1, nq, nk).mul(0.5);
+        Attention.Options oc = Attention.Options.defaults().withCausal(causal), og = oc;
+        if (!lengthsKind.equals("none")) {
+          long[] len = new long[b];
+          for (int i = 0; i < b; i++)
+            len[i] = lengthsKind.equals("zero") && i == 1 ? 0 : Math.max(1, nk - 7 * i - 3);
+          Tensor lc = Tensor.ofIndices(len, b);
+          oc = oc.withKeyLengths(lc);
+          og = og.withKeyLengths(lc.to(GPU));
+        }
+
+        // forward, with the row log-sum-exp
+        Attention.Output fc = Attention.forward(q, k, v, oc.withBias(bias));
+        Attention.Output fg = Attention.forward(q.to(GPU), k.to(GPU), v.to(GPU), og.withBias(onGpu(bias)));
+        closeTo(fg.out(), fc.out(), tol, tag + "out");
+        closeTo(fg.lse(), fc.lse(), tol, tag + "lse");
+
+        // backward (createGraph: its own backward is the fused double backward)
+        List<Tensor> ic = leaves(CPU, q, k, v, bias), ig = leaves(GPU, q, k, v, bias);
+        Tensor r = rnd(t, seed + 4, b, h, nq, dv);
+        List<Tensor> gc = Autograd.grad(attention(ic, oc).mul(r).sum(), ic, true);
+        List<Tensor> gg = Autograd.grad(attention(ig, og).mul(r.to(GPU)).sum(), ig, true);
+        String[] names = {"q", "k", "v", "bias"};
+        for (int i = 0; i < ic.size(); i++) closeTo(gg.get(i), gc.get(i), tol, tag + "d" + names[i]);
+        // deterministic: no atomics, the same bits on a second run
+        List<Tensor> again = Autograd.grad(attention(ig, og).mul(r.to(GPU)).sum(), ig, false);
+        for (int i = 0; i < ig.size(); i++)
+          assertArrayEquals(gg.get(i).detach().to(CPU).toDoubleArray(), again.get(i).to(CPU).toDoubleArray(),
+              tag + "d" + names[i] + " differs between two runs");
+
+        // double backward: gradient of Σ_i <g_i, u_i> with respect to every input
+        Tensor pc = null, pg = null;
+        List<Tensor> us = new ArrayList<>();
+        for (int i = 0; i < ic.size(); i++) {
+          Tensor u = rnd(t, seed + 10 + i, ic.get(i).shape());
+          us.add(u);
+          pc = pc == null ? gc.get(i).mul(u).sum() : pc.add(gc.get(i).mul(u).sum());
+          pg = pg == null ? gg.get(i).mul(u.to(GPU)).sum() : pg.add(gg.get(i).mul(u.to(GPU)).sum());
+        }
+        List<Tensor> hc = Autograd.grad(pc, ic, false), hg = Autograd.grad(pg, ig, false);
+        for (int i = 0; i < ic.size(); i++) closeTo(hg.get(i), hc.get(i), tol, tag + "hvp " + names[i]);
+        // only dq probed: the cotangents of dk, dv and dbias are absent (null in the kernel)
+        Tensor hqc = Autograd.grad(gc.get(0).mul(us.get(0)).sum(), List.of(ic.get(0)), false).get(0);
+        Tensor hqg = Autograd.grad(gg.get(0).mul(us.get(0).to(GPU)).sum(), List.of(ig.get(0)), false).get(0);
+        closeTo(hqg, hqc, tol, tag + "hvp q only");
+
+        // JVP: all tangents, then without the key tangent
+        Tensor tq = rnd(t, seed + 20, q.shape()), tk = rnd(t, seed + 21, k.shape()), tv = rnd(t, seed + 22, v.shape());
+        Tensor tb = bias == null ? null : rnd(t, seed + 23, bias.shape());
+        Attention.Output jc = Attention.jvp(q, k, v, oc.withBias(bias), tq, tk, tv, tb);
+        Attention.Output jg = Attention.jvp(q.to(GPU), k.to(GPU), v.to(GPU), og.withBias(onGpu(bias)), tq.to(GPU),
+            tk.to(GPU), tv.to(GPU), onGpu(tb));
+        closeTo(jg.out(), jc.out(), tol, tag + "jvp out");
+        closeTo(jg.lse(), jc.lse(), tol, tag + "jvp lse");
+        jc = Attention.jvp(q, k, v, oc.withBias(bias), tq, null, tv, null);
+        jg = Attention.jvp(q.to(GPU), k.to(GPU), v.to(GPU), og.withBias(onGpu(bias)), tq.to(GPU), null, tv.to(GPU), null);
+        closeTo(jg.out(), jc.out(), tol, tag + "jvp out (no tk, tbias)");
+        closeTo(jg.lse(), jc.lse(), tol, tag + "jvp lse (no tk, tbias)");
+      }
+    }
+  }
+
+  /** Rows without keys: zeros and −inf on the GPU as on the CPU, and no NaN in any gradient. */
+  @Test
+  void softmaxAttentionFullyMaskedRows() {
+    try (Scope s = Scope.open()) {
+      Tensor q = rnd(DType.F64, 1, 2, 1, 6, 4), k = rnd(DType.F64, 2, 2, 1, 3, 4), v = rnd(DType.F64, 3, 2, 1, 3, 4);
+      Attention.Options o = Attention.Options.causal().withKeyLengths(Tensor.ofIndices(new long[] {3, 0}, 2).to(GPU));
+      List<Tensor> in = leaves(GPU, q, k, v);
+      Attention.Output f = Attention.forward(in.get(0), in.get(1), in.get(2), o);
+      double[] out = f.out().detach().to(CPU).toDoubleArray(), lse = f.lse().to(CPU).toDoubleArray();
+      for (int i = 6 * 4; i < 12 * 4; i++) assertEquals(0.0, out[i]);  // batch 1: no keys
+      for (int i = 0; i < 3 * 4; i++) assertEquals(0.0, out[i]);       // rows 0..2 of batch 0
+      for (int i = 0; i < 3; i++) assertEquals(Double.NEGATIVE_INFINITY, lse[i]);
+      for (int i = 6; i < 12; i++) assertEquals(Double.NEGATIVE_INFINITY, lse[i]);
+      List<Tensor> g = Autograd.grad(f.out().sum(), in, true);
+      for (Tensor x : g)
+        for (double e : x.detach().to(CPU).toDoubleArray()) assertFalse(Double.isNaN(e));
+      Tensor probe = g.get(0).square().sum().add(g.get(1).square().sum()).add(g.get(2).square().sum());
+      for (Tensor x : Autograd.grad(probe, in, false))
+        for (double e : x.to(CPU).toDoubleArray()) assertFalse(Double.isNaN(e));
+    }
   }
 }

@@ -1,0 +1,260 @@
+// kernels/cuda/attention.cu run on the host by the emulator in cuda_runtime.h, against the CPU
+// twin (kernels/cpu/attention.cpp, the oracle): forward, backward, double backward and JVP on
+// shapes with causal masks, padding, bias broadcasts, GQA, odd and 256-wide head dims, absent
+// outputs and cotangents. Build and run: tests/cuda-emu/run.sh.
+//   attention_emu_test [order] [limits] [quick]   order: 0 forward, 1 reverse, 2 shuffled threads
+//                                                 limits: 0 H100, 1 A100, 2 sm_86, 3 48 KB
+//   attention_emu_test tiles                      the tile shapes each pass picks per device
+#include "cuda_runtime.h"  // the emulator: std headers first, then the CUDA keywords as macros
+#include <omp.h>
+
+#include <string>
+
+#include "attention.cu"
+
+namespace mk {
+namespace cuda {
+namespace {
+alignas(16) unsigned char mk_attention_smem[256 * 1024 + 4096];
+
+template <class L>
+void show(const char* name, size_t es, int d, const Limits& lim) {
+  Tiles t;
+  size_t b = 0;
+  if (pick_tiles<L>(es, d, d, lim, &t, &b)) printf(" %s %dx%d %5.1fK |", name, t.bq, t.bk, b / 1024.0);
+  else printf(" %s none |", name);
+}
+
+void print_tiles() {
+  const char* dev[3] = {"H100", "A100", "sm86"};
+  const size_t opt[3][2] = {{232448, 233472}, {166912, 167936}, {101376, 102400}};
+  for (int k = 0; k < 3; ++k)
+    for (size_t es : {4, 8})
+      for (int d : {16, 64, 128, 256}) {
+        Limits lim;
+        lim.optin = opt[k][0];
+        lim.per_sm = opt[k][1];
+        printf("%s %s D=Dv=%3d:", dev[k], es == 4 ? "F32" : "F64", d);
+        show<ForwardLayout>("fwd", es, d, lim);
+        show<BackwardQueryLayout>("bwdQ", es, d, lim);
+        show<BackwardKeyLayout>("bwdK", es, d, lim);
+        show<SecondStatsLayout>("bbStat", es, d, lim);
+        show<SecondQueryLayout>("bbQ", es, d, lim);
+        show<SecondKeyLayout>("bbK", es, d, lim);
+        show<JvpLayout>("jvp", es, d, lim);
+        printf("\n");
+      }
+}
+}  // namespace
+}  // namespace cuda
+}  // namespace mk
+inline unsigned char* emu::smem() { return mk::cuda::mk_attention_smem; }
+
+using mk::AttentionParams;
+
+static int g_failures = 0;
+static double g_worst[2] = {0, 0};
+
+template <class T>
+struct Buf {
+  static constexpr int64_t kGuard = 64;
+  std::vector<T> raw;
+  int64_t n = 0;
+  bool present = false;
+  Buf() = default;
+  explicit Buf(int64_t n_, bool p = true) : n(n_), present(p) {
+    raw.assign(size_t(n + 2 * kGuard), std::numeric_limits<T>::quiet_NaN());
+  }
+  T* data() { return present ? raw.data() + kGuard : nullptr; }
+  const T* cdata() const { return present ? raw.data() + kGuard : nullptr; }
+  T& operator[](int64_t i) { return raw[size_t(kGuard + i)]; }
+  const T& operator[](int64_t i) const { return raw[size_t(kGuard + i)]; }
+  void fill(T v) { for (int64_t i = 0; i < n; ++i) (*this)[i] = v; }
+  void randn(std::mt19937_64& g, double sc = 1.0) {
+    std::normal_distribution<double> nd(0.0, sc);
+    for (int64_t i = 0; i < n; ++i) (*this)[i] = T(nd(g));
+  }
+  bool guards_ok() const {
+    for (int64_t i = 0; i < kGuard; ++i)
+      if (!std::isnan(raw[size_t(i)]) || !std::isnan(raw[size_t(kGuard + n + i)])) return false;
+    return true;
+  }
+};
+
+template <class T>
+void compare(const char* what, const std::string& cs, const Buf<T>& got, const Buf<T>& ref, double tol) {
+  if (!got.present) return;
+  if (!got.guards_ok()) { printf("FAIL %s %s: guard overwritten\n", cs.c_str(), what); ++g_failures; return; }
+  double scale = 0, err = 0;
+  int64_t bad = -1;
+  for (int64_t i = 0; i < ref.n; ++i) if (std::isfinite(double(ref[i]))) scale = std::max(scale, std::fabs(double(ref[i])));
+  for (int64_t i = 0; i < ref.n; ++i) {
+    const double a = got[i], b = ref[i];
+    if (std::isnan(a) || std::isnan(b)) { if (bad < 0) bad = i; err = INFINITY; continue; }
+    if (std::isinf(a) || std::isinf(b)) { if (a != b) { if (bad < 0) bad = i; err = INFINITY; } continue; }
+    const double e = std::fabs(a - b);
+    if (e > err) { err = e; if (e > tol * std::max(scale, 1e-30)) bad = bad < 0 ? i : bad; }
+  }
+  const double rel = err / std::max(scale, 1e-30);
+  g_worst[sizeof(T) == 8] = std::max(g_worst[sizeof(T) == 8], std::isfinite(rel) ? rel : 1e300);
+  if (!(rel <= tol)) {
+    ++g_failures;
+    printf("FAIL %s %s: rel err %.3g (scale %.3g), first bad %lld: got %.10g want %.10g\n", cs.c_str(), what, rel, scale,
+           (long long)bad, bad >= 0 ? double(got[bad]) : 0.0, bad >= 0 ? double(ref[bad]) : 0.0);
+  }
+}
+
+struct Case {
+  int64_t b, h, hkv, nq, nk, d, dv;
+  bool causal;
+  const char* bias;  // "none", "BH", "1H", "B1", "11"
+  std::vector<int64_t> lengths;  // empty: none
+  unsigned mask;     // bit i: request output i / cotangent presence
+};
+
+template <class T>
+void run_case(const Case& c, uint64_t seed) {
+  const double tol = sizeof(T) == 4 ? 2e-5 : 1e-12;
+  char name[256];
+  snprintf(name, sizeof name, "%s b%lld h%lld/%lld nq%lld nk%lld d%lld dv%lld %s bias=%s len=%s mask=%x", sizeof(T) == 4 ? "F32" : "F64",
+           (long long)c.b, (long long)c.h, (long long)c.hkv, (long long)c.nq, (long long)c.nk, (long long)c.d, (long long)c.dv,
+           c.causal ? "causal" : "full", c.bias, c.lengths.empty() ? "-" : "yes", c.mask);
+  const std::string cs = name;
+  std::mt19937_64 g(seed);
+  const int64_t B = c.b, H = c.h, Hkv = c.hkv, Nq = c.nq, Nk = c.nk, D = c.d, Dv = c.dv;
+  const int64_t rows = B * H * Nq;
+  Buf<T> q(B * H * Nq * D), k(B * Hkv * Nk * D), v(B * Hkv * Nk * Dv);
+  q.randn(g); k.randn(g); v.randn(g);
+  const bool has_bias = std::string(c.bias) != "none";
+  const int64_t bb = has_bias && c.bias[0] == 'B' ? B : 1, bh = has_bias && c.bias[1] == 'H' ? H : 1;
+  Buf<T> bias(bb * bh * Nq * Nk, has_bias);
+  if (has_bias) bias.randn(g, 0.7);
+  std::vector<int64_t> lens = c.lengths;
+  AttentionParams p{};
+  p.dtype = sizeof(T) == 4 ? mk::F32 : mk::F64;
+  p.batch = B; p.heads = H; p.kv_heads = Hkv; p.nq = Nq; p.nk = Nk; p.d = D; p.dv = Dv;
+  p.q = q.cdata(); p.k = k.cdata(); p.v = v.cdata();
+  p.bias = bias.cdata();
+  p.bias_bs = bb > 1 ? bh * Nq * Nk : 0;
+  p.bias_hs = bh > 1 ? Nq * Nk : 0;
+  p.key_lengths = lens.empty() ? nullptr : lens.data();
+  p.scale = 1.0 / std::sqrt(double(D)) * 1.3;
+  p.causal = c.causal;
+  const int threads = omp_get_max_threads();
+  std::vector<unsigned char> ws_cpu(size_t(mk::cpu::attention_workspace(p, threads)) + 64);
+  Buf<unsigned char> dummy(0);
+  const int64_t ws_gpu_bytes = mk::cuda::attention_workspace(p, 1);
+  Buf<T> ws_gpu(ws_gpu_bytes / int64_t(sizeof(T)) + 1);
+
+  // ---- forward
+  Buf<T> out_c(rows * Dv), lse_c(rows), out_g(rows * Dv), lse_g(rows);
+  {
+    AttentionParams a = p; a.workspace = ws_cpu.data(); a.out0 = out_c.data(); a.out1 = lse_c.data();
+    mk::cpu::attention_forward(a, nullptr);
+    AttentionParams e = p; e.workspace = nullptr; e.out0 = out_g.data(); e.out1 = lse_g.data();
+    if (int st = mk::cuda::attention_forward(e, nullptr)) { printf("FAIL %s forward status %d\n", name, st); ++g_failures; }
+    compare("fwd.out", cs, out_g, out_c, tol);
+    compare("fwd.lse", cs, lse_g, lse_c, tol);
+  }
+  // ---- backward (saved out/lse from the CPU for both)
+  Buf<T> dout(rows * Dv);
+  dout.randn(g);
+  p.out = out_c.cdata(); p.lse = lse_c.cdata(); p.dout = dout.cdata();
+  const bool want[5] = {bool(c.mask & 1), bool(c.mask & 2), bool(c.mask & 4), bool(c.mask & 8) && has_bias, bool(c.mask & 16) && has_bias};
+  {
+    Buf<T> dq_c(rows * D), dk_c(B * Hkv * Nk * D), dv_c(B * Hkv * Nk * Dv), ds_c(rows * Nk, want[3]);
+    Buf<T> dq_g(rows * D, want[0]), dk_g(B * Hkv * Nk * D, want[1]), dv_g(B * Hkv * Nk * Dv, want[2]), ds_g(rows * Nk, want[3]);
+    for (auto* b : {&dq_c, &dk_c, &dv_c, &ds_c, &dq_g, &dk_g, &dv_g, &ds_g}) b->fill(T(0));  // native/ zero-fills
+    AttentionParams a = p; a.workspace = ws_cpu.data(); a.out0 = dq_c.data(); a.out1 = dk_c.data(); a.out2 = dv_c.data(); a.out3 = ds_c.data();
+    mk::cpu::attention_backward(a, nullptr);
+    AttentionParams e = p; e.workspace = ws_gpu.data(); e.out0 = dq_g.data(); e.out1 = dk_g.data(); e.out2 = dv_g.data(); e.out3 = ds_g.data();
+    if (int st = mk::cuda::attention_backward(e, nullptr)) { printf("FAIL %s backward status %d\n", name, st); ++g_failures; }
+    compare("bwd.dq", cs, dq_g, dq_c, tol);
+    compare("bwd.dk", cs, dk_g, dk_c, tol);
+    compare("bwd.dv", cs, dv_g, dv_c, tol);
+    compare("bwd.dS", cs, ds_g, ds_c, tol);
+  }
+  // ---- backward of the backward: cotangents present per mask bits 5..8
+  {
+    Buf<T> cq(rows * D, bool(c.mask & 32)), ck(B * Hkv * Nk * D, bool(c.mask & 64)), cv(B * Hkv * Nk * Dv, bool(c.mask & 128)),
+        cb(rows * Nk, bool(c.mask & 256) && has_bias);
+    for (auto* b : {&cq, &ck, &cv, &cb}) if (b->present) b->randn(g);
+    AttentionParams pp = p; pp.gq = cq.cdata(); pp.gk = ck.cdata(); pp.gv = cv.cdata(); pp.gbias = cb.cdata();
+    Buf<T> o0c(rows * D), o1c(B * Hkv * Nk * D), o2c(B * Hkv * Nk * Dv), o3c(rows * Dv), o4c(rows * Nk, want[4]);
+    Buf<T> o0g(rows * D, want[0]), o1g(B * Hkv * Nk * D, want[1]), o2g(B * Hkv * Nk * Dv, want[2]), o3g(rows * Dv, bool(c.mask & 8)),
+        o4g(rows * Nk, want[4]);
+    for (auto* b : {&o0c, &o1c, &o2c, &o3c, &o4c, &o0g, &o1g, &o2g, &o3g, &o4g}) b->fill(T(0));
+    AttentionParams a = pp; a.workspace = ws_cpu.data(); a.out0 = o0c.data(); a.out1 = o1c.data(); a.out2 = o2c.data(); a.out3 = o3c.data(); a.out4 = o4c.data();
+    mk::cpu::attention_backward_backward(a, nullptr);
+    AttentionParams e = pp; e.workspace = ws_gpu.data(); e.out0 = o0g.data(); e.out1 = o1g.data(); e.out2 = o2g.data(); e.out3 = o3g.data(); e.out4 = o4g.data();
+    if (int st = mk::cuda::attention_backward_backward(e, nullptr)) { printf("FAIL %s bb status %d\n", name, st); ++g_failures; }
+    compare("bb.gq", cs, o0g, o0c, tol);
+    compare("bb.gk", cs, o1g, o1c, tol);
+    compare("bb.gv", cs, o2g, o2c, tol);
+    compare("bb.gdout", cs, o3g, o3c, tol);
+    compare("bb.gbias", cs, o4g, o4c, tol);
+    if (!ws_gpu.guards_ok()) { printf("FAIL %s workspace guard\n", name); ++g_failures; }
+  }
+  // ---- JVP: tangents present per mask bits 5..8
+  {
+    Buf<T> tq(rows * D, bool(c.mask & 32)), tk(B * Hkv * Nk * D, bool(c.mask & 64)), tv(B * Hkv * Nk * Dv, bool(c.mask & 128)),
+        tb(rows * Nk, bool(c.mask & 256) && has_bias);
+    for (auto* b : {&tq, &tk, &tv, &tb}) if (b->present) b->randn(g);
+    AttentionParams pp = p; pp.dout = nullptr; pp.gq = tq.cdata(); pp.gk = tk.cdata(); pp.gv = tv.cdata(); pp.gbias = tb.cdata();
+    Buf<T> to_c(rows * Dv), tl_c(rows), to_g(rows * Dv), tl_g(rows, bool(c.mask & 512) == false);
+    for (auto* b : {&to_c, &tl_c, &to_g, &tl_g}) b->fill(T(0));
+    AttentionParams a = pp; a.workspace = ws_cpu.data(); a.out0 = to_c.data(); a.out1 = tl_c.data();
+    mk::cpu::attention_jvp(a, nullptr);
+    AttentionParams e = pp; e.workspace = ws_gpu.data(); e.out0 = to_g.data(); e.out1 = tl_g.data();
+    if (int st = mk::cuda::attention_jvp(e, nullptr)) { printf("FAIL %s jvp status %d\n", name, st); ++g_failures; }
+    compare("jvp.out", cs, to_g, to_c, tol);
+    compare("jvp.lse", cs, tl_g, tl_c, tol);
+  }
+  for (auto* b : {&q, &k, &v, &bias, &out_c, &lse_c, &dout})
+    if (b->present && !b->guards_ok()) { printf("FAIL %s input guard\n", name); ++g_failures; }
+}
+
+int main(int argc, char** argv) {
+  if (argc > 1 && std::string(argv[1]) == "tiles") {
+    mk::cuda::print_tiles();
+    return 0;
+  }
+  const int order = argc > 1 ? atoi(argv[1]) : 0;
+  const int limits = argc > 2 ? atoi(argv[2]) : 0;  // 0 H100, 1 A100, 2 sm_86, 3 48 KB
+  const bool quick = argc > 3 && atoi(argv[3]) == 1;
+  emu::config().order = order;
+  const int opt[4][2] = {{232448, 233472}, {166912, 167936}, {101376, 102400}, {49152, 65536}};
+  emu::config().optin = opt[limits][0];
+  emu::config().per_sm = opt[limits][1];
+  const unsigned ALL = 0x1FF;  // every output and every cotangent
+  std::vector<Case> cases = {
+      {1, 1, 1, 5, 5, 16, 16, false, "none", {}, ALL},
+      {2, 4, 2, 70, 33, 16, 8, false, "none", {}, ALL},
+      {2, 2, 2, 33, 70, 64, 64, true, "none", {}, ALL},
+      {1, 2, 1, 100, 100, 128, 128, true, "11", {}, ALL},
+      {2, 3, 3, 40, 97, 32, 24, false, "BH", {97 - 3, 40}, ALL},
+      {2, 2, 1, 65, 65, 256, 64, true, "1H", {62, 55}, ALL},
+      {3, 2, 2, 1, 129, 16, 16, false, "B1", {129, 0, 7}, ALL},
+      {1, 1, 1, 130, 70, 16, 16, true, "none", {}, ALL},
+      {2, 1, 1, 6, 3, 4, 4, true, "none", {3, 0}, ALL},          // fully masked rows and a batch without keys
+      {1, 4, 1, 19, 23, 5, 3, true, "BH", {17}, ALL},             // odd head dims, GQA 4:1
+      {1, 2, 2, 21, 37, 256, 256, false, "BH", {30}, ALL},        // D = Dv = 256
+      {1, 2, 1, 17, 29, 256, 256, true, "1H", {}, ALL},
+      // null outputs and null cotangents
+      {2, 2, 1, 37, 41, 8, 5, true, "BH", {41, 20}, 0x1 | 0x20},
+      {2, 2, 1, 37, 41, 8, 5, false, "BH", {}, 0x2 | 0x4 | 0x40 | 0x100},
+      {2, 2, 2, 37, 41, 8, 5, true, "11", {39, 41}, 0x8 | 0x10 | 0x80},
+      {1, 2, 2, 64, 64, 32, 32, false, "none", {}, 0x7 | 0x100},
+      {1, 1, 1, 9, 11, 7, 9, false, "BH", {}, 0x10 | 0x100 | 0x200},
+  };
+  if (quick) cases.resize(3);
+  uint64_t seed = 1234;
+  for (const Case& c : cases) {
+    run_case<double>(c, seed);
+    run_case<float>(c, seed);
+    ++seed;
+  }
+  printf("order %d limits %d: %lld launches, %lld blocks, %d failures, worst rel err F32 %.3g F64 %.3g\n", order, limits,
+         (long long)emu::config().launches, (long long)emu::config().blocks, g_failures, g_worst[0], g_worst[1]);
+  return g_failures ? 1 : 0;
+}

@@ -1,0 +1,246 @@
+// Host emulation of the CUDA runtime and of the device built-ins that kernels/cuda/attention.cu
+// uses, so its kernels run (slowly) on a machine without a GPU and can be compared with their CPU
+// twins. Not part of the build: see run.sh. Included instead of the real <cuda_runtime.h>.
+//
+// Each block runs as blockDim.x cooperative fibers (ucontext) on one OS thread, blocks one after
+// the other. __syncthreads and warp shuffles are barriers; between barriers the fibers run one at
+// a time, in an order chosen per run (forward, reverse or shuffled), so a missing barrier shows up
+// as a result that depends on the order. Dynamic shared memory is filled with NaN before every
+// block and checked for writes past the launch's size; launches are checked against the
+// configured opt-in shared-memory limit and cudaFuncSetAttribute, as on a device.
+// What it cannot show: timing, register pressure, the memory model beyond barrier ordering.
+#pragma once
+#include <ucontext.h>
+
+#include <algorithm>
+#include <climits>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <random>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+struct uint3 { unsigned x, y, z; };
+struct dim3 {
+  unsigned x = 1, y = 1, z = 1;
+  dim3(unsigned a = 1, unsigned b = 1, unsigned c = 1) : x(a), y(b), z(c) {}
+};
+enum cudaError_t { cudaSuccess = 0, cudaErrorInvalidValue = 1, cudaErrorInvalidConfiguration = 9, cudaErrorLaunchFailure = 719 };
+typedef struct CUstream_st* cudaStream_t;
+enum cudaDeviceAttr { cudaDevAttrMaxSharedMemoryPerBlockOptin = 97, cudaDevAttrMaxSharedMemoryPerMultiprocessor = 81 };
+enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize = 8 };
+struct cudaLaunchAttribute;
+struct cudaLaunchConfig_t {
+  dim3 gridDim, blockDim;
+  size_t dynamicSmemBytes;
+  cudaStream_t stream;
+  cudaLaunchAttribute* attrs;
+  unsigned numAttrs;
+};
+
+namespace emu {
+struct Config {
+  int optin = 232448, per_sm = 233472;  // H100
+  int order = 0;                        // 0 forward, 1 reverse, 2 shuffled
+  unsigned seed = 1;
+  size_t smem_capacity = 256 * 1024;
+  int64_t launches = 0, blocks = 0;
+  std::map<const void*, int> max_dynamic;  // cudaFuncAttributeMaxDynamicSharedMemorySize per kernel
+};
+inline Config& config() { static Config c; return c; }
+
+enum State { READY, WAIT_BLOCK, WAIT_WARP, DONE };
+struct Fiber {
+  ucontext_t ctx;
+  std::vector<char> stack;
+  int state = READY;
+};
+struct Sched {
+  ucontext_t main;
+  std::vector<Fiber> fibers;
+  int nthreads = 0, cur = -1;
+  int block_wait = 0;
+  int warp_wait[32] = {};
+  unsigned char shfl[32][32][8];
+  uint3 block_idx{0, 0, 0};
+  std::function<void()> body;
+};
+inline Sched& sched() { static Sched s; return s; }
+
+[[noreturn]] inline void die(const char* what) {
+  fprintf(stderr, "EMU ERROR: %s (fiber %d, block %u)\n", what, sched().cur, sched().block_idx.x);
+  abort();
+}
+
+inline void yield_to_main() {
+  Sched& s = sched();
+  Fiber& f = s.fibers[s.cur];
+  swapcontext(&f.ctx, &s.main);
+}
+
+inline void block_barrier() {
+  Sched& s = sched();
+  s.fibers[s.cur].state = WAIT_BLOCK;
+  if (++s.block_wait == s.nthreads) {
+    for (auto& f : s.fibers)
+      if (f.state == WAIT_BLOCK) f.state = READY;
+    s.block_wait = 0;
+  }
+  yield_to_main();
+}
+
+inline void warp_barrier() {
+  Sched& s = sched();
+  const int w = s.cur / 32;
+  s.fibers[s.cur].state = WAIT_WARP;
+  if (++s.warp_wait[w] == 32) {
+    for (int l = 0; l < 32; ++l)
+      if (s.fibers[w * 32 + l].state == WAIT_WARP) s.fibers[w * 32 + l].state = READY;
+    s.warp_wait[w] = 0;
+  }
+  yield_to_main();
+}
+
+inline void trampoline() {
+  Sched& s = sched();
+  s.body();
+  s.fibers[s.cur].state = DONE;
+  // returns to uc_link (main)
+}
+
+// Runs one block of nthreads fibers to completion.
+inline void run_block(int nthreads, const std::function<void()>& body) {
+  Sched& s = sched();
+  s.nthreads = nthreads;
+  s.body = body;
+  s.block_wait = 0;
+  for (int& w : s.warp_wait) w = 0;
+  s.fibers.resize(nthreads);
+  for (int t = 0; t < nthreads; ++t) {
+    Fiber& f = s.fibers[t];
+    f.stack.resize(256 * 1024);
+    f.state = READY;
+    getcontext(&f.ctx);
+    f.ctx.uc_stack.ss_sp = f.stack.data();
+    f.ctx.uc_stack.ss_size = f.stack.size();
+    f.ctx.uc_link = &s.main;
+    makecontext(&f.ctx, trampoline, 0);
+  }
+  std::vector<int> order(nthreads);
+  for (int t = 0; t < nthreads; ++t) order[t] = config().order == 1 ? nthreads - 1 - t : t;
+  std::mt19937 rng(config().seed + s.block_idx.x);
+  for (;;) {
+    if (config().order == 2) std::shuffle(order.begin(), order.end(), rng);
+    bool ran = false, all_done = true;
+    for (int t : order) {
+      Fiber& f = s.fibers[t];
+      if (f.state == READY) {
+        s.cur = t;
+        swapcontext(&s.main, &f.ctx);
+        ran = true;
+      }
+    }
+    for (auto& f : s.fibers) all_done &= f.state == DONE;
+    if (all_done) break;
+    if (!ran) {
+      int wb = 0, ww = 0, dn = 0;
+      for (auto& f : s.fibers) { wb += f.state == WAIT_BLOCK; ww += f.state == WAIT_WARP; dn += f.state == DONE; }
+      fprintf(stderr, "deadlock: %d at __syncthreads, %d at warp barriers, %d done\n", wb, ww, dn);
+      die("deadlock (barrier not reached by every thread)");
+    }
+  }
+  s.cur = -1;
+}
+
+// The dynamic shared memory of the running block (config().smem_capacity bytes): defined by the
+// test, which declares the kernel file's extern __shared__ array.
+inline unsigned char* smem();
+}  // namespace emu
+
+#define threadIdx (uint3{unsigned(::emu::sched().cur), 0u, 0u})
+inline uint3 blockIdx;
+inline dim3 blockDim, gridDim;
+
+inline void __syncthreads() { emu::block_barrier(); }
+inline void __syncwarp(unsigned = 0xffffffffu) { emu::warp_barrier(); }
+
+template <class T>
+inline T __shfl_xor_sync(unsigned mask, T v, int lane_mask) {
+  static_assert(sizeof(T) <= 8, "");
+  if (mask != 0xffffffffu) emu::die("partial shuffle masks are not emulated");
+  emu::Sched& s = emu::sched();
+  const int w = s.cur / 32, lane = s.cur % 32;
+  std::memcpy(s.shfl[w][lane], &v, sizeof(T));
+  emu::warp_barrier();
+  T r;
+  std::memcpy(&r, s.shfl[w][lane ^ lane_mask], sizeof(T));
+  emu::warp_barrier();
+  return r;
+}
+
+inline cudaError_t cudaGetDevice(int* d) { *d = 0; return cudaSuccess; }
+inline cudaError_t cudaDeviceGetAttribute(int* v, cudaDeviceAttr a, int) {
+  if (a == cudaDevAttrMaxSharedMemoryPerBlockOptin) *v = emu::config().optin;
+  else if (a == cudaDevAttrMaxSharedMemoryPerMultiprocessor) *v = emu::config().per_sm;
+  else return cudaErrorInvalidValue;
+  return cudaSuccess;
+}
+template <class F>
+inline cudaError_t cudaFuncSetAttribute(F* f, cudaFuncAttribute a, int v) {
+  if (a != cudaFuncAttributeMaxDynamicSharedMemorySize) return cudaErrorInvalidValue;
+  if (v < 0 || v > emu::config().optin) return cudaErrorInvalidValue;
+  emu::config().max_dynamic[(const void*)f] = v;
+  return cudaSuccess;
+}
+inline cudaError_t cudaGetLastError() { return cudaSuccess; }
+inline const char* cudaGetErrorString(cudaError_t) { return "emulated error"; }
+
+template <class... ExpTypes, class... ActTypes>
+cudaError_t cudaLaunchKernelEx(const cudaLaunchConfig_t* cfg, void (*kernel)(ExpTypes...), ActTypes&&... args) {
+  emu::Config& c = emu::config();
+  const size_t bytes = cfg->dynamicSmemBytes;
+  if (cfg->blockDim.x * cfg->blockDim.y * cfg->blockDim.z > 1024 || cfg->blockDim.y != 1 || cfg->blockDim.z != 1)
+    return cudaErrorInvalidConfiguration;
+  if (cfg->gridDim.x == 0 || cfg->gridDim.x > 2147483647u || cfg->gridDim.y != 1 || cfg->gridDim.z != 1)
+    return cudaErrorInvalidConfiguration;
+  if (bytes > 48 * 1024) {
+    auto it = c.max_dynamic.find((const void*)kernel);
+    if (it == c.max_dynamic.end() || size_t(it->second) < bytes) return cudaErrorInvalidValue;
+  }
+  if (bytes > size_t(c.optin)) return cudaErrorInvalidValue;
+  if (bytes + 4096 > c.smem_capacity) emu::die("emulator shared memory too small");
+  std::tuple<std::decay_t<ExpTypes>...> params(std::forward<ActTypes>(args)...);
+  emu::Sched& s = emu::sched();
+  gridDim = cfg->gridDim;
+  blockDim = cfg->blockDim;
+  ++c.launches;
+  for (unsigned b = 0; b < cfg->gridDim.x; ++b) {
+    s.block_idx = uint3{b, 0, 0};
+    blockIdx = s.block_idx;
+    unsigned char* sm = emu::smem();
+    std::memset(sm, 0xFF, c.smem_capacity);  // NaN poison; the tail past `bytes` is the canary
+    emu::run_block(int(cfg->blockDim.x), [&] {
+      auto copy = params;  // kernel parameters are per-thread copies
+      std::apply(kernel, copy);
+    });
+    for (size_t i = bytes; i < c.smem_capacity; ++i)
+      if (sm[i] != 0xFF) emu::die("write past the dynamic shared memory of the launch");
+    ++c.blocks;
+  }
+  return cudaSuccess;
+}
+
+#define __host__
+#define __device__
+#define __global__
+#define __shared__
+#define __forceinline__ inline
+#define __noinline__ __attribute__((noinline))
+#define __launch_bounds__(...)
+#define __align__(n) __attribute__((aligned(n)))
