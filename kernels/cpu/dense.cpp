@@ -376,7 +376,7 @@ int fill(int dtype, int64_t n, void* dst, double value, void*) {
     case I64: std::fill_n(static_cast<int64_t*>(dst), n, int64_t(value)); break;
     case BF16: std::fill_n(static_cast<uint16_t*>(dst), n, f32_to_bf16_bits(float(value))); break;
     case F16: std::fill_n(static_cast<uint16_t*>(dst), n, f32_to_f16_bits(float(value))); break;
-    default: return ERR_UNSUPPORTED;
+    default: return KERNEL_UNSUPPORTED;
   }
   return 0;
 }
@@ -417,7 +417,7 @@ int copy_strided(int dtype, int rank, const int64_t* shape, const void* src,
                    static_cast<int32_t*>(dst), dst_strides); break;
     case 2: copy_t(rank, shape, static_cast<const uint16_t*>(src), src_strides,
                    static_cast<uint16_t*>(dst), dst_strides); break;
-    default: return ERR_UNSUPPORTED;
+    default: return KERNEL_UNSUPPORTED;
   }
   return 0;
 }
@@ -525,7 +525,7 @@ int index_select(int dtype, int64_t outer, int64_t src_len, int64_t inner, const
                            static_cast<int32_t*>(y)); break;
     case 2: index_select_t(outer, src_len, inner, static_cast<const uint16_t*>(x), idx, n_idx,
                            static_cast<uint16_t*>(y)); break;
-    default: return ERR_UNSUPPORTED;
+    default: return KERNEL_UNSUPPORTED;
   }
   return 0;
 }

@@ -244,7 +244,7 @@ int fill(int dtype, int64_t n, void* dst, double value, void* stream) {
     case I64: fill_kernel<<<grid_for(n), kBlock, 0, s>>>(static_cast<int64_t*>(dst), n, int64_t(value)); break;
     case BF16: fill_kernel<<<grid_for(n), kBlock, 0, s>>>(static_cast<uint16_t*>(dst), n, f32_to_bf16_bits(float(value))); break;
     case F16: fill_kernel<<<grid_for(n), kBlock, 0, s>>>(static_cast<uint16_t*>(dst), n, f32_to_f16_bits(float(value))); break;
-    default: return ERR_UNSUPPORTED;
+    default: return KERNEL_UNSUPPORTED;
   }
   return last_error();
 }
@@ -261,7 +261,7 @@ int copy_strided(int dtype, int rank, const int64_t* shape, const void* src,
     case 8: copy_kernel<<<grid_for(n), kBlock, 0, s>>>(g, n, static_cast<const int64_t*>(src), static_cast<int64_t*>(dst)); break;
     case 4: copy_kernel<<<grid_for(n), kBlock, 0, s>>>(g, n, static_cast<const int32_t*>(src), static_cast<int32_t*>(dst)); break;
     case 2: copy_kernel<<<grid_for(n), kBlock, 0, s>>>(g, n, static_cast<const uint16_t*>(src), static_cast<uint16_t*>(dst)); break;
-    default: return ERR_UNSUPPORTED;
+    default: return KERNEL_UNSUPPORTED;
   }
   return last_error();
 }
@@ -345,7 +345,7 @@ int index_select(int dtype, int64_t outer, int64_t src_len, int64_t inner, const
     case 8: index_select_kernel<<<grid_for(n), kBlock, 0, s>>>(outer, src_len, inner, static_cast<const int64_t*>(x), idx, n_idx, static_cast<int64_t*>(y)); break;
     case 4: index_select_kernel<<<grid_for(n), kBlock, 0, s>>>(outer, src_len, inner, static_cast<const int32_t*>(x), idx, n_idx, static_cast<int32_t*>(y)); break;
     case 2: index_select_kernel<<<grid_for(n), kBlock, 0, s>>>(outer, src_len, inner, static_cast<const uint16_t*>(x), idx, n_idx, static_cast<uint16_t*>(y)); break;
-    default: return ERR_UNSUPPORTED;
+    default: return KERNEL_UNSUPPORTED;
   }
   return last_error();
 }

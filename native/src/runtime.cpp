@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <cstddef>
 #include <cstring>
 #include <mutex>
 
@@ -74,7 +75,7 @@ const KernelTable* kernels_for(const char* op, int device) {
 
 int kernel_status(const char* op, int device, int code) {
   if (code == 0) return MK_OK;
-  if (code == ERR_UNSUPPORTED) return fail(MK_ERR_UNSUPPORTED, "%s: not supported by the kernel", op);
+  if (code == KERNEL_UNSUPPORTED) return fail(MK_ERR_UNSUPPORTED, "%s: not supported by the kernel", op);
   if (device == MK_DEVICE_CUDA) {
     const KernelTable* t = g_cuda.load();
     const char* msg = t && t->runtime.error_string ? t->runtime.error_string(code) : "unknown";
@@ -143,6 +144,14 @@ int mk_runtime_attach_cuda(const void* table) {
   if (t->abi_version != mk::kKernelAbiVersion)
     return fail(MK_ERR_UNSUPPORTED, "mk_runtime_attach_cuda: kernel ABI %d, expected %d",
                 t->abi_version, mk::kKernelAbiVersion);
+  // every entry must be filled: a missing kernel would be a null call later
+  const void* const* entries = reinterpret_cast<const void* const*>(&t->fill);
+  const size_t count = (sizeof(mk::KernelTable) - offsetof(mk::KernelTable, fill)) / sizeof(void*);
+  for (size_t i = 0; i < count; ++i)
+    if (!entries[i])
+      return fail(MK_ERR_UNSUPPORTED, "mk_runtime_attach_cuda: kernel table entry %zu is missing", i);
+  if (!t->runtime.device_count || !t->runtime.synchronize || !t->runtime.error_string || !t->runtime.memcpy_d2h)
+    return fail(MK_ERR_UNSUPPORTED, "mk_runtime_attach_cuda: runtime entries missing");
   g_cuda.store(t);
   return MK_OK;
 }

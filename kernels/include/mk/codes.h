@@ -40,6 +40,10 @@ enum ReduceOp : int { R_SUM = 0, R_MAX = 1, R_MIN = 2, R_COUNT = 3 };
 
 enum RandomDist : int { RAND_UNIFORM = 0, RAND_NORMAL = 1 };
 
+// What a kernel returns for a dtype or op it does not implement; negative so it never collides
+// with a CUDA error code (cudaError_t values are >= 0).
+constexpr int KERNEL_UNSUPPORTED = -1;
+
 // Status codes returned by every entry point.
 enum Status : int {
   OK = 0, ERR_INVALID_ARGUMENT = 1, ERR_UNSUPPORTED = 2, ERR_DEVICE = 3,
