@@ -1,5 +1,6 @@
 // Dense CUDA kernels: the twins of kernels/cpu/dense.cpp (same signatures, mk/kernels.inc).
 // Simple grid-stride kernels: these ops are memory bound and sit around the fused kernels.
+#include <mutex>
 #include <cfloat>
 #include <cmath>
 
@@ -378,6 +379,10 @@ int scatter_add(int dtype, int64_t outer, int64_t dst_len, int64_t inner, void* 
 }
 
 int index_check(int64_t n, const int64_t* idx, int64_t bound, int64_t* bad, void* stream) {
+  // g_bad_indices is one counter per device: two host threads checking on different streams
+  // would reset and read each other's count, so the whole reset-count-read runs under a lock.
+  static std::mutex lock;
+  std::lock_guard<std::mutex> guard(lock);
   auto s = as_stream(stream);
   const unsigned long long zero = 0;
   cudaError_t e = cudaMemcpyToSymbolAsync(g_bad_indices, &zero, sizeof zero, 0, cudaMemcpyHostToDevice, s);

@@ -3,11 +3,13 @@
 // java/.../runtime/Codes.java.
 #pragma once
 #include <cstdint>
+#include "mk/isa_ns.h"
 
 namespace mk {
 
 enum DType : int { F32 = 0, F64 = 1, BF16 = 2, F16 = 3, I64 = 4 };
 
+MK_ISA_BEGIN
 inline int64_t dtype_size(int dtype) {
   switch (dtype) {
     case F32: return 4;
@@ -18,6 +20,7 @@ inline int64_t dtype_size(int dtype) {
     default: return 0;
   }
 }
+MK_ISA_END
 
 // Elementwise unary ops: y = f(x; p).
 enum UnaryOp : int {

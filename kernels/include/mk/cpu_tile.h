@@ -7,8 +7,11 @@
 #include <cstring>
 #include <limits>
 
+#include "mk/isa_ns.h"
+
 namespace mk {
 namespace tile {
+MK_ISA_BEGIN
 
 // Columns per register block: 4 rows x kCols accumulators stay in vector registers across the
 // whole reduction (AVX-512: 8 zmm for float; AVX2: 8 ymm).
@@ -147,5 +150,6 @@ inline T dot(const T* a, const T* b, int64_t n) {
   return s;
 }
 
+MK_ISA_END
 }  // namespace tile
 }  // namespace mk

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdint>
 #include "mk/codes.h"
+#include "mk/isa_ns.h"
 
 #ifdef __CUDACC__
 #define MK_HD __host__ __device__ __forceinline__
@@ -12,6 +13,7 @@
 #endif
 
 namespace mk {
+MK_ISA_BEGIN
 
 template <class T>
 MK_HD T unary_apply(int op, T x, T p) {
@@ -151,4 +153,5 @@ MK_HD float f16_bits_to_f32(uint16_t h) {
   union { float f; uint32_t u; } v; v.u = out; return v.f;
 }
 
+MK_ISA_END
 }  // namespace mk

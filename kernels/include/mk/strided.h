@@ -2,6 +2,7 @@
 #pragma once
 #include <cstdint>
 #include "mk/codes.h"
+#include "mk/isa_ns.h"
 
 namespace mk {
 
@@ -15,6 +16,8 @@ struct StridedShape {
   int64_t out_strides[kMaxRank] = {};  // contiguous output strides after collapsing
   int64_t numel = 1;
 };
+
+MK_ISA_BEGIN
 
 inline StridedShape collapse(int rank, const int64_t* shape, int n_operands,
                              const int64_t* const* strides) {
@@ -65,4 +68,5 @@ inline void row_offsets(const StridedShape& s, int n_operands, int64_t row, int6
   }
 }
 
+MK_ISA_END
 }  // namespace mk

@@ -28,6 +28,8 @@ public final class Backend {
     if (abi < 1) throw new IllegalStateException("metakernels: native ABI " + abi);
     String threads = System.getProperty("metakernels.threads");
     if (threads != null) MkNative.mk_runtime_set_num_threads(Integer.parseInt(threads.trim()));
+    String isa = System.getProperty("metakernels.isa");
+    if (isa != null) setCpuIsa(isa);
 
     boolean blasOk = false;
     String blasWhy;
@@ -93,6 +95,26 @@ public final class Backend {
   /** Throws a {@link MetakernelsException} naming {@code op} when CUDA is unavailable. */
   public void requireCuda(String op) {
     if (!cudaAvailable) throw new MetakernelsException(op + ": CUDA is unavailable (" + cudaReason + ")", Native.ERR_NO_DEVICE);
+  }
+
+  /**
+   * Chooses the instruction set of the CPU kernels: {@code "avx2"}, {@code "avx512"} or
+   * {@code "auto"} (the best this CPU has; the default). Also read from
+   * {@code -Dmetakernels.isa}. Both builds compute the same results to rounding; forcing AVX2
+   * on an AVX-512 machine tests the fallback path.
+   *
+   * @throws MetakernelsException when the CPU lacks the requested ISA or the name is unknown
+   */
+  public static void setCpuIsa(String isa) {
+    int level = switch (isa.trim().toLowerCase()) {
+      case "auto", "" -> 0;
+      case "avx2" -> 2;
+      case "avx512", "avx-512" -> 3;
+      default -> throw new MetakernelsException(
+          "Backend.setCpuIsa: unknown ISA '" + isa + "' (expected avx2, avx512 or auto)", Native.ERR_INVALID_ARGUMENT);
+    };
+    int st = MkNative.mk_runtime_set_cpu_isa(level);
+    if (st != Native.OK) throw new MetakernelsException("Backend.setCpuIsa: " + Native.lastError(), st);
   }
 
   /** "AVX-512" or "AVX2". */
