@@ -59,6 +59,7 @@ constexpr T neg_inf() {
 template <class T>
 struct Head {
   const T *q, *k, *v, *bias, *out, *dout, *lse, *gq, *gk, *gv, *gbias;
+  const T *kp = nullptr, *vp = nullptr, *gkp = nullptr, *gvp = nullptr;  // packed tiles (see Packed)
   int64_t nq, nk, d, dv, len, off;
   bool causal;
   T scale;
@@ -97,6 +98,14 @@ Head<T> head(const AttentionParams& p, int64_t b, int64_t h) {
   x.nk = p.nk;
   x.d = p.d;
   x.dv = p.dv;
+  const int64_t nb = (p.nk + BK - 1) / BK;
+  auto packed = [&](const void* base, int64_t cols) {
+    return base ? static_cast<const T*>(base) + kh * nb * cols * BK : nullptr;
+  };
+  x.kp = packed(p.packed_k, p.d);
+  x.vp = packed(p.packed_v, p.dv);
+  x.gkp = packed(p.packed_gk, p.d);
+  x.gvp = packed(p.packed_gv, p.dv);
   x.len = p.key_lengths ? p.key_lengths[b] : p.nk;
   x.off = x.len - p.nq;
   x.causal = p.causal != 0;
@@ -106,7 +115,7 @@ Head<T> head(const AttentionParams& p, int64_t b, int64_t h) {
 
 template <class T>
 struct Scratch {
-  T *kt, *vt, *gkt, *gvt;            // [dm, BK] transposed tiles
+  const T *kt, *vt, *gkt, *gvt;      // [dm, BK] transposed tiles (pointers into the packed copies)
   T *s, *dp, *g, *ds, *gs, *gdp, *t; // [BQ, BK]
   T *acc0, *acc1;                    // [BQ, dm]
   T *rows;                           // [8, BQ]
@@ -114,7 +123,8 @@ struct Scratch {
   Scratch(T* base, int64_t d, int64_t dv) {
     const int64_t dm = std::max(d, dv);
     T* p = base;
-    kt = p; p += dm * BK; vt = p; p += dm * BK; gkt = p; p += dm * BK; gvt = p; p += dm * BK;
+    kt = vt = gkt = gvt = nullptr;
+    p += 4 * dm * BK;  // (unused: the tiles are packed once per call)
     s = p; p += BQ * BK; dp = p; p += BQ * BK; g = p; p += BQ * BK; ds = p; p += BQ * BK;
     gs = p; p += BQ * BK; gdp = p; p += BQ * BK; t = p; p += BQ * BK;
     acc0 = p; p += BQ * dm; acc1 = p; p += BQ * dm;
@@ -154,10 +164,26 @@ void probabilities(const Head<T>& h, int64_t r0, int64_t R, int64_t C, T* s) {
   }
 }
 
-// dst (cols x C, ld BK) = transpose of rows [c0, c0+C) of src (row length cols)
+// The transposed [cols, BK] tile of key tile c0 from a packed copy (see pack_tiles).
 template <class T>
-void load_t(const T* src, int64_t cols, int64_t c0, int64_t C, T* dst) {
-  tile::transpose<T>(C, cols, src + c0 * cols, cols, dst, BK);
+const T* tile_t(const T* packed, int64_t cols, int64_t c0) {
+  return packed + (c0 / BK) * cols * BK;
+}
+
+// Key-side operands (k, v and their tangents, [B*Hkv, n, cols]) transposed once per call into
+// [B*Hkv][key tile][cols][BK] blocks, so the tile loops read unit-stride key rows instead of
+// transposing the same tile again for every query block.
+template <class T>
+void pack_tiles(const void* src, int64_t heads, int64_t n, int64_t cols, void* dst) {
+  if (!src || !dst) return;
+  const int64_t nb = (n + BK - 1) / BK;
+  const T* s = static_cast<const T*>(src);
+  T* d = static_cast<T*>(dst);
+#pragma omp parallel for schedule(static)
+  for (int64_t t = 0; t < heads * nb; ++t) {
+    const int64_t h = t / nb, c0 = (t % nb) * BK, C = std::min(BK, n - c0);
+    tile::transpose<T>(C, cols, s + (h * n + c0) * cols, cols, d + t * cols * BK, BK);
+  }
 }
 
 // G = scale (gq kᵀ + q gkᵀ) + gbias on a tile (zero when no cotangent is given).
@@ -210,7 +236,7 @@ void forward(const AttentionParams& p, T* ws, int64_t per_thread) {
       const int64_t end = x.key_end(r0 + R - 1);
       for (int64_t c0 = 0; c0 < end; c0 += BK) {
         const int64_t C = std::min(BK, end - c0);
-        load_t(x.k, p.d, c0, C, w.kt);
+        w.kt = tile_t(x.kp, p.d, c0);
         scores(x, r0, R, c0, C, w.kt, w.s);
         for (int64_t r = 0; r < R; ++r) {
           T* sr = w.s + r * BK;
@@ -279,8 +305,8 @@ void backward(const AttentionParams& p, T* ws, int64_t per_thread, T* Dall) {
         const int64_t end = x.key_end(r0 + R - 1);
         for (int64_t c0 = 0; c0 < end; c0 += BK) {
           const int64_t C = std::min(BK, end - c0);
-          load_t(x.k, p.d, c0, C, w.kt);
-          load_t(x.v, p.dv, c0, C, w.vt);
+          w.kt = tile_t(x.kp, p.d, c0);
+          w.vt = tile_t(x.vp, p.dv, c0);
           scores(x, r0, R, c0, C, w.kt, w.s);
           probabilities(x, r0, R, C, w.s);
           tile::gemm<T>(R, C, p.dv, T(1), x.dout + r0 * p.dv, p.dv, 1, w.vt, BK, w.dp, BK, false);
@@ -318,8 +344,8 @@ void backward(const AttentionParams& p, T* ws, int64_t per_thread, T* Dall) {
         for (int64_t h = hk * group; h < (hk + 1) * group; ++h) {
           const Head<T> x = head<T>(p, b, h);
           if (c0 >= x.len) continue;
-          load_t(x.k, p.d, c0, C, w.kt);
-          load_t(x.v, p.dv, c0, C, w.vt);
+          w.kt = tile_t(x.kp, p.d, c0);
+          w.vt = tile_t(x.vp, p.dv, c0);
           const T* Dh = Dall + (b * p.heads + h) * p.nq;
           for (int64_t r0 = x.first_row(c0) / BQ * BQ; r0 < p.nq; r0 += BQ) {
             const int64_t R = std::min(BQ, p.nq - r0);
@@ -389,9 +415,9 @@ void backward_backward(const AttentionParams& p, T* ws, int64_t per_thread, T* D
       const int64_t end = x.key_end(r0 + R - 1);
       for (int64_t c0 = 0; c0 < end; c0 += BK) {
         const int64_t C = std::min(BK, end - c0);
-        load_t(x.k, p.d, c0, C, w.kt);
-        load_t(x.v, p.dv, c0, C, w.vt);
-        if (x.gk) load_t(x.gk, p.d, c0, C, w.gkt);
+        w.kt = tile_t(x.kp, p.d, c0);
+        w.vt = tile_t(x.vp, p.dv, c0);
+        if (x.gk) w.gkt = tile_t(x.gkp, p.d, c0);
         scores(x, r0, R, c0, C, w.kt, w.s);
         probabilities(x, r0, R, C, w.s);
         tile::gemm<T>(R, C, p.dv, T(1), x.dout + r0 * p.dv, p.dv, 1, w.vt, BK, w.dp, BK, false);
@@ -430,10 +456,10 @@ void backward_backward(const AttentionParams& p, T* ws, int64_t per_thread, T* D
         const int64_t end = x.key_end(r0 + R - 1);
         for (int64_t c0 = 0; c0 < end; c0 += BK) {
           const int64_t C = std::min(BK, end - c0);
-          load_t(x.k, p.d, c0, C, w.kt);
-          load_t(x.v, p.dv, c0, C, w.vt);
-          if (x.gk) load_t(x.gk, p.d, c0, C, w.gkt);
-          if (x.gv) load_t(x.gv, p.dv, c0, C, w.gvt);
+          w.kt = tile_t(x.kp, p.d, c0);
+          w.vt = tile_t(x.vp, p.dv, c0);
+          if (x.gk) w.gkt = tile_t(x.gkp, p.d, c0);
+          if (x.gv) w.gvt = tile_t(x.gvp, p.dv, c0);
           tile_second(x, w, r0, R, c0, C, Dall + base, Call + base, Eall + base);
           if (p.out4) {
             T* full = static_cast<T*>(p.out4) + base * p.nk + c0;
@@ -468,10 +494,10 @@ void backward_backward(const AttentionParams& p, T* ws, int64_t per_thread, T* D
         for (int64_t h = hk * group; h < (hk + 1) * group; ++h) {
           const Head<T> x = head<T>(p, b, h);
           if (c0 >= x.len) continue;
-          load_t(x.k, p.d, c0, C, w.kt);
-          load_t(x.v, p.dv, c0, C, w.vt);
-          if (x.gk) load_t(x.gk, p.d, c0, C, w.gkt);
-          if (x.gv) load_t(x.gv, p.dv, c0, C, w.gvt);
+          w.kt = tile_t(x.kp, p.d, c0);
+          w.vt = tile_t(x.vp, p.dv, c0);
+          if (x.gk) w.gkt = tile_t(x.gkp, p.d, c0);
+          if (x.gv) w.gvt = tile_t(x.gvp, p.dv, c0);
           const int64_t hb = (b * p.heads + h) * p.nq;
           for (int64_t r0 = x.first_row(c0) / BQ * BQ; r0 < p.nq; r0 += BQ) {
             const int64_t R = std::min(BQ, p.nq - r0);
@@ -511,8 +537,8 @@ void jvp(const AttentionParams& p, T* ws, int64_t per_thread) {
       const int64_t end = x.key_end(r0 + R - 1);
       for (int64_t c0 = 0; c0 < end; c0 += BK) {
         const int64_t C = std::min(BK, end - c0);
-        load_t(x.k, p.d, c0, C, w.kt);
-        if (x.gk) load_t(x.gk, p.d, c0, C, w.gkt);
+        w.kt = tile_t(x.kp, p.d, c0);
+        if (x.gk) w.gkt = tile_t(x.gkp, p.d, c0);
         scores(x, r0, R, c0, C, w.kt, w.s);
         probabilities(x, r0, R, C, w.s);
         g_tile(x, w, r0, R, c0, C);  // tS
@@ -535,51 +561,82 @@ void jvp(const AttentionParams& p, T* ws, int64_t per_thread) {
   }
 }
 
+// Workspace layout (elements): per-thread scratch; row statistics D, C, E [B*H*Nq] each; the
+// packed key-side tiles (k, v, gk, gv). The sizes come from attention_workspace below.
 template <class T>
-int64_t per_thread(const AttentionParams& p) {
-  return Traits::scratch(p.d, p.dv);
+struct Layout {
+  T* scratch;
+  int64_t per_thread;
+  T *D, *C, *E;
+  AttentionParams p;  // a copy with the packed pointers set
+  Layout(const AttentionParams& in, bool k, bool v, bool gk, bool gv) : p(in) {
+    per_thread = Traits::scratch(in.d, in.dv);
+    scratch = static_cast<T*>(in.workspace);
+    const int64_t rows = in.batch * in.heads * in.nq;
+    D = scratch + int64_t(omp_get_max_threads()) * per_thread;
+    C = D + rows;
+    E = C + rows;
+    T* packed = E + rows;
+    const int64_t heads = in.batch * in.kv_heads, nb = (in.nk + BK - 1) / BK;
+    const int64_t kt = heads * nb * BK * in.d, vt = heads * nb * BK * in.dv;
+    auto put = [&](bool want, const void* src, int64_t cols, int64_t size, const void*& dst) {
+      if (want && src) {
+        pack_tiles<T>(src, heads, in.nk, cols, packed);
+        dst = packed;
+      }
+      packed += size;
+    };
+    put(k, in.k, in.d, kt, p.packed_k);
+    put(v, in.v, in.dv, vt, p.packed_v);
+    put(gk, in.gk, in.d, kt, p.packed_gk);
+    put(gv, in.gv, in.dv, vt, p.packed_gv);
+  }
+};
+
+template <class T>
+void run_forward(const AttentionParams& in) {
+  Layout<T> l(in, true, false, false, false);
+  forward<T>(l.p, l.scratch, l.per_thread);
+}
+template <class T>
+void run_backward(const AttentionParams& in) {
+  Layout<T> l(in, true, true, false, false);
+  backward<T>(l.p, l.scratch, l.per_thread, l.D);
+}
+template <class T>
+void run_backward_backward(const AttentionParams& in) {
+  Layout<T> l(in, true, true, true, true);
+  backward_backward<T>(l.p, l.scratch, l.per_thread, l.D, l.C, l.E);
+}
+template <class T>
+void run_jvp(const AttentionParams& in) {
+  Layout<T> l(in, true, false, true, false);
+  jvp<T>(l.p, l.scratch, l.per_thread);
 }
 
 }  // namespace
 
 int attention_forward(const AttentionParams& p, void*) {
-  if (p.dtype == F32) forward<float>(p, static_cast<float*>(p.workspace), per_thread<float>(p));
-  else forward<double>(p, static_cast<double*>(p.workspace), per_thread<double>(p));
+  if (p.dtype == F32) run_forward<float>(p);
+  else run_forward<double>(p);
   return 0;
 }
 
 int attention_backward(const AttentionParams& p, void*) {
-  const int64_t rows = p.batch * p.heads * p.nq;
-  const int threads = omp_get_max_threads();
-  if (p.dtype == F32) {
-    float* ws = static_cast<float*>(p.workspace);
-    backward<float>(p, ws, per_thread<float>(p), ws + threads * per_thread<float>(p));
-  } else {
-    double* ws = static_cast<double*>(p.workspace);
-    backward<double>(p, ws, per_thread<double>(p), ws + threads * per_thread<double>(p));
-  }
-  (void)rows;
+  if (p.dtype == F32) run_backward<float>(p);
+  else run_backward<double>(p);
   return 0;
 }
 
 int attention_backward_backward(const AttentionParams& p, void*) {
-  const int64_t rows = p.batch * p.heads * p.nq;
-  const int threads = omp_get_max_threads();
-  if (p.dtype == F32) {
-    float* ws = static_cast<float*>(p.workspace);
-    float* stats = ws + threads * per_thread<float>(p);
-    backward_backward<float>(p, ws, per_thread<float>(p), stats, stats + rows, stats + 2 * rows);
-  } else {
-    double* ws = static_cast<double*>(p.workspace);
-    double* stats = ws + threads * per_thread<double>(p);
-    backward_backward<double>(p, ws, per_thread<double>(p), stats, stats + rows, stats + 2 * rows);
-  }
+  if (p.dtype == F32) run_backward_backward<float>(p);
+  else run_backward_backward<double>(p);
   return 0;
 }
 
 int attention_jvp(const AttentionParams& p, void*) {
-  if (p.dtype == F32) jvp<float>(p, static_cast<float*>(p.workspace), per_thread<float>(p));
-  else jvp<double>(p, static_cast<double*>(p.workspace), per_thread<double>(p));
+  if (p.dtype == F32) run_jvp<float>(p);
+  else run_jvp<double>(p);
   return 0;
 }
 
@@ -609,7 +666,9 @@ int attention_jvp(const AttentionParams& p, void* s) {
 int64_t attention_workspace(const AttentionParams& p, int threads) {
   const int64_t esize = p.dtype == F32 ? 4 : 8;
   const int64_t stats = 3 * p.batch * p.heads * p.nq;
-  return esize * (int64_t(threads) * AttentionTraits::scratch(p.d, p.dv) + stats);
+  const int64_t tiles = p.batch * p.kv_heads * ((p.nk + AttentionTraits::kBlockK - 1) / AttentionTraits::kBlockK);
+  const int64_t packed = 2 * tiles * AttentionTraits::kBlockK * (p.d + p.dv);  // k, v, gk, gv
+  return esize * (int64_t(threads) * AttentionTraits::scratch(p.d, p.dv) + stats + packed);
 }
 #endif
 

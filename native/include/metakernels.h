@@ -140,9 +140,9 @@ int mk_linear_attention_momentum_forward(int device, int dtype, int64_t groups, 
  * broadcast). key_lengths (may be NULL; [B], on the tensors' device): keys j >= L_b are padding.
  * causal: query i sees keys j <= i + L_b - Nq (bottom-right aligned). Rows that see no key give
  * out = 0, lse = -inf. Tiled with an online softmax: no Nq x Nk buffer. Every pass takes a
- * workspace of mk_attention_softmax_workspace() bytes. */
-int64_t mk_attention_softmax_workspace(int device, int dtype, int64_t batch, int64_t heads, int64_t nq,
-                                       int64_t d, int64_t dv);
+ * workspace of mk_attention_softmax_workspace() bytes (O((Nq + Nk) D), never Nq x Nk). */
+int64_t mk_attention_softmax_workspace(int device, int dtype, int64_t batch, int64_t heads,
+                                       int64_t kv_heads, int64_t nq, int64_t nk, int64_t d, int64_t dv);
 /* out: [B, H, Nq, Dv]; lse: [B, H, Nq] (may be NULL). */
 int mk_attention_softmax_forward(int device, int dtype, int64_t batch, int64_t heads, int64_t kv_heads,
                                  int64_t nq, int64_t nk, int64_t d, int64_t dv, const void* q, const void* k,

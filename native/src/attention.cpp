@@ -82,15 +82,17 @@ int zero(const char* op, const KernelTable* t, int device, int dtype, int64_t n,
 
 extern "C" {
 
-int64_t mk_attention_softmax_workspace(int device, int dtype, int64_t batch, int64_t heads, int64_t nq,
-                                       int64_t d, int64_t dv) {
+int64_t mk_attention_softmax_workspace(int device, int dtype, int64_t batch, int64_t heads,
+                                       int64_t kv_heads, int64_t nq, int64_t nk, int64_t d, int64_t dv) {
   const KernelTable* t = kernels_for("mk_attention_softmax_workspace", device);
   if (!t) return -1;
   AttentionParams p{};
   p.dtype = dtype;
   p.batch = batch;
   p.heads = heads;
+  p.kv_heads = kv_heads;
   p.nq = nq;
+  p.nk = nk;
   p.d = d;
   p.dv = dv;
   return t->attention_workspace(p, threads_for(device));

@@ -43,6 +43,12 @@ struct AttentionParams {
   void* out3 = nullptr;
   void* out4 = nullptr;
   void* workspace = nullptr;  // attention_workspace() bytes
+  // set by the CPU kernels inside their workspace (callers leave them null): k, v, gk, gv
+  // transposed into [B*Hkv][key tile][cols][tile] blocks
+  const void* packed_k = nullptr;
+  const void* packed_v = nullptr;
+  const void* packed_gk = nullptr;
+  const void* packed_gv = nullptr;
 };
 
 }  // namespace mk

@@ -7,21 +7,97 @@
 #include <cstring>
 #include <limits>
 
+#include <immintrin.h>
+
 #include "mk/isa_ns.h"
 
 namespace mk {
 namespace tile {
 MK_ISA_BEGIN
 
-// Columns per register block: 4 rows x kCols accumulators stay in vector registers across the
-// whole reduction (AVX-512: 8 zmm for float; AVX2: 8 ymm).
+// One SIMD register of T at the compiled ISA (AVX-512 or AVX2 + FMA).
 template <class T>
-constexpr int64_t block_cols() {
+struct Vec;
 #ifdef MK_ISA_AVX512
-  return 64 / int64_t(sizeof(T)) * 2;  // float 32, double 16
+template <>
+struct Vec<float> {
+  using R = __m512;
+  static constexpr int64_t W = 16;
+  static R zero() { return _mm512_setzero_ps(); }
+  static R set1(float x) { return _mm512_set1_ps(x); }
+  static R load(const float* p) { return _mm512_loadu_ps(p); }
+  static void store(float* p, R v) { _mm512_storeu_ps(p, v); }
+  static R fma(R a, R b, R c) { return _mm512_fmadd_ps(a, b, c); }
+  static R mul(R a, R b) { return _mm512_mul_ps(a, b); }
+};
+template <>
+struct Vec<double> {
+  using R = __m512d;
+  static constexpr int64_t W = 8;
+  static R zero() { return _mm512_setzero_pd(); }
+  static R set1(double x) { return _mm512_set1_pd(x); }
+  static R load(const double* p) { return _mm512_loadu_pd(p); }
+  static void store(double* p, R v) { _mm512_storeu_pd(p, v); }
+  static R fma(R a, R b, R c) { return _mm512_fmadd_pd(a, b, c); }
+  static R mul(R a, R b) { return _mm512_mul_pd(a, b); }
+};
+constexpr int64_t kGemmRows = 8;  // 8 rows x 2 vectors = 16 of the 32 zmm registers
 #else
-  return 32 / int64_t(sizeof(T)) * 2;  // float 16, double 8
+template <>
+struct Vec<float> {
+  using R = __m256;
+  static constexpr int64_t W = 8;
+  static R zero() { return _mm256_setzero_ps(); }
+  static R set1(float x) { return _mm256_set1_ps(x); }
+  static R load(const float* p) { return _mm256_loadu_ps(p); }
+  static void store(float* p, R v) { _mm256_storeu_ps(p, v); }
+  static R fma(R a, R b, R c) { return _mm256_fmadd_ps(a, b, c); }
+  static R mul(R a, R b) { return _mm256_mul_ps(a, b); }
+};
+template <>
+struct Vec<double> {
+  using R = __m256d;
+  static constexpr int64_t W = 4;
+  static R zero() { return _mm256_setzero_pd(); }
+  static R set1(double x) { return _mm256_set1_pd(x); }
+  static R load(const double* p) { return _mm256_loadu_pd(p); }
+  static void store(double* p, R v) { _mm256_storeu_pd(p, v); }
+  static R fma(R a, R b, R c) { return _mm256_fmadd_pd(a, b, c); }
+  static R mul(R a, R b) { return _mm256_mul_pd(a, b); }
+};
+constexpr int64_t kGemmRows = 4;  // 4 rows x 2 vectors = 8 of the 16 ymm registers
 #endif
+
+// The register block: MR rows x NV vectors of C accumulate in registers over the whole
+// reduction; each step loads NV vectors of a B row and broadcasts MR entries of A.
+template <class T, int64_t MR, int64_t NV>
+inline void gemm_block(int64_t P, T alpha, const T* a, int64_t ars, int64_t acs, const T* b, int64_t ldb,
+                       T* c, int64_t ldc, bool accumulate) {
+  using V = Vec<T>;
+  typename V::R acc[MR][NV];
+#pragma GCC unroll 16
+  for (int64_t i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int64_t v = 0; v < NV; ++v) acc[i][v] = V::zero();
+  for (int64_t p = 0; p < P; ++p) {
+    typename V::R bv[NV];
+#pragma GCC unroll 4
+    for (int64_t v = 0; v < NV; ++v) bv[v] = V::load(b + p * ldb + v * V::W);
+#pragma GCC unroll 16
+    for (int64_t i = 0; i < MR; ++i) {
+      const typename V::R x = V::set1(a[i * ars + p * acs]);
+#pragma GCC unroll 4
+      for (int64_t v = 0; v < NV; ++v) acc[i][v] = V::fma(x, bv[v], acc[i][v]);
+    }
+  }
+  const typename V::R al = V::set1(alpha);
+#pragma GCC unroll 16
+  for (int64_t i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int64_t v = 0; v < NV; ++v) {
+      T* cp = c + i * ldc + v * V::W;
+      V::store(cp, accumulate ? V::fma(al, acc[i][v], V::load(cp)) : V::mul(al, acc[i][v]));
+    }
 }
 
 // c[r][j] (+)= alpha * sum_p A(r, p) * b[p][j] for r < R, j < N, p < P.
@@ -29,68 +105,35 @@ constexpr int64_t block_cols() {
 template <class T>
 inline void gemm(int64_t R, int64_t N, int64_t P, T alpha, const T* a, int64_t ars, int64_t acs,
                  const T* b, int64_t ldb, T* c, int64_t ldc, bool accumulate) {
-  constexpr int64_t W = block_cols<T>();
+  constexpr int64_t W = Vec<T>::W, MR = kGemmRows;
   int64_t j0 = 0;
+  for (; j0 + 2 * W <= N; j0 += 2 * W) {
+    int64_t r = 0;
+    for (; r + MR <= R; r += MR)
+      gemm_block<T, MR, 2>(P, alpha, a + r * ars, ars, acs, b + j0, ldb, c + r * ldc + j0, ldc, accumulate);
+    for (; r < R; ++r)
+      gemm_block<T, 1, 2>(P, alpha, a + r * ars, ars, acs, b + j0, ldb, c + r * ldc + j0, ldc, accumulate);
+  }
   for (; j0 + W <= N; j0 += W) {
     int64_t r = 0;
-    for (; r + 4 <= R; r += 4) {
-      T acc0[W], acc1[W], acc2[W], acc3[W];
-      T* c0 = c + r * ldc + j0; T* c1 = c0 + ldc; T* c2 = c1 + ldc; T* c3 = c2 + ldc;
-      for (int64_t j = 0; j < W; ++j) {
-        acc0[j] = accumulate ? c0[j] : T(0);
-        acc1[j] = accumulate ? c1[j] : T(0);
-        acc2[j] = accumulate ? c2[j] : T(0);
-        acc3[j] = accumulate ? c3[j] : T(0);
-      }
-      const T* a0 = a + r * ars; const T* a1 = a0 + ars; const T* a2 = a1 + ars; const T* a3 = a2 + ars;
-      for (int64_t p = 0; p < P; ++p) {
-        const T x0 = alpha * a0[p * acs], x1 = alpha * a1[p * acs], x2 = alpha * a2[p * acs],
-                x3 = alpha * a3[p * acs];
-        const T* bp = b + p * ldb + j0;
-#pragma omp simd
-        for (int64_t j = 0; j < W; ++j) {
-          const T bj = bp[j];
-          acc0[j] += x0 * bj;
-          acc1[j] += x1 * bj;
-          acc2[j] += x2 * bj;
-          acc3[j] += x3 * bj;
-        }
-      }
-      for (int64_t j = 0; j < W; ++j) {
-        c0[j] = acc0[j];
-        c1[j] = acc1[j];
-        c2[j] = acc2[j];
-        c3[j] = acc3[j];
-      }
-    }
-    for (; r < R; ++r) {
-      T acc[W];
-      T* cr = c + r * ldc + j0;
-      for (int64_t j = 0; j < W; ++j) acc[j] = accumulate ? cr[j] : T(0);
-      const T* ar = a + r * ars;
-      for (int64_t p = 0; p < P; ++p) {
-        const T x = alpha * ar[p * acs];
-        const T* bp = b + p * ldb + j0;
-#pragma omp simd
-        for (int64_t j = 0; j < W; ++j) acc[j] += x * bp[j];
-      }
-      for (int64_t j = 0; j < W; ++j) cr[j] = acc[j];
-    }
+    for (; r + MR <= R; r += MR)
+      gemm_block<T, MR, 1>(P, alpha, a + r * ars, ars, acs, b + j0, ldb, c + r * ldc + j0, ldc, accumulate);
+    for (; r < R; ++r)
+      gemm_block<T, 1, 1>(P, alpha, a + r * ars, ars, acs, b + j0, ldb, c + r * ldc + j0, ldc, accumulate);
   }
   if (j0 == N) return;
   // remaining columns (< W)
   const int64_t n = N - j0;
   for (int64_t r = 0; r < R; ++r) {
-    T* cr = c + r * ldc + j0;
-    if (!accumulate)
-      for (int64_t j = 0; j < n; ++j) cr[j] = T(0);
+    T acc[Vec<T>::W] = {};
     const T* ar = a + r * ars;
     for (int64_t p = 0; p < P; ++p) {
-      const T x = alpha * ar[p * acs];
+      const T x = ar[p * acs];
       const T* bp = b + p * ldb + j0;
-#pragma omp simd
-      for (int64_t j = 0; j < n; ++j) cr[j] += x * bp[j];
+      for (int64_t j = 0; j < n; ++j) acc[j] += x * bp[j];
     }
+    T* cr = c + r * ldc + j0;
+    for (int64_t j = 0; j < n; ++j) cr[j] = accumulate ? cr[j] + alpha * acc[j] : alpha * acc[j];
   }
 }
 

@@ -262,7 +262,7 @@ public final class Attention {
       } else {
         lengths = null;
       }
-      long ws = MkNative.mk_attention_softmax_workspace(device, dtype, b, h, nq, d, dv);
+      long ws = MkNative.mk_attention_softmax_workspace(device, dtype, b, h, hkv, nq, nk, d, dv);
       if (ws < 0) Native.check(Native.ERR_NO_DEVICE, op);
       wsBytes = ws;
     }

@@ -136,8 +136,8 @@ public final class MkNative {
 
   // ---- softmax attention
   public static native @Cast("int64_t") long mk_attention_softmax_workspace(int device, int dtype,
-      @Cast("int64_t") long batch, @Cast("int64_t") long heads, @Cast("int64_t") long nq,
-      @Cast("int64_t") long d, @Cast("int64_t") long dv);
+      @Cast("int64_t") long batch, @Cast("int64_t") long heads, @Cast("int64_t") long kvHeads,
+      @Cast("int64_t") long nq, @Cast("int64_t") long nk, @Cast("int64_t") long d, @Cast("int64_t") long dv);
 
   public static native int mk_attention_softmax_forward(int device, int dtype, @Cast("int64_t") long batch,
       @Cast("int64_t") long heads, @Cast("int64_t") long kvHeads, @Cast("int64_t") long nq,
