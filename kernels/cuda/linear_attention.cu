@@ -160,7 +160,8 @@ int launch(int64_t groups, int64_t nq, int64_t nk, int64_t dk, int64_t dv, const
   int chunk = Traits::kMaxChunk;
   while (chunk > 8 && smem_bytes<T>(int(dk), chunk) > size_t(optin)) chunk /= 2;
   const size_t bytes = smem_bytes<T>(int(dk), chunk);
-  if (bytes > size_t(optin)) return int(cudaErrorInvalidConfiguration);
+  // the key-feature width decides the shared tile: too wide for this GPU is "unsupported"
+  if (bytes > size_t(optin)) return KERNEL_UNSUPPORTED;
   cudaError_t e = cudaFuncSetAttribute(linear_attention_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes));
   if (e != cudaSuccess) return int(e);
   const dim3 grid(unsigned(groups), unsigned((dv + Traits::kValueTile - 1) / Traits::kValueTile));
