@@ -40,6 +40,8 @@ const char* mk_last_error(void);
 int mk_runtime_cpu_isa(void);
 /* Force the AVX2 path even where AVX-512 exists (isa = 2), or auto-detect again (isa = 0). */
 int mk_runtime_set_cpu_isa(int isa);
+/* Threads of the CPU kernels, for calls from every thread (not only the caller's, as
+ * omp_set_num_threads would be). n = 0 restores the OpenMP default (OMP_NUM_THREADS or the cores). */
 int mk_runtime_num_threads(void);
 int mk_runtime_set_num_threads(int n);
 /* Finds cblas_sgemm/cblas_dgemm in an already loaded library (by soname) and uses them. */

@@ -15,7 +15,13 @@ int fail(int status, const char* fmt, ...) __attribute__((format(printf, 2, 3)))
 void clear_error();
 
 // The kernel set for a device, or nullptr (with the error set) when the device is unusable.
+// For the CPU it also applies the thread count (apply_cpu_threads): every CPU entry point calls
+// it before any OpenMP region or thread-count-sized workspace.
 const KernelTable* kernels_for(const char* op, int device);
+// The CPU kernels' thread count (mk_runtime_set_num_threads, else the OpenMP default), and its
+// application to the calling thread's OpenMP ICV (a no-op when it already holds it).
+int cpu_threads();
+void apply_cpu_threads();
 // Turns a kernel's return code into a status, with the device's message.
 int kernel_status(const char* op, int device, int code);
 

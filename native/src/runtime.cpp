@@ -21,6 +21,12 @@ thread_local std::string g_last_error;
 std::atomic<const KernelTable*> g_cuda{nullptr};
 std::atomic<int> g_isa{0};
 std::atomic<int64_t> g_host_live{0};
+// Threads for the CPU kernels, 0 = the OpenMP default. OpenMP keeps its thread count per calling
+// thread (omp_set_num_threads sets only the caller's ICV), so the count lives here and every
+// CPU entry point copies it into its own thread's ICV (apply_cpu_threads).
+std::atomic<int> g_threads{0};
+// The OpenMP default (OMP_NUM_THREADS or the core count), read when the library loads.
+const int g_default_threads = omp_get_max_threads();
 
 const KernelTable* cpu_table() {
   static const KernelTable table = [] {
@@ -62,8 +68,21 @@ void clear_error() { g_last_error.clear(); }
 
 const char* last_error() { return g_last_error.c_str(); }
 
+int cpu_threads() {
+  const int n = g_threads.load(std::memory_order_relaxed);
+  return n > 0 ? n : g_default_threads;
+}
+
+void apply_cpu_threads() {
+  const int n = cpu_threads();
+  if (omp_get_max_threads() != n) omp_set_num_threads(n);
+}
+
 const KernelTable* kernels_for(const char* op, int device) {
-  if (device == MK_DEVICE_CPU) return cpu_table();
+  if (device == MK_DEVICE_CPU) {
+    apply_cpu_threads();
+    return cpu_table();
+  }
   if (device == MK_DEVICE_CUDA) {
     const KernelTable* t = g_cuda.load();
     if (!t) fail(MK_ERR_NO_DEVICE, "%s: the CUDA kernels are not attached (no GPU or no CUDA library)", op);
@@ -123,11 +142,13 @@ int mk_runtime_set_cpu_isa(int isa) {
   return MK_OK;
 }
 
-int mk_runtime_num_threads(void) { return omp_get_max_threads(); }
+int mk_runtime_num_threads(void) { return cpu_threads(); }
 
 int mk_runtime_set_num_threads(int n) {
-  if (n < 1) return fail(MK_ERR_INVALID_ARGUMENT, "mk_runtime_set_num_threads: n must be >= 1, got %d", n);
-  omp_set_num_threads(n);
+  if (n < 0)
+    return fail(MK_ERR_INVALID_ARGUMENT, "mk_runtime_set_num_threads: n must be >= 1 (or 0 for the default), got %d", n);
+  g_threads.store(n, std::memory_order_relaxed);
+  apply_cpu_threads();
   return MK_OK;
 }
 

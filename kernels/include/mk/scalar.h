@@ -9,7 +9,10 @@
 #ifdef __CUDACC__
 #define MK_HD __host__ __device__ __forceinline__
 #else
-#define MK_HD inline
+// Forced: the CPU elementwise loops call unary_apply/binary_apply with a constant op inside
+// `omp simd` loops, and they only vectorise once the switch is inlined and folded; GCC's own
+// heuristics left the big switch out of line (a call per element) in most instantiations.
+#define MK_HD inline __attribute__((always_inline))
 #endif
 
 namespace mk {

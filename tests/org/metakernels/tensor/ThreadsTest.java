@@ -63,6 +63,56 @@ class ThreadsTest {
     assertEquals(live, MkNative.mk_host_live_bytes());
   }
 
+  // The CPU attention workspace holds one scratch block per OpenMP thread of the calling thread,
+  // so its size shows the thread count a native call on that thread really runs with.
+  static long attentionWorkspace() {
+    return MkNative.mk_attention_softmax_workspace(Device.CPU.code, DType.F32.code, 1, 1, 16, 8, 8);
+  }
+
+  @Test
+  void threadCountAppliesToCallsFromEveryThread() throws Exception {
+    Native.ensureLoaded();
+    final int before = MkNative.mk_runtime_num_threads();
+    // one pool thread that has made native calls before the change (its OpenMP state exists)
+    ExecutorService other = Executors.newSingleThreadExecutor();
+    try {
+      assertEquals(Native.OK, MkNative.mk_runtime_set_num_threads(1));
+      final long ws1 = attentionWorkspace();
+      assertEquals(Native.OK, MkNative.mk_runtime_set_num_threads(3));
+      final long ws3 = attentionWorkspace();
+      assertTrue(ws3 > ws1, "workspace grows with the threads: " + ws1 + " vs " + ws3);
+      assertEquals(3, other.submit(MkNative::mk_runtime_num_threads).get(30, TimeUnit.SECONDS));
+      assertEquals(ws3, other.submit(ThreadsTest::attentionWorkspace).get(30, TimeUnit.SECONDS));
+
+      // set from this thread: the pool thread's next native call runs with 1 thread
+      assertEquals(Native.OK, MkNative.mk_runtime_set_num_threads(1));
+      assertEquals(1, other.submit(MkNative::mk_runtime_num_threads).get(30, TimeUnit.SECONDS));
+      assertEquals(ws1, other.submit(ThreadsTest::attentionWorkspace).get(30, TimeUnit.SECONDS));
+      // and ops there still work (and agree with this thread's)
+      double[] mine = work(3);
+      assertArrayEquals(mine, other.submit(() -> work(3)).get(60, TimeUnit.SECONDS), 0.0);
+      // a fresh thread sees it too
+      long[] fresh = new long[2];
+      Thread t = new Thread(() -> { fresh[0] = MkNative.mk_runtime_num_threads(); fresh[1] = attentionWorkspace(); });
+      t.start();
+      t.join();
+      assertEquals(1, fresh[0]);
+      assertEquals(ws1, fresh[1]);
+
+      // 0 restores the OpenMP default everywhere; negative counts are refused
+      assertEquals(Native.OK, MkNative.mk_runtime_set_num_threads(0));
+      final int dflt = MkNative.mk_runtime_num_threads();
+      assertTrue(dflt >= 1);
+      assertEquals(dflt, other.submit(MkNative::mk_runtime_num_threads).get(30, TimeUnit.SECONDS));
+      assertEquals(ws1 + (dflt - 1) * (ws3 - ws1) / 2, other.submit(ThreadsTest::attentionWorkspace).get(30, TimeUnit.SECONDS));
+      assertNotEquals(Native.OK, MkNative.mk_runtime_set_num_threads(-1));
+    } finally {
+      other.shutdownNow();
+      MkNative.mk_runtime_set_num_threads(before);
+    }
+    assertEquals(before, MkNative.mk_runtime_num_threads());
+  }
+
   @Test
   void scopesAndGradModeBelongToTheirThread() throws Exception {
     try (Scope mine = Scope.open(); var ng = Autograd.noGrad()) {

@@ -9,7 +9,7 @@ import org.metakernels.tensor.Device;
  * Loads the native libraries once and decides the default device: CUDA when the CUDA library
  * loads and a device exists, else the CPU. {@code -Dmetakernels.device=cpu|cuda} overrides
  * (asking for CUDA where there is none fails at start-up with the reason);
- * {@code -Dmetakernels.threads=N} sets the CPU threads. {@link #describe()} says what was
+ * {@code -Dmetakernels.threads=N} sets the CPU threads (for calls from every Java thread). {@link #describe()} says what was
  * chosen and why (the {@code info} command prints it).
  */
 public final class Backend {
@@ -27,7 +27,9 @@ public final class Backend {
     int abi = MkNative.mk_abi_version();
     if (abi < 1) throw new IllegalStateException("metakernels: native ABI " + abi);
     String threads = System.getProperty("metakernels.threads");
-    if (threads != null) MkNative.mk_runtime_set_num_threads(Integer.parseInt(threads.trim()));
+    // applies to native calls from every Java thread (0 = the OpenMP default); a bad value fails here
+    if (threads != null)
+      Native.check(MkNative.mk_runtime_set_num_threads(Integer.parseInt(threads.trim())), "-Dmetakernels.threads=" + threads);
     String isa = System.getProperty("metakernels.isa");
     if (isa != null) setCpuIsa(isa);
 

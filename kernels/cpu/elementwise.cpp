@@ -1,0 +1,230 @@
+// Unary and binary elementwise kernels on the CPU (MK_MULTI_ISA: compiled for AVX2 and for
+// AVX-512; the AVX2 build also holds the dispatcher). Shapes in mk/kernels.inc.
+//
+// The iteration space is collapsed first (mk/strided.h) so contiguous inputs run as one flat
+// loop; each op is a separate instantiation of the loops, so they vectorise at the compiled
+// width, exp/log/tanh/sigmoid/gelu included (mk/vec_math.h). OpenMP splits the outer rows once
+// the work is large enough to pay for the fork (mk/cpu_parallel.h).
+#include <omp.h>
+
+#include <cmath>
+
+#include "mk/cpu_parallel.h"
+#include "mk/kernels.h"
+#include "mk/scalar.h"
+#include "mk/strided.h"
+#include "mk/vec_math.h"
+
+#ifdef MK_ISA_AVX512
+#define MK_ISA_NS avx512
+#else
+#define MK_ISA_NS avx2
+#endif
+
+namespace mk {
+namespace cpu {
+namespace MK_ISA_NS {
+namespace {
+
+// ---- elementwise drivers -------------------------------------------------------------------
+// The `if` clauses name `parallel`: a bare if(...) on `parallel for simd` also switches the simd
+// part off (OpenMP 5), which made every small or single-threaded call a scalar loop.
+template <class T, class F>
+void strided_map1(const StridedShape& s, const T* x, T* y, F f) {
+  if (s.numel == 0) return;
+  if (s.rank <= 1) {
+    const int64_t n = s.numel;
+    const int64_t sx = s.rank == 0 ? 1 : s.strides[0][0];
+    if (sx == 1) {
+#pragma omp parallel for simd schedule(static) if (parallel : parallel_worth(n))
+      for (int64_t i = 0; i < n; ++i) y[i] = f(x[i]);
+    } else {
+#pragma omp parallel for schedule(static) if (parallel_worth(n))
+      for (int64_t i = 0; i < n; ++i) y[i] = f(x[i * sx]);
+    }
+    return;
+  }
+  const int64_t cols = s.shape[s.rank - 1];
+  const int64_t rows = s.numel / cols;
+  const int64_t sx = s.strides[0][s.rank - 1];
+#pragma omp parallel for schedule(static) if (parallel_worth(s.numel))
+  for (int64_t r = 0; r < rows; ++r) {
+    int64_t off[1];
+    row_offsets(s, 1, r, off);
+    const T* xr = x + off[0];
+    T* yr = y + r * cols;
+    if (sx == 1) {
+#pragma omp simd
+      for (int64_t c = 0; c < cols; ++c) yr[c] = f(xr[c]);
+    } else {
+      for (int64_t c = 0; c < cols; ++c) yr[c] = f(xr[c * sx]);
+    }
+  }
+}
+
+template <class T, class F>
+void strided_map2(const StridedShape& s, const T* a, const T* b, T* y, F f) {
+  if (s.numel == 0) return;
+  if (s.rank <= 1) {
+    const int64_t n = s.numel;
+    const int64_t sa = s.rank == 0 ? 1 : s.strides[0][0];
+    const int64_t sb = s.rank == 0 ? 1 : s.strides[1][0];
+    if (sa == 1 && sb == 1) {
+#pragma omp parallel for simd schedule(static) if (parallel : parallel_worth(n))
+      for (int64_t i = 0; i < n; ++i) y[i] = f(a[i], b[i]);
+    } else if (sa == 1 && sb == 0) {
+      const T bv = b[0];
+#pragma omp parallel for simd schedule(static) if (parallel : parallel_worth(n))
+      for (int64_t i = 0; i < n; ++i) y[i] = f(a[i], bv);
+    } else if (sa == 0 && sb == 1) {
+      const T av = a[0];
+#pragma omp parallel for simd schedule(static) if (parallel : parallel_worth(n))
+      for (int64_t i = 0; i < n; ++i) y[i] = f(av, b[i]);
+    } else {
+#pragma omp parallel for schedule(static) if (parallel_worth(n))
+      for (int64_t i = 0; i < n; ++i) y[i] = f(a[i * sa], b[i * sb]);
+    }
+    return;
+  }
+  const int64_t cols = s.shape[s.rank - 1];
+  const int64_t rows = s.numel / cols;
+  const int64_t sa = s.strides[0][s.rank - 1];
+  const int64_t sb = s.strides[1][s.rank - 1];
+#pragma omp parallel for schedule(static) if (parallel_worth(s.numel))
+  for (int64_t r = 0; r < rows; ++r) {
+    int64_t off[2];
+    row_offsets(s, 2, r, off);
+    const T* ar = a + off[0];
+    const T* br = b + off[1];
+    T* yr = y + r * cols;
+    if (sa == 1 && sb == 1) {
+#pragma omp simd
+      for (int64_t c = 0; c < cols; ++c) yr[c] = f(ar[c], br[c]);
+    } else if (sa == 1 && sb == 0) {
+      const T bv = br[0];
+#pragma omp simd
+      for (int64_t c = 0; c < cols; ++c) yr[c] = f(ar[c], bv);
+    } else if (sa == 0 && sb == 1) {
+      const T av = ar[0];
+#pragma omp simd
+      for (int64_t c = 0; c < cols; ++c) yr[c] = f(av, br[c]);
+    } else {
+      for (int64_t c = 0; c < cols; ++c) yr[c] = f(ar[c * sa], br[c * sb]);
+    }
+  }
+}
+
+// The CPU form of op(x; p): mk/scalar.h's definition, with the transcendental ops replaced by
+// the vectorisable mk/vec_math.h (libm calls would keep the loops scalar). A template on the op
+// and forced inline, so each loop body is just its op (GCC keeps big switches out of line).
+template <int OP, class T>
+MK_VINLINE T unary_op(T x, T p) {
+  if constexpr (OP == U_EXP) return vmath::exp(x);
+  else if constexpr (OP == U_LOG) return vmath::log(x);
+  else if constexpr (OP == U_TANH) return vmath::tanh(x);
+  else if constexpr (OP == U_SIGMOID) return vmath::sigmoid(x);
+  else if constexpr (OP == U_GELU) return vmath::gelu(x);
+  else if constexpr (OP == U_ELU1) { const T e = vmath::exp(x); return x > T(0) ? x + T(1) : e; }
+  else if constexpr (OP == U_ELU1_GRAD) { const T e = vmath::exp(x); return x > T(0) ? T(1) : e; }
+  else return unary_apply<T>(OP, x, p);
+}
+
+// Specialise the functor on the op so the inner loops vectorise (a switch per element would not).
+template <class T, class Body>
+void with_unary(int op, T p, Body body) {
+  switch (op) {
+#define MK_CASE(code) case code: body([p](T x) { return unary_op<code, T>(x, p); }); break;
+    MK_CASE(U_NEG) MK_CASE(U_EXP) MK_CASE(U_LOG) MK_CASE(U_TANH) MK_CASE(U_SIGMOID)
+    MK_CASE(U_RELU) MK_CASE(U_GELU) MK_CASE(U_SQRT) MK_CASE(U_SQUARE) MK_CASE(U_ABS)
+    MK_CASE(U_SIGN) MK_CASE(U_POW_SCALAR) MK_CASE(U_ADD_SCALAR) MK_CASE(U_MUL_SCALAR)
+    MK_CASE(U_RSUB_SCALAR) MK_CASE(U_RECIPROCAL) MK_CASE(U_RSQRT) MK_CASE(U_STEP)
+    MK_CASE(U_ELU1) MK_CASE(U_ELU1_GRAD) MK_CASE(U_LOG1P) MK_CASE(U_COS) MK_CASE(U_SIN)
+    MK_CASE(U_CLAMP_MIN) MK_CASE(U_CLAMP_MAX) MK_CASE(U_COPY)
+#undef MK_CASE
+    default: break;
+  }
+}
+
+template <class T, class Body>
+void with_binary(int op, Body body) {
+  switch (op) {
+#define MK_CASE(code) case code: body([](T a, T b) { return binary_apply<T>(code, a, b); }); break;
+    MK_CASE(B_ADD) MK_CASE(B_SUB) MK_CASE(B_MUL) MK_CASE(B_DIV) MK_CASE(B_MAX) MK_CASE(B_MIN)
+    MK_CASE(B_POW) MK_CASE(B_EQ) MK_CASE(B_NE) MK_CASE(B_LT) MK_CASE(B_LE) MK_CASE(B_GT)
+    MK_CASE(B_GE)
+#undef MK_CASE
+    default: break;
+  }
+}
+
+template <class T>
+void unary_t(int op, int rank, const int64_t* shape, const T* x, const int64_t* xs, T* y, double p) {
+  int64_t ys[kMaxRank];
+  int64_t acc = 1;
+  for (int d = rank - 1; d >= 0; --d) { ys[d] = acc; acc *= shape[d]; }
+  const int64_t* st[2] = {xs, ys};
+  StridedShape s = collapse(rank, shape, 2, st);
+  // the output is contiguous, so its collapsed strides equal s.out_strides
+  with_unary<T>(op, T(p), [&](auto f) { strided_map1(s, x, y, f); });
+}
+
+template <class T>
+void binary_t(int op, int rank, const int64_t* shape, const T* a, const int64_t* as, const T* b,
+              const int64_t* bs, T* y) {
+  int64_t ys[kMaxRank];
+  int64_t acc = 1;
+  for (int d = rank - 1; d >= 0; --d) { ys[d] = acc; acc *= shape[d]; }
+  const int64_t* st[3] = {as, bs, ys};
+  StridedShape s = collapse(rank, shape, 3, st);
+  with_binary<T>(op, [&](auto f) { strided_map2(s, a, b, y, f); });
+}
+
+}  // namespace
+
+int unary(int dtype, int op, int rank, const int64_t* shape, const void* x,
+          const int64_t* x_strides, void* y, double p, void*) {
+  if (dtype == F32)
+    unary_t(op, rank, shape, static_cast<const float*>(x), x_strides, static_cast<float*>(y), p);
+  else
+    unary_t(op, rank, shape, static_cast<const double*>(x), x_strides, static_cast<double*>(y), p);
+  return 0;
+}
+
+int binary(int dtype, int op, int rank, const int64_t* shape, const void* a,
+           const int64_t* a_strides, const void* b, const int64_t* b_strides, void* out, void*) {
+  if (dtype == F32)
+    binary_t(op, rank, shape, static_cast<const float*>(a), a_strides,
+             static_cast<const float*>(b), b_strides, static_cast<float*>(out));
+  else
+    binary_t(op, rank, shape, static_cast<const double*>(a), a_strides,
+             static_cast<const double*>(b), b_strides, static_cast<double*>(out));
+  return 0;
+}
+
+}  // namespace MK_ISA_NS
+
+#ifndef MK_ISA_AVX512
+// ---- dispatch (in the AVX2 build only) ------------------------------------------------------
+namespace avx512 {
+int unary(int, int, int, const int64_t*, const void*, const int64_t*, void*, double, void*);
+int binary(int, int, int, const int64_t*, const void*, const int64_t*, const void*, const int64_t*,
+           void*, void*);
+}  // namespace avx512
+
+int unary(int dtype, int op, int rank, const int64_t* shape, const void* x,
+          const int64_t* x_strides, void* y, double p, void* stream) {
+  if (isa_level() >= 3) return avx512::unary(dtype, op, rank, shape, x, x_strides, y, p, stream);
+  return avx2::unary(dtype, op, rank, shape, x, x_strides, y, p, stream);
+}
+
+int binary(int dtype, int op, int rank, const int64_t* shape, const void* a,
+           const int64_t* a_strides, const void* b, const int64_t* b_strides, void* out,
+           void* stream) {
+  if (isa_level() >= 3)
+    return avx512::binary(dtype, op, rank, shape, a, a_strides, b, b_strides, out, stream);
+  return avx2::binary(dtype, op, rank, shape, a, a_strides, b, b_strides, out, stream);
+}
+#endif
+
+}  // namespace cpu
+}  // namespace mk
