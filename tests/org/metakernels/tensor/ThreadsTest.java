@@ -66,7 +66,7 @@ class ThreadsTest {
   // The CPU attention workspace holds one scratch block per OpenMP thread of the calling thread,
   // so its size shows the thread count a native call on that thread really runs with.
   static long attentionWorkspace() {
-    return MkNative.mk_attention_softmax_workspace(Device.CPU.code, DType.F32.code, 1, 1, 16, 8, 8);
+    return MkNative.mk_attention_softmax_workspace(Device.CPU.code, DType.F32.code, 1, 1, 1, 16, 16, 8, 8);
   }
 
   @Test
