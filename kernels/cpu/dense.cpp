@@ -14,6 +14,7 @@
 #include "mk/kernels.h"
 #include "mk/scalar.h"
 #include "mk/strided.h"
+#include "mk/vec_math.h"
 
 namespace mk {
 namespace cpu {
@@ -127,11 +128,20 @@ void softmax_t(int log, int64_t rows, int64_t cols, const T* x, T* y) {
       for (int64_t c = 0; c < cols; ++c) yr[c] = log ? -std::numeric_limits<T>::infinity() : T(0);
       continue;
     }
+    // exponentials vectorised (vmath::exp); the sum in double, in row order
     double s = 0;
-    for (int64_t c = 0; c < cols; ++c) {
-      T e = std::exp(xr[c] - m);
-      if (!log) yr[c] = e;
-      s += double(e);
+    if (log) {
+      for (int64_t c0 = 0; c0 < cols; c0 += 256) {
+        T buf[256];
+        const int64_t n = std::min<int64_t>(256, cols - c0);
+#pragma omp simd
+        for (int64_t c = 0; c < n; ++c) buf[c] = vmath::exp(xr[c0 + c] - m);
+        for (int64_t c = 0; c < n; ++c) s += double(buf[c]);
+      }
+    } else {
+#pragma omp simd
+      for (int64_t c = 0; c < cols; ++c) yr[c] = vmath::exp(xr[c] - m);
+      for (int64_t c = 0; c < cols; ++c) s += double(yr[c]);
     }
     if (log) {
       const T lse = m + T(std::log(s));

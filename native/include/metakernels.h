@@ -54,11 +54,20 @@ int mk_runtime_cuda_device_count(void);
 int mk_runtime_cuda_synchronize(void* stream);
 
 /* ---- host memory -------------------------------------------------------------------------- */
-/* 64-byte aligned, NULL on failure. */
+/* 64-byte aligned, NULL on failure. Contents are undefined (not zeroed). Blocks of 64 KiB and
+ * more are kept after mk_host_free in a cache keyed by size class (8 classes per power of two)
+ * and handed out again, so loops of same-shaped tensors stop paying a page fault per 4 KiB of
+ * fresh memory. */
 void* mk_host_alloc(int64_t nbytes);
 void mk_host_free(void* ptr);
-/* Bytes currently held by mk_host_alloc. */
+/* Bytes currently held by mk_host_alloc's callers (cached blocks excluded). */
 int64_t mk_host_live_bytes(void);
+/* Bytes in the cache of freed blocks. */
+int64_t mk_host_cached_bytes(void);
+/* Frees every cached block. */
+void mk_host_empty_cache(void);
+/* Caps the cache (default 1 GiB; 0 disables it, freeing what it holds). */
+int mk_host_set_cache_limit(int64_t bytes);
 
 /* ---- tensor: memory ------------------------------------------------------------------------ */
 int mk_tensor_fill_forward(int device, int dtype, int64_t n, void* dst, double value, void* stream);

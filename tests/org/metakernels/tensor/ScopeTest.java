@@ -23,6 +23,38 @@ class ScopeTest {
   }
 
   @Test
+  void largeBlocksAreCachedAndReusedWithoutChangingLiveBytes() {
+    long before = live();
+    org.metakernels.runtime.Backend.emptyHostCache();
+    assertEquals(0, org.metakernels.runtime.Backend.hostCachedBytes());
+    long[] shape = {256, 1024};  // 1 MiB of F32: above the 64 KiB cache threshold
+    try (Scope s = Scope.open()) {
+      Tensor.ones(shape, DType.F32, CPU);
+    }
+    long cached = org.metakernels.runtime.Backend.hostCachedBytes();
+    assertTrue(cached >= 1 << 20, "the freed block is cached: " + cached);
+    assertEquals(before, live(), "cached blocks are not live");
+    try (Scope s = Scope.open()) {
+      // the cached block comes back with stale contents: every factory must still write all of it
+      Tensor z = Tensor.zeros(shape, DType.F32, CPU);
+      for (float f : z.toFloatArray()) assertEquals(0f, f);
+      assertEquals(cached - (1 << 20) - 64, org.metakernels.runtime.Backend.hostCachedBytes(), 1 << 17);
+    }
+    org.metakernels.runtime.Backend.setHostCacheLimit(0);
+    try {
+      try (Scope s = Scope.open()) {
+        Tensor.ones(shape, DType.F32, CPU);
+      }
+      assertEquals(0, org.metakernels.runtime.Backend.hostCachedBytes(), "limit 0 disables the cache");
+    } finally {
+      org.metakernels.runtime.Backend.setHostCacheLimit(1L << 30);
+    }
+    assertThrows(org.metakernels.runtime.MetakernelsException.class,
+        () -> org.metakernels.runtime.Backend.setHostCacheLimit(-1));
+    assertEquals(before, live());
+  }
+
+  @Test
   void closingAScopeFreesItsTensors() {
     long before = live();
     Tensor x, v, y;

@@ -119,6 +119,24 @@ public final class Backend {
     if (st != Native.OK) throw new MetakernelsException("Backend.setCpuIsa: " + Native.lastError(), st);
   }
 
+  /**
+   * Host memory: freed blocks of 64 KiB and more are cached by size class and reused (no page
+   * faults for loops of same-shaped tensors). Returns the bytes the cache holds.
+   */
+  public static long hostCachedBytes() {
+    return MkNative.mk_host_cached_bytes();
+  }
+
+  /** Frees every cached host block (live tensors are untouched). */
+  public static void emptyHostCache() {
+    MkNative.mk_host_empty_cache();
+  }
+
+  /** Caps the host block cache (default 1 GiB; 0 disables it). */
+  public static void setHostCacheLimit(long bytes) {
+    Native.check(MkNative.mk_host_set_cache_limit(bytes), "Backend.setHostCacheLimit(" + bytes + ")");
+  }
+
   /** "AVX-512" or "AVX2". */
   public String cpuIsa() {
     return MkNative.mk_runtime_cpu_isa() == 3 ? "AVX-512" : "AVX2";

@@ -52,6 +52,12 @@ public final class MkNative {
 
   public static native @Cast("int64_t") long mk_host_live_bytes();
 
+  public static native @Cast("int64_t") long mk_host_cached_bytes();
+
+  public static native void mk_host_empty_cache();
+
+  public static native int mk_host_set_cache_limit(@Cast("int64_t") long bytes);
+
   // ---- tensor
   public static native int mk_tensor_fill_forward(int device, int dtype, @Cast("int64_t") long n,
       @Cast("void*") long dst, double value, @Cast("void*") long stream);
