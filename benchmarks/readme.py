@@ -1,0 +1,107 @@
+#!/usr/bin/env python3
+"""Rewrites the generated parts of README.md from recorded results (no number typed by hand).
+
+    python3 benchmarks/readme.py --jmh benchmarks/results/cpu-DATE.json \
+        --demo benchmarks/results/demo-DATE.json [README.md]
+
+Between '<!-- demo:begin -->' and '<!-- demo:end -->' it writes the demo table (from the JSON
+that `demo --json` wrote); between '<!-- benchmarks:begin -->' and '<!-- benchmarks:end -->'
+one row per benchmark and parameter set with metakernels' time, each peer's time and the
+speed-up peer / metakernels (above 1: metakernels is faster). Each table names its source file.
+"""
+import argparse
+import json
+import os
+import re
+from collections import OrderedDict
+
+
+def fmt(x):
+    ax = abs(x)
+    if ax >= 100:
+        return f"{x:.0f}"
+    if ax >= 10:
+        return f"{x:.1f}"
+    if ax >= 1:
+        return f"{x:.2f}"
+    return f"{x:.3g}"
+
+
+def demo_table(path):
+    d = json.load(open(path))
+    rows = [
+        ("GD step size η* (scan on held-out tasks)", fmt(d["gd_eta"])),
+        ("loss of trained LSA / of GD(η*)",
+         f"{d['lsa_loss']:.5f} / {d['gd_loss']:.5f} ({100 * (d['lsa_loss'] - d['gd_loss']) / d['gd_loss']:+.2f} %)"),
+        ("cosine of predictions", f"{d['pred_cosine']:.4f}"),
+        ("cosine of sensitivities ∂ŷ/∂x_q", f"{d['sensitivity_cosine']:.4f}"),
+        ("RMS distance of predictions", f"{d['pred_l2']:.4f}"),
+    ]
+    if "identity_cosine" in d:
+        rows.append(("trained W_KᵀW_Q (x block) vs identity, cosine", f"{d['identity_cosine']:.4f}"))
+    if "y_pick_share" in d:
+        rows.append(("P·W_V: share of the y → y entry", f"{d['y_pick_share']:.4f}"))
+    for k in d.get("depths", []):
+        rows.append((f"K = {k['layers']} layers: LSA / GD ({k['layers']} steps) / GD++",
+                     f"{k['lsa_loss']:.4f} / {k['gd_loss']:.4f} / {k['gdpp_loss']:.4f}"))
+    rows.append(("wall time of the whole demo", f"{d['seconds']:.0f} s ({d['steps']} steps for one layer)"))
+    out = ["| quantity | value |", "|---|---|"]
+    out += [f"| {a} | {b} |" for a, b in rows]
+    out.append("")
+    out.append(f"Source: `{path}`.")
+    return "\n".join(out)
+
+
+def bench_table(path):
+    runs = json.load(open(path))
+    groups = OrderedDict()
+    for r in runs:
+        params = dict(r.get("params") or {})
+        impl = params.pop("impl", "metakernels")
+        name = r["benchmark"].split(".")[-2] + "." + r["benchmark"].split(".")[-1]
+        key = (name, tuple(sorted(params.items())))
+        groups.setdefault(key, OrderedDict())[impl] = r["primaryMetric"]
+    out = ["| benchmark | parameters | metakernels | peer | peer time | speed-up |", "|---|---|---|---|---|---|"]
+    for (name, params), impls in groups.items():
+        mk = impls.get("metakernels")
+        ps = ", ".join(f"{k}={v}" for k, v in params) or "—"
+        for peer, m in impls.items():
+            if peer == "metakernels":
+                continue
+            unit = m["scoreUnit"]
+            if mk is None:
+                out.append(f"| {name} | {ps} | — | {peer} | {fmt(m['score'])} {unit} | — |")
+                continue
+            out.append(f"| {name} | {ps} | {fmt(mk['score'])} {mk['scoreUnit']} | {peer} | {fmt(m['score'])} {unit} | "
+                       f"**{m['score'] / mk['score']:.2f}×** |")
+        if mk is not None and len(impls) == 1:
+            out.append(f"| {name} | {ps} | {fmt(mk['score'])} {mk['scoreUnit']} | (peer failed or refused: see the report) | — | — |")
+    out.append("")
+    md = os.path.splitext(path)[0] + ".md"
+    out.append(f"Source: `{path}` (report with machine, command and errors: `{md}`).")
+    return "\n".join(out)
+
+
+def replace(text, tag, body):
+    pat = re.compile(rf"(<!-- {tag}:begin -->\n).*?(<!-- {tag}:end -->)", re.S)
+    if not pat.search(text):
+        raise SystemExit(f"README has no {tag} markers")
+    return pat.sub(lambda m: m.group(1) + body + "\n" + m.group(2), text)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--jmh")
+    ap.add_argument("--demo")
+    ap.add_argument("readme", nargs="?", default="README.md")
+    a = ap.parse_args()
+    text = open(a.readme, encoding="utf-8").read()
+    if a.demo:
+        text = replace(text, "demo", demo_table(a.demo))
+    if a.jmh:
+        text = replace(text, "benchmarks", bench_table(a.jmh))
+    open(a.readme, "w", encoding="utf-8").write(text)
+
+
+if __name__ == "__main__":
+    main()
