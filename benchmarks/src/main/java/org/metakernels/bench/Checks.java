@@ -34,14 +34,19 @@ final class Checks {
   }
 
   /**
-   * Refuses (throws) when a peer would need more than half of the memory available now,
-   * so that no run pushes the shared machine into the OOM killer.
+   * Refuses (throws) when a peer's estimated peak would exceed {@code -Dbench.maxPeerGB} (default
+   * 8) or half of the memory available now, so that no run pushes the shared machine into the
+   * OOM killer and the set of runs does not depend on the moment.
    */
   static void requireMemory(String what, long bytes) {
+    double capGb = Double.parseDouble(System.getProperty("bench.maxPeerGB", "8"));
+    long cap = (long) (capGb * 1e9);
     long avail = memAvailableBytes();
-    if (avail > 0 && bytes > avail / 2) {
-      String msg = String.format("%s not run: needs about %.1f GB, MemAvailable is %.1f GB (limit: half)", what,
-          bytes / 1e9, avail / 1e9);
+    String why = null;
+    if (bytes > cap) why = String.format("over the %.0f GB cap (-Dbench.maxPeerGB)", capGb);
+    else if (avail > 0 && bytes > avail / 2) why = String.format("over half of MemAvailable (%.1f GB)", avail / 1e9);
+    if (why != null) {
+      String msg = String.format("%s not run: needs about %.1f GB, %s", what, bytes / 1e9, why);
       note("SKIPPED " + msg);
       throw new IllegalStateException(msg);
     }
