@@ -83,7 +83,7 @@ git diff --quiet HEAD -- . ':!benchmarks/results' 2>/dev/null || commit="$commit
   echo "# run.sh jmh command: ${cmd[*]}"
   echo "# run.sh jdk: $(java -version 2>&1 | head -1)"
   echo "# run.sh metakernels threads: $(field metakernels.threads) (-Dmetakernels.threads=$threads)"
-  echo "# run.sh libtorch threads: $(field libtorch.threads) (torch::set_num_threads to match; $(field libtorch.parallel))"
+  echo "# run.sh libtorch threads: $(field libtorch.threads) (torch::set_num_threads to match; $(field libtorch.parallel)); OpenBLAS, shared by both: 1 thread in metakernels forks (its own setting), for libtorch the faster of 1 and $threads per benchmark (see the notes)"
   echo "# run.sh libtorch: org.bytedeco:pytorch $(field libtorch.version)"
   echo "# run.sh libtorch config: $(field libtorch.config)"
   echo "# run.sh metakernels backend: $(field metakernels.isa), matmul $(field metakernels.blas), CUDA $(field metakernels.cuda)"

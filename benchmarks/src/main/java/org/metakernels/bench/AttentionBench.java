@@ -105,7 +105,7 @@ public class AttentionBench {
 
     @Setup(Level.Trial)
     public void setup(BenchmarkParams params) {
-      Torch.matchThreads();
+      Torch.configure(impl);
       dims = Checks.parseShape(shape);
       String mode = params.getBenchmark().substring(params.getBenchmark().lastIndexOf('.') + 1);
       String what = "AttentionBench." + mode + " " + shape + (causal ? " causal" : "");
@@ -140,6 +140,14 @@ public class AttentionBench {
         }
       }
       check(what, mode);
+      if (!impl.equals("metakernels")) {
+        Runnable op = switch (mode) {
+          case "forward" -> () -> torchForward(t);
+          case "forwardBackward" -> () -> torchForwardBackward(t);
+          default -> () -> torchDoubleBackward(t, torchMath);
+        };
+        Torch.pickBlasThreads(what, op);
+      }
     }
 
     /**

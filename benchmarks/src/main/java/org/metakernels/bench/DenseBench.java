@@ -49,7 +49,7 @@ public class DenseBench {
 
     @Setup(Level.Trial)
     public void setup() {
-      Torch.matchThreads();
+      Torch.configure(impl);
       scope = Scope.open();
       a = Tensor.randn(new long[] {n, n}, DType.F32, Device.CPU, 1L);
       b = Tensor.randn(new long[] {n, n}, DType.F32, Device.CPU, 2L);
@@ -59,6 +59,7 @@ public class DenseBench {
         Checks.assertClose("DenseBench.matmul n=" + n, a.matmul(b).toFloatArray(), Torch.toFloats(ta.matmul(tb)),
             1e-4, 1e-5);
       }
+      if (!impl.equals("metakernels")) Torch.pickBlasThreads("DenseBench.matmul n=" + n, () -> ta.matmul(tb));
     }
 
     @TearDown(Level.Trial)
@@ -81,7 +82,7 @@ public class DenseBench {
 
     @Setup(Level.Trial)
     public void setup() {
-      Torch.matchThreads();
+      Torch.configure(impl);
       scope = Scope.open();
       x = Tensor.randn(new long[] {ELEMENTWISE_N}, DType.F32, Device.CPU, 3L);
       tx = Torch.copyOf(x);
@@ -91,6 +92,7 @@ public class DenseBench {
         Checks.assertClose("DenseBench.elementwiseChain", chain(x).toFloatArray(), Torch.toFloats(chain(tx, sa, sb)),
             1e-5, 1e-5);
       }
+      if (!impl.equals("metakernels")) Torch.pickBlasThreads("DenseBench.elementwiseChain", () -> chain(tx, sa, sb));
     }
 
     @TearDown(Level.Trial)
@@ -113,12 +115,13 @@ public class DenseBench {
 
     @Setup(Level.Trial)
     public void setup() {
-      Torch.matchThreads();
+      Torch.configure(impl);
       scope = Scope.open();
       a = Tensor.randn(new long[] {16}, DType.F32, Device.CPU, 4L);
       b = Tensor.randn(new long[] {16}, DType.F32, Device.CPU, 5L);
       ta = Torch.copyOf(a);
       tb = Torch.copyOf(b);
+      if (!impl.equals("metakernels")) Torch.pickBlasThreads("DenseBench.tinyAdd", () -> ta.add(tb));
     }
 
     @TearDown(Level.Trial)

@@ -17,7 +17,7 @@ public final class Env {
     System.out.println("metakernels.isa: " + b.cpuIsa());
     System.out.println("metakernels.blas: " + (b.hasBlas() ? "OpenBLAS" : "built-in matmul"));
     System.out.println("metakernels.cuda: " + (b.cudaAvailable() ? "available" : "unavailable"));
-    int threads = Torch.matchThreads();
+    int threads = Torch.configure("libtorch");
     System.out.println("libtorch.version: " + Torch.version());
     System.out.println("libtorch.threads: " + threads);
     String parallel = torch.get_parallel_info().getString();

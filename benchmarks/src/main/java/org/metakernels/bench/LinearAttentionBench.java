@@ -204,7 +204,7 @@ public class LinearAttentionBench {
 
     @Setup(Level.Trial)
     public void setup(BenchmarkParams params) {
-      Torch.matchThreads();
+      Torch.configure(impl);
       long[] s = Checks.parseShape(shape);
       boolean backward = params.getBenchmark().endsWith("Backward");
       String what = "LinearAttentionBench causal " + shape + (backward ? " fwd+bwd" : " fwd");
@@ -212,6 +212,8 @@ public class LinearAttentionBench {
       else Checks.requireMemory(what + " head-0 check", peakBytes("libtorch-masked", s, backward) / s[1]);
       in = new Inputs(s);
       check(what, impl, "libtorch-masked", in, true, backward);
+      if (!impl.equals("metakernels"))
+        Torch.pickBlasThreads(what + " " + impl, () -> runTorch(impl, in.t, true, backward));
     }
 
     @TearDown(Level.Trial)
@@ -232,11 +234,12 @@ public class LinearAttentionBench {
 
     @Setup(Level.Trial)
     public void setup(BenchmarkParams params) {
-      Torch.matchThreads();
+      Torch.configure(impl);
       boolean backward = params.getBenchmark().endsWith("Backward");
       in = new Inputs(Checks.parseShape(shape));
-      check("LinearAttentionBench non-causal " + shape + (backward ? " fwd+bwd" : " fwd"), impl, "libtorch", in, false,
-          backward);
+      String what = "LinearAttentionBench non-causal " + shape + (backward ? " fwd+bwd" : " fwd");
+      check(what, impl, "libtorch", in, false, backward);
+      if (!impl.equals("metakernels")) Torch.pickBlasThreads(what, () -> runTorch(impl, in.t, false, backward));
     }
 
     @TearDown(Level.Trial)
