@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Runs the CPU JMH benchmarks (metakernels vs libtorch) and records the results:
+#   benchmarks/results/cpu-DATE.json  JMH's JSON
+#   benchmarks/results/cpu-DATE.txt   the console log, with the run's facts at the top
+#   benchmarks/results/cpu-DATE.md    the report, generated from those two by report.py
+#
+# usage: benchmarks/run.sh [INCLUDE_REGEX ...] [-- MORE_JMH_ARGS ...]
+#   INCLUDE_REGEX  JMH include patterns (default: the three CPU benchmark classes)
+# environment:
+#   JMH_OPTS    iteration settings (default "-f 1 -wi 3 -i 5 -w 1s -r 2s")
+#   THREADS     CPU threads for metakernels and libtorch alike (default: nproc)
+#   BUILD=1     rebuild first (mvn install -DskipTests); also done when the jar is missing
+#   WAIT_QUIET=1  wait until the 1-minute load average is below QUIET_LOAD (0.5) before
+#               starting, at most WAIT_MAX seconds (7200); the report says how it went
+#   NAME        results name (default cpu-$(date +%F)); OUT_DIR (default benchmarks/results)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+invocation="benchmarks/run.sh $*"
+for v in JMH_OPTS THREADS BUILD WAIT_QUIET QUIET_LOAD WAIT_MAX NAME; do
+  [[ -n "${!v:-}" ]] && invocation="$v=\"${!v}\" $invocation"
+done
+
+includes=()
+extra=()
+while (($#)); do
+  if [[ $1 == -- ]]; then shift; extra=("$@"); break; fi
+  includes+=("$1"); shift
+done
+((${#includes[@]})) || includes=('^org\.metakernels\.bench\.(Dense|Attention|LinearAttention)Bench\.')
+
+jar=benchmarks/target/benchmarks.jar
+if [[ ${BUILD:-0} == 1 || ! -f $jar ]]; then
+  mvn -B -q install -DskipTests
+fi
+
+threads=${THREADS:-$(nproc)}
+read -r -a jmh_opts <<<"${JMH_OPTS:--f 1 -wi 3 -i 5 -w 1s -r 2s}"
+out_dir=${OUT_DIR:-benchmarks/results}
+mkdir -p "$out_dir"
+name=${NAME:-cpu-$(date +%F)}
+json=$out_dir/$name.json
+txt=$out_dir/$name.txt
+md=$out_dir/$name.md
+jvm_args="-Dmetakernels.threads=$threads"
+
+load() { cut -d' ' -f1-3 /proc/loadavg; }
+quiet="not asked (WAIT_QUIET unset)"
+if [[ ${WAIT_QUIET:-0} == 1 ]]; then
+  limit=${QUIET_LOAD:-0.5}
+  max=${WAIT_MAX:-7200}
+  start=$(date +%s)
+  echo "waiting for the 1-minute load average to drop below $limit (now $(load); at most ${max}s)"
+  while :; do
+    l1=$(cut -d' ' -f1 /proc/loadavg)
+    waited=$(($(date +%s) - start))
+    if awk -v a="$l1" -v b="$limit" 'BEGIN { exit !(a < b) }'; then
+      quiet="waited ${waited}s for load < $limit"
+      break
+    fi
+    if ((waited >= max)); then
+      quiet="gave up after ${waited}s: load still $l1 (limit $limit)"
+      break
+    fi
+    sleep 15
+  done
+  echo "$quiet"
+fi
+
+cmd=(java -jar "$jar" "${includes[@]}" "${jmh_opts[@]}" -jvmArgsAppend "$jvm_args"
+     -rf json -rff "$json" "${extra[@]}")
+envinfo=$(java $jvm_args -cp "$jar" org.metakernels.bench.Env 2>/dev/null || true)
+field() { sed -n "s/^$1: //p" <<<"$envinfo" | paste -sd ';' | sed 's/;/; /g'; }
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+git diff --quiet HEAD -- . ':!benchmarks/results' 2>/dev/null || commit="$commit (with uncommitted changes)"
+{
+  echo "# run.sh date: $(date '+%F %T %Z')"
+  echo "# run.sh machine: $(lscpu | sed -n 's/^Model name: *//p' | head -1)"
+  echo "# run.sh cores: $(nproc) online ($(lscpu | sed -n 's/^Thread(s) per core: *//p') thread(s) per core)"
+  echo "# run.sh memory: $(free -g | awk '/^Mem:/ {print $2 " GiB"}')"
+  echo "# run.sh git commit: $commit"
+  echo "# run.sh command: $invocation"
+  echo "# run.sh jmh command: ${cmd[*]}"
+  echo "# run.sh jdk: $(java -version 2>&1 | head -1)"
+  echo "# run.sh metakernels threads: $(field metakernels.threads) (-Dmetakernels.threads=$threads)"
+  echo "# run.sh libtorch threads: $(field libtorch.threads) (torch::set_num_threads to match; $(field libtorch.parallel)); OpenBLAS, shared by both: 1 thread in metakernels forks (its own setting), for libtorch the faster of 1 and $threads per benchmark (see the notes)"
+  echo "# run.sh libtorch: org.bytedeco:pytorch $(field libtorch.version)"
+  echo "# run.sh libtorch config: $(field libtorch.config)"
+  echo "# run.sh metakernels backend: $(field metakernels.isa), matmul $(field metakernels.blas), CUDA $(field metakernels.cuda)"
+  echo "# run.sh quiet wait: $quiet"
+  echo "# run.sh load before: $(load)"
+} >"$txt"
+cat "$txt"
+
+set +e
+"${cmd[@]}" 2>&1 | tee -a "$txt"
+status=${PIPESTATUS[0]}
+set -e
+echo "# run.sh load after: $(load)" >>"$txt"
+echo "# run.sh jmh exit status: $status" >>"$txt"
+
+if [[ -f $json ]]; then
+  python3 benchmarks/report.py "$json" "$txt" >"$md"
+  echo "wrote $json, $txt, $md"
+else
+  echo "no JSON written ($json); see $txt" >&2
+fi
+exit "$status"

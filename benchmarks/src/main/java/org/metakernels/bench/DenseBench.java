@@ -1,0 +1,181 @@
+package org.metakernels.bench;
+
+import java.util.concurrent.TimeUnit;
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.Scalar;
+import org.metakernels.tensor.DType;
+import org.metakernels.tensor.Device;
+import org.metakernels.tensor.Scope;
+import org.metakernels.tensor.Tensor;
+import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.Level;
+import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
+import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.TearDown;
+import org.openjdk.jmh.infra.Blackhole;
+
+/**
+ * Dense ops, F32 on the CPU, metakernels against libtorch on the same data:
+ * <ul>
+ *   <li>{@code matmul}: square [n, n] x [n, n] (OpenBLAS on both sides, or their own kernels);
+ *   <li>{@code elementwiseChain}: y = tanh(a·x + b)·sigmoid(x) + exp(−x²) on 2^20 floats, eight ops,
+ *       each making a new tensor (no fusion on either side);
+ *   <li>{@code tinyAdd}: a + b on 16 floats, i.e. the cost of one call from Java (JNI, checks,
+ *       dispatch, allocation).
+ * </ul>
+ * Each state has its own {@code impl} parameter so the n parameter only multiplies matmul.
+ */
+@BenchmarkMode(Mode.AverageTime)
+@OutputTimeUnit(TimeUnit.MICROSECONDS)
+public class DenseBench {
+  static final double A = 1.5, B = 0.25;
+  static final long ELEMENTWISE_N = 1L << 20;
+
+  @State(org.openjdk.jmh.annotations.Scope.Thread)
+  public static class MatmulState {
+    @Param({"metakernels", "libtorch"})
+    public String impl;
+
+    @Param({"512", "1024"})
+    public int n;
+
+    Scope scope;
+    Tensor a, b;
+    org.bytedeco.pytorch.Tensor ta, tb;
+
+    @Setup(Level.Trial)
+    public void setup() {
+      Torch.configure(impl);
+      scope = Scope.open();
+      a = Tensor.randn(new long[] {n, n}, DType.F32, Device.CPU, 1L);
+      b = Tensor.randn(new long[] {n, n}, DType.F32, Device.CPU, 2L);
+      ta = Torch.copyOf(a);
+      tb = Torch.copyOf(b);
+      try (Scope s = Scope.open(); PointerScope ps = new PointerScope()) {
+        Checks.assertClose("DenseBench.matmul n=" + n, a.matmul(b).toFloatArray(), Torch.toFloats(ta.matmul(tb)),
+            1e-4, 1e-5);
+      }
+      if (!impl.equals("metakernels")) Torch.pickBlasThreads("DenseBench.matmul n=" + n, () -> ta.matmul(tb));
+    }
+
+    @TearDown(Level.Trial)
+    public void tearDown() {
+      ta.close();
+      tb.close();
+      scope.close();
+    }
+  }
+
+  @State(org.openjdk.jmh.annotations.Scope.Thread)
+  public static class ElementwiseState {
+    @Param({"metakernels", "libtorch"})
+    public String impl;
+
+    Scope scope;
+    Tensor x;
+    org.bytedeco.pytorch.Tensor tx;
+    Scalar sa, sb;
+
+    @Setup(Level.Trial)
+    public void setup() {
+      Torch.configure(impl);
+      scope = Scope.open();
+      x = Tensor.randn(new long[] {ELEMENTWISE_N}, DType.F32, Device.CPU, 3L);
+      tx = Torch.copyOf(x);
+      sa = new Scalar(A);
+      sb = new Scalar(B);
+      try (Scope s = Scope.open(); PointerScope ps = new PointerScope()) {
+        Checks.assertClose("DenseBench.elementwiseChain", chain(x).toFloatArray(), Torch.toFloats(chain(tx, sa, sb)),
+            1e-5, 1e-5);
+      }
+      if (!impl.equals("metakernels")) Torch.pickBlasThreads("DenseBench.elementwiseChain", () -> chain(tx, sa, sb));
+    }
+
+    @TearDown(Level.Trial)
+    public void tearDown() {
+      tx.close();
+      sa.close();
+      sb.close();
+      scope.close();
+    }
+  }
+
+  @State(org.openjdk.jmh.annotations.Scope.Thread)
+  public static class TinyState {
+    @Param({"metakernels", "libtorch"})
+    public String impl;
+
+    Scope scope;
+    Tensor a, b;
+    org.bytedeco.pytorch.Tensor ta, tb;
+
+    @Setup(Level.Trial)
+    public void setup() {
+      Torch.configure(impl);
+      scope = Scope.open();
+      a = Tensor.randn(new long[] {16}, DType.F32, Device.CPU, 4L);
+      b = Tensor.randn(new long[] {16}, DType.F32, Device.CPU, 5L);
+      ta = Torch.copyOf(a);
+      tb = Torch.copyOf(b);
+      if (!impl.equals("metakernels")) Torch.pickBlasThreads("DenseBench.tinyAdd", () -> ta.add(tb));
+    }
+
+    @TearDown(Level.Trial)
+    public void tearDown() {
+      ta.close();
+      tb.close();
+      scope.close();
+    }
+  }
+
+  static Tensor chain(Tensor x) {
+    return x.mul(A).add(B).tanh().mul(x.sigmoid()).add(x.square().neg().exp());
+  }
+
+  static org.bytedeco.pytorch.Tensor chain(org.bytedeco.pytorch.Tensor x, Scalar a, Scalar b) {
+    return x.mul(a).add(b).tanh().mul(x.sigmoid()).add(x.square().neg().exp());
+  }
+
+  @Benchmark
+  public void matmul(MatmulState s, Blackhole bh) {
+    if (s.impl.equals("metakernels")) {
+      try (Scope scope = Scope.open()) {
+        bh.consume(s.a.matmul(s.b));
+      }
+    } else {
+      try (PointerScope ps = new PointerScope()) {
+        bh.consume(s.ta.matmul(s.tb));
+      }
+    }
+  }
+
+  @Benchmark
+  public void elementwiseChain(ElementwiseState s, Blackhole bh) {
+    if (s.impl.equals("metakernels")) {
+      try (Scope scope = Scope.open()) {
+        bh.consume(chain(s.x));
+      }
+    } else {
+      try (PointerScope ps = new PointerScope()) {
+        bh.consume(chain(s.tx, s.sa, s.sb));
+      }
+    }
+  }
+
+  @Benchmark
+  public void tinyAdd(TinyState s, Blackhole bh) {
+    if (s.impl.equals("metakernels")) {
+      try (Scope scope = Scope.open()) {
+        bh.consume(s.a.add(s.b));
+      }
+    } else {
+      try (PointerScope ps = new PointerScope()) {
+        bh.consume(s.ta.add(s.tb));
+      }
+    }
+  }
+}

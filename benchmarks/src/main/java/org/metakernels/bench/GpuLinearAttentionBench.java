@@ -1,0 +1,103 @@
+package org.metakernels.bench;
+
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.metakernels.autograd.Autograd;
+import org.metakernels.ops.LinearAttention;
+import org.metakernels.ops.LinearAttention.FeatureMap;
+import org.metakernels.tensor.DType;
+import org.metakernels.tensor.Device;
+import org.metakernels.tensor.Scope;
+import org.metakernels.tensor.Tensor;
+import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.Level;
+import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
+import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.TearDown;
+import org.openjdk.jmh.infra.Blackhole;
+
+/**
+ * Linear attention (identity feature map, no normalisation) on CUDA, F32, [4, 16, 4096, 128],
+ * causal or not: forward, forward+backward (dOut random) and double backward (gradient of
+ * Σ_x ⟨dx, r_x⟩ with respect to q, k, v). metakernels only: the org.bytedeco:pytorch build used
+ * here is CPU-only, so the libtorch/PyTorch peers run from benchmarks/gpu/peers.py. Without a
+ * CUDA device the set-up throws at once. Run by benchmarks/gpu/check.sh (pattern 'Gpu').
+ */
+@BenchmarkMode(Mode.AverageTime)
+@OutputTimeUnit(TimeUnit.MILLISECONDS)
+public class GpuLinearAttentionBench {
+
+  @State(org.openjdk.jmh.annotations.Scope.Thread)
+  public static class Inputs {
+    @Param({"metakernels"})
+    public String impl;
+
+    @Param({"4x16x4096x128"})
+    public String shape;
+
+    @Param({"false", "true"})
+    public boolean causal;
+
+    Scope scope;
+    Tensor q, k, v, dOut, rq, rk, rv, ql, kl, vl;
+
+    @Setup(Level.Trial)
+    public void setup() {
+      Gpu.require("GpuLinearAttentionBench");
+      long[] dims = Checks.parseShape(shape);
+      scope = Scope.open();
+      q = Tensor.randn(dims, DType.F32, Device.CUDA, 21L);
+      k = Tensor.randn(dims, DType.F32, Device.CUDA, 22L);
+      v = Tensor.randn(dims, DType.F32, Device.CUDA, 23L);
+      dOut = Tensor.randn(dims, DType.F32, Device.CUDA, 24L);
+      rq = Tensor.randn(dims, DType.F32, Device.CUDA, 25L);
+      rk = Tensor.randn(dims, DType.F32, Device.CUDA, 26L);
+      rv = Tensor.randn(dims, DType.F32, Device.CUDA, 27L);
+      ql = q.detach().requiresGrad(true);
+      kl = k.detach().requiresGrad(true);
+      vl = v.detach().requiresGrad(true);
+      Gpu.sync();
+    }
+
+    @TearDown(Level.Trial)
+    public void tearDown() {
+      if (scope != null) scope.close();
+    }
+
+    Tensor apply(Tensor q, Tensor k, Tensor v) {
+      return LinearAttention.apply(q, k, v, FeatureMap.IDENTITY, causal);
+    }
+  }
+
+  @Benchmark
+  public void forward(Inputs in, Blackhole bh) {
+    try (Scope scope = Scope.open()) {
+      bh.consume(in.apply(in.q, in.k, in.v));
+      Gpu.sync();
+    }
+  }
+
+  @Benchmark
+  public void forwardBackward(Inputs in, Blackhole bh) {
+    try (Scope scope = Scope.open()) {
+      Tensor out = in.apply(in.ql, in.kl, in.vl);
+      bh.consume(Autograd.grad(List.of(out), List.of(in.ql, in.kl, in.vl), List.of(in.dOut), false));
+      Gpu.sync();
+    }
+  }
+
+  @Benchmark
+  public void doubleBackward(Inputs in, Blackhole bh) {
+    try (Scope scope = Scope.open()) {
+      Tensor out = in.apply(in.ql, in.kl, in.vl);
+      List<Tensor> g = Autograd.grad(List.of(out), List.of(in.ql, in.kl, in.vl), List.of(in.dOut), true);
+      Tensor hv = g.get(0).mul(in.rq).sum().add(g.get(1).mul(in.rk).sum()).add(g.get(2).mul(in.rv).sum());
+      bh.consume(Autograd.grad(hv, List.of(in.ql, in.kl, in.vl), false));
+      Gpu.sync();
+    }
+  }
+}
