@@ -159,6 +159,35 @@ class AttentionTest {
     }
   }
 
+  /** Gradients of q, k, v and the bias for one case, F32, on the given number of CPU threads. */
+  static float[][] gradsOn(int threads, Case c) {
+    int before = org.metakernels.runtime.MkNative.mk_runtime_num_threads();
+    org.metakernels.runtime.MkNative.mk_runtime_set_num_threads(threads);
+    try (org.metakernels.tensor.Scope s = org.metakernels.tensor.Scope.open()) {
+      Tensor q = c.q().to(DType.F32).requiresGrad(true), k = c.k().to(DType.F32).requiresGrad(true);
+      Tensor v = c.v().to(DType.F32).requiresGrad(true), bias = c.o().bias().to(DType.F32).requiresGrad(true);
+      Tensor out = Attention.softmax(q, k, v, c.o().withBias(bias));
+      List<Tensor> g = Autograd.grad(List.of(out), List.of(q, k, v, bias), List.of(out.mul(0.5).add(1.0)), false);
+      float[][] r = new float[4][];
+      for (int i = 0; i < 4; i++) r[i] = g.get(i).toFloatArray();
+      return r;
+    } finally {
+      org.metakernels.runtime.MkNative.mk_runtime_set_num_threads(before);
+    }
+  }
+
+  @Test
+  void backwardIsBitwiseTheSameOnAnyThreadCountAndEitherForm() {
+    // B·Hkv = 4 tasks: one pass per KV head with 1 or 2 threads, the two-pass form with 3 or 5
+    Case c = makeCase(2, 4, 2, 70, 97, 32, 24, true, "BH", true, 91);
+    float[][] one = gradsOn(1, c);
+    for (int threads : new int[] {2, 3, 5}) {
+      float[][] other = gradsOn(threads, c);
+      for (int i = 0; i < 4; i++)
+        assertArrayEquals(one[i], other[i], "gradient " + i + " with " + threads + " threads differs from 1 thread");
+    }
+  }
+
   @Test
   void fullyMaskedRowsGiveZerosNotNaN() {
     try (Scope s = Scope.open()) {
