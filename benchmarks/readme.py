@@ -52,16 +52,22 @@ def demo_table(path):
     return "\n".join(out)
 
 
-def bench_table(path):
-    runs = json.load(open(path))
+def bench_table(paths):
+    # later files replace earlier ones for the same benchmark and parameters
+    runs = []
+    for path in paths:
+        for r in json.load(open(path)):
+            r["_source"] = path
+            runs.append(r)
     groups = OrderedDict()
     for r in runs:
         params = dict(r.get("params") or {})
         impl = params.pop("impl", "metakernels")
         name = r["benchmark"].split(".")[-2] + "." + r["benchmark"].split(".")[-1]
         key = (name, tuple(sorted(params.items())))
-        groups.setdefault(key, OrderedDict())[impl] = r["primaryMetric"]
-    out = ["| benchmark | parameters | metakernels | peer | peer time | speed-up |", "|---|---|---|---|---|---|"]
+        groups.setdefault(key, OrderedDict())[impl] = dict(r["primaryMetric"], source=r["_source"])
+    out = ["| benchmark | parameters | metakernels | peer | peer time | speed-up | run |", "|---|---|---|---|---|---|---|"]
+    runs_used = list(OrderedDict.fromkeys(p for p in paths))
     for (name, params), impls in groups.items():
         mk = impls.get("metakernels")
         ps = ", ".join(f"{k}={v}" for k, v in params) or "—"
@@ -69,16 +75,18 @@ def bench_table(path):
             if peer == "metakernels":
                 continue
             unit = m["scoreUnit"]
+            run = runs_used.index(m["source"]) + 1
             if mk is None:
-                out.append(f"| {name} | {ps} | — | {peer} | {fmt(m['score'])} {unit} | — |")
+                out.append(f"| {name} | {ps} | — | {peer} | {fmt(m['score'])} {unit} | — | {run} |")
                 continue
             out.append(f"| {name} | {ps} | {fmt(mk['score'])} {mk['scoreUnit']} | {peer} | {fmt(m['score'])} {unit} | "
-                       f"**{m['score'] / mk['score']:.2f}×** |")
+                       f"**{m['score'] / mk['score']:.2f}×** | {run} |")
         if mk is not None and len(impls) == 1:
-            out.append(f"| {name} | {ps} | {fmt(mk['score'])} {mk['scoreUnit']} | (peer failed or refused: see the report) | — | — |")
+            out.append(f"| {name} | {ps} | {fmt(mk['score'])} {mk['scoreUnit']} | (peer failed or refused: see the report) | — | — | |")
     out.append("")
-    md = os.path.splitext(path)[0] + ".md"
-    out.append(f"Source: `{path}` (report with machine, command and errors: `{md}`).")
+    for i, path in enumerate(runs_used, 1):
+        md = os.path.splitext(path)[0] + ".md"
+        out.append(f"Run {i}: `{path}` (machine, command, errors and notes: `{md}`).  ")
     return "\n".join(out)
 
 
@@ -91,7 +99,7 @@ def replace(text, tag, body):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--jmh")
+    ap.add_argument("--jmh", action="append", help="JMH JSON; repeat: later runs replace earlier rows")
     ap.add_argument("--demo")
     ap.add_argument("readme", nargs="?", default="README.md")
     a = ap.parse_args()

@@ -43,7 +43,7 @@ final class Torch {
    * everywhere (measured 2026-12-01 on 2 cores: a 1024² matmul took 22.6 ms with one OpenBLAS
    * thread and 12.0 ms with two, while SDPA's forward at [1, 8, 1024, 64] took 13.9 ms with one
    * and 41 ms with two, its own parallel loops and OpenBLAS's pool competing), so each libtorch
-   * benchmark times {@code op} both ways, alternating, after the set-up check has warmed it,
+   * benchmark times {@code op} both ways, alternating (3 to 12 rounds), after the set-up check has warmed it,
    * keeps the faster and notes the choice. Call it only in forks that time libtorch.
    */
   static void pickBlasThreads(String what, Runnable op) {
@@ -54,9 +54,10 @@ final class Torch {
     int[] settings = {n, 1};
     double[] best = {Double.MAX_VALUE, Double.MAX_VALUE};
     long start = System.nanoTime();
-    for (int round = 0; round < 8; round++) {
+    // at least 3 rounds (a single slow call must not decide), up to 12 or about 3 s
+    for (int round = 0; round < 12; round++) {
       for (int i = 0; i < 2; i++) best[i] = Math.min(best[i], oneCallMillis(op, settings[i]));
-      if (System.nanoTime() - start > 1_000_000_000L) break;
+      if (round >= 2 && System.nanoTime() - start > 3_000_000_000L) break;
     }
     int pick = best[0] <= best[1] ? n : 1;
     org.bytedeco.openblas.presets.openblas_nolapack.blas_set_num_threads(pick);
