@@ -13,7 +13,8 @@ final class InfoCommand implements Callable<Integer> {
     Backend b = Backend.get();
     System.out.println("metakernels 0.1.0");
     for (String line : b.describe()) System.out.println(line);
-    System.out.println("host memory:   " + MkNative.mk_host_live_bytes() + " bytes held by native allocations");
+    System.out.println("host memory:   " + MkNative.mk_host_live_bytes() + " bytes held by native allocations, "
+        + MkNative.mk_host_cached_bytes() + " cached for reuse");
     System.out.println("native kernels (CPU" + (b.cudaAvailable() ? " and CUDA" : "") + "):");
     System.out.println("  dense:            fill, strided copy, cast (F32/F64/BF16/F16/I64), counter-based random,");
     System.out.println("                    26 unary and 13 binary elementwise ops with broadcasting, where,");
