@@ -241,6 +241,7 @@ void forward(const AttentionParams& p, T* ws, int64_t per_thread) {
         for (int64_t r = 0; r < R; ++r) {
           T* sr = w.s + r * BK;
           T mx = neg_inf<T>();
+#pragma omp simd reduction(max : mx)
           for (int64_t c = 0; c < C; ++c) mx = sr[c] > mx ? sr[c] : mx;
           const T mn = mx > m[r] ? mx : m[r];
           if (mn == neg_inf<T>()) {
