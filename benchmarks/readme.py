@@ -15,16 +15,7 @@ import os
 import re
 from collections import OrderedDict
 
-
-def fmt(x):
-    ax = abs(x)
-    if ax >= 100:
-        return f"{x:.0f}"
-    if ax >= 10:
-        return f"{x:.1f}"
-    if ax >= 1:
-        return f"{x:.2f}"
-    return f"{x:.3g}"
+from report import fmt  # benchmarks/report.py: the same number format as the reports
 
 
 def demo_table(path):

@@ -285,6 +285,17 @@ void rowsum_dout_out(const AttentionParams& p, T* D) {
   for (int64_t i = 0; i < rows; ++i) D[i] = tile::dot(o + i * p.dv, g + i * p.dv, p.dv);
 }
 
+// P (in w.s), dP = dO vᵀ and dS = P ∘ (dP − D) on one tile; D holds the tile rows' statistic.
+template <class T>
+void tile_ds(const Head<T>& x, const Scratch<T>& w, int64_t r0, int64_t R, int64_t c0, int64_t C, const T* D) {
+  scores(x, r0, R, c0, C, w.kt, w.s);
+  probabilities(x, r0, R, C, w.s);
+  tile::gemm<T>(R, C, x.dv, T(1), x.dout + r0 * x.dv, x.dv, 1, w.vt, BK, w.dp, BK, false);
+  for (int64_t r = 0; r < R; ++r)
+#pragma omp simd
+    for (int64_t c = 0; c < C; ++c) w.ds[r * BK + c] = w.s[r * BK + c] * (w.dp[r * BK + c] - D[r]);
+}
+
 // The full dS (the bias gradient) for a tile. Masked entries are P·(dP − D) with P = 0, a zero
 // whose sign depends on dP − D; adding +0 makes every such zero +0, the value of entries no
 // tile reaches, so the result does not depend on which tiles a pass happens to cover.
@@ -325,11 +336,7 @@ void backward_per_head(const AttentionParams& p, T* ws, int64_t per_thread, cons
           T* dqh = dq_base ? dq_base + (h - hk * group) * p.nq * p.d : nullptr;
           for (int64_t r0 = x.first_row(c0) / BQ * BQ; r0 < p.nq; r0 += BQ) {
             const int64_t R = std::min(BQ, p.nq - r0);
-            scores(x, r0, R, c0, C, w.kt, w.s);
-            probabilities(x, r0, R, C, w.s);
-            tile::gemm<T>(R, C, p.dv, T(1), x.dout + r0 * p.dv, p.dv, 1, w.vt, BK, w.dp, BK, false);
-            for (int64_t r = 0; r < R; ++r)
-              for (int64_t c = 0; c < C; ++c) w.ds[r * BK + c] = w.s[r * BK + c] * (w.dp[r * BK + c] - Dh[r0 + r]);
+            tile_ds(x, w, r0, R, c0, C, Dh + r0);
             if (p.out3) {
               T* full = static_cast<T*>(p.out3) + ((b * p.heads + h) * p.nq + r0) * p.nk + c0;
               store_ds(w.ds, R, C, full, p.nk);
@@ -378,11 +385,7 @@ void backward(const AttentionParams& p, T* ws, int64_t per_thread, T* Dall) {
           const int64_t C = std::min(BK, end - c0);
           w.kt = tile_t(x.kp, p.d, c0);
           w.vt = tile_t(x.vp, p.dv, c0);
-          scores(x, r0, R, c0, C, w.kt, w.s);
-          probabilities(x, r0, R, C, w.s);
-          tile::gemm<T>(R, C, p.dv, T(1), x.dout + r0 * p.dv, p.dv, 1, w.vt, BK, w.dp, BK, false);
-          for (int64_t r = 0; r < R; ++r)
-            for (int64_t c = 0; c < C; ++c) w.ds[r * BK + c] = w.s[r * BK + c] * (w.dp[r * BK + c] - D[r]);
+          tile_ds(x, w, r0, R, c0, C, D);
           if (p.out3) {
             T* full = static_cast<T*>(p.out3) + ((b * p.heads + h) * p.nq + r0) * p.nk + c0;
             store_ds(w.ds, R, C, full, p.nk);
@@ -420,11 +423,7 @@ void backward(const AttentionParams& p, T* ws, int64_t per_thread, T* Dall) {
           const T* Dh = Dall + (b * p.heads + h) * p.nq;
           for (int64_t r0 = x.first_row(c0) / BQ * BQ; r0 < p.nq; r0 += BQ) {
             const int64_t R = std::min(BQ, p.nq - r0);
-            scores(x, r0, R, c0, C, w.kt, w.s);
-            probabilities(x, r0, R, C, w.s);
-            tile::gemm<T>(R, C, p.dv, T(1), x.dout + r0 * p.dv, p.dv, 1, w.vt, BK, w.dp, BK, false);
-            for (int64_t r = 0; r < R; ++r)
-              for (int64_t c = 0; c < C; ++c) w.ds[r * BK + c] = w.s[r * BK + c] * (w.dp[r * BK + c] - Dh[r0 + r]);
+            tile_ds(x, w, r0, R, c0, C, Dh + r0);
             // dV += Pᵀ dO,  dK += scale dSᵀ q
             tile::gemm<T>(C, p.dv, R, T(1), w.s, 1, BK, x.dout + r0 * p.dv, p.dv, dv, p.dv, true);
             tile::gemm<T>(C, p.d, R, x.scale, w.ds, 1, BK, x.q + r0 * p.d, p.d, dk, p.d, true);
