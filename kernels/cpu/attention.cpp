@@ -21,13 +21,8 @@
 #include <limits>
 
 #include "mk/cpu_tile.h"
+#include "mk/isa_ns.h"
 #include "mk/kernels.h"
-
-#ifdef MK_ISA_AVX512
-#define MK_ISA_NS avx512
-#else
-#define MK_ISA_NS avx2
-#endif
 
 namespace mk {
 namespace cpu {

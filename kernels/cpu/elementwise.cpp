@@ -10,16 +10,11 @@
 #include <cmath>
 
 #include "mk/cpu_parallel.h"
+#include "mk/isa_ns.h"
 #include "mk/kernels.h"
 #include "mk/scalar.h"
 #include "mk/strided.h"
 #include "mk/vec_math.h"
-
-#ifdef MK_ISA_AVX512
-#define MK_ISA_NS avx512
-#else
-#define MK_ISA_NS avx2
-#endif
 
 namespace mk {
 namespace cpu {

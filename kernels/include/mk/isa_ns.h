@@ -9,7 +9,9 @@
 
 #if defined(MK_ISA_AVX512)
 #define MK_ISA_BEGIN inline namespace isa_avx512 {
+#define MK_ISA_NS avx512  // the namespace a MK_MULTI_ISA file puts its kernels in
 #else
 #define MK_ISA_BEGIN inline namespace isa_base {
+#define MK_ISA_NS avx2
 #endif
 #define MK_ISA_END }
