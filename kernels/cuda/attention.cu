@@ -26,11 +26,14 @@
 // area and resident blocks (pick_tiles), so D, Dv up to 256 fit in F32 and F64.
 // Outputs are zero-filled by native/ before these kernels run, so only tiles that see a key are
 // written; null output pointers are skipped.
+// BF16 / F16 forward and backward go to the tensor-core kernels of attention_tc.cu (F32 lse and
+// statistics); the 16-bit double backward and JVP are composed in Java over the F32 kernels.
 #include <algorithm>
 #include <climits>
 #include <cmath>
 #include <cstdint>
 
+#include "attention_tc.cuh"
 #include "common.cuh"
 #include "mk/kernels.h"
 
@@ -1153,12 +1156,16 @@ int jvp(const AttentionParams& p, cudaStream_t stream) {
 
 }  // namespace
 
+static bool is_half(const AttentionParams& p) { return p.dtype == BF16 || p.dtype == F16; }
+
 int attention_forward(const AttentionParams& p, void* stream) {
+  if (is_half(p)) return tc_attention_forward(p, stream);
   if (!supported(p)) return int(cudaErrorInvalidValue);
   return p.dtype == F32 ? forward<float>(p, as_stream(stream)) : forward<double>(p, as_stream(stream));
 }
 
 int attention_backward(const AttentionParams& p, void* stream) {
+  if (is_half(p)) return tc_attention_backward(p, stream);
   if (!supported(p) || !p.workspace) return int(cudaErrorInvalidValue);
   return p.dtype == F32 ? backward<float>(p, as_stream(stream)) : backward<double>(p, as_stream(stream));
 }
@@ -1177,6 +1184,7 @@ int attention_jvp(const AttentionParams& p, void* stream) {
 // Row statistics D, C, E ([B·H·Nq] each) in the element type; the same size for every pass, since
 // the Java side asks once per call geometry (batch, heads, nq, d, dv).
 int64_t attention_workspace(const AttentionParams& p, int) {
+  if (is_half(p)) return tc_attention_workspace(p);
   const int64_t esize = p.dtype == F32 ? 4 : 8;
   return esize * 3 * p.batch * p.heads * p.nq;
 }

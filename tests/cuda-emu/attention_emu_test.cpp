@@ -1,8 +1,10 @@
 // kernels/cuda/attention.cu run on the host by the emulator in cuda_runtime.h, against the CPU
 // twin (kernels/cpu/attention.cpp, the oracle): forward, backward, double backward and JVP on
 // shapes with causal masks, padding, bias broadcasts, GQA, odd and 256-wide head dims, absent
-// outputs and cotangents. Build and run: tests/cuda-emu/run.sh.
-//   attention_emu_test [order] [limits] [quick]   order: 0 forward, 1 reverse, 2 shuffled threads
+// outputs and cotangents. The 16-bit tensor-core kernels (attention_tc.cu, MMAs emulated with the
+// PTX register layout) against a float64 reference: error at most 2x that of a naive 16-bit
+// composition. Build and run: tests/cuda-emu/run.sh.
+//   attention_emu_test [order] [limits] [quick] [tc]   order: 0 forward, 1 reverse, 2 shuffled threads
 //                                                 limits: 0 H100, 1 A100, 2 sm_86, 3 48 KB
 //   attention_emu_test tiles                      the tile shapes each pass picks per device
 #include "cuda_runtime.h"  // the emulator: std headers first, then the CUDA keywords as macros
@@ -11,6 +13,7 @@
 #include <string>
 
 #include "attention.cu"
+#include "attention_tc.cu"
 
 namespace mk {
 namespace cuda {
@@ -54,6 +57,7 @@ using mk::AttentionParams;
 
 static int g_failures = 0;
 static double g_worst[2] = {0, 0};
+static double g_worst_tc = 0;  // worst (kernel error / naive 16-bit error)
 
 template <class T>
 struct Buf {
@@ -214,6 +218,211 @@ void run_case(const Case& c, uint64_t seed) {
     if (b->present && !b->guards_ok()) { printf("FAIL %s input guard\n", name); ++g_failures; }
 }
 
+
+// ---- 16-bit tensor-core kernels (attention_tc.cu) ----------------------------------------------
+// Criterion of issue 3: the kernel's error against the float64 reference (computed from the same
+// rounded inputs) is at most twice the error of a naive 16-bit composition (every stage rounded:
+// S, P, O; dP, D, dS, dQ, dK, dV) against that reference. Error = max |x − ref| / max |ref|.
+template <class H>
+double to16(double x) {
+  const float f = float(x);
+  return H::kBf16 ? mk::bf16_bits_to_f32(mk::f32_to_bf16_bits(f)) : mk::f16_bits_to_f32(mk::f32_to_f16_bits(f));
+}
+template <class H>
+uint16_t bits16(double x) {
+  return H::kBf16 ? mk::f32_to_bf16_bits(float(x)) : mk::f32_to_f16_bits(float(x));
+}
+template <class H>
+double from16(uint16_t b) {
+  return H::kBf16 ? mk::bf16_bits_to_f32(b) : mk::f16_bits_to_f32(b);
+}
+
+double rel_err(const std::vector<double>& x, const std::vector<double>& ref) {
+  double scale = 0, err = 0;
+  for (size_t i = 0; i < ref.size(); ++i) scale = std::max(scale, std::fabs(ref[i]));
+  for (size_t i = 0; i < ref.size(); ++i) {
+    const double e = std::fabs(x[i] - ref[i]);
+    if (!(e <= err)) err = std::isnan(e) ? INFINITY : e;
+  }
+  return scale > 0 ? err / scale : err;
+}
+
+// Softmax attention forward and backward on doubles; `round` is applied after every stage (the
+// identity for the reference, round-to-16-bit for the naive composition).
+struct Composed {
+  std::vector<double> out, lse, dq, dk, dv, ds;
+};
+template <class R>
+Composed compose(const Case& c, const std::vector<double>& q, const std::vector<double>& k, const std::vector<double>& v,
+                 const std::vector<double>& bias, int64_t bias_bs, int64_t bias_hs, const std::vector<double>& dout,
+                 double scale, R round) {
+  const int64_t B = c.b, H = c.h, Hkv = c.hkv, Nq = c.nq, Nk = c.nk, D = c.d, Dv = c.dv, G = H / Hkv;
+  Composed r;
+  r.out.assign(B * H * Nq * Dv, 0); r.lse.assign(B * H * Nq, -INFINITY); r.dq.assign(B * H * Nq * D, 0);
+  r.dk.assign(B * Hkv * Nk * D, 0); r.dv.assign(B * Hkv * Nk * Dv, 0); r.ds.assign(B * H * Nq * Nk, 0);
+  std::vector<double> dk(r.dk.size(), 0), dv(r.dv.size(), 0);
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t len = c.lengths.empty() ? Nk : c.lengths[size_t(b)];
+    for (int64_t h = 0; h < H; ++h) {
+      const int64_t kh = b * Hkv + h / G, qh = b * H + h;
+      for (int64_t i = 0; i < Nq; ++i) {
+        int64_t e = len;
+        if (c.causal) e = std::max<int64_t>(0, std::min<int64_t>(len, i + len - Nq + 1));
+        if (e == 0) continue;
+        std::vector<double> s(static_cast<size_t>(e)), pr(static_cast<size_t>(e));
+        double mx = -INFINITY;
+        for (int64_t j = 0; j < e; ++j) {
+          double acc = 0;
+          for (int64_t x = 0; x < D; ++x) acc += q[(qh * Nq + i) * D + x] * k[(kh * Nk + j) * D + x];
+          acc *= scale;
+          if (!bias.empty()) acc += bias[b * bias_bs + h * bias_hs + i * Nk + j];
+          s[j] = round(acc);
+          mx = std::max(mx, s[j]);
+        }
+        double sum = 0;
+        for (int64_t j = 0; j < e; ++j) sum += std::exp(s[j] - mx);
+        r.lse[qh * Nq + i] = mx + std::log(sum);
+        for (int64_t j = 0; j < e; ++j) pr[j] = round(std::exp(s[j] - mx) / sum);
+        std::vector<double> o(static_cast<size_t>(Dv), 0.0);
+        for (int64_t x = 0; x < Dv; ++x) {
+          double acc = 0;
+          for (int64_t j = 0; j < e; ++j) acc += pr[j] * v[(kh * Nk + j) * Dv + x];
+          o[x] = round(acc);
+          r.out[(qh * Nq + i) * Dv + x] = o[x];
+        }
+        double drow = 0;
+        for (int64_t x = 0; x < Dv; ++x) drow += dout[(qh * Nq + i) * Dv + x] * o[x];
+        drow = round(drow);
+        std::vector<double> ds(static_cast<size_t>(e));
+        for (int64_t j = 0; j < e; ++j) {
+          double dp = 0;
+          for (int64_t x = 0; x < Dv; ++x) dp += dout[(qh * Nq + i) * Dv + x] * v[(kh * Nk + j) * Dv + x];
+          ds[j] = round(pr[j] * (round(dp) - drow));
+          r.ds[(qh * Nq + i) * Nk + j] = ds[j];
+        }
+        for (int64_t x = 0; x < D; ++x) {
+          double acc = 0;
+          for (int64_t j = 0; j < e; ++j) acc += ds[j] * k[(kh * Nk + j) * D + x];
+          r.dq[(qh * Nq + i) * D + x] = round(scale * acc);
+        }
+        for (int64_t j = 0; j < e; ++j) {
+          for (int64_t x = 0; x < D; ++x) dk[(kh * Nk + j) * D + x] += scale * ds[j] * q[(qh * Nq + i) * D + x];
+          for (int64_t x = 0; x < Dv; ++x) dv[(kh * Nk + j) * Dv + x] += pr[j] * dout[(qh * Nq + i) * Dv + x];
+        }
+      }
+    }
+  }
+  for (size_t i = 0; i < dk.size(); ++i) r.dk[i] = round(dk[i]);
+  for (size_t i = 0; i < dv.size(); ++i) r.dv[i] = round(dv[i]);
+  return r;
+}
+
+template <class H>
+void run_tc_case(const Case& c, uint64_t seed) {
+  const char* tname = H::kBf16 ? "BF16" : "F16";
+  char name[256];
+  snprintf(name, sizeof name, "%s b%lld h%lld/%lld nq%lld nk%lld d%lld dv%lld %s bias=%s len=%s", tname, (long long)c.b,
+           (long long)c.h, (long long)c.hkv, (long long)c.nq, (long long)c.nk, (long long)c.d, (long long)c.dv,
+           c.causal ? "causal" : "full", c.bias, c.lengths.empty() ? "-" : "yes");
+  std::mt19937_64 g(seed);
+  std::normal_distribution<double> nd(0.0, 1.0);
+  const int64_t B = c.b, Hh = c.h, Hkv = c.hkv, Nq = c.nq, Nk = c.nk, D = c.d, Dv = c.dv;
+  auto make = [&](int64_t n, double sc, std::vector<double>& val, std::vector<uint16_t>& bits) {
+    val.resize(size_t(n));
+    bits.resize(size_t(n));
+    for (int64_t i = 0; i < n; ++i) {
+      bits[i] = bits16<H>(nd(g) * sc);
+      val[i] = from16<H>(bits[i]);
+    }
+  };
+  std::vector<double> q, k, v, bias, dout;
+  std::vector<uint16_t> qb, kb, vb, biasb, doutb;
+  make(B * Hh * Nq * D, 1.0, q, qb);
+  make(B * Hkv * Nk * D, 1.0, k, kb);
+  make(B * Hkv * Nk * Dv, 1.0, v, vb);
+  const bool has_bias = std::string(c.bias) != "none";
+  const int64_t bb = has_bias && c.bias[0] == 'B' ? B : 1, bh = has_bias && c.bias[1] == 'H' ? Hh : 1;
+  if (has_bias) make(bb * bh * Nq * Nk, 0.7, bias, biasb);
+  make(B * Hh * Nq * Dv, 1.0, dout, doutb);
+  const int64_t bias_bs = bb > 1 ? bh * Nq * Nk : 0, bias_hs = bh > 1 ? Nq * Nk : 0;
+  const double scale = 1.0 / std::sqrt(double(D)) * 1.3;
+  std::vector<int64_t> lens = c.lengths;
+
+  const Composed ref = compose(c, q, k, v, bias, bias_bs, bias_hs, dout, scale, [](double x) { return x; });
+  const Composed naive = compose(c, q, k, v, bias, bias_bs, bias_hs, dout, scale, [](double x) { return to16<H>(x); });
+
+  AttentionParams p{};
+  p.dtype = H::kDtype;
+  p.batch = B; p.heads = Hh; p.kv_heads = Hkv; p.nq = Nq; p.nk = Nk; p.d = D; p.dv = Dv;
+  p.q = qb.data(); p.k = kb.data(); p.v = vb.data();
+  p.bias = has_bias ? biasb.data() : nullptr;
+  p.bias_bs = bias_bs; p.bias_hs = bias_hs;
+  p.key_lengths = lens.empty() ? nullptr : lens.data();
+  p.scale = scale;
+  p.causal = c.causal;
+  std::vector<uint16_t> out(size_t(B * Hh * Nq * Dv), 0x7fff), dq(size_t(B * Hh * Nq * D), 0), dk(size_t(B * Hkv * Nk * D), 0),
+      dv(size_t(B * Hkv * Nk * Dv), 0), ds(size_t(B * Hh * Nq * Nk), 0);
+  std::vector<float> lse(size_t(B * Hh * Nq), NAN);
+  std::vector<float> ws(size_t(mk::cuda::attention_workspace(p, 1) / 4 + 1), NAN);
+  AttentionParams f = p;
+  f.out0 = out.data(); f.out1 = lse.data();
+  const int st = mk::cuda::attention_forward(f, nullptr);
+  // a device without the shared memory of a pass must say "unsupported", not fail
+  const int64_t w = std::max<int64_t>(D, Dv);
+  using namespace mk::cuda;
+  const size_t need_fwd = w <= 64 ? FwdLayout<64>::bytes : w <= 128 ? FwdLayout<128>::bytes : FwdLayout<256>::bytes;
+  const size_t need_bwd = w <= 64    ? std::max(BwdQLayout<64>::bytes, BwdKvLayout<64>::bytes)
+                          : w <= 128 ? std::max(BwdQLayout<128>::bytes, BwdKvLayout<128>::bytes)
+                                     : std::max(BwdQLayout<256>::bytes, BwdKvLayout<256>::bytes);
+  const size_t optin = size_t(emu::config().optin);
+  if (need_fwd > optin) {
+    if (st != mk::KERNEL_UNSUPPORTED) { printf("FAIL %s: forward status %d, want unsupported\n", name, st); ++g_failures; }
+    else printf("  %s: forward unsupported on this device (as expected)\n", name);
+    return;
+  }
+  if (st) { printf("FAIL %s forward status %d\n", name, st); ++g_failures; return; }
+  AttentionParams bw = p;
+  bw.out = out.data(); bw.lse = lse.data(); bw.dout = doutb.data(); bw.workspace = ws.data();
+  bw.out0 = dq.data(); bw.out1 = dk.data(); bw.out2 = dv.data(); bw.out3 = has_bias ? ds.data() : nullptr;
+  const int sb = mk::cuda::attention_backward(bw, nullptr);
+  const bool bwd_ok = need_bwd <= optin;
+  if (!bwd_ok) {
+    if (sb != mk::KERNEL_UNSUPPORTED) { printf("FAIL %s: backward status %d, want unsupported\n", name, sb); ++g_failures; }
+  } else if (sb) {
+    printf("FAIL %s backward status %d\n", name, sb); ++g_failures; return;
+  }
+  auto widen = [](const std::vector<uint16_t>& x) {
+    std::vector<double> r(x.size());
+    for (size_t i = 0; i < x.size(); ++i) r[i] = from16<H>(x[i]);
+    return r;
+  };
+  std::vector<double> lse_d(lse.begin(), lse.end());
+  // lse: F32 from F32 scores; rows without keys are -inf in both
+  double lse_err = 0;
+  for (size_t i = 0; i < lse_d.size(); ++i) {
+    if (std::isinf(ref.lse[i]) || std::isinf(lse_d[i])) { if (ref.lse[i] != lse_d[i]) lse_err = INFINITY; continue; }
+    lse_err = std::max(lse_err, std::fabs(lse_d[i] - ref.lse[i]) / std::max(1.0, std::fabs(ref.lse[i])));
+  }
+  if (!(lse_err <= 1e-4)) { printf("FAIL %s lse err %.3g\n", name, lse_err); ++g_failures; }
+  struct Item { const char* what; std::vector<double> got; const std::vector<double>* r; const std::vector<double>* n; };
+  std::vector<Item> items = {{"out", widen(out), &ref.out, &naive.out}};
+  if (bwd_ok) {
+    items.push_back({"dq", widen(dq), &ref.dq, &naive.dq});
+    items.push_back({"dk", widen(dk), &ref.dk, &naive.dk});
+    items.push_back({"dv", widen(dv), &ref.dv, &naive.dv});
+    if (has_bias) items.push_back({"dS", widen(ds), &ref.ds, &naive.ds});
+  }
+  printf("  %-70s%s", name, bwd_ok ? "" : " (backward unsupported here)");
+  for (const Item& it : items) {
+    const double ek = rel_err(it.got, *it.r), en = rel_err(*it.n, *it.r);
+    const bool ok = ek <= 2 * en + 1e-6;
+    printf(" %s %.2e/%.2e%s", it.what, ek, en, ok ? "" : " FAIL");
+    if (!ok) ++g_failures;
+    g_worst_tc = std::max(g_worst_tc, en > 0 ? ek / en : 0.0);
+  }
+  printf("\n");
+}
+
 int main(int argc, char** argv) {
   if (argc > 1 && std::string(argv[1]) == "tiles") {
     mk::cuda::print_tiles();
@@ -247,13 +456,34 @@ int main(int argc, char** argv) {
       {1, 2, 2, 64, 64, 32, 32, false, "none", {}, 0x7 | 0x100},
       {1, 1, 1, 9, 11, 7, 9, false, "BH", {}, 0x10 | 0x100 | 0x200},
   };
-  if (quick) cases.resize(3);
+  const bool tc_only = argc > 4 && std::string(argv[4]) == "tc";
+  std::vector<Case> tc_cases = {
+      {1, 1, 1, 5, 5, 16, 16, false, "none", {}, ALL},
+      {2, 4, 2, 70, 33, 16, 8, false, "none", {}, ALL},
+      {2, 2, 2, 33, 70, 64, 64, true, "none", {}, ALL},
+      {1, 2, 1, 100, 100, 128, 128, true, "11", {}, ALL},
+      {2, 3, 3, 40, 97, 32, 24, false, "BH", {97 - 3, 40}, ALL},
+      {2, 2, 1, 65, 65, 256, 64, true, "1H", {62, 55}, ALL},   // D = 256: two column parts
+      {1, 1, 1, 130, 70, 16, 16, true, "none", {}, ALL},
+      {2, 1, 1, 6, 3, 4, 4, true, "none", {3, 0}, ALL},         // fully masked rows, a batch without keys
+      {1, 4, 1, 19, 23, 5, 3, true, "BH", {17}, ALL},            // odd head dims (no vector loads), GQA 4:1
+      {1, 2, 2, 21, 37, 256, 256, false, "BH", {30}, ALL},
+      {1, 1, 1, 40, 75, 200, 136, false, "none", {}, ALL},       // D = 200 padded to 256, Dv = 136
+  };
+  if (quick) { cases.resize(3); tc_cases.resize(3); }
+  if (tc_only) cases.clear();
   uint64_t seed = 1234;
   for (const Case& c : cases) {
     run_case<double>(c, seed);
     run_case<float>(c, seed);
     ++seed;
   }
+  for (const Case& c : tc_cases) {
+    run_tc_case<mk::cuda::Bf16>(c, seed);
+    run_tc_case<mk::cuda::Fp16>(c, seed);
+    ++seed;
+  }
+  printf("16-bit: worst kernel error / naive 16-bit composition error %.3f (criterion <= 2)\n", g_worst_tc);
   printf("order %d limits %d: %lld launches, %lld blocks, %d failures, worst rel err F32 %.3g F64 %.3g\n", order, limits,
          (long long)emu::config().launches, (long long)emu::config().blocks, g_failures, g_worst[0], g_worst[1]);
   return g_failures ? 1 : 0;

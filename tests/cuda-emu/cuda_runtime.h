@@ -10,6 +10,7 @@
 // configured opt-in shared-memory limit and cudaFuncSetAttribute, as on a device.
 // What it cannot show: timing, register pressure, the memory model beyond barrier ordering.
 #pragma once
+#include <immintrin.h>
 #include <ucontext.h>
 
 #include <algorithm>
@@ -26,7 +27,11 @@
 #include <utility>
 #include <vector>
 
+// kernels/cuda/mma.cuh: the MMA below instead of inline PTX, portable 16-bit conversions
+#define MK_CUDA_EMU 1
+
 struct uint3 { unsigned x, y, z; };
+struct alignas(16) uint4 { unsigned x, y, z, w; };
 struct dim3 {
   unsigned x = 1, y = 1, z = 1;
   dim3(unsigned a = 1, unsigned b = 1, unsigned c = 1) : x(a), y(b), z(c) {}
@@ -183,6 +188,47 @@ inline T __shfl_xor_sync(unsigned mask, T v, int lane_mask) {
   emu::warp_barrier();
   return r;
 }
+
+namespace emu {
+// mma.sync.aligned.m16n8k16.row.col.f32.{bf16,f16}: a warp-collective barrier like a shuffle. Each
+// lane deposits its registers, the 16 x 16 A and 16 x 8 B are rebuilt from the register layout of
+// the PTX ISA (see kernels/cuda/mma.cuh), and each lane computes its four accumulators in F32.
+inline void mma_m16n8k16(bool bf16, float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  static uint32_t regs_a[32][32][4], regs_b[32][32][2];
+  Sched& s = sched();
+  const int w = s.cur / 32, lane = s.cur % 32;
+  std::memcpy(regs_a[w][lane], a, sizeof a);
+  regs_b[w][lane][0] = b0;
+  regs_b[w][lane][1] = b1;
+  warp_barrier();
+  auto half = [bf16](uint32_t word, int hi) {
+    const uint16_t h = uint16_t(hi ? word >> 16 : word & 0xffffu);
+    if (!bf16) return _cvtsh_ss(h);
+    const uint32_t u = uint32_t(h) << 16;
+    float f;
+    std::memcpy(&f, &u, 4);
+    return f;
+  };
+  // A(row, k) and B(k, col) read straight from the lane and register that hold them
+  auto A = [&](int row, int k) {
+    return half(regs_a[w][4 * (row & 7) + ((k & 7) >> 1)][(row >> 3) + 2 * (k >> 3)], k & 1);
+  };
+  auto B = [&](int k, int col) { return half(regs_b[w][4 * col + ((k & 7) >> 1)][k >> 3], k & 1); };
+  const int g = lane >> 2, t = lane & 3;
+  float out[4];
+  for (int r = 0; r < 4; ++r) {
+    const int row = g + 8 * (r >> 1), col = 2 * t + (r & 1);
+    float acc = c[r];
+    for (int k = 0; k < 16; ++k) acc = std::fma(A(row, k), B(k, col), acc);
+    out[r] = acc;
+  }
+  warp_barrier();  // every lane has read the registers before any lane's next MMA overwrites them
+  for (int r = 0; r < 4; ++r) {
+    const float acc = out[r];
+    c[r] = acc;
+  }
+}
+}  // namespace emu
 
 inline cudaError_t cudaGetDevice(int* d) { *d = 0; return cudaSuccess; }
 inline cudaError_t cudaDeviceGetAttribute(int* v, cudaDeviceAttr a, int) {

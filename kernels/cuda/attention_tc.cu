@@ -1,0 +1,739 @@
+// Softmax attention in BF16 / F16 on tensor cores (sm_80+): forward and backward. The F32/F64
+// kernels and the double backward / JVP live in attention.cu; 16-bit double backward and JVP are
+// composed in Java over the F32 kernels. The CPU twin (kernels/cpu/attention.cpp) computes the
+// same function in F32 from the same 16-bit inputs and is the oracle.
+//
+//   S = scale q kᵀ + bias (masked)   P = softmax(S)   O = P v   lse = logsumexp(S)  (F32)
+//   q: [B, H, Nq, D]   k: [B, Hkv, Nk, D]   v: [B, Hkv, Nk, Dv]   16-bit, contiguous
+//   masks, bias and GQA as in mk/attention.h
+//
+// Precision (as FlashAttention 2): every product runs on m16n8k16 MMAs with 16-bit inputs and F32
+// accumulation; the softmax runs in F32 (exp2 of log2-scaled scores); P and dS are rounded to 16
+// bit as the A operand of the next product; l, m, lse and D = rowsum(dO ∘ O) stay F32.
+//
+// Work decomposition (no atomics: every output element has one owner block, deterministic):
+//   forward   blocks of 64 query rows (4 warps x 16 rows), key tiles of 64; online softmax in
+//             registers; O accumulates in registers (16 x DP per warp).
+//   backward  preprocess: D into the workspace (F32), a warp per row.
+//             dQ pass: blocks of 64 query rows; per key tile recompute S, P from lse, dP = dO Vᵀ,
+//             dS = P ∘ (dP − D); dQ += dS K; the full dS (bias gradient) is written here.
+//             dK/dV pass: blocks of 64 keys (4 warps x 16 keys) over the query heads of their KV
+//             head and query tiles of 32; Sᵀ = K Qᵀ, dPᵀ = V dOᵀ; dV += Pᵀ dO, dK += dSᵀ Q.
+//   Output columns of a backward block are capped at kMaxCols (register budget): head dims above
+//   128 split the dQ and dK/dV passes into column halves (S, dP recomputed per half).
+// Head dims: D, Dv ≤ 256, any value; the tiles are padded to DP ∈ {64, 128, 256} with zeros
+// (k-steps and n-blocks past D, Dv are skipped).
+#include <algorithm>
+#include <climits>
+#include <cmath>
+#include <cstdint>
+
+#include "attention_tc.cuh"
+#include "common.cuh"
+#include "mma.cuh"
+
+namespace mk {
+namespace cuda {
+namespace {
+
+struct TcTraits {
+  static constexpr int kWarps = 4;
+  static constexpr int kThreads = kWarps * 32;
+  static constexpr int kBlockQ = 16 * kWarps;  // query rows per block: forward, dQ pass
+  static constexpr int kBlockK = 64;           // keys per tile (forward, dQ) and per dK/dV block
+  static constexpr int kTileQ = 32;            // query rows per tile of the dK/dV pass
+  static constexpr int kPad = 8;               // 16-bit pad per shared row (16 bytes): conflict-free A/B reads
+  static constexpr int kMaxCols = 128;         // output columns per backward block
+};
+using TT = TcTraits;
+static_assert(TT::kBlockK == 16 * TT::kWarps, "the dK/dV pass gives each warp 16 keys of the block");
+static_assert(TT::kBlockK % 16 == 0 && TT::kTileQ % 16 == 0, "k-steps of P V and Pᵀ dO are 16 wide");
+static_assert((TT::kPad * 2) % 16 == 0, "shared rows stay 16-byte aligned");
+
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
+
+// Dynamic shared memory of every kernel in this file (the layouts below carve it).
+extern __shared__ __align__(16) unsigned char mk_attention_smem[];
+
+__device__ __forceinline__ uint16_t* smem16() { return reinterpret_cast<uint16_t*>(mk_attention_smem); }
+
+// Shared layouts in 16-bit elements. LD = DP + pad for row-major tiles of head-dim width; LT =
+// rows + pad for transposed tiles (one row per head-dim column).
+// Head dims above 128: Vᵀ takes K's place once S is computed (70 KB instead of 102 KB, so that
+// sm_86-class devices with 99 KB per block run it), at the price of two more barriers per tile.
+template <int DP>
+struct FwdLayout {
+  static constexpr bool kShareKV = DP > 128;
+  static constexpr int LD = DP + TT::kPad, LT = TT::kBlockK + TT::kPad;
+  static constexpr int q = 0;                                       // Q     [64][LD]
+  static constexpr int k = q + TT::kBlockQ * LD;                    // K     [64][LD]
+  static constexpr int vt = kShareKV ? k : k + TT::kBlockK * LD;    // Vᵀ    [DP][LT]
+  static constexpr int total = std::max(k + TT::kBlockK * LD, vt + DP * LT);
+  static constexpr size_t bytes = size_t(total) * 2;
+};
+
+template <int DP>
+struct BwdQLayout {
+  static constexpr int CW = DP < TT::kMaxCols ? DP : TT::kMaxCols;
+  static constexpr int LD = DP + TT::kPad, LT = TT::kBlockK + TT::kPad;
+  static constexpr int q = 0;                          // Q           [64][LD]
+  static constexpr int dout = q + TT::kBlockQ * LD;    // dO          [64][LD]
+  static constexpr int k = dout + TT::kBlockQ * LD;    // K           [64][LD]
+  static constexpr int v = k + TT::kBlockK * LD;       // V           [64][LD]
+  static constexpr int kt = v + TT::kBlockK * LD;      // K[:, cols]ᵀ [CW][LT]
+  static constexpr int total = kt + CW * LT;
+  static constexpr size_t bytes = size_t(total) * 2;
+};
+
+template <int DP>
+struct BwdKvLayout {
+  static constexpr int CW = DP < TT::kMaxCols ? DP : TT::kMaxCols;
+  static constexpr int LD = DP + TT::kPad, LT = TT::kTileQ + TT::kPad;
+  static constexpr int k = 0;                          // K            [64][LD]
+  static constexpr int v = k + TT::kBlockK * LD;       // V            [64][LD]
+  static constexpr int q = v + TT::kBlockK * LD;       // Q            [32][LD]
+  static constexpr int dout = q + TT::kTileQ * LD;     // dO           [32][LD]
+  static constexpr int qt = dout + TT::kTileQ * LD;    // Q[:, cols]ᵀ  [CW][LT]
+  static constexpr int dot = qt + CW * LT;             // dO[:, cols]ᵀ [CW][LT]
+  static constexpr int stats = dot + CW * LT;          // lse·log2e, D  2 x [32] F32
+  static constexpr int total = stats + 2 * TT::kTileQ * 2;
+  static constexpr size_t bytes = size_t(total) * 2;
+};
+static_assert(BwdKvLayout<64>::stats % 2 == 0, "F32 statistics 4-byte aligned");
+
+// One (batch, query head): base pointers and masking (as HeadView in attention.cu).
+struct TcHead {
+  const uint16_t *q, *k, *v, *bias, *out, *dout;
+  const float *lse, *drow;
+  int64_t nq, nk, len, off, base;
+  bool causal;
+  // exclusive bound of the keys row i sees
+  __device__ __forceinline__ int64_t key_end(int64_t i) const {
+    if (!causal) return len;
+    const int64_t e = i + off + 1;
+    return e < 0 ? 0 : (e > len ? len : e);
+  }
+  // first row that sees key j
+  __device__ __forceinline__ int64_t first_row(int64_t j) const {
+    if (!causal) return 0;
+    const int64_t r = j - off;
+    return r < 0 ? 0 : r;
+  }
+};
+
+__device__ __forceinline__ const uint16_t* at16(const void* base, int64_t off) {
+  return base ? static_cast<const uint16_t*>(base) + off : nullptr;
+}
+
+__device__ TcHead tc_head(const AttentionParams& p, int64_t b, int64_t h) {
+  const int64_t group = p.heads / p.kv_heads, hk = h / group;
+  const int64_t qh = b * p.heads + h, kh = b * p.kv_heads + hk;
+  TcHead x;
+  x.q = at16(p.q, qh * p.nq * p.d);
+  x.k = at16(p.k, kh * p.nk * p.d);
+  x.v = at16(p.v, kh * p.nk * p.dv);
+  x.bias = at16(p.bias, b * p.bias_bs + h * p.bias_hs);
+  x.out = at16(p.out, qh * p.nq * p.dv);
+  x.dout = at16(p.dout, qh * p.nq * p.dv);
+  x.lse = p.lse ? static_cast<const float*>(p.lse) + qh * p.nq : nullptr;
+  x.drow = p.workspace ? static_cast<const float*>(p.workspace) + qh * p.nq : nullptr;
+  x.nq = p.nq;
+  x.nk = p.nk;
+  x.len = p.key_lengths ? p.key_lengths[b] : p.nk;
+  x.off = x.len - p.nq;
+  x.base = qh * p.nq;
+  x.causal = p.causal != 0;
+  return x;
+}
+
+// ---- global -> shared tile loads; every thread of the block calls these -------------------------
+// Eight 16-bit values of row r, columns [c, c + 8) of a row-major [rows, width] matrix, zero past
+// `rows` or `width`; one 16-byte load when `vec` (16-byte aligned rows, width % 8 == 0).
+struct Eight {
+  uint16_t e[8];
+};
+
+__device__ __forceinline__ Eight load_eight(const uint16_t* src, int64_t width, int r, int rows, int c, bool vec) {
+  Eight x;
+  if (r < rows && vec && c + 8 <= width) {
+    const uint4 w = *reinterpret_cast<const uint4*>(src + int64_t(r) * width + c);
+    memcpy(x.e, &w, 16);
+  } else {
+#pragma unroll
+    for (int i = 0; i < 8; ++i) x.e[i] = (r < rows && c + i < width) ? src[int64_t(r) * width + c + i] : uint16_t(0);
+  }
+  return x;
+}
+
+// dst[r][c] = src[r][c0 + c], r < ROWS, c < COLS (row-major shared tile, leading dim ld)
+template <int ROWS, int COLS>
+__device__ void load_tile(uint16_t* dst, int ld, const uint16_t* src, int64_t width, int rows, int c0, bool vec) {
+  constexpr int chunks = COLS / 8;
+  for (int idx = threadIdx.x; idx < ROWS * chunks; idx += TT::kThreads) {
+    const int r = idx / chunks, c = (idx % chunks) * 8;
+    const Eight x = load_eight(src, width, r, rows, c0 + c, vec);
+    uint4 w;
+    memcpy(&w, x.e, 16);
+    *reinterpret_cast<uint4*>(dst + r * ld + c) = w;
+  }
+}
+
+// dst[c][r] = src[r][c0 + c], r < ROWS, c < COLS (transposed shared tile, leading dim ld). Consecutive
+// threads take consecutive rows, so the 16-bit shared stores of a warp fall in distinct banks.
+template <int ROWS, int COLS>
+__device__ void load_tile_t(uint16_t* dst, int ld, const uint16_t* src, int64_t width, int rows, int c0, bool vec) {
+  constexpr int chunks = COLS / 8;
+  for (int idx = threadIdx.x; idx < ROWS * chunks; idx += TT::kThreads) {
+    const int r = idx % ROWS, c = (idx / ROWS) * 8;
+    const Eight x = load_eight(src, width, r, rows, c0 + c, vec);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) dst[(c + i) * ld + r] = x.e[i];
+  }
+}
+
+__device__ __forceinline__ float quad_max(float v) {
+  v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 1));
+  return fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 2));
+}
+__device__ __forceinline__ float quad_sum(float v) {
+  v += __shfl_xor_sync(0xffffffffu, v, 1);
+  return v + __shfl_xor_sync(0xffffffffu, v, 2);
+}
+
+// ---- forward ------------------------------------------------------------------------------------
+// Block: (b, h, 64 query rows); warp w owns rows [16w, 16w + 16); lane (g, t) holds rows g and g + 8
+// of its warp: scores of keys 8nb + 2t + {0, 1} and output columns 8nb + 2t + {0, 1}.
+template <class H, int DP>
+__global__ void __launch_bounds__(TT::kThreads) tc_forward_kernel(const AttentionParams p, const int vec) {
+  using L = FwdLayout<DP>;
+  uint16_t* const sm = smem16();
+  uint16_t *qs = sm + L::q, *ks = sm + L::k, *vt = sm + L::vt;
+  const int64_t tiles = (p.nq + TT::kBlockQ - 1) / TT::kBlockQ;
+  const int64_t bh = blockIdx.x / tiles, q0 = (blockIdx.x % tiles) * TT::kBlockQ;
+  const TcHead x = tc_head(p, bh / p.heads, bh % p.heads);
+  const int lane = int(threadIdx.x) % 32, warp = int(threadIdx.x) / 32, g = lane >> 2, t = lane & 3;
+  const int R = int(std::min<int64_t>(TT::kBlockQ, p.nq - q0));
+  const int d = int(p.d), dv = int(p.dv);
+  const int ksteps = (d + 15) / 16, nblocks = (dv + 7) / 8;
+  const float sl2 = float(p.scale) * kLog2e;
+
+  load_tile<TT::kBlockQ, DP>(qs, L::LD, x.q + q0 * d, d, R, 0, vec != 0);
+  const int64_t row[2] = {q0 + warp * 16 + g, q0 + warp * 16 + g + 8};
+  int64_t kend[2];
+  for (int h = 0; h < 2; ++h) kend[h] = row[h] < p.nq ? x.key_end(row[h]) : 0;
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+  float o[DP / 8][4];
+#pragma unroll
+  for (int nb = 0; nb < DP / 8; ++nb)
+#pragma unroll
+    for (int r = 0; r < 4; ++r) o[nb][r] = 0.f;
+
+  const int64_t end = x.key_end(q0 + R - 1);  // the block's last row sees the most keys
+  const uint16_t* qw = qs + warp * 16 * L::LD;
+  for (int64_t j0 = 0; j0 < end; j0 += TT::kBlockK) {
+    const int C = int(std::min<int64_t>(TT::kBlockK, end - j0));
+    __syncthreads();  // the previous tile is consumed
+    load_tile<TT::kBlockK, DP>(ks, L::LD, x.k + j0 * d, d, C, 0, vec != 0);
+    if (!L::kShareKV) load_tile_t<TT::kBlockK, DP>(vt, L::LT, x.v + j0 * dv, dv, C, 0, vec != 0);
+    __syncthreads();
+    // S = Q Kᵀ
+    float s[TT::kBlockK / 8][4];
+#pragma unroll
+    for (int nb = 0; nb < TT::kBlockK / 8; ++nb)
+#pragma unroll
+      for (int r = 0; r < 4; ++r) s[nb][r] = 0.f;
+#pragma unroll
+    for (int kk = 0; kk < DP / 16; ++kk) {
+      if (kk < ksteps) {
+        uint32_t a[4];
+        load_a(a, qw, L::LD, kk * 16, g, t);
+#pragma unroll
+        for (int nb = 0; nb < TT::kBlockK / 8; ++nb) {
+          uint32_t b0, b1;
+          mma_b(b0, b1, ks, L::LD, nb * 8, kk * 16, g, t);
+          mma16816<H>(s[nb], a, b0, b1);
+        }
+      }
+    }
+    if (L::kShareKV) {  // K is consumed: Vᵀ takes its place
+      __syncthreads();
+      load_tile_t<TT::kBlockK, DP>(vt, L::LT, x.v + j0 * dv, dv, C, 0, vec != 0);
+      __syncthreads();
+    }
+    // scores in log2 units, masked; online softmax per row
+    float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int nb = 0; nb < TT::kBlockK / 8; ++nb)
+#pragma unroll
+      for (int r = 0; r < 4; ++r) {
+        const int hr = r >> 1;
+        const int64_t j = j0 + nb * 8 + 2 * t + (r & 1);
+        float v = -INFINITY;
+        if (j < kend[hr]) {
+          v = s[nb][r] * sl2;
+          if (x.bias) v += kLog2e * half_to_float<H>(x.bias[row[hr] * x.nk + j]);
+        }
+        s[nb][r] = v;
+        mx[hr] = fmaxf(mx[hr], v);
+      }
+    float corr[2], base[2];
+#pragma unroll
+    for (int hr = 0; hr < 2; ++hr) {
+      const float mn = fmaxf(m[hr], quad_max(mx[hr]));
+      base[hr] = mn == -INFINITY ? 0.f : mn;  // a row without keys so far: P = 0, no NaN
+      corr[hr] = exp2f(m[hr] - base[hr]);
+      m[hr] = mn;
+      l[hr] *= corr[hr];
+    }
+#pragma unroll
+    for (int nb = 0; nb < TT::kBlockK / 8; ++nb)
+#pragma unroll
+      for (int r = 0; r < 4; ++r) {
+        const float pv = exp2f(s[nb][r] - base[r >> 1]);
+        s[nb][r] = pv;
+        l[r >> 1] += pv;
+      }
+#pragma unroll
+    for (int nb = 0; nb < DP / 8; ++nb) {
+      o[nb][0] *= corr[0];
+      o[nb][1] *= corr[0];
+      o[nb][2] *= corr[1];
+      o[nb][3] *= corr[1];
+    }
+    // O += P V: P from the score registers, V from the transposed tile
+#pragma unroll
+    for (int kk = 0; kk < TT::kBlockK / 16; ++kk) {
+      uint32_t a[4];
+      acc_to_a<H>(a, s[2 * kk], s[2 * kk + 1]);
+#pragma unroll
+      for (int nb = 0; nb < DP / 8; ++nb) {
+        if (nb < nblocks) {
+          uint32_t b0, b1;
+          mma_b(b0, b1, vt, L::LT, nb * 8, kk * 16, g, t);
+          mma16816<H>(o[nb], a, b0, b1);
+        }
+      }
+    }
+  }
+  // reduce: out = O / l, lse = m + log l (F32, natural log)
+  uint16_t* out = static_cast<uint16_t*>(p.out0);
+#pragma unroll
+  for (int hr = 0; hr < 2; ++hr) {
+    const float lr = quad_sum(l[hr]);
+    const float inv = lr > 0.f ? 1.f / lr : 0.f;
+    const int64_t i = row[hr];
+    if (i < p.nq) {
+      if (out) {
+#pragma unroll
+        for (int nb = 0; nb < DP / 8; ++nb)
+#pragma unroll
+          for (int c = 0; c < 2; ++c) {
+            const int col = nb * 8 + 2 * t + c;
+            if (col < dv) out[(x.base + i) * dv + col] = float_to_half<H>(o[nb][2 * hr + c] * inv);
+          }
+      }
+      if (p.out1 && t == 0)
+        static_cast<float*>(p.out1)[x.base + i] = lr > 0.f ? (m[hr] + log2f(lr)) * kLn2 : -INFINITY;
+    }
+  }
+}
+
+// ---- backward -----------------------------------------------------------------------------------
+// Preprocess: D[r] = Σ_e dO[r, e] O[r, e] in F32, one warp per row.
+template <class H>
+__global__ void __launch_bounds__(TT::kThreads) tc_rowdot_kernel(int64_t rows, int width, const uint16_t* a,
+                                                                  const uint16_t* b, float* out) {
+  const int lane = int(threadIdx.x) % 32;
+  for (int64_t r = int64_t(blockIdx.x) * TT::kWarps + int(threadIdx.x) / 32; r < rows;
+       r += int64_t(gridDim.x) * TT::kWarps) {
+    float acc = 0.f;
+    for (int e = lane; e < width; e += 32) acc += half_to_float<H>(a[r * width + e]) * half_to_float<H>(b[r * width + e]);
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+    if (lane == 0) out[r] = acc;
+  }
+}
+
+// dQ pass. Block: (b, h, 64 query rows, column part); warps and lanes as in the forward. Per key
+// tile: S = Q Kᵀ, P = exp(S − lse), dP = dO Vᵀ, dS = P ∘ (dP − D); dQ[:, part] += dS K[:, part].
+// The column part 0 also writes the full dS (bias gradient) when asked.
+template <class H, int DP>
+__global__ void __launch_bounds__(TT::kThreads) tc_backward_query_kernel(const AttentionParams p, const int vec) {
+  using L = BwdQLayout<DP>;
+  constexpr int CW = L::CW, PARTS = DP / CW;
+  uint16_t* const sm = smem16();
+  uint16_t *qs = sm + L::q, *dos = sm + L::dout, *ks = sm + L::k, *vs = sm + L::v, *kt = sm + L::kt;
+  const int64_t tiles = (p.nq + TT::kBlockQ - 1) / TT::kBlockQ;
+  const int part = int(blockIdx.x % PARTS);
+  const int64_t tile = blockIdx.x / PARTS;
+  const int64_t bh = tile / tiles, q0 = (tile % tiles) * TT::kBlockQ;
+  const TcHead x = tc_head(p, bh / p.heads, bh % p.heads);
+  const int lane = int(threadIdx.x) % 32, warp = int(threadIdx.x) / 32, g = lane >> 2, t = lane & 3;
+  const int d = int(p.d), dv = int(p.dv), c0 = part * CW;
+  const int ksteps = (d + 15) / 16, vsteps = (dv + 15) / 16;
+  const int qblocks = p.out0 ? (std::min(CW, d - c0) + 7) / 8 : 0;  // dQ n-blocks of this part
+  uint16_t* dsfull = part == 0 ? static_cast<uint16_t*>(p.out3) : nullptr;
+  if (qblocks <= 0 && !dsfull) return;  // nothing to do for this part (uniform over the block)
+  const int R = int(std::min<int64_t>(TT::kBlockQ, p.nq - q0));
+  const float sl2 = float(p.scale) * kLog2e;
+
+  load_tile<TT::kBlockQ, DP>(qs, L::LD, x.q + q0 * d, d, R, 0, vec != 0);
+  load_tile<TT::kBlockQ, DP>(dos, L::LD, x.dout + q0 * dv, dv, R, 0, vec != 0);
+  const int64_t row[2] = {q0 + warp * 16 + g, q0 + warp * 16 + g + 8};
+  int64_t kend[2];
+  float lse2[2], drow[2];
+  for (int h = 0; h < 2; ++h) {
+    const bool in = row[h] < p.nq;
+    kend[h] = in ? x.key_end(row[h]) : 0;
+    lse2[h] = in ? x.lse[row[h]] * kLog2e : 0.f;
+    drow[h] = in ? x.drow[row[h]] : 0.f;
+  }
+  float dq[CW / 8][4];
+#pragma unroll
+  for (int nb = 0; nb < CW / 8; ++nb)
+#pragma unroll
+    for (int r = 0; r < 4; ++r) dq[nb][r] = 0.f;
+
+  const int64_t end = x.key_end(q0 + R - 1);
+  const uint16_t* qw = qs + warp * 16 * L::LD;
+  const uint16_t* dow = dos + warp * 16 * L::LD;
+  for (int64_t j0 = 0; j0 < end; j0 += TT::kBlockK) {
+    const int C = int(std::min<int64_t>(TT::kBlockK, end - j0));
+    __syncthreads();
+    load_tile<TT::kBlockK, DP>(ks, L::LD, x.k + j0 * d, d, C, 0, vec != 0);
+    load_tile<TT::kBlockK, DP>(vs, L::LD, x.v + j0 * dv, dv, C, 0, vec != 0);
+    if (qblocks > 0) load_tile_t<TT::kBlockK, CW>(kt, L::LT, x.k + j0 * d, d, C, c0, vec != 0);
+    __syncthreads();
+    float s[TT::kBlockK / 8][4], dp[TT::kBlockK / 8][4];
+#pragma unroll
+    for (int nb = 0; nb < TT::kBlockK / 8; ++nb)
+#pragma unroll
+      for (int r = 0; r < 4; ++r) s[nb][r] = dp[nb][r] = 0.f;
+#pragma unroll
+    for (int kk = 0; kk < DP / 16; ++kk) {
+      if (kk < ksteps) {
+        uint32_t a[4];
+        load_a(a, qw, L::LD, kk * 16, g, t);
+#pragma unroll
+        for (int nb = 0; nb < TT::kBlockK / 8; ++nb) {
+          uint32_t b0, b1;
+          mma_b(b0, b1, ks, L::LD, nb * 8, kk * 16, g, t);
+          mma16816<H>(s[nb], a, b0, b1);
+        }
+      }
+      if (kk < vsteps) {
+        uint32_t a[4];
+        load_a(a, dow, L::LD, kk * 16, g, t);
+#pragma unroll
+        for (int nb = 0; nb < TT::kBlockK / 8; ++nb) {
+          uint32_t b0, b1;
+          mma_b(b0, b1, vs, L::LD, nb * 8, kk * 16, g, t);
+          mma16816<H>(dp[nb], a, b0, b1);
+        }
+      }
+    }
+    // dS = P ∘ (dP − D), P = exp(S − lse); masked entries are 0
+#pragma unroll
+    for (int nb = 0; nb < TT::kBlockK / 8; ++nb)
+#pragma unroll
+      for (int r = 0; r < 4; ++r) {
+        const int hr = r >> 1;
+        const int64_t j = j0 + nb * 8 + 2 * t + (r & 1);
+        float ds = 0.f;
+        if (j < kend[hr]) {
+          float v = s[nb][r] * sl2;
+          if (x.bias) v += kLog2e * half_to_float<H>(x.bias[row[hr] * x.nk + j]);
+          ds = exp2f(v - lse2[hr]) * (dp[nb][r] - drow[hr]);
+        }
+        s[nb][r] = ds;
+        if (dsfull && row[hr] < p.nq && j < p.nk) dsfull[(x.base + row[hr]) * p.nk + j] = float_to_half<H>(ds);
+      }
+    // dQ[:, part] += dS K[:, part]
+#pragma unroll
+    for (int kk = 0; kk < TT::kBlockK / 16; ++kk) {
+      uint32_t a[4];
+      acc_to_a<H>(a, s[2 * kk], s[2 * kk + 1]);
+#pragma unroll
+      for (int nb = 0; nb < CW / 8; ++nb) {
+        if (nb < qblocks) {
+          uint32_t b0, b1;
+          mma_b(b0, b1, kt, L::LT, nb * 8, kk * 16, g, t);
+          mma16816<H>(dq[nb], a, b0, b1);
+        }
+      }
+    }
+  }
+  // reduce: dQ = scale · acc
+  uint16_t* dqo = static_cast<uint16_t*>(p.out0);
+  if (!dqo) return;
+  const float scale = float(p.scale);
+#pragma unroll
+  for (int hr = 0; hr < 2; ++hr) {
+    if (row[hr] >= p.nq) continue;
+#pragma unroll
+    for (int nb = 0; nb < CW / 8; ++nb)
+#pragma unroll
+      for (int c = 0; c < 2; ++c) {
+        const int col = c0 + nb * 8 + 2 * t + c;
+        if (col < d && col < c0 + CW) dqo[(x.base + row[hr]) * d + col] = float_to_half<H>(dq[nb][2 * hr + c] * scale);
+      }
+  }
+}
+
+// dK/dV pass. Block: (b, KV head, 64 keys, column part); warp w owns keys [16w, 16w + 16), lane
+// (g, t) keys g and g + 8 of them. Loops over the query heads of the KV head and over query tiles
+// of 32 rows (from the first row that sees the block's first key): Sᵀ = K Qᵀ, Pᵀ = exp(Sᵀ − lse),
+// dPᵀ = V dOᵀ, dSᵀ = Pᵀ ∘ (dPᵀ − D); dV[:, part] += Pᵀ dO[:, part], dK[:, part] += dSᵀ Q[:, part].
+template <class H, int DP>
+__global__ void __launch_bounds__(TT::kThreads) tc_backward_key_kernel(const AttentionParams p, const int vec) {
+  using L = BwdKvLayout<DP>;
+  constexpr int CW = L::CW, PARTS = DP / CW, TQ = TT::kTileQ;
+  uint16_t* const sm = smem16();
+  uint16_t *ks = sm + L::k, *vs = sm + L::v, *qs = sm + L::q, *dos = sm + L::dout, *qt = sm + L::qt,
+           *dot = sm + L::dot;
+  float* const lse_s = reinterpret_cast<float*>(sm + L::stats);
+  float* const d_s = lse_s + TQ;
+  const int64_t tiles = (p.nk + TT::kBlockK - 1) / TT::kBlockK;
+  const int part = int(blockIdx.x % PARTS);
+  const int64_t tile = blockIdx.x / PARTS;
+  const int64_t bk = tile / tiles, k0 = (tile % tiles) * TT::kBlockK;
+  const int64_t b = bk / p.kv_heads, hk = bk % p.kv_heads, group = p.heads / p.kv_heads;
+  const int lane = int(threadIdx.x) % 32, warp = int(threadIdx.x) / 32, g = lane >> 2, t = lane & 3;
+  const int d = int(p.d), dv = int(p.dv), c0 = part * CW;
+  const int ksteps = (d + 15) / 16, vsteps = (dv + 15) / 16;
+  const int kblocks = p.out1 ? (std::min(CW, d - c0) + 7) / 8 : 0;   // dK n-blocks of this part
+  const int vblocks = p.out2 ? (std::min(CW, dv - c0) + 7) / 8 : 0;  // dV n-blocks of this part
+  const int64_t len = p.key_lengths ? p.key_lengths[b] : p.nk;
+  if (k0 >= len || (kblocks <= 0 && vblocks <= 0)) return;  // padding keys: gradients stay 0
+  const int C = int(std::min<int64_t>(TT::kBlockK, p.nk - k0));
+  const float sl2 = float(p.scale) * kLog2e;
+
+  const uint16_t* kg = at16(p.k, bk * p.nk * d) + k0 * d;
+  const uint16_t* vg = at16(p.v, bk * p.nk * dv) + k0 * dv;
+  load_tile<TT::kBlockK, DP>(ks, L::LD, kg, d, C, 0, vec != 0);
+  load_tile<TT::kBlockK, DP>(vs, L::LD, vg, dv, C, 0, vec != 0);
+  const int64_t key[2] = {k0 + warp * 16 + g, k0 + warp * 16 + g + 8};
+  float dk[CW / 8][4], dvv[CW / 8][4];
+#pragma unroll
+  for (int nb = 0; nb < CW / 8; ++nb)
+#pragma unroll
+    for (int r = 0; r < 4; ++r) dk[nb][r] = dvv[nb][r] = 0.f;
+  const uint16_t* kw = ks + warp * 16 * L::LD;
+  const uint16_t* vw = vs + warp * 16 * L::LD;
+
+  for (int64_t hq = 0; hq < group; ++hq) {
+    const TcHead x = tc_head(p, b, hk * group + hq);
+    for (int64_t i0 = (x.first_row(k0) / TQ) * TQ; i0 < p.nq; i0 += TQ) {
+      const int R = int(std::min<int64_t>(TQ, p.nq - i0));
+      __syncthreads();  // the previous query tile is consumed (and K, V are loaded on the first)
+      load_tile<TQ, DP>(qs, L::LD, x.q + i0 * d, d, R, 0, vec != 0);
+      load_tile<TQ, DP>(dos, L::LD, x.dout + i0 * dv, dv, R, 0, vec != 0);
+      if (kblocks > 0) load_tile_t<TQ, CW>(qt, L::LT, x.q + i0 * d, d, R, c0, vec != 0);
+      if (vblocks > 0) load_tile_t<TQ, CW>(dot, L::LT, x.dout + i0 * dv, dv, R, c0, vec != 0);
+      for (int r = threadIdx.x; r < TQ; r += TT::kThreads) {
+        lse_s[r] = r < R ? x.lse[i0 + r] * kLog2e : 0.f;
+        d_s[r] = r < R ? x.drow[i0 + r] : 0.f;
+      }
+      __syncthreads();
+      float st[TQ / 8][4], dpt[TQ / 8][4];
+#pragma unroll
+      for (int nb = 0; nb < TQ / 8; ++nb)
+#pragma unroll
+        for (int r = 0; r < 4; ++r) st[nb][r] = dpt[nb][r] = 0.f;
+#pragma unroll
+      for (int kk = 0; kk < DP / 16; ++kk) {
+        if (kk < ksteps) {
+          uint32_t a[4];
+          load_a(a, kw, L::LD, kk * 16, g, t);
+#pragma unroll
+          for (int nb = 0; nb < TQ / 8; ++nb) {
+            uint32_t b0, b1;
+            mma_b(b0, b1, qs, L::LD, nb * 8, kk * 16, g, t);
+            mma16816<H>(st[nb], a, b0, b1);
+          }
+        }
+        if (kk < vsteps) {
+          uint32_t a[4];
+          load_a(a, vw, L::LD, kk * 16, g, t);
+#pragma unroll
+          for (int nb = 0; nb < TQ / 8; ++nb) {
+            uint32_t b0, b1;
+            mma_b(b0, b1, dos, L::LD, nb * 8, kk * 16, g, t);
+            mma16816<H>(dpt[nb], a, b0, b1);
+          }
+        }
+      }
+      // Pᵀ and dSᵀ (element (key, query)); masked entries are 0
+#pragma unroll
+      for (int nb = 0; nb < TQ / 8; ++nb)
+#pragma unroll
+        for (int r = 0; r < 4; ++r) {
+          const int qc = nb * 8 + 2 * t + (r & 1);
+          const int64_t i = i0 + qc, j = key[r >> 1];
+          float pv = 0.f;
+          if (i < p.nq && j < x.key_end(i)) {
+            float v = st[nb][r] * sl2;
+            if (x.bias) v += kLog2e * half_to_float<H>(x.bias[i * x.nk + j]);
+            pv = exp2f(v - lse_s[qc]);
+          }
+          st[nb][r] = pv;
+          dpt[nb][r] = pv * (dpt[nb][r] - d_s[qc]);
+        }
+#pragma unroll
+      for (int kk = 0; kk < TQ / 16; ++kk) {
+        uint32_t a[4];
+        if (vblocks > 0) {
+          acc_to_a<H>(a, st[2 * kk], st[2 * kk + 1]);
+#pragma unroll
+          for (int nb = 0; nb < CW / 8; ++nb) {
+            if (nb < vblocks) {
+              uint32_t b0, b1;
+              mma_b(b0, b1, dot, L::LT, nb * 8, kk * 16, g, t);
+              mma16816<H>(dvv[nb], a, b0, b1);
+            }
+          }
+        }
+        if (kblocks > 0) {
+          acc_to_a<H>(a, dpt[2 * kk], dpt[2 * kk + 1]);
+#pragma unroll
+          for (int nb = 0; nb < CW / 8; ++nb) {
+            if (nb < kblocks) {
+              uint32_t b0, b1;
+              mma_b(b0, b1, qt, L::LT, nb * 8, kk * 16, g, t);
+              mma16816<H>(dk[nb], a, b0, b1);
+            }
+          }
+        }
+      }
+    }
+  }
+  // reduce: dK = scale · acc, dV = acc
+  const float scale = float(p.scale);
+  uint16_t* dko = p.out1 ? static_cast<uint16_t*>(p.out1) + bk * p.nk * d : nullptr;
+  uint16_t* dvo = p.out2 ? static_cast<uint16_t*>(p.out2) + bk * p.nk * dv : nullptr;
+#pragma unroll
+  for (int hr = 0; hr < 2; ++hr) {
+    const int64_t j = key[hr];
+    if (j >= p.nk) continue;
+#pragma unroll
+    for (int nb = 0; nb < CW / 8; ++nb)
+#pragma unroll
+      for (int c = 0; c < 2; ++c) {
+        const int col = c0 + nb * 8 + 2 * t + c;
+        if (dko && col < d && col < c0 + CW) dko[j * d + col] = float_to_half<H>(dk[nb][2 * hr + c] * scale);
+        if (dvo && col < dv && col < c0 + CW) dvo[j * dv + col] = float_to_half<H>(dvv[nb][2 * hr + c]);
+      }
+  }
+}
+
+// ---- launchers -------------------------------------------------------------------------------------
+int optin_smem(size_t* bytes) {
+  int dev = 0, optin = 0;
+  cudaError_t e = cudaGetDevice(&dev);
+  if (e != cudaSuccess) return int(e);
+  e = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
+  if (e != cudaSuccess) return int(e);
+  *bytes = size_t(optin);
+  return 0;
+}
+
+template <class... KArgs, class... Args>
+int tc_launch(void (*kernel)(KArgs...), int64_t blocks, size_t smem, cudaStream_t stream, Args... args) {
+  if (blocks <= 0) return 0;
+  if (blocks > int64_t(INT_MAX)) return int(cudaErrorInvalidConfiguration);
+  size_t optin = 0;
+  if (int e = optin_smem(&optin)) return e;
+  // a device with less shared memory than the padded 16-bit tiles need (D > 128 on sm_86-class)
+  if (smem > optin) return KERNEL_UNSUPPORTED;
+  cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
+  if (e != cudaSuccess) return int(e);
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = dim3(unsigned(blocks), 1, 1);
+  cfg.blockDim = dim3(unsigned(TT::kThreads), 1, 1);
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = stream;
+  cfg.attrs = nullptr;
+  cfg.numAttrs = 0;
+  e = cudaLaunchKernelEx(&cfg, kernel, args...);
+  if (e != cudaSuccess) return int(e);
+  return last_error();
+}
+
+// 16-byte vector loads need every row start 16-byte aligned: aligned bases and widths % 8 == 0.
+int vector_ok(const AttentionParams& p) {
+  auto aligned = [](const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15) == 0; };
+  return p.d % 8 == 0 && p.dv % 8 == 0 && aligned(p.q) && aligned(p.k) && aligned(p.v) && aligned(p.out) &&
+         aligned(p.dout);
+}
+
+int padded_dim(const AttentionParams& p) {
+  const int64_t w = std::max(p.d, p.dv);
+  return w <= 64 ? 64 : w <= 128 ? 128 : 256;
+}
+
+template <class H, int DP>
+int forward_dp(const AttentionParams& p, cudaStream_t stream) {
+  const int64_t blocks = p.batch * p.heads * ((p.nq + TT::kBlockQ - 1) / TT::kBlockQ);
+  return tc_launch(tc_forward_kernel<H, DP>, blocks, FwdLayout<DP>::bytes, stream, p, vector_ok(p));
+}
+
+template <class H, int DP>
+int backward_dp(const AttentionParams& p, cudaStream_t stream) {
+  constexpr int parts = DP / BwdQLayout<DP>::CW;
+  const int vec = vector_ok(p);
+  if (p.out0 || p.out3) {
+    const int64_t blocks = p.batch * p.heads * ((p.nq + TT::kBlockQ - 1) / TT::kBlockQ) * parts;
+    if (int e = tc_launch(tc_backward_query_kernel<H, DP>, blocks, BwdQLayout<DP>::bytes, stream, p, vec)) return e;
+  }
+  if (p.out1 || p.out2) {
+    const int64_t blocks = p.batch * p.kv_heads * ((p.nk + TT::kBlockK - 1) / TT::kBlockK) * parts;
+    if (int e = tc_launch(tc_backward_key_kernel<H, DP>, blocks, BwdKvLayout<DP>::bytes, stream, p, vec)) return e;
+  }
+  return 0;
+}
+
+template <class H>
+int forward_t(const AttentionParams& p, cudaStream_t stream) {
+  switch (padded_dim(p)) {
+    case 64: return forward_dp<H, 64>(p, stream);
+    case 128: return forward_dp<H, 128>(p, stream);
+    default: return forward_dp<H, 256>(p, stream);
+  }
+}
+
+template <class H>
+int backward_t(const AttentionParams& p, cudaStream_t stream) {
+  const int64_t rows = p.batch * p.heads * p.nq;
+  const int64_t blocks = std::min<int64_t>((rows + TT::kWarps - 1) / TT::kWarps, 65535LL * 32);
+  if (int e = tc_launch(tc_rowdot_kernel<H>, blocks, 0, stream, rows, int(p.dv), static_cast<const uint16_t*>(p.out),
+                        static_cast<const uint16_t*>(p.dout), static_cast<float*>(p.workspace)))
+    return e;
+  switch (padded_dim(p)) {
+    case 64: return backward_dp<H, 64>(p, stream);
+    case 128: return backward_dp<H, 128>(p, stream);
+    default: return backward_dp<H, 256>(p, stream);
+  }
+}
+
+bool tc_supported(const AttentionParams& p) {
+  return (p.dtype == BF16 || p.dtype == F16) && p.d >= 1 && p.d <= 256 && p.dv >= 1 && p.dv <= 256 &&
+         p.heads >= 1 && p.kv_heads >= 1 && p.heads % p.kv_heads == 0;
+}
+
+}  // namespace
+
+int tc_attention_forward(const AttentionParams& p, void* stream) {
+  if (!tc_supported(p)) return int(cudaErrorInvalidValue);
+  return p.dtype == BF16 ? forward_t<Bf16>(p, as_stream(stream)) : forward_t<Fp16>(p, as_stream(stream));
+}
+
+int tc_attention_backward(const AttentionParams& p, void* stream) {
+  if (!tc_supported(p) || !p.workspace || !p.out || !p.dout || !p.lse) return int(cudaErrorInvalidValue);
+  return p.dtype == BF16 ? backward_t<Bf16>(p, as_stream(stream)) : backward_t<Fp16>(p, as_stream(stream));
+}
+
+int64_t tc_attention_workspace(const AttentionParams& p) { return 4 * p.batch * p.heads * p.nq; }
+
+}  // namespace cuda
+}  // namespace mk
