@@ -23,6 +23,7 @@
 #include "mk/cpu_tile.h"
 #include "mk/isa_ns.h"
 #include "mk/kernels.h"
+#include "mk/vec_math.h"
 
 namespace mk {
 namespace cpu {
@@ -208,6 +209,36 @@ int64_t row_blocks(int64_t n) {
 }
 
 // ---- forward ---------------------------------------------------------------------------------
+// One key tile of the online softmax: rows r < R of s (C keys, masked ones -inf) become
+// P = exp(s − m_new); the running max m, sum l and the output accumulator rows are updated.
+// Every row runs over the whole BK-wide tile (keys past C set to -inf first), so the max, exp and
+// sum loops have a constant trip count and fuse into one pass over a few registers; exp is the
+// vectorisable vmath::exp. (Measured 2026-12-02: with the generic loops, separate max / subtract /
+// exp / sum passes took ~40 % of the forward at D = 64.)
+template <class T>
+void online_softmax_tile(T* s, int64_t R, int64_t C, T* m, T* l, T* acc, int64_t dv) {
+  for (int64_t r = 0; r < R; ++r) {
+    T* sr = s + r * BK;
+    for (int64_t c = C; c < BK; ++c) sr[c] = neg_inf<T>();
+    const T mx = tile::max_n<T, BK>(sr);
+    const T mn = mx > m[r] ? mx : m[r];
+    if (mn == neg_inf<T>()) {  // no key so far for this row
+      std::fill_n(sr, BK, T(0));
+      continue;
+    }
+    const T corr = m[r] == neg_inf<T>() ? T(0) : vmath::exp(m[r] - mn);
+#pragma omp simd
+    for (int64_t c = 0; c < BK; ++c) sr[c] = vmath::exp(sr[c] - mn);  // exp(-inf) = 0
+    l[r] = l[r] * corr + tile::sum_n<T, BK>(sr);
+    if (corr != T(1)) {
+      T* ar = acc + r * dv;
+#pragma omp simd
+      for (int64_t e = 0; e < dv; ++e) ar[e] *= corr;
+    }
+    m[r] = mn;
+  }
+}
+
 template <class T>
 void forward(const AttentionParams& p, T* ws, int64_t per_thread) {
   const int64_t qb = row_blocks<T>(p.nq);
@@ -233,29 +264,7 @@ void forward(const AttentionParams& p, T* ws, int64_t per_thread) {
         const int64_t C = std::min(BK, end - c0);
         w.kt = tile_t(x.kp, p.d, c0);
         scores(x, r0, R, c0, C, w.kt, w.s);
-        for (int64_t r = 0; r < R; ++r) {
-          T* sr = w.s + r * BK;
-          T mx = neg_inf<T>();
-#pragma omp simd reduction(max : mx)
-          for (int64_t c = 0; c < C; ++c) mx = sr[c] > mx ? sr[c] : mx;
-          const T mn = mx > m[r] ? mx : m[r];
-          if (mn == neg_inf<T>()) {
-            std::fill_n(sr, C, T(0));
-            continue;
-          }
-          const T corr = m[r] == neg_inf<T>() ? T(0) : std::exp(m[r] - mn);
-          for (int64_t c = 0; c < C; ++c) sr[c] -= mn;
-          tile::exp_inplace(sr, C);
-          T sum = 0;
-#pragma omp simd reduction(+ : sum)
-          for (int64_t c = 0; c < C; ++c) sum += sr[c];
-          l[r] = l[r] * corr + sum;
-          if (corr != T(1)) {
-            T* ar = acc + r * p.dv;
-            for (int64_t e = 0; e < p.dv; ++e) ar[e] *= corr;
-          }
-          m[r] = mn;
-        }
+        online_softmax_tile(w.s, R, C, m, l, acc, p.dv);
         tile::gemm<T>(R, p.dv, C, T(1), w.s, BK, 1, x.v + c0 * p.dv, p.dv, acc, p.dv, true);
       }
       T* out = static_cast<T*>(p.out0) + ((b * p.heads + h) * p.nq + r0) * p.dv;
