@@ -16,6 +16,7 @@ import org.metakernels.tensor.DType;
 import org.metakernels.tensor.Device;
 import org.metakernels.tensor.Scope;
 import org.metakernels.tensor.Tensor;
+import org.metakernels.testing.HalfAttentionRef;
 
 /**
  * BF16 / F16 softmax attention on the CPU. The 16-bit kernels are the F32 kernels on the rounded
@@ -245,6 +246,43 @@ class AttentionHalfTest {
       assertTrue(e <= tol, "tangent of out: " + e);
       double[] a = j.lse().toDoubleArray(), ref = j32.lse().toDoubleArray();
       for (int i = 0; i < a.length; i++) assertEquals(ref[i], a[i], tol * (1 + Math.abs(ref[i])), "tangent of lse " + i);
+    }
+  }
+
+  @ParameterizedTest
+  @CsvSource({
+      // dtype, b, h, hkv, nq, nk, d, causal, padding, bias
+      "BF16, 2, 4, 2, 70, 133, 64, false, true, none",
+      "F16, 2, 4, 2, 133, 70, 64, true, false, 1H",
+      "BF16, 1, 2, 1, 100, 100, 128, true, true, full",
+      "F16, 1, 2, 2, 65, 191, 128, false, false, none",
+  })
+  void cpuTwinIsWithinTwiceTheNaive16BitErrorOfTheF64Reference(DType t, int b, int h, int hkv, int nq, int nk, int d,
+      boolean causal, boolean padding, String bias) {
+    try (Scope s = Scope.open()) {
+      Case c = makeCase(t, b, h, hkv, nq, nk, d, d, causal, bias, padding, 17L * nq + nk);
+      long[] lengths = null;
+      if (padding) {
+        lengths = new long[b];
+        for (int i = 0; i < b; i++) lengths[i] = Math.max(1, nk - 7 * i - 3);  // as makeCase
+      }
+      int biasB = bias.equals("full") ? b : 1;
+      HalfAttentionRef.Shape shape = new HalfAttentionRef.Shape(b, h, hkv, nq, nk, d, causal, lengths, biasB, h);
+      Tensor dout = rnd(t, 90, 1, b, h, nq, d);
+      double[] qa = c.q.toDoubleArray(), ka = c.k.toDoubleArray(), va = c.v.toDoubleArray();
+      double[] ba = c.bias == null ? null : c.bias.toDoubleArray(), da = dout.toDoubleArray();
+      double[][] ref = HalfAttentionRef.host(shape, qa, ka, va, ba, da, x -> x);
+      double[][] naive = HalfAttentionRef.host(shape, qa, ka, va, ba, da, HalfAttentionRef.rounder(t));
+      Tensor out = Attention.softmax(c.q, c.k, c.v, c.o);
+      List<Tensor> g = Autograd.grad(List.of(out), List.of(c.q, c.k, c.v), List.of(dout), false);
+      double[][] mine = {out.toDoubleArray(), g.get(0).toDoubleArray(), g.get(1).toDoubleArray(),
+          g.get(2).toDoubleArray()};
+      String[] names = {"out", "dq", "dk", "dv"};
+      for (int i = 0; i < 4; i++) {
+        double e = HalfAttentionRef.err(mine[i], ref[i]), en = HalfAttentionRef.err(naive[i], ref[i]);
+        assertTrue(e <= 2 * en + 1e-6, names[i] + ": error " + e + " vs naive " + en);
+        assertTrue(en > 0, names[i] + ": the naive composition should be inexact");
+      }
     }
   }
 
