@@ -5,7 +5,9 @@
 #   1. prints the GPU and the driver;
 #   2. runs the JUnit tests tagged "gpu" (each CUDA kernel against its CPU twin);
 #   3. runs the GPU JMH benchmarks (short iterations) and the PyTorch peers on the same shapes;
-#   4. copies the reports (JUnit, JMH JSON, peers JSON, hs_err logs) into $OUT when set.
+#   4. prints the softmax-attention TFLOP/s (metakernels and PyTorch SDPA, % of the 989 TFLOP/s
+#      BF16 peak) from those two JSON files (tflops.md);
+#   5. copies the reports (JUnit, JMH JSON, peers JSON, hs_err logs) into $OUT when set.
 # Every step runs even if an earlier one failed; the exit status is the tests'.
 set -uo pipefail
 out=${OUT:-benchmarks/gpu/out}
@@ -56,7 +58,10 @@ status=${PIPESTATUS[0]}
 
 log "GPU benchmarks (JMH)"
 if java -cp "$CP" org.openjdk.jmh.Main -l 2>/dev/null | grep -q 'Gpu'; then
-  timeout 150 java -cp "$CP" org.openjdk.jmh.Main 'Gpu' -f 1 -wi 2 -i 3 -w 1s -r 1s \
+  # 20 benchmark/parameter sets (F32 attention 6, BF16 attention 8, linear attention 6), one fork
+  # each: one 1 s warm-up and two 1 s iterations keep them inside the 150 s (GPU calls take
+  # milliseconds, so a 1 s iteration averages hundreds)
+  timeout 150 java -cp "$CP" org.openjdk.jmh.Main 'Gpu' -f 1 -wi 1 -i 2 -w 1s -r 1s \
     -rf json -rff "$out/jmh-gpu.json" 2>&1 | tail -40 | tee "$out/jmh-gpu.txt"
 else
   echo "no GPU JMH benchmarks on the classpath" | tee "$out/jmh-gpu.txt"
@@ -64,6 +69,9 @@ fi
 
 log "PyTorch peers"
 timeout 120 python3 benchmarks/gpu/peers.py --out "$out/peers.json" 2>&1 | tee "$out/peers.txt"
+
+log "softmax attention TFLOP/s"
+python3 benchmarks/gpu/tflops.py --jmh "$out/jmh-gpu.json" --peers "$out/peers.json" 2>&1 | tee "$out/tflops.md"
 
 cp hs_err_pid*.log "$out/" 2>/dev/null || true
 log "done (tests exit status $status)"

@@ -2,7 +2,8 @@
 """PyTorch peers for the GPU benchmarks, on the same shapes as the JMH GPU benchmarks.
 
 Softmax attention: scaled_dot_product_attention in BF16 with D = 128 and N up to 16k (forward,
-forward+backward; TFLOP/s and % of the H100's 989 TFLOP/s dense BF16 peak), and the double
+forward+backward; TFLOP/s and % of the H100's 989 TFLOP/s dense BF16 peak), the shapes of
+GpuAttentionBf16Bench ([4,16,4096,128], [1,16,16384,128]) among them, and the double
 backward in F32 through the math path (create_graph=True), which the fused SDPA kernels refuse.
 Linear attention (F32): causal forward and forward+backward at [4, 8, 4096, 64] through the
 masked quadratic form and a chunked cumsum form, non-causal at [16, 8, 1024, 64] through
@@ -96,6 +97,8 @@ def bench_sdpa(shape, causal, results, dtype=torch.bfloat16):
         out = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
         torch.autograd.grad(out, (q, k, v), g)
 
+    # the FlashAttention count (as benchmarks/gpu/tflops.py for the JMH runs): forward 4·B·H·N²·D,
+    # halved when causal; the backward 2.5× the forward, so forward+backward 3.5×
     flops = 4.0 * b * h * n * n * d * (0.5 if causal else 1.0)
     row = {"peer": "sdpa", "dtype": str(dtype).replace("torch.", ""), "shape": list(shape), "causal": causal}
     try:
@@ -104,6 +107,7 @@ def bench_sdpa(shape, causal, results, dtype=torch.bfloat16):
         row["forward_tflops"] = flops / row["forward_ms"] / 1e9
         row["forward_backward_tflops"] = 3.5 * flops / row["forward_backward_ms"] / 1e9
         row["forward_pct_of_989"] = 100 * row["forward_tflops"] / 989
+        row["forward_backward_pct_of_989"] = 100 * row["forward_backward_tflops"] / 989
     except RuntimeError as e:
         row["error"] = str(e).splitlines()[0]
         torch.cuda.empty_cache()

@@ -13,6 +13,12 @@
 //                      java/.../ops/Attention.java): row statistics C, D, E; query pass (for q,
 //                      dO and the bias); key pass (for k and v)
 //   jvp                one query pass: tO = Σ P tS v − (Σ P tS) O + P tv, tlse = Σ P tS
+//
+// BF16 / F16 (forward and backward only): q, k, v, out, dout are widened to F32 copies in the
+// workspace, the F32 kernels run on them (the bias is widened and the full dS rounded on the fly,
+// so no Nq×Nk buffer is needed), and out, dq, dk, dv are rounded to the 16-bit type (nearest
+// even). lse stays F32. The results are bit for bit those of the F32 kernels on the rounded
+// inputs, rounded. The double backward and the JVP refuse 16-bit types (native/ checks first).
 #include <omp.h>
 
 #include <algorithm>
@@ -23,6 +29,7 @@
 #include "mk/cpu_tile.h"
 #include "mk/isa_ns.h"
 #include "mk/kernels.h"
+#include "mk/scalar.h"
 #include "mk/vec_math.h"
 
 namespace mk {
@@ -40,6 +47,45 @@ struct AttentionTraits {
   }
 };
 
+// Size helpers, internal and in the ISA's inline namespace, so that each ISA build keeps its
+// own copy (see mk/isa_ns.h).
+MK_ISA_BEGIN
+namespace {
+
+// Bytes of workspace of the F32/F64 kernels (element size esize).
+int64_t plain_workspace_bytes(const AttentionParams& p, int threads, int64_t esize) {
+  const int64_t stats = 3 * p.batch * p.heads * p.nq;
+  const int64_t tiles = p.batch * p.kv_heads * ((p.nk + AttentionTraits::kBlockK - 1) / AttentionTraits::kBlockK);
+  const int64_t packed = 2 * tiles * AttentionTraits::kBlockK * (p.d + p.dv);  // k, v, gk, gv
+  return esize * (int64_t(threads) * AttentionTraits::scratch(p.d, p.dv) + stats + packed);
+}
+
+bool is_half(int dtype) { return dtype == BF16 || dtype == F16; }
+
+// The F32 copies a 16-bit call keeps after the F32 kernels' workspace, in floats, each region
+// rounded up to 16 floats (64 bytes): q, k, v, out, dout, dq, dk, dv.
+struct HalfRegions {
+  static constexpr int kCount = 8;
+  int64_t size[kCount];
+  explicit HalfRegions(const AttentionParams& p) {
+    const int64_t qd = p.batch * p.heads * p.nq * p.d, kd = p.batch * p.kv_heads * p.nk * p.d;
+    const int64_t kv = p.batch * p.kv_heads * p.nk * p.dv, ov = p.batch * p.heads * p.nq * p.dv;
+    const int64_t raw[kCount] = {qd, kd, kv, ov, ov, qd, kd, kv};
+    for (int i = 0; i < kCount; ++i) size[i] = (raw[i] + 15) / 16 * 16;
+  }
+  static int64_t base_bytes(const AttentionParams& p, int threads) {
+    return (plain_workspace_bytes(p, threads, 4) + 63) / 64 * 64;
+  }
+  int64_t floats() const {
+    int64_t n = 0;
+    for (int i = 0; i < kCount; ++i) n += size[i];
+    return n;
+  }
+};
+
+}  // namespace
+MK_ISA_END
+
 namespace MK_ISA_NS {
 namespace {
 
@@ -56,6 +102,8 @@ template <class T>
 struct Head {
   const T *q, *k, *v, *bias, *out, *dout, *lse, *gq, *gk, *gv, *gbias;
   const T *kp = nullptr, *vp = nullptr, *gkp = nullptr, *gvp = nullptr;  // packed tiles (see Packed)
+  const uint16_t* bias16 = nullptr;  // a 16-bit bias (16-bit calls; bias is null then)
+  int half = 0;                      // BF16 or F16 for a 16-bit call, else 0
   int64_t nq, nk, d, dv, len, off;
   bool causal;
   T scale;
@@ -82,7 +130,13 @@ Head<T> head(const AttentionParams& p, int64_t b, int64_t h) {
   x.q = at(p.q, qh * p.nq * p.d);
   x.k = at(p.k, kh * p.nk * p.d);
   x.v = at(p.v, kh * p.nk * p.dv);
-  x.bias = at(p.bias, b * p.bias_bs + h * p.bias_hs);
+  if (is_half(p.dtype)) {
+    x.bias = nullptr;
+    x.bias16 = p.bias ? static_cast<const uint16_t*>(p.bias) + (b * p.bias_bs + h * p.bias_hs) : nullptr;
+    x.half = p.dtype;
+  } else {
+    x.bias = at(p.bias, b * p.bias_bs + h * p.bias_hs);
+  }
   x.out = at(p.out, qh * p.nq * p.dv);
   x.dout = at(p.dout, qh * p.nq * p.dv);
   x.lse = at(p.lse, qh * p.nq);
@@ -140,6 +194,12 @@ void scores(const Head<T>& h, int64_t r0, int64_t R, int64_t c0, int64_t C, cons
     if (h.bias) {
       const T* br = h.bias + i * h.nk + c0;
       for (int64_t c = 0; c < C; ++c) sr[c] += br[c];
+    } else if (h.bias16) {
+      const uint16_t* br = h.bias16 + i * h.nk + c0;
+      if (h.half == BF16)
+        for (int64_t c = 0; c < C; ++c) sr[c] += T(bf16_bits_to_f32(br[c]));
+      else
+        for (int64_t c = 0; c < C; ++c) sr[c] += T(f16_bits_to_f32(br[c]));
     }
     for (int64_t c = std::max<int64_t>(e - c0, 0); c < C; ++c) sr[c] = neg_inf<T>();
   }
@@ -303,8 +363,20 @@ void tile_ds(const Head<T>& x, const Scratch<T>& w, int64_t r0, int64_t R, int64
 // The full dS (the bias gradient) for a tile. Masked entries are P·(dP − D) with P = 0, a zero
 // whose sign depends on dP − D; adding +0 makes every such zero +0, the value of entries no
 // tile reaches, so the result does not depend on which tiles a pass happens to cover.
+// `at` is the element offset of the tile in out3 (rows of ld = Nk); 16-bit calls round here.
 template <class T>
-void store_ds(const T* ds, int64_t R, int64_t C, T* full, int64_t ld) {
+void store_ds(const AttentionParams& p, const T* ds, int64_t R, int64_t C, int64_t at) {
+  const int64_t ld = p.nk;
+  if (is_half(p.dtype)) {
+    uint16_t* full = static_cast<uint16_t*>(p.out3) + at;
+    for (int64_t r = 0; r < R; ++r)
+      for (int64_t c = 0; c < C; ++c) {
+        const float x = float(ds[r * BK + c] + T(0));
+        full[r * ld + c] = p.dtype == BF16 ? f32_to_bf16_bits(x) : f32_to_f16_bits(x);
+      }
+    return;
+  }
+  T* full = static_cast<T*>(p.out3) + at;
   for (int64_t r = 0; r < R; ++r)
 #pragma omp simd
     for (int64_t c = 0; c < C; ++c) full[r * ld + c] = ds[r * BK + c] + T(0);
@@ -334,7 +406,7 @@ __attribute__((always_inline)) inline void key_block(const AttentionParams& p, S
       const int64_t R = std::min(BQ, p.nq - r0);
       tile_ds(x, w, r0, R, c0, C, Dh + r0);
       if (dq_base && p.out3)
-        store_ds(w.ds, R, C, static_cast<T*>(p.out3) + ((b * p.heads + h) * p.nq + r0) * p.nk + c0, p.nk);
+        store_ds(p, w.ds, R, C, ((b * p.heads + h) * p.nq + r0) * p.nk + c0);
       // dV += Pᵀ dO,  dK += scale dSᵀ q,  dQ += scale dS k
       if (p.out2) tile::gemm<T>(C, p.dv, R, T(1), w.s, 1, BK, x.dout + r0 * p.dv, p.dv, dv, p.dv, true);
       if (p.out1) tile::gemm<T>(C, p.d, R, x.scale, w.ds, 1, BK, x.q + r0 * p.d, p.d, dk, p.d, true);
@@ -397,10 +469,7 @@ void backward(const AttentionParams& p, T* ws, int64_t per_thread, T* Dall) {
           w.kt = tile_t(x.kp, p.d, c0);
           w.vt = tile_t(x.vp, p.dv, c0);
           tile_ds(x, w, r0, R, c0, C, D);
-          if (p.out3) {
-            T* full = static_cast<T*>(p.out3) + ((b * p.heads + h) * p.nq + r0) * p.nk + c0;
-            store_ds(w.ds, R, C, full, p.nk);
-          }
+          if (p.out3) store_ds(p, w.ds, R, C, ((b * p.heads + h) * p.nq + r0) * p.nk + c0);
           if (p.out0) tile::gemm<T>(R, p.d, C, x.scale, w.ds, BK, 1, x.k + c0 * p.d, p.d, dq, p.d, true);
         }
         if (p.out0) {
@@ -671,27 +740,93 @@ void run_jvp(const AttentionParams& in) {
   jvp<T>(l.p, l.scratch, l.per_thread);
 }
 
+// ---- BF16 / F16 ----------------------------------------------------------------------------------
+// n 16-bit values of type `dtype` to floats (null src: nothing).
+void widen(int dtype, const void* src, float* dst, int64_t n) {
+  if (!src) return;
+  const uint16_t* s = static_cast<const uint16_t*>(src);
+#pragma omp parallel for schedule(static) if (n >= 16384)
+  for (int64_t i = 0; i < n; ++i) dst[i] = dtype == BF16 ? bf16_bits_to_f32(s[i]) : f16_bits_to_f32(s[i]);
+}
+
+// n floats to 16-bit values of type `dtype`, rounded to nearest even (null dst: nothing).
+void narrow(int dtype, const float* src, void* dst, int64_t n) {
+  if (!dst) return;
+  uint16_t* d = static_cast<uint16_t*>(dst);
+#pragma omp parallel for schedule(static) if (n >= 16384)
+  for (int64_t i = 0; i < n; ++i) d[i] = dtype == BF16 ? f32_to_bf16_bits(src[i]) : f32_to_f16_bits(src[i]);
+}
+
+// A 16-bit forward (backward = false) or backward: F32 copies of the 16-bit operands in the
+// workspace after the F32 kernels' own, the F32 kernels on them, the results rounded. The copy
+// of the parameters keeps dtype = BF16/F16, which tells the kernels that the bias and the full
+// dS (out3) are 16-bit (read and rounded tile by tile); lse is F32 both ways.
+void run_half(const AttentionParams& in, bool backward_pass) {
+  const HalfRegions reg(in);
+  float* r[HalfRegions::kCount];
+  float* at = reinterpret_cast<float*>(static_cast<char*>(in.workspace) +
+                                       HalfRegions::base_bytes(in, omp_get_max_threads()));
+  for (int i = 0; i < HalfRegions::kCount; ++i) {
+    r[i] = at;
+    at += reg.size[i];
+  }
+  float *q = r[0], *k = r[1], *v = r[2], *o = r[3], *dout = r[4], *dq = r[5], *dk = r[6], *dv = r[7];
+  const int64_t qd = in.batch * in.heads * in.nq * in.d, kd = in.batch * in.kv_heads * in.nk * in.d;
+  const int64_t kv = in.batch * in.kv_heads * in.nk * in.dv, ov = in.batch * in.heads * in.nq * in.dv;
+  AttentionParams f = in;
+  widen(in.dtype, in.q, q, qd);
+  widen(in.dtype, in.k, k, kd);
+  widen(in.dtype, in.v, v, kv);
+  f.q = q;
+  f.k = k;
+  f.v = v;
+  if (!backward_pass) {
+    f.out0 = in.out0 ? o : nullptr;
+    run_forward<float>(f);
+    narrow(in.dtype, o, in.out0, ov);
+    return;
+  }
+  widen(in.dtype, in.out, o, ov);
+  widen(in.dtype, in.dout, dout, ov);
+  f.out = o;
+  f.dout = dout;
+  f.out0 = in.out0 ? dq : nullptr;
+  f.out1 = in.out1 ? dk : nullptr;
+  f.out2 = in.out2 ? dv : nullptr;
+  if (in.out0) std::fill_n(dq, qd, 0.f);
+  if (in.out1) std::fill_n(dk, kd, 0.f);
+  if (in.out2) std::fill_n(dv, kv, 0.f);
+  run_backward<float>(f);
+  narrow(in.dtype, dq, in.out0, qd);
+  narrow(in.dtype, dk, in.out1, kd);
+  narrow(in.dtype, dv, in.out2, kv);
+}
+
 }  // namespace
 
 int attention_forward(const AttentionParams& p, void*) {
   if (p.dtype == F32) run_forward<float>(p);
+  else if (is_half(p.dtype)) run_half(p, false);
   else run_forward<double>(p);
   return 0;
 }
 
 int attention_backward(const AttentionParams& p, void*) {
   if (p.dtype == F32) run_backward<float>(p);
+  else if (is_half(p.dtype)) run_half(p, true);
   else run_backward<double>(p);
   return 0;
 }
 
 int attention_backward_backward(const AttentionParams& p, void*) {
+  if (is_half(p.dtype)) return KERNEL_UNSUPPORTED;  // native/ refuses 16-bit types first
   if (p.dtype == F32) run_backward_backward<float>(p);
   else run_backward_backward<double>(p);
   return 0;
 }
 
 int attention_jvp(const AttentionParams& p, void*) {
+  if (is_half(p.dtype)) return KERNEL_UNSUPPORTED;  // native/ refuses 16-bit types first
   if (p.dtype == F32) run_jvp<float>(p);
   else run_jvp<double>(p);
   return 0;
@@ -720,12 +855,11 @@ int attention_backward_backward(const AttentionParams& p, void* s) {
 int attention_jvp(const AttentionParams& p, void* s) {
   return isa_level() >= 3 ? avx512::attention_jvp(p, s) : avx2::attention_jvp(p, s);
 }
+// 16-bit types: the F32 kernels' workspace, then F32 copies of q, k, v, out, dout, dq, dk, dv
+// (O((Nq + Nk)·D); the bias and the full dS are converted tile by tile).
 int64_t attention_workspace(const AttentionParams& p, int threads) {
-  const int64_t esize = p.dtype == F32 ? 4 : 8;
-  const int64_t stats = 3 * p.batch * p.heads * p.nq;
-  const int64_t tiles = p.batch * p.kv_heads * ((p.nk + AttentionTraits::kBlockK - 1) / AttentionTraits::kBlockK);
-  const int64_t packed = 2 * tiles * AttentionTraits::kBlockK * (p.d + p.dv);  // k, v, gk, gv
-  return esize * (int64_t(threads) * AttentionTraits::scratch(p.d, p.dv) + stats + packed);
+  if (is_half(p.dtype)) return HalfRegions::base_bytes(p, threads) + 4 * HalfRegions(p).floats();
+  return plain_workspace_bytes(p, threads, p.dtype == F32 ? 4 : 8);
 }
 #endif
 

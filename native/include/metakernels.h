@@ -151,7 +151,11 @@ int mk_linear_attention_momentum_forward(int device, int dtype, int64_t groups, 
  * broadcast). key_lengths (may be NULL; [B], on the tensors' device): keys j >= L_b are padding.
  * causal: query i sees keys j <= i + L_b - Nq (bottom-right aligned). Rows that see no key give
  * out = 0, lse = -inf. Tiled with an online softmax: no Nq x Nk buffer. Every pass takes a
- * workspace of mk_attention_softmax_workspace() bytes (O((Nq + Nk) D), never Nq x Nk). */
+ * workspace of mk_attention_softmax_workspace() bytes (O((Nq + Nk) D), never Nq x Nk).
+ * dtype: F32 or F64 for every pass; BF16 and F16 for the forward and the backward only (tensor
+ * cores on CUDA, F32 arithmetic inside): then q, k, v, bias, out, dout, dq, dk, dv and dbias_full
+ * are in that 16-bit type and lse is F32 ([B, H, Nq] floats). The backward-backward and the JVP
+ * refuse 16-bit types (MK_ERR_UNSUPPORTED): cast to F32 for those. */
 int64_t mk_attention_softmax_workspace(int device, int dtype, int64_t batch, int64_t heads,
                                        int64_t kv_heads, int64_t nq, int64_t nk, int64_t d, int64_t dv);
 /* out: [B, H, Nq, Dv]; lse: [B, H, Nq] (may be NULL). */

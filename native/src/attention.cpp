@@ -15,12 +15,13 @@ namespace {
 
 int threads_for(int device) { return device == MK_DEVICE_CPU ? omp_get_max_threads() : 1; }
 
-// Validates the arguments every pass shares and fills p. `op` names the entry point.
-int prepare(const char* op, const KernelTable* t, int device, int dtype, int64_t batch, int64_t heads,
+// Validates the arguments every pass shares and fills p. `op` names the entry point; `half`:
+// whether it accepts BF16/F16 (forward and backward; then lse is F32 and everything else 16-bit).
+int prepare(const char* op, bool half, const KernelTable* t, int device, int dtype, int64_t batch, int64_t heads,
             int64_t kv_heads, int64_t nq, int64_t nk, int64_t d, int64_t dv, const void* q, const void* k,
             const void* v, const void* bias, int64_t bias_bs, int64_t bias_hs, const int64_t* key_lengths,
             double scale, int causal, void* workspace, int64_t workspace_bytes, AttentionParams* p) {
-  MK_CHECK(check_float_dtype(op, device, dtype));
+  MK_CHECK(half ? check_float_or_half_dtype(op, device, dtype) : check_no_half_dtype(op, device, dtype));
   if (batch < 0 || heads < 1 || kv_heads < 1 || nq < 0 || nk < 0)
     return fail(MK_ERR_INVALID_ARGUMENT,
                 "%s: sizes batch %" PRId64 ", heads %" PRId64 ", kv_heads %" PRId64 ", nq %" PRId64 ", nk %" PRId64
@@ -107,7 +108,7 @@ int mk_attention_softmax_forward(int device, int dtype, int64_t batch, int64_t h
   const KernelTable* t = kernels_for(op, device);
   if (!t) return MK_ERR_NO_DEVICE;
   AttentionParams p;
-  MK_CHECK(prepare(op, t, device, dtype, batch, heads, kv_heads, nq, nk, d, dv, q, k, v, bias, bias_bs, bias_hs,
+  MK_CHECK(prepare(op, true, t, device, dtype, batch, heads, kv_heads, nq, nk, d, dv, q, k, v, bias, bias_bs, bias_hs,
                    key_lengths, scale, causal, workspace, workspace_bytes, &p));
   MK_CHECK(check_ptr(op, "out", out, batch * heads * nq * dv));
   if (batch * heads * nq == 0) return MK_OK;
@@ -126,7 +127,7 @@ int mk_attention_softmax_backward(int device, int dtype, int64_t batch, int64_t 
   const KernelTable* t = kernels_for(op, device);
   if (!t) return MK_ERR_NO_DEVICE;
   AttentionParams p;
-  MK_CHECK(prepare(op, t, device, dtype, batch, heads, kv_heads, nq, nk, d, dv, q, k, v, bias, bias_bs, bias_hs,
+  MK_CHECK(prepare(op, true, t, device, dtype, batch, heads, kv_heads, nq, nk, d, dv, q, k, v, bias, bias_bs, bias_hs,
                    key_lengths, scale, causal, workspace, workspace_bytes, &p));
   MK_CHECK(check_ptr(op, "out", out, batch * heads * nq * dv));
   MK_CHECK(check_ptr(op, "lse", lse, batch * heads * nq));
@@ -159,7 +160,7 @@ int mk_attention_softmax_backward_backward(int device, int dtype, int64_t batch,
   const KernelTable* t = kernels_for(op, device);
   if (!t) return MK_ERR_NO_DEVICE;
   AttentionParams p;
-  MK_CHECK(prepare(op, t, device, dtype, batch, heads, kv_heads, nq, nk, d, dv, q, k, v, bias, bias_bs, bias_hs,
+  MK_CHECK(prepare(op, false, t, device, dtype, batch, heads, kv_heads, nq, nk, d, dv, q, k, v, bias, bias_bs, bias_hs,
                    key_lengths, scale, causal, workspace, workspace_bytes, &p));
   MK_CHECK(check_ptr(op, "out", out, batch * heads * nq * dv));
   MK_CHECK(check_ptr(op, "lse", lse, batch * heads * nq));
@@ -195,7 +196,7 @@ int mk_attention_softmax_jvp(int device, int dtype, int64_t batch, int64_t heads
   const KernelTable* t = kernels_for(op, device);
   if (!t) return MK_ERR_NO_DEVICE;
   AttentionParams p;
-  MK_CHECK(prepare(op, t, device, dtype, batch, heads, kv_heads, nq, nk, d, dv, q, k, v, bias, bias_bs, bias_hs,
+  MK_CHECK(prepare(op, false, t, device, dtype, batch, heads, kv_heads, nq, nk, d, dv, q, k, v, bias, bias_bs, bias_hs,
                    key_lengths, scale, causal, workspace, workspace_bytes, &p));
   MK_CHECK(check_ptr(op, "out", out, batch * heads * nq * dv));
   MK_CHECK(check_ptr(op, "lse", lse, batch * heads * nq));

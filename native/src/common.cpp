@@ -43,6 +43,19 @@ int check_float_dtype(const char* op, int device, int dtype) {
               dtype_name(dtype), device == MK_DEVICE_CUDA ? "CUDA" : "the CPU");
 }
 
+int check_float_or_half_dtype(const char* op, int device, int dtype) {
+  if (dtype == MK_F32 || dtype == MK_F64 || dtype == MK_BF16 || dtype == MK_F16) return MK_OK;
+  return fail(MK_ERR_UNSUPPORTED, "%s: dtype %s is not supported on %s (expected F32, F64, BF16 or F16)", op,
+              dtype_name(dtype), device == MK_DEVICE_CUDA ? "CUDA" : "the CPU");
+}
+
+int check_no_half_dtype(const char* op, int device, int dtype) {
+  if (dtype == MK_BF16 || dtype == MK_F16)
+    return fail(MK_ERR_UNSUPPORTED, "%s: dtype %s is not supported on %s (F32/F64 only: cast 16-bit operands to F32)",
+                op, dtype_name(dtype), device == MK_DEVICE_CUDA ? "CUDA" : "the CPU");
+  return check_float_dtype(op, device, dtype);
+}
+
 int check_rank_shape(const char* op, int rank, const int64_t* shape) {
   if (rank < 0 || rank > kMaxRank)
     return fail(MK_ERR_INVALID_ARGUMENT, "%s: rank %d outside [0, %d]", op, rank, kMaxRank);

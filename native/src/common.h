@@ -31,6 +31,11 @@ std::string shape_str(int rank, const int64_t* shape);
 // Validation helpers: each returns MK_OK or fails with a message naming `op`.
 int check_device(const char* op, int device);
 int check_float_dtype(const char* op, int device, int dtype);
+// F32, F64, BF16 or F16 (only the entry points with 16-bit kernels: softmax-attention forward
+// and backward).
+int check_float_or_half_dtype(const char* op, int device, int dtype);
+// check_float_dtype with a message that says 16-bit types are refused by this op (F32/F64 only).
+int check_no_half_dtype(const char* op, int device, int dtype);
 int check_rank_shape(const char* op, int rank, const int64_t* shape);
 int check_strides(const char* op, const char* name, int rank, const int64_t* strides);
 int check_ptr(const char* op, const char* name, const void* p, int64_t numel);

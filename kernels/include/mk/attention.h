@@ -6,6 +6,8 @@
 //   key_lengths (optional, [B]): keys j >= L_b are padding
 //   causal: query i sees keys j <= i + (L_b - Nq) (bottom-right aligned)
 // Fully masked rows give out = 0 and lse = -inf.
+// dtype F32 / F64: every pointer in that type. BF16 / F16 (forward and backward only): every
+// tensor in that type except lse, which is F32 (see attention_workspace in mk/kernels.inc).
 #pragma once
 #include <cstdint>
 

@@ -8,6 +8,7 @@ import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
 import org.metakernels.runtime.MetakernelsException;
+import org.metakernels.tensor.DType;
 import org.metakernels.tensor.Scope;
 import org.metakernels.tensor.Tensor;
 
@@ -163,7 +164,7 @@ public final class Autograd {
   private static void deliverLeaf(Tensor leaf, Tensor g, Map<Tensor, Integer> wanted, Tensor[] result,
       boolean accumulateLeaves) {
     Integer idx = wanted.get(leaf);
-    if (idx != null) result[idx] = result[idx] == null ? g : result[idx].add(g);
+    if (idx != null) result[idx] = result[idx] == null ? g : plus(result[idx], g);
     if (accumulateLeaves && leaf.requiresGrad()) {
       try (GradMode.Guard off = GradMode.set(false)) {
         Tensor acc = leaf.grad();
@@ -171,6 +172,8 @@ public final class Autograd {
           Tensor copy = g.copyContiguous();
           Scope.transfer(copy.storage(), leaf.storage().owner());
           leaf.setGrad(copy);
+        } else if (acc.dtype().isHalf()) {  // summed in F32, rounded once
+          acc.copyFrom(acc.castTo(DType.F32).add(g.castTo(DType.F32)).castTo(acc.dtype()));
         } else {
           acc.addInPlace(g);
         }
@@ -180,7 +183,19 @@ public final class Autograd {
 
   private static void accumulate(Map<Node, Tensor[]> slots, Node node, int index, Tensor g) {
     Tensor[] s = slots.computeIfAbsent(node, n -> new Tensor[n.numOutputs()]);
-    s[index] = s[index] == null ? g : s[index].add(g);
+    s[index] = s[index] == null ? g : plus(s[index], g);
+  }
+
+  /**
+   * a + b for gradient accumulation (differentiable). BF16/F16 gradients, which no arithmetic
+   * op takes, are summed in F32 and rounded back.
+   */
+  private static Tensor plus(Tensor a, Tensor b) {
+    if (a.dtype().isHalf() || b.dtype().isHalf()) {
+      DType t = a.dtype();
+      return a.to(DType.F32).add(b.to(DType.F32)).to(t);
+    }
+    return a.add(b);
   }
 
   private static void countConsumers(Node root, Map<Node, Integer> consumers) {

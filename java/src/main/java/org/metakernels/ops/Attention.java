@@ -6,6 +6,7 @@ import org.metakernels.runtime.MkNative;
 import org.metakernels.runtime.Native;
 import org.metakernels.tensor.DType;
 import org.metakernels.tensor.Device;
+import org.metakernels.tensor.Scope;
 import org.metakernels.tensor.Tensor;
 
 /**
@@ -35,6 +36,20 @@ import org.metakernels.tensor.Tensor;
  * q̄ = scale(ḡS k + dS ĝk), k̄ = scale(ḡSᵀq + dSᵀĝq), v̄ = ḡdPᵀdO, dŌ = P ĝv + ḡdP v, b̄ = ḡS:
  * three tiled passes (row statistics, queries, keys). Third derivatives are not implemented
  * and fail loudly.
+ *
+ * <p>BF16 and F16. q, k, v (and the bias) may all be BF16 or all F16 (no mixing): the forward and
+ * the backward run fused 16-bit kernels (tensor cores on CUDA; F32 arithmetic inside, the results
+ * rounded to nearest even), the output and the gradients of q, k, v and the bias are in the
+ * 16-bit type, and the row log-sum-exp is F32. The double backward and {@link #jvp} have no
+ * 16-bit kernels: they cast their operands (q, k, v, bias, the saved output, dout, the
+ * cotangents or tangents) to F32, run the F32 fused kernels and cast the results back to the
+ * 16-bit type (the lse tangent stays F32), so {@code Autograd.grad(..., createGraph = true)}
+ * followed by a second grad works on 16-bit tensors.
+ *
+ * <pre>{@code
+ * Tensor qh = q.to(DType.BF16), kh = k.to(DType.BF16), vh = v.to(DType.BF16);   // requiresGrad as needed
+ * Attention.Output r = Attention.forward(qh, kh, vh, Attention.Options.causal());   // out BF16, lse F32
+ * }</pre>
  */
 public final class Attention {
   private Attention() {}
@@ -71,7 +86,10 @@ public final class Attention {
     }
   }
 
-  /** The output and the row log-sum-exp [B, H, Nq] (kept for the backward; not differentiable). */
+  /**
+   * The output and the row log-sum-exp [B, H, Nq] (kept for the backward; not differentiable;
+   * F32 when the inputs are BF16/F16).
+   */
   public record Output(Tensor out, Tensor lse) {}
 
   public static Tensor softmax(Tensor q, Tensor k, Tensor v) {
@@ -87,7 +105,7 @@ public final class Attention {
   public static Output forward(Tensor q, Tensor k, Tensor v, Options o) {
     Geometry g = new Geometry("attention", q, k, v, o);
     Tensor out = Tensor.empty(new long[] {g.b, g.h, g.nq, g.dv}, q.dtype(), q.device());
-    Tensor lse = Tensor.empty(new long[] {g.b, g.h, g.nq}, q.dtype(), q.device());
+    Tensor lse = Tensor.empty(new long[] {g.b, g.h, g.nq}, lseType(q.dtype()), q.device());
     Tensor ws = g.workspace();
     Native.check(MkNative.mk_attention_softmax_forward(g.device, g.dtype, g.b, g.h, g.hkv, g.nq, g.nk, g.d, g.dv,
         g.q.address(g.op), g.k.address(g.op), g.v.address(g.op), g.biasAddr(), g.biasBs, g.biasHs, g.lengthsAddr(),
@@ -103,6 +121,7 @@ public final class Attention {
    * recorded (createGraph), its own backward is the fused double-backward kernel.
    */
   static Tensor[] backward(Geometry g, Tensor q, Tensor k, Tensor v, Tensor bias, Tensor out, Tensor lse, Tensor dout) {
+    if (dout.dtype() != out.dtype()) dout = dout.to(out.dtype());  // (differentiable) cast of a foreign cotangent
     Tensor dO = dout.isContiguous() ? dout : dout.copyContiguous();
     boolean biasGrad = bias != null && bias.requiresGrad();
     Tensor dq = Tensor.empty(q.shape(), q.dtype(), q.device());
@@ -111,12 +130,13 @@ public final class Attention {
     Tensor dbFull = biasGrad ? Tensor.empty(new long[] {g.b, g.h, g.nq, g.nk}, q.dtype(), q.device()) : null;
     Tensor ws = g.workspace();
     String op = "attention_backward";
+    Tensor doutIn = dout;
     Native.check(MkNative.mk_attention_softmax_backward(g.device, g.dtype, g.b, g.h, g.hkv, g.nq, g.nk, g.d, g.dv,
         g.q.address(op), g.k.address(op), g.v.address(op), g.biasAddr(), g.biasBs, g.biasHs, g.lengthsAddr(), g.scale,
         g.causal ? 1 : 0, out.address(op), lse.address(op), dO.address(op), dq.address(op), dk.address(op),
         dv.address(op), dbFull == null ? 0L : dbFull.address(op), ws.address(op), g.wsBytes, 0L), g.context());
     Tensor[] outs = dbFull == null ? new Tensor[] {dq, dk, dv} : new Tensor[] {dq, dk, dv, dbFull};
-    Autograd.record(op, outs, new Tensor[] {q, k, v, bias, dout},
+    Autograd.record(op, outs, new Tensor[] {q, k, v, bias, doutIn},
         gr -> backwardBackward(g, q, k, v, bias, out, lse, dO, gr));
     Tensor db = dbFull == null ? null : dbFull.sumTo(bias.shape());
     return new Tensor[] {dq, dk, dv, db};
@@ -127,18 +147,22 @@ public final class Attention {
     String op = "attention_backward_backward";
     Tensor gdq = contiguousOrNull(cot[0]), gdk = contiguousOrNull(cot[1]), gdv = contiguousOrNull(cot[2]);
     Tensor gdb = cot.length > 3 ? contiguousOrNull(cot[3]) : null;
-    Tensor gq = Tensor.empty(q.shape(), q.dtype(), q.device());
-    Tensor gk = Tensor.empty(k.shape(), k.dtype(), k.device());
-    Tensor gv = Tensor.empty(v.shape(), v.dtype(), v.device());
-    Tensor gdout = Tensor.empty(dO.shape(), dO.dtype(), dO.device());
     boolean biasGrad = bias != null && bias.requiresGrad();
-    Tensor gbFull = biasGrad ? Tensor.empty(new long[] {g.b, g.h, g.nq, g.nk}, q.dtype(), q.device()) : null;
-    Tensor ws = g.workspace();
-    Native.check(MkNative.mk_attention_softmax_backward_backward(g.device, g.dtype, g.b, g.h, g.hkv, g.nq, g.nk, g.d,
-        g.dv, g.q.address(op), g.k.address(op), g.v.address(op), g.biasAddr(), g.biasBs, g.biasHs, g.lengthsAddr(),
-        g.scale, g.causal ? 1 : 0, out.address(op), lse.address(op), dO.address(op), addr(gdq, op), addr(gdk, op),
-        addr(gdv, op), addr(gdb, op), gq.address(op), gk.address(op), gv.address(op), gdout.address(op),
-        gbFull == null ? 0L : gbFull.address(op), ws.address(op), g.wsBytes, 0L), g.context());
+    Tensor[] r;
+    if (g.half) {
+      // no 16-bit kernel: the F32 one on F32 copies, the results rounded back
+      DType h = q.dtype();
+      try (Scope tmp = Scope.open()) {
+        Geometry g32 = g.asF32();
+        Tensor[] r32 = runBackwardBackward(g32, biasGrad, f32(out), lse, f32(dO), f32(gdq), f32(gdk), f32(gdv),
+            f32(gdb));
+        r = new Tensor[r32.length];
+        for (int i = 0; i < r32.length; i++) r[i] = r32[i] == null ? null : tmp.keep(r32[i].castTo(h));
+      }
+    } else {
+      r = runBackwardBackward(g, biasGrad, out, lse, dO, gdq, gdk, gdv, gdb);
+    }
+    Tensor gq = r[0], gk = r[1], gv = r[2], gdout = r[3], gbFull = r[4];
     Tensor[] outs = gbFull == null ? new Tensor[] {gq, gk, gv, gdout} : new Tensor[] {gq, gk, gv, gdout, gbFull};
     Autograd.record(op, outs, new Tensor[] {q, k, v, bias, dO, cot[0], cot[1], cot[2]}, gr -> {
       throw new UnsupportedOperationException(
@@ -149,10 +173,40 @@ public final class Attention {
     return new Tensor[] {gq, gk, gv, gb, gdout};
   }
 
+  /** The fused double-backward kernel (F32/F64): {gq, gk, gv, gdout, gbias full or null}. */
+  private static Tensor[] runBackwardBackward(Geometry g, boolean biasGrad, Tensor out, Tensor lse, Tensor dO,
+      Tensor gdq, Tensor gdk, Tensor gdv, Tensor gdb) {
+    String op = "attention_backward_backward";
+    Tensor gq = Tensor.empty(g.q.shape(), g.q.dtype(), g.dev);
+    Tensor gk = Tensor.empty(g.k.shape(), g.k.dtype(), g.dev);
+    Tensor gv = Tensor.empty(g.v.shape(), g.v.dtype(), g.dev);
+    Tensor gdout = Tensor.empty(dO.shape(), dO.dtype(), g.dev);
+    Tensor gbFull = biasGrad ? Tensor.empty(new long[] {g.b, g.h, g.nq, g.nk}, g.q.dtype(), g.dev) : null;
+    Tensor ws = g.workspace();
+    Native.check(MkNative.mk_attention_softmax_backward_backward(g.device, g.dtype, g.b, g.h, g.hkv, g.nq, g.nk, g.d,
+        g.dv, g.q.address(op), g.k.address(op), g.v.address(op), g.biasAddr(), g.biasBs, g.biasHs, g.lengthsAddr(),
+        g.scale, g.causal ? 1 : 0, out.address(op), lse.address(op), dO.address(op), addr(gdq, op), addr(gdk, op),
+        addr(gdv, op), addr(gdb, op), gq.address(op), gk.address(op), gv.address(op), gdout.address(op),
+        gbFull == null ? 0L : gbFull.address(op), ws.address(op), g.wsBytes, 0L), g.context());
+    return new Tensor[] {gq, gk, gv, gdout, gbFull};
+  }
+
+  /** The dtype of the row log-sum-exp: F32 for 16-bit inputs, else the inputs' dtype. */
+  static DType lseType(DType t) {
+    return t.isHalf() ? DType.F32 : t;
+  }
+
+  /** A raw (unrecorded) F32 copy, or null. */
+  private static Tensor f32(Tensor t) {
+    return t == null ? null : t.dtype() == DType.F32 ? t : t.castTo(DType.F32);
+  }
+
   /**
    * Forward-mode product: the tangent of the output (and of the row log-sum-exp) for tangents of
    * q, k, v and the bias (any may be null). One fused pass: tO = Σ P tS v − (Σ P tS) O + P tv
-   * with tS = scale(tq kᵀ + q tkᵀ) + tbias. Not recorded for reverse mode.
+   * with tS = scale(tq kᵀ + q tkᵀ) + tbias. Not recorded for reverse mode. For BF16/F16 inputs
+   * (tangents of the same type) the forward runs in 16 bit, the product on F32 copies with the F32
+   * kernel; the output tangent is rounded to the 16-bit type, the lse tangent is F32.
    */
   public static Output jvp(Tensor q, Tensor k, Tensor v, Options o, Tensor tq, Tensor tk, Tensor tv, Tensor tbias) {
     Output f;
@@ -169,15 +223,23 @@ public final class Attention {
       checkLike(g.op, "tbias", tbias, o.bias());
       tb = tbias.expand(g.b, g.h, g.nq, g.nk).contiguous();
     }
-    Tensor tout = Tensor.empty(f.out().shape(), q.dtype(), q.device());
-    Tensor tlse = Tensor.empty(f.lse().shape(), q.dtype(), q.device());
+    if (!g.half) return runJvp(g, f.out(), f.lse(), contiguousOrNull(tq), contiguousOrNull(tk), contiguousOrNull(tv), tb);
+    // no 16-bit kernel: the F32 one on F32 copies, the output tangent rounded back
+    try (Scope tmp = Scope.open()) {
+      Output r = runJvp(g.asF32(), f32(f.out()), f.lse(), f32(tq), f32(tk), f32(tv), f32(tb));
+      return new Output(tmp.keep(r.out().castTo(q.dtype())), tmp.keep(r.lse()));
+    }
+  }
+
+  private static Output runJvp(Geometry g, Tensor out, Tensor lse, Tensor tq, Tensor tk, Tensor tv, Tensor tb) {
+    Tensor tout = Tensor.empty(out.shape(), g.q.dtype(), g.dev);
+    Tensor tlse = Tensor.empty(lse.shape(), g.q.dtype(), g.dev);
     Tensor ws = g.workspace();
     String op = g.op;
     Native.check(MkNative.mk_attention_softmax_jvp(g.device, g.dtype, g.b, g.h, g.hkv, g.nq, g.nk, g.d, g.dv,
         g.q.address(op), g.k.address(op), g.v.address(op), g.biasAddr(), g.biasBs, g.biasHs, g.lengthsAddr(), g.scale,
-        g.causal ? 1 : 0, f.out().address(op), f.lse().address(op), addr(contiguousOrNull(tq), op),
-        addr(contiguousOrNull(tk), op), addr(contiguousOrNull(tv), op), addr(tb, op), tout.address(op),
-        tlse.address(op), ws.address(op), g.wsBytes, 0L), g.context());
+        g.causal ? 1 : 0, out.address(op), lse.address(op), addr(tq, op), addr(tk, op), addr(tv, op), addr(tb, op),
+        tout.address(op), tlse.address(op), ws.address(op), g.wsBytes, 0L), g.context());
     return new Output(tout, tlse);
   }
 
@@ -201,14 +263,13 @@ public final class Attention {
     final Tensor q, k, v, bias, lengths;
     final long b, h, hkv, nq, nk, d, dv, biasBs, biasHs, wsBytes;
     final double scale;
-    final boolean causal;
+    final boolean causal, half;
     final int device, dtype;
     final Device dev;
 
     Geometry(String op, Tensor q, Tensor k, Tensor v, Options o) {
       this.op = op;
-      Checks.compatible(op, q, k);
-      Checks.compatible(op, q, v);
+      operands(op, q, k, v, o.bias());
       if (q.rank() != 4 || k.rank() != 4 || v.rank() != 4)
         throw new MetakernelsException(op + ": expected q [B, H, Nq, D], k [B, Hkv, Nk, D], v [B, Hkv, Nk, Dv], got "
             + Checks.shapes(q, k, v));
@@ -235,9 +296,9 @@ public final class Attention {
       dev = q.device();
       device = dev.code;
       dtype = q.dtype().code;
+      half = q.dtype().isHalf();
       Tensor bb = o.bias();
       if (bb != null) {
-        Checks.compatible(op, q, bb);
         long[] bsh = bb.shape();
         if (bb.rank() != 4 || (bsh[0] != 1 && bsh[0] != b) || (bsh[1] != 1 && bsh[1] != h) || bsh[2] != nq
             || bsh[3] != nk)
@@ -265,6 +326,34 @@ public final class Attention {
       long ws = MkNative.mk_attention_softmax_workspace(device, dtype, b, h, hkv, nq, nk, d, dv);
       if (ws < 0) Native.check(Native.ERR_NO_DEVICE, op);
       wsBytes = ws;
+    }
+
+    /** The same call on F32 copies of q, k, v and the bias (raw casts, not recorded). */
+    Geometry asF32() {
+      Tensor b32 = bias == null ? null : f32(bias);
+      return new Geometry(op, f32(q), f32(k), f32(v), new Options(scale, causal, lengths, b32));
+    }
+
+    /**
+     * q, k, v and the bias: open, on one device, and all of one floating-point type (F32, F64,
+     * BF16 or F16).
+     */
+    static void operands(String op, Tensor q, Tensor k, Tensor v, Tensor bias) {
+      q.address(op);
+      k.address(op);
+      v.address(op);
+      if (bias != null) bias.address(op);
+      DType t = q.dtype();
+      boolean same = k.dtype() == t && v.dtype() == t && (bias == null || bias.dtype() == t);
+      if (!t.isFloatingPoint() || !same)
+        throw new MetakernelsException(op + ": q, k, v" + (bias == null ? "" : " and the bias")
+            + " must have one dtype, F32, F64, BF16 or F16, got " + Checks.shapes(q, k, v)
+            + (bias == null ? "" : ", bias " + bias.describe()));
+      boolean oneDevice = k.device() == q.device() && v.device() == q.device()
+          && (bias == null || bias.device() == q.device());
+      if (!oneDevice)
+        throw new MetakernelsException(op + ": device mismatch " + Checks.shapes(q, k, v)
+            + (bias == null ? "" : ", bias " + bias.describe()));
     }
 
     Tensor workspace() {

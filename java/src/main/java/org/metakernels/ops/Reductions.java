@@ -124,6 +124,7 @@ public final class Reductions {
   public static Tensor sumTo(Tensor x, long[] target) {
     long[] shape = x.shape();
     if (Arrays.equals(shape, target)) return x;
+    if (x.dtype().isHalf()) return sumTo(x.to(DType.F32), target).to(x.dtype());  // summed in F32
     int lead = shape.length - target.length;
     if (lead < 0) throw new MetakernelsException("sumTo: " + x.describe() + " cannot sum to " + Arrays.toString(target));
     int[] dims = new int[shape.length];

@@ -146,7 +146,7 @@ public final class Views {
   public static Tensor cast(Tensor x, DType type) {
     x.address("cast");
     Tensor y = x.castTo(type);
-    if (!x.dtype().isFloating() || !type.isFloating()) return y;
+    if (!x.dtype().isFloatingPoint() || !type.isFloatingPoint()) return y;
     DType from = x.dtype();
     return Autograd.record("cast", y, new Tensor[] {x}, g -> new Tensor[] {g[0].to(from)});
   }

@@ -1,9 +1,22 @@
 package org.metakernels.tensor;
 
 /**
- * Element types. F32 and F64 compute on the CPU; F32 (and F64 for dense ops) on CUDA, with BF16
- * and F16 as storage types there (cast to F32 to compute). I64 holds indices (targets, argmax,
- * gather/index-select positions) and takes part in no arithmetic.
+ * Element types. F32 and F64 are the arithmetic types: every op computes in them, on the CPU and
+ * on CUDA. BF16 and F16 are storage types on both devices: tensors of them can be created
+ * ({@link Tensor#zeros}, {@link Tensor#randn}, which samples in F32 and rounds), copied, viewed,
+ * moved between devices, read back ({@link Tensor#toFloatArray}) and cast ({@link Tensor#to(DType)},
+ * differentiable between all four floating-point types), and they can require gradients; the
+ * ops that compute on them directly are softmax attention's forward and backward
+ * ({@link org.metakernels.ops.Attention}, F32 arithmetic inside, tensor cores on CUDA) and the
+ * gradient bookkeeping of autograd (sums of 16-bit gradients go through F32). Every other op
+ * refuses them: cast to F32 first. I64 holds indices (targets, argmax, gather/index-select
+ * positions) and takes part in no arithmetic.
+ *
+ * <pre>{@code
+ * Tensor q = Tensor.randn(new long[] {2, 8, 1024, 64}, DType.BF16, Device.CUDA, 1L);   // BF16
+ * Tensor o = Attention.softmax(q, q, q, Attention.Options.causal());               // BF16 [2, 8, 1024, 64]
+ * float[] host = o.toFloatArray();
+ * }</pre>
  */
 public enum DType {
   F32(0, 4),
@@ -25,5 +38,15 @@ public enum DType {
   /** True for the types arithmetic ops accept (F32, F64). */
   public boolean isFloating() {
     return this == F32 || this == F64;
+  }
+
+  /** True for the 16-bit storage types BF16 and F16. */
+  public boolean isHalf() {
+    return this == BF16 || this == F16;
+  }
+
+  /** True for every floating-point type (F32, F64, BF16, F16): those that can carry gradients. */
+  public boolean isFloatingPoint() {
+    return isFloating() || isHalf();
   }
 }

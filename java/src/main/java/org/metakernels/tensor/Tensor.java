@@ -112,8 +112,14 @@ public final class Tensor implements AutoCloseable {
   }
 
   private static Tensor random(long[] shape, DType dtype, Device device, long seed, int dist, double a, double b) {
-    if (!dtype.isFloating())
+    if (!dtype.isFloatingPoint())
       throw new MetakernelsException("random: dtype " + dtype + " is not floating point");
+    if (dtype.isHalf()) {  // sampled in F32 (the same values on both devices), then rounded
+      try (Scope tmp = Scope.open()) {
+        Tensor f = random(shape, DType.F32, device, seed, dist, a, b);
+        return tmp.keep(f.castTo(dtype));
+      }
+    }
     Tensor t = empty(shape, dtype, device);
     Native.check(MkNative.mk_tensor_random_forward(device.code, dtype.code, dist, t.numel(), t.address("random"),
         seed, a, b, t.stream()), "random " + Arrays.toString(shape));
@@ -282,7 +288,7 @@ public final class Tensor implements AutoCloseable {
   public String toString() {
     if (isClosed()) return "Tensor(" + describe() + ", freed)";
     StringBuilder sb = new StringBuilder("Tensor(").append(describe());
-    if (numel() <= 16 && dtype != DType.BF16 && dtype != DType.F16) {
+    if (numel() <= 16) {
       sb.append(", ").append(dtype == DType.I64 ? Arrays.toString(toLongArray()) : Arrays.toString(toDoubleArray()));
     }
     if (requiresGrad()) sb.append(", requiresGrad");
@@ -302,7 +308,7 @@ public final class Tensor implements AutoCloseable {
     if (gradFn != null && !flag)
       throw new MetakernelsException("requiresGrad(false): " + describe() + " is the result of '" + gradFn.name()
           + "'; use detach()");
-    if (flag && !dtype.isFloating())
+    if (flag && !dtype.isFloatingPoint())
       throw new MetakernelsException("requiresGrad: " + describe() + " is not floating point");
     this.requiresGrad = flag;
     return this;
@@ -405,7 +411,11 @@ public final class Tensor implements AutoCloseable {
     return Views.toDevice(this, device);
   }
 
-  /** A copy with element type {@code type} (this if already so). Differentiable between F32 and F64. */
+  /**
+   * A copy with element type {@code type} (this if already so), rounded to nearest even when
+   * narrowing to BF16/F16. Differentiable between the floating-point types (F32, F64, BF16, F16):
+   * the gradient is cast back.
+   */
   public Tensor to(DType type) {
     if (type == dtype) return this;
     return Views.cast(this, type);
