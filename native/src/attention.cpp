@@ -74,6 +74,17 @@ int prepare(const char* op, bool half, const KernelTable* t, int device, int dty
   return MK_OK;
 }
 
+// The 16-bit CUDA kernels pad head dims to 64, 128 or 256 and keep whole tiles in shared memory:
+// a GPU with less per block than a pass needs (D or Dv above 128 on sm_86-class devices) says so.
+int half_status(const char* op, int device, const AttentionParams& p, int code) {
+  if (code == mk::KERNEL_UNSUPPORTED && device == MK_DEVICE_CUDA && (p.dtype == MK_BF16 || p.dtype == MK_F16))
+    return fail(MK_ERR_UNSUPPORTED,
+                "%s: %s head dims d = %" PRId64 ", dv = %" PRId64 " need more shared memory per block than this GPU "
+                "offers (above 128 they take ~150 KB in the backward, ~70 KB in the forward); cast to F32",
+                op, p.dtype == MK_BF16 ? "BF16" : "F16", p.d, p.dv);
+  return kernel_status(op, device, code);
+}
+
 int zero(const char* op, const KernelTable* t, int device, int dtype, int64_t n, void* dst, void* stream) {
   if (!dst || n == 0) return MK_OK;
   return kernel_status(op, device, t->fill(dtype, n, dst, 0.0, stream));
@@ -114,7 +125,7 @@ int mk_attention_softmax_forward(int device, int dtype, int64_t batch, int64_t h
   if (batch * heads * nq == 0) return MK_OK;
   p.out0 = out;
   p.out1 = lse;
-  return kernel_status(op, device, t->attention_forward(p, stream));
+  return half_status(op, device, p, t->attention_forward(p, stream));
 }
 
 int mk_attention_softmax_backward(int device, int dtype, int64_t batch, int64_t heads, int64_t kv_heads,
@@ -145,7 +156,7 @@ int mk_attention_softmax_backward(int device, int dtype, int64_t batch, int64_t 
   p.out1 = dk;
   p.out2 = dv_out;
   p.out3 = dbias_full;
-  return kernel_status(op, device, t->attention_backward(p, stream));
+  return half_status(op, device, p, t->attention_backward(p, stream));
 }
 
 int mk_attention_softmax_backward_backward(int device, int dtype, int64_t batch, int64_t heads, int64_t kv_heads,
