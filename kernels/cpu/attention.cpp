@@ -36,7 +36,7 @@ namespace mk {
 namespace cpu {
 
 struct AttentionTraits {
-  static constexpr int64_t kBlockQ = 32;  // query rows per tile
+  static constexpr int64_t kBlockQ = 64;  // query rows per tile (32 measured 4.5 % slower forward, 2.5 % backward, 2026-12-02)
   static constexpr int64_t kBlockK = 64;  // keys per tile: the inner vector loops run over these
   static_assert(kBlockK % 16 == 0, "key tiles must fill whole AVX-512 vectors");
   // per-thread scratch in elements: transposed K, V, gK, gV tiles; seven score-shaped tiles;
