@@ -27,7 +27,8 @@
 // Outputs are zero-filled by native/ before these kernels run, so only tiles that see a key are
 // written; null output pointers are skipped.
 // BF16 / F16 forward and backward go to the tensor-core kernels of attention_tc.cu (F32 lse and
-// statistics); the 16-bit double backward and JVP are composed in Java over the F32 kernels.
+// statistics); the 16-bit double backward and JVP are composed in Java over the F32 kernels. F32
+// forward and backward with allow_tf32 go there too (TF32 MMAs) when the tiles fit.
 #include <algorithm>
 #include <climits>
 #include <cmath>
@@ -1158,14 +1159,26 @@ int jvp(const AttentionParams& p, cudaStream_t stream) {
 
 static bool is_half(const AttentionParams& p) { return p.dtype == BF16 || p.dtype == F16; }
 
+// F32 with TF32 allowed: the tensor-core kernels where the device's shared memory holds their
+// tiles, else the SIMT kernels below.
+static bool try_tf32(const AttentionParams& p) { return p.dtype == F32 && p.allow_tf32; }
+
 int attention_forward(const AttentionParams& p, void* stream) {
   if (is_half(p)) return tc_attention_forward(p, stream);
+  if (try_tf32(p)) {
+    const int e = tc_attention_forward(p, stream);
+    if (e != KERNEL_UNSUPPORTED) return e;
+  }
   if (!supported(p)) return int(cudaErrorInvalidValue);
   return p.dtype == F32 ? forward<float>(p, as_stream(stream)) : forward<double>(p, as_stream(stream));
 }
 
 int attention_backward(const AttentionParams& p, void* stream) {
   if (is_half(p)) return tc_attention_backward(p, stream);
+  if (try_tf32(p) && p.workspace) {
+    const int e = tc_attention_backward(p, stream);
+    if (e != KERNEL_UNSUPPORTED) return e;
+  }
   if (!supported(p) || !p.workspace) return int(cudaErrorInvalidValue);
   return p.dtype == F32 ? backward<float>(p, as_stream(stream)) : backward<double>(p, as_stream(stream));
 }

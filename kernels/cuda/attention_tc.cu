@@ -1,7 +1,9 @@
-// Softmax attention in BF16 / F16 on tensor cores (sm_80+): forward and backward. The F32/F64
+// Softmax attention on tensor cores (sm_80+): forward and backward in BF16 / F16 (m16n8k16 MMAs)
+// and, opt-in, in F32 through TF32 (m16n8k8 MMAs; AttentionParams::allow_tf32). The F32/F64 SIMT
 // kernels and the double backward / JVP live in attention.cu; 16-bit double backward and JVP are
 // composed in Java over the F32 kernels. The CPU twin (kernels/cpu/attention.cpp) computes the
-// same function in F32 from the same 16-bit inputs and is the oracle.
+// same function in F32 from the same inputs and is the oracle. The kernels are templates over the
+// operand type E (Bf16, Fp16, Tf32; see Operand<E> in mma.cuh).
 //
 //   S = scale q kᵀ + bias (masked)   P = softmax(S)   O = P v   lse = logsumexp(S)  (F32)
 //   q: [B, H, Nq, D]   k: [B, Hkv, Nk, D]   v: [B, Hkv, Nk, Dv]   16-bit, contiguous
@@ -56,55 +58,62 @@ constexpr float kLn2 = 0.6931471805599453f;
 // Dynamic shared memory of every kernel in this file (the layouts below carve it).
 extern __shared__ __align__(16) unsigned char mk_attention_smem[];
 
-__device__ __forceinline__ uint16_t* smem16() { return reinterpret_cast<uint16_t*>(mk_attention_smem); }
-
-// Shared layouts in 16-bit elements. LD = DP + pad for row-major tiles of head-dim width; LT =
-// rows + pad for transposed tiles (one row per head-dim column).
-// Head dims above 128: Vᵀ takes K's place once S is computed (70 KB instead of 102 KB, so that
-// sm_86-class devices with 99 KB per block run it), at the price of two more barriers per tile.
-template <int DP>
+// Shared layouts in elements of E's raw type (16-bit or F32). LD = DP + pad for row-major tiles of
+// head-dim width; LT = rows + pad for the transposed copies the 16-bit types need (TF32 reads B
+// from the row-major tiles: those copies are absent, size 0).
+template <class E, int DP>
 struct FwdLayout {
-  static constexpr bool kShareKV = DP > 128;
-  static constexpr int LD = DP + TT::kPad, LT = TT::kBlockK + TT::kPad;
-  static constexpr int q = 0;                                       // Q     [64][LD]
-  static constexpr int k = q + TT::kBlockQ * LD;                    // K     [64][LD]
-  static constexpr int vt = kShareKV ? k : k + TT::kBlockK * LD;    // Vᵀ    [DP][LT]
-  static constexpr int total = std::max(k + TT::kBlockK * LD, vt + DP * LT);
-  static constexpr size_t bytes = size_t(total) * 2;
+  using O = Operand<E>;
+  static constexpr size_t kElem = sizeof(typename O::Raw);
+  // Vᵀ (or V) takes K's place once S is computed when the tiles would not fit ~99 KB (sm_86-class
+  // devices): 16-bit above 128, TF32 above 64; two more barriers per tile then.
+  static constexpr bool kShareKV = DP * kElem > 256;
+  static constexpr int LD = DP + TT::kPad, LT = O::kTransposed ? TT::kBlockK + TT::kPad : 0;
+  static constexpr int vsize = O::kTransposed ? DP * LT : TT::kBlockK * LD;
+  static constexpr int q = 0;                                       // Q          [64][LD]
+  static constexpr int k = q + TT::kBlockQ * LD;                    // K          [64][LD]
+  static constexpr int v = kShareKV ? k : k + TT::kBlockK * LD;     // Vᵀ [DP][LT] or V [64][LD]
+  static constexpr int total = std::max(k + TT::kBlockK * LD, v + vsize);
+  static constexpr size_t bytes = size_t(total) * kElem;
 };
 
-template <int DP>
+template <class E, int DP>
 struct BwdQLayout {
+  using O = Operand<E>;
+  static constexpr size_t kElem = sizeof(typename O::Raw);
   static constexpr int CW = DP < TT::kMaxCols ? DP : TT::kMaxCols;
-  static constexpr int LD = DP + TT::kPad, LT = TT::kBlockK + TT::kPad;
+  static constexpr int LD = DP + TT::kPad, LT = O::kTransposed ? TT::kBlockK + TT::kPad : 0;
   static constexpr int q = 0;                          // Q           [64][LD]
   static constexpr int dout = q + TT::kBlockQ * LD;    // dO          [64][LD]
   static constexpr int k = dout + TT::kBlockQ * LD;    // K           [64][LD]
   static constexpr int v = k + TT::kBlockK * LD;       // V           [64][LD]
-  static constexpr int kt = v + TT::kBlockK * LD;      // K[:, cols]ᵀ [CW][LT]
+  static constexpr int kt = v + TT::kBlockK * LD;      // K[:, cols]ᵀ [CW][LT] (16-bit)
   static constexpr int total = kt + CW * LT;
-  static constexpr size_t bytes = size_t(total) * 2;
+  static constexpr size_t bytes = size_t(total) * kElem;
 };
 
-template <int DP>
+template <class E, int DP>
 struct BwdKvLayout {
+  using O = Operand<E>;
+  static constexpr size_t kElem = sizeof(typename O::Raw);
   static constexpr int CW = DP < TT::kMaxCols ? DP : TT::kMaxCols;
-  static constexpr int LD = DP + TT::kPad, LT = TT::kTileQ + TT::kPad;
+  static constexpr int LD = DP + TT::kPad, LT = O::kTransposed ? TT::kTileQ + TT::kPad : 0;
   static constexpr int k = 0;                          // K            [64][LD]
   static constexpr int v = k + TT::kBlockK * LD;       // V            [64][LD]
   static constexpr int q = v + TT::kBlockK * LD;       // Q            [32][LD]
   static constexpr int dout = q + TT::kTileQ * LD;     // dO           [32][LD]
-  static constexpr int qt = dout + TT::kTileQ * LD;    // Q[:, cols]ᵀ  [CW][LT]
-  static constexpr int dot = qt + CW * LT;             // dO[:, cols]ᵀ [CW][LT]
+  static constexpr int qt = dout + TT::kTileQ * LD;    // Q[:, cols]ᵀ  [CW][LT] (16-bit)
+  static constexpr int dot = qt + CW * LT;             // dO[:, cols]ᵀ [CW][LT] (16-bit)
   static constexpr int stats = dot + CW * LT;          // lse·log2e, D  2 x [32] F32
-  static constexpr int total = stats + 2 * TT::kTileQ * 2;
-  static constexpr size_t bytes = size_t(total) * 2;
+  static constexpr int total = stats + int(2 * TT::kTileQ * 4 / kElem);
+  static constexpr size_t bytes = size_t(total) * kElem;
 };
-static_assert(BwdKvLayout<64>::stats % 2 == 0, "F32 statistics 4-byte aligned");
+static_assert(BwdKvLayout<Bf16, 64>::stats % 2 == 0, "F32 statistics 4-byte aligned");
 
 // One (batch, query head): base pointers and masking (as HeadView in attention.cu).
+template <class Raw>
 struct TcHead {
-  const uint16_t *q, *k, *v, *bias, *out, *dout;
+  const Raw *q, *k, *v, *bias, *out, *dout;
   const float *lse, *drow;
   int64_t nq, nk, len, off, base;
   bool causal;
@@ -122,20 +131,22 @@ struct TcHead {
   }
 };
 
-__device__ __forceinline__ const uint16_t* at16(const void* base, int64_t off) {
-  return base ? static_cast<const uint16_t*>(base) + off : nullptr;
+template <class Raw>
+__device__ __forceinline__ const Raw* at(const void* base, int64_t off) {
+  return base ? static_cast<const Raw*>(base) + off : nullptr;
 }
 
-__device__ TcHead tc_head(const AttentionParams& p, int64_t b, int64_t h) {
+template <class Raw>
+__device__ TcHead<Raw> tc_head(const AttentionParams& p, int64_t b, int64_t h) {
   const int64_t group = p.heads / p.kv_heads, hk = h / group;
   const int64_t qh = b * p.heads + h, kh = b * p.kv_heads + hk;
-  TcHead x;
-  x.q = at16(p.q, qh * p.nq * p.d);
-  x.k = at16(p.k, kh * p.nk * p.d);
-  x.v = at16(p.v, kh * p.nk * p.dv);
-  x.bias = at16(p.bias, b * p.bias_bs + h * p.bias_hs);
-  x.out = at16(p.out, qh * p.nq * p.dv);
-  x.dout = at16(p.dout, qh * p.nq * p.dv);
+  TcHead<Raw> x;
+  x.q = at<Raw>(p.q, qh * p.nq * p.d);
+  x.k = at<Raw>(p.k, kh * p.nk * p.d);
+  x.v = at<Raw>(p.v, kh * p.nk * p.dv);
+  x.bias = at<Raw>(p.bias, b * p.bias_bs + h * p.bias_hs);
+  x.out = at<Raw>(p.out, qh * p.nq * p.dv);
+  x.dout = at<Raw>(p.dout, qh * p.nq * p.dv);
   x.lse = p.lse ? static_cast<const float*>(p.lse) + qh * p.nq : nullptr;
   x.drow = p.workspace ? static_cast<const float*>(p.workspace) + qh * p.nq : nullptr;
   x.nq = p.nq;
@@ -148,47 +159,60 @@ __device__ TcHead tc_head(const AttentionParams& p, int64_t b, int64_t h) {
 }
 
 // ---- global -> shared tile loads; every thread of the block calls these -------------------------
-// Eight 16-bit values of row r, columns [c, c + 8) of a row-major [rows, width] matrix, zero past
-// `rows` or `width`; one 16-byte load when `vec` (16-byte aligned rows, width % 8 == 0).
-struct Eight {
-  uint16_t e[8];
+// One 16-byte chunk (8 16-bit or 4 F32 values) of row r, columns [c, c + n) of a row-major [rows,
+// width] matrix, zero past `rows` or `width`; one 16-byte load when `vec` (16-byte aligned rows).
+template <class Raw>
+struct Chunk {
+  static constexpr int n = 16 / int(sizeof(Raw));
+  Raw e[n];
 };
 
-__device__ __forceinline__ Eight load_eight(const uint16_t* src, int64_t width, int r, int rows, int c, bool vec) {
-  Eight x;
-  if (r < rows && vec && c + 8 <= width) {
+template <class Raw>
+__device__ __forceinline__ Chunk<Raw> load_chunk(const Raw* src, int64_t width, int r, int rows, int c, bool vec) {
+  Chunk<Raw> x;
+  constexpr int n = Chunk<Raw>::n;
+  if (r < rows && vec && c + n <= width) {
     const uint4 w = *reinterpret_cast<const uint4*>(src + int64_t(r) * width + c);
     memcpy(x.e, &w, 16);
   } else {
 #pragma unroll
-    for (int i = 0; i < 8; ++i) x.e[i] = (r < rows && c + i < width) ? src[int64_t(r) * width + c + i] : uint16_t(0);
+    for (int i = 0; i < n; ++i) x.e[i] = (r < rows && c + i < width) ? src[int64_t(r) * width + c + i] : Raw(0);
   }
   return x;
 }
 
-// dst[r][c] = src[r][c0 + c], r < ROWS, c < COLS (row-major shared tile, leading dim ld)
-template <int ROWS, int COLS>
-__device__ void load_tile(uint16_t* dst, int ld, const uint16_t* src, int64_t width, int rows, int c0, bool vec) {
-  constexpr int chunks = COLS / 8;
+// dst[r][c] = src[r][c0 + c], r < ROWS, c < COLS (row-major shared tile, leading dim ld), in the
+// form the MMAs read (TF32: rounded)
+template <class E, int ROWS, int COLS>
+__device__ void load_tile(typename Operand<E>::Raw* dst, int ld, const typename Operand<E>::Raw* src, int64_t width,
+                          int rows, int c0, bool vec) {
+  using O = Operand<E>;
+  using Raw = typename O::Raw;
+  constexpr int n = Chunk<Raw>::n, chunks = COLS / n;
   for (int idx = threadIdx.x; idx < ROWS * chunks; idx += TT::kThreads) {
-    const int r = idx / chunks, c = (idx % chunks) * 8;
-    const Eight x = load_eight(src, width, r, rows, c0 + c, vec);
+    const int r = idx / chunks, c = (idx % chunks) * n;
+    Chunk<Raw> x = load_chunk(src, width, r, rows, c0 + c, vec);
+#pragma unroll
+    for (int i = 0; i < n; ++i) x.e[i] = O::to_smem(x.e[i]);
     uint4 w;
     memcpy(&w, x.e, 16);
     *reinterpret_cast<uint4*>(dst + r * ld + c) = w;
   }
 }
 
-// dst[c][r] = src[r][c0 + c], r < ROWS, c < COLS (transposed shared tile, leading dim ld). Consecutive
-// threads take consecutive rows, so the 16-bit shared stores of a warp fall in distinct banks.
-template <int ROWS, int COLS>
-__device__ void load_tile_t(uint16_t* dst, int ld, const uint16_t* src, int64_t width, int rows, int c0, bool vec) {
-  constexpr int chunks = COLS / 8;
+// dst[c][r] = src[r][c0 + c], r < ROWS, c < COLS (transposed shared tile, leading dim ld; the 16-bit
+// types only). Consecutive threads take consecutive rows, so the shared stores of a warp fall in
+// distinct banks.
+template <class E, int ROWS, int COLS>
+__device__ void load_tile_t(typename Operand<E>::Raw* dst, int ld, const typename Operand<E>::Raw* src, int64_t width,
+                            int rows, int c0, bool vec) {
+  using Raw = typename Operand<E>::Raw;
+  constexpr int n = Chunk<Raw>::n, chunks = COLS / n;
   for (int idx = threadIdx.x; idx < ROWS * chunks; idx += TT::kThreads) {
-    const int r = idx % ROWS, c = (idx / ROWS) * 8;
-    const Eight x = load_eight(src, width, r, rows, c0 + c, vec);
+    const int r = idx % ROWS, c = (idx / ROWS) * n;
+    const Chunk<Raw> x = load_chunk(src, width, r, rows, c0 + c, vec);
 #pragma unroll
-    for (int i = 0; i < 8; ++i) dst[(c + i) * ld + r] = x.e[i];
+    for (int i = 0; i < n; ++i) dst[(c + i) * ld + r] = x.e[i];
   }
 }
 
@@ -204,21 +228,29 @@ __device__ __forceinline__ float quad_sum(float v) {
 // ---- forward ------------------------------------------------------------------------------------
 // Block: (b, h, 64 query rows); warp w owns rows [16w, 16w + 16); lane (g, t) holds rows g and g + 8
 // of its warp: scores of keys 8nb + 2t + {0, 1} and output columns 8nb + 2t + {0, 1}.
-template <class H, int DP>
+template <class E, int DP>
 __global__ void __launch_bounds__(TT::kThreads) tc_forward_kernel(const AttentionParams p, const int vec) {
-  using L = FwdLayout<DP>;
-  uint16_t* const sm = smem16();
-  uint16_t *qs = sm + L::q, *ks = sm + L::k, *vt = sm + L::vt;
+  using O = Operand<E>;
+  using Raw = typename O::Raw;
+  using L = FwdLayout<E, DP>;
+  constexpr int KS = O::kK;
+  Raw* const sm = reinterpret_cast<Raw*>(mk_attention_smem);
+  Raw *qs = sm + L::q, *ks = sm + L::k, *vs = sm + L::v;  // vs: Vᵀ (16-bit) or V (TF32)
+  const int ldv = O::kTransposed ? L::LT : L::LD;
   const int64_t tiles = (p.nq + TT::kBlockQ - 1) / TT::kBlockQ;
   const int64_t bh = blockIdx.x / tiles, q0 = (blockIdx.x % tiles) * TT::kBlockQ;
-  const TcHead x = tc_head(p, bh / p.heads, bh % p.heads);
+  const TcHead<Raw> x = tc_head<Raw>(p, bh / p.heads, bh % p.heads);
   const int lane = int(threadIdx.x) % 32, warp = int(threadIdx.x) / 32, g = lane >> 2, t = lane & 3;
   const int R = int(std::min<int64_t>(TT::kBlockQ, p.nq - q0));
   const int d = int(p.d), dv = int(p.dv);
-  const int ksteps = (d + 15) / 16, nblocks = (dv + 7) / 8;
+  const int ksteps = (d + KS - 1) / KS, nblocks = (dv + 7) / 8;
   const float sl2 = float(p.scale) * kLog2e;
+  auto load_v = [&](int64_t j0, int C) {
+    if (O::kTransposed) load_tile_t<E, TT::kBlockK, DP>(vs, ldv, x.v + j0 * dv, dv, C, 0, vec != 0);
+    else load_tile<E, TT::kBlockK, DP>(vs, ldv, x.v + j0 * dv, dv, C, 0, vec != 0);
+  };
 
-  load_tile<TT::kBlockQ, DP>(qs, L::LD, x.q + q0 * d, d, R, 0, vec != 0);
+  load_tile<E, TT::kBlockQ, DP>(qs, L::LD, x.q + q0 * d, d, R, 0, vec != 0);
   const int64_t row[2] = {q0 + warp * 16 + g, q0 + warp * 16 + g + 8};
   int64_t kend[2];
   for (int h = 0; h < 2; ++h) kend[h] = row[h] < p.nq ? x.key_end(row[h]) : 0;
@@ -230,12 +262,12 @@ __global__ void __launch_bounds__(TT::kThreads) tc_forward_kernel(const Attentio
     for (int r = 0; r < 4; ++r) o[nb][r] = 0.f;
 
   const int64_t end = x.key_end(q0 + R - 1);  // the block's last row sees the most keys
-  const uint16_t* qw = qs + warp * 16 * L::LD;
+  const Raw* qw = qs + warp * 16 * L::LD;
   for (int64_t j0 = 0; j0 < end; j0 += TT::kBlockK) {
     const int C = int(std::min<int64_t>(TT::kBlockK, end - j0));
     __syncthreads();  // the previous tile is consumed
-    load_tile<TT::kBlockK, DP>(ks, L::LD, x.k + j0 * d, d, C, 0, vec != 0);
-    if (!L::kShareKV) load_tile_t<TT::kBlockK, DP>(vt, L::LT, x.v + j0 * dv, dv, C, 0, vec != 0);
+    load_tile<E, TT::kBlockK, DP>(ks, L::LD, x.k + j0 * d, d, C, 0, vec != 0);
+    if (!L::kShareKV) load_v(j0, C);
     __syncthreads();
     // S = Q Kᵀ
     float s[TT::kBlockK / 8][4];
@@ -244,21 +276,21 @@ __global__ void __launch_bounds__(TT::kThreads) tc_forward_kernel(const Attentio
 #pragma unroll
       for (int r = 0; r < 4; ++r) s[nb][r] = 0.f;
 #pragma unroll
-    for (int kk = 0; kk < DP / 16; ++kk) {
+    for (int kk = 0; kk < DP / KS; ++kk) {
       if (kk < ksteps) {
         uint32_t a[4];
-        load_a(a, qw, L::LD, kk * 16, g, t);
+        O::a(a, qw, L::LD, kk * KS, g, t);
 #pragma unroll
         for (int nb = 0; nb < TT::kBlockK / 8; ++nb) {
           uint32_t b0, b1;
-          mma_b(b0, b1, ks, L::LD, nb * 8, kk * 16, g, t);
-          mma16816<H>(s[nb], a, b0, b1);
+          O::b_nk(b0, b1, ks, L::LD, nb * 8, kk * KS, g, t);
+          O::mma(s[nb], a, b0, b1);
         }
       }
     }
-    if (L::kShareKV) {  // K is consumed: Vᵀ takes its place
+    if (L::kShareKV) {  // K is consumed: V takes its place
       __syncthreads();
-      load_tile_t<TT::kBlockK, DP>(vt, L::LT, x.v + j0 * dv, dv, C, 0, vec != 0);
+      load_v(j0, C);
       __syncthreads();
     }
     // scores in log2 units, masked; online softmax per row
@@ -272,7 +304,7 @@ __global__ void __launch_bounds__(TT::kThreads) tc_forward_kernel(const Attentio
         float v = -INFINITY;
         if (j < kend[hr]) {
           v = s[nb][r] * sl2;
-          if (x.bias) v += kLog2e * half_to_float<H>(x.bias[row[hr] * x.nk + j]);
+          if (x.bias) v += kLog2e * O::to_float(x.bias[row[hr] * x.nk + j]);
         }
         s[nb][r] = v;
         mx[hr] = fmaxf(mx[hr], v);
@@ -301,23 +333,23 @@ __global__ void __launch_bounds__(TT::kThreads) tc_forward_kernel(const Attentio
       o[nb][2] *= corr[1];
       o[nb][3] *= corr[1];
     }
-    // O += P V: P from the score registers, V from the transposed tile
+    // O += P V: P from the score registers
 #pragma unroll
-    for (int kk = 0; kk < TT::kBlockK / 16; ++kk) {
+    for (int kk = 0; kk < TT::kBlockK / KS; ++kk) {
       uint32_t a[4];
-      acc_to_a<H>(a, s[2 * kk], s[2 * kk + 1]);
+      O::acc_a(a, s, kk);
 #pragma unroll
       for (int nb = 0; nb < DP / 8; ++nb) {
         if (nb < nblocks) {
           uint32_t b0, b1;
-          mma_b(b0, b1, vt, L::LT, nb * 8, kk * 16, g, t);
-          mma16816<H>(o[nb], a, b0, b1);
+          O::b_kn(b0, b1, vs, ldv, kk * KS, nb * 8, g, t);
+          O::mma(o[nb], a, b0, b1);
         }
       }
     }
   }
   // reduce: out = O / l, lse = m + log l (F32, natural log)
-  uint16_t* out = static_cast<uint16_t*>(p.out0);
+  Raw* out = static_cast<Raw*>(p.out0);
 #pragma unroll
   for (int hr = 0; hr < 2; ++hr) {
     const float lr = quad_sum(l[hr]);
@@ -330,7 +362,7 @@ __global__ void __launch_bounds__(TT::kThreads) tc_forward_kernel(const Attentio
 #pragma unroll
           for (int c = 0; c < 2; ++c) {
             const int col = nb * 8 + 2 * t + c;
-            if (col < dv) out[(x.base + i) * dv + col] = float_to_half<H>(o[nb][2 * hr + c] * inv);
+            if (col < dv) out[(x.base + i) * dv + col] = O::from_float(o[nb][2 * hr + c] * inv);
           }
       }
       if (p.out1 && t == 0)
@@ -341,14 +373,16 @@ __global__ void __launch_bounds__(TT::kThreads) tc_forward_kernel(const Attentio
 
 // ---- backward -----------------------------------------------------------------------------------
 // Preprocess: D[r] = Σ_e dO[r, e] O[r, e] in F32, one warp per row.
-template <class H>
-__global__ void __launch_bounds__(TT::kThreads) tc_rowdot_kernel(int64_t rows, int width, const uint16_t* a,
-                                                                  const uint16_t* b, float* out) {
+template <class E>
+__global__ void __launch_bounds__(TT::kThreads) tc_rowdot_kernel(int64_t rows, int width,
+                                                                  const typename Operand<E>::Raw* a,
+                                                                  const typename Operand<E>::Raw* b, float* out) {
+  using O = Operand<E>;
   const int lane = int(threadIdx.x) % 32;
   for (int64_t r = int64_t(blockIdx.x) * TT::kWarps + int(threadIdx.x) / 32; r < rows;
        r += int64_t(gridDim.x) * TT::kWarps) {
     float acc = 0.f;
-    for (int e = lane; e < width; e += 32) acc += half_to_float<H>(a[r * width + e]) * half_to_float<H>(b[r * width + e]);
+    for (int e = lane; e < width; e += 32) acc += O::to_float(a[r * width + e]) * O::to_float(b[r * width + e]);
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
     if (lane == 0) out[r] = acc;
@@ -358,28 +392,33 @@ __global__ void __launch_bounds__(TT::kThreads) tc_rowdot_kernel(int64_t rows, i
 // dQ pass. Block: (b, h, 64 query rows, column part); warps and lanes as in the forward. Per key
 // tile: S = Q Kᵀ, P = exp(S − lse), dP = dO Vᵀ, dS = P ∘ (dP − D); dQ[:, part] += dS K[:, part].
 // The column part 0 also writes the full dS (bias gradient) when asked.
-template <class H, int DP>
+template <class E, int DP>
 __global__ void __launch_bounds__(TT::kThreads) tc_backward_query_kernel(const AttentionParams p, const int vec) {
-  using L = BwdQLayout<DP>;
-  constexpr int CW = L::CW, PARTS = DP / CW;
-  uint16_t* const sm = smem16();
-  uint16_t *qs = sm + L::q, *dos = sm + L::dout, *ks = sm + L::k, *vs = sm + L::v, *kt = sm + L::kt;
+  using O = Operand<E>;
+  using Raw = typename O::Raw;
+  using L = BwdQLayout<E, DP>;
+  constexpr int CW = L::CW, PARTS = DP / CW, KS = O::kK;
+  Raw* const sm = reinterpret_cast<Raw*>(mk_attention_smem);
+  Raw *qs = sm + L::q, *dos = sm + L::dout, *ks = sm + L::k, *vs = sm + L::v, *kt = sm + L::kt;
   const int64_t tiles = (p.nq + TT::kBlockQ - 1) / TT::kBlockQ;
   const int part = int(blockIdx.x % PARTS);
   const int64_t tile = blockIdx.x / PARTS;
   const int64_t bh = tile / tiles, q0 = (tile % tiles) * TT::kBlockQ;
-  const TcHead x = tc_head(p, bh / p.heads, bh % p.heads);
+  const TcHead<Raw> x = tc_head<Raw>(p, bh / p.heads, bh % p.heads);
   const int lane = int(threadIdx.x) % 32, warp = int(threadIdx.x) / 32, g = lane >> 2, t = lane & 3;
   const int d = int(p.d), dv = int(p.dv), c0 = part * CW;
-  const int ksteps = (d + 15) / 16, vsteps = (dv + 15) / 16;
+  const int ksteps = (d + KS - 1) / KS, vsteps = (dv + KS - 1) / KS;
   const int qblocks = p.out0 ? (std::min(CW, d - c0) + 7) / 8 : 0;  // dQ n-blocks of this part
-  uint16_t* dsfull = part == 0 ? static_cast<uint16_t*>(p.out3) : nullptr;
+  Raw* dsfull = part == 0 ? static_cast<Raw*>(p.out3) : nullptr;
   if (qblocks <= 0 && !dsfull) return;  // nothing to do for this part (uniform over the block)
   const int R = int(std::min<int64_t>(TT::kBlockQ, p.nq - q0));
   const float sl2 = float(p.scale) * kLog2e;
+  // B of dS K[:, part]: the transposed copy (16-bit) or K's own columns (TF32)
+  const Raw* kb = O::kTransposed ? kt : ks + c0;
+  const int ldkb = O::kTransposed ? L::LT : L::LD;
 
-  load_tile<TT::kBlockQ, DP>(qs, L::LD, x.q + q0 * d, d, R, 0, vec != 0);
-  load_tile<TT::kBlockQ, DP>(dos, L::LD, x.dout + q0 * dv, dv, R, 0, vec != 0);
+  load_tile<E, TT::kBlockQ, DP>(qs, L::LD, x.q + q0 * d, d, R, 0, vec != 0);
+  load_tile<E, TT::kBlockQ, DP>(dos, L::LD, x.dout + q0 * dv, dv, R, 0, vec != 0);
   const int64_t row[2] = {q0 + warp * 16 + g, q0 + warp * 16 + g + 8};
   int64_t kend[2];
   float lse2[2], drow[2];
@@ -396,14 +435,14 @@ __global__ void __launch_bounds__(TT::kThreads) tc_backward_query_kernel(const A
     for (int r = 0; r < 4; ++r) dq[nb][r] = 0.f;
 
   const int64_t end = x.key_end(q0 + R - 1);
-  const uint16_t* qw = qs + warp * 16 * L::LD;
-  const uint16_t* dow = dos + warp * 16 * L::LD;
+  const Raw* qw = qs + warp * 16 * L::LD;
+  const Raw* dow = dos + warp * 16 * L::LD;
   for (int64_t j0 = 0; j0 < end; j0 += TT::kBlockK) {
     const int C = int(std::min<int64_t>(TT::kBlockK, end - j0));
     __syncthreads();
-    load_tile<TT::kBlockK, DP>(ks, L::LD, x.k + j0 * d, d, C, 0, vec != 0);
-    load_tile<TT::kBlockK, DP>(vs, L::LD, x.v + j0 * dv, dv, C, 0, vec != 0);
-    if (qblocks > 0) load_tile_t<TT::kBlockK, CW>(kt, L::LT, x.k + j0 * d, d, C, c0, vec != 0);
+    load_tile<E, TT::kBlockK, DP>(ks, L::LD, x.k + j0 * d, d, C, 0, vec != 0);
+    load_tile<E, TT::kBlockK, DP>(vs, L::LD, x.v + j0 * dv, dv, C, 0, vec != 0);
+    if (O::kTransposed && qblocks > 0) load_tile_t<E, TT::kBlockK, CW>(kt, L::LT, x.k + j0 * d, d, C, c0, vec != 0);
     __syncthreads();
     float s[TT::kBlockK / 8][4], dp[TT::kBlockK / 8][4];
 #pragma unroll
@@ -411,25 +450,25 @@ __global__ void __launch_bounds__(TT::kThreads) tc_backward_query_kernel(const A
 #pragma unroll
       for (int r = 0; r < 4; ++r) s[nb][r] = dp[nb][r] = 0.f;
 #pragma unroll
-    for (int kk = 0; kk < DP / 16; ++kk) {
+    for (int kk = 0; kk < DP / KS; ++kk) {
       if (kk < ksteps) {
         uint32_t a[4];
-        load_a(a, qw, L::LD, kk * 16, g, t);
+        O::a(a, qw, L::LD, kk * KS, g, t);
 #pragma unroll
         for (int nb = 0; nb < TT::kBlockK / 8; ++nb) {
           uint32_t b0, b1;
-          mma_b(b0, b1, ks, L::LD, nb * 8, kk * 16, g, t);
-          mma16816<H>(s[nb], a, b0, b1);
+          O::b_nk(b0, b1, ks, L::LD, nb * 8, kk * KS, g, t);
+          O::mma(s[nb], a, b0, b1);
         }
       }
       if (kk < vsteps) {
         uint32_t a[4];
-        load_a(a, dow, L::LD, kk * 16, g, t);
+        O::a(a, dow, L::LD, kk * KS, g, t);
 #pragma unroll
         for (int nb = 0; nb < TT::kBlockK / 8; ++nb) {
           uint32_t b0, b1;
-          mma_b(b0, b1, vs, L::LD, nb * 8, kk * 16, g, t);
-          mma16816<H>(dp[nb], a, b0, b1);
+          O::b_nk(b0, b1, vs, L::LD, nb * 8, kk * KS, g, t);
+          O::mma(dp[nb], a, b0, b1);
         }
       }
     }
@@ -443,29 +482,29 @@ __global__ void __launch_bounds__(TT::kThreads) tc_backward_query_kernel(const A
         float ds = 0.f;
         if (j < kend[hr]) {
           float v = s[nb][r] * sl2;
-          if (x.bias) v += kLog2e * half_to_float<H>(x.bias[row[hr] * x.nk + j]);
+          if (x.bias) v += kLog2e * O::to_float(x.bias[row[hr] * x.nk + j]);
           ds = exp2f(v - lse2[hr]) * (dp[nb][r] - drow[hr]);
         }
         s[nb][r] = ds;
-        if (dsfull && row[hr] < p.nq && j < p.nk) dsfull[(x.base + row[hr]) * p.nk + j] = float_to_half<H>(ds);
+        if (dsfull && row[hr] < p.nq && j < p.nk) dsfull[(x.base + row[hr]) * p.nk + j] = O::from_float(ds);
       }
     // dQ[:, part] += dS K[:, part]
 #pragma unroll
-    for (int kk = 0; kk < TT::kBlockK / 16; ++kk) {
+    for (int kk = 0; kk < TT::kBlockK / KS; ++kk) {
       uint32_t a[4];
-      acc_to_a<H>(a, s[2 * kk], s[2 * kk + 1]);
+      O::acc_a(a, s, kk);
 #pragma unroll
       for (int nb = 0; nb < CW / 8; ++nb) {
         if (nb < qblocks) {
           uint32_t b0, b1;
-          mma_b(b0, b1, kt, L::LT, nb * 8, kk * 16, g, t);
-          mma16816<H>(dq[nb], a, b0, b1);
+          O::b_kn(b0, b1, kb, ldkb, kk * KS, nb * 8, g, t);
+          O::mma(dq[nb], a, b0, b1);
         }
       }
     }
   }
   // reduce: dQ = scale · acc
-  uint16_t* dqo = static_cast<uint16_t*>(p.out0);
+  Raw* dqo = static_cast<Raw*>(p.out0);
   if (!dqo) return;
   const float scale = float(p.scale);
 #pragma unroll
@@ -476,7 +515,7 @@ __global__ void __launch_bounds__(TT::kThreads) tc_backward_query_kernel(const A
 #pragma unroll
       for (int c = 0; c < 2; ++c) {
         const int col = c0 + nb * 8 + 2 * t + c;
-        if (col < d && col < c0 + CW) dqo[(x.base + row[hr]) * d + col] = float_to_half<H>(dq[nb][2 * hr + c] * scale);
+        if (col < d && col < c0 + CW) dqo[(x.base + row[hr]) * d + col] = O::from_float(dq[nb][2 * hr + c] * scale);
       }
   }
 }
@@ -485,13 +524,14 @@ __global__ void __launch_bounds__(TT::kThreads) tc_backward_query_kernel(const A
 // (g, t) keys g and g + 8 of them. Loops over the query heads of the KV head and over query tiles
 // of 32 rows (from the first row that sees the block's first key): Sᵀ = K Qᵀ, Pᵀ = exp(Sᵀ − lse),
 // dPᵀ = V dOᵀ, dSᵀ = Pᵀ ∘ (dPᵀ − D); dV[:, part] += Pᵀ dO[:, part], dK[:, part] += dSᵀ Q[:, part].
-template <class H, int DP>
+template <class E, int DP>
 __global__ void __launch_bounds__(TT::kThreads) tc_backward_key_kernel(const AttentionParams p, const int vec) {
-  using L = BwdKvLayout<DP>;
-  constexpr int CW = L::CW, PARTS = DP / CW, TQ = TT::kTileQ;
-  uint16_t* const sm = smem16();
-  uint16_t *ks = sm + L::k, *vs = sm + L::v, *qs = sm + L::q, *dos = sm + L::dout, *qt = sm + L::qt,
-           *dot = sm + L::dot;
+  using O = Operand<E>;
+  using Raw = typename O::Raw;
+  using L = BwdKvLayout<E, DP>;
+  constexpr int CW = L::CW, PARTS = DP / CW, TQ = TT::kTileQ, KS = O::kK;
+  Raw* const sm = reinterpret_cast<Raw*>(mk_attention_smem);
+  Raw *ks = sm + L::k, *vs = sm + L::v, *qs = sm + L::q, *dos = sm + L::dout, *qt = sm + L::qt, *dot = sm + L::dot;
   float* const lse_s = reinterpret_cast<float*>(sm + L::stats);
   float* const d_s = lse_s + TQ;
   const int64_t tiles = (p.nk + TT::kBlockK - 1) / TT::kBlockK;
@@ -501,36 +541,40 @@ __global__ void __launch_bounds__(TT::kThreads) tc_backward_key_kernel(const Att
   const int64_t b = bk / p.kv_heads, hk = bk % p.kv_heads, group = p.heads / p.kv_heads;
   const int lane = int(threadIdx.x) % 32, warp = int(threadIdx.x) / 32, g = lane >> 2, t = lane & 3;
   const int d = int(p.d), dv = int(p.dv), c0 = part * CW;
-  const int ksteps = (d + 15) / 16, vsteps = (dv + 15) / 16;
+  const int ksteps = (d + KS - 1) / KS, vsteps = (dv + KS - 1) / KS;
   const int kblocks = p.out1 ? (std::min(CW, d - c0) + 7) / 8 : 0;   // dK n-blocks of this part
   const int vblocks = p.out2 ? (std::min(CW, dv - c0) + 7) / 8 : 0;  // dV n-blocks of this part
   const int64_t len = p.key_lengths ? p.key_lengths[b] : p.nk;
   if (k0 >= len || (kblocks <= 0 && vblocks <= 0)) return;  // padding keys: gradients stay 0
   const int C = int(std::min<int64_t>(TT::kBlockK, p.nk - k0));
   const float sl2 = float(p.scale) * kLog2e;
+  // B of dSᵀ Q[:, part] and Pᵀ dO[:, part]: transposed copies (16-bit) or the tiles' own columns (TF32)
+  const Raw* qb = O::kTransposed ? qt : qs + c0;
+  const Raw* dob = O::kTransposed ? dot : dos + c0;
+  const int ldb = O::kTransposed ? L::LT : L::LD;
 
-  const uint16_t* kg = at16(p.k, bk * p.nk * d) + k0 * d;
-  const uint16_t* vg = at16(p.v, bk * p.nk * dv) + k0 * dv;
-  load_tile<TT::kBlockK, DP>(ks, L::LD, kg, d, C, 0, vec != 0);
-  load_tile<TT::kBlockK, DP>(vs, L::LD, vg, dv, C, 0, vec != 0);
+  const Raw* kg = at<Raw>(p.k, bk * p.nk * d) + k0 * d;
+  const Raw* vg = at<Raw>(p.v, bk * p.nk * dv) + k0 * dv;
+  load_tile<E, TT::kBlockK, DP>(ks, L::LD, kg, d, C, 0, vec != 0);
+  load_tile<E, TT::kBlockK, DP>(vs, L::LD, vg, dv, C, 0, vec != 0);
   const int64_t key[2] = {k0 + warp * 16 + g, k0 + warp * 16 + g + 8};
   float dk[CW / 8][4], dvv[CW / 8][4];
 #pragma unroll
   for (int nb = 0; nb < CW / 8; ++nb)
 #pragma unroll
     for (int r = 0; r < 4; ++r) dk[nb][r] = dvv[nb][r] = 0.f;
-  const uint16_t* kw = ks + warp * 16 * L::LD;
-  const uint16_t* vw = vs + warp * 16 * L::LD;
+  const Raw* kw = ks + warp * 16 * L::LD;
+  const Raw* vw = vs + warp * 16 * L::LD;
 
   for (int64_t hq = 0; hq < group; ++hq) {
-    const TcHead x = tc_head(p, b, hk * group + hq);
+    const TcHead<Raw> x = tc_head<Raw>(p, b, hk * group + hq);
     for (int64_t i0 = (x.first_row(k0) / TQ) * TQ; i0 < p.nq; i0 += TQ) {
       const int R = int(std::min<int64_t>(TQ, p.nq - i0));
       __syncthreads();  // the previous query tile is consumed (and K, V are loaded on the first)
-      load_tile<TQ, DP>(qs, L::LD, x.q + i0 * d, d, R, 0, vec != 0);
-      load_tile<TQ, DP>(dos, L::LD, x.dout + i0 * dv, dv, R, 0, vec != 0);
-      if (kblocks > 0) load_tile_t<TQ, CW>(qt, L::LT, x.q + i0 * d, d, R, c0, vec != 0);
-      if (vblocks > 0) load_tile_t<TQ, CW>(dot, L::LT, x.dout + i0 * dv, dv, R, c0, vec != 0);
+      load_tile<E, TQ, DP>(qs, L::LD, x.q + i0 * d, d, R, 0, vec != 0);
+      load_tile<E, TQ, DP>(dos, L::LD, x.dout + i0 * dv, dv, R, 0, vec != 0);
+      if (O::kTransposed && kblocks > 0) load_tile_t<E, TQ, CW>(qt, L::LT, x.q + i0 * d, d, R, c0, vec != 0);
+      if (O::kTransposed && vblocks > 0) load_tile_t<E, TQ, CW>(dot, L::LT, x.dout + i0 * dv, dv, R, c0, vec != 0);
       for (int r = threadIdx.x; r < TQ; r += TT::kThreads) {
         lse_s[r] = r < R ? x.lse[i0 + r] * kLog2e : 0.f;
         d_s[r] = r < R ? x.drow[i0 + r] : 0.f;
@@ -542,25 +586,25 @@ __global__ void __launch_bounds__(TT::kThreads) tc_backward_key_kernel(const Att
 #pragma unroll
         for (int r = 0; r < 4; ++r) st[nb][r] = dpt[nb][r] = 0.f;
 #pragma unroll
-      for (int kk = 0; kk < DP / 16; ++kk) {
+      for (int kk = 0; kk < DP / KS; ++kk) {
         if (kk < ksteps) {
           uint32_t a[4];
-          load_a(a, kw, L::LD, kk * 16, g, t);
+          O::a(a, kw, L::LD, kk * KS, g, t);
 #pragma unroll
           for (int nb = 0; nb < TQ / 8; ++nb) {
             uint32_t b0, b1;
-            mma_b(b0, b1, qs, L::LD, nb * 8, kk * 16, g, t);
-            mma16816<H>(st[nb], a, b0, b1);
+            O::b_nk(b0, b1, qs, L::LD, nb * 8, kk * KS, g, t);
+            O::mma(st[nb], a, b0, b1);
           }
         }
         if (kk < vsteps) {
           uint32_t a[4];
-          load_a(a, vw, L::LD, kk * 16, g, t);
+          O::a(a, vw, L::LD, kk * KS, g, t);
 #pragma unroll
           for (int nb = 0; nb < TQ / 8; ++nb) {
             uint32_t b0, b1;
-            mma_b(b0, b1, dos, L::LD, nb * 8, kk * 16, g, t);
-            mma16816<H>(dpt[nb], a, b0, b1);
+            O::b_nk(b0, b1, dos, L::LD, nb * 8, kk * KS, g, t);
+            O::mma(dpt[nb], a, b0, b1);
           }
         }
       }
@@ -574,34 +618,34 @@ __global__ void __launch_bounds__(TT::kThreads) tc_backward_key_kernel(const Att
           float pv = 0.f;
           if (i < p.nq && j < x.key_end(i)) {
             float v = st[nb][r] * sl2;
-            if (x.bias) v += kLog2e * half_to_float<H>(x.bias[i * x.nk + j]);
+            if (x.bias) v += kLog2e * O::to_float(x.bias[i * x.nk + j]);
             pv = exp2f(v - lse_s[qc]);
           }
           st[nb][r] = pv;
           dpt[nb][r] = pv * (dpt[nb][r] - d_s[qc]);
         }
 #pragma unroll
-      for (int kk = 0; kk < TQ / 16; ++kk) {
+      for (int kk = 0; kk < TQ / KS; ++kk) {
         uint32_t a[4];
         if (vblocks > 0) {
-          acc_to_a<H>(a, st[2 * kk], st[2 * kk + 1]);
+          O::acc_a(a, st, kk);
 #pragma unroll
           for (int nb = 0; nb < CW / 8; ++nb) {
             if (nb < vblocks) {
               uint32_t b0, b1;
-              mma_b(b0, b1, dot, L::LT, nb * 8, kk * 16, g, t);
-              mma16816<H>(dvv[nb], a, b0, b1);
+              O::b_kn(b0, b1, dob, ldb, kk * KS, nb * 8, g, t);
+              O::mma(dvv[nb], a, b0, b1);
             }
           }
         }
         if (kblocks > 0) {
-          acc_to_a<H>(a, dpt[2 * kk], dpt[2 * kk + 1]);
+          O::acc_a(a, dpt, kk);
 #pragma unroll
           for (int nb = 0; nb < CW / 8; ++nb) {
             if (nb < kblocks) {
               uint32_t b0, b1;
-              mma_b(b0, b1, qt, L::LT, nb * 8, kk * 16, g, t);
-              mma16816<H>(dk[nb], a, b0, b1);
+              O::b_kn(b0, b1, qb, ldb, kk * KS, nb * 8, g, t);
+              O::mma(dk[nb], a, b0, b1);
             }
           }
         }
@@ -610,8 +654,8 @@ __global__ void __launch_bounds__(TT::kThreads) tc_backward_key_kernel(const Att
   }
   // reduce: dK = scale · acc, dV = acc
   const float scale = float(p.scale);
-  uint16_t* dko = p.out1 ? static_cast<uint16_t*>(p.out1) + bk * p.nk * d : nullptr;
-  uint16_t* dvo = p.out2 ? static_cast<uint16_t*>(p.out2) + bk * p.nk * dv : nullptr;
+  Raw* dko = p.out1 ? static_cast<Raw*>(p.out1) + bk * p.nk * d : nullptr;
+  Raw* dvo = p.out2 ? static_cast<Raw*>(p.out2) + bk * p.nk * dv : nullptr;
 #pragma unroll
   for (int hr = 0; hr < 2; ++hr) {
     const int64_t j = key[hr];
@@ -621,8 +665,8 @@ __global__ void __launch_bounds__(TT::kThreads) tc_backward_key_kernel(const Att
 #pragma unroll
       for (int c = 0; c < 2; ++c) {
         const int col = c0 + nb * 8 + 2 * t + c;
-        if (dko && col < d && col < c0 + CW) dko[j * d + col] = float_to_half<H>(dk[nb][2 * hr + c] * scale);
-        if (dvo && col < dv && col < c0 + CW) dvo[j * dv + col] = float_to_half<H>(dvv[nb][2 * hr + c]);
+        if (dko && col < d && col < c0 + CW) dko[j * d + col] = O::from_float(dk[nb][2 * hr + c] * scale);
+        if (dvo && col < dv && col < c0 + CW) dvo[j * dv + col] = O::from_float(dvv[nb][2 * hr + c]);
       }
   }
 }
@@ -644,8 +688,7 @@ int tc_launch(void (*kernel)(KArgs...), int64_t blocks, size_t smem, cudaStream_
   if (blocks > int64_t(INT_MAX)) return int(cudaErrorInvalidConfiguration);
   size_t optin = 0;
   if (int e = optin_smem(&optin)) return e;
-  // a device with less shared memory than the padded 16-bit tiles need (D > 128 on sm_86-class)
-  if (smem > optin) return KERNEL_UNSUPPORTED;
+  if (smem > optin) return KERNEL_UNSUPPORTED;  // (fits() has said so before any launch)
   cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
   if (e != cudaSuccess) return int(e);
   cudaLaunchConfig_t cfg = {};
@@ -660,10 +703,13 @@ int tc_launch(void (*kernel)(KArgs...), int64_t blocks, size_t smem, cudaStream_
   return last_error();
 }
 
-// 16-byte vector loads need every row start 16-byte aligned: aligned bases and widths % 8 == 0.
+// 16-byte vector loads need every row start 16-byte aligned: aligned bases and widths that are a
+// multiple of 16 bytes.
+template <class E>
 int vector_ok(const AttentionParams& p) {
+  constexpr int64_t n = 16 / int64_t(sizeof(typename Operand<E>::Raw));
   auto aligned = [](const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15) == 0; };
-  return p.d % 8 == 0 && p.dv % 8 == 0 && aligned(p.q) && aligned(p.k) && aligned(p.v) && aligned(p.out) &&
+  return p.d % n == 0 && p.dv % n == 0 && aligned(p.q) && aligned(p.k) && aligned(p.v) && aligned(p.out) &&
          aligned(p.dout);
 }
 
@@ -672,65 +718,85 @@ int padded_dim(const AttentionParams& p) {
   return w <= 64 ? 64 : w <= 128 ? 128 : 256;
 }
 
-template <class H, int DP>
-int forward_dp(const AttentionParams& p, cudaStream_t stream) {
-  const int64_t blocks = p.batch * p.heads * ((p.nq + TT::kBlockQ - 1) / TT::kBlockQ);
-  return tc_launch(tc_forward_kernel<H, DP>, blocks, FwdLayout<DP>::bytes, stream, p, vector_ok(p));
+// Whether this device's shared memory per block holds the tiles of every pass a call runs, asked
+// before anything is launched, so that a call either runs whole or reports "unsupported" (which
+// the F32 dispatch answers with the SIMT kernels).
+template <class E, int DP>
+int fits(bool backward, bool query_pass, bool key_pass) {
+  size_t optin = 0;
+  if (int e = optin_smem(&optin)) return e;
+  const bool ok = backward ? (!query_pass || BwdQLayout<E, DP>::bytes <= optin) &&
+                                 (!key_pass || BwdKvLayout<E, DP>::bytes <= optin)
+                           : FwdLayout<E, DP>::bytes <= optin;
+  return ok ? 0 : KERNEL_UNSUPPORTED;
 }
 
-template <class H, int DP>
+template <class E, int DP>
+int forward_dp(const AttentionParams& p, cudaStream_t stream) {
+  if (int e = fits<E, DP>(false, false, false)) return e;
+  const int64_t blocks = p.batch * p.heads * ((p.nq + TT::kBlockQ - 1) / TT::kBlockQ);
+  return tc_launch(tc_forward_kernel<E, DP>, blocks, FwdLayout<E, DP>::bytes, stream, p, vector_ok<E>(p));
+}
+
+template <class E, int DP>
 int backward_dp(const AttentionParams& p, cudaStream_t stream) {
-  constexpr int parts = DP / BwdQLayout<DP>::CW;
-  const int vec = vector_ok(p);
-  if (p.out0 || p.out3) {
+  using Raw = typename Operand<E>::Raw;
+  constexpr int parts = DP / BwdQLayout<E, DP>::CW;
+  const bool query_pass = p.out0 || p.out3, key_pass = p.out1 || p.out2;
+  if (int e = fits<E, DP>(true, query_pass, key_pass)) return e;
+  const int vec = vector_ok<E>(p);
+  // preprocess: D = rowsum(dO ∘ O) (F32) into the workspace
+  const int64_t rows = p.batch * p.heads * p.nq;
+  const int64_t rblocks = std::min<int64_t>((rows + TT::kWarps - 1) / TT::kWarps, 65535LL * 32);
+  if (int e = tc_launch(tc_rowdot_kernel<E>, rblocks, 0, stream, rows, int(p.dv), static_cast<const Raw*>(p.out),
+                        static_cast<const Raw*>(p.dout), static_cast<float*>(p.workspace)))
+    return e;
+  if (query_pass) {
     const int64_t blocks = p.batch * p.heads * ((p.nq + TT::kBlockQ - 1) / TT::kBlockQ) * parts;
-    if (int e = tc_launch(tc_backward_query_kernel<H, DP>, blocks, BwdQLayout<DP>::bytes, stream, p, vec)) return e;
+    if (int e = tc_launch(tc_backward_query_kernel<E, DP>, blocks, BwdQLayout<E, DP>::bytes, stream, p, vec)) return e;
   }
-  if (p.out1 || p.out2) {
+  if (key_pass) {
     const int64_t blocks = p.batch * p.kv_heads * ((p.nk + TT::kBlockK - 1) / TT::kBlockK) * parts;
-    if (int e = tc_launch(tc_backward_key_kernel<H, DP>, blocks, BwdKvLayout<DP>::bytes, stream, p, vec)) return e;
+    if (int e = tc_launch(tc_backward_key_kernel<E, DP>, blocks, BwdKvLayout<E, DP>::bytes, stream, p, vec)) return e;
   }
   return 0;
 }
 
-template <class H>
+template <class E>
 int forward_t(const AttentionParams& p, cudaStream_t stream) {
   switch (padded_dim(p)) {
-    case 64: return forward_dp<H, 64>(p, stream);
-    case 128: return forward_dp<H, 128>(p, stream);
-    default: return forward_dp<H, 256>(p, stream);
+    case 64: return forward_dp<E, 64>(p, stream);
+    case 128: return forward_dp<E, 128>(p, stream);
+    default: return forward_dp<E, 256>(p, stream);
   }
 }
 
-template <class H>
+template <class E>
 int backward_t(const AttentionParams& p, cudaStream_t stream) {
-  const int64_t rows = p.batch * p.heads * p.nq;
-  const int64_t blocks = std::min<int64_t>((rows + TT::kWarps - 1) / TT::kWarps, 65535LL * 32);
-  if (int e = tc_launch(tc_rowdot_kernel<H>, blocks, 0, stream, rows, int(p.dv), static_cast<const uint16_t*>(p.out),
-                        static_cast<const uint16_t*>(p.dout), static_cast<float*>(p.workspace)))
-    return e;
   switch (padded_dim(p)) {
-    case 64: return backward_dp<H, 64>(p, stream);
-    case 128: return backward_dp<H, 128>(p, stream);
-    default: return backward_dp<H, 256>(p, stream);
+    case 64: return backward_dp<E, 64>(p, stream);
+    case 128: return backward_dp<E, 128>(p, stream);
+    default: return backward_dp<E, 256>(p, stream);
   }
 }
 
 bool tc_supported(const AttentionParams& p) {
-  return (p.dtype == BF16 || p.dtype == F16) && p.d >= 1 && p.d <= 256 && p.dv >= 1 && p.dv <= 256 &&
-         p.heads >= 1 && p.kv_heads >= 1 && p.heads % p.kv_heads == 0;
+  return (p.dtype == BF16 || p.dtype == F16 || (p.dtype == F32 && p.allow_tf32)) && p.d >= 1 && p.d <= 256 &&
+         p.dv >= 1 && p.dv <= 256 && p.heads >= 1 && p.kv_heads >= 1 && p.heads % p.kv_heads == 0;
 }
 
 }  // namespace
 
 int tc_attention_forward(const AttentionParams& p, void* stream) {
   if (!tc_supported(p)) return int(cudaErrorInvalidValue);
-  return p.dtype == BF16 ? forward_t<Bf16>(p, as_stream(stream)) : forward_t<Fp16>(p, as_stream(stream));
+  const cudaStream_t s = as_stream(stream);
+  return p.dtype == BF16 ? forward_t<Bf16>(p, s) : p.dtype == F16 ? forward_t<Fp16>(p, s) : forward_t<Tf32>(p, s);
 }
 
 int tc_attention_backward(const AttentionParams& p, void* stream) {
   if (!tc_supported(p) || !p.workspace || !p.out || !p.dout || !p.lse) return int(cudaErrorInvalidValue);
-  return p.dtype == BF16 ? backward_t<Bf16>(p, as_stream(stream)) : backward_t<Fp16>(p, as_stream(stream));
+  const cudaStream_t s = as_stream(stream);
+  return p.dtype == BF16 ? backward_t<Bf16>(p, s) : p.dtype == F16 ? backward_t<Fp16>(p, s) : backward_t<Tf32>(p, s);
 }
 
 int64_t tc_attention_workspace(const AttentionParams& p) { return 4 * p.batch * p.heads * p.nq; }

@@ -140,5 +140,138 @@ __device__ __forceinline__ void acc_to_a(uint32_t (&a)[4], const float (&lo)[4],
   a[3] = pack_half2<H>(hi[2], hi[3]);
 }
 
+
+// ---- TF32 (F32 tensors on m16n8k8 .tf32 MMAs, opt-in) ---------------------------------------------
+// Register layout of mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 (one 32-bit value each):
+//   A (16 x 8): a[0] (g, t), a[1] (g + 8, t), a[2] (g, t + 4), a[3] (g + 8, t + 4)
+//   B (8 x 8):  b0 (k = t, n = g), b1 (k = t + 4, n = g);   C as for m16n8k16.
+// The kernels feed the k index permuted within each k-step, k = t <-> 2t and k = t + 4 <-> 2t + 1
+// (a product sums over k, so any order works when A and B agree): then an F32 accumulator pair
+// (g, 2t), (g, 2t + 1) of an n-block is directly the A registers of the next product, and no
+// shuffles are needed. Values enter the MMAs rounded to TF32 (round to nearest, ties away).
+struct Tf32 {
+  static constexpr bool kBf16 = false;
+  static constexpr int kDtype = F32;
+};
+
+__device__ __forceinline__ uint32_t to_tf32(float f) {
+#ifdef MK_CUDA_EMU
+  uint32_t u;
+  memcpy(&u, &f, 4);
+  if ((u & 0x7f800000u) != 0x7f800000u) u = (u + 0x1000u) & ~0x1fffu;  // finite: round the 13 low bits away
+  return u;
+#else
+  uint32_t r;
+  asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(r) : "f"(f));
+  return r;
+#endif
+}
+
+#ifdef MK_CUDA_EMU
+}  // namespace cuda
+}  // namespace mk
+namespace emu {
+void mma_m16n8k8_tf32(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1);
+}
+namespace mk {
+namespace cuda {
+#endif
+
+__device__ __forceinline__ void mma1688_tf32(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+#ifdef MK_CUDA_EMU
+  emu::mma_m16n8k8_tf32(c, a, b0, b1);
+#else
+  asm("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "{%0, %1, %2, %3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#endif
+}
+
+// ---- the operand type E of the tensor-core attention kernels: Bf16, Fp16 or Tf32 ---------------
+// Raw: the element type in global and shared memory; kK: the k of one MMA; kTransposed: whether
+// products whose B is a row-major [k][n] tile (P V, dS K, Pᵀ dO, dSᵀ Q) need a transposed copy
+// of that tile (16-bit: two k values share a register, so B must be read along k; TF32: one value
+// per register, read straight from the row-major tile).
+template <class E>
+struct Operand {
+  using Raw = uint16_t;
+  static constexpr int kK = 16;
+  static constexpr bool kTransposed = true;
+  static __device__ __forceinline__ float to_float(Raw x) { return half_to_float<E>(x); }
+  static __device__ __forceinline__ Raw from_float(float f) { return float_to_half<E>(f); }
+  // the value as stored in shared memory (the same bits for 16-bit types)
+  static __device__ __forceinline__ Raw to_smem(Raw x) { return x; }
+  // A registers of rows [0, 16) x k [k0, k0 + kK) of a row-major tile X[row][k]
+  static __device__ __forceinline__ void a(uint32_t (&r)[4], const Raw* x, int ld, int k0, int g, int t) {
+    load_a(r, x, ld, k0, g, t);
+  }
+  // B = Yᵀ from an n-major tile Y[n][k]
+  static __device__ __forceinline__ void b_nk(uint32_t& b0, uint32_t& b1, const Raw* y, int ld, int n0, int k0, int g,
+                                              int t) {
+    mma_b(b0, b1, y, ld, n0, k0, g, t);
+  }
+  // B from a row-major [k][n] tile, given as its transposed copy (n-major)
+  static __device__ __forceinline__ void b_kn(uint32_t& b0, uint32_t& b1, const Raw* xt, int ld, int k0, int n0, int g,
+                                              int t) {
+    mma_b(b0, b1, xt, ld, n0, k0, g, t);
+  }
+  // A registers of k-step kk of a product whose A is an F32 accumulator tile (n-blocks of 8)
+  template <int NB>
+  static __device__ __forceinline__ void acc_a(uint32_t (&r)[4], const float (&acc)[NB][4], int kk) {
+    acc_to_a<E>(r, acc[2 * kk], acc[2 * kk + 1]);
+  }
+  static __device__ __forceinline__ void mma(float (&c)[4], const uint32_t (&r)[4], uint32_t b0, uint32_t b1) {
+    mma16816<E>(c, r, b0, b1);
+  }
+};
+
+template <>
+struct Operand<Tf32> {
+  using Raw = float;
+  static constexpr int kK = 8;
+  static constexpr bool kTransposed = false;
+  static __device__ __forceinline__ float to_float(Raw x) { return x; }
+  static __device__ __forceinline__ Raw from_float(float f) { return f; }
+  static __device__ __forceinline__ Raw to_smem(Raw x) {
+    const uint32_t u = to_tf32(x);
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+  }
+  static __device__ __forceinline__ uint32_t bits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+  }
+  // (permuted k: hardware column t is k0 + 2t, column t + 4 is k0 + 2t + 1)
+  static __device__ __forceinline__ void a(uint32_t (&r)[4], const Raw* x, int ld, int k0, int g, int t) {
+    r[0] = bits(x[g * ld + k0 + 2 * t]);
+    r[1] = bits(x[(g + 8) * ld + k0 + 2 * t]);
+    r[2] = bits(x[g * ld + k0 + 2 * t + 1]);
+    r[3] = bits(x[(g + 8) * ld + k0 + 2 * t + 1]);
+  }
+  static __device__ __forceinline__ void b_nk(uint32_t& b0, uint32_t& b1, const Raw* y, int ld, int n0, int k0, int g,
+                                              int t) {
+    b0 = bits(y[(n0 + g) * ld + k0 + 2 * t]);
+    b1 = bits(y[(n0 + g) * ld + k0 + 2 * t + 1]);
+  }
+  static __device__ __forceinline__ void b_kn(uint32_t& b0, uint32_t& b1, const Raw* x, int ld, int k0, int n0, int g,
+                                              int t) {
+    b0 = bits(x[(k0 + 2 * t) * ld + n0 + g]);
+    b1 = bits(x[(k0 + 2 * t + 1) * ld + n0 + g]);
+  }
+  template <int NB>
+  static __device__ __forceinline__ void acc_a(uint32_t (&r)[4], const float (&acc)[NB][4], int kk) {
+    r[0] = to_tf32(acc[kk][0]);  // (g, 2t)
+    r[1] = to_tf32(acc[kk][2]);  // (g + 8, 2t)
+    r[2] = to_tf32(acc[kk][1]);  // (g, 2t + 1)
+    r[3] = to_tf32(acc[kk][3]);  // (g + 8, 2t + 1)
+  }
+  static __device__ __forceinline__ void mma(float (&c)[4], const uint32_t (&r)[4], uint32_t b0, uint32_t b1) {
+    mma1688_tf32(c, r, b0, b1);
+  }
+};
+
 }  // namespace cuda
 }  // namespace mk

@@ -149,27 +149,30 @@ int mk_linear_attention_momentum_forward(int device, int dtype, int64_t groups, 
  * query attention), D, Dv <= 256. S = scale q k^T + bias, P = softmax(S), out = P v.
  * bias (may be NULL): element (b, h, i, j) at bias[b*bias_bs + h*bias_hs + i*Nk + j] (strides 0
  * broadcast). key_lengths (may be NULL; [B], on the tensors' device): keys j >= L_b are padding.
- * causal: query i sees keys j <= i + L_b - Nq (bottom-right aligned). Rows that see no key give
+ * flags: MK_ATTENTION_CAUSAL: query i sees keys j <= i + L_b - Nq (bottom-right aligned);
+ * MK_ATTENTION_TF32: the F32 forward and backward on CUDA may use TF32 tensor cores (where the
+ * device's shared memory holds their tiles; ignored elsewhere). Other bits are refused. Rows that see no key give
  * out = 0, lse = -inf. Tiled with an online softmax: no Nq x Nk buffer. Every pass takes a
  * workspace of mk_attention_softmax_workspace() bytes (O((Nq + Nk) D), never Nq x Nk).
  * dtype: F32 or F64 for every pass; BF16 and F16 for the forward and the backward only (tensor
  * cores on CUDA, F32 arithmetic inside): then q, k, v, bias, out, dout, dq, dk, dv and dbias_full
  * are in that 16-bit type and lse is F32 ([B, H, Nq] floats). The backward-backward and the JVP
  * refuse 16-bit types (MK_ERR_UNSUPPORTED): cast to F32 for those. */
+enum mk_attention_flags { MK_ATTENTION_CAUSAL = 1, MK_ATTENTION_TF32 = 2 };
 int64_t mk_attention_softmax_workspace(int device, int dtype, int64_t batch, int64_t heads,
                                        int64_t kv_heads, int64_t nq, int64_t nk, int64_t d, int64_t dv);
 /* out: [B, H, Nq, Dv]; lse: [B, H, Nq] (may be NULL). */
 int mk_attention_softmax_forward(int device, int dtype, int64_t batch, int64_t heads, int64_t kv_heads,
                                  int64_t nq, int64_t nk, int64_t d, int64_t dv, const void* q, const void* k,
                                  const void* v, const void* bias, int64_t bias_bs, int64_t bias_hs,
-                                 const int64_t* key_lengths, double scale, int causal, void* out, void* lse,
+                                 const int64_t* key_lengths, double scale, int flags, void* out, void* lse,
                                  void* workspace, int64_t workspace_bytes, void* stream);
 /* Gradients for dout; any output may be NULL. dbias_full: [B, H, Nq, Nk] (the caller sums
  * broadcast dims). Two passes (query blocks for dq, key blocks for dk/dv): deterministic. */
 int mk_attention_softmax_backward(int device, int dtype, int64_t batch, int64_t heads, int64_t kv_heads,
                                   int64_t nq, int64_t nk, int64_t d, int64_t dv, const void* q, const void* k,
                                   const void* v, const void* bias, int64_t bias_bs, int64_t bias_hs,
-                                  const int64_t* key_lengths, double scale, int causal, const void* out,
+                                  const int64_t* key_lengths, double scale, int flags, const void* out,
                                   const void* lse, const void* dout, void* dq, void* dk, void* dv_out,
                                   void* dbias_full, void* workspace, int64_t workspace_bytes, void* stream);
 /* The vector-Jacobian product of the backward: given cotangents of (dq, dk, dv, dbias) (any may
@@ -177,7 +180,7 @@ int mk_attention_softmax_backward(int device, int dtype, int64_t batch, int64_t 
 int mk_attention_softmax_backward_backward(int device, int dtype, int64_t batch, int64_t heads, int64_t kv_heads,
                                            int64_t nq, int64_t nk, int64_t d, int64_t dv, const void* q,
                                            const void* k, const void* v, const void* bias, int64_t bias_bs,
-                                           int64_t bias_hs, const int64_t* key_lengths, double scale, int causal,
+                                           int64_t bias_hs, const int64_t* key_lengths, double scale, int flags,
                                            const void* out, const void* lse, const void* dout, const void* g_dq,
                                            const void* g_dk, const void* g_dv, const void* g_dbias_full,
                                            void* gq, void* gk, void* gv, void* g_dout, void* g_bias_full,
@@ -186,7 +189,7 @@ int mk_attention_softmax_backward_backward(int device, int dtype, int64_t batch,
 int mk_attention_softmax_jvp(int device, int dtype, int64_t batch, int64_t heads, int64_t kv_heads, int64_t nq,
                              int64_t nk, int64_t d, int64_t dv, const void* q, const void* k, const void* v,
                              const void* bias, int64_t bias_bs, int64_t bias_hs, const int64_t* key_lengths,
-                             double scale, int causal, const void* out, const void* lse, const void* tq,
+                             double scale, int flags, const void* out, const void* lse, const void* tq,
                              const void* tk, const void* tv, const void* tbias_full, void* tout, void* tlse,
                              void* workspace, int64_t workspace_bytes, void* stream);
 

@@ -20,7 +20,7 @@ int threads_for(int device) { return device == MK_DEVICE_CPU ? omp_get_max_threa
 int prepare(const char* op, bool half, const KernelTable* t, int device, int dtype, int64_t batch, int64_t heads,
             int64_t kv_heads, int64_t nq, int64_t nk, int64_t d, int64_t dv, const void* q, const void* k,
             const void* v, const void* bias, int64_t bias_bs, int64_t bias_hs, const int64_t* key_lengths,
-            double scale, int causal, void* workspace, int64_t workspace_bytes, AttentionParams* p) {
+            double scale, int flags, void* workspace, int64_t workspace_bytes, AttentionParams* p) {
   MK_CHECK(half ? check_float_or_half_dtype(op, device, dtype) : check_no_half_dtype(op, device, dtype));
   if (batch < 0 || heads < 1 || kv_heads < 1 || nq < 0 || nk < 0)
     return fail(MK_ERR_INVALID_ARGUMENT,
@@ -31,6 +31,8 @@ int prepare(const char* op, bool half, const KernelTable* t, int device, int dty
   if (d < 1 || d > 256 || dv < 1 || dv > 256)
     return fail(MK_ERR_INVALID_ARGUMENT, "%s: head dims d = %" PRId64 ", dv = %" PRId64 " outside [1, 256]", op, d, dv);
   if (!std::isfinite(scale)) return fail(MK_ERR_INVALID_ARGUMENT, "%s: scale %g is not finite", op, scale);
+  if (flags & ~(MK_ATTENTION_CAUSAL | MK_ATTENTION_TF32))
+    return fail(MK_ERR_INVALID_ARGUMENT, "%s: flags %d (expected MK_ATTENTION_CAUSAL = 1, MK_ATTENTION_TF32 = 2)", op, flags);
   if (bias && (bias_bs < 0 || bias_hs < 0))
     return fail(MK_ERR_INVALID_ARGUMENT, "%s: negative bias strides (%" PRId64 ", %" PRId64 ")", op, bias_bs, bias_hs);
   MK_CHECK(check_ptr(op, "q", q, batch * heads * nq * d));
@@ -69,7 +71,8 @@ int prepare(const char* op, bool half, const KernelTable* t, int device, int dty
   p->bias_hs = bias_hs;
   p->key_lengths = key_lengths;
   p->scale = scale;
-  p->causal = causal ? 1 : 0;
+  p->causal = (flags & MK_ATTENTION_CAUSAL) ? 1 : 0;
+  p->allow_tf32 = (flags & MK_ATTENTION_TF32) ? 1 : 0;
   p->workspace = workspace;
   return MK_OK;
 }
@@ -113,14 +116,14 @@ int64_t mk_attention_softmax_workspace(int device, int dtype, int64_t batch, int
 int mk_attention_softmax_forward(int device, int dtype, int64_t batch, int64_t heads, int64_t kv_heads,
                                  int64_t nq, int64_t nk, int64_t d, int64_t dv, const void* q, const void* k,
                                  const void* v, const void* bias, int64_t bias_bs, int64_t bias_hs,
-                                 const int64_t* key_lengths, double scale, int causal, void* out, void* lse,
+                                 const int64_t* key_lengths, double scale, int flags, void* out, void* lse,
                                  void* workspace, int64_t workspace_bytes, void* stream) {
   const char* op = "mk_attention_softmax_forward";
   const KernelTable* t = kernels_for(op, device);
   if (!t) return MK_ERR_NO_DEVICE;
   AttentionParams p;
   MK_CHECK(prepare(op, true, t, device, dtype, batch, heads, kv_heads, nq, nk, d, dv, q, k, v, bias, bias_bs, bias_hs,
-                   key_lengths, scale, causal, workspace, workspace_bytes, &p));
+                   key_lengths, scale, flags, workspace, workspace_bytes, &p));
   MK_CHECK(check_ptr(op, "out", out, batch * heads * nq * dv));
   if (batch * heads * nq == 0) return MK_OK;
   p.out0 = out;
@@ -131,7 +134,7 @@ int mk_attention_softmax_forward(int device, int dtype, int64_t batch, int64_t h
 int mk_attention_softmax_backward(int device, int dtype, int64_t batch, int64_t heads, int64_t kv_heads,
                                   int64_t nq, int64_t nk, int64_t d, int64_t dv, const void* q, const void* k,
                                   const void* v, const void* bias, int64_t bias_bs, int64_t bias_hs,
-                                  const int64_t* key_lengths, double scale, int causal, const void* out,
+                                  const int64_t* key_lengths, double scale, int flags, const void* out,
                                   const void* lse, const void* dout, void* dq, void* dk, void* dv_out,
                                   void* dbias_full, void* workspace, int64_t workspace_bytes, void* stream) {
   const char* op = "mk_attention_softmax_backward";
@@ -139,7 +142,7 @@ int mk_attention_softmax_backward(int device, int dtype, int64_t batch, int64_t 
   if (!t) return MK_ERR_NO_DEVICE;
   AttentionParams p;
   MK_CHECK(prepare(op, true, t, device, dtype, batch, heads, kv_heads, nq, nk, d, dv, q, k, v, bias, bias_bs, bias_hs,
-                   key_lengths, scale, causal, workspace, workspace_bytes, &p));
+                   key_lengths, scale, flags, workspace, workspace_bytes, &p));
   MK_CHECK(check_ptr(op, "out", out, batch * heads * nq * dv));
   MK_CHECK(check_ptr(op, "lse", lse, batch * heads * nq));
   MK_CHECK(check_ptr(op, "dout", dout, batch * heads * nq * dv));
@@ -162,7 +165,7 @@ int mk_attention_softmax_backward(int device, int dtype, int64_t batch, int64_t 
 int mk_attention_softmax_backward_backward(int device, int dtype, int64_t batch, int64_t heads, int64_t kv_heads,
                                            int64_t nq, int64_t nk, int64_t d, int64_t dv, const void* q,
                                            const void* k, const void* v, const void* bias, int64_t bias_bs,
-                                           int64_t bias_hs, const int64_t* key_lengths, double scale, int causal,
+                                           int64_t bias_hs, const int64_t* key_lengths, double scale, int flags,
                                            const void* out, const void* lse, const void* dout, const void* g_dq,
                                            const void* g_dk, const void* g_dv, const void* g_dbias_full,
                                            void* gq, void* gk, void* gv, void* g_dout, void* g_bias_full,
@@ -172,7 +175,7 @@ int mk_attention_softmax_backward_backward(int device, int dtype, int64_t batch,
   if (!t) return MK_ERR_NO_DEVICE;
   AttentionParams p;
   MK_CHECK(prepare(op, false, t, device, dtype, batch, heads, kv_heads, nq, nk, d, dv, q, k, v, bias, bias_bs, bias_hs,
-                   key_lengths, scale, causal, workspace, workspace_bytes, &p));
+                   key_lengths, scale, flags, workspace, workspace_bytes, &p));
   MK_CHECK(check_ptr(op, "out", out, batch * heads * nq * dv));
   MK_CHECK(check_ptr(op, "lse", lse, batch * heads * nq));
   MK_CHECK(check_ptr(op, "dout", dout, batch * heads * nq * dv));
@@ -200,7 +203,7 @@ int mk_attention_softmax_backward_backward(int device, int dtype, int64_t batch,
 int mk_attention_softmax_jvp(int device, int dtype, int64_t batch, int64_t heads, int64_t kv_heads, int64_t nq,
                              int64_t nk, int64_t d, int64_t dv, const void* q, const void* k, const void* v,
                              const void* bias, int64_t bias_bs, int64_t bias_hs, const int64_t* key_lengths,
-                             double scale, int causal, const void* out, const void* lse, const void* tq,
+                             double scale, int flags, const void* out, const void* lse, const void* tq,
                              const void* tk, const void* tv, const void* tbias_full, void* tout, void* tlse,
                              void* workspace, int64_t workspace_bytes, void* stream) {
   const char* op = "mk_attention_softmax_jvp";
@@ -208,7 +211,7 @@ int mk_attention_softmax_jvp(int device, int dtype, int64_t batch, int64_t heads
   if (!t) return MK_ERR_NO_DEVICE;
   AttentionParams p;
   MK_CHECK(prepare(op, false, t, device, dtype, batch, heads, kv_heads, nq, nk, d, dv, q, k, v, bias, bias_bs, bias_hs,
-                   key_lengths, scale, causal, workspace, workspace_bytes, &p));
+                   key_lengths, scale, flags, workspace, workspace_bytes, &p));
   MK_CHECK(check_ptr(op, "out", out, batch * heads * nq * dv));
   MK_CHECK(check_ptr(op, "lse", lse, batch * heads * nq));
   MK_CHECK(check_ptr(op, "tout", tout, batch * heads * nq * dv));

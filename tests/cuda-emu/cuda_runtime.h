@@ -228,6 +228,37 @@ inline void mma_m16n8k16(bool bf16, float (&c)[4], const uint32_t (&a)[4], uint3
     c[r] = acc;
   }
 }
+
+// mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32: A(row, k) in lane 4 (row % 8) + k % 4, register
+// row / 8 + 2 (k / 4); B(k, n) in lane 4 n + k % 4, register k / 4. The MMA reads 19 bits of each
+// value (the low 13 bits of the F32 pattern are ignored).
+inline void mma_m16n8k8_tf32(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  static uint32_t regs_a[32][32][4], regs_b[32][32][2];
+  Sched& s = sched();
+  const int w = s.cur / 32, lane = s.cur % 32;
+  std::memcpy(regs_a[w][lane], a, sizeof a);
+  regs_b[w][lane][0] = b0;
+  regs_b[w][lane][1] = b1;
+  warp_barrier();
+  auto val = [](uint32_t u) {
+    u &= ~0x1fffu;
+    float f;
+    std::memcpy(&f, &u, 4);
+    return f;
+  };
+  auto A = [&](int row, int k) { return val(regs_a[w][4 * (row & 7) + (k & 3)][(row >> 3) + 2 * (k >> 2)]); };
+  auto B = [&](int k, int col) { return val(regs_b[w][4 * col + (k & 3)][k >> 2]); };
+  const int g = lane >> 2, t = lane & 3;
+  float out[4];
+  for (int r = 0; r < 4; ++r) {
+    const int row = g + 8 * (r >> 1), col = 2 * t + (r & 1);
+    float acc = c[r];
+    for (int k = 0; k < 8; ++k) acc = std::fma(A(row, k), B(k, col), acc);
+    out[r] = acc;
+  }
+  warp_barrier();
+  for (int r = 0; r < 4; ++r) c[r] = out[r];
+}
 }  // namespace emu
 
 inline cudaError_t cudaGetDevice(int* d) { *d = 0; return cudaSuccess; }

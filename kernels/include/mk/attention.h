@@ -24,6 +24,8 @@ struct AttentionParams {
   const int64_t* key_lengths = nullptr;
   double scale = 1.0;
   int causal = 0;
+  // F32 forward and backward on CUDA may run on TF32 tensor cores (opt-in; ignored elsewhere)
+  int allow_tf32 = 0;
   // saved by the forward, read by later passes
   const void* out = nullptr;  // [B, H, Nq, Dv]
   const void* lse = nullptr;  // [B, H, Nq]

@@ -144,4 +144,66 @@ class CudaAttentionHalfTest {
       }
     }
   }
+
+  /**
+   * F32 with TF32 allowed ({@link Backend#setAllowTf32}): the forward and backward run on TF32
+   * tensor cores where their tiles fit; held to twice the error of a naive TF32 composition (inputs
+   * and every stage rounded to 10 mantissa bits), and to the F32 kernels without TF32.
+   */
+  @ParameterizedTest
+  @CsvSource({
+      "2, 4, 2, 200, 333, 64, false, false",
+      "2, 4, 4, 333, 200, 64, true, true",
+      "1, 4, 2, 257, 300, 128, true, false",
+      "2, 2, 2, 1000, 1000, 128, false, true",
+  })
+  void tf32IsWithinTwiceTheNaiveTf32ErrorOfTheF64Reference(int b, int h, int hkv, int nq, int nk, int d, boolean causal,
+      boolean padding) {
+    boolean before = Backend.allowTf32();
+    try (Scope sc = Scope.open()) {
+      long seed = 11L * nq + nk + d;
+      Tensor q = Tensor.randn(new long[] {b, h, nq, d}, DType.F32, CPU, seed);
+      Tensor k = Tensor.randn(new long[] {b, hkv, nk, d}, DType.F32, CPU, seed + 1);
+      Tensor v = Tensor.randn(new long[] {b, hkv, nk, d}, DType.F32, CPU, seed + 2);
+      Tensor dout = Tensor.randn(new long[] {b, h, nq, d}, DType.F32, CPU, seed + 3);
+      long[] lengths = null;
+      if (padding) {
+        lengths = new long[b];
+        for (int i = 0; i < b; i++) lengths[i] = Math.max(1, nk - 37 * i - 5);
+      }
+      Tensor lt = lengths == null ? null : Tensor.ofIndices(lengths, b);
+      Shape s = new Shape(b, h, hkv, nq, nk, d, causal, lengths, 1, h);
+      HalfAttentionRef.Rounder tf32 = x -> HalfAttentionRef.round(x, 10, -126, Float.MAX_VALUE);
+      double[] qa = q.toDoubleArray(), ka = k.toDoubleArray(), va = v.toDoubleArray(), da = dout.toDoubleArray();
+      double[][] ref = HalfAttentionRef.host(s, qa, ka, va, null, da, x -> x);
+      double[][] naive = HalfAttentionRef.host(s, rounded(qa, tf32), rounded(ka, tf32), rounded(va, tf32), null,
+          rounded(da, tf32), tf32);
+      List<Tensor> lse = new ArrayList<>();
+      Backend.setAllowTf32(true);
+      double[][] gpu = library(GPU, q, k, v, null, lt, causal, dout, lse);
+      Backend.setAllowTf32(false);
+      double[][] f32 = library(GPU, q, k, v, null, lt, causal, dout, lse);
+      String[] names = {"out", "dq", "dk", "dv"};
+      StringBuilder report = new StringBuilder("TF32 " + b + "x" + h + "/" + hkv + " " + nq + "x" + nk + " d" + d
+          + (causal ? " causal" : "") + (padding ? " padded" : "") + ":");
+      List<String> failures = new ArrayList<>();
+      for (int i = 0; i < 4; i++) {
+        double eNaive = HalfAttentionRef.err(naive[i], ref[i]), eGpu = HalfAttentionRef.err(gpu[i], ref[i]);
+        double eF32 = HalfAttentionRef.err(f32[i], ref[i]);
+        report.append(String.format(" %s tf32 %.2e naive-tf32 %.2e f32 %.2e;", names[i], eGpu, eNaive, eF32));
+        if (!(eGpu <= 2 * eNaive + FLOOR)) failures.add(names[i] + ": TF32 error " + eGpu + " > 2 x naive " + eNaive);
+        if (!(eF32 <= 1e-5)) failures.add(names[i] + ": F32 (no TF32) error " + eF32);
+      }
+      System.out.println(report);
+      assertTrue(failures.isEmpty(), report + "\n" + String.join("\n", failures));
+    } finally {
+      Backend.setAllowTf32(before);
+    }
+  }
+
+  static double[] rounded(double[] x, HalfAttentionRef.Rounder r) {
+    double[] y = new double[x.length];
+    for (int i = 0; i < x.length; i++) y[i] = r.r(x[i]);
+    return y;
+  }
 }

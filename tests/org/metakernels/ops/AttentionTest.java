@@ -276,4 +276,40 @@ class AttentionTest {
     var ex = assertThrows(MetakernelsException.class, e);
     assertTrue(ex.getMessage().contains(part) && ex.getMessage().contains("attention"), ex.getMessage());
   }
+
+  /**
+   * The C ABI's flags: MK_ATTENTION_TF32 (2) is accepted everywhere and changes nothing on the CPU
+   * (TF32 is a CUDA tensor-core allowance), so the result with it equals the result without, bit
+   * for bit; unknown bits are refused with a message naming the op, before anything is written.
+   */
+  @Test
+  void tf32FlagIsIgnoredOnTheCpuAndUnknownFlagsAreRefused() {
+    try (Scope s = Scope.open()) {
+      int b = 1, h = 2, n = 37, d = 16;
+      Tensor q = Tensor.randn(new long[] {b, h, n, d}, DType.F32, Device.CPU, 5);
+      Tensor k = Tensor.randn(new long[] {b, h, n, d}, DType.F32, Device.CPU, 6);
+      Tensor v = Tensor.randn(new long[] {b, h, n, d}, DType.F32, Device.CPU, 7);
+      long wsBytes = MkNative.mk_attention_softmax_workspace(Device.CPU.code, DType.F32.code, b, h, h, n, n, d, d);
+      Tensor ws = Tensor.zeros(new long[] {(wsBytes + 7) / 8}, DType.F64, Device.CPU);
+      float[][] outs = new float[3][];
+      int[] flags = {1, 1 | 2, 1 | 4};
+      for (int i = 0; i < 3; i++) {
+        Tensor out = Tensor.zeros(new long[] {b, h, n, d}, DType.F32, Device.CPU);
+        Tensor lse = Tensor.zeros(new long[] {b, h, n}, DType.F32, Device.CPU);
+        int st = MkNative.mk_attention_softmax_forward(Device.CPU.code, DType.F32.code, b, h, h, n, n, d, d,
+            q.address("test"), k.address("test"), v.address("test"), 0, 0, 0, 0, 1.0 / Math.sqrt(d), flags[i],
+            out.address("test"), lse.address("test"), ws.address("test"), wsBytes, 0);
+        if (i < 2) {
+          assertEquals(0, st, org.metakernels.runtime.Native.lastError());
+        } else {
+          assertEquals(org.metakernels.runtime.Native.ERR_INVALID_ARGUMENT, st);
+          String msg = org.metakernels.runtime.Native.lastError();
+          assertTrue(msg.contains("mk_attention_softmax_forward") && msg.contains("flags 5"), msg);
+        }
+        outs[i] = out.toFloatArray();
+      }
+      assertArrayEquals(outs[0], outs[1]);
+      assertArrayEquals(new float[outs[2].length], outs[2]);  // untouched
+    }
+  }
 }

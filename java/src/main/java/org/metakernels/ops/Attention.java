@@ -1,6 +1,7 @@
 package org.metakernels.ops;
 
 import org.metakernels.autograd.Autograd;
+import org.metakernels.runtime.Backend;
 import org.metakernels.runtime.MetakernelsException;
 import org.metakernels.runtime.MkNative;
 import org.metakernels.runtime.Native;
@@ -109,7 +110,7 @@ public final class Attention {
     Tensor ws = g.workspace();
     Native.check(MkNative.mk_attention_softmax_forward(g.device, g.dtype, g.b, g.h, g.hkv, g.nq, g.nk, g.d, g.dv,
         g.q.address(g.op), g.k.address(g.op), g.v.address(g.op), g.biasAddr(), g.biasBs, g.biasHs, g.lengthsAddr(),
-        g.scale, g.causal ? 1 : 0, out.address(g.op), lse.address(g.op), ws.address(g.op), g.wsBytes, 0L), g.context());
+        g.scale, g.flags, out.address(g.op), lse.address(g.op), ws.address(g.op), g.wsBytes, 0L), g.context());
     Tensor bias = o.bias();
     Autograd.record("attention", out, new Tensor[] {q, k, v, bias},
         gr -> backward(g, q, k, v, bias, out, lse, gr[0]));
@@ -133,7 +134,7 @@ public final class Attention {
     Tensor doutIn = dout;
     Native.check(MkNative.mk_attention_softmax_backward(g.device, g.dtype, g.b, g.h, g.hkv, g.nq, g.nk, g.d, g.dv,
         g.q.address(op), g.k.address(op), g.v.address(op), g.biasAddr(), g.biasBs, g.biasHs, g.lengthsAddr(), g.scale,
-        g.causal ? 1 : 0, out.address(op), lse.address(op), dO.address(op), dq.address(op), dk.address(op),
+        g.flags, out.address(op), lse.address(op), dO.address(op), dq.address(op), dk.address(op),
         dv.address(op), dbFull == null ? 0L : dbFull.address(op), ws.address(op), g.wsBytes, 0L), g.context());
     Tensor[] outs = dbFull == null ? new Tensor[] {dq, dk, dv} : new Tensor[] {dq, dk, dv, dbFull};
     Autograd.record(op, outs, new Tensor[] {q, k, v, bias, doutIn},
@@ -185,7 +186,7 @@ public final class Attention {
     Tensor ws = g.workspace();
     Native.check(MkNative.mk_attention_softmax_backward_backward(g.device, g.dtype, g.b, g.h, g.hkv, g.nq, g.nk, g.d,
         g.dv, g.q.address(op), g.k.address(op), g.v.address(op), g.biasAddr(), g.biasBs, g.biasHs, g.lengthsAddr(),
-        g.scale, g.causal ? 1 : 0, out.address(op), lse.address(op), dO.address(op), addr(gdq, op), addr(gdk, op),
+        g.scale, g.flags, out.address(op), lse.address(op), dO.address(op), addr(gdq, op), addr(gdk, op),
         addr(gdv, op), addr(gdb, op), gq.address(op), gk.address(op), gv.address(op), gdout.address(op),
         gbFull == null ? 0L : gbFull.address(op), ws.address(op), g.wsBytes, 0L), g.context());
     return new Tensor[] {gq, gk, gv, gdout, gbFull};
@@ -238,7 +239,7 @@ public final class Attention {
     String op = g.op;
     Native.check(MkNative.mk_attention_softmax_jvp(g.device, g.dtype, g.b, g.h, g.hkv, g.nq, g.nk, g.d, g.dv,
         g.q.address(op), g.k.address(op), g.v.address(op), g.biasAddr(), g.biasBs, g.biasHs, g.lengthsAddr(), g.scale,
-        g.causal ? 1 : 0, out.address(op), lse.address(op), addr(tq, op), addr(tk, op), addr(tv, op), addr(tb, op),
+        g.flags, out.address(op), lse.address(op), addr(tq, op), addr(tk, op), addr(tv, op), addr(tb, op),
         tout.address(op), tlse.address(op), ws.address(op), g.wsBytes, 0L), g.context());
     return new Output(tout, tlse);
   }
@@ -264,6 +265,8 @@ public final class Attention {
     final long b, h, hkv, nq, nk, d, dv, biasBs, biasHs, wsBytes;
     final double scale;
     final boolean causal, half;
+    /** causal (1) and TF32 allowed (2: F32 on CUDA with {@link Backend#allowTf32()}) for the C ABI */
+    final int flags;
     final int device, dtype;
     final Device dev;
 
@@ -293,6 +296,7 @@ public final class Attention {
       this.v = v.isContiguous() ? v : v.copyContiguous();
       scale = Double.isNaN(o.scale()) ? 1.0 / Math.sqrt(d) : o.scale();
       causal = o.causalMask();
+      flags = (causal ? 1 : 0) | (q.dtype() == DType.F32 && q.device() == Device.CUDA && Backend.allowTf32() ? 2 : 0);
       dev = q.device();
       device = dev.code;
       dtype = q.dtype().code;

@@ -99,6 +99,29 @@ public final class Backend {
     if (!cudaAvailable) throw new MetakernelsException(op + ": CUDA is unavailable (" + cudaReason + ")", Native.ERR_NO_DEVICE);
   }
 
+  private static volatile boolean allowTf32 = Boolean.getBoolean("metakernels.tf32");
+
+  /**
+   * Whether F32 work on CUDA may use TF32 tensor cores (10-bit mantissa products, F32 sums): the
+   * softmax-attention forward and backward, and cuBLAS matmuls (whose handle reads
+   * {@code -Dmetakernels.tf32} once, when it is created). Off by default; {@code -Dmetakernels.tf32=true}
+   * turns it on at start. The CPU ignores it.
+   */
+  public static boolean allowTf32() {
+    return allowTf32;
+  }
+
+  /**
+   * Sets {@link #allowTf32()} for the attention kernels from now on.
+   *
+   * <pre>{@code
+   * Backend.setAllowTf32(true);   // F32 attention on CUDA: TF32 tensor cores where the tiles fit
+   * }</pre>
+   */
+  public static void setAllowTf32(boolean allow) {
+    allowTf32 = allow;
+  }
+
   /**
    * Chooses the instruction set of the CPU kernels: {@code "avx2"}, {@code "avx512"} or
    * {@code "auto"} (the best this CPU has; the default). Also read from

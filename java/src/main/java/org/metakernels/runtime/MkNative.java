@@ -150,7 +150,7 @@ public final class MkNative {
       @Cast("int64_t") long nk, @Cast("int64_t") long d, @Cast("int64_t") long dv, @Cast("const void*") long q,
       @Cast("const void*") long k, @Cast("const void*") long v, @Cast("const void*") long bias,
       @Cast("int64_t") long biasBs, @Cast("int64_t") long biasHs, @Cast("const int64_t*") long keyLengths,
-      double scale, int causal, @Cast("void*") long out, @Cast("void*") long lse, @Cast("void*") long workspace,
+      double scale, int flags, @Cast("void*") long out, @Cast("void*") long lse, @Cast("void*") long workspace,
       @Cast("int64_t") long workspaceBytes, @Cast("void*") long stream);
 
   public static native int mk_attention_softmax_backward(int device, int dtype, @Cast("int64_t") long batch,
@@ -158,7 +158,7 @@ public final class MkNative {
       @Cast("int64_t") long nk, @Cast("int64_t") long d, @Cast("int64_t") long dv, @Cast("const void*") long q,
       @Cast("const void*") long k, @Cast("const void*") long v, @Cast("const void*") long bias,
       @Cast("int64_t") long biasBs, @Cast("int64_t") long biasHs, @Cast("const int64_t*") long keyLengths,
-      double scale, int causal, @Cast("const void*") long out, @Cast("const void*") long lse,
+      double scale, int flags, @Cast("const void*") long out, @Cast("const void*") long lse,
       @Cast("const void*") long dout, @Cast("void*") long dq, @Cast("void*") long dk, @Cast("void*") long dvOut,
       @Cast("void*") long dbiasFull, @Cast("void*") long workspace, @Cast("int64_t") long workspaceBytes,
       @Cast("void*") long stream);
@@ -168,7 +168,7 @@ public final class MkNative {
       @Cast("int64_t") long nq, @Cast("int64_t") long nk, @Cast("int64_t") long d, @Cast("int64_t") long dv,
       @Cast("const void*") long q, @Cast("const void*") long k, @Cast("const void*") long v,
       @Cast("const void*") long bias, @Cast("int64_t") long biasBs, @Cast("int64_t") long biasHs,
-      @Cast("const int64_t*") long keyLengths, double scale, int causal, @Cast("const void*") long out,
+      @Cast("const int64_t*") long keyLengths, double scale, int flags, @Cast("const void*") long out,
       @Cast("const void*") long lse, @Cast("const void*") long dout, @Cast("const void*") long gDq,
       @Cast("const void*") long gDk, @Cast("const void*") long gDv, @Cast("const void*") long gDbiasFull,
       @Cast("void*") long gq, @Cast("void*") long gk, @Cast("void*") long gv, @Cast("void*") long gDout,
@@ -180,7 +180,7 @@ public final class MkNative {
       @Cast("int64_t") long nk, @Cast("int64_t") long d, @Cast("int64_t") long dv, @Cast("const void*") long q,
       @Cast("const void*") long k, @Cast("const void*") long v, @Cast("const void*") long bias,
       @Cast("int64_t") long biasBs, @Cast("int64_t") long biasHs, @Cast("const int64_t*") long keyLengths,
-      double scale, int causal, @Cast("const void*") long out, @Cast("const void*") long lse,
+      double scale, int flags, @Cast("const void*") long out, @Cast("const void*") long lse,
       @Cast("const void*") long tq, @Cast("const void*") long tk, @Cast("const void*") long tv,
       @Cast("const void*") long tbiasFull, @Cast("void*") long tout, @Cast("void*") long tlse,
       @Cast("void*") long workspace, @Cast("int64_t") long workspaceBytes, @Cast("void*") long stream);
