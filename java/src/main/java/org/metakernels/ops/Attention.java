@@ -38,6 +38,11 @@ import org.metakernels.tensor.Tensor;
  * three tiled passes (row statistics, queries, keys). Third derivatives are not implemented
  * and fail loudly.
  *
+ * <p>TF32. With {@link org.metakernels.runtime.Backend#setAllowTf32} (or {@code -Dmetakernels.tf32=true})
+ * the F32 forward and backward on CUDA run on TF32 tensor cores (products of 10-bit-mantissa
+ * operands, F32 sums) where the GPU's shared memory holds their tiles, else on the F32 SIMT
+ * kernels; the double backward and the JVP stay in F32. The CPU ignores it.
+ *
  * <p>BF16 and F16. q, k, v (and the bias) may all be BF16 or all F16 (no mixing): the forward and
  * the backward run fused 16-bit kernels (tensor cores on CUDA; F32 arithmetic inside, the results
  * rounded to nearest even), the output and the gradients of q, k, v and the bias are in the
