@@ -22,7 +22,9 @@ final class InfoCommand implements Callable<Integer> {
     System.out.println("                    index-add, gather, scatter-add (deterministic), matmul (BLAS / cuBLAS)");
     System.out.println("  attention:        fused softmax attention (online softmax, no N x N buffer): forward,");
     System.out.println("                    deterministic backward, fused double backward, JVP; GQA, causal,");
-    System.out.println("                    padding, additive bias with gradient; F32 and F64");
+    System.out.println("                    padding, additive bias with gradient; F32 and F64; BF16/F16 forward and");
+    System.out.println("                    backward (tensor cores on CUDA, F32 inside); TF32 for F32 on CUDA "
+        + (Backend.allowTf32() ? "allowed" : "off (-Dmetakernels.tf32=true)"));
     System.out.println("  linear attention: fused product (none / causal / anti-causal masks; its own backward,");
     System.out.println("                    so every derivative order is fused), momentum term");
     return 0;
