@@ -167,47 +167,6 @@ inline void gemm(int64_t R, int64_t N, int64_t P, T alpha, const T* a, int64_t a
   }
 }
 
-// x[i] = exp(x[i]) in place, vectorisable: exp(x) = 2^k e^r with k = round(x / ln 2) and
-// |r| <= ln 2 / 2 (Cody-Waite split), e^r by its Taylor polynomial (degree 7 for float, 13 for
-// double: truncation below half an ulp). -inf and underflow give 0.
-template <class T>
-inline void exp_inplace(T* x, int64_t n) {
-  constexpr bool f32 = sizeof(T) == 4;
-  const T lo = f32 ? T(-87.3) : T(-708.3);
-  const T hi = f32 ? T(88.3) : T(709.0);
-  // adding and subtracting 1.5·2^mantissa rounds to the nearest integer (vectorises; no fast-math)
-  const T shifter = f32 ? T(12582912.0) : T(6755399441055744.0);
-  const T log2e = T(1.4426950408889634);
-  const T ln2hi = f32 ? T(0.693359375) : T(6.93147180369123816490e-01);
-  const T ln2lo = f32 ? T(-2.12194440e-4) : T(1.90821492927058770002e-10);
-#pragma omp simd
-  for (int64_t i = 0; i < n; ++i) {
-    T v = x[i];
-    const bool under = !(v >= lo);  // also -inf and NaN-free masked entries
-    v = v > hi ? hi : (under ? T(0) : v);
-    const T k = (v * log2e + shifter) - shifter;
-    const T r = (v - k * ln2hi) - k * ln2lo;
-    // Horner over 1/n!, n = deg..0
-    T poly = f32 ? T(1.0 / 5040) : T(1.0 / 6227020800.0);
-    const int deg = f32 ? 7 : 13;
-    T inv_fact = poly;
-    for (int m = deg; m >= 1; --m) {
-      inv_fact *= T(m);            // 1/(m-1)!
-      poly = poly * r + inv_fact;
-    }
-    // 2^k through the exponent bits
-    T scale;
-    if (f32) {
-      const int32_t bits = (int32_t(k) + 127) << 23;
-      std::memcpy(&scale, &bits, sizeof scale);
-    } else {
-      const int64_t bits = (int64_t(k) + 1023) << 52;
-      std::memcpy(&scale, &bits, sizeof scale);
-    }
-    x[i] = under ? T(0) : poly * scale;
-  }
-}
-
 // Max and sum of N values (N a multiple of the vector width): a vector tree, then one horizontal
 // step (the `omp simd reduction` epilogues GCC emits were a scalar cascade per call).
 template <class T, int64_t N>
