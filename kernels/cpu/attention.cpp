@@ -108,17 +108,9 @@ struct Head {
   bool causal;
   T scale;
   // exclusive bound of the keys row i sees
-  int64_t key_end(int64_t i) const {
-    if (!causal) return len;
-    const int64_t e = i + off + 1;
-    return e < 0 ? 0 : (e > len ? len : e);
-  }
+  int64_t key_end(int64_t i) const { return attention_key_end(i, len, off, causal); }
   // first row that sees key j
-  int64_t first_row(int64_t j) const {
-    if (!causal) return 0;
-    const int64_t r = j - off;
-    return r < 0 ? 0 : r;
-  }
+  int64_t first_row(int64_t j) const { return attention_first_row(j, off, causal); }
 };
 
 template <class T>

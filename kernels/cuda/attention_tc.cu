@@ -118,17 +118,9 @@ struct TcHead {
   int64_t nq, nk, len, off, base;
   bool causal;
   // exclusive bound of the keys row i sees
-  __device__ __forceinline__ int64_t key_end(int64_t i) const {
-    if (!causal) return len;
-    const int64_t e = i + off + 1;
-    return e < 0 ? 0 : (e > len ? len : e);
-  }
+  __device__ __forceinline__ int64_t key_end(int64_t i) const { return attention_key_end(i, len, off, causal); }
   // first row that sees key j
-  __device__ __forceinline__ int64_t first_row(int64_t j) const {
-    if (!causal) return 0;
-    const int64_t r = j - off;
-    return r < 0 ? 0 : r;
-  }
+  __device__ __forceinline__ int64_t first_row(int64_t j) const { return attention_first_row(j, off, causal); }
 };
 
 template <class Raw>

@@ -11,7 +11,25 @@
 #pragma once
 #include <cstdint>
 
+#include "mk/isa_ns.h"
+#include "mk/scalar.h"  // MK_HD
+
 namespace mk {
+MK_ISA_BEGIN
+// The mask every kernel applies (CPU, CUDA SIMT and tensor cores): with len = L_b keys and
+// off = L_b - Nq, query row i sees keys j < attention_key_end(i, ...), and key j is seen by rows
+// i >= attention_first_row(j, ...).
+MK_HD int64_t attention_key_end(int64_t i, int64_t len, int64_t off, bool causal) {
+  if (!causal) return len;
+  const int64_t e = i + off + 1;
+  return e < 0 ? 0 : (e > len ? len : e);
+}
+MK_HD int64_t attention_first_row(int64_t j, int64_t off, bool causal) {
+  if (!causal) return 0;
+  const int64_t r = j - off;
+  return r < 0 ? 0 : r;
+}
+MK_ISA_END
 
 struct AttentionParams {
   int dtype = 0;
