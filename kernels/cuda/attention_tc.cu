@@ -217,6 +217,50 @@ __device__ __forceinline__ float quad_sum(float v) {
   return v + __shfl_xor_sync(0xffffffffu, v, 2);
 }
 
+// ---- the two warp products every pass is made of ---------------------------------------------------
+// acc[nb] += A Yᵀ over k < steps·kK: A the warp's 16 rows of a row-major shared tile a (ld lda,
+// head-dim wide: at most DP), Y an n-major shared tile (n = 8 nb + ..., NB n-blocks).
+template <class E, int DP, int NB>
+__device__ __forceinline__ void product_abt(float (&acc)[NB][4], const typename Operand<E>::Raw* a, int lda,
+                                            const typename Operand<E>::Raw* y, int ldy, int steps, int g, int t) {
+  using O = Operand<E>;
+#pragma unroll
+  for (int kk = 0; kk < DP / O::kK; ++kk) {
+    if (kk < steps) {
+      uint32_t r[4];
+      O::a(r, a, lda, kk * O::kK, g, t);
+#pragma unroll
+      for (int nb = 0; nb < NB; ++nb) {
+        uint32_t b0, b1;
+        O::b_nk(b0, b1, y, ldy, nb * 8, kk * O::kK, g, t);
+        O::mma(acc[nb], r, b0, b1);
+      }
+    }
+  }
+}
+
+// acc[nb] += P X for n-blocks nb < nblocks: P an F32 accumulator tile of the warp (KB n-blocks of 8:
+// its k range), rounded to the operand type as the A registers; X a row-major [k][n] tile, given as
+// E reads it (the transposed copy for 16-bit types, the tile itself for TF32; leading dim ldx).
+template <class E, int KB, int NB>
+__device__ __forceinline__ void product_pb(float (&acc)[NB][4], const float (&p)[KB][4],
+                                           const typename Operand<E>::Raw* x, int ldx, int nblocks, int g, int t) {
+  using O = Operand<E>;
+#pragma unroll
+  for (int kk = 0; kk < KB * 8 / O::kK; ++kk) {
+    uint32_t r[4];
+    O::acc_a(r, p, kk);
+#pragma unroll
+    for (int nb = 0; nb < NB; ++nb) {
+      if (nb < nblocks) {
+        uint32_t b0, b1;
+        O::b_kn(b0, b1, x, ldx, kk * O::kK, nb * 8, g, t);
+        O::mma(acc[nb], r, b0, b1);
+      }
+    }
+  }
+}
+
 // ---- forward ------------------------------------------------------------------------------------
 // Block: (b, h, 64 query rows); warp w owns rows [16w, 16w + 16); lane (g, t) holds rows g and g + 8
 // of its warp: scores of keys 8nb + 2t + {0, 1} and output columns 8nb + 2t + {0, 1}.
@@ -267,19 +311,7 @@ __global__ void __launch_bounds__(TT::kThreads) tc_forward_kernel(const Attentio
     for (int nb = 0; nb < TT::kBlockK / 8; ++nb)
 #pragma unroll
       for (int r = 0; r < 4; ++r) s[nb][r] = 0.f;
-#pragma unroll
-    for (int kk = 0; kk < DP / KS; ++kk) {
-      if (kk < ksteps) {
-        uint32_t a[4];
-        O::a(a, qw, L::LD, kk * KS, g, t);
-#pragma unroll
-        for (int nb = 0; nb < TT::kBlockK / 8; ++nb) {
-          uint32_t b0, b1;
-          O::b_nk(b0, b1, ks, L::LD, nb * 8, kk * KS, g, t);
-          O::mma(s[nb], a, b0, b1);
-        }
-      }
-    }
+    product_abt<E, DP>(s, qw, L::LD, ks, L::LD, ksteps, g, t);
     if (L::kShareKV) {  // K is consumed: V takes its place
       __syncthreads();
       load_v(j0, C);
@@ -326,19 +358,7 @@ __global__ void __launch_bounds__(TT::kThreads) tc_forward_kernel(const Attentio
       o[nb][3] *= corr[1];
     }
     // O += P V: P from the score registers
-#pragma unroll
-    for (int kk = 0; kk < TT::kBlockK / KS; ++kk) {
-      uint32_t a[4];
-      O::acc_a(a, s, kk);
-#pragma unroll
-      for (int nb = 0; nb < DP / 8; ++nb) {
-        if (nb < nblocks) {
-          uint32_t b0, b1;
-          O::b_kn(b0, b1, vs, ldv, kk * KS, nb * 8, g, t);
-          O::mma(o[nb], a, b0, b1);
-        }
-      }
-    }
+    product_pb<E>(o, s, vs, ldv, nblocks, g, t);
   }
   // reduce: out = O / l, lse = m + log l (F32, natural log)
   Raw* out = static_cast<Raw*>(p.out0);
@@ -441,29 +461,8 @@ __global__ void __launch_bounds__(TT::kThreads) tc_backward_query_kernel(const A
     for (int nb = 0; nb < TT::kBlockK / 8; ++nb)
 #pragma unroll
       for (int r = 0; r < 4; ++r) s[nb][r] = dp[nb][r] = 0.f;
-#pragma unroll
-    for (int kk = 0; kk < DP / KS; ++kk) {
-      if (kk < ksteps) {
-        uint32_t a[4];
-        O::a(a, qw, L::LD, kk * KS, g, t);
-#pragma unroll
-        for (int nb = 0; nb < TT::kBlockK / 8; ++nb) {
-          uint32_t b0, b1;
-          O::b_nk(b0, b1, ks, L::LD, nb * 8, kk * KS, g, t);
-          O::mma(s[nb], a, b0, b1);
-        }
-      }
-      if (kk < vsteps) {
-        uint32_t a[4];
-        O::a(a, dow, L::LD, kk * KS, g, t);
-#pragma unroll
-        for (int nb = 0; nb < TT::kBlockK / 8; ++nb) {
-          uint32_t b0, b1;
-          O::b_nk(b0, b1, vs, L::LD, nb * 8, kk * KS, g, t);
-          O::mma(dp[nb], a, b0, b1);
-        }
-      }
-    }
+    product_abt<E, DP>(s, qw, L::LD, ks, L::LD, ksteps, g, t);     // S = Q Kᵀ
+    product_abt<E, DP>(dp, dow, L::LD, vs, L::LD, vsteps, g, t);  // dP = dO Vᵀ
     // dS = P ∘ (dP − D), P = exp(S − lse); masked entries are 0
 #pragma unroll
     for (int nb = 0; nb < TT::kBlockK / 8; ++nb)
@@ -481,19 +480,7 @@ __global__ void __launch_bounds__(TT::kThreads) tc_backward_query_kernel(const A
         if (dsfull && row[hr] < p.nq && j < p.nk) dsfull[(x.base + row[hr]) * p.nk + j] = O::from_float(ds);
       }
     // dQ[:, part] += dS K[:, part]
-#pragma unroll
-    for (int kk = 0; kk < TT::kBlockK / KS; ++kk) {
-      uint32_t a[4];
-      O::acc_a(a, s, kk);
-#pragma unroll
-      for (int nb = 0; nb < CW / 8; ++nb) {
-        if (nb < qblocks) {
-          uint32_t b0, b1;
-          O::b_kn(b0, b1, kb, ldkb, kk * KS, nb * 8, g, t);
-          O::mma(dq[nb], a, b0, b1);
-        }
-      }
-    }
+    product_pb<E>(dq, s, kb, ldkb, qblocks, g, t);
   }
   // reduce: dQ = scale · acc
   Raw* dqo = static_cast<Raw*>(p.out0);
@@ -577,29 +564,8 @@ __global__ void __launch_bounds__(TT::kThreads) tc_backward_key_kernel(const Att
       for (int nb = 0; nb < TQ / 8; ++nb)
 #pragma unroll
         for (int r = 0; r < 4; ++r) st[nb][r] = dpt[nb][r] = 0.f;
-#pragma unroll
-      for (int kk = 0; kk < DP / KS; ++kk) {
-        if (kk < ksteps) {
-          uint32_t a[4];
-          O::a(a, kw, L::LD, kk * KS, g, t);
-#pragma unroll
-          for (int nb = 0; nb < TQ / 8; ++nb) {
-            uint32_t b0, b1;
-            O::b_nk(b0, b1, qs, L::LD, nb * 8, kk * KS, g, t);
-            O::mma(st[nb], a, b0, b1);
-          }
-        }
-        if (kk < vsteps) {
-          uint32_t a[4];
-          O::a(a, vw, L::LD, kk * KS, g, t);
-#pragma unroll
-          for (int nb = 0; nb < TQ / 8; ++nb) {
-            uint32_t b0, b1;
-            O::b_nk(b0, b1, dos, L::LD, nb * 8, kk * KS, g, t);
-            O::mma(dpt[nb], a, b0, b1);
-          }
-        }
-      }
+      product_abt<E, DP>(st, kw, L::LD, qs, L::LD, ksteps, g, t);    // Sᵀ = K Qᵀ
+      product_abt<E, DP>(dpt, vw, L::LD, dos, L::LD, vsteps, g, t);  // dPᵀ = V dOᵀ
       // Pᵀ and dSᵀ (element (key, query)); masked entries are 0
 #pragma unroll
       for (int nb = 0; nb < TQ / 8; ++nb)
@@ -616,32 +582,8 @@ __global__ void __launch_bounds__(TT::kThreads) tc_backward_key_kernel(const Att
           st[nb][r] = pv;
           dpt[nb][r] = pv * (dpt[nb][r] - d_s[qc]);
         }
-#pragma unroll
-      for (int kk = 0; kk < TQ / KS; ++kk) {
-        uint32_t a[4];
-        if (vblocks > 0) {
-          O::acc_a(a, st, kk);
-#pragma unroll
-          for (int nb = 0; nb < CW / 8; ++nb) {
-            if (nb < vblocks) {
-              uint32_t b0, b1;
-              O::b_kn(b0, b1, dob, ldb, kk * KS, nb * 8, g, t);
-              O::mma(dvv[nb], a, b0, b1);
-            }
-          }
-        }
-        if (kblocks > 0) {
-          O::acc_a(a, dpt, kk);
-#pragma unroll
-          for (int nb = 0; nb < CW / 8; ++nb) {
-            if (nb < kblocks) {
-              uint32_t b0, b1;
-              O::b_kn(b0, b1, qb, ldb, kk * KS, nb * 8, g, t);
-              O::mma(dk[nb], a, b0, b1);
-            }
-          }
-        }
-      }
+      if (vblocks > 0) product_pb<E>(dvv, st, dob, ldb, vblocks, g, t);  // dV += Pᵀ dO[:, part]
+      if (kblocks > 0) product_pb<E>(dk, dpt, qb, ldb, kblocks, g, t);   // dK += dSᵀ Q[:, part]
     }
   }
   // reduce: dK = scale · acc, dV = acc
