@@ -40,61 +40,43 @@ public class GpuAttentionBench {
     @Param({"false", "true"})
     public boolean causal;
 
-    Scope scope;
-    Tensor q, k, v, dOut, rq, rk, rv, ql, kl, vl;
+    GpuAttentionTensors t;
+    Tensor rq, rk, rv;  // probe directions of the double backward
 
     @Setup(Level.Trial)
     public void setup() {
-      Gpu.require("GpuAttentionBench");
+      t = new GpuAttentionTensors("GpuAttentionBench", shape, DType.F32, causal);
       long[] dims = Checks.parseShape(shape);
-      scope = Scope.open();
-      q = Tensor.randn(dims, DType.F32, Device.CUDA, 21L);
-      k = Tensor.randn(dims, DType.F32, Device.CUDA, 22L);
-      v = Tensor.randn(dims, DType.F32, Device.CUDA, 23L);
-      dOut = Tensor.randn(dims, DType.F32, Device.CUDA, 24L);
       rq = Tensor.randn(dims, DType.F32, Device.CUDA, 25L);
       rk = Tensor.randn(dims, DType.F32, Device.CUDA, 26L);
       rv = Tensor.randn(dims, DType.F32, Device.CUDA, 27L);
-      ql = q.detach().requiresGrad(true);
-      kl = k.detach().requiresGrad(true);
-      vl = v.detach().requiresGrad(true);
       Gpu.sync();
     }
 
     @TearDown(Level.Trial)
     public void tearDown() {
-      if (scope != null) scope.close();
-    }
-
-    Attention.Options options() {
-      return causal ? Attention.Options.causal() : Attention.Options.defaults();
+      if (t != null) t.close();  // rq, rk, rv were made in its scope
     }
   }
 
   @Benchmark
   public void forward(Inputs in, Blackhole bh) {
-    try (Scope scope = Scope.open()) {
-      bh.consume(Attention.softmax(in.q, in.k, in.v, in.options()));
-      Gpu.sync();
-    }
+    in.t.forward(bh);
   }
 
   @Benchmark
   public void forwardBackward(Inputs in, Blackhole bh) {
-    try (Scope scope = Scope.open()) {
-      Tensor out = Attention.softmax(in.ql, in.kl, in.vl, in.options());
-      bh.consume(Autograd.grad(List.of(out), List.of(in.ql, in.kl, in.vl), List.of(in.dOut), false));
-      Gpu.sync();
-    }
+    in.t.forwardBackward(bh);
   }
 
   @Benchmark
   public void doubleBackward(Inputs in, Blackhole bh) {
     try (Scope scope = Scope.open()) {
-      Tensor out = Attention.softmax(in.ql, in.kl, in.vl, in.options());
-      List<Tensor> g = Autograd.grad(List.of(out), List.of(in.ql, in.kl, in.vl), List.of(in.dOut), true);
+      GpuAttentionTensors t = in.t;
+      Tensor out = Attention.softmax(t.ql, t.kl, t.vl, t.options);
+      List<Tensor> g = Autograd.grad(List.of(out), List.of(t.ql, t.kl, t.vl), List.of(t.dOut), true);
       Tensor hv = g.get(0).mul(in.rq).sum().add(g.get(1).mul(in.rk).sum()).add(g.get(2).mul(in.rv).sum());
-      bh.consume(Autograd.grad(hv, List.of(in.ql, in.kl, in.vl), false));
+      bh.consume(Autograd.grad(hv, List.of(t.ql, t.kl, t.vl), false));
       Gpu.sync();
     }
   }

@@ -1,13 +1,7 @@
 package org.metakernels.bench;
 
-import java.util.List;
 import java.util.concurrent.TimeUnit;
-import org.metakernels.autograd.Autograd;
-import org.metakernels.ops.Attention;
 import org.metakernels.tensor.DType;
-import org.metakernels.tensor.Device;
-import org.metakernels.tensor.Scope;
-import org.metakernels.tensor.Tensor;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
 import org.openjdk.jmh.annotations.Level;
@@ -43,48 +37,27 @@ public class GpuAttentionBf16Bench {
     @Param({"false", "true"})
     public boolean causal;
 
-    Scope scope;
-    Tensor q, k, v, dOut, ql, kl, vl;
+    GpuAttentionTensors t;
 
     @Setup(Level.Trial)
     public void setup() {
-      Gpu.require("GpuAttentionBf16Bench");
-      long[] dims = Checks.parseShape(shape);
-      scope = Scope.open();
-      q = Tensor.randn(dims, DType.BF16, Device.CUDA, 21L);
-      k = Tensor.randn(dims, DType.BF16, Device.CUDA, 22L);
-      v = Tensor.randn(dims, DType.BF16, Device.CUDA, 23L);
-      dOut = Tensor.randn(dims, DType.BF16, Device.CUDA, 24L);
-      ql = q.detach().requiresGrad(true);
-      kl = k.detach().requiresGrad(true);
-      vl = v.detach().requiresGrad(true);
+      t = new GpuAttentionTensors("GpuAttentionBf16Bench", shape, DType.BF16, causal);
       Gpu.sync();
     }
 
     @TearDown(Level.Trial)
     public void tearDown() {
-      if (scope != null) scope.close();
-    }
-
-    Attention.Options options() {
-      return causal ? Attention.Options.causal() : Attention.Options.defaults();
+      if (t != null) t.close();
     }
   }
 
   @Benchmark
   public void forward(Inputs in, Blackhole bh) {
-    try (Scope scope = Scope.open()) {
-      bh.consume(Attention.softmax(in.q, in.k, in.v, in.options()));
-      Gpu.sync();
-    }
+    in.t.forward(bh);
   }
 
   @Benchmark
   public void forwardBackward(Inputs in, Blackhole bh) {
-    try (Scope scope = Scope.open()) {
-      Tensor out = Attention.softmax(in.ql, in.kl, in.vl, in.options());
-      bh.consume(Autograd.grad(List.of(out), List.of(in.ql, in.kl, in.vl), List.of(in.dOut), false));
-      Gpu.sync();
-    }
+    in.t.forwardBackward(bh);
   }
 }
