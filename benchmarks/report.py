@@ -75,7 +75,7 @@ def short(name):
 
 def params_of(r):
     p = dict(r.get("params") or {})
-    impl = p.pop("impl", None)
+    impl = p.pop("vendor", None) or p.pop("impl", None)  # "impl" before 2026-12-02f
     return impl, tuple(sorted(p.items()))
 
 
@@ -120,11 +120,11 @@ def main():
     for bench, params, msg in failures:
         if bench is None:
             continue
-        m = re.search(r"impl = ([^,)]+)", params)
+        m = re.search(r"(?:vendor|impl) = ([^,)]+)", params)
         impl = m.group(1).strip() if m else "?"
         rest = tuple(sorted((k.strip(), v.strip()) for k, v in
                             (kv.split("=", 1) for kv in params.strip("()").split(",") if "=" in kv)
-                            if k.strip() != "impl"))
+                            if k.strip() not in ("vendor", "impl")))
         failed.setdefault(bench, {}).setdefault(rest, {})[impl] = msg
         groups.setdefault(bench, OrderedDict()).setdefault(rest, {})
 

@@ -37,7 +37,7 @@ import org.openjdk.jmh.infra.Blackhole;
  *       raises, times the composed math path softmax(q kᵀ·scale + mask) v instead, and notes it.
  * </ul>
  * Every set-up first checks metakernels against libtorch on the timed quantity (for the
- * metakernels impl on head 0 only, which libtorch computes alone, to keep set-up short).
+ * metakernels vendor on head 0 only, which libtorch computes alone, to keep set-up short).
  */
 @BenchmarkMode(Mode.AverageTime)
 @OutputTimeUnit(TimeUnit.MILLISECONDS)
@@ -87,8 +87,10 @@ public class AttentionBench {
 
   @State(org.openjdk.jmh.annotations.Scope.Thread)
   public static class Inputs {
+    // "vendor" sorts after the other parameters: JMH orders parameters by name, so each shape
+    // runs metakernels and its peers back to back and their ratio sees the same machine state.
     @Param({"metakernels", "libtorch"})
-    public String impl;
+    public String vendor;
 
     @Param({"1x8x1024x64", "4x8x512x64", "1x8x4096x64"})
     public String shape;
@@ -105,13 +107,13 @@ public class AttentionBench {
 
     @Setup(Level.Trial)
     public void setup(BenchmarkParams params) {
-      Torch.configure(impl);
+      Torch.configure(vendor);
       dims = Checks.parseShape(shape);
       String mode = params.getBenchmark().substring(params.getBenchmark().lastIndexOf('.') + 1);
       String what = "AttentionBench." + mode + " " + shape + (causal ? " causal" : "");
       long scores = dims[0] * dims[1] * dims[2] * dims[2] * 4;
       // the libtorch math path keeps about a dozen [B, H, N, N] tensors in the double backward
-      if (mode.equals("doubleBackward") && impl.equals("libtorch"))
+      if (mode.equals("doubleBackward") && vendor.equals("libtorch"))
         Checks.requireMemory(what + " libtorch math path", 14 * scores);
       scope = Scope.open();
       q = Tensor.randn(dims, DType.F32, Device.CPU, 21L);
@@ -140,7 +142,7 @@ public class AttentionBench {
         }
       }
       check(what, mode);
-      if (!impl.equals("metakernels")) {
+      if (!vendor.equals("metakernels")) {
         Runnable op = switch (mode) {
           case "forward" -> () -> torchForward(t);
           case "forwardBackward" -> () -> torchForwardBackward(t);
@@ -151,11 +153,11 @@ public class AttentionBench {
     }
 
     /**
-     * Checks metakernels against libtorch on the timed quantity. For the libtorch impl, the full
+     * Checks metakernels against libtorch on the timed quantity. For the libtorch vendor, the full
      * results; for metakernels, head 0 against libtorch run on head 0 alone.
      */
     void check(String what, String mode) {
-      boolean mine = impl.equals("metakernels");
+      boolean mine = vendor.equals("metakernels");
       try (Scope s = Scope.open(); PointerScope ps = new PointerScope()) {
         TorchInputs tin = mine ? t.head0() : t;
         Tensor[] a;
@@ -246,7 +248,7 @@ public class AttentionBench {
 
   @Benchmark
   public void forward(Inputs in, Blackhole bh) {
-    if (in.impl.equals("metakernels")) {
+    if (in.vendor.equals("metakernels")) {
       try (Scope scope = Scope.open()) {
         bh.consume(mkForward(in));
       }
@@ -259,7 +261,7 @@ public class AttentionBench {
 
   @Benchmark
   public void forwardBackward(Inputs in, Blackhole bh) {
-    if (in.impl.equals("metakernels")) {
+    if (in.vendor.equals("metakernels")) {
       try (Scope scope = Scope.open()) {
         bh.consume(mkForwardBackward(in));
       }
@@ -272,7 +274,7 @@ public class AttentionBench {
 
   @Benchmark
   public void doubleBackward(Inputs in, Blackhole bh) {
-    if (in.impl.equals("metakernels")) {
+    if (in.vendor.equals("metakernels")) {
       try (Scope scope = Scope.open()) {
         bh.consume(mkDoubleBackward(in));
       }

@@ -27,7 +27,7 @@ import org.openjdk.jmh.infra.Blackhole;
  *   <li>{@code tinyAdd}: a + b on 16 floats, i.e. the cost of one call from Java (JNI, checks,
  *       dispatch, allocation).
  * </ul>
- * Each state has its own {@code impl} parameter so the n parameter only multiplies matmul.
+ * Each state has its own {@code vendor} parameter so the n parameter only multiplies matmul.
  */
 @BenchmarkMode(Mode.AverageTime)
 @OutputTimeUnit(TimeUnit.MICROSECONDS)
@@ -37,8 +37,10 @@ public class DenseBench {
 
   @State(org.openjdk.jmh.annotations.Scope.Thread)
   public static class MatmulState {
+    // "vendor" sorts after the other parameters: JMH orders parameters by name, so each shape
+    // runs metakernels and its peers back to back and their ratio sees the same machine state.
     @Param({"metakernels", "libtorch"})
-    public String impl;
+    public String vendor;
 
     @Param({"512", "1024"})
     public int n;
@@ -49,7 +51,7 @@ public class DenseBench {
 
     @Setup(Level.Trial)
     public void setup() {
-      Torch.configure(impl);
+      Torch.configure(vendor);
       scope = Scope.open();
       a = Tensor.randn(new long[] {n, n}, DType.F32, Device.CPU, 1L);
       b = Tensor.randn(new long[] {n, n}, DType.F32, Device.CPU, 2L);
@@ -59,7 +61,7 @@ public class DenseBench {
         Checks.assertClose("DenseBench.matmul n=" + n, a.matmul(b).toFloatArray(), Torch.toFloats(ta.matmul(tb)),
             1e-4, 1e-5);
       }
-      if (!impl.equals("metakernels")) Torch.pickBlasThreads("DenseBench.matmul n=" + n, () -> ta.matmul(tb));
+      if (!vendor.equals("metakernels")) Torch.pickBlasThreads("DenseBench.matmul n=" + n, () -> ta.matmul(tb));
     }
 
     @TearDown(Level.Trial)
@@ -73,7 +75,7 @@ public class DenseBench {
   @State(org.openjdk.jmh.annotations.Scope.Thread)
   public static class ElementwiseState {
     @Param({"metakernels", "libtorch"})
-    public String impl;
+    public String vendor;
 
     Scope scope;
     Tensor x;
@@ -82,7 +84,7 @@ public class DenseBench {
 
     @Setup(Level.Trial)
     public void setup() {
-      Torch.configure(impl);
+      Torch.configure(vendor);
       scope = Scope.open();
       x = Tensor.randn(new long[] {ELEMENTWISE_N}, DType.F32, Device.CPU, 3L);
       tx = Torch.copyOf(x);
@@ -92,7 +94,7 @@ public class DenseBench {
         Checks.assertClose("DenseBench.elementwiseChain", chain(x).toFloatArray(), Torch.toFloats(chain(tx, sa, sb)),
             1e-5, 1e-5);
       }
-      if (!impl.equals("metakernels")) Torch.pickBlasThreads("DenseBench.elementwiseChain", () -> chain(tx, sa, sb));
+      if (!vendor.equals("metakernels")) Torch.pickBlasThreads("DenseBench.elementwiseChain", () -> chain(tx, sa, sb));
     }
 
     @TearDown(Level.Trial)
@@ -107,7 +109,7 @@ public class DenseBench {
   @State(org.openjdk.jmh.annotations.Scope.Thread)
   public static class TinyState {
     @Param({"metakernels", "libtorch"})
-    public String impl;
+    public String vendor;
 
     Scope scope;
     Tensor a, b;
@@ -115,13 +117,13 @@ public class DenseBench {
 
     @Setup(Level.Trial)
     public void setup() {
-      Torch.configure(impl);
+      Torch.configure(vendor);
       scope = Scope.open();
       a = Tensor.randn(new long[] {16}, DType.F32, Device.CPU, 4L);
       b = Tensor.randn(new long[] {16}, DType.F32, Device.CPU, 5L);
       ta = Torch.copyOf(a);
       tb = Torch.copyOf(b);
-      if (!impl.equals("metakernels")) Torch.pickBlasThreads("DenseBench.tinyAdd", () -> ta.add(tb));
+      if (!vendor.equals("metakernels")) Torch.pickBlasThreads("DenseBench.tinyAdd", () -> ta.add(tb));
     }
 
     @TearDown(Level.Trial)
@@ -142,7 +144,7 @@ public class DenseBench {
 
   @Benchmark
   public void matmul(MatmulState s, Blackhole bh) {
-    if (s.impl.equals("metakernels")) {
+    if (s.vendor.equals("metakernels")) {
       try (Scope scope = Scope.open()) {
         bh.consume(s.a.matmul(s.b));
       }
@@ -155,7 +157,7 @@ public class DenseBench {
 
   @Benchmark
   public void elementwiseChain(ElementwiseState s, Blackhole bh) {
-    if (s.impl.equals("metakernels")) {
+    if (s.vendor.equals("metakernels")) {
       try (Scope scope = Scope.open()) {
         bh.consume(chain(s.x));
       }
@@ -168,7 +170,7 @@ public class DenseBench {
 
   @Benchmark
   public void tinyAdd(TinyState s, Blackhole bh) {
-    if (s.impl.equals("metakernels")) {
+    if (s.vendor.equals("metakernels")) {
       try (Scope scope = Scope.open()) {
         bh.consume(s.a.add(s.b));
       }

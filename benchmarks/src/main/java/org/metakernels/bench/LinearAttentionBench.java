@@ -100,9 +100,9 @@ public class LinearAttentionBench {
   }
 
   /** Rough peak bytes of a libtorch form (F32), generous on purpose. */
-  static long peakBytes(String impl, long[] s, boolean backward) {
+  static long peakBytes(String vendor, long[] s, boolean backward) {
     long b = s[0], h = s[1], n = s[2], d = s[3];
-    return switch (impl) {
+    return switch (vendor) {
       case "libtorch-masked" -> (long) ((backward ? 3.5 : 1.5) * b * h * n * n * 4);
       case "libtorch-cumsum" -> (long) ((backward ? 5.5 : 2.5) * b * h * n * d * d * 4);
       default -> 8 * bhn(s) * d * 4;
@@ -140,13 +140,13 @@ public class LinearAttentionBench {
     return q.matmul(k.mT().matmul(v));  // q (kᵀ v)
   }
 
-  static org.bytedeco.pytorch.Tensor torchForm(String impl, org.bytedeco.pytorch.Tensor q,
+  static org.bytedeco.pytorch.Tensor torchForm(String vendor, org.bytedeco.pytorch.Tensor q,
       org.bytedeco.pytorch.Tensor k, org.bytedeco.pytorch.Tensor v, boolean causal) {
     if (!causal) return nonCausal(q, k, v);
-    return switch (impl) {
+    return switch (vendor) {
       case "libtorch-masked" -> masked(q, k, v);
       case "libtorch-cumsum" -> cumsum(q, k, v);
-      default -> throw new IllegalArgumentException("no causal libtorch form '" + impl + "'");
+      default -> throw new IllegalArgumentException("no causal libtorch form '" + vendor + "'");
     };
   }
 
@@ -159,9 +159,9 @@ public class LinearAttentionBench {
     return Autograd.grad(List.of(out), List.of(in.ql, in.kl, in.vl), List.of(in.dOut), false).toArray(new Tensor[0]);
   }
 
-  static org.bytedeco.pytorch.Tensor[] runTorch(String impl, TorchInputs in, boolean causal, boolean backward) {
-    if (!backward) return new org.bytedeco.pytorch.Tensor[] {torchForm(impl, in.q, in.k, in.v, causal)};
-    org.bytedeco.pytorch.Tensor out = torchForm(impl, in.ql, in.kl, in.vl, causal);
+  static org.bytedeco.pytorch.Tensor[] runTorch(String vendor, TorchInputs in, boolean causal, boolean backward) {
+    if (!backward) return new org.bytedeco.pytorch.Tensor[] {torchForm(vendor, in.q, in.k, in.v, causal)};
+    org.bytedeco.pytorch.Tensor out = torchForm(vendor, in.ql, in.kl, in.vl, causal);
     TensorVector g = Torch.grad(new TensorVector(out), new TensorVector(in.ql, in.kl, in.vl),
         new TensorVector(in.dOut), false);
     Torch.free(out);
@@ -170,13 +170,13 @@ public class LinearAttentionBench {
 
   /**
    * Checks metakernels against libtorch on the timed quantity (the output, or dq, dk, dv). For a
-   * libtorch impl, its full result against metakernels'; for metakernels, head 0 against
+   * libtorch vendor, its full result against metakernels'; for metakernels, head 0 against
    * {@code reference} run on head 0 alone (a fraction of the cost; the heads are independent).
    */
-  static void check(String what, String impl, String reference, Inputs in, boolean causal, boolean backward) {
+  static void check(String what, String vendor, String reference, Inputs in, boolean causal, boolean backward) {
     String[] names = backward ? new String[] {"dq", "dk", "dv"} : new String[] {"out"};
-    boolean mine = impl.equals("metakernels");
-    String torchImpl = mine ? reference : impl;
+    boolean mine = vendor.equals("metakernels");
+    String torchImpl = mine ? reference : vendor;
     try (Scope s = Scope.open(); PointerScope ps = new PointerScope()) {
       Tensor[] a = runMk(in, causal, backward);
       TorchInputs tin = mine ? in.t.head0() : in.t;
@@ -194,8 +194,10 @@ public class LinearAttentionBench {
 
   @State(org.openjdk.jmh.annotations.Scope.Thread)
   public static class CausalState {
+    // "vendor" sorts after the other parameters: JMH orders parameters by name, so each shape
+    // runs metakernels and its peers back to back and their ratio sees the same machine state.
     @Param({"metakernels", "libtorch-masked", "libtorch-cumsum"})
-    public String impl;
+    public String vendor;
 
     @Param({"4x8x4096x64", "4x8x1024x64"})
     public String shape;
@@ -204,16 +206,16 @@ public class LinearAttentionBench {
 
     @Setup(Level.Trial)
     public void setup(BenchmarkParams params) {
-      Torch.configure(impl);
+      Torch.configure(vendor);
       long[] s = Checks.parseShape(shape);
       boolean backward = params.getBenchmark().endsWith("Backward");
       String what = "LinearAttentionBench causal " + shape + (backward ? " fwd+bwd" : " fwd");
-      if (!impl.equals("metakernels")) Checks.requireMemory(what + " " + impl, peakBytes(impl, s, backward));
+      if (!vendor.equals("metakernels")) Checks.requireMemory(what + " " + vendor, peakBytes(vendor, s, backward));
       else Checks.requireMemory(what + " head-0 check", peakBytes("libtorch-masked", s, backward) / s[1]);
       in = new Inputs(s);
-      check(what, impl, "libtorch-masked", in, true, backward);
-      if (!impl.equals("metakernels"))
-        Torch.pickBlasThreads(what + " " + impl, () -> runTorch(impl, in.t, true, backward));
+      check(what, vendor, "libtorch-masked", in, true, backward);
+      if (!vendor.equals("metakernels"))
+        Torch.pickBlasThreads(what + " " + vendor, () -> runTorch(vendor, in.t, true, backward));
     }
 
     @TearDown(Level.Trial)
@@ -225,7 +227,7 @@ public class LinearAttentionBench {
   @State(org.openjdk.jmh.annotations.Scope.Thread)
   public static class NonCausalState {
     @Param({"metakernels", "libtorch"})
-    public String impl;
+    public String vendor;
 
     @Param({"16x8x1024x64"})
     public String shape;
@@ -234,12 +236,12 @@ public class LinearAttentionBench {
 
     @Setup(Level.Trial)
     public void setup(BenchmarkParams params) {
-      Torch.configure(impl);
+      Torch.configure(vendor);
       boolean backward = params.getBenchmark().endsWith("Backward");
       in = new Inputs(Checks.parseShape(shape));
       String what = "LinearAttentionBench non-causal " + shape + (backward ? " fwd+bwd" : " fwd");
-      check(what, impl, "libtorch", in, false, backward);
-      if (!impl.equals("metakernels")) Torch.pickBlasThreads(what, () -> runTorch(impl, in.t, false, backward));
+      check(what, vendor, "libtorch", in, false, backward);
+      if (!vendor.equals("metakernels")) Torch.pickBlasThreads(what, () -> runTorch(vendor, in.t, false, backward));
     }
 
     @TearDown(Level.Trial)
@@ -248,35 +250,35 @@ public class LinearAttentionBench {
     }
   }
 
-  static void time(String impl, Inputs in, boolean causal, boolean backward, Blackhole bh) {
-    if (impl.equals("metakernels")) {
+  static void time(String vendor, Inputs in, boolean causal, boolean backward, Blackhole bh) {
+    if (vendor.equals("metakernels")) {
       try (Scope scope = Scope.open()) {
         bh.consume(runMk(in, causal, backward));
       }
     } else {
       try (PointerScope ps = new PointerScope()) {
-        bh.consume(runTorch(impl, in.t, causal, backward));
+        bh.consume(runTorch(vendor, in.t, causal, backward));
       }
     }
   }
 
   @Benchmark
   public void causalForward(CausalState s, Blackhole bh) {
-    time(s.impl, s.in, true, false, bh);
+    time(s.vendor, s.in, true, false, bh);
   }
 
   @Benchmark
   public void causalForwardBackward(CausalState s, Blackhole bh) {
-    time(s.impl, s.in, true, true, bh);
+    time(s.vendor, s.in, true, true, bh);
   }
 
   @Benchmark
   public void nonCausalForward(NonCausalState s, Blackhole bh) {
-    time(s.impl, s.in, false, false, bh);
+    time(s.vendor, s.in, false, false, bh);
   }
 
   @Benchmark
   public void nonCausalForwardBackward(NonCausalState s, Blackhole bh) {
-    time(s.impl, s.in, false, true, bh);
+    time(s.vendor, s.in, false, true, bh);
   }
 }
