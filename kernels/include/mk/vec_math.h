@@ -54,14 +54,14 @@ MK_VINLINE double copysign(double x, double s) { return __builtin_copysign(x, s)
 // overflow or fall into the subnormal range round once, as they should. NaN stays NaN through
 // the clamps and the polynomial.
 
-// e^r on [-ln2/2, ln2/2]: Cephes expf's minimax polynomial (about 1 ulp).
-MK_VINLINE float exp(float x) {
+// e^r with r = v - k ln 2, k = round(v / ln 2), for a clamped argument v; t = v / ln 2 plus the
+// shifter, whose low mantissa bits hold k as an integer. float: Cephes expf's minimax
+// polynomial (about 1 ulp); double: the Taylor polynomial to degree 13 (truncation 4e-18
+// relative on [-ln2/2, ln2/2]).
+MK_VINLINE float exp_reduced(float v, float& t) {
   const float shifter = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer in the low bits
-  float v = x < -104.0f ? -104.0f : x;  // e^-104 < half the smallest subnormal
-  v = v > 89.0f ? 89.0f : v;            // e^89 > FLT_MAX
-  const float t = fma(v, 1.44269504088896341f, shifter);
+  t = fma(v, 1.44269504088896341f, shifter);
   const float k = t - shifter;
-  const uint32_t kb = as_bits(t) - as_bits(shifter) + 254u;  // k + 2 * bias, in [104, 383]
   float r = fma(k, -0.693359375f, v);
   r = fma(k, 2.12194440e-4f, r);
   float p = 1.9875691500e-4f;
@@ -70,45 +70,12 @@ MK_VINLINE float exp(float x) {
   p = fma(p, r, 4.1665795894e-2f);
   p = fma(p, r, 1.6666665459e-1f);
   p = fma(p, r, 5.0000001201e-1f);
-  const float e = fma(p, r * r, r) + 1.0f;
-  const uint32_t e1 = kb >> 1, e2 = kb - e1;
-  return e * as_f32(e1 << 23) * as_f32(e2 << 23);
+  return fma(p, r * r, r) + 1.0f;
 }
-
-// exp for arguments x <= 0 (softmax: s - max, s - lse), -inf or NaN; also right for 0 < x < 88.
-// One clamp and one 2^k factor instead of exp's two-sided clamp and split 2^k: the clamp sits at
-// -127 ln 2 / -1023 ln 2, where the biased exponent k + bias reaches 0 and the factor is +0, so
-// -inf and everything below gives 0 exactly and results under the smallest normal (2^-126 /
-// 2^-1022) are flushed to 0 or rounded once as subnormals; NaN stays NaN (the clamp keeps x when
-// it is NaN). Same polynomials, so the same accuracy as exp above the smallest normal
-// (tests/native). Measured 2026-12-02 in the attention forward: ~17 instead of ~30 vector
-// instructions per exp.
-MK_VINLINE float exp_nonpos(float x) {
-  const float shifter = 12582912.0f;
-  const float v = -88.02969193111305f > x ? -88.02969193111305f : x;  // k >= -127
-  const float t = fma(v, 1.44269504088896341f, shifter);
-  const float k = t - shifter;
-  const uint32_t kb = as_bits(t) - (as_bits(shifter) - 127u);  // k + bias: 0 at k = -127
-  float r = fma(k, -0.693359375f, v);
-  r = fma(k, 2.12194440e-4f, r);
-  float p = 1.9875691500e-4f;
-  p = fma(p, r, 1.3981999507e-3f);
-  p = fma(p, r, 8.3334519073e-3f);
-  p = fma(p, r, 4.1665795894e-2f);
-  p = fma(p, r, 1.6666665459e-1f);
-  p = fma(p, r, 5.0000001201e-1f);
-  const float e = fma(p, r * r, r) + 1.0f;
-  return e * as_f32(kb << 23);
-}
-
-// e^r by its Taylor polynomial to degree 13 (truncation 4e-18 relative on the interval).
-MK_VINLINE double exp(double x) {
+MK_VINLINE double exp_reduced(double v, double& t) {
   const double shifter = 6755399441055744.0;  // 1.5 * 2^52
-  double v = x < -746.0 ? -746.0 : x;         // e^-746 < half the smallest subnormal
-  v = v > 710.0 ? 710.0 : v;                  // e^710 > DBL_MAX
-  const double t = fma(v, 1.4426950408889634074, shifter);
+  t = fma(v, 1.4426950408889634074, shifter);
   const double k = t - shifter;
-  const uint64_t kb = as_bits(t) - as_bits(shifter) + 2046u;  // k + 2 * bias, in [969, 3071]
   double r = fma(k, -6.93147180369123816490e-01, v);  // ln 2 high part: 32 bits, k ln2hi exact
   r = fma(k, -1.90821492927058770002e-10, r);
   double p = 1.0 / 6227020800.0;  // 1/13!
@@ -123,32 +90,48 @@ MK_VINLINE double exp(double x) {
   p = fma(p, r, 1.0 / 24.0);
   p = fma(p, r, 1.0 / 6.0);
   p = fma(p, r, 0.5);
-  const double e = fma(p, r * r, r) + 1.0;
+  return fma(p, r * r, r) + 1.0;
+}
+
+MK_VINLINE float exp(float x) {
+  float v = x < -104.0f ? -104.0f : x;  // e^-104 < half the smallest subnormal
+  v = v > 89.0f ? 89.0f : v;            // e^89 > FLT_MAX
+  float t;
+  const float e = exp_reduced(v, t);
+  const uint32_t kb = as_bits(t) - as_bits(12582912.0f) + 254u;  // k + 2 * bias, in [104, 383]
+  const uint32_t e1 = kb >> 1, e2 = kb - e1;
+  return e * as_f32(e1 << 23) * as_f32(e2 << 23);
+}
+MK_VINLINE double exp(double x) {
+  double v = x < -746.0 ? -746.0 : x;  // e^-746 < half the smallest subnormal
+  v = v > 710.0 ? 710.0 : v;           // e^710 > DBL_MAX
+  double t;
+  const double e = exp_reduced(v, t);
+  const uint64_t kb = as_bits(t) - as_bits(6755399441055744.0) + 2046u;  // k + 2 * bias, in [969, 3071]
   const uint64_t e1 = kb >> 1, e2 = kb - e1;
   return e * as_f64(e1 << 52) * as_f64(e2 << 52);
 }
 
+// exp for arguments x <= 0 (softmax: s - max, s - lse), -inf or NaN; also right for 0 < x < 88.
+// One clamp and one 2^k factor instead of exp's two-sided clamp and split 2^k: the clamp sits at
+// -127 ln 2 / -1023 ln 2, where the biased exponent k + bias reaches 0 and the factor is +0, so
+// -inf and everything below gives 0 exactly and results under the smallest normal (2^-126 /
+// 2^-1022) are flushed to 0 or rounded once as subnormals; NaN stays NaN (the clamp keeps x when
+// it is NaN). Same polynomials, so the same accuracy as exp above the smallest normal
+// (tests/native). Measured 2026-12-02 in the attention forward: ~17 instead of ~30 vector
+// instructions per exp.
+MK_VINLINE float exp_nonpos(float x) {
+  const float v = -88.02969193111305f > x ? -88.02969193111305f : x;  // k >= -127
+  float t;
+  const float e = exp_reduced(v, t);
+  const uint32_t kb = as_bits(t) - (as_bits(12582912.0f) - 127u);  // k + bias: 0 at k = -127
+  return e * as_f32(kb << 23);
+}
 MK_VINLINE double exp_nonpos(double x) {
-  const double shifter = 6755399441055744.0;
   const double v = -709.08956571282405153 > x ? -709.08956571282405153 : x;  // k >= -1023
-  const double t = fma(v, 1.4426950408889634074, shifter);
-  const double k = t - shifter;
-  const uint64_t kb = as_bits(t) - (as_bits(shifter) - 1023u);  // k + bias: 0 at k = -1023
-  double r = fma(k, -6.93147180369123816490e-01, v);
-  r = fma(k, -1.90821492927058770002e-10, r);
-  double p = 1.0 / 6227020800.0;  // 1/13!
-  p = fma(p, r, 1.0 / 479001600.0);
-  p = fma(p, r, 1.0 / 39916800.0);
-  p = fma(p, r, 1.0 / 3628800.0);
-  p = fma(p, r, 1.0 / 362880.0);
-  p = fma(p, r, 1.0 / 40320.0);
-  p = fma(p, r, 1.0 / 5040.0);
-  p = fma(p, r, 1.0 / 720.0);
-  p = fma(p, r, 1.0 / 120.0);
-  p = fma(p, r, 1.0 / 24.0);
-  p = fma(p, r, 1.0 / 6.0);
-  p = fma(p, r, 0.5);
-  const double e = fma(p, r * r, r) + 1.0;
+  double t;
+  const double e = exp_reduced(v, t);
+  const uint64_t kb = as_bits(t) - (as_bits(6755399441055744.0) - 1023u);  // k + bias: 0 at k = -1023
   return e * as_f64(kb << 52);
 }
 
