@@ -53,7 +53,7 @@ def bench_table(paths):
     groups = OrderedDict()
     for r in runs:
         params = dict(r.get("params") or {})
-        impl = params.pop("vendor", None) or params.pop("impl", "metakernels")  # "impl" before 2026-12-02f
+        impl = params.pop("vendor", None) or params.pop("impl", "metakernels")  # "impl" up to cpu-2026-12-02f
         name = r["benchmark"].split(".")[-2] + "." + r["benchmark"].split(".")[-1]
         key = (name, tuple(sorted(params.items())))
         groups.setdefault(key, OrderedDict())[impl] = dict(r["primaryMetric"], source=r["_source"])

@@ -75,7 +75,7 @@ def short(name):
 
 def params_of(r):
     p = dict(r.get("params") or {})
-    impl = p.pop("vendor", None) or p.pop("impl", None)  # "impl" before 2026-12-02f
+    impl = p.pop("vendor", None) or p.pop("impl", None)  # "impl" up to cpu-2026-12-02f
     return impl, tuple(sorted(p.items()))
 
 
