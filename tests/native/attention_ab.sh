@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Same-minute A/B timing of two versions of the CPU attention kernels (kernels/cpu/attention.cpp
+# with the kernels/include of the same version), outside Java and JMH. Each version is built
+# with the library's flags (AVX2 and AVX-512 objects, as cmake/CMakeLists.txt does) into
+# attention_bench.cpp; the cases then run alternately, version after version, ROUNDS times, and
+# the minimum, median and maximum per version are printed as a Markdown table. On a shared VM
+# only such alternating runs separate a code change from the machine's drift.
+#
+#   tests/native/attention_ab.sh REV_A REV_B ROUNDS CASE [CASE ...]
+#     REV        a git revision, or WORK for the working tree
+#     CASE       the arguments of attention_bench: "fwd|bwd B H N D causal reps"
+#   environment: THREADS (OpenMP threads, default 1), WALL=1 (wall-clock time, default process
+#   CPU time), ISA=2 (the AVX2 build), NQ (query rows); OUT=FILE also writes the table there
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+[ $# -ge 4 ] || { sed -n '2,14p' "$0"; exit 2; }
+rev_a=$1 rev_b=$2 rounds=$3
+shift 3
+work=$(mktemp -d /tmp/mk-attention-ab.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+flags=(-O3 -std=gnu++17 -mavx2 -mfma -mf16c -fno-math-errno -fno-trapping-math -fopenmp)
+avx512=(-mavx512f -mavx512dq -mavx512bw -mavx512vl -DMK_ISA_AVX512=1)
+
+describe() { [ "$1" = WORK ] && echo "working tree" || git -C "$root" rev-parse --short "$1"; }
+build() {  # build REV NAME
+  local dir=$work/$2
+  mkdir -p "$dir"
+  if [ "$1" = WORK ]; then cp -r "$root/kernels" "$dir/"
+  else git -C "$root" archive "$1" kernels/include kernels/cpu | tar -x -C "$dir"; fi
+  local inc=(-I"$dir/kernels/include")
+  g++ "${flags[@]}" "${inc[@]}" -c "$dir/kernels/cpu/attention.cpp" -o "$dir/a2.o" &
+  g++ "${flags[@]}" "${avx512[@]}" "${inc[@]}" -c "$dir/kernels/cpu/attention.cpp" -o "$dir/a5.o" &
+  g++ "${flags[@]}" "${inc[@]}" -c "$dir/kernels/cpu/isa.cpp" -o "$dir/isa.o" &
+  wait
+  g++ "${flags[@]}" "${inc[@]}" "$root/tests/native/attention_bench.cpp" "$dir/a2.o" "$dir/a5.o" "$dir/isa.o" \
+    -o "$dir/bench"
+}
+build "$rev_a" a
+build "$rev_b" b
+
+threads=${THREADS:-1}
+table="| case | $(describe "$rev_a") min / median / max (ms) | $(describe "$rev_b") min / median / max (ms) | median b / a |
+|---|---|---|---|"
+for c in "$@"; do
+  : > "$work/a.txt"
+  : > "$work/b.txt"
+  for ((i = 0; i < rounds; i++)); do
+    for v in a b; do
+      read -r -a args <<<"$c"
+      OMP_NUM_THREADS=$threads "$work/$v/bench" "${args[@]}" | awk '{print $3}' >> "$work/$v.txt"
+    done
+  done
+  stats() { sort -n "$1" | awk '{x[NR]=$1} END {printf "%.2f %.2f %.2f", x[1], x[int((NR+1)/2)], x[NR]}'; }
+  read -r amin amed amax <<<"$(stats "$work/a.txt")"
+  read -r bmin bmed bmax <<<"$(stats "$work/b.txt")"
+  ratio=$(awk -v a="$amed" -v b="$bmed" 'BEGIN {printf "%.3f", b / a}')
+  table+="
+| \`$c\` | $amin / $amed / $amax | $bmin / $bmed / $bmax | $ratio |"
+done
+header="A/B of kernels/cpu/attention.cpp, $(date -u '+%F %H:%M UTC'), $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores;
+$rounds alternating rounds, OMP_NUM_THREADS=$threads, ${WALL:+wall-clock}${WALL:-process CPU} time, ISA ${ISA:-3}${NQ:+, NQ=$NQ}, load before: $(cut -d' ' -f1-3 /proc/loadavg).
+Command: \`${0#$root/} $rev_a $rev_b $rounds $(printf '"%s" ' "$@")\`"
+printf '%s\n\n%s\n' "$header" "$table"
+if [ -n "${OUT:-}" ]; then printf '%s\n\n%s\n' "$header" "$table" > "$OUT"; fi
