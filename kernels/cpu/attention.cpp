@@ -269,10 +269,10 @@ int64_t row_blocks(int64_t n) {
 // lanes: the running max, sum and rescale factors of a whole column of rows are vectors, so the
 // online softmax needs no horizontal reductions and no per-row scalar code. Sᵀ = K Qᵀ reads the
 // keys in place (Qᵀ is transposed once per query block) and O += P V reads Pᵀ with strides.
-// Measured 2026-12-02 against the row-wise form (per-row horizontal max / sum, scalar rescale
-// exp, vmath::exp), one thread, medians of alternating runs: [1,4,4096,64] 122.8 -> 104.9 ms,
-// causal [1,8,4096,64] 126.8 -> 108.8, [2,4,1024,128] 28.3 -> 26.1, [2,8,1024,16] 14.7 -> 10.9;
-// AVX2 [1,4,2048,64] 59.4 -> 52.6.
+// Against the row-wise form it replaced (per-row horizontal max / sum, a scalar exp per row,
+// vmath::exp), medians of alternating runs (benchmarks/results/cpu-ab-2026-12-02*.md, one
+// thread): [1,4,4096,64] 118.5 -> 102.9 ms, causal [1,8,4096,64] 123.7 -> 105.4, D = 128 0.77x,
+// D = 16 0.83x, one query row (NQ = 1) 0.64x; AVX2 [1,4,2048,64] 59.4 -> 52.6 (same-minute pair).
 
 // st[c][r] = scale q_r·k_c + bias(r, c) for c < C, r < Rp (rows R..Rp come from zero columns of
 // qt and are ignored), masked to -inf where key c0 + c is past row r's key_end.
