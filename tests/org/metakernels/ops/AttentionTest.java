@@ -205,6 +205,54 @@ class AttentionTest {
     }
   }
 
+  /**
+   * A bias of -inf masks keys as the causal and length masks do, across key tiles: rows whose
+   * first tiles are wholly masked (the running max stays -inf, then becomes finite), rows that see
+   * only the first keys, and one row with no key at all (zeros, lse -inf, zero gradients). A NaN
+   * in one query row gives NaN in that row's output only.
+   */
+  @Test
+  void infiniteBiasMasksKeysAcrossTilesAndNaNStaysInItsRow() {
+    try (Scope s = Scope.open()) {
+      int nq = 70, nk = 150, d = 16;
+      double[] bias = rnd(5, 1, 1, nq, nk).mul(0.5).toDoubleArray();
+      for (int i = 0; i < nq; i++)
+        for (int j = 0; j < nk; j++) {
+          boolean masked = (i < 10 && j < 130) || i == 20 || (i >= 30 && i < 40 && j >= 10);
+          if (masked) bias[i * nk + j] = Double.NEGATIVE_INFINITY;
+        }
+      Tensor q = rnd(1, 1, 2, nq, d), k = rnd(2, 1, 2, nk, d), v = rnd(3, 1, 2, nk, d);
+      Attention.Options o = Attention.Options.defaults().withBias(Tensor.of(bias, 1, 1, nq, nk));
+      Attention.Output f = Attention.forward(q, k, v, o);
+      double[] out = f.out().toDoubleArray(), ref = reference(q, k, v, o, null).toDoubleArray();
+      double[] lse = f.lse().toDoubleArray();
+      for (int h = 0; h < 2; h++)
+        for (int i = 0; i < nq; i++) {
+          assertEquals(i == 20, lse[h * nq + i] == Double.NEGATIVE_INFINITY, "lse row " + i);
+          for (int e = 0; e < d; e++) {
+            int at = (h * nq + i) * d + e;
+            if (i == 20) assertEquals(0.0, out[at], "fully masked row " + i);
+            else assertEquals(ref[at], out[at], 1e-12 + 1e-10 * Math.abs(ref[at]), "row " + i + " col " + e);
+          }
+        }
+      Tensor ql = q.detach().requiresGrad(true);
+      Tensor gq = Autograd.grad(Attention.softmax(ql, k, v, o).sum(), List.of(ql), false).get(0);
+      double[] g = gq.toDoubleArray();
+      for (double x : g) assertFalse(Double.isNaN(x));
+      for (int h = 0; h < 2; h++)
+        for (int e = 0; e < d; e++) assertEquals(0.0, g[(h * nq + 20) * d + e]);
+
+      double[] qa = q.toDoubleArray();
+      qa[5 * d + 3] = Double.NaN;  // head 0, row 5
+      double[] outNaN = Attention.softmax(Tensor.of(qa, 1, 2, nq, d), k, v, o).toDoubleArray();
+      for (int at = 0; at < out.length; at++) {
+        boolean nanRow = at / d == 5;
+        if (nanRow) assertTrue(Double.isNaN(outNaN[at]), "NaN row, element " + at);
+        else assertEquals(out[at], outNaN[at], 0.0, "element " + at);
+      }
+    }
+  }
+
   @Test
   void longSequenceNeedsNoQuadraticMemory() {
     try (Scope s = Scope.open()) {
