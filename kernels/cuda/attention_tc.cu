@@ -436,8 +436,10 @@ __global__ void __launch_bounds__(TT::kThreads) tc_backward_query_kernel(const A
   float lse2[2], drow[2];
   for (int h = 0; h < 2; ++h) {
     const bool in = row[h] < p.nq;
-    kend[h] = in ? x.key_end(row[h]) : 0;
     lse2[h] = in ? x.lse[row[h]] * kLog2e : 0.f;
+    // a row whose lse is -inf (every key masked, also by -inf bias entries) has P = 0: no key,
+    // rather than exp2(-inf − (-inf)) = NaN
+    kend[h] = in && lse2[h] != -INFINITY ? x.key_end(row[h]) : 0;
     drow[h] = in ? x.drow[row[h]] : 0.f;
   }
   float dq[CW / 8][4];
@@ -574,7 +576,7 @@ __global__ void __launch_bounds__(TT::kThreads) tc_backward_key_kernel(const Att
           const int qc = nb * 8 + 2 * t + (r & 1);
           const int64_t i = i0 + qc, j = key[r >> 1];
           float pv = 0.f;
-          if (i < p.nq && j < x.key_end(i)) {
+          if (i < p.nq && j < x.key_end(i) && lse_s[qc] != -INFINITY) {  // (lse -inf: no key, P = 0)
             float v = st[nb][r] * sl2;
             if (x.bias) v += kLog2e * O::to_float(x.bias[i * x.nk + j]);
             pv = exp2f(v - lse_s[qc]);

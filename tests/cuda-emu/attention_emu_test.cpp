@@ -10,6 +10,7 @@
 #include "cuda_runtime.h"  // the emulator: std headers first, then the CUDA keywords as macros
 #include <omp.h>
 
+#include <cstring>
 #include <string>
 
 #include "attention.cu"
@@ -111,10 +112,15 @@ void compare(const char* what, const std::string& cs, const Buf<T>& got, const B
 struct Case {
   int64_t b, h, hkv, nq, nk, d, dv;
   bool causal;
-  const char* bias;  // "none", "BH", "1H", "B1", "11"
+  const char* bias;  // "none", "BH", "1H", "B1", "11"; a suffix "-inf" sets some entries to -inf
   std::vector<int64_t> lengths;  // empty: none
   unsigned mask;     // bit i: request output i / cotangent presence
 };
+
+// The -inf entries of a "-inf" bias: whole rows (no key left: zeros, lse -inf), rows that see
+// only their last three keys (the first key tiles wholly masked), and scattered single keys.
+bool inf_bias(const Case& c) { return std::strstr(c.bias, "-inf") != nullptr; }
+bool bias_masked(int64_t i, int64_t j, int64_t nk) { return i % 7 == 3 || (i % 5 == 1 && j < nk - 3) || j % 11 == 4; }
 
 template <class T>
 void run_case(const Case& c, uint64_t seed) {
@@ -133,6 +139,9 @@ void run_case(const Case& c, uint64_t seed) {
   const int64_t bb = has_bias && c.bias[0] == 'B' ? B : 1, bh = has_bias && c.bias[1] == 'H' ? H : 1;
   Buf<T> bias(bb * bh * Nq * Nk, has_bias);
   if (has_bias) bias.randn(g, 0.7);
+  if (inf_bias(c))
+    for (int64_t at = 0; at < bias.n; ++at)
+      if (bias_masked(at / Nk % Nq, at % Nk, Nk)) bias[at] = -std::numeric_limits<T>::infinity();
   std::vector<int64_t> lens = c.lengths;
   AttentionParams p{};
   p.dtype = sizeof(T) == 4 ? mk::F32 : mk::F64;
@@ -298,6 +307,7 @@ Composed compose(const Case& c, const std::vector<double>& q, const std::vector<
           s[j] = round(acc);
           mx = std::max(mx, s[j]);
         }
+        if (mx == -INFINITY) continue;  // every key masked by the bias: zeros, lse -inf
         double sum = 0;
         for (int64_t j = 0; j < e; ++j) sum += std::exp(s[j] - mx);
         r.lse[qh * Nq + i] = mx + std::log(sum);
@@ -365,6 +375,12 @@ void run_tc_case(const Case& c, uint64_t seed) {
   const bool has_bias = std::string(c.bias) != "none";
   const int64_t bb = has_bias && c.bias[0] == 'B' ? B : 1, bh = has_bias && c.bias[1] == 'H' ? Hh : 1;
   if (has_bias) make(bb * bh * Nq * Nk, 0.7, bias, biasb);
+  if (inf_bias(c))
+    for (size_t at = 0; at < bias.size(); ++at)
+      if (bias_masked(int64_t(at) / Nk % Nq, int64_t(at) % Nk, Nk)) {
+        biasb[at] = X::encode(-INFINITY);
+        bias[at] = X::decode(biasb[at]);
+      }
   make(B * Hh * Nq * Dv, 1.0, dout, doutb);
   const int64_t bias_bs = bb > 1 ? bh * Nq * Nk : 0, bias_hs = bh > 1 ? Nq * Nk : 0;
   const double scale = 1.0 / std::sqrt(double(D)) * 1.3;
@@ -497,6 +513,9 @@ int main(int argc, char** argv) {
       {2, 2, 2, 37, 41, 8, 5, true, "11", {39, 41}, 0x8 | 0x10 | 0x80},
       {1, 2, 2, 64, 64, 32, 32, false, "none", {}, 0x7 | 0x100},
       {1, 1, 1, 9, 11, 7, 9, false, "BH", {}, 0x10 | 0x100 | 0x200},
+      // -inf bias entries: rows with no key, rows whose first key tiles are wholly masked
+      {2, 2, 1, 70, 150, 16, 16, false, "BH-inf", {}, ALL},
+      {2, 2, 2, 40, 97, 32, 24, true, "1H-inf", {90, 60}, ALL},
   };
   const bool tc_only = argc > 4 && std::string(argv[4]) == "tc";
   std::vector<Case> tc_cases = {
@@ -511,6 +530,8 @@ int main(int argc, char** argv) {
       {1, 4, 1, 19, 23, 5, 3, true, "BH", {17}, ALL},            // odd head dims (no vector loads), GQA 4:1
       {1, 2, 2, 21, 37, 256, 256, false, "BH", {30}, ALL},
       {1, 1, 1, 40, 75, 200, 136, false, "none", {}, ALL},       // D = 200 padded to 256, Dv = 136
+      {1, 2, 1, 70, 150, 64, 64, false, "BH-inf", {}, ALL},      // -inf bias entries (see bias_masked)
+      {2, 2, 2, 40, 97, 32, 24, true, "1H-inf", {90, 60}, ALL},
   };
   if (quick) { cases.resize(3); tc_cases.resize(3); }
   if (tc_only) cases.clear();
