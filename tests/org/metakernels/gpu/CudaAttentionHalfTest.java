@@ -59,7 +59,7 @@ class CudaAttentionHalfTest {
 
   @ParameterizedTest
   @CsvSource({
-      // dtype, b, h, hkv, nq, nk, d, causal, padding, bias (none, full, 1H)
+      // dtype, b, h, hkv, nq, nk, d, causal, padding, bias (none, full, 1H; -inf: some entries -inf)
       "BF16, 2, 4, 2, 200, 333, 64, false, false, none",
       "F16, 2, 4, 2, 200, 333, 64, true, true, none",
       "BF16, 2, 4, 1, 333, 200, 64, true, false, none",
@@ -69,6 +69,8 @@ class CudaAttentionHalfTest {
       "BF16, 2, 4, 4, 1000, 1000, 128, false, false, none",
       "F16, 2, 4, 4, 1000, 1000, 128, true, true, none",
       "BF16, 2, 4, 2, 1000, 1000, 128, true, false, none",
+      "BF16, 2, 2, 1, 130, 200, 64, false, false, 1H-inf",
+      "F16, 2, 2, 2, 70, 150, 128, true, true, full-inf",
   })
   void cudaIsWithinTwiceTheNaive16BitErrorOfTheF64Reference(DType t, int b, int h, int hkv, int nq, int nk, int d,
       boolean causal, boolean padding, String bias) {
@@ -78,9 +80,11 @@ class CudaAttentionHalfTest {
       Tensor k = Tensor.randn(new long[] {b, hkv, nk, d}, DType.F32, CPU, seed + 1).to(t);
       Tensor v = Tensor.randn(new long[] {b, hkv, nk, d}, DType.F32, CPU, seed + 2).to(t);
       Tensor dout = Tensor.randn(new long[] {b, h, nq, d}, DType.F32, CPU, seed + 3).to(t);
-      int biasB = bias.equals("full") ? b : 1, biasH = h;
+      int biasB = bias.startsWith("full") ? b : 1, biasH = h;
       Tensor bt = bias.equals("none") ? null
           : Tensor.randn(new long[] {biasB, biasH, nq, nk}, DType.F32, CPU, seed + 4).mul(0.5).to(t);
+      if (bias.endsWith("-inf"))
+        bt = Tensor.of(HalfAttentionRef.withInfiniteEntries(bt.toDoubleArray(), nq, nk), biasB, biasH, nq, nk).to(t);
       long[] lengths = null;
       if (padding) {
         lengths = new long[b];

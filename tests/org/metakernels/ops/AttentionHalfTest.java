@@ -70,7 +70,10 @@ class AttentionHalfTest {
     }
   }
 
-  /** bias: none, full ([B, H, Nq, Nk]) or 1H ([1, H, Nq, Nk]); it requires grad. */
+  /**
+   * bias: none, full ([B, H, Nq, Nk]) or 1H ([1, H, Nq, Nk]), with a suffix -inf some of its
+   * entries -inf (HalfAttentionRef.withInfiniteEntries); it requires grad.
+   */
   static Case makeCase(DType t, int b, int h, int hkv, int nq, int nk, int d, int dv, boolean causal, String bias,
       boolean lens, long seed) {
     Tensor q = rnd(t, seed, 1, b, h, nq, d).requiresGrad(true);
@@ -79,7 +82,10 @@ class AttentionHalfTest {
     Attention.Options o = Attention.Options.defaults().withCausal(causal);
     Tensor bt = null;
     if (!bias.equals("none")) {
-      bt = rnd(t, seed + 3, 0.5, bias.equals("full") ? b : 1, h, nq, nk).requiresGrad(true);
+      bt = rnd(t, seed + 3, 0.5, bias.startsWith("full") ? b : 1, h, nq, nk);
+      if (bias.endsWith("-inf"))
+        bt = Tensor.of(HalfAttentionRef.withInfiniteEntries(bt.toDoubleArray(), nq, nk), bt.shape()).to(t);
+      bt = bt.requiresGrad(true);
       o = o.withBias(bt);
     }
     if (lens) {
@@ -256,6 +262,8 @@ class AttentionHalfTest {
       "F16, 2, 4, 2, 133, 70, 64, true, false, 1H",
       "BF16, 1, 2, 1, 100, 100, 128, true, true, full",
       "F16, 1, 2, 2, 65, 191, 128, false, false, none",
+      "BF16, 2, 2, 1, 130, 200, 64, false, false, 1H-inf",
+      "F16, 2, 2, 2, 70, 150, 128, true, true, full-inf",
   })
   void cpuTwinIsWithinTwiceTheNaive16BitErrorOfTheF64Reference(DType t, int b, int h, int hkv, int nq, int nk, int d,
       boolean causal, boolean padding, String bias) {
@@ -266,7 +274,7 @@ class AttentionHalfTest {
         lengths = new long[b];
         for (int i = 0; i < b; i++) lengths[i] = Math.max(1, nk - 7 * i - 3);  // as makeCase
       }
-      int biasB = bias.equals("full") ? b : 1;
+      int biasB = bias.startsWith("full") ? b : 1;
       HalfAttentionRef.Shape shape = new HalfAttentionRef.Shape(b, h, hkv, nq, nk, d, causal, lengths, biasB, h);
       Tensor dout = rnd(t, 90, 1, b, h, nq, d);
       double[] qa = c.q.toDoubleArray(), ka = c.k.toDoubleArray(), va = c.v.toDoubleArray();

@@ -21,6 +21,20 @@ public final class HalfAttentionRef {
     return Math.abs(r) > max ? Math.copySign(Double.POSITIVE_INFINITY, r) : r;
   }
 
+  /**
+   * A copy of a [.., Nq, Nk] bias with some entries -inf: whole rows (i % 7 == 3: no key left),
+   * rows that see only their last three keys (i % 5 == 1: the first key tiles wholly masked) and
+   * scattered keys (j % 11 == 4). The emulator test (tests/cuda-emu) uses the same pattern.
+   */
+  public static double[] withInfiniteEntries(double[] bias, int nq, int nk) {
+    double[] b = bias.clone();
+    for (int at = 0; at < b.length; at++) {
+      int i = at / nk % nq, j = at % nk;
+      if (i % 7 == 3 || (i % 5 == 1 && j < nk - 3) || j % 11 == 4) b[at] = Double.NEGATIVE_INFINITY;
+    }
+    return b;
+  }
+
   public interface Rounder {
     double r(double x);
   }
@@ -62,7 +76,7 @@ public final class HalfAttentionRef {
           srow[j] = r.r(t);
           m = Math.max(m, srow[j]);
         }
-        if (end == 0) continue;
+        if (end == 0 || m == Double.NEGATIVE_INFINITY) continue;  // no key (masks or -inf bias): zeros
         double z = 0;
         for (int j = 0; j < end; j++) z += Math.exp(srow[j] - m);
         for (int j = 0; j < end; j++) p[i * nk + j] = r.r(Math.exp(srow[j] - m) / z);
