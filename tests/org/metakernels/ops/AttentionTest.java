@@ -208,8 +208,9 @@ class AttentionTest {
   /**
    * A bias of -inf masks keys as the causal and length masks do, across key tiles: rows whose
    * first tiles are wholly masked (the running max stays -inf, then becomes finite), rows that see
-   * only the first keys, and one row with no key at all (zeros, lse -inf, zero gradients). A NaN
-   * in one query row gives NaN in that row's output only.
+   * only the first keys, and one row with no key at all (zeros, lse -inf, zero gradients); first
+   * and second derivatives match the composed reference. A NaN in one query row gives NaN in that
+   * row's output only.
    */
   @Test
   void infiniteBiasMasksKeysAcrossTilesAndNaNStaysInItsRow() {
@@ -241,6 +242,28 @@ class AttentionTest {
       for (double x : g) assertFalse(Double.isNaN(x));
       for (int h = 0; h < 2; h++)
         for (int e = 0; e < d; e++) assertEquals(0.0, g[(h * nq + 20) * d + e]);
+
+      // first and second order against autograd through the composed reference, on the same
+      // -inf entries but row 20 (the reference has no answer for a row without keys)
+      double[] bias2 = bias.clone();
+      double[] finite = rnd(5, 1, 1, nq, nk).mul(0.5).toDoubleArray();
+      System.arraycopy(finite, 20 * nk, bias2, 20 * nk, nk);
+      Tensor q2 = q.detach().requiresGrad(true), k2 = k.detach().requiresGrad(true), v2 = v.detach().requiresGrad(true);
+      Tensor b2 = Tensor.of(bias2, 1, 1, nq, nk).requiresGrad(true);
+      Attention.Options o2 = Attention.Options.defaults().withBias(b2);
+      List<Tensor> in2 = List.of(q2, k2, v2, b2);
+      Tensor r = rnd(98, 1, 2, nq, d);
+      List<Tensor> g1 = Autograd.grad(Attention.softmax(q2, k2, v2, o2).mul(r).sum(), in2, true);
+      List<Tensor> g1Ref = Autograd.grad(reference(q2, k2, v2, o2, null).mul(r).sum(), in2, true);
+      Tensor probe = null, probeRef = null;
+      for (int i = 0; i < 4; i++) {
+        Ref.assertClose(g1.get(i), g1Ref.get(i), 1e-11, 1e-9);
+        Tensor u = rnd(300 + i, in2.get(i).shape());
+        probe = i == 0 ? g1.get(i).mul(u).sum() : probe.add(g1.get(i).mul(u).sum());
+        probeRef = i == 0 ? g1Ref.get(i).mul(u).sum() : probeRef.add(g1Ref.get(i).mul(u).sum());
+      }
+      List<Tensor> g2 = Autograd.grad(probe, in2, false), g2Ref = Autograd.grad(probeRef, in2, false);
+      for (int i = 0; i < 4; i++) Ref.assertClose(g2.get(i), g2Ref.get(i), 1e-10, 1e-8);
 
       double[] qa = q.toDoubleArray();
       qa[5 * d + 3] = Double.NaN;  // head 0, row 5
