@@ -28,6 +28,7 @@ import org.metakernels.tensor.DType;
 import org.metakernels.tensor.Device;
 import org.metakernels.tensor.Scope;
 import org.metakernels.tensor.Tensor;
+import org.metakernels.testing.HalfAttentionRef;
 import org.metakernels.testing.Ref;
 
 /**
@@ -289,6 +290,10 @@ class CudaTwinTest {
       "3, 3, 3, 1, 129, 16, 16, false, BH, zero",
       "2, 1, 1, 130, 70, 16, 16, true, none, zero",
       "1, 4, 1, 19, 23, 5, 3, true, BH, some",
+      // -inf bias entries (HalfAttentionRef.withInfiniteEntries): rows with no key, rows whose
+      // first key tiles are wholly masked, scattered keys
+      "2, 2, 1, 70, 150, 16, 16, false, BH-inf, none",
+      "2, 2, 2, 40, 97, 32, 24, true, 1H-inf, some",
   })
   void softmaxAttentionMatchesTheCpuTwin(int b, int h, int hkv, int nq, int nk, int d, int dv, boolean causal,
       String biasKind, String lengthsKind) {
@@ -302,6 +307,8 @@ class CudaTwinTest {
         Tensor bias = null;
         if (!biasKind.equals("none"))
           bias = rnd(t, seed + 3, biasKind.charAt(0) == 'B' ? b : 1, biasKind.charAt(1) == 'H' ? h : 1, nq, nk).mul(0.5);
+        if (biasKind.endsWith("-inf"))
+          bias = Tensor.of(HalfAttentionRef.withInfiniteEntries(bias.toDoubleArray(), nq, nk), bias.shape()).to(t);
         Attention.Options oc = Attention.Options.defaults().withCausal(causal), og = oc;
         if (!lengthsKind.equals("none")) {
           long[] len = new long[b];
