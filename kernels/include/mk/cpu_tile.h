@@ -29,10 +29,6 @@ struct Vec<float> {
   static void store(float* p, R v) { _mm512_storeu_ps(p, v); }
   static R fma(R a, R b, R c) { return _mm512_fmadd_ps(a, b, c); }
   static R mul(R a, R b) { return _mm512_mul_ps(a, b); }
-  static R add(R a, R b) { return _mm512_add_ps(a, b); }
-  static R max(R a, R b) { return _mm512_max_ps(a, b); }
-  static float hadd(R a) { return _mm512_reduce_add_ps(a); }
-  static float hmax(R a) { return _mm512_reduce_max_ps(a); }
 };
 template <>
 struct Vec<double> {
@@ -44,10 +40,6 @@ struct Vec<double> {
   static void store(double* p, R v) { _mm512_storeu_pd(p, v); }
   static R fma(R a, R b, R c) { return _mm512_fmadd_pd(a, b, c); }
   static R mul(R a, R b) { return _mm512_mul_pd(a, b); }
-  static R add(R a, R b) { return _mm512_add_pd(a, b); }
-  static R max(R a, R b) { return _mm512_max_pd(a, b); }
-  static double hadd(R a) { return _mm512_reduce_add_pd(a); }
-  static double hmax(R a) { return _mm512_reduce_max_pd(a); }
 };
 constexpr int64_t kGemmRows = 8;  // 8 rows x 2 vectors = 16 of the 32 zmm registers
 #else
@@ -61,18 +53,6 @@ struct Vec<float> {
   static void store(float* p, R v) { _mm256_storeu_ps(p, v); }
   static R fma(R a, R b, R c) { return _mm256_fmadd_ps(a, b, c); }
   static R mul(R a, R b) { return _mm256_mul_ps(a, b); }
-  static R add(R a, R b) { return _mm256_add_ps(a, b); }
-  static R max(R a, R b) { return _mm256_max_ps(a, b); }
-  static float hadd(R a) {
-    __m128 x = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
-    x = _mm_add_ps(x, _mm_movehl_ps(x, x));
-    return _mm_cvtss_f32(_mm_add_ss(x, _mm_movehdup_ps(x)));
-  }
-  static float hmax(R a) {
-    __m128 x = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
-    x = _mm_max_ps(x, _mm_movehl_ps(x, x));
-    return _mm_cvtss_f32(_mm_max_ss(x, _mm_movehdup_ps(x)));
-  }
 };
 template <>
 struct Vec<double> {
@@ -84,16 +64,6 @@ struct Vec<double> {
   static void store(double* p, R v) { _mm256_storeu_pd(p, v); }
   static R fma(R a, R b, R c) { return _mm256_fmadd_pd(a, b, c); }
   static R mul(R a, R b) { return _mm256_mul_pd(a, b); }
-  static R add(R a, R b) { return _mm256_add_pd(a, b); }
-  static R max(R a, R b) { return _mm256_max_pd(a, b); }
-  static double hadd(R a) {
-    __m128d x = _mm_add_pd(_mm256_castpd256_pd128(a), _mm256_extractf128_pd(a, 1));
-    return _mm_cvtsd_f64(_mm_add_sd(x, _mm_unpackhi_pd(x, x)));
-  }
-  static double hmax(R a) {
-    __m128d x = _mm_max_pd(_mm256_castpd256_pd128(a), _mm256_extractf128_pd(a, 1));
-    return _mm_cvtsd_f64(_mm_max_sd(x, _mm_unpackhi_pd(x, x)));
-  }
 };
 constexpr int64_t kGemmRows = 4;  // 4 rows x 2 vectors = 8 of the 16 ymm registers
 #endif
@@ -165,27 +135,6 @@ inline void gemm(int64_t R, int64_t N, int64_t P, T alpha, const T* a, int64_t a
     T* cr = c + r * ldc + j0;
     for (int64_t j = 0; j < n; ++j) cr[j] = accumulate ? cr[j] + alpha * acc[j] : alpha * acc[j];
   }
-}
-
-// Max and sum of N values (N a multiple of the vector width): a vector tree, then one horizontal
-// step (the `omp simd reduction` epilogues GCC emits were a scalar cascade per call).
-template <class T, int64_t N>
-inline T max_n(const T* x) {
-  using V = Vec<T>;
-  static_assert(N % V::W == 0, "whole vectors");
-  typename V::R m = V::load(x);
-#pragma GCC unroll 16
-  for (int64_t i = V::W; i < N; i += V::W) m = V::max(m, V::load(x + i));
-  return V::hmax(m);
-}
-template <class T, int64_t N>
-inline T sum_n(const T* x) {
-  using V = Vec<T>;
-  static_assert(N % V::W == 0, "whole vectors");
-  typename V::R m = V::load(x);
-#pragma GCC unroll 16
-  for (int64_t i = V::W; i < N; i += V::W) m = V::add(m, V::load(x + i));
-  return V::hadd(m);
 }
 
 // dst[c][r] = src[r][c] for r < rows, c < cols.
