@@ -62,7 +62,7 @@ int64_t plain_workspace_bytes(const AttentionParams& p, int threads, int64_t esi
   return esize * (int64_t(threads) * AttentionTraits::scratch(p.d, p.dv) + stats + packed);
 }
 
-bool is_half(int dtype) { return dtype == BF16 || dtype == F16; }
+bool is_half(int dtype) { return dtype == MK_BF16 || dtype == MK_F16; }
 
 // The F32 copies a 16-bit call keeps after the F32 kernels' workspace, in floats, each region
 // rounded up to 16 floats (64 bytes): q, k, v, out, dout, dq, dk, dv.
@@ -190,7 +190,7 @@ void scores(const Head<T>& h, int64_t r0, int64_t R, int64_t c0, int64_t C, cons
       for (int64_t c = 0; c < C; ++c) sr[c] += br[c];
     } else if (h.bias16) {
       const uint16_t* br = h.bias16 + i * h.nk + c0;
-      if (h.half == BF16)
+      if (h.half == MK_BF16)
         for (int64_t c = 0; c < C; ++c) sr[c] += T(bf16_bits_to_f32(br[c]));
       else
         for (int64_t c = 0; c < C; ++c) sr[c] += T(f16_bits_to_f32(br[c]));
@@ -288,7 +288,7 @@ void scores_t(const Head<T>& h, int64_t r0, int64_t R, int64_t Rp, int64_t c0, i
   } else if (h.bias16) {
     for (int64_t r = 0; r < R; ++r) {
       const uint16_t* br = h.bias16 + (r0 + r) * h.nk + c0;
-      if (h.half == BF16)
+      if (h.half == MK_BF16)
         for (int64_t c = 0; c < C; ++c) st[c * BQ + r] += T(bf16_bits_to_f32(br[c]));
       else
         for (int64_t c = 0; c < C; ++c) st[c * BQ + r] += T(f16_bits_to_f32(br[c]));
@@ -436,7 +436,7 @@ void store_ds(const AttentionParams& p, const T* ds, int64_t R, int64_t C, int64
     for (int64_t r = 0; r < R; ++r)
       for (int64_t c = 0; c < C; ++c) {
         const float x = float(ds[r * BK + c] + T(0));
-        full[r * ld + c] = p.dtype == BF16 ? f32_to_bf16_bits(x) : f32_to_f16_bits(x);
+        full[r * ld + c] = p.dtype == MK_BF16 ? f32_to_bf16_bits(x) : f32_to_f16_bits(x);
       }
     return;
   }
@@ -810,7 +810,7 @@ void widen(int dtype, const void* src, float* dst, int64_t n) {
   if (!src) return;
   const uint16_t* s = static_cast<const uint16_t*>(src);
 #pragma omp parallel for schedule(static) if (n >= 16384)
-  for (int64_t i = 0; i < n; ++i) dst[i] = dtype == BF16 ? bf16_bits_to_f32(s[i]) : f16_bits_to_f32(s[i]);
+  for (int64_t i = 0; i < n; ++i) dst[i] = dtype == MK_BF16 ? bf16_bits_to_f32(s[i]) : f16_bits_to_f32(s[i]);
 }
 
 // n floats to 16-bit values of type `dtype`, rounded to nearest even (null dst: nothing).
@@ -818,7 +818,7 @@ void narrow(int dtype, const float* src, void* dst, int64_t n) {
   if (!dst) return;
   uint16_t* d = static_cast<uint16_t*>(dst);
 #pragma omp parallel for schedule(static) if (n >= 16384)
-  for (int64_t i = 0; i < n; ++i) d[i] = dtype == BF16 ? f32_to_bf16_bits(src[i]) : f32_to_f16_bits(src[i]);
+  for (int64_t i = 0; i < n; ++i) d[i] = dtype == MK_BF16 ? f32_to_bf16_bits(src[i]) : f32_to_f16_bits(src[i]);
 }
 
 // A 16-bit forward (backward = false) or backward: F32 copies of the 16-bit operands in the
@@ -869,14 +869,14 @@ void run_half(const AttentionParams& in, bool backward_pass) {
 }  // namespace
 
 int attention_forward(const AttentionParams& p, void*) {
-  if (p.dtype == F32) run_forward<float>(p);
+  if (p.dtype == MK_F32) run_forward<float>(p);
   else if (is_half(p.dtype)) run_half(p, false);
   else run_forward<double>(p);
   return 0;
 }
 
 int attention_backward(const AttentionParams& p, void*) {
-  if (p.dtype == F32) run_backward<float>(p);
+  if (p.dtype == MK_F32) run_backward<float>(p);
   else if (is_half(p.dtype)) run_half(p, true);
   else run_backward<double>(p);
   return 0;
@@ -884,14 +884,14 @@ int attention_backward(const AttentionParams& p, void*) {
 
 int attention_backward_backward(const AttentionParams& p, void*) {
   if (is_half(p.dtype)) return KERNEL_UNSUPPORTED;  // native/ refuses 16-bit types first
-  if (p.dtype == F32) run_backward_backward<float>(p);
+  if (p.dtype == MK_F32) run_backward_backward<float>(p);
   else run_backward_backward<double>(p);
   return 0;
 }
 
 int attention_jvp(const AttentionParams& p, void*) {
   if (is_half(p.dtype)) return KERNEL_UNSUPPORTED;  // native/ refuses 16-bit types first
-  if (p.dtype == F32) run_jvp<float>(p);
+  if (p.dtype == MK_F32) run_jvp<float>(p);
   else run_jvp<double>(p);
   return 0;
 }
@@ -923,7 +923,7 @@ int attention_jvp(const AttentionParams& p, void* s) {
 // (O((Nq + Nk)·D); the bias and the full dS are converted tile by tile).
 int64_t attention_workspace(const AttentionParams& p, int threads) {
   if (is_half(p.dtype)) return HalfRegions::base_bytes(p, threads) + 4 * HalfRegions(p).floats();
-  return plain_workspace_bytes(p, threads, p.dtype == F32 ? 4 : 8);
+  return plain_workspace_bytes(p, threads, p.dtype == MK_F32 ? 4 : 8);
 }
 #endif
 

@@ -23,7 +23,7 @@ namespace {
 template <class T>
 void where_t(int rank, const int64_t* shape, const T* c, const int64_t* cs, const T* a,
              const int64_t* as, const T* b, const int64_t* bs, T* y) {
-  int64_t ys[kMaxRank];
+  int64_t ys[MK_MAX_RANK];
   int64_t acc = 1;
   for (int d = rank - 1; d >= 0; --d) { ys[d] = acc; acc *= shape[d]; }
   const int64_t* st[3] = {cs, as, bs};
@@ -58,18 +58,18 @@ void reduce_t(int op, int64_t outer, int64_t len, int64_t inner, const T* x, T* 
 #pragma omp parallel for schedule(static) if (parallel_worth(outer * len))
     for (int64_t o = 0; o < outer; ++o) {
       const T* xr = x + o * len;
-      if (op == R_SUM) {
+      if (op == MK_REDUCE_SUM) {
         A s = 0;
 #pragma omp simd reduction(+ : s)
         for (int64_t j = 0; j < len; ++j) s += A(xr[j]);
         y[o] = T(s);
       } else {
-        T best = len > 0 ? xr[0] : (op == R_MAX ? -std::numeric_limits<T>::infinity()
+        T best = len > 0 ? xr[0] : (op == MK_REDUCE_MAX ? -std::numeric_limits<T>::infinity()
                                                 : std::numeric_limits<T>::infinity());
         int64_t bi = 0;
         for (int64_t j = 1; j < len; ++j) {
           T v = xr[j];
-          bool better = op == R_MAX ? (v > best || (std::isnan(v) && !std::isnan(best)))
+          bool better = op == MK_REDUCE_MAX ? (v > best || (std::isnan(v) && !std::isnan(best)))
                                     : (v < best || (std::isnan(v) && !std::isnan(best)));
           if (better) { best = v; bi = j; }
         }
@@ -84,7 +84,7 @@ void reduce_t(int op, int64_t outer, int64_t len, int64_t inner, const T* x, T* 
     const T* xo = x + o * len * inner;
     T* yo = y + o * inner;
     int64_t* io = idx ? idx + o * inner : nullptr;
-    if (op == R_SUM) {
+    if (op == MK_REDUCE_SUM) {
       // accumulate row by row (unit stride over inner), in A precision, in chunks of 256
       constexpr int64_t kChunk = 256;
       A acc[kChunk];
@@ -100,12 +100,12 @@ void reduce_t(int op, int64_t outer, int64_t len, int64_t inner, const T* x, T* 
       }
     } else {
       for (int64_t i = 0; i < inner; ++i) {
-        T best = len > 0 ? xo[i] : (op == R_MAX ? -std::numeric_limits<T>::infinity()
+        T best = len > 0 ? xo[i] : (op == MK_REDUCE_MAX ? -std::numeric_limits<T>::infinity()
                                                 : std::numeric_limits<T>::infinity());
         int64_t bi = 0;
         for (int64_t j = 1; j < len; ++j) {
           T v = xo[j * inner + i];
-          bool better = op == R_MAX ? (v > best || (std::isnan(v) && !std::isnan(best)))
+          bool better = op == MK_REDUCE_MAX ? (v > best || (std::isnan(v) && !std::isnan(best)))
                                     : (v < best || (std::isnan(v) && !std::isnan(best)));
           if (better) { best = v; bi = j; }
         }
@@ -242,11 +242,11 @@ void matmul_naive_t(int64_t batch, int64_t m, int64_t n, int64_t k, const T* a, 
 // ---- entry points (signatures from mk/kernels.inc) ------------------------------------------
 int fill(int dtype, int64_t n, void* dst, double value, void*) {
   switch (dtype) {
-    case F32: std::fill_n(static_cast<float*>(dst), n, float(value)); break;
-    case F64: std::fill_n(static_cast<double*>(dst), n, value); break;
-    case I64: std::fill_n(static_cast<int64_t*>(dst), n, int64_t(value)); break;
-    case BF16: std::fill_n(static_cast<uint16_t*>(dst), n, f32_to_bf16_bits(float(value))); break;
-    case F16: std::fill_n(static_cast<uint16_t*>(dst), n, f32_to_f16_bits(float(value))); break;
+    case MK_F32: std::fill_n(static_cast<float*>(dst), n, float(value)); break;
+    case MK_F64: std::fill_n(static_cast<double*>(dst), n, value); break;
+    case MK_I64: std::fill_n(static_cast<int64_t*>(dst), n, int64_t(value)); break;
+    case MK_BF16: std::fill_n(static_cast<uint16_t*>(dst), n, f32_to_bf16_bits(float(value))); break;
+    case MK_F16: std::fill_n(static_cast<uint16_t*>(dst), n, f32_to_f16_bits(float(value))); break;
     default: return KERNEL_UNSUPPORTED;
   }
   return 0;
@@ -302,11 +302,11 @@ int cast(int src_dtype, int dst_dtype, int64_t n, const void* src, void* dst, vo
   // Read element i of src as double, write as dst_dtype; half types go through float.
   auto read = [&](int64_t i) -> double {
     switch (src_dtype) {
-      case F32: return static_cast<const float*>(src)[i];
-      case F64: return static_cast<const double*>(src)[i];
-      case I64: return double(static_cast<const int64_t*>(src)[i]);
-      case BF16: return bf16_bits_to_f32(static_cast<const uint16_t*>(src)[i]);
-      case F16: return f16_bits_to_f32(static_cast<const uint16_t*>(src)[i]);
+      case MK_F32: return static_cast<const float*>(src)[i];
+      case MK_F64: return static_cast<const double*>(src)[i];
+      case MK_I64: return double(static_cast<const int64_t*>(src)[i]);
+      case MK_BF16: return bf16_bits_to_f32(static_cast<const uint16_t*>(src)[i]);
+      case MK_F16: return f16_bits_to_f32(static_cast<const uint16_t*>(src)[i]);
       default: return 0;
     }
   };
@@ -314,11 +314,11 @@ int cast(int src_dtype, int dst_dtype, int64_t n, const void* src, void* dst, vo
   for (int64_t i = 0; i < n; ++i) {
     const double v = read(i);
     switch (dst_dtype) {
-      case F32: static_cast<float*>(dst)[i] = float(v); break;
-      case F64: static_cast<double*>(dst)[i] = v; break;
-      case I64: static_cast<int64_t*>(dst)[i] = int64_t(v); break;
-      case BF16: static_cast<uint16_t*>(dst)[i] = f32_to_bf16_bits(float(v)); break;
-      case F16: static_cast<uint16_t*>(dst)[i] = f32_to_f16_bits(float(v)); break;
+      case MK_F32: static_cast<float*>(dst)[i] = float(v); break;
+      case MK_F64: static_cast<double*>(dst)[i] = v; break;
+      case MK_I64: static_cast<int64_t*>(dst)[i] = int64_t(v); break;
+      case MK_BF16: static_cast<uint16_t*>(dst)[i] = f32_to_bf16_bits(float(v)); break;
+      case MK_F16: static_cast<uint16_t*>(dst)[i] = f32_to_f16_bits(float(v)); break;
       default: break;
     }
   }
@@ -330,7 +330,7 @@ int random_fill(int dtype, int dist, int64_t n, void* dst, uint64_t seed, double
 #pragma omp parallel for schedule(static) if (omp_get_max_threads() > 1 && n >= 4096)
   for (int64_t i = 0; i < n; ++i) {
     const double v = random_value(dist, seed, uint64_t(i), a, b);
-    if (dtype == F32) static_cast<float*>(dst)[i] = float(v);
+    if (dtype == MK_F32) static_cast<float*>(dst)[i] = float(v);
     else static_cast<double*>(dst)[i] = v;
   }
   return 0;
@@ -339,7 +339,7 @@ int random_fill(int dtype, int dist, int64_t n, void* dst, uint64_t seed, double
 int where(int dtype, int rank, const int64_t* shape, const void* cond, const int64_t* c_strides,
           const void* a, const int64_t* a_strides, const void* b, const int64_t* b_strides,
           void* out, void*) {
-  if (dtype == F32)
+  if (dtype == MK_F32)
     where_t(rank, shape, static_cast<const float*>(cond), c_strides,
             static_cast<const float*>(a), a_strides, static_cast<const float*>(b), b_strides,
             static_cast<float*>(out));
@@ -352,7 +352,7 @@ int where(int dtype, int rank, const int64_t* shape, const void* cond, const int
 
 int reduce(int dtype, int op, int64_t outer, int64_t len, int64_t inner, const void* x, void* y,
            int64_t* indices, void*) {
-  if (dtype == F32)
+  if (dtype == MK_F32)
     reduce_t(op, outer, len, inner, static_cast<const float*>(x), static_cast<float*>(y), indices);
   else
     reduce_t(op, outer, len, inner, static_cast<const double*>(x), static_cast<double*>(y), indices);
@@ -360,7 +360,7 @@ int reduce(int dtype, int op, int64_t outer, int64_t len, int64_t inner, const v
 }
 
 int softmax(int dtype, int log, int64_t rows, int64_t cols, const void* x, void* y, void*) {
-  if (dtype == F32)
+  if (dtype == MK_F32)
     softmax_t(log, rows, cols, static_cast<const float*>(x), static_cast<float*>(y));
   else
     softmax_t(log, rows, cols, static_cast<const double*>(x), static_cast<double*>(y));
@@ -383,7 +383,7 @@ int index_select(int dtype, int64_t outer, int64_t src_len, int64_t inner, const
 
 int index_add(int dtype, int64_t outer, int64_t dst_len, int64_t inner, void* dst,
               const int64_t* idx, int64_t n_idx, const void* src, void*) {
-  if (dtype == F32)
+  if (dtype == MK_F32)
     index_add_t(outer, dst_len, inner, static_cast<float*>(dst), idx, n_idx,
                 static_cast<const float*>(src));
   else
@@ -394,7 +394,7 @@ int index_add(int dtype, int64_t outer, int64_t dst_len, int64_t inner, void* ds
 
 int gather(int dtype, int64_t outer, int64_t src_len, int64_t inner, const void* x,
            const int64_t* idx, int64_t idx_len, void* y, void*) {
-  if (dtype == F32)
+  if (dtype == MK_F32)
     gather_t(outer, src_len, inner, static_cast<const float*>(x), idx, idx_len,
              static_cast<float*>(y));
   else
@@ -405,7 +405,7 @@ int gather(int dtype, int64_t outer, int64_t src_len, int64_t inner, const void*
 
 int scatter_add(int dtype, int64_t outer, int64_t dst_len, int64_t inner, void* dst,
                 const int64_t* idx, int64_t idx_len, const void* src, void*) {
-  if (dtype == F32)
+  if (dtype == MK_F32)
     scatter_add_t(outer, dst_len, inner, static_cast<float*>(dst), idx, idx_len,
                   static_cast<const float*>(src));
   else
@@ -425,7 +425,7 @@ int index_check(int64_t n, const int64_t* idx, int64_t bound, int64_t* bad, void
 int matmul_naive(int dtype, int64_t batch, int64_t m, int64_t n, int64_t k, const void* a,
                  int64_t a_bs, int64_t a_rs, int64_t a_cs, const void* b, int64_t b_bs,
                  int64_t b_rs, int64_t b_cs, void* c, int64_t c_bs, void*) {
-  if (dtype == F32)
+  if (dtype == MK_F32)
     matmul_naive_t(batch, m, n, k, static_cast<const float*>(a), a_bs, a_rs, a_cs,
                    static_cast<const float*>(b), b_bs, b_rs, b_cs, static_cast<float*>(c), c_bs);
   else

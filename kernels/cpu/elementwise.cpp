@@ -114,47 +114,38 @@ void strided_map2(const StridedShape& s, const T* a, const T* b, T* y, F f) {
 // and forced inline, so each loop body is just its op (GCC keeps big switches out of line).
 template <int OP, class T>
 MK_VINLINE T unary_op(T x, T p) {
-  if constexpr (OP == U_EXP) return vmath::exp(x);
-  else if constexpr (OP == U_LOG) return vmath::log(x);
-  else if constexpr (OP == U_TANH) return vmath::tanh(x);
-  else if constexpr (OP == U_SIGMOID) return vmath::sigmoid(x);
-  else if constexpr (OP == U_GELU) return vmath::gelu(x);
-  else if constexpr (OP == U_ELU1) { const T e = vmath::exp(x); return x > T(0) ? x + T(1) : e; }
-  else if constexpr (OP == U_ELU1_GRAD) { const T e = vmath::exp(x); return x > T(0) ? T(1) : e; }
+  if constexpr (OP == MK_UNARY_EXP) return vmath::exp(x);
+  else if constexpr (OP == MK_UNARY_LOG) return vmath::log(x);
+  else if constexpr (OP == MK_UNARY_TANH) return vmath::tanh(x);
+  else if constexpr (OP == MK_UNARY_SIGMOID) return vmath::sigmoid(x);
+  else if constexpr (OP == MK_UNARY_GELU) return vmath::gelu(x);
+  else if constexpr (OP == MK_UNARY_ELU1) { const T e = vmath::exp(x); return x > T(0) ? x + T(1) : e; }
+  else if constexpr (OP == MK_UNARY_ELU1_GRAD) { const T e = vmath::exp(x); return x > T(0) ? T(1) : e; }
   else return unary_apply<T>(OP, x, p);
 }
 
-// Specialise the functor on the op so the inner loops vectorise (a switch per element would not).
-template <class T, class Body>
+// Specialise the functor on the op so the inner loops vectorise (a switch per element would not):
+// one instantiation per code of mk_unary_op / mk_binary_op, found by a compile-time walk over
+// [0, COUNT), so a new op in metakernels.h needs no case list here.
+template <class T, int OP = 0, class Body>
 void with_unary(int op, T p, Body body) {
-  switch (op) {
-#define MK_CASE(code) case code: body([p](T x) { return unary_op<code, T>(x, p); }); break;
-    MK_CASE(U_NEG) MK_CASE(U_EXP) MK_CASE(U_LOG) MK_CASE(U_TANH) MK_CASE(U_SIGMOID)
-    MK_CASE(U_RELU) MK_CASE(U_GELU) MK_CASE(U_SQRT) MK_CASE(U_SQUARE) MK_CASE(U_ABS)
-    MK_CASE(U_SIGN) MK_CASE(U_POW_SCALAR) MK_CASE(U_ADD_SCALAR) MK_CASE(U_MUL_SCALAR)
-    MK_CASE(U_RSUB_SCALAR) MK_CASE(U_RECIPROCAL) MK_CASE(U_RSQRT) MK_CASE(U_STEP)
-    MK_CASE(U_ELU1) MK_CASE(U_ELU1_GRAD) MK_CASE(U_LOG1P) MK_CASE(U_COS) MK_CASE(U_SIN)
-    MK_CASE(U_CLAMP_MIN) MK_CASE(U_CLAMP_MAX) MK_CASE(U_COPY)
-#undef MK_CASE
-    default: break;
+  if constexpr (OP < MK_UNARY_COUNT) {
+    if (op == OP) body([p](T x) { return unary_op<OP, T>(x, p); });
+    else with_unary<T, OP + 1>(op, p, body);
   }
 }
 
-template <class T, class Body>
+template <class T, int OP = 0, class Body>
 void with_binary(int op, Body body) {
-  switch (op) {
-#define MK_CASE(code) case code: body([](T a, T b) { return binary_apply<T>(code, a, b); }); break;
-    MK_CASE(B_ADD) MK_CASE(B_SUB) MK_CASE(B_MUL) MK_CASE(B_DIV) MK_CASE(B_MAX) MK_CASE(B_MIN)
-    MK_CASE(B_POW) MK_CASE(B_EQ) MK_CASE(B_NE) MK_CASE(B_LT) MK_CASE(B_LE) MK_CASE(B_GT)
-    MK_CASE(B_GE)
-#undef MK_CASE
-    default: break;
+  if constexpr (OP < MK_BINARY_COUNT) {
+    if (op == OP) body([](T a, T b) { return binary_apply<T>(OP, a, b); });
+    else with_binary<T, OP + 1>(op, body);
   }
 }
 
 template <class T>
 void unary_t(int op, int rank, const int64_t* shape, const T* x, const int64_t* xs, T* y, double p) {
-  int64_t ys[kMaxRank];
+  int64_t ys[MK_MAX_RANK];
   int64_t acc = 1;
   for (int d = rank - 1; d >= 0; --d) { ys[d] = acc; acc *= shape[d]; }
   const int64_t* st[2] = {xs, ys};
@@ -166,7 +157,7 @@ void unary_t(int op, int rank, const int64_t* shape, const T* x, const int64_t* 
 template <class T>
 void binary_t(int op, int rank, const int64_t* shape, const T* a, const int64_t* as, const T* b,
               const int64_t* bs, T* y) {
-  int64_t ys[kMaxRank];
+  int64_t ys[MK_MAX_RANK];
   int64_t acc = 1;
   for (int d = rank - 1; d >= 0; --d) { ys[d] = acc; acc *= shape[d]; }
   const int64_t* st[3] = {as, bs, ys};
@@ -178,7 +169,7 @@ void binary_t(int op, int rank, const int64_t* shape, const T* a, const int64_t*
 
 int unary(int dtype, int op, int rank, const int64_t* shape, const void* x,
           const int64_t* x_strides, void* y, double p, void*) {
-  if (dtype == F32)
+  if (dtype == MK_F32)
     unary_t(op, rank, shape, static_cast<const float*>(x), x_strides, static_cast<float*>(y), p);
   else
     unary_t(op, rank, shape, static_cast<const double*>(x), x_strides, static_cast<double*>(y), p);
@@ -187,7 +178,7 @@ int unary(int dtype, int op, int rank, const int64_t* shape, const void* x,
 
 int binary(int dtype, int op, int rank, const int64_t* shape, const void* a,
            const int64_t* a_strides, const void* b, const int64_t* b_strides, void* out, void*) {
-  if (dtype == F32)
+  if (dtype == MK_F32)
     binary_t(op, rank, shape, static_cast<const float*>(a), a_strides,
              static_cast<const float*>(b), b_strides, static_cast<float*>(out));
   else

@@ -108,7 +108,7 @@ void momentum(int64_t groups, int64_t n, int64_t d, const T* v, T* out, T decay,
 int linear_attention(int dtype, int64_t groups, int64_t nq, int64_t nk, int64_t dk, int64_t dv,
                      const void* q, const void* k, const void* v, void* out, int mask,
                      void* workspace, void*) {
-  if (dtype == F32)
+  if (dtype == MK_F32)
     run(groups, nq, nk, dk, dv, static_cast<const float*>(q), static_cast<const float*>(k),
         static_cast<const float*>(v), static_cast<float*>(out), mask, static_cast<float*>(workspace));
   else
@@ -119,7 +119,7 @@ int linear_attention(int dtype, int64_t groups, int64_t nq, int64_t nk, int64_t 
 
 int linear_attention_momentum(int dtype, int64_t groups, int64_t n, int64_t d, const void* v,
                               void* out, double decay, int reverse, void*) {
-  if (dtype == F32)
+  if (dtype == MK_F32)
     momentum(groups, n, d, static_cast<const float*>(v), static_cast<float*>(out), float(decay), reverse);
   else
     momentum(groups, n, d, static_cast<const double*>(v), static_cast<double*>(out), decay, reverse);

@@ -1104,7 +1104,7 @@ int rowsum_dout_out(const AttentionParams& p, cudaStream_t stream) {
 }
 
 bool supported(const AttentionParams& p) {
-  return (p.dtype == F32 || p.dtype == F64) && p.d >= 1 && p.d <= Traits::kMaxDim && p.dv >= 1 &&
+  return (p.dtype == MK_F32 || p.dtype == MK_F64) && p.d >= 1 && p.d <= Traits::kMaxDim && p.dv >= 1 &&
          p.dv <= Traits::kMaxDim && p.heads >= 1 && p.kv_heads >= 1 && p.heads % p.kv_heads == 0;
 }
 
@@ -1149,11 +1149,11 @@ int jvp(const AttentionParams& p, cudaStream_t stream) {
 
 }  // namespace
 
-static bool is_half(const AttentionParams& p) { return p.dtype == BF16 || p.dtype == F16; }
+static bool is_half(const AttentionParams& p) { return p.dtype == MK_BF16 || p.dtype == MK_F16; }
 
 // F32 with TF32 allowed: the tensor-core kernels where the device's shared memory holds their
 // tiles, else the SIMT kernels below.
-static bool try_tf32(const AttentionParams& p) { return p.dtype == F32 && p.allow_tf32; }
+static bool try_tf32(const AttentionParams& p) { return p.dtype == MK_F32 && p.allow_tf32; }
 
 int attention_forward(const AttentionParams& p, void* stream) {
   if (is_half(p)) return tc_attention_forward(p, stream);
@@ -1162,7 +1162,7 @@ int attention_forward(const AttentionParams& p, void* stream) {
     if (e != KERNEL_UNSUPPORTED) return e;
   }
   if (!supported(p)) return int(cudaErrorInvalidValue);
-  return p.dtype == F32 ? forward<float>(p, as_stream(stream)) : forward<double>(p, as_stream(stream));
+  return p.dtype == MK_F32 ? forward<float>(p, as_stream(stream)) : forward<double>(p, as_stream(stream));
 }
 
 int attention_backward(const AttentionParams& p, void* stream) {
@@ -1172,25 +1172,25 @@ int attention_backward(const AttentionParams& p, void* stream) {
     if (e != KERNEL_UNSUPPORTED) return e;
   }
   if (!supported(p) || !p.workspace) return int(cudaErrorInvalidValue);
-  return p.dtype == F32 ? backward<float>(p, as_stream(stream)) : backward<double>(p, as_stream(stream));
+  return p.dtype == MK_F32 ? backward<float>(p, as_stream(stream)) : backward<double>(p, as_stream(stream));
 }
 
 int attention_backward_backward(const AttentionParams& p, void* stream) {
   if (!supported(p) || !p.workspace) return int(cudaErrorInvalidValue);
-  return p.dtype == F32 ? backward_backward<float>(p, as_stream(stream))
+  return p.dtype == MK_F32 ? backward_backward<float>(p, as_stream(stream))
                         : backward_backward<double>(p, as_stream(stream));
 }
 
 int attention_jvp(const AttentionParams& p, void* stream) {
   if (!supported(p)) return int(cudaErrorInvalidValue);
-  return p.dtype == F32 ? jvp<float>(p, as_stream(stream)) : jvp<double>(p, as_stream(stream));
+  return p.dtype == MK_F32 ? jvp<float>(p, as_stream(stream)) : jvp<double>(p, as_stream(stream));
 }
 
 // Row statistics D, C, E ([B·H·Nq] each) in the element type; the same size for every pass, since
 // the Java side asks once per call geometry (batch, heads, nq, d, dv).
 int64_t attention_workspace(const AttentionParams& p, int) {
   if (is_half(p)) return tc_attention_workspace(p);
-  const int64_t esize = p.dtype == F32 ? 4 : 8;
+  const int64_t esize = p.dtype == MK_F32 ? 4 : 8;
   return esize * 3 * p.batch * p.heads * p.nq;
 }
 

@@ -717,7 +717,7 @@ int backward_t(const AttentionParams& p, cudaStream_t stream) {
 }
 
 bool tc_supported(const AttentionParams& p) {
-  return (p.dtype == BF16 || p.dtype == F16 || (p.dtype == F32 && p.allow_tf32)) && p.d >= 1 && p.d <= 256 &&
+  return (p.dtype == MK_BF16 || p.dtype == MK_F16 || (p.dtype == MK_F32 && p.allow_tf32)) && p.d >= 1 && p.d <= 256 &&
          p.dv >= 1 && p.dv <= 256 && p.heads >= 1 && p.kv_heads >= 1 && p.heads % p.kv_heads == 0;
 }
 
@@ -726,13 +726,13 @@ bool tc_supported(const AttentionParams& p) {
 int tc_attention_forward(const AttentionParams& p, void* stream) {
   if (!tc_supported(p)) return int(cudaErrorInvalidValue);
   const cudaStream_t s = as_stream(stream);
-  return p.dtype == BF16 ? forward_t<Bf16>(p, s) : p.dtype == F16 ? forward_t<Fp16>(p, s) : forward_t<Tf32>(p, s);
+  return p.dtype == MK_BF16 ? forward_t<Bf16>(p, s) : p.dtype == MK_F16 ? forward_t<Fp16>(p, s) : forward_t<Tf32>(p, s);
 }
 
 int tc_attention_backward(const AttentionParams& p, void* stream) {
   if (!tc_supported(p) || !p.workspace || !p.out || !p.dout || !p.lse) return int(cudaErrorInvalidValue);
   const cudaStream_t s = as_stream(stream);
-  return p.dtype == BF16 ? backward_t<Bf16>(p, s) : p.dtype == F16 ? backward_t<Fp16>(p, s) : backward_t<Tf32>(p, s);
+  return p.dtype == MK_BF16 ? backward_t<Bf16>(p, s) : p.dtype == MK_F16 ? backward_t<Fp16>(p, s) : backward_t<Tf32>(p, s);
 }
 
 int64_t tc_attention_workspace(const AttentionParams& p) { return 4 * p.batch * p.heads * p.nq; }

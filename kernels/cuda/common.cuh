@@ -23,8 +23,8 @@ inline unsigned grid_for(int64_t n, int block = 256) {
 // Collapsed strided shape passed by value to kernels.
 struct Geometry {
   int rank;
-  int64_t shape[kMaxRank];
-  int64_t strides[3][kMaxRank];
+  int64_t shape[MK_MAX_RANK];
+  int64_t strides[3][MK_MAX_RANK];
 };
 
 inline Geometry to_geometry(const StridedShape& s) {

@@ -28,11 +28,11 @@ __global__ void copy_kernel(Geometry g, int64_t n, const T* src, T* dst) {
 
 __device__ __forceinline__ double load_as_double(int dtype, const void* p, int64_t i) {
   switch (dtype) {
-    case F32: return static_cast<const float*>(p)[i];
-    case F64: return static_cast<const double*>(p)[i];
-    case I64: return double(static_cast<const int64_t*>(p)[i]);
-    case BF16: return bf16_bits_to_f32(static_cast<const uint16_t*>(p)[i]);
-    case F16: return f16_bits_to_f32(static_cast<const uint16_t*>(p)[i]);
+    case MK_F32: return static_cast<const float*>(p)[i];
+    case MK_F64: return static_cast<const double*>(p)[i];
+    case MK_I64: return double(static_cast<const int64_t*>(p)[i]);
+    case MK_BF16: return bf16_bits_to_f32(static_cast<const uint16_t*>(p)[i]);
+    case MK_F16: return f16_bits_to_f32(static_cast<const uint16_t*>(p)[i]);
     default: return 0;
   }
 }
@@ -41,11 +41,11 @@ __global__ void cast_kernel(int sd, int dd, int64_t n, const void* src, void* ds
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     const double v = load_as_double(sd, src, i);
     switch (dd) {
-      case F32: static_cast<float*>(dst)[i] = float(v); break;
-      case F64: static_cast<double*>(dst)[i] = v; break;
-      case I64: static_cast<int64_t*>(dst)[i] = int64_t(v); break;
-      case BF16: static_cast<uint16_t*>(dst)[i] = f32_to_bf16_bits(float(v)); break;
-      case F16: static_cast<uint16_t*>(dst)[i] = f32_to_f16_bits(float(v)); break;
+      case MK_F32: static_cast<float*>(dst)[i] = float(v); break;
+      case MK_F64: static_cast<double*>(dst)[i] = v; break;
+      case MK_I64: static_cast<int64_t*>(dst)[i] = int64_t(v); break;
+      case MK_BF16: static_cast<uint16_t*>(dst)[i] = f32_to_bf16_bits(float(v)); break;
+      case MK_F16: static_cast<uint16_t*>(dst)[i] = f32_to_f16_bits(float(v)); break;
       default: break;
     }
   }
@@ -85,13 +85,13 @@ __global__ void reduce_kernel(int op, int64_t outer, int64_t len, int64_t inner,
   for (int64_t out = blockIdx.x; out < outer * inner; out += gridDim.x) {
     const int64_t o = out / inner, i = out % inner;
     const T* base = x + o * len * inner + i;
-    double acc = op == R_SUM ? 0.0 : (op == R_MAX ? -INFINITY : INFINITY);
+    double acc = op == MK_REDUCE_SUM ? 0.0 : (op == MK_REDUCE_MAX ? -INFINITY : INFINITY);
     int64_t best = len;  // "none yet"
     for (int64_t j = threadIdx.x; j < len; j += blockDim.x) {
       const double v = double(base[j * inner]);
-      if (op == R_SUM) acc += v;
+      if (op == MK_REDUCE_SUM) acc += v;
       else {
-        const bool better = best == len || (op == R_MAX ? (v > acc || (isnan(v) && !isnan(acc)))
+        const bool better = best == len || (op == MK_REDUCE_MAX ? (v > acc || (isnan(v) && !isnan(acc)))
                                                         : (v < acc || (isnan(v) && !isnan(acc))));
         if (better) { acc = v; best = j; }
       }
@@ -101,7 +101,7 @@ __global__ void reduce_kernel(int op, int64_t outer, int64_t len, int64_t inner,
     __syncthreads();
     for (int s = blockDim.x / 2; s > 0; s >>= 1) {
       if (threadIdx.x < s) {
-        if (op == R_SUM) sval[threadIdx.x] += sval[threadIdx.x + s];
+        if (op == MK_REDUCE_SUM) sval[threadIdx.x] += sval[threadIdx.x + s];
         else {
           const double a = sval[threadIdx.x], b = sval[threadIdx.x + s];
           const int64_t ia = sidx[threadIdx.x], ib = sidx[threadIdx.x + s];
@@ -110,7 +110,7 @@ __global__ void reduce_kernel(int op, int64_t outer, int64_t len, int64_t inner,
           else if (ia == len) take_b = true;
           else if (isnan(a) || isnan(b)) take_b = isnan(b) && (!isnan(a) || ib < ia);
           else if (a == b) take_b = ib < ia;  // first occurrence, as the CPU twin
-          else take_b = op == R_MAX ? b > a : b < a;
+          else take_b = op == MK_REDUCE_MAX ? b > a : b < a;
           if (take_b) { sval[threadIdx.x] = b; sidx[threadIdx.x] = ib; }
         }
       }
@@ -240,11 +240,11 @@ int64_t contiguous_strides(int rank, const int64_t* shape, int64_t* out) {
 int fill(int dtype, int64_t n, void* dst, double value, void* stream) {
   auto s = as_stream(stream);
   switch (dtype) {
-    case F32: fill_kernel<<<grid_for(n), kBlock, 0, s>>>(static_cast<float*>(dst), n, float(value)); break;
-    case F64: fill_kernel<<<grid_for(n), kBlock, 0, s>>>(static_cast<double*>(dst), n, value); break;
-    case I64: fill_kernel<<<grid_for(n), kBlock, 0, s>>>(static_cast<int64_t*>(dst), n, int64_t(value)); break;
-    case BF16: fill_kernel<<<grid_for(n), kBlock, 0, s>>>(static_cast<uint16_t*>(dst), n, f32_to_bf16_bits(float(value))); break;
-    case F16: fill_kernel<<<grid_for(n), kBlock, 0, s>>>(static_cast<uint16_t*>(dst), n, f32_to_f16_bits(float(value))); break;
+    case MK_F32: fill_kernel<<<grid_for(n), kBlock, 0, s>>>(static_cast<float*>(dst), n, float(value)); break;
+    case MK_F64: fill_kernel<<<grid_for(n), kBlock, 0, s>>>(static_cast<double*>(dst), n, value); break;
+    case MK_I64: fill_kernel<<<grid_for(n), kBlock, 0, s>>>(static_cast<int64_t*>(dst), n, int64_t(value)); break;
+    case MK_BF16: fill_kernel<<<grid_for(n), kBlock, 0, s>>>(static_cast<uint16_t*>(dst), n, f32_to_bf16_bits(float(value))); break;
+    case MK_F16: fill_kernel<<<grid_for(n), kBlock, 0, s>>>(static_cast<uint16_t*>(dst), n, f32_to_f16_bits(float(value))); break;
     default: return KERNEL_UNSUPPORTED;
   }
   return last_error();
@@ -275,21 +275,21 @@ int cast(int src_dtype, int dst_dtype, int64_t n, const void* src, void* dst, vo
 int random_fill(int dtype, int dist, int64_t n, void* dst, uint64_t seed, double a, double b,
                 void* stream) {
   auto s = as_stream(stream);
-  if (dtype == F32) random_kernel<<<grid_for(n), kBlock, 0, s>>>(dist, n, static_cast<float*>(dst), seed, a, b);
+  if (dtype == MK_F32) random_kernel<<<grid_for(n), kBlock, 0, s>>>(dist, n, static_cast<float*>(dst), seed, a, b);
   else random_kernel<<<grid_for(n), kBlock, 0, s>>>(dist, n, static_cast<double*>(dst), seed, a, b);
   return last_error();
 }
 
 int unary(int dtype, int op, int rank, const int64_t* shape, const void* x,
           const int64_t* x_strides, void* y, double p, void* stream) {
-  int64_t ys[kMaxRank];
+  int64_t ys[MK_MAX_RANK];
   contiguous_strides(rank, shape, ys);
   const int64_t* st[2] = {x_strides, ys};
   StridedShape sh = collapse(rank, shape, 2, st);
   if (sh.numel == 0) return 0;
   Geometry g = to_geometry(sh);
   auto s = as_stream(stream);
-  if (dtype == F32) unary_kernel<<<grid_for(sh.numel), kBlock, 0, s>>>(op, g, sh.numel, static_cast<const float*>(x), static_cast<float*>(y), float(p));
+  if (dtype == MK_F32) unary_kernel<<<grid_for(sh.numel), kBlock, 0, s>>>(op, g, sh.numel, static_cast<const float*>(x), static_cast<float*>(y), float(p));
   else unary_kernel<<<grid_for(sh.numel), kBlock, 0, s>>>(op, g, sh.numel, static_cast<const double*>(x), static_cast<double*>(y), p);
   return last_error();
 }
@@ -302,7 +302,7 @@ int binary(int dtype, int op, int rank, const int64_t* shape, const void* a,
   if (sh.numel == 0) return 0;
   Geometry g = to_geometry(sh);
   auto s = as_stream(stream);
-  if (dtype == F32) binary_kernel<<<grid_for(sh.numel), kBlock, 0, s>>>(op, g, sh.numel, static_cast<const float*>(a), static_cast<const float*>(b), static_cast<float*>(out));
+  if (dtype == MK_F32) binary_kernel<<<grid_for(sh.numel), kBlock, 0, s>>>(op, g, sh.numel, static_cast<const float*>(a), static_cast<const float*>(b), static_cast<float*>(out));
   else binary_kernel<<<grid_for(sh.numel), kBlock, 0, s>>>(op, g, sh.numel, static_cast<const double*>(a), static_cast<const double*>(b), static_cast<double*>(out));
   return last_error();
 }
@@ -315,7 +315,7 @@ int where(int dtype, int rank, const int64_t* shape, const void* cond, const int
   if (sh.numel == 0) return 0;
   Geometry g = to_geometry(sh);
   auto s = as_stream(stream);
-  if (dtype == F32) where_kernel<<<grid_for(sh.numel), kBlock, 0, s>>>(g, sh.numel, static_cast<const float*>(cond), static_cast<const float*>(a), static_cast<const float*>(b), static_cast<float*>(out));
+  if (dtype == MK_F32) where_kernel<<<grid_for(sh.numel), kBlock, 0, s>>>(g, sh.numel, static_cast<const float*>(cond), static_cast<const float*>(a), static_cast<const float*>(b), static_cast<float*>(out));
   else where_kernel<<<grid_for(sh.numel), kBlock, 0, s>>>(g, sh.numel, static_cast<const double*>(cond), static_cast<const double*>(a), static_cast<const double*>(b), static_cast<double*>(out));
   return last_error();
 }
@@ -325,7 +325,7 @@ int reduce(int dtype, int op, int64_t outer, int64_t len, int64_t inner, const v
   const int64_t outs = outer * inner;
   const unsigned grid = unsigned(outs < 65535 * 16 ? outs : 65535 * 16);
   auto s = as_stream(stream);
-  if (dtype == F32) reduce_kernel<<<grid, kBlock, 0, s>>>(op, outer, len, inner, static_cast<const float*>(x), static_cast<float*>(y), indices);
+  if (dtype == MK_F32) reduce_kernel<<<grid, kBlock, 0, s>>>(op, outer, len, inner, static_cast<const float*>(x), static_cast<float*>(y), indices);
   else reduce_kernel<<<grid, kBlock, 0, s>>>(op, outer, len, inner, static_cast<const double*>(x), static_cast<double*>(y), indices);
   return last_error();
 }
@@ -333,7 +333,7 @@ int reduce(int dtype, int op, int64_t outer, int64_t len, int64_t inner, const v
 int softmax(int dtype, int log, int64_t rows, int64_t cols, const void* x, void* y, void* stream) {
   const unsigned grid = unsigned(rows < 65535 * 16 ? rows : 65535 * 16);
   auto s = as_stream(stream);
-  if (dtype == F32) softmax_kernel<<<grid, kBlock, 0, s>>>(log, rows, cols, static_cast<const float*>(x), static_cast<float*>(y));
+  if (dtype == MK_F32) softmax_kernel<<<grid, kBlock, 0, s>>>(log, rows, cols, static_cast<const float*>(x), static_cast<float*>(y));
   else softmax_kernel<<<grid, kBlock, 0, s>>>(log, rows, cols, static_cast<const double*>(x), static_cast<double*>(y));
   return last_error();
 }
@@ -355,7 +355,7 @@ int index_add(int dtype, int64_t outer, int64_t dst_len, int64_t inner, void* ds
               const int64_t* idx, int64_t n_idx, const void* src, void* stream) {
   const int64_t n = outer * inner;
   auto s = as_stream(stream);
-  if (dtype == F32) index_add_kernel<<<grid_for(n), kBlock, 0, s>>>(outer, dst_len, inner, static_cast<float*>(dst), idx, n_idx, static_cast<const float*>(src));
+  if (dtype == MK_F32) index_add_kernel<<<grid_for(n), kBlock, 0, s>>>(outer, dst_len, inner, static_cast<float*>(dst), idx, n_idx, static_cast<const float*>(src));
   else index_add_kernel<<<grid_for(n), kBlock, 0, s>>>(outer, dst_len, inner, static_cast<double*>(dst), idx, n_idx, static_cast<const double*>(src));
   return last_error();
 }
@@ -364,7 +364,7 @@ int gather(int dtype, int64_t outer, int64_t src_len, int64_t inner, const void*
            const int64_t* idx, int64_t idx_len, void* y, void* stream) {
   const int64_t n = outer * idx_len * inner;
   auto s = as_stream(stream);
-  if (dtype == F32) gather_kernel<<<grid_for(n), kBlock, 0, s>>>(outer, src_len, inner, static_cast<const float*>(x), idx, idx_len, static_cast<float*>(y));
+  if (dtype == MK_F32) gather_kernel<<<grid_for(n), kBlock, 0, s>>>(outer, src_len, inner, static_cast<const float*>(x), idx, idx_len, static_cast<float*>(y));
   else gather_kernel<<<grid_for(n), kBlock, 0, s>>>(outer, src_len, inner, static_cast<const double*>(x), idx, idx_len, static_cast<double*>(y));
   return last_error();
 }
@@ -373,7 +373,7 @@ int scatter_add(int dtype, int64_t outer, int64_t dst_len, int64_t inner, void* 
                 const int64_t* idx, int64_t idx_len, const void* src, void* stream) {
   const int64_t n = outer * inner;
   auto s = as_stream(stream);
-  if (dtype == F32) scatter_add_kernel<<<grid_for(n), kBlock, 0, s>>>(outer, dst_len, inner, static_cast<float*>(dst), idx, idx_len, static_cast<const float*>(src));
+  if (dtype == MK_F32) scatter_add_kernel<<<grid_for(n), kBlock, 0, s>>>(outer, dst_len, inner, static_cast<float*>(dst), idx, idx_len, static_cast<const float*>(src));
   else scatter_add_kernel<<<grid_for(n), kBlock, 0, s>>>(outer, dst_len, inner, static_cast<double*>(dst), idx, idx_len, static_cast<const double*>(src));
   return last_error();
 }
@@ -402,7 +402,7 @@ int matmul_naive(int dtype, int64_t batch, int64_t m, int64_t n, int64_t k, cons
                  int64_t b_rs, int64_t b_cs, void* c, int64_t c_bs, void* stream) {
   const int64_t total = batch * m * n;
   auto s = as_stream(stream);
-  if (dtype == F32) matmul_naive_kernel<<<grid_for(total), kBlock, 0, s>>>(batch, m, n, k, static_cast<const float*>(a), a_bs, a_rs, a_cs, static_cast<const float*>(b), b_bs, b_rs, b_cs, static_cast<float*>(c), c_bs);
+  if (dtype == MK_F32) matmul_naive_kernel<<<grid_for(total), kBlock, 0, s>>>(batch, m, n, k, static_cast<const float*>(a), a_bs, a_rs, a_cs, static_cast<const float*>(b), b_bs, b_rs, b_cs, static_cast<float*>(c), c_bs);
   else matmul_naive_kernel<<<grid_for(total), kBlock, 0, s>>>(batch, m, n, k, static_cast<const double*>(a), a_bs, a_rs, a_cs, static_cast<const double*>(b), b_bs, b_rs, b_cs, static_cast<double*>(c), c_bs);
   return last_error();
 }

@@ -177,7 +177,7 @@ int linear_attention(int dtype, int64_t groups, int64_t nq, int64_t nk, int64_t 
                      const void* q, const void* k, const void* v, void* out, int mask,
                      void* workspace, void* stream) {
   if (groups > 2147483647LL) return int(cudaErrorInvalidValue);
-  if (dtype == F32) return launch<float>(groups, nq, nk, dk, dv, q, k, v, out, mask, stream);
+  if (dtype == MK_F32) return launch<float>(groups, nq, nk, dk, dv, q, k, v, out, mask, stream);
   return launch<double>(groups, nq, nk, dk, dv, q, k, v, out, mask, stream);
 }
 
@@ -187,7 +187,7 @@ int linear_attention_momentum(int dtype, int64_t groups, int64_t n, int64_t d, c
                               void* out, double decay, int reverse, void* stream) {
   const int64_t cols = groups * d;
   auto s = as_stream(stream);
-  if (dtype == F32)
+  if (dtype == MK_F32)
     momentum_kernel<<<grid_for(cols), 256, 0, s>>>(groups, n, d, static_cast<const float*>(v), static_cast<float*>(out), float(decay), reverse);
   else
     momentum_kernel<<<grid_for(cols), 256, 0, s>>>(groups, n, d, static_cast<const double*>(v), static_cast<double*>(out), decay, reverse);

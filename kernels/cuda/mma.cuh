@@ -31,11 +31,11 @@ namespace cuda {
 // The two 16-bit element types; tensors hold their raw bits (uint16_t).
 struct Bf16 {
   static constexpr bool kBf16 = true;
-  static constexpr int kDtype = BF16;
+  static constexpr int kDtype = MK_BF16;
 };
 struct Fp16 {
   static constexpr bool kBf16 = false;
-  static constexpr int kDtype = F16;
+  static constexpr int kDtype = MK_F16;
 };
 
 template <class H>
@@ -151,7 +151,7 @@ __device__ __forceinline__ void acc_to_a(uint32_t (&a)[4], const float (&lo)[4],
 // shuffles are needed. Values enter the MMAs rounded to TF32 (round to nearest, ties away).
 struct Tf32 {
   static constexpr bool kBf16 = false;
-  static constexpr int kDtype = F32;
+  static constexpr int kDtype = MK_F32;
 };
 
 __device__ __forceinline__ uint32_t to_tf32(float f) {

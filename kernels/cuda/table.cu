@@ -27,16 +27,12 @@ int memcpy_d2h(void* dst, const void* src, int64_t nbytes, void* stream) {
 
 KernelTable make_table() {
   KernelTable t{};
-  t.abi_version = kKernelAbiVersion;
+  t.abi_version = MK_ABI_VERSION;
+  t.table_bytes = int(sizeof(KernelTable));
   t.runtime = CudaRuntime{&device_count, &synchronize, &error_string, &memcpy_d2h};
-#define MK_SET(name) t.name = &cuda::name;
-  MK_SET(fill) MK_SET(copy_strided) MK_SET(cast) MK_SET(random_fill) MK_SET(unary)
-  MK_SET(binary) MK_SET(where) MK_SET(reduce) MK_SET(softmax) MK_SET(index_select)
-  MK_SET(index_add) MK_SET(gather) MK_SET(scatter_add) MK_SET(index_check)
-  MK_SET(matmul_naive) MK_SET(linear_attention) MK_SET(linear_attention_workspace)
-  MK_SET(linear_attention_momentum) MK_SET(attention_forward) MK_SET(attention_backward)
-  MK_SET(attention_backward_backward) MK_SET(attention_jvp) MK_SET(attention_workspace)
-#undef MK_SET
+#define MK_KERNEL(ret, name, params) t.name = &cuda::name;
+#include "mk/kernels.inc"
+#undef MK_KERNEL
   return t;
 }
 

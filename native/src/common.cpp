@@ -57,8 +57,8 @@ int check_no_half_dtype(const char* op, int device, int dtype) {
 }
 
 int check_rank_shape(const char* op, int rank, const int64_t* shape) {
-  if (rank < 0 || rank > kMaxRank)
-    return fail(MK_ERR_INVALID_ARGUMENT, "%s: rank %d outside [0, %d]", op, rank, kMaxRank);
+  if (rank < 0 || rank > MK_MAX_RANK)
+    return fail(MK_ERR_INVALID_ARGUMENT, "%s: rank %d outside [0, %d]", op, rank, MK_MAX_RANK);
   if (rank > 0 && !shape) return fail(MK_ERR_INVALID_ARGUMENT, "%s: shape is null", op);
   for (int d = 0; d < rank; ++d)
     if (shape[d] < 0)

@@ -159,7 +159,7 @@ int mk_tensor_random_forward(int device, int dtype, int dist, int64_t n, void* d
   const KernelTable* t = kernels_for(op, device);
   if (!t) return MK_ERR_NO_DEVICE;
   MK_CHECK(check_float_dtype(op, device, dtype));
-  if (dist != mk::RAND_UNIFORM && dist != mk::RAND_NORMAL)
+  if (dist != MK_RANDOM_UNIFORM && dist != MK_RANDOM_NORMAL)
     return fail(MK_ERR_INVALID_ARGUMENT, "%s: dist must be 0 (uniform) or 1 (normal), got %d", op, dist);
   MK_CHECK(check_nonneg(op, "n", n));
   MK_CHECK(check_ptr(op, "dst", dst, n));
@@ -174,7 +174,7 @@ int mk_dense_unary_forward(int device, int dtype, int opc, int rank, const int64
   const KernelTable* t = kernels_for(op, device);
   if (!t) return MK_ERR_NO_DEVICE;
   MK_CHECK(check_float_dtype(op, device, dtype));
-  MK_CHECK(check_op_code(op, opc, mk::U_COUNT, "unary"));
+  MK_CHECK(check_op_code(op, opc, MK_UNARY_COUNT, "unary"));
   MK_CHECK(check_rank_shape(op, rank, shape));
   MK_CHECK(check_strides(op, "x", rank, x_strides));
   const int64_t n = numel_of(rank, shape);
@@ -191,7 +191,7 @@ int mk_dense_binary_forward(int device, int dtype, int opc, int rank, const int6
   const KernelTable* t = kernels_for(op, device);
   if (!t) return MK_ERR_NO_DEVICE;
   MK_CHECK(check_float_dtype(op, device, dtype));
-  MK_CHECK(check_op_code(op, opc, mk::B_COUNT, "binary"));
+  MK_CHECK(check_op_code(op, opc, MK_BINARY_COUNT, "binary"));
   MK_CHECK(check_rank_shape(op, rank, shape));
   MK_CHECK(check_strides(op, "a", rank, a_strides));
   MK_CHECK(check_strides(op, "b", rank, b_strides));
@@ -231,12 +231,12 @@ int mk_dense_reduce_forward(int device, int dtype, int opc, int64_t outer, int64
   const KernelTable* t = kernels_for(op, device);
   if (!t) return MK_ERR_NO_DEVICE;
   MK_CHECK(check_float_dtype(op, device, dtype));
-  MK_CHECK(check_op_code(op, opc, mk::R_COUNT, "reduce"));
+  MK_CHECK(check_op_code(op, opc, MK_REDUCE_COUNT, "reduce"));
   MK_CHECK(check_oli(op, outer, len, inner));
-  if (opc != mk::R_SUM && len == 0)
+  if (opc != MK_REDUCE_SUM && len == 0)
     return fail(MK_ERR_INVALID_ARGUMENT, "%s: max/min over an empty dim (outer %" PRId64 ", len 0, inner %" PRId64 ")",
                 op, outer, inner);
-  if (opc == mk::R_SUM && indices)
+  if (opc == MK_REDUCE_SUM && indices)
     return fail(MK_ERR_INVALID_ARGUMENT, "%s: indices are only produced by max/min", op);
   MK_CHECK(check_ptr(op, "x", x, outer * len * inner));
   MK_CHECK(check_ptr(op, "y", y, outer * inner));

@@ -65,15 +65,11 @@ const int g_default_threads = omp_get_max_threads();
 const KernelTable* cpu_table() {
   static const KernelTable table = [] {
     KernelTable t{};
-    t.abi_version = kKernelAbiVersion;
-#define MK_SET(name) t.name = &cpu::name;
-    MK_SET(fill) MK_SET(copy_strided) MK_SET(cast) MK_SET(random_fill) MK_SET(unary)
-    MK_SET(binary) MK_SET(where) MK_SET(reduce) MK_SET(softmax) MK_SET(index_select)
-    MK_SET(index_add) MK_SET(gather) MK_SET(scatter_add) MK_SET(index_check)
-    MK_SET(matmul_naive) MK_SET(linear_attention) MK_SET(linear_attention_workspace)
-    MK_SET(linear_attention_momentum) MK_SET(attention_forward) MK_SET(attention_backward)
-    MK_SET(attention_backward_backward) MK_SET(attention_jvp) MK_SET(attention_workspace)
-#undef MK_SET
+    t.abi_version = MK_ABI_VERSION;
+    t.table_bytes = int(sizeof(KernelTable));
+#define MK_KERNEL(ret, name, params) t.name = &cpu::name;
+#include "mk/kernels.inc"
+#undef MK_KERNEL
     return t;
   }();
   return &table;
@@ -83,8 +79,8 @@ int detect_isa() {
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
       __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
-    return 3;
-  return 2;
+    return MK_CPU_ISA_AVX512;
+  return MK_CPU_ISA_AVX2;
 }
 }  // namespace
 
@@ -159,18 +155,18 @@ using namespace mk::native;
 
 extern "C" {
 
-int mk_abi_version(void) { return mk::kKernelAbiVersion; }
+int mk_abi_version(void) { return MK_ABI_VERSION; }
 
 const char* mk_last_error(void) { return last_error(); }
 
 int mk_runtime_cpu_isa(void) { return cpu_isa(); }
 
 int mk_runtime_set_cpu_isa(int isa) {
-  if (isa != 0 && isa != 2 && isa != 3)
+  if (isa != MK_CPU_ISA_AUTO && isa != MK_CPU_ISA_AVX2 && isa != MK_CPU_ISA_AVX512)
     return fail(MK_ERR_INVALID_ARGUMENT, "mk_runtime_set_cpu_isa: isa must be 0, 2 or 3, got %d", isa);
-  if (isa == 3 && detect_isa() < 3)
+  if (isa == MK_CPU_ISA_AVX512 && detect_isa() < MK_CPU_ISA_AVX512)
     return fail(MK_ERR_UNSUPPORTED, "mk_runtime_set_cpu_isa: this CPU has no AVX-512");
-  const int level = isa == 0 ? detect_isa() : isa;
+  const int level = isa == MK_CPU_ISA_AUTO ? detect_isa() : isa;
   g_isa.store(level);
   mk::cpu::set_isa_level(level);
   return MK_OK;
@@ -196,15 +192,15 @@ int mk_runtime_has_blas(void) { return blas_attached() ? 1 : 0; }
 int mk_runtime_attach_cuda(const void* table) {
   if (!table) return fail(MK_ERR_INVALID_ARGUMENT, "mk_runtime_attach_cuda: table is null");
   auto* t = static_cast<const mk::KernelTable*>(table);
-  if (t->abi_version != mk::kKernelAbiVersion)
-    return fail(MK_ERR_UNSUPPORTED, "mk_runtime_attach_cuda: kernel ABI %d, expected %d",
-                t->abi_version, mk::kKernelAbiVersion);
+  if (t->abi_version != MK_ABI_VERSION || t->table_bytes != int(sizeof(mk::KernelTable)))
+    return fail(MK_ERR_UNSUPPORTED, "mk_runtime_attach_cuda: kernel ABI %d with a %d-byte table, expected %d with %d bytes "
+                "(the CUDA library comes from another build)", t->abi_version, t->table_bytes, MK_ABI_VERSION,
+                int(sizeof(mk::KernelTable)));
   // every entry must be filled: a missing kernel would be a null call later
-  const void* const* entries = reinterpret_cast<const void* const*>(&t->fill);
-  const size_t count = (sizeof(mk::KernelTable) - offsetof(mk::KernelTable, fill)) / sizeof(void*);
-  for (size_t i = 0; i < count; ++i)
-    if (!entries[i])
-      return fail(MK_ERR_UNSUPPORTED, "mk_runtime_attach_cuda: kernel table entry %zu is missing", i);
+#define MK_KERNEL(ret, name, params) \
+  if (!t->name) return fail(MK_ERR_UNSUPPORTED, "mk_runtime_attach_cuda: the CUDA library has no kernel '" #name "'");
+#include "mk/kernels.inc"
+#undef MK_KERNEL
   if (!t->runtime.device_count || !t->runtime.synchronize || !t->runtime.error_string || !t->runtime.memcpy_d2h)
     return fail(MK_ERR_UNSUPPORTED, "mk_runtime_attach_cuda: runtime entries missing");
   g_cuda.store(t);

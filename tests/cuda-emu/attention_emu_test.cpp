@@ -144,7 +144,7 @@ void run_case(const Case& c, uint64_t seed) {
       if (bias_masked(at / Nk % Nq, at % Nk, Nk)) bias[at] = -std::numeric_limits<T>::infinity();
   std::vector<int64_t> lens = c.lengths;
   AttentionParams p{};
-  p.dtype = sizeof(T) == 4 ? mk::F32 : mk::F64;
+  p.dtype = sizeof(T) == 4 ? MK_F32 : MK_F64;
   p.batch = B; p.heads = H; p.kv_heads = Hkv; p.nq = Nq; p.nk = Nk; p.d = D; p.dv = Dv;
   p.q = q.cdata(); p.k = k.cdata(); p.v = v.cdata();
   p.bias = bias.cdata();

@@ -25,9 +25,9 @@ describe() { [ "$1" = WORK ] && echo "working tree" || git -C "$root" rev-parse 
 build() {  # build REV NAME
   local dir=$work/$2
   mkdir -p "$dir"
-  if [ "$1" = WORK ]; then cp -r "$root/kernels" "$dir/"
-  else git -C "$root" archive "$1" kernels/include kernels/cpu | tar -x -C "$dir"; fi
-  local inc=(-I"$dir/kernels/include")
+  if [ "$1" = WORK ]; then cp -r "$root/kernels" "$root/native" "$dir/"
+  else git -C "$root" archive "$1" kernels/include kernels/cpu native/include | tar -x -C "$dir"; fi
+  local inc=(-I"$dir/kernels/include" -I"$dir/native/include")
   g++ "${flags[@]}" "${inc[@]}" -c "$dir/kernels/cpu/attention.cpp" -o "$dir/a2.o" &
   g++ "${flags[@]}" "${avx512[@]}" "${inc[@]}" -c "$dir/kernels/cpu/attention.cpp" -o "$dir/a5.o" &
   g++ "${flags[@]}" "${inc[@]}" -c "$dir/kernels/cpu/isa.cpp" -o "$dir/isa.o" &

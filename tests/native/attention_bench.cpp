@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "metakernels.h"
 #include "mk/kernels.h"
 
 namespace {
@@ -39,7 +40,7 @@ int main(int argc, char** argv) {
   const int causal = std::atoi(argv[6]), reps = std::atoi(argv[7]);
   const int64_t NQ = std::getenv("NQ") ? std::atoll(std::getenv("NQ")) : N;
   mk::AttentionParams p{};
-  p.dtype = mk::F32;
+  p.dtype = MK_F32;
   p.batch = B;
   p.heads = H;
   p.kv_heads = H;

@@ -19,7 +19,7 @@ if [ "${1:-}" = bench ]; then
   exit
 fi
 # the flags of cmake/CMakeLists.txt (MK_BASE_FLAGS), -O3 and gnu++17 (FMA contraction as built)
-flags=(-O3 -std=gnu++17 -mavx2 -mfma -mf16c -fno-math-errno -fno-trapping-math -fopenmp-simd -I"$root/kernels/include")
+flags=(-O3 -std=gnu++17 -mavx2 -mfma -mf16c -fno-math-errno -fno-trapping-math -fopenmp-simd -I"$root/kernels/include" -I"$root/native/include")
 avx512=(-mavx512f -mavx512dq -mavx512bw -mavx512vl -DMK_ISA_AVX512=1)
 status=0
 for isa in avx2 avx512; do

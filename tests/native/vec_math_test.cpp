@@ -22,7 +22,7 @@ int g_failures = 0;
 // ---- the functions under test, as whole loops (these must vectorise: -fopt-info-vec) ---------
 enum Fn { EXP, LOG, TANH, SIGMOID, GELU, EXP_NONPOS, NFN };
 const char* kName[] = {"exp", "log", "tanh", "sigmoid", "gelu", "exp_nonpos"};
-const int kStdOp[] = {mk::U_EXP, mk::U_LOG, mk::U_TANH, mk::U_SIGMOID, mk::U_GELU, mk::U_EXP};
+const int kStdOp[] = {MK_UNARY_EXP, MK_UNARY_LOG, MK_UNARY_TANH, MK_UNARY_SIGMOID, MK_UNARY_GELU, MK_UNARY_EXP};
 
 template <class T>
 __attribute__((noinline)) void run_vec(Fn fn, const T* x, T* y, int64_t n) {

@@ -1,5 +1,5 @@
 // Declarations of the CPU and CUDA kernel sets (identical signatures) and the table through
-// which native/ reaches the CUDA library loaded at run time.
+// which native/ reaches either set; all three come from the one list in mk/kernels.inc.
 #pragma once
 #include <cstdint>
 #include "mk/attention.h"
@@ -7,13 +7,17 @@
 
 namespace mk {
 namespace cpu {
+#define MK_KERNEL(ret, name, params) ret name params;
 #include "mk/kernels.inc"
+#undef MK_KERNEL
 // 2 = AVX2, 3 = AVX-512: which compiled variant the multi-ISA kernels run (set by native/).
 int isa_level();
 void set_isa_level(int level);
 }  // namespace cpu
 namespace cuda {
+#define MK_KERNEL(ret, name, params) ret name params;
 #include "mk/kernels.inc"
+#undef MK_KERNEL
 }  // namespace cuda
 
 // Runtime services of the CUDA library (not kernels): used by native/ for errors and syncs.
@@ -24,38 +28,19 @@ struct CudaRuntime {
   int (*memcpy_d2h)(void* dst, const void* src, int64_t nbytes, void* stream);
 };
 
-// One entry per kernel, typed by the CPU twin: a CUDA kernel whose signature drifts from its
-// twin fails to compile in kernels/cuda/table.cu.
+// One entry per kernel of mk/kernels.inc, typed by the CPU twin: a CUDA kernel whose signature
+// drifts from its twin fails to compile in kernels/cuda/table.cu.
 struct KernelTable {
-  int abi_version;
+  int abi_version;   // MK_ABI_VERSION
+  int table_bytes;   // sizeof(KernelTable)
   CudaRuntime runtime;
-#define MK_TABLE_ENTRY(name) decltype(&cpu::name) name;
-  MK_TABLE_ENTRY(fill)
-  MK_TABLE_ENTRY(copy_strided)
-  MK_TABLE_ENTRY(cast)
-  MK_TABLE_ENTRY(random_fill)
-  MK_TABLE_ENTRY(unary)
-  MK_TABLE_ENTRY(binary)
-  MK_TABLE_ENTRY(where)
-  MK_TABLE_ENTRY(reduce)
-  MK_TABLE_ENTRY(softmax)
-  MK_TABLE_ENTRY(index_select)
-  MK_TABLE_ENTRY(index_add)
-  MK_TABLE_ENTRY(gather)
-  MK_TABLE_ENTRY(scatter_add)
-  MK_TABLE_ENTRY(index_check)
-  MK_TABLE_ENTRY(matmul_naive)
-  MK_TABLE_ENTRY(linear_attention)
-  MK_TABLE_ENTRY(linear_attention_workspace)
-  MK_TABLE_ENTRY(linear_attention_momentum)
-  MK_TABLE_ENTRY(attention_forward)
-  MK_TABLE_ENTRY(attention_backward)
-  MK_TABLE_ENTRY(attention_backward_backward)
-  MK_TABLE_ENTRY(attention_jvp)
-  MK_TABLE_ENTRY(attention_workspace)
-#undef MK_TABLE_ENTRY
+#define MK_KERNEL(ret, name, params) decltype(&cpu::name) name;
+#include "mk/kernels.inc"
+#undef MK_KERNEL
 };
 
-constexpr int kKernelAbiVersion = 1;
+// Filling a table: `#define MK_KERNEL(ret, name, params) t.name = &ns::name;` then include
+// mk/kernels.inc (kernels/cuda/table.cu, native/src/runtime.cpp). table_bytes = sizeof(KernelTable)
+// guards against a CUDA library built from another version of the list.
 
 }  // namespace mk

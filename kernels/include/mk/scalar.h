@@ -21,35 +21,35 @@ MK_ISA_BEGIN
 template <class T>
 MK_HD T unary_apply(int op, T x, T p) {
   switch (op) {
-    case U_NEG: return -x;
-    case U_EXP: return std::exp(x);
-    case U_LOG: return std::log(x);
-    case U_TANH: return std::tanh(x);
-    case U_SIGMOID: return x >= T(0) ? T(1) / (T(1) + std::exp(-x)) : std::exp(x) / (T(1) + std::exp(x));
-    case U_RELU: return x > T(0) ? x : T(0);
-    case U_GELU: {  // tanh approximation (as in GPT-2); its derivative is composed in Java
+    case MK_UNARY_NEG: return -x;
+    case MK_UNARY_EXP: return std::exp(x);
+    case MK_UNARY_LOG: return std::log(x);
+    case MK_UNARY_TANH: return std::tanh(x);
+    case MK_UNARY_SIGMOID: return x >= T(0) ? T(1) / (T(1) + std::exp(-x)) : std::exp(x) / (T(1) + std::exp(x));
+    case MK_UNARY_RELU: return x > T(0) ? x : T(0);
+    case MK_UNARY_GELU: {  // tanh approximation (as in GPT-2); its derivative is composed in Java
       const T c = T(0.7978845608028654);  // sqrt(2/pi)
       return T(0.5) * x * (T(1) + std::tanh(c * (x + T(0.044715) * x * x * x)));
     }
-    case U_SQRT: return std::sqrt(x);
-    case U_SQUARE: return x * x;
-    case U_ABS: return std::fabs(x);
-    case U_SIGN: return x > T(0) ? T(1) : (x < T(0) ? T(-1) : T(0));
-    case U_POW_SCALAR: return p == T(2) ? x * x : std::pow(x, p);
-    case U_ADD_SCALAR: return x + p;
-    case U_MUL_SCALAR: return x * p;
-    case U_RSUB_SCALAR: return p - x;
-    case U_RECIPROCAL: return T(1) / x;
-    case U_RSQRT: return T(1) / std::sqrt(x);
-    case U_STEP: return x > T(0) ? T(1) : T(0);
-    case U_ELU1: return x > T(0) ? x + T(1) : std::exp(x);
-    case U_ELU1_GRAD: return x > T(0) ? T(1) : std::exp(x);
-    case U_LOG1P: return std::log1p(x);
-    case U_COS: return std::cos(x);
-    case U_SIN: return std::sin(x);
-    case U_CLAMP_MIN: return x < p ? p : x;
-    case U_CLAMP_MAX: return x > p ? p : x;
-    case U_COPY: return x;
+    case MK_UNARY_SQRT: return std::sqrt(x);
+    case MK_UNARY_SQUARE: return x * x;
+    case MK_UNARY_ABS: return std::fabs(x);
+    case MK_UNARY_SIGN: return x > T(0) ? T(1) : (x < T(0) ? T(-1) : T(0));
+    case MK_UNARY_POW_SCALAR: return p == T(2) ? x * x : std::pow(x, p);
+    case MK_UNARY_ADD_SCALAR: return x + p;
+    case MK_UNARY_MUL_SCALAR: return x * p;
+    case MK_UNARY_RSUB_SCALAR: return p - x;
+    case MK_UNARY_RECIPROCAL: return T(1) / x;
+    case MK_UNARY_RSQRT: return T(1) / std::sqrt(x);
+    case MK_UNARY_STEP: return x > T(0) ? T(1) : T(0);
+    case MK_UNARY_ELU1: return x > T(0) ? x + T(1) : std::exp(x);
+    case MK_UNARY_ELU1_GRAD: return x > T(0) ? T(1) : std::exp(x);
+    case MK_UNARY_LOG1P: return std::log1p(x);
+    case MK_UNARY_COS: return std::cos(x);
+    case MK_UNARY_SIN: return std::sin(x);
+    case MK_UNARY_CLAMP_MIN: return x < p ? p : x;
+    case MK_UNARY_CLAMP_MAX: return x > p ? p : x;
+    case MK_UNARY_COPY: return x;
     default: return x;
   }
 }
@@ -57,19 +57,19 @@ MK_HD T unary_apply(int op, T x, T p) {
 template <class T>
 MK_HD T binary_apply(int op, T a, T b) {
   switch (op) {
-    case B_ADD: return a + b;
-    case B_SUB: return a - b;
-    case B_MUL: return a * b;
-    case B_DIV: return a / b;
-    case B_MAX: return a > b ? a : b;
-    case B_MIN: return a < b ? a : b;
-    case B_POW: return std::pow(a, b);
-    case B_EQ: return a == b ? T(1) : T(0);
-    case B_NE: return a != b ? T(1) : T(0);
-    case B_LT: return a < b ? T(1) : T(0);
-    case B_LE: return a <= b ? T(1) : T(0);
-    case B_GT: return a > b ? T(1) : T(0);
-    case B_GE: return a >= b ? T(1) : T(0);
+    case MK_BINARY_ADD: return a + b;
+    case MK_BINARY_SUB: return a - b;
+    case MK_BINARY_MUL: return a * b;
+    case MK_BINARY_DIV: return a / b;
+    case MK_BINARY_MAX: return a > b ? a : b;
+    case MK_BINARY_MIN: return a < b ? a : b;
+    case MK_BINARY_POW: return std::pow(a, b);
+    case MK_BINARY_EQ: return a == b ? T(1) : T(0);
+    case MK_BINARY_NE: return a != b ? T(1) : T(0);
+    case MK_BINARY_LT: return a < b ? T(1) : T(0);
+    case MK_BINARY_LE: return a <= b ? T(1) : T(0);
+    case MK_BINARY_GT: return a > b ? T(1) : T(0);
+    case MK_BINARY_GE: return a >= b ? T(1) : T(0);
     default: return a;
   }
 }
@@ -94,7 +94,7 @@ MK_HD void random_uniform2(uint64_t seed, uint64_t i, double* u1, double* u2) {
 MK_HD double random_value(int dist, uint64_t seed, uint64_t i, double a, double b) {
   double u1, u2;
   random_uniform2(seed, i, &u1, &u2);
-  if (dist == RAND_UNIFORM) return a + (b - a) * u1;
+  if (dist == MK_RANDOM_UNIFORM) return a + (b - a) * u1;
   // Box-Muller
   double r = std::sqrt(-2.0 * std::log(u1));
   return a + b * r * std::cos(6.283185307179586 * u2);

@@ -11,9 +11,9 @@ namespace mk {
 // tensor becomes rank 1 and the innermost loop is as long as possible.
 struct StridedShape {
   int rank = 0;
-  int64_t shape[kMaxRank] = {};
-  int64_t strides[3][kMaxRank] = {};  // per operand
-  int64_t out_strides[kMaxRank] = {};  // contiguous output strides after collapsing
+  int64_t shape[MK_MAX_RANK] = {};
+  int64_t strides[3][MK_MAX_RANK] = {};  // per operand
+  int64_t out_strides[MK_MAX_RANK] = {};  // contiguous output strides after collapsing
   int64_t numel = 1;
 };
 
@@ -23,8 +23,8 @@ inline StridedShape collapse(int rank, const int64_t* shape, int n_operands,
                              const int64_t* const* strides) {
   StridedShape s;
   // Drop size-1 dims.
-  int64_t sh[kMaxRank];
-  int64_t st[3][kMaxRank];
+  int64_t sh[MK_MAX_RANK];
+  int64_t st[3][MK_MAX_RANK];
   int r = 0;
   s.numel = 1;
   for (int d = 0; d < rank; ++d) {

@@ -1,5 +1,6 @@
 package org.metakernels.ops;
 
+import org.metakernels.runtime.Codes;
 import static org.junit.jupiter.api.Assertions.*;
 
 import java.util.ArrayList;
@@ -336,19 +337,19 @@ class AttentionHalfTest {
     assertTrue(ws >= 4L * 8 * 32, "workspace " + ws);
     int st = MkNative.mk_attention_softmax_backward_backward(cpu, t.code, 1, 1, 1, 4, 4, 8, 8, 0, 0, 0, 0, 0, 0, 0,
         1.0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
-    assertEquals(Native.ERR_UNSUPPORTED, st);
+    assertEquals(Codes.ERR_UNSUPPORTED, st);
     String msg = Native.lastError();
     assertTrue(msg.contains("mk_attention_softmax_backward_backward") && msg.contains(t.name())
         && msg.contains("F32/F64"), msg);
     st = MkNative.mk_attention_softmax_jvp(cpu, t.code, 1, 1, 1, 4, 4, 8, 8, 0, 0, 0, 0, 0, 0, 0, 1.0, 0, 0, 0, 0,
         0, 0, 0, 0, 0, 0, 0, 0);
-    assertEquals(Native.ERR_UNSUPPORTED, st);
+    assertEquals(Codes.ERR_UNSUPPORTED, st);
     msg = Native.lastError();
     assertTrue(msg.contains("mk_attention_softmax_jvp") && msg.contains("F32/F64"), msg);
     // I64 is still refused by the forward
     st = MkNative.mk_attention_softmax_forward(cpu, DType.I64.code, 1, 1, 1, 4, 4, 8, 8, 0, 0, 0, 0, 0, 0, 0, 1.0, 0,
         0, 0, 0, 0, 0);
-    assertEquals(Native.ERR_UNSUPPORTED, st);
+    assertEquals(Codes.ERR_UNSUPPORTED, st);
   }
 
   @ParameterizedTest

@@ -373,7 +373,7 @@ class AttentionTest {
         if (i < 2) {
           assertEquals(0, st, org.metakernels.runtime.Native.lastError());
         } else {
-          assertEquals(org.metakernels.runtime.Native.ERR_INVALID_ARGUMENT, st);
+          assertEquals(org.metakernels.runtime.Codes.ERR_INVALID_ARGUMENT, st);
           String msg = org.metakernels.runtime.Native.lastError();
           assertTrue(msg.contains("mk_attention_softmax_forward") && msg.contains("flags 5"), msg);
         }

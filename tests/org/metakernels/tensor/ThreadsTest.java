@@ -1,5 +1,6 @@
 package org.metakernels.tensor;
 
+import org.metakernels.runtime.Codes;
 import static org.junit.jupiter.api.Assertions.*;
 
 import java.util.ArrayList;
@@ -76,16 +77,16 @@ class ThreadsTest {
     // one pool thread that has made native calls before the change (its OpenMP state exists)
     ExecutorService other = Executors.newSingleThreadExecutor();
     try {
-      assertEquals(Native.OK, MkNative.mk_runtime_set_num_threads(1));
+      assertEquals(Codes.OK, MkNative.mk_runtime_set_num_threads(1));
       final long ws1 = attentionWorkspace();
-      assertEquals(Native.OK, MkNative.mk_runtime_set_num_threads(3));
+      assertEquals(Codes.OK, MkNative.mk_runtime_set_num_threads(3));
       final long ws3 = attentionWorkspace();
       assertTrue(ws3 > ws1, "workspace grows with the threads: " + ws1 + " vs " + ws3);
       assertEquals(3, other.submit(MkNative::mk_runtime_num_threads).get(30, TimeUnit.SECONDS));
       assertEquals(ws3, other.submit(ThreadsTest::attentionWorkspace).get(30, TimeUnit.SECONDS));
 
       // set from this thread: the pool thread's next native call runs with 1 thread
-      assertEquals(Native.OK, MkNative.mk_runtime_set_num_threads(1));
+      assertEquals(Codes.OK, MkNative.mk_runtime_set_num_threads(1));
       assertEquals(1, other.submit(MkNative::mk_runtime_num_threads).get(30, TimeUnit.SECONDS));
       assertEquals(ws1, other.submit(ThreadsTest::attentionWorkspace).get(30, TimeUnit.SECONDS));
       // and ops there still work (and agree with this thread's)
@@ -100,12 +101,12 @@ class ThreadsTest {
       assertEquals(ws1, fresh[1]);
 
       // 0 restores the OpenMP default everywhere; negative counts are refused
-      assertEquals(Native.OK, MkNative.mk_runtime_set_num_threads(0));
+      assertEquals(Codes.OK, MkNative.mk_runtime_set_num_threads(0));
       final int dflt = MkNative.mk_runtime_num_threads();
       assertTrue(dflt >= 1);
       assertEquals(dflt, other.submit(MkNative::mk_runtime_num_threads).get(30, TimeUnit.SECONDS));
       assertEquals(ws1 + (dflt - 1) * (ws3 - ws1) / 2, other.submit(ThreadsTest::attentionWorkspace).get(30, TimeUnit.SECONDS));
-      assertNotEquals(Native.OK, MkNative.mk_runtime_set_num_threads(-1));
+      assertNotEquals(Codes.OK, MkNative.mk_runtime_set_num_threads(-1));
     } finally {
       other.shutdownNow();
       MkNative.mk_runtime_set_num_threads(before);

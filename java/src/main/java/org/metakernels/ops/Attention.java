@@ -1,5 +1,6 @@
 package org.metakernels.ops;
 
+import org.metakernels.runtime.Codes;
 import org.metakernels.autograd.Autograd;
 import org.metakernels.runtime.Backend;
 import org.metakernels.runtime.MetakernelsException;
@@ -270,7 +271,7 @@ public final class Attention {
     final long b, h, hkv, nq, nk, d, dv, biasBs, biasHs, wsBytes;
     final double scale;
     final boolean causal, half;
-    /** causal (1) and TF32 allowed (2: F32 on CUDA with {@link Backend#allowTf32()}) for the C ABI */
+    /** Codes.ATTENTION_CAUSAL, and Codes.ATTENTION_TF32 for F32 on CUDA with {@link Backend#allowTf32()} */
     final int flags;
     final int device, dtype;
     final Device dev;
@@ -294,14 +295,15 @@ public final class Attention {
       if (hkv < 1 || h % hkv != 0)
         throw new MetakernelsException(op + ": " + hkv + " key/value heads do not divide " + h + " query heads: "
             + Checks.shapes(q, k, v));
-      if (d < 1 || d > 256 || dv < 1 || dv > 256)
-        throw new MetakernelsException(op + ": head dims must be in [1, 256]: " + Checks.shapes(q, k, v));
+      if (d < 1 || d > Codes.ATTENTION_MAX_HEAD_DIM || dv < 1 || dv > Codes.ATTENTION_MAX_HEAD_DIM)
+        throw new MetakernelsException(op + ": head dims must be in [1, " + Codes.ATTENTION_MAX_HEAD_DIM + "]: " + Checks.shapes(q, k, v));
       this.q = q.isContiguous() ? q : q.copyContiguous();
       this.k = k.isContiguous() ? k : k.copyContiguous();
       this.v = v.isContiguous() ? v : v.copyContiguous();
       scale = Double.isNaN(o.scale()) ? 1.0 / Math.sqrt(d) : o.scale();
       causal = o.causalMask();
-      flags = (causal ? 1 : 0) | (q.dtype() == DType.F32 && q.device() == Device.CUDA && Backend.allowTf32() ? 2 : 0);
+      flags = (causal ? Codes.ATTENTION_CAUSAL : 0)
+          | (q.dtype() == DType.F32 && q.device() == Device.CUDA && Backend.allowTf32() ? Codes.ATTENTION_TF32 : 0);
       dev = q.device();
       device = dev.code;
       dtype = q.dtype().code;
@@ -333,7 +335,7 @@ public final class Attention {
         lengths = null;
       }
       long ws = MkNative.mk_attention_softmax_workspace(device, dtype, b, h, hkv, nq, nk, d, dv);
-      if (ws < 0) Native.check(Native.ERR_NO_DEVICE, op);
+      if (ws < 0) Native.check(Codes.ERR_NO_DEVICE, op);
       wsBytes = ws;
     }
 

@@ -46,44 +46,44 @@ public final class Dense {
   // ---- binary -------------------------------------------------------------------------------
 
   public static Tensor add(Tensor a, Tensor b) {
-    Tensor y = binaryRaw("add", B_ADD, a, b);
+    Tensor y = binaryRaw("add", BINARY_ADD, a, b);
     return Autograd.record("add", y, new Tensor[] {a, b}, g -> new Tensor[] {
         a.requiresGrad() ? g[0].sumTo(a.shape()) : null,
         b.requiresGrad() ? g[0].sumTo(b.shape()) : null});
   }
 
   public static Tensor sub(Tensor a, Tensor b) {
-    Tensor y = binaryRaw("sub", B_SUB, a, b);
+    Tensor y = binaryRaw("sub", BINARY_SUB, a, b);
     return Autograd.record("sub", y, new Tensor[] {a, b}, g -> new Tensor[] {
         a.requiresGrad() ? g[0].sumTo(a.shape()) : null,
         b.requiresGrad() ? g[0].neg().sumTo(b.shape()) : null});
   }
 
   public static Tensor mul(Tensor a, Tensor b) {
-    Tensor y = binaryRaw("mul", B_MUL, a, b);
+    Tensor y = binaryRaw("mul", BINARY_MUL, a, b);
     return Autograd.record("mul", y, new Tensor[] {a, b}, g -> new Tensor[] {
         a.requiresGrad() ? g[0].mul(b).sumTo(a.shape()) : null,
         b.requiresGrad() ? g[0].mul(a).sumTo(b.shape()) : null});
   }
 
   public static Tensor div(Tensor a, Tensor b) {
-    Tensor y = binaryRaw("div", B_DIV, a, b);
+    Tensor y = binaryRaw("div", BINARY_DIV, a, b);
     return Autograd.record("div", y, new Tensor[] {a, b}, g -> new Tensor[] {
         a.requiresGrad() ? g[0].div(b).sumTo(a.shape()) : null,
         b.requiresGrad() ? g[0].mul(a).div(b.square()).neg().sumTo(b.shape()) : null});
   }
 
   public static Tensor pow(Tensor a, Tensor b) {
-    Tensor y = binaryRaw("pow", B_POW, a, b);
+    Tensor y = binaryRaw("pow", BINARY_POW, a, b);
     return Autograd.record("pow", y, new Tensor[] {a, b}, g -> new Tensor[] {
         a.requiresGrad() ? g[0].mul(b).mul(a.pow(b.sub(1.0))).sumTo(a.shape()) : null,
         b.requiresGrad() ? g[0].mul(a.pow(b)).mul(a.log()).sumTo(b.shape()) : null});
   }
 
   public static Tensor maximum(Tensor a, Tensor b) {
-    Tensor y = binaryRaw("maximum", B_MAX, a, b);
+    Tensor y = binaryRaw("maximum", BINARY_MAX, a, b);
     return Autograd.record("maximum", y, new Tensor[] {a, b}, g -> {
-      Tensor takeA = compare(a, b, B_GE, "ge");
+      Tensor takeA = compare(a, b, BINARY_GE, "ge");
       return new Tensor[] {
           a.requiresGrad() ? g[0].mul(takeA).sumTo(a.shape()) : null,
           b.requiresGrad() ? g[0].mul(takeA.rsub(1.0)).sumTo(b.shape()) : null};
@@ -91,9 +91,9 @@ public final class Dense {
   }
 
   public static Tensor minimum(Tensor a, Tensor b) {
-    Tensor y = binaryRaw("minimum", B_MIN, a, b);
+    Tensor y = binaryRaw("minimum", BINARY_MIN, a, b);
     return Autograd.record("minimum", y, new Tensor[] {a, b}, g -> {
-      Tensor takeA = compare(a, b, B_LE, "le");
+      Tensor takeA = compare(a, b, BINARY_LE, "le");
       return new Tensor[] {
           a.requiresGrad() ? g[0].mul(takeA).sumTo(a.shape()) : null,
           b.requiresGrad() ? g[0].mul(takeA.rsub(1.0)).sumTo(b.shape()) : null};
@@ -131,48 +131,48 @@ public final class Dense {
   // ---- scalar forms ---------------------------------------------------------------------------
 
   public static Tensor addScalar(Tensor x, double c) {
-    return unary("add", U_ADD_SCALAR, x, c, (g, y) -> g);
+    return unary("add", UNARY_ADD_SCALAR, x, c, (g, y) -> g);
   }
 
   public static Tensor mulScalar(Tensor x, double c) {
-    return unary("mul", U_MUL_SCALAR, x, c, (g, y) -> g.mul(c));
+    return unary("mul", UNARY_MUL_SCALAR, x, c, (g, y) -> g.mul(c));
   }
 
   public static Tensor rsubScalar(Tensor x, double c) {
-    return unary("rsub", U_RSUB_SCALAR, x, c, (g, y) -> g.neg());
+    return unary("rsub", UNARY_RSUB_SCALAR, x, c, (g, y) -> g.neg());
   }
 
   public static Tensor pow(Tensor x, double p) {
     if (p == 2.0) return square(x);
     if (p == 1.0) return mulScalar(x, 1.0);
-    return unary("pow", U_POW_SCALAR, x, p, (g, y) -> g.mul(x.pow(p - 1.0)).mul(p));
+    return unary("pow", UNARY_POW_SCALAR, x, p, (g, y) -> g.mul(x.pow(p - 1.0)).mul(p));
   }
 
   // ---- unary ----------------------------------------------------------------------------------
 
-  public static Tensor neg(Tensor x) { return unary("neg", U_NEG, x, 0, (g, y) -> g.neg()); }
+  public static Tensor neg(Tensor x) { return unary("neg", UNARY_NEG, x, 0, (g, y) -> g.neg()); }
 
-  public static Tensor exp(Tensor x) { return unary("exp", U_EXP, x, 0, (g, y) -> g.mul(y)); }
+  public static Tensor exp(Tensor x) { return unary("exp", UNARY_EXP, x, 0, (g, y) -> g.mul(y)); }
 
-  public static Tensor log(Tensor x) { return unary("log", U_LOG, x, 0, (g, y) -> g.div(x)); }
+  public static Tensor log(Tensor x) { return unary("log", UNARY_LOG, x, 0, (g, y) -> g.div(x)); }
 
-  public static Tensor log1p(Tensor x) { return unary("log1p", U_LOG1P, x, 0, (g, y) -> g.div(x.add(1.0))); }
+  public static Tensor log1p(Tensor x) { return unary("log1p", UNARY_LOG1P, x, 0, (g, y) -> g.div(x.add(1.0))); }
 
   public static Tensor tanh(Tensor x) {
-    return unary("tanh", U_TANH, x, 0, (g, y) -> g.mul(y.square().rsub(1.0)));
+    return unary("tanh", UNARY_TANH, x, 0, (g, y) -> g.mul(y.square().rsub(1.0)));
   }
 
   public static Tensor sigmoid(Tensor x) {
-    return unary("sigmoid", U_SIGMOID, x, 0, (g, y) -> g.mul(y.mul(y.rsub(1.0))));
+    return unary("sigmoid", UNARY_SIGMOID, x, 0, (g, y) -> g.mul(y.mul(y.rsub(1.0))));
   }
 
   public static Tensor relu(Tensor x) {
-    return unary("relu", U_RELU, x, 0, (g, y) -> g.mul(unaryRaw("step", U_STEP, x, 0)));
+    return unary("relu", UNARY_RELU, x, 0, (g, y) -> g.mul(unaryRaw("step", UNARY_STEP, x, 0)));
   }
 
   /** GELU (tanh approximation); its derivative is composed of differentiable ops. */
   public static Tensor gelu(Tensor x) {
-    return unary("gelu", U_GELU, x, 0, (g, y) -> {
+    return unary("gelu", UNARY_GELU, x, 0, (g, y) -> {
       final double c = Math.sqrt(2.0 / Math.PI), k = 0.044715;
       Tensor x2 = x.square();
       Tensor t = x.add(x.mul(x2).mul(k)).mul(c).tanh();
@@ -184,47 +184,47 @@ public final class Dense {
 
   /** elu(x) + 1. */
   public static Tensor elu1(Tensor x) {
-    return unary("elu1", U_ELU1, x, 0, (g, y) -> g.mul(elu1Grad(x)));
+    return unary("elu1", UNARY_ELU1, x, 0, (g, y) -> g.mul(elu1Grad(x)));
   }
 
   // d/dx (elu(x)+1) = x > 0 ? 1 : exp(x); its own derivative is (x > 0 ? 0 : exp(x)).
   static Tensor elu1Grad(Tensor x) {
-    Tensor d = unaryRaw("elu1_grad", U_ELU1_GRAD, x, 0);
+    Tensor d = unaryRaw("elu1_grad", UNARY_ELU1_GRAD, x, 0);
     return Autograd.record("elu1_grad", d, new Tensor[] {x},
-        g -> new Tensor[] {g[0].mul(elu1Grad(x).sub(unaryRaw("step", U_STEP, x, 0)))});
+        g -> new Tensor[] {g[0].mul(elu1Grad(x).sub(unaryRaw("step", UNARY_STEP, x, 0)))});
   }
 
-  public static Tensor sqrt(Tensor x) { return unary("sqrt", U_SQRT, x, 0, (g, y) -> g.div(y).mul(0.5)); }
+  public static Tensor sqrt(Tensor x) { return unary("sqrt", UNARY_SQRT, x, 0, (g, y) -> g.div(y).mul(0.5)); }
 
   public static Tensor rsqrt(Tensor x) {
-    return unary("rsqrt", U_RSQRT, x, 0, (g, y) -> g.mul(y.mul(y).mul(y)).mul(-0.5));
+    return unary("rsqrt", UNARY_RSQRT, x, 0, (g, y) -> g.mul(y.mul(y).mul(y)).mul(-0.5));
   }
 
-  public static Tensor square(Tensor x) { return unary("square", U_SQUARE, x, 0, (g, y) -> g.mul(x).mul(2.0)); }
+  public static Tensor square(Tensor x) { return unary("square", UNARY_SQUARE, x, 0, (g, y) -> g.mul(x).mul(2.0)); }
 
   public static Tensor abs(Tensor x) {
-    return unary("abs", U_ABS, x, 0, (g, y) -> g.mul(unaryRaw("sign", U_SIGN, x, 0)));
+    return unary("abs", UNARY_ABS, x, 0, (g, y) -> g.mul(unaryRaw("sign", UNARY_SIGN, x, 0)));
   }
 
   /** sign(x): piecewise constant, no gradient. */
-  public static Tensor sign(Tensor x) { return unaryRaw("sign", U_SIGN, x, 0); }
+  public static Tensor sign(Tensor x) { return unaryRaw("sign", UNARY_SIGN, x, 0); }
 
   public static Tensor reciprocal(Tensor x) {
-    return unary("reciprocal", U_RECIPROCAL, x, 0, (g, y) -> g.mul(y.square()).neg());
+    return unary("reciprocal", UNARY_RECIPROCAL, x, 0, (g, y) -> g.mul(y.square()).neg());
   }
 
-  public static Tensor cos(Tensor x) { return unary("cos", U_COS, x, 0, (g, y) -> g.mul(x.sin()).neg()); }
+  public static Tensor cos(Tensor x) { return unary("cos", UNARY_COS, x, 0, (g, y) -> g.mul(x.sin()).neg()); }
 
-  public static Tensor sin(Tensor x) { return unary("sin", U_SIN, x, 0, (g, y) -> g.mul(x.cos())); }
+  public static Tensor sin(Tensor x) { return unary("sin", UNARY_SIN, x, 0, (g, y) -> g.mul(x.cos())); }
 
   public static Tensor clampMin(Tensor x, double lo) {
-    return unary("clampMin", U_CLAMP_MIN, x, lo,
-        (g, y) -> g.mul(compareScalar(x, lo, B_LT, "lt").rsub(1.0)));
+    return unary("clampMin", UNARY_CLAMP_MIN, x, lo,
+        (g, y) -> g.mul(compareScalar(x, lo, BINARY_LT, "lt").rsub(1.0)));
   }
 
   public static Tensor clampMax(Tensor x, double hi) {
-    return unary("clampMax", U_CLAMP_MAX, x, hi,
-        (g, y) -> g.mul(compareScalar(x, hi, B_GT, "gt").rsub(1.0)));
+    return unary("clampMax", UNARY_CLAMP_MAX, x, hi,
+        (g, y) -> g.mul(compareScalar(x, hi, BINARY_GT, "gt").rsub(1.0)));
   }
 
   // ---- in place ---------------------------------------------------------------------------------

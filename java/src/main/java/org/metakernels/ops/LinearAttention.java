@@ -2,6 +2,7 @@ package org.metakernels.ops;
 
 import java.util.Arrays;
 import org.metakernels.autograd.Autograd;
+import org.metakernels.runtime.Codes;
 import org.metakernels.runtime.MetakernelsException;
 import org.metakernels.runtime.MkNative;
 import org.metakernels.runtime.Native;
@@ -62,7 +63,7 @@ public final class LinearAttention {
 
   /** Which keys query j sees. */
   public enum Mask {
-    NONE(0), CAUSAL(1), ANTI_CAUSAL(2);
+    NONE(Codes.LINEAR_MASK_NONE), CAUSAL(Codes.LINEAR_MASK_CAUSAL), ANTI_CAUSAL(Codes.LINEAR_MASK_ANTICAUSAL);
 
     final int code;
 

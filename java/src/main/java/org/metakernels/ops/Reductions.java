@@ -97,7 +97,7 @@ public final class Reductions {
   public static Tensor sum(Tensor x, int[] dims, boolean keepDim) {
     int[] ds = normDims("sum", x, dims);
     long[] xShape = x.shape();
-    Tensor y = reduceRaw("sum", R_SUM, x, ds, keepDim, null);
+    Tensor y = reduceRaw("sum", REDUCE_SUM, x, ds, keepDim, null);
     long[] keepShape = reducedShape(xShape, ds, true);
     return Autograd.record("sum", y, new Tensor[] {x}, g -> new Tensor[] {g[0].reshape(keepShape).expand(xShape)});
   }
@@ -142,11 +142,11 @@ public final class Reductions {
   // ---- max / min ------------------------------------------------------------------------------
 
   public static ValuesIndices max(Tensor x, int dim, boolean keepDim) {
-    return extreme("max", R_MAX, x, dim, keepDim);
+    return extreme("max", REDUCE_MAX, x, dim, keepDim);
   }
 
   public static ValuesIndices min(Tensor x, int dim, boolean keepDim) {
-    return extreme("min", R_MIN, x, dim, keepDim);
+    return extreme("min", REDUCE_MIN, x, dim, keepDim);
   }
 
   private static ValuesIndices extreme(String op, int code, Tensor x, int dim, boolean keepDim) {
@@ -169,7 +169,7 @@ public final class Reductions {
     try (var ng = Autograd.noGrad()) {
       Tensor mx = max(x, d, true).values();
       // shift by the max only where it is finite: x - inf would turn +inf entries into NaN
-      Tensor finite = Dense.compareScalar(mx.abs(), Double.POSITIVE_INFINITY, B_LT, "lt");
+      Tensor finite = Dense.compareScalar(mx.abs(), Double.POSITIVE_INFINITY, BINARY_LT, "lt");
       m = Tensor.where(finite, mx, Tensor.scalar(0.0, x.dtype(), x.device()));
     }
     Tensor out = x.sub(m).exp().sum(d, true).log().add(m);

@@ -25,7 +25,9 @@ public final class Backend {
   private Backend() {
     // the JNI glue and libmetakernels
     int abi = MkNative.mk_abi_version();
-    if (abi < 1) throw new IllegalStateException("metakernels: native ABI " + abi);
+    if (abi != Codes.ABI_VERSION)
+      throw new IllegalStateException("metakernels: the native library has ABI " + abi + ", these classes expect "
+          + Codes.ABI_VERSION + " (a libmetakernels from another build is on the library path)");
     String threads = System.getProperty("metakernels.threads");
     // applies to native calls from every Java thread (0 = the OpenMP default); a bad value fails here
     if (threads != null)
@@ -38,7 +40,7 @@ public final class Backend {
     try {
       Loader.load(org.bytedeco.openblas.global.openblas_nolapack.class);
       int st = MkNative.mk_runtime_attach_blas("libopenblas.so.0");
-      blasOk = st == Native.OK;
+      blasOk = st == Codes.OK;
       blasWhy = blasOk ? "OpenBLAS (bytedeco preset)" : "OpenBLAS not usable: " + Native.lastError();
     } catch (Throwable t) {
       blasWhy = "OpenBLAS preset failed to load (" + t + "); matmul uses the built-in kernel";
@@ -96,7 +98,7 @@ public final class Backend {
 
   /** Throws a {@link MetakernelsException} naming {@code op} when CUDA is unavailable. */
   public void requireCuda(String op) {
-    if (!cudaAvailable) throw new MetakernelsException(op + ": CUDA is unavailable (" + cudaReason + ")", Native.ERR_NO_DEVICE);
+    if (!cudaAvailable) throw new MetakernelsException(op + ": CUDA is unavailable (" + cudaReason + ")", Codes.ERR_NO_DEVICE);
   }
 
   private static volatile boolean allowTf32 = Boolean.getBoolean("metakernels.tf32");
@@ -132,14 +134,14 @@ public final class Backend {
    */
   public static void setCpuIsa(String isa) {
     int level = switch (isa.trim().toLowerCase()) {
-      case "auto", "" -> 0;
-      case "avx2" -> 2;
-      case "avx512", "avx-512" -> 3;
+      case "auto", "" -> Codes.CPU_ISA_AUTO;
+      case "avx2" -> Codes.CPU_ISA_AVX2;
+      case "avx512", "avx-512" -> Codes.CPU_ISA_AVX512;
       default -> throw new MetakernelsException(
-          "Backend.setCpuIsa: unknown ISA '" + isa + "' (expected avx2, avx512 or auto)", Native.ERR_INVALID_ARGUMENT);
+          "Backend.setCpuIsa: unknown ISA '" + isa + "' (expected avx2, avx512 or auto)", Codes.ERR_INVALID_ARGUMENT);
     };
     int st = MkNative.mk_runtime_set_cpu_isa(level);
-    if (st != Native.OK) throw new MetakernelsException("Backend.setCpuIsa: " + Native.lastError(), st);
+    if (st != Codes.OK) throw new MetakernelsException("Backend.setCpuIsa: " + Native.lastError(), st);
   }
 
   /**
@@ -162,7 +164,7 @@ public final class Backend {
 
   /** "AVX-512" or "AVX2". */
   public String cpuIsa() {
-    return MkNative.mk_runtime_cpu_isa() == 3 ? "AVX-512" : "AVX2";
+    return MkNative.mk_runtime_cpu_isa() == Codes.CPU_ISA_AVX512 ? "AVX-512" : "AVX2";
   }
 
   public int cpuThreads() {

@@ -63,7 +63,7 @@ public final class CudaRuntime {
     }
     if (table == 0) return "libmetakernels_cuda " + info;
     int attach = MkNative.mk_runtime_attach_cuda(table);
-    if (attach != Native.OK) return "attach failed: " + Native.lastError();
+    if (attach != Codes.OK) return "attach failed: " + Native.lastError();
     // cuBLAS is optional: without it matmul runs on the built-in CUDA kernel (slow, correct).
     cublasContext handle = null;
     String blasNote;
@@ -126,7 +126,7 @@ public final class CudaRuntime {
   static void check(int status, String what) {
     if (status != 0)
       throw new MetakernelsException(what + ": CUDA error " + status + " (" + cudaGetErrorString(status).getString() + ")",
-          Native.ERR_DEVICE);
+          Codes.ERR_DEVICE);
   }
 
   /** Copies {@code nbytes} between host and device addresses (synchronous). */
@@ -168,7 +168,7 @@ public final class CudaRuntime {
       throw new MetakernelsException("matmul: dtype " + dtype + " is not supported on CUDA");
     }
     if (st != 0) throw new MetakernelsException("matmul: cuBLAS status " + st + " for [" + batch + ", " + m + ", " + k
-        + "] x [" + k + ", " + n + "]", Native.ERR_DEVICE);
+        + "] x [" + k + ", " + n + "]", Codes.ERR_DEVICE);
   }
 
   // A row-major [r, c] matrix with strides (rs, cs) seen by column-major cuBLAS as Xᵀ:

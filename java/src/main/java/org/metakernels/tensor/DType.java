@@ -1,5 +1,7 @@
 package org.metakernels.tensor;
 
+import org.metakernels.runtime.Codes;
+
 /**
  * Element types. F32 and F64 are the arithmetic types: every op computes in them, on the CPU and
  * on CUDA. BF16 and F16 are storage types on both devices: tensors of them can be created
@@ -19,11 +21,11 @@ package org.metakernels.tensor;
  * }</pre>
  */
 public enum DType {
-  F32(0, 4),
-  F64(1, 8),
-  BF16(2, 2),
-  F16(3, 2),
-  I64(4, 8);
+  F32(Codes.F32, 4),
+  F64(Codes.F64, 8),
+  BF16(Codes.BF16, 2),
+  F16(Codes.F16, 2),
+  I64(Codes.I64, 8);
 
   /** The code of this type in the C ABI ({@code enum mk_dtype}). */
   public final int code;

@@ -1,11 +1,12 @@
 package org.metakernels.tensor;
 
 import org.metakernels.runtime.Backend;
+import org.metakernels.runtime.Codes;
 
 /** Where a tensor's memory lives. */
 public enum Device {
-  CPU(0),
-  CUDA(1);
+  CPU(Codes.DEVICE_CPU),
+  CUDA(Codes.DEVICE_CUDA);
 
   /** The code of this device in the C ABI ({@code enum mk_device}). */
   public final int code;

@@ -12,6 +12,7 @@ import org.metakernels.ops.Indexing;
 import org.metakernels.ops.Linalg;
 import org.metakernels.ops.Reductions;
 import org.metakernels.ops.Views;
+import org.metakernels.runtime.Codes;
 import org.metakernels.runtime.MetakernelsException;
 import org.metakernels.runtime.MkNative;
 import org.metakernels.runtime.Native;
@@ -172,7 +173,7 @@ public final class Tensor implements AutoCloseable {
    * (their element count would wrap around and describe memory that was never allocated).
    */
   public static void checkShape(String op, long[] shape) {
-    if (shape.length > 8) throw new MetakernelsException(op + ": rank " + shape.length + " > 8 in shape " + Arrays.toString(shape));
+    if (shape.length > Codes.MAX_RANK) throw new MetakernelsException(op + ": rank " + shape.length + " > " + Codes.MAX_RANK + " in shape " + Arrays.toString(shape));
     boolean empty = false;
     for (long d : shape) {
       if (d < 0) throw new MetakernelsException(op + ": negative size in shape " + Arrays.toString(shape));
@@ -563,23 +564,23 @@ public final class Tensor implements AutoCloseable {
   public Tensor clampMax(double hi) { return Dense.clampMax(this, hi); }
 
   // comparisons give 1.0 / 0.0 in this dtype and carry no gradient
-  public Tensor eq(Tensor o) { return Dense.compare(this, o, org.metakernels.runtime.Codes.B_EQ, "eq"); }
-  public Tensor ne(Tensor o) { return Dense.compare(this, o, org.metakernels.runtime.Codes.B_NE, "ne"); }
-  public Tensor lt(Tensor o) { return Dense.compare(this, o, org.metakernels.runtime.Codes.B_LT, "lt"); }
-  public Tensor le(Tensor o) { return Dense.compare(this, o, org.metakernels.runtime.Codes.B_LE, "le"); }
-  public Tensor gt(Tensor o) { return Dense.compare(this, o, org.metakernels.runtime.Codes.B_GT, "gt"); }
-  public Tensor ge(Tensor o) { return Dense.compare(this, o, org.metakernels.runtime.Codes.B_GE, "ge"); }
-  public Tensor gt(double c) { return Dense.compareScalar(this, c, org.metakernels.runtime.Codes.B_GT, "gt"); }
-  public Tensor lt(double c) { return Dense.compareScalar(this, c, org.metakernels.runtime.Codes.B_LT, "lt"); }
+  public Tensor eq(Tensor o) { return Dense.compare(this, o, Codes.BINARY_EQ, "eq"); }
+  public Tensor ne(Tensor o) { return Dense.compare(this, o, Codes.BINARY_NE, "ne"); }
+  public Tensor lt(Tensor o) { return Dense.compare(this, o, Codes.BINARY_LT, "lt"); }
+  public Tensor le(Tensor o) { return Dense.compare(this, o, Codes.BINARY_LE, "le"); }
+  public Tensor gt(Tensor o) { return Dense.compare(this, o, Codes.BINARY_GT, "gt"); }
+  public Tensor ge(Tensor o) { return Dense.compare(this, o, Codes.BINARY_GE, "ge"); }
+  public Tensor gt(double c) { return Dense.compareScalar(this, c, Codes.BINARY_GT, "gt"); }
+  public Tensor lt(double c) { return Dense.compareScalar(this, c, Codes.BINARY_LT, "lt"); }
 
   /** cond != 0 ? a : b, broadcasting all three. */
   public static Tensor where(Tensor cond, Tensor a, Tensor b) { return Dense.where(cond, a, b); }
 
   // in place (refused on tensors the tape needs)
-  public Tensor addInPlace(Tensor o) { return Dense.inPlace(this, o, org.metakernels.runtime.Codes.B_ADD, "addInPlace"); }
-  public Tensor subInPlace(Tensor o) { return Dense.inPlace(this, o, org.metakernels.runtime.Codes.B_SUB, "subInPlace"); }
-  public Tensor mulInPlace(Tensor o) { return Dense.inPlace(this, o, org.metakernels.runtime.Codes.B_MUL, "mulInPlace"); }
-  public Tensor mulInPlace(double c) { return Dense.scalarInPlace(this, org.metakernels.runtime.Codes.U_MUL_SCALAR, c, "mulInPlace"); }
+  public Tensor addInPlace(Tensor o) { return Dense.inPlace(this, o, Codes.BINARY_ADD, "addInPlace"); }
+  public Tensor subInPlace(Tensor o) { return Dense.inPlace(this, o, Codes.BINARY_SUB, "subInPlace"); }
+  public Tensor mulInPlace(Tensor o) { return Dense.inPlace(this, o, Codes.BINARY_MUL, "mulInPlace"); }
+  public Tensor mulInPlace(double c) { return Dense.scalarInPlace(this, Codes.UNARY_MUL_SCALAR, c, "mulInPlace"); }
   public Tensor fillInPlace(double v) { return Dense.fillInPlace(this, v); }
   /** Copies {@code src} (broadcast to this shape) into this tensor. */
   public Tensor copyInPlace(Tensor src) { return Dense.inPlaceCopy(this, src); }
