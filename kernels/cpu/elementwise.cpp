@@ -121,6 +121,15 @@ MK_VINLINE T unary_op(T x, T p) {
   else if constexpr (OP == MK_UNARY_GELU) return vmath::gelu(x);
   else if constexpr (OP == MK_UNARY_ELU1) { const T e = vmath::exp(x); return x > T(0) ? x + T(1) : e; }
   else if constexpr (OP == MK_UNARY_ELU1_GRAD) { const T e = vmath::exp(x); return x > T(0) ? T(1) : e; }
+  else if constexpr (OP == MK_UNARY_SOFTPLUS) {
+    // max(x, 0) + log1p(e), e = exp(-|x|) <= 1, with log1p(e) = log(w) e / (w - 1), w = 1 + e
+    // (Goldberg): vmath's log vectorises where std::log1p would not, and the quotient restores the
+    // bits of e that w lost, so tiny e (x << 0, where softplus(x) ~ e) keeps full relative accuracy.
+    const T e = vmath::exp(x > T(0) ? -x : x);
+    const T w = T(1) + e;
+    const T l = w == T(1) ? e : vmath::log(w) * (e / (w - T(1)));
+    return (x > T(0) ? x : T(0)) + l;
+  }
   else return unary_apply<T>(OP, x, p);
 }
 

@@ -50,6 +50,7 @@ MK_HD T unary_apply(int op, T x, T p) {
     case MK_UNARY_CLAMP_MIN: return x < p ? p : x;
     case MK_UNARY_CLAMP_MAX: return x > p ? p : x;
     case MK_UNARY_COPY: return x;
+    case MK_UNARY_SOFTPLUS: return x > T(0) ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x));
     default: return x;
   }
 }

@@ -75,6 +75,7 @@ class GradCheckOpsTest {
     unary("log1p", Tensor::log1p, -0.6, 3, false);
     unary("tanh", Tensor::tanh, -2, 2, false);
     unary("sigmoid", Tensor::sigmoid, -4, 4, false);
+    unary("softplus", Tensor::softplus, -4, 4, false);
     unary("relu", Tensor::relu, 0.1, 2, true);
     unary("gelu", Tensor::gelu, -3, 3, false);
     unary("elu1", Tensor::elu1, 0.1, 2, true);

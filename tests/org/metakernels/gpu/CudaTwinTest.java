@@ -5,11 +5,13 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.stream.IntStream;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.params.provider.MethodSource;
 import org.junit.jupiter.params.provider.ValueSource;
 import org.metakernels.autograd.Autograd;
 import org.metakernels.nn.Activation;
@@ -87,8 +89,14 @@ class CudaTwinTest {
     }
   }
 
+  /** Every unary code of metakernels.h (a new op is covered without a change here), but the two
+   * whose p = 1.5 needs its own domain: pow (negative bases) and add (covered by the binary ops). */
+  static IntStream unaryCodes() {
+    return IntStream.range(0, Codes.UNARY_COUNT).filter(op -> op != Codes.UNARY_POW_SCALAR && op != Codes.UNARY_ADD_SCALAR);
+  }
+
   @ParameterizedTest
-  @ValueSource(ints = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22})
+  @MethodSource("unaryCodes")
   void unaryOps(int op) {
     try (Scope s = Scope.open()) {
       Tensor x = rnd(DType.F32, 10 + op, 3, 333);

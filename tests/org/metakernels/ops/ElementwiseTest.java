@@ -58,6 +58,8 @@ class ElementwiseTest {
     u.add(Unary.of("log", Tensor::log, Math::log, 0.01, 20));
     u.add(Unary.of("log1p", Tensor::log1p, Math::log1p, -0.9, 5));
     u.add(Unary.of("tanh", Tensor::tanh, Math::tanh, -5, 5));
+    // the tails: x << 0 (softplus ~ exp(x), relative accuracy through the Goldberg log1p) and x >> 0
+    u.add(Unary.of("softplus", Tensor::softplus, x -> x > 0 ? x + Math.log1p(Math.exp(-x)) : Math.log1p(Math.exp(x)), -60, 60));
     u.add(Unary.of("sigmoid", Tensor::sigmoid, x -> 1.0 / (1.0 + Math.exp(-x)), -30, 30));
     u.add(new Unary("relu", (t, d) -> t.relu(), (x, d) -> x > 0 ? x : 0.0, 0.05, 3, true));
     u.add(Unary.of("gelu", Tensor::gelu, ElementwiseTest::gelu, -4, 4));
@@ -117,6 +119,29 @@ class ElementwiseTest {
       Ref.assertClose(u.op().apply(t.mT(), d), refUnary(u, d, x.transpose(0, 1)));
       Ref.assertClose(u.op().apply(t.narrow(1, 3, 7), d), refUnary(u, d, x.narrow(1, 3, 7)));
       Ref.assertClose(u.op().apply(t.narrow(0, 2, 5), d), refUnary(u, d, x.narrow(0, 2, 5)));
+    }
+  }
+
+  /**
+   * softplus keeps its relative accuracy in both tails: for x << 0 it is ~exp(x), which a plain
+   * log(1 + exp(x)) rounds to 0 (guards the Goldberg log1p of kernels/cpu/elementwise.cpp), and
+   * for x >> 0 it is x without overflow.
+   */
+  @Test
+  void softplusKeepsRelativeAccuracyInTheTails() {
+    try (Scope s = Scope.open()) {
+      double[] xs = {-800, -700, -80, -40, -17, -5, -0.5, 0, 0.5, 5, 17, 40, 80, 800};
+      for (DType d : new DType[] {DType.F64, DType.F32}) {
+        double[] y = Tensor.of(xs, xs.length).to(d).softplus().toDoubleArray();
+        double rel = d == DType.F64 ? 1e-14 : 1e-6;
+        double tiny = d == DType.F64 ? Double.MIN_NORMAL : Float.MIN_NORMAL;
+        for (int i = 0; i < xs.length; i++) {
+          double x = d == DType.F64 ? xs[i] : (float) xs[i];
+          double ref = x > 0 ? x + Math.log1p(Math.exp(-x)) : Math.log1p(Math.exp(x));
+          if (Math.abs(ref) < tiny) assertEquals(0.0, y[i], tiny, d + " softplus(" + x + ")");
+          else assertEquals(ref, y[i], rel * ref, d + " softplus(" + x + ")");
+        }
+      }
     }
   }
 

@@ -156,6 +156,13 @@ public final class Dense {
 
   public static Tensor log(Tensor x) { return unary("log", UNARY_LOG, x, 0, (g, y) -> g.div(x)); }
 
+  /**
+   * softplus(x) = log(1 + exp(x)), computed without overflow; its derivative is sigmoid(x).
+   * Example: {@code Dense.softplus(Tensor.of(new double[] {-1, 0, 1}, 3))} gives
+   * [0.3133, 0.6931, 1.3133]; same shape as x.
+   */
+  public static Tensor softplus(Tensor x) { return unary("softplus", UNARY_SOFTPLUS, x, 0, (g, y) -> g.mul(x.sigmoid())); }
+
   public static Tensor log1p(Tensor x) { return unary("log1p", UNARY_LOG1P, x, 0, (g, y) -> g.div(x.add(1.0))); }
 
   public static Tensor tanh(Tensor x) {

@@ -543,6 +543,8 @@ public final class Tensor implements AutoCloseable {
   public Tensor log1p() { return Dense.log1p(this); }
   public Tensor tanh() { return Dense.tanh(this); }
   public Tensor sigmoid() { return Dense.sigmoid(this); }
+  /** log(1 + exp(x)) elementwise, overflow-free; differentiable to any order. */
+  public Tensor softplus() { return Dense.softplus(this); }
   public Tensor relu() { return Dense.relu(this); }
   /** GELU, tanh approximation. */
   public Tensor gelu() { return Dense.gelu(this); }
