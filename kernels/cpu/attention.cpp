@@ -99,6 +99,16 @@ constexpr T neg_inf() {
   return -std::numeric_limits<T>::infinity();
 }
 
+// The CPU kernels' parameters: the block, plus k, v and the second inputs' k, v packed into
+// [B*Hkv][key tile][cols][tile] blocks inside the workspace (set by Layout; null = not packed).
+struct CpuParams : AttentionParams {
+  const void* packed_k = nullptr;
+  const void* packed_v = nullptr;
+  const void* packed_gk = nullptr;
+  const void* packed_gv = nullptr;
+  explicit CpuParams(const AttentionParams& p) : AttentionParams(p) {}
+};
+
 // One (batch, query head) pair: base pointers and masking.
 template <class T>
 struct Head {
@@ -116,7 +126,7 @@ struct Head {
 };
 
 template <class T>
-Head<T> head(const AttentionParams& p, int64_t b, int64_t h) {
+Head<T> head(const CpuParams& p, int64_t b, int64_t h) {
   const int64_t group = p.heads / p.kv_heads, hk = h / group;
   const int64_t qh = (b * p.heads + h), kh = (b * p.kv_heads + hk);
   Head<T> x;
@@ -134,10 +144,10 @@ Head<T> head(const AttentionParams& p, int64_t b, int64_t h) {
   x.out = at(p.out, qh * p.nq * p.dv);
   x.dout = at(p.dout, qh * p.nq * p.dv);
   x.lse = at(p.lse, qh * p.nq);
-  x.gq = at(p.gq, qh * p.nq * p.d);
-  x.gk = at(p.gk, kh * p.nk * p.d);
-  x.gv = at(p.gv, kh * p.nk * p.dv);
-  x.gbias = at(p.gbias, qh * p.nq * p.nk);
+  x.gq = at(p.second.q, qh * p.nq * p.d);
+  x.gk = at(p.second.k, kh * p.nk * p.d);
+  x.gv = at(p.second.v, kh * p.nk * p.dv);
+  x.gbias = at(p.second.bias_full, qh * p.nq * p.nk);
   x.nq = p.nq;
   x.nk = p.nk;
   x.d = p.d;
@@ -353,7 +363,7 @@ void online_softmax_t(T* st, int64_t C, int64_t Rp, T* m, T* l, T* corr, T* mx) 
 }
 
 template <class T>
-void forward(const AttentionParams& p, T* ws, int64_t per_thread) {
+void forward(const CpuParams& p, T* ws, int64_t per_thread) {
   const int64_t qb = row_blocks<T>(p.nq);
   const int64_t tasks = p.batch * p.heads * qb;
   constexpr int64_t W = tile::Vec<T>::W;
@@ -391,8 +401,8 @@ void forward(const AttentionParams& p, T* ws, int64_t per_thread) {
           }
         tile::gemm<T>(R, p.dv, C, T(1), w.s, 1, BQ, x.v + c0 * p.dv, p.dv, acc, p.dv, true);
       }
-      T* out = static_cast<T*>(p.out0) + ((b * p.heads + h) * p.nq + r0) * p.dv;
-      T* lse = p.out1 ? static_cast<T*>(p.out1) + (b * p.heads + h) * p.nq + r0 : nullptr;
+      T* out = static_cast<T*>(p.out) + ((b * p.heads + h) * p.nq + r0) * p.dv;
+      T* lse = p.lse ? static_cast<T*>(p.lse) + (b * p.heads + h) * p.nq + r0 : nullptr;
       for (int64_t r = 0; r < R; ++r) {
         const T inv = l[r] > T(0) ? T(1) / l[r] : T(0);
         for (int64_t e = 0; e < p.dv; ++e) out[r * p.dv + e] = acc[r * p.dv + e] * inv;
@@ -405,7 +415,7 @@ void forward(const AttentionParams& p, T* ws, int64_t per_thread) {
 // ---- backward --------------------------------------------------------------------------------
 // rowstat layout in the shared workspace: D (and C, E for the double backward), [B*H*Nq] each.
 template <class T>
-void rowsum_dout_out(const AttentionParams& p, T* D) {
+void rowsum_dout_out(const CpuParams& p, T* D) {
   const int64_t rows = p.batch * p.heads * p.nq;
   const T* o = static_cast<const T*>(p.out);
   const T* g = static_cast<const T*>(p.dout);
@@ -427,12 +437,12 @@ void tile_ds(const Head<T>& x, const Scratch<T>& w, int64_t r0, int64_t R, int64
 // The full dS (the bias gradient) for a tile. Masked entries are P·(dP − D) with P = 0, a zero
 // whose sign depends on dP − D; adding +0 makes every such zero +0, the value of entries no
 // tile reaches, so the result does not depend on which tiles a pass happens to cover.
-// `at` is the element offset of the tile in out3 (rows of ld = Nk); 16-bit calls round here.
+// `at` is the element offset of the tile in grad_bias_full (rows of ld = Nk); 16-bit calls round here.
 template <class T>
-void store_ds(const AttentionParams& p, const T* ds, int64_t R, int64_t C, int64_t at) {
+void store_ds(const CpuParams& p, const T* ds, int64_t R, int64_t C, int64_t at) {
   const int64_t ld = p.nk;
   if (is_half(p.dtype)) {
-    uint16_t* full = static_cast<uint16_t*>(p.out3) + at;
+    uint16_t* full = static_cast<uint16_t*>(p.grad_bias_full) + at;
     for (int64_t r = 0; r < R; ++r)
       for (int64_t c = 0; c < C; ++c) {
         const float x = float(ds[r * BK + c] + T(0));
@@ -440,18 +450,18 @@ void store_ds(const AttentionParams& p, const T* ds, int64_t R, int64_t C, int64
       }
     return;
   }
-  T* full = static_cast<T*>(p.out3) + at;
+  T* full = static_cast<T*>(p.grad_bias_full) + at;
   for (int64_t r = 0; r < R; ++r)
 #pragma omp simd
     for (int64_t c = 0; c < C; ++c) full[r * ld + c] = ds[r * BK + c] + T(0);
 }
 
 // dK and dV of key block c0 of KV head (b, hk), summed over the query heads sharing it, written
-// to out1/out2. With dq_base (the dQ rows of those heads) it also adds scale dS k to dQ and
+// to grad_k/grad_v. With dq_base (the dQ rows of those heads) it also adds scale dS k to dQ and
 // writes the full dS when it is wanted: the one-pass form. Sums run in the same order either way.
 // (Forced inline: called out of line, the one-pass backward measured ~12 % slower.)
 template <class T>
-__attribute__((always_inline)) inline void key_block(const AttentionParams& p, Scratch<T>& w, int64_t b, int64_t hk,
+__attribute__((always_inline)) inline void key_block(const CpuParams& p, Scratch<T>& w, int64_t b, int64_t hk,
                                                      int64_t c0, const T* Dall, T* dq_base) {
   const int64_t group = p.heads / p.kv_heads;
   const int64_t C = std::min(BK, p.nk - c0);
@@ -469,23 +479,23 @@ __attribute__((always_inline)) inline void key_block(const AttentionParams& p, S
     for (int64_t r0 = x.first_row(c0) / BQ * BQ; r0 < p.nq; r0 += BQ) {
       const int64_t R = std::min(BQ, p.nq - r0);
       tile_ds(x, w, r0, R, c0, C, Dh + r0);
-      if (dq_base && p.out3)
+      if (dq_base && p.grad_bias_full)
         store_ds(p, w.ds, R, C, ((b * p.heads + h) * p.nq + r0) * p.nk + c0);
       // dV += Pᵀ dO,  dK += scale dSᵀ q,  dQ += scale dS k
-      if (p.out2) tile::gemm<T>(C, p.dv, R, T(1), w.s, 1, BK, x.dout + r0 * p.dv, p.dv, dv, p.dv, true);
-      if (p.out1) tile::gemm<T>(C, p.d, R, x.scale, w.ds, 1, BK, x.q + r0 * p.d, p.d, dk, p.d, true);
+      if (p.grad_v) tile::gemm<T>(C, p.dv, R, T(1), w.s, 1, BK, x.dout + r0 * p.dv, p.dv, dv, p.dv, true);
+      if (p.grad_k) tile::gemm<T>(C, p.d, R, x.scale, w.ds, 1, BK, x.q + r0 * p.d, p.d, dk, p.d, true);
       if (dqh) tile::gemm<T>(R, p.d, C, x.scale, w.ds, BK, 1, x.k + c0 * p.d, p.d, dqh + r0 * p.d, p.d, true);
     }
   }
   const int64_t kh = b * p.kv_heads + hk;
-  if (p.out1) std::memcpy(static_cast<T*>(p.out1) + (kh * p.nk + c0) * p.d, dk, sizeof(T) * size_t(C * p.d));
-  if (p.out2) std::memcpy(static_cast<T*>(p.out2) + (kh * p.nk + c0) * p.dv, dv, sizeof(T) * size_t(C * p.dv));
+  if (p.grad_k) std::memcpy(static_cast<T*>(p.grad_k) + (kh * p.nk + c0) * p.d, dk, sizeof(T) * size_t(C * p.d));
+  if (p.grad_v) std::memcpy(static_cast<T*>(p.grad_v) + (kh * p.nk + c0) * p.dv, dv, sizeof(T) * size_t(C * p.dv));
 }
 
 // One task per (batch, KV head): its key blocks in order, dQ accumulated in place in the output
 // rows the task owns.
 template <class T>
-void backward_per_head(const AttentionParams& p, T* ws, int64_t per_thread, const T* Dall) {
+void backward_per_head(const CpuParams& p, T* ws, int64_t per_thread, const T* Dall) {
   const int64_t group = p.heads / p.kv_heads;
   const int64_t tasks = p.batch * p.kv_heads;
 #pragma omp parallel
@@ -494,7 +504,7 @@ void backward_per_head(const AttentionParams& p, T* ws, int64_t per_thread, cons
 #pragma omp for schedule(dynamic, 1)
     for (int64_t t = 0; t < tasks; ++t) {
       const int64_t b = t / p.kv_heads, hk = t % p.kv_heads;
-      T* dq_base = p.out0 ? static_cast<T*>(p.out0) + (b * p.heads + hk * group) * p.nq * p.d : nullptr;
+      T* dq_base = p.grad_q ? static_cast<T*>(p.grad_q) + (b * p.heads + hk * group) * p.nq * p.d : nullptr;
       if (dq_base) std::fill_n(dq_base, group * p.nq * p.d, T(0));
       for (int64_t c0 = 0; c0 < p.nk; c0 += BK) key_block(p, w, b, hk, c0, Dall, dq_base);
     }
@@ -502,7 +512,7 @@ void backward_per_head(const AttentionParams& p, T* ws, int64_t per_thread, cons
 }
 
 template <class T>
-void backward(const AttentionParams& p, T* ws, int64_t per_thread, T* Dall) {
+void backward(const CpuParams& p, T* ws, int64_t per_thread, T* Dall) {
   rowsum_dout_out(p, Dall);
   const int64_t qb = row_blocks<T>(p.nq);
   // With enough KV heads to keep every thread busy, one pass per KV head computes dK, dV and dQ
@@ -514,7 +524,7 @@ void backward(const AttentionParams& p, T* ws, int64_t per_thread, T* Dall) {
     return;
   }
   // dQ (and the full dS when asked for): query blocks in parallel
-  if (p.out0 || p.out3) {
+  if (p.grad_q || p.grad_bias_full) {
     const int64_t tasks = p.batch * p.heads * qb;
 #pragma omp parallel
     {
@@ -533,18 +543,18 @@ void backward(const AttentionParams& p, T* ws, int64_t per_thread, T* Dall) {
           w.kt = tile_t(x.kp, p.d, c0);
           w.vt = tile_t(x.vp, p.dv, c0);
           tile_ds(x, w, r0, R, c0, C, D);
-          if (p.out3) store_ds(p, w.ds, R, C, ((b * p.heads + h) * p.nq + r0) * p.nk + c0);
-          if (p.out0) tile::gemm<T>(R, p.d, C, x.scale, w.ds, BK, 1, x.k + c0 * p.d, p.d, dq, p.d, true);
+          if (p.grad_bias_full) store_ds(p, w.ds, R, C, ((b * p.heads + h) * p.nq + r0) * p.nk + c0);
+          if (p.grad_q) tile::gemm<T>(R, p.d, C, x.scale, w.ds, BK, 1, x.k + c0 * p.d, p.d, dq, p.d, true);
         }
-        if (p.out0) {
-          T* out = static_cast<T*>(p.out0) + ((b * p.heads + h) * p.nq + r0) * p.d;
+        if (p.grad_q) {
+          T* out = static_cast<T*>(p.grad_q) + ((b * p.heads + h) * p.nq + r0) * p.d;
           std::memcpy(out, dq, sizeof(T) * size_t(R * p.d));
         }
       }
     }
   }
   // dK, dV: key blocks in parallel, each summing over the query heads that share its KV head
-  if (p.out1 || p.out2) {
+  if (p.grad_k || p.grad_v) {
     const int64_t kb = (p.nk + BK - 1) / BK;
     const int64_t tasks = p.batch * p.kv_heads * kb;
 #pragma omp parallel
@@ -583,7 +593,7 @@ void tile_second(const Head<T>& x, const Scratch<T>& w, int64_t r0, int64_t R, i
 }
 
 template <class T>
-void backward_backward(const AttentionParams& p, T* ws, int64_t per_thread, T* Dall, T* Call, T* Eall) {
+void backward_backward(const CpuParams& p, T* ws, int64_t per_thread, T* Dall, T* Call, T* Eall) {
   rowsum_dout_out(p, Dall);
   const int64_t qb = row_blocks<T>(p.nq);
   const int64_t qtasks = p.batch * p.heads * qb;
@@ -629,7 +639,7 @@ void backward_backward(const AttentionParams& p, T* ws, int64_t per_thread, T* D
     }
   }
   // pass 2: q', dO' and the bias cotangent (query blocks)
-  if (p.out0 || p.out3 || p.out4) {
+  if (p.cot_q || p.cot_dout || p.cot_bias_full) {
 #pragma omp parallel
     {
       Scratch<T> w(ws + int64_t(omp_get_thread_num()) * per_thread, p.d, p.dv);
@@ -651,8 +661,8 @@ void backward_backward(const AttentionParams& p, T* ws, int64_t per_thread, T* D
           if (x.gk) w.gkt = tile_t(x.gkp, p.d, c0);
           if (x.gv) w.gvt = tile_t(x.gvp, p.dv, c0);
           tile_second(x, w, r0, R, c0, C, Dall + base, Call + base, Eall + base);
-          if (p.out4) {
-            T* full = static_cast<T*>(p.out4) + base * p.nk + c0;
+          if (p.cot_bias_full) {
+            T* full = static_cast<T*>(p.cot_bias_full) + base * p.nk + c0;
             for (int64_t r = 0; r < R; ++r) std::memcpy(full + r * p.nk, w.gs + r * BK, sizeof(T) * size_t(C));
           }
           tile::gemm<T>(R, p.d, C, x.scale, w.gs, BK, 1, x.k + c0 * p.d, p.d, gq, p.d, true);
@@ -660,13 +670,13 @@ void backward_backward(const AttentionParams& p, T* ws, int64_t per_thread, T* D
           if (x.gv) tile::gemm<T>(R, p.dv, C, T(1), w.s, BK, 1, x.gv + c0 * p.dv, p.dv, gdo, p.dv, true);
           tile::gemm<T>(R, p.dv, C, T(1), w.gdp, BK, 1, x.v + c0 * p.dv, p.dv, gdo, p.dv, true);
         }
-        if (p.out0) std::memcpy(static_cast<T*>(p.out0) + base * p.d, gq, sizeof(T) * size_t(R * p.d));
-        if (p.out3) std::memcpy(static_cast<T*>(p.out3) + base * p.dv, gdo, sizeof(T) * size_t(R * p.dv));
+        if (p.cot_q) std::memcpy(static_cast<T*>(p.cot_q) + base * p.d, gq, sizeof(T) * size_t(R * p.d));
+        if (p.cot_dout) std::memcpy(static_cast<T*>(p.cot_dout) + base * p.dv, gdo, sizeof(T) * size_t(R * p.dv));
       }
     }
   }
   // pass 3: k' and v' (key blocks over the query heads of each KV head)
-  if (p.out1 || p.out2) {
+  if (p.cot_k || p.cot_v) {
     const int64_t kb = (p.nk + BK - 1) / BK;
     const int64_t group = p.heads / p.kv_heads;
     const int64_t tasks = p.batch * p.kv_heads * kb;
@@ -698,8 +708,8 @@ void backward_backward(const AttentionParams& p, T* ws, int64_t per_thread, T* D
           }
         }
         const int64_t kh = b * p.kv_heads + hk;
-        if (p.out1) std::memcpy(static_cast<T*>(p.out1) + (kh * p.nk + c0) * p.d, gk, sizeof(T) * size_t(C * p.d));
-        if (p.out2) std::memcpy(static_cast<T*>(p.out2) + (kh * p.nk + c0) * p.dv, gv, sizeof(T) * size_t(C * p.dv));
+        if (p.cot_k) std::memcpy(static_cast<T*>(p.cot_k) + (kh * p.nk + c0) * p.d, gk, sizeof(T) * size_t(C * p.d));
+        if (p.cot_v) std::memcpy(static_cast<T*>(p.cot_v) + (kh * p.nk + c0) * p.dv, gv, sizeof(T) * size_t(C * p.dv));
       }
     }
   }
@@ -708,7 +718,7 @@ void backward_backward(const AttentionParams& p, T* ws, int64_t per_thread, T* D
 // ---- JVP ------------------------------------------------------------------------------------------
 // tangents: gq = tq, gk = tk, gv = tv, gbias = tbias (full). tS = scale (tq kᵀ + q tkᵀ) + tbias.
 template <class T>
-void jvp(const AttentionParams& p, T* ws, int64_t per_thread) {
+void jvp(const CpuParams& p, T* ws, int64_t per_thread) {
   const int64_t qb = row_blocks<T>(p.nq);
   const int64_t tasks = p.batch * p.heads * qb;
 #pragma omp parallel
@@ -741,11 +751,11 @@ void jvp(const AttentionParams& p, T* ws, int64_t per_thread) {
         tile::gemm<T>(R, p.dv, C, T(1), w.t, BK, 1, x.v + c0 * p.dv, p.dv, a1, p.dv, true);
         if (x.gv) tile::gemm<T>(R, p.dv, C, T(1), w.s, BK, 1, x.gv + c0 * p.dv, p.dv, a1, p.dv, true);
       }
-      T* to = static_cast<T*>(p.out0) + base * p.dv;
+      T* to = static_cast<T*>(p.tan_out) + base * p.dv;
       for (int64_t r = 0; r < R; ++r) {
         const T* o = x.out + (r0 + r) * p.dv;
         for (int64_t e = 0; e < p.dv; ++e) to[r * p.dv + e] = a1[r * p.dv + e] - c[r] * o[e];
-        if (p.out1) static_cast<T*>(p.out1)[base + r] = c[r];
+        if (p.tan_lse) static_cast<T*>(p.tan_lse)[base + r] = c[r];
       }
     }
   }
@@ -758,7 +768,7 @@ struct Layout {
   T* scratch;
   int64_t per_thread;
   T *D, *C, *E;
-  AttentionParams p;  // a copy with the packed pointers set
+  CpuParams p;  // a copy with the packed pointers set
   Layout(const AttentionParams& in, bool k, bool v, bool gk, bool gv) : p(in) {
     per_thread = Traits::scratch(in.d, in.dv);
     scratch = static_cast<T*>(in.workspace);
@@ -778,8 +788,8 @@ struct Layout {
     };
     put(k, in.k, in.d, kt, p.packed_k);
     put(v, in.v, in.dv, vt, p.packed_v);
-    put(gk, in.gk, in.d, kt, p.packed_gk);
-    put(gv, in.gv, in.dv, vt, p.packed_gv);
+    put(gk, in.second.k, in.d, kt, p.packed_gk);
+    put(gv, in.second.v, in.dv, vt, p.packed_gv);
   }
 };
 
@@ -824,7 +834,7 @@ void narrow(int dtype, const float* src, void* dst, int64_t n) {
 // A 16-bit forward (backward = false) or backward: F32 copies of the 16-bit operands in the
 // workspace after the F32 kernels' own, the F32 kernels on them, the results rounded. The copy
 // of the parameters keeps dtype = BF16/F16, which tells the kernels that the bias and the full
-// dS (out3) are 16-bit (read and rounded tile by tile); lse is F32 both ways.
+// dS (grad_bias_full) are 16-bit (read and rounded tile by tile); lse is F32 both ways.
 void run_half(const AttentionParams& in, bool backward_pass) {
   const HalfRegions reg(in);
   float* r[HalfRegions::kCount];
@@ -845,25 +855,25 @@ void run_half(const AttentionParams& in, bool backward_pass) {
   f.k = k;
   f.v = v;
   if (!backward_pass) {
-    f.out0 = in.out0 ? o : nullptr;
+    f.out = in.out ? o : nullptr;
     run_forward<float>(f);
-    narrow(in.dtype, o, in.out0, ov);
+    narrow(in.dtype, o, in.out, ov);
     return;
   }
   widen(in.dtype, in.out, o, ov);
   widen(in.dtype, in.dout, dout, ov);
   f.out = o;
   f.dout = dout;
-  f.out0 = in.out0 ? dq : nullptr;
-  f.out1 = in.out1 ? dk : nullptr;
-  f.out2 = in.out2 ? dv : nullptr;
-  if (in.out0) std::fill_n(dq, qd, 0.f);
-  if (in.out1) std::fill_n(dk, kd, 0.f);
-  if (in.out2) std::fill_n(dv, kv, 0.f);
+  f.grad_q = in.grad_q ? dq : nullptr;
+  f.grad_k = in.grad_k ? dk : nullptr;
+  f.grad_v = in.grad_v ? dv : nullptr;
+  if (in.grad_q) std::fill_n(dq, qd, 0.f);
+  if (in.grad_k) std::fill_n(dk, kd, 0.f);
+  if (in.grad_v) std::fill_n(dv, kv, 0.f);
   run_backward<float>(f);
-  narrow(in.dtype, dq, in.out0, qd);
-  narrow(in.dtype, dk, in.out1, kd);
-  narrow(in.dtype, dv, in.out2, kv);
+  narrow(in.dtype, dq, in.grad_q, qd);
+  narrow(in.dtype, dk, in.grad_k, kd);
+  narrow(in.dtype, dv, in.grad_v, kv);
 }
 
 }  // namespace
@@ -882,15 +892,19 @@ int attention_backward(const AttentionParams& p, void*) {
   return 0;
 }
 
-int attention_backward_backward(const AttentionParams& p, void*) {
-  if (is_half(p.dtype)) return KERNEL_UNSUPPORTED;  // native/ refuses 16-bit types first
+int attention_backward_backward(const AttentionParams& in, void*) {
+  if (is_half(in.dtype)) return KERNEL_UNSUPPORTED;  // native/ refuses 16-bit types first
+  AttentionParams p = in;
+  p.second = attention_cotangents(in);
   if (p.dtype == MK_F32) run_backward_backward<float>(p);
   else run_backward_backward<double>(p);
   return 0;
 }
 
-int attention_jvp(const AttentionParams& p, void*) {
-  if (is_half(p.dtype)) return KERNEL_UNSUPPORTED;  // native/ refuses 16-bit types first
+int attention_jvp(const AttentionParams& in, void*) {
+  if (is_half(in.dtype)) return KERNEL_UNSUPPORTED;  // native/ refuses 16-bit types first
+  AttentionParams p = in;
+  p.second = attention_tangents(in);
   if (p.dtype == MK_F32) run_jvp<float>(p);
   else run_jvp<double>(p);
   return 0;

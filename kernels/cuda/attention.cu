@@ -306,10 +306,10 @@ __device__ HeadView<T> head_view(const AttentionParams& p, int64_t b, int64_t h)
   x.out = offset_ptr<T>(p.out, qh * p.nq * p.dv);
   x.dout = offset_ptr<T>(p.dout, qh * p.nq * p.dv);
   x.lse = offset_ptr<T>(p.lse, qh * p.nq);
-  x.gq = offset_ptr<T>(p.gq, qh * p.nq * p.d);
-  x.gk = offset_ptr<T>(p.gk, kh * p.nk * p.d);
-  x.gv = offset_ptr<T>(p.gv, kh * p.nk * p.dv);
-  x.gbias = offset_ptr<T>(p.gbias, qh * p.nq * p.nk);
+  x.gq = offset_ptr<T>(p.second.q, qh * p.nq * p.d);
+  x.gk = offset_ptr<T>(p.second.k, kh * p.nk * p.d);
+  x.gv = offset_ptr<T>(p.second.v, kh * p.nk * p.dv);
+  x.gbias = offset_ptr<T>(p.second.bias_full, qh * p.nq * p.nk);
   x.nq = p.nq;
   x.nk = p.nk;
   x.len = p.key_lengths ? p.key_lengths[b] : p.nk;
@@ -559,11 +559,11 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const AttentionParams
     const T lr = l[r];
     const T inv = lr > T(0) ? T(1) / lr : T(0);
     const int64_t row = x.base + r0 + r;
-    if (p.out0) {
-      T* out = static_cast<T*>(p.out0) + row * t.dv;
+    if (p.out) {
+      T* out = static_cast<T*>(p.out) + row * t.dv;
       for (int e = lane; e < t.dv; e += 32) out[e] = o[r * t.ldv + e] * inv;
     }
-    if (p.out1 && lane == 0) static_cast<T*>(p.out1)[row] = lr > T(0) ? m[r] + tlog(lr) : neg_inf<T>();
+    if (p.lse && lane == 0) static_cast<T*>(p.lse)[row] = lr > T(0) ? m[r] + tlog(lr) : neg_inf<T>();
   }
 }
 
@@ -581,8 +581,8 @@ __global__ void __launch_bounds__(kThreads) rowdot_kernel(int64_t rows, int widt
   }
 }
 
-// Main, query tiles: dS = P ∘ (dP − D) with dP = dO Vᵀ, written to the full dS (out3) when asked;
-// dQ += scale dS K. Reduce: write dQ (out0).
+// Main, query tiles: dS = P ∘ (dP − D) with dP = dO Vᵀ, written to the full dS (grad_bias_full) when asked;
+// dQ += scale dS K. Reduce: write dQ (grad_q).
 template <class T>
 __global__ void __launch_bounds__(kThreads) backward_query_kernel(const AttentionParams p, const Tiles t) {
   const BackwardQueryLayout L(t);
@@ -594,11 +594,11 @@ __global__ void __launch_bounds__(kThreads) backward_query_kernel(const Attentio
   const int64_t r0 = ti.first;
   const int R = ti.count;
   const T* Dall = static_cast<const T*>(p.workspace);
-  T* ds_full = p.out3 ? static_cast<T*>(p.out3) + x.base * x.nk : nullptr;  // + i * Nk + j
+  T* ds_full = p.grad_bias_full ? static_cast<T*>(p.grad_bias_full) + x.base * x.nk : nullptr;  // + i * Nk + j
 
   load_rows(qs, t.ldd, x.q, r0, R, t.d);
   load_rows(dos, t.ldv, x.dout, r0, R, t.dv);
-  if (p.out0) zero_rows(dq, t.ldd, R, t.d);
+  if (p.grad_q) zero_rows(dq, t.ldd, R, t.d);
   for (int r = threadIdx.x; r < R; r += kThreads) {
     lse[r] = x.lse[r0 + r];
     dd[r] = Dall[x.base + r0 + r];
@@ -624,14 +624,14 @@ __global__ void __launch_bounds__(kThreads) backward_query_kernel(const Attentio
       if (ds_full) ds_full[i * x.nk + j] = ds;
     }
     __syncthreads();
-    if (p.out0) gemm_sb<T>(R, t.d, C, x.scale, dp, t.lds, kv, t.ldd, dq, t.ldd);  // dQ += scale dS K
+    if (p.grad_q) gemm_sb<T>(R, t.d, C, x.scale, dp, t.lds, kv, t.ldd, dq, t.ldd);  // dQ += scale dS K
     __syncthreads();
   }
-  if (p.out0) store_rows(static_cast<T*>(p.out0) + (x.base + r0) * t.d, dq, t.ldd, R, t.d);
+  if (p.grad_q) store_rows(static_cast<T*>(p.grad_q) + (x.base + r0) * t.d, dq, t.ldd, R, t.d);
 }
 
 // Main, key tiles: for each query head of the KV head and each query tile that sees the keys,
-// dV += Pᵀ dO and dK += scale dSᵀ Q. Reduce: write dK (out1), dV (out2).
+// dV += Pᵀ dO and dK += scale dSᵀ Q. Reduce: write dK (grad_k), dV (grad_v).
 template <class T>
 __global__ void __launch_bounds__(kThreads) backward_key_kernel(const AttentionParams p, const Tiles t) {
   const BackwardKeyLayout L(t);
@@ -647,8 +647,8 @@ __global__ void __launch_bounds__(kThreads) backward_key_kernel(const AttentionP
 
   load_rows(ks, t.ldd, x0.k, c0, C, t.d);
   load_rows(vs, t.ldv, x0.v, c0, C, t.dv);
-  if (p.out1) zero_rows(dk, t.ldd, C, t.d);
-  if (p.out2) zero_rows(dv, t.ldv, C, t.dv);
+  if (p.grad_k) zero_rows(dk, t.ldd, C, t.d);
+  if (p.grad_v) zero_rows(dv, t.ldv, C, t.dv);
   __syncthreads();
   for (int64_t h = ti.h * group; h < (ti.h + 1) * group; ++h) {
     const HeadView<T> x = head_view<T>(p, ti.b, h);
@@ -672,14 +672,14 @@ __global__ void __launch_bounds__(kThreads) backward_key_kernel(const AttentionP
         dp[r * t.lds + c] = P * (dp[r * t.lds + c] - dd[r]);
       }
       __syncthreads();
-      if (p.out2) gemm_sta<T>(C, t.dv, R, T(1), s, t.lds, dos, t.ldv, dv, t.ldv);     // dV += Pᵀ dO
-      if (p.out1) gemm_sta<T>(C, t.d, R, x.scale, dp, t.lds, qs, t.ldd, dk, t.ldd);  // dK += scale dSᵀ Q
+      if (p.grad_v) gemm_sta<T>(C, t.dv, R, T(1), s, t.lds, dos, t.ldv, dv, t.ldv);     // dV += Pᵀ dO
+      if (p.grad_k) gemm_sta<T>(C, t.d, R, x.scale, dp, t.lds, qs, t.ldd, dk, t.ldd);  // dK += scale dSᵀ Q
       __syncthreads();
     }
   }
   const int64_t krow = (ti.b * p.kv_heads + ti.h) * p.nk + c0;
-  if (p.out1) store_rows(static_cast<T*>(p.out1) + krow * t.d, dk, t.ldd, C, t.d);
-  if (p.out2) store_rows(static_cast<T*>(p.out2) + krow * t.dv, dv, t.ldv, C, t.dv);
+  if (p.grad_k) store_rows(static_cast<T*>(p.grad_k) + krow * t.d, dk, t.ldd, C, t.d);
+  if (p.grad_v) store_rows(static_cast<T*>(p.grad_v) + krow * t.dv, dv, t.ldv, C, t.dv);
 }
 
 // ---- backward of the backward -------------------------------------------------------------------
@@ -815,7 +815,7 @@ __global__ void __launch_bounds__(kThreads) second_stats_kernel(const AttentionP
 }
 
 // Query tiles: q' = scale (ḡS K + dS gK), dO' = P gV + ḡdP V, bias' = ḡS (full, written per tile).
-// Reduce: write q' (out0) and dO' (out3).
+// Reduce: write q' (cot_q) and dO' (cot_dout).
 template <class T>
 __global__ void __launch_bounds__(kThreads) second_query_kernel(const AttentionParams p, const Tiles t) {
   const SecondQueryLayout L(t);
@@ -831,13 +831,13 @@ __global__ void __launch_bounds__(kThreads) second_query_kernel(const AttentionP
   const T* Dall = static_cast<const T*>(p.workspace);
   const T* Call = Dall + rows;
   const T* Eall = Dall + 2 * rows;
-  T* gbias_out = p.out4 ? static_cast<T*>(p.out4) + x.base * x.nk : nullptr;  // + i * Nk + j
+  T* gbias_out = p.cot_bias_full ? static_cast<T*>(p.cot_bias_full) + x.base * x.nk : nullptr;  // + i * Nk + j
 
   load_rows(qs, t.ldd, x.q, r0, R, t.d);
   load_rows(dos, t.ldv, x.dout, r0, R, t.dv);
   if (x.gq) load_rows(gqs, t.ldd, x.gq, r0, R, t.d);
-  if (p.out0) zero_rows(accq, t.ldd, R, t.d);
-  if (p.out3) zero_rows(accdo, t.ldv, R, t.dv);
+  if (p.cot_q) zero_rows(accq, t.ldd, R, t.d);
+  if (p.cot_dout) zero_rows(accdo, t.ldv, R, t.dv);
   for (int r = threadIdx.x; r < R; r += kThreads) {
     const int64_t row = x.base + r0 + r;
     lse[r] = x.lse[r0 + r];
@@ -863,11 +863,11 @@ __global__ void __launch_bounds__(kThreads) second_query_kernel(const AttentionP
     __syncthreads();
     second_tile(x, t, r0, R, c0, C, have_g, s, dp, g, tt, lse, dd, cc, ee, gbias_out);
     __syncthreads();
-    if (p.out3) {
+    if (p.cot_dout) {
       if (x.gv) gemm_sb<T>(R, t.dv, C, T(1), s, t.lds, ys, t.ldv, accdo, t.ldv);  // += P gV
       gemm_sb<T>(R, t.dv, C, T(1), g, t.lds, xs, t.ldv, accdo, t.ldv);            // += ḡdP V
     }
-    if (p.out0) {
+    if (p.cot_q) {
       __syncthreads();  // V and gV are consumed: K and gK come back
       load_rows(xs, t.ldd, x.k, c0, C, t.d);
       if (x.gk) load_rows(ys, t.ldd, x.gk, c0, C, t.d);
@@ -877,12 +877,12 @@ __global__ void __launch_bounds__(kThreads) second_query_kernel(const AttentionP
     }
     __syncthreads();
   }
-  if (p.out0) store_rows(static_cast<T*>(p.out0) + (x.base + r0) * t.d, accq, t.ldd, R, t.d);
-  if (p.out3) store_rows(static_cast<T*>(p.out3) + (x.base + r0) * t.dv, accdo, t.ldv, R, t.dv);
+  if (p.cot_q) store_rows(static_cast<T*>(p.cot_q) + (x.base + r0) * t.d, accq, t.ldd, R, t.d);
+  if (p.cot_dout) store_rows(static_cast<T*>(p.cot_dout) + (x.base + r0) * t.dv, accdo, t.ldv, R, t.dv);
 }
 
 // Key tiles (over the query heads of the KV head and their query tiles): k' = scale (ḡSᵀ Q + dSᵀ gQ),
-// v' = ḡdPᵀ dO. Reduce: write k' (out1) and v' (out2).
+// v' = ḡdPᵀ dO. Reduce: write k' (cot_k) and v' (cot_v).
 template <class T>
 __global__ void __launch_bounds__(kThreads) second_key_kernel(const AttentionParams p, const Tiles t) {
   const SecondKeyLayout L(t);
@@ -904,8 +904,8 @@ __global__ void __launch_bounds__(kThreads) second_key_kernel(const AttentionPar
   load_rows(vs, t.ldv, x0.v, c0, C, t.dv);
   if (x0.gk) load_rows(gks, t.ldd, x0.gk, c0, C, t.d);
   if (x0.gv) load_rows(gvs, t.ldv, x0.gv, c0, C, t.dv);
-  if (p.out1) zero_rows(acck, t.ldd, C, t.d);
-  if (p.out2) zero_rows(accv, t.ldv, C, t.dv);
+  if (p.cot_k) zero_rows(acck, t.ldd, C, t.d);
+  if (p.cot_v) zero_rows(accv, t.ldv, C, t.dv);
   __syncthreads();
   for (int64_t h = ti.h * group; h < (ti.h + 1) * group; ++h) {
     const HeadView<T> x = head_view<T>(p, ti.b, h);
@@ -932,9 +932,9 @@ __global__ void __launch_bounds__(kThreads) second_key_kernel(const AttentionPar
       __syncthreads();
       second_tile<T>(x, t, r0, R, c0, C, have_g, s, dp, g, tt, lse, dd, cc, ee, nullptr);
       __syncthreads();
-      if (p.out2) gemm_sta<T>(C, t.dv, R, T(1), g, t.lds, yq, t.ldv, accv, t.ldv);      // v' += ḡdPᵀ dO
-      if (p.out1) gemm_sta<T>(C, t.d, R, x.scale, tt, t.lds, xq, t.ldd, acck, t.ldd);  // k' += scale ḡSᵀ Q
-      if (p.out1 && x.gq) {
+      if (p.cot_v) gemm_sta<T>(C, t.dv, R, T(1), g, t.lds, yq, t.ldv, accv, t.ldv);      // v' += ḡdPᵀ dO
+      if (p.cot_k) gemm_sta<T>(C, t.d, R, x.scale, tt, t.lds, xq, t.ldd, acck, t.ldd);  // k' += scale ḡSᵀ Q
+      if (p.cot_k && x.gq) {
         __syncthreads();  // dO is consumed: gQ comes back
         load_rows(yq, t.ldd, x.gq, r0, R, t.d);
         __syncthreads();
@@ -944,13 +944,13 @@ __global__ void __launch_bounds__(kThreads) second_key_kernel(const AttentionPar
     }
   }
   const int64_t krow = (ti.b * p.kv_heads + ti.h) * p.nk + c0;
-  if (p.out1) store_rows(static_cast<T*>(p.out1) + krow * t.d, acck, t.ldd, C, t.d);
-  if (p.out2) store_rows(static_cast<T*>(p.out2) + krow * t.dv, accv, t.ldv, C, t.dv);
+  if (p.cot_k) store_rows(static_cast<T*>(p.cot_k) + krow * t.d, acck, t.ldd, C, t.d);
+  if (p.cot_v) store_rows(static_cast<T*>(p.cot_v) + krow * t.dv, accv, t.ldv, C, t.dv);
 }
 
 // ---- JVP -------------------------------------------------------------------------------------------
 // Query tiles, tangents gq = tq, gk = tk, gv = tv, gbias = tbias (full): tS = scale (tq kᵀ + q tkᵀ)
-// + tbias; c = rowsum(P ∘ tS), acc = Σ (P ∘ tS) v + P tv. Reduce: tO = acc − c O (out0), tlse = c (out1).
+// + tbias; c = rowsum(P ∘ tS), acc = Σ (P ∘ tS) v + P tv. Reduce: tO = acc − c O (tan_out), tlse = c (tan_lse).
 template <class T>
 __global__ void __launch_bounds__(kThreads) jvp_kernel(const AttentionParams p, const Tiles t) {
   const JvpLayout L(t);
@@ -1008,12 +1008,12 @@ __global__ void __launch_bounds__(kThreads) jvp_kernel(const AttentionParams p, 
   for (int r = warp; r < R; r += kWarps) {
     const int64_t row = x.base + r0 + r;
     const T c = cs[r];
-    if (p.out0) {
-      T* to = static_cast<T*>(p.out0) + row * t.dv;
+    if (p.tan_out) {
+      T* to = static_cast<T*>(p.tan_out) + row * t.dv;
       const T* o = x.out + (r0 + r) * t.dv;
       for (int e = lane; e < t.dv; e += 32) to[e] = acc[r * t.ldv + e] - c * o[e];
     }
-    if (p.out1 && lane == 0) static_cast<T*>(p.out1)[row] = c;
+    if (p.tan_lse && lane == 0) static_cast<T*>(p.tan_lse)[row] = c;
   }
 }
 
@@ -1120,9 +1120,9 @@ int backward(const AttentionParams& p, cudaStream_t stream) {
   Limits lim;
   if (int e = device_limits(&lim)) return e;
   if (int e = rowsum_dout_out<T>(p, stream)) return e;
-  if (p.out0 || p.out3)
+  if (p.grad_q || p.grad_bias_full)
     if (int e = run_pass<BackwardQueryLayout, T>(backward_query_kernel<T>, Over::kQueries, p, lim, stream)) return e;
-  if (p.out1 || p.out2)
+  if (p.grad_k || p.grad_v)
     if (int e = run_pass<BackwardKeyLayout, T>(backward_key_kernel<T>, Over::kKeys, p, lim, stream)) return e;
   return 0;
 }
@@ -1133,9 +1133,9 @@ int backward_backward(const AttentionParams& p, cudaStream_t stream) {
   if (int e = device_limits(&lim)) return e;
   if (int e = rowsum_dout_out<T>(p, stream)) return e;
   if (int e = run_pass<SecondStatsLayout, T>(second_stats_kernel<T>, Over::kQueries, p, lim, stream)) return e;
-  if (p.out0 || p.out3 || p.out4)
+  if (p.cot_q || p.cot_dout || p.cot_bias_full)
     if (int e = run_pass<SecondQueryLayout, T>(second_query_kernel<T>, Over::kQueries, p, lim, stream)) return e;
-  if (p.out1 || p.out2)
+  if (p.cot_k || p.cot_v)
     if (int e = run_pass<SecondKeyLayout, T>(second_key_kernel<T>, Over::kKeys, p, lim, stream)) return e;
   return 0;
 }
@@ -1175,13 +1175,17 @@ int attention_backward(const AttentionParams& p, void* stream) {
   return p.dtype == MK_F32 ? backward<float>(p, as_stream(stream)) : backward<double>(p, as_stream(stream));
 }
 
-int attention_backward_backward(const AttentionParams& p, void* stream) {
+int attention_backward_backward(const AttentionParams& in, void* stream) {
+  AttentionParams p = in;
+  p.second = attention_cotangents(in);
   if (!supported(p) || !p.workspace) return int(cudaErrorInvalidValue);
   return p.dtype == MK_F32 ? backward_backward<float>(p, as_stream(stream))
                         : backward_backward<double>(p, as_stream(stream));
 }
 
-int attention_jvp(const AttentionParams& p, void* stream) {
+int attention_jvp(const AttentionParams& in, void* stream) {
+  AttentionParams p = in;
+  p.second = attention_tangents(in);
   if (!supported(p)) return int(cudaErrorInvalidValue);
   return p.dtype == MK_F32 ? jvp<float>(p, as_stream(stream)) : jvp<double>(p, as_stream(stream));
 }

@@ -361,7 +361,7 @@ __global__ void __launch_bounds__(TT::kThreads) tc_forward_kernel(const Attentio
     product_pb<E>(o, s, vs, ldv, nblocks, g, t);
   }
   // reduce: out = O / l, lse = m + log l (F32, natural log)
-  Raw* out = static_cast<Raw*>(p.out0);
+  Raw* out = static_cast<Raw*>(p.out);
 #pragma unroll
   for (int hr = 0; hr < 2; ++hr) {
     const float lr = quad_sum(l[hr]);
@@ -377,8 +377,8 @@ __global__ void __launch_bounds__(TT::kThreads) tc_forward_kernel(const Attentio
             if (col < dv) out[(x.base + i) * dv + col] = O::from_float(o[nb][2 * hr + c] * inv);
           }
       }
-      if (p.out1 && t == 0)
-        static_cast<float*>(p.out1)[x.base + i] = lr > 0.f ? (m[hr] + log2f(lr)) * kLn2 : -INFINITY;
+      if (p.lse && t == 0)
+        static_cast<float*>(p.lse)[x.base + i] = lr > 0.f ? (m[hr] + log2f(lr)) * kLn2 : -INFINITY;
     }
   }
 }
@@ -420,8 +420,8 @@ __global__ void __launch_bounds__(TT::kThreads) tc_backward_query_kernel(const A
   const int lane = int(threadIdx.x) % 32, warp = int(threadIdx.x) / 32, g = lane >> 2, t = lane & 3;
   const int d = int(p.d), dv = int(p.dv), c0 = part * CW;
   const int ksteps = (d + KS - 1) / KS, vsteps = (dv + KS - 1) / KS;
-  const int qblocks = p.out0 ? (std::min(CW, d - c0) + 7) / 8 : 0;  // dQ n-blocks of this part
-  Raw* dsfull = part == 0 ? static_cast<Raw*>(p.out3) : nullptr;
+  const int qblocks = p.grad_q ? (std::min(CW, d - c0) + 7) / 8 : 0;  // dQ n-blocks of this part
+  Raw* dsfull = part == 0 ? static_cast<Raw*>(p.grad_bias_full) : nullptr;
   if (qblocks <= 0 && !dsfull) return;  // nothing to do for this part (uniform over the block)
   const int R = int(std::min<int64_t>(TT::kBlockQ, p.nq - q0));
   const float sl2 = float(p.scale) * kLog2e;
@@ -485,7 +485,7 @@ __global__ void __launch_bounds__(TT::kThreads) tc_backward_query_kernel(const A
     product_pb<E>(dq, s, kb, ldkb, qblocks, g, t);
   }
   // reduce: dQ = scale · acc
-  Raw* dqo = static_cast<Raw*>(p.out0);
+  Raw* dqo = static_cast<Raw*>(p.grad_q);
   if (!dqo) return;
   const float scale = float(p.scale);
 #pragma unroll
@@ -523,8 +523,8 @@ __global__ void __launch_bounds__(TT::kThreads) tc_backward_key_kernel(const Att
   const int lane = int(threadIdx.x) % 32, warp = int(threadIdx.x) / 32, g = lane >> 2, t = lane & 3;
   const int d = int(p.d), dv = int(p.dv), c0 = part * CW;
   const int ksteps = (d + KS - 1) / KS, vsteps = (dv + KS - 1) / KS;
-  const int kblocks = p.out1 ? (std::min(CW, d - c0) + 7) / 8 : 0;   // dK n-blocks of this part
-  const int vblocks = p.out2 ? (std::min(CW, dv - c0) + 7) / 8 : 0;  // dV n-blocks of this part
+  const int kblocks = p.grad_k ? (std::min(CW, d - c0) + 7) / 8 : 0;   // dK n-blocks of this part
+  const int vblocks = p.grad_v ? (std::min(CW, dv - c0) + 7) / 8 : 0;  // dV n-blocks of this part
   const int64_t len = p.key_lengths ? p.key_lengths[b] : p.nk;
   if (k0 >= len || (kblocks <= 0 && vblocks <= 0)) return;  // padding keys: gradients stay 0
   const int C = int(std::min<int64_t>(TT::kBlockK, p.nk - k0));
@@ -590,8 +590,8 @@ __global__ void __launch_bounds__(TT::kThreads) tc_backward_key_kernel(const Att
   }
   // reduce: dK = scale · acc, dV = acc
   const float scale = float(p.scale);
-  Raw* dko = p.out1 ? static_cast<Raw*>(p.out1) + bk * p.nk * d : nullptr;
-  Raw* dvo = p.out2 ? static_cast<Raw*>(p.out2) + bk * p.nk * dv : nullptr;
+  Raw* dko = p.grad_k ? static_cast<Raw*>(p.grad_k) + bk * p.nk * d : nullptr;
+  Raw* dvo = p.grad_v ? static_cast<Raw*>(p.grad_v) + bk * p.nk * dv : nullptr;
 #pragma unroll
   for (int hr = 0; hr < 2; ++hr) {
     const int64_t j = key[hr];
@@ -678,7 +678,7 @@ template <class E, int DP>
 int backward_dp(const AttentionParams& p, cudaStream_t stream) {
   using Raw = typename Operand<E>::Raw;
   constexpr int parts = DP / BwdQLayout<E, DP>::CW;
-  const bool query_pass = p.out0 || p.out3, key_pass = p.out1 || p.out2;
+  const bool query_pass = p.grad_q || p.grad_bias_full, key_pass = p.grad_k || p.grad_v;
   if (int e = fits<E, DP>(true, query_pass, key_pass)) return e;
   const int vec = vector_ok<E>(p);
   // preprocess: D = rowsum(dO ∘ O) (F32) into the workspace

@@ -196,52 +196,79 @@ int mk_linear_attention_momentum_forward(int device, int dtype, int64_t groups, 
                                          int reverse, void* stream);
 
 /* ---- softmax attention ----------------------------------------------------------------------- */
-/* q: [B, H, Nq, D], k: [B, Hkv, Nk, D], v: [B, Hkv, Nk, Dv] contiguous (Hkv divides H: grouped
- * query attention), D, Dv <= MK_ATTENTION_MAX_HEAD_DIM. S = scale q k^T + bias, P = softmax(S), out = P v.
- * bias (may be NULL): element (b, h, i, j) at bias[b*bias_bs + h*bias_hs + i*Nk + j] (strides 0
- * broadcast). key_lengths (may be NULL; [B], on the tensors' device): keys j >= L_b are padding.
- * flags: MK_ATTENTION_CAUSAL: query i sees keys j <= i + L_b - Nq (bottom-right aligned);
- * MK_ATTENTION_TF32: the F32 forward and backward on CUDA may use TF32 tensor cores (where the
- * device's shared memory holds their tiles; ignored elsewhere). Other bits are refused. Rows that see no key give
- * out = 0, lse = -inf. Tiled with an online softmax: no Nq x Nk buffer. Every pass takes a
- * workspace of mk_attention_softmax_workspace() bytes (O((Nq + Nk) D), never Nq x Nk).
- * dtype: F32 or F64 for every pass; BF16 and F16 for the forward and the backward only (tensor
- * cores on CUDA, F32 arithmetic inside): then q, k, v, bias, out, dout, dq, dk, dv and dbias_full
- * are in that 16-bit type and lse is F32 ([B, H, Nq] floats). The backward-backward and the JVP
- * refuse 16-bit types (MK_ERR_UNSUPPORTED): cast to F32 for those. */
-int64_t mk_attention_softmax_workspace(int device, int dtype, int64_t batch, int64_t heads,
-                                       int64_t kv_heads, int64_t nq, int64_t nk, int64_t d, int64_t dv);
-/* out: [B, H, Nq, Dv]; lse: [B, H, Nq] (may be NULL). */
-int mk_attention_softmax_forward(int device, int dtype, int64_t batch, int64_t heads, int64_t kv_heads,
-                                 int64_t nq, int64_t nk, int64_t d, int64_t dv, const void* q, const void* k,
-                                 const void* v, const void* bias, int64_t bias_bs, int64_t bias_hs,
-                                 const int64_t* key_lengths, double scale, int flags, void* out, void* lse,
-                                 void* workspace, int64_t workspace_bytes, void* stream);
-/* Gradients for dout; any output may be NULL. dbias_full: [B, H, Nq, Nk] (the caller sums
- * broadcast dims). Two passes (query blocks for dq, key blocks for dk/dv): deterministic. */
-int mk_attention_softmax_backward(int device, int dtype, int64_t batch, int64_t heads, int64_t kv_heads,
-                                  int64_t nq, int64_t nk, int64_t d, int64_t dv, const void* q, const void* k,
-                                  const void* v, const void* bias, int64_t bias_bs, int64_t bias_hs,
-                                  const int64_t* key_lengths, double scale, int flags, const void* out,
-                                  const void* lse, const void* dout, void* dq, void* dk, void* dv_out,
-                                  void* dbias_full, void* workspace, int64_t workspace_bytes, void* stream);
-/* The vector-Jacobian product of the backward: given cotangents of (dq, dk, dv, dbias) (any may
- * be NULL = 0), returns those of (q, k, v, dout, bias). Fused: three passes over the tiles. */
-int mk_attention_softmax_backward_backward(int device, int dtype, int64_t batch, int64_t heads, int64_t kv_heads,
-                                           int64_t nq, int64_t nk, int64_t d, int64_t dv, const void* q,
-                                           const void* k, const void* v, const void* bias, int64_t bias_bs,
-                                           int64_t bias_hs, const int64_t* key_lengths, double scale, int flags,
-                                           const void* out, const void* lse, const void* dout, const void* g_dq,
-                                           const void* g_dk, const void* g_dv, const void* g_dbias_full,
-                                           void* gq, void* gk, void* gv, void* g_dout, void* g_bias_full,
-                                           void* workspace, int64_t workspace_bytes, void* stream);
-/* Forward-mode product: tangents of (q, k, v, bias) (NULL = 0) -> tangents of out and lse. */
-int mk_attention_softmax_jvp(int device, int dtype, int64_t batch, int64_t heads, int64_t kv_heads, int64_t nq,
-                             int64_t nk, int64_t d, int64_t dv, const void* q, const void* k, const void* v,
-                             const void* bias, int64_t bias_bs, int64_t bias_hs, const int64_t* key_lengths,
-                             double scale, int flags, const void* out, const void* lse, const void* tq,
-                             const void* tk, const void* tv, const void* tbias_full, void* tout, void* tlse,
-                             void* workspace, int64_t workspace_bytes, void* stream);
+/* S = scale q k^T + bias, masked; P = softmax(S) by rows; out = P v; lse = logsumexp(S) by rows.
+ * q: [B, H, Nq, D], k: [B, Hkv, Nk, D], v: [B, Hkv, Nk, Dv], all contiguous (Hkv divides H:
+ * grouped-query attention), 1 <= D, Dv <= MK_ATTENTION_MAX_HEAD_DIM. Rows that see no key give
+ * out = 0, lse = -inf. Tiled with an online softmax: never an Nq x Nk buffer (except the optional
+ * full bias gradients). dtype: F32 or F64 for every pass; BF16 and F16 for the forward and the
+ * backward only (tensor cores on CUDA, F32 arithmetic inside): then every tensor is in that type
+ * except lse, which is F32. backward_backward and jvp refuse 16-bit types (MK_ERR_UNSUPPORTED).
+ *
+ * Every pass takes one parameter block: the inputs all passes share, then the named inputs and
+ * outputs of each pass (NULL = zero for an input, not wanted for an output). A pass reads only
+ * the fields its comment names; zero the block first (= {0}) and fill what the pass needs. */
+typedef struct mk_attention_params {
+  /* sizes */
+  int64_t batch, heads, kv_heads, nq, nk, d, dv;
+  /* inputs of every pass */
+  const void* q;
+  const void* k;
+  const void* v;
+  /* optional bias: element (b, h, i, j) at bias[b*bias_bs + h*bias_hs + i*Nk + j] (strides 0 broadcast) */
+  const void* bias;
+  int64_t bias_bs, bias_hs;
+  /* optional [B] key lengths, on the tensors' device: keys j >= L_b are padding */
+  const int64_t* key_lengths;
+  double scale;
+  /* mk_attention_flags: MK_ATTENTION_CAUSAL: query i sees keys j <= i + L_b - Nq (bottom-right
+   * aligned); MK_ATTENTION_TF32: the F32 forward and backward on CUDA may use TF32 tensor cores
+   * (where the device's shared memory holds their tiles; ignored elsewhere). Other bits are refused. */
+  int flags;
+  /* forward: writes out [B, H, Nq, Dv] and lse [B, H, Nq] (lse may be NULL);
+   * every later pass reads both */
+  void* out;
+  void* lse;
+  /* backward: reads dout [B, H, Nq, Dv]; writes the gradients grad_q, grad_k, grad_v (shaped as
+   * q, k, v) and grad_bias_full [B, H, Nq, Nk] (the caller sums broadcast dims). Two passes
+   * (query blocks for grad_q, key blocks for grad_k and grad_v): deterministic. */
+  const void* dout;
+  void* grad_q;
+  void* grad_k;
+  void* grad_v;
+  void* grad_bias_full;
+  /* backward_backward, the vector-Jacobian product of the backward: reads dout and the cotangents
+   * of (grad_q, grad_k, grad_v, grad_bias_full); writes those of (q, k, v, dout, bias (full)).
+   * Fused: three passes over the tiles. */
+  const void* cot_grad_q;
+  const void* cot_grad_k;
+  const void* cot_grad_v;
+  const void* cot_grad_bias_full;
+  void* cot_q;
+  void* cot_k;
+  void* cot_v;
+  void* cot_dout;
+  void* cot_bias_full;
+  /* jvp, the forward-mode product: reads the tangents of (q, k, v, bias (full [B, H, Nq, Nk]));
+   * writes those of out and lse */
+  const void* tan_q;
+  const void* tan_k;
+  const void* tan_v;
+  const void* tan_bias_full;
+  void* tan_out;
+  void* tan_lse;
+} mk_attention_params;
+
+/* Bytes of workspace every pass of this call needs (sizes and dtype from p; O((Nq + Nk) D),
+ * never Nq x Nk); -1 with mk_last_error() set when the device is unusable. */
+int64_t mk_attention_softmax_workspace(int device, int dtype, const mk_attention_params* p);
+int mk_attention_softmax_forward(int device, int dtype, const mk_attention_params* p, void* workspace,
+                                 int64_t workspace_bytes, void* stream);
+int mk_attention_softmax_backward(int device, int dtype, const mk_attention_params* p, void* workspace,
+                                  int64_t workspace_bytes, void* stream);
+int mk_attention_softmax_backward_backward(int device, int dtype, const mk_attention_params* p, void* workspace,
+                                           int64_t workspace_bytes, void* stream);
+int mk_attention_softmax_jvp(int device, int dtype, const mk_attention_params* p, void* workspace,
+                             int64_t workspace_bytes, void* stream);
 
 #ifdef __cplusplus
 }

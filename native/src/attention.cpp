@@ -1,4 +1,5 @@
-// C ABI of the softmax-attention family: validation, then the CPU or CUDA kernels.
+// C ABI of the softmax-attention family: validation of the parameter block, then the CPU or CUDA
+// kernels. Each pass names what it reads and writes (mk_attention_params in metakernels.h).
 #include <omp.h>
 
 #include <cinttypes>
@@ -15,65 +16,68 @@ namespace {
 
 int threads_for(int device) { return device == MK_DEVICE_CPU ? omp_get_max_threads() : 1; }
 
-// Validates the arguments every pass shares and fills p. `op` names the entry point; `half`:
-// whether it accepts BF16/F16 (forward and backward; then lse is F32 and everything else 16-bit).
-int prepare(const char* op, bool half, const KernelTable* t, int device, int dtype, int64_t batch, int64_t heads,
-            int64_t kv_heads, int64_t nq, int64_t nk, int64_t d, int64_t dv, const void* q, const void* k,
-            const void* v, const void* bias, int64_t bias_bs, int64_t bias_hs, const int64_t* key_lengths,
-            double scale, int flags, void* workspace, int64_t workspace_bytes, AttentionParams* p) {
-  MK_CHECK(half ? check_float_or_half_dtype(op, device, dtype) : check_no_half_dtype(op, device, dtype));
-  if (batch < 0 || heads < 1 || kv_heads < 1 || nq < 0 || nk < 0)
+// Element counts of the tensors of a call.
+struct Sizes {
+  int64_t q, k, v, out, lse, bias_full;
+  explicit Sizes(const mk_attention_params& b)
+      : q(b.batch * b.heads * b.nq * b.d),
+        k(b.batch * b.kv_heads * b.nk * b.d),
+        v(b.batch * b.kv_heads * b.nk * b.dv),
+        out(b.batch * b.heads * b.nq * b.dv),
+        lse(b.batch * b.heads * b.nq),
+        bias_full(b.batch * b.heads * b.nq * b.nk) {}
+};
+
+int check_sizes(const char* op, const mk_attention_params& b) {
+  if (b.batch < 0 || b.heads < 1 || b.kv_heads < 1 || b.nq < 0 || b.nk < 0)
     return fail(MK_ERR_INVALID_ARGUMENT,
                 "%s: sizes batch %" PRId64 ", heads %" PRId64 ", kv_heads %" PRId64 ", nq %" PRId64 ", nk %" PRId64
-                " (need batch, nq, nk >= 0 and heads, kv_heads >= 1)", op, batch, heads, kv_heads, nq, nk);
-  if (heads % kv_heads != 0)
-    return fail(MK_ERR_INVALID_ARGUMENT, "%s: kv_heads %" PRId64 " does not divide heads %" PRId64, op, kv_heads, heads);
-  if (d < 1 || d > 256 || dv < 1 || dv > 256)
-    return fail(MK_ERR_INVALID_ARGUMENT, "%s: head dims d = %" PRId64 ", dv = %" PRId64 " outside [1, 256]", op, d, dv);
-  if (!std::isfinite(scale)) return fail(MK_ERR_INVALID_ARGUMENT, "%s: scale %g is not finite", op, scale);
-  if (flags & ~(MK_ATTENTION_CAUSAL | MK_ATTENTION_TF32))
-    return fail(MK_ERR_INVALID_ARGUMENT, "%s: flags %d (expected MK_ATTENTION_CAUSAL = 1, MK_ATTENTION_TF32 = 2)", op, flags);
-  if (bias && (bias_bs < 0 || bias_hs < 0))
-    return fail(MK_ERR_INVALID_ARGUMENT, "%s: negative bias strides (%" PRId64 ", %" PRId64 ")", op, bias_bs, bias_hs);
-  MK_CHECK(check_ptr(op, "q", q, batch * heads * nq * d));
-  MK_CHECK(check_ptr(op, "k", k, batch * kv_heads * nk * d));
-  MK_CHECK(check_ptr(op, "v", v, batch * kv_heads * nk * dv));
-  if (key_lengths && batch > 0) {
-    std::vector<int64_t> host(size_t(batch), 0);
+                " (need batch, nq, nk >= 0 and heads, kv_heads >= 1)", op, b.batch, b.heads, b.kv_heads, b.nq, b.nk);
+  if (b.heads % b.kv_heads != 0)
+    return fail(MK_ERR_INVALID_ARGUMENT, "%s: kv_heads %" PRId64 " does not divide heads %" PRId64, op, b.kv_heads,
+                b.heads);
+  if (b.d < 1 || b.d > MK_ATTENTION_MAX_HEAD_DIM || b.dv < 1 || b.dv > MK_ATTENTION_MAX_HEAD_DIM)
+    return fail(MK_ERR_INVALID_ARGUMENT, "%s: head dims d = %" PRId64 ", dv = %" PRId64 " outside [1, %d]", op, b.d,
+                b.dv, int(MK_ATTENTION_MAX_HEAD_DIM));
+  return MK_OK;
+}
+
+// Validates what every pass shares and builds the kernels' parameters. `op` names the entry
+// point; `half`: whether it accepts BF16/F16 (forward and backward; then lse is F32 and
+// everything else 16-bit).
+int prepare(const char* op, bool half, const KernelTable* t, int device, int dtype, const mk_attention_params* block,
+            void* workspace, int64_t workspace_bytes, AttentionParams* p) {
+  MK_CHECK(half ? check_float_or_half_dtype(op, device, dtype) : check_no_half_dtype(op, device, dtype));
+  if (!block) return fail(MK_ERR_INVALID_ARGUMENT, "%s: the parameter block is null", op);
+  const mk_attention_params& b = *block;
+  MK_CHECK(check_sizes(op, b));
+  if (!std::isfinite(b.scale)) return fail(MK_ERR_INVALID_ARGUMENT, "%s: scale %g is not finite", op, b.scale);
+  if (b.flags & ~(MK_ATTENTION_CAUSAL | MK_ATTENTION_TF32))
+    return fail(MK_ERR_INVALID_ARGUMENT, "%s: flags %d (expected MK_ATTENTION_CAUSAL = 1, MK_ATTENTION_TF32 = 2)", op,
+                b.flags);
+  if (b.bias && (b.bias_bs < 0 || b.bias_hs < 0))
+    return fail(MK_ERR_INVALID_ARGUMENT, "%s: negative bias strides (%" PRId64 ", %" PRId64 ")", op, b.bias_bs,
+                b.bias_hs);
+  const Sizes n(b);
+  MK_CHECK(check_ptr(op, "q", b.q, n.q));
+  MK_CHECK(check_ptr(op, "k", b.k, n.k));
+  MK_CHECK(check_ptr(op, "v", b.v, n.v));
+  if (b.key_lengths && b.batch > 0) {
+    std::vector<int64_t> host(size_t(b.batch), 0);
     if (device == MK_DEVICE_CPU) {
-      for (int64_t b = 0; b < batch; ++b) host[size_t(b)] = key_lengths[b];
+      for (int64_t i = 0; i < b.batch; ++i) host[size_t(i)] = b.key_lengths[i];
     } else {
-      MK_CHECK(kernel_status(op, device, t->runtime.memcpy_d2h(host.data(), key_lengths, batch * 8, nullptr)));
+      MK_CHECK(kernel_status(op, device, t->runtime.memcpy_d2h(host.data(), b.key_lengths, b.batch * 8, nullptr)));
     }
-    for (int64_t b = 0; b < batch; ++b)
-      if (host[size_t(b)] < 0 || host[size_t(b)] > nk)
+    for (int64_t i = 0; i < b.batch; ++i)
+      if (host[size_t(i)] < 0 || host[size_t(i)] > b.nk)
         return fail(MK_ERR_INVALID_ARGUMENT, "%s: key length %" PRId64 " of batch %" PRId64 " outside [0, %" PRId64 "]",
-                    op, host[size_t(b)], b, nk);
+                    op, host[size_t(i)], i, b.nk);
   }
-  const int64_t need = t->attention_workspace(AttentionParams{dtype, batch, heads, kv_heads, nq, nk, d, dv},
-                                              threads_for(device));
+  *p = AttentionParams(b, dtype, workspace);
+  const int64_t need = t->attention_workspace(*p, threads_for(device));
   if (workspace_bytes < need || (need > 0 && !workspace))
     return fail(MK_ERR_INVALID_ARGUMENT, "%s: workspace of %" PRId64 " bytes, need %" PRId64, op, workspace_bytes, need);
-  *p = AttentionParams{};
-  p->dtype = dtype;
-  p->batch = batch;
-  p->heads = heads;
-  p->kv_heads = kv_heads;
-  p->nq = nq;
-  p->nk = nk;
-  p->d = d;
-  p->dv = dv;
-  p->q = q;
-  p->k = k;
-  p->v = v;
-  p->bias = bias;
-  p->bias_bs = bias_bs;
-  p->bias_hs = bias_hs;
-  p->key_lengths = key_lengths;
-  p->scale = scale;
-  p->causal = (flags & MK_ATTENTION_CAUSAL) ? 1 : 0;
-  p->allow_tf32 = (flags & MK_ATTENTION_TF32) ? 1 : 0;
-  p->workspace = workspace;
   return MK_OK;
 }
 
@@ -93,139 +97,92 @@ int zero(const char* op, const KernelTable* t, int device, int dtype, int64_t n,
   return kernel_status(op, device, t->fill(dtype, n, dst, 0.0, stream));
 }
 
+// The forward's outputs, which every later pass reads.
+int check_saved(const char* op, const mk_attention_params& b) {
+  const Sizes n(b);
+  MK_CHECK(check_ptr(op, "out", b.out, n.out));
+  return check_ptr(op, "lse", b.lse, n.lse);
+}
+
 }  // namespace
 
 extern "C" {
 
-int64_t mk_attention_softmax_workspace(int device, int dtype, int64_t batch, int64_t heads,
-                                       int64_t kv_heads, int64_t nq, int64_t nk, int64_t d, int64_t dv) {
-  const KernelTable* t = kernels_for("mk_attention_softmax_workspace", device);
+int64_t mk_attention_softmax_workspace(int device, int dtype, const mk_attention_params* block) {
+  const char* op = "mk_attention_softmax_workspace";
+  const KernelTable* t = kernels_for(op, device);
   if (!t) return -1;
-  AttentionParams p{};
-  p.dtype = dtype;
-  p.batch = batch;
-  p.heads = heads;
-  p.kv_heads = kv_heads;
-  p.nq = nq;
-  p.nk = nk;
-  p.d = d;
-  p.dv = dv;
-  return t->attention_workspace(p, threads_for(device));
+  if (!block) {
+    fail(MK_ERR_INVALID_ARGUMENT, "%s: the parameter block is null", op);
+    return -1;
+  }
+  if (check_sizes(op, *block) != MK_OK) return -1;
+  return t->attention_workspace(AttentionParams(*block, dtype, nullptr), threads_for(device));
 }
 
-int mk_attention_softmax_forward(int device, int dtype, int64_t batch, int64_t heads, int64_t kv_heads,
-                                 int64_t nq, int64_t nk, int64_t d, int64_t dv, const void* q, const void* k,
-                                 const void* v, const void* bias, int64_t bias_bs, int64_t bias_hs,
-                                 const int64_t* key_lengths, double scale, int flags, void* out, void* lse,
-                                 void* workspace, int64_t workspace_bytes, void* stream) {
+int mk_attention_softmax_forward(int device, int dtype, const mk_attention_params* block, void* workspace,
+                                 int64_t workspace_bytes, void* stream) {
   const char* op = "mk_attention_softmax_forward";
   const KernelTable* t = kernels_for(op, device);
   if (!t) return MK_ERR_NO_DEVICE;
   AttentionParams p;
-  MK_CHECK(prepare(op, true, t, device, dtype, batch, heads, kv_heads, nq, nk, d, dv, q, k, v, bias, bias_bs, bias_hs,
-                   key_lengths, scale, flags, workspace, workspace_bytes, &p));
-  MK_CHECK(check_ptr(op, "out", out, batch * heads * nq * dv));
-  if (batch * heads * nq == 0) return MK_OK;
-  p.out0 = out;
-  p.out1 = lse;
+  MK_CHECK(prepare(op, true, t, device, dtype, block, workspace, workspace_bytes, &p));
+  MK_CHECK(check_ptr(op, "out", p.out, Sizes(p).out));
+  if (p.batch * p.heads * p.nq == 0) return MK_OK;
   return half_status(op, device, p, t->attention_forward(p, stream));
 }
 
-int mk_attention_softmax_backward(int device, int dtype, int64_t batch, int64_t heads, int64_t kv_heads,
-                                  int64_t nq, int64_t nk, int64_t d, int64_t dv, const void* q, const void* k,
-                                  const void* v, const void* bias, int64_t bias_bs, int64_t bias_hs,
-                                  const int64_t* key_lengths, double scale, int flags, const void* out,
-                                  const void* lse, const void* dout, void* dq, void* dk, void* dv_out,
-                                  void* dbias_full, void* workspace, int64_t workspace_bytes, void* stream) {
+int mk_attention_softmax_backward(int device, int dtype, const mk_attention_params* block, void* workspace,
+                                  int64_t workspace_bytes, void* stream) {
   const char* op = "mk_attention_softmax_backward";
   const KernelTable* t = kernels_for(op, device);
   if (!t) return MK_ERR_NO_DEVICE;
   AttentionParams p;
-  MK_CHECK(prepare(op, true, t, device, dtype, batch, heads, kv_heads, nq, nk, d, dv, q, k, v, bias, bias_bs, bias_hs,
-                   key_lengths, scale, flags, workspace, workspace_bytes, &p));
-  MK_CHECK(check_ptr(op, "out", out, batch * heads * nq * dv));
-  MK_CHECK(check_ptr(op, "lse", lse, batch * heads * nq));
-  MK_CHECK(check_ptr(op, "dout", dout, batch * heads * nq * dv));
+  MK_CHECK(prepare(op, true, t, device, dtype, block, workspace, workspace_bytes, &p));
+  const Sizes n(p);
+  MK_CHECK(check_saved(op, p));
+  MK_CHECK(check_ptr(op, "dout", p.dout, n.out));
   // gradients of empty or fully padded parts are zero: clear them first
-  MK_CHECK(zero(op, t, device, dtype, batch * heads * nq * d, dq, stream));
-  MK_CHECK(zero(op, t, device, dtype, batch * kv_heads * nk * d, dk, stream));
-  MK_CHECK(zero(op, t, device, dtype, batch * kv_heads * nk * dv, dv_out, stream));
-  MK_CHECK(zero(op, t, device, dtype, batch * heads * nq * nk, dbias_full, stream));
-  if (batch * heads * nq * nk == 0) return MK_OK;
-  p.out = out;
-  p.lse = lse;
-  p.dout = dout;
-  p.out0 = dq;
-  p.out1 = dk;
-  p.out2 = dv_out;
-  p.out3 = dbias_full;
+  MK_CHECK(zero(op, t, device, dtype, n.q, p.grad_q, stream));
+  MK_CHECK(zero(op, t, device, dtype, n.k, p.grad_k, stream));
+  MK_CHECK(zero(op, t, device, dtype, n.v, p.grad_v, stream));
+  MK_CHECK(zero(op, t, device, dtype, n.bias_full, p.grad_bias_full, stream));
+  if (n.bias_full == 0) return MK_OK;
   return half_status(op, device, p, t->attention_backward(p, stream));
 }
 
-int mk_attention_softmax_backward_backward(int device, int dtype, int64_t batch, int64_t heads, int64_t kv_heads,
-                                           int64_t nq, int64_t nk, int64_t d, int64_t dv, const void* q,
-                                           const void* k, const void* v, const void* bias, int64_t bias_bs,
-                                           int64_t bias_hs, const int64_t* key_lengths, double scale, int flags,
-                                           const void* out, const void* lse, const void* dout, const void* g_dq,
-                                           const void* g_dk, const void* g_dv, const void* g_dbias_full,
-                                           void* gq, void* gk, void* gv, void* g_dout, void* g_bias_full,
-                                           void* workspace, int64_t workspace_bytes, void* stream) {
+int mk_attention_softmax_backward_backward(int device, int dtype, const mk_attention_params* block, void* workspace,
+                                           int64_t workspace_bytes, void* stream) {
   const char* op = "mk_attention_softmax_backward_backward";
   const KernelTable* t = kernels_for(op, device);
   if (!t) return MK_ERR_NO_DEVICE;
   AttentionParams p;
-  MK_CHECK(prepare(op, false, t, device, dtype, batch, heads, kv_heads, nq, nk, d, dv, q, k, v, bias, bias_bs, bias_hs,
-                   key_lengths, scale, flags, workspace, workspace_bytes, &p));
-  MK_CHECK(check_ptr(op, "out", out, batch * heads * nq * dv));
-  MK_CHECK(check_ptr(op, "lse", lse, batch * heads * nq));
-  MK_CHECK(check_ptr(op, "dout", dout, batch * heads * nq * dv));
-  MK_CHECK(zero(op, t, device, dtype, batch * heads * nq * d, gq, stream));
-  MK_CHECK(zero(op, t, device, dtype, batch * kv_heads * nk * d, gk, stream));
-  MK_CHECK(zero(op, t, device, dtype, batch * kv_heads * nk * dv, gv, stream));
-  MK_CHECK(zero(op, t, device, dtype, batch * heads * nq * dv, g_dout, stream));
-  MK_CHECK(zero(op, t, device, dtype, batch * heads * nq * nk, g_bias_full, stream));
-  if (batch * heads * nq * nk == 0) return MK_OK;
-  p.out = out;
-  p.lse = lse;
-  p.dout = dout;
-  p.gq = g_dq;
-  p.gk = g_dk;
-  p.gv = g_dv;
-  p.gbias = g_dbias_full;
-  p.out0 = gq;
-  p.out1 = gk;
-  p.out2 = gv;
-  p.out3 = g_dout;
-  p.out4 = g_bias_full;
+  MK_CHECK(prepare(op, false, t, device, dtype, block, workspace, workspace_bytes, &p));
+  const Sizes n(p);
+  MK_CHECK(check_saved(op, p));
+  MK_CHECK(check_ptr(op, "dout", p.dout, n.out));
+  MK_CHECK(zero(op, t, device, dtype, n.q, p.cot_q, stream));
+  MK_CHECK(zero(op, t, device, dtype, n.k, p.cot_k, stream));
+  MK_CHECK(zero(op, t, device, dtype, n.v, p.cot_v, stream));
+  MK_CHECK(zero(op, t, device, dtype, n.out, p.cot_dout, stream));
+  MK_CHECK(zero(op, t, device, dtype, n.bias_full, p.cot_bias_full, stream));
+  if (n.bias_full == 0) return MK_OK;
   return kernel_status(op, device, t->attention_backward_backward(p, stream));
 }
 
-int mk_attention_softmax_jvp(int device, int dtype, int64_t batch, int64_t heads, int64_t kv_heads, int64_t nq,
-                             int64_t nk, int64_t d, int64_t dv, const void* q, const void* k, const void* v,
-                             const void* bias, int64_t bias_bs, int64_t bias_hs, const int64_t* key_lengths,
-                             double scale, int flags, const void* out, const void* lse, const void* tq,
-                             const void* tk, const void* tv, const void* tbias_full, void* tout, void* tlse,
-                             void* workspace, int64_t workspace_bytes, void* stream) {
+int mk_attention_softmax_jvp(int device, int dtype, const mk_attention_params* block, void* workspace,
+                             int64_t workspace_bytes, void* stream) {
   const char* op = "mk_attention_softmax_jvp";
   const KernelTable* t = kernels_for(op, device);
   if (!t) return MK_ERR_NO_DEVICE;
   AttentionParams p;
-  MK_CHECK(prepare(op, false, t, device, dtype, batch, heads, kv_heads, nq, nk, d, dv, q, k, v, bias, bias_bs, bias_hs,
-                   key_lengths, scale, flags, workspace, workspace_bytes, &p));
-  MK_CHECK(check_ptr(op, "out", out, batch * heads * nq * dv));
-  MK_CHECK(check_ptr(op, "lse", lse, batch * heads * nq));
-  MK_CHECK(check_ptr(op, "tout", tout, batch * heads * nq * dv));
-  MK_CHECK(zero(op, t, device, dtype, batch * heads * nq * dv, tout, stream));
-  MK_CHECK(zero(op, t, device, dtype, batch * heads * nq, tlse, stream));
-  if (batch * heads * nq * nk == 0) return MK_OK;
-  p.out = out;
-  p.lse = lse;
-  p.gq = tq;
-  p.gk = tk;
-  p.gv = tv;
-  p.gbias = tbias_full;
-  p.out0 = tout;
-  p.out1 = tlse;
+  MK_CHECK(prepare(op, false, t, device, dtype, block, workspace, workspace_bytes, &p));
+  const Sizes n(p);
+  MK_CHECK(check_saved(op, p));
+  MK_CHECK(check_ptr(op, "tan_out", p.tan_out, n.out));
+  MK_CHECK(zero(op, t, device, dtype, n.out, p.tan_out, stream));
+  MK_CHECK(zero(op, t, device, dtype, n.lse, p.tan_lse, stream));
+  if (n.bias_full == 0) return MK_OK;
   return kernel_status(op, device, t->attention_jvp(p, stream));
 }
 

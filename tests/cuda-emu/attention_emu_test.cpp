@@ -162,9 +162,9 @@ void run_case(const Case& c, uint64_t seed) {
   // ---- forward
   Buf<T> out_c(rows * Dv), lse_c(rows), out_g(rows * Dv), lse_g(rows);
   {
-    AttentionParams a = p; a.workspace = ws_cpu.data(); a.out0 = out_c.data(); a.out1 = lse_c.data();
+    AttentionParams a = p; a.workspace = ws_cpu.data(); a.out = out_c.data(); a.lse = lse_c.data();
     mk::cpu::attention_forward(a, nullptr);
-    AttentionParams e = p; e.workspace = nullptr; e.out0 = out_g.data(); e.out1 = lse_g.data();
+    AttentionParams e = p; e.workspace = nullptr; e.out = out_g.data(); e.lse = lse_g.data();
     if (int st = mk::cuda::attention_forward(e, nullptr)) { printf("FAIL %s forward status %d\n", name, st); ++g_failures; }
     compare("fwd.out", cs, out_g, out_c, tol);
     compare("fwd.lse", cs, lse_g, lse_c, tol);
@@ -172,15 +172,15 @@ void run_case(const Case& c, uint64_t seed) {
   // ---- backward (saved out/lse from the CPU for both)
   Buf<T> dout(rows * Dv);
   dout.randn(g);
-  p.out = out_c.cdata(); p.lse = lse_c.cdata(); p.dout = dout.cdata();
+  p.out = out_c.data(); p.lse = lse_c.data(); p.dout = dout.cdata();
   const bool want[5] = {bool(c.mask & 1), bool(c.mask & 2), bool(c.mask & 4), bool(c.mask & 8) && has_bias, bool(c.mask & 16) && has_bias};
   {
     Buf<T> dq_c(rows * D), dk_c(B * Hkv * Nk * D), dv_c(B * Hkv * Nk * Dv), ds_c(rows * Nk, want[3]);
     Buf<T> dq_g(rows * D, want[0]), dk_g(B * Hkv * Nk * D, want[1]), dv_g(B * Hkv * Nk * Dv, want[2]), ds_g(rows * Nk, want[3]);
     for (auto* b : {&dq_c, &dk_c, &dv_c, &ds_c, &dq_g, &dk_g, &dv_g, &ds_g}) b->fill(T(0));  // native/ zero-fills
-    AttentionParams a = p; a.workspace = ws_cpu.data(); a.out0 = dq_c.data(); a.out1 = dk_c.data(); a.out2 = dv_c.data(); a.out3 = ds_c.data();
+    AttentionParams a = p; a.workspace = ws_cpu.data(); a.grad_q = dq_c.data(); a.grad_k = dk_c.data(); a.grad_v = dv_c.data(); a.grad_bias_full = ds_c.data();
     mk::cpu::attention_backward(a, nullptr);
-    AttentionParams e = p; e.workspace = ws_gpu.data(); e.out0 = dq_g.data(); e.out1 = dk_g.data(); e.out2 = dv_g.data(); e.out3 = ds_g.data();
+    AttentionParams e = p; e.workspace = ws_gpu.data(); e.grad_q = dq_g.data(); e.grad_k = dk_g.data(); e.grad_v = dv_g.data(); e.grad_bias_full = ds_g.data();
     if (int st = mk::cuda::attention_backward(e, nullptr)) { printf("FAIL %s backward status %d\n", name, st); ++g_failures; }
     compare("bwd.dq", cs, dq_g, dq_c, tol);
     compare("bwd.dk", cs, dk_g, dk_c, tol);
@@ -192,14 +192,14 @@ void run_case(const Case& c, uint64_t seed) {
     Buf<T> cq(rows * D, bool(c.mask & 32)), ck(B * Hkv * Nk * D, bool(c.mask & 64)), cv(B * Hkv * Nk * Dv, bool(c.mask & 128)),
         cb(rows * Nk, bool(c.mask & 256) && has_bias);
     for (auto* b : {&cq, &ck, &cv, &cb}) if (b->present) b->randn(g);
-    AttentionParams pp = p; pp.gq = cq.cdata(); pp.gk = ck.cdata(); pp.gv = cv.cdata(); pp.gbias = cb.cdata();
+    AttentionParams pp = p; pp.cot_grad_q = cq.cdata(); pp.cot_grad_k = ck.cdata(); pp.cot_grad_v = cv.cdata(); pp.cot_grad_bias_full = cb.cdata();
     Buf<T> o0c(rows * D), o1c(B * Hkv * Nk * D), o2c(B * Hkv * Nk * Dv), o3c(rows * Dv), o4c(rows * Nk, want[4]);
     Buf<T> o0g(rows * D, want[0]), o1g(B * Hkv * Nk * D, want[1]), o2g(B * Hkv * Nk * Dv, want[2]), o3g(rows * Dv, bool(c.mask & 8)),
         o4g(rows * Nk, want[4]);
     for (auto* b : {&o0c, &o1c, &o2c, &o3c, &o4c, &o0g, &o1g, &o2g, &o3g, &o4g}) b->fill(T(0));
-    AttentionParams a = pp; a.workspace = ws_cpu.data(); a.out0 = o0c.data(); a.out1 = o1c.data(); a.out2 = o2c.data(); a.out3 = o3c.data(); a.out4 = o4c.data();
+    AttentionParams a = pp; a.workspace = ws_cpu.data(); a.cot_q = o0c.data(); a.cot_k = o1c.data(); a.cot_v = o2c.data(); a.cot_dout = o3c.data(); a.cot_bias_full = o4c.data();
     mk::cpu::attention_backward_backward(a, nullptr);
-    AttentionParams e = pp; e.workspace = ws_gpu.data(); e.out0 = o0g.data(); e.out1 = o1g.data(); e.out2 = o2g.data(); e.out3 = o3g.data(); e.out4 = o4g.data();
+    AttentionParams e = pp; e.workspace = ws_gpu.data(); e.cot_q = o0g.data(); e.cot_k = o1g.data(); e.cot_v = o2g.data(); e.cot_dout = o3g.data(); e.cot_bias_full = o4g.data();
     if (int st = mk::cuda::attention_backward_backward(e, nullptr)) { printf("FAIL %s bb status %d\n", name, st); ++g_failures; }
     compare("bb.gq", cs, o0g, o0c, tol);
     compare("bb.gk", cs, o1g, o1c, tol);
@@ -213,12 +213,12 @@ void run_case(const Case& c, uint64_t seed) {
     Buf<T> tq(rows * D, bool(c.mask & 32)), tk(B * Hkv * Nk * D, bool(c.mask & 64)), tv(B * Hkv * Nk * Dv, bool(c.mask & 128)),
         tb(rows * Nk, bool(c.mask & 256) && has_bias);
     for (auto* b : {&tq, &tk, &tv, &tb}) if (b->present) b->randn(g);
-    AttentionParams pp = p; pp.dout = nullptr; pp.gq = tq.cdata(); pp.gk = tk.cdata(); pp.gv = tv.cdata(); pp.gbias = tb.cdata();
+    AttentionParams pp = p; pp.dout = nullptr; pp.tan_q = tq.cdata(); pp.tan_k = tk.cdata(); pp.tan_v = tv.cdata(); pp.tan_bias_full = tb.cdata();
     Buf<T> to_c(rows * Dv), tl_c(rows), to_g(rows * Dv), tl_g(rows, bool(c.mask & 512) == false);
     for (auto* b : {&to_c, &tl_c, &to_g, &tl_g}) b->fill(T(0));
-    AttentionParams a = pp; a.workspace = ws_cpu.data(); a.out0 = to_c.data(); a.out1 = tl_c.data();
+    AttentionParams a = pp; a.workspace = ws_cpu.data(); a.tan_out = to_c.data(); a.tan_lse = tl_c.data();
     mk::cpu::attention_jvp(a, nullptr);
-    AttentionParams e = pp; e.workspace = ws_gpu.data(); e.out0 = to_g.data(); e.out1 = tl_g.data();
+    AttentionParams e = pp; e.workspace = ws_gpu.data(); e.tan_out = to_g.data(); e.tan_lse = tl_g.data();
     if (int st = mk::cuda::attention_jvp(e, nullptr)) { printf("FAIL %s jvp status %d\n", name, st); ++g_failures; }
     compare("jvp.out", cs, to_g, to_c, tol);
     compare("jvp.lse", cs, tl_g, tl_c, tol);
@@ -411,7 +411,7 @@ void run_tc_case(const Case& c, uint64_t seed) {
   std::vector<float> lse(size_t(B * Hh * Nq), NAN);
   std::vector<float> ws(size_t(mk::cuda::attention_workspace(p, 1) / 4 + 1), NAN);
   AttentionParams f = p;
-  f.out0 = out.data(); f.out1 = lse.data();
+  f.out = out.data(); f.lse = lse.data();
   const int st = mk::cuda::attention_forward(f, nullptr);
   // a device without the shared memory of a pass must say "unsupported", not fail
   const int64_t w = std::max<int64_t>(D, Dv);
@@ -434,7 +434,7 @@ void run_tc_case(const Case& c, uint64_t seed) {
   if (st) { printf("FAIL %s forward status %d\n", name, st); ++g_failures; return; }
   AttentionParams bw = p;
   bw.out = out.data(); bw.lse = lse.data(); bw.dout = doutb.data(); bw.workspace = ws.data();
-  bw.out0 = dq.data(); bw.out1 = dk.data(); bw.out2 = dv.data(); bw.out3 = has_bias ? ds.data() : nullptr;
+  bw.grad_q = dq.data(); bw.grad_k = dk.data(); bw.grad_v = dv.data(); bw.grad_bias_full = has_bias ? ds.data() : nullptr;
   const int sb = mk::cuda::attention_backward(bw, nullptr);
   const bool bwd_ok = tf32 || need_bwd <= optin;
   if (!bwd_ok) {

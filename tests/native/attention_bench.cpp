@@ -62,8 +62,8 @@ int main(int argc, char** argv) {
   std::vector<char> ws(size_t(mk::cpu::attention_workspace(p, omp_get_max_threads())) + 64);
   p.workspace = ws.data();
   mk::AttentionParams f = p;
-  f.out0 = out.data();
-  f.out1 = lse.data();
+  f.out = out.data();
+  f.lse = lse.data();
   mk::cpu::attention_forward(f, nullptr);  // also the backward's out and lse
   double best = 1e30;
   for (int r = 0; r < reps; ++r) {
@@ -75,9 +75,9 @@ int main(int argc, char** argv) {
       b.out = out.data();
       b.lse = lse.data();
       b.dout = dout.data();
-      b.out0 = dq.data();
-      b.out1 = dk.data();
-      b.out2 = dv.data();
+      b.grad_q = dq.data();
+      b.grad_k = dk.data();
+      b.grad_v = dv.data();
       mk::cpu::attention_backward(b, nullptr);
     }
     best = std::min(best, now() - t0);

@@ -1,4 +1,5 @@
-// Arguments of the softmax-attention kernels (CPU and CUDA share them).
+// Arguments of the softmax-attention kernels (CPU and CUDA share them): the parameter block of
+// the C ABI (mk_attention_params) plus what native/ derives. Shapes and math:
 //
 //   q: [B, H, Nq, D]   k: [B, Hkv, Nk, D]   v: [B, Hkv, Nk, Dv]   (contiguous; Hkv divides H)
 //   S = scale * q k^T + bias, masked;  P = softmax_rows(S);  out = P v;  lse = logsumexp_rows(S)
@@ -11,6 +12,7 @@
 #pragma once
 #include <cstdint>
 
+#include "metakernels.h"
 #include "mk/isa_ns.h"
 #include "mk/scalar.h"  // MK_HD
 
@@ -31,46 +33,51 @@ MK_HD int64_t attention_first_row(int64_t j, int64_t off, bool causal) {
 }
 MK_ISA_END
 
-struct AttentionParams {
-  int dtype = 0;
-  int64_t batch = 0, heads = 0, kv_heads = 0, nq = 0, nk = 0, d = 0, dv = 0;
-  const void* q = nullptr;
-  const void* k = nullptr;
-  const void* v = nullptr;
-  const void* bias = nullptr;
-  int64_t bias_bs = 0, bias_hs = 0;
-  const int64_t* key_lengths = nullptr;
-  double scale = 1.0;
-  int causal = 0;
-  // F32 forward and backward on CUDA may run on TF32 tensor cores (opt-in; ignored elsewhere)
-  int allow_tf32 = 0;
-  // saved by the forward, read by later passes
-  const void* out = nullptr;  // [B, H, Nq, Dv]
-  const void* lse = nullptr;  // [B, H, Nq]
-  const void* dout = nullptr; // [B, H, Nq, Dv]
-  // second inputs: cotangents of (dq, dk, dv, dbias) for the double backward, or tangents of
-  // (q, k, v, bias) for the JVP; null means zero. g_bias is a full [B, H, Nq, Nk].
-  const void* gq = nullptr;
-  const void* gk = nullptr;
-  const void* gv = nullptr;
-  const void* gbias = nullptr;
-  // outputs (null where not wanted):
-  //   forward:          out0 = out, out1 = lse
-  //   backward:         out0 = dq, out1 = dk, out2 = dv, out3 = dS (full [B, H, Nq, Nk])
-  //   backward_backward out0 = gq', out1 = gk', out2 = gv', out3 = g_dout, out4 = g_bias (full)
-  //   jvp:              out0 = tangent of out, out1 = tangent of lse
-  void* out0 = nullptr;
-  void* out1 = nullptr;
-  void* out2 = nullptr;
-  void* out3 = nullptr;
-  void* out4 = nullptr;
-  void* workspace = nullptr;  // attention_workspace() bytes
-  // set by the CPU kernels inside their workspace (callers leave them null): k, v, gk, gv
-  // transposed into [B*Hkv][key tile][cols][tile] blocks
-  const void* packed_k = nullptr;
-  const void* packed_v = nullptr;
-  const void* packed_gk = nullptr;
-  const void* packed_gv = nullptr;
+// The second inputs of a pass: the tensors paired with (q, k, v, bias) that backward_backward
+// (the cotangents of the backward's outputs) and the JVP (the tangents) read beside the first; the
+// kernels of both passes share their tile loops, so they see them under one name.
+struct AttentionSecondInputs {
+  const void* q = nullptr;          // [B, H, Nq, D]
+  const void* k = nullptr;          // [B, Hkv, Nk, D]
+  const void* v = nullptr;          // [B, Hkv, Nk, Dv]
+  const void* bias_full = nullptr;  // [B, H, Nq, Nk]
 };
+
+// What the kernels receive: the C ABI's parameter block (named inputs and outputs of every pass,
+// see native/include/metakernels.h) and what native/ derives from the call. Kernel-private scratch
+// (e.g. the CPU's packed key tiles) lives in each kernel's own structs, inside the workspace.
+struct AttentionParams : mk_attention_params {
+  int dtype = 0;
+  int causal = 0;      // flags & MK_ATTENTION_CAUSAL
+  int allow_tf32 = 0;  // flags & MK_ATTENTION_TF32: F32 on TF32 tensor cores (CUDA; ignored elsewhere)
+  void* workspace = nullptr;  // attention_workspace() bytes
+  AttentionSecondInputs second;  // set by the backward_backward and jvp kernels from the block
+
+  AttentionParams() : mk_attention_params{} {}
+  AttentionParams(const mk_attention_params& block, int dtype_, void* workspace_)
+      : mk_attention_params(block),
+        dtype(dtype_),
+        causal((block.flags & MK_ATTENTION_CAUSAL) ? 1 : 0),
+        allow_tf32((block.flags & MK_ATTENTION_TF32) ? 1 : 0),
+        workspace(workspace_) {}
+};
+
+// The second inputs of backward_backward and of the JVP, from the named fields of the block.
+inline AttentionSecondInputs attention_cotangents(const mk_attention_params& p) {
+  AttentionSecondInputs s;
+  s.q = p.cot_grad_q;
+  s.k = p.cot_grad_k;
+  s.v = p.cot_grad_v;
+  s.bias_full = p.cot_grad_bias_full;
+  return s;
+}
+inline AttentionSecondInputs attention_tangents(const mk_attention_params& p) {
+  AttentionSecondInputs s;
+  s.q = p.tan_q;
+  s.k = p.tan_k;
+  s.v = p.tan_v;
+  s.bias_full = p.tan_bias_full;
+  return s;
+}
 
 }  // namespace mk

@@ -332,24 +332,28 @@ class AttentionHalfTest {
   void nativeDoubleBackwardAndJvpRefuse16BitTypes(DType t) {
     Native.ensureLoaded();
     int cpu = Device.CPU.code;
-    long ws = MkNative.mk_attention_softmax_workspace(cpu, t.code, 1, 1, 1, 4, 4, 8, 8);
+    MkNative.mk_attention_params p = new MkNative.mk_attention_params().batch(1).heads(1).kv_heads(1).nq(4).nk(4).d(8)
+        .dv(8).scale(1.0);
+    long ws = MkNative.mk_attention_softmax_workspace(cpu, t.code, p);
     // F32 copies of q, k, v, out, dout, dq, dk, dv at least
     assertTrue(ws >= 4L * 8 * 32, "workspace " + ws);
-    int st = MkNative.mk_attention_softmax_backward_backward(cpu, t.code, 1, 1, 1, 4, 4, 8, 8, 0, 0, 0, 0, 0, 0, 0,
-        1.0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    int st = MkNative.mk_attention_softmax_backward_backward(cpu, t.code, p, 0, 0, 0);
     assertEquals(Codes.ERR_UNSUPPORTED, st);
     String msg = Native.lastError();
     assertTrue(msg.contains("mk_attention_softmax_backward_backward") && msg.contains(t.name())
         && msg.contains("F32/F64"), msg);
-    st = MkNative.mk_attention_softmax_jvp(cpu, t.code, 1, 1, 1, 4, 4, 8, 8, 0, 0, 0, 0, 0, 0, 0, 1.0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0);
+    st = MkNative.mk_attention_softmax_jvp(cpu, t.code, p, 0, 0, 0);
     assertEquals(Codes.ERR_UNSUPPORTED, st);
     msg = Native.lastError();
     assertTrue(msg.contains("mk_attention_softmax_jvp") && msg.contains("F32/F64"), msg);
     // I64 is still refused by the forward
-    st = MkNative.mk_attention_softmax_forward(cpu, DType.I64.code, 1, 1, 1, 4, 4, 8, 8, 0, 0, 0, 0, 0, 0, 0, 1.0, 0,
-        0, 0, 0, 0, 0);
+    st = MkNative.mk_attention_softmax_forward(cpu, DType.I64.code, p, 0, 0, 0);
     assertEquals(Codes.ERR_UNSUPPORTED, st);
+    // a null parameter block is refused, not read
+    st = MkNative.mk_attention_softmax_forward(cpu, DType.F32.code, null, 0, 0, 0);
+    assertEquals(Codes.ERR_INVALID_ARGUMENT, st);
+    assertTrue(Native.lastError().contains("parameter block is null"), Native.lastError());
+    p.close();
   }
 
   @ParameterizedTest

@@ -360,16 +360,18 @@ class AttentionTest {
       Tensor q = Tensor.randn(new long[] {b, h, n, d}, DType.F32, Device.CPU, 5);
       Tensor k = Tensor.randn(new long[] {b, h, n, d}, DType.F32, Device.CPU, 6);
       Tensor v = Tensor.randn(new long[] {b, h, n, d}, DType.F32, Device.CPU, 7);
-      long wsBytes = MkNative.mk_attention_softmax_workspace(Device.CPU.code, DType.F32.code, b, h, h, n, n, d, d);
+      MkNative.mk_attention_params p = new MkNative.mk_attention_params().batch(b).heads(h).kv_heads(h).nq(n).nk(n)
+          .d(d).dv(d).q(q.address("test")).k(k.address("test")).v(v.address("test")).scale(1.0 / Math.sqrt(d));
+      long wsBytes = MkNative.mk_attention_softmax_workspace(Device.CPU.code, DType.F32.code, p);
       Tensor ws = Tensor.zeros(new long[] {(wsBytes + 7) / 8}, DType.F64, Device.CPU);
       float[][] outs = new float[3][];
       int[] flags = {1, 1 | 2, 1 | 4};
       for (int i = 0; i < 3; i++) {
         Tensor out = Tensor.zeros(new long[] {b, h, n, d}, DType.F32, Device.CPU);
         Tensor lse = Tensor.zeros(new long[] {b, h, n}, DType.F32, Device.CPU);
-        int st = MkNative.mk_attention_softmax_forward(Device.CPU.code, DType.F32.code, b, h, h, n, n, d, d,
-            q.address("test"), k.address("test"), v.address("test"), 0, 0, 0, 0, 1.0 / Math.sqrt(d), flags[i],
-            out.address("test"), lse.address("test"), ws.address("test"), wsBytes, 0);
+        p.flags(flags[i]).out(out.address("test")).lse(lse.address("test"));
+        int st = MkNative.mk_attention_softmax_forward(Device.CPU.code, DType.F32.code, p, ws.address("test"), wsBytes,
+            0);
         if (i < 2) {
           assertEquals(0, st, org.metakernels.runtime.Native.lastError());
         } else {
@@ -381,6 +383,7 @@ class AttentionTest {
       }
       assertArrayEquals(outs[0], outs[1]);
       assertArrayEquals(new float[outs[2].length], outs[2]);  // untouched
+      p.close();
     }
   }
 }

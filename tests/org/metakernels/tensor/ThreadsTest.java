@@ -67,7 +67,10 @@ class ThreadsTest {
   // The CPU attention workspace holds one scratch block per OpenMP thread of the calling thread,
   // so its size shows the thread count a native call on that thread really runs with.
   static long attentionWorkspace() {
-    return MkNative.mk_attention_softmax_workspace(Device.CPU.code, DType.F32.code, 1, 1, 1, 16, 16, 8, 8);
+    try (MkNative.mk_attention_params p = new MkNative.mk_attention_params().batch(1).heads(1).kv_heads(1).nq(16)
+        .nk(16).d(8).dv(8)) {
+      return MkNative.mk_attention_softmax_workspace(Device.CPU.code, DType.F32.code, p);
+    }
   }
 
   @Test

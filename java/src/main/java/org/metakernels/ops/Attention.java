@@ -114,9 +114,11 @@ public final class Attention {
     Tensor out = Tensor.empty(new long[] {g.b, g.h, g.nq, g.dv}, q.dtype(), q.device());
     Tensor lse = Tensor.empty(new long[] {g.b, g.h, g.nq}, lseType(q.dtype()), q.device());
     Tensor ws = g.workspace();
-    Native.check(MkNative.mk_attention_softmax_forward(g.device, g.dtype, g.b, g.h, g.hkv, g.nq, g.nk, g.d, g.dv,
-        g.q.address(g.op), g.k.address(g.op), g.v.address(g.op), g.biasAddr(), g.biasBs, g.biasHs, g.lengthsAddr(),
-        g.scale, g.flags, out.address(g.op), lse.address(g.op), ws.address(g.op), g.wsBytes, 0L), g.context());
+    try (MkNative.mk_attention_params p = g.block(g.op)) {
+      p.out(out.address(g.op)).lse(lse.address(g.op));
+      Native.check(MkNative.mk_attention_softmax_forward(g.device, g.dtype, p, ws.address(g.op), g.wsBytes, 0L),
+          g.context());
+    }
     Tensor bias = o.bias();
     Autograd.record("attention", out, new Tensor[] {q, k, v, bias},
         gr -> backward(g, q, k, v, bias, out, lse, gr[0]));
@@ -138,10 +140,12 @@ public final class Attention {
     Tensor ws = g.workspace();
     String op = "attention_backward";
     Tensor doutIn = dout;
-    Native.check(MkNative.mk_attention_softmax_backward(g.device, g.dtype, g.b, g.h, g.hkv, g.nq, g.nk, g.d, g.dv,
-        g.q.address(op), g.k.address(op), g.v.address(op), g.biasAddr(), g.biasBs, g.biasHs, g.lengthsAddr(), g.scale,
-        g.flags, out.address(op), lse.address(op), dO.address(op), dq.address(op), dk.address(op),
-        dv.address(op), dbFull == null ? 0L : dbFull.address(op), ws.address(op), g.wsBytes, 0L), g.context());
+    try (MkNative.mk_attention_params p = g.block(op)) {
+      p.out(out.address(op)).lse(lse.address(op)).dout(dO.address(op));
+      p.grad_q(dq.address(op)).grad_k(dk.address(op)).grad_v(dv.address(op)).grad_bias_full(addr(dbFull, op));
+      Native.check(MkNative.mk_attention_softmax_backward(g.device, g.dtype, p, ws.address(op), g.wsBytes, 0L),
+          g.context());
+    }
     Tensor[] outs = dbFull == null ? new Tensor[] {dq, dk, dv} : new Tensor[] {dq, dk, dv, dbFull};
     Autograd.record(op, outs, new Tensor[] {q, k, v, bias, doutIn},
         gr -> backwardBackward(g, q, k, v, bias, out, lse, dO, gr));
@@ -190,11 +194,15 @@ public final class Attention {
     Tensor gdout = Tensor.empty(dO.shape(), dO.dtype(), g.dev);
     Tensor gbFull = biasGrad ? Tensor.empty(new long[] {g.b, g.h, g.nq, g.nk}, g.q.dtype(), g.dev) : null;
     Tensor ws = g.workspace();
-    Native.check(MkNative.mk_attention_softmax_backward_backward(g.device, g.dtype, g.b, g.h, g.hkv, g.nq, g.nk, g.d,
-        g.dv, g.q.address(op), g.k.address(op), g.v.address(op), g.biasAddr(), g.biasBs, g.biasHs, g.lengthsAddr(),
-        g.scale, g.flags, out.address(op), lse.address(op), dO.address(op), addr(gdq, op), addr(gdk, op),
-        addr(gdv, op), addr(gdb, op), gq.address(op), gk.address(op), gv.address(op), gdout.address(op),
-        gbFull == null ? 0L : gbFull.address(op), ws.address(op), g.wsBytes, 0L), g.context());
+    try (MkNative.mk_attention_params p = g.block(op)) {
+      p.out(out.address(op)).lse(lse.address(op)).dout(dO.address(op));
+      p.cot_grad_q(addr(gdq, op)).cot_grad_k(addr(gdk, op)).cot_grad_v(addr(gdv, op))
+          .cot_grad_bias_full(addr(gdb, op));
+      p.cot_q(gq.address(op)).cot_k(gk.address(op)).cot_v(gv.address(op)).cot_dout(gdout.address(op))
+          .cot_bias_full(addr(gbFull, op));
+      Native.check(MkNative.mk_attention_softmax_backward_backward(g.device, g.dtype, p, ws.address(op), g.wsBytes,
+          0L), g.context());
+    }
     return new Tensor[] {gq, gk, gv, gdout, gbFull};
   }
 
@@ -243,10 +251,13 @@ public final class Attention {
     Tensor tlse = Tensor.empty(lse.shape(), g.q.dtype(), g.dev);
     Tensor ws = g.workspace();
     String op = g.op;
-    Native.check(MkNative.mk_attention_softmax_jvp(g.device, g.dtype, g.b, g.h, g.hkv, g.nq, g.nk, g.d, g.dv,
-        g.q.address(op), g.k.address(op), g.v.address(op), g.biasAddr(), g.biasBs, g.biasHs, g.lengthsAddr(), g.scale,
-        g.flags, out.address(op), lse.address(op), addr(tq, op), addr(tk, op), addr(tv, op), addr(tb, op),
-        tout.address(op), tlse.address(op), ws.address(op), g.wsBytes, 0L), g.context());
+    try (MkNative.mk_attention_params p = g.block(op)) {
+      p.out(out.address(op)).lse(lse.address(op));
+      p.tan_q(addr(tq, op)).tan_k(addr(tk, op)).tan_v(addr(tv, op)).tan_bias_full(addr(tb, op));
+      p.tan_out(tout.address(op)).tan_lse(tlse.address(op));
+      Native.check(MkNative.mk_attention_softmax_jvp(g.device, g.dtype, p, ws.address(op), g.wsBytes, 0L),
+          g.context());
+    }
     return new Output(tout, tlse);
   }
 
@@ -334,7 +345,10 @@ public final class Attention {
       } else {
         lengths = null;
       }
-      long ws = MkNative.mk_attention_softmax_workspace(device, dtype, b, h, hkv, nq, nk, d, dv);
+      long ws;
+      try (MkNative.mk_attention_params p = sizes(new MkNative.mk_attention_params())) {
+        ws = MkNative.mk_attention_softmax_workspace(device, dtype, p);
+      }
       if (ws < 0) Native.check(Codes.ERR_NO_DEVICE, op);
       wsBytes = ws;
     }
@@ -365,6 +379,20 @@ public final class Attention {
       if (!oneDevice)
         throw new MetakernelsException(op + ": device mismatch " + Checks.shapes(q, k, v)
             + (bias == null ? "" : ", bias " + bias.describe()));
+    }
+
+    private MkNative.mk_attention_params sizes(MkNative.mk_attention_params p) {
+      return p.batch(b).heads(h).kv_heads(hkv).nq(nq).nk(nk).d(d).dv(dv).flags(flags);
+    }
+
+    /**
+     * The C parameter block of this call with the inputs every pass shares (sizes, q, k, v, bias,
+     * key lengths, scale, flags); the caller adds its pass's named fields and closes it.
+     */
+    MkNative.mk_attention_params block(String op) {
+      MkNative.mk_attention_params p = sizes(new MkNative.mk_attention_params());
+      return p.q(q.address(op)).k(k.address(op)).v(v.address(op)).bias(biasAddr()).bias_bs(biasBs).bias_hs(biasHs)
+          .key_lengths(lengthsAddr()).scale(scale);
     }
 
     Tensor workspace() {

@@ -1,8 +1,13 @@
 package org.metakernels.runtime;
 
 import org.bytedeco.javacpp.BytePointer;
+import org.bytedeco.javacpp.Pointer;
 import org.bytedeco.javacpp.Loader;
 import org.bytedeco.javacpp.annotation.Cast;
+import org.bytedeco.javacpp.annotation.Const;
+import org.bytedeco.javacpp.annotation.MemberGetter;
+import org.bytedeco.javacpp.annotation.MemberSetter;
+import org.bytedeco.javacpp.annotation.Name;
 import org.bytedeco.javacpp.annotation.Platform;
 
 /**
@@ -141,47 +146,193 @@ public final class MkNative {
       @Cast("void*") long stream);
 
   // ---- softmax attention
+  /**
+   * The parameter block of the softmax-attention passes ({@code mk_attention_params} of
+   * metakernels.h): the inputs every pass shares, then the named inputs and outputs of each pass
+   * (0 = absent). Native memory, zeroed when made: close it after the call. Each setter returns the
+   * block, so a call reads {@code new mk_attention_params().batch(b).heads(h)...}.
+   */
+  @Name("mk_attention_params")
+  public static final class mk_attention_params extends Pointer {
+    static {
+      Loader.load();
+    }
+
+    /** A zeroed block. */
+    public mk_attention_params() {
+      super((Pointer) null);
+      allocate();
+      Pointer.memset(this, 0, Loader.sizeof(mk_attention_params.class));
+    }
+
+    private native void allocate();
+
+    @MemberGetter public native @Cast("int64_t") long batch();
+
+    @MemberSetter public native mk_attention_params batch(@Cast("int64_t") long batch);
+
+    @MemberGetter public native @Cast("int64_t") long heads();
+
+    @MemberSetter public native mk_attention_params heads(@Cast("int64_t") long heads);
+
+    @MemberGetter public native @Cast("int64_t") long kv_heads();
+
+    @MemberSetter public native mk_attention_params kv_heads(@Cast("int64_t") long kv_heads);
+
+    @MemberGetter public native @Cast("int64_t") long nq();
+
+    @MemberSetter public native mk_attention_params nq(@Cast("int64_t") long nq);
+
+    @MemberGetter public native @Cast("int64_t") long nk();
+
+    @MemberSetter public native mk_attention_params nk(@Cast("int64_t") long nk);
+
+    @MemberGetter public native @Cast("int64_t") long d();
+
+    @MemberSetter public native mk_attention_params d(@Cast("int64_t") long d);
+
+    @MemberGetter public native @Cast("int64_t") long dv();
+
+    @MemberSetter public native mk_attention_params dv(@Cast("int64_t") long dv);
+
+    @MemberGetter public native @Cast("intptr_t") long q();
+
+    @MemberSetter public native mk_attention_params q(@Cast("const void*") long q);
+
+    @MemberGetter public native @Cast("intptr_t") long k();
+
+    @MemberSetter public native mk_attention_params k(@Cast("const void*") long k);
+
+    @MemberGetter public native @Cast("intptr_t") long v();
+
+    @MemberSetter public native mk_attention_params v(@Cast("const void*") long v);
+
+    @MemberGetter public native @Cast("intptr_t") long bias();
+
+    @MemberSetter public native mk_attention_params bias(@Cast("const void*") long bias);
+
+    @MemberGetter public native @Cast("int64_t") long bias_bs();
+
+    @MemberSetter public native mk_attention_params bias_bs(@Cast("int64_t") long bias_bs);
+
+    @MemberGetter public native @Cast("int64_t") long bias_hs();
+
+    @MemberSetter public native mk_attention_params bias_hs(@Cast("int64_t") long bias_hs);
+
+    @MemberGetter public native @Cast("intptr_t") long key_lengths();
+
+    @MemberSetter public native mk_attention_params key_lengths(@Cast("const int64_t*") long key_lengths);
+
+    @MemberGetter public native double scale();
+
+    @MemberSetter public native mk_attention_params scale(double scale);
+
+    @MemberGetter public native int flags();
+
+    @MemberSetter public native mk_attention_params flags(int flags);
+
+    @MemberGetter public native @Cast("intptr_t") long out();
+
+    @MemberSetter public native mk_attention_params out(@Cast("void*") long out);
+
+    @MemberGetter public native @Cast("intptr_t") long lse();
+
+    @MemberSetter public native mk_attention_params lse(@Cast("void*") long lse);
+
+    @MemberGetter public native @Cast("intptr_t") long dout();
+
+    @MemberSetter public native mk_attention_params dout(@Cast("const void*") long dout);
+
+    @MemberGetter public native @Cast("intptr_t") long grad_q();
+
+    @MemberSetter public native mk_attention_params grad_q(@Cast("void*") long grad_q);
+
+    @MemberGetter public native @Cast("intptr_t") long grad_k();
+
+    @MemberSetter public native mk_attention_params grad_k(@Cast("void*") long grad_k);
+
+    @MemberGetter public native @Cast("intptr_t") long grad_v();
+
+    @MemberSetter public native mk_attention_params grad_v(@Cast("void*") long grad_v);
+
+    @MemberGetter public native @Cast("intptr_t") long grad_bias_full();
+
+    @MemberSetter public native mk_attention_params grad_bias_full(@Cast("void*") long grad_bias_full);
+
+    @MemberGetter public native @Cast("intptr_t") long cot_grad_q();
+
+    @MemberSetter public native mk_attention_params cot_grad_q(@Cast("const void*") long cot_grad_q);
+
+    @MemberGetter public native @Cast("intptr_t") long cot_grad_k();
+
+    @MemberSetter public native mk_attention_params cot_grad_k(@Cast("const void*") long cot_grad_k);
+
+    @MemberGetter public native @Cast("intptr_t") long cot_grad_v();
+
+    @MemberSetter public native mk_attention_params cot_grad_v(@Cast("const void*") long cot_grad_v);
+
+    @MemberGetter public native @Cast("intptr_t") long cot_grad_bias_full();
+
+    @MemberSetter public native mk_attention_params cot_grad_bias_full(@Cast("const void*") long cot_grad_bias_full);
+
+    @MemberGetter public native @Cast("intptr_t") long cot_q();
+
+    @MemberSetter public native mk_attention_params cot_q(@Cast("void*") long cot_q);
+
+    @MemberGetter public native @Cast("intptr_t") long cot_k();
+
+    @MemberSetter public native mk_attention_params cot_k(@Cast("void*") long cot_k);
+
+    @MemberGetter public native @Cast("intptr_t") long cot_v();
+
+    @MemberSetter public native mk_attention_params cot_v(@Cast("void*") long cot_v);
+
+    @MemberGetter public native @Cast("intptr_t") long cot_dout();
+
+    @MemberSetter public native mk_attention_params cot_dout(@Cast("void*") long cot_dout);
+
+    @MemberGetter public native @Cast("intptr_t") long cot_bias_full();
+
+    @MemberSetter public native mk_attention_params cot_bias_full(@Cast("void*") long cot_bias_full);
+
+    @MemberGetter public native @Cast("intptr_t") long tan_q();
+
+    @MemberSetter public native mk_attention_params tan_q(@Cast("const void*") long tan_q);
+
+    @MemberGetter public native @Cast("intptr_t") long tan_k();
+
+    @MemberSetter public native mk_attention_params tan_k(@Cast("const void*") long tan_k);
+
+    @MemberGetter public native @Cast("intptr_t") long tan_v();
+
+    @MemberSetter public native mk_attention_params tan_v(@Cast("const void*") long tan_v);
+
+    @MemberGetter public native @Cast("intptr_t") long tan_bias_full();
+
+    @MemberSetter public native mk_attention_params tan_bias_full(@Cast("const void*") long tan_bias_full);
+
+    @MemberGetter public native @Cast("intptr_t") long tan_out();
+
+    @MemberSetter public native mk_attention_params tan_out(@Cast("void*") long tan_out);
+
+    @MemberGetter public native @Cast("intptr_t") long tan_lse();
+
+    @MemberSetter public native mk_attention_params tan_lse(@Cast("void*") long tan_lse);
+  }
+
   public static native @Cast("int64_t") long mk_attention_softmax_workspace(int device, int dtype,
-      @Cast("int64_t") long batch, @Cast("int64_t") long heads, @Cast("int64_t") long kvHeads,
-      @Cast("int64_t") long nq, @Cast("int64_t") long nk, @Cast("int64_t") long d, @Cast("int64_t") long dv);
+      @Const mk_attention_params p);
 
-  public static native int mk_attention_softmax_forward(int device, int dtype, @Cast("int64_t") long batch,
-      @Cast("int64_t") long heads, @Cast("int64_t") long kvHeads, @Cast("int64_t") long nq,
-      @Cast("int64_t") long nk, @Cast("int64_t") long d, @Cast("int64_t") long dv, @Cast("const void*") long q,
-      @Cast("const void*") long k, @Cast("const void*") long v, @Cast("const void*") long bias,
-      @Cast("int64_t") long biasBs, @Cast("int64_t") long biasHs, @Cast("const int64_t*") long keyLengths,
-      double scale, int flags, @Cast("void*") long out, @Cast("void*") long lse, @Cast("void*") long workspace,
-      @Cast("int64_t") long workspaceBytes, @Cast("void*") long stream);
+  public static native int mk_attention_softmax_forward(int device, int dtype, @Const mk_attention_params p,
+      @Cast("void*") long workspace, @Cast("int64_t") long workspaceBytes, @Cast("void*") long stream);
 
-  public static native int mk_attention_softmax_backward(int device, int dtype, @Cast("int64_t") long batch,
-      @Cast("int64_t") long heads, @Cast("int64_t") long kvHeads, @Cast("int64_t") long nq,
-      @Cast("int64_t") long nk, @Cast("int64_t") long d, @Cast("int64_t") long dv, @Cast("const void*") long q,
-      @Cast("const void*") long k, @Cast("const void*") long v, @Cast("const void*") long bias,
-      @Cast("int64_t") long biasBs, @Cast("int64_t") long biasHs, @Cast("const int64_t*") long keyLengths,
-      double scale, int flags, @Cast("const void*") long out, @Cast("const void*") long lse,
-      @Cast("const void*") long dout, @Cast("void*") long dq, @Cast("void*") long dk, @Cast("void*") long dvOut,
-      @Cast("void*") long dbiasFull, @Cast("void*") long workspace, @Cast("int64_t") long workspaceBytes,
-      @Cast("void*") long stream);
+  public static native int mk_attention_softmax_backward(int device, int dtype, @Const mk_attention_params p,
+      @Cast("void*") long workspace, @Cast("int64_t") long workspaceBytes, @Cast("void*") long stream);
 
   public static native int mk_attention_softmax_backward_backward(int device, int dtype,
-      @Cast("int64_t") long batch, @Cast("int64_t") long heads, @Cast("int64_t") long kvHeads,
-      @Cast("int64_t") long nq, @Cast("int64_t") long nk, @Cast("int64_t") long d, @Cast("int64_t") long dv,
-      @Cast("const void*") long q, @Cast("const void*") long k, @Cast("const void*") long v,
-      @Cast("const void*") long bias, @Cast("int64_t") long biasBs, @Cast("int64_t") long biasHs,
-      @Cast("const int64_t*") long keyLengths, double scale, int flags, @Cast("const void*") long out,
-      @Cast("const void*") long lse, @Cast("const void*") long dout, @Cast("const void*") long gDq,
-      @Cast("const void*") long gDk, @Cast("const void*") long gDv, @Cast("const void*") long gDbiasFull,
-      @Cast("void*") long gq, @Cast("void*") long gk, @Cast("void*") long gv, @Cast("void*") long gDout,
-      @Cast("void*") long gBiasFull, @Cast("void*") long workspace, @Cast("int64_t") long workspaceBytes,
+      @Const mk_attention_params p, @Cast("void*") long workspace, @Cast("int64_t") long workspaceBytes,
       @Cast("void*") long stream);
 
-  public static native int mk_attention_softmax_jvp(int device, int dtype, @Cast("int64_t") long batch,
-      @Cast("int64_t") long heads, @Cast("int64_t") long kvHeads, @Cast("int64_t") long nq,
-      @Cast("int64_t") long nk, @Cast("int64_t") long d, @Cast("int64_t") long dv, @Cast("const void*") long q,
-      @Cast("const void*") long k, @Cast("const void*") long v, @Cast("const void*") long bias,
-      @Cast("int64_t") long biasBs, @Cast("int64_t") long biasHs, @Cast("const int64_t*") long keyLengths,
-      double scale, int flags, @Cast("const void*") long out, @Cast("const void*") long lse,
-      @Cast("const void*") long tq, @Cast("const void*") long tk, @Cast("const void*") long tv,
-      @Cast("const void*") long tbiasFull, @Cast("void*") long tout, @Cast("void*") long tlse,
+  public static native int mk_attention_softmax_jvp(int device, int dtype, @Const mk_attention_params p,
       @Cast("void*") long workspace, @Cast("int64_t") long workspaceBytes, @Cast("void*") long stream);
 }
