@@ -109,60 +109,33 @@ struct CpuParams : AttentionParams {
   explicit CpuParams(const AttentionParams& p) : AttentionParams(p) {}
 };
 
-// One (batch, query head) pair: base pointers and masking.
+// One (batch, query head) pair: the shared view of mk/attention.h plus the CPU's packed tiles and
+// 16-bit bias.
 template <class T>
-struct Head {
-  const T *q, *k, *v, *bias, *out, *dout, *lse, *gq, *gk, *gv, *gbias;
-  const T *kp = nullptr, *vp = nullptr, *gkp = nullptr, *gvp = nullptr;  // packed tiles (see Packed)
+struct Head : AttentionHead<T> {
+  const T *kp = nullptr, *vp = nullptr, *gkp = nullptr, *gvp = nullptr;  // packed tiles (see CpuParams)
   const uint16_t* bias16 = nullptr;  // a 16-bit bias (16-bit calls; bias is null then)
   int half = 0;                      // BF16 or F16 for a 16-bit call, else 0
-  int64_t nq, nk, d, dv, len, off;
-  bool causal;
   T scale;
-  // exclusive bound of the keys row i sees
-  int64_t key_end(int64_t i) const { return attention_key_end(i, len, off, causal); }
-  // first row that sees key j
-  int64_t first_row(int64_t j) const { return attention_first_row(j, off, causal); }
 };
 
 template <class T>
 Head<T> head(const CpuParams& p, int64_t b, int64_t h) {
-  const int64_t group = p.heads / p.kv_heads, hk = h / group;
-  const int64_t qh = (b * p.heads + h), kh = (b * p.kv_heads + hk);
   Head<T> x;
-  auto at = [](const void* base, int64_t off) { return base ? static_cast<const T*>(base) + off : nullptr; };
-  x.q = at(p.q, qh * p.nq * p.d);
-  x.k = at(p.k, kh * p.nk * p.d);
-  x.v = at(p.v, kh * p.nk * p.dv);
+  static_cast<AttentionHead<T>&>(x) = attention_head<T>(p, b, h);
   if (is_half(p.dtype)) {
     x.bias = nullptr;
     x.bias16 = p.bias ? static_cast<const uint16_t*>(p.bias) + (b * p.bias_bs + h * p.bias_hs) : nullptr;
     x.half = p.dtype;
-  } else {
-    x.bias = at(p.bias, b * p.bias_bs + h * p.bias_hs);
   }
-  x.out = at(p.out, qh * p.nq * p.dv);
-  x.dout = at(p.dout, qh * p.nq * p.dv);
-  x.lse = at(p.lse, qh * p.nq);
-  x.gq = at(p.second.q, qh * p.nq * p.d);
-  x.gk = at(p.second.k, kh * p.nk * p.d);
-  x.gv = at(p.second.v, kh * p.nk * p.dv);
-  x.gbias = at(p.second.bias_full, qh * p.nq * p.nk);
-  x.nq = p.nq;
-  x.nk = p.nk;
-  x.d = p.d;
-  x.dv = p.dv;
   const int64_t nb = (p.nk + BK - 1) / BK;
   auto packed = [&](const void* base, int64_t cols) {
-    return base ? static_cast<const T*>(base) + kh * nb * cols * BK : nullptr;
+    return base ? static_cast<const T*>(base) + x.kh * nb * cols * BK : nullptr;
   };
   x.kp = packed(p.packed_k, p.d);
   x.vp = packed(p.packed_v, p.dv);
   x.gkp = packed(p.packed_gk, p.d);
   x.gvp = packed(p.packed_gv, p.dv);
-  x.len = p.key_lengths ? p.key_lengths[b] : p.nk;
-  x.off = x.len - p.nq;
-  x.causal = p.causal != 0;
   x.scale = T(p.scale);
   return x;
 }

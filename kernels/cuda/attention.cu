@@ -275,48 +275,18 @@ __device__ __forceinline__ T warp_max(T v) {
   return v;
 }
 
+// One (batch, query head) pair: the shared view of mk/attention.h (base pointers, null where the
+// input is absent, and masking) plus the scale in the element type.
 template <class T>
-__device__ __forceinline__ const T* offset_ptr(const void* base, int64_t off) {
-  return base ? static_cast<const T*>(base) + off : nullptr;
-}
-
-// One (batch, query head) pair: base pointers (null where the input is absent) and masking.
-template <class T>
-struct HeadView {
-  const T *q, *k, *v, *bias, *out, *dout, *lse, *gq, *gk, *gv, *gbias;
-  int64_t nq, nk, len, off;
-  int64_t base;  // index of this head's row 0 in the [B, H, Nq] row arrays (lse, D, C, E)
+struct HeadView : AttentionHead<T> {
   T scale;
-  bool causal;
-  // exclusive bound of the keys row i sees
-  __device__ __forceinline__ int64_t key_end(int64_t i) const { return attention_key_end(i, len, off, causal); }
-  // first row that sees key j
-  __device__ __forceinline__ int64_t first_row(int64_t j) const { return attention_first_row(j, off, causal); }
 };
 
 template <class T>
 __device__ HeadView<T> head_view(const AttentionParams& p, int64_t b, int64_t h) {
-  const int64_t group = p.heads / p.kv_heads, hk = h / group;
-  const int64_t qh = b * p.heads + h, kh = b * p.kv_heads + hk;
   HeadView<T> x;
-  x.q = offset_ptr<T>(p.q, qh * p.nq * p.d);
-  x.k = offset_ptr<T>(p.k, kh * p.nk * p.d);
-  x.v = offset_ptr<T>(p.v, kh * p.nk * p.dv);
-  x.bias = offset_ptr<T>(p.bias, b * p.bias_bs + h * p.bias_hs);
-  x.out = offset_ptr<T>(p.out, qh * p.nq * p.dv);
-  x.dout = offset_ptr<T>(p.dout, qh * p.nq * p.dv);
-  x.lse = offset_ptr<T>(p.lse, qh * p.nq);
-  x.gq = offset_ptr<T>(p.second.q, qh * p.nq * p.d);
-  x.gk = offset_ptr<T>(p.second.k, kh * p.nk * p.d);
-  x.gv = offset_ptr<T>(p.second.v, kh * p.nk * p.dv);
-  x.gbias = offset_ptr<T>(p.second.bias_full, qh * p.nq * p.nk);
-  x.nq = p.nq;
-  x.nk = p.nk;
-  x.len = p.key_lengths ? p.key_lengths[b] : p.nk;
-  x.off = x.len - p.nq;
-  x.base = qh * p.nq;
+  static_cast<AttentionHead<T>&>(x) = attention_head<T>(p, b, h);
   x.scale = T(p.scale);
-  x.causal = p.causal != 0;
   return x;
 }
 

@@ -110,43 +110,18 @@ struct BwdKvLayout {
 };
 static_assert(BwdKvLayout<Bf16, 64>::stats % 2 == 0, "F32 statistics 4-byte aligned");
 
-// One (batch, query head): base pointers and masking (as HeadView in attention.cu).
+// One (batch, query head): the shared view of mk/attention.h (16-bit or F32 operands, F32 lse)
+// plus the row statistic of the backward.
 template <class Raw>
-struct TcHead {
-  const Raw *q, *k, *v, *bias, *out, *dout;
-  const float *lse, *drow;
-  int64_t nq, nk, len, off, base;
-  bool causal;
-  // exclusive bound of the keys row i sees
-  __device__ __forceinline__ int64_t key_end(int64_t i) const { return attention_key_end(i, len, off, causal); }
-  // first row that sees key j
-  __device__ __forceinline__ int64_t first_row(int64_t j) const { return attention_first_row(j, off, causal); }
+struct TcHead : AttentionHead<Raw, float> {
+  const float* drow;  // the row statistic D = rowsum(dO o O) in the workspace (backward)
 };
 
 template <class Raw>
-__device__ __forceinline__ const Raw* at(const void* base, int64_t off) {
-  return base ? static_cast<const Raw*>(base) + off : nullptr;
-}
-
-template <class Raw>
 __device__ TcHead<Raw> tc_head(const AttentionParams& p, int64_t b, int64_t h) {
-  const int64_t group = p.heads / p.kv_heads, hk = h / group;
-  const int64_t qh = b * p.heads + h, kh = b * p.kv_heads + hk;
   TcHead<Raw> x;
-  x.q = at<Raw>(p.q, qh * p.nq * p.d);
-  x.k = at<Raw>(p.k, kh * p.nk * p.d);
-  x.v = at<Raw>(p.v, kh * p.nk * p.dv);
-  x.bias = at<Raw>(p.bias, b * p.bias_bs + h * p.bias_hs);
-  x.out = at<Raw>(p.out, qh * p.nq * p.dv);
-  x.dout = at<Raw>(p.dout, qh * p.nq * p.dv);
-  x.lse = p.lse ? static_cast<const float*>(p.lse) + qh * p.nq : nullptr;
-  x.drow = p.workspace ? static_cast<const float*>(p.workspace) + qh * p.nq : nullptr;
-  x.nq = p.nq;
-  x.nk = p.nk;
-  x.len = p.key_lengths ? p.key_lengths[b] : p.nk;
-  x.off = x.len - p.nq;
-  x.base = qh * p.nq;
-  x.causal = p.causal != 0;
+  static_cast<AttentionHead<Raw, float>&>(x) = attention_head<Raw, float>(p, b, h);
+  x.drow = p.workspace ? static_cast<const float*>(p.workspace) + x.base : nullptr;
   return x;
 }
 
@@ -534,8 +509,8 @@ __global__ void __launch_bounds__(TT::kThreads) tc_backward_key_kernel(const Att
   const Raw* dob = O::kTransposed ? dot : dos + c0;
   const int ldb = O::kTransposed ? L::LT : L::LD;
 
-  const Raw* kg = at<Raw>(p.k, bk * p.nk * d) + k0 * d;
-  const Raw* vg = at<Raw>(p.v, bk * p.nk * dv) + k0 * dv;
+  const Raw* kg = attention_at<Raw>(p.k, bk * p.nk * d) + k0 * d;
+  const Raw* vg = attention_at<Raw>(p.v, bk * p.nk * dv) + k0 * dv;
   load_tile<E, TT::kBlockK, DP>(ks, L::LD, kg, d, C, 0, vec != 0);
   load_tile<E, TT::kBlockK, DP>(vs, L::LD, vg, dv, C, 0, vec != 0);
   const int64_t key[2] = {k0 + warp * 16 + g, k0 + warp * 16 + g + 8};

@@ -62,6 +62,61 @@ struct AttentionParams : mk_attention_params {
         workspace(workspace_) {}
 };
 
+MK_ISA_BEGIN
+// One (batch, query head) pair of a call, the view every attention kernel (CPU, CUDA SIMT, tensor
+// cores) starts from: the head's base pointers, sizes and mask bounds. T is the element type of
+// q, k, v, bias, out, dout and the second inputs; L that of lse (T, or float for 16-bit calls).
+// Grouped-query attention: query head h reads key/value head h / (H / Hkv). The second inputs
+// (gq, gk, gv, gbias) are AttentionParams::second, null when absent.
+template <class T, class L = T>
+struct AttentionHead {
+  const T *q, *k, *v, *bias, *out, *dout;
+  const L* lse;
+  const T *gq, *gk, *gv, *gbias;
+  int64_t nq, nk, d, dv;
+  int64_t len, off;  // keys of this batch entry (key_lengths or Nk), and len - Nq
+  int64_t kh;        // index of the key/value head in [B * Hkv]
+  int64_t base;      // row 0 of this head in the [B, H, Nq] row arrays (lse and the row statistics)
+  bool causal;
+  // exclusive bound of the keys row i sees
+  MK_HD int64_t key_end(int64_t i) const { return attention_key_end(i, len, off, causal); }
+  // first row that sees key j
+  MK_HD int64_t first_row(int64_t j) const { return attention_first_row(j, off, causal); }
+};
+
+template <class T>
+MK_HD const T* attention_at(const void* base, int64_t off) {
+  return base ? static_cast<const T*>(base) + off : nullptr;
+}
+
+template <class T, class L = T>
+MK_HD AttentionHead<T, L> attention_head(const AttentionParams& p, int64_t b, int64_t h) {
+  const int64_t group = p.heads / p.kv_heads, hk = h / group;
+  const int64_t qh = b * p.heads + h, kh = b * p.kv_heads + hk;
+  AttentionHead<T, L> x;
+  x.q = attention_at<T>(p.q, qh * p.nq * p.d);
+  x.k = attention_at<T>(p.k, kh * p.nk * p.d);
+  x.v = attention_at<T>(p.v, kh * p.nk * p.dv);
+  x.bias = attention_at<T>(p.bias, b * p.bias_bs + h * p.bias_hs);
+  x.out = attention_at<T>(p.out, qh * p.nq * p.dv);
+  x.dout = attention_at<T>(p.dout, qh * p.nq * p.dv);
+  x.lse = attention_at<L>(p.lse, qh * p.nq);
+  x.gq = attention_at<T>(p.second.q, qh * p.nq * p.d);
+  x.gk = attention_at<T>(p.second.k, kh * p.nk * p.d);
+  x.gv = attention_at<T>(p.second.v, kh * p.nk * p.dv);
+  x.gbias = attention_at<T>(p.second.bias_full, qh * p.nq * p.nk);
+  x.nq = p.nq;
+  x.nk = p.nk;
+  x.d = p.d;
+  x.dv = p.dv;
+  x.len = p.key_lengths ? p.key_lengths[b] : p.nk;
+  x.off = x.len - p.nq;
+  x.kh = kh;
+  x.base = qh * p.nq;
+  x.causal = p.causal != 0;
+  return x;
+}
+
 // The second inputs of backward_backward and of the JVP, from the named fields of the block.
 inline AttentionSecondInputs attention_cotangents(const mk_attention_params& p) {
   AttentionSecondInputs s;
@@ -79,5 +134,7 @@ inline AttentionSecondInputs attention_tangents(const mk_attention_params& p) {
   s.bias_full = p.tan_bias_full;
   return s;
 }
+
+MK_ISA_END
 
 }  // namespace mk
