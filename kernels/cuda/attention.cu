@@ -1,6 +1,6 @@
-// Softmax attention on CUDA: the twin of kernels/cpu/attention.cpp (same signatures, declared in
-// mk/kernels.inc; shapes, masking and the parameter block in mk/attention.h; the derivation of the
-// double backward in java/.../ops/Attention.java).
+// Softmax attention on CUDA: the twin of kernels/cpu/attention/ (same signatures, declared in
+// mk/kernels.inc; shapes, masking, the parameter block and the per-head view in mk/attention.h; the
+// derivation of the double backward in kernels/cpu/attention/backward_backward.cpp).
 //
 //   S = scale q kᵀ + bias (masked)   P = softmax(S)   O = P v   lse = logsumexp(S)
 //   q: [B, H, Nq, D]   k: [B, Hkv, Nk, D]   v: [B, Hkv, Nk, Dv]   query head h reads KV head h / (H / Hkv)

@@ -1,5 +1,5 @@
 // kernels/cuda/attention.cu run on the host by the emulator in cuda_runtime.h, against the CPU
-// twin (kernels/cpu/attention.cpp, the oracle): forward, backward, double backward and JVP on
+// twin (kernels/cpu/attention/, the oracle): forward, backward, double backward and JVP on
 // shapes with causal masks, padding, bias broadcasts, GQA, odd and 256-wide head dims, absent
 // outputs and cotangents. The 16-bit tensor-core kernels (attention_tc.cu, MMAs emulated with the
 // PTX register layout) against a float64 reference: error at most 2x that of a naive 16-bit

@@ -10,12 +10,17 @@ out=${EMU_BUILD:-/tmp/mk-cuda-emu}
 mkdir -p "$out"
 inc=(-I"$root/tests/cuda-emu" -I"$root/kernels/cuda" -I"$root/kernels/include" -I"$root/native/include")
 flags=(-O2 -std=c++17 -fopenmp -fno-math-errno -mavx2 -mfma -mf16c)
-g++ "${flags[@]}" -I"$root/kernels/include" -I"$root/native/include" -c "$root/kernels/cpu/attention.cpp" -o "$out/cpu_avx2.o"
-g++ "${flags[@]}" -mavx512f -mavx512dq -mavx512bw -mavx512vl -DMK_ISA_AVX512=1 -I"$root/kernels/include" -I"$root/native/include" \
-  -c "$root/kernels/cpu/attention.cpp" -o "$out/cpu_avx512.o"
+objs=()
+for src in "$root"/kernels/cpu/attention/*.cpp; do
+  n=$(basename "$src" .cpp)
+  g++ "${flags[@]}" -I"$root/kernels/include" -I"$root/native/include" -c "$src" -o "$out/cpu_${n}_avx2.o"
+  g++ "${flags[@]}" -mavx512f -mavx512dq -mavx512bw -mavx512vl -DMK_ISA_AVX512=1 -I"$root/kernels/include" \
+    -I"$root/native/include" -c "$src" -o "$out/cpu_${n}_avx512.o"
+  objs+=("$out/cpu_${n}_avx2.o" "$out/cpu_${n}_avx512.o")
+done
 g++ "${flags[@]}" -I"$root/kernels/include" -I"$root/native/include" -c "$root/kernels/cpu/isa.cpp" -o "$out/isa.o"
 g++ -O1 -g -std=c++17 -fopenmp -mf16c -Wall -Wno-unknown-pragmas -Wno-unused-function "${inc[@]}" \
-  "$root/tests/cuda-emu/attention_emu_test.cpp" "$out/cpu_avx2.o" "$out/cpu_avx512.o" "$out/isa.o" \
+  "$root/tests/cuda-emu/attention_emu_test.cpp" "${objs[@]}" "$out/isa.o" \
   -o "$out/attention_emu_test"
 export OMP_NUM_THREADS=1
 if [ "${1:-}" = quick ]; then

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Same-minute A/B timing of two versions of the CPU attention kernels (kernels/cpu/attention.cpp
+# Same-minute A/B timing of two versions of the CPU attention kernels (kernels/cpu/attention/*.cpp, or kernels/cpu/attention.cpp before 2026-12-04
 # with the kernels/include of the same version), outside Java and JMH. Each version is built
 # with the library's flags (AVX2 and AVX-512 objects, as cmake/CMakeLists.txt does) into
 # attention_bench.cpp; the cases then run alternately, version after version, ROUNDS times, and
@@ -28,11 +28,19 @@ build() {  # build REV NAME
   if [ "$1" = WORK ]; then cp -r "$root/kernels" "$root/native" "$dir/"
   else git -C "$root" archive "$1" kernels/include kernels/cpu native/include | tar -x -C "$dir"; fi
   local inc=(-I"$dir/kernels/include" -I"$dir/native/include")
-  g++ "${flags[@]}" "${inc[@]}" -c "$dir/kernels/cpu/attention.cpp" -o "$dir/a2.o" &
-  g++ "${flags[@]}" "${avx512[@]}" "${inc[@]}" -c "$dir/kernels/cpu/attention.cpp" -o "$dir/a5.o" &
+  # one file before 2026-12-04, one file per pass (kernels/cpu/attention/*.cpp) after
+  local srcs=("$dir"/kernels/cpu/attention.cpp)
+  [ -f "${srcs[0]}" ] || srcs=("$dir"/kernels/cpu/attention/*.cpp)
+  local objs=() i=0
+  for src in "${srcs[@]}"; do
+    g++ "${flags[@]}" "${inc[@]}" -c "$src" -o "$dir/a2_$i.o" &
+    g++ "${flags[@]}" "${avx512[@]}" "${inc[@]}" -c "$src" -o "$dir/a5_$i.o" &
+    objs+=("$dir/a2_$i.o" "$dir/a5_$i.o")
+    i=$((i + 1))
+  done
   g++ "${flags[@]}" "${inc[@]}" -c "$dir/kernels/cpu/isa.cpp" -o "$dir/isa.o" &
   wait
-  g++ "${flags[@]}" "${inc[@]}" "$root/tests/native/attention_bench.cpp" "$dir/a2.o" "$dir/a5.o" "$dir/isa.o" \
+  g++ "${flags[@]}" "${inc[@]}" "$root/tests/native/attention_bench.cpp" "${objs[@]}" "$dir/isa.o" \
     -o "$dir/bench"
 }
 build "$rev_a" a
@@ -57,7 +65,7 @@ for c in "$@"; do
   table+="
 | \`$c\` | $amin / $amed / $amax | $bmin / $bmed / $bmax | $ratio |"
 done
-header="A/B of kernels/cpu/attention.cpp, $(date -u '+%F %H:%M UTC'), $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores;
+header="A/B of the CPU attention kernels, $(date -u '+%F %H:%M UTC'), $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores;
 $rounds alternating rounds, OMP_NUM_THREADS=$threads, ${WALL:+wall-clock}${WALL:-process CPU} time, ISA ${ISA:-3}${NQ:+, NQ=$NQ}, load before: $(cut -d' ' -f1-3 /proc/loadavg).
 Command: \`${0#$root/} $rev_a $rev_b $rounds $(printf '"%s" ' "$@")\`"
 printf '%s\n\n%s\n' "$header" "$table"

@@ -31,13 +31,10 @@ import org.metakernels.tensor.Tensor;
  * Tensor hv = Autograd.grad(g.get(0).mul(u).sum(), List.of(q), false).get(0);    // fused double backward
  * }</pre>
  *
- * <p>Double backward. With dP = dO vᵀ, D = rowsum(dO∘O), dS = P∘(dP − D), the backward is
- * dq = scale·dS k, dk = scale·dSᵀq, dv = PᵀdO, dbias = dS. For cotangents (ĝq, ĝk, ĝv, ĝb) of
- * those, let G = scale(ĝq kᵀ + q ĝkᵀ) + ĝb, C = rowsum(P∘G), ḡP = dO ĝvᵀ + G∘(dP − D) − C dP,
- * E = rowsum(P∘ḡP), ḡS = P∘(ḡP − E), ḡdP = P∘(G − C). Then
- * q̄ = scale(ḡS k + dS ĝk), k̄ = scale(ḡSᵀq + dSᵀĝq), v̄ = ḡdPᵀdO, dŌ = P ĝv + ḡdP v, b̄ = ḡS:
- * three tiled passes (row statistics, queries, keys). Third derivatives are not implemented
- * and fail loudly.
+ * <p>Double backward: the vector-Jacobian product of the backward (dq, dk, dv, dbias) is one fused
+ * op of three tiled passes (row statistics, queries, keys), derived in
+ * {@code kernels/cpu/attention/backward_backward.cpp}. Third derivatives are not implemented and
+ * fail loudly.
  *
  * <p>TF32. With {@link org.metakernels.runtime.Backend#setAllowTf32} (or {@code -Dmetakernels.tf32=true})
  * the F32 forward and backward on CUDA run on TF32 tensor cores (products of 10-bit-mantissa
