@@ -3,7 +3,7 @@
 # emulator in cuda_runtime.h: every thread order and the shared-memory limits of H100, A100,
 # sm_86 and a 48 KB device. These are the ctest tests emu.* of cmake/tests.cmake, part of
 # `mvn verify`; this script runs them alone, built by CMake (the CPU twin is the library's own
-# objects). About two minutes on two cores. From the repository root:
+# objects, built the first time). About two minutes on two cores. From the repository root:
 #   tests/cuda-emu/run.sh            the tile table, then all orders and limits (ctest -L emu)
 #   tests/cuda-emu/run.sh quick      three shapes, shuffled threads, H100 limits
 # NATIVE_TEST_BUILD (or EMU_BUILD): the CMake build folder (default /tmp/mk-native-test,

@@ -3,7 +3,7 @@
 # kernels, and the attention softmax's exp_nonpos) against long double libm, for AVX2 and
 # (where the CPU has it) AVX-512 builds, and that every loop over them vectorises. These are the
 # ctest tests vec_math.* of cmake/tests.cmake, part of `mvn verify`; this script runs them alone,
-# built by CMake with the library's flags. About half a minute. From the repository root:
+# built by CMake with the library's flags. About ten seconds. From the repository root:
 #   tests/native/run.sh            accuracy, special values, vectorisation
 #   tests/native/run.sh time       the same, plus ns/element of vec_math against std::
 #   tests/native/run.sh bench DIR  ns/element of the library's unary ops through the C ABI, with
