@@ -78,8 +78,8 @@ add_dependencies(mk_emu_tests attention_emu_test)
 # Measured 2026-12-04 on the 2-core development VM, shared with another developer's builds
 # (hence the spread), one thread per run: tiles 0.0 s, forward.H100 21-45 s, reverse.H100
 # 21-49 s, shuffled.H100 22-42 s, shuffled.A100 23-43 s, shuffled.sm86 23-45 s, shuffled.48K
-# 33-54 s; the test build 8-16 s, vec_math 2-5 s per ISA. The whole `ctest -j2`: 87-136 s, of
-# full `mvn -B verify` runs of 4 min 10 s to 6 min 27 s (nvcc build included). That fits CI's
+# 33-54 s; the test build 8-16 s, vec_math 2-5 s per ISA. The whole `ctest -j2`: 85-136 s, of
+# full `mvn -B verify` runs of 3 min 12 s to 6 min 27 s (nvcc build included). That fits CI's
 # budget (2 cores, the whole of .ci/run well under 20 minutes), so every run is in mvn verify
 # and none is labelled long.
 set(MK_EMU_RUNS
