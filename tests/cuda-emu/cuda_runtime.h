@@ -1,6 +1,7 @@
 // Host emulation of the CUDA runtime and of the device built-ins that kernels/cuda/attention.cu
 // uses, so its kernels run (slowly) on a machine without a GPU and can be compared with their CPU
-// twins. Not part of the build: see run.sh. Included instead of the real <cuda_runtime.h>.
+// twins. Built only for tests/cuda-emu/attention_emu_test.cpp (cmake/tests.cmake, run by ctest in
+// mvn verify, or run.sh). Included instead of the real <cuda_runtime.h>.
 //
 // Each block runs as blockDim.x cooperative fibers (ucontext) on one OS thread, blocks one after
 // the other. __syncthreads and warp shuffles are barriers; between barriers the fibers run one at

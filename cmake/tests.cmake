@@ -1,0 +1,116 @@
+# The native tests, run by ctest (and by `mvn verify`: java/pom.xml runs ctest in this build
+# folder during the test phase). Included by CMakeLists.txt when MK_BUILD_TESTS is ON.
+#   vec_math.avx2, vec_math.avx512    tests/native/vec_math_test.cpp: mk/vec_math.h against long
+#                                     double libm (the AVX-512 one skips on a CPU without it)
+#   vec_math.vectorised.avx2|avx512   GCC's -fopt-info report of those very builds: the 12 loops
+#                                     over vec_math vectorise at full width (32 / 64 bytes)
+#   emu.*                             tests/cuda-emu: the CUDA attention kernels run on the host by
+#                                     the emulator, against the CPU twin (the library's own objects)
+# Every test executable is built with the library's flag lists (MK_BASE_FLAGS, MK_AVX512_FLAGS)
+# and is left out of the default target, so `cmake --build` (mvn package) does not build them:
+# the fixture tests native.build.vec_math and native.build.emu build them (targets
+# mk_vec_math_tests, mk_emu_tests; mk_native_tests is both) before the tests that need them.
+# Labels: native (all), vec_math, emu, and long: emulator runs left out of mvn verify for time
+# (`ctest -LE long` is what mvn runs; `ctest -L long` runs the rest by hand).
+enable_testing()
+
+set(MK_TESTS "${MK_ROOT}/tests")
+add_custom_target(mk_vec_math_tests)
+add_custom_target(mk_emu_tests)
+add_custom_target(mk_native_tests DEPENDS mk_vec_math_tests mk_emu_tests)
+
+# ---- vec_math: accuracy and vectorisation, per ISA ------------------------------------------
+foreach(isa avx2 avx512)
+  set(exe vec_math_test_${isa})
+  set(report "${CMAKE_CURRENT_BINARY_DIR}/${exe}.opt-info.txt")
+  add_executable(${exe} EXCLUDE_FROM_ALL "${MK_TESTS}/native/vec_math_test.cpp")
+  target_include_directories(${exe} PRIVATE "${MK_ROOT}/kernels/include" "${MK_ROOT}/native/include")
+  target_compile_options(${exe} PRIVATE ${MK_BASE_FLAGS})
+  if(isa STREQUAL avx512)
+    target_compile_options(${exe} PRIVATE ${MK_AVX512_FLAGS})
+    target_compile_definitions(${exe} PRIVATE MK_ISA_AVX512=1)
+  endif()
+  target_link_libraries(${exe} PRIVATE OpenMP::OpenMP_CXX)
+  if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
+    # the vectorisation report of this very compile; GCC appends to the file, so a launcher
+    # removes it before each compile
+    target_compile_options(${exe} PRIVATE "-fopt-info-vec-optimized=${report}")
+    set_target_properties(${exe} PROPERTIES CXX_COMPILER_LAUNCHER "bash;${MK_TESTS}/native/fresh_file.sh;${report}")
+  endif()
+  add_dependencies(mk_vec_math_tests ${exe})
+
+  if(isa STREQUAL avx512)
+    add_test(NAME vec_math.${isa} COMMAND bash "${MK_TESTS}/native/cpu_has.sh" avx512f $<TARGET_FILE:${exe}>)
+    set_tests_properties(vec_math.${isa} PROPERTIES SKIP_RETURN_CODE 77)
+    set(width 64)
+  else()
+    add_test(NAME vec_math.${isa} COMMAND $<TARGET_FILE:${exe}>)
+    set(width 32)
+  endif()
+  add_test(NAME vec_math.vectorised.${isa}
+    COMMAND ${CMAKE_COMMAND} -DREPORT=${report} -DSOURCE=vec_math_test.cpp -DWIDTH=${width} -DLOOPS=12
+            -P "${MK_TESTS}/native/check_vectorised.cmake")
+  set_tests_properties(vec_math.${isa} vec_math.vectorised.${isa} PROPERTIES LABELS "native;vec_math" TIMEOUT 120
+    FIXTURES_REQUIRED mk_build_vec_math ENVIRONMENT OMP_NUM_THREADS=1)
+  if(NOT CMAKE_CXX_COMPILER_ID STREQUAL "GNU")  # -fopt-info is GCC's
+    set_tests_properties(vec_math.vectorised.${isa} PROPERTIES DISABLED ON)
+  endif()
+endforeach()
+
+# ---- the CUDA emulator -----------------------------------------------------------------------
+# attention_emu_test.cpp includes kernels/cuda/attention*.cu as host C++ (cuda_runtime.h is the
+# emulator) and links the CPU twin: the library's own mk_cpu and mk_cpu_avx512 objects, through
+# a static archive so that only the attention and ISA objects are pulled in (AVX2 first).
+add_library(mk_cpu_twin STATIC EXCLUDE_FROM_ALL $<TARGET_OBJECTS:mk_cpu> ${MK_AVX512_OBJECTS})
+set_target_properties(mk_cpu_twin PROPERTIES LINKER_LANGUAGE CXX)
+# The emulator test's own flags (those run.sh always used): it compiles the CUDA sources as host
+# code, not shipped CPU code, so it takes none of MK_BASE_FLAGS' ISA flags beyond F16C.
+set(MK_EMU_FLAGS -O1 -g -mf16c -Wall -Wno-unknown-pragmas -Wno-unused-function)
+add_executable(attention_emu_test EXCLUDE_FROM_ALL "${MK_TESTS}/cuda-emu/attention_emu_test.cpp")
+target_include_directories(attention_emu_test PRIVATE "${MK_TESTS}/cuda-emu" "${MK_ROOT}/kernels/cuda"
+  "${MK_ROOT}/kernels/include" "${MK_ROOT}/native/include")
+target_compile_options(attention_emu_test PRIVATE ${MK_EMU_FLAGS})
+target_link_libraries(attention_emu_test PRIVATE mk_cpu_twin OpenMP::OpenMP_CXX)
+add_dependencies(mk_emu_tests attention_emu_test)
+
+# The emulator runs: name | arguments (order: 0 forward, 1 reverse, 2 shuffled threads; limits:
+# 0 H100, 1 A100, 2 sm_86, 3 48 KB) | extra labels ("long": left out of mvn verify).
+# Measured 2026-12-04 on the 2-core development VM, shared with another developer's builds
+# (hence the spread), one thread per run: tiles 0.0 s, forward.H100 21-45 s, reverse.H100
+# 21-49 s, shuffled.H100 22-42 s, shuffled.A100 23-43 s, shuffled.sm86 23-45 s, shuffled.48K
+# 33-54 s; the test build 8-16 s, vec_math 2-5 s per ISA. The whole `ctest -j2`: 85-136 s, of
+# full `mvn -B verify` runs of 3 min 12 s to 6 min 27 s (nvcc build included). That fits CI's
+# budget (2 cores, the whole of .ci/run well under 20 minutes), so every run is in mvn verify
+# and none is labelled long.
+set(MK_EMU_RUNS
+  "tiles|tiles|"
+  "forward.H100|0 0|"
+  "reverse.H100|1 0|"
+  "shuffled.H100|2 0|"
+  "shuffled.A100|2 1|"
+  "shuffled.sm86|2 2|"
+  "shuffled.48K|2 3|")
+foreach(run ${MK_EMU_RUNS})
+  string(REPLACE "|" ";" run "${run}")
+  list(GET run 0 name)
+  list(GET run 1 args)
+  list(GET run 2 labels)
+  separate_arguments(args)
+  add_test(NAME emu.${name} COMMAND attention_emu_test ${args})
+  # a lost barrier can hang the fibers: stop long before CI's limit
+  set(labels native emu ${labels})
+  set_tests_properties(emu.${name} PROPERTIES LABELS "${labels}" TIMEOUT 300
+    FIXTURES_REQUIRED mk_build_emu ENVIRONMENT OMP_NUM_THREADS=1)
+endforeach()
+
+# ---- building them: the fixtures the tests above require -------------------------------------
+# One build at a time in this tree (RESOURCE_LOCK); a test starts as soon as its own is done.
+# PROCESSORS: vec_math compiles two files at once, the emulator test one (its CPU twin objects
+# are the library's, already built by mvn).
+foreach(part vec_math emu)
+  add_test(NAME native.build.${part}
+    COMMAND ${CMAKE_COMMAND} --build "${CMAKE_BINARY_DIR}" --target mk_${part}_tests --parallel 2)
+  set_tests_properties(native.build.${part} PROPERTIES FIXTURES_SETUP mk_build_${part}
+    RESOURCE_LOCK mk_build LABELS "native;${part}" TIMEOUT 900)
+endforeach()
+set_tests_properties(native.build.vec_math PROPERTIES PROCESSORS 2)
