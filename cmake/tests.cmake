@@ -58,7 +58,7 @@ foreach(isa avx2 avx512)
 endforeach()
 
 # ---- the CUDA emulator -----------------------------------------------------------------------
-# attention_emu_test.cpp includes kernels/cuda/attention*.cu as host C++ (cuda_runtime.h is the
+# attention_emu_test.cpp includes kernels/cuda/attention/*.cu as host C++ (cuda_runtime.h is the
 # emulator) and links the CPU twin: the library's own mk_cpu and mk_cpu_avx512 objects, through
 # a static archive so that only the attention and ISA objects are pulled in (AVX2 first).
 add_library(mk_cpu_twin STATIC EXCLUDE_FROM_ALL $<TARGET_OBJECTS:mk_cpu> ${MK_AVX512_OBJECTS})

@@ -1,7 +1,7 @@
-// kernels/cuda/attention.cu run on the host by the emulator in cuda_runtime.h, against the CPU
+// kernels/cuda/attention/*.cu run on the host by the emulator in cuda_runtime.h, against the CPU
 // twin (kernels/cpu/attention/, the oracle): forward, backward, double backward and JVP on
 // shapes with causal masks, padding, bias broadcasts, GQA, odd and 256-wide head dims, absent
-// outputs and cotangents. The 16-bit tensor-core kernels (attention_tc.cu, MMAs emulated with the
+// outputs and cotangents. The 16-bit tensor-core kernels (tensor_core.cu, MMAs emulated with the
 // PTX register layout) against a float64 reference: error at most 2x that of a naive 16-bit
 // composition. Build and run: tests/cuda-emu/run.sh.
 //   attention_emu_test [order] [limits] [quick] [tc]   order: 0 forward, 1 reverse, 2 shuffled threads
@@ -13,8 +13,11 @@
 #include <cstring>
 #include <string>
 
-#include "attention.cu"
-#include "attention_tc.cu"
+#include "attention/forward.cu"
+#include "attention/backward.cu"
+#include "attention/backward_backward.cu"
+#include "attention/jvp.cu"
+#include "attention/tensor_core.cu"
 
 namespace mk {
 namespace cuda {
@@ -228,7 +231,7 @@ void run_case(const Case& c, uint64_t seed) {
 }
 
 
-// ---- 16-bit tensor-core kernels (attention_tc.cu) ----------------------------------------------
+// ---- 16-bit tensor-core kernels (attention/tensor_core.cu) ----------------------------------------------
 // Criterion of issue 3: the kernel's error against the float64 reference (computed from the same
 // rounded inputs) is at most twice the error of a naive 16-bit composition (every stage rounded:
 // S, P, O; dP, D, dS, dQ, dK, dV) against that reference. Error = max |x − ref| / max |ref|.

@@ -1,4 +1,4 @@
-// Host emulation of the CUDA runtime and of the device built-ins that kernels/cuda/attention.cu
+// Host emulation of the CUDA runtime and of the device built-ins that kernels/cuda/attention/*.cu
 // uses, so its kernels run (slowly) on a machine without a GPU and can be compared with their CPU
 // twins. Built only for tests/cuda-emu/attention_emu_test.cpp (cmake/tests.cmake, run by ctest in
 // mvn verify, or run.sh). Included instead of the real <cuda_runtime.h>.

@@ -1,6 +1,6 @@
 // Softmax attention on tensor cores (sm_80+): forward and backward in BF16 / F16 (m16n8k16 MMAs)
 // and, opt-in, in F32 through TF32 (m16n8k8 MMAs; AttentionParams::allow_tf32). The F32/F64 SIMT
-// kernels and the double backward / JVP live in attention.cu; 16-bit double backward and JVP are
+// kernels and the double backward / JVP live beside it (forward.cu ... jvp.cu); 16-bit double backward and JVP are
 // composed in Java over the F32 kernels. The CPU twin (kernels/cpu/attention/) computes the
 // same function in F32 from the same inputs and is the oracle. The kernels are templates over the
 // operand type E (Bf16, Fp16, Tf32; see Operand<E> in mma.cuh).
@@ -30,9 +30,9 @@
 #include <cmath>
 #include <cstdint>
 
-#include "attention_tc.cuh"
-#include "common.cuh"
-#include "mma.cuh"
+#include "tensor_core.cuh"
+#include "../common.cuh"
+#include "../mma.cuh"
 
 namespace mk {
 namespace cuda {

@@ -1,5 +1,5 @@
-// The 16-bit (BF16, F16) tensor-core softmax attention of kernels/cuda/attention_tc.cu, reached
-// through the dtype dispatch of kernels/cuda/attention.cu (same AttentionParams; lse and the
+// The 16-bit (BF16, F16) tensor-core softmax attention of kernels/cuda/attention/tensor_core.cu, reached
+// through the dtype dispatch of kernels/cuda/attention/forward.cu and backward.cu (same AttentionParams; lse and the
 // workspace statistics in F32).
 #pragma once
 #include <cstdint>
