@@ -25,8 +25,11 @@ describe() { [ "$1" = WORK ] && echo "working tree" || git -C "$root" rev-parse 
 build() {  # build REV NAME
   local dir=$work/$2
   mkdir -p "$dir"
-  if [ "$1" = WORK ]; then cp -r "$root/kernels" "$root/native" "$dir/"
-  else git -C "$root" archive "$1" kernels/include kernels/cpu native/include | tar -x -C "$dir"; fi
+  # each version with its own harness (the kernels' parameters changed form on 2026-12-04)
+  if [ "$1" = WORK ]; then mkdir -p "$dir/tests/native" && cp -r "$root/kernels" "$root/native" "$dir/" &&
+    cp "$root/tests/native/attention_bench.cpp" "$dir/tests/native/"
+  else git -C "$root" archive "$1" kernels/include kernels/cpu native/include tests/native/attention_bench.cpp |
+    tar -x -C "$dir"; fi
   local inc=(-I"$dir/kernels/include" -I"$dir/native/include")
   # one file before 2026-12-04, one file per pass (kernels/cpu/attention/*.cpp) after
   local srcs=("$dir"/kernels/cpu/attention.cpp)
@@ -40,7 +43,7 @@ build() {  # build REV NAME
   done
   g++ "${flags[@]}" "${inc[@]}" -c "$dir/kernels/cpu/isa.cpp" -o "$dir/isa.o" &
   wait
-  g++ "${flags[@]}" "${inc[@]}" "$root/tests/native/attention_bench.cpp" "${objs[@]}" "$dir/isa.o" \
+  g++ "${flags[@]}" "${inc[@]}" "$dir/tests/native/attention_bench.cpp" "${objs[@]}" "$dir/isa.o" \
     -o "$dir/bench"
 }
 build "$rev_a" a
