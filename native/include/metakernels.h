@@ -42,7 +42,8 @@ enum mk_dtype { MK_F32 = 0, MK_F64 = 1, MK_BF16 = 2, MK_F16 = 3, MK_I64 = 4 };
 
 enum mk_limits {
   MK_MAX_RANK = 8,                /* rank of a strided operand */
-  MK_ATTENTION_MAX_HEAD_DIM = 256 /* D and Dv of softmax attention */
+  MK_ATTENTION_MAX_HEAD_DIM = 256, /* D and Dv of softmax attention */
+  MK_LINEAR_ATTENTION_MAX_HEAD_DIM = 1024 /* dk and dv of linear attention */
 };
 
 /* CPU instruction sets (mk_runtime_cpu_isa, mk_runtime_set_cpu_isa). */
@@ -96,6 +97,11 @@ int mk_runtime_set_cpu_isa(int isa);
 int mk_runtime_num_threads(void);
 int mk_runtime_set_num_threads(int n);
 /* Finds cblas_sgemm/cblas_dgemm in an already loaded library (by soname) and uses them. */
+/* The one TF32 switch (off by default): while on, F32 work on CUDA may use TF32 tensor cores
+ * (10-bit mantissa products, F32 sums): the softmax-attention forward and backward (as if every
+ * call passed MK_ATTENTION_TF32) and the cuBLAS matmuls of the Java runtime, which read it per call. */
+int mk_runtime_set_allow_tf32(int allow);
+int mk_runtime_allow_tf32(void);
 int mk_runtime_attach_blas(const char* soname);
 int mk_runtime_has_blas(void);
 /* table: the value of mk_cuda_kernel_table() from libmetakernels_cuda. */
@@ -179,6 +185,14 @@ int mk_dense_scatter_add_forward(int device, int dtype, int64_t outer, int64_t d
                                  int64_t inner, void* dst, const int64_t* idx, int64_t idx_len,
                                  const void* src, void* stream);
 
+/* ---- workspaces ---------------------------------------------------------------------------
+ * One protocol for every fused entry point that needs scratch: mk_<family>_<op>_workspace(...)
+ * returns the bytes a call needs (on the CPU for the current thread count; -1 with
+ * mk_last_error() set when the device is unusable), and the entry point takes
+ * (void* workspace, int64_t workspace_bytes) and refuses fewer bytes. The caller owns the buffer
+ * (Java allocates it through the caching allocators); a workspace is never shared by two calls
+ * running at once. */
+
 /* ---- linear attention --------------------------------------------------------------------- */
 /* out_j = sum_{i in M(j)} (q_j . k_i) v_i for `groups` (= batch*heads) independent groups;
  * q: [groups, nq, dk], k: [groups, nk, dk], v: [groups, nk, dv], out: [groups, nq, dv], all
@@ -188,7 +202,9 @@ int mk_dense_scatter_add_forward(int device, int dtype, int64_t outer, int64_t d
 int mk_linear_attention_product_forward(int device, int dtype, int64_t groups, int64_t nq,
                                         int64_t nk, int64_t dk, int64_t dv, const void* q,
                                         const void* k, const void* v, void* out, int mask,
-                                        void* stream);
+                                        void* workspace, int64_t workspace_bytes, void* stream);
+/* Bytes of workspace of mk_linear_attention_product_forward (0 on CUDA). */
+int64_t mk_linear_attention_product_workspace(int device, int dtype, int64_t dk, int64_t dv);
 /* Momentum term of momentum attention (Dai et al., 2022): out_j = sum_{i<j} decay^(j-i) v_i
  * (reverse = 0) or sum_{i>j} decay^(i-j) v_i (reverse = 1, the adjoint). v, out: [groups, n, d]. */
 int mk_linear_attention_momentum_forward(int device, int dtype, int64_t groups, int64_t n,

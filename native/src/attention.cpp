@@ -75,6 +75,8 @@ int prepare(const char* op, bool half, const KernelTable* t, int device, int dty
                     op, host[size_t(i)], i, b.nk);
   }
   *p = AttentionParams(b, dtype, workspace);
+  // the runtime's TF32 switch reaches every call (the flag asks for it per call)
+  if (device == MK_DEVICE_CUDA && mk_runtime_allow_tf32()) p->allow_tf32 = 1;
   const int64_t need = t->attention_workspace(*p, threads_for(device));
   if (workspace_bytes < need || (need > 0 && !workspace))
     return fail(MK_ERR_INVALID_ARGUMENT, "%s: workspace of %" PRId64 " bytes, need %" PRId64, op, workspace_bytes, need);

@@ -1,8 +1,8 @@
-// C ABI of the linear-attention family: validation, workspace, dispatch.
+// C ABI of the linear-attention family: validation, dispatch. The CPU kernel's scratch comes from
+// the caller (the workspace protocol of metakernels.h).
 #include <omp.h>
 
 #include <cinttypes>
-#include <vector>
 
 #include "common.h"
 
@@ -10,20 +10,33 @@ using namespace mk::native;
 using mk::KernelTable;
 
 namespace {
-// Per-thread scratch for the CPU kernel, grown on demand and reused (freed at thread exit).
-void* cpu_workspace(int64_t bytes) {
-  thread_local std::vector<char> buf;
-  if (int64_t(buf.size()) < bytes) buf.resize(size_t(bytes));
-  return buf.data();
+int64_t product_workspace(const KernelTable* t, int device, int dtype, int64_t dk, int64_t dv) {
+  if (device != MK_DEVICE_CPU) return 0;
+  return t->linear_attention_workspace(dk, dv, omp_get_max_threads()) * mk::dtype_size(dtype);
+}
+
+int check_head_dims(const char* op, int64_t dk, int64_t dv) {
+  if (dk < 1 || dv < 1 || dk > MK_LINEAR_ATTENTION_MAX_HEAD_DIM || dv > MK_LINEAR_ATTENTION_MAX_HEAD_DIM)
+    return fail(MK_ERR_INVALID_ARGUMENT, "%s: head dims dk = %" PRId64 ", dv = %" PRId64 " outside [1, %d]", op, dk, dv,
+                int(MK_LINEAR_ATTENTION_MAX_HEAD_DIM));
+  return MK_OK;
 }
 }  // namespace
 
 extern "C" {
 
+int64_t mk_linear_attention_product_workspace(int device, int dtype, int64_t dk, int64_t dv) {
+  const char* op = "mk_linear_attention_product_workspace";
+  const KernelTable* t = kernels_for(op, device);
+  if (!t) return -1;
+  if (check_float_dtype(op, device, dtype) != MK_OK || check_head_dims(op, dk, dv) != MK_OK) return -1;
+  return product_workspace(t, device, dtype, dk, dv);
+}
+
 int mk_linear_attention_product_forward(int device, int dtype, int64_t groups, int64_t nq,
                                         int64_t nk, int64_t dk, int64_t dv, const void* q,
                                         const void* k, const void* v, void* out, int mask,
-                                        void* stream) {
+                                        void* workspace, int64_t workspace_bytes, void* stream) {
   const char* op = "mk_linear_attention_product_forward";
   const KernelTable* t = kernels_for(op, device);
   if (!t) return MK_ERR_NO_DEVICE;
@@ -31,24 +44,22 @@ int mk_linear_attention_product_forward(int device, int dtype, int64_t groups, i
   MK_CHECK(check_nonneg(op, "groups", groups));
   MK_CHECK(check_nonneg(op, "nq", nq));
   MK_CHECK(check_nonneg(op, "nk", nk));
-  if (dk < 1 || dv < 1 || dk > 1024 || dv > 1024)
-    return fail(MK_ERR_INVALID_ARGUMENT, "%s: head dims dk = %" PRId64 ", dv = %" PRId64 " outside [1, 1024]", op, dk, dv);
-  if (mask < 0 || mask > 2)
+  MK_CHECK(check_head_dims(op, dk, dv));
+  if (mask != MK_LINEAR_MASK_NONE && mask != MK_LINEAR_MASK_CAUSAL && mask != MK_LINEAR_MASK_ANTICAUSAL)
     return fail(MK_ERR_INVALID_ARGUMENT, "%s: mask must be 0 (none), 1 (causal) or 2 (anti-causal), got %d", op, mask);
-  if (mask != 0 && nq != nk)
+  if (mask != MK_LINEAR_MASK_NONE && nq != nk)
     return fail(MK_ERR_INVALID_ARGUMENT, "%s: causal masks need nq == nk, got nq = %" PRId64 ", nk = %" PRId64, op, nq, nk);
   MK_CHECK(check_ptr(op, "q", q, groups * nq * dk));
   MK_CHECK(check_ptr(op, "k", k, groups * nk * dk));
   MK_CHECK(check_ptr(op, "v", v, groups * nk * dv));
   MK_CHECK(check_ptr(op, "out", out, groups * nq * dv));
+  const int64_t need = product_workspace(t, device, dtype, dk, dv);
+  if (workspace_bytes < need || (need > 0 && !workspace))
+    return fail(MK_ERR_INVALID_ARGUMENT, "%s: workspace of %" PRId64 " bytes, need %" PRId64, op, workspace_bytes, need);
   if (groups * nq * dv == 0) return MK_OK;
   if (nk == 0) return kernel_status(op, device, t->fill(dtype, groups * nq * dv, out, 0.0, stream));
-  void* ws = nullptr;
-  if (device == MK_DEVICE_CPU) {
-    const int64_t elems = t->linear_attention_workspace(dk, dv, omp_get_max_threads());
-    ws = cpu_workspace(elems * mk::dtype_size(dtype));
-  }
-  return kernel_status(op, device, t->linear_attention(dtype, groups, nq, nk, dk, dv, q, k, v, out, mask, ws, stream));
+  return kernel_status(op, device,
+                       t->linear_attention(dtype, groups, nq, nk, dk, dv, q, k, v, out, mask, workspace, stream));
 }
 
 int mk_linear_attention_momentum_forward(int device, int dtype, int64_t groups, int64_t n,

@@ -22,6 +22,7 @@ namespace {
 thread_local std::string g_last_error;
 std::atomic<const KernelTable*> g_cuda{nullptr};
 std::atomic<int> g_isa{0};
+std::atomic<int> g_allow_tf32{0};
 std::atomic<int64_t> g_host_live{0};
 
 // ---- host block cache (see mk_host_alloc) ----
@@ -181,6 +182,13 @@ int mk_runtime_set_num_threads(int n) {
   apply_cpu_threads();
   return MK_OK;
 }
+
+int mk_runtime_set_allow_tf32(int allow) {
+  g_allow_tf32.store(allow ? 1 : 0, std::memory_order_relaxed);
+  return MK_OK;
+}
+
+int mk_runtime_allow_tf32(void) { return g_allow_tf32.load(std::memory_order_relaxed); }
 
 int mk_runtime_attach_blas(const char* soname) {
   if (!soname) return fail(MK_ERR_INVALID_ARGUMENT, "mk_runtime_attach_blas: soname is null");

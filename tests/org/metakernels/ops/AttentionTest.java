@@ -386,4 +386,25 @@ class AttentionTest {
       p.close();
     }
   }
+
+  /**
+   * The one TF32 switch lives in the native runtime: Backend.setAllowTf32 writes it, allowTf32
+   * reads it back, and the CPU kernels ignore it (same bits either way).
+   */
+  @Test
+  void tf32SwitchIsTheRuntimesAndTheCpuIgnoresIt() {
+    boolean before = org.metakernels.runtime.Backend.allowTf32();
+    try (Scope s = Scope.open()) {
+      Tensor q = Tensor.randn(new long[] {1, 2, 19, 8}, DType.F32, Device.CPU, 11);
+      float[] off = Attention.softmax(q, q, q, Attention.Options.causal()).toFloatArray();
+      org.metakernels.runtime.Backend.setAllowTf32(true);
+      assertTrue(org.metakernels.runtime.Backend.allowTf32());
+      assertEquals(1, org.metakernels.runtime.MkNative.mk_runtime_allow_tf32());
+      assertArrayEquals(off, Attention.softmax(q, q, q, Attention.Options.causal()).toFloatArray());
+      org.metakernels.runtime.Backend.setAllowTf32(false);
+      assertEquals(0, org.metakernels.runtime.MkNative.mk_runtime_allow_tf32());
+    } finally {
+      org.metakernels.runtime.Backend.setAllowTf32(before);
+    }
+  }
 }

@@ -114,4 +114,33 @@ class LinearAttentionTest {
       assertThrows(IllegalStateException.class, () -> LinearAttention.apply(closed, k, v, FeatureMap.IDENTITY, false));
     }
   }
+
+  /**
+   * The workspace protocol of metakernels.h: the product's CPU kernel takes its scratch from the
+   * caller, sized by mk_linear_attention_product_workspace, and refuses less (guards the check in
+   * native/src/linear_attention.cpp; before the protocol it used a hidden thread_local buffer).
+   */
+  @Test
+  void productTakesACallerWorkspaceAndRefusesATooSmallOne() {
+    try (Scope s = Scope.open()) {
+      int cpu = Device.CPU.code, f64 = DType.F64.code;
+      long need = org.metakernels.runtime.MkNative.mk_linear_attention_product_workspace(cpu, f64, 8, 4);
+      assertTrue(need > 0, "the CPU kernel needs scratch, got " + need);
+      assertEquals(-1, org.metakernels.runtime.MkNative.mk_linear_attention_product_workspace(cpu, f64, 0, 4));
+      Tensor q = Tensor.randn(new long[] {2, 16, 8}, DType.F64, Device.CPU, 1L);
+      Tensor v = Tensor.randn(new long[] {2, 16, 4}, DType.F64, Device.CPU, 2L);
+      Tensor out = Tensor.full(new long[] {2, 16, 4}, 7.0, DType.F64, Device.CPU);
+      Tensor ws = Tensor.empty(new long[] {(need + 7) / 8}, DType.F64, Device.CPU);
+      int st = org.metakernels.runtime.MkNative.mk_linear_attention_product_forward(cpu, f64, 2, 16, 16, 8, 4,
+          q.address("t"), q.address("t"), v.address("t"), out.address("t"), 1, ws.address("t"), need - 1, 0L);
+      assertEquals(org.metakernels.runtime.Codes.ERR_INVALID_ARGUMENT, st);
+      String msg = org.metakernels.runtime.Native.lastError();
+      assertTrue(msg.contains("mk_linear_attention_product_forward") && msg.contains("workspace of " + (need - 1)), msg);
+      assertEquals(7.0, out.toDoubleArray()[0], 0.0, "nothing written");
+      st = org.metakernels.runtime.MkNative.mk_linear_attention_product_forward(cpu, f64, 2, 16, 16, 8, 4,
+          q.address("t"), q.address("t"), v.address("t"), out.address("t"), 1, ws.address("t"), need, 0L);
+      assertEquals(0, st, org.metakernels.runtime.Native.lastError());
+      Ref.assertClose(out, LinearAttention.product(q, q, v, Mask.CAUSAL), 0.0, 0.0);  // same kernel, same bits
+    }
+  }
 }

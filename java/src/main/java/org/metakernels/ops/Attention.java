@@ -110,8 +110,8 @@ public final class Attention {
     Geometry g = new Geometry("attention", q, k, v, o);
     Tensor out = Tensor.empty(new long[] {g.b, g.h, g.nq, g.dv}, q.dtype(), q.device());
     Tensor lse = Tensor.empty(new long[] {g.b, g.h, g.nq}, lseType(q.dtype()), q.device());
-    Tensor ws = g.workspace();
-    try (MkNative.mk_attention_params p = g.block(g.op)) {
+    try (Scope tmp = Scope.open(); MkNative.mk_attention_params p = g.block(g.op)) {
+      Tensor ws = g.workspace();  // freed with tmp, right after the call
       p.out(out.address(g.op)).lse(lse.address(g.op));
       Native.check(MkNative.mk_attention_softmax_forward(g.device, g.dtype, p, ws.address(g.op), g.wsBytes, 0L),
           g.context());
@@ -134,10 +134,10 @@ public final class Attention {
     Tensor dk = Tensor.empty(k.shape(), k.dtype(), k.device());
     Tensor dv = Tensor.empty(v.shape(), v.dtype(), v.device());
     Tensor dbFull = biasGrad ? Tensor.empty(new long[] {g.b, g.h, g.nq, g.nk}, q.dtype(), q.device()) : null;
-    Tensor ws = g.workspace();
     String op = "attention_backward";
     Tensor doutIn = dout;
-    try (MkNative.mk_attention_params p = g.block(op)) {
+    try (Scope tmp = Scope.open(); MkNative.mk_attention_params p = g.block(op)) {
+      Tensor ws = g.workspace();
       p.out(out.address(op)).lse(lse.address(op)).dout(dO.address(op));
       p.grad_q(dq.address(op)).grad_k(dk.address(op)).grad_v(dv.address(op)).grad_bias_full(addr(dbFull, op));
       Native.check(MkNative.mk_attention_softmax_backward(g.device, g.dtype, p, ws.address(op), g.wsBytes, 0L),
@@ -190,8 +190,8 @@ public final class Attention {
     Tensor gv = Tensor.empty(g.v.shape(), g.v.dtype(), g.dev);
     Tensor gdout = Tensor.empty(dO.shape(), dO.dtype(), g.dev);
     Tensor gbFull = biasGrad ? Tensor.empty(new long[] {g.b, g.h, g.nq, g.nk}, g.q.dtype(), g.dev) : null;
-    Tensor ws = g.workspace();
-    try (MkNative.mk_attention_params p = g.block(op)) {
+    try (Scope tmp = Scope.open(); MkNative.mk_attention_params p = g.block(op)) {
+      Tensor ws = g.workspace();
       p.out(out.address(op)).lse(lse.address(op)).dout(dO.address(op));
       p.cot_grad_q(addr(gdq, op)).cot_grad_k(addr(gdk, op)).cot_grad_v(addr(gdv, op))
           .cot_grad_bias_full(addr(gdb, op));
@@ -246,9 +246,9 @@ public final class Attention {
   private static Output runJvp(Geometry g, Tensor out, Tensor lse, Tensor tq, Tensor tk, Tensor tv, Tensor tb) {
     Tensor tout = Tensor.empty(out.shape(), g.q.dtype(), g.dev);
     Tensor tlse = Tensor.empty(lse.shape(), g.q.dtype(), g.dev);
-    Tensor ws = g.workspace();
     String op = g.op;
-    try (MkNative.mk_attention_params p = g.block(op)) {
+    try (Scope tmp = Scope.open(); MkNative.mk_attention_params p = g.block(op)) {
+      Tensor ws = g.workspace();
       p.out(out.address(op)).lse(lse.address(op));
       p.tan_q(addr(tq, op)).tan_k(addr(tk, op)).tan_v(addr(tv, op)).tan_bias_full(addr(tb, op));
       p.tan_out(tout.address(op)).tan_lse(tlse.address(op));
@@ -279,7 +279,7 @@ public final class Attention {
     final long b, h, hkv, nq, nk, d, dv, biasBs, biasHs, wsBytes;
     final double scale;
     final boolean causal, half;
-    /** Codes.ATTENTION_CAUSAL, and Codes.ATTENTION_TF32 for F32 on CUDA with {@link Backend#allowTf32()} */
+    /** Codes.ATTENTION_CAUSAL when causal (native adds TF32 on CUDA while {@link Backend#allowTf32()}) */
     final int flags;
     final int device, dtype;
     final Device dev;
@@ -310,8 +310,7 @@ public final class Attention {
       this.v = v.isContiguous() ? v : v.copyContiguous();
       scale = Double.isNaN(o.scale()) ? 1.0 / Math.sqrt(d) : o.scale();
       causal = o.causalMask();
-      flags = (causal ? Codes.ATTENTION_CAUSAL : 0)
-          | (q.dtype() == DType.F32 && q.device() == Device.CUDA && Backend.allowTf32() ? Codes.ATTENTION_TF32 : 0);
+      flags = causal ? Codes.ATTENTION_CAUSAL : 0;  // TF32: the runtime's switch, applied in native
       dev = q.device();
       device = dev.code;
       dtype = q.dtype().code;
@@ -393,7 +392,7 @@ public final class Attention {
     }
 
     Tensor workspace() {
-      return Tensor.empty(new long[] {Math.max(1, (wsBytes + 7) / 8)}, DType.F64, dev);
+      return Workspace.allocate(dev, wsBytes);
     }
 
     long biasAddr() {

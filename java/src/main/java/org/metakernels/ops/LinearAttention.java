@@ -6,6 +6,7 @@ import org.metakernels.runtime.Codes;
 import org.metakernels.runtime.MetakernelsException;
 import org.metakernels.runtime.MkNative;
 import org.metakernels.runtime.Native;
+import org.metakernels.tensor.Scope;
 import org.metakernels.tensor.Tensor;
 
 /**
@@ -183,9 +184,15 @@ public final class LinearAttention {
     long[] outShape = q.shape();
     outShape[r - 1] = dv;
     Tensor out = Tensor.empty(outShape, q.dtype(), q.device());
-    Native.check(MkNative.mk_linear_attention_product_forward(q.device().code, q.dtype().code, groups, nq, nk, dk, dv,
-        qc.address(op), kc.address(op), vc.address(op), out.address(op), mask.code, q.stream()),
-        op + " " + Checks.shapes(q, k, v) + " mask " + mask);
+    String context = op + " " + Checks.shapes(q, k, v) + " mask " + mask;
+    long wsBytes = MkNative.mk_linear_attention_product_workspace(q.device().code, q.dtype().code, dk, dv);
+    if (wsBytes < 0) Native.check(Codes.ERR_INVALID_ARGUMENT, context);
+    try (Scope tmp = Scope.open()) {
+      Tensor ws = Workspace.allocate(q.device(), wsBytes);
+      Native.check(MkNative.mk_linear_attention_product_forward(q.device().code, q.dtype().code, groups, nq, nk, dk,
+          dv, qc.address(op), kc.address(op), vc.address(op), out.address(op), mask.code, ws.address(op), wsBytes,
+          q.stream()), context);
+    }
     Mask mirror = mask.mirror();
     return Autograd.record(op, out, new Tensor[] {q, k, v}, g -> new Tensor[] {
         q.requiresGrad() ? product(g[0], v, k, mask) : null,

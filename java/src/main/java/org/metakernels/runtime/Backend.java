@@ -32,6 +32,8 @@ public final class Backend {
     // applies to native calls from every Java thread (0 = the OpenMP default); a bad value fails here
     if (threads != null)
       Native.check(MkNative.mk_runtime_set_num_threads(Integer.parseInt(threads.trim())), "-Dmetakernels.threads=" + threads);
+    // the one TF32 switch lives in native (mk_runtime_set_allow_tf32): attention and cuBLAS read it
+    if (Boolean.getBoolean("metakernels.tf32")) MkNative.mk_runtime_set_allow_tf32(1);
     String isa = System.getProperty("metakernels.isa");
     if (isa != null) setCpuIsa(isa);
 
@@ -101,27 +103,27 @@ public final class Backend {
     if (!cudaAvailable) throw new MetakernelsException(op + ": CUDA is unavailable (" + cudaReason + ")", Codes.ERR_NO_DEVICE);
   }
 
-  private static volatile boolean allowTf32 = Boolean.getBoolean("metakernels.tf32");
-
   /**
    * Whether F32 work on CUDA may use TF32 tensor cores (10-bit mantissa products, F32 sums): the
-   * softmax-attention forward and backward, and cuBLAS matmuls (whose handle reads
-   * {@code -Dmetakernels.tf32} once, when it is created). Off by default; {@code -Dmetakernels.tf32=true}
-   * turns it on at start. The CPU ignores it.
+   * softmax-attention forward and backward and the cuBLAS matmuls. One switch, kept by the native
+   * runtime ({@code mk_runtime_allow_tf32}) and read by every call. Off by default;
+   * {@code -Dmetakernels.tf32=true} turns it on at start. The CPU ignores it.
    */
   public static boolean allowTf32() {
-    return allowTf32;
+    Native.ensureLoaded();
+    return MkNative.mk_runtime_allow_tf32() != 0;
   }
 
   /**
-   * Sets {@link #allowTf32()} for the attention kernels from now on.
+   * Sets {@link #allowTf32()} for the attention kernels and cuBLAS from the next call on.
    *
    * <pre>{@code
    * Backend.setAllowTf32(true);   // F32 attention on CUDA: TF32 tensor cores where the tiles fit
    * }</pre>
    */
   public static void setAllowTf32(boolean allow) {
-    allowTf32 = allow;
+    Native.ensureLoaded();  // reads -Dmetakernels.tf32 first, so this call has the last word
+    MkNative.mk_runtime_set_allow_tf32(allow ? 1 : 0);
   }
 
   /**

@@ -75,9 +75,7 @@ public final class CudaRuntime {
         blasNote = "cuBLAS unusable (cublasCreate status " + cs + "), matmul on the built-in kernel";
         handle = null;
       } else {
-        boolean tf32 = Boolean.getBoolean("metakernels.tf32");
-        if (tf32) cublasSetMathMode(handle, CUBLAS_TF32_TENSOR_OP_MATH);
-        blasNote = "cuBLAS" + (tf32 ? " (TF32)" : "");
+        blasNote = "cuBLAS (TF32 while Backend.allowTf32())";
       }
     } catch (Throwable t) {
       blasNote = "cuBLAS presets did not load (" + firstLine(t) + "), matmul on the built-in kernel";
@@ -157,6 +155,7 @@ public final class CudaRuntime {
     long ldb = ob[1], lda = oa[1];
     int st;
     if (dtype == DType.F32) {
+      syncMathMode();
       st = cublasSgemmStridedBatched(cublas, opB, opA, (int) n, (int) m, (int) k, new FloatPointer(1f),
           new FloatPointer(new RawPointer(b, 0)), (int) ldb, bBs, new FloatPointer(new RawPointer(a, 0)), (int) lda, aBs,
           new FloatPointer(0f), new FloatPointer(new RawPointer(c, 0)), (int) n, cBs, (int) batch);
@@ -169,6 +168,18 @@ public final class CudaRuntime {
     }
     if (st != 0) throw new MetakernelsException("matmul: cuBLAS status " + st + " for [" + batch + ", " + m + ", " + k
         + "] x [" + k + ", " + n + "]", Codes.ERR_DEVICE);
+  }
+
+  private int mathMode = CUBLAS_DEFAULT_MATH;
+
+  // The handle follows the runtime's one TF32 switch (mk_runtime_allow_tf32), read per F32 call.
+  private synchronized void syncMathMode() {
+    int want = MkNative.mk_runtime_allow_tf32() != 0 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH;
+    if (want != mathMode) {
+      int st = cublasSetMathMode(cublas, want);
+      if (st != 0) throw new MetakernelsException("matmul: cublasSetMathMode status " + st, Codes.ERR_DEVICE);
+      mathMode = want;
+    }
   }
 
   // A row-major [r, c] matrix with strides (rs, cs) seen by column-major cuBLAS as Xᵀ:

@@ -38,6 +38,10 @@ public final class MkNative {
 
   public static native int mk_runtime_set_num_threads(int n);
 
+  public static native int mk_runtime_set_allow_tf32(int allow);
+
+  public static native int mk_runtime_allow_tf32();
+
   public static native int mk_runtime_attach_blas(String soname);
 
   public static native int mk_runtime_has_blas();
@@ -138,7 +142,10 @@ public final class MkNative {
       @Cast("int64_t") long groups, @Cast("int64_t") long nq, @Cast("int64_t") long nk,
       @Cast("int64_t") long dk, @Cast("int64_t") long dv, @Cast("const void*") long q,
       @Cast("const void*") long k, @Cast("const void*") long v, @Cast("void*") long out, int mask,
-      @Cast("void*") long stream);
+      @Cast("void*") long workspace, @Cast("int64_t") long workspaceBytes, @Cast("void*") long stream);
+
+  public static native @Cast("int64_t") long mk_linear_attention_product_workspace(int device, int dtype,
+      @Cast("int64_t") long dk, @Cast("int64_t") long dv);
 
   public static native int mk_linear_attention_momentum_forward(int device, int dtype,
       @Cast("int64_t") long groups, @Cast("int64_t") long n, @Cast("int64_t") long d,
