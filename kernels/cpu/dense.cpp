@@ -122,8 +122,10 @@ void softmax_t(int log, int64_t rows, int64_t cols, const T* x, T* y) {
   for (int64_t r = 0; r < rows; ++r) {
     const T* xr = x + r * cols;
     T* yr = y + r * cols;
+    // the row maximum, NaN when any entry is NaN: NaN in -> NaN out for the whole row (a maximum
+    // that skipped NaN sent a row of NaN down the all -inf branch below and returned numbers)
     T m = -std::numeric_limits<T>::infinity();
-    for (int64_t c = 0; c < cols; ++c) m = xr[c] > m ? xr[c] : m;
+    for (int64_t c = 0; c < cols; ++c) m = (xr[c] > m || xr[c] != xr[c]) ? xr[c] : m;
     if (m == -std::numeric_limits<T>::infinity()) {  // every entry -inf: define the row as 0
       for (int64_t c = 0; c < cols; ++c) yr[c] = log ? -std::numeric_limits<T>::infinity() : T(0);
       continue;

@@ -124,18 +124,22 @@ __global__ void reduce_kernel(int op, int64_t outer, int64_t len, int64_t inner,
   }
 }
 
+// max(a, b) that propagates NaN (fmax returns the other operand).
+__device__ __forceinline__ double nan_max(double a, double b) { return (a != a || b != b) ? NAN : fmax(a, b); }
+
 template <class T>
 __global__ void softmax_kernel(int log, int64_t rows, int64_t cols, const T* x, T* y) {
   __shared__ double red[kBlock];
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
     const T* xr = x + r * cols;
     T* yr = y + r * cols;
+    // the row maximum, NaN when any entry is NaN (fmax alone skips NaN), as in the CPU twin
     double m = -INFINITY;
-    for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) m = fmax(m, double(xr[c]));
+    for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) m = nan_max(m, double(xr[c]));
     red[threadIdx.x] = m;
     __syncthreads();
     for (int s = blockDim.x / 2; s > 0; s >>= 1) {
-      if (threadIdx.x < s) red[threadIdx.x] = fmax(red[threadIdx.x], red[threadIdx.x + s]);
+      if (threadIdx.x < s) red[threadIdx.x] = nan_max(red[threadIdx.x], red[threadIdx.x + s]);
       __syncthreads();
     }
     m = red[0];

@@ -186,6 +186,39 @@ class ReductionsTest {
     }
   }
 
+  /**
+   * NaN in, NaN out (issue "Nothing silently wrong", item 2): a row with a NaN entry is NaN
+   * throughout, for softmax and logSoftmax, even when the row has no finite entry; rows of only
+   * -inf stay 0 (softmax) and -inf (logSoftmax), and other rows are untouched. Guards the NaN test
+   * in the row maximum of kernels/cpu/dense.cpp (softmax_t), which used to skip NaN.
+   */
+  @ParameterizedTest
+  @EnumSource(value = DType.class, names = {"F64", "F32"})
+  void softmaxKeepsNaNInItsRow(DType d) {
+    try (Scope s = Scope.open()) {
+      double nan = Double.NaN, inf = Double.POSITIVE_INFINITY;
+      for (boolean log : new boolean[] {false, true}) {
+        double[][] rows = {{nan}, {nan, nan}, {nan, 1}, {1, nan, 2}, {-inf, nan}, {-inf, -inf}, {0, Math.log(3)}};
+        for (double[] row : rows) {
+          Tensor t = Tensor.of(row, 1, row.length).to(d);
+          double[] y = (log ? t.logSoftmax(1) : t.softmax(1)).toDoubleArray();
+          boolean hasNaN = java.util.Arrays.stream(row).anyMatch(Double::isNaN);
+          for (int c = 0; c < row.length; c++) {
+            String what = (log ? "logSoftmax" : "softmax") + java.util.Arrays.toString(row) + "[" + c + "] " + d;
+            if (hasNaN) assertTrue(Double.isNaN(y[c]), what + " = " + y[c]);
+            else if (row[0] == -inf) assertEquals(log ? -inf : 0.0, y[c], what);
+            else assertEquals(log ? Math.log(c == 0 ? 0.25 : 0.75) : (c == 0 ? 0.25 : 0.75), y[c], 1e-6, what);
+          }
+        }
+        // a NaN row next to finite rows leaves them alone
+        Tensor two = Tensor.of(new double[] {nan, 0, 0, Math.log(3)}, 2, 2).to(d);
+        double[] y = (log ? two.logSoftmax(1) : two.softmax(1)).toDoubleArray();
+        assertTrue(Double.isNaN(y[0]) && Double.isNaN(y[1]));
+        assertEquals(log ? Math.log(0.75) : 0.75, y[3], 1e-6);
+      }
+    }
+  }
+
   @ParameterizedTest
   @EnumSource(value = DType.class, names = {"F64", "F32"})
   void softmaxAndLogSoftmaxOverAnyDim(DType d) {
