@@ -86,6 +86,6 @@ int main(int argc, char** argv) {
                        (mode == "fwd" ? 1.0 : 2.5);
   double cs = 0;
   for (float x : (mode == "fwd" ? out : dq)) cs += x;
-  std::printf("%s best %.2f ms %.1f GFLOP/s checksum %.6f\n", mode.c_str(), best * 1e3, flops / best / 1e9, cs);
+  std::printf("%s best %.4f ms %.1f GFLOP/s checksum %.6f\n", mode.c_str(), best * 1e3, flops / best / 1e9, cs);
   return 0;
 }
