@@ -61,7 +61,7 @@ for c in "$@"; do
       OMP_NUM_THREADS=$threads "$work/$v/bench" "${args[@]}" | awk '{print $3}' >> "$work/$v.txt"
     done
   done
-  stats() { sort -n "$1" | awk '{x[NR]=$1} END {printf "%.2f %.2f %.2f", x[1], x[int((NR+1)/2)], x[NR]}'; }
+  stats() { sort -n "$1" | awk '{x[NR]=$1} END {printf "%.4f %.4f %.4f", x[1], x[int((NR+1)/2)], x[NR]}'; }
   read -r amin amed amax <<<"$(stats "$work/a.txt")"
   read -r bmin bmed bmax <<<"$(stats "$work/b.txt")"
   ratio=$(awk -v a="$amed" -v b="$bmed" 'BEGIN {printf "%.3f", b / a}')

@@ -83,7 +83,7 @@ template <class T>
 void backward_per_head(const CpuParams& p, T* ws, int64_t per_thread, const T* Dall) {
   const int64_t group = p.heads / p.kv_heads;
   const int64_t tasks = p.batch * p.kv_heads;
-#pragma omp parallel
+#pragma omp parallel if (attention_parallel(p, tasks))
   {
     Scratch<T> w(ws + int64_t(omp_get_thread_num()) * per_thread, p.d, p.dv);
 #pragma omp for schedule(dynamic, 1)
@@ -111,7 +111,7 @@ void backward(const CpuParams& p, T* ws, int64_t per_thread, T* Dall) {
   // dQ (and the full dS when asked for): query blocks in parallel
   if (p.grad_q || p.grad_bias_full) {
     const int64_t tasks = p.batch * p.heads * qb;
-#pragma omp parallel
+#pragma omp parallel if (attention_parallel(p, tasks))
     {
       Scratch<T> w(ws + int64_t(omp_get_thread_num()) * per_thread, p.d, p.dv);
 #pragma omp for schedule(dynamic, 1)
@@ -142,7 +142,7 @@ void backward(const CpuParams& p, T* ws, int64_t per_thread, T* Dall) {
   if (p.grad_k || p.grad_v) {
     const int64_t kb = (p.nk + BK - 1) / BK;
     const int64_t tasks = p.batch * p.kv_heads * kb;
-#pragma omp parallel
+#pragma omp parallel if (attention_parallel(p, tasks))
     {
       Scratch<T> w(ws + int64_t(omp_get_thread_num()) * per_thread, p.d, p.dv);
 #pragma omp for schedule(dynamic, 1)

@@ -57,7 +57,7 @@ void backward_backward(const CpuParams& p, T* ws, int64_t per_thread, T* Dall, T
   const int64_t qb = row_blocks<T>(p.nq);
   const int64_t qtasks = p.batch * p.heads * qb;
   // pass 1: row statistics C and E
-#pragma omp parallel
+#pragma omp parallel if (attention_parallel(p, qtasks))
   {
     Scratch<T> w(ws + int64_t(omp_get_thread_num()) * per_thread, p.d, p.dv);
 #pragma omp for schedule(dynamic, 1)
@@ -99,7 +99,7 @@ void backward_backward(const CpuParams& p, T* ws, int64_t per_thread, T* Dall, T
   }
   // pass 2: q', dO' and the bias cotangent (query blocks)
   if (p.cot_q || p.cot_dout || p.cot_bias_full) {
-#pragma omp parallel
+#pragma omp parallel if (attention_parallel(p, qtasks))
     {
       Scratch<T> w(ws + int64_t(omp_get_thread_num()) * per_thread, p.d, p.dv);
 #pragma omp for schedule(dynamic, 1)
@@ -139,7 +139,7 @@ void backward_backward(const CpuParams& p, T* ws, int64_t per_thread, T* Dall, T
     const int64_t kb = (p.nk + BK - 1) / BK;
     const int64_t group = p.heads / p.kv_heads;
     const int64_t tasks = p.batch * p.kv_heads * kb;
-#pragma omp parallel
+#pragma omp parallel if (attention_parallel(p, tasks))
     {
       Scratch<T> w(ws + int64_t(omp_get_thread_num()) * per_thread, p.d, p.dv);
 #pragma omp for schedule(dynamic, 1)

@@ -211,12 +211,12 @@ const T* tile_t(const T* packed, int64_t cols, int64_t c0) {
 // [B*Hkv][key tile][cols][BK] blocks, so the tile loops read unit-stride key rows instead of
 // transposing the same tile again for every query block.
 template <class T>
-void pack_tiles(const void* src, int64_t heads, int64_t n, int64_t cols, void* dst) {
+void pack_tiles(const void* src, int64_t heads, int64_t n, int64_t cols, void* dst, bool parallel) {
   if (!src || !dst) return;
   const int64_t nb = (n + BK - 1) / BK;
   const T* s = static_cast<const T*>(src);
   T* d = static_cast<T*>(dst);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (parallel)
   for (int64_t t = 0; t < heads * nb; ++t) {
     const int64_t h = t / nb, c0 = (t % nb) * BK, C = std::min(BK, n - c0);
     tile::transpose<T>(C, cols, s + (h * n + c0) * cols, cols, d + t * cols * BK, BK);
@@ -244,6 +244,17 @@ void g_tile(const Head<T>& h, const Scratch<T>& w, int64_t r0, int64_t R, int64_
     }
 }
 
+// Whether a pass forks OpenMP threads: only with work for more than one thread and at least
+// kMinParallelMacs multiply-adds (B·H·Nq·Nk·(D + Dv), ~50 µs on one core). A fork costs a few
+// microseconds on an idle machine and far more on a loaded one, where libgomp's spinning workers
+// compete with other processes: a [1, 2, 16, 8] F64 call took 33 µs with 2 threads against 7 µs
+// with one, and milliseconds on busy cores (issue "Nothing silently wrong", item 5). The passes'
+// results do not depend on the thread count, so this changes timing only.
+constexpr int64_t kMinParallelMacs = int64_t(1) << 18;
+inline bool attention_parallel(const AttentionParams& p, int64_t tasks) {
+  return tasks > 1 && omp_get_max_threads() > 1 && p.batch * p.heads * p.nq * p.nk * (p.d + p.dv) >= kMinParallelMacs;
+}
+
 template <class T>
 int64_t row_blocks(int64_t n) {
   return (n + BQ - 1) / BQ;
@@ -256,7 +267,7 @@ void rowsum_dout_out(const CpuParams& p, T* D) {
   const int64_t rows = p.batch * p.heads * p.nq;
   const T* o = static_cast<const T*>(p.out);
   const T* g = static_cast<const T*>(p.dout);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (attention_parallel(p, rows))
   for (int64_t i = 0; i < rows; ++i) D[i] = tile::dot(o + i * p.dv, g + i * p.dv, p.dv);
 }
 
@@ -280,7 +291,7 @@ struct Layout {
     const int64_t kt = heads * nb * BK * in.d, vt = heads * nb * BK * in.dv;
     auto put = [&](bool want, const void* src, int64_t cols, int64_t size, const void*& dst) {
       if (want && src) {
-        pack_tiles<T>(src, heads, in.nk, cols, packed);
+        pack_tiles<T>(src, heads, in.nk, cols, packed, attention_parallel(in, heads * nb));
         dst = packed;
       }
       packed += size;

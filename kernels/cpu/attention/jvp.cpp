@@ -13,7 +13,7 @@ template <class T>
 void jvp(const CpuParams& p, T* ws, int64_t per_thread) {
   const int64_t qb = row_blocks<T>(p.nq);
   const int64_t tasks = p.batch * p.heads * qb;
-#pragma omp parallel
+#pragma omp parallel if (attention_parallel(p, tasks))
   {
     Scratch<T> w(ws + int64_t(omp_get_thread_num()) * per_thread, p.d, p.dv);
 #pragma omp for schedule(dynamic, 1)
