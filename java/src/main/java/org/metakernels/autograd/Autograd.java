@@ -7,6 +7,7 @@ import java.util.Deque;
 import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
+import org.metakernels.internal.Internals;
 import org.metakernels.runtime.MetakernelsException;
 import org.metakernels.tensor.DType;
 import org.metakernels.tensor.Scope;
@@ -47,7 +48,7 @@ public final class Autograd {
     for (Tensor t : inputs) if (t != null && t.requiresGrad()) { any = true; break; }
     if (!any) return false;
     Node node = new Node(name, inputs, outputs, rule);
-    for (int i = 0; i < outputs.length; i++) outputs[i].setGradFn(node, i);
+    for (int i = 0; i < outputs.length; i++) Internals.tensor().setGradFn(outputs[i], node, i);
     return true;
   }
 
@@ -171,9 +172,9 @@ public final class Autograd {
         if (acc == null || acc.isClosed()) {
           Tensor copy = g.copyContiguous();
           Scope.transfer(copy.storage(), leaf.storage().owner());
-          leaf.setGrad(copy);
+          Internals.tensor().setGrad(leaf, copy);
         } else if (acc.dtype().isHalf()) {  // summed in F32, rounded once
-          acc.copyFrom(acc.castTo(DType.F32).add(g.castTo(DType.F32)).castTo(acc.dtype()));
+          Internals.tensor().copyFrom(acc, acc.castTo(DType.F32).add(g.castTo(DType.F32)).castTo(acc.dtype()));
         } else {
           acc.addInPlace(g);
         }

@@ -6,7 +6,7 @@ import org.metakernels.tensor.DType;
 import org.metakernels.tensor.Tensor;
 
 /** Java-side argument checks shared by the ops; messages name the op and the shapes. */
-public final class Checks {
+final class Checks {
   private Checks() {}
 
   public static void floating(String op, Tensor t) {

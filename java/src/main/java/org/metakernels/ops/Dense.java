@@ -5,6 +5,7 @@ import static org.metakernels.runtime.Codes.*;
 import java.util.Arrays;
 import org.metakernels.autograd.Autograd;
 import org.metakernels.autograd.GradMode;
+import org.metakernels.internal.Internals;
 import org.metakernels.runtime.MetakernelsException;
 import org.metakernels.runtime.MkNative;
 import org.metakernels.runtime.Native;
@@ -16,6 +17,10 @@ import org.metakernels.tensor.Tensor;
  */
 public final class Dense {
   private Dense() {}
+
+  static {
+    Internals.setDenseAccess(new DenseAccessImpl());
+  }
 
   // ---- raw kernels (no autograd) ------------------------------------------------------------
 
@@ -101,11 +106,11 @@ public final class Dense {
   }
 
   /** 1.0 where the comparison holds, else 0.0; no gradient. */
-  public static Tensor compare(Tensor a, Tensor b, int code, String op) {
+  static Tensor compare(Tensor a, Tensor b, int code, String op) {
     return binaryRaw(op, code, a, b);
   }
 
-  public static Tensor compareScalar(Tensor a, double c, int code, String op) {
+  static Tensor compareScalar(Tensor a, double c, int code, String op) {
     Tensor cs = Tensor.scalar(c, a.dtype(), a.device());
     return binaryRaw(op, code, a, cs);
   }
@@ -244,7 +249,7 @@ public final class Dense {
   }
 
   /** t = t (op) o, o broadcast to t's shape. */
-  public static Tensor inPlace(Tensor t, Tensor o, int code, String op) {
+  static Tensor inPlace(Tensor t, Tensor o, int code, String op) {
     checkInPlace(op, t);
     Checks.compatible(op, t, o);
     long[] shape = t.shape();
@@ -258,37 +263,37 @@ public final class Dense {
     } else {
       try (var ng = GradMode.set(false)) {
         Tensor r = binaryRaw(op, code, t, o);
-        t.copyFrom(r);
+        Internals.tensor().copyFrom(t, r);
       }
     }
-    t.storage().bumpVersion();
+    Internals.tensor().bumpVersion(t.storage());
     return t;
   }
 
-  public static Tensor scalarInPlace(Tensor t, int code, double c, String op) {
+  static Tensor scalarInPlace(Tensor t, int code, double c, String op) {
     checkInPlace(op, t);
     Checks.floating(op, t);
     try (var ng = GradMode.set(false)) {
       Tensor r = unaryRaw(op, code, t, c);
-      t.copyFrom(r);
+      Internals.tensor().copyFrom(t, r);
     }
-    t.storage().bumpVersion();
+    Internals.tensor().bumpVersion(t.storage());
     return t;
   }
 
-  public static Tensor fillInPlace(Tensor t, double v) {
+  static Tensor fillInPlace(Tensor t, double v) {
     checkInPlace("fillInPlace", t);
     if (t.isContiguous()) {
       Native.check(MkNative.mk_tensor_fill_forward(t.device().code, t.dtype().code, t.numel(), t.address("fillInPlace"),
           v, t.stream()), "fillInPlace " + t.describe());
     } else {
-      t.copyFrom(Tensor.scalar(v, t.dtype(), t.device()).expand(t.shape()));
+      Internals.tensor().copyFrom(t, Tensor.scalar(v, t.dtype(), t.device()).expand(t.shape()));
     }
-    t.storage().bumpVersion();
+    Internals.tensor().bumpVersion(t.storage());
     return t;
   }
 
-  public static Tensor inPlaceCopy(Tensor t, Tensor src) {
+  static Tensor inPlaceCopy(Tensor t, Tensor src) {
     checkInPlace("copyInPlace", t);
     if (src.dtype() != t.dtype() || src.device() != t.device())
       throw new MetakernelsException("copyInPlace: " + src.describe() + " into " + t.describe());
@@ -296,9 +301,9 @@ public final class Dense {
     if (!Arrays.equals(out, t.shape()))
       throw new MetakernelsException("copyInPlace: " + src.describe() + " does not broadcast to " + t.describe());
     try (var ng = GradMode.set(false)) {
-      t.copyFrom(src.expand(t.shape()));
+      Internals.tensor().copyFrom(t, src.expand(t.shape()));
     }
-    t.storage().bumpVersion();
+    Internals.tensor().bumpVersion(t.storage());
     return t;
   }
 }

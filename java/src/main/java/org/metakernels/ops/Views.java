@@ -3,6 +3,7 @@ package org.metakernels.ops;
 import java.util.Arrays;
 import java.util.List;
 import org.metakernels.autograd.Autograd;
+import org.metakernels.internal.Internals;
 import org.metakernels.runtime.MetakernelsException;
 import org.metakernels.tensor.DType;
 import org.metakernels.tensor.Device;
@@ -13,10 +14,10 @@ public final class Views {
   private Views() {}
 
   static Tensor viewRaw(Tensor x, long[] shape, long[] strides, long offset) {
-    return new Tensor(x.storage(), offset, shape, strides, x.dtype());
+    return Internals.tensor().newTensor(x.storage(), offset, shape, strides, x.dtype());
   }
 
-  public static Tensor permuteRaw(Tensor x, int[] perm) {
+  static Tensor permuteRaw(Tensor x, int[] perm) {
     long[] s = x.shape(), st = x.strides();
     long[] ns = new long[perm.length], nst = new long[perm.length];
     for (int i = 0; i < perm.length; i++) {
@@ -44,7 +45,7 @@ public final class Views {
         throw new MetakernelsException("reshape: cannot reshape " + x.describe() + " to " + Arrays.toString(newShape));
       target[infer] = x.numel() / known;
     }
-    Tensor.checkShape("reshape", target);
+    Internals.tensor().checkShape("reshape", target);
     if (Tensor.numel(target) != x.numel())
       throw new MetakernelsException("reshape: " + x.describe() + " has " + x.numel() + " elements, "
           + Arrays.toString(newShape) + " needs " + Tensor.numel(target));
@@ -93,7 +94,7 @@ public final class Views {
     long[] s = full.clone();
     s[dim] = g.shape()[dim];
     Tensor window = viewRaw(out, s, out.strides(), start * out.strides()[dim]);
-    window.copyFrom(g);
+    Internals.tensor().copyFrom(window, g);
     long len = g.shape()[dim];
     return Autograd.record("narrow_backward", out, new Tensor[] {g}, gg -> new Tensor[] {gg[0].narrow(dim, start, len)});
   }
@@ -126,7 +127,7 @@ public final class Views {
         }
       }
     }
-    Tensor.checkShape("expand", ns);
+    Internals.tensor().checkShape("expand", ns);
     if (Arrays.equals(ns, shape)) return x;
     Tensor y = viewRaw(x, ns, nst, x.offset());
     return Autograd.record("expand", y, new Tensor[] {x}, g -> new Tensor[] {g[0].sumTo(shape)});
@@ -176,7 +177,7 @@ public final class Views {
       long[] s = out.clone();
       s[d] = p.shape()[d];
       starts[i] = off;
-      viewRaw(y, s, y.strides(), off * y.strides()[d]).copyFrom(p);
+      Internals.tensor().copyFrom(viewRaw(y, s, y.strides(), off * y.strides()[d]), p);
       off += p.shape()[d];
     }
     Tensor[] ins = parts.toArray(new Tensor[0]);

@@ -64,7 +64,7 @@ public final class Storage {
   }
 
   /** Internal: records an in-place write. */
-  public void bumpVersion() {
+  void bumpVersion() {
     version++;
   }
 

@@ -7,6 +7,7 @@ import org.bytedeco.javacpp.FloatPointer;
 import org.bytedeco.javacpp.LongPointer;
 import org.metakernels.autograd.Autograd;
 import org.metakernels.autograd.Node;
+import org.metakernels.internal.Internals;
 import org.metakernels.ops.Dense;
 import org.metakernels.ops.Indexing;
 import org.metakernels.ops.Linalg;
@@ -46,8 +47,12 @@ public final class Tensor implements AutoCloseable {
   private Node gradFn;
   private int outputIndex;
 
+  static {
+    Internals.setTensorAccess(new TensorAccessImpl());
+  }
+
   /** Internal: a tensor over an existing storage. Use the factories or view ops instead. */
-  public Tensor(Storage storage, long offset, long[] shape, long[] strides, DType dtype) {
+  Tensor(Storage storage, long offset, long[] shape, long[] strides, DType dtype) {
     this.storage = storage;
     this.offset = offset;
     this.shape = shape;
@@ -172,7 +177,7 @@ public final class Tensor implements AutoCloseable {
    * Internal: rejects ranks above 8, negative sizes, and shapes whose byte size overflows a long
    * (their element count would wrap around and describe memory that was never allocated).
    */
-  public static void checkShape(String op, long[] shape) {
+  static void checkShape(String op, long[] shape) {
     if (shape.length > Codes.MAX_RANK) throw new MetakernelsException(op + ": rank " + shape.length + " > " + Codes.MAX_RANK + " in shape " + Arrays.toString(shape));
     boolean empty = false;
     for (long d : shape) {
@@ -321,7 +326,7 @@ public final class Tensor implements AutoCloseable {
   }
 
   /** Internal: sets the accumulated gradient. */
-  public void setGrad(Tensor g) {
+  void setGrad(Tensor g) {
     this.grad = g;
   }
 
@@ -344,7 +349,7 @@ public final class Tensor implements AutoCloseable {
   }
 
   /** Internal: attaches this tensor as output {@code index} of {@code node}. */
-  public void setGradFn(Node node, int index) {
+  void setGradFn(Node node, int index) {
     this.gradFn = node;
     this.outputIndex = index;
   }
@@ -440,7 +445,7 @@ public final class Tensor implements AutoCloseable {
   }
 
   /** Internal: copies {@code src} (same shape, any strides) into this tensor's memory. */
-  public void copyFrom(Tensor src) {
+  void copyFrom(Tensor src) {
     if (!Arrays.equals(src.shape, shape) || src.dtype != dtype || src.device() != device())
       throw new MetakernelsException("copyFrom: " + src.describe() + " into " + describe());
     Native.check(MkNative.mk_tensor_copy_forward(device().code, dtype.code, shape.length, shape, src.address("copyFrom"),
@@ -566,26 +571,26 @@ public final class Tensor implements AutoCloseable {
   public Tensor clampMax(double hi) { return Dense.clampMax(this, hi); }
 
   // comparisons give 1.0 / 0.0 in this dtype and carry no gradient
-  public Tensor eq(Tensor o) { return Dense.compare(this, o, Codes.BINARY_EQ, "eq"); }
-  public Tensor ne(Tensor o) { return Dense.compare(this, o, Codes.BINARY_NE, "ne"); }
-  public Tensor lt(Tensor o) { return Dense.compare(this, o, Codes.BINARY_LT, "lt"); }
-  public Tensor le(Tensor o) { return Dense.compare(this, o, Codes.BINARY_LE, "le"); }
-  public Tensor gt(Tensor o) { return Dense.compare(this, o, Codes.BINARY_GT, "gt"); }
-  public Tensor ge(Tensor o) { return Dense.compare(this, o, Codes.BINARY_GE, "ge"); }
-  public Tensor gt(double c) { return Dense.compareScalar(this, c, Codes.BINARY_GT, "gt"); }
-  public Tensor lt(double c) { return Dense.compareScalar(this, c, Codes.BINARY_LT, "lt"); }
+  public Tensor eq(Tensor o) { return Internals.dense().compare(this, o, Codes.BINARY_EQ, "eq"); }
+  public Tensor ne(Tensor o) { return Internals.dense().compare(this, o, Codes.BINARY_NE, "ne"); }
+  public Tensor lt(Tensor o) { return Internals.dense().compare(this, o, Codes.BINARY_LT, "lt"); }
+  public Tensor le(Tensor o) { return Internals.dense().compare(this, o, Codes.BINARY_LE, "le"); }
+  public Tensor gt(Tensor o) { return Internals.dense().compare(this, o, Codes.BINARY_GT, "gt"); }
+  public Tensor ge(Tensor o) { return Internals.dense().compare(this, o, Codes.BINARY_GE, "ge"); }
+  public Tensor gt(double c) { return Internals.dense().compareScalar(this, c, Codes.BINARY_GT, "gt"); }
+  public Tensor lt(double c) { return Internals.dense().compareScalar(this, c, Codes.BINARY_LT, "lt"); }
 
   /** cond != 0 ? a : b, broadcasting all three. */
   public static Tensor where(Tensor cond, Tensor a, Tensor b) { return Dense.where(cond, a, b); }
 
   // in place (refused on tensors the tape needs)
-  public Tensor addInPlace(Tensor o) { return Dense.inPlace(this, o, Codes.BINARY_ADD, "addInPlace"); }
-  public Tensor subInPlace(Tensor o) { return Dense.inPlace(this, o, Codes.BINARY_SUB, "subInPlace"); }
-  public Tensor mulInPlace(Tensor o) { return Dense.inPlace(this, o, Codes.BINARY_MUL, "mulInPlace"); }
-  public Tensor mulInPlace(double c) { return Dense.scalarInPlace(this, Codes.UNARY_MUL_SCALAR, c, "mulInPlace"); }
-  public Tensor fillInPlace(double v) { return Dense.fillInPlace(this, v); }
+  public Tensor addInPlace(Tensor o) { return Internals.dense().inPlace(this, o, Codes.BINARY_ADD, "addInPlace"); }
+  public Tensor subInPlace(Tensor o) { return Internals.dense().inPlace(this, o, Codes.BINARY_SUB, "subInPlace"); }
+  public Tensor mulInPlace(Tensor o) { return Internals.dense().inPlace(this, o, Codes.BINARY_MUL, "mulInPlace"); }
+  public Tensor mulInPlace(double c) { return Internals.dense().scalarInPlace(this, Codes.UNARY_MUL_SCALAR, c, "mulInPlace"); }
+  public Tensor fillInPlace(double v) { return Internals.dense().fillInPlace(this, v); }
   /** Copies {@code src} (broadcast to this shape) into this tensor. */
-  public Tensor copyInPlace(Tensor src) { return Dense.inPlaceCopy(this, src); }
+  public Tensor copyInPlace(Tensor src) { return Internals.dense().inPlaceCopy(this, src); }
 
   // ------------------------------------------------------------------------------------------
   // reductions
