@@ -21,10 +21,15 @@ import org.metakernels.runtime.Codes;
  * }</pre>
  */
 public enum DType {
+  /** 32-bit IEEE float: arithmetic on both devices. */
   F32(Codes.F32, 4),
+  /** 64-bit IEEE float: arithmetic on both devices (GradCheck's type). */
   F64(Codes.F64, 8),
+  /** bfloat16 (8-bit exponent, 7-bit mantissa): storage type; softmax attention computes on it. */
   BF16(Codes.BF16, 2),
+  /** IEEE half (5-bit exponent, 10-bit mantissa): storage type; softmax attention computes on it. */
   F16(Codes.F16, 2),
+  /** 64-bit signed integer: indices, class targets, key lengths. */
   I64(Codes.I64, 8);
 
   /** The code of this type in the C ABI ({@code enum mk_dtype}). */
@@ -37,17 +42,29 @@ public enum DType {
     this.size = size;
   }
 
-  /** True for the types arithmetic ops accept (F32, F64). */
+  /**
+   * True for the types arithmetic ops accept (F32, F64).
+   *
+   * @return whether this is F32 or F64
+   */
   public boolean isFloating() {
     return this == F32 || this == F64;
   }
 
-  /** True for the 16-bit storage types BF16 and F16. */
+  /**
+   * True for the 16-bit storage types BF16 and F16.
+   *
+   * @return whether this is BF16 or F16
+   */
   public boolean isHalf() {
     return this == BF16 || this == F16;
   }
 
-  /** True for every floating-point type (F32, F64, BF16, F16): those that can carry gradients. */
+  /**
+   * True for every floating-point type (F32, F64, BF16, F16): those that can carry gradients.
+   *
+   * @return whether this is not I64
+   */
   public boolean isFloatingPoint() {
     return isFloating() || isHalf();
   }

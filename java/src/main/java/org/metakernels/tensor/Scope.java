@@ -33,7 +33,12 @@ public final class Scope implements AutoCloseable {
     this.thread = Thread.currentThread();
   }
 
-  /** Opens a scope nested in the current one (if any) on this thread. */
+  /**
+   * Opens a scope nested in the current one (if any) on this thread; close it on the same thread,
+   * innermost first ({@code try (Scope scope = Scope.open()) {...}}).
+   *
+   * @return the new scope, now current
+   */
   public static Scope open() {
     Deque<Scope> stack = STACK.get();
     Scope s = new Scope(stack.peek());
@@ -41,7 +46,11 @@ public final class Scope implements AutoCloseable {
     return s;
   }
 
-  /** The innermost open scope of this thread, or null. */
+  /**
+   * The innermost open scope of this thread, or null.
+   *
+   * @return the current scope or null
+   */
   public static Scope current() {
     return STACK.get().peek();
   }
@@ -58,10 +67,13 @@ public final class Scope implements AutoCloseable {
 
   /**
    * Moves {@code t}'s storage (shared by its views) to the enclosing scope, or to the caller
-   * when this is the outermost scope. Its autograd history is kept: keep leaves of a tape you
-   * still want to differentiate through, or {@link Tensor#detach()} first.
+   * when this is the outermost scope; a gradient accumulated in it moves along. Its autograd
+   * history is kept: keep leaves of a tape you still want to differentiate through, or
+   * {@link Tensor#detach()} first. {@code Tensor y = scope.keep(x.sum())}: y, shape [], survives.
    *
+   * @param t a tensor made in this scope (or elsewhere: then nothing moves)
    * @return {@code t}
+   * @throws IllegalStateException when this scope is closed
    */
   public Tensor keep(Tensor t) {
     if (closed) throw new IllegalStateException("keep: scope already closed");
@@ -75,8 +87,14 @@ public final class Scope implements AutoCloseable {
   }
 
   /**
-   * Internal: hands {@code s} to {@code target} (null: to the caller). Used for gradients
-   * accumulated into leaves, which must live as long as the leaf.
+   * Hands a storage to {@code target}, or to the caller when {@code target} is null (who then
+   * frees it with {@link Tensor#close()}). This is how long-lived tensors leave every scope:
+   * {@link org.metakernels.nn.Module} parameters, optimizer state and the gradients autograd
+   * accumulates into leaves. {@code Scope.transfer(w.storage(), null)}: w outlives the scope.
+   *
+   * @param s the storage (e.g. {@link Tensor#storage()})
+   * @param target the new owner, or null for the caller
+   * @throws IllegalStateException when {@code target} is closed
    */
   public static void transfer(Storage s, Scope target) {
     if (s.owner() == target) return;
@@ -87,13 +105,22 @@ public final class Scope implements AutoCloseable {
     }
   }
 
-  /** Number of storages this scope frees on close. */
+  /**
+   * Number of storages this scope frees on close.
+   *
+   * @return the count of live storages owned
+   */
   public int size() {
     int n = 0;
     for (Storage s : owned) if (s.owner() == this && !s.isClosed()) n++;
     return n;
   }
 
+  /**
+   * True once {@link #close()} ran.
+   *
+   * @return whether this scope is closed
+   */
   public boolean isClosed() {
     return closed;
   }

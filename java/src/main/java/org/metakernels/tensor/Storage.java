@@ -40,35 +40,63 @@ public final class Storage {
     return s;
   }
 
-  /** The base address; throws {@link IllegalStateException} once freed. */
+  /**
+   * The base address; throws {@link IllegalStateException} once freed.
+   *
+   * @param op the caller's name, for the exception's message
+   * @return the address of byte 0
+   */
   public long address(String op) {
     if (closed) throw new IllegalStateException(op + ": tensor storage was already freed (its scope or the tensor was closed)");
     return address;
   }
 
+  /**
+   * The size in bytes.
+   *
+   * @return the byte count
+   */
   public long nbytes() {
     return nbytes;
   }
 
+  /**
+   * Where the memory lives.
+   *
+   * @return the device
+   */
   public Device device() {
     return device;
   }
 
+  /**
+   * True once the memory was freed.
+   *
+   * @return whether the storage is freed
+   */
   public boolean isClosed() {
     return closed;
   }
 
-  /** Bumped by every in-place write; autograd nodes compare it with what they saved. */
+  /**
+   * Bumped by every in-place write; autograd nodes compare it with what they saved.
+   *
+   * @return the number of in-place writes so far
+   */
   public int version() {
     return version;
   }
 
-  /** Internal: records an in-place write. */
+  /** Records an in-place write (the ops reach it through {@code Internals}). */
   void bumpVersion() {
     version++;
   }
 
-  /** The scope that frees this storage, or null when the caller owns it. */
+  /**
+   * The scope that frees this storage, or null when the caller owns it.
+   *
+   * @return the owning scope or null
+   */
   public Scope owner() {
     return owner;
   }
