@@ -27,19 +27,40 @@ import org.metakernels.tensor.Tensor;
 public final class Autograd {
   private Autograd() {}
 
-  /** Turns recording off until the guard closes: {@code try (var g = Autograd.noGrad()) {...}}. */
+  /**
+   * Turns recording off on this thread until the guard closes:
+   * {@code try (var g = Autograd.noGrad()) { p.subInPlace(p.grad().mul(lr)); }}.
+   *
+   * @return the guard that restores the previous mode
+   */
   public static GradMode.Guard noGrad() {
     return GradMode.set(false);
   }
 
+  /**
+   * Turns recording on until the guard closes (inside a {@link #noGrad()} block, say).
+   *
+   * @return the guard that restores the previous mode
+   */
   public static GradMode.Guard enableGrad() {
     return GradMode.set(true);
   }
 
   /**
-   * Records an op when recording is on and any input needs a gradient: {@code outputs} become
-   * the outputs of a new node whose backward is {@code rule}.
+   * Records an op when recording is on and any input requires grad: {@code outputs} become the
+   * outputs of a new {@link Node} whose backward is {@code rule}. This is how every op of the
+   * library is made differentiable, and how a program adds its own; the rule should be written
+   * with differentiable ops so that its result can be differentiated again.
    *
+   * <pre>{@code
+   * Tensor y = Tensor.empty(x.shape(), x.dtype(), x.device());   // ... filled by a raw kernel
+   * Autograd.record("myOp", new Tensor[] {y}, new Tensor[] {x}, g -> new Tensor[] {g[0].mul(2.0)});
+   * }</pre>
+   *
+   * @param name the op's name, in error messages
+   * @param outputs the op's results, made without recording
+   * @param inputs the op's inputs (null entries allowed)
+   * @param rule maps the outputs' gradients to the inputs' (one per input, null for none)
    * @return true when a node was recorded
    */
   public static boolean record(String name, Tensor[] outputs, Tensor[] inputs, Node.Backward rule) {
@@ -52,13 +73,30 @@ public final class Autograd {
     return true;
   }
 
-  /** Single-output form of {@link #record(String, Tensor[], Tensor[], Node.Backward)}. */
+  /**
+   * Single-output form of {@link #record(String, Tensor[], Tensor[], Node.Backward)}:
+   * {@code return Autograd.record("square", y, new Tensor[] {x}, g -> new Tensor[] {g[0].mul(x).mul(2.0)});}
+   *
+   * @param name the op's name, in error messages
+   * @param output the op's result
+   * @param inputs the op's inputs (null entries allowed)
+   * @param rule maps the output's gradient to the inputs' (one per input, null for none)
+   * @return {@code output}
+   */
   public static Tensor record(String name, Tensor output, Tensor[] inputs, Node.Backward rule) {
     record(name, new Tensor[] {output}, inputs, rule);
     return output;
   }
 
-  /** Gradient of a scalar {@code output} with respect to {@code inputs}. */
+  /**
+   * Gradient of a one-element {@code output} with respect to {@code inputs}:
+   * {@code Autograd.grad(loss, List.of(w), true).get(0)} has w's shape.
+   *
+   * @param output a tensor with one element
+   * @param inputs tensors that require grad
+   * @param createGraph record the backward pass, so the result can be differentiated again
+   * @return one gradient per input, each of its input's shape
+   */
   public static List<Tensor> grad(Tensor output, List<Tensor> inputs, boolean createGraph) {
     return grad(List.of(output), inputs, null, createGraph);
   }
@@ -66,8 +104,14 @@ public final class Autograd {
   /**
    * Gradients of {@code outputs} (weighted by {@code gradOutputs}; null means ones for scalar
    * outputs) with respect to {@code inputs}. An input the outputs do not depend on gets zeros.
+   * A vector-Jacobian product: {@code Autograd.grad(List.of(y), List.of(x), List.of(v), false)}
+   * for y [B, D] and v [B, D] gives one tensor of x's shape.
    *
+   * @param outputs the tensors to differentiate; each must require grad
+   * @param inputs tensors that require grad
+   * @param gradOutputs one per output, of its shape; or null when every output has one element
    * @param createGraph record the backward pass so the result can be differentiated again
+   * @return one gradient per input, each of its input's shape
    */
   public static List<Tensor> grad(List<Tensor> outputs, List<Tensor> inputs, List<Tensor> gradOutputs,
       boolean createGraph) {
@@ -89,7 +133,12 @@ public final class Autograd {
     return Arrays.asList(result);
   }
 
-  /** Accumulates d(output)/d(leaf) into every reachable leaf's {@code grad()}; output must be a scalar. */
+  /**
+   * Accumulates d(output)/d(leaf) into every reachable leaf's {@link Tensor#grad()}; output must
+   * have one element. {@code Autograd.backward(loss)} is {@code loss.backward()}.
+   *
+   * @param output a tensor with one element
+   */
   public static void backward(Tensor output) {
     run(List.of(output), null, false, new IdentityHashMap<>(), null, true);
   }

@@ -26,33 +26,92 @@ import org.metakernels.tensor.Tensor;
 public final class GradCheck {
   private GradCheck() {}
 
-  /** Tolerances and sampling. |analytic − numeric| ≤ atol + rtol·|numeric|. */
+  /**
+   * Tolerances and sampling: a comparison passes when |analytic − numeric| ≤ atol + rtol·|numeric|.
+   *
+   * @param eps the finite-difference step
+   * @param atol absolute tolerance
+   * @param rtol relative tolerance
+   * @param directions how many random directions v to try
+   * @param seed seed of the weights r and the directions
+   */
   public record Options(double eps, double atol, double rtol, int directions, long seed) {
+    /**
+     * eps 1e-6, atol 1e-6, rtol 1e-5, 3 directions, seed 1234.
+     *
+     * @return the default options
+     */
     public static Options defaults() {
       return new Options(1e-6, 1e-6, 1e-5, 3, 1234L);
     }
 
+    /**
+     * These options with other tolerances: {@code Options.defaults().withTolerance(1e-5, 1e-4)}.
+     *
+     * @param atol absolute tolerance
+     * @param rtol relative tolerance
+     * @return new options
+     */
     public Options withTolerance(double atol, double rtol) {
       return new Options(eps, atol, rtol, directions, seed);
     }
 
+    /**
+     * These options with another finite-difference step.
+     *
+     * @param e the step
+     * @return new options
+     */
     public Options withEps(double e) {
       return new Options(e, atol, rtol, directions, seed);
     }
   }
 
-  /** One compared number: analytic and numeric directional derivative. */
+  /**
+   * One compared number: the analytic and the numeric directional derivative.
+   *
+   * @param order 1 (gradient) or 2 (Hessian-vector product)
+   * @param direction index of the random direction
+   * @param analytic the value from autograd
+   * @param numeric the central finite difference
+   */
   public record Comparison(int order, int direction, double analytic, double numeric) {
+    /**
+     * |analytic − numeric|.
+     *
+     * @return the absolute error
+     */
     public double error() {
       return Math.abs(analytic - numeric);
     }
   }
 
+  /**
+   * {@link #check(Function, List, int, Options)} with {@link Options#defaults()}:
+   * {@code GradCheck.check(xs -> xs.get(0).tanh().mul(xs.get(1)), List.of(x, w), 2)} returns 6
+   * comparisons (3 directions, orders 1 and 2).
+   *
+   * @param f the function, of any output shape
+   * @param inputs its F64 arguments (copied into fresh leaves)
+   * @param order 1 or 2
+   * @return every comparison made
+   */
   public static List<Comparison> check(Function<List<Tensor>, Tensor> f, List<Tensor> inputs, int order) {
     return check(f, inputs, order, Options.defaults());
   }
 
-  /** Runs orders 1..{@code order} (1 or 2) and returns every comparison made. */
+  /**
+   * Runs orders 1..{@code order} in {@code opt.directions()} random directions and returns every
+   * comparison made; the first mismatch throws {@link AssertionError} with the numbers.
+   * {@code GradCheck.check(f, List.of(x), 1, Options.defaults().withEps(1e-5))}.
+   *
+   * @param f the function, of any output shape
+   * @param inputs its F64 arguments (copied into fresh leaves)
+   * @param order 1 or 2
+   * @param opt tolerances and sampling
+   * @return every comparison made, in order
+   * @throws MetakernelsException when order is not 1 or 2 or an input is not F64
+   */
   public static List<Comparison> check(Function<List<Tensor>, Tensor> f, List<Tensor> inputs, int order, Options opt) {
     if (order < 1 || order > 2) throw new MetakernelsException("GradCheck: order must be 1 or 2, got " + order);
     for (Tensor t : inputs)

@@ -15,6 +15,12 @@ public final class Node {
   /** The backward rule of an op. */
   @FunctionalInterface
   public interface Backward {
+    /**
+     * The gradients of the inputs given those of the outputs.
+     *
+     * @param gradOutputs one per output, null where no gradient reached it
+     * @return one per input of the node, null for "none", each of its input's shape
+     */
     Tensor[] apply(Tensor[] gradOutputs);
   }
 
@@ -52,15 +58,29 @@ public final class Node {
     }
   }
 
+  /**
+   * The op's name, as given to {@link Autograd#record(String, Tensor, Tensor[], Backward)}.
+   *
+   * @return the name
+   */
   public String name() {
     return name;
   }
 
-  /** Inputs that need gradients (others are null). */
+  /**
+   * Inputs that need gradients (others are null), in the op's order; the array itself, not a copy.
+   *
+   * @return the inputs
+   */
   public Tensor[] inputs() {
     return inputs;
   }
 
+  /**
+   * How many tensors the op returned.
+   *
+   * @return the output count
+   */
   public int numOutputs() {
     return numOutputs;
   }
