@@ -59,53 +59,123 @@ public final class Attention {
   private Attention() {}
 
   /**
+   * The options of a call: scale, causal mask, per-batch key lengths (padding) and an additive
+   * bias. Build them from {@link #defaults()} or {@link #causal()}:
+   * {@code Attention.Options.causal().withKeyLengths(len).withScale(0.125)}.
+   *
    * @param scale multiplier of q kᵀ; NaN means 1/√D
-   * @param causalMask query i sees keys j ≤ i + (L_b − Nq) (bottom-right aligned)
-   * @param keyLengths I64 [B] on the tensors' device, or null
-   * @param bias additive [B|1, H|1, Nq, Nk], or null
+   * @param causalMask query i sees keys j ≤ i + (L_b − Nq), L_b the key length of batch b
+   *     (bottom-right aligned)
+   * @param keyLengths I64 [B] on the tensors' device: batch b sees keys [0, L_b); or null (all Nk)
+   * @param bias additive [B|1, H|1, Nq, Nk], or null; it gets a gradient when it requires grad
    */
   public record Options(double scale, boolean causalMask, Tensor keyLengths, Tensor bias) {
+    /**
+     * Scale 1/√D, no mask, no key lengths, no bias.
+     *
+     * @return the default options
+     */
     public static Options defaults() {
       return new Options(Double.NaN, false, null, null);
     }
 
+    /**
+     * {@link #defaults()} with the causal mask.
+     *
+     * @return causal options
+     */
     public static Options causal() {
       return new Options(Double.NaN, true, null, null);
     }
 
+    /**
+     * These options with the causal mask on or off.
+     *
+     * @param c whether to mask keys after the query
+     * @return new options
+     */
     public Options withCausal(boolean c) {
       return new Options(scale, c, keyLengths, bias);
     }
 
+    /**
+     * These options with another scale of q kᵀ.
+     *
+     * @param s the scale (NaN: 1/√D)
+     * @return new options
+     */
     public Options withScale(double s) {
       return new Options(s, causalMask, keyLengths, bias);
     }
 
+    /**
+     * These options with per-batch key lengths (padding).
+     *
+     * @param lengths I64 [B] on the tensors' device, or null
+     * @return new options
+     */
     public Options withKeyLengths(Tensor lengths) {
       return new Options(scale, causalMask, lengths, bias);
     }
 
+    /**
+     * These options with an additive bias.
+     *
+     * @param b [B|1, H|1, Nq, Nk] of q's dtype and device, or null
+     * @return new options
+     */
     public Options withBias(Tensor b) {
       return new Options(scale, causalMask, keyLengths, b);
     }
   }
 
   /**
-   * The output and the row log-sum-exp [B, H, Nq] (kept for the backward; not differentiable;
-   * F32 when the inputs are BF16/F16).
+   * The output and the row log-sum-exp, kept for the backward.
+   *
+   * @param out [B, H, Nq, Dv] in q's dtype; differentiable in q, k, v and the bias
+   * @param lse [B, H, Nq], log Σ_j exp(S_ij) over the keys each row sees (not differentiable; F32
+   *     when the inputs are BF16/F16)
    */
   public record Output(Tensor out, Tensor lse) {}
 
+  /**
+   * Attention with {@link Options#defaults()} (scale 1/√D, no mask):
+   * {@code Attention.softmax(q, k, v)} of q [B, H, Nq, D], k [B, Hkv, Nk, D], v [B, Hkv, Nk, Dv]
+   * is [B, H, Nq, Dv].
+   *
+   * @param q queries [B, H, Nq, D]
+   * @param k keys [B, Hkv, Nk, D], Hkv dividing H
+   * @param v values [B, Hkv, Nk, Dv]
+   * @return the output [B, H, Nq, Dv]
+   */
   public static Tensor softmax(Tensor q, Tensor k, Tensor v) {
     return forward(q, k, v, Options.defaults()).out();
   }
 
-  /** Attention output [B, H, Nq, Dv]. */
+  /**
+   * Attention output: {@code Attention.softmax(q, k, v, Attention.Options.causal())} is
+   * [B, H, Nq, Dv].
+   *
+   * @param q queries [B, H, Nq, D]
+   * @param k keys [B, Hkv, Nk, D], Hkv dividing H
+   * @param v values [B, Hkv, Nk, Dv]
+   * @param o the options
+   * @return the output [B, H, Nq, Dv]
+   */
   public static Tensor softmax(Tensor q, Tensor k, Tensor v, Options o) {
     return forward(q, k, v, o).out();
   }
 
-  /** Output and row log-sum-exp; the output is differentiable in q, k, v and the bias. */
+  /**
+   * Output and row log-sum-exp; the output is differentiable in q, k, v and the bias.
+   * {@code Attention.forward(q, k, v, o)}: out [B, H, Nq, Dv], lse [B, H, Nq].
+   *
+   * @param q queries [B, H, Nq, D]
+   * @param k keys [B, Hkv, Nk, D], Hkv dividing H
+   * @param v values [B, Hkv, Nk, Dv]
+   * @param o the options
+   * @return the output and the log-sum-exp
+   */
   public static Output forward(Tensor q, Tensor k, Tensor v, Options o) {
     Geometry g = new Geometry("attention", q, k, v, o);
     Tensor out = Tensor.empty(new long[] {g.b, g.h, g.nq, g.dv}, q.dtype(), q.device());
@@ -219,6 +289,17 @@ public final class Attention {
    * with tS = scale(tq kᵀ + q tkᵀ) + tbias. Not recorded for reverse mode. For BF16/F16 inputs
    * (tangents of the same type) the forward runs in 16 bit, the product on F32 copies with the F32
    * kernel; the output tangent is rounded to the 16-bit type, the lse tangent is F32.
+   * {@code Attention.jvp(q, k, v, o, tq, null, null, null)}: tangents [B, H, Nq, Dv] and [B, H, Nq].
+   *
+   * @param q queries [B, H, Nq, D]
+   * @param k keys [B, Hkv, Nk, D]
+   * @param v values [B, Hkv, Nk, Dv]
+   * @param o the options
+   * @param tq tangent of q (q's shape, dtype and device), or null
+   * @param tk tangent of k, or null
+   * @param tv tangent of v, or null
+   * @param tbias tangent of the bias (needs a bias in {@code o}), or null
+   * @return the tangents of the output and of the lse
    */
   public static Output jvp(Tensor q, Tensor k, Tensor v, Options o, Tensor tq, Tensor tk, Tensor tv, Tensor tbias) {
     Output f;

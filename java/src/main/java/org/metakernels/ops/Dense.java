@@ -12,8 +12,14 @@ import org.metakernels.runtime.Native;
 import org.metakernels.tensor.Tensor;
 
 /**
- * Elementwise ops with broadcasting. Each op's backward rule sits beside it and is made of
- * differentiable ops, so second derivatives work through all of them.
+ * Elementwise ops with NumPy broadcasting, on F32 and F64 (the ops behind {@link Tensor}'s
+ * arithmetic methods). Each op's backward rule sits beside it and is made of differentiable ops,
+ * so second and higher derivatives work through all of them; gradients of broadcast operands
+ * are summed back to their shapes.
+ *
+ * <pre>{@code
+ * Tensor y = Dense.tanh(Dense.add(x, b));    // x [B, D], b [D]: y [B, D]
+ * }</pre>
  */
 public final class Dense {
   private Dense() {}
@@ -50,6 +56,14 @@ public final class Dense {
 
   // ---- binary -------------------------------------------------------------------------------
 
+  /**
+   * {@code a + b}, broadcast.
+   * {@code Dense.add(x, b)} of [B, D] and [D] is [B, D].
+   *
+   * @param a left operand, F32 or F64
+   * @param b right operand, same dtype and device
+   * @return the result, in the broadcast shape
+   */
   public static Tensor add(Tensor a, Tensor b) {
     Tensor y = binaryRaw("add", BINARY_ADD, a, b);
     return Autograd.record("add", y, new Tensor[] {a, b}, g -> new Tensor[] {
@@ -57,6 +71,14 @@ public final class Dense {
         b.requiresGrad() ? g[0].sumTo(b.shape()) : null});
   }
 
+  /**
+   * {@code a − b}, broadcast.
+   * {@code Dense.sub(x, mu)} of [B, D] and [B, 1] is [B, D].
+   *
+   * @param a left operand, F32 or F64
+   * @param b right operand, same dtype and device
+   * @return the result, in the broadcast shape
+   */
   public static Tensor sub(Tensor a, Tensor b) {
     Tensor y = binaryRaw("sub", BINARY_SUB, a, b);
     return Autograd.record("sub", y, new Tensor[] {a, b}, g -> new Tensor[] {
@@ -64,6 +86,14 @@ public final class Dense {
         b.requiresGrad() ? g[0].neg().sumTo(b.shape()) : null});
   }
 
+  /**
+   * {@code a · b}, broadcast.
+   * {@code Dense.mul(x, w)} of [B, D] and [D] is [B, D].
+   *
+   * @param a left operand, F32 or F64
+   * @param b right operand, same dtype and device
+   * @return the result, in the broadcast shape
+   */
   public static Tensor mul(Tensor a, Tensor b) {
     Tensor y = binaryRaw("mul", BINARY_MUL, a, b);
     return Autograd.record("mul", y, new Tensor[] {a, b}, g -> new Tensor[] {
@@ -71,6 +101,14 @@ public final class Dense {
         b.requiresGrad() ? g[0].mul(a).sumTo(b.shape()) : null});
   }
 
+  /**
+   * {@code a / b}, broadcast.
+   * {@code Dense.div(x, n)} of [B, D] and [B, 1] is [B, D].
+   *
+   * @param a left operand, F32 or F64
+   * @param b right operand, same dtype and device
+   * @return the result, in the broadcast shape
+   */
   public static Tensor div(Tensor a, Tensor b) {
     Tensor y = binaryRaw("div", BINARY_DIV, a, b);
     return Autograd.record("div", y, new Tensor[] {a, b}, g -> new Tensor[] {
@@ -78,6 +116,14 @@ public final class Dense {
         b.requiresGrad() ? g[0].mul(a).div(b.square()).neg().sumTo(b.shape()) : null});
   }
 
+  /**
+   * {@code a^b}, broadcast; differentiable in both (b's gradient uses log a).
+   * {@code Dense.pow(x, p)} of [B, D] and [D] is [B, D].
+   *
+   * @param a left operand, F32 or F64
+   * @param b right operand, same dtype and device
+   * @return the result, in the broadcast shape
+   */
   public static Tensor pow(Tensor a, Tensor b) {
     Tensor y = binaryRaw("pow", BINARY_POW, a, b);
     return Autograd.record("pow", y, new Tensor[] {a, b}, g -> new Tensor[] {
@@ -85,6 +131,14 @@ public final class Dense {
         b.requiresGrad() ? g[0].mul(a.pow(b)).mul(a.log()).sumTo(b.shape()) : null});
   }
 
+  /**
+   * Elementwise max, broadcast; on ties the gradient goes to a.
+   * {@code Dense.maximum(x, y)} of [B, D] and [] is [B, D].
+   *
+   * @param a left operand, F32 or F64
+   * @param b right operand, same dtype and device
+   * @return the result, in the broadcast shape
+   */
   public static Tensor maximum(Tensor a, Tensor b) {
     Tensor y = binaryRaw("maximum", BINARY_MAX, a, b);
     return Autograd.record("maximum", y, new Tensor[] {a, b}, g -> {
@@ -95,6 +149,14 @@ public final class Dense {
     });
   }
 
+  /**
+   * Elementwise min, broadcast; on ties the gradient goes to a.
+   * {@code Dense.minimum(x, y)} of [B, D] and [] is [B, D].
+   *
+   * @param a left operand, F32 or F64
+   * @param b right operand, same dtype and device
+   * @return the result, in the broadcast shape
+   */
   public static Tensor minimum(Tensor a, Tensor b) {
     Tensor y = binaryRaw("minimum", BINARY_MIN, a, b);
     return Autograd.record("minimum", y, new Tensor[] {a, b}, g -> {
@@ -105,17 +167,30 @@ public final class Dense {
     });
   }
 
-  /** 1.0 where the comparison holds, else 0.0; no gradient. */
+  /**
+   * 1.0 where the comparison holds, else 0.0; no gradient. {@code code}: a
+   * {@code Codes.BINARY_*} comparison. {@link Tensor}'s eq ... ge call it through
+   * {@code Internals}.
+   */
   static Tensor compare(Tensor a, Tensor b, int code, String op) {
     return binaryRaw(op, code, a, b);
   }
 
+  /** {@link #compare} against the scalar {@code c}. */
   static Tensor compareScalar(Tensor a, double c, int code, String op) {
     Tensor cs = Tensor.scalar(c, a.dtype(), a.device());
     return binaryRaw(op, code, a, cs);
   }
 
-  /** cond != 0 ? a : b with broadcasting; gradient flows to a and b, not to cond. */
+  /**
+   * {@code cond != 0 ? a : b}, broadcasting all three; the gradient flows to a and b, not to cond
+   * (of a's dtype and device). {@code Dense.where(m, x, y)} of [B, D], [B, D], [D] is [B, D].
+   *
+   * @param cond the selector
+   * @param a values where cond is non-zero
+   * @param b values elsewhere
+   * @return the selection, in the broadcast shape
+   */
   public static Tensor where(Tensor cond, Tensor a, Tensor b) {
     String op = "where";
     Checks.compatible(op, a, b);
@@ -135,18 +210,47 @@ public final class Dense {
 
   // ---- scalar forms ---------------------------------------------------------------------------
 
+  /**
+   * {@code x + c}; same shape. {@code Dense.addScalar(x, 1.0)}.
+   *
+   * @param x an F32 or F64 tensor
+   * @param c the scalar
+   * @return the result
+   */
   public static Tensor addScalar(Tensor x, double c) {
     return unary("add", UNARY_ADD_SCALAR, x, c, (g, y) -> g);
   }
 
+  /**
+   * {@code x · c}; same shape. {@code Dense.mulScalar(x, 0.5)}.
+   *
+   * @param x an F32 or F64 tensor
+   * @param c the scalar
+   * @return the result
+   */
   public static Tensor mulScalar(Tensor x, double c) {
     return unary("mul", UNARY_MUL_SCALAR, x, c, (g, y) -> g.mul(c));
   }
 
+  /**
+   * {@code c − x}; same shape. {@code Dense.rsubScalar(y, 1.0)}.
+   *
+   * @param x an F32 or F64 tensor
+   * @param c the scalar
+   * @return the result
+   */
   public static Tensor rsubScalar(Tensor x, double c) {
     return unary("rsub", UNARY_RSUB_SCALAR, x, c, (g, y) -> g.neg());
   }
 
+  /**
+   * {@code x^p}; same shape ({@code p} 2 is {@link #square}, {@code p} 1 a copy).
+   * {@code Dense.pow(x, 3.0)} of [B, D] is [B, D].
+   *
+   * @param x an F32 or F64 tensor
+   * @param p the exponent
+   * @return the result
+   */
   public static Tensor pow(Tensor x, double p) {
     if (p == 2.0) return square(x);
     if (p == 1.0) return mulScalar(x, 1.0);
@@ -155,34 +259,92 @@ public final class Dense {
 
   // ---- unary ----------------------------------------------------------------------------------
 
+  /**
+   * {@code −x}; same shape as x.
+   * {@code Dense.neg(x)} of [B, D] is [B, D].
+   *
+   * @param x an F32 or F64 tensor
+   * @return the result
+   */
   public static Tensor neg(Tensor x) { return unary("neg", UNARY_NEG, x, 0, (g, y) -> g.neg()); }
 
+  /**
+   * e^x; same shape as x.
+   * {@code Dense.exp(x)} of [B, D] is [B, D].
+   *
+   * @param x an F32 or F64 tensor
+   * @return the result
+   */
   public static Tensor exp(Tensor x) { return unary("exp", UNARY_EXP, x, 0, (g, y) -> g.mul(y)); }
 
+  /**
+   * Natural log; same shape as x.
+   * {@code Dense.log(x)} of [B, D] is [B, D].
+   *
+   * @param x an F32 or F64 tensor
+   * @return the result
+   */
   public static Tensor log(Tensor x) { return unary("log", UNARY_LOG, x, 0, (g, y) -> g.div(x)); }
 
   /**
    * softplus(x) = log(1 + exp(x)), computed without overflow; its derivative is sigmoid(x).
-   * Example: {@code Dense.softplus(Tensor.of(new double[] {-1, 0, 1}, 3))} gives
-   * [0.3133, 0.6931, 1.3133]; same shape as x.
+   * {@code Dense.softplus(Tensor.of(new double[] {-1, 0, 1}, 3))} gives [0.3133, 0.6931, 1.3133];
+   * same shape as x.
+   *
+   * @param x an F32 or F64 tensor
+   * @return the result
    */
   public static Tensor softplus(Tensor x) { return unary("softplus", UNARY_SOFTPLUS, x, 0, (g, y) -> g.mul(x.sigmoid())); }
 
+  /**
+   * log(1 + x), accurate near 0; same shape as x.
+   * {@code Dense.log1p(x)} of [B, D] is [B, D].
+   *
+   * @param x an F32 or F64 tensor
+   * @return the result
+   */
   public static Tensor log1p(Tensor x) { return unary("log1p", UNARY_LOG1P, x, 0, (g, y) -> g.div(x.add(1.0))); }
 
+  /**
+   * tanh x; same shape as x.
+   * {@code Dense.tanh(x)} of [B, D] is [B, D].
+   *
+   * @param x an F32 or F64 tensor
+   * @return the result
+   */
   public static Tensor tanh(Tensor x) {
     return unary("tanh", UNARY_TANH, x, 0, (g, y) -> g.mul(y.square().rsub(1.0)));
   }
 
+  /**
+   * 1 / (1 + e^−x); same shape as x.
+   * {@code Dense.sigmoid(x)} of [B, D] is [B, D].
+   *
+   * @param x an F32 or F64 tensor
+   * @return the result
+   */
   public static Tensor sigmoid(Tensor x) {
     return unary("sigmoid", UNARY_SIGMOID, x, 0, (g, y) -> g.mul(y.mul(y.rsub(1.0))));
   }
 
+  /**
+   * max(x, 0); same shape as x; the gradient is 1 where x &gt; 0, else 0.
+   * {@code Dense.relu(x)} of [B, D] is [B, D].
+   *
+   * @param x an F32 or F64 tensor
+   * @return the result
+   */
   public static Tensor relu(Tensor x) {
     return unary("relu", UNARY_RELU, x, 0, (g, y) -> g.mul(unaryRaw("step", UNARY_STEP, x, 0)));
   }
 
-  /** GELU (tanh approximation); its derivative is composed of differentiable ops. */
+  /**
+   * GELU, tanh approximation: 0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³))); its derivative is
+   * composed of differentiable ops. {@code Dense.gelu(x)} of [B, D] is [B, D].
+   *
+   * @param x an F32 or F64 tensor
+   * @return the result
+   */
   public static Tensor gelu(Tensor x) {
     return unary("gelu", UNARY_GELU, x, 0, (g, y) -> {
       final double c = Math.sqrt(2.0 / Math.PI), k = 0.044715;
@@ -194,7 +356,13 @@ public final class Dense {
     });
   }
 
-  /** elu(x) + 1. */
+  /**
+   * elu(x) + 1 (x + 1 for x &gt; 0, else e^x), linear attention's positive feature map; same shape as x.
+   * {@code Dense.elu1(x)} of [B, D] is [B, D].
+   *
+   * @param x an F32 or F64 tensor
+   * @return the result
+   */
   public static Tensor elu1(Tensor x) {
     return unary("elu1", UNARY_ELU1, x, 0, (g, y) -> g.mul(elu1Grad(x)));
   }
@@ -206,34 +374,104 @@ public final class Dense {
         g -> new Tensor[] {g[0].mul(elu1Grad(x).sub(unaryRaw("step", UNARY_STEP, x, 0)))});
   }
 
+  /**
+   * √x; same shape as x.
+   * {@code Dense.sqrt(x)} of [B, D] is [B, D].
+   *
+   * @param x an F32 or F64 tensor
+   * @return the result
+   */
   public static Tensor sqrt(Tensor x) { return unary("sqrt", UNARY_SQRT, x, 0, (g, y) -> g.div(y).mul(0.5)); }
 
+  /**
+   * 1 / √x; same shape as x.
+   * {@code Dense.rsqrt(x)} of [B, D] is [B, D].
+   *
+   * @param x an F32 or F64 tensor
+   * @return the result
+   */
   public static Tensor rsqrt(Tensor x) {
     return unary("rsqrt", UNARY_RSQRT, x, 0, (g, y) -> g.mul(y.mul(y).mul(y)).mul(-0.5));
   }
 
+  /**
+   * x²; same shape as x.
+   * {@code Dense.square(x)} of [B, D] is [B, D].
+   *
+   * @param x an F32 or F64 tensor
+   * @return the result
+   */
   public static Tensor square(Tensor x) { return unary("square", UNARY_SQUARE, x, 0, (g, y) -> g.mul(x).mul(2.0)); }
 
+  /**
+   * |x|; same shape as x; the gradient is sign(x).
+   * {@code Dense.abs(x)} of [B, D] is [B, D].
+   *
+   * @param x an F32 or F64 tensor
+   * @return the result
+   */
   public static Tensor abs(Tensor x) {
     return unary("abs", UNARY_ABS, x, 0, (g, y) -> g.mul(unaryRaw("sign", UNARY_SIGN, x, 0)));
   }
 
-  /** sign(x): piecewise constant, no gradient. */
+  /**
+   * −1, 0 or 1; same shape as x; piecewise constant, so not recorded (no gradient).
+   * {@code Dense.sign(x)} of [B, D] is [B, D].
+   *
+   * @param x an F32 or F64 tensor
+   * @return the result
+   */
   public static Tensor sign(Tensor x) { return unaryRaw("sign", UNARY_SIGN, x, 0); }
 
+  /**
+   * 1 / x; same shape as x.
+   * {@code Dense.reciprocal(x)} of [B, D] is [B, D].
+   *
+   * @param x an F32 or F64 tensor
+   * @return the result
+   */
   public static Tensor reciprocal(Tensor x) {
     return unary("reciprocal", UNARY_RECIPROCAL, x, 0, (g, y) -> g.mul(y.square()).neg());
   }
 
+  /**
+   * cos x; same shape as x.
+   * {@code Dense.cos(x)} of [B, D] is [B, D].
+   *
+   * @param x an F32 or F64 tensor
+   * @return the result
+   */
   public static Tensor cos(Tensor x) { return unary("cos", UNARY_COS, x, 0, (g, y) -> g.mul(x.sin()).neg()); }
 
+  /**
+   * sin x; same shape as x.
+   * {@code Dense.sin(x)} of [B, D] is [B, D].
+   *
+   * @param x an F32 or F64 tensor
+   * @return the result
+   */
   public static Tensor sin(Tensor x) { return unary("sin", UNARY_SIN, x, 0, (g, y) -> g.mul(x.cos())); }
 
+  /**
+   * max(x, lo); the gradient passes where x ≥ lo. {@code Dense.clampMin(den, 1e-6)} keeps den's
+   * shape.
+   *
+   * @param x an F32 or F64 tensor
+   * @param lo the lower bound
+   * @return the result
+   */
   public static Tensor clampMin(Tensor x, double lo) {
     return unary("clampMin", UNARY_CLAMP_MIN, x, lo,
         (g, y) -> g.mul(compareScalar(x, lo, BINARY_LT, "lt").rsub(1.0)));
   }
 
+  /**
+   * min(x, hi); the gradient passes where x ≤ hi. {@code Dense.clampMax(x, 1.0)} keeps x's shape.
+   *
+   * @param x an F32 or F64 tensor
+   * @param hi the upper bound
+   * @return the result
+   */
   public static Tensor clampMax(Tensor x, double hi) {
     return unary("clampMax", UNARY_CLAMP_MAX, x, hi,
         (g, y) -> g.mul(compareScalar(x, hi, BINARY_GT, "gt").rsub(1.0)));
@@ -248,7 +486,10 @@ public final class Dense {
           + " requires grad; in-place writes are refused while recording (use Autograd.noGrad())");
   }
 
-  /** t = t (op) o, o broadcast to t's shape. */
+  /**
+   * t = t (op) o, o broadcast to t's shape; code: a {@code Codes.BINARY_*} op. {@link Tensor}'s
+   * in-place methods call these through {@code Internals}.
+   */
   static Tensor inPlace(Tensor t, Tensor o, int code, String op) {
     checkInPlace(op, t);
     Checks.compatible(op, t, o);

@@ -4,13 +4,28 @@ import org.metakernels.runtime.MetakernelsException;
 import org.metakernels.tensor.DType;
 import org.metakernels.tensor.Tensor;
 
-/** Neural-network functions and losses built from differentiable ops (so they have second derivatives). */
+/**
+ * Neural-network functions and losses built from differentiable ops (so they have second
+ * derivatives), with parameters passed in: what {@link org.metakernels.nn} modules call, and
+ * what inner loops call with substituted weights.
+ *
+ * <pre>{@code
+ * Tensor h = Functional.linear(x, w, b);                    // x [B, in], w [out, in], b [out]: [B, out]
+ * Tensor loss = Functional.crossEntropy(h, targets);        // targets I64 [B]: []
+ * }</pre>
+ */
 public final class Functional {
   private Functional() {}
 
   /**
-   * Layer norm over the last dim: (x − mean) / sqrt(var + eps) · weight + bias.
-   * x: [..., d], weight and bias: [d] (either may be null). Output: x's shape.
+   * Layer norm over the last dim: (x − mean) / sqrt(var + eps) · weight + bias, with the
+   * population variance. {@code Functional.layerNorm(x, g, b, 1e-5)} of [B, N, D] is [B, N, D].
+   *
+   * @param x F32 or F64, [..., d]
+   * @param weight scale [d], or null
+   * @param bias shift [d], or null
+   * @param eps added to the variance
+   * @return the normalised tensor, x's shape
    */
   public static Tensor layerNorm(Tensor x, Tensor weight, Tensor bias, double eps) {
     Checks.floating("layerNorm", x);
@@ -29,7 +44,14 @@ public final class Functional {
     return y;
   }
 
-  /** Mean squared error: mean((pred − target)²), shape []. */
+  /**
+   * Mean squared error mean((pred − target)²) over all elements:
+   * {@code Functional.mse(pred, y)} of [B, 1] and [B, 1] is [].
+   *
+   * @param pred predictions, F32 or F64
+   * @param target targets of the same shape, dtype and device
+   * @return the loss, shape []
+   */
   public static Tensor mse(Tensor pred, Tensor target) {
     Checks.compatible("mse", pred, target);
     if (!java.util.Arrays.equals(pred.shape(), target.shape()))
@@ -38,7 +60,13 @@ public final class Functional {
   }
 
   /**
-   * Cross-entropy of logits [N, C] against class indices [N] (I64), averaged over N: shape [].
+   * Cross-entropy of logits against class indices, averaged over N:
+   * −mean_n log softmax(logits_n)[target_n]. {@code Functional.crossEntropy(logits, t)} of
+   * [N, C] and I64 [N] is [].
+   *
+   * @param logits F32 or F64 [N, C]
+   * @param targets I64 [N], each in [0, C)
+   * @return the loss, shape []
    */
   public static Tensor crossEntropy(Tensor logits, Tensor targets) {
     String op = "crossEntropy";
@@ -50,7 +78,15 @@ public final class Functional {
     return logp.gather(1, targets.unsqueeze(1)).mean().neg();
   }
 
-  /** Linear map x Wᵀ + b: x [..., in], weight [out, in], bias [out] or null. */
+  /**
+   * Linear map x Wᵀ + b: {@code Functional.linear(x, w, b)} of [B, N, in], [out, in] and [out]
+   * is [B, N, out].
+   *
+   * @param x [..., in]
+   * @param weight [out, in]
+   * @param bias [out], or null
+   * @return [..., out]
+   */
   public static Tensor linear(Tensor x, Tensor weight, Tensor bias) {
     if (x.rank() == 0 || weight.rank() != 2 || x.size(-1) != weight.size(1))
       throw new MetakernelsException("linear: " + x.describe() + " does not fit weight " + weight.describe());

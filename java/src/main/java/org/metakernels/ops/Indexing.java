@@ -9,7 +9,13 @@ import org.metakernels.tensor.Tensor;
 
 /**
  * index-select / index-add and gather / scatter-add, each pair the other's adjoint. Indices are
- * I64 and range-checked natively before any kernel runs; the adds are deterministic.
+ * I64 and range-checked natively before any kernel runs; the adds are deterministic (no
+ * atomics), and the "add" ops return new tensors (their base is unchanged).
+ *
+ * <pre>{@code
+ * Tensor rows = Indexing.indexSelect(x, 0, idx);             // x [N, D], idx [K]: [K, D]
+ * Tensor sums = Indexing.indexAdd(Tensor.zerosLike(x), 0, idx, rows);   // [N, D]
+ * }</pre>
  */
 public final class Indexing {
   private Indexing() {}
@@ -20,7 +26,15 @@ public final class Indexing {
     return p;
   }
 
-  /** Slices {@code idx} (1-d I64) of {@code dim}: out.shape[dim] = idx.numel(). */
+  /**
+   * Slices {@code idx} (1-d I64) of {@code dim}: out.shape[dim] = idx.numel(). Its gradient is
+   * {@link #indexAdd}. {@code Indexing.indexSelect(x, 0, idx)} of [N, D] with idx [K] is [K, D].
+   *
+   * @param x the source (any dtype)
+   * @param dim the dim (negative: from the end)
+   * @param idx the positions along dim, on x's device
+   * @return the selection
+   */
   public static Tensor indexSelect(Tensor x, int dim, Tensor idx) {
     String op = "indexSelect";
     x.address(op);
@@ -40,7 +54,17 @@ public final class Indexing {
     return Autograd.record(op, y, new Tensor[] {x}, g -> new Tensor[] {indexAdd(Tensor.zerosLike(x), d, ix, g[0])});
   }
 
-  /** base with {@code src} rows added at {@code idx} along {@code dim} (a new tensor; base unchanged). */
+  /**
+   * {@code base} with row i of {@code src} (along dim) added at position idx[i]; repeated indices
+   * accumulate. A new tensor; base is unchanged. Its gradient is {@link #indexSelect} for src.
+   * {@code Indexing.indexAdd(base, 0, idx, src)} of [N, D], idx [K], src [K, D] is [N, D].
+   *
+   * @param base F32 or F64
+   * @param dim the dim (negative: from the end)
+   * @param idx 1-d I64 positions along dim, on base's device
+   * @param src base's shape with idx.numel() at dim; same dtype
+   * @return the sum, base's shape
+   */
   public static Tensor indexAdd(Tensor base, int dim, Tensor idx, Tensor src) {
     String op = "indexAdd";
     Checks.compatible(op, base, src);
@@ -64,7 +88,16 @@ public final class Indexing {
         src.requiresGrad() ? indexSelect(g[0], d, ix) : null});
   }
 
-  /** out[.., j, ..] = x[.., idx[.., j, ..], ..] along {@code dim}; idx has x's shape except along dim. */
+  /**
+   * {@code out[.., j, ..] = x[.., idx[.., j, ..], ..]} along {@code dim}; idx has x's shape except
+   * along dim. Its gradient is {@link #scatterAdd}.
+   * {@code Indexing.gather(logp, 1, t)} of [N, C] with t [N, 1] is [N, 1].
+   *
+   * @param x F32 or F64
+   * @param dim the dim (negative: from the end)
+   * @param idx I64 positions, on x's device
+   * @return the gathered values, idx's shape
+   */
   public static Tensor gather(Tensor x, int dim, Tensor idx) {
     String op = "gather";
     Checks.floating(op, x);
@@ -82,7 +115,18 @@ public final class Indexing {
     return Autograd.record(op, y, new Tensor[] {x}, g -> new Tensor[] {scatterAdd(Tensor.zerosLike(x), d, ix, g[0])});
   }
 
-  /** base with src[.., j, ..] added at base[.., idx[.., j, ..], ..] (a new tensor). */
+  /**
+   * {@code base} with {@code src[.., j, ..]} added at {@code base[.., idx[.., j, ..], ..]} along
+   * dim; repeated indices accumulate. A new tensor; base is unchanged. Its gradient is
+   * {@link #gather} for src. {@code Indexing.scatterAdd(z, 1, t, g)} of [N, C], t and g [N, 1] is
+   * [N, C].
+   *
+   * @param base F32 or F64
+   * @param dim the dim (negative: from the end)
+   * @param idx I64 positions, matching base in every dim but dim
+   * @param src idx's shape; base's dtype
+   * @return the sum, base's shape
+   */
   public static Tensor scatterAdd(Tensor base, int dim, Tensor idx, Tensor src) {
     String op = "scatterAdd";
     Checks.compatible(op, base, src);

@@ -9,14 +9,22 @@ import org.metakernels.runtime.Native;
 import org.metakernels.tensor.Device;
 import org.metakernels.tensor.Tensor;
 
-/** Matrix products: OpenBLAS on the CPU, cuBLAS on CUDA. */
+/**
+ * Matrix products: OpenBLAS on the CPU (a built-in kernel when it does not load), cuBLAS on
+ * CUDA. {@code Linalg.matmul(x, w)} of [B, N, D] and [D, M] is [B, N, M].
+ */
 public final class Linalg {
   private Linalg() {}
 
   /**
-   * NumPy-style matmul: [..., m, k] x [..., k, n] -> [..., m, n] with broadcast batch dims; a
+   * NumPy-style matmul: [..., m, k] x [..., k, n] gives [..., m, n] with broadcast batch dims; a
    * 1-d left operand is a row vector and a 1-d right operand a column vector (their unit dim
    * is dropped from the result). Backward: dA = g Bᵀ, dB = Aᵀ g, both matmuls again.
+   * {@code Linalg.matmul(q, k.mT())} of [B, H, N, D] and [B, H, D, M] is [B, H, N, M].
+   *
+   * @param a left operand, F32 or F64
+   * @param b right operand, same dtype and device
+   * @return the product
    */
   public static Tensor matmul(Tensor a, Tensor b) {
     String op = "matmul";

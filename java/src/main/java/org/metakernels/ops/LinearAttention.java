@@ -25,13 +25,13 @@ import org.metakernels.tensor.Tensor;
  * <pre>{@code
  * Tensor out = LinearAttention.apply(q, k, v, FeatureMap.IDENTITY, false);      // [B, H, Nq, Dv]
  * Tensor ca = LinearAttention.apply(q, k, v, LinearAttention.Options.causal(FeatureMap.ELU_PLUS_ONE)
- *     .withNormalization(Normalization.NORMALIZER));
+ *     .withNormalization(Normalization.NORMALIZER));                              // [B, H, N, Dv]
  * }</pre>
  */
 public final class LinearAttention {
   private LinearAttention() {}
 
-  /** φ applied to queries and keys. */
+  /** φ, applied to queries and keys before the product. */
   public enum FeatureMap {
     /** φ(x) = x: the LSA of "Transformers learn in-context by gradient descent". */
     IDENTITY,
@@ -40,6 +40,12 @@ public final class LinearAttention {
     /** φ(x) = max(x, 0). */
     RELU;
 
+    /**
+     * φ(x), elementwise and differentiable: {@code FeatureMap.ELU_PLUS_ONE.apply(q)} keeps q's shape.
+     *
+     * @param x queries or keys
+     * @return φ(x) (x itself for {@link #IDENTITY})
+     */
     public Tensor apply(Tensor x) {
       return switch (this) {
         case IDENTITY -> x;
@@ -55,6 +61,7 @@ public final class LinearAttention {
 
   /** What the sum is divided by. */
   public enum Normalization {
+    /** No division: the plain sum. */
     NONE,
     /** By the number of attended keys (N, or j + 1 when causal). */
     BY_LENGTH,
@@ -64,7 +71,12 @@ public final class LinearAttention {
 
   /** Which keys query j sees. */
   public enum Mask {
-    NONE(Codes.LINEAR_MASK_NONE), CAUSAL(Codes.LINEAR_MASK_CAUSAL), ANTI_CAUSAL(Codes.LINEAR_MASK_ANTICAUSAL);
+    /** Every key. */
+    NONE(Codes.LINEAR_MASK_NONE),
+    /** Keys i ≤ j. */
+    CAUSAL(Codes.LINEAR_MASK_CAUSAL),
+    /** Keys i ≥ j: the mirror of causal, which the causal form's gradients use. */
+    ANTI_CAUSAL(Codes.LINEAR_MASK_ANTICAUSAL);
 
     final int code;
 
@@ -78,40 +90,99 @@ public final class LinearAttention {
   }
 
   /**
-   * Options of {@link #apply(Tensor, Tensor, Tensor, Options)}.
+   * Options of {@link #apply(Tensor, Tensor, Tensor, Options)}: build them with {@link #of} or
+   * {@link #causal}, then the {@code with} methods.
    *
-   * @param momentum decay η of the momentum term Σ_{i<j} η^{j−i} v_i added to the causal output
+   * @param featureMap φ applied to q and k
+   * @param causal query j sees keys i ≤ j (q and k of equal length)
+   * @param normalization what the sum is divided by
+   * @param momentum decay η of the momentum term Σ_{i &lt; j} η^{j−i} v_i added to the causal output
    *     (Dai et al. 2022, momentum attention); 0 turns it off
    * @param eps guard of the normalizer's denominator
    */
   public record Options(FeatureMap featureMap, boolean causal, Normalization normalization, double momentum,
       double eps) {
+    /**
+     * No normalization, no momentum, eps 1e-6.
+     *
+     * @param fm the feature map
+     * @param causal whether query j sees only keys i ≤ j
+     * @return the options
+     */
     public static Options of(FeatureMap fm, boolean causal) {
       return new Options(fm, causal, Normalization.NONE, 0.0, 1e-6);
     }
 
+    /**
+     * {@code of(fm, true)}.
+     *
+     * @param fm the feature map
+     * @return causal options
+     */
     public static Options causal(FeatureMap fm) {
       return of(fm, true);
     }
 
+    /**
+     * These options with another normalization.
+     *
+     * @param n what the sum is divided by
+     * @return new options
+     */
     public Options withNormalization(Normalization n) {
       return new Options(featureMap, causal, n, momentum, eps);
     }
 
+    /**
+     * These options with a momentum term (causal form only).
+     *
+     * @param decay η; 0 turns it off
+     * @return new options
+     */
     public Options withMomentum(double decay) {
       return new Options(featureMap, causal, normalization, decay, eps);
     }
 
+    /**
+     * These options with another guard of the normalizer.
+     *
+     * @param e the guard
+     * @return new options
+     */
     public Options withEps(double e) {
       return new Options(featureMap, causal, normalization, momentum, e);
     }
   }
 
-  /** Unnormalised linear attention with feature map {@code fm}. Output [..., Nq, Dv]. */
+  /**
+   * Unnormalised linear attention with feature map {@code fm}:
+   * {@code LinearAttention.apply(q, k, v, FeatureMap.IDENTITY, false)} of q [B, H, Nq, Dk],
+   * k [B, H, Nk, Dk], v [B, H, Nk, Dv] is [B, H, Nq, Dv].
+   *
+   * @param q queries [..., Nq, Dk]
+   * @param k keys [..., Nk, Dk]
+   * @param v values [..., Nk, Dv]
+   * @param fm φ applied to q and k
+   * @param causal query j sees keys i ≤ j (then Nq = Nk)
+   * @return the output [..., Nq, Dv]
+   */
   public static Tensor apply(Tensor q, Tensor k, Tensor v, FeatureMap fm, boolean causal) {
     return apply(q, k, v, Options.of(fm, causal));
   }
 
+  /**
+   * Linear attention with a feature map, an optional normalization and an optional momentum term:
+   * {@code LinearAttention.apply(q, k, v, Options.causal(FeatureMap.ELU_PLUS_ONE)
+   * .withNormalization(Normalization.NORMALIZER))} of q, k [B, H, N, Dk] and v [B, H, N, Dv] is
+   * [B, H, N, Dv].
+   *
+   * @param q queries [..., Nq, Dk]
+   * @param k keys [..., Nk, Dk]
+   * @param v values [..., Nk, Dv]
+   * @param o the options
+   * @return the output [..., Nq, Dv]
+   * @throws MetakernelsException for momentum without the causal form, or shapes that do not fit
+   */
   public static Tensor apply(Tensor q, Tensor k, Tensor v, Options o) {
     String op = "linearAttention";
     checkShapes(op, q, k, v, o.causal() ? Mask.CAUSAL : Mask.NONE);
@@ -170,6 +241,14 @@ public final class LinearAttention {
    * Its backward is made of the same op:
    * dq = product(g, v, k, M), dk = product(v, g, q, M'), dv = product(k, q, g, M'), with M'
    * the mirrored mask (anti-causal for causal); so it is differentiable to any order.
+   * {@code LinearAttention.product(q, k, v, Mask.CAUSAL)} of [B, H, N, Dk], [B, H, N, Dk],
+   * [B, H, N, Dv] is [B, H, N, Dv].
+   *
+   * @param q [..., Nq, Dk]
+   * @param k [..., Nk, Dk]
+   * @param v [..., Nk, Dv]
+   * @param mask which keys each query sees (masked forms need Nq = Nk)
+   * @return [..., Nq, Dv]
    */
   public static Tensor product(Tensor q, Tensor k, Tensor v, Mask mask) {
     String op = "linearAttention.product";
@@ -201,8 +280,14 @@ public final class LinearAttention {
   }
 
   /**
-   * Momentum term m_j = Σ_{i<j} decay^{j−i} v_i (or Σ_{i>j} decay^{i−j} v_i when
-   * {@code reverse}); v: [..., N, D]. Linear in v; its adjoint is the reversed form.
+   * Momentum term m_j = Σ_{i &lt; j} decay^{j−i} v_i (or Σ_{i &gt; j} decay^{i−j} v_i when
+   * {@code reverse}). Linear in v; its adjoint is the reversed form.
+   * {@code LinearAttention.momentum(v, 0.9, false)} of [B, H, N, Dv] is [B, H, N, Dv].
+   *
+   * @param v [..., N, D]
+   * @param decay the factor per step
+   * @param reverse sum over later positions instead
+   * @return v's shape
    */
   public static Tensor momentum(Tensor v, double decay, boolean reverse) {
     String op = "linearAttention.momentum";

@@ -10,11 +10,26 @@ import org.metakernels.runtime.Native;
 import org.metakernels.tensor.DType;
 import org.metakernels.tensor.Tensor;
 
-/** Reductions over dims, softmax, and the broadcast adjoint {@code sumTo}. */
+/**
+ * Reductions over dims (sum, mean, var, max, min, logsumexp), softmax, and the broadcast adjoint
+ * {@code sumTo}: the ops behind {@link Tensor}'s reduction methods, on F32 and F64. Sum, max and
+ * min run the native [outer, len, inner] kernel, which adds in a fixed order (deterministic, no
+ * atomics); mean, var and logsumexp are composed from them.
+ *
+ * <pre>{@code
+ * Tensor s = Reductions.sum(x, new int[] {1}, false);        // x [B, N, D]: [B, D]
+ * Reductions.ValuesIndices m = Reductions.max(logits, -1, false);   // [N, C]: values, indices [N]
+ * }</pre>
+ */
 public final class Reductions {
   private Reductions() {}
 
-  /** Values and I64 indices of a max/min over one dim. */
+  /**
+   * Values and I64 indices of a max/min over one dim, both of the reduced shape.
+   *
+   * @param values the extreme values (differentiable)
+   * @param indices their positions along the dim (I64)
+   */
   public record ValuesIndices(Tensor values, Tensor indices) {}
 
   // ---- plumbing -----------------------------------------------------------------------------
@@ -93,7 +108,15 @@ public final class Reductions {
 
   // ---- sum / mean / var -----------------------------------------------------------------------
 
-  /** Sum over {@code dims} (null: all). */
+  /**
+   * Sum over {@code dims}: {@code Reductions.sum(x, new int[] {0, 2}, true)} of [B, N, D] is
+   * [1, N, 1]; without keepDim [N].
+   *
+   * @param x an F32 or F64 tensor
+   * @param dims distinct dims (negative: from the end); null for all
+   * @param keepDim keep the reduced dims with size 1
+   * @return the sum
+   */
   public static Tensor sum(Tensor x, int[] dims, boolean keepDim) {
     int[] ds = normDims("sum", x, dims);
     long[] xShape = x.shape();
@@ -102,6 +125,15 @@ public final class Reductions {
     return Autograd.record("sum", y, new Tensor[] {x}, g -> new Tensor[] {g[0].reshape(keepShape).expand(xShape)});
   }
 
+  /**
+   * Mean over {@code dims}: {@code Reductions.mean(x, null, false)} of [B, D] is [].
+   *
+   * @param x an F32 or F64 tensor
+   * @param dims distinct dims (negative: from the end); null for all
+   * @param keepDim keep the reduced dims with size 1
+   * @return the mean
+   * @throws MetakernelsException when the reduction is empty
+   */
   public static Tensor mean(Tensor x, int[] dims, boolean keepDim) {
     int[] ds = normDims("mean", x, dims);
     long n = 1;
@@ -110,6 +142,16 @@ public final class Reductions {
     return sum(x, ds, keepDim).mul(1.0 / n);
   }
 
+  /**
+   * Variance over one dim: the mean squared deviation, divided by n (or by n − 1 when
+   * {@code unbiased}). {@code Reductions.var(x, -1, false, true)} of [B, D] is [B].
+   *
+   * @param x an F32 or F64 tensor
+   * @param dim the dim (negative: from the end)
+   * @param keepDim keep it with size 1
+   * @param unbiased divide by n − 1
+   * @return the variance
+   */
   public static Tensor var(Tensor x, int dim, boolean keepDim, boolean unbiased) {
     Checks.floating("var", x);
     int d = x.normDim(dim, "var");
@@ -120,7 +162,14 @@ public final class Reductions {
     return dev.square().sum(d, keepDim).mul(1.0 / (n - (unbiased ? 1 : 0)));
   }
 
-  /** Sums broadcast dims away so the result has shape {@code target}: the adjoint of expand. */
+  /**
+   * Sums broadcast dims away so the result has shape {@code target}: the adjoint of expand.
+   * {@code Reductions.sumTo(g, new long[] {D})} of [B, N, D] is [D]. BF16/F16 are summed in F32.
+   *
+   * @param x the tensor
+   * @param target a shape that x's is a broadcast of
+   * @return the sum (x when the shapes are equal)
+   */
   public static Tensor sumTo(Tensor x, long[] target) {
     long[] shape = x.shape();
     if (Arrays.equals(shape, target)) return x;
@@ -141,10 +190,28 @@ public final class Reductions {
 
   // ---- max / min ------------------------------------------------------------------------------
 
+  /**
+   * Max over one dim with its position: the first maximum, or the first NaN; the gradient flows to
+   * that position. {@code Reductions.max(x, 1, false)} of [B, C]: values and indices [B].
+   *
+   * @param x an F32 or F64 tensor
+   * @param dim the dim (negative: from the end); not empty
+   * @param keepDim keep it with size 1
+   * @return the values and I64 indices
+   */
   public static ValuesIndices max(Tensor x, int dim, boolean keepDim) {
     return extreme("max", REDUCE_MAX, x, dim, keepDim);
   }
 
+  /**
+   * Min over one dim with its position, as {@link #max}.
+   * {@code Reductions.min(x, 0, true)} of [N, D]: values and indices [1, D].
+   *
+   * @param x an F32 or F64 tensor
+   * @param dim the dim (negative: from the end); not empty
+   * @param keepDim keep it with size 1
+   * @return the values and I64 indices
+   */
   public static ValuesIndices min(Tensor x, int dim, boolean keepDim) {
     return extreme("min", REDUCE_MIN, x, dim, keepDim);
   }
@@ -161,7 +228,16 @@ public final class Reductions {
     return new ValuesIndices(y, indices);
   }
 
-  /** log(sum(exp(x))) over {@code dim}, stable; rows of -inf give -inf, rows holding +inf give +inf. */
+  /**
+   * log Σ exp(x) over {@code dim}, stable (shifted by the max where it is finite); rows of −∞
+   * give −∞, rows holding +∞ give +∞. {@code Reductions.logsumexp(s, -1, true)} of [B, N] is
+   * [B, 1].
+   *
+   * @param x an F32 or F64 tensor
+   * @param dim the dim (negative: from the end)
+   * @param keepDim keep it with size 1
+   * @return the result
+   */
   public static Tensor logsumexp(Tensor x, int dim, boolean keepDim) {
     Checks.floating("logsumexp", x);
     int d = x.normDim(dim, "logsumexp");
@@ -178,7 +254,16 @@ public final class Reductions {
 
   // ---- softmax --------------------------------------------------------------------------------
 
-  /** Softmax (or log-softmax) over {@code dim}; fused kernel forward, composed backward. */
+  /**
+   * Softmax (or log-softmax) over {@code dim}; fused kernel forward, composed backward (so it is
+   * differentiable to any order). {@code Reductions.softmax(s, -1, false)} of [B, H, N, N] is
+   * [B, H, N, N].
+   *
+   * @param x an F32 or F64 tensor of rank ≥ 1
+   * @param dim the dim (negative: from the end)
+   * @param log return log-softmax
+   * @return same shape as x
+   */
   public static Tensor softmax(Tensor x, int dim, boolean log) {
     String op = log ? "logSoftmax" : "softmax";
     Checks.floating(op, x);

@@ -9,7 +9,16 @@ import org.metakernels.tensor.DType;
 import org.metakernels.tensor.Device;
 import org.metakernels.tensor.Tensor;
 
-/** Views (no copy) and copies between layouts, devices and types; all differentiable. */
+/**
+ * Views (no copy) and copies between layouts, devices and types; all differentiable. These are
+ * the ops behind {@link Tensor#reshape}, {@link Tensor#permute}, {@link Tensor#to(Device)} and
+ * their kin. A view shares its input's storage: an in-place write to one shows in the other.
+ *
+ * <pre>{@code
+ * Tensor x4 = Views.reshape(x, new long[] {b, n, h, dh});           // [B, N, H, dh]
+ * Tensor heads = Views.permute(x4, new int[] {0, 2, 1, 3});        // [B, H, N, dh], a view
+ * }</pre>
+ */
 public final class Views {
   private Views() {}
 
@@ -17,6 +26,7 @@ public final class Views {
     return Internals.tensor().newTensor(x.storage(), offset, shape, strides, x.dtype());
   }
 
+  /** The permuted view, not recorded: result dim i is dim {@code perm[i]} of x. */
   static Tensor permuteRaw(Tensor x, int[] perm) {
     long[] s = x.shape(), st = x.strides();
     long[] ns = new long[perm.length], nst = new long[perm.length];
@@ -27,6 +37,15 @@ public final class Views {
     return viewRaw(x, ns, nst, x.offset());
   }
 
+  /**
+   * x's elements in a new shape; one size may be -1 (inferred). A view when x is contiguous,
+   * else a copy; x itself when the shape is unchanged.
+   * {@code Views.reshape(x, new long[] {-1, d})} of [B, N, D] is [B·N, D].
+   *
+   * @param x the tensor
+   * @param newShape sizes with x's element count
+   * @return the reshaped tensor
+   */
   public static Tensor reshape(Tensor x, long[] newShape) {
     x.address("reshape");
     long[] target = newShape.clone();
@@ -56,6 +75,14 @@ public final class Views {
     return Autograd.record("reshape", y, new Tensor[] {src}, g -> new Tensor[] {g[0].reshape(inShape)});
   }
 
+  /**
+   * Reorders x's dims (a view): result dim i is dim {@code dims[i]} of x; negative dims count from
+   * the end. {@code Views.permute(x, new int[] {0, 2, 1})} of [B, N, D] is [B, D, N].
+   *
+   * @param x the tensor
+   * @param dims a permutation of x's dims
+   * @return the permuted view
+   */
   public static Tensor permute(Tensor x, int[] dims) {
     x.address("permute");
     int r = x.rank();
@@ -75,6 +102,16 @@ public final class Views {
     return Autograd.record("permute", y, new Tensor[] {x}, g -> new Tensor[] {g[0].permute(inv)});
   }
 
+  /**
+   * The slice [start, start + length) of one dim (a view); its gradient is zero outside the slice.
+   * {@code Views.narrow(x, 1, 0, c)} of [B, T, D] is [B, c, D].
+   *
+   * @param x the tensor
+   * @param dim the dim (negative: from the end)
+   * @param start first index kept
+   * @param length number of indices kept
+   * @return the slice
+   */
   public static Tensor narrow(Tensor x, int dim, long start, long length) {
     x.address("narrow");
     int d = x.normDim(dim, "narrow");
@@ -99,6 +136,15 @@ public final class Views {
     return Autograd.record("narrow_backward", out, new Tensor[] {g}, gg -> new Tensor[] {gg[0].narrow(dim, start, len)});
   }
 
+  /**
+   * Broadcasts size-1 dims, and new leading dims, to {@code newShape} without copying (stride 0);
+   * -1 keeps a size. Its gradient sums over the expanded dims.
+   * {@code Views.expand(b, new long[] {B, N, D})} of [D] is [B, N, D].
+   *
+   * @param x the tensor
+   * @param newShape the target sizes
+   * @return the expanded view (x when nothing changes)
+   */
   public static Tensor expand(Tensor x, long[] newShape) {
     x.address("expand");
     long[] shape = x.shape();
@@ -133,17 +179,40 @@ public final class Views {
     return Autograd.record("expand", y, new Tensor[] {x}, g -> new Tensor[] {g[0].sumTo(shape)});
   }
 
+  /**
+   * A row-major copy of x (always a copy; {@link Tensor#contiguous()} skips it when x already is).
+   * {@code Views.contiguous(x.mT())} of [N, D] is [D, N].
+   *
+   * @param x the tensor
+   * @return the copy
+   */
   public static Tensor contiguous(Tensor x) {
     Tensor y = x.copyContiguous();
     return Autograd.record("contiguous", y, new Tensor[] {x}, g -> new Tensor[] {g[0]});
   }
 
+  /**
+   * A contiguous copy of x on {@code device}; the gradient is moved back.
+   * {@code Views.toDevice(x, Device.CUDA)}: x's shape and dtype on the GPU.
+   *
+   * @param x the tensor
+   * @param device the target device
+   * @return the copy
+   */
   public static Tensor toDevice(Tensor x, Device device) {
     Tensor y = org.metakernels.runtime.Transfer.copy(x, device);
     Device from = x.device();
     return Autograd.record("to_device", y, new Tensor[] {x}, g -> new Tensor[] {g[0].to(from)});
   }
 
+  /**
+   * A copy of x converted to {@code type}; recorded (the gradient is cast back) when both types
+   * are floating point, not when either is I64. {@code Views.cast(x, DType.BF16)}: x's shape, BF16.
+   *
+   * @param x the tensor
+   * @param type the target type
+   * @return the copy
+   */
   public static Tensor cast(Tensor x, DType type) {
     x.address("cast");
     Tensor y = x.castTo(type);
@@ -152,6 +221,15 @@ public final class Views {
     return Autograd.record("cast", y, new Tensor[] {x}, g -> new Tensor[] {g[0].to(from)});
   }
 
+  /**
+   * Joins tensors along an existing dim (same dtype, device, rank and other sizes); each part's
+   * gradient is its slice of the result's. {@code Views.concat(List.of(a, b), 0)} of [2, D] and
+   * [3, D] is [5, D].
+   *
+   * @param parts the tensors, at least one
+   * @param dim the dim (negative: from the end)
+   * @return a new tensor
+   */
   public static Tensor concat(List<Tensor> parts, int dim) {
     if (parts.isEmpty()) throw new MetakernelsException("concat: no tensors");
     Tensor first = parts.get(0);
@@ -189,6 +267,14 @@ public final class Views {
     });
   }
 
+  /**
+   * Joins same-shaped tensors along a new dim: {@code Views.stack(List.of(a, b), 1)} of [N, D]
+   * each is [N, 2, D].
+   *
+   * @param parts the tensors, at least one
+   * @param dim where the new dim goes (negative: from the end)
+   * @return a new tensor
+   */
   public static Tensor stack(List<Tensor> parts, int dim) {
     if (parts.isEmpty()) throw new MetakernelsException("stack: no tensors");
     int r = parts.get(0).rank() + 1;
