@@ -6,14 +6,29 @@ import org.metakernels.tensor.Device;
 import org.metakernels.tensor.Tensor;
 
 /**
- * y = x Wᵀ + b. x: [..., in] -> [..., out]; weight [out, in] and bias [out] start uniform in
+ * y = x Wᵀ + b. x: [..., in] → [..., out]; weight [out, in] and bias [out] start uniform in
  * ±1/√in (as PyTorch's Linear).
+ *
+ * <pre>{@code
+ * Linear fc = new Linear(10, 1, true, DType.F64, Device.CPU, 0L);
+ * Tensor y = fc.forward(x);                    // x [B, 10]: [B, 1]
+ * }</pre>
  */
 public final class Linear extends Module {
   private final long in;
   private final long out;
   private final boolean bias;
 
+  /**
+   * A linear layer with fresh seeded weights.
+   *
+   * @param in input features
+   * @param out output features
+   * @param bias whether to add a bias
+   * @param dtype the parameters' type
+   * @param device the parameters' device
+   * @param seed seed of the weight (the bias uses seed + 1)
+   */
   public Linear(long in, long out, boolean bias, DType dtype, Device device, long seed) {
     this.in = in;
     this.out = out;
@@ -28,10 +43,20 @@ public final class Linear extends Module {
     return Functional.linear(x, p("weight", w), bias ? p("bias", w) : null);
   }
 
+  /**
+   * Input features.
+   *
+   * @return the size of the input's last dim
+   */
   public long in() {
     return in;
   }
 
+  /**
+   * Output features.
+   *
+   * @return the size of the output's last dim
+   */
   public long out() {
     return out;
   }

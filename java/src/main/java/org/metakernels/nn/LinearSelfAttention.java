@@ -28,8 +28,18 @@ public final class LinearSelfAttention extends Module {
   private final long context;
 
   /**
+   * Projections drawn from N(0, initStd²), seeded.
+   *
+   * @param dim token width D
+   * @param heads heads H
+   * @param headDim width dh of each head
    * @param context number of leading context tokens that provide keys and values (≤ 0: all)
+   * @param residual add the input to the output
+   * @param fm the feature map φ of queries and keys
    * @param initStd standard deviation of the normal initialisation
+   * @param dtype the parameters' type
+   * @param device the parameters' device
+   * @param seed seed of wq (wk, wv, proj use seed + 1, + 2, + 3)
    */
   public LinearSelfAttention(long dim, int heads, long headDim, long context, boolean residual, FeatureMap fm,
       double initStd, DType dtype, Device device, long seed) {
@@ -48,7 +58,7 @@ public final class LinearSelfAttention extends Module {
     register("proj", Tensor.randn(new long[] {dim, hd}, dtype, device, seed + 3).mul(initStd));
   }
 
-  /** e: [B, T, D] -> [B, T, D]. */
+  /** e: [B, T, D] → [B, T, D]; {@code lsa.forward(e)} of [4, 11, 11] is [4, 11, 11]. */
   @Override
   public Tensor forward(Tensor e, Weights w) {
     if (e.rank() != 3 || e.size(2) != dim)
@@ -71,6 +81,11 @@ public final class LinearSelfAttention extends Module {
     return x.reshape(b, n, heads, headDim).permute(0, 2, 1, 3);
   }
 
+  /**
+   * Token width D.
+   *
+   * @return the size of the tokens' last dim
+   */
   public long dim() {
     return dim;
   }

@@ -4,12 +4,28 @@ import org.metakernels.tensor.DType;
 import org.metakernels.tensor.Device;
 import org.metakernels.tensor.Tensor;
 
-/** Stack of {@link Linear} layers {@code layer0, layer1, ...} with an activation between them (not after the last). */
+/**
+ * Stack of {@link Linear} layers {@code layer0, layer1, ...} (with biases) and an activation
+ * between them (not after the last).
+ *
+ * <pre>{@code
+ * MLP net = new MLP(new long[] {1, 40, 40, 1}, Activation.RELU, DType.F64, Device.CPU, 0L);
+ * Tensor y = net.forward(x);                   // x [B, 1]: [B, 1]
+ * }</pre>
+ */
 public final class MLP extends Module {
   private final int layers;
   private final Activation act;
 
-  /** sizes = {in, hidden..., out}. */
+  /**
+   * An MLP with fresh seeded weights.
+   *
+   * @param sizes {in, hidden..., out}: at least two
+   * @param act the activation between layers
+   * @param dtype the parameters' type
+   * @param device the parameters' device
+   * @param seed seed of layer 0 (layer i uses seed + 101·i)
+   */
   public MLP(long[] sizes, Activation act, DType dtype, Device device, long seed) {
     this.layers = sizes.length - 1;
     this.act = act;

@@ -23,15 +23,37 @@ public abstract class Module implements AutoCloseable {
   private final Map<String, Tensor> params = new LinkedHashMap<>();
   private final Map<String, Module> children = new LinkedHashMap<>();
 
-  /** Output for input {@code x} using this module's own parameters. */
+  /**
+   * Output for input {@code x} using this module's own parameters:
+   * {@code mlp.forward(x)} of [B, in] is [B, out] for an MLP of sizes {in, ..., out}.
+   *
+   * @param x the input
+   * @return the output
+   */
   public final Tensor forward(Tensor x) {
     return forward(x, Weights.none());
   }
 
-  /** Output for {@code x} with parameters looked up in {@code w} first. */
+  /**
+   * Output for {@code x} with parameters looked up in {@code w} first (full dotted names, e.g.
+   * "layer0.weight"), this module's own ones otherwise; what an inner loop calls with fast weights.
+   * {@code net.forward(x, Weights.of(fast))} has the shape of {@code net.forward(x)}.
+   *
+   * @param x the input
+   * @param w substituted weights ({@link Weights#none()} for none)
+   * @return the output
+   */
   public abstract Tensor forward(Tensor x, Weights w);
 
-  /** Registers a parameter: it requires grad and is owned by this module. */
+  /**
+   * Registers a parameter: it requires grad and is owned by this module (taken out of every
+   * scope), so it lives until {@link #close()}. For subclasses' constructors:
+   * {@code register("weight", Tensor.uniform(new long[] {out, in}, -b, b, dtype, device, seed))}.
+   *
+   * @param name the local name, unique among parameters and children
+   * @param init the initial value, a floating-point leaf
+   * @return {@code init}
+   */
   protected Tensor register(String name, Tensor init) {
     if (params.containsKey(name) || children.containsKey(name))
       throw new MetakernelsException("Module: duplicate name '" + name + "'");
@@ -41,6 +63,15 @@ public abstract class Module implements AutoCloseable {
     return init;
   }
 
+  /**
+   * Registers a child module, whose parameters appear as {@code name + "." + theirs}:
+   * {@code child("layer0", new Linear(in, hidden, true, dtype, device, seed))}.
+   *
+   * @param <M> the child's type
+   * @param name the local name, unique among parameters and children
+   * @param m the child
+   * @return {@code m}
+   */
   protected <M extends Module> M child(String name, M m) {
     if (params.containsKey(name) || children.containsKey(name))
       throw new MetakernelsException("Module: duplicate name '" + name + "'");
@@ -48,7 +79,14 @@ public abstract class Module implements AutoCloseable {
     return m;
   }
 
-  /** The parameter {@code name}, substituted from {@code w} when present there. */
+  /**
+   * The parameter {@code name}, substituted from {@code w} when present there; for
+   * {@link #forward(Tensor, Weights)} implementations: {@code x.matmul(p("weight", w).mT())}.
+   *
+   * @param name the local name
+   * @param w the substituted weights, as passed to forward
+   * @return the tensor to use
+   */
   protected Tensor p(String name, Weights w) {
     Tensor t = w.get(name);
     if (t != null) return t;
@@ -57,14 +95,26 @@ public abstract class Module implements AutoCloseable {
     return own;
   }
 
-  /** Runs child {@code name} with the matching part of {@code w}. */
+  /**
+   * Runs child {@code name} with the matching part of {@code w}: {@code h = run("layer0", x, w)}.
+   *
+   * @param name the child's local name
+   * @param x its input
+   * @param w the substituted weights, as passed to forward
+   * @return the child's output
+   */
   protected Tensor run(String name, Tensor x, Weights w) {
     Module m = children.get(name);
     if (m == null) throw new MetakernelsException("Module: no child '" + name + "'");
     return m.forward(x, w.child(name));
   }
 
-  /** All parameters by dotted name, in registration order. */
+  /**
+   * All parameters by dotted name, in registration order, children's after this module's own:
+   * an MLP's are {@code layer0.weight, layer0.bias, layer1.weight, ...}.
+   *
+   * @return a new map (the tensors themselves, not copies)
+   */
   public Map<String, Tensor> namedParameters() {
     Map<String, Tensor> out = new LinkedHashMap<>();
     collect("", out);
@@ -76,16 +126,27 @@ public abstract class Module implements AutoCloseable {
     for (var e : children.entrySet()) e.getValue().collect(prefix + e.getKey() + ".", out);
   }
 
+  /**
+   * All parameters in {@link #namedParameters()} order, e.g. for an {@link org.metakernels.optim.Optimizer}.
+   *
+   * @return a new list
+   */
   public List<Tensor> parameters() {
     return new ArrayList<>(namedParameters().values());
   }
 
+  /**
+   * Total number of parameter elements.
+   *
+   * @return the count
+   */
   public long parameterCount() {
     long n = 0;
     for (Tensor t : parameters()) n += t.numel();
     return n;
   }
 
+  /** Clears and frees the accumulated gradient of every parameter. */
   public void zeroGrad() {
     for (Tensor t : parameters()) t.zeroGrad();
   }

@@ -24,6 +24,17 @@ public final class MultiHeadAttention extends Module {
   private final long headDim;
   private final boolean causal;
 
+  /**
+   * Projections uniform in ±1/√dim, seeded.
+   *
+   * @param dim model width D, a multiple of {@code heads}; the head width is dh = D / H
+   * @param heads query heads H
+   * @param kvHeads key/value heads Hkv, dividing H (Hkv &lt; H: grouped-query attention)
+   * @param causal mask keys after each query
+   * @param dtype the parameters' type
+   * @param device the parameters' device
+   * @param seed seed of wq (wk, wv, wo use seed + 1, + 2, + 3)
+   */
   public MultiHeadAttention(long dim, int heads, int kvHeads, boolean causal, DType dtype, Device device, long seed) {
     if (dim < 1 || heads < 1 || kvHeads < 1 || heads % kvHeads != 0 || dim % heads != 0)
       throw new MetakernelsException("MultiHeadAttention: dim " + dim + " must split into " + heads
@@ -46,7 +57,15 @@ public final class MultiHeadAttention extends Module {
     return attend(x, x, w);
   }
 
-  /** Queries from xq [B, Nq, D], keys and values from xkv [B, Nk, D] -> [B, Nq, D]. */
+  /**
+   * Queries from xq [B, Nq, D], keys and values from xkv [B, Nk, D] → [B, Nq, D].
+   * {@code mha.attend(x, memory, Weights.none())} of [B, N, D] and [B, M, D] is [B, N, D].
+   *
+   * @param xq the query tokens [B, Nq, D]
+   * @param xkv the key/value tokens [B, Nk, D]
+   * @param w substituted weights ({@code wq, wk, wv, wo}), or {@link Weights#none()}
+   * @return [B, Nq, D]
+   */
   public Tensor attend(Tensor xq, Tensor xkv, Weights w) {
     if (xq.rank() != 3 || xkv.rank() != 3 || xq.size(2) != dim || xkv.size(2) != dim || xq.size(0) != xkv.size(0))
       throw new MetakernelsException("MultiHeadAttention: expected [B, N, " + dim + "] inputs, got " + xq.describe()

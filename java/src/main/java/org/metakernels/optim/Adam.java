@@ -8,6 +8,18 @@ import org.metakernels.tensor.Tensor;
 /**
  * Adam (Kingma and Ba, 2015): m ← β₁m + (1−β₁)g, v ← β₂v + (1−β₂)g²,
  * p ← p − lr · m̂ / (√v̂ + ε) with bias-corrected m̂, v̂. Optional L2 weight decay added to g.
+ * In place, on the gradients {@link org.metakernels.tensor.Tensor#backward()} accumulated; there
+ * is no differentiable form.
+ *
+ * <pre>{@code
+ * try (Adam opt = new Adam(net.parameters(), 1e-3)) {
+ *   for (int step = 0; step < 100; step++) {
+ *     opt.zeroGrad();
+ *     try (Scope s = Scope.open()) { net.forward(x).sub(y).square().mean().backward(); }
+ *     opt.step();                                // every parameter keeps its shape
+ *   }
+ * }
+ * }</pre>
  */
 public final class Adam extends Optimizer {
   private final double lr;
@@ -19,10 +31,26 @@ public final class Adam extends Optimizer {
   private final Tensor[] v;
   private long t;
 
+  /**
+   * Adam with β₁ 0.9, β₂ 0.999, ε 1e-8 and no weight decay.
+   *
+   * @param params the leaves to update
+   * @param lr the learning rate
+   */
   public Adam(List<Tensor> params, double lr) {
     this(params, lr, 0.9, 0.999, 1e-8, 0.0);
   }
 
+  /**
+   * Adam with every setting given.
+   *
+   * @param params the leaves to update
+   * @param lr the learning rate
+   * @param beta1 decay of the first moment
+   * @param beta2 decay of the second moment
+   * @param eps added to √v̂
+   * @param weightDecay L2 coefficient λ (g + λp); 0 for none
+   */
   public Adam(List<Tensor> params, double lr, double beta1, double beta2, double eps, double weightDecay) {
     super(params);
     this.lr = lr;
@@ -56,6 +84,11 @@ public final class Adam extends Optimizer {
     }
   }
 
+  /**
+   * Number of {@link #step()} calls so far (t of the bias correction).
+   *
+   * @return the step count
+   */
   public long steps() {
     return t;
   }

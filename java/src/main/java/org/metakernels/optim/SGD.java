@@ -19,10 +19,24 @@ public final class SGD extends Optimizer {
   private final double weightDecay;
   private final Tensor[] velocity;
 
+  /**
+   * Plain SGD: no momentum, no weight decay.
+   *
+   * @param params the leaves to update
+   * @param lr the learning rate
+   */
   public SGD(List<Tensor> params, double lr) {
     this(params, lr, 0.0, 0.0);
   }
 
+  /**
+   * SGD with momentum and weight decay.
+   *
+   * @param params the leaves to update
+   * @param lr the learning rate
+   * @param momentum μ; 0 for none
+   * @param weightDecay L2 coefficient λ; 0 for none
+   */
   public SGD(List<Tensor> params, double lr, double momentum, double weightDecay) {
     super(params);
     this.lr = lr;
@@ -49,14 +63,32 @@ public final class SGD extends Optimizer {
     }
   }
 
-  /** p − lr·g for each pair, recorded on the tape (so the result is differentiable in p, g and lr). */
+  /**
+   * p − lr·g for each pair, recorded on the tape (so the result is differentiable in p and g):
+   * MAML's inner step, {@code SGD.differentiableStep(net.parameters(), grads, 0.01)} gives one
+   * tensor of each parameter's shape.
+   *
+   * @param params the current weights
+   * @param grads their gradients (built with createGraph to differentiate through them)
+   * @param lr the step size
+   * @return the new weights, in order
+   */
   public static List<Tensor> differentiableStep(List<Tensor> params, List<Tensor> grads, double lr) {
     List<Tensor> out = new ArrayList<>(params.size());
     for (int i = 0; i < params.size(); i++) out.add(params.get(i).sub(grads.get(i).mul(lr)));
     return out;
   }
 
-  /** p − lr·g with a learnable (tensor) learning rate, broadcast against each parameter. */
+  /**
+   * p − lr·g with a learnable (tensor) learning rate, broadcast against each parameter (a scalar
+   * or a per-parameter shape); differentiable in p, g and lr.
+   * {@code SGD.differentiableStep(ws, gs, Tensor.scalar(0.1, DType.F64, Device.CPU).requiresGrad(true))}.
+   *
+   * @param params the current weights
+   * @param grads their gradients
+   * @param lr the step size, broadcast against each parameter
+   * @return the new weights, in order
+   */
   public static List<Tensor> differentiableStep(List<Tensor> params, List<Tensor> grads, Tensor lr) {
     List<Tensor> out = new ArrayList<>(params.size());
     for (int i = 0; i < params.size(); i++) out.add(params.get(i).sub(grads.get(i).mul(lr)));
