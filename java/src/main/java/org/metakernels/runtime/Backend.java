@@ -69,7 +69,14 @@ public final class Backend {
     this.defaultDevice = cuda && !requested.equals("cpu") ? Device.CUDA : Device.CPU;
   }
 
-  /** The process-wide backend, initialised on first use. */
+  /**
+   * The process-wide backend, initialised on first use (loads the libraries, attaches OpenBLAS
+   * and, when possible, CUDA): {@code Backend.get().describe()}.
+   *
+   * @return the backend
+   * @throws IllegalStateException when the native library's ABI differs from these classes', or
+   *     {@code -Dmetakernels.device=cuda} is set where CUDA is unavailable
+   */
   public static Backend get() {
     Backend b = instance;
     if (b == null) {
@@ -81,24 +88,49 @@ public final class Backend {
     return b;
   }
 
+  /**
+   * The device ops use when a program asks for the default: CUDA when available (unless
+   * {@code -Dmetakernels.device=cpu}), else the CPU.
+   *
+   * @return the default device
+   */
   public Device defaultDevice() {
     return defaultDevice;
   }
 
+  /**
+   * True when the CUDA library loaded and a device exists; false under
+   * {@code -Dmetakernels.device=cpu}, which does not try.
+   *
+   * @return whether CUDA tensors can be made
+   */
   public boolean cudaAvailable() {
     return cudaAvailable;
   }
 
-  /** Why CUDA is or is not in use. */
+  /**
+   * Why CUDA is or is not in use.
+   *
+   * @return the device and driver, or the reason it failed
+   */
   public String cudaReason() {
     return cudaReason;
   }
 
+  /**
+   * True when CPU matmul runs on OpenBLAS (else on the built-in kernel).
+   *
+   * @return whether OpenBLAS is attached
+   */
   public boolean hasBlas() {
     return blas;
   }
 
-  /** Throws a {@link MetakernelsException} naming {@code op} when CUDA is unavailable. */
+  /**
+   * Throws a {@link MetakernelsException} naming {@code op} when CUDA is unavailable.
+   *
+   * @param op the caller's name, for the message
+   */
   public void requireCuda(String op) {
     if (!cudaAvailable) throw new MetakernelsException(op + ": CUDA is unavailable (" + cudaReason + ")", Codes.ERR_NO_DEVICE);
   }
@@ -108,6 +140,8 @@ public final class Backend {
    * softmax-attention forward and backward and the cuBLAS matmuls. One switch, kept by the native
    * runtime ({@code mk_runtime_allow_tf32}) and read by every call. Off by default;
    * {@code -Dmetakernels.tf32=true} turns it on at start. The CPU ignores it.
+   *
+   * @return the current setting
    */
   public static boolean allowTf32() {
     Native.ensureLoaded();
@@ -120,6 +154,8 @@ public final class Backend {
    * <pre>{@code
    * Backend.setAllowTf32(true);   // F32 attention on CUDA: TF32 tensor cores where the tiles fit
    * }</pre>
+   *
+   * @param allow true to allow TF32
    */
   public static void setAllowTf32(boolean allow) {
     Native.ensureLoaded();  // reads -Dmetakernels.tf32 first, so this call has the last word
@@ -132,6 +168,7 @@ public final class Backend {
    * {@code -Dmetakernels.isa}. Both builds compute the same results to rounding; forcing AVX2
    * on an AVX-512 machine tests the fallback path.
    *
+   * @param isa the name, case-insensitive
    * @throws MetakernelsException when the CPU lacks the requested ISA or the name is unknown
    */
   public static void setCpuIsa(String isa) {
@@ -148,7 +185,9 @@ public final class Backend {
 
   /**
    * Host memory: freed blocks of 64 KiB and more are cached by size class and reused (no page
-   * faults for loops of same-shaped tensors). Returns the bytes the cache holds.
+   * faults for loops of same-shaped tensors).
+   *
+   * @return the bytes the cache holds
    */
   public static long hostCachedBytes() {
     return MkNative.mk_host_cached_bytes();
@@ -159,21 +198,39 @@ public final class Backend {
     MkNative.mk_host_empty_cache();
   }
 
-  /** Caps the host block cache (default 1 GiB; 0 disables it). */
+  /**
+   * Caps the host block cache (default 1 GiB; 0 disables it).
+   *
+   * @param bytes the cap
+   */
   public static void setHostCacheLimit(long bytes) {
     Native.check(MkNative.mk_host_set_cache_limit(bytes), "Backend.setHostCacheLimit(" + bytes + ")");
   }
 
-  /** "AVX-512" or "AVX2". */
+  /**
+   * The instruction set the CPU kernels use.
+   *
+   * @return "AVX-512" or "AVX2"
+   */
   public String cpuIsa() {
     return MkNative.mk_runtime_cpu_isa() == Codes.CPU_ISA_AVX512 ? "AVX-512" : "AVX2";
   }
 
+  /**
+   * The OpenMP threads of the CPU kernels ({@code -Dmetakernels.threads} sets them).
+   *
+   * @return the thread count
+   */
   public int cpuThreads() {
     return MkNative.mk_runtime_num_threads();
   }
 
-  /** Lines for the {@code info} command. */
+  /**
+   * What was chosen and why: device, CPU kernels, matmul, CUDA and the native ABI, one line each
+   * (the {@code info} command prints them).
+   *
+   * @return the lines
+   */
   public List<String> describe() {
     List<String> l = new ArrayList<>();
     l.add("device:        " + defaultDevice + (requested.equals("auto") ? " (auto)" : " (-Dmetakernels.device=" + requested + ")"));
@@ -184,6 +241,11 @@ public final class Backend {
     return l;
   }
 
+  /**
+   * {@link #describe()} joined with newlines.
+   *
+   * @return the text
+   */
   public String describeLine() {
     return String.join("\n", describe());
   }

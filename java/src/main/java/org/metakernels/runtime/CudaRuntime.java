@@ -15,13 +15,19 @@ import org.bytedeco.javacpp.Pointer;
 import org.metakernels.tensor.DType;
 
 /**
- * The CUDA side of the runtime, through the bytedeco CUDA presets: device discovery, the
+ * The CUDA side of the runtime layer, through the bytedeco CUDA presets: device discovery, the
  * caching allocator, host/device copies and cuBLAS. Only touched once {@link #tryInit()}
  * succeeded; on machines without a driver the presets throw {@link UnsatisfiedLinkError} and
- * metakernels stays on the CPU.
+ * metakernels stays on the CPU. Programs rarely need it beyond {@link #synchronize()} (for
+ * timing) and the allocator's counters.
  *
- * All work goes to the legacy default stream (stream 0), so freed blocks can be reused by the
+ * <p>All work goes to the legacy default stream (stream 0), so freed blocks can be reused by the
  * next kernel without events (stream order) and host copies synchronise.
+ *
+ * <pre>{@code
+ * CudaRuntime.get().synchronize();                       // wait for the GPU
+ * long live = CudaRuntime.get().allocator().liveBytes();
+ * }</pre>
  */
 public final class CudaRuntime {
   private static volatile CudaRuntime instance;
@@ -97,7 +103,12 @@ public final class CudaRuntime {
     return t.getClass().getSimpleName() + ": " + (nl >= 0 ? m.substring(0, nl) : m);
   }
 
-  /** The initialised runtime; throws when CUDA is unavailable. */
+  /**
+   * The initialised runtime.
+   *
+   * @return the runtime
+   * @throws MetakernelsException when CUDA is unavailable
+   */
   public static CudaRuntime get() {
     CudaRuntime r = instance;
     if (r == null) {
@@ -107,16 +118,30 @@ public final class CudaRuntime {
     return r;
   }
 
+  /**
+   * Device name, driver and runtime versions, and the CUDA library's build and matmul notes.
+   *
+   * @return the description
+   */
   public String describe() {
     return name + ", driver " + driver / 1000 + "." + (driver % 1000) / 10 + ", runtime " + runtime / 1000 + "."
         + (runtime % 1000) / 10 + "; " + buildInfo;
   }
 
-  /** True when matmul runs on cuBLAS. */
+  /**
+   * True when matmul runs on cuBLAS.
+   *
+   * @return whether cuBLAS is in use (else the built-in CUDA kernel)
+   */
   public boolean hasCublas() {
     return cublas != null;
   }
 
+  /**
+   * The device memory allocator every CUDA tensor comes from.
+   *
+   * @return the allocator
+   */
   public CachingAllocator allocator() {
     return allocator;
   }
@@ -127,19 +152,46 @@ public final class CudaRuntime {
           Codes.ERR_DEVICE);
   }
 
-  /** Copies {@code nbytes} between host and device addresses (synchronous). */
+  /**
+   * Copies {@code nbytes} between host and device addresses (synchronous); with both flags false,
+   * device to device.
+   *
+   * @param dst destination address
+   * @param src source address
+   * @param nbytes bytes to copy
+   * @param hostToDevice src on the host, dst on the device
+   * @param deviceToHost src on the device, dst on the host
+   */
   public void memcpy(long dst, long src, long nbytes, boolean hostToDevice, boolean deviceToHost) {
     int kind = hostToDevice ? cudaMemcpyHostToDevice : deviceToHost ? cudaMemcpyDeviceToHost : cudaMemcpyDeviceToDevice;
     check(cudaMemcpy(new RawPointer(dst, nbytes), new RawPointer(src, nbytes), nbytes, kind), "cudaMemcpy");
   }
 
+  /** Waits until every kernel launched so far has finished. */
   public void synchronize() {
     check(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
   }
 
   /**
-   * Row-major batched GEMM through cuBLAS (column-major): C = A B is computed as Cᵀ = Bᵀ Aᵀ.
-   * Each matrix needs a unit stride on one side (the caller copies otherwise).
+   * Row-major batched GEMM C = A B (m x k times k x n) through cuBLAS (column-major), computed as
+   * Cᵀ = Bᵀ Aᵀ; the built-in CUDA kernel without cuBLAS. Each matrix needs a unit stride on one
+   * side (the caller copies otherwise). Strides are in elements; Bs is the batch stride.
+   *
+   * @param dtype F32 or F64
+   * @param batch number of products
+   * @param m rows of A and C
+   * @param n columns of B and C
+   * @param k columns of A, rows of B
+   * @param a device address of A
+   * @param aBs batch stride of A
+   * @param aRs row stride of A
+   * @param aCs column stride of A
+   * @param b device address of B
+   * @param bBs batch stride of B
+   * @param bRs row stride of B
+   * @param bCs column stride of B
+   * @param c device address of C, written contiguous per matrix (row stride n)
+   * @param cBs batch stride of C
    */
   public void gemm(DType dtype, long batch, long m, long n, long k, long a, long aBs, long aRs, long aCs, long b,
       long bBs, long bRs, long bCs, long c, long cBs) {
@@ -206,6 +258,13 @@ public final class CudaRuntime {
       return (n + (1L << 20) - 1) >> 20 << 20;
     }
 
+    /**
+     * A device block of at least {@code nbytes}: a cached one of the same rounded size, else a new
+     * one (emptying the cache and retrying once when cudaMalloc fails).
+     *
+     * @param nbytes the size
+     * @return the device address
+     */
     public synchronized long allocate(long nbytes) {
       long size = round(nbytes);
       ArrayDeque<Long> list = free.get(size);
@@ -226,6 +285,12 @@ public final class CudaRuntime {
       return p.address();
     }
 
+    /**
+     * Returns a block to the cache (not to the driver).
+     *
+     * @param address the block, from {@link #allocate}
+     * @param nbytes the size it was allocated with
+     */
     public synchronized void release(long address, long nbytes) {
       long size = round(nbytes);
       free.computeIfAbsent(size, s -> new ArrayDeque<>()).push(address);
@@ -242,10 +307,20 @@ public final class CudaRuntime {
       cachedBytes = 0;
     }
 
+    /**
+     * Bytes in blocks handed out and not released (rounded sizes).
+     *
+     * @return the live bytes
+     */
     public synchronized long liveBytes() {
       return liveBytes;
     }
 
+    /**
+     * Bytes in released blocks kept for reuse.
+     *
+     * @return the cached bytes
+     */
     public synchronized long cachedBytes() {
       return cachedBytes;
     }

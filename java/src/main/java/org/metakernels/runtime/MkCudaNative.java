@@ -19,7 +19,17 @@ public final class MkCudaNative {
 
   private MkCudaNative() {}
 
+  /**
+   * The CUDA library's kernel table, for {@link MkNative#mk_runtime_attach_cuda}.
+   *
+   * @return its address, or 0 when the library was built as a stub (no nvcc)
+   */
   public static native @Cast("intptr_t") long mk_cuda_kernel_table();
 
+  /**
+   * The CUDA runtime version and GPU architectures the library was built for, or that it is a stub.
+   *
+   * @return a C string owned by the library
+   */
   public static native @Cast("const char*") BytePointer mk_cuda_build_info();
 }

@@ -1,9 +1,10 @@
 package org.metakernels.runtime;
 
 /**
- * Status handling for calls into {@link MkNative}: a non-zero status becomes a
- * {@link MetakernelsException} carrying the native message and the Java-side context. The status
- * codes are {@link Codes#OK}, {@link Codes#ERR_INVALID_ARGUMENT}, ... (generated from the C header).
+ * Status handling for calls into {@link MkNative}, part of the runtime layer: a non-zero status
+ * becomes a {@link MetakernelsException} carrying the native message and the Java-side context.
+ * The status codes are {@link Codes#OK}, {@link Codes#ERR_INVALID_ARGUMENT}, ... (generated from
+ * the C header).
  */
 public final class Native {
   private Native() {}
@@ -14,8 +15,11 @@ public final class Native {
   }
 
   /**
-   * Throws when {@code status} is not OK. {@code context} is what the Java side knows (the op
-   * and the shapes), e.g. {@code "matmul [2, 3] x [4, 5]"}.
+   * Throws when {@code status} is not OK: {@code Native.check(MkNative.mk_...(...), "matmul [2, 3] x [4, 5]")}.
+   *
+   * @param status the native return value
+   * @param context what the Java side knows (the op and the shapes), the message's prefix
+   * @throws MetakernelsException with the status and {@code context + ": " + } the native message
    */
   public static void check(int status, String context) {
     if (status == Codes.OK) return;
@@ -23,6 +27,11 @@ public final class Native {
     throw new MetakernelsException(context + ": " + msg, status);
   }
 
+  /**
+   * The message of the last failed native call on this thread.
+   *
+   * @return the message (empty when none)
+   */
   public static String lastError() {
     return MkNative.mk_last_error().getString();
   }

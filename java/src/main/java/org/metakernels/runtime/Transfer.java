@@ -3,10 +3,22 @@ package org.metakernels.runtime;
 import org.metakernels.tensor.Device;
 import org.metakernels.tensor.Tensor;
 
-/** Copies tensors between the host and a CUDA device (contiguous result). */
+/**
+ * Copies tensors between the host and a CUDA device (contiguous result); part of the runtime
+ * layer, behind {@link Tensor#to(Device)}.
+ */
 public final class Transfer {
   private Transfer() {}
 
+  /**
+   * A contiguous copy of {@code x} on {@code to} (a plain copy when x is already there); not
+   * recorded. {@code Transfer.copy(x, Device.CUDA)}: x's shape and dtype on the GPU.
+   *
+   * @param x the tensor
+   * @param to the target device
+   * @return the copy
+   * @throws MetakernelsException when a CUDA side is needed and unavailable
+   */
   public static Tensor copy(Tensor x, Device to) {
     x.address("to(" + to + ")");
     if (x.device() == to) return x.copyContiguous();
