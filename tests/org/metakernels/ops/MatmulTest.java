@@ -137,4 +137,34 @@ class MatmulTest {
       }
     }
   }
+
+  /**
+   * Errors name the caller's operands, not the internally unsqueezed ones (issue "Nothing silently
+   * wrong", item 4): a 1-d operand stays [k], and batch dims that do not broadcast are named as such.
+   */
+  @Test
+  void errorsNameTheCallersShapes() {
+    try (Scope s = Scope.open()) {
+      Tensor v3 = Tensor.zeros(new long[] {3}, DType.F64, org.metakernels.tensor.Device.CPU);
+      Tensor m45 = Tensor.zeros(new long[] {4, 5}, DType.F64, org.metakernels.tensor.Device.CPU);
+      String msg = assertThrows(org.metakernels.runtime.MetakernelsException.class, () -> v3.matmul(m45)).getMessage();
+      assertTrue(msg.contains("F64[3]") && msg.contains("[4, 5]") && !msg.contains("[1, 3]"), msg);
+      msg = assertThrows(org.metakernels.runtime.MetakernelsException.class, () -> m45.matmul(v3)).getMessage();
+      assertTrue(msg.contains("[4, 5]") && msg.contains("F64[3]") && !msg.contains("[3, 1]"), msg);
+      Tensor a = Tensor.zeros(new long[] {2, 4, 5}, DType.F64, org.metakernels.tensor.Device.CPU);
+      Tensor b = Tensor.zeros(new long[] {3, 5, 6}, DType.F64, org.metakernels.tensor.Device.CPU);
+      msg = assertThrows(org.metakernels.runtime.MetakernelsException.class, () -> a.matmul(b)).getMessage();
+      assertTrue(msg.contains("batch dims [2] and [3] do not broadcast") && msg.contains("[2, 4, 5]")
+          && msg.contains("[3, 5, 6]"), msg);
+    }
+  }
+
+  /** An allocation that fails names the tensor it was for (shape, dtype, device). */
+  @Test
+  void failedAllocationNamesTheTensor() {
+    long[] shape = {1L << 42};  // 16 TiB of F32: refused by the allocator, not by the shape check
+    OutOfMemoryError e = assertThrows(OutOfMemoryError.class,
+        () -> Tensor.empty(shape, DType.F32, org.metakernels.tensor.Device.CPU));
+    assertTrue(e.getMessage().contains("F32 [4398046511104] tensor on CPU"), e.getMessage());
+  }
 }

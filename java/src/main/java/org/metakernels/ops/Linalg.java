@@ -27,18 +27,30 @@ public final class Linalg {
    * @return the product
    */
   public static Tensor matmul(Tensor a, Tensor b) {
+    return matmul(a, b, null);
+  }
+
+  // `caller`: the caller's operands as given (before 1-d operands were unsqueezed), for messages.
+  private static Tensor matmul(Tensor a, Tensor b, String caller) {
     String op = "matmul";
     Checks.compatible(op, a, b);
     if (a.rank() == 0 || b.rank() == 0)
       throw new MetakernelsException(op + ": scalars are not matrices: " + Checks.shapes(a, b));
-    if (a.rank() == 1 && b.rank() == 1) return matmul(a.unsqueeze(0), b.unsqueeze(1)).reshape();  // dot: []
-    if (a.rank() == 1) return matmul(a.unsqueeze(0), b).squeeze(-2);
-    if (b.rank() == 1) return matmul(a, b.unsqueeze(1)).squeeze(-1);
+    String given = caller != null ? caller : a.describe() + " x " + b.describe();
+    if (a.rank() == 1 && b.rank() == 1) return matmul(a.unsqueeze(0), b.unsqueeze(1), given).reshape();  // dot: []
+    if (a.rank() == 1) return matmul(a.unsqueeze(0), b, given).squeeze(-2);
+    if (b.rank() == 1) return matmul(a, b.unsqueeze(1), given).squeeze(-1);
     long[] as = a.shape(), bs = b.shape();
     long m = as[as.length - 2], k = as[as.length - 1], k2 = bs[bs.length - 2], n = bs[bs.length - 1];
     if (k != k2)
-      throw new MetakernelsException(op + ": inner dims differ: " + a.describe() + " x " + b.describe());
+      throw new MetakernelsException(op + ": inner dims differ (" + k + " vs " + k2 + "): " + given);
     long[] batchA = Arrays.copyOf(as, as.length - 2), batchB = Arrays.copyOf(bs, bs.length - 2);
+    for (int i = 0; i < Math.max(batchA.length, batchB.length); i++) {
+      long da = i < batchA.length ? batchA[batchA.length - 1 - i] : 1, db = i < batchB.length ? batchB[batchB.length - 1 - i] : 1;
+      if (da != db && da != 1 && db != 1)
+        throw new MetakernelsException(op + ": batch dims " + Arrays.toString(batchA) + " and " + Arrays.toString(batchB)
+            + " do not broadcast: " + given);
+    }
     long[] batch = Checks.broadcast(op, batchA, batchB);
     long nb = Tensor.numel(batch);
     long[] outShape = Arrays.copyOf(batch, batch.length + 2);

@@ -30,7 +30,7 @@ public final class Storage {
     if (device == Device.CPU) {
       Backend.get();
       addr = MkNative.mk_host_alloc(nbytes);
-      if (addr == 0) throw new OutOfMemoryError("metakernels: cannot allocate " + nbytes + " host bytes");
+      if (addr == 0) throw new OutOfMemoryError("metakernels: cannot allocate " + nbytes + " host bytes (" + MkNative.mk_last_error().getString() + ")");
     } else {
       Backend.get().requireCuda("allocate");
       addr = CudaRuntime.get().allocator().allocate(nbytes);

@@ -85,7 +85,15 @@ public final class Tensor implements AutoCloseable {
   public static Tensor empty(long[] shape, DType dtype, Device device) {
     checkShape("empty", shape);
     long n = numel(shape);
-    Storage s = Storage.allocate(n * dtype.size, device);
+    Storage s;
+    try {
+      s = Storage.allocate(n * dtype.size, device);
+    } catch (OutOfMemoryError e) {  // name the tensor; the op is the caller in the stack trace
+      OutOfMemoryError named = new OutOfMemoryError(e.getMessage() + " for a " + dtype + " " + Arrays.toString(shape)
+          + " tensor on " + device);
+      named.initCause(e);
+      throw named;
+    }
     return new Tensor(s, 0, shape.clone(), contiguousStrides(shape), dtype);
   }
 
