@@ -8,6 +8,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
 import org.metakernels.autograd.Autograd;
+import org.metakernels.runtime.MetakernelsException;
 import org.metakernels.tensor.DType;
 import org.metakernels.tensor.Device;
 import org.metakernels.tensor.Scope;
@@ -167,6 +168,39 @@ class ViewsTest {
       Tensor g = Autograd.grad(leaf.to(DType.F32).mul(3.0).sum(), List.of(leaf), false).get(0);
       assertEquals(DType.F64, g.dtype());
       assertEquals(3.0 * g.numel(), g.sum().item(), 0);
+    }
+  }
+
+  /**
+   * In-place writes through a view that reaches an element by more than one index are refused
+   * (issue "Nothing silently wrong", item 3: `zeros(1, 65536).expand(64, 65536).addInPlace(rows)`
+   * kept a thread-timing-dependent row), and change nothing; writes through narrowed, transposed
+   * and permuted views still work. Guards Checks.noInternalOverlap in Dense.checkInPlace.
+   */
+  @Test
+  void inPlaceWritesThroughOverlappingViewsAreRefused() {
+    try (Scope s = Scope.open()) {
+      Tensor base = Tensor.zeros(new long[] {1, 65536}, DType.F32, Device.CPU);
+      Tensor wide = base.expand(64, 65536);
+      Tensor rows = Tensor.randn(new long[] {64, 65536}, DType.F32, Device.CPU, 3L);
+      java.util.List<Runnable> writes = java.util.List.of(() -> wide.addInPlace(rows), () -> wide.mulInPlace(rows),
+          () -> wide.subInPlace(rows), () -> wide.mulInPlace(2.0), () -> wide.fillInPlace(1.0),
+          () -> wide.copyInPlace(rows));
+      for (Runnable w : writes) {
+        MetakernelsException e = assertThrows(MetakernelsException.class, w::run);
+        assertTrue(e.getMessage().contains("[64, 65536]") && e.getMessage().contains("more than one index"),
+            e.getMessage());
+      }
+      assertEquals(0.0, base.abs().sum().toDoubleArray()[0], 0.0, "nothing written");
+      // views that reach each element once still take in-place writes
+      Tensor m = Tensor.zeros(new long[] {6, 8}, DType.F64, Device.CPU);
+      m.narrow(1, 2, 3).addInPlace(Tensor.ones(new long[] {6, 3}, DType.F64, Device.CPU));
+      m.transpose(0, 1).narrow(0, 0, 1).fillInPlace(5.0);
+      m.unsqueeze(0).permute(2, 0, 1).mulInPlace(2.0);
+      double[] v = m.toDoubleArray();
+      for (int r = 0; r < 6; r++)
+        for (int c = 0; c < 8; c++)
+          assertEquals(c == 0 ? 10.0 : (c >= 2 && c < 5 ? 2.0 : 0.0), v[r * 8 + c], 0.0, "m[" + r + ", " + c + "]");
     }
   }
 }

@@ -15,6 +15,31 @@ final class Checks {
       throw new MetakernelsException(op + ": expected a floating-point tensor (F32 or F64), got " + t.describe());
   }
 
+  /**
+   * Refuses a write through a view that reaches some element by more than one index (an expanded
+   * dim, stride 0 with size above 1, or strides that interleave): the result of such a write would
+   * depend on thread timing. Sufficient test: with the dims of size above 1 sorted by stride, each
+   * stride must be at least the extent (stride times size) of the dims before it; every view this
+   * library makes of a dense tensor (narrow, select, permute, transpose, unsqueeze) passes.
+   */
+  static void noInternalOverlap(String op, Tensor t) {
+    long[] shape = t.shape(), strides = t.strides();
+    int n = 0;
+    long[][] dims = new long[shape.length][];
+    for (int i = 0; i < shape.length; i++)
+      if (shape[i] > 1) dims[n++] = new long[] {Math.abs(strides[i]), shape[i]};
+    dims = Arrays.copyOf(dims, n);
+    Arrays.sort(dims, (x, y) -> Long.compare(x[0], y[0]));
+    long extent = 1;
+    for (long[] d : dims) {
+      if (d[0] < extent)
+        throw new MetakernelsException(op + ": " + t.describe() + " with strides " + Arrays.toString(strides)
+            + " reaches some elements by more than one index (an expanded or overlapping view), so an in-place"
+            + " write would depend on thread timing; write into a copy (contiguous()) instead");
+      extent = d[0] * d[1];
+    }
+  }
+
   /** Same dtype and device, both floating point and open. */
   public static void compatible(String op, Tensor a, Tensor b) {
     a.address(op);

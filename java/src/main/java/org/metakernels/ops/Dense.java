@@ -481,6 +481,7 @@ public final class Dense {
 
   private static void checkInPlace(String op, Tensor t) {
     t.address(op);
+    Checks.noInternalOverlap(op, t);
     if (GradMode.isEnabled() && t.requiresGrad())
       throw new MetakernelsException(op + ": " + t.describe()
           + " requires grad; in-place writes are refused while recording (use Autograd.noGrad())");
