@@ -252,7 +252,9 @@ void g_tile(const Head<T>& h, const Scratch<T>& w, int64_t r0, int64_t R, int64_
 // results do not depend on the thread count, so this changes timing only.
 constexpr int64_t kMinParallelMacs = int64_t(1) << 18;
 inline bool attention_parallel(const AttentionParams& p, int64_t tasks) {
-  return tasks > 1 && omp_get_max_threads() > 1 && p.batch * p.heads * p.nq * p.nk * (p.d + p.dv) >= kMinParallelMacs;
+  // in double: for the largest shapes the product of five sizes can exceed int64
+  const double macs = double(p.batch) * double(p.heads) * double(p.nq) * double(p.nk) * double(p.d + p.dv);
+  return tasks > 1 && omp_get_max_threads() > 1 && macs >= double(kMinParallelMacs);
 }
 
 template <class T>
