@@ -23,6 +23,7 @@ final class Checks {
    * library makes of a dense tensor (narrow, select, permute, transpose, unsqueeze) passes.
    */
   static void noInternalOverlap(String op, Tensor t) {
+    if (t.isContiguous()) return;  // the common case (optimizer state, parameters): nothing to sort
     long[] shape = t.shape(), strides = t.strides();
     int n = 0;
     long[][] dims = new long[shape.length][];
