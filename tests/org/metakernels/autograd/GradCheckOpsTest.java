@@ -14,7 +14,9 @@ import org.junit.jupiter.params.provider.MethodSource;
 import org.metakernels.nn.Activation;
 import org.metakernels.nn.MLP;
 import org.metakernels.nn.Weights;
+import org.metakernels.ops.Attention;
 import org.metakernels.ops.Functional;
+import org.metakernels.ops.LinearAttention;
 import org.metakernels.ops.Indexing;
 import org.metakernels.tensor.DType;
 import org.metakernels.tensor.Device;
@@ -191,6 +193,28 @@ class GradCheckOpsTest {
         r -> List.of(u(r, -2, 2, 3, 4)));
     add("crossEntropy of linear", xs -> Functional.crossEntropy(xs.get(0).matmul(xs.get(1)),
         Tensor.ofIndices(new long[] {1, 0, 1, 2}, 4)), r -> List.of(u(r, -1, 1, 4, 3), u(r, -1, 1, 3, 3)));
+    // ---- fused attention (forward, fused backward and double backward kernels) and linear attention
+    add("attention gqa keyLengths bias", xs -> {
+      Tensor len = Tensor.ofIndices(new long[] {5, 3}, 2);
+      Attention.Output o = Attention.forward(xs.get(0), xs.get(1), xs.get(2),
+          Attention.Options.defaults().withKeyLengths(len).withBias(xs.get(3)));
+      return o.out().tanh();  // o.lse() is not differentiable (returned detached); the backward reads it
+    }, r -> List.of(u(r, -1, 1, 2, 2, 3, 4), u(r, -1, 1, 2, 1, 5, 4), u(r, -1, 1, 2, 1, 5, 3),
+        u(r, -1, 1, 1, 2, 3, 5)));
+    add("attention causal", xs -> Attention.softmax(xs.get(0), xs.get(1), xs.get(2), Attention.Options.causal()).sin(),
+        r -> List.of(u(r, -1, 1, 1, 2, 4, 3), u(r, -1, 1, 1, 2, 5, 3), u(r, -1, 1, 1, 2, 5, 2)));
+    add("linear attention causal elu+1", xs -> LinearAttention.apply(xs.get(0), xs.get(1), xs.get(2),
+        LinearAttention.FeatureMap.ELU_PLUS_ONE, true).tanh(),
+        r -> List.of(u(r, -1, 1, 1, 2, 4, 3), u(r, -1, 1, 1, 2, 4, 3), u(r, -1, 1, 1, 2, 4, 2)));
+    add("linear attention product", xs -> LinearAttention.product(xs.get(0), xs.get(1), xs.get(2),
+        LinearAttention.Mask.CAUSAL).sin(),
+        r -> List.of(u(r, -1, 1, 1, 2, 4, 3), u(r, -1, 1, 1, 2, 4, 3), u(r, -1, 1, 1, 2, 4, 2)));
+    add("momentum", xs -> LinearAttention.momentum(xs.get(0).square(), 0.7, false).sin(),
+        r -> List.of(u(r, -1, 1, 1, 2, 4, 3)));
+    add("max indices", xs -> {
+      org.metakernels.ops.Reductions.ValuesIndices m = xs.get(0).max(1, false);
+      return m.values().square().add(xs.get(1).gather(1, m.indices().unsqueeze(1)).squeeze(1));
+    }, r -> List.of(u(r, -2, 2, 3, 5), u(r, -2, 2, 3, 5)));
   }
 
   static Stream<Case> allCases() {

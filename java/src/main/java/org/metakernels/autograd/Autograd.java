@@ -52,6 +52,12 @@ public final class Autograd {
    * library is made differentiable, and how a program adds its own; the rule should be written
    * with differentiable ops so that its result can be differentiated again.
    *
+   * <p>Every tensor the backward can read is version-checked when it runs: the inputs, the
+   * outputs, and every tensor the rule captured (directly, in an array or list, or inside a record
+   * or one of the library's option objects). Editing any of them in place between the op and its
+   * backward makes the backward throw, naming the op and the tensor, instead of returning a wrong
+   * gradient.
+   *
    * <pre>{@code
    * Tensor y = Tensor.empty(x.shape(), x.dtype(), x.device());   // ... filled by a raw kernel
    * Autograd.record("myOp", new Tensor[] {y}, new Tensor[] {x}, g -> new Tensor[] {g[0].mul(2.0)});

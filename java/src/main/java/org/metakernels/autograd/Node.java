@@ -1,6 +1,7 @@
 package org.metakernels.autograd;
 
 import java.util.Arrays;
+import java.util.List;
 import org.metakernels.tensor.Storage;
 import org.metakernels.tensor.Tensor;
 
@@ -30,6 +31,14 @@ public final class Node {
   private final Backward backward;
   private final Storage[] saved;
   private final int[] savedVersions;
+  /**
+   * What each saved storage was, for messages: input i (i), output i (OUTPUT + i) or a captured
+   * tensor (CAPTURED, with its field's name in savedField where that name means something).
+   */
+  private final int[] savedRole;
+  private final String[] savedField;
+  private static final int OUTPUT = 1 << 20, CAPTURED = -1;
+  private final Tensor[] savedTensor;
   private final long[][] outputShapes;
 
   Node(String name, Tensor[] inputs, Tensor[] outputs, Backward backward) {
@@ -41,21 +50,38 @@ public final class Node {
     this.backward = backward;
     this.outputShapes = new long[outputs.length][];
     for (int i = 0; i < outputs.length; i++) outputShapes[i] = outputs[i].shape();
-    int n = 0;
-    for (Tensor t : inputs) if (t != null) n++;
-    n += outputs.length;
-    saved = new Storage[n];
-    savedVersions = new int[n];
+    // every tensor the backward can read: the declared inputs and outputs, and whatever else its
+    // rule captured (an lse, key lengths, index tensors), each storage once
+    List<Captures.Found> captured = Captures.of(backward);
+    int n = inputs.length + outputs.length + captured.size();
+    Storage[] st = new Storage[n];
+    int[] role = new int[n];
+    String[] field = new String[n];
+    Tensor[] ts = new Tensor[n];
     int k = 0;
-    for (Tensor t : inputs)
-      if (t != null) {
-        saved[k] = t.storage();
-        savedVersions[k++] = t.storage().version();
-      }
-    for (Tensor t : outputs) {
-      saved[k] = t.storage();
-      savedVersions[k++] = t.storage().version();
+    for (int i = 0; i < inputs.length; i++) k = save(st, role, ts, k, inputs[i], i);
+    for (int i = 0; i < outputs.length; i++) k = save(st, role, ts, k, outputs[i], OUTPUT + i);
+    for (Captures.Found f : captured) {
+      int k0 = k;
+      k = save(st, role, ts, k, f.tensor(), CAPTURED);
+      if (k > k0) field[k0] = f.field();
     }
+    saved = Arrays.copyOf(st, k);
+    savedRole = Arrays.copyOf(role, k);
+    savedField = Arrays.copyOf(field, k);
+    savedTensor = Arrays.copyOf(ts, k);
+    savedVersions = new int[k];
+    for (int i = 0; i < k; i++) savedVersions[i] = saved[i].version();
+  }
+
+  private static int save(Storage[] st, int[] role, Tensor[] ts, int k, Tensor t, int what) {
+    if (t == null) return k;
+    Storage s = t.storage();
+    for (int i = 0; i < k; i++) if (st[i] == s) return k;
+    st[k] = s;
+    role[k] = what;
+    ts[k] = t;
+    return k + 1;
   }
 
   /**
@@ -92,11 +118,12 @@ public final class Node {
   Tensor[] runBackward(Tensor[] gradOutputs) {
     for (int i = 0; i < saved.length; i++) {
       if (saved[i].isClosed())
-        throw new IllegalStateException("backward of '" + name + "': a tensor it saved was freed (its scope closed)");
+        throw new IllegalStateException("backward of '" + name + "': " + role(i) + " ("
+            + savedTensor[i].describe() + "), which it reads, was freed (its scope closed)");
       if (saved[i].version() != savedVersions[i])
-        throw new IllegalStateException("backward of '" + name
-            + "': a tensor it saved was modified in place after the op ran (version " + savedVersions[i] + " -> "
-            + saved[i].version() + ")");
+        throw new IllegalStateException("backward of '" + name + "': " + role(i) + " ("
+            + savedTensor[i].describe() + "), which it reads, was modified in place after the op ran (version "
+            + savedVersions[i] + " -> " + saved[i].version() + "); edit a copy instead, or run the backward first");
     }
     Tensor[] g = backward.apply(gradOutputs);
     if (g == null || g.length != inputs.length)
@@ -109,6 +136,12 @@ public final class Node {
             + Arrays.toString(g[i].shape()) + " for input " + i + " of shape " + Arrays.toString(inputs[i].shape()));
     }
     return g;
+  }
+
+  private String role(int i) {
+    int r = savedRole[i];
+    if (r == CAPTURED) return savedField[i] == null ? "a tensor its rule captured" : "its saved '" + savedField[i] + "'";
+    return r >= OUTPUT ? "output " + (r - OUTPUT) : "input " + r;
   }
 
   @Override

@@ -44,6 +44,12 @@ public final class Internals {
 
     /** Records an in-place write to {@code s} (saved tensors compare versions). */
     void bumpVersion(Storage s);
+
+    /**
+     * The storages {@code scope} owns now, in allocation order (for tests that edit every
+     * buffer an op left behind).
+     */
+    java.util.List<Storage> owned(org.metakernels.tensor.Scope scope);
   }
 
   /** The op-code forms of {@code org.metakernels.ops.Dense} behind {@link Tensor}'s named methods. */

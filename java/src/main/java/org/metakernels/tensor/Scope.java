@@ -125,6 +125,13 @@ public final class Scope implements AutoCloseable {
     return closed;
   }
 
+  /** The storages this scope owns now (not freed, not kept by a parent), in allocation order. */
+  List<Storage> ownedNow() {
+    List<Storage> r = new ArrayList<>();
+    for (Storage s : owned) if (s.owner() == this && !s.isClosed()) r.add(s);
+    return r;
+  }
+
   /** Frees everything this scope still owns. Scopes must close innermost first. */
   @Override
   public void close() {

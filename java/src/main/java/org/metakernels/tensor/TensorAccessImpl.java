@@ -34,4 +34,9 @@ final class TensorAccessImpl implements Internals.TensorAccess {
   public void bumpVersion(Storage s) {
     s.bumpVersion();
   }
+
+  @Override
+  public java.util.List<Storage> owned(Scope scope) {
+    return scope.ownedNow();
+  }
 }
