@@ -166,5 +166,19 @@ class MatmulTest {
     OutOfMemoryError e = assertThrows(OutOfMemoryError.class,
         () -> Tensor.empty(shape, DType.F32, org.metakernels.tensor.Device.CPU));
     assertTrue(e.getMessage().contains("F32 [4398046511104] tensor on CPU"), e.getMessage());
+    assertTrue(e.getMessage().startsWith("Tensor.empty: "), e.getMessage());
+  }
+
+  /** ... and the op that asked for it (issue 13, item 4). */
+  @Test
+  void failedAllocationInAnOpNamesTheOp() {
+    try (org.metakernels.tensor.Scope s = org.metakernels.tensor.Scope.open()) {
+      // [2^21, 1] x [1, 2^21]: a 2^42-element F32 result, refused by the allocator
+      Tensor a = Tensor.zeros(new long[] {1L << 21, 1}, DType.F32, org.metakernels.tensor.Device.CPU);
+      Tensor b = Tensor.zeros(new long[] {1, 1L << 21}, DType.F32, org.metakernels.tensor.Device.CPU);
+      OutOfMemoryError e = assertThrows(OutOfMemoryError.class, () -> a.matmul(b));
+      assertTrue(e.getMessage().startsWith("Linalg.matmul: ") && e.getMessage().contains("[2097152, 2097152]"),
+          e.getMessage());
+    }
   }
 }

@@ -73,6 +73,35 @@ class ThreadsTest {
     }
   }
 
+  /**
+   * The README's thread rule for readers: threads may run Autograd.grad over one recorded graph
+   * at once (second order included, through fused attention) and get the sequential answer.
+   */
+  @Test
+  void concurrentGradsOverOneSharedGraphAgree() throws Exception {
+    ExecutorService pool = Executors.newFixedThreadPool(4);
+    try (Scope s = Scope.open()) {
+      Tensor q = Tensor.randn(new long[] {1, 2, 32, 16}, DType.F64, CPU, 11).requiresGrad(true);
+      Tensor w = Tensor.randn(new long[] {16, 16}, DType.F64, CPU, 12).requiresGrad(true);
+      Tensor h = q.matmul(w).tanh();
+      Tensor loss = org.metakernels.ops.Attention.softmax(h, h, h, org.metakernels.ops.Attention.Options.causal())
+          .square().sum();
+      java.util.concurrent.Callable<double[]> job = () -> {
+        try (Scope t = Scope.open()) {
+          List<Tensor> g = Autograd.grad(loss, List.of(q, w), true);
+          Tensor hv = Autograd.grad(g.get(0).square().sum().add(g.get(1).sum()), List.of(w), false).get(0);
+          return hv.toDoubleArray();
+        }
+      };
+      double[] expect = job.call();
+      List<Future<double[]>> fs = new ArrayList<>();
+      for (int t = 0; t < 16; t++) fs.add(pool.submit(job));
+      for (Future<double[]> f : fs) assertArrayEquals(expect, f.get(120, TimeUnit.SECONDS), 0.0);
+    } finally {
+      pool.shutdownNow();
+    }
+  }
+
   @Test
   void threadCountAppliesToCallsFromEveryThread() throws Exception {
     Native.ensureLoaded();

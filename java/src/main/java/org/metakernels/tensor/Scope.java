@@ -19,6 +19,17 @@ import java.util.List;
  *
  * Tensors made outside any scope belong to the caller, who frees them with
  * {@link Tensor#close()}.
+ *
+ * <p>What a scope owns: the memory of every tensor made on its thread while it is the innermost
+ * open scope — results, temporaries and the gradients {@code Autograd.grad} returns — unless
+ * {@link #keep(Tensor)} or {@link #transfer(Storage, Scope)} moved it. It does not own the
+ * parameters and state of modules and optimizers (they hold their own until their
+ * {@code close()}), nor tensors made on other threads. After it closes, using one of its tensors,
+ * or running a backward that saved one, throws {@link IllegalStateException}; nothing crashes.
+ *
+ * <p>Threads: scopes are per thread. {@link #open()} pushes on the calling thread's stack, and a
+ * scope must be closed there, innermost first; {@link #close()} from another thread throws. A
+ * tensor may be handed to other threads, which must be done with it before its scope closes.
  */
 public final class Scope implements AutoCloseable {
   private static final ThreadLocal<Deque<Scope>> STACK = ThreadLocal.withInitial(ArrayDeque::new);

@@ -32,6 +32,18 @@ import org.metakernels.runtime.RawPointer;
  * {@link #castTo(DType)} and {@link #copyContiguous()} are raw copies that autograd never
  * records; {@link #to(DType)} and {@link #contiguous()} are their differentiable forms.
  *
+ * <p><b>Memory.</b> A tensor's memory has one owner (see {@link Scope}); views share it, and
+ * closing any of them frees it for all. Reading a freed tensor throws
+ * {@link IllegalStateException}. In-place ops refuse a destination that reaches an element twice
+ * (an expanded view), and editing in place any tensor a recorded backward reads makes that
+ * backward throw, naming the op and the tensor.
+ *
+ * <p><b>Threads.</b> A tensor is not locked. Any number of threads may read it at once (as an
+ * op's input, or through {@code Autograd.grad} over a shared graph) while its owner keeps it
+ * alive; a write ({@code addInPlace} and the other in-place ops, {@link #requiresGrad(boolean)},
+ * gradient accumulation by {@code Autograd.backward}, an optimizer step) must not race with any
+ * other use of the same memory.
+ *
  * <pre>{@code
  * try (Scope scope = Scope.open()) {
  *   Tensor x = Tensor.randn(new long[] {32, 10}, DType.F64, Device.CPU, 7L);
@@ -88,13 +100,40 @@ public final class Tensor implements AutoCloseable {
     Storage s;
     try {
       s = Storage.allocate(n * dtype.size, device);
-    } catch (OutOfMemoryError e) {  // name the tensor; the op is the caller in the stack trace
-      OutOfMemoryError named = new OutOfMemoryError(e.getMessage() + " for a " + dtype + " " + Arrays.toString(shape)
-          + " tensor on " + device);
+    } catch (OutOfMemoryError e) {  // name the op and the tensor
+      OutOfMemoryError named = new OutOfMemoryError(allocatingOp() + ": " + e.getMessage() + " for a " + dtype + " "
+          + Arrays.toString(shape) + " tensor on " + device);
       named.initCause(e);
       throw named;
     }
     return new Tensor(s, 0, shape.clone(), contiguousStrides(shape), dtype);
+  }
+
+  /**
+   * The op an allocation was for, read off the stack when it fails (nothing is paid otherwise): the
+   * innermost library frame outside this class and {@link Storage} ({@code Attention.forward},
+   * {@code Linalg.matmul}), else the outermost frame of this class ({@code Tensor.zeros}) when a
+   * program asked for the tensor itself.
+   */
+  static String allocatingOp() {
+    java.security.CodeSource lib = Tensor.class.getProtectionDomain().getCodeSource();
+    return StackWalker.getInstance(StackWalker.Option.RETAIN_CLASS_REFERENCE).walk(frames -> {
+      String outerTensor = "Tensor.empty";
+      for (StackWalker.StackFrame f : (Iterable<StackWalker.StackFrame>) frames::iterator) {
+        String c = f.getClassName();
+        if (!c.startsWith("org.metakernels.")
+            || !java.util.Objects.equals(f.getDeclaringClass().getProtectionDomain().getCodeSource(), lib)) break;
+        String simple = c.substring(c.lastIndexOf('.') + 1), m = f.getMethodName();
+        if (m.startsWith("lambda$")) m = m.substring(7, Math.max(7, m.indexOf('$', 7))) + " (backward rule)";
+        if (c.equals(Storage.class.getName())) continue;
+        if (c.equals(Tensor.class.getName())) {
+          outerTensor = simple + "." + m;
+          continue;
+        }
+        return simple.replace('$', '.') + "." + m;
+      }
+      return outerTensor;
+    });
   }
 
   /**
