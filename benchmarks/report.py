@@ -18,6 +18,11 @@ REFERENCE = "metakernels"
 
 
 def fmt(x):
+    if isinstance(x, str):  # JMH writes "NaN" as a string (an error bar from < 3 iterations)
+        try:
+            x = float(x)
+        except ValueError:
+            return "—"
     if x is None or x != x:  # None or NaN
         return "—"
     ax = abs(x)
@@ -33,6 +38,8 @@ def fmt(x):
 def score_cell(r):
     m = r["primaryMetric"]
     err = m.get("scoreError")
+    if isinstance(err, str):
+        err = None
     if err is None or err != err or r.get("measurementIterations", 0) < 2:
         return fmt(m["score"])
     return f"{fmt(m['score'])} ± {fmt(err)}"

@@ -5,7 +5,7 @@
 #   benchmarks/results/cpu-DATE.md    the report, generated from those two by report.py
 #
 # usage: benchmarks/run.sh [INCLUDE_REGEX ...] [-- MORE_JMH_ARGS ...]
-#   INCLUDE_REGEX  JMH include patterns (default: the three CPU benchmark classes)
+#   INCLUDE_REGEX  JMH include patterns (default: the four CPU benchmark classes)
 # environment:
 #   JMH_OPTS    iteration settings (default "-f 1 -wi 3 -i 5 -w 1s -r 2s")
 #   THREADS     CPU threads for metakernels and libtorch alike (default: nproc)
@@ -27,7 +27,7 @@ while (($#)); do
   if [[ $1 == -- ]]; then shift; extra=("$@"); break; fi
   includes+=("$1"); shift
 done
-((${#includes[@]})) || includes=('^org\.metakernels\.bench\.(Dense|Attention|LinearAttention)Bench\.')
+((${#includes[@]})) || includes=('^org\.metakernels\.bench\.(Dense|Attention|SmallAttention|LinearAttention)Bench\.')
 
 jar=benchmarks/target/benchmarks.jar
 if [[ ${BUILD:-0} == 1 || ! -f $jar ]]; then
