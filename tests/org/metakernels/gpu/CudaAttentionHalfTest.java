@@ -30,13 +30,14 @@ import org.metakernels.testing.HalfAttentionRef.Shape;
  * The CPU twin is held to the same bound and compared with the CUDA kernel. Skipped without CUDA.
  */
 @Tag("gpu")
+@org.junit.jupiter.api.extension.ExtendWith(RequiresCuda.class)
 class CudaAttentionHalfTest {
   static final Device GPU = Device.CUDA, CPU = Device.CPU;
   static final double FLOOR = 1e-6;
 
   @BeforeAll
   static void needGpu() {
-    assumeTrue(Backend.get().cudaAvailable(), "no CUDA: " + Backend.get().cudaReason());
+    assumeTrue(Backend.get().cudaAvailable(), "no CUDA: " + Backend.get().cudaReason());  // (RequiresCuda skips first)
   }
 
   /** out, dq, dk, dv of the library on {@code dev}, as host arrays. */

@@ -38,12 +38,13 @@ import org.metakernels.testing.Ref;
  * elsewhere every test is skipped.
  */
 @Tag("gpu")
+@org.junit.jupiter.api.extension.ExtendWith(RequiresCuda.class)
 class CudaTwinTest {
   static final Device GPU = Device.CUDA, CPU = Device.CPU;
 
   @BeforeAll
   static void needGpu() {
-    assumeTrue(Backend.get().cudaAvailable(), "no CUDA: " + Backend.get().cudaReason());
+    assumeTrue(Backend.get().cudaAvailable(), "no CUDA: " + Backend.get().cudaReason());  // (RequiresCuda skips first)
     System.out.println("CUDA: " + Backend.get().cudaReason());
   }
 

@@ -30,8 +30,18 @@ public final class Backend {
           + Codes.ABI_VERSION + " (a libmetakernels from another build is on the library path)");
     String threads = System.getProperty("metakernels.threads");
     // applies to native calls from every Java thread (0 = the OpenMP default); a bad value fails here
-    if (threads != null)
-      Native.check(MkNative.mk_runtime_set_num_threads(Integer.parseInt(threads.trim())), "-Dmetakernels.threads=" + threads);
+    if (threads != null) {
+      int n;
+      try {
+        n = Integer.parseInt(threads.trim());
+      } catch (NumberFormatException e) {
+        n = -1;
+      }
+      if (n < 0)
+        throw new MetakernelsException("-Dmetakernels.threads=" + threads
+            + ": not a thread count (expected a non-negative integer; 0 = the OpenMP default)", Codes.ERR_INVALID_ARGUMENT);
+      Native.check(MkNative.mk_runtime_set_num_threads(n), "-Dmetakernels.threads=" + threads);
+    }
     // the one TF32 switch lives in native (mk_runtime_set_allow_tf32): attention and cuBLAS read it
     if (Boolean.getBoolean("metakernels.tf32")) MkNative.mk_runtime_set_allow_tf32(1);
     String isa = System.getProperty("metakernels.isa");
@@ -64,6 +74,10 @@ public final class Backend {
     }
     this.cudaAvailable = cuda;
     this.cudaReason = why;
+    // one line where the CUDA flavour is installed but cannot run (no driver, no device, ...);
+    // silence where the program chose the CPU flavour alone
+    if (!cuda && requested.equals("auto") && CudaRuntime.flavourPresent())
+      System.getLogger("org.metakernels").log(System.Logger.Level.INFO, "metakernels: running on the CPU: " + why);
     if (requested.equals("cuda") && !cuda)
       throw new IllegalStateException("metakernels: -Dmetakernels.device=cuda but CUDA is unavailable: " + why);
     this.defaultDevice = cuda && !requested.equals("cpu") ? Device.CUDA : Device.CPU;

@@ -47,13 +47,29 @@ public final class CudaRuntime {
     this.cublas = cublas;
   }
 
-  /** Tries to bring CUDA up; returns null on success, else why not. */
+  /** The artifact that carries libmetakernels_cuda.so. */
+  static final String CUDA_FLAVOUR = "org.metakernels:metakernels:" + Loader.getPlatform() + "-cuda";
+
+  /** Whether the CUDA flavour's library is on the class path (metakernels-platform-gpu). */
+  static boolean flavourPresent() {
+    return MkCudaNative.class.getResource(Loader.getPlatform() + "/" + System.mapLibraryName("metakernels_cuda")) != null;
+  }
+
+  /**
+   * Tries to bring CUDA up; returns null on success, else why not, naming the missing piece: the
+   * CUDA flavour jar, the driver (libcuda.so.1), the CUDA 13 runtime (libcudart.so.13), the JNI
+   * side of the CUDA presets, or a device.
+   */
   static synchronized String tryInit() {
     if (instance != null) return null;
+    if (!flavourPresent())
+      return "the CUDA flavour is not on the class path (" + CUDA_FLAVOUR + ", which metakernels-platform-gpu brings)";
     try {
       Loader.load(org.bytedeco.cuda.global.cudart.class);
     } catch (Throwable t) {
-      return "CUDA runtime presets did not load (no driver?): " + firstLine(t);
+      if (!onLibraryPath("libcuda.so.1")) return "no NVIDIA driver (libcuda.so.1 not found)";
+      if (!onLibraryPath("libcudart.so.13")) return "no CUDA 13 runtime (libcudart.so.13 not on the library path)";
+      return "the CUDA presets' JNI library did not load: " + firstLine(t);
     }
     int[] count = new int[1];
     int st = cudaGetDeviceCount(count);
@@ -95,6 +111,28 @@ public final class CudaRuntime {
     cudaRuntimeGetVersion(rt);
     instance = new CudaRuntime(prop.name().getString(), drv[0], rt[0], info, handle);
     return null;
+  }
+
+  /**
+   * Whether the dynamic loader can find {@code lib}: in LD_LIBRARY_PATH, the loader cache's usual
+   * folders or the CUDA toolkit's. Used only to name what is missing after a load failed.
+   */
+  static boolean onLibraryPath(String lib) {
+    java.util.List<String> dirs = new java.util.ArrayList<>();
+    String ld = System.getenv("LD_LIBRARY_PATH");
+    if (ld != null) dirs.addAll(java.util.Arrays.asList(ld.split(":")));
+    dirs.addAll(java.util.List.of("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/lib64",
+        "/usr/lib", "/lib", "/usr/lib/wsl/lib", "/usr/local/cuda/lib64", "/usr/local/cuda/targets/x86_64-linux/lib",
+        "/usr/local/nvidia/lib64"));
+    for (String d : dirs) if (!d.isEmpty() && new java.io.File(d, lib).exists()) return true;
+    try {
+      for (String line : java.nio.file.Files.readAllLines(java.nio.file.Path.of("/etc/ld.so.cache"),
+          java.nio.charset.StandardCharsets.ISO_8859_1))
+        if (line.contains(lib)) return true;
+    } catch (java.io.IOException | RuntimeException e) {
+      // no cache to read: the folders above decided
+    }
+    return false;
   }
 
   private static String firstLine(Throwable t) {
