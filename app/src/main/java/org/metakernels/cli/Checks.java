@@ -114,6 +114,8 @@ final class Checks {
     try {
       return Backend.get();
     } catch (RuntimeException | LinkageError e) {
+      if (device != null && device.strip().equalsIgnoreCase("cuda"))
+        throw new Failure("metakernels.device=cuda: " + cudaCause(e.getMessage()));
       throw new Failure("the native backend did not start: " + Main.oneLine(e.getMessage()));
     }
   }
