@@ -1,15 +1,12 @@
 package org.metakernels.cli;
 
 import java.io.IOException;
-import java.io.PrintStream;
+import java.io.PrintWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.Locale;
 import java.util.concurrent.Callable;
-import me.tongfei.progressbar.ConsoleProgressBarConsumer;
-import me.tongfei.progressbar.ProgressBar;
-import me.tongfei.progressbar.ProgressBarBuilder;
-import me.tongfei.progressbar.ProgressBarStyle;
 import org.knowm.xchart.BitmapEncoder;
 import org.knowm.xchart.XYChart;
 import org.knowm.xchart.XYChartBuilder;
@@ -18,39 +15,47 @@ import org.knowm.xchart.style.markers.SeriesMarkers;
 import org.metakernels.recipes.InContextDemo;
 import org.metakernels.recipes.InContextLearning.Config;
 import org.metakernels.runtime.Backend;
+import org.metakernels.runtime.Codes;
+import org.metakernels.tensor.DType;
 import org.metakernels.tensor.Device;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
 
 /**
  * The main job: "Transformers learn in-context by gradient descent" (von Oswald et al., 2022)
  * reproduced with the fused linear-attention kernels.
  */
-@Command(name = "demo", mixinStandardHelpOptions = true,
-    description = {"Train linear self-attention on in-context linear regression and compare it with gradient descent",
-        "(von Oswald et al. 2022): one layer vs one GD step with the best step size, K layers vs K GD steps and GD++."})
+@Command(name = "demo", mixinStandardHelpOptions = true, versionProvider = Version.class,
+    description = {"Train linear self-attention on in-context linear regression and compare it with gradient descent "
+        + "(von Oswald et al. 2022): one layer vs one GD step with the best step size, K layers vs K GD steps and GD++.",
+        "Settings (java -D...): metakernels.threads=N, metakernels.isa=auto|avx2|avx512."})
 final class DemoCommand implements Callable<Integer> {
-  @Option(names = "--dim", defaultValue = "10", description = "input dimension d (default: ${DEFAULT-VALUE})")
+  /** The largest d: the LSA's head dim d + 1 stays within the linear-attention kernels' limit. */
+  static final int MAX_DIM = Codes.LINEAR_ATTENTION_MAX_HEAD_DIM - 1;
+
+  @Option(names = "--dim", defaultValue = "10", description = "input dimension d, 1 to " + MAX_DIM + " (default: ${DEFAULT-VALUE})")
   int dim;
 
-  @Option(names = "--context", defaultValue = "10", description = "context pairs N per task (default: ${DEFAULT-VALUE})")
+  @Option(names = "--context", defaultValue = "10", description = "context pairs N per task, at least 1 (default: ${DEFAULT-VALUE})")
   int context;
 
-  @Option(names = "--steps", defaultValue = "2000", description = "Adam steps per LSA model (default: ${DEFAULT-VALUE})")
+  @Option(names = "--steps", defaultValue = "2000", description = "Adam steps per LSA model, at least 1 (default: ${DEFAULT-VALUE})")
   int steps;
 
   @Option(names = "--deep-steps", defaultValue = "4000",
-      description = "Adam steps for each deeper LSA stack (default: ${DEFAULT-VALUE})")
+      description = "Adam steps for each deeper LSA stack, at least 1 (default: ${DEFAULT-VALUE})")
   int deepSteps;
 
-  @Option(names = "--batch", defaultValue = "1024", description = "fresh tasks per step (default: ${DEFAULT-VALUE})")
+  @Option(names = "--batch", defaultValue = "1024", description = "fresh tasks per step, at least 1 (default: ${DEFAULT-VALUE})")
   int batch;
 
-  @Option(names = "--eval-tasks", defaultValue = "10000", description = "held-out tasks (default: ${DEFAULT-VALUE})")
+  @Option(names = "--eval-tasks", defaultValue = "10000", description = "held-out tasks, at least 1 (default: ${DEFAULT-VALUE})")
   int evalTasks;
 
   @Option(names = "--depths", defaultValue = "2,3", split = ",",
-      description = "extra LSA depths K compared with K GD steps and GD++ (default: ${DEFAULT-VALUE}; 0 to skip)")
+      description = "extra LSA depths K >= 2 compared with K GD steps and GD++ (default: ${DEFAULT-VALUE}; 0 to skip)")
   int[] depths;
 
   @Option(names = "--seed", defaultValue = "1", description = "random seed (default: ${DEFAULT-VALUE})")
@@ -59,36 +64,55 @@ final class DemoCommand implements Callable<Integer> {
   @Option(names = "--device", defaultValue = "cpu", description = "cpu or cuda (default: ${DEFAULT-VALUE})")
   String device;
 
-  @Option(names = "--out", defaultValue = "demo-out", description = "folder for the PNG plots (default: ${DEFAULT-VALUE})")
+  @Option(names = "--out", defaultValue = "demo-out",
+      description = "folder for the PNG plots; its parent must exist, only the last level is created (default: ${DEFAULT-VALUE})")
   Path out;
 
-  @Option(names = "--json", description = "write the measured numbers to this JSON file")
+  @Option(names = "--json", description = "write the measured numbers and the settings to this JSON file (its folder must exist)")
   Path json;
+
+  @Spec
+  CommandSpec spec;
 
   @Override
   public Integer call() throws IOException {
     Locale.setDefault(Locale.ROOT);
-    PrintStream o = System.out;
+    // every check before any computation: options and outputs (usage errors), then the backend
     Device dev = switch (device.toLowerCase(Locale.ROOT)) {
       case "cpu" -> Device.CPU;
       case "cuda", "gpu" -> Device.CUDA;
-      default -> throw new IllegalArgumentException("--device must be cpu or cuda, got " + device);
+      default -> throw Checks.usage(spec, "--device must be cpu or cuda, got '" + device + "'");
     };
-    if (dev == Device.CUDA) Backend.get().requireCuda("demo --device cuda");
-    int[] ks = java.util.Arrays.stream(depths).filter(k -> k > 1).toArray();
-    Config c = new Config(dim, context, steps, batch, 1e-3, 0.05, evalTasks, seed, dev, org.metakernels.tensor.DType.F32);
+    Checks.between(spec, "--dim", dim, 1, MAX_DIM);
+    Checks.atLeast(spec, "--context", context, 1);
+    Checks.atLeast(spec, "--steps", steps, 1);
+    Checks.atLeast(spec, "--deep-steps", deepSteps, 1);
+    Checks.atLeast(spec, "--batch", batch, 1);
+    Checks.atLeast(spec, "--eval-tasks", evalTasks, 1);
+    for (int k : depths)
+      if (k != 0 && k < 2)
+        throw Checks.usage(spec, "--depths: each K must be at least 2 (one layer is always compared) or 0 to skip, got " + k);
+    int[] ks = Arrays.stream(depths).filter(k -> k != 0).distinct().toArray();
+    Checks.outputDir(spec, "--out", out);
+    if (json != null) Checks.outputFile(spec, "--json", json);
+    Backend backend = Checks.backend(spec);
+    if (dev == Device.CUDA) Checks.requireCuda(backend, "--device " + device);
+    Config c = new Config(dim, context, steps, batch, 1e-3, 0.05, evalTasks, seed, dev, DType.F32);
 
+    PrintWriter o = spec.commandLine().getOut();
     o.println("metakernels demo: transformers learn in-context by gradient descent (von Oswald et al. 2022)");
-    o.printf("backend: %s, %s kernels, %d threads%n", dev, Backend.get().cpuIsa(), Backend.get().cpuThreads());
+    o.printf("backend: %s, %s kernels, %d threads%n", dev, backend.cpuIsa(), backend.cpuThreads());
     o.printf("tasks: y = w.x, x ~ U(-1/2, 1/2)^%d, w ~ N(0, I), %d context pairs + 1 query, fresh tasks every step%n", dim, context);
     o.printf("model: linear self-attention on tokens [x_i, y_i] / [x_q, 0], keys and values from the context, %d Adam steps x %d tasks%n",
         steps, batch);
-    if (ks.length > 0) o.printf("deeper stacks: K = %s, %d Adam steps each%n", java.util.Arrays.toString(ks), deepSteps);
+    if (ks.length > 0) o.printf("deeper stacks: K = %s, %d Adam steps each%n", Arrays.toString(ks), deepSteps);
     o.printf("evaluation: %d held-out tasks%n%n", evalTasks);
+    o.flush();
 
     InContextDemo.Result r;
-    try (Progress bars = new Progress()) {
-      r = InContextDemo.run(c, ks, deepSteps, bars::update);
+    boolean terminal = ((Main) spec.root().userObject()).terminal;
+    try (StepProgress progress = new StepProgress(spec.commandLine().getErr(), terminal)) {
+      r = InContextDemo.run(c, ks, deepSteps, progress);
     }
 
     o.println();
@@ -116,8 +140,9 @@ final class DemoCommand implements Callable<Integer> {
           o.printf("  note: the %d-layer LSA is still %.0f%% above GD++ after %d steps; more --deep-steps bring it closer%n",
               d.layers(), 100 * (d.lsaLoss() / d.gdppLoss() - 1), deepSteps);
     }
+    o.flush();
 
-    Files.createDirectories(out);
+    Files.createDirectories(out);  // checked above: at most the last level is missing
     Path lossPng = out.resolve("icl-training-loss.png");
     Path predPng = out.resolve("icl-predictions.png");
     plotLoss(r, lossPng);
@@ -125,11 +150,20 @@ final class DemoCommand implements Callable<Integer> {
     o.println();
     o.println("plots: " + lossPng.toAbsolutePath() + ", " + predPng.toAbsolutePath());
     if (json != null) {
-      writeJson(r, json);
+      writeJson(r, settings(c, ks, backend), json);
       o.println("json:  " + json.toAbsolutePath());
     }
     o.printf("time:  %.1f s%n", r.seconds());
     return 0;
+  }
+
+  /** The run's settings as JSON members, for the output file: what it takes to run it again. */
+  private String settings(Config c, int[] ks, Backend backend) {
+    return String.format("\"version\": \"%s\", \"dim\": %d, \"context\": %d, \"steps\": %d, \"deep_steps\": %d, "
+        + "\"batch\": %d, \"eval_tasks\": %d, \"depths\": %s, \"seed\": %d, \"lr\": %s, \"init_std\": %s, "
+        + "\"device\": \"%s\", \"dtype\": \"%s\", \"threads\": %d, \"isa\": \"%s\"",
+        Version.get(), c.dim(), c.context(), c.steps(), deepSteps, c.batch(), c.evalTasks(), Arrays.toString(ks), c.seed(),
+        c.lr(), c.initStd(), c.device(), c.dtype(), backend.cpuThreads(), backend.cpuIsa());
   }
 
   private static void plotLoss(InContextDemo.Result r, Path file) throws IOException {
@@ -171,8 +205,9 @@ final class DemoCommand implements Callable<Integer> {
     BitmapEncoder.saveBitmap(chart, file.toString(), BitmapEncoder.BitmapFormat.PNG);
   }
 
-  private static void writeJson(InContextDemo.Result r, Path file) throws IOException {
+  private static void writeJson(InContextDemo.Result r, String settings, Path file) throws IOException {
     StringBuilder sb = new StringBuilder("{\n");
+    sb.append("  \"settings\": {").append(settings).append("},\n");
     sb.append(String.format("  \"lsa_loss\": %.8g,%n", r.lsaLoss()));
     sb.append(String.format("  \"gd_loss\": %.8g,%n", r.gdLoss()));
     sb.append(String.format("  \"gd_eta\": %.8g,%n", r.gdEta()));
@@ -192,29 +227,6 @@ final class DemoCommand implements Callable<Integer> {
     sb.append(r.depths().isEmpty() ? "],\n" : "\n  ],\n");
     sb.append(String.format("  \"steps\": %d,%n", r.steps()));
     sb.append(String.format("  \"seconds\": %.3f%n}%n", r.seconds()));
-    if (file.getParent() != null) Files.createDirectories(file.getParent());
-    Files.writeString(file, sb.toString());
-  }
-
-  /** One progress bar per phase, on stderr. */
-  private static final class Progress implements AutoCloseable {
-    private ProgressBar bar;
-    private String phase;
-
-    void update(String name, double fraction) {
-      if (!name.equals(phase)) {
-        if (bar != null) bar.close();
-        phase = name;
-        bar = new ProgressBarBuilder().setTaskName(String.format("%-16s", name)).setInitialMax(1000)
-            .setStyle(ProgressBarStyle.ASCII).setUpdateIntervalMillis(250).continuousUpdate()
-            .setConsumer(new ConsoleProgressBarConsumer(System.err)).build();
-      }
-      bar.stepTo(Math.round(fraction * 1000));
-    }
-
-    @Override
-    public void close() {
-      if (bar != null) bar.close();
-    }
+    Files.writeString(file, sb.toString());  // its folder was checked before the run
   }
 }

@@ -1,31 +1,37 @@
 package org.metakernels.cli;
 
+import java.io.PrintWriter;
 import java.util.concurrent.Callable;
-import picocli.CommandLine;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
 
-/** Runs a named recipe; {@code recipe --list} shows them. */
-@Command(name = "recipe", mixinStandardHelpOptions = true, description = "Run a meta-learning recipe by name.")
+/**
+ * Runs a named recipe; {@code recipe --list} shows them. Each recipe is a subcommand with its own
+ * options ({@code recipe icl --steps 500} is {@code demo --steps 500}; {@link Main} adds them).
+ */
+@Command(name = "recipe", mixinStandardHelpOptions = true, versionProvider = Version.class,
+    description = "Run a meta-learning recipe by name: recipe NAME [OPTIONS] (recipe NAME --help for its options).")
 final class RecipeCommand implements Callable<Integer> {
-  @Parameters(arity = "0..1", paramLabel = "NAME", description = "icl (in-context learning = the demo)")
+  @Parameters(arity = "0..1", paramLabel = "NAME", description = "a recipe (--list shows them)")
   String name;
 
-  @CommandLine.Option(names = "--list", description = "List the recipes.")
+  @Option(names = "--list", description = "List the recipes.")
   boolean list;
 
-  @CommandLine.Unmatched
-  String[] rest = new String[0];
+  @Spec
+  CommandSpec spec;
 
   @Override
   public Integer call() {
-    if (list || name == null) {
-      System.out.println("recipes:");
-      System.out.println("  icl   transformers learn in-context by gradient descent (von Oswald et al. 2022); same as `demo`");
-      return 0;
-    }
-    if (name.equals("icl")) return new CommandLine(new DemoCommand()).execute(rest);
-    System.err.println("unknown recipe '" + name + "' (try --list)");
-    return 2;
+    // a known NAME runs as a subcommand and never gets here
+    if (name != null)
+      throw Checks.usage(spec, "unknown recipe '" + name + "' (recipes: " + String.join(", ", spec.subcommands().keySet()) + ")");
+    PrintWriter out = spec.commandLine().getOut();
+    out.println("recipes:");
+    out.println("  icl   transformers learn in-context by gradient descent (von Oswald et al. 2022); same as `demo`");
+    return 0;
   }
 }

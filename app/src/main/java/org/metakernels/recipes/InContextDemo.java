@@ -2,7 +2,6 @@ package org.metakernels.recipes;
 
 import java.util.ArrayList;
 import java.util.List;
-import java.util.function.BiConsumer;
 import org.metakernels.autograd.Autograd;
 import org.metakernels.nn.LinearSelfAttention;
 import org.metakernels.recipes.InContextLearning.Config;
@@ -23,6 +22,19 @@ public final class InContextDemo {
   public record Depth(int layers, double lsaLoss, double gdLoss, double gdEta, double gdppLoss,
       double lsaVsGdppCosine, double lsaVsGdCosine) {}
 
+  /** Sees each finished training step: {@code step("LSA, 1 layer", 200, 2000)}. */
+  @FunctionalInterface
+  public interface Progress {
+    /**
+     * Called after each training step of a phase.
+     *
+     * @param phase the phase's name, e.g. "LSA, 1 layer"
+     * @param done the steps done in this phase, 1 to {@code total}
+     * @param total the phase's steps
+     */
+    void step(String phase, int done, int total);
+  }
+
   /** Everything the demo reports. */
   public record Result(double gdEta, double lsaLoss, double gdLoss, double predCosine, double sensitivityCosine,
       double predL2, double identityCosine, double yPickShare, double[] lossCurve, double[] gdSample,
@@ -37,11 +49,11 @@ public final class InContextDemo {
    *
    * @param depths extra stack depths to compare with K-step GD and GD++ (e.g. {2, 3}; empty to skip)
    * @param deepSteps Adam steps for the deeper stacks (they converge more slowly than one layer)
-   * @param progress called with (phase name, fraction done in [0, 1])
+   * @param progress sees each training step (null for none)
    */
-  public static Result run(Config c, int[] depths, int deepSteps, BiConsumer<String, Double> progress) {
+  public static Result run(Config c, int[] depths, int deepSteps, Progress progress) {
     long t0 = System.nanoTime();
-    BiConsumer<String, Double> p = progress == null ? (a, b) -> { } : progress;
+    Progress p = progress == null ? (a, b, n) -> { } : progress;
     try (Scope scope = Scope.open()) {
       // held-out tasks, F64 for the GD baselines and cast for the model
       LinearRegressionTasks held = LinearRegressionTasks.sample(c.evalTasks(), c.context(), c.dim(), DType.F64,
@@ -59,7 +71,7 @@ public final class InContextDemo {
 
       // one trained LSA layer
       int steps = c.steps();
-      Stack one = InContextLearning.trainLsa(c, 1, steps, s -> p.accept("LSA, 1 layer", (s + 1.0) / steps));
+      Stack one = InContextLearning.trainLsa(c, 1, steps, s -> p.step("LSA, 1 layer", s + 1, steps));
       try {
         Tensor xg = heldModel.x().detach().requiresGrad(true);
         Tensor lsaPred = one.predict(heldModel.tokens(xg));
@@ -86,7 +98,7 @@ public final class InContextDemo {
   }
 
   private static Depth depth(Config c, int k, int steps, LinearRegressionTasks held, LinearRegressionTasks heldModel,
-      BiConsumer<String, Double> p) {
+      Progress p) {
     try (Scope s = Scope.open()) {
       double eta;
       try (var ng = Autograd.noGrad()) {
@@ -101,7 +113,7 @@ public final class InContextDemo {
       double gdLoss = InContextLearning.loss(gd, held.queryY());
       int gdppSteps = Math.max(200, steps / 4);
       double[] rates = InContextLearning.trainGdPlusPlus(c, k, gdppSteps, eta, true,
-          st -> p.accept("GD++, " + k + " steps", (st + 1.0) / gdppSteps));
+          st -> p.step("GD++, " + k + " steps", st + 1, gdppSteps));
       Tensor[] etas = new Tensor[k], gammas = new Tensor[k];
       for (int i = 0; i < k; i++) {
         etas[i] = Tensor.scalar(rates[i], DType.F64, c.device());
@@ -110,7 +122,7 @@ public final class InContextDemo {
       Tensor gdpp = GradientDescentLearner.predict(held, etas, gammas);
       double gdppLoss = InContextLearning.loss(gdpp, held.queryY());
       try (Stack stack = InContextLearning.trainLsa(c.withSeed(c.seed() + 31L * k), k, steps,
-          st -> p.accept("LSA, " + k + " layers", (st + 1.0) / steps))) {
+          st -> p.step("LSA, " + k + " layers", st + 1, steps))) {
         Tensor pred;
         try (var ng = Autograd.noGrad()) {
           pred = stack.predict(heldModel.tokens()).to(DType.F64);

@@ -1,0 +1,263 @@
+package org.metakernels.cli;
+
+import static org.junit.jupiter.api.Assertions.*;
+import static org.junit.jupiter.api.Assumptions.assumeFalse;
+
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import java.util.stream.Stream;
+import org.bytedeco.javacpp.Loader;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+import org.metakernels.runtime.Backend;
+
+/**
+ * The command line in-process, one test per defect of issue 14: each bad command line ends with
+ * one line on stderr and its exit code (2 usage, 1 runtime failure) before anything is computed.
+ */
+class CliTest {
+  @TempDir
+  Path tmp;
+
+  @BeforeAll
+  static void headless() {
+    System.setProperty("java.awt.headless", "true");
+  }
+
+  private record Run(int code, String out, String err) {}
+
+  private static Run run(String... args) {
+    StringWriter out = new StringWriter(), err = new StringWriter();
+    int code = Main.execute(new PrintWriter(out), new PrintWriter(err), false, args);
+    return new Run(code, out.toString(), err.toString());
+  }
+
+  /** Exit code, exactly one line on stderr, nothing on stdout (no header: nothing ran). */
+  private static void assertFails(int code, String line, Run r) {
+    assertEquals(line + System.lineSeparator(), r.err(), "stderr");
+    assertEquals(code, r.code(), "exit code; stderr: " + r.err());
+    assertEquals("", r.out(), "stdout");
+  }
+
+  static Stream<Arguments> badOptions() {
+    return Stream.of(
+        Arguments.of(List.of("--dim", "-3"), "--dim must be between 1 and 1023, got -3"),
+        Arguments.of(List.of("--dim", "0"), "--dim must be between 1 and 1023, got 0"),
+        Arguments.of(List.of("--dim", "5000"), "--dim must be between 1 and 1023, got 5000"),
+        Arguments.of(List.of("--context", "0"), "--context must be at least 1, got 0"),
+        Arguments.of(List.of("--steps", "-5"), "--steps must be at least 1, got -5"),
+        Arguments.of(List.of("--steps", "0"), "--steps must be at least 1, got 0"),
+        Arguments.of(List.of("--deep-steps", "0"), "--deep-steps must be at least 1, got 0"),
+        Arguments.of(List.of("--batch", "0"), "--batch must be at least 1, got 0"),
+        Arguments.of(List.of("--eval-tasks", "0"), "--eval-tasks must be at least 1, got 0"),
+        Arguments.of(List.of("--depths", "-1"),
+            "--depths: each K must be at least 2 (one layer is always compared) or 0 to skip, got -1"),
+        Arguments.of(List.of("--depths", "2,1"),
+            "--depths: each K must be at least 2 (one layer is always compared) or 0 to skip, got 1"),
+        Arguments.of(List.of("--device", "foo"), "--device must be cpu or cuda, got 'foo'"),
+        Arguments.of(List.of("--dim", "abc"), "Invalid value for option '--dim': 'abc' is not an int"),
+        Arguments.of(List.of("--dimm", "3"), "Unknown options: '--dimm', '3' (did you mean --dim?)"));
+  }
+
+  @ParameterizedTest
+  @MethodSource("badOptions")
+  void badOptionValuesAreUsageErrors(List<String> options, String message) {
+    String[] args = Stream.concat(Stream.of("demo"), options.stream()).toArray(String[]::new);
+    assertFails(2, "metakernels demo: " + message, run(args));
+  }
+
+  @Test
+  void recipeOptionsAreCheckedLikeTheDemos() {
+    assertFails(2, "metakernels recipe icl: --steps must be at least 1, got 0", run("recipe", "icl", "--steps", "0"));
+  }
+
+  @Test
+  void cudaWithoutDriverNamesTheCause() {
+    assumeFalse(Backend.get().cudaAvailable(), "CUDA is available here");
+    Run r = run("demo", "--device", "cuda");
+    assertEquals(1, r.code());
+    assertEquals("", r.out());
+    if (driverMissing()) {
+      assertEquals("metakernels demo: --device cuda: no CUDA driver (libcuda.so.1 not found)" + System.lineSeparator(), r.err());
+    } else {
+      assertTrue(r.err().startsWith("metakernels demo: --device cuda: CUDA is unavailable ("), r.err());
+      assertEquals(1, r.err().lines().count(), r.err());
+    }
+  }
+
+  private static boolean driverMissing() {
+    try {
+      Loader.loadGlobal("libcuda.so.1");
+      return false;
+    } catch (UnsatisfiedLinkError e) {
+      return true;
+    }
+  }
+
+  @Test
+  void verbosePrintsTheStackTrace() {
+    assumeFalse(Backend.get().cudaAvailable(), "CUDA is available here");
+    for (String[] args : new String[][] {{"--verbose", "demo", "--device", "cuda"}, {"demo", "--device", "cuda", "--verbose"}}) {
+      Run r = run(args);
+      assertEquals(1, r.code());
+      assertTrue(r.err().lines().count() > 2 && r.err().contains("\tat org.metakernels.cli."), r.err());
+    }
+    assertFalse(run("demo", "--device", "cuda").err().contains("\tat "));
+  }
+
+  @Test
+  void badThreadsSettingIsAUsageError() {
+    String line = "metakernels.threads=abc is not a positive integer (or 0 for the OpenMP default)";
+    withProperty("metakernels.threads", "abc", () -> {
+      assertFails(2, "metakernels demo: " + line, run("demo"));
+      assertFails(2, "metakernels info: " + line, run("info"));
+    });
+  }
+
+  @Test
+  void isaTheCpuLacksIsARuntimeFailure() throws IOException {
+    boolean avx512 = cpuFlags().containsAll(List.of("avx512f", "avx512dq", "avx512bw", "avx512vl"));
+    try {
+      withProperty("metakernels.isa", "avx512", () -> {
+        Run r = run("info");
+        if (avx512) {
+          assertEquals(0, r.code(), r.err());
+          assertTrue(r.out().contains("cpu kernels:   AVX-512"), r.out());
+        } else {
+          assertFails(1, "metakernels info: metakernels.isa=avx512 is not supported by this CPU (supported: avx2, auto)", r);
+        }
+      });
+      withProperty("metakernels.isa", "sse9",
+          () -> assertFails(2, "metakernels demo: metakernels.isa=sse9 is not one of avx2, avx512, auto", run("demo")));
+    } finally {
+      Backend.setCpuIsa("auto");
+    }
+  }
+
+  private static List<String> cpuFlags() throws IOException {
+    return Files.readAllLines(Path.of("/proc/cpuinfo")).stream().filter(l -> l.startsWith("flags"))
+        .findFirst().map(l -> List.of(l.substring(l.indexOf(':') + 1).trim().split("\\s+"))).orElse(List.of());
+  }
+
+  private static void withProperty(String key, String value, Runnable body) {
+    String old = System.getProperty(key);
+    System.setProperty(key, value);
+    try {
+      body.run();
+    } finally {
+      if (old == null) System.clearProperty(key);
+      else System.setProperty(key, old);
+    }
+  }
+
+  @Test
+  void unwritableOutIsRefusedBeforeTheRun() throws IOException {
+    Path file = Files.writeString(tmp.resolve("f"), "");
+    assertFails(2, "metakernels demo: --out " + file.resolve("plots") + ": the folder " + file + " is not a folder",
+        run("demo", "--out", file.resolve("plots").toString()));
+    assertFails(2, "metakernels demo: --out " + file + ": exists and is not a folder", run("demo", "--out", file.toString()));
+    Path readOnly = Files.createDirectory(tmp.resolve("ro"));
+    assertTrue(readOnly.toFile().setWritable(false, false));
+    // root writes anywhere it has permissions for; /proc takes no new files, even from root
+    Path folder = canCreateFileIn(readOnly) ? Path.of("/proc") : readOnly;
+    Run r = run("demo", "--out", folder.toString());
+    assertEquals(2, r.code(), r.err());
+    assertTrue(r.err().startsWith("metakernels demo: --out " + folder + ": cannot write in " + folder + " ("), r.err());
+    assertEquals(1, r.err().lines().count());
+    assertEquals("", r.out());
+  }
+
+  private static boolean canCreateFileIn(Path dir) {
+    try {
+      Files.delete(Files.createTempFile(dir, "probe", ""));
+      return true;
+    } catch (IOException e) {
+      return false;
+    }
+  }
+
+  @Test
+  void jsonInAMissingFolderIsRefusedAndNothingIsCreated() {
+    Path root = Path.of("/nonexistent-" + ProcessHandle.current().pid());
+    Path json = root.resolve("dir").resolve("x.json");
+    assertFails(2, "metakernels demo: --json " + json + ": the folder " + json.getParent() + " does not exist",
+        run("demo", "--json", json.toString()));
+    assertFalse(Files.exists(root));
+  }
+
+  @Test
+  void helpCommand() {
+    Run r = run("help");
+    assertEquals(0, r.code());
+    assertTrue(r.out().contains("Commands:") && r.out().contains("demo") && r.out().contains("recipe"), r.out());
+    assertTrue(r.out().contains("Exit codes:") && r.out().contains("2   usage error"), r.out());
+    Run demo = run("help", "demo");
+    assertEquals(0, demo.code());
+    assertTrue(demo.out().startsWith("Usage: metakernels demo") && demo.out().contains("--dim"), demo.out());
+    assertFails(2, "metakernels: Unknown subcommand 'bogus'.", run("help", "bogus"));
+  }
+
+  @Test
+  void unknownCommandsAndOptionsAreUsageErrors() {
+    assertFails(2, "metakernels recipe: Unknown option: '--bogus'", run("recipe", "--bogus"));
+    assertFails(2, "metakernels recipe: unknown recipe 'foo' (recipes: icl)", run("recipe", "foo"));
+    assertFails(2, "metakernels: unknown command 'bogus' (commands: demo, info, recipe, help)", run("bogus"));
+    assertFails(2, "metakernels: missing command (demo, info, recipe, help)", run());
+  }
+
+  @Test
+  void versionIsTheProjectVersion() throws IOException {
+    // the version of this build, from app/pom.xml's parent block (surefire runs in app/)
+    Matcher m = Pattern.compile("<parent>.*?<version>([^<]+)</version>", Pattern.DOTALL)
+        .matcher(Files.readString(Path.of("pom.xml")));
+    assertTrue(m.find());
+    Run r = run("--version");
+    assertEquals(0, r.code());
+    assertEquals("metakernels " + m.group(1), r.out().strip());
+    assertEquals(r.out(), run("demo", "--version").out());
+  }
+
+  @Test
+  void tinyRunRecordsItsSettingsAndCountsSteps() throws IOException {
+    Path out = tmp.resolve("plots"), json = tmp.resolve("run.json");
+    Run r = run("demo", "--dim", "2", "--context", "3", "--steps", "20", "--deep-steps", "4", "--batch", "8",
+        "--eval-tasks", "16", "--depths", "0", "--seed", "5", "--out", out.toString(), "--json", json.toString());
+    assertEquals(0, r.code(), r.err());
+    assertTrue(Files.exists(out.resolve("icl-training-loss.png")) && Files.exists(out.resolve("icl-predictions.png")));
+    String s = Files.readString(json);
+    assertTrue(s.contains("\"dim\": 2, \"context\": 3, \"steps\": 20, \"deep_steps\": 4, \"batch\": 8, \"eval_tasks\": 16, "
+        + "\"depths\": [], \"seed\": 5"), s);
+    assertTrue(s.contains("\"version\": \"") && s.contains("\"device\": \"CPU\"") && s.contains("\"threads\": ")
+        && s.contains("\"isa\": \""), s);
+    // off a terminal: a plain line per tenth of the phase, counted in steps
+    assertFalse(r.err().contains("\r"));
+    List<String> lines = r.err().lines().toList();
+    assertEquals(10, lines.size(), r.err());
+    for (int i = 0; i < 10; i++)
+      assertTrue(lines.get(i).matches("LSA, 1 layer +" + 2 * (i + 1) + "/20 steps \\(" + 10 * (i + 1) + "%, .*"), lines.get(i));
+  }
+
+  @Test
+  void progressOffATerminalIsAboutTenLinesPerPhase() {
+    StringWriter err = new StringWriter();
+    try (StepProgress p = new StepProgress(new PrintWriter(err, true), false)) {
+      for (int s = 1; s <= 2000; s++) p.step("LSA, 1 layer", s, 2000);
+      for (int s = 1; s <= 3; s++) p.step("GD++, 2 steps", s, 3);
+    }
+    List<String> lines = err.toString().lines().toList();
+    assertEquals(13, lines.size(), err.toString());
+    assertTrue(lines.get(0).startsWith("LSA, 1 layer     200/2000 steps (10%"), lines.get(0));
+    assertTrue(lines.get(9).startsWith("LSA, 1 layer     2000/2000 steps (100%"), lines.get(9));
+    assertTrue(lines.get(12).startsWith("GD++, 2 steps    3/3 steps (100%"), lines.get(12));
+  }
+}
