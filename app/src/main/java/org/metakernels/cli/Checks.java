@@ -7,7 +7,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Locale;
 import java.util.Set;
-import org.bytedeco.javacpp.Loader;
 import org.metakernels.runtime.Backend;
 import org.metakernels.runtime.Codes;
 import org.metakernels.runtime.MetakernelsException;
@@ -125,18 +124,8 @@ final class Checks {
     if (!backend.cudaAvailable()) throw new Failure(option + ": " + cudaCause(backend.cudaReason()));
   }
 
-  /**
-   * Why CUDA is unavailable, in a few words. The backend's reason names the JNI library that did
-   * not load, not what it lacked: on a machine without a GPU that is the driver, libcuda.so.1,
-   * which is asked for here directly.
-   */
+  /** Why CUDA is unavailable, in a few words: the backend names the missing piece. */
   static String cudaCause(String reason) {
-    try {
-      Loader.loadGlobal("libcuda.so.1");
-    } catch (UnsatisfiedLinkError e) {
-      String why = Main.oneLine(e.getMessage());
-      return "no CUDA driver (" + (why.contains("cannot open shared object file") ? "libcuda.so.1 not found" : why) + ")";
-    }
-    return "CUDA is unavailable (" + Main.oneLine(reason) + ")";
+    return Main.oneLine(reason);
   }
 }

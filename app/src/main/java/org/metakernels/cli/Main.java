@@ -62,6 +62,9 @@ public final class Main implements Runnable {
    */
   public static void main(String[] args) {
     System.setProperty("java.awt.headless", "true");
+    // the library's log lines (one, where the CUDA flavour cannot run) on one line each
+    if (System.getProperty("java.util.logging.SimpleFormatter.format") == null)
+      System.setProperty("java.util.logging.SimpleFormatter.format", "%4$s: %5$s%6$s%n");
     PrintWriter out = new PrintWriter(System.out, true), err = new PrintWriter(System.err, true);
     System.exit(execute(out, err, stderrIsTerminal(), args));
   }

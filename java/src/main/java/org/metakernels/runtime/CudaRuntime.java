@@ -67,8 +67,8 @@ public final class CudaRuntime {
     try {
       Loader.load(org.bytedeco.cuda.global.cudart.class);
     } catch (Throwable t) {
-      if (!onLibraryPath("libcuda.so.1")) return "no NVIDIA driver (libcuda.so.1 not found)";
-      if (!onLibraryPath("libcudart.so.13")) return "no CUDA 13 runtime (libcudart.so.13 not on the library path)";
+      if (!loadable("libcuda.so.1")) return "no CUDA driver (libcuda.so.1 not found)";
+      if (!loadable("libcudart.so.13")) return "no CUDA 13 runtime (libcudart.so.13 not on the library path)";
       return "the CUDA presets' JNI library did not load: " + firstLine(t);
     }
     int[] count = new int[1];
@@ -113,26 +113,14 @@ public final class CudaRuntime {
     return null;
   }
 
-  /**
-   * Whether the dynamic loader can find {@code lib}: in LD_LIBRARY_PATH, the loader cache's usual
-   * folders or the CUDA toolkit's. Used only to name what is missing after a load failed.
-   */
-  static boolean onLibraryPath(String lib) {
-    java.util.List<String> dirs = new java.util.ArrayList<>();
-    String ld = System.getenv("LD_LIBRARY_PATH");
-    if (ld != null) dirs.addAll(java.util.Arrays.asList(ld.split(":")));
-    dirs.addAll(java.util.List.of("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/lib64",
-        "/usr/lib", "/lib", "/usr/lib/wsl/lib", "/usr/local/cuda/lib64", "/usr/local/cuda/targets/x86_64-linux/lib",
-        "/usr/local/nvidia/lib64"));
-    for (String d : dirs) if (!d.isEmpty() && new java.io.File(d, lib).exists()) return true;
+  /** Whether the dynamic loader can open {@code lib} (dlopen); used only to name what is missing. */
+  static boolean loadable(String lib) {
     try {
-      for (String line : java.nio.file.Files.readAllLines(java.nio.file.Path.of("/etc/ld.so.cache"),
-          java.nio.charset.StandardCharsets.ISO_8859_1))
-        if (line.contains(lib)) return true;
-    } catch (java.io.IOException | RuntimeException e) {
-      // no cache to read: the folders above decided
+      Loader.loadGlobal(lib);
+      return true;
+    } catch (Throwable t) {
+      return false;
     }
-    return false;
   }
 
   private static String firstLine(Throwable t) {
