@@ -6,6 +6,9 @@
 #                                     over vec_math vectorise at full width (32 / 64 bytes)
 #   emu.*                             tests/cuda-emu: the CUDA attention kernels run on the host by
 #                                     the emulator, against the CPU twin (the library's own objects)
+#   native.runtime                    tests/native/runtime_test.cpp: the device and host caching
+#                                     allocators and cuBLAS behind the C ABI, on a fake CUDA table
+#                                     and a fake libcublas (no GPU)
 # Every test executable is built with the library's flag lists (MK_BASE_FLAGS, MK_AVX512_FLAGS)
 # and is left out of the default target, so `cmake --build` (mvn package) does not build them:
 # the fixture tests native.build.vec_math and native.build.emu build them (targets
@@ -17,7 +20,8 @@ enable_testing()
 set(MK_TESTS "${MK_ROOT}/tests")
 add_custom_target(mk_vec_math_tests)
 add_custom_target(mk_emu_tests)
-add_custom_target(mk_native_tests DEPENDS mk_vec_math_tests mk_emu_tests)
+add_custom_target(mk_runtime_tests)
+add_custom_target(mk_native_tests DEPENDS mk_vec_math_tests mk_emu_tests mk_runtime_tests)
 
 # ---- vec_math: accuracy and vectorisation, per ISA ------------------------------------------
 foreach(isa avx2 avx512)
@@ -103,11 +107,26 @@ foreach(run ${MK_EMU_RUNS})
     FIXTURES_REQUIRED mk_build_emu ENVIRONMENT OMP_NUM_THREADS=1)
 endforeach()
 
+# ---- the native runtime's policies without a GPU ------------------------------------------------
+# tests/native/runtime_test.cpp: the device caching allocator on a fake CUDA table (host memory),
+# the host allocator, and cuBLAS behind the C ABI through tests/native/fake_cublas.cpp (a stand-in
+# libcublas with cuBLAS's column-major semantics). Links the library's own objects.
+add_library(mk_native_twin STATIC EXCLUDE_FROM_ALL $<TARGET_OBJECTS:mk_native>)
+set_target_properties(mk_native_twin PROPERTIES LINKER_LANGUAGE CXX)
+add_library(fake_cublas SHARED EXCLUDE_FROM_ALL "${MK_TESTS}/native/fake_cublas.cpp")
+add_executable(runtime_test EXCLUDE_FROM_ALL "${MK_TESTS}/native/runtime_test.cpp")
+target_include_directories(runtime_test PRIVATE "${MK_ROOT}/kernels/include" "${MK_ROOT}/native/include")
+target_compile_options(runtime_test PRIVATE -O1 -g -Wall)
+target_link_libraries(runtime_test PRIVATE mk_native_twin mk_cpu_twin OpenMP::OpenMP_CXX ${CMAKE_DL_LIBS})
+add_dependencies(mk_runtime_tests runtime_test fake_cublas)
+add_test(NAME native.runtime COMMAND runtime_test $<TARGET_FILE:fake_cublas>)
+set_tests_properties(native.runtime PROPERTIES LABELS "native;runtime" TIMEOUT 120 FIXTURES_REQUIRED mk_build_runtime)
+
 # ---- building them: the fixtures the tests above require -------------------------------------
 # One build at a time in this tree (RESOURCE_LOCK); a test starts as soon as its own is done.
 # PROCESSORS: vec_math compiles two files at once, the emulator test one (its CPU twin objects
 # are the library's, already built by mvn).
-foreach(part vec_math emu)
+foreach(part vec_math emu runtime)
   add_test(NAME native.build.${part}
     COMMAND ${CMAKE_COMMAND} --build "${CMAKE_BINARY_DIR}" --target mk_${part}_tests --parallel 2)
   set_tests_properties(native.build.${part} PROPERTIES FIXTURES_SETUP mk_build_${part}

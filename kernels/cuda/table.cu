@@ -25,11 +25,18 @@ int memcpy_d2h(void* dst, const void* src, int64_t nbytes, void* stream) {
   return int(cudaStreamSynchronize(as_stream(stream)));
 }
 
+int device_malloc(void** ptr, int64_t nbytes) {
+  cudaError_t e = cudaMalloc(ptr, size_t(nbytes));
+  if (e != cudaSuccess) cudaGetLastError();  // clear the sticky-free error state
+  return int(e);
+}
+int device_free(void* ptr) { return int(cudaFree(ptr)); }
+
 KernelTable make_table() {
   KernelTable t{};
   t.abi_version = MK_ABI_VERSION;
   t.table_bytes = int(sizeof(KernelTable));
-  t.runtime = CudaRuntime{&device_count, &synchronize, &error_string, &memcpy_d2h};
+  t.runtime = CudaRuntime{&device_count, &synchronize, &error_string, &memcpy_d2h, &device_malloc, &device_free};
 #define MK_KERNEL(ret, name, params) t.name = &cuda::name;
 #include "mk/kernels.inc"
 #undef MK_KERNEL

@@ -24,7 +24,7 @@ extern "C" {
  * without its MK_ prefix, by cmake/gen_java_codes.cmake), and the kernels use these names. */
 
 /* Version of this ABI and of the kernel table between libmetakernels and libmetakernels_cuda. */
-enum mk_abi { MK_ABI_VERSION = 2 };
+enum mk_abi { MK_ABI_VERSION = 3 };
 
 enum mk_status {
   MK_OK = 0,
@@ -99,18 +99,27 @@ int mk_runtime_set_num_threads(int n);
 /* Finds cblas_sgemm/cblas_dgemm in an already loaded library (by soname) and uses them. */
 /* The one TF32 switch (off by default): while on, F32 work on CUDA may use TF32 tensor cores
  * (10-bit mantissa products, F32 sums): the softmax-attention forward and backward (as if every
- * call passed MK_ATTENTION_TF32) and the cuBLAS matmuls of the Java runtime, which read it per call. */
+ * call passed MK_ATTENTION_TF32) and the cuBLAS matmuls, which read it per call. */
 int mk_runtime_set_allow_tf32(int allow);
 int mk_runtime_allow_tf32(void);
 int mk_runtime_attach_blas(const char* soname);
 int mk_runtime_has_blas(void);
+/* Finds cuBLAS (cublasCreate_v2, cublasSetMathMode, cublasSetStream_v2, cublas{S,D}gemmStridedBatched)
+ * in a library opened by soname ("libcublas.so.13", already loaded by the CUDA presets or found by
+ * the dynamic loader) and creates the process's handle: from then on mk_dense_matmul_forward on CUDA
+ * runs F32/F64 products through it, TF32 per the switch above, on the call's stream. */
+int mk_runtime_attach_cublas(const char* soname);
+int mk_runtime_has_cublas(void);
 /* table: the value of mk_cuda_kernel_table() from libmetakernels_cuda. */
 int mk_runtime_attach_cuda(const void* table);
 int mk_runtime_has_cuda(void);
 int mk_runtime_cuda_device_count(void);
 int mk_runtime_cuda_synchronize(void* stream);
 
-/* ---- host memory -------------------------------------------------------------------------- */
+/* ---- host and device memory ---------------------------------------------------------------- */
+/* One caching design for both (native/src/memory.cpp): freed blocks wait in a free list per size
+ * class (8 per power of two) for the next request of that class, under a cap; an allocation that
+ * fails empties the cache and tries once more. */
 /* 64-byte aligned, NULL on failure. Contents are undefined (not zeroed). Blocks of 64 KiB and
  * more are kept after mk_host_free in a cache keyed by size class (8 classes per power of two)
  * and handed out again, so loops of same-shaped tensors stop paying a page fault per 4 KiB of
@@ -125,6 +134,16 @@ int64_t mk_host_cached_bytes(void);
 void mk_host_empty_cache(void);
 /* Caps the cache (default 1 GiB; 0 disables it, freeing what it holds). */
 int mk_host_set_cache_limit(int64_t bytes);
+/* Device memory of the attached CUDA library (cudaMalloc), 512-byte classes at least; every freed
+ * block is cached (no cap by default) and reused in default-stream order. NULL on failure, with
+ * the error. mk_device_free takes only blocks of mk_device_alloc. */
+void* mk_device_alloc(int64_t nbytes);
+void mk_device_free(void* ptr);
+int64_t mk_device_live_bytes(void);
+int64_t mk_device_cached_bytes(void);
+/* Synchronises the device and frees every cached block. */
+void mk_device_empty_cache(void);
+int mk_device_set_cache_limit(int64_t bytes);
 
 /* ---- tensor: memory ------------------------------------------------------------------------ */
 int mk_tensor_fill_forward(int device, int dtype, int64_t n, void* dst, double value, void* stream);

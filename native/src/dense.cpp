@@ -284,6 +284,11 @@ int mk_dense_matmul_forward(int device, int dtype, int64_t batch, int64_t m, int
   if (device == MK_DEVICE_CPU && !tiny_batch && blas_attached() && m < INT32_MAX && n < INT32_MAX && k < INT32_MAX &&
       blas_matmul(dtype, batch, m, n, k, a, a_bs, a_rs, a_cs, b, b_bs, b_rs, b_cs, c, c_bs) == 0)
     return MK_OK;
+  if (device == MK_DEVICE_CUDA) {
+    bool used = false;
+    MK_CHECK(cublas_matmul(dtype, batch, m, n, k, a, a_bs, a_rs, a_cs, b, b_bs, b_rs, b_cs, c, c_bs, stream, &used));
+    if (used) return MK_OK;
+  }
   return kernel_status(op, device, t->matmul_naive(dtype, batch, m, n, k, a, a_bs, a_rs, a_cs, b, b_bs,
                                                    b_rs, b_cs, c, c_bs, stream));
 }

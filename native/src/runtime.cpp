@@ -1,5 +1,5 @@
 // Runtime state of the native layer: errors, CPU ISA choice, threads, the BLAS and CUDA
-// attachments, and host memory.
+// attachments (memory is in memory.cpp).
 #include <dlfcn.h>
 #include <omp.h>
 
@@ -23,39 +23,7 @@ thread_local std::string g_last_error;
 std::atomic<const KernelTable*> g_cuda{nullptr};
 std::atomic<int> g_isa{0};
 std::atomic<int> g_allow_tf32{0};
-std::atomic<int64_t> g_host_live{0};
 
-// ---- host block cache (see mk_host_alloc) ----
-constexpr size_t kHostCacheMin = size_t(64) << 10;
-std::mutex g_cache_mu;
-std::unordered_map<size_t, std::vector<char*>> g_cache;  // size class -> free blocks
-size_t g_cached = 0;
-size_t g_cache_limit = size_t(1) << 30;
-
-// n rounded up to one of 8 classes per power of two (at most 12.5 % slack), a multiple of 64
-size_t host_size_class(size_t n) {
-  const int top = 63 - __builtin_clzll(n);
-  const size_t step = (size_t(1) << top) / 8;
-  return (n + step - 1) / step * step;
-}
-
-char* host_cache_take(size_t total) {
-  std::lock_guard<std::mutex> lock(g_cache_mu);
-  auto it = g_cache.find(total);
-  if (it == g_cache.end() || it->second.empty()) return nullptr;
-  char* b = it->second.back();
-  it->second.pop_back();
-  g_cached -= total;
-  return b;
-}
-
-bool host_cache_put(char* base, size_t total) {
-  std::lock_guard<std::mutex> lock(g_cache_mu);
-  if (g_cached + total > g_cache_limit) return false;
-  g_cache[total].push_back(base);
-  g_cached += total;
-  return true;
-}
 // Threads for the CPU kernels, 0 = the OpenMP default. OpenMP keeps its thread count per calling
 // thread (omp_set_num_threads sets only the caller's ICV), so the count lives here and every
 // CPU entry point copies it into its own thread's ICV (apply_cpu_threads).
@@ -209,7 +177,8 @@ int mk_runtime_attach_cuda(const void* table) {
   if (!t->name) return fail(MK_ERR_UNSUPPORTED, "mk_runtime_attach_cuda: the CUDA library has no kernel '" #name "'");
 #include "mk/kernels.inc"
 #undef MK_KERNEL
-  if (!t->runtime.device_count || !t->runtime.synchronize || !t->runtime.error_string || !t->runtime.memcpy_d2h)
+  if (!t->runtime.device_count || !t->runtime.synchronize || !t->runtime.error_string || !t->runtime.memcpy_d2h ||
+      !t->runtime.device_malloc || !t->runtime.device_free)
     return fail(MK_ERR_UNSUPPORTED, "mk_runtime_attach_cuda: runtime entries missing");
   g_cuda.store(t);
   return MK_OK;
@@ -227,70 +196,5 @@ int mk_runtime_cuda_synchronize(void* stream) {
   if (!t) return MK_ERR_NO_DEVICE;
   return kernel_status("mk_runtime_cuda_synchronize", MK_DEVICE_CUDA, t->runtime.synchronize(stream));
 }
-
-void* mk_host_alloc(int64_t nbytes) {
-  if (nbytes < 0) {
-    fail(MK_ERR_INVALID_ARGUMENT, "mk_host_alloc: negative size %lld", (long long)nbytes);
-    return nullptr;
-  }
-  // One 64-byte header (holding the size) in front of a 64-byte aligned block whose size is
-  // rounded up to 64: aligned_alloc requires it, and vector loads past the end stay inside.
-  size_t total = size_t((nbytes + 63) / 64 * 64) + 64;
-  char* base = nullptr;
-  if (total >= kHostCacheMin) {
-    total = host_size_class(total);
-    base = host_cache_take(total);
-  }
-  if (!base) base = static_cast<char*>(std::aligned_alloc(64, total));
-  if (!base) {
-    // memory may sit in the cache: give it back and try once more
-    mk_host_empty_cache();
-    base = static_cast<char*>(std::aligned_alloc(64, total));
-  }
-  if (!base) {
-    fail(MK_ERR_INTERNAL, "mk_host_alloc: out of host memory (%lld bytes)", (long long)nbytes);
-    return nullptr;
-  }
-  *reinterpret_cast<int64_t*>(base) = int64_t(total);
-  g_host_live.fetch_add(int64_t(total));
-  return base + 64;
-}
-
-void mk_host_free(void* ptr) {
-  if (!ptr) return;
-  char* base = static_cast<char*>(ptr) - 64;
-  const size_t total = size_t(*reinterpret_cast<int64_t*>(base));
-  g_host_live.fetch_sub(int64_t(total));
-  if (total >= kHostCacheMin && host_cache_put(base, total)) return;
-  std::free(base);
-}
-
-int64_t mk_host_cached_bytes(void) {
-  std::lock_guard<std::mutex> lock(g_cache_mu);
-  return int64_t(g_cached);
-}
-
-void mk_host_empty_cache(void) {
-  std::vector<char*> all;
-  {
-    std::lock_guard<std::mutex> lock(g_cache_mu);
-    for (auto& kv : g_cache) all.insert(all.end(), kv.second.begin(), kv.second.end());
-    g_cache.clear();
-    g_cached = 0;
-  }
-  for (char* b : all) std::free(b);
-}
-
-int mk_host_set_cache_limit(int64_t bytes) {
-  if (bytes < 0) return fail(MK_ERR_INVALID_ARGUMENT, "mk_host_set_cache_limit: negative limit %lld", (long long)bytes);
-  {
-    std::lock_guard<std::mutex> lock(g_cache_mu);
-    g_cache_limit = size_t(bytes);
-  }
-  mk_host_empty_cache();
-  return MK_OK;
-}
-
-int64_t mk_host_live_bytes(void) { return g_host_live.load(); }
 
 }  // extern "C"

@@ -26,6 +26,8 @@ struct CudaRuntime {
   int (*synchronize)(void* stream);
   const char* (*error_string)(int code);
   int (*memcpy_d2h)(void* dst, const void* src, int64_t nbytes, void* stream);
+  int (*device_malloc)(void** ptr, int64_t nbytes);  // cudaMalloc (native/src/memory.cpp caches)
+  int (*device_free)(void* ptr);                     // cudaFree
 };
 
 // One entry per kernel of mk/kernels.inc, typed by the CPU twin: a CUDA kernel whose signature

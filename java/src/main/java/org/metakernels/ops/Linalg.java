@@ -2,11 +2,9 @@ package org.metakernels.ops;
 
 import java.util.Arrays;
 import org.metakernels.autograd.Autograd;
-import org.metakernels.runtime.CudaRuntime;
 import org.metakernels.runtime.MetakernelsException;
 import org.metakernels.runtime.MkNative;
 import org.metakernels.runtime.Native;
-import org.metakernels.tensor.Device;
 import org.metakernels.tensor.Tensor;
 
 /**
@@ -116,11 +114,6 @@ public final class Linalg {
 
   private static void gemm(String op, Tensor a, Tensor b, Tensor c, long batch, long m, long n, long k, long aBs,
       long aRs, long aCs, long bBs, long bRs, long bCs, long cBs) {
-    if (a.device() == Device.CUDA) {
-      CudaRuntime.get().gemm(a.dtype(), batch, m, n, k, a.address(op), aBs, aRs, aCs, b.address(op), bBs, bRs, bCs,
-          c.address(op), cBs);
-      return;
-    }
     Native.check(MkNative.mk_dense_matmul_forward(a.device().code, a.dtype().code, batch, m, n, k, a.address(op), aBs,
         aRs, aCs, b.address(op), bBs, bRs, bCs, c.address(op), cBs, a.stream()), op + " " + Checks.shapes(a, b));
   }

@@ -44,6 +44,10 @@ public final class MkNative {
 
   public static native int mk_runtime_attach_blas(String soname);
 
+  public static native int mk_runtime_attach_cublas(String soname);
+
+  public static native int mk_runtime_has_cublas();
+
   public static native int mk_runtime_has_blas();
 
   public static native int mk_runtime_attach_cuda(@Cast("const void*") long table);
@@ -66,6 +70,18 @@ public final class MkNative {
   public static native void mk_host_empty_cache();
 
   public static native int mk_host_set_cache_limit(@Cast("int64_t") long bytes);
+
+  public static native @Cast("intptr_t") long mk_device_alloc(@Cast("int64_t") long nbytes);
+
+  public static native void mk_device_free(@Cast("void*") long ptr);
+
+  public static native @Cast("int64_t") long mk_device_live_bytes();
+
+  public static native @Cast("int64_t") long mk_device_cached_bytes();
+
+  public static native void mk_device_empty_cache();
+
+  public static native int mk_device_set_cache_limit(@Cast("int64_t") long bytes);
 
   // ---- tensor
   public static native int mk_tensor_fill_forward(int device, int dtype, @Cast("int64_t") long n,

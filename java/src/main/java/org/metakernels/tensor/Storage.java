@@ -110,7 +110,7 @@ public final class Storage {
     if (closed) return;
     closed = true;
     if (device == Device.CPU) MkNative.mk_host_free(address);
-    else CudaRuntime.get().allocator().release(address, nbytes);
+    else CudaRuntime.get().allocator().release(address);
     address = 0;
   }
 }
