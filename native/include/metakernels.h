@@ -235,9 +235,10 @@ int mk_linear_attention_momentum_forward(int device, int dtype, int64_t groups, 
  * q: [B, H, Nq, D], k: [B, Hkv, Nk, D], v: [B, Hkv, Nk, Dv], all contiguous (Hkv divides H:
  * grouped-query attention), 1 <= D, Dv <= MK_ATTENTION_MAX_HEAD_DIM. Rows that see no key give
  * out = 0, lse = -inf. Tiled with an online softmax: never an Nq x Nk buffer (except the optional
- * full bias gradients). dtype: F32 or F64 for every pass; BF16 and F16 for the forward and the
- * backward only (tensor cores on CUDA, F32 arithmetic inside): then every tensor is in that type
- * except lse, which is F32. backward_backward and jvp refuse 16-bit types (MK_ERR_UNSUPPORTED).
+ * full bias gradients). dtype: F32, F64, BF16 or F16 for every pass; for BF16/F16 every tensor is
+ * in that type except lse and tan_lse, which are F32. The 16-bit forward and backward compute in
+ * F32 inside their kernels (tensor cores on CUDA); the 16-bit backward_backward and jvp run the F32
+ * kernels on F32 copies made here (scratch from the caching allocator) and round their outputs.
  *
  * Every pass takes one parameter block: the inputs all passes share, then the named inputs and
  * outputs of each pass (NULL = zero for an input, not wanted for an output). A pass reads only

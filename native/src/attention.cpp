@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <cinttypes>
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -43,11 +44,10 @@ int check_sizes(const char* op, const mk_attention_params& b) {
 }
 
 // Validates what every pass shares and builds the kernels' parameters. `op` names the entry
-// point; `half`: whether it accepts BF16/F16 (forward and backward; then lse is F32 and
-// everything else 16-bit).
-int prepare(const char* op, bool half, const KernelTable* t, int device, int dtype, const mk_attention_params* block,
+// point. Every pass takes F32, F64, BF16 and F16 (16-bit: lse is F32, everything else 16-bit).
+int prepare(const char* op, const KernelTable* t, int device, int dtype, const mk_attention_params* block,
             void* workspace, int64_t workspace_bytes, AttentionParams* p) {
-  MK_CHECK(half ? check_float_or_half_dtype(op, device, dtype) : check_no_half_dtype(op, device, dtype));
+  MK_CHECK(check_float_or_half_dtype(op, device, dtype));
   if (!block) return fail(MK_ERR_INVALID_ARGUMENT, "%s: the parameter block is null", op);
   const mk_attention_params& b = *block;
   MK_CHECK(check_sizes(op, b));
@@ -106,6 +106,142 @@ int check_saved(const char* op, const mk_attention_params& b) {
   return check_ptr(op, "lse", b.lse, n.lse);
 }
 
+bool is_half(int dtype) { return dtype == MK_BF16 || dtype == MK_F16; }
+
+// F32 scratch from the runtime's caching allocator (mk_host_alloc / mk_device_alloc), freed when
+// the call returns. Device blocks go back to the cache, which hands them out again only in
+// default-stream order.
+class F32Scratch {
+ public:
+  explicit F32Scratch(int device) : device_(device) {}
+  F32Scratch(const F32Scratch&) = delete;
+  F32Scratch& operator=(const F32Scratch&) = delete;
+  ~F32Scratch() {
+    for (void* b : blocks_) device_ == MK_DEVICE_CPU ? mk_host_free(b) : mk_device_free(b);
+  }
+  // nbytes of scratch, or nullptr with the error set
+  void* get(const char* op, int64_t nbytes) {
+    void* b = device_ == MK_DEVICE_CPU ? mk_host_alloc(nbytes) : mk_device_alloc(nbytes);
+    if (!b) {
+      fail(MK_ERR_INTERNAL, "%s: no memory for the F32 copies of a 16-bit call (%" PRId64 " bytes)", op, nbytes);
+      return nullptr;
+    }
+    blocks_.push_back(b);
+    return b;
+  }
+
+ private:
+  int device_;
+  std::vector<void*> blocks_;
+};
+
+// An F32 copy of n elements of a 16-bit input (nullptr stays nullptr).
+int widen(const char* op, const KernelTable* t, int device, int dtype, int64_t n, const void* src, const void** dst,
+          F32Scratch& scratch, void* stream) {
+  *dst = nullptr;
+  if (!src) return MK_OK;
+  void* w = scratch.get(op, std::max<int64_t>(n, 1) * 4);
+  if (!w) return MK_ERR_INTERNAL;
+  if (n > 0) MK_CHECK(kernel_status(op, device, t->cast(dtype, MK_F32, n, src, w, stream)));
+  *dst = w;
+  return MK_OK;
+}
+
+// F32 room for an output of n elements, zeroed (nullptr when the output is not wanted).
+int room(const char* op, const KernelTable* t, int device, int64_t n, void* want, void** dst, F32Scratch& scratch,
+         void* stream) {
+  *dst = nullptr;
+  if (!want) return MK_OK;
+  void* w = scratch.get(op, std::max<int64_t>(n, 1) * 4);
+  if (!w) return MK_ERR_INTERNAL;
+  MK_CHECK(zero(op, t, device, MK_F32, n, w, stream));
+  *dst = w;
+  return MK_OK;
+}
+
+int narrow(const char* op, const KernelTable* t, int device, int dtype, int64_t n, const void* src, void* dst,
+           void* stream) {
+  if (!dst || n == 0) return MK_OK;
+  return kernel_status(op, device, t->cast(MK_F32, dtype, n, src, dst, stream));
+}
+
+// The bias's extent in elements (its strides may be 0 on the broadcast dims).
+int64_t bias_extent(const mk_attention_params& b) {
+  return (b.batch > 0 ? (b.batch - 1) * b.bias_bs : 0) + (b.heads - 1) * b.bias_hs + b.nq * b.nk;
+}
+
+// The F32 parameter block of a 16-bit call: q, k, v, the bias, out and dout widened; lse is F32
+// already. The F32 kernel's own workspace comes from the scratch too.
+int widen_shared(const char* op, const KernelTable* t, int device, int dtype, const mk_attention_params& b,
+                 mk_attention_params* w, F32Scratch& scratch, void* stream) {
+  const Sizes n(b);
+  *w = b;
+  MK_CHECK(widen(op, t, device, dtype, n.q, b.q, &w->q, scratch, stream));
+  MK_CHECK(widen(op, t, device, dtype, n.k, b.k, &w->k, scratch, stream));
+  MK_CHECK(widen(op, t, device, dtype, n.v, b.v, &w->v, scratch, stream));
+  MK_CHECK(widen(op, t, device, dtype, b.bias ? bias_extent(b) : 0, b.bias, &w->bias, scratch, stream));
+  const void* out32 = nullptr;
+  MK_CHECK(widen(op, t, device, dtype, n.out, b.out, &out32, scratch, stream));
+  w->out = const_cast<void*>(out32);
+  return widen(op, t, device, dtype, n.out, b.dout, &w->dout, scratch, stream);
+}
+
+int f32_params(const char* op, const KernelTable* t, int device, const mk_attention_params& w, F32Scratch& scratch,
+               AttentionParams* p) {
+  *p = AttentionParams(w, MK_F32, nullptr);
+  if (device == MK_DEVICE_CUDA && mk_runtime_allow_tf32()) p->allow_tf32 = 1;
+  const int64_t need = t->attention_workspace(*p, threads_for(device));
+  if (need > 0) {
+    p->workspace = scratch.get(op, need);
+    if (!p->workspace) return MK_ERR_INTERNAL;
+  }
+  return MK_OK;
+}
+
+// 16-bit backward_backward: the F32 kernel on F32 copies, the cotangents rounded back (the one
+// place the 16-bit second order widens; the forward and backward widen inside their kernels).
+int half_backward_backward(const char* op, const KernelTable* t, int device, int dtype, const mk_attention_params& b,
+                           void* stream) {
+  const Sizes n(b);
+  F32Scratch scratch(device);
+  mk_attention_params w;
+  MK_CHECK(widen_shared(op, t, device, dtype, b, &w, scratch, stream));
+  MK_CHECK(widen(op, t, device, dtype, n.q, b.cot_grad_q, &w.cot_grad_q, scratch, stream));
+  MK_CHECK(widen(op, t, device, dtype, n.k, b.cot_grad_k, &w.cot_grad_k, scratch, stream));
+  MK_CHECK(widen(op, t, device, dtype, n.v, b.cot_grad_v, &w.cot_grad_v, scratch, stream));
+  MK_CHECK(widen(op, t, device, dtype, n.bias_full, b.cot_grad_bias_full, &w.cot_grad_bias_full, scratch, stream));
+  MK_CHECK(room(op, t, device, n.q, b.cot_q, &w.cot_q, scratch, stream));
+  MK_CHECK(room(op, t, device, n.k, b.cot_k, &w.cot_k, scratch, stream));
+  MK_CHECK(room(op, t, device, n.v, b.cot_v, &w.cot_v, scratch, stream));
+  MK_CHECK(room(op, t, device, n.out, b.cot_dout, &w.cot_dout, scratch, stream));
+  MK_CHECK(room(op, t, device, n.bias_full, b.cot_bias_full, &w.cot_bias_full, scratch, stream));
+  AttentionParams p;
+  MK_CHECK(f32_params(op, t, device, w, scratch, &p));
+  MK_CHECK(kernel_status(op, device, t->attention_backward_backward(p, stream)));
+  MK_CHECK(narrow(op, t, device, dtype, n.q, w.cot_q, b.cot_q, stream));
+  MK_CHECK(narrow(op, t, device, dtype, n.k, w.cot_k, b.cot_k, stream));
+  MK_CHECK(narrow(op, t, device, dtype, n.v, w.cot_v, b.cot_v, stream));
+  MK_CHECK(narrow(op, t, device, dtype, n.out, w.cot_dout, b.cot_dout, stream));
+  return narrow(op, t, device, dtype, n.bias_full, w.cot_bias_full, b.cot_bias_full, stream);
+}
+
+// 16-bit jvp: the same, the output tangent rounded back, the lse tangent F32 (as lse is).
+int half_jvp(const char* op, const KernelTable* t, int device, int dtype, const mk_attention_params& b, void* stream) {
+  const Sizes n(b);
+  F32Scratch scratch(device);
+  mk_attention_params w;
+  MK_CHECK(widen_shared(op, t, device, dtype, b, &w, scratch, stream));
+  MK_CHECK(widen(op, t, device, dtype, n.q, b.tan_q, &w.tan_q, scratch, stream));
+  MK_CHECK(widen(op, t, device, dtype, n.k, b.tan_k, &w.tan_k, scratch, stream));
+  MK_CHECK(widen(op, t, device, dtype, n.v, b.tan_v, &w.tan_v, scratch, stream));
+  MK_CHECK(widen(op, t, device, dtype, n.bias_full, b.tan_bias_full, &w.tan_bias_full, scratch, stream));
+  MK_CHECK(room(op, t, device, n.out, b.tan_out, &w.tan_out, scratch, stream));
+  AttentionParams p;
+  MK_CHECK(f32_params(op, t, device, w, scratch, &p));
+  MK_CHECK(kernel_status(op, device, t->attention_jvp(p, stream)));
+  return narrow(op, t, device, dtype, n.out, w.tan_out, b.tan_out, stream);
+}
+
 }  // namespace
 
 extern "C" {
@@ -128,7 +264,7 @@ int mk_attention_softmax_forward(int device, int dtype, const mk_attention_param
   const KernelTable* t = kernels_for(op, device);
   if (!t) return MK_ERR_NO_DEVICE;
   AttentionParams p;
-  MK_CHECK(prepare(op, true, t, device, dtype, block, workspace, workspace_bytes, &p));
+  MK_CHECK(prepare(op, t, device, dtype, block, workspace, workspace_bytes, &p));
   MK_CHECK(check_ptr(op, "out", p.out, Sizes(p).out));
   if (p.batch * p.heads * p.nq == 0) return MK_OK;
   return half_status(op, device, p, t->attention_forward(p, stream));
@@ -140,7 +276,7 @@ int mk_attention_softmax_backward(int device, int dtype, const mk_attention_para
   const KernelTable* t = kernels_for(op, device);
   if (!t) return MK_ERR_NO_DEVICE;
   AttentionParams p;
-  MK_CHECK(prepare(op, true, t, device, dtype, block, workspace, workspace_bytes, &p));
+  MK_CHECK(prepare(op, t, device, dtype, block, workspace, workspace_bytes, &p));
   const Sizes n(p);
   MK_CHECK(check_saved(op, p));
   MK_CHECK(check_ptr(op, "dout", p.dout, n.out));
@@ -159,7 +295,7 @@ int mk_attention_softmax_backward_backward(int device, int dtype, const mk_atten
   const KernelTable* t = kernels_for(op, device);
   if (!t) return MK_ERR_NO_DEVICE;
   AttentionParams p;
-  MK_CHECK(prepare(op, false, t, device, dtype, block, workspace, workspace_bytes, &p));
+  MK_CHECK(prepare(op, t, device, dtype, block, workspace, workspace_bytes, &p));
   const Sizes n(p);
   MK_CHECK(check_saved(op, p));
   MK_CHECK(check_ptr(op, "dout", p.dout, n.out));
@@ -169,6 +305,7 @@ int mk_attention_softmax_backward_backward(int device, int dtype, const mk_atten
   MK_CHECK(zero(op, t, device, dtype, n.out, p.cot_dout, stream));
   MK_CHECK(zero(op, t, device, dtype, n.bias_full, p.cot_bias_full, stream));
   if (n.bias_full == 0) return MK_OK;
+  if (is_half(dtype)) return half_backward_backward(op, t, device, dtype, *block, stream);
   return kernel_status(op, device, t->attention_backward_backward(p, stream));
 }
 
@@ -178,13 +315,14 @@ int mk_attention_softmax_jvp(int device, int dtype, const mk_attention_params* b
   const KernelTable* t = kernels_for(op, device);
   if (!t) return MK_ERR_NO_DEVICE;
   AttentionParams p;
-  MK_CHECK(prepare(op, false, t, device, dtype, block, workspace, workspace_bytes, &p));
+  MK_CHECK(prepare(op, t, device, dtype, block, workspace, workspace_bytes, &p));
   const Sizes n(p);
   MK_CHECK(check_saved(op, p));
   MK_CHECK(check_ptr(op, "tan_out", p.tan_out, n.out));
   MK_CHECK(zero(op, t, device, dtype, n.out, p.tan_out, stream));
-  MK_CHECK(zero(op, t, device, dtype, n.lse, p.tan_lse, stream));
+  MK_CHECK(zero(op, t, device, is_half(dtype) ? MK_F32 : dtype, n.lse, p.tan_lse, stream));
   if (n.bias_full == 0) return MK_OK;
+  if (is_half(dtype)) return half_jvp(op, t, device, dtype, *block, stream);
   return kernel_status(op, device, t->attention_jvp(p, stream));
 }
 

@@ -329,23 +329,23 @@ class AttentionHalfTest {
 
   @ParameterizedTest
   @EnumSource(value = DType.class, names = {"BF16", "F16"})
-  void nativeDoubleBackwardAndJvpRefuse16BitTypes(DType t) {
+  void nativeDoubleBackwardAndJvpTake16BitTypes(DType t) {
+    // the 16-bit double backward and JVP widen in native (mk_attention_softmax_*: the F32 kernels
+    // on F32 copies, results rounded back; doubleBackwardIsTheF32KernelOnF32CopiesRounded and
+    // jvpGoesThroughF32 check the values): the dtype passes, then the block is validated
     Native.ensureLoaded();
     int cpu = Device.CPU.code;
     MkNative.mk_attention_params p = new MkNative.mk_attention_params().batch(1).heads(1).kv_heads(1).nq(4).nk(4).d(8)
         .dv(8).scale(1.0);
     long ws = MkNative.mk_attention_softmax_workspace(cpu, t.code, p);
-    // F32 copies of q, k, v, out, dout, dq, dk, dv at least
-    assertTrue(ws >= 4L * 8 * 32, "workspace " + ws);
+    assertTrue(ws >= 0, "workspace " + ws);
     int st = MkNative.mk_attention_softmax_backward_backward(cpu, t.code, p, 0, 0, 0);
-    assertEquals(Codes.ERR_UNSUPPORTED, st);
+    assertEquals(Codes.ERR_INVALID_ARGUMENT, st);
     String msg = Native.lastError();
-    assertTrue(msg.contains("mk_attention_softmax_backward_backward") && msg.contains(t.name())
-        && msg.contains("F32/F64"), msg);
+    assertTrue(msg.contains("mk_attention_softmax_backward_backward") && msg.contains("q"), msg);
     st = MkNative.mk_attention_softmax_jvp(cpu, t.code, p, 0, 0, 0);
-    assertEquals(Codes.ERR_UNSUPPORTED, st);
-    msg = Native.lastError();
-    assertTrue(msg.contains("mk_attention_softmax_jvp") && msg.contains("F32/F64"), msg);
+    assertEquals(Codes.ERR_INVALID_ARGUMENT, st);
+    assertTrue(Native.lastError().contains("mk_attention_softmax_jvp"), Native.lastError());
     // I64 is still refused by the forward
     st = MkNative.mk_attention_softmax_forward(cpu, DType.I64.code, p, 0, 0, 0);
     assertEquals(Codes.ERR_UNSUPPORTED, st);

@@ -45,8 +45,8 @@ import org.metakernels.tensor.Tensor;
  * the backward run fused 16-bit kernels (tensor cores on CUDA; F32 arithmetic inside, the results
  * rounded to nearest even), the output and the gradients of q, k, v and the bias are in the
  * 16-bit type, and the row log-sum-exp is F32. The double backward and {@link #jvp} have no
- * 16-bit kernels: they cast their operands (q, k, v, bias, the saved output, dout, the
- * cotangents or tangents) to F32, run the F32 fused kernels and cast the results back to the
+ * 16-bit kernels: the native layer casts their operands (q, k, v, bias, the saved output, dout,
+ * the cotangents or tangents) to F32, runs the F32 fused kernels and casts the results back to the
  * 16-bit type (the lse tangent stays F32), so {@code Autograd.grad(..., createGraph = true)}
  * followed by a second grad works on 16-bit tensors.
  *
@@ -226,20 +226,8 @@ public final class Attention {
     Tensor gdq = contiguousOrNull(cot[0]), gdk = contiguousOrNull(cot[1]), gdv = contiguousOrNull(cot[2]);
     Tensor gdb = cot.length > 3 ? contiguousOrNull(cot[3]) : null;
     boolean biasGrad = bias != null && bias.requiresGrad();
-    Tensor[] r;
-    if (g.half) {
-      // no 16-bit kernel: the F32 one on F32 copies, the results rounded back
-      DType h = q.dtype();
-      try (Scope tmp = Scope.open()) {
-        Geometry g32 = g.asF32();
-        Tensor[] r32 = runBackwardBackward(g32, biasGrad, f32(out), lse, f32(dO), f32(gdq), f32(gdk), f32(gdv),
-            f32(gdb));
-        r = new Tensor[r32.length];
-        for (int i = 0; i < r32.length; i++) r[i] = r32[i] == null ? null : tmp.keep(r32[i].castTo(h));
-      }
-    } else {
-      r = runBackwardBackward(g, biasGrad, out, lse, dO, gdq, gdk, gdv, gdb);
-    }
+    // 16-bit: native runs the F32 kernel on F32 copies and rounds the results back
+    Tensor[] r = runBackwardBackward(g, biasGrad, out, lse, dO, gdq, gdk, gdv, gdb);
     Tensor gq = r[0], gk = r[1], gv = r[2], gdout = r[3], gbFull = r[4];
     Tensor[] outs = gbFull == null ? new Tensor[] {gq, gk, gv, gdout} : new Tensor[] {gq, gk, gv, gdout, gbFull};
     Autograd.record(op, outs, new Tensor[] {q, k, v, bias, dO, cot[0], cot[1], cot[2]}, gr -> {
@@ -278,17 +266,12 @@ public final class Attention {
     return t.isHalf() ? DType.F32 : t;
   }
 
-  /** A raw (unrecorded) F32 copy, or null. */
-  private static Tensor f32(Tensor t) {
-    return t == null ? null : t.dtype() == DType.F32 ? t : t.castTo(DType.F32);
-  }
-
   /**
    * Forward-mode product: the tangent of the output (and of the row log-sum-exp) for tangents of
    * q, k, v and the bias (any may be null). One fused pass: tO = Σ P tS v − (Σ P tS) O + P tv
    * with tS = scale(tq kᵀ + q tkᵀ) + tbias. Not recorded for reverse mode. For BF16/F16 inputs
-   * (tangents of the same type) the forward runs in 16 bit, the product on F32 copies with the F32
-   * kernel; the output tangent is rounded to the 16-bit type, the lse tangent is F32.
+   * (tangents of the same type) the forward runs in 16 bit, the product on F32 copies (made in the
+   * native layer) with the F32 kernel; the output tangent is rounded to the 16-bit type, the lse tangent is F32.
    * {@code Attention.jvp(q, k, v, o, tq, null, null, null)}: tangents [B, H, Nq, Dv] and [B, H, Nq].
    *
    * @param q queries [B, H, Nq, D]
@@ -316,17 +299,13 @@ public final class Attention {
       checkLike(g.op, "tbias", tbias, o.bias());
       tb = tbias.expand(g.b, g.h, g.nq, g.nk).contiguous();
     }
-    if (!g.half) return runJvp(g, f.out(), f.lse(), contiguousOrNull(tq), contiguousOrNull(tk), contiguousOrNull(tv), tb);
-    // no 16-bit kernel: the F32 one on F32 copies, the output tangent rounded back
-    try (Scope tmp = Scope.open()) {
-      Output r = runJvp(g.asF32(), f32(f.out()), f.lse(), f32(tq), f32(tk), f32(tv), f32(tb));
-      return new Output(tmp.keep(r.out().castTo(q.dtype())), tmp.keep(r.lse()));
-    }
+    // 16-bit: native widens to F32 and rounds the output tangent back (the lse tangent is F32)
+    return runJvp(g, f.out(), f.lse(), contiguousOrNull(tq), contiguousOrNull(tk), contiguousOrNull(tv), tb);
   }
 
   private static Output runJvp(Geometry g, Tensor out, Tensor lse, Tensor tq, Tensor tk, Tensor tv, Tensor tb) {
     Tensor tout = Tensor.empty(out.shape(), g.q.dtype(), g.dev);
-    Tensor tlse = Tensor.empty(lse.shape(), g.q.dtype(), g.dev);
+    Tensor tlse = Tensor.empty(lse.shape(), lseType(g.q.dtype()), g.dev);
     String op = g.op;
     try (Scope tmp = Scope.open(); MkNative.mk_attention_params p = g.block(op)) {
       Tensor ws = g.workspace();
@@ -359,7 +338,7 @@ public final class Attention {
     final Tensor q, k, v, bias, lengths;
     final long b, h, hkv, nq, nk, d, dv, biasBs, biasHs, wsBytes;
     final double scale;
-    final boolean causal, half;
+    final boolean causal;
     /** Codes.ATTENTION_CAUSAL when causal (native adds TF32 on CUDA while {@link Backend#allowTf32()}) */
     final int flags;
     final int device, dtype;
@@ -395,7 +374,6 @@ public final class Attention {
       dev = q.device();
       device = dev.code;
       dtype = q.dtype().code;
-      half = q.dtype().isHalf();
       Tensor bb = o.bias();
       if (bb != null) {
         long[] bsh = bb.shape();
@@ -428,12 +406,6 @@ public final class Attention {
       }
       if (ws < 0) Native.check(Codes.ERR_NO_DEVICE, op);
       wsBytes = ws;
-    }
-
-    /** The same call on F32 copies of q, k, v and the bias (raw casts, not recorded). */
-    Geometry asF32() {
-      Tensor b32 = bias == null ? null : f32(bias);
-      return new Geometry(op, f32(q), f32(k), f32(v), new Options(scale, causal, lengths, b32));
     }
 
     /**
