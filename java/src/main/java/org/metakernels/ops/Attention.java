@@ -360,6 +360,8 @@ public final class Attention {
       dv = vs[3];
       if (ks[0] != b || vs[0] != b || vs[1] != hkv || vs[2] != nk || ks[3] != d)
         throw new MetakernelsException(op + ": shapes do not fit: " + Checks.shapes(q, k, v));
+      if (h < 1)  // native requires heads >= 1 too; said here with the shapes
+        throw new MetakernelsException(op + ": no query heads (H = 0): " + Checks.shapes(q, k, v));
       if (hkv < 1 || h % hkv != 0)
         throw new MetakernelsException(op + ": " + hkv + " key/value heads do not divide " + h + " query heads: "
             + Checks.shapes(q, k, v));

@@ -24,6 +24,7 @@ final class Checks {
    */
   static void noInternalOverlap(String op, Tensor t) {
     if (t.isContiguous()) return;  // the common case (optimizer state, parameters): nothing to sort
+    if (t.numel() == 0) return;  // reaches no element at all (e.g. an expanded view with a size-0 dim)
     long[] shape = t.shape(), strides = t.strides();
     int n = 0;
     long[][] dims = new long[shape.length][];

@@ -222,6 +222,17 @@ public final class Dense {
   }
 
   /**
+   * {@code x − c}; same shape (errors name "sub"). {@code Dense.subScalar(x, 0.5)}.
+   *
+   * @param x an F32 or F64 tensor
+   * @param c the scalar
+   * @return the result
+   */
+  public static Tensor subScalar(Tensor x, double c) {
+    return unary("sub", UNARY_ADD_SCALAR, x, -c, (g, y) -> g);
+  }
+
+  /**
    * {@code x · c}; same shape. {@code Dense.mulScalar(x, 0.5)}.
    *
    * @param x an F32 or F64 tensor
@@ -230,6 +241,19 @@ public final class Dense {
    */
   public static Tensor mulScalar(Tensor x, double c) {
     return unary("mul", UNARY_MUL_SCALAR, x, c, (g, y) -> g.mul(c));
+  }
+
+  /**
+   * {@code x · (1 / c)} (a multiplication by the reciprocal); same shape (errors name "div").
+   * {@code Dense.divScalar(x, 4.0)}.
+   *
+   * @param x an F32 or F64 tensor
+   * @param c the scalar
+   * @return the result
+   */
+  public static Tensor divScalar(Tensor x, double c) {
+    double r = 1.0 / c;
+    return unary("div", UNARY_MUL_SCALAR, x, r, (g, y) -> g.mul(r));
   }
 
   /**
@@ -252,6 +276,7 @@ public final class Dense {
    * @return the result
    */
   public static Tensor pow(Tensor x, double p) {
+    Checks.floating("pow", x);  // before the shortcuts, so that errors name pow
     if (p == 2.0) return square(x);
     if (p == 1.0) return mulScalar(x, 1.0);
     return unary("pow", UNARY_POW_SCALAR, x, p, (g, y) -> g.mul(x.pow(p - 1.0)).mul(p));
@@ -488,6 +513,19 @@ public final class Dense {
   }
 
   /**
+   * {@code o}, or a copy of it when it views the target's memory otherwise than as the very same
+   * view: the kernels write t while they read o, in parallel and in no fixed order, so
+   * {@code t.addInPlace(t.mT())} or {@code t.addInPlace(t.select(0, 0))} would read elements that
+   * were already written (found by FuzzBadCallsTest, 2026-12-05).
+   */
+  private static Tensor unaliased(Tensor t, Tensor o) {
+    if (o.storage() != t.storage()) return o;
+    if (o.offset() == t.offset() && Arrays.equals(o.shape(), t.shape()) && Arrays.equals(o.strides(), t.strides()))
+      return o;  // the same view: element i reads and writes element i only
+    return o.copyContiguous();
+  }
+
+  /**
    * t = t (op) o, o broadcast to t's shape; code: a {@code Codes.BINARY_*} op. {@link Tensor}'s
    * in-place methods call these through {@code Internals}.
    */
@@ -498,6 +536,7 @@ public final class Dense {
     long[] out = Checks.broadcast(op, shape, o.shape());
     if (!Arrays.equals(out, shape))
       throw new MetakernelsException(op + ": " + o.describe() + " does not broadcast to " + t.describe());
+    o = unaliased(t, o);
     if (t.isContiguous()) {
       Native.check(MkNative.mk_dense_binary_forward(t.device().code, t.dtype().code, code, shape.length, shape,
           t.address(op), t.strides(), o.address(op), Checks.broadcastStrides(o, shape), t.address(op), t.stream()),
@@ -537,13 +576,14 @@ public final class Dense {
 
   static Tensor inPlaceCopy(Tensor t, Tensor src) {
     checkInPlace("copyInPlace", t);
+    src.address("copyInPlace");
     if (src.dtype() != t.dtype() || src.device() != t.device())
       throw new MetakernelsException("copyInPlace: " + src.describe() + " into " + t.describe());
     long[] out = Checks.broadcast("copyInPlace", t.shape(), src.shape());
     if (!Arrays.equals(out, t.shape()))
       throw new MetakernelsException("copyInPlace: " + src.describe() + " does not broadcast to " + t.describe());
     try (var ng = GradMode.set(false)) {
-      Internals.tensor().copyFrom(t, src.expand(t.shape()));
+      Internals.tensor().copyFrom(t, unaliased(t, src).expand(t.shape()));
     }
     Internals.tensor().bumpVersion(t.storage());
     return t;

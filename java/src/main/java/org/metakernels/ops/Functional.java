@@ -21,9 +21,9 @@ public final class Functional {
    * Layer norm over the last dim: (x − mean) / sqrt(var + eps) · weight + bias, with the
    * population variance. {@code Functional.layerNorm(x, g, b, 1e-5)} of [B, N, D] is [B, N, D].
    *
-   * @param x F32 or F64, [..., d]
-   * @param weight scale [d], or null
-   * @param bias shift [d], or null
+   * @param x F32 or F64, [..., d] with d &gt; 0
+   * @param weight scale [d] of x's dtype, or null
+   * @param bias shift [d] of x's dtype, or null
    * @param eps added to the variance
    * @return the normalised tensor, x's shape
    */
@@ -31,6 +31,9 @@ public final class Functional {
     Checks.floating("layerNorm", x);
     if (x.rank() == 0) throw new MetakernelsException("layerNorm: needs at least one dim, got " + x.describe());
     long d = x.size(-1);
+    if (d == 0) throw new MetakernelsException("layerNorm: the last dim of " + x.describe() + " is empty");
+    if (weight != null) Checks.compatible("layerNorm", x, weight);
+    if (bias != null) Checks.compatible("layerNorm", x, bias);
     if (weight != null && (weight.rank() != 1 || weight.size(0) != d))
       throw new MetakernelsException("layerNorm: weight " + weight.describe() + " does not match " + x.describe());
     if (bias != null && (bias.rank() != 1 || bias.size(0) != d))
@@ -48,7 +51,7 @@ public final class Functional {
    * Mean squared error mean((pred − target)²) over all elements:
    * {@code Functional.mse(pred, y)} of [B, 1] and [B, 1] is [].
    *
-   * @param pred predictions, F32 or F64
+   * @param pred predictions, F32 or F64, not empty
    * @param target targets of the same shape, dtype and device
    * @return the loss, shape []
    */
@@ -56,6 +59,8 @@ public final class Functional {
     Checks.compatible("mse", pred, target);
     if (!java.util.Arrays.equals(pred.shape(), target.shape()))
       throw new MetakernelsException("mse: " + pred.describe() + " vs " + target.describe());
+    if (pred.numel() == 0)
+      throw new MetakernelsException("mse: " + pred.describe() + " is empty (the mean of no elements)");
     return pred.sub(target).square().mean();
   }
 
@@ -64,7 +69,7 @@ public final class Functional {
    * −mean_n log softmax(logits_n)[target_n]. {@code Functional.crossEntropy(logits, t)} of
    * [N, C] and I64 [N] is [].
    *
-   * @param logits F32 or F64 [N, C]
+   * @param logits F32 or F64 [N, C], N &gt; 0
    * @param targets I64 [N], each in [0, C)
    * @return the loss, shape []
    */
@@ -74,22 +79,36 @@ public final class Functional {
     Checks.indices(op, targets);
     if (logits.rank() != 2 || targets.rank() != 1 || targets.size(0) != logits.size(0))
       throw new MetakernelsException(op + ": expected logits [N, C] and targets [N], got " + Checks.shapes(logits, targets));
+    if (logits.size(0) == 0)
+      throw new MetakernelsException(op + ": an empty batch (the mean of no losses): " + Checks.shapes(logits, targets));
     Tensor logp = logits.logSoftmax(1);
-    return logp.gather(1, targets.unsqueeze(1)).mean().neg();
+    Tensor picked;
+    try {
+      picked = logp.gather(1, targets.unsqueeze(1));
+    } catch (MetakernelsException e) {  // the native range check of the targets, told in the caller's terms
+      throw new MetakernelsException(op + ": targets " + targets.describe() + " for logits " + logits.describe() + ": "
+          + e.getMessage(), e.status());
+    }
+    return picked.mean().neg();
   }
 
   /**
    * Linear map x Wᵀ + b: {@code Functional.linear(x, w, b)} of [B, N, in], [out, in] and [out]
    * is [B, N, out].
    *
-   * @param x [..., in]
-   * @param weight [out, in]
-   * @param bias [out], or null
+   * @param x [..., in], F32 or F64
+   * @param weight [out, in] of x's dtype
+   * @param bias [out] of x's dtype, or null
    * @return [..., out]
    */
   public static Tensor linear(Tensor x, Tensor weight, Tensor bias) {
+    Checks.compatible("linear", x, weight);
+    if (bias != null) Checks.compatible("linear", x, bias);
     if (x.rank() == 0 || weight.rank() != 2 || x.size(-1) != weight.size(1))
       throw new MetakernelsException("linear: " + x.describe() + " does not fit weight " + weight.describe());
+    if (bias != null && (bias.rank() != 1 || bias.size(0) != weight.size(0)))  // not broadcast: it would grow the result
+      throw new MetakernelsException("linear: bias " + bias.describe() + " must be [" + weight.size(0) + "] for weight "
+          + weight.describe());
     Tensor y = x.matmul(weight.mT());
     return bias == null ? y : y.add(bias);
   }

@@ -187,7 +187,7 @@ public final class LinearAttention {
     String op = "linearAttention";
     checkShapes(op, q, k, v, o.causal() ? Mask.CAUSAL : Mask.NONE);
     if (o.momentum() != 0 && !o.causal())
-      throw new MetakernelsException(op + ": momentum needs the causal form");
+      throw new MetakernelsException(op + ": momentum needs the causal form: " + Checks.shapes(q, k, v));
     Mask mask = o.causal() ? Mask.CAUSAL : Mask.NONE;
     Tensor fq = o.featureMap().apply(q);
     Tensor fk = o.featureMap().apply(k);

@@ -135,6 +135,7 @@ public final class Reductions {
    * @throws MetakernelsException when the reduction is empty
    */
   public static Tensor mean(Tensor x, int[] dims, boolean keepDim) {
+    Checks.floating("mean", x);
     int[] ds = normDims("mean", x, dims);
     long n = 1;
     for (int d : ds) n *= x.shape()[d];
@@ -166,11 +167,14 @@ public final class Reductions {
    * Sums broadcast dims away so the result has shape {@code target}: the adjoint of expand.
    * {@code Reductions.sumTo(g, new long[] {D})} of [B, N, D] is [D]. BF16/F16 are summed in F32.
    *
-   * @param x the tensor
+   * @param x a floating-point tensor (F32, F64, BF16, F16)
    * @param target a shape that x's is a broadcast of
    * @return the sum (x when the shapes are equal)
    */
   public static Tensor sumTo(Tensor x, long[] target) {
+    x.address("sumTo");  // freed and I64 tensors are refused even when the shapes are equal
+    if (!x.dtype().isFloatingPoint())
+      throw new MetakernelsException("sumTo: expected a floating-point tensor, got " + x.describe());
     long[] shape = x.shape();
     if (Arrays.equals(shape, target)) return x;
     if (x.dtype().isHalf()) return sumTo(x.to(DType.F32), target).to(x.dtype());  // summed in F32
@@ -234,13 +238,16 @@ public final class Reductions {
    * [B, 1].
    *
    * @param x an F32 or F64 tensor
-   * @param dim the dim (negative: from the end)
+   * @param dim the dim (negative: from the end); not empty
    * @param keepDim keep it with size 1
    * @return the result
+   * @throws MetakernelsException when the dim is empty (as for {@link #max})
    */
   public static Tensor logsumexp(Tensor x, int dim, boolean keepDim) {
     Checks.floating("logsumexp", x);
     int d = x.normDim(dim, "logsumexp");
+    if (x.shape()[d] == 0)
+      throw new MetakernelsException("logsumexp: dim " + dim + " of " + x.describe() + " is empty");
     Tensor m;
     try (var ng = Autograd.noGrad()) {
       Tensor mx = max(x, d, true).values();

@@ -26,6 +26,15 @@ public final class Views {
     return Internals.tensor().newTensor(x.storage(), offset, shape, strides, x.dtype());
   }
 
+  /** {@code Tensor.checkShape} of a result shape, whose message also names the input x. */
+  private static void checkShape(String op, long[] shape, Tensor x) {
+    try {
+      Internals.tensor().checkShape(op, shape);
+    } catch (MetakernelsException e) {
+      throw new MetakernelsException(e.getMessage() + " (from " + x.describe() + ")");
+    }
+  }
+
   /** The permuted view, not recorded: result dim i is dim {@code perm[i]} of x. */
   static Tensor permuteRaw(Tensor x, int[] perm) {
     long[] s = x.shape(), st = x.strides();
@@ -53,10 +62,11 @@ public final class Views {
     long known = 1;
     for (int i = 0; i < target.length; i++) {
       if (target[i] == -1) {
-        if (infer >= 0) throw new MetakernelsException("reshape: more than one -1 in " + Arrays.toString(newShape));
+        if (infer >= 0)
+          throw new MetakernelsException("reshape: more than one -1 in " + Arrays.toString(newShape) + " for " + x.describe());
         infer = i;
       } else if (target[i] < 0) {
-        throw new MetakernelsException("reshape: negative size in " + Arrays.toString(newShape));
+        throw new MetakernelsException("reshape: negative size in " + Arrays.toString(newShape) + " for " + x.describe());
       } else known *= target[i];
     }
     if (infer >= 0) {
@@ -64,7 +74,7 @@ public final class Views {
         throw new MetakernelsException("reshape: cannot reshape " + x.describe() + " to " + Arrays.toString(newShape));
       target[infer] = x.numel() / known;
     }
-    Internals.tensor().checkShape("reshape", target);
+    checkShape("reshape", target, x);
     if (Tensor.numel(target) != x.numel())
       throw new MetakernelsException("reshape: " + x.describe() + " has " + x.numel() + " elements, "
           + Arrays.toString(newShape) + " needs " + Tensor.numel(target));
@@ -157,7 +167,9 @@ public final class Views {
     for (int i = 0; i < newShape.length; i++) {
       long want = newShape[i];
       if (i < off) {
-        if (want < 0) throw new MetakernelsException("expand: -1 in a new leading dim " + Arrays.toString(newShape));
+        if (want < 0)
+          throw new MetakernelsException("expand: negative size " + want + " in new leading dim " + i + ": cannot expand "
+              + x.describe() + " to " + Arrays.toString(newShape));
         ns[i] = want;
         nst[i] = 0;
       } else {
@@ -173,7 +185,7 @@ public final class Views {
         }
       }
     }
-    Internals.tensor().checkShape("expand", ns);
+    checkShape("expand", ns, x);
     if (Arrays.equals(ns, shape)) return x;
     Tensor y = viewRaw(x, ns, nst, x.offset());
     return Autograd.record("expand", y, new Tensor[] {x}, g -> new Tensor[] {g[0].sumTo(shape)});
@@ -277,9 +289,18 @@ public final class Views {
    */
   public static Tensor stack(List<Tensor> parts, int dim) {
     if (parts.isEmpty()) throw new MetakernelsException("stack: no tensors");
-    int r = parts.get(0).rank() + 1;
+    Tensor first = parts.get(0);
+    for (Tensor p : parts) {
+      p.address("stack");
+      if (!Arrays.equals(p.shape(), first.shape()) || p.dtype() != first.dtype() || p.device() != first.device())
+        throw new MetakernelsException("stack: " + first.describe() + " and " + p.describe()
+            + " differ in shape, dtype or device");
+    }
+    int r = first.rank() + 1;
     int d = dim < 0 ? dim + r : dim;
-    if (d < 0 || d >= r) throw new MetakernelsException("stack: dim " + dim + " out of range for rank " + (r - 1));
+    if (d < 0 || d >= r)
+      throw new MetakernelsException("stack: dim " + dim + " out of range for " + parts.size() + " tensors "
+          + first.describe());
     Tensor[] us = new Tensor[parts.size()];
     for (int i = 0; i < us.length; i++) us[i] = parts.get(i).unsqueeze(d);
     return concat(Arrays.asList(us), d);

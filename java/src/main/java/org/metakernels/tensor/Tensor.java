@@ -463,9 +463,13 @@ public final class Tensor implements AutoCloseable {
    *
    * @param op the caller's name, for the exception's message
    * @return the address
-   * @throws IllegalStateException once the storage was freed
+   * @throws IllegalStateException once the storage was freed (the message names {@code op} and
+   *     this tensor's dtype and shape)
    */
   public long address(String op) {
+    if (storage.isClosed())
+      throw new IllegalStateException(op + ": " + describe()
+          + " was already freed (its scope or the tensor was closed)");
     return storage.address(op) + offset * dtype.size;
   }
 
@@ -745,6 +749,7 @@ public final class Tensor implements AutoCloseable {
    * @return the copy, contiguous
    */
   public Tensor to(Device device) {
+    address("to");  // a freed tensor is refused even when nothing would change
     if (device == device()) return this;
     return Views.toDevice(this, device);
   }
@@ -758,6 +763,7 @@ public final class Tensor implements AutoCloseable {
    * @return the converted copy
    */
   public Tensor to(DType type) {
+    address("to");  // a freed tensor is refused even when nothing would change
     if (type == dtype) return this;
     return Views.cast(this, type);
   }
@@ -847,6 +853,7 @@ public final class Tensor implements AutoCloseable {
    * @return {@code reshape(numel())}
    */
   public Tensor flatten() {
+    address("flatten");
     return reshape(numel());
   }
 
@@ -869,6 +876,7 @@ public final class Tensor implements AutoCloseable {
    * @return the transposed view
    */
   public Tensor transpose(int d0, int d1) {
+    address("transpose");
     int r = rank();
     int[] p = new int[r];
     for (int i = 0; i < r; i++) p[i] = i;
@@ -908,7 +916,10 @@ public final class Tensor implements AutoCloseable {
    * @return the view, one rank lower
    */
   public Tensor select(int dim, long index) {
+    address("select");
     int d = normDim(dim, "select");
+    if (index < 0 || index >= shape[d])
+      throw new MetakernelsException("select: index " + index + " outside dim " + dim + " of " + describe());
     return narrow(d, index, 1).squeeze(d);
   }
 
@@ -932,6 +943,7 @@ public final class Tensor implements AutoCloseable {
    * @return the view, one rank higher
    */
   public Tensor unsqueeze(int dim) {
+    address("unsqueeze");
     int d = dim < 0 ? dim + rank() + 1 : dim;
     if (d < 0 || d > rank()) throw new MetakernelsException("unsqueeze: dim " + dim + " out of range for " + describe());
     long[] s = new long[rank() + 1];
@@ -946,6 +958,7 @@ public final class Tensor implements AutoCloseable {
    * @return the view, one rank lower
    */
   public Tensor squeeze(int dim) {
+    address("squeeze");
     int d = normDim(dim, "squeeze");
     if (shape[d] != 1) throw new MetakernelsException("squeeze: dim " + dim + " of " + describe() + " is not 1");
     long[] s = new long[rank() - 1];
@@ -1013,7 +1026,7 @@ public final class Tensor implements AutoCloseable {
    * @param c the scalar
    * @return the difference
    */
-  public Tensor sub(double c) { return Dense.addScalar(this, -c); }
+  public Tensor sub(double c) { return Dense.subScalar(this, c); }
 
   /**
    * {@code this · c}: {@code x.mul(2.0)} keeps x's shape.
@@ -1029,7 +1042,7 @@ public final class Tensor implements AutoCloseable {
    * @param c the scalar
    * @return the quotient
    */
-  public Tensor div(double c) { return Dense.mulScalar(this, 1.0 / c); }
+  public Tensor div(double c) { return Dense.divScalar(this, c); }
 
   /**
    * {@code c − this}: {@code y.square().rsub(1.0)} keeps y's shape.
@@ -1439,8 +1452,15 @@ public final class Tensor implements AutoCloseable {
    * Max of all elements: {@code x.max()} has shape [].
    *
    * @return the maximum
+   * @throws MetakernelsException for an empty tensor or one that is not F32/F64
    */
-  public Tensor max() { return Reductions.max(this.reshape(numel()), 0, false).values(); }
+  public Tensor max() {
+    address("max");
+    if (!dtype.isFloating())
+      throw new MetakernelsException("max: expected a floating-point tensor (F32 or F64), got " + describe());
+    if (numel() == 0) throw new MetakernelsException("max: " + describe() + " is empty");
+    return Reductions.max(this.reshape(numel()), 0, false).values();
+  }
 
   /**
    * log Σ exp(x) over one dim, stable (shifted by the finite max); rows of −∞ give −∞, rows
