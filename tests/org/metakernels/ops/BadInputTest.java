@@ -341,8 +341,8 @@ class BadInputTest {
       rejects(MK, () -> Tensor.of(new float[] {1, 2, 3}, 4), List.of(), "of", "[4]");
       rejects(MK, () -> Tensor.ofIndices(new long[] {1}, 2), List.of(), "ofIndices", "[2]");
       rejects(MK, () -> Tensor.arange(-1, DType.F64, CPU), List.of(), "arange", "-1");
-      rejects(MK, () -> Tensor.randn(new long[] {2}, DType.I64, CPU, 1), List.of(), "random", "I64");
-      rejects(MK, () -> Tensor.uniform(new long[] {2}, 0, 1, DType.I64, CPU, 1), List.of(), "random", "I64");
+      rejects(MK, () -> Tensor.randn(new long[] {2}, DType.I64, CPU, 1), List.of(), "randn", "I64");
+      rejects(MK, () -> Tensor.uniform(new long[] {2}, 0, 1, DType.I64, CPU, 1), List.of(), "uniform", "I64");
       Tensor two = f64(2);
       rejects(MK, () -> two.item(), List.of(two), "item", "F64[2]");
       Tensor ix = i64(1, 2);

@@ -129,4 +129,23 @@ class FactoriesTest {
       for (int i = 0; i < a.length; i++) assertEquals((float) a[i], b[i], 0f);
     }
   }
+
+  /** A bad shape names the factory the caller used, not the one it is built on. */
+  @Test
+  void badShapesNameTheFactory() {
+    long[] bad = {2, -1};
+    java.util.Map<String, org.junit.jupiter.api.function.Executable> calls = new java.util.LinkedHashMap<>();
+    calls.put("zeros", () -> Tensor.zeros(bad, DType.F32, CPU));
+    calls.put("ones", () -> Tensor.ones(bad, DType.F32, CPU));
+    calls.put("full", () -> Tensor.full(bad, 2.0, DType.F32, CPU));
+    calls.put("randn", () -> Tensor.randn(bad, DType.F32, CPU, 1));
+    calls.put("rand", () -> Tensor.rand(bad, DType.F64, CPU, 1));
+    calls.put("uniform", () -> Tensor.uniform(bad, 0, 1, DType.BF16, CPU, 1));
+    calls.put("empty", () -> Tensor.empty(bad, DType.F32, CPU));
+    calls.forEach((name, call) -> {
+      String m = org.junit.jupiter.api.Assertions.assertThrows(org.metakernels.runtime.MetakernelsException.class, call)
+          .getMessage();
+      org.junit.jupiter.api.Assertions.assertTrue(m.startsWith(name + ":") && m.contains("[2, -1]"), m);
+    });
+  }
 }

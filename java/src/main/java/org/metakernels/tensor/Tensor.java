@@ -95,7 +95,12 @@ public final class Tensor implements AutoCloseable {
    * @throws MetakernelsException for a bad shape, or CUDA where there is none
    */
   public static Tensor empty(long[] shape, DType dtype, Device device) {
-    checkShape("empty", shape);
+    return empty("empty", shape, dtype, device);
+  }
+
+  /** {@link #empty(long[], DType, Device)} for the factory {@code op}, which bad shapes name. */
+  private static Tensor empty(String op, long[] shape, DType dtype, Device device) {
+    checkShape(op, shape);
     long n = numel(shape);
     Storage s;
     try {
@@ -147,9 +152,13 @@ public final class Tensor implements AutoCloseable {
    * @return a new tensor of {@code shape}
    */
   public static Tensor full(long[] shape, double value, DType dtype, Device device) {
-    Tensor t = empty(shape, dtype, device);
-    Native.check(MkNative.mk_tensor_fill_forward(device.code, dtype.code, t.numel(), t.address("full"), value,
-        t.stream()), "full " + Arrays.toString(shape));
+    return full("full", shape, value, dtype, device);
+  }
+
+  private static Tensor full(String op, long[] shape, double value, DType dtype, Device device) {
+    Tensor t = empty(op, shape, dtype, device);
+    Native.check(MkNative.mk_tensor_fill_forward(device.code, dtype.code, t.numel(), t.address(op), value,
+        t.stream()), op + " " + Arrays.toString(shape));
     return t;
   }
 
@@ -162,7 +171,7 @@ public final class Tensor implements AutoCloseable {
    * @return a new tensor of {@code shape}
    */
   public static Tensor zeros(long[] shape, DType dtype, Device device) {
-    return full(shape, 0.0, dtype, device);
+    return full("zeros", shape, 0.0, dtype, device);
   }
 
   /**
@@ -174,7 +183,7 @@ public final class Tensor implements AutoCloseable {
    * @return a new tensor of {@code shape}
    */
   public static Tensor ones(long[] shape, DType dtype, Device device) {
-    return full(shape, 1.0, dtype, device);
+    return full("ones", shape, 1.0, dtype, device);
   }
 
   /**
@@ -224,7 +233,7 @@ public final class Tensor implements AutoCloseable {
    * @throws MetakernelsException for I64
    */
   public static Tensor randn(long[] shape, DType dtype, Device device, long seed) {
-    return random(shape, dtype, device, seed, 1, 0.0, 1.0);
+    return random("randn", shape, dtype, device, seed, 1, 0.0, 1.0);
   }
 
   /**
@@ -238,7 +247,7 @@ public final class Tensor implements AutoCloseable {
    * @return a new tensor of {@code shape}
    */
   public static Tensor rand(long[] shape, DType dtype, Device device, long seed) {
-    return random(shape, dtype, device, seed, 0, 0.0, 1.0);
+    return random("rand", shape, dtype, device, seed, 0, 0.0, 1.0);
   }
 
   /**
@@ -254,21 +263,22 @@ public final class Tensor implements AutoCloseable {
    * @return a new tensor of {@code shape}
    */
   public static Tensor uniform(long[] shape, double lo, double hi, DType dtype, Device device, long seed) {
-    return random(shape, dtype, device, seed, 0, lo, hi);
+    return random("uniform", shape, dtype, device, seed, 0, lo, hi);
   }
 
-  private static Tensor random(long[] shape, DType dtype, Device device, long seed, int dist, double a, double b) {
+  private static Tensor random(String op, long[] shape, DType dtype, Device device, long seed, int dist, double a,
+      double b) {
     if (!dtype.isFloatingPoint())
-      throw new MetakernelsException("random: dtype " + dtype + " is not floating point");
+      throw new MetakernelsException(op + ": dtype " + dtype + " is not floating point");
     if (dtype.isHalf()) {  // sampled in F32 (the same values on both devices), then rounded
       try (Scope tmp = Scope.open()) {
-        Tensor f = random(shape, DType.F32, device, seed, dist, a, b);
+        Tensor f = random(op, shape, DType.F32, device, seed, dist, a, b);
         return tmp.keep(f.castTo(dtype));
       }
     }
-    Tensor t = empty(shape, dtype, device);
-    Native.check(MkNative.mk_tensor_random_forward(device.code, dtype.code, dist, t.numel(), t.address("random"),
-        seed, a, b, t.stream()), "random " + Arrays.toString(shape));
+    Tensor t = empty(op, shape, dtype, device);
+    Native.check(MkNative.mk_tensor_random_forward(device.code, dtype.code, dist, t.numel(), t.address(op),
+        seed, a, b, t.stream()), op + " " + Arrays.toString(shape));
     return t;
   }
 
