@@ -103,8 +103,9 @@ def main():
     w("")
     w("| | |")
     w("|---|---|")
-    for key in ["date", "machine", "cores", "memory", "git commit", "command", "jmh command", "jdk",
-                "metakernels threads", "libtorch threads", "libtorch", "libtorch config",
+    for key in ["date", "machine", "cpu flags", "cores", "memory", "git commit", "command", "jmh command", "jdk",
+                "metakernels threads", "libtorch threads", "libtorch", "libtorch config", "libtorch onednn",
+                "openblas", "environment found", "peer environment",
                 "metakernels backend", "load before", "load after", "quiet wait"]:
         if key in meta:
             val = meta[key]

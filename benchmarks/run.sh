@@ -13,11 +13,18 @@
 #   WAIT_QUIET=1  wait until the 1-minute load average is below QUIET_LOAD (0.5) before
 #               starting, at most WAIT_MAX seconds (7200); the report says how it went
 #   NAME        results name (default cpu-$(date +%F)); OUT_DIR (default benchmarks/results)
+#   ISA=avx2    measure the AVX2 paths on an AVX-512 machine, every library alike: metakernels
+#               (-Dmetakernels.isa=avx2), libtorch (ATEN_CPU_CAPABILITY=avx2) and their shared
+#               OpenBLAS (OPENBLAS_CORETYPE=Haswell), as on a CPU without AVX-512
+#   PEER_ENV=keep  keep OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE from the environment; by default
+#               they are unset for the run (some machines here set them, and they slow current
+#               OpenBLAS builds: the peers run as a user's machine would run them), and the
+#               header says what was found and what ran
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 invocation="benchmarks/run.sh $*"
-for v in JMH_OPTS THREADS BUILD WAIT_QUIET QUIET_LOAD WAIT_MAX NAME; do
+for v in JMH_OPTS THREADS BUILD WAIT_QUIET QUIET_LOAD WAIT_MAX NAME ISA PEER_ENV; do
   [[ -n "${!v:-}" ]] && invocation="$v=\"${!v}\" $invocation"
 done
 
@@ -43,6 +50,26 @@ json=$out_dir/$name.json
 txt=$out_dir/$name.txt
 md=$out_dir/$name.md
 jvm_args="-Dmetakernels.threads=$threads"
+
+# the peers' environment: what was found, what the run uses
+found_env=$(env | grep -E '^(OPENBLAS|OMP|GOMP|KMP|MKL|ATEN|DNNL|ONEDNN)_' | sort | paste -sd ' ' || true)
+[[ -n $found_env ]] || found_env="(none)"
+if [[ ${PEER_ENV:-} != keep ]]; then
+  unset OPENBLAS_CORETYPE OPENBLAS_L2_SIZE
+  peer_env="OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset (PEER_ENV=keep keeps them)"
+else
+  peer_env="kept as found (PEER_ENV=keep)"
+fi
+isa=${ISA:-auto}
+case $isa in
+  auto) ;;
+  avx2)
+    jvm_args="$jvm_args -Dmetakernels.isa=avx2"
+    export ATEN_CPU_CAPABILITY=avx2 OPENBLAS_CORETYPE=Haswell
+    peer_env="$peer_env; ISA=avx2: ATEN_CPU_CAPABILITY=avx2, OPENBLAS_CORETYPE=Haswell, -Dmetakernels.isa=avx2"
+    ;;
+  *) echo "ISA must be auto or avx2, got '$isa'" >&2; exit 2 ;;
+esac
 
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 quiet="not asked (WAIT_QUIET unset)"
@@ -76,6 +103,11 @@ git diff --quiet HEAD -- . ':!benchmarks/results' 2>/dev/null || commit="$commit
 {
   echo "# run.sh date: $(date '+%F %T %Z')"
   echo "# run.sh machine: $(lscpu | sed -n 's/^Model name: *//p' | head -1)"
+  echo "# run.sh cpu flags: $(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -E '^(avx2|fma|avx512f|avx512bw|avx512vl|avx512dq|avx512_bf16|avx512_fp16|amx_tile|f16c)$' | paste -sd ' ')"
+  echo "# run.sh environment found: $found_env"
+  echo "# run.sh peer environment: $peer_env"
+  echo "# run.sh openblas: $(field openblas)"
+  echo "# run.sh libtorch onednn: $(field libtorch.onednn)"
   echo "# run.sh cores: $(nproc) online ($(lscpu | sed -n 's/^Thread(s) per core: *//p') thread(s) per core)"
   echo "# run.sh memory: $(free -g | awk '/^Mem:/ {print $2 " GiB"}')"
   echo "# run.sh git commit: $commit"

@@ -104,6 +104,9 @@ int mk_runtime_set_allow_tf32(int allow);
 int mk_runtime_allow_tf32(void);
 int mk_runtime_attach_blas(const char* soname);
 int mk_runtime_has_blas(void);
+/* The attached BLAS: its soname, and for OpenBLAS its build configuration and the core type it
+ * runs ("" before mk_runtime_attach_blas). */
+const char* mk_runtime_blas_info(void);
 /* Finds cuBLAS (cublasCreate_v2, cublasSetMathMode, cublasSetStream_v2, cublas{S,D}gemmStridedBatched)
  * in a library opened by soname ("libcublas.so.13", already loaded by the CUDA presets or found by
  * the dynamic loader) and creates the process's handle: from then on mk_dense_matmul_forward on CUDA

@@ -3,6 +3,7 @@
 #include <dlfcn.h>
 
 #include <atomic>
+#include <string>
 
 #include "common.h"
 
@@ -11,6 +12,7 @@ namespace native {
 namespace {
 std::atomic<sgemm_fn> g_sgemm{nullptr};
 std::atomic<dgemm_fn> g_dgemm{nullptr};
+std::string g_blas_info;  // set once, under attach_blas
 }  // namespace
 
 int attach_blas(const char* soname) {
@@ -30,10 +32,19 @@ int attach_blas(const char* soname) {
   using set_threads_fn = void (*)(int);
   auto set_threads = reinterpret_cast<set_threads_fn>(dlsym(handle, "openblas_set_num_threads"));
   if (set_threads) set_threads(1);
+  // what decides its speed, for benchmark reports: OpenBLAS's build configuration and the core
+  // type it picked (OPENBLAS_CORETYPE overrides the CPUID choice)
+  using str_fn = char* (*)();
+  auto config = reinterpret_cast<str_fn>(dlsym(handle, "openblas_get_config"));
+  auto core = reinterpret_cast<str_fn>(dlsym(handle, "openblas_get_corename"));
+  g_blas_info = std::string(soname) + (config ? std::string("; config: ") + config() : std::string()) +
+                (core ? std::string("; core: ") + core() : std::string());
   g_sgemm.store(s);
   g_dgemm.store(d);
   return MK_OK;
 }
+
+const char* blas_info() { return g_blas_info.c_str(); }
 
 bool blas_attached() { return g_sgemm.load() != nullptr; }
 sgemm_fn blas_sgemm() { return g_sgemm.load(); }

@@ -17,6 +17,7 @@ using dgemm_fn = void (*)(int order, int ta, int tb, int m, int n, int k, double
                           double* c, int ldc);
 
 int attach_blas(const char* soname);
+const char* blas_info();
 bool blas_attached();
 sgemm_fn blas_sgemm();
 dgemm_fn blas_dgemm();

@@ -165,6 +165,8 @@ int mk_runtime_attach_blas(const char* soname) {
 
 int mk_runtime_has_blas(void) { return blas_attached() ? 1 : 0; }
 
+const char* mk_runtime_blas_info(void) { return blas_info(); }
+
 int mk_runtime_attach_cuda(const void* table) {
   if (!table) return fail(MK_ERR_INVALID_ARGUMENT, "mk_runtime_attach_cuda: table is null");
   auto* t = static_cast<const mk::KernelTable*>(table);

@@ -53,7 +53,8 @@ public final class Backend {
       Loader.load(org.bytedeco.openblas.global.openblas_nolapack.class);
       int st = MkNative.mk_runtime_attach_blas("libopenblas.so.0");
       blasOk = st == Codes.OK;
-      blasWhy = blasOk ? "OpenBLAS (bytedeco preset)" : "OpenBLAS not usable: " + Native.lastError();
+      blasWhy = blasOk ? "OpenBLAS (bytedeco preset; " + MkNative.mk_runtime_blas_info().getString() + ")"
+          : "OpenBLAS not usable: " + Native.lastError();
     } catch (Throwable t) {
       blasWhy = "OpenBLAS preset failed to load (" + t + "); matmul uses the built-in kernel";
     }

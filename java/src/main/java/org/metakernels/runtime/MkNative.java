@@ -44,6 +44,8 @@ public final class MkNative {
 
   public static native int mk_runtime_attach_blas(String soname);
 
+  public static native @Cast("const char*") BytePointer mk_runtime_blas_info();
+
   public static native int mk_runtime_attach_cublas(String soname);
 
   public static native int mk_runtime_has_cublas();
