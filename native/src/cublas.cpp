@@ -10,8 +10,8 @@
 // cublasMath_t: DEFAULT = 0, TF32_TENSOR_OP = 3), status 0 = success, alpha/beta host pointers.
 #include <dlfcn.h>
 
-#include <cinttypes>
 #include <algorithm>
+#include <cinttypes>
 #include <climits>
 #include <mutex>
 
@@ -27,8 +27,8 @@ using handle_t = cublasContext*;
 using create_fn = int (*)(handle_t*);
 using set_math_fn = int (*)(handle_t, int);
 using set_stream_fn = int (*)(handle_t, void*);
-using sgemm_sb_fn = int (*)(handle_t, int, int, int, int, int, const float*, const float*, int, long long,
-                            const float*, int, long long, const float*, float*, int, long long, int);
+using sgemm_sb_fn = int (*)(handle_t, int, int, int, int, int, const float*, const float*, int, long long, const float*,
+                            int, long long, const float*, float*, int, long long, int);
 using dgemm_sb_fn = int (*)(handle_t, int, int, int, int, int, const double*, const double*, int, long long,
                             const double*, int, long long, const double*, double*, int, long long, int);
 
@@ -81,8 +81,10 @@ int attach_cublas(const char* soname) {
   c.sgemm = reinterpret_cast<sgemm_sb_fn>(dlsym(lib, "cublasSgemmStridedBatched"));
   c.dgemm = reinterpret_cast<dgemm_sb_fn>(dlsym(lib, "cublasDgemmStridedBatched"));
   if (!create || !c.set_math || !c.set_stream || !c.sgemm || !c.dgemm)
-    return fail(MK_ERR_UNSUPPORTED, "%s: %s lacks cublasCreate_v2, cublasSetMathMode, cublasSetStream_v2 or "
-                "cublas{S,D}gemmStridedBatched", op, soname);
+    return fail(MK_ERR_UNSUPPORTED,
+                "%s: %s lacks cublasCreate_v2, cublasSetMathMode, cublasSetStream_v2 or "
+                "cublas{S,D}gemmStridedBatched",
+                op, soname);
   if (c.handle) return MK_OK;  // attached before
   handle_t h = nullptr;
   const int st = create(&h);
@@ -94,9 +96,9 @@ int attach_cublas(const char* soname) {
 
 bool cublas_attached() { return cublas().handle != nullptr; }
 
-int cublas_matmul(int dtype, int64_t batch, int64_t m, int64_t n, int64_t k, const void* a, int64_t a_bs,
-                  int64_t a_rs, int64_t a_cs, const void* b, int64_t b_bs, int64_t b_rs, int64_t b_cs, void* c,
-                  int64_t c_bs, void* stream, bool* used) {
+int cublas_matmul(int dtype, int64_t batch, int64_t m, int64_t n, int64_t k, const void* a, int64_t a_bs, int64_t a_rs,
+                  int64_t a_cs, const void* b, int64_t b_bs, int64_t b_rs, int64_t b_cs, void* c, int64_t c_bs,
+                  void* stream, bool* used) {
   const char* name = "mk_dense_matmul_forward";
   *used = false;
   Cublas& cb = cublas();
@@ -118,9 +120,9 @@ int cublas_matmul(int dtype, int64_t batch, int64_t m, int64_t n, int64_t k, con
       cb.math = want;
     }
     const float one = 1.f, zero = 0.f;
-    st = cb.sgemm(cb.handle, op_b, op_a, int(n), int(m), int(k), &one, static_cast<const float*>(b), int(ldb), b_bs,
-                  static_cast<const float*>(a), int(lda), a_bs, &zero, static_cast<float*>(c), int(n), c_bs,
-                  int(batch));
+    st =
+        cb.sgemm(cb.handle, op_b, op_a, int(n), int(m), int(k), &one, static_cast<const float*>(b), int(ldb), b_bs,
+                 static_cast<const float*>(a), int(lda), a_bs, &zero, static_cast<float*>(c), int(n), c_bs, int(batch));
   } else {
     const double one = 1.0, zero = 0.0;
     st = cb.dgemm(cb.handle, op_b, op_a, int(n), int(m), int(k), &one, static_cast<const double*>(b), int(ldb), b_bs,
@@ -128,8 +130,9 @@ int cublas_matmul(int dtype, int64_t batch, int64_t m, int64_t n, int64_t k, con
                   int(batch));
   }
   if (st != 0)
-    return fail(MK_ERR_DEVICE, "%s: cuBLAS status %d for [%" PRId64 ", %" PRId64 ", %" PRId64 "] x [%" PRId64
-                ", %" PRId64 "]", name, st, batch, m, k, k, n);
+    return fail(MK_ERR_DEVICE,
+                "%s: cuBLAS status %d for [%" PRId64 ", %" PRId64 ", %" PRId64 "] x [%" PRId64 ", %" PRId64 "]", name,
+                st, batch, m, k, k, n);
   *used = true;
   return MK_OK;
 }

@@ -147,7 +147,9 @@ void mk_host_free(void* ptr) {
 
 int64_t mk_host_cached_bytes(void) { return int64_t(g_host_cache.cached()); }
 
-void mk_host_empty_cache(void) { g_host_cache.drain([](void* b) { std::free(b); }); }
+void mk_host_empty_cache(void) {
+  g_host_cache.drain([](void* b) { std::free(b); });
+}
 
 int mk_host_set_cache_limit(int64_t bytes) {
   if (bytes < 0) return fail(MK_ERR_INVALID_ARGUMENT, "mk_host_set_cache_limit: negative limit %lld", (long long)bytes);

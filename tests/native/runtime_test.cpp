@@ -24,37 +24,50 @@
 
 namespace {
 int g_failures = 0;
-#define CHECK(cond, ...)                                       \
-  do {                                                         \
-    if (!(cond)) {                                             \
-      ++g_failures;                                            \
+#define CHECK(cond, ...)                                          \
+  do {                                                            \
+    if (!(cond)) {                                                \
+      ++g_failures;                                               \
       std::printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-      std::printf(__VA_ARGS__);                                \
-      std::printf("\n");                                       \
-    }                                                          \
+      std::printf(__VA_ARGS__);                                   \
+      std::printf("\n");                                          \
+    }                                                             \
   } while (0)
 
 int g_malloc_failures_left = 0;  // the next N device mallocs fail
 int g_mallocs = 0, g_frees = 0, g_syncs = 0;
 
 int fake_device_count() { return 1; }
-int fake_synchronize(void*) { ++g_syncs; return 0; }
+int fake_synchronize(void*) {
+  ++g_syncs;
+  return 0;
+}
 const char* fake_error_string(int) { return "fake CUDA error"; }
-int fake_memcpy_d2h(void* dst, const void* src, int64_t n, void*) { std::memcpy(dst, src, size_t(n)); return 0; }
+int fake_memcpy_d2h(void* dst, const void* src, int64_t n, void*) {
+  std::memcpy(dst, src, size_t(n));
+  return 0;
+}
 int fake_malloc(void** p, int64_t n) {
-  if (g_malloc_failures_left > 0) { --g_malloc_failures_left; return 2; }  // cudaErrorMemoryAllocation
+  if (g_malloc_failures_left > 0) {
+    --g_malloc_failures_left;
+    return 2;
+  }  // cudaErrorMemoryAllocation
   ++g_mallocs;
   *p = std::malloc(size_t(n));
   return *p ? 0 : 2;
 }
-int fake_free(void* p) { ++g_frees; std::free(p); return 0; }
+int fake_free(void* p) {
+  ++g_frees;
+  std::free(p);
+  return 0;
+}
 
 mk::KernelTable fake_table() {
   mk::KernelTable t{};
   t.abi_version = MK_ABI_VERSION;
   t.table_bytes = int(sizeof(mk::KernelTable));
-  t.runtime = mk::CudaRuntime{&fake_device_count, &fake_synchronize, &fake_error_string, &fake_memcpy_d2h,
-                              &fake_malloc, &fake_free};
+  t.runtime = mk::CudaRuntime{&fake_device_count, &fake_synchronize, &fake_error_string,
+                              &fake_memcpy_d2h,   &fake_malloc,      &fake_free};
 #define MK_KERNEL(ret, name, params) t.name = &mk::cpu::name;
 #include "mk/kernels.inc"
 #undef MK_KERNEL
@@ -186,7 +199,8 @@ void matmul_layouts(int dtype, int (*calls)(), void* lib) {
 void cublas_behind_the_abi(const char* fake) {
   CHECK(mk_runtime_has_cublas() == 0, "not attached yet");
   CHECK(mk_runtime_attach_cublas("libno_such_cublas.so.99") != MK_OK &&
-            std::strstr(mk_last_error(), "cannot open libno_such_cublas.so.99"), "%s", mk_last_error());
+            std::strstr(mk_last_error(), "cannot open libno_such_cublas.so.99"),
+        "%s", mk_last_error());
   CHECK(mk_runtime_attach_cublas(fake) == MK_OK, "%s", mk_last_error());
   CHECK(mk_runtime_has_cublas() == 1, "attached");
   void* lib = dlopen(fake, RTLD_NOW | RTLD_NOLOAD);

@@ -41,7 +41,7 @@ class SavedTensorVersionTest {
   private static final class Run implements AutoCloseable {
     final Scope scope = Scope.open();
     final List<Tensor> leaves = new ArrayList<>();
-    Tensor target;  // the scalar to differentiate
+    Tensor target; // the scalar to differentiate
     int order;
 
     Run(GradCheckOpsTest.Case c, int order) {
@@ -99,8 +99,10 @@ class SavedTensorVersionTest {
       if (x < 0 || x >= 1 << 20) index = false;
       if (x != 0) anyNonZero = true;
     }
-    if (index) asLong.fillInPlace(anyNonZero ? 0 : 1);
-    else Internals.tensor().newTensor(s, 0, new long[] {n}, new long[] {1}, DType.F64).mulInPlace(-1.3);
+    if (index)
+      asLong.fillInPlace(anyNonZero ? 0 : 1);
+    else
+      Internals.tensor().newTensor(s, 0, new long[] {n}, new long[] {1}, DType.F64).mulInPlace(-1.3);
   }
 
   static void checkEveryBuffer(GradCheckOpsTest.Case c, int order) {
@@ -165,11 +167,12 @@ class SavedTensorVersionTest {
       Tensor v = Nd.uniform(r, -1, 1, 1, 2, 4, 8).f64().requiresGrad(true);
       Attention.Output o = Attention.forward(q, k, v, Attention.Options.defaults());
       o.lse().fillInPlace(0.0);
-      IllegalStateException e = assertThrows(IllegalStateException.class,
-          () -> Autograd.grad(o.out().sum(), List.of(q, k, v), false));
+      IllegalStateException e =
+          assertThrows(IllegalStateException.class, () -> Autograd.grad(o.out().sum(), List.of(q, k, v), false));
       // names the op and the tensor (the lse, by its dtype and shape)
       assertTrue(e.getMessage().contains("backward of 'attention'") && e.getMessage().contains("F64[1, 2, 4]")
-          && e.getMessage().contains("modified in place"), e.getMessage());
+              && e.getMessage().contains("modified in place"),
+          e.getMessage());
     }
   }
 
@@ -183,8 +186,8 @@ class SavedTensorVersionTest {
       Tensor len = Tensor.ofIndices(new long[] {5, 2}, 2);
       Tensor o = Attention.softmax(q, k, k, Attention.Options.defaults().withKeyLengths(len));
       len.copyInPlace(Tensor.ofIndices(new long[] {1, 1}, 2));
-      IllegalStateException e = assertThrows(IllegalStateException.class,
-          () -> Autograd.grad(o.sum(), List.of(q), false));
+      IllegalStateException e =
+          assertThrows(IllegalStateException.class, () -> Autograd.grad(o.sum(), List.of(q), false));
       assertTrue(e.getMessage().contains("'lengths'") && e.getMessage().contains("I64[2]"), e.getMessage());
     }
   }
@@ -196,8 +199,8 @@ class SavedTensorVersionTest {
       Tensor x = Tensor.of(new double[] {1, 5, 2, 7, 3, 0}, 2, 3).requiresGrad(true);
       Reductions.ValuesIndices m = x.max(1, false);
       m.indices().fillInPlace(0);
-      IllegalStateException e = assertThrows(IllegalStateException.class,
-          () -> Autograd.grad(m.values().sum(), List.of(x), false));
+      IllegalStateException e =
+          assertThrows(IllegalStateException.class, () -> Autograd.grad(m.values().sum(), List.of(x), false));
       assertTrue(e.getMessage().contains("backward of 'max'"), e.getMessage());
     }
   }

@@ -15,6 +15,6 @@ public final class RequiresCuda implements ExecutionCondition {
   public ConditionEvaluationResult evaluateExecutionCondition(ExtensionContext context) {
     Backend b = Backend.get();
     return b.cudaAvailable() ? ConditionEvaluationResult.enabled("CUDA: " + b.cudaReason())
-        : ConditionEvaluationResult.disabled("no CUDA: " + b.cudaReason());
+                             : ConditionEvaluationResult.disabled("no CUDA: " + b.cudaReason());
   }
 }

@@ -22,11 +22,14 @@ public final class Main {
       double[] qv = q.toDoubleArray();
       int i = 37;
       qv[i] += eps;
-      double up = Attention.softmax(Tensor.of(qv, 1, 2, 64, 16), k, v, Attention.Options.causal()).square().sum().item();
+      double up =
+          Attention.softmax(Tensor.of(qv, 1, 2, 64, 16), k, v, Attention.Options.causal()).square().sum().item();
       qv[i] -= 2 * eps;
-      double down = Attention.softmax(Tensor.of(qv, 1, 2, 64, 16), k, v, Attention.Options.causal()).square().sum().item();
+      double down =
+          Attention.softmax(Tensor.of(qv, 1, 2, 64, 16), k, v, Attention.Options.causal()).square().sum().item();
       double numeric = (up - down) / (2 * eps), analytic = dq.toDoubleArray()[i];
-      System.out.printf("consumer: loss %.6f, dq[%d] %.8f (finite difference %.8f)%n", loss.item(), i, analytic, numeric);
+      System.out.printf(
+          "consumer: loss %.6f, dq[%d] %.8f (finite difference %.8f)%n", loss.item(), i, analytic, numeric);
       if (Math.abs(analytic - numeric) > 1e-6 * Math.max(1, Math.abs(numeric))) {
         System.err.println("consumer: the gradient disagrees with the finite difference");
         System.exit(1);

@@ -34,17 +34,13 @@ import org.openjdk.jmh.infra.Blackhole;
 @BenchmarkMode(Mode.AverageTime)
 @OutputTimeUnit(TimeUnit.MICROSECONDS)
 public class SmallAttentionBench {
-
   @State(org.openjdk.jmh.annotations.Scope.Thread)
   public static class Inputs {
-    @Param({"metakernels", "libtorch"})
-    public String vendor;
+    @Param({"metakernels", "libtorch"}) public String vendor;
 
-    @Param({"1x2x16x8"})
-    public String shape;
+    @Param({"1x2x16x8"}) public String shape;
 
-    @Param({"F32", "F64"})
-    public String dtype;
+    @Param({"F32", "F64"}) public String dtype;
 
     Scope scope;
     Tensor ql, kl, vl, dOut;
@@ -78,7 +74,8 @@ public class SmallAttentionBench {
               Torch.toFloats(b[i].to(torch.ScalarType.Float)), 1e-4, 1e-3);
       }
       if (!vendor.equals("metakernels"))
-        Torch.pickBlasThreads(what, mode.equals("forward") ? () -> torchForward(this) : () -> torchForwardBackward(this));
+        Torch.pickBlasThreads(
+            what, mode.equals("forward") ? () -> torchForward(this) : () -> torchForwardBackward(this));
     }
 
     @TearDown(Level.Trial)
@@ -100,8 +97,8 @@ public class SmallAttentionBench {
 
   static org.bytedeco.pytorch.Tensor[] torchForwardBackward(Inputs in) {
     org.bytedeco.pytorch.Tensor out = Torch.sdpa(in.tq, in.tk, in.tv, false);
-    TensorVector g = Torch.grad(new TensorVector(out), new TensorVector(in.tq, in.tk, in.tv),
-        new TensorVector(in.tdOut), false);
+    TensorVector g =
+        Torch.grad(new TensorVector(out), new TensorVector(in.tq, in.tk, in.tv), new TensorVector(in.tdOut), false);
     return new org.bytedeco.pytorch.Tensor[] {g.get(0), g.get(1), g.get(2)};
   }
 

@@ -18,8 +18,8 @@ import org.metakernels.tensor.Tensor;
  * geometry, which hold the key lengths or the bias), to a depth of {@value #MAX_DEPTH}. It does not
  * follow into a tensor, the autograd graph, scopes, storages, modules or optimizers, nor into a
  * program's own classes other than lambdas and records. The fields worth reading are found once per
- * class ({@link ClassValue}, with whether to follow it at all); a field that cannot be made accessible (a class of a named module
- * that does not open its package) is skipped.
+ * class ({@link ClassValue}, with whether to follow it at all); a field that cannot be made accessible (a class of a
+ * named module that does not open its package) is skipped.
  */
 final class Captures {
   static final int MAX_DEPTH = 4;
@@ -44,7 +44,7 @@ final class Captures {
           if (Modifier.isStatic(f.getModifiers()) || !mayHoldTensors(f.getType())) continue;
           try {
             f.setAccessible(true);
-          } catch (RuntimeException e) {  // InaccessibleObjectException, SecurityException
+          } catch (RuntimeException e) { // InaccessibleObjectException, SecurityException
             continue;
           }
           r.add(f);
