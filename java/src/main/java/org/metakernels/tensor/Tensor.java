@@ -977,7 +977,8 @@ public final class Tensor implements AutoCloseable {
   }
 
   /**
-   * This tensor if contiguous, else a row-major copy. Differentiable. Same shape.
+   * This tensor if contiguous, else a row-major copy. Differentiable. Same shape:
+   * {@code x.mT().contiguous()} is [N, M] with strides [M, 1] for x [M, N].
    *
    * @return a contiguous tensor
    */
@@ -1182,7 +1183,8 @@ public final class Tensor implements AutoCloseable {
   public Tensor abs() { return Dense.abs(this); }
 
   /**
-   * −1, 0 or 1 elementwise; piecewise constant, so not recorded (no gradient). Same shape.
+   * −1, 0 or 1 elementwise; piecewise constant, so not recorded (no gradient). Same shape:
+   * {@code Tensor.of(new double[] {-2, 0, 3}, 3).sign()} is [-1, 0, 1].
    *
    * @return the result
    */
