@@ -21,10 +21,11 @@ import org.metakernels.tensor.Device;
 import org.metakernels.tensor.Scope;
 import org.metakernels.tensor.Tensor;
 import org.metakernels.testing.Ref;
+import org.metakernels.testing.StepRef;
 
 /**
  * The fused optimizer steps against a naive float64 reference built from tensor ops (torch.optim's
- * single-tensor code, op for op): values in F64 and F32, the fused vector-Jacobian product against
+ * single-tensor code, op for op: {@link StepRef}): values in F64 and F32, the fused vector-Jacobian product against
  * autograd through the reference, GradCheck to order 2 (and a third-order check) in every input,
  * the deterministic reductions, and the optimizers of org.metakernels.optim over several steps.
  */
@@ -32,28 +33,13 @@ class InnerStepTest {
   static final Device CPU = Device.CPU;
   static final DType F64 = DType.F64, F32 = DType.F32;
 
-  // ---- the reference (tensor ops, every hyperparameter a tensor) ------------------------------
-
-  /** torch.optim.SGD's single-tensor step (dampening 0): {p'} or {p', b'}. */
   static Tensor[] refSgd(Tensor p, Tensor g, Tensor buf, Tensor lr, Tensor mu, Tensor wd, boolean nesterov) {
-    Tensor d = g.add(p.mul(wd));                       // grad.add(param, alpha=weight_decay)
-    if (buf == null) return new Tensor[] {p.sub(d.mul(lr))};
-    Tensor b = buf.mul(mu).add(d);                     // buf.mul_(momentum).add_(grad)
-    Tensor u = nesterov ? d.add(b.mul(mu)) : b;        // grad.add(buf, alpha=momentum)
-    return new Tensor[] {p.sub(u.mul(lr)), b};         // param.add_(grad, alpha=-lr)
+    return StepRef.sgd(p, g, buf, lr, mu, wd, nesterov);
   }
 
-  /** torch.optim.Adam's single-tensor step (amsgrad off): {p', m', v'}. */
   static Tensor[] refAdam(Tensor p, Tensor g, Tensor m, Tensor v, long step, Tensor lr, Tensor b1, Tensor b2,
       Tensor eps, Tensor wd, boolean decoupled) {
-    Tensor d = g, p0 = p;
-    if (decoupled) p0 = p.mul(lr.mul(wd).rsub(1.0));   // param.mul_(1 - lr * weight_decay)
-    else d = g.add(p.mul(wd));                          // grad.add(param, alpha=weight_decay)
-    Tensor m1 = m.add(d.sub(m).mul(b1.rsub(1.0)));     // exp_avg.lerp_(grad, 1 - beta1)
-    Tensor v1 = v.mul(b2).add(d.mul(d).mul(b2.rsub(1.0)));  // exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1 - beta2)
-    Tensor c1 = b1.pow((double) step).rsub(1.0), c2 = b2.pow((double) step).rsub(1.0);
-    Tensor denom = v1.sqrt().div(c2.sqrt()).add(eps);  // (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(eps)
-    return new Tensor[] {p0.sub(lr.div(c1).mul(m1.div(denom))), m1, v1};  // param.addcdiv_(exp_avg, denom, -step_size)
+    return StepRef.adam(p, g, m, v, step, lr, b1, b2, eps, wd, decoupled);
   }
 
   // ---- inputs ---------------------------------------------------------------------------------
