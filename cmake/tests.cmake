@@ -73,15 +73,17 @@ target_compile_options(attention_emu_test PRIVATE ${MK_EMU_FLAGS})
 target_link_libraries(attention_emu_test PRIVATE mk_cpu_twin OpenMP::OpenMP_CXX)
 add_dependencies(mk_emu_tests attention_emu_test)
 
-# The fused optimizer steps (kernels/cuda/meta.cu) against their CPU twin, the same way; about
-# 10 s per run on the 2-core VM (2026-12-04): in every order of the threads.
+# The fused optimizer steps (kernels/cuda/meta.cu) against their CPU twin, the same way, in forward
+# and shuffled thread order (each run also replays the backward in forward order and wants the same
+# bits). Measured 2026-12-04 on the 2-core VM: 15 s per run alone, 56-61 s inside ctest -j2 beside
+# the attention runs and another developer's builds.
 add_executable(meta_emu_test EXCLUDE_FROM_ALL "${MK_TESTS}/cuda-emu/meta_emu_test.cpp")
 target_include_directories(meta_emu_test PRIVATE "${MK_TESTS}/cuda-emu" "${MK_ROOT}/kernels/cuda"
   "${MK_ROOT}/kernels/include" "${MK_ROOT}/native/include")
 target_compile_options(meta_emu_test PRIVATE ${MK_EMU_FLAGS})
 target_link_libraries(meta_emu_test PRIVATE mk_cpu_twin OpenMP::OpenMP_CXX)
 add_dependencies(mk_emu_tests meta_emu_test)
-foreach(order 0 1 2)
+foreach(order 0 2)
   add_test(NAME emu.meta.order${order} COMMAND meta_emu_test ${order})
   set_tests_properties(emu.meta.order${order} PROPERTIES LABELS "native;emu" TIMEOUT 300
     FIXTURES_REQUIRED mk_build_emu ENVIRONMENT OMP_NUM_THREADS=1)

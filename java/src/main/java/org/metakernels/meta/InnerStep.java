@@ -95,10 +95,6 @@ public final class InnerStep {
     public static Hyper of(Tensor tensor) {
       return new Hyper(Double.NaN, Objects.requireNonNull(tensor, "tensor"));
     }
-
-    String describe() {
-      return tensor == null ? Double.toString(value) : tensor.describe();
-    }
   }
 
   /**
@@ -372,7 +368,7 @@ public final class InnerStep {
   public static Tensor sgd(Tensor param, Tensor grad, Sgd o) {
     Objects.requireNonNull(o, "options");
     return step(Kind.SGD, "InnerStep.sgd", param, grad, null, null, null, 0,
-        new Hyper[] {o.lr(), Hyper.of(0.0), o.weightDecay(), null, null, null}, 0)[0];
+        new Hyper[] {o.lr(), null, o.weightDecay(), null, null, null}, 0)[0];
   }
 
   /**
@@ -656,9 +652,9 @@ public final class InnerStep {
       if (x != null && x.requiresGrad()) grads[i] = Tensor.empty(x.shape(), c.dtype, c.device);
     }
     try (Scope tmp = Scope.open(); MkNative.mk_meta_step_params b = c.block()) {
-      long dev = c.device.code;
-      long wsBytes = c.kind == Kind.ADAM ? MkNative.mk_meta_adam_step_workspace((int) dev, c.dtype.code, b)
-          : MkNative.mk_meta_sgd_step_workspace((int) dev, c.dtype.code, b);
+      int dev = c.device.code, dt = c.dtype.code;
+      long wsBytes = c.kind == Kind.ADAM ? MkNative.mk_meta_adam_step_workspace(dev, dt, b)
+          : MkNative.mk_meta_sgd_step_workspace(dev, dt, b);
       if (wsBytes < 0) Native.check(Codes.ERR_INVALID_ARGUMENT, c.context());
       Tensor ws = Tensor.empty(new long[] {Math.max(1, (wsBytes + 7) / 8)}, DType.F64, c.device);
       b.cot_param_out(c.addr(cotRaw[0]));
@@ -668,8 +664,8 @@ public final class InnerStep {
           .cot_m(c.addr(grads[M])).cot_v(c.addr(grads[V]));
       for (int i = 0; i < HYPERS; i++) b.cot_hyper(i, c.addr(grads[HYPER0 + i]));
       int status = c.kind == Kind.ADAM
-          ? MkNative.mk_meta_adam_step_backward(c.device.code, c.dtype.code, b, ws.address(op), wsBytes, 0L)
-          : MkNative.mk_meta_sgd_step_backward(c.device.code, c.dtype.code, b, ws.address(op), wsBytes, 0L);
+          ? MkNative.mk_meta_adam_step_backward(dev, dt, b, ws.address(op), wsBytes, c.inputs[PARAM].stream())
+          : MkNative.mk_meta_sgd_step_backward(dev, dt, b, ws.address(op), wsBytes, c.inputs[PARAM].stream());
       Native.check(status, c.context() + " (backward)");
     }
     // record the backward on its non-null outputs; its inputs: the step's inputs, then the cotangents
