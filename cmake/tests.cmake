@@ -4,8 +4,9 @@
 #                                     double libm (the AVX-512 one skips on a CPU without it)
 #   vec_math.vectorised.avx2|avx512   GCC's -fopt-info report of those very builds: the 12 loops
 #                                     over vec_math vectorise at full width (32 / 64 bytes)
-#   emu.*                             tests/cuda-emu: the CUDA attention kernels run on the host by
-#                                     the emulator, against the CPU twin (the library's own objects)
+#   emu.*                             tests/cuda-emu: the CUDA attention kernels (emu.meta.*: the
+#                                     optimizer-step kernels) run on the host by the emulator, against
+#                                     the CPU twin (the library's own objects)
 # Every test executable is built with the library's flag lists (MK_BASE_FLAGS, MK_AVX512_FLAGS)
 # and is left out of the default target, so `cmake --build` (mvn package) does not build them:
 # the fixture tests native.build.vec_math and native.build.emu build them (targets
