@@ -4,8 +4,9 @@
 #                                     double libm (the AVX-512 one skips on a CPU without it)
 #   vec_math.vectorised.avx2|avx512   GCC's -fopt-info report of those very builds: the 12 loops
 #                                     over vec_math vectorise at full width (32 / 64 bytes)
-#   emu.*                             tests/cuda-emu: the CUDA attention kernels run on the host by
-#                                     the emulator, against the CPU twin (the library's own objects)
+#   emu.*                             tests/cuda-emu: the CUDA attention kernels (emu.meta.*: the
+#                                     optimizer-step kernels) run on the host by the emulator, against
+#                                     the CPU twin (the library's own objects)
 #   native.runtime                    tests/native/runtime_test.cpp: the device and host caching
 #                                     allocators and cuBLAS behind the C ABI, on a fake CUDA table
 #                                     and a fake libcublas (no GPU)
@@ -76,6 +77,22 @@ target_include_directories(attention_emu_test PRIVATE "${MK_TESTS}/cuda-emu" "${
 target_compile_options(attention_emu_test PRIVATE ${MK_EMU_FLAGS})
 target_link_libraries(attention_emu_test PRIVATE mk_cpu_twin OpenMP::OpenMP_CXX)
 add_dependencies(mk_emu_tests attention_emu_test)
+
+# The fused optimizer steps (kernels/cuda/meta.cu) against their CPU twin, the same way, in forward
+# and shuffled thread order (each run also replays the backward in forward order and wants the same
+# bits). Measured 2026-12-04 on the 2-core VM: 15 s per run alone, 56-61 s inside ctest -j2 beside
+# the attention runs and another developer's builds.
+add_executable(meta_emu_test EXCLUDE_FROM_ALL "${MK_TESTS}/cuda-emu/meta_emu_test.cpp")
+target_include_directories(meta_emu_test PRIVATE "${MK_TESTS}/cuda-emu" "${MK_ROOT}/kernels/cuda"
+  "${MK_ROOT}/kernels/include" "${MK_ROOT}/native/include")
+target_compile_options(meta_emu_test PRIVATE ${MK_EMU_FLAGS})
+target_link_libraries(meta_emu_test PRIVATE mk_cpu_twin OpenMP::OpenMP_CXX)
+add_dependencies(mk_emu_tests meta_emu_test)
+foreach(order 0 2)
+  add_test(NAME emu.meta.order${order} COMMAND meta_emu_test ${order})
+  set_tests_properties(emu.meta.order${order} PROPERTIES LABELS "native;emu" TIMEOUT 300
+    FIXTURES_REQUIRED mk_build_emu ENVIRONMENT OMP_NUM_THREADS=1)
+endforeach()
 
 # The emulator runs: name | arguments (order: 0 forward, 1 reverse, 2 shuffled threads; limits:
 # 0 H100, 1 A100, 2 sm_86, 3 48 KB) | extra labels ("long": left out of mvn verify).

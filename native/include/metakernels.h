@@ -84,6 +84,18 @@ enum mk_linear_attention_mask {
 /* Flags of the softmax-attention entry points (see below). */
 enum mk_attention_flags { MK_ATTENTION_CAUSAL = 1, MK_ATTENTION_TF32 = 2 };
 
+/* Fused differentiable optimizer steps (mk_meta_*_step_*): the index of each hyperparameter in the
+ * hyper arrays of mk_meta_step_params, and the flags. */
+enum mk_meta_hyper {
+  MK_META_LR = 0, MK_META_MOMENTUM = 1, MK_META_WEIGHT_DECAY = 2, MK_META_BETA1 = 3, MK_META_BETA2 = 4,
+  MK_META_EPS = 5,
+  MK_META_HYPER_COUNT = 6
+};
+enum mk_meta_flags {
+  MK_META_NESTEROV = 1,             /* SGD: u = d + mu b' instead of b' */
+  MK_META_DECOUPLED_WEIGHT_DECAY = 2 /* Adam: AdamW's p (1 - lr wd) instead of wd p added to the gradient */
+};
+
 /* ---- runtime ------------------------------------------------------------------------------ */
 int mk_abi_version(void);
 /* The message of the last failed call on this thread ("" if none). */
@@ -308,6 +320,70 @@ int mk_attention_softmax_backward_backward(int device, int dtype, const mk_atten
                                            int64_t workspace_bytes, void* stream);
 int mk_attention_softmax_jvp(int device, int dtype, const mk_attention_params* p, void* workspace,
                              int64_t workspace_bytes, void* stream);
+
+/* ---- meta: fused differentiable optimizer steps ---------------------------------------------
+ * One kernel per parameter tensor for the update of torch.optim (torch 2.x definitions), and one
+ * for its vector-Jacobian product with respect to every input, hyperparameters included (the
+ * meta-gradient of a learned learning rate). Every tensor holds n contiguous elements of dtype
+ * (F32 or F64); per element (wd, lr, mu: scalar or per element; beta1, beta2, eps: scalar):
+ *
+ *   SGD   d = g + wd p;  b' = mu b + d  (momentum: b given; b = 0 is torch's first step);
+ *         u = b', or d + mu b' (MK_META_NESTEROV), or d (no buffer: plain SGD);  p' = p - lr u
+ *   Adam  d = g + wd p (or d = g and p0 = p (1 - lr wd) with MK_META_DECOUPLED_WEIGHT_DECAY, AdamW);
+ *         m' = beta1 m + (1 - beta1) d;  v' = beta2 v + (1 - beta2) d^2;
+ *         c1 = 1 - beta1^t, c2 = 1 - beta2^t (t = step >= 1);
+ *         p' = p0 - (lr / c1) m' / (sqrt(v') / sqrt(c2) + eps)
+ *
+ * A hyperparameter i (mk_meta_hyper) is a tensor, hyper[i] != NULL: one value (hyper_stride[i] = 0)
+ * or n values (hyper_stride[i] = 1), on the tensors' device; or the constant hyper_value[i]
+ * (hyper[i] = NULL; it must be finite, beta1 and beta2 in [0, 1), eps >= 0; lr, wd and mu may be
+ * negative). Tensor values are not checked (that would cost a device sync). Forward outputs may
+ * be their own inputs (param_out = param, ...: in place); no other overlap is allowed. */
+typedef struct mk_meta_step_params {
+  int64_t n;     /* elements of the parameter tensor */
+  int flags;     /* mk_meta_flags */
+  int64_t step;  /* Adam: t >= 1, the number of this step (torch's state["step"] after the increment) */
+  /* inputs of both passes */
+  const void* param;
+  const void* grad;
+  const void* buf; /* SGD: the momentum buffer; NULL for plain SGD (then mu must be the constant 0) */
+  const void* m;   /* Adam: first moment */
+  const void* v;   /* Adam: second moment */
+  const void* hyper[MK_META_HYPER_COUNT];
+  int64_t hyper_stride[MK_META_HYPER_COUNT];
+  double hyper_value[MK_META_HYPER_COUNT];
+  /* forward: writes p' and the new state (buf_out with a buffer; m_out and v_out for Adam) */
+  void* param_out;
+  void* buf_out;
+  void* m_out;
+  void* v_out;
+  /* backward: reads the cotangents of the forward's outputs (NULL = zero) and writes the
+   * gradients of the inputs (NULL = not wanted): cot_hyper[i] needs hyper[i] != NULL and has its
+   * stride (one value: a sum over the elements in a fixed order, deterministic). The forward's
+   * outputs are recomputed, not read. */
+  const void* cot_param_out;
+  const void* cot_buf_out;
+  const void* cot_m_out;
+  const void* cot_v_out;
+  void* cot_param;
+  void* cot_grad;
+  void* cot_buf;
+  void* cot_m;
+  void* cot_v;
+  void* cot_hyper[MK_META_HYPER_COUNT];
+} mk_meta_step_params;
+
+/* Bytes of workspace of the backward passes (the per-block partial sums of the scalar
+ * hyperparameter gradients; 0 for the forward passes); -1 with mk_last_error() set when the
+ * device is unusable. */
+int64_t mk_meta_sgd_step_workspace(int device, int dtype, const mk_meta_step_params* p);
+int64_t mk_meta_adam_step_workspace(int device, int dtype, const mk_meta_step_params* p);
+int mk_meta_sgd_step_forward(int device, int dtype, const mk_meta_step_params* p, void* stream);
+int mk_meta_sgd_step_backward(int device, int dtype, const mk_meta_step_params* p, void* workspace,
+                              int64_t workspace_bytes, void* stream);
+int mk_meta_adam_step_forward(int device, int dtype, const mk_meta_step_params* p, void* stream);
+int mk_meta_adam_step_backward(int device, int dtype, const mk_meta_step_params* p, void* workspace,
+                               int64_t workspace_bytes, void* stream);
 
 #ifdef __cplusplus
 }

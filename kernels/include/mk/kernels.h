@@ -4,6 +4,7 @@
 #include <cstdint>
 #include "mk/attention.h"
 #include "mk/codes.h"
+#include "mk/meta.h"
 
 namespace mk {
 namespace cpu {

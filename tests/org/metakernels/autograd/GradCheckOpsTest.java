@@ -211,6 +211,22 @@ class GradCheckOpsTest {
         r -> List.of(u(r, -1, 1, 1, 2, 4, 3), u(r, -1, 1, 1, 2, 4, 3), u(r, -1, 1, 1, 2, 4, 2)));
     add("momentum", xs -> LinearAttention.momentum(xs.get(0).square(), 0.7, false).sin(),
         r -> List.of(u(r, -1, 1, 1, 2, 4, 3)));
+    // ---- fused optimizer steps (one kernel, a fused backward; its backward in composite ops)
+    add("inner step sgd, broadcast lr", xs -> org.metakernels.meta.InnerStep.sgd(xs.get(0), xs.get(1).sin(),
+        org.metakernels.meta.InnerStep.Sgd.lr(xs.get(2)).withWeightDecay(0.01)).sin(),
+        r -> List.of(u(r, -1, 1, 3, 4), u(r, -1, 1, 3, 4), u(r, 0.05, 0.15, 4)));
+    add("inner step nesterov", xs -> {
+      var o = org.metakernels.meta.InnerStep.momentum(xs.get(0), xs.get(1), xs.get(2),
+          org.metakernels.meta.InnerStep.Momentum.lr(xs.get(3)).withMomentum(xs.get(4)).withNesterov(true));
+      return o.param().mul(o.buffer());
+    }, r -> List.of(u(r, -1, 1, 2, 3), u(r, -1, 1, 2, 3), u(r, -1, 1, 2, 3), u(r, 0.05, 0.15), u(r, 0.7, 0.9, 2, 3)));
+    add("inner step adamw", xs -> {
+      var o = org.metakernels.meta.InnerStep.adam(xs.get(0), xs.get(1), xs.get(2), xs.get(3), 2,
+          org.metakernels.meta.InnerStep.Adam.lr(xs.get(4)).withBetas(xs.get(5), xs.get(6)).withWeightDecay(0.1)
+              .withDecoupledWeightDecay(true));
+      return o.param().add(o.m().mul(o.v()));
+    }, r -> List.of(u(r, -1, 1, 2, 3), u(r, -1, 1, 2, 3), u(r, -0.1, 0.1, 2, 3), u(r, 0.05, 0.5, 2, 3),
+        u(r, 0.005, 0.02), u(r, 0.8, 0.9), u(r, 0.9, 0.95)));
     add("max indices", xs -> {
       org.metakernels.ops.Reductions.ValuesIndices m = xs.get(0).max(1, false);
       return m.values().square().add(xs.get(1).gather(1, m.indices().unsqueeze(1)).squeeze(1));

@@ -360,4 +360,141 @@ public final class MkNative {
 
   public static native int mk_attention_softmax_jvp(int device, int dtype, @Const mk_attention_params p,
       @Cast("void*") long workspace, @Cast("int64_t") long workspaceBytes, @Cast("void*") long stream);
+
+  // ---- meta: fused differentiable optimizer steps
+  /**
+   * The parameter block of the fused optimizer steps ({@code mk_meta_step_params} of
+   * metakernels.h): sizes, flags, the inputs, the hyperparameters (arrays indexed by
+   * {@code Codes.META_LR} ...), the forward's outputs, the backward's cotangents and gradients
+   * (0 = absent). Native memory, zeroed when made: close it after the call.
+   */
+  @Name("mk_meta_step_params")
+  public static final class mk_meta_step_params extends Pointer {
+    static {
+      Loader.load();
+    }
+
+    /** A zeroed block. */
+    public mk_meta_step_params() {
+      super((Pointer) null);
+      allocate();
+      Pointer.memset(this, 0, Loader.sizeof(mk_meta_step_params.class));
+    }
+
+    private native void allocate();
+
+    @MemberGetter public native @Cast("int64_t") long n();
+
+    @MemberSetter public native mk_meta_step_params n(@Cast("int64_t") long n);
+
+    @MemberGetter public native int flags();
+
+    @MemberSetter public native mk_meta_step_params flags(int flags);
+
+    @MemberGetter public native @Cast("int64_t") long step();
+
+    @MemberSetter public native mk_meta_step_params step(@Cast("int64_t") long step);
+
+    @MemberGetter public native @Cast("intptr_t") long param();
+
+    @MemberSetter public native mk_meta_step_params param(@Cast("const void*") long param);
+
+    @MemberGetter public native @Cast("intptr_t") long grad();
+
+    @MemberSetter public native mk_meta_step_params grad(@Cast("const void*") long grad);
+
+    @MemberGetter public native @Cast("intptr_t") long buf();
+
+    @MemberSetter public native mk_meta_step_params buf(@Cast("const void*") long buf);
+
+    @MemberGetter public native @Cast("intptr_t") long m();
+
+    @MemberSetter public native mk_meta_step_params m(@Cast("const void*") long m);
+
+    @MemberGetter public native @Cast("intptr_t") long v();
+
+    @MemberSetter public native mk_meta_step_params v(@Cast("const void*") long v);
+
+    @MemberGetter public native @Cast("intptr_t") long hyper(int i);
+
+    @MemberSetter public native mk_meta_step_params hyper(int i, @Cast("const void*") long hyper);
+
+    @MemberGetter public native @Cast("int64_t") long hyper_stride(int i);
+
+    @MemberSetter public native mk_meta_step_params hyper_stride(int i, @Cast("int64_t") long stride);
+
+    @MemberGetter public native double hyper_value(int i);
+
+    @MemberSetter public native mk_meta_step_params hyper_value(int i, double value);
+
+    @MemberGetter public native @Cast("intptr_t") long param_out();
+
+    @MemberSetter public native mk_meta_step_params param_out(@Cast("void*") long param_out);
+
+    @MemberGetter public native @Cast("intptr_t") long buf_out();
+
+    @MemberSetter public native mk_meta_step_params buf_out(@Cast("void*") long buf_out);
+
+    @MemberGetter public native @Cast("intptr_t") long m_out();
+
+    @MemberSetter public native mk_meta_step_params m_out(@Cast("void*") long m_out);
+
+    @MemberGetter public native @Cast("intptr_t") long v_out();
+
+    @MemberSetter public native mk_meta_step_params v_out(@Cast("void*") long v_out);
+
+    @MemberGetter public native @Cast("intptr_t") long cot_param_out();
+
+    @MemberSetter public native mk_meta_step_params cot_param_out(@Cast("const void*") long cot_param_out);
+
+    @MemberGetter public native @Cast("intptr_t") long cot_buf_out();
+
+    @MemberSetter public native mk_meta_step_params cot_buf_out(@Cast("const void*") long cot_buf_out);
+
+    @MemberGetter public native @Cast("intptr_t") long cot_m_out();
+
+    @MemberSetter public native mk_meta_step_params cot_m_out(@Cast("const void*") long cot_m_out);
+
+    @MemberGetter public native @Cast("intptr_t") long cot_v_out();
+
+    @MemberSetter public native mk_meta_step_params cot_v_out(@Cast("const void*") long cot_v_out);
+
+    @MemberGetter public native @Cast("intptr_t") long cot_param();
+
+    @MemberSetter public native mk_meta_step_params cot_param(@Cast("void*") long cot_param);
+
+    @MemberGetter public native @Cast("intptr_t") long cot_grad();
+
+    @MemberSetter public native mk_meta_step_params cot_grad(@Cast("void*") long cot_grad);
+
+    @MemberGetter public native @Cast("intptr_t") long cot_buf();
+
+    @MemberSetter public native mk_meta_step_params cot_buf(@Cast("void*") long cot_buf);
+
+    @MemberGetter public native @Cast("intptr_t") long cot_m();
+
+    @MemberSetter public native mk_meta_step_params cot_m(@Cast("void*") long cot_m);
+
+    @MemberGetter public native @Cast("intptr_t") long cot_v();
+
+    @MemberSetter public native mk_meta_step_params cot_v(@Cast("void*") long cot_v);
+
+    @MemberGetter public native @Cast("intptr_t") long cot_hyper(int i);
+
+    @MemberSetter public native mk_meta_step_params cot_hyper(int i, @Cast("void*") long cot);
+  }
+
+  public static native @Cast("int64_t") long mk_meta_sgd_step_workspace(int device, int dtype, @Const mk_meta_step_params p);
+
+  public static native @Cast("int64_t") long mk_meta_adam_step_workspace(int device, int dtype, @Const mk_meta_step_params p);
+
+  public static native int mk_meta_sgd_step_forward(int device, int dtype, @Const mk_meta_step_params p, @Cast("void*") long stream);
+
+  public static native int mk_meta_sgd_step_backward(int device, int dtype, @Const mk_meta_step_params p,
+      @Cast("void*") long workspace, @Cast("int64_t") long workspaceBytes, @Cast("void*") long stream);
+
+  public static native int mk_meta_adam_step_forward(int device, int dtype, @Const mk_meta_step_params p, @Cast("void*") long stream);
+
+  public static native int mk_meta_adam_step_backward(int device, int dtype, @Const mk_meta_step_params p,
+      @Cast("void*") long workspace, @Cast("int64_t") long workspaceBytes, @Cast("void*") long stream);
 }
