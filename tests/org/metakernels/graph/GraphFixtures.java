@@ -39,11 +39,14 @@ final class GraphFixtures {
     for (int i = 0; i < e; i++) {
       long s = r.nextInt(active), d;
       double u = r.nextDouble();
-      if (u < 0.4) d = 1;  // the giant row
-      else if (u < 0.5) d = s;  // a self-loop
-      else d = r.nextInt(active);
+      if (u < 0.4)
+        d = 1; // the giant row
+      else if (u < 0.5)
+        d = s; // a self-loop
+      else
+        d = r.nextInt(active);
       edges.add(new long[] {s, d});
-      if (r.nextDouble() < 0.1) edges.add(new long[] {s, d});  // a duplicate
+      if (r.nextDouble() < 0.1) edges.add(new long[] {s, d}); // a duplicate
     }
     java.util.Collections.shuffle(edges, r);
     long[] src = new long[edges.size()], dst = new long[edges.size()];
@@ -58,7 +61,8 @@ final class GraphFixtures {
   static int[] graphOrder(Edges g) {
     Integer[] idx = new Integer[g.e()];
     for (int i = 0; i < idx.length; i++) idx[i] = i;
-    Arrays.sort(idx, (a, b) -> g.dst[a] != g.dst[b] ? Long.compare(g.dst[a], g.dst[b]) : Long.compare(g.src[a], g.src[b]));
+    Arrays.sort(
+        idx, (a, b) -> g.dst[a] != g.dst[b] ? Long.compare(g.dst[a], g.dst[b]) : Long.compare(g.src[a], g.src[b]));
     int[] r = new int[idx.length];
     for (int i = 0; i < r.length; i++) r[i] = idx[i];
     return r;
@@ -82,9 +86,10 @@ final class GraphFixtures {
           double v = wk * x[j * f + h * width + d];
           int o = i * f + h * width + d;
           switch (r) {
-            case SUM, MEAN -> out[o] += v;
-            case MAX -> out[o] = seen[i] ? Math.max(out[o], v) : v;
-            case MIN -> out[o] = seen[i] ? Math.min(out[o], v) : v;
+            case SUM, MEAN -> out[o] += v; case MAX -> out[o] = seen[i] ? Math.max(out[o], v):
+              v;
+            case MIN -> out[o] = seen[i] ? Math.min(out[o], v):
+              v;
           }
         }
       }
@@ -92,7 +97,8 @@ final class GraphFixtures {
     }
     if (r == Reduce.MEAN)
       for (int i = 0; i < g.n; i++)
-        for (int c = 0; c < f; c++) if (count[i] > 0) out[i * f + c] /= count[i];
+        for (int c = 0; c < f; c++)
+          if (count[i] > 0) out[i * f + c] /= count[i];
     return out;
   }
 
@@ -101,7 +107,8 @@ final class GraphFixtures {
     double[] ax = x.clone();
     for (int i = 0; i < ax.length; i++) ax[i] = Math.abs(ax[i]);
     double[] aw = w == null ? null : w.clone();
-    if (aw != null) for (int i = 0; i < aw.length; i++) aw[i] = Math.abs(aw[i]);
+    if (aw != null)
+      for (int i = 0; i < aw.length; i++) aw[i] = Math.abs(aw[i]);
     return aggregate(g, ax, aw, heads, width, Reduce.SUM);
   }
 

@@ -19,7 +19,6 @@ import org.metakernels.tensor.Tensor;
  * generator.
  */
 class GraphTest {
-
   @Test
   void csrAndCscAreTheSortedEdges() {
     GraphFixtures.Edges in = GraphFixtures.messy(1, 40, 200);
@@ -114,7 +113,8 @@ class GraphTest {
   void selfLoopsAddedAndRemoved() {
     GraphFixtures.Edges in = GraphFixtures.messy(5, 25, 100);
     int loops = 0;
-    for (int e = 0; e < in.e(); e++) if (in.src()[e] == in.dst()[e]) loops++;
+    for (int e = 0; e < in.e(); e++)
+      if (in.src()[e] == in.dst()[e]) loops++;
     assertTrue(loops > 0, "the fixture has self-loops");
     double[] w = GraphFixtures.uniform(new Random(6), in.e(), 0.5, 2);
     try (Scope s = Scope.open(); Graph g = Graph.fromEdges(in.index(), in.n(), Tensor.of(w, in.e()));
@@ -152,8 +152,8 @@ class GraphTest {
     GraphFixtures.Edges in = GraphFixtures.messy(7, 30, 120);
     double[] w = GraphFixtures.uniform(new Random(8), in.e(), 0.5, 2);
     for (boolean weighted : new boolean[] {false, true}) {
-      try (Scope s = Scope.open();
-           Graph g = weighted ? Graph.fromEdges(in.index(), in.n(), Tensor.of(w, in.e())) : Graph.fromEdges(in.index(), in.n());
+      try (Scope s = Scope.open(); Graph g = weighted ? Graph.fromEdges(in.index(), in.n(), Tensor.of(w, in.e()))
+                                                      : Graph.fromEdges(in.index(), in.n());
            Graph gn = g.gcnNormalized(DType.F64)) {
         // the dense (A + I) with A[i][j] = Σ weights of the edges j -> i
         int n = in.n();
@@ -161,7 +161,8 @@ class GraphTest {
         for (int e = 0; e < in.e(); e++) a[(int) in.dst()[e]][(int) in.src()[e]] += weighted ? w[e] : 1.0;
         for (int i = 0; i < n; i++) a[i][i] += 1.0;
         double[] deg = new double[n];
-        for (int i = 0; i < n; i++) for (int j = 0; j < n; j++) deg[i] += a[i][j];
+        for (int i = 0; i < n; i++)
+          for (int j = 0; j < n; j++) deg[i] += a[i][j];
         // aggregate of the identity: row i of D^-1/2 (A + I) D^-1/2
         double[] id = new double[n * n];
         for (int i = 0; i < n; i++) id[i * n + i] = 1;
@@ -191,10 +192,11 @@ class GraphTest {
     assertEquals(in.e(), g.sources().toLongArray().length);
     g.close();
     assertTrue(g.isClosed());
-    g.close();  // idempotent
+    g.close(); // idempotent
     IllegalStateException e = assertThrows(IllegalStateException.class,
         () -> MessagePassing.aggregate(g, Tensor.zeros(new long[] {10, 2}, DType.F32, Device.CPU), Reduce.SUM));
-    assertTrue(e.getMessage().contains("MessagePassing.aggregate") && e.getMessage().contains("closed"), e.getMessage());
+    assertTrue(
+        e.getMessage().contains("MessagePassing.aggregate") && e.getMessage().contains("closed"), e.getMessage());
     // handed to a scope: freed with it
     Graph h;
     try (Scope s = Scope.open()) {
@@ -212,8 +214,8 @@ class GraphTest {
       MessagePassing.aggregate(g, x, Reduce.SUM);
       // a valid CSR still (all sources 0), but no longer the graph's CSC: the ops must refuse it
       g.sources().fillInPlace(0);
-      IllegalStateException e = assertThrows(IllegalStateException.class,
-          () -> MessagePassing.aggregate(g, x, Reduce.SUM));
+      IllegalStateException e =
+          assertThrows(IllegalStateException.class, () -> MessagePassing.aggregate(g, x, Reduce.SUM));
       assertTrue(e.getMessage().contains("modified in place") && e.getMessage().contains("I64[" + in.e() + "]"),
           e.getMessage());
     }
@@ -223,7 +225,7 @@ class GraphTest {
   void badEdgesNameTheOpAndTheShapes() {
     try (Scope s = Scope.open()) {
       Tensor good = Tensor.ofIndices(new long[] {0, 1, 2, 1, 2, 0}, 2, 3);
-      expect("Graph.fromEdges", "I64[2, 3]", () -> Graph.fromEdges(good, 2));  // node 2 out of [0, 2)
+      expect("Graph.fromEdges", "I64[2, 3]", () -> Graph.fromEdges(good, 2)); // node 2 out of [0, 2)
       expect("Graph.fromEdges", "-1", () -> Graph.fromEdges(Tensor.ofIndices(new long[] {0, -1, 1, 1}, 2, 2), 3));
       expect("Graph.fromEdges", "F32[2, 3]", () -> Graph.fromEdges(good.castTo(DType.F32), 3));
       expect("Graph.fromEdges", "I64[3, 2]", () -> Graph.fromEdges(Tensor.ofIndices(new long[6], 3, 2), 3));

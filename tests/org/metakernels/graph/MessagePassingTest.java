@@ -84,8 +84,8 @@ class MessagePassingTest {
     }
   }
 
-  static void check(double[] got, GraphFixtures.Edges in, double[] x, double[] w, int heads, int width, Reduce red,
-      DType t) {
+  static void check(
+      double[] got, GraphFixtures.Edges in, double[] x, double[] w, int heads, int width, Reduce red, DType t) {
     double[] want = GraphFixtures.aggregate(in, x, w, heads, width, red);
     double[] mag = GraphFixtures.magnitude(in, x, w, heads, width);
     double eps = t == DType.F64 ? 0x1p-52 : 0x1p-23;
@@ -105,7 +105,8 @@ class MessagePassingTest {
     }
     // nodes without in-edges: exactly 0
     for (int v = 0; v < in.n(); v++)
-      if (inDeg[v] == 0) for (int c = 0; c < f; c++) assertEquals(0.0, got[v * f + c], 0.0, "isolated node " + v);
+      if (inDeg[v] == 0)
+        for (int c = 0; c < f; c++) assertEquals(0.0, got[v * f + c], 0.0, "isolated node " + v);
   }
 
   @ParameterizedTest
@@ -117,8 +118,8 @@ class MessagePassingTest {
     double[] x = GraphFixtures.uniform(rnd, in.n() * heads * width, -2, 2);
     double[] w = weights(rnd, in.e() * heads);
     try (Scope s = Scope.open(); Graph g = Graph.fromEdges(in.index(), in.n())) {
-      Tensor out = MessagePassing.aggregate(g, Tensor.of(x, in.n(), heads, width),
-          g.toGraphOrder(Tensor.of(w, in.e(), heads)), red);
+      Tensor out = MessagePassing.aggregate(
+          g, Tensor.of(x, in.n(), heads, width), g.toGraphOrder(Tensor.of(w, in.e(), heads)), red);
       assertArrayEquals(new long[] {in.n(), heads, width}, out.shape());
       check(out.toDoubleArray(), in, x, w, heads, width, red, DType.F64);
       // one weight per edge on [N, 2, 3] features: every column scaled alike
@@ -137,8 +138,8 @@ class MessagePassingTest {
     double[] xt = GraphFixtures.uniform(rnd, in.n() * 7, -2, 2);
     double[] w2 = weights(rnd, in.e() * 2);
     try (Scope s = Scope.open(); Graph g = Graph.fromEdges(in.index(), in.n())) {
-      Tensor x = Tensor.of(xt, 7, in.n()).mT();  // [N, 7], strided
-      Tensor w = g.toGraphOrder(Tensor.of(w2, in.e(), 2)).select(1, 1);  // [E], stride 2
+      Tensor x = Tensor.of(xt, 7, in.n()).mT(); // [N, 7], strided
+      Tensor w = g.toGraphOrder(Tensor.of(w2, in.e(), 2)).select(1, 1); // [E], stride 2
       for (Reduce r : Reduce.values())
         assertArrayEquals(MessagePassing.aggregate(g, x.contiguous(), w.contiguous(), r).toDoubleArray(),
             MessagePassing.aggregate(g, x, w, r).toDoubleArray(), 0.0, r.name());
@@ -175,14 +176,14 @@ class MessagePassingTest {
       Tensor m = MessagePassing.aggregate(g, x, Reduce.MAX);
       assertArrayEquals(new double[] {5, 0, 0, 0}, m.toDoubleArray(), 0.0);
       // the tie between the two copies of edge 1 -> 0 goes to one of them: d max / d x1 = 1, not 2
-      assertArrayEquals(new double[] {0, 1, 0, 0},
-          Autograd.grad(m.sum(), List.of(x), false).get(0).toDoubleArray(), 0.0);
+      assertArrayEquals(
+          new double[] {0, 1, 0, 0}, Autograd.grad(m.sum(), List.of(x), false).get(0).toDoubleArray(), 0.0);
       Tensor xn = Tensor.of(new double[] {0, 5, Double.NaN, 9}, 4, 1);
       assertTrue(Double.isNaN(MessagePassing.aggregate(g, xn, Reduce.MAX).toDoubleArray()[0]));
       assertTrue(Double.isNaN(MessagePassing.aggregate(g, xn, Reduce.MIN).toDoubleArray()[0]));
       assertEquals(3.0, MessagePassing.aggregate(g, x.detach(), Reduce.MIN).toDoubleArray()[0], 0.0);
       // weights: the candidates are w·x, so a negative weight turns the max around
-      Tensor w = Tensor.of(new double[] {-1, 2, 1}, 3);  // graph order: (1->0), (1->0), (2->0)
+      Tensor w = Tensor.of(new double[] {-1, 2, 1}, 3); // graph order: (1->0), (1->0), (2->0)
       assertEquals(10.0, MessagePassing.aggregate(g, x.detach(), w, Reduce.MAX).toDoubleArray()[0], 0.0);
       assertEquals(-5.0, MessagePassing.aggregate(g, x.detach(), w, Reduce.MIN).toDoubleArray()[0], 0.0);
     }
@@ -198,31 +199,63 @@ class MessagePassingTest {
   }
 
   static Stream<Arguments> gradCases() {
-    return Stream.of(
-        Arguments.of("sum weighted", (Function<List<Tensor>, Tensor>) xs -> onSmall(xs,
-            g -> MessagePassing.aggregate(g, xs.get(0), xs.get(1), Reduce.SUM).tanh()), 3, false),
-        Arguments.of("mean weighted", (Function<List<Tensor>, Tensor>) xs -> onSmall(xs,
-            g -> MessagePassing.aggregate(g, xs.get(0).square(), xs.get(1), Reduce.MEAN).sin()), 3, false),
-        Arguments.of("max weighted", (Function<List<Tensor>, Tensor>) xs -> onSmall(xs,
-            g -> MessagePassing.aggregate(g, xs.get(0), xs.get(1).square().add(0.5), Reduce.MAX).square()), 3, false),
-        Arguments.of("min weighted", (Function<List<Tensor>, Tensor>) xs -> onSmall(xs,
-            g -> MessagePassing.aggregate(g, xs.get(0).exp(), xs.get(1), Reduce.MIN).square()), 2, false),
-        Arguments.of("max unweighted", (Function<List<Tensor>, Tensor>) xs -> onSmall(xs,
-            g -> MessagePassing.aggregate(g, xs.get(0).mul(xs.get(1).sum()), Reduce.MAX).square()), 4, false),
-        Arguments.of("sum multi-head", (Function<List<Tensor>, Tensor>) xs -> onSmall(xs,
-            g -> MessagePassing.aggregate(g, xs.get(0).reshape(SMALL.n(), 2, 2), xs.get(1).reshape(SMALL.e(), 2),
-                Reduce.SUM).tanh()), 4, true),
-        Arguments.of("mean multi-head", (Function<List<Tensor>, Tensor>) xs -> onSmall(xs,
-            g -> MessagePassing.aggregate(g, xs.get(0).reshape(SMALL.n(), 2, 2), xs.get(1).reshape(SMALL.e(), 2),
-                Reduce.MEAN).square()), 4, true),
-        Arguments.of("max multi-head", (Function<List<Tensor>, Tensor>) xs -> onSmall(xs,
-            g -> MessagePassing.aggregate(g, xs.get(0).reshape(SMALL.n(), 2, 2), xs.get(1).reshape(SMALL.e(), 2),
-                Reduce.MAX).square()), 4, true),
-        Arguments.of("sddmm", (Function<List<Tensor>, Tensor>) xs -> onSmall(xs,
-            g -> MessagePassing.sddmm(g, xs.get(0), xs.get(0).tanh()).mul(xs.get(1)).sin()), 3, false),
-        Arguments.of("sddmm multi-head", (Function<List<Tensor>, Tensor>) xs -> onSmall(xs,
-            g -> MessagePassing.sddmm(g, xs.get(0).reshape(SMALL.n(), 2, 2), xs.get(0).exp().reshape(SMALL.n(), 2, 2))
-                .mul(xs.get(1).reshape(SMALL.e(), 2)).tanh()), 4, true));
+    return Stream.of(Arguments.of("sum weighted",
+                         (Function<List<Tensor>, Tensor>) xs
+                         -> onSmall(xs, g -> MessagePassing.aggregate(g, xs.get(0), xs.get(1), Reduce.SUM).tanh()),
+                         3, false),
+        Arguments.of("mean weighted",
+            (Function<List<Tensor>, Tensor>) xs
+            -> onSmall(xs, g -> MessagePassing.aggregate(g, xs.get(0).square(), xs.get(1), Reduce.MEAN).sin()),
+            3, false),
+        Arguments.of("max weighted",
+            (Function<List<Tensor>, Tensor>) xs
+            -> onSmall(
+                xs, g -> MessagePassing.aggregate(g, xs.get(0), xs.get(1).square().add(0.5), Reduce.MAX).square()),
+            3, false),
+        Arguments.of("min weighted",
+            (Function<List<Tensor>, Tensor>) xs
+            -> onSmall(xs, g -> MessagePassing.aggregate(g, xs.get(0).exp(), xs.get(1), Reduce.MIN).square()),
+            2, false),
+        Arguments.of("max unweighted",
+            (Function<List<Tensor>, Tensor>) xs
+            -> onSmall(xs, g -> MessagePassing.aggregate(g, xs.get(0).mul(xs.get(1).sum()), Reduce.MAX).square()),
+            4, false),
+        Arguments.of("sum multi-head",
+            (Function<List<Tensor>, Tensor>) xs
+            -> onSmall(xs,
+                g
+                -> MessagePassing
+                       .aggregate(g, xs.get(0).reshape(SMALL.n(), 2, 2), xs.get(1).reshape(SMALL.e(), 2), Reduce.SUM)
+                       .tanh()),
+            4, true),
+        Arguments.of("mean multi-head",
+            (Function<List<Tensor>, Tensor>) xs
+            -> onSmall(xs,
+                g
+                -> MessagePassing
+                       .aggregate(g, xs.get(0).reshape(SMALL.n(), 2, 2), xs.get(1).reshape(SMALL.e(), 2), Reduce.MEAN)
+                       .square()),
+            4, true),
+        Arguments.of("max multi-head",
+            (Function<List<Tensor>, Tensor>) xs
+            -> onSmall(xs,
+                g
+                -> MessagePassing
+                       .aggregate(g, xs.get(0).reshape(SMALL.n(), 2, 2), xs.get(1).reshape(SMALL.e(), 2), Reduce.MAX)
+                       .square()),
+            4, true),
+        Arguments.of("sddmm",
+            (Function<List<Tensor>, Tensor>) xs
+            -> onSmall(xs, g -> MessagePassing.sddmm(g, xs.get(0), xs.get(0).tanh()).mul(xs.get(1)).sin()),
+            3, false),
+        Arguments.of("sddmm multi-head",
+            (Function<List<Tensor>, Tensor>) xs
+            -> onSmall(xs,
+                g
+                -> MessagePassing.sddmm(g, xs.get(0).reshape(SMALL.n(), 2, 2), xs.get(0).exp().reshape(SMALL.n(), 2, 2))
+                       .mul(xs.get(1).reshape(SMALL.e(), 2))
+                       .tanh()),
+            4, true));
   }
 
   /** First and second derivatives in x and in the edge weights, against finite differences in F64. */
@@ -248,7 +281,7 @@ class MessagePassingTest {
     int before = MkNative.mk_runtime_num_threads();
     MkNative.mk_runtime_set_num_threads(threads);
     try (Scope s = Scope.open(); Graph g = Graph.fromEdges(Graphs.rmat(20_000, 200_000, 5L), 20_000)) {
-      int width = 37;  // whole vectors and a tail
+      int width = 37; // whole vectors and a tail
       Tensor x = Tensor.randn(new long[] {20_000, width}, DType.F32, CPU, 6L).requiresGrad(true);
       Tensor w = Tensor.randn(new long[] {200_000}, DType.F32, CPU, 7L).requiresGrad(true);
       Tensor dOut = Tensor.randn(new long[] {20_000, width}, DType.F32, CPU, 8L);
@@ -299,11 +332,13 @@ class MessagePassingTest {
       expect(op, "F32[59, 4]", () -> MessagePassing.aggregate(g, x.narrow(0, 0, in.n() - 1), Reduce.SUM));
       expect(op, "I64[60, 4]", () -> MessagePassing.aggregate(g, x.castTo(DType.I64), Reduce.SUM));
       expect(op, "BF16[60, 4]", () -> MessagePassing.aggregate(g, x.castTo(DType.BF16), Reduce.MEAN));
-      expect(op, "F32[" + (in.e() - 1) + "]", () -> MessagePassing.aggregate(g, x, w.narrow(0, 0, in.e() - 1), Reduce.SUM));
+      expect(op, "F32[" + (in.e() - 1) + "]",
+          () -> MessagePassing.aggregate(g, x, w.narrow(0, 0, in.e() - 1), Reduce.SUM));
       expect(op, "F64[" + in.e() + "]", () -> MessagePassing.aggregate(g, x, w.castTo(DType.F64), Reduce.MAX));
       expect(op, "F32[" + in.e() + ", 3]",
-          () -> MessagePassing.aggregate(g, x.reshape(in.n(), 2, 2), Tensor.zeros(new long[] {in.e(), 3}, DType.F32, CPU),
-              Reduce.SUM));
+          ()
+              -> MessagePassing.aggregate(
+                  g, x.reshape(in.n(), 2, 2), Tensor.zeros(new long[] {in.e(), 3}, DType.F32, CPU), Reduce.SUM));
       expect(op, "reduce is null", () -> MessagePassing.aggregate(g, x, null));
       expect("MessagePassing.sddmm", "F32[60, 3]", () -> MessagePassing.sddmm(g, x, x.narrow(1, 0, 3)));
       expect("MessagePassing.sddmm", "F64[60, 4]", () -> MessagePassing.sddmm(g, x, x.castTo(DType.F64)));
@@ -312,8 +347,8 @@ class MessagePassingTest {
       // closed tensors: use after free is an IllegalStateException naming the op and the tensor
       Tensor dead = Tensor.zeros(new long[] {in.n(), 4}, DType.F32, CPU);
       dead.close();
-      IllegalStateException e = assertThrows(IllegalStateException.class,
-          () -> MessagePassing.aggregate(g, dead, Reduce.SUM));
+      IllegalStateException e =
+          assertThrows(IllegalStateException.class, () -> MessagePassing.aggregate(g, dead, Reduce.SUM));
       assertTrue(e.getMessage().startsWith(op) && e.getMessage().contains("F32[60, 4]"), e.getMessage());
       Tensor deadW = Tensor.zeros(new long[] {in.e()}, DType.F32, CPU);
       deadW.close();
@@ -351,8 +386,8 @@ class MessagePassingTest {
       rejected(spmm(0, Tensor.ofIndices(new long[] {0, 3, 2, 4}, 4), col, 4, x, out, null), sizes,
           "row_ptr [4] is not a CSR row pointer (1 entries");
       rejected(spmm(0, Tensor.ofIndices(new long[] {1, 2, 3, 4}, 4), col, 4, x, out, null), sizes, "row_ptr [4]");
-      rejected(spmm(0, good, Tensor.ofIndices(new long[] {0, 1, 2, 2, 0}, 5), 5, x, out, null), "nnz = 5",
-          "row_ptr [4]");
+      rejected(
+          spmm(0, good, Tensor.ofIndices(new long[] {0, 1, 2, 2, 0}, 5), 5, x, out, null), "nnz = 5", "row_ptr [4]");
       rejected(spmm(0, good, Tensor.ofIndices(new long[] {0, 3, -1, 2}, 4), 4, x, out, null), sizes,
           "2 of 4 column indices (col [4]) outside [0, 3)");
       rejected(spmm(7, good, col, 4, x, out, null), "reduce 7", "sum, mean, max, min");
@@ -365,8 +400,8 @@ class MessagePassingTest {
   }
 
   static int spmm(int reduce, Tensor ptr, Tensor col, long nnz, Tensor x, Tensor out, Tensor arg) {
-    return MkNative.mk_graph_spmm_forward(0, DType.F32.code, reduce, 3, 3, nnz, 1, 2, ptr.address("t"), col.address("t"),
-        0L, x.address("t"), out.address("t"), arg == null ? 0L : arg.address("t"), 0L);
+    return MkNative.mk_graph_spmm_forward(0, DType.F32.code, reduce, 3, 3, nnz, 1, 2, ptr.address("t"),
+        col.address("t"), 0L, x.address("t"), out.address("t"), arg == null ? 0L : arg.address("t"), 0L);
   }
 
   static void rejected(int status, String sizes, String what) {
@@ -390,12 +425,12 @@ class MessagePassingTest {
         Graph g = Graph.fromEdges(MESSY.index(), MESSY.n()).ownedBy(s);
         Tensor x = Tensor.randn(new long[] {MESSY.n(), 3}, DType.F64, CPU, 3L).requiresGrad(true);
         Tensor out = MessagePassing.aggregate(g, x, red);
-        g.cscDestinations().fillInPlace(0);  // still a valid column array: only the version tells
-        IllegalStateException e = assertThrows(IllegalStateException.class,
-            () -> Autograd.grad(out.sum(), List.of(x), false));
+        g.cscDestinations().fillInPlace(0); // still a valid column array: only the version tells
+        IllegalStateException e =
+            assertThrows(IllegalStateException.class, () -> Autograd.grad(out.sum(), List.of(x), false));
         String opName = "aggregate(" + red.name().toLowerCase() + ")";
-        assertTrue(e.getMessage().contains("backward of '" + opName + "'") && e.getMessage().contains("modified in place")
-                && e.getMessage().contains("I64[" + MESSY.e() + "]"),
+        assertTrue(e.getMessage().contains("backward of '" + opName + "'")
+                && e.getMessage().contains("modified in place") && e.getMessage().contains("I64[" + MESSY.e() + "]"),
             e.getMessage());
       }
       // and a graph closed before the backward
@@ -403,8 +438,8 @@ class MessagePassingTest {
       Tensor x = Tensor.randn(new long[] {MESSY.n(), 3}, DType.F64, CPU, 4L).requiresGrad(true);
       Tensor e = MessagePassing.sddmm(g, x, x);
       g.close();
-      IllegalStateException ex = assertThrows(IllegalStateException.class,
-          () -> Autograd.grad(e.sum(), List.of(x), false));
+      IllegalStateException ex =
+          assertThrows(IllegalStateException.class, () -> Autograd.grad(e.sum(), List.of(x), false));
       assertTrue(ex.getMessage().contains("backward of 'sddmm'") && ex.getMessage().contains("freed"), ex.getMessage());
     }
   }
