@@ -90,6 +90,20 @@ void for_each_part(const int64_t* row_ptr, int64_t rows, int64_t columns, Body b
     body(part_start(row_ptr, rows, p, parts), part_start(row_ptr, rows, p + 1, parts));
 }
 
+// How a non-zero finds its weight: none (all ones), weight[k, h], or weight[index[k], h] (the CSC
+// pass reads the CSR-ordered weights through the CSC-to-CSR permutation).
+enum WeightMode { kNoWeight = 0, kDirect = 1, kIndexed = 2 };
+
+template <int M, class T>
+inline T weight_of(const T* w, const int64_t* widx, int64_t heads, int64_t k, int64_t h) {
+  if constexpr (M == kNoWeight)
+    return T(1);
+  else if constexpr (M == kDirect)
+    return w[k * heads + h];
+  else
+    return w[widx[k] * heads + h];
+}
+
 inline void prefetch_span(const void* p, int64_t bytes) {
   const char* c = static_cast<const char*>(p);
   for (int64_t off = 0; off < bytes; off += 64) __builtin_prefetch(c + off, 0, 1);
@@ -97,9 +111,9 @@ inline void prefetch_span(const void* p, int64_t bytes) {
 
 // ---- spmm: sum and mean ------------------------------------------------------------------------
 // Columns [c, c + NV·W) of one head of row [b, e): NV accumulators over the whole row.
-template <class T, int NV, bool kWeighted>
-inline void sum_block(int64_t b, int64_t e, const int64_t* col, const T* w, int64_t heads, int64_t h, const T* x,
-                      int64_t F, int64_t c, T* o) {
+template <class T, int NV, int M>
+inline void sum_block(int64_t b, int64_t e, const int64_t* col, const T* w, const int64_t* widx, int64_t heads,
+                      int64_t h, const T* x, int64_t F, int64_t c, T* o) {
   using R = typename V<T>::R;
   constexpr int64_t W = V<T>::W;
   R acc[NV];
@@ -107,9 +121,13 @@ inline void sum_block(int64_t b, int64_t e, const int64_t* col, const T* w, int6
   for (int v = 0; v < NV; ++v) acc[v] = V<T>::zero();
   const R one = V<T>::set1(T(1));
   for (int64_t k = b; k < e; ++k) {
-    if (k + Traits::kPrefetch < e) prefetch_span(x + col[k + Traits::kPrefetch] * F + c, NV * W * int64_t(sizeof(T)));
+    if (k + Traits::kPrefetch < e) {
+      prefetch_span(x + col[k + Traits::kPrefetch] * F + c, NV * W * int64_t(sizeof(T)));
+      if constexpr (M == kIndexed) __builtin_prefetch(w + widx[k + Traits::kPrefetch] * heads + h, 0, 1);
+    }
     const T* xr = x + col[k] * F + c;
-    const R wk = kWeighted ? V<T>::set1(w[k * heads + h]) : one;  // fma(1, x, acc) is acc + x exactly
+    // fma(1, x, acc) is acc + x exactly
+    const R wk = M == kNoWeight ? one : V<T>::set1(weight_of<M>(w, widx, heads, k, h));
 #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) acc[v] = V<T>::fma(wk, V<T>::load(xr + v * W), acc[v]);
   }
@@ -117,13 +135,13 @@ inline void sum_block(int64_t b, int64_t e, const int64_t* col, const T* w, int6
   for (int v = 0; v < NV; ++v) V<T>::store(o + c + v * W, acc[v]);
 }
 
-template <class T, bool kWeighted>
-void sum_columns(int nv, int64_t b, int64_t e, const int64_t* col, const T* w, int64_t heads, int64_t h, const T* x,
-                 int64_t F, int64_t c, T* o) {
+template <class T, int M>
+void sum_columns(int nv, int64_t b, int64_t e, const int64_t* col, const T* w, const int64_t* widx, int64_t heads,
+                 int64_t h, const T* x, int64_t F, int64_t c, T* o) {
   switch (nv) {
-#define MK_SUM_CASE(n)                                              \
-  case n:                                                           \
-    sum_block<T, n, kWeighted>(b, e, col, w, heads, h, x, F, c, o); \
+#define MK_SUM_CASE(n)                                            \
+  case n:                                                         \
+    sum_block<T, n, M>(b, e, col, w, widx, heads, h, x, F, c, o); \
     break;
     MK_SUM_CASE(1)
     MK_SUM_CASE(2)
@@ -142,9 +160,9 @@ void sum_columns(int nv, int64_t b, int64_t e, const int64_t* col, const T* w, i
 }
 
 // One output row of sum or mean: o = out + r·F.
-template <class T, bool kWeighted>
-void sum_row(bool mean, int64_t b, int64_t e, const int64_t* col, const T* w, int64_t heads, int64_t D, const T* x,
-             T* o) {
+template <class T, int M>
+void sum_row(bool mean, int64_t b, int64_t e, const int64_t* col, const T* w, const int64_t* widx, int64_t heads,
+             int64_t D, const T* x, T* o) {
   constexpr int64_t W = V<T>::W;
   const int64_t F = heads * D;
   for (int64_t h = 0; h < heads; ++h) {
@@ -152,7 +170,7 @@ void sum_row(bool mean, int64_t b, int64_t e, const int64_t* col, const T* w, in
     const int64_t end = c + D;
     for (int64_t vecs = (end - c) / W; vecs > 0;) {
       const int nv = int(std::min<int64_t>(vecs, kBlockVecs));
-      sum_columns<T, kWeighted>(nv, b, e, col, w, heads, h, x, F, c, o);
+      sum_columns<T, M>(nv, b, e, col, w, widx, heads, h, x, F, c, o);
       c += nv * W;
       vecs -= nv;
     }
@@ -161,7 +179,7 @@ void sum_row(bool mean, int64_t b, int64_t e, const int64_t* col, const T* w, in
       T acc[V<T>::W] = {};
       for (int64_t k = b; k < e; ++k) {
         const T* xr = x + col[k] * F + c;
-        const T wk = kWeighted ? w[k * heads + h] : T(1);
+        const T wk = weight_of<M>(w, widx, heads, k, h);
         for (int64_t j = 0; j < n; ++j) acc[j] = std::fma(wk, xr[j], acc[j]);
       }
       for (int64_t j = 0; j < n; ++j) o[c + j] = acc[j];
@@ -177,9 +195,9 @@ void sum_row(bool mean, int64_t b, int64_t e, const int64_t* col, const T* w, in
 // ---- spmm: max and min -------------------------------------------------------------------------
 // Candidates v = w·x (or x), compared elementwise; the first in row order wins ties, and a NaN
 // candidate wins over any number (so NaN propagates, and the first NaN is the argument).
-template <class T, bool kWeighted, bool kMax>
-void extreme_row(int64_t b, int64_t e, int64_t nnz, const int64_t* col, const T* w, int64_t heads, int64_t D,
-                 const T* x, T* o, int64_t* arg) {
+template <class T, int M, bool kMax>
+void extreme_row(int64_t b, int64_t e, int64_t nnz, const int64_t* col, const T* w, const int64_t* widx, int64_t heads,
+                 int64_t D, const T* x, T* o, int64_t* arg) {
   constexpr int64_t B = Traits::kExtremeBlock;
   const int64_t F = heads * D;
   if (b == e) {
@@ -194,19 +212,19 @@ void extreme_row(int64_t b, int64_t e, int64_t nnz, const int64_t* col, const T*
       int64_t pos[B];
       {
         const T* xr = x + col[b] * F + c;
-        const T wk = kWeighted ? w[b * heads + h] : T(1);
+        const T wk = weight_of<M>(w, widx, heads, b, h);
         for (int64_t j = 0; j < n; ++j) {
-          best[j] = kWeighted ? wk * xr[j] : xr[j];
+          best[j] = M == kNoWeight ? xr[j] : wk * xr[j];
           pos[j] = b;
         }
       }
       for (int64_t k = b + 1; k < e; ++k) {
         if (k + Traits::kPrefetch < e) prefetch_span(x + col[k + Traits::kPrefetch] * F + c, n * int64_t(sizeof(T)));
         const T* xr = x + col[k] * F + c;
-        const T wk = kWeighted ? w[k * heads + h] : T(1);
+        const T wk = weight_of<M>(w, widx, heads, k, h);
 #pragma omp simd
         for (int64_t j = 0; j < n; ++j) {
-          const T v = kWeighted ? wk * xr[j] : xr[j];
+          const T v = M == kNoWeight ? xr[j] : wk * xr[j];
           const bool better = kMax ? v > best[j] : v < best[j];
           const bool take = better || (v != v && best[j] == best[j]);
           best[j] = take ? v : best[j];
@@ -219,65 +237,72 @@ void extreme_row(int64_t b, int64_t e, int64_t nnz, const int64_t* col, const T*
   }
 }
 
+template <class T, int M>
+void spmm_rows(int reduce, int64_t r0, int64_t r1, int64_t nnz, int64_t heads, int64_t D, const int64_t* row_ptr,
+               const int64_t* col, const T* w, const int64_t* widx, const T* x, T* out, int64_t* arg) {
+  const int64_t F = heads * D;
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t b = row_ptr[r], e = row_ptr[r + 1];
+    T* o = out + r * F;
+    if (reduce == MK_GRAPH_REDUCE_SUM || reduce == MK_GRAPH_REDUCE_MEAN)
+      sum_row<T, M>(reduce == MK_GRAPH_REDUCE_MEAN, b, e, col, w, widx, heads, D, x, o);
+    else if (reduce == MK_GRAPH_REDUCE_MAX)
+      extreme_row<T, M, true>(b, e, nnz, col, w, widx, heads, D, x, o, arg + r * F);
+    else
+      extreme_row<T, M, false>(b, e, nnz, col, w, widx, heads, D, x, o, arg + r * F);
+  }
+}
+
 template <class T>
 void spmm_t(int reduce, int64_t rows, int64_t nnz, int64_t heads, int64_t D, const int64_t* row_ptr, const int64_t* col,
-            const T* w, const T* x, T* out, int64_t* arg) {
-  const int64_t F = heads * D;
-  for_each_part(row_ptr, rows, F, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const int64_t b = row_ptr[r], e = row_ptr[r + 1];
-      T* o = out + r * F;
-      switch (reduce) {
-        case MK_GRAPH_REDUCE_SUM:
-        case MK_GRAPH_REDUCE_MEAN: {
-          const bool mean = reduce == MK_GRAPH_REDUCE_MEAN;
-          if (w)
-            sum_row<T, true>(mean, b, e, col, w, heads, D, x, o);
-          else
-            sum_row<T, false>(mean, b, e, col, w, heads, D, x, o);
-          break;
-        }
-        case MK_GRAPH_REDUCE_MAX:
-          if (w)
-            extreme_row<T, true, true>(b, e, nnz, col, w, heads, D, x, o, arg + r * F);
-          else
-            extreme_row<T, false, true>(b, e, nnz, col, w, heads, D, x, o, arg + r * F);
-          break;
-        default:
-          if (w)
-            extreme_row<T, true, false>(b, e, nnz, col, w, heads, D, x, o, arg + r * F);
-          else
-            extreme_row<T, false, false>(b, e, nnz, col, w, heads, D, x, o, arg + r * F);
-          break;
-      }
-    }
+            const T* w, const int64_t* widx, const T* x, T* out, int64_t* arg) {
+  const int mode = !w ? kNoWeight : widx ? kIndexed : kDirect;
+  for_each_part(row_ptr, rows, heads * D, [&](int64_t r0, int64_t r1) {
+    if (mode == kNoWeight)
+      spmm_rows<T, kNoWeight>(reduce, r0, r1, nnz, heads, D, row_ptr, col, w, widx, x, out, arg);
+    else if (mode == kDirect)
+      spmm_rows<T, kDirect>(reduce, r0, r1, nnz, heads, D, row_ptr, col, w, widx, x, out, arg);
+    else
+      spmm_rows<T, kIndexed>(reduce, r0, r1, nnz, heads, D, row_ptr, col, w, widx, x, out, arg);
   });
 }
 
 // ---- sddmm -------------------------------------------------------------------------------------
-// Σ_d a[d] b[d] in a fixed order: four vector accumulators over blocks of 4W, one over the
-// remaining full vectors, summed (acc0 + acc1) + (acc2 + acc3), lanes left to right, then the tail.
+// The lanes of a vector summed by a fixed pairwise tree (lane i + W/2 onto lane i, then W/4, ...).
+template <class T>
+inline T hsum(typename V<T>::R v) {
+  constexpr int64_t W = V<T>::W;
+  alignas(64) T t[W];
+  V<T>::store(t, v);
+  for (int64_t h = W / 2; h >= 1; h /= 2)
+    for (int64_t l = 0; l < h; ++l) t[l] += t[l + h];
+  return t[0];
+}
+
+// Σ_d a[d] b[d] in a fixed order: four vector accumulators over blocks of 4W (summed
+// (acc0 + acc1) + (acc2 + acc3)), one more over the remaining whole vectors, the lanes by hsum's
+// tree, then the scalar tail.
 template <class T>
 inline T dot(const T* a, const T* b, int64_t n) {
   using R = typename V<T>::R;
   constexpr int64_t W = V<T>::W;
-  const R one = V<T>::set1(T(1));
-  R acc0 = V<T>::zero(), acc1 = V<T>::zero(), acc2 = V<T>::zero(), acc3 = V<T>::zero();
+  R acc0 = V<T>::zero();
   int64_t d = 0;
-  for (; d + 4 * W <= n; d += 4 * W) {
-    acc0 = V<T>::fma(V<T>::load(a + d), V<T>::load(b + d), acc0);
-    acc1 = V<T>::fma(V<T>::load(a + d + W), V<T>::load(b + d + W), acc1);
-    acc2 = V<T>::fma(V<T>::load(a + d + 2 * W), V<T>::load(b + d + 2 * W), acc2);
-    acc3 = V<T>::fma(V<T>::load(a + d + 3 * W), V<T>::load(b + d + 3 * W), acc3);
+  if (n >= 4 * W) {
+    const R one = V<T>::set1(T(1));
+    R acc1 = V<T>::zero(), acc2 = V<T>::zero(), acc3 = V<T>::zero();
+    for (; d + 4 * W <= n; d += 4 * W) {
+      acc0 = V<T>::fma(V<T>::load(a + d), V<T>::load(b + d), acc0);
+      acc1 = V<T>::fma(V<T>::load(a + d + W), V<T>::load(b + d + W), acc1);
+      acc2 = V<T>::fma(V<T>::load(a + d + 2 * W), V<T>::load(b + d + 2 * W), acc2);
+      acc3 = V<T>::fma(V<T>::load(a + d + 3 * W), V<T>::load(b + d + 3 * W), acc3);
+    }
+    acc0 = V<T>::fma(acc1, one, acc0);  // x·1 + y: an exact add
+    acc2 = V<T>::fma(acc3, one, acc2);
+    acc0 = V<T>::fma(acc2, one, acc0);
   }
   for (; d + W <= n; d += W) acc0 = V<T>::fma(V<T>::load(a + d), V<T>::load(b + d), acc0);
-  acc0 = V<T>::fma(acc1, one, acc0);  // x·1 + y: an exact add
-  acc2 = V<T>::fma(acc3, one, acc2);
-  acc0 = V<T>::fma(acc2, one, acc0);
-  T lanes[W];
-  V<T>::store(lanes, acc0);
-  T s = 0;
-  for (int64_t l = 0; l < W; ++l) s += lanes[l];
+  T s = n >= W ? hsum<T>(acc0) : T(0);
   for (; d < n; ++d) s = std::fma(a[d], b[d], s);
   return s;
 }
@@ -302,13 +327,14 @@ void sddmm_t(int64_t rows, int64_t heads, int64_t D, const int64_t* row_ptr, con
 }  // namespace
 
 int graph_spmm(int dtype, int reduce, int64_t rows, int64_t nnz, int64_t heads, int64_t width, const int64_t* row_ptr,
-               const int64_t* col, const void* weight, const void* x, void* out, int64_t* arg, void*) {
+               const int64_t* col, const void* weight, const int64_t* weight_index, const void* x, void* out,
+               int64_t* arg, void*) {
   if (reduce < 0 || reduce >= MK_GRAPH_REDUCE_COUNT) return KERNEL_UNSUPPORTED;
   if (dtype == MK_F32)
-    spmm_t(reduce, rows, nnz, heads, width, row_ptr, col, static_cast<const float*>(weight),
+    spmm_t(reduce, rows, nnz, heads, width, row_ptr, col, static_cast<const float*>(weight), weight_index,
            static_cast<const float*>(x), static_cast<float*>(out), arg);
   else if (dtype == MK_F64)
-    spmm_t(reduce, rows, nnz, heads, width, row_ptr, col, static_cast<const double*>(weight),
+    spmm_t(reduce, rows, nnz, heads, width, row_ptr, col, static_cast<const double*>(weight), weight_index,
            static_cast<const double*>(x), static_cast<double*>(out), arg);
   else
     return KERNEL_UNSUPPORTED;
@@ -333,17 +359,20 @@ int graph_sddmm(int dtype, int64_t rows, int64_t, int64_t heads, int64_t width, 
 #ifndef MK_ISA_AVX512
 // ---- dispatch and the structure check (in the AVX2 build only) --------------------------------
 namespace avx512 {
-int graph_spmm(int, int, int64_t, int64_t, int64_t, int64_t, const int64_t*, const int64_t*, const void*, const void*,
-               void*, int64_t*, void*);
+int graph_spmm(int, int, int64_t, int64_t, int64_t, int64_t, const int64_t*, const int64_t*, const void*,
+               const int64_t*, const void*, void*, int64_t*, void*);
 int graph_sddmm(int, int64_t, int64_t, int64_t, int64_t, const int64_t*, const int64_t*, const void*, const void*,
                 void*, void*);
 }  // namespace avx512
 
 int graph_spmm(int dtype, int reduce, int64_t rows, int64_t nnz, int64_t heads, int64_t width, const int64_t* row_ptr,
-               const int64_t* col, const void* weight, const void* x, void* out, int64_t* arg, void* stream) {
+               const int64_t* col, const void* weight, const int64_t* weight_index, const void* x, void* out,
+               int64_t* arg, void* stream) {
   if (isa_level() >= 3)
-    return avx512::graph_spmm(dtype, reduce, rows, nnz, heads, width, row_ptr, col, weight, x, out, arg, stream);
-  return avx2::graph_spmm(dtype, reduce, rows, nnz, heads, width, row_ptr, col, weight, x, out, arg, stream);
+    return avx512::graph_spmm(dtype, reduce, rows, nnz, heads, width, row_ptr, col, weight, weight_index, x, out, arg,
+                              stream);
+  return avx2::graph_spmm(dtype, reduce, rows, nnz, heads, width, row_ptr, col, weight, weight_index, x, out, arg,
+                          stream);
 }
 
 int graph_sddmm(int dtype, int64_t rows, int64_t nnz, int64_t heads, int64_t width, const int64_t* row_ptr,

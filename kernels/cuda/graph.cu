@@ -104,7 +104,7 @@ template <class T, int VEC, int C>
 __global__ void __launch_bounds__(Traits::kThreads)
     spmm_sum_kernel(int mean, int64_t rows, int lanes, int64_t col_blocks, int64_t heads, int64_t D,
                     const int64_t* __restrict__ row_ptr, const int64_t* __restrict__ col, const T* __restrict__ w,
-                    const T* __restrict__ x, T* __restrict__ out) {
+                    const int64_t* __restrict__ widx, const T* __restrict__ x, T* __restrict__ out) {
   const int64_t F = heads * D;
   const int64_t group = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / lanes;
   const int lane = int(threadIdx.x % unsigned(lanes));
@@ -138,7 +138,8 @@ __global__ void __launch_bounds__(Traits::kThreads)
         for (int c = 0; c < C; ++c)
           if (live[c]) {
             p[u][c] = load_pack<T, VEC>(xr + cols[c]);
-            wk[u][c] = w ? w[k * heads + head[c]] : T(1);  // fma(1, x, acc) is acc + x exactly
+            // fma(1, x, acc) is acc + x exactly
+            wk[u][c] = w ? w[(widx ? widx[k] : k) * heads + head[c]] : T(1);
           }
       }
     }
@@ -167,7 +168,8 @@ template <class T, int VEC, int C>
 __global__ void __launch_bounds__(Traits::kThreads)
     spmm_extreme_kernel(int is_max, int64_t rows, int64_t nnz, int lanes, int64_t col_blocks, int64_t heads, int64_t D,
                         const int64_t* __restrict__ row_ptr, const int64_t* __restrict__ col, const T* __restrict__ w,
-                        const T* __restrict__ x, T* __restrict__ out, int64_t* __restrict__ arg) {
+                        const int64_t* __restrict__ widx, const T* __restrict__ x, T* __restrict__ out,
+                        int64_t* __restrict__ arg) {
   const int64_t F = heads * D;
   const int64_t group = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / lanes;
   const int lane = int(threadIdx.x % unsigned(lanes));
@@ -191,7 +193,7 @@ __global__ void __launch_bounds__(Traits::kThreads)
     } else {
       {
         const Pack<T, VEC> p = load_pack<T, VEC>(x + col[b] * F + f);
-        const T wk = w ? w[b * heads + h] : T(1);
+        const T wk = w ? w[(widx ? widx[b] : b) * heads + h] : T(1);
 #pragma unroll
         for (int v = 0; v < VEC; ++v) {
           best[v] = w ? wk * p.v[v] : p.v[v];
@@ -200,7 +202,7 @@ __global__ void __launch_bounds__(Traits::kThreads)
       }
       for (int64_t k = b + 1; k < e; ++k) {
         const Pack<T, VEC> p = load_pack<T, VEC>(x + col[k] * F + f);
-        const T wk = w ? w[k * heads + h] : T(1);
+        const T wk = w ? w[(widx ? widx[k] : k) * heads + h] : T(1);
 #pragma unroll
         for (int v = 0; v < VEC; ++v) {
           const T cand = w ? wk * p.v[v] : p.v[v];
@@ -284,7 +286,7 @@ bool aligned(const void* p) {
 
 template <class T, int VEC>
 int spmm_launch(int reduce, int64_t rows, int64_t nnz, int64_t heads, int64_t D, const int64_t* row_ptr,
-                const int64_t* col, const T* w, const T* x, T* out, int64_t* arg, cudaStream_t s) {
+                const int64_t* col, const T* w, const int64_t* widx, const T* x, T* out, int64_t* arg, cudaStream_t s) {
   const SpmmGeometry g = spmm_geometry(heads * D, VEC);
   const int64_t threads = rows * g.col_blocks * g.lanes;
   const bool extreme = reduce == MK_GRAPH_REDUCE_MAX || reduce == MK_GRAPH_REDUCE_MIN;
@@ -292,25 +294,25 @@ int spmm_launch(int reduce, int64_t rows, int64_t nnz, int64_t heads, int64_t D,
     const int is_max = reduce == MK_GRAPH_REDUCE_MAX;
     if (g.chunks == 1)
       return launch(spmm_extreme_kernel<T, VEC, 1>, threads, s, is_max, rows, nnz, g.lanes, g.col_blocks, heads, D,
-                    row_ptr, col, w, x, out, arg);
+                    row_ptr, col, w, widx, x, out, arg);
     return launch(spmm_extreme_kernel<T, VEC, Traits::kMaxChunks>, threads, s, is_max, rows, nnz, g.lanes, g.col_blocks,
-                  heads, D, row_ptr, col, w, x, out, arg);
+                  heads, D, row_ptr, col, w, widx, x, out, arg);
   }
   const int mean = reduce == MK_GRAPH_REDUCE_MEAN;
   if (g.chunks == 1)
     return launch(spmm_sum_kernel<T, VEC, 1>, threads, s, mean, rows, g.lanes, g.col_blocks, heads, D, row_ptr, col, w,
-                  x, out);
+                  widx, x, out);
   return launch(spmm_sum_kernel<T, VEC, Traits::kMaxChunks>, threads, s, mean, rows, g.lanes, g.col_blocks, heads, D,
-                row_ptr, col, w, x, out);
+                row_ptr, col, w, widx, x, out);
 }
 
 template <class T>
 int spmm_t(int reduce, int64_t rows, int64_t nnz, int64_t heads, int64_t D, const int64_t* row_ptr, const int64_t* col,
-           const T* w, const T* x, T* out, int64_t* arg, cudaStream_t s) {
+           const T* w, const int64_t* widx, const T* x, T* out, int64_t* arg, cudaStream_t s) {
   constexpr int kVec = 16 / sizeof(T);  // 4 floats or 2 doubles
   if (D % kVec == 0 && aligned<T, kVec>(x) && aligned<T, kVec>(out))
-    return spmm_launch<T, kVec>(reduce, rows, nnz, heads, D, row_ptr, col, w, x, out, arg, s);
-  return spmm_launch<T, 1>(reduce, rows, nnz, heads, D, row_ptr, col, w, x, out, arg, s);
+    return spmm_launch<T, kVec>(reduce, rows, nnz, heads, D, row_ptr, col, w, widx, x, out, arg, s);
+  return spmm_launch<T, 1>(reduce, rows, nnz, heads, D, row_ptr, col, w, widx, x, out, arg, s);
 }
 
 template <class T>
@@ -327,14 +329,15 @@ int sddmm_t(int64_t rows, int64_t nnz, int64_t heads, int64_t D, const int64_t* 
 }  // namespace
 
 int graph_spmm(int dtype, int reduce, int64_t rows, int64_t nnz, int64_t heads, int64_t width, const int64_t* row_ptr,
-               const int64_t* col, const void* weight, const void* x, void* out, int64_t* arg, void* stream) {
+               const int64_t* col, const void* weight, const int64_t* weight_index, const void* x, void* out,
+               int64_t* arg, void* stream) {
   if (reduce < 0 || reduce >= MK_GRAPH_REDUCE_COUNT) return KERNEL_UNSUPPORTED;
   auto s = as_stream(stream);
   if (dtype == MK_F32)
-    return spmm_t(reduce, rows, nnz, heads, width, row_ptr, col, static_cast<const float*>(weight),
+    return spmm_t(reduce, rows, nnz, heads, width, row_ptr, col, static_cast<const float*>(weight), weight_index,
                   static_cast<const float*>(x), static_cast<float*>(out), arg, s);
   if (dtype == MK_F64)
-    return spmm_t(reduce, rows, nnz, heads, width, row_ptr, col, static_cast<const double*>(weight),
+    return spmm_t(reduce, rows, nnz, heads, width, row_ptr, col, static_cast<const double*>(weight), weight_index,
                   static_cast<const double*>(x), static_cast<double*>(out), arg, s);
   return KERNEL_UNSUPPORTED;
 }

@@ -331,14 +331,17 @@ int mk_attention_softmax_jvp(int device, int dtype, const mk_attention_params* p
  * output element written by one thread or one group of lanes): no floating-point atomics, results
  * bitwise equal run to run and for every CPU thread count. */
 
-/* out[r, h, :] = ⊕_{k in row r} weight[k, h] · x[col[k], h, :]   (out: [rows, heads, width])
- * reduce (mk_graph_reduce): SUM; MEAN (SUM / row length); MAX, MIN elementwise, writing the CSR
- * position k of the chosen non-zero of each output element into arg (I64 [rows, heads, width],
- * required for MAX/MIN and ignored otherwise; ties and NaN go to the first in row order). Rows
- * without non-zeros give 0 (and arg = nnz). F32 or F64. */
+/* out[r, h, :] = ⊕_{k in row r} weight[k', h] · x[col[k], h, :]   (out: [rows, heads, width])
+ * with k' = weight_index[k] when weight_index (I64 [nnz], values in [0, nnz)) is given, else k:
+ * the pass over the transpose reads the weights in the order of the forward's non-zeros through
+ * the permutation between the two. reduce (mk_graph_reduce): SUM; MEAN (SUM / row length); MAX,
+ * MIN elementwise, writing the CSR position k of the chosen non-zero of each output element into
+ * arg (I64 [rows, heads, width], required for MAX/MIN and ignored otherwise; ties and NaN go to
+ * the first in row order). Rows without non-zeros give 0 (and arg = nnz). F32 or F64. */
 int mk_graph_spmm_forward(int device, int dtype, int reduce, int64_t rows, int64_t cols, int64_t nnz,
                           int64_t heads, int64_t width, const int64_t* row_ptr, const int64_t* col,
-                          const void* weight, const void* x, void* out, int64_t* arg, void* stream);
+                          const void* weight, const int64_t* weight_index, const void* x, void* out,
+                          int64_t* arg, void* stream);
 /* out[k, h] = <a[r, h, :], b[col[k], h, :]> for every non-zero k (row r): the sampled dense-dense
  * product, e.g. the gradient of spmm's weights. a: [rows, heads, width], b: [cols, heads, width],
  * out: [nnz, heads] in CSR order. F32 or F64. */

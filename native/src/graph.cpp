@@ -55,8 +55,8 @@ int check_graph(const char* op, const KernelTable* t, int device, int dtype, int
 extern "C" {
 
 int mk_graph_spmm_forward(int device, int dtype, int reduce, int64_t rows, int64_t cols, int64_t nnz, int64_t heads,
-                          int64_t width, const int64_t* row_ptr, const int64_t* col, const void* weight, const void* x,
-                          void* out, int64_t* arg, void* stream) {
+                          int64_t width, const int64_t* row_ptr, const int64_t* col, const void* weight,
+                          const int64_t* weight_index, const void* x, void* out, int64_t* arg, void* stream) {
   const char* op = "mk_graph_spmm_forward";
   const KernelTable* t = kernels_for(op, device);
   if (!t) return MK_ERR_NO_DEVICE;
@@ -71,10 +71,19 @@ int mk_graph_spmm_forward(int device, int dtype, int reduce, int64_t rows, int64
   if (extreme && out_n > 0 && !arg)
     return fail(MK_ERR_INVALID_ARGUMENT, "%s: %s: max and min need arg (I64 [%" PRId64 ", %" PRId64 ", %" PRId64 "])",
                 op, sizes(rows, cols, nnz, heads, width).c_str(), rows, heads, width);
+  if (weight && weight_index && nnz > 0) {
+    int64_t bad = 0;
+    MK_CHECK(kernel_status(op, device, t->index_check(nnz, weight_index, nnz, &bad, stream)));
+    if (bad)
+      return fail(MK_ERR_INVALID_ARGUMENT,
+                  "%s: %s: %" PRId64 " of %" PRId64 " weight indices (weight_index [%" PRId64 "]) outside [0, %" PRId64
+                  ")",
+                  op, sizes(rows, cols, nnz, heads, width).c_str(), bad, nnz, nnz, nnz);
+  }
   if (out_n == 0) return MK_OK;
   return kernel_status(op, device,
-                       t->graph_spmm(dtype, reduce, rows, nnz, heads, width, row_ptr, col, weight, x, out,
-                                     extreme ? arg : nullptr, stream));
+                       t->graph_spmm(dtype, reduce, rows, nnz, heads, width, row_ptr, col, weight,
+                                     weight ? weight_index : nullptr, x, out, extreme ? arg : nullptr, stream));
 }
 
 int mk_graph_sddmm_forward(int device, int dtype, int64_t rows, int64_t cols, int64_t nnz, int64_t heads, int64_t width,

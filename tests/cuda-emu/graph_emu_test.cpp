@@ -98,7 +98,7 @@ static void fill(Buf<T>& b, std::mt19937& rng, double lo, double hi) {
 
 template <class T>
 static void spmm_case(const Csr& g, int reduce, bool weighted, int64_t heads, int64_t width, int64_t shift,
-                      unsigned seed) {
+                      unsigned seed, bool indexed = false) {
   const int dtype = sizeof(T) == 4 ? MK_F32 : MK_F64;
   const int64_t F = heads * width;
   std::mt19937 rng(seed);
@@ -106,16 +106,22 @@ static void spmm_case(const Csr& g, int reduce, bool weighted, int64_t heads, in
   Buf<int64_t> arg_gpu(g.rows * F), arg_cpu(g.rows * F);
   fill(x, rng, -2, 2);
   fill(w, rng, -1.5, 1.5);
+  // indexed: the weights read through a permutation of [0, nnz) (as the transposed pass does)
+  std::vector<int64_t> perm(size_t(g.nnz));
+  for (int64_t k = 0; k < g.nnz; ++k) perm[size_t(k)] = k;
+  std::shuffle(perm.begin(), perm.end(), rng);
+  const int64_t* widx = indexed ? perm.data() : nullptr;
   const bool extreme = reduce >= MK_GRAPH_REDUCE_MAX;
   const int rc = mk::cuda::graph_spmm(dtype, reduce, g.rows, g.nnz, heads, width, g.ptr.data(), g.col.data(),
-                                      weighted ? w.data() : nullptr, x.data(), out_gpu.data(),
+                                      weighted ? w.data() : nullptr, widx, x.data(), out_gpu.data(),
                                       extreme ? arg_gpu.data() : nullptr, nullptr);
   mk::cpu::graph_spmm(dtype, reduce, g.rows, g.nnz, heads, width, g.ptr.data(), g.col.data(),
-                      weighted ? w.data() : nullptr, x.data(), out_cpu.data(), extreme ? arg_cpu.data() : nullptr,
+                      weighted ? w.data() : nullptr, widx, x.data(), out_cpu.data(), extreme ? arg_cpu.data() : nullptr,
                       nullptr);
   char what[160];
-  snprintf(what, sizeof what, "spmm %s reduce %d weighted %d heads %lld width %lld shift %lld",
-           sizeof(T) == 4 ? "F32" : "F64", reduce, int(weighted), (long long)heads, (long long)width, (long long)shift);
+  snprintf(what, sizeof what, "spmm %s reduce %d weighted %d indexed %d heads %lld width %lld shift %lld",
+           sizeof(T) == 4 ? "F32" : "F64", reduce, int(weighted), int(indexed), (long long)heads, (long long)width,
+           (long long)shift);
   expect(rc == 0, std::string(what) + ": launch status");
   int64_t differ = 0;
   for (int64_t i = 0; i < g.rows * F; ++i) {
@@ -202,6 +208,8 @@ int main(int argc, char** argv) {
         spmm_case<double>(g, reduce, true, 2, 5, 0, ++seed);
         spmm_case<float>(g, reduce, true, 4, 132, 0, ++seed);  // heads over several column blocks
         spmm_case<float>(tiny, reduce, false, 1, 2, 0, ++seed);
+        spmm_case<float>(g, reduce, true, 1, 16, 0, ++seed, true);  // weights through a permutation
+        spmm_case<double>(g, reduce, true, 2, 3, 0, ++seed, true);
         spmm_case<double>(empty, reduce, true, 1, 4, 0, ++seed);
       }
       for (int64_t width : {1, 2, 3, 4, 8, 16, 37, 64, 129, 256}) {

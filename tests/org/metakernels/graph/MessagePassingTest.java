@@ -391,6 +391,11 @@ class MessagePassingTest {
       rejected(spmm(0, good, Tensor.ofIndices(new long[] {0, 3, -1, 2}, 4), 4, x, out, null), sizes,
           "2 of 4 column indices (col [4]) outside [0, 3)");
       rejected(spmm(7, good, col, 4, x, out, null), "reduce 7", "sum, mean, max, min");
+      Tensor ones = Tensor.ones(new long[] {4}, DType.F32, CPU);
+      int st1 = MkNative.mk_graph_spmm_forward(0, DType.F32.code, 0, 3, 3, 4, 1, 2, good.address("t"), col.address("t"),
+          ones.address("t"), Tensor.ofIndices(new long[] {3, 2, 4, 0}, 4).address("t"), x.address("t"),
+          out.address("t"), 0L, 0L);
+      rejected(st1, sizes, "1 of 4 weight indices (weight_index [4]) outside [0, 4)");
       rejected(spmm(Codes.GRAPH_REDUCE_MIN, good, col, 4, x, out, null), sizes, "max and min need arg");
       int st = MkNative.mk_graph_sddmm_forward(0, DType.F32.code, 3, 3, 4, 1, 2, good.address("t"),
           Tensor.ofIndices(new long[] {0, 1, 2, 9}, 4).address("t"), x.address("t"), x.address("t"),
@@ -401,7 +406,7 @@ class MessagePassingTest {
 
   static int spmm(int reduce, Tensor ptr, Tensor col, long nnz, Tensor x, Tensor out, Tensor arg) {
     return MkNative.mk_graph_spmm_forward(0, DType.F32.code, reduce, 3, 3, nnz, 1, 2, ptr.address("t"),
-        col.address("t"), 0L, x.address("t"), out.address("t"), arg == null ? 0L : arg.address("t"), 0L);
+        col.address("t"), 0L, 0L, x.address("t"), out.address("t"), arg == null ? 0L : arg.address("t"), 0L);
   }
 
   static void rejected(int status, String sizes, String what) {

@@ -4,6 +4,7 @@ import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.bytedeco.javacpp.LongPointer;
 import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.TensorOptions;
 import org.bytedeco.pytorch.TensorVector;
 import org.bytedeco.pytorch.global.torch;
@@ -45,7 +46,8 @@ import org.openjdk.jmh.infra.Blackhole;
  * backward a CSC SpMM and an SDDMM); {@code libtorch-index_add}: zeros.index_add(0, dst,
  * x.index_select(0, src) · w) (PyG's scatter form, an [E, F] message buffer; mean divides by the
  * in-degree); {@code libtorch-csr}: torch.mm of a sparse CSR tensor (crow = the graph's row
- * pointer, col = sources, values = w) with x. The graph is built once per trial for every vendor
+ * pointer, col = sources, values = w) with x, its x-gradient by autograd and its weight gradient by
+ * torch.sparse_sampled_addmm (libtorch's sparse_csr_tensor does not pass gradients to its values). The graph is built once per trial for every vendor
  * (the CSR sort is not timed; neither is libtorch's index or CSR construction). Every set-up checks
  * its vendor's result against metakernels' on the timed quantity first.
  */
@@ -202,9 +204,21 @@ public class GraphBench {
     }
 
     org.bytedeco.pytorch.Tensor[] forwardBackward(Inputs in) {
-      org.bytedeco.pytorch.Tensor out = aggregate(in, xl, wl);
-      TensorVector g = Torch.grad(new TensorVector(out), new TensorVector(xl, wl), new TensorVector(dOut), false);
-      return new org.bytedeco.pytorch.Tensor[] {g.get(0), g.get(1)};
+      if (!csr) {
+        org.bytedeco.pytorch.Tensor out = aggregate(in, xl, wl);
+        TensorVector g = Torch.grad(new TensorVector(out), new TensorVector(xl, wl), new TensorVector(dOut), false);
+        return new org.bytedeco.pytorch.Tensor[] {g.get(0), g.get(1)};
+      }
+      // libtorch's sparse_csr_tensor does not pass gradients on to its values: dx by autograd
+      // through mm (Aᵀ dOut), dw by the sampled product (dOut xᵀ at A's non-zeros, an SDDMM)
+      org.bytedeco.pytorch.Tensor out = aggregate(in, xl, w);
+      TensorVector g = Torch.grad(new TensorVector(out), new TensorVector(xl), new TensorVector(dOut), false);
+      org.bytedeco.pytorch.Tensor a = torch.sparse_csr_tensor(crow, col, w, new long[] {in.nodes, in.nodes},
+          new TensorOptions(torch.ScalarType.Float));
+      org.bytedeco.pytorch.Tensor gOut = in.red == Reduce.MEAN ? dOut.mul(invDeg) : dOut;
+      org.bytedeco.pytorch.Tensor dw =
+          torch.sparse_sampled_addmm(a, gOut, x.t(), new Scalar(0.0), new Scalar(1.0)).values();
+      return new org.bytedeco.pytorch.Tensor[] {g.get(0), dw};
     }
 
     void close() {

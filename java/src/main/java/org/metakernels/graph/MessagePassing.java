@@ -73,11 +73,9 @@ public final class MessagePassing {
     String op = "MessagePassing.aggregate";
     if (r == null) throw new MetakernelsException(op + ": reduce is null");
     Features f = features(op, g, x, edgeWeight);
-    return switch (r) {
-      case SUM -> sum(g, false, edgeWeight, x, f);
-      case MEAN -> mean(g, edgeWeight, x, f);
-      case MAX, MIN -> extreme(g, r, edgeWeight, x, f);
-    };
+    if (r == Reduce.SUM) return sum(g, false, edgeWeight, x, f);
+    if (r == Reduce.MEAN) return mean(g, edgeWeight, x, f);
+    return extreme(g, r, edgeWeight, x, f);
   }
 
   /**
@@ -113,6 +111,13 @@ public final class MessagePassing {
   /** Heads and columns per head of x for the given weights. */
   private record Features(long heads, long width) {}
 
+  /** Elements per node of a node-feature tensor [N, ...]. */
+  private static long perRow(Tensor t) {
+    long p = 1;
+    for (int d = 1; d < t.rank(); d++) p *= t.size(d);
+    return p;
+  }
+
   private static void checkGraph(String op, Graph g) {
     if (g == null) throw new MetakernelsException(op + ": graph is null");
     g.checkIntact(op);
@@ -120,8 +125,7 @@ public final class MessagePassing {
 
   private static void checkFloating(String op, Tensor t) {
     t.address(op);
-    if (!t.dtype().isFloating())
-      throw new MetakernelsException(op + ": expected F32 or F64, got " + t.describe());
+    if (!t.dtype().isFloating()) throw new MetakernelsException(op + ": expected F32 or F64, got " + t.describe());
   }
 
   private static Features features(String op, Graph g, Tensor x, Tensor w) {
@@ -131,172 +135,173 @@ public final class MessagePassing {
       throw new MetakernelsException(op + ": x " + x.describe() + " must have one row per node of " + g.describe());
     if (x.device() != g.device())
       throw new MetakernelsException(op + ": device mismatch: " + g.describe() + ", x " + x.describe());
-    long n = g.numNodes();
-    long perRow = n == 0 ? Tensor.numel(Arrays.copyOfRange(x.shape(), 1, x.rank())) :
-        x.numel() / n;
-        if (w == null) return new Features(1, perRow);
-        w.address(op);
-        if (w.dtype() != x.dtype() || w.device() != x.device())
-          throw new MetakernelsException(
-              op + ": weights " + w.describe() + " must have the dtype and device of x " + x.describe());
-        boolean perEdge = w.rank() == 1 && w.size(0) == g.numEdges();
-        boolean perHead = w.rank() == 2 && w.size(0) == g.numEdges() && x.rank() >= 2 && w.size(1) == x.size(1);
-        if (!perEdge && !perHead)
-          throw new MetakernelsException(op + ": weights " + w.describe() + " must be [" + g.numEdges() + "] or ["
-              + g.numEdges() + ", H] with H = x.size(1) for x " + x.describe() + " and " + g.describe());
-        if (perEdge) return new Features(1, perRow);
-        long heads = w.size(1);
-        return new Features(heads, heads == 0 ? 0 : perRow / heads);
+    long perRow = perRow(x);
+    if (w == null) return new Features(1, perRow);
+    w.address(op);
+    if (w.dtype() != x.dtype() || w.device() != x.device())
+      throw new MetakernelsException(
+          op + ": weights " + w.describe() + " must have the dtype and device of x " + x.describe());
+    boolean perEdge = w.rank() == 1 && w.size(0) == g.numEdges();
+    boolean perHead = w.rank() == 2 && w.size(0) == g.numEdges() && x.rank() >= 2 && w.size(1) == x.size(1);
+    if (!perEdge && !perHead)
+      throw new MetakernelsException(op + ": weights " + w.describe() + " must be [" + g.numEdges() + "] or ["
+          + g.numEdges() + ", H] with H = x.size(1) for x " + x.describe() + " and " + g.describe());
+    if (perEdge) return new Features(1, perRow);
+    long heads = w.size(1);
+    return new Features(heads, heads == 0 ? 0 : perRow / heads);
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // the kernels
+
+  /**
+   * out = spmm over the CSR (transposed = false: rows are destinations) or the CSC (rows are
+   * sources), with w in graph order; out[1] holds the argmax for MAX/MIN.
+   */
+  private static Tensor[] spmm(String op, Graph g, boolean transposed, int reduce, Tensor w, Tensor x, Features f) {
+    long n = g.numNodes(), e = g.numEdges();
+    Tensor out = Tensor.empty(x.shape(), x.dtype(), x.device());
+    boolean extreme = reduce == Reduce.MAX.code || reduce == Reduce.MIN.code;
+    Tensor arg = extreme ? Tensor.empty(x.shape(), DType.I64, x.device()) : null;
+    try (Scope tmp = Scope.open(); var ng = Autograd.noGrad()) {
+      Tensor xc = x.isContiguous() ? x : x.copyContiguous();
+      Tensor wc = w == null || w.isContiguous() ? w : w.copyContiguous();
+      Tensor ptr = transposed ? g.colPtr() : g.rowPtr();
+      Tensor col = transposed ? g.cscDestinations() : g.sources();
+      // over the CSC the kernel reads the graph-order weights through the CSC-to-graph permutation
+      long wIndex = w != null && transposed ? g.cscToGraph().address(op) : 0L;
+      long wAddress = wc == null ? 0L : wc.address(op);
+      long argAddress = arg == null ? 0L : arg.address(op);
+      int status = MkNative.mk_graph_spmm_forward(x.device().code, x.dtype().code, reduce, n, n, e, f.heads(),
+          f.width(), ptr.address(op), col.address(op), wAddress, wIndex, xc.address(op), out.address(op), argAddress,
+          x.stream());
+      Native.check(
+          status, op + " " + g.describe() + ", x " + x.describe() + (w == null ? "" : ", weights " + w.describe()));
     }
+    return new Tensor[] {out, arg};
+  }
 
-    // ------------------------------------------------------------------------------------------
-    // the kernels
+  /** Sum over the CSR (or the CSC when transposed), w in graph order: the op every gradient reuses. */
+  private static Tensor sum(Graph g, boolean transposed, Tensor w, Tensor x, Features f) {
+    String op = transposed ? "aggregate(sum, transposed)" : "aggregate(sum)";
+    Tensor out = spmm(op, g, transposed, Reduce.SUM.code, w, x, f)[0];
+    return Autograd.record(op, out, new Tensor[] {x, w}, gr -> {
+      Tensor gx = x.requiresGrad() ? sum(g, !transposed, w, gr[0], f) : null;
+      Tensor gw = null;
+      if (w != null && w.requiresGrad()) // per edge k: <g[row_k], x[col_k]> of this orientation
+        gw = transposed ? sddmmOp(g, x, gr[0], w.rank() == 2) : sddmmOp(g, gr[0], x, w.rank() == 2);
+      return new Tensor[] {gx, gw};
+    });
+  }
 
-    /**
-     * out = spmm over the CSR (transposed = false: rows are destinations) or the CSC (rows are
-     * sources), with w in graph order; out[1] holds the argmax for MAX/MIN.
-     */
-    private static Tensor[] spmm(String op, Graph g, boolean transposed, int reduce, Tensor w, Tensor x, Features f) {
-      long n = g.numNodes(), e = g.numEdges();
-      Tensor out = Tensor.empty(x.shape(), x.dtype(), x.device());
-      boolean extreme = reduce == Reduce.MAX.code || reduce == Reduce.MIN.code;
-      Tensor arg = extreme ? Tensor.empty(x.shape(), DType.I64, x.device()) : null;
-      try (Scope tmp = Scope.open(); var ng = Autograd.noGrad()) {
-        Tensor xc = x.isContiguous() ? x : x.copyContiguous();
-        Tensor wc = w == null  ? null
-            : transposed       ? w.detach().indexSelect(0, g.cscToGraph())
-            : w.isContiguous() ? w
-                               : w.copyContiguous();
-        Tensor ptr = transposed ? g.colPtr() : g.rowPtr();
-        Tensor col = transposed ? g.cscDestinations() : g.sources();
-        Native.check(MkNative.mk_graph_spmm_forward(x.device().code, x.dtype().code, reduce, n, n, e, f.heads(),
-                         f.width(), ptr.address(op), col.address(op), wc == null ? 0L : wc.address(op), xc.address(op),
-                         out.address(op), arg == null ? 0L : arg.address(op), x.stream()),
-            op + " " + g.describe() + ", x " + x.describe() + (w == null ? "" : ", weights " + w.describe()));
+  private static Tensor mean(Graph g, Tensor w, Tensor x, Features f) {
+    String op = "aggregate(mean)";
+    Tensor out = spmm(op, g, false, Reduce.MEAN.code, w, x, f)[0];
+    return Autograd.record(op, out, new Tensor[] {x, w}, gr -> {
+      Tensor scaled = gr[0].mul(inverseInDegree(g, x)); // mean = sum / in-degree, row by row
+      return new Tensor[] {x.requiresGrad() ? sum(g, true, w, scaled, f) : null,
+          w != null && w.requiresGrad() ? sddmmOp(g, scaled, x, w.rank() == 2) : null};
+    });
+  }
+
+  /** 1 / max(in-degree, 1) as [N, 1, ..., 1] of x's rank and dtype. */
+  private static Tensor inverseInDegree(Graph g, Tensor x) {
+    long[] shape = new long[x.rank()];
+    Arrays.fill(shape, 1);
+    shape[0] = g.numNodes();
+    return g.inDegrees().castTo(x.dtype()).clampMin(1.0).reciprocal().reshape(shape);
+  }
+
+  /** 1 where a node has in-edges, else 0, as [N, 1, ..., 1] of x's rank and dtype. */
+  private static Tensor hasInEdges(Graph g, Tensor x) {
+    long[] shape = new long[x.rank()];
+    Arrays.fill(shape, 1);
+    shape[0] = g.numNodes();
+    return g.inDegrees().castTo(x.dtype()).gt(0.0).reshape(shape);
+  }
+
+  /**
+   * Max or min. With the argmax edge a = arg[i, ...] of every output element fixed, the op is
+   * out[i, ...] = w[a] · x[src_a, ...] (0 for a node without in-edges, whose arg is E): a gather
+   * of x and of the weights, whose adjoints are deterministic scatters. The rule below is that
+   * composition's gradient, made of differentiable ops, so it can be differentiated again.
+   */
+  private static Tensor extreme(Graph g, Reduce r, Tensor w, Tensor x, Features f) {
+    String op = r == Reduce.MAX ? "aggregate(max)" : "aggregate(min)";
+    Tensor[] res = spmm(op, g, false, r.code, w, x, f);
+    Tensor out = res[0], arg = res[1];
+    return Autograd.record(op, out, new Tensor[] {x, w}, gr -> {
+      Selection s = select(g, arg, f);
+      Tensor masked = Tensor.where(hasInEdges(g, x), gr[0], Tensor.zerosLike(gr[0])); // no edge, no gradient
+      Tensor gx = null, gw = null;
+      if (x.requiresGrad()) {
+        Tensor msg = w == null ? masked : masked.mul(s.fromHeads(padded(w).gather(0, s.edges()), x.shape()));
+        gx = Indexing.scatterAdd(Tensor.zerosLike(x), 0, s.sources(), msg);
       }
-      return new Tensor[] {out, arg};
-    }
-
-    /** Sum over the CSR (or the CSC when transposed), w in graph order: the op every gradient reuses. */
-    private static Tensor sum(Graph g, boolean transposed, Tensor w, Tensor x, Features f) {
-      String op = transposed ? "aggregate(sum, transposed)" : "aggregate(sum)";
-      Tensor out = spmm(op, g, transposed, Reduce.SUM.code, w, x, f)[0];
-      return Autograd.record(op, out, new Tensor[] {x, w},
-          gr
-          -> new Tensor[] {x.requiresGrad() ? sum(g, !transposed, w, gr[0], f) : null,
-              w != null && w.requiresGrad()
-                  ? (transposed ? sddmmOp(g, x, gr[0], w.rank() == 2) : sddmmOp(g, gr[0], x, w.rank() == 2))
-                  : null});
-    }
-
-    private static Tensor mean(Graph g, Tensor w, Tensor x, Features f) {
-      String op = "aggregate(mean)";
-      Tensor out = spmm(op, g, false, Reduce.MEAN.code, w, x, f)[0];
-      return Autograd.record(op, out, new Tensor[] {x, w}, gr -> {
-        Tensor scaled = gr[0].mul(inverseInDegree(g, x)); // mean = sum / in-degree, row by row
-        return new Tensor[] {x.requiresGrad() ? sum(g, true, w, scaled, f) : null,
-            w != null && w.requiresGrad() ? sddmmOp(g, scaled, x, w.rank() == 2) : null};
-      });
-    }
-
-    /** 1 / max(in-degree, 1) as [N, 1, ..., 1] of x's rank and dtype. */
-    private static Tensor inverseInDegree(Graph g, Tensor x) {
-      long[] shape = new long[x.rank()];
-      Arrays.fill(shape, 1);
-      shape[0] = g.numNodes();
-      return g.inDegrees().castTo(x.dtype()).clampMin(1.0).reciprocal().reshape(shape);
-    }
-
-    /** 1 where a node has in-edges, else 0, as [N, 1, ..., 1] of x's rank and dtype. */
-    private static Tensor hasInEdges(Graph g, Tensor x) {
-      long[] shape = new long[x.rank()];
-      Arrays.fill(shape, 1);
-      shape[0] = g.numNodes();
-      return g.inDegrees().castTo(x.dtype()).gt(0.0).reshape(shape);
-    }
-
-    /**
-     * Max or min. With the argmax edge a = arg[i, ...] of every output element fixed, the op is
-     * out[i, ...] = w[a] · x[src_a, ...] (0 for a node without in-edges, whose arg is E): a gather
-     * of x and of the weights, whose adjoints are deterministic scatters. The rule below is that
-     * composition's gradient, made of differentiable ops, so it can be differentiated again.
-     */
-    private static Tensor extreme(Graph g, Reduce r, Tensor w, Tensor x, Features f) {
-      String op = r == Reduce.MAX ? "aggregate(max)" : "aggregate(min)";
-      Tensor[] res = spmm(op, g, false, r.code, w, x, f);
-      Tensor out = res[0], arg = res[1];
-      return Autograd.record(op, out, new Tensor[] {x, w}, gr -> {
-        Selection s = select(g, arg, f);
-        Tensor masked = Tensor.where(hasInEdges(g, x), gr[0], Tensor.zerosLike(gr[0])); // no edge, no gradient
-        Tensor gx = null, gw = null;
-        if (x.requiresGrad()) {
-          Tensor msg = w == null ? masked : masked.mul(s.fromHeads(padded(w).gather(0, s.edges()), x.shape()));
-          gx = Indexing.scatterAdd(Tensor.zerosLike(x), 0, s.sources(), msg);
-        }
-        if (w != null && w.requiresGrad()) {
-          Tensor msg = s.toHeads(masked.mul(x.gather(0, s.sources()))); // [N·rest, H]
-          Tensor pad = Tensor.zeros(new long[] {g.numEdges() + 1, f.heads()}, w.dtype(), w.device());
-          gw = Indexing.scatterAdd(pad, 0, s.edges(), msg).narrow(0, 0, g.numEdges()).reshape(w.shape());
-        }
-        return new Tensor[] {gx, gw};
-      });
-    }
-
-    /** w [E] or [E, H] with a zero row appended: [E + 1, H] (row E is what nodes without in-edges select). */
-    private static Tensor padded(Tensor w) {
-      Tensor w2 = w.rank() == 1 ? w.reshape(w.size(0), 1) : w;
-      return Tensor.concat(List.of(w2, Tensor.zeros(new long[] {1, w2.size(1)}, w.dtype(), w.device())), 0);
-    }
-
-    /**
-     * The selection of max/min as index tensors: sources [N, ...] (x's shape: the source node of
-     * each element's argmax edge, 0 where none) and edges [N·rest, H] (the argmax edge of each
-     * element, arranged with the heads last, E where none), with the two rearrangements between x's
-     * layout and [N·rest, H].
-     */
-    private record Selection(Tensor sources, Tensor edges, long n, long heads, long rest) {
-      /** [N, H, rest] → [N·rest, H]. */
-      Tensor toHeads(Tensor t) {
-        return t.reshape(n, heads, rest).transpose(1, 2).reshape(n * rest, heads);
+      if (w != null && w.requiresGrad()) {
+        Tensor msg = s.toHeads(masked.mul(x.gather(0, s.sources()))); // [N·rest, H]
+        Tensor pad = Tensor.zeros(new long[] {g.numEdges() + 1, f.heads()}, w.dtype(), w.device());
+        gw = Indexing.scatterAdd(pad, 0, s.edges(), msg).narrow(0, 0, g.numEdges()).reshape(w.shape());
       }
+      return new Tensor[] {gx, gw};
+    });
+  }
 
-      /** [N·rest, H] → x's shape. */
-      Tensor fromHeads(Tensor t, long[] shape) {
-        return t.reshape(n, rest, heads).transpose(1, 2).reshape(shape);
-      }
+  /** w [E] or [E, H] with a zero row appended: [E + 1, H] (row E is what nodes without in-edges select). */
+  private static Tensor padded(Tensor w) {
+    Tensor w2 = w.rank() == 1 ? w.reshape(w.size(0), 1) : w;
+    return Tensor.concat(List.of(w2, Tensor.zeros(new long[] {1, w2.size(1)}, w.dtype(), w.device())), 0);
+  }
+
+  /**
+   * The selection of max/min as index tensors: sources [N, ...] (x's shape: the source node of
+   * each element's argmax edge, 0 where none) and edges [N·rest, H] (the argmax edge of each
+   * element, arranged with the heads last, E where none), with the two rearrangements between x's
+   * layout and [N·rest, H].
+   */
+  private record Selection(Tensor sources, Tensor edges, long n, long heads, long rest) {
+    /** [N, H, rest] → [N·rest, H]. */
+    Tensor toHeads(Tensor t) {
+      return t.reshape(n, heads, rest).transpose(1, 2).reshape(n * rest, heads);
     }
 
-    private static Selection select(Graph g, Tensor arg, Features f) {
-      long n = g.numNodes();
-      Tensor zero = Tensor.zeros(new long[] {1}, DType.I64, arg.device());
-      Tensor srcPad = Tensor.concat(List.of(g.sources(), zero), 0); // [E + 1]: row E (no edge) reads node 0
-      Tensor flat = arg.reshape(arg.numel());
-      Tensor sources = srcPad.indexSelect(0, flat).reshape(arg.shape());
-      Selection s0 = new Selection(sources, null, n, f.heads(), f.width());
-      Tensor edges = s0.toHeads(arg);
-      return new Selection(sources, edges, n, f.heads(), f.width());
-    }
-
-    /** e_k = ⟨a[dst_k], b[src_k]⟩ per head (multiHead: a [N, H, ...] gives [E, H]; else [E]). */
-    private static Tensor sddmmOp(Graph g, Tensor a, Tensor b, boolean multiHead) {
-      String op = "sddmm";
-      long n = g.numNodes(), e = g.numEdges();
-      long perRow = n == 0 ? Tensor.numel(Arrays.copyOfRange(a.shape(), 1, a.rank())) : a.numel() / n;
-      long heads = multiHead ? a.size(1) : 1;
-      long width = heads == 0 ? 0 : perRow / heads;
-      Tensor out = Tensor.empty(multiHead ? new long[] {e, heads} : new long[] {e}, a.dtype(), a.device());
-      try (Scope tmp = Scope.open()) {
-        Tensor ac = a.isContiguous() ? a : a.copyContiguous();
-        Tensor bc = b.isContiguous() ? b : b.copyContiguous();
-        Native.check(MkNative.mk_graph_sddmm_forward(a.device().code, a.dtype().code, n, n, e, heads, width,
-                         g.rowPtr().address(op), g.sources().address(op), ac.address(op), bc.address(op),
-                         out.address(op), a.stream()),
-            "MessagePassing.sddmm " + g.describe() + ", a " + a.describe() + ", b " + b.describe());
-      }
-      Features fb = new Features(heads, width);
-      return Autograd.record(op, out, new Tensor[] {a, b},
-          ge
-          -> new Tensor[] {a.requiresGrad() ? sum(g, false, ge[0], b, fb) : null,
-              b.requiresGrad() ? sum(g, true, ge[0], a, fb) : null});
+    /** [N·rest, H] → x's shape. */
+    Tensor fromHeads(Tensor t, long[] shape) {
+      return t.reshape(n, rest, heads).transpose(1, 2).reshape(shape);
     }
   }
+
+  private static Selection select(Graph g, Tensor arg, Features f) {
+    long n = g.numNodes();
+    Tensor zero = Tensor.zeros(new long[] {1}, DType.I64, arg.device());
+    Tensor srcPad = Tensor.concat(List.of(g.sources(), zero), 0); // [E + 1]: row E (no edge) reads node 0
+    Tensor flat = arg.reshape(arg.numel());
+    Tensor sources = srcPad.indexSelect(0, flat).reshape(arg.shape());
+    Selection s0 = new Selection(sources, null, n, f.heads(), f.width());
+    Tensor edges = s0.toHeads(arg);
+    return new Selection(sources, edges, n, f.heads(), f.width());
+  }
+
+  /** e_k = ⟨a[dst_k], b[src_k]⟩ per head (multiHead: a [N, H, ...] gives [E, H]; else [E]). */
+  private static Tensor sddmmOp(Graph g, Tensor a, Tensor b, boolean multiHead) {
+    String op = "sddmm";
+    long n = g.numNodes(), e = g.numEdges();
+    long perRow = perRow(a);
+    long heads = multiHead ? a.size(1) : 1;
+    long width = heads == 0 ? 0 : perRow / heads;
+    Tensor out = Tensor.empty(multiHead ? new long[] {e, heads} : new long[] {e}, a.dtype(), a.device());
+    try (Scope tmp = Scope.open()) {
+      Tensor ac = a.isContiguous() ? a : a.copyContiguous();
+      Tensor bc = b.isContiguous() ? b : b.copyContiguous();
+      int status = MkNative.mk_graph_sddmm_forward(a.device().code, a.dtype().code, n, n, e, heads, width,
+          g.rowPtr().address(op), g.sources().address(op), ac.address(op), bc.address(op), out.address(op), a.stream());
+      Native.check(status, "MessagePassing.sddmm " + g.describe() + ", a " + a.describe() + ", b " + b.describe());
+    }
+    Features fb = new Features(heads, width);
+    return Autograd.record(op, out, new Tensor[] {a, b}, ge -> {
+      Tensor ga = a.requiresGrad() ? sum(g, false, ge[0], b, fb) : null; // Σ_{k into i} ge_k b[src_k]
+      Tensor gb = b.requiresGrad() ? sum(g, true, ge[0], a, fb) : null; // Σ_{k out of j} ge_k a[dst_k]
+      return new Tensor[] {ga, gb};
+    });
+  }
+}
