@@ -285,6 +285,24 @@ class GraphTest {
     }
   }
 
+  /** The README's graph example, as printed there. */
+  @Test
+  void readmeExampleRuns() {
+    try (Scope scope = Scope.open();
+         Graph g = Graph.fromEdges(Graphs.rmat(1000, 8000, 7L), 1000); // seeded R-MAT edges, I64 [2, 8000]
+         Graph gcn = g.gcnNormalized(DType.F64)) {
+      Tensor x = Tensor.randn(new long[] {1000, 16}, DType.F64, Device.CPU, 1L).requiresGrad(true);
+      Tensor h = MessagePassing.aggregate(gcn, x, gcn.edgeWeight(), Reduce.SUM); // D^-1/2 (A+I) D^-1/2 x
+      Tensor w = g.toGraphOrder(Tensor.rand(new long[] {8000}, DType.F64, Device.CPU, 2L)).requiresGrad(true);
+      Tensor m = MessagePassing.aggregate(g, x, w, Reduce.MAX); // weights in graph order, [1000, 16]
+      Tensor e = MessagePassing.sddmm(g, x, x); // <x[dst], x[src]> per edge, [8000]
+      List<Tensor> grads = Autograd.grad(m.square().sum(), List.of(x, w), true); // differentiable again
+      assertArrayEquals(new long[] {1000, 16}, h.shape());
+      assertArrayEquals(new long[] {8000}, e.shape());
+      assertTrue(grads.get(1).requiresGrad());
+    }
+  }
+
   static void expect(String op, String shape, Runnable call) {
     MetakernelsException e = assertThrows(MetakernelsException.class, call::run);
     assertTrue(e.getMessage().startsWith(op) && e.getMessage().contains(shape), e.getMessage());

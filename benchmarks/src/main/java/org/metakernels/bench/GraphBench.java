@@ -47,9 +47,9 @@ import org.openjdk.jmh.infra.Blackhole;
  * x.index_select(0, src) · w) (PyG's scatter form, an [E, F] message buffer; mean divides by the
  * in-degree); {@code libtorch-csr}: torch.mm of a sparse CSR tensor (crow = the graph's row
  * pointer, col = sources, values = w) with x, its x-gradient by autograd and its weight gradient by
- * torch.sparse_sampled_addmm (libtorch's sparse_csr_tensor does not pass gradients to its values). The graph is built once per trial for every vendor
- * (the CSR sort is not timed; neither is libtorch's index or CSR construction). Every set-up checks
- * its vendor's result against metakernels' on the timed quantity first.
+ * torch.sparse_sampled_addmm (libtorch's sparse_csr_tensor does not pass gradients to its values). The graph is built
+ * once per trial for every vendor (the CSR sort is not timed; neither is libtorch's index or CSR construction). Every
+ * set-up checks its vendor's result against metakernels' on the timed quantity first.
  */
 @BenchmarkMode(Mode.AverageTime)
 @OutputTimeUnit(TimeUnit.MILLISECONDS)
@@ -213,8 +213,8 @@ public class GraphBench {
       // through mm (Aᵀ dOut), dw by the sampled product (dOut xᵀ at A's non-zeros, an SDDMM)
       org.bytedeco.pytorch.Tensor out = aggregate(in, xl, w);
       TensorVector g = Torch.grad(new TensorVector(out), new TensorVector(xl), new TensorVector(dOut), false);
-      org.bytedeco.pytorch.Tensor a = torch.sparse_csr_tensor(crow, col, w, new long[] {in.nodes, in.nodes},
-          new TensorOptions(torch.ScalarType.Float));
+      org.bytedeco.pytorch.Tensor a = torch.sparse_csr_tensor(
+          crow, col, w, new long[] {in.nodes, in.nodes}, new TensorOptions(torch.ScalarType.Float));
       org.bytedeco.pytorch.Tensor gOut = in.red == Reduce.MEAN ? dOut.mul(invDeg) : dOut;
       org.bytedeco.pytorch.Tensor dw =
           torch.sparse_sampled_addmm(a, gOut, x.t(), new Scalar(0.0), new Scalar(1.0)).values();
