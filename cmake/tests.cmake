@@ -4,9 +4,9 @@
 #                                     double libm (the AVX-512 one skips on a CPU without it)
 #   vec_math.vectorised.avx2|avx512   GCC's -fopt-info report of those very builds: the 12 loops
 #                                     over vec_math vectorise at full width (32 / 64 bytes)
-#   emu.*                             tests/cuda-emu: the CUDA attention kernels (emu.meta.*: the
-#                                     optimizer-step kernels) run on the host by the emulator, against
-#                                     the CPU twin (the library's own objects)
+#   emu.*                             tests/cuda-emu: the CUDA attention, optimizer-step (emu.meta.*)
+#                                     and graph (emu.graph) kernels run on the host by the emulator,
+#                                     against the CPU twin (the library's own objects)
 #   native.runtime                    tests/native/runtime_test.cpp: the device and host caching
 #                                     allocators and cuBLAS behind the C ABI, on a fake CUDA table
 #                                     and a fake libcublas (no GPU)
@@ -77,6 +77,13 @@ target_include_directories(attention_emu_test PRIVATE "${MK_TESTS}/cuda-emu" "${
 target_compile_options(attention_emu_test PRIVATE ${MK_EMU_FLAGS})
 target_link_libraries(attention_emu_test PRIVATE mk_cpu_twin OpenMP::OpenMP_CXX)
 add_dependencies(mk_emu_tests attention_emu_test)
+# tests/cuda-emu/graph_emu_test.cpp: kernels/cuda/graph.cu against the CPU twin (bitwise for spmm)
+add_executable(graph_emu_test EXCLUDE_FROM_ALL "${MK_TESTS}/cuda-emu/graph_emu_test.cpp")
+target_include_directories(graph_emu_test PRIVATE "${MK_TESTS}/cuda-emu" "${MK_ROOT}/kernels/cuda"
+  "${MK_ROOT}/kernels/include" "${MK_ROOT}/native/include")
+target_compile_options(graph_emu_test PRIVATE ${MK_EMU_FLAGS})
+target_link_libraries(graph_emu_test PRIVATE mk_cpu_twin OpenMP::OpenMP_CXX)
+add_dependencies(mk_emu_tests graph_emu_test)
 
 # The fused optimizer steps (kernels/cuda/meta.cu) against their CPU twin, the same way, in forward
 # and shuffled thread order (each run also replays the backward in forward order and wants the same
@@ -123,6 +130,11 @@ foreach(run ${MK_EMU_RUNS})
   set_tests_properties(emu.${name} PROPERTIES LABELS "${labels}" TIMEOUT 300
     FIXTURES_REQUIRED mk_build_emu ENVIRONMENT OMP_NUM_THREADS=1)
 endforeach()
+
+# The graph kernels in the emulator: every lane order in one run (6-12 s on the 2-core VM).
+add_test(NAME emu.graph COMMAND graph_emu_test)
+set_tests_properties(emu.graph PROPERTIES LABELS "native;emu" TIMEOUT 300 FIXTURES_REQUIRED mk_build_emu
+  ENVIRONMENT OMP_NUM_THREADS=1)
 
 # ---- the native runtime's policies without a GPU ------------------------------------------------
 # tests/native/runtime_test.cpp: the device caching allocator on a fake CUDA table (host memory),

@@ -24,7 +24,7 @@ extern "C" {
  * without its MK_ prefix, by cmake/gen_java_codes.cmake), and the kernels use these names. */
 
 /* Version of this ABI and of the kernel table between libmetakernels and libmetakernels_cuda. */
-enum mk_abi { MK_ABI_VERSION = 3 };
+enum mk_abi { MK_ABI_VERSION = 4 };
 
 enum mk_status {
   MK_OK = 0,
@@ -79,6 +79,15 @@ enum mk_linear_attention_mask {
   MK_LINEAR_MASK_NONE = 0,      /* every key */
   MK_LINEAR_MASK_CAUSAL = 1,    /* keys i <= j */
   MK_LINEAR_MASK_ANTICAUSAL = 2 /* keys i >= j */
+};
+
+/* Reductions of mk_graph_spmm_forward: how the messages of a node's in-edges combine. */
+enum mk_graph_reduce {
+  MK_GRAPH_REDUCE_SUM = 0,
+  MK_GRAPH_REDUCE_MEAN = 1, /* the sum divided by the node's in-degree (its row length) */
+  MK_GRAPH_REDUCE_MAX = 2,  /* elementwise, with the argmax edge of every output element */
+  MK_GRAPH_REDUCE_MIN = 3,
+  MK_GRAPH_REDUCE_COUNT = 4
 };
 
 /* Flags of the softmax-attention entry points (see below). */
@@ -384,6 +393,36 @@ int mk_meta_sgd_step_backward(int device, int dtype, const mk_meta_step_params* 
 int mk_meta_adam_step_forward(int device, int dtype, const mk_meta_step_params* p, void* stream);
 int mk_meta_adam_step_backward(int device, int dtype, const mk_meta_step_params* p, void* workspace,
                                int64_t workspace_bytes, void* stream);
+/* ---- graph message passing ----------------------------------------------------------------
+ * A graph is a sparse [rows, cols] matrix in CSR form: row r (a node that receives) holds the
+ * non-zeros k in [row_ptr[r], row_ptr[r + 1]), col[k] is the node that sends along edge k.
+ * row_ptr: I64 [rows + 1], col: I64 [nnz], on the device of the call. The transpose (CSC) is the
+ * same form with the roles swapped, so both directions use these entry points. Every call first
+ * checks the structure (row_ptr[0] = 0, non-decreasing, row_ptr[rows] = nnz; col in [0, cols)),
+ * one pass over row_ptr and col, so a bad index never reaches a kernel.
+ *
+ * Features: x: [cols, heads, width] contiguous (heads = 1 for plain [cols, F]); weight: [nnz, heads]
+ * or NULL (all ones). Every reduction runs in a fixed order (a row's non-zeros in CSR order, each
+ * output element written by one thread or one group of lanes): no floating-point atomics, results
+ * bitwise equal run to run and for every CPU thread count. */
+
+/* out[r, h, :] = ⊕_{k in row r} weight[k', h] · x[col[k], h, :]   (out: [rows, heads, width])
+ * with k' = weight_index[k] when weight_index (I64 [nnz], values in [0, nnz)) is given, else k:
+ * the pass over the transpose reads the weights in the order of the forward's non-zeros through
+ * the permutation between the two. reduce (mk_graph_reduce): SUM; MEAN (SUM / row length); MAX,
+ * MIN elementwise, writing the CSR position k of the chosen non-zero of each output element into
+ * arg (I64 [rows, heads, width], required for MAX/MIN and ignored otherwise; ties and NaN go to
+ * the first in row order). Rows without non-zeros give 0 (and arg = nnz). F32 or F64. */
+int mk_graph_spmm_forward(int device, int dtype, int reduce, int64_t rows, int64_t cols, int64_t nnz,
+                          int64_t heads, int64_t width, const int64_t* row_ptr, const int64_t* col,
+                          const void* weight, const int64_t* weight_index, const void* x, void* out,
+                          int64_t* arg, void* stream);
+/* out[k, h] = <a[r, h, :], b[col[k], h, :]> for every non-zero k (row r): the sampled dense-dense
+ * product, e.g. the gradient of spmm's weights. a: [rows, heads, width], b: [cols, heads, width],
+ * out: [nnz, heads] in CSR order. F32 or F64. */
+int mk_graph_sddmm_forward(int device, int dtype, int64_t rows, int64_t cols, int64_t nnz, int64_t heads,
+                           int64_t width, const int64_t* row_ptr, const int64_t* col, const void* a,
+                           const void* b, void* out, void* stream);
 
 #ifdef __cplusplus
 }

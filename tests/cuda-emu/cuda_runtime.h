@@ -277,6 +277,31 @@ inline cudaError_t cudaFuncSetAttribute(F* f, cudaFuncAttribute a, int v) {
   return cudaSuccess;
 }
 inline cudaError_t cudaGetLastError() { return cudaSuccess; }
+
+// Host and device memory are one here: symbol copies are memcpy, streams are always synchronous,
+// and an atomic add is a plain add (one fiber runs at a time). Used by kernels/cuda/graph.cu.
+enum cudaMemcpyKind { cudaMemcpyHostToDevice = 1, cudaMemcpyDeviceToHost = 2 };
+template <class T>
+inline cudaError_t cudaMemcpyToSymbolAsync(T& symbol, const void* src, size_t count, size_t offset, cudaMemcpyKind,
+                                           cudaStream_t) {
+  if (offset + count > sizeof(T)) return cudaErrorInvalidValue;
+  std::memcpy(reinterpret_cast<unsigned char*>(&symbol) + offset, src, count);
+  return cudaSuccess;
+}
+template <class T>
+inline cudaError_t cudaMemcpyFromSymbolAsync(void* dst, const T& symbol, size_t count, size_t offset, cudaMemcpyKind,
+                                             cudaStream_t) {
+  if (offset + count > sizeof(T)) return cudaErrorInvalidValue;
+  std::memcpy(dst, reinterpret_cast<const unsigned char*>(&symbol) + offset, count);
+  return cudaSuccess;
+}
+inline cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
+template <class T>
+inline T atomicAdd(T* address, T value) {
+  const T old = *address;
+  *address = old + value;
+  return old;
+}
 inline const char* cudaGetErrorString(cudaError_t) { return "emulated error"; }
 
 template <class... ExpTypes, class... ActTypes>

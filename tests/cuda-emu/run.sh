@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the CUDA attention kernels on the host (no GPU needed) against the CPU twin, with the
+# Runs the CUDA attention and graph kernels on the host (no GPU needed) against the CPU twin, with the
 # emulator in cuda_runtime.h: every thread order and the shared-memory limits of H100, A100,
 # sm_86 and a 48 KB device. These are the ctest tests emu.* of cmake/tests.cmake, part of
 # `mvn verify`; this script runs them alone, built by CMake (the CPU twin is the library's own

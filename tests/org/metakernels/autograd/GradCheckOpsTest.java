@@ -11,6 +11,9 @@ import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
+import org.metakernels.graph.Graph;
+import org.metakernels.graph.MessagePassing;
+import org.metakernels.graph.Reduce;
 import org.metakernels.nn.Activation;
 import org.metakernels.nn.MLP;
 import org.metakernels.nn.Weights;
@@ -57,6 +60,14 @@ class GradCheckOpsTest {
   }
 
   static List<Case> cases = new ArrayList<>();
+
+  static final long[] GRAPH_SRC = {0, 1, 2, 2, 3, 4, 1, 1, 5, 0, 3};
+  static final long[] GRAPH_DST = {1, 1, 0, 2, 1, 4, 3, 3, 4, 4, 0};
+
+  /** f of a 6-node test graph built now and owned by the current scope. */
+  static Tensor onGraph(Function<Graph, Tensor> f) {
+    return f.apply(Graph.fromEdges(GRAPH_SRC, GRAPH_DST, 6).ownedBy(Scope.current()));
+  }
 
   static void unary(String name, Function<Tensor, Tensor> f, double lo, double hi, boolean awayFromZero) {
     cases.add(new Case(name, xs -> f.apply(xs.get(0)), () -> {
@@ -227,6 +238,19 @@ class GradCheckOpsTest {
       return o.param().add(o.m().mul(o.v()));
     }, r -> List.of(u(r, -1, 1, 2, 3), u(r, -1, 1, 2, 3), u(r, -0.1, 0.1, 2, 3), u(r, 0.05, 0.5, 2, 3),
         u(r, 0.005, 0.02), u(r, 0.8, 0.9), u(r, 0.9, 0.95)));
+    // ---- graph message passing: isolated node 5, self-loops 2->2 and 4->4, the duplicate 1->3, a
+    // larger row (node 1). The graph is built per call and owned by the caller's scope, so the
+    // mutation test of SavedTensorVersionTest also edits its index tensors.
+    add("graph aggregate sum", xs -> onGraph(g -> MessagePassing.aggregate(g, xs.get(0), xs.get(1), Reduce.SUM).tanh()),
+        r -> List.of(u(r, -1, 1, 6, 3), u(r, -1, 1, GRAPH_SRC.length)));
+    add("graph aggregate mean", xs -> onGraph(g -> MessagePassing.aggregate(g, xs.get(0).square(), xs.get(1),
+        Reduce.MEAN).sin()), r -> List.of(u(r, -1, 1, 6, 3), u(r, -1, 1, GRAPH_SRC.length)));
+    add("graph aggregate max", xs -> onGraph(g -> MessagePassing.aggregate(g, xs.get(0), xs.get(1).exp(),
+        Reduce.MAX).square()), r -> List.of(u(r, -1, 1, 6, 3), u(r, -1, 1, GRAPH_SRC.length)));
+    add("graph aggregate min multi-head", xs -> onGraph(g -> MessagePassing.aggregate(g, xs.get(0).reshape(6, 2, 2),
+        xs.get(1), Reduce.MIN).square()), r -> List.of(u(r, -1, 1, 6, 4), u(r, -1, 1, GRAPH_SRC.length, 2)));
+    add("graph sddmm", xs -> onGraph(g -> MessagePassing.sddmm(g, xs.get(0), xs.get(0).sin()).mul(xs.get(1)).tanh()),
+        r -> List.of(u(r, -1, 1, 6, 3), u(r, -1, 1, GRAPH_SRC.length)));
     add("max indices", xs -> {
       org.metakernels.ops.Reductions.ValuesIndices m = xs.get(0).max(1, false);
       return m.values().square().add(xs.get(1).gather(1, m.indices().unsqueeze(1)).squeeze(1));

@@ -170,6 +170,19 @@ public final class MkNative {
       @Cast("const void*") long v, @Cast("void*") long out, double decay, int reverse,
       @Cast("void*") long stream);
 
+  // ---- graph message passing
+  public static native int mk_graph_spmm_forward(int device, int dtype, int reduce, @Cast("int64_t") long rows,
+      @Cast("int64_t") long cols, @Cast("int64_t") long nnz, @Cast("int64_t") long heads,
+      @Cast("int64_t") long width, @Cast("const int64_t*") long rowPtr, @Cast("const int64_t*") long col,
+      @Cast("const void*") long weight, @Cast("const int64_t*") long weightIndex, @Cast("const void*") long x,
+      @Cast("void*") long out, @Cast("int64_t*") long arg, @Cast("void*") long stream);
+
+  public static native int mk_graph_sddmm_forward(int device, int dtype, @Cast("int64_t") long rows,
+      @Cast("int64_t") long cols, @Cast("int64_t") long nnz, @Cast("int64_t") long heads,
+      @Cast("int64_t") long width, @Cast("const int64_t*") long rowPtr, @Cast("const int64_t*") long col,
+      @Cast("const void*") long a, @Cast("const void*") long b, @Cast("void*") long out,
+      @Cast("void*") long stream);
+
   // ---- softmax attention
   /**
    * The parameter block of the softmax-attention passes ({@code mk_attention_params} of

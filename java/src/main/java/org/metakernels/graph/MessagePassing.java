@@ -1,0 +1,307 @@
+package org.metakernels.graph;
+
+import java.util.Arrays;
+import java.util.List;
+import org.metakernels.autograd.Autograd;
+import org.metakernels.ops.Indexing;
+import org.metakernels.runtime.MetakernelsException;
+import org.metakernels.runtime.MkNative;
+import org.metakernels.runtime.Native;
+import org.metakernels.tensor.DType;
+import org.metakernels.tensor.Scope;
+import org.metakernels.tensor.Tensor;
+
+/**
+ * Message passing over a {@link Graph}: every node aggregates the messages w_k · x[src_k] of its
+ * in-edges k,
+ *
+ * <pre>
+ *   out[i] = ⊕_{k : dst_k = i} w_k · x[src_k]      ⊕ ∈ {sum, mean, max, min}   (0 without in-edges)
+ * </pre>
+ *
+ * on fused sparse kernels (an SpMM over the graph's CSR), and the per-edge product
+ * {@link #sddmm} e_k = ⟨a[dst_k], b[src_k]⟩. Features x: [N, F] (or [N, H, ...] with one weight
+ * per edge and head); weights w: [E] or [E, H] in the graph's edge order, or none (all ones).
+ *
+ * <p>Differentiable in x and w to any order, on the same two kernels: the gradient of a sum is a
+ * sum over the transposed graph (the CSC) with the same weights for x and an sddmm for w; a mean
+ * scales by 1 / in-degree first; max and min route the gradient through the saved argmax edge of
+ * each output element (a gather and a deterministic scatter). Every reduction runs in a fixed
+ * order, without atomics: results are bitwise the same run to run and for every CPU thread count.
+ *
+ * <pre>{@code
+ * try (Graph g = Graph.fromEdges(edgeIndex, n)) {
+ *   Tensor h = MessagePassing.aggregate(g, x, Reduce.MEAN);                 // x [n, F]: [n, F]
+ *   Tensor s = MessagePassing.aggregate(g, x, g.toGraphOrder(w), Reduce.SUM);  // w [E] in input order
+ *   Tensor e = MessagePassing.sddmm(g, q, k);                               // q, k [n, D]: [E]
+ * }
+ * }</pre>
+ */
+public final class MessagePassing {
+  private MessagePassing() {}
+
+  /**
+   * Unweighted aggregation: out[i] = ⊕_{j → i} x[j]. {@code MessagePassing.aggregate(g, x, Reduce.SUM)}
+   * of x [N, F] is [N, F]; of x [N, H, D], [N, H, D].
+   *
+   * @param g the graph
+   * @param x F32 or F64 [N, ...], on the graph's device
+   * @param r how messages combine
+   * @return [N, ...], x's shape
+   * @throws MetakernelsException when x does not fit the graph (rows, dtype, device)
+   * @throws IllegalStateException when the graph or x was freed, or the graph edited in place
+   */
+  public static Tensor aggregate(Graph g, Tensor x, Reduce r) {
+    return aggregate(g, x, null, r);
+  }
+
+  /**
+   * Weighted aggregation: out[i] = ⊕_{k : dst_k = i} w_k · x[src_k], differentiable in x and w.
+   * {@code MessagePassing.aggregate(g, x, w, Reduce.MEAN)} of x [N, F] and w [E] is [N, F];
+   * with w [E, H] and x [N, H, D] every head has its own weights.
+   *
+   * @param g the graph
+   * @param x F32 or F64 [N, ...], on the graph's device
+   * @param edgeWeight [E] or [E, H] (H = x.size(1)) in graph order (see {@link Graph#toGraphOrder}),
+   *     x's dtype and device; or null for all ones
+   * @param r how messages combine (MEAN divides by the in-degree, not by the weights' sum)
+   * @return [N, ...], x's shape
+   * @throws MetakernelsException when x or the weights do not fit the graph (rows, E, heads, dtype, device)
+   * @throws IllegalStateException when the graph or an input was freed, or the graph edited in place
+   */
+  public static Tensor aggregate(Graph g, Tensor x, Tensor edgeWeight, Reduce r) {
+    String op = "MessagePassing.aggregate";
+    if (r == null) throw new MetakernelsException(op + ": reduce is null");
+    Features f = features(op, g, x, edgeWeight);
+    if (r == Reduce.SUM) return sum(g, false, edgeWeight, x, f);
+    if (r == Reduce.MEAN) return mean(g, edgeWeight, x, f);
+    return extreme(g, r, edgeWeight, x, f);
+  }
+
+  /**
+   * The sampled dense-dense product: e_k = ⟨a[dst_k], b[src_k]⟩ for every edge k in graph order
+   * (attention scores, the gradient of edge weights). Differentiable in a and b.
+   * {@code MessagePassing.sddmm(g, a, b)} of [N, D] and [N, D] is [E]; of [N, H, D] and
+   * [N, H, D], [E, H] (one product per head).
+   *
+   * @param g the graph
+   * @param a F32 or F64 [N, D] or [N, H, ...]: the destination side
+   * @param b a's shape, dtype and device: the source side
+   * @return [E], or [E, H] when a has rank 3 or more
+   * @throws MetakernelsException when a and b do not fit the graph or each other
+   */
+  public static Tensor sddmm(Graph g, Tensor a, Tensor b) {
+    String op = "MessagePassing.sddmm";
+    checkGraph(op, g);
+    checkFloating(op, a);
+    checkFloating(op, b);
+    if (a.dtype() != b.dtype() || a.device() != b.device())
+      throw new MetakernelsException(op + ": dtype or device mismatch " + a.describe() + " vs " + b.describe());
+    if (!Arrays.equals(a.shape(), b.shape()) || a.rank() < 2 || a.size(0) != g.numNodes())
+      throw new MetakernelsException(op + ": expected a and b of one shape [" + g.numNodes() + ", D] or ["
+          + g.numNodes() + ", H, ...] for " + g.describe() + ", got " + a.describe() + " and " + b.describe());
+    if (a.device() != g.device())
+      throw new MetakernelsException(op + ": device mismatch: " + g.describe() + ", " + a.describe());
+    return sddmmOp(g, a, b, a.rank() >= 3);
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // checks
+
+  /** Heads and columns per head of x for the given weights. */
+  private record Features(long heads, long width) {}
+
+  /** Elements per node of a node-feature tensor [N, ...]. */
+  private static long perRow(Tensor t) {
+    long p = 1;
+    for (int d = 1; d < t.rank(); d++) p *= t.size(d);
+    return p;
+  }
+
+  private static void checkGraph(String op, Graph g) {
+    if (g == null) throw new MetakernelsException(op + ": graph is null");
+    g.checkIntact(op);
+  }
+
+  private static void checkFloating(String op, Tensor t) {
+    t.address(op);
+    if (!t.dtype().isFloating()) throw new MetakernelsException(op + ": expected F32 or F64, got " + t.describe());
+  }
+
+  private static Features features(String op, Graph g, Tensor x, Tensor w) {
+    checkGraph(op, g);
+    checkFloating(op, x);
+    if (x.rank() < 1 || x.size(0) != g.numNodes())
+      throw new MetakernelsException(op + ": x " + x.describe() + " must have one row per node of " + g.describe());
+    if (x.device() != g.device())
+      throw new MetakernelsException(op + ": device mismatch: " + g.describe() + ", x " + x.describe());
+    long perRow = perRow(x);
+    if (w == null) return new Features(1, perRow);
+    w.address(op);
+    if (w.dtype() != x.dtype() || w.device() != x.device())
+      throw new MetakernelsException(
+          op + ": weights " + w.describe() + " must have the dtype and device of x " + x.describe());
+    boolean perEdge = w.rank() == 1 && w.size(0) == g.numEdges();
+    boolean perHead = w.rank() == 2 && w.size(0) == g.numEdges() && x.rank() >= 2 && w.size(1) == x.size(1);
+    if (!perEdge && !perHead)
+      throw new MetakernelsException(op + ": weights " + w.describe() + " must be [" + g.numEdges() + "] or ["
+          + g.numEdges() + ", H] with H = x.size(1) for x " + x.describe() + " and " + g.describe());
+    if (perEdge) return new Features(1, perRow);
+    long heads = w.size(1);
+    return new Features(heads, heads == 0 ? 0 : perRow / heads);
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // the kernels
+
+  /**
+   * out = spmm over the CSR (transposed = false: rows are destinations) or the CSC (rows are
+   * sources), with w in graph order; out[1] holds the argmax for MAX/MIN.
+   */
+  private static Tensor[] spmm(String op, Graph g, boolean transposed, int reduce, Tensor w, Tensor x, Features f) {
+    long n = g.numNodes(), e = g.numEdges();
+    Tensor out = Tensor.empty(x.shape(), x.dtype(), x.device());
+    boolean extreme = reduce == Reduce.MAX.code || reduce == Reduce.MIN.code;
+    Tensor arg = extreme ? Tensor.empty(x.shape(), DType.I64, x.device()) : null;
+    try (Scope tmp = Scope.open(); var ng = Autograd.noGrad()) {
+      Tensor xc = x.isContiguous() ? x : x.copyContiguous();
+      Tensor wc = w == null || w.isContiguous() ? w : w.copyContiguous();
+      Tensor ptr = transposed ? g.colPtr() : g.rowPtr();
+      Tensor col = transposed ? g.cscDestinations() : g.sources();
+      // over the CSC the kernel reads the graph-order weights through the CSC-to-graph permutation
+      long wIndex = w != null && transposed ? g.cscToGraph().address(op) : 0L;
+      long wAddress = wc == null ? 0L : wc.address(op);
+      long argAddress = arg == null ? 0L : arg.address(op);
+      int status = MkNative.mk_graph_spmm_forward(x.device().code, x.dtype().code, reduce, n, n, e, f.heads(),
+          f.width(), ptr.address(op), col.address(op), wAddress, wIndex, xc.address(op), out.address(op), argAddress,
+          x.stream());
+      Native.check(
+          status, op + " " + g.describe() + ", x " + x.describe() + (w == null ? "" : ", weights " + w.describe()));
+    }
+    return new Tensor[] {out, arg};
+  }
+
+  /** Sum over the CSR (or the CSC when transposed), w in graph order: the op every gradient reuses. */
+  private static Tensor sum(Graph g, boolean transposed, Tensor w, Tensor x, Features f) {
+    String op = transposed ? "aggregate(sum, transposed)" : "aggregate(sum)";
+    Tensor out = spmm(op, g, transposed, Reduce.SUM.code, w, x, f)[0];
+    return Autograd.record(op, out, new Tensor[] {x, w}, gr -> {
+      Tensor gx = x.requiresGrad() ? sum(g, !transposed, w, gr[0], f) : null;
+      Tensor gw = null;
+      if (w != null && w.requiresGrad()) // per edge k: <g[row_k], x[col_k]> of this orientation
+        gw = transposed ? sddmmOp(g, x, gr[0], w.rank() == 2) : sddmmOp(g, gr[0], x, w.rank() == 2);
+      return new Tensor[] {gx, gw};
+    });
+  }
+
+  private static Tensor mean(Graph g, Tensor w, Tensor x, Features f) {
+    String op = "aggregate(mean)";
+    Tensor out = spmm(op, g, false, Reduce.MEAN.code, w, x, f)[0];
+    return Autograd.record(op, out, new Tensor[] {x, w}, gr -> {
+      Tensor scaled = gr[0].mul(inverseInDegree(g, x)); // mean = sum / in-degree, row by row
+      return new Tensor[] {x.requiresGrad() ? sum(g, true, w, scaled, f) : null,
+          w != null && w.requiresGrad() ? sddmmOp(g, scaled, x, w.rank() == 2) : null};
+    });
+  }
+
+  /** 1 / max(in-degree, 1) as [N, 1, ..., 1] of x's rank and dtype. */
+  private static Tensor inverseInDegree(Graph g, Tensor x) {
+    long[] shape = new long[x.rank()];
+    Arrays.fill(shape, 1);
+    shape[0] = g.numNodes();
+    return g.inDegrees().castTo(x.dtype()).clampMin(1.0).reciprocal().reshape(shape);
+  }
+
+  /** 1 where a node has in-edges, else 0, as [N, 1, ..., 1] of x's rank and dtype. */
+  private static Tensor hasInEdges(Graph g, Tensor x) {
+    long[] shape = new long[x.rank()];
+    Arrays.fill(shape, 1);
+    shape[0] = g.numNodes();
+    return g.inDegrees().castTo(x.dtype()).gt(0.0).reshape(shape);
+  }
+
+  /**
+   * Max or min. With the argmax edge a = arg[i, ...] of every output element fixed, the op is
+   * out[i, ...] = w[a] · x[src_a, ...] (0 for a node without in-edges, whose arg is E): a gather
+   * of x and of the weights, whose adjoints are deterministic scatters. The rule below is that
+   * composition's gradient, made of differentiable ops, so it can be differentiated again.
+   */
+  private static Tensor extreme(Graph g, Reduce r, Tensor w, Tensor x, Features f) {
+    String op = r == Reduce.MAX ? "aggregate(max)" : "aggregate(min)";
+    Tensor[] res = spmm(op, g, false, r.code, w, x, f);
+    Tensor out = res[0], arg = res[1];
+    return Autograd.record(op, out, new Tensor[] {x, w}, gr -> {
+      Selection s = select(g, arg, f);
+      Tensor masked = Tensor.where(hasInEdges(g, x), gr[0], Tensor.zerosLike(gr[0])); // no edge, no gradient
+      Tensor gx = null, gw = null;
+      if (x.requiresGrad()) {
+        Tensor msg = w == null ? masked : masked.mul(s.fromHeads(padded(w).gather(0, s.edges()), x.shape()));
+        gx = Indexing.scatterAdd(Tensor.zerosLike(x), 0, s.sources(), msg);
+      }
+      if (w != null && w.requiresGrad()) {
+        Tensor msg = s.toHeads(masked.mul(x.gather(0, s.sources()))); // [N·rest, H]
+        Tensor pad = Tensor.zeros(new long[] {g.numEdges() + 1, f.heads()}, w.dtype(), w.device());
+        gw = Indexing.scatterAdd(pad, 0, s.edges(), msg).narrow(0, 0, g.numEdges()).reshape(w.shape());
+      }
+      return new Tensor[] {gx, gw};
+    });
+  }
+
+  /** w [E] or [E, H] with a zero row appended: [E + 1, H] (row E is what nodes without in-edges select). */
+  private static Tensor padded(Tensor w) {
+    Tensor w2 = w.rank() == 1 ? w.reshape(w.size(0), 1) : w;
+    return Tensor.concat(List.of(w2, Tensor.zeros(new long[] {1, w2.size(1)}, w.dtype(), w.device())), 0);
+  }
+
+  /**
+   * The selection of max/min as index tensors: sources [N, ...] (x's shape: the source node of
+   * each element's argmax edge, 0 where none) and edges [N·rest, H] (the argmax edge of each
+   * element, arranged with the heads last, E where none), with the two rearrangements between x's
+   * layout and [N·rest, H].
+   */
+  private record Selection(Tensor sources, Tensor edges, long n, long heads, long rest) {
+    /** [N, H, rest] → [N·rest, H]. */
+    Tensor toHeads(Tensor t) {
+      return t.reshape(n, heads, rest).transpose(1, 2).reshape(n * rest, heads);
+    }
+
+    /** [N·rest, H] → x's shape. */
+    Tensor fromHeads(Tensor t, long[] shape) {
+      return t.reshape(n, rest, heads).transpose(1, 2).reshape(shape);
+    }
+  }
+
+  private static Selection select(Graph g, Tensor arg, Features f) {
+    long n = g.numNodes();
+    Tensor zero = Tensor.zeros(new long[] {1}, DType.I64, arg.device());
+    Tensor srcPad = Tensor.concat(List.of(g.sources(), zero), 0); // [E + 1]: row E (no edge) reads node 0
+    Tensor flat = arg.reshape(arg.numel());
+    Tensor sources = srcPad.indexSelect(0, flat).reshape(arg.shape());
+    Selection s0 = new Selection(sources, null, n, f.heads(), f.width());
+    Tensor edges = s0.toHeads(arg);
+    return new Selection(sources, edges, n, f.heads(), f.width());
+  }
+
+  /** e_k = ⟨a[dst_k], b[src_k]⟩ per head (multiHead: a [N, H, ...] gives [E, H]; else [E]). */
+  private static Tensor sddmmOp(Graph g, Tensor a, Tensor b, boolean multiHead) {
+    String op = "sddmm";
+    long n = g.numNodes(), e = g.numEdges();
+    long perRow = perRow(a);
+    long heads = multiHead ? a.size(1) : 1;
+    long width = heads == 0 ? 0 : perRow / heads;
+    Tensor out = Tensor.empty(multiHead ? new long[] {e, heads} : new long[] {e}, a.dtype(), a.device());
+    try (Scope tmp = Scope.open()) {
+      Tensor ac = a.isContiguous() ? a : a.copyContiguous();
+      Tensor bc = b.isContiguous() ? b : b.copyContiguous();
+      int status = MkNative.mk_graph_sddmm_forward(a.device().code, a.dtype().code, n, n, e, heads, width,
+          g.rowPtr().address(op), g.sources().address(op), ac.address(op), bc.address(op), out.address(op), a.stream());
+      Native.check(status, "MessagePassing.sddmm " + g.describe() + ", a " + a.describe() + ", b " + b.describe());
+    }
+    Features fb = new Features(heads, width);
+    return Autograd.record(op, out, new Tensor[] {a, b}, ge -> {
+      Tensor ga = a.requiresGrad() ? sum(g, false, ge[0], b, fb) : null; // Σ_{k into i} ge_k b[src_k]
+      Tensor gb = b.requiresGrad() ? sum(g, true, ge[0], a, fb) : null; // Σ_{k out of j} ge_k a[dst_k]
+      return new Tensor[] {ga, gb};
+    });
+  }
+}

@@ -1,0 +1,399 @@
+// Graph message passing on the CPU (MK_MULTI_ISA: compiled for AVX2 and for AVX-512; the AVX2
+// build also holds the dispatcher and the structure check). Shapes and the CSR form: mk/kernels.inc
+// and the graph section of metakernels.h.
+//
+//   spmm:  out[r, h, :] = ⊕_{k ∈ row r} w[k, h] · x[col[k], h, :]     ⊕ ∈ {sum, mean, max, min}
+//   sddmm: out[k, h]    = Σ_d a[r, h, d] · b[col[k], h, d]              for each k ∈ row r
+//
+// Determinism. Threads split the rows, never a row: every output element of spmm is reduced by
+// one thread over its row's non-zeros in CSR order (sum: acc = fma(w, x, acc) from 0; mean: that
+// sum / row length; max/min: the first of equal candidates), and every sddmm dot product by one
+// thread in a fixed order. Results are therefore bitwise the same for every thread count and run,
+// with no atomics; spmm's arithmetic is also the CUDA twin's, element for element.
+//
+// Load balance. The rows are cut into parts of equal work, the work of rows [0, r) being
+// row_ptr[r] + r (non-zeros plus one per row for its writes), found by binary search in row_ptr;
+// kPartsPerThread parts per thread are handed out dynamically, so the hubs of a power-law graph
+// (rows of 10^5 non-zeros) do not leave the other threads idle. Below parallel_worth()'s size
+// (mk/cpu_parallel.h) a call runs on one thread, as the dense kernels do. A single row is never
+// split: a row holding more than 1/threads of all the work bounds the speed-up.
+//
+// Vectorisation (per ISA, mk/cpu_tile.h's Vec): spmm sum/mean keeps up to kBlockVecs accumulator
+// registers for a block of feature columns over the whole row, gathers each x row of the block
+// once and prefetches the x row kPrefetch non-zeros ahead (the gathers are random accesses: this
+// kernel is bound by memory latency and bandwidth, not FMAs); columns past the last full vector
+// run a scalar std::fma loop with the same arithmetic. max/min are clean loops over a column
+// block that GCC vectorises (compare, blend of value and I64 position). sddmm: four accumulator
+// vectors, summed in a fixed order, then a scalar tail.
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "mk/cpu_parallel.h"
+#include "mk/cpu_tile.h"
+#include "mk/isa_ns.h"
+#include "mk/kernels.h"
+
+namespace mk {
+namespace cpu {
+
+struct GraphTraits {
+  static constexpr int64_t kPartsPerThread = 8;  // dynamic parts per thread (load balance)
+  static constexpr int64_t kPrefetch = 8;        // non-zeros ahead whose x row is prefetched
+  static constexpr int64_t kExtremeBlock = 64;   // feature columns per pass of max/min
+  static_assert(kPrefetch >= 1 && kPartsPerThread >= 1, "positive tuning knobs");
+};
+
+namespace MK_ISA_NS {
+namespace {
+
+using Traits = GraphTraits;
+template <class T>
+using V = tile::Vec<T>;
+
+#ifdef MK_ISA_AVX512
+constexpr int kBlockVecs = 8;  // 8 accumulators + 8 loads + the weight: 17 of the 32 zmm registers
+#else
+constexpr int kBlockVecs = 4;  // 4 + 4 + 1 of the 16 ymm registers
+#endif
+
+// ---- row partition ----------------------------------------------------------------------------
+// First row of part p when [0, rows) is cut into `parts` parts of equal work.
+int64_t part_start(const int64_t* row_ptr, int64_t rows, int64_t p, int64_t parts) {
+  if (p <= 0) return 0;
+  if (p >= parts) return rows;
+  const int64_t total = row_ptr[rows] + rows;
+  const int64_t target = int64_t(static_cast<__int128>(total) * p / parts);
+  int64_t lo = 0, hi = rows;  // the smallest r with row_ptr[r] + r >= target
+  while (lo < hi) {
+    const int64_t mid = lo + (hi - lo) / 2;
+    if (row_ptr[mid] + mid < target)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo;
+}
+
+// body(r0, r1) over parts of equal work; one thread below parallel_worth(work · columns).
+template <class Body>
+void for_each_part(const int64_t* row_ptr, int64_t rows, int64_t columns, Body body) {
+  const int64_t work = (row_ptr[rows] + rows) * std::max<int64_t>(columns, 1);
+  if (rows <= 1 || !parallel_worth(work)) {
+    body(int64_t(0), rows);
+    return;
+  }
+  const int64_t parts = std::min<int64_t>(rows, int64_t(omp_get_max_threads()) * Traits::kPartsPerThread);
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t p = 0; p < parts; ++p)
+    body(part_start(row_ptr, rows, p, parts), part_start(row_ptr, rows, p + 1, parts));
+}
+
+// How a non-zero finds its weight: none (all ones), weight[k, h], or weight[index[k], h] (the CSC
+// pass reads the CSR-ordered weights through the CSC-to-CSR permutation).
+enum WeightMode { kNoWeight = 0, kDirect = 1, kIndexed = 2 };
+
+template <int M, class T>
+inline T weight_of(const T* w, const int64_t* widx, int64_t heads, int64_t k, int64_t h) {
+  if constexpr (M == kNoWeight)
+    return T(1);
+  else if constexpr (M == kDirect)
+    return w[k * heads + h];
+  else
+    return w[widx[k] * heads + h];
+}
+
+inline void prefetch_span(const void* p, int64_t bytes) {
+  const char* c = static_cast<const char*>(p);
+  for (int64_t off = 0; off < bytes; off += 64) __builtin_prefetch(c + off, 0, 1);
+}
+
+// ---- spmm: sum and mean ------------------------------------------------------------------------
+// Columns [c, c + NV·W) of one head of row [b, e): NV accumulators over the whole row.
+template <class T, int NV, int M>
+inline void sum_block(int64_t b, int64_t e, const int64_t* col, const T* w, const int64_t* widx, int64_t heads,
+                      int64_t h, const T* x, int64_t F, int64_t c, T* o) {
+  using R = typename V<T>::R;
+  constexpr int64_t W = V<T>::W;
+  R acc[NV];
+#pragma GCC unroll 8
+  for (int v = 0; v < NV; ++v) acc[v] = V<T>::zero();
+  const R one = V<T>::set1(T(1));
+  for (int64_t k = b; k < e; ++k) {
+    if (k + Traits::kPrefetch < e) {
+      prefetch_span(x + col[k + Traits::kPrefetch] * F + c, NV * W * int64_t(sizeof(T)));
+      if constexpr (M == kIndexed) __builtin_prefetch(w + widx[k + Traits::kPrefetch] * heads + h, 0, 1);
+    }
+    const T* xr = x + col[k] * F + c;
+    // fma(1, x, acc) is acc + x exactly
+    const R wk = M == kNoWeight ? one : V<T>::set1(weight_of<M>(w, widx, heads, k, h));
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) acc[v] = V<T>::fma(wk, V<T>::load(xr + v * W), acc[v]);
+  }
+#pragma GCC unroll 8
+  for (int v = 0; v < NV; ++v) V<T>::store(o + c + v * W, acc[v]);
+}
+
+template <class T, int M>
+void sum_columns(int nv, int64_t b, int64_t e, const int64_t* col, const T* w, const int64_t* widx, int64_t heads,
+                 int64_t h, const T* x, int64_t F, int64_t c, T* o) {
+  switch (nv) {
+#define MK_SUM_CASE(n)                                            \
+  case n:                                                         \
+    sum_block<T, n, M>(b, e, col, w, widx, heads, h, x, F, c, o); \
+    break;
+    MK_SUM_CASE(1)
+    MK_SUM_CASE(2)
+    MK_SUM_CASE(3)
+    MK_SUM_CASE(4)
+#ifdef MK_ISA_AVX512
+    MK_SUM_CASE(5)
+    MK_SUM_CASE(6)
+    MK_SUM_CASE(7)
+    MK_SUM_CASE(8)
+#endif
+#undef MK_SUM_CASE
+    default:
+      break;
+  }
+}
+
+// One output row of sum or mean: o = out + r·F.
+template <class T, int M>
+void sum_row(bool mean, int64_t b, int64_t e, const int64_t* col, const T* w, const int64_t* widx, int64_t heads,
+             int64_t D, const T* x, T* o) {
+  constexpr int64_t W = V<T>::W;
+  const int64_t F = heads * D;
+  for (int64_t h = 0; h < heads; ++h) {
+    int64_t c = h * D;
+    const int64_t end = c + D;
+    for (int64_t vecs = (end - c) / W; vecs > 0;) {
+      const int nv = int(std::min<int64_t>(vecs, kBlockVecs));
+      sum_columns<T, M>(nv, b, e, col, w, widx, heads, h, x, F, c, o);
+      c += nv * W;
+      vecs -= nv;
+    }
+    if (c < end) {  // fewer than W columns: the same arithmetic, one element at a time
+      const int64_t n = end - c;
+      T acc[V<T>::W] = {};
+      for (int64_t k = b; k < e; ++k) {
+        const T* xr = x + col[k] * F + c;
+        const T wk = weight_of<M>(w, widx, heads, k, h);
+        for (int64_t j = 0; j < n; ++j) acc[j] = std::fma(wk, xr[j], acc[j]);
+      }
+      for (int64_t j = 0; j < n; ++j) o[c + j] = acc[j];
+    }
+  }
+  if (mean && e > b) {
+    const T len = T(e - b);
+#pragma omp simd
+    for (int64_t f = 0; f < F; ++f) o[f] = o[f] / len;
+  }
+}
+
+// ---- spmm: max and min -------------------------------------------------------------------------
+// Candidates v = w·x (or x), compared elementwise; the first in row order wins ties, and a NaN
+// candidate wins over any number (so NaN propagates, and the first NaN is the argument).
+template <class T, int M, bool kMax>
+void extreme_row(int64_t b, int64_t e, int64_t nnz, const int64_t* col, const T* w, const int64_t* widx, int64_t heads,
+                 int64_t D, const T* x, T* o, int64_t* arg) {
+  constexpr int64_t B = Traits::kExtremeBlock;
+  const int64_t F = heads * D;
+  if (b == e) {
+    std::fill(o, o + F, T(0));
+    std::fill(arg, arg + F, nnz);
+    return;
+  }
+  for (int64_t h = 0; h < heads; ++h) {
+    for (int64_t c = h * D; c < (h + 1) * D; c += B) {
+      const int64_t n = std::min<int64_t>(B, (h + 1) * D - c);
+      T best[B];
+      int64_t pos[B];
+      {
+        const T* xr = x + col[b] * F + c;
+        const T wk = weight_of<M>(w, widx, heads, b, h);
+        for (int64_t j = 0; j < n; ++j) {
+          best[j] = M == kNoWeight ? xr[j] : wk * xr[j];
+          pos[j] = b;
+        }
+      }
+      for (int64_t k = b + 1; k < e; ++k) {
+        if (k + Traits::kPrefetch < e) prefetch_span(x + col[k + Traits::kPrefetch] * F + c, n * int64_t(sizeof(T)));
+        const T* xr = x + col[k] * F + c;
+        const T wk = weight_of<M>(w, widx, heads, k, h);
+#pragma omp simd
+        for (int64_t j = 0; j < n; ++j) {
+          const T v = M == kNoWeight ? xr[j] : wk * xr[j];
+          const bool better = kMax ? v > best[j] : v < best[j];
+          const bool take = better || (v != v && best[j] == best[j]);
+          best[j] = take ? v : best[j];
+          pos[j] = take ? k : pos[j];
+        }
+      }
+      std::memcpy(o + c, best, sizeof(T) * size_t(n));
+      std::memcpy(arg + c, pos, sizeof(int64_t) * size_t(n));
+    }
+  }
+}
+
+template <class T, int M>
+void spmm_rows(int reduce, int64_t r0, int64_t r1, int64_t nnz, int64_t heads, int64_t D, const int64_t* row_ptr,
+               const int64_t* col, const T* w, const int64_t* widx, const T* x, T* out, int64_t* arg) {
+  const int64_t F = heads * D;
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t b = row_ptr[r], e = row_ptr[r + 1];
+    T* o = out + r * F;
+    if (reduce == MK_GRAPH_REDUCE_SUM || reduce == MK_GRAPH_REDUCE_MEAN)
+      sum_row<T, M>(reduce == MK_GRAPH_REDUCE_MEAN, b, e, col, w, widx, heads, D, x, o);
+    else if (reduce == MK_GRAPH_REDUCE_MAX)
+      extreme_row<T, M, true>(b, e, nnz, col, w, widx, heads, D, x, o, arg + r * F);
+    else
+      extreme_row<T, M, false>(b, e, nnz, col, w, widx, heads, D, x, o, arg + r * F);
+  }
+}
+
+template <class T>
+void spmm_t(int reduce, int64_t rows, int64_t nnz, int64_t heads, int64_t D, const int64_t* row_ptr, const int64_t* col,
+            const T* w, const int64_t* widx, const T* x, T* out, int64_t* arg) {
+  const int mode = !w ? kNoWeight : widx ? kIndexed : kDirect;
+  for_each_part(row_ptr, rows, heads * D, [&](int64_t r0, int64_t r1) {
+    if (mode == kNoWeight)
+      spmm_rows<T, kNoWeight>(reduce, r0, r1, nnz, heads, D, row_ptr, col, w, widx, x, out, arg);
+    else if (mode == kDirect)
+      spmm_rows<T, kDirect>(reduce, r0, r1, nnz, heads, D, row_ptr, col, w, widx, x, out, arg);
+    else
+      spmm_rows<T, kIndexed>(reduce, r0, r1, nnz, heads, D, row_ptr, col, w, widx, x, out, arg);
+  });
+}
+
+// ---- sddmm -------------------------------------------------------------------------------------
+// The lanes of a vector summed by a fixed pairwise tree (lane i + W/2 onto lane i, then W/4, ...).
+template <class T>
+inline T hsum(typename V<T>::R v) {
+  constexpr int64_t W = V<T>::W;
+  alignas(64) T t[W];
+  V<T>::store(t, v);
+  for (int64_t h = W / 2; h >= 1; h /= 2)
+    for (int64_t l = 0; l < h; ++l) t[l] += t[l + h];
+  return t[0];
+}
+
+// Σ_d a[d] b[d] in a fixed order: four vector accumulators over blocks of 4W (summed
+// (acc0 + acc1) + (acc2 + acc3)), one more over the remaining whole vectors, the lanes by hsum's
+// tree, then the scalar tail.
+template <class T>
+inline T dot(const T* a, const T* b, int64_t n) {
+  using R = typename V<T>::R;
+  constexpr int64_t W = V<T>::W;
+  R acc0 = V<T>::zero();
+  int64_t d = 0;
+  if (n >= 4 * W) {
+    const R one = V<T>::set1(T(1));
+    R acc1 = V<T>::zero(), acc2 = V<T>::zero(), acc3 = V<T>::zero();
+    for (; d + 4 * W <= n; d += 4 * W) {
+      acc0 = V<T>::fma(V<T>::load(a + d), V<T>::load(b + d), acc0);
+      acc1 = V<T>::fma(V<T>::load(a + d + W), V<T>::load(b + d + W), acc1);
+      acc2 = V<T>::fma(V<T>::load(a + d + 2 * W), V<T>::load(b + d + 2 * W), acc2);
+      acc3 = V<T>::fma(V<T>::load(a + d + 3 * W), V<T>::load(b + d + 3 * W), acc3);
+    }
+    acc0 = V<T>::fma(acc1, one, acc0);  // x·1 + y: an exact add
+    acc2 = V<T>::fma(acc3, one, acc2);
+    acc0 = V<T>::fma(acc2, one, acc0);
+  }
+  for (; d + W <= n; d += W) acc0 = V<T>::fma(V<T>::load(a + d), V<T>::load(b + d), acc0);
+  T s = n >= W ? hsum<T>(acc0) : T(0);
+  for (; d < n; ++d) s = std::fma(a[d], b[d], s);
+  return s;
+}
+
+template <class T>
+void sddmm_t(int64_t rows, int64_t heads, int64_t D, const int64_t* row_ptr, const int64_t* col, const T* a, const T* b,
+             T* out) {
+  const int64_t F = heads * D;
+  for_each_part(row_ptr, rows, F, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const T* ar = a + r * F;
+      const int64_t e = row_ptr[r + 1];
+      for (int64_t k = row_ptr[r]; k < e; ++k) {
+        if (k + Traits::kPrefetch < e) prefetch_span(b + col[k + Traits::kPrefetch] * F, F * int64_t(sizeof(T)));
+        const T* br = b + col[k] * F;
+        for (int64_t h = 0; h < heads; ++h) out[k * heads + h] = dot(ar + h * D, br + h * D, D);
+      }
+    }
+  });
+}
+
+}  // namespace
+
+int graph_spmm(int dtype, int reduce, int64_t rows, int64_t nnz, int64_t heads, int64_t width, const int64_t* row_ptr,
+               const int64_t* col, const void* weight, const int64_t* weight_index, const void* x, void* out,
+               int64_t* arg, void*) {
+  if (reduce < 0 || reduce >= MK_GRAPH_REDUCE_COUNT) return KERNEL_UNSUPPORTED;
+  if (dtype == MK_F32)
+    spmm_t(reduce, rows, nnz, heads, width, row_ptr, col, static_cast<const float*>(weight), weight_index,
+           static_cast<const float*>(x), static_cast<float*>(out), arg);
+  else if (dtype == MK_F64)
+    spmm_t(reduce, rows, nnz, heads, width, row_ptr, col, static_cast<const double*>(weight), weight_index,
+           static_cast<const double*>(x), static_cast<double*>(out), arg);
+  else
+    return KERNEL_UNSUPPORTED;
+  return 0;
+}
+
+int graph_sddmm(int dtype, int64_t rows, int64_t, int64_t heads, int64_t width, const int64_t* row_ptr,
+                const int64_t* col, const void* a, const void* b, void* out, void*) {
+  if (dtype == MK_F32)
+    sddmm_t(rows, heads, width, row_ptr, col, static_cast<const float*>(a), static_cast<const float*>(b),
+            static_cast<float*>(out));
+  else if (dtype == MK_F64)
+    sddmm_t(rows, heads, width, row_ptr, col, static_cast<const double*>(a), static_cast<const double*>(b),
+            static_cast<double*>(out));
+  else
+    return KERNEL_UNSUPPORTED;
+  return 0;
+}
+
+}  // namespace MK_ISA_NS
+
+#ifndef MK_ISA_AVX512
+// ---- dispatch and the structure check (in the AVX2 build only) --------------------------------
+namespace avx512 {
+int graph_spmm(int, int, int64_t, int64_t, int64_t, int64_t, const int64_t*, const int64_t*, const void*,
+               const int64_t*, const void*, void*, int64_t*, void*);
+int graph_sddmm(int, int64_t, int64_t, int64_t, int64_t, const int64_t*, const int64_t*, const void*, const void*,
+                void*, void*);
+}  // namespace avx512
+
+int graph_spmm(int dtype, int reduce, int64_t rows, int64_t nnz, int64_t heads, int64_t width, const int64_t* row_ptr,
+               const int64_t* col, const void* weight, const int64_t* weight_index, const void* x, void* out,
+               int64_t* arg, void* stream) {
+  if (isa_level() >= 3)
+    return avx512::graph_spmm(dtype, reduce, rows, nnz, heads, width, row_ptr, col, weight, weight_index, x, out, arg,
+                              stream);
+  return avx2::graph_spmm(dtype, reduce, rows, nnz, heads, width, row_ptr, col, weight, weight_index, x, out, arg,
+                          stream);
+}
+
+int graph_sddmm(int dtype, int64_t rows, int64_t nnz, int64_t heads, int64_t width, const int64_t* row_ptr,
+                const int64_t* col, const void* a, const void* b, void* out, void* stream) {
+  if (isa_level() >= 3) return avx512::graph_sddmm(dtype, rows, nnz, heads, width, row_ptr, col, a, b, out, stream);
+  return avx2::graph_sddmm(dtype, rows, nnz, heads, width, row_ptr, col, a, b, out, stream);
+}
+
+int graph_check(int64_t rows, int64_t cols, int64_t nnz, const int64_t* row_ptr, const int64_t* col, int64_t* bad,
+                void*) {
+  int64_t bad_ptr = (row_ptr[0] != 0) + (row_ptr[rows] != nnz);
+  int64_t bad_col = 0;
+#pragma omp parallel for reduction(+ : bad_ptr) schedule(static) if (parallel_worth(rows))
+  for (int64_t r = 0; r < rows; ++r) bad_ptr += row_ptr[r + 1] < row_ptr[r] ? 1 : 0;
+#pragma omp parallel for reduction(+ : bad_col) schedule(static) if (parallel_worth(nnz))
+  for (int64_t k = 0; k < nnz; ++k) bad_col += (col[k] < 0 || col[k] >= cols) ? 1 : 0;
+  bad[0] = bad_ptr;
+  bad[1] = bad_col;
+  return 0;
+}
+#endif
+
+}  // namespace cpu
+}  // namespace mk

@@ -1,0 +1,104 @@
+// C ABI of the graph family: validation, the CSR structure check, dispatch. Messages name the
+// entry point and the caller's sizes ("rows = 5, cols = 5, nnz = 12, heads = 1, width = 16").
+#include <cinttypes>
+#include <string>
+
+#include "common.h"
+
+using namespace mk::native;
+using mk::KernelTable;
+
+namespace {
+
+std::string sizes(int64_t rows, int64_t cols, int64_t nnz, int64_t heads, int64_t width) {
+  char buf[160];
+  snprintf(buf, sizeof buf,
+           "rows = %" PRId64 ", cols = %" PRId64 ", nnz = %" PRId64 ", heads = %" PRId64 ", width = %" PRId64, rows,
+           cols, nnz, heads, width);
+  return buf;
+}
+
+// a * b * c without signed overflow, or -1.
+int64_t product3(int64_t a, int64_t b, int64_t c) {
+  int64_t ab = 0, abc = 0;
+  if (__builtin_mul_overflow(a, b, &ab) || __builtin_mul_overflow(ab, c, &abc)) return -1;
+  return abc;
+}
+
+// Sizes, pointers and the CSR structure (one pass over row_ptr and col by graph_check).
+int check_graph(const char* op, const KernelTable* t, int device, int dtype, int64_t rows, int64_t cols, int64_t nnz,
+                int64_t heads, int64_t width, const int64_t* row_ptr, const int64_t* col, void* stream) {
+  MK_CHECK(check_no_half_dtype(op, device, dtype));
+  const std::string s = sizes(rows, cols, nnz, heads, width);
+  if (rows < 0 || cols < 0 || nnz < 0 || heads < 1 || width < 0)
+    return fail(MK_ERR_INVALID_ARGUMENT, "%s: %s: sizes must be >= 0 and heads >= 1", op, s.c_str());
+  if (product3(rows > cols ? rows : cols, heads, width) < 0 || product3(nnz, heads, 1) < 0 || rows > INT64_MAX - 1)
+    return fail(MK_ERR_INVALID_ARGUMENT, "%s: %s: element counts overflow int64", op, s.c_str());
+  if (!row_ptr) return fail(MK_ERR_INVALID_ARGUMENT, "%s: %s: row_ptr [%" PRId64 "] is null", op, s.c_str(), rows + 1);
+  MK_CHECK(check_ptr(op, "col", col, nnz));
+  int64_t bad[2] = {0, 0};
+  MK_CHECK(kernel_status(op, device, t->graph_check(rows, cols, nnz, row_ptr, col, bad, stream)));
+  if (bad[0])
+    return fail(MK_ERR_INVALID_ARGUMENT,
+                "%s: %s: row_ptr [%" PRId64 "] is not a CSR row pointer (%" PRId64
+                " entries break row_ptr[0] = 0, row_ptr[r] <= row_ptr[r + 1], row_ptr[rows] = nnz)",
+                op, s.c_str(), rows + 1, bad[0]);
+  if (bad[1])
+    return fail(MK_ERR_INVALID_ARGUMENT,
+                "%s: %s: %" PRId64 " of %" PRId64 " column indices (col [%" PRId64 "]) outside [0, %" PRId64 ")", op,
+                s.c_str(), bad[1], nnz, nnz, cols);
+  return MK_OK;
+}
+
+}  // namespace
+
+extern "C" {
+
+int mk_graph_spmm_forward(int device, int dtype, int reduce, int64_t rows, int64_t cols, int64_t nnz, int64_t heads,
+                          int64_t width, const int64_t* row_ptr, const int64_t* col, const void* weight,
+                          const int64_t* weight_index, const void* x, void* out, int64_t* arg, void* stream) {
+  const char* op = "mk_graph_spmm_forward";
+  const KernelTable* t = kernels_for(op, device);
+  if (!t) return MK_ERR_NO_DEVICE;
+  if (reduce < 0 || reduce >= MK_GRAPH_REDUCE_COUNT)
+    return fail(MK_ERR_INVALID_ARGUMENT, "%s: reduce %d outside [0, %d) (sum, mean, max, min)", op, reduce,
+                int(MK_GRAPH_REDUCE_COUNT));
+  MK_CHECK(check_graph(op, t, device, dtype, rows, cols, nnz, heads, width, row_ptr, col, stream));
+  const int64_t out_n = rows * heads * width;
+  MK_CHECK(check_ptr(op, "x", x, cols * heads * width));
+  MK_CHECK(check_ptr(op, "out", out, out_n));
+  const bool extreme = reduce == MK_GRAPH_REDUCE_MAX || reduce == MK_GRAPH_REDUCE_MIN;
+  if (extreme && out_n > 0 && !arg)
+    return fail(MK_ERR_INVALID_ARGUMENT, "%s: %s: max and min need arg (I64 [%" PRId64 ", %" PRId64 ", %" PRId64 "])",
+                op, sizes(rows, cols, nnz, heads, width).c_str(), rows, heads, width);
+  if (weight && weight_index && nnz > 0) {
+    int64_t bad = 0;
+    MK_CHECK(kernel_status(op, device, t->index_check(nnz, weight_index, nnz, &bad, stream)));
+    if (bad)
+      return fail(MK_ERR_INVALID_ARGUMENT,
+                  "%s: %s: %" PRId64 " of %" PRId64 " weight indices (weight_index [%" PRId64 "]) outside [0, %" PRId64
+                  ")",
+                  op, sizes(rows, cols, nnz, heads, width).c_str(), bad, nnz, nnz, nnz);
+  }
+  if (out_n == 0) return MK_OK;
+  return kernel_status(op, device,
+                       t->graph_spmm(dtype, reduce, rows, nnz, heads, width, row_ptr, col, weight,
+                                     weight ? weight_index : nullptr, x, out, extreme ? arg : nullptr, stream));
+}
+
+int mk_graph_sddmm_forward(int device, int dtype, int64_t rows, int64_t cols, int64_t nnz, int64_t heads, int64_t width,
+                           const int64_t* row_ptr, const int64_t* col, const void* a, const void* b, void* out,
+                           void* stream) {
+  const char* op = "mk_graph_sddmm_forward";
+  const KernelTable* t = kernels_for(op, device);
+  if (!t) return MK_ERR_NO_DEVICE;
+  MK_CHECK(check_graph(op, t, device, dtype, rows, cols, nnz, heads, width, row_ptr, col, stream));
+  MK_CHECK(check_ptr(op, "a", a, rows * heads * width));
+  MK_CHECK(check_ptr(op, "b", b, cols * heads * width));
+  MK_CHECK(check_ptr(op, "out", out, nnz * heads));
+  if (nnz == 0) return MK_OK;
+  if (width == 0) return kernel_status(op, device, t->fill(dtype, nnz * heads, out, 0.0, stream));
+  return kernel_status(op, device, t->graph_sddmm(dtype, rows, nnz, heads, width, row_ptr, col, a, b, out, stream));
+}
+
+}  // extern "C"

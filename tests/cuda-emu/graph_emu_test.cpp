@@ -1,0 +1,237 @@
+// kernels/cuda/graph.cu run on the host by the emulator in cuda_runtime.h, against the CPU twin
+// (kernels/cpu/graph.cpp, the library's own objects): spmm for every reduction, weighted or not,
+// one or more heads, feature widths that take every launch shape (lane groups of 1 to 32, one or
+// two register chunks, several column blocks per row), 16-byte and scalar loads (an x that is
+// not 16-byte aligned), on a graph with empty rows, self-loops, duplicates and a giant row. spmm
+// must be bitwise equal to the twin (same arithmetic in the same order); sddmm, whose lanes add
+// their partial sums in a butterfly, within rounding of the twin and of a float64 loop; the
+// structure check must count what the twin counts. Every output sits between NaN guards that must
+// stay untouched, and the lanes run in forward, reverse and shuffled order.
+//   graph_emu_test [order]     order: 0 forward, 1 reverse, 2 shuffled threads (default: all three)
+#include <omp.h>
+#include "cuda_runtime.h"  // the emulator: std headers first, then the CUDA keywords as macros
+
+#include <cstring>
+#include <string>
+
+#include "graph.cu"
+
+namespace {
+alignas(16) unsigned char g_smem[256 * 1024 + 4096];
+}
+inline unsigned char* emu::smem() { return g_smem; }
+
+static int g_failures = 0;
+static int g_checks = 0;
+
+template <class T>
+struct Buf {
+  static constexpr int64_t kGuard = 16;
+  std::vector<T> raw;
+  int64_t n = 0, shift = 0;
+  // shift = 1 puts element 0 one element past a 16-byte boundary (the scalar-load path)
+  explicit Buf(int64_t n_ = 0, int64_t shift_ = 0) : n(n_), shift(shift_) {
+    raw.assign(size_t(n + 2 * kGuard + shift), guard());
+  }
+  static T guard() {
+    if constexpr (std::is_floating_point_v<T>)
+      return std::numeric_limits<T>::quiet_NaN();
+    else
+      return T(-777);
+  }
+  T* data() { return raw.data() + kGuard + shift; }
+  T& operator[](int64_t i) { return data()[i]; }
+  bool guards_intact() const {
+    for (int64_t i = 0; i < int64_t(raw.size()); ++i) {
+      if (i >= kGuard + shift && i < kGuard + shift + n) continue;
+      const T v = raw[size_t(i)], g = guard();
+      if (std::memcmp(&v, &g, sizeof(T)) != 0) return false;
+    }
+    return true;
+  }
+};
+
+static void expect(bool ok, const std::string& what) {
+  ++g_checks;
+  if (!ok) {
+    ++g_failures;
+    if (g_failures <= 20) fprintf(stderr, "FAIL %s\n", what.c_str());
+  }
+}
+
+struct Csr {
+  int64_t rows = 0, nnz = 0;
+  std::vector<int64_t> ptr, col;
+};
+
+// rows nodes: the last quarter receives nothing; row 1 takes ~40 % of the edges; self-loops and
+// duplicates; columns sorted within a row (as the Java graph makes them, not required here).
+static Csr messy(unsigned seed, int64_t rows, int64_t edges) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<double> u(0, 1);
+  const int64_t active = std::max<int64_t>(2, rows - rows / 4);
+  std::vector<std::vector<int64_t>> in(static_cast<size_t>(rows));
+  for (int64_t e = 0; e < edges; ++e) {
+    const int64_t s = int64_t(rng() % uint64_t(active));
+    const double p = u(rng);
+    const int64_t d = p < 0.4 ? 1 : p < 0.5 ? s : int64_t(rng() % uint64_t(active));
+    in[size_t(d)].push_back(s);
+    if (u(rng) < 0.1) in[size_t(d)].push_back(s);
+  }
+  Csr g;
+  g.rows = rows;
+  g.ptr.push_back(0);
+  for (auto& r : in) {
+    std::sort(r.begin(), r.end());
+    for (int64_t c : r) g.col.push_back(c);
+    g.ptr.push_back(int64_t(g.col.size()));
+  }
+  g.nnz = int64_t(g.col.size());
+  return g;
+}
+
+template <class T>
+static void fill(Buf<T>& b, std::mt19937& rng, double lo, double hi) {
+  std::uniform_real_distribution<double> u(lo, hi);
+  for (int64_t i = 0; i < b.n; ++i) b[i] = T(u(rng));
+}
+
+template <class T>
+static void spmm_case(const Csr& g, int reduce, bool weighted, int64_t heads, int64_t width, int64_t shift,
+                      unsigned seed, bool indexed = false) {
+  const int dtype = sizeof(T) == 4 ? MK_F32 : MK_F64;
+  const int64_t F = heads * width;
+  std::mt19937 rng(seed);
+  Buf<T> x(g.rows * F, shift), w(g.nnz * heads), out_gpu(g.rows * F, shift), out_cpu(g.rows * F);
+  Buf<int64_t> arg_gpu(g.rows * F), arg_cpu(g.rows * F);
+  fill(x, rng, -2, 2);
+  fill(w, rng, -1.5, 1.5);
+  // indexed: the weights read through a permutation of [0, nnz) (as the transposed pass does)
+  std::vector<int64_t> perm(size_t(g.nnz));
+  for (int64_t k = 0; k < g.nnz; ++k) perm[size_t(k)] = k;
+  std::shuffle(perm.begin(), perm.end(), rng);
+  const int64_t* widx = indexed ? perm.data() : nullptr;
+  const bool extreme = reduce >= MK_GRAPH_REDUCE_MAX;
+  const int rc = mk::cuda::graph_spmm(dtype, reduce, g.rows, g.nnz, heads, width, g.ptr.data(), g.col.data(),
+                                      weighted ? w.data() : nullptr, widx, x.data(), out_gpu.data(),
+                                      extreme ? arg_gpu.data() : nullptr, nullptr);
+  mk::cpu::graph_spmm(dtype, reduce, g.rows, g.nnz, heads, width, g.ptr.data(), g.col.data(),
+                      weighted ? w.data() : nullptr, widx, x.data(), out_cpu.data(), extreme ? arg_cpu.data() : nullptr,
+                      nullptr);
+  char what[160];
+  snprintf(what, sizeof what, "spmm %s reduce %d weighted %d indexed %d heads %lld width %lld shift %lld",
+           sizeof(T) == 4 ? "F32" : "F64", reduce, int(weighted), int(indexed), (long long)heads, (long long)width,
+           (long long)shift);
+  expect(rc == 0, std::string(what) + ": launch status");
+  int64_t differ = 0;
+  for (int64_t i = 0; i < g.rows * F; ++i) {
+    const T a = out_gpu[i], b = out_cpu[i];
+    if (std::memcmp(&a, &b, sizeof(T)) != 0) ++differ;
+    if (extreme && arg_gpu[i] != arg_cpu[i]) ++differ;
+  }
+  expect(differ == 0, std::string(what) + ": " + std::to_string(differ) + " elements differ from the CPU twin");
+  expect(out_gpu.guards_intact() && (!extreme || arg_gpu.guards_intact()),
+         std::string(what) + ": wrote past the output");
+}
+
+template <class T>
+static void sddmm_case(const Csr& g, int64_t heads, int64_t width, int64_t shift, unsigned seed) {
+  const int dtype = sizeof(T) == 4 ? MK_F32 : MK_F64;
+  const int64_t F = heads * width;
+  std::mt19937 rng(seed);
+  Buf<T> a(g.rows * F, shift), b(g.rows * F, shift), e_gpu(g.nnz * heads), e_cpu(g.nnz * heads);
+  fill(a, rng, -1, 1);
+  fill(b, rng, -1, 1);
+  const int rc = mk::cuda::graph_sddmm(dtype, g.rows, g.nnz, heads, width, g.ptr.data(), g.col.data(), a.data(),
+                                       b.data(), e_gpu.data(), nullptr);
+  mk::cpu::graph_sddmm(dtype, g.rows, g.nnz, heads, width, g.ptr.data(), g.col.data(), a.data(), b.data(), e_cpu.data(),
+                       nullptr);
+  char what[160];
+  snprintf(what, sizeof what, "sddmm %s heads %lld width %lld shift %lld", sizeof(T) == 4 ? "F32" : "F64",
+           (long long)heads, (long long)width, (long long)shift);
+  expect(rc == 0, std::string(what) + ": launch status");
+  const double eps = sizeof(T) == 4 ? 0x1p-23 : 0x1p-52;
+  int64_t bad = 0;
+  for (int64_t r = 0; r < g.rows; ++r)
+    for (int64_t k = g.ptr[size_t(r)]; k < g.ptr[size_t(r + 1)]; ++k)
+      for (int64_t h = 0; h < heads; ++h) {
+        double ref = 0, mag = 0;
+        for (int64_t d = 0; d < width; ++d) {
+          const double p = double(a[r * F + h * width + d]) * double(b[g.col[size_t(k)] * F + h * width + d]);
+          ref += p;
+          mag += std::fabs(p);
+        }
+        const double tol = 2 * double(width + 1) * eps * mag + 1e-300;
+        const double gpu = double(e_gpu[k * heads + h]), cpu = double(e_cpu[k * heads + h]);
+        if (!(std::fabs(gpu - ref) <= tol) || !(std::fabs(gpu - cpu) <= 2 * tol)) ++bad;
+      }
+  expect(bad == 0, std::string(what) + ": " + std::to_string(bad) + " products off");
+  expect(e_gpu.guards_intact(), std::string(what) + ": wrote past the output");
+}
+
+static void check_case(const Csr& g, int64_t cols, const char* what) {
+  int64_t gpu[2] = {-1, -1}, cpu[2] = {-2, -2};
+  const int rc = mk::cuda::graph_check(g.rows, cols, g.nnz, g.ptr.data(), g.col.data(), gpu, nullptr);
+  mk::cpu::graph_check(g.rows, cols, g.nnz, g.ptr.data(), g.col.data(), cpu, nullptr);
+  expect(rc == 0 && gpu[0] == cpu[0] && gpu[1] == cpu[1],
+         std::string("graph_check ") + what + ": " + std::to_string(gpu[0]) + "/" + std::to_string(gpu[1]) +
+             " vs CPU " + std::to_string(cpu[0]) + "/" + std::to_string(cpu[1]));
+}
+
+int main(int argc, char** argv) {
+  omp_set_num_threads(1);
+  std::vector<int> orders = {0, 1, 2};
+  if (argc > 1) orders = {atoi(argv[1])};
+  const Csr g = messy(7, 97, 700);
+  const Csr tiny = messy(8, 5, 6);
+  Csr empty;
+  empty.rows = 3;
+  empty.ptr = {0, 0, 0, 0};
+  // the twin at both ISA levels where the CPU has AVX-512 (their spmm results are the same bits)
+  std::vector<int> levels = {2};
+  if (__builtin_cpu_supports("avx512f")) levels.push_back(3);
+  for (int order : orders)
+    for (int level : levels) {
+      mk::cpu::set_isa_level(level);
+      emu::config().order = order;
+      unsigned seed = 100;
+      for (int reduce = 0; reduce < MK_GRAPH_REDUCE_COUNT; ++reduce)
+        for (bool weighted : {false, true})
+          for (int64_t width : {1, 3, 4, 8, 16, 37, 64, 300}) {
+            spmm_case<float>(g, reduce, weighted, 1, width, 0, ++seed);
+            spmm_case<double>(g, reduce, weighted, 1, width, 0, ++seed);
+          }
+      for (int reduce = 0; reduce < MK_GRAPH_REDUCE_COUNT; ++reduce) {
+        spmm_case<float>(g, reduce, true, 1, 16, 1, ++seed);  // x not 16-byte aligned: scalar loads
+        spmm_case<double>(g, reduce, true, 1, 6, 1, ++seed);
+        spmm_case<float>(g, reduce, true, 3, 8, 0, ++seed);  // one weight per head
+        spmm_case<double>(g, reduce, true, 2, 5, 0, ++seed);
+        spmm_case<float>(g, reduce, true, 4, 132, 0, ++seed);  // heads over several column blocks
+        spmm_case<float>(tiny, reduce, false, 1, 2, 0, ++seed);
+        spmm_case<float>(g, reduce, true, 1, 16, 0, ++seed, true);  // weights through a permutation
+        spmm_case<double>(g, reduce, true, 2, 3, 0, ++seed, true);
+        spmm_case<double>(empty, reduce, true, 1, 4, 0, ++seed);
+      }
+      for (int64_t width : {1, 2, 3, 4, 8, 16, 37, 64, 129, 256}) {
+        sddmm_case<float>(g, 1, width, 0, ++seed);
+        sddmm_case<double>(g, 1, width, 0, ++seed);
+      }
+      sddmm_case<float>(g, 4, 8, 0, ++seed);
+      sddmm_case<double>(g, 3, 6, 0, ++seed);
+      sddmm_case<float>(g, 2, 16, 1, ++seed);
+      sddmm_case<float>(tiny, 1, 5, 0, ++seed);
+    }
+  check_case(g, g.rows, "valid");
+  Csr bad = g;
+  bad.ptr[5] = bad.ptr[4] - 1;  // decreasing
+  bad.col[3] = g.rows;          // out of range
+  bad.col[9] = -4;
+  check_case(bad, g.rows, "two bad columns, one bad pointer");
+  Csr ends = g;
+  ends.ptr[0] = 1;
+  check_case(ends, g.rows, "row_ptr[0] != 0");
+  check_case(empty, 0, "empty");
+  printf("graph_emu_test: %d checks, %d failures (%lld launches, %lld blocks)\n", g_checks, g_failures,
+         (long long)emu::config().launches, (long long)emu::config().blocks);
+  return g_failures ? 1 : 0;
+}
