@@ -8,9 +8,11 @@
 #
 #   tests/native/attention_ab.sh REV_A REV_B ROUNDS CASE [CASE ...]
 #     REV        a git revision, or WORK for the working tree
-#     CASE       the arguments of attention_bench: "fwd|bwd B H N D causal reps"
+#     CASE       the arguments of attention_bench: "fwd|bwd|bb|jvp B H N D causal reps"
 #   environment: THREADS (OpenMP threads, default 1), WALL=1 (wall-clock time, default process
-#   CPU time), ISA=2 (the AVX2 build), NQ (query rows); OUT=FILE also writes the table there
+#   CPU time), ISA=2 (the AVX2 build), NQ (query rows); OUT=FILE also writes the table there;
+#   PEAK=1 also runs tests/native/fma_peak (ymm for ISA=2, else zmm) after every round and adds
+#   the medians in GFLOP/s and as a fraction of the median peak
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 [ $# -ge 4 ] || { sed -n '2,14p' "$0"; exit 2; }
@@ -48,28 +50,42 @@ build() {  # build REV NAME
 }
 build "$rev_a" a
 build "$rev_b" b
+width=zmm
+[ "${ISA:-3}" = 2 ] && width=ymm
+[ -n "${PEAK:-}" ] && g++ -O2 "$root/tests/native/fma_peak.cpp" -o "$work/fma_peak"
+: > "$work/peak.txt"
 
 threads=${THREADS:-1}
-table="| case | $(describe "$rev_a") min / median / max (ms) | $(describe "$rev_b") min / median / max (ms) | median b / a |
-|---|---|---|---|"
+table="| case | $(describe "$rev_a") min / median / max (ms) | $(describe "$rev_b") min / median / max (ms) | median b / a |${PEAK:+ GFLOP/s a / b (median) | % of peak a / b |}
+|---|---|---|---|${PEAK:+---|---|}"
 for c in "$@"; do
   : > "$work/a.txt"
   : > "$work/b.txt"
   for ((i = 0; i < rounds; i++)); do
     for v in a b; do
       read -r -a args <<<"$c"
-      OMP_NUM_THREADS=$threads "$work/$v/bench" "${args[@]}" | awk '{print $3}' >> "$work/$v.txt"
+      OMP_NUM_THREADS=$threads "$work/$v/bench" "${args[@]}" | awk '{print $3, $5}' >> "$work/$v.txt"
     done
+    if [ -n "${PEAK:-}" ]; then "$work/fma_peak" $width 0.5 | awk '{print $2}' >> "$work/peak.txt"; fi
   done
   stats() { sort -n "$1" | awk '{x[NR]=$1} END {printf "%.4f %.4f %.4f", x[1], x[int((NR+1)/2)], x[NR]}'; }
   read -r amin amed amax <<<"$(stats "$work/a.txt")"
   read -r bmin bmed bmax <<<"$(stats "$work/b.txt")"
   ratio=$(awk -v a="$amed" -v b="$bmed" 'BEGIN {printf "%.3f", b / a}')
+  row="| \`$c\` | $amin / $amed / $amax | $bmin / $bmed / $bmax | $ratio |"
+  if [ -n "${PEAK:-}" ]; then
+    # GFLOP/s at the median time (the bench's rate of its best repetition, per round)
+    rate() { sort -n "$1" | awk '{x[NR]=$2} END {print x[int((NR+1)/2)]}'; }
+    ga=$(rate "$work/a.txt") gb=$(rate "$work/b.txt")
+    pk=$(sort -n "$work/peak.txt" | awk '{x[NR]=$1} END {print x[int((NR+1)/2)]}')
+    row+=" $ga / $gb | $(awk -v a="$ga" -v b="$gb" -v p="$pk" 'BEGIN {printf "%.1f %% / %.1f %%", 100 * a / p, 100 * b / p}') |"
+  fi
   table+="
-| \`$c\` | $amin / $amed / $amax | $bmin / $bmed / $bmax | $ratio |"
+$row"
 done
 header="A/B of the CPU attention kernels, $(date -u '+%F %H:%M UTC'), $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores;
-$rounds alternating rounds, OMP_NUM_THREADS=$threads, ${WALL:+wall-clock}${WALL:-process CPU} time, ISA ${ISA:-3}${NQ:+, NQ=$NQ}, load before: $(cut -d' ' -f1-3 /proc/loadavg).
+$rounds alternating rounds, OMP_NUM_THREADS=$threads, ${WALL:+wall-clock}${WALL:-process CPU} time, ISA ${ISA:-3}${NQ:+, NQ=$NQ}, load before: $(cut -d' ' -f1-3 /proc/loadavg)${PEAK:+;
+FMA peak ($width, fma_peak between rounds) min / median / max: $(sort -n "$work/peak.txt" | awk '{x[NR]=$1} END {printf "%.1f / %.1f / %.1f", x[1], x[int((NR+1)/2)], x[NR]}') GFLOP/s}.
 Command: \`${0#$root/} $rev_a $rev_b $rounds $(printf '"%s" ' "$@")\`"
 printf '%s\n\n%s\n' "$header" "$table"
 if [ -n "${OUT:-}" ]; then printf '%s\n\n%s\n' "$header" "$table" > "$OUT"; fi
