@@ -1,6 +1,6 @@
 // Small dense tile routines for the fused CPU kernels (attention, linear attention). Inner
 // loops run over the unit-stride output columns so they vectorise at the compiled ISA width;
-// rows are blocked by 4 so each loaded B row feeds four accumulating rows.
+// rows are blocked by kGemmRows so each loaded B row feeds that many accumulating rows.
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -65,7 +65,11 @@ struct Vec<double> {
   static R fma(R a, R b, R c) { return _mm256_fmadd_pd(a, b, c); }
   static R mul(R a, R b) { return _mm256_mul_pd(a, b); }
 };
-constexpr int64_t kGemmRows = 4;  // 4 rows x 2 vectors = 8 of the 16 ymm registers
+// 6 rows x 2 vectors = 12 accumulators, + 2 B vectors + 1 broadcast = 15 of the 16 ymm
+// registers. An FMA has 4 cycles of latency on 2 ports, so at least 8 independent accumulators
+// are needed to issue one per port per cycle; the 4 x 2 block (8) had no slack and measured
+// ~70 % of the ymm FMA peak (benchmarks/results/cpu-ab-2026-12-04-avx2-attention.md).
+constexpr int64_t kGemmRows = 6;
 #endif
 
 // The register block: MR rows x NV vectors of C accumulate in registers over the whole
@@ -100,6 +104,19 @@ inline void gemm_block(int64_t P, T alpha, const T* a, int64_t ars, int64_t acs,
     }
 }
 
+// The last rows (fewer than kGemmRows) of a column block, as one block of that many rows: one
+// row at a time would leave NV accumulators, far too few to cover the FMA latency. Every output
+// element sees the same operations in the same order whatever its block, so the blocking does not
+// change results.
+template <class T, int64_t NV, int64_t M = kGemmRows - 1>
+inline void gemm_tail(int64_t rows, int64_t P, T alpha, const T* a, int64_t ars, int64_t acs, const T* b,
+                      int64_t ldb, T* c, int64_t ldc, bool accumulate) {
+  if constexpr (M > 0) {
+    if (rows == M) gemm_block<T, M, NV>(P, alpha, a, ars, acs, b, ldb, c, ldc, accumulate);
+    else gemm_tail<T, NV, M - 1>(rows, P, alpha, a, ars, acs, b, ldb, c, ldc, accumulate);
+  }
+}
+
 // c[r][j] (+)= alpha * sum_p A(r, p) * b[p][j] for r < R, j < N, p < P.
 // A(r, p) = a[r * ars + p * acs]; b row-major with leading dim ldb; c row-major with ldc.
 template <class T>
@@ -111,15 +128,13 @@ inline void gemm(int64_t R, int64_t N, int64_t P, T alpha, const T* a, int64_t a
     int64_t r = 0;
     for (; r + MR <= R; r += MR)
       gemm_block<T, MR, 2>(P, alpha, a + r * ars, ars, acs, b + j0, ldb, c + r * ldc + j0, ldc, accumulate);
-    for (; r < R; ++r)
-      gemm_block<T, 1, 2>(P, alpha, a + r * ars, ars, acs, b + j0, ldb, c + r * ldc + j0, ldc, accumulate);
+    gemm_tail<T, 2>(R - r, P, alpha, a + r * ars, ars, acs, b + j0, ldb, c + r * ldc + j0, ldc, accumulate);
   }
   for (; j0 + W <= N; j0 += W) {
     int64_t r = 0;
     for (; r + MR <= R; r += MR)
       gemm_block<T, MR, 1>(P, alpha, a + r * ars, ars, acs, b + j0, ldb, c + r * ldc + j0, ldc, accumulate);
-    for (; r < R; ++r)
-      gemm_block<T, 1, 1>(P, alpha, a + r * ars, ars, acs, b + j0, ldb, c + r * ldc + j0, ldc, accumulate);
+    gemm_tail<T, 1>(R - r, P, alpha, a + r * ars, ars, acs, b + j0, ldb, c + r * ldc + j0, ldc, accumulate);
   }
   if (j0 == N) return;
   // remaining columns (< W)
