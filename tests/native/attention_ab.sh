@@ -8,11 +8,13 @@
 #
 #   tests/native/attention_ab.sh REV_A REV_B ROUNDS CASE [CASE ...]
 #     REV        a git revision, or WORK for the working tree
-#     CASE       the arguments of attention_bench: "fwd|bwd|bb|jvp B H N D causal reps"
+#     CASE       the arguments of attention_bench: "fwd|bwd|bb|jvp B H N D causal reps", or
+#                "lin B H N D mask reps" (linear attention, kernels/cpu/linear_attention.cpp)
 #   environment: THREADS (OpenMP threads, default 1), WALL=1 (wall-clock time, default process
 #   CPU time), ISA=2 (the AVX2 build), NQ (query rows); OUT=FILE also writes the table there;
 #   PEAK=1 also runs tests/native/fma_peak (ymm for ISA=2, else zmm) after every round and adds
-#   the medians in GFLOP/s and as a fraction of the median peak
+#   the medians in GFLOP/s and as a fraction of the median peak; HARNESS=WORK builds both versions
+#   with the working tree's attention_bench.cpp (for a revision older than the harness's modes)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 [ $# -ge 4 ] || { sed -n '2,14p' "$0"; exit 2; }
@@ -31,11 +33,15 @@ build() {  # build REV NAME
   if [ "$1" = WORK ]; then mkdir -p "$dir/tests/native" && cp -r "$root/kernels" "$root/native" "$dir/" &&
     cp "$root/tests/native/attention_bench.cpp" "$dir/tests/native/"
   else git -C "$root" archive "$1" kernels/include kernels/cpu native/include tests/native/attention_bench.cpp |
-    tar -x -C "$dir"; fi
+    tar -x -C "$dir"
+    if [ "${HARNESS:-}" = WORK ]; then cp "$root/tests/native/attention_bench.cpp" "$dir/tests/native/"; fi
+  fi
   local inc=(-I"$dir/kernels/include" -I"$dir/native/include")
   # one file before 2026-12-04, one file per pass (kernels/cpu/attention/*.cpp) after
   local srcs=("$dir"/kernels/cpu/attention.cpp)
   [ -f "${srcs[0]}" ] || srcs=("$dir"/kernels/cpu/attention/*.cpp)
+  # the linear-attention kernel, where the harness has its mode (lin)
+  if grep -q '"lin"' "$dir/tests/native/attention_bench.cpp"; then srcs+=("$dir"/kernels/cpu/linear_attention.cpp); fi
   local objs=() i=0
   for src in "${srcs[@]}"; do
     g++ "${flags[@]}" "${inc[@]}" -c "$src" -o "$dir/a2_$i.o" &

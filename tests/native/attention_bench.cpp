@@ -3,12 +3,15 @@
 // versions of kernels/cpu/attention/ (attention_ab.sh builds this file once per version).
 //
 //   attention_bench fwd|bwd|bb|jvp B H N D causal reps
+//   attention_bench lin B H N D mask reps      (linear attention, mk::cpu::linear_attention: mask 0
+//                                              all keys, 1 causal, 2 anti-causal; q, k, v [B*H, N, D])
 // bb: the double backward as AttentionBench.doubleBackward calls it (cotangents of dq, dk, dv, no
 // bias; writes the cotangents of q, k, v and dout); jvp: tangents of q, k, v, no bias.
 // GFLOP/s count the tile products of the kernels as of 2026-12-04 (dfe368b), 2·Nq·Nk·D each:
 // fwd 2 (S, P V), bwd 5 (S, dP, dV, dK, dQ), bb 22 (5 + 9 + 8 over its three passes), jvp 5
 // (S, two for tS, tS∘P V, P tv); halved when causal. A kernel that does less work than that
-// count shows it as a higher rate: compare times.
+// count shows it as a higher rate: compare times. lin: 4·N·D² per group (kᵀ v and q S) without a
+// mask; with one, per chunk of 64 rows the four products q S, q kᵀ, A v, kᵀ v: N·(4·D² + 4·64·D).
 // environment: NQ (query rows; default N), ISA (2 = AVX2, 3 = AVX-512; default 3),
 // WALL=1 (wall-clock time; default process CPU time, which ignores time spent descheduled),
 // DUMP=FILE (write the pass's outputs there as raw floats, to compare two versions bit for bit)
@@ -34,21 +37,58 @@ double now() {
   clock_gettime(std::getenv("WALL") ? CLOCK_MONOTONIC : CLOCK_PROCESS_CPUTIME_ID, &t);
   return double(t.tv_sec) + 1e-9 * double(t.tv_nsec);
 }
+
+// mode lin: the linear-attention product, F32, groups = B*H, nq = nk = N, dk = dv = D.
+int linear(int64_t groups, int64_t n, int64_t d, int mask, int reps) {
+  const size_t sz = size_t(groups * n * d);
+  std::vector<float> q(sz), k(sz), v(sz), out(sz);
+  std::mt19937 g(1);
+  std::normal_distribution<float> nd;
+  for (auto* x : {&q, &k, &v})
+    for (auto& e : *x) e = nd(g);
+  std::vector<float> ws(size_t(mk::cpu::linear_attention_workspace(d, d, omp_get_max_threads())));
+  auto run = [&] {
+    mk::cpu::linear_attention(MK_F32, groups, n, n, d, d, q.data(), k.data(), v.data(), out.data(), mask, ws.data(),
+                              nullptr);
+  };
+  run();
+  double best = 1e30;
+  for (int r = 0; r < reps; ++r) {
+    const double t0 = now();
+    run();
+    best = std::min(best, now() - t0);
+  }
+  const double flops = double(groups) * double(n) * (mask ? 4.0 * d * d + 4.0 * 64 * d : 4.0 * d * d);
+  double cs = 0;
+  for (float x : out) cs += x;
+  if (const char* dump = std::getenv("DUMP")) {
+    FILE* f = std::fopen(dump, "wb");
+    if (!f) {
+      std::perror(dump);
+      return 1;
+    }
+    std::fwrite(out.data(), sizeof(float), out.size(), f);
+    std::fclose(f);
+  }
+  std::printf("lin best %.4f ms %.1f GFLOP/s checksum %.6f\n", best * 1e3, flops / best / 1e9, cs);
+  return 0;
+}
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc != 8) {
-    std::fprintf(stderr, "usage: %s fwd|bwd|bb|jvp B H N D causal reps\n", argv[0]);
+    std::fprintf(stderr, "usage: %s fwd|bwd|bb|jvp|lin B H N D causal|mask reps\n", argv[0]);
     return 2;
   }
   const std::string mode = argv[1];
-  if (mode != "fwd" && mode != "bwd" && mode != "bb" && mode != "jvp") {
-    std::fprintf(stderr, "unknown mode %s (fwd, bwd, bb, jvp)\n", argv[1]);
+  if (mode != "fwd" && mode != "bwd" && mode != "bb" && mode != "jvp" && mode != "lin") {
+    std::fprintf(stderr, "unknown mode %s (fwd, bwd, bb, jvp, lin)\n", argv[1]);
     return 2;
   }
   mk::cpu::set_isa_level(std::getenv("ISA") ? std::atoi(std::getenv("ISA")) : 3);
   const int64_t B = std::atoll(argv[2]), H = std::atoll(argv[3]), N = std::atoll(argv[4]), D = std::atoll(argv[5]);
   const int causal = std::atoi(argv[6]), reps = std::atoi(argv[7]);
+  if (mode == "lin") return linear(B * H, N, D, causal, reps);
   const int64_t NQ = std::getenv("NQ") ? std::atoll(std::getenv("NQ")) : N;
   mk::AttentionParams p{};
   p.dtype = MK_F32;
