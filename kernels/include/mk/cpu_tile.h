@@ -152,10 +152,55 @@ inline void gemm(int64_t R, int64_t N, int64_t P, T alpha, const T* a, int64_t a
   }
 }
 
-// dst[c][r] = src[r][c] for r < rows, c < cols.
+// One 8 x 8 float (4 x 4 double) block of a transpose in ymm registers: dst[c][r] = src[r][c].
+// AVX2 in both builds (the AVX-512 one has it too); a transpose only moves bits.
+inline void transpose_block(const float* src, int64_t lds, float* dst, int64_t ldd) {
+  __m256 r[8], t[8];
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * lds);
+#pragma GCC unroll 4
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);      // rows i, i+1: columns 0 1 | 4 5, interleaved
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);  // columns 2 3 | 6 7
+  }
+#pragma GCC unroll 2
+  for (int i = 0; i < 8; i += 4) {  // four rows' column c in each 128-bit half (c | c + 4)
+    r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+    r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+    r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+  }
+#pragma GCC unroll 4
+  for (int c = 0; c < 4; ++c) {
+    _mm256_storeu_ps(dst + c * ldd, _mm256_permute2f128_ps(r[c], r[c + 4], 0x20));
+    _mm256_storeu_ps(dst + (c + 4) * ldd, _mm256_permute2f128_ps(r[c], r[c + 4], 0x31));
+  }
+}
+inline void transpose_block(const double* src, int64_t lds, double* dst, int64_t ldd) {
+  __m256d r[4];
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; ++i) r[i] = _mm256_loadu_pd(src + i * lds);
+  const __m256d t0 = _mm256_unpacklo_pd(r[0], r[1]), t1 = _mm256_unpackhi_pd(r[0], r[1]);  // columns 0 | 2, 1 | 3
+  const __m256d t2 = _mm256_unpacklo_pd(r[2], r[3]), t3 = _mm256_unpackhi_pd(r[2], r[3]);
+  _mm256_storeu_pd(dst, _mm256_permute2f128_pd(t0, t2, 0x20));
+  _mm256_storeu_pd(dst + ldd, _mm256_permute2f128_pd(t1, t3, 0x20));
+  _mm256_storeu_pd(dst + 2 * ldd, _mm256_permute2f128_pd(t0, t2, 0x31));
+  _mm256_storeu_pd(dst + 3 * ldd, _mm256_permute2f128_pd(t1, t3, 0x31));
+}
+
+// dst[c][r] = src[r][c] for r < rows, c < cols: in ymm-sized square blocks (the element-wise loop
+// stored one scalar per element with a stride), scalar at the edges.
 template <class T>
 inline void transpose(int64_t rows, int64_t cols, const T* src, int64_t lds, T* dst, int64_t ldd) {
-  for (int64_t r = 0; r < rows; ++r)
+  constexpr int64_t B = 32 / sizeof(T);  // the block's side: one ymm row
+  int64_t r = 0;
+  for (; r + B <= rows; r += B) {
+    int64_t c = 0;
+    for (; c + B <= cols; c += B) transpose_block(src + r * lds + c, lds, dst + c * ldd + r, ldd);
+    for (; c < cols; ++c)
+      for (int64_t i = 0; i < B; ++i) dst[c * ldd + r + i] = src[(r + i) * lds + c];
+  }
+  for (; r < rows; ++r)
     for (int64_t c = 0; c < cols; ++c) dst[c * ldd + r] = src[r * lds + c];
 }
 
