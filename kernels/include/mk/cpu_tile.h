@@ -77,6 +77,10 @@ constexpr int64_t kGemmRows = 6;
 // A and B (16 KB each at 64 columns) stay in the 48 KB L1 while every register block uses them.
 constexpr int64_t kGemmDepth = 64;
 #endif
+// Products with longer reductions than this run chunked (linear attention's kᵀ v over N keys).
+// Not the attention tiles (P = head dim <= 256, or a 64-key tile): at D = 128 the chunked score
+// product measured 2.5 % slower in the forward (A/B, 2026-12-04), its operands being in L1 anyway.
+constexpr int64_t kGemmChunkAbove = 256;
 // Elements of the park buffer of a chunked product (gemm_chunked's stack: 64 KB of float, 128
 // KB of double): a c of up to 128 x 128 runs in chunks, a larger one in one pass.
 constexpr int64_t kGemmParkElements = 128 * 128;
@@ -166,7 +170,7 @@ inline void gemm_steps(int64_t R, int64_t N1, int64_t p0, int64_t pc, int64_t P,
   for (; j0 < N1; j0 += W) strip(std::integral_constant<int64_t, 1>(), j0);
 }
 
-// A long reduction (P > kGemmDepth) in chunks of kGemmDepth steps, each chunk over all of c, the
+// A long reduction (P > kGemmChunkAbove) in chunks of kGemmDepth steps, each chunk over all of c, the
 // raw accumulators parked in between (same bits as one pass, see gemm_block): a chunk's rows of
 // A and B stay in L1 while every register block uses them, where one pass per block streamed
 // its whole B strip and A rows through L1 again for each block.
@@ -187,7 +191,7 @@ inline void gemm(int64_t R, int64_t N, int64_t P, T alpha, const T* a, int64_t a
                  const T* b, int64_t ldb, T* c, int64_t ldc, bool accumulate) {
   constexpr int64_t W = Vec<T>::W;
   const int64_t N1 = N / W * W;
-  if (P > kGemmDepth && R * N1 <= kGemmParkElements)
+  if (P > kGemmChunkAbove && R * N1 <= kGemmParkElements)
     gemm_chunked<T>(R, N1, P, alpha, a, ars, acs, b, ldb, c, ldc, accumulate);
   else
     gemm_steps<T, false>(R, N1, 0, P, P, alpha, a, ars, acs, b, ldb, c, ldc, accumulate, nullptr);
