@@ -40,18 +40,19 @@ void tile_second(const Head<T>& x, const Scratch<T>& w, int64_t r0, int64_t R, i
   tile::gemm<T>(R, C, x.dv, T(1), x.dout + r0 * x.dv, x.dv, 1, w.vt, BK, w.dp, BK, false);
   g_tile(x, w, r0, R, c0, C);
   if (x.gv) tile::gemm<T>(R, C, x.dv, T(1), x.dout + r0 * x.dv, x.dv, 1, w.gvt, BK, w.t, BK, false);
-  // (vectorised along the keys: each element's expression as before, so the same bits)
+  // (vectorised along the keys: each element's expression as before, so the same bits; ds, gs,
+  // gdp overwrite dp, g, t element by element, after the element's reads: see Scratch)
   const bool gv = x.gv != nullptr;
   for (int64_t r = 0; r < R; ++r) {
     const T Dr = D[r], Cr = Cs[r], Er = E[r];
-    const T *__restrict s = w.s + r * BK, *__restrict dpr = w.dp + r * BK, *__restrict gr = w.g + r * BK,
-                        *__restrict t = w.t + r * BK;
-    T *__restrict ds = w.ds + r * BK, *__restrict gs = w.gs + r * BK, *__restrict gdp = w.gdp + r * BK;
+    const T* s = w.s + r * BK;
+    T *dpr = w.dp + r * BK, *gr = w.g + r * BK, *t = w.t + r * BK;
+    T *ds = w.ds + r * BK, *gs = w.gs + r * BK, *gdp = w.gdp + r * BK;
 #pragma omp simd
     for (int64_t c = 0; c < C; ++c) {
-      const T P = s[c], dp = dpr[c], g = gr[c];
+      const T P = s[c], dp = dpr[c], g = gr[c], tc = gv ? t[c] : T(0);
       ds[c] = P * (dp - Dr);
-      const T gP = (gv ? t[c] : T(0)) + g * (dp - Dr) - Cr * dp;
+      const T gP = tc + g * (dp - Dr) - Cr * dp;
       gs[c] = P * (gP - Er);
       gdp[c] = P * (g - Cr);
     }
