@@ -81,9 +81,10 @@ constexpr int64_t kGemmDepth = 64;
 // Not the attention tiles (P = head dim <= 256, or a 64-key tile): at D = 128 the chunked score
 // product measured 2.5 % slower in the forward (A/B, 2026-12-04), its operands being in L1 anyway.
 constexpr int64_t kGemmChunkAbove = 256;
-// Elements of the park buffer of a chunked product (gemm_chunked's stack: 64 KB of float, 128
-// KB of double): a c of up to 128 x 128 runs in chunks, a larger one in one pass.
-constexpr int64_t kGemmParkElements = 128 * 128;
+// Elements of the park buffer of a chunked product, on gemm_chunked's stack (16 KB of float, 32
+// KB of double: the caller may be a JVM thread, 1 MB of stack by default): a c of up to 64 x 64
+// (linear attention's state at head dims 64) runs in chunks, a larger one in one pass.
+constexpr int64_t kGemmParkElements = 64 * 64;
 
 // The register block: MR rows x NV vectors of C accumulate in registers over the reduction;
 // each step loads NV vectors of a B row and broadcasts MR entries of A. kParked (the chunks of a
