@@ -14,7 +14,9 @@
 #   CPU time), ISA=2 (the AVX2 build), NQ (query rows); OUT=FILE also writes the table there;
 #   PEAK=1 also runs tests/native/fma_peak (ymm for ISA=2, else zmm) after every round and adds
 #   the medians in GFLOP/s and as a fraction of the median peak; HARNESS=WORK builds both versions
-#   with the working tree's attention_bench.cpp (for a revision older than the harness's modes)
+#   with the working tree's attention_bench.cpp (for a revision older than the harness's modes);
+#   BITS=1 times nothing: it runs each case once per ISA (AVX2 and AVX-512) in both versions with
+#   DUMP and compares the outputs bit for bit (ROUNDS is ignored; reps 1 is enough)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 [ $# -ge 4 ] || { sed -n '2,14p' "$0"; exit 2; }
@@ -62,6 +64,38 @@ width=zmm
 : > "$work/peak.txt"
 
 threads=${THREADS:-1}
+if [ -n "${BITS:-}" ]; then
+  table="| case | ISA | $(describe "$rev_a") vs $(describe "$rev_b") |
+|---|---|---|"
+  for c in "$@"; do
+    read -r -a args <<<"$c"
+    for isa in 2 3; do
+      for v in a b; do
+        ISA=$isa DUMP="$work/$v.bin" OMP_NUM_THREADS=$threads "$work/$v/bench" "${args[@]}" > /dev/null
+      done
+      verdict=$(python3 - "$work/a.bin" "$work/b.bin" <<'PY'
+import struct, sys
+a, b = (open(f, "rb").read() for f in sys.argv[1:3])
+if a == b:
+    print("bit for bit identical (%d floats)" % (len(a) // 4))
+else:
+    x, y = struct.unpack("%df" % (len(a) // 4), a), struct.unpack("%df" % (len(b) // 4), b)
+    n = sum(1 for u, v in zip(x, y) if struct.pack("f", u) != struct.pack("f", v))
+    scale = max(abs(u) for u in x if u == u and abs(u) != float("inf"))
+    err = max(abs(u - v) for u, v in zip(x, y) if u == u and v == v and abs(u) != float("inf"))
+    print("%d of %d floats differ, max |a - b| = %.3g (max |a| = %.3g)" % (n, len(x), err, scale))
+PY
+)
+      table+="
+| \`$c\` | $isa | $verdict |"
+    done
+  done
+  header="Bitwise comparison of the CPU attention kernels' outputs, $(date -u '+%F %H:%M UTC'), OMP_NUM_THREADS=$threads.
+Command: \`BITS=1 ${0#$root/} $rev_a $rev_b $rounds $(printf '"%s" ' "$@")\`"
+  printf '%s\n\n%s\n' "$header" "$table"
+  if [ -n "${OUT:-}" ]; then printf '%s\n\n%s\n' "$header" "$table" > "$OUT"; fi
+  exit 0
+fi
 table="| case | $(describe "$rev_a") min / median / max (ms) | $(describe "$rev_b") min / median / max (ms) | median b / a |${PEAK:+ GFLOP/s a / b (median) | % of peak a / b |}
 |---|---|---|---|${PEAK:+---|---|}"
 for c in "$@"; do
