@@ -8,7 +8,8 @@ namespace MK_ISA_NS {
 namespace {
 
 // ---- backward --------------------------------------------------------------------------------
-// P (in w.s), dP = dO vᵀ and dS = P ∘ (dP − D) on one tile; D holds the tile rows' statistic.
+// P (in w.s), dP = dO vᵀ and dS = P ∘ (dP − D) on one tile (dS in place of dP, see Scratch); D
+// holds the tile rows' statistic.
 template <class T>
 void tile_ds(const Head<T>& x, const Scratch<T>& w, int64_t r0, int64_t R, int64_t c0, int64_t C, const T* D) {
   scores(x, r0, R, c0, C, w.kt, w.s);

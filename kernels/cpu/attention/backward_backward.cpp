@@ -40,15 +40,23 @@ void tile_second(const Head<T>& x, const Scratch<T>& w, int64_t r0, int64_t R, i
   tile::gemm<T>(R, C, x.dv, T(1), x.dout + r0 * x.dv, x.dv, 1, w.vt, BK, w.dp, BK, false);
   g_tile(x, w, r0, R, c0, C);
   if (x.gv) tile::gemm<T>(R, C, x.dv, T(1), x.dout + r0 * x.dv, x.dv, 1, w.gvt, BK, w.t, BK, false);
-  for (int64_t r = 0; r < R; ++r)
+  // (vectorised along the keys: each element's expression as before, so the same bits; ds, gs,
+  // gdp overwrite dp, g, t element by element, after the element's reads: see Scratch)
+  const bool gv = x.gv != nullptr;
+  for (int64_t r = 0; r < R; ++r) {
+    const T Dr = D[r], Cr = Cs[r], Er = E[r];
+    const T* s = w.s + r * BK;
+    T *dpr = w.dp + r * BK, *gr = w.g + r * BK, *t = w.t + r * BK;
+    T *ds = w.ds + r * BK, *gs = w.gs + r * BK, *gdp = w.gdp + r * BK;
+#pragma omp simd
     for (int64_t c = 0; c < C; ++c) {
-      const int64_t o = r * BK + c;
-      const T P = w.s[o], dp = w.dp[o], g = w.g[o];
-      w.ds[o] = P * (dp - D[r]);
-      const T gP = (x.gv ? w.t[o] : T(0)) + g * (dp - D[r]) - Cs[r] * dp;
-      w.gs[o] = P * (gP - E[r]);
-      w.gdp[o] = P * (g - Cs[r]);
+      const T P = s[c], dp = dpr[c], g = gr[c], tc = gv ? t[c] : T(0);
+      ds[c] = P * (dp - Dr);
+      const T gP = tc + g * (dp - Dr) - Cr * dp;
+      gs[c] = P * (gP - Er);
+      gdp[c] = P * (g - Cr);
     }
+  }
 }
 
 template <class T>
@@ -81,13 +89,12 @@ void backward_backward(const CpuParams& p, T* ws, int64_t per_thread, T* Dall, T
         probabilities(x, r0, R, C, w.s);
         tile::gemm<T>(R, C, p.dv, T(1), x.dout + r0 * p.dv, p.dv, 1, w.vt, BK, w.dp, BK, false);
         g_tile(x, w, r0, R, c0, C);
-        for (int64_t r = 0; r < R; ++r)
-          for (int64_t c = 0; c < C; ++c) {
-            const int64_t o = r * BK + c;
-            const T pg = w.s[o] * w.g[o];
-            Cr[r] += pg;
-            Fr[r] += pg * w.dp[o];
-          }
+        serial_row_sums<2>(R, C, {Cr, Fr}, [&](int64_t r, int64_t c, T* a) {
+          const int64_t o = r * BK + c;
+          const T pg = w.s[o] * w.g[o];
+          a[0] += pg;
+          a[1] = vmath::fma(pg, w.dp[o], a[1]);  // the contraction the plain loop got, written out
+        });
         if (x.gv) tile::gemm<T>(R, p.dv, C, T(1), w.s, BK, 1, x.gv + c0 * p.dv, p.dv, pgv, p.dv, true);
       }
       for (int64_t r = 0; r < R; ++r) {

@@ -34,12 +34,13 @@ void jvp(const CpuParams& p, T* ws, int64_t per_thread) {
         scores(x, r0, R, c0, C, w.kt, w.s);
         probabilities(x, r0, R, C, w.s);
         g_tile(x, w, r0, R, c0, C);  // tS
-        for (int64_t r = 0; r < R; ++r)
-          for (int64_t cc = 0; cc < C; ++cc) {
-            const int64_t o = r * BK + cc;
-            w.t[o] = w.s[o] * w.g[o];
-            c[r] += w.t[o];
-          }
+        for (int64_t r = 0; r < R; ++r) {
+          const T *__restrict sr = w.s + r * BK, *__restrict gr = w.g + r * BK;
+          T* __restrict tr = w.t + r * BK;
+#pragma omp simd
+          for (int64_t cc = 0; cc < C; ++cc) tr[cc] = sr[cc] * gr[cc];
+        }
+        serial_row_sums<1>(R, C, {c}, [&](int64_t r, int64_t cc, T* a) { a[0] += w.t[r * BK + cc]; });
         tile::gemm<T>(R, p.dv, C, T(1), w.t, BK, 1, x.v + c0 * p.dv, p.dv, a1, p.dv, true);
         if (x.gv) tile::gemm<T>(R, p.dv, C, T(1), w.s, BK, 1, x.gv + c0 * p.dv, p.dv, a1, p.dv, true);
       }
