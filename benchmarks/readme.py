@@ -2,7 +2,7 @@
 """Rewrites the generated parts of README.md from recorded results (no number typed by hand).
 
     python3 benchmarks/readme.py --jmh benchmarks/results/cpu-DATE.json \
-        --demo benchmarks/results/demo-DATE.json [README.md]
+        --demo benchmarks/results/demo-DATE.json [--isa "AVX2=...json" --isa "AVX-512=...json"] [README.md]
 
 Between '<!-- demo:begin -->' and '<!-- demo:end -->' it writes the demo table (from the JSON
 that `demo --json` wrote); between '<!-- benchmarks:begin -->' and '<!-- benchmarks:end -->'
@@ -92,6 +92,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--jmh", action="append", help="JMH JSON; repeat: later runs replace earlier rows")
     ap.add_argument("--demo")
+    ap.add_argument("--isa", action="append", metavar="LABEL=JSON",
+                    help="one run per instruction set, between the isa markers: LABEL=path, repeat")
     ap.add_argument("readme", nargs="?", default="README.md")
     a = ap.parse_args()
     text = open(a.readme, encoding="utf-8").read()
@@ -99,6 +101,12 @@ def main():
         text = replace(text, "demo", demo_table(a.demo))
     if a.jmh:
         text = replace(text, "benchmarks", bench_table(a.jmh))
+    if a.isa:
+        parts = []
+        for item in a.isa:
+            label, path = item.rsplit("=", 1)
+            parts.append(f"**{label}**\n\n" + bench_table([path]))
+        text = replace(text, "isa", "\n\n".join(parts))
     open(a.readme, "w", encoding="utf-8").write(text)
 
 
