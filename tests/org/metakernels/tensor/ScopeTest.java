@@ -199,7 +199,9 @@ class ScopeTest {
     assertTrue(ops >= 200_000, "ops " + ops);
     assertEquals(live0, live(), "native bytes live after " + ops + " ops");
     long growth = rss1 - rss0;
-    System.out.printf("soak: %d ops in %.1f s, RSS %+.1f MB%n", ops, seconds, growth / 1e6);
+    // the process's resident size may also fall (the JVM hands heap pages back): only growth counts
+    System.out.printf("soak: %d ops in %.1f s, native bytes live unchanged, resident size %s by %.1f MB (limit: +50 MB)%n",
+        ops, seconds, growth >= 0 ? "grew" : "fell", Math.abs(growth) / 1e6);
     assertTrue(growth < 50_000_000L, "RSS grew by " + growth / 1e6 + " MB");
   }
 
