@@ -105,7 +105,7 @@ def main():
     w("|---|---|")
     for key in ["date", "machine", "cpu flags", "cores", "memory", "git commit", "command", "jmh command", "jdk",
                 "metakernels threads", "libtorch threads", "libtorch", "libtorch config", "libtorch onednn",
-                "openblas", "environment found", "peer environment",
+                "openblas", "environment found", "peer environment", "environment used",
                 "metakernels backend", "load before", "load after", "quiet wait"]:
         if key in meta:
             val = meta[key]

@@ -106,6 +106,7 @@ git diff --quiet HEAD -- . ':!benchmarks/results' 2>/dev/null || commit="$commit
   echo "# run.sh cpu flags: $(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -E '^(avx2|fma|avx512f|avx512bw|avx512vl|avx512dq|avx512_bf16|avx512_fp16|amx_tile|f16c)$' | paste -sd ' ')"
   echo "# run.sh environment found: $found_env"
   echo "# run.sh peer environment: $peer_env"
+  echo "# run.sh environment used: $(field env)"
   echo "# run.sh openblas: $(field openblas)"
   echo "# run.sh libtorch onednn: $(field libtorch.onednn)"
   echo "# run.sh cores: $(nproc) online ($(lscpu | sed -n 's/^Thread(s) per core: *//p') thread(s) per core)"

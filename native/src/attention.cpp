@@ -171,7 +171,7 @@ int64_t bias_extent(const mk_attention_params& b) {
 }
 
 // The F32 parameter block of a 16-bit call: q, k, v, the bias, out and dout widened; lse is F32
-// already. The F32 kernel's own workspace comes from the scratch too.
+// already.
 int widen_shared(const char* op, const KernelTable* t, int device, int dtype, const mk_attention_params& b,
                  mk_attention_params* w, F32Scratch& scratch, void* stream) {
   const Sizes n(b);
@@ -186,12 +186,13 @@ int widen_shared(const char* op, const KernelTable* t, int device, int dtype, co
   return widen(op, t, device, dtype, n.out, b.dout, &w->dout, scratch, stream);
 }
 
-int f32_params(const char* op, const KernelTable* t, int device, const mk_attention_params& w, F32Scratch& scratch,
-               AttentionParams* p) {
-  *p = AttentionParams(w, MK_F32, nullptr);
+// The F32 kernel's workspace: the caller's (sized for the 16-bit call) where it is large enough.
+int f32_params(const char* op, const KernelTable* t, int device, const mk_attention_params& w, void* workspace,
+               int64_t workspace_bytes, F32Scratch& scratch, AttentionParams* p) {
+  *p = AttentionParams(w, MK_F32, workspace);
   if (device == MK_DEVICE_CUDA && mk_runtime_allow_tf32()) p->allow_tf32 = 1;
   const int64_t need = t->attention_workspace(*p, threads_for(device));
-  if (need > 0) {
+  if (need > workspace_bytes) {
     p->workspace = scratch.get(op, need);
     if (!p->workspace) return MK_ERR_INTERNAL;
   }
@@ -201,7 +202,7 @@ int f32_params(const char* op, const KernelTable* t, int device, const mk_attent
 // 16-bit backward_backward: the F32 kernel on F32 copies, the cotangents rounded back (the one
 // place the 16-bit second order widens; the forward and backward widen inside their kernels).
 int half_backward_backward(const char* op, const KernelTable* t, int device, int dtype, const mk_attention_params& b,
-                           void* stream) {
+                           void* workspace, int64_t workspace_bytes, void* stream) {
   const Sizes n(b);
   F32Scratch scratch(device);
   mk_attention_params w;
@@ -216,7 +217,7 @@ int half_backward_backward(const char* op, const KernelTable* t, int device, int
   MK_CHECK(room(op, t, device, n.out, b.cot_dout, &w.cot_dout, scratch, stream));
   MK_CHECK(room(op, t, device, n.bias_full, b.cot_bias_full, &w.cot_bias_full, scratch, stream));
   AttentionParams p;
-  MK_CHECK(f32_params(op, t, device, w, scratch, &p));
+  MK_CHECK(f32_params(op, t, device, w, workspace, workspace_bytes, scratch, &p));
   MK_CHECK(kernel_status(op, device, t->attention_backward_backward(p, stream)));
   MK_CHECK(narrow(op, t, device, dtype, n.q, w.cot_q, b.cot_q, stream));
   MK_CHECK(narrow(op, t, device, dtype, n.k, w.cot_k, b.cot_k, stream));
@@ -226,7 +227,8 @@ int half_backward_backward(const char* op, const KernelTable* t, int device, int
 }
 
 // 16-bit jvp: the same, the output tangent rounded back, the lse tangent F32 (as lse is).
-int half_jvp(const char* op, const KernelTable* t, int device, int dtype, const mk_attention_params& b, void* stream) {
+int half_jvp(const char* op, const KernelTable* t, int device, int dtype, const mk_attention_params& b,
+             void* workspace, int64_t workspace_bytes, void* stream) {
   const Sizes n(b);
   F32Scratch scratch(device);
   mk_attention_params w;
@@ -237,7 +239,7 @@ int half_jvp(const char* op, const KernelTable* t, int device, int dtype, const 
   MK_CHECK(widen(op, t, device, dtype, n.bias_full, b.tan_bias_full, &w.tan_bias_full, scratch, stream));
   MK_CHECK(room(op, t, device, n.out, b.tan_out, &w.tan_out, scratch, stream));
   AttentionParams p;
-  MK_CHECK(f32_params(op, t, device, w, scratch, &p));
+  MK_CHECK(f32_params(op, t, device, w, workspace, workspace_bytes, scratch, &p));
   MK_CHECK(kernel_status(op, device, t->attention_jvp(p, stream)));
   return narrow(op, t, device, dtype, n.out, w.tan_out, b.tan_out, stream);
 }
@@ -305,7 +307,7 @@ int mk_attention_softmax_backward_backward(int device, int dtype, const mk_atten
   MK_CHECK(zero(op, t, device, dtype, n.out, p.cot_dout, stream));
   MK_CHECK(zero(op, t, device, dtype, n.bias_full, p.cot_bias_full, stream));
   if (n.bias_full == 0) return MK_OK;
-  if (is_half(dtype)) return half_backward_backward(op, t, device, dtype, *block, stream);
+  if (is_half(dtype)) return half_backward_backward(op, t, device, dtype, *block, workspace, workspace_bytes, stream);
   return kernel_status(op, device, t->attention_backward_backward(p, stream));
 }
 
@@ -322,7 +324,7 @@ int mk_attention_softmax_jvp(int device, int dtype, const mk_attention_params* b
   MK_CHECK(zero(op, t, device, dtype, n.out, p.tan_out, stream));
   MK_CHECK(zero(op, t, device, is_half(dtype) ? MK_F32 : dtype, n.lse, p.tan_lse, stream));
   if (n.bias_full == 0) return MK_OK;
-  if (is_half(dtype)) return half_jvp(op, t, device, dtype, *block, stream);
+  if (is_half(dtype)) return half_jvp(op, t, device, dtype, *block, workspace, workspace_bytes, stream);
   return kernel_status(op, device, t->attention_jvp(p, stream));
 }
 

@@ -190,7 +190,7 @@ void run_backward_backward(const AttentionParams& in) {
 }  // namespace
 
 int attention_backward_backward(const AttentionParams& in, void*) {
-  if (is_half(in.dtype)) return KERNEL_UNSUPPORTED;  // native/ refuses 16-bit types first
+  if (is_half(in.dtype)) return KERNEL_UNSUPPORTED;  // native/ runs 16-bit calls on F32 copies
   AttentionParams p = in;
   p.second = attention_cotangents(in);
   if (p.dtype == MK_F32) run_backward_backward<float>(p);

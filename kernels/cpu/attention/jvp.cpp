@@ -63,7 +63,7 @@ void run_jvp(const AttentionParams& in) {
 }  // namespace
 
 int attention_jvp(const AttentionParams& in, void*) {
-  if (is_half(in.dtype)) return KERNEL_UNSUPPORTED;  // native/ refuses 16-bit types first
+  if (is_half(in.dtype)) return KERNEL_UNSUPPORTED;  // native/ runs 16-bit calls on F32 copies
   AttentionParams p = in;
   p.second = attention_tangents(in);
   if (p.dtype == MK_F32) run_jvp<float>(p);

@@ -29,7 +29,7 @@ import org.metakernels.testing.Nd;
  * again between a backward recorded with createGraph and the second-order backward.
  *
  * <p>Guards {@code Node}'s version check of the tensors its rule captures (the reflective scan
- * in {@code Node.Captures}); with that scan removed this test fails on the attention (lse, key
+ * in {@code Captures}); with that scan removed this test fails on the attention (lse, key
  * lengths), max (indices), indexSelect, indexAdd, gather, scatterAdd and crossEntropy cases.
  */
 class SavedTensorVersionTest {
