@@ -42,7 +42,7 @@ final class GtnCommand implements Callable<Integer> {
   @Option(names = "--hidden", defaultValue = "64", description = "the learner's hidden width (default: ${DEFAULT-VALUE})")
   int hidden;
 
-  @Option(names = "--meta-lr", defaultValue = "2e-3", description = "Adam's learning rate for the generator (default: ${DEFAULT-VALUE})")
+  @Option(names = "--meta-lr", defaultValue = "1e-2", description = "Adam's learning rate for the generator (default: ${DEFAULT-VALUE})")
   double metaLr;
 
   @Option(names = "--eval-inits", defaultValue = "20", description = "fresh learners per score (default: ${DEFAULT-VALUE})")

@@ -56,7 +56,7 @@ public final class GenerativeTeachingNetwork {
       double metaLr, double innerLr, int metaBatch, int evalInits, int evalEvery, long seed, Device device) {
     /** The command's defaults: a few minutes on 2 cores. */
     public static Config defaults() {
-      return new Config(16, 40, 1000, 64, 256, 32, 2e-3, 0.1, 500, 20, 100, 1L, Device.CPU);
+      return new Config(16, 40, 1000, 64, 256, 32, 1e-2, 0.1, 500, 20, 100, 1L, Device.CPU);
     }
 
     /** Checks the settings. */
