@@ -2,7 +2,8 @@
 """Rewrites the generated parts of README.md from recorded results (no number typed by hand).
 
     python3 benchmarks/readme.py --jmh benchmarks/results/cpu-DATE.json \
-        --demo benchmarks/results/demo-DATE.json [--isa "AVX2=...json" --isa "AVX-512=...json"] [README.md]
+        --demo benchmarks/results/demo-DATE.json [--isa "AVX2=...json" --isa "AVX-512=...json"] \
+        [--gtn benchmarks/results/gtn-DATE.json] [README.md]
 
 Between '<!-- demo:begin -->' and '<!-- demo:end -->' it writes the demo table (from the JSON
 that `demo --json` wrote); between '<!-- benchmarks:begin -->' and '<!-- benchmarks:end -->'
@@ -81,6 +82,32 @@ def bench_table(paths):
     return "\n".join(out)
 
 
+def gtn_table(path):
+    """The gtn recipe's comparison, from the JSON that `recipe gtn --json` wrote."""
+    d = json.load(open(path))
+    st = d["settings"]
+    k, b = st["inner_steps"], st["batch"]
+
+    def acc(s):
+        return f"{100 * s['accuracy']:.1f} % ± {100 * s['accuracy_std']:.1f}"
+
+    rows = [
+        (f"learner trained K = {k} steps on digits from the trained GTN", acc(d["gtn"]), f"{d['gtn']['test_loss']:.3f}"),
+        (f"learner trained K = {k} steps on real digits (SGD lr {d['real_lr']}, best on validation)", acc(d["real"]),
+         f"{d['real']['test_loss']:.3f}"),
+        ("learner trained on the generator before meta-training", acc(d["gtn_untrained"]),
+         f"{d['gtn_untrained']['test_loss']:.3f}"),
+    ]
+    out = ["| learner (MLP 784-%d-10, fresh initialisation) | test accuracy (mean ± std over %d) | test cross-entropy |"
+           % (st["hidden"], st["eval_inits"]), "|---|---|---|"]
+    out += [f"| {a} | {c} | {e} |" for a, c, e in rows]
+    out.append("")
+    out.append(f"{st['meta_iterations']} meta-iterations, batch {b} per inner step, learned inner learning rate "
+               f"{d['learned_inner_lr']:.3f}, {d['train_size']} training / {d['test_size']} test digits, "
+               f"threads: {st['threads']} ({st['isa']}), {d['seconds']:.0f} s. Source: `{path}`.")
+    return "\n".join(out)
+
+
 def replace(text, tag, body):
     pat = re.compile(rf"(<!-- {tag}:begin -->\n).*?(<!-- {tag}:end -->)", re.S)
     if not pat.search(text):
@@ -94,6 +121,7 @@ def main():
     ap.add_argument("--demo")
     ap.add_argument("--isa", action="append", metavar="LABEL=JSON",
                     help="one run per instruction set, between the isa markers: LABEL=path, repeat")
+    ap.add_argument("--gtn", help="the JSON of `recipe gtn --json`, between the gtn markers")
     ap.add_argument("readme", nargs="?", default="README.md")
     a = ap.parse_args()
     text = open(a.readme, encoding="utf-8").read()
@@ -107,6 +135,8 @@ def main():
             label, path = item.rsplit("=", 1)
             parts.append(f"**{label}**\n\n" + bench_table([path]))
         text = replace(text, "isa", "\n\n".join(parts))
+    if a.gtn:
+        text = replace(text, "gtn", gtn_table(a.gtn))
     open(a.readme, "w", encoding="utf-8").write(text)
 
 

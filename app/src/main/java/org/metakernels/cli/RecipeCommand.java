@@ -32,6 +32,7 @@ final class RecipeCommand implements Callable<Integer> {
     PrintWriter out = spec.commandLine().getOut();
     out.println("recipes:");
     out.println("  icl   transformers learn in-context by gradient descent (von Oswald et al. 2022); same as `demo`");
+    out.println("  gtn   Generative Teaching Networks on MNIST digits (Such et al. 2019) against training on real digits");
     return 0;
   }
 }

