@@ -32,6 +32,8 @@ final class RecipeCommand implements Callable<Integer> {
     PrintWriter out = spec.commandLine().getOut();
     out.println("recipes:");
     out.println("  icl   transformers learn in-context by gradient descent (von Oswald et al. 2022); same as `demo`");
+    out.println("  maml-sine  MAML on sinusoid regression (Finn et al. 2017), second and first order, vs pretraining");
+    out.println("  reweight   learning to reweight examples by meta-gradient (Ren et al. 2018), 40 % flipped labels");
     return 0;
   }
 }
