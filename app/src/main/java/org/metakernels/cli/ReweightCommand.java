@@ -91,7 +91,9 @@ final class ReweightCommand implements Callable<Integer> {
     o.printf("  clean test accuracy, clean labels only  %.4f (oracle)%n", r.cleanOnlyAccuracy());
     o.printf("  mean learned weight, clean / flipped    %.5f / %.5f (uniform: %.5f)%n", r.meanWeightClean(),
         r.meanWeightFlipped(), 1.0 / train);
-    o.printf("  flipped examples with weight ~0         %.1f %%%n", 100 * r.flippedZeroShare());
+    o.printf("  mean weight, flips the Bayes rule contradicts  %.5f%n", r.meanWeightContradicted());
+    o.printf("  weight ~0 (< 1 %% of uniform): flipped / clean  %.1f %% / %.1f %%%n", 100 * r.flippedZeroShare(),
+        100 * r.cleanZeroShare());
     Files.createDirectories(out);
     Path png = out.resolve("reweight-weights.png");
     plot(r, png);
@@ -110,18 +112,18 @@ final class ReweightCommand implements Callable<Integer> {
     double[] w = r.weights();
     for (int i = 0; i < w.length; i++) {
       if (r.flipped()[i]) {
-        fx.add((double) i);
+        fx.add(r.firstCoordinate()[i]);
         fy.add(w[i] * w.length);
       } else {
-        cx.add((double) i);
+        cx.add(r.firstCoordinate()[i]);
         cy.add(w[i] * w.length);
       }
     }
     XYChart chart = new XYChartBuilder()
                         .width(900)
                         .height(500)
-                        .title("Learned example weights (x N; 1 = uniform), averaged over the second half of training")
-                        .xAxisTitle("training example (class 0 first)")
+                        .title("Learned example weights (x N; 1 = uniform), averaged over training")
+                        .xAxisTitle("x0 of the training example (class 0 left of 0, class 1 right)")
                         .yAxisTitle("weight x N")
                         .build();
     chart.getStyler().setDefaultSeriesRenderStyle(XYSeries.XYSeriesRenderStyle.Scatter);
@@ -137,10 +139,11 @@ final class ReweightCommand implements Callable<Integer> {
             + " \"lr\": %s, \"inner_steps\": %d, \"inner_lr\": %s, \"seed\": %d, \"threads\": %d, \"isa\": \"%s\"},%n"
             + "  \"flipped_share\": %.4f,%n  \"reweighted_accuracy\": %.6f,%n  \"uniform_accuracy\": %.6f,%n"
             + "  \"clean_only_accuracy\": %.6f,%n  \"mean_weight_clean\": %.6g,%n  \"mean_weight_flipped\": %.6g,%n"
-            + "  \"flipped_zero_share\": %.6f,%n  \"seconds\": %.2f%n}%n",
+            + "  \"flipped_zero_share\": %.6f,%n  \"clean_zero_share\": %.6f,%n  \"mean_weight_contradicted\": %.6g,%n"
+            + "  \"seconds\": %.2f%n}%n",
         Version.get(), train, validation, steps, lr, innerSteps, innerLr, seed, backend.cpuThreads(), backend.cpuIsa(),
         r.flippedShare(), r.reweightedAccuracy(), r.uniformAccuracy(), r.cleanOnlyAccuracy(), r.meanWeightClean(),
-        r.meanWeightFlipped(), r.flippedZeroShare(), r.seconds());
+        r.meanWeightFlipped(), r.flippedZeroShare(), r.cleanZeroShare(), r.meanWeightContradicted(), r.seconds());
     Files.writeString(file, s);
   }
 }

@@ -60,17 +60,23 @@ public final class Reweight {
    * @param reweightedAccuracy clean test accuracy of the reweighted model
    * @param uniformAccuracy of the model trained with uniform weights
    * @param cleanOnlyAccuracy of the model trained on the clean examples only
-   * @param meanWeightClean the learned weight of clean examples, averaged over the second half of training
+   * @param meanWeightClean the learned weight of clean examples, averaged over all training steps
    * @param meanWeightFlipped of flipped examples
    * @param flippedZeroShare share of flipped examples whose averaged weight is below 1 % of the uniform 1/N
+   * @param cleanZeroShare share of clean examples whose averaged weight is below 1 % of 1/N
+   * @param meanWeightContradicted the mean weight of flipped examples whose label the Bayes rule
+   *     (class 1 where x₀ &gt; 0) contradicts: the harmful flips (the others, class-0 points beyond
+   *     the boundary flipped to 1 and vice versa, carry the right label for their region)
    * @param weights each training example's averaged weight
    * @param flipped which examples were flipped
+   * @param firstCoordinate each training example's x₀ (the axis that separates the classes)
    * @param flippedShare the share of flipped labels
    * @param seconds wall time
    */
   public record Result(double reweightedAccuracy, double uniformAccuracy, double cleanOnlyAccuracy,
-      double meanWeightClean, double meanWeightFlipped, double flippedZeroShare, double[] weights, boolean[] flipped,
-      double flippedShare, double seconds) {}
+      double meanWeightClean, double meanWeightFlipped, double flippedZeroShare, double cleanZeroShare,
+      double meanWeightContradicted, double[] weights, boolean[] flipped, double[] firstCoordinate, double flippedShare,
+      double seconds) {}
 
   /** Points and labels. */
   record Data(Tensor x, Tensor y, long[] labels, boolean[] flipped) {}
@@ -163,7 +169,7 @@ public final class Reweight {
               sum += g[i];
             }
             for (int i = 0; i < n; i++) g[i] = sum > 0 ? g[i] / sum : 0;
-            if (weights != null && step >= c.steps() / 2) {
+            if (weights != null) {
               for (int i = 0; i < n; i++) weights[i] += g[i];
               averaged++;
             }
@@ -207,20 +213,34 @@ public final class Reweight {
           acc[m] = accuracy(net, test);
         }
       }
-      double clean = 0, flip = 0;
-      int nc = 0, nf = 0, zero = 0;
+      double clean = 0, flip = 0, contradicted = 0;
+      int nc = 0, nf = 0, zero = 0, cleanZero = 0, nContradicted = 0;
+      double[] xs = train.x().toDoubleArray();
       for (int i = 0; i < weights.length; i++) {
+        boolean tiny = weights[i] < 0.01 / weights.length;
         if (train.flipped()[i]) {
           flip += weights[i];
           nf++;
-          if (weights[i] < 0.01 / weights.length) zero++;
+          if (tiny) zero++;
+          if (train.labels()[i] != (xs[2 * i] > 0 ? 1 : 0)) {
+            contradicted += weights[i];
+            nContradicted++;
+          }
         } else {
           clean += weights[i];
           nc++;
+          if (tiny) cleanZero++;
         }
       }
-      return new Result(acc[0], acc[1], acc[2], clean / nc, flip / nf, (double) zero / nf, weights, train.flipped(),
+      return new Result(acc[0], acc[1], acc[2], clean / nc, flip / nf, (double) zero / nf, (double) cleanZero / nc,
+          contradicted / Math.max(1, nContradicted), weights, train.flipped(), firstOf(xs),
           (double) nf / weights.length, (System.nanoTime() - t0) / 1e9);
     }
+  }
+
+  static double[] firstOf(double[] xy) {
+    double[] r = new double[xy.length / 2];
+    for (int i = 0; i < r.length; i++) r[i] = xy[2 * i];
+    return r;
   }
 }
