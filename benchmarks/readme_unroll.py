@@ -58,7 +58,10 @@ def reweight_table(path):
              f"{d['reweighted_accuracy']:.3f} / {d['uniform_accuracy']:.3f} / {d['clean_only_accuracy']:.3f}"),
             ("mean learned weight × N: clean / flipped examples",
              f"{d['mean_weight_clean'] * d['settings']['train']:.3f} / {d['mean_weight_flipped'] * d['settings']['train']:.3f}"),
-            ("flipped examples with weight below 1 % of uniform", f"{100 * d['flipped_zero_share']:.1f} %"),
+            ("mean learned weight × N of the flips the Bayes rule contradicts (the harmful ones)",
+             f"{d['mean_weight_contradicted'] * d['settings']['train']:.3f}"),
+            ("weight below 1 % of uniform: flipped / clean examples",
+             f"{100 * d['flipped_zero_share']:.1f} % / {100 * d['clean_zero_share']:.1f} %"),
             ("wall time", f"{d['seconds']:.0f} s")]
     out = ["| quantity | value |", "|---|---|"] + [f"| {a} | {b} |" for a, b in rows]
     s = d["settings"]
