@@ -340,11 +340,28 @@ public final class Autograd {
    * @return H v, one tensor per input
    */
   public static List<Tensor> hvp(java.util.function.Function<List<Tensor>, Tensor> f, List<Tensor> x, List<Tensor> v) {
+    return hvp(f, x, v, false);
+  }
+
+  /**
+   * Hessian-vector product of {@code f} at {@code x}, recorded for further differentiation when
+   * {@code createGraph} (inputs that require grad are used as they are, so the product is
+   * differentiable in them and in {@code v}). {@code f} runs with recording on whatever the
+   * caller's mode: {@code Autograd.hvp(f, List.of(x), List.of(v), true).get(0)} has x's shape.
+   *
+   * @param f a function of the inputs returning one element
+   * @param x the point
+   * @param v one direction per input
+   * @param createGraph record the second pass too
+   * @return H v, one tensor per input
+   */
+  public static List<Tensor> hvp(java.util.function.Function<List<Tensor>, Tensor> f, List<Tensor> x, List<Tensor> v,
+      boolean createGraph) {
     checkDirections("hvp", x, v);
     List<Tensor> at = new ArrayList<>(x.size());
     for (Tensor t : x) at.add(t.requiresGrad() ? t : t.detach().requiresGrad(true));
     try (GradMode.Guard on = GradMode.set(true)) {
-      return hvp(f.apply(at), at, v, false);
+      return hvp(f.apply(at), at, v, createGraph);
     }
   }
 
