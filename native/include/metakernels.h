@@ -424,6 +424,15 @@ int mk_graph_sddmm_forward(int device, int dtype, int64_t rows, int64_t cols, in
                            int64_t width, const int64_t* row_ptr, const int64_t* col, const void* a,
                            const void* b, void* out, void* stream);
 
+/* ---- memory high-water marks ---------------------------------------------------------------
+ * The largest mk_host_live_bytes / mk_device_live_bytes seen since the last reset (process-wide,
+ * all threads): what an unrolled loop's memory policy is measured by. A reset sets the mark to the
+ * bytes live now and returns them. */
+int64_t mk_host_peak_bytes(void);
+int64_t mk_host_reset_peak_bytes(void);
+int64_t mk_device_peak_bytes(void);
+int64_t mk_device_reset_peak_bytes(void);
+
 #ifdef __cplusplus
 }
 #endif

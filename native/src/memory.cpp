@@ -86,12 +86,20 @@ class BlockCache {
 constexpr size_t kHostCacheMin = size_t(64) << 10;
 BlockCache g_host_cache(size_t(1) << 30);
 std::atomic<int64_t> g_host_live{0};
+std::atomic<int64_t> g_host_peak{0};  // high-water mark of g_host_live since the last reset
 
 // ---- device ----
 BlockCache g_device_cache(SIZE_MAX);
 std::atomic<int64_t> g_device_live{0};
+std::atomic<int64_t> g_device_peak{0};
 std::mutex g_device_mu;
 std::unordered_map<void*, size_t> g_device_blocks;  // live block -> its size class
+
+void raise_peak(std::atomic<int64_t>& peak, int64_t now) {
+  int64_t seen = peak.load();
+  while (now > seen && !peak.compare_exchange_weak(seen, now)) {
+  }
+}
 
 void device_release_all(const KernelTable* t) {
   // cudaFree synchronises with the device; sync first so no kernel still reads a block
@@ -132,7 +140,7 @@ void* mk_host_alloc(int64_t nbytes) {
     return nullptr;
   }
   *reinterpret_cast<int64_t*>(base) = int64_t(total);
-  g_host_live.fetch_add(int64_t(total));
+  raise_peak(g_host_peak, g_host_live.fetch_add(int64_t(total)) + int64_t(total));
   return base + 64;
 }
 
@@ -188,7 +196,7 @@ void* mk_device_alloc(int64_t nbytes) {
     std::lock_guard<std::mutex> lock(g_device_mu);
     g_device_blocks[p] = cls;
   }
-  g_device_live.fetch_add(int64_t(cls));
+  raise_peak(g_device_peak, g_device_live.fetch_add(int64_t(cls)) + int64_t(cls));
   return p;
 }
 
@@ -226,6 +234,22 @@ int mk_device_set_cache_limit(int64_t bytes) {
   g_device_cache.set_limit(size_t(bytes));
   mk_device_empty_cache();
   return MK_OK;
+}
+
+int64_t mk_host_peak_bytes(void) { return g_host_peak.load(); }
+
+int64_t mk_host_reset_peak_bytes(void) {
+  const int64_t live = g_host_live.load();
+  g_host_peak.store(live);
+  return live;
+}
+
+int64_t mk_device_peak_bytes(void) { return g_device_peak.load(); }
+
+int64_t mk_device_reset_peak_bytes(void) {
+  const int64_t live = g_device_live.load();
+  g_device_peak.store(live);
+  return live;
 }
 
 }  // extern "C"

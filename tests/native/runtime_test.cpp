@@ -137,6 +137,15 @@ void host_allocator() {
   CHECK(mk_host_cached_bytes() == held, "small blocks are not cached");
   mk_host_empty_cache();
   CHECK(mk_host_cached_bytes() == 0 && mk_host_live_bytes() == live0, "empty");
+  // the high-water mark: a reset starts it at what is live; it keeps the largest total seen
+  CHECK(mk_host_reset_peak_bytes() == live0 && mk_host_peak_bytes() == live0, "peak reset to live");
+  void* p1 = mk_host_alloc(200000);
+  const int64_t top = mk_host_live_bytes();
+  mk_host_free(p1);
+  void* p2 = mk_host_alloc(1000);
+  CHECK(mk_host_peak_bytes() == top, "peak %lld, expected %lld", (long long)mk_host_peak_bytes(), (long long)top);
+  mk_host_free(p2);
+  mk_host_empty_cache();
 }
 
 // One matmul layout: A [batch, m, k] and B [batch, k, n] with the given strides (in elements,

@@ -255,6 +255,12 @@ class GradCheckOpsTest {
       org.metakernels.ops.Reductions.ValuesIndices m = xs.get(0).max(1, false);
       return m.values().square().add(xs.get(1).gather(1, m.indices().unsqueeze(1)).squeeze(1));
     }, r -> List.of(u(r, -2, 2, 3, 5), u(r, -2, 2, 3, 5)));
+    // ---- Hessian-vector product (reverse over reverse, built with createGraph): its own first and
+    // second derivatives are third and fourth derivatives of the loss
+    add("hessian-vector product", xs -> Autograd.hvp(in -> {
+      Tensor x = in.get(0);
+      return x.tanh().square().sum().add(x.matmul(x.mT()).sin().sum());
+    }, List.of(xs.get(0)), List.of(xs.get(1)), true).get(0).sin(), r -> List.of(u(r, -1, 1, 2, 3), u(r, -1, 1, 2, 3)));
   }
 
   static Stream<Case> allCases() {

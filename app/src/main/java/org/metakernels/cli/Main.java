@@ -85,6 +85,8 @@ public final class Main implements Runnable {
     CommandLine cl = new CommandLine(main);
     cl.getSubcommands().get("recipe").addSubcommand("icl", new CommandLine(new DemoCommand()).setCommandName("icl"));
     cl.getSubcommands().get("recipe").addSubcommand("gtn", new CommandLine(new GtnCommand()));
+    cl.getSubcommands().get("recipe").addSubcommand("maml-sine", new CommandLine(new MamlSineCommand()));
+    cl.getSubcommands().get("recipe").addSubcommand("reweight", new CommandLine(new ReweightCommand()));
     cl.setOut(out).setErr(err);
     addExitCodes(cl);
     cl.setParameterExceptionHandler((e, a) -> {

@@ -5,6 +5,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Deque;
 import java.util.IdentityHashMap;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import org.metakernels.internal.Internals;
@@ -157,7 +158,9 @@ public final class Autograd {
       throw new MetakernelsException("grad: " + outputs.size() + " outputs but " + gradOutputs.size() + " gradOutputs");
     try (GradMode.Guard mode = GradMode.set(createGraph)) {
       // seeds
-      Map<Node, Tensor[]> slots = new IdentityHashMap<>();
+      // insertion-ordered (Node has identity equality): the roots, and so the order in which
+      // gradients are summed, are the same run to run
+      Map<Node, Tensor[]> slots = new LinkedHashMap<>();
       for (int i = 0; i < outputs.size(); i++) {
         Tensor out = outputs.get(i);
         Tensor seed = gradOutputs == null ? null : gradOutputs.get(i);
@@ -180,7 +183,7 @@ public final class Autograd {
       Map<Node, Integer> consumers = new IdentityHashMap<>();
       Map<Node, Boolean> needed = new IdentityHashMap<>();
       List<Node> roots = new ArrayList<>(slots.keySet());
-      for (Node r : roots) countConsumers(r, consumers);
+      countConsumers(roots, consumers);  // one walk over all roots: shared nodes count each edge once
       for (Node r : roots) isNeeded(r, wanted, accumulateLeaves, needed);
       // requested non-leaf tensors, by node and output index
       Map<Node, List<Tensor>> wantedByNode = new IdentityHashMap<>();
@@ -254,11 +257,11 @@ public final class Autograd {
     return a.add(b);
   }
 
-  private static void countConsumers(Node root, Map<Node, Integer> consumers) {
+  private static void countConsumers(List<Node> roots, Map<Node, Integer> consumers) {
     Deque<Node> stack = new ArrayDeque<>();
     Map<Node, Boolean> seen = new IdentityHashMap<>();
-    stack.push(root);
-    seen.put(root, true);
+    for (Node root : roots)
+      if (seen.put(root, true) == null) stack.push(root);
     while (!stack.isEmpty()) {
       Node n = stack.pop();
       for (Tensor in : n.inputs()) {
@@ -301,5 +304,97 @@ public final class Autograd {
       }
     }
     return memo.get(root);
+  }
+
+  // ---- Hessian-vector products --------------------------------------------------------------
+
+  /**
+   * Hessian-vector product of a scalar {@code output} in {@code inputs}, by reverse over reverse:
+   * the gradient is built with {@code createGraph}, then its vector-Jacobian product with
+   * {@code v} is taken, so {@code H v = ∇(∇f · v)} without forming H (two backward passes, any op
+   * with a second-order rule, the fused kernels included).
+   * {@code Autograd.hvp(loss, List.of(w), List.of(v), false).get(0)} has w's shape.
+   *
+   * @param output a one-element tensor that depends on the inputs
+   * @param inputs tensors that require grad
+   * @param v one direction per input, of its shape, dtype and device
+   * @param createGraph record the second pass too (for third derivatives, or a meta-gradient
+   *     through the product)
+   * @return H v, one tensor per input (zeros where the gradient does not depend on the inputs)
+   * @throws MetakernelsException when a direction does not match its input
+   */
+  public static List<Tensor> hvp(Tensor output, List<Tensor> inputs, List<Tensor> v, boolean createGraph) {
+    checkDirections("hvp", inputs, v);
+    List<Tensor> g = grad(output, inputs, true);
+    return vjpOfGradient(g, inputs, v, createGraph);
+  }
+
+  /**
+   * Hessian-vector product of {@code f} at {@code x}: {@code Autograd.hvp(f, List.of(x), List.of(v))}
+   * is H_f(x) v, x's shape. Inputs that do not require grad are differentiated through a detached
+   * view (nothing is written to them).
+   *
+   * @param f a function of the inputs returning one element
+   * @param x the point
+   * @param v one direction per input
+   * @return H v, one tensor per input
+   */
+  public static List<Tensor> hvp(java.util.function.Function<List<Tensor>, Tensor> f, List<Tensor> x, List<Tensor> v) {
+    return hvp(f, x, v, false);
+  }
+
+  /**
+   * Hessian-vector product of {@code f} at {@code x}, recorded for further differentiation when
+   * {@code createGraph} (inputs that require grad are used as they are, so the product is
+   * differentiable in them and in {@code v}). {@code f} runs with recording on whatever the
+   * caller's mode: {@code Autograd.hvp(f, List.of(x), List.of(v), true).get(0)} has x's shape.
+   *
+   * @param f a function of the inputs returning one element
+   * @param x the point
+   * @param v one direction per input
+   * @param createGraph record the second pass too
+   * @return H v, one tensor per input
+   */
+  public static List<Tensor> hvp(java.util.function.Function<List<Tensor>, Tensor> f, List<Tensor> x, List<Tensor> v,
+      boolean createGraph) {
+    checkDirections("hvp", x, v);
+    List<Tensor> at = new ArrayList<>(x.size());
+    for (Tensor t : x) at.add(t.requiresGrad() ? t : t.detach().requiresGrad(true));
+    try (GradMode.Guard on = GradMode.set(true)) {
+      return hvp(f.apply(at), at, v, createGraph);
+    }
+  }
+
+  /**
+   * The vector-Jacobian product of a gradient {@code g} (built with {@code createGraph}) in
+   * {@code inputs}: {@code Σ_i ∂(g_i · v_i)/∂inputs}. Gradients that carry no graph contribute
+   * nothing (their function was linear in the inputs).
+   */
+  private static List<Tensor> vjpOfGradient(List<Tensor> g, List<Tensor> inputs, List<Tensor> v, boolean createGraph) {
+    List<Tensor> outs = new ArrayList<>(), seeds = new ArrayList<>();
+    for (int i = 0; i < g.size(); i++)
+      if (g.get(i).requiresGrad()) {
+        outs.add(g.get(i));
+        seeds.add(v.get(i));
+      }
+    if (outs.isEmpty()) {
+      List<Tensor> z = new ArrayList<>();
+      for (Tensor t : inputs) z.add(Tensor.zerosLike(t));
+      return z;
+    }
+    return grad(outs, inputs, seeds, createGraph);
+  }
+
+  private static void checkDirections(String op, List<Tensor> x, List<Tensor> v) {
+    if (x.size() != v.size())
+      throw new MetakernelsException(op + ": " + x.size() + " inputs but " + v.size() + " directions");
+    for (int i = 0; i < x.size(); i++) {
+      Tensor a = x.get(i), b = v.get(i);
+      a.address(op);
+      b.address(op);
+      if (!Arrays.equals(a.shape(), b.shape()) || a.dtype() != b.dtype() || a.device() != b.device())
+        throw new MetakernelsException(op + ": direction " + i + " " + b.describe() + " does not match input "
+            + a.describe() + " (same shape, dtype and device)");
+    }
   }
 }

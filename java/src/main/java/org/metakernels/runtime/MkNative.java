@@ -510,4 +510,12 @@ public final class MkNative {
 
   public static native int mk_meta_adam_step_backward(int device, int dtype, @Const mk_meta_step_params p,
       @Cast("void*") long workspace, @Cast("int64_t") long workspaceBytes, @Cast("void*") long stream);
+
+  public static native @Cast("int64_t") long mk_host_peak_bytes();
+
+  public static native @Cast("int64_t") long mk_host_reset_peak_bytes();
+
+  public static native @Cast("int64_t") long mk_device_peak_bytes();
+
+  public static native @Cast("int64_t") long mk_device_reset_peak_bytes();
 }
