@@ -14,6 +14,7 @@ import org.metakernels.ops.Linalg;
 import org.metakernels.ops.Reductions;
 import org.metakernels.ops.Views;
 import org.metakernels.runtime.Codes;
+import org.metakernels.runtime.CudaStream;
 import org.metakernels.runtime.MetakernelsException;
 import org.metakernels.runtime.MkNative;
 import org.metakernels.runtime.Native;
