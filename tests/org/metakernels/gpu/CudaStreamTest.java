@@ -116,7 +116,7 @@ class CudaStreamTest {
           Tensor made;
           try (CudaRuntime.StreamScope use = CudaRuntime.useStream(producer)) {
             producer.waitFor(CudaStream.defaultStream());
-            made = base.mul(2);  // producer's memory
+            made = base.mul(2); // producer's memory
           }
           try (CudaRuntime.StreamScope use = CudaRuntime.useStream(consumer)) {
             consumer.waitFor(producer);

@@ -115,9 +115,10 @@ class CudaStreamApiTest {
     assertTrue(s.isClosed());
     assertTrue(d.streams.isEmpty(), "destroyed in the driver");
     IllegalStateException twice = assertThrows(IllegalStateException.class, s::close);
-    assertTrue(twice.getMessage().contains(s.toString()) && twice.getMessage().contains("already closed"), twice.getMessage());
-    for (Runnable use : List.<Runnable>of(s::handle, s::synchronize, s::query, () -> s.waitFor(CudaStream.create(d)),
-             s::record, () -> CudaRuntime.useStream(s))) {
+    assertTrue(
+        twice.getMessage().contains(s.toString()) && twice.getMessage().contains("already closed"), twice.getMessage());
+    for (Runnable use : List.<Runnable>of(s::handle, s::synchronize, s::query,
+             () -> s.waitFor(CudaStream.create(d)), s::record, () -> CudaRuntime.useStream(s))) {
       IllegalStateException e = assertThrows(IllegalStateException.class, use::run);
       assertTrue(e.getMessage().contains("was closed"), e.getMessage());
     }
@@ -156,7 +157,7 @@ class CudaStreamApiTest {
         }
         assertSame(a, CudaStream.current());
         ua.close();
-        ua.close();  // idempotent
+        ua.close(); // idempotent
         assertSame(CudaStream.defaultStream(), CudaStream.current());
       }
       assertSame(CudaStream.defaultStream(), CudaStream.current());
@@ -210,20 +211,43 @@ class CudaStreamApiTest {
   @Test
   void cpuTensorsIgnoreStreams() {
     FakeDriver d = new FakeDriver();
-    try (Scope scope = Scope.open(); CudaStream a = CudaStream.create(d); CudaRuntime.StreamScope u = CudaRuntime.useStream(a)) {
+    try (Scope scope = Scope.open(); CudaStream a = CudaStream.create(d);
+         CudaRuntime.StreamScope u = CudaRuntime.useStream(a)) {
       Tensor x = Tensor.randn(new long[] {4, 3}, DType.F64, Device.CPU, 3L);
       Tensor y = x.matmul(x.transpose(0, 1)).tanh().sum();
       assertEquals(0L, x.stream());
       assertEquals(0L, y.stream());
       assertEquals(0L, y.launchStream(), "CPU calls get no stream");
       assertTrue(Double.isFinite(y.item()));
-      assertTrue(d.calls.stream().noneMatch(c -> c.startsWith("sync") || c.startsWith("wait")), "no CUDA call for CPU work");
+      assertTrue(
+          d.calls.stream().noneMatch(c -> c.startsWith("sync") || c.startsWith("wait")), "no CUDA call for CPU work");
+    }
+  }
+
+  @Test
+  void theNativeEntryPointsRefuseBadHandles() {
+    long[] out = {-1};
+    int st = MkNative.mk_device_block_stream(0x1234L, out);
+    assertEquals(Codes.ERR_INVALID_ARGUMENT, st);
+    assertTrue(Native.lastError().contains("not a live block"), Native.lastError());
+    assertEquals(-1L, out[0], "nothing written");
+    if (Backend.get().cudaAvailable()) {
+      assertEquals(Codes.ERR_INVALID_ARGUMENT, MkNative.mk_cuda_stream_destroy(0x1234L));
+      assertTrue(Native.lastError().contains("was not created by mk_cuda_stream_create"), Native.lastError());
+      assertEquals(Codes.ERR_INVALID_ARGUMENT, MkNative.mk_cuda_event_destroy(0x1234L));
+    } else {
+      assertEquals(Codes.ERR_NO_DEVICE, MkNative.mk_cuda_stream_create(out));
+      assertTrue(Native.lastError().contains("mk_cuda_stream_create"), Native.lastError());
+      assertEquals(Codes.ERR_NO_DEVICE, MkNative.mk_cuda_stream_destroy(0x1234L));
+      assertEquals(Codes.ERR_NO_DEVICE, MkNative.mk_cuda_event_query(0x1234L, new int[1]));
+      assertEquals(Codes.ERR_NO_DEVICE, MkNative.mk_device_synchronize());
+      assertEquals(0L, MkNative.mk_device_pending_bytes());
     }
   }
 
   @Test
   void withoutCudaNoStreamCanBeMade() {
-    if (Backend.get().cudaAvailable()) return;  // the gpu-tagged tests cover that side
+    if (Backend.get().cudaAvailable()) return; // the gpu-tagged tests cover that side
     MetakernelsException e = assertThrows(MetakernelsException.class, () -> CudaRuntime.get().newStream());
     assertTrue(e.getMessage().toLowerCase().contains("cuda"), e.getMessage());
   }

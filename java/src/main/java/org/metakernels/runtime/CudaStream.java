@@ -231,7 +231,8 @@ public final class CudaStream implements AutoCloseable {
    * @throws IllegalStateException when either stream is closed
    */
   public void waitFor(CudaStream other) {
-    if (other.driver != driver) throw new IllegalArgumentException(this + ".waitFor(" + other + "): streams of different runtimes");
+    if (other.driver != driver)
+      throw new IllegalArgumentException(this + ".waitFor(" + other + "): streams of different runtimes");
     driver.waitStream(handle(), other.handle());
   }
 
