@@ -382,6 +382,46 @@ void stream_event_lifetime() {
         g_events_created - g_events_destroyed);
 }
 
+// The 16-bit JVP's F32 copies (native/src/attention.cpp) come from the cache for the call's
+// stream: freed while that stream is busy, they wait for its event (owned by another stream, or
+// by the default one, they would not).
+void attention_scratch_on_the_call_stream() {
+  mk_device_empty_cache();
+  void* s = new_stream();
+  mk_attention_params p{};
+  p.batch = 1, p.heads = 1, p.kv_heads = 1, p.nq = 4, p.nk = 4, p.d = 8, p.dv = 8;
+  std::vector<uint16_t> q(32, 0x3f80), k(32, 0x3f00), v(32, 0x3f80), out(32), tq(32, 0x3f80), tout(32);
+  std::vector<float> lse(4), tlse(4);
+  p.q = q.data(), p.k = k.data(), p.v = v.data(), p.scale = 0.35;
+  p.out = out.data(), p.lse = lse.data();
+  p.tan_q = tq.data(), p.tan_out = tout.data(), p.tan_lse = tlse.data();
+  const int64_t ws = mk_attention_softmax_workspace(MK_DEVICE_CUDA, MK_BF16, &p);
+  CHECK(ws >= 0, "%s", mk_last_error());
+  std::vector<char> w(size_t(ws) + 64);
+  CHECK(mk_attention_softmax_forward(MK_DEVICE_CUDA, MK_BF16, &p, w.data(), ws, s) == MK_OK, "%s", mk_last_error());
+  launch(s);  // s is busy: events recorded on it now stay pending
+  const int mallocs = g_mallocs;
+  CHECK(mk_attention_softmax_jvp(MK_DEVICE_CUDA, MK_BF16, &p, w.data(), ws, s) == MK_OK, "%s", mk_last_error());
+  CHECK(g_mallocs > mallocs, "the JVP took F32 scratch from the device cache");
+  const int64_t cached = mk_device_cached_bytes();
+  CHECK(cached > 0 && pending() == cached, "the scratch was the call stream's: cached %lld, pending %lld",
+        (long long)cached, (long long)pending());
+  // every copy is 32 F32 values or fewer: the 512-byte class; s takes one back at once, another
+  // stream must not
+  void* other = new_stream();
+  const int before = g_mallocs;
+  void* mine = mk_device_alloc_on(128, s);
+  CHECK(mine != nullptr && g_mallocs == before, "s reuses its scratch at once (mallocs %d -> %d)", before, g_mallocs);
+  void* theirs = mk_device_alloc_on(128, other);
+  CHECK(theirs != nullptr && g_mallocs == before + 1, "another stream waits for s (mallocs %d -> %d)", before,
+        g_mallocs);
+  mk_device_free(mine);
+  mk_device_free(theirs);
+  CHECK(mk_cuda_stream_destroy(other) == MK_OK, "%s", mk_last_error());
+  CHECK(mk_cuda_stream_destroy(s) == MK_OK && pending() == 0, "destroy waited for s");
+  mk_device_empty_cache();
+}
+
 // A seeded random walk over the default stream and three others: allocations, frees,
 // record_stream, launches and finishes in any order. Invariant: a block handed to stream S was
 // last freed with no other stream's work on it still pending.
@@ -555,6 +595,7 @@ int main(int argc, char** argv) {
   host_allocator();
   stream_aware_cache();
   stream_event_lifetime();
+  attention_scratch_on_the_call_stream();
   cross_stream_stress();
   cublas_behind_the_abi(argv[1]);
   if (g_failures) {
