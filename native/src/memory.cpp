@@ -189,6 +189,11 @@ class DeviceCache {
   bool put(const KernelTable* t, void* ptr, const LiveBlock& blk) {
     if (cached + blk.cls > limit) return false;
     FreeBlock b{ptr, blk.stream, {}};
+    if (blk.uses.empty() && !multi_stream) {  // one stream only: stream order is enough
+      free[blk.cls].push_back(std::move(b));
+      cached += blk.cls;
+      return true;
+    }
     std::vector<void*> on = blk.uses;
     if (multi_stream) on.push_back(blk.stream);
     for (void* s : on) {
