@@ -8,7 +8,8 @@
 #                                     and graph (emu.graph) kernels run on the host by the emulator,
 #                                     against the CPU twin (the library's own objects)
 #   native.runtime                    tests/native/runtime_test.cpp: the device and host caching
-#                                     allocators and cuBLAS behind the C ABI, on a fake CUDA table
+#                                     allocators, CUDA streams and events (the stream-aware device
+#                                     cache) and cuBLAS behind the C ABI, on a fake CUDA table
 #                                     and a fake libcublas (no GPU)
 # Every test executable is built with the library's flag lists (MK_BASE_FLAGS, MK_AVX512_FLAGS)
 # and is left out of the default target, so `cmake --build` (mvn package) does not build them:

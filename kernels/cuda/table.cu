@@ -32,11 +32,42 @@ int device_malloc(void** ptr, int64_t nbytes) {
 }
 int device_free(void* ptr) { return int(cudaFree(ptr)); }
 
+// cudaErrorNotReady is not an error for a query: map it to kCudaNotReady (and clear nothing: a
+// not-ready query does not set the sticky last error).
+int ready_or(cudaError_t e) { return e == cudaErrorNotReady ? kCudaNotReady : int(e); }
+int device_synchronize() { return int(cudaDeviceSynchronize()); }
+int stream_create(void** stream) {
+  cudaStream_t s = nullptr;
+  cudaError_t e = cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking);
+  *stream = s;
+  return int(e);
+}
+int stream_destroy(void* stream) { return int(cudaStreamDestroy(as_stream(stream))); }
+int stream_query(void* stream) { return ready_or(cudaStreamQuery(as_stream(stream))); }
+int event_create(void** event) {
+  cudaEvent_t ev = nullptr;
+  cudaError_t e = cudaEventCreateWithFlags(&ev, cudaEventDisableTiming);
+  *event = ev;
+  return int(e);
+}
+int event_destroy(void* event) { return int(cudaEventDestroy(static_cast<cudaEvent_t>(event))); }
+int event_record(void* event, void* stream) {
+  return int(cudaEventRecord(static_cast<cudaEvent_t>(event), as_stream(stream)));
+}
+int event_query(void* event) { return ready_or(cudaEventQuery(static_cast<cudaEvent_t>(event))); }
+int event_synchronize(void* event) { return int(cudaEventSynchronize(static_cast<cudaEvent_t>(event))); }
+int stream_wait_event(void* stream, void* event) {
+  return int(cudaStreamWaitEvent(as_stream(stream), static_cast<cudaEvent_t>(event), 0));
+}
+
 KernelTable make_table() {
   KernelTable t{};
   t.abi_version = MK_ABI_VERSION;
   t.table_bytes = int(sizeof(KernelTable));
-  t.runtime = CudaRuntime{&device_count, &synchronize, &error_string, &memcpy_d2h, &device_malloc, &device_free};
+  t.runtime = CudaRuntime{&device_count,  &synchronize,  &error_string,   &memcpy_d2h,    &device_malloc,
+                          &device_free,   &device_synchronize, &stream_create, &stream_destroy, &stream_query,
+                          &event_create,  &event_destroy, &event_record,   &event_query,   &event_synchronize,
+                          &stream_wait_event};
 #define MK_KERNEL(ret, name, params) t.name = &cuda::name;
 #include "mk/kernels.inc"
 #undef MK_KERNEL

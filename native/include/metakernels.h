@@ -159,13 +159,14 @@ void mk_host_empty_cache(void);
 /* Caps the cache (default 1 GiB; 0 disables it, freeing what it holds). */
 int mk_host_set_cache_limit(int64_t bytes);
 /* Device memory of the attached CUDA library (cudaMalloc), 512-byte classes at least; every freed
- * block is cached (no cap by default) and reused in default-stream order. NULL on failure, with
- * the error. mk_device_free takes only blocks of mk_device_alloc. */
+ * block is cached (no cap by default). mk_device_alloc is mk_device_alloc_on(nbytes, NULL): a block
+ * for the default stream; the stream rules are at mk_device_alloc_on below. NULL on failure, with
+ * the error. mk_device_free takes only blocks of mk_device_alloc / mk_device_alloc_on. */
 void* mk_device_alloc(int64_t nbytes);
 void mk_device_free(void* ptr);
 int64_t mk_device_live_bytes(void);
 int64_t mk_device_cached_bytes(void);
-/* Synchronises the device and frees every cached block. */
+/* Synchronises the device (every stream) and frees every cached block. */
 void mk_device_empty_cache(void);
 int mk_device_set_cache_limit(int64_t bytes);
 
@@ -432,6 +433,53 @@ int64_t mk_host_peak_bytes(void);
 int64_t mk_host_reset_peak_bytes(void);
 int64_t mk_device_peak_bytes(void);
 int64_t mk_device_reset_peak_bytes(void);
+
+/* ---- CUDA streams and events, the stream-aware device cache ---------------------------------- */
+/* A stream is a void* (NULL = the legacy default stream). Kernels of a call run on the call's
+ * stream; the device cache (native/src/memory.cpp) keeps, per block, the stream it was allocated
+ * for (its owner) and the other streams recorded as using it:
+ *   - a freed block is handed out again at once to its owner stream (stream order protects it),
+ *     provided every other stream that used it has passed the event recorded on it at free time;
+ *   - another stream gets it only once the owner's event recorded at free time has completed too
+ *     (cudaEventQuery, never a wait); blocks still waiting are "pending";
+ *   - mk_device_synchronize / mk_device_empty_cache wait for every stream, so nothing stays pending.
+ * While no stream other than the default one was ever used, frees record no event (one stream
+ * cannot race itself); the first other stream synchronises the device once.
+ * Every entry below needs the CUDA library (MK_ERR_NO_DEVICE otherwise) and refuses a stream or
+ * event it did not create, or one already destroyed (MK_ERR_INVALID_ARGUMENT, nothing changed). */
+/* A block of at least nbytes for `stream`. */
+void* mk_device_alloc_on(int64_t nbytes, void* stream);
+/* Marks a live block (its base address) as used by `stream` too, so its free waits for that
+ * stream's work before another stream gets it (PyTorch's record_stream). A no-op for its owner. */
+int mk_device_record_stream(void* ptr, void* stream);
+/* The stream a live block was allocated for (*stream), MK_ERR_INVALID_ARGUMENT for another pointer. */
+int mk_device_block_stream(void* ptr, void** stream);
+/* Bytes of cached blocks still waiting for an event recorded at their free. */
+int64_t mk_device_pending_bytes(void);
+/* Waits for every stream of the device, then marks every cached block free for all streams. */
+int mk_device_synchronize(void);
+/* A new non-blocking stream (no implicit order with the legacy default stream). */
+int mk_cuda_stream_create(void** stream);
+/* Waits for the stream's work, hands its blocks (live and cached) to the default stream, then
+ * destroys it. A second destroy is refused. */
+int mk_cuda_stream_destroy(void* stream);
+/* Waits for the stream's work (NULL: the default stream). */
+int mk_cuda_stream_synchronize(void* stream);
+/* *done = 1 when all the stream's work has finished, 0 while some is pending. */
+int mk_cuda_stream_query(void* stream, int* done);
+/* Work launched on `waiter` from now on starts after all the work launched on `waited` so far
+ * (an event recorded on `waited`, waited for on the device: the host does not block). */
+int mk_cuda_stream_wait_stream(void* waiter, void* waited);
+/* Events: created, recorded on a stream, queried, waited for by the host or by another stream. */
+int mk_cuda_event_create(void** event);
+int mk_cuda_event_destroy(void* event);
+int mk_cuda_event_record(void* event, void* stream);
+int mk_cuda_event_query(void* event, int* done);
+int mk_cuda_event_synchronize(void* event);
+int mk_cuda_stream_wait_event(void* stream, void* event);
+/* Streams and events created and not yet destroyed (a leak check for tests). */
+int64_t mk_cuda_live_streams(void);
+int64_t mk_cuda_live_events(void);
 
 #ifdef __cplusplus
 }

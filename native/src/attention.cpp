@@ -108,12 +108,13 @@ int check_saved(const char* op, const mk_attention_params& b) {
 
 bool is_half(int dtype) { return dtype == MK_BF16 || dtype == MK_F16; }
 
-// F32 scratch from the runtime's caching allocator (mk_host_alloc / mk_device_alloc), freed when
-// the call returns. Device blocks go back to the cache, which hands them out again only in
-// default-stream order.
+// F32 scratch from the runtime's caching allocator (mk_host_alloc / mk_device_alloc_on), freed
+// when the call returns. Device blocks are allocated for the call's stream, whose kernels are the
+// only ones to touch them, so the cache may hand them out again at once to that stream (stream
+// order) and to another stream only after the event recorded at the free (memory.cpp).
 class F32Scratch {
  public:
-  explicit F32Scratch(int device) : device_(device) {}
+  F32Scratch(int device, void* stream) : device_(device), stream_(stream) {}
   F32Scratch(const F32Scratch&) = delete;
   F32Scratch& operator=(const F32Scratch&) = delete;
   ~F32Scratch() {
@@ -121,7 +122,7 @@ class F32Scratch {
   }
   // nbytes of scratch, or nullptr with the error set
   void* get(const char* op, int64_t nbytes) {
-    void* b = device_ == MK_DEVICE_CPU ? mk_host_alloc(nbytes) : mk_device_alloc(nbytes);
+    void* b = device_ == MK_DEVICE_CPU ? mk_host_alloc(nbytes) : mk_device_alloc_on(nbytes, stream_);
     if (!b) {
       fail(MK_ERR_INTERNAL, "%s: no memory for the F32 copies of a 16-bit call (%" PRId64 " bytes)", op, nbytes);
       return nullptr;
@@ -132,6 +133,7 @@ class F32Scratch {
 
  private:
   int device_;
+  void* stream_;
   std::vector<void*> blocks_;
 };
 
@@ -204,7 +206,7 @@ int f32_params(const char* op, const KernelTable* t, int device, const mk_attent
 int half_backward_backward(const char* op, const KernelTable* t, int device, int dtype, const mk_attention_params& b,
                            void* workspace, int64_t workspace_bytes, void* stream) {
   const Sizes n(b);
-  F32Scratch scratch(device);
+  F32Scratch scratch(device, stream);
   mk_attention_params w;
   MK_CHECK(widen_shared(op, t, device, dtype, b, &w, scratch, stream));
   MK_CHECK(widen(op, t, device, dtype, n.q, b.cot_grad_q, &w.cot_grad_q, scratch, stream));
@@ -230,7 +232,7 @@ int half_backward_backward(const char* op, const KernelTable* t, int device, int
 int half_jvp(const char* op, const KernelTable* t, int device, int dtype, const mk_attention_params& b,
              void* workspace, int64_t workspace_bytes, void* stream) {
   const Sizes n(b);
-  F32Scratch scratch(device);
+  F32Scratch scratch(device, stream);
   mk_attention_params w;
   MK_CHECK(widen_shared(op, t, device, dtype, b, &w, scratch, stream));
   MK_CHECK(widen(op, t, device, dtype, n.q, b.tan_q, &w.tan_q, scratch, stream));

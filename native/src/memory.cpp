@@ -5,14 +5,20 @@
 //   host:   blocks of 64 KiB and more are cached (smaller ones go straight back to malloc);
 //           64-byte aligned, with a 64-byte header holding the size; cap 1 GiB by default.
 //   device: every block is cached (cudaMalloc is slow and synchronising); no cap by default.
-//           Blocks are reused in the order the default stream runs them: every launch goes on
-//           the default stream today (streams per tensor would need events here).
+//           Stream-aware (the rules are in metakernels.h at mk_device_alloc_on): a block belongs
+//           to the stream it was allocated for and remembers the other streams recorded as using
+//           it; its free records an event on each of them (and on the owner once a second stream
+//           exists). The owner takes it back at once, another stream only after every event of
+//           the other streams has completed (queried, never waited for). This is the CUDA caching
+//           allocator's record_stream rule, with the owner's own event added so that a block may
+//           move between streams without a device-wide synchronisation.
 // Size classes: 8 per power of two (at most 12.5 % slack), multiples of 64 bytes (host) or
 // 512 bytes (device).
 #include <atomic>
 #include <cstdlib>
 #include <mutex>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "common.h"
@@ -88,23 +94,189 @@ BlockCache g_host_cache(size_t(1) << 30);
 std::atomic<int64_t> g_host_live{0};
 std::atomic<int64_t> g_host_peak{0};  // high-water mark of g_host_live since the last reset
 
-// ---- device ----
-BlockCache g_device_cache(SIZE_MAX);
-std::atomic<int64_t> g_device_live{0};
-std::atomic<int64_t> g_device_peak{0};
-std::mutex g_device_mu;
-std::unordered_map<void*, size_t> g_device_blocks;  // live block -> its size class
-
 void raise_peak(std::atomic<int64_t>& peak, int64_t now) {
   int64_t seen = peak.load();
   while (now > seen && !peak.compare_exchange_weak(seen, now)) {
   }
 }
 
+// ---- device ----
+// An event recorded on `stream` when a block was freed.
+struct FreeEvent {
+  void* stream;
+  void* event;
+};
+
+struct LiveBlock {
+  size_t cls;
+  void* stream;               // owner: the stream it was allocated for
+  std::vector<void*> uses;    // other streams recorded as using it (mk_device_record_stream)
+};
+
+struct FreeBlock {
+  void* ptr;
+  void* stream;                    // owner when it was freed
+  std::vector<FreeEvent> events;   // recorded at the free; each dropped once it completed
+};
+
+// The device cache and the stream / event registries, under one mutex. CUDA calls made under it
+// are queries and records (microseconds), except the one-time synchronisation when a second
+// stream appears.
+class DeviceCache {
+ public:
+  std::mutex mu;
+  std::unordered_map<void*, LiveBlock> live;               // live block -> what it is
+  std::unordered_map<size_t, std::vector<FreeBlock>> free; // size class -> freed blocks
+  size_t cached = 0;
+  size_t limit = SIZE_MAX;
+  std::vector<void*> idle_events;                          // recorded-and-completed, for reuse
+  std::unordered_set<void*> streams;                       // mk_cuda_stream_create, not destroyed
+  std::unordered_set<void*> user_events;                   // mk_cuda_event_create, not destroyed
+  bool multi_stream = false;  // a stream other than the default one was ever used
+
+  // An event for a free-time record (from the pool, else new); nullptr with the error set.
+  void* take_event(const KernelTable* t, const char* op) {
+    if (!idle_events.empty()) {
+      void* e = idle_events.back();
+      idle_events.pop_back();
+      return e;
+    }
+    void* e = nullptr;
+    const int st = t->runtime.event_create(&e);
+    if (st != 0) {
+      fail(MK_ERR_DEVICE, "%s: cudaEventCreate failed (CUDA error %d, %s)", op, st, t->runtime.error_string(st));
+      return nullptr;
+    }
+    return e;
+  }
+
+  // Whether `stream` may take `b` now: every event recorded on another stream has completed.
+  // Completed events go back to the pool, so a block is queried at most once per event.
+  bool usable_by(const KernelTable* t, FreeBlock& b, void* stream) {
+    for (size_t i = 0; i < b.events.size();) {
+      FreeEvent& e = b.events[i];
+      if (e.stream == stream) {
+        ++i;
+        continue;
+      }
+      if (t->runtime.event_query(e.event) != 0) return false;  // pending (or a device error)
+      idle_events.push_back(e.event);
+      e = b.events.back();
+      b.events.pop_back();
+    }
+    return true;
+  }
+
+  // A cached block of class `cls` that `stream` may use now: its own first, else one whose
+  // events have all completed. nullptr when none.
+  void* take(const KernelTable* t, size_t cls, void* stream) {
+    auto it = free.find(cls);
+    if (it == free.end() || it->second.empty()) return nullptr;
+    std::vector<FreeBlock>& list = it->second;
+    ptrdiff_t pick = -1;
+    for (ptrdiff_t i = ptrdiff_t(list.size()) - 1; i >= 0; --i) {
+      if (!usable_by(t, list[size_t(i)], stream)) continue;
+      if (list[size_t(i)].stream == stream) {
+        pick = i;
+        break;
+      }
+      if (pick < 0) pick = i;
+    }
+    if (pick < 0) return nullptr;
+    FreeBlock b = std::move(list[size_t(pick)]);
+    list[size_t(pick)] = std::move(list.back());
+    list.pop_back();
+    // what is left was recorded on `stream` itself: stream order covers it
+    for (const FreeEvent& e : b.events) idle_events.push_back(e.event);
+    cached -= cls;
+    return b.ptr;
+  }
+
+  // Caches a freed block, recording its events; false when over the cap (the caller frees it).
+  bool put(const KernelTable* t, void* ptr, const LiveBlock& blk) {
+    if (cached + blk.cls > limit) return false;
+    FreeBlock b{ptr, blk.stream, {}};
+    if (blk.uses.empty() && !multi_stream) {  // one stream only: stream order is enough
+      free[blk.cls].push_back(std::move(b));
+      cached += blk.cls;
+      return true;
+    }
+    std::vector<void*> on = blk.uses;
+    if (multi_stream) on.push_back(blk.stream);
+    for (void* s : on) {
+      void* e = take_event(t, "mk_device_free");
+      if (e && t->runtime.event_record(e, s) == 0) {
+        b.events.push_back({s, e});
+        continue;
+      }
+      // no event: wait for the device instead, so the block is free for every stream
+      if (e) idle_events.push_back(e);
+      t->runtime.device_synchronize();
+      for (const FreeEvent& done : b.events) idle_events.push_back(done.event);
+      b.events.clear();
+      break;
+    }
+    free[blk.cls].push_back(std::move(b));
+    cached += blk.cls;
+    return true;
+  }
+
+  // Drops every completed event of the cached blocks; returns the bytes still pending.
+  size_t settle(const KernelTable* t) {
+    size_t pending = 0;
+    for (auto& kv : free)
+      for (FreeBlock& b : kv.second) {
+        if (t) usable_by(t, b, reinterpret_cast<void*>(~uintptr_t(0)));  // a stream no event is on
+        if (!b.events.empty()) pending += kv.first;
+      }
+    return pending;
+  }
+
+  // A stream the cache may hold: the default one or one of mk_cuda_stream_create. Sets the error.
+  bool known_stream(const char* op, void* stream) {
+    if (!stream || streams.count(stream)) return true;
+    fail(MK_ERR_INVALID_ARGUMENT, "%s: stream %p was not created by mk_cuda_stream_create or was destroyed", op,
+         stream);
+    return false;
+  }
+
+  // The first stream other than the default one: blocks freed so far recorded no event, so
+  // wait for the device once; from now on every free records its owner's event.
+  void note_stream(const KernelTable* t, void* stream) {
+    if (!stream || multi_stream) return;
+    t->runtime.device_synchronize();
+    multi_stream = true;
+  }
+};
+
+DeviceCache g_device;
+std::atomic<int64_t> g_device_live{0};
+std::atomic<int64_t> g_device_peak{0};  // high-water mark of g_device_live since the last reset
+
+// Waits for the device, then returns every cached block and pooled event to the driver.
 void device_release_all(const KernelTable* t) {
-  // cudaFree synchronises with the device; sync first so no kernel still reads a block
-  t->runtime.synchronize(nullptr);
-  g_device_cache.drain([t](void* b) { t->runtime.device_free(b); });
+  std::vector<void*> blocks, events;
+  {
+    std::lock_guard<std::mutex> lock(g_device.mu);
+    for (auto& kv : g_device.free)
+      for (FreeBlock& b : kv.second) {
+        blocks.push_back(b.ptr);
+        for (const FreeEvent& e : b.events) events.push_back(e.event);
+      }
+    g_device.free.clear();
+    g_device.cached = 0;
+    events.insert(events.end(), g_device.idle_events.begin(), g_device.idle_events.end());
+    g_device.idle_events.clear();
+  }
+  // cudaFree synchronises with the device; sync first (every stream) so no kernel still reads a block
+  t->runtime.device_synchronize();
+  for (void* e : events) t->runtime.event_destroy(e);
+  for (void* b : blocks) t->runtime.device_free(b);
+}
+
+int cuda_status(const char* op, const KernelTable* t, const char* what, int st) {
+  if (st == 0) return MK_OK;
+  return fail(MK_ERR_DEVICE, "%s: %s failed (CUDA error %d, %s)", op, what, st, t->runtime.error_string(st));
 }
 
 }  // namespace
@@ -168,7 +340,9 @@ int mk_host_set_cache_limit(int64_t bytes) {
 
 int64_t mk_host_live_bytes(void) { return g_host_live.load(); }
 
-void* mk_device_alloc(int64_t nbytes) {
+void* mk_device_alloc(int64_t nbytes) { return mk_device_alloc_on(nbytes, nullptr); }
+
+void* mk_device_alloc_on(int64_t nbytes, void* stream) {
   const char* op = "mk_device_alloc";
   if (nbytes < 0) {
     fail(MK_ERR_INVALID_ARGUMENT, "%s: negative size %lld", op, (long long)nbytes);
@@ -177,7 +351,13 @@ void* mk_device_alloc(int64_t nbytes) {
   const KernelTable* t = kernels_for(op, MK_DEVICE_CUDA);
   if (!t) return nullptr;
   const size_t cls = size_class(size_t(nbytes), 512);
-  void* p = g_device_cache.take(cls);
+  void* p = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(g_device.mu);
+    if (!g_device.known_stream(op, stream)) return nullptr;
+    g_device.note_stream(t, stream);
+    p = g_device.take(t, cls, stream);
+  }
   if (!p) {
     int st = t->runtime.device_malloc(&p, int64_t(cls));
     if (st != 0) {
@@ -193,8 +373,8 @@ void* mk_device_alloc(int64_t nbytes) {
     }
   }
   {
-    std::lock_guard<std::mutex> lock(g_device_mu);
-    g_device_blocks[p] = cls;
+    std::lock_guard<std::mutex> lock(g_device.mu);
+    g_device.live[p] = LiveBlock{cls, stream, {}};
   }
   raise_peak(g_device_peak, g_device_live.fetch_add(int64_t(cls)) + int64_t(cls));
   return p;
@@ -202,26 +382,36 @@ void* mk_device_alloc(int64_t nbytes) {
 
 void mk_device_free(void* ptr) {
   if (!ptr) return;
-  size_t cls;
+  const char* op = "mk_device_free";
+  const KernelTable* t = kernels_for(op, MK_DEVICE_CUDA);
+  if (!t) return;
+  bool cached;
+  bool sync_first;
   {
-    std::lock_guard<std::mutex> lock(g_device_mu);
-    auto it = g_device_blocks.find(ptr);
-    if (it == g_device_blocks.end()) {
-      fail(MK_ERR_INVALID_ARGUMENT, "mk_device_free: %p is not a live block of mk_device_alloc", ptr);
+    std::lock_guard<std::mutex> lock(g_device.mu);
+    auto it = g_device.live.find(ptr);
+    if (it == g_device.live.end()) {
+      fail(MK_ERR_INVALID_ARGUMENT, "%s: %p is not a live block of mk_device_alloc", op, ptr);
       return;
     }
-    cls = it->second;
-    g_device_blocks.erase(it);
+    const LiveBlock blk = std::move(it->second);
+    g_device.live.erase(it);
+    g_device_live.fetch_sub(int64_t(blk.cls));
+    cached = g_device.put(t, ptr, blk);
+    sync_first = g_device.multi_stream;
   }
-  g_device_live.fetch_sub(int64_t(cls));
-  if (g_device_cache.put(ptr, cls)) return;
-  const KernelTable* t = kernels_for("mk_device_free", MK_DEVICE_CUDA);
-  if (t) t->runtime.device_free(ptr);
+  if (cached) return;
+  // over the cap: back to the driver, after every stream that may still use it
+  if (sync_first) t->runtime.device_synchronize();
+  t->runtime.device_free(ptr);
 }
 
 int64_t mk_device_live_bytes(void) { return g_device_live.load(); }
 
-int64_t mk_device_cached_bytes(void) { return int64_t(g_device_cache.cached()); }
+int64_t mk_device_cached_bytes(void) {
+  std::lock_guard<std::mutex> lock(g_device.mu);
+  return int64_t(g_device.cached);
+}
 
 void mk_device_empty_cache(void) {
   const KernelTable* t = kernels_for("mk_device_empty_cache", MK_DEVICE_CUDA);
@@ -231,9 +421,251 @@ void mk_device_empty_cache(void) {
 int mk_device_set_cache_limit(int64_t bytes) {
   if (bytes < 0)
     return fail(MK_ERR_INVALID_ARGUMENT, "mk_device_set_cache_limit: negative limit %lld", (long long)bytes);
-  g_device_cache.set_limit(size_t(bytes));
+  {
+    std::lock_guard<std::mutex> lock(g_device.mu);
+    g_device.limit = size_t(bytes);
+  }
   mk_device_empty_cache();
   return MK_OK;
+}
+
+int mk_device_record_stream(void* ptr, void* stream) {
+  const char* op = "mk_device_record_stream";
+  const KernelTable* t = kernels_for(op, MK_DEVICE_CUDA);
+  if (!t) return MK_ERR_NO_DEVICE;
+  std::lock_guard<std::mutex> lock(g_device.mu);
+  auto it = g_device.live.find(ptr);
+  if (it == g_device.live.end())
+    return fail(MK_ERR_INVALID_ARGUMENT, "%s: %p is not a live block of mk_device_alloc", op, ptr);
+  if (!g_device.known_stream(op, stream)) return MK_ERR_INVALID_ARGUMENT;
+  LiveBlock& b = it->second;
+  if (stream == b.stream) return MK_OK;
+  for (void* s : b.uses)
+    if (s == stream) return MK_OK;
+  g_device.note_stream(t, stream);
+  b.uses.push_back(stream);
+  return MK_OK;
+}
+
+int mk_device_block_stream(void* ptr, void** stream) {
+  const char* op = "mk_device_block_stream";
+  if (!stream) return fail(MK_ERR_INVALID_ARGUMENT, "%s: stream is null", op);
+  std::lock_guard<std::mutex> lock(g_device.mu);
+  auto it = g_device.live.find(ptr);
+  if (it == g_device.live.end())
+    return fail(MK_ERR_INVALID_ARGUMENT, "%s: %p is not a live block of mk_device_alloc", op, ptr);
+  *stream = it->second.stream;
+  return MK_OK;
+}
+
+int64_t mk_device_pending_bytes(void) {
+  const KernelTable* t = mk_runtime_has_cuda() ? kernels_for("mk_device_pending_bytes", MK_DEVICE_CUDA) : nullptr;
+  std::lock_guard<std::mutex> lock(g_device.mu);
+  return int64_t(g_device.settle(t));
+}
+
+int mk_device_synchronize(void) {
+  const char* op = "mk_device_synchronize";
+  const KernelTable* t = kernels_for(op, MK_DEVICE_CUDA);
+  if (!t) return MK_ERR_NO_DEVICE;
+  MK_CHECK(cuda_status(op, t, "cudaDeviceSynchronize", t->runtime.device_synchronize()));
+  std::lock_guard<std::mutex> lock(g_device.mu);
+  g_device.settle(t);
+  return MK_OK;
+}
+
+int mk_cuda_stream_create(void** stream) {
+  const char* op = "mk_cuda_stream_create";
+  if (!stream) return fail(MK_ERR_INVALID_ARGUMENT, "%s: stream is null", op);
+  const KernelTable* t = kernels_for(op, MK_DEVICE_CUDA);
+  if (!t) return MK_ERR_NO_DEVICE;
+  void* s = nullptr;
+  MK_CHECK(cuda_status(op, t, "cudaStreamCreateWithFlags", t->runtime.stream_create(&s)));
+  std::lock_guard<std::mutex> lock(g_device.mu);
+  g_device.note_stream(t, s);
+  g_device.streams.insert(s);
+  *stream = s;
+  return MK_OK;
+}
+
+int mk_cuda_stream_destroy(void* stream) {
+  const char* op = "mk_cuda_stream_destroy";
+  const KernelTable* t = kernels_for(op, MK_DEVICE_CUDA);
+  if (!t) return MK_ERR_NO_DEVICE;
+  {
+    std::lock_guard<std::mutex> lock(g_device.mu);
+    if (!stream) return fail(MK_ERR_INVALID_ARGUMENT, "%s: the default stream cannot be destroyed", op);
+    if (!g_device.known_stream(op, stream)) return MK_ERR_INVALID_ARGUMENT;
+  }
+  // its work first: blocks it used become plain default-stream blocks
+  MK_CHECK(cuda_status(op, t, "cudaStreamSynchronize", t->runtime.synchronize(stream)));
+  std::lock_guard<std::mutex> lock(g_device.mu);
+  if (!g_device.streams.count(stream))  // destroyed by another thread meanwhile
+    return fail(MK_ERR_INVALID_ARGUMENT, "%s: stream %p was destroyed meanwhile", op, stream);
+  for (auto& kv : g_device.live) {
+    LiveBlock& b = kv.second;
+    if (b.stream == stream) b.stream = nullptr;
+    for (size_t i = 0; i < b.uses.size();)
+      if (b.uses[i] == stream || b.uses[i] == b.stream) {
+        b.uses[i] = b.uses.back();
+        b.uses.pop_back();
+      } else {
+        ++i;
+      }
+  }
+  for (auto& kv : g_device.free)
+    for (FreeBlock& b : kv.second) {
+      if (b.stream == stream) b.stream = nullptr;
+      for (size_t i = 0; i < b.events.size();)
+        if (b.events[i].stream == stream) {  // complete: the stream was synchronised
+          g_device.idle_events.push_back(b.events[i].event);
+          b.events[i] = b.events.back();
+          b.events.pop_back();
+        } else {
+          ++i;
+        }
+    }
+  g_device.streams.erase(stream);
+  return cuda_status(op, t, "cudaStreamDestroy", t->runtime.stream_destroy(stream));
+}
+
+int mk_cuda_stream_synchronize(void* stream) {
+  const char* op = "mk_cuda_stream_synchronize";
+  const KernelTable* t = kernels_for(op, MK_DEVICE_CUDA);
+  if (!t) return MK_ERR_NO_DEVICE;
+  {
+    std::lock_guard<std::mutex> lock(g_device.mu);
+    if (!g_device.known_stream(op, stream)) return MK_ERR_INVALID_ARGUMENT;
+  }
+  return cuda_status(op, t, "cudaStreamSynchronize", t->runtime.synchronize(stream));
+}
+
+int mk_cuda_stream_query(void* stream, int* done) {
+  const char* op = "mk_cuda_stream_query";
+  if (!done) return fail(MK_ERR_INVALID_ARGUMENT, "%s: done is null", op);
+  const KernelTable* t = kernels_for(op, MK_DEVICE_CUDA);
+  if (!t) return MK_ERR_NO_DEVICE;
+  {
+    std::lock_guard<std::mutex> lock(g_device.mu);
+    if (!g_device.known_stream(op, stream)) return MK_ERR_INVALID_ARGUMENT;
+  }
+  const int st = t->runtime.stream_query(stream);
+  if (st == mk::kCudaNotReady) {
+    *done = 0;
+    return MK_OK;
+  }
+  MK_CHECK(cuda_status(op, t, "cudaStreamQuery", st));
+  *done = 1;
+  return MK_OK;
+}
+
+int mk_cuda_stream_wait_stream(void* waiter, void* waited) {
+  const char* op = "mk_cuda_stream_wait_stream";
+  const KernelTable* t = kernels_for(op, MK_DEVICE_CUDA);
+  if (!t) return MK_ERR_NO_DEVICE;
+  std::lock_guard<std::mutex> lock(g_device.mu);
+  if (!g_device.known_stream(op, waiter) || !g_device.known_stream(op, waited)) return MK_ERR_INVALID_ARGUMENT;
+  if (waiter == waited) return MK_OK;
+  void* e = g_device.take_event(t, op);
+  if (!e) return MK_ERR_DEVICE;
+  // the wait reads the event as recorded now: the event may go back to the pool at once
+  int st = t->runtime.event_record(e, waited);
+  if (st == 0) st = t->runtime.stream_wait_event(waiter, e);
+  g_device.idle_events.push_back(e);
+  return cuda_status(op, t, "cudaEventRecord / cudaStreamWaitEvent", st);
+}
+
+int mk_cuda_event_create(void** event) {
+  const char* op = "mk_cuda_event_create";
+  if (!event) return fail(MK_ERR_INVALID_ARGUMENT, "%s: event is null", op);
+  const KernelTable* t = kernels_for(op, MK_DEVICE_CUDA);
+  if (!t) return MK_ERR_NO_DEVICE;
+  void* e = nullptr;
+  MK_CHECK(cuda_status(op, t, "cudaEventCreateWithFlags", t->runtime.event_create(&e)));
+  std::lock_guard<std::mutex> lock(g_device.mu);
+  g_device.user_events.insert(e);
+  *event = e;
+  return MK_OK;
+}
+
+namespace {
+// The table into *t, with `event` checked to be a live event of mk_cuda_event_create.
+int event_call(const char* op, void* event, const KernelTable** t) {
+  *t = kernels_for(op, MK_DEVICE_CUDA);
+  if (!*t) return MK_ERR_NO_DEVICE;
+  std::lock_guard<std::mutex> lock(g_device.mu);
+  if (!g_device.user_events.count(event))
+    return fail(MK_ERR_INVALID_ARGUMENT, "%s: event %p was not created by mk_cuda_event_create or was destroyed", op,
+                event);
+  return MK_OK;
+}
+}  // namespace
+
+int mk_cuda_event_destroy(void* event) {
+  const char* op = "mk_cuda_event_destroy";
+  const KernelTable* t = kernels_for(op, MK_DEVICE_CUDA);
+  if (!t) return MK_ERR_NO_DEVICE;
+  {
+    std::lock_guard<std::mutex> lock(g_device.mu);
+    if (!g_device.user_events.erase(event))
+      return fail(MK_ERR_INVALID_ARGUMENT, "%s: event %p was not created by mk_cuda_event_create or was destroyed", op,
+                  event);
+  }
+  return cuda_status(op, t, "cudaEventDestroy", t->runtime.event_destroy(event));
+}
+
+int mk_cuda_event_record(void* event, void* stream) {
+  const char* op = "mk_cuda_event_record";
+  const KernelTable* t = nullptr;
+  MK_CHECK(event_call(op, event, &t));
+  {
+    std::lock_guard<std::mutex> lock(g_device.mu);
+    if (!g_device.known_stream(op, stream)) return MK_ERR_INVALID_ARGUMENT;
+  }
+  return cuda_status(op, t, "cudaEventRecord", t->runtime.event_record(event, stream));
+}
+
+int mk_cuda_event_query(void* event, int* done) {
+  const char* op = "mk_cuda_event_query";
+  if (!done) return fail(MK_ERR_INVALID_ARGUMENT, "%s: done is null", op);
+  const KernelTable* t = nullptr;
+  MK_CHECK(event_call(op, event, &t));
+  const int st = t->runtime.event_query(event);
+  if (st == mk::kCudaNotReady) {
+    *done = 0;
+    return MK_OK;
+  }
+  MK_CHECK(cuda_status(op, t, "cudaEventQuery", st));
+  *done = 1;
+  return MK_OK;
+}
+
+int mk_cuda_event_synchronize(void* event) {
+  const char* op = "mk_cuda_event_synchronize";
+  const KernelTable* t = nullptr;
+  MK_CHECK(event_call(op, event, &t));
+  return cuda_status(op, t, "cudaEventSynchronize", t->runtime.event_synchronize(event));
+}
+
+int mk_cuda_stream_wait_event(void* stream, void* event) {
+  const char* op = "mk_cuda_stream_wait_event";
+  const KernelTable* t = nullptr;
+  MK_CHECK(event_call(op, event, &t));
+  {
+    std::lock_guard<std::mutex> lock(g_device.mu);
+    if (!g_device.known_stream(op, stream)) return MK_ERR_INVALID_ARGUMENT;
+  }
+  return cuda_status(op, t, "cudaStreamWaitEvent", t->runtime.stream_wait_event(stream, event));
+}
+
+int64_t mk_cuda_live_streams(void) {
+  std::lock_guard<std::mutex> lock(g_device.mu);
+  return int64_t(g_device.streams.size());
+}
+
+int64_t mk_cuda_live_events(void) {
+  std::lock_guard<std::mutex> lock(g_device.mu);
+  return int64_t(g_device.user_events.size());
 }
 
 int64_t mk_host_peak_bytes(void) { return g_host_peak.load(); }

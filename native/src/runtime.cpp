@@ -180,7 +180,10 @@ int mk_runtime_attach_cuda(const void* table) {
 #include "mk/kernels.inc"
 #undef MK_KERNEL
   if (!t->runtime.device_count || !t->runtime.synchronize || !t->runtime.error_string || !t->runtime.memcpy_d2h ||
-      !t->runtime.device_malloc || !t->runtime.device_free)
+      !t->runtime.device_malloc || !t->runtime.device_free || !t->runtime.device_synchronize ||
+      !t->runtime.stream_create || !t->runtime.stream_destroy || !t->runtime.stream_query ||
+      !t->runtime.event_create || !t->runtime.event_destroy || !t->runtime.event_record ||
+      !t->runtime.event_query || !t->runtime.event_synchronize || !t->runtime.stream_wait_event)
     return fail(MK_ERR_UNSUPPORTED, "mk_runtime_attach_cuda: runtime entries missing");
   g_cuda.store(t);
   return MK_OK;

@@ -8,6 +8,13 @@
 //     matmul produces (contiguous, transposed, batched, broadcast batch, vectors), the fallback to
 //     the built-in kernel for operands with no unit stride, the TF32 switch as the F32 math mode
 //     and the call's stream.
+//   - streams and events (native/src/memory.cpp): the fake runtime's streams count the work
+//     "launched" on them and "finished" by the test, events complete when their stream has
+//     finished what was launched before the record; the stream-aware cache hands a freed block
+//     at once to its own stream, to another only after the free-time events completed; empty
+//     cache and synchronize with pending events; stream and event lifetime (destroy with pending
+//     work waits for it, a second destroy is refused); a seeded random walk over four streams
+//     checking that no block ever moves to a stream while another's work on it is pending.
 // The fake table's kernels are the CPU twins, so mk_runtime_attach_cuda accepts it.
 //   runtime_test PATH_TO_libfake_cublas.so
 #include <dlfcn.h>
@@ -16,7 +23,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <random>
+#include <set>
 #include <vector>
 
 #include "metakernels.h"
@@ -38,10 +47,6 @@ int g_malloc_failures_left = 0;  // the next N device mallocs fail
 int g_mallocs = 0, g_frees = 0, g_syncs = 0;
 
 int fake_device_count() { return 1; }
-int fake_synchronize(void*) {
-  ++g_syncs;
-  return 0;
-}
 const char* fake_error_string(int) { return "fake CUDA error"; }
 int fake_memcpy_d2h(void* dst, const void* src, int64_t n, void*) {
   std::memcpy(dst, src, size_t(n));
@@ -62,12 +67,94 @@ int fake_free(void* p) {
   return 0;
 }
 
+// ---- fake streams and events ----
+struct FakeStream {
+  int launched = 0, finished = 0;
+  bool destroyed = false;
+  int pending_at_destroy = -1;  // launched - finished when it was destroyed
+};
+struct FakeEvent {
+  FakeStream* stream = nullptr;
+  int at = 0;
+  bool destroyed = false;
+};
+FakeStream g_default_stream;
+std::vector<FakeStream*> g_fake_streams;  // every stream ever created (never freed: handles stay unique)
+int g_device_syncs = 0, g_event_records = 0, g_events_created = 0, g_events_destroyed = 0;
+void* g_last_waiter = nullptr;
+FakeEvent* g_last_waited = nullptr;
+
+FakeStream* fs(void* s) { return s ? static_cast<FakeStream*>(s) : &g_default_stream; }
+void launch(void* s) { ++fs(s)->launched; }
+void finish(void* s) { fs(s)->finished = fs(s)->launched; }
+
+int fake_device_synchronize() {
+  ++g_syncs;
+  ++g_device_syncs;
+  finish(nullptr);
+  for (FakeStream* s : g_fake_streams) s->finished = s->launched;
+  return 0;
+}
+int fake_stream_create(void** s) {
+  g_fake_streams.push_back(new FakeStream);
+  *s = g_fake_streams.back();
+  return 0;
+}
+int fake_stream_destroy(void* s) {
+  FakeStream* f = fs(s);
+  if (f->destroyed) return 400;  // cudaErrorInvalidResourceHandle
+  f->destroyed = true;
+  f->pending_at_destroy = f->launched - f->finished;
+  return 0;
+}
+int fake_stream_query(void* s) { return fs(s)->finished >= fs(s)->launched ? 0 : mk::kCudaNotReady; }
+int fake_event_create(void** e) {
+  ++g_events_created;
+  *e = new FakeEvent;
+  return 0;
+}
+int fake_event_destroy(void* e) {
+  ++g_events_destroyed;
+  static_cast<FakeEvent*>(e)->destroyed = true;
+  return 0;
+}
+int fake_event_record(void* e, void* s) {
+  ++g_event_records;
+  auto* ev = static_cast<FakeEvent*>(e);
+  ev->stream = fs(s);
+  ev->at = fs(s)->launched;
+  return 0;
+}
+int fake_event_query(void* e) {
+  auto* ev = static_cast<FakeEvent*>(e);
+  return !ev->stream || ev->stream->finished >= ev->at ? 0 : mk::kCudaNotReady;
+}
+int fake_event_synchronize(void* e) {
+  auto* ev = static_cast<FakeEvent*>(e);
+  if (ev->stream && ev->stream->finished < ev->at) ev->stream->finished = ev->at;
+  return 0;
+}
+int fake_stream_wait_event(void* s, void* e) {
+  g_last_waiter = s;
+  g_last_waited = static_cast<FakeEvent*>(e);
+  return 0;
+}
+int fake_stream_synchronize(void* s) {
+  ++g_syncs;
+  finish(s);
+  return 0;
+}
+
 mk::KernelTable fake_table() {
   mk::KernelTable t{};
   t.abi_version = MK_ABI_VERSION;
   t.table_bytes = int(sizeof(mk::KernelTable));
-  t.runtime = mk::CudaRuntime{&fake_device_count, &fake_synchronize, &fake_error_string,
-                              &fake_memcpy_d2h,   &fake_malloc,      &fake_free};
+  t.runtime = mk::CudaRuntime{&fake_device_count,      &fake_stream_synchronize, &fake_error_string,
+                              &fake_memcpy_d2h,        &fake_malloc,             &fake_free,
+                              &fake_device_synchronize, &fake_stream_create,     &fake_stream_destroy,
+                              &fake_stream_query,      &fake_event_create,       &fake_event_destroy,
+                              &fake_event_record,      &fake_event_query,        &fake_event_synchronize,
+                              &fake_stream_wait_event};
 #define MK_KERNEL(ret, name, params) t.name = &mk::cpu::name;
 #include "mk/kernels.inc"
 #undef MK_KERNEL
@@ -118,6 +205,288 @@ void device_allocator() {
   CHECK(g_frees == frees2 + 1 && mk_device_cached_bytes() == 0, "uncached free");
   CHECK(mk_device_live_bytes() == live0, "nothing leaked: live %lld", (long long)mk_device_live_bytes());
   mk_device_set_cache_limit(INT64_MAX);
+  // one stream cannot race itself: no stream was created yet, so no free recorded an event
+  CHECK(g_event_records == 0, "default-stream frees recorded %d events", g_event_records);
+}
+
+int64_t pending() { return mk_device_pending_bytes(); }
+
+void* new_stream() {
+  void* s = nullptr;
+  CHECK(mk_cuda_stream_create(&s) == MK_OK && s != nullptr, "%s", mk_last_error());
+  return s;
+}
+
+// Same-stream reuse at once; cross-stream only after the owner's free-time event; record_stream.
+void stream_aware_cache() {
+  mk_device_empty_cache();
+  const int device_syncs = g_device_syncs;
+  void* a = new_stream();
+  CHECK(g_device_syncs == device_syncs + 1, "the first stream synchronises the device once (event-less blocks)");
+  void* b = new_stream();
+  CHECK(g_device_syncs == device_syncs + 1, "only the first");
+
+  // same stream: the block comes back at once although A's work on it is still running
+  void* p = mk_device_alloc_on(1000, a);
+  CHECK(p != nullptr, "%s", mk_last_error());
+  void* owner = reinterpret_cast<void*>(1);
+  CHECK(mk_device_block_stream(p, &owner) == MK_OK && owner == a, "owner");
+  launch(a);
+  mk_device_free(p);
+  CHECK(pending() == 1024, "the free waits for A's event: pending %lld", (long long)pending());
+  int mallocs = g_mallocs;
+  void* q = mk_device_alloc_on(900, a);
+  CHECK(q == p && g_mallocs == mallocs, "same-stream reuse is immediate (%p vs %p)", p, q);
+
+  // another stream: not while A's work is pending; a new block instead
+  launch(a);
+  mk_device_free(q);
+  mallocs = g_mallocs;
+  void* r = mk_device_alloc_on(1000, b);
+  CHECK(r != nullptr && r != p && g_mallocs == mallocs + 1, "B must not get A's pending block (%p)", r);
+  CHECK(mk_device_cached_bytes() == 1024 && pending() == 1024, "A's block still waits");
+  finish(a);
+  CHECK(pending() == 0, "A finished: nothing pending");
+  mallocs = g_mallocs;
+  void* s2 = mk_device_alloc_on(1000, b);
+  CHECK(s2 == p && g_mallocs == mallocs, "after A's event completed B takes the block (%p vs %p)", p, s2);
+  CHECK(mk_device_block_stream(s2, &owner) == MK_OK && owner == b, "now B's");
+  mk_device_free(s2);
+  mk_device_free(r);
+  finish(b);
+
+  // the default stream and a stream: the same rule
+  void* d = mk_device_alloc_on(7000, nullptr);
+  launch(nullptr);
+  mk_device_free(d);
+  void* e = mk_device_alloc_on(7000, a);
+  CHECK(e != d, "A must not get the default stream's pending block");
+  finish(nullptr);
+  void* f = mk_device_alloc_on(7000, a);
+  CHECK(f == d, "after the default stream's event");
+  mk_device_free(e);
+  mk_device_free(f);
+
+  // record_stream: a block of A read by B is not reused, even by A, until B passed its free
+  void* g = mk_device_alloc_on(20000, a);
+  CHECK(mk_device_record_stream(g, b) == MK_OK, "%s", mk_last_error());
+  CHECK(mk_device_record_stream(g, a) == MK_OK, "the owner: a no-op");
+  launch(b);
+  mk_device_free(g);
+  void* h = mk_device_alloc_on(20000, a);
+  CHECK(h != g, "A must wait for B's use of its block");
+  finish(b);
+  void* i = mk_device_alloc_on(20000, a);
+  CHECK(i == g, "after B's event A takes it back");
+  mk_device_free(h);
+  mk_device_free(i);
+  int x = 0;
+  CHECK(mk_device_record_stream(&x, b) == MK_ERR_INVALID_ARGUMENT && std::strstr(mk_last_error(), "not a live block"),
+        "%s", mk_last_error());
+  void* stranger = reinterpret_cast<void*>(uintptr_t(0x5000));
+  CHECK(mk_device_alloc_on(10, stranger) == nullptr && std::strstr(mk_last_error(), "was not created by"), "%s",
+        mk_last_error());
+
+  // wait_stream: an event recorded on the waited stream, waited for by the waiter
+  launch(b);
+  CHECK(mk_cuda_stream_wait_stream(a, b) == MK_OK, "%s", mk_last_error());
+  CHECK(g_last_waiter == a && g_last_waited && g_last_waited->stream == fs(b) && g_last_waited->at == fs(b)->launched,
+        "A waits for an event at B's current position");
+  CHECK(mk_cuda_stream_wait_stream(a, stranger) == MK_ERR_INVALID_ARGUMENT, "unknown stream refused");
+  int done = -1;
+  CHECK(mk_cuda_stream_query(b, &done) == MK_OK && done == 0, "B pending: done %d", done);
+  CHECK(mk_cuda_stream_synchronize(b) == MK_OK && mk_cuda_stream_query(b, &done) == MK_OK && done == 1, "B synced");
+
+  // empty cache and synchronize with pending events
+  void* j = mk_device_alloc_on(40000, a);
+  void* k = mk_device_alloc_on(40000, b);
+  launch(a);
+  launch(b);
+  mk_device_free(j);
+  mk_device_free(k);
+  CHECK(pending() == 2 * 40960, "both pending: %lld", (long long)pending());
+  const int64_t cached = mk_device_cached_bytes();
+  CHECK(mk_device_synchronize() == MK_OK && pending() == 0 && mk_device_cached_bytes() == cached,
+        "synchronize: nothing pending, nothing freed");
+  void* l = mk_device_alloc_on(40000, a);
+  launch(a);
+  mk_device_free(l);
+  CHECK(pending() > 0, "pending again");
+  const int frees = g_frees;
+  mk_device_empty_cache();
+  CHECK(mk_device_cached_bytes() == 0 && pending() == 0 && g_frees > frees && fs(a)->finished == fs(a)->launched,
+        "empty cache waited for A and freed every block");
+
+  // a cap of 0 with streams: the uncached free waits for the device first
+  mk_device_set_cache_limit(0);
+  void* m = mk_device_alloc_on(100, b);
+  launch(b);
+  const int syncs = g_device_syncs;
+  mk_device_free(m);
+  CHECK(g_device_syncs == syncs + 1 && fs(b)->finished == fs(b)->launched, "sync before cudaFree");
+  mk_device_set_cache_limit(INT64_MAX);
+
+  CHECK(mk_cuda_stream_destroy(a) == MK_OK && mk_cuda_stream_destroy(b) == MK_OK, "%s", mk_last_error());
+}
+
+// Destroy with pending work waits for it; blocks move to the default stream; refusals.
+void stream_event_lifetime() {
+  const int64_t streams0 = mk_cuda_live_streams(), events0 = mk_cuda_live_events();
+  void* a = new_stream();
+  CHECK(mk_cuda_live_streams() == streams0 + 1, "live streams");
+  void* p = mk_device_alloc_on(3000, a);
+  void* q = mk_device_alloc_on(3000, a);
+  launch(a);
+  mk_device_free(q);  // cached, A's event pending
+  CHECK(mk_cuda_stream_destroy(a) == MK_OK, "%s", mk_last_error());
+  CHECK(fs(a)->destroyed && fs(a)->pending_at_destroy == 0, "destroy waited for the stream's work (%d pending)",
+        fs(a)->pending_at_destroy);
+  void* owner = a;
+  CHECK(mk_device_block_stream(p, &owner) == MK_OK && owner == nullptr, "a live block moved to the default stream");
+  CHECK(pending() == 0, "its cached block's event was dropped");
+  CHECK(mk_device_alloc_on(3000, nullptr) == q, "and the default stream takes it");
+  mk_device_free(q);
+  mk_device_free(p);
+  CHECK(mk_cuda_stream_destroy(a) == MK_ERR_INVALID_ARGUMENT && std::strstr(mk_last_error(), "was destroyed"),
+        "double destroy: %s", mk_last_error());
+  CHECK(mk_device_alloc_on(8, a) == nullptr, "a destroyed stream is refused by the cache");
+  CHECK(mk_cuda_stream_synchronize(a) == MK_ERR_INVALID_ARGUMENT, "and by synchronize");
+  CHECK(mk_cuda_stream_destroy(nullptr) == MK_ERR_INVALID_ARGUMENT && std::strstr(mk_last_error(), "default stream"),
+        "%s", mk_last_error());
+  CHECK(mk_cuda_stream_create(nullptr) == MK_ERR_INVALID_ARGUMENT, "null out");
+  CHECK(mk_cuda_live_streams() == streams0, "no stream leaked");
+
+  // events
+  void* b = new_stream();
+  void* e = nullptr;
+  CHECK(mk_cuda_event_create(&e) == MK_OK && e, "%s", mk_last_error());
+  launch(b);
+  CHECK(mk_cuda_event_record(e, b) == MK_OK, "%s", mk_last_error());
+  int done = -1;
+  CHECK(mk_cuda_event_query(e, &done) == MK_OK && done == 0, "pending event");
+  launch(b);
+  CHECK(mk_cuda_event_synchronize(e) == MK_OK && mk_cuda_event_query(e, &done) == MK_OK && done == 1,
+        "synchronize waits up to the record only");
+  CHECK(fs(b)->finished == fs(b)->launched - 1, "not beyond it");
+  CHECK(mk_cuda_stream_wait_event(nullptr, e) == MK_OK && g_last_waiter == nullptr && g_last_waited == e, "wait");
+  CHECK(mk_cuda_event_destroy(e) == MK_OK, "%s", mk_last_error());
+  CHECK(mk_cuda_event_destroy(e) == MK_ERR_INVALID_ARGUMENT && std::strstr(mk_last_error(), "was destroyed"),
+        "double destroy: %s", mk_last_error());
+  CHECK(mk_cuda_event_query(e, &done) == MK_ERR_INVALID_ARGUMENT, "query after destroy");
+  CHECK(mk_cuda_event_record(e, b) == MK_ERR_INVALID_ARGUMENT, "record after destroy");
+  CHECK(mk_cuda_live_events() == events0, "no event leaked");
+  CHECK(mk_cuda_stream_destroy(b) == MK_OK, "%s", mk_last_error());
+  // the pool's events go back to the driver with the cache
+  mk_device_empty_cache();
+  CHECK(g_events_created - g_events_destroyed == 0, "events alive after empty cache: %d",
+        g_events_created - g_events_destroyed);
+}
+
+// The 16-bit JVP's F32 copies (native/src/attention.cpp) come from the cache for the call's
+// stream: freed while that stream is busy, they wait for its event (owned by another stream, or
+// by the default one, they would not).
+void attention_scratch_on_the_call_stream() {
+  mk_device_empty_cache();
+  void* s = new_stream();
+  mk_attention_params p{};
+  p.batch = 1, p.heads = 1, p.kv_heads = 1, p.nq = 4, p.nk = 4, p.d = 8, p.dv = 8;
+  std::vector<uint16_t> q(32, 0x3f80), k(32, 0x3f00), v(32, 0x3f80), out(32), tq(32, 0x3f80), tout(32);
+  std::vector<float> lse(4), tlse(4);
+  p.q = q.data(), p.k = k.data(), p.v = v.data(), p.scale = 0.35;
+  p.out = out.data(), p.lse = lse.data();
+  p.tan_q = tq.data(), p.tan_out = tout.data(), p.tan_lse = tlse.data();
+  const int64_t ws = mk_attention_softmax_workspace(MK_DEVICE_CUDA, MK_BF16, &p);
+  CHECK(ws >= 0, "%s", mk_last_error());
+  std::vector<char> w(size_t(ws) + 64);
+  CHECK(mk_attention_softmax_forward(MK_DEVICE_CUDA, MK_BF16, &p, w.data(), ws, s) == MK_OK, "%s", mk_last_error());
+  launch(s);  // s is busy: events recorded on it now stay pending
+  const int mallocs = g_mallocs;
+  CHECK(mk_attention_softmax_jvp(MK_DEVICE_CUDA, MK_BF16, &p, w.data(), ws, s) == MK_OK, "%s", mk_last_error());
+  CHECK(g_mallocs > mallocs, "the JVP took F32 scratch from the device cache");
+  const int64_t cached = mk_device_cached_bytes();
+  CHECK(cached > 0 && pending() == cached, "the scratch was the call stream's: cached %lld, pending %lld",
+        (long long)cached, (long long)pending());
+  // every copy is 32 F32 values or fewer: the 512-byte class; s takes one back at once, another
+  // stream must not
+  void* other = new_stream();
+  const int before = g_mallocs;
+  void* mine = mk_device_alloc_on(128, s);
+  CHECK(mine != nullptr && g_mallocs == before, "s reuses its scratch at once (mallocs %d -> %d)", before, g_mallocs);
+  void* theirs = mk_device_alloc_on(128, other);
+  CHECK(theirs != nullptr && g_mallocs == before + 1, "another stream waits for s (mallocs %d -> %d)", before,
+        g_mallocs);
+  mk_device_free(mine);
+  mk_device_free(theirs);
+  CHECK(mk_cuda_stream_destroy(other) == MK_OK, "%s", mk_last_error());
+  CHECK(mk_cuda_stream_destroy(s) == MK_OK && pending() == 0, "destroy waited for s");
+  mk_device_empty_cache();
+}
+
+// A seeded random walk over the default stream and three others: allocations, frees,
+// record_stream, launches and finishes in any order. Invariant: a block handed to stream S was
+// last freed with no other stream's work on it still pending.
+void cross_stream_stress() {
+  void* streams[4] = {nullptr, new_stream(), new_stream(), new_stream()};
+  struct Held {
+    void* ptr;
+    int owner;
+    std::set<int> users;
+  };
+  struct Freed {
+    std::map<int, int> marks;  // stream -> its launched count at the free
+  };
+  std::vector<Held> held;
+  std::map<void*, Freed> freed;
+  std::mt19937 rng(12);
+  const int64_t live0 = mk_device_live_bytes();
+  int reuses = 0, cross = 0;
+  for (int step = 0; step < 20000; ++step) {
+    const int op = int(rng() % 10);
+    const int s = int(rng() % 4);
+    if (op < 4) {
+      const int64_t n = 512 * int64_t(1 + rng() % 4);
+      void* p = mk_device_alloc_on(n, streams[s]);
+      CHECK(p != nullptr, "%s", mk_last_error());
+      auto it = freed.find(p);
+      if (it != freed.end()) {
+        ++reuses;
+        for (const auto& m : it->second.marks) {
+          if (m.first == s) continue;
+          if (fs(streams[m.first])->finished < m.second) {
+            CHECK(false, "step %d: block %p given to stream %d while stream %d's work on it is pending", step, p, s,
+                  m.first);
+          }
+          ++cross;
+        }
+        freed.erase(it);
+      }
+      held.push_back({p, s, {s}});
+      launch(streams[s]);
+    } else if (op < 7 && !held.empty()) {
+      const size_t i = rng() % held.size();
+      Freed f;
+      for (int u : held[i].users) f.marks[u] = fs(streams[u])->launched;
+      freed[held[i].ptr] = f;
+      mk_device_free(held[i].ptr);
+      held[i] = held.back();
+      held.pop_back();
+    } else if (op == 7 && !held.empty()) {
+      Held& h = held[rng() % held.size()];
+      CHECK(mk_device_record_stream(h.ptr, streams[s]) == MK_OK, "%s", mk_last_error());
+      h.users.insert(s);
+      launch(streams[s]);
+    } else if (op == 8) {
+      launch(streams[s]);
+    } else {
+      finish(streams[s]);
+    }
+  }
+  for (const Held& h : held) mk_device_free(h.ptr);
+  CHECK(mk_device_live_bytes() == live0, "nothing leaked");
+  CHECK(reuses > 1000 && cross > 100, "the walk reused blocks (%d) across streams (%d)", reuses, cross);
+  for (int i = 1; i < 4; ++i) CHECK(mk_cuda_stream_destroy(streams[i]) == MK_OK, "%s", mk_last_error());
+  mk_device_empty_cache();
+  std::printf("cross-stream stress: %d reuses, %d of them after another stream's use\n", reuses, cross);
 }
 
 void host_allocator() {
@@ -233,11 +602,15 @@ int main(int argc, char** argv) {
   }
   device_allocator();
   host_allocator();
+  stream_aware_cache();
+  stream_event_lifetime();
+  attention_scratch_on_the_call_stream();
+  cross_stream_stress();
   cublas_behind_the_abi(argv[1]);
   if (g_failures) {
     std::printf("%d check(s) failed\n", g_failures);
     return 1;
   }
-  std::printf("runtime_test: device and host allocators, cuBLAS behind the ABI: all checks passed\n");
+  std::printf("runtime_test: device and host allocators, streams and events, cuBLAS behind the ABI: all checks passed\n");
   return 0;
 }

@@ -29,7 +29,24 @@ struct CudaRuntime {
   int (*memcpy_d2h)(void* dst, const void* src, int64_t nbytes, void* stream);
   int (*device_malloc)(void** ptr, int64_t nbytes);  // cudaMalloc (native/src/memory.cpp caches)
   int (*device_free)(void* ptr);                     // cudaFree
+  // Streams and events (native/src/memory.cpp: the stream-aware cache and the mk_cuda_* entry
+  // points). Every entry returns 0 or a CUDA error code; the two queries return
+  // kCudaNotReady while work is pending.
+  int (*device_synchronize)(void);                         // cudaDeviceSynchronize (all streams)
+  int (*stream_create)(void** stream);                     // cudaStreamCreateWithFlags(non-blocking)
+  int (*stream_destroy)(void* stream);                     // cudaStreamDestroy
+  int (*stream_query)(void* stream);                       // cudaStreamQuery
+  int (*event_create)(void** event);                       // cudaEventCreateWithFlags(timing disabled)
+  int (*event_destroy)(void* event);                       // cudaEventDestroy
+  int (*event_record)(void* event, void* stream);          // cudaEventRecord
+  int (*event_query)(void* event);                         // cudaEventQuery
+  int (*event_synchronize)(void* event);                   // cudaEventSynchronize
+  int (*stream_wait_event)(void* stream, void* event);     // cudaStreamWaitEvent
 };
+
+// What CudaRuntime's stream_query and event_query return while work is pending (cudaErrorNotReady
+// is mapped to it, so no CUDA header is needed to read it).
+constexpr int kCudaNotReady = -1;
 
 // One entry per kernel of mk/kernels.inc, typed by the CPU twin: a CUDA kernel whose signature
 // drifts from its twin fails to compile in kernels/cuda/table.cu.

@@ -174,7 +174,7 @@ public final class MessagePassing {
       long argAddress = arg == null ? 0L : arg.address(op);
       int status = MkNative.mk_graph_spmm_forward(x.device().code, x.dtype().code, reduce, n, n, e, f.heads(),
           f.width(), ptr.address(op), col.address(op), wAddress, wIndex, xc.address(op), out.address(op), argAddress,
-          x.stream());
+          x.launchStream());
       Native.check(
           status, op + " " + g.describe() + ", x " + x.describe() + (w == null ? "" : ", weights " + w.describe()));
     }
@@ -294,7 +294,7 @@ public final class MessagePassing {
       Tensor ac = a.isContiguous() ? a : a.copyContiguous();
       Tensor bc = b.isContiguous() ? b : b.copyContiguous();
       int status = MkNative.mk_graph_sddmm_forward(a.device().code, a.dtype().code, n, n, e, heads, width,
-          g.rowPtr().address(op), g.sources().address(op), ac.address(op), bc.address(op), out.address(op), a.stream());
+          g.rowPtr().address(op), g.sources().address(op), ac.address(op), bc.address(op), out.address(op), a.launchStream());
       Native.check(status, "MessagePassing.sddmm " + g.describe() + ", a " + a.describe() + ", b " + b.describe());
     }
     Features fb = new Features(heads, width);

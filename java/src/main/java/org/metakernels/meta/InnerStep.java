@@ -622,8 +622,8 @@ public final class InnerStep {
       if (kind == Kind.MOMENTUM) b.buf_out(outs[1].address(op));
       if (kind == Kind.ADAM) b.m_out(outs[1].address(op)).v_out(outs[2].address(op));
       int dev = c.device.code, dt = c.dtype.code;
-      int status = kind == Kind.ADAM ? MkNative.mk_meta_adam_step_forward(dev, dt, b, param.stream())
-          : MkNative.mk_meta_sgd_step_forward(dev, dt, b, param.stream());
+      int status = kind == Kind.ADAM ? MkNative.mk_meta_adam_step_forward(dev, dt, b, param.launchStream())
+          : MkNative.mk_meta_sgd_step_forward(dev, dt, b, param.launchStream());
       Native.check(status, c.context());
     }
     Autograd.record(op, outs, c.inputs.clone(), g -> backward(c, g));
@@ -664,8 +664,8 @@ public final class InnerStep {
           .cot_m(c.addr(grads[M])).cot_v(c.addr(grads[V]));
       for (int i = 0; i < HYPERS; i++) b.cot_hyper(i, c.addr(grads[HYPER0 + i]));
       int status = c.kind == Kind.ADAM
-          ? MkNative.mk_meta_adam_step_backward(dev, dt, b, ws.address(op), wsBytes, c.inputs[PARAM].stream())
-          : MkNative.mk_meta_sgd_step_backward(dev, dt, b, ws.address(op), wsBytes, c.inputs[PARAM].stream());
+          ? MkNative.mk_meta_adam_step_backward(dev, dt, b, ws.address(op), wsBytes, c.inputs[PARAM].launchStream())
+          : MkNative.mk_meta_sgd_step_backward(dev, dt, b, ws.address(op), wsBytes, c.inputs[PARAM].launchStream());
       Native.check(status, c.context() + " (backward)");
     }
     // record the backward on its non-null outputs; its inputs: the step's inputs, then the cotangents

@@ -183,7 +183,7 @@ public final class Attention {
     try (Scope tmp = Scope.open(); MkNative.mk_attention_params p = g.block(g.op)) {
       Tensor ws = g.workspace();  // freed with tmp, right after the call
       p.out(out.address(g.op)).lse(lse.address(g.op));
-      Native.check(MkNative.mk_attention_softmax_forward(g.device, g.dtype, p, ws.address(g.op), g.wsBytes, 0L),
+      Native.check(MkNative.mk_attention_softmax_forward(g.device, g.dtype, p, ws.address(g.op), g.wsBytes, ws.launchStream()),
           g.context());
     }
     Tensor bias = o.bias();
@@ -210,7 +210,7 @@ public final class Attention {
       Tensor ws = g.workspace();
       p.out(out.address(op)).lse(lse.address(op)).dout(dO.address(op));
       p.grad_q(dq.address(op)).grad_k(dk.address(op)).grad_v(dv.address(op)).grad_bias_full(addr(dbFull, op));
-      Native.check(MkNative.mk_attention_softmax_backward(g.device, g.dtype, p, ws.address(op), g.wsBytes, 0L),
+      Native.check(MkNative.mk_attention_softmax_backward(g.device, g.dtype, p, ws.address(op), g.wsBytes, ws.launchStream()),
           g.context());
     }
     Tensor[] outs = dbFull == null ? new Tensor[] {dq, dk, dv} : new Tensor[] {dq, dk, dv, dbFull};
@@ -256,7 +256,7 @@ public final class Attention {
       p.cot_q(gq.address(op)).cot_k(gk.address(op)).cot_v(gv.address(op)).cot_dout(gdout.address(op))
           .cot_bias_full(addr(gbFull, op));
       Native.check(MkNative.mk_attention_softmax_backward_backward(g.device, g.dtype, p, ws.address(op), g.wsBytes,
-          0L), g.context());
+          ws.launchStream()), g.context());
     }
     return new Tensor[] {gq, gk, gv, gdout, gbFull};
   }
@@ -312,7 +312,7 @@ public final class Attention {
       p.out(out.address(op)).lse(lse.address(op));
       p.tan_q(addr(tq, op)).tan_k(addr(tk, op)).tan_v(addr(tv, op)).tan_bias_full(addr(tb, op));
       p.tan_out(tout.address(op)).tan_lse(tlse.address(op));
-      Native.check(MkNative.mk_attention_softmax_jvp(g.device, g.dtype, p, ws.address(op), g.wsBytes, 0L),
+      Native.check(MkNative.mk_attention_softmax_jvp(g.device, g.dtype, p, ws.address(op), g.wsBytes, ws.launchStream()),
           g.context());
     }
     return new Output(tout, tlse);

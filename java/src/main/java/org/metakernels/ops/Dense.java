@@ -35,7 +35,7 @@ public final class Dense {
     Tensor y = Tensor.empty(x.shape(), x.dtype(), x.device());
     long[] shape = x.shape();
     Native.check(MkNative.mk_dense_unary_forward(x.device().code, x.dtype().code, code, shape.length, shape,
-        x.address(op), x.strides(), y.address(op), p, x.stream()), op + " " + x.describe());
+        x.address(op), x.strides(), y.address(op), p, x.launchStream()), op + " " + x.describe());
     return y;
   }
 
@@ -45,7 +45,7 @@ public final class Dense {
     Tensor y = Tensor.empty(out, a.dtype(), a.device());
     Native.check(MkNative.mk_dense_binary_forward(a.device().code, a.dtype().code, code, out.length, out,
         a.address(op), Checks.broadcastStrides(a, out), b.address(op), Checks.broadcastStrides(b, out),
-        y.address(op), a.stream()), op + " " + a.describe() + ", " + b.describe());
+        y.address(op), a.launchStream()), op + " " + a.describe() + ", " + b.describe());
     return y;
   }
 
@@ -199,7 +199,7 @@ public final class Dense {
     Tensor y = Tensor.empty(out, a.dtype(), a.device());
     Native.check(MkNative.mk_dense_where_forward(a.device().code, a.dtype().code, out.length, out,
         cond.address(op), Checks.broadcastStrides(cond, out), a.address(op), Checks.broadcastStrides(a, out),
-        b.address(op), Checks.broadcastStrides(b, out), y.address(op), a.stream()), op + " " + Checks.shapes(cond, a, b));
+        b.address(op), Checks.broadcastStrides(b, out), y.address(op), a.launchStream()), op + " " + Checks.shapes(cond, a, b));
     return Autograd.record(op, y, new Tensor[] {a, b}, g -> {
       Tensor zero = Tensor.scalar(0.0, g[0].dtype(), g[0].device());
       return new Tensor[] {
@@ -539,7 +539,7 @@ public final class Dense {
     o = unaliased(t, o);
     if (t.isContiguous()) {
       Native.check(MkNative.mk_dense_binary_forward(t.device().code, t.dtype().code, code, shape.length, shape,
-          t.address(op), t.strides(), o.address(op), Checks.broadcastStrides(o, shape), t.address(op), t.stream()),
+          t.address(op), t.strides(), o.address(op), Checks.broadcastStrides(o, shape), t.address(op), t.launchStream()),
           op + " " + t.describe() + ", " + o.describe());
     } else {
       try (var ng = GradMode.set(false)) {
@@ -566,7 +566,7 @@ public final class Dense {
     checkInPlace("fillInPlace", t);
     if (t.isContiguous()) {
       Native.check(MkNative.mk_tensor_fill_forward(t.device().code, t.dtype().code, t.numel(), t.address("fillInPlace"),
-          v, t.stream()), "fillInPlace " + t.describe());
+          v, t.launchStream()), "fillInPlace " + t.describe());
     } else {
       Internals.tensor().copyFrom(t, Tensor.scalar(v, t.dtype(), t.device()).expand(t.shape()));
     }

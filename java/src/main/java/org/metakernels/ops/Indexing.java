@@ -49,7 +49,7 @@ public final class Indexing {
     out[d] = idx.numel();
     Tensor y = Tensor.empty(out, x.dtype(), x.device());
     Native.check(MkNative.mk_dense_index_select_forward(x.device().code, x.dtype().code, prod(s, 0, d), s[d],
-        prod(s, d + 1, s.length), src.address(op), ix.address(op), idx.numel(), y.address(op), x.stream()),
+        prod(s, d + 1, s.length), src.address(op), ix.address(op), idx.numel(), y.address(op), x.launchStream()),
         op + " " + x.describe() + " dim " + dim + " indices " + idx.describe());
     return Autograd.record(op, y, new Tensor[] {x}, g -> new Tensor[] {indexAdd(Tensor.zerosLike(x), d, ix, g[0])});
   }
@@ -81,7 +81,7 @@ public final class Indexing {
     Tensor sc = src.isContiguous() ? src : src.copyContiguous();
     Tensor ix = idx.isContiguous() ? idx : idx.copyContiguous();
     Native.check(MkNative.mk_dense_index_add_forward(base.device().code, base.dtype().code, prod(s, 0, d), s[d],
-        prod(s, d + 1, s.length), y.address(op), ix.address(op), idx.numel(), sc.address(op), base.stream()),
+        prod(s, d + 1, s.length), y.address(op), ix.address(op), idx.numel(), sc.address(op), base.launchStream()),
         op + " " + Checks.shapes(base, idx, src));
     return Autograd.record(op, y, new Tensor[] {base, src}, g -> new Tensor[] {
         base.requiresGrad() ? g[0] : null,
@@ -110,7 +110,7 @@ public final class Indexing {
     long[] s = x.shape();
     Tensor y = Tensor.empty(idx.shape(), x.dtype(), x.device());
     Native.check(MkNative.mk_dense_gather_forward(x.device().code, x.dtype().code, prod(s, 0, d), s[d],
-        prod(s, d + 1, s.length), src.address(op), ix.address(op), idx.shape()[d], y.address(op), x.stream()),
+        prod(s, d + 1, s.length), src.address(op), ix.address(op), idx.shape()[d], y.address(op), x.launchStream()),
         op + " " + x.describe() + " dim " + dim + " indices " + idx.describe());
     return Autograd.record(op, y, new Tensor[] {x}, g -> new Tensor[] {scatterAdd(Tensor.zerosLike(x), d, ix, g[0])});
   }
@@ -141,7 +141,7 @@ public final class Indexing {
     Tensor sc = src.isContiguous() ? src : src.copyContiguous();
     Tensor ix = idx.isContiguous() ? idx : idx.copyContiguous();
     Native.check(MkNative.mk_dense_scatter_add_forward(base.device().code, base.dtype().code, prod(s, 0, d), s[d],
-        prod(s, d + 1, s.length), y.address(op), ix.address(op), idx.shape()[d], sc.address(op), base.stream()),
+        prod(s, d + 1, s.length), y.address(op), ix.address(op), idx.shape()[d], sc.address(op), base.launchStream()),
         op + " " + Checks.shapes(base, idx, src));
     return Autograd.record(op, y, new Tensor[] {base, src}, g -> new Tensor[] {
         base.requiresGrad() ? g[0] : null,

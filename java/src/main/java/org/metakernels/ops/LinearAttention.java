@@ -270,7 +270,7 @@ public final class LinearAttention {
       Tensor ws = Workspace.allocate(q.device(), wsBytes);
       Native.check(MkNative.mk_linear_attention_product_forward(q.device().code, q.dtype().code, groups, nq, nk, dk,
           dv, qc.address(op), kc.address(op), vc.address(op), out.address(op), mask.code, ws.address(op), wsBytes,
-          q.stream()), context);
+          q.launchStream()), context);
     }
     Mask mirror = mask.mirror();
     return Autograd.record(op, out, new Tensor[] {q, k, v}, g -> new Tensor[] {
@@ -298,7 +298,7 @@ public final class LinearAttention {
     long groups = n * d == 0 ? 0 : v.numel() / (n * d);
     Tensor out = Tensor.empty(v.shape(), v.dtype(), v.device());
     Native.check(MkNative.mk_linear_attention_momentum_forward(v.device().code, v.dtype().code, groups, n, d,
-        vc.address(op), out.address(op), decay, reverse ? 1 : 0, v.stream()), op + " " + v.describe() + " decay " + decay);
+        vc.address(op), out.address(op), decay, reverse ? 1 : 0, v.launchStream()), op + " " + v.describe() + " decay " + decay);
     return Autograd.record(op, out, new Tensor[] {v}, g -> new Tensor[] {momentum(g[0], decay, !reverse)});
   }
 }

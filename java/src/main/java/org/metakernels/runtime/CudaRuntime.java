@@ -2,6 +2,7 @@ package org.metakernels.runtime;
 
 import static org.bytedeco.cuda.global.cudart.*;
 
+import org.bytedeco.cuda.cudart.CUstream_st;
 import org.bytedeco.cuda.cudart.cudaDeviceProp;
 import org.bytedeco.javacpp.Loader;
 
@@ -13,12 +14,17 @@ import org.bytedeco.javacpp.Loader;
  * metakernels stays on the CPU. Programs rarely need it beyond {@link #synchronize()} (for
  * timing) and the allocator's counters.
  *
- * <p>All work goes to the legacy default stream (stream 0), so freed blocks can be reused by the
- * next kernel without events (stream order) and host copies synchronise.
+ * <p>Streams: work goes to the calling thread's current stream, the legacy default stream
+ * (handle 0) unless a {@link #useStream(CudaStream)} scope chose one of {@link #newStream()};
+ * the rules (ops on the current stream, memory safe across streams, host copies wait) are at
+ * {@link CudaStream}.
  *
  * <pre>{@code
- * CudaRuntime.get().synchronize();                       // wait for the GPU
+ * CudaRuntime.get().synchronize();                       // wait for the GPU (every stream)
  * long live = CudaRuntime.get().allocator().liveBytes();
+ * try (CudaStream s = CudaRuntime.get().newStream(); CudaRuntime.StreamScope use = CudaRuntime.useStream(s)) {
+ *   Tensor y = x.exp();                                  // runs on s
+ * }
  * }</pre>
  */
 public final class CudaRuntime {
@@ -174,20 +180,136 @@ public final class CudaRuntime {
    * @param deviceToHost src on the device, dst on the host
    */
   public void memcpy(long dst, long src, long nbytes, boolean hostToDevice, boolean deviceToHost) {
-    int kind = hostToDevice ? cudaMemcpyHostToDevice : deviceToHost ? cudaMemcpyDeviceToHost : cudaMemcpyDeviceToDevice;
-    check(cudaMemcpy(new RawPointer(dst, nbytes), new RawPointer(src, nbytes), nbytes, kind), "cudaMemcpy");
-  }
-
-  /** Waits until every kernel launched so far has finished. */
-  public void synchronize() {
-    check(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
+    memcpy(dst, src, nbytes, hostToDevice, deviceToHost, CudaStream.current());
   }
 
   /**
-   * The device side of the native caching allocator ({@code mk_device_alloc}, the same design as
-   * the host's: size classes, a free list per class, reuse in default-stream order, the cache
-   * emptied and the allocation retried once when cudaMalloc fails). Counts are in class-rounded
-   * bytes.
+   * Copies {@code nbytes} on {@code stream} (after the work launched on it so far) and waits for
+   * the copy; with both flags false, device to device.
+   *
+   * @param dst destination address
+   * @param src source address
+   * @param nbytes bytes to copy
+   * @param hostToDevice src on the host, dst on the device
+   * @param deviceToHost src on the device, dst on the host
+   * @param stream the stream to copy on
+   */
+  public void memcpy(long dst, long src, long nbytes, boolean hostToDevice, boolean deviceToHost, CudaStream stream) {
+    int kind = hostToDevice ? cudaMemcpyHostToDevice : deviceToHost ? cudaMemcpyDeviceToHost : cudaMemcpyDeviceToDevice;
+    long h = stream.handle();
+    if (h == 0) {
+      check(cudaMemcpy(new RawPointer(dst, nbytes), new RawPointer(src, nbytes), nbytes, kind), "cudaMemcpy");
+      return;
+    }
+    // on the stream (a non-blocking stream is not ordered with cudaMemcpy's default stream)
+    CUstream_st cs = new CUstream_st(new RawPointer(h, 0));
+    check(cudaMemcpyAsync(new RawPointer(dst, nbytes), new RawPointer(src, nbytes), nbytes, kind, cs), "cudaMemcpyAsync");
+    stream.synchronize();
+  }
+
+  /** Waits until every kernel launched so far, on every stream, has finished. */
+  public void synchronize() {
+    Native.check(MkNative.mk_device_synchronize(), "CudaRuntime.synchronize");
+  }
+
+  /**
+   * A new stream (non-blocking: not ordered with the default stream), owned by the caller.
+   *
+   * @return the stream; close it when done
+   */
+  public CudaStream newStream() {
+    return CudaStream.create(CudaStream.NATIVE);
+  }
+
+  /**
+   * A new event, owned by the caller.
+   *
+   * @return the event; close it when done
+   */
+  public CudaEvent newEvent() {
+    return CudaEvent.create(CudaStream.NATIVE);
+  }
+
+  /**
+   * The calling thread's current stream ({@link CudaStream#current()}).
+   *
+   * @return the stream kernels launched now run on
+   */
+  public static CudaStream currentStream() {
+    return CudaStream.current();
+  }
+
+  /**
+   * Makes {@code stream} the calling thread's current stream until the returned scope closes,
+   * which restores the previous one; scopes nest and close in reverse order. CUDA tensors created
+   * inside allocate for {@code stream} and every op launched inside runs on it. Needs no GPU for
+   * the default stream.
+   *
+   * <pre>{@code
+   * try (CudaRuntime.StreamScope use = CudaRuntime.useStream(s)) {
+   *   Tensor y = x.exp();          // y.stream() == s.handle()
+   * }
+   * }</pre>
+   *
+   * @param stream an open stream
+   * @return the scope to close
+   * @throws IllegalStateException when the stream is closed
+   */
+  public static StreamScope useStream(CudaStream stream) {
+    if (stream == null) throw new IllegalArgumentException("useStream: stream is null");
+    if (stream.isClosed()) throw new IllegalStateException("useStream: " + stream + " was closed");
+    return new StreamScope(stream);
+  }
+
+  /**
+   * The scope of {@link #useStream(CudaStream)}: closing it restores the stream that was
+   * current before, on the thread that opened it.
+   */
+  public static final class StreamScope implements AutoCloseable {
+    private final CudaStream stream;
+    private final CudaStream previous;
+    private final Thread thread = Thread.currentThread();
+    private boolean closed;
+
+    private StreamScope(CudaStream stream) {
+      this.stream = stream;
+      this.previous = CudaStream.current();
+      CudaStream.setCurrent(stream);
+    }
+
+    /**
+     * The stream this scope made current.
+     *
+     * @return the stream
+     */
+    public CudaStream stream() {
+      return stream;
+    }
+
+    /**
+     * Restores the previous stream; idempotent.
+     *
+     * @throws IllegalStateException on another thread, or while an inner scope is still open
+     */
+    @Override
+    public void close() {
+      if (closed) return;
+      if (Thread.currentThread() != thread)
+        throw new IllegalStateException("a useStream scope must be closed on the thread that opened it (" + thread.getName() + ")");
+      if (CudaStream.current() != stream)
+        throw new IllegalStateException("useStream scopes close in reverse order: the current stream is " + CudaStream.current()
+            + ", not " + stream);
+      closed = true;
+      CudaStream.setCurrent(previous);
+    }
+  }
+
+  /**
+   * The device side of the native caching allocator ({@code mk_device_alloc_on}, the same design
+   * as the host's: size classes, a free list per class, the cache emptied and the allocation
+   * retried once when cudaMalloc fails), stream-aware: a freed block goes back at once to the
+   * stream it was allocated for, to another stream only after the events recorded at its free
+   * have completed. Counts are in class-rounded bytes.
    */
   public static final class CachingAllocator {
     CachingAllocator() {}
@@ -200,9 +322,48 @@ public final class CudaRuntime {
      * @throws OutOfMemoryError when the device has no room even after the cache was emptied
      */
     public long allocate(long nbytes) {
-      long a = MkNative.mk_device_alloc(nbytes);
-      if (a == 0) throw new OutOfMemoryError("metakernels: " + Native.lastError());
+      return allocate(nbytes, CudaStream.current());
+    }
+
+    /**
+     * A device block of at least {@code nbytes} for {@code stream}.
+     *
+     * @param nbytes the size
+     * @param stream the stream that will use it
+     * @return the device address
+     * @throws OutOfMemoryError when the device has no room even after the cache was emptied
+     * @throws MetakernelsException when the native side refuses the stream
+     */
+    public long allocate(long nbytes, CudaStream stream) {
+      long a = MkNative.mk_device_alloc_on(nbytes, stream.handle());
+      if (a == 0) {
+        String why = Native.lastError();
+        if (why.contains("out of device memory")) throw new OutOfMemoryError("metakernels: " + why);
+        throw new MetakernelsException("allocate: " + why, Codes.ERR_INVALID_ARGUMENT);
+      }
       return a;
+    }
+
+    /**
+     * Marks a live block as used by {@code stream} too, so its free waits for that stream's work
+     * before another stream gets it (tensors do this themselves when an op reads them on another
+     * stream).
+     *
+     * @param address the block's address
+     * @param stream the stream using it
+     */
+    public void recordStream(long address, CudaStream stream) {
+      Native.check(MkNative.mk_device_record_stream(address, stream.handle()), "recordStream");
+    }
+
+    /**
+     * Bytes of freed blocks that still wait for another stream's work before any stream but
+     * their own may reuse them.
+     *
+     * @return the pending bytes
+     */
+    public long pendingBytes() {
+      return MkNative.mk_device_pending_bytes();
     }
 
     /**
@@ -214,7 +375,7 @@ public final class CudaRuntime {
       MkNative.mk_device_free(address);
     }
 
-    /** Synchronises the device and returns every cached block to the driver. */
+    /** Synchronises the device (every stream) and returns every cached block to the driver. */
     public void emptyCache() {
       MkNative.mk_device_empty_cache();
     }

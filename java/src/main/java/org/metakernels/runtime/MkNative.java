@@ -518,4 +518,41 @@ public final class MkNative {
   public static native @Cast("int64_t") long mk_device_peak_bytes();
 
   public static native @Cast("int64_t") long mk_device_reset_peak_bytes();
+
+  // ---- CUDA streams and events, the stream-aware device cache (metakernels.h, last section)
+  public static native @Cast("intptr_t") long mk_device_alloc_on(@Cast("int64_t") long nbytes, @Cast("void*") long stream);
+
+  public static native int mk_device_record_stream(@Cast("void*") long ptr, @Cast("void*") long stream);
+
+  public static native int mk_device_block_stream(@Cast("void*") long ptr, @Cast("void**") long[] stream);
+
+  public static native @Cast("int64_t") long mk_device_pending_bytes();
+
+  public static native int mk_device_synchronize();
+
+  public static native int mk_cuda_stream_create(@Cast("void**") long[] stream);
+
+  public static native int mk_cuda_stream_destroy(@Cast("void*") long stream);
+
+  public static native int mk_cuda_stream_synchronize(@Cast("void*") long stream);
+
+  public static native int mk_cuda_stream_query(@Cast("void*") long stream, int[] done);
+
+  public static native int mk_cuda_stream_wait_stream(@Cast("void*") long waiter, @Cast("void*") long waited);
+
+  public static native int mk_cuda_event_create(@Cast("void**") long[] event);
+
+  public static native int mk_cuda_event_destroy(@Cast("void*") long event);
+
+  public static native int mk_cuda_event_record(@Cast("void*") long event, @Cast("void*") long stream);
+
+  public static native int mk_cuda_event_query(@Cast("void*") long event, int[] done);
+
+  public static native int mk_cuda_event_synchronize(@Cast("void*") long event);
+
+  public static native int mk_cuda_stream_wait_event(@Cast("void*") long stream, @Cast("void*") long event);
+
+  public static native @Cast("int64_t") long mk_cuda_live_streams();
+
+  public static native @Cast("int64_t") long mk_cuda_live_events();
 }

@@ -12,7 +12,8 @@ public final class Transfer {
 
   /**
    * A contiguous copy of {@code x} on {@code to} (a plain copy when x is already there); not
-   * recorded. {@code Transfer.copy(x, Device.CUDA)}: x's shape and dtype on the GPU.
+   * recorded. Runs on the current stream after the work of x's own stream, and returns once the
+   * copy is done. {@code Transfer.copy(x, Device.CUDA)}: x's shape and dtype on the GPU.
    *
    * @param x the tensor
    * @param to the target device
@@ -23,6 +24,11 @@ public final class Transfer {
     x.address("to(" + to + ")");
     if (x.device() == to) return x.copyContiguous();
     Backend.get().requireCuda("to(" + to + ")");
+    // the copy runs on the current stream; a device source made on another stream is waited for
+    // first (a host copy must see finished values), on the device, then the copy itself is waited for
+    CudaStream current = CudaStream.current();
+    if (x.device() == Device.CUDA && x.stream() != current.handle())
+      Native.check(MkNative.mk_cuda_stream_wait_stream(current.handle(), x.stream()), "to(" + to + ") " + x.describe());
     Tensor src = x.isContiguous() ? x : x.copyContiguous();
     Tensor y = Tensor.empty(x.shape(), x.dtype(), to);
     long nbytes = x.numel() * x.dtype().size;

@@ -2,6 +2,7 @@ package org.metakernels.tensor;
 
 import org.metakernels.runtime.Backend;
 import org.metakernels.runtime.CudaRuntime;
+import org.metakernels.runtime.CudaStream;
 import org.metakernels.runtime.MetakernelsException;
 import org.metakernels.runtime.MkNative;
 
@@ -17,25 +18,33 @@ public final class Storage {
   private Scope owner;
   private boolean closed;
   private int version;
+  // CUDA: the stream the block was allocated for (the current stream then), and the other
+  // streams already recorded as using it (mk_device_record_stream once per stream)
+  private final CudaStream stream;
+  private volatile CudaStream[] usedBy = NO_STREAMS;
+  private static final CudaStream[] NO_STREAMS = {};
 
-  private Storage(long address, long nbytes, Device device) {
+  private Storage(long address, long nbytes, Device device, CudaStream stream) {
     this.address = address;
     this.nbytes = nbytes;
     this.device = device;
+    this.stream = stream;
   }
 
   static Storage allocate(long nbytes, Device device) {
     if (nbytes < 0) throw new MetakernelsException("allocate: negative size " + nbytes);
     long addr;
+    CudaStream stream = null;
     if (device == Device.CPU) {
       Backend.get();
       addr = MkNative.mk_host_alloc(nbytes);
       if (addr == 0) throw new OutOfMemoryError("metakernels: cannot allocate " + nbytes + " host bytes (" + MkNative.mk_last_error().getString() + ")");
     } else {
       Backend.get().requireCuda("allocate");
-      addr = CudaRuntime.get().allocator().allocate(nbytes);
+      stream = CudaStream.current();
+      addr = CudaRuntime.get().allocator().allocate(nbytes, stream);
     }
-    Storage s = new Storage(addr, nbytes, device);
+    Storage s = new Storage(addr, nbytes, device, stream);
     Scope.adopt(s);
     return s;
   }
@@ -58,6 +67,45 @@ public final class Storage {
    */
   public long nbytes() {
     return nbytes;
+  }
+
+  /**
+   * The stream a CUDA storage was allocated for (the current stream when it was made; null on
+   * the CPU). Once that stream is closed its memory belongs to the default stream.
+   *
+   * @return the stream or null
+   */
+  public CudaStream stream() {
+    return stream;
+  }
+
+  /**
+   * The handle of {@link #stream()}: 0 on the CPU, for the default stream, or once the stream
+   * was closed.
+   *
+   * @return the stream handle
+   */
+  public long streamHandle() {
+    return stream == null ? 0L : stream.handleOrDefault();
+  }
+
+  /**
+   * Records that work on {@code s} uses this CUDA storage (once per stream), so that its free
+   * waits for that work before the block goes to another stream. Nothing for its own stream or on
+   * the CPU.
+   */
+  void recordUse(CudaStream s) {
+    if (stream == null || closed || s.handleOrDefault() == streamHandle()) return;
+    CudaStream[] used = usedBy;
+    for (CudaStream u : used)
+      if (u == s) return;
+    synchronized (this) {
+      if (closed) return;
+      CudaRuntime.get().allocator().recordStream(address, s);
+      CudaStream[] grown = java.util.Arrays.copyOf(usedBy, usedBy.length + 1);
+      grown[grown.length - 1] = s;
+      usedBy = grown;
+    }
   }
 
   /**

@@ -14,6 +14,7 @@ import org.metakernels.ops.Linalg;
 import org.metakernels.ops.Reductions;
 import org.metakernels.ops.Views;
 import org.metakernels.runtime.Codes;
+import org.metakernels.runtime.CudaStream;
 import org.metakernels.runtime.MetakernelsException;
 import org.metakernels.runtime.MkNative;
 import org.metakernels.runtime.Native;
@@ -158,7 +159,7 @@ public final class Tensor implements AutoCloseable {
   private static Tensor full(String op, long[] shape, double value, DType dtype, Device device) {
     Tensor t = empty(op, shape, dtype, device);
     Native.check(MkNative.mk_tensor_fill_forward(device.code, dtype.code, t.numel(), t.address(op), value,
-        t.stream()), op + " " + Arrays.toString(shape));
+        t.launchStream()), op + " " + Arrays.toString(shape));
     return t;
   }
 
@@ -278,7 +279,7 @@ public final class Tensor implements AutoCloseable {
     }
     Tensor t = empty(op, shape, dtype, device);
     Native.check(MkNative.mk_tensor_random_forward(device.code, dtype.code, dist, t.numel(), t.address(op),
-        seed, a, b, t.stream()), op + " " + Arrays.toString(shape));
+        seed, a, b, t.launchStream()), op + " " + Arrays.toString(shape));
     return t;
   }
 
@@ -469,7 +470,9 @@ public final class Tensor implements AutoCloseable {
 
   /**
    * The native address of element 0 (offset applied), for code that passes tensors to native
-   * kernels itself.
+   * kernels itself. On CUDA, a tensor whose memory belongs to another stream than the calling
+   * thread's current one is recorded as used by the current stream (see {@link CudaStream}), so
+   * its memory is not reused before that stream's work on it is done.
    *
    * @param op the caller's name, for the exception's message
    * @return the address
@@ -480,16 +483,31 @@ public final class Tensor implements AutoCloseable {
     if (storage.isClosed())
       throw new IllegalStateException(op + ": " + describe()
           + " was already freed (its scope or the tensor was closed)");
+    if (storage.device() != Device.CPU) storage.recordUse(CudaStream.current());
     return storage.address(op) + offset * dtype.size;
   }
 
   /**
-   * The CUDA stream kernels on this tensor run on: 0, the default stream (unused on the CPU).
+   * The CUDA stream this tensor's memory was allocated for: the thread's current stream when it
+   * was made (inside {@code CudaRuntime.useStream(s)}: {@code s.handle()}), 0 for the default
+   * stream, once that stream was closed, and on the CPU (CPU tensors ignore streams). Ops do not
+   * launch on it but on the current stream ({@link #launchStream()}).
    *
    * @return the stream handle
    */
   public long stream() {
-    return 0L;
+    return storage.streamHandle();
+  }
+
+  /**
+   * The stream an op on this tensor launches on now: the calling thread's current stream
+   * ({@link CudaStream#current()}) for a CUDA tensor, 0 on the CPU. Every native call passes it.
+   *
+   * @return the stream handle
+   * @throws IllegalStateException when the current stream was closed
+   */
+  public long launchStream() {
+    return storage.device() == Device.CPU ? 0L : CudaStream.current().handle();
   }
 
   /**
@@ -792,7 +810,7 @@ public final class Tensor implements AutoCloseable {
     Tensor src = isContiguous() ? this : copyContiguous();
     Tensor out = empty(shape, type, device());
     Native.check(MkNative.mk_tensor_cast_forward(device().code, dtype.code, type.code, numel(), src.address("cast"),
-        out.address("cast"), stream()), "cast " + describe() + " -> " + type);
+        out.address("cast"), launchStream()), "cast " + describe() + " -> " + type);
     return out;
   }
 
@@ -806,7 +824,7 @@ public final class Tensor implements AutoCloseable {
   public Tensor copyContiguous() {
     Tensor out = empty(shape, dtype, device());
     Native.check(MkNative.mk_tensor_copy_forward(device().code, dtype.code, shape.length, shape, address("contiguous"),
-        strides, out.address("contiguous"), out.strides, stream()), "contiguous " + describe());
+        strides, out.address("contiguous"), out.strides, launchStream()), "contiguous " + describe());
     return out;
   }
 
@@ -819,7 +837,7 @@ public final class Tensor implements AutoCloseable {
     if (!Arrays.equals(src.shape, shape) || src.dtype != dtype || src.device() != device())
       throw new MetakernelsException("copyFrom: " + src.describe() + " into " + describe());
     Native.check(MkNative.mk_tensor_copy_forward(device().code, dtype.code, shape.length, shape, src.address("copyFrom"),
-        src.strides, address("copyFrom"), strides, stream()), "copyFrom " + describe());
+        src.strides, address("copyFrom"), strides, launchStream()), "copyFrom " + describe());
   }
 
   /**
