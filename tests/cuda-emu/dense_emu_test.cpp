@@ -201,9 +201,10 @@ static void reductions(unsigned& seed) {
   };
   // (thresholds above) flat: len <= 4 or >= 256 column outputs; warp rows: len <= 64; block rows;
   // columns with tx 2..32 and several tiles; splits wherever the tiles are fewer than 8
-  const Shape shapes[] = {{1, 1, 1},    {1, 3, 1},   {7, 4, 1},    {2, 5, 1},    {3, 64, 1},   {9, 33, 1},  {1, 65, 1},
-                          {1, 1000, 1}, {2, 777, 1}, {1, 1003, 1}, {20, 300, 1}, {3, 4096, 1}, {1, 2, 3},   {1, 500, 3},
-                          {2, 333, 40}, {1, 100, 2}, {4, 70, 17},  {50, 20, 10}, {3, 9, 100},  {1, 2000, 5}};
+  const Shape shapes[] = {{1, 1, 1},   {1, 3, 1},    {7, 4, 1},    {2, 5, 1},    {3, 64, 1},   {9, 33, 1},
+                          {1, 65, 1},  {1, 1000, 1}, {2, 777, 1},  {1, 1003, 1}, {20, 300, 1}, {3, 4096, 1},
+                          {1, 2, 3},   {1, 500, 3},  {2, 333, 40}, {1, 100, 2},  {4, 70, 17},  {50, 20, 10},
+                          {3, 9, 100}, {1, 2000, 5}, {8, 30, 20},  {12, 9, 3}};
   for (const Shape& s : shapes)
     for (int op = 0; op < MK_REDUCE_COUNT; ++op)
       for (int data : {kNormal, kTies, kNan}) {
