@@ -412,6 +412,7 @@ __global__ void reduce_rows_kernel(int64_t rows, int64_t len, int64_t splits, in
       const int64_t r = item / splits, s = item % splits;
       const int64_t lo = s * chunk, hi = lo + chunk < len ? lo + chunk : len;
       const T* xr = x + r * len;
+#pragma unroll 4
       for (int64_t j = lo + int64_t(lane) * VEC; j < hi; j += int64_t(G) * VEC) {
         if (VEC > 1) {
           const Pack<T, VEC> p = *reinterpret_cast<const Pack<T, VEC>*>(xr + j);
@@ -459,6 +460,7 @@ __global__ void reduce_cols_kernel(int64_t outer, int64_t len, int64_t inner, in
     red_init<OP>(v, b);
     if (i < inner) {
       const T* base = x + o * len * inner + i;
+#pragma unroll 4
       for (int64_t j = lo + cy; j < hi; j += ty_count) red_add<OP>(v, b, double(base[j * inner]), j);
     }
     sm[threadIdx.x] = Partial{v, b};
@@ -508,13 +510,15 @@ __device__ __forceinline__ void online_add(double& m, double& s, T xv) {
     m = NAN;
     s = NAN;
   } else if (v > m) {
-    s = s * exp(m - v) + exp_of<T>(v - v);  // exp(m - v): 0 while m is -inf; NaN for +inf - +inf as the twin
+    s = s * exp_of<T>(m - v) + exp_of<T>(v - v);  // exp(m - v): 0 while m is -inf; NaN for +inf - +inf as the twin
     m = v;
   } else if (v != -INFINITY) {
     s += exp_of<T>(v - m);
   }
 }
 
+// The rescale factors in T's precision (F32: expf; the sums stay in double).
+template <class T>
 __device__ __forceinline__ void online_combine(double& m, double& s, double m2, double s2) {
   if (m != m || m2 != m2) {
     m = NAN;
@@ -523,18 +527,19 @@ __device__ __forceinline__ void online_combine(double& m, double& s, double m2, 
   }
   const double mm = m > m2 ? m : m2;
   if (mm == -INFINITY) return;  // both empty
-  const double a = m == -INFINITY ? 0.0 : s * exp(m - mm);
-  const double b = m2 == -INFINITY ? 0.0 : s2 * exp(m2 - mm);
+  const double a = m == -INFINITY ? 0.0 : s * exp_of<T>(m - mm);
+  const double b = m2 == -INFINITY ? 0.0 : s2 * exp_of<T>(m2 - mm);
   m = mm;
   s = a + b;
 }
 
+template <class T>
 __device__ __forceinline__ void warp_online(double& m, double& s) {
 #pragma unroll
   for (int k = 16; k >= 1; k /= 2) {
     const double m2 = __shfl_xor_sync(0xffffffffu, m, k);
     const double s2 = __shfl_xor_sync(0xffffffffu, s, k);
-    online_combine(m, s, m2, s2);
+    online_combine<T>(m, s, m2, s2);
   }
 }
 
@@ -574,7 +579,7 @@ __global__ void softmax_rows_kernel(int log, int64_t rows, int64_t cols, const T
         }
       }
     }
-    warp_online(m, s);
+    warp_online<T>(m, s);
     if (G == kBlock) {
       const int warp = int(threadIdx.x / 32);
       if (threadIdx.x % 32 == 0) {
@@ -584,7 +589,7 @@ __global__ void softmax_rows_kernel(int log, int64_t rows, int64_t cols, const T
       __syncthreads();
       m = sm[0];
       s = sm[kWarps];
-      for (int w = 1; w < kWarps; ++w) online_combine(m, s, sm[w], sm[kWarps + w]);
+      for (int w = 1; w < kWarps; ++w) online_combine<T>(m, s, sm[w], sm[kWarps + w]);
       __syncthreads();  // sm is reused by the next row
     }
     if (!live) continue;
