@@ -4,8 +4,9 @@
 #                                     double libm (the AVX-512 one skips on a CPU without it)
 #   vec_math.vectorised.avx2|avx512   GCC's -fopt-info report of those very builds: the 12 loops
 #                                     over vec_math vectorise at full width (32 / 64 bytes)
-#   emu.*                             tests/cuda-emu: the CUDA attention, optimizer-step (emu.meta.*)
-#                                     and graph (emu.graph) kernels run on the host by the emulator,
+#   emu.*                             tests/cuda-emu: the CUDA attention, optimizer-step (emu.meta.*),
+#                                     graph (emu.graph) and dense (emu.dense: reductions, softmax,
+#                                     elementwise) kernels run on the host by the emulator,
 #                                     against the CPU twin (the library's own objects)
 #   native.runtime                    tests/native/runtime_test.cpp: the device and host caching
 #                                     allocators and cuBLAS behind the C ABI, on a fake CUDA table

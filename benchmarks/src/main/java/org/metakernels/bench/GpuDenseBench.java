@@ -28,15 +28,13 @@ import org.openjdk.jmh.infra.Blackhole;
 @BenchmarkMode(Mode.AverageTime)
 @OutputTimeUnit(TimeUnit.MILLISECONDS)
 public class GpuDenseBench {
-
   @State(org.openjdk.jmh.annotations.Scope.Thread)
   public static class Inputs {
-    @Param({"sum", "sumRows", "sumCols", "maxRows", "maxAll", "softmaxShort", "softmaxLong", "logSoftmaxShort",
-            "add", "addBias", "mulScalar", "tanh", "where", "copy", "copyTransposed", "fill", "castBf16", "randn"})
+    @Param({"sum", "sumRows", "sumCols", "maxRows", "maxAll", "softmaxShort", "softmaxLong", "logSoftmaxShort", "add",
+        "addBias", "mulScalar", "tanh", "where", "copy", "copyTransposed", "fill", "castBf16", "randn"})
     public String op;
 
-    @Param({"4x16x4096x128"})
-    public String shape;
+    @Param({"4x16x4096x128"}) public String shape;
 
     Scope scope;
     Tensor x, y, bias, mask, flat, rows, longRows;
@@ -65,25 +63,44 @@ public class GpuDenseBench {
 
     Object run() {
       switch (op) {
-        case "sum": return flat.sum();
-        case "sumRows": return rows.sum(1, false);
-        case "sumCols": return rows.sum(0, false);
-        case "maxRows": return rows.max(1, false);
-        case "maxAll": return flat.max(0, false);
-        case "softmaxShort": return rows.softmax(1);
-        case "softmaxLong": return longRows.softmax(1);
-        case "logSoftmaxShort": return rows.logSoftmax(1);
-        case "add": return x.add(y);
-        case "addBias": return x.add(bias);
-        case "mulScalar": return x.mul(1.5);
-        case "tanh": return x.tanh();
-        case "where": return Tensor.where(mask, x, y);
-        case "copy": return x.copyContiguous();
-        case "copyTransposed": return rows.transpose(0, 1).copyContiguous();
-        case "fill": return Tensor.zeros(dims, DType.F32, Device.CUDA);
-        case "castBf16": return x.to(DType.BF16);
-        case "randn": return Tensor.randn(dims, DType.F32, Device.CUDA, 34L);
-        default: throw new IllegalArgumentException("GpuDenseBench: no op '" + op + "'");
+        case "sum":
+          return flat.sum();
+        case "sumRows":
+          return rows.sum(1, false);
+        case "sumCols":
+          return rows.sum(0, false);
+        case "maxRows":
+          return rows.max(1, false);
+        case "maxAll":
+          return flat.max(0, false);
+        case "softmaxShort":
+          return rows.softmax(1);
+        case "softmaxLong":
+          return longRows.softmax(1);
+        case "logSoftmaxShort":
+          return rows.logSoftmax(1);
+        case "add":
+          return x.add(y);
+        case "addBias":
+          return x.add(bias);
+        case "mulScalar":
+          return x.mul(1.5);
+        case "tanh":
+          return x.tanh();
+        case "where":
+          return Tensor.where(mask, x, y);
+        case "copy":
+          return x.copyContiguous();
+        case "copyTransposed":
+          return rows.transpose(0, 1).copyContiguous();
+        case "fill":
+          return Tensor.zeros(dims, DType.F32, Device.CUDA);
+        case "castBf16":
+          return x.to(DType.BF16);
+        case "randn":
+          return Tensor.randn(dims, DType.F32, Device.CUDA, 34L);
+        default:
+          throw new IllegalArgumentException("GpuDenseBench: no op '" + op + "'");
       }
     }
   }
