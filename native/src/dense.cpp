@@ -245,7 +245,9 @@ int mk_dense_reduce_forward(int device, int dtype, int opc, int64_t outer, int64
   // partial results go to scratch from the device caching allocator (at most 2 MB, see
   // kernels/cuda/dense.cu), freed when the call returns. The cache hands a block out again in
   // default-stream order, so on another stream the call waits for its kernels before freeing.
-  // Without the scratch (no memory) the kernel takes the plan without splits: slower, same rules.
+  // Without the scratch (out of device memory) the kernel takes the plan without splits: slower,
+  // and its sums add in another (fixed) order, so they may differ in the last bits from a call
+  // that had the scratch; max/min are the same either way.
   const int64_t ws_bytes = t->reduce_workspace(dtype, opc, outer, len, inner);
   if (device != MK_DEVICE_CUDA || ws_bytes <= 0)
     return kernel_status(op, device, t->reduce(dtype, opc, outer, len, inner, x, y, indices, stream));
