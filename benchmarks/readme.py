@@ -44,8 +44,19 @@ def demo_table(path):
     return "\n".join(out)
 
 
+# What each peer name in the tables computes (printed under a table for the peers it shows).
+PEER_FORMS = OrderedDict([
+    ("libtorch-chunked", "linear attention in chunks of 64 (the same algorithm as metakernels; `la_chunked` of "
+                         "benchmarks/gpu/peers.py): masked q kᵀ v inside a chunk, an exclusive cumsum of the chunks' "
+                         "kᵀ v states across chunks"),
+    ("libtorch-masked", "the N×N form (q kᵀ ⊙ tril) v"),
+    ("libtorch-cumsum", "per-position states: cumsum over N of k_i ⊗ v_i ([B,H,N,D,D]), then q_jᵀ S_j"),
+])
+
+
 def bench_table(paths):
-    # later files replace earlier ones for the same benchmark and parameters
+    # later files replace earlier ones for the same benchmark and parameters: the whole group
+    # (metakernels and every peer), so no ratio mixes two runs
     runs = []
     for path in paths:
         for r in json.load(open(path)):
@@ -57,9 +68,13 @@ def bench_table(paths):
         impl = params.pop("vendor", None) or params.pop("impl", "metakernels")  # "impl" up to cpu-2026-12-02f
         name = r["benchmark"].split(".")[-2] + "." + r["benchmark"].split(".")[-1]
         key = (name, tuple(sorted(params.items())))
-        groups.setdefault(key, OrderedDict())[impl] = dict(r["primaryMetric"], source=r["_source"])
+        group = groups.setdefault(key, OrderedDict())
+        if any(v["source"] != r["_source"] for v in group.values()):
+            group.clear()
+        group[impl] = dict(r["primaryMetric"], source=r["_source"])
     out = ["| benchmark | parameters | metakernels | peer | peer time | speed-up | run |", "|---|---|---|---|---|---|---|"]
-    runs_used = list(OrderedDict.fromkeys(p for p in paths))
+    used = {v["source"] for impls in groups.values() for v in impls.values()}
+    runs_used = [p for p in OrderedDict.fromkeys(paths) if p in used]
     for (name, params), impls in groups.items():
         mk = impls.get("metakernels")
         ps = ", ".join(f"{k}={v}" for k, v in params) or "—"
@@ -76,6 +91,10 @@ def bench_table(paths):
         if mk is not None and len(impls) == 1:
             out.append(f"| {name} | {ps} | {fmt(mk['score'])} {mk['scoreUnit']} | (peer failed or refused: see the report) | — | — | |")
     out.append("")
+    shown = [p for p in PEER_FORMS if any(p in impls for impls in groups.values())]
+    if shown:
+        out.append("Peers: " + "; ".join(f"`{p}`: {PEER_FORMS[p]}" for p in shown) + ".")
+        out.append("")
     for i, path in enumerate(runs_used, 1):
         md = os.path.splitext(path)[0] + ".md"
         out.append(f"Run {i}: `{path}` (machine, command, errors and notes: `{md}`).  ")

@@ -4,8 +4,9 @@
 #                                     double libm (the AVX-512 one skips on a CPU without it)
 #   vec_math.vectorised.avx2|avx512   GCC's -fopt-info report of those very builds: the 12 loops
 #                                     over vec_math vectorise at full width (32 / 64 bytes)
-#   emu.*                             tests/cuda-emu: the CUDA attention, optimizer-step (emu.meta.*)
-#                                     and graph (emu.graph) kernels run on the host by the emulator,
+#   emu.*                             tests/cuda-emu: the CUDA attention, optimizer-step (emu.meta.*),
+#                                     graph (emu.graph) and dense (emu.dense: reductions, softmax,
+#                                     elementwise) kernels run on the host by the emulator,
 #                                     against the CPU twin (the library's own objects)
 #   native.runtime                    tests/native/runtime_test.cpp: the device and host caching
 #                                     allocators, CUDA streams and events (the stream-aware device
@@ -135,6 +136,19 @@ endforeach()
 # The graph kernels in the emulator: every lane order in one run (6-12 s on the 2-core VM).
 add_test(NAME emu.graph COMMAND graph_emu_test)
 set_tests_properties(emu.graph PROPERTIES LABELS "native;emu" TIMEOUT 300 FIXTURES_REQUIRED mk_build_emu
+  ENVIRONMENT OMP_NUM_THREADS=1)
+
+# The dense kernels (kernels/cuda/dense.cu: reductions, softmax, elementwise) in the emulator,
+# with lowered plan thresholds so small inputs take the split and multi-block paths; each run
+# checks every thread order for the same bits.
+add_executable(dense_emu_test EXCLUDE_FROM_ALL "${MK_TESTS}/cuda-emu/dense_emu_test.cpp")
+target_include_directories(dense_emu_test PRIVATE "${MK_TESTS}/cuda-emu" "${MK_ROOT}/kernels/cuda"
+  "${MK_ROOT}/kernels/include" "${MK_ROOT}/native/include")
+target_compile_options(dense_emu_test PRIVATE ${MK_EMU_FLAGS})
+target_link_libraries(dense_emu_test PRIVATE mk_cpu_twin OpenMP::OpenMP_CXX)
+add_dependencies(mk_emu_tests dense_emu_test)
+add_test(NAME emu.dense COMMAND dense_emu_test)
+set_tests_properties(emu.dense PROPERTIES LABELS "native;emu" TIMEOUT 300 FIXTURES_REQUIRED mk_build_emu
   ENVIRONMENT OMP_NUM_THREADS=1)
 
 # ---- the native runtime's policies without a GPU ------------------------------------------------

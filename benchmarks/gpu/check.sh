@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The GPU check, run on the GPU machine from the project root after `source .device/env.sh`
 # (pack .device with `bash benchmarks/gpu/pack.sh`: the plain bundle.sh call is over 64 MiB)
-# (see ../shared/device/README.md). Within about six minutes it:
+# (see ../shared/device/README.md). Within about seven minutes it:
 #   1. prints the GPU and the driver;
 #   2. runs the JUnit tests tagged "gpu" (each CUDA kernel against its CPU twin);
 #   3. runs the GPU JMH benchmarks (short iterations) and the PyTorch peers on the same shapes;
 #   4. prints the softmax-attention TFLOP/s (metakernels and PyTorch SDPA, % of the 989 TFLOP/s
-#      BF16 peak) from those two JSON files (tflops.md);
+#      BF16 peak) from those two JSON files (tflops.md), and the memory-bound ops of GpuDenseBench
+#      (reductions, softmax rows, elementwise, copies) beside PyTorch's and as a fraction of the
+#      copy rate PyTorch's y.copy_(x) reaches in the same run (dense.md);
 #   5. copies the reports (JUnit, JMH JSON, peers JSON, hs_err logs) into $OUT when set.
 # Every step runs even if an earlier one failed; the exit status is the tests'.
 # TESTS_ONLY=1 stops after step 2 (a correctness check when device time is short).
@@ -69,9 +71,13 @@ if java -cp "$CP" org.openjdk.jmh.Main -l 2>/dev/null | grep -q 'Gpu'; then
   # only at the end, so a run cut by its timeout loses that class alone. One fork per parameter
   # set (JVM start and CUDA context included, ~5 s each): one 1 s warm-up and two 1 s iterations
   # (GPU calls take milliseconds, so a 1 s iteration averages hundreds). BF16 first: 8 sets.
-  for cls in GpuAttentionBf16Bench:65 GpuAttentionBench:55 GpuLinearAttentionBench:45; do
+  # GpuDenseBench: 18 ops (parameter sets) in this JVM (-f 0: a fork per set would cost ~5 s each),
+  # 1 warm-up and 2 iterations of 0.5 s each: ~30-40 s.
+  for cls in GpuAttentionBf16Bench:65 GpuAttentionBench:55 GpuLinearAttentionBench:45 GpuDenseBench:60; do
     name=${cls%%:*}
-    timeout "${cls##*:}" java -cp "$CP" org.openjdk.jmh.Main "$name" -f 1 -wi 1 -i 2 -w 1s -r 1s \
+    it=1s forks=1
+    [ "$name" = GpuDenseBench ] && it=500ms forks=0
+    timeout "${cls##*:}" java -cp "$CP" org.openjdk.jmh.Main "$name" -f "$forks" -wi 1 -i 2 -w "$it" -r "$it" \
       -rf json -rff "$out/jmh-$name.json" 2>&1 | tail -20 | tee "$out/jmh-$name.txt"
   done
   python3 - "$out" <<'PY'
@@ -90,10 +96,13 @@ else
 fi
 
 log "PyTorch peers"
-timeout 80 python3 benchmarks/gpu/peers.py --out "$out/peers.json" 2>&1 | tee "$out/peers.txt"
+PYTHONUNBUFFERED=1 timeout 100 python3 benchmarks/gpu/peers.py --out "$out/peers.json" 2>&1 | tee "$out/peers.txt"
 
 log "softmax attention TFLOP/s"
 python3 benchmarks/gpu/tflops.py --jmh "$out/jmh-gpu.json" --peers "$out/peers.json" 2>&1 | tee "$out/tflops.md"
+
+log "memory-bound ops (GpuDenseBench vs PyTorch, % of the copy rate)"
+python3 benchmarks/gpu/dense.py --jmh "$out/jmh-gpu.json" --peers "$out/peers.json" 2>&1 | tee "$out/dense.md"
 
 cp hs_err_pid*.log "$out/" 2>/dev/null || true
 log "done (tests exit status $status)"

@@ -7,7 +7,9 @@ GpuAttentionBf16Bench ([4,16,4096,128], [1,16,16384,128]) among them, and the do
 backward in F32 through the math path (create_graph=True), which the fused SDPA kernels refuse.
 Linear attention (F32): causal forward and forward+backward at [4, 8, 4096, 64] through the
 masked quadratic form and a chunked cumsum form, non-causal at [16, 8, 1024, 64] through
-(K^T V). Prints one JSON line per measurement and writes them all (milliseconds, median of
+(K^T V). Dense memory-bound ops (reductions, softmax, elementwise, copies: the ops of
+GpuDenseBench, named "dense.OP") in F32 on [4, 16, 4096, 128], with a copy-bandwidth reference
+(y.copy_(x): the rate every memory-bound op is measured against). Prints one JSON line per measurement and writes them all (milliseconds, median of
 timed repetitions).
 """
 import argparse
@@ -141,6 +143,51 @@ def bench_double_backward(shape, causal, results):
     print(json.dumps(row))
 
 
+def bench_dense(shape, results):
+    """PyTorch on the ops of GpuDenseBench (same names, same shapes, F32), and the copy rate."""
+    b, h, n, d = shape
+    x = torch.randn(shape, device="cuda")
+    y = torch.randn(shape, device="cuda")
+    bias = torch.randn(d, device="cuda")
+    mask = (x > y).float()
+    flat, rows = x.reshape(-1), x.reshape(-1, d)
+    long_rows = x.reshape(b * h, -1)
+    out = torch.empty_like(x)
+    ops = {
+        "sum": lambda: flat.sum(),
+        "sumRows": lambda: rows.sum(1),
+        "sumCols": lambda: rows.sum(0),
+        "maxRows": lambda: rows.max(1),
+        "maxAll": lambda: flat.max(0),
+        "softmaxShort": lambda: torch.softmax(rows, 1),
+        "softmaxLong": lambda: torch.softmax(long_rows, 1),
+        "logSoftmaxShort": lambda: torch.log_softmax(rows, 1),
+        "add": lambda: x + y,
+        "addBias": lambda: x + bias,
+        "mulScalar": lambda: x * 1.5,
+        "tanh": lambda: torch.tanh(x),
+        "where": lambda: torch.where(mask != 0, x, y),
+        "copy": lambda: x.clone(),
+        "copyTransposed": lambda: rows.t().contiguous(),
+        "fill": lambda: torch.zeros(shape, device="cuda"),
+        "castBf16": lambda: x.to(torch.bfloat16),
+        "randn": lambda: torch.randn(shape, device="cuda"),
+        "copy_reference": lambda: out.copy_(x),
+    }
+    for name, fn in ops.items():
+        row = {"peer": "dense." + name, "dtype": "float32", "shape": list(shape)}
+        try:
+            with torch.no_grad():
+                row["forward_ms"] = timed(fn, reps=20, warmup=5)
+            if name == "copy_reference":
+                row["copy_gbps"] = 2 * x.numel() * 4 / row["forward_ms"] / 1e6
+        except RuntimeError as e:
+            row["error"] = str(e).splitlines()[0]
+            torch.cuda.empty_cache()
+        results.append(row)
+        print(json.dumps(row))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="peers.json")
@@ -149,6 +196,13 @@ def main():
     results = []
     info = {"torch": torch.__version__, "device": torch.cuda.get_device_name(0), "time": time.strftime("%Y-%m-%d %H:%M:%S")}
     print(json.dumps(info))
+    bench_dense((4, 16, 4096, 128), results)  # first: seconds, and check.sh's timeout cuts the tail
+
+    def save():
+        with open(args.out, "w") as f:
+            json.dump({"info": info, "results": results}, f, indent=2)
+
+    save()  # the dense rows survive a timeout in the attention part
     for n, b in ((1024, 16), (4096, 4), (16384, 1)):
         for causal in (False, True):
             bench_sdpa((b, 16, n, 128), causal, results)
@@ -158,8 +212,7 @@ def main():
     bench("linear_attention.quadratic", (4, 8, 4096, 64), lambda q, k, v: la_quadratic(q, k, v, True), True, results)
     bench("linear_attention.chunked_cumsum", (4, 8, 4096, 64), la_chunked, True, results)
     bench("linear_attention.state", (16, 8, 1024, 64), la_state, False, results)
-    with open(args.out, "w") as f:
-        json.dump({"info": info, "results": results}, f, indent=2)
+    save()
 
 
 if __name__ == "__main__":

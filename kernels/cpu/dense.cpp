@@ -51,6 +51,12 @@ void where_t(int rank, const int64_t* shape, const T* c, const int64_t* cs, cons
 // ---- reductions ----------------------------------------------------------------------------
 template <class T> struct Acc { using type = double; };  // F32 sums accumulate in double
 
+// Order of summation (in double for F32 and F64): inner == 1, a row by the compiler's SIMD lanes
+// (`omp simd reduction`: lane partial sums, then the lanes added; the split depends on the ISA);
+// inner > 1, each column strictly in j order, j = 0 .. len-1. Max/min scan j in order: the first
+// NaN wins, else the first extreme value (ties keep the lower index). The CUDA twin
+// (kernels/cuda/dense.cu) adds in another fixed order (equal to this one for its flat path with
+// inner > 1) and gives the same max/min values and indices exactly.
 template <class T>
 void reduce_t(int op, int64_t outer, int64_t len, int64_t inner, const T* x, T* y, int64_t* idx) {
   using A = typename Acc<T>::type;
@@ -359,6 +365,14 @@ int reduce(int dtype, int op, int64_t outer, int64_t len, int64_t inner, const v
   else
     reduce_t(op, outer, len, inner, static_cast<const double*>(x), static_cast<double*>(y), indices);
   return 0;
+}
+
+// The CPU needs no scratch: each output is one thread's scan (see reduce_t for the order).
+int64_t reduce_workspace(int, int, int64_t, int64_t, int64_t) { return 0; }
+
+int reduce_split(int dtype, int op, int64_t outer, int64_t len, int64_t inner, const void* x, void* y,
+                 int64_t* indices, void*, int64_t, void* stream) {
+  return reduce(dtype, op, outer, len, inner, x, y, indices, stream);
 }
 
 int softmax(int dtype, int log, int64_t rows, int64_t cols, const void* x, void* y, void*) {

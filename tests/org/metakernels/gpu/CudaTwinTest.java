@@ -400,4 +400,123 @@ class CudaTwinTest {
         for (double e : x.to(CPU).toDoubleArray()) assertFalse(Double.isNaN(e));
     }
   }
+
+  // ---- split reductions, softmax rows, vectorised elementwise (kernels/cuda/dense.cu) ------------
+  // The sums' tolerance: both sides add in double, in different orders: 2 n 2^-53 sum|x|, plus one
+  // rounding to F32. Max/min values and indices exactly (NaN first, ties to the first index).
+  static void sameSum(Tensor gpu, Tensor cpu, Tensor absSum, long n, DType t, String what) {
+    double[] g = gpu.to(CPU).toDoubleArray(), c = cpu.toDoubleArray(), a = absSum.toDoubleArray();
+    assertEquals(c.length, g.length, what);
+    for (int i = 0; i < c.length; ++i) {
+      double tol = 2.0 * n * Math.ulp(1.0) / 2 * a[i] + (t == DType.F32 ? Math.ulp((float) c[i]) : 0.0);
+      assertTrue(Math.abs(g[i] - c[i]) <= tol, what + " [" + i + "]: cuda " + g[i] + " vs cpu " + c[i] + " tol " + tol);
+    }
+  }
+
+  @ParameterizedTest
+  @CsvSource({"F32, 1", "F32, 3", "F32, 1000", "F32, 1000003", "F32, 100000000", "F64, 1", "F64, 5", "F64, 65537",
+              "F64, 100000000"})
+  void reductionsOverOneFewAndManyElements(String type, long n) {
+    DType t = DType.valueOf(type);
+    try (Scope s = Scope.open()) {
+      // the same values on both devices: made on the CPU and copied (the generators agree only to
+      // rounding in F64, where the two builds contract Box-Muller differently into FMAs)
+      Tensor x = Tensor.uniform(new long[] {n}, -1, 2, t, CPU, 41);
+      Tensor g = x.to(GPU);
+      Tensor abs = x.abs().sum();
+      sameSum(g.sum(), x.sum(), abs, n, t, "sum of " + n);
+      for (boolean max : new boolean[] {true, false}) {
+        var cr = max ? x.max(0, false) : x.min(0, false);
+        var gr = max ? g.max(0, false) : g.min(0, false);
+        assertEquals(cr.values().item(), gr.values().to(CPU).item(), 0.0, (max ? "max" : "min") + " of " + n);
+        assertArrayEquals(cr.indices().toLongArray(), gr.indices().to(CPU).toLongArray(), "arg of " + n);
+      }
+      if (n >= 1000) {
+        // columns: [n / 4, 4] over dim 0 (few outputs, a long reduced dim) and rows [4, n / 4]
+        long m = n / 4;
+        Tensor xc = x.narrow(0, 0, 4 * m).reshape(m, 4), gc = g.narrow(0, 0, 4 * m).reshape(m, 4);
+        sameSum(gc.sum(0, false), xc.sum(0, false), xc.abs().sum(0, false), m, t, "column sums of " + n);
+        assertArrayEquals(xc.max(0, false).indices().toLongArray(), gc.max(0, false).indices().to(CPU).toLongArray());
+        Tensor xr = xc.reshape(4, m), gr = gc.reshape(4, m);
+        sameSum(gr.sum(1, false), xr.sum(1, false), xr.abs().sum(1, false), m, t, "row sums of " + n);
+        assertArrayEquals(xr.min(1, false).indices().toLongArray(), gr.min(1, false).indices().to(CPU).toLongArray());
+      }
+    }
+  }
+
+  @Test
+  void reductionsAreBitwiseRepeatable() {
+    try (Scope s = Scope.open()) {
+      for (DType t : new DType[] {DType.F32, DType.F64}) {
+        Tensor g = Tensor.randn(new long[] {8_000_003}, t, GPU, 9);
+        Tensor cols = g.narrow(0, 0, 8_000_000).reshape(1_000_000, 8);
+        double[] first = {g.sum().to(CPU).item(), 0};
+        double[] colFirst = cols.sum(0, false).to(CPU).toDoubleArray();
+        double[] rowFirst = cols.reshape(16, 500_000).sum(1, false).to(CPU).toDoubleArray();
+        double[] softFirst = g.narrow(0, 0, 8_000_000).reshape(4, 2_000_000).softmax(1).sum(1, false).to(CPU).toDoubleArray();
+        for (int k = 0; k < 5; ++k) {
+          assertEquals(Double.doubleToRawLongBits(first[0]), Double.doubleToRawLongBits(g.sum().to(CPU).item()), t + " sum");
+          assertArrayEquals(colFirst, cols.sum(0, false).to(CPU).toDoubleArray(), 0.0, t + " column sums");
+          assertArrayEquals(rowFirst, cols.reshape(16, 500_000).sum(1, false).to(CPU).toDoubleArray(), 0.0, t + " row sums");
+          assertArrayEquals(softFirst,
+              g.narrow(0, 0, 8_000_000).reshape(4, 2_000_000).softmax(1).sum(1, false).to(CPU).toDoubleArray(), 0.0,
+              t + " softmax rows");
+        }
+      }
+    }
+  }
+
+  @Test
+  void reductionsWithNanAndTies() {
+    try (Scope s = Scope.open()) {
+      for (DType t : new DType[] {DType.F32, DType.F64}) {
+        // few distinct values (ties everywhere) and NaN in some rows, long rows and columns
+        double[] v = Tensor.uniform(new long[] {6, 300_000}, 0, 4, DType.F64, CPU, 3).toDoubleArray();
+        for (int i = 0; i < v.length; ++i) v[i] = Math.floor(v[i]);
+        v[2 * 300_000 + 123_456] = Double.NaN;
+        v[2 * 300_000 + 17] = Double.NaN;
+        v[5 * 300_000 + 299_999] = Double.NaN;
+        Tensor x = Tensor.of(v, 6, 300_000).to(t), g = x.to(GPU);
+        for (int dim : new int[] {0, 1}) {
+          var cm = x.max(dim, false);
+          var gm = g.max(dim, false);
+          same(gm.values(), cm.values(), 0);
+          assertArrayEquals(cm.indices().toLongArray(), gm.indices().to(CPU).toLongArray(), t + " argmax dim " + dim);
+          var cn = x.min(dim, false);
+          var gn = g.min(dim, false);
+          same(gn.values(), cn.values(), 0);
+          assertArrayEquals(cn.indices().toLongArray(), gn.indices().to(CPU).toLongArray(), t + " argmin dim " + dim);
+        }
+      }
+    }
+  }
+
+  @Test
+  void softmaxLongAndShortRowsAndContiguousElementwise() {
+    try (Scope s = Scope.open()) {
+      for (DType t : new DType[] {DType.F32, DType.F64}) {
+        double tol = t == DType.F32 ? 1e-5 : 1e-12;
+        for (long[] shape : new long[][] {{3, 1}, {1000, 7}, {513, 32}, {64, 1024}, {5, 1025}, {3, 200_001}}) {
+          Tensor x = rnd(t, 21, shape).mul(4);
+          Tensor g = x.to(GPU);
+          same(g.softmax(1), x.softmax(1), tol);
+          same(g.logSoftmax(1), x.logSoftmax(1), tol);
+        }
+        // contiguous, aligned and not (a view one element in), odd sizes; a broadcast scalar
+        for (long n : new long[] {1, 3, 4097, 1_000_003}) {
+          Tensor a = rnd(t, 5, n + 1), b = rnd(t, 6, n + 1);
+          Tensor ga = a.to(GPU), gb = b.to(GPU);
+          for (int off : new int[] {0, 1}) {
+            Tensor av = a.narrow(0, off, n), bv = b.narrow(0, off, n), gav = ga.narrow(0, off, n), gbv = gb.narrow(0, off, n);
+            same(gav.add(gbv), av.add(bv), 0);
+            same(gav.mul(gbv.narrow(0, 0, 1)), av.mul(bv.narrow(0, 0, 1)), 0);
+            same(gav.tanh(), av.tanh(), tol);
+            same(gav.contiguous(), av.contiguous(), 0);
+            same(Tensor.where(gav.gt(gbv), gav, gbv), Tensor.where(av.gt(bv), av, bv), 0);
+            same(gav.to(DType.BF16).to(t), av.to(DType.BF16).to(t), 0);
+          }
+        }
+      }
+    }
+  }
 }

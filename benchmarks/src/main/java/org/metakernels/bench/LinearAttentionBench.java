@@ -30,6 +30,10 @@ import org.openjdk.jmh.infra.Blackhole;
  * <p>Causal (i ≤ j), forward and forward+backward (gradients of q, k, v for a random dOut):
  * <ul>
  *   <li>{@code metakernels}: {@link LinearAttention#apply} (fused chunked prefix kernel);
+ *   <li>{@code libtorch-chunked}: the peer of the same algorithm (the fair comparison, as
+ *       {@code la_chunked} in gpu/peers.py): N cut into chunks of C = 64; within a chunk the masked
+ *       quadratic form ((q kᵀ ⊙ tril) v, C×C), across chunks the exclusive prefix sum of the chunk
+ *       states kᵀ v ([B, H, N/C, D, Dv], cumsum over chunks), out = intra + q · prefix;
  *   <li>{@code libtorch-masked}: (q kᵀ ⊙ tril) v, the N×N form, with the mask applied in place
  *       ({@code tril_}, the same as multiplying by a lower-triangular ones matrix);
  *   <li>{@code libtorch-cumsum}: S_j = cumsum_i (k_i ⊗ v_i) over N, then out_j = q_jᵀ S_j; it
@@ -105,6 +109,7 @@ public class LinearAttentionBench {
     return switch (vendor) {
       case "libtorch-masked" -> (long) ((backward ? 3.5 : 1.5) * b * h * n * n * 4);
       case "libtorch-cumsum" -> (long) ((backward ? 5.5 : 2.5) * b * h * n * d * d * 4);
+      case "libtorch-chunked" -> (long) ((backward ? 6.0 : 3.0) * (b * h * n * CHUNK + b * h * (n / CHUNK) * d * d) * 4);
       default -> 8 * bhn(s) * d * 4;
     };
   }
@@ -135,6 +140,32 @@ public class LinearAttentionBench {
     return out;
   }
 
+  /** The chunk of the libtorch chunked form (gpu/peers.py's la_chunked uses the same). */
+  static final long CHUNK = 64;
+
+  static org.bytedeco.pytorch.Tensor chunked(org.bytedeco.pytorch.Tensor q, org.bytedeco.pytorch.Tensor k,
+      org.bytedeco.pytorch.Tensor v) {
+    long b = q.size(0), h = q.size(1), n = q.size(2), d = q.size(3), dv = v.size(3), c = n / CHUNK;
+    if (n % CHUNK != 0) throw new IllegalArgumentException("libtorch-chunked needs N % " + CHUNK + " == 0, N = " + n);
+    org.bytedeco.pytorch.Tensor qc = q.reshape(b, h, c, CHUNK, d), kc = k.reshape(b, h, c, CHUNK, d),
+        vc = v.reshape(b, h, c, CHUNK, dv);
+    org.bytedeco.pytorch.Tensor states = kc.mT().matmul(vc);  // [B, H, C, D, Dv]: each chunk's kᵀ v
+    org.bytedeco.pytorch.Tensor incl = states.cumsum(2);
+    org.bytedeco.pytorch.Tensor prefix = incl.sub(states);  // the chunks before this one
+    Torch.free(incl);
+    Torch.free(states);
+    org.bytedeco.pytorch.Tensor scores = qc.matmul(kc.mT());  // [B, H, C, C, C]
+    scores.tril_();                                          // keys i <= j inside the chunk
+    org.bytedeco.pytorch.Tensor intra = scores.matmul(vc);
+    Torch.free(scores);
+    org.bytedeco.pytorch.Tensor inter = qc.matmul(prefix);
+    Torch.free(prefix);
+    org.bytedeco.pytorch.Tensor out = intra.add(inter).reshape(b, h, n, dv);
+    Torch.free(intra);
+    Torch.free(inter);
+    return out;
+  }
+
   static org.bytedeco.pytorch.Tensor nonCausal(org.bytedeco.pytorch.Tensor q, org.bytedeco.pytorch.Tensor k,
       org.bytedeco.pytorch.Tensor v) {
     return q.matmul(k.mT().matmul(v));  // q (kᵀ v)
@@ -146,6 +177,7 @@ public class LinearAttentionBench {
     return switch (vendor) {
       case "libtorch-masked" -> masked(q, k, v);
       case "libtorch-cumsum" -> cumsum(q, k, v);
+      case "libtorch-chunked" -> chunked(q, k, v);
       default -> throw new IllegalArgumentException("no causal libtorch form '" + vendor + "'");
     };
   }
@@ -196,7 +228,9 @@ public class LinearAttentionBench {
   public static class CausalState {
     // "vendor" sorts after the other parameters: JMH orders parameters by name, so each shape
     // runs metakernels and its peers back to back and their ratio sees the same machine state.
-    @Param({"metakernels", "libtorch-masked", "libtorch-cumsum"})
+    // libtorch-chunked is the fair peer (the same algorithm); libtorch-masked the N×N form;
+    // libtorch-cumsum (per-position states, [B, H, N, D, D]) runs on request: -p vendor=...
+    @Param({"metakernels", "libtorch-chunked", "libtorch-masked"})
     public String vendor;
 
     @Param({"4x8x4096x64", "4x8x1024x64"})
