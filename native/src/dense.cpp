@@ -243,21 +243,18 @@ int mk_dense_reduce_forward(int device, int dtype, int opc, int64_t outer, int64
   if (outer * inner == 0) return MK_OK;
   // A reduction with few outputs and a long reduced dim is split across blocks on CUDA: the
   // partial results go to scratch from the device caching allocator (at most 2 MB, see
-  // kernels/cuda/dense.cu), freed when the call returns. The cache hands a block out again in
-  // default-stream order, so on another stream the call waits for its kernels before freeing.
-  // Without the scratch (out of device memory) the kernel takes the plan without splits: slower,
+  // kernels/cuda/dense.cu), allocated for the call's stream and freed when the call returns: the
+  // stream-aware cache hands it to that stream again at once (stream order covers the reuse) and
+  // to another stream only after the event recorded at the free. Without the scratch (out of device memory) the kernel takes the plan without splits: slower,
   // and its sums add in another (fixed) order, so they may differ in the last bits from a call
   // that had the scratch; max/min are the same either way.
   const int64_t ws_bytes = t->reduce_workspace(dtype, opc, outer, len, inner);
   if (device != MK_DEVICE_CUDA || ws_bytes <= 0)
     return kernel_status(op, device, t->reduce(dtype, opc, outer, len, inner, x, y, indices, stream));
-  void* ws = mk_device_alloc(ws_bytes);
+  void* ws = mk_device_alloc_on(ws_bytes, stream);
   if (!ws) clear_error();  // the out-of-memory message of the allocator: the call goes on without splits
   int st = t->reduce_split(dtype, opc, outer, len, inner, x, y, indices, ws, ws ? ws_bytes : 0, stream);
-  if (ws) {
-    if (stream && st == 0) st = t->runtime.synchronize(stream);
-    mk_device_free(ws);
-  }
+  if (ws) mk_device_free(ws);
   return kernel_status(op, device, st);
 }
 
