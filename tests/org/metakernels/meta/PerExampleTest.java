@@ -151,7 +151,7 @@ class PerExampleTest {
       // strided (non-contiguous) inputs are copied first
       Tensor x = Tensor.randn(new long[] {4, 6}, F64, CPU, 1).narrow(1, 1, 4);
       Tensor g = Tensor.randn(new long[] {3, 4}, F64, CPU, 2).mT();
-      close(PerExample.linearWeightGradients(x, g).reshape(4, 9).square().sum(1, false).toDoubleArray(),
+      close(PerExample.linearWeightGradients(x, g).reshape(4, 12).square().sum(1, false).toDoubleArray(),
           PerExample.linearNormsSquared(x, g).toDoubleArray(), 1e-13, "strided");
     }
   }
