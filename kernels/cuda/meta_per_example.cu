@@ -65,8 +65,8 @@ __global__ void __launch_bounds__(PeTraits::kThreads)
 }
 
 template <class T>
-int per_example_norm_t(int64_t batch, int64_t steps, int64_t in, int64_t out, const void* x, const void* g,
-                       void* norm2, void* stream) {
+int per_example_norm_t(int64_t batch, int64_t steps, int64_t in, int64_t out, const void* x, const void* g, void* norm2,
+                       void* stream) {
   if (batch == 0) return 0;
   if (batch > INT32_MAX) return KERNEL_UNSUPPORTED;
   cudaLaunchConfig_t cfg = {};
@@ -76,9 +76,8 @@ int per_example_norm_t(int64_t batch, int64_t steps, int64_t in, int64_t out, co
   cfg.stream = as_stream(stream);
   cfg.attrs = nullptr;
   cfg.numAttrs = 0;
-  const cudaError_t e = cudaLaunchKernelEx(&cfg, per_example_norm_kernel<T>, steps, in, out,
-                                           static_cast<const T*>(x), static_cast<const T*>(g),
-                                           static_cast<T*>(norm2));
+  const cudaError_t e = cudaLaunchKernelEx(&cfg, per_example_norm_kernel<T>, steps, in, out, static_cast<const T*>(x),
+                                           static_cast<const T*>(g), static_cast<T*>(norm2));
   if (e != cudaSuccess) return int(e);
   return last_error();
 }

@@ -26,8 +26,9 @@ int check_es(const char* op, int device, int dtype, int64_t generation, int64_t 
   MK_CHECK(check_nonneg(op, "generation", generation));
   MK_CHECK(check_nonneg(op, "n", n));
   if (pairs < 1)
-    return fail(MK_ERR_INVALID_ARGUMENT, "%s: pairs = %" PRId64 " (a population of %" PRId64
-                " members); expected at least one antithetic pair", op, pairs, 2 * pairs);
+    return fail(MK_ERR_INVALID_ARGUMENT,
+                "%s: pairs = %" PRId64 " (a population of %" PRId64 " members); expected at least one antithetic pair",
+                op, pairs, 2 * pairs);
   if (mul_overflows(2 * pairs, n) || mul_overflows(2 * pairs * n, 8))
     return fail(MK_ERR_INVALID_ARGUMENT, "%s: %" PRId64 " pairs x %" PRId64 " parameters overflow", op, pairs, n);
   return MK_OK;
@@ -60,15 +61,15 @@ int mk_meta_per_example_linear_norm(int device, int dtype, int64_t batch, int64_
   MK_CHECK(check_ptr(op, "grad_out", grad_out, ng));
   MK_CHECK(check_ptr(op, "norm2", norm2, batch));
   if (overlap(norm2, batch * es, x, nx * es) || overlap(norm2, batch * es, grad_out, ng * es))
-    return fail(MK_ERR_INVALID_ARGUMENT, "%s: norm2 [%" PRId64 "] overlaps x [%" PRId64 ", %" PRId64 ", %" PRId64
-                "] or grad_out [%" PRId64 ", %" PRId64 ", %" PRId64 "]", op, batch, batch, steps, in_features, batch,
-                steps, out_features);
+    return fail(MK_ERR_INVALID_ARGUMENT,
+                "%s: norm2 [%" PRId64 "] overlaps x [%" PRId64 ", %" PRId64 ", %" PRId64 "] or grad_out [%" PRId64
+                ", %" PRId64 ", %" PRId64 "]",
+                op, batch, batch, steps, in_features, batch, steps, out_features);
   if (batch == 0) return MK_OK;
   if (steps == 0 || in_features == 0 || out_features == 0)
     return kernel_status(op, device, t->fill(dtype, batch, norm2, 0.0, stream));
-  return kernel_status(op, device,
-                       t->meta_per_example_norm(dtype, batch, steps, in_features, out_features, x, grad_out, norm2,
-                                                stream));
+  return kernel_status(
+      op, device, t->meta_per_example_norm(dtype, batch, steps, in_features, out_features, x, grad_out, norm2, stream));
 }
 
 int mk_meta_es_perturb(int device, int dtype, int64_t seed, int64_t generation, int64_t pairs, int64_t n,
@@ -85,8 +86,8 @@ int mk_meta_es_perturb(int device, int dtype, int64_t seed, int64_t generation, 
     return fail(MK_ERR_INVALID_ARGUMENT, "%s: out [%" PRId64 ", %" PRId64 "] overlaps theta [%" PRId64 "]", op,
                 2 * pairs, n, n);
   if (n == 0) return MK_OK;
-  return kernel_status(op, device, t->meta_es_perturb(dtype, uint64_t(seed), generation, pairs, n, theta, sigma, out,
-                                                      stream));
+  return kernel_status(op, device,
+                       t->meta_es_perturb(dtype, uint64_t(seed), generation, pairs, n, theta, sigma, out, stream));
 }
 
 int mk_meta_es_combine(int device, int dtype, int64_t seed, int64_t generation, int64_t pairs, int64_t n,
@@ -104,8 +105,8 @@ int mk_meta_es_combine(int device, int dtype, int64_t seed, int64_t generation, 
   if (theta != out && overlap(out, n * es, theta, n * es))
     return fail(MK_ERR_INVALID_ARGUMENT, "%s: out [%" PRId64 "] overlaps theta without being it (in place)", op, n);
   if (n == 0) return MK_OK;
-  return kernel_status(op, device, t->meta_es_combine(dtype, uint64_t(seed), generation, pairs, n, weights, scale,
-                                                      theta, out, stream));
+  return kernel_status(
+      op, device, t->meta_es_combine(dtype, uint64_t(seed), generation, pairs, n, weights, scale, theta, out, stream));
 }
 
 }  // extern "C"

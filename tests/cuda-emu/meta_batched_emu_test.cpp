@@ -93,8 +93,8 @@ void norm_case(int64_t batch, int64_t steps, int64_t in, int64_t out, unsigned s
     const double scale = std::max(std::fabs(r), 1e-30);
     if (!(std::fabs(double(got[b]) - r) <= tol * scale) || !(std::fabs(double(want[b]) - r) <= tol * scale)) {
       char m[400];
-      snprintf(m, sizeof m, "%s: example %lld cuda %.17g cpu %.17g reference %.17g", cs, (long long)b,
-               double(got[b]), double(want[b]), r);
+      snprintf(m, sizeof m, "%s: example %lld cuda %.17g cpu %.17g reference %.17g", cs, (long long)b, double(got[b]),
+               double(want[b]), r);
       expect(false, m);
       return;
     }

@@ -43,8 +43,8 @@ class CudaMetaBatchedTwinTest {
       double[][] finals = new double[2][];
       Device[] devs = {CPU, GPU};
       for (int d = 0; d < 2; d++)
-        try (EvolutionStrategies es = new EvolutionStrategies(
-            Tensor.zeros(new long[] {1000}, DType.F32, devs[d]), 32, 0.1, 0.05, 9L)) {
+        try (EvolutionStrategies es =
+                 new EvolutionStrategies(Tensor.zeros(new long[] {1000}, DType.F32, devs[d]), 32, 0.1, 0.05, 9L)) {
           for (int g = 0; g < 5; g++) {
             double[] m = es.ask().to(CPU).toDoubleArray();
             double[] f = new double[32];
@@ -71,16 +71,18 @@ class CudaMetaBatchedTwinTest {
           double tol = t == DType.F64 ? 1e-12 : 1e-5;
           for (int b = 0; b < cpu.length; b++)
             assertEquals(cpu[b], gpu[b], tol * Math.abs(cpu[b]), t + " example " + b);
-          assertArrayEquals(gpu, PerExample.linearNormsSquared(x.to(GPU), g.to(GPU)).to(CPU).toDoubleArray(), 0.0,
-              "run to run");
+          assertArrayEquals(
+              gpu, PerExample.linearNormsSquared(x.to(GPU), g.to(GPU)).to(CPU).toDoubleArray(), 0.0, "run to run");
         }
       // the derivative (composite ops) on both devices
       Tensor x = Tensor.randn(new long[] {4, 5, 3}, DType.F64, CPU, 3).requiresGrad(true);
       Tensor g = Tensor.randn(new long[] {4, 5, 2}, DType.F64, CPU, 4);
       Tensor xg = x.detach().to(GPU).requiresGrad(true);
       double[] dc = Autograd.grad(PerExample.linearNormsSquared(x, g).sum(), List.of(x), false).get(0).toDoubleArray();
-      double[] dg = Autograd.grad(PerExample.linearNormsSquared(xg, g.to(GPU)).sum(), List.of(xg), false).get(0)
-          .to(CPU).toDoubleArray();
+      double[] dg = Autograd.grad(PerExample.linearNormsSquared(xg, g.to(GPU)).sum(), List.of(xg), false)
+                        .get(0)
+                        .to(CPU)
+                        .toDoubleArray();
       for (int i = 0; i < dc.length; i++) assertEquals(dc[i], dg[i], 1e-12 * (1 + Math.abs(dc[i])), "dx " + i);
     }
   }

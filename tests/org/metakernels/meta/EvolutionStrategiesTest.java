@@ -68,8 +68,8 @@ class EvolutionStrategiesTest {
   /** The noise [pairs, n] as the kernels make it: θ = 0, σ = 1, the even rows. */
   static double[][] noise(long seed, long gen, int pairs, int n, DType t) {
     try (Scope s = Scope.open()) {
-      double[] all = EvolutionStrategies.perturb(Tensor.zeros(new long[] {n}, t, CPU), 1.0, seed, gen, 2 * pairs)
-          .toDoubleArray();
+      double[] all =
+          EvolutionStrategies.perturb(Tensor.zeros(new long[] {n}, t, CPU), 1.0, seed, gen, 2 * pairs).toDoubleArray();
       double[][] out = new double[pairs][n];
       for (int k = 0; k < pairs; k++) {
         for (int j = 0; j < n; j++) {
@@ -90,8 +90,8 @@ class EvolutionStrategiesTest {
         for (int j = 0; j < 700; j++) {
           double want = normal(pairKey(seed, 5, k), j);
           assertEquals(Double.doubleToRawLongBits(want), Double.doubleToRawLongBits(e64[k][j]), "F64 " + k + "," + j);
-          assertEquals(Float.floatToRawIntBits((float) want), Float.floatToRawIntBits((float) e32[k][j]),
-              "F32 " + k + "," + j);
+          assertEquals(
+              Float.floatToRawIntBits((float) want), Float.floatToRawIntBits((float) e32[k][j]), "F32 " + k + "," + j);
         }
     }
   }
@@ -214,7 +214,7 @@ class EvolutionStrategiesTest {
   void convergesOnAQuadratic() {
     int n = 20, pop = 32;
     try (Scope s = Scope.open(); EvolutionStrategies es = new EvolutionStrategies(
-        Tensor.zeros(new long[] {n}, F64, CPU), pop, 0.05, 0.05, 5L)) {
+                                     Tensor.zeros(new long[] {n}, F64, CPU), pop, 0.05, 0.05, 5L)) {
       double start = quadratic(es.theta().toDoubleArray(), 0, n);
       for (int g = 0; g < 300; g++) {
         try (Scope gs = Scope.open()) {
@@ -233,7 +233,7 @@ class EvolutionStrategiesTest {
   void convergesOnRosenbrock() {
     int pop = 40;
     try (Scope s = Scope.open(); EvolutionStrategies es = new EvolutionStrategies(
-        Tensor.of(new double[] {-1.0, 1.0}, 2), pop, 0.05, 0.01, 8L)) {
+                                     Tensor.of(new double[] {-1.0, 1.0}, 2), pop, 0.05, 0.01, 8L)) {
       double start = rosen(es.theta().toDoubleArray(), 0);
       for (int g = 0; g < 1500; g++) {
         try (Scope gs = Scope.open()) {
@@ -257,7 +257,7 @@ class EvolutionStrategiesTest {
   static double[] run(long seed, DType t) {
     int pop = 16, n = 3000;
     try (Scope s = Scope.open(); EvolutionStrategies es = new EvolutionStrategies(
-        Tensor.randn(new long[] {n}, t, CPU, 1), pop, 0.1, 0.1, seed)) {
+                                     Tensor.randn(new long[] {n}, t, CPU, 1), pop, 0.1, 0.1, seed)) {
       for (int g = 0; g < 3; g++) {
         double[] m = es.ask().toDoubleArray();
         double[] fit = new double[pop];
@@ -291,8 +291,8 @@ class EvolutionStrategiesTest {
       Tensor th = Tensor.randn(new long[] {4}, F64, CPU, 1), w3 = Tensor.of(new double[] {1, 2, 3}, 3);
       Tensor w4f = Tensor.of(new float[] {1, 2, 3, 4}, 4), idx = Tensor.ofIndices(new long[] {1, 2}, 2);
       List<Tensor> all = List.of(th, w3, w4f);
-      rejects(MK, () -> new EvolutionStrategies(th, 5, 0.1, 0.1, 1L), all, "EvolutionStrategies", "population 5",
-          "even");
+      rejects(
+          MK, () -> new EvolutionStrategies(th, 5, 0.1, 0.1, 1L), all, "EvolutionStrategies", "population 5", "even");
       rejects(MK, () -> new EvolutionStrategies(th, 0, 0.1, 0.1, 1L), all, "population 0");
       rejects(MK, () -> new EvolutionStrategies(th, 4, 0.0, 0.1, 1L), all, "sigma = 0.0");
       rejects(MK, () -> new EvolutionStrategies(th, 4, -1, 0.1, 1L), all, "sigma = -1.0");
@@ -301,8 +301,11 @@ class EvolutionStrategiesTest {
       rejects(MK, () -> EvolutionStrategies.perturb(idx, 0.1, 1L, 0, 4), all, "I64");
       rejects(MK, () -> EvolutionStrategies.combine(w3, 1.0, th, th, 1L, 0), all, "combine", "population 3");
       rejects(MK, () -> EvolutionStrategies.combine(w4f, 1.0, th, th, 1L, 0), all, "combine", "F32[4]", "F64[4]");
-      rejects(MK, () -> EvolutionStrategies.combine(Tensor.of(new double[] {1, 2}, 2), Double.POSITIVE_INFINITY, th,
-          th, 1L, 0), all, "scale = Infinity");
+      rejects(MK,
+          ()
+              -> EvolutionStrategies.combine(
+                  Tensor.of(new double[] {1, 2}, 2), Double.POSITIVE_INFINITY, th, th, 1L, 0),
+          all, "scale = Infinity");
       try (EvolutionStrategies es = new EvolutionStrategies(th, 4, 0.1, 0.1, 1L)) {
         rejects(MK, () -> es.tell(new double[] {1, 2, 3}), all, "tell", "4 fitness values", "3");
         rejects(MK, () -> es.tell(new double[] {1, Double.NaN, 3, 4}), all, "NaN");
@@ -316,13 +319,13 @@ class EvolutionStrategiesTest {
       assertThrows(IllegalStateException.class, () -> EvolutionStrategies.perturb(closed, 0.1, 1L, 0, 4));
       // native checks what Java never passes: no pairs, sigma 0, in-place overlap
       Tensor out = Tensor.empty(new long[] {8}, F64, CPU);
-      assertNotEquals(0, MkNative.mk_meta_es_perturb(CPU.code, F64.code, 1L, 0, 0, 4, th.address("t"), 0.1,
-          out.address("t"), 0L));
+      assertNotEquals(
+          0, MkNative.mk_meta_es_perturb(CPU.code, F64.code, 1L, 0, 0, 4, th.address("t"), 0.1, out.address("t"), 0L));
       assertTrue(MkNative.mk_last_error().getString().contains("pairs = 0"), MkNative.mk_last_error().getString());
-      assertNotEquals(0, MkNative.mk_meta_es_perturb(CPU.code, F64.code, 1L, 0, 1, 4, th.address("t"), 0.0,
-          out.address("t"), 0L));
-      assertNotEquals(0, MkNative.mk_meta_es_perturb(CPU.code, F64.code, 1L, 0, 1, 4, out.address("t"), 0.1,
-          out.address("t"), 0L));
+      assertNotEquals(
+          0, MkNative.mk_meta_es_perturb(CPU.code, F64.code, 1L, 0, 1, 4, th.address("t"), 0.0, out.address("t"), 0L));
+      assertNotEquals(
+          0, MkNative.mk_meta_es_perturb(CPU.code, F64.code, 1L, 0, 1, 4, out.address("t"), 0.1, out.address("t"), 0L));
       assertTrue(MkNative.mk_last_error().getString().contains("overlaps"), MkNative.mk_last_error().getString());
     }
   }

@@ -75,7 +75,8 @@ class PerExampleTest {
       for (int d = 0; d < p.rank(); d++) assertEquals(p.size(d), g.size(d + 1), e.getKey() + " shape " + g.describe());
       double[][] want = separate(m, x, y, e.getKey());
       for (int i = 0; i < b; i++) {
-        close(want[i], g.select(0, i).toDoubleArray(), rtol, m.getClass().getSimpleName() + " " + e.getKey() + " example " + i);
+        close(want[i], g.select(0, i).toDoubleArray(), rtol,
+            m.getClass().getSimpleName() + " " + e.getKey() + " example " + i);
         for (double v : want[i]) sepNorm2[i] += v * v;
       }
     }
@@ -112,7 +113,8 @@ class PerExampleTest {
       Tensor x = Tensor.randn(new long[] {8, 4}, F64, CPU, 7), y = Tensor.randn(new long[] {8, 3}, F64, CPU, 8);
       checkAgainstSeparate(a, x, y, 1e-12);
       checkAgainstSeparate(b, x, y, 1e-12);
-      Tensor xs = Tensor.randn(new long[] {3, 5, 4}, F64, CPU, 9), ys = Tensor.randn(new long[] {3, 5, 3}, F64, CPU, 10);
+      Tensor xs = Tensor.randn(new long[] {3, 5, 4}, F64, CPU, 9),
+             ys = Tensor.randn(new long[] {3, 5, 3}, F64, CPU, 10);
       checkAgainstSeparate(a, xs, ys, 1e-12);
     }
   }
@@ -127,8 +129,8 @@ class PerExampleTest {
 
   @Test
   void linearSelfAttentionEqualsSeparateBackwardPasses() {
-    try (Scope s = Scope.open(); LinearSelfAttention lsa = new LinearSelfAttention(5, 2, 3, 4, true,
-        LinearAttention.FeatureMap.IDENTITY, 0.3, F64, CPU, 14)) {
+    try (Scope s = Scope.open(); LinearSelfAttention lsa = new LinearSelfAttention(
+                                     5, 2, 3, 4, true, LinearAttention.FeatureMap.IDENTITY, 0.3, F64, CPU, 14)) {
       Tensor x = Tensor.randn(new long[] {4, 6, 5}, F64, CPU, 15), y = Tensor.randn(new long[] {4, 6, 5}, F64, CPU, 16);
       checkAgainstSeparate(lsa, x, y, 1e-11);
     }
@@ -199,24 +201,30 @@ class PerExampleTest {
       Tensor g4 = Tensor.randn(new long[] {4, 2}, F64, CPU, 3), g32 = g.castTo(DType.F32);
       Tensor x1 = Tensor.randn(new long[] {3}, F64, CPU, 4), y = Tensor.randn(new long[] {5, 2}, F64, CPU, 5);
       List<Tensor> all = List.of(x, g, g4, g32, x1, y);
-      rejects(MK, () -> PerExample.linearNormsSquared(x, g4), all, "PerExample.linearNormsSquared", "F64[5, 3]",
-          "F64[4, 2]");
+      rejects(MK,
+          () -> PerExample.linearNormsSquared(x, g4), all, "PerExample.linearNormsSquared", "F64[5, 3]", "F64[4, 2]");
       rejects(MK, () -> PerExample.linearNormsSquared(x, g32), all, "PerExample.linearNormsSquared", "F32[5, 2]");
       rejects(MK, () -> PerExample.linearWeightGradients(x1, g), all, "PerExample.linearWeightGradients", "F64[3]");
-      rejects(MK, () -> PerExample.linearNormsSquared(x, Tensor.randn(new long[] {5, 2, 2}, F64, CPU, 6)), all,
-          "PerExample.linearNormsSquared", "[5, 2, 2]");
-      rejects(MK, () -> PerExample.gradients(net, Tensor.randn(new long[] {5, 4}, F64, CPU, 7), sqLoss(y), false), all,
-          "PerExample.gradients", "F64[5, 4]", "MLP");
-      rejects(MK, () -> PerExample.gradients(net, x, out -> out.sub(y).square().sum(), false), all,
-          "PerExample.gradients", "one value per example", "[5]");
-      rejects(MK, () -> PerExample.norms(ln, x, out -> out.sum(1, false), false), all, "PerExample.norms",
-          "LayerNorm");
+      rejects(MK,
+          ()
+              -> PerExample.linearNormsSquared(x, Tensor.randn(new long[] {5, 2, 2}, F64, CPU, 6)),
+          all, "PerExample.linearNormsSquared", "[5, 2, 2]");
+      rejects(MK,
+          ()
+              -> PerExample.gradients(net, Tensor.randn(new long[] {5, 4}, F64, CPU, 7), sqLoss(y), false),
+          all, "PerExample.gradients", "F64[5, 4]", "MLP");
+      rejects(MK,
+          ()
+              -> PerExample.gradients(net, x, out -> out.sub(y).square().sum(), false),
+          all, "PerExample.gradients", "one value per example", "[5]");
+      rejects(MK, () -> PerExample.norms(ln, x, out -> out.sum(1, false), false), all, "PerExample.norms", "LayerNorm");
       Tensor closed = Tensor.randn(new long[] {5, 3}, F64, CPU, 8);
       closed.close();
       assertThrows(IllegalStateException.class, () -> PerExample.linearNormsSquared(closed, g));
       // native refuses what Java would never pass: a negative size
-      assertNotEquals(0, MkNative.mk_meta_per_example_linear_norm(CPU.code, F64.code, -1, 1, 3, 2,
-          x.address("t"), g.address("t"), g4.address("t"), 0L));
+      assertNotEquals(0,
+          MkNative.mk_meta_per_example_linear_norm(
+              CPU.code, F64.code, -1, 1, 3, 2, x.address("t"), g.address("t"), g4.address("t"), 0L));
       assertTrue(MkNative.mk_last_error().getString().contains("batch"), MkNative.mk_last_error().getString());
     }
   }

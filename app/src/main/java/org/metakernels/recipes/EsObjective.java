@@ -91,8 +91,8 @@ public final class EsObjective {
      * @return a copy
      */
     public Config withPopulation(int p) {
-      return new Config(dim, classes, hidden, trainSize, valSize, batch, innerSteps, innerLr, lossHidden, p, generations,
-          sigma, metaLr, evalRuns, seed, device, dtype);
+      return new Config(dim, classes, hidden, trainSize, valSize, batch, innerSteps, innerLr, lossHidden, p,
+          generations, sigma, metaLr, evalRuns, seed, device, dtype);
     }
 
     /**
@@ -191,14 +191,14 @@ public final class EsObjective {
       // and ℓ_φ₀ is the cross-entropy; the plain-CE member of every generation is φ₀ itself
       int first = FEATURES * c.lossHidden();
       Tensor a1 = Tensor.randn(new long[] {first}, c.dtype(), c.device(), c.seed() + 7).mul(0.5);
-      Tensor phi0 = Tensor.concat(List.of(a1,
-          Tensor.zeros(new long[] {c.objectiveParameters() - first}, c.dtype(), c.device())), 0);
+      Tensor phi0 = Tensor.concat(
+          List.of(a1, Tensor.zeros(new long[] {c.objectiveParameters() - first}, c.dtype(), c.device())), 0);
       double[] centre = new double[c.generations()], baseline = new double[c.generations()];
       double[] phiStar;
       try (EvolutionStrategies es = new EvolutionStrategies(phi0, c.population(), c.sigma(), c.metaLr(), c.seed())) {
         for (int g = 0; g < c.generations(); g++) {
           try (Scope gs = Scope.open()) {
-            Tensor pop = es.ask();  // [P, nφ]
+            Tensor pop = es.ask(); // [P, nφ]
             Tensor members = Tensor.concat(List.of(pop, es.theta().unsqueeze(0), phi0.unsqueeze(0)), 0);
             int m = c.population() + 2;
             Classifier init = Classifier.init(c, 1, c.seed() * 1_000_003L + g).expand(m);
@@ -218,8 +218,8 @@ public final class EsObjective {
       // the final comparison: evalRuns fresh inits, φ₀ and φ* on each (paired)
       int e = c.evalRuns();
       Tensor star = Tensor.of(phiStar, phiStar.length).to(c.dtype()).to(c.device());
-      Tensor members = Tensor.concat(List.of(phi0.unsqueeze(0).expand(e, phiStar.length),
-          star.unsqueeze(0).expand(e, phiStar.length)), 0);
+      Tensor members = Tensor.concat(
+          List.of(phi0.unsqueeze(0).expand(e, phiStar.length), star.unsqueeze(0).expand(e, phiStar.length)), 0);
       Classifier inits = Classifier.init(c, e, c.seed() * 31L + 99_991L);
       Classifier both = inits.concat(inits);
       Outcome o = innerLoop(c, data, both, members, c.seed() * 131L + 5L, true);
@@ -263,15 +263,15 @@ public final class EsObjective {
   public static Tensor objective(Config c, Tensor phi, Tensor z, Tensor oneHot, double tau) {
     long m = phi.size(0);
     int h = c.lossHidden();
-    Tensor zy = z.mul(oneHot).sum(2, false);                     // [M, N]
-    Tensor lse = z.logsumexp(2, false);                          // [M, N]
-    Tensor entropy = lse.sub(z.softmax(2).mul(z).sum(2, false));  // H = lse − Σ p z
-    Tensor features = Tensor.stack(List.of(zy, lse, entropy, Tensor.onesLike(zy).mul(tau)), 2);  // [M, N, 4]
+    Tensor zy = z.mul(oneHot).sum(2, false); // [M, N]
+    Tensor lse = z.logsumexp(2, false); // [M, N]
+    Tensor entropy = lse.sub(z.softmax(2).mul(z).sum(2, false)); // H = lse − Σ p z
+    Tensor features = Tensor.stack(List.of(zy, lse, entropy, Tensor.onesLike(zy).mul(tau)), 2); // [M, N, 4]
     Tensor a1 = phi.narrow(1, 0, FEATURES * h).reshape(m, FEATURES, h);
     Tensor b1 = phi.narrow(1, FEATURES * h, h).reshape(m, 1, h);
     Tensor a2 = phi.narrow(1, FEATURES * h + h, h).reshape(m, h, 1);
     Tensor b2 = phi.narrow(1, FEATURES * h + 2 * h, 1).reshape(m, 1, 1);
-    Tensor extra = features.matmul(a1).add(b1).tanh().matmul(a2).add(b2).squeeze(2);  // [M, N]
+    Tensor extra = features.matmul(a1).add(b1).tanh().matmul(a2).add(b2).squeeze(2); // [M, N]
     return lse.sub(zy).add(extra);
   }
 
@@ -282,8 +282,7 @@ public final class EsObjective {
   private record Classifier(Tensor w1, Tensor b1, Tensor w2, Tensor b2) {
     static Classifier init(Config c, int m, long seed) {
       double s1 = 1 / Math.sqrt(c.dim()), s2 = 1 / Math.sqrt(c.hidden());
-      return new Classifier(
-          Tensor.uniform(new long[] {m, c.dim(), c.hidden()}, -s1, s1, c.dtype(), c.device(), seed),
+      return new Classifier(Tensor.uniform(new long[] {m, c.dim(), c.hidden()}, -s1, s1, c.dtype(), c.device(), seed),
           Tensor.uniform(new long[] {m, 1, c.hidden()}, -s1, s1, c.dtype(), c.device(), seed + 1),
           Tensor.uniform(new long[] {m, c.hidden(), c.classes()}, -s2, s2, c.dtype(), c.device(), seed + 2),
           Tensor.uniform(new long[] {m, 1, c.classes()}, -s2, s2, c.dtype(), c.device(), seed + 3));
@@ -307,7 +306,7 @@ public final class EsObjective {
       return List.of(w1, b1, w2, b2);
     }
 
-    Tensor logits(Tensor x) {  // x [N, d] → [M, N, K]
+    Tensor logits(Tensor x) { // x [N, d] → [M, N, K]
       return x.matmul(w1).add(b1).tanh().matmul(w2).add(b2);
     }
   }
@@ -334,7 +333,7 @@ public final class EsObjective {
         List<Tensor> params = new ArrayList<>();
         for (Tensor p : w.list()) params.add(p.detach().requiresGrad(true));
         Classifier live = new Classifier(params.get(0), params.get(1), params.get(2), params.get(3));
-        Tensor per = objective(c, phi, live.logits(xb), yb, (double) t / steps);  // [M, N]
+        Tensor per = objective(c, phi, live.logits(xb), yb, (double) t / steps); // [M, N]
         // members are independent: the gradient of the sum is every member's own
         Tensor total = per.mean(1, false).sum();
         List<Tensor> g = Autograd.grad(total, params, false);
@@ -354,16 +353,17 @@ public final class EsObjective {
   /** Validation CE and accuracy per member: {loss[M], accuracy[M]}. */
   private static double[][] validate(Data data, Classifier w) {
     try (Scope s = Scope.open(); var off = Autograd.noGrad()) {
-      Tensor z = w.logits(data.xVal);                                   // [M, V, K]
+      Tensor z = w.logits(data.xVal); // [M, V, K]
       Tensor ce = z.logsumexp(2, false).sub(z.mul(data.yVal).sum(2, false)).mean(1, false);
-      Tensor pred = z.max(2, false).indices();                          // [M, V]
+      Tensor pred = z.max(2, false).indices(); // [M, V]
       long[] p = pred.toLongArray();
       double[] loss = ce.toDoubleArray();
       int m = loss.length, v = data.labelsVal.length;
       double[] acc = new double[m];
       for (int i = 0; i < m; i++) {
         int right = 0;
-        for (int j = 0; j < v; j++) if (p[i * v + j] == data.labelsVal[j]) right++;
+        for (int j = 0; j < v; j++)
+          if (p[i * v + j] == data.labelsVal[j]) right++;
         acc[i] = (double) right / v;
       }
       return new double[][] {loss, acc};
@@ -376,7 +376,8 @@ public final class EsObjective {
       int n = c.trainSize() + c.valSize();
       try (var off = Autograd.noGrad()) {
         Tensor x = Tensor.randn(new long[] {n, c.dim()}, DType.F64, Device.CPU, c.seed() + 11);
-        Tensor t1 = Tensor.randn(new long[] {c.dim(), 32}, DType.F64, Device.CPU, c.seed() + 12).mul(2 / Math.sqrt(c.dim()));
+        Tensor t1 =
+            Tensor.randn(new long[] {c.dim(), 32}, DType.F64, Device.CPU, c.seed() + 12).mul(2 / Math.sqrt(c.dim()));
         Tensor t2 = Tensor.randn(new long[] {32, c.classes()}, DType.F64, Device.CPU, c.seed() + 13);
         long[] labels = x.matmul(t1).tanh().matmul(t2).max(1, false).indices().toLongArray();
         double[] oh = new double[n * c.classes()];

@@ -9,10 +9,12 @@ import org.metakernels.tensor.Device;
 import org.metakernels.tensor.Scope;
 import org.metakernels.tensor.Tensor;
 
-/** The es-objective recipe with a small budget: ES improves the meta-objective over the cross-entropy it starts from. */
+/**
+ * The es-objective recipe with a small budget: ES improves the meta-objective over the cross-entropy it starts from.
+ */
 class EsObjectiveTest {
-  static final EsObjective.Config SMALL = EsObjective.Config.defaults().withGenerations(15).withPopulation(12)
-      .withInner(15, 0.1).withEval(16, 3);
+  static final EsObjective.Config SMALL =
+      EsObjective.Config.defaults().withGenerations(15).withPopulation(12).withInner(15, 0.1).withEval(16, 3);
 
   @Test
   void esImprovesTheMetaObjectiveOverCrossEntropy() {
@@ -38,8 +40,11 @@ class EsObjectiveTest {
       for (int i = 0; i < 5; i++) oh[i * c.classes() + (i % c.classes())] = 1;
       Tensor y = Tensor.of(oh, 5, c.classes());
       Tensor a1 = Tensor.randn(new long[] {2, EsObjective.FEATURES * c.lossHidden()}, DType.F64, Device.CPU, 2);
-      Tensor phi = Tensor.concat(List.of(a1, Tensor.zeros(new long[] {2, c.objectiveParameters()
-          - EsObjective.FEATURES * c.lossHidden()}, DType.F64, Device.CPU)), 1);
+      Tensor phi = Tensor.concat(
+          List.of(a1,
+              Tensor.zeros(new long[] {2, c.objectiveParameters() - EsObjective.FEATURES * c.lossHidden()}, DType.F64,
+                  Device.CPU)),
+          1);
       double[] got = EsObjective.objective(c, phi, z, y, 0.3).toDoubleArray();
       double[] ce = z.logsumexp(2, false).sub(z.mul(y).sum(2, false)).toDoubleArray();
       assertArrayEquals(ce, got, 1e-12);

@@ -186,8 +186,8 @@ public final class EvolutionStrategies implements AutoCloseable {
     if (weights == null) throw new MetakernelsException(op + ": weights are null");
     weights.address(op);
     if (weights.rank() != 1 || weights.dtype() != ref.dtype() || weights.device() != ref.device())
-      throw new MetakernelsException(op + ": expected weights [population] of " + ref.describe() + "'s dtype and device, got "
-          + weights.describe());
+      throw new MetakernelsException(op + ": expected weights [population] of " + ref.describe()
+          + "'s dtype and device, got " + weights.describe());
     long p = weights.size(0);
     if (p > Integer.MAX_VALUE) throw new MetakernelsException(op + ": population " + p + " too large");
     checkPopulation(op, (int) p);
@@ -230,7 +230,7 @@ public final class EvolutionStrategies implements AutoCloseable {
     for (int a = 0; a < n;) {
       int b = a;
       while (b + 1 < n && fitness[order[b + 1]] == fitness[order[a]]) b++;
-      double rank = 0.5 * (a + b);  // ties: the mean of their ranks
+      double rank = 0.5 * (a + b); // ties: the mean of their ranks
       for (int i = a; i <= b; i++) w[order[i]] = rank / (n - 1) - 0.5;
       a = b + 1;
     }
@@ -246,8 +246,8 @@ public final class EvolutionStrategies implements AutoCloseable {
 
   private static void checkPopulation(String op, int population) {
     if (population < 2 || population % 2 != 0)
-      throw new MetakernelsException(op + ": population " + population
-          + " must be even and at least 2 (antithetic pairs θ ± σε)");
+      throw new MetakernelsException(
+          op + ": population " + population + " must be even and at least 2 (antithetic pairs θ ± σε)");
   }
 
   private static void checkSigma(String op, double sigma) {

@@ -158,8 +158,7 @@ public final class PerExample {
    * @param createGraph record the pass
    * @return [B], the squared norms
    */
-  public static Tensor normsSquared(Module m, Tensor x, Function<Tensor, Tensor> lossPerExample,
-      boolean createGraph) {
+  public static Tensor normsSquared(Module m, Tensor x, Function<Tensor, Tensor> lossPerExample, boolean createGraph) {
     String op = "PerExample.norms";
     if (isDense(m)) {
       Tapped tp = tapped(op, m, x, lossPerExample, createGraph);
@@ -240,8 +239,8 @@ public final class PerExample {
     if (x == null) throw new MetakernelsException(op + ": x is null");
     x.address(op);
     if (x.rank() != 3 || x.size(0) < 1)
-      throw new MetakernelsException(op + ": expected tokens [B, N, D] for " + m.getClass().getSimpleName() + ", got "
-          + x.describe());
+      throw new MetakernelsException(
+          op + ": expected tokens [B, N, D] for " + m.getClass().getSimpleName() + ", got " + x.describe());
     long b = x.size(0);
     Map<String, Tensor> expandedWeights = new LinkedHashMap<>();
     List<String> names = new ArrayList<>();
@@ -249,7 +248,7 @@ public final class PerExample {
     try (var on = Autograd.enableGrad()) {
       for (var e : m.namedParameters().entrySet()) {
         Tensor w = e.getValue();
-        Tensor wb = w.unsqueeze(0).expand(b, w.size(0), w.size(1));  // W_b: a view, one per example
+        Tensor wb = w.unsqueeze(0).expand(b, w.size(0), w.size(1)); // W_b: a view, one per example
         expandedWeights.put(e.getKey(), wb);
         names.add(e.getKey());
         leaves.add(wb);
@@ -277,8 +276,8 @@ public final class PerExample {
     x.address(op);
     g.address(op);
     if (!x.dtype().isFloating() || x.dtype() != g.dtype() || x.device() != g.device())
-      throw new MetakernelsException(op + ": expected x and g of one floating dtype and device, got " + x.describe()
-          + " and " + g.describe());
+      throw new MetakernelsException(
+          op + ": expected x and g of one floating dtype and device, got " + x.describe() + " and " + g.describe());
     boolean ok = (x.rank() == 2 || x.rank() == 3) && g.rank() == x.rank() && x.size(0) == g.size(0)
         && (x.rank() == 2 || x.size(1) == g.size(1));
     if (!ok)
