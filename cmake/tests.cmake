@@ -177,3 +177,18 @@ foreach(part vec_math emu runtime)
     RESOURCE_LOCK mk_build LABELS "native;${part}" TIMEOUT 900)
 endforeach()
 set_tests_properties(native.build.vec_math PROPERTIES PROCESSORS 2)
+
+# ---- meta, batched: per-example norms and ES (kernels/cuda/meta_per_example.cu, meta_es.cu) ---
+# Against the CPU twins in forward and shuffled thread order; the ES noise and update bitwise
+# (both sides without FMA contraction, as the library builds them).
+add_executable(meta_batched_emu_test EXCLUDE_FROM_ALL "${MK_TESTS}/cuda-emu/meta_batched_emu_test.cpp")
+target_include_directories(meta_batched_emu_test PRIVATE "${MK_TESTS}/cuda-emu" "${MK_ROOT}/kernels/cuda"
+  "${MK_ROOT}/kernels/include" "${MK_ROOT}/native/include")
+target_compile_options(meta_batched_emu_test PRIVATE ${MK_EMU_FLAGS} -ffp-contract=off)
+target_link_libraries(meta_batched_emu_test PRIVATE mk_cpu_twin OpenMP::OpenMP_CXX)
+add_dependencies(mk_emu_tests meta_batched_emu_test)
+foreach(order 0 2)
+  add_test(NAME emu.meta_batched.order${order} COMMAND meta_batched_emu_test ${order})
+  set_tests_properties(emu.meta_batched.order${order} PROPERTIES LABELS "native;emu" TIMEOUT 300
+    FIXTURES_REQUIRED mk_build_emu ENVIRONMENT OMP_NUM_THREADS=1)
+endforeach()

@@ -33,6 +33,7 @@ import org.metakernels.testing.Nd;
  */
 class GradCheckOpsTest {
   static final Device CPU = Device.CPU;
+  static final MLP PER_EXAMPLE_NET = new MLP(new long[] {3, 4, 2}, Activation.TANH, DType.F64, Device.CPU, 5);
 
   /** A function of F64 inputs and a supplier of those inputs (called inside the test's scope). */
   record Case(String name, Function<List<Tensor>, Tensor> f, Supplier<List<Tensor>> inputs) {
@@ -261,6 +262,19 @@ class GradCheckOpsTest {
       Tensor x = in.get(0);
       return x.tanh().square().sum().add(x.matmul(x.mT()).sin().sum());
     }, List.of(xs.get(0)), List.of(xs.get(1)), true).get(0).sin(), r -> List.of(u(r, -1, 1, 2, 3), u(r, -1, 1, 2, 3)));
+    // ---- per-example gradients: the fused norm kernel (its backward in composite ops), rank-1 and
+    // sequence inputs, and the per-example gradients of an MLP as a function of the batch
+    add("per-example linear norm", xs -> org.metakernels.meta.PerExample.linearNormsSquared(xs.get(0),
+        xs.get(1).sin()).sqrt(), r -> List.of(u(r, -1, 1, 3, 4), u(r, -1, 1, 3, 2)));
+    add("per-example linear norm sequence", xs -> org.metakernels.meta.PerExample.linearNormsSquared(xs.get(0),
+        xs.get(1)).log(), r -> List.of(u(r, -1, 1, 2, 3, 4), u(r, -1, 1, 2, 3, 2)));
+    add("per-example gradients of an MLP", xs -> {
+      // the net lives as long as the test class (a module owns its parameters; the tape reads them)
+      org.metakernels.meta.PerExample.Result res = org.metakernels.meta.PerExample.gradients(PER_EXAMPLE_NET,
+          xs.get(0), out -> out.sub(xs.get(1)).square().sum(1, false), true);
+      return res.gradients().get("layer0.weight").sin().add(org.metakernels.meta.PerExample.normsSquared(
+          PER_EXAMPLE_NET, xs.get(0), out -> out.sub(xs.get(1)).square().sum(1, false), true).sum());
+    }, r -> List.of(u(r, -1, 1, 3, 3), u(r, -1, 1, 3, 2)));
   }
 
   static Stream<Case> allCases() {

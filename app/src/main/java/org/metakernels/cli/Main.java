@@ -87,6 +87,7 @@ public final class Main implements Runnable {
     cl.getSubcommands().get("recipe").addSubcommand("gtn", new CommandLine(new GtnCommand()));
     cl.getSubcommands().get("recipe").addSubcommand("maml-sine", new CommandLine(new MamlSineCommand()));
     cl.getSubcommands().get("recipe").addSubcommand("reweight", new CommandLine(new ReweightCommand()));
+    cl.getSubcommands().get("recipe").addSubcommand("es-objective", new CommandLine(new EsObjectiveCommand()));
     cl.setOut(out).setErr(err);
     addExitCodes(cl);
     cl.setParameterExceptionHandler((e, a) -> {

@@ -31,10 +31,11 @@ final class RecipeCommand implements Callable<Integer> {
       throw Checks.usage(spec, "unknown recipe '" + name + "' (recipes: " + String.join(", ", spec.subcommands().keySet()) + ")");
     PrintWriter out = spec.commandLine().getOut();
     out.println("recipes:");
-    out.println("  icl        transformers learn in-context by gradient descent (von Oswald et al. 2022); same as `demo`");
-    out.println("  gtn        Generative Teaching Networks on MNIST digits (Such et al. 2019) against training on real digits");
-    out.println("  maml-sine  MAML on sinusoid regression (Finn et al. 2017), second and first order, vs pretraining");
-    out.println("  reweight   learning to reweight examples by meta-gradient (Ren et al. 2018), 40 % flipped labels");
+    out.println("  icl           transformers learn in-context by gradient descent (von Oswald et al. 2022); same as `demo`");
+    out.println("  gtn           Generative Teaching Networks on MNIST digits (Such et al. 2019) against training on real digits");
+    out.println("  maml-sine     MAML on sinusoid regression (Finn et al. 2017), second and first order, vs pretraining");
+    out.println("  reweight      learning to reweight examples by meta-gradient (Ren et al. 2018), 40 % flipped labels");
+    out.println("  es-objective  a temporally-aware learned loss for a classifier, meta-trained by evolution strategies");
     return 0;
   }
 }

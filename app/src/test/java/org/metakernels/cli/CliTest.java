@@ -212,7 +212,8 @@ class CliTest {
   @Test
   void unknownCommandsAndOptionsAreUsageErrors() {
     assertFails(2, "metakernels recipe: Unknown option: '--bogus'", run("recipe", "--bogus"));
-    assertFails(2, "metakernels recipe: unknown recipe 'foo' (recipes: icl, gtn, maml-sine, reweight)", run("recipe", "foo"));
+    assertFails(2, "metakernels recipe: unknown recipe 'foo' (recipes: icl, gtn, maml-sine, reweight, es-objective)",
+        run("recipe", "foo"));
     assertFails(2, "metakernels: unknown command 'bogus' (commands: demo, info, recipe, help)", run("bogus"));
     assertFails(2, "metakernels: missing command (demo, info, recipe, help)", run());
   }
@@ -261,5 +262,29 @@ class CliTest {
     assertTrue(lines.get(0).startsWith("LSA, 1 layer     200/2000 steps (10%"), lines.get(0));
     assertTrue(lines.get(9).startsWith("LSA, 1 layer     2000/2000 steps (100%"), lines.get(9));
     assertTrue(lines.get(12).startsWith("GD++, 2 steps    3/3 steps (100%"), lines.get(12));
+  }
+
+  @Test
+  void esObjectiveOptionsAreCheckedBeforeAnyComputation() {
+    assertFails(2, "metakernels recipe es-objective: --population must be even (antithetic pairs), got 7",
+        run("recipe", "es-objective", "--population", "7"));
+    assertFails(2, "metakernels recipe es-objective: --generations must be at least 1, got 0",
+        run("recipe", "es-objective", "--generations", "0"));
+    assertFails(2, "metakernels recipe es-objective: --sigma must be > 0, got -0.1",
+        run("recipe", "es-objective", "--sigma", "-0.1"));
+    assertFails(2, "metakernels recipe es-objective: --device must be cpu or cuda, got 'tpu'",
+        run("recipe", "es-objective", "--device", "tpu"));
+  }
+
+  @Test
+  void esObjectiveRunsFromTheCommandLineAndWritesItsJson() throws Exception {
+    Path json = tmp.resolve("es.json");
+    Run r = run("recipe", "es-objective", "--generations", "2", "--population", "4", "--inner-steps", "3",
+        "--eval-runs", "2", "--out", tmp.resolve("es-out").toString(), "--json", json.toString());
+    assertEquals(0, r.code(), r.err());
+    assertTrue(r.out().contains("held-out comparison") && r.out().contains("improvement (paired)"), r.out());
+    String j = java.nio.file.Files.readString(json);
+    assertTrue(j.contains("\"ce_val_loss\"") && j.contains("\"centre_loss\"") && j.contains("\"population\": 4"), j);
+    assertTrue(java.nio.file.Files.size(tmp.resolve("es-out").resolve("es-objective-meta-training.png")) > 1000);
   }
 }

@@ -42,4 +42,22 @@ public final class MLP extends Module {
     }
     return h;
   }
+
+  /**
+   * The activation between layers: {@code net.activation().apply(h)} keeps h's shape.
+   *
+   * @return the activation given at construction
+   */
+  public Activation activation() {
+    return act;
+  }
+
+  /**
+   * Number of {@link Linear} layers ({@code layer0 ... layer(depth-1)}): sizes.length - 1.
+   *
+   * @return the layer count
+   */
+  public int depth() {
+    return layers;
+  }
 }

@@ -555,4 +555,18 @@ public final class MkNative {
   public static native @Cast("int64_t") long mk_cuda_live_streams();
 
   public static native @Cast("int64_t") long mk_cuda_live_events();
+
+  public static native int mk_meta_per_example_linear_norm(int device, int dtype, @Cast("int64_t") long batch,
+      @Cast("int64_t") long steps, @Cast("int64_t") long inFeatures, @Cast("int64_t") long outFeatures,
+      @Cast("const void*") long x, @Cast("const void*") long gradOut, @Cast("void*") long norm2,
+      @Cast("void*") long stream);
+
+  public static native int mk_meta_es_perturb(int device, int dtype, @Cast("int64_t") long seed,
+      @Cast("int64_t") long generation, @Cast("int64_t") long pairs, @Cast("int64_t") long n,
+      @Cast("const void*") long theta, double sigma, @Cast("void*") long out, @Cast("void*") long stream);
+
+  public static native int mk_meta_es_combine(int device, int dtype, @Cast("int64_t") long seed,
+      @Cast("int64_t") long generation, @Cast("int64_t") long pairs, @Cast("int64_t") long n,
+      @Cast("const void*") long weights, double scale, @Cast("const void*") long theta, @Cast("void*") long out,
+      @Cast("void*") long stream);
 }

@@ -1,0 +1,109 @@
+// Antithetic evolution strategies on CUDA, the twins of kernels/cpu/meta_es.cpp (same signatures,
+// mk/kernels.inc; the noise: mk/meta_batched.h). Built with --fmad=false (cmake), so every
+// product and sum is rounded as on the CPU (-ffp-contract=off): ε and both kernels' results are
+// the CPU twin's bits.
+//
+// perturb: a grid-stride loop over the pairs × n elements, each thread writing θ ± σε.
+// combine: a grid-stride loop over the n indices; each thread sums (w⁺_k - w⁻_k) ε[k, j] over the
+// pairs in order, in double, regenerating ε: no atomics, no stored noise. The grid depends on the
+// sizes alone. Launched through cudaLaunchKernelEx, so both run under the host emulator.
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "common.cuh"
+#include "mk/kernels.h"
+#include "mk/meta_batched.h"
+
+namespace mk {
+namespace cuda {
+
+struct EsCudaTraits {
+  static constexpr int kThreads = 256;
+  static constexpr int64_t kMaxBlocks = 65535;
+  static_assert(kThreads % 32 == 0 && kThreads <= 1024, "whole warps, one block");
+};
+
+namespace {
+
+template <class T>
+__global__ void __launch_bounds__(EsCudaTraits::kThreads)
+    es_perturb_kernel(uint64_t seed, uint64_t generation, int64_t pairs, int64_t n, const T* theta, double sigma,
+                      T* out) {
+  const int64_t total = pairs * n;
+  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += stride) {
+    const int64_t k = i / n, j = i - k * n;
+    const uint64_t key = es_pair_key(seed, generation, uint64_t(k));
+    const double e = sigma * es_noise<T>(key, uint64_t(j));
+    const double c = theta ? double(theta[j]) : 0.0;
+    out[(2 * k) * n + j] = T(c + e);
+    out[(2 * k + 1) * n + j] = T(c - e);
+  }
+}
+
+template <class T>
+__global__ void __launch_bounds__(EsCudaTraits::kThreads)
+    es_combine_kernel(uint64_t seed, uint64_t generation, int64_t pairs, int64_t n, const T* w, double scale,
+                      const T* theta, T* out) {
+  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t j = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; j < n; j += stride) {
+    double acc = 0.0;
+    for (int64_t k = 0; k < pairs; ++k) {
+      const double d = double(w[2 * k]) - double(w[2 * k + 1]);
+      acc += d * es_noise<T>(es_pair_key(seed, generation, uint64_t(k)), uint64_t(j));
+    }
+    const double c = theta ? double(theta[j]) : 0.0;
+    out[j] = T(c + scale * acc);
+  }
+}
+
+int64_t es_blocks(int64_t work) {
+  const int64_t b = (work + EsCudaTraits::kThreads - 1) / EsCudaTraits::kThreads;
+  return b < 1 ? 1 : (b > EsCudaTraits::kMaxBlocks ? EsCudaTraits::kMaxBlocks : b);
+}
+
+template <class... KArgs, class... Args>
+int es_launch(void (*kernel)(KArgs...), int64_t work, void* stream, Args... args) {
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = dim3(unsigned(es_blocks(work)), 1, 1);
+  cfg.blockDim = dim3(unsigned(EsCudaTraits::kThreads), 1, 1);
+  cfg.dynamicSmemBytes = 0;
+  cfg.stream = as_stream(stream);
+  cfg.attrs = nullptr;
+  cfg.numAttrs = 0;
+  const cudaError_t e = cudaLaunchKernelEx(&cfg, kernel, args...);
+  if (e != cudaSuccess) return int(e);
+  return last_error();
+}
+
+}  // namespace
+
+int meta_es_perturb(int dtype, uint64_t seed, int64_t generation, int64_t pairs, int64_t n, const void* theta,
+                    double sigma, void* out, void* stream) {
+  if (pairs == 0 || n == 0) return 0;
+  if (dtype == MK_F32)
+    return es_launch(es_perturb_kernel<float>, pairs * n, stream, seed, uint64_t(generation), pairs, n,
+                     static_cast<const float*>(theta), sigma, static_cast<float*>(out));
+  if (dtype == MK_F64)
+    return es_launch(es_perturb_kernel<double>, pairs * n, stream, seed, uint64_t(generation), pairs, n,
+                     static_cast<const double*>(theta), sigma, static_cast<double*>(out));
+  return KERNEL_UNSUPPORTED;
+}
+
+int meta_es_combine(int dtype, uint64_t seed, int64_t generation, int64_t pairs, int64_t n, const void* weights,
+                    double scale, const void* theta, void* out, void* stream) {
+  if (n == 0) return 0;
+  if (dtype == MK_F32)
+    return es_launch(es_combine_kernel<float>, n, stream, seed, uint64_t(generation), pairs, n,
+                     static_cast<const float*>(weights), scale, static_cast<const float*>(theta),
+                     static_cast<float*>(out));
+  if (dtype == MK_F64)
+    return es_launch(es_combine_kernel<double>, n, stream, seed, uint64_t(generation), pairs, n,
+                     static_cast<const double*>(weights), scale, static_cast<const double*>(theta),
+                     static_cast<double*>(out));
+  return KERNEL_UNSUPPORTED;
+}
+
+}  // namespace cuda
+}  // namespace mk

@@ -1,0 +1,183 @@
+// kernels/cuda/meta_per_example.cu and kernels/cuda/meta_es.cu run on the host by the emulator in
+// cuda_runtime.h, against their CPU twins (kernels/cpu/meta_per_example.cpp, meta_es.cpp: the
+// library's own objects):
+//   - per-example norms for F32 and F64, sequence lengths 1 to past a block of threads (rows split
+//     over threads), empty inner sizes; within rounding of the twin and of a long-double loop
+//     over the materialised per-example gradient g_bᵀ x_b;
+//   - ES perturb and combine, F32 and F64, with and without theta, pairs 1 to 37, n from 1 to past
+//     a grid-stride round: bitwise equal to the twin (the noise is an integer hash and both sides
+//     round every operation as written), the update in place equal to out of place, and the
+//     combine equal to a long-double sum over the perturb's noise.
+// Every output sits between NaN guards that must stay untouched; the threads run in the given
+// order.
+//   meta_batched_emu_test [order]     order: 0 forward, 1 reverse, 2 shuffled threads
+#include <omp.h>
+#include "cuda_runtime.h"  // the emulator: std headers first, then the CUDA keywords as macros
+
+#include <cstring>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "meta_es.cu"
+#include "meta_per_example.cu"
+
+namespace mk {
+namespace cuda {
+alignas(16) unsigned char mk_per_example_smem[256 * 1024 + 4096];
+}  // namespace cuda
+}  // namespace mk
+inline unsigned char* emu::smem() { return mk::cuda::mk_per_example_smem; }
+
+static int g_failures = 0, g_checks = 0;
+
+// n elements between NaN guards.
+template <class T>
+struct Guarded {
+  static constexpr int64_t kGuard = 8;
+  std::vector<T> raw;
+  int64_t n;
+  explicit Guarded(int64_t n_) : raw(size_t(n_ + 2 * kGuard), std::numeric_limits<T>::quiet_NaN()), n(n_) {}
+  T* data() { return raw.data() + kGuard; }
+  T& operator[](int64_t i) { return data()[i]; }
+  bool guards_ok() const {
+    for (int64_t i = 0; i < kGuard; ++i)
+      if (!std::isnan(double(raw[size_t(i)])) || !std::isnan(double(raw[size_t(kGuard + n + i)]))) return false;
+    return true;
+  }
+};
+
+static void expect(bool ok, const std::string& what) {
+  ++g_checks;
+  if (!ok) {
+    ++g_failures;
+    printf("FAIL %s\n", what.c_str());
+  }
+}
+
+template <class T>
+const char* tname() {
+  return sizeof(T) == 8 ? "f64" : "f32";
+}
+
+template <class T>
+void norm_case(int64_t batch, int64_t steps, int64_t in, int64_t out, unsigned seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<double> nd(0.0, 1.0);
+  std::vector<T> x(size_t(batch * steps * in)), g(size_t(batch * steps * out));
+  for (auto& v : x) v = T(nd(rng));
+  for (auto& v : g) v = T(nd(rng));
+  Guarded<T> got(batch), want(batch);
+  const int rc = mk::cuda::meta_per_example_norm(sizeof(T) == 8 ? MK_F64 : MK_F32, batch, steps, in, out, x.data(),
+                                                 g.data(), got.data(), nullptr);
+  mk::cpu::meta_per_example_norm(sizeof(T) == 8 ? MK_F64 : MK_F32, batch, steps, in, out, x.data(), g.data(),
+                                 want.data(), nullptr);
+  char cs[160];
+  snprintf(cs, sizeof cs, "norm %s B=%lld T=%lld in=%lld out=%lld", tname<T>(), (long long)batch, (long long)steps,
+           (long long)in, (long long)out);
+  expect(rc == 0, std::string(cs) + ": launch");
+  expect(got.guards_ok() && want.guards_ok(), std::string(cs) + ": guards");
+  const double tol = sizeof(T) == 8 ? 1e-12 : 2e-5;
+  for (int64_t b = 0; b < batch; ++b) {
+    // the materialised gradient's squared norm
+    long double ref = 0;
+    for (int64_t o = 0; o < out; ++o)
+      for (int64_t i = 0; i < in; ++i) {
+        long double s = 0;
+        for (int64_t t = 0; t < steps; ++t)
+          s += (long double)g[size_t((b * steps + t) * out + o)] * (long double)x[size_t((b * steps + t) * in + i)];
+        ref += s * s;
+      }
+    const double r = double(ref);
+    const double scale = std::max(std::fabs(r), 1e-30);
+    if (!(std::fabs(double(got[b]) - r) <= tol * scale) || !(std::fabs(double(want[b]) - r) <= tol * scale)) {
+      char m[400];
+      snprintf(m, sizeof m, "%s: example %lld cuda %.17g cpu %.17g reference %.17g", cs, (long long)b, double(got[b]),
+               double(want[b]), r);
+      expect(false, m);
+      return;
+    }
+  }
+  ++g_checks;
+}
+
+template <class T>
+void es_case(int64_t pairs, int64_t n, bool with_theta, uint64_t seed, int64_t generation) {
+  const int dt = sizeof(T) == 8 ? MK_F64 : MK_F32;
+  std::mt19937_64 rng(seed * 31 + uint64_t(n));
+  std::normal_distribution<double> nd(0.0, 1.0);
+  std::vector<T> theta(static_cast<size_t>(n)), w(static_cast<size_t>(2 * pairs));
+  for (auto& v : theta) v = T(nd(rng));
+  for (auto& v : w) v = T(nd(rng));
+  const T* th = with_theta ? theta.data() : nullptr;
+  const double sigma = 0.05;
+  char cs[160];
+  snprintf(cs, sizeof cs, "es %s pairs=%lld n=%lld theta=%d gen=%lld", tname<T>(), (long long)pairs, (long long)n,
+           int(with_theta), (long long)generation);
+  // perturb: bitwise
+  Guarded<T> pg(2 * pairs * n), pw(2 * pairs * n);
+  expect(mk::cuda::meta_es_perturb(dt, seed, generation, pairs, n, th, sigma, pg.data(), nullptr) == 0,
+         std::string(cs) + ": perturb launch");
+  mk::cpu::meta_es_perturb(dt, seed, generation, pairs, n, th, sigma, pw.data(), nullptr);
+  expect(pg.guards_ok() && pw.guards_ok(), std::string(cs) + ": perturb guards");
+  expect(std::memcmp(pg.data(), pw.data(), sizeof(T) * size_t(2 * pairs * n)) == 0,
+         std::string(cs) + ": perturb bitwise");
+  // combine: bitwise, and in place equals out of place
+  const double scale = 0.01 / (2.0 * double(pairs) * sigma);
+  Guarded<T> cg(n), cw(n);
+  expect(mk::cuda::meta_es_combine(dt, seed, generation, pairs, n, w.data(), scale, th, cg.data(), nullptr) == 0,
+         std::string(cs) + ": combine launch");
+  mk::cpu::meta_es_combine(dt, seed, generation, pairs, n, w.data(), scale, th, cw.data(), nullptr);
+  expect(cg.guards_ok() && cw.guards_ok(), std::string(cs) + ": combine guards");
+  expect(std::memcmp(cg.data(), cw.data(), sizeof(T) * size_t(n)) == 0, std::string(cs) + ": combine bitwise");
+  if (with_theta) {
+    std::vector<T> inplace = theta;
+    mk::cuda::meta_es_combine(dt, seed, generation, pairs, n, w.data(), scale, inplace.data(), inplace.data(), nullptr);
+    expect(std::memcmp(inplace.data(), cg.data(), sizeof(T) * size_t(n)) == 0, std::string(cs) + ": in place");
+  }
+  // combine against a long-double sum over the noise read back from perturb (theta 0, sigma 1)
+  Guarded<T> eps(2 * pairs * n);
+  mk::cpu::meta_es_perturb(dt, seed, generation, pairs, n, nullptr, 1.0, eps.data(), nullptr);
+  double worst = 0;
+  for (int64_t j = 0; j < n; ++j) {
+    long double s = 0, mag = 0;
+    for (int64_t k = 0; k < pairs; ++k) {
+      const long double d = (long double)w[size_t(2 * k)] - (long double)w[size_t(2 * k + 1)];
+      s += d * (long double)eps[2 * k * n + j];
+      mag += std::fabs(double(d * (long double)eps[2 * k * n + j]));
+      if (eps[(2 * k + 1) * n + j] != -eps[2 * k * n + j]) worst = 1e9;  // antithetic
+    }
+    const double ref = (with_theta ? double(theta[size_t(j)]) : 0.0) + double(scale * s);
+    const double tol = (sizeof(T) == 8 ? 1e-13 : 1e-6) * (std::fabs(ref) + scale * double(mag) + 1e-300);
+    worst = std::max(worst, std::fabs(double(cw[j]) - ref) / tol);
+  }
+  expect(worst <= 1.0, std::string(cs) + ": combine against the long-double sum");
+}
+
+int main(int argc, char** argv) {
+  omp_set_num_threads(1);
+  std::vector<int> orders = {0, 1, 2};
+  if (argc > 1) orders = {atoi(argv[1])};
+  for (int order : orders) {
+    emu::config().order = order;
+    unsigned s = 7;
+    for (int64_t steps : {1, 2, 5, 130}) {
+      norm_case<float>(3, steps, 7, 4, ++s);
+      norm_case<double>(3, steps, 7, 4, ++s);
+    }
+    norm_case<double>(5, 1, 33, 17, ++s);
+    norm_case<double>(2, 9, 1, 1, ++s);
+    norm_case<float>(1, 3, 64, 40, ++s);
+    norm_case<double>(0, 3, 4, 4, ++s);
+    for (int64_t pairs : {1, 2, 37})
+      for (int64_t n : {1, 5, 300, 4099}) {
+        es_case<float>(pairs, n, true, 11 + uint64_t(pairs), 0);
+        es_case<double>(pairs, n, n % 2 == 1, 12 + uint64_t(pairs), 3);
+      }
+    es_case<float>(3, 70000, true, 99, 1u << 20);  // many blocks, a large generation
+  }
+  printf("meta_batched_emu_test: %d checks, %d failures (%lld launches, %lld blocks)\n", g_checks, g_failures,
+         (long long)emu::config().launches, (long long)emu::config().blocks);
+  return g_failures ? 1 : 0;
+}
