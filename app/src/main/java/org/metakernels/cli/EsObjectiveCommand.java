@@ -29,11 +29,11 @@ import picocli.CommandLine.Spec;
             + "fresh inits (after Jackson et al., temporally-aware learned objectives).",
         "Settings (java -D...): metakernels.threads=N, metakernels.isa=auto|avx2|avx512."})
 final class EsObjectiveCommand implements Callable<Integer> {
-  @Option(names = "--generations", defaultValue = "100",
+  @Option(names = "--generations", defaultValue = "40",
       description = "ES generations, at least 1 (default: ${DEFAULT-VALUE})")
   int generations;
 
-  @Option(names = "--population", defaultValue = "24",
+  @Option(names = "--population", defaultValue = "16",
       description = "ES members per generation, even, 2 to 4096 (default: ${DEFAULT-VALUE})")
   int population;
 
@@ -43,7 +43,7 @@ final class EsObjectiveCommand implements Callable<Integer> {
   @Option(names = "--meta-lr", defaultValue = "0.05", description = "ES step size, > 0 (default: ${DEFAULT-VALUE})")
   double metaLr;
 
-  @Option(names = "--inner-steps", defaultValue = "30",
+  @Option(names = "--inner-steps", defaultValue = "20",
       description = "SGD steps T of the classifier, at least 1 (default: ${DEFAULT-VALUE})")
   int innerSteps;
 
@@ -51,7 +51,7 @@ final class EsObjectiveCommand implements Callable<Integer> {
       description = "the classifier's SGD step size, > 0 (default: ${DEFAULT-VALUE})")
   double innerLr;
 
-  @Option(names = "--eval-runs", defaultValue = "32",
+  @Option(names = "--eval-runs", defaultValue = "24",
       description = "fresh inits in the final comparison, at least 2 (default: ${DEFAULT-VALUE})")
   int evalRuns;
 
