@@ -211,8 +211,8 @@ int graph_gat(int dtype, int64_t rows, int64_t, int64_t heads, int64_t width, do
 // ---- dispatch (in the AVX2 build only) -----------------------------------------------------------
 namespace avx512 {
 int graph_edge_softmax(int, int64_t, int64_t, int64_t, const int64_t*, const void*, const void*, void*, void*, void*);
-int graph_gat(int, int64_t, int64_t, int64_t, int64_t, double, const int64_t*, const int64_t*, const void*,
-              const void*, const void*, void*, void*, void*);
+int graph_gat(int, int64_t, int64_t, int64_t, int64_t, double, const int64_t*, const int64_t*, const void*, const void*,
+              const void*, void*, void*, void*);
 }  // namespace avx512
 
 int graph_edge_softmax(int dtype, int64_t rows, int64_t nnz, int64_t heads, const int64_t* row_ptr, const void* scores,

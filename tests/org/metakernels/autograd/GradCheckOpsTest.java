@@ -255,6 +255,11 @@ class GradCheckOpsTest {
       org.metakernels.ops.Reductions.ValuesIndices m = xs.get(0).max(1, false);
       return m.values().square().add(xs.get(1).gather(1, m.indices().unsqueeze(1)).squeeze(1));
     }, r -> List.of(u(r, -2, 2, 3, 5), u(r, -2, 2, 3, 5)));
+    // edge softmax over each node's in-edges and the fused GAT aggregation (x, both score vectors)
+    add("graph edge softmax", xs -> onGraph(g -> MessagePassing.edgeSoftmax(g, xs.get(0)).mul(xs.get(1)).sin()),
+        r -> List.of(u(r, -2, 2, GRAPH_SRC.length, 2), u(r, -1, 1, GRAPH_SRC.length, 2)));
+    add("graph gat aggregate", xs -> onGraph(g -> MessagePassing.gatAggregate(g, xs.get(0).reshape(6, 2, 2), xs.get(1),
+        xs.get(2), 0.2).tanh()), r -> List.of(u(r, -1, 1, 6, 4), u(r, -1, 1, 6, 2), u(r, -1, 1, 6, 2)));
   }
 
   static Stream<Case> allCases() {

@@ -64,7 +64,8 @@ class GatTest {
         m[i] = Math.max(m[i], s[e * heads + h]);
       }
     for (int e = 0; e < g.e(); e++)
-      for (int h = 0; h < heads; h++) sum[(int) g.dst()[e] * heads + h] += Math.exp(s[e * heads + h] - m[(int) g.dst()[e] * heads + h]);
+      for (int h = 0; h < heads; h++)
+        sum[(int) g.dst()[e] * heads + h] += Math.exp(s[e * heads + h] - m[(int) g.dst()[e] * heads + h]);
     for (int e = 0; e < g.e(); e++)
       for (int h = 0; h < heads; h++) {
         int i = (int) g.dst()[e] * heads + h;
@@ -74,8 +75,8 @@ class GatTest {
   }
 
   /** GAT in float64 by its definition: x [n, H, F], sSrc, sDst [n, H]; 0 for nodes without in-edges. */
-  static double[] gatRef(GraphFixtures.Edges g, double[] x, double[] ss, double[] sd, int heads, int width,
-      double slope) {
+  static double[] gatRef(
+      GraphFixtures.Edges g, double[] x, double[] ss, double[] sd, int heads, int width, double slope) {
     double[] e = new double[g.e() * heads];
     for (int k = 0; k < g.e(); k++)
       for (int h = 0; h < heads; h++) {
@@ -125,8 +126,9 @@ class GatTest {
       close(toGraphOrder(in, softmaxRef(in, s, h), h), y.castTo(DType.F64).toDoubleArray(), 1e-300, tol * 10,
           "edge softmax " + t + " heads " + heads);
       // each node's in-edges sum to 1 per head (nodes without in-edges: nothing)
-      Tensor sums = MessagePassing.aggregate(g, Tensor.ones(new long[] {in.n(), h, 1}, t, CPU),
-          y.reshape(in.e(), h), Reduce.SUM).reshape(in.n(), h);
+      Tensor sums =
+          MessagePassing.aggregate(g, Tensor.ones(new long[] {in.n(), h, 1}, t, CPU), y.reshape(in.e(), h), Reduce.SUM)
+              .reshape(in.n(), h);
       double[] got = sums.castTo(DType.F64).toDoubleArray();
       double[] deg = g.inDegrees().castTo(DType.F64).toDoubleArray();
       for (int i = 0; i < in.n(); i++)
@@ -163,8 +165,10 @@ class GatTest {
       double[] want = gatRef(in, x, ss, sd, heads, width, slope);
       close(want, out.castTo(DType.F64).toDoubleArray(), tol, tol, "gat " + t);
       // the composed form: edge softmax of the scores, then a weighted sum
-      Tensor z = MessagePassing.sddmm(g, Tensor.ones(new long[] {in.n(), heads, 1}, t, CPU), sst.reshape(in.n(), heads, 1))
-                     .add(MessagePassing.sddmm(g, sdt.reshape(in.n(), heads, 1), Tensor.ones(new long[] {in.n(), heads, 1}, t, CPU)));
+      Tensor z =
+          MessagePassing.sddmm(g, Tensor.ones(new long[] {in.n(), heads, 1}, t, CPU), sst.reshape(in.n(), heads, 1))
+              .add(MessagePassing.sddmm(
+                  g, sdt.reshape(in.n(), heads, 1), Tensor.ones(new long[] {in.n(), heads, 1}, t, CPU)));
       Tensor e = Tensor.where(z.gt(0.0), z, z.mul(slope));
       Tensor composed = MessagePassing.aggregate(g, xt, MessagePassing.edgeSoftmax(g, e), Reduce.SUM);
       close(composed.castTo(DType.F64).toDoubleArray(), out.castTo(DType.F64).toDoubleArray(), tol, tol,
@@ -181,7 +185,8 @@ class GatTest {
       Tensor ssT = Tensor.randn(new long[] {2, in.n()}, DType.F64, CPU, 4L).mT();
       Tensor sd = Tensor.randn(new long[] {in.n(), 2}, DType.F64, CPU, 5L);
       assertFalse(xT.isContiguous() || ssT.isContiguous());
-      assertArrayEquals(MessagePassing.gatAggregate(g, xT.copyContiguous(), ssT.copyContiguous(), sd, 0.2).toDoubleArray(),
+      assertArrayEquals(
+          MessagePassing.gatAggregate(g, xT.copyContiguous(), ssT.copyContiguous(), sd, 0.2).toDoubleArray(),
           MessagePassing.gatAggregate(g, xT, ssT, sd, 0.2).toDoubleArray());
       Tensor sT = Tensor.randn(new long[] {3, in.e()}, DType.F64, CPU, 6L).mT();
       assertArrayEquals(MessagePassing.edgeSoftmax(g, sT.copyContiguous()).toDoubleArray(),
@@ -194,7 +199,8 @@ class GatTest {
   void emptyGraphs() {
     try (Scope sc = Scope.open(); Graph g = Graph.fromEdges(new long[0], new long[0], 4);
          Graph none = Graph.fromEdges(new long[0], new long[0], 0)) {
-      assertArrayEquals(new long[] {0, 2}, MessagePassing.edgeSoftmax(g, Tensor.zeros(new long[] {0, 2}, DType.F32, CPU)).shape());
+      assertArrayEquals(
+          new long[] {0, 2}, MessagePassing.edgeSoftmax(g, Tensor.zeros(new long[] {0, 2}, DType.F32, CPU)).shape());
       Tensor out = MessagePassing.gatAggregate(g, Tensor.ones(new long[] {4, 2, 3}, DType.F32, CPU),
           Tensor.ones(new long[] {4, 2}, DType.F32, CPU), Tensor.ones(new long[] {4, 2}, DType.F32, CPU), 0.2);
       assertArrayEquals(new float[24], out.toFloatArray());
@@ -308,7 +314,8 @@ class GatTest {
       expect(op, "BF16[" + e + ", 2]", () -> MessagePassing.edgeSoftmax(g, sc.castTo(DType.BF16)));
       expect(op, "graph is null", () -> MessagePassing.edgeSoftmax(null, sc));
       op = "MessagePassing.gatAggregate";
-      expect(op, "F32[" + (n - 1) + ", 2, 4]", () -> MessagePassing.gatAggregate(g, x.narrow(0, 0, n - 1), ss, sd, 0.2));
+      expect(
+          op, "F32[" + (n - 1) + ", 2, 4]", () -> MessagePassing.gatAggregate(g, x.narrow(0, 0, n - 1), ss, sd, 0.2));
       expect(op, "F32[" + n + ", 8]", () -> MessagePassing.gatAggregate(g, x.reshape(n, 8), ss, sd, 0.2));
       expect(op, "F32[" + n + ", 1]", () -> MessagePassing.gatAggregate(g, x, ss.narrow(1, 0, 1), sd, 0.2));
       expect(op, "F32[" + (n - 1) + ", 2]", () -> MessagePassing.gatAggregate(g, x, ss, sd.narrow(0, 0, n - 1), 0.2));
@@ -319,8 +326,8 @@ class GatTest {
       // closed tensors and graphs
       Tensor dead = Tensor.zeros(new long[] {n, 2}, DType.F32, CPU);
       dead.close();
-      IllegalStateException ex = assertThrows(IllegalStateException.class,
-          () -> MessagePassing.gatAggregate(g, x, dead, sd, 0.2));
+      IllegalStateException ex =
+          assertThrows(IllegalStateException.class, () -> MessagePassing.gatAggregate(g, x, dead, sd, 0.2));
       assertTrue(ex.getMessage().startsWith(op) && ex.getMessage().contains("F32[" + n + ", 2]"), ex.getMessage());
       Tensor deadS = Tensor.zeros(new long[] {e, 2}, DType.F32, CPU);
       deadS.close();
@@ -347,7 +354,9 @@ class GatTest {
     for (String p : parts) assertTrue(msg.contains(p), what + ": " + msg);
   }
 
-  /** The C ABI's own checks (the Java ops never pass these): lse in and out at once, width 0, a NaN slope, a bad CSR. */
+  /**
+   * The C ABI's own checks (the Java ops never pass these): lse in and out at once, width 0, a NaN slope, a bad CSR.
+   */
   @Test
   void nativeValidation() {
     try (Scope s = Scope.open()) {
@@ -365,8 +374,9 @@ class GatTest {
                    col.address(op), sc.address(op), 0L, y.address(op), 0L, 0L),
           "bad row_ptr", op, "row_ptr");
       assertArrayEquals(new double[6], y.toDoubleArray(), "nothing written");
-      assertEquals(0, MkNative.mk_graph_edge_softmax_forward(CPU.code, DType.F64.code, 2, 2, 3, 2, ptr.address(op),
-                          col.address(op), sc.address(op), 0L, y.address(op), lse.address(op), 0L));
+      assertEquals(0,
+          MkNative.mk_graph_edge_softmax_forward(CPU.code, DType.F64.code, 2, 2, 3, 2, ptr.address(op), col.address(op),
+              sc.address(op), 0L, y.address(op), lse.address(op), 0L));
       assertArrayEquals(new double[] {1, 1, 0.5, 0.5, 0.5, 0.5}, y.toDoubleArray());
       assertEquals(Math.log(2), lse.toDoubleArray()[2], 1e-15);
       op = "mk_graph_gat_forward";

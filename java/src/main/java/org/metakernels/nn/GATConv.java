@@ -138,8 +138,8 @@ public final class GATConv extends Module {
   public Tensor forward(Graph g, Tensor x, Weights w) {
     if (g == null) throw new MetakernelsException("GATConv: graph is null");
     if (x.rank() != 2 || x.size(1) != in || x.size(0) != g.numNodes())
-      throw new MetakernelsException("GATConv: expected x [" + g.numNodes() + ", " + in + "] for " + g.describe()
-          + ", got " + x.describe());
+      throw new MetakernelsException(
+          "GATConv: expected x [" + g.numNodes() + ", " + in + "] for " + g.describe() + ", got " + x.describe());
     long n = x.size(0);
     Tensor xh = Functional.linear(x, p("weight", w), null).reshape(n, heads, out); // [N, H, F]
     Tensor sSrc = xh.mul(p("attSrc", w).reshape(1, heads, out)).sum(2, false); // [N, H]
