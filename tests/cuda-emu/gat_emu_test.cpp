@@ -17,7 +17,7 @@
 #include "gat.cu"
 
 namespace {
-alignas(16) unsigned char g_smem[4096];
+alignas(16) unsigned char g_smem[256 * 1024 + 4096];  // the emulator clears this much per block
 }
 inline unsigned char* emu::smem() { return g_smem; }
 
