@@ -26,9 +26,9 @@ import org.metakernels.tensor.Tensor;
  * <p>A layer of a graph network needs the graph, so it is called as {@link #forward(Graph, Tensor,
  * Weights)}; the graph-less {@link #forward(Tensor, Weights)} of {@link Module} refuses. With
  * {@code selfLoops} the layer aggregates over the graph without its self-loops plus one loop per
- * node (as PyG does); that graph is built once per input graph and kept until another graph comes
- * (it then goes to the current scope, so a backward recorded with it still runs) or the layer is
- * closed.
+ * node (as PyG does); that graph is built on the host (O(E)) and belongs to the scope open at the
+ * call, reused while that scope is open; pass {@code selfLoops = false} and a graph that already
+ * has its loops to build it once yourself.
  *
  * <pre>{@code
  * try (GATConv conv = new GATConv(16, 8, 4, DType.F32, Device.CPU, 7L)) {   // 4 heads of 8, concat
@@ -46,6 +46,7 @@ public final class GATConv extends Module {
   private final boolean bias;
   private Graph lastInput;
   private Graph lastLooped;
+  private boolean lastOwnedHere;
 
   /**
    * PyG's defaults: concatenated heads, slope 0.2, self-loops, a bias.
@@ -149,7 +150,13 @@ public final class GATConv extends Module {
     return bias ? y.add(p("bias", w)) : y;
   }
 
-  /** The graph the layer aggregates over: g, or g without self-loops plus one per node (cached). */
+  /**
+   * The graph the layer aggregates over: g, or g without self-loops plus one per node. That graph
+   * is like any intermediate of the forward: it belongs to the scope open at the call (so a
+   * backward recorded with it runs as long as the forward's other tensors live) and is reused by
+   * later calls with the same input graph while that scope is open. Outside any scope the layer
+   * keeps it until another graph comes or the layer is closed.
+   */
   private synchronized Graph propagationGraph(Graph g) {
     if (!selfLoops) return g;
     if (g == lastInput && !g.isClosed() && lastLooped != null && !lastLooped.isClosed()) return lastLooped;
@@ -157,28 +164,19 @@ public final class GATConv extends Module {
     try (Graph without = g.removeSelfLoops()) {
       looped = without.addSelfLoops();
     }
-    if (lastLooped != null) retire(lastLooped);
+    if (lastLooped != null && lastOwnedHere) lastLooped.close();
+    Scope current = Scope.current();
+    if (current != null) looped.ownedBy(current);
+    lastOwnedHere = current == null;
     lastInput = g;
     lastLooped = looped;
     return looped;
   }
 
-  /**
-   * A replaced self-loop graph may still be read by a recorded backward of an earlier forward:
-   * it goes to the current scope (freed with it), or is freed now when no scope is open.
-   */
-  private static void retire(Graph old) {
-    Scope current = Scope.current();
-    if (current != null)
-      old.ownedBy(current);
-    else
-      old.close();
-  }
-
   /** Frees the parameters and the cached self-loop graph. */
   @Override
   public synchronized void close() {
-    if (lastLooped != null) lastLooped.close();
+    if (lastLooped != null && lastOwnedHere) lastLooped.close();
     lastLooped = null;
     lastInput = null;
     super.close();
