@@ -444,14 +444,14 @@ public final class MessagePassing {
     return Autograd.record(op, out, new Tensor[] {x, sSrc, sDst}, gr -> {
       // α recomputed on the graph kernels (one pass from the saved lse), as a differentiable op
       Tensor z = atSources(g, sSrc).add(atDestinations(g, sDst)); // [E, H]
-      Tensor positive = z.gt(0.0);
-      Tensor slopeOrOne = positive.add(positive.neg().add(1.0).mul(slope)); // 1 where z > 0, else slope
-      Tensor alpha = edgeSoftmaxOp(g, z.mul(slopeOrOne), lse);
+      Tensor positive = z.gt(0.0); // leakyReLU's branch; e = z there, slope·z elsewhere
+      Tensor alpha = edgeSoftmaxOp(g, Tensor.where(positive, z, z.mul(slope)), lse);
       Tensor gx = x.requiresGrad() ? sum(g, true, alpha, gr[0], f) : null; // Σ_{i ← j} α_ij g[i]
       Tensor gs = null, gd = null;
       if (sSrc.requiresGrad() || sDst.requiresGrad()) {
         Tensor gAlpha = sddmmOp(g, gr[0], x, true); // ⟨g[i, h], x[j, h]⟩ per edge
-        Tensor gz = softmaxBackward(g, alpha, gAlpha).mul(slopeOrOne);
+        Tensor ge = softmaxBackward(g, alpha, gAlpha);
+        Tensor gz = Tensor.where(positive, ge, ge.mul(slope));
         gs = sSrc.requiresGrad() ? rowSums(g, true, gz) : null;
         gd = sDst.requiresGrad() ? rowSums(g, false, gz) : null;
       }
