@@ -116,8 +116,8 @@ static void softmax_case(const Csr& g, int64_t H, unsigned seed) {
   expect(y_same && l_same,
          std::string(what) + ": " + std::to_string(d1) + " y and " + std::to_string(d2) + " lse differ from the twin");
   // the one-pass form from the lse
-  const int rc1 = mk::cuda::graph_edge_softmax(dtype, g.rows, g.nnz, H, g.ptr.data(), s.data(), l_gpu.data(),
-                                               y1.data(), nullptr, nullptr);
+  const int rc1 = mk::cuda::graph_edge_softmax(dtype, g.rows, g.nnz, H, g.ptr.data(), s.data(), l_gpu.data(), y1.data(),
+                                               nullptr, nullptr);
   expect(rc1 == 0, std::string(what) + ": launch status (lse in)");
   // float64 reference
   const double eps = eps_of(sizeof(T) == 4);
@@ -160,16 +160,16 @@ static void gat_case(const Csr& g, int64_t H, int64_t D, double slope, unsigned 
   char what[160];
   snprintf(what, sizeof what, "gat %s heads %lld width %lld slope %g lse %d", sizeof(T) == 4 ? "F32" : "F64",
            (long long)H, (long long)D, slope, int(with_lse));
-  const int rc = mk::cuda::graph_gat(dtype, g.rows, g.nnz, H, D, slope, g.ptr.data(), g.col.data(), x.data(),
-                                     ss.data(), sd.data(), o_gpu.data(), with_lse ? l_gpu.data() : nullptr, nullptr);
+  const int rc = mk::cuda::graph_gat(dtype, g.rows, g.nnz, H, D, slope, g.ptr.data(), g.col.data(), x.data(), ss.data(),
+                                     sd.data(), o_gpu.data(), with_lse ? l_gpu.data() : nullptr, nullptr);
   mk::cpu::graph_gat(dtype, g.rows, g.nnz, H, D, slope, g.ptr.data(), g.col.data(), x.data(), ss.data(), sd.data(),
                      o_cpu.data(), with_lse ? l_cpu.data() : nullptr, nullptr);
   expect(rc == 0, std::string(what) + ": launch status");
   int64_t d1 = 0, d2 = 0;
   const bool lse_same = !with_lse || same_bits(l_gpu.data(), l_cpu.data(), g.rows * H, &d2);
   const bool out_same = same_bits(o_gpu.data(), o_cpu.data(), g.rows * F, &d1);
-  expect(out_same && lse_same,
-         std::string(what) + ": " + std::to_string(d1) + " out and " + std::to_string(d2) + " lse differ from the twin");
+  expect(out_same && lse_same, std::string(what) + ": " + std::to_string(d1) + " out and " + std::to_string(d2) +
+                                   " lse differ from the twin");
   const double eps = eps_of(sizeof(T) == 4);
   int64_t bad = 0;
   std::vector<double> alpha;
@@ -229,7 +229,8 @@ int main(int argc, char** argv) {
       softmax_case<double>(empty, 3, ++seed);
       // (heads, width): F = 1, 3, 16, 32 (one group of <= 32 lanes), 64 (2 per lane), 96 (3 -> 4
       // per lane), 128, 264 (several column blocks), 200 with one head
-      const int64_t shapes[][2] = {{1, 1}, {1, 3}, {4, 4}, {8, 4}, {4, 16}, {8, 8}, {3, 32}, {2, 64}, {8, 33}, {1, 200}};
+      const int64_t shapes[][2] = {{1, 1}, {1, 3},  {4, 4},  {8, 4},  {4, 16},
+                                   {8, 8}, {3, 32}, {2, 64}, {8, 33}, {1, 200}};
       for (auto& sh : shapes)
         for (double slope : {0.2, 0.0}) {
           gat_case<float>(g, sh[0], sh[1], slope, ++seed);

@@ -374,7 +374,8 @@ public class GraphBench {
       org.bytedeco.pytorch.Tensor alpha = p.div(torch.index_select(sum, 0, dst));
       org.bytedeco.pytorch.Tensor msg = torch.index_select(txh, 0, src).mul(alpha.unsqueeze(2));
       org.bytedeco.pytorch.Tensor out = torch.zeros(new long[] {nodes, heads, width}, f32).index_add(0, dst, msg);
-      TensorVector gr = Torch.grad(new TensorVector(out), new TensorVector(txh, taSrc, taDst), new TensorVector(tdOut), false);
+      TensorVector gr =
+          Torch.grad(new TensorVector(out), new TensorVector(txh, taSrc, taDst), new TensorVector(tdOut), false);
       return new org.bytedeco.pytorch.Tensor[] {out, gr.get(0), gr.get(1), gr.get(2)};
     }
 
