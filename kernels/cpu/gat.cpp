@@ -9,8 +9,9 @@
 //                  out[r,h,:] = Σ_k softmax_k(e[·,h]) · x[col k, h, :],  lse[r,h] as above
 //
 // The GAT pass reads every source feature row once: a first sweep over the row's scalars finds the
-// row max (scores only: 2 loads per edge and head), the second accumulates exp(e - m)·x[col] and
-// the sum of the exponentials, and the row is divided by the sum at the end. That is the online
+// row max (scores only: 2 loads per edge and head, e kept in a per-thread row buffer), the second
+// accumulates exp(e - m)·x[col] and the sum of the exponentials, and the row is divided by the sum
+// at the end. That is the online
 // softmax of flash attention without its rescaling (the scalars are cheap to read twice, and a
 // fixed max keeps every term ≤ 1), and nothing of size E×H is written.
 //
@@ -131,15 +132,21 @@ void gat_t(int64_t rows, int64_t H, int64_t D, T slope, const int64_t* row_ptr, 
   const int64_t F = H * D;
   gat_for_each_part(row_ptr, rows, F + H, [&](int64_t r0, int64_t r1) {
     std::vector<T> m(static_cast<size_t>(H)), sum(static_cast<size_t>(H));
+    std::vector<T> ev;  // the row's scores e[k, h], kept from sweep 1 (no second gather of s_src)
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t b = row_ptr[r], e = row_ptr[r + 1];
       const T* sd = s_dst + r * H;
       T* o = out + r * F;
       // sweep 1: the row max of every head (scalars only)
       std::fill(m.begin(), m.end(), neg_inf<T>());
+      if (ev.size() < size_t((e - b) * H)) ev.resize(size_t((e - b) * H));
       for (int64_t k = b; k < e; ++k) {
         const T* ss = s_src + col[k] * H;
-        for (int64_t h = 0; h < H; ++h) m[size_t(h)] = nan_max(m[size_t(h)], leaky(ss[h] + sd[h], slope));
+        T* er = ev.data() + (k - b) * H;
+        for (int64_t h = 0; h < H; ++h) {
+          er[h] = leaky(ss[h] + sd[h], slope);
+          m[size_t(h)] = nan_max(m[size_t(h)], er[h]);
+        }
       }
       for (int64_t h = 0; h < H; ++h)
         if (m[size_t(h)] == neg_inf<T>()) m[size_t(h)] = T(0);
@@ -151,10 +158,10 @@ void gat_t(int64_t rows, int64_t H, int64_t D, T slope, const int64_t* row_ptr, 
           const char* p = reinterpret_cast<const char*>(x + col[k + Traits::kPrefetch] * F);
           for (int64_t off = 0; off < F * int64_t(sizeof(T)); off += 64) __builtin_prefetch(p + off, 0, 1);
         }
-        const T* ss = s_src + col[k] * H;
+        const T* er = ev.data() + (k - b) * H;
         const T* xr = x + col[k] * F;
         for (int64_t h = 0; h < H; ++h) {
-          const T p = std::exp(leaky(ss[h] + sd[h], slope) - m[size_t(h)]);
+          const T p = std::exp(er[h] - m[size_t(h)]);
           sum[size_t(h)] += p;
           T* oh = o + h * D;
           const T* xh = xr + h * D;
