@@ -151,6 +151,18 @@ add_test(NAME emu.dense COMMAND dense_emu_test)
 set_tests_properties(emu.dense PROPERTIES LABELS "native;emu" TIMEOUT 300 FIXTURES_REQUIRED mk_build_emu
   ENVIRONMENT OMP_NUM_THREADS=1)
 
+# tests/cuda-emu/gat_emu_test.cpp: kernels/cuda/gat.cu (edge softmax, fused GAT aggregation) against
+# the CPU twin (bitwise) and a float64 loop, every lane order in one run.
+add_executable(gat_emu_test EXCLUDE_FROM_ALL "${MK_TESTS}/cuda-emu/gat_emu_test.cpp")
+target_include_directories(gat_emu_test PRIVATE "${MK_TESTS}/cuda-emu" "${MK_ROOT}/kernels/cuda"
+  "${MK_ROOT}/kernels/include" "${MK_ROOT}/native/include")
+target_compile_options(gat_emu_test PRIVATE ${MK_EMU_FLAGS})
+target_link_libraries(gat_emu_test PRIVATE mk_cpu_twin OpenMP::OpenMP_CXX)
+add_dependencies(mk_emu_tests gat_emu_test)
+add_test(NAME emu.gat COMMAND gat_emu_test)
+set_tests_properties(emu.gat PROPERTIES LABELS "native;emu" TIMEOUT 300 FIXTURES_REQUIRED mk_build_emu
+  ENVIRONMENT OMP_NUM_THREADS=1)
+
 # ---- the native runtime's policies without a GPU ------------------------------------------------
 # tests/native/runtime_test.cpp: the device caching allocator on a fake CUDA table (host memory),
 # the host allocator, and cuBLAS behind the C ABI through tests/native/fake_cublas.cpp (a stand-in

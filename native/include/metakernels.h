@@ -505,6 +505,26 @@ int mk_meta_es_perturb(int device, int dtype, int64_t seed, int64_t generation, 
 int mk_meta_es_combine(int device, int dtype, int64_t seed, int64_t generation, int64_t pairs, int64_t n,
                        const void* weights, double scale, const void* theta, void* out, void* stream);
 
+/* Edge softmax over each row's non-zeros (a node's in-edges), per head: scores, out: [nnz, heads]
+ * in CSR order, out[k, h] = exp(s[k, h] - m) / sum_{k' in row r} exp(s[k', h] - m), m the row max
+ * (numerically stable). lse_out (optional, [rows, heads]) receives m + log(sum), -inf for rows
+ * without non-zeros; lse_in (optional, instead of lse_out) is such an lse of the same scores, and
+ * the call then writes exp(s - lse) in one pass. Each (row, head) reduced by one thread in CSR
+ * order: deterministic. A row of -inf scores gives 0. F32 or F64. */
+int mk_graph_edge_softmax_forward(int device, int dtype, int64_t rows, int64_t cols, int64_t nnz, int64_t heads,
+                                  const int64_t* row_ptr, const int64_t* col, const void* scores,
+                                  const void* lse_in, void* out, void* lse_out, void* stream);
+/* Fused GAT aggregation (Velickovic et al.): for every non-zero k of row r (edge col[k] -> r)
+ * e[k, h] = leaky_relu(s_src[col[k], h] + s_dst[r, h], negative_slope), alpha = edge softmax of e
+ * over the row, out[r, h, :] = sum_k alpha[k, h] x[col[k], h, :]. x: [cols, heads, width]
+ * (width >= 1), s_src: [cols, heads], s_dst: [rows, heads], out: [rows, heads, width], lse
+ * (optional): [rows, heads], the row log-sum-exp of e. One pass over x per row, alpha never
+ * stored; rows without non-zeros: out 0, lse -inf. Deterministic. F32 or F64. */
+int mk_graph_gat_forward(int device, int dtype, int64_t rows, int64_t cols, int64_t nnz, int64_t heads,
+                         int64_t width, double negative_slope, const int64_t* row_ptr, const int64_t* col,
+                         const void* x, const void* s_src, const void* s_dst, void* out, void* lse,
+                         void* stream);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,6 +1,7 @@
 // C ABI of the graph family: validation, the CSR structure check, dispatch. Messages name the
 // entry point and the caller's sizes ("rows = 5, cols = 5, nnz = 12, heads = 1, width = 16").
 #include <cinttypes>
+#include <cmath>
 #include <string>
 
 #include "common.h"
@@ -99,6 +100,52 @@ int mk_graph_sddmm_forward(int device, int dtype, int64_t rows, int64_t cols, in
   if (nnz == 0) return MK_OK;
   if (width == 0) return kernel_status(op, device, t->fill(dtype, nnz * heads, out, 0.0, stream));
   return kernel_status(op, device, t->graph_sddmm(dtype, rows, nnz, heads, width, row_ptr, col, a, b, out, stream));
+}
+
+
+// ---- edge softmax and the fused GAT aggregation (kernels/{cpu,cuda}/gat.*) ----------------------
+int mk_graph_edge_softmax_forward(int device, int dtype, int64_t rows, int64_t cols, int64_t nnz, int64_t heads,
+                                  const int64_t* row_ptr, const int64_t* col, const void* scores, const void* lse_in,
+                                  void* out, void* lse_out, void* stream) {
+  const char* op = "mk_graph_edge_softmax_forward";
+  const KernelTable* t = kernels_for(op, device);
+  if (!t) return MK_ERR_NO_DEVICE;
+  MK_CHECK(check_graph(op, t, device, dtype, rows, cols, nnz, heads, 1, row_ptr, col, stream));
+  MK_CHECK(check_ptr(op, "scores", scores, nnz * heads));
+  MK_CHECK(check_ptr(op, "out", out, nnz * heads));
+  if (lse_in && lse_out)
+    return fail(MK_ERR_INVALID_ARGUMENT, "%s: %s: give lse_in or lse_out, not both", op,
+                sizes(rows, cols, nnz, heads, 1).c_str());
+  if (lse_in) MK_CHECK(check_ptr(op, "lse_in", lse_in, rows * heads));
+  if (lse_out) MK_CHECK(check_ptr(op, "lse_out", lse_out, rows * heads));
+  if (nnz == 0 || rows == 0) {  // no scores: every row is empty, its lse -inf
+    if (lse_out && rows > 0) return kernel_status(op, device, t->fill(dtype, rows * heads, lse_out, -INFINITY, stream));
+    return MK_OK;
+  }
+  return kernel_status(op, device,
+                       t->graph_edge_softmax(dtype, rows, nnz, heads, row_ptr, scores, lse_in, out, lse_out, stream));
+}
+
+int mk_graph_gat_forward(int device, int dtype, int64_t rows, int64_t cols, int64_t nnz, int64_t heads, int64_t width,
+                         double negative_slope, const int64_t* row_ptr, const int64_t* col, const void* x,
+                         const void* s_src, const void* s_dst, void* out, void* lse, void* stream) {
+  const char* op = "mk_graph_gat_forward";
+  const KernelTable* t = kernels_for(op, device);
+  if (!t) return MK_ERR_NO_DEVICE;
+  MK_CHECK(check_graph(op, t, device, dtype, rows, cols, nnz, heads, width, row_ptr, col, stream));
+  const std::string s = sizes(rows, cols, nnz, heads, width);
+  if (width < 1) return fail(MK_ERR_INVALID_ARGUMENT, "%s: %s: width must be >= 1", op, s.c_str());
+  if (!std::isfinite(negative_slope))
+    return fail(MK_ERR_INVALID_ARGUMENT, "%s: %s: negative_slope %g is not finite", op, s.c_str(), negative_slope);
+  MK_CHECK(check_ptr(op, "x", x, cols * heads * width));
+  MK_CHECK(check_ptr(op, "s_src", s_src, cols * heads));
+  MK_CHECK(check_ptr(op, "s_dst", s_dst, rows * heads));
+  MK_CHECK(check_ptr(op, "out", out, rows * heads * width));
+  if (lse) MK_CHECK(check_ptr(op, "lse", lse, rows * heads));
+  if (rows == 0) return MK_OK;
+  return kernel_status(op, device,
+                       t->graph_gat(dtype, rows, nnz, heads, width, negative_slope, row_ptr, col, x, s_src, s_dst, out,
+                                    lse, stream));
 }
 
 }  // extern "C"

@@ -275,6 +275,11 @@ class GradCheckOpsTest {
       return res.gradients().get("layer0.weight").sin().add(org.metakernels.meta.PerExample.normsSquared(
           PER_EXAMPLE_NET, xs.get(0), out -> out.sub(xs.get(1)).square().sum(1, false), true).sum());
     }, r -> List.of(u(r, -1, 1, 3, 3), u(r, -1, 1, 3, 2)));
+    // edge softmax over each node's in-edges and the fused GAT aggregation (x, both score vectors)
+    add("graph edge softmax", xs -> onGraph(g -> MessagePassing.edgeSoftmax(g, xs.get(0)).mul(xs.get(1)).sin()),
+        r -> List.of(u(r, -2, 2, GRAPH_SRC.length, 2), u(r, -1, 1, GRAPH_SRC.length, 2)));
+    add("graph gat aggregate", xs -> onGraph(g -> MessagePassing.gatAggregate(g, xs.get(0).reshape(6, 2, 2), xs.get(1),
+        xs.get(2), 0.2).tanh()), r -> List.of(u(r, -1, 1, 6, 4), u(r, -1, 1, 6, 2), u(r, -1, 1, 6, 2)));
   }
 
   static Stream<Case> allCases() {

@@ -289,4 +289,126 @@ public class GraphBench {
       bh.consume(s.src.copyContiguous());
     }
   }
+
+  // ---- GAT layer: scores, edge softmax and aggregation, forward and backward ---------------------
+
+  /**
+   * The attention part of a GAT layer (PyG's GATConv after its linear map), F32 on the CPU, over
+   * the R-MAT graph: xh [nodes, H, F], attention vectors aSrc, aDst [H, F];
+   * sSrc = Σ_f xh·aSrc, sDst = Σ_f xh·aDst, e = leakyReLU(sSrc[src] + sDst[dst], 0.2), α = softmax
+   * of e over each node's in-edges, out[i] = Σ_j α_ij xh[j]; the gradients of xh, aSrc and aDst
+   * for a random dOut ({@code gatForwardBackward}). Vendors: {@code metakernels}
+   * ({@link MessagePassing#gatAggregate}: one fused pass per node, only the row log-sum-exp [N, H]
+   * kept; the backward on the graph kernels with [E, H] intermediates); {@code libtorch}: the
+   * composed form a PyTorch user writes (PyG's softmax): index_select of the scores, leaky_relu,
+   * scatter_reduce amax of the detached scores, exp, index_add of the sums, the division, then
+   * index_add of xh[src]·α (an [E, H, F] message buffer), backward by autograd. The set-up checks
+   * out, dxh, daSrc and daDst of the two against each other.
+   */
+  @State(org.openjdk.jmh.annotations.Scope.Thread)
+  public static class GatInputs {
+    @Param({"1000000"}) public long edges;
+
+    @Param({"100000"}) public long nodes;
+
+    /** heads x features per head. */
+    @Param({"4x16", "8x8"}) public String shape;
+
+    @Param({"metakernels", "libtorch"}) public String vendor;
+
+    int heads, width;
+    Scope scope;
+    Graph g;
+    Tensor xh, aSrc, aDst, dOut;
+    org.bytedeco.pytorch.Tensor src, dst, dstH, txh, taSrc, taDst, tdOut;
+
+    @Setup(Level.Trial)
+    public void setup() {
+      Torch.configure(vendor);
+      heads = Integer.parseInt(shape.substring(0, shape.indexOf('x')));
+      width = Integer.parseInt(shape.substring(shape.indexOf('x') + 1));
+      String what = "GraphBench.gatForwardBackward nodes=" + nodes + " edges=" + edges + " " + shape;
+      if (vendor.equals("libtorch")) // xh[src], its product with α and their gradients: [E, H, F] each
+        Checks.requireMemory(what + " libtorch messages", 4 * edges * heads * width * 4);
+      scope = Scope.open();
+      try (Scope tmp = Scope.open()) {
+        g = Graph.fromEdges(Graphs.rmat(nodes, edges, SEED), nodes);
+      }
+      xh = Tensor.randn(new long[] {nodes, heads, width}, DType.F32, Device.CPU, SEED + 11).requiresGrad(true);
+      aSrc = Tensor.randn(new long[] {heads, width}, DType.F32, Device.CPU, SEED + 12).mul(0.3).detach()
+                 .requiresGrad(true);
+      aDst = Tensor.randn(new long[] {heads, width}, DType.F32, Device.CPU, SEED + 13).mul(0.3).detach()
+                 .requiresGrad(true);
+      dOut = Tensor.randn(new long[] {nodes, heads, width}, DType.F32, Device.CPU, SEED + 14);
+      long[] ei = g.edgeIndex().toLongArray();
+      int e = (int) edges;
+      src = TorchGraph.longs(java.util.Arrays.copyOfRange(ei, 0, e));
+      dst = TorchGraph.longs(java.util.Arrays.copyOfRange(ei, e, 2 * e));
+      dstH = dst.unsqueeze(1).expand(edges, heads).contiguous();
+      txh = Torch.leaf(Torch.copyOf(xh.detach()));
+      taSrc = Torch.leaf(Torch.copyOf(aSrc.detach()));
+      taDst = Torch.leaf(Torch.copyOf(aDst.detach()));
+      tdOut = Torch.copyOf(dOut);
+      check(what);
+      if (vendor.equals("libtorch")) Torch.pickBlasThreads(what, () -> torchForwardBackward());
+    }
+
+    Tensor[] mk() {
+      Tensor sSrc = xh.mul(aSrc.reshape(1, heads, width)).sum(2, false);
+      Tensor sDst = xh.mul(aDst.reshape(1, heads, width)).sum(2, false);
+      Tensor out = MessagePassing.gatAggregate(g, xh, sSrc, sDst, 0.2);
+      List<Tensor> gr = Autograd.grad(List.of(out), List.of(xh, aSrc, aDst), List.of(dOut), false);
+      return new Tensor[] {out, gr.get(0), gr.get(1), gr.get(2)};
+    }
+
+    org.bytedeco.pytorch.Tensor[] torchForwardBackward() {
+      org.bytedeco.pytorch.Tensor sSrc = txh.mul(taSrc.unsqueeze(0)).sum(2);
+      org.bytedeco.pytorch.Tensor sDst = txh.mul(taDst.unsqueeze(0)).sum(2);
+      org.bytedeco.pytorch.Tensor z = torch.index_select(sSrc, 0, src).add(torch.index_select(sDst, 0, dst));
+      org.bytedeco.pytorch.Tensor e = torch.leaky_relu(z, new Scalar(0.2));
+      TensorOptions f32 = new TensorOptions(torch.ScalarType.Float);
+      org.bytedeco.pytorch.Tensor max = torch.zeros(new long[] {nodes, heads}, f32)
+                                            .scatter_reduce(0, dstH, e.detach(), "amax", false);
+      org.bytedeco.pytorch.Tensor p = e.sub(torch.index_select(max, 0, dst)).exp();
+      org.bytedeco.pytorch.Tensor sum = torch.zeros(new long[] {nodes, heads}, f32).index_add(0, dst, p);
+      org.bytedeco.pytorch.Tensor alpha = p.div(torch.index_select(sum, 0, dst));
+      org.bytedeco.pytorch.Tensor msg = torch.index_select(txh, 0, src).mul(alpha.unsqueeze(2));
+      org.bytedeco.pytorch.Tensor out = torch.zeros(new long[] {nodes, heads, width}, f32).index_add(0, dst, msg);
+      TensorVector gr =
+          Torch.grad(new TensorVector(out), new TensorVector(txh, taSrc, taDst), new TensorVector(tdOut), false);
+      return new org.bytedeco.pytorch.Tensor[] {out, gr.get(0), gr.get(1), gr.get(2)};
+    }
+
+    void check(String what) {
+      try (Scope s = Scope.open(); PointerScope ps = new PointerScope()) {
+        Tensor[] mine = mk();
+        org.bytedeco.pytorch.Tensor[] theirs = torchForwardBackward();
+        String[] names = {"out", "dxh", "daSrc", "daDst"};
+        for (int i = 0; i < mine.length; i++)
+          Checks.assertClose(what + " " + names[i] + " metakernels vs libtorch", mine[i].toFloatArray(),
+              Torch.toFloats(theirs[i]), 1e-4, 1e-3);
+      }
+    }
+
+    @TearDown(Level.Trial)
+    public void tearDown() {
+      for (org.bytedeco.pytorch.Tensor z : new org.bytedeco.pytorch.Tensor[] {src, dst, dstH, txh, taSrc, taDst, tdOut})
+        if (z != null) z.close();
+      if (g != null) g.close();
+      if (scope != null) scope.close();
+    }
+  }
+
+  @Benchmark
+  public void gatForwardBackward(GatInputs in, Blackhole bh) {
+    if (in.vendor.equals("metakernels")) {
+      try (Scope scope = Scope.open()) {
+        bh.consume(in.mk());
+      }
+    } else {
+      try (PointerScope ps = new PointerScope()) {
+        bh.consume(in.torchForwardBackward());
+      }
+    }
+  }
 }

@@ -304,4 +304,158 @@ public final class MessagePassing {
       return new Tensor[] {ga, gb};
     });
   }
+
+  // ------------------------------------------------------------------------------------------
+  // edge softmax and the fused GAT aggregation (kernels/{cpu,cuda}/gat.*)
+
+  /**
+   * Softmax of edge scores over each node's in-edges: y_k = exp(s_k) / Σ_{k' : dst_k' = dst_k}
+   * exp(s_k'), per head, numerically stable (the row max is subtracted), deterministic.
+   * Differentiable to any order (the rule y · (g − Σ_row g·y) is made of the graph kernels).
+   * {@code MessagePassing.edgeSoftmax(g, s)} of s [E] is [E]; of [E, H], [E, H].
+   *
+   * @param g the graph
+   * @param scores F32 or F64 [E] or [E, H] in graph order, on the graph's device
+   * @return the attention coefficients, scores' shape; each node's in-edges sum to 1 per head
+   * @throws MetakernelsException when the scores do not fit the graph (E, rank, dtype, device)
+   * @throws IllegalStateException when the graph or the scores were freed
+   */
+  public static Tensor edgeSoftmax(Graph g, Tensor scores) {
+    String op = "MessagePassing.edgeSoftmax";
+    checkGraph(op, g);
+    checkFloating(op, scores);
+    if (scores.device() != g.device())
+      throw new MetakernelsException(op + ": device mismatch: " + g.describe() + ", scores " + scores.describe());
+    boolean ok = (scores.rank() == 1 || (scores.rank() == 2 && scores.size(1) >= 1))
+        && scores.size(0) == g.numEdges();
+    if (!ok)
+      throw new MetakernelsException(op + ": scores " + scores.describe() + " must be [" + g.numEdges() + "] or ["
+          + g.numEdges() + ", H] (H >= 1) for " + g.describe());
+    if (scores.rank() == 1) return edgeSoftmaxOp(g, scores.reshape(g.numEdges(), 1), null).reshape(g.numEdges());
+    return edgeSoftmaxOp(g, scores, null);
+  }
+
+  /**
+   * Fused graph-attention aggregation (GAT, Veličković et al. 2018) over each node's in-edges
+   * j → i, per head h:
+   *
+   * <pre>
+   *   e_ij = leakyReLU(sSrc[j, h] + sDst[i, h], negativeSlope),  α = edge softmax of e over i's in-edges,
+   *   out[i, h, :] = Σ_j α_ij x[j, h, :]                                      (0 without in-edges)
+   * </pre>
+   *
+   * <p>with sSrc = ⟨x[j, h], a_src[h]⟩ and sDst = ⟨x[i, h], a_dst[h]⟩ in GATConv. One kernel pass
+   * per node (the row max from the scores, then one sweep over the source features); only the row
+   * log-sum-exp [N, H] is kept for the backward, which recomputes α from it on the graph kernels
+   * and is differentiable to any order in x, sSrc and sDst.
+   * {@code MessagePassing.gatAggregate(g, x, sSrc, sDst, 0.2)} of x [N, H, F], sSrc and sDst
+   * [N, H] is [N, H, F].
+   *
+   * @param g the graph
+   * @param x F32 or F64 [N, H, F] (F >= 1), on the graph's device
+   * @param sSrc [N, H], x's dtype and device: the score of each node as a source
+   * @param sDst [N, H], x's dtype and device: the score of each node as a destination
+   * @param negativeSlope leakyReLU's slope for negative arguments (finite; 0.2 in GAT)
+   * @return [N, H, F]
+   * @throws MetakernelsException when the inputs do not fit the graph or each other
+   * @throws IllegalStateException when the graph or an input was freed
+   */
+  public static Tensor gatAggregate(Graph g, Tensor x, Tensor sSrc, Tensor sDst, double negativeSlope) {
+    String op = "MessagePassing.gatAggregate";
+    checkGraph(op, g);
+    checkFloating(op, x);
+    checkFloating(op, sSrc);
+    checkFloating(op, sDst);
+    String shapes = "x " + x.describe() + ", sSrc " + sSrc.describe() + ", sDst " + sDst.describe();
+    if (x.dtype() != sSrc.dtype() || x.dtype() != sDst.dtype() || x.device() != sSrc.device()
+        || x.device() != sDst.device())
+      throw new MetakernelsException(op + ": dtype or device mismatch: " + shapes);
+    if (x.device() != g.device())
+      throw new MetakernelsException(op + ": device mismatch: " + g.describe() + ", " + shapes);
+    long n = g.numNodes();
+    boolean ok = x.rank() == 3 && x.size(0) == n && x.size(1) >= 1 && x.size(2) >= 1 && sSrc.rank() == 2
+        && sDst.rank() == 2 && sSrc.size(0) == n && sDst.size(0) == n && sSrc.size(1) == x.size(1)
+        && sDst.size(1) == x.size(1);
+    if (!ok)
+      throw new MetakernelsException(op + ": expected x [" + n + ", H, F] (H, F >= 1) and sSrc, sDst [" + n
+          + ", H] for " + g.describe() + ", got " + shapes);
+    if (!Double.isFinite(negativeSlope))
+      throw new MetakernelsException(op + ": negativeSlope " + negativeSlope + " is not finite (" + shapes + ")");
+    return gatOp(g, x, sSrc, sDst, negativeSlope);
+  }
+
+  /** y = edge softmax of s [E, H] (with lseIn [N, H], exp(s - lse) in one pass); differentiable in s. */
+  private static Tensor edgeSoftmaxOp(Graph g, Tensor s, Tensor lseIn) {
+    String op = "edgeSoftmax";
+    long n = g.numNodes(), e = g.numEdges(), heads = s.size(1);
+    Tensor y = Tensor.empty(s.shape(), s.dtype(), s.device());
+    try (Scope tmp = Scope.open()) {
+      Tensor sc = s.isContiguous() ? s : s.copyContiguous();
+      int status = MkNative.mk_graph_edge_softmax_forward(s.device().code, s.dtype().code, n, n, e, heads,
+          g.rowPtr().address(op), g.sources().address(op), sc.address(op), lseIn == null ? 0L : lseIn.address(op),
+          y.address(op), 0L, s.launchStream());
+      Native.check(status, "MessagePassing.edgeSoftmax " + g.describe() + ", scores " + s.describe());
+    }
+    return Autograd.record(op, y, new Tensor[] {s}, gy -> new Tensor[] {softmaxBackward(g, y, gy[0])});
+  }
+
+  /** The vector-Jacobian product of the edge softmax: y · (gy − Σ_row gy·y), all [E, H]. */
+  private static Tensor softmaxBackward(Graph g, Tensor y, Tensor gy) {
+    return y.mul(gy.sub(atDestinations(g, rowSums(g, false, gy.mul(y)))));
+  }
+
+  /** Σ over each node's in-edges (transposed: out-edges) of w [E, H]: [N, H]. */
+  private static Tensor rowSums(Graph g, boolean transposed, Tensor w) {
+    long n = g.numNodes(), heads = w.size(1);
+    Tensor ones = Tensor.ones(new long[] {n, heads, 1}, w.dtype(), w.device());
+    return sum(g, transposed, w, ones, new Features(heads, 1)).reshape(n, heads);
+  }
+
+  /** t [N, H] read at each edge's destination: [E, H] (an sddmm with ones, so differentiable). */
+  private static Tensor atDestinations(Graph g, Tensor t) {
+    long n = g.numNodes(), heads = t.size(1);
+    Tensor ones = Tensor.ones(new long[] {n, heads, 1}, t.dtype(), t.device());
+    return sddmmOp(g, t.reshape(n, heads, 1), ones, true);
+  }
+
+  /** t [N, H] read at each edge's source: [E, H]. */
+  private static Tensor atSources(Graph g, Tensor t) {
+    long n = g.numNodes(), heads = t.size(1);
+    Tensor ones = Tensor.ones(new long[] {n, heads, 1}, t.dtype(), t.device());
+    return sddmmOp(g, ones, t.reshape(n, heads, 1), true);
+  }
+
+  private static Tensor gatOp(Graph g, Tensor x, Tensor sSrc, Tensor sDst, double slope) {
+    String op = "gatAggregate";
+    long n = g.numNodes(), e = g.numEdges(), heads = x.size(1), width = x.size(2);
+    Tensor out = Tensor.empty(x.shape(), x.dtype(), x.device());
+    Tensor lse = Tensor.empty(new long[] {n, heads}, x.dtype(), x.device()); // kept for the backward
+    try (Scope tmp = Scope.open(); var ng = Autograd.noGrad()) {
+      Tensor xc = x.isContiguous() ? x : x.copyContiguous();
+      Tensor ssc = sSrc.isContiguous() ? sSrc : sSrc.copyContiguous();
+      Tensor sdc = sDst.isContiguous() ? sDst : sDst.copyContiguous();
+      int status = MkNative.mk_graph_gat_forward(x.device().code, x.dtype().code, n, n, e, heads, width, slope,
+          g.rowPtr().address(op), g.sources().address(op), xc.address(op), ssc.address(op), sdc.address(op),
+          out.address(op), lse.address(op), x.launchStream());
+      Native.check(status, "MessagePassing.gatAggregate " + g.describe() + ", x " + x.describe() + ", sSrc "
+          + sSrc.describe() + ", sDst " + sDst.describe());
+    }
+    Features f = new Features(heads, width);
+    return Autograd.record(op, out, new Tensor[] {x, sSrc, sDst}, gr -> {
+      // α recomputed on the graph kernels (one pass from the saved lse), as a differentiable op
+      Tensor z = atSources(g, sSrc).add(atDestinations(g, sDst)); // [E, H]
+      Tensor positive = z.gt(0.0); // leakyReLU's branch; e = z there, slope·z elsewhere
+      Tensor alpha = edgeSoftmaxOp(g, Tensor.where(positive, z, z.mul(slope)), lse);
+      Tensor gx = x.requiresGrad() ? sum(g, true, alpha, gr[0], f) : null; // Σ_{i ← j} α_ij g[i]
+      Tensor gs = null, gd = null;
+      if (sSrc.requiresGrad() || sDst.requiresGrad()) {
+        Tensor gAlpha = sddmmOp(g, gr[0], x, true); // ⟨g[i, h], x[j, h]⟩ per edge
+        Tensor ge = softmaxBackward(g, alpha, gAlpha);
+        Tensor gz = Tensor.where(positive, ge, ge.mul(slope));
+        gs = sSrc.requiresGrad() ? rowSums(g, true, gz) : null;
+        gd = sDst.requiresGrad() ? rowSums(g, false, gz) : null;
+      }
+      return new Tensor[] {gx, gs, gd};
+    });
+  }
 }

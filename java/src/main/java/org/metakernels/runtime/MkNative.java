@@ -569,4 +569,18 @@ public final class MkNative {
       @Cast("int64_t") long generation, @Cast("int64_t") long pairs, @Cast("int64_t") long n,
       @Cast("const void*") long weights, double scale, @Cast("const void*") long theta, @Cast("void*") long out,
       @Cast("void*") long stream);
+
+  // ---- graph: edge softmax and the fused GAT aggregation
+  public static native int mk_graph_edge_softmax_forward(int device, int dtype, @Cast("int64_t") long rows,
+      @Cast("int64_t") long cols, @Cast("int64_t") long nnz, @Cast("int64_t") long heads,
+      @Cast("const int64_t*") long rowPtr, @Cast("const int64_t*") long col, @Cast("const void*") long scores,
+      @Cast("const void*") long lseIn, @Cast("void*") long out, @Cast("void*") long lseOut,
+      @Cast("void*") long stream);
+
+  public static native int mk_graph_gat_forward(int device, int dtype, @Cast("int64_t") long rows,
+      @Cast("int64_t") long cols, @Cast("int64_t") long nnz, @Cast("int64_t") long heads,
+      @Cast("int64_t") long width, double negativeSlope, @Cast("const int64_t*") long rowPtr,
+      @Cast("const int64_t*") long col, @Cast("const void*") long x, @Cast("const void*") long sSrc,
+      @Cast("const void*") long sDst, @Cast("void*") long out, @Cast("void*") long lse,
+      @Cast("void*") long stream);
 }

@@ -1,0 +1,242 @@
+// Edge softmax and the fused GAT aggregation on the CPU (MK_MULTI_ISA: compiled for AVX2 and for
+// AVX-512; the AVX2 build also holds the dispatchers). Shapes: mk/kernels.inc and the graph section
+// of metakernels.h. A graph row r is a destination node, its non-zeros k its in-edges (CSR order).
+//
+//   edge softmax:  m[r,h] = max_k s[k,h],  l[r,h] = Σ_k exp(s[k,h] - m[r,h]),
+//                  y[k,h] = exp(s[k,h] - m[r,h]) / l[r,h],   lse[r,h] = m[r,h] + log l[r,h]
+//                  (with lse given: y[k,h] = exp(s[k,h] - lse[r,h]), one pass)
+//   GAT:           e[k,h] = leaky(s_src[col k, h] + s_dst[r, h]),  leaky(z) = z > 0 ? z : slope·z
+//                  out[r,h,:] = Σ_k softmax_k(e[·,h]) · x[col k, h, :],  lse[r,h] as above
+//
+// The GAT pass reads every source feature row once: a first sweep over the row's scalars finds the
+// row max (scores only: 2 loads per edge and head, e kept in a per-thread row buffer), the second
+// accumulates exp(e - m)·x[col] and the sum of the exponentials, and the row is divided by the sum
+// at the end. That is the online
+// softmax of flash attention without its rescaling (the scalars are cheap to read twice, and a
+// fixed max keeps every term ≤ 1), and nothing of size E×H is written.
+//
+// Determinism: a row is reduced by one thread in CSR order (max: order does not matter; sums:
+// from 0 by std::fma / + in CSR order); threads split the rows into parts of equal non-zeros (the
+// partition of kernels/cpu/graph.cpp), never a row. Bitwise the same for every thread count and
+// run. The CUDA twin (kernels/cuda/gat.cu) runs the same arithmetic in the same order per element;
+// only its exp/log differ from the host's by rounding.
+//
+// Rows without non-zeros: GAT writes 0 and lse = -inf; edge softmax writes no y (there is none)
+// and lse = -inf. A row whose scores are all -inf: y = 0, out = 0, lse = -inf. NaN propagates.
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "mk/cpu_parallel.h"
+#include "mk/isa_ns.h"
+#include "mk/kernels.h"
+
+namespace mk {
+namespace cpu {
+
+struct GatTraits {
+  static constexpr int64_t kPartsPerThread = 8;  // dynamic parts per thread (load balance)
+  static constexpr int64_t kPrefetch = 4;        // non-zeros ahead whose feature row is prefetched
+  static_assert(kPartsPerThread >= 1 && kPrefetch >= 1, "positive tuning knobs");
+};
+
+namespace MK_ISA_NS {
+namespace {
+
+using Traits = GatTraits;
+
+// First row of part p when [0, rows) is cut into `parts` parts of equal work (non-zeros + rows).
+int64_t gat_part_start(const int64_t* row_ptr, int64_t rows, int64_t p, int64_t parts) {
+  if (p <= 0) return 0;
+  if (p >= parts) return rows;
+  const int64_t total = row_ptr[rows] + rows;
+  const int64_t target = int64_t(static_cast<__int128>(total) * p / parts);
+  int64_t lo = 0, hi = rows;
+  while (lo < hi) {
+    const int64_t mid = lo + (hi - lo) / 2;
+    if (row_ptr[mid] + mid < target)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo;
+}
+
+template <class Body>
+void gat_for_each_part(const int64_t* row_ptr, int64_t rows, int64_t columns, Body body) {
+  const int64_t work = (row_ptr[rows] + rows) * std::max<int64_t>(columns, 1);
+  if (rows <= 1 || !parallel_worth(work)) {
+    body(int64_t(0), rows);
+    return;
+  }
+  const int64_t parts = std::min<int64_t>(rows, int64_t(omp_get_max_threads()) * Traits::kPartsPerThread);
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t p = 0; p < parts; ++p)
+    body(gat_part_start(row_ptr, rows, p, parts), gat_part_start(row_ptr, rows, p + 1, parts));
+}
+
+template <class T>
+inline T neg_inf() {
+  return -std::numeric_limits<T>::infinity();
+}
+
+// max that keeps a NaN once seen
+template <class T>
+inline T nan_max(T m, T v) {
+  return (v > m || v != v) ? v : m;
+}
+
+// the product as an fma with 0: no contraction with the subtraction that follows can make the CPU
+// and CUDA (or emulator) builds round differently
+template <class T>
+inline T leaky(T z, T slope) {
+  return z > T(0) ? z : std::fma(slope, z, T(0));
+}
+
+// ---- edge softmax --------------------------------------------------------------------------------
+template <class T>
+void edge_softmax_t(int64_t rows, int64_t H, const int64_t* row_ptr, const T* s, const T* lse_in, T* y, T* lse_out) {
+  gat_for_each_part(row_ptr, rows, H, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t b = row_ptr[r], e = row_ptr[r + 1];
+      for (int64_t h = 0; h < H; ++h) {
+        if (lse_in) {
+          const T l = lse_in[r * H + h];
+          for (int64_t k = b; k < e; ++k) y[k * H + h] = l == neg_inf<T>() ? T(0) : std::exp(s[k * H + h] - l);
+          continue;
+        }
+        T m = neg_inf<T>();
+        for (int64_t k = b; k < e; ++k) m = nan_max(m, s[k * H + h]);
+        const T m0 = m == neg_inf<T>() ? T(0) : m;
+        T sum = T(0);
+        for (int64_t k = b; k < e; ++k) {
+          const T p = std::exp(s[k * H + h] - m0);
+          y[k * H + h] = p;
+          sum += p;
+        }
+        if (sum > T(0) || sum != sum)
+          for (int64_t k = b; k < e; ++k) y[k * H + h] = y[k * H + h] / sum;
+        if (lse_out) lse_out[r * H + h] = sum > T(0) || sum != sum ? m0 + std::log(sum) : neg_inf<T>();
+      }
+    }
+  });
+}
+
+// ---- GAT -----------------------------------------------------------------------------------------
+template <class T>
+void gat_t(int64_t rows, int64_t H, int64_t D, T slope, const int64_t* row_ptr, const int64_t* col, const T* x,
+           const T* s_src, const T* s_dst, T* out, T* lse) {
+  const int64_t F = H * D;
+  gat_for_each_part(row_ptr, rows, F + H, [&](int64_t r0, int64_t r1) {
+    std::vector<T> m(static_cast<size_t>(H)), sum(static_cast<size_t>(H));
+    std::vector<T> ev;  // the row's scores e[k, h], kept from sweep 1 (no second gather of s_src)
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t b = row_ptr[r], e = row_ptr[r + 1];
+      const T* sd = s_dst + r * H;
+      T* o = out + r * F;
+      // sweep 1: the row max of every head (scalars only)
+      std::fill(m.begin(), m.end(), neg_inf<T>());
+      if (ev.size() < size_t((e - b) * H)) ev.resize(size_t((e - b) * H));
+      for (int64_t k = b; k < e; ++k) {
+        const T* ss = s_src + col[k] * H;
+        T* er = ev.data() + (k - b) * H;
+        for (int64_t h = 0; h < H; ++h) {
+          er[h] = leaky(ss[h] + sd[h], slope);
+          m[size_t(h)] = nan_max(m[size_t(h)], er[h]);
+        }
+      }
+      for (int64_t h = 0; h < H; ++h)
+        if (m[size_t(h)] == neg_inf<T>()) m[size_t(h)] = T(0);
+      // sweep 2: o = Σ exp(e - m) · x[col], sum = Σ exp(e - m), each from 0 in CSR order
+      std::fill(o, o + F, T(0));
+      std::fill(sum.begin(), sum.end(), T(0));
+      for (int64_t k = b; k < e; ++k) {
+        if (k + Traits::kPrefetch < e) {
+          const char* p = reinterpret_cast<const char*>(x + col[k + Traits::kPrefetch] * F);
+          for (int64_t off = 0; off < F * int64_t(sizeof(T)); off += 64) __builtin_prefetch(p + off, 0, 1);
+        }
+        const T* er = ev.data() + (k - b) * H;
+        const T* xr = x + col[k] * F;
+        for (int64_t h = 0; h < H; ++h) {
+          const T p = std::exp(er[h] - m[size_t(h)]);
+          sum[size_t(h)] += p;
+          T* oh = o + h * D;
+          const T* xh = xr + h * D;
+#pragma omp simd
+          for (int64_t d = 0; d < D; ++d) oh[d] = std::fma(p, xh[d], oh[d]);
+        }
+      }
+      for (int64_t h = 0; h < H; ++h) {
+        const T l = sum[size_t(h)];
+        const bool some = l > T(0) || l != l;
+        T* oh = o + h * D;
+        if (some) {
+#pragma omp simd
+          for (int64_t d = 0; d < D; ++d) oh[d] = oh[d] / l;
+        }
+        if (lse) lse[r * H + h] = some ? m[size_t(h)] + std::log(l) : neg_inf<T>();
+      }
+    }
+  });
+}
+
+}  // namespace
+
+int graph_edge_softmax(int dtype, int64_t rows, int64_t, int64_t heads, const int64_t* row_ptr, const void* scores,
+                       const void* lse_in, void* out, void* lse_out, void*) {
+  if (dtype == MK_F32)
+    edge_softmax_t(rows, heads, row_ptr, static_cast<const float*>(scores), static_cast<const float*>(lse_in),
+                   static_cast<float*>(out), static_cast<float*>(lse_out));
+  else if (dtype == MK_F64)
+    edge_softmax_t(rows, heads, row_ptr, static_cast<const double*>(scores), static_cast<const double*>(lse_in),
+                   static_cast<double*>(out), static_cast<double*>(lse_out));
+  else
+    return KERNEL_UNSUPPORTED;
+  return 0;
+}
+
+int graph_gat(int dtype, int64_t rows, int64_t, int64_t heads, int64_t width, double slope, const int64_t* row_ptr,
+              const int64_t* col, const void* x, const void* s_src, const void* s_dst, void* out, void* lse, void*) {
+  if (dtype == MK_F32)
+    gat_t(rows, heads, width, float(slope), row_ptr, col, static_cast<const float*>(x),
+          static_cast<const float*>(s_src), static_cast<const float*>(s_dst), static_cast<float*>(out),
+          static_cast<float*>(lse));
+  else if (dtype == MK_F64)
+    gat_t(rows, heads, width, slope, row_ptr, col, static_cast<const double*>(x), static_cast<const double*>(s_src),
+          static_cast<const double*>(s_dst), static_cast<double*>(out), static_cast<double*>(lse));
+  else
+    return KERNEL_UNSUPPORTED;
+  return 0;
+}
+
+}  // namespace MK_ISA_NS
+
+#ifndef MK_ISA_AVX512
+// ---- dispatch (in the AVX2 build only) -----------------------------------------------------------
+namespace avx512 {
+int graph_edge_softmax(int, int64_t, int64_t, int64_t, const int64_t*, const void*, const void*, void*, void*, void*);
+int graph_gat(int, int64_t, int64_t, int64_t, int64_t, double, const int64_t*, const int64_t*, const void*, const void*,
+              const void*, void*, void*, void*);
+}  // namespace avx512
+
+int graph_edge_softmax(int dtype, int64_t rows, int64_t nnz, int64_t heads, const int64_t* row_ptr, const void* scores,
+                       const void* lse_in, void* out, void* lse_out, void* stream) {
+  if (isa_level() >= 3)
+    return avx512::graph_edge_softmax(dtype, rows, nnz, heads, row_ptr, scores, lse_in, out, lse_out, stream);
+  return avx2::graph_edge_softmax(dtype, rows, nnz, heads, row_ptr, scores, lse_in, out, lse_out, stream);
+}
+
+int graph_gat(int dtype, int64_t rows, int64_t nnz, int64_t heads, int64_t width, double slope, const int64_t* row_ptr,
+              const int64_t* col, const void* x, const void* s_src, const void* s_dst, void* out, void* lse,
+              void* stream) {
+  if (isa_level() >= 3)
+    return avx512::graph_gat(dtype, rows, nnz, heads, width, slope, row_ptr, col, x, s_src, s_dst, out, lse, stream);
+  return avx2::graph_gat(dtype, rows, nnz, heads, width, slope, row_ptr, col, x, s_src, s_dst, out, lse, stream);
+}
+#endif
+
+}  // namespace cpu
+}  // namespace mk

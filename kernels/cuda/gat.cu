@@ -1,0 +1,239 @@
+// Edge softmax and the fused GAT aggregation on CUDA: the twins of kernels/cpu/gat.cpp (the maths
+// and the shapes are there and in mk/kernels.inc).
+//
+// edge softmax: a group of G lanes (G = the power of two ≥ heads, at most 32) owns one row; lane l
+// owns heads l, l + G, ... and walks the row's non-zeros in CSR order three times (max, exp and
+// sum, divide), reading s[k, h] — adjacent lanes read adjacent heads of one edge, one transaction
+// per edge. Each (row, head) is reduced by one lane in the CPU twin's order with its arithmetic.
+//
+// GAT: a group of G lanes owns one row and one block of G·C feature columns (C ≤ kMaxChunks
+// columns per lane, in registers); each lane finds, for the head of each of its columns, the row
+// max over the row's scores (sweep 1, scalars only), then accumulates acc = fma(p, x[col, f], acc)
+// and sum += p with p = exp(e - max) over the row in CSR order (sweep 2) and writes acc / sum once.
+// The lanes of one head compute its p redundantly (two cached loads and an exp per edge) rather
+// than sharing them through shared memory: no barrier, and every output element is produced by
+// one lane in the CPU twin's order with its arithmetic (leaky's product and the accumulation by
+// explicit fma on both sides, so no contraction can differ). Hence: deterministic, no atomics, and
+// equal to the CPU twin up to the rounding of exp/log (bitwise in the host emulator, whose exp is
+// the host's). Nothing of size E×H is written; lse [rows, heads] is, by the lane owning the head's
+// first column.
+//
+// A hub row (10^5 in-edges) is walked by its group alone: the kernel is bound by the gathers of
+// x, and a row is never split (that would need a second pass to combine partial sums in a fixed
+// order); the other groups' rows proceed meanwhile.
+#include <algorithm>
+#include <climits>
+
+#include "common.cuh"
+#include "mk/kernels.h"
+
+namespace mk {
+namespace cuda {
+namespace {
+
+struct GatTraits {
+  static constexpr int kThreads = 256;  // 8 warps per block
+  static constexpr int kMaxChunks = 4;  // feature columns per lane (registers)
+  static_assert(kThreads % 32 == 0, "whole warps");
+};
+using Traits = GatTraits;
+
+__device__ __forceinline__ float fma_g(float a, float b, float c) { return fmaf(a, b, c); }
+__device__ __forceinline__ double fma_g(double a, double b, double c) { return fma(a, b, c); }
+__device__ __forceinline__ float exp_g(float v) { return expf(v); }
+__device__ __forceinline__ double exp_g(double v) { return exp(v); }
+__device__ __forceinline__ float log_g(float v) { return logf(v); }
+__device__ __forceinline__ double log_g(double v) { return log(v); }
+
+template <class T>
+__device__ __forceinline__ T neg_inf_g() {
+  return T(-INFINITY);
+}
+
+template <class T>
+__device__ __forceinline__ T nan_max_g(T m, T v) {
+  return (v > m || v != v) ? v : m;
+}
+
+// leaky(z) = z > 0 ? z : slope·z; the product as an fma with 0 (the CPU twin's form)
+template <class T>
+__device__ __forceinline__ T leaky_g(T z, T slope) {
+  return z > T(0) ? z : fma_g(slope, z, T(0));
+}
+
+int gat_pow2_at_least(int64_t n) {
+  int g = 1;
+  while (g < 32 && g < n) g *= 2;
+  return g;
+}
+
+template <class... KArgs, class... Args>
+int gat_launch(void (*kernel)(KArgs...), int64_t threads_total, cudaStream_t stream, Args... args) {
+  if (threads_total <= 0) return 0;
+  const int64_t blocks = (threads_total + Traits::kThreads - 1) / Traits::kThreads;
+  if (blocks > int64_t(INT_MAX)) return int(cudaErrorInvalidConfiguration);
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = dim3(unsigned(blocks), 1, 1);
+  cfg.blockDim = dim3(unsigned(Traits::kThreads), 1, 1);
+  cfg.dynamicSmemBytes = 0;
+  cfg.stream = stream;
+  cfg.attrs = nullptr;
+  cfg.numAttrs = 0;
+  cudaError_t e = cudaLaunchKernelEx(&cfg, kernel, args...);
+  if (e != cudaSuccess) return int(e);
+  return last_error();
+}
+
+// ---- edge softmax --------------------------------------------------------------------------------
+template <class T>
+__global__ void __launch_bounds__(Traits::kThreads)
+    edge_softmax_kernel(int64_t rows, int lanes, int64_t H, const int64_t* __restrict__ row_ptr,
+                        const T* __restrict__ s, const T* __restrict__ lse_in, T* __restrict__ y,
+                        T* __restrict__ lse_out) {
+  const int64_t r = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / lanes;
+  const int lane = int(threadIdx.x % unsigned(lanes));
+  if (r >= rows) return;
+  const int64_t b = row_ptr[r], e = row_ptr[r + 1];
+  for (int64_t h = lane; h < H; h += lanes) {
+    if (lse_in) {
+      const T l = lse_in[r * H + h];
+      for (int64_t k = b; k < e; ++k) y[k * H + h] = l == neg_inf_g<T>() ? T(0) : exp_g(s[k * H + h] - l);
+      continue;
+    }
+    T m = neg_inf_g<T>();
+    for (int64_t k = b; k < e; ++k) m = nan_max_g(m, s[k * H + h]);
+    const T m0 = m == neg_inf_g<T>() ? T(0) : m;
+    T sum = T(0);
+    for (int64_t k = b; k < e; ++k) {
+      const T p = exp_g(s[k * H + h] - m0);
+      y[k * H + h] = p;
+      sum += p;
+    }
+    const bool some = sum > T(0) || sum != sum;
+    if (some)
+      for (int64_t k = b; k < e; ++k) y[k * H + h] = y[k * H + h] / sum;
+    if (lse_out) lse_out[r * H + h] = some ? m0 + log_g(sum) : neg_inf_g<T>();
+  }
+}
+
+// ---- GAT -----------------------------------------------------------------------------------------
+// One group per (row, column block); lane `lane` owns columns c0 + c·G, c < C.
+template <class T, int C>
+__global__ void __launch_bounds__(Traits::kThreads)
+    gat_kernel(int64_t rows, int lanes, int64_t col_blocks, int64_t H, int64_t D, T slope,
+               const int64_t* __restrict__ row_ptr, const int64_t* __restrict__ col, const T* __restrict__ x,
+               const T* __restrict__ s_src, const T* __restrict__ s_dst, T* __restrict__ out, T* __restrict__ lse) {
+  const int64_t F = H * D;
+  const int64_t group = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / lanes;
+  const int lane = int(threadIdx.x % unsigned(lanes));
+  const int64_t r = group / col_blocks;
+  if (r >= rows) return;
+  const int64_t c0 = (group % col_blocks) * (int64_t(lanes) * C) + lane;
+  int64_t f[C], head[C];
+  bool live[C];
+  T sd[C], m[C], acc[C], sum[C];
+#pragma unroll
+  for (int c = 0; c < C; ++c) {
+    f[c] = c0 + int64_t(c) * lanes;
+    live[c] = f[c] < F;
+    head[c] = live[c] ? f[c] / D : 0;
+    sd[c] = live[c] ? s_dst[r * H + head[c]] : T(0);
+    m[c] = neg_inf_g<T>();
+    acc[c] = T(0);
+    sum[c] = T(0);
+  }
+  const int64_t b = row_ptr[r], e = row_ptr[r + 1];
+  // sweep 1: the row max of each column's head
+  for (int64_t k = b; k < e; ++k) {
+    const T* ss = s_src + col[k] * H;
+#pragma unroll
+    for (int c = 0; c < C; ++c)
+      if (live[c]) m[c] = nan_max_g(m[c], leaky_g(ss[head[c]] + sd[c], slope));
+  }
+#pragma unroll
+  for (int c = 0; c < C; ++c)
+    if (m[c] == neg_inf_g<T>()) m[c] = T(0);
+  // sweep 2: acc = Σ exp(e - m) · x[col, f], sum = Σ exp(e - m), in CSR order
+  for (int64_t k = b; k < e; ++k) {
+    const int64_t j = col[k];
+    const T* ss = s_src + j * H;
+    const T* xr = x + j * F;
+#pragma unroll
+    for (int c = 0; c < C; ++c)
+      if (live[c]) {
+        const T p = exp_g(leaky_g(ss[head[c]] + sd[c], slope) - m[c]);
+        sum[c] += p;
+        acc[c] = fma_g(p, xr[f[c]], acc[c]);
+      }
+  }
+#pragma unroll
+  for (int c = 0; c < C; ++c)
+    if (live[c]) {
+      const bool some = sum[c] > T(0) || sum[c] != sum[c];
+      out[r * F + f[c]] = some ? acc[c] / sum[c] : acc[c];
+      if (lse && f[c] == head[c] * D) lse[r * H + head[c]] = some ? m[c] + log_g(sum[c]) : neg_inf_g<T>();
+    }
+}
+
+template <class T>
+int edge_softmax_t(int64_t rows, int64_t H, const int64_t* row_ptr, const T* s, const T* lse_in, T* y, T* lse_out,
+                   cudaStream_t st) {
+  const int lanes = gat_pow2_at_least(H);
+  return gat_launch(edge_softmax_kernel<T>, rows * lanes, st, rows, lanes, H, row_ptr, s, lse_in, y, lse_out);
+}
+
+template <class T>
+int gat_t(int64_t rows, int64_t H, int64_t D, T slope, const int64_t* row_ptr, const int64_t* col, const T* x,
+          const T* s_src, const T* s_dst, T* out, T* lse, cudaStream_t st) {
+  const int64_t F = H * D;
+  int lanes = 32, chunks = 1;
+  if (F <= 32) {
+    lanes = gat_pow2_at_least(F);
+  } else {
+    chunks = int(std::min<int64_t>(Traits::kMaxChunks, (F + 31) / 32));
+    if (chunks == 3) chunks = 4;
+  }
+  const int64_t block_cols = int64_t(lanes) * chunks;
+  const int64_t col_blocks = (F + block_cols - 1) / block_cols;
+  const int64_t threads = rows * col_blocks * lanes;
+  if (chunks == 1)
+    return gat_launch(gat_kernel<T, 1>, threads, st, rows, lanes, col_blocks, H, D, slope, row_ptr, col, x, s_src,
+                      s_dst, out, lse);
+  if (chunks == 2)
+    return gat_launch(gat_kernel<T, 2>, threads, st, rows, lanes, col_blocks, H, D, slope, row_ptr, col, x, s_src,
+                      s_dst, out, lse);
+  return gat_launch(gat_kernel<T, Traits::kMaxChunks>, threads, st, rows, lanes, col_blocks, H, D, slope, row_ptr, col,
+                    x, s_src, s_dst, out, lse);
+}
+
+}  // namespace
+
+int graph_edge_softmax(int dtype, int64_t rows, int64_t, int64_t heads, const int64_t* row_ptr, const void* scores,
+                       const void* lse_in, void* out, void* lse_out, void* stream) {
+  auto s = as_stream(stream);
+  if (dtype == MK_F32)
+    return edge_softmax_t(rows, heads, row_ptr, static_cast<const float*>(scores), static_cast<const float*>(lse_in),
+                          static_cast<float*>(out), static_cast<float*>(lse_out), s);
+  if (dtype == MK_F64)
+    return edge_softmax_t(rows, heads, row_ptr, static_cast<const double*>(scores), static_cast<const double*>(lse_in),
+                          static_cast<double*>(out), static_cast<double*>(lse_out), s);
+  return KERNEL_UNSUPPORTED;
+}
+
+int graph_gat(int dtype, int64_t rows, int64_t, int64_t heads, int64_t width, double slope, const int64_t* row_ptr,
+              const int64_t* col, const void* x, const void* s_src, const void* s_dst, void* out, void* lse,
+              void* stream) {
+  auto s = as_stream(stream);
+  if (dtype == MK_F32)
+    return gat_t(rows, heads, width, float(slope), row_ptr, col, static_cast<const float*>(x),
+                 static_cast<const float*>(s_src), static_cast<const float*>(s_dst), static_cast<float*>(out),
+                 static_cast<float*>(lse), s);
+  if (dtype == MK_F64)
+    return gat_t(rows, heads, width, slope, row_ptr, col, static_cast<const double*>(x),
+                 static_cast<const double*>(s_src), static_cast<const double*>(s_dst), static_cast<double*>(out),
+                 static_cast<double*>(lse), s);
+  return KERNEL_UNSUPPORTED;
+}
+
+}  // namespace cuda
+}  // namespace mk

@@ -1,0 +1,246 @@
+// kernels/cuda/gat.cu run on the host by the emulator in cuda_runtime.h, against the CPU twin
+// (kernels/cpu/gat.cpp, the library's own objects) and a float64 loop: edge softmax (with lse out,
+// then in one pass from that lse) and the fused GAT aggregation, F32 and F64, on a graph with
+// empty rows, self-loops, duplicates and a giant row (~40 % of the edges), for head counts and
+// widths that take every launch shape (lane groups of 1 to 32, 1, 2 or 4 columns per lane, several
+// column blocks per row). Both kernels run the twin's arithmetic in the twin's order per element
+// (explicit fma, the host's exp/log in the emulator), so they must match it bitwise; both must
+// match the float64 loop within rounding. Outputs sit between NaN guards that must stay
+// untouched, and the lanes run in forward, reverse and shuffled order.
+//   gat_emu_test [order]     order: 0 forward, 1 reverse, 2 shuffled threads (default: all three)
+#include <omp.h>
+#include "cuda_runtime.h"  // the emulator: std headers first, then the CUDA keywords as macros
+
+#include <cstring>
+#include <string>
+
+#include "gat.cu"
+
+namespace {
+alignas(16) unsigned char g_smem[256 * 1024 + 4096];  // the emulator clears this much per block
+}
+inline unsigned char* emu::smem() { return g_smem; }
+
+static int g_failures = 0;
+static int g_checks = 0;
+
+template <class T>
+struct Buf {
+  static constexpr int64_t kGuard = 16;
+  std::vector<T> raw;
+  int64_t n = 0;
+  explicit Buf(int64_t n_ = 0) : n(n_) { raw.assign(size_t(n + 2 * kGuard), guard()); }
+  static T guard() { return std::numeric_limits<T>::quiet_NaN(); }
+  T* data() { return raw.data() + kGuard; }
+  T& operator[](int64_t i) { return data()[i]; }
+  bool guards_intact() const {
+    for (int64_t i = 0; i < int64_t(raw.size()); ++i) {
+      if (i >= kGuard && i < kGuard + n) continue;
+      const T v = raw[size_t(i)], g = guard();
+      if (std::memcmp(&v, &g, sizeof(T)) != 0) return false;
+    }
+    return true;
+  }
+};
+
+static void expect(bool ok, const std::string& what) {
+  ++g_checks;
+  if (!ok) {
+    ++g_failures;
+    if (g_failures <= 20) fprintf(stderr, "FAIL %s\n", what.c_str());
+  }
+}
+
+struct Csr {
+  int64_t rows = 0, nnz = 0;
+  std::vector<int64_t> ptr, col;
+};
+
+// rows nodes: the last quarter receives nothing; row 1 takes ~40 % of the edges; self-loops and
+// duplicates.
+static Csr messy(unsigned seed, int64_t rows, int64_t edges) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<double> u(0, 1);
+  const int64_t active = std::max<int64_t>(2, rows - rows / 4);
+  std::vector<std::vector<int64_t>> in(static_cast<size_t>(rows));
+  for (int64_t e = 0; e < edges; ++e) {
+    const int64_t s = int64_t(rng() % uint64_t(active));
+    const double p = u(rng);
+    const int64_t d = p < 0.4 ? 1 : p < 0.5 ? s : int64_t(rng() % uint64_t(active));
+    in[size_t(d)].push_back(s);
+    if (u(rng) < 0.1) in[size_t(d)].push_back(s);
+  }
+  Csr g;
+  g.rows = rows;
+  g.ptr.push_back(0);
+  for (auto& r : in) {
+    for (int64_t c : r) g.col.push_back(c);
+    g.ptr.push_back(int64_t(g.col.size()));
+  }
+  g.nnz = int64_t(g.col.size());
+  return g;
+}
+
+template <class T>
+static void fill(Buf<T>& b, std::mt19937& rng, double lo, double hi) {
+  std::uniform_real_distribution<double> u(lo, hi);
+  for (int64_t i = 0; i < b.n; ++i) b[i] = T(u(rng));
+}
+
+template <class T>
+static bool same_bits(const T* a, const T* b, int64_t n, int64_t* differ) {
+  *differ = 0;
+  for (int64_t i = 0; i < n; ++i)
+    if (std::memcmp(a + i, b + i, sizeof(T)) != 0) ++*differ;
+  return *differ == 0;
+}
+
+static double eps_of(bool f32) { return f32 ? 0x1p-23 : 0x1p-52; }
+
+template <class T>
+static void softmax_case(const Csr& g, int64_t H, unsigned seed) {
+  const int dtype = sizeof(T) == 4 ? MK_F32 : MK_F64;
+  std::mt19937 rng(seed);
+  Buf<T> s(g.nnz * H), y_gpu(g.nnz * H), y_cpu(g.nnz * H), l_gpu(g.rows * H), l_cpu(g.rows * H), y1(g.nnz * H);
+  fill(s, rng, -8, 8);
+  char what[160];
+  snprintf(what, sizeof what, "edge softmax %s heads %lld", sizeof(T) == 4 ? "F32" : "F64", (long long)H);
+  const int rc = mk::cuda::graph_edge_softmax(dtype, g.rows, g.nnz, H, g.ptr.data(), s.data(), nullptr, y_gpu.data(),
+                                              l_gpu.data(), nullptr);
+  mk::cpu::graph_edge_softmax(dtype, g.rows, g.nnz, H, g.ptr.data(), s.data(), nullptr, y_cpu.data(), l_cpu.data(),
+                              nullptr);
+  expect(rc == 0, std::string(what) + ": launch status");
+  int64_t d1 = 0, d2 = 0;
+  const bool y_same = same_bits(y_gpu.data(), y_cpu.data(), g.nnz * H, &d1);
+  const bool l_same = same_bits(l_gpu.data(), l_cpu.data(), g.rows * H, &d2);
+  expect(y_same && l_same,
+         std::string(what) + ": " + std::to_string(d1) + " y and " + std::to_string(d2) + " lse differ from the twin");
+  // the one-pass form from the lse
+  const int rc1 = mk::cuda::graph_edge_softmax(dtype, g.rows, g.nnz, H, g.ptr.data(), s.data(), l_gpu.data(), y1.data(),
+                                               nullptr, nullptr);
+  expect(rc1 == 0, std::string(what) + ": launch status (lse in)");
+  // float64 reference
+  const double eps = eps_of(sizeof(T) == 4);
+  int64_t bad = 0;
+  for (int64_t r = 0; r < g.rows; ++r)
+    for (int64_t h = 0; h < H; ++h) {
+      const int64_t b = g.ptr[size_t(r)], e = g.ptr[size_t(r + 1)];
+      if (b == e) {
+        if (!(std::isinf(double(l_gpu[r * H + h])) && l_gpu[r * H + h] < 0)) ++bad;
+        continue;
+      }
+      double m = -INFINITY, sum = 0;
+      for (int64_t k = b; k < e; ++k) m = std::max(m, double(s[k * H + h]));
+      for (int64_t k = b; k < e; ++k) sum += std::exp(double(s[k * H + h]) - m);
+      const double tol = 8 * double(e - b + 8) * eps;
+      for (int64_t k = b; k < e; ++k) {
+        const double ref = std::exp(double(s[k * H + h]) - m) / sum;
+        if (!(std::fabs(double(y_gpu[k * H + h]) - ref) <= tol * ref + 1e-300)) ++bad;
+        // exp(s - lse): lse's rounding (|lse| ulps) is amplified by nothing more than exp's slope
+        const double tol1 = tol + 4 * eps * (std::fabs(m) + 16);
+        if (!(std::fabs(double(y1[k * H + h]) - ref) <= tol1 * ref + 1e-300)) ++bad;
+      }
+      if (!(std::fabs(double(l_gpu[r * H + h]) - (m + std::log(sum))) <= tol * (std::fabs(m) + 1))) ++bad;
+    }
+  expect(bad == 0, std::string(what) + ": " + std::to_string(bad) + " values off the float64 loop");
+  expect(y_gpu.guards_intact() && l_gpu.guards_intact() && y1.guards_intact(),
+         std::string(what) + ": wrote past the output");
+}
+
+template <class T>
+static void gat_case(const Csr& g, int64_t H, int64_t D, double slope, unsigned seed, bool with_lse = true) {
+  const int dtype = sizeof(T) == 4 ? MK_F32 : MK_F64;
+  const int64_t F = H * D;
+  std::mt19937 rng(seed);
+  Buf<T> x(g.rows * F), ss(g.rows * H), sd(g.rows * H), o_gpu(g.rows * F), o_cpu(g.rows * F), l_gpu(g.rows * H),
+      l_cpu(g.rows * H);
+  fill(x, rng, -2, 2);
+  fill(ss, rng, -3, 3);
+  fill(sd, rng, -3, 3);
+  char what[160];
+  snprintf(what, sizeof what, "gat %s heads %lld width %lld slope %g lse %d", sizeof(T) == 4 ? "F32" : "F64",
+           (long long)H, (long long)D, slope, int(with_lse));
+  const int rc = mk::cuda::graph_gat(dtype, g.rows, g.nnz, H, D, slope, g.ptr.data(), g.col.data(), x.data(), ss.data(),
+                                     sd.data(), o_gpu.data(), with_lse ? l_gpu.data() : nullptr, nullptr);
+  mk::cpu::graph_gat(dtype, g.rows, g.nnz, H, D, slope, g.ptr.data(), g.col.data(), x.data(), ss.data(), sd.data(),
+                     o_cpu.data(), with_lse ? l_cpu.data() : nullptr, nullptr);
+  expect(rc == 0, std::string(what) + ": launch status");
+  int64_t d1 = 0, d2 = 0;
+  const bool lse_same = !with_lse || same_bits(l_gpu.data(), l_cpu.data(), g.rows * H, &d2);
+  const bool out_same = same_bits(o_gpu.data(), o_cpu.data(), g.rows * F, &d1);
+  expect(out_same && lse_same, std::string(what) + ": " + std::to_string(d1) + " out and " + std::to_string(d2) +
+                                   " lse differ from the twin");
+  const double eps = eps_of(sizeof(T) == 4);
+  int64_t bad = 0;
+  std::vector<double> alpha;
+  for (int64_t r = 0; r < g.rows; ++r) {
+    const int64_t b = g.ptr[size_t(r)], e = g.ptr[size_t(r + 1)];
+    for (int64_t h = 0; h < H; ++h) {
+      alpha.assign(size_t(e - b), 0.0);
+      double m = -INFINITY, sum = 0;
+      for (int64_t k = b; k < e; ++k) {
+        const double z = double(ss[g.col[size_t(k)] * H + h]) + double(sd[r * H + h]);
+        alpha[size_t(k - b)] = z > 0 ? z : slope * z;
+        m = std::max(m, alpha[size_t(k - b)]);
+      }
+      for (auto& a : alpha) sum += (a = std::exp(a - m));
+      const double tol = 16 * double(e - b + 8) * eps;
+      for (int64_t d = 0; d < D; ++d) {
+        double ref = 0, mag = 0;
+        for (int64_t k = b; k < e; ++k) {
+          const double t = alpha[size_t(k - b)] / sum * double(x[g.col[size_t(k)] * F + h * D + d]);
+          ref += t;
+          mag += std::fabs(t);
+        }
+        if (!(std::fabs(double(o_gpu[r * F + h * D + d]) - ref) <= tol * mag + 1e-300)) ++bad;
+      }
+      if (with_lse) {
+        const double l = b == e ? -INFINITY : m + std::log(sum);
+        const double got = double(l_gpu[r * H + h]);
+        if (b == e ? !(std::isinf(got) && got < 0) : !(std::fabs(got - l) <= tol * (std::fabs(l) + 1))) ++bad;
+      }
+    }
+  }
+  expect(bad == 0, std::string(what) + ": " + std::to_string(bad) + " values off the float64 loop");
+  expect(o_gpu.guards_intact() && l_gpu.guards_intact(), std::string(what) + ": wrote past the output");
+}
+
+int main(int argc, char** argv) {
+  omp_set_num_threads(1);
+  std::vector<int> orders = {0, 1, 2};
+  if (argc > 1) orders = {atoi(argv[1])};
+  const Csr g = messy(17, 61, 420);
+  const Csr tiny = messy(18, 5, 6);
+  Csr empty;
+  empty.rows = 3;
+  empty.ptr = {0, 0, 0, 0};
+  std::vector<int> levels = {2};
+  if (__builtin_cpu_supports("avx512f")) levels.push_back(3);
+  for (int order : orders)
+    for (int level : levels) {
+      mk::cpu::set_isa_level(level);
+      emu::config().order = order;
+      unsigned seed = 300;
+      for (int64_t H : {1, 2, 3, 8, 33}) {
+        softmax_case<float>(g, H, ++seed);
+        softmax_case<double>(g, H, ++seed);
+      }
+      softmax_case<float>(tiny, 2, ++seed);
+      softmax_case<double>(empty, 3, ++seed);
+      // (heads, width): F = 1, 3, 16, 32 (one group of <= 32 lanes), 64 (2 per lane), 96 (3 -> 4
+      // per lane), 128, 264 (several column blocks), 200 with one head
+      const int64_t shapes[][2] = {{1, 1}, {1, 3},  {4, 4},  {8, 4},  {4, 16},
+                                   {8, 8}, {3, 32}, {2, 64}, {8, 33}, {1, 200}};
+      for (auto& sh : shapes)
+        for (double slope : {0.2, 0.0}) {
+          gat_case<float>(g, sh[0], sh[1], slope, ++seed);
+          gat_case<double>(g, sh[0], sh[1], slope, ++seed);
+        }
+      gat_case<float>(g, 4, 16, 1.7, ++seed, false);
+      gat_case<double>(tiny, 2, 3, 0.2, ++seed);
+      gat_case<float>(empty, 2, 5, 0.2, ++seed);
+    }
+  printf("gat_emu_test: %d checks, %d failures (%lld launches, %lld blocks)\n", g_checks, g_failures,
+         (long long)emu::config().launches, (long long)emu::config().blocks);
+  return g_failures ? 1 : 0;
+}
