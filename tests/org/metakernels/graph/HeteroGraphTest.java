@@ -43,7 +43,7 @@ class HeteroGraphTest {
     assertEquals(3, m.nnz());
     assertArrayEquals(new double[] {1, 1, 0, 0, 0, 2}, m.toDense());
     assertArrayEquals(new int[] {0, 1, 2}, m.colIndices());
-    assertArrayEquals(new double[] {0, 0, 1, 0, 1, 2}, m.transpose().toDense());
+    assertArrayEquals(new double[] {1, 0, 1, 0, 0, 2}, m.transpose().toDense());
   }
 
   @Test
@@ -185,7 +185,7 @@ class HeteroGraphTest {
 
   @Test
   void autoPicksTheChainForADenseMetaPath() {
-    // 400 papers over 2 subjects: P-S-P has ~80,000 non-zeros, the chain 1,600
+    // 400 papers over 2 subjects: P-S-P has 80,000 non-zeros (+ 400 loops), the chain 2,000
     int n = 400;
     long[] p = new long[n], s = new long[n];
     for (int i = 0; i < n; i++) {
@@ -201,7 +201,7 @@ class HeteroGraphTest {
              MetaPath.Strategy.AUTO, DType.F32, Device.CPU)) {
       assertTrue(psp.isChained(), psp.describe());
       assertEquals(n * (long) n / 2 + n, psp.materializedCost());
-      assertTrue(psp.chainCost() < psp.materializedCost() / 50);
+      assertTrue(psp.chainCost() * 30 < psp.materializedCost(), psp.describe());
     }
   }
 

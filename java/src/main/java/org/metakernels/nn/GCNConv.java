@@ -19,9 +19,10 @@ import org.metakernels.tensor.Tensor;
  * the layer runs inside an unrolled inner loop. Differentiable to any order in x and the weights.
  *
  * <p><b>Cache.</b> The normalised graph of the last graph seen is kept (per dtype) and reused while
- * the same graph object comes back (graphs are immutable); another graph replaces it, and the
- * replaced one is handed to the scope open at that moment (a backward recorded through it may still
- * read it), or freed when none is. {@link #close()} frees the current one with the parameters. {@link
+ * the same graph object comes back (graphs are immutable); another graph replaces it. A replaced
+ * one is kept while the graph it was made from is open (a backward recorded through it may still
+ * read it) and freed at the first replacement after that graph is closed; {@link #close()} frees
+ * them all with the parameters. {@link
  * #forward(MetaPath, Tensor, Weights)} propagates over a meta-path instead, whose own normalisation then applies (build
  * it with
  * {@link MetaPath.Normalization#GCN} for the same layer over a meta-path graph).
@@ -39,6 +40,7 @@ public final class GCNConv extends Module {
   private final boolean selfLoops;
   private Graph cachedFor;
   private Graph cachedNorm;
+  private final java.util.List<Retired> retired = new java.util.ArrayList<>();
 
   /**
    * A layer with fresh parameters. {@code new GCNConv(16, 8, true, true, DType.F32, Device.CPU, 1L)}.
@@ -115,17 +117,20 @@ public final class GCNConv extends Module {
   public synchronized Graph normalized(Graph g, DType dtype) {
     if (cachedFor == g && cachedNorm != null && !cachedNorm.isClosed() && cachedNorm.edgeWeight().dtype() == dtype)
       return cachedNorm;
-    if (cachedNorm != null) {
-      // a tape recorded through the old one may still read it: the caller's scope frees it
-      if (Scope.current() != null)
-        cachedNorm.ownedBy(Scope.current());
-      else
-        cachedNorm.close();
-    }
+    // a backward recorded through the replaced graph may still read it: it is freed once the graph
+    // it was made from is closed (checked on every replacement), or with this layer
+    retired.removeIf(r -> {
+      if (!r.source().isClosed()) return false;
+      r.normalized().close();
+      return true;
+    });
+    if (cachedNorm != null) retired.add(new Retired(cachedFor, cachedNorm));
     cachedNorm = selfLoops ? g.gcnNormalized(dtype) : withoutLoops(g, dtype);
     cachedFor = g;
     return cachedNorm;
   }
+
+  private record Retired(Graph source, Graph normalized) {}
 
   /** D^-1/2 A D^-1/2 with D the weighted in-degrees of A. */
   private static Graph withoutLoops(Graph g, DType dtype) {
@@ -153,6 +158,8 @@ public final class GCNConv extends Module {
   public synchronized void close() {
     super.close();
     if (cachedNorm != null) cachedNorm.close();
+    for (Retired r : retired) r.normalized().close();
+    retired.clear();
   }
 
   /**
