@@ -84,6 +84,7 @@ public final class Main implements Runnable {
     Main main = new Main(terminal);
     CommandLine cl = new CommandLine(main);
     cl.getSubcommands().get("recipe").addSubcommand("icl", new CommandLine(new DemoCommand()).setCommandName("icl"));
+    cl.getSubcommands().get("recipe").addSubcommand("meow", new CommandLine(new MeowCommand()));
     cl.setOut(out).setErr(err);
     addExitCodes(cl);
     cl.setParameterExceptionHandler((e, a) -> {

@@ -32,6 +32,7 @@ final class RecipeCommand implements Callable<Integer> {
     PrintWriter out = spec.commandLine().getOut();
     out.println("recipes:");
     out.println("  icl   transformers learn in-context by gradient descent (von Oswald et al. 2022); same as `demo`");
+    out.println("  meow  heterogeneous graph contrastive learning with weighted negatives, MEOW / AdaMEOW (Yu et al. 2023)");
     return 0;
   }
 }
