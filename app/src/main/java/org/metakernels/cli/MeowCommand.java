@@ -59,6 +59,14 @@ final class MeowCommand implements Callable<Integer> {
       description = "negative-weight sharpness (AdaMEOW: initial value) (default: ${DEFAULT-VALUE})")
   double beta;
 
+  @Option(names = "--drop", defaultValue = "0.3",
+      description = "dropout on the input layer, per view (default: ${DEFAULT-VALUE})")
+  double drop;
+
+  @Option(names = "--positives", defaultValue = "5",
+      description = "positives per node: itself and its top meta-path neighbours (default: ${DEFAULT-VALUE})")
+  int positives;
+
   @Option(names = "--weights", defaultValue = "both",
       description = "meta-path weights: counts (path counts), binary, or both (default: ${DEFAULT-VALUE})")
   String weights;
@@ -84,6 +92,8 @@ final class MeowCommand implements Callable<Integer> {
     Checks.atLeast(spec, "--hidden", hidden, 2);
     Checks.atLeast(spec, "--batch", batch, 2);
     if (!(lr > 0) || !(tau > 0)) throw Checks.usage(spec, "--lr and --tau must be positive");
+    if (!(drop >= 0 && drop < 1)) throw Checks.usage(spec, "--drop must be in [0, 1), got " + drop);
+    Checks.atLeast(spec, "--positives", positives, 1);
     List<String> ws;
     if (weights.equals("both"))
       ws = List.of("counts", "binary");
@@ -101,7 +111,8 @@ final class MeowCommand implements Callable<Integer> {
     Checks.outputDir(spec, "--out", out);
     if (json != null) Checks.outputFile(spec, "--json", json);
     Backend backend = Checks.backend(spec);
-    Meow.Config c = new Meow.Config(hidden, epochs, batch, lr, tau, beta, 0.1, seeds, ws, ms, 300, seed);
+    Meow.Config c =
+        new Meow.Config(hidden, epochs, batch, lr, tau, beta, 0.1, seeds, ws, ms, 300, seed, drop, positives);
 
     PrintWriter o = spec.commandLine().getOut();
     Meow.Dataset d = data == null ? Meow.loadBundledAcm() : Meow.load(data);
@@ -181,9 +192,9 @@ final class MeowCommand implements Callable<Integer> {
     StringBuilder sb = new StringBuilder("{\n");
     sb.append(String.format("  \"settings\": {\"version\": \"%s\", \"dataset\": \"%s\", \"epochs\": %d, \"seeds\": %d, "
             + "\"seed\": %d, \"hidden\": %d, \"batch\": %d, \"lr\": %s, \"tau\": %s, \"beta\": %s, \"beta_penalty\": %s, "
-            + "\"lr_steps\": %d, \"threads\": %d, \"isa\": \"%s\"},%n",
+            + "\"lr_steps\": %d, \"feature_drop\": %s, \"positives\": %d, \"threads\": %d, \"isa\": \"%s\"},%n",
         Version.get(), d.name(), c.epochs(), c.seeds(), c.seed(), c.hidden(), c.batch(), c.lr(), c.tau(), c.beta(),
-        c.betaPenalty(), c.lrSteps(), backend.cpuThreads(), backend.cpuIsa()));
+        c.betaPenalty(), c.lrSteps(), c.featureDrop(), c.positives(), backend.cpuThreads(), backend.cpuIsa()));
     sb.append(String.format("  \"nodes\": %d, \"classes\": %d,%n", r.nodes(), r.classes()));
     sb.append("  \"meta_paths\": [");
     for (int i = 0; i < r.paths().size(); i++) {

@@ -92,9 +92,13 @@ public final class Meow {
    * @param methods "meow", "adameow" or both
    * @param lrSteps logistic-regression steps
    * @param seed the first seed
+   * @param featureDrop dropout on the shared input layer, drawn separately for the two views
+   * @param positives positives per node: itself and its top meta-path neighbours by path count on the
+   *     first meta-path (HeCo's selection), 1 for the node alone
    */
   public record Config(int hidden, int epochs, int batch, double lr, double tau, double beta, double betaPenalty,
-      int seeds, List<String> weightings, List<String> methods, int lrSteps, long seed) {
+      int seeds, List<String> weightings, List<String> methods, int lrSteps, long seed, double featureDrop,
+      int positives) {
     /**
      * The defaults, sized for a few minutes on 2 cores for ACM.
      *
@@ -102,7 +106,7 @@ public final class Meow {
      */
     public static Config defaults() {
       return new Config(
-          64, 60, 1024, 5e-3, 0.5, 2.0, 0.1, 2, List.of("counts", "binary"), List.of("meow", "adameow"), 300, 1);
+          64, 60, 1024, 5e-3, 0.5, 2.0, 0.1, 2, List.of("counts", "binary"), List.of("meow", "adameow"), 300, 1, 0.3, 5);
     }
   }
 
@@ -384,6 +388,7 @@ public final class Meow {
         results.add(baseline("GCN (" + pathName(d.metaPaths().get(0)) + ", SGC K=2)", d, c, sgc, p));
       }
       Graph featureGraph = d.features() == null ? null : featureGraph(d);
+      long[][] positives = positives(d, Math.max(1, c.positives()));
       try {
         for (String weighting : c.weightings()) {
           boolean binary = weighting.equals("binary");
@@ -403,7 +408,8 @@ public final class Meow {
               for (int s = 0; s < c.seeds(); s++) {
                 long seed = c.seed() + s;
                 long ts = System.nanoTime();
-                Trained tr = train(d, c, featureGraph, paths, ada, seed, label + " " + weighting + " seed " + seed, p);
+                Trained tr = train(
+                    d, c, featureGraph, paths, positives, ada, seed, label + " " + weighting + " seed " + seed, p);
                 secs += (System.nanoTime() - ts) / 1e9;
                 for (var e : evaluate(d, c, tr.embedding, seed).entrySet())
                   scores.computeIfAbsent(e.getKey(), k -> new ArrayList<>()).add(e.getValue());
@@ -522,8 +528,8 @@ public final class Meow {
     }
   }
 
-  private static Trained train(
-      Dataset d, Config c, Graph x, List<MetaPath> paths, boolean ada, long seed, String phase, Progress p) {
+  private static Trained train(Dataset d, Config c, Graph x, List<MetaPath> paths, long[][] positives, boolean ada,
+      long seed, String phase, Progress p) {
     int n = d.numNodes(), b = Math.min(c.batch(), n), mp = paths.size();
     double[] curve = new double[c.epochs()];
     try (Model model = new Model(x, d.featureDim(), n, c.hidden(), mp, seed * 7919L); Scope runScope = Scope.open()) {
@@ -533,29 +539,40 @@ public final class Meow {
       Tensor beta = Tensor.scalar(c.beta(), DType.F32, Device.CPU);
       Scope.transfer(beta.storage(), null);
       beta.requiresGrad(ada);
-      double[] eyeV = new double[b * b];
-      for (int i = 0; i < b; i++) eyeV[i * b + i] = 1;
-      Tensor eye = Tensor.of(eyeV, b, b).castTo(DType.F32);
-      Tensor offDiag = eye.rsub(1.0);
       Tensor zeros = Tensor.zeros(new long[] {b, b}, DType.F32, Device.CPU);
-      Tensor logB1 = Tensor.scalar(Math.log(b - 1), DType.F32, Device.CPU);
       SplittableRandom rng = new SplittableRandom(seed);
+      long dropSeed = seed * 1_000_003L;
       try (Adam opt = new Adam(model.parameters(), c.lr(), 0.9, 0.999, 1e-8, 0.0);
            Adam betaOpt = ada ? new Adam(List.of(beta), 0.05) : null) {
         for (int epoch = 0; epoch < c.epochs(); epoch++) {
           try (Scope step = Scope.open()) {
             Tensor h0 = model.input();
+            Tensor hf = dropout(h0, c.featureDrop(), dropSeed++), hc = dropout(h0, c.featureDrop(), dropSeed++);
             List<Tensor> views = new ArrayList<>();
-            Tensor coarseIn = Functional.linear(h0, coarse.namedParameters().get("weight"), null);
+            Tensor coarseIn = Functional.linear(hc, coarse.namedParameters().get("weight"), null);
             Tensor coarseSum = null;
             for (int m = 0; m < mp; m++) {
-              views.add(gcn[m].forward(paths.get(m), h0, Weights.none()).elu1());
+              views.add(gcn[m].forward(paths.get(m), hf, Weights.none()).elu1());
               Tensor a = paths.get(m).apply(coarseIn);
               coarseSum = coarseSum == null ? a : coarseSum.add(a);
             }
             Tensor zc = coarseSum.mul(1.0 / mp).add(coarse.namedParameters().get("bias")).elu1();
             Tensor zf = att.forward(Tensor.stack(views, 0), Weights.none());
-            Tensor idx = Tensor.ofIndices(sample(rng, n, b), b);
+            long[] batch = sample(rng, n, b);
+            Tensor idx = Tensor.ofIndices(batch, b);
+            // positives within the batch (symmetric, the diagonal included) and, per row, the count of negatives
+            double[] pm = new double[b * b], negs = new double[b];
+            for (int i = 0; i < b; i++) {
+              int cnt = 0;
+              for (int j = 0; j < b; j++)
+                if (i == j || isPositive(positives, batch[i], batch[j]) || isPositive(positives, batch[j], batch[i])) {
+                  pm[i * b + j] = 1;
+                  cnt++;
+                }
+              negs[i] = Math.log(Math.max(1, b - cnt));
+            }
+            Tensor pos = Tensor.of(pm, b, b).castTo(DType.F32);
+            Tensor logNeg = Tensor.of(negs, b, 1).castTo(DType.F32);
             Tensor pc = normalizeRows(model.forward(zc.indexSelect(0, idx)));
             Tensor pf = normalizeRows(model.forward(zf.indexSelect(0, idx)));
             // negative weights from the detached fine embeddings' cosine similarities
@@ -564,11 +581,13 @@ public final class Meow {
               Tensor f = normalizeRows(zf.detach().indexSelect(0, idx));
               sim = f.matmul(f.mT());
             }
-            Tensor scores = sim.mul(beta).add(eye.mul(-1e4)); // the anchor itself out of the softmax
-            Tensor logW = scores.logSoftmax(1).add(logB1);
-            logW = Tensor.where(eye.gt(0.5), zeros, logW);
+            Tensor scores = sim.mul(beta).add(pos.mul(-1e4)); // positives out of the negatives' softmax
+            Tensor logW = scores.logSoftmax(1).add(logNeg); // sums to the negatives' count per row
+            logW = Tensor.where(pos, zeros, logW);
+            Tensor logPos = pos.sub(1.0).mul(1e4); // 0 on positives, -1e4 elsewhere
             Tensor s = pc.matmul(pf.mT()).mul(1.0 / c.tau());
-            Tensor loss = infoNce(s, logW, eye).add(infoNce(s.mT(), logW.mT(), eye)).mul(0.5);
+            // sim and pos are symmetric: row j of logW weighs the negatives of anchor j in either direction
+            Tensor loss = infoNce(s, logW, logPos).add(infoNce(s.mT(), logW, logPos)).mul(0.5);
             opt.zeroGrad();
             beta.zeroGrad();
             loss.backward();
@@ -601,10 +620,56 @@ public final class Meow {
     }
   }
 
-  /** Weighted InfoNCE over rows: mean_i (−s_ii + logsumexp_j (s_ij + logW_ij)), logW_ii = 0. */
-  static Tensor infoNce(Tensor s, Tensor logW, Tensor eye) {
-    Tensor pos = s.mul(eye).sum(1, false);
+  /**
+   * Weighted InfoNCE over rows with several positives: mean_i (logsumexp_j (s_ij + logW_ij) −
+   * logsumexp_{j positive} s_ij), logW_ij = 0 on positives, log w_ij on negatives; logPos is 0 on
+   * positives and −1e4 elsewhere.
+   */
+  static Tensor infoNce(Tensor s, Tensor logW, Tensor logPos) {
+    Tensor pos = s.add(logPos).logsumexp(1, false);
     return s.add(logW).logsumexp(1, false).sub(pos).mean();
+  }
+
+  /** x with each element zeroed with probability p and the rest scaled by 1 / (1 − p). */
+  static Tensor dropout(Tensor x, double p, long seed) {
+    if (p <= 0) return x;
+    Tensor keep = Tensor.rand(x.shape(), x.dtype(), x.device(), seed).gt(p);
+    return x.mul(keep).mul(1.0 / (1 - p));
+  }
+
+  /** Whether j is among i's positives (sorted ids per node). */
+  private static boolean isPositive(long[][] positives, long i, long j) {
+    return Arrays.binarySearch(positives[(int) i], j) >= 0;
+  }
+
+  /**
+   * HeCo's positives: each node itself and its (k − 1) meta-path neighbours with the most path
+   * instances on the first meta-path (ties to the lower id), sorted by id.
+   */
+  static long[][] positives(Dataset d, int k) {
+    int n = d.numNodes();
+    long[][] out = new long[n][];
+    SparseMatrix m = k > 1 ? d.graph().metaPathMatrix(d.metaPaths().get(0).toArray(new String[0])) : null;
+    long[] ptr = m == null ? null : m.rowPtr();
+    int[] ci = m == null ? null : m.colIndices();
+    double[] v = m == null ? null : m.values();
+    for (int i = 0; i < n; i++) {
+      List<long[]> cand = new ArrayList<>(); // {count bits, id}
+      if (m != null)
+        for (long q = ptr[i]; q < ptr[i + 1]; q++)
+          if (ci[(int) q] != i) cand.add(new long[] {Double.doubleToLongBits(v[(int) q]), ci[(int) q]});
+      cand.sort((a, bb) -> {
+        int byCount = Double.compare(Double.longBitsToDouble(bb[0]), Double.longBitsToDouble(a[0]));
+        return byCount != 0 ? byCount : Long.compare(a[1], bb[1]);
+      });
+      int take = Math.min(k - 1, cand.size());
+      long[] p = new long[take + 1];
+      p[0] = i;
+      for (int t = 0; t < take; t++) p[t + 1] = cand.get(t)[1];
+      Arrays.sort(p);
+      out[i] = p;
+    }
+    return out;
   }
 
   static Tensor normalizeRows(Tensor x) {
