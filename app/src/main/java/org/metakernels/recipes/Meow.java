@@ -432,7 +432,10 @@ public final class Meow {
         d.name(), d.numNodes(), d.classes(), infos, results, emb2d, curve, (System.nanoTime() - t0) / 1e9);
   }
 
-  /** The features [n, F] as the square graph (size max(n, F)) with edges word j -> node i, weight x[i, j]. */
+  /**
+   * The features [n, F], rows scaled to unit L2 norm, as the square graph (size max(n, F)) with edges
+   * word j -> node i, weight x[i, j].
+   */
   static Graph featureGraph(Dataset d) {
     int n = d.numNodes(), f = d.featureDim(), s = Math.max(n, f);
     double[] x = d.features();
@@ -449,6 +452,9 @@ public final class Meow {
           col[k] = j;
           val[k++] = x[i * f + j];
         }
+    double[] norm2 = new double[n];
+    for (int q = 0; q < nnz; q++) norm2[(int) row[q]] += val[q] * val[q];
+    for (int q = 0; q < nnz; q++) val[q] /= Math.sqrt(norm2[(int) row[q]]); // unit L2 rows
     return SparseMatrix.fromCoo(s, s, row, col, val).toGraph(Device.CPU, DType.F32);
   }
 
@@ -493,7 +499,10 @@ public final class Meow {
       if (learnedInput) {
         register("embedding", Tensor.randn(new long[] {n, hidden}, DType.F32, Device.CPU, seed).mul(0.1));
       } else {
-        double bound = 1.0 / Math.sqrt(featureDim);
+        // unit-variance weights on unit-L2 feature rows: h0 starts at unit scale (with the bag of
+        // words normalised to sum 1 and a 1/sqrt(F) init, h0 was ~1e-2 and every projected
+        // embedding collapsed onto the projection's bias: a flat InfoNCE at log B)
+        double bound = Math.sqrt(3.0);
         register(
             "inputWeight", Tensor.uniform(new long[] {featureDim, hidden}, -bound, bound, DType.F32, Device.CPU, seed));
         register("inputBias", Tensor.zeros(new long[] {hidden}, DType.F32, Device.CPU));

@@ -63,12 +63,17 @@ class MeowCliTest {
       SparseMatrix m = d.graph().adjacency("paper", rel[1]);
       long[] ptr = m.rowPtr();
       int[] ci = m.colIndices();
-      long[] src = new long[ci.length], dst = new long[ci.length];
+      double[] counts = m.values();
+      int links = 0;
+      for (double x : counts) links += (int) x; // a repeated link is a repeated line
+      long[] src = new long[links], dst = new long[links];
+      int e = 0;
       for (int i = 0; i < m.rows(); i++)
-        for (long k = ptr[i]; k < ptr[i + 1]; k++) {
-          src[(int) k] = i;
-          dst[(int) k] = ci[(int) k];
-        }
+        for (long k = ptr[i]; k < ptr[i + 1]; k++)
+          for (int t = 0; t < (int) counts[(int) k]; t++) {
+            src[e] = i;
+            dst[e++] = ci[(int) k];
+          }
       new EdgeList(src, dst, null).write(dir.resolve(rel[0] + ".txt"));
     }
     String[] names = {"train_", "val_", "test_"};
