@@ -210,7 +210,7 @@ class CliTest {
   @Test
   void unknownCommandsAndOptionsAreUsageErrors() {
     assertFails(2, "metakernels recipe: Unknown option: '--bogus'", run("recipe", "--bogus"));
-    assertFails(2, "metakernels recipe: unknown recipe 'foo' (recipes: icl)", run("recipe", "foo"));
+    assertFails(2, "metakernels recipe: unknown recipe 'foo' (recipes: icl, meow)", run("recipe", "foo"));
     assertFails(2, "metakernels: unknown command 'bogus' (commands: demo, info, recipe, help)", run("bogus"));
     assertFails(2, "metakernels: missing command (demo, info, recipe, help)", run());
   }
