@@ -105,8 +105,8 @@ public final class Meow {
      * @return the default configuration
      */
     public static Config defaults() {
-      return new Config(
-          64, 60, 1024, 5e-3, 0.5, 2.0, 0.1, 2, List.of("counts", "binary"), List.of("meow", "adameow"), 300, 1, 0.3, 5);
+      return new Config(64, 60, 1024, 5e-3, 0.5, 2.0, 0.1, 2, List.of("counts", "binary"), List.of("meow", "adameow"),
+          300, 1, 0.3, 5);
     }
   }
 
@@ -764,7 +764,7 @@ public final class Meow {
     return logits.max(1, false).indices().toLongArray();
   }
 
-  /** Macro-F1 (mean over classes of the per-class F1; a class never predicted nor present counts 0) and Micro-F1. */
+  /** Macro-F1 (mean of the per-class F1 over the classes that occur in truth or predictions) and Micro-F1. */
   static Score f1(long[] pred, long[] truth, int classes) {
     long[] tp = new long[classes], fp = new long[classes], fn = new long[classes];
     long correct = 0;
@@ -778,12 +778,17 @@ public final class Meow {
         fn[t]++;
       }
     }
+    // over the classes present in the truth or the predictions, as scikit-learn's macro average
+    // (IMDB's labels are 1..3: class 0 neither occurs nor counts)
     double macro = 0;
+    int present = 0;
     for (int k = 0; k < classes; k++) {
       double denom = 2.0 * tp[k] + fp[k] + fn[k];
-      macro += denom == 0 ? 0 : 2.0 * tp[k] / denom;
+      if (denom == 0) continue;
+      present++;
+      macro += 2.0 * tp[k] / denom;
     }
-    return new Score(macro / classes, pred.length == 0 ? 0 : (double) correct / pred.length);
+    return new Score(present == 0 ? 0 : macro / present, pred.length == 0 ? 0 : (double) correct / pred.length);
   }
 
   /** The first two principal components of [n, w] rows (power iteration on the covariance). */

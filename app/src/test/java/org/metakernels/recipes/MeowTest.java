@@ -51,6 +51,9 @@ class MeowTest {
     double f0 = 2.0 * 2 / (2 * 2 + 1 + 1), f1 = 2.0 * 1 / (2 * 1 + 2 + 0), f2 = 0;
     assertEquals((f0 + f1 + f2) / 3, s.macro(), 1e-12);
     assertEquals(3.0 / 6, s.micro(), 1e-12);
+    // a class absent from truth and predictions (IMDB's labels start at 1) does not count
+    Meow.Score t = Meow.f1(new long[] {1, 1, 2}, new long[] {1, 2, 2}, 3);
+    assertEquals((2.0 * 1 / (2 + 1) + 2.0 * 1 / (2 + 1)) / 2, t.macro(), 1e-12);
   }
 
   @Test
