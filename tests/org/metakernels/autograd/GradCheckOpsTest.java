@@ -280,6 +280,56 @@ class GradCheckOpsTest {
         r -> List.of(u(r, -2, 2, GRAPH_SRC.length, 2), u(r, -1, 1, GRAPH_SRC.length, 2)));
     add("graph gat aggregate", xs -> onGraph(g -> MessagePassing.gatAggregate(g, xs.get(0).reshape(6, 2, 2), xs.get(1),
         xs.get(2), 0.2).tanh()), r -> List.of(u(r, -1, 1, 6, 4), u(r, -1, 1, 6, 2), u(r, -1, 1, 6, 2)));
+    // ---- heterogeneous graphs: meta-path aggregation (factorised chain and materialised), GCNConv,
+    // SAGEConv and HAN's semantic attention, with substituted weights
+    add("meta-path chain GCN", xs -> Hetero.PSP_CHAIN.apply(xs.get(0)).tanh(), r -> List.of(u(r, -1, 1, 6, 3)));
+    add("meta-path chain row", xs -> Hetero.PAP_CHAIN.apply(xs.get(0).square()).sin(), r -> List.of(u(r, -1, 1, 6, 3)));
+    add("meta-path materialised GCN", xs -> Hetero.PAP_MAT.apply(xs.get(0)).tanh(), r -> List.of(u(r, -1, 1, 6, 3)));
+    add("GCNConv", xs -> onGraph(g -> Hetero.GCN.forward(g, xs.get(0), Hetero.w("weight", xs.get(1), "bias", xs.get(2)))
+        .tanh()), r -> List.of(u(r, -1, 1, 6, 3), u(r, -1, 1, 2, 3), u(r, -1, 1, 2)));
+    add("GCNConv over meta-path", xs -> Hetero.GCN.forward(Hetero.PSP_CHAIN, xs.get(0),
+        Hetero.w("weight", xs.get(1), "bias", xs.get(2))).sin(),
+        r -> List.of(u(r, -1, 1, 6, 3), u(r, -1, 1, 2, 3), u(r, -1, 1, 2)));
+    add("SAGEConv mean", xs -> onGraph(g -> Hetero.SAGE_MEAN.forward(g, xs.get(0), Hetero.w("neighbor.weight",
+        xs.get(1), "neighbor.bias", xs.get(2), "root.weight", xs.get(3))).tanh()),
+        r -> List.of(u(r, -1, 1, 6, 3), u(r, -1, 1, 2, 3), u(r, -1, 1, 2), u(r, -1, 1, 2, 3)));
+    add("SAGEConv max", xs -> onGraph(g -> Hetero.SAGE_MAX.forward(g, xs.get(0), Hetero.w("neighbor.weight",
+        xs.get(1), "neighbor.bias", xs.get(2), "root.weight", xs.get(3))).square()),
+        r -> List.of(u(r, -1, 1, 6, 3), u(r, -1, 1, 2, 3), u(r, -1, 1, 2), u(r, -1, 1, 2, 3)));
+    add("semantic attention", xs -> Hetero.ATT.forward(xs.get(0), Hetero.w("proj.weight", xs.get(1), "proj.bias",
+        xs.get(2), "query", xs.get(3))).tanh(),
+        r -> List.of(u(r, -1, 1, 3, 6, 4), u(r, -1, 1, 2, 4), u(r, -1, 1, 2), u(r, -1, 1, 2)));
+  }
+
+  /** The heterogeneous-graph cases' fixed operators and layers (built once, tiny, never freed). */
+  static final class Hetero {
+    static final org.metakernels.graph.HeteroGraph H = org.metakernels.graph.HeteroGraph.builder()
+        .nodeType("paper", 6).nodeType("author", 4).nodeType("subject", 2)
+        .relation("writtenBy", "paper", "author", new long[] {0, 0, 1, 2, 3, 3, 4, 5, 5}, new long[] {0, 1, 1, 2, 2, 3, 0, 3, 3})
+        .relation("about", "paper", "subject", new long[] {0, 1, 2, 3, 4}, new long[] {0, 0, 1, 1, 0})
+        .build();
+    static final org.metakernels.graph.MetaPath PSP_CHAIN = H.metaPath(List.of("paper", "subject", "paper"),
+        org.metakernels.graph.MetaPath.Normalization.GCN, false, org.metakernels.graph.MetaPath.Strategy.CHAIN,
+        DType.F64, CPU);
+    static final org.metakernels.graph.MetaPath PAP_CHAIN = H.metaPath(List.of("paper", "author", "paper"),
+        org.metakernels.graph.MetaPath.Normalization.ROW, false, org.metakernels.graph.MetaPath.Strategy.CHAIN,
+        DType.F64, CPU);
+    static final org.metakernels.graph.MetaPath PAP_MAT = H.metaPath(List.of("paper", "author", "paper"),
+        org.metakernels.graph.MetaPath.Normalization.GCN, false, org.metakernels.graph.MetaPath.Strategy.MATERIALIZED,
+        DType.F64, CPU);
+    static final org.metakernels.nn.GCNConv GCN = new org.metakernels.nn.GCNConv(3, 2, true, true, DType.F64, CPU, 1);
+    static final org.metakernels.nn.SAGEConv SAGE_MEAN =
+        new org.metakernels.nn.SAGEConv(3, 2, Reduce.MEAN, true, DType.F64, CPU, 2);
+    static final org.metakernels.nn.SAGEConv SAGE_MAX =
+        new org.metakernels.nn.SAGEConv(3, 2, Reduce.MAX, true, DType.F64, CPU, 3);
+    static final org.metakernels.nn.SemanticAttention ATT =
+        new org.metakernels.nn.SemanticAttention(4, 2, DType.F64, CPU, 4);
+
+    static Weights w(Object... kv) {
+      java.util.Map<String, Tensor> m = new java.util.LinkedHashMap<>();
+      for (int i = 0; i < kv.length; i += 2) m.put((String) kv[i], (Tensor) kv[i + 1]);
+      return Weights.of(m);
+    }
   }
 
   static Stream<Case> allCases() {

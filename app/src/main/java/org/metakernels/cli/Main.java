@@ -88,6 +88,7 @@ public final class Main implements Runnable {
     cl.getSubcommands().get("recipe").addSubcommand("maml-sine", new CommandLine(new MamlSineCommand()));
     cl.getSubcommands().get("recipe").addSubcommand("reweight", new CommandLine(new ReweightCommand()));
     cl.getSubcommands().get("recipe").addSubcommand("es-objective", new CommandLine(new EsObjectiveCommand()));
+    cl.getSubcommands().get("recipe").addSubcommand("meow", new CommandLine(new MeowCommand()));
     cl.setOut(out).setErr(err);
     addExitCodes(cl);
     cl.setParameterExceptionHandler((e, a) -> {

@@ -36,6 +36,7 @@ final class RecipeCommand implements Callable<Integer> {
     out.println("  maml-sine     MAML on sinusoid regression (Finn et al. 2017), second and first order, vs pretraining");
     out.println("  reweight      learning to reweight examples by meta-gradient (Ren et al. 2018), 40 % flipped labels");
     out.println("  es-objective  a temporally-aware learned loss for a classifier, meta-trained by evolution strategies");
+    out.println("  meow          heterogeneous graph contrastive learning with weighted negatives, MEOW / AdaMEOW (Yu et al. 2023)");
     return 0;
   }
 }

@@ -212,7 +212,7 @@ class CliTest {
   @Test
   void unknownCommandsAndOptionsAreUsageErrors() {
     assertFails(2, "metakernels recipe: Unknown option: '--bogus'", run("recipe", "--bogus"));
-    assertFails(2, "metakernels recipe: unknown recipe 'foo' (recipes: icl, gtn, maml-sine, reweight, es-objective)",
+    assertFails(2, "metakernels recipe: unknown recipe 'foo' (recipes: icl, gtn, maml-sine, reweight, es-objective, meow)",
         run("recipe", "foo"));
     assertFails(2, "metakernels: unknown command 'bogus' (commands: demo, info, recipe, help)", run("bogus"));
     assertFails(2, "metakernels: missing command (demo, info, recipe, help)", run());

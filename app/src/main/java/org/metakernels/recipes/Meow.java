@@ -1,0 +1,852 @@
+package org.metakernels.recipes;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.SplittableRandom;
+import org.metakernels.autograd.Autograd;
+import org.metakernels.graph.Graph;
+import org.metakernels.graph.HeteroGraph;
+import org.metakernels.graph.MessagePassing;
+import org.metakernels.graph.HeteroSbm;
+import org.metakernels.graph.MetaPath;
+import org.metakernels.graph.Reduce;
+import org.metakernels.graph.SparseMatrix;
+import org.metakernels.io.EdgeList;
+import org.metakernels.io.NumPy;
+import org.metakernels.nn.GCNConv;
+import org.metakernels.nn.Linear;
+import org.metakernels.nn.Module;
+import org.metakernels.nn.SemanticAttention;
+import org.metakernels.nn.Weights;
+import org.metakernels.ops.Functional;
+import org.metakernels.optim.Adam;
+import org.metakernels.tensor.DType;
+import org.metakernels.tensor.Device;
+import org.metakernels.tensor.Scope;
+import org.metakernels.tensor.Tensor;
+
+/**
+ * MEOW and AdaMEOW (Yu et al., "Heterogeneous graph contrastive learning with meta-path contexts
+ * and weighted/adaptive negative samples", ICDE 2023 / TKDE 2024), reproduced on the
+ * library's heterogeneous-graph layer: meta-path operators ({@link MetaPath}, P–S–P as the
+ * factorised chain), {@link GCNConv} encoders and HAN's {@link SemanticAttention}.
+ *
+ * <p><b>Model.</b> Shared input layer h0 = ELU(x W_in + b) on the target type's features. Fine
+ * view: one GCN per meta-path, z_m = ELU(GCN_m(h0)), combined by semantic attention into z_f.
+ * Coarse view: one GCN over the aggregated meta-paths, z_c = ELU(mean_m Â_m (h0 W_c) + b_c) (the
+ * mean of the per-path GCN-normalised operators, so the 4.3 M-edge P–S–P is never formed). A
+ * shared two-layer projection head maps both into the contrastive space.
+ *
+ * <p><b>Loss.</b> InfoNCE between the coarse and the fine embedding of the same node (the positive)
+ * against the other nodes of a sampled batch (the negatives), both directions, temperature τ, each
+ * negative j of anchor i weighted by w_ij: ℓ_i = −s_ii/τ + log(e^{s_ii/τ} + Σ_{j≠i} w_ij e^{s_ij/τ}).
+ * MEOW: w_ij = (B − 1) · softmax_{j≠i}(β · cos(z_f[i], z_f[j])), fixed β, from the detached fine
+ * embeddings, so negatives similar to the anchor (hard ones) weigh more (our reading of the paper's
+ * similarity weighting; its clustering-based false-negative filter is not reproduced). AdaMEOW:
+ * the same form with β learned adversarially (gradient ascent on the loss with an L2 penalty λβ²),
+ * so the weighting adapts to the embeddings during training.
+ *
+ * <p><b>Evaluation.</b> Logistic regression on the frozen fine embeddings (standardised), trained
+ * with Adam on the train split and stopped at the best validation Macro-F1; Macro-F1 and Micro-F1
+ * on the test split, for 20, 40 and 60 labelled nodes per class, mean ± std over seeds.
+ * Baselines: the raw features alone, and a single-meta-path GCN of fixed propagation (SGC, Wu et al.
+ * 2019: Â_PAP² x with GCN normalisation) whose weight layer is the same logistic regression.
+ */
+public final class Meow {
+  private Meow() {}
+
+  /** Sees each finished training step: {@code step("MEOW counts seed 1", 10, 100)}. */
+  @FunctionalInterface
+  public interface Progress {
+    /**
+     * Called after each step of a phase.
+     *
+     * @param phase the phase's name
+     * @param done steps done
+     * @param total steps of the phase
+     */
+    void step(String phase, int done, int total);
+  }
+
+  /**
+   * The run's settings.
+   *
+   * @param hidden embedding width
+   * @param epochs contrastive training steps per run
+   * @param batch nodes per contrastive batch (the negatives of an anchor are the other batch nodes)
+   * @param lr Adam's step size
+   * @param tau the InfoNCE temperature
+   * @param beta MEOW's similarity sharpness of the negative weights (AdaMEOW's initial value)
+   * @param betaPenalty AdaMEOW's λ
+   * @param seeds the number of seeds (runs) per method
+   * @param weightings "counts", "binary" or both: the meta-path weights of the runs
+   * @param methods "meow", "adameow" or both
+   * @param lrSteps logistic-regression steps
+   * @param seed the first seed
+   * @param featureDrop dropout on the shared input layer, drawn separately for the two views
+   * @param positives positives per node: itself and its top meta-path neighbours by path count on the
+   *     first meta-path (HeCo's selection), 1 for the node alone
+   */
+  public record Config(int hidden, int epochs, int batch, double lr, double tau, double beta, double betaPenalty,
+      int seeds, List<String> weightings, List<String> methods, int lrSteps, long seed, double featureDrop,
+      int positives) {
+    /**
+     * The defaults, sized for a few minutes on 2 cores for ACM.
+     *
+     * @return the default configuration
+     */
+    public static Config defaults() {
+      return new Config(64, 60, 1024, 5e-3, 0.5, 2.0, 0.1, 2, List.of("counts", "binary"), List.of("meow", "adameow"),
+          300, 1, 0.3, 5);
+    }
+  }
+
+  /**
+   * A heterogeneous graph data set with its labelled target type.
+   *
+   * @param name "acm", ...
+   * @param target the target node type
+   * @param graph the relations
+   * @param metaPaths the meta-paths over the target type (node types, first = last)
+   * @param features row-major [n, featureDim], row-normalised, or null (a learned embedding then)
+   * @param featureDim the feature width
+   * @param labels the class of each target node
+   * @param classes the number of classes
+   * @param splits label rate (20, 40, 60) → {train, val, test} node ids
+   */
+  public record Dataset(String name, String target, HeteroGraph graph, List<List<String>> metaPaths, double[] features,
+      int featureDim, long[] labels, int classes, Map<Integer, long[][]> splits) {
+    /**
+     * The number of target nodes.
+     *
+     * @return n
+     */
+    public int numNodes() {
+      return labels.length;
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // data
+
+  /** The four published data sets: target type, relation files, meta-paths. */
+  private record Layout(String target, String featureFile, List<String> relations, List<List<String>> paths) {}
+
+  private static final Map<String, Layout> LAYOUTS = new LinkedHashMap<>();
+
+  static {
+    LAYOUTS.put("acm",
+        new Layout("p", "p_feat.npz", List.of("pa", "ps"), List.of(List.of("p", "a", "p"), List.of("p", "s", "p"))));
+    LAYOUTS.put("dblp",
+        new Layout("a", "a_feat.npz", List.of("pa", "pc", "pt"),
+            List.of(List.of("a", "p", "a"), List.of("a", "p", "c", "p", "a"), List.of("a", "p", "t", "p", "a"))));
+    LAYOUTS.put("imdb",
+        new Layout("m", "m_feat.npz", List.of("ma", "md", "mk"),
+            List.of(List.of("m", "a", "m"), List.of("m", "d", "m"), List.of("m", "k", "m"))));
+    LAYOUTS.put(
+        "aminer", new Layout("p", null, List.of("pa", "pr"), List.of(List.of("p", "a", "p"), List.of("p", "r", "p"))));
+  }
+
+  /**
+   * Loads one of the MEOW/HeCo data sets (ACM, DBLP, IMDB, AMiner) from a folder with the published
+   * layout (see the data's README): labels.npy, the target's features (*_feat.npz, scipy sparse;
+   * AMiner has none and gets a learned embedding), the raw relations xy.txt ("i j" per line, x and
+   * y the node types' letters) and the splits train_/val_/test_{20,40,60}.npy. The data set is
+   * recognised by its relation files. The meta-path graphs are composed from the relations, never
+   * read from xyx.npz.
+   *
+   * @param dir the folder
+   * @return the data set
+   * @throws IOException when a file is missing or malformed (named)
+   */
+  public static Dataset load(Path dir) throws IOException {
+    String name = null;
+    for (var e : LAYOUTS.entrySet()) {
+      boolean all = true;
+      for (String r : e.getValue().relations()) all &= Files.isRegularFile(dir.resolve(r + ".txt"));
+      if (all && (e.getValue().featureFile() == null || Files.isRegularFile(dir.resolve(e.getValue().featureFile())))) {
+        if (name == null || e.getValue().relations().size() > LAYOUTS.get(name).relations().size()) name = e.getKey();
+      }
+    }
+    if (name == null)
+      throw new IOException(dir + ": not a MEOW/HeCo data folder (expected the relation files of one of "
+          + LAYOUTS.keySet() + ", e.g. pa.txt and ps.txt with p_feat.npz for ACM)");
+    Layout l = LAYOUTS.get(name);
+    long[] labels = NumPy.read(dir.resolve("labels.npy")).longs();
+    int n = labels.length;
+    int classes = 0;
+    for (long y : labels) {
+      if (y < 0) throw new IOException(dir.resolve("labels.npy") + ": negative label " + y);
+      classes = (int) Math.max(classes, y + 1);
+    }
+    Map<String, EdgeList> rel = new LinkedHashMap<>();
+    Map<String, Long> counts = new LinkedHashMap<>();
+    counts.put(l.target(), (long) n);
+    for (String r : l.relations()) {
+      EdgeList e = EdgeList.read(dir.resolve(r + ".txt"));
+      rel.put(r, e);
+      String a = r.substring(0, 1), b = r.substring(1, 2);
+      counts.merge(a, e.extent(0), Math::max);
+      counts.merge(b, e.extent(1), Math::max);
+    }
+    if (counts.get(l.target()) > n)
+      throw new IOException(dir + ": the relations name target node " + (counts.get(l.target()) - 1)
+          + " but labels.npy has " + n + " nodes");
+    HeteroGraph.Builder hb = HeteroGraph.builder();
+    for (var c : counts.entrySet()) hb.nodeType(c.getKey(), c.getKey().equals(l.target()) ? n : c.getValue());
+    for (var e : rel.entrySet())
+      hb.relation(
+          e.getKey(), e.getKey().substring(0, 1), e.getKey().substring(1, 2), e.getValue().src(), e.getValue().dst());
+    double[] feat = null;
+    int fd = 0;
+    if (l.featureFile() != null) {
+      Path ff = dir.resolve(l.featureFile());
+      SparseMatrix f = NumPy.readSparse(ff);
+      if (f.rows() != n) throw new IOException(ff + ": " + f.rows() + " rows, labels.npy has " + n);
+      fd = f.cols();
+      feat = rowNormalised(f.toDense(), n, fd);
+    }
+    Map<Integer, long[][]> splits = new LinkedHashMap<>();
+    for (int rate : new int[] {20, 40, 60}) {
+      long[][] s = new long[3][];
+      String[] names = {"train_", "val_", "test_"};
+      for (int k = 0; k < 3; k++) {
+        Path p = dir.resolve(names[k] + rate + ".npy");
+        s[k] = NumPy.read(p).longs();
+        for (long v : s[k])
+          if (v < 0 || v >= n) throw new IOException(p + ": node " + v + " outside [0, " + n + ")");
+      }
+      splits.put(rate, s);
+    }
+    return new Dataset(name, l.target(), hb.build(), l.paths(), feat, fd, labels, classes, splits);
+  }
+
+  /**
+   * The ACM files carried in the application jar (resources/datasets/acm), copied to a temporary
+   * folder (deleted on exit) and loaded.
+   *
+   * @return the ACM data set
+   * @throws IOException when the resources are missing
+   */
+  public static Dataset loadBundledAcm() throws IOException {
+    Path dir = Files.createTempDirectory("metakernels-acm");
+    dir.toFile().deleteOnExit();
+    String[] files = {"labels.npy", "p_feat.npz", "pa.txt", "ps.txt", "train_20.npy", "train_40.npy", "train_60.npy",
+        "val_20.npy", "val_40.npy", "val_60.npy", "test_20.npy", "test_40.npy", "test_60.npy"};
+    for (String f : files) {
+      try (InputStream in = Meow.class.getResourceAsStream("/datasets/acm/" + f)) {
+        if (in == null) throw new IOException("the bundled ACM file datasets/acm/" + f + " is missing from the jar");
+        Path p = dir.resolve(f);
+        Files.copy(in, p, StandardCopyOption.REPLACE_EXISTING);
+        p.toFile().deleteOnExit();
+      }
+    }
+    return load(dir);
+  }
+
+  /**
+   * A synthetic ACM-shaped data set from the heterogeneous SBM, with 20/40/60-per-class splits
+   * (validation and test 25 % of the nodes each) drawn with the seed.
+   *
+   * @param c the SBM configuration
+   * @param seed the seed
+   * @return the data set (name "hetero-sbm")
+   */
+  public static Dataset synthetic(HeteroSbm.Config c, long seed) {
+    HeteroSbm.Sample s = HeteroSbm.generate(c, seed);
+    int n = c.papers();
+    SplittableRandom rng = new SplittableRandom(seed ^ 0x5DEECE66DL);
+    Integer[] perm = new Integer[n];
+    for (int i = 0; i < n; i++) perm[i] = i;
+    for (int i = n - 1; i > 0; i--) {
+      int j = rng.nextInt(i + 1);
+      Integer t = perm[i];
+      perm[i] = perm[j];
+      perm[j] = t;
+    }
+    int quarter = n / 4;
+    long[] val = new long[quarter], test = new long[quarter];
+    for (int i = 0; i < quarter; i++) {
+      val[i] = perm[i];
+      test[i] = perm[quarter + i];
+    }
+    Map<Integer, long[][]> splits = new LinkedHashMap<>();
+    for (int rate : new int[] {20, 40, 60}) {
+      List<Long> train = new ArrayList<>();
+      int[] taken = new int[c.classes()];
+      for (int i = 2 * quarter; i < n; i++) {
+        int y = (int) s.labels()[perm[i]];
+        if (taken[y] < rate) {
+          taken[y]++;
+          train.add((long) perm[i]);
+        }
+      }
+      splits.put(rate, new long[][] {train.stream().mapToLong(Long::longValue).toArray(), val, test});
+    }
+    return new Dataset("hetero-sbm", "paper", s.graph(),
+        List.of(List.of("paper", "author", "paper"), List.of("paper", "subject", "paper")),
+        rowNormalised(s.features(), n, c.featureDim()), c.featureDim(), s.labels(), c.classes(), splits);
+  }
+
+  private static double[] rowNormalised(double[] x, int n, int f) {
+    double[] y = x.clone();
+    for (int i = 0; i < n; i++) {
+      double s = 0;
+      for (int j = 0; j < f; j++) s += y[i * f + j];
+      if (s != 0)
+        for (int j = 0; j < f; j++) y[i * f + j] /= s;
+    }
+    return y;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // results
+
+  /**
+   * Macro-F1 and Micro-F1 of one evaluation.
+   *
+   * @param macro Macro-F1
+   * @param micro Micro-F1 (= accuracy for single-label classes)
+   */
+  public record Score(double macro, double micro) {}
+
+  /**
+   * One method's scores per label rate, one per seed.
+   *
+   * @param method "MEOW", "AdaMEOW", "features", "GCN (PAP)"
+   * @param weighting "counts", "binary" or "-" for the baselines
+   * @param scores label rate → one score per seed
+   * @param seconds training time summed over seeds
+   */
+  public record MethodResult(String method, String weighting, Map<Integer, List<Score>> scores, double seconds) {}
+
+  /**
+   * A meta-path's form in the run.
+   *
+   * @param path the types, e.g. "p-s-p"
+   * @param weighting counts or binary
+   * @param chained whether it ran as the factorised chain
+   * @param materializedNnz nnz of the path matrix (+ N self-loops)
+   * @param chainNnz the chain's non-zeros (+ padding + N)
+   */
+  public record PathInfo(String path, String weighting, boolean chained, long materializedNnz, long chainNnz) {}
+
+  /**
+   * Everything a run reports.
+   *
+   * @param dataset the data set's name
+   * @param nodes the target nodes
+   * @param classes classes
+   * @param paths the meta-paths' forms
+   * @param methods the methods' scores
+   * @param embedding2d PCA of the first MEOW run's embeddings, [n, 2] row-major (for the plot)
+   * @param lossCurve the first MEOW run's loss per epoch
+   * @param seconds wall time
+   */
+  public record Result(String dataset, int nodes, int classes, List<PathInfo> paths, List<MethodResult> methods,
+      double[] embedding2d, double[] lossCurve, double seconds) {}
+
+  // ------------------------------------------------------------------------------------------
+  // the run
+
+  /**
+   * Runs every configured method and the baselines on a data set.
+   *
+   * @param d the data set
+   * @param c the settings
+   * @param progress sees each step (or null)
+   * @return the scores
+   */
+  public static Result run(Dataset d, Config c, Progress progress) {
+    long t0 = System.nanoTime();
+    Progress p = progress != null ? progress : (a, b, e) -> {};
+    List<PathInfo> infos = new ArrayList<>();
+    List<MethodResult> results = new ArrayList<>();
+    double[] emb2d = null;
+    double[] curve = null;
+    try (Scope root = Scope.open()) {
+      Tensor x = d.features() == null ? null : Tensor.of(d.features(), d.numNodes(), d.featureDim()).castTo(DType.F32);
+      // baselines
+      results.add(baseline("features", d, c, x, p));
+      try (MetaPath pap = d.graph().metaPath(d.metaPaths().get(0), MetaPath.Normalization.GCN, false,
+               MetaPath.Strategy.AUTO, DType.F32, Device.CPU)) {
+        Tensor sgc = null;
+        if (x != null) {
+          try (var ng = Autograd.noGrad()) {
+            sgc = pap.apply(pap.apply(x));
+          }
+        }
+        results.add(baseline("GCN (" + pathName(d.metaPaths().get(0)) + ", SGC K=2)", d, c, sgc, p));
+      }
+      Graph featureGraph = d.features() == null ? null : featureGraph(d);
+      long[][] positives = positives(d, Math.max(1, c.positives()));
+      try {
+        for (String weighting : c.weightings()) {
+          boolean binary = weighting.equals("binary");
+          List<MetaPath> paths = new ArrayList<>();
+          try {
+            for (List<String> mp : d.metaPaths()) {
+              MetaPath m = d.graph().metaPath(
+                  mp, MetaPath.Normalization.GCN, binary, MetaPath.Strategy.AUTO, DType.F32, Device.CPU);
+              paths.add(m);
+              infos.add(new PathInfo(pathName(mp), weighting, m.isChained(), m.materializedCost(), m.chainCost()));
+            }
+            for (String method : c.methods()) {
+              boolean ada = method.equals("adameow");
+              String label = ada ? "AdaMEOW" : "MEOW";
+              Map<Integer, List<Score>> scores = new LinkedHashMap<>();
+              double secs = 0;
+              for (int s = 0; s < c.seeds(); s++) {
+                long seed = c.seed() + s;
+                long ts = System.nanoTime();
+                Trained tr = train(
+                    d, c, featureGraph, paths, positives, ada, seed, label + " " + weighting + " seed " + seed, p);
+                secs += (System.nanoTime() - ts) / 1e9;
+                for (var e : evaluate(d, c, tr.embedding, seed).entrySet())
+                  scores.computeIfAbsent(e.getKey(), k -> new ArrayList<>()).add(e.getValue());
+                if (emb2d == null && !ada) {
+                  emb2d = pca2(tr.embedding, d.numNodes(), c.hidden());
+                  curve = tr.curve;
+                }
+              }
+              results.add(new MethodResult(label, weighting, scores, secs));
+            }
+          } finally {
+            for (MetaPath m : paths) m.close();
+          }
+        }
+      } finally {
+        if (featureGraph != null) featureGraph.close();
+      }
+    }
+    return new Result(
+        d.name(), d.numNodes(), d.classes(), infos, results, emb2d, curve, (System.nanoTime() - t0) / 1e9);
+  }
+
+  /**
+   * The features [n, F], rows scaled to unit L2 norm, as the square graph (size max(n, F)) with edges
+   * word j -> node i, weight x[i, j].
+   */
+  static Graph featureGraph(Dataset d) {
+    int n = d.numNodes(), f = d.featureDim(), s = Math.max(n, f);
+    double[] x = d.features();
+    int nnz = 0;
+    for (double v : x)
+      if (v != 0) nnz++;
+    long[] row = new long[nnz], col = new long[nnz];
+    double[] val = new double[nnz];
+    int k = 0;
+    for (int i = 0; i < n; i++)
+      for (int j = 0; j < f; j++)
+        if (x[i * f + j] != 0) {
+          row[k] = i;
+          col[k] = j;
+          val[k++] = x[i * f + j];
+        }
+    double[] norm2 = new double[n];
+    for (int q = 0; q < nnz; q++) norm2[(int) row[q]] += val[q] * val[q];
+    for (int q = 0; q < nnz; q++) val[q] /= Math.sqrt(norm2[(int) row[q]]); // unit L2 rows
+    return SparseMatrix.fromCoo(s, s, row, col, val).toGraph(Device.CPU, DType.F32);
+  }
+
+  static String pathName(List<String> types) {
+    return String.join("-", types).toUpperCase(Locale.ROOT);
+  }
+
+  private static MethodResult baseline(String name, Dataset d, Config c, Tensor emb, Progress p) {
+    if (emb == null) return new MethodResult(name, "-", Map.of(), 0);
+    long t = System.nanoTime();
+    double[] e = emb.castTo(DType.F64).toDoubleArray();
+    int width = (int) emb.size(1);
+    Map<Integer, List<Score>> scores = new LinkedHashMap<>();
+    for (int s = 0; s < c.seeds(); s++) {
+      for (var r : evaluate(d, c, new Embedding(e, width), c.seed() + s).entrySet())
+        scores.computeIfAbsent(r.getKey(), k -> new ArrayList<>()).add(r.getValue());
+      p.step("baseline " + name, s + 1, c.seeds());
+    }
+    return new MethodResult(name, "-", scores, (System.nanoTime() - t) / 1e9);
+  }
+
+  /** Frozen embeddings, row-major [n, width]. */
+  record Embedding(double[] values, int width) {}
+
+  private record Trained(Embedding embedding, double[] curve) {}
+
+  /** The MEOW model: input layer, per-path GCNs, attention, coarse GCN, projection head. */
+  private static final class Model extends Module {
+    final int paths;
+    final boolean learnedInput;
+    final Graph features; // the sparse features as a square graph word -> paper, or null
+    final int n;
+    final GCNConv[] gcn;
+    final GCNConv coarse;
+    final SemanticAttention attention;
+
+    Model(Graph features, int featureDim, int n, int hidden, int paths, long seed) {
+      this.paths = paths;
+      this.features = features;
+      this.n = n;
+      this.learnedInput = features == null;
+      if (learnedInput) {
+        register("embedding", Tensor.randn(new long[] {n, hidden}, DType.F32, Device.CPU, seed).mul(0.1));
+      } else {
+        // unit-variance weights on unit-L2 feature rows: h0 starts at unit scale (with the bag of
+        // words normalised to sum 1 and a 1/sqrt(F) init, h0 was ~1e-2 and every projected
+        // embedding collapsed onto the projection's bias: a flat InfoNCE at log B)
+        double bound = Math.sqrt(3.0);
+        register(
+            "inputWeight", Tensor.uniform(new long[] {featureDim, hidden}, -bound, bound, DType.F32, Device.CPU, seed));
+        register("inputBias", Tensor.zeros(new long[] {hidden}, DType.F32, Device.CPU));
+      }
+      gcn = new GCNConv[paths];
+      for (int m = 0; m < paths; m++)
+        gcn[m] = child("gcn" + m, new GCNConv(hidden, hidden, true, true, DType.F32, Device.CPU, seed + 11 + m));
+      coarse = child("coarse", new GCNConv(hidden, hidden, true, true, DType.F32, Device.CPU, seed + 7));
+      attention = child("attention", new SemanticAttention(hidden, hidden, DType.F32, Device.CPU, seed + 5));
+      child("proj0", new Linear(hidden, hidden, true, DType.F32, Device.CPU, seed + 3));
+      child("proj1", new Linear(hidden, hidden, true, DType.F32, Device.CPU, seed + 4));
+    }
+
+    @Override
+    public Tensor forward(Tensor x, Weights w) {
+      return run("proj1", run("proj0", x, w).elu1(), w);
+    }
+
+    /**
+     * ELU(x W + b) with x sparse: the SpMM of the feature graph (word j -> paper i, weight x[i, j])
+     * over the rows of W (a bag of words is ~5 % dense on ACM: 20x fewer multiply-adds than dense).
+     */
+    Tensor input() {
+      if (learnedInput) return p("embedding", Weights.none()).elu1();
+      Tensor w = p("inputWeight", Weights.none());
+      long s = features.numNodes();
+      if (w.size(0) < s)
+        w = Tensor.concat(List.of(w, Tensor.zeros(new long[] {s - w.size(0), w.size(1)}, DType.F32, Device.CPU)), 0);
+      Tensor h = MessagePassing.aggregate(features, w, features.edgeWeight(), Reduce.SUM);
+      if (n < s) h = h.narrow(0, 0, n);
+      return h.add(p("inputBias", Weights.none())).elu1();
+    }
+  }
+
+  private static Trained train(Dataset d, Config c, Graph x, List<MetaPath> paths, long[][] positives, boolean ada,
+      long seed, String phase, Progress p) {
+    int n = d.numNodes(), b = Math.min(c.batch(), n), mp = paths.size();
+    double[] curve = new double[c.epochs()];
+    try (Model model = new Model(x, d.featureDim(), n, c.hidden(), mp, seed * 7919L); Scope runScope = Scope.open()) {
+      GCNConv[] gcn = model.gcn;
+      GCNConv coarse = model.coarse;
+      SemanticAttention att = model.attention;
+      Tensor beta = Tensor.scalar(c.beta(), DType.F32, Device.CPU);
+      Scope.transfer(beta.storage(), null);
+      beta.requiresGrad(ada);
+      Tensor zeros = Tensor.zeros(new long[] {b, b}, DType.F32, Device.CPU);
+      SplittableRandom rng = new SplittableRandom(seed);
+      long dropSeed = seed * 1_000_003L;
+      try (Adam opt = new Adam(model.parameters(), c.lr(), 0.9, 0.999, 1e-8, 0.0);
+           Adam betaOpt = ada ? new Adam(List.of(beta), 0.05) : null) {
+        for (int epoch = 0; epoch < c.epochs(); epoch++) {
+          try (Scope step = Scope.open()) {
+            Tensor h0 = model.input();
+            Tensor hf = dropout(h0, c.featureDrop(), dropSeed++), hc = dropout(h0, c.featureDrop(), dropSeed++);
+            List<Tensor> views = new ArrayList<>();
+            Tensor coarseIn = Functional.linear(hc, coarse.namedParameters().get("weight"), null);
+            Tensor coarseSum = null;
+            for (int m = 0; m < mp; m++) {
+              views.add(gcn[m].forward(paths.get(m), hf, Weights.none()).elu1());
+              Tensor a = paths.get(m).apply(coarseIn);
+              coarseSum = coarseSum == null ? a : coarseSum.add(a);
+            }
+            Tensor zc = coarseSum.mul(1.0 / mp).add(coarse.namedParameters().get("bias")).elu1();
+            Tensor zf = att.forward(Tensor.stack(views, 0), Weights.none());
+            long[] batch = sample(rng, n, b);
+            Tensor idx = Tensor.ofIndices(batch, b);
+            // positives within the batch (symmetric, the diagonal included) and, per row, the count of negatives
+            double[] pm = new double[b * b], negs = new double[b];
+            for (int i = 0; i < b; i++) {
+              int cnt = 0;
+              for (int j = 0; j < b; j++)
+                if (i == j || isPositive(positives, batch[i], batch[j]) || isPositive(positives, batch[j], batch[i])) {
+                  pm[i * b + j] = 1;
+                  cnt++;
+                }
+              negs[i] = Math.log(Math.max(1, b - cnt));
+            }
+            Tensor pos = Tensor.of(pm, b, b).castTo(DType.F32);
+            Tensor logNeg = Tensor.of(negs, b, 1).castTo(DType.F32);
+            Tensor pc = normalizeRows(model.forward(zc.indexSelect(0, idx)));
+            Tensor pf = normalizeRows(model.forward(zf.indexSelect(0, idx)));
+            // negative weights from the detached fine embeddings' cosine similarities
+            Tensor sim;
+            try (var ng = Autograd.noGrad()) {
+              Tensor f = normalizeRows(zf.detach().indexSelect(0, idx));
+              sim = f.matmul(f.mT());
+            }
+            Tensor scores = sim.mul(beta).add(pos.mul(-1e4)); // positives out of the negatives' softmax
+            Tensor logW = scores.logSoftmax(1).add(logNeg); // sums to the negatives' count per row
+            logW = Tensor.where(pos, zeros, logW);
+            Tensor logPos = pos.sub(1.0).mul(1e4); // 0 on positives, -1e4 elsewhere
+            Tensor s = pc.matmul(pf.mT()).mul(1.0 / c.tau());
+            // sim and pos are symmetric: row j of logW weighs the negatives of anchor j in either direction
+            Tensor loss = infoNce(s, logW, logPos).add(infoNce(s.mT(), logW, logPos)).mul(0.5);
+            opt.zeroGrad();
+            beta.zeroGrad();
+            loss.backward();
+            opt.step();
+            if (ada) {
+              // ascent on the loss with the penalty λβ²: descend on −loss + λβ²
+              Tensor g = beta.grad();
+              if (g != null) {
+                try (var ng = Autograd.noGrad()) {
+                  g.mulInPlace(-1.0).addInPlace(beta.detach().mul(2 * c.betaPenalty()));
+                }
+                betaOpt.step();
+              }
+            }
+            curve[epoch] = loss.item();
+          }
+          p.step(phase, epoch + 1, c.epochs());
+        }
+      }
+      double[] emb;
+      try (Scope s = Scope.open(); var ng = Autograd.noGrad()) {
+        Tensor h0 = model.input();
+        List<Tensor> views = new ArrayList<>();
+        for (int m = 0; m < mp; m++) views.add(gcn[m].forward(paths.get(m), h0, Weights.none()).elu1());
+        emb = att.forward(Tensor.stack(views, 0), Weights.none()).castTo(DType.F64).toDoubleArray();
+      }
+      beta.zeroGrad();
+      beta.close();
+      return new Trained(new Embedding(emb, c.hidden()), curve);
+    }
+  }
+
+  /**
+   * Weighted InfoNCE over rows with several positives: mean_i (logsumexp_j (s_ij + logW_ij) −
+   * logsumexp_{j positive} s_ij), logW_ij = 0 on positives, log w_ij on negatives; logPos is 0 on
+   * positives and −1e4 elsewhere.
+   */
+  static Tensor infoNce(Tensor s, Tensor logW, Tensor logPos) {
+    Tensor pos = s.add(logPos).logsumexp(1, false);
+    return s.add(logW).logsumexp(1, false).sub(pos).mean();
+  }
+
+  /** x with each element zeroed with probability p and the rest scaled by 1 / (1 − p). */
+  static Tensor dropout(Tensor x, double p, long seed) {
+    if (p <= 0) return x;
+    Tensor keep = Tensor.rand(x.shape(), x.dtype(), x.device(), seed).gt(p);
+    return x.mul(keep).mul(1.0 / (1 - p));
+  }
+
+  /** Whether j is among i's positives (sorted ids per node). */
+  private static boolean isPositive(long[][] positives, long i, long j) {
+    return Arrays.binarySearch(positives[(int) i], j) >= 0;
+  }
+
+  /**
+   * HeCo's positives: each node itself and its (k − 1) meta-path neighbours with the most path
+   * instances on the first meta-path (ties to the lower id), sorted by id.
+   */
+  static long[][] positives(Dataset d, int k) {
+    int n = d.numNodes();
+    long[][] out = new long[n][];
+    SparseMatrix m = k > 1 ? d.graph().metaPathMatrix(d.metaPaths().get(0).toArray(new String[0])) : null;
+    long[] ptr = m == null ? null : m.rowPtr();
+    int[] ci = m == null ? null : m.colIndices();
+    double[] v = m == null ? null : m.values();
+    for (int i = 0; i < n; i++) {
+      List<long[]> cand = new ArrayList<>(); // {count bits, id}
+      if (m != null)
+        for (long q = ptr[i]; q < ptr[i + 1]; q++)
+          if (ci[(int) q] != i) cand.add(new long[] {Double.doubleToLongBits(v[(int) q]), ci[(int) q]});
+      cand.sort((a, bb) -> {
+        int byCount = Double.compare(Double.longBitsToDouble(bb[0]), Double.longBitsToDouble(a[0]));
+        return byCount != 0 ? byCount : Long.compare(a[1], bb[1]);
+      });
+      int take = Math.min(k - 1, cand.size());
+      long[] p = new long[take + 1];
+      p[0] = i;
+      for (int t = 0; t < take; t++) p[t + 1] = cand.get(t)[1];
+      Arrays.sort(p);
+      out[i] = p;
+    }
+    return out;
+  }
+
+  static Tensor normalizeRows(Tensor x) {
+    return x.mul(x.square().sum(1, true).add(1e-12).rsqrt());
+  }
+
+  private static long[] sample(SplittableRandom rng, int n, int b) {
+    int[] perm = new int[n];
+    for (int i = 0; i < n; i++) perm[i] = i;
+    long[] out = new long[b];
+    for (int i = 0; i < b; i++) {
+      int j = i + rng.nextInt(n - i);
+      int t = perm[i];
+      perm[i] = perm[j];
+      perm[j] = t;
+      out[i] = perm[i];
+    }
+    return out;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // evaluation
+
+  /** Logistic regression per label rate: test scores at the best validation Macro-F1. */
+  static Map<Integer, Score> evaluate(Dataset d, Config c, Embedding e, long seed) {
+    Map<Integer, Score> out = new LinkedHashMap<>();
+    int w = e.width(), n = d.numNodes();
+    // standardise each column over all nodes (unsupervised statistics)
+    double[] z = e.values().clone();
+    for (int j = 0; j < w; j++) {
+      double mean = 0, var = 0;
+      for (int i = 0; i < n; i++) mean += z[i * w + j];
+      mean /= n;
+      for (int i = 0; i < n; i++) var += (z[i * w + j] - mean) * (z[i * w + j] - mean);
+      double sd = Math.sqrt(var / n) + 1e-8;
+      for (int i = 0; i < n; i++) z[i * w + j] = (z[i * w + j] - mean) / sd;
+    }
+    for (var sp : d.splits().entrySet()) {
+      try (Scope s = Scope.open()) {
+        Tensor all = Tensor.of(z, n, w).castTo(DType.F32);
+        long[][] split = sp.getValue();
+        Tensor xtr = all.indexSelect(0, Tensor.ofIndices(split[0], split[0].length));
+        Tensor ytr = Tensor.ofIndices(pick(d.labels(), split[0]), split[0].length);
+        Tensor xva = all.indexSelect(0, Tensor.ofIndices(split[1], split[1].length));
+        Tensor xte = all.indexSelect(0, Tensor.ofIndices(split[2], split[2].length));
+        long[] yva = pick(d.labels(), split[1]), yte = pick(d.labels(), split[2]);
+        Tensor wgt = Tensor.zeros(new long[] {d.classes(), w}, DType.F32, Device.CPU).requiresGrad(true);
+        Tensor bias = Tensor.zeros(new long[] {d.classes()}, DType.F32, Device.CPU).requiresGrad(true);
+        double bestVal = -1;
+        Score best = new Score(0, 0);
+        try (Adam opt = new Adam(List.of(wgt, bias), 0.01, 0.9, 0.999, 1e-8, 1e-4)) {
+          for (int step = 1; step <= c.lrSteps(); step++) {
+            try (Scope st = Scope.open()) {
+              Tensor loss = Functional.crossEntropy(Functional.linear(xtr, wgt, bias), ytr);
+              opt.zeroGrad();
+              loss.backward();
+              opt.step();
+            }
+            if (step % 10 == 0 || step == c.lrSteps()) {
+              try (Scope st = Scope.open(); var ng = Autograd.noGrad()) {
+                Score v = f1(predict(Functional.linear(xva, wgt, bias)), yva, d.classes());
+                if (v.macro() > bestVal) {
+                  bestVal = v.macro();
+                  best = f1(predict(Functional.linear(xte, wgt, bias)), yte, d.classes());
+                }
+              }
+            }
+          }
+        }
+        out.put(sp.getKey(), best);
+      }
+    }
+    return out;
+  }
+
+  private static long[] pick(long[] v, long[] idx) {
+    long[] r = new long[idx.length];
+    for (int i = 0; i < idx.length; i++) r[i] = v[(int) idx[i]];
+    return r;
+  }
+
+  private static long[] predict(Tensor logits) {
+    return logits.max(1, false).indices().toLongArray();
+  }
+
+  /** Macro-F1 (mean of the per-class F1 over the classes that occur in truth or predictions) and Micro-F1. */
+  static Score f1(long[] pred, long[] truth, int classes) {
+    long[] tp = new long[classes], fp = new long[classes], fn = new long[classes];
+    long correct = 0;
+    for (int i = 0; i < pred.length; i++) {
+      int p = (int) pred[i], t = (int) truth[i];
+      if (p == t) {
+        tp[p]++;
+        correct++;
+      } else {
+        fp[p]++;
+        fn[t]++;
+      }
+    }
+    // over the classes present in the truth or the predictions, as scikit-learn's macro average
+    // (IMDB's labels are 1..3: class 0 neither occurs nor counts)
+    double macro = 0;
+    int present = 0;
+    for (int k = 0; k < classes; k++) {
+      double denom = 2.0 * tp[k] + fp[k] + fn[k];
+      if (denom == 0) continue;
+      present++;
+      macro += 2.0 * tp[k] / denom;
+    }
+    return new Score(present == 0 ? 0 : macro / present, pred.length == 0 ? 0 : (double) correct / pred.length);
+  }
+
+  /** The first two principal components of [n, w] rows (power iteration on the covariance). */
+  static double[] pca2(Embedding e, int n, int w) {
+    double[] z = e.values();
+    double[] mean = new double[w];
+    for (int i = 0; i < n; i++)
+      for (int j = 0; j < w; j++) mean[j] += z[i * w + j] / n;
+    double[][] cov = new double[w][w];
+    for (int i = 0; i < n; i++)
+      for (int a = 0; a < w; a++) {
+        double da = z[i * w + a] - mean[a];
+        for (int bb = 0; bb < w; bb++) cov[a][bb] += da * (z[i * w + bb] - mean[bb]) / n;
+      }
+    double[][] comps = new double[2][];
+    for (int k = 0; k < 2; k++) {
+      double[] v = new double[w];
+      Arrays.fill(v, 1.0 / Math.sqrt(w));
+      v[k % w] += 0.5;
+      for (int it = 0; it < 300; it++) {
+        double[] nv = new double[w];
+        for (int a = 0; a < w; a++)
+          for (int bb = 0; bb < w; bb++) nv[a] += cov[a][bb] * v[bb];
+        if (k == 1) {
+          double dot = 0;
+          for (int a = 0; a < w; a++) dot += nv[a] * comps[0][a];
+          for (int a = 0; a < w; a++) nv[a] -= dot * comps[0][a];
+        }
+        double norm = 0;
+        for (double x : nv) norm += x * x;
+        norm = Math.sqrt(norm);
+        if (norm == 0) break;
+        for (int a = 0; a < w; a++) v[a] = nv[a] / norm;
+      }
+      comps[k] = v;
+    }
+    double[] out = new double[2 * n];
+    for (int i = 0; i < n; i++)
+      for (int k = 0; k < 2; k++) {
+        double s = 0;
+        for (int a = 0; a < w; a++) s += (z[i * w + a] - mean[a]) * comps[k][a];
+        out[2 * i + k] = s;
+      }
+    return out;
+  }
+
+  /**
+   * Mean and standard deviation (population) of one metric over seeds.
+   *
+   * @param scores one per seed
+   * @param macro true for Macro-F1, false for Micro-F1
+   * @return {mean, std}
+   */
+  public static double[] meanStd(List<Score> scores, boolean macro) {
+    double m = 0;
+    for (Score s : scores) m += (macro ? s.macro() : s.micro()) / scores.size();
+    double v = 0;
+    for (Score s : scores) v += Math.pow((macro ? s.macro() : s.micro()) - m, 2) / scores.size();
+    return new double[] {m, Math.sqrt(v)};
+  }
+}

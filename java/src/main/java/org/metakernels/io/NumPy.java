@@ -1,0 +1,515 @@
+package org.metakernels.io;
+
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import java.util.zip.ZipEntry;
+import java.util.zip.ZipInputStream;
+import java.util.zip.ZipOutputStream;
+import org.metakernels.graph.SparseMatrix;
+
+/**
+ * NumPy's {@code .npy} and {@code .npz} formats, read and written on the Java heap.
+ *
+ * <p><b>Layout read.</b> An {@code .npy} file: the magic {@code \x93NUMPY}, a version (1.0, 2.0
+ * or 3.0), a little-endian header length (2 bytes in 1.0, 4 after), and a header that is a Python
+ * dict literal with {@code 'descr'}, {@code 'fortran_order'} and {@code 'shape'}, then the raw
+ * elements. Supported element types ({@code descr}): little-endian ({@code <} or {@code |})
+ * {@code f4 f8 i1 i2 i4 i8 u1 u2 u4 u8 b1} and byte strings {@code S<n>}. Arrays must be in C
+ * order: a Fortran-order array of rank 2 or more is refused (rank 0 and 1 are the same in both),
+ * as is a big-endian descr ({@code >f8}), each with a message naming the file. An {@code .npz}
+ * file is a zip of {@code .npy} files ({@code np.savez} or {@code np.savez_compressed}), read into
+ * a map from entry name (without {@code .npy}) to array. {@link #readSparse(Path)} reads the
+ * {@code scipy.sparse.save_npz} layouts: {@code format} = csr or csc with {@code indices},
+ * {@code indptr}, {@code data}, {@code shape}; coo with {@code row}, {@code col}, {@code data},
+ * {@code shape}.
+ *
+ * <p>Malformed input throws {@link IOException} whose message starts with the file's path.
+ *
+ * <pre>{@code
+ * NumPy.Array labels = NumPy.read(Path.of("acm/labels.npy"));      // <f8 [4019]
+ * long[] y = labels.longs();                                      // integral values
+ * SparseMatrix pap = NumPy.readSparse(Path.of("acm/pap.npz"));     // [4019, 4019]
+ * }</pre>
+ */
+public final class NumPy {
+  private NumPy() {}
+
+  private static final byte[] MAGIC = {(byte) 0x93, 'N', 'U', 'M', 'P', 'Y'};
+  private static final Pattern DESCR = Pattern.compile("'descr'\\s*:\\s*'([^']*)'");
+  private static final Pattern FORTRAN = Pattern.compile("'fortran_order'\\s*:\\s*(True|False)");
+  private static final Pattern SHAPE = Pattern.compile("'shape'\\s*:\\s*\\(([^)]*)\\)");
+
+  /**
+   * A NumPy array on the heap: its element type, its shape, and its elements in C order as doubles
+   * (float types), longs (integer and bool types) or strings (byte strings, decoded as Latin-1).
+   */
+  public static final class Array {
+    private final String descr;
+    private final long[] shape;
+    private final double[] doubles;
+    private final long[] longs;
+    private final String[] strings;
+
+    private Array(String descr, long[] shape, double[] d, long[] l, String[] s) {
+      this.descr = descr;
+      this.shape = shape;
+      this.doubles = d;
+      this.longs = l;
+      this.strings = s;
+    }
+
+    /**
+     * A float64 array ({@code <f8}). {@code NumPy.Array.ofDoubles(new double[] {1, 2}, 2)}.
+     *
+     * @param data the elements, C order
+     * @param shape the shape; its product must be data.length
+     * @return the array
+     */
+    public static Array ofDoubles(double[] data, long... shape) {
+      checkCount(data.length, shape);
+      return new Array("<f8", shape.clone(), data.clone(), null, null);
+    }
+
+    /**
+     * An int64 array ({@code <i8}). {@code NumPy.Array.ofLongs(new long[] {1, 2}, 2)}.
+     *
+     * @param data the elements, C order
+     * @param shape the shape; its product must be data.length
+     * @return the array
+     */
+    public static Array ofLongs(long[] data, long... shape) {
+      checkCount(data.length, shape);
+      return new Array("<i8", shape.clone(), null, data.clone(), null);
+    }
+
+    /**
+     * A 0-d byte-string array ({@code |S<n>}), as scipy stores {@code format}.
+     * {@code NumPy.Array.ofString("csr")}.
+     *
+     * @param s ASCII text
+     * @return the array
+     */
+    public static Array ofString(String s) {
+      return new Array("|S" + Math.max(1, s.length()), new long[0], null, null, new String[] {s});
+    }
+
+    private static void checkCount(long n, long[] shape) {
+      long p = 1;
+      for (long d : shape) p *= d;
+      if (p != n) throw new IllegalArgumentException("NumPy.Array: " + n + " elements for shape " + shapeText(shape));
+    }
+
+    /**
+     * The element type as NumPy writes it ({@code <f8}).
+     *
+     * @return descr
+     */
+    public String descr() {
+      return descr;
+    }
+
+    /**
+     * The shape (a copy).
+     *
+     * @return the shape
+     */
+    public long[] shape() {
+      return shape.clone();
+    }
+
+    /**
+     * The element count.
+     *
+     * @return the product of the shape
+     */
+    public long size() {
+      long p = 1;
+      for (long d : shape) p *= d;
+      return p;
+    }
+
+    /**
+     * Whether the elements are floating point.
+     *
+     * @return true for f4 and f8
+     */
+    public boolean isFloating() {
+      return doubles != null;
+    }
+
+    /**
+     * The elements as doubles (integers converted), C order.
+     *
+     * @return a copy
+     * @throws IllegalStateException for a string array
+     */
+    public double[] doubles() {
+      if (doubles != null) return doubles.clone();
+      if (longs == null) throw new IllegalStateException("NumPy.Array " + descr + ": not numeric");
+      double[] d = new double[longs.length];
+      for (int i = 0; i < d.length; i++) d[i] = longs[i];
+      return d;
+    }
+
+    /**
+     * The elements as longs, C order; float elements must be integral (labels are often stored
+     * as float64).
+     *
+     * @return a copy
+     * @throws IllegalStateException for a string array or a non-integral float element
+     */
+    public long[] longs() {
+      if (longs != null) return longs.clone();
+      if (doubles == null) throw new IllegalStateException("NumPy.Array " + descr + ": not numeric");
+      long[] l = new long[doubles.length];
+      for (int i = 0; i < l.length; i++) {
+        l[i] = (long) doubles[i];
+        if (l[i] != doubles[i])
+          throw new IllegalStateException(
+              "NumPy.Array " + descr + ": element " + i + " = " + doubles[i] + " is not an integer");
+      }
+      return l;
+    }
+
+    /**
+     * The string of a byte-string array's first element ({@code format} of a scipy file).
+     *
+     * @return the text
+     * @throws IllegalStateException for a numeric array
+     */
+    public String string() {
+      if (strings == null || strings.length == 0)
+        throw new IllegalStateException("NumPy.Array " + descr + ": not a string");
+      return strings[0];
+    }
+
+    /**
+     * "&lt;f8 [4019]".
+     *
+     * @return the description
+     */
+    public String describe() {
+      return descr + " " + shapeText(shape);
+    }
+
+    @Override
+    public String toString() {
+      return describe();
+    }
+  }
+
+  private static String shapeText(long[] shape) {
+    StringBuilder sb = new StringBuilder("[");
+    for (int i = 0; i < shape.length; i++) sb.append(i > 0 ? ", " : "").append(shape[i]);
+    return sb.append("]").toString();
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // reading
+
+  /**
+   * Reads an {@code .npy} file. {@code NumPy.read(Path.of("labels.npy"))}.
+   *
+   * @param file the file
+   * @return the array
+   * @throws IOException when the file cannot be read or is not a supported .npy (the message names
+   *     the file and what is wrong)
+   */
+  public static Array read(Path file) throws IOException {
+    return parse(Files.readAllBytes(file), file.toString());
+  }
+
+  /**
+   * Reads every array of an {@code .npz} file. {@code NumPy.readNpz(Path.of("pap.npz")).get("row")}.
+   *
+   * @param file the file
+   * @return entry name (without ".npy") → array, in the zip's order
+   * @throws IOException when the file is not a zip of supported .npy files (the message names the
+   *     file and the entry)
+   */
+  public static Map<String, Array> readNpz(Path file) throws IOException {
+    Map<String, Array> out = new LinkedHashMap<>();
+    try (InputStream in = Files.newInputStream(file); ZipInputStream zip = new ZipInputStream(in)) {
+      ZipEntry e;
+      while ((e = zip.getNextEntry()) != null) {
+        if (e.isDirectory()) continue;
+        String name = e.getName();
+        byte[] bytes = readAll(zip);
+        String key = name.endsWith(".npy") ? name.substring(0, name.length() - 4) : name;
+        out.put(key, parse(bytes, file + " (entry " + name + ")"));
+      }
+    } catch (java.util.zip.ZipException z) {
+      throw new IOException(file + ": not a valid .npz (zip) file: " + z.getMessage(), z);
+    }
+    if (out.isEmpty()) throw new IOException(file + ": not an .npz file (no zip entries)");
+    return out;
+  }
+
+  private static byte[] readAll(InputStream in) throws IOException {
+    ByteArrayOutputStream bo = new ByteArrayOutputStream();
+    in.transferTo(bo);
+    return bo.toByteArray();
+  }
+
+  /**
+   * Reads a scipy sparse matrix saved by {@code scipy.sparse.save_npz} (CSR, CSC or COO), summing
+   * duplicate entries. {@code NumPy.readSparse(Path.of("acm/pap.npz"))}.
+   *
+   * @param file the .npz file
+   * @return the matrix
+   * @throws IOException when the file is unreadable, lacks the arrays of its format, or they are
+   *     inconsistent (the message names the file)
+   */
+  public static SparseMatrix readSparse(Path file) throws IOException {
+    Map<String, Array> z = readNpz(file);
+    try {
+      String format = z.containsKey("format") ? z.get("format").string()
+          : z.containsKey("indptr")           ? "csr"
+          : z.containsKey("row")              ? "coo"
+                                              : null;
+      if (format == null)
+        throw new IOException(file + ": no 'format', 'indptr' or 'row' array: not a scipy sparse .npz"
+            + " (arrays: " + z.keySet() + ")");
+      long[] shape = need(z, "shape", file).longs();
+      if (shape.length != 2) throw new IOException(file + ": 'shape' must hold 2 values, got " + shape.length);
+      double[] data = need(z, "data", file).doubles();
+      if (format.equals("coo")) {
+        long[] row = need(z, "row", file).longs(), col = need(z, "col", file).longs();
+        if (row.length != data.length || col.length != data.length)
+          throw new IOException(file + ": coo arrays of different lengths: row " + row.length + ", col " + col.length
+              + ", data " + data.length);
+        return SparseMatrix.fromCoo(shape[0], shape[1], row, col, data);
+      }
+      if (format.equals("csr") || format.equals("csc")) {
+        long[] indptr = need(z, "indptr", file).longs(), indices = need(z, "indices", file).longs();
+        if (indices.length != data.length)
+          throw new IOException(file + ": indices has " + indices.length + " entries but data " + data.length);
+        boolean csr = format.equals("csr");
+        SparseMatrix m =
+            SparseMatrix.fromCsr(csr ? shape[0] : shape[1], csr ? shape[1] : shape[0], indptr, indices, data);
+        return csr ? m : m.transpose();
+      }
+      throw new IOException(file + ": sparse format '" + format + "' not supported (csr, csc, coo)");
+    } catch (RuntimeException e) {
+      throw new IOException(file + ": " + e.getMessage(), e);
+    }
+  }
+
+  private static Array need(Map<String, Array> z, String key, Path file) throws IOException {
+    Array a = z.get(key);
+    if (a == null) throw new IOException(file + ": missing array '" + key + "' (has " + z.keySet() + ")");
+    return a;
+  }
+
+  private static Array parse(byte[] b, String where) throws IOException {
+    if (b.length < 10) throw new IOException(where + ": too short for an .npy file (" + b.length + " bytes)");
+    for (int i = 0; i < MAGIC.length; i++)
+      if (b[i] != MAGIC[i]) throw new IOException(where + ": not an .npy file (no \\x93NUMPY magic)");
+    int major = b[6] & 0xff;
+    ByteBuffer bb = ByteBuffer.wrap(b).order(ByteOrder.LITTLE_ENDIAN);
+    long headerLen;
+    int start;
+    if (major == 1) {
+      headerLen = bb.getShort(8) & 0xffff;
+      start = 10;
+    } else if (major == 2 || major == 3) {
+      if (b.length < 12) throw new IOException(where + ": truncated header");
+      headerLen = bb.getInt(8) & 0xffffffffL;
+      start = 12;
+    } else {
+      throw new IOException(where + ": .npy version " + major + "." + (b[7] & 0xff) + " not supported (1, 2, 3)");
+    }
+    if (start + headerLen > b.length)
+      throw new IOException(where + ": header of " + headerLen + " bytes runs past the end of the file");
+    String header =
+        new String(b, start, (int) headerLen, major == 3 ? StandardCharsets.UTF_8 : StandardCharsets.ISO_8859_1);
+    Matcher d = DESCR.matcher(header), f = FORTRAN.matcher(header), s = SHAPE.matcher(header);
+    if (!d.find() || !f.find() || !s.find())
+      throw new IOException(
+          where + ": malformed .npy header (expected 'descr', 'fortran_order', 'shape'): " + header.trim());
+    String descr = d.group(1);
+    long[] shape = parseShape(s.group(1), where);
+    if (f.group(1).equals("True") && shape.length >= 2)
+      throw new IOException(where + ": Fortran-order (column-major) arrays are not supported; save it in C order"
+          + " (np.ascontiguousarray) — shape " + shapeText(shape));
+    long count = 1;
+    for (long x : shape) count *= x;
+    if (count > Integer.MAX_VALUE - 8) throw new IOException(where + ": " + count + " elements, too many for the heap");
+    int n = (int) count;
+    if (descr.length() < 2) throw new IOException(where + ": unknown dtype '" + descr + "'");
+    char order = descr.charAt(0);
+    if (order == '>')
+      throw new IOException(where + ": big-endian dtype '" + descr + "' not supported; convert with"
+          + " arr.astype(arr.dtype.newbyteorder('<'))");
+    if (order != '<' && order != '|' && order != '=')
+      throw new IOException(where + ": dtype '" + descr + "' not supported");
+    char kind = descr.charAt(1);
+    int width;
+    try {
+      width = Integer.parseInt(descr.substring(2));
+    } catch (NumberFormatException e) {
+      throw new IOException(where + ": dtype '" + descr + "' not supported");
+    }
+    int data = (int) (start + headerLen);
+    long need = (long) n * width;
+    if (data + need > b.length)
+      throw new IOException(where + ": truncated: " + shapeText(shape) + " " + descr + " needs " + need
+          + " bytes of data, the file has " + (b.length - data));
+    bb.position(data);
+    if (kind == 'f') {
+      double[] v = new double[n];
+      if (width == 8)
+        for (int i = 0; i < n; i++) v[i] = bb.getDouble();
+      else if (width == 4)
+        for (int i = 0; i < n; i++) v[i] = bb.getFloat();
+      else
+        throw new IOException(where + ": float width " + width + " not supported (f4, f8)");
+      return new Array(descr, shape, v, null, null);
+    }
+    if (kind == 'i' || kind == 'u' || kind == 'b') {
+      long[] v = new long[n];
+      for (int i = 0; i < n; i++) {
+        long x;
+        if (width == 1)
+          x = kind == 'i' ? bb.get() : bb.get() & 0xff;
+        else if (width == 2)
+          x = kind == 'i' ? bb.getShort() : bb.getShort() & 0xffff;
+        else if (width == 4)
+          x = kind == 'i' ? bb.getInt() : bb.getInt() & 0xffffffffL;
+        else if (width == 8)
+          x = bb.getLong();
+        else
+          throw new IOException(where + ": integer width " + width + " not supported");
+        if (kind == 'u' && width == 8 && x < 0)
+          throw new IOException(where + ": uint64 element " + i + " exceeds 2^63");
+        v[i] = x;
+      }
+      return new Array(descr, shape, null, v, null);
+    }
+    if (kind == 'S') {
+      String[] v = new String[n];
+      for (int i = 0; i < n; i++) {
+        int end = 0;
+        while (end < width && b[data + i * width + end] != 0) end++;
+        v[i] = new String(b, data + i * width, end, StandardCharsets.ISO_8859_1);
+      }
+      return new Array(descr, shape, null, null, v);
+    }
+    throw new IOException(where + ": dtype '" + descr + "' not supported (f4 f8 i1-i8 u1-u8 b1 S<n>)");
+  }
+
+  private static long[] parseShape(String text, String where) throws IOException {
+    String t = text.trim();
+    if (t.isEmpty()) return new long[0];
+    String[] parts = t.split(",");
+    int m = 0;
+    long[] s = new long[parts.length];
+    for (String p : parts) {
+      String q = p.trim();
+      if (q.isEmpty()) continue;
+      if (q.endsWith("L")) q = q.substring(0, q.length() - 1);
+      try {
+        s[m] = Long.parseLong(q);
+      } catch (NumberFormatException e) {
+        throw new IOException(where + ": malformed shape (" + text + ")");
+      }
+      if (s[m] < 0) throw new IOException(where + ": negative dimension in shape (" + text + ")");
+      m++;
+    }
+    return java.util.Arrays.copyOf(s, m);
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // writing
+
+  /**
+   * Writes an {@code .npy} file (version 1.0, C order, little-endian).
+   * {@code NumPy.write(Path.of("x.npy"), NumPy.Array.ofDoubles(x, 3, 4))}.
+   *
+   * @param file the file
+   * @param a the array
+   * @throws IOException when the file cannot be written
+   */
+  public static void write(Path file, Array a) throws IOException {
+    try (OutputStream out = Files.newOutputStream(file)) {
+      out.write(encode(a));
+    }
+  }
+
+  /**
+   * Writes an {@code .npz} file: one {@code NAME.npy} entry per map entry, deflated.
+   * {@code NumPy.writeNpz(Path.of("m.npz"), Map.of("x", a))}.
+   *
+   * @param file the file
+   * @param arrays name → array
+   * @throws IOException when the file cannot be written
+   */
+  public static void writeNpz(Path file, Map<String, Array> arrays) throws IOException {
+    try (OutputStream out = Files.newOutputStream(file); ZipOutputStream zip = new ZipOutputStream(out)) {
+      for (var e : arrays.entrySet()) {
+        zip.putNextEntry(new ZipEntry(e.getKey() + ".npy"));
+        zip.write(encode(e.getValue()));
+        zip.closeEntry();
+      }
+    }
+  }
+
+  /**
+   * Writes a sparse matrix in scipy's CSR layout ({@code scipy.sparse.load_npz} reads it).
+   * {@code NumPy.writeSparse(Path.of("pap.npz"), pap)}.
+   *
+   * @param file the file
+   * @param m the matrix
+   * @throws IOException when the file cannot be written
+   */
+  public static void writeSparse(Path file, SparseMatrix m) throws IOException {
+    int[] ci = m.colIndices();
+    long[] idx = new long[ci.length];
+    for (int i = 0; i < ci.length; i++) idx[i] = ci[i];
+    Map<String, Array> z = new LinkedHashMap<>();
+    z.put("indices", Array.ofLongs(idx, idx.length));
+    z.put("indptr", Array.ofLongs(m.rowPtr(), m.rows() + 1L));
+    z.put("format", Array.ofString("csr"));
+    z.put("shape", Array.ofLongs(new long[] {m.rows(), m.cols()}, 2));
+    z.put("data", Array.ofDoubles(m.values(), m.nnz()));
+    writeNpz(file, z);
+  }
+
+  private static byte[] encode(Array a) {
+    StringBuilder shape = new StringBuilder("(");
+    for (int i = 0; i < a.shape.length; i++)
+      shape.append(a.shape[i]).append(a.shape.length == 1 ? "," : i + 1 < a.shape.length ? ", " : "");
+    shape.append(")");
+    String dict = "{'descr': '" + a.descr + "', 'fortran_order': False, 'shape': " + shape + ", }";
+    int total = 10 + dict.length() + 1;
+    int pad = (64 - total % 64) % 64;
+    String header = dict + " ".repeat(pad) + "\n";
+    int n = (int) a.size();
+    int width = a.doubles != null ? 8 : a.longs != null ? 8 : Integer.parseInt(a.descr.substring(2));
+    ByteBuffer bb = ByteBuffer.allocate(10 + header.length() + n * width).order(ByteOrder.LITTLE_ENDIAN);
+    bb.put(MAGIC).put((byte) 1).put((byte) 0).putShort((short) header.length());
+    bb.put(header.getBytes(StandardCharsets.ISO_8859_1));
+    if (a.doubles != null)
+      for (double v : a.doubles) bb.putDouble(v);
+    else if (a.longs != null)
+      for (long v : a.longs) bb.putLong(v);
+    else
+      for (String s : a.strings) {
+        byte[] sb = s.getBytes(StandardCharsets.ISO_8859_1);
+        bb.put(sb, 0, Math.min(sb.length, width));
+        for (int i = sb.length; i < width; i++) bb.put((byte) 0);
+      }
+    return bb.array();
+  }
+}

@@ -1,0 +1,186 @@
+package org.metakernels.io;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.IOException;
+import java.io.OutputStream;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.zip.ZipEntry;
+import java.util.zip.ZipOutputStream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.metakernels.graph.Graph;
+import org.metakernels.graph.SparseMatrix;
+import org.metakernels.tensor.Scope;
+
+/** .npy / .npz / scipy sparse / edge-list round trips and malformed files. */
+class NumPyTest {
+  @TempDir Path dir;
+
+  /** A hand-made .npy: header dict and raw little- or big-endian bytes. */
+  static byte[] npy(String dict, byte[] data) {
+    String h = dict;
+    int pad = (64 - (10 + h.length() + 1) % 64) % 64;
+    h = h + " ".repeat(pad) + "\n";
+    ByteBuffer b = ByteBuffer.allocate(10 + h.length() + data.length).order(ByteOrder.LITTLE_ENDIAN);
+    b.put(new byte[] {(byte) 0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0}).putShort((short) h.length());
+    b.put(h.getBytes(StandardCharsets.ISO_8859_1)).put(data);
+    return b.array();
+  }
+
+  static byte[] ints(ByteOrder o, int... v) {
+    ByteBuffer b = ByteBuffer.allocate(4 * v.length).order(o);
+    for (int x : v) b.putInt(x);
+    return b.array();
+  }
+
+  @Test
+  void npyRoundTripsAndReadsForeignTypes() throws IOException {
+    Path f = dir.resolve("a.npy");
+    NumPy.write(f, NumPy.Array.ofDoubles(new double[] {1.5, -2, 3, 4, 5, 6}, 2, 3));
+    NumPy.Array a = NumPy.read(f);
+    assertEquals("<f8 [2, 3]", a.describe());
+    assertArrayEquals(new double[] {1.5, -2, 3, 4, 5, 6}, a.doubles());
+    NumPy.write(f, NumPy.Array.ofLongs(new long[] {7, -8, 9}, 3));
+    assertArrayEquals(new long[] {7, -8, 9}, NumPy.read(f).longs());
+    // int32 and float32 as NumPy writes them
+    Files.write(
+        f, npy("{'descr': '<i4', 'fortran_order': False, 'shape': (3,), }", ints(ByteOrder.LITTLE_ENDIAN, 1, -2, 3)));
+    assertArrayEquals(new long[] {1, -2, 3}, NumPy.read(f).longs());
+    ByteBuffer fl = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putFloat(0.5f).putFloat(2f);
+    Files.write(f, npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", fl.array()));
+    assertArrayEquals(new double[] {0.5, 2}, NumPy.read(f).doubles());
+    // float labels read as longs when integral, refused when not
+    NumPy.write(f, NumPy.Array.ofDoubles(new double[] {0, 2, 1}, 3));
+    assertArrayEquals(new long[] {0, 2, 1}, NumPy.read(f).longs());
+    NumPy.write(f, NumPy.Array.ofDoubles(new double[] {0.5}, 1));
+    assertThrows(IllegalStateException.class, () -> NumPy.read(f).longs());
+  }
+
+  @Test
+  void refusesFortranOrderBigEndianAndGarbageNamingTheFile() throws IOException {
+    Path f = dir.resolve("bad.npy");
+    Files.write(
+        f, npy("{'descr': '<i4', 'fortran_order': True, 'shape': (1, 2), }", ints(ByteOrder.LITTLE_ENDIAN, 1, 2)));
+    IOException e = assertThrows(IOException.class, () -> NumPy.read(f));
+    assertTrue(e.getMessage().contains("bad.npy") && e.getMessage().contains("Fortran"), e.getMessage());
+    Files.write(f, npy("{'descr': '>i4', 'fortran_order': False, 'shape': (2,), }", ints(ByteOrder.BIG_ENDIAN, 1, 2)));
+    e = assertThrows(IOException.class, () -> NumPy.read(f));
+    assertTrue(e.getMessage().contains("bad.npy") && e.getMessage().contains("big-endian"), e.getMessage());
+    Files.write(
+        f, npy("{'descr': '<i4', 'fortran_order': False, 'shape': (5,), }", ints(ByteOrder.LITTLE_ENDIAN, 1, 2)));
+    e = assertThrows(IOException.class, () -> NumPy.read(f));
+    assertTrue(e.getMessage().contains("bad.npy") && e.getMessage().contains("truncated"), e.getMessage());
+    Files.writeString(f, "hello, not numpy");
+    e = assertThrows(IOException.class, () -> NumPy.read(f));
+    assertTrue(e.getMessage().contains("bad.npy") && e.getMessage().contains("magic"), e.getMessage());
+    Files.write(f, npy("{'descr': '<c16', 'fortran_order': False, 'shape': (0,), }", new byte[0]));
+    e = assertThrows(IOException.class, () -> NumPy.read(f));
+    assertTrue(e.getMessage().contains("<c16"), e.getMessage());
+    Path z = dir.resolve("bad.npz");
+    Files.writeString(z, "not a zip");
+    e = assertThrows(IOException.class, () -> NumPy.readNpz(z));
+    assertTrue(e.getMessage().contains("bad.npz"), e.getMessage());
+  }
+
+  @Test
+  void sparseNpzRoundTripAndScipyLayouts() throws IOException {
+    SparseMatrix m =
+        SparseMatrix.fromCoo(3, 4, new long[] {0, 2, 2, 1}, new long[] {3, 0, 1, 1}, new double[] {1, 2, 3, 4});
+    Path f = dir.resolve("m.npz");
+    NumPy.writeSparse(f, m);
+    assertTrue(m.bitwiseEquals(NumPy.readSparse(f)));
+    // COO with int32 row/col as scipy writes it, and a CSC
+    Map<String, NumPy.Array> coo = new LinkedHashMap<>();
+    coo.put("row", NumPy.Array.ofLongs(new long[] {0, 2, 2, 1}, 4));
+    coo.put("col", NumPy.Array.ofLongs(new long[] {3, 0, 1, 1}, 4));
+    coo.put("format", NumPy.Array.ofString("coo"));
+    coo.put("shape", NumPy.Array.ofLongs(new long[] {3, 4}, 2));
+    coo.put("data", NumPy.Array.ofDoubles(new double[] {1, 2, 3, 4}, 4));
+    NumPy.writeNpz(f, coo);
+    assertTrue(m.bitwiseEquals(NumPy.readSparse(f)));
+    SparseMatrix t = m.transpose(); // CSC of m = CSR of its transpose
+    Map<String, NumPy.Array> csc = new LinkedHashMap<>();
+    int[] ci = t.colIndices();
+    long[] idx = new long[ci.length];
+    for (int i = 0; i < ci.length; i++) idx[i] = ci[i];
+    csc.put("indices", NumPy.Array.ofLongs(idx, idx.length));
+    csc.put("indptr", NumPy.Array.ofLongs(t.rowPtr(), 5));
+    csc.put("format", NumPy.Array.ofString("csc"));
+    csc.put("shape", NumPy.Array.ofLongs(new long[] {3, 4}, 2));
+    csc.put("data", NumPy.Array.ofDoubles(t.values(), ci.length));
+    NumPy.writeNpz(f, csc);
+    assertTrue(m.bitwiseEquals(NumPy.readSparse(f)));
+    // missing array, inconsistent lengths
+    coo.remove("col");
+    NumPy.writeNpz(f, coo);
+    IOException e = assertThrows(IOException.class, () -> NumPy.readSparse(f));
+    assertTrue(e.getMessage().contains("m.npz") && e.getMessage().contains("'col'"), e.getMessage());
+    coo.put("col", NumPy.Array.ofLongs(new long[] {3, 0, 9, 1}, 4));
+    NumPy.writeNpz(f, coo);
+    e = assertThrows(IOException.class, () -> NumPy.readSparse(f));
+    assertTrue(e.getMessage().contains("m.npz") && e.getMessage().contains("outside"), e.getMessage());
+  }
+
+  @Test
+  void npzEntryErrorsNameTheEntry() throws IOException {
+    Path f = dir.resolve("e.npz");
+    try (OutputStream o = Files.newOutputStream(f); ZipOutputStream z = new ZipOutputStream(o)) {
+      z.putNextEntry(new ZipEntry("x.npy"));
+      z.write("garbage!!garbage".getBytes(StandardCharsets.US_ASCII));
+      z.closeEntry();
+    }
+    IOException e = assertThrows(IOException.class, () -> NumPy.readNpz(f));
+    assertTrue(e.getMessage().contains("e.npz") && e.getMessage().contains("x.npy"), e.getMessage());
+  }
+
+  @Test
+  void edgeListsRoundTripAndRefuseMalformedLines() throws IOException {
+    Path f = dir.resolve("edges.csv");
+    Files.writeString(f, "src,dst\n# comment\n0,1\n\n2,0\n1,2\n");
+    EdgeList e = EdgeList.read(f);
+    assertArrayEquals(new long[] {0, 2, 1}, e.src());
+    assertArrayEquals(new long[] {1, 0, 2}, e.dst());
+    assertNull(e.weight());
+    try (Scope s = Scope.open(); Graph g = e.toGraph(3)) {
+      assertEquals(3, g.numEdges());
+    }
+    Path w = dir.resolve("w.txt");
+    new EdgeList(new long[] {0, 5}, new long[] {3, 1}, new double[] {0.25, -1e-3}).write(w);
+    EdgeList back = EdgeList.read(w);
+    assertArrayEquals(new double[] {0.25, -1e-3}, back.weight());
+    assertEquals(6, back.extent(0));
+    Files.writeString(f, "0 1\n2 x\n");
+    IOException ex = assertThrows(IOException.class, () -> EdgeList.read(f));
+    assertTrue(ex.getMessage().contains("edges.csv") && ex.getMessage().contains("line 2"), ex.getMessage());
+    Files.writeString(f, "0 1 0.5\n2 3\n");
+    ex = assertThrows(IOException.class, () -> EdgeList.read(f));
+    assertTrue(ex.getMessage().contains("line 2") && ex.getMessage().contains("weight"), ex.getMessage());
+    Files.writeString(f, "0 -1\n");
+    ex = assertThrows(IOException.class, () -> EdgeList.read(f));
+    assertTrue(ex.getMessage().contains("negative"), ex.getMessage());
+  }
+
+  @Test
+  void readsTheAcmFilesWhenPresent() throws IOException {
+    Path acm = Path.of("/work/shared/datasets/meow/acm");
+    org.junit.jupiter.api.Assumptions.assumeTrue(Files.isDirectory(acm), "ACM data not on this machine");
+    SparseMatrix pap = NumPy.readSparse(acm.resolve("pap.npz"));
+    assertEquals(4019, pap.rows());
+    assertEquals(57853, pap.nnz());
+    EdgeList pa = EdgeList.read(acm.resolve("pa.txt"));
+    SparseMatrix ra = pa.toMatrix(4019, 7167);
+    // the published P-A-P is the path-count product of the paper-author relation
+    assertTrue(pap.bitwiseEquals(ra.multiply(ra.transpose())));
+  }
+}
