@@ -179,12 +179,17 @@ public final class Autograd {
         }
         accumulate(slots, out.gradFn(), out.outputIndex(), seed);
       }
+      // The part of the tape to walk: nodes below every requested tensor cannot lead to one (a
+      // node is created after all the nodes below it), so grad() stops there. In an unrolled loop
+      // the gradient of step k in the weights w_k then costs one step's tape, not k steps'.
+      // backward() and a requested leaf (which may feed any node) walk everything.
+      long floor = walkFloor(wanted, accumulateLeaves);
       // topological order: consumer counts within the reachable graph
       Map<Node, Integer> consumers = new IdentityHashMap<>();
       Map<Node, Boolean> needed = new IdentityHashMap<>();
       List<Node> roots = new ArrayList<>(slots.keySet());
-      countConsumers(roots, consumers);  // one walk over all roots: shared nodes count each edge once
-      for (Node r : roots) isNeeded(r, wanted, accumulateLeaves, needed);
+      countConsumers(roots, consumers, floor);  // one walk over all roots: shared nodes count each edge once
+      for (Node r : roots) isNeeded(r, wanted, accumulateLeaves, needed, floor);
       // requested non-leaf tensors, by node and output index
       Map<Node, List<Tensor>> wantedByNode = new IdentityHashMap<>();
       for (Tensor t : wanted.keySet())
@@ -209,6 +214,7 @@ public final class Autograd {
           Tensor g = gIn == null ? null : gIn[i];
           if (in.gradFn() != null) {
             Node child = in.gradFn();
+            if (child.sequence() < floor) continue;  // below every requested tensor: not walked
             if (g != null) accumulate(slots, child, in.outputIndex(), g);
             int c = consumers.merge(child, -1, Integer::sum);
             if (c == 0) ready.add(child);
@@ -257,7 +263,20 @@ public final class Autograd {
     return a.add(b);
   }
 
-  private static void countConsumers(List<Node> roots, Map<Node, Integer> consumers) {
+  // The smallest node number grad() must walk to: that of the lowest requested non-leaf tensor's
+  // node; Long.MIN_VALUE (everything) for backward() or when a leaf is requested.
+  private static long walkFloor(Map<Tensor, Integer> wanted, boolean allLeaves) {
+    if (allLeaves) return Long.MIN_VALUE;
+    long floor = Long.MAX_VALUE;
+    for (Tensor t : wanted.keySet()) {
+      Node n = t.gradFn();
+      if (n == null) return Long.MIN_VALUE;
+      floor = Math.min(floor, n.sequence());
+    }
+    return floor;
+  }
+
+  private static void countConsumers(List<Node> roots, Map<Node, Integer> consumers, long floor) {
     Deque<Node> stack = new ArrayDeque<>();
     Map<Node, Boolean> seen = new IdentityHashMap<>();
     for (Node root : roots)
@@ -265,7 +284,7 @@ public final class Autograd {
     while (!stack.isEmpty()) {
       Node n = stack.pop();
       for (Tensor in : n.inputs()) {
-        if (in == null || in.gradFn() == null) continue;
+        if (in == null || in.gradFn() == null || in.gradFn().sequence() < floor) continue;
         Node c = in.gradFn();
         consumers.merge(c, 1, Integer::sum);
         if (seen.put(c, true) == null) stack.push(c);
@@ -274,7 +293,8 @@ public final class Autograd {
   }
 
   // A node is needed when some requested tensor (or, for backward(), any leaf) lies below it.
-  private static boolean isNeeded(Node root, Map<Tensor, Integer> wanted, boolean allLeaves, Map<Node, Boolean> memo) {
+  private static boolean isNeeded(Node root, Map<Tensor, Integer> wanted, boolean allLeaves, Map<Node, Boolean> memo,
+      long floor) {
     // iterative post-order to survive deep tapes (long unrolled loops)
     Deque<Node> stack = new ArrayDeque<>();
     Deque<Boolean> expanded = new ArrayDeque<>();
@@ -288,7 +308,7 @@ public final class Autograd {
         stack.push(n);
         expanded.push(true);
         for (Tensor in : n.inputs())
-          if (in != null && in.gradFn() != null && !memo.containsKey(in.gradFn())) {
+          if (in != null && in.gradFn() != null && in.gradFn().sequence() >= floor && !memo.containsKey(in.gradFn())) {
             stack.push(in.gradFn());
             expanded.push(false);
           }

@@ -2,6 +2,7 @@ package org.metakernels.autograd;
 
 import java.util.Arrays;
 import java.util.List;
+import java.util.concurrent.atomic.AtomicLong;
 import org.metakernels.tensor.Storage;
 import org.metakernels.tensor.Tensor;
 
@@ -40,6 +41,11 @@ public final class Node {
   private static final int OUTPUT = 1 << 20, CAPTURED = -1;
   private final Tensor[] savedTensor;
   private final long[][] outputShapes;
+  // Creation order, process-wide. A node is made after every tensor it consumes and so after
+  // every node below it in the tape: nodes below a node all have smaller numbers. Autograd.grad
+  // uses this to skip the part of a tape that lies below every tensor it was asked for.
+  private static final AtomicLong SEQUENCE = new AtomicLong();
+  private final long sequence = SEQUENCE.getAndIncrement();
 
   Node(String name, Tensor[] inputs, Tensor[] outputs, Backward backward) {
     this.name = name;
@@ -147,5 +153,10 @@ public final class Node {
   @Override
   public String toString() {
     return "Node(" + name + ")";
+  }
+
+  /** The node's creation number: larger than that of every node below it in its tape. */
+  long sequence() {
+    return sequence;
   }
 }
