@@ -63,10 +63,14 @@ def bench_table(paths):
             r["_source"] = path
             runs.append(r)
     groups = OrderedDict()
+    reference_only = set()
     for r in runs:
         params = dict(r.get("params") or {})
+        no_peer = "vendor" not in params and "impl" not in params  # by design: e.g. a copy-bandwidth reference
         impl = params.pop("vendor", None) or params.pop("impl", "metakernels")  # "impl" up to cpu-2026-12-02f
         name = r["benchmark"].split(".")[-2] + "." + r["benchmark"].split(".")[-1]
+        if no_peer:
+            reference_only.add(name)
         key = (name, tuple(sorted(params.items())))
         group = groups.setdefault(key, OrderedDict())
         if any(v["source"] != r["_source"] for v in group.values()):
@@ -88,7 +92,9 @@ def bench_table(paths):
                 continue
             out.append(f"| {name} | {ps} | {fmt(mk['score'])} {mk['scoreUnit']} | {peer} | {fmt(m['score'])} {unit} | "
                        f"**{m['score'] / mk['score']:.2f}×** | {run} |")
-        if mk is not None and len(impls) == 1:
+        if mk is not None and len(impls) == 1 and name in reference_only:
+            out.append(f"| {name} | {ps} | {fmt(mk['score'])} {mk['scoreUnit']} | (a reference measurement: no peer) | — | — | |")
+        elif mk is not None and len(impls) == 1:
             out.append(f"| {name} | {ps} | {fmt(mk['score'])} {mk['scoreUnit']} | (peer failed or refused: see the report) | — | — | |")
     out.append("")
     shown = [p for p in PEER_FORMS if any(p in impls for impls in groups.values())]
