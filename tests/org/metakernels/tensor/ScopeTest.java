@@ -191,18 +191,26 @@ class ScopeTest {
     churn(1000);
     System.gc();
     long live0 = live();
+    // Two equal windows. The native allocator's count is exact, so it must not move at all. The
+    // resident size also counts the Java heap, whose young generation may first be touched in
+    // either window (how large it is depends on what ran before in this JVM: a full suite run
+    // once measured +54 MB in one window): a leak grows both windows alike, a warm-up only one, so
+    // the smaller growth is what is held to the limit.
     long rss0 = Pointer.physicalBytes();
     long t0 = System.nanoTime();
     int ops = churn(2000);
     double seconds = (System.nanoTime() - t0) / 1e9;
     long rss1 = Pointer.physicalBytes();
-    assertTrue(ops >= 200_000, "ops " + ops);
     assertEquals(live0, live(), "native bytes live after " + ops + " ops");
-    long growth = rss1 - rss0;
+    ops += churn(2000);
+    long rss2 = Pointer.physicalBytes();
+    assertTrue(ops >= 400_000, "ops " + ops);
+    assertEquals(live0, live(), "native bytes live after " + ops + " ops");
+    long g1 = rss1 - rss0, g2 = rss2 - rss1, growth = Math.min(g1, g2);
     // the process's resident size may also fall (the JVM hands heap pages back): only growth counts
-    System.out.printf("soak: %d ops in %.1f s, native bytes live unchanged, resident size %s by %.1f MB (limit: +50 MB)%n",
-        ops, seconds, growth >= 0 ? "grew" : "fell", Math.abs(growth) / 1e6);
-    assertTrue(growth < 50_000_000L, "RSS grew by " + growth / 1e6 + " MB");
+    System.out.printf("soak: %d ops (first half in %.1f s), native bytes live unchanged, resident size %+.1f MB then "
+        + "%+.1f MB (limit on the smaller: +50 MB)%n", ops, seconds, g1 / 1e6, g2 / 1e6);
+    assertTrue(growth < 50_000_000L, "RSS grew by " + g1 / 1e6 + " MB and then by " + g2 / 1e6 + " MB");
   }
 
   /** {@code scopes} scopes of 100+ small ops each (forward, views, reductions, a backward). */
