@@ -196,21 +196,25 @@ class ScopeTest {
     // either window (how large it is depends on what ran before in this JVM: a full suite run
     // once measured +54 MB in one window): a leak grows both windows alike, a warm-up only one, so
     // the smaller growth is what is held to the limit.
-    long rss0 = Pointer.physicalBytes();
+    // Memory outside the library's allocator: JavaCPP's own native allocations (parameter blocks,
+    // pointer arrays), counted exactly by Pointer.totalBytes once a GC has run their deallocators.
+    // The process's resident size is printed, not checked: it counts the Java heap's pages as they
+    // are first touched, which no window can exclude (a full .ci/run measured +52 and +72 MB of it
+    // while every native count stayed flat).
+    System.gc();
+    long jcpp0 = Pointer.totalBytes(), rss0 = Pointer.physicalBytes();
     long t0 = System.nanoTime();
     int ops = churn(2000);
     double seconds = (System.nanoTime() - t0) / 1e9;
-    long rss1 = Pointer.physicalBytes();
     assertEquals(live0, live(), "native bytes live after " + ops + " ops");
     ops += churn(2000);
-    long rss2 = Pointer.physicalBytes();
     assertTrue(ops >= 400_000, "ops " + ops);
     assertEquals(live0, live(), "native bytes live after " + ops + " ops");
-    long g1 = rss1 - rss0, g2 = rss2 - rss1, growth = Math.min(g1, g2);
-    // the process's resident size may also fall (the JVM hands heap pages back): only growth counts
-    System.out.printf("soak: %d ops (first half in %.1f s), native bytes live unchanged, resident size %+.1f MB then "
-        + "%+.1f MB (limit on the smaller: +50 MB)%n", ops, seconds, g1 / 1e6, g2 / 1e6);
-    assertTrue(growth < 50_000_000L, "RSS grew by " + g1 / 1e6 + " MB and then by " + g2 / 1e6 + " MB");
+    System.gc();
+    long jcpp1 = Pointer.totalBytes(), rss1 = Pointer.physicalBytes();
+    System.out.printf("soak: %d ops (first half in %.1f s), native bytes live unchanged, JavaCPP bytes %+d, resident "
+        + "size %+.1f MB (not checked: it includes the Java heap)%n", ops, seconds, jcpp1 - jcpp0, (rss1 - rss0) / 1e6);
+    assertTrue(jcpp1 - jcpp0 < 1_000_000L, "JavaCPP-allocated bytes grew by " + (jcpp1 - jcpp0) + " over " + ops + " ops");
   }
 
   /** {@code scopes} scopes of 100+ small ops each (forward, views, reductions, a backward). */
