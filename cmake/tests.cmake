@@ -5,7 +5,8 @@
 #   vec_math.vectorised.avx2|avx512   GCC's -fopt-info report of those very builds: the 12 loops
 #                                     over vec_math vectorise at full width (32 / 64 bytes)
 #   emu.*                             tests/cuda-emu: the CUDA attention, optimizer-step (emu.meta.*),
-#                                     graph (emu.graph) and dense (emu.dense: reductions, softmax,
+#                                     graph (emu.graph), linear attention (emu.linear_attention) and
+#                                     dense (emu.dense: reductions, softmax,
 #                                     elementwise) kernels run on the host by the emulator,
 #                                     against the CPU twin (the library's own objects)
 #   native.runtime                    tests/native/runtime_test.cpp: the device and host caching
@@ -204,3 +205,16 @@ foreach(order 0 2)
   set_tests_properties(emu.meta_batched.order${order} PROPERTIES LABELS "native;emu" TIMEOUT 300
     FIXTURES_REQUIRED mk_build_emu ENVIRONMENT OMP_NUM_THREADS=1)
 endforeach()
+
+# ---- linear attention (kernels/cuda/linear_attention.cu): the chunk-parallel form (state chunks
+# of 64 rows, and longer ones under a lowered scratch budget) and the sequential form, against a
+# float64 loop and the CPU twin, bitwise across thread orders; momentum bitwise.
+add_executable(linear_attention_emu_test EXCLUDE_FROM_ALL "${MK_TESTS}/cuda-emu/linear_attention_emu_test.cpp")
+target_include_directories(linear_attention_emu_test PRIVATE "${MK_TESTS}/cuda-emu" "${MK_ROOT}/kernels/cuda"
+  "${MK_ROOT}/kernels/include" "${MK_ROOT}/native/include")
+target_compile_options(linear_attention_emu_test PRIVATE ${MK_EMU_FLAGS})
+target_link_libraries(linear_attention_emu_test PRIVATE mk_cpu_twin OpenMP::OpenMP_CXX)
+add_dependencies(mk_emu_tests linear_attention_emu_test)
+add_test(NAME emu.linear_attention COMMAND linear_attention_emu_test)
+set_tests_properties(emu.linear_attention PROPERTIES LABELS "native;emu" TIMEOUT 300 FIXTURES_REQUIRED mk_build_emu
+  ENVIRONMENT OMP_NUM_THREADS=1)

@@ -149,6 +149,8 @@ int64_t linear_attention_workspace(int64_t dk, int64_t dv, int threads) {
                              dk * LinearAttentionTraits::kChunk);
 }
 
+int64_t linear_attention_scratch(int, int64_t, int64_t, int64_t, int64_t, int64_t, int) { return 0; }
+
 int linear_attention_momentum(int dtype, int64_t groups, int64_t n, int64_t d, const void* v,
                               void* out, double decay, int reverse, void* stream) {
   if (isa_level() >= 3)

@@ -58,8 +58,20 @@ int mk_linear_attention_product_forward(int device, int dtype, int64_t groups, i
     return fail(MK_ERR_INVALID_ARGUMENT, "%s: workspace of %" PRId64 " bytes, need %" PRId64, op, workspace_bytes, need);
   if (groups * nq * dv == 0) return MK_OK;
   if (nk == 0) return kernel_status(op, device, t->fill(dtype, groups * nq * dv, out, 0.0, stream));
-  return kernel_status(op, device,
-                       t->linear_attention(dtype, groups, nq, nk, dk, dv, q, k, v, out, mask, workspace, stream));
+  if (device != MK_DEVICE_CUDA)
+    return kernel_status(op, device,
+                         t->linear_attention(dtype, groups, nq, nk, dk, dv, q, k, v, out, mask, workspace, stream));
+  // CUDA: the chunk states of the chunk-parallel form go to scratch from the device caching
+  // allocator, allocated for the call's stream and freed when the call returns (the stream-aware
+  // cache hands it to this stream again at once, to another only after the event recorded at the
+  // free; see mk_dense_reduce_forward). Without it (out of device memory, or a state per group over
+  // the kernel's budget) the kernel runs its sequential form: slower, its sums in another fixed order.
+  const int64_t scratch = t->linear_attention_scratch(dtype, groups, nq, nk, dk, dv, mask);
+  void* ws = scratch > 0 ? mk_device_alloc_on(scratch, stream) : nullptr;
+  if (scratch > 0 && !ws) clear_error();
+  const int st = t->linear_attention(dtype, groups, nq, nk, dk, dv, q, k, v, out, mask, ws, stream);
+  if (ws) mk_device_free(ws);
+  return kernel_status(op, device, st);
 }
 
 int mk_linear_attention_momentum_forward(int device, int dtype, int64_t groups, int64_t n,
