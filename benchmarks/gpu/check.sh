@@ -3,6 +3,7 @@
 # (pack .device with `bash benchmarks/gpu/pack.sh`: the plain bundle.sh call is over 64 MiB)
 # (see ../shared/device/README.md). Within about seven minutes it:
 #   1. prints the GPU and the driver;
+#   1b. builds and runs the standalone CUDA harnesses (benchmarks/gpu/*_harness.cu) with nvcc;
 #   2. runs the JUnit tests tagged "gpu" (each CUDA kernel against its CPU twin);
 #   3. runs the GPU JMH benchmarks (short iterations) and the PyTorch peers on the same shapes;
 #   4. prints the softmax-attention TFLOP/s (metakernels and PyTorch SDPA, % of the 989 TFLOP/s
@@ -43,6 +44,16 @@ PY
 
 log "backend"
 java -cp "$CP" org.metakernels.cli.Main info 2>&1 | tee "$out/info.txt"
+
+log "standalone harnesses (nvcc on this machine)"
+# kernels/cuda/linear_attention.cu alone: chunk-parallel vs sequential form, time and agreement
+if command -v nvcc >/dev/null; then
+  timeout 300 nvcc -std=c++17 -O3 -arch=sm_90 -Ikernels/include -Inative/include -Ikernels/cuda \
+    benchmarks/gpu/linear_attention_harness.cu -o /tmp/mk-la-harness 2>&1 | tail -5
+  [ -x /tmp/mk-la-harness ] && timeout 180 /tmp/mk-la-harness 2>&1 | tee "$out/linear_attention_harness.md"
+else
+  echo "no nvcc: skipped"
+fi
 
 log "gpu-tagged tests"
 status=0
