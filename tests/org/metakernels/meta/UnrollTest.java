@@ -117,6 +117,49 @@ class UnrollTest {
   }
 
   @Test
+  void snapshotBudgetRunsTheOptimalSchedule() {
+    // steps run = K (forward) + K (one recorded step per VJP) + the advances of the reversal; the
+    // advances are Revolve's optimum, below bisection's where the budget is tight
+    try (Scope s = Scope.open(); Task t = new Task(lrFor("sgd"))) {
+      int k = 24;
+      Unroll.Result keep = t.builder("sgd", k, t.lr).memory(Unroll.Memory.keep()).run();
+      for (int slots : new int[] {0, 1, 2, 3, 5, 40}) {
+        Unroll.Result r = t.builder("sgd", k, t.lr).memory(Unroll.Memory.checkpoint(slots)).run();
+        long advances = Revolve.plan(k, slots).cost(k, slots);
+        assertEquals(2L * k + advances, r.stats().stepsRun(), "checkpoint(" + slots + ") steps run");
+        assertTrue(advances <= Revolve.bisectionCost(k, slots), "never worse than bisection");
+        assertClose(keep.metaGradients(), r.metaGradients(), 1e-10, "checkpoint(" + slots + ")");
+      }
+      assertTrue(Revolve.plan(k, 1).cost(k, 1) < Revolve.bisectionCost(k, 1), "one slot: fewer advances");
+      assertEquals(k - 1, Revolve.plan(k, 40).cost(k, 40), "a slot per step: each step advanced once");
+      assertEquals((long) k * (k - 1) / 2, Revolve.plan(k, 0).cost(k, 0), "no slot: quadratic");
+    }
+  }
+
+  @Test
+  void revolveTableMatchesItsRecursion() {
+    // the tabulated optimum against a direct search of the recursion, small cases
+    for (int l = 1; l <= 30; l++)
+      for (int c = 0; c <= 4; c++) assertEquals(search(l, c), Revolve.plan(30, 4).cost(l, c), "T(" + l + ", " + c + ")");
+    assertEquals(845, Revolve.plan(100, 1).cost(100, 1));
+    assertEquals(1719, Revolve.bisectionCost(100, 1));
+    assertNull(Revolve.plan(100_000, 100), "too large to tabulate: the caller bisects");
+  }
+
+  private static final Map<Long, Long> SEARCHED = new java.util.HashMap<>();
+
+  private static long search(int l, int c) {
+    if (l == 1) return 0;
+    if (c == 0) return (long) l * (l - 1) / 2;
+    Long known = SEARCHED.get((long) l << 32 | c);
+    if (known != null) return known;
+    long best = Long.MAX_VALUE;
+    for (int m = 1; m < l; m++) best = Math.min(best, m + search(l - m, c - 1) + search(m, c));
+    SEARCHED.put((long) l << 32 | c, best);
+    return best;
+  }
+
+  @Test
   void reversalMatchesKeep() {
     try (Scope s = Scope.open(); Task t = new Task(0.1)) {
       int k = 12;

@@ -49,9 +49,10 @@ import org.metakernels.tensor.Tensor;
  *   <li>{@link Memory#checkpoint()} — the state (weights and optimizer state) stored every
  *       ⌈√K⌉ steps; the reverse pass recomputes each segment's states and runs one step's
  *       vector-Jacobian product at a time, backwards: memory O(√K) states, one extra forward.
- *       {@link Memory#checkpoint(int)} keeps at most that many snapshots and reverses segments by
- *       recursive bisection: memory O(snapshots), O(K log K) recomputed steps for log₂K snapshots,
- *       O(K²) for none.
+ *       {@link Memory#checkpoint(int)} keeps at most that many snapshots and reverses segments on
+ *       the optimal binomial schedule (revolve; tabulated by {@code Revolve}, bisection beyond
+ *       K² · snapshots = 4·10⁸): memory O(snapshots), O(K log K) recomputed steps for log₂K
+ *       snapshots, O(K²) for none.
  *   <li>{@link Memory#reversal()} — SGD with (heavy-ball) momentum only: exact reversal in
  *       fixed point (Maclaurin, Duvenaud and Adams 2015). Weights and buffers are held as
  *       integers with {@code fractionBits} fraction bits; the bits lost when the buffer is
@@ -151,8 +152,8 @@ public final class Unroll {
     }
 
     /**
-     * At most {@code snapshots} snapshots at once (a memory budget), segments reversed by recursive
-     * bisection.
+     * At most {@code snapshots} snapshots at once (a memory budget), segments reversed on the
+     * optimal binomial schedule (fewest recomputed steps for that budget; Griewank's revolve).
      *
      * @param snapshots at least 0
      * @return the policy
@@ -979,6 +980,7 @@ public final class Unroll {
       State fin = advance(s0, 0, k);
       if (fin == s0) fin = own(s0);
       List<Tensor> adj = outerAdjoint(fin, loss);
+      revolve = Revolve.plan(k, memory.snapshots());
       adj = reverse(s0, 0, k, adj, memory.snapshots());
       free(s0);
       initialIntoMeta(adj);
@@ -986,7 +988,13 @@ public final class Unroll {
       return fin;
     }
 
-    /** Reverses steps [from, to) given the state at {@code from} and the adjoint at {@code to}. */
+    /** The optimal schedule of checkpoint(snapshots), null where too large to tabulate (bisection). */
+    Revolve revolve;
+
+    /**
+     * Reverses steps [from, to) given the state at {@code from} and the adjoint at {@code to}, with
+     * {@code slots} snapshots free: the split from {@link Revolve} (bisection without a plan).
+     */
     List<Tensor> reverse(State s, int from, int to, List<Tensor> adj, int slots) {
       if (to - from == 1) {
         List<Tensor> prev = stepVjp(s, from, adj);
@@ -1003,7 +1011,7 @@ public final class Unroll {
         }
         return adj;
       }
-      int mid = from + (to - from) / 2;
+      int mid = from + (revolve != null ? revolve.split(to - from, slots) : (to - from) / 2);
       State sm = advance(s, from, mid);
       adj = reverse(sm, mid, to, adj, slots - 1);
       free(sm);
