@@ -2,7 +2,6 @@ package org.metakernels.cli;
 
 import java.io.IOException;
 import java.io.PrintWriter;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.Locale;
@@ -19,6 +18,7 @@ import org.metakernels.runtime.Codes;
 import org.metakernels.tensor.DType;
 import org.metakernels.tensor.Device;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
@@ -58,18 +58,9 @@ final class DemoCommand implements Callable<Integer> {
       description = "extra LSA depths K >= 2 compared with K GD steps and GD++ (default: ${DEFAULT-VALUE}; 0 to skip)")
   int[] depths;
 
-  @Option(names = "--seed", defaultValue = "1", description = "random seed (default: ${DEFAULT-VALUE})")
-  long seed;
+  @Mixin RunOptions run;
 
-  @Option(names = "--device", defaultValue = "cpu", description = "cpu or cuda (default: ${DEFAULT-VALUE})")
-  String device;
-
-  @Option(names = "--out", defaultValue = "demo-out",
-      description = "folder for the PNG plots; its parent must exist, only the last level is created (default: ${DEFAULT-VALUE})")
-  Path out;
-
-  @Option(names = "--json", description = "write the measured numbers and the settings to this JSON file (its folder must exist)")
-  Path json;
+  @Mixin RunOptions.DeviceOption device;
 
   @Spec
   CommandSpec spec;
@@ -78,11 +69,7 @@ final class DemoCommand implements Callable<Integer> {
   public Integer call() throws IOException {
     Locale.setDefault(Locale.ROOT);
     // every check before any computation: options and outputs (usage errors), then the backend
-    Device dev = switch (device.toLowerCase(Locale.ROOT)) {
-      case "cpu" -> Device.CPU;
-      case "cuda", "gpu" -> Device.CUDA;
-      default -> throw Checks.usage(spec, "--device must be cpu or cuda, got '" + device + "'");
-    };
+    Device dev = device.parse();
     Checks.between(spec, "--dim", dim, 1, MAX_DIM);
     Checks.atLeast(spec, "--context", context, 1);
     Checks.atLeast(spec, "--steps", steps, 1);
@@ -93,11 +80,9 @@ final class DemoCommand implements Callable<Integer> {
       if (k != 0 && k < 2)
         throw Checks.usage(spec, "--depths: each K must be at least 2 (one layer is always compared) or 0 to skip, got " + k);
     int[] ks = Arrays.stream(depths).filter(k -> k != 0).distinct().toArray();
-    Checks.outputDir(spec, "--out", out);
-    if (json != null) Checks.outputFile(spec, "--json", json);
-    Backend backend = Checks.backend(spec);
-    if (dev == Device.CUDA) Checks.requireCuda(backend, "--device " + device);
-    Config c = new Config(dim, context, steps, batch, 1e-3, 0.05, evalTasks, seed, dev, DType.F32);
+    Backend backend = run.checkOutputsAndStart();
+    device.require(backend, dev);
+    Config c = new Config(dim, context, steps, batch, 1e-3, 0.05, evalTasks, run.seed, dev, DType.F32);
 
     PrintWriter o = spec.commandLine().getOut();
     o.println("metakernels demo: transformers learn in-context by gradient descent (von Oswald et al. 2022)");
@@ -142,17 +127,13 @@ final class DemoCommand implements Callable<Integer> {
     }
     o.flush();
 
-    Files.createDirectories(out);  // checked above: at most the last level is missing
-    Path lossPng = out.resolve("icl-training-loss.png");
-    Path predPng = out.resolve("icl-predictions.png");
+    Path lossPng = run.plot("icl-training-loss.png");
+    Path predPng = run.plot("icl-predictions.png");
     plotLoss(r, lossPng);
     plotPredictions(r, predPng);
     o.println();
     o.println("plots: " + lossPng.toAbsolutePath() + ", " + predPng.toAbsolutePath());
-    if (json != null) {
-      writeJson(r, settings(c, ks, backend), json);
-      o.println("json:  " + json.toAbsolutePath());
-    }
+    run.writeJson(o, json(r, settings(c, ks, backend)));
     o.printf("time:  %.1f s%n", r.seconds());
     return 0;
   }
@@ -205,7 +186,7 @@ final class DemoCommand implements Callable<Integer> {
     BitmapEncoder.saveBitmap(chart, file.toString(), BitmapEncoder.BitmapFormat.PNG);
   }
 
-  private static void writeJson(InContextDemo.Result r, String settings, Path file) throws IOException {
+  private static String json(InContextDemo.Result r, String settings) {
     StringBuilder sb = new StringBuilder("{\n");
     sb.append("  \"settings\": {").append(settings).append("},\n");
     sb.append(String.format("  \"lsa_loss\": %.8g,%n", r.lsaLoss()));
@@ -227,6 +208,6 @@ final class DemoCommand implements Callable<Integer> {
     sb.append(r.depths().isEmpty() ? "],\n" : "\n  ],\n");
     sb.append(String.format("  \"steps\": %d,%n", r.steps()));
     sb.append(String.format("  \"seconds\": %.3f%n}%n", r.seconds()));
-    Files.writeString(file, sb.toString());  // its folder was checked before the run
+    return sb.toString();
   }
 }

@@ -3,7 +3,6 @@ package org.metakernels.cli;
 import java.awt.image.BufferedImage;
 import java.io.IOException;
 import java.io.PrintWriter;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Locale;
 import java.util.concurrent.Callable;
@@ -20,6 +19,7 @@ import org.metakernels.recipes.MnistDigits;
 import org.metakernels.runtime.Backend;
 import org.metakernels.tensor.Device;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
@@ -66,32 +66,16 @@ final class GtnCommand implements Callable<Integer> {
       description = "meta-iterations between test probes, 0 for none (default: ${DEFAULT-VALUE})")
   int evalEvery;
 
-  @Option(names = "--seed", defaultValue = "1", description = "random seed (default: ${DEFAULT-VALUE})") long seed;
+  @Mixin RunOptions run;
 
-  @Option(names = "--device", defaultValue = "cpu", description = "cpu or cuda (default: ${DEFAULT-VALUE})")
-  String device;
-
-  @Option(names = "--out", defaultValue = "gtn-out",
-      description = "folder for the PNG plots; its parent must exist (default: ${DEFAULT-VALUE})")
-  Path out;
-
-  @Option(names = "--json",
-      description = "write the measured numbers and the settings to this JSON file (its folder must exist)")
-  Path json;
+  @Mixin RunOptions.DeviceOption device;
 
   @Spec CommandSpec spec;
 
   @Override
   public Integer call() throws IOException {
     Locale.setDefault(Locale.ROOT);
-    Device dev;
-    String d = device.toLowerCase(Locale.ROOT);
-    if (d.equals("cpu"))
-      dev = Device.CPU;
-    else if (d.equals("cuda") || d.equals("gpu"))
-      dev = Device.CUDA;
-    else
-      throw Checks.usage(spec, "--device must be cpu or cuda, got '" + device + "'");
+    Device dev = device.parse();
     Checks.atLeast(spec, "--inner-steps", innerSteps, 1);
     Checks.atLeast(spec, "--batch", batch, 1);
     Checks.atLeast(spec, "--meta-iterations", metaIterations, 0);
@@ -101,13 +85,11 @@ final class GtnCommand implements Callable<Integer> {
     Checks.atLeast(spec, "--eval-inits", evalInits, 1);
     Checks.atLeast(spec, "--eval-every", evalEvery, 0);
     if (!(metaLr > 0)) throw Checks.usage(spec, "--meta-lr must be positive, got " + metaLr);
-    Checks.outputDir(spec, "--out", out);
-    if (json != null) Checks.outputFile(spec, "--json", json);
-    Backend backend = Checks.backend(spec);
-    if (dev == Device.CUDA) Checks.requireCuda(backend, "--device " + device);
+    Backend backend = run.checkOutputsAndStart();
+    device.require(backend, dev);
     Config base = Config.defaults();
     Config c = new Config(innerSteps, batch, metaIterations, hidden, genHidden, noiseDim, metaLr, base.innerLr(),
-        base.metaBatch(), evalInits, evalEvery, seed, dev);
+        base.metaBatch(), evalInits, evalEvery, run.seed, dev);
 
     PrintWriter o = spec.commandLine().getOut();
     o.println("metakernels recipe gtn: Generative Teaching Networks (Such et al. 2019) on MNIST digits");
@@ -135,16 +117,12 @@ final class GtnCommand implements Callable<Integer> {
     o.printf("learned inner learning rate: %.4f%n", r.innerLr());
     o.flush();
 
-    Files.createDirectories(out);
-    Path curve = out.resolve("gtn-accuracy.png"), digits = out.resolve("gtn-digits.png");
+    Path curve = run.plot("gtn-accuracy.png"), digits = run.plot("gtn-digits.png");
     plotCurve(r, c, curve);
     writeDigits(r.samples(), digits);
     o.println();
     o.println("plots: " + curve.toAbsolutePath() + ", " + digits.toAbsolutePath());
-    if (json != null) {
-      writeJson(r, c, backend, json);
-      o.println("json:  " + json.toAbsolutePath());
-    }
+    run.writeJson(o, json(r, c, backend));
     o.printf("time:  %.1f s%n", r.seconds());
     return 0;
   }
@@ -196,7 +174,7 @@ final class GtnCommand implements Callable<Integer> {
     ImageIO.write(img, "png", file.toFile());
   }
 
-  private static void writeJson(Result r, Config c, Backend backend, Path file) throws IOException {
+  private static String json(Result r, Config c, Backend backend) {
     StringBuilder sb = new StringBuilder("{\n");
     sb.append(String.format(
         "  \"settings\": {\"version\": \"%s\", \"inner_steps\": %d, \"batch\": %d, \"meta_iterations\": %d, "
@@ -216,7 +194,7 @@ final class GtnCommand implements Callable<Integer> {
     sb.append(String.format("  \"meta_loss_first\": %.6g, \"meta_loss_last\": %.6g,%n",
         ml.length > 0 ? ml[0] : Double.NaN, ml.length > 0 ? ml[ml.length - 1] : Double.NaN));
     sb.append(String.format("  \"seconds\": %.3f%n}%n", r.seconds()));
-    Files.writeString(file, sb.toString());
+    return sb.toString();
   }
 
   private static String score(String name, Score s) {

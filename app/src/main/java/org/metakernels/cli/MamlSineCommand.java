@@ -2,7 +2,6 @@ package org.metakernels.cli;
 
 import java.io.IOException;
 import java.io.PrintWriter;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -15,6 +14,7 @@ import org.knowm.xchart.XYChartBuilder;
 import org.metakernels.recipes.MamlSine;
 import org.metakernels.runtime.Backend;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
@@ -45,15 +45,7 @@ final class MamlSineCommand implements Callable<Integer> {
   @Option(names = "--eval-tasks", defaultValue = "200", description = "held-out tasks (default: ${DEFAULT-VALUE})")
   int evalTasks;
 
-  @Option(names = "--seed", defaultValue = "1", description = "random seed (default: ${DEFAULT-VALUE})") long seed;
-
-  @Option(names = "--out", defaultValue = "maml-sine-out",
-      description = "folder for the PNG plot; its parent must exist (default: ${DEFAULT-VALUE})")
-  Path out;
-
-  @Option(
-      names = "--json", description = "write the numbers and the settings to this JSON file (its folder must exist)")
-  Path json;
+  @Mixin RunOptions run;
 
   @Spec CommandSpec spec;
 
@@ -65,9 +57,7 @@ final class MamlSineCommand implements Callable<Integer> {
     Checks.atLeast(spec, "--meta-batch", metaBatch, 1);
     Checks.atLeast(spec, "--eval-tasks", evalTasks, 1);
     if (!(innerLr > 0) || !(metaLr > 0)) throw Checks.usage(spec, "--inner-lr and --meta-lr must be positive");
-    Checks.outputDir(spec, "--out", out);
-    if (json != null) Checks.outputFile(spec, "--json", json);
-    Backend backend = Checks.backend(spec);
+    Backend backend = run.checkOutputsAndStart();
     PrintWriter o = spec.commandLine().getOut();
     o.println("metakernels recipe maml-sine: MAML on sinusoid regression (Finn et al. 2017)");
     o.printf("backend: cpu, %s kernels, %d threads; F64%n", backend.cpuIsa(), backend.cpuThreads());
@@ -81,7 +71,7 @@ final class MamlSineCommand implements Callable<Integer> {
     boolean terminal = ((Main) spec.root().userObject()).terminal;
     try (StepProgress progress = new StepProgress(spec.commandLine().getErr(), terminal)) {
       for (int k : shots) {
-        MamlSine.Config c = new MamlSine.Config(k, iterations, metaBatch, 10, innerLr, metaLr, evalTasks, 10, seed);
+        MamlSine.Config c = new MamlSine.Config(k, iterations, metaBatch, 10, innerLr, metaLr, evalTasks, 10, run.seed);
         all.addAll(MamlSine.run(c, Arrays.asList(MamlSine.METHODS), progress::step));
       }
     }
@@ -91,15 +81,11 @@ final class MamlSineCommand implements Callable<Integer> {
       o.printf("  %2d  %-10s  %7.3f   %7.3f (%.3f)   %7.3f (%.3f)   %6.1f%n", r.shots(), r.method(),
           r.lossAfterSteps()[0], r.lossAfterSteps()[1], r.stdErrAfterSteps()[1], r.lossAfterSteps()[10],
           r.stdErrAfterSteps()[10], r.seconds());
-    Files.createDirectories(out);
-    Path png = out.resolve("maml-sine-adaptation.png");
+    Path png = run.plot("maml-sine-adaptation.png");
     plot(all, png);
     o.println();
     o.println("plot:  " + png.toAbsolutePath());
-    if (json != null) {
-      writeJson(all, backend, seconds, json);
-      o.println("json:  " + json.toAbsolutePath());
-    }
+    run.writeJson(o, json(all, backend, seconds));
     o.printf("time:  %.1f s%n", seconds);
     return 0;
   }
@@ -120,13 +106,12 @@ final class MamlSineCommand implements Callable<Integer> {
     BitmapEncoder.saveBitmap(chart, file.toString(), BitmapEncoder.BitmapFormat.PNG);
   }
 
-  private void writeJson(List<MamlSine.MethodResult> all, Backend backend, double seconds, Path file)
-      throws IOException {
+  private String json(List<MamlSine.MethodResult> all, Backend backend, double seconds) {
     StringBuilder sb = new StringBuilder("{\n");
     sb.append(
         String.format("  \"settings\": {\"version\": \"%s\", \"iterations\": %d, \"meta_batch\": %d, \"inner_lr\": %s,"
                 + " \"meta_lr\": %s, \"eval_tasks\": %d, \"seed\": %d, \"threads\": %d, \"isa\": \"%s\"},%n",
-            Version.get(), iterations, metaBatch, innerLr, metaLr, evalTasks, seed, backend.cpuThreads(),
+            Version.get(), iterations, metaBatch, innerLr, metaLr, evalTasks, run.seed, backend.cpuThreads(),
             backend.cpuIsa()));
     sb.append("  \"results\": [");
     for (int i = 0; i < all.size(); i++) {
@@ -139,7 +124,7 @@ final class MamlSineCommand implements Callable<Integer> {
     }
     sb.append("\n  ],\n");
     sb.append(String.format("  \"seconds\": %.2f%n}%n", seconds));
-    Files.writeString(file, sb.toString());
+    return sb.toString();
   }
 
   static String arr(double[] v) {

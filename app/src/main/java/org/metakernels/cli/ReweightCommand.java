@@ -2,7 +2,6 @@ package org.metakernels.cli;
 
 import java.io.IOException;
 import java.io.PrintWriter;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -15,6 +14,7 @@ import org.knowm.xchart.XYSeries;
 import org.metakernels.recipes.Reweight;
 import org.metakernels.runtime.Backend;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
@@ -48,15 +48,7 @@ final class ReweightCommand implements Callable<Integer> {
       names = "--inner-lr", defaultValue = "0.1", description = "the look-ahead's SGD step (default: ${DEFAULT-VALUE})")
   double innerLr;
 
-  @Option(names = "--seed", defaultValue = "1", description = "random seed (default: ${DEFAULT-VALUE})") long seed;
-
-  @Option(names = "--out", defaultValue = "reweight-out",
-      description = "folder for the PNG plot; its parent must exist (default: ${DEFAULT-VALUE})")
-  Path out;
-
-  @Option(
-      names = "--json", description = "write the numbers and the settings to this JSON file (its folder must exist)")
-  Path json;
+  @Mixin RunOptions run;
 
   @Spec CommandSpec spec;
 
@@ -68,9 +60,7 @@ final class ReweightCommand implements Callable<Integer> {
     Checks.atLeast(spec, "--steps", steps, 1);
     Checks.atLeast(spec, "--inner-steps", innerSteps, 1);
     if (!(lr > 0) || !(innerLr > 0)) throw Checks.usage(spec, "--lr and --inner-lr must be positive");
-    Checks.outputDir(spec, "--out", out);
-    if (json != null) Checks.outputFile(spec, "--json", json);
-    Backend backend = Checks.backend(spec);
+    Backend backend = run.checkOutputsAndStart();
     PrintWriter o = spec.commandLine().getOut();
     o.println("metakernels recipe reweight: learning to reweight examples (Ren et al. 2018)");
     o.printf("backend: cpu, %s kernels, %d threads; F64, MLP 2-16-2 tanh%n", backend.cpuIsa(), backend.cpuThreads());
@@ -80,7 +70,7 @@ final class ReweightCommand implements Callable<Integer> {
     o.printf("training: %d full-batch SGD steps (lr %s, momentum 0.9); look-ahead K = %d (inner lr %s)%n%n", steps, lr,
         innerSteps, innerLr);
     o.flush();
-    Reweight.Config c = new Reweight.Config(train, validation, steps, lr, innerSteps, innerLr, seed);
+    Reweight.Config c = new Reweight.Config(train, validation, steps, lr, innerSteps, innerLr, run.seed);
     Reweight.Result r;
     boolean terminal = ((Main) spec.root().userObject()).terminal;
     try (StepProgress progress = new StepProgress(spec.commandLine().getErr(), terminal)) {
@@ -94,15 +84,11 @@ final class ReweightCommand implements Callable<Integer> {
     o.printf("  mean weight, flips the Bayes rule contradicts  %.5f%n", r.meanWeightContradicted());
     o.printf("  weight ~0 (< 1 %% of uniform): flipped / clean  %.1f %% / %.1f %%%n", 100 * r.flippedZeroShare(),
         100 * r.cleanZeroShare());
-    Files.createDirectories(out);
-    Path png = out.resolve("reweight-weights.png");
+    Path png = run.plot("reweight-weights.png");
     plot(r, png);
     o.println();
     o.println("plot:  " + png.toAbsolutePath());
-    if (json != null) {
-      writeJson(r, backend, json);
-      o.println("json:  " + json.toAbsolutePath());
-    }
+    run.writeJson(o, json(r, backend));
     o.printf("time:  %.1f s%n", r.seconds());
     return 0;
   }
@@ -133,17 +119,16 @@ final class ReweightCommand implements Callable<Integer> {
     BitmapEncoder.saveBitmap(chart, file.toString(), BitmapEncoder.BitmapFormat.PNG);
   }
 
-  private void writeJson(Reweight.Result r, Backend backend, Path file) throws IOException {
-    String s = String.format(
+  private String json(Reweight.Result r, Backend backend) {
+    return String.format(
         "{%n  \"settings\": {\"version\": \"%s\", \"train\": %d, \"validation\": %d, \"steps\": %d,"
             + " \"lr\": %s, \"inner_steps\": %d, \"inner_lr\": %s, \"seed\": %d, \"threads\": %d, \"isa\": \"%s\"},%n"
             + "  \"flipped_share\": %.4f,%n  \"reweighted_accuracy\": %.6f,%n  \"uniform_accuracy\": %.6f,%n"
             + "  \"clean_only_accuracy\": %.6f,%n  \"mean_weight_clean\": %.6g,%n  \"mean_weight_flipped\": %.6g,%n"
             + "  \"flipped_zero_share\": %.6f,%n  \"clean_zero_share\": %.6f,%n  \"mean_weight_contradicted\": %.6g,%n"
             + "  \"seconds\": %.2f%n}%n",
-        Version.get(), train, validation, steps, lr, innerSteps, innerLr, seed, backend.cpuThreads(), backend.cpuIsa(),
+        Version.get(), train, validation, steps, lr, innerSteps, innerLr, run.seed, backend.cpuThreads(), backend.cpuIsa(),
         r.flippedShare(), r.reweightedAccuracy(), r.uniformAccuracy(), r.cleanOnlyAccuracy(), r.meanWeightClean(),
         r.meanWeightFlipped(), r.flippedZeroShare(), r.cleanZeroShare(), r.meanWeightContradicted(), r.seconds());
-    Files.writeString(file, s);
   }
 }
