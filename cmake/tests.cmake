@@ -74,34 +74,35 @@ set_target_properties(mk_cpu_twin PROPERTIES LINKER_LANGUAGE CXX)
 # The emulator test's own flags (those run.sh always used): it compiles the CUDA sources as host
 # code, not shipped CPU code, so it takes none of MK_BASE_FLAGS' ISA flags beyond F16C.
 set(MK_EMU_FLAGS -O1 -g -mf16c -Wall -Wno-unknown-pragmas -Wno-unused-function)
-add_executable(attention_emu_test EXCLUDE_FROM_ALL "${MK_TESTS}/cuda-emu/attention_emu_test.cpp")
-target_include_directories(attention_emu_test PRIVATE "${MK_TESTS}/cuda-emu" "${MK_ROOT}/kernels/cuda"
-  "${MK_ROOT}/kernels/include" "${MK_ROOT}/native/include")
-target_compile_options(attention_emu_test PRIVATE ${MK_EMU_FLAGS})
-target_link_libraries(attention_emu_test PRIVATE mk_cpu_twin OpenMP::OpenMP_CXX)
-add_dependencies(mk_emu_tests attention_emu_test)
+# mk_emu_executable(NAME [COMPILE_OPTIONS...]): tests/cuda-emu/NAME.cpp, which includes a
+# kernels/cuda file as host C++, built with the emulator's flags and linked to the CPU twin; left
+# out of the default target (the fixture native.build.emu builds it).
+function(mk_emu_executable name)
+  add_executable(${name} EXCLUDE_FROM_ALL "${MK_TESTS}/cuda-emu/${name}.cpp")
+  target_include_directories(${name} PRIVATE "${MK_TESTS}/cuda-emu" "${MK_ROOT}/kernels/cuda"
+    "${MK_ROOT}/kernels/include" "${MK_ROOT}/native/include")
+  target_compile_options(${name} PRIVATE ${MK_EMU_FLAGS} ${ARGN})
+  target_link_libraries(${name} PRIVATE mk_cpu_twin OpenMP::OpenMP_CXX)
+  add_dependencies(mk_emu_tests ${name})
+endfunction()
+# mk_emu_test(TEST EXE [ARGS...]): a ctest run of an emulator executable, one OpenMP thread,
+# labels native and emu, 300 s at most (a lost barrier can hang the fibers).
+function(mk_emu_test test exe)
+  add_test(NAME ${test} COMMAND ${exe} ${ARGN})
+  set_tests_properties(${test} PROPERTIES LABELS "native;emu" TIMEOUT 300 FIXTURES_REQUIRED mk_build_emu
+    ENVIRONMENT OMP_NUM_THREADS=1)
+endfunction()
+mk_emu_executable(attention_emu_test)
 # tests/cuda-emu/graph_emu_test.cpp: kernels/cuda/graph.cu against the CPU twin (bitwise for spmm)
-add_executable(graph_emu_test EXCLUDE_FROM_ALL "${MK_TESTS}/cuda-emu/graph_emu_test.cpp")
-target_include_directories(graph_emu_test PRIVATE "${MK_TESTS}/cuda-emu" "${MK_ROOT}/kernels/cuda"
-  "${MK_ROOT}/kernels/include" "${MK_ROOT}/native/include")
-target_compile_options(graph_emu_test PRIVATE ${MK_EMU_FLAGS})
-target_link_libraries(graph_emu_test PRIVATE mk_cpu_twin OpenMP::OpenMP_CXX)
-add_dependencies(mk_emu_tests graph_emu_test)
+mk_emu_executable(graph_emu_test)
 
 # The fused optimizer steps (kernels/cuda/meta.cu) against their CPU twin, the same way, in forward
 # and shuffled thread order (each run also replays the backward in forward order and wants the same
 # bits). Measured 2026-12-04 on the 2-core VM: 15 s per run alone, 56-61 s inside ctest -j2 beside
 # the attention runs and another developer's builds.
-add_executable(meta_emu_test EXCLUDE_FROM_ALL "${MK_TESTS}/cuda-emu/meta_emu_test.cpp")
-target_include_directories(meta_emu_test PRIVATE "${MK_TESTS}/cuda-emu" "${MK_ROOT}/kernels/cuda"
-  "${MK_ROOT}/kernels/include" "${MK_ROOT}/native/include")
-target_compile_options(meta_emu_test PRIVATE ${MK_EMU_FLAGS})
-target_link_libraries(meta_emu_test PRIVATE mk_cpu_twin OpenMP::OpenMP_CXX)
-add_dependencies(mk_emu_tests meta_emu_test)
+mk_emu_executable(meta_emu_test)
 foreach(order 0 2)
-  add_test(NAME emu.meta.order${order} COMMAND meta_emu_test ${order})
-  set_tests_properties(emu.meta.order${order} PROPERTIES LABELS "native;emu" TIMEOUT 300
-    FIXTURES_REQUIRED mk_build_emu ENVIRONMENT OMP_NUM_THREADS=1)
+  mk_emu_test(emu.meta.order${order} meta_emu_test ${order})
 endforeach()
 
 # The emulator runs: name | arguments (order: 0 forward, 1 reverse, 2 shuffled threads; limits:
@@ -135,34 +136,18 @@ foreach(run ${MK_EMU_RUNS})
 endforeach()
 
 # The graph kernels in the emulator: every lane order in one run (6-12 s on the 2-core VM).
-add_test(NAME emu.graph COMMAND graph_emu_test)
-set_tests_properties(emu.graph PROPERTIES LABELS "native;emu" TIMEOUT 300 FIXTURES_REQUIRED mk_build_emu
-  ENVIRONMENT OMP_NUM_THREADS=1)
+mk_emu_test(emu.graph graph_emu_test)
 
 # The dense kernels (kernels/cuda/dense.cu: reductions, softmax, elementwise) in the emulator,
 # with lowered plan thresholds so small inputs take the split and multi-block paths; each run
 # checks every thread order for the same bits.
-add_executable(dense_emu_test EXCLUDE_FROM_ALL "${MK_TESTS}/cuda-emu/dense_emu_test.cpp")
-target_include_directories(dense_emu_test PRIVATE "${MK_TESTS}/cuda-emu" "${MK_ROOT}/kernels/cuda"
-  "${MK_ROOT}/kernels/include" "${MK_ROOT}/native/include")
-target_compile_options(dense_emu_test PRIVATE ${MK_EMU_FLAGS})
-target_link_libraries(dense_emu_test PRIVATE mk_cpu_twin OpenMP::OpenMP_CXX)
-add_dependencies(mk_emu_tests dense_emu_test)
-add_test(NAME emu.dense COMMAND dense_emu_test)
-set_tests_properties(emu.dense PROPERTIES LABELS "native;emu" TIMEOUT 300 FIXTURES_REQUIRED mk_build_emu
-  ENVIRONMENT OMP_NUM_THREADS=1)
+mk_emu_executable(dense_emu_test)
+mk_emu_test(emu.dense dense_emu_test)
 
 # tests/cuda-emu/gat_emu_test.cpp: kernels/cuda/gat.cu (edge softmax, fused GAT aggregation) against
 # the CPU twin (bitwise) and a float64 loop, every lane order in one run.
-add_executable(gat_emu_test EXCLUDE_FROM_ALL "${MK_TESTS}/cuda-emu/gat_emu_test.cpp")
-target_include_directories(gat_emu_test PRIVATE "${MK_TESTS}/cuda-emu" "${MK_ROOT}/kernels/cuda"
-  "${MK_ROOT}/kernels/include" "${MK_ROOT}/native/include")
-target_compile_options(gat_emu_test PRIVATE ${MK_EMU_FLAGS})
-target_link_libraries(gat_emu_test PRIVATE mk_cpu_twin OpenMP::OpenMP_CXX)
-add_dependencies(mk_emu_tests gat_emu_test)
-add_test(NAME emu.gat COMMAND gat_emu_test)
-set_tests_properties(emu.gat PROPERTIES LABELS "native;emu" TIMEOUT 300 FIXTURES_REQUIRED mk_build_emu
-  ENVIRONMENT OMP_NUM_THREADS=1)
+mk_emu_executable(gat_emu_test)
+mk_emu_test(emu.gat gat_emu_test)
 
 # ---- the native runtime's policies without a GPU ------------------------------------------------
 # tests/native/runtime_test.cpp: the device caching allocator on a fake CUDA table (host memory),
@@ -194,27 +179,13 @@ set_tests_properties(native.build.vec_math PROPERTIES PROCESSORS 2)
 # ---- meta, batched: per-example norms and ES (kernels/cuda/meta_per_example.cu, meta_es.cu) ---
 # Against the CPU twins in forward and shuffled thread order; the ES noise and update bitwise
 # (both sides without FMA contraction, as the library builds them).
-add_executable(meta_batched_emu_test EXCLUDE_FROM_ALL "${MK_TESTS}/cuda-emu/meta_batched_emu_test.cpp")
-target_include_directories(meta_batched_emu_test PRIVATE "${MK_TESTS}/cuda-emu" "${MK_ROOT}/kernels/cuda"
-  "${MK_ROOT}/kernels/include" "${MK_ROOT}/native/include")
-target_compile_options(meta_batched_emu_test PRIVATE ${MK_EMU_FLAGS} -ffp-contract=off)
-target_link_libraries(meta_batched_emu_test PRIVATE mk_cpu_twin OpenMP::OpenMP_CXX)
-add_dependencies(mk_emu_tests meta_batched_emu_test)
+mk_emu_executable(meta_batched_emu_test -ffp-contract=off)
 foreach(order 0 2)
-  add_test(NAME emu.meta_batched.order${order} COMMAND meta_batched_emu_test ${order})
-  set_tests_properties(emu.meta_batched.order${order} PROPERTIES LABELS "native;emu" TIMEOUT 300
-    FIXTURES_REQUIRED mk_build_emu ENVIRONMENT OMP_NUM_THREADS=1)
+  mk_emu_test(emu.meta_batched.order${order} meta_batched_emu_test ${order})
 endforeach()
 
 # ---- linear attention (kernels/cuda/linear_attention.cu): the chunk-parallel form (state chunks
 # of 64 rows, and longer ones under a lowered scratch budget) and the sequential form, against a
 # float64 loop and the CPU twin, bitwise across thread orders; momentum bitwise.
-add_executable(linear_attention_emu_test EXCLUDE_FROM_ALL "${MK_TESTS}/cuda-emu/linear_attention_emu_test.cpp")
-target_include_directories(linear_attention_emu_test PRIVATE "${MK_TESTS}/cuda-emu" "${MK_ROOT}/kernels/cuda"
-  "${MK_ROOT}/kernels/include" "${MK_ROOT}/native/include")
-target_compile_options(linear_attention_emu_test PRIVATE ${MK_EMU_FLAGS})
-target_link_libraries(linear_attention_emu_test PRIVATE mk_cpu_twin OpenMP::OpenMP_CXX)
-add_dependencies(mk_emu_tests linear_attention_emu_test)
-add_test(NAME emu.linear_attention COMMAND linear_attention_emu_test)
-set_tests_properties(emu.linear_attention PROPERTIES LABELS "native;emu" TIMEOUT 300 FIXTURES_REQUIRED mk_build_emu
-  ENVIRONMENT OMP_NUM_THREADS=1)
+mk_emu_executable(linear_attention_emu_test)
+mk_emu_test(emu.linear_attention linear_attention_emu_test)
