@@ -14,7 +14,8 @@
 // tests/cuda-emu/meta_batched_emu_test.cpp at every ISA level this CPU has.
 //
 //   perturb: members 2k, 2k+1 = θ + s ε_k, θ − s ε_k with s = T(σ), in T; tasks of (pair, chunk
-//            of kChunk blocks), each element written once.
+//            of kChunk blocks), each element written once; an F32 population of 8 MB or more is
+//            written with non-temporal stores (whole aligned blocks; the rest as usual).
 //   combine: out = θ + scale Σ_k (w_2k − w_2k+1) ε_k, the sum in double over the pairs in order
 //            from 0, per index; tasks are chunks of indices (the accumulators stay in L1), each
 //            regenerating ε of every pair for its chunk: no atomics, no stored noise.
@@ -103,6 +104,21 @@ MK_ES_INLINE vf vsqrt(const vf& x) {
 #endif
 }
 
+// A store of 64 bytes to a 64-byte aligned p that bypasses the caches.
+MK_ES_INLINE void vstream(float* p, const vf& x) {
+#ifdef MK_ISA_AVX512
+  _mm512_stream_ps(p, (__m512)x);
+#else
+  union {
+    vf v;
+    __m256 h[2];
+  } u;
+  u.v = x;
+  _mm256_stream_ps(p, u.h[0]);
+  _mm256_stream_ps(p + 8, u.h[1]);
+#endif
+}
+
 MK_ES_INLINE vf to_float(const vu& q) { return __builtin_convertvector((vi)q, vf); }
 
 // es_box_muller of mk/meta_batched.h on 16 lanes (the same operations in the same order).
@@ -176,38 +192,67 @@ MK_ES_INLINE void gen_block(const EsKeys& keys, uint64_t block, float* eps) {
   memcpy(eps + 48, &z3, 64);
 }
 
+// The population is written with non-temporal stores above this many bytes (it cannot stay in the
+// caches anyway, and skipping the read for ownership halves the memory traffic).
+constexpr int64_t kStreamBytes = int64_t(8) << 20;
+
+// θ ± s ε for the 64 indices of a full block from j0, F32, both rows 64-byte aligned: vector stores
+// that bypass the caches. The same operations as perturb_t's loop.
+MK_ES_INLINE void stream_block(const float* eps, const float* theta, float s, float* plus, float* minus) {
+  for (int q = 0; q < 4; ++q) {
+    vf e, c = vf{};
+    memcpy(&e, eps + 16 * q, 64);
+    e = s * e;
+    if (theta) memcpy(&c, theta + 16 * q, 64);
+    vstream(plus + 16 * q, c + e);
+    vstream(minus + 16 * q, c - e);
+  }
+}
+
 template <class T>
 void perturb_t(uint64_t seed, uint64_t generation, int64_t pairs, int64_t n, const T* theta, double sigma, T* out) {
   const int64_t blocks = (n + kBlock - 1) / kBlock;
   const int64_t chunks = (blocks + kChunk - 1) / kChunk;
   const T s = T(sigma);
   const bool par = parallel_worth(pairs * n * 8);
-#pragma omp parallel for collapse(2) schedule(static) if (par)
-  for (int64_t k = 0; k < pairs; ++k)
-    for (int64_t ch = 0; ch < chunks; ++ch) {
-      const EsKeys keys(es_pair_key(seed, generation, uint64_t(k)));
-      T* plus = out + (2 * k) * n;
-      T* minus = plus + n;
-      const int64_t b_end = (ch + 1) * kChunk < blocks ? (ch + 1) * kChunk : blocks;
-      for (int64_t b = ch * kChunk; b < b_end; ++b) {
-        alignas(64) float eps[kBlock];
-        gen_block(keys, uint64_t(b), eps);
-        const int64_t j0 = b * kBlock, m = n - j0 < kBlock ? n - j0 : kBlock;
-        if (theta) {
-          for (int64_t t = 0; t < m; ++t) {
-            const T e = s * T(eps[t]);
-            plus[j0 + t] = theta[j0 + t] + e;
-            minus[j0 + t] = theta[j0 + t] - e;
+  const bool stream = sizeof(T) == 4 && 2 * pairs * n * int64_t(sizeof(T)) >= kStreamBytes;
+#pragma omp parallel if (par)
+  {
+#pragma omp for collapse(2) schedule(static)
+    for (int64_t k = 0; k < pairs; ++k)
+      for (int64_t ch = 0; ch < chunks; ++ch) {
+        const EsKeys keys(es_pair_key(seed, generation, uint64_t(k)));
+        T* plus = out + (2 * k) * n;
+        T* minus = plus + n;
+        const int64_t b_end = (ch + 1) * kChunk < blocks ? (ch + 1) * kChunk : blocks;
+        for (int64_t b = ch * kChunk; b < b_end; ++b) {
+          alignas(64) float eps[kBlock];
+          gen_block(keys, uint64_t(b), eps);
+          const int64_t j0 = b * kBlock, m = n - j0 < kBlock ? n - j0 : kBlock;
+          if constexpr (sizeof(T) == 4) {
+            if (stream && m == kBlock &&
+                ((reinterpret_cast<uintptr_t>(plus + j0) | reinterpret_cast<uintptr_t>(minus + j0)) & 63) == 0) {
+              stream_block(eps, theta ? theta + j0 : nullptr, s, plus + j0, minus + j0);
+              continue;
+            }
           }
-        } else {
-          for (int64_t t = 0; t < m; ++t) {
-            const T e = s * T(eps[t]);
-            plus[j0 + t] = T(0) + e;
-            minus[j0 + t] = T(0) - e;
+          if (theta) {
+            for (int64_t t = 0; t < m; ++t) {
+              const T e = s * T(eps[t]);
+              plus[j0 + t] = theta[j0 + t] + e;
+              minus[j0 + t] = theta[j0 + t] - e;
+            }
+          } else {
+            for (int64_t t = 0; t < m; ++t) {
+              const T e = s * T(eps[t]);
+              plus[j0 + t] = T(0) + e;
+              minus[j0 + t] = T(0) - e;
+            }
           }
         }
       }
-    }
+    if (stream) _mm_sfence();  // the streamed stores are visible before the threads join
+  }
 }
 
 template <class T>

@@ -29,8 +29,16 @@ int main(int argc, char** argv) {
   const int reps = atoi(argv[4]);
   const int isa = argc > 5 ? atoi(argv[5]) : (__builtin_cpu_supports("avx512f") ? 3 : 2);
   mk::cpu::set_isa_level(isa);
-  std::vector<float> theta(static_cast<size_t>(n), 0.5f), w(static_cast<size_t>(2 * pairs)),
-      pop(static_cast<size_t>(2 * pairs * n)), out(static_cast<size_t>(n));
+  // 64-byte aligned, as the library's allocator gives
+  struct Buf {
+    float* p;
+    explicit Buf(int64_t count) : p(static_cast<float*>(std::aligned_alloc(64, size_t((count * 4 + 63) / 64 * 64)))) {}
+    ~Buf() { std::free(p); }
+    float& operator[](size_t i) { return p[i]; }
+    float* data() { return p; }
+  };
+  Buf theta(n), w(2 * pairs), pop(2 * pairs * n), out(n);
+  for (int64_t j = 0; j < n; ++j) theta[size_t(j)] = 0.5f;
   for (int64_t i = 0; i < 2 * pairs; ++i) w[size_t(i)] = float(i % 7) / 7.0f - 0.5f;
   const double sigma = 0.02, scale = 0.01 / (2.0 * double(pairs) * sigma);
   std::vector<double> ms;
@@ -52,7 +60,7 @@ int main(int argc, char** argv) {
         }
     }
     const auto t1 = std::chrono::steady_clock::now();
-    sink += pop[size_t(r) % pop.size()] + out[size_t(r) % out.size()];
+    sink += pop[size_t(r) % size_t(2 * pairs * n)] + out[size_t(r) % size_t(n)];
     if (r > 0) ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
   }
   std::sort(ms.begin(), ms.end());
