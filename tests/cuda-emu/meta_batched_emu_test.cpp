@@ -9,7 +9,8 @@
 //     the noise is Philox and a float Box–Muller and all sides round every operation as written)
 //     and to the scalar es_normal element by element, the update in place equal to out of place,
 //     the combine equal to a long-double sum over the perturb's noise; the CPU kernels bitwise
-//     the same for 1, 2 and 3 threads; Philox-4x32-10 against its published known answers;
+//     the same for 1, 2 and 3 threads and for a population written with non-temporal stores;
+//     Philox-4x32-10 against its published known answers;
 //     es_logf against log.
 // Every output sits between NaN guards that must stay untouched; the threads run in the given
 // order.
@@ -176,6 +177,34 @@ static void es_threads() {
   omp_set_num_threads(1);
 }
 
+// A population of 8 MB or more (F32) is written with non-temporal stores where the rows are 64-byte
+// aligned: the same bits as the scalar reference, aligned and not, at every ISA level.
+static void es_stream() {
+  const int64_t pairs = 8, n = 131072;  // 8 MiB; rows aligned when the buffer is
+  const size_t count = size_t(2 * pairs * n) + 16;
+  float* buf = static_cast<float*>(std::aligned_alloc(64, count * sizeof(float)));
+  std::vector<float> theta(static_cast<size_t>(n));
+  for (int64_t j = 0; j < n; ++j) theta[size_t(j)] = float(j % 11) * 0.25f;
+  for (int shift : {0, 1}) {  // 0: aligned (streamed), 1: 4 bytes off (plain stores)
+    for (int isa : cpu_isas()) {
+      mk::cpu::set_isa_level(isa);
+      float* out = buf + shift;
+      mk::cpu::meta_es_perturb(MK_F32, 5, 6, pairs, n, theta.data(), 0.3, out, nullptr);
+      bool same = true;
+      for (int64_t k = 0; k < pairs && same; ++k) {
+        const uint64_t key = mk::es_pair_key(5, 6, uint64_t(k));
+        for (int64_t j = 0; j < n && same; ++j) {
+          const float e = 0.3f * mk::es_normal(key, uint64_t(j));
+          same = out[2 * k * n + j] == theta[size_t(j)] + e && out[(2 * k + 1) * n + j] == theta[size_t(j)] - e;
+        }
+      }
+      expect(same, "es 8 MiB population, shift " + std::to_string(shift) + " isa=" + std::to_string(isa) +
+                       ": the scalar reference's bits");
+    }
+  }
+  std::free(buf);
+}
+
 template <class T>
 void es_case(int64_t pairs, int64_t n, bool with_theta, uint64_t seed, int64_t generation) {
   const int dt = sizeof(T) == 8 ? MK_F64 : MK_F32;
@@ -278,6 +307,7 @@ int main(int argc, char** argv) {
   philox_known_answers();
   log_accuracy();
   es_threads();
+  es_stream();
   printf("meta_batched_emu_test: %d checks, %d failures (%lld launches, %lld blocks)\n", g_checks, g_failures,
          (long long)emu::config().launches, (long long)emu::config().blocks);
   return g_failures ? 1 : 0;
