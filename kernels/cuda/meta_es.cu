@@ -1,10 +1,12 @@
 // Antithetic evolution strategies on CUDA, the twins of kernels/cpu/meta_es.cpp (same signatures,
-// mk/kernels.inc; the noise: mk/meta_batched.h). Built with --fmad=false (cmake), so every
-// product and sum is rounded as on the CPU (-ffp-contract=off): ε and both kernels' results are
-// the CPU twin's bits.
+// mk/kernels.inc; the noise: mk/meta_batched.h, Philox-4x32-10 and Box–Muller in float). Built
+// with --fmad=false (cmake) and the noise written with _rn intrinsics, so every product and sum is
+// rounded as on the CPU (-ffp-contract=off): ε and both kernels' results are the CPU twin's bits.
 //
-// perturb: a grid-stride loop over the pairs × n elements, each thread writing θ ± σε.
-// combine: a grid-stride loop over the n indices; each thread sums (w⁺_k - w⁻_k) ε[k, j] over the
+// One thread per Philox group: its four normals are the indices 64 (g >> 4) + 16 i + (g & 15), so a
+// warp's 32 threads write two runs of 16 consecutive elements per word (coalesced).
+// perturb: a grid-stride loop over pairs × groups, each thread writing θ ± sε (s = T(σ), in T).
+// combine: a grid-stride loop over the groups; each thread sums (w⁺_k - w⁻_k) ε[k, j] over the
 // pairs in order, in double, regenerating ε: no atomics, no stored noise. The grid depends on the
 // sizes alone. Launched through cudaLaunchKernelEx, so both run under the host emulator.
 #include <cuda_runtime.h>
@@ -26,19 +28,34 @@ struct EsCudaTraits {
 
 namespace {
 
+// The groups of n indices: 16 per block of 64 (mk/meta_batched.h), the last block's included whole.
+MK_HD int64_t es_groups(int64_t n) { return (n + 63) / 64 * 16; }
+
+// The index of word i of group g.
+MK_HD int64_t es_index(int64_t g, int i) { return (g >> 4) * 64 + 16 * i + (g & 15); }
+
 template <class T>
 __global__ void __launch_bounds__(EsCudaTraits::kThreads)
     es_perturb_kernel(uint64_t seed, uint64_t generation, int64_t pairs, int64_t n, const T* theta, double sigma,
                       T* out) {
-  const int64_t total = pairs * n;
+  const int64_t groups = es_groups(n), total = pairs * groups;
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += stride) {
-    const int64_t k = i / n, j = i - k * n;
-    const uint64_t key = es_pair_key(seed, generation, uint64_t(k));
-    const double e = sigma * es_noise<T>(key, uint64_t(j));
-    const double c = theta ? double(theta[j]) : 0.0;
-    out[(2 * k) * n + j] = T(c + e);
-    out[(2 * k + 1) * n + j] = T(c - e);
+  const T s = T(sigma);
+  for (int64_t t = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; t < total; t += stride) {
+    const int64_t k = t / groups, g = t - k * groups;
+    float z[4];
+    es_normal4(es_pair_key(seed, generation, uint64_t(k)), uint64_t(g), z);
+    T* plus = out + (2 * k) * n;
+    T* minus = plus + n;
+    for (int i = 0; i < 4; ++i) {
+      const int64_t j = es_index(g, i);
+      if (j < n) {
+        const T e = s * T(z[i]);
+        const T c = theta ? theta[j] : T(0);
+        plus[j] = c + e;
+        minus[j] = c - e;
+      }
+    }
   }
 }
 
@@ -46,15 +63,23 @@ template <class T>
 __global__ void __launch_bounds__(EsCudaTraits::kThreads)
     es_combine_kernel(uint64_t seed, uint64_t generation, int64_t pairs, int64_t n, const T* w, double scale,
                       const T* theta, T* out) {
+  const int64_t groups = es_groups(n);
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
-  for (int64_t j = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; j < n; j += stride) {
-    double acc = 0.0;
+  for (int64_t g = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; g < groups; g += stride) {
+    double acc[4] = {0.0, 0.0, 0.0, 0.0};
     for (int64_t k = 0; k < pairs; ++k) {
       const double d = double(w[2 * k]) - double(w[2 * k + 1]);
-      acc += d * es_noise<T>(es_pair_key(seed, generation, uint64_t(k)), uint64_t(j));
+      float z[4];
+      es_normal4(es_pair_key(seed, generation, uint64_t(k)), uint64_t(g), z);
+      for (int i = 0; i < 4; ++i) acc[i] = acc[i] + d * double(z[i]);
     }
-    const double c = theta ? double(theta[j]) : 0.0;
-    out[j] = T(c + scale * acc);
+    for (int i = 0; i < 4; ++i) {
+      const int64_t j = es_index(g, i);
+      if (j < n) {
+        const double c = theta ? double(theta[j]) : 0.0;
+        out[j] = T(c + scale * acc[i]);
+      }
+    }
   }
 }
 
@@ -83,10 +108,10 @@ int meta_es_perturb(int dtype, uint64_t seed, int64_t generation, int64_t pairs,
                     double sigma, void* out, void* stream) {
   if (pairs == 0 || n == 0) return 0;
   if (dtype == MK_F32)
-    return es_launch(es_perturb_kernel<float>, pairs * n, stream, seed, uint64_t(generation), pairs, n,
+    return es_launch(es_perturb_kernel<float>, pairs * es_groups(n), stream, seed, uint64_t(generation), pairs, n,
                      static_cast<const float*>(theta), sigma, static_cast<float*>(out));
   if (dtype == MK_F64)
-    return es_launch(es_perturb_kernel<double>, pairs * n, stream, seed, uint64_t(generation), pairs, n,
+    return es_launch(es_perturb_kernel<double>, pairs * es_groups(n), stream, seed, uint64_t(generation), pairs, n,
                      static_cast<const double*>(theta), sigma, static_cast<double*>(out));
   return KERNEL_UNSUPPORTED;
 }
@@ -95,11 +120,11 @@ int meta_es_combine(int dtype, uint64_t seed, int64_t generation, int64_t pairs,
                     double scale, const void* theta, void* out, void* stream) {
   if (n == 0) return 0;
   if (dtype == MK_F32)
-    return es_launch(es_combine_kernel<float>, n, stream, seed, uint64_t(generation), pairs, n,
+    return es_launch(es_combine_kernel<float>, es_groups(n), stream, seed, uint64_t(generation), pairs, n,
                      static_cast<const float*>(weights), scale, static_cast<const float*>(theta),
                      static_cast<float*>(out));
   if (dtype == MK_F64)
-    return es_launch(es_combine_kernel<double>, n, stream, seed, uint64_t(generation), pairs, n,
+    return es_launch(es_combine_kernel<double>, es_groups(n), stream, seed, uint64_t(generation), pairs, n,
                      static_cast<const double*>(weights), scale, static_cast<const double*>(theta),
                      static_cast<double*>(out));
   return KERNEL_UNSUPPORTED;

@@ -16,8 +16,8 @@ import org.metakernels.tensor.Tensor;
 
 /**
  * The CUDA per-example-norm and ES kernels against their CPU twins, through the Java API: the ES
- * noise, population and update are the same bits on both devices (integer hash, every operation
- * rounded as written); the norms agree to rounding (another summation tree) and are bitwise
+ * noise, population and update are the same bits on both devices (Philox and a float Box–Muller,
+ * every operation rounded as written; n from 1 to past a block of 64 indices); the norms agree to rounding (another summation tree) and are bitwise
  * equal run to run. Runs only where a CUDA device exists.
  */
 @Tag("gpu")

@@ -13,8 +13,8 @@ import org.metakernels.tensor.Scope;
 import org.metakernels.tensor.Tensor;
 
 /**
- * Antithetic ES: the noise (statistics, antithetic pairs, a Java port of the hash gives the same
- * bits), the fused update against a naive Java sum, convergence, determinism, bad input.
+ * Antithetic ES: the noise (statistics, antithetic pairs, a Java port of the generator, Philox-4x32-10
+ * and Box–Muller, gives the same bits), the fused update against a naive Java sum, convergence, determinism, bad input.
  */
 class EvolutionStrategiesTest {
   static final Device CPU = Device.CPU;
@@ -37,32 +37,71 @@ class EvolutionStrategiesTest {
     return mix64(h ^ (pair * 0xD1B54A32D192ED03L + 0xA4093822299F31D0L));
   }
 
-  static double esLog(double s) {
-    long bits = Double.doubleToRawLongBits(s);
-    long e = ((bits >>> 52) & 0x7FF) - 1023;
-    double m = Double.longBitsToDouble((bits & 0x000FFFFFFFFFFFFFL) | 0x3FF0000000000000L);
-    if (m > 1.4142135623730951) {
-      m = m * 0.5;
-      e += 1;
+  // Philox-4x32-10, the words as ints (Java's int arithmetic wraps like uint32_t)
+  static void philox(int[] c, int k0, int k1) {
+    for (int round = 0; round < 10; round++) {
+      long p0 = 0xD2511F53L * (c[0] & 0xFFFFFFFFL), p1 = 0xCD9E8D57L * (c[2] & 0xFFFFFFFFL);
+      int n0 = (int) (p1 >>> 32) ^ c[1] ^ k0, n2 = (int) (p0 >>> 32) ^ c[3] ^ k1;
+      c[1] = (int) p1;
+      c[3] = (int) p0;
+      c[0] = n0;
+      c[2] = n2;
+      k0 += 0x9E3779B9;
+      k1 += 0xBB67AE85;
     }
-    double f = m - 1.0, z = f / (2.0 + f), w = z * z;
-    double[] inv = {1.0 / 25, 1.0 / 23, 1.0 / 21, 1.0 / 19, 1.0 / 17, 1.0 / 15, 1.0 / 13, 1.0 / 11, 1.0 / 9, 1.0 / 7,
-        1.0 / 5, 1.0 / 3, 1.0};
-    double p = inv[0];
-    for (int i = 1; i < 13; i++) p = p * w + inv[i];
-    return (double) e * 0.6931471805599453 + 2.0 * z * p;
   }
 
-  static double normal(long key, long j) {
-    double scale = 1.0 / 2147483648.0;
-    for (long attempt = 0; attempt < 64; attempt++) {
-      long h = mix64(key ^ mix64(j * 64 + attempt));
-      double u1 = ((double) (h >>> 32) + 0.5) * scale - 1.0;
-      double u2 = ((double) (h & 0xFFFFFFFFL) + 0.5) * scale - 1.0;
-      double s = u1 * u1 + u2 * u2;
-      if (s < 1.0) return u1 * Math.sqrt(-2.0 * esLog(s) / s);
+  static final float TWO_M24 = 5.9604644775390625e-08f, SQRT2 = 1.41421356237309515f, LN2 = 0.693147180559945309f;
+
+  static float esLogf(float u) {
+    int bits = Float.floatToRawIntBits(u);
+    int e = (bits >>> 23) - 127;
+    float m = Float.intBitsToFloat((bits & 0x007FFFFF) | 0x3F800000);
+    if (m > SQRT2) {
+      m = m * 0.5f;
+      e += 1;
     }
-    return 0.0;
+    float f = m - 1.0f, z = f / (f + 2.0f), w = z * z;
+    float p = (float) (1.0 / 9);
+    p = p * w + (float) (1.0 / 7);
+    p = p * w + (float) (1.0 / 5);
+    p = p * w + (float) (1.0 / 3);
+    p = p * w + 1.0f;
+    return (float) e * LN2 + (z + z) * p;
+  }
+
+  /** Box–Muller of mk/meta_batched.h: {r cos θ, r sin θ}. */
+  static float[] boxMuller(int xa, int xb) {
+    float u = (float) ((xa >>> 8) | 1) * TWO_M24;
+    float r = (float) Math.sqrt(-2.0f * esLogf(u)); // the double root rounded once: float's √
+    float t = (float) (((xb >>> 5) & 0x00FFFFFF) | 1) * TWO_M24;
+    float phi = t * 0.785398163397448310f, w = phi * phi;
+    float s = (float) (1.0 / 362880);
+    s = s * w + (float) (-1.0 / 5040);
+    s = s * w + (float) (1.0 / 120);
+    s = s * w + (float) (-1.0 / 6);
+    s = s * w;
+    float sn = phi + phi * s;
+    float c = (float) (1.0 / 40320);
+    c = c * w + (float) (-1.0 / 720);
+    c = c * w + (float) (1.0 / 24);
+    c = c * w + -0.5f;
+    float cs = 1.0f + w * c;
+    int o = xb >>> 29;
+    boolean swap = ((o ^ (o >> 1)) & 1) != 0;
+    int negC = (((o >> 1) ^ (o >> 2)) & 1) << 31, negS = (o >> 2) << 31;
+    float a = Float.intBitsToFloat(Float.floatToRawIntBits(swap ? sn : cs) ^ negC);
+    float b = Float.intBitsToFloat(Float.floatToRawIntBits(swap ? cs : sn) ^ negS);
+    return new float[] {r * a, r * b};
+  }
+
+  /** ε[k, j] under the pair's key: word (j >> 4) & 3 of Philox group 16 (j >> 6) + (j & 15). */
+  static float normal(long key, long j) {
+    long g = ((j >>> 6) << 4) | (j & 15);
+    int[] c = {(int) g, (int) (g >>> 32), 0, 0};
+    philox(c, (int) key, (int) (key >>> 32));
+    int word = (int) ((j >>> 4) & 3);
+    return boxMuller(c[word < 2 ? 0 : 2], c[word < 2 ? 1 : 3])[word & 1];
   }
 
   /** The noise [pairs, n] as the kernels make it: θ = 0, σ = 1, the even rows. */
@@ -82,16 +121,22 @@ class EvolutionStrategiesTest {
   }
 
   @Test
-  void theKernelsNoiseIsTheHashsBits() {
+  void theKernelsNoiseIsTheGeneratorsBits() {
+    // the port is Philox-4x32-10: its published known answers (Random123's kat_vectors)
+    int[] c = {0, 0, 0, 0};
+    philox(c, 0, 0);
+    assertArrayEquals(new int[] {0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8}, c);
+    c = new int[] {0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344};
+    philox(c, 0xa4093822, 0x299f31d0);
+    assertArrayEquals(new int[] {0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1}, c);
     for (long seed : new long[] {0L, 7L, -3L, Long.MAX_VALUE}) {
       double[][] e64 = noise(seed, 5, 3, 700, F64);
       double[][] e32 = noise(seed, 5, 3, 700, DType.F32);
       for (int k = 0; k < 3; k++)
         for (int j = 0; j < 700; j++) {
-          double want = normal(pairKey(seed, 5, k), j);
+          float want = normal(pairKey(seed, 5, k), j);
           assertEquals(Double.doubleToRawLongBits(want), Double.doubleToRawLongBits(e64[k][j]), "F64 " + k + "," + j);
-          assertEquals(
-              Float.floatToRawIntBits((float) want), Float.floatToRawIntBits((float) e32[k][j]), "F32 " + k + "," + j);
+          assertEquals(Float.floatToRawIntBits(want), Float.floatToRawIntBits((float) e32[k][j]), "F32 " + k + "," + j);
         }
     }
   }
@@ -133,6 +178,70 @@ class EvolutionStrategiesTest {
     assertTrue(worstGen < bound, "generations correlate: " + worstGen);
     // a different seed gives different noise
     assertNotEquals(e[0][0], noise(12L, 0, 1, 1, F64)[0][0]);
+  }
+
+  /** Φ at each of the sorted xs, integrating the density from -9 (Simpson, 16 panels per gap). */
+  static double[] normalCdf(double[] xs) {
+    double[] out = new double[xs.length];
+    double prev = -9.0, acc = 0.0; // Φ(-9) < 1e-18
+    for (int i = 0; i < xs.length; i++) {
+      double x = Math.max(xs[i], -9.0), h = (x - prev) / 16;
+      if (h > 0) {
+        double sum = pdf(prev) + pdf(x);
+        for (int m = 1; m < 16; m++) sum += (m % 2 == 1 ? 4 : 2) * pdf(prev + m * h);
+        acc += sum * h / 3;
+      }
+      out[i] = acc;
+      prev = x;
+    }
+    return out;
+  }
+
+  static double pdf(double x) {
+    return Math.exp(-0.5 * x * x) / Math.sqrt(2 * Math.PI);
+  }
+
+  @Test
+  void noiseDistribution() {
+    // 2^18 values of one generation: Kolmogorov–Smirnov against N(0, 1), the tails, and the
+    // independence of the two normals of one Box–Muller pair (indices j and j + 16)
+    int pairs = 8, n = 32768;
+    double[][] e = noise(21L, 2, pairs, n, F64);
+    double[] all = new double[pairs * n];
+    for (int k = 0; k < pairs; k++) System.arraycopy(e[k], 0, all, k * n, n);
+    double[] sorted = all.clone();
+    java.util.Arrays.sort(sorted);
+    double[] cdf = normalCdf(sorted);
+    double d = 0;
+    for (int i = 0; i < sorted.length; i++)
+      d = Math.max(d, Math.max(Math.abs(cdf[i] - (double) i / sorted.length), Math.abs((double) (i + 1) / sorted.length - cdf[i])));
+    // √N D of a true sample exceeds 1.95 with probability 0.001; a bias of 1% of σ in the mean
+    // alone moves D by 0.004, √N D by 2
+    assertTrue(Math.sqrt(sorted.length) * d < 1.95, "Kolmogorov-Smirnov: sqrt(N) D = " + Math.sqrt(sorted.length) * d);
+    // tails: P(|ε| > 3) = 0.0026998, P(|ε| > 4) = 6.334e-5; counts within 5 binomial σ
+    long over3 = java.util.Arrays.stream(all).filter(v -> Math.abs(v) > 3).count();
+    long over4 = java.util.Arrays.stream(all).filter(v -> Math.abs(v) > 4).count();
+    double n3 = all.length * 0.0026998, n4 = all.length * 6.334e-5;
+    assertEquals(n3, over3, 5 * Math.sqrt(n3), "|eps| > 3");
+    assertEquals(n4, over4, 5 * Math.sqrt(n4) + 1, "|eps| > 4");
+    assertTrue(sorted[sorted.length - 1] < 5.78 && sorted[0] > -5.78, "the largest |eps| is sqrt(48 ln 2)");
+    // the two words of one pair of uniforms: uncorrelated, and so are their squares (r is shared)
+    int m = pairs * (n / 64) * 32; // words 0 and 2 of every block, paired with 1 and 3
+    double[] a = new double[m], b = new double[m], a2 = new double[m], b2 = new double[m];
+    int at = 0;
+    for (int k = 0; k < pairs; k++)
+      for (int j = 0; j < n; j++)
+        if (((j >> 4) & 1) == 0) {
+          a[at] = e[k][j];
+          b[at] = e[k][j + 16];
+          a2[at] = a[at] * a[at];
+          b2[at] = b[at] * b[at];
+          at++;
+        }
+    assertEquals(m, at);
+    double bound = 5 / Math.sqrt(m);
+    assertEquals(0.0, corr(a, b), bound, "cos and sin normals correlate");
+    assertEquals(0.0, corr(a2, b2), bound, "their squares correlate");
   }
 
   static double corr(double[] a, double[] b) {

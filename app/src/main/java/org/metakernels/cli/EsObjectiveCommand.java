@@ -134,6 +134,12 @@ final class EsObjectiveCommand implements Callable<Integer> {
         "  validation CE, learned objective         %.4f   (accuracy %.3f)%n", r.learnedLoss(), r.learnedAccuracy());
     o.printf("  improvement (paired)                     %.4f +- %.4f (s.e.), better on %d of %d inits%n",
         r.improvement(), r.improvementSe(), r.wins(), c.evalRuns());
+    o.printf("  cross-entropy at a tuned step %.4g        %.4f   (accuracy %.3f; step from %s on %d meta-training "
+            + "tasks)%n",
+        r.tunedLr(), r.tunedCeLoss(), r.tunedCeAccuracy(), java.util.Arrays.toString(r.lrGrid()),
+        Math.min(EsObjective.TUNING_TASKS, c.generations()));
+    o.printf("  improvement over it (paired)             %.4f +- %.4f (s.e.), better on %d of %d inits%n",
+        r.tunedImprovement(), r.tunedImprovementSe(), r.tunedWins(), c.evalRuns());
     o.flush();
 
     Files.createDirectories(out);
@@ -210,6 +216,10 @@ final class EsObjectiveCommand implements Callable<Integer> {
     sb.append(String.format("  \"wins\": %d,%n", r.wins()));
     sb.append(String.format("  \"ce_accuracy\": %.8g,%n", r.ceAccuracy()));
     sb.append(String.format("  \"learned_accuracy\": %.8g,%n", r.learnedAccuracy()));
+    sb.append(String.format("  \"tuned_ce\": {\"tasks\": %d, \"lr_grid\": %s, \"grid_loss\": %s, \"lr\": %s, "
+            + "\"val_loss\": %.8g, \"accuracy\": %.8g, \"improvement\": %.8g, \"improvement_se\": %.8g, \"wins\": %d},%n",
+        Math.min(EsObjective.TUNING_TASKS, c.generations()), array(r.lrGrid()), array(r.lrGridLoss()), r.tunedLr(),
+        r.tunedCeLoss(), r.tunedCeAccuracy(), r.tunedImprovement(), r.tunedImprovementSe(), r.tunedWins()));
     sb.append("  \"centre_loss\": ").append(array(r.centreLoss())).append(",\n");
     sb.append("  \"baseline_loss\": ").append(array(r.baselineLoss())).append(",\n");
     sb.append("  \"ce_curve\": ").append(array(r.ceCurve())).append(",\n");

@@ -168,10 +168,33 @@ public final class EsObjective {
    * @param learnedCurve the same with φ*
    * @param phi the learned φ
    * @param seconds wall time of the whole run
+   * @param lrGrid the inner step sizes tried for the tuned cross-entropy baseline
+   * @param lrGridLoss for each, the mean validation CE of plain cross-entropy on the first
+   *     {@link #TUNING_TASKS} meta-training tasks (their inits and data orders)
+   * @param tunedLr the grid's best: the tuned baseline's inner step size
+   * @param tunedCeLoss final comparison: mean validation CE of cross-entropy at the tuned step size
+   * @param tunedCeAccuracy its mean validation accuracy
+   * @param tunedImprovement mean paired difference tunedCeLoss − learnedLoss over the inits
+   * @param tunedImprovementSe its standard error
+   * @param tunedWins inits on which φ* ends lower than tuned cross-entropy
    */
   public record Result(double[] centreLoss, double[] baselineLoss, double ceLoss, double learnedLoss,
       double improvement, double improvementSe, int wins, double ceAccuracy, double learnedAccuracy, double[] ceCurve,
-      double[] learnedCurve, double[] phi, double seconds) {}
+      double[] learnedCurve, double[] phi, double seconds, double[] lrGrid, double[] lrGridLoss, double tunedLr,
+      double tunedCeLoss, double tunedCeAccuracy, double tunedImprovement, double tunedImprovementSe, int tunedWins) {}
+
+  /** The tuned baseline's grid: these multiples of the configured inner step size. */
+  public static final double[] LR_FACTORS = {0.5, 1, 2, 4, 8, 16};
+
+  /** Meta-training tasks (generations' inits and data orders) the tuned baseline's step is chosen on. */
+  public static final int TUNING_TASKS = 8;
+
+  /** c with another inner step size. */
+  static Config withInnerLr(Config c, double lr) {
+    return new Config(c.dim(), c.classes(), c.hidden(), c.trainSize(), c.valSize(), c.batch(), c.innerSteps(), lr,
+        c.lossHidden(), c.population(), c.generations(), c.sigma(), c.metaLr(), c.evalRuns(), c.seed(), c.device(),
+        c.dtype());
+  }
 
   /**
    * Meta-trains the objective and compares it with cross-entropy.
@@ -237,6 +260,38 @@ public final class EsObjective {
         if (d > 0) wins++;
       }
       double mean = d1 / e, var = e > 1 ? (d2 - e * mean * mean) / (e - 1) : 0;
+      // the tuned baseline: plain cross-entropy at the grid's step size with the lowest mean
+      // validation CE on the first meta-training tasks (as meta-training saw them: generation g's
+      // init and data order), then evaluated on the same fresh inits and data order as φ*
+      int tasks = Math.min(TUNING_TASKS, c.generations());
+      double[] grid = new double[LR_FACTORS.length], gridLoss = new double[LR_FACTORS.length];
+      int best = 0;
+      for (int q = 0; q < grid.length; q++) {
+        grid[q] = c.innerLr() * LR_FACTORS[q];
+        Config cq = withInnerLr(c, grid[q]);
+        for (int g = 0; g < tasks; g++) {
+          try (Scope ts = Scope.open()) {
+            Classifier init = Classifier.init(c, 1, c.seed() * 1_000_003L + g);
+            double v = innerLoop(cq, data, init, phi0.unsqueeze(0), c.seed() * 7919L + g, false).valLoss[0];
+            gridLoss[q] += (Double.isFinite(v) ? v : Double.POSITIVE_INFINITY) / tasks;
+          }
+        }
+        if (gridLoss[q] < gridLoss[best]) best = q;
+        if (progress != null) progress.step("tuning the cross-entropy step", q + 1, grid.length);
+      }
+      Outcome tuned = innerLoop(withInnerLr(c, grid[best]), data, inits, phi0.unsqueeze(0).expand(e, phiStar.length),
+          c.seed() * 131L + 5L, false);
+      double tLoss = 0, tAcc = 0, t1 = 0, t2 = 0;
+      int tWins = 0;
+      for (int i = 0; i < e; i++) {
+        tLoss += tuned.valLoss[i];
+        tAcc += tuned.valAccuracy[i];
+        double d = tuned.valLoss[i] - o.valLoss[e + i];
+        t1 += d;
+        t2 += d * d;
+        if (d > 0) tWins++;
+      }
+      double tMean = t1 / e, tVar = e > 1 ? (t2 - e * tMean * tMean) / (e - 1) : 0;
       double[] ceCurve = new double[c.innerSteps() + 1], lCurve = new double[c.innerSteps() + 1];
       for (int t = 0; t <= c.innerSteps(); t++) {
         for (int i = 0; i < e; i++) {
@@ -245,7 +300,8 @@ public final class EsObjective {
         }
       }
       return new Result(centre, baseline, ce / e, learned / e, mean, Math.sqrt(Math.max(var, 0) / e), wins, ceAcc / e,
-          lAcc / e, ceCurve, lCurve, phiStar, (System.nanoTime() - t0) / 1e9);
+          lAcc / e, ceCurve, lCurve, phiStar, (System.nanoTime() - t0) / 1e9, grid, gridLoss, grid[best], tLoss / e,
+          tAcc / e, tMean, Math.sqrt(Math.max(tVar, 0) / e), tWins);
     }
   }
 

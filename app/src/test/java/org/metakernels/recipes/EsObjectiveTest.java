@@ -29,6 +29,13 @@ class EsObjectiveTest {
     assertTrue(r.wins() >= SMALL.evalRuns() - 2, "better on " + r.wins() + " of " + SMALL.evalRuns());
     // the training curves start from the same inits
     assertEquals(r.ceCurve()[0], r.learnedCurve()[0], 1e-9);
+    // the tuned baseline: the grid's lowest mean on the meta-training tasks; at the configured step
+    // it is the plain cross-entropy run itself
+    int best = 0;
+    for (int q = 0; q < r.lrGrid().length; q++) if (r.lrGridLoss()[q] < r.lrGridLoss()[best]) best = q;
+    assertEquals(r.lrGrid()[best], r.tunedLr(), 0.0);
+    if (r.tunedLr() == SMALL.innerLr()) assertEquals(r.ceLoss(), r.tunedCeLoss(), 0.0);
+    assertTrue(Double.isFinite(r.tunedCeLoss()) && r.tunedWins() >= 0 && r.tunedWins() <= SMALL.evalRuns());
   }
 
   @Test
