@@ -16,86 +16,7 @@
 
 #include "gat.cu"
 
-namespace {
-alignas(16) unsigned char g_smem[256 * 1024 + 4096];  // the emulator clears this much per block
-}
-inline unsigned char* emu::smem() { return g_smem; }
-
-static int g_failures = 0;
-static int g_checks = 0;
-
-template <class T>
-struct Buf {
-  static constexpr int64_t kGuard = 16;
-  std::vector<T> raw;
-  int64_t n = 0;
-  explicit Buf(int64_t n_ = 0) : n(n_) { raw.assign(size_t(n + 2 * kGuard), guard()); }
-  static T guard() { return std::numeric_limits<T>::quiet_NaN(); }
-  T* data() { return raw.data() + kGuard; }
-  T& operator[](int64_t i) { return data()[i]; }
-  bool guards_intact() const {
-    for (int64_t i = 0; i < int64_t(raw.size()); ++i) {
-      if (i >= kGuard && i < kGuard + n) continue;
-      const T v = raw[size_t(i)], g = guard();
-      if (std::memcmp(&v, &g, sizeof(T)) != 0) return false;
-    }
-    return true;
-  }
-};
-
-static void expect(bool ok, const std::string& what) {
-  ++g_checks;
-  if (!ok) {
-    ++g_failures;
-    if (g_failures <= 20) fprintf(stderr, "FAIL %s\n", what.c_str());
-  }
-}
-
-struct Csr {
-  int64_t rows = 0, nnz = 0;
-  std::vector<int64_t> ptr, col;
-};
-
-// rows nodes: the last quarter receives nothing; row 1 takes ~40 % of the edges; self-loops and
-// duplicates.
-static Csr messy(unsigned seed, int64_t rows, int64_t edges) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<double> u(0, 1);
-  const int64_t active = std::max<int64_t>(2, rows - rows / 4);
-  std::vector<std::vector<int64_t>> in(static_cast<size_t>(rows));
-  for (int64_t e = 0; e < edges; ++e) {
-    const int64_t s = int64_t(rng() % uint64_t(active));
-    const double p = u(rng);
-    const int64_t d = p < 0.4 ? 1 : p < 0.5 ? s : int64_t(rng() % uint64_t(active));
-    in[size_t(d)].push_back(s);
-    if (u(rng) < 0.1) in[size_t(d)].push_back(s);
-  }
-  Csr g;
-  g.rows = rows;
-  g.ptr.push_back(0);
-  for (auto& r : in) {
-    for (int64_t c : r) g.col.push_back(c);
-    g.ptr.push_back(int64_t(g.col.size()));
-  }
-  g.nnz = int64_t(g.col.size());
-  return g;
-}
-
-template <class T>
-static void fill(Buf<T>& b, std::mt19937& rng, double lo, double hi) {
-  std::uniform_real_distribution<double> u(lo, hi);
-  for (int64_t i = 0; i < b.n; ++i) b[i] = T(u(rng));
-}
-
-template <class T>
-static bool same_bits(const T* a, const T* b, int64_t n, int64_t* differ) {
-  *differ = 0;
-  for (int64_t i = 0; i < n; ++i)
-    if (std::memcmp(a + i, b + i, sizeof(T)) != 0) ++*differ;
-  return *differ == 0;
-}
-
-static double eps_of(bool f32) { return f32 ? 0x1p-23 : 0x1p-52; }
+#include "graph_emu_harness.h"
 
 template <class T>
 static void softmax_case(const Csr& g, int64_t H, unsigned seed) {
@@ -209,8 +130,8 @@ int main(int argc, char** argv) {
   omp_set_num_threads(1);
   std::vector<int> orders = {0, 1, 2};
   if (argc > 1) orders = {atoi(argv[1])};
-  const Csr g = messy(17, 61, 420);
-  const Csr tiny = messy(18, 5, 6);
+  const Csr g = messy(17, 61, 420, false);
+  const Csr tiny = messy(18, 5, 6, false);
   Csr empty;
   empty.rows = 3;
   empty.ptr = {0, 0, 0, 0};
