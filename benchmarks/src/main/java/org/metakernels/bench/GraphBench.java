@@ -81,8 +81,12 @@ public class GraphBench {
 
     @Setup(Level.Trial)
     public void setup(BenchmarkParams params) {
+      init(params.getBenchmark().substring(params.getBenchmark().lastIndexOf('.') + 1));
+    }
+
+    /** The set-up for benchmark method {@code mode} ("forward", "forwardBackward", "copy"). */
+    void init(String mode) {
       Torch.configure(vendor);
-      String mode = params.getBenchmark().substring(params.getBenchmark().lastIndexOf('.') + 1);
       String what =
           "GraphBench." + mode + " nodes=" + nodes + " edges=" + edges + " features=" + features + " " + reduce;
       red = Reduce.valueOf(reduce.toUpperCase());
@@ -518,8 +522,12 @@ public class GraphBench {
 
     @Setup(Level.Trial)
     public void setup(BenchmarkParams params) {
+      init(params.getBenchmark().substring(params.getBenchmark().lastIndexOf('.') + 1));
+    }
+
+    /** The set-up for benchmark method {@code mode} ("sddmmForward" or "sddmmForwardBackward"). */
+    void init(String mode) {
       Torch.configure(vendor);
-      String mode = params.getBenchmark().substring(params.getBenchmark().lastIndexOf('.') + 1);
       String what = "GraphBench." + mode + " nodes=" + nodes + " edges=" + edges + " features=" + features
           + " heads=" + heads;
       if (heads < 1 || features % heads != 0)
