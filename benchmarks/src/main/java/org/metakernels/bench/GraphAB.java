@@ -106,9 +106,9 @@ public final class GraphAB {
                                 s[rounds / 2] / m[rounds / 2]);
       System.out.printf("  %-24s min %9.2f ms  median %9.2f ms%s%n", vendors.get(i), s[0], s[rounds / 2], ratio);
     }
-    for (AutoCloseable c : states) {
+    for (int i = states.size() - 1; i >= 0; i--) { // scopes close innermost (last opened) first
       try {
-        c.close();
+        states.get(i).close();
       } catch (Exception e) {
         throw new IllegalStateException(e);
       }
