@@ -127,40 +127,30 @@ static void gat_case(const Csr& g, int64_t H, int64_t D, double slope, unsigned 
 }
 
 int main(int argc, char** argv) {
-  omp_set_num_threads(1);
-  std::vector<int> orders = {0, 1, 2};
-  if (argc > 1) orders = {atoi(argv[1])};
   const Csr g = messy(17, 61, 420, false);
   const Csr tiny = messy(18, 5, 6, false);
-  Csr empty;
-  empty.rows = 3;
-  empty.ptr = {0, 0, 0, 0};
-  std::vector<int> levels = {2};
-  if (__builtin_cpu_supports("avx512f")) levels.push_back(3);
-  for (int order : orders)
-    for (int level : levels) {
-      mk::cpu::set_isa_level(level);
-      emu::config().order = order;
-      unsigned seed = 300;
-      for (int64_t H : {1, 2, 3, 8, 33}) {
-        softmax_case<float>(g, H, ++seed);
-        softmax_case<double>(g, H, ++seed);
-      }
-      softmax_case<float>(tiny, 2, ++seed);
-      softmax_case<double>(empty, 3, ++seed);
-      // (heads, width): F = 1, 3, 16, 32 (one group of <= 32 lanes), 64 (2 per lane), 96 (3 -> 4
-      // per lane), 128, 264 (several column blocks), 200 with one head
-      const int64_t shapes[][2] = {{1, 1}, {1, 3},  {4, 4},  {8, 4},  {4, 16},
-                                   {8, 8}, {3, 32}, {2, 64}, {8, 33}, {1, 200}};
-      for (auto& sh : shapes)
-        for (double slope : {0.2, 0.0}) {
-          gat_case<float>(g, sh[0], sh[1], slope, ++seed);
-          gat_case<double>(g, sh[0], sh[1], slope, ++seed);
-        }
-      gat_case<float>(g, 4, 16, 1.7, ++seed, false);
-      gat_case<double>(tiny, 2, 3, 0.2, ++seed);
-      gat_case<float>(empty, 2, 5, 0.2, ++seed);
+  const Csr empty = empty_graph(3);
+  for_each_order_and_level(argc, argv, [&] {
+    unsigned seed = 300;
+    for (int64_t H : {1, 2, 3, 8, 33}) {
+      softmax_case<float>(g, H, ++seed);
+      softmax_case<double>(g, H, ++seed);
     }
+    softmax_case<float>(tiny, 2, ++seed);
+    softmax_case<double>(empty, 3, ++seed);
+    // (heads, width): F = 1, 3, 16, 32 (one group of <= 32 lanes), 64 (2 per lane), 96 (3 -> 4
+    // per lane), 128, 264 (several column blocks), 200 with one head
+    const int64_t shapes[][2] = {{1, 1}, {1, 3},  {4, 4},  {8, 4},  {4, 16},
+                                 {8, 8}, {3, 32}, {2, 64}, {8, 33}, {1, 200}};
+    for (auto& sh : shapes)
+      for (double slope : {0.2, 0.0}) {
+        gat_case<float>(g, sh[0], sh[1], slope, ++seed);
+        gat_case<double>(g, sh[0], sh[1], slope, ++seed);
+      }
+    gat_case<float>(g, 4, 16, 1.7, ++seed, false);
+    gat_case<double>(tiny, 2, 3, 0.2, ++seed);
+    gat_case<float>(empty, 2, 5, 0.2, ++seed);
+  });
   printf("gat_emu_test: %d checks, %d failures (%lld launches, %lld blocks)\n", g_checks, g_failures,
          (long long)emu::config().launches, (long long)emu::config().blocks);
   return g_failures ? 1 : 0;

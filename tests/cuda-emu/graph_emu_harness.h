@@ -5,7 +5,10 @@
 // test (which brings in the emulator's cuda_runtime.h).
 #pragma once
 
+#include <omp.h>
+
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <string>
@@ -101,3 +104,29 @@ static bool same_bits(const T* a, const T* b, int64_t n, int64_t* differ) {
 }
 
 inline double eps_of(bool f32) { return f32 ? 0x1p-23 : 0x1p-52; }
+
+// A graph of `rows` nodes and no edges.
+static Csr empty_graph(int64_t rows) {
+  Csr g;
+  g.rows = rows;
+  g.ptr.assign(size_t(rows + 1), 0);
+  return g;
+}
+
+// body() for every thread order of the emulator (argv[1] picks one: 0 forward, 1 reverse, 2
+// shuffled; default all three) and every ISA level of the CPU twin this CPU has (AVX2, and AVX-512
+// where present), on one OpenMP thread.
+template <class Body>
+static void for_each_order_and_level(int argc, char** argv, Body body) {
+  omp_set_num_threads(1);
+  std::vector<int> orders = {0, 1, 2};
+  if (argc > 1) orders = {atoi(argv[1])};
+  std::vector<int> levels = {2};
+  if (__builtin_cpu_supports("avx512f")) levels.push_back(3);
+  for (int order : orders)
+    for (int level : levels) {
+      mk::cpu::set_isa_level(level);
+      emu::config().order = order;
+      body();
+    }
+}

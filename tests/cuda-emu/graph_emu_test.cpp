@@ -101,48 +101,38 @@ static void check_case(const Csr& g, int64_t cols, const char* what) {
 }
 
 int main(int argc, char** argv) {
-  omp_set_num_threads(1);
-  std::vector<int> orders = {0, 1, 2};
-  if (argc > 1) orders = {atoi(argv[1])};
   const Csr g = messy(7, 97, 700);
   const Csr tiny = messy(8, 5, 6);
-  Csr empty;
-  empty.rows = 3;
-  empty.ptr = {0, 0, 0, 0};
+  const Csr empty = empty_graph(3);
   // the twin at both ISA levels where the CPU has AVX-512 (their spmm results are the same bits)
-  std::vector<int> levels = {2};
-  if (__builtin_cpu_supports("avx512f")) levels.push_back(3);
-  for (int order : orders)
-    for (int level : levels) {
-      mk::cpu::set_isa_level(level);
-      emu::config().order = order;
-      unsigned seed = 100;
-      for (int reduce = 0; reduce < MK_GRAPH_REDUCE_COUNT; ++reduce)
-        for (bool weighted : {false, true})
-          for (int64_t width : {1, 3, 4, 8, 16, 37, 64, 300}) {
-            spmm_case<float>(g, reduce, weighted, 1, width, 0, ++seed);
-            spmm_case<double>(g, reduce, weighted, 1, width, 0, ++seed);
-          }
-      for (int reduce = 0; reduce < MK_GRAPH_REDUCE_COUNT; ++reduce) {
-        spmm_case<float>(g, reduce, true, 1, 16, 1, ++seed);  // x not 16-byte aligned: scalar loads
-        spmm_case<double>(g, reduce, true, 1, 6, 1, ++seed);
-        spmm_case<float>(g, reduce, true, 3, 8, 0, ++seed);  // one weight per head
-        spmm_case<double>(g, reduce, true, 2, 5, 0, ++seed);
-        spmm_case<float>(g, reduce, true, 4, 132, 0, ++seed);  // heads over several column blocks
-        spmm_case<float>(tiny, reduce, false, 1, 2, 0, ++seed);
-        spmm_case<float>(g, reduce, true, 1, 16, 0, ++seed, true);  // weights through a permutation
-        spmm_case<double>(g, reduce, true, 2, 3, 0, ++seed, true);
-        spmm_case<double>(empty, reduce, true, 1, 4, 0, ++seed);
-      }
-      for (int64_t width : {1, 2, 3, 4, 8, 16, 37, 64, 129, 256}) {
-        sddmm_case<float>(g, 1, width, 0, ++seed);
-        sddmm_case<double>(g, 1, width, 0, ++seed);
-      }
-      sddmm_case<float>(g, 4, 8, 0, ++seed);
-      sddmm_case<double>(g, 3, 6, 0, ++seed);
-      sddmm_case<float>(g, 2, 16, 1, ++seed);
-      sddmm_case<float>(tiny, 1, 5, 0, ++seed);
+  for_each_order_and_level(argc, argv, [&] {
+    unsigned seed = 100;
+    for (int reduce = 0; reduce < MK_GRAPH_REDUCE_COUNT; ++reduce)
+      for (bool weighted : {false, true})
+        for (int64_t width : {1, 3, 4, 8, 16, 37, 64, 300}) {
+          spmm_case<float>(g, reduce, weighted, 1, width, 0, ++seed);
+          spmm_case<double>(g, reduce, weighted, 1, width, 0, ++seed);
+        }
+    for (int reduce = 0; reduce < MK_GRAPH_REDUCE_COUNT; ++reduce) {
+      spmm_case<float>(g, reduce, true, 1, 16, 1, ++seed);  // x not 16-byte aligned: scalar loads
+      spmm_case<double>(g, reduce, true, 1, 6, 1, ++seed);
+      spmm_case<float>(g, reduce, true, 3, 8, 0, ++seed);  // one weight per head
+      spmm_case<double>(g, reduce, true, 2, 5, 0, ++seed);
+      spmm_case<float>(g, reduce, true, 4, 132, 0, ++seed);  // heads over several column blocks
+      spmm_case<float>(tiny, reduce, false, 1, 2, 0, ++seed);
+      spmm_case<float>(g, reduce, true, 1, 16, 0, ++seed, true);  // weights through a permutation
+      spmm_case<double>(g, reduce, true, 2, 3, 0, ++seed, true);
+      spmm_case<double>(empty, reduce, true, 1, 4, 0, ++seed);
     }
+    for (int64_t width : {1, 2, 3, 4, 8, 16, 37, 64, 129, 256}) {
+      sddmm_case<float>(g, 1, width, 0, ++seed);
+      sddmm_case<double>(g, 1, width, 0, ++seed);
+    }
+    sddmm_case<float>(g, 4, 8, 0, ++seed);
+    sddmm_case<double>(g, 3, 6, 0, ++seed);
+    sddmm_case<float>(g, 2, 16, 1, ++seed);
+    sddmm_case<float>(tiny, 1, 5, 0, ++seed);
+  });
   check_case(g, g.rows, "valid");
   Csr bad = g;
   bad.ptr[5] = bad.ptr[4] - 1;  // decreasing
