@@ -17,7 +17,7 @@
 //
 // Determinism: a row is reduced by one thread in CSR order (max: order does not matter; sums:
 // from 0 by std::fma / + in CSR order); threads split the rows into parts of equal non-zeros (the
-// partition of kernels/cpu/graph.cpp), never a row. Bitwise the same for every thread count and
+// partition of mk/cpu_graph_parts.h), never a row. Bitwise the same for every thread count and
 // run. The CUDA twin (kernels/cuda/gat.cu) runs the same arithmetic in the same order per element;
 // only its exp/log differ from the host's by rounding.
 //
@@ -30,6 +30,7 @@
 #include <limits>
 #include <vector>
 
+#include "mk/cpu_graph_parts.h"
 #include "mk/cpu_parallel.h"
 #include "mk/isa_ns.h"
 #include "mk/kernels.h"
@@ -47,36 +48,6 @@ namespace MK_ISA_NS {
 namespace {
 
 using Traits = GatTraits;
-
-// First row of part p when [0, rows) is cut into `parts` parts of equal work (non-zeros + rows).
-int64_t gat_part_start(const int64_t* row_ptr, int64_t rows, int64_t p, int64_t parts) {
-  if (p <= 0) return 0;
-  if (p >= parts) return rows;
-  const int64_t total = row_ptr[rows] + rows;
-  const int64_t target = int64_t(static_cast<__int128>(total) * p / parts);
-  int64_t lo = 0, hi = rows;
-  while (lo < hi) {
-    const int64_t mid = lo + (hi - lo) / 2;
-    if (row_ptr[mid] + mid < target)
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
-  return lo;
-}
-
-template <class Body>
-void gat_for_each_part(const int64_t* row_ptr, int64_t rows, int64_t columns, Body body) {
-  const int64_t work = (row_ptr[rows] + rows) * std::max<int64_t>(columns, 1);
-  if (rows <= 1 || !parallel_worth(work)) {
-    body(int64_t(0), rows);
-    return;
-  }
-  const int64_t parts = std::min<int64_t>(rows, int64_t(omp_get_max_threads()) * Traits::kPartsPerThread);
-#pragma omp parallel for schedule(dynamic, 1)
-  for (int64_t p = 0; p < parts; ++p)
-    body(gat_part_start(row_ptr, rows, p, parts), gat_part_start(row_ptr, rows, p + 1, parts));
-}
 
 template <class T>
 inline T neg_inf() {
@@ -99,7 +70,7 @@ inline T leaky(T z, T slope) {
 // ---- edge softmax --------------------------------------------------------------------------------
 template <class T>
 void edge_softmax_t(int64_t rows, int64_t H, const int64_t* row_ptr, const T* s, const T* lse_in, T* y, T* lse_out) {
-  gat_for_each_part(row_ptr, rows, H, [&](int64_t r0, int64_t r1) {
+  for_each_part<Traits::kPartsPerThread>(row_ptr, rows, H, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t b = row_ptr[r], e = row_ptr[r + 1];
       for (int64_t h = 0; h < H; ++h) {
@@ -130,7 +101,7 @@ template <class T>
 void gat_t(int64_t rows, int64_t H, int64_t D, T slope, const int64_t* row_ptr, const int64_t* col, const T* x,
            const T* s_src, const T* s_dst, T* out, T* lse) {
   const int64_t F = H * D;
-  gat_for_each_part(row_ptr, rows, F + H, [&](int64_t r0, int64_t r1) {
+  for_each_part<Traits::kPartsPerThread>(row_ptr, rows, F + H, [&](int64_t r0, int64_t r1) {
     std::vector<T> m(static_cast<size_t>(H)), sum(static_cast<size_t>(H));
     std::vector<T> ev;  // the row's scores e[k, h], kept from sweep 1 (no second gather of s_src)
     for (int64_t r = r0; r < r1; ++r) {

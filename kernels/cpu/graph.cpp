@@ -30,6 +30,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "mk/cpu_graph_parts.h"
 #include "mk/cpu_parallel.h"
 #include "mk/cpu_tile.h"
 #include "mk/isa_ns.h"
@@ -57,38 +58,6 @@ constexpr int kBlockVecs = 8;  // 8 accumulators + 8 loads + the weight: 17 of t
 #else
 constexpr int kBlockVecs = 4;  // 4 + 4 + 1 of the 16 ymm registers
 #endif
-
-// ---- row partition ----------------------------------------------------------------------------
-// First row of part p when [0, rows) is cut into `parts` parts of equal work.
-int64_t part_start(const int64_t* row_ptr, int64_t rows, int64_t p, int64_t parts) {
-  if (p <= 0) return 0;
-  if (p >= parts) return rows;
-  const int64_t total = row_ptr[rows] + rows;
-  const int64_t target = int64_t(static_cast<__int128>(total) * p / parts);
-  int64_t lo = 0, hi = rows;  // the smallest r with row_ptr[r] + r >= target
-  while (lo < hi) {
-    const int64_t mid = lo + (hi - lo) / 2;
-    if (row_ptr[mid] + mid < target)
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
-  return lo;
-}
-
-// body(r0, r1) over parts of equal work; one thread below parallel_worth(work · columns).
-template <class Body>
-void for_each_part(const int64_t* row_ptr, int64_t rows, int64_t columns, Body body) {
-  const int64_t work = (row_ptr[rows] + rows) * std::max<int64_t>(columns, 1);
-  if (rows <= 1 || !parallel_worth(work)) {
-    body(int64_t(0), rows);
-    return;
-  }
-  const int64_t parts = std::min<int64_t>(rows, int64_t(omp_get_max_threads()) * Traits::kPartsPerThread);
-#pragma omp parallel for schedule(dynamic, 1)
-  for (int64_t p = 0; p < parts; ++p)
-    body(part_start(row_ptr, rows, p, parts), part_start(row_ptr, rows, p + 1, parts));
-}
 
 // How a non-zero finds its weight: none (all ones), weight[k, h], or weight[index[k], h] (the CSC
 // pass reads the CSR-ordered weights through the CSC-to-CSR permutation).
@@ -257,7 +226,7 @@ template <class T>
 void spmm_t(int reduce, int64_t rows, int64_t nnz, int64_t heads, int64_t D, const int64_t* row_ptr, const int64_t* col,
             const T* w, const int64_t* widx, const T* x, T* out, int64_t* arg) {
   const int mode = !w ? kNoWeight : widx ? kIndexed : kDirect;
-  for_each_part(row_ptr, rows, heads * D, [&](int64_t r0, int64_t r1) {
+  for_each_part<Traits::kPartsPerThread>(row_ptr, rows, heads * D, [&](int64_t r0, int64_t r1) {
     if (mode == kNoWeight)
       spmm_rows<T, kNoWeight>(reduce, r0, r1, nnz, heads, D, row_ptr, col, w, widx, x, out, arg);
     else if (mode == kDirect)
@@ -311,7 +280,7 @@ template <class T>
 void sddmm_t(int64_t rows, int64_t heads, int64_t D, const int64_t* row_ptr, const int64_t* col, const T* a, const T* b,
              T* out) {
   const int64_t F = heads * D;
-  for_each_part(row_ptr, rows, F, [&](int64_t r0, int64_t r1) {
+  for_each_part<Traits::kPartsPerThread>(row_ptr, rows, F, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       const T* ar = a + r * F;
       const int64_t e = row_ptr[r + 1];

@@ -25,6 +25,7 @@
 #include <climits>
 
 #include "common.cuh"
+#include "graph_launch.cuh"
 #include "mk/kernels.h"
 
 namespace mk {
@@ -59,29 +60,6 @@ __device__ __forceinline__ T nan_max_g(T m, T v) {
 template <class T>
 __device__ __forceinline__ T leaky_g(T z, T slope) {
   return z > T(0) ? z : fma_g(slope, z, T(0));
-}
-
-int gat_pow2_at_least(int64_t n) {
-  int g = 1;
-  while (g < 32 && g < n) g *= 2;
-  return g;
-}
-
-template <class... KArgs, class... Args>
-int gat_launch(void (*kernel)(KArgs...), int64_t threads_total, cudaStream_t stream, Args... args) {
-  if (threads_total <= 0) return 0;
-  const int64_t blocks = (threads_total + Traits::kThreads - 1) / Traits::kThreads;
-  if (blocks > int64_t(INT_MAX)) return int(cudaErrorInvalidConfiguration);
-  cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = dim3(unsigned(blocks), 1, 1);
-  cfg.blockDim = dim3(unsigned(Traits::kThreads), 1, 1);
-  cfg.dynamicSmemBytes = 0;
-  cfg.stream = stream;
-  cfg.attrs = nullptr;
-  cfg.numAttrs = 0;
-  cudaError_t e = cudaLaunchKernelEx(&cfg, kernel, args...);
-  if (e != cudaSuccess) return int(e);
-  return last_error();
 }
 
 // ---- edge softmax --------------------------------------------------------------------------------
@@ -178,8 +156,8 @@ __global__ void __launch_bounds__(Traits::kThreads)
 template <class T>
 int edge_softmax_t(int64_t rows, int64_t H, const int64_t* row_ptr, const T* s, const T* lse_in, T* y, T* lse_out,
                    cudaStream_t st) {
-  const int lanes = gat_pow2_at_least(H);
-  return gat_launch(edge_softmax_kernel<T>, rows * lanes, st, rows, lanes, H, row_ptr, s, lse_in, y, lse_out);
+  const int lanes = pow2_at_least(H);
+  return launch_1d<Traits::kThreads>(edge_softmax_kernel<T>, rows * lanes, st, rows, lanes, H, row_ptr, s, lse_in, y, lse_out);
 }
 
 template <class T>
@@ -188,7 +166,7 @@ int gat_t(int64_t rows, int64_t H, int64_t D, T slope, const int64_t* row_ptr, c
   const int64_t F = H * D;
   int lanes = 32, chunks = 1;
   if (F <= 32) {
-    lanes = gat_pow2_at_least(F);
+    lanes = pow2_at_least(F);
   } else {
     chunks = int(std::min<int64_t>(Traits::kMaxChunks, (F + 31) / 32));
     if (chunks == 3) chunks = 4;
@@ -197,12 +175,12 @@ int gat_t(int64_t rows, int64_t H, int64_t D, T slope, const int64_t* row_ptr, c
   const int64_t col_blocks = (F + block_cols - 1) / block_cols;
   const int64_t threads = rows * col_blocks * lanes;
   if (chunks == 1)
-    return gat_launch(gat_kernel<T, 1>, threads, st, rows, lanes, col_blocks, H, D, slope, row_ptr, col, x, s_src,
+    return launch_1d<Traits::kThreads>(gat_kernel<T, 1>, threads, st, rows, lanes, col_blocks, H, D, slope, row_ptr, col, x, s_src,
                       s_dst, out, lse);
   if (chunks == 2)
-    return gat_launch(gat_kernel<T, 2>, threads, st, rows, lanes, col_blocks, H, D, slope, row_ptr, col, x, s_src,
+    return launch_1d<Traits::kThreads>(gat_kernel<T, 2>, threads, st, rows, lanes, col_blocks, H, D, slope, row_ptr, col, x, s_src,
                       s_dst, out, lse);
-  return gat_launch(gat_kernel<T, Traits::kMaxChunks>, threads, st, rows, lanes, col_blocks, H, D, slope, row_ptr, col,
+  return launch_1d<Traits::kThreads>(gat_kernel<T, Traits::kMaxChunks>, threads, st, rows, lanes, col_blocks, H, D, slope, row_ptr, col,
                     x, s_src, s_dst, out, lse);
 }
 

@@ -25,6 +25,7 @@
 #include <mutex>
 
 #include "common.cuh"
+#include "graph_launch.cuh"
 #include "mk/kernels.h"
 
 namespace mk {
@@ -60,12 +61,6 @@ struct SpmmGeometry {
   int64_t col_blocks;
 };
 
-int pow2_at_least(int64_t n) {
-  int g = 1;
-  while (g < 32 && g < n) g *= 2;
-  return g;
-}
-
 SpmmGeometry spmm_geometry(int64_t F, int vec) {
   const int64_t lanes_needed = (F + vec - 1) / vec;
   SpmmGeometry g{};
@@ -79,23 +74,6 @@ SpmmGeometry spmm_geometry(int64_t F, int vec) {
   const int64_t block_cols = int64_t(g.lanes) * vec * g.chunks;
   g.col_blocks = (F + block_cols - 1) / block_cols;
   return g;
-}
-
-template <class... KArgs, class... Args>
-int launch(void (*kernel)(KArgs...), int64_t threads_total, cudaStream_t stream, Args... args) {
-  if (threads_total <= 0) return 0;
-  const int64_t blocks = (threads_total + Traits::kThreads - 1) / Traits::kThreads;
-  if (blocks > int64_t(INT_MAX)) return int(cudaErrorInvalidConfiguration);
-  cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = dim3(unsigned(blocks), 1, 1);
-  cfg.blockDim = dim3(unsigned(Traits::kThreads), 1, 1);
-  cfg.dynamicSmemBytes = 0;
-  cfg.stream = stream;
-  cfg.attrs = nullptr;
-  cfg.numAttrs = 0;
-  cudaError_t e = cudaLaunchKernelEx(&cfg, kernel, args...);
-  if (e != cudaSuccess) return int(e);
-  return last_error();
 }
 
 // ---- spmm ----------------------------------------------------------------------------------------
@@ -293,16 +271,16 @@ int spmm_launch(int reduce, int64_t rows, int64_t nnz, int64_t heads, int64_t D,
   if (extreme) {
     const int is_max = reduce == MK_GRAPH_REDUCE_MAX;
     if (g.chunks == 1)
-      return launch(spmm_extreme_kernel<T, VEC, 1>, threads, s, is_max, rows, nnz, g.lanes, g.col_blocks, heads, D,
+      return launch_1d<Traits::kThreads>(spmm_extreme_kernel<T, VEC, 1>, threads, s, is_max, rows, nnz, g.lanes, g.col_blocks, heads, D,
                     row_ptr, col, w, widx, x, out, arg);
-    return launch(spmm_extreme_kernel<T, VEC, Traits::kMaxChunks>, threads, s, is_max, rows, nnz, g.lanes, g.col_blocks,
+    return launch_1d<Traits::kThreads>(spmm_extreme_kernel<T, VEC, Traits::kMaxChunks>, threads, s, is_max, rows, nnz, g.lanes, g.col_blocks,
                   heads, D, row_ptr, col, w, widx, x, out, arg);
   }
   const int mean = reduce == MK_GRAPH_REDUCE_MEAN;
   if (g.chunks == 1)
-    return launch(spmm_sum_kernel<T, VEC, 1>, threads, s, mean, rows, g.lanes, g.col_blocks, heads, D, row_ptr, col, w,
+    return launch_1d<Traits::kThreads>(spmm_sum_kernel<T, VEC, 1>, threads, s, mean, rows, g.lanes, g.col_blocks, heads, D, row_ptr, col, w,
                   widx, x, out);
-  return launch(spmm_sum_kernel<T, VEC, Traits::kMaxChunks>, threads, s, mean, rows, g.lanes, g.col_blocks, heads, D,
+  return launch_1d<Traits::kThreads>(spmm_sum_kernel<T, VEC, Traits::kMaxChunks>, threads, s, mean, rows, g.lanes, g.col_blocks, heads, D,
                 row_ptr, col, w, widx, x, out);
 }
 
@@ -322,8 +300,8 @@ int sddmm_t(int64_t rows, int64_t nnz, int64_t heads, int64_t D, const int64_t* 
   const bool vec = D % kVec == 0 && aligned<T, kVec>(a) && aligned<T, kVec>(b);
   const int lanes = pow2_at_least(vec ? D / kVec : D);
   const int64_t threads = nnz * heads * lanes;
-  if (vec) return launch(sddmm_kernel<T, kVec>, threads, s, rows, nnz, lanes, heads, D, row_ptr, col, a, b, out);
-  return launch(sddmm_kernel<T, 1>, threads, s, rows, nnz, lanes, heads, D, row_ptr, col, a, b, out);
+  if (vec) return launch_1d<Traits::kThreads>(sddmm_kernel<T, kVec>, threads, s, rows, nnz, lanes, heads, D, row_ptr, col, a, b, out);
+  return launch_1d<Traits::kThreads>(sddmm_kernel<T, 1>, threads, s, rows, nnz, lanes, heads, D, row_ptr, col, a, b, out);
 }
 
 }  // namespace

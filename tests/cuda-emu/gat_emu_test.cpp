@@ -16,86 +16,7 @@
 
 #include "gat.cu"
 
-namespace {
-alignas(16) unsigned char g_smem[256 * 1024 + 4096];  // the emulator clears this much per block
-}
-inline unsigned char* emu::smem() { return g_smem; }
-
-static int g_failures = 0;
-static int g_checks = 0;
-
-template <class T>
-struct Buf {
-  static constexpr int64_t kGuard = 16;
-  std::vector<T> raw;
-  int64_t n = 0;
-  explicit Buf(int64_t n_ = 0) : n(n_) { raw.assign(size_t(n + 2 * kGuard), guard()); }
-  static T guard() { return std::numeric_limits<T>::quiet_NaN(); }
-  T* data() { return raw.data() + kGuard; }
-  T& operator[](int64_t i) { return data()[i]; }
-  bool guards_intact() const {
-    for (int64_t i = 0; i < int64_t(raw.size()); ++i) {
-      if (i >= kGuard && i < kGuard + n) continue;
-      const T v = raw[size_t(i)], g = guard();
-      if (std::memcmp(&v, &g, sizeof(T)) != 0) return false;
-    }
-    return true;
-  }
-};
-
-static void expect(bool ok, const std::string& what) {
-  ++g_checks;
-  if (!ok) {
-    ++g_failures;
-    if (g_failures <= 20) fprintf(stderr, "FAIL %s\n", what.c_str());
-  }
-}
-
-struct Csr {
-  int64_t rows = 0, nnz = 0;
-  std::vector<int64_t> ptr, col;
-};
-
-// rows nodes: the last quarter receives nothing; row 1 takes ~40 % of the edges; self-loops and
-// duplicates.
-static Csr messy(unsigned seed, int64_t rows, int64_t edges) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<double> u(0, 1);
-  const int64_t active = std::max<int64_t>(2, rows - rows / 4);
-  std::vector<std::vector<int64_t>> in(static_cast<size_t>(rows));
-  for (int64_t e = 0; e < edges; ++e) {
-    const int64_t s = int64_t(rng() % uint64_t(active));
-    const double p = u(rng);
-    const int64_t d = p < 0.4 ? 1 : p < 0.5 ? s : int64_t(rng() % uint64_t(active));
-    in[size_t(d)].push_back(s);
-    if (u(rng) < 0.1) in[size_t(d)].push_back(s);
-  }
-  Csr g;
-  g.rows = rows;
-  g.ptr.push_back(0);
-  for (auto& r : in) {
-    for (int64_t c : r) g.col.push_back(c);
-    g.ptr.push_back(int64_t(g.col.size()));
-  }
-  g.nnz = int64_t(g.col.size());
-  return g;
-}
-
-template <class T>
-static void fill(Buf<T>& b, std::mt19937& rng, double lo, double hi) {
-  std::uniform_real_distribution<double> u(lo, hi);
-  for (int64_t i = 0; i < b.n; ++i) b[i] = T(u(rng));
-}
-
-template <class T>
-static bool same_bits(const T* a, const T* b, int64_t n, int64_t* differ) {
-  *differ = 0;
-  for (int64_t i = 0; i < n; ++i)
-    if (std::memcmp(a + i, b + i, sizeof(T)) != 0) ++*differ;
-  return *differ == 0;
-}
-
-static double eps_of(bool f32) { return f32 ? 0x1p-23 : 0x1p-52; }
+#include "graph_emu_harness.h"
 
 template <class T>
 static void softmax_case(const Csr& g, int64_t H, unsigned seed) {
@@ -206,40 +127,30 @@ static void gat_case(const Csr& g, int64_t H, int64_t D, double slope, unsigned 
 }
 
 int main(int argc, char** argv) {
-  omp_set_num_threads(1);
-  std::vector<int> orders = {0, 1, 2};
-  if (argc > 1) orders = {atoi(argv[1])};
-  const Csr g = messy(17, 61, 420);
-  const Csr tiny = messy(18, 5, 6);
-  Csr empty;
-  empty.rows = 3;
-  empty.ptr = {0, 0, 0, 0};
-  std::vector<int> levels = {2};
-  if (__builtin_cpu_supports("avx512f")) levels.push_back(3);
-  for (int order : orders)
-    for (int level : levels) {
-      mk::cpu::set_isa_level(level);
-      emu::config().order = order;
-      unsigned seed = 300;
-      for (int64_t H : {1, 2, 3, 8, 33}) {
-        softmax_case<float>(g, H, ++seed);
-        softmax_case<double>(g, H, ++seed);
-      }
-      softmax_case<float>(tiny, 2, ++seed);
-      softmax_case<double>(empty, 3, ++seed);
-      // (heads, width): F = 1, 3, 16, 32 (one group of <= 32 lanes), 64 (2 per lane), 96 (3 -> 4
-      // per lane), 128, 264 (several column blocks), 200 with one head
-      const int64_t shapes[][2] = {{1, 1}, {1, 3},  {4, 4},  {8, 4},  {4, 16},
-                                   {8, 8}, {3, 32}, {2, 64}, {8, 33}, {1, 200}};
-      for (auto& sh : shapes)
-        for (double slope : {0.2, 0.0}) {
-          gat_case<float>(g, sh[0], sh[1], slope, ++seed);
-          gat_case<double>(g, sh[0], sh[1], slope, ++seed);
-        }
-      gat_case<float>(g, 4, 16, 1.7, ++seed, false);
-      gat_case<double>(tiny, 2, 3, 0.2, ++seed);
-      gat_case<float>(empty, 2, 5, 0.2, ++seed);
+  const Csr g = messy(17, 61, 420, false);
+  const Csr tiny = messy(18, 5, 6, false);
+  const Csr empty = empty_graph(3);
+  for_each_order_and_level(argc, argv, [&] {
+    unsigned seed = 300;
+    for (int64_t H : {1, 2, 3, 8, 33}) {
+      softmax_case<float>(g, H, ++seed);
+      softmax_case<double>(g, H, ++seed);
     }
+    softmax_case<float>(tiny, 2, ++seed);
+    softmax_case<double>(empty, 3, ++seed);
+    // (heads, width): F = 1, 3, 16, 32 (one group of <= 32 lanes), 64 (2 per lane), 96 (3 -> 4
+    // per lane), 128, 264 (several column blocks), 200 with one head
+    const int64_t shapes[][2] = {{1, 1}, {1, 3},  {4, 4},  {8, 4},  {4, 16},
+                                 {8, 8}, {3, 32}, {2, 64}, {8, 33}, {1, 200}};
+    for (auto& sh : shapes)
+      for (double slope : {0.2, 0.0}) {
+        gat_case<float>(g, sh[0], sh[1], slope, ++seed);
+        gat_case<double>(g, sh[0], sh[1], slope, ++seed);
+      }
+    gat_case<float>(g, 4, 16, 1.7, ++seed, false);
+    gat_case<double>(tiny, 2, 3, 0.2, ++seed);
+    gat_case<float>(empty, 2, 5, 0.2, ++seed);
+  });
   printf("gat_emu_test: %d checks, %d failures (%lld launches, %lld blocks)\n", g_checks, g_failures,
          (long long)emu::config().launches, (long long)emu::config().blocks);
   return g_failures ? 1 : 0;

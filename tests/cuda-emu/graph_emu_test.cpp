@@ -16,85 +16,7 @@
 
 #include "graph.cu"
 
-namespace {
-alignas(16) unsigned char g_smem[256 * 1024 + 4096];
-}
-inline unsigned char* emu::smem() { return g_smem; }
-
-static int g_failures = 0;
-static int g_checks = 0;
-
-template <class T>
-struct Buf {
-  static constexpr int64_t kGuard = 16;
-  std::vector<T> raw;
-  int64_t n = 0, shift = 0;
-  // shift = 1 puts element 0 one element past a 16-byte boundary (the scalar-load path)
-  explicit Buf(int64_t n_ = 0, int64_t shift_ = 0) : n(n_), shift(shift_) {
-    raw.assign(size_t(n + 2 * kGuard + shift), guard());
-  }
-  static T guard() {
-    if constexpr (std::is_floating_point_v<T>)
-      return std::numeric_limits<T>::quiet_NaN();
-    else
-      return T(-777);
-  }
-  T* data() { return raw.data() + kGuard + shift; }
-  T& operator[](int64_t i) { return data()[i]; }
-  bool guards_intact() const {
-    for (int64_t i = 0; i < int64_t(raw.size()); ++i) {
-      if (i >= kGuard + shift && i < kGuard + shift + n) continue;
-      const T v = raw[size_t(i)], g = guard();
-      if (std::memcmp(&v, &g, sizeof(T)) != 0) return false;
-    }
-    return true;
-  }
-};
-
-static void expect(bool ok, const std::string& what) {
-  ++g_checks;
-  if (!ok) {
-    ++g_failures;
-    if (g_failures <= 20) fprintf(stderr, "FAIL %s\n", what.c_str());
-  }
-}
-
-struct Csr {
-  int64_t rows = 0, nnz = 0;
-  std::vector<int64_t> ptr, col;
-};
-
-// rows nodes: the last quarter receives nothing; row 1 takes ~40 % of the edges; self-loops and
-// duplicates; columns sorted within a row (as the Java graph makes them, not required here).
-static Csr messy(unsigned seed, int64_t rows, int64_t edges) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<double> u(0, 1);
-  const int64_t active = std::max<int64_t>(2, rows - rows / 4);
-  std::vector<std::vector<int64_t>> in(static_cast<size_t>(rows));
-  for (int64_t e = 0; e < edges; ++e) {
-    const int64_t s = int64_t(rng() % uint64_t(active));
-    const double p = u(rng);
-    const int64_t d = p < 0.4 ? 1 : p < 0.5 ? s : int64_t(rng() % uint64_t(active));
-    in[size_t(d)].push_back(s);
-    if (u(rng) < 0.1) in[size_t(d)].push_back(s);
-  }
-  Csr g;
-  g.rows = rows;
-  g.ptr.push_back(0);
-  for (auto& r : in) {
-    std::sort(r.begin(), r.end());
-    for (int64_t c : r) g.col.push_back(c);
-    g.ptr.push_back(int64_t(g.col.size()));
-  }
-  g.nnz = int64_t(g.col.size());
-  return g;
-}
-
-template <class T>
-static void fill(Buf<T>& b, std::mt19937& rng, double lo, double hi) {
-  std::uniform_real_distribution<double> u(lo, hi);
-  for (int64_t i = 0; i < b.n; ++i) b[i] = T(u(rng));
-}
+#include "graph_emu_harness.h"
 
 template <class T>
 static void spmm_case(const Csr& g, int reduce, bool weighted, int64_t heads, int64_t width, int64_t shift,
@@ -179,48 +101,38 @@ static void check_case(const Csr& g, int64_t cols, const char* what) {
 }
 
 int main(int argc, char** argv) {
-  omp_set_num_threads(1);
-  std::vector<int> orders = {0, 1, 2};
-  if (argc > 1) orders = {atoi(argv[1])};
   const Csr g = messy(7, 97, 700);
   const Csr tiny = messy(8, 5, 6);
-  Csr empty;
-  empty.rows = 3;
-  empty.ptr = {0, 0, 0, 0};
+  const Csr empty = empty_graph(3);
   // the twin at both ISA levels where the CPU has AVX-512 (their spmm results are the same bits)
-  std::vector<int> levels = {2};
-  if (__builtin_cpu_supports("avx512f")) levels.push_back(3);
-  for (int order : orders)
-    for (int level : levels) {
-      mk::cpu::set_isa_level(level);
-      emu::config().order = order;
-      unsigned seed = 100;
-      for (int reduce = 0; reduce < MK_GRAPH_REDUCE_COUNT; ++reduce)
-        for (bool weighted : {false, true})
-          for (int64_t width : {1, 3, 4, 8, 16, 37, 64, 300}) {
-            spmm_case<float>(g, reduce, weighted, 1, width, 0, ++seed);
-            spmm_case<double>(g, reduce, weighted, 1, width, 0, ++seed);
-          }
-      for (int reduce = 0; reduce < MK_GRAPH_REDUCE_COUNT; ++reduce) {
-        spmm_case<float>(g, reduce, true, 1, 16, 1, ++seed);  // x not 16-byte aligned: scalar loads
-        spmm_case<double>(g, reduce, true, 1, 6, 1, ++seed);
-        spmm_case<float>(g, reduce, true, 3, 8, 0, ++seed);  // one weight per head
-        spmm_case<double>(g, reduce, true, 2, 5, 0, ++seed);
-        spmm_case<float>(g, reduce, true, 4, 132, 0, ++seed);  // heads over several column blocks
-        spmm_case<float>(tiny, reduce, false, 1, 2, 0, ++seed);
-        spmm_case<float>(g, reduce, true, 1, 16, 0, ++seed, true);  // weights through a permutation
-        spmm_case<double>(g, reduce, true, 2, 3, 0, ++seed, true);
-        spmm_case<double>(empty, reduce, true, 1, 4, 0, ++seed);
-      }
-      for (int64_t width : {1, 2, 3, 4, 8, 16, 37, 64, 129, 256}) {
-        sddmm_case<float>(g, 1, width, 0, ++seed);
-        sddmm_case<double>(g, 1, width, 0, ++seed);
-      }
-      sddmm_case<float>(g, 4, 8, 0, ++seed);
-      sddmm_case<double>(g, 3, 6, 0, ++seed);
-      sddmm_case<float>(g, 2, 16, 1, ++seed);
-      sddmm_case<float>(tiny, 1, 5, 0, ++seed);
+  for_each_order_and_level(argc, argv, [&] {
+    unsigned seed = 100;
+    for (int reduce = 0; reduce < MK_GRAPH_REDUCE_COUNT; ++reduce)
+      for (bool weighted : {false, true})
+        for (int64_t width : {1, 3, 4, 8, 16, 37, 64, 300}) {
+          spmm_case<float>(g, reduce, weighted, 1, width, 0, ++seed);
+          spmm_case<double>(g, reduce, weighted, 1, width, 0, ++seed);
+        }
+    for (int reduce = 0; reduce < MK_GRAPH_REDUCE_COUNT; ++reduce) {
+      spmm_case<float>(g, reduce, true, 1, 16, 1, ++seed);  // x not 16-byte aligned: scalar loads
+      spmm_case<double>(g, reduce, true, 1, 6, 1, ++seed);
+      spmm_case<float>(g, reduce, true, 3, 8, 0, ++seed);  // one weight per head
+      spmm_case<double>(g, reduce, true, 2, 5, 0, ++seed);
+      spmm_case<float>(g, reduce, true, 4, 132, 0, ++seed);  // heads over several column blocks
+      spmm_case<float>(tiny, reduce, false, 1, 2, 0, ++seed);
+      spmm_case<float>(g, reduce, true, 1, 16, 0, ++seed, true);  // weights through a permutation
+      spmm_case<double>(g, reduce, true, 2, 3, 0, ++seed, true);
+      spmm_case<double>(empty, reduce, true, 1, 4, 0, ++seed);
     }
+    for (int64_t width : {1, 2, 3, 4, 8, 16, 37, 64, 129, 256}) {
+      sddmm_case<float>(g, 1, width, 0, ++seed);
+      sddmm_case<double>(g, 1, width, 0, ++seed);
+    }
+    sddmm_case<float>(g, 4, 8, 0, ++seed);
+    sddmm_case<double>(g, 3, 6, 0, ++seed);
+    sddmm_case<float>(g, 2, 16, 1, ++seed);
+    sddmm_case<float>(tiny, 1, 5, 0, ++seed);
+  });
   check_case(g, g.rows, "valid");
   Csr bad = g;
   bad.ptr[5] = bad.ptr[4] - 1;  // decreasing

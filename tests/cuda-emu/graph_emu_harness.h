@@ -1,0 +1,132 @@
+// The harness shared by the graph-family emulator tests (graph_emu_test.cpp, gat_emu_test.cpp):
+// the emulator's shared memory, failure counting, guarded buffers (NaN, or -777 for integers, on
+// both sides of the data, optionally shifted off a 16-byte boundary), the messy test graph (empty
+// rows, self-loops, duplicates, a giant row) and the comparisons. Include it after the .cu under
+// test (which brings in the emulator's cuda_runtime.h).
+#pragma once
+
+#include <omp.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace {
+alignas(16) unsigned char g_smem[256 * 1024 + 4096];
+}
+inline unsigned char* emu::smem() { return g_smem; }
+
+static int g_failures = 0;
+static int g_checks = 0;
+
+template <class T>
+struct Buf {
+  static constexpr int64_t kGuard = 16;
+  std::vector<T> raw;
+  int64_t n = 0, shift = 0;
+  // shift = 1 puts element 0 one element past a 16-byte boundary (the scalar-load path)
+  explicit Buf(int64_t n_ = 0, int64_t shift_ = 0) : n(n_), shift(shift_) {
+    raw.assign(size_t(n + 2 * kGuard + shift), guard());
+  }
+  static T guard() {
+    if constexpr (std::is_floating_point_v<T>)
+      return std::numeric_limits<T>::quiet_NaN();
+    else
+      return T(-777);
+  }
+  T* data() { return raw.data() + kGuard + shift; }
+  T& operator[](int64_t i) { return data()[i]; }
+  bool guards_intact() const {
+    for (int64_t i = 0; i < int64_t(raw.size()); ++i) {
+      if (i >= kGuard + shift && i < kGuard + shift + n) continue;
+      const T v = raw[size_t(i)], g = guard();
+      if (std::memcmp(&v, &g, sizeof(T)) != 0) return false;
+    }
+    return true;
+  }
+};
+
+static void expect(bool ok, const std::string& what) {
+  ++g_checks;
+  if (!ok) {
+    ++g_failures;
+    if (g_failures <= 20) fprintf(stderr, "FAIL %s\n", what.c_str());
+  }
+}
+
+struct Csr {
+  int64_t rows = 0, nnz = 0;
+  std::vector<int64_t> ptr, col;
+};
+
+// rows nodes: the last quarter receives nothing; row 1 takes ~40 % of the edges; self-loops and
+// duplicates; columns sorted within a row when sorted_rows (as the Java graph makes them, not
+// required by the kernels), else in the order they were drawn.
+static Csr messy(unsigned seed, int64_t rows, int64_t edges, bool sorted_rows = true) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<double> u(0, 1);
+  const int64_t active = std::max<int64_t>(2, rows - rows / 4);
+  std::vector<std::vector<int64_t>> in(static_cast<size_t>(rows));
+  for (int64_t e = 0; e < edges; ++e) {
+    const int64_t s = int64_t(rng() % uint64_t(active));
+    const double p = u(rng);
+    const int64_t d = p < 0.4 ? 1 : p < 0.5 ? s : int64_t(rng() % uint64_t(active));
+    in[size_t(d)].push_back(s);
+    if (u(rng) < 0.1) in[size_t(d)].push_back(s);
+  }
+  Csr g;
+  g.rows = rows;
+  g.ptr.push_back(0);
+  for (auto& r : in) {
+    if (sorted_rows) std::sort(r.begin(), r.end());
+    for (int64_t c : r) g.col.push_back(c);
+    g.ptr.push_back(int64_t(g.col.size()));
+  }
+  g.nnz = int64_t(g.col.size());
+  return g;
+}
+
+template <class T>
+static void fill(Buf<T>& b, std::mt19937& rng, double lo, double hi) {
+  std::uniform_real_distribution<double> u(lo, hi);
+  for (int64_t i = 0; i < b.n; ++i) b[i] = T(u(rng));
+}
+
+template <class T>
+static bool same_bits(const T* a, const T* b, int64_t n, int64_t* differ) {
+  *differ = 0;
+  for (int64_t i = 0; i < n; ++i)
+    if (std::memcmp(a + i, b + i, sizeof(T)) != 0) ++*differ;
+  return *differ == 0;
+}
+
+inline double eps_of(bool f32) { return f32 ? 0x1p-23 : 0x1p-52; }
+
+// A graph of `rows` nodes and no edges.
+static Csr empty_graph(int64_t rows) {
+  Csr g;
+  g.rows = rows;
+  g.ptr.assign(size_t(rows + 1), 0);
+  return g;
+}
+
+// body() for every thread order of the emulator (argv[1] picks one: 0 forward, 1 reverse, 2
+// shuffled; default all three) and every ISA level of the CPU twin this CPU has (AVX2, and AVX-512
+// where present), on one OpenMP thread.
+template <class Body>
+static void for_each_order_and_level(int argc, char** argv, Body body) {
+  omp_set_num_threads(1);
+  std::vector<int> orders = {0, 1, 2};
+  if (argc > 1) orders = {atoi(argv[1])};
+  std::vector<int> levels = {2};
+  if (__builtin_cpu_supports("avx512f")) levels.push_back(3);
+  for (int order : orders)
+    for (int level : levels) {
+      mk::cpu::set_isa_level(level);
+      emu::config().order = order;
+      body();
+    }
+}
