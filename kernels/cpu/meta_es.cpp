@@ -21,20 +21,20 @@ template <class T>
 void perturb_t(uint64_t seed, uint64_t generation, int64_t pairs, int64_t n, const T* theta, double sigma, T* out) {
   const int64_t blocks = (n + kEsBlock - 1) / kEsBlock;
   const bool par = parallel_worth(pairs * n * 8);
-  // one (pair, block) per iteration (the collapse(2) of the two loops, flattened by hand)
-  parallel_for(pairs * blocks, par, [&](int64_t t) {
-    const int64_t k = t / blocks, blk = t % blocks;
-    const uint64_t key = es_pair_key(seed, generation, uint64_t(k));
-    T* plus = out + (2 * k) * n;
-    T* minus = plus + n;
-    const int64_t end = blk * kEsBlock + kEsBlock < n ? blk * kEsBlock + kEsBlock : n;
-    for (int64_t j = blk * kEsBlock; j < end; ++j) {
-      const double e = sigma * es_noise<T>(key, uint64_t(j));
-      const double c = theta ? double(theta[j]) : 0.0;
-      plus[j] = T(c + e);
-      minus[j] = T(c - e);
+#pragma omp parallel for collapse(2) schedule(static) if (par)
+  for (int64_t k = 0; k < pairs; ++k)
+    for (int64_t blk = 0; blk < blocks; ++blk) {
+      const uint64_t key = es_pair_key(seed, generation, uint64_t(k));
+      T* plus = out + (2 * k) * n;
+      T* minus = plus + n;
+      const int64_t end = blk * kEsBlock + kEsBlock < n ? blk * kEsBlock + kEsBlock : n;
+      for (int64_t j = blk * kEsBlock; j < end; ++j) {
+        const double e = sigma * es_noise<T>(key, uint64_t(j));
+        const double c = theta ? double(theta[j]) : 0.0;
+        plus[j] = T(c + e);
+        minus[j] = T(c - e);
+      }
     }
-  });
 }
 
 template <class T>
@@ -42,7 +42,8 @@ void combine_t(uint64_t seed, uint64_t generation, int64_t pairs, int64_t n, con
                T* out) {
   const int64_t blocks = (n + kEsBlock - 1) / kEsBlock;
   const bool par = parallel_worth(pairs * n * 8);
-  parallel_for(blocks, par, [&](int64_t blk) {
+#pragma omp parallel for schedule(static) if (par)
+  for (int64_t blk = 0; blk < blocks; ++blk) {
     const int64_t lo = blk * kEsBlock, hi = lo + kEsBlock < n ? lo + kEsBlock : n;
     double acc[kEsBlock];
     for (int64_t j = lo; j < hi; ++j) acc[j - lo] = 0.0;
@@ -55,7 +56,7 @@ void combine_t(uint64_t seed, uint64_t generation, int64_t pairs, int64_t n, con
       const double c = theta ? double(theta[j]) : 0.0;
       out[j] = T(c + scale * acc[j - lo]);
     }
-  });
+  }
 }
 
 }  // namespace
