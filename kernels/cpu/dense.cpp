@@ -38,14 +38,13 @@ void where_t(int rank, const int64_t* shape, const T* c, const int64_t* cs, cons
   const int64_t sc = s.rank == 0 ? 0 : s.strides[0][s.rank - 1];
   const int64_t sa = s.rank == 0 ? 0 : s.strides[1][s.rank - 1];
   const int64_t sb = s.rank == 0 ? 0 : s.strides[2][s.rank - 1];
-#pragma omp parallel for schedule(static) if (parallel_worth(s.numel))
-  for (int64_t r = 0; r < rows; ++r) {
+  parallel_for(rows, parallel_worth(s.numel), [&](int64_t r) {
     int64_t off[3];
     row_offsets(s, 3, r, off);
     T* yr = y + r * cols;
     for (int64_t i = 0; i < cols; ++i)
       yr[i] = c[off[0] + i * sc] != T(0) ? a[off[1] + i * sa] : b[off[2] + i * sb];
-  }
+  });
 }
 
 // ---- reductions ----------------------------------------------------------------------------
@@ -61,8 +60,7 @@ template <class T>
 void reduce_t(int op, int64_t outer, int64_t len, int64_t inner, const T* x, T* y, int64_t* idx) {
   using A = typename Acc<T>::type;
   if (inner == 1) {
-#pragma omp parallel for schedule(static) if (parallel_worth(outer * len))
-    for (int64_t o = 0; o < outer; ++o) {
+    parallel_for(outer, parallel_worth(outer * len), [&](int64_t o) {
       const T* xr = x + o * len;
       if (op == MK_REDUCE_SUM) {
         A s = 0;
@@ -82,11 +80,10 @@ void reduce_t(int op, int64_t outer, int64_t len, int64_t inner, const T* x, T* 
         y[o] = best;
         if (idx) idx[o] = bi;
       }
-    }
+    });
     return;
   }
-#pragma omp parallel for schedule(static) if (parallel_worth(outer * len * inner))
-  for (int64_t o = 0; o < outer; ++o) {
+  parallel_for(outer, parallel_worth(outer * len * inner), [&](int64_t o) {
     const T* xo = x + o * len * inner;
     T* yo = y + o * inner;
     int64_t* io = idx ? idx + o * inner : nullptr;
@@ -119,13 +116,12 @@ void reduce_t(int op, int64_t outer, int64_t len, int64_t inner, const T* x, T* 
         if (io) io[i] = bi;
       }
     }
-  }
+  });
 }
 
 template <class T>
 void softmax_t(int log, int64_t rows, int64_t cols, const T* x, T* y) {
-#pragma omp parallel for schedule(static) if (parallel_worth(rows * cols))
-  for (int64_t r = 0; r < rows; ++r) {
+  parallel_for(rows, parallel_worth(rows * cols), [&](int64_t r) {
     const T* xr = x + r * cols;
     T* yr = y + r * cols;
     // the row maximum, NaN when any entry is NaN: NaN in -> NaN out for the whole row (a maximum
@@ -134,7 +130,7 @@ void softmax_t(int log, int64_t rows, int64_t cols, const T* x, T* y) {
     for (int64_t c = 0; c < cols; ++c) m = (xr[c] > m || xr[c] != xr[c]) ? xr[c] : m;
     if (m == -std::numeric_limits<T>::infinity()) {  // every entry -inf: define the row as 0
       for (int64_t c = 0; c < cols; ++c) yr[c] = log ? -std::numeric_limits<T>::infinity() : T(0);
-      continue;
+      return;  // next row
     }
     // exponentials vectorised (vmath::exp); the sum in double, in row order
     double s = 0;
@@ -160,18 +156,18 @@ void softmax_t(int log, int64_t rows, int64_t cols, const T* x, T* y) {
 #pragma omp simd
       for (int64_t c = 0; c < cols; ++c) yr[c] *= inv;
     }
-  }
+  });
 }
 
 // ---- indexing ------------------------------------------------------------------------------
 template <class T>
 void index_select_t(int64_t outer, int64_t src_len, int64_t inner, const T* x, const int64_t* idx,
                     int64_t n_idx, T* y) {
-#pragma omp parallel for collapse(2) schedule(static) if (parallel_worth(outer * n_idx * inner))
-  for (int64_t o = 0; o < outer; ++o)
-    for (int64_t j = 0; j < n_idx; ++j)
-      std::memcpy(y + (o * n_idx + j) * inner, x + (o * src_len + idx[j]) * inner,
-                  sizeof(T) * size_t(inner));
+  // one (o, j) row per iteration (the collapse(2) of the two loops, flattened by hand)
+  parallel_for(outer * n_idx, parallel_worth(outer * n_idx * inner), [&](int64_t t) {
+    const int64_t o = t / n_idx, j = t % n_idx;
+    std::memcpy(y + (o * n_idx + j) * inner, x + (o * src_len + idx[j]) * inner, sizeof(T) * size_t(inner));
+  });
 }
 
 template <class T>
@@ -179,14 +175,14 @@ void index_add_t(int64_t outer, int64_t dst_len, int64_t inner, T* dst, const in
                  int64_t n_idx, const T* src) {
   // Each (o, i) column is owned by one thread and walked in j order: deterministic, no atomics.
   if (inner >= 16 || outer > 1) {
-#pragma omp parallel for schedule(static) if (parallel_worth(outer * n_idx * inner))
-    for (int64_t o = 0; o < outer; ++o)
+    parallel_for(outer, parallel_worth(outer * n_idx * inner), [&](int64_t o) {
       for (int64_t j = 0; j < n_idx; ++j) {
         T* d = dst + (o * dst_len + idx[j]) * inner;
         const T* s = src + (o * n_idx + j) * inner;
 #pragma omp simd
         for (int64_t i = 0; i < inner; ++i) d[i] += s[i];
       }
+    });
   } else {
     for (int64_t j = 0; j < n_idx; ++j)
       for (int64_t i = 0; i < inner; ++i) dst[idx[j] * inner + i] += src[j * inner + i];
@@ -196,53 +192,52 @@ void index_add_t(int64_t outer, int64_t dst_len, int64_t inner, T* dst, const in
 template <class T>
 void gather_t(int64_t outer, int64_t src_len, int64_t inner, const T* x, const int64_t* idx,
               int64_t idx_len, T* y) {
-#pragma omp parallel for collapse(2) schedule(static) if (parallel_worth(outer * idx_len * inner))
-  for (int64_t o = 0; o < outer; ++o)
-    for (int64_t j = 0; j < idx_len; ++j) {
-      const int64_t* ij = idx + (o * idx_len + j) * inner;
-      T* yj = y + (o * idx_len + j) * inner;
-      const T* xo = x + o * src_len * inner;
-      for (int64_t i = 0; i < inner; ++i) yj[i] = xo[ij[i] * inner + i];
-    }
+  // one (o, j) row per iteration (the collapse(2) of the two loops, flattened by hand)
+  parallel_for(outer * idx_len, parallel_worth(outer * idx_len * inner), [&](int64_t t) {
+    const int64_t o = t / idx_len, j = t % idx_len;
+    const int64_t* ij = idx + (o * idx_len + j) * inner;
+    T* yj = y + (o * idx_len + j) * inner;
+    const T* xo = x + o * src_len * inner;
+    for (int64_t i = 0; i < inner; ++i) yj[i] = xo[ij[i] * inner + i];
+  });
 }
 
 template <class T>
 void scatter_add_t(int64_t outer, int64_t dst_len, int64_t inner, T* dst, const int64_t* idx,
                    int64_t idx_len, const T* src) {
   // (o, i) columns are disjoint: parallel over o, sequential over j.
-#pragma omp parallel for schedule(static) if (parallel_worth(outer * idx_len * inner))
-  for (int64_t o = 0; o < outer; ++o) {
+  parallel_for(outer, parallel_worth(outer * idx_len * inner), [&](int64_t o) {
     T* d = dst + o * dst_len * inner;
     for (int64_t j = 0; j < idx_len; ++j) {
       const int64_t* ij = idx + (o * idx_len + j) * inner;
       const T* sj = src + (o * idx_len + j) * inner;
       for (int64_t i = 0; i < inner; ++i) d[ij[i] * inner + i] += sj[i];
     }
-  }
+  });
 }
 
 template <class T>
 void matmul_naive_t(int64_t batch, int64_t m, int64_t n, int64_t k, const T* a, int64_t a_bs,
                     int64_t a_rs, int64_t a_cs, const T* b, int64_t b_bs, int64_t b_rs,
                     int64_t b_cs, T* c, int64_t c_bs) {
-#pragma omp parallel for collapse(2) schedule(static) if (parallel_worth(batch * m * n * k))
-  for (int64_t bb = 0; bb < batch; ++bb)
-    for (int64_t i = 0; i < m; ++i) {
-      T* cr = c + bb * c_bs + i * n;
-      for (int64_t j = 0; j < n; ++j) cr[j] = T(0);
-      const T* ar = a + bb * a_bs + i * a_rs;
-      const T* bm = b + bb * b_bs;
-      for (int64_t p = 0; p < k; ++p) {
-        const T av = ar[p * a_cs];
-        const T* br = bm + p * b_rs;
-        if (b_cs == 1) {
+  // one (bb, i) output row per iteration (the collapse(2) of the two loops, flattened by hand)
+  parallel_for(batch * m, parallel_worth(batch * m * n * k), [&](int64_t t) {
+    const int64_t bb = t / m, i = t % m;
+    T* cr = c + bb * c_bs + i * n;
+    for (int64_t j = 0; j < n; ++j) cr[j] = T(0);
+    const T* ar = a + bb * a_bs + i * a_rs;
+    const T* bm = b + bb * b_bs;
+    for (int64_t p = 0; p < k; ++p) {
+      const T av = ar[p * a_cs];
+      const T* br = bm + p * b_rs;
+      if (b_cs == 1) {
 #pragma omp simd
-          for (int64_t j = 0; j < n; ++j) cr[j] += av * br[j];
-        } else {
-          for (int64_t j = 0; j < n; ++j) cr[j] += av * br[j * b_cs];
-        }
+        for (int64_t j = 0; j < n; ++j) cr[j] += av * br[j];
+      } else {
+        for (int64_t j = 0; j < n; ++j) cr[j] += av * br[j * b_cs];
       }
     }
+  });
 }
 
 }  // namespace
@@ -269,22 +264,20 @@ static void copy_t(int rank, const int64_t* shape, const T* src, const int64_t* 
   if (s.rank <= 1) {
     const int64_t a = s.rank == 0 ? 1 : s.strides[0][0], b = s.rank == 0 ? 1 : s.strides[1][0];
     if (a == 1 && b == 1) { std::memcpy(dst, src, sizeof(T) * size_t(s.numel)); return; }
-#pragma omp parallel for schedule(static) if (parallel_worth(s.numel))
-    for (int64_t i = 0; i < s.numel; ++i) dst[i * b] = src[i * a];
+    parallel_for(s.numel, parallel_worth(s.numel), [&](int64_t i) { dst[i * b] = src[i * a]; });
     return;
   }
   const int64_t cols = s.shape[s.rank - 1];
   const int64_t rows = s.numel / cols;
   const int64_t a = s.strides[0][s.rank - 1], b = s.strides[1][s.rank - 1];
-#pragma omp parallel for schedule(static) if (parallel_worth(s.numel))
-  for (int64_t r = 0; r < rows; ++r) {
+  parallel_for(rows, parallel_worth(s.numel), [&](int64_t r) {
     int64_t off[2];
     row_offsets(s, 2, r, off);
     const T* sr = src + off[0];
     T* dr = dst + off[1];
     if (a == 1 && b == 1) std::memcpy(dr, sr, sizeof(T) * size_t(cols));
     else for (int64_t c = 0; c < cols; ++c) dr[c * b] = sr[c * a];
-  }
+  });
 }
 
 int copy_strided(int dtype, int rank, const int64_t* shape, const void* src,
@@ -318,8 +311,7 @@ int cast(int src_dtype, int dst_dtype, int64_t n, const void* src, void* dst, vo
       default: return 0;
     }
   };
-#pragma omp parallel for schedule(static) if (parallel_worth(n))
-  for (int64_t i = 0; i < n; ++i) {
+  parallel_for(n, parallel_worth(n), [&](int64_t i) {
     const double v = read(i);
     switch (dst_dtype) {
       case MK_F32: static_cast<float*>(dst)[i] = float(v); break;
@@ -329,18 +321,17 @@ int cast(int src_dtype, int dst_dtype, int64_t n, const void* src, void* dst, vo
       case MK_F16: static_cast<uint16_t*>(dst)[i] = f32_to_f16_bits(float(v)); break;
       default: break;
     }
-  }
+  });
   return 0;
 }
 
 int random_fill(int dtype, int dist, int64_t n, void* dst, uint64_t seed, double a, double b,
                 void*) {
-#pragma omp parallel for schedule(static) if (omp_get_max_threads() > 1 && n >= 4096)
-  for (int64_t i = 0; i < n; ++i) {
+  parallel_for(n, omp_get_max_threads() > 1 && n >= 4096, [&](int64_t i) {
     const double v = random_value(dist, seed, uint64_t(i), a, b);
     if (dtype == MK_F32) static_cast<float*>(dst)[i] = float(v);
     else static_cast<double*>(dst)[i] = v;
-  }
+  });
   return 0;
 }
 
@@ -432,8 +423,12 @@ int scatter_add(int dtype, int64_t outer, int64_t dst_len, int64_t inner, void* 
 
 int index_check(int64_t n, const int64_t* idx, int64_t bound, int64_t* bad, void*) {
   int64_t count = 0;
-#pragma omp parallel for reduction(+ : count) schedule(static) if (parallel_worth(n))
-  for (int64_t i = 0; i < n; ++i) count += (idx[i] < 0 || idx[i] >= bound) ? 1 : 0;
+  if (parallel_worth(n)) {
+#pragma omp parallel for reduction(+ : count) schedule(static)
+    for (int64_t i = 0; i < n; ++i) count += (idx[i] < 0 || idx[i] >= bound) ? 1 : 0;
+  } else {
+    for (int64_t i = 0; i < n; ++i) count += (idx[i] < 0 || idx[i] >= bound) ? 1 : 0;
+  }
   *bad = count;
   return 0;
 }

@@ -22,28 +22,25 @@ namespace MK_ISA_NS {
 namespace {
 
 // ---- elementwise drivers -------------------------------------------------------------------
-// The `if` clauses name `parallel`: a bare if(...) on `parallel for simd` also switches the simd
-// part off (OpenMP 5), which made every small or single-threaded call a scalar loop.
+// Small calls never enter libgomp (mk/cpu_parallel.h); the flat loops are simd either way.
 template <class T, class F>
 void strided_map1(const StridedShape& s, const T* x, T* y, F f) {
   if (s.numel == 0) return;
+  const bool fork = parallel_worth(s.numel);
   if (s.rank <= 1) {
     const int64_t n = s.numel;
     const int64_t sx = s.rank == 0 ? 1 : s.strides[0][0];
     if (sx == 1) {
-#pragma omp parallel for simd schedule(static) if (parallel : parallel_worth(n))
-      for (int64_t i = 0; i < n; ++i) y[i] = f(x[i]);
+      parallel_for_simd(n, fork, [&](int64_t i) { y[i] = f(x[i]); });
     } else {
-#pragma omp parallel for schedule(static) if (parallel_worth(n))
-      for (int64_t i = 0; i < n; ++i) y[i] = f(x[i * sx]);
+      parallel_for(n, fork, [&](int64_t i) { y[i] = f(x[i * sx]); });
     }
     return;
   }
   const int64_t cols = s.shape[s.rank - 1];
   const int64_t rows = s.numel / cols;
   const int64_t sx = s.strides[0][s.rank - 1];
-#pragma omp parallel for schedule(static) if (parallel_worth(s.numel))
-  for (int64_t r = 0; r < rows; ++r) {
+  parallel_for(rows, fork, [&](int64_t r) {
     int64_t off[1];
     row_offsets(s, 1, r, off);
     const T* xr = x + off[0];
@@ -54,30 +51,27 @@ void strided_map1(const StridedShape& s, const T* x, T* y, F f) {
     } else {
       for (int64_t c = 0; c < cols; ++c) yr[c] = f(xr[c * sx]);
     }
-  }
+  });
 }
 
 template <class T, class F>
 void strided_map2(const StridedShape& s, const T* a, const T* b, T* y, F f) {
   if (s.numel == 0) return;
+  const bool fork = parallel_worth(s.numel);
   if (s.rank <= 1) {
     const int64_t n = s.numel;
     const int64_t sa = s.rank == 0 ? 1 : s.strides[0][0];
     const int64_t sb = s.rank == 0 ? 1 : s.strides[1][0];
     if (sa == 1 && sb == 1) {
-#pragma omp parallel for simd schedule(static) if (parallel : parallel_worth(n))
-      for (int64_t i = 0; i < n; ++i) y[i] = f(a[i], b[i]);
+      parallel_for_simd(n, fork, [&](int64_t i) { y[i] = f(a[i], b[i]); });
     } else if (sa == 1 && sb == 0) {
       const T bv = b[0];
-#pragma omp parallel for simd schedule(static) if (parallel : parallel_worth(n))
-      for (int64_t i = 0; i < n; ++i) y[i] = f(a[i], bv);
+      parallel_for_simd(n, fork, [&](int64_t i) { y[i] = f(a[i], bv); });
     } else if (sa == 0 && sb == 1) {
       const T av = a[0];
-#pragma omp parallel for simd schedule(static) if (parallel : parallel_worth(n))
-      for (int64_t i = 0; i < n; ++i) y[i] = f(av, b[i]);
+      parallel_for_simd(n, fork, [&](int64_t i) { y[i] = f(av, b[i]); });
     } else {
-#pragma omp parallel for schedule(static) if (parallel_worth(n))
-      for (int64_t i = 0; i < n; ++i) y[i] = f(a[i * sa], b[i * sb]);
+      parallel_for(n, fork, [&](int64_t i) { y[i] = f(a[i * sa], b[i * sb]); });
     }
     return;
   }
@@ -85,8 +79,7 @@ void strided_map2(const StridedShape& s, const T* a, const T* b, T* y, F f) {
   const int64_t rows = s.numel / cols;
   const int64_t sa = s.strides[0][s.rank - 1];
   const int64_t sb = s.strides[1][s.rank - 1];
-#pragma omp parallel for schedule(static) if (parallel_worth(s.numel))
-  for (int64_t r = 0; r < rows; ++r) {
+  parallel_for(rows, fork, [&](int64_t r) {
     int64_t off[2];
     row_offsets(s, 2, r, off);
     const T* ar = a + off[0];
@@ -106,7 +99,7 @@ void strided_map2(const StridedShape& s, const T* a, const T* b, T* y, F f) {
     } else {
       for (int64_t c = 0; c < cols; ++c) yr[c] = f(ar[c * sa], br[c * sb]);
     }
-  }
+  });
 }
 
 // The CPU form of op(x; p): mk/scalar.h's definition, with the transcendental ops replaced by

@@ -354,10 +354,19 @@ int graph_check(int64_t rows, int64_t cols, int64_t nnz, const int64_t* row_ptr,
                 void*) {
   int64_t bad_ptr = (row_ptr[0] != 0) + (row_ptr[rows] != nnz);
   int64_t bad_col = 0;
-#pragma omp parallel for reduction(+ : bad_ptr) schedule(static) if (parallel_worth(rows))
-  for (int64_t r = 0; r < rows; ++r) bad_ptr += row_ptr[r + 1] < row_ptr[r] ? 1 : 0;
-#pragma omp parallel for reduction(+ : bad_col) schedule(static) if (parallel_worth(nnz))
-  for (int64_t k = 0; k < nnz; ++k) bad_col += (col[k] < 0 || col[k] >= cols) ? 1 : 0;
+  // branches, not if() clauses: a small call must not enter libgomp (mk/cpu_parallel.h)
+  if (parallel_worth(rows)) {
+#pragma omp parallel for reduction(+ : bad_ptr) schedule(static)
+    for (int64_t r = 0; r < rows; ++r) bad_ptr += row_ptr[r + 1] < row_ptr[r] ? 1 : 0;
+  } else {
+    for (int64_t r = 0; r < rows; ++r) bad_ptr += row_ptr[r + 1] < row_ptr[r] ? 1 : 0;
+  }
+  if (parallel_worth(nnz)) {
+#pragma omp parallel for reduction(+ : bad_col) schedule(static)
+    for (int64_t k = 0; k < nnz; ++k) bad_col += (col[k] < 0 || col[k] >= cols) ? 1 : 0;
+  } else {
+    for (int64_t k = 0; k < nnz; ++k) bad_col += (col[k] < 0 || col[k] >= cols) ? 1 : 0;
+  }
   bad[0] = bad_ptr;
   bad[1] = bad_col;
   return 0;

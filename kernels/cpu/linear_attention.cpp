@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "mk/cpu_parallel.h"
 #include "mk/cpu_tile.h"
 #include "mk/isa_ns.h"
 #include "mk/kernels.h"
@@ -70,20 +71,18 @@ void run(int64_t groups, int64_t nq, int64_t nk, int64_t dk, int64_t dv, const T
          const T* v, T* out, int mask, T* ws) {
   const int64_t per_thread = dk * dv + Traits::kChunk * Traits::kChunk + dk * Traits::kChunk;
   const int64_t work = groups * std::max(nq, nk) * dk * dv;
-#pragma omp parallel if (groups > 1 && work > (1 << 16))
-  {
+  parallel_region(groups > 1 && work > (1 << 16), [&] {
     T* mine = ws + int64_t(omp_get_thread_num()) * per_thread;
 #pragma omp for schedule(static)
     for (int64_t g = 0; g < groups; ++g)
       group(mask, nq, nk, dk, dv, q + g * nq * dk, k + g * nk * dk, v + g * nk * dv,
             out + g * nq * dv, mine, mine + dk * dv, mine + dk * dv + Traits::kChunk * Traits::kChunk);
-  }
+  });
 }
 
 template <class T>
 void momentum(int64_t groups, int64_t n, int64_t d, const T* v, T* out, T decay, int reverse) {
-#pragma omp parallel for schedule(static) if (groups * n * d > (1 << 15))
-  for (int64_t g = 0; g < groups; ++g) {
+  parallel_for(groups, groups * n * d > (1 << 15), [&](int64_t g) {
     const T* vg = v + g * n * d;
     T* og = out + g * n * d;
     // m_j = decay * (m_{j-1} + v_{j-1}), m_0 = 0 (forward); mirrored for reverse
@@ -100,7 +99,7 @@ void momentum(int64_t groups, int64_t n, int64_t d, const T* v, T* out, T decay,
 #pragma omp simd
       for (int64_t e = 0; e < d; ++e) oj[e] = decay * (op[e] + vp[e]);
     }
-  }
+  });
 }
 
 }  // namespace

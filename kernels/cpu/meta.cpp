@@ -112,8 +112,7 @@ void sgd_forward(const MetaStepParams& p) {
   const T* B = static_cast<const T*>(p.buf);
   T* Po = static_cast<T*>(p.param_out);
   T* Bo = static_cast<T*>(p.buf_out);
-#pragma omp parallel if (parallel_worth(n))
-  {
+  parallel_region(parallel_worth(n), [&] {
     alignas(64) T buf[3][kChunk];
     const Stream<T> lr = hyper_stream<T>(p, MK_META_LR, buf[0]);
     const Stream<T> mu = hyper_stream<T>(p, MK_META_MOMENTUM, buf[1]);
@@ -142,7 +141,7 @@ void sgd_forward(const MetaStepParams& p) {
         }
       }
     }
-  }
+  });
 }
 
 template <class T, int KIND>
@@ -152,8 +151,7 @@ void sgd_backward(const MetaStepParams& p) {
   const T* G = static_cast<const T*>(p.grad);
   const T* B = static_cast<const T*>(p.buf);
   double* partial = static_cast<double*>(p.workspace);
-#pragma omp parallel if (parallel_worth(n))
-  {
+  parallel_region(parallel_worth(n), [&] {
     alignas(64) T buf[5][kChunk];  // lr, mu, wd repeated; zeros; sink
     T* const zeros = buf[3];
     T* const sink = buf[4];
@@ -196,7 +194,7 @@ void sgd_backward(const MetaStepParams& p) {
       part[MK_META_MOMENTUM] = s_mu;
       part[MK_META_WEIGHT_DECAY] = s_wd;
     }
-  }
+  });
   finish_sums<T>(p, chunks, partial);
 }
 
@@ -218,8 +216,7 @@ void adam_forward(const MetaStepParams& p) {
   T* Mo = static_cast<T*>(p.m_out);
   T* Vo = static_cast<T*>(p.v_out);
   const AdamConsts<T> k = adam_consts_of<T>(p);
-#pragma omp parallel if (parallel_worth(n))
-  {
+  parallel_region(parallel_worth(n), [&] {
     alignas(64) T buf[2][kChunk];
     const Stream<T> lr = hyper_stream<T>(p, MK_META_LR, buf[0]);
     const Stream<T> wd = hyper_stream<T>(p, MK_META_WEIGHT_DECAY, buf[1]);
@@ -237,7 +234,7 @@ void adam_forward(const MetaStepParams& p) {
         voc[j] = vo;
       }
     }
-  }
+  });
 }
 
 template <class T, bool DECOUPLED>
@@ -249,8 +246,7 @@ void adam_backward(const MetaStepParams& p) {
   const T* V = static_cast<const T*>(p.v);
   double* partial = static_cast<double*>(p.workspace);
   const AdamConsts<T> k = adam_consts_of<T>(p);
-#pragma omp parallel if (parallel_worth(n))
-  {
+  parallel_region(parallel_worth(n), [&] {
     alignas(64) T buf[4][kChunk];  // lr, wd repeated; zeros; sink
     T* const zeros = buf[2];
     T* const sink = buf[3];
@@ -294,7 +290,7 @@ void adam_backward(const MetaStepParams& p) {
       part[MK_META_BETA2] = s_b2;
       part[MK_META_EPS] = s_eps;
     }
-  }
+  });
   finish_sums<T>(p, chunks, partial);
 }
 

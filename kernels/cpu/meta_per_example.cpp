@@ -25,8 +25,7 @@ double dot(const T* a, const T* b, int64_t n) {
 template <class T>
 void per_example_norm_t(int64_t batch, int64_t steps, int64_t in, int64_t out, const T* x, const T* g, T* norm2) {
   const bool par = parallel_worth(batch * steps * steps * (in + out));
-#pragma omp parallel for schedule(static) if (par)
-  for (int64_t b = 0; b < batch; ++b) {
+  parallel_for(batch, par, [&](int64_t b) {
     const T* xb = x + b * steps * in;
     const T* gb = g + b * steps * out;
     double acc = 0.0;
@@ -38,7 +37,7 @@ void per_example_norm_t(int64_t batch, int64_t steps, int64_t in, int64_t out, c
       acc += dot(xt, xt, in) * dot(gt, gt, out) + 2.0 * off;
     }
     norm2[b] = T(acc);
-  }
+  });
 }
 
 }  // namespace

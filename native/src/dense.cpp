@@ -33,11 +33,38 @@ int blas_matmul(int dtype, int64_t batch, int64_t m, int64_t n, int64_t k, const
                 int64_t b_rs, int64_t b_cs, void* c, int64_t c_bs) {
   // Row-major CBLAS: a matrix with column stride 1 is "N" with lda = row stride; one with row
   // stride 1 is the transpose of a row-major matrix ("T", lda = column stride).
-  const bool a_n = a_cs == 1 && a_rs >= std::max<int64_t>(k, 1);
-  const bool a_t = !a_n && a_rs == 1 && a_cs >= std::max<int64_t>(m, 1);
-  const bool b_n = b_cs == 1 && b_rs >= std::max<int64_t>(n, 1);
-  const bool b_t = !b_n && b_rs == 1 && b_cs >= std::max<int64_t>(k, 1);
-  if (!(a_n || a_t) || !(b_n || b_t)) return 1;  // not BLAS-compatible: caller falls back
+  bool a_n = a_cs == 1 && a_rs >= std::max<int64_t>(k, 1);
+  bool a_t = !a_n && a_rs == 1 && a_cs >= std::max<int64_t>(m, 1);
+  bool b_n = b_cs == 1 && b_rs >= std::max<int64_t>(n, 1);
+  bool b_t = !b_n && b_rs == 1 && b_cs >= std::max<int64_t>(k, 1);
+  // An operand BLAS cannot read (a broadcast one, stride 0, as the backward of a sum or a mean
+  // hands to the next matmul; or no unit stride) is packed row-major into a per-thread scratch
+  // first: one pass over it, where the naive fallback made a MAML meta-gradient of a small MLP
+  // spend 5% of its time in scalar loops (2026-12-04).
+  thread_local std::vector<char> packed_a, packed_b;
+  const size_t esize = dtype == MK_F32 ? 4 : 8;
+  auto pack = [&](std::vector<char>& buf, const void* src, int64_t bs, int64_t rs, int64_t cs, int64_t rows,
+                  int64_t cols) -> const void* {
+    buf.resize(size_t(batch * rows * cols) * esize);
+    for (int64_t i = 0; i < batch; ++i)
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c = 0; c < cols; ++c) {
+          const int64_t from = i * bs + r * rs + c * cs, to = (i * rows + r) * cols + c;
+          if (dtype == MK_F32) reinterpret_cast<float*>(buf.data())[to] = static_cast<const float*>(src)[from];
+          else reinterpret_cast<double*>(buf.data())[to] = static_cast<const double*>(src)[from];
+        }
+    return buf.data();
+  };
+  if (!(a_n || a_t)) {
+    a = pack(packed_a, a, a_bs, a_rs, a_cs, m, k);
+    a_bs = m * k, a_rs = k, a_cs = 1;
+    a_n = true;
+  }
+  if (!(b_n || b_t)) {
+    b = pack(packed_b, b, b_bs, b_rs, b_cs, k, n);
+    b_bs = k * n, b_rs = n, b_cs = 1;
+    b_n = true;
+  }
   const int ta = a_n ? CblasNoTrans : CblasTrans, tb = b_n ? CblasNoTrans : CblasTrans;
   const int lda = int(a_n ? a_rs : a_cs), ldb = int(b_n ? b_rs : b_cs);
   // a block of rows [r0, r0 + rows) of batch entry i
@@ -57,7 +84,6 @@ int blas_matmul(int dtype, int64_t batch, int64_t m, int64_t n, int64_t k, const
     // Small output, long reduction (a weight gradient over many rows): split k, one partial
     // product per thread, summed in thread order. Row splitting would leave threads idle.
     const int64_t step = (k + threads - 1) / threads;
-    const size_t esize = dtype == MK_F32 ? 4 : 8;
     thread_local std::vector<char> partial;
     partial.resize(size_t(threads) * size_t(m * n) * esize);
     char* parts = partial.data();

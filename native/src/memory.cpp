@@ -15,6 +15,7 @@
 // Size classes: 8 per power of two (at most 12.5 % slack), multiples of 64 bytes (host) or
 // 512 bytes (device).
 #include <atomic>
+#include <cstdint>
 #include <cstdlib>
 #include <mutex>
 #include <unordered_map>
@@ -286,6 +287,20 @@ int cuda_status(const char* op, const KernelTable* t, const char* what, int st) 
 using namespace mk::native;
 using mk::KernelTable;
 
+namespace {
+// A block below the cache's minimum: malloc's thread cache, aligned by hand (the header keeps the
+// pointer malloc returned), instead of aligned_alloc, whose memalign path splits and consolidates
+// chunks on every call: 12 % of a MAML meta-gradient of a small MLP (many [32, 64] tensors) went
+// to _int_memalign, malloc_consolidate and unlink_chunk (perf, 2026-12-04).
+char* small_alloc(size_t total) {
+  char* raw = static_cast<char*>(std::malloc(total + 64));
+  if (!raw) return nullptr;
+  char* base = reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(raw) + 63) & ~uintptr_t(63));
+  reinterpret_cast<char**>(base)[1] = raw;  // after the size, inside the 64-byte header
+  return base;
+}
+}  // namespace
+
 extern "C" {
 
 void* mk_host_alloc(int64_t nbytes) {
@@ -301,11 +316,14 @@ void* mk_host_alloc(int64_t nbytes) {
     total = size_class(total, 64);
     base = static_cast<char*>(g_host_cache.take(total));
   }
-  if (!base) base = static_cast<char*>(std::aligned_alloc(64, total));
+  auto fresh = [&] {
+    return total >= kHostCacheMin ? static_cast<char*>(std::aligned_alloc(64, total)) : small_alloc(total);
+  };
+  if (!base) base = fresh();
   if (!base) {
     // memory may sit in the cache: give it back and try once more
     mk_host_empty_cache();
-    base = static_cast<char*>(std::aligned_alloc(64, total));
+    base = fresh();
   }
   if (!base) {
     fail(MK_ERR_INTERNAL, "mk_host_alloc: out of host memory (%lld bytes)", (long long)nbytes);
@@ -321,7 +339,11 @@ void mk_host_free(void* ptr) {
   char* base = static_cast<char*>(ptr) - 64;
   const size_t total = size_t(*reinterpret_cast<int64_t*>(base));
   g_host_live.fetch_sub(int64_t(total));
-  if (total >= kHostCacheMin && g_host_cache.put(base, total)) return;
+  if (total < kHostCacheMin) {
+    std::free(reinterpret_cast<char**>(base)[1]);  // small_alloc's block
+    return;
+  }
+  if (g_host_cache.put(base, total)) return;
   std::free(base);
 }
 

@@ -31,6 +31,16 @@ std::atomic<int> g_threads{0};
 // The OpenMP default (OMP_NUM_THREADS or the core count), read when the library loads.
 const int g_default_threads = omp_get_max_threads();
 
+// libmetakernels_ompwait (native/src/omp_wait.cpp) set OMP_WAIT_POLICY=passive for our OpenMP
+// runtime, which has read it by now (it is initialised before this library): take it back, so
+// that a runtime loaded later (libtorch's own libgomp) sees the user's environment.
+const bool g_omp_wait_restored = [] {
+  if (!getenv("MK_OMP_WAIT_SET")) return false;
+  unsetenv("OMP_WAIT_POLICY");
+  unsetenv("MK_OMP_WAIT_SET");
+  return true;
+}();
+
 const KernelTable* cpu_table() {
   static const KernelTable table = [] {
     KernelTable t{};

@@ -84,8 +84,7 @@ template <class T>
 void backward_per_head(const CpuParams& p, T* ws, int64_t per_thread, const T* Dall) {
   const int64_t group = p.heads / p.kv_heads;
   const int64_t tasks = p.batch * p.kv_heads;
-#pragma omp parallel if (attention_parallel(p, tasks))
-  {
+  parallel_region(attention_parallel(p, tasks), [&] {
     Scratch<T> w(ws + int64_t(omp_get_thread_num()) * per_thread, p.d, p.dv);
 #pragma omp for schedule(dynamic, 1)
     for (int64_t t = 0; t < tasks; ++t) {
@@ -94,7 +93,7 @@ void backward_per_head(const CpuParams& p, T* ws, int64_t per_thread, const T* D
       if (dq_base) std::fill_n(dq_base, group * p.nq * p.d, T(0));
       for (int64_t c0 = 0; c0 < p.nk; c0 += BK) key_block(p, w, b, hk, c0, Dall, dq_base);
     }
-  }
+  });
 }
 
 template <class T>
@@ -112,8 +111,7 @@ void backward(const CpuParams& p, T* ws, int64_t per_thread, T* Dall) {
   // dQ (and the full dS when asked for): query blocks in parallel
   if (p.grad_q || p.grad_bias_full) {
     const int64_t tasks = p.batch * p.heads * qb;
-#pragma omp parallel if (attention_parallel(p, tasks))
-    {
+    parallel_region(attention_parallel(p, tasks), [&] {
       Scratch<T> w(ws + int64_t(omp_get_thread_num()) * per_thread, p.d, p.dv);
 #pragma omp for schedule(dynamic, 1)
       for (int64_t t = 0; t < tasks; ++t) {
@@ -137,19 +135,18 @@ void backward(const CpuParams& p, T* ws, int64_t per_thread, T* Dall) {
           std::memcpy(out, dq, sizeof(T) * size_t(R * p.d));
         }
       }
-    }
+    });
   }
   // dK, dV: key blocks in parallel, each summing over the query heads that share its KV head
   if (p.grad_k || p.grad_v) {
     const int64_t kb = (p.nk + BK - 1) / BK;
     const int64_t tasks = p.batch * p.kv_heads * kb;
-#pragma omp parallel if (attention_parallel(p, tasks))
-    {
+    parallel_region(attention_parallel(p, tasks), [&] {
       Scratch<T> w(ws + int64_t(omp_get_thread_num()) * per_thread, p.d, p.dv);
 #pragma omp for schedule(dynamic, 1)
       for (int64_t t = 0; t < tasks; ++t)
         key_block<T>(p, w, t / (p.kv_heads * kb), (t / kb) % p.kv_heads, (t % kb) * BK, Dall, nullptr);
-    }
+    });
   }
 }
 

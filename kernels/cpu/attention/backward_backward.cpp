@@ -65,8 +65,7 @@ void backward_backward(const CpuParams& p, T* ws, int64_t per_thread, T* Dall, T
   const int64_t qb = row_blocks<T>(p.nq);
   const int64_t qtasks = p.batch * p.heads * qb;
   // pass 1: row statistics C and E
-#pragma omp parallel if (attention_parallel(p, qtasks))
-  {
+  parallel_region(attention_parallel(p, qtasks), [&] {
     Scratch<T> w(ws + int64_t(omp_get_thread_num()) * per_thread, p.d, p.dv);
 #pragma omp for schedule(dynamic, 1)
     for (int64_t t = 0; t < qtasks; ++t) {
@@ -103,11 +102,10 @@ void backward_backward(const CpuParams& p, T* ws, int64_t per_thread, T* Dall, T
         Eall[base + r] = A + Fr[r] - T(2) * Cr[r] * Dall[base + r];
       }
     }
-  }
+  });
   // pass 2: q', dO' and the bias cotangent (query blocks)
   if (p.cot_q || p.cot_dout || p.cot_bias_full) {
-#pragma omp parallel if (attention_parallel(p, qtasks))
-    {
+    parallel_region(attention_parallel(p, qtasks), [&] {
       Scratch<T> w(ws + int64_t(omp_get_thread_num()) * per_thread, p.d, p.dv);
 #pragma omp for schedule(dynamic, 1)
       for (int64_t t = 0; t < qtasks; ++t) {
@@ -139,15 +137,14 @@ void backward_backward(const CpuParams& p, T* ws, int64_t per_thread, T* Dall, T
         if (p.cot_q) std::memcpy(static_cast<T*>(p.cot_q) + base * p.d, gq, sizeof(T) * size_t(R * p.d));
         if (p.cot_dout) std::memcpy(static_cast<T*>(p.cot_dout) + base * p.dv, gdo, sizeof(T) * size_t(R * p.dv));
       }
-    }
+    });
   }
   // pass 3: k' and v' (key blocks over the query heads of each KV head)
   if (p.cot_k || p.cot_v) {
     const int64_t kb = (p.nk + BK - 1) / BK;
     const int64_t group = p.heads / p.kv_heads;
     const int64_t tasks = p.batch * p.kv_heads * kb;
-#pragma omp parallel if (attention_parallel(p, tasks))
-    {
+    parallel_region(attention_parallel(p, tasks), [&] {
       Scratch<T> w(ws + int64_t(omp_get_thread_num()) * per_thread, p.d, p.dv);
 #pragma omp for schedule(dynamic, 1)
       for (int64_t t = 0; t < tasks; ++t) {
@@ -177,7 +174,7 @@ void backward_backward(const CpuParams& p, T* ws, int64_t per_thread, T* Dall, T
         if (p.cot_k) std::memcpy(static_cast<T*>(p.cot_k) + (kh * p.nk + c0) * p.d, gk, sizeof(T) * size_t(C * p.d));
         if (p.cot_v) std::memcpy(static_cast<T*>(p.cot_v) + (kh * p.nk + c0) * p.dv, gv, sizeof(T) * size_t(C * p.dv));
       }
-    }
+    });
   }
 }
 

@@ -30,6 +30,7 @@
 #include <cstring>
 #include <limits>
 
+#include "mk/cpu_parallel.h"
 #include "mk/cpu_tile.h"
 #include "mk/isa_ns.h"
 #include "mk/kernels.h"
@@ -220,11 +221,10 @@ void pack_tiles(const void* src, int64_t heads, int64_t n, int64_t cols, void* d
   const int64_t nb = (n + BK - 1) / BK;
   const T* s = static_cast<const T*>(src);
   T* d = static_cast<T*>(dst);
-#pragma omp parallel for schedule(static) if (parallel)
-  for (int64_t t = 0; t < heads * nb; ++t) {
+  parallel_for(heads * nb, parallel, [&](int64_t t) {
     const int64_t h = t / nb, c0 = (t % nb) * BK, C = std::min(BK, n - c0);
     tile::transpose<T>(C, cols, s + (h * n + c0) * cols, cols, d + t * cols * BK, BK);
-  }
+  });
 }
 
 // G = scale (gq kᵀ + q gkᵀ) + gbias on a tile (zero when no cotangent is given).
@@ -303,8 +303,7 @@ void rowsum_dout_out(const CpuParams& p, T* D) {
   const int64_t rows = p.batch * p.heads * p.nq;
   const T* o = static_cast<const T*>(p.out);
   const T* g = static_cast<const T*>(p.dout);
-#pragma omp parallel for schedule(static) if (attention_parallel(p, rows))
-  for (int64_t i = 0; i < rows; ++i) D[i] = tile::dot(o + i * p.dv, g + i * p.dv, p.dv);
+  parallel_for(rows, attention_parallel(p, rows), [&](int64_t i) { D[i] = tile::dot(o + i * p.dv, g + i * p.dv, p.dv); });
 }
 
 // Workspace layout (elements): per-thread scratch; row statistics D, C, E [B*H*Nq] each; the
@@ -344,16 +343,14 @@ struct Layout {
 [[maybe_unused]] void widen(int dtype, const void* src, float* dst, int64_t n) {
   if (!src) return;
   const uint16_t* s = static_cast<const uint16_t*>(src);
-#pragma omp parallel for schedule(static) if (n >= 16384)
-  for (int64_t i = 0; i < n; ++i) dst[i] = dtype == MK_BF16 ? bf16_bits_to_f32(s[i]) : f16_bits_to_f32(s[i]);
+  parallel_for(n, n >= 16384, [&](int64_t i) { dst[i] = dtype == MK_BF16 ? bf16_bits_to_f32(s[i]) : f16_bits_to_f32(s[i]); });
 }
 
 // n floats to 16-bit values of type `dtype`, rounded to nearest even (null dst: nothing).
 [[maybe_unused]] void narrow(int dtype, const float* src, void* dst, int64_t n) {
   if (!dst) return;
   uint16_t* d = static_cast<uint16_t*>(dst);
-#pragma omp parallel for schedule(static) if (n >= 16384)
-  for (int64_t i = 0; i < n; ++i) d[i] = dtype == MK_BF16 ? f32_to_bf16_bits(src[i]) : f32_to_f16_bits(src[i]);
+  parallel_for(n, n >= 16384, [&](int64_t i) { d[i] = dtype == MK_BF16 ? f32_to_bf16_bits(src[i]) : f32_to_f16_bits(src[i]); });
 }
 
 // The F32 copies of a 16-bit forward or backward (HalfRegions, after the F32 kernels' workspace),

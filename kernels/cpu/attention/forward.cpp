@@ -100,8 +100,7 @@ void forward(const CpuParams& p, T* ws, int64_t per_thread) {
   const int64_t qb = row_blocks<T>(p.nq);
   const int64_t tasks = p.batch * p.heads * qb;
   constexpr int64_t W = tile::Vec<T>::W;
-#pragma omp parallel if (attention_parallel(p, tasks))
-  {
+  parallel_region(attention_parallel(p, tasks), [&] {
     Scratch<T> w(ws + int64_t(omp_get_thread_num()) * per_thread, p.d, p.dv);
 #pragma omp for schedule(dynamic, 1)
     for (int64_t t = 0; t < tasks; ++t) {
@@ -142,7 +141,7 @@ void forward(const CpuParams& p, T* ws, int64_t per_thread) {
         if (lse) lse[r] = l[r] > T(0) ? m[r] + std::log(l[r]) : neg_inf<T>();
       }
     }
-  }
+  });
 }
 
 template <class T>

@@ -13,8 +13,7 @@ template <class T>
 void jvp(const CpuParams& p, T* ws, int64_t per_thread) {
   const int64_t qb = row_blocks<T>(p.nq);
   const int64_t tasks = p.batch * p.heads * qb;
-#pragma omp parallel if (attention_parallel(p, tasks))
-  {
+  parallel_region(attention_parallel(p, tasks), [&] {
     Scratch<T> w(ws + int64_t(omp_get_thread_num()) * per_thread, p.d, p.dv);
 #pragma omp for schedule(dynamic, 1)
     for (int64_t t = 0; t < tasks; ++t) {
@@ -51,7 +50,7 @@ void jvp(const CpuParams& p, T* ws, int64_t per_thread) {
         if (p.tan_lse) static_cast<T*>(p.tan_lse)[base + r] = c[r];
       }
     }
-  }
+  });
 }
 
 template <class T>

@@ -624,7 +624,7 @@ public final class InnerStep {
       int dev = c.device.code, dt = c.dtype.code;
       int status = kind == Kind.ADAM ? MkNative.mk_meta_adam_step_forward(dev, dt, b, param.launchStream())
           : MkNative.mk_meta_sgd_step_forward(dev, dt, b, param.launchStream());
-      Native.check(status, c.context());
+      Native.check(status, c::context);
     }
     Autograd.record(op, outs, c.inputs.clone(), g -> backward(c, g));
     return outs;
@@ -666,7 +666,7 @@ public final class InnerStep {
       int status = c.kind == Kind.ADAM
           ? MkNative.mk_meta_adam_step_backward(dev, dt, b, ws.address(op), wsBytes, c.inputs[PARAM].launchStream())
           : MkNative.mk_meta_sgd_step_backward(dev, dt, b, ws.address(op), wsBytes, c.inputs[PARAM].launchStream());
-      Native.check(status, c.context() + " (backward)");
+      Native.check(status, () -> c.context() + " (backward)");
     }
     // record the backward on its non-null outputs; its inputs: the step's inputs, then the cotangents
     int[] slot = new int[INPUTS];

@@ -35,7 +35,7 @@ public final class Dense {
     Tensor y = Tensor.empty(x.shape(), x.dtype(), x.device());
     long[] shape = x.shape();
     Native.check(MkNative.mk_dense_unary_forward(x.device().code, x.dtype().code, code, shape.length, shape,
-        x.address(op), x.strides(), y.address(op), p, x.launchStream()), op + " " + x.describe());
+        x.address(op), x.strides(), y.address(op), p, x.launchStream()), () -> op + " " + x.describe());
     return y;
   }
 
@@ -45,7 +45,7 @@ public final class Dense {
     Tensor y = Tensor.empty(out, a.dtype(), a.device());
     Native.check(MkNative.mk_dense_binary_forward(a.device().code, a.dtype().code, code, out.length, out,
         a.address(op), Checks.broadcastStrides(a, out), b.address(op), Checks.broadcastStrides(b, out),
-        y.address(op), a.launchStream()), op + " " + a.describe() + ", " + b.describe());
+        y.address(op), a.launchStream()), () -> op + " " + a.describe() + ", " + b.describe());
     return y;
   }
 
@@ -199,7 +199,7 @@ public final class Dense {
     Tensor y = Tensor.empty(out, a.dtype(), a.device());
     Native.check(MkNative.mk_dense_where_forward(a.device().code, a.dtype().code, out.length, out,
         cond.address(op), Checks.broadcastStrides(cond, out), a.address(op), Checks.broadcastStrides(a, out),
-        b.address(op), Checks.broadcastStrides(b, out), y.address(op), a.launchStream()), op + " " + Checks.shapes(cond, a, b));
+        b.address(op), Checks.broadcastStrides(b, out), y.address(op), a.launchStream()), () -> op + " " + Checks.shapes(cond, a, b));
     return Autograd.record(op, y, new Tensor[] {a, b}, g -> {
       Tensor zero = Tensor.scalar(0.0, g[0].dtype(), g[0].device());
       return new Tensor[] {

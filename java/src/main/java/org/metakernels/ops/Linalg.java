@@ -115,6 +115,6 @@ public final class Linalg {
   private static void gemm(String op, Tensor a, Tensor b, Tensor c, long batch, long m, long n, long k, long aBs,
       long aRs, long aCs, long bBs, long bRs, long bCs, long cBs) {
     Native.check(MkNative.mk_dense_matmul_forward(a.device().code, a.dtype().code, batch, m, n, k, a.address(op), aBs,
-        aRs, aCs, b.address(op), bBs, bRs, bCs, c.address(op), cBs, a.launchStream()), op + " " + Checks.shapes(a, b));
+        aRs, aCs, b.address(op), bBs, bRs, bCs, c.address(op), cBs, a.launchStream()), () -> op + " " + Checks.shapes(a, b));
   }
 }

@@ -101,7 +101,7 @@ public final class Reductions {
     Tensor idx = indicesOut == null ? null : Tensor.empty(y.shape(), DType.I64, x.device());
     Native.check(MkNative.mk_dense_reduce_forward(x.device().code, x.dtype().code, code, outer, len, inner,
         src.address(op), y.address(op), idx == null ? 0L : idx.address(op), x.launchStream()),
-        op + " " + x.describe() + " over dims " + Arrays.toString(dims));
+        () -> op + " " + x.describe() + " over dims " + Arrays.toString(dims));
     if (indicesOut != null) indicesOut[0] = idx;
     return y;
   }
@@ -283,7 +283,7 @@ public final class Reductions {
     long rows = cols == 0 ? 0 : src.numel() / cols;
     Tensor y = Tensor.empty(src.shape(), x.dtype(), x.device());
     Native.check(MkNative.mk_dense_softmax_forward(x.device().code, x.dtype().code, log ? 1 : 0, rows, cols,
-        src.address(op), y.address(op), x.launchStream()), op + " " + x.describe() + " dim " + dim);
+        src.address(op), y.address(op), x.launchStream()), () -> op + " " + x.describe() + " dim " + dim);
     if (d != last) y = Views.permuteRaw(y, swap(x.rank(), d, last));
     Tensor out = y;
     return Autograd.record(op, out, new Tensor[] {x}, g -> {

@@ -17,7 +17,7 @@ import org.bytedeco.javacpp.annotation.Platform;
  * {@link MkCudaNative} touches JNI; callers go through {@link Native}, which turns statuses into
  * {@link MetakernelsException}s.
  */
-@Platform(include = "metakernels.h", link = "metakernels")
+@Platform(include = "metakernels.h", link = "metakernels", preload = "metakernels_ompwait")
 public final class MkNative {
   static {
     Loader.load();

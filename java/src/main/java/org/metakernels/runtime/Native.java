@@ -35,4 +35,18 @@ public final class Native {
   public static String lastError() {
     return MkNative.mk_last_error().getString();
   }
+
+  /**
+   * As {@link #check(int, String)} with the message built only on failure, for calls made per op:
+   * {@code Native.check(status, () -> "matmul " + a.describe())}. Building the shapes' text on every
+   * call cost more than some small kernels (2026-12-04).
+   *
+   * @param status the native return value
+   * @param context makes the message's prefix, called only when the status is not OK
+   * @throws MetakernelsException with the status and the context's text and the native message
+   */
+  public static void check(int status, java.util.function.Supplier<String> context) {
+    if (status == Codes.OK) return;
+    check(status, context.get());
+  }
 }

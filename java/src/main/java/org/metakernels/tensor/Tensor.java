@@ -810,7 +810,7 @@ public final class Tensor implements AutoCloseable {
     Tensor src = isContiguous() ? this : copyContiguous();
     Tensor out = empty(shape, type, device());
     Native.check(MkNative.mk_tensor_cast_forward(device().code, dtype.code, type.code, numel(), src.address("cast"),
-        out.address("cast"), launchStream()), "cast " + describe() + " -> " + type);
+        out.address("cast"), launchStream()), () -> "cast " + describe() + " -> " + type);
     return out;
   }
 
@@ -824,7 +824,7 @@ public final class Tensor implements AutoCloseable {
   public Tensor copyContiguous() {
     Tensor out = empty(shape, dtype, device());
     Native.check(MkNative.mk_tensor_copy_forward(device().code, dtype.code, shape.length, shape, address("contiguous"),
-        strides, out.address("contiguous"), out.strides, launchStream()), "contiguous " + describe());
+        strides, out.address("contiguous"), out.strides, launchStream()), () -> "contiguous " + describe());
     return out;
   }
 
@@ -837,7 +837,7 @@ public final class Tensor implements AutoCloseable {
     if (!Arrays.equals(src.shape, shape) || src.dtype != dtype || src.device() != device())
       throw new MetakernelsException("copyFrom: " + src.describe() + " into " + describe());
     Native.check(MkNative.mk_tensor_copy_forward(device().code, dtype.code, shape.length, shape, src.address("copyFrom"),
-        src.strides, address("copyFrom"), strides, launchStream()), "copyFrom " + describe());
+        src.strides, address("copyFrom"), strides, launchStream()), () -> "copyFrom " + describe());
   }
 
   /**
