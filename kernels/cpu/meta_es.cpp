@@ -216,8 +216,7 @@ void perturb_t(uint64_t seed, uint64_t generation, int64_t pairs, int64_t n, con
   const T s = T(sigma);
   const bool par = parallel_worth(pairs * n * 8);
   const bool stream = sizeof(T) == 4 && 2 * pairs * n * int64_t(sizeof(T)) >= kStreamBytes;
-#pragma omp parallel if (par)
-  {
+  parallel_region(par, [&] {
 #pragma omp for collapse(2) schedule(static)
     for (int64_t k = 0; k < pairs; ++k)
       for (int64_t ch = 0; ch < chunks; ++ch) {
@@ -252,7 +251,7 @@ void perturb_t(uint64_t seed, uint64_t generation, int64_t pairs, int64_t n, con
         }
       }
     if (stream) _mm_sfence();  // the streamed stores are visible before the threads join
-  }
+  });
 }
 
 template <class T>
@@ -261,8 +260,7 @@ void combine_t(uint64_t seed, uint64_t generation, int64_t pairs, int64_t n, con
   const int64_t blocks = (n + kBlock - 1) / kBlock;
   const int64_t chunks = (blocks + kChunk - 1) / kChunk;
   const bool par = parallel_worth(pairs * n * 8);
-#pragma omp parallel for schedule(static) if (par)
-  for (int64_t ch = 0; ch < chunks; ++ch) {
+  parallel_for(chunks, par, [&](int64_t ch) {
     const int64_t b_lo = ch * kChunk, b_hi = b_lo + kChunk < blocks ? b_lo + kChunk : blocks;
     alignas(64) double acc[kChunk * kBlock];
     for (int64_t t = 0; t < (b_hi - b_lo) * kBlock; ++t) acc[t] = 0.0;
@@ -281,7 +279,7 @@ void combine_t(uint64_t seed, uint64_t generation, int64_t pairs, int64_t n, con
       const double c = theta ? double(theta[j]) : 0.0;
       out[j] = T(c + scale * acc[j - lo]);
     }
-  }
+  });
 }
 
 }  // namespace
