@@ -2,7 +2,6 @@ package org.metakernels.cli;
 
 import java.io.IOException;
 import java.io.PrintWriter;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Locale;
 import java.util.concurrent.Callable;
@@ -15,6 +14,7 @@ import org.metakernels.runtime.Backend;
 import org.metakernels.tensor.DType;
 import org.metakernels.tensor.Device;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
@@ -55,33 +55,16 @@ final class EsObjectiveCommand implements Callable<Integer> {
       description = "fresh inits in the final comparison, at least 2 (default: ${DEFAULT-VALUE})")
   int evalRuns;
 
-  @Option(names = "--seed", defaultValue = "1", description = "random seed (default: ${DEFAULT-VALUE})") long seed;
+  @Mixin RunOptions run;
 
-  @Option(names = "--device", defaultValue = "cpu", description = "cpu or cuda (default: ${DEFAULT-VALUE})")
-  String device;
-
-  @Option(names = "--out", defaultValue = "es-objective-out",
-      description =
-          "folder for the PNG plots; its parent must exist, only the last level is created (default: ${DEFAULT-VALUE})")
-  Path out;
-
-  @Option(names = "--json",
-      description = "write the measured numbers and the settings to this JSON file (its folder must exist)")
-  Path json;
+  @Mixin RunOptions.DeviceOption device;
 
   @Spec CommandSpec spec;
 
   @Override
   public Integer call() throws IOException {
     Locale.setDefault(Locale.ROOT);
-    String d = device.toLowerCase(Locale.ROOT);
-    Device dev;
-    if (d.equals("cpu"))
-      dev = Device.CPU;
-    else if (d.equals("cuda") || d.equals("gpu"))
-      dev = Device.CUDA;
-    else
-      throw Checks.usage(spec, "--device must be cpu or cuda, got '" + device + "'");
+    Device dev = device.parse();
     Checks.atLeast(spec, "--generations", generations, 1);
     Checks.between(spec, "--population", population, 2, 4096);
     if (population % 2 != 0)
@@ -91,16 +74,14 @@ final class EsObjectiveCommand implements Callable<Integer> {
     if (!(sigma > 0) || !Double.isFinite(sigma)) throw Checks.usage(spec, "--sigma must be > 0, got " + sigma);
     if (!(metaLr > 0) || !Double.isFinite(metaLr)) throw Checks.usage(spec, "--meta-lr must be > 0, got " + metaLr);
     if (!(innerLr > 0) || !Double.isFinite(innerLr)) throw Checks.usage(spec, "--inner-lr must be > 0, got " + innerLr);
-    Checks.outputDir(spec, "--out", out);
-    if (json != null) Checks.outputFile(spec, "--json", json);
-    Backend backend = Checks.backend(spec);
-    if (dev == Device.CUDA) Checks.requireCuda(backend, "--device " + device);
+    Backend backend = run.checkOutputsAndStart();
+    device.require(backend, dev);
     EsObjective.Config c = EsObjective.Config.defaults()
                                .withGenerations(generations)
                                .withPopulation(population)
                                .withEs(sigma, metaLr)
                                .withInner(innerSteps, innerLr)
-                               .withEval(evalRuns, seed)
+                               .withEval(evalRuns, run.seed)
                                .withDevice(dev);
 
     PrintWriter o = spec.commandLine().getOut();
@@ -142,17 +123,13 @@ final class EsObjectiveCommand implements Callable<Integer> {
         r.tunedImprovement(), r.tunedImprovementSe(), r.tunedWins(), c.evalRuns());
     o.flush();
 
-    Files.createDirectories(out);
-    Path metaPng = out.resolve("es-objective-meta-training.png");
-    Path innerPng = out.resolve("es-objective-inner-curves.png");
+    Path metaPng = run.plot("es-objective-meta-training.png");
+    Path innerPng = run.plot("es-objective-inner-curves.png");
     plotMeta(r, metaPng);
     plotInner(r, innerPng);
     o.println();
     o.println("plots: " + metaPng.toAbsolutePath() + ", " + innerPng.toAbsolutePath());
-    if (json != null) {
-      writeJson(r, c, backend, json);
-      o.println("json:  " + json.toAbsolutePath());
-    }
+    run.writeJson(o, json(r, c, backend));
     o.printf("time:  %.1f s%n", r.seconds());
     return 0;
   }
@@ -199,8 +176,7 @@ final class EsObjectiveCommand implements Callable<Integer> {
     return sb.append(']').toString();
   }
 
-  private static void writeJson(EsObjective.Result r, EsObjective.Config c, Backend backend, Path file)
-      throws IOException {
+  private static String json(EsObjective.Result r, EsObjective.Config c, Backend backend) {
     StringBuilder sb = new StringBuilder("{\n");
     sb.append(String.format("  \"settings\": {\"version\": \"%s\", \"generations\": %d, \"population\": %d, "
             + "\"sigma\": %s, \"meta_lr\": %s, \"inner_steps\": %d, \"inner_lr\": %s, \"batch\": %d, \"dim\": %d, "
@@ -226,6 +202,6 @@ final class EsObjectiveCommand implements Callable<Integer> {
     sb.append("  \"learned_curve\": ").append(array(r.learnedCurve())).append(",\n");
     sb.append("  \"phi\": ").append(array(r.phi())).append(",\n");
     sb.append(String.format("  \"seconds\": %.3f%n}%n", r.seconds()));
-    Files.writeString(file, sb.toString());
+    return sb.toString();
   }
 }
