@@ -137,12 +137,13 @@ final class MeowCommand implements Callable<Integer> {
           p.chained() ? "chained" : "materialised", p.materializedNnz(), p.chainNnz());
     o.println();
     o.printf("== node classification, test split, mean +- std over %d seed(s) ==%n", seeds);
-    o.println("  method                     weights   labels   Macro-F1         Micro-F1");
+    o.println("  method                     weights   labels   Macro-F1         Micro-F1         (validation Macro-F1)");
     for (Meow.MethodResult m : r.methods())
       for (var e : m.scores().entrySet()) {
         double[] ma = Meow.meanStd(e.getValue(), true), mi = Meow.meanStd(e.getValue(), false);
-        o.printf("  %-26s %-8s  %3d      %.4f +- %.4f  %.4f +- %.4f%n", m.method(), m.weighting(), e.getKey(), ma[0],
-            ma[1], mi[0], mi[1]);
+        double va = e.getValue().stream().mapToDouble(Meow.Score::validationMacro).average().orElse(Double.NaN);
+        o.printf("  %-26s %-8s  %3d      %.4f +- %.4f  %.4f +- %.4f  (%.4f)%n", m.method(), m.weighting(), e.getKey(),
+            ma[0], ma[1], mi[0], mi[1], va);
       }
     o.flush();
     Files.createDirectories(out);
