@@ -589,7 +589,6 @@ public final class Meow {
       Tensor beta = Tensor.scalar(c.beta(), DType.F32, Device.CPU);
       Scope.transfer(beta.storage(), null);
       beta.requiresGrad(ada);
-      Tensor zeros = Tensor.zeros(new long[] {b, b}, DType.F32, Device.CPU);
       SplittableRandom rng = new SplittableRandom(seed);
       long dropSeed = seed * 1_000_003L;
       try (Adam opt = new Adam(model.parameters(), c.lr(), 0.9, 0.999, 1e-8, 0.0);
@@ -625,11 +624,10 @@ public final class Meow {
             }
             Tensor scores = sim.mul(beta).add(pos.mul(-1e4)); // positives out of the negatives' softmax
             Tensor logW = scores.logSoftmax(1).add(logNeg); // sums to the negatives' count per row
-            logW = Tensor.where(pos, zeros, logW);
-            Tensor logPos = pos.sub(1.0).mul(1e4); // 0 on positives, -1e4 elsewhere
-            Tensor s = pc.matmul(pf.mT()).mul(1.0 / c.tau());
             // sim and pos are symmetric: row j of logW weighs the negatives of anchor j in either direction
-            Tensor loss = infoNce(s, logW, logPos).add(infoNce(s.mT(), logW, logPos)).mul(0.5);
+            Tensor loss = Functional.infoNce(pc, pf, c.tau(), pos, logW)
+                              .add(Functional.infoNce(pf, pc, c.tau(), pos, logW))
+                              .mul(0.5);
             opt.zeroGrad();
             beta.zeroGrad();
             loss.backward();
@@ -657,16 +655,6 @@ public final class Meow {
       beta.close();
       return new Trained(new Embedding(emb, c.hidden()), curve);
     }
-  }
-
-  /**
-   * Weighted InfoNCE over rows with several positives: mean_i (logsumexp_j (s_ij + logW_ij) −
-   * logsumexp_{j positive} s_ij), logW_ij = 0 on positives, log w_ij on negatives; logPos is 0 on
-   * positives and −1e4 elsewhere.
-   */
-  static Tensor infoNce(Tensor s, Tensor logW, Tensor logPos) {
-    Tensor pos = s.add(logPos).logsumexp(1, false);
-    return s.add(logW).logsumexp(1, false).sub(pos).mean();
   }
 
   /** x with each element zeroed with probability p and the rest scaled by 1 / (1 − p). */
