@@ -12,6 +12,10 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.SplittableRandom;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
 import org.metakernels.autograd.Autograd;
 import org.metakernels.graph.Graph;
 import org.metakernels.graph.HeteroGraph;
@@ -101,10 +105,12 @@ public final class Meow {
    * @param featureDrop dropout on the shared input layer, drawn separately for the two views
    * @param positives positives per node: itself and its top meta-path neighbours by path count on the
    *     first meta-path (HeCo's selection), 1 for the node alone
+   * @param jobs how many training runs (weighting × method × seed) go at a time, each on its own
+   *     thread; the results do not depend on it
    */
   public record Config(int hidden, int epochs, int batch, double lr, double tau, double beta, double betaPenalty,
       int seeds, List<String> weightings, List<String> methods, int lrSteps, long seed, double featureDrop,
-      int positives) {
+      int positives, int jobs) {
     /**
      * The defaults, sized for a few minutes on 2 cores for ACM.
      *
@@ -112,7 +118,7 @@ public final class Meow {
      */
     public static Config defaults() {
       return new Config(64, 60, 1024, 5e-3, 0.5, 2.0, 0.1, 2, List.of("counts", "binary"), List.of("meow", "adameow"),
-          300, 1, 0.3, 5);
+          300, 1, 0.3, 5, 1);
     }
   }
 
@@ -406,42 +412,72 @@ public final class Meow {
       }
       Graph featureGraph = d.features() == null ? null : featureGraph(d);
       long[][] positives = positives(d, Math.max(1, c.positives()));
+      List<List<MetaPath>> pathsBy = new ArrayList<>();
+      ExecutorService pool = Executors.newFixedThreadPool(Math.max(1, c.jobs()));
       try {
         for (String weighting : c.weightings()) {
           boolean binary = weighting.equals("binary");
           List<MetaPath> paths = new ArrayList<>();
-          try {
-            for (List<String> mp : d.metaPaths()) {
-              MetaPath m = d.graph().metaPath(
-                  mp, MetaPath.Normalization.GCN, binary, MetaPath.Strategy.AUTO, DType.F32, Device.CPU);
-              paths.add(m);
-              infos.add(new PathInfo(pathName(mp), weighting, m.isChained(), m.materializedCost(), m.chainCost()));
-            }
-            for (String method : c.methods()) {
-              boolean ada = method.equals("adameow");
-              String label = ada ? "AdaMEOW" : "MEOW";
-              Map<Integer, List<Score>> scores = new LinkedHashMap<>();
-              double secs = 0;
-              for (int s = 0; s < c.seeds(); s++) {
-                long seed = c.seed() + s;
-                long ts = System.nanoTime();
-                Trained tr = train(
-                    d, c, featureGraph, paths, positives, ada, seed, label + " " + weighting + " seed " + seed, p);
-                secs += (System.nanoTime() - ts) / 1e9;
-                for (var e : evaluate(d, c, tr.embedding, seed).entrySet())
-                  scores.computeIfAbsent(e.getKey(), k -> new ArrayList<>()).add(e.getValue());
-                if (emb2d == null && !ada) {
-                  emb2d = pca2(tr.embedding, d.numNodes(), c.hidden());
-                  curve = tr.curve;
+          pathsBy.add(paths);
+          for (List<String> mp : d.metaPaths()) {
+            MetaPath m = d.graph().metaPath(
+                mp, MetaPath.Normalization.GCN, binary, MetaPath.Strategy.AUTO, DType.F32, Device.CPU);
+            paths.add(m);
+            infos.add(new PathInfo(pathName(mp), weighting, m.isChained(), m.materializedCost(), m.chainCost()));
+          }
+        }
+        // every (weighting, method, seed) run is independent: up to c.jobs() of them at a time, each on
+        // its own thread with its own scope; the results are gathered in the sequential order
+        Progress shared = (phase, done, total) -> {
+          synchronized (p) {
+            p.step(phase, done, total);
+          }
+        };
+        List<Future<RunOutcome>> futures = new ArrayList<>();
+        for (int w = 0; w < c.weightings().size(); w++) {
+          String weighting = c.weightings().get(w);
+          List<MetaPath> paths = pathsBy.get(w);
+          for (String method : c.methods()) {
+            boolean ada = method.equals("adameow");
+            String label = ada ? "AdaMEOW" : "MEOW";
+            for (int s = 0; s < c.seeds(); s++) {
+              long seed = c.seed() + s;
+              Graph fg = featureGraph;
+              futures.add(pool.submit(() -> {
+                try (Scope worker = Scope.open()) {
+                  long ts = System.nanoTime();
+                  Trained tr =
+                      train(d, c, fg, paths, positives, ada, seed, label + " " + weighting + " seed " + seed, shared);
+                  double secs = (System.nanoTime() - ts) / 1e9;
+                  return new RunOutcome(tr, evaluate(d, c, tr.embedding, seed), secs);
                 }
-              }
-              results.add(new MethodResult(label, weighting, scores, secs));
+              }));
             }
-          } finally {
-            for (MetaPath m : paths) m.close();
+          }
+        }
+        int k = 0;
+        for (String weighting : c.weightings()) {
+          for (String method : c.methods()) {
+            boolean ada = method.equals("adameow");
+            Map<Integer, List<Score>> scores = new LinkedHashMap<>();
+            double secs = 0;
+            for (int s = 0; s < c.seeds(); s++) {
+              RunOutcome o = await(futures.get(k++));
+              secs += o.seconds();
+              for (var e : o.scores().entrySet())
+                scores.computeIfAbsent(e.getKey(), q -> new ArrayList<>()).add(e.getValue());
+              if (emb2d == null && !ada) {
+                emb2d = pca2(o.trained().embedding, d.numNodes(), c.hidden());
+                curve = o.trained().curve;
+              }
+            }
+            results.add(new MethodResult(ada ? "AdaMEOW" : "MEOW", weighting, scores, secs));
           }
         }
       } finally {
+        pool.shutdownNow();
+        for (List<MetaPath> paths : pathsBy)
+          for (MetaPath m : paths) m.close();
         if (featureGraph != null) featureGraph.close();
       }
     }
@@ -497,6 +533,22 @@ public final class Meow {
   record Embedding(double[] values, int width) {}
 
   private record Trained(Embedding embedding, double[] curve) {}
+
+  private record RunOutcome(Trained trained, Map<Integer, Score> scores, double seconds) {}
+
+  private static RunOutcome await(Future<RunOutcome> f) {
+    try {
+      return f.get();
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException("recipe meow: interrupted", e);
+    } catch (ExecutionException e) {
+      Throwable t = e.getCause();
+      if (t instanceof RuntimeException r) throw r;
+      if (t instanceof Error err) throw err;
+      throw new IllegalStateException("recipe meow: a run failed", t);
+    }
+  }
 
   /**
    * The MEOW model: input layer, one two-layer GCN encoder shared by every view, semantic attention

@@ -28,7 +28,7 @@ class MeowTest {
     HeteroSbm.Config sbm = new HeteroSbm.Config(600, 3, 150, 12, 3, 0.8, 60, 8, 0.1);
     Meow.Dataset d = Meow.synthetic(sbm, 3L);
     Meow.Config c = new Meow.Config(
-        32, 40, 256, 5e-3, 0.5, 2.0, 0.1, 1, List.of("counts"), List.of("meow", "adameow"), 200, 1, 0.3, 5);
+        32, 40, 256, 5e-3, 0.5, 2.0, 0.1, 1, List.of("counts"), List.of("meow", "adameow"), 200, 1, 0.3, 5, 2);
     Meow.Result r = Meow.run(d, c, null);
     Map<String, Meow.MethodResult> by = new java.util.HashMap<>();
     for (Meow.MethodResult m : r.methods()) by.put(m.method(), m);
