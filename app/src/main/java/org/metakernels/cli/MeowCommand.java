@@ -151,6 +151,11 @@ final class MeowCommand implements Callable<Integer> {
         o.printf("  %-26s %-8s  %3d      %.4f +- %.4f  %.4f +- %.4f  (%.4f)%n", m.method(), m.weighting(), e.getKey(),
             ma[0], ma[1], mi[0], mi[1], va);
       }
+    if (r.validationChecks() != null) {
+      o.print("  first MEOW run's checkpoints (epoch: mean validation Macro-F1; the best is kept):");
+      for (double[] ch : r.validationChecks()) o.printf(" %d: %.4f", (int) ch[0], ch[1]);
+      o.println();
+    }
     o.flush();
     Files.createDirectories(out);
     if (r.embedding2d() != null) {
@@ -229,6 +234,13 @@ final class MeowCommand implements Callable<Integer> {
         first = false;
       }
     sb.append("\n  ],\n");
+    if (r.validationChecks() != null) {
+      sb.append("  \"validation_checks\": [");
+      for (int i = 0; i < r.validationChecks().length; i++)
+        sb.append(i == 0 ? "" : ", ")
+            .append(String.format("[%d, %.6f]", (int) r.validationChecks()[i][0], r.validationChecks()[i][1]));
+      sb.append("],\n");
+    }
     sb.append(String.format("  \"seconds\": %.3f%n}%n", r.seconds()));
     return sb.toString();
   }

@@ -373,10 +373,12 @@ public final class Meow {
    * @param methods the methods' scores
    * @param embedding2d PCA of the first MEOW run's embeddings, [n, 2] row-major (for the plot)
    * @param lossCurve the first MEOW run's loss per epoch
+   * @param validationChecks the first MEOW run's checkpoints: {epoch, mean validation Macro-F1} each
+   *     (the best one's embedding is the run's)
    * @param seconds wall time
    */
   public record Result(String dataset, int nodes, int classes, List<PathInfo> paths, List<MethodResult> methods,
-      double[] embedding2d, double[] lossCurve, double seconds) {}
+      double[] embedding2d, double[] lossCurve, double[][] validationChecks, double seconds) {}
 
   // ------------------------------------------------------------------------------------------
   // the run
@@ -396,6 +398,7 @@ public final class Meow {
     List<MethodResult> results = new ArrayList<>();
     double[] emb2d = null;
     double[] curve = null;
+    double[][] checks = null;
     try (Scope root = Scope.open()) {
       Tensor x = d.features() == null ? null : Tensor.of(d.features(), d.numNodes(), d.featureDim()).castTo(DType.F32);
       // baselines
@@ -469,6 +472,7 @@ public final class Meow {
               if (emb2d == null && !ada) {
                 emb2d = pca2(o.trained().embedding, d.numNodes(), c.hidden());
                 curve = o.trained().curve;
+                checks = o.trained().checks;
               }
             }
             results.add(new MethodResult(ada ? "AdaMEOW" : "MEOW", weighting, scores, secs));
@@ -482,7 +486,7 @@ public final class Meow {
       }
     }
     return new Result(
-        d.name(), d.numNodes(), d.classes(), infos, results, emb2d, curve, (System.nanoTime() - t0) / 1e9);
+        d.name(), d.numNodes(), d.classes(), infos, results, emb2d, curve, checks, (System.nanoTime() - t0) / 1e9);
   }
 
   /**
@@ -532,7 +536,10 @@ public final class Meow {
   /** Frozen embeddings, row-major [n, width]. */
   record Embedding(double[] values, int width) {}
 
-  private record Trained(Embedding embedding, double[] curve) {}
+  /** Checkpoints are scored on the validation split every this many epochs (and after the last). */
+  static final int CHECK_EVERY = 10;
+
+  private record Trained(Embedding embedding, double[] curve, double[][] checks) {}
 
   private record RunOutcome(Trained trained, Map<Integer, Score> scores, double seconds) {}
 
@@ -643,6 +650,9 @@ public final class Meow {
       beta.requiresGrad(ada);
       SplittableRandom rng = new SplittableRandom(seed);
       long dropSeed = seed * 1_000_003L;
+      double bestVal = Double.NEGATIVE_INFINITY;
+      double[] best = null;
+      List<double[]> checks = new ArrayList<>();
       try (Adam opt = new Adam(model.parameters(), c.lr(), 0.9, 0.999, 1e-8, 0.0);
            Adam betaOpt = ada ? new Adam(List.of(beta), 0.05) : null) {
         for (int epoch = 0; epoch < c.epochs(); epoch++) {
@@ -696,16 +706,28 @@ public final class Meow {
             }
             curve[epoch] = loss.item();
           }
+          if ((epoch + 1) % CHECK_EVERY == 0 || epoch + 1 == c.epochs()) {
+            // model selection on the validation split: the embedding of the checkpoint with the best
+            // mean validation Macro-F1 (over the label rates) is the run's
+            double[] emb;
+            try (Scope s = Scope.open(); var ng = Autograd.noGrad()) {
+              emb = model.fine(paths, model.input()).castTo(DType.F64).toDoubleArray();
+            }
+            double v = 0;
+            Map<Integer, Score> ev = evaluate(d, c, new Embedding(emb, c.hidden()), seed);
+            for (Score sc : ev.values()) v += sc.validationMacro() / ev.size();
+            checks.add(new double[] {epoch + 1, v});
+            if (v > bestVal) {
+              bestVal = v;
+              best = emb;
+            }
+          }
           p.step(phase, epoch + 1, c.epochs());
         }
       }
-      double[] emb;
-      try (Scope s = Scope.open(); var ng = Autograd.noGrad()) {
-        emb = model.fine(paths, model.input()).castTo(DType.F64).toDoubleArray();
-      }
       beta.zeroGrad();
       beta.close();
-      return new Trained(new Embedding(emb, c.hidden()), curve);
+      return new Trained(new Embedding(best, c.hidden()), curve, checks.toArray(new double[0][]));
     }
   }
 
