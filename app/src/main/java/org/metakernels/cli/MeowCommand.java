@@ -33,7 +33,7 @@ final class MeowCommand implements Callable<Integer> {
       description = "a MEOW/HeCo data folder (acm, dblp, imdb or aminer layout); default: the bundled ACM")
   Path data;
 
-  @Option(names = "--epochs", defaultValue = "60",
+  @Option(names = "--epochs", defaultValue = "300",
       description = "contrastive training steps per run (default: ${DEFAULT-VALUE})")
   int epochs;
 

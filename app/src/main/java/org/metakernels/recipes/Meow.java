@@ -117,7 +117,7 @@ public final class Meow {
      * @return the default configuration
      */
     public static Config defaults() {
-      return new Config(64, 60, 1024, 5e-3, 0.5, 2.0, 0.1, 2, List.of("counts", "binary"), List.of("meow", "adameow"),
+      return new Config(64, 300, 1024, 5e-3, 0.5, 2.0, 0.1, 2, List.of("counts", "binary"), List.of("meow", "adameow"),
           300, 1, 0.3, 5, 1);
     }
   }
