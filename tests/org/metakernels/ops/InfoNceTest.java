@@ -63,9 +63,10 @@ class InfoNceTest {
       assertEquals(reference(a, b, n, d, 0.8, pos, logW), Functional.infoNce(ta, tb, 0.8, tp, tw).item(), 1e-9);
       // weights of zero log (w = 1) are plain InfoNCE; F32 agrees with F64
       Tensor zeros = Tensor.of(new double[n * n], n, n);
-      assertEquals(Functional.infoNce(ta, tb, 0.5, null, null).item(), Functional.infoNce(ta, tb, 0.5, null, zeros).item(),
-          1e-9);
-      double f32 = Functional.infoNce(ta.to(DType.F32), tb.to(DType.F32), 0.5, tp.to(DType.F32), tw.to(DType.F32)).item();
+      assertEquals(Functional.infoNce(ta, tb, 0.5, null, null).item(),
+          Functional.infoNce(ta, tb, 0.5, null, zeros).item(), 1e-9);
+      double f32 =
+          Functional.infoNce(ta.to(DType.F32), tb.to(DType.F32), 0.5, tp.to(DType.F32), tw.to(DType.F32)).item();
       assertEquals(reference(a, b, n, d, 0.5, pos, logW), f32, 1e-5);
       // gradients into the embeddings and the weights of negatives only
       Tensor ga = ta.detach().requiresGrad(true), gw = tw.detach().requiresGrad(true);
@@ -91,7 +92,8 @@ class InfoNceTest {
       assertTrue(e.getMessage().contains("tau"), e.getMessage());
       e = assertThrows(MetakernelsException.class, () -> Functional.infoNce(a, b.to(DType.F32), 0.5, null, null));
       assertTrue(e.getMessage().contains("infoNce"), e.getMessage());
-      e = assertThrows(MetakernelsException.class, () -> Functional.infoNce(a.reshape(12), b.reshape(12), 0.5, null, null));
+      e = assertThrows(
+          MetakernelsException.class, () -> Functional.infoNce(a.reshape(12), b.reshape(12), 0.5, null, null));
       assertTrue(e.getMessage().contains("infoNce"), e.getMessage());
     }
   }
