@@ -299,6 +299,11 @@ class GradCheckOpsTest {
     add("semantic attention", xs -> Hetero.ATT.forward(xs.get(0), Hetero.w("proj.weight", xs.get(1), "proj.bias",
         xs.get(2), "query", xs.get(3))).tanh(),
         r -> List.of(u(r, -1, 1, 3, 6, 4), u(r, -1, 1, 2, 4), u(r, -1, 1, 2), u(r, -1, 1, 2)));
+    add("infoNce", xs -> Functional.infoNce(xs.get(0), xs.get(1), 0.7, null, null),
+        r -> List.of(u(r, -1, 1, 4, 3), u(r, -1, 1, 4, 3)));
+    add("infoNce weighted, several positives", xs -> Functional.infoNce(xs.get(0), xs.get(1), 0.5,
+        Tensor.of(new double[] {1, 1, 0, 0, 1, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1}, 4, 4), xs.get(2)),
+        r -> List.of(u(r, -1, 1, 4, 3), u(r, -1, 1, 4, 3), u(r, -1, 1, 4, 4)));
   }
 
   /** The heterogeneous-graph cases' fixed operators and layers (built once, tiny, never freed). */

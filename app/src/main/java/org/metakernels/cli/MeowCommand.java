@@ -33,7 +33,7 @@ final class MeowCommand implements Callable<Integer> {
       description = "a MEOW/HeCo data folder (acm, dblp, imdb or aminer layout); default: the bundled ACM")
   Path data;
 
-  @Option(names = "--epochs", defaultValue = "60",
+  @Option(names = "--epochs", defaultValue = "300",
       description = "contrastive training steps per run (default: ${DEFAULT-VALUE})")
   int epochs;
 
@@ -79,6 +79,11 @@ final class MeowCommand implements Callable<Integer> {
       description = "folder for the PNG; its parent must exist (default: ${DEFAULT-VALUE})")
   Path out;
 
+  @Option(names = "--jobs", defaultValue = "1",
+      description = "training runs at a time, each on its own thread (results do not depend on it) "
+          + "(default: ${DEFAULT-VALUE})")
+  int jobs;
+
   @Option(names = "--json", description = "write the results and settings to this JSON file (its folder must exist)")
   Path json;
 
@@ -94,6 +99,7 @@ final class MeowCommand implements Callable<Integer> {
     if (!(lr > 0) || !(tau > 0)) throw Checks.usage(spec, "--lr and --tau must be positive");
     if (!(drop >= 0 && drop < 1)) throw Checks.usage(spec, "--drop must be in [0, 1), got " + drop);
     Checks.atLeast(spec, "--positives", positives, 1);
+    Checks.atLeast(spec, "--jobs", jobs, 1);
     List<String> ws;
     if (weights.equals("both"))
       ws = List.of("counts", "binary");
@@ -112,7 +118,7 @@ final class MeowCommand implements Callable<Integer> {
     if (json != null) Checks.outputFile(spec, "--json", json);
     Backend backend = Checks.backend(spec);
     Meow.Config c =
-        new Meow.Config(hidden, epochs, batch, lr, tau, beta, 0.1, seeds, ws, ms, 300, seed, drop, positives);
+        new Meow.Config(hidden, epochs, batch, lr, tau, beta, 0.1, seeds, ws, ms, 300, seed, drop, positives, jobs);
 
     PrintWriter o = spec.commandLine().getOut();
     Meow.Dataset d = data == null ? Meow.loadBundledAcm() : Meow.load(data);
@@ -137,13 +143,19 @@ final class MeowCommand implements Callable<Integer> {
           p.chained() ? "chained" : "materialised", p.materializedNnz(), p.chainNnz());
     o.println();
     o.printf("== node classification, test split, mean +- std over %d seed(s) ==%n", seeds);
-    o.println("  method                     weights   labels   Macro-F1         Micro-F1");
+    o.println("  method                     weights   labels   Macro-F1         Micro-F1         (validation Macro-F1)");
     for (Meow.MethodResult m : r.methods())
       for (var e : m.scores().entrySet()) {
         double[] ma = Meow.meanStd(e.getValue(), true), mi = Meow.meanStd(e.getValue(), false);
-        o.printf("  %-26s %-8s  %3d      %.4f +- %.4f  %.4f +- %.4f%n", m.method(), m.weighting(), e.getKey(), ma[0],
-            ma[1], mi[0], mi[1]);
+        double va = e.getValue().stream().mapToDouble(Meow.Score::validationMacro).average().orElse(Double.NaN);
+        o.printf("  %-26s %-8s  %3d      %.4f +- %.4f  %.4f +- %.4f  (%.4f)%n", m.method(), m.weighting(), e.getKey(),
+            ma[0], ma[1], mi[0], mi[1], va);
       }
+    if (r.validationChecks() != null) {
+      o.print("  first MEOW run's checkpoints (epoch: mean validation Macro-F1; the best is kept):");
+      for (double[] ch : r.validationChecks()) o.printf(" %d: %.4f", (int) ch[0], ch[1]);
+      o.println();
+    }
     o.flush();
     Files.createDirectories(out);
     if (r.embedding2d() != null) {
@@ -192,9 +204,9 @@ final class MeowCommand implements Callable<Integer> {
     StringBuilder sb = new StringBuilder("{\n");
     sb.append(String.format("  \"settings\": {\"version\": \"%s\", \"dataset\": \"%s\", \"epochs\": %d, \"seeds\": %d, "
             + "\"seed\": %d, \"hidden\": %d, \"batch\": %d, \"lr\": %s, \"tau\": %s, \"beta\": %s, \"beta_penalty\": %s, "
-            + "\"lr_steps\": %d, \"feature_drop\": %s, \"positives\": %d, \"threads\": %d, \"isa\": \"%s\"},%n",
+            + "\"lr_steps\": %d, \"feature_drop\": %s, \"positives\": %d, \"jobs\": %d, \"threads\": %d, \"isa\": \"%s\"},%n",
         Version.get(), d.name(), c.epochs(), c.seeds(), c.seed(), c.hidden(), c.batch(), c.lr(), c.tau(), c.beta(),
-        c.betaPenalty(), c.lrSteps(), c.featureDrop(), c.positives(), backend.cpuThreads(), backend.cpuIsa()));
+        c.betaPenalty(), c.lrSteps(), c.featureDrop(), c.positives(), c.jobs(), backend.cpuThreads(), backend.cpuIsa()));
     sb.append(String.format("  \"nodes\": %d, \"classes\": %d,%n", r.nodes(), r.classes()));
     sb.append("  \"meta_paths\": [");
     for (int i = 0; i < r.paths().size(); i++) {
@@ -211,16 +223,24 @@ final class MeowCommand implements Callable<Integer> {
         double[] ma = Meow.meanStd(e.getValue(), true), mi = Meow.meanStd(e.getValue(), false);
         double[] macros = e.getValue().stream().mapToDouble(Meow.Score::macro).toArray();
         double[] micros = e.getValue().stream().mapToDouble(Meow.Score::micro).toArray();
+        double[] vals = e.getValue().stream().mapToDouble(Meow.Score::validationMacro).toArray();
         sb.append(first ? "\n" : ",\n")
             .append(String.format(
                 "    {\"method\": \"%s\", \"weights\": \"%s\", \"labels_per_class\": %d, \"macro_f1_mean\": %.6f, "
                     + "\"macro_f1_std\": %.6f, \"micro_f1_mean\": %.6f, \"micro_f1_std\": %.6f, \"macro_f1\": %s, "
-                    + "\"micro_f1\": %s, \"train_seconds\": %.2f}",
+                    + "\"micro_f1\": %s, \"validation_macro_f1\": %s, \"train_seconds\": %.2f}",
                 m.method(), m.weighting(), e.getKey(), ma[0], ma[1], mi[0], mi[1], Arrays.toString(macros),
-                Arrays.toString(micros), m.seconds()));
+                Arrays.toString(micros), Arrays.toString(vals), m.seconds()));
         first = false;
       }
     sb.append("\n  ],\n");
+    if (r.validationChecks() != null) {
+      sb.append("  \"validation_checks\": [");
+      for (int i = 0; i < r.validationChecks().length; i++)
+        sb.append(i == 0 ? "" : ", ")
+            .append(String.format("[%d, %.6f]", (int) r.validationChecks()[i][0], r.validationChecks()[i][1]));
+      sb.append("],\n");
+    }
     sb.append(String.format("  \"seconds\": %.3f%n}%n", r.seconds()));
     return sb.toString();
   }

@@ -114,6 +114,27 @@ class MeowCliTest {
     assertTrue(Files.size(tmp.resolve("out").resolve("meow-embeddings-pca.png")) > 1000);
   }
 
+  /** Runs in parallel (--jobs) give the very scores of the sequential run: each run owns its seeds. */
+  @Test
+  void parallelRunsGiveTheSequentialScores() throws Exception {
+    Path data = Files.createDirectory(tmp.resolve("data"));
+    writeAcmLayout(data);
+    String[] scores = new String[2];
+    for (int k = 0; k < 2; k++) {
+      Path json = tmp.resolve("r" + k + ".json");
+      Run r = run("recipe", "meow", "--data", data.toString(), "--epochs", "3", "--seeds", "2", "--batch", "128",
+          "--hidden", "16", "--methods", "meow,adameow", "--weights", "both", "--jobs", k == 0 ? "1" : "3", "--out",
+          tmp.resolve("out" + k).toString(), "--json", json.toString());
+      assertEquals(0, r.code(), r.err());
+      StringBuilder sb = new StringBuilder();
+      for (String line : Files.readAllLines(json))
+        if (line.contains("\"macro_f1\"")) sb.append(line.replaceAll("\"train_seconds\": [0-9.]+", "")).append('\n');
+      scores[k] = sb.toString();
+    }
+    assertTrue(scores[0].contains("AdaMEOW") && scores[0].contains("binary"), scores[0]);
+    assertEquals(scores[0], scores[1]);
+  }
+
   @Test
   void badInputFailsWithOneLine() throws Exception {
     Run r = run("recipe", "meow", "--weights", "sometimes");

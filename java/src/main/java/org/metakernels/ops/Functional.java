@@ -117,4 +117,56 @@ public final class Functional {
   static Tensor zeros(Tensor t, DType d) {
     return Tensor.zeros(t.shape(), d, t.device());
   }
+
+  /**
+   * InfoNCE with several positives per anchor and weighted negatives, one direction (anchors are
+   * the rows of a, candidates the rows of b): with s_ij = cos(a_i, b_j) / τ,
+   * ℓ_i = −log Σ_{j∈P(i)} e^{s_ij} + log(Σ_{j∈P(i)} e^{s_ij} + Σ_{j∉P(i)} w_ij e^{s_ij}), the mean over
+   * i. P(i) is given by the 0/1 mask {@code positives} (null: the diagonal, j = i); w_ij = e^{logW_ij}
+   * by {@code negativeLogWeights} (null: all 1, plain InfoNCE; its entries on positives are not
+   * read). Written in differentiable ops (logsumexp, matmul), so it differentiates to any order in
+   * a, b and the log-weights (a caller that learns the weights, as AdaMEOW does, gets their
+   * gradient; one that does not passes them detached). The positives' mask is a constant.
+   * {@code Functional.infoNce(z1, z2, 0.5, null, null)} of [B, d] and [B, d] is [].
+   *
+   * @param a anchors [B, d], F32 or F64
+   * @param b candidates [B, d] of a's dtype and device
+   * @param tau the temperature, &gt; 0
+   * @param positives [B, B] of a's dtype, 1 where j is a positive of i and 0 elsewhere, each row with
+   *     at least one 1; or null for the diagonal
+   * @param negativeLogWeights [B, B] of a's dtype, log w_ij, or null
+   * @return the loss, shape []
+   */
+  public static Tensor infoNce(Tensor a, Tensor b, double tau, Tensor positives, Tensor negativeLogWeights) {
+    String op = "infoNce";
+    Checks.compatible(op, a, b);
+    if (a.rank() != 2 || b.rank() != 2 || a.size(0) != b.size(0) || a.size(1) != b.size(1) || a.size(0) == 0)
+      throw new MetakernelsException(op + ": expected non-empty a [B, d] and b [B, d], got " + Checks.shapes(a, b));
+    if (!(tau > 0)) throw new MetakernelsException(op + ": tau must be positive, got " + tau);
+    long n = a.size(0);
+    for (Tensor m : new Tensor[] {positives, negativeLogWeights}) {
+      if (m == null) continue;
+      Checks.compatible(op, a, m);
+      if (m.rank() != 2 || m.size(0) != n || m.size(1) != n)
+        throw new MetakernelsException(op + ": the positives and weights must be [" + n + ", " + n + "], got "
+            + Checks.shapes(a, b, m));
+    }
+    Tensor pos = positives != null ? positives.detach() : identity(n, a);
+    Tensor s = unitRows(a).matmul(unitRows(b).mT()).mul(1.0 / tau);
+    Tensor logPos = pos.sub(1.0).mul(1e4); // 0 on positives, −1e4 elsewhere
+    Tensor logW = negativeLogWeights == null ? null : negativeLogWeights.mul(pos.rsub(1.0));
+    Tensor all = logW == null ? s : s.add(logW);
+    return all.logsumexp(1, false).sub(s.add(logPos).logsumexp(1, false)).mean();
+  }
+
+  private static Tensor identity(long n, Tensor like) {
+    if (n > 46_340) throw new MetakernelsException("infoNce: " + n + " anchors, a [B, B] mask of more than 2^31 entries");
+    double[] eye = new double[(int) (n * n)];
+    for (int i = 0; i < n; i++) eye[i * (int) n + i] = 1;
+    return Tensor.of(eye, n, n).to(like.dtype()).to(like.device());
+  }
+
+  private static Tensor unitRows(Tensor x) {
+    return x.mul(x.square().sum(1, true).add(1e-12).rsqrt());
+  }
 }
