@@ -17,6 +17,7 @@ import org.knowm.xchart.XYSeries;
 import org.metakernels.recipes.Meow;
 import org.metakernels.runtime.Backend;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
@@ -41,7 +42,7 @@ final class MeowCommand implements Callable<Integer> {
       description = "runs per method, seeds seed..seed+N-1 (default: ${DEFAULT-VALUE})")
   int seeds;
 
-  @Option(names = "--seed", defaultValue = "1", description = "the first seed (default: ${DEFAULT-VALUE})") long seed;
+  @Mixin RunOptions run;
 
   @Option(names = "--hidden", defaultValue = "64", description = "embedding width (default: ${DEFAULT-VALUE})")
   int hidden;
@@ -75,17 +76,10 @@ final class MeowCommand implements Callable<Integer> {
       description = "meow, adameow or both (default: ${DEFAULT-VALUE})")
   String methods;
 
-  @Option(names = "--out", defaultValue = "meow-out",
-      description = "folder for the PNG; its parent must exist (default: ${DEFAULT-VALUE})")
-  Path out;
-
   @Option(names = "--jobs", defaultValue = "1",
       description = "training runs at a time, each on its own thread (results do not depend on it) "
           + "(default: ${DEFAULT-VALUE})")
   int jobs;
-
-  @Option(names = "--json", description = "write the results and settings to this JSON file (its folder must exist)")
-  Path json;
 
   @Spec CommandSpec spec;
 
@@ -114,11 +108,9 @@ final class MeowCommand implements Callable<Integer> {
       if (!ms.contains(m)) ms.add(m);
     }
     if (data != null && !Files.isDirectory(data)) throw Checks.usage(spec, "--data: no folder " + data);
-    Checks.outputDir(spec, "--out", out);
-    if (json != null) Checks.outputFile(spec, "--json", json);
-    Backend backend = Checks.backend(spec);
+    Backend backend = run.checkOutputsAndStart();
     Meow.Config c =
-        new Meow.Config(hidden, epochs, batch, lr, tau, beta, 0.1, seeds, ws, ms, 300, seed, drop, positives, jobs);
+        new Meow.Config(hidden, epochs, batch, lr, tau, beta, 0.1, seeds, ws, ms, 300, run.seed, drop, positives, jobs);
 
     PrintWriter o = spec.commandLine().getOut();
     Meow.Dataset d = data == null ? Meow.loadBundledAcm() : Meow.load(data);
@@ -157,17 +149,13 @@ final class MeowCommand implements Callable<Integer> {
       o.println();
     }
     o.flush();
-    Files.createDirectories(out);
     if (r.embedding2d() != null) {
-      Path png = out.resolve("meow-embeddings-pca.png");
+      Path png = run.plot("meow-embeddings-pca.png");
       plot(r, d, png);
       o.println();
       o.println("plot: " + png.toAbsolutePath());
     }
-    if (json != null) {
-      Files.writeString(json, json(r, c, d, backend));
-      o.println("json: " + json.toAbsolutePath());
-    }
+    run.writeJson(o, json(r, c, d, backend));
     o.printf("time: %.1f s%n", r.seconds());
     return 0;
   }
