@@ -43,7 +43,15 @@ struct Vec<double> {
   static R fma(R a, R b, R c) { return _mm512_fmadd_pd(a, b, c); }
   static R mul(R a, R b) { return _mm512_mul_pd(a, b); }
 };
-constexpr int64_t kGemmRows = 8;  // 8 rows x 2 vectors = 16 of the 32 zmm registers
+// 6 rows x 4 vectors (64 floats, a whole key tile or head-dim row at 64) = 24 accumulators +
+// 4 B vectors + the broadcasts (embedded {1to16} in the FMAs) of the 32 zmm registers: per step
+// 4 B loads and 6 broadcasts feed 24 FMAs, against 2 + 8 for 16 in the 8 x 2 block it replaced
+// (~57 % of the zmm FMA peak in the kernels; benchmarks/results/cpu-ab-2026-12-04-avx512-attention.md),
+// and a 64-column C is one strip, so each A row streams through L1 once instead of twice.
+// Narrower strips (the last 1-3 vectors of the columns) take 12 rows (12 x 2 = 24 accumulators).
+constexpr int64_t kGemmVecs = 4;
+constexpr int64_t kGemmRows = 6;
+constexpr int64_t kGemmRowsNarrow = 12;
 constexpr int64_t kGemmDepth = 64;  // reduction chunk (see the AVX2 one)
 #else
 template <>
@@ -72,7 +80,9 @@ struct Vec<double> {
 // registers. An FMA has 4 cycles of latency on 2 ports, so at least 8 independent accumulators
 // are needed to issue one per port per cycle; the 4 x 2 block (8) had no slack and measured
 // ~70 % of the ymm FMA peak (benchmarks/results/cpu-ab-2026-12-04-avx2-attention.md).
+constexpr int64_t kGemmVecs = 2;  // vectors per strip of C (the widest register block)
 constexpr int64_t kGemmRows = 6;
+constexpr int64_t kGemmRowsNarrow = 6;  // rows of a block of a narrower strip
 // Reduction chunk of a long product (linear attention's kᵀ v runs over all N keys): 64 rows of
 // A and B (16 KB each at 64 columns) stay in the 48 KB L1 while every register block uses them.
 constexpr int64_t kGemmDepth = 64;
@@ -130,11 +140,17 @@ inline void gemm_block(int64_t P, T alpha, const T* a, int64_t ars, int64_t acs,
     }
 }
 
-// The last rows (fewer than kGemmRows) of a column block, as one block of that many rows: one
+// Rows of the register block of a strip of NV vectors.
+template <int64_t NV>
+constexpr int64_t gemm_rows() {
+  return NV == kGemmVecs ? kGemmRows : kGemmRowsNarrow;
+}
+
+// The last rows (fewer than gemm_rows<NV>()) of a column block, as one block of that many rows: one
 // row at a time would leave NV accumulators, far too few to cover the FMA latency. Every output
 // element sees the same operations in the same order whatever its block, so the blocking does not
 // change results.
-template <class T, int64_t NV, bool kParked, int64_t M = kGemmRows - 1>
+template <class T, int64_t NV, bool kParked, int64_t M = gemm_rows<NV>() - 1>
 inline void gemm_tail(int64_t rows, int64_t P, T alpha, const T* a, int64_t ars, int64_t acs, const T* b,
                       int64_t ldb, T* c, int64_t ldc, bool accumulate, const T* from, T* to) {
   if constexpr (M > 0) {
@@ -144,18 +160,19 @@ inline void gemm_tail(int64_t rows, int64_t P, T alpha, const T* a, int64_t ars,
 }
 
 // The columns of c in whole vectors (N1 = N rounded down to W) over the steps [p0, p0 + pc) of
-// the reduction, in strips of 2 (then 1) vectors; kParked: accumulators parked strip after strip
+// the reduction, in strips of kGemmVecs (then 2, then 1) vectors; kParked: accumulators parked strip after strip
 // in `park` (R x N1 elements) unless this is the first / last chunk.
 template <class T, bool kParked>
 inline void gemm_steps(int64_t R, int64_t N1, int64_t p0, int64_t pc, int64_t P, T alpha, const T* a,
                        int64_t ars, int64_t acs, const T* b, int64_t ldb, T* c, int64_t ldc, bool accumulate,
                        T* park) {
-  constexpr int64_t W = Vec<T>::W, MR = kGemmRows;
+  constexpr int64_t W = Vec<T>::W;
   a += p0 * acs;
   b += p0 * ldb;
   const bool first = p0 == 0, last = p0 + pc >= P;
   auto strip = [&](auto nv, int64_t j0) {
     constexpr int64_t NV = decltype(nv)::value, S = NV * W;  // parked elements per row
+    constexpr int64_t MR = gemm_rows<NV>();
     T* pk = kParked ? park + R * j0 : nullptr;
     const T* from = kParked && !first ? pk : nullptr;
     T* to = kParked && !last ? pk : nullptr;
@@ -167,6 +184,8 @@ inline void gemm_steps(int64_t R, int64_t N1, int64_t p0, int64_t pc, int64_t P,
                               accumulate, from ? from + r * S : nullptr, to ? to + r * S : nullptr);
   };
   int64_t j0 = 0;
+  if constexpr (kGemmVecs > 2)
+    for (; j0 + kGemmVecs * W <= N1; j0 += kGemmVecs * W) strip(std::integral_constant<int64_t, kGemmVecs>(), j0);
   for (; j0 + 2 * W <= N1; j0 += 2 * W) strip(std::integral_constant<int64_t, 2>(), j0);
   for (; j0 < N1; j0 += W) strip(std::integral_constant<int64_t, 1>(), j0);
 }
