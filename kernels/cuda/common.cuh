@@ -2,6 +2,7 @@
 #pragma once
 #include <cuda_runtime.h>
 
+#include <climits>
 #include <cstdint>
 
 #include "mk/codes.h"
@@ -49,6 +50,24 @@ __device__ __forceinline__ int64_t offset_of(const Geometry& g, int k, int64_t i
 }
 
 inline int last_error() { return int(cudaGetLastError()); }
+
+// kernel<<<blocks, threads, smem, stream>>>(args...) on a one-dimensional grid through
+// cudaLaunchKernelEx (so the host emulator, tests/cuda-emu, runs it too); 0 or the CUDA error.
+template <class... KArgs, class... Args>
+int launch_grid(void (*kernel)(KArgs...), int64_t blocks, int threads, size_t smem, cudaStream_t stream,
+                Args... args) {
+  if (blocks < 1 || blocks > int64_t(INT_MAX)) return int(cudaErrorInvalidConfiguration);
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = dim3(unsigned(blocks), 1, 1);
+  cfg.blockDim = dim3(unsigned(threads), 1, 1);
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = stream;
+  cfg.attrs = nullptr;
+  cfg.numAttrs = 0;
+  const cudaError_t e = cudaLaunchKernelEx(&cfg, kernel, args...);
+  if (e != cudaSuccess) return int(e);
+  return last_error();
+}
 
 }  // namespace cuda
 }  // namespace mk

@@ -82,18 +82,7 @@ constexpr int64_t kNone = INT64_MAX;  // "no index yet" of a max/min partial
 
 template <class... KArgs, class... Args>
 int launch(void (*kernel)(KArgs...), int64_t grid, int block, size_t smem, cudaStream_t stream, Args... args) {
-  if (grid < 1) grid = 1;
-  if (grid > int64_t(INT_MAX)) return int(cudaErrorInvalidConfiguration);
-  cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = dim3(unsigned(grid), 1, 1);
-  cfg.blockDim = dim3(unsigned(block), 1, 1);
-  cfg.dynamicSmemBytes = smem;
-  cfg.stream = stream;
-  cfg.attrs = nullptr;
-  cfg.numAttrs = 0;
-  const cudaError_t e = cudaLaunchKernelEx(&cfg, kernel, args...);
-  if (e != cudaSuccess) return int(e);
-  return last_error();
+  return launch_grid(kernel, grid < 1 ? 1 : grid, block, smem, stream, args...);
 }
 
 // N elements moved by one load or store (16 bytes when sizeof(T) * N == 16).

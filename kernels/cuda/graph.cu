@@ -343,12 +343,9 @@ int graph_check(int64_t rows, int64_t cols, int64_t nnz, const int64_t* row_ptr,
   if (e != cudaSuccess) return int(e);
   const int64_t n = std::max(rows + 1, nnz);
   const int blocks = int(std::min<int64_t>((n + Traits::kThreads - 1) / Traits::kThreads, 4096));
-  cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = dim3(unsigned(std::max(blocks, 1)), 1, 1);
-  cfg.blockDim = dim3(unsigned(Traits::kThreads), 1, 1);
-  cfg.stream = s;
-  e = cudaLaunchKernelEx(&cfg, graph_check_kernel, rows, cols, nnz, row_ptr, col);
-  if (e != cudaSuccess) return int(e);
+  const int st =
+      launch_grid(graph_check_kernel, std::max(blocks, 1), Traits::kThreads, 0, s, rows, cols, nnz, row_ptr, col);
+  if (st != 0) return st;
   unsigned long long counts[2] = {0, 0};
   e = cudaMemcpyFromSymbolAsync(counts, g_graph_bad, sizeof counts, 0, cudaMemcpyDeviceToHost, s);
   if (e != cudaSuccess) return int(e);

@@ -22,18 +22,7 @@ inline int pow2_at_least(int64_t n) {
 template <int THREADS, class... KArgs, class... Args>
 int launch_1d(void (*kernel)(KArgs...), int64_t threads_total, cudaStream_t stream, Args... args) {
   if (threads_total <= 0) return 0;
-  const int64_t blocks = (threads_total + THREADS - 1) / THREADS;
-  if (blocks > int64_t(INT_MAX)) return int(cudaErrorInvalidConfiguration);
-  cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = dim3(unsigned(blocks), 1, 1);
-  cfg.blockDim = dim3(unsigned(THREADS), 1, 1);
-  cfg.dynamicSmemBytes = 0;
-  cfg.stream = stream;
-  cfg.attrs = nullptr;
-  cfg.numAttrs = 0;
-  cudaError_t e = cudaLaunchKernelEx(&cfg, kernel, args...);
-  if (e != cudaSuccess) return int(e);
-  return last_error();
+  return launch_grid(kernel, (threads_total + THREADS - 1) / THREADS, THREADS, 0, stream, args...);
 }
 
 }  // namespace cuda

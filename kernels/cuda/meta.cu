@@ -280,16 +280,7 @@ int64_t grid_blocks(int64_t n) {
 
 template <class... KArgs, class... Args>
 int launch(void (*kernel)(KArgs...), int64_t blocks, size_t smem, void* stream, Args... args) {
-  cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = dim3(unsigned(blocks), 1, 1);
-  cfg.blockDim = dim3(unsigned(Traits::kThreads), 1, 1);
-  cfg.dynamicSmemBytes = smem;
-  cfg.stream = as_stream(stream);
-  cfg.attrs = nullptr;
-  cfg.numAttrs = 0;
-  const cudaError_t e = cudaLaunchKernelEx(&cfg, kernel, args...);
-  if (e != cudaSuccess) return int(e);
-  return last_error();
+  return launch_grid(kernel, blocks, Traits::kThreads, smem, as_stream(stream), args...);
 }
 
 template <class T>

@@ -90,16 +90,7 @@ int64_t es_blocks(int64_t work) {
 
 template <class... KArgs, class... Args>
 int es_launch(void (*kernel)(KArgs...), int64_t work, void* stream, Args... args) {
-  cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = dim3(unsigned(es_blocks(work)), 1, 1);
-  cfg.blockDim = dim3(unsigned(EsCudaTraits::kThreads), 1, 1);
-  cfg.dynamicSmemBytes = 0;
-  cfg.stream = as_stream(stream);
-  cfg.attrs = nullptr;
-  cfg.numAttrs = 0;
-  const cudaError_t e = cudaLaunchKernelEx(&cfg, kernel, args...);
-  if (e != cudaSuccess) return int(e);
-  return last_error();
+  return launch_grid(kernel, es_blocks(work), EsCudaTraits::kThreads, 0, as_stream(stream), args...);
 }
 
 }  // namespace

@@ -69,17 +69,9 @@ int per_example_norm_t(int64_t batch, int64_t steps, int64_t in, int64_t out, co
                        void* stream) {
   if (batch == 0) return 0;
   if (batch > INT32_MAX) return KERNEL_UNSUPPORTED;
-  cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = dim3(unsigned(batch), 1, 1);
-  cfg.blockDim = dim3(unsigned(PeTraits::kThreads), 1, 1);
-  cfg.dynamicSmemBytes = sizeof(double) * PeTraits::kWarps;
-  cfg.stream = as_stream(stream);
-  cfg.attrs = nullptr;
-  cfg.numAttrs = 0;
-  const cudaError_t e = cudaLaunchKernelEx(&cfg, per_example_norm_kernel<T>, steps, in, out, static_cast<const T*>(x),
-                                           static_cast<const T*>(g), static_cast<T*>(norm2));
-  if (e != cudaSuccess) return int(e);
-  return last_error();
+  return launch_grid(per_example_norm_kernel<T>, batch, PeTraits::kThreads, sizeof(double) * PeTraits::kWarps,
+                     as_stream(stream), steps, in, out, static_cast<const T*>(x), static_cast<const T*>(g),
+                     static_cast<T*>(norm2));
 }
 
 }  // namespace
