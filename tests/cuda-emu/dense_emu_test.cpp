@@ -38,56 +38,7 @@ alignas(16) unsigned char mk_dense_smem[256 * 1024 + 4096];  // emu::config().sm
 }  // namespace mk
 inline unsigned char* emu::smem() { return mk::cuda::mk_dense_smem; }
 
-static int g_failures = 0;
-static int g_checks = 0;
-
-static void expect(bool ok, const std::string& what) {
-  ++g_checks;
-  if (!ok) {
-    ++g_failures;
-    if (g_failures <= 30) fprintf(stderr, "FAIL %s\n", what.c_str());
-  }
-}
-
-// n elements between guards; shift = 1 puts element 0 one element past a 16-byte boundary.
-template <class T>
-struct Buf {
-  static constexpr int64_t kGuard = 16;
-  std::vector<T> raw;
-  int64_t n = 0, shift = 0;
-  explicit Buf(int64_t n_ = 0, int64_t shift_ = 0) : n(n_), shift(shift_) {
-    raw.assign(size_t(n + 2 * kGuard + 2), guard());
-  }
-  static T guard() {
-    if constexpr (std::is_floating_point_v<T>)
-      return std::numeric_limits<T>::quiet_NaN();
-    else
-      return T(0x5a5a);
-  }
-  T* data() {
-    // raw.data() is 16-byte aligned by the allocator (kGuard elements keep it so); shift moves it off
-    return raw.data() + kGuard + shift;
-  }
-  T& operator[](int64_t i) { return data()[i]; }
-  bool guards_intact() const {
-    for (int64_t i = 0; i < int64_t(raw.size()); ++i) {
-      if (i >= kGuard + shift && i < kGuard + shift + n) continue;
-      const T v = raw[size_t(i)], g = guard();
-      if (std::memcmp(&v, &g, sizeof(T)) != 0) return false;
-    }
-    return true;
-  }
-};
-
-template <class T>
-static bool same_bits(T a, T b) {
-  return std::memcmp(&a, &b, sizeof(T)) == 0;
-}
-
-template <class T>
-static const char* tname() {
-  return sizeof(T) == 4 ? "F32" : "F64";
-}
+#include "emu_check.h"
 
 static std::vector<int> g_orders;
 static int g_plans[4][2];  // reduce cases by plan kind, without / with splits

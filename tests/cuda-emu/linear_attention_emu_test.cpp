@@ -35,40 +35,9 @@ alignas(16) unsigned char mk_linear_smem[256 * 1024 + 4096];  // emu::config().s
 }  // namespace mk
 inline unsigned char* emu::smem() { return mk::cuda::mk_linear_smem; }
 
-static int g_failures = 0;
-static int g_checks = 0;
+#include "emu_check.h"
+
 static std::vector<int> g_orders;
-
-static void expect(bool ok, const std::string& what) {
-  ++g_checks;
-  if (!ok) {
-    ++g_failures;
-    if (g_failures <= 30) fprintf(stderr, "FAIL %s\n", what.c_str());
-  }
-}
-
-template <class T>
-struct Buf {
-  static constexpr int64_t kGuard = 16;
-  std::vector<T> raw;
-  int64_t n = 0;
-  explicit Buf(int64_t n_ = 0) : n(n_) { raw.assign(size_t(n + 2 * kGuard), std::numeric_limits<T>::quiet_NaN()); }
-  T* data() { return raw.data() + kGuard; }
-  T& operator[](int64_t i) { return data()[i]; }
-  bool guards_intact() const {
-    for (int64_t i = 0; i < int64_t(raw.size()); ++i)
-      if ((i < kGuard || i >= kGuard + n) && !std::isnan(raw[size_t(i)])) return false;
-    return true;
-  }
-  void poison() {
-    for (int64_t i = 0; i < n; ++i) data()[i] = std::numeric_limits<T>::quiet_NaN();
-  }
-};
-
-template <class T>
-static const char* tname() {
-  return sizeof(T) == 4 ? "F32" : "F64";
-}
 
 enum Form { kChunked, kSequential };
 
