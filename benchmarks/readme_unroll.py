@@ -32,9 +32,18 @@ def memory_table(path):
                 cells.append("—")
             else:
                 extra = f", {r['infoBufferBits'] / 8 / 1024:.1f} KiB info buffer" if r["infoBufferBits"] else ""
-                cells.append(f"{r['peakBytes'] / 2**20:.2f} MiB ({r['storedStates']} states{extra})")
+                states = f"{r['storedStates']} state" + ("" if r["storedStates"] == 1 else "s")
+                cells.append(f"{r['peakBytes'] / 2**20:.2f} MiB ({states}{extra})")
         out.append(f"| {p} | " + " | ".join(cells) + " |")
     out += ["", f"Peak native bytes beyond those live at the start (weights {d['weights']}). Source: `{path}`."]
+    one = by.get(("KEEP", 1))
+    rev = [by[(p, k)] for (p, k) in by if p == "REVERSAL"]
+    if one is not None and rev:
+        worst = max(rev, key=lambda r: (r["peakBytes"], r["K"]))
+        out += ["", f"One step's memory (KEEP at K = 1): {one['peakBytes'] / 2**20:.2f} MiB; REVERSAL's peak is"
+                f" {worst['peakBytes'] / one['peakBytes']:.2f}x that at every K (issue 16 asks for at most 2x; its"
+                f" information buffer, {worst['infoBufferBits'] / 8 / 2**20:.2f} MiB at K = {worst['K']}, is on the Java heap"
+                " and not counted)."]
     return "\n".join(out)
 
 

@@ -19,7 +19,8 @@ import org.metakernels.tensor.Tensor;
  * CHECKPOINT stores ⌈√K⌉ snapshots and one segment, so the growth from K = 100 to 1000 over the
  * growth from 10 to 100 is near (√1000 − √100)/(√100 − √10) = 3.2 (linear growth gives 10,
  * logarithmic about 1); REVERSAL's native peak is flat. KEEP is measured for K ≤ 100 as the
- * linear contrast. The numbers are written to target/unroll-memory.json (recorded under
+ * linear contrast, and at K = 1 as one step's memory: REVERSAL must stay within twice that (issue
+ * 16). The numbers are written to target/unroll-memory.json (recorded under
  * benchmarks/results/).
  */
 class UnrollMemoryTest {
@@ -67,6 +68,7 @@ class UnrollMemoryTest {
       cp[i] = peak(Unroll.Memory.checkpoint(), ks[i], json);
       rev[i] = peak(Unroll.Memory.reversal(), ks[i], json);
     }
+    long keep1 = peak(Unroll.Memory.keep(), 1, json);
     long keep10 = peak(Unroll.Memory.keep(), 10, json), keep100 = peak(Unroll.Memory.keep(), 100, json);
     String body = json.toString();
     Path out = Path.of("target", "unroll-memory.json");
@@ -77,6 +79,9 @@ class UnrollMemoryTest {
     double growth = (double) (cp[2] - cp[1]) / (cp[1] - cp[0]);
     assertTrue(growth > 2.0 && growth < 5.0, "CHECKPOINT: growth ratio " + growth + " is not the √K class: " + body);
     assertTrue(rev[2] <= rev[0] * 1.1 + 65536, "REVERSAL is not flat in K: " + body);
+    // issue 16's bound: the constant-memory unroll within 2x one step's memory (a whole K = 1 unroll
+    // that keeps its step: the forward, the differentiable backward, the step and the outer backward)
+    assertTrue(rev[2] <= 2 * keep1, "REVERSAL at K = 1000 above 2x one step's memory (KEEP, K = 1): " + body);
     double keepGrowth = (double) keep100 / keep10;
     assertTrue(keepGrowth > 5, "KEEP grows linearly (the contrast): " + body);
     assertTrue(cp[2] < keep100, "CHECKPOINT at K = 1000 below KEEP at K = 100: " + body);
