@@ -89,14 +89,16 @@ public final class Autograd {
    * @return true when a node was recorded
    */
   public static boolean record(String name, Tensor[] outputs, Tensor[] inputs, Node.Backward rule, Forward.Rule jvp) {
-    Forward.propagate(name, outputs, inputs, rule, jvp);
-    if (!GradMode.isEnabled()) return false;
     boolean any = false;
-    for (Tensor t : inputs) if (t != null && t.requiresGrad()) { any = true; break; }
-    if (!any) return false;
-    Node node = new Node(name, inputs, outputs, rule);
-    for (int i = 0; i < outputs.length; i++) Internals.tensor().setGradFn(outputs[i], node, i);
-    return true;
+    if (GradMode.isEnabled())
+      for (Tensor t : inputs) if (t != null && t.requiresGrad()) { any = true; break; }
+    if (any) {
+      Node node = new Node(name, inputs, outputs, rule);
+      for (int i = 0; i < outputs.length; i++) Internals.tensor().setGradFn(outputs[i], node, i);
+    }
+    // after the node: a forward rule that reads an output (exp's t·y) then records its dependence
+    Forward.propagate(name, outputs, inputs, rule, jvp);
+    return any;
   }
 
   /**
@@ -414,7 +416,7 @@ public final class Autograd {
       boolean createGraph) {
     checkDirections("hvp", x, v);
     List<Tensor> at = new ArrayList<>(x.size());
-    for (Tensor t : x) at.add(t.requiresGrad() ? t : t.detach().requiresGrad(true));
+    for (Tensor t : x) at.add(t.requiresGrad() ? t : Forward.detachKeepingTangents(t).requiresGrad(true));
     try (GradMode.Guard on = GradMode.set(true)) {
       return hvp(f.apply(at), at, v, createGraph);
     }
@@ -527,7 +529,7 @@ public final class Autograd {
       List<Tensor> at = new ArrayList<>(x.size());
       for (int i = 0; i < x.size(); i++) {
         Tensor p = x.get(i);
-        Tensor d = lvl.dual(createGraph && p.requiresGrad() ? p : p.detach(), v.get(i));
+        Tensor d = lvl.dual(createGraph && p.requiresGrad() ? p : Forward.detachKeepingTangents(p), v.get(i));
         if (!d.requiresGrad()) d.requiresGrad(true);
         at.add(d);
       }

@@ -311,6 +311,20 @@ public final class Forward {
     return Autograd.record("dual", a, new Tensor[] {p}, g -> new Tensor[] {g[0]}, t -> new Tensor[] {t[0]});
   }
 
+  /**
+   * {@code t.detach()} for reverse mode only: the result keeps t's tangents at the visible levels
+   * (the autograd's own helpers detach to make a leaf, which must not cut a jvp running around them).
+   */
+  static Tensor detachKeepingTangents(Tensor t) {
+    Tensor d = t.detach();
+    if (OPEN.get() == 0) return d;
+    for (Level l : STATE.get().levels) {
+      Tensor tt = l.tangents.get(t);
+      if (tt != null) l.tangents.put(d, tt);
+    }
+    return d;
+  }
+
   static void checkTangent(String op, int i, Tensor primal, Tensor tangent) {
     if (primal == null || tangent == null)
       throw new MetakernelsException(op + ": primal " + i + " or its tangent is null");
