@@ -261,12 +261,15 @@ class ForwardModeTest {
         params.add(p.detach());
         dirs.add(Tensor.randn(p.shape(), DType.F64, CPU, 100 + dirs.size()));
       }
+      long generic = Forward.fallbackRunsTotal();
       sameHvp(ps -> {
         Map<String, Tensor> w = new LinkedHashMap<>();
         for (int i = 0; i < names.size(); i++) w.put(names.get(i), ps.get(i));
         return Functional.mse(net.forward(x, Weights.of(w)), y).add(Functional.crossEntropy(
             net.forward(x, Weights.of(w)), Tensor.ofIndices(new long[] {0, 1, 1, 0, 1, 0}, 6)));
       }, params, dirs);
+      // every op of the MLP, the losses and their backward rules has a fast forward rule
+      assertEquals(generic, Forward.fallbackRunsTotal());
     }
   }
 

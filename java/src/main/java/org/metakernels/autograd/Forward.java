@@ -199,6 +199,13 @@ public final class Forward {
     return !FALLBACK_ONLY.isEmpty() && (FALLBACK_ONLY.contains(op) || FALLBACK_ONLY.contains("*"));
   }
 
+  /** How often the generic rule ran, all ops together (all threads; for tests). */
+  static long fallbackRunsTotal() {
+    long n = 0;
+    for (LongAdder a : FALLBACK_RUNS.values()) n += a.sum();
+    return n;
+  }
+
   /** How often the generic rule ran for {@code op} (all threads; for tests). */
   static long fallbackRuns(String op) {
     LongAdder a = FALLBACK_RUNS.get(op);
