@@ -181,11 +181,11 @@ class ForwardModeTest {
       Random r = new Random(5);
       Tensor x = u(r, -1, 1, 3, 4), w = u(r, -1, 1, 4, 2);
       Tensor sDir = u(r, -1, 1, 3, 4), tDir = u(r, -1, 1, 3, 4);
-      Function<Tensor, Tensor> f = a -> a.matmul(w).tanh().square().sum().add(a.exp().mul(a).mean().sin())
-          .add(a.softmax(1).log().mul(a).sum());
+      Function<Tensor, Tensor> f =
+          a -> a.matmul(w).tanh().square().sum().add(a.exp().mul(a).mean().sin()).add(a.softmax(1).log().mul(a).sum());
       // d/dε d/dδ f(x + ε s + δ t) = sᵀ H t; the inner jvp's value is ∇f · t
-      Forward.Jvp outer = Autograd.jvp(
-          xs -> Autograd.jvp(ys -> List.of(f.apply(ys.get(0))), List.of(xs.get(0)), List.of(tDir)).tangents(),
+      Forward.Jvp outer = Autograd.jvp(xs
+          -> Autograd.jvp(ys -> List.of(f.apply(ys.get(0))), List.of(xs.get(0)), List.of(tDir)).tangents(),
           List.of(x), List.of(sDir));
       double sHt = outer.tangents().get(0).toDoubleArray()[0];
       Tensor ht = Autograd.hvp(xs -> f.apply(xs.get(0)), List.of(x), List.of(tDir)).get(0);
@@ -196,8 +196,8 @@ class ForwardModeTest {
       // the same with the generic rule everywhere (the inner rules' own tangents at the outer level)
       Forward.useFallback("*", true);
       try {
-        Forward.Jvp g = Autograd.jvp(
-            xs -> Autograd.jvp(ys -> List.of(f.apply(ys.get(0))), List.of(xs.get(0)), List.of(tDir)).tangents(),
+        Forward.Jvp g = Autograd.jvp(xs
+            -> Autograd.jvp(ys -> List.of(f.apply(ys.get(0))), List.of(xs.get(0)), List.of(tDir)).tangents(),
             List.of(x), List.of(sDir));
         assertEquals(sHt, g.tangents().get(0).toDoubleArray()[0], 1e-12);
       } finally {
@@ -265,8 +265,9 @@ class ForwardModeTest {
       sameHvp(ps -> {
         Map<String, Tensor> w = new LinkedHashMap<>();
         for (int i = 0; i < names.size(); i++) w.put(names.get(i), ps.get(i));
-        return Functional.mse(net.forward(x, Weights.of(w)), y).add(Functional.crossEntropy(
-            net.forward(x, Weights.of(w)), Tensor.ofIndices(new long[] {0, 1, 1, 0, 1, 0}, 6)));
+        return Functional.mse(net.forward(x, Weights.of(w)), y)
+            .add(Functional.crossEntropy(
+                net.forward(x, Weights.of(w)), Tensor.ofIndices(new long[] {0, 1, 1, 0, 1, 0}, 6)));
       }, params, dirs);
       // every op of the MLP, the losses and their backward rules has a fast forward rule
       assertEquals(generic, Forward.fallbackRunsTotal());
@@ -283,9 +284,17 @@ class ForwardModeTest {
       List<Tensor> x = List.of(q, k, v, bias);
       List<Tensor> dirs = tangentsFor(x, 200);
       long fwd = Forward.fallbackRuns("attention"), bwd = Forward.fallbackRuns("attention_backward");
-      sameHvp(xs -> Attention.forward(xs.get(0), xs.get(1), xs.get(2),
-          Attention.Options.defaults().withKeyLengths(len).withBias(xs.get(3))).out().tanh().square().sum(), x, dirs);
-      sameHvp(xs -> Attention.softmax(xs.get(0), xs.get(1), xs.get(2), Attention.Options.causal()).sin().sum(),
+      sameHvp(xs
+          -> Attention
+                 .forward(xs.get(0), xs.get(1), xs.get(2),
+                     Attention.Options.defaults().withKeyLengths(len).withBias(xs.get(3)))
+                 .out()
+                 .tanh()
+                 .square()
+                 .sum(),
+          x, dirs);
+      sameHvp(xs
+          -> Attention.softmax(xs.get(0), xs.get(1), xs.get(2), Attention.Options.causal()).sin().sum(),
           List.of(q, k, v), dirs.subList(0, 3));
       // both attention passes took their fused forward rules (the JVP kernel; double backward + backward)
       assertEquals(fwd, Forward.fallbackRuns("attention"));
@@ -314,8 +323,8 @@ class ForwardModeTest {
     try (Scope s = Scope.open()) {
       Random r = new Random(74);
       Tensor x = u(r, -1, 1, 3, 4).requiresGrad(true), w = u(r, -1, 1, 4, 4), v = u(r, -1, 1, 3, 4);
-      Function<List<Tensor>, Tensor> f = xs -> xs.get(0).matmul(w).softmax(1).mul(xs.get(0)).sum()
-          .add(xs.get(0).sigmoid().logSoftmax(0).square().mean());
+      Function<List<Tensor>, Tensor> f = xs
+          -> xs.get(0).matmul(w).softmax(1).mul(xs.get(0)).sum().add(xs.get(0).sigmoid().logSoftmax(0).square().mean());
       Tensor gv = Autograd.jvp(xs -> List.of(f.apply(xs)), List.of(x), List.of(v)).tangents().get(0);
       assertTrue(gv.requiresGrad());
       Tensor viaForward = Autograd.grad(gv, List.of(x), false).get(0);
@@ -341,7 +350,8 @@ class ForwardModeTest {
       Function<List<Tensor>, List<Tensor>> f = xs -> List.of(xs.get(0).exp());
       MetakernelsException e = assertThrows(MetakernelsException.class,
           () -> Autograd.jvp(f, List.of(x), List.of(Tensor.zeros(new long[] {3, 2}, DType.F64, CPU))));
-      assertTrue(e.getMessage().contains("jvp") && e.getMessage().contains("[3, 2]") && e.getMessage().contains("[2, 3]"),
+      assertTrue(
+          e.getMessage().contains("jvp") && e.getMessage().contains("[3, 2]") && e.getMessage().contains("[2, 3]"),
           e.getMessage());
       e = assertThrows(MetakernelsException.class,
           () -> Autograd.jvp(f, List.of(x), List.of(Tensor.zeros(new long[] {2, 3}, DType.F32, CPU))));
@@ -350,11 +360,13 @@ class ForwardModeTest {
       assertTrue(e.getMessage().contains("jvp"), e.getMessage());
       Tensor closed = Tensor.zeros(new long[] {2, 3}, DType.F64, CPU);
       closed.close();
-      IllegalStateException freed = assertThrows(IllegalStateException.class,
-          () -> Autograd.jvp(f, List.of(x), List.of(closed)));
+      IllegalStateException freed =
+          assertThrows(IllegalStateException.class, () -> Autograd.jvp(f, List.of(x), List.of(closed)));
       assertTrue(freed.getMessage().contains("jvp") && freed.getMessage().contains("freed"), freed.getMessage());
-      e = assertThrows(MetakernelsException.class, () -> Autograd.hvpForward(xs -> xs.get(0).sum(), List.of(x),
-          List.of(Tensor.zeros(new long[] {6}, DType.F64, CPU))));
+      e = assertThrows(MetakernelsException.class,
+          ()
+              -> Autograd.hvpForward(
+                  xs -> xs.get(0).sum(), List.of(x), List.of(Tensor.zeros(new long[] {6}, DType.F64, CPU))));
       assertTrue(e.getMessage().contains("hvpForward") && e.getMessage().contains("[6]"), e.getMessage());
       Tensor idx = Tensor.ofIndices(new long[] {1, 2}, 2);
       e = assertThrows(MetakernelsException.class, () -> Autograd.jvp(f, List.of(idx), List.of(idx)));
@@ -364,9 +376,24 @@ class ForwardModeTest {
       assertFalse(x.requiresGrad());
       assertFalse(Forward.active());
       // an exception inside f closes the level too
-      assertThrows(MetakernelsException.class, () -> Autograd.jvp(xs -> List.of(xs.get(0).matmul(xs.get(0))), List.of(x),
-          List.of(Tensor.onesLike(x))));
+      assertThrows(MetakernelsException.class,
+          () -> Autograd.jvp(xs -> List.of(xs.get(0).matmul(xs.get(0))), List.of(x), List.of(Tensor.onesLike(x))));
       assertFalse(Forward.active());
+    }
+  }
+
+  @Test
+  void inPlaceWritesToOrFromATensorWithATangentAreRefused() {
+    try (Scope s = Scope.open(); Forward.Level lvl = Forward.enter()) {
+      Tensor x = Tensor.of(new double[] {1, 2, 3}, 3), plain = Tensor.of(new double[] {4, 5, 6}, 3);
+      Tensor d = lvl.dual(x, Tensor.onesLike(x));
+      Tensor y = d.exp();
+      MetakernelsException e = assertThrows(MetakernelsException.class, () -> y.addInPlace(plain));
+      assertTrue(e.getMessage().contains("tangent"), e.getMessage());
+      e = assertThrows(MetakernelsException.class, () -> plain.addInPlace(y));
+      assertTrue(e.getMessage().contains("tangent"), e.getMessage());
+      assertArrayEquals(new double[] {4, 5, 6}, plain.toDoubleArray());
+      assertArrayEquals(new double[] {Math.E, Math.exp(2), Math.exp(3)}, lvl.tangent(y).toDoubleArray(), 1e-15);
     }
   }
 
@@ -379,8 +406,8 @@ class ForwardModeTest {
       b.close();
       a.close();
       assertFalse(Forward.active());
-      assertThrows(IllegalStateException.class, () -> a.dual(Tensor.zeros(new long[] {1}, DType.F64, CPU),
-          Tensor.zeros(new long[] {1}, DType.F64, CPU)));
+      assertThrows(IllegalStateException.class,
+          () -> a.dual(Tensor.zeros(new long[] {1}, DType.F64, CPU), Tensor.zeros(new long[] {1}, DType.F64, CPU)));
     }
   }
 }

@@ -46,12 +46,10 @@ public class HvpBench {
 
   @State(org.openjdk.jmh.annotations.Scope.Thread)
   public static class Inputs {
-    @Param({"mlp", "attention"})
-    public String loss;
+    @Param({"mlp", "attention"}) public String loss;
 
     // "vendor" sorts after "loss": each loss runs its three implementations back to back
-    @Param({"forwardOverReverse", "reverseOverReverse", "libtorch"})
-    public String vendor;
+    @Param({"forwardOverReverse", "reverseOverReverse", "libtorch"}) public String vendor;
 
     Scope scope;
     List<Tensor> x, v;

@@ -72,9 +72,7 @@ public final class Forward {
   private static final Map<String, LongAdder> FALLBACK_RUNS = new ConcurrentHashMap<>();
 
   /** The thread's levels; {@code levels} is replaced by its prefix while a level's rules run. */
-  private static final class State {
-    List<Level> levels = new ArrayList<>();
-  }
+  private static final class State { List<Level> levels = new ArrayList<>(); }
 
   /**
    * One forward-mode level: the tangents of the tensors made while it is open. Close it in the
@@ -180,8 +178,10 @@ public final class Forward {
    * @param on true for the generic rule
    */
   public static void useFallback(String op, boolean on) {
-    if (on) FALLBACK_ONLY.add(op);
-    else FALLBACK_ONLY.remove(op);
+    if (on)
+      FALLBACK_ONLY.add(op);
+    else
+      FALLBACK_ONLY.remove(op);
   }
 
   /**
@@ -197,6 +197,20 @@ public final class Forward {
 
   private static boolean fallbackOnly(String op) {
     return !FALLBACK_ONLY.isEmpty() && (FALLBACK_ONLY.contains(op) || FALLBACK_ONLY.contains("*"));
+  }
+
+  /**
+   * Whether {@code t} carries a tangent at a forward level open on this thread (in-place ops refuse
+   * such tensors: they would not update the tangent).
+   *
+   * @param t a tensor
+   * @return true when some open level holds a tangent for it
+   */
+  public static boolean carriesTangent(Tensor t) {
+    if (OPEN.get() == 0) return false;
+    for (Level l : STATE.get().levels)
+      if (l.tangents.containsKey(t)) return true;
+    return false;
   }
 
   /** How often the generic rule ran, all ops together (all threads; for tests). */
@@ -232,17 +246,17 @@ public final class Forward {
         tin[i] = t;
       }
       if (tin == null) continue;
-      s.levels = new ArrayList<>(all.subList(0, L));  // levels L and above hidden
+      s.levels = new ArrayList<>(all.subList(0, L)); // levels L and above hidden
       try (GradMode.Guard mode = lv.differentiable ? null : GradMode.set(false)) {
         Tensor[] tout;
         tout = fast != null && !fallbackOnly(name) ? fast.apply(tin) : null;
-        if (tout == null) {  // no fast rule, switched off, or it declined (returned null)
+        if (tout == null) { // no fast rule, switched off, or it declined (returned null)
           FALLBACK_RUNS.computeIfAbsent(name, k -> new LongAdder()).increment();
           tout = generic(name, outputs, inputs, backward, tin);
         }
         if (tout == null || tout.length != outputs.length)
-          throw new IllegalStateException("forward rule of '" + name + "' returned " + (tout == null ? "null" : tout.length)
-              + " tangents for " + outputs.length + " outputs");
+          throw new IllegalStateException("forward rule of '" + name + "' returned "
+              + (tout == null ? "null" : tout.length) + " tangents for " + outputs.length + " outputs");
         for (int k = 0; k < outputs.length; k++) {
           Tensor t = tout[k];
           if (t == null) continue;
@@ -263,7 +277,8 @@ public final class Forward {
    * zero cotangent per floating-point output. Inputs that carry a tangent but do not require grad
    * are marked for the duration (rules skip the gradients of inputs that do not need one).
    */
-  private static Tensor[] generic(String name, Tensor[] outputs, Tensor[] inputs, Node.Backward backward, Tensor[] tin) {
+  private static Tensor[] generic(
+      String name, Tensor[] outputs, Tensor[] inputs, Node.Backward backward, Tensor[] tin) {
     boolean record = GradMode.isEnabled();
     List<Tensor> marked = new ArrayList<>();
     try (GradMode.Guard on = GradMode.set(true)) {

@@ -521,6 +521,14 @@ public final class Dense {
     if (GradMode.isEnabled() && t.requiresGrad())
       throw new MetakernelsException(op + ": " + t.describe()
           + " requires grad; in-place writes are refused while recording (use Autograd.noGrad())");
+    noTangent(op, t);
+  }
+
+  /** In-place ops do not update forward-mode tangents: refuse a tensor that carries one. */
+  private static void noTangent(String op, Tensor t) {
+    if (org.metakernels.autograd.Forward.carriesTangent(t))
+      throw new MetakernelsException(op + ": " + t.describe()
+          + " carries a forward-mode tangent; in-place writes would not update it (use the out-of-place op)");
   }
 
   /**
@@ -547,6 +555,7 @@ public final class Dense {
     long[] out = Checks.broadcast(op, shape, o.shape());
     if (!Arrays.equals(out, shape))
       throw new MetakernelsException(op + ": " + o.describe() + " does not broadcast to " + t.describe());
+    noTangent(op, o);
     o = unaliased(t, o);
     if (t.isContiguous()) {
       Native.check(MkNative.mk_dense_binary_forward(t.device().code, t.dtype().code, code, shape.length, shape,
@@ -593,6 +602,7 @@ public final class Dense {
     long[] out = Checks.broadcast("copyInPlace", t.shape(), src.shape());
     if (!Arrays.equals(out, t.shape()))
       throw new MetakernelsException("copyInPlace: " + src.describe() + " does not broadcast to " + t.describe());
+    noTangent("copyInPlace", src);
     try (var ng = GradMode.set(false)) {
       Internals.tensor().copyFrom(t, unaliased(t, src).expand(t.shape()));
     }
