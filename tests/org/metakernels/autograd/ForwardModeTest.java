@@ -206,6 +206,38 @@ class ForwardModeTest {
     }
   }
 
+  /**
+   * jvp of jvp on every row (a scalar ⟨f(x), w⟩): sᵀ H t, against reverse over reverse. Fused
+   * softmax attention has no third-order pass, which the generic rule of its forward needs under
+   * an outer level: those rows must fail with that message.
+   */
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("cases")
+  void jvpOfJvpMatchesReverseOverReverse(GradCheckOpsTest.Case c) {
+    try (Scope s = Scope.open()) {
+      List<Tensor> in = c.inputs().get();
+      List<Tensor> t = tangentsFor(in, c.name().hashCode()), sd = tangentsFor(in, c.name().hashCode() + 100);
+      Tensor w;
+      try (GradMode.Guard off = GradMode.set(false)) {
+        w = Tensor.randn(c.f().apply(in).shape(), DType.F64, CPU, 7);
+      }
+      Function<List<Tensor>, Tensor> loss = xs -> c.f().apply(xs).mul(w).sum();
+      Function<List<Tensor>, List<Tensor>> inner = xs -> Autograd.jvp(ys -> List.of(loss.apply(ys)), xs, t).tangents();
+      if (c.name().startsWith("attention")) {
+        UnsupportedOperationException e =
+            assertThrows(UnsupportedOperationException.class, () -> Autograd.jvp(inner, in, sd));
+        assertTrue(e.getMessage().contains("third-order"), e.getMessage());
+        assertFalse(Forward.active());
+        return;
+      }
+      double sHt = Autograd.jvp(inner, in, sd).tangents().get(0).toDoubleArray()[0];
+      List<Tensor> ht = Autograd.hvp(loss, in, t);
+      double ref = 0;
+      for (int i = 0; i < in.size(); i++) ref += dot(sd.get(i).toDoubleArray(), ht.get(i).toDoubleArray());
+      assertEquals(ref, sHt, 1e-10 + 1e-9 * Math.abs(ref), c.name());
+    }
+  }
+
   @Test
   void tangentsFlowWhateverTheGradMode() {
     try (Scope s = Scope.open()) {
