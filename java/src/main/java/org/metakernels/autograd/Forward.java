@@ -42,7 +42,15 @@ import org.metakernels.tensor.Tensor;
  * {@link #useFallback}) gets the exact generic rule: its backward rule g(u) is linear in the
  * output cotangent u, so the output tangent is ∂/∂u ⟨g(u), t_in⟩, computed by running g on a
  * zero u that requires grad and differentiating once more (two extra backward passes of that op;
- * the op's second-order rule must exist, which every op of the library has).
+ * the op's second-order rule must exist, which every op of the library has). Inputs that carry a
+ * tangent but do not require grad are marked as requiring grad while it runs (rules skip the
+ * gradients of inputs that need none), so another thread reading that flag of the same tensor at
+ * that moment sees it set.
+ *
+ * <p>Not covered: third derivatives through fused softmax attention (so jvp of jvp, or a
+ * differentiable forward-over-reverse product, through it), and in-place ops on a tensor that
+ * carries a tangent (refused). The library's own helpers that detach to make leaves (e.g.
+ * {@code meta.Unroll}) cut tangents as they cut the tape.
  */
 public final class Forward {
   private Forward() {}
