@@ -352,6 +352,36 @@ class ForwardModeTest {
     }
   }
 
+  /**
+   * Through the fused optimizer steps: forward over reverse runs the steps' backward with tangents
+   * (their forward rules: the tangent formulas and the symmetric second-order term).
+   */
+  @Test
+  void hvpForwardEqualsReverseOverReverseThroughFusedSteps() {
+    try (Scope s = Scope.open()) {
+      Random r = new Random(75);
+      Tensor x = u(r, -1, 1, 3, 4), data = u(r, -1, 1, 5, 3);
+      List<Tensor> in = List.of(x, u(r, -1, 1, 3, 4), u(r, 0.05, 0.15, 4), u(r, 0.7, 0.9), u(r, -0.1, 0.1, 3, 4),
+          u(r, 0.05, 0.5, 3, 4), u(r, 0.8, 0.9));
+      long generic = Forward.fallbackRunsTotal();
+      sameHvp(xs -> {
+        Tensor p = xs.get(0);
+        Tensor g = Autograd.grad(data.matmul(p).tanh().square().sum(), List.of(p), true).get(0);
+        org.metakernels.meta.InnerStep.MomentumResult mo = org.metakernels.meta.InnerStep.momentum(p, g, xs.get(1),
+            org.metakernels.meta.InnerStep.Momentum.lr(xs.get(2)).withMomentum(xs.get(3)).withNesterov(true));
+        org.metakernels.meta.InnerStep.AdamResult ad =
+            org.metakernels.meta.InnerStep.adam(mo.param(), g.sin(), xs.get(4), xs.get(5), 3,
+                org.metakernels.meta.InnerStep.Adam.lr(0.01)
+                    .withBetas(xs.get(6), xs.get(6).mul(0.5).add(0.5))
+                    .withWeightDecay(0.1)
+                    .withDecoupledWeightDecay(true));
+        Tensor p2 = org.metakernels.meta.InnerStep.sgd(ad.param(), ad.m().mul(ad.v()), xs.get(2));
+        return data.matmul(p2).sin().sum().add(mo.buffer().square().sum()).add(ad.v().sqrt().sum());
+      }, in, tangentsFor(in, 400));
+      assertEquals(generic, Forward.fallbackRunsTotal(), "the steps and their backward took their fast rules");
+    }
+  }
+
   /** The tangents are recorded for reverse mode: the gradient of (∇f · v) is H v. */
   @Test
   void reverseOverForwardIsTheHessianVectorProduct() {
