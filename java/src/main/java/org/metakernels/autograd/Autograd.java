@@ -71,13 +71,34 @@ public final class Autograd {
    * @return true when a node was recorded
    */
   public static boolean record(String name, Tensor[] outputs, Tensor[] inputs, Node.Backward rule) {
-    if (!GradMode.isEnabled()) return false;
+    return record(name, outputs, inputs, rule, null);
+  }
+
+  /**
+   * {@link #record(String, Tensor[], Tensor[], Node.Backward)} with a fast forward-mode rule
+   * beside the backward one (see {@link Forward}): while a forward level is open, the outputs'
+   * tangents are computed first, whatever the grad mode, by {@code jvp} (or, when it is null, by
+   * the generic rule built from {@code rule}).
+   * {@code Autograd.record("exp", y, new Tensor[] {x}, g -> new Tensor[] {g[0].mul(y)}, t -> new Tensor[] {t[0].mul(y)})}.
+   *
+   * @param name the op's name, in error messages
+   * @param outputs the op's results, made without recording
+   * @param inputs the op's inputs (null entries allowed)
+   * @param rule maps the outputs' gradients to the inputs' (one per input, null for none)
+   * @param jvp maps the inputs' tangents (null for zero) to the outputs' (null for zero), or null
+   * @return true when a node was recorded
+   */
+  public static boolean record(String name, Tensor[] outputs, Tensor[] inputs, Node.Backward rule, Forward.Rule jvp) {
     boolean any = false;
-    for (Tensor t : inputs) if (t != null && t.requiresGrad()) { any = true; break; }
-    if (!any) return false;
-    Node node = new Node(name, inputs, outputs, rule);
-    for (int i = 0; i < outputs.length; i++) Internals.tensor().setGradFn(outputs[i], node, i);
-    return true;
+    if (GradMode.isEnabled())
+      for (Tensor t : inputs) if (t != null && t.requiresGrad()) { any = true; break; }
+    if (any) {
+      Node node = new Node(name, inputs, outputs, rule);
+      for (int i = 0; i < outputs.length; i++) Internals.tensor().setGradFn(outputs[i], node, i);
+    }
+    // after the node: a forward rule that reads an output (exp's t·y) then records its dependence
+    Forward.propagate(name, outputs, inputs, rule, jvp);
+    return any;
   }
 
   /**
@@ -92,6 +113,22 @@ public final class Autograd {
    */
   public static Tensor record(String name, Tensor output, Tensor[] inputs, Node.Backward rule) {
     record(name, new Tensor[] {output}, inputs, rule);
+    return output;
+  }
+
+  /**
+   * Single-output form of {@link #record(String, Tensor[], Tensor[], Node.Backward, Forward.Rule)}:
+   * {@code return Autograd.record("neg", y, new Tensor[] {x}, g -> new Tensor[] {g[0].neg()}, t -> new Tensor[] {t[0].neg()});}
+   *
+   * @param name the op's name, in error messages
+   * @param output the op's result
+   * @param inputs the op's inputs (null entries allowed)
+   * @param rule maps the output's gradient to the inputs' (one per input, null for none)
+   * @param jvp maps the inputs' tangents (null for zero) to the output's, or null for the generic rule
+   * @return {@code output}
+   */
+  public static Tensor record(String name, Tensor output, Tensor[] inputs, Node.Backward rule, Forward.Rule jvp) {
+    record(name, new Tensor[] {output}, inputs, rule, jvp);
     return output;
   }
 
@@ -379,7 +416,7 @@ public final class Autograd {
       boolean createGraph) {
     checkDirections("hvp", x, v);
     List<Tensor> at = new ArrayList<>(x.size());
-    for (Tensor t : x) at.add(t.requiresGrad() ? t : t.detach().requiresGrad(true));
+    for (Tensor t : x) at.add(t.requiresGrad() ? t : Forward.detachKeepingTangents(t).requiresGrad(true));
     try (GradMode.Guard on = GradMode.set(true)) {
       return hvp(f.apply(at), at, v, createGraph);
     }
@@ -415,6 +452,92 @@ public final class Autograd {
       if (!Arrays.equals(a.shape(), b.shape()) || a.dtype() != b.dtype() || a.device() != b.device())
         throw new MetakernelsException(op + ": direction " + i + " " + b.describe() + " does not match input "
             + a.describe() + " (same shape, dtype and device)");
+    }
+  }
+
+  // ---- forward mode ---------------------------------------------------------------------------
+
+  /**
+   * Jacobian-vector product: runs {@code f} at {@code primals} with {@code tangents} carried
+   * forward op by op (see {@link Forward}) and returns its outputs and their tangents J·t
+   * (zeros for an output that does not depend on the primals). One pass, as cheap as about two
+   * runs of f; no tape is needed. Levels nest: f may itself call jvp, or grad (forward over
+   * reverse, {@link #hvpForward}); with the grad mode recording and primals that require grad,
+   * the tangents are differentiable in reverse mode too.
+   *
+   * <pre>{@code
+   * Forward.Jvp r = Autograd.jvp(xs -> List.of(xs.get(0).tanh().matmul(w)), List.of(x), List.of(t));
+   * Tensor jt = r.tangents().get(0);        // J t, the output's shape [B, N]
+   * }</pre>
+   *
+   * @param f a function of the primals
+   * @param primals the point, floating point
+   * @param tangents one direction per primal, of its shape, dtype and device
+   * @return f's outputs and their tangents
+   * @throws MetakernelsException when a tangent does not match its primal or a tensor was freed
+   *     (before f runs)
+   */
+  public static Forward.Jvp jvp(java.util.function.Function<List<Tensor>, List<Tensor>> f, List<Tensor> primals,
+      List<Tensor> tangents) {
+    if (primals.size() != tangents.size())
+      throw new MetakernelsException("jvp: " + primals.size() + " primals but " + tangents.size() + " tangents");
+    for (int i = 0; i < primals.size(); i++) Forward.checkTangent("jvp", i, primals.get(i), tangents.get(i));
+    try (Forward.Level lvl = Forward.enter()) {
+      List<Tensor> in = new ArrayList<>(primals.size());
+      for (int i = 0; i < primals.size(); i++) in.add(lvl.dual(primals.get(i), tangents.get(i)));
+      List<Tensor> out = f.apply(in);
+      List<Tensor> tan = new ArrayList<>(out.size());
+      for (Tensor o : out) tan.add(lvl.tangentOrZeros(o));
+      return new Forward.Jvp(out, tan);
+    }
+  }
+
+  /**
+   * Hessian-vector product of {@code f} at {@code x} by forward over reverse: the gradient of f
+   * is computed (one backward pass, no {@code createGraph}) with the directions {@code v} carried
+   * forward through both passes, and H v is the gradient's tangent. The same result as
+   * {@link #hvp(java.util.function.Function, List, List)} (reverse over reverse) without taping
+   * the backward pass. {@code Autograd.hvpForward(f, List.of(x), List.of(v)).get(0)} has x's shape.
+   *
+   * @param f a function of the inputs returning one element
+   * @param x the point
+   * @param v one direction per input, of its shape, dtype and device
+   * @return H v, one tensor per input
+   * @throws MetakernelsException when a direction does not match its input
+   */
+  public static List<Tensor> hvpForward(java.util.function.Function<List<Tensor>, Tensor> f, List<Tensor> x,
+      List<Tensor> v) {
+    return hvpForward(f, x, v, false);
+  }
+
+  /**
+   * Forward-over-reverse Hessian-vector product, recorded for further differentiation when
+   * {@code createGraph} (in the inputs that require grad and in {@code v}).
+   * {@code Autograd.hvpForward(f, List.of(x), List.of(v), true).get(0)} has x's shape.
+   *
+   * @param f a function of the inputs returning one element
+   * @param x the point
+   * @param v one direction per input
+   * @param createGraph record the product for reverse mode
+   * @return H v, one tensor per input
+   * @throws MetakernelsException when a direction does not match its input
+   */
+  public static List<Tensor> hvpForward(java.util.function.Function<List<Tensor>, Tensor> f, List<Tensor> x,
+      List<Tensor> v, boolean createGraph) {
+    checkDirections("hvpForward", x, v);
+    try (GradMode.Guard on = GradMode.set(true); Forward.Level lvl = Forward.enter(createGraph)) {
+      List<Tensor> at = new ArrayList<>(x.size());
+      for (int i = 0; i < x.size(); i++) {
+        Tensor p = x.get(i);
+        Tensor d = lvl.dual(createGraph && p.requiresGrad() ? p : Forward.detachKeepingTangents(p), v.get(i));
+        if (!d.requiresGrad()) d.requiresGrad(true);
+        at.add(d);
+      }
+      Tensor y = f.apply(at);
+      List<Tensor> g = grad(y, at, createGraph);
+      List<Tensor> r = new ArrayList<>(g.size());
+      for (Tensor t : g) r.add(lvl.tangentOrZeros(t));
+      return r;
     }
   }
 }

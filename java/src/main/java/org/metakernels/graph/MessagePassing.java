@@ -191,7 +191,8 @@ public final class MessagePassing {
       if (w != null && w.requiresGrad()) // per edge k: <g[row_k], x[col_k]> of this orientation
         gw = transposed ? sddmmOp(g, x, gr[0], w.rank() == 2) : sddmmOp(g, gr[0], x, w.rank() == 2);
       return new Tensor[] {gx, gw};
-    });
+    }, t -> new Tensor[] {plus(t[0] == null ? null : sum(g, transposed, w, t[0], f),  // bilinear in (x, w)
+        t[1] == null ? null : sum(g, transposed, t[1], x, f))});
   }
 
   private static Tensor mean(Graph g, Tensor w, Tensor x, Features f) {
@@ -201,7 +202,12 @@ public final class MessagePassing {
       Tensor scaled = gr[0].mul(inverseInDegree(g, x)); // mean = sum / in-degree, row by row
       return new Tensor[] {x.requiresGrad() ? sum(g, true, w, scaled, f) : null,
           w != null && w.requiresGrad() ? sddmmOp(g, scaled, x, w.rank() == 2) : null};
-    });
+    }, t -> new Tensor[] {plus(t[0] == null ? null : mean(g, w, t[0], f), t[1] == null ? null : mean(g, t[1], x, f))});
+  }
+
+  /** a + b of two tangents, either null (zero). */
+  private static Tensor plus(Tensor a, Tensor b) {
+    return a == null ? b : b == null ? a : a.add(b);
   }
 
   /** 1 / max(in-degree, 1) as [N, 1, ..., 1] of x's rank and dtype. */
@@ -302,7 +308,8 @@ public final class MessagePassing {
       Tensor ga = a.requiresGrad() ? sum(g, false, ge[0], b, fb) : null; // Σ_{k into i} ge_k b[src_k]
       Tensor gb = b.requiresGrad() ? sum(g, true, ge[0], a, fb) : null; // Σ_{k out of j} ge_k a[dst_k]
       return new Tensor[] {ga, gb};
-    });
+    }, t -> new Tensor[] {plus(t[0] == null ? null : sddmmOp(g, t[0], b, multiHead),  // bilinear in (a, b)
+        t[1] == null ? null : sddmmOp(g, a, t[1], multiHead))});
   }
 
   // ------------------------------------------------------------------------------------------
@@ -396,7 +403,9 @@ public final class MessagePassing {
           y.address(op), 0L, s.launchStream());
       Native.check(status, "MessagePassing.edgeSoftmax " + g.describe() + ", scores " + s.describe());
     }
-    return Autograd.record(op, y, new Tensor[] {s}, gy -> new Tensor[] {softmaxBackward(g, y, gy[0])});
+    // its Jacobian, diag(y) − y yᵀ per row, is symmetric: the backward rule is the forward rule
+    return Autograd.record(op, y, new Tensor[] {s}, gy -> new Tensor[] {softmaxBackward(g, y, gy[0])},
+        t -> new Tensor[] {softmaxBackward(g, y, t[0])});
   }
 
   /** The vector-Jacobian product of the edge softmax: y · (gy − Σ_row gy·y), all [E, H]. */

@@ -626,8 +626,37 @@ public final class InnerStep {
           : MkNative.mk_meta_sgd_step_forward(dev, dt, b, param.launchStream());
       Native.check(status, c::context);
     }
-    Autograd.record(op, outs, c.inputs.clone(), g -> backward(c, g));
+    // forward rule: the step's tangent formulas (StepDerivatives), composed of differentiable ops
+    Autograd.record(op, outs, c.inputs.clone(), g -> backward(c, g), t -> fit(outs, StepDerivatives.jvp(c, t)));
     return outs;
+  }
+
+  /** Tangents broadcast to their outputs' shapes (a step's tangent formulas may broadcast less). */
+  private static Tensor[] fit(Tensor[] outs, Tensor[] t) {
+    for (int k = 0; k < t.length; k++)
+      if (t[k] != null && !Arrays.equals(t[k].shape(), outs[k].shape())) t[k] = t[k].expand(outs[k].shape());
+    return t;
+  }
+
+  /**
+   * Forward rule of a step's backward B(x, ȳ) = ∇ₓ⟨ȳ, A(x)⟩ (outputs: the gradients of the inputs
+   * that require grad): ∇²ₓ⟨ȳ, A⟩·tₓ + J_Aᵀ t_ȳ, the first term being the x part of
+   * {@link StepDerivatives#of} (by the symmetry of the Hessian), the second the fused backward
+   * kernel with t_ȳ as the cotangents.
+   */
+  private static Tensor[] backwardTangent(Call c, Tensor[] cotIn, int[] slot, Tensor[] outs, Tensor[] tan) {
+    Tensor[] tx = Arrays.copyOf(tan, INPUTS), ty = Arrays.copyOfRange(tan, INPUTS, INPUTS + 3);
+    boolean anyX = false, anyY = false;
+    for (Tensor t : tx) anyX |= t != null;
+    for (Tensor t : ty) anyY |= t != null;
+    Tensor[] hx = anyX ? StepDerivatives.of(c, cotIn, tx) : null;
+    Tensor[] jy = anyY ? backward(c, ty) : null;
+    Tensor[] r = new Tensor[outs.length];
+    for (int k = 0; k < outs.length; k++) {
+      Tensor a = hx == null ? null : hx[slot[k]], b = jy == null ? null : jy[slot[k]];
+      r[k] = a == null ? b : b == null ? a : a.add(b);
+    }
+    return fit(outs, r);
   }
 
   /**
@@ -679,11 +708,12 @@ public final class InnerStep {
       Tensor[] in = Arrays.copyOf(c.inputs, INPUTS + 3);
       System.arraycopy(cotIn, 0, in, INPUTS, 3);
       int count = outs.size();
-      Autograd.record(op, outs.toArray(new Tensor[0]), in, tt -> {
+      Tensor[] outArr = outs.toArray(new Tensor[0]);
+      Autograd.record(op, outArr, in, tt -> {
         Tensor[] t = new Tensor[INPUTS];
         for (int k = 0; k < count; k++) t[slot[k]] = tt[k];
         return StepDerivatives.of(c, cotIn, t);
-      });
+      }, tan -> backwardTangent(c, cotIn, slot, outArr, tan));
     }
     return grads;
   }

@@ -34,7 +34,17 @@ final class StepDerivatives {
    * inputs (null: none).
    */
   static Tensor[] of(Call c, Tensor[] cot, Tensor[] t) {
-    return c.kind == Kind.ADAM ? adam(c, cot, t) : sgd(c, cot, t);
+    return c.kind == Kind.ADAM ? adam(c, cot, t, false) : sgd(c, cot, t, false);
+  }
+
+  /**
+   * The step's forward-mode product J_A·t alone (its forward rule): the tangents of its outputs
+   * (p', then buf' for momentum, m' and v' for Adam) for the tangents {@code t} of its inputs,
+   * indexed like them (null: zero).
+   */
+  static Tensor[] jvp(Call c, Tensor[] t) {
+    Tensor[] noCot = new Tensor[3];
+    return c.kind == Kind.ADAM ? adam(c, noCot, t, true) : sgd(c, noCot, t, true);
   }
 
   // ---- shared -------------------------------------------------------------------------------
@@ -83,7 +93,7 @@ final class StepDerivatives {
 
   // ---- SGD ----------------------------------------------------------------------------------
 
-  private static Tensor[] sgd(Call c, Tensor[] cot, Tensor[] t) {
+  private static Tensor[] sgd(Call c, Tensor[] cot, Tensor[] t, boolean tangentOnly) {
     Vars z = new Vars(c, cot, t);
     boolean momentum = c.kind == Kind.MOMENTUM, nesterov = (c.flags & Codes.META_NESTEROV) != 0;
     Tensor p = z.x[InnerStep.PARAM], g = z.x[InnerStep.GRAD], b = z.x[InnerStep.BUF];
@@ -106,6 +116,7 @@ final class StepDerivatives {
       du = nesterov ? dd.add(tmu.mul(bn)).add(mu.mul(dbn)) : dbn;
     }
     Tensor dpOut = tp.sub(tlr.mul(u)).sub(lr.mul(du));
+    if (tangentOnly) return momentum ? new Tensor[] {dpOut, dbn} : new Tensor[] {dpOut};
 
     // its backward B and B's tangent in x
     Tensor uBar = lr.mul(cp).neg(), duBar = tlr.mul(cp).neg();  // cotangent of u
@@ -142,7 +153,7 @@ final class StepDerivatives {
 
   // ---- Adam ---------------------------------------------------------------------------------
 
-  private static Tensor[] adam(Call c, Tensor[] cot, Tensor[] t) {
+  private static Tensor[] adam(Call c, Tensor[] cot, Tensor[] t, boolean tangentOnly) {
     Vars z = new Vars(c, cot, t);
     boolean decoupled = (c.flags & Codes.META_DECOUPLED_WEIGHT_DECAY) != 0;
     long step = c.step;
@@ -179,6 +190,7 @@ final class StepDerivatives {
         ? tp.mul(lr.mul(wd).rsub(1.0)).sub(p.mul(tlr.mul(wd).add(lr.mul(twd))))
         : tp;
     dpOut = dpOut.sub(tlr.mul(r)).sub(lr.mul(dr));
+    if (tangentOnly) return new Tensor[] {dpOut, dmn, dvn};
 
     // its backward B and B's tangent in x
     Tensor c1s = c1.mul(sigma);

@@ -2,6 +2,8 @@ package org.metakernels.ops;
 
 import org.metakernels.runtime.Codes;
 import org.metakernels.autograd.Autograd;
+import org.metakernels.autograd.Forward;
+import org.metakernels.autograd.GradMode;
 import org.metakernels.runtime.Backend;
 import org.metakernels.runtime.MetakernelsException;
 import org.metakernels.runtime.MkNative;
@@ -187,8 +189,9 @@ public final class Attention {
           g.context());
     }
     Tensor bias = o.bias();
-    Autograd.record("attention", out, new Tensor[] {q, k, v, bias},
-        gr -> backward(g, q, k, v, bias, out, lse, gr[0]));
+    Tensor[] ins = {q, k, v, bias};
+    Autograd.record("attention", out, ins, gr -> backward(g, q, k, v, bias, out, lse, gr[0]),
+        t -> forwardTangent(g, out, lse, ins, t));
     return new Output(out, lse);
   }
 
@@ -206,6 +209,19 @@ public final class Attention {
     Tensor dbFull = biasGrad ? Tensor.empty(new long[] {g.b, g.h, g.nq, g.nk}, q.dtype(), q.device()) : null;
     String op = "attention_backward";
     Tensor doutIn = dout;
+    runBackward(g, out, lse, dO, dq, dk, dv, dbFull);
+    Tensor[] outs = dbFull == null ? new Tensor[] {dq, dk, dv} : new Tensor[] {dq, dk, dv, dbFull};
+    Tensor[] ins = {q, k, v, bias, doutIn};
+    Autograd.record(op, outs, ins, gr -> backwardBackward(g, q, k, v, bias, out, lse, dO, gr),
+        t -> backwardTangent(g, out, lse, dO, dbFull != null, ins, t));
+    Tensor db = dbFull == null ? null : dbFull.sumTo(bias.shape());
+    return new Tensor[] {dq, dk, dv, db};
+  }
+
+  /** The fused backward kernel into the given outputs (dbFull may be null). */
+  private static void runBackward(Geometry g, Tensor out, Tensor lse, Tensor dO, Tensor dq, Tensor dk, Tensor dv,
+      Tensor dbFull) {
+    String op = "attention_backward";
     try (Scope tmp = Scope.open(); MkNative.mk_attention_params p = g.block(op)) {
       Tensor ws = g.workspace();
       p.out(out.address(op)).lse(lse.address(op)).dout(dO.address(op));
@@ -213,11 +229,69 @@ public final class Attention {
       Native.check(MkNative.mk_attention_softmax_backward(g.device, g.dtype, p, ws.address(op), g.wsBytes, ws.launchStream()),
           g.context());
     }
-    Tensor[] outs = dbFull == null ? new Tensor[] {dq, dk, dv} : new Tensor[] {dq, dk, dv, dbFull};
-    Autograd.record(op, outs, new Tensor[] {q, k, v, bias, doutIn},
-        gr -> backwardBackward(g, q, k, v, bias, out, lse, dO, gr));
-    Tensor db = dbFull == null ? null : dbFull.sumTo(bias.shape());
-    return new Tensor[] {dq, dk, dv, db};
+  }
+
+  // ---- forward-mode rules -------------------------------------------------------------------
+
+  /**
+   * Whether a fused tangent (a raw kernel result, neither recorded nor carrying outer tangents)
+   * is enough: no outer forward level is visible, and nothing would be recorded for reverse mode.
+   */
+  private static boolean fusedTangentOk(Tensor[] ins, Tensor[] t) {
+    if (Forward.active()) return false;
+    if (!GradMode.isEnabled()) return true;
+    for (Tensor x : ins) if (x != null && x.requiresGrad()) return false;
+    for (Tensor x : t) if (x != null && x.requiresGrad()) return false;
+    return true;
+  }
+
+  /** The tangent of the bias, expanded to [B, H, Nq, Nk] and contiguous, or null. */
+  private static Tensor fullBias(Geometry g, Tensor tb) {
+    return tb == null ? null : tb.expand(g.b, g.h, g.nq, g.nk).contiguous();
+  }
+
+  /**
+   * Forward rule of "attention": the fused JVP kernel (one pass); null (the generic rule, two
+   * fused backward passes, differentiable) where the tangent must itself be differentiable.
+   */
+  private static Tensor[] forwardTangent(Geometry g, Tensor out, Tensor lse, Tensor[] ins, Tensor[] t) {
+    if (!fusedTangentOk(ins, t)) return null;
+    Output r = runJvp(g, out, lse, contiguousOrNull(t[0]), contiguousOrNull(t[1]), contiguousOrNull(t[2]),
+        fullBias(g, t[3]));
+    return new Tensor[] {r.out()};
+  }
+
+  /**
+   * Forward rule of "attention_backward" (outputs dq, dk, dv and the full bias gradient: the
+   * gradient of L = ⟨attention(q, k, v, bias), dout⟩). Its tangent is H·(tq, tk, tv, tbias) +
+   * ∇⟨attention, tdout⟩; H, the Hessian of L, is symmetric, so H·t is the double-backward
+   * kernel with t as the cotangent of the gradients, and the second term is the backward kernel
+   * with tdout: two fused passes. Null (the generic rule) where the tangent must be differentiable.
+   */
+  private static Tensor[] backwardTangent(Geometry g, Tensor out, Tensor lse, Tensor dO, boolean biasOut, Tensor[] ins,
+      Tensor[] t) {
+    if (!fusedTangentOk(ins, t)) return null;
+    Tensor[] r = new Tensor[biasOut ? 4 : 3];
+    Tensor tb = fullBias(g, t[3]);
+    if (t[0] != null || t[1] != null || t[2] != null || tb != null) {
+      Tensor[] bb = runBackwardBackward(g, biasOut, out, lse, dO, contiguousOrNull(t[0]), contiguousOrNull(t[1]),
+          contiguousOrNull(t[2]), tb);
+      r[0] = bb[0];
+      r[1] = bb[1];
+      r[2] = bb[2];
+      if (biasOut) r[3] = bb[4];
+    }
+    if (t[4] != null) {
+      Tensor td = t[4].dtype() != out.dtype() ? t[4].to(out.dtype()) : t[4];
+      td = contiguousOrNull(td);
+      Tensor dq = Tensor.empty(g.q.shape(), g.q.dtype(), g.dev), dk = Tensor.empty(g.k.shape(), g.k.dtype(), g.dev);
+      Tensor dv = Tensor.empty(g.v.shape(), g.v.dtype(), g.dev);
+      Tensor db = biasOut ? Tensor.empty(new long[] {g.b, g.h, g.nq, g.nk}, g.q.dtype(), g.dev) : null;
+      runBackward(g, out, lse, td, dq, dk, dv, db);
+      Tensor[] add = {dq, dk, dv, db};
+      for (int i = 0; i < r.length; i++) r[i] = r[i] == null ? add[i] : r[i].add(add[i]);
+    }
+    return r;
   }
 
   private static Tensor[] backwardBackward(Geometry g, Tensor q, Tensor k, Tensor v, Tensor bias, Tensor out, Tensor lse,

@@ -51,7 +51,10 @@ public final class Dense {
 
   private static Tensor unary(String op, int code, Tensor x, double p, java.util.function.BiFunction<Tensor, Tensor, Tensor> rule) {
     Tensor y = unaryRaw(op, code, x, p);
-    return Autograd.record(op, y, new Tensor[] {x}, g -> new Tensor[] {rule.apply(g[0], y)});
+    // elementwise: the Jacobian is diagonal, so the backward rule applied to a tangent is the
+    // forward rule
+    return Autograd.record(op, y, new Tensor[] {x}, g -> new Tensor[] {rule.apply(g[0], y)},
+        t -> new Tensor[] {rule.apply(t[0], y)});
   }
 
   // ---- binary -------------------------------------------------------------------------------
@@ -68,7 +71,8 @@ public final class Dense {
     Tensor y = binaryRaw("add", BINARY_ADD, a, b);
     return Autograd.record("add", y, new Tensor[] {a, b}, g -> new Tensor[] {
         a.requiresGrad() ? g[0].sumTo(a.shape()) : null,
-        b.requiresGrad() ? g[0].sumTo(b.shape()) : null});
+        b.requiresGrad() ? g[0].sumTo(b.shape()) : null},
+        t -> new Tensor[] {tangentSum(y, t[0], t[1], false)});
   }
 
   /**
@@ -83,7 +87,8 @@ public final class Dense {
     Tensor y = binaryRaw("sub", BINARY_SUB, a, b);
     return Autograd.record("sub", y, new Tensor[] {a, b}, g -> new Tensor[] {
         a.requiresGrad() ? g[0].sumTo(a.shape()) : null,
-        b.requiresGrad() ? g[0].neg().sumTo(b.shape()) : null});
+        b.requiresGrad() ? g[0].neg().sumTo(b.shape()) : null},
+        t -> new Tensor[] {tangentSum(y, t[0], t[1], true)});
   }
 
   /**
@@ -98,7 +103,8 @@ public final class Dense {
     Tensor y = binaryRaw("mul", BINARY_MUL, a, b);
     return Autograd.record("mul", y, new Tensor[] {a, b}, g -> new Tensor[] {
         a.requiresGrad() ? g[0].mul(b).sumTo(a.shape()) : null,
-        b.requiresGrad() ? g[0].mul(a).sumTo(b.shape()) : null});
+        b.requiresGrad() ? g[0].mul(a).sumTo(b.shape()) : null},
+        t -> new Tensor[] {tangentSum(y, t[0] == null ? null : t[0].mul(b), t[1] == null ? null : t[1].mul(a), false)});
   }
 
   /**
@@ -113,7 +119,9 @@ public final class Dense {
     Tensor y = binaryRaw("div", BINARY_DIV, a, b);
     return Autograd.record("div", y, new Tensor[] {a, b}, g -> new Tensor[] {
         a.requiresGrad() ? g[0].div(b).sumTo(a.shape()) : null,
-        b.requiresGrad() ? g[0].mul(a).div(b.square()).neg().sumTo(b.shape()) : null});
+        b.requiresGrad() ? g[0].mul(a).div(b.square()).neg().sumTo(b.shape()) : null},
+        t -> new Tensor[] {  // (ta − y·tb) / b
+            fit(y, (t[1] == null ? t[0] : t[0] == null ? t[1].mul(y).neg() : t[0].sub(t[1].mul(y))).div(b))});
   }
 
   /**
@@ -128,7 +136,9 @@ public final class Dense {
     Tensor y = binaryRaw("pow", BINARY_POW, a, b);
     return Autograd.record("pow", y, new Tensor[] {a, b}, g -> new Tensor[] {
         a.requiresGrad() ? g[0].mul(b).mul(a.pow(b.sub(1.0))).sumTo(a.shape()) : null,
-        b.requiresGrad() ? g[0].mul(a.pow(b)).mul(a.log()).sumTo(b.shape()) : null});
+        b.requiresGrad() ? g[0].mul(a.pow(b)).mul(a.log()).sumTo(b.shape()) : null},
+        t -> new Tensor[] {tangentSum(y, t[0] == null ? null : t[0].mul(b).mul(a.pow(b.sub(1.0))),
+            t[1] == null ? null : t[1].mul(y).mul(a.log()), false)});
   }
 
   /**
@@ -146,7 +156,7 @@ public final class Dense {
       return new Tensor[] {
           a.requiresGrad() ? g[0].mul(takeA).sumTo(a.shape()) : null,
           b.requiresGrad() ? g[0].mul(takeA.rsub(1.0)).sumTo(b.shape()) : null};
-    });
+    }, t -> new Tensor[] {tangentWhere(y, compare(a, b, BINARY_GE, "ge"), t[0], t[1])});
   }
 
   /**
@@ -164,7 +174,7 @@ public final class Dense {
       return new Tensor[] {
           a.requiresGrad() ? g[0].mul(takeA).sumTo(a.shape()) : null,
           b.requiresGrad() ? g[0].mul(takeA.rsub(1.0)).sumTo(b.shape()) : null};
-    });
+    }, t -> new Tensor[] {tangentWhere(y, compare(a, b, BINARY_LE, "le"), t[0], t[1])});
   }
 
   /**
@@ -205,7 +215,7 @@ public final class Dense {
       return new Tensor[] {
           a.requiresGrad() ? where(cond, g[0], zero).sumTo(a.shape()) : null,
           b.requiresGrad() ? where(cond, zero, g[0]).sumTo(b.shape()) : null};
-    });
+    }, t -> new Tensor[] {tangentWhere(y, cond, t[0], t[1])});
   }
 
   // ---- scalar forms ---------------------------------------------------------------------------
@@ -396,7 +406,8 @@ public final class Dense {
   static Tensor elu1Grad(Tensor x) {
     Tensor d = unaryRaw("elu1_grad", UNARY_ELU1_GRAD, x, 0);
     return Autograd.record("elu1_grad", d, new Tensor[] {x},
-        g -> new Tensor[] {g[0].mul(elu1Grad(x).sub(unaryRaw("step", UNARY_STEP, x, 0)))});
+        g -> new Tensor[] {g[0].mul(elu1Grad(x).sub(unaryRaw("step", UNARY_STEP, x, 0)))},
+        t -> new Tensor[] {t[0].mul(elu1Grad(x).sub(unaryRaw("step", UNARY_STEP, x, 0)))});
   }
 
   /**
@@ -510,6 +521,14 @@ public final class Dense {
     if (GradMode.isEnabled() && t.requiresGrad())
       throw new MetakernelsException(op + ": " + t.describe()
           + " requires grad; in-place writes are refused while recording (use Autograd.noGrad())");
+    noTangent(op, t);
+  }
+
+  /** In-place ops do not update forward-mode tangents: refuse a tensor that carries one. */
+  private static void noTangent(String op, Tensor t) {
+    if (org.metakernels.autograd.Forward.carriesTangent(t))
+      throw new MetakernelsException(op + ": " + t.describe()
+          + " carries a forward-mode tangent; in-place writes would not update it (use the out-of-place op)");
   }
 
   /**
@@ -536,6 +555,7 @@ public final class Dense {
     long[] out = Checks.broadcast(op, shape, o.shape());
     if (!Arrays.equals(out, shape))
       throw new MetakernelsException(op + ": " + o.describe() + " does not broadcast to " + t.describe());
+    noTangent(op, o);
     o = unaliased(t, o);
     if (t.isContiguous()) {
       Native.check(MkNative.mk_dense_binary_forward(t.device().code, t.dtype().code, code, shape.length, shape,
@@ -582,10 +602,32 @@ public final class Dense {
     long[] out = Checks.broadcast("copyInPlace", t.shape(), src.shape());
     if (!Arrays.equals(out, t.shape()))
       throw new MetakernelsException("copyInPlace: " + src.describe() + " does not broadcast to " + t.describe());
+    noTangent("copyInPlace", src);
     try (var ng = GradMode.set(false)) {
       Internals.tensor().copyFrom(t, unaliased(t, src).expand(t.shape()));
     }
     Internals.tensor().bumpVersion(t.storage());
     return t;
+  }
+
+  // ---- forward-mode helpers -----------------------------------------------------------------
+
+  /** {@code t}, broadcast to y's shape (a tangent has its output's shape), or null. */
+  static Tensor fit(Tensor y, Tensor t) {
+    if (t == null || Arrays.equals(t.shape(), y.shape())) return t;
+    return t.expand(y.shape());
+  }
+
+  /** The tangent ta ± tb of a broadcast sum (either may be null). */
+  private static Tensor tangentSum(Tensor y, Tensor ta, Tensor tb, boolean minus) {
+    if (tb == null) return fit(y, ta);
+    if (ta == null) return fit(y, minus ? tb.neg() : tb);
+    return fit(y, minus ? ta.sub(tb) : ta.add(tb));
+  }
+
+  /** where(cond, ta, tb) of tangents (null: zero), in y's shape. */
+  private static Tensor tangentWhere(Tensor y, Tensor cond, Tensor ta, Tensor tb) {
+    Tensor zero = Tensor.scalar(0.0, y.dtype(), y.device());
+    return fit(y, where(cond, ta == null ? zero : ta, tb == null ? zero : tb));
   }
 }

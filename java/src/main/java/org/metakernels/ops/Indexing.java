@@ -51,7 +51,8 @@ public final class Indexing {
     Native.check(MkNative.mk_dense_index_select_forward(x.device().code, x.dtype().code, prod(s, 0, d), s[d],
         prod(s, d + 1, s.length), src.address(op), ix.address(op), idx.numel(), y.address(op), x.launchStream()),
         op + " " + x.describe() + " dim " + dim + " indices " + idx.describe());
-    return Autograd.record(op, y, new Tensor[] {x}, g -> new Tensor[] {indexAdd(Tensor.zerosLike(x), d, ix, g[0])});
+    return Autograd.record(op, y, new Tensor[] {x}, g -> new Tensor[] {indexAdd(Tensor.zerosLike(x), d, ix, g[0])},
+        t -> new Tensor[] {indexSelect(t[0], d, ix)});
   }
 
   /**
@@ -85,7 +86,8 @@ public final class Indexing {
         op + " " + Checks.shapes(base, idx, src));
     return Autograd.record(op, y, new Tensor[] {base, src}, g -> new Tensor[] {
         base.requiresGrad() ? g[0] : null,
-        src.requiresGrad() ? indexSelect(g[0], d, ix) : null});
+        src.requiresGrad() ? indexSelect(g[0], d, ix) : null},
+        t -> new Tensor[] {t[1] == null ? t[0] : indexAdd(t[0] != null ? t[0] : Tensor.zerosLike(y), d, ix, t[1])});
   }
 
   /**
@@ -112,7 +114,8 @@ public final class Indexing {
     Native.check(MkNative.mk_dense_gather_forward(x.device().code, x.dtype().code, prod(s, 0, d), s[d],
         prod(s, d + 1, s.length), src.address(op), ix.address(op), idx.shape()[d], y.address(op), x.launchStream()),
         op + " " + x.describe() + " dim " + dim + " indices " + idx.describe());
-    return Autograd.record(op, y, new Tensor[] {x}, g -> new Tensor[] {scatterAdd(Tensor.zerosLike(x), d, ix, g[0])});
+    return Autograd.record(op, y, new Tensor[] {x}, g -> new Tensor[] {scatterAdd(Tensor.zerosLike(x), d, ix, g[0])},
+        t -> new Tensor[] {gather(t[0], d, ix)});
   }
 
   /**
@@ -145,7 +148,8 @@ public final class Indexing {
         op + " " + Checks.shapes(base, idx, src));
     return Autograd.record(op, y, new Tensor[] {base, src}, g -> new Tensor[] {
         base.requiresGrad() ? g[0] : null,
-        src.requiresGrad() ? gather(g[0], d, ix) : null});
+        src.requiresGrad() ? gather(g[0], d, ix) : null},
+        t -> new Tensor[] {t[1] == null ? t[0] : scatterAdd(t[0] != null ? t[0] : Tensor.zerosLike(y), d, ix, t[1])});
   }
 
   private static void checkGatherShapes(String op, long[] x, long[] idx, int d, Tensor xt, Tensor it) {

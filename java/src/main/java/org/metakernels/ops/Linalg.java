@@ -72,11 +72,19 @@ public final class Linalg {
       // dB = Σ_batch aᵀ g as one [k, nb·m] x [nb·m, n] product
       return Autograd.record(op, y, new Tensor[] {a, b}, g -> new Tensor[] {
           a.requiresGrad() ? g[0].matmul(b.mT()) : null,
-          b.requiresGrad() ? a.reshape(-1, k).mT().matmul(g[0].reshape(-1, n)) : null});
+          b.requiresGrad() ? a.reshape(-1, k).mT().matmul(g[0].reshape(-1, n)) : null},
+          t -> new Tensor[] {tangent(t, a, b)});
     }
     return Autograd.record(op, y, new Tensor[] {a, b}, g -> new Tensor[] {
         a.requiresGrad() ? g[0].matmul(b.mT()).sumTo(as) : null,
-        b.requiresGrad() ? a.mT().matmul(g[0]).sumTo(bs) : null});
+        b.requiresGrad() ? a.mT().matmul(g[0]).sumTo(bs) : null},
+        t -> new Tensor[] {Dense.fit(y, tangent(t, a, b))});
+  }
+
+  /** ta·b + a·tb (either tangent may be null). */
+  private static Tensor tangent(Tensor[] t, Tensor a, Tensor b) {
+    Tensor l = t[0] == null ? null : t[0].matmul(b), r = t[1] == null ? null : a.matmul(t[1]);
+    return l == null ? r : r == null ? l : l.add(r);
   }
 
   // The operand expanded to [batch..., r, c]; batch dims must collapse to one stride, else copy.

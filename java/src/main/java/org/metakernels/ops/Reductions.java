@@ -122,7 +122,8 @@ public final class Reductions {
     long[] xShape = x.shape();
     Tensor y = reduceRaw("sum", REDUCE_SUM, x, ds, keepDim, null);
     long[] keepShape = reducedShape(xShape, ds, true);
-    return Autograd.record("sum", y, new Tensor[] {x}, g -> new Tensor[] {g[0].reshape(keepShape).expand(xShape)});
+    return Autograd.record("sum", y, new Tensor[] {x}, g -> new Tensor[] {g[0].reshape(keepShape).expand(xShape)},
+        t -> new Tensor[] {sum(t[0], ds, keepDim)});
   }
 
   /**
@@ -227,8 +228,10 @@ public final class Reductions {
     Tensor y = reduceRaw(op, code, x, new int[] {d}, keepDim, idx);
     long[] keepShape = reducedShape(x.shape(), new int[] {d}, true);
     Tensor indices = idx[0];
+    long[] yShape = y.shape();
     Autograd.record(op, y, new Tensor[] {x}, g -> new Tensor[] {
-        Indexing.scatterAdd(Tensor.zerosLike(x), d, indices.reshape(keepShape), g[0].reshape(keepShape))});
+        Indexing.scatterAdd(Tensor.zerosLike(x), d, indices.reshape(keepShape), g[0].reshape(keepShape))},
+        t -> new Tensor[] {Indexing.gather(t[0], d, indices.reshape(keepShape)).reshape(yShape)});
     return new ValuesIndices(y, indices);
   }
 
@@ -289,6 +292,10 @@ public final class Reductions {
     return Autograd.record(op, out, new Tensor[] {x}, g -> {
       if (log) return new Tensor[] {g[0].sub(out.exp().mul(g[0].sum(d, true)))};
       return new Tensor[] {out.mul(g[0].sub(g[0].mul(out).sum(d, true)))};
+    }, t -> {
+      // softmax: y ⊙ (t − Σ y t); log-softmax: t − Σ softmax ⊙ t
+      if (log) return new Tensor[] {t[0].sub(out.exp().mul(t[0]).sum(d, true))};
+      return new Tensor[] {out.mul(t[0].sub(t[0].mul(out).sum(d, true)))};
     });
   }
 

@@ -82,7 +82,8 @@ public final class Views {
     long[] inShape = x.shape();
     Tensor src = x.isContiguous() ? x : x.contiguous();
     Tensor y = viewRaw(src, target, Tensor.contiguousStrides(target), src.offset());
-    return Autograd.record("reshape", y, new Tensor[] {src}, g -> new Tensor[] {g[0].reshape(inShape)});
+    return Autograd.record("reshape", y, new Tensor[] {src}, g -> new Tensor[] {g[0].reshape(inShape)},
+        t -> new Tensor[] {t[0].reshape(target)});
   }
 
   /**
@@ -109,7 +110,8 @@ public final class Views {
     int[] inv = new int[r];
     for (int i = 0; i < r; i++) inv[perm[i]] = i;
     Tensor y = permuteRaw(x, perm);
-    return Autograd.record("permute", y, new Tensor[] {x}, g -> new Tensor[] {g[0].permute(inv)});
+    return Autograd.record("permute", y, new Tensor[] {x}, g -> new Tensor[] {g[0].permute(inv)},
+        t -> new Tensor[] {permute(t[0], perm)});
   }
 
   /**
@@ -132,7 +134,8 @@ public final class Views {
     long[] full = x.shape();
     s[d] = length;
     Tensor y = viewRaw(x, s, x.strides(), x.offset() + start * x.strides()[d]);
-    return Autograd.record("narrow", y, new Tensor[] {x}, g -> new Tensor[] {narrowBackward(g[0], full, d, start)});
+    return Autograd.record("narrow", y, new Tensor[] {x}, g -> new Tensor[] {narrowBackward(g[0], full, d, start)},
+        t -> new Tensor[] {narrow(t[0], d, start, length)});
   }
 
   /** Zeros of {@code full} with {@code g} written at [start, start+len) of {@code dim}; adjoint of narrow. */
@@ -143,7 +146,8 @@ public final class Views {
     Tensor window = viewRaw(out, s, out.strides(), start * out.strides()[dim]);
     Internals.tensor().copyFrom(window, g);
     long len = g.shape()[dim];
-    return Autograd.record("narrow_backward", out, new Tensor[] {g}, gg -> new Tensor[] {gg[0].narrow(dim, start, len)});
+    return Autograd.record("narrow_backward", out, new Tensor[] {g}, gg -> new Tensor[] {gg[0].narrow(dim, start, len)},
+        t -> new Tensor[] {narrowBackward(t[0], full, dim, start)});
   }
 
   /**
@@ -188,7 +192,8 @@ public final class Views {
     checkShape("expand", ns, x);
     if (Arrays.equals(ns, shape)) return x;
     Tensor y = viewRaw(x, ns, nst, x.offset());
-    return Autograd.record("expand", y, new Tensor[] {x}, g -> new Tensor[] {g[0].sumTo(shape)});
+    return Autograd.record("expand", y, new Tensor[] {x}, g -> new Tensor[] {g[0].sumTo(shape)},
+        t -> new Tensor[] {expand(t[0], ns)});
   }
 
   /**
@@ -200,7 +205,7 @@ public final class Views {
    */
   public static Tensor contiguous(Tensor x) {
     Tensor y = x.copyContiguous();
-    return Autograd.record("contiguous", y, new Tensor[] {x}, g -> new Tensor[] {g[0]});
+    return Autograd.record("contiguous", y, new Tensor[] {x}, g -> new Tensor[] {g[0]}, t -> new Tensor[] {t[0]});
   }
 
   /**
@@ -214,7 +219,8 @@ public final class Views {
   public static Tensor toDevice(Tensor x, Device device) {
     Tensor y = org.metakernels.runtime.Transfer.copy(x, device);
     Device from = x.device();
-    return Autograd.record("to_device", y, new Tensor[] {x}, g -> new Tensor[] {g[0].to(from)});
+    return Autograd.record("to_device", y, new Tensor[] {x}, g -> new Tensor[] {g[0].to(from)},
+        t -> new Tensor[] {t[0].to(device)});
   }
 
   /**
@@ -230,7 +236,8 @@ public final class Views {
     Tensor y = x.castTo(type);
     if (!x.dtype().isFloatingPoint() || !type.isFloatingPoint()) return y;
     DType from = x.dtype();
-    return Autograd.record("cast", y, new Tensor[] {x}, g -> new Tensor[] {g[0].to(from)});
+    return Autograd.record("cast", y, new Tensor[] {x}, g -> new Tensor[] {g[0].to(from)},
+        t -> new Tensor[] {t[0].to(type)});
   }
 
   /**
@@ -276,6 +283,10 @@ public final class Views {
       for (int i = 0; i < ins.length; i++)
         if (ins[i].requiresGrad()) r[i] = g[0].narrow(d, starts[i], ins[i].shape()[d]);
       return r;
+    }, t -> {
+      java.util.List<Tensor> parts2 = new java.util.ArrayList<>(ins.length);
+      for (int i = 0; i < ins.length; i++) parts2.add(t[i] != null ? t[i] : Tensor.zerosLike(ins[i]));
+      return new Tensor[] {concat(parts2, d)};
     });
   }
 
