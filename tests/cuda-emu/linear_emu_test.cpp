@@ -26,7 +26,7 @@
 
 namespace mk {
 namespace cuda {
-alignas(16) unsigned char mk_linear_smem[16 * 1024];
+alignas(16) unsigned char mk_linear_smem[256 * 1024 + 4096];  // the emulator clears its whole capacity
 }  // namespace cuda
 }  // namespace mk
 inline unsigned char* emu::smem() { return mk::cuda::mk_linear_smem; }
