@@ -97,16 +97,16 @@ void grad(int64_t rows, int64_t cols, const T* gy, const T* y, T* gz, T* gb) {
       for (int64_t c = 0; c < cols; ++c) out[c] = g[c] * linear_act_derivative<ACT>(yr[c]);
     });
   } else if (gz) {
-    parallel_for(rows, fork, [&](int64_t r) {
-      std::copy(gy + r * cols, gy + (r + 1) * cols, gz + r * cols);
-    });
+    parallel_for(rows, fork, [&](int64_t r) { std::copy(gy + r * cols, gy + (r + 1) * cols, gz + r * cols); });
   }
   if (!gb) return;
   const int64_t blocks = (cols + kBlock - 1) / kBlock;
   parallel_for(blocks, fork && blocks > 1, [&](int64_t b) {
     const int64_t c0 = b * kBlock, n = std::min(kBlock, cols - c0);
-    if (gz || ACT == MK_LINEAR_ACT_IDENTITY) column_sums(rows, cols, c0, n, gz ? gz : gy, gb);
-    else column_sums_of_product<ACT>(rows, cols, c0, n, gy, y, gb);
+    if (gz || ACT == MK_LINEAR_ACT_IDENTITY)
+      column_sums(rows, cols, c0, n, gz ? gz : gy, gb);
+    else
+      column_sums_of_product<ACT>(rows, cols, c0, n, gy, y, gb);
   });
 }
 
@@ -161,9 +161,12 @@ void mse_grad(int64_t n, const T* p, const T* t, T coef, T* gp, T* gt) {
 int linear_act_epilogue(int dtype, int act, int64_t rows, int64_t cols, void* y, const void* bias, void*) {
   return with_linear_act(act, [&](auto a) {
     constexpr int A = decltype(a)::value;
-    if (dtype == MK_F32) epilogue<A>(rows, cols, static_cast<float*>(y), static_cast<const float*>(bias));
-    else if (dtype == MK_F64) epilogue<A>(rows, cols, static_cast<double*>(y), static_cast<const double*>(bias));
-    else return KERNEL_UNSUPPORTED;
+    if (dtype == MK_F32)
+      epilogue<A>(rows, cols, static_cast<float*>(y), static_cast<const float*>(bias));
+    else if (dtype == MK_F64)
+      epilogue<A>(rows, cols, static_cast<double*>(y), static_cast<const double*>(bias));
+    else
+      return KERNEL_UNSUPPORTED;
     return 0;
   });
 }
@@ -189,7 +192,8 @@ int mse_forward(int dtype, int64_t n, const void* p, const void* t, void* out, v
     *static_cast<float*>(out) =
         float(squared_distance(n, static_cast<const float*>(p), static_cast<const float*>(t)) / double(n));
   else if (dtype == MK_F64)
-    *static_cast<double*>(out) = squared_distance(n, static_cast<const double*>(p), static_cast<const double*>(t)) / double(n);
+    *static_cast<double*>(out) =
+        squared_distance(n, static_cast<const double*>(p), static_cast<const double*>(t)) / double(n);
   else
     return KERNEL_UNSUPPORTED;
   return 0;

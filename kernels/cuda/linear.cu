@@ -60,8 +60,7 @@ __global__ void __launch_bounds__(LinearCudaTraits::kThreads)
 }
 
 template <int ACT, class T>
-__global__ void __launch_bounds__(LinearCudaTraits::kThreads)
-    grad_z_kernel(int64_t n, const T* gy, const T* y, T* gz) {
+__global__ void __launch_bounds__(LinearCudaTraits::kThreads) grad_z_kernel(int64_t n, const T* gy, const T* y, T* gz) {
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride)
     gz[i] = ACT == MK_LINEAR_ACT_IDENTITY ? gy[i] : gy[i] * linear_act_derivative<ACT>(y[i]);
@@ -76,9 +75,12 @@ __global__ void __launch_bounds__(LinearCudaTraits::kThreads)
     double acc = 0;
     for (int64_t r = 0; r < rows; ++r) {
       const int64_t i = r * cols + c;
-      if (gz) acc += double(gz[i]);
-      else if (ACT == MK_LINEAR_ACT_IDENTITY) acc += double(gy[i]);
-      else acc += double(gy[i] * linear_act_derivative<ACT>(y[i]));
+      if (gz)
+        acc += double(gz[i]);
+      else if (ACT == MK_LINEAR_ACT_IDENTITY)
+        acc += double(gy[i]);
+      else
+        acc += double(gy[i] * linear_act_derivative<ACT>(y[i]));
     }
     gb[c] = T(acc);
   }

@@ -17,8 +17,9 @@ int check_linear(const char* op, int device, int dtype, int act, int64_t rows, i
                  int64_t w_cs) {
   MK_CHECK(check_no_half_dtype(op, device, dtype));
   if (act < 0 || act >= MK_LINEAR_ACT_COUNT)
-    return fail(MK_ERR_INVALID_ARGUMENT, "%s: unknown activation code %d (x [%" PRId64 ", %" PRId64 "], weight [%" PRId64
-                ", %" PRId64 "])", op, act, rows, in, out, in);
+    return fail(MK_ERR_INVALID_ARGUMENT,
+                "%s: unknown activation code %d (x [%" PRId64 ", %" PRId64 "], weight [%" PRId64 ", %" PRId64 "])", op,
+                act, rows, in, out, in);
   MK_CHECK(check_nonneg(op, "rows", rows));
   MK_CHECK(check_nonneg(op, "in", in));
   MK_CHECK(check_nonneg(op, "out", out));
@@ -68,9 +69,9 @@ int mk_dense_linear_forward(int device, int dtype, int act, int64_t rows, int64_
   return kernel_status(op, device, t->linear_act_epilogue(dtype, act, rows, out, y, bias, stream));
 }
 
-int mk_dense_linear_backward(int device, int dtype, int act, int64_t rows, int64_t in, int64_t out,
-                             const void* grad_y, const void* y, const void* x, const void* weight, int64_t w_rs,
-                             int64_t w_cs, void* grad_x, void* grad_weight, void* grad_bias, void* stream) {
+int mk_dense_linear_backward(int device, int dtype, int act, int64_t rows, int64_t in, int64_t out, const void* grad_y,
+                             const void* y, const void* x, const void* weight, int64_t w_rs, int64_t w_cs, void* grad_x,
+                             void* grad_weight, void* grad_bias, void* stream) {
   const char* op = "mk_dense_linear_backward";
   const KernelTable* t = kernels_for(op, device);
   if (!t) return MK_ERR_NO_DEVICE;
@@ -91,7 +92,8 @@ int mk_dense_linear_backward(int device, int dtype, int act, int64_t rows, int64
     MK_CHECK(kernel_status(op, device, t->linear_act_grad(dtype, act, rows, out, grad_y, y, buf, grad_bias, stream)));
     gz = buf;
   } else if (grad_bias) {
-    MK_CHECK(kernel_status(op, device, t->linear_act_grad(dtype, act, rows, out, grad_y, y, nullptr, grad_bias, stream)));
+    MK_CHECK(
+        kernel_status(op, device, t->linear_act_grad(dtype, act, rows, out, grad_y, y, nullptr, grad_bias, stream)));
   }
   // grad_x [rows, in] = gz [rows, out] · W [out, in]
   if (grad_x && rows * in > 0)

@@ -206,10 +206,14 @@ static void mse_case(int64_t n, unsigned seed) {
     int bad = 0;
     for (int64_t i = 0; i < n; ++i) {
       const long double want_p = 2.0L / n * g[0] * ((long double)p[i] - t[i]);
-      if (mode & 1) bad += !(gpg[i] == gpc[i]) + !close(gpg[i], want_p, 4);
-      else bad += !std::isnan(double(gpg[i])) + !std::isnan(double(gpc[i]));
-      if (mode & 2) bad += !(gtg[i] == gtc[i]) + !close(gtg[i], -want_p, 4);
-      else bad += !std::isnan(double(gtg[i])) + !std::isnan(double(gtc[i]));
+      if (mode & 1)
+        bad += !(gpg[i] == gpc[i]) + !close(gpg[i], want_p, 4);
+      else
+        bad += !std::isnan(double(gpg[i])) + !std::isnan(double(gpc[i]));
+      if (mode & 2)
+        bad += !(gtg[i] == gtc[i]) + !close(gtg[i], -want_p, 4);
+      else
+        bad += !std::isnan(double(gtg[i])) + !std::isnan(double(gtc[i]));
     }
     expect(bad == 0 && gpg.guards_ok() && gtg.guards_ok(),
            std::string(what) + ": backward mode " + std::to_string(mode) + ", " + std::to_string(bad) + " mismatches");

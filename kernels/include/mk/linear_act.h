@@ -34,11 +34,16 @@ MK_HD T linear_act_derivative(T y) {
 template <class F>
 inline int with_linear_act(int act, F&& f) {
   switch (act) {
-    case MK_LINEAR_ACT_IDENTITY: return f(std::integral_constant<int, MK_LINEAR_ACT_IDENTITY>{});
-    case MK_LINEAR_ACT_RELU: return f(std::integral_constant<int, MK_LINEAR_ACT_RELU>{});
-    case MK_LINEAR_ACT_TANH: return f(std::integral_constant<int, MK_LINEAR_ACT_TANH>{});
-    case MK_LINEAR_ACT_SIGMOID: return f(std::integral_constant<int, MK_LINEAR_ACT_SIGMOID>{});
-    default: return KERNEL_UNSUPPORTED;
+    case MK_LINEAR_ACT_IDENTITY:
+      return f(std::integral_constant<int, MK_LINEAR_ACT_IDENTITY>{});
+    case MK_LINEAR_ACT_RELU:
+      return f(std::integral_constant<int, MK_LINEAR_ACT_RELU>{});
+    case MK_LINEAR_ACT_TANH:
+      return f(std::integral_constant<int, MK_LINEAR_ACT_TANH>{});
+    case MK_LINEAR_ACT_SIGMOID:
+      return f(std::integral_constant<int, MK_LINEAR_ACT_SIGMOID>{});
+    default:
+      return KERNEL_UNSUPPORTED;
   }
 }
 

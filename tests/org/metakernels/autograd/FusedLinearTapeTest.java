@@ -74,16 +74,18 @@ class FusedLinearTapeTest {
       for (int steps : new int[] {1, 5}) {
         Run fused = metaGradient(net, xs, ys, xq, yq, steps, (w, x) -> net.forward(x, Weights.of(w)));
         Run comp = metaGradient(net, xs, ys, xq, yq, steps, FusedLinearTapeTest::composed);
-        System.out.println("FusedLinearTapeTest K=" + steps + ": " + fused.nodes() + " nodes fused, " + comp.nodes()
-            + " composed");
+        System.out.println(
+            "FusedLinearTapeTest K=" + steps + ": " + fused.nodes() + " nodes fused, " + comp.nodes() + " composed");
         for (int i = 0; i < fused.metaGradient().size(); i++) {
           float[] a = fused.metaGradient().get(i).toFloatArray(), b = comp.metaGradient().get(i).toFloatArray();
           for (int j = 0; j < a.length; j++)
-            assertEquals(b[j], a[j], 1e-5 + 1e-3 * Math.abs(b[j]), "K=" + steps + " meta-gradient " + i + "[" + j + "]");
+            assertEquals(
+                b[j], a[j], 1e-5 + 1e-3 * Math.abs(b[j]), "K=" + steps + " meta-gradient " + i + "[" + j + "]");
         }
         // per inner step the forward is 4 nodes instead of 11 and the createGraph backward of the
         // MLP 4 instead of about 30: at least a third fewer nodes in all
-        assertTrue(fused.nodes() * 3 < comp.nodes() * 2, fused.nodes() + " nodes fused vs " + comp.nodes() + " composed");
+        assertTrue(
+            fused.nodes() * 3 < comp.nodes() * 2, fused.nodes() + " nodes fused vs " + comp.nodes() + " composed");
       }
     }
   }
@@ -94,8 +96,11 @@ class FusedLinearTapeTest {
       Tensor x = Tensor.uniform(new long[] {4, 3}, -1, 1, DType.F64, Device.CPU, 4);
       Map<String, Tensor> w = new LinkedHashMap<>(net.namedParameters());
       Tensor y = net.forward(x);
-      Tensor ref = x.matmul(w.get("layer0.weight").mT()).add(w.get("layer0.bias")).gelu()
-                       .matmul(w.get("layer1.weight").mT()).add(w.get("layer1.bias"));
+      Tensor ref = x.matmul(w.get("layer0.weight").mT())
+                       .add(w.get("layer0.bias"))
+                       .gelu()
+                       .matmul(w.get("layer1.weight").mT())
+                       .add(w.get("layer1.bias"));
       assertArrayEquals(ref.toDoubleArray(), y.toDoubleArray(), 1e-12);
     }
   }

@@ -56,7 +56,8 @@ class CudaFusedLinearTwinTest {
   @Test
   void fusedLinearAndMseMatchTheCpuTwinToSecondOrder() {
     for (DType t : new DType[] {DType.F64, DType.F32})
-      for (Activation act : new Activation[] {Activation.IDENTITY, Activation.RELU, Activation.TANH, Activation.SIGMOID}) {
+      for (Activation act :
+          new Activation[] {Activation.IDENTITY, Activation.RELU, Activation.TANH, Activation.SIGMOID}) {
         List<double[]> c = run(CPU, t, act), g = run(GPU, t, act), g2 = run(GPU, t, act);
         double tol = t == DType.F64 ? 1e-10 : 1e-4;
         for (int i = 0; i < c.size(); i++) {

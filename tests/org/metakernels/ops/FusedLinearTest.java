@@ -39,16 +39,14 @@ class FusedLinearTest {
     assertArrayEquals(want.shape(), got.shape(), what + ": shape");
     double[] g = got.toDoubleArray(), w = want.toDoubleArray();
     for (int i = 0; i < g.length; i++)
-      assertTrue(Math.abs(g[i] - w[i]) <= tol * (1 + Math.abs(w[i])),
-          what + " [" + i + "]: " + g[i] + " vs " + w[i]);
+      assertTrue(Math.abs(g[i] - w[i]) <= tol * (1 + Math.abs(w[i])), what + " [" + i + "]: " + g[i] + " vs " + w[i]);
   }
 
   @ParameterizedTest
   @EnumSource(value = Activation.class, names = {"IDENTITY", "RELU", "TANH", "SIGMOID"})
   void valuesAndGradientsMatchTheComposedFormF64(Activation act) {
     for (long[] xs : new long[][] {{7, 5}, {2, 3, 5}, {5}, {2, 1, 3, 5}})
-      for (boolean withBias : new boolean[] {true, false})
-        try (Scope s = Scope.open()) {
+      for (boolean withBias : new boolean[] {true, false}) try (Scope s = Scope.open()) {
           Tensor x = rand(1, DType.F64, xs).requiresGrad(true);
           Tensor w = rand(2, DType.F64, 4, 5).requiresGrad(true);
           Tensor b = withBias ? rand(3, DType.F64, 4).requiresGrad(true) : null;
@@ -65,8 +63,7 @@ class FusedLinearTest {
 
   @Test
   void float32MatchesTheComposedForm() {
-    for (Activation act : FUSED)
-      try (Scope s = Scope.open()) {
+    for (Activation act : FUSED) try (Scope s = Scope.open()) {
         Tensor x = rand(5, DType.F32, 3, 8, 16).requiresGrad(true), w = rand(6, DType.F32, 12, 16).requiresGrad(true);
         Tensor b = rand(7, DType.F32, 12).requiresGrad(true);
         Tensor y = Functional.linear(x, w, b, act), yr = composed(x, w, b, act);
@@ -86,11 +83,12 @@ class FusedLinearTest {
       Tensor w = rand(12, DType.F64, 4, 5).requiresGrad(true), b = rand(13, DType.F64, 4).requiresGrad(true);
       Tensor w2 = rand(14, DType.F64, 2, 4).requiresGrad(true);
       List<Tensor> ins = List.of(x, w, b, w2);
-      List<Tensor> v = List.of(rand(15, DType.F64, 2, 3, 5), rand(16, DType.F64, 4, 5), rand(17, DType.F64, 4),
-          rand(18, DType.F64, 2, 4));
-      List<Tensor> fused = secondOrder(Functional.linear(Functional.linear(x, w, b, act), w2, null, Activation.TANH)
-          .square().mean(), ins, v);
-      List<Tensor> ref = secondOrder(composed(composed(x, w, b, act), w2, null, Activation.TANH).square().mean(), ins, v);
+      List<Tensor> v = List.of(
+          rand(15, DType.F64, 2, 3, 5), rand(16, DType.F64, 4, 5), rand(17, DType.F64, 4), rand(18, DType.F64, 2, 4));
+      List<Tensor> fused = secondOrder(
+          Functional.linear(Functional.linear(x, w, b, act), w2, null, Activation.TANH).square().mean(), ins, v);
+      List<Tensor> ref =
+          secondOrder(composed(composed(x, w, b, act), w2, null, Activation.TANH).square().mean(), ins, v);
       for (int i = 0; i < ins.size(); i++) assertClose(fused.get(i), ref.get(i), 1e-12, act + " H v " + i);
     }
   }
@@ -108,8 +106,8 @@ class FusedLinearTest {
   @Test
   void stridedOperandsAndTheFallbackActivation() {
     try (Scope s = Scope.open()) {
-      Tensor xt = rand(21, DType.F64, 5, 6).requiresGrad(true);  // x = xtᵀ: strided
-      Tensor wt = rand(22, DType.F64, 5, 3).requiresGrad(true);  // w = wtᵀ: [3, 5] column-major
+      Tensor xt = rand(21, DType.F64, 5, 6).requiresGrad(true); // x = xtᵀ: strided
+      Tensor wt = rand(22, DType.F64, 5, 3).requiresGrad(true); // w = wtᵀ: [3, 5] column-major
       Tensor b = rand(23, DType.F64, 3).requiresGrad(true);
       for (Activation act : Activation.values()) {
         Tensor y = Functional.linear(xt.mT(), wt.mT(), b, act), yr = composed(xt.mT(), wt.mT(), b, act);
@@ -129,29 +127,31 @@ class FusedLinearTest {
       Tensor w = rand(31, DType.F64, 3, 4).requiresGrad(true), b = rand(32, DType.F64, 3).requiresGrad(true);
       Tensor y = Functional.linear(x, w, b, Activation.TANH);
       assertArrayEquals(new long[] {0, 3}, y.shape());
-      List<Tensor> g = Autograd.grad(List.of(y), List.of(w, b), List.of(Tensor.zeros(new long[] {0, 3}, DType.F64,
-          Device.CPU)), false);
+      List<Tensor> g = Autograd.grad(
+          List.of(y), List.of(w, b), List.of(Tensor.zeros(new long[] {0, 3}, DType.F64, Device.CPU)), false);
       assertArrayEquals(new double[12], g.get(0).toDoubleArray());
       assertArrayEquals(new double[3], g.get(1).toDoubleArray());
       // in = 0: y = act(b)
       Tensor x0 = Tensor.zeros(new long[] {2, 0}, DType.F64, Device.CPU);
       Tensor w0 = Tensor.zeros(new long[] {3, 0}, DType.F64, Device.CPU);
-      assertClose(Functional.linear(x0, w0, b, Activation.SIGMOID), b.sigmoid().unsqueeze(0).expand(2, 3), 1e-15,
-          "in = 0");
+      assertClose(
+          Functional.linear(x0, w0, b, Activation.SIGMOID), b.sigmoid().unsqueeze(0).expand(2, 3), 1e-15, "in = 0");
     }
   }
 
   @Test
   void badInputNamesTheOpAndTheShapesAndChangesNothing() {
     try (Scope s = Scope.open()) {
-      Tensor x = rand(41, DType.F64, 4, 5).requiresGrad(true), w = rand(42, DType.F64, 3, 5), b = rand(43, DType.F64, 3);
+      Tensor x = rand(41, DType.F64, 4, 5).requiresGrad(true), w = rand(42, DType.F64, 3, 5),
+             b = rand(43, DType.F64, 3);
       double[] xBefore = x.toDoubleArray(), wBefore = w.toDoubleArray();
       assertBadLinear(() -> Functional.linear(x, rand(44, DType.F64, 3, 6), b, Activation.TANH), "[4, 5]", "[3, 6]");
       assertBadLinear(() -> Functional.linear(x, w, rand(45, DType.F64, 4), Activation.TANH), "[4]", "[3, 5]");
       assertBadLinear(() -> Functional.linear(x, w, rand(45, DType.F64, 1, 3), Activation.RELU), "[1, 3]", "[3, 5]");
       assertBadLinear(() -> Functional.linear(x, rand(46, DType.F32, 3, 5), b, Activation.TANH), "F32", "F64");
       assertBadLinear(() -> Functional.linear(x, w, b, null), "null", "[4, 5]");
-      assertBadLinear(() -> Functional.linear(Tensor.scalar(1.0, DType.F64, Device.CPU), w, b, Activation.TANH), "[3, 5]");
+      assertBadLinear(
+          () -> Functional.linear(Tensor.scalar(1.0, DType.F64, Device.CPU), w, b, Activation.TANH), "[3, 5]");
       Tensor closed;
       try (Scope inner = Scope.open()) {
         closed = rand(47, DType.F64, 3, 5);
@@ -171,7 +171,8 @@ class FusedLinearTest {
     // straight to the C ABI (what Java never sends): an unknown activation code, negative sizes
     int st = MkNative.mk_dense_linear_forward(Device.CPU.code, DType.F64.code, 99, 1, 1, 1, 0, 0, 1, 1, 0, 0, 0);
     assertNotEquals(0, st);
-    assertTrue(MkNative.mk_last_error().getString().contains("mk_dense_linear_forward"), MkNative.mk_last_error().getString());
+    assertTrue(
+        MkNative.mk_last_error().getString().contains("mk_dense_linear_forward"), MkNative.mk_last_error().getString());
     assertTrue(MkNative.mk_last_error().getString().contains("activation"), MkNative.mk_last_error().getString());
     st = MkNative.mk_dense_linear_backward(Device.CPU.code, DType.F32.code, 0, -1, 1, 1, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0);
     assertNotEquals(0, st);
@@ -239,8 +240,10 @@ class FusedLinearTest {
       // bad input: the op and the shapes
       assertBad(() -> Functional.mse(p, t), "mse", "[5, 4]", "[4, 5]");
       assertBad(() -> Functional.mse(p, rand(67, DType.F64, 5, 4)), "mse");
-      assertBad(() -> Functional.mse(Tensor.zeros(new long[] {0, 2}, DType.F32, Device.CPU),
-          Tensor.zeros(new long[] {0, 2}, DType.F32, Device.CPU)), "mse", "empty");
+      assertBad(()
+                    -> Functional.mse(Tensor.zeros(new long[] {0, 2}, DType.F32, Device.CPU),
+                        Tensor.zeros(new long[] {0, 2}, DType.F32, Device.CPU)),
+          "mse", "empty");
       int st = MkNative.mk_dense_mse_forward(Device.CPU.code, DType.F32.code, 0, 0, 0, 0, 0);
       assertNotEquals(0, st);
       assertTrue(MkNative.mk_last_error().getString().contains("mk_dense_mse_forward"));

@@ -33,9 +33,8 @@ final class LinearAct {
     shape[shape.length - 1] = out;
     Tensor y = Tensor.empty(shape, x.dtype(), x.device());
     long[] ws = w.strides();
-    Native.check(MkNative.mk_dense_linear_forward(x.device().code, x.dtype().code, code, rows, in, out,
-                     xc.address(op), w.address(op), ws[0], ws[1], b == null ? 0 : b.address(op), y.address(op),
-                     x.launchStream()),
+    Native.check(MkNative.mk_dense_linear_forward(x.device().code, x.dtype().code, code, rows, in, out, xc.address(op),
+                     w.address(op), ws[0], ws[1], b == null ? 0 : b.address(op), y.address(op), x.launchStream()),
         () -> op + " " + Checks.shapes(x, w) + (bias == null ? "" : " bias " + bias.describe()));
     return Autograd.record(op, y, new Tensor[] {xc, w, b}, g -> backward(g[0], y, xc, w, b, code));
   }
@@ -58,10 +57,9 @@ final class LinearAct {
     Tensor gw = wantW ? Tensor.empty(new long[] {out, in}, x.dtype(), x.device()) : null;
     Tensor gb = wantB ? Tensor.empty(new long[] {out}, x.dtype(), x.device()) : null;
     long[] ws = w.strides();
-    Native.check(MkNative.mk_dense_linear_backward(x.device().code, x.dtype().code, code, rows, in, out,
-                     gy.address(op), y.address(op), x.address(op), w.address(op), ws[0], ws[1],
-                     gx == null ? 0 : gx.address(op), gw == null ? 0 : gw.address(op), gb == null ? 0 : gb.address(op),
-                     x.launchStream()),
+    Native.check(MkNative.mk_dense_linear_backward(x.device().code, x.dtype().code, code, rows, in, out, gy.address(op),
+                     y.address(op), x.address(op), w.address(op), ws[0], ws[1], gx == null ? 0 : gx.address(op),
+                     gw == null ? 0 : gw.address(op), gb == null ? 0 : gb.address(op), x.launchStream()),
         () -> op + " " + Checks.shapes(gy, x, w));
     List<Tensor> outs = new ArrayList<>(3);
     for (Tensor t : new Tensor[] {gx, gw, gb})
@@ -76,9 +74,9 @@ final class LinearAct {
   }
 
   /** The rule of {@code linearBackward}: upstream Gx, GW, Gb (null where none) ↦ {∂gy, ∂y, ∂x, ∂W}. */
-  private static Tensor[] backwardBackward(Tensor gX, Tensor gW, Tensor gB, Tensor gy, Tensor y, Tensor x, Tensor w,
-      int code) {
-    Tensor d = derivative(y, code);  // act'(z) in y; null for the identity
+  private static Tensor[] backwardBackward(
+      Tensor gX, Tensor gW, Tensor gB, Tensor gy, Tensor y, Tensor x, Tensor w, int code) {
+    Tensor d = derivative(y, code); // act'(z) in y; null for the identity
     // G_gz = Gx Wᵀ + x GWᵀ + Gb, each product a fused identity linear (one node each)
     Tensor gGz = null;
     if (gX != null) gGz = Functional.linear(gX, w, gB);
@@ -99,7 +97,7 @@ final class LinearAct {
     if ((gW != null && x.requiresGrad()) || (gX != null && w.requiresGrad())) {
       Tensor gz = d == null ? gy : gy.mul(d);
       long in = w.size(1), out = w.size(0);
-      if (gW != null && x.requiresGrad()) dX = gz.matmul(gW);  // [..., out] x [out, in]
+      if (gW != null && x.requiresGrad()) dX = gz.matmul(gW); // [..., out] x [out, in]
       if (gX != null && w.requiresGrad()) dW = gz.reshape(-1, out).mT().matmul(gX.reshape(-1, in));
     }
     return new Tensor[] {dGy, dY, dX, dW};

@@ -22,8 +22,8 @@ final class Mse {
     Tensor p = pred.isContiguous() ? pred : pred.contiguous();
     Tensor t = target.isContiguous() ? target : target.contiguous();
     Tensor out = Tensor.empty(new long[0], p.dtype(), p.device());
-    Native.check(MkNative.mk_dense_mse_forward(p.device().code, p.dtype().code, p.numel(), p.address(op),
-                     t.address(op), out.address(op), p.launchStream()),
+    Native.check(MkNative.mk_dense_mse_forward(p.device().code, p.dtype().code, p.numel(), p.address(op), t.address(op),
+                     out.address(op), p.launchStream()),
         () -> op + " " + Checks.shapes(pred, target));
     return Autograd.record(op, out, new Tensor[] {p, t}, g -> backward(p, t, g[0]));
   }
@@ -36,9 +36,9 @@ final class Mse {
     Tensor g = gIn.isContiguous() ? gIn : gIn.contiguous();
     Tensor gp = wantP ? Tensor.empty(p.shape(), p.dtype(), p.device()) : null;
     Tensor gt = wantT ? Tensor.empty(t.shape(), t.dtype(), t.device()) : null;
-    Native.check(MkNative.mk_dense_mse_backward(p.device().code, p.dtype().code, p.numel(), p.address(op),
-                     t.address(op), g.address(op), gp == null ? 0 : gp.address(op), gt == null ? 0 : gt.address(op),
-                     p.launchStream()),
+    Native.check(
+        MkNative.mk_dense_mse_backward(p.device().code, p.dtype().code, p.numel(), p.address(op), t.address(op),
+            g.address(op), gp == null ? 0 : gp.address(op), gt == null ? 0 : gt.address(op), p.launchStream()),
         () -> op + " " + Checks.shapes(p, t, g));
     Tensor[] outs = wantP && wantT ? new Tensor[] {gp, gt} : new Tensor[] {wantP ? gp : gt};
     double c = 2.0 / p.numel();
