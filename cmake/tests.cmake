@@ -189,3 +189,8 @@ endforeach()
 # float64 loop and the CPU twin, bitwise across thread orders; momentum bitwise.
 mk_emu_executable(linear_attention_emu_test)
 mk_emu_test(emu.linear_attention linear_attention_emu_test)
+
+# tests/cuda-emu/linear_emu_test.cpp: kernels/cuda/linear.cu (the fused linear layer's epilogue and
+# activation gradient) against the CPU twin and a long-double loop, every thread order in one run.
+mk_emu_executable(linear_emu_test)
+mk_emu_test(emu.linear linear_emu_test)

@@ -104,6 +104,15 @@ enum mk_meta_flags {
   MK_META_NESTEROV = 1,             /* SGD: u = d + mu b' instead of b' */
   MK_META_DECOUPLED_WEIGHT_DECAY = 2 /* Adam: AdamW's p (1 - lr wd) instead of wd p added to the gradient */
 };
+/* The activation of the fused linear layer (mk_dense_linear_*): each has a derivative written in its
+ * output y = act(z), so the backward reads y and never z. */
+enum mk_linear_act {
+  MK_LINEAR_ACT_IDENTITY = 0, /* y = z,              act' = 1 */
+  MK_LINEAR_ACT_RELU = 1,     /* y = max(z, 0),      act' = [y > 0] */
+  MK_LINEAR_ACT_TANH = 2,     /* y = tanh z,         act' = 1 - y^2 */
+  MK_LINEAR_ACT_SIGMOID = 3,  /* y = 1 / (1 + e^-z), act' = y (1 - y) */
+  MK_LINEAR_ACT_COUNT = 4
+};
 
 /* ---- runtime ------------------------------------------------------------------------------ */
 int mk_abi_version(void);
@@ -525,6 +534,31 @@ int mk_graph_gat_forward(int device, int dtype, int64_t rows, int64_t cols, int6
                          int64_t width, double negative_slope, const int64_t* row_ptr, const int64_t* col,
                          const void* x, const void* s_src, const void* s_dst, void* out, void* lse,
                          void* stream);
+
+/* ---- dense: fused linear layer + activation --------------------------------------------------- */
+/* y = act(x W^T + b): x [rows, in] contiguous, weight [out, in] with strides (w_rs, w_cs) (any layout
+ * the matmul takes), bias [out] or NULL, y [rows, out] contiguous; act an mk_linear_act. One GEMM
+ * (the path of mk_dense_matmul_forward: BLAS / cuBLAS) and one epilogue kernel (bias and
+ * activation in place). F32 or F64. */
+int mk_dense_linear_forward(int device, int dtype, int act, int64_t rows, int64_t in, int64_t out, const void* x,
+                            const void* weight, int64_t w_rs, int64_t w_cs, const void* bias, void* y, void* stream);
+/* The backward of mk_dense_linear_forward in one call: gz = grad_y * act'(z) with act' read from
+ * the forward's output y (NULL allowed for MK_LINEAR_ACT_IDENTITY), then grad_x = gz W [rows, in],
+ * grad_weight = gz^T x [out, in], grad_bias = sum over rows of gz [out] (in row order:
+ * deterministic). Each output may be NULL (not wanted); all contiguous, grad_y [rows, out]. gz is
+ * kernel scratch from the caching allocator, freed before return (none for the identity). */
+int mk_dense_linear_backward(int device, int dtype, int act, int64_t rows, int64_t in, int64_t out,
+                             const void* grad_y, const void* y, const void* x, const void* weight, int64_t w_rs,
+                             int64_t w_cs, void* grad_x, void* grad_weight, void* grad_bias, void* stream);
+
+/* ---- dense: fused mean squared error ------------------------------------------------------------ */
+/* out (one element) = mean((p - t)^2) over n > 0 elements: p, t [n] contiguous. Summed in double in
+ * a fixed order that depends on n alone (deterministic for any thread count). F32 or F64. */
+int mk_dense_mse_forward(int device, int dtype, int64_t n, const void* p, const void* t, void* out, void* stream);
+/* grad_p = 2 / n * g * (p - t), grad_t = -grad_p (each may be NULL): the gradient of
+ * mk_dense_mse_forward times g (one element of the device's memory). */
+int mk_dense_mse_backward(int device, int dtype, int64_t n, const void* p, const void* t, const void* g,
+                          void* grad_p, void* grad_t, void* stream);
 
 #ifdef __cplusplus
 }

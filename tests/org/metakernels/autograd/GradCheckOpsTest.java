@@ -304,6 +304,28 @@ class GradCheckOpsTest {
     add("infoNce weighted, several positives", xs -> Functional.infoNce(xs.get(0), xs.get(1), 0.5,
         Tensor.of(new double[] {1, 1, 0, 0, 1, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1}, 4, 4), xs.get(2)),
         r -> List.of(u(r, -1, 1, 4, 3), u(r, -1, 1, 4, 3), u(r, -1, 1, 4, 4)));
+    // ---- the fused linear layer (one node forward, one node backward) for every fused activation,
+    // with a leading batch dim; the output squared (and for relu shifted) so the second order of
+    // every input is exercised; relu's inputs keep z away from its kink
+    for (Activation act : new Activation[] {Activation.IDENTITY, Activation.TANH, Activation.SIGMOID}) {
+      add("fused linear " + act, xs -> Functional.linear(xs.get(0), xs.get(1), xs.get(2), act).square().sin(),
+          r -> List.of(u(r, -1, 1, 2, 3, 4), u(r, -1, 1, 5, 4), u(r, -1, 1, 5)));
+      add("fused linear " + act + " without bias", xs -> Functional.linear(xs.get(0), xs.get(1), null, act).square(),
+          r -> List.of(u(r, -1, 1, 3, 4), u(r, -1, 1, 2, 4)));
+    }
+    add("fused linear RELU", xs -> Functional.linear(xs.get(0), xs.get(1), xs.get(2), Activation.RELU).square().sin(),
+        r -> List.of(Tensor.of(new double[] {1, 0.5, -0.25, 0.8, 0.3, -0.6}, 2, 3),
+            Tensor.of(new double[] {0.7, -0.2, 0.4, -0.5, 0.9, 0.1, 0.3, 0.6, -0.8, -0.4, 0.2, 0.5}, 4, 3),
+            Tensor.of(new double[] {0.3, -0.35, 0.25, -0.6}, 4)));
+    add("fused linear TANH in a 2-layer MLP", xs -> Functional.linear(Functional.linear(xs.get(0), xs.get(1), xs.get(2),
+        Activation.TANH), xs.get(3), null, Activation.SIGMOID).sum(),
+        r -> List.of(u(r, -1, 1, 4, 3), u(r, -1, 1, 5, 3), u(r, -1, 1, 5), u(r, -1, 1, 2, 5)));
+    // ---- the fused mse (one node, its backward one node), in both arguments; its output scaled by a
+    // function of the inputs so the gradient seed g is differentiated too
+    add("fused mse", xs -> Functional.mse(xs.get(0), xs.get(1)).mul(xs.get(0).sum().sin()),
+        r -> List.of(u(r, -1, 1, 2, 3, 2), u(r, -1, 1, 2, 3, 2)));
+    add("fused mse of a fused linear", xs -> Functional.mse(Functional.linear(xs.get(0), xs.get(1), null,
+        Activation.TANH), xs.get(2)).square(), r -> List.of(u(r, -1, 1, 4, 3), u(r, -1, 1, 2, 3), u(r, -1, 1, 4, 2)));
   }
 
   /** The heterogeneous-graph cases' fixed operators and layers (built once, tiny, never freed). */

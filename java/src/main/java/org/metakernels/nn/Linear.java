@@ -44,6 +44,20 @@ public final class Linear extends Module {
   }
 
   /**
+   * act(x Wᵀ + b) with this layer's weights or the substituted ones in {@code w}, fused into one
+   * op where {@link Functional#fuses(Activation)} (see {@link Functional#linear(Tensor, Tensor,
+   * Tensor, Activation)}): {@code fc.forward(x, Weights.of(fast), Activation.TANH)} of [B, in] is [B, out].
+   *
+   * @param x [..., in]
+   * @param w substituted weights (names "weight", "bias"), or {@link Weights#none()} for the layer's own
+   * @param act the activation after the bias
+   * @return [..., out]
+   */
+  public Tensor forward(Tensor x, Weights w, Activation act) {
+    return Functional.linear(x, p("weight", w), bias ? p("bias", w) : null, act);
+  }
+
+  /**
    * Input features.
    *
    * @return the size of the input's last dim

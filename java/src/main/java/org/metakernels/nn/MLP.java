@@ -16,6 +16,7 @@ import org.metakernels.tensor.Tensor;
 public final class MLP extends Module {
   private final int layers;
   private final Activation act;
+  private final Linear[] linears;
 
   /**
    * An MLP with fresh seeded weights.
@@ -29,16 +30,18 @@ public final class MLP extends Module {
   public MLP(long[] sizes, Activation act, DType dtype, Device device, long seed) {
     this.layers = sizes.length - 1;
     this.act = act;
+    this.linears = new Linear[layers];
     for (int i = 0; i < layers; i++)
-      child("layer" + i, new Linear(sizes[i], sizes[i + 1], true, dtype, device, seed + 101L * i));
+      linears[i] = child("layer" + i, new Linear(sizes[i], sizes[i + 1], true, dtype, device, seed + 101L * i));
   }
 
   @Override
   public Tensor forward(Tensor x, Weights w) {
     Tensor h = x;
     for (int i = 0; i < layers; i++) {
-      h = run("layer" + i, h, w);
-      if (i < layers - 1) h = act.apply(h);
+      // the activation fused into the layer where it has a fused form (one op and one tape node)
+      Linear layer = linears[i];
+      h = layer.forward(h, w.child("layer" + i), i < layers - 1 ? act : Activation.IDENTITY);
     }
     return h;
   }

@@ -1,5 +1,7 @@
 package org.metakernels.ops;
 
+import org.metakernels.nn.Activation;
+import org.metakernels.runtime.Codes;
 import org.metakernels.runtime.MetakernelsException;
 import org.metakernels.tensor.DType;
 import org.metakernels.tensor.Tensor;
@@ -49,7 +51,10 @@ public final class Functional {
 
   /**
    * Mean squared error mean((pred − target)²) over all elements:
-   * {@code Functional.mse(pred, y)} of [B, 1] and [B, 1] is [].
+   * {@code Functional.mse(pred, y)} of [B, 1] and [B, 1] is []. For F32 and F64 it is one native
+   * call and one tape node (the sum in double, deterministic); its backward, gp = 2(p − t)/n · g and
+   * gt = −gp, is again one call and, when recorded, one node whose rule is written in
+   * differentiable ops (every order works).
    *
    * @param pred predictions, F32 or F64, not empty
    * @param target targets of the same shape, dtype and device
@@ -61,7 +66,8 @@ public final class Functional {
       throw new MetakernelsException("mse: " + pred.describe() + " vs " + target.describe());
     if (pred.numel() == 0)
       throw new MetakernelsException("mse: " + pred.describe() + " is empty (the mean of no elements)");
-    return pred.sub(target).square().mean();
+    if (pred.dtype() != DType.F32 && pred.dtype() != DType.F64) return pred.sub(target).square().mean();
+    return Mse.forward(pred, target);
   }
 
   /**
@@ -94,7 +100,8 @@ public final class Functional {
 
   /**
    * Linear map x Wᵀ + b: {@code Functional.linear(x, w, b)} of [B, N, in], [out, in] and [out]
-   * is [B, N, out].
+   * is [B, N, out]. For F32 and F64 this is the fused {@link #linear(Tensor, Tensor, Tensor,
+   * Activation)} with {@link Activation#IDENTITY}: one native call and one tape node.
    *
    * @param x [..., in], F32 or F64
    * @param weight [out, in] of x's dtype
@@ -102,15 +109,65 @@ public final class Functional {
    * @return [..., out]
    */
   public static Tensor linear(Tensor x, Tensor weight, Tensor bias) {
-    Checks.compatible("linear", x, weight);
-    if (bias != null) Checks.compatible("linear", x, bias);
+    return linear(x, weight, bias, Activation.IDENTITY);
+  }
+
+  /**
+   * A linear layer and its activation fused, act(x Wᵀ + b), for {@code act} of
+   * {@link Activation#IDENTITY}, {@link Activation#RELU}, {@link Activation#TANH} and
+   * {@link Activation#SIGMOID} on F32/F64: one native call (the GEMM through BLAS or cuBLAS and
+   * one epilogue pass for the bias and the activation) and one tape node, whose backward is again
+   * one native call (gz = gy ⊙ act'(z) read from the output, then gx = gz W, gW = gzᵀ x summed
+   * over all leading dims, gb = Σ gz) and, when recorded (createGraph), one node whose own rule is
+   * written in differentiable ops, so every derivative order works. Other activations (GELU) and
+   * 16-bit types run the composed form {@code act.apply(x.matmul(wᵀ).add(b))}.
+   * {@code Functional.linear(x, w, b, Activation.TANH)} of [B, N, in], [out, in] and [out] is [B, N, out].
+   *
+   * @param x [..., in] (at least one dim)
+   * @param weight [out, in] of x's dtype and device
+   * @param bias [out] of x's dtype and device, or null
+   * @param act the activation applied after the bias
+   * @return act(x Wᵀ + b), [..., out]
+   */
+  public static Tensor linear(Tensor x, Tensor weight, Tensor bias, Activation act) {
+    String op = "linear";
+    if (act == null)
+      throw new MetakernelsException(op + ": the activation is null (x " + x.describe() + ", weight "
+          + weight.describe() + ")");
+    Checks.compatible(op, x, weight);
+    if (bias != null) Checks.compatible(op, x, bias);
     if (x.rank() == 0 || weight.rank() != 2 || x.size(-1) != weight.size(1))
-      throw new MetakernelsException("linear: " + x.describe() + " does not fit weight " + weight.describe());
+      throw new MetakernelsException(op + ": " + x.describe() + " does not fit weight " + weight.describe());
     if (bias != null && (bias.rank() != 1 || bias.size(0) != weight.size(0)))  // not broadcast: it would grow the result
-      throw new MetakernelsException("linear: bias " + bias.describe() + " must be [" + weight.size(0) + "] for weight "
+      throw new MetakernelsException(op + ": bias " + bias.describe() + " must be [" + weight.size(0) + "] for weight "
           + weight.describe());
-    Tensor y = x.matmul(weight.mT());
-    return bias == null ? y : y.add(bias);
+    int code = fusedCode(act);
+    if (code < 0 || (x.dtype() != DType.F32 && x.dtype() != DType.F64)) {
+      Tensor y = x.matmul(weight.mT());
+      return act.apply(bias == null ? y : y.add(bias));
+    }
+    return LinearAct.forward(x, weight, bias, code);
+  }
+
+  /** The {@code mk_linear_act} code of a fused activation, or −1 where there is none. */
+  static int fusedCode(Activation act) {
+    if (act == Activation.IDENTITY) return Codes.LINEAR_ACT_IDENTITY;
+    if (act == Activation.RELU) return Codes.LINEAR_ACT_RELU;
+    if (act == Activation.TANH) return Codes.LINEAR_ACT_TANH;
+    if (act == Activation.SIGMOID) return Codes.LINEAR_ACT_SIGMOID;
+    return -1;
+  }
+
+  /**
+   * Whether {@link #linear(Tensor, Tensor, Tensor, Activation)} runs {@code act} fused (one native
+   * call and one node) for F32/F64 operands, rather than composed: {@code Functional.fuses(Activation.TANH)}
+   * is true.
+   *
+   * @param act an activation
+   * @return true for IDENTITY, RELU, TANH and SIGMOID
+   */
+  public static boolean fuses(Activation act) {
+    return act != null && fusedCode(act) >= 0;
   }
 
   /** Fresh zeros like {@code t} in the given dtype. */

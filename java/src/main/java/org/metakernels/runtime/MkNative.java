@@ -583,4 +583,22 @@ public final class MkNative {
       @Cast("const int64_t*") long col, @Cast("const void*") long x, @Cast("const void*") long sSrc,
       @Cast("const void*") long sDst, @Cast("void*") long out, @Cast("void*") long lse,
       @Cast("void*") long stream);
+
+  public static native int mk_dense_linear_forward(int device, int dtype, int act, @Cast("int64_t") long rows,
+      @Cast("int64_t") long in, @Cast("int64_t") long out, @Cast("const void*") long x,
+      @Cast("const void*") long weight, @Cast("int64_t") long wRs, @Cast("int64_t") long wCs,
+      @Cast("const void*") long bias, @Cast("void*") long y, @Cast("void*") long stream);
+
+  public static native int mk_dense_linear_backward(int device, int dtype, int act, @Cast("int64_t") long rows,
+      @Cast("int64_t") long in, @Cast("int64_t") long out, @Cast("const void*") long gradY,
+      @Cast("const void*") long y, @Cast("const void*") long x, @Cast("const void*") long weight,
+      @Cast("int64_t") long wRs, @Cast("int64_t") long wCs, @Cast("void*") long gradX,
+      @Cast("void*") long gradWeight, @Cast("void*") long gradBias, @Cast("void*") long stream);
+
+  public static native int mk_dense_mse_forward(int device, int dtype, @Cast("int64_t") long n,
+      @Cast("const void*") long p, @Cast("const void*") long t, @Cast("void*") long out, @Cast("void*") long stream);
+
+  public static native int mk_dense_mse_backward(int device, int dtype, @Cast("int64_t") long n,
+      @Cast("const void*") long p, @Cast("const void*") long t, @Cast("const void*") long g,
+      @Cast("void*") long gradP, @Cast("void*") long gradT, @Cast("void*") long stream);
 }
