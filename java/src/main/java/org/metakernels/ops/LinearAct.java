@@ -36,7 +36,10 @@ final class LinearAct {
     Native.check(MkNative.mk_dense_linear_forward(x.device().code, x.dtype().code, code, rows, in, out, xc.address(op),
                      w.address(op), ws[0], ws[1], b == null ? 0 : b.address(op), y.address(op), x.launchStream()),
         () -> op + " " + Checks.shapes(x, w) + (bias == null ? "" : " bias " + bias.describe()));
-    return Autograd.record(op, y, new Tensor[] {xc, w, b}, g -> backward(g[0], y, xc, w, b, code));
+    return Autograd.record(op, y, new Tensor[] {xc, w, b},
+        g
+        -> backward(g[0], y, xc, w, b, code),
+        tan -> new Tensor[] {forwardTangent(tan[0], tan[1], tan[2], y, xc, w, code)});
   }
 
   private static long[] leading(Tensor x) {
@@ -66,7 +69,16 @@ final class LinearAct {
       if (t != null) outs.add(t);
     final int ix = wantX ? 0 : -1, iw = wantW ? (wantX ? 1 : 0) : -1, ib = wantB ? outs.size() - 1 : -1;
     Autograd.record(op, outs.toArray(new Tensor[0]), new Tensor[] {gy, y, x, w},
-        g -> backwardBackward(ix < 0 ? null : g[ix], iw < 0 ? null : g[iw], ib < 0 ? null : g[ib], gy, y, x, w, code));
+        g
+        -> backwardBackward(ix < 0 ? null : g[ix], iw < 0 ? null : g[iw], ib < 0 ? null : g[ib], gy, y, x, w, code),
+        tan -> {
+          Tensor[] t = backwardTangents(tan[0], tan[1], tan[2], tan[3], gy, y, x, w, code);
+          Tensor[] r = new Tensor[outs.size()];
+          if (ix >= 0) r[ix] = t[0];
+          if (iw >= 0) r[iw] = t[1];
+          if (ib >= 0) r[ib] = t[2];
+          return r;
+        });
     result[0] = gx;
     result[1] = gw;
     result[2] = gb;
@@ -101,6 +113,52 @@ final class LinearAct {
       if (gX != null && w.requiresGrad()) dW = gz.reshape(-1, out).mT().matmul(gX.reshape(-1, in));
     }
     return new Tensor[] {dGy, dY, dX, dW};
+  }
+
+  /**
+   * Forward mode of {@code linear}: ż = ẋ Wᵀ + x Ẇᵀ + ḃ (fused identity linears), ẏ = ż ⊙ act'(z);
+   * null when no input carries a tangent.
+   */
+  private static Tensor forwardTangent(Tensor tx, Tensor tw, Tensor tb, Tensor y, Tensor x, Tensor w, int code) {
+    Tensor tz = null;
+    if (tx != null) tz = Functional.linear(tx, w, tb);
+    if (tw != null) {
+      Tensor t = Functional.linear(x, tw, tx == null ? tb : null);
+      tz = tz == null ? t : tz.add(t);
+    }
+    if (tz == null && tb != null) tz = tb.expand(y.shape());
+    if (tz == null) return null;
+    Tensor d = derivative(y, code);
+    return d == null ? tz : tz.mul(d);
+  }
+
+  /**
+   * Forward mode of {@code linearBackward}: with gz = gy ⊙ d(y) and ġz = ġy ⊙ d(y) + gy ⊙ d'(y) ⊙ ẏ,
+   * {ġx = ġz W + gz Ẇ, ġW = ġzᵀ x + gzᵀ ẋ, ġb = Σ_rows ġz} (each null when zero).
+   */
+  private static Tensor[] backwardTangents(
+      Tensor tgy, Tensor ty, Tensor tx, Tensor tw, Tensor gy, Tensor y, Tensor x, Tensor w, int code) {
+    Tensor d = derivative(y, code);
+    Tensor tgz = tgy == null ? null : d == null ? tgy : tgy.mul(d);
+    if (ty != null && (code == Codes.LINEAR_ACT_TANH || code == Codes.LINEAR_ACT_SIGMOID)) {
+      Tensor dd = code == Codes.LINEAR_ACT_TANH ? y.mul(-2.0) : y.mul(-2.0).add(1.0);
+      Tensor e = gy.mul(dd).mul(ty);
+      tgz = tgz == null ? e : tgz.add(e);
+    }
+    long in = w.size(1), out = w.size(0);
+    Tensor gz = tw != null || tx != null ? (d == null ? gy : gy.mul(d)) : null;
+    Tensor tgx = null, tgw = null, tgb = null;
+    if (tgz != null) {
+      tgx = tgz.matmul(w);
+      tgw = tgz.reshape(-1, out).mT().matmul(x.reshape(-1, in));
+      tgb = tgz.reshape(-1, out).sum(0, false);
+    }
+    if (tw != null) tgx = tgx == null ? gz.matmul(tw) : tgx.add(gz.matmul(tw));
+    if (tx != null) {
+      Tensor e = gz.reshape(-1, out).mT().matmul(tx.reshape(-1, in));
+      tgw = tgw == null ? e : tgw.add(e);
+    }
+    return new Tensor[] {tgx, tgw, tgb};
   }
 
   /** act'(z) written in y as a differentiable tensor, or null for the identity (1). */
