@@ -148,6 +148,33 @@ class GatBackwardTest {
     }
   }
 
+  /**
+   * Without createGraph the backward holds no E × H buffer: the host allocator's peak during the
+   * backward stays below the bytes of one [E, H] array (the composed form, taken with createGraph,
+   * allocates several).
+   */
+  @Test
+  void theBackwardAllocatesNoEdgeByHeadBuffer() {
+    int n = 2000, heads = 4, width = 2;
+    try (Scope s = Scope.open(); Graph g = Graph.fromEdges(Graphs.rmat(n, 200_000, 21L), n)) {
+      long eh = g.numEdges() * heads * 8L;
+      Tensor x = Tensor.randn(new long[] {n, heads, width}, DType.F64, CPU, 22L).requiresGrad(true);
+      Tensor ss = Tensor.randn(new long[] {n, heads}, DType.F64, CPU, 23L).requiresGrad(true);
+      Tensor sd = Tensor.randn(new long[] {n, heads}, DType.F64, CPU, 24L).requiresGrad(true);
+      Tensor dOut = Tensor.randn(new long[] {n, heads, width}, DType.F64, CPU, 25L);
+      long[] peak = new long[2];
+      for (int composed = 0; composed < 2; composed++) try (Scope q = Scope.open()) {
+          Tensor out = MessagePassing.gatAggregate(g, x, ss, sd, 0.2);
+          long live = MkNative.mk_host_live_bytes();
+          MkNative.mk_host_reset_peak_bytes();
+          Autograd.grad(List.of(out), List.of(x, ss, sd), List.of(dOut), composed == 1);
+          peak[composed] = MkNative.mk_host_peak_bytes() - live;
+        }
+      assertTrue(peak[0] < eh / 2, "fused backward peak " + peak[0] + " B, one [E, H] array " + eh + " B");
+      assertTrue(peak[1] > eh, "composed backward peak " + peak[1] + " B (the measure sees E x H buffers)");
+    }
+  }
+
   static void rejected(int status, String what, String... parts) {
     GatTest.rejected(status, what, parts);
   }
