@@ -199,9 +199,11 @@ void gat_backward_t(int64_t rows, int64_t H, int64_t D, T slope, const int64_t* 
         if (buf.size() < size_t((e - b) * H * 3)) buf.resize(size_t((e - b) * H * 3));
         std::fill(dsum.begin(), dsum.end(), T(0));
         for (int64_t k = b; k < e; ++k) {
-          if (k + Traits::kPrefetch < e) {
-            const char* p = reinterpret_cast<const char*>(x + col[k + Traits::kPrefetch] * F);
+          if (k + Traits::kPrefetch < e) {  // the source's feature row and scores
+            const int64_t jp = col[k + Traits::kPrefetch];
+            const char* p = reinterpret_cast<const char*>(x + jp * F);
             for (int64_t off = 0; off < F * int64_t(sizeof(T)); off += 64) __builtin_prefetch(p + off, 0, 1);
+            __builtin_prefetch(s_src + jp * H, 0, 1);
           }
           const int64_t j = col[k];
           const T* ss = s_src + j * H;
@@ -243,9 +245,13 @@ void gat_backward_t(int64_t rows, int64_t H, int64_t D, T slope, const int64_t* 
       if (gxr) std::fill(gxr, gxr + F, T(0));
       std::fill(acc.begin(), acc.end(), T(0));
       for (int64_t k = b; k < e; ++k) {
-        if (k + Traits::kPrefetch < e) {
-          const char* p = reinterpret_cast<const char*>(gout + csc_row[k + Traits::kPrefetch] * F);
+        if (k + Traits::kPrefetch < e) {  // the destination's gradient row and its scalars
+          const int64_t ip = csc_row[k + Traits::kPrefetch];
+          const char* p = reinterpret_cast<const char*>(gout + ip * F);
           for (int64_t off = 0; off < F * int64_t(sizeof(T)); off += 64) __builtin_prefetch(p + off, 0, 1);
+          __builtin_prefetch(s_dst + ip * H, 0, 1);
+          __builtin_prefetch(lse + ip * H, 0, 1);
+          if (gs_src) __builtin_prefetch(row_dot + ip * H, 0, 1);
         }
         const int64_t i = csc_row[k];
         const T* sd = s_dst + i * H;
