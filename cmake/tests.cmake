@@ -149,6 +149,11 @@ mk_emu_test(emu.dense dense_emu_test)
 mk_emu_executable(gat_emu_test)
 mk_emu_test(emu.gat gat_emu_test)
 
+# tests/cuda-emu/gat_backward_emu_test.cpp: the fused GAT backward (kernels/cuda/gat.cu) against the
+# CPU twin (bitwise) and a float64 loop, every lane order in one run; the twin across thread counts.
+mk_emu_executable(gat_backward_emu_test)
+mk_emu_test(emu.gat_backward gat_backward_emu_test)
+
 # ---- the native runtime's policies without a GPU ------------------------------------------------
 # tests/native/runtime_test.cpp: the device caching allocator on a fake CUDA table (host memory),
 # the host allocator, and cuBLAS behind the C ABI through tests/native/fake_cublas.cpp (a stand-in

@@ -154,6 +154,131 @@ void gat_t(int64_t rows, int64_t H, int64_t D, T slope, const int64_t* row_ptr, 
   });
 }
 
+// ---- GAT backward ---------------------------------------------------------------------------------
+// With α[k,h] = exp(leaky(z) - lse[r,h]) (0 when lse = -inf), z = s_src[col k, h] + s_dst[r, h],
+// ga[k,h] = ⟨gout[r,h,:], x[col k,h,:]⟩ (gat_dot) and Dr[r,h] = Σ_k α ga (row_dot):
+//   gs_dst[r,h] = Σ_{k in row r} α·w,   gs_src[j,h] = Σ_{k in column j} α·w,   w = leaky'(z)·(ga - Dr),
+//   gx[j,h,:]   = Σ_{k in column j} α·gout[r,h,:].
+// Pass 1 over the CSR rows (D and gs_dst; the row's α, ga and leaky' in a per-thread row buffer),
+// pass 2 over the CSC columns (gx and gs_src, α and ga recomputed). Every sum from 0 in CSR or CSC
+// order by one thread; nothing of size nnz × heads is written.
+template <class T>
+inline T gat_alpha(T ev, T l) {
+  return l == neg_inf<T>() ? T(0) : std::exp(ev - l);
+}
+
+// ⟨a, b⟩ over n: 8 running sums (lane l takes elements ≡ l mod 8, by fma in order), then
+// ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)); the CUDA twin's order.
+template <class T>
+inline T gat_dot(const T* a, const T* b, int64_t n) {
+  T s[8] = {T(0), T(0), T(0), T(0), T(0), T(0), T(0), T(0)};
+  int64_t d = 0;
+  for (; d + 8 <= n; d += 8) {
+#pragma omp simd
+    for (int l = 0; l < 8; ++l) s[l] = std::fma(a[d + l], b[d + l], s[l]);
+  }
+  for (int l = 0; d + l < n; ++l) s[l] = std::fma(a[d + l], b[d + l], s[l]);
+  return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
+
+template <class T>
+void gat_backward_t(int64_t rows, int64_t H, int64_t D, T slope, const int64_t* row_ptr, const int64_t* col,
+                    const int64_t* col_ptr, const int64_t* csc_row, const T* x, const T* s_src, const T* s_dst,
+                    const T* lse, const T* gout, T* gx, T* gs_src, T* gs_dst, T* row_dot) {
+  const int64_t F = H * D;
+  if (gs_src || gs_dst) {
+    // pass 1: destinations
+    for_each_part<Traits::kPartsPerThread>(row_ptr, rows, F + H, [&](int64_t r0, int64_t r1) {
+      std::vector<T> buf;  // per non-zero and head: α, ga, leaky'
+      std::vector<T> dsum(static_cast<size_t>(H));
+      for (int64_t r = r0; r < r1; ++r) {
+        const int64_t b = row_ptr[r], e = row_ptr[r + 1];
+        const T* sd = s_dst + r * H;
+        const T* lr = lse + r * H;
+        const T* gr = gout + r * F;
+        if (buf.size() < size_t((e - b) * H * 3)) buf.resize(size_t((e - b) * H * 3));
+        std::fill(dsum.begin(), dsum.end(), T(0));
+        for (int64_t k = b; k < e; ++k) {
+          if (k + Traits::kPrefetch < e) {  // the source's feature row and scores
+            const int64_t jp = col[k + Traits::kPrefetch];
+            const char* p = reinterpret_cast<const char*>(x + jp * F);
+            for (int64_t off = 0; off < F * int64_t(sizeof(T)); off += 64) __builtin_prefetch(p + off, 0, 1);
+            __builtin_prefetch(s_src + jp * H, 0, 1);
+          }
+          const int64_t j = col[k];
+          const T* ss = s_src + j * H;
+          const T* xr = x + j * F;
+          T* bk = buf.data() + (k - b) * H * 3;
+          for (int64_t h = 0; h < H; ++h) {
+            const T z = ss[h] + sd[h];
+            const T a = gat_alpha(leaky(z, slope), lr[h]);
+            const T ga = gat_dot(gr + h * D, xr + h * D, D);
+            bk[3 * h] = a;
+            bk[3 * h + 1] = ga;
+            bk[3 * h + 2] = z > T(0) ? T(1) : slope;
+            dsum[size_t(h)] = std::fma(a, ga, dsum[size_t(h)]);
+          }
+        }
+        for (int64_t h = 0; h < H; ++h) row_dot[r * H + h] = dsum[size_t(h)];
+        if (!gs_dst) continue;
+        for (int64_t h = 0; h < H; ++h) {
+          const T dr = dsum[size_t(h)];
+          T acc = T(0);
+          for (int64_t k = b; k < e; ++k) {
+            const T* bk = buf.data() + (k - b) * H * 3 + 3 * h;
+            acc = std::fma(bk[0], std::fma(bk[2], bk[1] - dr, T(0)), acc);
+          }
+          gs_dst[r * H + h] = acc;
+        }
+      }
+    });
+  }
+  if (!gx && !gs_src) return;
+  // pass 2: sources, over the CSC (column j's entries are the edges j -> csc_row[k])
+  for_each_part<Traits::kPartsPerThread>(col_ptr, rows, F + H, [&](int64_t c0, int64_t c1) {
+    std::vector<T> acc(static_cast<size_t>(H));
+    for (int64_t j = c0; j < c1; ++j) {
+      const int64_t b = col_ptr[j], e = col_ptr[j + 1];
+      const T* ss = s_src + j * H;
+      const T* xr = x + j * F;
+      T* gxr = gx ? gx + j * F : nullptr;
+      if (gxr) std::fill(gxr, gxr + F, T(0));
+      std::fill(acc.begin(), acc.end(), T(0));
+      for (int64_t k = b; k < e; ++k) {
+        if (k + Traits::kPrefetch < e) {  // the destination's gradient row and its scalars
+          const int64_t ip = csc_row[k + Traits::kPrefetch];
+          const char* p = reinterpret_cast<const char*>(gout + ip * F);
+          for (int64_t off = 0; off < F * int64_t(sizeof(T)); off += 64) __builtin_prefetch(p + off, 0, 1);
+          __builtin_prefetch(s_dst + ip * H, 0, 1);
+          __builtin_prefetch(lse + ip * H, 0, 1);
+          if (gs_src) __builtin_prefetch(row_dot + ip * H, 0, 1);
+        }
+        const int64_t i = csc_row[k];
+        const T* sd = s_dst + i * H;
+        const T* lr = lse + i * H;
+        const T* gr = gout + i * F;
+        for (int64_t h = 0; h < H; ++h) {
+          const T z = ss[h] + sd[h];
+          const T a = gat_alpha(leaky(z, slope), lr[h]);
+          if (gxr) {
+            T* gh = gxr + h * D;
+            const T* gi = gr + h * D;
+#pragma omp simd
+            for (int64_t d = 0; d < D; ++d) gh[d] = std::fma(a, gi[d], gh[d]);
+          }
+          if (gs_src) {
+            const T ga = gat_dot(gr + h * D, xr + h * D, D);
+            const T lk = z > T(0) ? T(1) : slope;
+            acc[size_t(h)] = std::fma(a, std::fma(lk, ga - row_dot[i * H + h], T(0)), acc[size_t(h)]);
+          }
+        }
+      }
+      if (gs_src)
+        for (int64_t h = 0; h < H; ++h) gs_src[j * H + h] = acc[size_t(h)];
+    }
+  });
+}
+
 }  // namespace
 
 int graph_edge_softmax(int dtype, int64_t rows, int64_t, int64_t heads, const int64_t* row_ptr, const void* scores,
@@ -183,6 +308,25 @@ int graph_gat(int dtype, int64_t rows, int64_t, int64_t heads, int64_t width, do
   return 0;
 }
 
+int graph_gat_backward(int dtype, int64_t rows, int64_t, int64_t heads, int64_t width, double slope,
+                       const int64_t* row_ptr, const int64_t* col, const int64_t* col_ptr, const int64_t* csc_row,
+                       const void* x, const void* s_src, const void* s_dst, const void* lse, const void* gout, void* gx,
+                       void* gs_src, void* gs_dst, void* row_dot, void*) {
+  if (dtype == MK_F32)
+    gat_backward_t(rows, heads, width, float(slope), row_ptr, col, col_ptr, csc_row, static_cast<const float*>(x),
+                   static_cast<const float*>(s_src), static_cast<const float*>(s_dst), static_cast<const float*>(lse),
+                   static_cast<const float*>(gout), static_cast<float*>(gx), static_cast<float*>(gs_src),
+                   static_cast<float*>(gs_dst), static_cast<float*>(row_dot));
+  else if (dtype == MK_F64)
+    gat_backward_t(rows, heads, width, slope, row_ptr, col, col_ptr, csc_row, static_cast<const double*>(x),
+                   static_cast<const double*>(s_src), static_cast<const double*>(s_dst),
+                   static_cast<const double*>(lse), static_cast<const double*>(gout), static_cast<double*>(gx),
+                   static_cast<double*>(gs_src), static_cast<double*>(gs_dst), static_cast<double*>(row_dot));
+  else
+    return KERNEL_UNSUPPORTED;
+  return 0;
+}
+
 }  // namespace MK_ISA_NS
 
 #ifndef MK_ISA_AVX512
@@ -191,6 +335,9 @@ namespace avx512 {
 int graph_edge_softmax(int, int64_t, int64_t, int64_t, const int64_t*, const void*, const void*, void*, void*, void*);
 int graph_gat(int, int64_t, int64_t, int64_t, int64_t, double, const int64_t*, const int64_t*, const void*, const void*,
               const void*, void*, void*, void*);
+int graph_gat_backward(int, int64_t, int64_t, int64_t, int64_t, double, const int64_t*, const int64_t*, const int64_t*,
+                       const int64_t*, const void*, const void*, const void*, const void*, const void*, void*, void*,
+                       void*, void*, void*);
 }  // namespace avx512
 
 int graph_edge_softmax(int dtype, int64_t rows, int64_t nnz, int64_t heads, const int64_t* row_ptr, const void* scores,
@@ -206,6 +353,17 @@ int graph_gat(int dtype, int64_t rows, int64_t nnz, int64_t heads, int64_t width
   if (isa_level() >= 3)
     return avx512::graph_gat(dtype, rows, nnz, heads, width, slope, row_ptr, col, x, s_src, s_dst, out, lse, stream);
   return avx2::graph_gat(dtype, rows, nnz, heads, width, slope, row_ptr, col, x, s_src, s_dst, out, lse, stream);
+}
+
+int graph_gat_backward(int dtype, int64_t rows, int64_t nnz, int64_t heads, int64_t width, double slope,
+                       const int64_t* row_ptr, const int64_t* col, const int64_t* col_ptr, const int64_t* csc_row,
+                       const void* x, const void* s_src, const void* s_dst, const void* lse, const void* gout, void* gx,
+                       void* gs_src, void* gs_dst, void* row_dot, void* stream) {
+  if (isa_level() >= 3)
+    return avx512::graph_gat_backward(dtype, rows, nnz, heads, width, slope, row_ptr, col, col_ptr, csc_row, x, s_src,
+                                      s_dst, lse, gout, gx, gs_src, gs_dst, row_dot, stream);
+  return avx2::graph_gat_backward(dtype, rows, nnz, heads, width, slope, row_ptr, col, col_ptr, csc_row, x, s_src,
+                                  s_dst, lse, gout, gx, gs_src, gs_dst, row_dot, stream);
 }
 #endif
 

@@ -184,6 +184,144 @@ int gat_t(int64_t rows, int64_t H, int64_t D, T slope, const int64_t* row_ptr, c
                     x, s_src, s_dst, out, lse);
 }
 
+// ---- GAT backward ---------------------------------------------------------------------------------
+// The twin of kernels/cpu/gat.cpp's gat_backward_t: the same expressions per element, in the same
+// order (so bitwise equal in the emulator). Three launches on the stream, in order:
+//   rows:    one lane per (row, head) (lane groups as in the edge softmax); sweep 1: α, ga and
+//            row_dot = Σ α ga; sweep 2 recomputes α, ga: gs_dst = Σ α·leaky'(z)·(ga - row_dot);
+//   sources: one lane per (column, head) over the CSC: gs_src = Σ α·leaky'(z)·(ga - row_dot[i]);
+//   gx:      one lane per (column, feature) over the CSC: gx = Σ α gout[i, f] (α recomputed per lane).
+// No atomics, nothing of size nnz × heads.
+template <class T>
+__device__ __forceinline__ T gat_alpha_g(T ev, T l) {
+  return l == neg_inf_g<T>() ? T(0) : exp_g(ev - l);
+}
+
+// the CPU twin's gat_dot: 8 running sums by fma in order, then a fixed tree
+template <class T>
+__device__ __forceinline__ T gat_dot_g(const T* a, const T* b, int64_t n) {
+  T s[8];
+#pragma unroll
+  for (int l = 0; l < 8; ++l) s[l] = T(0);
+  int64_t d = 0;
+  for (; d + 8 <= n; d += 8) {
+#pragma unroll
+    for (int l = 0; l < 8; ++l) s[l] = fma_g(a[d + l], b[d + l], s[l]);
+  }
+  for (int l = 0; d + l < n; ++l) s[l] = fma_g(a[d + l], b[d + l], s[l]);
+  return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
+
+template <class T>
+__global__ void __launch_bounds__(Traits::kThreads)
+    gat_backward_rows_kernel(int64_t rows, int lanes, int64_t H, int64_t D, T slope,
+                             const int64_t* __restrict__ row_ptr, const int64_t* __restrict__ col,
+                             const T* __restrict__ x, const T* __restrict__ s_src, const T* __restrict__ s_dst,
+                             const T* __restrict__ lse, const T* __restrict__ gout, T* __restrict__ gs_dst,
+                             T* __restrict__ row_dot) {
+  const int64_t r = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / lanes;
+  const int lane = int(threadIdx.x % unsigned(lanes));
+  if (r >= rows) return;
+  const int64_t F = H * D, b = row_ptr[r], e = row_ptr[r + 1];
+  for (int64_t h = lane; h < H; h += lanes) {
+    const T sd = s_dst[r * H + h], l = lse[r * H + h];
+    const T* gr = gout + r * F + h * D;
+    T dsum = T(0);
+    for (int64_t k = b; k < e; ++k) {
+      const int64_t j = col[k];
+      const T a = gat_alpha_g(leaky_g(s_src[j * H + h] + sd, slope), l);
+      dsum = fma_g(a, gat_dot_g(gr, x + j * F + h * D, D), dsum);
+    }
+    row_dot[r * H + h] = dsum;
+    if (!gs_dst) continue;
+    T acc = T(0);
+    for (int64_t k = b; k < e; ++k) {
+      const int64_t j = col[k];
+      const T z = s_src[j * H + h] + sd;
+      const T a = gat_alpha_g(leaky_g(z, slope), l);
+      const T ga = gat_dot_g(gr, x + j * F + h * D, D);
+      acc = fma_g(a, fma_g(z > T(0) ? T(1) : slope, ga - dsum, T(0)), acc);
+    }
+    gs_dst[r * H + h] = acc;
+  }
+}
+
+template <class T>
+__global__ void __launch_bounds__(Traits::kThreads)
+    gat_backward_src_kernel(int64_t cols, int lanes, int64_t H, int64_t D, T slope,
+                            const int64_t* __restrict__ col_ptr, const int64_t* __restrict__ csc_row,
+                            const T* __restrict__ x, const T* __restrict__ s_src, const T* __restrict__ s_dst,
+                            const T* __restrict__ lse, const T* __restrict__ gout, const T* __restrict__ row_dot,
+                            T* __restrict__ gs_src) {
+  const int64_t j = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / lanes;
+  const int lane = int(threadIdx.x % unsigned(lanes));
+  if (j >= cols) return;
+  const int64_t F = H * D, b = col_ptr[j], e = col_ptr[j + 1];
+  for (int64_t h = lane; h < H; h += lanes) {
+    const T ss = s_src[j * H + h];
+    const T* xr = x + j * F + h * D;
+    T acc = T(0);
+    for (int64_t k = b; k < e; ++k) {
+      const int64_t i = csc_row[k];
+      const T z = ss + s_dst[i * H + h];
+      const T a = gat_alpha_g(leaky_g(z, slope), lse[i * H + h]);
+      const T ga = gat_dot_g(gout + i * F + h * D, xr, D);
+      acc = fma_g(a, fma_g(z > T(0) ? T(1) : slope, ga - row_dot[i * H + h], T(0)), acc);
+    }
+    gs_src[j * H + h] = acc;
+  }
+}
+
+// one group per (column, block of `lanes` features), lane = one feature
+template <class T>
+__global__ void __launch_bounds__(Traits::kThreads)
+    gat_backward_gx_kernel(int64_t cols, int lanes, int64_t col_blocks, int64_t H, int64_t D, T slope,
+                           const int64_t* __restrict__ col_ptr, const int64_t* __restrict__ csc_row,
+                           const T* __restrict__ s_src, const T* __restrict__ s_dst, const T* __restrict__ lse,
+                           const T* __restrict__ gout, T* __restrict__ gx) {
+  const int64_t F = H * D;
+  const int64_t group = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / lanes;
+  const int lane = int(threadIdx.x % unsigned(lanes));
+  const int64_t j = group / col_blocks;
+  if (j >= cols) return;
+  const int64_t f = (group % col_blocks) * lanes + lane;
+  if (f >= F) return;
+  const int64_t h = f / D, b = col_ptr[j], e = col_ptr[j + 1];
+  const T ss = s_src[j * H + h];
+  T acc = T(0);
+  for (int64_t k = b; k < e; ++k) {
+    const int64_t i = csc_row[k];
+    const T a = gat_alpha_g(leaky_g(ss + s_dst[i * H + h], slope), lse[i * H + h]);
+    acc = fma_g(a, gout[i * F + f], acc);
+  }
+  gx[j * F + f] = acc;
+}
+
+template <class T>
+int gat_backward_t(int64_t rows, int64_t H, int64_t D, T slope, const int64_t* row_ptr, const int64_t* col,
+                   const int64_t* col_ptr, const int64_t* csc_row, const T* x, const T* s_src, const T* s_dst,
+                   const T* lse, const T* gout, T* gx, T* gs_src, T* gs_dst, T* row_dot, cudaStream_t st) {
+  const int hl = pow2_at_least(H);
+  if (gs_src || gs_dst) {
+    int rc = launch_1d<Traits::kThreads>(gat_backward_rows_kernel<T>, rows * hl, st, rows, hl, H, D, slope, row_ptr,
+                                         col, x, s_src, s_dst, lse, gout, gs_dst, row_dot);
+    if (rc) return rc;
+  }
+  if (gs_src) {
+    int rc = launch_1d<Traits::kThreads>(gat_backward_src_kernel<T>, rows * hl, st, rows, hl, H, D, slope, col_ptr,
+                                         csc_row, x, s_src, s_dst, lse, gout, row_dot, gs_src);
+    if (rc) return rc;
+  }
+  if (gx) {
+    const int64_t F = H * D;
+    const int fl = pow2_at_least(F);
+    const int64_t col_blocks = (F + fl - 1) / fl;
+    return launch_1d<Traits::kThreads>(gat_backward_gx_kernel<T>, rows * col_blocks * fl, st, rows, fl, col_blocks, H,
+                                       D, slope, col_ptr, csc_row, s_src, s_dst, lse, gout, gx);
+  }
+  return 0;
+}
+
 }  // namespace
 
 int graph_edge_softmax(int dtype, int64_t rows, int64_t, int64_t heads, const int64_t* row_ptr, const void* scores,
@@ -210,6 +348,26 @@ int graph_gat(int dtype, int64_t rows, int64_t, int64_t heads, int64_t width, do
     return gat_t(rows, heads, width, slope, row_ptr, col, static_cast<const double*>(x),
                  static_cast<const double*>(s_src), static_cast<const double*>(s_dst), static_cast<double*>(out),
                  static_cast<double*>(lse), s);
+  return KERNEL_UNSUPPORTED;
+}
+
+int graph_gat_backward(int dtype, int64_t rows, int64_t, int64_t heads, int64_t width, double slope,
+                       const int64_t* row_ptr, const int64_t* col, const int64_t* col_ptr, const int64_t* csc_row,
+                       const void* x, const void* s_src, const void* s_dst, const void* lse, const void* gout, void* gx,
+                       void* gs_src, void* gs_dst, void* row_dot, void* stream) {
+  auto s = as_stream(stream);
+  if (dtype == MK_F32)
+    return gat_backward_t(rows, heads, width, float(slope), row_ptr, col, col_ptr, csc_row,
+                          static_cast<const float*>(x), static_cast<const float*>(s_src),
+                          static_cast<const float*>(s_dst), static_cast<const float*>(lse),
+                          static_cast<const float*>(gout), static_cast<float*>(gx), static_cast<float*>(gs_src),
+                          static_cast<float*>(gs_dst), static_cast<float*>(row_dot), s);
+  if (dtype == MK_F64)
+    return gat_backward_t(rows, heads, width, slope, row_ptr, col, col_ptr, csc_row, static_cast<const double*>(x),
+                          static_cast<const double*>(s_src), static_cast<const double*>(s_dst),
+                          static_cast<const double*>(lse), static_cast<const double*>(gout),
+                          static_cast<double*>(gx), static_cast<double*>(gs_src), static_cast<double*>(gs_dst),
+                          static_cast<double*>(row_dot), s);
   return KERNEL_UNSUPPORTED;
 }
 

@@ -534,6 +534,21 @@ int mk_graph_gat_forward(int device, int dtype, int64_t rows, int64_t cols, int6
                          int64_t width, double negative_slope, const int64_t* row_ptr, const int64_t* col,
                          const void* x, const void* s_src, const void* s_dst, void* out, void* lse,
                          void* stream);
+/* Fused GAT backward (issue 15): the gradients of mk_graph_gat_forward for grad_out [rows, heads,
+ * width], from the forward's lse (alpha = exp(e - lse), recomputed). With ga[k, h] = <grad_out[r,
+ * h, :], x[col[k], h, :]> and w = leaky'(z) (ga - row_dot[r, h]): row_dot[r, h] = sum_k alpha ga,
+ * grad_s_dst[r, h] = sum over row r of alpha w, grad_s_src[j, h] = sum over the edges out of j of
+ * alpha w, grad_x[j, h, :] = sum over the edges j -> i of alpha grad_out[i, h, :]. grad_x,
+ * grad_s_src and grad_s_dst are optional (NULL: not computed); row_dot ([rows, heads], written) is
+ * required with either score gradient. col_ptr [cols + 1] and csc_row [nnz] are the CSC of the same
+ * graph (the transpose of row_ptr/col; rows == cols). One pass over the CSR, one over the CSC;
+ * nothing of size nnz x heads is stored; every sum in a fixed order (deterministic, no atomics).
+ * F32 or F64. */
+int mk_graph_gat_backward(int device, int dtype, int64_t rows, int64_t cols, int64_t nnz, int64_t heads,
+                          int64_t width, double negative_slope, const int64_t* row_ptr, const int64_t* col,
+                          const int64_t* col_ptr, const int64_t* csc_row, const void* x, const void* s_src,
+                          const void* s_dst, const void* lse, const void* grad_out, void* grad_x,
+                          void* grad_s_src, void* grad_s_dst, void* row_dot, void* stream);
 
 /* ---- dense: fused linear layer + activation --------------------------------------------------- */
 /* y = act(x W^T + b): x [rows, in] contiguous, weight [out, in] with strides (w_rs, w_cs) (any layout

@@ -148,4 +148,48 @@ int mk_graph_gat_forward(int device, int dtype, int64_t rows, int64_t cols, int6
                                     lse, stream));
 }
 
+int mk_graph_gat_backward(int device, int dtype, int64_t rows, int64_t cols, int64_t nnz, int64_t heads, int64_t width,
+                          double negative_slope, const int64_t* row_ptr, const int64_t* col, const int64_t* col_ptr,
+                          const int64_t* csc_row, const void* x, const void* s_src, const void* s_dst,
+                          const void* lse, const void* grad_out, void* grad_x, void* grad_s_src, void* grad_s_dst,
+                          void* row_dot, void* stream) {
+  const char* op = "mk_graph_gat_backward";
+  const KernelTable* t = kernels_for(op, device);
+  if (!t) return MK_ERR_NO_DEVICE;
+  const std::string s = sizes(rows, cols, nnz, heads, width);
+  if (rows != cols)
+    return fail(MK_ERR_INVALID_ARGUMENT, "%s: %s: rows and cols must be equal (a node graph)", op, s.c_str());
+  MK_CHECK(check_graph(op, t, device, dtype, rows, cols, nnz, heads, width, row_ptr, col, stream));
+  if (width < 1) return fail(MK_ERR_INVALID_ARGUMENT, "%s: %s: width must be >= 1", op, s.c_str());
+  if (!std::isfinite(negative_slope))
+    return fail(MK_ERR_INVALID_ARGUMENT, "%s: %s: negative_slope %g is not finite", op, s.c_str(), negative_slope);
+  // the CSC: a valid structure of the transpose (its agreement with the CSR is the caller's)
+  if (!col_ptr) return fail(MK_ERR_INVALID_ARGUMENT, "%s: %s: col_ptr [%" PRId64 "] is null", op, s.c_str(), cols + 1);
+  MK_CHECK(check_ptr(op, "csc_row", csc_row, nnz));
+  int64_t bad[2] = {0, 0};
+  MK_CHECK(kernel_status(op, device, t->graph_check(cols, rows, nnz, col_ptr, csc_row, bad, stream)));
+  if (bad[0] || bad[1])
+    return fail(MK_ERR_INVALID_ARGUMENT,
+                "%s: %s: col_ptr [%" PRId64 "] / csc_row [%" PRId64 "] are not a CSC (%" PRId64
+                " bad pointers, %" PRId64 " row indices outside [0, %" PRId64 "))",
+                op, s.c_str(), cols + 1, nnz, bad[0], bad[1], rows);
+  MK_CHECK(check_ptr(op, "x", x, cols * heads * width));
+  MK_CHECK(check_ptr(op, "s_src", s_src, cols * heads));
+  MK_CHECK(check_ptr(op, "s_dst", s_dst, rows * heads));
+  MK_CHECK(check_ptr(op, "lse", lse, rows * heads));
+  MK_CHECK(check_ptr(op, "grad_out", grad_out, rows * heads * width));
+  if (grad_x) MK_CHECK(check_ptr(op, "grad_x", grad_x, cols * heads * width));
+  if (grad_s_src) MK_CHECK(check_ptr(op, "grad_s_src", grad_s_src, cols * heads));
+  if (grad_s_dst) MK_CHECK(check_ptr(op, "grad_s_dst", grad_s_dst, rows * heads));
+  if ((grad_s_src || grad_s_dst) && !row_dot)
+    return fail(MK_ERR_INVALID_ARGUMENT, "%s: %s: row_dot [%" PRId64 ", %" PRId64 "] is needed for grad_s_src or grad_s_dst",
+                op, s.c_str(), rows, heads);
+  if (row_dot) MK_CHECK(check_ptr(op, "row_dot", row_dot, rows * heads));
+  if (rows == 0) return MK_OK;
+  return kernel_status(op, device,
+                       t->graph_gat_backward(dtype, rows, nnz, heads, width, negative_slope, row_ptr, col, col_ptr,
+                                             csc_row, x, s_src, s_dst, lse, grad_out, grad_x, grad_s_src, grad_s_dst,
+                                             row_dot, stream));
+}
+
 }  // extern "C"

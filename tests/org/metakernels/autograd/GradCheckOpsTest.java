@@ -326,6 +326,13 @@ class GradCheckOpsTest {
         r -> List.of(u(r, -1, 1, 2, 3, 2), u(r, -1, 1, 2, 3, 2)));
     add("fused mse of a fused linear", xs -> Functional.mse(Functional.linear(xs.get(0), xs.get(1), null,
         Activation.TANH), xs.get(2)).square(), r -> List.of(u(r, -1, 1, 4, 3), u(r, -1, 1, 2, 3), u(r, -1, 1, 4, 2)));
+    // the fused GAT backward (order 1, no createGraph) with 3 heads of width 9 (the dot's 8 lanes
+    // and a tail), scores made from x, a slope of 0.5; order 2 runs the composed form
+    add("graph gat aggregate multi-head, scores from x", xs -> onGraph(g -> {
+      Tensor h = xs.get(0).reshape(6, 3, 9);
+      Tensor s = h.mul(xs.get(1).reshape(1, 3, 9)).sum(2, false);
+      return MessagePassing.gatAggregate(g, h, s, s.mul(-0.7).add(xs.get(2)), 0.5).sin();
+    }), r -> List.of(u(r, -1, 1, 6, 27), u(r, -1, 1, 3, 9), u(r, -1, 1, 6, 3)));
   }
 
   /** The heterogeneous-graph cases' fixed operators and layers (built once, tiny, never freed). */

@@ -16,7 +16,8 @@ import org.metakernels.tensor.Scope;
  * machine.
  *   java -Dmetakernels.threads=2 -cp benchmarks/target/benchmarks.jar org.metakernels.bench.GraphAB \
  *       BENCH EDGES FEATURES [ROUNDS [WARM]]
- * BENCH: forward-max, forwardBackward-max (SpMM max), sddmmForward, sddmmForwardBackward, gcnSecondOrder.
+ * BENCH: forward-max, forwardBackward-max (SpMM max), sddmmForward, sddmmForwardBackward, gcnSecondOrder,
+ * gatForwardBackward (FEATURES = heads x width, e.g. 4x16).
  */
 public final class GraphAB {
   private GraphAB() {}
@@ -24,7 +25,7 @@ public final class GraphAB {
   public static void main(String[] a) {
     String bench = a[0];
     long edges = Long.parseLong(a[1]);
-    int features = Integer.parseInt(a[2]);
+    int features = a[2].contains("x") ? 0 : Integer.parseInt(a[2]);
     int rounds = a.length > 3 ? Integer.parseInt(a[3]) : 7;
     int warm = a.length > 4 ? Integer.parseInt(a[4]) : 1;
     List<String> vendors = new ArrayList<>();
@@ -81,6 +82,18 @@ public final class GraphAB {
         in.setup();
         vendors.add(v);
         calls.add(v.equals("metakernels") ? mk(in::mkStep) : torch(in::torchStep));
+        states.add(in::tearDown);
+      }
+    } else if (bench.equals("gatForwardBackward")) { // FEATURES: heads x width per head, e.g. 4x16
+      for (String v : new String[] {"metakernels", "libtorch"}) {
+        GraphBench.GatInputs in = new GraphBench.GatInputs();
+        in.edges = edges;
+        in.nodes = 100000;
+        in.shape = a[2];
+        in.vendor = v;
+        in.setup();
+        vendors.add(v);
+        calls.add(v.equals("metakernels") ? mk(() -> in.mk()) : torch(() -> in.torchForwardBackward()));
         states.add(in::tearDown);
       }
     } else {

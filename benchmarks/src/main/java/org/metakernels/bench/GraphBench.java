@@ -373,7 +373,7 @@ public class GraphBench {
    * of e over each node's in-edges, out[i] = Σ_j α_ij xh[j]; the gradients of xh, aSrc and aDst
    * for a random dOut ({@code gatForwardBackward}). Vendors: {@code metakernels}
    * ({@link MessagePassing#gatAggregate}: one fused pass per node, only the row log-sum-exp [N, H]
-   * kept; the backward on the graph kernels with [E, H] intermediates); {@code libtorch}: the
+   * kept; the backward fused, a pass over the CSR and one over the CSC, no [E, H] buffer); {@code libtorch}: the
    * composed form a PyTorch user writes (PyG's softmax): index_select of the scores, leaky_relu,
    * scatter_reduce amax of the detached scores, exp, index_add of the sums, the division, then
    * index_add of xh[src]·α (an [E, H, F] message buffer), backward by autograd. The set-up checks
@@ -423,7 +423,12 @@ public class GraphBench {
       taSrc = Torch.leaf(Torch.copyOf(aSrc.detach()));
       taDst = Torch.leaf(Torch.copyOf(aDst.detach()));
       tdOut = Torch.copyOf(dOut);
-      check(what);
+      // the libtorch cross-check needs its [E, H, F] buffers: at 10M edges only where they fit
+      if (vendor.equals("libtorch") || Checks.fitsMemory(4 * edges * heads * width * 4))
+        check(what);
+      else
+        Checks.note(what + ": not checked against libtorch (its composed form does not fit in memory; "
+            + "GatTest and GatBackwardTest check the kernels)");
       if (vendor.equals("libtorch")) Torch.pickBlasThreads(what, () -> torchForwardBackward());
       PeakMemory.noteCall(what, vendor, vendor.equals("metakernels") ? this::mk : this::torchForwardBackward);
     }

@@ -3,6 +3,7 @@ package org.metakernels.graph;
 import java.util.Arrays;
 import java.util.List;
 import org.metakernels.autograd.Autograd;
+import org.metakernels.autograd.GradMode;
 import org.metakernels.ops.Indexing;
 import org.metakernels.runtime.MetakernelsException;
 import org.metakernels.runtime.MkNative;
@@ -451,6 +452,10 @@ public final class MessagePassing {
     }
     Features f = new Features(heads, width);
     return Autograd.record(op, out, new Tensor[] {x, sSrc, sDst}, gr -> {
+      // without createGraph: the fused backward kernel (no [E, H] buffer); with it, the composed
+      // form below, which is itself differentiable
+      if (!GradMode.isEnabled() && gr[0].dtype() == x.dtype() && gr[0].device() == x.device())
+        return gatBackwardFused(g, x, sSrc, sDst, lse, slope, gr[0]);
       // α recomputed on the graph kernels (one pass from the saved lse), as a differentiable op
       Tensor z = atSources(g, sSrc).add(atDestinations(g, sDst)); // [E, H]
       Tensor positive = z.gt(0.0); // leakyReLU's branch; e = z there, slope·z elsewhere
@@ -466,5 +471,35 @@ public final class MessagePassing {
       }
       return new Tensor[] {gx, gs, gd};
     });
+  }
+
+  /**
+   * The fused GAT backward (mk_graph_gat_backward: one pass over the CSR, one over the CSC, α
+   * recomputed from the saved lse, nothing of size E × H): {gx, gsSrc, gsDst}, null where the
+   * input needs no gradient. Not recorded: used when the backward itself is not differentiated.
+   */
+  private static Tensor[] gatBackwardFused(Graph g, Tensor x, Tensor sSrc, Tensor sDst, Tensor lse, double slope,
+      Tensor gout) {
+    String op = "gatAggregate backward";
+    long n = g.numNodes(), e = g.numEdges(), heads = x.size(1), width = x.size(2);
+    boolean wantX = x.requiresGrad(), wantS = sSrc.requiresGrad(), wantD = sDst.requiresGrad();
+    Tensor gx = wantX ? Tensor.empty(x.shape(), x.dtype(), x.device()) : null;
+    Tensor gs = wantS ? Tensor.empty(new long[] {n, heads}, x.dtype(), x.device()) : null;
+    Tensor gd = wantD ? Tensor.empty(new long[] {n, heads}, x.dtype(), x.device()) : null;
+    try (Scope tmp = Scope.open()) {
+      Tensor rowDot = wantS || wantD ? Tensor.empty(new long[] {n, heads}, x.dtype(), x.device()) : null;
+      Tensor xc = x.isContiguous() ? x : x.copyContiguous();
+      Tensor ssc = sSrc.isContiguous() ? sSrc : sSrc.copyContiguous();
+      Tensor sdc = sDst.isContiguous() ? sDst : sDst.copyContiguous();
+      Tensor gc = gout.isContiguous() ? gout : gout.copyContiguous();
+      int status = MkNative.mk_graph_gat_backward(x.device().code, x.dtype().code, n, n, e, heads, width, slope,
+          g.rowPtr().address(op), g.sources().address(op), g.colPtr().address(op), g.cscDestinations().address(op),
+          xc.address(op), ssc.address(op), sdc.address(op), lse.address(op), gc.address(op),
+          gx == null ? 0L : gx.address(op), gs == null ? 0L : gs.address(op), gd == null ? 0L : gd.address(op),
+          rowDot == null ? 0L : rowDot.address(op), x.launchStream());
+      Native.check(status, "MessagePassing.gatAggregate backward " + g.describe() + ", x " + x.describe() + ", sSrc "
+          + sSrc.describe() + ", sDst " + sDst.describe() + ", grad " + gout.describe());
+    }
+    return new Tensor[] {gx, gs, gd};
   }
 }

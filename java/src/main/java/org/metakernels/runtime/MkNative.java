@@ -601,4 +601,12 @@ public final class MkNative {
   public static native int mk_dense_mse_backward(int device, int dtype, @Cast("int64_t") long n,
       @Cast("const void*") long p, @Cast("const void*") long t, @Cast("const void*") long g,
       @Cast("void*") long gradP, @Cast("void*") long gradT, @Cast("void*") long stream);
+  public static native int mk_graph_gat_backward(int device, int dtype, @Cast("int64_t") long rows,
+      @Cast("int64_t") long cols, @Cast("int64_t") long nnz, @Cast("int64_t") long heads,
+      @Cast("int64_t") long width, double negativeSlope, @Cast("const int64_t*") long rowPtr,
+      @Cast("const int64_t*") long col, @Cast("const int64_t*") long colPtr, @Cast("const int64_t*") long cscRow,
+      @Cast("const void*") long x, @Cast("const void*") long sSrc, @Cast("const void*") long sDst,
+      @Cast("const void*") long lse, @Cast("const void*") long gradOut, @Cast("void*") long gradX,
+      @Cast("void*") long gradSSrc, @Cast("void*") long gradSDst, @Cast("void*") long rowDot,
+      @Cast("void*") long stream);
 }
