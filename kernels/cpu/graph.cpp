@@ -262,9 +262,10 @@ struct Fold<float> {
                          _mm512_shuffle_ps(x, y, _MM_SHUFFLE(3, 1, 3, 1)));
   }
   // [x.q0 + x.q1, x.q2 + x.q3, y.q0 + y.q1, y.q2 + y.q3]
+  // (the all-lanes masked forms: GCC 12's unmasked ones warn of their undefined pass-through)
   static __m512 quarters(__m512 x, __m512 y) {
-    return _mm512_add_ps(_mm512_shuffle_f32x4(x, y, _MM_SHUFFLE(2, 0, 2, 0)),
-                         _mm512_shuffle_f32x4(x, y, _MM_SHUFFLE(3, 1, 3, 1)));
+    return _mm512_add_ps(_mm512_mask_shuffle_f32x4(x, __mmask16(0xffff), x, y, _MM_SHUFFLE(2, 0, 2, 0)),
+                         _mm512_mask_shuffle_f32x4(x, __mmask16(0xffff), x, y, _MM_SHUFFLE(3, 1, 3, 1)));
   }
   static __m512 all(__m512* v) {
     __m512 t[8], u[4];
@@ -278,11 +279,12 @@ struct Fold<float> {
 template <>
 struct Fold<double> {
   static __m512d pairs(__m512d x, __m512d y) {  // per quarter: [x0 + x1, y0 + y1]
-    return _mm512_add_pd(_mm512_unpacklo_pd(x, y), _mm512_unpackhi_pd(x, y));
+    return _mm512_add_pd(_mm512_mask_unpacklo_pd(x, __mmask8(0xff), x, y),
+                         _mm512_mask_unpackhi_pd(x, __mmask8(0xff), x, y));
   }
   static __m512d quarters(__m512d x, __m512d y) {
-    return _mm512_add_pd(_mm512_shuffle_f64x2(x, y, _MM_SHUFFLE(2, 0, 2, 0)),
-                         _mm512_shuffle_f64x2(x, y, _MM_SHUFFLE(3, 1, 3, 1)));
+    return _mm512_add_pd(_mm512_mask_shuffle_f64x2(x, __mmask8(0xff), x, y, _MM_SHUFFLE(2, 0, 2, 0)),
+                         _mm512_mask_shuffle_f64x2(x, __mmask8(0xff), x, y, _MM_SHUFFLE(3, 1, 3, 1)));
   }
   static __m512d all(__m512d* v) {
     __m512d t[4];
