@@ -43,6 +43,7 @@ struct GraphTraits {
   static constexpr int64_t kPartsPerThread = 8;  // dynamic parts per thread (load balance)
   static constexpr int64_t kPrefetch = 8;        // non-zeros ahead whose x row is prefetched
   static constexpr int64_t kExtremeBlock = 64;   // feature columns per pass of max/min
+  static constexpr int64_t kL1PrefetchBytes = 256;  // sddmm: b rows up to this long prefetched into L1
   static_assert(kPrefetch >= 1 && kPartsPerThread >= 1, "positive tuning knobs");
 };
 
@@ -337,29 +338,36 @@ struct Fold<double> {
 };
 #endif
 
-// The W dot products Σ_{d < D} pa[j][d] · pb[j][d] of one block (one head: the pointers already
-// offset to it), lane j of the result for slot j.
-template <class T>
-inline typename V<T>::R block_dots(const T* const* pa, const T* const* pb, int64_t D, uint32_t tail_mask) {
-  using R = typename V<T>::R;
-  constexpr int W = int(V<T>::W);
-  R acc[W];
-#pragma GCC unroll 16
-  for (int j = 0; j < W; ++j) acc[j] = V<T>::zero();
-  int64_t d = 0;
-  for (; d + W <= D; d += W) {
-#pragma GCC unroll 16
-    for (int j = 0; j < W; ++j) acc[j] = V<T>::fma(V<T>::load(pa[j] + d), V<T>::load(pb[j] + d), acc[j]);
+// One slot's accumulator: lane l = Σ_{d ≡ l (mod W), d < D} pa[d] · pb[d], in the order of d. NC > 0:
+// D = NC·W exactly, the chunks unrolled (the same arithmetic as the loop).
+template <class T, int NC>
+inline typename V<T>::R slot_dot(const T* pa, const T* pb, int64_t D, uint32_t tail_mask) {
+  typename V<T>::R acc = V<T>::zero();
+  constexpr int64_t W = V<T>::W;
+  if constexpr (NC > 0) {
+#pragma GCC unroll 8
+    for (int c = 0; c < NC; ++c) acc = V<T>::fma(V<T>::load(pa + c * W), V<T>::load(pb + c * W), acc);
+  } else {
+    int64_t d = 0;
+    for (; d + W <= D; d += W) acc = V<T>::fma(V<T>::load(pa + d), V<T>::load(pb + d), acc);
+    if (d < D) acc = V<T>::fma(Fold<T>::load_part(pa + d, tail_mask), Fold<T>::load_part(pb + d, tail_mask), acc);
   }
-  if (d < D) {
+  return acc;
+}
+
+// The W dot products of one block (one head: offset is h·D), lane j of the result for slot j. The
+// slots run one after the other, each over all its columns, so only two pointers are live at a
+// time; the out-of-order core overlaps the slots' independent loads and chains.
+template <class T, int NC>
+inline typename V<T>::R block_dots(const T* const* pa, const T* const* pb, int64_t offset, int64_t D,
+                                   uint32_t tail_mask) {
+  typename V<T>::R acc[V<T>::W];
 #pragma GCC unroll 16
-    for (int j = 0; j < W; ++j)
-      acc[j] = V<T>::fma(Fold<T>::load_part(pa[j] + d, tail_mask), Fold<T>::load_part(pb[j] + d, tail_mask), acc[j]);
-  }
+  for (int j = 0; j < int(V<T>::W); ++j) acc[j] = slot_dot<T, NC>(pa[j] + offset, pb[j] + offset, D, tail_mask);
   return Fold<T>::all(acc);
 }
 
-template <class T>
+template <class T, int NC>
 void sddmm_edges(int64_t r0, int64_t r1, int64_t heads, int64_t D, const int64_t* row_ptr, const int64_t* col,
                  const T* a, const T* b, T* out) {
   constexpr int W = int(V<T>::W);
@@ -385,16 +393,19 @@ void sddmm_edges(int64_t r0, int64_t r1, int64_t heads, int64_t D, const int64_t
       pa[j] = pa[n - 1];
       pb[j] = pb[n - 1];
     }
+    // the next block's b rows: into L1 when short (they are used within the next few hundred
+    // cycles), into L2 when long (16 rows of 1 KiB would crowd L1)
     const int64_t pf_end = std::min<int64_t>(k0 + 2 * W, k_end);
-    for (int64_t k = k0 + W; k < pf_end; ++k) prefetch_span(b + col[k] * F, pf_bytes);
-    for (int64_t h = 0; h < heads; ++h) {
-      const T* qa[W];
-      const T* qb[W];
-      for (int j = 0; j < W; ++j) {
-        qa[j] = pa[j] + h * D;
-        qb[j] = pb[j] + h * D;
+    if (pf_bytes <= Traits::kL1PrefetchBytes) {
+      for (int64_t k = k0 + W; k < pf_end; ++k) {
+        const char* c = reinterpret_cast<const char*>(b + col[k] * F);
+        for (int64_t off = 0; off < pf_bytes; off += 64) __builtin_prefetch(c + off, 0, 3);
       }
-      const typename V<T>::R e = block_dots<T>(qa, qb, D, tail_mask);
+    } else {
+      for (int64_t k = k0 + W; k < pf_end; ++k) prefetch_span(b + col[k] * F, pf_bytes);
+    }
+    for (int64_t h = 0; h < heads; ++h) {
+      const typename V<T>::R e = block_dots<T, NC>(pa, pb, h * D, D, tail_mask);
       if (heads == 1) {
         if (n == W)
           V<T>::store(out + k0, e);
@@ -416,7 +427,16 @@ void sddmm_t(int64_t rows, int64_t heads, int64_t D, const int64_t* row_ptr, con
     return;
   }
   for_each_part<Traits::kPartsPerThread>(row_ptr, rows, heads * D, [&](int64_t r0, int64_t r1) {
-    if (r0 < r1) sddmm_edges(r0, r1, heads, D, row_ptr, col, a, b, out);
+    if (r0 >= r1) return;
+    constexpr int64_t W = V<T>::W;  // widths of 1, 2 and 4 whole vectors unrolled
+    if (D == W)
+      sddmm_edges<T, 1>(r0, r1, heads, D, row_ptr, col, a, b, out);
+    else if (D == 2 * W)
+      sddmm_edges<T, 2>(r0, r1, heads, D, row_ptr, col, a, b, out);
+    else if (D == 4 * W)
+      sddmm_edges<T, 4>(r0, r1, heads, D, row_ptr, col, a, b, out);
+    else
+      sddmm_edges<T, 0>(r0, r1, heads, D, row_ptr, col, a, b, out);
   });
 }
 
