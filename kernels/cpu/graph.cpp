@@ -383,16 +383,6 @@ void sddmm_edges(int64_t r0, int64_t r1, int64_t heads, int64_t D, const int64_t
   alignas(64) T tmp[W];
   for (int64_t k0 = row_ptr[r0]; k0 < k_end; k0 += W) {
     const int n = int(std::min<int64_t>(W, k_end - k0));
-    for (int j = 0; j < n; ++j) {
-      const int64_t k = k0 + j;
-      while (k >= r_end) r_end = row_ptr[++r + 1];
-      pa[j] = a + r * F;
-      pb[j] = b + col[k] * F;
-    }
-    for (int j = n; j < W; ++j) {  // empty slots: the last edge again, not stored
-      pa[j] = pa[n - 1];
-      pb[j] = pb[n - 1];
-    }
     // the next block's b rows: into L1 when short (they are used within the next few hundred
     // cycles), into L2 when long (16 rows of 1 KiB would crowd L1)
     const int64_t pf_end = std::min<int64_t>(k0 + 2 * W, k_end);
@@ -403,6 +393,27 @@ void sddmm_edges(int64_t r0, int64_t r1, int64_t heads, int64_t D, const int64_t
       }
     } else {
       for (int64_t k = k0 + W; k < pf_end; ++k) prefetch_span(b + col[k] * F, pf_bytes);
+    }
+    if (heads == 1 && n == W) {  // a full block of one head: each slot's rows found as it runs
+      typename V<T>::R acc[W];
+#pragma GCC unroll 16
+      for (int j = 0; j < W; ++j) {
+        const int64_t k = k0 + j;
+        while (k >= r_end) r_end = row_ptr[++r + 1];
+        acc[j] = slot_dot<T, NC>(a + r * F, b + col[k] * F, D, tail_mask);
+      }
+      V<T>::store(out + k0, Fold<T>::all(acc));
+      continue;
+    }
+    for (int j = 0; j < n; ++j) {
+      const int64_t k = k0 + j;
+      while (k >= r_end) r_end = row_ptr[++r + 1];
+      pa[j] = a + r * F;
+      pb[j] = b + col[k] * F;
+    }
+    for (int j = n; j < W; ++j) {  // empty slots: the last edge again, not stored
+      pa[j] = pa[n - 1];
+      pb[j] = pb[n - 1];
     }
     for (int64_t h = 0; h < heads; ++h) {
       const typename V<T>::R e = block_dots<T, NC>(pa, pb, h * D, D, tail_mask);
