@@ -23,8 +23,8 @@
 // once and prefetches the x row kPrefetch non-zeros ahead (the gathers are random accesses: this
 // kernel is bound by memory latency and bandwidth, not FMAs); columns past the last full vector
 // run a scalar std::fma loop with the same arithmetic. max/min are clean loops over a column
-// block that GCC vectorises (compare, blend of value and I64 position). sddmm: four accumulator
-// vectors, summed in a fixed order, then a scalar tail.
+// block that GCC vectorises (compare, blend of value and I64 position). sddmm: a block of W edges
+// at a time, one accumulator vector each, finished by one transpose-and-add (see the sddmm section).
 #include <omp.h>
 
 #include <algorithm>
@@ -43,6 +43,7 @@ struct GraphTraits {
   static constexpr int64_t kPartsPerThread = 8;  // dynamic parts per thread (load balance)
   static constexpr int64_t kPrefetch = 8;        // non-zeros ahead whose x row is prefetched
   static constexpr int64_t kExtremeBlock = 64;   // feature columns per pass of max/min
+  static constexpr int64_t kL1PrefetchBytes = 256;  // sddmm: b rows up to this long prefetched into L1
   static_assert(kPrefetch >= 1 && kPartsPerThread >= 1, "positive tuning knobs");
 };
 
@@ -237,59 +238,216 @@ void spmm_t(int reduce, int64_t rows, int64_t nnz, int64_t heads, int64_t D, con
 }
 
 // ---- sddmm -------------------------------------------------------------------------------------
-// The lanes of a vector summed by a fixed pairwise tree (lane i + W/2 onto lane i, then W/4, ...).
+// Edges are taken W at a time (W = the vector width: 16 F32 / 8 F64 lanes on AVX-512, 8 / 4 on
+// AVX2), across row boundaries, in CSR order within a part: slot j of a block holds edge k0 + j,
+// with its own a row (its destination's) and b row (its source's). Each slot keeps one
+// accumulator vector over the head's columns, lane l summing the products of columns l, l + W,
+// l + 2W, ... in order (the last, partial vector by a masked load whose missing lanes add
+// +0); then one transpose-and-add (Fold below) turns the W accumulators into one vector of W dot
+// products, stored at once. The tree that sums an edge's lanes is the same for every slot, so an
+// edge's result depends neither on its position in the block, nor on where the part starts, nor
+// on the thread count; a block that runs out of edges repeats its last edge in the empty slots and
+// stores only the real ones. The next block's b rows are prefetched while this one computes.
+
+// The W accumulators of a block summed lane-wise into one vector whose lane j is Σ_l acc[j][l].
+// Per 128-bit quarter: adjacent lanes first (x0 + x1, x2 + x3, then (x0 + x1) + (x2 + x3) for
+// F32), then the quarters pairwise ((q0 + q1) + (q2 + q3) on AVX-512, q0 + q1 on AVX2).
 template <class T>
-inline T hsum(typename V<T>::R v) {
+struct Fold;
+#ifdef MK_ISA_AVX512
+template <>
+struct Fold<float> {
+  // per quarter: [x0 + x1, x2 + x3, y0 + y1, y2 + y3]
+  static __m512 pairs(__m512 x, __m512 y) {
+    return _mm512_add_ps(_mm512_shuffle_ps(x, y, _MM_SHUFFLE(2, 0, 2, 0)),
+                         _mm512_shuffle_ps(x, y, _MM_SHUFFLE(3, 1, 3, 1)));
+  }
+  // [x.q0 + x.q1, x.q2 + x.q3, y.q0 + y.q1, y.q2 + y.q3]
+  // (the all-lanes masked forms: GCC 12's unmasked ones warn of their undefined pass-through)
+  static __m512 quarters(__m512 x, __m512 y) {
+    return _mm512_add_ps(_mm512_mask_shuffle_f32x4(x, __mmask16(0xffff), x, y, _MM_SHUFFLE(2, 0, 2, 0)),
+                         _mm512_mask_shuffle_f32x4(x, __mmask16(0xffff), x, y, _MM_SHUFFLE(3, 1, 3, 1)));
+  }
+  static __m512 all(__m512* v) {
+    __m512 t[8], u[4];
+    for (int i = 0; i < 8; ++i) t[i] = pairs(v[2 * i], v[2 * i + 1]);
+    for (int i = 0; i < 4; ++i) u[i] = pairs(t[2 * i], t[2 * i + 1]);  // quarter q: edges 4i..4i+3
+    return quarters(quarters(u[0], u[1]), quarters(u[2], u[3]));
+  }
+  static __m512 load_part(const float* p, uint32_t mask) { return _mm512_maskz_loadu_ps(__mmask16(mask), p); }
+  static void store_part(float* p, __m512 v, uint32_t mask) { _mm512_mask_storeu_ps(p, __mmask16(mask), v); }
+};
+template <>
+struct Fold<double> {
+  static __m512d pairs(__m512d x, __m512d y) {  // per quarter: [x0 + x1, y0 + y1]
+    return _mm512_add_pd(_mm512_mask_unpacklo_pd(x, __mmask8(0xff), x, y),
+                         _mm512_mask_unpackhi_pd(x, __mmask8(0xff), x, y));
+  }
+  static __m512d quarters(__m512d x, __m512d y) {
+    return _mm512_add_pd(_mm512_mask_shuffle_f64x2(x, __mmask8(0xff), x, y, _MM_SHUFFLE(2, 0, 2, 0)),
+                         _mm512_mask_shuffle_f64x2(x, __mmask8(0xff), x, y, _MM_SHUFFLE(3, 1, 3, 1)));
+  }
+  static __m512d all(__m512d* v) {
+    __m512d t[4];
+    for (int i = 0; i < 4; ++i) t[i] = pairs(v[2 * i], v[2 * i + 1]);  // quarter q: edges 2i, 2i+1
+    return quarters(quarters(t[0], t[1]), quarters(t[2], t[3]));
+  }
+  static __m512d load_part(const double* p, uint32_t mask) { return _mm512_maskz_loadu_pd(__mmask8(mask), p); }
+  static void store_part(double* p, __m512d v, uint32_t mask) { _mm512_mask_storeu_pd(p, __mmask8(mask), v); }
+};
+#else
+// AVX2 masks: lane l of the mask vector is all ones when bit l of mask is set
+inline __m256i lane_mask32(uint32_t mask) {
+  const __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+  const __m256i m = _mm256_and_si256(_mm256_set1_epi32(int(mask)), bit);
+  return _mm256_cmpeq_epi32(m, bit);
+}
+inline __m256i lane_mask64(uint32_t mask) {
+  const __m256i bit = _mm256_setr_epi64x(1, 2, 4, 8);
+  const __m256i m = _mm256_and_si256(_mm256_set1_epi64x(int64_t(mask)), bit);
+  return _mm256_cmpeq_epi64(m, bit);
+}
+template <>
+struct Fold<float> {
+  static __m256 pairs(__m256 x, __m256 y) {  // per half: [x0 + x1, x2 + x3, y0 + y1, y2 + y3]
+    return _mm256_add_ps(_mm256_shuffle_ps(x, y, _MM_SHUFFLE(2, 0, 2, 0)),
+                         _mm256_shuffle_ps(x, y, _MM_SHUFFLE(3, 1, 3, 1)));
+  }
+  static __m256 halves(__m256 x, __m256 y) {  // [x.h0 + x.h1, y.h0 + y.h1]
+    return _mm256_add_ps(_mm256_permute2f128_ps(x, y, 0x20), _mm256_permute2f128_ps(x, y, 0x31));
+  }
+  static __m256 all(__m256* v) {
+    __m256 t[4];
+    for (int i = 0; i < 4; ++i) t[i] = pairs(v[2 * i], v[2 * i + 1]);
+    return halves(pairs(t[0], t[1]), pairs(t[2], t[3]));  // half h of pairs(t0, t1): edges 0..3
+  }
+  static __m256 load_part(const float* p, uint32_t mask) { return _mm256_maskload_ps(p, lane_mask32(mask)); }
+  static void store_part(float* p, __m256 v, uint32_t mask) { _mm256_maskstore_ps(p, lane_mask32(mask), v); }
+};
+template <>
+struct Fold<double> {
+  static __m256d pairs(__m256d x, __m256d y) {  // per half: [x0 + x1, y0 + y1]
+    return _mm256_add_pd(_mm256_unpacklo_pd(x, y), _mm256_unpackhi_pd(x, y));
+  }
+  static __m256d halves(__m256d x, __m256d y) {
+    return _mm256_add_pd(_mm256_permute2f128_pd(x, y, 0x20), _mm256_permute2f128_pd(x, y, 0x31));
+  }
+  static __m256d all(__m256d* v) { return halves(pairs(v[0], v[1]), pairs(v[2], v[3])); }
+  static __m256d load_part(const double* p, uint32_t mask) { return _mm256_maskload_pd(p, lane_mask64(mask)); }
+  static void store_part(double* p, __m256d v, uint32_t mask) { _mm256_maskstore_pd(p, lane_mask64(mask), v); }
+};
+#endif
+
+// One slot's accumulator: lane l = Σ_{d ≡ l (mod W), d < D} pa[d] · pb[d], in the order of d. NC > 0:
+// D = NC·W exactly, the chunks unrolled (the same arithmetic as the loop).
+template <class T, int NC>
+inline typename V<T>::R slot_dot(const T* pa, const T* pb, int64_t D, uint32_t tail_mask) {
+  typename V<T>::R acc = V<T>::zero();
   constexpr int64_t W = V<T>::W;
-  alignas(64) T t[W];
-  V<T>::store(t, v);
-  for (int64_t h = W / 2; h >= 1; h /= 2)
-    for (int64_t l = 0; l < h; ++l) t[l] += t[l + h];
-  return t[0];
+  if constexpr (NC > 0) {
+#pragma GCC unroll 8
+    for (int c = 0; c < NC; ++c) acc = V<T>::fma(V<T>::load(pa + c * W), V<T>::load(pb + c * W), acc);
+  } else {
+    int64_t d = 0;
+    for (; d + W <= D; d += W) acc = V<T>::fma(V<T>::load(pa + d), V<T>::load(pb + d), acc);
+    if (d < D) acc = V<T>::fma(Fold<T>::load_part(pa + d, tail_mask), Fold<T>::load_part(pb + d, tail_mask), acc);
+  }
+  return acc;
 }
 
-// Σ_d a[d] b[d] in a fixed order: four vector accumulators over blocks of 4W (summed
-// (acc0 + acc1) + (acc2 + acc3)), one more over the remaining whole vectors, the lanes by hsum's
-// tree, then the scalar tail.
-template <class T>
-inline T dot(const T* a, const T* b, int64_t n) {
-  using R = typename V<T>::R;
-  constexpr int64_t W = V<T>::W;
-  R acc0 = V<T>::zero();
-  int64_t d = 0;
-  if (n >= 4 * W) {
-    const R one = V<T>::set1(T(1));
-    R acc1 = V<T>::zero(), acc2 = V<T>::zero(), acc3 = V<T>::zero();
-    for (; d + 4 * W <= n; d += 4 * W) {
-      acc0 = V<T>::fma(V<T>::load(a + d), V<T>::load(b + d), acc0);
-      acc1 = V<T>::fma(V<T>::load(a + d + W), V<T>::load(b + d + W), acc1);
-      acc2 = V<T>::fma(V<T>::load(a + d + 2 * W), V<T>::load(b + d + 2 * W), acc2);
-      acc3 = V<T>::fma(V<T>::load(a + d + 3 * W), V<T>::load(b + d + 3 * W), acc3);
+// The W dot products of one block (one head: offset is h·D), lane j of the result for slot j. The
+// slots run one after the other, each over all its columns, so only two pointers are live at a
+// time; the out-of-order core overlaps the slots' independent loads and chains.
+template <class T, int NC>
+inline typename V<T>::R block_dots(const T* const* pa, const T* const* pb, int64_t offset, int64_t D,
+                                   uint32_t tail_mask) {
+  typename V<T>::R acc[V<T>::W];
+#pragma GCC unroll 16
+  for (int j = 0; j < int(V<T>::W); ++j) acc[j] = slot_dot<T, NC>(pa[j] + offset, pb[j] + offset, D, tail_mask);
+  return Fold<T>::all(acc);
+}
+
+template <class T, int NC>
+void sddmm_edges(int64_t r0, int64_t r1, int64_t heads, int64_t D, const int64_t* row_ptr, const int64_t* col,
+                 const T* a, const T* b, T* out) {
+  constexpr int W = int(V<T>::W);
+  const int64_t F = heads * D;
+  const int64_t k_end = row_ptr[r1];
+  const uint32_t tail_mask = uint32_t((1u << (D % W)) - 1u);
+  const int64_t pf_bytes = F * int64_t(sizeof(T));
+  int64_t r = r0;
+  while (r < r1 && row_ptr[r + 1] <= row_ptr[r0]) ++r;  // the first row with an edge
+  int64_t r_end = r < r1 ? row_ptr[r + 1] : k_end;
+  const T* pa[W];
+  const T* pb[W];
+  alignas(64) T tmp[W];
+  for (int64_t k0 = row_ptr[r0]; k0 < k_end; k0 += W) {
+    const int n = int(std::min<int64_t>(W, k_end - k0));
+    // the next block's b rows: into L1 when short (they are used within the next few hundred
+    // cycles), into L2 when long (16 rows of 1 KiB would crowd L1)
+    const int64_t pf_end = std::min<int64_t>(k0 + 2 * W, k_end);
+    if (pf_bytes <= Traits::kL1PrefetchBytes) {
+      for (int64_t k = k0 + W; k < pf_end; ++k) {
+        const char* c = reinterpret_cast<const char*>(b + col[k] * F);
+        for (int64_t off = 0; off < pf_bytes; off += 64) __builtin_prefetch(c + off, 0, 3);
+      }
+    } else {
+      for (int64_t k = k0 + W; k < pf_end; ++k) prefetch_span(b + col[k] * F, pf_bytes);
     }
-    acc0 = V<T>::fma(acc1, one, acc0);  // x·1 + y: an exact add
-    acc2 = V<T>::fma(acc3, one, acc2);
-    acc0 = V<T>::fma(acc2, one, acc0);
+    if (heads == 1 && n == W) {  // a full block of one head: each slot's rows found as it runs
+      typename V<T>::R acc[W];
+#pragma GCC unroll 16
+      for (int j = 0; j < W; ++j) {
+        const int64_t k = k0 + j;
+        while (k >= r_end) r_end = row_ptr[++r + 1];
+        acc[j] = slot_dot<T, NC>(a + r * F, b + col[k] * F, D, tail_mask);
+      }
+      V<T>::store(out + k0, Fold<T>::all(acc));
+      continue;
+    }
+    for (int j = 0; j < n; ++j) {
+      const int64_t k = k0 + j;
+      while (k >= r_end) r_end = row_ptr[++r + 1];
+      pa[j] = a + r * F;
+      pb[j] = b + col[k] * F;
+    }
+    for (int j = n; j < W; ++j) {  // empty slots: the last edge again, not stored
+      pa[j] = pa[n - 1];
+      pb[j] = pb[n - 1];
+    }
+    for (int64_t h = 0; h < heads; ++h) {
+      const typename V<T>::R e = block_dots<T, NC>(pa, pb, h * D, D, tail_mask);
+      if (heads == 1) {
+        if (n == W)
+          V<T>::store(out + k0, e);
+        else
+          Fold<T>::store_part(out + k0, e, uint32_t((1u << n) - 1u));
+      } else {
+        V<T>::store(tmp, e);
+        for (int j = 0; j < n; ++j) out[(k0 + j) * heads + h] = tmp[j];
+      }
+    }
   }
-  for (; d + W <= n; d += W) acc0 = V<T>::fma(V<T>::load(a + d), V<T>::load(b + d), acc0);
-  T s = n >= W ? hsum<T>(acc0) : T(0);
-  for (; d < n; ++d) s = std::fma(a[d], b[d], s);
-  return s;
 }
 
 template <class T>
 void sddmm_t(int64_t rows, int64_t heads, int64_t D, const int64_t* row_ptr, const int64_t* col, const T* a, const T* b,
              T* out) {
-  const int64_t F = heads * D;
-  for_each_part<Traits::kPartsPerThread>(row_ptr, rows, F, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const T* ar = a + r * F;
-      const int64_t e = row_ptr[r + 1];
-      for (int64_t k = row_ptr[r]; k < e; ++k) {
-        if (k + Traits::kPrefetch < e) prefetch_span(b + col[k + Traits::kPrefetch] * F, F * int64_t(sizeof(T)));
-        const T* br = b + col[k] * F;
-        for (int64_t h = 0; h < heads; ++h) out[k * heads + h] = dot(ar + h * D, br + h * D, D);
-      }
-    }
+  if (D <= 0) {  // empty sums
+    std::fill(out, out + row_ptr[rows] * heads, T(0));
+    return;
+  }
+  for_each_part<Traits::kPartsPerThread>(row_ptr, rows, heads * D, [&](int64_t r0, int64_t r1) {
+    if (r0 >= r1) return;
+    constexpr int64_t W = V<T>::W;  // widths of 1, 2 and 4 whole vectors unrolled
+    if (D == W)
+      sddmm_edges<T, 1>(r0, r1, heads, D, row_ptr, col, a, b, out);
+    else if (D == 2 * W)
+      sddmm_edges<T, 2>(r0, r1, heads, D, row_ptr, col, a, b, out);
+    else if (D == 4 * W)
+      sddmm_edges<T, 4>(r0, r1, heads, D, row_ptr, col, a, b, out);
+    else
+      sddmm_edges<T, 0>(r0, r1, heads, D, row_ptr, col, a, b, out);
   });
 }
 

@@ -52,6 +52,13 @@ final class Checks {
     }
   }
 
+  /** Whether {@link #requireMemory} would let a peer of {@code bytes} run (notes nothing). */
+  static boolean fitsMemory(long bytes) {
+    double capGb = Double.parseDouble(System.getProperty("bench.maxPeerGB", "8"));
+    long avail = memAvailableBytes();
+    return bytes <= (long) (capGb * 1e9) && !(avail > 0 && bytes > avail / 2);
+  }
+
   static long memAvailableBytes() {
     try {
       for (String l : Files.readAllLines(Path.of("/proc/meminfo")))
