@@ -88,11 +88,4 @@ final class Checks {
     for (int i = 0; i < parts.length; i++) shape[i] = Long.parseLong(parts[i].trim());
     return shape;
   }
-
-  /** Whether requireMemory(what, bytes) would let a peer run (the same cap and MemAvailable rule). */
-  static boolean fitsMemory(long bytes) {
-    long cap = (long) (Double.parseDouble(System.getProperty("bench.maxPeerGB", "8")) * 1e9);
-    long avail = memAvailableBytes();
-    return bytes <= cap && !(avail > 0 && bytes > avail / 2);
-  }
 }
