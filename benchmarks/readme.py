@@ -145,7 +145,8 @@ def main():
     ap.add_argument("--jmh", action="append", help="JMH JSON; repeat: later runs replace earlier rows")
     ap.add_argument("--demo")
     ap.add_argument("--isa", action="append", metavar="LABEL=JSON",
-                    help="one run per instruction set, between the isa markers: LABEL=path, repeat")
+                    help="one table per instruction set, between the isa markers: LABEL=path[,path...] (later"
+                         " runs replace earlier rows), repeat")
     ap.add_argument("--gtn", help="the JSON of `recipe gtn --json`, between the gtn markers")
     ap.add_argument("readme", nargs="?", default="README.md")
     a = ap.parse_args()
@@ -158,7 +159,7 @@ def main():
         parts = []
         for item in a.isa:
             label, path = item.rsplit("=", 1)
-            parts.append(f"**{label}**\n\n" + bench_table([path]))
+            parts.append(f"**{label}**\n\n" + bench_table(path.split(",")))
         text = replace(text, "isa", "\n\n".join(parts))
     if a.gtn:
         text = replace(text, "gtn", gtn_table(a.gtn))

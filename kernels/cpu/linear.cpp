@@ -114,9 +114,10 @@ void grad(int64_t rows, int64_t cols, const T* gy, const T* y, T* gz, T* gb) {
 // Σ (p − t)² in double over kSegments fixed segments of n (each summed in index order), then the
 // segments in order: the bits depend on n alone, whatever the thread count.
 constexpr int64_t kSegments = 64;
+constexpr int64_t kSegmentedFrom = 1 << 15;  // n from which the segmented order is used (fixed: it sets the bits)
 template <class T>
 double squared_distance(int64_t n, const T* p, const T* t) {
-  if (n < kMinParallel) {
+  if (n < kSegmentedFrom) {
     double acc = 0;
     for (int64_t i = 0; i < n; ++i) {
       const double d = double(p[i]) - double(t[i]);

@@ -80,7 +80,7 @@ int blas_matmul(int dtype, int64_t batch, int64_t m, int64_t n, int64_t k, const
   };
   const int threads = omp_get_max_threads();
   const double flops = double(batch) * double(m) * double(n) * double(k);
-  if (batch == 1 && threads > 1 && m * n <= 4096 && k >= 256 * threads && flops >= 1 << 18) {
+  if (batch == 1 && threads > 1 && m * n <= 4096 && k >= 256 * threads && flops >= 1 << 24) {
     // Small output, long reduction (a weight gradient over many rows): split k, one partial
     // product per thread, summed in thread order. Row splitting would leave threads idle.
     const int64_t step = (k + threads - 1) / threads;
@@ -112,7 +112,9 @@ int blas_matmul(int dtype, int64_t batch, int64_t m, int64_t n, int64_t k, const
     }
     return 0;
   }
-  if (threads <= 1 || flops < 1 << 18) {
+  // below 2^24 multiply-adds (~0.1 ms on one core) the wake of a sleeping thread eats the gain
+  // (see kMinParallel in mk/cpu_parallel.h)
+  if (threads <= 1 || flops < 1 << 24) {
     for (int64_t i = 0; i < batch; ++i) call(i, 0, m);
   } else if (batch >= threads) {
 #pragma omp parallel for schedule(static)

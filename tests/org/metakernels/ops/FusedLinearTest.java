@@ -206,8 +206,9 @@ class FusedLinearTest {
     int before = MkNative.mk_runtime_num_threads();
     MkNative.mk_runtime_set_num_threads(threads);
     try (Scope s = Scope.open()) {
-      // large enough to fork: [512, 256] outputs, a weight gradient over 512 rows
-      Tensor x = rand(51, DType.F32, 512, 128).requiresGrad(true), w = rand(52, DType.F32, 256, 128).requiresGrad(true);
+      // large enough to fork (mk/cpu_parallel.h, native/src/dense.cpp): [1024, 256] outputs, a weight
+      // gradient over 1024 rows
+      Tensor x = rand(51, DType.F32, 1024, 128).requiresGrad(true), w = rand(52, DType.F32, 256, 128).requiresGrad(true);
       Tensor bias = rand(53, DType.F32, 256).requiresGrad(true);
       Tensor y = Functional.linear(x, w, bias, Activation.TANH);
       List<Tensor> g = Autograd.grad(y.square().sum(), List.of(x, w, bias), false);

@@ -26,9 +26,9 @@ import org.openjdk.jmh.infra.Blackhole;
 /**
  * A Hessian-vector product H v of a loss in all its inputs, F32 on the CPU, three ways:
  * <ul>
- *   <li>{@code forwardOverReverse}: metakernels' {@link Autograd#hvpForward} (one forward and one
+ *   <li>{@code metakernels}: forward over reverse, {@link Autograd#hvpForward} (one forward and one
  *       backward pass, each carrying the tangent v; nothing taped for a second backward);
- *   <li>{@code reverseOverReverse}: metakernels' {@link Autograd#hvp} (forward, backward with
+ *   <li>{@code metakernels-reverse}: reverse over reverse, {@link Autograd#hvp} (forward, backward with
  *       createGraph, a second backward);
  *   <li>{@code libtorch}: the same loss in libtorch, {@code torch::autograd::grad} twice (the
  *       double-backward HVP; create_graph on the first).
@@ -36,6 +36,8 @@ import org.openjdk.jmh.infra.Blackhole;
  * Losses: {@code mlp}, the mean squared error of a tanh MLP 64-256-256-16 on a batch of 128;
  * {@code attention}, ½·Σ attention(q, k, v)² with q, k, v [2, 4, 128, 32] (libtorch: SDPA, or its
  * composed math path where SDPA's double backward raises). The set-up checks that the three agree.
+ * The report's speed-ups are each peer's time over forward over reverse's (report.py takes the
+ * vendor {@code metakernels} as the reference).
  */
 @BenchmarkMode(Mode.AverageTime)
 @OutputTimeUnit(TimeUnit.MICROSECONDS)
@@ -49,7 +51,7 @@ public class HvpBench {
     @Param({"mlp", "attention"}) public String loss;
 
     // "vendor" sorts after "loss": each loss runs its three implementations back to back
-    @Param({"forwardOverReverse", "reverseOverReverse", "libtorch"}) public String vendor;
+    @Param({"metakernels", "metakernels-reverse", "libtorch"}) public String vendor;
 
     Scope scope;
     List<Tensor> x, v;
@@ -181,7 +183,7 @@ public class HvpBench {
       }
     } else {
       try (Scope scope = Scope.open()) {
-        bh.consume(mkHvp(in, in.vendor.equals("forwardOverReverse")));
+        bh.consume(mkHvp(in, in.vendor.equals("metakernels")));
       }
     }
   }
