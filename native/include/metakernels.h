@@ -217,7 +217,8 @@ int mk_dense_softmax_forward(int device, int dtype, int log, int64_t rows, int64
 /* ---- dense: matmul ------------------------------------------------------------------------ */
 /* c[b] (contiguous [m, n] per batch, batch stride c_bs) = a[b] @ b[b]; a, b strided.
  * On the CPU: BLAS when attached (one of each matrix's strides must be 1), else a blocked loop.
- * On CUDA this entry point is the fallback; the Java side uses cuBLAS. */
+ * On CUDA: cuBLAS where it takes the strides (and the dtype), else the kernel table's naive
+ * matmul. */
 int mk_dense_matmul_forward(int device, int dtype, int64_t batch, int64_t m, int64_t n,
                             int64_t k, const void* a, int64_t a_bs, int64_t a_rs, int64_t a_cs,
                             const void* b, int64_t b_bs, int64_t b_rs, int64_t b_cs, void* c,
