@@ -1,6 +1,6 @@
 // The harness shared by the graph-family emulator tests (graph_emu_test.cpp, gat_emu_test.cpp):
 // the emulator's shared memory, failure counting, guarded buffers (NaN, or -777 for integers, on
-// both sides of the data, optionally shifted off a 16-byte boundary), the messy test graph (empty
+// both sides of the data, optionally shifted off a 16-byte boundary: emu_check.h), the messy test graph (empty
 // rows, self-loops, duplicates, a giant row) and the comparisons. Include it after the .cu under
 // test (which brings in the emulator's cuda_runtime.h).
 #pragma once
@@ -19,43 +19,7 @@ alignas(16) unsigned char g_smem[256 * 1024 + 4096];
 }
 inline unsigned char* emu::smem() { return g_smem; }
 
-static int g_failures = 0;
-static int g_checks = 0;
-
-template <class T>
-struct Buf {
-  static constexpr int64_t kGuard = 16;
-  std::vector<T> raw;
-  int64_t n = 0, shift = 0;
-  // shift = 1 puts element 0 one element past a 16-byte boundary (the scalar-load path)
-  explicit Buf(int64_t n_ = 0, int64_t shift_ = 0) : n(n_), shift(shift_) {
-    raw.assign(size_t(n + 2 * kGuard + shift), guard());
-  }
-  static T guard() {
-    if constexpr (std::is_floating_point_v<T>)
-      return std::numeric_limits<T>::quiet_NaN();
-    else
-      return T(-777);
-  }
-  T* data() { return raw.data() + kGuard + shift; }
-  T& operator[](int64_t i) { return data()[i]; }
-  bool guards_intact() const {
-    for (int64_t i = 0; i < int64_t(raw.size()); ++i) {
-      if (i >= kGuard + shift && i < kGuard + shift + n) continue;
-      const T v = raw[size_t(i)], g = guard();
-      if (std::memcmp(&v, &g, sizeof(T)) != 0) return false;
-    }
-    return true;
-  }
-};
-
-static void expect(bool ok, const std::string& what) {
-  ++g_checks;
-  if (!ok) {
-    ++g_failures;
-    if (g_failures <= 20) fprintf(stderr, "FAIL %s\n", what.c_str());
-  }
-}
+#include "emu_check.h"  // expect, Buf (NaN / -777 guards), same_bits, tname
 
 struct Csr {
   int64_t rows = 0, nnz = 0;
