@@ -49,6 +49,16 @@ class Scratch {
   void* block_ = nullptr;
 };
 
+
+// What both mse entry points check: the device's kernels, the dtype, n > 0 and the two inputs.
+int check_mse(const char* op, int device, int dtype, int64_t n, const void* p, const void* t, const KernelTable** k) {
+  *k = kernels_for(op, device);
+  if (!*k) return MK_ERR_NO_DEVICE;
+  MK_CHECK(check_no_half_dtype(op, device, dtype));
+  if (n <= 0) return fail(MK_ERR_INVALID_ARGUMENT, "%s: %" PRId64 " elements (the mean of none)", op, n);
+  MK_CHECK(check_ptr(op, "p", p, n));
+  return check_ptr(op, "t", t, n);
+}
 }  // namespace
 
 extern "C" {
@@ -108,12 +118,8 @@ int mk_dense_linear_backward(int device, int dtype, int act, int64_t rows, int64
 
 int mk_dense_mse_forward(int device, int dtype, int64_t n, const void* p, const void* t, void* out, void* stream) {
   const char* op = "mk_dense_mse_forward";
-  const KernelTable* k = kernels_for(op, device);
-  if (!k) return MK_ERR_NO_DEVICE;
-  MK_CHECK(check_no_half_dtype(op, device, dtype));
-  if (n <= 0) return fail(MK_ERR_INVALID_ARGUMENT, "%s: %" PRId64 " elements (the mean of none)", op, n);
-  MK_CHECK(check_ptr(op, "p", p, n));
-  MK_CHECK(check_ptr(op, "t", t, n));
+  const KernelTable* k = nullptr;
+  MK_CHECK(check_mse(op, device, dtype, n, p, t, &k));
   MK_CHECK(check_ptr(op, "out", out, 1));
   return kernel_status(op, device, k->mse_forward(dtype, n, p, t, out, stream));
 }
@@ -121,12 +127,8 @@ int mk_dense_mse_forward(int device, int dtype, int64_t n, const void* p, const 
 int mk_dense_mse_backward(int device, int dtype, int64_t n, const void* p, const void* t, const void* g, void* grad_p,
                           void* grad_t, void* stream) {
   const char* op = "mk_dense_mse_backward";
-  const KernelTable* k = kernels_for(op, device);
-  if (!k) return MK_ERR_NO_DEVICE;
-  MK_CHECK(check_no_half_dtype(op, device, dtype));
-  if (n <= 0) return fail(MK_ERR_INVALID_ARGUMENT, "%s: %" PRId64 " elements (the mean of none)", op, n);
-  MK_CHECK(check_ptr(op, "p", p, n));
-  MK_CHECK(check_ptr(op, "t", t, n));
+  const KernelTable* k = nullptr;
+  MK_CHECK(check_mse(op, device, dtype, n, p, t, &k));
   MK_CHECK(check_ptr(op, "g", g, 1));
   if (!grad_p && !grad_t) return MK_OK;
   return kernel_status(op, device, k->mse_backward(dtype, n, p, t, g, 2.0 / double(n), grad_p, grad_t, stream));

@@ -39,7 +39,9 @@ struct Buf {
   }
   // raw.data() is 16-byte aligned by the allocator (kGuard elements keep it so); shift moves it off
   T* data() { return raw.data() + kGuard + shift; }
+  const T* data() const { return raw.data() + kGuard + shift; }
   T& operator[](int64_t i) { return data()[i]; }
+  T operator[](int64_t i) const { return data()[i]; }
   bool guards_intact() const {
     for (int64_t i = 0; i < int64_t(raw.size()); ++i) {
       if (i >= kGuard + shift && i < kGuard + shift + n) continue;

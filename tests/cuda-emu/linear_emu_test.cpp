@@ -31,33 +31,9 @@ alignas(16) unsigned char mk_linear_smem[256 * 1024 + 4096];  // the emulator cl
 }  // namespace mk
 inline unsigned char* emu::smem() { return mk::cuda::mk_linear_smem; }
 
-static int g_failures = 0, g_checks = 0;
+#include "emu_check.h"  // expect, guarded Buf, same_bits, tname
 
-static void expect(bool ok, const std::string& what) {
-  ++g_checks;
-  if (!ok) {
-    ++g_failures;
-    if (g_failures < 40) printf("FAIL %s\n", what.c_str());
-  }
-}
 
-// n elements between NaN guards.
-template <class T>
-struct Guarded {
-  static constexpr int64_t kGuard = 8;
-  std::vector<T> raw;
-  int64_t n;
-  explicit Guarded(int64_t n_) : raw(size_t(n_ + 2 * kGuard), std::numeric_limits<T>::quiet_NaN()), n(n_) {}
-  T* data() { return raw.data() + kGuard; }
-  const T* data() const { return raw.data() + kGuard; }
-  T& operator[](int64_t i) { return data()[i]; }
-  T operator[](int64_t i) const { return data()[i]; }
-  bool guards_ok() const {
-    for (int64_t i = 0; i < kGuard; ++i)
-      if (!std::isnan(double(raw[size_t(i)])) || !std::isnan(double(raw[size_t(kGuard + n + i)]))) return false;
-    return true;
-  }
-};
 
 static long double ref_act(int act, long double z) {
   if (act == MK_LINEAR_ACT_RELU) return z > 0 ? z : 0;
@@ -89,7 +65,7 @@ static void epilogue_case(int act, int64_t rows, int64_t cols, bool bias, unsign
   std::mt19937 rng(seed);
   std::uniform_real_distribution<double> u(-4, 4);
   const int64_t n = rows * cols;
-  Guarded<T> z(n), yg(n), yc(n), b(cols);
+  Buf<T> z(n), yg(n), yc(n), b(cols);
   for (int64_t i = 0; i < n; ++i) z[i] = T(u(rng));
   for (int64_t c = 0; c < cols; ++c) b[c] = T(u(rng));
   std::memcpy(yg.data(), z.data(), size_t(n) * sizeof(T));
@@ -100,7 +76,7 @@ static void epilogue_case(int act, int64_t rows, int64_t cols, bool bias, unsign
   const int rg = mk::cuda::linear_act_epilogue(dtype, act, rows, cols, yg.data(), bias ? b.data() : nullptr, nullptr);
   const int rc = mk::cpu::linear_act_epilogue(dtype, act, rows, cols, yc.data(), bias ? b.data() : nullptr, nullptr);
   expect(rg == 0 && rc == 0, std::string(what) + ": status");
-  expect(yg.guards_ok() && yc.guards_ok(), std::string(what) + ": guards");
+  expect(yg.guards_intact() && yc.guards_intact(), std::string(what) + ": guards");
   const bool exact = act == MK_LINEAR_ACT_IDENTITY || act == MK_LINEAR_ACT_RELU;
   int bad_twin = 0, bad_ref = 0;
   for (int64_t i = 0; i < n; ++i) {
@@ -120,7 +96,7 @@ static void grad_case(int act, int64_t rows, int64_t cols, int mode, unsigned se
   std::mt19937 rng(seed);
   std::uniform_real_distribution<double> u(-2, 2);
   const int64_t n = rows * cols;
-  Guarded<T> gy(n), y(n), gzg(n), gzc(n), gbg(cols), gbc(cols);
+  Buf<T> gy(n), y(n), gzg(n), gzc(n), gbg(cols), gbc(cols);
   for (int64_t i = 0; i < n; ++i) {
     gy[i] = T(u(rng));
     y[i] = T(ref_act(act, u(rng)));  // a possible output of the activation
@@ -134,7 +110,7 @@ static void grad_case(int act, int64_t rows, int64_t cols, int mode, unsigned se
   const int rc = mk::cpu::linear_act_grad(dtype, act, rows, cols, gy.data(), y.data(), want_z ? gzc.data() : nullptr,
                                           want_b ? gbc.data() : nullptr, nullptr);
   expect(rg == 0 && rc == 0, std::string(what) + ": status");
-  expect(gzg.guards_ok() && gzc.guards_ok() && gbg.guards_ok() && gbc.guards_ok(), std::string(what) + ": guards");
+  expect(gzg.guards_intact() && gzc.guards_intact() && gbg.guards_intact() && gbc.guards_intact(), std::string(what) + ": guards");
   if (want_z) {
     int bad = 0;
     const bool exact = act == MK_LINEAR_ACT_IDENTITY || act == MK_LINEAR_ACT_RELU;
@@ -175,7 +151,7 @@ static void mse_case(int64_t n, unsigned seed) {
   const int dtype = sizeof(T) == 4 ? MK_F32 : MK_F64;
   std::mt19937 rng(seed);
   std::uniform_real_distribution<double> u(-3, 3);
-  Guarded<T> p(n), t(n), og(1), oc(1), g(1), gpg(n), gtg(n), gpc(n), gtc(n);
+  Buf<T> p(n), t(n), og(1), oc(1), g(1), gpg(n), gtg(n), gpc(n), gtc(n);
   for (int64_t i = 0; i < n; ++i) {
     p[i] = T(u(rng));
     t[i] = T(u(rng));
@@ -189,7 +165,7 @@ static void mse_case(int64_t n, unsigned seed) {
   long double want = 0;
   for (int64_t i = 0; i < n; ++i) want += ((long double)p[i] - t[i]) * ((long double)p[i] - t[i]);
   want /= n;
-  expect(og.guards_ok() && oc.guards_ok(), std::string(what) + ": forward guards");
+  expect(og.guards_intact() && oc.guards_intact(), std::string(what) + ": forward guards");
   // a double sum of n positive terms is within n double ulps: nothing in F32, n ulps of an F64 result
   const double ulps = sizeof(T) == 4 ? 2 : 2 + double(n);
   expect(close(og[0], want, ulps) && close(oc[0], want, ulps) && close(og[0], (long double)oc[0], ulps),
@@ -215,7 +191,7 @@ static void mse_case(int64_t n, unsigned seed) {
       else
         bad += !std::isnan(double(gtg[i])) + !std::isnan(double(gtc[i]));
     }
-    expect(bad == 0 && gpg.guards_ok() && gtg.guards_ok(),
+    expect(bad == 0 && gpg.guards_intact() && gtg.guards_intact(),
            std::string(what) + ": backward mode " + std::to_string(mode) + ", " + std::to_string(bad) + " mismatches");
   }
 }

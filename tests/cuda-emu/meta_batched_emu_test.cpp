@@ -34,36 +34,9 @@ alignas(16) unsigned char mk_per_example_smem[256 * 1024 + 4096];
 }  // namespace mk
 inline unsigned char* emu::smem() { return mk::cuda::mk_per_example_smem; }
 
-static int g_failures = 0, g_checks = 0;
+#include "emu_check.h"  // expect, guarded Buf, same_bits, tname
 
-// n elements between NaN guards.
-template <class T>
-struct Guarded {
-  static constexpr int64_t kGuard = 8;
-  std::vector<T> raw;
-  int64_t n;
-  explicit Guarded(int64_t n_) : raw(size_t(n_ + 2 * kGuard), std::numeric_limits<T>::quiet_NaN()), n(n_) {}
-  T* data() { return raw.data() + kGuard; }
-  T& operator[](int64_t i) { return data()[i]; }
-  bool guards_ok() const {
-    for (int64_t i = 0; i < kGuard; ++i)
-      if (!std::isnan(double(raw[size_t(i)])) || !std::isnan(double(raw[size_t(kGuard + n + i)]))) return false;
-    return true;
-  }
-};
 
-static void expect(bool ok, const std::string& what) {
-  ++g_checks;
-  if (!ok) {
-    ++g_failures;
-    printf("FAIL %s\n", what.c_str());
-  }
-}
-
-template <class T>
-const char* tname() {
-  return sizeof(T) == 8 ? "f64" : "f32";
-}
 
 template <class T>
 void norm_case(int64_t batch, int64_t steps, int64_t in, int64_t out, unsigned seed) {
@@ -72,7 +45,7 @@ void norm_case(int64_t batch, int64_t steps, int64_t in, int64_t out, unsigned s
   std::vector<T> x(size_t(batch * steps * in)), g(size_t(batch * steps * out));
   for (auto& v : x) v = T(nd(rng));
   for (auto& v : g) v = T(nd(rng));
-  Guarded<T> got(batch), want(batch);
+  Buf<T> got(batch), want(batch);
   const int rc = mk::cuda::meta_per_example_norm(sizeof(T) == 8 ? MK_F64 : MK_F32, batch, steps, in, out, x.data(),
                                                  g.data(), got.data(), nullptr);
   mk::cpu::meta_per_example_norm(sizeof(T) == 8 ? MK_F64 : MK_F32, batch, steps, in, out, x.data(), g.data(),
@@ -81,7 +54,7 @@ void norm_case(int64_t batch, int64_t steps, int64_t in, int64_t out, unsigned s
   snprintf(cs, sizeof cs, "norm %s B=%lld T=%lld in=%lld out=%lld", tname<T>(), (long long)batch, (long long)steps,
            (long long)in, (long long)out);
   expect(rc == 0, std::string(cs) + ": launch");
-  expect(got.guards_ok() && want.guards_ok(), std::string(cs) + ": guards");
+  expect(got.guards_intact() && want.guards_intact(), std::string(cs) + ": guards");
   const double tol = sizeof(T) == 8 ? 1e-12 : 2e-5;
   for (int64_t b = 0; b < batch; ++b) {
     // the materialised gradient's squared norm
@@ -219,7 +192,7 @@ void es_case(int64_t pairs, int64_t n, bool with_theta, uint64_t seed, int64_t g
   snprintf(cs, sizeof cs, "es %s pairs=%lld n=%lld theta=%d gen=%lld", tname<T>(), (long long)pairs, (long long)n,
            int(with_theta), (long long)generation);
   // perturb: bitwise
-  Guarded<T> pg(2 * pairs * n), pw(2 * pairs * n);
+  Buf<T> pg(2 * pairs * n), pw(2 * pairs * n);
   expect(mk::cuda::meta_es_perturb(dt, seed, generation, pairs, n, th, sigma, pg.data(), nullptr) == 0,
          std::string(cs) + ": perturb launch");
   // the CPU twin at every ISA level this CPU has (2: AVX2, 3: AVX-512), each bitwise the CUDA result
@@ -227,7 +200,7 @@ void es_case(int64_t pairs, int64_t n, bool with_theta, uint64_t seed, int64_t g
     mk::cpu::set_isa_level(isa);
     const std::string ci = std::string(cs) + " isa=" + std::to_string(isa);
     mk::cpu::meta_es_perturb(dt, seed, generation, pairs, n, th, sigma, pw.data(), nullptr);
-    expect(pg.guards_ok() && pw.guards_ok(), ci + ": perturb guards");
+    expect(pg.guards_intact() && pw.guards_intact(), ci + ": perturb guards");
     expect(std::memcmp(pg.data(), pw.data(), sizeof(T) * size_t(2 * pairs * n)) == 0, ci + ": perturb bitwise");
   }
   // against the scalar reference, element by element: ε = es_normal (mk/meta_batched.h)
@@ -248,14 +221,14 @@ void es_case(int64_t pairs, int64_t n, bool with_theta, uint64_t seed, int64_t g
   }
   // combine: bitwise, and in place equals out of place
   const double scale = 0.01 / (2.0 * double(pairs) * sigma);
-  Guarded<T> cg(n), cw(n);
+  Buf<T> cg(n), cw(n);
   expect(mk::cuda::meta_es_combine(dt, seed, generation, pairs, n, w.data(), scale, th, cg.data(), nullptr) == 0,
          std::string(cs) + ": combine launch");
   for (int isa : cpu_isas()) {
     mk::cpu::set_isa_level(isa);
     const std::string ci = std::string(cs) + " isa=" + std::to_string(isa);
     mk::cpu::meta_es_combine(dt, seed, generation, pairs, n, w.data(), scale, th, cw.data(), nullptr);
-    expect(cg.guards_ok() && cw.guards_ok(), ci + ": combine guards");
+    expect(cg.guards_intact() && cw.guards_intact(), ci + ": combine guards");
     expect(std::memcmp(cg.data(), cw.data(), sizeof(T) * size_t(n)) == 0, ci + ": combine bitwise");
   }
   if (with_theta) {
@@ -264,7 +237,7 @@ void es_case(int64_t pairs, int64_t n, bool with_theta, uint64_t seed, int64_t g
     expect(std::memcmp(inplace.data(), cg.data(), sizeof(T) * size_t(n)) == 0, std::string(cs) + ": in place");
   }
   // combine against a long-double sum over the noise read back from perturb (theta 0, sigma 1)
-  Guarded<T> eps(2 * pairs * n);
+  Buf<T> eps(2 * pairs * n);
   mk::cpu::meta_es_perturb(dt, seed, generation, pairs, n, nullptr, 1.0, eps.data(), nullptr);
   double worst = 0;
   for (int64_t j = 0; j < n; ++j) {
