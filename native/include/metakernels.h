@@ -252,7 +252,9 @@ int mk_dense_scatter_add_forward(int device, int dtype, int64_t outer, int64_t d
  * q: [groups, nq, dk], k: [groups, nk, dk], v: [groups, nk, dv], out: [groups, nq, dv], all
  * contiguous. mask: mk_linear_attention_mask (all i, causal i <= j, anti-causal i >= j); masks need
  * nq == nk. O(n dk dv) time, O(dk dv) state: never an n x n matrix. The gradient of this
- * product is three more products, so one kernel serves every derivative order. */
+ * product is three more products, so one kernel serves every derivative order. dtype F32, F64,
+ * BF16 or F16 (16-bit: computed in F32 with F32 state, the output rounded to the input type; on
+ * CUDA on tensor cores, m16n8k16 MMAs, where the key dim is <= 256). */
 int mk_linear_attention_product_forward(int device, int dtype, int64_t groups, int64_t nq,
                                         int64_t nk, int64_t dk, int64_t dv, const void* q,
                                         const void* k, const void* v, void* out, int mask,
@@ -260,7 +262,8 @@ int mk_linear_attention_product_forward(int device, int dtype, int64_t groups, i
 /* Bytes of workspace of mk_linear_attention_product_forward (0 on CUDA). */
 int64_t mk_linear_attention_product_workspace(int device, int dtype, int64_t dk, int64_t dv);
 /* Momentum term of momentum attention (Dai et al., 2022): out_j = sum_{i<j} decay^(j-i) v_i
- * (reverse = 0) or sum_{i>j} decay^(i-j) v_i (reverse = 1, the adjoint). v, out: [groups, n, d]. */
+ * (reverse = 0) or sum_{i>j} decay^(i-j) v_i (reverse = 1, the adjoint). v, out: [groups, n, d].
+ * BF16 / F16: the running sum in F32, each output rounded. */
 int mk_linear_attention_momentum_forward(int device, int dtype, int64_t groups, int64_t n,
                                          int64_t d, const void* v, void* out, double decay,
                                          int reverse, void* stream);
