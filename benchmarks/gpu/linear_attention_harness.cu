@@ -37,13 +37,13 @@
 
 #include "linear_attention.cu"
 
-#define CHECK(x)                                                                           \
-  do {                                                                                     \
-    cudaError_t e_ = (x);                                                                  \
-    if (e_ != cudaSuccess) {                                                               \
+#define CHECK(x)                                                                         \
+  do {                                                                                   \
+    cudaError_t e_ = (x);                                                                \
+    if (e_ != cudaSuccess) {                                                             \
       fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_)); \
-      exit(1);                                                                             \
-    }                                                                                      \
+      exit(1);                                                                           \
+    }                                                                                    \
   } while (0)
 
 // multiples of 2^-10 in [-1/8, 1/8): exact in every dtype of the table
@@ -114,7 +114,8 @@ struct Shape {
 static void row(const Shape& s, const char* mask, const char* dtype, const char* form, float ms, double flops,
                 double bytes, double err, bool mma) {
   char shape[64];
-  snprintf(shape, sizeof shape, "[%lld,%lld,%lld,%lld]", (long long)s.b, (long long)s.h, (long long)s.n, (long long)s.d);
+  snprintf(shape, sizeof shape, "[%lld,%lld,%lld,%lld]", (long long)s.b, (long long)s.h, (long long)s.n,
+           (long long)s.d);
   if (ms < 0) {
     printf("| %s | %s | %s | %s | failed | | | | | |\n", shape, mask, dtype, form);
     return;
@@ -162,8 +163,8 @@ static void half_rows(const Shape& s, int mask, const char* name, const float* q
   const int mirror = mask == 1 ? 2 : mask;
   // tensor cores (what the entry point runs for these shapes)
   float ms = time_call(15, [&] { return mk::cuda::run_tc<H>(plan, G, n, n, d, d, qh, kh, vh, oh, mask, S, nullptr); });
-  row(s, mask ? "causal" : "none", name, "tensor cores", ms, flops, io_elems * 2 + state_bytes, ms < 0 ? -1 : err_of(oh),
-      true);
+  row(s, mask ? "causal" : "none", name, "tensor cores", ms, flops, io_elems * 2 + state_bytes,
+      ms < 0 ? -1 : err_of(oh), true);
   ms = time_call(15, [&] {
     int st = mk::cuda::linear_attention(H::kDtype, G, n, n, d, d, qh, kh, vh, oh, mask, S, nullptr);
     if (!st) st = mk::cuda::linear_attention(H::kDtype, G, n, n, d, d, gh, vh, kh, t1, mask, S, nullptr);
@@ -215,14 +216,12 @@ int main(int argc, char** argv) {
       const double io_elems = 4.0 * double(elems);  // q, k, v, out
       const double state_bytes = 4.0 * double(G) * plan.states * d * d * (plan.states > 1 ? 4 : 2);
       std::vector<float> ref(elems), h2(elems);
-      float ms = time_call(5, [&] {
-        return mk::cuda::linear_attention(MK_F32, G, n, n, d, d, q, k, v, o1, mask, nullptr, nullptr);
-      });
+      float ms = time_call(
+          5, [&] { return mk::cuda::linear_attention(MK_F32, G, n, n, d, d, q, k, v, o1, mask, nullptr, nullptr); });
       CHECK(cudaMemcpy(ref.data(), o1, elems * 4, cudaMemcpyDeviceToHost));
       row(s, mname, "F32", "sequential (reference)", ms, flops, io_elems * 4, 0.0, false);
-      ms = time_call(15, [&] {
-        return mk::cuda::linear_attention(MK_F32, G, n, n, d, d, q, k, v, o2, mask, ws, nullptr);
-      });
+      ms = time_call(15,
+                     [&] { return mk::cuda::linear_attention(MK_F32, G, n, n, d, d, q, k, v, o2, mask, ws, nullptr); });
       CHECK(cudaMemcpy(h2.data(), o2, elems * 4, cudaMemcpyDeviceToHost));
       row(s, mname, "F32", "chunked SIMT", ms, flops, io_elems * 4 + state_bytes, max_rel_diff(h2, ref), false);
       half_rows<mk::cuda::Bf16>(s, mask, "BF16", q, k, v, ref, ws, plan, flops, io_elems, state_bytes);
@@ -231,7 +230,8 @@ int main(int argc, char** argv) {
     CHECK(cudaFree(ws));
     for (float* p : {q, k, v, o1, o2}) CHECK(cudaFree(p));
   }
-  printf("\nGFLOP and MB as in the header of benchmarks/gpu/linear_attention_harness.cu (algorithm FLOPs, not the\n"
-         "MMAs issued; MB: DRAM traffic at least needed). fwd+bwd: 4x the forward's figures.\n");
+  printf(
+      "\nGFLOP and MB as in the header of benchmarks/gpu/linear_attention_harness.cu (algorithm FLOPs, not the\n"
+      "MMAs issued; MB: DRAM traffic at least needed). fwd+bwd: 4x the forward's figures.\n");
   return 0;
 }

@@ -36,7 +36,7 @@ class CudaLinearAttentionHalfTest {
 
   @BeforeAll
   static void needGpu() {
-    assumeTrue(Backend.get().cudaAvailable(), "no CUDA: " + Backend.get().cudaReason());  // (RequiresCuda skips first)
+    assumeTrue(Backend.get().cudaAvailable(), "no CUDA: " + Backend.get().cudaReason()); // (RequiresCuda skips first)
   }
 
   static Tensor half(long seed, DType t, long... shape) {
@@ -55,7 +55,8 @@ class CudaLinearAttentionHalfTest {
       "BF16, CAUSAL, 2, 300, 300, 256, 32",
       "F16, CAUSAL, 1, 130, 130, 300, 16",
   })
-  void productIsWithinTwiceTheNaive16BitError(DType t, Mask mask, int g, int nq, int nk, int dk, int dv) {
+  void
+  productIsWithinTwiceTheNaive16BitError(DType t, Mask mask, int g, int nq, int nk, int dk, int dv) {
     try (Scope s = Scope.open()) {
       Tensor q = half(1, t, g, nq, dk), k = half(2, t, g, nk, dk), v = half(3, t, g, nk, dv);
       Tensor gpu = LinearAttention.product(q.to(GPU), k.to(GPU), v.to(GPU), mask);
@@ -68,8 +69,8 @@ class CudaLinearAttentionHalfTest {
       double en = HalfLinearAttentionRef.relErr(naive, exact);
       double eg = HalfLinearAttentionRef.relErr(gpu.to(CPU).toDoubleArray(), exact);
       double ec = HalfLinearAttentionRef.relErr(cpu.toDoubleArray(), exact);
-      System.out.printf("la %s %s [%d, %d, %d, %d, %d]: naive %.2e, cuda %.2e, cpu %.2e%n", t, mask, g, nq, nk, dk, dv,
-          en, eg, ec);
+      System.out.printf(
+          "la %s %s [%d, %d, %d, %d, %d]: naive %.2e, cuda %.2e, cpu %.2e%n", t, mask, g, nq, nk, dk, dv, en, eg, ec);
       assertTrue(eg <= 2 * en + 1e-6, "CUDA error " + eg + " over twice the naive " + en);
       assertTrue(ec <= 2 * en + 1e-6, "CPU twin error " + ec + " over twice the naive " + en);
       // deterministic: the same bits on a second call
@@ -97,8 +98,8 @@ class CudaLinearAttentionHalfTest {
   // dq, dk, dv of <product, w>, then d/dk <dq, u> (createGraph), as host arrays
   static double[][] grads(Device dev, Tensor q, Tensor k, Tensor v, Tensor w, Tensor u, Mask mask) {
     Tensor qd = q.to(dev).requiresGrad(true), kd = k.to(dev).requiresGrad(true), vd = v.to(dev).requiresGrad(true);
-    List<Tensor> g = Autograd.grad(List.of(LinearAttention.product(qd, kd, vd, mask)), List.of(qd, kd, vd),
-        List.of(w.to(dev)), true);
+    List<Tensor> g = Autograd.grad(
+        List.of(LinearAttention.product(qd, kd, vd, mask)), List.of(qd, kd, vd), List.of(w.to(dev)), true);
     Tensor h = Autograd.grad(List.of(g.get(0)), List.of(kd), List.of(u.to(dev)), false).get(0);
     for (Tensor x : g) assertEquals(q.dtype(), x.dtype());
     return new double[][] {g.get(0).to(CPU).toDoubleArray(), g.get(1).to(CPU).toDoubleArray(),
@@ -109,7 +110,8 @@ class CudaLinearAttentionHalfTest {
   void momentumAttentionInBf16MatchesTheCpuTwin() {
     try (Scope s = Scope.open()) {
       var o = LinearAttention.Options.causal(FeatureMap.ELU_PLUS_ONE)
-          .withNormalization(LinearAttention.Normalization.NORMALIZER).withMomentum(0.9);
+                  .withNormalization(LinearAttention.Normalization.NORMALIZER)
+                  .withMomentum(0.9);
       Tensor q = half(9, DType.BF16, 2, 2, 150, 32), k = half(10, DType.BF16, 2, 2, 150, 32);
       Tensor v = half(11, DType.BF16, 2, 2, 150, 16);
       Tensor cpu = LinearAttention.apply(q, k, v, o), gpu = LinearAttention.apply(q.to(GPU), k.to(GPU), v.to(GPU), o);

@@ -49,8 +49,8 @@ public final class HalfLinearAttentionRef {
    * @param v [G, nk, dv]
    * @return [G, nq, dv]
    */
-  public static double[] product(DType t, int mask, int g, int nq, int nk, int dk, int dv, double[] q, double[] k,
-      double[] v) {
+  public static double[] product(
+      DType t, int mask, int g, int nq, int nk, int dk, int dv, double[] q, double[] k, double[] v) {
     double[] out = new double[g * nq * dv];
     for (int gi = 0; gi < g; gi++) {
       int qo = gi * nq * dk, ko = gi * nk * dk, vo = gi * nk * dv, oo = gi * nq * dv;
