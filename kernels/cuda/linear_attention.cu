@@ -494,9 +494,10 @@ int run_sequential(int64_t groups, int64_t nq, int64_t nk, int64_t dk, int64_t d
 // ---- tensor-core form (BF16 / F16 inputs) --------------------------------------------------------
 // The chunk-parallel form above with its products on m16n8k16 MMAs (16-bit operands, F32
 // accumulation; register layouts in mma.cuh), same plan, same scratch, same fixed orders:
-//   1. states S_s = K_sᵀ V_s (F32, in the scratch): a block per (group, chunk, 64 key features, ET
-//      value columns), warp w the features [16w, 16w + 16); A = Kᵀ and B = V from transposed shared
-//      copies of each 64-key slab (slabs ascending);
+//   1. states S_s = K_sᵀ V_s (F32, in the scratch, stored transposed: [dv][dk], so that step 3
+//      stages them with coalesced reads and conflict-free shared stores): a block per (group,
+//      chunk, 64 key features, ET value columns), warp w the features [16w, 16w + 16); A = Kᵀ and
+//      B = V from transposed shared copies of each 64-key slab (slabs ascending);
 //   2. the scan of the SIMT form, in F32 (scan_kernel<float>): the inter-chunk prefix stays F32;
 //   3. output: a block per (group, 64 query rows, ET value columns), warp w the rows [16w, 16w + 16):
 //      O = Q·Ŝ with Ŝ the prefix state rounded to the input type as it is staged (transposed), then
@@ -583,7 +584,7 @@ __device__ void tc_cols(uint16_t* dst, int ldd, const uint16_t* src, int64_t ld,
   }
 }
 
-// 1. S[g][s][d][e] = sum over the keys i of chunk s of k[i][d] v[i][e], F32.
+// 1. S[g][s][e][d] = sum over the keys i of chunk s of k[i][d] v[i][e], F32 (transposed).
 template <class H, int ET>
 __global__ void __launch_bounds__(TC::kThreads)
 tc_state_kernel(int64_t nk, int64_t dk, int64_t dv, int64_t rows, int64_t states, int64_t dtiles, int64_t etiles,
@@ -633,7 +634,7 @@ tc_state_kernel(int64_t nk, int64_t dk, int64_t dv, int64_t rows, int64_t states
 #pragma unroll
     for (int r = 0; r < 4; ++r) {
       const int64_t d = d0 + warp * 16 + gq + 8 * (r >> 1), e = e0 + nb * 8 + 2 * tq + (r & 1);
-      if (d < dk && e < dv) out[d * dv + e] = acc[nb][r];
+      if (d < dk && e < dv) out[e * dk + d] = acc[nb][r];
     }
 }
 
@@ -668,10 +669,13 @@ tc_output_kernel(int mask, int64_t nq, int64_t nk, int64_t dk, int64_t dv, int64
   const int64_t s = mask == 0 ? 0 : j0 / rows;
   const bool with_state = mask == 0 || (mask == 1 ? s > 0 : s < states - 1);
   if (with_state) {
-    const float* Sg = S + (g * states + s) * dk * dv;
-    for (int idx = threadIdx.x; idx < DKP * ET; idx += TC::kThreads) {  // st[e][d] = round(S[d][e0 + e])
-      const int d = idx / ET, e = idx % ET;
-      st[e * L::LDK + d] = float_to_half<H>(d < dk && e0 + e < dv ? Sg[d * dv + e0 + e] : 0.f);
+    const float* Sg = S + (g * states + s) * dk * dv;  // Sᵀ: [dv][dk]
+    for (int idx = threadIdx.x; idx < DKP / 2 * ET; idx += TC::kThreads) {  // st[e][d] = round(S[d][e0 + e])
+      const int e = idx / (DKP / 2), d = (idx % (DKP / 2)) * 2;
+      const bool row = e0 + e < dv;
+      const float lo = row && d < dk ? Sg[(e0 + e) * dk + d] : 0.f;
+      const float hi = row && d + 1 < dk ? Sg[(e0 + e) * dk + d + 1] : 0.f;
+      *reinterpret_cast<uint32_t*>(st + e * L::LDK + d) = pack_half2<H>(lo, hi);
     }
     __syncthreads();  // (the Q tile too)
 #pragma unroll
