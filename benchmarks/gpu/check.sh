@@ -46,11 +46,15 @@ log "backend"
 java -cp "$CP" org.metakernels.cli.Main info 2>&1 | tee "$out/info.txt"
 
 log "standalone harnesses (nvcc on this machine)"
-# kernels/cuda/linear_attention.cu alone: chunk-parallel vs sequential form, time and agreement
+# kernels/cuda/linear_attention.cu alone: every form (F32 sequential / chunked SIMT, BF16 / F16 on
+# tensor cores and chunked SIMT, forward+backward), time, error against F32, FLOP and byte figures;
+# % of peak against the H100/H200 F32 FMA (67) and dense BF16 (989, wgmma: mma.sync gets less) TFLOP/s
 if command -v nvcc >/dev/null; then
   timeout 300 nvcc -std=c++17 -O3 -arch=sm_90 -Ikernels/include -Inative/include -Ikernels/cuda \
     benchmarks/gpu/linear_attention_harness.cu -o /tmp/mk-la-harness 2>&1 | tail -5
-  [ -x /tmp/mk-la-harness ] && timeout 180 /tmp/mk-la-harness 2>&1 | tee "$out/linear_attention_harness.md"
+  peaks=()
+  nvidia-smi -L 2>/dev/null | grep -Eq 'H100|H200' && peaks=(--peak-tflops 67 989)
+  [ -x /tmp/mk-la-harness ] && timeout 180 /tmp/mk-la-harness "${peaks[@]}" 2>&1 | tee "$out/linear_attention_harness.md"
 else
   echo "no nvcc: skipped"
 fi

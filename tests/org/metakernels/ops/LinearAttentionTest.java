@@ -250,4 +250,22 @@ class LinearAttentionTest {
       assertTrue(e.getMessage().contains("linearAttention.momentum"), e.getMessage());
     }
   }
+
+  /** The 16-bit CPU twin: a group per thread, fixed orders, so the same bits for any thread count. */
+  @Test
+  void halfProductIsBitwiseTheSameAcrossThreadCounts() {
+    int before = org.metakernels.runtime.MkNative.mk_runtime_num_threads();
+    try (Scope s = Scope.open()) {
+      Tensor q = half(16, DType.BF16, 8, 200, 32), k = half(17, DType.BF16, 8, 200, 32);
+      Tensor v = half(18, DType.BF16, 8, 200, 16);
+      double[][] seen = new double[2][];
+      for (int threads = 1; threads <= 2; threads++) {
+        org.metakernels.runtime.MkNative.mk_runtime_set_num_threads(threads);
+        seen[threads - 1] = LinearAttention.product(q, k, v, Mask.CAUSAL).toDoubleArray();
+      }
+      assertArrayEquals(seen[0], seen[1]);
+    } finally {
+      org.metakernels.runtime.MkNative.mk_runtime_set_num_threads(before);
+    }
+  }
 }
