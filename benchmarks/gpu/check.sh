@@ -54,7 +54,7 @@ if command -v nvcc >/dev/null; then
     benchmarks/gpu/linear_attention_harness.cu -o /tmp/mk-la-harness 2>&1 | tail -5
   peaks=()
   nvidia-smi -L 2>/dev/null | grep -Eq 'H100|H200' && peaks=(--peak-tflops 67 989)
-  [ -x /tmp/mk-la-harness ] && timeout 180 /tmp/mk-la-harness "${peaks[@]}" 2>&1 | tee "$out/linear_attention_harness.md"
+  [ -x /tmp/mk-la-harness ] && timeout 180 /tmp/mk-la-harness ${peaks[@]+"${peaks[@]}"} 2>&1 | tee "$out/linear_attention_harness.md"
 else
   echo "no nvcc: skipped"
 fi
