@@ -18,7 +18,8 @@
 // the 16-bit type, every matmul's output rounded (q kᵀ, (q kᵀ ⊙ M) v, the chunk states kᵀ v, their
 // exclusive prefix sum, q·prefix, the final sum; q (kᵀ v) without a mask) — plus a 1e-6 floor;
 // bitwise equal across thread orders, nothing written outside the output and the scratch;
-// momentum bitwise equal to the CPU twin; key dims over 256 fall back to the SIMT form.
+// momentum bitwise equal to the CPU twin; key dims over 256, and a 48 KB device whose shared memory
+// does not hold the tiles, fall back to the SIMT form (refused before any launch).
 //   linear_attention_emu_test [order]     order: 0 forward, 1 reverse, 2 shuffled (default: all)
 #include <omp.h>
 
@@ -400,6 +401,36 @@ static void half_momentum_case(int64_t G, int64_t n, int64_t d, double decay, in
   expect(bad == 0, std::string("momentum ") + X::name() + ": " + std::to_string(bad) + " outputs not round(F32 sum)");
 }
 
+// A device whose shared memory does not hold the tensor-core tiles (48 KB opt-in: the <128, 128>
+// output layout needs 53,248 B): the tensor-core form says unsupported before launching anything
+// and the entry point runs the SIMT chunk-parallel form (the same bits as calling it).
+template <class H>
+static void half_small_device_case(unsigned seed) {
+  const int64_t G = 2, n = 100, dk = 128, dv = 128;
+  std::mt19937 rng(seed);
+  std::normal_distribution<double> nd(0.0, 1.0);
+  Buf<uint16_t> q(G * n * dk), k(G * n * dk), v(G * n * dv), a(G * n * dv), b(G * n * dv);
+  for (Buf<uint16_t>* x : {&q, &k, &v})
+    for (int64_t i = 0; i < x->n; ++i) (*x)[i] = Half<H>::encode(nd(rng));
+  const mk::cuda::ChunkPlan plan = mk::cuda::chunk_plan(MK_F32, G, n, dk, dv);
+  Buf<float> S(plan.bytes / 4);
+  const int optin = emu::config().optin;
+  emu::config().optin = 48 * 1024;
+  const int64_t launches = emu::config().launches;
+  const int tc = mk::cuda::run_tc<H>(plan, G, n, n, dk, dv, q.data(), k.data(), v.data(), a.data(), 1, S.data(), nullptr);
+  expect(tc == mk::KERNEL_UNSUPPORTED && emu::config().launches == launches,
+         std::string(Half<H>::name()) + " 48 KB device: the tensor-core form did not refuse before launching");
+  expect(mk::cuda::linear_attention(H::kDtype, G, n, n, dk, dv, q.data(), k.data(), v.data(), a.data(), 1, S.data(),
+                                    nullptr) == 0,
+         std::string(Half<H>::name()) + " 48 KB device: entry point failed");
+  expect(mk::cuda::run_chunked<H>(plan, G, n, n, dk, dv, q.data(), k.data(), v.data(), b.data(), 1, S.data(),
+                                  nullptr) == 0,
+         std::string(Half<H>::name()) + " 48 KB device: SIMT form failed");
+  expect(std::memcmp(a.data(), b.data(), size_t(a.n) * 2) == 0,
+         std::string(Half<H>::name()) + " 48 KB device: the entry point did not fall back to the SIMT form");
+  emu::config().optin = optin;
+}
+
 template <class H>
 static void halves(unsigned& seed) {
   const int64_t big = int64_t(512) << 20;
@@ -418,6 +449,7 @@ static void halves(unsigned& seed) {
   for (int mask = 0; mask <= 2; ++mask)               // state chunks of 128 keys (a lowered budget)
     half_case<H>(1, 200, 200, 16, 8, mask, 2 * 16 * 8 * 4, seed++);
   for (int r = 0; r <= 1; ++r) half_momentum_case<H>(3, 50, 70, 0.9, r, seed++);
+  half_small_device_case<H>(seed++);
 }
 
 int main(int argc, char** argv) {
