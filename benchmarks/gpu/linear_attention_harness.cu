@@ -7,6 +7,8 @@
 //   F32  sequential       the former kernel (a block per group and 32 value columns walks the sequence)
 //   F32  chunked SIMT     the chunk-parallel form (states, F32 scan, 64 x 64 register-tiled outputs)
 //   BF16 / F16 tensor cores  the same chunk-parallel form on m16n8k16 MMAs, F32 states and scan
+//   BF16 / F16 tensor cores, R = 128, 256 (causal)  the same with longer state chunks (R keys per
+//                    state: fewer states, more masked key blocks; GFLOP counts the extra blocks)
 //   BF16 / F16 chunked SIMT  the SIMT chunk-parallel form on the 16-bit data (the fallback), F32 inside
 //   and "fwd+bwd" rows: the forward and the three products of its backward (dq = P(g, v, k, M),
 //   dk = P(v, g, q, M'), dv = P(k, q, g, M')), as LinearAttention.product's backward calls them.
@@ -36,6 +38,8 @@
 #include <vector>
 
 #include "linear_attention.cu"
+
+static constexpr int64_t TC_ROWS = mk::cuda::TC::kRows;  // keys of a key block
 
 #define CHECK(x)                                                                         \
   do {                                                                                   \
@@ -161,10 +165,23 @@ static void half_rows(const Shape& s, int mask, const char* name, const float* q
   };
   float* S = static_cast<float*>(ws);
   const int mirror = mask == 1 ? 2 : mask;
-  // tensor cores (what the entry point runs for these shapes)
-  float ms = time_call(15, [&] { return mk::cuda::run_tc<H>(plan, G, n, n, d, d, qh, kh, vh, oh, mask, S, nullptr); });
-  row(s, mask ? "causal" : "none", name, "tensor cores", ms, flops, io_elems * 2 + state_bytes,
-      ms < 0 ? -1 : err_of(oh), true);
+  // tensor cores (what the entry point runs for these shapes: state chunks of plan.rows keys), and
+  // with longer state chunks (fewer F32 states to write, scan and read; more masked key blocks per
+  // query block): which R the plan should pick is for this table to say
+  float ms = 0;
+  for (int64_t R = plan.rows; R <= 4 * plan.rows; R *= 2) {
+    mk::cuda::ChunkPlan pr = plan;
+    pr.rows = R;
+    pr.states = (n + R - 1) / R;
+    pr.bytes = 4 * G * pr.states * d * d;
+    const double sb = 4.0 * double(G) * pr.states * d * d * (pr.states > 1 ? 4 : 2);
+    const double fl = flops + (mask ? double(G) * n * double(R - TC_ROWS) * 2.0 * (d + d) / 2.0 : 0.0);
+    ms = time_call(15, [&] { return mk::cuda::run_tc<H>(pr, G, n, n, d, d, qh, kh, vh, oh, mask, S, nullptr); });
+    char form[64];
+    snprintf(form, sizeof form, R == plan.rows ? "tensor cores (R = %lld)" : "tensor cores, R = %lld", (long long)R);
+    row(s, mask ? "causal" : "none", name, form, ms, fl, io_elems * 2 + sb, ms < 0 ? -1 : err_of(oh), true);
+    if (!mask) break;  // (no mask: one state per group whatever R)
+  }
   ms = time_call(15, [&] {
     int st = mk::cuda::linear_attention(H::kDtype, G, n, n, d, d, qh, kh, vh, oh, mask, S, nullptr);
     if (!st) st = mk::cuda::linear_attention(H::kDtype, G, n, n, d, d, gh, vh, kh, t1, mask, S, nullptr);
