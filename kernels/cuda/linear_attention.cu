@@ -673,8 +673,17 @@ tc_output_kernel(int mask, int64_t nq, int64_t nk, int64_t dk, int64_t dv, int64
     for (int idx = threadIdx.x; idx < DKP / 2 * ET; idx += TC::kThreads) {  // st[e][d] = round(S[d][e0 + e])
       const int e = idx / (DKP / 2), d = (idx % (DKP / 2)) * 2;
       const bool row = e0 + e < dv;
-      const float lo = row && d < dk ? Sg[(e0 + e) * dk + d] : 0.f;
-      const float hi = row && d + 1 < dk ? Sg[(e0 + e) * dk + d + 1] : 0.f;
+      float lo = 0.f, hi = 0.f;
+      if (row && d + 1 < dk && (dk & 1) == 0) {  // (an even dk keeps every pair 8-byte aligned)
+        const uint64_t x = *reinterpret_cast<const uint64_t*>(Sg + (e0 + e) * dk + d);  // one 8-byte load
+        float f[2];
+        memcpy(f, &x, 8);
+        lo = f[0];
+        hi = f[1];
+      } else {
+        if (row && d < dk) lo = Sg[(e0 + e) * dk + d];
+        if (row && d + 1 < dk) hi = Sg[(e0 + e) * dk + d + 1];
+      }
       *reinterpret_cast<uint32_t*>(st + e * L::LDK + d) = pack_half2<H>(lo, hi);
     }
     __syncthreads();  // (the Q tile too)

@@ -445,6 +445,7 @@ static void halves(unsigned& seed) {
     for (int mask = 0; mask <= 2; ++mask) half_case<H>(s.G, s.nq, s.nk, s.dk, s.dv, mask, big, seed++);
   half_case<H>(2, 37, 150, 20, 12, 0, big, seed++);   // no mask, nq != nk
   half_case<H>(1, 70, 70, 200, 24, 1, big, seed++);   // keys padded to 256
+  half_case<H>(2, 90, 90, 33, 24, 2, big, seed++);    // odd dk: scalar state reads
   half_case<H>(1, 66, 66, 300, 16, 1, big, seed++);   // keys over 256: the SIMT form
   for (int mask = 0; mask <= 2; ++mask)               // state chunks of 128 keys (a lowered budget)
     half_case<H>(1, 200, 200, 16, 8, mask, 2 * 16 * 8 * 4, seed++);
