@@ -88,10 +88,11 @@ if java -cp "$CP" org.openjdk.jmh.Main -l 2>/dev/null | grep -q 'Gpu'; then
   # (GPU calls take milliseconds, so a 1 s iteration averages hundreds). BF16 first: 8 sets.
   # GpuDenseBench: 18 ops (parameter sets) in this JVM (-f 0: a fork per set would cost ~5 s each),
   # 1 warm-up and 2 iterations of 0.5 s each: ~30-40 s.
-  for cls in GpuAttentionBf16Bench:65 GpuAttentionBench:55 GpuLinearAttentionBench:45 GpuDenseBench:60; do
+  # GpuLaunchBench: 4 methods of microseconds, same settings as GpuDenseBench: ~10 s.
+  for cls in GpuAttentionBf16Bench:65 GpuAttentionBench:55 GpuLinearAttentionBench:45 GpuDenseBench:60 GpuLaunchBench:30; do
     name=${cls%%:*}
     it=1s forks=1
-    [ "$name" = GpuDenseBench ] && it=500ms forks=0
+    [ "$name" = GpuDenseBench ] || [ "$name" = GpuLaunchBench ] && it=500ms forks=0
     timeout "${cls##*:}" java -cp "$CP" org.openjdk.jmh.Main "$name" -f "$forks" -wi 1 -i 2 -w "$it" -r "$it" \
       -rf json -rff "$out/jmh-$name.json" 2>&1 | tail -20 | tee "$out/jmh-$name.txt"
   done

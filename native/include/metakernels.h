@@ -148,6 +148,9 @@ int mk_runtime_attach_cuda(const void* table);
 int mk_runtime_has_cuda(void);
 int mk_runtime_cuda_device_count(void);
 int mk_runtime_cuda_synchronize(void* stream);
+/* Launches one empty kernel on the stream (CUDA; nothing on the CPU) and returns without waiting: the
+ * floor under every entry point's cost (GpuLaunchBench sets a tiny op beside it). */
+int mk_runtime_noop(int device, void* stream);
 
 /* ---- host and device memory ---------------------------------------------------------------- */
 /* One caching design for both (native/src/memory.cpp): freed blocks wait in a free list per size

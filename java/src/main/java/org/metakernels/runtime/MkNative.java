@@ -60,6 +60,8 @@ public final class MkNative {
 
   public static native int mk_runtime_cuda_synchronize(@Cast("void*") long stream);
 
+  public static native int mk_runtime_noop(int device, @Cast("void*") long stream);
+
   // ---- host memory
   public static native @Cast("intptr_t") long mk_host_alloc(@Cast("int64_t") long nbytes);
 
