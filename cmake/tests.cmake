@@ -199,3 +199,9 @@ mk_emu_test(emu.linear_attention linear_attention_emu_test)
 # activation gradient) against the CPU twin and a long-double loop, every thread order in one run.
 mk_emu_executable(linear_emu_test)
 mk_emu_test(emu.linear linear_emu_test)
+
+# tests/cuda-emu/copy_async_emu_test.cpp: the emulated ldmatrix (x1/x2/x4, .trans, through a
+# swizzled layout) and cp.async (commit groups, wait_group, zero fill) of kernels/cuda/copy_async.cuh
+# against the MMA fragment layout of kernels/cuda/mma.cuh, every thread order in one run.
+mk_emu_executable(copy_async_emu_test)
+mk_emu_test(emu.copy_async copy_async_emu_test)
