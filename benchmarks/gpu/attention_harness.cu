@@ -1,6 +1,7 @@
 // Standalone GPU harness for the 16-bit tensor-core softmax attention (kernels/cuda/attention/
 // tensor_core.cu): every forward version (v1: 64-row blocks, plain loads; v2: 128-row blocks,
-// cp.async K/V ring, ldmatrix, swizzled shared tiles; see mk/attention_tc_choice.h) and the
+// cp.async K/V ring, ldmatrix, swizzled shared tiles; v2k32: v2 with 32-key tiles, two blocks per
+// SM; see mk/attention_tc_choice.h) and the
 // backward, BF16 and F16, causal and not, on [4,16,4096,128], [1,16,16384,128] and [2,8,1024,64].
 // No Java needed. On the GPU machine, from the project root:
 //   nvcc -std=c++17 -O3 --expt-relaxed-constexpr -arch=sm_90 -Ikernels/include -Inative/include \
@@ -258,7 +259,7 @@ void run(const Shape& s, bool causal, int reps, const char* tname) {
            bitwise ? "yes" : "NO", ok ? "ok" : "FAIL");
   };
   // forward, each version
-  for (int version : {mk::MK_TC_V1, mk::MK_TC_V2}) {
+  for (int version : {mk::MK_TC_V1, mk::MK_TC_V2, mk::MK_TC_V2_K32}) {
     AttentionParams f = p;
     f.out = out;
     f.lse = lse;
@@ -267,7 +268,8 @@ void run(const Shape& s, bool causal, int reps, const char* tname) {
     const double ek = rel(sampled(out), o_ref);
     f.out = out2;
     const bool bitwise = mk::cuda::tc_attention_forward_version(f, nullptr, version) == 0 && same(out, out2);
-    row(version == mk::MK_TC_V1 ? "forward v1" : "forward v2", ms, fwd_flop, ek, en_o, bitwise);
+    row(version == mk::MK_TC_V1 ? "forward v1" : version == mk::MK_TC_V2 ? "forward v2" : "forward v2k32", ms,
+        fwd_flop, ek, en_o, bitwise);
   }
   // backward (v1: the only one) from the v1 forward's out and lse
   {

@@ -486,17 +486,19 @@ void run_tc_case(const Case& c, uint64_t seed) {
   }
   // the v2 forward (cp.async ring, ldmatrix, swizzled tiles) where it applies and fits: the same
   // criterion, the same lse tolerance, and the same bits on a second run
-  if (!tf32 && mk::attention_tc_v2_applies(E::kDtype, D, Dv, 8)) {
-    const size_t need2 = w <= 64 ? Fwd2Layout<64>::bytes : Fwd2Layout<128>::bytes;
+  for (int version : {mk::MK_TC_V2, mk::MK_TC_V2_K32}) {
+    if (tf32 || !mk::attention_tc_v2_applies(E::kDtype, D, Dv, 8)) break;
+    const size_t need2 = version == mk::MK_TC_V2 ? (w <= 64 ? Fwd2Layout<64>::bytes : Fwd2Layout<128>::bytes)
+                                                 : (w <= 64 ? Fwd2Layout<64, 32>::bytes : Fwd2Layout<128, 32>::bytes);
     std::vector<Raw> out2(out.size(), Raw(0x7fff)), out3(out.size(), Raw(0x7fff));
     std::vector<float> lse2(lse.size(), NAN), lse3(lse.size(), NAN);
     AttentionParams f2 = p;
     f2.out = out2.data(); f2.lse = lse2.data();
-    const int s2 = mk::cuda::tc_attention_forward_version(f2, nullptr, mk::MK_TC_V2);
+    const int s2 = mk::cuda::tc_attention_forward_version(f2, nullptr, version);
     f2.out = out3.data(); f2.lse = lse3.data();
-    const int s3 = mk::cuda::tc_attention_forward_version(f2, nullptr, mk::MK_TC_V2);
+    const int s3 = mk::cuda::tc_attention_forward_version(f2, nullptr, version);
     if (s2 || s3) {
-      printf(" v2 status %d FAIL", s2 ? s2 : s3); ++g_failures;
+      printf(" v2 (%d) status %d FAIL", version, s2 ? s2 : s3); ++g_failures;
     } else {
       const double ek = rel_err(widen(out2), ref.out), en = rel_err(naive.out, ref.out);
       double e2 = 0;
@@ -507,7 +509,8 @@ void run_tc_case(const Case& c, uint64_t seed) {
       const bool same = std::memcmp(out2.data(), out3.data(), out2.size() * sizeof(Raw)) == 0 &&
                         std::memcmp(lse2.data(), lse3.data(), lse2.size() * 4) == 0;
       const bool ok = ek <= 2 * en + 1e-6 && e2 <= 1e-4 && same;
-      printf(" | v2%s out %.2e/%.2e lse %.1e%s%s", need2 <= optin ? "" : " (v1: tiles do not fit)", ek, en, e2,
+      printf(" | %s%s out %.2e/%.2e lse %.1e%s%s", version == mk::MK_TC_V2 ? "v2" : "v2k32",
+             need2 <= optin ? "" : " (v1: tiles do not fit)", ek, en, e2,
              same ? "" : " not deterministic", ok ? "" : " FAIL");
       if (!ok) ++g_failures;
       g_worst_tc = std::max(g_worst_tc, en > 0 ? ek / en : 0.0);

@@ -381,13 +381,14 @@ struct Tc2Traits {
 };
 using T2 = Tc2Traits;
 
-template <int DP>
+// BK: keys per tile (T2::kBlockK, or 32 where the register budget asks for it: fwd2_block_k)
+template <int DP, int BK = Tc2Traits::kBlockK>
 struct Fwd2Layout {
   static_assert(DP == 64 || DP == 128, "v2: rows of 8 or 16 chunks, swizzled over 8");
-  static constexpr int kStage = T2::kBlockK * DP;             // one K or V tile
+  static constexpr int kStage = BK * DP;                      // one K or V tile
   static constexpr int q = 0;                                 // Q    [128][DP]
-  static constexpr int k = q + T2::kBlockQ * DP;              // K    [2][64][DP]
-  static constexpr int v = k + T2::kStages * kStage;          // V    [2][64][DP]
+  static constexpr int k = q + T2::kBlockQ * DP;              // K    [2][BK][DP]
+  static constexpr int v = k + T2::kStages * kStage;          // V    [2][BK][DP]
   static constexpr int total = v + T2::kStages * kStage;
   static constexpr size_t bytes = size_t(total) * 2;
 };
@@ -418,11 +419,10 @@ __device__ __forceinline__ void load_tile_async(uint16_t* dst, const uint16_t* s
   }
 }
 
-template <class E, int DP>
-__global__ void __launch_bounds__(T2::kThreads, DP <= 64 ? 2 : 1) tc2_forward_kernel(const AttentionParams p, const int vec) {
+template <class E, int DP, int BK, int MINB>
+__global__ void __launch_bounds__(T2::kThreads, MINB) tc2_forward_kernel(const AttentionParams p, const int vec) {
   using O = Operand<E>;
-  using L = Fwd2Layout<DP>;
-  constexpr int BK = T2::kBlockK;
+  using L = Fwd2Layout<DP, BK>;
   uint16_t* const sm = reinterpret_cast<uint16_t*>(mk_attention_smem);
   uint16_t *const qs = sm + L::q, *const ks = sm + L::k, *const vs = sm + L::v;
   const int64_t tiles = (p.nq + T2::kBlockQ - 1) / T2::kBlockQ;
@@ -436,12 +436,12 @@ __global__ void __launch_bounds__(T2::kThreads, DP <= 64 ? 2 : 1) tc2_forward_ke
   const int64_t end = x.key_end(q0 + R - 1);  // the block's last row sees the most keys
   const int ntiles = int((end + BK - 1) / BK);
   // the warp's rows: every one sees the keys below wfull (no mask there), none those from wend
+  // (key indices in int: the dispatch keeps Nq, Nk < 2^31 for v2)
   const int64_t w0 = q0 + warp * 16;
-  const int64_t wfull = w0 < p.nq ? x.key_end(w0) : 0;
-  const int64_t wend = w0 < p.nq ? x.key_end(std::min<int64_t>(w0 + 15, p.nq - 1)) : 0;
-  const int64_t row[2] = {w0 + g, w0 + g + 8};
-  int64_t kend[2];
-  for (int h = 0; h < 2; ++h) kend[h] = row[h] < p.nq ? x.key_end(row[h]) : 0;
+  const int wfull = w0 < p.nq ? int(x.key_end(w0)) : 0;
+  const int wend = w0 < p.nq ? int(x.key_end(std::min<int64_t>(w0 + 15, p.nq - 1))) : 0;
+  int kend[2];  // (the lane's rows: w0 + g + 8 hr, recomputed where needed)
+  for (int h = 0; h < 2; ++h) kend[h] = w0 + g + 8 * h < p.nq ? int(x.key_end(w0 + g + 8 * h)) : 0;
 
   // prologue: Q and the first K/V tile in one group
   load_tile_async<T2::kBlockQ, DP>(qs, x.q + q0 * d, d, R, vec != 0);
@@ -465,7 +465,7 @@ __global__ void __launch_bounds__(T2::kThreads, DP <= 64 ? 2 : 1) tc2_forward_ke
 
   for (int it = 0; it < ntiles; ++it) {
     const int stage = it & 1;
-    const int64_t j0 = int64_t(it) * BK;
+    const int j0 = it * BK;
     cp_async_wait<0>();  // this thread's copies of tile `it` have landed ...
     __syncthreads();     // ... everyone's; and every warp is done with tile it - 1 (the other stage)
     if (it + 1 < ntiles) {
@@ -484,9 +484,9 @@ __global__ void __launch_bounds__(T2::kThreads, DP <= 64 ? 2 : 1) tc2_forward_ke
     for (int nb = 0; nb < BK / 8; ++nb)
 #pragma unroll
       for (int r = 0; r < 4; ++r) s[nb][r] = 0.f;
-#pragma unroll
-    for (int kk = 0; kk < DP / 16; ++kk) {
-      if (kk < ksteps) {
+#pragma unroll 1
+    for (int kk = 0; kk < ksteps; ++kk) {  // (a loop: the swizzled addresses are not all kept live)
+      {
         uint32_t a[4];
         ldmatrix_x4(a, qs + swz<DP>(warp * 16 + la_r, kk * 16 + la_c));
 #pragma unroll
@@ -514,11 +514,11 @@ __global__ void __launch_bounds__(T2::kThreads, DP <= 64 ? 2 : 1) tc2_forward_ke
 #pragma unroll
         for (int r = 0; r < 4; ++r) {
           const int hr = r >> 1;
-          const int64_t j = j0 + nb * 8 + 2 * t + (r & 1);
+          const int j = j0 + nb * 8 + 2 * t + (r & 1);
           float v = -INFINITY;
           if (j < kend[hr]) {
             v = s[nb][r] * sl2;
-            if (x.bias) v += kLog2e * O::to_float(x.bias[row[hr] * x.nk + j]);
+            if (x.bias) v += kLog2e * O::to_float(x.bias[(w0 + g + 8 * hr) * x.nk + j]);
           }
           s[nb][r] = v;
           mx[hr] = fmaxf(mx[hr], v);
@@ -571,7 +571,7 @@ __global__ void __launch_bounds__(T2::kThreads, DP <= 64 ? 2 : 1) tc2_forward_ke
   for (int hr = 0; hr < 2; ++hr) {
     const float lr = quad_sum(l[hr]);
     const float inv = lr > 0.f ? 1.f / lr : 0.f;
-    const int64_t i = row[hr];
+    const int64_t i = w0 + g + 8 * hr;
     if (i < p.nq) {
       if (out) {
 #pragma unroll
@@ -922,20 +922,26 @@ int forward_t(const AttentionParams& p, cudaStream_t stream) {
   }
 }
 
-template <class E, int DP>
+// v2's keys per tile BK and blocks per SM MINB (the register budget: 65536 / (256 x MINB)); ptxas
+// for sm_80 / sm_90 (benchmarks/results/ptxas-attention-2026-12-05.txt):
+//   MK_TC_V2      DP 64: BK 64, 2 blocks (128 registers); DP 128: BK 64, 1 block (no spills)
+//   MK_TC_V2_K32  BK 32, 2 blocks per SM (DP 128: 128 registers, a 4-byte spill)
+template <class E, int DP, int BK, int MINB>
 int forward2_dp(const AttentionParams& p, cudaStream_t stream) {
+  using L = Fwd2Layout<DP, BK>;
   size_t optin = 0;
   if (int e = optin_smem(&optin)) return e;
-  if (Fwd2Layout<DP>::bytes > optin) return KERNEL_UNSUPPORTED;
+  if (L::bytes > optin) return KERNEL_UNSUPPORTED;
   const int64_t blocks = p.batch * p.heads * ((p.nq + T2::kBlockQ - 1) / T2::kBlockQ);
-  return tc_launch_n(tc2_forward_kernel<E, DP>, blocks, T2::kThreads, Fwd2Layout<DP>::bytes, stream, p,
-                     vector_ok<E>(p));
+  return tc_launch_n(tc2_forward_kernel<E, DP, BK, MINB>, blocks, T2::kThreads, L::bytes, stream, p, vector_ok<E>(p));
 }
 
 // v2 where it applies (attention_tc_v2_applies) and its tiles fit; else KERNEL_UNSUPPORTED
 template <class E>
-int forward2_t(const AttentionParams& p, cudaStream_t stream) {
-  return padded_dim(p) == 64 ? forward2_dp<E, 64>(p, stream) : forward2_dp<E, 128>(p, stream);
+int forward2_t(const AttentionParams& p, cudaStream_t stream, int version) {
+  if (version == MK_TC_V2_K32)
+    return padded_dim(p) == 64 ? forward2_dp<E, 64, 32, 2>(p, stream) : forward2_dp<E, 128, 32, 2>(p, stream);
+  return padded_dim(p) == 64 ? forward2_dp<E, 64, 64, 2>(p, stream) : forward2_dp<E, 128, 64, 1>(p, stream);
 }
 
 int device_arch_major() {
@@ -971,8 +977,9 @@ int tc_attention_forward(const AttentionParams& p, void* stream) {
 int tc_attention_forward_version(const AttentionParams& p, void* stream, int version) {
   if (!tc_supported(p)) return int(cudaErrorInvalidValue);
   const cudaStream_t s = as_stream(stream);
-  if (version == MK_TC_V2 && attention_tc_v2_applies(p.dtype, p.d, p.dv, 8)) {
-    const int e = p.dtype == MK_BF16 ? forward2_t<Bf16>(p, s) : forward2_t<Fp16>(p, s);
+  if ((version == MK_TC_V2 || version == MK_TC_V2_K32) && attention_tc_v2_applies(p.dtype, p.d, p.dv, 8) &&
+      p.nq <= INT_MAX && p.nk <= INT_MAX) {
+    const int e = p.dtype == MK_BF16 ? forward2_t<Bf16>(p, s, version) : forward2_t<Fp16>(p, s, version);
     if (e != KERNEL_UNSUPPORTED) return e;  // (tiles too large for this device: v1, which may fit)
   }
   return p.dtype == MK_BF16 ? forward_t<Bf16>(p, s) : p.dtype == MK_F16 ? forward_t<Fp16>(p, s) : forward_t<Tf32>(p, s);

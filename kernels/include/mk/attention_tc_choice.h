@@ -6,10 +6,12 @@
 //       every head dim up to 256, BF16/F16/TF32. Forward and backward.
 //   v2  forward only: 128 query rows per block (8 warps x 16), K/V tiles by cp.async into a
 //       2-stage shared ring, ldmatrix fragments (.trans for V), XOR-swizzled shared rows, mask
-//       only on the tiles that need it; BF16/F16, max(D, Dv) <= 128, sm_80+.
+//       only on the tiles that need it; BF16/F16, max(D, Dv) <= 128, sm_80+. 64 keys per tile
+//       (D = 128: one block of 256 threads per SM by registers).
+//   v2k32  v2 with 32 keys per tile and two blocks per SM (128 registers).
 //
 // Default: v1 everywhere, until v2 has been timed on a GPU (benchmarks/gpu/attention_harness.cu);
-// the environment variable MK_ATTN_TC=v2 selects v2 where it applies (v1 forces v1).
+// the environment variable MK_ATTN_TC=v2 or v2k32 selects that forward where it applies (v1 forces v1).
 #pragma once
 #include <cstdint>
 #include <cstdlib>
@@ -19,14 +21,16 @@
 
 namespace mk {
 
-enum TcKernelVersion { MK_TC_V1 = 1, MK_TC_V2 = 2 };
+enum TcKernelVersion { MK_TC_V1 = 1, MK_TC_V2 = 2, MK_TC_V2_K32 = 3 };
 
-// 0: no override; MK_TC_V1 or MK_TC_V2 from MK_ATTN_TC ("v1", "v2"; anything else: no override)
+// 0: no override; MK_TC_V1, MK_TC_V2 or MK_TC_V2_K32 from MK_ATTN_TC ("v1", "v2", "v2k32"; anything
+// else: no override)
 inline int attention_tc_override() {
   const char* e = std::getenv("MK_ATTN_TC");
   if (!e) return 0;
   if (std::strcmp(e, "v1") == 0) return MK_TC_V1;
   if (std::strcmp(e, "v2") == 0) return MK_TC_V2;
+  if (std::strcmp(e, "v2k32") == 0) return MK_TC_V2_K32;
   return 0;
 }
 
@@ -37,7 +41,7 @@ inline bool attention_tc_v2_applies(int dtype, int64_t d, int64_t dv, int arch_m
 }
 
 struct AttentionTcChoice {
-  int forward;   // MK_TC_V1 or MK_TC_V2
+  int forward;   // MK_TC_V1, MK_TC_V2 or MK_TC_V2_K32
   int backward;  // MK_TC_V1 (the only backward so far)
 };
 
@@ -49,7 +53,7 @@ inline AttentionTcChoice attention_tc_choose(int dtype, int64_t d, int64_t dv, i
   AttentionTcChoice c{MK_TC_V1, MK_TC_V1};
   const int default_forward = MK_TC_V1;  // v2 not yet timed on a GPU
   if (attention_tc_v2_applies(dtype, d, dv, arch_major))
-    c.forward = override_version == MK_TC_V2 ? MK_TC_V2 : override_version == MK_TC_V1 ? MK_TC_V1 : default_forward;
+    c.forward = override_version != 0 ? override_version : default_forward;
   return c;
 }
 
