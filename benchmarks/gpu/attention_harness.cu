@@ -26,13 +26,13 @@
 
 #include "attention/tensor_core.cu"
 
-#define CHECK(x)                                                                           \
-  do {                                                                                     \
-    cudaError_t e_ = (x);                                                                  \
-    if (e_ != cudaSuccess) {                                                               \
+#define CHECK(x)                                                                         \
+  do {                                                                                   \
+    cudaError_t e_ = (x);                                                                \
+    if (e_ != cudaSuccess) {                                                             \
       fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_)); \
-      exit(1);                                                                             \
-    }                                                                                      \
+      exit(1);                                                                           \
+    }                                                                                    \
   } while (0)
 
 using mk::AttentionParams;
@@ -88,7 +88,8 @@ __global__ void reference_rows(const uint16_t* q, const uint16_t* k, const uint1
     __syncthreads();
     for (int w = blockDim.x / 2; w > 0; w >>= 1) {
       if (threadIdx.x < w)
-        red[threadIdx.x] = is_max ? fmax(red[threadIdx.x], red[threadIdx.x + w]) : red[threadIdx.x] + red[threadIdx.x + w];
+        red[threadIdx.x] =
+            is_max ? fmax(red[threadIdx.x], red[threadIdx.x + w]) : red[threadIdx.x] + red[threadIdx.x + w];
       __syncthreads();
     }
     const double r = red[0];
@@ -213,8 +214,8 @@ void run(const Shape& s, bool causal, int reps, const char* tname) {
   CHECK(cudaMalloc(&sd, kRows * n * 8));
   for (double** p2 : {&oref, &onaive, &dqref, &dqnaive}) CHECK(cudaMalloc(p2, kRows * d * 8));
   reference_rows<E><<<kRows, 128>>>(q, k, v, dout, rows_d, n, n, int(d), int(d), p.scale, causal, 0, sd, oref, dqref);
-  reference_rows<E><<<kRows, 128>>>(q, k, v, dout, rows_d, n, n, int(d), int(d), p.scale, causal, 1, sd, onaive,
-                                    dqnaive);
+  reference_rows<E>
+      <<<kRows, 128>>>(q, k, v, dout, rows_d, n, n, int(d), int(d), p.scale, causal, 1, sd, onaive, dqnaive);
   CHECK(cudaGetLastError());
   CHECK(cudaDeviceSynchronize());
   auto host = [&](const double* x) {
@@ -255,8 +256,8 @@ void run(const Shape& s, bool causal, int reps, const char* tname) {
     const bool ok = ms > 0 && ek <= 2 * en + 1e-6 && bitwise;
     if (!ok) ++g_fail;
     printf("| %s | %s | %s | %s | %.3f | %.1f | %.2e | %.2e | %.2f | %s | %s |\n", shape, tname,
-           causal ? "causal" : "full", what, ms, ms > 0 ? flop / (ms * 1e-3) / 1e12 : 0.0, ek, en, en > 0 ? ek / en : 0.0,
-           bitwise ? "yes" : "NO", ok ? "ok" : "FAIL");
+           causal ? "causal" : "full", what, ms, ms > 0 ? flop / (ms * 1e-3) / 1e12 : 0.0, ek, en,
+           en > 0 ? ek / en : 0.0, bitwise ? "yes" : "NO", ok ? "ok" : "FAIL");
   };
   // forward, each version
   for (int version : {mk::MK_TC_V1, mk::MK_TC_V2, mk::MK_TC_V2_K32}) {
@@ -268,8 +269,10 @@ void run(const Shape& s, bool causal, int reps, const char* tname) {
     const double ek = rel(sampled(out), o_ref);
     f.out = out2;
     const bool bitwise = mk::cuda::tc_attention_forward_version(f, nullptr, version) == 0 && same(out, out2);
-    row(version == mk::MK_TC_V1 ? "forward v1" : version == mk::MK_TC_V2 ? "forward v2" : "forward v2k32", ms,
-        fwd_flop, ek, en_o, bitwise);
+    row(version == mk::MK_TC_V1   ? "forward v1"
+        : version == mk::MK_TC_V2 ? "forward v2"
+                                  : "forward v2k32",
+        ms, fwd_flop, ek, en_o, bitwise);
   }
   // backward (v1: the only one) from the v1 forward's out and lse
   {
@@ -291,9 +294,9 @@ void run(const Shape& s, bool causal, int reps, const char* tname) {
     row("backward v1 (dQ checked)", ms, 2.5 * fwd_flop, ek, en_dq, bitwise);
   }
   CHECK(cudaDeviceSynchronize());
-  for (void* x : {(void*)q, (void*)k, (void*)v, (void*)out, (void*)out2, (void*)dout, (void*)dq, (void*)dk, (void*)dv,
-                  (void*)dq2, (void*)lse, (void*)ws, (void*)rows_d, (void*)sd, (void*)oref, (void*)onaive,
-                  (void*)dqref, (void*)dqnaive})
+  for (void* x :
+       {(void*)q, (void*)k, (void*)v, (void*)out, (void*)out2, (void*)dout, (void*)dq, (void*)dk, (void*)dv, (void*)dq2,
+        (void*)lse, (void*)ws, (void*)rows_d, (void*)sd, (void*)oref, (void*)onaive, (void*)dqref, (void*)dqnaive})
     CHECK(cudaFree(x));
 }
 
