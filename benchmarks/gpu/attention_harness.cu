@@ -14,6 +14,7 @@
 // type; for dQ also dP, D, dS), which must be at most 2x (issue 10's criterion); and whether a
 // second run gives the same bits. Exit status 1 if any check fails.
 //   attention_harness [reps]     (default 10)
+//   attention_harness profile    one call per kernel, BF16 [4,16,4096,128] (for Nsight Compute)
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -300,9 +301,48 @@ void run(const Shape& s, bool causal, int reps, const char* tname) {
     CHECK(cudaFree(x));
 }
 
+// `profile`: one call of each forward version and of the backward on BF16 [4,16,4096,128], no
+// reference, for Nsight Compute (benchmarks/gpu/attention_profile.sh).
+int profile() {
+  const int64_t B = 4, H = 16, n = 4096, d = 128, elems = B * H * n * d;
+  uint16_t *q, *k, *v, *out, *dout, *dq, *dk, *dv;
+  float *lse, *ws;
+  for (uint16_t** p : {&q, &k, &v, &out, &dout, &dq, &dk, &dv}) CHECK(cudaMalloc(p, elems * 2));
+  CHECK(cudaMalloc(&lse, B * H * n * 4));
+  CHECK(cudaMalloc(&ws, B * H * n * 4));
+  for (uint16_t* x : {q, k, v, dout}) fill16<Bf16><<<1024, 256>>>(x, elems, unsigned(reinterpret_cast<uintptr_t>(x)));
+  AttentionParams p{};
+  p.dtype = MK_BF16;
+  p.batch = B;
+  p.heads = p.kv_heads = H;
+  p.nq = p.nk = n;
+  p.d = p.dv = d;
+  p.q = q;
+  p.k = k;
+  p.v = v;
+  p.out = out;
+  p.lse = lse;
+  p.scale = 1.0 / std::sqrt(double(d));
+  int st = 0;
+  for (int version : {mk::MK_TC_V1, mk::MK_TC_V2, mk::MK_TC_V2_K32})
+    st |= mk::cuda::tc_attention_forward_version(p, nullptr, version);
+  st |= mk::cuda::tc_attention_forward_version(p, nullptr, mk::MK_TC_V1);
+  AttentionParams bw = p;
+  bw.dout = dout;
+  bw.workspace = ws;
+  bw.grad_q = dq;
+  bw.grad_k = dk;
+  bw.grad_v = dv;
+  st |= mk::cuda::tc_attention_backward(bw, nullptr);
+  CHECK(cudaDeviceSynchronize());
+  printf("profile: status %d\n", st);
+  return st ? 1 : 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc > 1 && std::strcmp(argv[1], "profile") == 0) return profile();
   const int reps = argc > 1 ? std::max(1, atoi(argv[1])) : 10;
   cudaDeviceProp prop;
   CHECK(cudaGetDeviceProperties(&prop, 0));
