@@ -113,7 +113,8 @@ endforeach()
 # 33-54 s; the test build 8-16 s, vec_math 2-5 s per ISA. The whole `ctest -j2`: 85-136 s, of
 # full `mvn -B verify` runs of 3 min 12 s to 6 min 27 s (nvcc build included). That fits CI's
 # budget (2 cores, the whole of .ci/run well under 20 minutes), so every run is in mvn verify
-# and none is labelled long.
+# and none is labelled long. 2026-12-05: the v2 / v2k32 forward runs and two shapes for them add
+# about a third (forward.H100 alone 47-50 s -> 63-69 s on the loaded VM, A/B interleaved).
 set(MK_EMU_RUNS
   "tiles|tiles|"
   "forward.H100|0 0|"
