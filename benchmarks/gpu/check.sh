@@ -50,11 +50,20 @@ log "standalone harnesses (nvcc on this machine)"
 # tensor cores and chunked SIMT, forward+backward), time, error against F32, FLOP and byte figures;
 # % of peak against the H100/H200 F32 FMA (67) and dense BF16 (989, wgmma: mma.sync gets less) TFLOP/s
 if command -v nvcc >/dev/null; then
+  # kernels/cuda/attention/tensor_core.cu alone (built meanwhile, ~30 s): forward v1 and v2 and the
+  # backward, BF16/F16, causal or not, timed and checked against a float64 reference (under 2 min)
+  rm -f /tmp/mk-attn-harness
+  timeout 300 nvcc -std=c++17 -O3 --expt-relaxed-constexpr -arch=sm_90 -Ikernels/include -Inative/include \
+    -Ikernels/cuda benchmarks/gpu/attention_harness.cu -o /tmp/mk-attn-harness > /tmp/mk-attn-harness.log 2>&1 &
+  attn_build=$!
   timeout 300 nvcc -std=c++17 -O3 -arch=sm_90 -Ikernels/include -Inative/include -Ikernels/cuda \
     benchmarks/gpu/linear_attention_harness.cu -o /tmp/mk-la-harness 2>&1 | tail -5
   peaks=()
   nvidia-smi -L 2>/dev/null | grep -Eq 'H100|H200' && peaks=(--peak-tflops 67 989)
   [ -x /tmp/mk-la-harness ] && timeout 180 /tmp/mk-la-harness ${peaks[@]+"${peaks[@]}"} 2>&1 | tee "$out/linear_attention_harness.md"
+  wait $attn_build
+  tail -5 /tmp/mk-attn-harness.log
+  [ -x /tmp/mk-attn-harness ] && timeout 180 /tmp/mk-attn-harness 2>&1 | tee "$out/attention_harness.md"
 else
   echo "no nvcc: skipped"
 fi

@@ -582,6 +582,12 @@ int mk_dense_mse_forward(int device, int dtype, int64_t n, const void* p, const 
 int mk_dense_mse_backward(int device, int dtype, int64_t n, const void* p, const void* t, const void* g,
                           void* grad_p, void* grad_t, void* stream);
 
+/* ---- softmax attention: which tensor-core kernel runs ------------------------------------------- */
+/* The choice of 16-bit tensor-core attention kernel per (dtype, padded head dim, architecture,
+ * causal) as lines of text, with the MK_ATTN_TC environment variable applied (v1, v2, v2k32; see
+ * kernels/include/mk/attention_tc_choice.h). Static storage; available in every build. */
+const char* mk_attention_tc_kernels(void);
+
 #ifdef __cplusplus
 }
 #endif
