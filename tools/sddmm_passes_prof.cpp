@@ -11,8 +11,11 @@
 // With THREADS = 1 the times are the thread's CPU time (CLOCK_THREAD_CPUTIME_ID: time the
 // scheduler gives to others left out, for a loaded machine), otherwise wall time. Each pass's
 // rate counts one gathered row (4·F bytes) per edge.
+// With a second build B.so, instead: the CSC pass with indexed weights (db) of both builds, each
+// loaded in its own link-map namespace (dlmopen), calls interleaved round by round, min and median
+// of each, A/B, and how many elements of db differ between the two.
 //   g++ -O2 -o /tmp/sddmm_passes_prof tools/sddmm_passes_prof.cpp -ldl
-//   /tmp/sddmm_passes_prof path/to/libmetakernels.so EDGES FEATURES [ROUNDS [THREADS]]
+//   /tmp/sddmm_passes_prof path/to/libmetakernels.so EDGES FEATURES [ROUNDS [THREADS [B.so]]]
 #include <dlfcn.h>
 
 #include <algorithm>
@@ -87,7 +90,7 @@ int main(int argc, char** argv) {
   for (auto& v : a) v = float(U(rng) * 2 - 1);
   for (auto& v : b) v = float(U(rng) * 2 - 1);
   for (auto& v : dE) v = float(U(rng) * 2 - 1);
-  void* h = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
+  void* h = dlmopen(LM_ID_NEWLM, argv[1], RTLD_NOW | RTLD_LOCAL);
   if (!h) {
     printf("%s\n", dlerror());
     return 1;
@@ -95,6 +98,41 @@ int main(int argc, char** argv) {
   auto sddmm = (sddmm_fn)dlsym(h, "mk_graph_sddmm_forward");
   auto spmm = (spmm_fn)dlsym(h, "mk_graph_spmm_forward");
   ((thr_fn)dlsym(h, "mk_runtime_set_num_threads"))(g_threads);
+  if (argc > 6) {  // A/B of the CSC pass
+    void* hb = dlmopen(LM_ID_NEWLM, argv[6], RTLD_NOW | RTLD_LOCAL);
+    if (!hb) {
+      printf("%s\n", dlerror());
+      return 1;
+    }
+    auto spmm_b = (spmm_fn)dlsym(hb, "mk_graph_spmm_forward");
+    ((thr_fn)dlsym(hb, "mk_runtime_set_num_threads"))(g_threads);
+    std::vector<float> db_b(N * F);
+    std::vector<double> ta, tb;
+    int rc = 0;
+    for (int r = -1; r < rounds; ++r) {
+      const double c0 = now_ms();
+      rc |= spmm(0, 0, 0, N, N, E, 1, F, cptr.data(), cdst.data(), dE.data(), c2g.data(), a.data(), db.data(), nullptr,
+                 nullptr);
+      const double c1 = now_ms();
+      rc |= spmm_b(0, 0, 0, N, N, E, 1, F, cptr.data(), cdst.data(), dE.data(), c2g.data(), a.data(), db_b.data(),
+                   nullptr, nullptr);
+      const double c2 = now_ms();
+      if (r >= 0) {
+        ta.push_back(c1 - c0);
+        tb.push_back(c2 - c1);
+      }
+    }
+    std::sort(ta.begin(), ta.end());
+    std::sort(tb.begin(), tb.end());
+    int64_t differ = 0;
+    for (int64_t i = 0; i < N * F; ++i) differ += db[i] != db_b[i];
+    printf(
+        "E=%lld F=%d threads=%d, spmm CSC idx (db): A min %.1f median %.1f ms | B min %.1f median %.1f ms | A/B min "
+        "%.2fx median %.2fx | %lld elements differ%s\n",
+        (long long)E, F, g_threads, ta[0], ta[rounds / 2], tb[0], tb[rounds / 2], ta[0] / tb[0],
+        ta[rounds / 2] / tb[rounds / 2], (long long)differ, rc ? " | a call FAILED" : "");
+    return rc ? 1 : 0;
+  }
   int64_t max_in = 0, max_out = 0;
   for (int64_t r = 0; r < N; ++r) {
     max_in = std::max(max_in, ptr[r + 1] - ptr[r]);
