@@ -15,13 +15,17 @@
 // accumulated (in order), so several x rows are in flight per lane.
 //
 // Hub rows (issue 15): a power-law graph has rows of 10^5 non-zeros, which one group would walk
-// alone while the rest of the GPU idles. With the scratch of graph_spmm_workspace (native/ takes
-// it from the device caching allocator for the call), a first kernel gives every segment j >= 1
-// of every hub row its own group (one per chunk of S non-zeros, the segment found by a binary
-// search in row_ptr: no plan is stored anywhere) and writes its result to the chunk's slot; the
-// row kernel then computes segment 0 itself and folds the slots in segment order (sum: +; max/min:
-// the scan's rule, exact). The critical path of a row drops from its length to S plus its number
-// of segments. Without the scratch the row kernel walks the segments itself: same bits.
+// alone while the rest of the GPU idles. The row kernels take only the light rows (at most S =
+// kGraphSegment non-zeros: their code and registers are as before); when nnz > S, the hub rows
+// go to two more launches, both with one group per chunk t of S non-zeros ([t·S, (t + 1)·S)), each
+// finding its row by one binary search in row_ptr (no plan is stored anywhere):
+//   partial (with the scratch of graph_spmm_workspace, which native/ takes from the device caching
+//     allocator for the call): chunk t sums the segment j >= 1 (of any hub row) that starts in
+//     it, if any (at most one does: mk/graph_segment.h), into slot t;
+//   hub: chunk t takes the hub row that starts in it (at most one), sums segment 0 and folds the
+//     slots of segments 1, 2, ... in order (sum: +; max/min: the scan's rule, exact). Without the
+//     scratch it sums the segments itself, one after the other: the same bits, slower.
+// The critical path of a hub row drops from its length to S + its number of segments.
 //
 // sddmm: a group of G lanes owns one (non-zero, head); each lane sums its columns in order, then
 // the group adds the lanes' partial sums with a fixed butterfly (__shfl_xor_sync): deterministic,
@@ -145,50 +149,27 @@ __device__ __forceinline__ void lane_columns(int64_t c0, int lanes, int64_t F, i
   }
 }
 
-// Sum and mean, one group per (row, column block). A row of at most kGraphSegment non-zeros is
-// summed as one segment. A longer (hub) row is the left fold of its segment sums: segment 0 is
-// summed here, segments j >= 1 are read from `partial` (slot t = (b + j·S) / S, written by
-// spmm_sum_partial_kernel just before, see mk/graph_segment.h), or, with no partial buffer,
-// summed here one after the other (the same arithmetic, on one group).
+// Sum and mean of the light rows (at most kGraphSegment non-zeros), one group per (row, column
+// block): one segment, from 0 in CSR order. Hub rows are left to spmm_sum_hub_kernel.
 template <class T, int VEC, int C>
 __global__ void __launch_bounds__(Traits::kThreads)
     spmm_sum_kernel(int mean, int64_t rows, int lanes, int64_t col_blocks, int64_t heads, int64_t D,
                     const int64_t* __restrict__ row_ptr, const int64_t* __restrict__ col, const T* __restrict__ w,
-                    const int64_t* __restrict__ widx, const T* __restrict__ x, const T* __restrict__ partial,
-                    T* __restrict__ out) {
-  constexpr int64_t S = kGraphSegment;
+                    const int64_t* __restrict__ widx, const T* __restrict__ x, T* __restrict__ out) {
   const int64_t F = heads * D;
   const int64_t group = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / lanes;
   const int lane = int(threadIdx.x % unsigned(lanes));
   const int64_t r = group / col_blocks;
   if (r >= rows) return;
+  const int64_t b = row_ptr[r], e = row_ptr[r + 1];
+  if (e - b > kGraphSegment) return;
   const int64_t c0 = (group % col_blocks) * (int64_t(lanes) * VEC * C) + int64_t(lane) * VEC;
   int64_t cols[C];
   int64_t head[C];
   bool live[C];
   lane_columns<VEC, C>(c0, lanes, F, D, cols, head, live);
   T acc[C][VEC];
-  const int64_t b = row_ptr[r], e = row_ptr[r + 1];
-  segment_sum<T, VEC, C>(b, e - b <= S ? e : b + S, col, w, widx, x, F, heads, cols, head, live, acc);
-  for (int64_t sb = b + S; sb < e; sb += S) {  // a hub row: segments 1, 2, ... added in order
-    if (partial) {
-      const T* pr = partial + (sb / S) * F;
-#pragma unroll
-      for (int c = 0; c < C; ++c)
-        if (live[c]) {
-          const Pack<T, VEC> p = load_pack<T, VEC>(pr + cols[c]);
-#pragma unroll
-          for (int v = 0; v < VEC; ++v) acc[c][v] = acc[c][v] + p.v[v];
-        }
-    } else {
-      T seg[C][VEC];
-      segment_sum<T, VEC, C>(sb, (sb + S < e ? sb + S : e), col, w, widx, x, F, heads, cols, head, live, seg);
-#pragma unroll
-      for (int c = 0; c < C; ++c)
-#pragma unroll
-        for (int v = 0; v < VEC; ++v) acc[c][v] = acc[c][v] + seg[c][v];
-    }
-  }
+  segment_sum<T, VEC, C>(b, e, col, w, widx, x, F, heads, cols, head, live, acc);
   const T len = T(e - b);
 #pragma unroll
   for (int c = 0; c < C; ++c)
@@ -197,6 +178,98 @@ __global__ void __launch_bounds__(Traits::kThreads)
 #pragma unroll
       for (int v = 0; v < VEC; ++v) o.v[v] = mean && e > b ? acc[c][v] / len : acc[c][v];
       *reinterpret_cast<Pack<T, VEC>*>(out + r * F + cols[c]) = o;
+    }
+}
+
+// The hub row (longer than S = kGraphSegment non-zeros) that starts in chunk t of the non-zeros
+// [t·S, (t + 1)·S), if any: at most one does (it runs past the chunk's end), and it holds the
+// chunk's last non-zero min((t + 1)·S, nnz) - 1, found by binary search in row_ptr (rows >= 1).
+__device__ __forceinline__ bool chunk_hub_row(int64_t rows, int64_t nnz, const int64_t* __restrict__ row_ptr,
+                                              int64_t t, int64_t* r) {
+  constexpr int64_t S = kGraphSegment;
+  const int64_t pos = (t + 1) * S <= nnz ? (t + 1) * S - 1 : nnz - 1;
+  int64_t lo = 0, hi = rows - 1;  // the last r with row_ptr[r] <= pos (row_ptr[rows] = nnz > pos)
+  while (lo < hi) {
+    const int64_t mid = lo + (hi - lo + 1) / 2;
+    if (row_ptr[mid] <= pos)
+      lo = mid;
+    else
+      hi = mid - 1;
+  }
+  *r = lo;
+  const int64_t b = row_ptr[lo];
+  return b >= t * S && row_ptr[lo + 1] - b > S;
+}
+
+// Sum and mean of the hub rows, one group per (chunk t, column block), t in [0, chunks): the hub
+// row starting in the chunk (chunk_hub_row; other groups exit) is the left fold of its segments'
+// sums (mk/graph_segment.h): segment 0 summed here, segments j >= 1 read from `partial` (slot
+// (b + j·S) / S, written by spmm_sum_partial_kernel before) or, without it, summed here one after
+// the other. The running total waits in the row's own output elements (no other group touches
+// them): one accumulator set and one call site of segment_sum.
+template <class T, int VEC, int C>
+__global__ void __launch_bounds__(Traits::kThreads)
+    spmm_sum_hub_kernel(int mean, int64_t rows, int64_t nnz, int64_t chunks, int lanes, int64_t col_blocks,
+                        int64_t heads, int64_t D, const int64_t* __restrict__ row_ptr,
+                        const int64_t* __restrict__ col, const T* __restrict__ w, const int64_t* __restrict__ widx,
+                        const T* __restrict__ x, const T* __restrict__ partial, T* __restrict__ out) {
+  constexpr int64_t S = kGraphSegment;
+  const int64_t F = heads * D;
+  const int64_t group = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / lanes;
+  const int lane = int(threadIdx.x % unsigned(lanes));
+  const int64_t t = group / col_blocks;
+  if (t >= chunks) return;
+  int64_t r = 0;
+  if (!chunk_hub_row(rows, nnz, row_ptr, t, &r)) return;
+  const int64_t b = row_ptr[r], e = row_ptr[r + 1];
+  const int64_t c0 = (group % col_blocks) * (int64_t(lanes) * VEC * C) + int64_t(lane) * VEC;
+  int64_t cols[C];
+  int64_t head[C];
+  bool live[C];
+  lane_columns<VEC, C>(c0, lanes, F, D, cols, head, live);
+  T acc[C][VEC];
+  T* o = out + r * F;
+  for (int64_t sb = b;;) {
+    const int64_t se = e - sb <= S ? e : sb + S;
+    if (sb == b || !partial) {
+      segment_sum<T, VEC, C>(sb, se, col, w, widx, x, F, heads, cols, head, live, acc);
+    } else {
+      const T* pr = partial + (sb / S) * F;
+#pragma unroll
+      for (int c = 0; c < C; ++c)
+        if (live[c]) {
+          const Pack<T, VEC> p = load_pack<T, VEC>(pr + cols[c]);
+#pragma unroll
+          for (int v = 0; v < VEC; ++v) acc[c][v] = p.v[v];
+        }
+    }
+    if (sb != b)  // the total so far + this segment
+#pragma unroll
+      for (int c = 0; c < C; ++c)
+        if (live[c]) {
+          const Pack<T, VEC> p = load_pack<T, VEC>(o + cols[c]);
+#pragma unroll
+          for (int v = 0; v < VEC; ++v) acc[c][v] = p.v[v] + acc[c][v];
+        }
+    if (se >= e) break;
+#pragma unroll
+    for (int c = 0; c < C; ++c)
+      if (live[c]) {
+        Pack<T, VEC> p;
+#pragma unroll
+        for (int v = 0; v < VEC; ++v) p.v[v] = acc[c][v];
+        *reinterpret_cast<Pack<T, VEC>*>(o + cols[c]) = p;
+      }
+    sb = se;
+  }
+  const T len = T(e - b);
+#pragma unroll
+  for (int c = 0; c < C; ++c)
+    if (live[c]) {
+      Pack<T, VEC> p;
+#pragma unroll
+      for (int v = 0; v < VEC; ++v) p.v[v] = mean ? acc[c][v] / len : acc[c][v];
+      *reinterpret_cast<Pack<T, VEC>*>(o + cols[c]) = p;
     }
 }
 
@@ -295,25 +368,52 @@ __device__ __forceinline__ void extreme_first(int64_t b, int64_t f, int64_t h, i
   }
 }
 
-// One group per (row, column block). A hub row with `pval` (the split, see spmm_sum_kernel): its
-// first segment scanned here, the later segments' results (pval, parg: slot (b + j·S) / S) taken
-// in order by the same rule, which gives the scan's result exactly (the first of equal values,
-// the first NaN); without them the whole row is scanned here.
+// The candidates of one lane's column chunk f of row [b, e) (non-empty): the first taken, the
+// rest scanned; with `pval` (a hub row split: the row longer than S), only its first segment is
+// scanned here and the later segments' results (pval, parg: slot (b + j·S) / S) are taken in order
+// by the same rule, which gives the scan's result exactly (the first of equal values, the first
+// NaN).
+template <class T, int VEC>
+__device__ __forceinline__ void extreme_row(int is_max, int64_t b, int64_t e, int64_t f, int64_t h, int64_t F,
+                                            int64_t heads, const int64_t* __restrict__ col, const T* __restrict__ w,
+                                            const int64_t* __restrict__ widx, const T* __restrict__ x,
+                                            const T* __restrict__ pval, const int64_t* __restrict__ parg, T* best,
+                                            int64_t* pos) {
+  constexpr int64_t S = kGraphSegment;
+  extreme_first<T, VEC>(b, f, h, F, heads, col, w, widx, x, best, pos);
+  extreme_scan<T, VEC>(is_max, b + 1, pval ? b + S : e, f, h, F, heads, col, w, widx, x, best, pos);
+  if (pval)
+    for (int64_t sb = b + S; sb < e; sb += S) {
+      const int64_t slot = (sb / S) * F + f;
+      const Pack<T, VEC> p = load_pack<T, VEC>(pval + slot);
+#pragma unroll
+      for (int v = 0; v < VEC; ++v) {
+        const T cand = p.v[v];
+        const bool better = is_max ? cand > best[v] : cand < best[v];
+        if (better || (cand != cand && best[v] == best[v])) {
+          best[v] = cand;
+          pos[v] = parg[slot + v];
+        }
+      }
+    }
+}
+
+// Max and min of the light rows (at most kGraphSegment non-zeros; hub rows: spmm_extreme_hub_kernel),
+// one group per (row, column block).
 template <class T, int VEC, int C>
 __global__ void __launch_bounds__(Traits::kThreads)
     spmm_extreme_kernel(int is_max, int64_t rows, int64_t nnz, int lanes, int64_t col_blocks, int64_t heads, int64_t D,
                         const int64_t* __restrict__ row_ptr, const int64_t* __restrict__ col, const T* __restrict__ w,
-                        const int64_t* __restrict__ widx, const T* __restrict__ x, const T* __restrict__ pval,
-                        const int64_t* __restrict__ parg, T* __restrict__ out, int64_t* __restrict__ arg) {
-  constexpr int64_t S = kGraphSegment;
+                        const int64_t* __restrict__ widx, const T* __restrict__ x, T* __restrict__ out,
+                        int64_t* __restrict__ arg) {
   const int64_t F = heads * D;
   const int64_t group = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / lanes;
   const int lane = int(threadIdx.x % unsigned(lanes));
   const int64_t r = group / col_blocks;
   if (r >= rows) return;
-  const int64_t c0 = (group % col_blocks) * (int64_t(lanes) * VEC * C) + int64_t(lane) * VEC;
   const int64_t b = row_ptr[r], e = row_ptr[r + 1];
-  const bool split = pval && e - b > S;
+  if (e - b > kGraphSegment) return;
+  const int64_t c0 = (group % col_blocks) * (int64_t(lanes) * VEC * C) + int64_t(lane) * VEC;
 #pragma unroll
   for (int c = 0; c < C; ++c) {
     const int64_t f = c0 + int64_t(c) * lanes * VEC;
@@ -329,22 +429,44 @@ __global__ void __launch_bounds__(Traits::kThreads)
       }
     } else {
       extreme_first<T, VEC>(b, f, h, F, heads, col, w, widx, x, best, pos);
-      extreme_scan<T, VEC>(is_max, b + 1, split ? b + S : e, f, h, F, heads, col, w, widx, x, best, pos);
-      if (split)
-        for (int64_t sb = b + S; sb < e; sb += S) {
-          const int64_t slot = (sb / S) * F + f;
-          const Pack<T, VEC> p = load_pack<T, VEC>(pval + slot);
-#pragma unroll
-          for (int v = 0; v < VEC; ++v) {
-            const T cand = p.v[v];
-            const bool better = is_max ? cand > best[v] : cand < best[v];
-            if (better || (cand != cand && best[v] == best[v])) {
-              best[v] = cand;
-              pos[v] = parg[slot + v];
-            }
-          }
-        }
+      extreme_scan<T, VEC>(is_max, b + 1, e, f, h, F, heads, col, w, widx, x, best, pos);
     }
+    Pack<T, VEC> o;
+#pragma unroll
+    for (int v = 0; v < VEC; ++v) {
+      o.v[v] = best[v];
+      arg[r * F + f + v] = pos[v];
+    }
+    *reinterpret_cast<Pack<T, VEC>*>(out + r * F + f) = o;
+  }
+}
+
+// Max and min of the hub rows, one group per (chunk t, column block) as spmm_sum_hub_kernel: the
+// hub row starting in the chunk, its later segments from pval/parg (spmm_extreme_partial_kernel)
+// or, without them, scanned here.
+template <class T, int VEC, int C>
+__global__ void __launch_bounds__(Traits::kThreads)
+    spmm_extreme_hub_kernel(int is_max, int64_t rows, int64_t nnz, int64_t chunks, int lanes, int64_t col_blocks,
+                            int64_t heads, int64_t D, const int64_t* __restrict__ row_ptr,
+                            const int64_t* __restrict__ col, const T* __restrict__ w,
+                            const int64_t* __restrict__ widx, const T* __restrict__ x, const T* __restrict__ pval,
+                            const int64_t* __restrict__ parg, T* __restrict__ out, int64_t* __restrict__ arg) {
+  const int64_t F = heads * D;
+  const int64_t group = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / lanes;
+  const int lane = int(threadIdx.x % unsigned(lanes));
+  const int64_t t = group / col_blocks;
+  if (t >= chunks) return;
+  int64_t r = 0;
+  if (!chunk_hub_row(rows, nnz, row_ptr, t, &r)) return;
+  const int64_t b = row_ptr[r], e = row_ptr[r + 1];
+  const int64_t c0 = (group % col_blocks) * (int64_t(lanes) * VEC * C) + int64_t(lane) * VEC;
+#pragma unroll
+  for (int c = 0; c < C; ++c) {
+    const int64_t f = c0 + int64_t(c) * lanes * VEC;
+    if (f >= F) continue;
+    T best[VEC];
+    int64_t pos[VEC];
+    extreme_row<T, VEC>(is_max, b, e, f, f / D, F, heads, col, w, widx, x, pval, parg, best, pos);
     Pack<T, VEC> o;
 #pragma unroll
     for (int v = 0; v < VEC; ++v) {
@@ -472,6 +594,13 @@ int64_t spmm_split_bytes(int dtype, int reduce, int64_t nnz, int64_t F) {
   return extreme ? split_values_bytes(chunks, F, elem) + chunks * F * 8 : chunks * F * elem;
 }
 
+// One launch of KERNEL<T, VEC, 1> or KERNEL<T, VEC, kMaxChunks> (the geometry's chunk count).
+#define MK_SPMM_LAUNCH(KERNEL, threads, ...)                                                               \
+  (g.chunks == 1 ? launch_1d<Traits::kThreads>(KERNEL<T, VEC, 1>, threads, s, __VA_ARGS__)              \
+                 : launch_1d<Traits::kThreads>(KERNEL<T, VEC, Traits::kMaxChunks>, threads, s, __VA_ARGS__))
+
+// With nnz > S (a hub row possible): the partial kernel (with the scratch), then the hub rows'
+// kernel, then the light rows' kernel (hub and light rows are disjoint: the last two in any order).
 template <class T, int VEC>
 int spmm_launch(int reduce, int64_t rows, int64_t nnz, int64_t heads, int64_t D, const int64_t* row_ptr,
                 const int64_t* col, const T* w, const int64_t* widx, const T* x, T* out, int64_t* arg, void* ws,
@@ -479,52 +608,46 @@ int spmm_launch(int reduce, int64_t rows, int64_t nnz, int64_t heads, int64_t D,
   const SpmmGeometry g = spmm_geometry(heads * D, VEC);
   const int64_t threads = rows * g.col_blocks * g.lanes;
   const bool extreme = reduce == MK_GRAPH_REDUCE_MAX || reduce == MK_GRAPH_REDUCE_MIN;
-  // the split of hub rows (ws != null): the segments j >= 1 first, then the rows take them in order
   const int64_t chunks = (nnz + kGraphSegment - 1) / kGraphSegment;
-  if (chunks <= 1) ws = nullptr;
-  const int64_t pthreads = (chunks - 1) * g.col_blocks * g.lanes;
+  const bool hubs = chunks > 1;  // some row may be longer than a segment
+  if (!hubs) ws = nullptr;
+  const int64_t part_threads = (chunks - 1) * g.col_blocks * g.lanes;  // chunks 1, 2, ...
+  const int64_t hub_threads = chunks * g.col_blocks * g.lanes;
+  int st = 0;
   if (extreme) {
     const int is_max = reduce == MK_GRAPH_REDUCE_MAX;
     T* pval = static_cast<T*>(ws);
     int64_t* parg = ws ? reinterpret_cast<int64_t*>(static_cast<char*>(ws) +
                                                     split_values_bytes(chunks, heads * D, int64_t(sizeof(T))))
                        : nullptr;
-    if (ws) {
-      const int st = g.chunks == 1 ? launch_1d<Traits::kThreads>(spmm_extreme_partial_kernel<T, VEC, 1>, pthreads, s,
-                                                                 is_max, rows, chunks, g.lanes, g.col_blocks, heads, D,
-                                                                 row_ptr, col, w, widx, x, pval, parg)
-                                   : launch_1d<Traits::kThreads>(spmm_extreme_partial_kernel<T, VEC, Traits::kMaxChunks>,
-                                                                 pthreads, s, is_max, rows, chunks, g.lanes,
-                                                                 g.col_blocks, heads, D, row_ptr, col, w, widx, x,
-                                                                 pval, parg);
-      if (st != 0) return st;
-    }
+    if (ws)
+      st = MK_SPMM_LAUNCH(spmm_extreme_partial_kernel, part_threads, is_max, rows, chunks, g.lanes, g.col_blocks,
+                          heads, D, row_ptr, col, w, widx, x, pval, parg);
     const T* pv = pval;
     const int64_t* pa = parg;
-    if (g.chunks == 1)
-      return launch_1d<Traits::kThreads>(spmm_extreme_kernel<T, VEC, 1>, threads, s, is_max, rows, nnz, g.lanes,
-                                         g.col_blocks, heads, D, row_ptr, col, w, widx, x, pv, pa, out, arg);
-    return launch_1d<Traits::kThreads>(spmm_extreme_kernel<T, VEC, Traits::kMaxChunks>, threads, s, is_max, rows, nnz,
-                                       g.lanes, g.col_blocks, heads, D, row_ptr, col, w, widx, x, pv, pa, out, arg);
+    if (st == 0 && hubs)
+      st = MK_SPMM_LAUNCH(spmm_extreme_hub_kernel, hub_threads, is_max, rows, nnz, chunks, g.lanes, g.col_blocks,
+                          heads, D, row_ptr, col, w, widx, x, pv, pa, out, arg);
+    if (st == 0)
+      st = MK_SPMM_LAUNCH(spmm_extreme_kernel, threads, is_max, rows, nnz, g.lanes, g.col_blocks, heads, D, row_ptr,
+                          col, w, widx, x, out, arg);
+    return st;
   }
   const int mean = reduce == MK_GRAPH_REDUCE_MEAN;
   T* partial = static_cast<T*>(ws);
-  if (partial) {
-    const int st = g.chunks == 1
-                       ? launch_1d<Traits::kThreads>(spmm_sum_partial_kernel<T, VEC, 1>, pthreads, s, rows, chunks,
-                                                     g.lanes, g.col_blocks, heads, D, row_ptr, col, w, widx, x, partial)
-                       : launch_1d<Traits::kThreads>(spmm_sum_partial_kernel<T, VEC, Traits::kMaxChunks>, pthreads, s,
-                                                     rows, chunks, g.lanes, g.col_blocks, heads, D, row_ptr, col, w,
-                                                     widx, x, partial);
-    if (st != 0) return st;
-  }
+  if (partial)
+    st = MK_SPMM_LAUNCH(spmm_sum_partial_kernel, part_threads, rows, chunks, g.lanes, g.col_blocks, heads, D, row_ptr,
+                        col, w, widx, x, partial);
   const T* part = partial;
-  if (g.chunks == 1)
-    return launch_1d<Traits::kThreads>(spmm_sum_kernel<T, VEC, 1>, threads, s, mean, rows, g.lanes, g.col_blocks, heads, D, row_ptr, col, w,
-                  widx, x, part, out);
-  return launch_1d<Traits::kThreads>(spmm_sum_kernel<T, VEC, Traits::kMaxChunks>, threads, s, mean, rows, g.lanes, g.col_blocks, heads, D,
-                row_ptr, col, w, widx, x, part, out);
+  if (st == 0 && hubs)
+    st = MK_SPMM_LAUNCH(spmm_sum_hub_kernel, hub_threads, mean, rows, nnz, chunks, g.lanes, g.col_blocks, heads, D,
+                        row_ptr, col, w, widx, x, part, out);
+  if (st == 0)
+    st = MK_SPMM_LAUNCH(spmm_sum_kernel, threads, mean, rows, g.lanes, g.col_blocks, heads, D, row_ptr, col, w, widx,
+                        x, out);
+  return st;
 }
+#undef MK_SPMM_LAUNCH
 
 template <class T>
 int spmm_t(int reduce, int64_t rows, int64_t nnz, int64_t heads, int64_t D, const int64_t* row_ptr, const int64_t* col,

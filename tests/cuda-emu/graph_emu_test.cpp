@@ -92,14 +92,17 @@ static void sddmm_case(const Csr& g, int64_t heads, int64_t width, int64_t shift
 }
 
 // ---- hub rows (issue 15): the split of rows longer than kGraphSegment non-zeros -----------------
-// rows: isolated nodes; rows of S - 1, S, S + 1, 2S, 2S + 1 non-zeros at offsets on and off the
-// S grid; two hub rows back to back; a giant row of `giant` non-zeros; columns drawn from [0, rows).
-static Csr hub_graph(unsigned seed, int64_t giant) {
+// rows: the `lead` rows first (to put a hub row at non-zero 0 or on the S grid), then isolated
+// nodes; rows of S - 1, S, S + 1, 2S, 2S + 1 non-zeros at offsets off the S grid; hub rows back to
+// back; a giant row of `giant` non-zeros; columns drawn from [0, rows).
+static Csr hub_graph(unsigned seed, int64_t giant, std::vector<int64_t> lead) {
   constexpr int64_t S = mk::kGraphSegment;
   std::mt19937 rng(seed);
-  const std::vector<int64_t> lengths = {0,     3,     S - 1, 0, S,     S + 1, 7, 2 * S, 2 * S + 1, 0,
-                                        S + 1, 3 * S, 1,     0, giant, S,     0, S - 1, 5,         S + 2,
-                                        0,     4 * S - 1, 2, 0};
+  std::vector<int64_t> lengths = std::move(lead);
+  for (int64_t n : {int64_t(0), int64_t(3), S - 1, int64_t(0), S, S + 1, int64_t(7), 2 * S, 2 * S + 1, int64_t(0),
+                    S + 1, 3 * S, int64_t(1), int64_t(0), giant, S, int64_t(0), S - 1, int64_t(5), S + 2, int64_t(0),
+                    4 * S - 1, int64_t(2), int64_t(0)})
+    lengths.push_back(n);
   Csr g;
   g.rows = int64_t(lengths.size()) + 40;  // 40 more isolated nodes (columns that no row reaches too)
   g.ptr.push_back(0);
@@ -246,8 +249,9 @@ int main(int argc, char** argv) {
   });
   // hub rows: a giant row of 10^5 non-zeros, rows of S and S +- 1 (on and off the S grid), isolated
   // nodes; every reduction, at both ISA levels and in every thread order
-  const Csr hub = hub_graph(21, 100000);
-  const Csr hub_small = hub_graph(22, 1000);
+  constexpr int64_t S = mk::kGraphSegment;
+  const Csr hub = hub_graph(21, 100000, {0, S, 2 * S + 5});  // a hub row starting at non-zero S
+  const Csr hub_small = hub_graph(22, 1000, {S + 3});         // a hub row starting at non-zero 0
   for_each_order_and_level(argc, argv, [&] {
     unsigned seed = 500;
     for (int reduce = 0; reduce < MK_GRAPH_REDUCE_COUNT; ++reduce) {
