@@ -83,12 +83,11 @@ inline void prefetch_span(const void* p, int64_t bytes) {
 }
 
 // ---- spmm: sum and mean ------------------------------------------------------------------------
-// Columns [c, c + NV·W) of one head over the non-zeros [b, e) (one segment of the row, see
-// mk/graph_segment.h): NV accumulators from 0; ADD: o += the sums (the left fold of the row's
-// segments), else o = the sums. pe: the row's end, for the prefetches.
-template <class T, int NV, int M, bool ADD>
-inline void sum_block(int64_t b, int64_t e, int64_t pe, const int64_t* col, const T* w, const int64_t* widx,
-                      int64_t heads, int64_t h, const T* x, int64_t F, int64_t c, T* o) {
+// Columns [c, c + NV·W) of one head of a light row [b, e) (at most kGraphSegment non-zeros, see
+// mk/graph_segment.h): NV accumulators over the whole row.
+template <class T, int NV, int M>
+inline void sum_block(int64_t b, int64_t e, const int64_t* col, const T* w, const int64_t* widx, int64_t heads,
+                      int64_t h, const T* x, int64_t F, int64_t c, T* o) {
   using R = typename V<T>::R;
   constexpr int64_t W = V<T>::W;
   R acc[NV];
@@ -96,7 +95,7 @@ inline void sum_block(int64_t b, int64_t e, int64_t pe, const int64_t* col, cons
   for (int v = 0; v < NV; ++v) acc[v] = V<T>::zero();
   const R one = V<T>::set1(T(1));
   for (int64_t k = b; k < e; ++k) {
-    if (k + Traits::kPrefetch < pe) {
+    if (k + Traits::kPrefetch < e) {
       prefetch_span(x + col[k + Traits::kPrefetch] * F + c, NV * W * int64_t(sizeof(T)));
       if constexpr (M == kIndexed) __builtin_prefetch(w + widx[k + Traits::kPrefetch] * heads + h, 0, 1);
     }
@@ -107,20 +106,69 @@ inline void sum_block(int64_t b, int64_t e, int64_t pe, const int64_t* col, cons
     for (int v = 0; v < NV; ++v) acc[v] = V<T>::fma(wk, V<T>::load(xr + v * W), acc[v]);
   }
 #pragma GCC unroll 8
-  for (int v = 0; v < NV; ++v)  // fma(1, acc, o) is o + acc exactly
-    V<T>::store(o + c + v * W, ADD ? V<T>::fma(one, acc[v], V<T>::load(o + c + v * W)) : acc[v]);
+  for (int v = 0; v < NV; ++v) V<T>::store(o + c + v * W, acc[v]);
+}
+
+// acc = the sums of columns [c, c + NV·W) of one head over the non-zeros [sb, se) (one segment of
+// a hub row), from 0 in CSR order; pe: the row's end, for the prefetches.
+template <class T, int NV, int M>
+inline void segment_sums(int64_t sb, int64_t se, int64_t pe, const int64_t* col, const T* w, const int64_t* widx,
+                         int64_t heads, int64_t h, const T* x, int64_t F, int64_t c, typename V<T>::R* acc) {
+  using R = typename V<T>::R;
+  constexpr int64_t W = V<T>::W;
+#pragma GCC unroll 8
+  for (int v = 0; v < NV; ++v) acc[v] = V<T>::zero();
+  const R one = V<T>::set1(T(1));
+  for (int64_t k = sb; k < se; ++k) {
+    if (k + Traits::kPrefetch < pe) {
+      prefetch_span(x + col[k + Traits::kPrefetch] * F + c, NV * W * int64_t(sizeof(T)));
+      if constexpr (M == kIndexed) __builtin_prefetch(w + widx[k + Traits::kPrefetch] * heads + h, 0, 1);
+    }
+    const T* xr = x + col[k] * F + c;
+    const R wk = M == kNoWeight ? one : V<T>::set1(weight_of<M>(w, widx, heads, k, h));
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) acc[v] = V<T>::fma(wk, V<T>::load(xr + v * W), acc[v]);
+  }
+}
+
+// Columns [c, c + NV·W) of one head over a hub row [b, e) (more than kGraphSegment non-zeros):
+// the segment sums (segment_sums) added left to right into NV totals, all in registers; stored once.
+template <class T, int NV, int M>
+inline void sum_block_hub(int64_t b, int64_t e, const int64_t* col, const T* w, const int64_t* widx, int64_t heads,
+                          int64_t h, const T* x, int64_t F, int64_t c, T* o) {
+  using R = typename V<T>::R;
+  constexpr int64_t W = V<T>::W;
+  constexpr int64_t S = kGraphSegment;
+  R acc[NV], tot[NV];
+  const R one = V<T>::set1(T(1));
+  segment_sums<T, NV, M>(b, b + S, e, col, w, widx, heads, h, x, F, c, tot);
+  for (int64_t sb = b + S; sb < e; sb += S) {
+    segment_sums<T, NV, M>(sb, e - sb <= S ? e : sb + S, e, col, w, widx, heads, h, x, F, c, acc);
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) tot[v] = V<T>::fma(one, acc[v], tot[v]);  // tot + acc exactly
+  }
+#pragma GCC unroll 8
+  for (int v = 0; v < NV; ++v) V<T>::store(o + c + v * W, tot[v]);
+}
+
+// The columns block of a whole row: a light row by sum_block (the code of a row that is never
+// split), a hub row by sum_block_hub.
+template <class T, int NV, int M>
+inline void sum_block_row(int64_t b, int64_t e, const int64_t* col, const T* w, const int64_t* widx, int64_t heads,
+                          int64_t h, const T* x, int64_t F, int64_t c, T* o) {
+  if (e - b <= kGraphSegment)
+    sum_block<T, NV, M>(b, e, col, w, widx, heads, h, x, F, c, o);
+  else
+    sum_block_hub<T, NV, M>(b, e, col, w, widx, heads, h, x, F, c, o);
 }
 
 template <class T, int M>
-void sum_columns(int nv, bool add, int64_t b, int64_t e, int64_t pe, const int64_t* col, const T* w,
-                 const int64_t* widx, int64_t heads, int64_t h, const T* x, int64_t F, int64_t c, T* o) {
+void sum_columns(int nv, int64_t b, int64_t e, const int64_t* col, const T* w, const int64_t* widx, int64_t heads,
+                 int64_t h, const T* x, int64_t F, int64_t c, T* o) {
   switch (nv) {
-#define MK_SUM_CASE(n)                                                        \
-  case n:                                                                     \
-    if (add)                                                                  \
-      sum_block<T, n, M, true>(b, e, pe, col, w, widx, heads, h, x, F, c, o);  \
-    else                                                                      \
-      sum_block<T, n, M, false>(b, e, pe, col, w, widx, heads, h, x, F, c, o); \
+#define MK_SUM_CASE(n)                                            \
+  case n:                                                         \
+    sum_block_row<T, n, M>(b, e, col, w, widx, heads, h, x, F, c, o); \
     break;
     MK_SUM_CASE(1)
     MK_SUM_CASE(2)
@@ -147,31 +195,31 @@ void sum_row(bool mean, int64_t b, int64_t e, const int64_t* col, const T* w, co
   constexpr int64_t W = V<T>::W;
   constexpr int64_t S = kGraphSegment;
   const int64_t F = heads * D;
-  const int64_t segs = e - b <= S ? 1 : (e - b + S - 1) / S;
   for (int64_t h = 0; h < heads; ++h) {
     int64_t c = h * D;
     const int64_t end = c + D;
     for (int64_t vecs = (end - c) / W; vecs > 0;) {
       const int nv = int(std::min<int64_t>(vecs, kBlockVecs));
-      for (int64_t j = 0; j < segs; ++j) {
-        const int64_t sb = b + j * S, se = j == segs - 1 ? e : sb + S;
-        sum_columns<T, M>(nv, j > 0, sb, se, e, col, w, widx, heads, h, x, F, c, o);
-      }
+      sum_columns<T, M>(nv, b, e, col, w, widx, heads, h, x, F, c, o);
       c += nv * W;
       vecs -= nv;
     }
     if (c < end) {  // fewer than W columns: the same arithmetic, one element at a time
       const int64_t n = end - c;
-      for (int64_t j = 0; j < segs; ++j) {
-        const int64_t sb = b + j * S, se = j == segs - 1 ? e : sb + S;
+      T tot[V<T>::W] = {};
+      for (int64_t sb = b;;) {
+        const int64_t se = e - sb <= S ? e : sb + S;
         T acc[V<T>::W] = {};
         for (int64_t k = sb; k < se; ++k) {
           const T* xr = x + col[k] * F + c;
           const T wk = weight_of<M>(w, widx, heads, k, h);
           for (int64_t i = 0; i < n; ++i) acc[i] = std::fma(wk, xr[i], acc[i]);
         }
-        for (int64_t i = 0; i < n; ++i) o[c + i] = j > 0 ? o[c + i] + acc[i] : acc[i];
+        for (int64_t i = 0; i < n; ++i) tot[i] = sb == b ? acc[i] : tot[i] + acc[i];
+        if (se >= e) break;
+        sb = se;
       }
+      for (int64_t i = 0; i < n; ++i) o[c + i] = tot[i];
     }
   }
   if (mean && e > b) {
