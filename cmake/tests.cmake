@@ -113,7 +113,8 @@ endforeach()
 # 33-54 s; the test build 8-16 s, vec_math 2-5 s per ISA. The whole `ctest -j2`: 85-136 s, of
 # full `mvn -B verify` runs of 3 min 12 s to 6 min 27 s (nvcc build included). That fits CI's
 # budget (2 cores, the whole of .ci/run well under 20 minutes), so every run is in mvn verify
-# and none is labelled long.
+# and none is labelled long. 2026-12-05: the v2 / v2k32 forward runs and two shapes for them add
+# about a third (forward.H100 alone 47-50 s -> 63-69 s on the loaded VM, A/B interleaved).
 set(MK_EMU_RUNS
   "tiles|tiles|"
   "forward.H100|0 0|"
@@ -191,7 +192,9 @@ endforeach()
 
 # ---- linear attention (kernels/cuda/linear_attention.cu): the chunk-parallel form (state chunks
 # of 64 rows, and longer ones under a lowered scratch budget) and the sequential form, against a
-# float64 loop and the CPU twin, bitwise across thread orders; momentum bitwise.
+# float64 loop and the CPU twin, bitwise across thread orders; momentum bitwise. BF16 / F16: the
+# tensor-core form, the SIMT forms on 16-bit data and the CPU twin within twice a naive 16-bit
+# composition's error (23-30 s per run on the 2-core VM, 2026-12-05).
 mk_emu_executable(linear_attention_emu_test)
 mk_emu_test(emu.linear_attention linear_attention_emu_test)
 
@@ -199,3 +202,9 @@ mk_emu_test(emu.linear_attention linear_attention_emu_test)
 # activation gradient) against the CPU twin and a long-double loop, every thread order in one run.
 mk_emu_executable(linear_emu_test)
 mk_emu_test(emu.linear linear_emu_test)
+
+# tests/cuda-emu/copy_async_emu_test.cpp: the emulated ldmatrix (x1/x2/x4, .trans, through a
+# swizzled layout) and cp.async (commit groups, wait_group, zero fill) of kernels/cuda/copy_async.cuh
+# against the MMA fragment layout of kernels/cuda/mma.cuh, every thread order in one run.
+mk_emu_executable(copy_async_emu_test)
+mk_emu_test(emu.copy_async copy_async_emu_test)

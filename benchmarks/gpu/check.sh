@@ -46,11 +46,24 @@ log "backend"
 java -cp "$CP" org.metakernels.cli.Main info 2>&1 | tee "$out/info.txt"
 
 log "standalone harnesses (nvcc on this machine)"
-# kernels/cuda/linear_attention.cu alone: chunk-parallel vs sequential form, time and agreement
+# kernels/cuda/linear_attention.cu alone: every form (F32 sequential / chunked SIMT, BF16 / F16 on
+# tensor cores and chunked SIMT, forward+backward), time, error against F32, FLOP and byte figures;
+# % of peak against the H100/H200 F32 FMA (67) and dense BF16 (989, wgmma: mma.sync gets less) TFLOP/s
 if command -v nvcc >/dev/null; then
+  # kernels/cuda/attention/tensor_core.cu alone (built meanwhile, ~30 s): forward v1 and v2 and the
+  # backward, BF16/F16, causal or not, timed and checked against a float64 reference (under 2 min)
+  rm -f /tmp/mk-attn-harness
+  timeout 300 nvcc -std=c++17 -O3 --expt-relaxed-constexpr -arch=sm_90 -Ikernels/include -Inative/include \
+    -Ikernels/cuda benchmarks/gpu/attention_harness.cu -o /tmp/mk-attn-harness > /tmp/mk-attn-harness.log 2>&1 &
+  attn_build=$!
   timeout 300 nvcc -std=c++17 -O3 -arch=sm_90 -Ikernels/include -Inative/include -Ikernels/cuda \
     benchmarks/gpu/linear_attention_harness.cu -o /tmp/mk-la-harness 2>&1 | tail -5
-  [ -x /tmp/mk-la-harness ] && timeout 180 /tmp/mk-la-harness 2>&1 | tee "$out/linear_attention_harness.md"
+  peaks=()
+  nvidia-smi -L 2>/dev/null | grep -Eq 'H100|H200' && peaks=(--peak-tflops 67 989)
+  [ -x /tmp/mk-la-harness ] && timeout 180 /tmp/mk-la-harness ${peaks[@]+"${peaks[@]}"} 2>&1 | tee "$out/linear_attention_harness.md"
+  wait $attn_build
+  tail -5 /tmp/mk-attn-harness.log
+  [ -x /tmp/mk-attn-harness ] && timeout 180 /tmp/mk-attn-harness 2>&1 | tee "$out/attention_harness.md"
 else
   echo "no nvcc: skipped"
 fi
@@ -84,13 +97,14 @@ if java -cp "$CP" org.openjdk.jmh.Main -l 2>/dev/null | grep -q 'Gpu'; then
   # (GPU calls take milliseconds, so a 1 s iteration averages hundreds). BF16 first: 8 sets.
   # GpuDenseBench: 18 ops (parameter sets) in this JVM (-f 0: a fork per set would cost ~5 s each),
   # 1 warm-up and 2 iterations of 0.5 s each: ~30-40 s.
+  # GpuLaunchBench: 4 methods of microseconds, same settings as GpuDenseBench: ~10 s.
   # GpuGraphBench (R-MAT 1M edges, F = 64, with and without 200k-edge hub rows; sum and max,
   # forward and forward + backward): 8 sets in this JVM, ~30 s.
-  for cls in GpuAttentionBf16Bench:65 GpuAttentionBench:55 GpuLinearAttentionBench:45 GpuDenseBench:60 \
+  for cls in GpuAttentionBf16Bench:65 GpuAttentionBench:55 GpuLinearAttentionBench:45 GpuDenseBench:60 GpuLaunchBench:30 \
     GpuGraphBench:50; do
     name=${cls%%:*}
     it=1s forks=1 params=()
-    [ "$name" = GpuDenseBench ] && it=500ms forks=0
+    [ "$name" = GpuDenseBench ] || [ "$name" = GpuLaunchBench ] && it=500ms forks=0
     [ "$name" = GpuGraphBench ] && it=500ms forks=0 params=(-p reduce=sum,max)
     timeout "${cls##*:}" java -cp "$CP" org.openjdk.jmh.Main "$name" -f "$forks" -wi 1 -i 2 -w "$it" -r "$it" \
       ${params[@]+"${params[@]}"} -rf json -rff "$out/jmh-$name.json" 2>&1 | tail -20 | tee "$out/jmh-$name.txt"

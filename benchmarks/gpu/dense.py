@@ -2,7 +2,8 @@
 """The memory-bound CUDA ops side by side: GpuDenseBench (JMH JSON) and PyTorch (peers.json,
 rows "dense.OP"), F32 [4, 16, 4096, 128], with each op's bytes moved (the minimum: every input
 read once, every output written once) as GB/s and as a fraction of the copy rate measured in the
-same peers run (y.copy_(x)). Markdown on stdout.
+same peers run (y.copy_(x)); then the launch cost (GpuLaunchBench beside PyTorch's "launch.*" rows).
+Markdown on stdout.
 
 usage: dense.py --jmh out/jmh-gpu.json --peers out/peers.json
 """
@@ -61,6 +62,27 @@ def main():
         print(f"| {op} | {cell(ms, '{:.3f}')} | {cell(t, '{:.3f}')} | {cell(ms / t if ms and t else None, '{:.2f}')} | "
               f"{cell(gbps, '{:.0f}')} | {cell(100 * gbps / copy_gbps if gbps and copy_gbps else None, '{:.0f} %')} | "
               f"{cell(100 * tg / copy_gbps if tg and copy_gbps else None, '{:.0f} %')} |")
+    launch(jmh, peers)
+
+
+def launch(jmh, peers):
+    """GpuLaunchBench (µs: an empty kernel through the C ABI, a one-element add from Java; each
+    with a sync, or 16 then one sync) beside PyTorch's one-element add timed the same ways."""
+    mk = {r["benchmark"].rsplit(".", 1)[1]: r["primaryMetric"]["score"] for r in jmh
+          if ".GpuLaunchBench." in r.get("benchmark", "")}
+    torch = {r["peer"][7:]: r.get("wall_us") for r in peers if r.get("peer", "").startswith("launch.")}
+    if not mk and not torch:
+        return
+    cell = lambda v: f"{v:.1f}" if v is not None else "-"
+    print()
+    print("Launch cost, µs (wall clock, host call to device done):")
+    print()
+    print("| | bare launch (mk_runtime_noop) | metakernels tiny add | PyTorch tiny add | tiny add − bare launch |")
+    print("|---|---:|---:|---:|---:|")
+    for label, suffix in (("one call + sync", ""), ("per call, 16 then one sync", "16")):
+        bare, tiny, pt = mk.get("bareLaunch" + suffix), mk.get("tinyOp" + suffix), torch.get("tinyOp" + suffix)
+        extra = tiny - bare if tiny is not None and bare is not None else None
+        print(f"| {label} | {cell(bare)} | {cell(tiny)} | {cell(pt)} | {cell(extra)} |")
 
 
 if __name__ == "__main__":

@@ -1,111 +1,254 @@
-// Standalone GPU harness for kernels/cuda/linear_attention.cu: the chunk-parallel form against the
-// sequential one (agreement and time), no Java needed. On the GPU machine, from the project root:
+// Standalone GPU harness for kernels/cuda/linear_attention.cu: every form of the product side by
+// side, checked against an F32 reference and timed, no Java needed. On the GPU machine, from the
+// project root:
 //   nvcc -std=c++17 -O3 -arch=sm_90 -Ikernels/include -Inative/include -Ikernels/cuda \
-//        benchmarks/gpu/linear_attention_harness.cu -o /tmp/la && /tmp/la
-// (benchmarks/gpu/check.sh runs it). Prints one row per shape, mask and form: time per call
-// (median of 10 after 2 warm-ups, CUDA events), GFLOP/s counted as the products the form does,
-// and the largest difference from the sequential form relative to max|out|.
+//        benchmarks/gpu/linear_attention_harness.cu -o /tmp/la && /tmp/la [--small]
+// (benchmarks/gpu/check.sh runs it). Forms, per shape and mask (none, causal):
+//   F32  sequential       the former kernel (a block per group and 32 value columns walks the sequence)
+//   F32  chunked SIMT     the chunk-parallel form (states, F32 scan, 64 x 64 register-tiled outputs)
+//   BF16 / F16 tensor cores  the same chunk-parallel form on m16n8k16 MMAs, F32 states and scan
+//   BF16 / F16 tensor cores, R = 128, 256 (causal)  the same with longer state chunks (R keys per
+//                    state: fewer states, more masked key blocks; GFLOP counts the extra blocks)
+//   BF16 / F16 chunked SIMT  the SIMT chunk-parallel form on the 16-bit data (the fallback), F32 inside
+//   and "fwd+bwd" rows: the forward and the three products of its backward (dq = P(g, v, k, M),
+//   dk = P(v, g, q, M'), dv = P(k, q, g, M')), as LinearAttention.product's backward calls them.
+// The inputs are multiples of 2^-10 in [-1/8, 1/8) (8-bit integers scaled), exact in F32, BF16 and
+// F16, so one reference serves every dtype: the F32 sequential form (an F32 sum per output) of
+// the same values. err = max |out - ref| / max |ref|.
+// Timing: median of 15 calls after 3 warm-ups, CUDA events around each call (scratch allocated
+// once outside, as the device cache hands it out in the library).
+// Figures independent of any peer, to read the result as a fraction of the card's limits:
+//   GFLOP   the algorithm's multiply-adds x 2: states 2·G·n·dk·dv, q·S 2·G·n·dk·dv, and for masks
+//           the visible half of each 64 x 64 diagonal block, 2·G·n·32·(dk + dv);
+//   MB      bytes that must cross DRAM at least once: q, k, v read and out written in the data
+//           type, and for the chunked forms the F32 chunk states (written by the state pass, read
+//           and written by the scan when there are several chunks, read by the output pass);
+//   % copy  MB / ms against the device-to-device copy rate this harness measures first (the
+//           memory-bound ceiling); TFLOP/s against the peak given with --peak-tflops (not known
+//           here: the dense BF16 mma.sync and F32 FMA peaks of the card, printed if given).
 #include <cuda_runtime.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "linear_attention.cu"
 
-#define CHECK(x)                                                                           \
-  do {                                                                                     \
-    cudaError_t e_ = (x);                                                                  \
-    if (e_ != cudaSuccess) {                                                               \
+static constexpr int64_t TC_ROWS = mk::cuda::TC::kRows;  // keys of a key block
+
+#define CHECK(x)                                                                         \
+  do {                                                                                   \
+    cudaError_t e_ = (x);                                                                \
+    if (e_ != cudaSuccess) {                                                             \
       fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_)); \
-      exit(1);                                                                             \
-    }                                                                                      \
+      exit(1);                                                                           \
+    }                                                                                    \
   } while (0)
 
-__global__ void fill_normalish(float* x, int64_t n, unsigned seed) {
+// multiples of 2^-10 in [-1/8, 1/8): exact in every dtype of the table
+__global__ void fill_exact(float* x, int64_t n, unsigned seed) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     unsigned h = unsigned(i) * 2654435761u ^ seed;
     h ^= h >> 15;
     h *= 2246822519u;
     h ^= h >> 13;
-    x[i] = (float(h & 0xffffff) / 16777216.0f - 0.5f) * 0.2f;
+    x[i] = float(int(h & 0xff) - 128) / 1024.0f;
   }
+}
+
+template <class H>
+__global__ void to_half(const float* x, uint16_t* y, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    y[i] = mk::cuda::float_to_half<H>(x[i]);
+}
+
+template <class H>
+__global__ void from_half(const uint16_t* y, float* x, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    x[i] = mk::cuda::half_to_float<H>(y[i]);
 }
 
 static float time_call(int reps, const std::function<int()>& f) {
   cudaEvent_t a, b;
   CHECK(cudaEventCreate(&a));
   CHECK(cudaEventCreate(&b));
-  for (int i = 0; i < 2; ++i)
+  for (int i = 0; i < 3; ++i)
     if (f() != 0) return -1;
   std::vector<float> ms;
   for (int i = 0; i < reps; ++i) {
     CHECK(cudaEventRecord(a));
-    if (f() != 0) return -1;
+    const int st = f();
     CHECK(cudaEventRecord(b));
     CHECK(cudaEventSynchronize(b));
+    if (st != 0) return -1;
     float t = 0;
     CHECK(cudaEventElapsedTime(&t, a, b));
     ms.push_back(t);
   }
+  CHECK(cudaEventDestroy(a));
+  CHECK(cudaEventDestroy(b));
   std::sort(ms.begin(), ms.end());
   return ms[ms.size() / 2];
 }
 
-int main() {
-  struct Shape {
-    int64_t b, h, n, d;
+static double g_copy_gbs = 0, g_peak_f32 = 0, g_peak_mma = 0;
+
+// device-to-device copy rate (GB/s, read + write counted) of a 1 GiB buffer
+static double copy_rate() {
+  const size_t bytes = size_t(1) << 30;
+  void *a, *b;
+  CHECK(cudaMalloc(&a, bytes));
+  CHECK(cudaMalloc(&b, bytes));
+  CHECK(cudaMemset(a, 0, bytes));
+  const float ms = time_call(10, [&] { return int(cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice)); });
+  CHECK(cudaFree(a));
+  CHECK(cudaFree(b));
+  return 2.0 * double(bytes) / (ms * 1e6);
+}
+
+struct Shape {
+  int64_t b, h, n, d;
+};
+
+static void row(const Shape& s, const char* mask, const char* dtype, const char* form, float ms, double flops,
+                double bytes, double err, bool mma) {
+  char shape[64];
+  snprintf(shape, sizeof shape, "[%lld,%lld,%lld,%lld]", (long long)s.b, (long long)s.h, (long long)s.n,
+           (long long)s.d);
+  if (ms < 0) {
+    printf("| %s | %s | %s | %s | failed | | | | | |\n", shape, mask, dtype, form);
+    return;
+  }
+  const double tfs = flops / (ms * 1e9), gbs = bytes / (ms * 1e6);
+  const double peak = mma ? g_peak_mma : g_peak_f32;
+  char pk[32] = "";
+  if (peak > 0) snprintf(pk, sizeof pk, "%.1f %%", 100.0 * tfs / peak);
+  char er[32] = "";
+  if (err >= 0) snprintf(er, sizeof er, "%.2e", err);
+  printf("| %s | %s | %s | %s | %.3f | %.1f | %s | %.0f | %.1f %% | %s |\n", shape, mask, dtype, form, ms, tfs, pk,
+         bytes / 1e6, 100.0 * gbs / g_copy_gbs, er);
+}
+
+static double max_rel_diff(const std::vector<float>& x, const std::vector<float>& ref) {
+  double mx = 0, diff = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    mx = std::max(mx, double(std::fabs(ref[i])));
+    const double d = std::fabs(double(x[i]) - double(ref[i]));
+    if (!(d <= diff)) diff = std::isnan(d) ? INFINITY : d;
+  }
+  return diff / (mx > 0 ? mx : 1);
+}
+
+template <class H>
+static void half_rows(const Shape& s, int mask, const char* name, const float* q, const float* k, const float* v,
+                      const std::vector<float>& ref, void* ws, const mk::cuda::ChunkPlan& plan, double flops,
+                      double io_elems, double state_bytes) {
+  const int64_t G = s.b * s.h, n = s.n, d = s.d, elems = G * n * d;
+  uint16_t *qh, *kh, *vh, *oh, *gh, *t1, *t2, *t3;
+  for (uint16_t** p : {&qh, &kh, &vh, &oh, &gh, &t1, &t2, &t3}) CHECK(cudaMalloc(p, elems * 2));
+  to_half<H><<<1024, 256>>>(q, qh, elems);
+  to_half<H><<<1024, 256>>>(k, kh, elems);
+  to_half<H><<<1024, 256>>>(v, vh, elems);
+  to_half<H><<<1024, 256>>>(v, gh, elems);  // an upstream gradient for the backward rows
+  float* back;
+  CHECK(cudaMalloc(&back, elems * 4));
+  std::vector<float> host(elems);
+  auto err_of = [&](const uint16_t* o) {
+    from_half<H><<<1024, 256>>>(o, back, elems);
+    CHECK(cudaMemcpy(host.data(), back, elems * 4, cudaMemcpyDeviceToHost));
+    return max_rel_diff(host, ref);
   };
-  const Shape shapes[] = {{4, 16, 4096, 128}, {1, 16, 16384, 128}, {4, 16, 4096, 64}, {32, 8, 512, 64}};
-  printf("| shape | mask | form | ms | GFLOP/s | max|diff| / max|out| vs sequential |\n|---|---|---|---|---|---|\n");
+  float* S = static_cast<float*>(ws);
+  const int mirror = mask == 1 ? 2 : mask;
+  // tensor cores (what the entry point runs for these shapes: state chunks of plan.rows keys), and
+  // with longer state chunks (fewer F32 states to write, scan and read; more masked key blocks per
+  // query block): which R the plan should pick is for this table to say
+  float ms = 0;
+  for (int64_t R = plan.rows; R <= 4 * plan.rows; R *= 2) {
+    mk::cuda::ChunkPlan pr = plan;
+    pr.rows = R;
+    pr.states = (n + R - 1) / R;
+    pr.bytes = 4 * G * pr.states * d * d;
+    const double sb = 4.0 * double(G) * pr.states * d * d * (pr.states > 1 ? 4 : 2);
+    const double fl = flops + (mask ? double(G) * n * double(R - TC_ROWS) * 2.0 * (d + d) / 2.0 : 0.0);
+    ms = time_call(15, [&] { return mk::cuda::run_tc<H>(pr, G, n, n, d, d, qh, kh, vh, oh, mask, S, nullptr); });
+    char form[64];
+    snprintf(form, sizeof form, R == plan.rows ? "tensor cores (R = %lld)" : "tensor cores, R = %lld", (long long)R);
+    row(s, mask ? "causal" : "none", name, form, ms, fl, io_elems * 2 + sb, ms < 0 ? -1 : err_of(oh), true);
+    if (!mask) break;  // (no mask: one state per group whatever R)
+  }
+  ms = time_call(15, [&] {
+    int st = mk::cuda::linear_attention(H::kDtype, G, n, n, d, d, qh, kh, vh, oh, mask, S, nullptr);
+    if (!st) st = mk::cuda::linear_attention(H::kDtype, G, n, n, d, d, gh, vh, kh, t1, mask, S, nullptr);
+    if (!st) st = mk::cuda::linear_attention(H::kDtype, G, n, n, d, d, vh, gh, qh, t2, mirror, S, nullptr);
+    if (!st) st = mk::cuda::linear_attention(H::kDtype, G, n, n, d, d, kh, qh, gh, t3, mirror, S, nullptr);
+    return st;
+  });
+  row(s, mask ? "causal" : "none", name, "fwd+bwd (4 products, entry point)", ms, 4 * flops,
+      4 * (io_elems * 2 + state_bytes), -1, true);
+  ms = time_call(15, [&] { return mk::cuda::run_chunked<H>(plan, G, n, n, d, d, qh, kh, vh, oh, mask, S, nullptr); });
+  row(s, mask ? "causal" : "none", name, "chunked SIMT (16-bit data)", ms, flops, io_elems * 2 + state_bytes,
+      ms < 0 ? -1 : err_of(oh), false);
+  for (uint16_t* p : {qh, kh, vh, oh, gh, t1, t2, t3}) CHECK(cudaFree(p));
+  CHECK(cudaFree(back));
+}
+
+int main(int argc, char** argv) {
+  bool small = false;
+  for (int i = 1; i < argc; ++i) {
+    if (!strcmp(argv[i], "--small")) small = true;
+    if (!strcmp(argv[i], "--peak-tflops") && i + 2 < argc) {  // F32 FMA peak, 16-bit mma.sync peak
+      g_peak_f32 = atof(argv[++i]);
+      g_peak_mma = atof(argv[++i]);
+    }
+  }
+  cudaDeviceProp prop;
+  CHECK(cudaGetDeviceProperties(&prop, 0));
+  g_copy_gbs = copy_rate();
+  printf("device: %s, %d SMs, sm_%d%d; device-to-device copy %.0f GB/s (read + write)\n\n", prop.name,
+         prop.multiProcessorCount, prop.major, prop.minor, g_copy_gbs);
+  std::vector<Shape> shapes = {{4, 16, 4096, 128}, {1, 16, 16384, 128}, {4, 16, 4096, 64}, {32, 8, 512, 64}};
+  if (small) shapes = {{4, 16, 4096, 128}, {32, 8, 512, 64}};
+  printf("| shape | mask | dtype | form | ms | TFLOP/s | %% of peak | MB moved | %% of copy rate | err vs F32 |\n");
+  printf("|---|---|---|---|---|---|---|---|---|---|\n");
   for (const Shape& s : shapes) {
     const int64_t G = s.b * s.h, n = s.n, d = s.d;
     const int64_t elems = G * n * d;
     float *q, *k, *v, *o1, *o2;
-    CHECK(cudaMalloc(&q, elems * 4));
-    CHECK(cudaMalloc(&k, elems * 4));
-    CHECK(cudaMalloc(&v, elems * 4));
-    CHECK(cudaMalloc(&o1, elems * 4));
-    CHECK(cudaMalloc(&o2, elems * 4));
-    fill_normalish<<<1024, 256>>>(q, elems, 1u);
-    fill_normalish<<<1024, 256>>>(k, elems, 2u);
-    fill_normalish<<<1024, 256>>>(v, elems, 3u);
-    const int64_t scratch = mk::cuda::linear_attention_scratch(MK_F32, G, n, n, d, d, 1);
+    for (float** p : {&q, &k, &v, &o1, &o2}) CHECK(cudaMalloc(p, elems * 4));
+    fill_exact<<<1024, 256>>>(q, elems, 1u);
+    fill_exact<<<1024, 256>>>(k, elems, 2u);
+    fill_exact<<<1024, 256>>>(v, elems, 3u);
+    const mk::cuda::ChunkPlan plan = mk::cuda::chunk_plan(MK_F32, G, n, d, d);
     void* ws = nullptr;
-    CHECK(cudaMalloc(&ws, std::max<int64_t>(scratch, 16)));
+    CHECK(cudaMalloc(&ws, std::max<int64_t>(plan.bytes, 16)));
     for (int mask = 0; mask <= 1; ++mask) {
-      float t_seq = time_call(10, [&] {
-        return mk::cuda::linear_attention(MK_F32, G, n, n, d, d, q, k, v, o1, mask, nullptr, nullptr);
-      });
-      float t_chk = time_call(10, [&] {
-        return mk::cuda::linear_attention(MK_F32, G, n, n, d, d, q, k, v, o2, mask, ws, nullptr);
-      });
-      std::vector<float> h1(elems), h2(elems);
-      CHECK(cudaMemcpy(h1.data(), o1, elems * 4, cudaMemcpyDeviceToHost));
+      const char* mname = mask ? "causal" : "none";
+      const double flops = double(G) * (4.0 * n * d * d + (mask ? 2.0 * n * 32 * (d + d) : 0.0));
+      const double io_elems = 4.0 * double(elems);  // q, k, v, out
+      const double state_bytes = 4.0 * double(G) * plan.states * d * d * (plan.states > 1 ? 4 : 2);
+      std::vector<float> ref(elems), h2(elems);
+      float ms = time_call(
+          5, [&] { return mk::cuda::linear_attention(MK_F32, G, n, n, d, d, q, k, v, o1, mask, nullptr, nullptr); });
+      CHECK(cudaMemcpy(ref.data(), o1, elems * 4, cudaMemcpyDeviceToHost));
+      row(s, mname, "F32", "sequential (reference)", ms, flops, io_elems * 4, 0.0, false);
+      ms = time_call(15,
+                     [&] { return mk::cuda::linear_attention(MK_F32, G, n, n, d, d, q, k, v, o2, mask, ws, nullptr); });
       CHECK(cudaMemcpy(h2.data(), o2, elems * 4, cudaMemcpyDeviceToHost));
-      double mx = 0, diff = 0;
-      for (int64_t i = 0; i < elems; ++i) {
-        mx = std::max(mx, double(std::fabs(h1[i])));
-        diff = std::max(diff, double(std::fabs(h1[i] - h2[i])));
-      }
-      // products: states 2 n d^2, q S 2 n d^2, masked blocks (causal) ~ 2 n 64 d (q k) + 2 n 64 d (a v) / 2 each
-      const double flops_chunk = double(G) * (4.0 * n * d * d + (mask ? 2.0 * n * 64 * d * 2 : 0));
-      const double flops_seq = double(G) * (4.0 * n * d * d + (mask ? 2.0 * n * 64 * d * 2 : 0));
-      printf("| [%lld,%lld,%lld,%lld] | %s | sequential | %.3f | %.0f | |\n", (long long)s.b, (long long)s.h,
-             (long long)n, (long long)d, mask ? "causal" : "none", t_seq, flops_seq / (t_seq * 1e6));
-      printf("| [%lld,%lld,%lld,%lld] | %s | chunked (scratch %.0f MB) | %.3f | %.0f | %.2e |\n", (long long)s.b,
-             (long long)s.h, (long long)n, (long long)d, mask ? "causal" : "none", scratch / 1e6, t_chk,
-             flops_chunk / (t_chk * 1e6), diff / (mx > 0 ? mx : 1));
+      row(s, mname, "F32", "chunked SIMT", ms, flops, io_elems * 4 + state_bytes, max_rel_diff(h2, ref), false);
+      half_rows<mk::cuda::Bf16>(s, mask, "BF16", q, k, v, ref, ws, plan, flops, io_elems, state_bytes);
+      half_rows<mk::cuda::Fp16>(s, mask, "F16", q, k, v, ref, ws, plan, flops, io_elems, state_bytes);
     }
     CHECK(cudaFree(ws));
-    CHECK(cudaFree(q));
-    CHECK(cudaFree(k));
-    CHECK(cudaFree(v));
-    CHECK(cudaFree(o1));
-    CHECK(cudaFree(o2));
+    for (float* p : {q, k, v, o1, o2}) CHECK(cudaFree(p));
   }
+  printf(
+      "\nGFLOP and MB as in the header of benchmarks/gpu/linear_attention_harness.cu (algorithm FLOPs, not the\n"
+      "MMAs issued; MB: DRAM traffic at least needed). fwd+bwd: 4x the forward's figures.\n");
   return 0;
 }

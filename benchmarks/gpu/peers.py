@@ -188,6 +188,37 @@ def bench_dense(shape, results):
         print(json.dumps(row))
 
 
+def bench_launch(results):
+    """PyTorch's one-element add as GpuLaunchBench times its own: wall clock (host call to device
+    done) of one add and a sync ("launch.tinyOp"), and of 16 chained adds and one sync, per add
+    ("launch.tinyOp16"); microseconds, the median of 2,000 after 200 warm-ups."""
+    x = torch.randn(1, device="cuda")
+    y = torch.randn(1, device="cuda")
+
+    def one():
+        x + y
+        torch.cuda.synchronize()
+
+    def sixteen():
+        z = x
+        for _ in range(16):
+            z = z + y
+        torch.cuda.synchronize()
+
+    for name, fn, per in (("tinyOp", one, 1), ("tinyOp16", sixteen, 16)):
+        for _ in range(200):
+            fn()
+        times = []
+        for _ in range(2000):
+            t0 = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - t0) * 1e6 / per)
+        times.sort()
+        row = {"peer": "launch." + name, "dtype": "float32", "shape": [1], "wall_us": times[len(times) // 2]}
+        results.append(row)
+        print(json.dumps(row))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="peers.json")
@@ -197,6 +228,7 @@ def main():
     info = {"torch": torch.__version__, "device": torch.cuda.get_device_name(0), "time": time.strftime("%Y-%m-%d %H:%M:%S")}
     print(json.dumps(info))
     bench_dense((4, 16, 4096, 128), results)  # first: seconds, and check.sh's timeout cuts the tail
+    bench_launch(results)
 
     def save():
         with open(args.out, "w") as f:

@@ -366,6 +366,9 @@ int reduce_split(int dtype, int op, int64_t outer, int64_t len, int64_t inner, c
   return reduce(dtype, op, outer, len, inner, x, y, indices, stream);
 }
 
+// Nothing to launch on the CPU (mk_runtime_noop).
+int noop(void*) { return 0; }
+
 int softmax(int dtype, int log, int64_t rows, int64_t cols, const void* x, void* y, void*) {
   if (dtype == MK_F32)
     softmax_t(log, rows, cols, static_cast<const float*>(x), static_cast<float*>(y));

@@ -243,6 +243,13 @@ int mse_forward(int dtype, int64_t n, const void* p, const void* t, void* out, v
   return avx2::mse_forward(dtype, n, p, t, out, stream);
 }
 
+// The CPU needs no scratch: mse_forward sums in its own fixed segments (squared_distance).
+int64_t mse_workspace(int64_t) { return 0; }
+
+int mse_forward_split(int dtype, int64_t n, const void* p, const void* t, void* out, void*, int64_t, void* stream) {
+  return mse_forward(dtype, n, p, t, out, stream);
+}
+
 int mse_backward(int dtype, int64_t n, const void* p, const void* t, const void* g, double scale, void* gp, void* gt,
                  void* stream) {
   if (isa_level() >= 3) return avx512::mse_backward(dtype, n, p, t, g, scale, gp, gt, stream);

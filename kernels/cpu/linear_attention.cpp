@@ -7,6 +7,11 @@
 // chunk; inside a chunk of kChunk rows the masked (q k^T) block is dense. Cost O(n (dk dv +
 // kChunk (dk + dv))), memory O(dk dv + kChunk^2) per thread, never n x n. Inner loops run over
 // dv with unit stride so they vectorise at the compiled width.
+//
+// BF16 / F16 (the oracle of the CUDA tensor-core form): the same chunked walk in F32 on chunks
+// widened into per-thread F32 buffers (the key chunks for the state of the unmasked form too), the
+// output rounded once to the input type (nearest even). Workspace: linear_attention_workspace()
+// bytes, which depends on the dtype.
 #include <omp.h>
 
 #include <algorithm>
@@ -16,6 +21,7 @@
 #include "mk/cpu_tile.h"
 #include "mk/isa_ns.h"
 #include "mk/kernels.h"
+#include "mk/scalar.h"
 
 namespace mk {
 namespace cpu {
@@ -66,6 +72,119 @@ void group(int mask, int64_t nq, int64_t nk, int64_t dk, int64_t dv, const T* q,
   }
 }
 
+// ---- BF16 / F16: F32 arithmetic on widened chunks ----------------------------------------------
+void widen(int dtype, const uint16_t* src, int64_t n, float* dst) {
+  if (dtype == MK_BF16)
+    for (int64_t i = 0; i < n; ++i) dst[i] = bf16_bits_to_f32(src[i]);
+  else
+    for (int64_t i = 0; i < n; ++i) dst[i] = f16_bits_to_f32(src[i]);
+}
+
+void narrow(int dtype, const float* src, int64_t n, uint16_t* dst) {
+  if (dtype == MK_BF16)
+    for (int64_t i = 0; i < n; ++i) dst[i] = f32_to_bf16_bits(src[i]);
+  else
+    for (int64_t i = 0; i < n; ++i) dst[i] = f32_to_f16_bits(src[i]);
+}
+
+// Per-thread F32 buffers of the 16-bit path: the F32 path's S, A, kt, then the widened chunks.
+struct HalfScratch {
+  float *S, *A, *kt, *qc, *kc, *vc, *oc;
+  static int64_t floats(int64_t dk, int64_t dv) {
+    constexpr int64_t C = Traits::kChunk;
+    return dk * dv + C * C + dk * C + 2 * C * dk + 2 * C * dv;
+  }
+  HalfScratch(float* base, int64_t dk, int64_t dv) {
+    constexpr int64_t C = Traits::kChunk;
+    S = base;
+    A = S + dk * dv;
+    kt = A + C * C;
+    qc = kt + dk * C;
+    kc = qc + C * dk;
+    vc = kc + C * dk;
+    oc = vc + C * dv;
+  }
+};
+
+void group_half(int dtype, int mask, int64_t nq, int64_t nk, int64_t dk, int64_t dv, const uint16_t* q,
+                const uint16_t* k, const uint16_t* v, uint16_t* out, const HalfScratch& w) {
+  constexpr int64_t C = Traits::kChunk;
+  if (mask == 0) {  // out = q (kᵀ v), the state summed over key chunks in ascending order
+    for (int64_t c0 = 0; c0 < nk; c0 += C) {
+      const int64_t len = std::min(C, nk - c0);
+      widen(dtype, k + c0 * dk, len * dk, w.kc);
+      widen(dtype, v + c0 * dv, len * dv, w.vc);
+      tile::gemm<float>(dk, dv, len, 1.f, w.kc, 1, dk, w.vc, dv, w.S, dv, c0 > 0);
+    }
+    for (int64_t c0 = 0; c0 < nq; c0 += C) {
+      const int64_t len = std::min(C, nq - c0);
+      widen(dtype, q + c0 * dk, len * dk, w.qc);
+      tile::gemm<float>(len, dv, dk, 1.f, w.qc, dk, 1, w.S, dv, w.oc, dv, false);
+      narrow(dtype, w.oc, len * dv, out + c0 * dv);
+    }
+    return;
+  }
+  const int64_t n = nq;
+  const int64_t chunks = (n + C - 1) / C;
+  for (int64_t step = 0; step < chunks; ++step) {  // as group() on the widened chunk
+    const int64_t c = mask == 1 ? step : chunks - 1 - step;
+    const int64_t c0 = c * C;
+    const int64_t len = std::min(C, n - c0);
+    widen(dtype, q + c0 * dk, len * dk, w.qc);
+    widen(dtype, k + c0 * dk, len * dk, w.kc);
+    widen(dtype, v + c0 * dv, len * dv, w.vc);
+    if (step > 0) tile::gemm<float>(len, dv, dk, 1.f, w.qc, dk, 1, w.S, dv, w.oc, dv, false);
+    else std::memset(w.oc, 0, sizeof(float) * size_t(len * dv));
+    tile::transpose<float>(len, dk, w.kc, dk, w.kt, C);
+    tile::gemm<float>(len, len, dk, 1.f, w.qc, dk, 1, w.kt, C, w.A, C, false);
+    for (int64_t j = 0; j < len; ++j) {
+      float* aj = w.A + j * C;
+      if (mask == 1) for (int64_t i = j + 1; i < len; ++i) aj[i] = 0.f;
+      else for (int64_t i = 0; i < j; ++i) aj[i] = 0.f;
+    }
+    tile::gemm<float>(len, dv, len, 1.f, w.A, C, 1, w.vc, dv, w.oc, dv, true);
+    tile::gemm<float>(dk, dv, len, 1.f, w.kc, 1, dk, w.vc, dv, w.S, dv, step > 0);
+    narrow(dtype, w.oc, len * dv, out + c0 * dv);
+  }
+}
+
+void run_half(int dtype, int64_t groups, int64_t nq, int64_t nk, int64_t dk, int64_t dv, const uint16_t* q,
+              const uint16_t* k, const uint16_t* v, uint16_t* out, int mask, float* ws) {
+  const int64_t per_thread = HalfScratch::floats(dk, dv);
+  const int64_t work = groups * std::max(nq, nk) * dk * dv;
+  parallel_region(groups > 1 && work > (1 << 16), [&] {
+    const HalfScratch w(ws + int64_t(omp_get_thread_num()) * per_thread, dk, dv);
+#pragma omp for schedule(static)
+    for (int64_t g = 0; g < groups; ++g)
+      group_half(dtype, mask, nq, nk, dk, dv, q + g * nq * dk, k + g * nk * dk, v + g * nk * dv, out + g * nq * dv, w);
+  });
+}
+
+// m_j = decay (m_{j-1} + v_{j-1}) in F32 (a running row per 64-column block), each m_j rounded on
+// store: the same operations in the same order as the CUDA kernel's, so the same bits.
+void momentum_half(int dtype, int64_t groups, int64_t n, int64_t d, const uint16_t* v, uint16_t* out, float decay,
+                   int reverse) {
+  parallel_for(groups, groups * n * d > (1 << 15), [&](int64_t g) {
+    const uint16_t* vg = v + g * n * d;
+    uint16_t* og = out + g * n * d;
+    constexpr int64_t kBlock = 64;
+    float m[kBlock], vp[kBlock];
+    for (int64_t e0 = 0; e0 < d; e0 += kBlock) {
+      const int64_t w = std::min(kBlock, d - e0);
+      for (int64_t e = 0; e < w; ++e) m[e] = 0.f;
+      for (int64_t s = 0; s < n; ++s) {
+        const int64_t j = reverse ? n - 1 - s : s;
+        if (s > 0) {
+          const int64_t p = reverse ? j + 1 : j - 1;
+          widen(dtype, vg + p * d + e0, w, vp);
+          for (int64_t e = 0; e < w; ++e) m[e] = decay * (m[e] + vp[e]);
+        }
+        narrow(dtype, m, w, og + j * d + e0);
+      }
+    }
+  });
+}
+
 template <class T>
 void run(int64_t groups, int64_t nq, int64_t nk, int64_t dk, int64_t dv, const T* q, const T* k,
          const T* v, T* out, int mask, T* ws) {
@@ -107,7 +226,10 @@ void momentum(int64_t groups, int64_t n, int64_t d, const T* v, T* out, T decay,
 int linear_attention(int dtype, int64_t groups, int64_t nq, int64_t nk, int64_t dk, int64_t dv,
                      const void* q, const void* k, const void* v, void* out, int mask,
                      void* workspace, void*) {
-  if (dtype == MK_F32)
+  if (dtype == MK_BF16 || dtype == MK_F16)
+    run_half(dtype, groups, nq, nk, dk, dv, static_cast<const uint16_t*>(q), static_cast<const uint16_t*>(k),
+             static_cast<const uint16_t*>(v), static_cast<uint16_t*>(out), mask, static_cast<float*>(workspace));
+  else if (dtype == MK_F32)
     run(groups, nq, nk, dk, dv, static_cast<const float*>(q), static_cast<const float*>(k),
         static_cast<const float*>(v), static_cast<float*>(out), mask, static_cast<float*>(workspace));
   else
@@ -118,7 +240,10 @@ int linear_attention(int dtype, int64_t groups, int64_t nq, int64_t nk, int64_t 
 
 int linear_attention_momentum(int dtype, int64_t groups, int64_t n, int64_t d, const void* v,
                               void* out, double decay, int reverse, void*) {
-  if (dtype == MK_F32)
+  if (dtype == MK_BF16 || dtype == MK_F16)
+    momentum_half(dtype, groups, n, d, static_cast<const uint16_t*>(v), static_cast<uint16_t*>(out), float(decay),
+                  reverse);
+  else if (dtype == MK_F32)
     momentum(groups, n, d, static_cast<const float*>(v), static_cast<float*>(out), float(decay), reverse);
   else
     momentum(groups, n, d, static_cast<const double*>(v), static_cast<double*>(out), decay, reverse);
@@ -143,9 +268,11 @@ int linear_attention(int dtype, int64_t groups, int64_t nq, int64_t nk, int64_t 
   return avx2::linear_attention(dtype, groups, nq, nk, dk, dv, q, k, v, out, mask, workspace, stream);
 }
 
-int64_t linear_attention_workspace(int64_t dk, int64_t dv, int threads) {
-  return int64_t(threads) * (dk * dv + LinearAttentionTraits::kChunk * LinearAttentionTraits::kChunk +
-                             dk * LinearAttentionTraits::kChunk);
+int64_t linear_attention_workspace(int dtype, int64_t dk, int64_t dv, int threads) {
+  constexpr int64_t C = LinearAttentionTraits::kChunk;
+  if (dtype == MK_BF16 || dtype == MK_F16)  // F32 buffers: the F32 path's and the widened chunks
+    return int64_t(threads) * 4 * (dk * dv + C * C + dk * C + 2 * C * dk + 2 * C * dv);
+  return int64_t(threads) * dtype_size(dtype) * (dk * dv + C * C + dk * C);
 }
 
 int64_t linear_attention_scratch(int, int64_t, int64_t, int64_t, int64_t, int64_t, int) { return 0; }

@@ -8,8 +8,11 @@
 //             double (consecutive threads read consecutive columns: coalesced), no atomics, so
 //             the result is the CPU twin's sum to the rounding of the final cast. Without gz the
 //             column kernel forms gy act'(y) itself.
-//   mse       forward: one block, a strided sum per thread in double and a fixed tree in shared
-//             memory (deterministic); backward: gp = (2/n) g (p − t), gt = −gp, a grid-stride loop.
+//   mse       forward: blocks over fixed chunks of n (mse_parts: a function of n alone), in each a
+//             strided sum per thread in double and a fixed tree in shared memory, the block
+//             partials in scratch and one block folding them in block order (deterministic, no
+//             atomics); n up to kMseChunk, or no scratch: one block, the same per-block sum.
+//             backward: gp = (2/n) g (p − t), gt = −gp, a grid-stride loop.
 // tanh and sigmoid use the CUDA maths library (the CPU uses mk/vec_math.h): the outputs agree to
 // a few ulp, not bitwise. The grids depend on the sizes alone. Launched through
 // cudaLaunchKernelEx (launch_grid), so the host emulator (tests/cuda-emu/linear_emu_test.cpp) runs
@@ -86,26 +89,66 @@ __global__ void __launch_bounds__(LinearCudaTraits::kThreads)
   }
 }
 
-// mse forward: one block; thread j sums (p − t)² over i = j, j + kThreads, ... in double, then a
-// fixed tree over the threads in shared memory: the bits depend on n alone. One block keeps it
-// deterministic without a second pass (a loss is one number; the inputs of a loss are small next
-// to the layers that made them).
-template <class T>
-__global__ void __launch_bounds__(LinearCudaTraits::kThreads)
-    mse_forward_kernel(int64_t n, const T* p, const T* t, T* out) {
+// The fixed tree over a block's per-thread double sums in shared memory (kThreads of them).
+__device__ __forceinline__ double mse_block_tree(double acc) {
   double* part = reinterpret_cast<double*>(mk_linear_smem);
-  double acc = 0;
-  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
-    const double d = double(p[i]) - double(t[i]);
-    acc += d * d;
-  }
   part[threadIdx.x] = acc;
   __syncthreads();
   for (int half = LinearCudaTraits::kThreads / 2; half > 0; half /= 2) {
     if (int(threadIdx.x) < half) part[threadIdx.x] += part[threadIdx.x + half];
     __syncthreads();
   }
-  if (threadIdx.x == 0) out[0] = T(part[0] / double(n));
+  return part[0];
+}
+
+// mse forward, one block: thread j sums (p − t)² over i = j, j + kThreads, ... in double, then the
+// fixed tree: the bits depend on n alone. The path for short n, and for long n without scratch.
+template <class T>
+__global__ void __launch_bounds__(LinearCudaTraits::kThreads)
+    mse_forward_kernel(int64_t n, const T* p, const T* t, T* out) {
+  double acc = 0;
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
+    const double d = double(p[i]) - double(t[i]);
+    acc += d * d;
+  }
+  const double total = mse_block_tree(acc);
+  if (threadIdx.x == 0) out[0] = T(total / double(n));
+}
+
+// The split: n cut into `parts` chunks of `chunk` elements (the last one shorter), a block per
+// chunk summing as mse_forward_kernel does over its chunk, the partial to part_sums[block].
+template <class T>
+__global__ void __launch_bounds__(LinearCudaTraits::kThreads)
+    mse_partial_kernel(int64_t n, int64_t chunk, const T* p, const T* t, double* part_sums) {
+  const int64_t begin = int64_t(blockIdx.x) * chunk;
+  const int64_t end = begin + chunk < n ? begin + chunk : n;
+  double acc = 0;
+  for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) {
+    const double d = double(p[i]) - double(t[i]);
+    acc += d * d;
+  }
+  const double total = mse_block_tree(acc);
+  if (threadIdx.x == 0) part_sums[blockIdx.x] = total;
+}
+
+// The second pass, one block: thread j adds partials j, j + kThreads, ... in order, then the tree.
+template <class T>
+__global__ void __launch_bounds__(LinearCudaTraits::kThreads)
+    mse_finish_kernel(int64_t n, int64_t parts, const double* part_sums, T* out) {
+  double acc = 0;
+  for (int64_t b = threadIdx.x; b < parts; b += blockDim.x) acc += part_sums[b];
+  const double total = mse_block_tree(acc);
+  if (threadIdx.x == 0) out[0] = T(total / double(n));
+}
+
+// The split plan, a function of n alone: chunks of at least kMseChunk elements, at most
+// kMseMaxParts of them (1: no split).
+constexpr int64_t kMseChunk = int64_t(1) << 15;
+constexpr int64_t kMseMaxParts = 1024;
+int64_t mse_parts(int64_t n) {
+  if (n <= kMseChunk) return 1;
+  const int64_t parts = (n + kMseChunk - 1) / kMseChunk;
+  return parts < kMseMaxParts ? parts : kMseMaxParts;
 }
 
 template <class T>
@@ -176,6 +219,35 @@ int mse_forward(int dtype, int64_t n, const void* p, const void* t, void* out, v
   if (dtype == MK_F64)
     return launch_grid(mse_forward_kernel<double>, 1, LinearCudaTraits::kThreads, smem, as_stream(stream), n,
                        static_cast<const double*>(p), static_cast<const double*>(t), static_cast<double*>(out));
+  return KERNEL_UNSUPPORTED;
+}
+
+int64_t mse_workspace(int64_t n) {
+  const int64_t parts = mse_parts(n);
+  return parts > 1 ? parts * int64_t(sizeof(double)) : 0;
+}
+
+namespace {
+template <class T>
+int run_mse_split(int64_t n, const void* p, const void* t, void* out, void* workspace, void* stream) {
+  const int64_t parts = mse_parts(n);
+  const int64_t chunk = (n + parts - 1) / parts;
+  const size_t smem = LinearCudaTraits::kThreads * sizeof(double);
+  double* part_sums = static_cast<double*>(workspace);
+  const int e = launch_grid(mse_partial_kernel<T>, parts, LinearCudaTraits::kThreads, smem, as_stream(stream), n, chunk,
+                            static_cast<const T*>(p), static_cast<const T*>(t), part_sums);
+  if (e != 0) return e;
+  return launch_grid(mse_finish_kernel<T>, 1, LinearCudaTraits::kThreads, smem, as_stream(stream), n, parts,
+                     static_cast<const double*>(part_sums), static_cast<T*>(out));
+}
+}  // namespace
+
+int mse_forward_split(int dtype, int64_t n, const void* p, const void* t, void* out, void* workspace,
+                      int64_t workspace_bytes, void* stream) {
+  const int64_t need = mse_workspace(n);
+  if (need == 0 || !workspace || workspace_bytes < need) return mse_forward(dtype, n, p, t, out, stream);
+  if (dtype == MK_F32) return run_mse_split<float>(n, p, t, out, workspace, stream);
+  if (dtype == MK_F64) return run_mse_split<double>(n, p, t, out, workspace, stream);
   return KERNEL_UNSUPPORTED;
 }
 

@@ -2,7 +2,10 @@
 //
 //   out_j = sum_{i in M(j)} (q_j . k_i) v_i      q: [G, nq, dk]  k: [G, nk, dk]  v: [G, nk, dv]
 //
-// Two forms, the same C signature.
+// Three forms, the same C signature; the choice is made in one place, launch() below. dtype F32 /
+// F64 computes in that type; BF16 / F16 (raw 16-bit storage) computes in F32 and rounds the output
+// once: on tensor cores (the third form, below) where the shape and the device allow, else in the
+// SIMT forms on widened values.
 //
 // Chunk-parallel (the usual path; `workspace` is linear_attention_scratch() bytes of device memory
 // from native/src/linear_attention.cpp). The keys are cut into state chunks of R rows (R a multiple
@@ -31,9 +34,11 @@
 // Launches are 1-D grids through cudaLaunchKernelEx (the host emulator, tests/cuda-emu, runs them).
 #include <algorithm>
 #include <climits>
+#include <type_traits>
 
 #include "common.cuh"
 #include "mk/kernels.h"
+#include "mma.cuh"
 
 // Bytes the chunk states may take (a test lowers it to force long state chunks).
 #ifndef MK_LINEAR_SCRATCH_BUDGET
@@ -62,6 +67,38 @@ struct LinearAttentionTraits {
 };
 using Traits = LinearAttentionTraits;
 
+// Storage types of the SIMT kernels: F32 and F64 compute in themselves; BF16 and F16 (raw 16-bit
+// patterns in memory) are widened to F32 as they are staged, accumulate in F32 (the chunk states
+// too) and are rounded once, to nearest even, when the output is stored.
+template <class S>
+struct Elem {
+  using Raw = S;
+  using T = S;
+};
+template <>
+struct Elem<Bf16> {
+  using Raw = uint16_t;
+  using T = float;
+};
+template <>
+struct Elem<Fp16> {
+  using Raw = uint16_t;
+  using T = float;
+};
+
+// x as the compute type of S (a 16-bit pattern widened; F32/F64 values, the states included, as they are)
+template <class S, class X>
+__device__ __forceinline__ typename Elem<S>::T widen(X x) {
+  if constexpr (std::is_same<X, uint16_t>::value) return half_to_float<S>(x);
+  else return x;
+}
+// x stored as S (16-bit: rounded to nearest even)
+template <class S>
+__device__ __forceinline__ typename Elem<S>::Raw narrow(typename Elem<S>::T x) {
+  if constexpr (std::is_same<typename Elem<S>::Raw, uint16_t>::value) return float_to_half<S>(x);
+  else return x;
+}
+
 // ---- launches ---------------------------------------------------------------------------------
 
 template <class... KArgs, class... Args>
@@ -88,7 +125,7 @@ struct ChunkPlan {
 ChunkPlan chunk_plan(int dtype, int64_t groups, int64_t nk, int64_t dk, int64_t dv) {
   ChunkPlan p;
   if (groups <= 0 || nk <= 0) return p;
-  const double per_state = double(dk) * double(dv) * (dtype == MK_F32 ? 4.0 : 8.0);
+  const double per_state = double(dk) * double(dv) * (dtype == MK_F64 ? 8.0 : 4.0);  // 16-bit: F32 states
   for (int64_t rows = Traits::kTile;; rows *= 2) {
     const int64_t states = ceil_div(nk, rows);
     const double bytes = double(groups) * double(states) * per_state;
@@ -129,25 +166,28 @@ struct Micro {
 };
 
 // dst[r][c] = src[(row0 + r) * ld + col0 + c] for r < kSlab, c < kTile; zero outside rows x cols.
-template <class T>
-__device__ __forceinline__ void stage_rows(const T* src, int64_t row0, int64_t rows, int64_t col0, int64_t cols,
-                                           int64_t ld, T* dst) {
+// (src: S's storage, or the compute type for the states; dst: the compute type)
+template <class S, class X>
+__device__ __forceinline__ void stage_rows(const X* src, int64_t row0, int64_t rows, int64_t col0, int64_t cols,
+                                           int64_t ld, typename Elem<S>::T* dst) {
+  using T = typename Elem<S>::T;
   for (int idx = threadIdx.x; idx < Traits::kSlab * Traits::kTile; idx += Traits::kThreads) {
     const int r = idx / Traits::kTile, c = idx % Traits::kTile;
     const int64_t row = row0 + r, col = col0 + c;
-    dst[idx] = row < rows && col < cols ? src[row * ld + col] : T(0);
+    dst[idx] = row < rows && col < cols ? widen<S>(src[row * ld + col]) : T(0);
   }
 }
 
 // dst[c][r] = src[(row0 + r) * ld + col0 + c] for r < kTile, c < kSlab (a transposed slab: the
 // reduction index c becomes the slab row); zero outside rows x cols.
-template <class T>
-__device__ __forceinline__ void stage_cols(const T* src, int64_t row0, int64_t rows, int64_t col0, int64_t cols,
-                                           int64_t ld, T* dst) {
+template <class S, class X>
+__device__ __forceinline__ void stage_cols(const X* src, int64_t row0, int64_t rows, int64_t col0, int64_t cols,
+                                           int64_t ld, typename Elem<S>::T* dst) {
+  using T = typename Elem<S>::T;
   for (int idx = threadIdx.x; idx < Traits::kSlab * Traits::kTile; idx += Traits::kThreads) {
     const int r = idx / Traits::kSlab, c = idx % Traits::kSlab;
     const int64_t row = row0 + r, col = col0 + c;
-    dst[c * Traits::kTile + r] = row < rows && col < cols ? src[row * ld + col] : T(0);
+    dst[c * Traits::kTile + r] = row < rows && col < cols ? widen<S>(src[row * ld + col]) : T(0);
   }
 }
 
@@ -161,10 +201,11 @@ constexpr size_t output_smem() {
 }
 
 // 1. S[g][s][d][e] = sum over the rows i of chunk s of k[i][d] v[i][e].
-template <class T>
+template <class SS>
 __global__ void __launch_bounds__(Traits::kThreads)
 state_kernel(int64_t nk, int64_t dk, int64_t dv, int64_t rows, int64_t states, int64_t dtiles, int64_t etiles,
-             const T* k, const T* v, T* S) {
+             const typename Elem<SS>::Raw* k, const typename Elem<SS>::Raw* v, typename Elem<SS>::T* S) {
+  using T = typename Elem<SS>::T;
   constexpr int TL = Traits::kTile, SL = Traits::kSlab, MI = Traits::kMicro;
   T* Ks = reinterpret_cast<T*>(mk_linear_smem);  // [SL][TL]
   T* Vs = Ks + SL * TL;                          // [SL][TL]
@@ -182,8 +223,8 @@ state_kernel(int64_t nk, int64_t dk, int64_t dv, int64_t rows, int64_t states, i
   Micro<T> m;
   m.clear();
   for (int64_t i0 = r0; i0 < r1; i0 += SL) {
-    stage_rows(k, i0, r1, d0, dk, dk, Ks);
-    stage_rows(v, i0, r1, e0, dv, dv, Vs);
+    stage_rows<SS>(k, i0, r1, d0, dk, dk, Ks);
+    stage_rows<SS>(v, i0, r1, e0, dv, dv, Vs);
     __syncthreads();
     m.add_slab(Ks, tr * MI, Vs, tc * MI);
     __syncthreads();
@@ -223,10 +264,12 @@ __global__ void scan_kernel(int64_t groups, int64_t states, int64_t dkdv, int ma
 }
 
 // 3. out[j0 .. j0+64][e0 .. e0+64] = q S + the masked blocks of the rows' own chunk.
-template <class T>
+template <class SS>
 __global__ void __launch_bounds__(Traits::kThreads)
 output_kernel(int mask, int64_t nq, int64_t nk, int64_t dk, int64_t dv, int64_t rows, int64_t states,
-              int64_t qblocks, int64_t etiles, const T* q, const T* k, const T* v, const T* S, T* out) {
+              int64_t qblocks, int64_t etiles, const typename Elem<SS>::Raw* q, const typename Elem<SS>::Raw* k,
+              const typename Elem<SS>::Raw* v, const typename Elem<SS>::T* S, typename Elem<SS>::Raw* out) {
+  using T = typename Elem<SS>::T;
   constexpr int TL = Traits::kTile, SL = Traits::kSlab, MI = Traits::kMicro;
   T* Qs = reinterpret_cast<T*>(mk_linear_smem);  // [SL][TL]: q slab, transposed
   T* Bs = Qs + SL * TL;                          // [SL][TL]: S rows or a k slab, transposed
@@ -250,8 +293,8 @@ output_kernel(int mask, int64_t nq, int64_t nk, int64_t dk, int64_t dv, int64_t 
   if (with_state) {
     const T* St = S + (g * states + s) * dk * dv;
     for (int64_t d0 = 0; d0 < dk; d0 += SL) {
-      stage_cols(q, j0, nq, d0, dk, dk, Qs);
-      stage_rows(St, d0, dk, e0, dv, dv, Bs);
+      stage_cols<SS>(q, j0, nq, d0, dk, dk, Qs);
+      stage_rows<SS>(St, d0, dk, e0, dv, dv, Bs);
       __syncthreads();
       m.add_slab(Qs, tr * MI, Bs, tc * MI);
       __syncthreads();
@@ -264,8 +307,8 @@ output_kernel(int mask, int64_t nq, int64_t nk, int64_t dk, int64_t dv, int64_t 
       Micro<T> a;
       a.clear();
       for (int64_t d0 = 0; d0 < dk; d0 += SL) {
-        stage_cols(q, j0, nq, d0, dk, dk, Qs);
-        stage_cols(k, i0, nk, d0, dk, dk, Bs);
+        stage_cols<SS>(q, j0, nq, d0, dk, dk, Qs);
+        stage_cols<SS>(k, i0, nk, d0, dk, dk, Bs);
         __syncthreads();
         a.add_slab(Qs, tr * MI, Bs, tc * MI);  // a.acc[x][y] = q_{j0+tr*MI+x} . k_{i0+tc*MI+y}
         __syncthreads();
@@ -280,7 +323,7 @@ output_kernel(int mask, int64_t nq, int64_t nk, int64_t dk, int64_t dv, int64_t 
         }
       __syncthreads();
       for (int ib = 0; ib < TL; ib += SL) {
-        stage_rows(v, i0 + ib, nk, e0, dv, dv, Vs);
+        stage_rows<SS>(v, i0 + ib, nk, e0, dv, dv, Vs);
         __syncthreads();
         m.add_slab(At + ib * TL, tr * MI, Vs, tc * MI);
         __syncthreads();
@@ -292,25 +335,31 @@ output_kernel(int mask, int64_t nq, int64_t nk, int64_t dk, int64_t dv, int64_t 
 #pragma unroll
     for (int y = 0; y < MI; ++y) {
       const int64_t j = j0 + tr * MI + x, e = e0 + tc * MI + y;
-      if (j < nq && e < dv) out[j * dv + e] = m.acc[x][y];
+      if (j < nq && e < dv) out[j * dv + e] = narrow<SS>(m.acc[x][y]);
     }
 }
 
+// step 2 of either chunk-parallel form (SIMT or tensor cores): the scan over the chunk states
 template <class T>
-int run_chunked(const ChunkPlan& p, int64_t groups, int64_t nq, int64_t nk, int64_t dk, int64_t dv, const T* q,
-                const T* k, const T* v, T* out, int mask, T* S, cudaStream_t stream) {
+int scan_states(const ChunkPlan& p, int64_t groups, int64_t dk, int64_t dv, int mask, T* S, cudaStream_t stream) {
+  if (p.states <= 1) return 0;
+  const int64_t cells = groups * dk * dv;
+  return launch_blocks(scan_kernel<T>, int64_t(grid_for(cells, Traits::kThreads)), 0, stream, groups, p.states,
+                       dk * dv, mask, S);
+}
+
+template <class SS>
+int run_chunked(const ChunkPlan& p, int64_t groups, int64_t nq, int64_t nk, int64_t dk, int64_t dv,
+                const typename Elem<SS>::Raw* q, const typename Elem<SS>::Raw* k, const typename Elem<SS>::Raw* v,
+                typename Elem<SS>::Raw* out, int mask, typename Elem<SS>::T* S, cudaStream_t stream) {
+  using T = typename Elem<SS>::T;
   const int64_t dtiles = ceil_div(dk, Traits::kTile), etiles = ceil_div(dv, Traits::kTile);
-  int st = launch_blocks(state_kernel<T>, groups * p.states * dtiles * etiles, state_smem<T>(), stream, nk, dk, dv,
+  int st = launch_blocks(state_kernel<SS>, groups * p.states * dtiles * etiles, state_smem<T>(), stream, nk, dk, dv,
                          p.rows, p.states, dtiles, etiles, k, v, S);
   if (st != 0) return st;
-  if (p.states > 1) {
-    const int64_t cells = groups * dk * dv;
-    st = launch_blocks(scan_kernel<T>, int64_t(grid_for(cells, Traits::kThreads)), 0, stream, groups, p.states,
-                       dk * dv, mask, S);
-    if (st != 0) return st;
-  }
+  if ((st = scan_states(p, groups, dk, dv, mask, S, stream)) != 0) return st;
   const int64_t qblocks = ceil_div(nq, Traits::kTile);
-  return launch_blocks(output_kernel<T>, groups * qblocks * etiles, output_smem<T>(), stream, mask, nq, nk, dk, dv,
+  return launch_blocks(output_kernel<SS>, groups * qblocks * etiles, output_smem<T>(), stream, mask, nq, nk, dk, dv,
                        p.rows, p.states, qblocks, etiles, q, k, v, static_cast<const T*>(S), out);
 }
 
@@ -326,19 +375,21 @@ __device__ __forceinline__ int chunk_len(int64_t total, int64_t c0, int C) {
   return total - c0 < C ? int(total - c0) : C;
 }
 
-template <class T>
-__device__ void load_rows(const T* src, int64_t row0, int rows, int width, int64_t ld, int col0,
-                          T* dst, int ldd) {
+template <class SS>
+__device__ void load_rows(const typename Elem<SS>::Raw* src, int64_t row0, int rows, int width, int64_t ld, int col0,
+                          typename Elem<SS>::T* dst, int ldd) {
   for (int idx = threadIdx.x; idx < rows * width; idx += blockDim.x) {
     const int r = idx / width, c = idx % width;
-    dst[r * ldd + c] = src[(row0 + r) * ld + col0 + c];
+    dst[r * ldd + c] = widen<SS>(src[(row0 + r) * ld + col0 + c]);
   }
 }
 
-template <class T>
+template <class SS>
 __global__ void __launch_bounds__(Traits::kThreads)
-linear_attention_kernel(int mask, int64_t nq, int64_t nk, int dk, int dv, int C, int64_t vtiles, const T* q,
-                        const T* k, const T* v, T* out) {
+linear_attention_kernel(int mask, int64_t nq, int64_t nk, int dk, int dv, int C, int64_t vtiles,
+                        const typename Elem<SS>::Raw* q, const typename Elem<SS>::Raw* k,
+                        const typename Elem<SS>::Raw* v, typename Elem<SS>::Raw* out) {
+  using T = typename Elem<SS>::T;
   constexpr int ET = Traits::kValueTile;
   T* S = reinterpret_cast<T*>(mk_linear_smem);  // [dk, ET]
   T* Qc = S + dk * ET;                          // [C, dk]
@@ -358,8 +409,8 @@ linear_attention_kernel(int mask, int64_t nq, int64_t nk, int dk, int dv, int C,
   if (mask == 0) {
     for (int64_t c0 = 0; c0 < nk; c0 += C) {
       const int len = chunk_len(nk, c0, C);
-      load_rows(k, c0, len, dk, dk, 0, Kc, dk);
-      load_rows(v, c0, len, et, dv, e0, Vc, ET);
+      load_rows<SS>(k, c0, len, dk, dk, 0, Kc, dk);
+      load_rows<SS>(v, c0, len, et, dv, e0, Vc, ET);
       __syncthreads();
       for (int idx = threadIdx.x; idx < dk * et; idx += blockDim.x) {
         const int d = idx / et, e = idx % et;
@@ -371,13 +422,13 @@ linear_attention_kernel(int mask, int64_t nq, int64_t nk, int dk, int dv, int C,
     }
     for (int64_t c0 = 0; c0 < nq; c0 += C) {
       const int len = chunk_len(nq, c0, C);
-      load_rows(q, c0, len, dk, dk, 0, Qc, dk);
+      load_rows<SS>(q, c0, len, dk, dk, 0, Qc, dk);
       __syncthreads();
       for (int idx = threadIdx.x; idx < len * et; idx += blockDim.x) {
         const int j = idx / et, e = idx % et;
         T acc = 0;
         for (int d = 0; d < dk; ++d) acc += Qc[j * dk + d] * S[d * ET + e];
-        out[(c0 + j) * dv + e0 + e] = acc;
+        out[(c0 + j) * dv + e0 + e] = narrow<SS>(acc);
       }
       __syncthreads();
     }
@@ -390,9 +441,9 @@ linear_attention_kernel(int mask, int64_t nq, int64_t nk, int dk, int dv, int C,
     const int64_t c = mask == 1 ? step : chunks - 1 - step;
     const int64_t c0 = c * C;
     const int len = chunk_len(n, c0, C);
-    load_rows(q, c0, len, dk, dk, 0, Qc, dk);
-    load_rows(k, c0, len, dk, dk, 0, Kc, dk);
-    load_rows(v, c0, len, et, dv, e0, Vc, ET);
+    load_rows<SS>(q, c0, len, dk, dk, 0, Qc, dk);
+    load_rows<SS>(k, c0, len, dk, dk, 0, Kc, dk);
+    load_rows<SS>(v, c0, len, et, dv, e0, Vc, ET);
     __syncthreads();
     for (int idx = threadIdx.x; idx < len * len; idx += blockDim.x) {
       const int j = idx / len, i = idx % len;
@@ -408,7 +459,7 @@ linear_attention_kernel(int mask, int64_t nq, int64_t nk, int dk, int dv, int C,
       T acc = 0;
       for (int d = 0; d < dk; ++d) acc += Qc[j * dk + d] * S[d * ET + e];
       for (int i = 0; i < len; ++i) acc += A[j * C + i] * Vc[i * ET + e];
-      out[(c0 + j) * dv + e0 + e] = acc;
+      out[(c0 + j) * dv + e0 + e] = narrow<SS>(acc);
     }
     __syncthreads();
     for (int idx = threadIdx.x; idx < dk * et; idx += blockDim.x) {
@@ -421,9 +472,11 @@ linear_attention_kernel(int mask, int64_t nq, int64_t nk, int dk, int dv, int C,
   }
 }
 
-template <class T>
+template <class SS>
 int run_sequential(int64_t groups, int64_t nq, int64_t nk, int64_t dk, int64_t dv, const void* q, const void* k,
                    const void* v, void* out, int mask, cudaStream_t stream) {
+  using T = typename Elem<SS>::T;
+  using Raw = typename Elem<SS>::Raw;
   int dev = 0, optin = 48 * 1024;
   cudaGetDevice(&dev);
   cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
@@ -433,40 +486,401 @@ int run_sequential(int64_t groups, int64_t nq, int64_t nk, int64_t dk, int64_t d
   // the key-feature width decides the shared tile: too wide for this GPU is "unsupported"
   if (bytes > size_t(optin)) return KERNEL_UNSUPPORTED;
   const int64_t vtiles = ceil_div(dv, Traits::kValueTile);
-  return launch_blocks(linear_attention_kernel<T>, groups * vtiles, bytes, stream, mask, nq, nk, int(dk), int(dv),
-                       chunk, vtiles, static_cast<const T*>(q), static_cast<const T*>(k), static_cast<const T*>(v),
-                       static_cast<T*>(out));
+  return launch_blocks(linear_attention_kernel<SS>, groups * vtiles, bytes, stream, mask, nq, nk, int(dk), int(dv),
+                       chunk, vtiles, static_cast<const Raw*>(q), static_cast<const Raw*>(k),
+                       static_cast<const Raw*>(v), static_cast<Raw*>(out));
 }
 
-template <class T>
+// ---- tensor-core form (BF16 / F16 inputs) --------------------------------------------------------
+// The chunk-parallel form above with its products on m16n8k16 MMAs (16-bit operands, F32
+// accumulation; register layouts in mma.cuh), same plan, same scratch, same fixed orders:
+//   1. states S_s = K_sᵀ V_s (F32, in the scratch, stored transposed: [dv][dk], so that step 3
+//      stages them with coalesced reads and conflict-free shared stores): a block per (group,
+//      chunk, 64 key features, ET value columns), warp w the features [16w, 16w + 16); A = Kᵀ and
+//      B = V from transposed shared copies of each 64-key slab (slabs ascending);
+//   2. the scan of the SIMT form, in F32 (scan_kernel<float>): the inter-chunk prefix stays F32;
+//   3. output: a block per (group, 64 query rows, ET value columns), warp w the rows [16w, 16w + 16):
+//      O = Q·Ŝ with Ŝ the prefix state rounded to the input type as it is staged (transposed), then
+//      per 64-key block of the rows' own chunk P = mask(Q Kᵀ) in F32 registers, rounded to the input
+//      type as the A operand of P V (FlashAttention's register reuse; key blocks a warp cannot see,
+//      half of the diagonal block, are skipped); O rounded once when stored.
+// Precision: the inputs enter the MMAs exactly; the roundings are Ŝ, P (both to the input type, as
+// a 16-bit composition rounds its intermediates) and the output. The CPU twin computes the same
+// function in F32 from the same inputs and rounds only the output; the emulator test bounds the
+// error by twice a naive 16-bit composition's (tests/cuda-emu/linear_attention_emu_test.cpp).
+// Key features up to kMaxDk (the Q and K tiles are padded to 64, 128 or 256); any value width
+// (tiles of ET = 64 or 128 columns). Wider keys, or a device whose shared memory does not hold
+// the tiles, run the SIMT chunk-parallel form on the same 16-bit data (F32 inside).
+struct TcTraits {
+  static constexpr int kWarps = 4;
+  static constexpr int kThreads = 32 * kWarps;
+  static constexpr int kRows = 16 * kWarps;  // query rows of an output block, key features of a state
+                                             // block, keys of a slab
+  static constexpr int kPad = 8;             // 16-bit pad per shared row: conflict-free fragment reads
+  static constexpr int kMaxDk = 256;
+};
+using TC = TcTraits;
+static_assert(TC::kRows == Traits::kTile, "the plan's state chunks are whole 64-key slabs");
+static_assert((TC::kPad * 2) % 16 == 0, "shared rows stay 16-byte aligned");
+
+// Shared layouts in 16-bit elements.
+template <int DKP, int ET>
+struct TcOutLayout {
+  static constexpr int LDK = DKP + TC::kPad, LV = TC::kRows + TC::kPad;
+  static constexpr int q = 0;                     // Q   [64][LDK]
+  static constexpr int k = q + TC::kRows * LDK;   // K   [64][LDK]  (key blocks)
+  static constexpr int vt = k + TC::kRows * LDK;  // Vᵀ  [ET][LV]   (key blocks)
+  static constexpr int st = k;                    // Ŝᵀ  [ET][LDK]  (the state, consumed before the key blocks)
+  static constexpr int total = vt + ET * LV > st + ET * LDK ? vt + ET * LV : st + ET * LDK;
+  static constexpr size_t bytes = size_t(total) * 2;
+};
+template <int ET>
+struct TcStateLayout {
+  static constexpr int LT = TC::kRows + TC::kPad;
+  static constexpr int kt = 0;                      // Kᵀ [64][LT]
+  static constexpr int vt = kt + TC::kRows * LT;    // Vᵀ [ET][LT]
+  static constexpr size_t bytes = size_t(vt + ET * LT) * 2;
+};
+
+// x[0..8) = src[row][col .. col + 8), zero outside rows x cols; one 16-byte load when `vec` (16-byte
+// aligned rows) and all eight lie inside.
+__device__ __forceinline__ void load8(uint16_t (&x)[8], const uint16_t* src, int64_t ld, int64_t row, int64_t rows,
+                                      int64_t col, int64_t cols, bool vec) {
+  if (row < rows && vec && col + 8 <= cols) {
+    const uint4 w = *reinterpret_cast<const uint4*>(src + row * ld + col);
+    memcpy(x, &w, 16);
+  } else {
+#pragma unroll
+    for (int i = 0; i < 8; ++i) x[i] = row < rows && col + i < cols ? src[row * ld + col + i] : uint16_t(0);
+  }
+}
+
+// dst[r][c] = src[row0 + r][col0 + c] for r < 64, c < COLS (row-major shared tile, leading dim ldd)
+template <int COLS>
+__device__ void tc_rows(uint16_t* dst, int ldd, const uint16_t* src, int64_t ld, int64_t row0, int64_t rows,
+                        int64_t col0, int64_t cols, bool vec) {
+  constexpr int chunks = COLS / 8;
+  for (int idx = threadIdx.x; idx < TC::kRows * chunks; idx += TC::kThreads) {
+    const int r = idx / chunks, c = (idx % chunks) * 8;
+    uint16_t x[8];
+    load8(x, src, ld, row0 + r, rows, col0 + c, cols, vec);
+    uint4 w;
+    memcpy(&w, x, 16);
+    *reinterpret_cast<uint4*>(dst + r * ldd + c) = w;
+  }
+}
+
+// dst[c][r] = src[row0 + r][col0 + c] for r < 64, c < COLS (the transposed copy the B operands
+// read along k; consecutive threads take consecutive rows)
+template <int COLS>
+__device__ void tc_cols(uint16_t* dst, int ldd, const uint16_t* src, int64_t ld, int64_t row0, int64_t rows,
+                        int64_t col0, int64_t cols, bool vec) {
+  for (int idx = threadIdx.x; idx < TC::kRows * (COLS / 8); idx += TC::kThreads) {
+    const int r = idx % TC::kRows, c = (idx / TC::kRows) * 8;
+    uint16_t x[8];
+    load8(x, src, ld, row0 + r, rows, col0 + c, cols, vec);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) dst[(c + i) * ldd + r] = x[i];
+  }
+}
+
+// 1. S[g][s][e][d] = sum over the keys i of chunk s of k[i][d] v[i][e], F32 (transposed).
+template <class H, int ET>
+__global__ void __launch_bounds__(TC::kThreads)
+tc_state_kernel(int64_t nk, int64_t dk, int64_t dv, int64_t rows, int64_t states, int64_t dtiles, int64_t etiles,
+                const uint16_t* k, const uint16_t* v, float* S, int vec) {
+  using L = TcStateLayout<ET>;
+  uint16_t* const sm = reinterpret_cast<uint16_t*>(mk_linear_smem);
+  uint16_t *kt = sm + L::kt, *vt = sm + L::vt;
+  int64_t b = blockIdx.x;
+  const int64_t et = b % etiles;
+  b /= etiles;
+  const int64_t dt = b % dtiles;
+  b /= dtiles;
+  const int64_t s = b % states, g = b / states;
+  const int64_t d0 = dt * TC::kRows, e0 = et * ET;
+  const int64_t r0 = s * rows, r1 = min64(nk, r0 + rows);
+  k += g * nk * dk;
+  v += g * nk * dv;
+  const int lane = int(threadIdx.x) % 32, warp = int(threadIdx.x) / 32, gq = lane >> 2, tq = lane & 3;
+  const int nblocks = int((min64(ET, dv - e0) + 7) / 8);
+  float acc[ET / 8][4];
+#pragma unroll
+  for (int nb = 0; nb < ET / 8; ++nb)
+#pragma unroll
+    for (int r = 0; r < 4; ++r) acc[nb][r] = 0.f;
+  const uint16_t* a = kt + warp * 16 * L::LT;
+  for (int64_t i0 = r0; i0 < r1; i0 += TC::kRows) {
+    __syncthreads();  // the previous slab is consumed
+    tc_cols<TC::kRows>(kt, L::LT, k, dk, i0, r1, d0, dk, vec != 0);  // kt[d][i] = k[i0 + i][d0 + d]
+    tc_cols<ET>(vt, L::LT, v, dv, i0, r1, e0, dv, vec != 0);         // vt[e][i] = v[i0 + i][e0 + e]
+    __syncthreads();
+#pragma unroll
+    for (int kk = 0; kk < TC::kRows / 16; ++kk) {
+      uint32_t ra[4];
+      load_a(ra, a, L::LT, kk * 16, gq, tq);
+#pragma unroll
+      for (int nb = 0; nb < ET / 8; ++nb)
+        if (nb < nblocks) {
+          uint32_t b0, b1;
+          mma_b(b0, b1, vt, L::LT, nb * 8, kk * 16, gq, tq);
+          mma16816<H>(acc[nb], ra, b0, b1);
+        }
+    }
+  }
+  float* out = S + (g * states + s) * dk * dv;
+#pragma unroll
+  for (int nb = 0; nb < ET / 8; ++nb)
+#pragma unroll
+    for (int r = 0; r < 4; ++r) {
+      const int64_t d = d0 + warp * 16 + gq + 8 * (r >> 1), e = e0 + nb * 8 + 2 * tq + (r & 1);
+      if (d < dk && e < dv) out[e * dk + d] = acc[nb][r];
+    }
+}
+
+// 3. out[j0 .. j0+64][e0 .. e0+ET] = q Ŝ + the masked blocks of the rows' own chunk.
+template <class H, int DKP, int ET>
+__global__ void __launch_bounds__(TC::kThreads)
+tc_output_kernel(int mask, int64_t nq, int64_t nk, int64_t dk, int64_t dv, int64_t rows, int64_t states,
+                 int64_t qblocks, int64_t etiles, const uint16_t* q, const uint16_t* k, const uint16_t* v,
+                 const float* S, uint16_t* out, int vec) {
+  using L = TcOutLayout<DKP, ET>;
+  uint16_t* const sm = reinterpret_cast<uint16_t*>(mk_linear_smem);
+  uint16_t *qs = sm + L::q, *ks = sm + L::k, *vt = sm + L::vt, *st = sm + L::st;
+  int64_t b = blockIdx.x;
+  const int64_t et = b % etiles;
+  b /= etiles;
+  const int64_t qb = b % qblocks, g = b / qblocks;
+  const int64_t j0 = qb * TC::kRows, e0 = et * ET;
+  q += g * nq * dk;
+  k += g * nk * dk;
+  v += g * nk * dv;
+  out += g * nq * dv;
+  const int lane = int(threadIdx.x) % 32, warp = int(threadIdx.x) / 32, gq = lane >> 2, tq = lane & 3;
+  const int ksteps = int((dk + 15) / 16), nblocks = int((min64(ET, dv - e0) + 7) / 8);
+  float o[ET / 8][4];
+#pragma unroll
+  for (int nb = 0; nb < ET / 8; ++nb)
+#pragma unroll
+    for (int r = 0; r < 4; ++r) o[nb][r] = 0.f;
+  tc_rows<DKP>(qs, L::LDK, q, dk, j0, nq, 0, dk, vec != 0);
+  const uint16_t* qw = qs + warp * 16 * L::LDK;
+  // the state chunk of the rows (masked products: nq == nk and a block lies in one chunk)
+  const int64_t s = mask == 0 ? 0 : j0 / rows;
+  const bool with_state = mask == 0 || (mask == 1 ? s > 0 : s < states - 1);
+  if (with_state) {
+    const float* Sg = S + (g * states + s) * dk * dv;  // Sᵀ: [dv][dk]
+    for (int idx = threadIdx.x; idx < DKP / 2 * ET; idx += TC::kThreads) {  // st[e][d] = round(S[d][e0 + e])
+      const int e = idx / (DKP / 2), d = (idx % (DKP / 2)) * 2;
+      const bool row = e0 + e < dv;
+      float lo = 0.f, hi = 0.f;
+      if (row && d + 1 < dk && (dk & 1) == 0) {  // (an even dk keeps every pair 8-byte aligned)
+        const uint64_t x = *reinterpret_cast<const uint64_t*>(Sg + (e0 + e) * dk + d);  // one 8-byte load
+        float f[2];
+        memcpy(f, &x, 8);
+        lo = f[0];
+        hi = f[1];
+      } else {
+        if (row && d < dk) lo = Sg[(e0 + e) * dk + d];
+        if (row && d + 1 < dk) hi = Sg[(e0 + e) * dk + d + 1];
+      }
+      *reinterpret_cast<uint32_t*>(st + e * L::LDK + d) = pack_half2<H>(lo, hi);
+    }
+    __syncthreads();  // (the Q tile too)
+#pragma unroll
+    for (int kk = 0; kk < DKP / 16; ++kk)
+      if (kk < ksteps) {
+        uint32_t ra[4];
+        load_a(ra, qw, L::LDK, kk * 16, gq, tq);
+#pragma unroll
+        for (int nb = 0; nb < ET / 8; ++nb)
+          if (nb < nblocks) {
+            uint32_t b0, b1;
+            mma_b(b0, b1, st, L::LDK, nb * 8, kk * 16, gq, tq);
+            mma16816<H>(o[nb], ra, b0, b1);
+          }
+      }
+  }
+  if (mask != 0) {
+    const int64_t lo = mask == 1 ? s * rows : j0;
+    const int64_t hi = mask == 1 ? j0 + 1 : min64(nk, (s + 1) * rows);
+    const int64_t jlo = j0 + warp * 16, jhi = jlo + 15;  // the warp's rows
+    for (int64_t i0 = lo; i0 < hi; i0 += TC::kRows) {
+      __syncthreads();  // Ŝ or the previous key block is consumed
+      tc_rows<DKP>(ks, L::LDK, k, dk, i0, nk, 0, dk, vec != 0);
+      tc_cols<ET>(vt, L::LV, v, dv, i0, nk, e0, dv, vec != 0);
+      __syncthreads();
+      // the n-blocks (8 keys) of this block that the warp's rows may see: [nb_lo, nb_hi)
+      int nb_hi = int(min64(8, (nk - i0 + 7) / 8)), nb_lo = 0;
+      if (mask == 1) nb_hi = jhi < i0 ? 0 : int(min64(nb_hi, (jhi - i0) / 8 + 1));
+      else nb_lo = jlo > i0 ? int(min64(8, (jlo - i0) / 8)) : 0;
+      if (nb_lo >= nb_hi) continue;  // (warp-uniform; the barriers above are block-wide)
+      float p[8][4];
+#pragma unroll
+      for (int nb = 0; nb < 8; ++nb)
+#pragma unroll
+        for (int r = 0; r < 4; ++r) p[nb][r] = 0.f;
+#pragma unroll
+      for (int kk = 0; kk < DKP / 16; ++kk)
+        if (kk < ksteps) {
+          uint32_t ra[4];
+          load_a(ra, qw, L::LDK, kk * 16, gq, tq);
+#pragma unroll
+          for (int nb = 0; nb < 8; ++nb)
+            if (nb >= nb_lo && nb < nb_hi) {
+              uint32_t b0, b1;
+              mma_b(b0, b1, ks, L::LDK, nb * 8, kk * 16, gq, tq);
+              mma16816<H>(p[nb], ra, b0, b1);
+            }
+        }
+#pragma unroll
+      for (int nb = 0; nb < 8; ++nb)
+#pragma unroll
+        for (int r = 0; r < 4; ++r) {
+          const int64_t j = jlo + gq + 8 * (r >> 1), i = i0 + nb * 8 + 2 * tq + (r & 1);
+          const bool seen = i < nk && (mask == 1 ? i <= j : i >= j);
+          if (!seen) p[nb][r] = 0.f;
+        }
+#pragma unroll
+      for (int kk = 0; kk < 4; ++kk)
+        if (2 * kk + 1 >= nb_lo && 2 * kk < nb_hi) {
+          uint32_t ra[4];
+          acc_to_a<H>(ra, p[2 * kk], p[2 * kk + 1]);
+#pragma unroll
+          for (int nb = 0; nb < ET / 8; ++nb)
+            if (nb < nblocks) {
+              uint32_t b0, b1;
+              mma_b(b0, b1, vt, L::LV, nb * 8, kk * 16, gq, tq);
+              mma16816<H>(o[nb], ra, b0, b1);
+            }
+        }
+    }
+  }
+  // rounded once; pairs of columns as one 32-bit store when the rows are aligned
+#pragma unroll
+  for (int nb = 0; nb < ET / 8; ++nb)
+    if (nb < nblocks)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int64_t j = j0 + warp * 16 + gq + 8 * h, e = e0 + nb * 8 + 2 * tq;
+        if (j >= nq || e >= dv) continue;
+        if (vec && e + 1 < dv) {
+          *reinterpret_cast<uint32_t*>(out + j * dv + e) = pack_half2<H>(o[nb][2 * h], o[nb][2 * h + 1]);
+        } else {
+          out[j * dv + e] = float_to_half<H>(o[nb][2 * h]);
+          if (e + 1 < dv) out[j * dv + e + 1] = float_to_half<H>(o[nb][2 * h + 1]);
+        }
+      }
+}
+
+template <class... KArgs, class... Args>
+int tc_launch(void (*kernel)(KArgs...), int64_t blocks, size_t smem, cudaStream_t stream, Args... args) {
+  if (blocks <= 0) return 0;
+  if (smem > 48 * 1024) {
+    cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
+    if (e != cudaSuccess) return int(e);
+  }
+  return launch_grid(kernel, blocks, TC::kThreads, smem, stream, args...);
+}
+
+size_t optin_smem() {
+  int dev = 0, optin = 48 * 1024;
+  cudaGetDevice(&dev);
+  cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
+  return size_t(optin);
+}
+
+bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
+
+template <class H, int DKP, int ET>
+int run_tc_tiles(const ChunkPlan& p, int64_t groups, int64_t nq, int64_t nk, int64_t dk, int64_t dv, const uint16_t* q,
+                 const uint16_t* k, const uint16_t* v, uint16_t* out, int mask, float* S, cudaStream_t stream) {
+  using LO = TcOutLayout<DKP, ET>;
+  using LS = TcStateLayout<ET>;
+  // decided before anything is launched: the call runs whole here or whole on the SIMT form
+  const size_t optin = optin_smem();
+  if (LO::bytes > optin || LS::bytes > optin) return KERNEL_UNSUPPORTED;
+  const int vec = dk % 8 == 0 && dv % 8 == 0 && aligned16(q) && aligned16(k) && aligned16(v) && aligned16(out);
+  const int64_t dtiles = ceil_div(dk, TC::kRows), etiles = ceil_div(dv, ET);
+  int st = tc_launch(tc_state_kernel<H, ET>, groups * p.states * dtiles * etiles, LS::bytes, stream, nk, dk, dv, p.rows,
+                     p.states, dtiles, etiles, k, v, S, vec);
+  if (st != 0) return st;
+  if ((st = scan_states(p, groups, dk, dv, mask, S, stream)) != 0) return st;
+  const int64_t qblocks = ceil_div(nq, TC::kRows);
+  return tc_launch(tc_output_kernel<H, DKP, ET>, groups * qblocks * etiles, LO::bytes, stream, mask, nq, nk, dk, dv,
+                   p.rows, p.states, qblocks, etiles, q, k, v, static_cast<const float*>(S), out, vec);
+}
+
+template <class H, int ET>
+int run_tc_et(const ChunkPlan& p, int64_t groups, int64_t nq, int64_t nk, int64_t dk, int64_t dv, const uint16_t* q,
+              const uint16_t* k, const uint16_t* v, uint16_t* out, int mask, float* S, cudaStream_t stream) {
+  if (dk <= 64) return run_tc_tiles<H, 64, ET>(p, groups, nq, nk, dk, dv, q, k, v, out, mask, S, stream);
+  if (dk <= 128) return run_tc_tiles<H, 128, ET>(p, groups, nq, nk, dk, dv, q, k, v, out, mask, S, stream);
+  return run_tc_tiles<H, 256, ET>(p, groups, nq, nk, dk, dv, q, k, v, out, mask, S, stream);
+}
+
+template <class H>
+int run_tc(const ChunkPlan& p, int64_t groups, int64_t nq, int64_t nk, int64_t dk, int64_t dv, const uint16_t* q,
+           const uint16_t* k, const uint16_t* v, uint16_t* out, int mask, float* S, cudaStream_t stream) {
+  if (dk > TC::kMaxDk) return KERNEL_UNSUPPORTED;
+  if (dv <= 64) return run_tc_et<H, 64>(p, groups, nq, nk, dk, dv, q, k, v, out, mask, S, stream);
+  return run_tc_et<H, 128>(p, groups, nq, nk, dk, dv, q, k, v, out, mask, S, stream);
+}
+
+// ---- the choice of form (the one place) ----------------------------------------------------------
+// With scratch (the usual case): BF16 / F16 on tensor cores where the key width (<= 256) and the
+// device's shared memory allow, else the SIMT chunk-parallel form (F32 and F64 always; 16-bit data
+// widened to F32 there); without scratch the sequential SIMT form.
+template <class SS>
 int launch(int64_t groups, int64_t nq, int64_t nk, int64_t dk, int64_t dv, const void* q, const void* k,
            const void* v, void* out, int mask, void* workspace, void* stream) {
+  using T = typename Elem<SS>::T;
+  using Raw = typename Elem<SS>::Raw;
   const ChunkPlan p = chunk_plan(sizeof(T) == 4 ? MK_F32 : MK_F64, groups, nk, dk, dv);
-  if (workspace && p.bytes > 0)
-    return run_chunked<T>(p, groups, nq, nk, dk, dv, static_cast<const T*>(q), static_cast<const T*>(k),
-                          static_cast<const T*>(v), static_cast<T*>(out), mask, static_cast<T*>(workspace),
-                          as_stream(stream));
-  return run_sequential<T>(groups, nq, nk, dk, dv, q, k, v, out, mask, as_stream(stream));
+  if (workspace && p.bytes > 0) {
+    if constexpr (std::is_same<Raw, uint16_t>::value) {
+      const int st = run_tc<SS>(p, groups, nq, nk, dk, dv, static_cast<const Raw*>(q), static_cast<const Raw*>(k),
+                                static_cast<const Raw*>(v), static_cast<Raw*>(out), mask, static_cast<T*>(workspace),
+                                as_stream(stream));
+      if (st != KERNEL_UNSUPPORTED) return st;
+    }
+    return run_chunked<SS>(p, groups, nq, nk, dk, dv, static_cast<const Raw*>(q), static_cast<const Raw*>(k),
+                           static_cast<const Raw*>(v), static_cast<Raw*>(out), mask, static_cast<T*>(workspace),
+                           as_stream(stream));
+  }
+  return run_sequential<SS>(groups, nq, nk, dk, dv, q, k, v, out, mask, as_stream(stream));
 }
 
-template <class T>
-__global__ void momentum_kernel(int64_t groups, int64_t n, int64_t d, const T* v, T* out, T decay,
-                                int reverse) {
+// m_j = decay (m_{j-1} + v_{j-1}) in the compute type (F32 for 16-bit data, rounded per store)
+template <class SS>
+__global__ void momentum_kernel(int64_t groups, int64_t n, int64_t d, const typename Elem<SS>::Raw* v,
+                                typename Elem<SS>::Raw* out, typename Elem<SS>::T decay, int reverse) {
+  using T = typename Elem<SS>::T;
   const int64_t cols = groups * d;
   for (int64_t t = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; t < cols; t += int64_t(gridDim.x) * blockDim.x) {
     const int64_t g = t / d, e = t % d;
-    const T* vg = v + g * n * d + e;
-    T* og = out + g * n * d + e;
+    const typename Elem<SS>::Raw* vg = v + g * n * d + e;
+    typename Elem<SS>::Raw* og = out + g * n * d + e;
     T m = 0;
     for (int64_t s = 0; s < n; ++s) {
       const int64_t j = reverse ? n - 1 - s : s;
       if (s > 0) {
         const int64_t p = reverse ? j + 1 : j - 1;
-        m = decay * (m + vg[p * d]);
+        m = decay * (m + widen<SS>(vg[p * d]));
       }
-      og[j * d] = m;
+      og[j * d] = narrow<SS>(m);
     }
   }
+}
+
+template <class SS>
+int launch_momentum(int64_t groups, int64_t n, int64_t d, const void* v, void* out, double decay, int reverse,
+                    void* stream) {
+  using T = typename Elem<SS>::T;
+  using Raw = typename Elem<SS>::Raw;
+  const int64_t blocks = int64_t(grid_for(groups * d, Traits::kThreads));
+  return launch_blocks(momentum_kernel<SS>, blocks, 0, as_stream(stream), groups, n, d, static_cast<const Raw*>(v),
+                       static_cast<Raw*>(out), T(decay), reverse);
 }
 
 }  // namespace
@@ -474,11 +888,16 @@ __global__ void momentum_kernel(int64_t groups, int64_t n, int64_t d, const T* v
 int linear_attention(int dtype, int64_t groups, int64_t nq, int64_t nk, int64_t dk, int64_t dv,
                      const void* q, const void* k, const void* v, void* out, int mask,
                      void* workspace, void* stream) {
-  if (dtype == MK_F32) return launch<float>(groups, nq, nk, dk, dv, q, k, v, out, mask, workspace, stream);
-  return launch<double>(groups, nq, nk, dk, dv, q, k, v, out, mask, workspace, stream);
+  switch (dtype) {
+    case MK_F32: return launch<float>(groups, nq, nk, dk, dv, q, k, v, out, mask, workspace, stream);
+    case MK_F64: return launch<double>(groups, nq, nk, dk, dv, q, k, v, out, mask, workspace, stream);
+    case MK_BF16: return launch<Bf16>(groups, nq, nk, dk, dv, q, k, v, out, mask, workspace, stream);
+    case MK_F16: return launch<Fp16>(groups, nq, nk, dk, dv, q, k, v, out, mask, workspace, stream);
+    default: return KERNEL_UNSUPPORTED;
+  }
 }
 
-int64_t linear_attention_workspace(int64_t, int64_t, int) { return 0; }
+int64_t linear_attention_workspace(int, int64_t, int64_t, int) { return 0; }
 
 int64_t linear_attention_scratch(int dtype, int64_t groups, int64_t nq, int64_t nk, int64_t dk, int64_t dv,
                                  int mask) {
@@ -489,13 +908,13 @@ int64_t linear_attention_scratch(int dtype, int64_t groups, int64_t nq, int64_t 
 
 int linear_attention_momentum(int dtype, int64_t groups, int64_t n, int64_t d, const void* v,
                               void* out, double decay, int reverse, void* stream) {
-  const int64_t cols = groups * d;
-  const int64_t blocks = int64_t(grid_for(cols, Traits::kThreads));
-  if (dtype == MK_F32)
-    return launch_blocks(momentum_kernel<float>, blocks, 0, as_stream(stream), groups, n, d,
-                         static_cast<const float*>(v), static_cast<float*>(out), float(decay), reverse);
-  return launch_blocks(momentum_kernel<double>, blocks, 0, as_stream(stream), groups, n, d,
-                       static_cast<const double*>(v), static_cast<double*>(out), decay, reverse);
+  switch (dtype) {
+    case MK_F32: return launch_momentum<float>(groups, n, d, v, out, decay, reverse, stream);
+    case MK_F64: return launch_momentum<double>(groups, n, d, v, out, decay, reverse, stream);
+    case MK_BF16: return launch_momentum<Bf16>(groups, n, d, v, out, decay, reverse, stream);
+    case MK_F16: return launch_momentum<Fp16>(groups, n, d, v, out, decay, reverse, stream);
+    default: return KERNEL_UNSUPPORTED;
+  }
 }
 
 }  // namespace cuda

@@ -148,6 +148,9 @@ int mk_runtime_attach_cuda(const void* table);
 int mk_runtime_has_cuda(void);
 int mk_runtime_cuda_device_count(void);
 int mk_runtime_cuda_synchronize(void* stream);
+/* Launches one empty kernel on the stream (CUDA; nothing on the CPU) and returns without waiting: the
+ * floor under every entry point's cost (GpuLaunchBench sets a tiny op beside it). */
+int mk_runtime_noop(int device, void* stream);
 
 /* ---- host and device memory ---------------------------------------------------------------- */
 /* One caching design for both (native/src/memory.cpp): freed blocks wait in a free list per size
@@ -252,7 +255,9 @@ int mk_dense_scatter_add_forward(int device, int dtype, int64_t outer, int64_t d
  * q: [groups, nq, dk], k: [groups, nk, dk], v: [groups, nk, dv], out: [groups, nq, dv], all
  * contiguous. mask: mk_linear_attention_mask (all i, causal i <= j, anti-causal i >= j); masks need
  * nq == nk. O(n dk dv) time, O(dk dv) state: never an n x n matrix. The gradient of this
- * product is three more products, so one kernel serves every derivative order. */
+ * product is three more products, so one kernel serves every derivative order. dtype F32, F64,
+ * BF16 or F16 (16-bit: computed in F32 with F32 state, the output rounded to the input type; on
+ * CUDA on tensor cores, m16n8k16 MMAs, where the key dim is <= 256). */
 int mk_linear_attention_product_forward(int device, int dtype, int64_t groups, int64_t nq,
                                         int64_t nk, int64_t dk, int64_t dv, const void* q,
                                         const void* k, const void* v, void* out, int mask,
@@ -260,7 +265,8 @@ int mk_linear_attention_product_forward(int device, int dtype, int64_t groups, i
 /* Bytes of workspace of mk_linear_attention_product_forward (0 on CUDA). */
 int64_t mk_linear_attention_product_workspace(int device, int dtype, int64_t dk, int64_t dv);
 /* Momentum term of momentum attention (Dai et al., 2022): out_j = sum_{i<j} decay^(j-i) v_i
- * (reverse = 0) or sum_{i>j} decay^(i-j) v_i (reverse = 1, the adjoint). v, out: [groups, n, d]. */
+ * (reverse = 0) or sum_{i>j} decay^(i-j) v_i (reverse = 1, the adjoint). v, out: [groups, n, d].
+ * BF16 / F16: the running sum in F32, each output rounded. */
 int mk_linear_attention_momentum_forward(int device, int dtype, int64_t groups, int64_t n,
                                          int64_t d, const void* v, void* out, double decay,
                                          int reverse, void* stream);
@@ -575,6 +581,12 @@ int mk_dense_mse_forward(int device, int dtype, int64_t n, const void* p, const 
  * mk_dense_mse_forward times g (one element of the device's memory). */
 int mk_dense_mse_backward(int device, int dtype, int64_t n, const void* p, const void* t, const void* g,
                           void* grad_p, void* grad_t, void* stream);
+
+/* ---- softmax attention: which tensor-core kernel runs ------------------------------------------- */
+/* The choice of 16-bit tensor-core attention kernel per (dtype, padded head dim, architecture,
+ * causal) as lines of text, with the MK_ATTN_TC environment variable applied (v1, v2, v2k32; see
+ * kernels/include/mk/attention_tc_choice.h). Static storage; available in every build. */
+const char* mk_attention_tc_kernels(void);
 
 #ifdef __cplusplus
 }

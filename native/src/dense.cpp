@@ -80,33 +80,43 @@ int blas_matmul(int dtype, int64_t batch, int64_t m, int64_t n, int64_t k, const
   };
   const int threads = omp_get_max_threads();
   const double flops = double(batch) * double(m) * double(n) * double(k);
-  if (batch == 1 && threads > 1 && m * n <= 4096 && k >= 256 * threads && flops >= 1 << 24) {
-    // Small output, long reduction (a weight gradient over many rows): split k, one partial
-    // product per thread, summed in thread order. Row splitting would leave threads idle.
-    const int64_t step = (k + threads - 1) / threads;
+  if (batch == 1 && m * n <= 4096 && k >= 2048 && flops >= 1 << 24) {
+    // Small output, long reduction (a weight gradient over many rows): split k into `chunks` parts
+    // (a function of k alone: min(16, k / 1024)), one partial product per part, summed in part
+    // order, so the result is the same bits for every thread count (one thread runs the parts in
+    // turn). Row splitting would leave threads idle.
+    const int64_t chunks = std::min<int64_t>(16, k / 1024);
+    const int64_t step = (k + chunks - 1) / chunks;
     thread_local std::vector<char> partial;
-    partial.resize(size_t(threads) * size_t(m * n) * esize);
+    partial.resize(size_t(chunks) * size_t(m * n) * esize);
     char* parts = partial.data();
-#pragma omp parallel for schedule(static, 1)
-    for (int t = 0; t < threads; ++t) {
+    auto part = [&](int64_t t) {
       const int64_t p0 = t * step, len = std::min(step, k - p0);
       char* dst = parts + size_t(t) * size_t(m * n) * esize;
-      if (len <= 0) { std::memset(dst, 0, size_t(m * n) * esize); continue; }
+      if (len <= 0) { std::memset(dst, 0, size_t(m * n) * esize); return; }
       if (dtype == MK_F32)
         blas_sgemm()(CblasRowMajor, ta, tb, int(m), int(n), int(len), 1.0f, static_cast<const float*>(a) + p0 * a_cs,
                      lda, static_cast<const float*>(b) + p0 * b_rs, ldb, 0.0f, reinterpret_cast<float*>(dst), int(n));
       else
         blas_dgemm()(CblasRowMajor, ta, tb, int(m), int(n), int(len), 1.0, static_cast<const double*>(a) + p0 * a_cs,
                      lda, static_cast<const double*>(b) + p0 * b_rs, ldb, 0.0, reinterpret_cast<double*>(dst), int(n));
+    };
+    if (threads > 1) {
+#pragma omp parallel for schedule(static)
+      for (int64_t t = 0; t < chunks; ++t) part(t);
+    } else {
+      for (int64_t t = 0; t < chunks; ++t) part(t);
     }
     for (int64_t i = 0; i < m * n; ++i) {
       if (dtype == MK_F32) {
         float acc = 0;
-        for (int t = 0; t < threads; ++t) acc += reinterpret_cast<const float*>(parts + size_t(t) * size_t(m * n) * esize)[i];
+        for (int64_t t = 0; t < chunks; ++t)
+          acc += reinterpret_cast<const float*>(parts + size_t(t) * size_t(m * n) * esize)[i];
         static_cast<float*>(c)[i] = acc;
       } else {
         double acc = 0;
-        for (int t = 0; t < threads; ++t) acc += reinterpret_cast<const double*>(parts + size_t(t) * size_t(m * n) * esize)[i];
+        for (int64_t t = 0; t < chunks; ++t)
+          acc += reinterpret_cast<const double*>(parts + size_t(t) * size_t(m * n) * esize)[i];
         static_cast<double*>(c)[i] = acc;
       }
     }

@@ -49,7 +49,6 @@ class Scratch {
   void* block_ = nullptr;
 };
 
-
 // What both mse entry points check: the device's kernels, the dtype, n > 0 and the two inputs.
 int check_mse(const char* op, int device, int dtype, int64_t n, const void* p, const void* t, const KernelTable** k) {
   *k = kernels_for(op, device);
@@ -121,7 +120,17 @@ int mk_dense_mse_forward(int device, int dtype, int64_t n, const void* p, const 
   const KernelTable* k = nullptr;
   MK_CHECK(check_mse(op, device, dtype, n, p, t, &k));
   MK_CHECK(check_ptr(op, "out", out, 1));
-  return kernel_status(op, device, k->mse_forward(dtype, n, p, t, out, stream));
+  // A long n is split across blocks on CUDA: the block partials go to scratch from the device
+  // caching allocator for the call's stream (as mk_dense_reduce's split). Without it (out of
+  // device memory) one block sums all of n: slower, and another fixed order of the same sums.
+  const int64_t ws_bytes = k->mse_workspace(n);
+  if (device != MK_DEVICE_CUDA || ws_bytes <= 0)
+    return kernel_status(op, device, k->mse_forward(dtype, n, p, t, out, stream));
+  void* ws = mk_device_alloc_on(ws_bytes, stream);
+  if (!ws) clear_error();
+  const int st = k->mse_forward_split(dtype, n, p, t, out, ws, ws ? ws_bytes : 0, stream);
+  if (ws) mk_device_free(ws);
+  return kernel_status(op, device, st);
 }
 
 int mk_dense_mse_backward(int device, int dtype, int64_t n, const void* p, const void* t, const void* g, void* grad_p,

@@ -12,7 +12,7 @@ using mk::KernelTable;
 namespace {
 int64_t product_workspace(const KernelTable* t, int device, int dtype, int64_t dk, int64_t dv) {
   if (device != MK_DEVICE_CPU) return 0;
-  return t->linear_attention_workspace(dk, dv, omp_get_max_threads()) * mk::dtype_size(dtype);
+  return t->linear_attention_workspace(dtype, dk, dv, omp_get_max_threads());
 }
 
 int check_head_dims(const char* op, int64_t dk, int64_t dv) {
@@ -29,7 +29,7 @@ int64_t mk_linear_attention_product_workspace(int device, int dtype, int64_t dk,
   const char* op = "mk_linear_attention_product_workspace";
   const KernelTable* t = kernels_for(op, device);
   if (!t) return -1;
-  if (check_float_dtype(op, device, dtype) != MK_OK || check_head_dims(op, dk, dv) != MK_OK) return -1;
+  if (check_float_or_half_dtype(op, device, dtype) != MK_OK || check_head_dims(op, dk, dv) != MK_OK) return -1;
   return product_workspace(t, device, dtype, dk, dv);
 }
 
@@ -40,7 +40,7 @@ int mk_linear_attention_product_forward(int device, int dtype, int64_t groups, i
   const char* op = "mk_linear_attention_product_forward";
   const KernelTable* t = kernels_for(op, device);
   if (!t) return MK_ERR_NO_DEVICE;
-  MK_CHECK(check_float_dtype(op, device, dtype));
+  MK_CHECK(check_float_or_half_dtype(op, device, dtype));
   MK_CHECK(check_nonneg(op, "groups", groups));
   MK_CHECK(check_nonneg(op, "nq", nq));
   MK_CHECK(check_nonneg(op, "nk", nk));
@@ -80,7 +80,7 @@ int mk_linear_attention_momentum_forward(int device, int dtype, int64_t groups, 
   const char* op = "mk_linear_attention_momentum_forward";
   const KernelTable* t = kernels_for(op, device);
   if (!t) return MK_ERR_NO_DEVICE;
-  MK_CHECK(check_float_dtype(op, device, dtype));
+  MK_CHECK(check_float_or_half_dtype(op, device, dtype));
   MK_CHECK(check_nonneg(op, "groups", groups));
   MK_CHECK(check_nonneg(op, "n", n));
   MK_CHECK(check_nonneg(op, "d", d));

@@ -212,4 +212,10 @@ int mk_runtime_cuda_synchronize(void* stream) {
   return kernel_status("mk_runtime_cuda_synchronize", MK_DEVICE_CUDA, t->runtime.synchronize(stream));
 }
 
+int mk_runtime_noop(int device, void* stream) {
+  const mk::KernelTable* t = kernels_for("mk_runtime_noop", device);
+  if (!t) return MK_ERR_NO_DEVICE;
+  return kernel_status("mk_runtime_noop", device, t->noop(stream));
+}
+
 }  // extern "C"

@@ -3,7 +3,8 @@
 // shapes with causal masks, padding, bias broadcasts, GQA, odd and 256-wide head dims, absent
 // outputs and cotangents. The 16-bit tensor-core kernels (tensor_core.cu, MMAs emulated with the
 // PTX register layout) against a float64 reference: error at most 2x that of a naive 16-bit
-// composition. Build and run: tests/cuda-emu/run.sh.
+// composition; the v2 forward (cp.async, ldmatrix) too, and bitwise the same on a second run.
+// Build and run: tests/cuda-emu/run.sh.
 //   attention_emu_test [order] [limits] [quick] [tc]   order: 0 forward, 1 reverse, 2 shuffled threads
 //                                                 limits: 0 H100, 1 A100, 2 sm_86, 3 48 KB
 //   attention_emu_test tiles                      the tile shapes each pass picks per device
@@ -483,6 +484,38 @@ void run_tc_case(const Case& c, uint64_t seed) {
     if (!ok) ++g_failures;
     g_worst_tc = std::max(g_worst_tc, en > 0 ? ek / en : 0.0);
   }
+  // the v2 forward (cp.async ring, ldmatrix, swizzled tiles) where it applies and fits: the same
+  // criterion, the same lse tolerance, and the same bits on a second run
+  for (int version : {mk::MK_TC_V2, mk::MK_TC_V2_K32}) {
+    if (tf32 || !mk::attention_tc_v2_applies(E::kDtype, D, Dv, 8)) break;
+    const size_t need2 = version == mk::MK_TC_V2 ? (w <= 64 ? Fwd2Layout<64>::bytes : Fwd2Layout<128>::bytes)
+                                                 : (w <= 64 ? Fwd2Layout<64, 32>::bytes : Fwd2Layout<128, 32>::bytes);
+    std::vector<Raw> out2(out.size(), Raw(0x7fff)), out3(out.size(), Raw(0x7fff));
+    std::vector<float> lse2(lse.size(), NAN), lse3(lse.size(), NAN);
+    AttentionParams f2 = p;
+    f2.out = out2.data(); f2.lse = lse2.data();
+    const int s2 = mk::cuda::tc_attention_forward_version(f2, nullptr, version);
+    f2.out = out3.data(); f2.lse = lse3.data();
+    const int s3 = mk::cuda::tc_attention_forward_version(f2, nullptr, version);
+    if (s2 || s3) {
+      printf(" v2 (%d) status %d FAIL", version, s2 ? s2 : s3); ++g_failures;
+    } else {
+      const double ek = rel_err(widen(out2), ref.out), en = rel_err(naive.out, ref.out);
+      double e2 = 0;
+      for (size_t i = 0; i < lse2.size(); ++i) {
+        if (std::isinf(ref.lse[i]) || std::isinf(lse2[i])) { if (ref.lse[i] != lse2[i]) e2 = INFINITY; continue; }
+        e2 = std::max(e2, std::fabs(lse2[i] - ref.lse[i]) / std::max(1.0, std::fabs(ref.lse[i])));
+      }
+      const bool same = std::memcmp(out2.data(), out3.data(), out2.size() * sizeof(Raw)) == 0 &&
+                        std::memcmp(lse2.data(), lse3.data(), lse2.size() * 4) == 0;
+      const bool ok = ek <= 2 * en + 1e-6 && e2 <= 1e-4 && same;
+      printf(" | %s%s out %.2e/%.2e lse %.1e%s%s", version == mk::MK_TC_V2 ? "v2" : "v2k32",
+             need2 <= optin ? "" : " (v1: tiles do not fit)", ek, en, e2,
+             same ? "" : " not deterministic", ok ? "" : " FAIL");
+      if (!ok) ++g_failures;
+      g_worst_tc = std::max(g_worst_tc, en > 0 ? ek / en : 0.0);
+    }
+  }
   printf("\n");
 }
 
@@ -539,6 +572,8 @@ int main(int argc, char** argv) {
       {4, 4, 2, 33, 2, 64, 64, true, "none", {}, ALL},           // two keys, causal: rows with none, one, two
       {1, 2, 1, 70, 150, 64, 64, false, "BH-inf", {}, ALL},      // -inf bias entries (see bias_masked)
       {2, 2, 2, 40, 97, 32, 24, true, "1H-inf", {90, 60}, ALL},
+      {1, 1, 1, 260, 160, 128, 128, true, "none", {}, ALL},      // v2: three row blocks, diagonal tiles
+      {1, 1, 1, 140, 200, 72, 40, false, "none", {190}, ALL},    // v2: k-steps past D skipped, padding
   };
   if (quick) { cases.resize(3); tc_cases.resize(3); }
   if (tc_only) cases.clear();

@@ -39,7 +39,11 @@ struct dim3 {
 };
 enum cudaError_t { cudaSuccess = 0, cudaErrorInvalidValue = 1, cudaErrorInvalidConfiguration = 9, cudaErrorLaunchFailure = 719 };
 typedef struct CUstream_st* cudaStream_t;
-enum cudaDeviceAttr { cudaDevAttrMaxSharedMemoryPerBlockOptin = 97, cudaDevAttrMaxSharedMemoryPerMultiprocessor = 81 };
+enum cudaDeviceAttr {
+  cudaDevAttrMaxSharedMemoryPerBlockOptin = 97,
+  cudaDevAttrMaxSharedMemoryPerMultiprocessor = 81,
+  cudaDevAttrComputeCapabilityMajor = 75
+};
 enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize = 8 };
 struct cudaLaunchAttribute;
 struct cudaLaunchConfig_t {
@@ -58,14 +62,23 @@ struct Config {
   size_t smem_capacity = 256 * 1024;
   int64_t launches = 0, blocks = 0;
   std::map<const void*, int> max_dynamic;  // cudaFuncAttributeMaxDynamicSharedMemorySize per kernel
+  int arch_major = 9;                      // cudaDevAttrComputeCapabilityMajor
 };
 inline Config& config() { static Config c; return c; }
 
 enum State { READY, WAIT_BLOCK, WAIT_WARP, DONE };
+// One cp.async of a thread, performed when the thread's cp.async.wait_group reaches its group.
+struct PendingCopy {
+  unsigned char* dst;
+  const unsigned char* src;
+  int src_bytes;
+};
 struct Fiber {
   ucontext_t ctx;
   std::vector<char> stack;
   int state = READY;
+  std::vector<PendingCopy> open;                 // issued, not yet committed
+  std::vector<std::vector<PendingCopy>> groups;  // committed, oldest first, not yet waited for
 };
 struct Sched {
   ucontext_t main;
@@ -116,6 +129,8 @@ inline void warp_barrier() {
 inline void trampoline() {
   Sched& s = sched();
   s.body();
+  if (!s.fibers[s.cur].open.empty() || !s.fibers[s.cur].groups.empty())
+    die("thread ended with cp.async copies never waited for");
   s.fibers[s.cur].state = DONE;
   // returns to uc_link (main)
 }
@@ -132,6 +147,8 @@ inline void run_block(int nthreads, const std::function<void()>& body) {
     Fiber& f = s.fibers[t];
     f.stack.resize(256 * 1024);
     f.state = READY;
+    f.open.clear();
+    f.groups.clear();
     getcontext(&f.ctx);
     f.ctx.uc_stack.ss_sp = f.stack.data();
     f.ctx.uc_stack.ss_size = f.stack.size();
@@ -262,10 +279,81 @@ inline void mma_m16n8k8_tf32(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
 }
 }  // namespace emu
 
+namespace emu {
+inline bool in_smem(const void* p, size_t bytes) {
+  const unsigned char* b = smem();
+  const unsigned char* x = static_cast<const unsigned char*>(p);
+  return x >= b && x + bytes <= b + config().smem_capacity;
+}
+
+// ldmatrix.sync.aligned.m8n8.{x1,x2,x4}{,.trans}.shared.b16 (kernels/cuda/copy_async.cuh): a
+// warp-collective barrier like a shuffle. Lanes 8i .. 8i + 7 deposit the row addresses of matrix i
+// (16-byte aligned, in shared memory); register i of lane 4g + t receives row g, elements 2t, 2t + 1
+// of matrix i, or with .trans elements (2t, g) and (2t + 1, g) (low half first).
+inline void ldmatrix(int count, bool trans, uint32_t* regs, const void* row_address) {
+  static const unsigned char* rows[32][32];
+  Sched& s = sched();
+  const int w = s.cur / 32, lane = s.cur % 32;
+  if (count != 1 && count != 2 && count != 4) die("ldmatrix: .x1, .x2 or .x4");
+  rows[w][lane] = static_cast<const unsigned char*>(row_address);
+  if (lane < 8 * count) {
+    if (!in_smem(row_address, 16)) die("ldmatrix: row address outside the dynamic shared memory");
+    if (reinterpret_cast<uintptr_t>(row_address) % 16 != 0) die("ldmatrix: row address not 16-byte aligned");
+  }
+  warp_barrier();
+  const int g = lane >> 2, t = lane & 3;
+  uint32_t out[4];
+  for (int i = 0; i < count; ++i) {
+    if (!trans) {
+      std::memcpy(&out[i], rows[w][8 * i + g] + 4 * t, 4);
+    } else {
+      uint16_t lo, hi;
+      std::memcpy(&lo, rows[w][8 * i + 2 * t] + 2 * g, 2);
+      std::memcpy(&hi, rows[w][8 * i + 2 * t + 1] + 2 * g, 2);
+      out[i] = uint32_t(lo) | (uint32_t(hi) << 16);
+    }
+  }
+  warp_barrier();  // every lane has read before any lane writes shared memory again
+  for (int i = 0; i < count; ++i) regs[i] = out[i];
+}
+
+// cp.async.cg.shared.global, 16 bytes: recorded now, performed (global read and shared write) only
+// when the thread's cp.async.wait_group reaches its commit group, so a read of the tile before the
+// wait (or before the barrier after it, by another thread: thread orders differ per run) sees the
+// NaN poison or stale data.
+inline void cp_async16(void* dst, const void* src, int src_bytes) {
+  if (!in_smem(dst, 16)) die("cp.async: destination outside the dynamic shared memory");
+  if (reinterpret_cast<uintptr_t>(dst) % 16 != 0 || (src_bytes > 0 && reinterpret_cast<uintptr_t>(src) % 16 != 0))
+    die("cp.async: 16-byte copy not 16-byte aligned");
+  if (src_bytes != 0 && src_bytes != 16) die("cp.async: source size 0 or 16 (the kernels use no other)");
+  Sched& s = sched();
+  s.fibers[s.cur].open.push_back(
+      PendingCopy{static_cast<unsigned char*>(dst), static_cast<const unsigned char*>(src), src_bytes});
+}
+
+inline void cp_async_commit() {
+  Fiber& f = sched().fibers[sched().cur];
+  f.groups.push_back(std::move(f.open));  // (an empty group is legal, as in PTX)
+  f.open.clear();
+}
+
+inline void cp_async_wait(int newest_pending) {
+  Fiber& f = sched().fibers[sched().cur];
+  while (int(f.groups.size()) > newest_pending) {
+    for (const PendingCopy& c : f.groups.front()) {
+      std::memset(c.dst, 0, 16);
+      if (c.src_bytes) std::memcpy(c.dst, c.src, size_t(c.src_bytes));
+    }
+    f.groups.erase(f.groups.begin());
+  }
+}
+}  // namespace emu
+
 inline cudaError_t cudaGetDevice(int* d) { *d = 0; return cudaSuccess; }
 inline cudaError_t cudaDeviceGetAttribute(int* v, cudaDeviceAttr a, int) {
   if (a == cudaDevAttrMaxSharedMemoryPerBlockOptin) *v = emu::config().optin;
   else if (a == cudaDevAttrMaxSharedMemoryPerMultiprocessor) *v = emu::config().per_sm;
+  else if (a == cudaDevAttrComputeCapabilityMajor) *v = emu::config().arch_major;
   else return cudaErrorInvalidValue;
   return cudaSuccess;
 }

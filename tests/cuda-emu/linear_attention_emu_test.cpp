@@ -11,6 +11,15 @@
 //   - nothing written outside the output and the scratch (NaN guards), the scratch exactly
 //     linear_attention_scratch() bytes.
 // Momentum (decay^(j-i) sums, forward and reverse): bitwise equal to the CPU twin (same order).
+// BF16 / F16 (issue 11): the tensor-core form (chosen by the entry point wherever dk <= 256: the
+// same bits as calling it directly), the SIMT chunk-parallel and sequential forms on 16-bit data,
+// and the CPU twin, each against the float64 product of the same rounded inputs: error (max |x −
+// ref| / max |ref|) at most twice that of a naive 16-bit composition — PyTorch's chunked form in
+// the 16-bit type, every matmul's output rounded (q kᵀ, (q kᵀ ⊙ M) v, the chunk states kᵀ v, their
+// exclusive prefix sum, q·prefix, the final sum; q (kᵀ v) without a mask) — plus a 1e-6 floor;
+// bitwise equal across thread orders, nothing written outside the output and the scratch;
+// momentum bitwise equal to the CPU twin; key dims over 256, and a 48 KB device whose shared memory
+// does not hold the tiles, fall back to the SIMT form (refused before any launch).
 //   linear_attention_emu_test [order]     order: 0 forward, 1 reverse, 2 shuffled (default: all)
 #include <omp.h>
 
@@ -38,6 +47,7 @@ inline unsigned char* emu::smem() { return mk::cuda::mk_linear_smem; }
 #include "emu_check.h"
 
 static std::vector<int> g_orders;
+static double g_worst_half = 0;  // worst (16-bit error / naive composition error)
 
 enum Form { kChunked, kSequential };
 
@@ -91,8 +101,8 @@ static void product_case(int64_t G, int64_t nq, int64_t nk, int64_t dk, int64_t 
   // the CPU twin
   {
     Buf<T> out(G * nq * dv);
-    const int64_t ws = mk::cpu::linear_attention_workspace(dk, dv, omp_get_max_threads());
-    std::vector<T> work(size_t(std::max<int64_t>(ws, 1)));
+    const int64_t ws = mk::cpu::linear_attention_workspace(dtype, dk, dv, omp_get_max_threads());
+    std::vector<T> work(size_t(std::max<int64_t>(ws / int64_t(sizeof(T)), 1)));
     expect(mk::cpu::linear_attention(dtype, G, nq, nk, dk, dv, q.data(), k.data(), v.data(), out.data(), mask,
                                      work.data(), nullptr) == 0,
            std::string(what) + ": CPU twin failed");
@@ -171,6 +181,278 @@ static void products(unsigned& seed) {
   product_case<T>(1, 37, 150, 20, 12, 0, big, kSequential, seed++);
 }
 
+// ---- BF16 / F16 ---------------------------------------------------------------------------------
+template <class H>
+struct Half {
+  static uint16_t encode(double x) { return H::kBf16 ? mk::f32_to_bf16_bits(float(x)) : mk::f32_to_f16_bits(float(x)); }
+  static double decode(uint16_t b) { return H::kBf16 ? mk::bf16_bits_to_f32(b) : mk::f16_bits_to_f32(b); }
+  static double round(double x) { return decode(encode(x)); }
+  static const char* name() { return H::kBf16 ? "BF16" : "F16"; }
+};
+
+static double rel_err(const std::vector<double>& x, const std::vector<double>& ref) {
+  double scale = 0, err = 0;
+  for (size_t i = 0; i < ref.size(); ++i) scale = std::max(scale, std::fabs(ref[i]));
+  for (size_t i = 0; i < ref.size(); ++i) {
+    const double e = std::fabs(x[i] - ref[i]);
+    if (!(e <= err)) err = std::isnan(e) ? INFINITY : e;
+  }
+  return scale > 0 ? err / scale : err;
+}
+
+// The product in doubles; `rnd` after every matmul-sized stage of the chunked form (the identity:
+// the reference).
+template <class R>
+static std::vector<double> composed(int64_t G, int64_t nq, int64_t nk, int64_t dk, int64_t dv, int mask,
+                                    const std::vector<double>& q, const std::vector<double>& k,
+                                    const std::vector<double>& v, R rnd) {
+  std::vector<double> out(size_t(G * nq * dv), 0.0);
+  std::vector<double> S(size_t(dk * dv));
+  for (int64_t g = 0; g < G; ++g) {
+    const double* qg = q.data() + g * nq * dk;
+    const double* kg = k.data() + g * nk * dk;
+    const double* vg = v.data() + g * nk * dv;
+    double* og = out.data() + g * nq * dv;
+    auto state = [&](int64_t i0, int64_t i1, std::vector<double>& st) {  // round(sum k_i v_iᵀ)
+      for (int64_t d = 0; d < dk; ++d)
+        for (int64_t e = 0; e < dv; ++e) {
+          double acc = 0;
+          for (int64_t i = i0; i < i1; ++i) acc += kg[i * dk + d] * vg[i * dv + e];
+          st[size_t(d * dv + e)] = rnd(acc);
+        }
+    };
+    if (mask == 0) {
+      state(0, nk, S);
+      for (int64_t j = 0; j < nq; ++j)
+        for (int64_t e = 0; e < dv; ++e) {
+          double acc = 0;
+          for (int64_t d = 0; d < dk; ++d) acc += qg[j * dk + d] * S[size_t(d * dv + e)];
+          og[j * dv + e] = rnd(acc);
+        }
+      continue;
+    }
+    const int64_t C = 64, chunks = (nq + C - 1) / C;
+    std::vector<std::vector<double>> H(size_t(chunks), std::vector<double>(size_t(dk * dv)));
+    for (int64_t c = 0; c < chunks; ++c) state(c * C, std::min(nq, (c + 1) * C), H[size_t(c)]);
+    for (int64_t c = 0; c < chunks; ++c) {
+      // the exclusive prefix (causal) or suffix (anti-causal) of the states, summed, rounded once
+      std::fill(S.begin(), S.end(), 0.0);
+      for (int64_t c2 = 0; c2 < chunks; ++c2)
+        if (mask == 1 ? c2 < c : c2 > c)
+          for (size_t x = 0; x < S.size(); ++x) S[x] += H[size_t(c2)][x];
+      for (double& x : S) x = rnd(x);
+      const int64_t j0 = c * C, j1 = std::min(nq, j0 + C);
+      for (int64_t j = j0; j < j1; ++j) {
+        std::vector<double> a(size_t(C), 0.0);  // round(q_j . k_i), masked
+        for (int64_t i = j0; i < j1; ++i) {
+          if (mask == 1 ? i > j : i < j) continue;
+          double acc = 0;
+          for (int64_t d = 0; d < dk; ++d) acc += qg[j * dk + d] * kg[i * dk + d];
+          a[size_t(i - j0)] = rnd(acc);
+        }
+        for (int64_t e = 0; e < dv; ++e) {
+          double intra = 0, inter = 0;
+          for (int64_t i = j0; i < j1; ++i) intra += a[size_t(i - j0)] * vg[i * dv + e];
+          for (int64_t d = 0; d < dk; ++d) inter += qg[j * dk + d] * S[size_t(d * dv + e)];
+          og[j * dv + e] = rnd(rnd(intra) + rnd(inter));
+        }
+      }
+    }
+  }
+  return out;
+}
+
+template <class H>
+static void half_case(int64_t G, int64_t nq, int64_t nk, int64_t dk, int64_t dv, int mask, int64_t budget,
+                      unsigned seed) {
+  using X = Half<H>;
+  const int dtype = H::kDtype;
+  std::mt19937 rng(seed);
+  std::normal_distribution<double> nd(0.0, 1.0);
+  Buf<uint16_t> q(G * nq * dk), k(G * nk * dk), v(G * nk * dv);
+  std::vector<double> qd(size_t(q.n)), kd(size_t(k.n)), vd(size_t(v.n));
+  auto make = [&](Buf<uint16_t>& b, std::vector<double>& d) {
+    for (int64_t i = 0; i < b.n; ++i) {
+      b[i] = X::encode(nd(rng));
+      d[size_t(i)] = X::decode(b[i]);
+    }
+  };
+  make(q, qd);
+  make(k, kd);
+  make(v, vd);
+  char what[240];
+  snprintf(what, sizeof what, "linear_attention %s [G %lld, nq %lld, nk %lld, dk %lld, dv %lld] mask %d budget %lld",
+           X::name(), (long long)G, (long long)nq, (long long)nk, (long long)dk, (long long)dv, mask,
+           (long long)budget);
+  const std::vector<double> ref = composed(G, nq, nk, dk, dv, mask, qd, kd, vd, [](double x) { return x; });
+  const std::vector<double> naive = composed(G, nq, nk, dk, dv, mask, qd, kd, vd, [](double x) { return X::round(x); });
+  const double en = rel_err(naive, ref), tol = 2 * en + 1e-6;
+  auto widened = [](const Buf<uint16_t>& o) {
+    std::vector<double> r(size_t(o.n));
+    for (int64_t i = 0; i < o.n; ++i) r[size_t(i)] = X::decode(o[i]);
+    return r;
+  };
+  std::string line = std::string(what) + ": naive " + std::to_string(en);
+  auto judge = [&](const char* who, const Buf<uint16_t>& o) {
+    const double e = rel_err(widened(o), ref);
+    line += std::string(", ") + who + " " + std::to_string(e);
+    expect(e <= tol, std::string(what) + ": " + who + " error " + std::to_string(e) + " over twice the naive " +
+                         std::to_string(en));
+    g_worst_half = std::max(g_worst_half, en > 0 ? e / en : 0.0);
+  };
+
+  // the CPU twin
+  {
+    Buf<uint16_t> out(G * nq * dv);
+    out.poison();
+    const int64_t ws = mk::cpu::linear_attention_workspace(dtype, dk, dv, omp_get_max_threads());
+    std::vector<float> work(size_t(std::max<int64_t>(ws / 4, 1)));
+    expect(mk::cpu::linear_attention(dtype, G, nq, nk, dk, dv, q.data(), k.data(), v.data(), out.data(), mask,
+                                     work.data(), nullptr) == 0,
+           std::string(what) + ": CPU twin failed");
+    expect(out.guards_intact(), std::string(what) + ": CPU twin wrote outside the output");
+    judge("cpu", out);
+  }
+
+  g_budget = budget;
+  const int64_t scratch = mk::cuda::linear_attention_scratch(dtype, G, nq, nk, dk, dv, mask);
+  expect(scratch > 0 && scratch % 4 == 0, std::string(what) + ": no chunk plan of F32 states");
+  const mk::cuda::ChunkPlan plan = mk::cuda::chunk_plan(MK_F32, G, nk, dk, dv);
+  expect(plan.bytes == scratch, std::string(what) + ": the 16-bit plan is not the F32 plan");
+  Buf<float> S(scratch / 4);
+  // the entry point, in every thread order: the same bits each time
+  Buf<uint16_t> out(G * nq * dv);
+  std::vector<uint16_t> first;
+  for (size_t o = 0; o < g_orders.size(); ++o) {
+    emu::config().order = g_orders[o];
+    emu::config().seed = unsigned(o + 11);
+    out.poison();
+    S.poison();
+    const int st = mk::cuda::linear_attention(dtype, G, nq, nk, dk, dv, q.data(), k.data(), v.data(), out.data(), mask,
+                                              S.data(), nullptr);
+    expect(st == 0, std::string(what) + ": launch failed (" + std::to_string(st) + ")");
+    expect(out.guards_intact(), std::string(what) + ": wrote outside the output");
+    expect(S.guards_intact(), std::string(what) + ": wrote outside the scratch");
+    std::vector<uint16_t> now(out.data(), out.data() + out.n);
+    if (o == 0) {
+      judge(dk <= 256 ? "cuda-tc" : "cuda-simt", out);
+      first = now;
+    } else {
+      expect(std::memcmp(now.data(), first.data(), now.size() * 2) == 0,
+             std::string(what) + ": differs between thread orders 0 and " + std::to_string(g_orders[o]));
+    }
+  }
+  emu::config().order = g_orders[0];
+  // the forms one by one: tensor cores (the entry point's choice: the same bits), SIMT chunked, sequential
+  Buf<uint16_t> o2(G * nq * dv);
+  if (dk <= 256) {
+    o2.poison();
+    const int st = mk::cuda::run_tc<H>(plan, G, nq, nk, dk, dv, q.data(), k.data(), v.data(), o2.data(), mask,
+                                       S.data(), nullptr);
+    expect(st == 0, std::string(what) + ": tensor-core form failed");
+    expect(std::memcmp(o2.data(), first.data(), first.size() * 2) == 0,
+           std::string(what) + ": the entry point did not run the tensor-core form");
+  } else {
+    expect(mk::cuda::run_tc<H>(plan, G, nq, nk, dk, dv, q.data(), k.data(), v.data(), o2.data(), mask, S.data(),
+                               nullptr) == mk::KERNEL_UNSUPPORTED,
+           std::string(what) + ": tensor-core form accepted dk > 256");
+  }
+  o2.poison();
+  expect(mk::cuda::run_chunked<H>(plan, G, nq, nk, dk, dv, q.data(), k.data(), v.data(), o2.data(), mask, S.data(),
+                                  nullptr) == 0,
+         std::string(what) + ": SIMT chunked form failed");
+  expect(o2.guards_intact() && S.guards_intact(), std::string(what) + ": SIMT chunked form wrote outside");
+  judge("simt", o2);
+  o2.poison();
+  expect(mk::cuda::linear_attention(dtype, G, nq, nk, dk, dv, q.data(), k.data(), v.data(), o2.data(), mask, nullptr,
+                                    nullptr) == 0,
+         std::string(what) + ": sequential form failed");
+  expect(o2.guards_intact(), std::string(what) + ": sequential form wrote outside");
+  judge("seq", o2);
+  g_budget = int64_t(512) << 20;
+  printf("  %s\n", line.c_str());
+}
+
+template <class H>
+static void half_momentum_case(int64_t G, int64_t n, int64_t d, double decay, int reverse, unsigned seed) {
+  using X = Half<H>;
+  std::mt19937 rng(seed);
+  std::normal_distribution<double> nd(0.0, 1.0);
+  Buf<uint16_t> v(G * n * d), a(G * n * d), b(G * n * d);
+  for (int64_t i = 0; i < v.n; ++i) v[i] = X::encode(nd(rng));
+  mk::cpu::linear_attention_momentum(H::kDtype, G, n, d, v.data(), a.data(), decay, reverse, nullptr);
+  expect(mk::cuda::linear_attention_momentum(H::kDtype, G, n, d, v.data(), b.data(), decay, reverse, nullptr) == 0,
+         "momentum launch");
+  expect(std::memcmp(a.data(), b.data(), size_t(a.n) * 2) == 0,
+         std::string("momentum ") + X::name() + " n " + std::to_string(n) + " d " + std::to_string(d) + " reverse " +
+             std::to_string(reverse) + ": not bitwise equal to the CPU twin");
+  expect(a.guards_intact() && b.guards_intact(), "momentum wrote outside its output");
+  // against F32 arithmetic on the widened values, rounded once per output (the twin's definition)
+  int64_t bad = 0;
+  for (int64_t g = 0; g < G; ++g)
+    for (int64_t e = 0; e < d; ++e) {
+      float m = 0.f;
+      for (int64_t s = 0; s < n; ++s) {
+        const int64_t j = reverse ? n - 1 - s : s;
+        if (s > 0) m = float(decay) * (m + float(X::decode(v[(g * n + (reverse ? j + 1 : j - 1)) * d + e])));
+        if (a[(g * n + j) * d + e] != X::encode(m)) ++bad;
+      }
+    }
+  expect(bad == 0, std::string("momentum ") + X::name() + ": " + std::to_string(bad) + " outputs not round(F32 sum)");
+}
+
+// A device whose shared memory does not hold the tensor-core tiles (48 KB opt-in: the <128, 128>
+// output layout needs 53,248 B): the tensor-core form says unsupported before launching anything
+// and the entry point runs the SIMT chunk-parallel form (the same bits as calling it).
+template <class H>
+static void half_small_device_case(unsigned seed) {
+  const int64_t G = 2, n = 100, dk = 128, dv = 128;
+  std::mt19937 rng(seed);
+  std::normal_distribution<double> nd(0.0, 1.0);
+  Buf<uint16_t> q(G * n * dk), k(G * n * dk), v(G * n * dv), a(G * n * dv), b(G * n * dv);
+  for (Buf<uint16_t>* x : {&q, &k, &v})
+    for (int64_t i = 0; i < x->n; ++i) (*x)[i] = Half<H>::encode(nd(rng));
+  const mk::cuda::ChunkPlan plan = mk::cuda::chunk_plan(MK_F32, G, n, dk, dv);
+  Buf<float> S(plan.bytes / 4);
+  const int optin = emu::config().optin;
+  emu::config().optin = 48 * 1024;
+  const int64_t launches = emu::config().launches;
+  const int tc = mk::cuda::run_tc<H>(plan, G, n, n, dk, dv, q.data(), k.data(), v.data(), a.data(), 1, S.data(), nullptr);
+  expect(tc == mk::KERNEL_UNSUPPORTED && emu::config().launches == launches,
+         std::string(Half<H>::name()) + " 48 KB device: the tensor-core form did not refuse before launching");
+  expect(mk::cuda::linear_attention(H::kDtype, G, n, n, dk, dv, q.data(), k.data(), v.data(), a.data(), 1, S.data(),
+                                    nullptr) == 0,
+         std::string(Half<H>::name()) + " 48 KB device: entry point failed");
+  expect(mk::cuda::run_chunked<H>(plan, G, n, n, dk, dv, q.data(), k.data(), v.data(), b.data(), 1, S.data(),
+                                  nullptr) == 0,
+         std::string(Half<H>::name()) + " 48 KB device: SIMT form failed");
+  expect(std::memcmp(a.data(), b.data(), size_t(a.n) * 2) == 0,
+         std::string(Half<H>::name()) + " 48 KB device: the entry point did not fall back to the SIMT form");
+  emu::config().optin = optin;
+}
+
+template <class H>
+static void halves(unsigned& seed) {
+  const int64_t big = int64_t(512) << 20;
+  struct Shape {
+    int64_t G, nq, nk, dk, dv;
+  };
+  // causal masks need nq == nk; N not a multiple of 64; D/Dv 16..128, not multiples of 8 (scalar
+  // loads) and over one 128-wide value tile; G > 1
+  const Shape masked[] = {{2, 130, 130, 16, 16}, {1, 200, 200, 64, 64}, {3, 100, 100, 128, 128},
+                          {1, 77, 77, 100, 40}, {2, 65, 65, 20, 130}};
+  for (const Shape& s : masked)
+    for (int mask = 0; mask <= 2; ++mask) half_case<H>(s.G, s.nq, s.nk, s.dk, s.dv, mask, big, seed++);
+  half_case<H>(2, 37, 150, 20, 12, 0, big, seed++);   // no mask, nq != nk
+  half_case<H>(1, 70, 70, 200, 24, 1, big, seed++);   // keys padded to 256
+  half_case<H>(2, 90, 90, 33, 24, 2, big, seed++);    // odd dk: scalar state reads
+  half_case<H>(1, 66, 66, 300, 16, 1, big, seed++);   // keys over 256: the SIMT form
+  for (int mask = 0; mask <= 2; ++mask)               // state chunks of 128 keys (a lowered budget)
+    half_case<H>(1, 200, 200, 16, 8, mask, 2 * 16 * 8 * 4, seed++);
+  for (int r = 0; r <= 1; ++r) half_momentum_case<H>(3, 50, 70, 0.9, r, seed++);
+  half_small_device_case<H>(seed++);
+}
+
 int main(int argc, char** argv) {
   omp_set_num_threads(1);
   g_orders = {0, 1, 2};
@@ -182,6 +464,17 @@ int main(int argc, char** argv) {
     momentum_case<float>(3, 50, 7, 0.9, r, seed++);
     momentum_case<double>(2, 33, 300, 0.5, r, seed++);
   }
+  const int64_t f32_checks = g_checks;
+  printf("BF16 / F16 (errors: max |x - ref| / max |ref|):\n");
+  {
+    const std::vector<int> all = g_orders;
+    g_orders = {all[0], 2};  // 16-bit: the first order and shuffled
+    halves<mk::cuda::Bf16>(seed);
+    halves<mk::cuda::Fp16>(seed);
+    g_orders = all;
+  }
+  printf("16-bit: %lld checks; worst error / naive composition error %.3f (criterion <= 2)\n",
+         (long long)(g_checks - f32_checks), g_worst_half);
   printf("linear_attention_emu_test: %d checks, %d failures (%lld launches, %lld blocks)\n", g_checks, g_failures,
          (long long)emu::config().launches, (long long)emu::config().blocks);
   return g_failures ? 1 : 0;

@@ -33,8 +33,6 @@ inline unsigned char* emu::smem() { return mk::cuda::mk_linear_smem; }
 
 #include "emu_check.h"  // expect, guarded Buf, same_bits, tname
 
-
-
 static long double ref_act(int act, long double z) {
   if (act == MK_LINEAR_ACT_RELU) return z > 0 ? z : 0;
   if (act == MK_LINEAR_ACT_TANH) return std::tanh(z);
@@ -110,7 +108,8 @@ static void grad_case(int act, int64_t rows, int64_t cols, int mode, unsigned se
   const int rc = mk::cpu::linear_act_grad(dtype, act, rows, cols, gy.data(), y.data(), want_z ? gzc.data() : nullptr,
                                           want_b ? gbc.data() : nullptr, nullptr);
   expect(rg == 0 && rc == 0, std::string(what) + ": status");
-  expect(gzg.guards_intact() && gzc.guards_intact() && gbg.guards_intact() && gbc.guards_intact(), std::string(what) + ": guards");
+  expect(gzg.guards_intact() && gzc.guards_intact() && gbg.guards_intact() && gbc.guards_intact(),
+         std::string(what) + ": guards");
   if (want_z) {
     int bad = 0;
     const bool exact = act == MK_LINEAR_ACT_IDENTITY || act == MK_LINEAR_ACT_RELU;
@@ -170,6 +169,32 @@ static void mse_case(int64_t n, unsigned seed) {
   const double ulps = sizeof(T) == 4 ? 2 : 2 + double(n);
   expect(close(og[0], want, ulps) && close(oc[0], want, ulps) && close(og[0], (long double)oc[0], ulps),
          std::string(what) + ": forward " + std::to_string(double(og[0])) + " vs " + std::to_string(double(oc[0])));
+  // the split forward (blocks of fixed chunks, partials in scratch, a fold in block order): same
+  // bound against the long-double sum, the same bits twice, and without enough scratch exactly
+  // the one-block forward; the CPU wants no scratch and its split is its forward
+  const int64_t ws = mk::cuda::mse_workspace(n);
+  expect(mk::cpu::mse_workspace(n) == 0, std::string(what) + ": the CPU asks no scratch");
+  expect((ws > 0) == (n > (int64_t(1) << 15)) && ws <= 1024 * int64_t(sizeof(double)),
+         std::string(what) + ": scratch " + std::to_string(ws) + " bytes");
+  if (ws > 0) {
+    Buf<double> scratch(ws / int64_t(sizeof(double)));
+    Buf<T> os1(1), os2(1), osmall(1);
+    expect(
+        mk::cuda::mse_forward_split(dtype, n, p.data(), t.data(), os1.data(), scratch.data(), ws, nullptr) == 0 &&
+            mk::cuda::mse_forward_split(dtype, n, p.data(), t.data(), os2.data(), scratch.data(), ws, nullptr) == 0 &&
+            mk::cuda::mse_forward_split(dtype, n, p.data(), t.data(), osmall.data(), scratch.data(), ws - 8, nullptr) ==
+                0,
+        std::string(what) + ": split status");
+    expect(scratch.guards_intact() && os1.guards_intact(), std::string(what) + ": split guards");
+    expect(close(os1[0], want, ulps) && std::memcmp(&os1[0], &os2[0], sizeof(T)) == 0,
+           std::string(what) + ": split " + std::to_string(double(os1[0])) + " (deterministic, vs the exact sum)");
+    expect(std::memcmp(&osmall[0], &og[0], sizeof(T)) == 0, std::string(what) + ": short scratch = one block");
+  } else {
+    Buf<T> os(1);
+    expect(mk::cuda::mse_forward_split(dtype, n, p.data(), t.data(), os.data(), nullptr, 0, nullptr) == 0 &&
+               std::memcmp(&os[0], &og[0], sizeof(T)) == 0,
+           std::string(what) + ": no split = one block");
+  }
   for (int mode = 0; mode < 4; ++mode) {  // bit 0: gp, bit 1: gt
     for (int64_t i = 0; i < n; ++i) gpg[i] = gtg[i] = gpc[i] = gtc[i] = std::numeric_limits<T>::quiet_NaN();
     T* a = mode & 1 ? gpg.data() : nullptr;
@@ -219,11 +244,15 @@ int main(int argc, char** argv) {
   for (int order : orders) {
     emu::config().order = order;
     unsigned s = 500;
-    for (int64_t n : {1, 2, 255, 256, 257, 1000, 40000}) {
+    for (int64_t n : {1, 2, 255, 256, 257, 1000, 32768, 32769, 40000, 300001}) {
       mse_case<float>(n, ++s);
       mse_case<double>(n, ++s);
     }
   }
+  // the cap of 1,024 partials: past 2^25 elements the chunks grow instead
+  expect(mk::cuda::mse_workspace((int64_t(1) << 25) + 77) == 1024 * 8 &&
+             mk::cuda::mse_workspace(int64_t(1) << 40) == 1024 * 8,
+         "mse scratch capped at 1,024 partials");
   // an unknown activation is refused by both
   expect(mk::cuda::linear_act_epilogue(MK_F32, MK_LINEAR_ACT_COUNT, 1, 1, nullptr, nullptr, nullptr) != 0 &&
              mk::cpu::linear_act_epilogue(MK_F32, MK_LINEAR_ACT_COUNT, 1, 1, nullptr, nullptr, nullptr) != 0,

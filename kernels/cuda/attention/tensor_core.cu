@@ -33,6 +33,8 @@
 #include "tensor_core.cuh"
 #include "../common.cuh"
 #include "../mma.cuh"
+#include "../copy_async.cuh"
+#include "mk/attention_tc_choice.h"
 
 namespace mk {
 namespace cuda {
@@ -358,6 +360,238 @@ __global__ void __launch_bounds__(TT::kThreads) tc_forward_kernel(const Attentio
   }
 }
 
+// ---- forward, v2: the FlashAttention-2 structure (16-bit, DP 64 or 128) -------------------------
+// Block: (b, h, 128 query rows), 8 warps x 16 rows (lanes as in v1). K and V tiles of 64 keys come
+// by cp.async into a 2-stage shared ring: tile j + 1 is in flight while tile j is multiplied, one
+// barrier per tile. Fragments are read with ldmatrix: Q as A (x4), K as B of Q Kᵀ (x4: two
+// n-blocks), V as B of P V with .trans (no transposed copy). Shared rows hold DP 16-bit values
+// without padding; their 16-byte chunks are XOR-swizzled by the row (chunk c of row r sits at
+// c ^ (r mod 8)), so the 8 rows of every ldmatrix matrix and every 16-byte store of a warp fall in
+// distinct bank groups. Scores are masked only on the tiles where some row of the warp stops
+// seeing keys (the causal diagonal, the padding edge) or when there is a bias; a warp skips the
+// tiles none of its rows sees (causal). Same arithmetic as v1 per element (F32 accumulation, P
+// rounded to 16 bit); the emulator test holds it to the same criterion (error ≤ 2x the naive
+// 16-bit composition's).
+struct Tc2Traits {
+  static constexpr int kWarps = 8;
+  static constexpr int kThreads = kWarps * 32;
+  static constexpr int kBlockQ = 16 * kWarps;  // query rows per block
+  static constexpr int kBlockK = 64;           // keys per tile
+  static constexpr int kStages = 2;            // K/V ring depth
+};
+using T2 = Tc2Traits;
+
+// BK: keys per tile (T2::kBlockK, or 32 where the register budget asks for it: fwd2_block_k)
+template <int DP, int BK = Tc2Traits::kBlockK>
+struct Fwd2Layout {
+  static_assert(DP == 64 || DP == 128, "v2: rows of 8 or 16 chunks, swizzled over 8");
+  static constexpr int kStage = BK * DP;                      // one K or V tile
+  static constexpr int q = 0;                                 // Q    [128][DP]
+  static constexpr int k = q + T2::kBlockQ * DP;              // K    [2][BK][DP]
+  static constexpr int v = k + T2::kStages * kStage;          // V    [2][BK][DP]
+  static constexpr int total = v + T2::kStages * kStage;
+  static constexpr size_t bytes = size_t(total) * 2;
+};
+
+// element offset of (row, col) in a swizzled tile of DP-wide 16-bit rows
+template <int DP>
+__device__ __forceinline__ int swz(int row, int col) {
+  return row * DP + (((col >> 3) ^ (row & 7)) << 3) + (col & 7);
+}
+
+// Rows [0, ROWS) x cols [0, DP) of a row-major [rows, width] 16-bit matrix into a swizzled tile,
+// zero past `rows` or `width`: cp.async for the whole in-range 16-byte chunks when `vec`, plain
+// loads and stores for the rest. The caller commits the group.
+template <int ROWS, int DP>
+__device__ __forceinline__ void load_tile_async(uint16_t* dst, const uint16_t* src, int64_t width, int rows, bool vec) {
+  constexpr int chunks = DP / 8;
+  for (int idx = threadIdx.x; idx < ROWS * chunks; idx += T2::kThreads) {
+    const int r = idx / chunks, c = (idx % chunks) * 8;
+    uint16_t* const at = dst + swz<DP>(r, c);
+    if (vec && r < rows && c + 8 <= width) {
+      cp_async16(at, src + int64_t(r) * width + c, 16);
+    } else {
+      const Chunk<uint16_t> x = load_chunk(src, width, r, rows, c, false);
+      uint4 w;
+      memcpy(&w, x.e, 16);
+      *reinterpret_cast<uint4*>(at) = w;
+    }
+  }
+}
+
+template <class E, int DP, int BK, int MINB>
+__global__ void __launch_bounds__(T2::kThreads, MINB) tc2_forward_kernel(const AttentionParams p, const int vec) {
+  using O = Operand<E>;
+  using L = Fwd2Layout<DP, BK>;
+  uint16_t* const sm = reinterpret_cast<uint16_t*>(mk_attention_smem);
+  uint16_t *const qs = sm + L::q, *const ks = sm + L::k, *const vs = sm + L::v;
+  const int64_t tiles = (p.nq + T2::kBlockQ - 1) / T2::kBlockQ;
+  const int64_t bh = blockIdx.x / tiles, q0 = (blockIdx.x % tiles) * T2::kBlockQ;
+  const TcHead<uint16_t> x = tc_head<uint16_t>(p, bh / p.heads, bh % p.heads);
+  const int lane = int(threadIdx.x) % 32, warp = int(threadIdx.x) / 32, g = lane >> 2, t = lane & 3;
+  const int R = int(std::min<int64_t>(T2::kBlockQ, p.nq - q0));
+  const int d = int(p.d), dv = int(p.dv);
+  const int ksteps = (d + 15) / 16, nblocks = (dv + 7) / 8;
+  const float sl2 = float(p.scale) * kLog2e;
+  const int64_t end = x.key_end(q0 + R - 1);  // the block's last row sees the most keys
+  const int ntiles = int((end + BK - 1) / BK);
+  // the warp's rows: every one sees the keys below wfull (no mask there), none those from wend
+  // (key indices in int: the dispatch keeps Nq, Nk < 2^31 for v2)
+  const int64_t w0 = q0 + warp * 16;
+  const int wfull = w0 < p.nq ? int(x.key_end(w0)) : 0;
+  const int wend = w0 < p.nq ? int(x.key_end(std::min<int64_t>(w0 + 15, p.nq - 1))) : 0;
+  int kend[2];  // (the lane's rows: w0 + g + 8 hr, recomputed where needed)
+  for (int h = 0; h < 2; ++h) kend[h] = w0 + g + 8 * h < p.nq ? int(x.key_end(w0 + g + 8 * h)) : 0;
+
+  // prologue: Q and the first K/V tile in one group
+  load_tile_async<T2::kBlockQ, DP>(qs, x.q + q0 * d, d, R, vec != 0);
+  if (ntiles > 0) {
+    const int C = int(std::min<int64_t>(BK, end));
+    load_tile_async<BK, DP>(ks, x.k, d, C, vec != 0);
+    load_tile_async<BK, DP>(vs, x.v, dv, C, vec != 0);
+  }
+  cp_async_commit();
+
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+  float o[DP / 8][4];
+#pragma unroll
+  for (int nb = 0; nb < DP / 8; ++nb)
+#pragma unroll
+    for (int r = 0; r < 4; ++r) o[nb][r] = 0.f;
+  // this lane's ldmatrix rows: A (Q) and .trans B (V): row + 8 (lane / 8 odd), col + 8 (lane >= 16);
+  // B (K): row + 8 (lane >= 16), col + 8 (lane / 8 odd)
+  const int la_r = (lane & 7) + ((lane >> 3) & 1) * 8, la_c = (lane >> 4) * 8;
+  const int lb_r = (lane & 7) + (lane >> 4) * 8, lb_c = ((lane >> 3) & 1) * 8;
+
+  for (int it = 0; it < ntiles; ++it) {
+    const int stage = it & 1;
+    const int j0 = it * BK;
+    cp_async_wait<0>();  // this thread's copies of tile `it` have landed ...
+    __syncthreads();     // ... everyone's; and every warp is done with tile it - 1 (the other stage)
+    if (it + 1 < ntiles) {
+      const int64_t j1 = j0 + BK;
+      const int C = int(std::min<int64_t>(BK, end - j1));
+      load_tile_async<BK, DP>(ks + (stage ^ 1) * L::kStage, x.k + j1 * d, d, C, vec != 0);
+      load_tile_async<BK, DP>(vs + (stage ^ 1) * L::kStage, x.v + j1 * dv, dv, C, vec != 0);
+      cp_async_commit();
+    }
+    if (j0 >= wend) continue;  // (warp-uniform) no row of this warp sees a key of the tile
+    const uint16_t* const kst = ks + stage * L::kStage;
+    const uint16_t* const vst = vs + stage * L::kStage;
+    // S = Q Kᵀ
+    float s[BK / 8][4];
+#pragma unroll
+    for (int nb = 0; nb < BK / 8; ++nb)
+#pragma unroll
+      for (int r = 0; r < 4; ++r) s[nb][r] = 0.f;
+#pragma unroll 1
+    for (int kk = 0; kk < ksteps; ++kk) {  // (a loop: the swizzled addresses are not all kept live)
+      {
+        uint32_t a[4];
+        ldmatrix_x4(a, qs + swz<DP>(warp * 16 + la_r, kk * 16 + la_c));
+#pragma unroll
+        for (int nb = 0; nb < BK / 8; nb += 2) {
+          uint32_t b[4];
+          ldmatrix_x4(b, kst + swz<DP>(nb * 8 + lb_r, kk * 16 + lb_c));
+          O::mma(s[nb], a, b[0], b[1]);
+          O::mma(s[nb + 1], a, b[2], b[3]);
+        }
+      }
+    }
+    // scores in log2 units; masked only where needed
+    float mx[2] = {-INFINITY, -INFINITY};
+    if (!x.bias && j0 + BK <= wfull) {
+#pragma unroll
+      for (int nb = 0; nb < BK / 8; ++nb)
+#pragma unroll
+        for (int r = 0; r < 4; ++r) {
+          s[nb][r] *= sl2;
+          mx[r >> 1] = fmaxf(mx[r >> 1], s[nb][r]);
+        }
+    } else {
+#pragma unroll
+      for (int nb = 0; nb < BK / 8; ++nb)
+#pragma unroll
+        for (int r = 0; r < 4; ++r) {
+          const int hr = r >> 1;
+          const int j = j0 + nb * 8 + 2 * t + (r & 1);
+          float v = -INFINITY;
+          if (j < kend[hr]) {
+            v = s[nb][r] * sl2;
+            if (x.bias) v += kLog2e * O::to_float(x.bias[(w0 + g + 8 * hr) * x.nk + j]);
+          }
+          s[nb][r] = v;
+          mx[hr] = fmaxf(mx[hr], v);
+        }
+    }
+    float corr[2], base[2];
+#pragma unroll
+    for (int hr = 0; hr < 2; ++hr) {
+      const float mn = fmaxf(m[hr], quad_max(mx[hr]));
+      base[hr] = mn == -INFINITY ? 0.f : mn;  // a row without keys so far: P = 0, no NaN
+      corr[hr] = exp2f(m[hr] - base[hr]);
+      m[hr] = mn;
+      l[hr] *= corr[hr];
+    }
+#pragma unroll
+    for (int nb = 0; nb < BK / 8; ++nb)
+#pragma unroll
+      for (int r = 0; r < 4; ++r) {
+        const float pv = exp2f(s[nb][r] - base[r >> 1]);
+        s[nb][r] = pv;
+        l[r >> 1] += pv;
+      }
+#pragma unroll
+    for (int nb = 0; nb < DP / 8; ++nb) {
+      o[nb][0] *= corr[0];
+      o[nb][1] *= corr[0];
+      o[nb][2] *= corr[1];
+      o[nb][3] *= corr[1];
+    }
+    // O += P V: P from the score registers, V's fragments by ldmatrix.trans
+#pragma unroll
+    for (int kk = 0; kk < BK / 16; ++kk) {
+      uint32_t a[4];
+      acc_to_a<E>(a, s[2 * kk], s[2 * kk + 1]);
+#pragma unroll
+      for (int nb = 0; nb < DP / 8; nb += 2) {
+        if (nb < nblocks) {
+          uint32_t b[4];
+          ldmatrix_x4_trans(b, vst + swz<DP>(kk * 16 + la_r, nb * 8 + la_c));
+          O::mma(o[nb], a, b[0], b[1]);
+          if (nb + 1 < nblocks) O::mma(o[nb + 1], a, b[2], b[3]);
+        }
+      }
+    }
+  }
+  cp_async_wait<0>();  // (no tile: the prologue's group)
+  // reduce: out = O / l, lse = m + log l (F32, natural log)
+  uint16_t* out = static_cast<uint16_t*>(p.out);
+#pragma unroll
+  for (int hr = 0; hr < 2; ++hr) {
+    const float lr = quad_sum(l[hr]);
+    const float inv = lr > 0.f ? 1.f / lr : 0.f;
+    const int64_t i = w0 + g + 8 * hr;
+    if (i < p.nq) {
+      if (out) {
+#pragma unroll
+        for (int nb = 0; nb < DP / 8; ++nb) {
+          const int col = nb * 8 + 2 * t;
+          const int64_t at = (x.base + i) * dv + col;
+          if (col + 1 < dv && vec) {
+            *reinterpret_cast<uint32_t*>(out + at) = pack_half2<E>(o[nb][2 * hr] * inv, o[nb][2 * hr + 1] * inv);
+          } else {
+            if (col < dv) out[at] = O::from_float(o[nb][2 * hr] * inv);
+            if (col + 1 < dv) out[at + 1] = O::from_float(o[nb][2 * hr + 1] * inv);
+          }
+        }
+      }
+      if (p.lse && t == 0)
+        static_cast<float*>(p.lse)[x.base + i] = lr > 0.f ? (m[hr] + log2f(lr)) * kLn2 : -INFINITY;
+    }
+  }
+}
+
 // ---- backward -----------------------------------------------------------------------------------
 // Preprocess: D[r] = Σ_e dO[r, e] O[r, e] in F32, one warp per row.
 template <class E>
@@ -594,7 +828,8 @@ int optin_smem(size_t* bytes) {
 }
 
 template <class... KArgs, class... Args>
-int tc_launch(void (*kernel)(KArgs...), int64_t blocks, size_t smem, cudaStream_t stream, Args... args) {
+int tc_launch_n(void (*kernel)(KArgs...), int64_t blocks, int threads, size_t smem, cudaStream_t stream,
+                Args... args) {
   if (blocks <= 0) return 0;
   if (blocks > int64_t(INT_MAX)) return int(cudaErrorInvalidConfiguration);
   size_t optin = 0;
@@ -604,7 +839,7 @@ int tc_launch(void (*kernel)(KArgs...), int64_t blocks, size_t smem, cudaStream_
   if (e != cudaSuccess) return int(e);
   cudaLaunchConfig_t cfg = {};
   cfg.gridDim = dim3(unsigned(blocks), 1, 1);
-  cfg.blockDim = dim3(unsigned(TT::kThreads), 1, 1);
+  cfg.blockDim = dim3(unsigned(threads), 1, 1);
   cfg.dynamicSmemBytes = smem;
   cfg.stream = stream;
   cfg.attrs = nullptr;
@@ -612,6 +847,11 @@ int tc_launch(void (*kernel)(KArgs...), int64_t blocks, size_t smem, cudaStream_
   e = cudaLaunchKernelEx(&cfg, kernel, args...);
   if (e != cudaSuccess) return int(e);
   return last_error();
+}
+
+template <class... KArgs, class... Args>
+int tc_launch(void (*kernel)(KArgs...), int64_t blocks, size_t smem, cudaStream_t stream, Args... args) {
+  return tc_launch_n(kernel, blocks, TT::kThreads, smem, stream, args...);
 }
 
 // 16-byte vector loads need every row start 16-byte aligned: aligned bases and widths that are a
@@ -682,6 +922,35 @@ int forward_t(const AttentionParams& p, cudaStream_t stream) {
   }
 }
 
+// v2's keys per tile BK and blocks per SM MINB (the register budget: 65536 / (256 x MINB)); ptxas
+// for sm_80 / sm_90 (benchmarks/results/ptxas-attention-2026-12-05.txt):
+//   MK_TC_V2      DP 64: BK 64, 2 blocks (128 registers); DP 128: BK 64, 1 block (no spills)
+//   MK_TC_V2_K32  BK 32, 2 blocks per SM (DP 128: 128 registers, a 4-byte spill)
+template <class E, int DP, int BK, int MINB>
+int forward2_dp(const AttentionParams& p, cudaStream_t stream) {
+  using L = Fwd2Layout<DP, BK>;
+  size_t optin = 0;
+  if (int e = optin_smem(&optin)) return e;
+  if (L::bytes > optin) return KERNEL_UNSUPPORTED;
+  const int64_t blocks = p.batch * p.heads * ((p.nq + T2::kBlockQ - 1) / T2::kBlockQ);
+  return tc_launch_n(tc2_forward_kernel<E, DP, BK, MINB>, blocks, T2::kThreads, L::bytes, stream, p, vector_ok<E>(p));
+}
+
+// v2 where it applies (attention_tc_v2_applies) and its tiles fit; else KERNEL_UNSUPPORTED
+template <class E>
+int forward2_t(const AttentionParams& p, cudaStream_t stream, int version) {
+  if (version == MK_TC_V2_K32)
+    return padded_dim(p) == 64 ? forward2_dp<E, 64, 32, 2>(p, stream) : forward2_dp<E, 128, 32, 2>(p, stream);
+  return padded_dim(p) == 64 ? forward2_dp<E, 64, 64, 2>(p, stream) : forward2_dp<E, 128, 64, 1>(p, stream);
+}
+
+int device_arch_major() {
+  int dev = 0, major = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) return 0;
+  if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) return 0;
+  return major;
+}
+
 template <class E>
 int backward_t(const AttentionParams& p, cudaStream_t stream) {
   switch (padded_dim(p)) {
@@ -700,7 +969,19 @@ bool tc_supported(const AttentionParams& p) {
 
 int tc_attention_forward(const AttentionParams& p, void* stream) {
   if (!tc_supported(p)) return int(cudaErrorInvalidValue);
+  const AttentionTcChoice c =
+      attention_tc_choose(p.dtype, p.d, p.dv, device_arch_major(), p.causal, attention_tc_override());
+  return tc_attention_forward_version(p, stream, c.forward);
+}
+
+int tc_attention_forward_version(const AttentionParams& p, void* stream, int version) {
+  if (!tc_supported(p)) return int(cudaErrorInvalidValue);
   const cudaStream_t s = as_stream(stream);
+  if ((version == MK_TC_V2 || version == MK_TC_V2_K32) && attention_tc_v2_applies(p.dtype, p.d, p.dv, 8) &&
+      p.nq <= INT_MAX && p.nk <= INT_MAX) {
+    const int e = p.dtype == MK_BF16 ? forward2_t<Bf16>(p, s, version) : forward2_t<Fp16>(p, s, version);
+    if (e != KERNEL_UNSUPPORTED) return e;  // (tiles too large for this device: v1, which may fit)
+  }
   return p.dtype == MK_BF16 ? forward_t<Bf16>(p, s) : p.dtype == MK_F16 ? forward_t<Fp16>(p, s) : forward_t<Tf32>(p, s);
 }
 

@@ -70,4 +70,23 @@ class CudaFusedLinearTwinTest {
         }
       }
   }
+
+  /** The split mse forward (n past 2^15: block partials in scratch, a fold in block order). */
+  @Test
+  void longMseIsSplitDeterministicAndMatchesTheCpuTwin() {
+    for (DType t : new DType[] {DType.F64, DType.F32})
+      for (long n : new long[] {32768, 32769, 1_000_003, (1L << 25) + 77}) {
+        try (Scope s = Scope.open()) {
+          Tensor p = Tensor.uniform(new long[] {n}, -3, 3, t, CPU, 7);
+          Tensor q = Tensor.uniform(new long[] {n}, -3, 3, t, CPU, 8);
+          double cpu = Functional.mse(p, q).toDoubleArray()[0];
+          Tensor pg = p.to(GPU), qg = q.to(GPU);
+          double gpu = Functional.mse(pg, qg).to(CPU).toDoubleArray()[0];
+          double gpu2 = Functional.mse(pg, qg).to(CPU).toDoubleArray()[0];
+          assertEquals(Double.doubleToRawLongBits(gpu), Double.doubleToRawLongBits(gpu2), t + " n " + n + ": run to run");
+          double tol = t == DType.F64 ? 1e-12 : 1e-6;
+          assertEquals(cpu, gpu, tol * cpu, t + " n " + n + ": GPU vs CPU");
+        }
+      }
+  }
 }

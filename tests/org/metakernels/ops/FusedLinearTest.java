@@ -202,6 +202,35 @@ class FusedLinearTest {
     }
   }
 
+  /**
+   * A small output over a long reduction (m n <= 4096, k >= 2048, >= 2^24 multiply-adds) takes the
+   * split-k GEMM: its parts are a function of k alone, so 1, 2 and 3 threads give the same bits.
+   */
+  @Test
+  void splitKMatmulIsTheSameForEveryThreadCount() {
+    int before = MkNative.mk_runtime_num_threads();
+    try (Scope s = Scope.open()) {
+      for (DType d : new DType[] {DType.F32, DType.F64}) {
+        Tensor a = rand(71, d, 8192, 64), b = rand(72, d, 8192, 48);
+        double[] ref = null;
+        for (int threads : new int[] {1, 2, 3}) {
+          MkNative.mk_runtime_set_num_threads(threads);
+          double[] got = a.mT().matmul(b).toDoubleArray();  // [64, 48] = aᵀ b over k = 8192
+          if (ref == null) {
+            ref = got;
+            double[] exact = a.to(DType.F64).mT().matmul(b.to(DType.F64)).toDoubleArray();
+            for (int i = 0; i < ref.length; i++)
+              assertEquals(exact[i], ref[i], (d == DType.F32 ? 1e-3 : 1e-10) * (1 + Math.abs(exact[i])), d + " [" + i + "]");
+          } else {
+            assertArrayEquals(ref, got, 0.0, d + ": " + threads + " threads vs 1");
+          }
+        }
+      }
+    } finally {
+      MkNative.mk_runtime_set_num_threads(before);
+    }
+  }
+
   static float[][] run(int threads) {
     int before = MkNative.mk_runtime_num_threads();
     MkNative.mk_runtime_set_num_threads(threads);

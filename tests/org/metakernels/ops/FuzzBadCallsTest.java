@@ -1848,7 +1848,7 @@ class FuzzBadCallsTest {
 
   /**
    * LinearAttention.apply(q, k, v, options): q [..., Nq, Dk], k [..., Nk, Dk], v [..., Nk, Dv] of
-   * equal rank ≥ 2 and leading dims, one dtype F32/F64, Dk and Dv ≥ 1; causal needs Nq = Nk;
+   * equal rank ≥ 2 and leading dims, one dtype F32/F64/BF16/F16, Dk and Dv ≥ 1; causal needs Nq = Nk;
    * momentum needs the causal form.
    */
   static Case linearAttention(G g) {
@@ -1875,7 +1875,7 @@ class FuzzBadCallsTest {
     double momentum = g.p(0.8) ? 0.0 : 0.9;
     var o = LinearAttention.Options.of(fm, causal).withNormalization(norm).withMomentum(momentum);
     c.arg(o.toString());
-    c.invalidIf(!arith(q.dtype()), "dtype not F32/F64");
+    c.invalidIf(!arith(q.dtype()) && !q.dtype().isHalf(), "dtype not F32/F64/BF16/F16");
     c.invalidIf(k.dtype() != q.dtype() || v.dtype() != q.dtype(), "dtypes differ");
     int r = sq.length;
     c.invalidIf(r < 2 || sk.length != r || sv.length != r, "ranks differ or below 2");

@@ -16,6 +16,7 @@ import org.metakernels.tensor.DType;
 import org.metakernels.tensor.Device;
 import org.metakernels.tensor.Scope;
 import org.metakernels.tensor.Tensor;
+import org.metakernels.testing.HalfLinearAttentionRef;
 import org.metakernels.testing.Ref;
 
 class LinearAttentionTest {
@@ -141,6 +142,130 @@ class LinearAttentionTest {
           q.address("t"), q.address("t"), v.address("t"), out.address("t"), 1, ws.address("t"), need, 0L);
       assertEquals(0, st, org.metakernels.runtime.Native.lastError());
       Ref.assertClose(out, LinearAttention.product(q, q, v, Mask.CAUSAL), 0.0, 0.0);  // same kernel, same bits
+    }
+  }
+
+  // ---- BF16 / F16 (issue 11): F32 inside, each output rounded once ----------------------------------
+
+  static Tensor half(long seed, DType t, long... shape) {
+    return Tensor.randn(shape, DType.F32, CPU, seed).to(t);
+  }
+
+  /**
+   * The CPU twin of the 16-bit product (the oracle of the CUDA tensor-core form): F32 arithmetic
+   * on the widened inputs, the output rounded once, so within a unit of the type's last place of
+   * the exact product of the same inputs, and within the naive 16-bit composition's error bound.
+   */
+  @ParameterizedTest
+  @CsvSource({"BF16, NONE, 37, 150, 20, 12", "F16, CAUSAL, 130, 130, 16, 24", "BF16, ANTI_CAUSAL, 70, 70, 33, 8",
+      "F16, NONE, 64, 64, 64, 64", "BF16, CAUSAL, 200, 200, 128, 40"})
+  void halfProductIsTheF32ProductOfTheInputsRounded(DType t, Mask mask, int nq, int nk, int dk, int dv) {
+    try (Scope s = Scope.open()) {
+      Tensor q = half(1, t, 2, nq, dk), k = half(2, t, 2, nk, dk), v = half(3, t, 2, nk, dv);
+      Tensor out = LinearAttention.product(q, k, v, mask);
+      assertEquals(t, out.dtype());
+      assertArrayEquals(new long[] {2, nq, dv}, out.shape());
+      double[] got = out.toDoubleArray();
+      double[] exact = LinearAttention.product(q.to(DType.F64), k.to(DType.F64), v.to(DType.F64), mask).toDoubleArray();
+      double scale = Ref.maxAbs(exact), ulp = t == DType.BF16 ? 0x1p-7 : 0x1p-10;
+      for (int i = 0; i < got.length; i++)
+        assertTrue(Math.abs(got[i] - exact[i]) <= ulp * Math.abs(exact[i]) + 1e-5 * scale,
+            "element " + i + ": " + got[i] + " vs exact " + exact[i]);
+      int code = mask == Mask.NONE ? 0 : mask == Mask.CAUSAL ? 1 : 2;
+      double[] naive = HalfLinearAttentionRef.product(t, code, 2, nq, nk, dk, dv, q.toDoubleArray(), k.toDoubleArray(),
+          v.toDoubleArray());
+      double en = HalfLinearAttentionRef.relErr(naive, exact), ek = HalfLinearAttentionRef.relErr(got, exact);
+      assertTrue(ek <= 2 * en + 1e-6, "error " + ek + " over twice the naive composition's " + en);
+    }
+  }
+
+  /** 16-bit gradients are the same products in 16 bit, to every order (createGraph included). */
+  @ParameterizedTest
+  @CsvSource({"BF16, CAUSAL", "F16, NONE", "F16, ANTI_CAUSAL"})
+  void halfGradientsAndDoubleBackwardFollowTheF64Ones(DType t, Mask mask) {
+    try (Scope s = Scope.open()) {
+      int n = 70;
+      Tensor q = half(4, t, 2, n, 8).requiresGrad(true), k = half(5, t, 2, n, 8).requiresGrad(true);
+      Tensor v = half(6, t, 2, n, 4).requiresGrad(true), w = half(7, t, 2, n, 4), u = half(8, t, 2, n, 8);
+      Tensor q64 = q.detach().to(DType.F64).requiresGrad(true), k64 = k.detach().to(DType.F64).requiresGrad(true);
+      Tensor v64 = v.detach().to(DType.F64).requiresGrad(true);
+      List<Tensor> g = org.metakernels.autograd.Autograd.grad(List.of(LinearAttention.product(q, k, v, mask)),
+          List.of(q, k, v), List.of(w), true);
+      List<Tensor> g64 = org.metakernels.autograd.Autograd.grad(List.of(LinearAttention.product(q64, k64, v64, mask)),
+          List.of(q64, k64, v64), List.of(w.to(DType.F64)), true);
+      double tol = t == DType.BF16 ? 3e-2 : 4e-3;
+      for (int i = 0; i < 3; i++) {
+        assertEquals(t, g.get(i).dtype());
+        double sc = Ref.maxAbs(g64.get(i).toDoubleArray());
+        Ref.assertClose(g.get(i).toDoubleArray(), g64.get(i).toDoubleArray(), tol * sc, 0, "grad " + i);
+      }
+      // second order: d/dk <dL/dq, u>
+      Tensor h = org.metakernels.autograd.Autograd.grad(List.of(g.get(0)), List.of(k), List.of(u), false).get(0);
+      Tensor h64 = org.metakernels.autograd.Autograd.grad(List.of(g64.get(0)), List.of(k64), List.of(u.to(DType.F64)),
+          false).get(0);
+      assertEquals(t, h.dtype());
+      double sc = Ref.maxAbs(h64.toDoubleArray());
+      Ref.assertClose(h.toDoubleArray(), h64.toDoubleArray(), 2 * tol * sc, 0, "second order");
+    }
+  }
+
+  /** 16-bit momentum: the F32 recurrence (F32 running sum), each output rounded: the same bits. */
+  @ParameterizedTest
+  @CsvSource({"BF16, false", "F16, true"})
+  void halfMomentumIsTheF32MomentumRounded(DType t, boolean reverse) {
+    try (Scope s = Scope.open()) {
+      Tensor v = half(9, t, 3, 50, 70);
+      Tensor m = LinearAttention.momentum(v, 0.9, reverse);
+      assertEquals(t, m.dtype());
+      assertArrayEquals(LinearAttention.momentum(v.to(DType.F32), 0.9, reverse).to(t).toDoubleArray(), m.toDoubleArray());
+    }
+  }
+
+  /** apply() in 16 bit: feature maps, normalization and momentum in F32, the result rounded. */
+  @Test
+  void halfApplyWithFeatureMapNormalizerAndMomentum() {
+    try (Scope s = Scope.open()) {
+      Options o = Options.causal(FeatureMap.ELU_PLUS_ONE).withNormalization(Normalization.NORMALIZER).withMomentum(0.8);
+      Tensor q = half(10, DType.BF16, 1, 2, 90, 16), k = half(11, DType.BF16, 1, 2, 90, 16);
+      Tensor v = half(12, DType.BF16, 1, 2, 90, 8);
+      Tensor out = LinearAttention.apply(q, k, v, o);
+      assertEquals(DType.BF16, out.dtype());
+      Tensor ref = reference(q.to(DType.F64), k.to(DType.F64), v.to(DType.F64), o);
+      double sc = Ref.maxAbs(ref.toDoubleArray());
+      Ref.assertClose(out.toDoubleArray(), ref.toDoubleArray(), 2e-2 * sc, 0, "bf16 apply");
+    }
+  }
+
+  @Test
+  void halfRejectsMixedTypesAndIntegers() {
+    try (Scope s = Scope.open()) {
+      Tensor q = half(13, DType.BF16, 2, 5, 4), k = half(14, DType.F16, 2, 5, 4), v = half(15, DType.BF16, 2, 5, 3);
+      var e = assertThrows(MetakernelsException.class, () -> LinearAttention.product(q, k, v, Mask.CAUSAL));
+      assertTrue(e.getMessage().contains("linearAttention.product") && e.getMessage().contains("BF16")
+          && e.getMessage().contains("F16"), e.getMessage());
+      Tensor i = Tensor.zeros(new long[] {2, 5, 4}, DType.I64, CPU);
+      e = assertThrows(MetakernelsException.class, () -> LinearAttention.product(i, i, i, Mask.NONE));
+      assertTrue(e.getMessage().contains("linearAttention.product"), e.getMessage());
+      e = assertThrows(MetakernelsException.class, () -> LinearAttention.momentum(i, 0.5, false));
+      assertTrue(e.getMessage().contains("linearAttention.momentum"), e.getMessage());
+    }
+  }
+
+  /** The 16-bit CPU twin: a group per thread, fixed orders, so the same bits for any thread count. */
+  @Test
+  void halfProductIsBitwiseTheSameAcrossThreadCounts() {
+    int before = org.metakernels.runtime.MkNative.mk_runtime_num_threads();
+    try (Scope s = Scope.open()) {
+      Tensor q = half(16, DType.BF16, 8, 200, 32), k = half(17, DType.BF16, 8, 200, 32);
+      Tensor v = half(18, DType.BF16, 8, 200, 16);
+      double[][] seen = new double[2][];
+      for (int threads = 1; threads <= 2; threads++) {
+        org.metakernels.runtime.MkNative.mk_runtime_set_num_threads(threads);
+        seen[threads - 1] = LinearAttention.product(q, k, v, Mask.CAUSAL).toDoubleArray();
+      }
+      assertArrayEquals(seen[0], seen[1]);
+    } finally {
+      org.metakernels.runtime.MkNative.mk_runtime_set_num_threads(before);
     }
   }
 }

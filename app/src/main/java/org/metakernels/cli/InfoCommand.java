@@ -34,8 +34,12 @@ final class InfoCommand implements Callable<Integer> {
     out.println("                    padding, additive bias with gradient; F32 and F64; BF16/F16 forward and");
     out.println("                    backward (tensor cores on CUDA, F32 inside); TF32 for F32 on CUDA "
         + (Backend.allowTf32() ? "allowed" : "off (-Dmetakernels.tf32=true)"));
+    out.println("  tensor-core attention kernels (16-bit, CUDA): "
+        + MkNative.mk_attention_tc_kernels().getString().replace("\n", "\n                    "));
     out.println("  linear attention: fused product (none / causal / anti-causal masks; its own backward,");
-    out.println("                    so every derivative order is fused), momentum term");
+    out.println("                    so every derivative order is fused), momentum term; F32, F64, and BF16/F16");
+    out.println("                    with F32 state (CUDA: chunk-parallel; 16-bit on tensor cores where dk <= 256,");
+    out.println("                    else the F32 SIMT form on the 16-bit data)");
     return 0;
   }
 }

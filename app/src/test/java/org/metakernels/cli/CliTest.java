@@ -287,4 +287,16 @@ class CliTest {
     assertTrue(j.contains("\"ce_val_loss\"") && j.contains("\"centre_loss\"") && j.contains("\"population\": 4"), j);
     assertTrue(java.nio.file.Files.size(tmp.resolve("es-out").resolve("es-objective-meta-training.png")) > 1000);
   }
+
+  @Test
+  void infoPrintsTheTensorCoreAttentionKernelChoice() {
+    Run r = run("info");
+    assertEquals(0, r.code(), r.err());
+    String env = System.getenv("MK_ATTN_TC");
+    String forward = "v2".equals(env) || "v2k32".equals(env) ? env : "v1";  // (default v1 until timed on a GPU)
+    String expectV2 = "D<=128 causal " + forward + "/v1";
+    assertTrue(r.out().contains("tensor-core attention kernels (16-bit, CUDA): MK_ATTN_TC="), r.out());
+    assertTrue(r.out().contains("sm_90: D<=64 full") && r.out().contains(expectV2), r.out());
+    assertTrue(r.out().contains("D<=256 full v1/v1"), r.out());
+  }
 }

@@ -26,6 +26,9 @@ import org.openjdk.jmh.infra.Blackhole;
  * Σ_x ⟨dx, r_x⟩ with respect to q, k, v). metakernels only: the org.bytedeco:pytorch build used
  * here is CPU-only, so the libtorch/PyTorch peers run from benchmarks/gpu/peers.py. Without a
  * CUDA device the set-up throws at once. Run by benchmarks/gpu/check.sh (pattern 'Gpu').
+ * {@code -p dtype=BF16} (or F16) runs the same work on 16-bit q, k, v, dOut (the tensor-core
+ * chunk-parallel kernel; the double backward's inner products with r in F32), not in check.sh's
+ * default set: benchmarks/gpu/linear_attention_harness.cu times the 16-bit forms there.
  */
 @BenchmarkMode(Mode.AverageTime)
 @OutputTimeUnit(TimeUnit.MILLISECONDS)
@@ -42,6 +45,9 @@ public class GpuLinearAttentionBench {
     @Param({"false", "true"})
     public boolean causal;
 
+    @Param({"F32"})
+    public String dtype;
+
     Scope scope;
     Tensor q, k, v, dOut, rq, rk, rv, ql, kl, vl;
 
@@ -50,10 +56,11 @@ public class GpuLinearAttentionBench {
       Gpu.require("GpuLinearAttentionBench");
       long[] dims = Checks.parseShape(shape);
       scope = Scope.open();
-      q = Tensor.randn(dims, DType.F32, Device.CUDA, 21L);
-      k = Tensor.randn(dims, DType.F32, Device.CUDA, 22L);
-      v = Tensor.randn(dims, DType.F32, Device.CUDA, 23L);
-      dOut = Tensor.randn(dims, DType.F32, Device.CUDA, 24L);
+      DType t = DType.valueOf(dtype);
+      q = Tensor.randn(dims, DType.F32, Device.CUDA, 21L).to(t);
+      k = Tensor.randn(dims, DType.F32, Device.CUDA, 22L).to(t);
+      v = Tensor.randn(dims, DType.F32, Device.CUDA, 23L).to(t);
+      dOut = Tensor.randn(dims, DType.F32, Device.CUDA, 24L).to(t);
       rq = Tensor.randn(dims, DType.F32, Device.CUDA, 25L);
       rk = Tensor.randn(dims, DType.F32, Device.CUDA, 26L);
       rv = Tensor.randn(dims, DType.F32, Device.CUDA, 27L);
@@ -90,12 +97,17 @@ public class GpuLinearAttentionBench {
     }
   }
 
+  // (16-bit gradients take part in the F32 inner products through a differentiable cast)
+  static Tensor f32(Tensor t) {
+    return t.dtype() == DType.F32 ? t : t.to(DType.F32);
+  }
+
   @Benchmark
   public void doubleBackward(Inputs in, Blackhole bh) {
     try (Scope scope = Scope.open()) {
       Tensor out = in.apply(in.ql, in.kl, in.vl);
       List<Tensor> g = Autograd.grad(List.of(out), List.of(in.ql, in.kl, in.vl), List.of(in.dOut), true);
-      Tensor hv = g.get(0).mul(in.rq).sum().add(g.get(1).mul(in.rk).sum()).add(g.get(2).mul(in.rv).sum());
+      Tensor hv = f32(g.get(0)).mul(in.rq).sum().add(f32(g.get(1)).mul(in.rk).sum()).add(f32(g.get(2)).mul(in.rv).sum());
       bh.consume(Autograd.grad(hv, List.of(in.ql, in.kl, in.vl), false));
       Gpu.sync();
     }

@@ -6,6 +6,7 @@ import org.metakernels.runtime.Codes;
 import org.metakernels.runtime.MetakernelsException;
 import org.metakernels.runtime.MkNative;
 import org.metakernels.runtime.Native;
+import org.metakernels.tensor.DType;
 import org.metakernels.tensor.Scope;
 import org.metakernels.tensor.Tensor;
 
@@ -26,6 +27,19 @@ import org.metakernels.tensor.Tensor;
  * Tensor out = LinearAttention.apply(q, k, v, FeatureMap.IDENTITY, false);      // [B, H, Nq, Dv]
  * Tensor ca = LinearAttention.apply(q, k, v, LinearAttention.Options.causal(FeatureMap.ELU_PLUS_ONE)
  *     .withNormalization(Normalization.NORMALIZER));                              // [B, H, N, Dv]
+ * }</pre>
+ *
+ * <p>BF16 and F16. q, k and v may all be BF16 or all F16: {@link #product} and {@link #momentum}
+ * compute in F32 (the running state too) and round each output once to the input type; on CUDA
+ * the product runs on tensor cores (m16n8k16 MMAs, chunk-parallel, F32 states) where the key dim is
+ * at most 256, with the chunk's masked q kᵀ block and the prefix state rounded to the input type as
+ * MMA operands. Their gradients are the same products, so every derivative order stays in 16 bit.
+ * {@link #apply} applies feature maps, normalization and the momentum term in F32 and rounds
+ * φ(q), φ(k) and the result to the input type.
+ *
+ * <pre>{@code
+ * Tensor qh = q.to(DType.BF16), kh = k.to(DType.BF16), vh = v.to(DType.BF16);
+ * Tensor oh = LinearAttention.product(qh, kh, vh, LinearAttention.Mask.CAUSAL);   // BF16 [B, H, N, Dv]
  * }</pre>
  */
 public final class LinearAttention {
@@ -189,9 +203,11 @@ public final class LinearAttention {
     if (o.momentum() != 0 && !o.causal())
       throw new MetakernelsException(op + ": momentum needs the causal form: " + Checks.shapes(q, k, v));
     Mask mask = o.causal() ? Mask.CAUSAL : Mask.NONE;
-    Tensor fq = o.featureMap().apply(q);
-    Tensor fk = o.featureMap().apply(k);
+    DType half = q.dtype().isHalf() ? q.dtype() : null;  // 16-bit: φ, the division and the sum in F32
+    Tensor fq = featureMap(o.featureMap(), q, half);
+    Tensor fk = featureMap(o.featureMap(), k, half);
     Tensor out = product(fq, fk, v, mask);
+    if (half != null && (o.normalization() != Normalization.NONE || o.momentum() != 0)) out = out.to(DType.F32);
     long nk = k.size(-2), nq = q.size(-2);
     switch (o.normalization()) {
       case NONE -> { }
@@ -206,19 +222,37 @@ public final class LinearAttention {
       case NORMALIZER -> {
         long[] ones = k.shape();
         ones[ones.length - 1] = 1;
-        Tensor den = product(fq, fk, Tensor.ones(ones, k.dtype(), k.device()), mask);  // [..., Nq, 1]
+        Tensor den = product(fq, fk, Tensor.ones(ones, k.dtype(), k.device()), mask).to(out.dtype());  // [..., Nq, 1]
         Tensor safe = o.featureMap().positive() ? den.clampMin(o.eps())
             : Tensor.where(den.abs().lt(o.eps()), Tensor.scalar(o.eps(), den.dtype(), den.device()), den);
         out = out.div(safe);
       }
     }
-    if (o.momentum() != 0) out = out.add(momentum(v, o.momentum(), false));
-    return out;
+    if (o.momentum() != 0) out = out.add(momentum(v, o.momentum(), false).to(out.dtype()));
+    return half != null ? out.to(half) : out;
+  }
+
+  // φ(x); for 16-bit x computed in F32 and rounded back (the identity stays x itself)
+  private static Tensor featureMap(FeatureMap fm, Tensor x, DType half) {
+    if (half == null || fm == FeatureMap.IDENTITY) return fm.apply(x);
+    return fm.apply(x.to(DType.F32)).to(half);
+  }
+
+  // same dtype and device, F32, F64, BF16 or F16, open
+  private static void sameFloatTypes(String op, Tensor a, Tensor b) {
+    a.address(op);
+    b.address(op);
+    if (a.dtype() != b.dtype())
+      throw new MetakernelsException(op + ": dtype mismatch " + a.describe() + " vs " + b.describe());
+    if (a.device() != b.device())
+      throw new MetakernelsException(op + ": device mismatch " + a.describe() + " vs " + b.describe());
+    if (!a.dtype().isFloatingPoint())
+      throw new MetakernelsException(op + ": expected F32, F64, BF16 or F16 tensors, got " + a.describe());
   }
 
   private static void checkShapes(String op, Tensor q, Tensor k, Tensor v, Mask mask) {
-    Checks.compatible(op, q, k);
-    Checks.compatible(op, q, v);
+    sameFloatTypes(op, q, k);
+    sameFloatTypes(op, q, v);
     if (q.rank() < 2 || k.rank() != q.rank() || v.rank() != q.rank())
       throw new MetakernelsException(op + ": expected q, k, v of equal rank >= 2, got " + Checks.shapes(q, k, v));
     int r = q.rank();
@@ -281,7 +315,8 @@ public final class LinearAttention {
 
   /**
    * Momentum term m_j = Σ_{i &lt; j} decay^{j−i} v_i (or Σ_{i &gt; j} decay^{i−j} v_i when
-   * {@code reverse}). Linear in v; its adjoint is the reversed form.
+   * {@code reverse}). Linear in v; its adjoint is the reversed form. BF16 / F16: the running sum
+   * in F32, each output rounded to v's type.
    * {@code LinearAttention.momentum(v, 0.9, false)} of [B, H, N, Dv] is [B, H, N, Dv].
    *
    * @param v [..., N, D]
@@ -291,7 +326,9 @@ public final class LinearAttention {
    */
   public static Tensor momentum(Tensor v, double decay, boolean reverse) {
     String op = "linearAttention.momentum";
-    Checks.floating(op, v);
+    v.address(op);
+    if (!v.dtype().isFloatingPoint())
+      throw new MetakernelsException(op + ": expected F32, F64, BF16 or F16, got " + v.describe());
     if (v.rank() < 2) throw new MetakernelsException(op + ": expected [..., N, D], got " + v.describe());
     Tensor vc = v.isContiguous() ? v : v.copyContiguous();
     long n = v.size(-2), d = v.size(-1);

@@ -60,6 +60,8 @@ public final class MkNative {
 
   public static native int mk_runtime_cuda_synchronize(@Cast("void*") long stream);
 
+  public static native int mk_runtime_noop(int device, @Cast("void*") long stream);
+
   // ---- host memory
   public static native @Cast("intptr_t") long mk_host_alloc(@Cast("int64_t") long nbytes);
 
@@ -609,4 +611,7 @@ public final class MkNative {
       @Cast("const void*") long lse, @Cast("const void*") long gradOut, @Cast("void*") long gradX,
       @Cast("void*") long gradSSrc, @Cast("void*") long gradSDst, @Cast("void*") long rowDot,
       @Cast("void*") long stream);
+
+  /** The tensor-core attention kernel per dtype, head dim, architecture and causal (mk/attention_tc_choice.h). */
+  public static native @Cast("const char*") BytePointer mk_attention_tc_kernels();
 }

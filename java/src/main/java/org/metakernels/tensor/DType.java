@@ -9,8 +9,9 @@ import org.metakernels.runtime.Codes;
  * moved between devices, read back ({@link Tensor#toFloatArray}) and cast ({@link Tensor#to(DType)},
  * differentiable between all four floating-point types), and they can require gradients; the
  * ops that compute on them directly are softmax attention's forward and backward
- * ({@link org.metakernels.ops.Attention}, F32 arithmetic inside, tensor cores on CUDA) and the
- * gradient bookkeeping of autograd (sums of 16-bit gradients go through F32). Every other op
+ * ({@link org.metakernels.ops.Attention}, F32 arithmetic inside, tensor cores on CUDA), the
+ * linear-attention product and momentum term ({@link org.metakernels.ops.LinearAttention}, the
+ * same; every derivative order) and the gradient bookkeeping of autograd (sums of 16-bit gradients go through F32). Every other op
  * refuses them: cast to F32 first. I64 holds indices (targets, argmax, gather/index-select
  * positions) and takes part in no arithmetic.
  *

@@ -1,0 +1,361 @@
+// Standalone GPU harness for the 16-bit tensor-core softmax attention (kernels/cuda/attention/
+// tensor_core.cu): every forward version (v1: 64-row blocks, plain loads; v2: 128-row blocks,
+// cp.async K/V ring, ldmatrix, swizzled shared tiles; v2k32: v2 with 32-key tiles, two blocks per
+// SM; see mk/attention_tc_choice.h) and the
+// backward, BF16 and F16, causal and not, on [4,16,4096,128], [1,16,16384,128] and [2,8,1024,64].
+// No Java needed. On the GPU machine, from the project root:
+//   nvcc -std=c++17 -O3 --expt-relaxed-constexpr -arch=sm_90 -Ikernels/include -Inative/include \
+//        -Ikernels/cuda benchmarks/gpu/attention_harness.cu -o /tmp/mk-attn-harness && /tmp/mk-attn-harness
+// (benchmarks/gpu/check.sh step 1b runs it). Per row of the table: time per call (CUDA events,
+// median of REPS after 2 warm-ups), TFLOP/s (forward 4·B·H·Nq·Nk·D, halved when causal; backward
+// 2.5x the forward's, FlashAttention's convention), and correctness on 192 sampled query rows
+// against a float64 reference computed on the GPU from the same 16-bit inputs: the kernel's error
+// max|x - ref| / max|ref| beside the error of a naive 16-bit composition (S, P, O rounded to the
+// type; for dQ also dP, D, dS), which must be at most 2x (issue 10's criterion); and whether a
+// second run gives the same bits. Exit status 1 if any check fails.
+//   attention_harness [reps]     (default 10)
+//   attention_harness profile    one call per kernel, BF16 [4,16,4096,128] (for Nsight Compute)
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <vector>
+
+#include "attention/tensor_core.cu"
+
+#define CHECK(x)                                                                         \
+  do {                                                                                   \
+    cudaError_t e_ = (x);                                                                \
+    if (e_ != cudaSuccess) {                                                             \
+      fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_)); \
+      exit(1);                                                                           \
+    }                                                                                    \
+  } while (0)
+
+using mk::AttentionParams;
+using mk::cuda::Bf16;
+using mk::cuda::Fp16;
+
+namespace {
+
+__device__ float hash_normal(uint64_t i, unsigned seed) {
+  // two uniforms from a 64-bit mix, Box-Muller
+  uint64_t h = i * 0x9E3779B97F4A7C15ull ^ (uint64_t(seed) << 32 | seed);
+  h ^= h >> 31;
+  h *= 0xBF58476D1CE4E5B9ull;
+  h ^= h >> 27;
+  h *= 0x94D049BB133111EBull;
+  h ^= h >> 31;
+  const float u1 = (float(h >> 40) + 1.f) / 16777217.f, u2 = float((h >> 16) & 0xffffff) / 16777216.f;
+  return sqrtf(-2.f * logf(u1)) * cospif(2.f * u2);
+}
+
+template <class E>
+__global__ void fill16(uint16_t* x, int64_t n, unsigned seed) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    x[i] = mk::cuda::float_to_half<E>(hash_normal(uint64_t(i), seed));
+}
+
+template <class E>
+__device__ double dec(uint16_t b) {
+  return double(mk::cuda::half_to_float<E>(b));
+}
+template <class E>
+__device__ double rnd(double x) {
+  return double(mk::cuda::half_to_float<E>(mk::cuda::float_to_half<E>(float(x))));
+}
+
+// One block per sampled row (head bh, row i): float64 reference (naive = 0) or the naive 16-bit
+// composition (naive = 1) of out[i, :] and dq[i, :] (D ≤ 128, Dv ≤ 128), H = kv heads (no GQA
+// here). s: scratch of nk doubles per sampled row.
+template <class E>
+__global__ void reference_rows(const uint16_t* q, const uint16_t* k, const uint16_t* v, const uint16_t* dout,
+                               const int64_t* rows, int64_t nq, int64_t nk, int d, int dv, double scale, bool causal,
+                               int naive, double* s, double* out_ref, double* dq_ref) {
+  const int64_t bh = rows[2 * blockIdx.x], i = rows[2 * blockIdx.x + 1];
+  const uint16_t *qi = q + (bh * nq + i) * d, *kh = k + bh * nk * d, *vh = v + bh * nk * dv;
+  const uint16_t* doi = dout + (bh * nq + i) * dv;
+  double* sr = s + int64_t(blockIdx.x) * nk;
+  const int64_t e = causal ? std::min<int64_t>(nk, i + (nk - nq) + 1) : nk;
+  __shared__ double red[256];
+  __shared__ double o_s[128], ds_sum;
+  auto R = [&](double x) { return naive ? rnd<E>(x) : x; };
+  auto block_reduce = [&](double x, bool is_max) {
+    red[threadIdx.x] = x;
+    __syncthreads();
+    for (int w = blockDim.x / 2; w > 0; w >>= 1) {
+      if (threadIdx.x < w)
+        red[threadIdx.x] =
+            is_max ? fmax(red[threadIdx.x], red[threadIdx.x + w]) : red[threadIdx.x] + red[threadIdx.x + w];
+      __syncthreads();
+    }
+    const double r = red[0];
+    __syncthreads();
+    return r;
+  };
+  double mx = -INFINITY;
+  for (int64_t j = threadIdx.x; j < e; j += blockDim.x) {
+    double acc = 0;
+    for (int x = 0; x < d; ++x) acc += dec<E>(qi[x]) * dec<E>(kh[j * d + x]);
+    sr[j] = R(acc * scale);
+    mx = fmax(mx, sr[j]);
+  }
+  mx = block_reduce(mx, true);
+  double sum = 0;
+  for (int64_t j = threadIdx.x; j < e; j += blockDim.x) sum += exp(sr[j] - mx);
+  sum = block_reduce(sum, false);
+  __syncthreads();
+  for (int64_t j = threadIdx.x; j < e; j += blockDim.x) sr[j] = R(exp(sr[j] - mx) / sum);  // P
+  __syncthreads();
+  for (int x = threadIdx.x; x < dv; x += blockDim.x) {
+    double acc = 0;
+    for (int64_t j = 0; j < e; ++j) acc += sr[j] * dec<E>(vh[j * dv + x]);
+    o_s[x] = R(acc);
+    out_ref[int64_t(blockIdx.x) * dv + x] = o_s[x];
+  }
+  __syncthreads();
+  double dr = 0;
+  for (int x = threadIdx.x; x < dv; x += blockDim.x) dr += dec<E>(doi[x]) * o_s[x];
+  dr = R(block_reduce(dr, false));
+  if (threadIdx.x == 0) ds_sum = dr;
+  __syncthreads();
+  for (int64_t j = threadIdx.x; j < e; j += blockDim.x) {  // dS = P (dP - D)
+    double dp = 0;
+    for (int x = 0; x < dv; ++x) dp += dec<E>(doi[x]) * dec<E>(vh[j * dv + x]);
+    sr[j] = R(sr[j] * (R(dp) - ds_sum));
+  }
+  __syncthreads();
+  for (int x = threadIdx.x; x < d; x += blockDim.x) {
+    double acc = 0;
+    for (int64_t j = 0; j < e; ++j) acc += sr[j] * dec<E>(kh[j * d + x]);
+    dq_ref[int64_t(blockIdx.x) * d + x] = R(scale * acc);
+  }
+}
+
+float time_call(int reps, const std::function<int()>& f) {
+  cudaEvent_t a, b;
+  CHECK(cudaEventCreate(&a));
+  CHECK(cudaEventCreate(&b));
+  for (int i = 0; i < 2; ++i)
+    if (f() != 0) return -1;
+  std::vector<float> ms;
+  for (int i = 0; i < reps; ++i) {
+    CHECK(cudaEventRecord(a));
+    if (f() != 0) return -1;
+    CHECK(cudaEventRecord(b));
+    CHECK(cudaEventSynchronize(b));
+    float t = 0;
+    CHECK(cudaEventElapsedTime(&t, a, b));
+    ms.push_back(t);
+  }
+  CHECK(cudaEventDestroy(a));
+  CHECK(cudaEventDestroy(b));
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2];
+}
+
+struct Shape {
+  int64_t b, h, n, d;
+};
+
+int g_fail = 0;
+
+// error of x against ref (host doubles) relative to max|ref|
+double rel(const std::vector<double>& x, const std::vector<double>& ref) {
+  double sc = 0, e = 0;
+  for (size_t i = 0; i < ref.size(); ++i) sc = std::max(sc, std::fabs(ref[i]));
+  for (size_t i = 0; i < ref.size(); ++i) {
+    const double d = std::fabs(x[i] - ref[i]);
+    e = std::isnan(d) ? INFINITY : std::max(e, d);
+  }
+  return sc > 0 ? e / sc : e;
+}
+
+template <class E>
+void run(const Shape& s, bool causal, int reps, const char* tname) {
+  const int64_t BH = s.b * s.h, n = s.n, d = s.d, elems = BH * n * d;
+  uint16_t *q, *k, *v, *out, *out2, *dout, *dq, *dk, *dv, *dq2;
+  float *lse, *ws;
+  for (uint16_t** p : {&q, &k, &v, &out, &out2, &dout, &dq, &dk, &dv, &dq2}) CHECK(cudaMalloc(p, elems * 2));
+  CHECK(cudaMalloc(&lse, BH * n * 4));
+  CHECK(cudaMalloc(&ws, BH * n * 4));
+  fill16<E><<<1024, 256>>>(q, elems, 11u);
+  fill16<E><<<1024, 256>>>(k, elems, 12u);
+  fill16<E><<<1024, 256>>>(v, elems, 13u);
+  fill16<E><<<1024, 256>>>(dout, elems, 14u);
+  CHECK(cudaGetLastError());
+  AttentionParams p{};
+  p.dtype = E::kDtype;
+  p.batch = s.b;
+  p.heads = p.kv_heads = s.h;
+  p.nq = p.nk = n;
+  p.d = p.dv = d;
+  p.q = q;
+  p.k = k;
+  p.v = v;
+  p.scale = 1.0 / std::sqrt(double(d));
+  p.causal = causal;
+  // sampled rows: first, last, and a spread over heads and positions
+  constexpr int kRows = 192;
+  std::vector<int64_t> rows;
+  for (int r = 0; r < kRows; ++r) {
+    const int64_t bh = (r * 7919LL) % BH;
+    const int64_t i = r == 0 ? 0 : r == 1 ? n - 1 : (r * 104729LL + r * r * 31LL) % n;
+    rows.push_back(bh);
+    rows.push_back(i);
+  }
+  int64_t* rows_d;
+  double *sd, *oref, *onaive, *dqref, *dqnaive;
+  CHECK(cudaMalloc(&rows_d, rows.size() * 8));
+  CHECK(cudaMemcpy(rows_d, rows.data(), rows.size() * 8, cudaMemcpyHostToDevice));
+  CHECK(cudaMalloc(&sd, kRows * n * 8));
+  for (double** p2 : {&oref, &onaive, &dqref, &dqnaive}) CHECK(cudaMalloc(p2, kRows * d * 8));
+  reference_rows<E><<<kRows, 128>>>(q, k, v, dout, rows_d, n, n, int(d), int(d), p.scale, causal, 0, sd, oref, dqref);
+  reference_rows<E>
+      <<<kRows, 128>>>(q, k, v, dout, rows_d, n, n, int(d), int(d), p.scale, causal, 1, sd, onaive, dqnaive);
+  CHECK(cudaGetLastError());
+  CHECK(cudaDeviceSynchronize());
+  auto host = [&](const double* x) {
+    std::vector<double> h(size_t(kRows * d));
+    CHECK(cudaMemcpy(h.data(), x, h.size() * 8, cudaMemcpyDeviceToHost));
+    return h;
+  };
+  const std::vector<double> o_ref = host(oref), o_naive = host(onaive), dq_ref = host(dqref), dq_naive = host(dqnaive);
+  auto sampled = [&](const uint16_t* x) {
+    std::vector<uint16_t> all(static_cast<size_t>(elems));
+    CHECK(cudaMemcpy(all.data(), x, all.size() * 2, cudaMemcpyDeviceToHost));
+    std::vector<double> r(size_t(kRows * d));
+    for (int i = 0; i < kRows; ++i)
+      for (int64_t c = 0; c < d; ++c) {
+        const uint16_t b = all[size_t((rows[2 * i] * n + rows[2 * i + 1]) * d + c)];
+        float f;
+        if (E::kBf16) {
+          const uint32_t u = uint32_t(b) << 16;
+          memcpy(&f, &u, 4);
+        } else {
+          f = mk::f16_bits_to_f32(b);
+        }
+        r[size_t(i * d + c)] = f;
+      }
+    return r;
+  };
+  auto same = [&](const uint16_t* a, const uint16_t* b) {
+    std::vector<uint16_t> x(static_cast<size_t>(elems)), y(static_cast<size_t>(elems));
+    CHECK(cudaMemcpy(x.data(), a, elems * 2, cudaMemcpyDeviceToHost));
+    CHECK(cudaMemcpy(y.data(), b, elems * 2, cudaMemcpyDeviceToHost));
+    return memcmp(x.data(), y.data(), size_t(elems) * 2) == 0;
+  };
+  const double fwd_flop = 4.0 * BH * n * n * d / (causal ? 2 : 1);
+  char shape[64];
+  snprintf(shape, sizeof shape, "[%lld,%lld,%lld,%lld]", (long long)s.b, (long long)s.h, (long long)n, (long long)d);
+  const double en_o = rel(o_naive, o_ref), en_dq = rel(dq_naive, dq_ref);
+  auto row = [&](const char* what, float ms, double flop, double ek, double en, bool bitwise) {
+    const bool ok = ms > 0 && ek <= 2 * en + 1e-6 && bitwise;
+    if (!ok) ++g_fail;
+    printf("| %s | %s | %s | %s | %.3f | %.1f | %.2e | %.2e | %.2f | %s | %s |\n", shape, tname,
+           causal ? "causal" : "full", what, ms, ms > 0 ? flop / (ms * 1e-3) / 1e12 : 0.0, ek, en,
+           en > 0 ? ek / en : 0.0, bitwise ? "yes" : "NO", ok ? "ok" : "FAIL");
+  };
+  // forward, each version
+  for (int version : {mk::MK_TC_V1, mk::MK_TC_V2, mk::MK_TC_V2_K32}) {
+    AttentionParams f = p;
+    f.out = out;
+    f.lse = lse;
+    const float ms = time_call(reps, [&] { return mk::cuda::tc_attention_forward_version(f, nullptr, version); });
+    CHECK(cudaDeviceSynchronize());
+    const double ek = rel(sampled(out), o_ref);
+    f.out = out2;
+    const bool bitwise = mk::cuda::tc_attention_forward_version(f, nullptr, version) == 0 && same(out, out2);
+    row(version == mk::MK_TC_V1   ? "forward v1"
+        : version == mk::MK_TC_V2 ? "forward v2"
+                                  : "forward v2k32",
+        ms, fwd_flop, ek, en_o, bitwise);
+  }
+  // backward (v1: the only one) from the v1 forward's out and lse
+  {
+    AttentionParams f = p;
+    f.out = out;
+    f.lse = lse;
+    if (mk::cuda::tc_attention_forward_version(f, nullptr, mk::MK_TC_V1)) ++g_fail;
+    AttentionParams bw = f;
+    bw.dout = dout;
+    bw.workspace = ws;
+    bw.grad_q = dq;
+    bw.grad_k = dk;
+    bw.grad_v = dv;
+    const float ms = time_call(reps, [&] { return mk::cuda::tc_attention_backward(bw, nullptr); });
+    CHECK(cudaDeviceSynchronize());
+    const double ek = rel(sampled(dq), dq_ref);
+    bw.grad_q = dq2;
+    const bool bitwise = mk::cuda::tc_attention_backward(bw, nullptr) == 0 && same(dq, dq2);
+    row("backward v1 (dQ checked)", ms, 2.5 * fwd_flop, ek, en_dq, bitwise);
+  }
+  CHECK(cudaDeviceSynchronize());
+  for (void* x :
+       {(void*)q, (void*)k, (void*)v, (void*)out, (void*)out2, (void*)dout, (void*)dq, (void*)dk, (void*)dv, (void*)dq2,
+        (void*)lse, (void*)ws, (void*)rows_d, (void*)sd, (void*)oref, (void*)onaive, (void*)dqref, (void*)dqnaive})
+    CHECK(cudaFree(x));
+}
+
+// `profile`: one call of each forward version and of the backward on BF16 [4,16,4096,128], no
+// reference, for Nsight Compute (benchmarks/gpu/attention_profile.sh).
+int profile() {
+  const int64_t B = 4, H = 16, n = 4096, d = 128, elems = B * H * n * d;
+  uint16_t *q, *k, *v, *out, *dout, *dq, *dk, *dv;
+  float *lse, *ws;
+  for (uint16_t** p : {&q, &k, &v, &out, &dout, &dq, &dk, &dv}) CHECK(cudaMalloc(p, elems * 2));
+  CHECK(cudaMalloc(&lse, B * H * n * 4));
+  CHECK(cudaMalloc(&ws, B * H * n * 4));
+  for (uint16_t* x : {q, k, v, dout}) fill16<Bf16><<<1024, 256>>>(x, elems, unsigned(reinterpret_cast<uintptr_t>(x)));
+  AttentionParams p{};
+  p.dtype = MK_BF16;
+  p.batch = B;
+  p.heads = p.kv_heads = H;
+  p.nq = p.nk = n;
+  p.d = p.dv = d;
+  p.q = q;
+  p.k = k;
+  p.v = v;
+  p.out = out;
+  p.lse = lse;
+  p.scale = 1.0 / std::sqrt(double(d));
+  int st = 0;
+  for (int version : {mk::MK_TC_V1, mk::MK_TC_V2, mk::MK_TC_V2_K32})
+    st |= mk::cuda::tc_attention_forward_version(p, nullptr, version);
+  st |= mk::cuda::tc_attention_forward_version(p, nullptr, mk::MK_TC_V1);
+  AttentionParams bw = p;
+  bw.dout = dout;
+  bw.workspace = ws;
+  bw.grad_q = dq;
+  bw.grad_k = dk;
+  bw.grad_v = dv;
+  st |= mk::cuda::tc_attention_backward(bw, nullptr);
+  CHECK(cudaDeviceSynchronize());
+  printf("profile: status %d\n", st);
+  return st ? 1 : 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc > 1 && std::strcmp(argv[1], "profile") == 0) return profile();
+  const int reps = argc > 1 ? std::max(1, atoi(argv[1])) : 10;
+  cudaDeviceProp prop;
+  CHECK(cudaGetDeviceProperties(&prop, 0));
+  printf("attention_harness: %s (sm_%d%d), %d SMs; median of %d calls; errors on 192 sampled rows vs float64\n\n",
+         prop.name, prop.major, prop.minor, prop.multiProcessorCount, reps);
+  printf("| shape | type | mask | kernel | ms | TFLOP/s | err | naive 16-bit err | ratio (<= 2) | bitwise rerun | |\n");
+  printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
+  const Shape shapes[] = {{2, 8, 1024, 64}, {4, 16, 4096, 128}, {1, 16, 16384, 128}};
+  for (const Shape& s : shapes)
+    for (bool causal : {false, true}) {
+      run<Bf16>(s, causal, reps, "BF16");
+      run<Fp16>(s, causal, reps, "F16");
+    }
+  printf("\n%d failed rows\n", g_fail);
+  return g_fail ? 1 : 0;
+}
