@@ -98,12 +98,16 @@ if java -cp "$CP" org.openjdk.jmh.Main -l 2>/dev/null | grep -q 'Gpu'; then
   # GpuDenseBench: 18 ops (parameter sets) in this JVM (-f 0: a fork per set would cost ~5 s each),
   # 1 warm-up and 2 iterations of 0.5 s each: ~30-40 s.
   # GpuLaunchBench: 4 methods of microseconds, same settings as GpuDenseBench: ~10 s.
-  for cls in GpuAttentionBf16Bench:65 GpuAttentionBench:55 GpuLinearAttentionBench:45 GpuDenseBench:60 GpuLaunchBench:30; do
+  # GpuGraphBench (R-MAT 1M edges, F = 64, with and without 200k-edge hub rows; sum and max,
+  # forward and forward + backward): 8 sets in this JVM, ~30 s.
+  for cls in GpuAttentionBf16Bench:65 GpuAttentionBench:55 GpuLinearAttentionBench:45 GpuDenseBench:60 GpuLaunchBench:30 \
+    GpuGraphBench:50; do
     name=${cls%%:*}
-    it=1s forks=1
+    it=1s forks=1 params=()
     [ "$name" = GpuDenseBench ] || [ "$name" = GpuLaunchBench ] && it=500ms forks=0
+    [ "$name" = GpuGraphBench ] && it=500ms forks=0 params=(-p reduce=sum,max)
     timeout "${cls##*:}" java -cp "$CP" org.openjdk.jmh.Main "$name" -f "$forks" -wi 1 -i 2 -w "$it" -r "$it" \
-      -rf json -rff "$out/jmh-$name.json" 2>&1 | tail -20 | tee "$out/jmh-$name.txt"
+      ${params[@]+"${params[@]}"} -rf json -rff "$out/jmh-$name.json" 2>&1 | tail -20 | tee "$out/jmh-$name.txt"
   done
   python3 - "$out" <<'PY'
 import glob, json, os, sys

@@ -6,10 +6,12 @@
 //   sddmm: out[k, h]    = Σ_d a[r, h, d] · b[col[k], h, d]              for each k ∈ row r
 //
 // Determinism. Threads split the rows, never a row: every output element of spmm is reduced by
-// one thread over its row's non-zeros in CSR order (sum: acc = fma(w, x, acc) from 0; mean: that
-// sum / row length; max/min: the first of equal candidates), and every sddmm dot product by one
-// thread in a fixed order. Results are therefore bitwise the same for every thread count and run,
-// with no atomics; spmm's arithmetic is also the CUDA twin's, element for element.
+// one thread over its row's non-zeros in CSR order (sum: acc = fma(w, x, acc) from 0, a row longer
+// than kGraphSegment non-zeros in fixed segments whose sums are added left to right, see
+// mk/graph_segment.h; mean: that sum / row length; max/min: the first of equal candidates), and
+// every sddmm dot product by one thread in a fixed order. Results are therefore bitwise the same
+// for every thread count and run, with no atomics; spmm's arithmetic is also the CUDA twin's,
+// element for element.
 //
 // Load balance. The rows are cut into parts of equal work, the work of rows [0, r) being
 // row_ptr[r] + r (non-zeros plus one per row for its writes), found by binary search in row_ptr;
@@ -34,6 +36,7 @@
 #include "mk/cpu_graph_parts.h"
 #include "mk/cpu_parallel.h"
 #include "mk/cpu_tile.h"
+#include "mk/graph_segment.h"
 #include "mk/isa_ns.h"
 #include "mk/kernels.h"
 
@@ -82,7 +85,8 @@ inline void prefetch_span(const void* p, int64_t bytes) {
 }
 
 // ---- spmm: sum and mean ------------------------------------------------------------------------
-// Columns [c, c + NV·W) of one head of row [b, e): NV accumulators over the whole row.
+// Columns [c, c + NV·W) of one head of a light row [b, e) (at most kGraphSegment non-zeros, see
+// mk/graph_segment.h): NV accumulators over the whole row.
 template <class T, int NV, int M>
 inline void sum_block(int64_t b, int64_t e, const int64_t* col, const T* w, const int64_t* widx, int64_t heads,
                       int64_t h, const T* x, int64_t F, int64_t c, T* o) {
@@ -107,13 +111,66 @@ inline void sum_block(int64_t b, int64_t e, const int64_t* col, const T* w, cons
   for (int v = 0; v < NV; ++v) V<T>::store(o + c + v * W, acc[v]);
 }
 
+// acc = the sums of columns [c, c + NV·W) of one head over the non-zeros [sb, se) (one segment of
+// a hub row), from 0 in CSR order; pe: the row's end, for the prefetches.
+template <class T, int NV, int M>
+inline void segment_sums(int64_t sb, int64_t se, int64_t pe, const int64_t* col, const T* w, const int64_t* widx,
+                         int64_t heads, int64_t h, const T* x, int64_t F, int64_t c, typename V<T>::R* acc) {
+  using R = typename V<T>::R;
+  constexpr int64_t W = V<T>::W;
+#pragma GCC unroll 8
+  for (int v = 0; v < NV; ++v) acc[v] = V<T>::zero();
+  const R one = V<T>::set1(T(1));
+  for (int64_t k = sb; k < se; ++k) {
+    if (k + Traits::kPrefetch < pe) {
+      prefetch_span(x + col[k + Traits::kPrefetch] * F + c, NV * W * int64_t(sizeof(T)));
+      if constexpr (M == kIndexed) __builtin_prefetch(w + widx[k + Traits::kPrefetch] * heads + h, 0, 1);
+    }
+    const T* xr = x + col[k] * F + c;
+    const R wk = M == kNoWeight ? one : V<T>::set1(weight_of<M>(w, widx, heads, k, h));
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) acc[v] = V<T>::fma(wk, V<T>::load(xr + v * W), acc[v]);
+  }
+}
+
+// Columns [c, c + NV·W) of one head over a hub row [b, e) (more than kGraphSegment non-zeros):
+// the segment sums (segment_sums) added left to right into NV totals, all in registers; stored once.
+template <class T, int NV, int M>
+inline void sum_block_hub(int64_t b, int64_t e, const int64_t* col, const T* w, const int64_t* widx, int64_t heads,
+                          int64_t h, const T* x, int64_t F, int64_t c, T* o) {
+  using R = typename V<T>::R;
+  constexpr int64_t W = V<T>::W;
+  constexpr int64_t S = kGraphSegment;
+  R acc[NV], tot[NV];
+  const R one = V<T>::set1(T(1));
+  segment_sums<T, NV, M>(b, b + S, e, col, w, widx, heads, h, x, F, c, tot);
+  for (int64_t sb = b + S; sb < e; sb += S) {
+    segment_sums<T, NV, M>(sb, e - sb <= S ? e : sb + S, e, col, w, widx, heads, h, x, F, c, acc);
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) tot[v] = V<T>::fma(one, acc[v], tot[v]);  // tot + acc exactly
+  }
+#pragma GCC unroll 8
+  for (int v = 0; v < NV; ++v) V<T>::store(o + c + v * W, tot[v]);
+}
+
+// The columns block of a whole row: a light row by sum_block (the code of a row that is never
+// split), a hub row by sum_block_hub.
+template <class T, int NV, int M>
+inline void sum_block_row(int64_t b, int64_t e, const int64_t* col, const T* w, const int64_t* widx, int64_t heads,
+                          int64_t h, const T* x, int64_t F, int64_t c, T* o) {
+  if (e - b <= kGraphSegment)
+    sum_block<T, NV, M>(b, e, col, w, widx, heads, h, x, F, c, o);
+  else
+    sum_block_hub<T, NV, M>(b, e, col, w, widx, heads, h, x, F, c, o);
+}
+
 template <class T, int M>
 void sum_columns(int nv, int64_t b, int64_t e, const int64_t* col, const T* w, const int64_t* widx, int64_t heads,
                  int64_t h, const T* x, int64_t F, int64_t c, T* o) {
   switch (nv) {
 #define MK_SUM_CASE(n)                                            \
   case n:                                                         \
-    sum_block<T, n, M>(b, e, col, w, widx, heads, h, x, F, c, o); \
+    sum_block_row<T, n, M>(b, e, col, w, widx, heads, h, x, F, c, o); \
     break;
     MK_SUM_CASE(1)
     MK_SUM_CASE(2)
@@ -131,11 +188,14 @@ void sum_columns(int nv, int64_t b, int64_t e, const int64_t* col, const T* w, c
   }
 }
 
-// One output row of sum or mean: o = out + r·F.
+// One output row of sum or mean: o = out + r·F. A row longer than kGraphSegment non-zeros is
+// summed segment by segment and the segment sums are added left to right (mk/graph_segment.h: the
+// order the CUDA twin's split of hub rows follows); a shorter row is one segment.
 template <class T, int M>
 void sum_row(bool mean, int64_t b, int64_t e, const int64_t* col, const T* w, const int64_t* widx, int64_t heads,
              int64_t D, const T* x, T* o) {
   constexpr int64_t W = V<T>::W;
+  constexpr int64_t S = kGraphSegment;
   const int64_t F = heads * D;
   for (int64_t h = 0; h < heads; ++h) {
     int64_t c = h * D;
@@ -148,13 +208,20 @@ void sum_row(bool mean, int64_t b, int64_t e, const int64_t* col, const T* w, co
     }
     if (c < end) {  // fewer than W columns: the same arithmetic, one element at a time
       const int64_t n = end - c;
-      T acc[V<T>::W] = {};
-      for (int64_t k = b; k < e; ++k) {
-        const T* xr = x + col[k] * F + c;
-        const T wk = weight_of<M>(w, widx, heads, k, h);
-        for (int64_t j = 0; j < n; ++j) acc[j] = std::fma(wk, xr[j], acc[j]);
+      T tot[V<T>::W] = {};
+      for (int64_t sb = b;;) {
+        const int64_t se = e - sb <= S ? e : sb + S;
+        T acc[V<T>::W] = {};
+        for (int64_t k = sb; k < se; ++k) {
+          const T* xr = x + col[k] * F + c;
+          const T wk = weight_of<M>(w, widx, heads, k, h);
+          for (int64_t i = 0; i < n; ++i) acc[i] = std::fma(wk, xr[i], acc[i]);
+        }
+        for (int64_t i = 0; i < n; ++i) tot[i] = sb == b ? acc[i] : tot[i] + acc[i];
+        if (se >= e) break;
+        sb = se;
       }
-      for (int64_t j = 0; j < n; ++j) o[c + j] = acc[j];
+      for (int64_t i = 0; i < n; ++i) o[c + i] = tot[i];
     }
   }
   if (mean && e > b) {
@@ -541,6 +608,16 @@ int graph_sddmm(int dtype, int64_t rows, int64_t nnz, int64_t heads, int64_t wid
                 const int64_t* col, const void* a, const void* b, void* out, void* stream) {
   if (isa_level() >= 3) return avx512::graph_sddmm(dtype, rows, nnz, heads, width, row_ptr, col, a, b, out, stream);
   return avx2::graph_sddmm(dtype, rows, nnz, heads, width, row_ptr, col, a, b, out, stream);
+}
+
+// The CPU splits no row across threads (a hub row's segments are summed in order by one thread):
+// no scratch.
+int64_t graph_spmm_workspace(int, int, int64_t, int64_t, int64_t, int64_t) { return 0; }
+
+int graph_spmm_split(int dtype, int reduce, int64_t rows, int64_t nnz, int64_t heads, int64_t width,
+                     const int64_t* row_ptr, const int64_t* col, const void* weight, const int64_t* weight_index,
+                     const void* x, void* out, int64_t* arg, void*, int64_t, void* stream) {
+  return graph_spmm(dtype, reduce, rows, nnz, heads, width, row_ptr, col, weight, weight_index, x, out, arg, stream);
 }
 
 int graph_check(int64_t rows, int64_t cols, int64_t nnz, const int64_t* row_ptr, const int64_t* col, int64_t* bad,

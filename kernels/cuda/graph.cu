@@ -9,9 +9,23 @@
 // registers (VEC = 4 floats or 2 doubles, one 16-byte load, where the columns and pointers allow),
 // walks the row's non-zeros in CSR order and writes its columns once. Each output element is
 // therefore reduced by one lane in the CPU twin's order with the CPU twin's arithmetic (sum:
-// fma(w, x, acc) from 0; mean: / row length; max/min: the first of equal candidates, NaN wins):
-// no atomics, bitwise equal to the CPU. kUnroll non-zeros are loaded before they are accumulated
-// (in order), so several x rows are in flight per lane.
+// fma(w, x, acc) from 0, a row longer than kGraphSegment non-zeros as the left fold of its
+// segments' sums, mk/graph_segment.h; mean: / row length; max/min: the first of equal candidates,
+// NaN wins): no atomics, bitwise equal to the CPU. kUnroll non-zeros are loaded before they are
+// accumulated (in order), so several x rows are in flight per lane.
+//
+// Hub rows (issue 15): a power-law graph has rows of 10^5 non-zeros, which one group would walk
+// alone while the rest of the GPU idles. The row kernels take only the light rows (at most S =
+// kGraphSegment non-zeros: their code and registers are as before); when nnz > S, the hub rows
+// go to two more launches, both with one group per chunk t of S non-zeros ([t·S, (t + 1)·S)), each
+// finding its row by one binary search in row_ptr (no plan is stored anywhere):
+//   partial (with the scratch of graph_spmm_workspace, which native/ takes from the device caching
+//     allocator for the call): chunk t sums the segment j >= 1 (of any hub row) that starts in
+//     it, if any (at most one does: mk/graph_segment.h), into slot t;
+//   hub: chunk t takes the hub row that starts in it (at most one), sums segment 0 and folds the
+//     slots of segments 1, 2, ... in order (sum: +; max/min: the scan's rule, exact). Without the
+//     scratch it sums the segments itself, one after the other: the same bits, slower.
+// The critical path of a hub row drops from its length to S + its number of segments.
 //
 // sddmm: a group of G lanes owns one (non-zero, head); each lane sums its columns in order, then
 // the group adds the lanes' partial sums with a fixed butterfly (__shfl_xor_sync): deterministic,
@@ -26,6 +40,7 @@
 
 #include "common.cuh"
 #include "graph_launch.cuh"
+#include "mk/graph_segment.h"
 #include "mk/kernels.h"
 
 namespace mk {
@@ -78,32 +93,22 @@ SpmmGeometry spmm_geometry(int64_t F, int vec) {
 
 // ---- spmm ----------------------------------------------------------------------------------------
 // One group per (row, column block); lane `lane` owns columns c0 + c·G·VEC + [0, VEC), c < C.
+struct SumColumns {
+  int64_t F, heads, D;
+};
+
+// acc = the sum over the non-zeros [b, e) (one segment of a row, mk/graph_segment.h) of the lane's
+// columns, from 0 in CSR order: acc = fma(w, x, acc); kUnroll non-zeros loaded before they are
+// accumulated.
 template <class T, int VEC, int C>
-__global__ void __launch_bounds__(Traits::kThreads)
-    spmm_sum_kernel(int mean, int64_t rows, int lanes, int64_t col_blocks, int64_t heads, int64_t D,
-                    const int64_t* __restrict__ row_ptr, const int64_t* __restrict__ col, const T* __restrict__ w,
-                    const int64_t* __restrict__ widx, const T* __restrict__ x, T* __restrict__ out) {
-  const int64_t F = heads * D;
-  const int64_t group = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / lanes;
-  const int lane = int(threadIdx.x % unsigned(lanes));
-  const int64_t r = group / col_blocks;
-  if (r >= rows) return;
-  const int64_t c0 = (group % col_blocks) * (int64_t(lanes) * VEC * C) + int64_t(lane) * VEC;
-  int64_t cols[C];
-  int64_t head[C];
-  bool live[C];
-#pragma unroll
-  for (int c = 0; c < C; ++c) {
-    cols[c] = c0 + int64_t(c) * lanes * VEC;
-    live[c] = cols[c] < F;
-    head[c] = live[c] ? cols[c] / D : 0;
-  }
-  T acc[C][VEC];
+__device__ __forceinline__ void segment_sum(int64_t b, int64_t e, const int64_t* __restrict__ col,
+                                            const T* __restrict__ w, const int64_t* __restrict__ widx,
+                                            const T* __restrict__ x, int64_t F, int64_t heads, const int64_t* cols,
+                                            const int64_t* head, const bool* live, T (&acc)[C][VEC]) {
 #pragma unroll
   for (int c = 0; c < C; ++c)
 #pragma unroll
     for (int v = 0; v < VEC; ++v) acc[c][v] = T(0);
-  const int64_t b = row_ptr[r], e = row_ptr[r + 1];
   for (int64_t k0 = b; k0 < e; k0 += Traits::kUnroll) {
     Pack<T, VEC> p[Traits::kUnroll][C];
     T wk[Traits::kUnroll][C];
@@ -130,6 +135,41 @@ __global__ void __launch_bounds__(Traits::kThreads)
 #pragma unroll
             for (int v = 0; v < VEC; ++v) acc[c][v] = fma_t(wk[u][c], p[u][c].v[v], acc[c][v]);
   }
+}
+
+// The lane's columns of one group: cols[c], their head, whether they exist.
+template <int VEC, int C>
+__device__ __forceinline__ void lane_columns(int64_t c0, int lanes, int64_t F, int64_t D, int64_t* cols,
+                                             int64_t* head, bool* live) {
+#pragma unroll
+  for (int c = 0; c < C; ++c) {
+    cols[c] = c0 + int64_t(c) * lanes * VEC;
+    live[c] = cols[c] < F;
+    head[c] = live[c] ? cols[c] / D : 0;
+  }
+}
+
+// Sum and mean of the light rows (at most kGraphSegment non-zeros), one group per (row, column
+// block): one segment, from 0 in CSR order. Hub rows are left to spmm_sum_hub_kernel.
+template <class T, int VEC, int C>
+__global__ void __launch_bounds__(Traits::kThreads)
+    spmm_sum_kernel(int mean, int64_t rows, int lanes, int64_t col_blocks, int64_t heads, int64_t D,
+                    const int64_t* __restrict__ row_ptr, const int64_t* __restrict__ col, const T* __restrict__ w,
+                    const int64_t* __restrict__ widx, const T* __restrict__ x, T* __restrict__ out) {
+  const int64_t F = heads * D;
+  const int64_t group = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / lanes;
+  const int lane = int(threadIdx.x % unsigned(lanes));
+  const int64_t r = group / col_blocks;
+  if (r >= rows) return;
+  const int64_t b = row_ptr[r], e = row_ptr[r + 1];
+  if (e - b > kGraphSegment) return;
+  const int64_t c0 = (group % col_blocks) * (int64_t(lanes) * VEC * C) + int64_t(lane) * VEC;
+  int64_t cols[C];
+  int64_t head[C];
+  bool live[C];
+  lane_columns<VEC, C>(c0, lanes, F, D, cols, head, live);
+  T acc[C][VEC];
+  segment_sum<T, VEC, C>(b, e, col, w, widx, x, F, heads, cols, head, live, acc);
   const T len = T(e - b);
 #pragma unroll
   for (int c = 0; c < C; ++c)
@@ -141,7 +181,225 @@ __global__ void __launch_bounds__(Traits::kThreads)
     }
 }
 
+// The hub row (longer than S = kGraphSegment non-zeros) that starts in chunk t of the non-zeros
+// [t·S, (t + 1)·S), if any: at most one does (it runs past the chunk's end), and it holds the
+// chunk's last non-zero min((t + 1)·S, nnz) - 1, found by binary search in row_ptr (rows >= 1).
+__device__ __forceinline__ bool chunk_hub_row(int64_t rows, int64_t nnz, const int64_t* __restrict__ row_ptr,
+                                              int64_t t, int64_t* r) {
+  constexpr int64_t S = kGraphSegment;
+  const int64_t pos = (t + 1) * S <= nnz ? (t + 1) * S - 1 : nnz - 1;
+  int64_t lo = 0, hi = rows - 1;  // the last r with row_ptr[r] <= pos (row_ptr[rows] = nnz > pos)
+  while (lo < hi) {
+    const int64_t mid = lo + (hi - lo + 1) / 2;
+    if (row_ptr[mid] <= pos)
+      lo = mid;
+    else
+      hi = mid - 1;
+  }
+  *r = lo;
+  const int64_t b = row_ptr[lo];
+  return b >= t * S && row_ptr[lo + 1] - b > S;
+}
+
+// Sum and mean of the hub rows, one group per (chunk t, column block), t in [0, chunks): the hub
+// row starting in the chunk (chunk_hub_row; other groups exit) is the left fold of its segments'
+// sums (mk/graph_segment.h): segment 0 summed here, segments j >= 1 read from `partial` (slot
+// (b + j·S) / S, written by spmm_sum_partial_kernel before) or, without it, summed here one after
+// the other. The running total waits in the row's own output elements (no other group touches
+// them): one accumulator set and one call site of segment_sum.
+template <class T, int VEC, int C>
+__global__ void __launch_bounds__(Traits::kThreads)
+    spmm_sum_hub_kernel(int mean, int64_t rows, int64_t nnz, int64_t chunks, int lanes, int64_t col_blocks,
+                        int64_t heads, int64_t D, const int64_t* __restrict__ row_ptr,
+                        const int64_t* __restrict__ col, const T* __restrict__ w, const int64_t* __restrict__ widx,
+                        const T* __restrict__ x, const T* __restrict__ partial, T* __restrict__ out) {
+  constexpr int64_t S = kGraphSegment;
+  const int64_t F = heads * D;
+  const int64_t group = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / lanes;
+  const int lane = int(threadIdx.x % unsigned(lanes));
+  const int64_t t = group / col_blocks;
+  if (t >= chunks) return;
+  int64_t r = 0;
+  if (!chunk_hub_row(rows, nnz, row_ptr, t, &r)) return;
+  const int64_t b = row_ptr[r], e = row_ptr[r + 1];
+  const int64_t c0 = (group % col_blocks) * (int64_t(lanes) * VEC * C) + int64_t(lane) * VEC;
+  int64_t cols[C];
+  int64_t head[C];
+  bool live[C];
+  lane_columns<VEC, C>(c0, lanes, F, D, cols, head, live);
+  T acc[C][VEC];
+  T* o = out + r * F;
+  for (int64_t sb = b;;) {
+    const int64_t se = e - sb <= S ? e : sb + S;
+    if (sb == b || !partial) {
+      segment_sum<T, VEC, C>(sb, se, col, w, widx, x, F, heads, cols, head, live, acc);
+    } else {
+      const T* pr = partial + (sb / S) * F;
+#pragma unroll
+      for (int c = 0; c < C; ++c)
+        if (live[c]) {
+          const Pack<T, VEC> p = load_pack<T, VEC>(pr + cols[c]);
+#pragma unroll
+          for (int v = 0; v < VEC; ++v) acc[c][v] = p.v[v];
+        }
+    }
+    if (sb != b)  // the total so far + this segment
+#pragma unroll
+      for (int c = 0; c < C; ++c)
+        if (live[c]) {
+          const Pack<T, VEC> p = load_pack<T, VEC>(o + cols[c]);
+#pragma unroll
+          for (int v = 0; v < VEC; ++v) acc[c][v] = p.v[v] + acc[c][v];
+        }
+    if (se >= e) break;
+#pragma unroll
+    for (int c = 0; c < C; ++c)
+      if (live[c]) {
+        Pack<T, VEC> p;
+#pragma unroll
+        for (int v = 0; v < VEC; ++v) p.v[v] = acc[c][v];
+        *reinterpret_cast<Pack<T, VEC>*>(o + cols[c]) = p;
+      }
+    sb = se;
+  }
+  const T len = T(e - b);
+#pragma unroll
+  for (int c = 0; c < C; ++c)
+    if (live[c]) {
+      Pack<T, VEC> p;
+#pragma unroll
+      for (int v = 0; v < VEC; ++v) p.v[v] = mean ? acc[c][v] / len : acc[c][v];
+      *reinterpret_cast<Pack<T, VEC>*>(o + cols[c]) = p;
+    }
+}
+
+// The segment of chunk t (t >= 1) of the hub-row split, if any: the row holding non-zero t·S
+// (binary search in row_ptr; rows >= 1, t·S < nnz); if it is longer than S and started before
+// t·S, its first segment start sb >= t·S (the only segment j >= 1 of any row starting in the chunk,
+// mk/graph_segment.h), when sb is inside the row: true, with sb and the row's end e.
+__device__ __forceinline__ bool chunk_segment(int64_t rows, const int64_t* __restrict__ row_ptr, int64_t t,
+                                              int64_t* sb, int64_t* e) {
+  constexpr int64_t S = kGraphSegment;
+  const int64_t pos = t * S;
+  int64_t lo = 0, hi = rows - 1;  // the last r with row_ptr[r] <= pos (row_ptr[rows] = nnz > pos)
+  while (lo < hi) {
+    const int64_t mid = lo + (hi - lo + 1) / 2;
+    if (row_ptr[mid] <= pos)
+      lo = mid;
+    else
+      hi = mid - 1;
+  }
+  const int64_t b = row_ptr[lo];
+  *e = row_ptr[lo + 1];
+  if (b == pos || *e - b <= S) return false;  // no segment j >= 1 starts in this chunk
+  *sb = b + (pos - b + S - 1) / S * S;
+  return *sb < *e;
+}
+
+// The split of hub rows: one group per (chunk t of S non-zeros, column block), t in [1, chunks).
+// The row holding non-zero t·S is found by binary search in row_ptr; if it is a hub row that
+// started before t·S, its segment starting in [t·S, (t + 1)·S) (the only segment j >= 1 of any
+// row starting there) is summed into partial[t] (the lane's columns). Other groups exit.
+template <class T, int VEC, int C>
+__global__ void __launch_bounds__(Traits::kThreads)
+    spmm_sum_partial_kernel(int64_t rows, int64_t chunks, int lanes, int64_t col_blocks, int64_t heads, int64_t D,
+                            const int64_t* __restrict__ row_ptr, const int64_t* __restrict__ col,
+                            const T* __restrict__ w, const int64_t* __restrict__ widx, const T* __restrict__ x,
+                            T* __restrict__ partial) {
+  const int64_t F = heads * D;
+  const int64_t group = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / lanes;
+  const int lane = int(threadIdx.x % unsigned(lanes));
+  const int64_t t = 1 + group / col_blocks;
+  if (t >= chunks) return;
+  int64_t sb = 0, e = 0;
+  if (!chunk_segment(rows, row_ptr, t, &sb, &e)) return;
+  const int64_t c0 = (group % col_blocks) * (int64_t(lanes) * VEC * C) + int64_t(lane) * VEC;
+  int64_t cols[C];
+  int64_t head[C];
+  bool live[C];
+  lane_columns<VEC, C>(c0, lanes, F, D, cols, head, live);
+  T acc[C][VEC];
+  segment_sum<T, VEC, C>(sb, (sb + kGraphSegment < e ? sb + kGraphSegment : e), col, w, widx, x, F, heads, cols,
+                         head, live, acc);
+#pragma unroll
+  for (int c = 0; c < C; ++c)
+    if (live[c]) {
+      Pack<T, VEC> o;
+#pragma unroll
+      for (int v = 0; v < VEC; ++v) o.v[v] = acc[c][v];
+      *reinterpret_cast<Pack<T, VEC>*>(partial + t * F + cols[c]) = o;
+    }
+}
+
 // max (is_max = 1) or min: candidates w·x (x unweighted); ties keep the first, NaN wins.
+// best/pos continue a scan over [b, e) (the next candidate taken when better, or NaN over a number).
+template <class T, int VEC>
+__device__ __forceinline__ void extreme_scan(int is_max, int64_t b, int64_t e, int64_t f, int64_t h, int64_t F,
+                                             int64_t heads, const int64_t* __restrict__ col, const T* __restrict__ w,
+                                             const int64_t* __restrict__ widx, const T* __restrict__ x, T* best,
+                                             int64_t* pos) {
+  for (int64_t k = b; k < e; ++k) {
+    const Pack<T, VEC> p = load_pack<T, VEC>(x + col[k] * F + f);
+    const T wk = w ? w[(widx ? widx[k] : k) * heads + h] : T(1);
+#pragma unroll
+    for (int v = 0; v < VEC; ++v) {
+      const T cand = w ? wk * p.v[v] : p.v[v];
+      const bool better = is_max ? cand > best[v] : cand < best[v];
+      if (better || (cand != cand && best[v] == best[v])) {
+        best[v] = cand;
+        pos[v] = k;
+      }
+    }
+  }
+}
+
+// best/pos = the first candidate of non-zero b.
+template <class T, int VEC>
+__device__ __forceinline__ void extreme_first(int64_t b, int64_t f, int64_t h, int64_t F, int64_t heads,
+                                              const int64_t* __restrict__ col, const T* __restrict__ w,
+                                              const int64_t* __restrict__ widx, const T* __restrict__ x, T* best,
+                                              int64_t* pos) {
+  const Pack<T, VEC> p = load_pack<T, VEC>(x + col[b] * F + f);
+  const T wk = w ? w[(widx ? widx[b] : b) * heads + h] : T(1);
+#pragma unroll
+  for (int v = 0; v < VEC; ++v) {
+    best[v] = w ? wk * p.v[v] : p.v[v];
+    pos[v] = b;
+  }
+}
+
+// The candidates of one lane's column chunk f of row [b, e) (non-empty): the first taken, the
+// rest scanned; with `pval` (a hub row split: the row longer than S), only its first segment is
+// scanned here and the later segments' results (pval, parg: slot (b + j·S) / S) are taken in order
+// by the same rule, which gives the scan's result exactly (the first of equal values, the first
+// NaN).
+template <class T, int VEC>
+__device__ __forceinline__ void extreme_row(int is_max, int64_t b, int64_t e, int64_t f, int64_t h, int64_t F,
+                                            int64_t heads, const int64_t* __restrict__ col, const T* __restrict__ w,
+                                            const int64_t* __restrict__ widx, const T* __restrict__ x,
+                                            const T* __restrict__ pval, const int64_t* __restrict__ parg, T* best,
+                                            int64_t* pos) {
+  constexpr int64_t S = kGraphSegment;
+  extreme_first<T, VEC>(b, f, h, F, heads, col, w, widx, x, best, pos);
+  extreme_scan<T, VEC>(is_max, b + 1, pval ? b + S : e, f, h, F, heads, col, w, widx, x, best, pos);
+  if (pval)
+    for (int64_t sb = b + S; sb < e; sb += S) {
+      const int64_t slot = (sb / S) * F + f;
+      const Pack<T, VEC> p = load_pack<T, VEC>(pval + slot);
+#pragma unroll
+      for (int v = 0; v < VEC; ++v) {
+        const T cand = p.v[v];
+        const bool better = is_max ? cand > best[v] : cand < best[v];
+        if (better || (cand != cand && best[v] == best[v])) {
+          best[v] = cand;
+          pos[v] = parg[slot + v];
+        }
+      }
+    }
+}
+
+// Max and min of the light rows (at most kGraphSegment non-zeros; hub rows: spmm_extreme_hub_kernel),
+// one group per (row, column block).
 template <class T, int VEC, int C>
 __global__ void __launch_bounds__(Traits::kThreads)
     spmm_extreme_kernel(int is_max, int64_t rows, int64_t nnz, int lanes, int64_t col_blocks, int64_t heads, int64_t D,
@@ -153,8 +411,9 @@ __global__ void __launch_bounds__(Traits::kThreads)
   const int lane = int(threadIdx.x % unsigned(lanes));
   const int64_t r = group / col_blocks;
   if (r >= rows) return;
-  const int64_t c0 = (group % col_blocks) * (int64_t(lanes) * VEC * C) + int64_t(lane) * VEC;
   const int64_t b = row_ptr[r], e = row_ptr[r + 1];
+  if (e - b > kGraphSegment) return;
+  const int64_t c0 = (group % col_blocks) * (int64_t(lanes) * VEC * C) + int64_t(lane) * VEC;
 #pragma unroll
   for (int c = 0; c < C; ++c) {
     const int64_t f = c0 + int64_t(c) * lanes * VEC;
@@ -169,28 +428,8 @@ __global__ void __launch_bounds__(Traits::kThreads)
         pos[v] = nnz;
       }
     } else {
-      {
-        const Pack<T, VEC> p = load_pack<T, VEC>(x + col[b] * F + f);
-        const T wk = w ? w[(widx ? widx[b] : b) * heads + h] : T(1);
-#pragma unroll
-        for (int v = 0; v < VEC; ++v) {
-          best[v] = w ? wk * p.v[v] : p.v[v];
-          pos[v] = b;
-        }
-      }
-      for (int64_t k = b + 1; k < e; ++k) {
-        const Pack<T, VEC> p = load_pack<T, VEC>(x + col[k] * F + f);
-        const T wk = w ? w[(widx ? widx[k] : k) * heads + h] : T(1);
-#pragma unroll
-        for (int v = 0; v < VEC; ++v) {
-          const T cand = w ? wk * p.v[v] : p.v[v];
-          const bool better = is_max ? cand > best[v] : cand < best[v];
-          if (better || (cand != cand && best[v] == best[v])) {
-            best[v] = cand;
-            pos[v] = k;
-          }
-        }
-      }
+      extreme_first<T, VEC>(b, f, h, F, heads, col, w, widx, x, best, pos);
+      extreme_scan<T, VEC>(is_max, b + 1, e, f, h, F, heads, col, w, widx, x, best, pos);
     }
     Pack<T, VEC> o;
 #pragma unroll
@@ -199,6 +438,79 @@ __global__ void __launch_bounds__(Traits::kThreads)
       arg[r * F + f + v] = pos[v];
     }
     *reinterpret_cast<Pack<T, VEC>*>(out + r * F + f) = o;
+  }
+}
+
+// Max and min of the hub rows, one group per (chunk t, column block) as spmm_sum_hub_kernel: the
+// hub row starting in the chunk, its later segments from pval/parg (spmm_extreme_partial_kernel)
+// or, without them, scanned here.
+template <class T, int VEC, int C>
+__global__ void __launch_bounds__(Traits::kThreads)
+    spmm_extreme_hub_kernel(int is_max, int64_t rows, int64_t nnz, int64_t chunks, int lanes, int64_t col_blocks,
+                            int64_t heads, int64_t D, const int64_t* __restrict__ row_ptr,
+                            const int64_t* __restrict__ col, const T* __restrict__ w,
+                            const int64_t* __restrict__ widx, const T* __restrict__ x, const T* __restrict__ pval,
+                            const int64_t* __restrict__ parg, T* __restrict__ out, int64_t* __restrict__ arg) {
+  const int64_t F = heads * D;
+  const int64_t group = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / lanes;
+  const int lane = int(threadIdx.x % unsigned(lanes));
+  const int64_t t = group / col_blocks;
+  if (t >= chunks) return;
+  int64_t r = 0;
+  if (!chunk_hub_row(rows, nnz, row_ptr, t, &r)) return;
+  const int64_t b = row_ptr[r], e = row_ptr[r + 1];
+  const int64_t c0 = (group % col_blocks) * (int64_t(lanes) * VEC * C) + int64_t(lane) * VEC;
+#pragma unroll
+  for (int c = 0; c < C; ++c) {
+    const int64_t f = c0 + int64_t(c) * lanes * VEC;
+    if (f >= F) continue;
+    T best[VEC];
+    int64_t pos[VEC];
+    extreme_row<T, VEC>(is_max, b, e, f, f / D, F, heads, col, w, widx, x, pval, parg, best, pos);
+    Pack<T, VEC> o;
+#pragma unroll
+    for (int v = 0; v < VEC; ++v) {
+      o.v[v] = best[v];
+      arg[r * F + f + v] = pos[v];
+    }
+    *reinterpret_cast<Pack<T, VEC>*>(out + r * F + f) = o;
+  }
+}
+
+// The split of hub rows for max/min: as spmm_sum_partial_kernel, the segment's scan into pval and
+// parg (slot t).
+template <class T, int VEC, int C>
+__global__ void __launch_bounds__(Traits::kThreads)
+    spmm_extreme_partial_kernel(int is_max, int64_t rows, int64_t chunks, int lanes, int64_t col_blocks,
+                                int64_t heads, int64_t D, const int64_t* __restrict__ row_ptr,
+                                const int64_t* __restrict__ col, const T* __restrict__ w,
+                                const int64_t* __restrict__ widx, const T* __restrict__ x, T* __restrict__ pval,
+                                int64_t* __restrict__ parg) {
+  const int64_t F = heads * D;
+  const int64_t group = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / lanes;
+  const int lane = int(threadIdx.x % unsigned(lanes));
+  const int64_t t = 1 + group / col_blocks;
+  if (t >= chunks) return;
+  int64_t sb = 0, e = 0;
+  if (!chunk_segment(rows, row_ptr, t, &sb, &e)) return;
+  const int64_t se = sb + kGraphSegment < e ? sb + kGraphSegment : e;
+  const int64_t c0 = (group % col_blocks) * (int64_t(lanes) * VEC * C) + int64_t(lane) * VEC;
+#pragma unroll
+  for (int c = 0; c < C; ++c) {
+    const int64_t f = c0 + int64_t(c) * lanes * VEC;
+    if (f >= F) continue;
+    const int64_t h = f / D;
+    T best[VEC];
+    int64_t pos[VEC];
+    extreme_first<T, VEC>(sb, f, h, F, heads, col, w, widx, x, best, pos);
+    extreme_scan<T, VEC>(is_max, sb + 1, se, f, h, F, heads, col, w, widx, x, best, pos);
+    Pack<T, VEC> o;
+#pragma unroll
+    for (int v = 0; v < VEC; ++v) {
+      o.v[v] = best[v];
+      parg[t * F + f + v] = pos[v];
+    }
+    *reinterpret_cast<Pack<T, VEC>*>(pval + t * F + f) = o;
   }
 }
 
@@ -262,35 +574,88 @@ bool aligned(const void* p) {
   return reinterpret_cast<uintptr_t>(p) % (sizeof(T) * VEC) == 0;
 }
 
+// Bytes of the hub-row split's scratch: per chunk of kGraphSegment non-zeros, one row of F
+// partial sums (sum, mean), or one row of F values then (from a 16-byte boundary) one row of F
+// positions (max, min); 0 when no row can be longer than a segment, or beyond kMaxSplitBytes: then
+// hub rows are walked by one group, with the same arithmetic.
+constexpr int64_t kMaxSplitBytes = int64_t(1) << 30;
+
+int64_t split_values_bytes(int64_t chunks, int64_t F, int64_t elem) { return (chunks * F * elem + 15) / 16 * 16; }
+
+int64_t spmm_split_bytes(int dtype, int reduce, int64_t nnz, int64_t F) {
+  if (dtype != MK_F32 && dtype != MK_F64) return 0;
+  if (reduce < 0 || reduce >= MK_GRAPH_REDUCE_COUNT) return 0;
+  const int64_t chunks = (nnz + kGraphSegment - 1) / kGraphSegment;
+  if (chunks <= 1 || F <= 0) return 0;
+  const int64_t elem = dtype == MK_F32 ? 4 : 8;
+  const bool extreme = reduce == MK_GRAPH_REDUCE_MAX || reduce == MK_GRAPH_REDUCE_MIN;
+  const int64_t per = extreme ? elem + 8 : elem;  // bytes per (chunk, column)
+  if (F > (kMaxSplitBytes - 16) / per / chunks) return 0;
+  return extreme ? split_values_bytes(chunks, F, elem) + chunks * F * 8 : chunks * F * elem;
+}
+
+// One launch of KERNEL<T, VEC, 1> or KERNEL<T, VEC, kMaxChunks> (the geometry's chunk count).
+#define MK_SPMM_LAUNCH(KERNEL, threads, ...)                                                               \
+  (g.chunks == 1 ? launch_1d<Traits::kThreads>(KERNEL<T, VEC, 1>, threads, s, __VA_ARGS__)              \
+                 : launch_1d<Traits::kThreads>(KERNEL<T, VEC, Traits::kMaxChunks>, threads, s, __VA_ARGS__))
+
+// With nnz > S (a hub row possible): the partial kernel (with the scratch), then the hub rows'
+// kernel, then the light rows' kernel (hub and light rows are disjoint: the last two in any order).
 template <class T, int VEC>
 int spmm_launch(int reduce, int64_t rows, int64_t nnz, int64_t heads, int64_t D, const int64_t* row_ptr,
-                const int64_t* col, const T* w, const int64_t* widx, const T* x, T* out, int64_t* arg, cudaStream_t s) {
+                const int64_t* col, const T* w, const int64_t* widx, const T* x, T* out, int64_t* arg, void* ws,
+                cudaStream_t s) {
   const SpmmGeometry g = spmm_geometry(heads * D, VEC);
   const int64_t threads = rows * g.col_blocks * g.lanes;
   const bool extreme = reduce == MK_GRAPH_REDUCE_MAX || reduce == MK_GRAPH_REDUCE_MIN;
+  const int64_t chunks = (nnz + kGraphSegment - 1) / kGraphSegment;
+  const bool hubs = chunks > 1;  // some row may be longer than a segment
+  if (!hubs) ws = nullptr;
+  const int64_t part_threads = (chunks - 1) * g.col_blocks * g.lanes;  // chunks 1, 2, ...
+  const int64_t hub_threads = chunks * g.col_blocks * g.lanes;
+  int st = 0;
   if (extreme) {
     const int is_max = reduce == MK_GRAPH_REDUCE_MAX;
-    if (g.chunks == 1)
-      return launch_1d<Traits::kThreads>(spmm_extreme_kernel<T, VEC, 1>, threads, s, is_max, rows, nnz, g.lanes, g.col_blocks, heads, D,
-                    row_ptr, col, w, widx, x, out, arg);
-    return launch_1d<Traits::kThreads>(spmm_extreme_kernel<T, VEC, Traits::kMaxChunks>, threads, s, is_max, rows, nnz, g.lanes, g.col_blocks,
-                  heads, D, row_ptr, col, w, widx, x, out, arg);
+    T* pval = static_cast<T*>(ws);
+    int64_t* parg = ws ? reinterpret_cast<int64_t*>(static_cast<char*>(ws) +
+                                                    split_values_bytes(chunks, heads * D, int64_t(sizeof(T))))
+                       : nullptr;
+    if (ws)
+      st = MK_SPMM_LAUNCH(spmm_extreme_partial_kernel, part_threads, is_max, rows, chunks, g.lanes, g.col_blocks,
+                          heads, D, row_ptr, col, w, widx, x, pval, parg);
+    const T* pv = pval;
+    const int64_t* pa = parg;
+    if (st == 0 && hubs)
+      st = MK_SPMM_LAUNCH(spmm_extreme_hub_kernel, hub_threads, is_max, rows, nnz, chunks, g.lanes, g.col_blocks,
+                          heads, D, row_ptr, col, w, widx, x, pv, pa, out, arg);
+    if (st == 0)
+      st = MK_SPMM_LAUNCH(spmm_extreme_kernel, threads, is_max, rows, nnz, g.lanes, g.col_blocks, heads, D, row_ptr,
+                          col, w, widx, x, out, arg);
+    return st;
   }
   const int mean = reduce == MK_GRAPH_REDUCE_MEAN;
-  if (g.chunks == 1)
-    return launch_1d<Traits::kThreads>(spmm_sum_kernel<T, VEC, 1>, threads, s, mean, rows, g.lanes, g.col_blocks, heads, D, row_ptr, col, w,
-                  widx, x, out);
-  return launch_1d<Traits::kThreads>(spmm_sum_kernel<T, VEC, Traits::kMaxChunks>, threads, s, mean, rows, g.lanes, g.col_blocks, heads, D,
-                row_ptr, col, w, widx, x, out);
+  T* partial = static_cast<T*>(ws);
+  if (partial)
+    st = MK_SPMM_LAUNCH(spmm_sum_partial_kernel, part_threads, rows, chunks, g.lanes, g.col_blocks, heads, D, row_ptr,
+                        col, w, widx, x, partial);
+  const T* part = partial;
+  if (st == 0 && hubs)
+    st = MK_SPMM_LAUNCH(spmm_sum_hub_kernel, hub_threads, mean, rows, nnz, chunks, g.lanes, g.col_blocks, heads, D,
+                        row_ptr, col, w, widx, x, part, out);
+  if (st == 0)
+    st = MK_SPMM_LAUNCH(spmm_sum_kernel, threads, mean, rows, g.lanes, g.col_blocks, heads, D, row_ptr, col, w, widx,
+                        x, out);
+  return st;
 }
+#undef MK_SPMM_LAUNCH
 
 template <class T>
 int spmm_t(int reduce, int64_t rows, int64_t nnz, int64_t heads, int64_t D, const int64_t* row_ptr, const int64_t* col,
-           const T* w, const int64_t* widx, const T* x, T* out, int64_t* arg, cudaStream_t s) {
+           const T* w, const int64_t* widx, const T* x, T* out, int64_t* arg, void* ws, cudaStream_t s) {
   constexpr int kVec = 16 / sizeof(T);  // 4 floats or 2 doubles
-  if (D % kVec == 0 && aligned<T, kVec>(x) && aligned<T, kVec>(out))
-    return spmm_launch<T, kVec>(reduce, rows, nnz, heads, D, row_ptr, col, w, widx, x, out, arg, s);
-  return spmm_launch<T, 1>(reduce, rows, nnz, heads, D, row_ptr, col, w, widx, x, out, arg, s);
+  if (D % kVec == 0 && aligned<T, kVec>(x) && aligned<T, kVec>(out) && aligned<T, kVec>(ws))
+    return spmm_launch<T, kVec>(reduce, rows, nnz, heads, D, row_ptr, col, w, widx, x, out, arg, ws, s);
+  return spmm_launch<T, 1>(reduce, rows, nnz, heads, D, row_ptr, col, w, widx, x, out, arg, ws, s);
 }
 
 template <class T>
@@ -306,18 +671,32 @@ int sddmm_t(int64_t rows, int64_t nnz, int64_t heads, int64_t D, const int64_t* 
 
 }  // namespace
 
+int graph_spmm_split(int dtype, int reduce, int64_t rows, int64_t nnz, int64_t heads, int64_t width,
+                     const int64_t* row_ptr, const int64_t* col, const void* weight, const int64_t* weight_index,
+                     const void* x, void* out, int64_t* arg, void* workspace, int64_t workspace_bytes, void* stream) {
+  if (reduce < 0 || reduce >= MK_GRAPH_REDUCE_COUNT) return KERNEL_UNSUPPORTED;
+  auto s = as_stream(stream);
+  const int64_t need = spmm_split_bytes(dtype, reduce, nnz, heads * width);
+  void* ws = need > 0 && workspace && workspace_bytes >= need ? workspace : nullptr;
+  if (dtype == MK_F32)
+    return spmm_t(reduce, rows, nnz, heads, width, row_ptr, col, static_cast<const float*>(weight), weight_index,
+                  static_cast<const float*>(x), static_cast<float*>(out), arg, ws, s);
+  if (dtype == MK_F64)
+    return spmm_t(reduce, rows, nnz, heads, width, row_ptr, col, static_cast<const double*>(weight), weight_index,
+                  static_cast<const double*>(x), static_cast<double*>(out), arg, ws, s);
+  return KERNEL_UNSUPPORTED;
+}
+
 int graph_spmm(int dtype, int reduce, int64_t rows, int64_t nnz, int64_t heads, int64_t width, const int64_t* row_ptr,
                const int64_t* col, const void* weight, const int64_t* weight_index, const void* x, void* out,
                int64_t* arg, void* stream) {
-  if (reduce < 0 || reduce >= MK_GRAPH_REDUCE_COUNT) return KERNEL_UNSUPPORTED;
-  auto s = as_stream(stream);
-  if (dtype == MK_F32)
-    return spmm_t(reduce, rows, nnz, heads, width, row_ptr, col, static_cast<const float*>(weight), weight_index,
-                  static_cast<const float*>(x), static_cast<float*>(out), arg, s);
-  if (dtype == MK_F64)
-    return spmm_t(reduce, rows, nnz, heads, width, row_ptr, col, static_cast<const double*>(weight), weight_index,
-                  static_cast<const double*>(x), static_cast<double*>(out), arg, s);
-  return KERNEL_UNSUPPORTED;
+  return graph_spmm_split(dtype, reduce, rows, nnz, heads, width, row_ptr, col, weight, weight_index, x, out, arg,
+                          nullptr, 0, stream);
+}
+
+int64_t graph_spmm_workspace(int dtype, int reduce, int64_t rows, int64_t nnz, int64_t heads, int64_t width) {
+  (void)rows;
+  return spmm_split_bytes(dtype, reduce, nnz, heads * width);
 }
 
 int graph_sddmm(int dtype, int64_t rows, int64_t nnz, int64_t heads, int64_t width, const int64_t* row_ptr,

@@ -82,9 +82,21 @@ int mk_graph_spmm_forward(int device, int dtype, int reduce, int64_t rows, int64
                   op, sizes(rows, cols, nnz, heads, width).c_str(), bad, nnz, nnz, nnz);
   }
   if (out_n == 0) return MK_OK;
-  return kernel_status(op, device,
-                       t->graph_spmm(dtype, reduce, rows, nnz, heads, width, row_ptr, col, weight,
-                                     weight ? weight_index : nullptr, x, out, extreme ? arg : nullptr, stream));
+  // CUDA splits hub rows (longer than kGraphSegment non-zeros) across lane groups, their segment
+  // sums in scratch from the device caching allocator, allocated for the call's stream and freed
+  // when the call returns (as mk_dense_reduce_forward's). Without it (out of device memory) each
+  // hub row is walked by one group: slower, the same bits.
+  const int64_t ws_bytes = t->graph_spmm_workspace(dtype, reduce, rows, nnz, heads, width);
+  void* ws = nullptr;
+  if (device == MK_DEVICE_CUDA && ws_bytes > 0) {
+    ws = mk_device_alloc_on(ws_bytes, stream);
+    if (!ws) clear_error();
+  }
+  const int st = t->graph_spmm_split(dtype, reduce, rows, nnz, heads, width, row_ptr, col, weight,
+                                     weight ? weight_index : nullptr, x, out, extreme ? arg : nullptr, ws,
+                                     ws ? ws_bytes : 0, stream);
+  if (ws) mk_device_free(ws);
+  return kernel_status(op, device, st);
 }
 
 int mk_graph_sddmm_forward(int device, int dtype, int64_t rows, int64_t cols, int64_t nnz, int64_t heads, int64_t width,

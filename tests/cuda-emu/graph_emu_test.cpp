@@ -91,6 +91,120 @@ static void sddmm_case(const Csr& g, int64_t heads, int64_t width, int64_t shift
   expect(e_gpu.guards_intact(), std::string(what) + ": wrote past the output");
 }
 
+// ---- hub rows (issue 15): the split of rows longer than kGraphSegment non-zeros -----------------
+// rows: the `lead` rows first (to put a hub row at non-zero 0 or on the S grid), then isolated
+// nodes; rows of S - 1, S, S + 1, 2S, 2S + 1 non-zeros at offsets off the S grid; hub rows back to
+// back; a giant row of `giant` non-zeros; columns drawn from [0, rows).
+static Csr hub_graph(unsigned seed, int64_t giant, std::vector<int64_t> lead) {
+  constexpr int64_t S = mk::kGraphSegment;
+  std::mt19937 rng(seed);
+  std::vector<int64_t> lengths = std::move(lead);
+  for (int64_t n : {int64_t(0), int64_t(3), S - 1, int64_t(0), S, S + 1, int64_t(7), 2 * S, 2 * S + 1, int64_t(0),
+                    S + 1, 3 * S, int64_t(1), int64_t(0), giant, S, int64_t(0), S - 1, int64_t(5), S + 2, int64_t(0),
+                    4 * S - 1, int64_t(2), int64_t(0)})
+    lengths.push_back(n);
+  Csr g;
+  g.rows = int64_t(lengths.size()) + 40;  // 40 more isolated nodes (columns that no row reaches too)
+  g.ptr.push_back(0);
+  for (int64_t r = 0; r < g.rows; ++r) {
+    const int64_t n = r < int64_t(lengths.size()) ? lengths[size_t(r)] : 0;
+    for (int64_t k = 0; k < n; ++k) g.col.push_back(int64_t(rng() % uint64_t(g.rows - 10)));
+    g.ptr.push_back(int64_t(g.col.size()));
+  }
+  g.nnz = int64_t(g.col.size());
+  return g;
+}
+
+// The rule of mk/graph_segment.h written out, one element at a time: segment sums from 0 in CSR
+// order by fma, added left to right; mean divides by the row length.
+template <class T>
+static std::vector<T> segmented_reference(const Csr& g, bool mean, const T* w, const int64_t* widx, int64_t heads,
+                                          int64_t width, const T* x) {
+  constexpr int64_t S = mk::kGraphSegment;
+  const int64_t F = heads * width;
+  std::vector<T> out(size_t(g.rows * F));
+  for (int64_t r = 0; r < g.rows; ++r) {
+    const int64_t b = g.ptr[size_t(r)], e = g.ptr[size_t(r + 1)];
+    for (int64_t f = 0; f < F; ++f) {
+      const int64_t h = f / width;
+      T row = T(0);
+      for (int64_t sb = b; sb < e || sb == b; sb += S) {
+        T acc = T(0);
+        for (int64_t k = sb; k < std::min(sb + S, e); ++k)
+          acc = std::fma(w ? w[(widx ? widx[k] : k) * heads + h] : T(1), x[g.col[size_t(k)] * F + f], acc);
+        row = sb == b ? acc : row + acc;
+      }
+      out[size_t(r * F + f)] = mean && e > b ? row / T(e - b) : row;
+    }
+  }
+  return out;
+}
+
+// spmm on the hub graph: the CUDA kernel with the split's scratch (NaN-poisoned: a slot read before
+// it is written shows) and without it (hub rows walked by one group), the CPU twin at 1 and 3
+// threads, and the rule written out: all bitwise equal.
+template <class T>
+static void hub_case(const Csr& g, int reduce, bool weighted, bool indexed, int64_t heads, int64_t width,
+                     unsigned seed) {
+  const int dtype = sizeof(T) == 4 ? MK_F32 : MK_F64;
+  const int64_t F = heads * width;
+  std::mt19937 rng(seed);
+  Buf<T> x(g.rows * F), w(g.nnz * heads), split(g.rows * F), whole(g.rows * F), cpu(g.rows * F),
+      cpu3(g.rows * F);
+  Buf<int64_t> arg_split(g.rows * F), arg_whole(g.rows * F), arg_cpu(g.rows * F), arg_cpu3(g.rows * F);
+  fill(x, rng, -2, 2);
+  fill(w, rng, -1.5, 1.5);
+  std::vector<int64_t> perm(size_t(g.nnz));
+  for (int64_t k = 0; k < g.nnz; ++k) perm[size_t(k)] = k;
+  std::shuffle(perm.begin(), perm.end(), rng);
+  const T* wp = weighted ? w.data() : nullptr;
+  const int64_t* widx = weighted && indexed ? perm.data() : nullptr;
+  const bool extreme = reduce >= MK_GRAPH_REDUCE_MAX;
+  const int64_t ws_bytes = mk::cuda::graph_spmm_workspace(dtype, reduce, g.rows, g.nnz, heads, width);
+  const bool sum = reduce == MK_GRAPH_REDUCE_SUM || reduce == MK_GRAPH_REDUCE_MEAN;
+  char what[200];
+  snprintf(what, sizeof what, "hub spmm %s reduce %d weighted %d indexed %d heads %lld width %lld", tname<T>(),
+           reduce, int(weighted), int(indexed), (long long)heads, (long long)width);
+  expect(!sum || ws_bytes == (g.nnz + mk::kGraphSegment - 1) / mk::kGraphSegment * F * int64_t(sizeof(T)),
+         std::string(what) + ": workspace bytes " + std::to_string(ws_bytes));
+  Buf<T> ws(ws_bytes / int64_t(sizeof(T)));
+  int rc = mk::cuda::graph_spmm_split(dtype, reduce, g.rows, g.nnz, heads, width, g.ptr.data(), g.col.data(), wp,
+                                      widx, x.data(), split.data(), extreme ? arg_split.data() : nullptr,
+                                      ws_bytes ? ws.data() : nullptr, ws_bytes, nullptr);
+  expect(rc == 0, std::string(what) + ": split launch status");
+  rc = mk::cuda::graph_spmm(dtype, reduce, g.rows, g.nnz, heads, width, g.ptr.data(), g.col.data(), wp, widx,
+                            x.data(), whole.data(), extreme ? arg_whole.data() : nullptr, nullptr);
+  expect(rc == 0, std::string(what) + ": launch status");
+  mk::cpu::graph_spmm(dtype, reduce, g.rows, g.nnz, heads, width, g.ptr.data(), g.col.data(), wp, widx, x.data(),
+                      cpu.data(), extreme ? arg_cpu.data() : nullptr, nullptr);
+  omp_set_num_threads(3);
+  mk::cpu::graph_spmm(dtype, reduce, g.rows, g.nnz, heads, width, g.ptr.data(), g.col.data(), wp, widx, x.data(),
+                      cpu3.data(), extreme ? arg_cpu3.data() : nullptr, nullptr);
+  omp_set_num_threads(1);
+  int64_t d_split = 0, d_whole = 0, d_cpu3 = 0, d_ref = 0;
+  same_bits(split.data(), cpu.data(), g.rows * F, &d_split);
+  same_bits(whole.data(), cpu.data(), g.rows * F, &d_whole);
+  same_bits(cpu3.data(), cpu.data(), g.rows * F, &d_cpu3);
+  if (extreme)
+    for (int64_t i = 0; i < g.rows * F; ++i) {
+      d_split += arg_split[i] != arg_cpu[i];
+      d_whole += arg_whole[i] != arg_cpu[i];
+      d_cpu3 += arg_cpu3[i] != arg_cpu[i];
+    }
+  if (sum) {
+    const std::vector<T> ref =
+        segmented_reference<T>(g, reduce == MK_GRAPH_REDUCE_MEAN, wp, widx, heads, width, x.data());
+    same_bits(ref.data(), cpu.data(), g.rows * F, &d_ref);
+  }
+  expect(d_split == 0, std::string(what) + ": with the split, " + std::to_string(d_split) + " elements differ");
+  expect(d_whole == 0, std::string(what) + ": without it, " + std::to_string(d_whole) + " elements differ");
+  expect(d_cpu3 == 0, std::string(what) + ": CPU at 3 threads, " + std::to_string(d_cpu3) + " elements differ");
+  expect(d_ref == 0, std::string(what) + ": the CPU twin and the segment rule differ in " + std::to_string(d_ref));
+  expect(split.guards_intact() && whole.guards_intact() && ws.guards_intact() &&
+             (!extreme || (arg_split.guards_intact() && arg_whole.guards_intact())),
+         std::string(what) + ": wrote past an output");
+}
+
 static void check_case(const Csr& g, int64_t cols, const char* what) {
   int64_t gpu[2] = {-1, -1}, cpu[2] = {-2, -2};
   const int rc = mk::cuda::graph_check(g.rows, cols, g.nnz, g.ptr.data(), g.col.data(), gpu, nullptr);
@@ -132,6 +246,24 @@ int main(int argc, char** argv) {
     sddmm_case<double>(g, 3, 6, 0, ++seed);
     sddmm_case<float>(g, 2, 16, 1, ++seed);
     sddmm_case<float>(tiny, 1, 5, 0, ++seed);
+  });
+  // hub rows: a giant row of 10^5 non-zeros, rows of S and S +- 1 (on and off the S grid), isolated
+  // nodes; every reduction, at both ISA levels and in every thread order
+  constexpr int64_t S = mk::kGraphSegment;
+  const Csr hub = hub_graph(21, 100000, {0, S, 2 * S + 5});  // a hub row starting at non-zero S
+  const Csr hub_small = hub_graph(22, 1000, {S + 3});         // a hub row starting at non-zero 0
+  for_each_order_and_level(argc, argv, [&] {
+    unsigned seed = 500;
+    for (int reduce = 0; reduce < MK_GRAPH_REDUCE_COUNT; ++reduce) {
+      hub_case<float>(hub, reduce, false, false, 1, 16, ++seed);
+      hub_case<double>(hub, reduce, true, false, 1, 4, ++seed);
+      for (int64_t width : {1, 3, 8, 64, 300}) {  // groups of 1 to 32 lanes, one or two chunks
+        hub_case<float>(hub_small, reduce, true, false, 1, width, ++seed);
+        hub_case<double>(hub_small, reduce, false, false, 1, width, ++seed);
+      }
+      hub_case<float>(hub_small, reduce, true, true, 2, 12, ++seed);  // weights per head, through a permutation
+      hub_case<double>(hub_small, reduce, true, true, 3, 5, ++seed);
+    }
   });
   check_case(g, g.rows, "valid");
   Csr bad = g;

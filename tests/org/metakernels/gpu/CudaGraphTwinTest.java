@@ -127,4 +127,53 @@ class CudaGraphTwinTest {
       assertTrue(e.getMessage().contains("F32[30000]"), e.getMessage());
     }
   }
+
+  /**
+   * Hub rows (issue 15): a node receiving 100,000 edges and one sending 100,000 (a hub of the CSC
+   * pass of the backward), rows of 127, 128, 129 and 257 edges, over an R-MAT graph. CUDA splits
+   * the rows longer than 128 edges across lane groups and must stay bitwise equal to the CPU for
+   * every reduction, forward, and for the gradient of x of the sum (a spmm over the CSC); two GPU
+   * runs are bitwise equal.
+   */
+  @ParameterizedTest
+  @EnumSource(Reduce.class)
+  void hubRowsAreBitwiseTheCpuTwin(Reduce r) {
+    int n = 3000, rmatEdges = 30_000;
+    long[] rm = Graphs.rmat(n, rmatEdges, 9L).toLongArray(); // [2, E]: sources, then destinations
+    java.util.Random rnd = new java.util.Random(10L);
+    java.util.List<long[]> edges = new java.util.ArrayList<>();
+    for (int i = 0; i < rmatEdges; i++) edges.add(new long[] {rm[i], rm[rmatEdges + i]});
+    for (int i = 0; i < 100_000; i++) edges.add(new long[] {rnd.nextInt(n), 7});
+    for (int i = 0; i < 100_000; i++) edges.add(new long[] {11, rnd.nextInt(n)});
+    int[][] exact = {{20, 127}, {21, 128}, {22, 129}, {23, 257}};
+    for (int[] d : exact)
+      for (int i = 0; i < d[1]; i++) edges.add(new long[] {rnd.nextInt(n), d[0]});
+    long[] src = new long[edges.size()], dst = new long[edges.size()];
+    for (int i = 0; i < src.length; i++) {
+      src[i] = edges.get(i)[0];
+      dst[i] = edges.get(i)[1];
+    }
+    try (Scope s = Scope.open()) {
+      Graph g = Graph.fromEdges(src, dst, n).ownedBy(s);
+      Graph gg = g.to(GPU).ownedBy(s);
+      for (DType t : new DType[] {DType.F32, DType.F64})
+        for (int width : new int[] {1, 16, 64, 300}) {
+          Tensor x = Tensor.randn(new long[] {n, width}, t, CPU, width).requiresGrad(true);
+          Tensor w = Tensor.randn(new long[] {src.length}, t, CPU, width + 1L);
+          Tensor xg = x.detach().to(GPU).requiresGrad(true);
+          Tensor cpu = MessagePassing.aggregate(g, x, w, r);
+          Tensor gpu = MessagePassing.aggregate(gg, xg, w.to(GPU), r);
+          String what = r + " " + t + " width " + width + " hub rows";
+          assertArrayEquals(cpu.toDoubleArray(), gpu.to(CPU).toDoubleArray(), 0.0, what);
+          assertArrayEquals(gpu.to(CPU).toDoubleArray(),
+              MessagePassing.aggregate(gg, xg, w.to(GPU), r).to(CPU).toDoubleArray(), 0.0, what + " second GPU run");
+          if (r == Reduce.SUM) {
+            Tensor dOut = Tensor.randn(new long[] {n, width}, t, CPU, 3L * width);
+            Tensor dxCpu = Autograd.grad(List.of(cpu), List.of(x), List.of(dOut), false).get(0);
+            Tensor dxGpu = Autograd.grad(List.of(gpu), List.of(xg), List.of(dOut.to(GPU)), false).get(0);
+            assertArrayEquals(dxCpu.toDoubleArray(), dxGpu.to(CPU).toDoubleArray(), 0.0, what + " grad x");
+          }
+        }
+    }
+  }
 }
