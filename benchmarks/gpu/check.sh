@@ -12,7 +12,9 @@
 #      copy rate PyTorch's y.copy_(x) reaches in the same run (dense.md);
 #   5. copies the reports (JUnit, JMH JSON, peers JSON, hs_err logs) into $OUT when set.
 # Every step runs even if an earlier one failed; the exit status is the tests'.
-# TESTS_ONLY=1 stops after step 2 (a correctness check when device time is short).
+# TESTS_ONLY=1 stops after step 2 (a correctness check when device time is short); SKIP_TESTS=1
+# skips steps 1b and 2 (harnesses, tests): with 15 device minutes, run TESTS_ONLY=1 first, then
+# SKIP_TESTS=1 for the timings, each under the 600 s limit of one device call.
 set -uo pipefail
 out=${OUT:-benchmarks/gpu/out}
 mkdir -p "$out"
@@ -49,7 +51,9 @@ log "standalone harnesses (nvcc on this machine)"
 # kernels/cuda/linear_attention.cu alone: every form (F32 sequential / chunked SIMT, BF16 / F16 on
 # tensor cores and chunked SIMT, forward+backward), time, error against F32, FLOP and byte figures;
 # % of peak against the H100/H200 F32 FMA (67) and dense BF16 (989, wgmma: mma.sync gets less) TFLOP/s
-if command -v nvcc >/dev/null; then
+if [ "${SKIP_TESTS:-0}" = 1 ]; then
+  echo "SKIP_TESTS: harnesses skipped"
+elif command -v nvcc >/dev/null; then
   # kernels/cuda/attention/tensor_core.cu alone (built meanwhile, ~30 s): forward v1 and v2 and the
   # backward, BF16/F16, causal or not, timed and checked against a float64 reference (under 2 min)
   rm -f /tmp/mk-attn-harness
@@ -70,18 +74,22 @@ fi
 
 log "gpu-tagged tests"
 status=0
-console=.device/lib/junit-console.jar
-# every test class of the packed test jar, selected by name: package selection finds no test
-# classes inside the packed jars (seen 2026-12-02 with the console 1.14); the tag picks the GPU ones
-selectors=()
-for jar in .device/lib/*-tests.jar; do
-  while read -r cls; do selectors+=(--select-class "$cls"); done < <(python3 -c 'import sys, zipfile; print("\n".join(zipfile.ZipFile(sys.argv[1]).namelist()))' "$jar" \
-    | grep -E 'Test\.class$' | grep -v '\$' | sed 's/\.class$//; s#/#.#g')
-done
-timeout "${TEST_TIMEOUT:-300}" java -jar "$console" execute --class-path "$CP" "${selectors[@]}" \
-  --include-tag gpu --details=tree 2>&1 | tee "$out/junit.txt"
-# (no --reports-dir: the XML reports need java.xml, which the packed runtime leaves out)
-status=${PIPESTATUS[0]}
+if [ "${SKIP_TESTS:-0}" = 1 ]; then
+  echo "SKIP_TESTS: tests skipped"
+else
+  console=.device/lib/junit-console.jar
+  # every test class of the packed test jar, selected by name: package selection finds no test
+  # classes inside the packed jars (seen 2026-12-02 with the console 1.14); the tag picks the GPU ones
+  selectors=()
+  for jar in .device/lib/*-tests.jar; do
+    while read -r cls; do selectors+=(--select-class "$cls"); done < <(python3 -c 'import sys, zipfile; print("\n".join(zipfile.ZipFile(sys.argv[1]).namelist()))' "$jar" \
+      | grep -E 'Test\.class$' | grep -v '\$' | sed 's/\.class$//; s#/#.#g')
+  done
+  timeout "${TEST_TIMEOUT:-300}" java -jar "$console" execute --class-path "$CP" "${selectors[@]}" \
+    --include-tag gpu --details=tree 2>&1 | tee "$out/junit.txt"
+  # (no --reports-dir: the XML reports need java.xml, which the packed runtime leaves out)
+  status=${PIPESTATUS[0]}
+fi
 
 if [ "${TESTS_ONLY:-0}" = 1 ]; then
   cp hs_err_pid*.log "$out/" 2>/dev/null || true
