@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU check, run on the GPU machine from the project root after `source .device/env.sh`
 # (pack .device with `bash benchmarks/gpu/pack.sh`: the plain bundle.sh call is over 64 MiB)
-# (see ../shared/device/README.md). Within about seven minutes it:
+# (see ../shared/device/README.md). Within about nine minutes it:
 #   1. prints the GPU and the driver;
 #   1b. builds and runs the standalone CUDA harnesses (benchmarks/gpu/*_harness.cu) with nvcc;
 #   2. runs the JUnit tests tagged "gpu" (each CUDA kernel against its CPU twin);
@@ -10,14 +10,30 @@
 #      BF16 peak) from those two JSON files (tflops.md), and the memory-bound ops of GpuDenseBench
 #      (reductions, softmax rows, elementwise, copies) beside PyTorch's and as a fraction of the
 #      copy rate PyTorch's y.copy_(x) reaches in the same run (dense.md);
-#   5. copies the reports (JUnit, JMH JSON, peers JSON, hs_err logs) into $OUT when set.
+#   5. packs the reports (JUnit, JMH JSON, peers JSON, harness tables, hs_err logs) into
+#      $OUT/reports.tgz when OUT is set, with the summary tables beside it (at most 7 files).
 # Every step runs even if an earlier one failed; the exit status is the tests'.
 # TESTS_ONLY=1 stops after step 2 (a correctness check when device time is short); SKIP_TESTS=1
 # skips steps 1b and 2 (harnesses, tests): with 15 device minutes, run TESTS_ONLY=1 first, then
 # SKIP_TESTS=1 for the timings, each under the 600 s limit of one device call.
 set -uo pipefail
-out=${OUT:-benchmarks/gpu/out}
+# At most 8 files come back from the device's $OUT (../shared/device/README.md): everything is
+# written to a work folder, then packed into $OUT/reports.tgz with a few summaries beside it.
+final=${OUT:-}
+if [ -n "$final" ]; then out=/tmp/mk-check-out; else out=benchmarks/gpu/out; fi
+rm -rf /tmp/mk-check-out
 mkdir -p "$out"
+finish() {
+  [ -n "$final" ] || return 0
+  mkdir -p "$final"
+  tar czf "$final/reports.tgz" -C "$out" . 2>/dev/null
+  for f in ratios.md tflops.md dense.md attention_harness.md linear_attention_harness.md; do
+    [ -f "$out/$f" ] && cp "$out/$f" "$final/"
+  done
+  [ -f "$out/junit.txt" ] && tail -60 "$out/junit.txt" > "$final/junit-tail.txt"
+  return 0
+}
+trap finish EXIT
 log() { printf '\n== %s\n' "$*"; }
 
 log "device"
@@ -108,12 +124,14 @@ if java -cp "$CP" org.openjdk.jmh.Main -l 2>/dev/null | grep -q 'Gpu'; then
   # GpuLaunchBench: 4 methods of microseconds, same settings as GpuDenseBench: ~10 s.
   # GpuGraphBench (R-MAT 1M edges, F = 64, with and without 200k-edge hub rows; sum and max,
   # forward and forward + backward): 8 sets in this JVM, ~30 s.
-  for cls in GpuAttentionBf16Bench:65 GpuAttentionBench:55 GpuLinearAttentionBench:45 GpuDenseBench:60 GpuLaunchBench:30 \
+  for cls in GpuAttentionBf16Bench:65 GpuAttentionBench:55 GpuLinearAttentionBench:90 GpuDenseBench:60 GpuLaunchBench:30 \
     GpuGraphBench:50; do
     name=${cls%%:*}
     it=1s forks=1 params=()
     [ "$name" = GpuDenseBench ] || [ "$name" = GpuLaunchBench ] && it=500ms forks=0
     [ "$name" = GpuGraphBench ] && it=500ms forks=0 params=(-p reduce=sum,max)
+    # linear attention in F32 and BF16 (the tensor-core form), 4 sets: ~80 s
+    [ "$name" = GpuLinearAttentionBench ] && params=(-p dtype=F32,BF16)
     timeout "${cls##*:}" java -cp "$CP" org.openjdk.jmh.Main "$name" -f "$forks" -wi 1 -i 2 -w "$it" -r "$it" \
       ${params[@]+"${params[@]}"} -rf json -rff "$out/jmh-$name.json" 2>&1 | tail -20 | tee "$out/jmh-$name.txt"
   done
@@ -133,10 +151,13 @@ else
 fi
 
 log "PyTorch peers"
-PYTHONUNBUFFERED=1 timeout 100 python3 benchmarks/gpu/peers.py --out "$out/peers.json" 2>&1 | tee "$out/peers.txt"
+PYTHONUNBUFFERED=1 timeout 150 python3 benchmarks/gpu/peers.py --out "$out/peers.json" 2>&1 | tee "$out/peers.txt"
 
 log "softmax attention TFLOP/s"
 python3 benchmarks/gpu/tflops.py --jmh "$out/jmh-gpu.json" --peers "$out/peers.json" 2>&1 | tee "$out/tflops.md"
+
+log "every GPU JMH row beside its PyTorch peer (same shape, pass, dtype)"
+python3 benchmarks/gpu/ratios.py --jmh "$out/jmh-gpu.json" --peers "$out/peers.json" 2>&1 | tee "$out/ratios.md"
 
 log "memory-bound ops (GpuDenseBench vs PyTorch, % of the copy rate)"
 python3 benchmarks/gpu/dense.py --jmh "$out/jmh-gpu.json" --peers "$out/peers.json" 2>&1 | tee "$out/dense.md"

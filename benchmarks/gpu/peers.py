@@ -36,14 +36,6 @@ def timed(fn, reps=10, warmup=3):
     return times[len(times) // 2]
 
 
-def la_quadratic(q, k, v, causal):
-    s = q @ k.transpose(-2, -1)
-    if causal:
-        n = q.shape[-2]
-        s = s * torch.tril(torch.ones(n, n, device=q.device, dtype=q.dtype))
-    return s @ v
-
-
 def la_state(q, k, v):
     return q @ (k.transpose(-2, -1) @ v)
 
@@ -61,10 +53,14 @@ def la_chunked(q, k, v, chunk=64):
     return (intra + inter).reshape(b, h, n, -1)
 
 
-def bench(name, shape, fn, causal, results):
+def bench(name, shape, fn, causal, results, dtype=torch.float32):
+    """Forward, forward+backward (gradient of ⟨out, g⟩) and double backward (gradient of
+    Σ_x ⟨∂/∂x, r_x⟩ with create_graph), the three passes of GpuLinearAttentionBench on the same
+    shape; 16-bit inputs keep the inner products of the double backward in F32 as the JMH class."""
     b, h, n, d = shape
-    q, k, v = (torch.randn(b, h, n, d, device="cuda", requires_grad=True) for _ in range(3))
-    g = torch.randn(b, h, n, d, device="cuda")
+    q, k, v = (torch.randn(b, h, n, d, device="cuda").to(dtype).requires_grad_(True) for _ in range(3))
+    g = torch.randn(b, h, n, d, device="cuda").to(dtype)
+    r = [torch.randn(b, h, n, d, device="cuda") for _ in range(3)]
 
     def fwd():
         with torch.no_grad():
@@ -74,10 +70,19 @@ def bench(name, shape, fn, causal, results):
         out = fn(q, k, v)
         torch.autograd.grad(out, (q, k, v), g)
 
-    row = {"peer": name, "shape": list(shape), "causal": causal}
+    def second():
+        out = fn(q, k, v)
+        gs = torch.autograd.grad(out, (q, k, v), g, create_graph=True)
+        s = sum((gi.float() * ri).sum() for gi, ri in zip(gs, r))
+        torch.autograd.grad(s, (q, k, v))
+
+    row = {"peer": name, "dtype": str(dtype).replace("torch.", ""), "shape": list(shape), "causal": causal}
     try:
         row["forward_ms"] = timed(fwd)
         row["forward_backward_ms"] = timed(fwdbwd)
+        torch.cuda.reset_peak_memory_stats()
+        row["double_backward_ms"] = timed(second, reps=5, warmup=2)
+        row["peak_memory_mb"] = torch.cuda.max_memory_allocated() / 2**20
     except RuntimeError as e:  # out of memory and the like
         row["error"] = str(e).splitlines()[0]
         torch.cuda.empty_cache()
@@ -118,16 +123,19 @@ def bench_sdpa(shape, causal, results, dtype=torch.bfloat16):
 
 
 def bench_double_backward(shape, causal, results):
+    """PyTorch's math path with create_graph, the work of GpuAttentionBench.doubleBackward: the
+    gradient of Σ_x ⟨∂⟨out, g⟩/∂x, r_x⟩ with respect to q, k, v (F32)."""
     import torch.nn.functional as F
     from torch.nn.attention import SDPBackend, sdpa_kernel
     b, h, n, d = shape
     q, k, v = (torch.randn(b, h, n, d, device="cuda", dtype=torch.float32, requires_grad=True) for _ in range(3))
+    g = torch.randn(b, h, n, d, device="cuda")
     u = [torch.randn_like(t) for t in (q, k, v)]
 
     def second():
         with sdpa_kernel(SDPBackend.MATH):
             out = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
-            gs = torch.autograd.grad(out.square().sum(), (q, k, v), create_graph=True)
+            gs = torch.autograd.grad(out, (q, k, v), g, create_graph=True)
             s = sum((gi * ui).sum() for gi, ui in zip(gs, u))
             torch.autograd.grad(s, (q, k, v))
 
@@ -238,12 +246,20 @@ def main():
     for n, b in ((1024, 16), (4096, 4), (16384, 1)):
         for causal in (False, True):
             bench_sdpa((b, 16, n, 128), causal, results)
-    for shape in ((1, 8, 1024, 64), (4, 8, 512, 64), (1, 8, 4096, 64)):
+    # the shapes of the GPU JMH classes (GpuAttentionBench, GpuLinearAttentionBench: [4,16,4096,128]),
+    # so benchmarks/gpu/ratios.py can put each beside its metakernels row
+    jmh_shape = (4, 16, 4096, 128)
+    for causal in (False, True):
+        bench_sdpa(jmh_shape, causal, results, torch.float32)  # GpuAttentionBench's F32 rows
+        bench_double_backward(jmh_shape, causal, results)
+    save()
+    for dtype in (torch.float32, torch.bfloat16):
+        bench("linear_attention.chunked_cumsum", jmh_shape, la_chunked, True, results, dtype)
+        bench("linear_attention.state", jmh_shape, la_state, False, results, dtype)
+    save()
+    for shape in ((1, 8, 1024, 64), (4, 8, 512, 64)):  # the CPU AttentionBench shapes
         for causal in (False, True):
             bench_double_backward(shape, causal, results)
-    bench("linear_attention.quadratic", (4, 8, 4096, 64), lambda q, k, v: la_quadratic(q, k, v, True), True, results)
-    bench("linear_attention.chunked_cumsum", (4, 8, 4096, 64), la_chunked, True, results)
-    bench("linear_attention.state", (16, 8, 1024, 64), la_state, False, results)
     save()
 
 
