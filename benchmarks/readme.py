@@ -92,10 +92,11 @@ def bench_table(paths):
                 continue
             out.append(f"| {name} | {ps} | {fmt(mk['score'])} {mk['scoreUnit']} | {peer} | {fmt(m['score'])} {unit} | "
                        f"**{m['score'] / mk['score']:.2f}×** | {run} |")
+        mk_run = runs_used.index(mk["source"]) + 1 if mk is not None else ""
         if mk is not None and len(impls) == 1 and name in reference_only:
-            out.append(f"| {name} | {ps} | {fmt(mk['score'])} {mk['scoreUnit']} | (a reference measurement: no peer) | — | — | |")
+            out.append(f"| {name} | {ps} | {fmt(mk['score'])} {mk['scoreUnit']} | (a reference measurement: no peer) | — | — | {mk_run} |")
         elif mk is not None and len(impls) == 1:
-            out.append(f"| {name} | {ps} | {fmt(mk['score'])} {mk['scoreUnit']} | (peer failed or refused: see the report) | — | — | |")
+            out.append(f"| {name} | {ps} | {fmt(mk['score'])} {mk['scoreUnit']} | (peer failed or refused: see the report) | — | — | {mk_run} |")
     out.append("")
     shown = [p for p in PEER_FORMS if any(p in impls for impls in groups.values())]
     if shown:
