@@ -619,13 +619,7 @@ tc_state_kernel(int64_t nk, int64_t dk, int64_t dv, int64_t rows, int64_t states
     for (int kk = 0; kk < TC::kRows / 16; ++kk) {
       uint32_t ra[4];
       load_a(ra, a, L::LT, kk * 16, gq, tq);
-#pragma unroll
-      for (int nb = 0; nb < ET / 8; ++nb)
-        if (nb < nblocks) {
-          uint32_t b0, b1;
-          mma_b(b0, b1, vt, L::LT, nb * 8, kk * 16, gq, tq);
-          mma16816<H>(acc[nb], ra, b0, b1);
-        }
+      mma_n_blocks<H>(acc, ra, vt, L::LT, kk * 16, 0, nblocks, gq, tq);
     }
   }
   float* out = S + (g * states + s) * dk * dv;
@@ -692,13 +686,7 @@ tc_output_kernel(int mask, int64_t nq, int64_t nk, int64_t dk, int64_t dv, int64
       if (kk < ksteps) {
         uint32_t ra[4];
         load_a(ra, qw, L::LDK, kk * 16, gq, tq);
-#pragma unroll
-        for (int nb = 0; nb < ET / 8; ++nb)
-          if (nb < nblocks) {
-            uint32_t b0, b1;
-            mma_b(b0, b1, st, L::LDK, nb * 8, kk * 16, gq, tq);
-            mma16816<H>(o[nb], ra, b0, b1);
-          }
+        mma_n_blocks<H>(o, ra, st, L::LDK, kk * 16, 0, nblocks, gq, tq);
       }
   }
   if (mask != 0) {
@@ -725,13 +713,7 @@ tc_output_kernel(int mask, int64_t nq, int64_t nk, int64_t dk, int64_t dv, int64
         if (kk < ksteps) {
           uint32_t ra[4];
           load_a(ra, qw, L::LDK, kk * 16, gq, tq);
-#pragma unroll
-          for (int nb = 0; nb < 8; ++nb)
-            if (nb >= nb_lo && nb < nb_hi) {
-              uint32_t b0, b1;
-              mma_b(b0, b1, ks, L::LDK, nb * 8, kk * 16, gq, tq);
-              mma16816<H>(p[nb], ra, b0, b1);
-            }
+          mma_n_blocks<H>(p, ra, ks, L::LDK, kk * 16, nb_lo, nb_hi, gq, tq);
         }
 #pragma unroll
       for (int nb = 0; nb < 8; ++nb)
@@ -746,13 +728,7 @@ tc_output_kernel(int mask, int64_t nq, int64_t nk, int64_t dk, int64_t dv, int64
         if (2 * kk + 1 >= nb_lo && 2 * kk < nb_hi) {
           uint32_t ra[4];
           acc_to_a<H>(ra, p[2 * kk], p[2 * kk + 1]);
-#pragma unroll
-          for (int nb = 0; nb < ET / 8; ++nb)
-            if (nb < nblocks) {
-              uint32_t b0, b1;
-              mma_b(b0, b1, vt, L::LV, nb * 8, kk * 16, gq, tq);
-              mma16816<H>(o[nb], ra, b0, b1);
-            }
+          mma_n_blocks<H>(o, ra, vt, L::LV, kk * 16, 0, nblocks, gq, tq);
         }
     }
   }

@@ -189,6 +189,21 @@ __device__ __forceinline__ float quad_max(float v) {
   v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 1));
   return fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 2));
 }
+
+// The online-softmax step of a tile for a thread's two rows (log2 domain): the running max m
+// becomes max(m, the quad's tile max mx), base = that max (0 for a row without keys so far: P = 0,
+// no NaN), corr = exp2(m_old - base) rescales the running sum l (and, by the caller, the output).
+__device__ __forceinline__ void online_rescale(float (&m)[2], float (&l)[2], const float (&mx)[2], float (&corr)[2],
+                                               float (&base)[2]) {
+#pragma unroll
+  for (int hr = 0; hr < 2; ++hr) {
+    const float mn = fmaxf(m[hr], quad_max(mx[hr]));
+    base[hr] = mn == -INFINITY ? 0.f : mn;
+    corr[hr] = exp2f(m[hr] - base[hr]);
+    m[hr] = mn;
+    l[hr] *= corr[hr];
+  }
+}
 __device__ __forceinline__ float quad_sum(float v) {
   v += __shfl_xor_sync(0xffffffffu, v, 1);
   return v + __shfl_xor_sync(0xffffffffu, v, 2);
@@ -311,14 +326,7 @@ __global__ void __launch_bounds__(TT::kThreads) tc_forward_kernel(const Attentio
         mx[hr] = fmaxf(mx[hr], v);
       }
     float corr[2], base[2];
-#pragma unroll
-    for (int hr = 0; hr < 2; ++hr) {
-      const float mn = fmaxf(m[hr], quad_max(mx[hr]));
-      base[hr] = mn == -INFINITY ? 0.f : mn;  // a row without keys so far: P = 0, no NaN
-      corr[hr] = exp2f(m[hr] - base[hr]);
-      m[hr] = mn;
-      l[hr] *= corr[hr];
-    }
+    online_rescale(m, l, mx, corr, base);
 #pragma unroll
     for (int nb = 0; nb < TT::kBlockK / 8; ++nb)
 #pragma unroll
@@ -525,14 +533,7 @@ __global__ void __launch_bounds__(T2::kThreads, MINB) tc2_forward_kernel(const A
         }
     }
     float corr[2], base[2];
-#pragma unroll
-    for (int hr = 0; hr < 2; ++hr) {
-      const float mn = fmaxf(m[hr], quad_max(mx[hr]));
-      base[hr] = mn == -INFINITY ? 0.f : mn;  // a row without keys so far: P = 0, no NaN
-      corr[hr] = exp2f(m[hr] - base[hr]);
-      m[hr] = mn;
-      l[hr] *= corr[hr];
-    }
+    online_rescale(m, l, mx, corr, base);
 #pragma unroll
     for (int nb = 0; nb < BK / 8; ++nb)
 #pragma unroll
