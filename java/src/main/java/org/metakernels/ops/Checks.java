@@ -44,13 +44,17 @@ final class Checks {
 
   /** Same dtype and device, both floating point and open. */
   public static void compatible(String op, Tensor a, Tensor b) {
+    sameDtypeAndDevice(op, a, b);
+    floating(op, a);
+  }
+
+  /** Same dtype and device, both open (any dtype). */
+  public static void sameDtypeAndDevice(String op, Tensor a, Tensor b) {
     a.address(op);
     b.address(op);
     if (a.dtype() != b.dtype())
       throw new MetakernelsException(op + ": dtype mismatch " + a.describe() + " vs " + b.describe());
-    if (a.device() != b.device())
-      throw new MetakernelsException(op + ": device mismatch " + a.describe() + " vs " + b.describe());
-    floating(op, a);
+    sameDevice(op, a, b);
   }
 
   public static void sameDevice(String op, Tensor a, Tensor b) {

@@ -240,12 +240,7 @@ public final class LinearAttention {
 
   // same dtype and device, F32, F64, BF16 or F16, open
   private static void sameFloatTypes(String op, Tensor a, Tensor b) {
-    a.address(op);
-    b.address(op);
-    if (a.dtype() != b.dtype())
-      throw new MetakernelsException(op + ": dtype mismatch " + a.describe() + " vs " + b.describe());
-    if (a.device() != b.device())
-      throw new MetakernelsException(op + ": device mismatch " + a.describe() + " vs " + b.describe());
+    Checks.sameDtypeAndDevice(op, a, b);
     if (!a.dtype().isFloatingPoint())
       throw new MetakernelsException(op + ": expected F32, F64, BF16 or F16 tensors, got " + a.describe());
   }
