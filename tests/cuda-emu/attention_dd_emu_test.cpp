@@ -94,7 +94,7 @@ struct Outputs {
 // The double backward of softmax attention on doubles, op by op; `r` is applied after every op (the
 // identity for the reference, rounding to the 16-bit type for the naive composition). Products
 // sum in double before their one rounding (a 16-bit matmul accumulates in F32); out and lse are the
-// forward's saved outputs (inputs here), P = exp(S − lse).
+// forward's saved outputs (inputs here), P = exp(S − lse), D = rowsum(dO ∘ O).
 template <class Rnd>
 Outputs compose(const Inputs& x, Rnd r, bool own_lse) {
   const int64_t B = x.B, H = x.H, Hkv = x.Hkv, Nq = x.Nq, Nk = x.Nk, D = x.D, Dv = x.Dv, group = H / Hkv;
@@ -113,12 +113,12 @@ Outputs compose(const Inputs& x, Rnd r, bool own_lse) {
         if (e == 0 || std::isinf(lse)) continue;
         const double* qi = &x.q[size_t((qh * Nq + i) * D)];
         const double* doi = &x.dout[size_t((qh * Nq + i) * Dv)];
-        std::vector<double> P(size_t(e)), dP(size_t(e)), G(size_t(e)), T(size_t(e), 0.0), dS(size_t(e)), gS(size_t(e)),
-            gdP(size_t(e));
+        std::vector<double> P(static_cast<size_t>(e)), dP(static_cast<size_t>(e)), G(static_cast<size_t>(e)), T(static_cast<size_t>(e), 0.0), dS(static_cast<size_t>(e)), gS(static_cast<size_t>(e)),
+            gdP(static_cast<size_t>(e));
         // the naive composition's own softmax of its rounded scores: lse of the rounded S
         double lse_r = lse;
         if (own_lse) {
-          std::vector<double> sr(size_t(e));
+          std::vector<double> sr(static_cast<size_t>(e));
           double mx = -INFINITY, sum = 0;
           for (int64_t j = 0; j < e; ++j) {
             double s = 0;
@@ -161,13 +161,16 @@ Outputs compose(const Inputs& x, Rnd r, bool own_lse) {
         double C = 0;
         for (int64_t j = 0; j < e; ++j) C += r(P[j] * G[j]);
         C = r(C);
-        std::vector<double> gP(size_t(e));
-        double E = 0;
+        // E = rowsum(P ∘ ḡP) with rowsum(P ∘ dP) = D (O = P v; the CPU twin's form, exact for the
+        // function whose inputs are the 16-bit out and dO): Σ P T + Σ P G dP − 2 C D
+        std::vector<double> gP(static_cast<size_t>(e));
+        double A = 0, F = 0;
         for (int64_t j = 0; j < e; ++j) {
           gP[j] = r(r(T[j] + r(G[j] * r(dP[j] - Dr))) - r(C * dP[j]));
-          E += r(P[j] * gP[j]);
+          A += r(P[j] * T[j]);
+          F += r(r(P[j] * G[j]) * dP[j]);
         }
-        E = r(E);
+        const double E = r(r(r(A) + r(F)) - r(2 * C * Dr));
         for (int64_t j = 0; j < e; ++j) {
           gS[j] = r(P[j] * r(gP[j] - E));
           gdP[j] = r(P[j] * r(G[j] - C));
@@ -246,6 +249,32 @@ Outputs cpu_twin(const Inputs& x, unsigned mask) {
   return Outputs{widen(oq), widen(ok), widen(ov), widen(od), widen(ob)};
 }
 
+// A 16-bit output with guard words around it (nothing may be written outside), zero inside (as
+// native/ zero-fills outputs before the kernels).
+constexpr size_t kGuard = 64;
+constexpr uint16_t kSentinel = 0x7fc1;
+template <class X>
+struct Out {
+  std::vector<uint16_t> buf;
+  size_t n = 0;
+  void init(size_t n_) {
+    n = n_;
+    buf.assign(n + 2 * kGuard, kSentinel);
+    std::fill(buf.begin() + kGuard, buf.begin() + kGuard + n, uint16_t(0));
+  }
+  uint16_t* data() { return buf.data() + kGuard; }
+  bool guards_ok() const {
+    for (size_t i = 0; i < kGuard; ++i)
+      if (buf[i] != kSentinel || buf[kGuard + n + i] != kSentinel) return false;
+    return true;
+  }
+  std::vector<double> values() const {
+    std::vector<double> r(n);
+    for (size_t i = 0; i < n; ++i) r[i] = X::decode(buf[kGuard + i]);
+    return r;
+  }
+};
+
 template <class E>
 void run(const Case& c, uint64_t seed) {
   using X = Half<E>;
@@ -261,7 +290,7 @@ void run(const Case& c, uint64_t seed) {
   x.lens = c.lengths;
   x.scale = 1.0 / std::sqrt(double(c.d)) * 1.3;
   auto make = [&](int64_t n, double sc) {
-    std::vector<double> a(size_t(n));
+    std::vector<double> a(static_cast<size_t>(n));
     for (auto& e : a) e = X::round(nd(g) * sc);
     return a;
   };
@@ -292,7 +321,7 @@ void run(const Case& c, uint64_t seed) {
       const int64_t qh = b * x.H + h, kh = b * x.Hkv + h / (x.H / x.Hkv);
       for (int64_t i = 0; i < x.Nq; ++i) {
         const int64_t e = x.key_end(b, i);
-        std::vector<double> s(size_t(e));
+        std::vector<double> s(static_cast<size_t>(e));
         double mx = -INFINITY;
         for (int64_t j = 0; j < e; ++j) {
           double a = 0;
@@ -346,29 +375,11 @@ void run(const Case& c, uint64_t seed) {
   p.cot_grad_v = gvb.empty() ? nullptr : gvb.data();
   p.cot_grad_bias_full = gbb.empty() ? nullptr : gbb.data();
   const int64_t ws_bytes = mk::cuda::tc_attention_backward_backward_workspace(p);
-  // guard words around every output: nothing written outside
-  constexpr size_t kGuard = 64;
-  constexpr uint16_t kSentinel = 0x7fc1;
-  struct Out {
-    std::vector<uint16_t> buf;
-    size_t n;
-    void init(size_t n_) { n = n_; buf.assign(n + 2 * kGuard, kSentinel); std::fill(buf.begin() + kGuard, buf.begin() + kGuard + n, uint16_t(0)); }
-    uint16_t* data() { return buf.data() + kGuard; }
-    bool guards_ok() const {
-      for (size_t i = 0; i < kGuard; ++i) if (buf[i] != kSentinel || buf[kGuard + n + i] != kSentinel) return false;
-      return true;
-    }
-    std::vector<double> values() const {
-      std::vector<double> r(n);
-      for (size_t i = 0; i < n; ++i) r[i] = X::decode(buf[kGuard + i]);
-      return r;
-    }
-  };
-  Out run1[5], run2[5];
+  Out<X> run1[5], run2[5];
   const size_t sizes[5] = {x.q.size(), x.k.size(), x.v.size(), x.dout.size(), size_t(rows * x.Nk)};
   int status[2];
   for (int rep = 0; rep < 2; ++rep) {
-    Out* o = rep == 0 ? run1 : run2;
+    Out<X>* o = rep == 0 ? run1 : run2;
     for (int i = 0; i < 5; ++i) o[i].init(sizes[i]);
     std::vector<float> ws(size_t(ws_bytes / 4 + 1), NAN);
     AttentionParams e = p;
@@ -378,7 +389,7 @@ void run(const Case& c, uint64_t seed) {
     e.cot_v = want & 64 ? o[2].data() : nullptr;
     e.cot_dout = want & 128 ? o[3].data() : nullptr;
     e.cot_bias_full = want & 256 ? o[4].data() : nullptr;
-    status[rep] = mk::cuda::attention_backward_backward(e, nullptr);
+    status[rep] = mk::cuda::tc_attention_backward_backward(e, nullptr);
   }
   // expected: the tensor cores where max(D, Dv) <= 128 and the tiles fit this device
   const int64_t w = std::max(x.D, x.Dv);

@@ -119,7 +119,8 @@ class CudaAttentionHalfDoubleBackwardTest {
    * every product and elementwise op rounded with {@code r} (products summed in double first, as a
    * 16-bit matmul accumulates in F32): S, P = softmax(S), O = P v, D = rowsum(dO ∘ O), dP = dO vᵀ,
    * dS = P ∘ (dP − D), G = scale (ĝq kᵀ + q ĝkᵀ), T = dO ĝvᵀ, C = rowsum(P ∘ G),
-   * ḡP = T + G ∘ (dP − D) − C dP, E = rowsum(P ∘ ḡP), ḡS = P ∘ (ḡP − E), ḡdP = P ∘ (G − C);
+   * ḡP = T + G ∘ (dP − D) − C dP, E = rowsum(P ∘ ḡP) written as rowsum(P ∘ T) + rowsum(P ∘ G ∘ dP) − 2 C D
+   * (rowsum(P ∘ dP) = D, the kernels' form), ḡS = P ∘ (ḡP − E), ḡdP = P ∘ (G − C);
    * q' = scale (ḡS k + dS ĝk), dO' = P ĝv + ḡdP v, k' = scale (ḡSᵀ q + dSᵀ ĝq), v' = ḡdPᵀ dO.
    */
   static double[][] naive(HalfAttentionRef.Shape s, Tensor[] in, double[] bias, HalfAttentionRef.Rounder r) {
@@ -174,14 +175,15 @@ class CudaAttentionHalfDoubleBackwardTest {
             T[j] = r.r(tt);
             dS[j] = r.r(P[j] * r.r(dP[j] - D));
           }
-          double C = 0, E = 0;
+          double C = 0, A = 0, F = 0;
           for (int j = 0; j < e; j++) C += r.r(P[j] * G[j]);
           C = r.r(C);
           for (int j = 0; j < e; j++) {
             gP[j] = r.r(r.r(T[j] + r.r(G[j] * r.r(dP[j] - D))) - r.r(C * dP[j]));
-            E += r.r(P[j] * gP[j]);
+            A += r.r(P[j] * T[j]);
+            F += r.r(r.r(P[j] * G[j]) * dP[j]);
           }
-          E = r.r(E);
+          double E = r.r(r.r(r.r(A) + r.r(F)) - r.r(2 * C * D));
           for (int j = 0; j < e; j++) {
             gS[j] = r.r(P[j] * r.r(gP[j] - E));
             gdP[j] = r.r(P[j] * r.r(G[j] - C));
