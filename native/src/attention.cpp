@@ -337,7 +337,14 @@ int mk_attention_softmax_jvp(int device, int dtype, const mk_attention_params* b
   MK_CHECK(zero(op, t, device, dtype, n.out, p.tan_out, stream));
   MK_CHECK(zero(op, t, device, is_half(dtype) ? MK_F32 : dtype, n.lse, p.tan_lse, stream));
   if (n.bias_full == 0) return MK_OK;
-  if (is_half(dtype)) return half_jvp(op, t, device, dtype, *block, workspace, workspace_bytes, stream);
+  if (is_half(dtype)) {
+    // CUDA: the tensor-core JVP where it applies (as the double backward above), else F32 copies
+    if (device == MK_DEVICE_CUDA) {
+      const int code = t->attention_jvp(p, stream);
+      if (code != mk::KERNEL_UNSUPPORTED) return kernel_status(op, device, code);
+    }
+    return half_jvp(op, t, device, dtype, *block, workspace, workspace_bytes, stream);
+  }
   return kernel_status(op, device, t->attention_jvp(p, stream));
 }
 
@@ -361,7 +368,7 @@ const char* mk_attention_tc_kernels(void) {
                 name(c.backward) + ";";
       }
   }
-  text += std::string("\ndouble backward (BF16|F16): MK_ATTN_TC_DD=") +
+  text += std::string("\ndouble backward and JVP (BF16|F16): MK_ATTN_TC_DD=") +
           (mk::attention_tc_second_override() ? "0 (F32 path forced)" : "(unset)") +
           "; tensor cores (tensor_core_dd.cu) where max(D, Dv) <= 128, else F32 copies + SIMT:";
   for (int arch : {80, 90}) {

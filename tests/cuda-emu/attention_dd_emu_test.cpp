@@ -9,7 +9,8 @@
 // F64 on the same 16-bit-valued inputs; the CPU twin in F32 (the F32 path native/ runs for 16-bit
 // calls where the tensor cores do not apply) is shown beside it. A second emulated run must give
 // the same bits; head dims above 128 must answer KERNEL_UNSUPPORTED (native/ then runs the F32
-// path) without touching the outputs, as must a device whose shared memory is too small.
+// path) without touching the outputs, as must a device whose shared memory is too small. The JVP
+// (tc_attention_jvp, same file) the same way, with the cotangents as tangents.
 //   attention_dd_emu_test [order] [limits]   order: 0 forward, 1 reverse, 2 shuffled threads
 //                                            limits: 0 H100, 1 A100, 2 sm_86, 3 48 KB
 #include "cuda_runtime.h"  // the emulator: std headers first, then the CUDA keywords as macros
@@ -208,6 +209,98 @@ Outputs compose(const Inputs& x, Rnd r, bool own_lse) {
   o.v.resize(vv.size());
   for (size_t i = 0; i < vv.size(); ++i) o.v[i] = r(vv[i]);
   return o;
+}
+
+// The JVP on doubles (tangents tq, tk, tv, tb = the inputs' gq, gk, gv, gb): tS = scale (tq kᵀ + q
+// tkᵀ) + tb, c = rowsum(P ∘ tS), tO = (P ∘ tS) v + P tv − c O, tlse = c; `r` after every op as in
+// compose (the naive one with its own softmax of its rounded scores).
+template <class Rnd>
+std::vector<double> jvp_compose(const Inputs& x, Rnd r, bool own_lse, std::vector<double>* tlse) {
+  const int64_t H = x.H, Nq = x.Nq, Nk = x.Nk, D = x.D, Dv = x.Dv, group = x.H / x.Hkv;
+  std::vector<double> to(x.dout.size(), 0.0);
+  tlse->assign(x.lse.size(), 0.0);
+  for (int64_t b = 0; b < x.B; ++b)
+    for (int64_t h = 0; h < H; ++h) {
+      const int64_t qh = b * H + h, kh = b * x.Hkv + h / group;
+      for (int64_t i = 0; i < Nq; ++i) {
+        const int64_t e = x.key_end(b, i);
+        const double lse = x.lse[size_t(qh * Nq + i)];
+        if (e == 0 || std::isinf(lse)) continue;
+        const double* qi = &x.q[size_t((qh * Nq + i) * D)];
+        std::vector<double> S(static_cast<size_t>(e)), P(static_cast<size_t>(e)), PT(static_cast<size_t>(e));
+        double mx = -INFINITY;
+        for (int64_t j = 0; j < e; ++j) {
+          double a = 0;
+          for (int64_t c = 0; c < D; ++c) a += qi[c] * x.k[size_t((kh * Nk + j) * D + c)];
+          a *= x.scale;
+          if (!x.bias.empty()) a += x.bias[size_t(b * x.bias_bs + h * x.bias_hs + i * Nk + j)];
+          S[j] = r(a);
+          mx = std::max(mx, S[j]);
+        }
+        double l = lse;
+        if (own_lse) {
+          double sum = 0;
+          for (int64_t j = 0; j < e; ++j) sum += std::exp(S[j] - mx);
+          l = mx + std::log(sum);
+        }
+        double C = 0;
+        for (int64_t j = 0; j < e; ++j) {
+          P[j] = std::isinf(S[j]) ? 0.0 : r(std::exp(S[j] - l));
+          double g1 = 0, g2 = 0;
+          if (!x.gq.empty())
+            for (int64_t c = 0; c < D; ++c) g1 += x.gq[size_t((qh * Nq + i) * D + c)] * x.k[size_t((kh * Nk + j) * D + c)];
+          if (!x.gk.empty())
+            for (int64_t c = 0; c < D; ++c) g2 += qi[c] * x.gk[size_t((kh * Nk + j) * D + c)];
+          double ts = r(x.scale * (r(g1) + r(g2)));
+          if (!x.gb.empty()) ts = r(ts + x.gb[size_t((qh * Nq + i) * Nk + j)]);
+          PT[j] = r(P[j] * ts);
+          C += PT[j];
+        }
+        C = r(C);
+        (*tlse)[size_t(qh * Nq + i)] = C;
+        for (int64_t c = 0; c < Dv; ++c) {
+          double a = 0, a2 = 0;
+          for (int64_t j = 0; j < e; ++j) {
+            a += PT[j] * x.v[size_t((kh * Nk + j) * Dv + c)];
+            if (!x.gv.empty()) a2 += P[j] * x.gv[size_t((kh * Nk + j) * Dv + c)];
+          }
+          to[size_t((qh * Nq + i) * Dv + c)] = r(r(r(a) + r(a2)) - r(C * x.out[size_t((qh * Nq + i) * Dv + c)]));
+        }
+      }
+    }
+  return to;
+}
+
+// The CPU twin's JVP (F64) on the inputs: tO, and tlse in *tlse
+std::vector<double> cpu_twin_jvp(const Inputs& x, std::vector<double>* tlse) {
+  std::vector<double> q = x.q, k = x.k, v = x.v, bias = x.bias, out = x.out, lse = x.lse, gq = x.gq, gk = x.gk,
+                      gv = x.gv, gb = x.gb;
+  AttentionParams p{};
+  p.dtype = MK_F64;
+  p.batch = x.B; p.heads = x.H; p.kv_heads = x.Hkv; p.nq = x.Nq; p.nk = x.Nk; p.d = x.D; p.dv = x.Dv;
+  p.q = q.data(); p.k = k.data(); p.v = v.data();
+  p.bias = bias.empty() ? nullptr : bias.data();
+  p.bias_bs = x.bias_bs; p.bias_hs = x.bias_hs;
+  std::vector<int64_t> lens = x.lens;
+  p.key_lengths = lens.empty() ? nullptr : lens.data();
+  p.scale = x.scale;
+  p.causal = x.causal;
+  p.out = out.data(); p.lse = lse.data();
+  p.tan_q = gq.empty() ? nullptr : gq.data();
+  p.tan_k = gk.empty() ? nullptr : gk.data();
+  p.tan_v = gv.empty() ? nullptr : gv.data();
+  p.tan_bias_full = gb.empty() ? nullptr : gb.data();
+  std::vector<double> to(x.dout.size(), 0.0);
+  tlse->assign(x.lse.size(), 0.0);
+  p.tan_out = to.data();
+  p.tan_lse = tlse->data();
+  std::vector<unsigned char> ws(size_t(mk::cpu::attention_workspace(p, omp_get_max_threads())) + 64);
+  p.workspace = ws.data();
+  if (int st = mk::cpu::attention_jvp(p, nullptr)) {
+    printf("FAIL cpu twin jvp status %d\n", st);
+    ++g_failures;
+  }
+  return to;
 }
 
 // The CPU twin's double backward (F64 or F32) on the inputs: outputs wanted per the mask
@@ -434,6 +527,52 @@ void run(const Case& c, uint64_t seed) {
       if (!run1[i].guards_ok()) printf(" [guard overwritten]");
     }
     g_worst = std::max(g_worst, en > 0 ? ek / en : 0.0);
+  }
+  // ---- the JVP with the cotangents as tangents: tO within the criterion, tlse (F32) too
+  {
+    std::vector<double> tl_ref, tl_naive, tl_twin;
+    const std::vector<double> to_ref = jvp_compose(x, [](double v) { return v; }, false, &tl_ref);
+    const std::vector<double> to_naive = jvp_compose(x, [](double v) { return X::round(v); }, true, &tl_naive);
+    const std::vector<double> to_twin = cpu_twin_jvp(x, &tl_twin);
+    Out<X> to1, to2;
+    to1.init(x.dout.size());
+    to2.init(x.dout.size());
+    std::vector<float> tl1(x.lse.size() + 2, NAN), tl2(x.lse.size() + 2, NAN);
+    AttentionParams e = p;
+    e.dout = nullptr;
+    e.cot_grad_q = e.cot_grad_k = e.cot_grad_v = e.cot_grad_bias_full = nullptr;
+    e.tan_q = p.cot_grad_q; e.tan_k = p.cot_grad_k; e.tan_v = p.cot_grad_v; e.tan_bias_full = p.cot_grad_bias_full;
+    e.tan_out = to1.data();
+    e.tan_lse = tl1.data() + 1;
+    const int s1 = mk::cuda::tc_attention_jvp(e, nullptr);
+    e.tan_out = to2.data();
+    e.tan_lse = tl2.data() + 1;
+    const int s2 = mk::cuda::tc_attention_jvp(e, nullptr);
+    const size_t need_j = w <= 64 ? JvpLayout16<64>::bytes : JvpLayout16<128>::bytes;
+    if (need_j > size_t(emu::config().optin)) {
+      const bool ok = s1 == mk::KERNEL_UNSUPPORTED;
+      printf(" | jvp unsupported here%s", ok ? "" : " FAIL");
+      if (!ok) ++g_failures;
+    } else if (s1 || s2) {
+      printf(" | jvp status %d %d FAIL", s1, s2);
+      ++g_failures;
+    } else {
+      std::vector<double> tlk(tl1.begin() + 1, tl1.end() - 1);
+      const double ek = rel_err(to1.values(), to_ref), en = rel_err(to_naive, to_ref);
+      const double el = rel_err(tlk, tl_ref), eln = rel_err(tl_naive, tl_ref);
+      const double et = std::max(rel_err(to_twin, to_ref), rel_err(tl_twin, tl_ref));
+      const bool same = to1.buf == to2.buf && std::memcmp(tl1.data(), tl2.data(), tl1.size() * 4) == 0;
+      const bool guards = to1.guards_ok() && std::isnan(tl1.front()) && std::isnan(tl1.back());
+      const bool ok = ek <= 2 * en + 1e-6 && el <= 2 * eln + 1e-6 && et <= 1e-9 && same && guards;
+      printf(" | jvp tO %.2e/%.2e tlse %.2e/%.2e%s%s", ek, en, el, eln, same ? "" : " not deterministic", ok ? "" : " FAIL");
+      if (!ok) {
+        ++g_failures;
+        if (et > 1e-9) printf(" [reference vs CPU twin %.2e]", et);
+        if (!guards) printf(" [guard overwritten]");
+      }
+      g_worst = std::max(g_worst, en > 0 ? ek / en : 0.0);
+      g_worst = std::max(g_worst, eln > 0 ? el / eln : 0.0);
+    }
   }
   // outputs not asked for stay untouched
   for (int i = 0; i < 5; ++i)

@@ -1,5 +1,5 @@
-// Softmax attention on tensor cores (sm_80+): the double backward (backward of the backward) in
-// BF16 / F16 on m16n8k16 MMAs with F32 accumulation. The math and its derivation are those of the
+// Softmax attention on tensor cores (sm_80+): the double backward (backward of the backward) and
+// the JVP (at the end of the file) in BF16 / F16 on m16n8k16 MMAs with F32 accumulation. The math and its derivation are those of the
 // F32 kernels (kernels/cpu/attention/backward_backward.cpp, the oracle; kernels/cuda/attention/
 // backward_backward.cu, SIMT): per tile, with P = exp(S − lse), dP = dO vᵀ, D = rowsum(dO ∘ O),
 // G = scale (ĝq kᵀ + q ĝkᵀ) + ĝb, T = dO ĝvᵀ and the row statistics C = rowsum(P ∘ G),
@@ -462,6 +462,112 @@ __global__ void __launch_bounds__(TT::kThreads, 2) tc_dd_key_kernel(const Attent
   }
 }
 
+// ---- JVP --------------------------------------------------------------------------------------------
+// The forward-mode product (kernels/cpu/attention/jvp.cpp, jvp.cu): tangents tq, tk, tv, tb (full).
+// Block: (b, h, 64 query rows); per key tile of 32: S = Q Kᵀ, tS = scale (tQ Kᵀ + Q tKᵀ) + tb,
+// P = exp(S − lse), c += rowsum(P ∘ tS), acc += (P ∘ tS) V + P tV. Reduce: tO = acc − c O (16-bit),
+// tlse = c (F32).
+template <int DP>
+struct JvpLayout16 {
+  static constexpr int LD = DP + TT::kPad, LT = DT::kTileK + TT::kPad;
+  static constexpr int q = 0;                       // Q   [64][LD]
+  static constexpr int gq = q + DT::kBlockQ * LD;   // tQ  [64][LD]
+  static constexpr int k = gq + DT::kBlockQ * LD;   // K   [32][LD]
+  static constexpr int gk = k + DT::kTileK * LD;    // tK  [32][LD]
+  static constexpr int vt = gk + DT::kTileK * LD;   // Vᵀ  [DP][LT]
+  static constexpr int gvt = vt + DP * LT;          // tVᵀ [DP][LT]
+  static constexpr int total = gvt + DP * LT;
+  static constexpr size_t bytes = size_t(total) * 2;
+};
+
+template <class E, int DP>
+__global__ void __launch_bounds__(TT::kThreads, 2) tc_jvp_kernel(const AttentionParams p, const int vec) {
+  using O = Operand<E>;
+  using Raw = typename O::Raw;
+  using L = JvpLayout16<DP>;
+  constexpr int BK = DT::kTileK;
+  Raw* const sm = reinterpret_cast<Raw*>(mk_attention_smem);
+  Raw *qs = sm + L::q, *gqs = sm + L::gq, *ks = sm + L::k, *gks = sm + L::gk, *vt = sm + L::vt, *gvt = sm + L::gvt;
+  const int64_t tiles = (p.nq + DT::kBlockQ - 1) / DT::kBlockQ;
+  const int64_t bh = blockIdx.x / tiles, q0 = (blockIdx.x % tiles) * DT::kBlockQ;
+  const TcHead<Raw> x = tc_head<Raw>(p, bh / p.heads, bh % p.heads);
+  const int lane = int(threadIdx.x) % 32, warp = int(threadIdx.x) / 32, g = lane >> 2, t = lane & 3;
+  const int R = int(std::min<int64_t>(DT::kBlockQ, p.nq - q0));
+  const int d = int(p.d), dv = int(p.dv);
+  const int ksteps = (d + 15) / 16, nblocks = (dv + 7) / 8;
+  const float sl2 = float(p.scale) * kLog2e, scale = float(p.scale);
+  const bool have_g = x.gq || x.gk;
+
+  load_tile<E, DT::kBlockQ, DP>(qs, L::LD, x.q + q0 * d, d, R, 0, vec != 0);
+  if (x.gq) load_tile<E, DT::kBlockQ, DP>(gqs, L::LD, x.gq + q0 * d, d, R, 0, vec != 0);
+  const int64_t row[2] = {q0 + warp * 16 + g, q0 + warp * 16 + g + 8};
+  int64_t kend[2];
+  float lse2[2];
+  for (int h = 0; h < 2; ++h) {
+    const bool in = row[h] < p.nq;
+    lse2[h] = in ? x.lse[row[h]] * kLog2e : 0.f;
+    kend[h] = in && lse2[h] != -INFINITY ? x.key_end(row[h]) : 0;
+  }
+  float csum[2] = {0.f, 0.f};
+  float acc[DP / 8][4];
+  zero_acc(acc);
+  const int64_t end = x.key_end(q0 + R - 1);
+  const Raw* qw = qs + warp * 16 * L::LD;
+  const Raw* gqw = gqs + warp * 16 * L::LD;
+  for (int64_t j0 = 0; j0 < end; j0 += BK) {
+    const int C = int(std::min<int64_t>(BK, end - j0));
+    __syncthreads();
+    load_tile<E, BK, DP>(ks, L::LD, x.k + j0 * d, d, C, 0, vec != 0);
+    if (x.gk) load_tile<E, BK, DP>(gks, L::LD, x.gk + j0 * d, d, C, 0, vec != 0);
+    load_tile_t<E, BK, DP>(vt, L::LT, x.v + j0 * dv, dv, C, 0, vec != 0);
+    if (x.gv) load_tile_t<E, BK, DP>(gvt, L::LT, x.gv + j0 * dv, dv, C, 0, vec != 0);
+    __syncthreads();
+    float s[BK / 8][4], gg[BK / 8][4];
+    zero_acc(s);
+    zero_acc(gg);
+    product_abt<E, DP>(s, qw, L::LD, ks, L::LD, ksteps, g, t);                  // S = Q Kᵀ
+    if (x.gq) product_abt<E, DP>(gg, gqw, L::LD, ks, L::LD, ksteps, g, t);      // tQ Kᵀ
+    if (x.gk) product_abt<E, DP>(gg, qw, L::LD, gks, L::LD, ksteps, g, t);      // + Q tKᵀ
+#pragma unroll
+    for (int nb = 0; nb < BK / 8; ++nb)
+#pragma unroll
+      for (int r = 0; r < 4; ++r) {
+        const int hr = r >> 1;
+        const int64_t j = j0 + nb * 8 + 2 * t + (r & 1);
+        float P = 0.f, G = 0.f;
+        if (j < kend[hr]) {
+          float v = s[nb][r] * sl2;
+          if (x.bias) v += kLog2e * O::to_float(x.bias[row[hr] * x.nk + j]);
+          P = exp2f(v - lse2[hr]);
+          G = have_g ? gg[nb][r] * scale : 0.f;
+          if (x.gbias) G += O::to_float(x.gbias[row[hr] * x.nk + j]);
+        }
+        s[nb][r] = P;
+        gg[nb][r] = P * G;  // P ∘ tS
+        csum[hr] += gg[nb][r];
+      }
+    product_pb<E>(acc, gg, vt, L::LT, nblocks, g, t);             // += (P ∘ tS) V
+    if (x.gv) product_pb<E>(acc, s, gvt, L::LT, nblocks, g, t);   // += P tV
+  }
+  Raw* const to = static_cast<Raw*>(p.tan_out);
+  float* const tl = static_cast<float*>(p.tan_lse);
+#pragma unroll
+  for (int hr = 0; hr < 2; ++hr) {
+    const float c = quad_sum(csum[hr]);
+    if (row[hr] >= p.nq) continue;
+    const int64_t at = x.base + row[hr];
+    if (tl && t == 0) tl[at] = c;
+    if (!to) continue;
+#pragma unroll
+    for (int nb = 0; nb < DP / 8; ++nb)
+#pragma unroll
+      for (int cc = 0; cc < 2; ++cc) {
+        const int col = nb * 8 + 2 * t + cc;
+        if (col < dv) to[at * dv + col] = O::from_float(acc[nb][2 * hr + cc] - c * O::to_float(x.out[row[hr] * dv + col]));
+      }
+  }
+}
+
 // ---- launcher ---------------------------------------------------------------------------------------
 // 16-byte vector loads: every tile source 16-byte aligned, widths a multiple of 8 elements
 int dd_vector_ok(const AttentionParams& p) {
@@ -507,6 +613,20 @@ int backward_backward_t(const AttentionParams& p, cudaStream_t stream) {
   return padded_dim(p) == 64 ? backward_backward_dp<E, 64>(p, stream) : backward_backward_dp<E, 128>(p, stream);
 }
 
+template <class E, int DP>
+int jvp_dp(const AttentionParams& p, cudaStream_t stream) {
+  size_t optin = 0;
+  if (int e = optin_smem(&optin)) return e;
+  if (JvpLayout16<DP>::bytes > optin) return KERNEL_UNSUPPORTED;
+  const int64_t blocks = p.batch * p.heads * ((p.nq + DT::kBlockQ - 1) / DT::kBlockQ);
+  return tc_launch(tc_jvp_kernel<E, DP>, blocks, JvpLayout16<DP>::bytes, stream, p, dd_vector_ok(p));
+}
+
+template <class E>
+int jvp_t(const AttentionParams& p, cudaStream_t stream) {
+  return padded_dim(p) == 64 ? jvp_dp<E, 64>(p, stream) : jvp_dp<E, 128>(p, stream);
+}
+
 int dd_arch_major() {
   int dev = 0, major = 0;
   if (cudaGetDevice(&dev) != cudaSuccess) return 0;
@@ -525,6 +645,17 @@ int tc_attention_backward_backward(const AttentionParams& in, void* stream) {
     return int(cudaErrorInvalidValue);
   const cudaStream_t s = as_stream(stream);
   return p.dtype == MK_BF16 ? backward_backward_t<Bf16>(p, s) : backward_backward_t<Fp16>(p, s);
+}
+
+int tc_attention_jvp(const AttentionParams& in, void* stream) {
+  AttentionParams p = in;
+  p.second = attention_tangents(in);
+  if (!attention_tc_second_applies(p.dtype, p.d, p.dv, dd_arch_major(), attention_tc_second_override()))
+    return KERNEL_UNSUPPORTED;
+  if (!p.out || !p.lse || p.heads < 1 || p.kv_heads < 1 || p.heads % p.kv_heads != 0)
+    return int(cudaErrorInvalidValue);
+  const cudaStream_t s = as_stream(stream);
+  return p.dtype == MK_BF16 ? jvp_t<Bf16>(p, s) : jvp_t<Fp16>(p, s);
 }
 
 int64_t tc_attention_backward_backward_workspace(const AttentionParams& p) { return 12 * p.batch * p.heads * p.nq; }
