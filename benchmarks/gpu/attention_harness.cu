@@ -347,8 +347,8 @@ void dd_row_host(const std::vector<uint16_t>* t, const std::vector<float>& lse, 
   const std::vector<uint16_t>&q = t[0], &k = t[1], &v = t[2], &out = t[3], &dout = t[4], &gq = t[5], &gk = t[6],
                              &gv = t[7];
   const int64_t e = causal ? i + 1 : n, qi = (bh * n + i) * d, kb = bh * n * d;
-  std::vector<double> S(size_t(e)), P(size_t(e)), dP(size_t(e)), G(size_t(e)), T(size_t(e)), dS(size_t(e)),
-      gS(size_t(e)), gdP(size_t(e)), gP(size_t(e));
+  std::vector<double> S(static_cast<size_t>(e)), P(static_cast<size_t>(e)), dP(static_cast<size_t>(e)), G(static_cast<size_t>(e)), T(static_cast<size_t>(e)), dS(static_cast<size_t>(e)),
+      gS(static_cast<size_t>(e)), gdP(static_cast<size_t>(e)), gP(static_cast<size_t>(e));
   double mx = -INFINITY, Dr = 0;
   for (int64_t j = 0; j < e; ++j) {
     double s = 0, dp = 0, g1 = 0, g2 = 0, tt = 0;

@@ -215,4 +215,116 @@ class CudaAttentionHalfDoubleBackwardTest {
     for (int i = 0; i < ov.length; i++) ov[i] = r.r(vv[i]);
     return new double[][] {oq, ok, ov, odo};
   }
+
+  /**
+   * The BF16 / F16 JVP on CUDA (tensor cores where max(D, Dv) <= 128) against the F64 JVP of the CPU
+   * on the same 16-bit-valued inputs and tangents: output tangent within twice the naive 16-bit
+   * composition's error; the lse tangent (F32) likewise.
+   */
+  @ParameterizedTest
+  @CsvSource({
+      "BF16, 2, 4, 2, 130, 77, 64, false, none",
+      "F16, 1, 4, 4, 100, 200, 128, true, 1H",
+      "BF16, 2, 2, 1, 65, 191, 128, true, 1H",
+  })
+  void cudaJvpIsWithinTwiceTheNaive16BitError(DType t, int b, int h, int hkv, int nq, int nk, int d, boolean causal,
+      String bias) {
+    try (Scope sc = Scope.open()) {
+      long seed = 17L * nq + nk + d;
+      long[][] shapes = {{b, h, nq, d}, {b, hkv, nk, d}, {b, hkv, nk, d}, {b, h, nq, d}, {b, hkv, nk, d},
+          {b, hkv, nk, d}};
+      Tensor[] in = new Tensor[6];  // q, k, v, tq, tk, tv (16-bit values held in F64)
+      for (int i = 0; i < 6; i++) in[i] = Tensor.randn(shapes[i], DType.F32, CPU, seed + i).to(t).to(DType.F64);
+      Tensor bt = bias.equals("none") ? null
+          : Tensor.randn(new long[] {1, h, nq, nk}, DType.F32, CPU, seed + 9).mul(0.5).to(t).to(DType.F64);
+      Tensor tb = bt == null ? null
+          : Tensor.randn(new long[] {1, h, nq, nk}, DType.F32, CPU, seed + 10).to(t).to(DType.F64);
+      double[][] ref = jvp(CPU, DType.F64, in, bt, tb, causal), gpu = jvp(GPU, t, in, bt, tb, causal);
+      double[][] gpu2 = jvp(GPU, t, in, bt, tb, causal);
+      HalfAttentionRef.Shape s = new HalfAttentionRef.Shape(b, h, hkv, nq, nk, d, causal, null, 1, h);
+      double[][] naive = naiveJvp(s, in, bt == null ? null : bt.toDoubleArray(), tb == null ? null : tb.toDoubleArray(),
+          HalfAttentionRef.rounder(t));
+      String[] names = {"tO", "tlse"};
+      StringBuilder report = new StringBuilder("jvp " + t + " " + b + "x" + h + "/" + hkv + " " + nq + "x" + nk + " d"
+          + d + (causal ? " causal" : "") + " bias " + bias + ":");
+      List<String> failures = new ArrayList<>();
+      for (int i = 0; i < 2; i++) {
+        double eNaive = HalfAttentionRef.err(naive[i], ref[i]), eGpu = HalfAttentionRef.err(gpu[i], ref[i]);
+        report.append(String.format(" %s cuda %.2e naive %.2e;", names[i], eGpu, eNaive));
+        if (!(eGpu <= 2 * eNaive + FLOOR)) failures.add(names[i] + ": CUDA error " + eGpu + " > 2 x naive " + eNaive);
+        if (!java.util.Arrays.equals(gpu[i], gpu2[i])) failures.add(names[i] + ": two CUDA runs differ");
+      }
+      System.out.println(report);
+      assertTrue(failures.isEmpty(), report + "\n" + String.join("\n", failures));
+    }
+  }
+
+  static double[][] jvp(Device dev, DType t, Tensor[] in, Tensor bias, Tensor tbias, boolean causal) {
+    Attention.Options o = Attention.Options.defaults().withCausal(causal);
+    if (bias != null) o = o.withBias(bias.to(t).to(dev));
+    Attention.Output r = Attention.jvp(in[0].to(t).to(dev), in[1].to(t).to(dev), in[2].to(t).to(dev), o,
+        in[3].to(t).to(dev), in[4].to(t).to(dev), in[5].to(t).to(dev), tbias == null ? null : tbias.to(t).to(dev));
+    assertEquals(t, r.out().dtype());
+    return new double[][] {r.out().to(CPU).toDoubleArray(), r.lse().to(CPU).toDoubleArray()};
+  }
+
+  /**
+   * The naive 16-bit JVP: S, P = softmax(S), O = P v, tS = scale (tq kᵀ + q tkᵀ) + tb, P ∘ tS,
+   * c = rowsum(P ∘ tS), tO = (P ∘ tS) v + P tv − c O, every op rounded with {@code r}.
+   */
+  static double[][] naiveJvp(HalfAttentionRef.Shape s, Tensor[] in, double[] bias, double[] tbias,
+      HalfAttentionRef.Rounder r) {
+    int b = s.b(), h = s.h(), nq = s.nq(), nk = s.nk(), d = s.d(), group = s.h() / s.hkv();
+    double scale = 1 / Math.sqrt(d);
+    double[] q = in[0].toDoubleArray(), k = in[1].toDoubleArray(), v = in[2].toDoubleArray();
+    double[] tq = in[3].toDoubleArray(), tk = in[4].toDoubleArray(), tv = in[5].toDoubleArray();
+    double[] to = new double[q.length / d * d], tl = new double[b * h * nq];
+    for (int bb = 0; bb < b; bb++)
+      for (int hh = 0; hh < h; hh++) {
+        int qh = bb * h + hh, kh = bb * s.hkv() + hh / group;
+        for (int i = 0; i < nq; i++) {
+          int e = s.causal() ? Math.max(0, Math.min(nk, i + nk - nq + 1)) : nk;
+          if (e == 0) continue;
+          int qi = (qh * nq + i) * d;
+          double[] S = new double[e], P = new double[e], PT = new double[e];
+          double mx = Double.NEGATIVE_INFINITY, sum = 0, c = 0;
+          for (int j = 0; j < e; j++) {
+            int kj = (kh * nk + j) * d;
+            double a = 0;
+            for (int x = 0; x < d; x++) a += q[qi + x] * k[kj + x];
+            a *= scale;
+            if (bias != null) a += bias[(hh * nq + i) * nk + j];
+            S[j] = r.r(a);
+            mx = Math.max(mx, S[j]);
+          }
+          for (int j = 0; j < e; j++) sum += Math.exp(S[j] - mx);
+          for (int j = 0; j < e; j++) {
+            int kj = (kh * nk + j) * d;
+            P[j] = r.r(Math.exp(S[j] - mx) / sum);
+            double g1 = 0, g2 = 0;
+            for (int x = 0; x < d; x++) {
+              g1 += tq[qi + x] * k[kj + x];
+              g2 += q[qi + x] * tk[kj + x];
+            }
+            double ts = r.r(scale * (r.r(g1) + r.r(g2)));
+            if (tbias != null) ts = r.r(ts + tbias[(hh * nq + i) * nk + j]);
+            PT[j] = r.r(P[j] * ts);
+            c += PT[j];
+          }
+          c = r.r(c);
+          tl[qh * nq + i] = c;
+          for (int x = 0; x < d; x++) {
+            double o = 0, a = 0, a2 = 0;
+            for (int j = 0; j < e; j++) {
+              int kj = (kh * nk + j) * d;
+              o += P[j] * v[kj + x];
+              a += PT[j] * v[kj + x];
+              a2 += P[j] * tv[kj + x];
+            }
+            to[qi + x] = r.r(r.r(r.r(a) + r.r(a2)) - r.r(c * r.r(o)));
+          }
+        }
+      }
+    return new double[][] {to, tl};
+  }
 }

@@ -345,8 +345,9 @@ public final class Attention {
    * Forward-mode product: the tangent of the output (and of the row log-sum-exp) for tangents of
    * q, k, v and the bias (any may be null). One fused pass: tO = Σ P tS v − (Σ P tS) O + P tv
    * with tS = scale(tq kᵀ + q tkᵀ) + tbias. Not recorded for reverse mode. For BF16/F16 inputs
-   * (tangents of the same type) the forward runs in 16 bit, the product on F32 copies (made in the
-   * native layer) with the F32 kernel; the output tangent is rounded to the 16-bit type, the lse tangent is F32.
+   * (tangents of the same type) the forward runs in 16 bit, the product on 16-bit tensor cores on CUDA
+   * where max(D, Dv) <= 128 (F32 accumulation), else on F32 copies (made in the native layer) with the
+   * F32 kernel; the output tangent is rounded to the 16-bit type, the lse tangent is F32.
    * {@code Attention.jvp(q, k, v, o, tq, null, null, null)}: tangents [B, H, Nq, Dv] and [B, H, Nq].
    *
    * @param q queries [B, H, Nq, D]
@@ -374,7 +375,8 @@ public final class Attention {
       checkLike(g.op, "tbias", tbias, o.bias());
       tb = tbias.expand(g.b, g.h, g.nq, g.nk).contiguous();
     }
-    // 16-bit: native widens to F32 and rounds the output tangent back (the lse tangent is F32)
+    // 16-bit: tensor cores on CUDA where they apply, else native widens to F32 and rounds the output
+    // tangent back (the lse tangent is F32)
     return runJvp(g, f.out(), f.lse(), contiguousOrNull(tq), contiguousOrNull(tk), contiguousOrNull(tv), tb);
   }
 
