@@ -46,11 +46,11 @@ import org.metakernels.tensor.Tensor;
  * <p>BF16 and F16. q, k, v (and the bias) may all be BF16 or all F16 (no mixing): the forward and
  * the backward run fused 16-bit kernels (tensor cores on CUDA; F32 arithmetic inside, the results
  * rounded to nearest even), the output and the gradients of q, k, v and the bias are in the
- * 16-bit type, and the row log-sum-exp is F32. The double backward runs 16-bit tensor-core kernels
- * on CUDA where max(D, Dv) <= 128 (F32 accumulation; environment MK_ATTN_TC_DD=0 turns them off);
- * elsewhere it and {@link #jvp} have no 16-bit kernels: the native layer casts their operands (q,
- * k, v, bias, the saved output, dout, the cotangents or tangents) to F32, runs the F32 fused kernels
- * and casts the results back to the 16-bit type (the lse tangent stays F32), so {@code
+ * 16-bit type, and the row log-sum-exp is F32. The double backward and {@link #jvp} run 16-bit
+ * tensor-core kernels on CUDA where max(D, Dv) is at most 128 (F32 accumulation; the environment
+ * variable MK_ATTN_TC_DD=0 turns them off); elsewhere the native layer casts their operands (q, k, v,
+ * bias, the saved output, dout, the cotangents or tangents) to F32, runs the F32 fused kernels and
+ * casts the results back to the 16-bit type (the lse tangent stays F32). Either way {@code
  * Autograd.grad(..., createGraph = true)} followed by a second grad works on 16-bit tensors.
  *
  * <pre>{@code
@@ -346,7 +346,7 @@ public final class Attention {
    * q, k, v and the bias (any may be null). One fused pass: tO = Σ P tS v − (Σ P tS) O + P tv
    * with tS = scale(tq kᵀ + q tkᵀ) + tbias. Not recorded for reverse mode. For BF16/F16 inputs
    * (tangents of the same type) the forward runs in 16 bit, the product on 16-bit tensor cores on CUDA
-   * where max(D, Dv) <= 128 (F32 accumulation), else on F32 copies (made in the native layer) with the
+   * where max(D, Dv) is at most 128 (F32 accumulation), else on F32 copies (made in the native layer) with the
    * F32 kernel; the output tangent is rounded to the 16-bit type, the lse tangent is F32.
    * {@code Attention.jvp(q, k, v, o, tq, null, null, null)}: tangents [B, H, Nq, Dv] and [B, H, Nq].
    *
