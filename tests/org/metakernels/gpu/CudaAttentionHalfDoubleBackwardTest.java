@@ -51,7 +51,8 @@ class CudaAttentionHalfDoubleBackwardTest {
     List<Tensor> g = Autograd.grad(List.of(out), List.of(q, k, v), List.of(dout), true);
     Tensor probe = null;
     for (int i = 0; i < 3; i++) {
-      Tensor term = g.get(i).mul(in[4 + i].to(t).to(dev)).sum();  // its gradient: exactly the cotangent
+      // in F32 (the dense ops take F32/F64); its gradient is exactly the 16-bit-valued cotangent
+      Tensor term = g.get(i).to(DType.F32).mul(in[4 + i].to(DType.F32).to(dev)).sum();
       probe = probe == null ? term : probe.add(term);
     }
     List<Tensor> hv = Autograd.grad(probe, List.of(q, k, v, dout), false);
