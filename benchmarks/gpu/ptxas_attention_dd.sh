@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Registers, spills and stack per kernel of kernels/cuda/attention/tensor_core_dd.cu (the 16-bit
-# tensor-core double backward), from ptxas -v for sm_90 and sm_80, plus the dynamic shared memory
+# tensor-core double backward and JVP), from ptxas -v for sm_90 and sm_80, plus the dynamic shared memory
 # each pass asks for. No GPU needed. From the project root:
 #   bash benchmarks/gpu/ptxas_attention_dd.sh > benchmarks/results/ptxas-attention-dd-DATE.txt
 set -euo pipefail
@@ -47,6 +47,7 @@ int main() {
   printf("tc_dd_stats_kernel BF16/F16: DP 64 %zu, 128 %zu\n", DdStatsLayout<64>::bytes, DdStatsLayout<128>::bytes);
   printf("tc_dd_query_kernel BF16/F16: DP 64 %zu, 128 %zu\n", DdQueryLayout<64>::bytes, DdQueryLayout<128>::bytes);
   printf("tc_dd_key_kernel   BF16/F16: DP 64 %zu, 128 %zu\n", DdKeyLayout<64>::bytes, DdKeyLayout<128>::bytes);
+  printf("tc_jvp_kernel      BF16/F16: DP 64 %zu, 128 %zu\n", JvpLayout16<64>::bytes, JvpLayout16<128>::bytes);
   return 0;
 }
 CU
