@@ -13,8 +13,8 @@
 // (tc_attention_jvp, same file) the same way, with the cotangents as tangents.
 //   attention_dd_emu_test [order] [limits]   order: 0 forward, 1 reverse, 2 shuffled threads
 //                                            limits: 0 H100, 1 A100, 2 sm_86, 3 48 KB
-#include "cuda_runtime.h"  // the emulator: std headers first, then the CUDA keywords as macros
 #include <omp.h>
+#include "cuda_runtime.h"  // the emulator: std headers first, then the CUDA keywords as macros
 
 #include <cstring>
 #include <string>
@@ -71,7 +71,7 @@ struct Case {
   bool causal;
   const char* bias;              // "none", "BH", "1H", "B1", "11"; a suffix "-inf" sets some entries to -inf
   std::vector<int64_t> lengths;  // empty: none
-  unsigned mask;                 // bits 0-3: cotangents ĝq ĝk ĝv ĝb present; bits 4-8: outputs q' k' v' dO' b' wanted
+  unsigned mask;  // bits 0-3: cotangents ĝq ĝk ĝv ĝb present; bits 4-8: outputs q' k' v' dO' b' wanted
 };
 bool bias_masked(int64_t i, int64_t j, int64_t nk) { return i % 7 == 3 || (i % 5 == 1 && j < nk - 3) || j % 11 == 4; }
 
@@ -83,9 +83,7 @@ struct Inputs {
   std::vector<int64_t> lens;
   std::vector<double> q, k, v, bias, dout, out, lse, gq, gk, gv, gb;  // empty: absent
   int64_t len(int64_t b) const { return lens.empty() ? Nk : lens[size_t(b)]; }
-  int64_t key_end(int64_t b, int64_t i) const {
-    return mk::attention_key_end(i, len(b), len(b) - Nq, causal);
-  }
+  int64_t key_end(int64_t b, int64_t i) const { return mk::attention_key_end(i, len(b), len(b) - Nq, causal); }
 };
 
 struct Outputs {
@@ -114,7 +112,8 @@ Outputs compose(const Inputs& x, Rnd r, bool own_lse) {
         if (e == 0 || std::isinf(lse)) continue;
         const double* qi = &x.q[size_t((qh * Nq + i) * D)];
         const double* doi = &x.dout[size_t((qh * Nq + i) * Dv)];
-        std::vector<double> P(static_cast<size_t>(e)), dP(static_cast<size_t>(e)), G(static_cast<size_t>(e)), T(static_cast<size_t>(e), 0.0), dS(static_cast<size_t>(e)), gS(static_cast<size_t>(e)),
+        std::vector<double> P(static_cast<size_t>(e)), dP(static_cast<size_t>(e)), G(static_cast<size_t>(e)),
+            T(static_cast<size_t>(e), 0.0), dS(static_cast<size_t>(e)), gS(static_cast<size_t>(e)),
             gdP(static_cast<size_t>(e));
         // the naive composition's own softmax of its rounded scores: lse of the rounded S
         double lse_r = lse;
@@ -248,7 +247,8 @@ std::vector<double> jvp_compose(const Inputs& x, Rnd r, bool own_lse, std::vecto
           P[j] = std::isinf(S[j]) ? 0.0 : r(std::exp(S[j] - l));
           double g1 = 0, g2 = 0;
           if (!x.gq.empty())
-            for (int64_t c = 0; c < D; ++c) g1 += x.gq[size_t((qh * Nq + i) * D + c)] * x.k[size_t((kh * Nk + j) * D + c)];
+            for (int64_t c = 0; c < D; ++c)
+              g1 += x.gq[size_t((qh * Nq + i) * D + c)] * x.k[size_t((kh * Nk + j) * D + c)];
           if (!x.gk.empty())
             for (int64_t c = 0; c < D; ++c) g2 += qi[c] * x.gk[size_t((kh * Nk + j) * D + c)];
           double ts = r(x.scale * (r(g1) + r(g2)));
@@ -277,15 +277,25 @@ std::vector<double> cpu_twin_jvp(const Inputs& x, std::vector<double>* tlse) {
                       gv = x.gv, gb = x.gb;
   AttentionParams p{};
   p.dtype = MK_F64;
-  p.batch = x.B; p.heads = x.H; p.kv_heads = x.Hkv; p.nq = x.Nq; p.nk = x.Nk; p.d = x.D; p.dv = x.Dv;
-  p.q = q.data(); p.k = k.data(); p.v = v.data();
+  p.batch = x.B;
+  p.heads = x.H;
+  p.kv_heads = x.Hkv;
+  p.nq = x.Nq;
+  p.nk = x.Nk;
+  p.d = x.D;
+  p.dv = x.Dv;
+  p.q = q.data();
+  p.k = k.data();
+  p.v = v.data();
   p.bias = bias.empty() ? nullptr : bias.data();
-  p.bias_bs = x.bias_bs; p.bias_hs = x.bias_hs;
+  p.bias_bs = x.bias_bs;
+  p.bias_hs = x.bias_hs;
   std::vector<int64_t> lens = x.lens;
   p.key_lengths = lens.empty() ? nullptr : lens.data();
   p.scale = x.scale;
   p.causal = x.causal;
-  p.out = out.data(); p.lse = lse.data();
+  p.out = out.data();
+  p.lse = lse.data();
   p.tan_q = gq.empty() ? nullptr : gq.data();
   p.tan_k = gk.empty() ? nullptr : gk.data();
   p.tan_v = gv.empty() ? nullptr : gv.data();
@@ -312,15 +322,26 @@ Outputs cpu_twin(const Inputs& x, unsigned mask) {
                  gb = cast(x.gb);
   AttentionParams p{};
   p.dtype = sizeof(T) == 8 ? MK_F64 : MK_F32;
-  p.batch = x.B; p.heads = x.H; p.kv_heads = x.Hkv; p.nq = x.Nq; p.nk = x.Nk; p.d = x.D; p.dv = x.Dv;
-  p.q = q.data(); p.k = k.data(); p.v = v.data();
+  p.batch = x.B;
+  p.heads = x.H;
+  p.kv_heads = x.Hkv;
+  p.nq = x.Nq;
+  p.nk = x.Nk;
+  p.d = x.D;
+  p.dv = x.Dv;
+  p.q = q.data();
+  p.k = k.data();
+  p.v = v.data();
   p.bias = bias.empty() ? nullptr : bias.data();
-  p.bias_bs = x.bias_bs; p.bias_hs = x.bias_hs;
+  p.bias_bs = x.bias_bs;
+  p.bias_hs = x.bias_hs;
   std::vector<int64_t> lens = x.lens;
   p.key_lengths = lens.empty() ? nullptr : lens.data();
   p.scale = x.scale;
   p.causal = x.causal;
-  p.out = out.data(); p.lse = lse.data(); p.dout = dout.data();
+  p.out = out.data();
+  p.lse = lse.data();
+  p.dout = dout.data();
   p.cot_grad_q = gq.empty() ? nullptr : gq.data();
   p.cot_grad_k = gk.empty() ? nullptr : gk.data();
   p.cot_grad_v = gv.empty() ? nullptr : gv.data();
@@ -378,7 +399,13 @@ void run(const Case& c, uint64_t seed) {
   std::mt19937_64 g(seed);
   std::normal_distribution<double> nd(0.0, 1.0);
   Inputs x;
-  x.B = c.b; x.H = c.h; x.Hkv = c.hkv; x.Nq = c.nq; x.Nk = c.nk; x.D = c.d; x.Dv = c.dv;
+  x.B = c.b;
+  x.H = c.h;
+  x.Hkv = c.hkv;
+  x.Nq = c.nq;
+  x.Nk = c.nk;
+  x.D = c.d;
+  x.Dv = c.dv;
   x.causal = c.causal;
   x.lens = c.lengths;
   x.scale = 1.0 / std::sqrt(double(c.d)) * 1.3;
@@ -418,7 +445,8 @@ void run(const Case& c, uint64_t seed) {
         double mx = -INFINITY;
         for (int64_t j = 0; j < e; ++j) {
           double a = 0;
-          for (int64_t cc = 0; cc < x.D; ++cc) a += x.q[size_t((qh * x.Nq + i) * x.D + cc)] * x.k[size_t((kh * x.Nk + j) * x.D + cc)];
+          for (int64_t cc = 0; cc < x.D; ++cc)
+            a += x.q[size_t((qh * x.Nq + i) * x.D + cc)] * x.k[size_t((kh * x.Nk + j) * x.D + cc)];
           a *= x.scale;
           if (has_bias) a += x.bias[size_t(b * x.bias_bs + h * x.bias_hs + i * x.Nk + j)];
           s[size_t(j)] = a;
@@ -431,15 +459,18 @@ void run(const Case& c, uint64_t seed) {
         x.lse[size_t(qh * x.Nq + i)] = lse;
         for (int64_t cc = 0; cc < x.Dv; ++cc) {
           double a = 0;
-          for (int64_t j = 0; j < e; ++j) a += std::exp(s[size_t(j)] - mx) / sum * x.v[size_t((kh * x.Nk + j) * x.Dv + cc)];
+          for (int64_t j = 0; j < e; ++j)
+            a += std::exp(s[size_t(j)] - mx) / sum * x.v[size_t((kh * x.Nk + j) * x.Dv + cc)];
           x.out[size_t((qh * x.Nq + i) * x.Dv + cc)] = X::round(a);
         }
       }
     }
 
   const unsigned want = c.mask & (has_bias ? 0x1F0u : 0xF0u);
-  const Outputs ref = compose(x, [](double v) { return v; }, false);
-  const Outputs naive = compose(x, [](double v) { return X::round(v); }, true);
+  const Outputs ref = compose(
+      x, [](double v) { return v; }, false);
+  const Outputs naive = compose(
+      x, [](double v) { return X::round(v); }, true);
   const Outputs twin64 = cpu_twin<double>(x, want);
   const Outputs twin32 = cpu_twin<float>(x, want);
 
@@ -455,14 +486,25 @@ void run(const Case& c, uint64_t seed) {
   std::vector<int64_t> lens = x.lens;
   AttentionParams p{};
   p.dtype = E::kDtype;
-  p.batch = x.B; p.heads = x.H; p.kv_heads = x.Hkv; p.nq = x.Nq; p.nk = x.Nk; p.d = x.D; p.dv = x.Dv;
-  p.q = qb.data(); p.k = kb.data(); p.v = vb.data();
+  p.batch = x.B;
+  p.heads = x.H;
+  p.kv_heads = x.Hkv;
+  p.nq = x.Nq;
+  p.nk = x.Nk;
+  p.d = x.D;
+  p.dv = x.Dv;
+  p.q = qb.data();
+  p.k = kb.data();
+  p.v = vb.data();
   p.bias = has_bias ? biasb.data() : nullptr;
-  p.bias_bs = x.bias_bs; p.bias_hs = x.bias_hs;
+  p.bias_bs = x.bias_bs;
+  p.bias_hs = x.bias_hs;
   p.key_lengths = lens.empty() ? nullptr : lens.data();
   p.scale = x.scale;
   p.causal = x.causal;
-  p.out = outb.data(); p.lse = lsef.data(); p.dout = dob.data();
+  p.out = outb.data();
+  p.lse = lsef.data();
+  p.dout = dob.data();
   p.cot_grad_q = gqb.empty() ? nullptr : gqb.data();
   p.cot_grad_k = gkb.empty() ? nullptr : gkb.data();
   p.cot_grad_v = gvb.empty() ? nullptr : gvb.data();
@@ -495,8 +537,8 @@ void run(const Case& c, uint64_t seed) {
     for (int i = 0; i < 5; ++i)
       for (double v : run1[i].values()) untouched = untouched && v == 0.0;
     const bool ok = status[0] == mk::KERNEL_UNSUPPORTED && untouched;
-    printf("  %-86s %s%s\n", name, w > 128 ? "D > 128: unsupported (F32 path)" : "tiles do not fit: unsupported (F32 path)",
-           ok ? "" : " FAIL");
+    printf("  %-86s %s%s\n", name,
+           w > 128 ? "D > 128: unsupported (F32 path)" : "tiles do not fit: unsupported (F32 path)", ok ? "" : " FAIL");
     if (!ok) ++g_failures;
     return;
   }
@@ -531,8 +573,10 @@ void run(const Case& c, uint64_t seed) {
   // ---- the JVP with the cotangents as tangents: tO within the criterion, tlse (F32) too
   {
     std::vector<double> tl_ref, tl_naive, tl_twin;
-    const std::vector<double> to_ref = jvp_compose(x, [](double v) { return v; }, false, &tl_ref);
-    const std::vector<double> to_naive = jvp_compose(x, [](double v) { return X::round(v); }, true, &tl_naive);
+    const std::vector<double> to_ref = jvp_compose(
+        x, [](double v) { return v; }, false, &tl_ref);
+    const std::vector<double> to_naive = jvp_compose(
+        x, [](double v) { return X::round(v); }, true, &tl_naive);
     const std::vector<double> to_twin = cpu_twin_jvp(x, &tl_twin);
     Out<X> to1, to2;
     to1.init(x.dout.size());
@@ -541,7 +585,10 @@ void run(const Case& c, uint64_t seed) {
     AttentionParams e = p;
     e.dout = nullptr;
     e.cot_grad_q = e.cot_grad_k = e.cot_grad_v = e.cot_grad_bias_full = nullptr;
-    e.tan_q = p.cot_grad_q; e.tan_k = p.cot_grad_k; e.tan_v = p.cot_grad_v; e.tan_bias_full = p.cot_grad_bias_full;
+    e.tan_q = p.cot_grad_q;
+    e.tan_k = p.cot_grad_k;
+    e.tan_v = p.cot_grad_v;
+    e.tan_bias_full = p.cot_grad_bias_full;
     e.tan_out = to1.data();
     e.tan_lse = tl1.data() + 1;
     const int s1 = mk::cuda::tc_attention_jvp(e, nullptr);
@@ -564,7 +611,8 @@ void run(const Case& c, uint64_t seed) {
       const bool same = to1.buf == to2.buf && std::memcmp(tl1.data(), tl2.data(), tl1.size() * 4) == 0;
       const bool guards = to1.guards_ok() && std::isnan(tl1.front()) && std::isnan(tl1.back());
       const bool ok = ek <= 2 * en + 1e-6 && el <= 2 * eln + 1e-6 && et <= 1e-9 && same && guards;
-      printf(" | jvp tO %.2e/%.2e tlse %.2e/%.2e%s%s", ek, en, el, eln, same ? "" : " not deterministic", ok ? "" : " FAIL");
+      printf(" | jvp tO %.2e/%.2e tlse %.2e/%.2e%s%s", ek, en, el, eln, same ? "" : " not deterministic",
+             ok ? "" : " FAIL");
       if (!ok) {
         ++g_failures;
         if (et > 1e-9) printf(" [reference vs CPU twin %.2e]", et);
@@ -598,17 +646,17 @@ int main(int argc, char** argv) {
   const unsigned ALL = 0x1FF;
   const std::vector<Case> cases = {
       {1, 1, 1, 5, 5, 16, 16, false, "none", {}, ALL},
-      {2, 4, 2, 70, 33, 16, 16, false, "none", {}, ALL},            // GQA 2:1, Nq > Nk
-      {2, 2, 2, 33, 70, 64, 64, true, "none", {}, ALL},             // causal, Nq < Nk
-      {1, 2, 1, 100, 77, 128, 128, true, "11", {}, ALL},            // D = 128, GQA, broadcast bias
-      {2, 3, 3, 40, 97, 96, 64, false, "BH", {94, 40}, ALL},        // D = 96, key padding
-      {1, 4, 2, 67, 45, 96, 96, true, "1H", {}, ALL},               // D = Dv = 96, GQA, causal, bias
-      {1, 2, 1, 70, 150, 64, 64, false, "BH-inf", {}, ALL},         // -inf bias: rows without keys
+      {2, 4, 2, 70, 33, 16, 16, false, "none", {}, ALL},                         // GQA 2:1, Nq > Nk
+      {2, 2, 2, 33, 70, 64, 64, true, "none", {}, ALL},                          // causal, Nq < Nk
+      {1, 2, 1, 100, 77, 128, 128, true, "11", {}, ALL},                         // D = 128, GQA, broadcast bias
+      {2, 3, 3, 40, 97, 96, 64, false, "BH", {94, 40}, ALL},                     // D = 96, key padding
+      {1, 4, 2, 67, 45, 96, 96, true, "1H", {}, ALL},                            // D = Dv = 96, GQA, causal, bias
+      {1, 2, 1, 70, 150, 64, 64, false, "BH-inf", {}, ALL},                      // -inf bias: rows without keys
       {2, 2, 1, 37, 41, 16, 16, true, "BH", {41, 20}, 0x1 | 0x4 | 0x10 | 0x80},  // some cotangents, outputs
       {2, 2, 1, 37, 41, 128, 16, false, "BH", {}, 0x2 | 0x8 | 0x20 | 0x40 | 0x100},
-      {1, 1, 1, 19, 23, 5, 3, true, "none", {}, ALL},               // odd head dims: no vector loads
-      {2, 1, 1, 6, 3, 16, 16, true, "none", {3, 0}, ALL},           // a batch without keys
-      {1, 1, 1, 20, 20, 200, 64, false, "none", {}, ALL},           // D > 128: the F32 path
+      {1, 1, 1, 19, 23, 5, 3, true, "none", {}, ALL},      // odd head dims: no vector loads
+      {2, 1, 1, 6, 3, 16, 16, true, "none", {3, 0}, ALL},  // a batch without keys
+      {1, 1, 1, 20, 20, 200, 64, false, "none", {}, ALL},  // D > 128: the F32 path
   };
   uint64_t seed = 4321;
   for (const Case& c : cases) {

@@ -1,9 +1,9 @@
 // Softmax attention on tensor cores (sm_80+): the double backward (backward of the backward) and
-// the JVP (at the end of the file) in BF16 / F16 on m16n8k16 MMAs with F32 accumulation. The math and its derivation are those of the
-// F32 kernels (kernels/cpu/attention/backward_backward.cpp, the oracle; kernels/cuda/attention/
-// backward_backward.cu, SIMT): per tile, with P = exp(S − lse), dP = dO vᵀ, D = rowsum(dO ∘ O),
-// G = scale (ĝq kᵀ + q ĝkᵀ) + ĝb, T = dO ĝvᵀ and the row statistics C = rowsum(P ∘ G),
-// E = rowsum(P ∘ (T + G ∘ dP)) − 2 C D:
+// the JVP (at the end of the file) in BF16 / F16 on m16n8k16 MMAs with F32 accumulation. The math
+// and its derivation are those of the F32 kernels (kernels/cpu/attention/backward_backward.cpp, the
+// oracle; kernels/cuda/attention/backward_backward.cu, SIMT): per tile, with P = exp(S − lse),
+// dP = dO vᵀ, D = rowsum(dO ∘ O), G = scale (ĝq kᵀ + q ĝkᵀ) + ĝb, T = dO ĝvᵀ and the row
+// statistics C = rowsum(P ∘ G), E = rowsum(P ∘ (T + G ∘ dP)) − 2 C D:
 //   dS = P ∘ (dP − D),  ḡS = P ∘ (T + G ∘ (dP − D) − C dP − E),  ḡdP = P ∘ (G − C)
 //   q' = scale (ḡS k + dS ĝk),  dO' = P ĝv + ḡdP v,  b' = ḡS
 //   k' = scale (ḡSᵀ q + dSᵀ ĝq),  v' = ḡdPᵀ dO
@@ -30,11 +30,11 @@
 #include <cmath>
 #include <cstdint>
 
-#include "tensor_core_dd.cuh"
 #include "../common.cuh"
 #include "../mma.cuh"
-#include "tensor_core_parts.cuh"
 #include "mk/attention_tc_choice.h"
+#include "tensor_core_dd.cuh"
+#include "tensor_core_parts.cuh"
 
 namespace mk {
 namespace cuda {
@@ -54,13 +54,13 @@ static_assert(DT::kTileK % 16 == 0 && DT::kTileQ % 16 == 0, "k-steps of the P-si
 template <int DP>
 struct DdStatsLayout {
   static constexpr int LD = DP + TT::kPad;
-  static constexpr int q = 0;                        // Q   [64][LD]
-  static constexpr int gq = q + DT::kBlockQ * LD;    // ĝQ  [64][LD]
-  static constexpr int dout = gq + DT::kBlockQ * LD; // dO  [64][LD]
-  static constexpr int k = dout + DT::kBlockQ * LD;  // K   [32][LD]
-  static constexpr int gk = k + DT::kTileK * LD;     // ĝK  [32][LD]
-  static constexpr int v = gk + DT::kTileK * LD;     // V   [32][LD]
-  static constexpr int gv = v + DT::kTileK * LD;     // ĝV  [32][LD]
+  static constexpr int q = 0;                         // Q   [64][LD]
+  static constexpr int gq = q + DT::kBlockQ * LD;     // ĝQ  [64][LD]
+  static constexpr int dout = gq + DT::kBlockQ * LD;  // dO  [64][LD]
+  static constexpr int k = dout + DT::kBlockQ * LD;   // K   [32][LD]
+  static constexpr int gk = k + DT::kTileK * LD;      // ĝK  [32][LD]
+  static constexpr int v = gk + DT::kTileK * LD;      // V   [32][LD]
+  static constexpr int gv = v + DT::kTileK * LD;      // ĝV  [32][LD]
   static constexpr int total = gv + DT::kTileK * LD;
   static constexpr size_t bytes = size_t(total) * 2;
 };
@@ -68,15 +68,15 @@ struct DdStatsLayout {
 template <int DP>
 struct DdQueryLayout {
   static constexpr int LD = DP + TT::kPad, LT = DT::kTileK + TT::kPad;
-  static constexpr int q = 0;                        // Q   [64][LD]
-  static constexpr int gq = q + DT::kBlockQ * LD;    // ĝQ  [64][LD]
-  static constexpr int dout = gq + DT::kBlockQ * LD; // dO  [64][LD]
-  static constexpr int k = dout + DT::kBlockQ * LD;  // K   [32][LD]
-  static constexpr int gk = k + DT::kTileK * LD;     // ĝK  [32][LD]
-  static constexpr int v = gk + DT::kTileK * LD;     // V   [32][LD]
-  static constexpr int gv = v + DT::kTileK * LD;     // ĝV  [32][LD]
-  static constexpr int xt = gv + DT::kTileK * LD;    // Kᵀ (part 0) or Vᵀ (part 1)    [DP][LT]
-  static constexpr int yt = xt + DP * LT;            // ĝKᵀ (part 0) or ĝVᵀ (part 1)  [DP][LT]
+  static constexpr int q = 0;                         // Q   [64][LD]
+  static constexpr int gq = q + DT::kBlockQ * LD;     // ĝQ  [64][LD]
+  static constexpr int dout = gq + DT::kBlockQ * LD;  // dO  [64][LD]
+  static constexpr int k = dout + DT::kBlockQ * LD;   // K   [32][LD]
+  static constexpr int gk = k + DT::kTileK * LD;      // ĝK  [32][LD]
+  static constexpr int v = gk + DT::kTileK * LD;      // V   [32][LD]
+  static constexpr int gv = v + DT::kTileK * LD;      // ĝV  [32][LD]
+  static constexpr int xt = gv + DT::kTileK * LD;     // Kᵀ (part 0) or Vᵀ (part 1)    [DP][LT]
+  static constexpr int yt = xt + DP * LT;             // ĝKᵀ (part 0) or ĝVᵀ (part 1)  [DP][LT]
   static constexpr int total = yt + DP * LT;
   static constexpr size_t bytes = size_t(total) * 2;
 };
@@ -84,16 +84,16 @@ struct DdQueryLayout {
 template <int DP>
 struct DdKeyLayout {
   static constexpr int LD = DP + TT::kPad, LT = DT::kTileQ + TT::kPad;
-  static constexpr int k = 0;                         // K   [64][LD]
-  static constexpr int gk = k + DT::kBlockK * LD;     // ĝK  [64][LD]
-  static constexpr int v = gk + DT::kBlockK * LD;     // V   [64][LD]
-  static constexpr int gv = v + DT::kBlockK * LD;     // ĝV  [64][LD]
-  static constexpr int q = gv + DT::kBlockK * LD;     // Q   [32][LD]
-  static constexpr int gq = q + DT::kTileQ * LD;      // ĝQ  [32][LD]
-  static constexpr int dout = gq + DT::kTileQ * LD;   // dO  [32][LD]
-  static constexpr int xt = dout + DT::kTileQ * LD;   // Qᵀ (part 0) or dOᵀ (part 1)  [DP][LT]
-  static constexpr int yt = xt + DP * LT;             // ĝQᵀ (part 0)                  [DP][LT]
-  static constexpr int stats = yt + DP * LT;          // lse·log2e, D, C, E  4 x [32] F32
+  static constexpr int k = 0;                        // K   [64][LD]
+  static constexpr int gk = k + DT::kBlockK * LD;    // ĝK  [64][LD]
+  static constexpr int v = gk + DT::kBlockK * LD;    // V   [64][LD]
+  static constexpr int gv = v + DT::kBlockK * LD;    // ĝV  [64][LD]
+  static constexpr int q = gv + DT::kBlockK * LD;    // Q   [32][LD]
+  static constexpr int gq = q + DT::kTileQ * LD;     // ĝQ  [32][LD]
+  static constexpr int dout = gq + DT::kTileQ * LD;  // dO  [32][LD]
+  static constexpr int xt = dout + DT::kTileQ * LD;  // Qᵀ (part 0) or dOᵀ (part 1)  [DP][LT]
+  static constexpr int yt = xt + DP * LT;            // ĝQᵀ (part 0)                  [DP][LT]
+  static constexpr int stats = yt + DP * LT;         // lse·log2e, D, C, E  4 x [32] F32
   static constexpr int total = stats + 4 * DT::kTileQ * 2;
   static constexpr size_t bytes = size_t(total) * 2;
 };
@@ -169,11 +169,11 @@ __global__ void __launch_bounds__(TT::kThreads, 2) tc_dd_stats_kernel(const Atte
     zero_acc(dp);
     zero_acc(gg);
     zero_acc(tt);
-    product_abt<E, DP>(s, qw, L::LD, ks, L::LD, ksteps, g, t);                  // S = Q Kᵀ
-    product_abt<E, DP>(dp, dow, L::LD, vs, L::LD, vsteps, g, t);                // dP = dO Vᵀ
-    if (x.gq) product_abt<E, DP>(gg, gqw, L::LD, ks, L::LD, ksteps, g, t);      // ĝQ Kᵀ
-    if (x.gk) product_abt<E, DP>(gg, qw, L::LD, gks, L::LD, ksteps, g, t);      // + Q ĝKᵀ
-    if (x.gv) product_abt<E, DP>(tt, dow, L::LD, gvs, L::LD, vsteps, g, t);     // T = dO ĝVᵀ
+    product_abt<E, DP>(s, qw, L::LD, ks, L::LD, ksteps, g, t);               // S = Q Kᵀ
+    product_abt<E, DP>(dp, dow, L::LD, vs, L::LD, vsteps, g, t);             // dP = dO Vᵀ
+    if (x.gq) product_abt<E, DP>(gg, gqw, L::LD, ks, L::LD, ksteps, g, t);   // ĝQ Kᵀ
+    if (x.gk) product_abt<E, DP>(gg, qw, L::LD, gks, L::LD, ksteps, g, t);   // + Q ĝKᵀ
+    if (x.gv) product_abt<E, DP>(tt, dow, L::LD, gvs, L::LD, vsteps, g, t);  // T = dO ĝVᵀ
 #pragma unroll
     for (int nb = 0; nb < BK / 8; ++nb)
 #pragma unroll
@@ -277,12 +277,12 @@ __global__ void __launch_bounds__(TT::kThreads, 2) tc_dd_query_kernel(const Atte
     zero_acc(dp);
     zero_acc(gg);
     zero_acc(tt);
-    product_abt<E, DP>(s, qw, L::LD, ks, L::LD, ksteps, g, t);                       // S = Q Kᵀ
-    if (x.gq) product_abt<E, DP>(gg, gqw, L::LD, ks, L::LD, ksteps, g, t);           // ĝQ Kᵀ
-    if (x.gk) product_abt<E, DP>(gg, qw, L::LD, gks, L::LD, ksteps, g, t);           // + Q ĝKᵀ
+    product_abt<E, DP>(s, qw, L::LD, ks, L::LD, ksteps, g, t);              // S = Q Kᵀ
+    if (x.gq) product_abt<E, DP>(gg, gqw, L::LD, ks, L::LD, ksteps, g, t);  // ĝQ Kᵀ
+    if (x.gk) product_abt<E, DP>(gg, qw, L::LD, gks, L::LD, ksteps, g, t);  // + Q ĝKᵀ
     if (full) {
-      product_abt<E, DP>(dp, dow, L::LD, vs, L::LD, vsteps, g, t);                   // dP = dO Vᵀ
-      if (x.gv) product_abt<E, DP>(tt, dow, L::LD, gvs, L::LD, vsteps, g, t);        // T = dO ĝVᵀ
+      product_abt<E, DP>(dp, dow, L::LD, vs, L::LD, vsteps, g, t);             // dP = dO Vᵀ
+      if (x.gv) product_abt<E, DP>(tt, dow, L::LD, gvs, L::LD, vsteps, g, t);  // T = dO ĝVᵀ
     }
     // elementwise, in place: s <- P, gg <- ḡdP (part 1) or ḡS (part 0), dp <- dS (part 0)
 #pragma unroll
@@ -312,11 +312,11 @@ __global__ void __launch_bounds__(TT::kThreads, 2) tc_dd_query_kernel(const Atte
       }
     if (nblocks > 0) {
       if (full) {
-        product_pb<E>(acc, gg, xt, L::LT, nblocks, g, t);             // += ḡS K
-        if (x.gk) product_pb<E>(acc, dp, yt, L::LT, nblocks, g, t);   // += dS ĝK
+        product_pb<E>(acc, gg, xt, L::LT, nblocks, g, t);            // += ḡS K
+        if (x.gk) product_pb<E>(acc, dp, yt, L::LT, nblocks, g, t);  // += dS ĝK
       } else {
-        product_pb<E>(acc, gg, xt, L::LT, nblocks, g, t);             // += ḡdP V
-        if (x.gv) product_pb<E>(acc, s, yt, L::LT, nblocks, g, t);    // += P ĝV
+        product_pb<E>(acc, gg, xt, L::LT, nblocks, g, t);           // += ḡdP V
+        if (x.gv) product_pb<E>(acc, s, yt, L::LT, nblocks, g, t);  // += P ĝV
       }
     }
   }
@@ -413,12 +413,12 @@ __global__ void __launch_bounds__(TT::kThreads, 2) tc_dd_key_kernel(const Attent
       zero_acc(dp);
       zero_acc(gg);
       zero_acc(tt);
-      product_abt<E, DP>(s, kw, L::LD, qs, L::LD, ksteps, g, t);                     // Sᵀ = K Qᵀ
-      if (x.gq) product_abt<E, DP>(gg, kw, L::LD, gqs, L::LD, ksteps, g, t);         // K ĝQᵀ
-      if (x.gk) product_abt<E, DP>(gg, gkw, L::LD, qs, L::LD, ksteps, g, t);         // + ĝK Qᵀ
+      product_abt<E, DP>(s, kw, L::LD, qs, L::LD, ksteps, g, t);              // Sᵀ = K Qᵀ
+      if (x.gq) product_abt<E, DP>(gg, kw, L::LD, gqs, L::LD, ksteps, g, t);  // K ĝQᵀ
+      if (x.gk) product_abt<E, DP>(gg, gkw, L::LD, qs, L::LD, ksteps, g, t);  // + ĝK Qᵀ
       if (full) {
-        product_abt<E, DP>(dp, vw, L::LD, dos, L::LD, vsteps, g, t);                 // dPᵀ = V dOᵀ
-        if (x.gv) product_abt<E, DP>(tt, gvw, L::LD, dos, L::LD, vsteps, g, t);      // Tᵀ = ĝV dOᵀ
+        product_abt<E, DP>(dp, vw, L::LD, dos, L::LD, vsteps, g, t);             // dPᵀ = V dOᵀ
+        if (x.gv) product_abt<E, DP>(tt, gvw, L::LD, dos, L::LD, vsteps, g, t);  // Tᵀ = ĝV dOᵀ
       }
 #pragma unroll
       for (int nb = 0; nb < TQ / 8; ++nb)
@@ -442,7 +442,7 @@ __global__ void __launch_bounds__(TT::kThreads, 2) tc_dd_key_kernel(const Attent
             gg[nb][r] = P * (G - c_s[qc]);  // ḡdPᵀ
           }
         }
-      product_pb<E>(acc, gg, xt, L::LT, nblocks, g, t);                   // += ḡSᵀ Q or ḡdPᵀ dO
+      product_pb<E>(acc, gg, xt, L::LT, nblocks, g, t);                    // += ḡSᵀ Q or ḡdPᵀ dO
       if (full && x.gq) product_pb<E>(acc, dp, yt, L::LT, nblocks, g, t);  // += dSᵀ ĝQ
     }
   }
@@ -470,12 +470,12 @@ __global__ void __launch_bounds__(TT::kThreads, 2) tc_dd_key_kernel(const Attent
 template <int DP>
 struct JvpLayout16 {
   static constexpr int LD = DP + TT::kPad, LT = DT::kTileK + TT::kPad;
-  static constexpr int q = 0;                       // Q   [64][LD]
-  static constexpr int gq = q + DT::kBlockQ * LD;   // tQ  [64][LD]
-  static constexpr int k = gq + DT::kBlockQ * LD;   // K   [32][LD]
-  static constexpr int gk = k + DT::kTileK * LD;    // tK  [32][LD]
-  static constexpr int vt = gk + DT::kTileK * LD;   // Vᵀ  [DP][LT]
-  static constexpr int gvt = vt + DP * LT;          // tVᵀ [DP][LT]
+  static constexpr int q = 0;                      // Q   [64][LD]
+  static constexpr int gq = q + DT::kBlockQ * LD;  // tQ  [64][LD]
+  static constexpr int k = gq + DT::kBlockQ * LD;  // K   [32][LD]
+  static constexpr int gk = k + DT::kTileK * LD;   // tK  [32][LD]
+  static constexpr int vt = gk + DT::kTileK * LD;  // Vᵀ  [DP][LT]
+  static constexpr int gvt = vt + DP * LT;         // tVᵀ [DP][LT]
   static constexpr int total = gvt + DP * LT;
   static constexpr size_t bytes = size_t(total) * 2;
 };
@@ -525,9 +525,9 @@ __global__ void __launch_bounds__(TT::kThreads, 2) tc_jvp_kernel(const Attention
     float s[BK / 8][4], gg[BK / 8][4];
     zero_acc(s);
     zero_acc(gg);
-    product_abt<E, DP>(s, qw, L::LD, ks, L::LD, ksteps, g, t);                  // S = Q Kᵀ
-    if (x.gq) product_abt<E, DP>(gg, gqw, L::LD, ks, L::LD, ksteps, g, t);      // tQ Kᵀ
-    if (x.gk) product_abt<E, DP>(gg, qw, L::LD, gks, L::LD, ksteps, g, t);      // + Q tKᵀ
+    product_abt<E, DP>(s, qw, L::LD, ks, L::LD, ksteps, g, t);              // S = Q Kᵀ
+    if (x.gq) product_abt<E, DP>(gg, gqw, L::LD, ks, L::LD, ksteps, g, t);  // tQ Kᵀ
+    if (x.gk) product_abt<E, DP>(gg, qw, L::LD, gks, L::LD, ksteps, g, t);  // + Q tKᵀ
 #pragma unroll
     for (int nb = 0; nb < BK / 8; ++nb)
 #pragma unroll
@@ -546,8 +546,8 @@ __global__ void __launch_bounds__(TT::kThreads, 2) tc_jvp_kernel(const Attention
         gg[nb][r] = P * G;  // P ∘ tS
         csum[hr] += gg[nb][r];
       }
-    product_pb<E>(acc, gg, vt, L::LT, nblocks, g, t);             // += (P ∘ tS) V
-    if (x.gv) product_pb<E>(acc, s, gvt, L::LT, nblocks, g, t);   // += P tV
+    product_pb<E>(acc, gg, vt, L::LT, nblocks, g, t);            // += (P ∘ tS) V
+    if (x.gv) product_pb<E>(acc, s, gvt, L::LT, nblocks, g, t);  // += P tV
   }
   Raw* const to = static_cast<Raw*>(p.tan_out);
   float* const tl = static_cast<float*>(p.tan_lse);
@@ -563,7 +563,8 @@ __global__ void __launch_bounds__(TT::kThreads, 2) tc_jvp_kernel(const Attention
 #pragma unroll
       for (int cc = 0; cc < 2; ++cc) {
         const int col = nb * 8 + 2 * t + cc;
-        if (col < dv) to[at * dv + col] = O::from_float(acc[nb][2 * hr + cc] - c * O::to_float(x.out[row[hr] * dv + col]));
+        if (col < dv)
+          to[at * dv + col] = O::from_float(acc[nb][2 * hr + cc] - c * O::to_float(x.out[row[hr] * dv + col]));
       }
   }
 }
@@ -652,8 +653,7 @@ int tc_attention_jvp(const AttentionParams& in, void* stream) {
   p.second = attention_tangents(in);
   if (!attention_tc_second_applies(p.dtype, p.d, p.dv, dd_arch_major(), attention_tc_second_override()))
     return KERNEL_UNSUPPORTED;
-  if (!p.out || !p.lse || p.heads < 1 || p.kv_heads < 1 || p.heads % p.kv_heads != 0)
-    return int(cudaErrorInvalidValue);
+  if (!p.out || !p.lse || p.heads < 1 || p.kv_heads < 1 || p.heads % p.kv_heads != 0) return int(cudaErrorInvalidValue);
   const cudaStream_t s = as_stream(stream);
   return p.dtype == MK_BF16 ? jvp_t<Bf16>(p, s) : jvp_t<Fp16>(p, s);
 }

@@ -74,17 +74,18 @@ class CudaAttentionHalfDoubleBackwardTest {
       "BF16, 1, 2, 2, 70, 70, 96, true, false, none",
       "F16, 1, 2, 1, 257, 257, 16, true, false, none",
   })
-  void cudaDoubleBackwardIsWithinTwiceTheNaive16BitError(DType t, int b, int h, int hkv, int nq, int nk, int d,
-      boolean causal, boolean padding, String bias) {
+  void
+  cudaDoubleBackwardIsWithinTwiceTheNaive16BitError(
+      DType t, int b, int h, int hkv, int nq, int nk, int d, boolean causal, boolean padding, String bias) {
     try (Scope sc = Scope.open()) {
       long seed = 13L * nq + nk + d;
       HalfAttentionRef.Rounder rd = HalfAttentionRef.rounder(t);
       long[][] shapes = {{b, h, nq, d}, {b, hkv, nk, d}, {b, hkv, nk, d}, {b, h, nq, d}, {b, h, nq, d}, {b, hkv, nk, d},
           {b, hkv, nk, d}};
-      Tensor[] in = new Tensor[7];  // q, k, v, dout, then the cotangents of dq, dk, dv: 16-bit values, held in F64
-      for (int i = 0; i < 7; i++)
-        in[i] = Tensor.randn(shapes[i], DType.F32, CPU, seed + i).to(t).to(DType.F64);
-      Tensor bt = bias.equals("none") ? null
+      Tensor[] in = new Tensor[7]; // q, k, v, dout, then the cotangents of dq, dk, dv: 16-bit values, held in F64
+      for (int i = 0; i < 7; i++) in[i] = Tensor.randn(shapes[i], DType.F32, CPU, seed + i).to(t).to(DType.F64);
+      Tensor bt = bias.equals("none")
+          ? null
           : Tensor.randn(new long[] {1, h, nq, nk}, DType.F32, CPU, seed + 9).mul(0.5).to(t).to(DType.F64);
       long[] lengths = null;
       if (padding) {
@@ -107,7 +108,8 @@ class CudaAttentionHalfDoubleBackwardTest {
         double eCpu = HalfAttentionRef.err(cpu[i], ref[i]);
         report.append(String.format(" %s cuda %.2e cpu %.2e naive %.2e;", names[i], eGpu, eCpu, eNaive));
         if (!(eGpu <= 2 * eNaive + FLOOR)) failures.add(names[i] + ": CUDA error " + eGpu + " > 2 x naive " + eNaive);
-        if (!(eCpu <= 2 * eNaive + FLOOR)) failures.add(names[i] + ": CPU twin error " + eCpu + " > 2 x naive " + eNaive);
+        if (!(eCpu <= 2 * eNaive + FLOOR))
+          failures.add(names[i] + ": CPU twin error " + eCpu + " > 2 x naive " + eNaive);
         if (!java.util.Arrays.equals(gpu[i], gpu2[i])) failures.add(names[i] + ": two CUDA runs differ");
       }
       System.out.println(report);
@@ -131,7 +133,7 @@ class CudaAttentionHalfDoubleBackwardTest {
     double[] dout = in[3].toDoubleArray(), gq = in[4].toDoubleArray(), gk = in[5].toDoubleArray();
     double[] gv = in[6].toDoubleArray();
     double[] oq = new double[q.length], odo = new double[dout.length], kq = new double[k.length],
-        kgq = new double[k.length], vv = new double[v.length];
+             kgq = new double[k.length], vv = new double[v.length];
     for (int bb = 0; bb < b; bb++)
       for (int hh = 0; hh < h; hh++) {
         int qh = bb * h + hh, kh = bb * s.hkv() + hh / group;
@@ -228,18 +230,20 @@ class CudaAttentionHalfDoubleBackwardTest {
       "F16, 1, 4, 4, 100, 200, 128, true, 1H",
       "BF16, 2, 2, 1, 65, 191, 128, true, 1H",
   })
-  void cudaJvpIsWithinTwiceTheNaive16BitError(DType t, int b, int h, int hkv, int nq, int nk, int d, boolean causal,
-      String bias) {
+  void
+  cudaJvpIsWithinTwiceTheNaive16BitError(
+      DType t, int b, int h, int hkv, int nq, int nk, int d, boolean causal, String bias) {
     try (Scope sc = Scope.open()) {
       long seed = 17L * nq + nk + d;
-      long[][] shapes = {{b, h, nq, d}, {b, hkv, nk, d}, {b, hkv, nk, d}, {b, h, nq, d}, {b, hkv, nk, d},
-          {b, hkv, nk, d}};
-      Tensor[] in = new Tensor[6];  // q, k, v, tq, tk, tv (16-bit values held in F64)
+      long[][] shapes = {
+          {b, h, nq, d}, {b, hkv, nk, d}, {b, hkv, nk, d}, {b, h, nq, d}, {b, hkv, nk, d}, {b, hkv, nk, d}};
+      Tensor[] in = new Tensor[6]; // q, k, v, tq, tk, tv (16-bit values held in F64)
       for (int i = 0; i < 6; i++) in[i] = Tensor.randn(shapes[i], DType.F32, CPU, seed + i).to(t).to(DType.F64);
-      Tensor bt = bias.equals("none") ? null
+      Tensor bt = bias.equals("none")
+          ? null
           : Tensor.randn(new long[] {1, h, nq, nk}, DType.F32, CPU, seed + 9).mul(0.5).to(t).to(DType.F64);
-      Tensor tb = bt == null ? null
-          : Tensor.randn(new long[] {1, h, nq, nk}, DType.F32, CPU, seed + 10).to(t).to(DType.F64);
+      Tensor tb =
+          bt == null ? null : Tensor.randn(new long[] {1, h, nq, nk}, DType.F32, CPU, seed + 10).to(t).to(DType.F64);
       double[][] ref = jvp(CPU, DType.F64, in, bt, tb, causal), gpu = jvp(GPU, t, in, bt, tb, causal);
       double[][] gpu2 = jvp(GPU, t, in, bt, tb, causal);
       HalfAttentionRef.Shape s = new HalfAttentionRef.Shape(b, h, hkv, nq, nk, d, causal, null, 1, h);
@@ -273,8 +277,8 @@ class CudaAttentionHalfDoubleBackwardTest {
    * The naive 16-bit JVP: S, P = softmax(S), O = P v, tS = scale (tq kᵀ + q tkᵀ) + tb, P ∘ tS,
    * c = rowsum(P ∘ tS), tO = (P ∘ tS) v + P tv − c O, every op rounded with {@code r}.
    */
-  static double[][] naiveJvp(HalfAttentionRef.Shape s, Tensor[] in, double[] bias, double[] tbias,
-      HalfAttentionRef.Rounder r) {
+  static double[][] naiveJvp(
+      HalfAttentionRef.Shape s, Tensor[] in, double[] bias, double[] tbias, HalfAttentionRef.Rounder r) {
     int b = s.b(), h = s.h(), nq = s.nq(), nk = s.nk(), d = s.d(), group = s.h() / s.hkv();
     double scale = 1 / Math.sqrt(d);
     double[] q = in[0].toDoubleArray(), k = in[1].toDoubleArray(), v = in[2].toDoubleArray();
