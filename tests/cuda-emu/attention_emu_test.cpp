@@ -629,6 +629,7 @@ int main(int argc, char** argv) {
       {2, 2, 2, 40, 97, 32, 24, true, "1H-inf", {90, 60}, ALL},
       {1, 1, 1, 260, 160, 128, 128, true, "none", {}, ALL},      // v2: three row blocks, diagonal tiles
       {1, 1, 1, 140, 200, 72, 40, false, "none", {190}, ALL},    // v2: k-steps past D skipped, padding
+      {1, 4, 2, 80, 272, 64, 64, true, "none", {}, ALL},         // v2 backward: 3 key blocks, Nk > Nq causal, GQA
   };
   if (quick) { cases.resize(3); tc_cases.resize(3); }
   if (tc_only) cases.clear();
