@@ -184,6 +184,15 @@ __global__ void reference_keys(const uint16_t* q, const uint16_t* k, const uint1
   }
 }
 
+// other tilings of the v2 backward at D = 128 (see Bwd2Config in tensor_core.cu; ptxas sm_90:
+// dQ pass 164 and 145 registers, no spills)
+struct Bwd2AltB {
+  static constexpr int BK = 64, NS = 32, MQ = 1, TQ = 32, MK = 1;
+};
+struct Bwd2AltC {
+  static constexpr int BK = 64, NS = 16, MQ = 1, TQ = 32, MK = 1;
+};
+
 float time_call(int reps, const std::function<int()>& f) {
   cudaEvent_t a, b;
   CHECK(cudaEventCreate(&a));
@@ -386,8 +395,19 @@ void run(const Shape& s, bool causal, int reps, const char* tname) {
     return r;
   };
   // backward, each version (MK_ATTN_TC_BWD), from the v1 forward's out and lse; then forward +
-  // backward of the same version (v2: the v2 forward)
-  for (int version : {mk::MK_TC_V1, mk::MK_TC_V2}) {
+  // backward of the same version (v2: the v2 forward). At D = 128 also two other v2 tilings of
+  // the dQ pass (Bwd2AltB, Bwd2AltC: 64-key tiles, one block per SM) for the choice of Bwd2Config.
+  const char* const names[4][3] = {{"backward v1 (dQ)", "  v1 dK (64 keys)", "  v1 dV (64 keys)"},
+                                   {"backward v2 (dQ)", "  v2 dK (64 keys)", "  v2 dV (64 keys)"},
+                                   {"bwd v2 dQ BK64/NS32 (dQ)", "  BK64/NS32 dK", "  BK64/NS32 dV"},
+                                   {"bwd v2 dQ BK64/NS16 (dQ)", "  BK64/NS16 dK", "  BK64/NS16 dV"}};
+  auto backward = [&](int variant, const AttentionParams& a) {
+    if (variant == 2 && d == 128) return mk::cuda::backward2_dp<E, 128, Bwd2AltB>(a, nullptr);
+    if (variant == 3 && d == 128) return mk::cuda::backward2_dp<E, 128, Bwd2AltC>(a, nullptr);
+    return mk::cuda::tc_attention_backward_version(a, nullptr, variant == 0 ? mk::MK_TC_V1 : mk::MK_TC_V2);
+  };
+  for (int variant = 0; variant < (d == 128 ? 4 : 2); ++variant) {
+    const int version = variant == 0 ? mk::MK_TC_V1 : mk::MK_TC_V2;
     AttentionParams f = p;
     f.out = out;
     f.lse = lse;
@@ -398,7 +418,7 @@ void run(const Shape& s, bool causal, int reps, const char* tname) {
     bw.grad_q = dq;
     bw.grad_k = dk;
     bw.grad_v = dv;
-    const float ms = time_call(reps, [&] { return mk::cuda::tc_attention_backward_version(bw, nullptr, version); });
+    const float ms = time_call(reps, [&] { return backward(variant, bw); });
     CHECK(cudaDeviceSynchronize());
     const double ek = rel(sampled(dq), dq_ref);
     const std::vector<double> dk1 = check_kv ? sampled_keys(dk) : std::vector<double>();
@@ -407,16 +427,14 @@ void run(const Shape& s, bool causal, int reps, const char* tname) {
     bw2.grad_q = dq2;
     bw2.grad_k = dk2;
     bw2.grad_v = dv2;
-    const bool bitwise = mk::cuda::tc_attention_backward_version(bw2, nullptr, version) == 0 && same(dq, dq2) &&
-                         same(dk, dk2) && same(dv, dv2);
+    const bool bitwise = backward(variant, bw2) == 0 && same(dq, dq2) && same(dk, dk2) && same(dv, dv2);
     const bool v2 = version == mk::MK_TC_V2;
-    row(v2 ? "backward v2 (dQ)" : "backward v1 (dQ)", ms, 2.5 * fwd_flop, ek, en_dq, bitwise);
+    row(names[variant][0], ms, 2.5 * fwd_flop, ek, en_dq, bitwise);
     if (check_kv) {
-      row(v2 ? "  v2 dK (64 keys)" : "  v1 dK (64 keys)", ms, 2.5 * fwd_flop, rel(dk1, dk_ref), rel(dk_naive, dk_ref),
-          bitwise);
-      row(v2 ? "  v2 dV (64 keys)" : "  v1 dV (64 keys)", ms, 2.5 * fwd_flop, rel(dv1, dv_ref), rel(dv_naive, dv_ref),
-          bitwise);
+      row(names[variant][1], ms, 2.5 * fwd_flop, rel(dk1, dk_ref), rel(dk_naive, dk_ref), bitwise);
+      row(names[variant][2], ms, 2.5 * fwd_flop, rel(dv1, dv_ref), rel(dv_naive, dv_ref), bitwise);
     }
+    if (variant > 1) continue;
     // forward + backward of this version
     AttentionParams fw = f;
     const int fv = v2 ? mk::MK_TC_V2 : mk::MK_TC_V1;

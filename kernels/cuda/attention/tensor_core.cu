@@ -1426,10 +1426,10 @@ struct Bwd2Config<128> {
   static constexpr int BK = 32, NS = 16, MQ = 2, TQ = 32, MK = 1;
 };
 
-// the v2 backward where its tiles fit this device (else KERNEL_UNSUPPORTED before any launch)
-template <class E, int DP>
+// the v2 backward where its tiles fit this device (else KERNEL_UNSUPPORTED before any launch);
+// Cfg: Bwd2Config<DP> (benchmarks/gpu/attention_harness.cu times others beside it)
+template <class E, int DP, class Cfg = Bwd2Config<DP>>
 int backward2_dp(const AttentionParams& p, cudaStream_t stream) {
-  using Cfg = Bwd2Config<DP>;
   using LQ = Bwd2QLayout<DP, Cfg::BK>;
   using LK = Bwd2KvLayout<DP, Cfg::TQ>;
   const bool query_pass = p.grad_q || p.grad_bias_full, key_pass = p.grad_k || p.grad_v;
