@@ -237,7 +237,8 @@ void run(const Shape& s, bool causal, int reps, const char* tname) {
   const int64_t BH = s.b * s.h, n = s.n, d = s.d, elems = BH * n * d;
   uint16_t *q, *k, *v, *out, *out2, *dout, *dq, *dk, *dv, *dq2, *dk2, *dv2;
   float *lse, *ws;
-  for (uint16_t** p : {&q, &k, &v, &out, &out2, &dout, &dq, &dk, &dv, &dq2, &dk2, &dv2}) CHECK(cudaMalloc(p, elems * 2));
+  for (uint16_t** p : {&q, &k, &v, &out, &out2, &dout, &dq, &dk, &dv, &dq2, &dk2, &dv2})
+    CHECK(cudaMalloc(p, elems * 2));
   CHECK(cudaMalloc(&lse, BH * n * 4));
   CHECK(cudaMalloc(&ws, BH * n * 4));
   fill16<E><<<1024, 256>>>(q, elems, 11u);
@@ -446,9 +447,9 @@ void run(const Shape& s, bool causal, int reps, const char* tname) {
     row(v2 ? "fwd+bwd v2 (dQ)" : "fwd+bwd v1 (dQ)", ms2, 3.5 * fwd_flop, rel(sampled(dq), dq_ref), en_dq, true);
   }
   CHECK(cudaDeviceSynchronize());
-  for (void* x :
-       {(void*)q, (void*)k, (void*)v, (void*)out, (void*)out2, (void*)dout, (void*)dq, (void*)dk, (void*)dv, (void*)dq2,
-        (void*)dk2, (void*)dv2, (void*)lse, (void*)ws, (void*)rows_d, (void*)sd, (void*)oref, (void*)onaive, (void*)dqref, (void*)dqnaive})
+  for (void* x : {(void*)q,      (void*)k,  (void*)v,    (void*)out,    (void*)out2,  (void*)dout,   (void*)dq,
+                  (void*)dk,     (void*)dv, (void*)dq2,  (void*)dk2,    (void*)dv2,   (void*)lse,    (void*)ws,
+                  (void*)rows_d, (void*)sd, (void*)oref, (void*)onaive, (void*)dqref, (void*)dqnaive})
     CHECK(cudaFree(x));
 }
 

@@ -851,11 +851,11 @@ template <int DP, int TQ>
 struct Bwd2KvLayout {
   static_assert(DP == 64 || DP == 128, "v2: rows of 8 or 16 chunks, swizzled over 8");
   static_assert(TQ % 16 == 0, "k-steps of Pᵀ dO are 16 queries");
-  static constexpr int kBlockK = 16 * T2::kWarps;     // keys per block
-  static constexpr int kStage = TQ * DP;              // one Q or dO tile
-  static constexpr int k = 0;                         // K   [128][DP]
-  static constexpr int v = k + kBlockK * DP;          // V   [128][DP]
-  static constexpr int q = v + kBlockK * DP;          // Q   [2][TQ][DP]
+  static constexpr int kBlockK = 16 * T2::kWarps;            // keys per block
+  static constexpr int kStage = TQ * DP;                     // one Q or dO tile
+  static constexpr int k = 0;                                // K   [128][DP]
+  static constexpr int v = k + kBlockK * DP;                 // V   [128][DP]
+  static constexpr int q = v + kBlockK * DP;                 // Q   [2][TQ][DP]
   static constexpr int dout = q + T2::kStages * kStage;      // dO  [2][TQ][DP]
   static constexpr int stats = dout + T2::kStages * kStage;  // F32 [2][lse·log2e, D][TQ]
   static constexpr int total = stats + T2::kStages * 2 * TQ * 2;
@@ -1450,8 +1450,8 @@ int backward2_dp(const AttentionParams& p, cudaStream_t stream) {
     return e;
   if (query_pass) {
     const int64_t blocks = p.batch * p.heads * ((p.nq + T2::kBlockQ - 1) / T2::kBlockQ);
-    if (int e = tc_launch_n(tc2_backward_query_kernel<E, DP, Cfg::BK, Cfg::NS, Cfg::MQ>, blocks, T2::kThreads, LQ::bytes,
-                            stream, p, flags))
+    if (int e = tc_launch_n(tc2_backward_query_kernel<E, DP, Cfg::BK, Cfg::NS, Cfg::MQ>, blocks, T2::kThreads,
+                            LQ::bytes, stream, p, flags))
       return e;
   }
   if (key_pass) {
