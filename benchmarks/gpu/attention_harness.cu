@@ -18,6 +18,8 @@
 // status 1 if any check fails.
 //   attention_harness [reps]     (default 10)
 //   attention_harness profile    one call per kernel, BF16 [4,16,4096,128] (for Nsight Compute)
+//   attention_harness small      the table on [1,2,320,128] and [2,2,200,64], one call per row
+//                                (for compute-sanitizer memcheck / racecheck)
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -496,14 +498,18 @@ int profile() {
 
 int main(int argc, char** argv) {
   if (argc > 1 && std::strcmp(argv[1], "profile") == 0) return profile();
-  const int reps = argc > 1 ? std::max(1, atoi(argv[1])) : 10;
+  // `small`: the same rows on small shapes (three row and key blocks, partial; D = 128 and 64), one
+  // timed call each: for compute-sanitizer (memcheck, racecheck) in seconds
+  const bool small = argc > 1 && std::strcmp(argv[1], "small") == 0;
+  const int reps = small ? 1 : argc > 1 ? std::max(1, atoi(argv[1])) : 10;
   cudaDeviceProp prop;
   CHECK(cudaGetDeviceProperties(&prop, 0));
   printf("attention_harness: %s (sm_%d%d), %d SMs; median of %d calls; errors on 192 sampled rows vs float64\n\n",
          prop.name, prop.major, prop.minor, prop.multiProcessorCount, reps);
   printf("| shape | type | mask | kernel | ms | TFLOP/s | err | naive 16-bit err | ratio (<= 2) | bitwise rerun | |\n");
   printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
-  const Shape shapes[] = {{2, 8, 1024, 64}, {4, 16, 4096, 128}, {1, 16, 16384, 128}};
+  const std::vector<Shape> shapes = small ? std::vector<Shape>{{1, 2, 320, 128}, {2, 2, 200, 64}}
+                                          : std::vector<Shape>{{2, 8, 1024, 64}, {4, 16, 4096, 128}, {1, 16, 16384, 128}};
   for (const Shape& s : shapes)
     for (bool causal : {false, true}) {
       run<Bf16>(s, causal, reps, "BF16");
