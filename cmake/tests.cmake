@@ -115,6 +115,9 @@ endforeach()
 # budget (2 cores, the whole of .ci/run well under 20 minutes), so every run is in mvn verify
 # and none is labelled long. 2026-12-05: the v2 / v2k32 forward runs and two shapes for them add
 # about a third (forward.H100 alone 47-50 s -> 63-69 s on the loaded VM, A/B interleaved).
+# 2026-12-05: the v2 backward checks (three runs per 16-bit case) and one more shape add about
+# half again (forward.H100 alone 32 -> 50 s of CPU, user + sys, A/B interleaved; inside a full
+# `mvn verify` on the VM loaded by other builds 124-158 s per attention run, under the 300 s limit).
 set(MK_EMU_RUNS
   "tiles|tiles|"
   "forward.H100|0 0|"

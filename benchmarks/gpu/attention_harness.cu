@@ -1,8 +1,9 @@
 // Standalone GPU harness for the 16-bit tensor-core softmax attention (kernels/cuda/attention/
 // tensor_core.cu): every forward version (v1: 64-row blocks, plain loads; v2: 128-row blocks,
 // cp.async K/V ring, ldmatrix, swizzled shared tiles; v2k32: v2 with 32-key tiles, two blocks per
-// SM; see mk/attention_tc_choice.h) and the
-// backward, BF16 and F16, causal and not, on [4,16,4096,128], [1,16,16384,128] and [2,8,1024,64].
+// SM; see mk/attention_tc_choice.h) and every backward version (v1; v2: the same machinery, two
+// passes, MK_ATTN_TC_BWD), alone and after the forward of its version (fwd+bwd), BF16 and F16,
+// causal and not, on [4,16,4096,128], [1,16,16384,128] and [2,8,1024,64].
 // No Java needed. On the GPU machine, from the project root:
 //   nvcc -std=c++17 -O3 --expt-relaxed-constexpr -arch=sm_90 -Ikernels/include -Inative/include \
 //        -Ikernels/cuda benchmarks/gpu/attention_harness.cu -o /tmp/mk-attn-harness && /tmp/mk-attn-harness
@@ -12,9 +13,13 @@
 // against a float64 reference computed on the GPU from the same 16-bit inputs: the kernel's error
 // max|x - ref| / max|ref| beside the error of a naive 16-bit composition (S, P, O rounded to the
 // type; for dQ also dP, D, dS), which must be at most 2x (issue 10's criterion); and whether a
-// second run gives the same bits. Exit status 1 if any check fails.
+// second run gives the same bits (the backward: dQ, dK and dV). dK and dV are checked on 64
+// sampled keys of head 0 where n <= 4096 (their reference needs every row's lse and D). Exit
+// status 1 if any check fails.
 //   attention_harness [reps]     (default 10)
 //   attention_harness profile    one call per kernel, BF16 [4,16,4096,128] (for Nsight Compute)
+//   attention_harness small      the table on [1,2,320,128] and [2,2,200,64], one call per row
+//                                (for compute-sanitizer memcheck / racecheck)
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -77,7 +82,8 @@ __device__ double rnd(double x) {
 template <class E>
 __global__ void reference_rows(const uint16_t* q, const uint16_t* k, const uint16_t* v, const uint16_t* dout,
                                const int64_t* rows, int64_t nq, int64_t nk, int d, int dv, double scale, bool causal,
-                               int naive, double* s, double* out_ref, double* dq_ref) {
+                               int naive, double* s, double* out_ref, double* dq_ref, double* lse_ref = nullptr,
+                               double* d_ref = nullptr) {
   const int64_t bh = rows[2 * blockIdx.x], i = rows[2 * blockIdx.x + 1];
   const uint16_t *qi = q + (bh * nq + i) * d, *kh = k + bh * nk * d, *vh = v + bh * nk * dv;
   const uint16_t* doi = dout + (bh * nq + i) * dv;
@@ -123,7 +129,11 @@ __global__ void reference_rows(const uint16_t* q, const uint16_t* k, const uint1
   double dr = 0;
   for (int x = threadIdx.x; x < dv; x += blockDim.x) dr += dec<E>(doi[x]) * o_s[x];
   dr = R(block_reduce(dr, false));
-  if (threadIdx.x == 0) ds_sum = dr;
+  if (threadIdx.x == 0) {
+    ds_sum = dr;
+    if (lse_ref) lse_ref[blockIdx.x] = e > 0 ? mx + log(sum) : -INFINITY;
+    if (d_ref) d_ref[blockIdx.x] = dr;
+  }
   __syncthreads();
   for (int64_t j = threadIdx.x; j < e; j += blockDim.x) {  // dS = P (dP - D)
     double dp = 0;
@@ -137,6 +147,55 @@ __global__ void reference_rows(const uint16_t* q, const uint16_t* k, const uint1
     dq_ref[int64_t(blockIdx.x) * d + x] = R(scale * acc);
   }
 }
+
+// One block per sampled key j of head 0 (keys[blockIdx.x]): float64 reference (naive = 0) or the
+// naive 16-bit composition (naive = 1) of dk[j, :] and dv[j, :], from every row's lse and D of that
+// head (reference_rows over all rows, the same composition): P = exp(S − lse), dP = dO Vᵀ,
+// dS = P (dP − D) (rounded per stage when naive), dK = scale Σ dS q, dV = Σ P dO. s: 2 nq doubles
+// per block.
+template <class E>
+__global__ void reference_keys(const uint16_t* q, const uint16_t* k, const uint16_t* v, const uint16_t* dout,
+                               const int64_t* keys, int64_t nq, int64_t nk, int d, int dv, double scale, bool causal,
+                               int naive, const double* lse, const double* drow, double* s, double* dk_ref,
+                               double* dv_ref) {
+  const int64_t j = keys[blockIdx.x];
+  double* pr = s + int64_t(blockIdx.x) * 2 * nq;
+  double* ds = pr + nq;
+  auto R = [&](double x) { return naive ? rnd<E>(x) : x; };
+  const int64_t first = causal ? std::max<int64_t>(0, j - (nk - nq)) : 0;  // first row that sees key j
+  for (int64_t i = threadIdx.x; i < nq; i += blockDim.x) {
+    double p = 0, g = 0;
+    if (i >= first && lse[i] != -INFINITY) {
+      double acc = 0, dp = 0;
+      for (int x = 0; x < d; ++x) acc += dec<E>(q[i * d + x]) * dec<E>(k[j * d + x]);
+      for (int x = 0; x < dv; ++x) dp += dec<E>(dout[i * dv + x]) * dec<E>(v[j * dv + x]);
+      p = R(exp(R(acc * scale) - lse[i]));
+      g = R(p * (R(dp) - drow[i]));
+    }
+    pr[i] = p;
+    ds[i] = g;
+  }
+  __syncthreads();
+  for (int x = threadIdx.x; x < d; x += blockDim.x) {
+    double acc = 0;
+    for (int64_t i = first; i < nq; ++i) acc += ds[i] * dec<E>(q[i * d + x]);
+    dk_ref[int64_t(blockIdx.x) * d + x] = R(scale * acc);
+  }
+  for (int x = threadIdx.x; x < dv; x += blockDim.x) {
+    double acc = 0;
+    for (int64_t i = first; i < nq; ++i) acc += pr[i] * dec<E>(dout[i * dv + x]);
+    dv_ref[int64_t(blockIdx.x) * dv + x] = R(acc);
+  }
+}
+
+// other tilings of the v2 backward at D = 128 (see Bwd2Config in tensor_core.cu; ptxas sm_90:
+// dQ pass 164 and 145 registers, no spills)
+struct Bwd2AltB {
+  static constexpr int BK = 64, NS = 32, MQ = 1, TQ = 32, MK = 1;
+};
+struct Bwd2AltC {
+  static constexpr int BK = 64, NS = 16, MQ = 1, TQ = 32, MK = 1;
+};
 
 float time_call(int reps, const std::function<int()>& f) {
   cudaEvent_t a, b;
@@ -180,9 +239,10 @@ double rel(const std::vector<double>& x, const std::vector<double>& ref) {
 template <class E>
 void run(const Shape& s, bool causal, int reps, const char* tname) {
   const int64_t BH = s.b * s.h, n = s.n, d = s.d, elems = BH * n * d;
-  uint16_t *q, *k, *v, *out, *out2, *dout, *dq, *dk, *dv, *dq2;
+  uint16_t *q, *k, *v, *out, *out2, *dout, *dq, *dk, *dv, *dq2, *dk2, *dv2;
   float *lse, *ws;
-  for (uint16_t** p : {&q, &k, &v, &out, &out2, &dout, &dq, &dk, &dv, &dq2}) CHECK(cudaMalloc(p, elems * 2));
+  for (uint16_t** p : {&q, &k, &v, &out, &out2, &dout, &dq, &dk, &dv, &dq2, &dk2, &dv2})
+    CHECK(cudaMalloc(p, elems * 2));
   CHECK(cudaMalloc(&lse, BH * n * 4));
   CHECK(cudaMalloc(&ws, BH * n * 4));
   fill16<E><<<1024, 256>>>(q, elems, 11u);
@@ -277,8 +337,82 @@ void run(const Shape& s, bool causal, int reps, const char* tname) {
                                   : "forward v2k32",
         ms, fwd_flop, ek, en_o, bitwise);
   }
-  // backward (v1: the only one) from the v1 forward's out and lse
-  {
+  // dK, dV references on 64 sampled keys of head 0 (every row's lse and D of that head first):
+  // at n <= 4096 (the float64 pass over all rows of a head at n = 16384 would cost most of the run)
+  const bool check_kv = n <= 4096;
+  constexpr int kKeys = 64;
+  std::vector<int64_t> keys;
+  for (int r = 0; r < kKeys; ++r) keys.push_back(r == 0 ? 0 : r == 1 ? n - 1 : (r * 7717LL + r * r * 13LL) % n);
+  std::vector<double> dk_ref, dk_naive, dv_ref, dv_naive;
+  if (check_kv) {
+    int64_t *all_d, *keys_d;
+    double *sa, *lse_r, *d_r, *oa, *dqa, *ks, *dkr, *dvr;
+    std::vector<int64_t> all;
+    for (int64_t i = 0; i < n; ++i) {
+      all.push_back(0);
+      all.push_back(i);
+    }
+    CHECK(cudaMalloc(&all_d, all.size() * 8));
+    CHECK(cudaMemcpy(all_d, all.data(), all.size() * 8, cudaMemcpyHostToDevice));
+    CHECK(cudaMalloc(&keys_d, kKeys * 8));
+    CHECK(cudaMemcpy(keys_d, keys.data(), kKeys * 8, cudaMemcpyHostToDevice));
+    CHECK(cudaMalloc(&sa, n * n * 8));
+    CHECK(cudaMalloc(&lse_r, n * 8));
+    CHECK(cudaMalloc(&d_r, n * 8));
+    CHECK(cudaMalloc(&oa, n * d * 8));
+    CHECK(cudaMalloc(&dqa, n * d * 8));
+    CHECK(cudaMalloc(&ks, kKeys * 2 * n * 8));
+    CHECK(cudaMalloc(&dkr, kKeys * d * 8));
+    CHECK(cudaMalloc(&dvr, kKeys * d * 8));
+    for (int naive = 0; naive < 2; ++naive) {
+      reference_rows<E><<<unsigned(n), 128>>>(q, k, v, dout, all_d, n, n, int(d), int(d), p.scale, causal, naive, sa,
+                                              oa, dqa, lse_r, d_r);
+      reference_keys<E><<<kKeys, 128>>>(q, k, v, dout, keys_d, n, n, int(d), int(d), p.scale, causal, naive, lse_r, d_r,
+                                        ks, dkr, dvr);
+      CHECK(cudaGetLastError());
+      CHECK(cudaDeviceSynchronize());
+      std::vector<double> a(size_t(kKeys * d)), b(size_t(kKeys * d));
+      CHECK(cudaMemcpy(a.data(), dkr, a.size() * 8, cudaMemcpyDeviceToHost));
+      CHECK(cudaMemcpy(b.data(), dvr, b.size() * 8, cudaMemcpyDeviceToHost));
+      (naive ? dk_naive : dk_ref) = a;
+      (naive ? dv_naive : dv_ref) = b;
+    }
+    for (void* x : {(void*)all_d, (void*)keys_d, (void*)sa, (void*)lse_r, (void*)d_r, (void*)oa, (void*)dqa, (void*)ks,
+                    (void*)dkr, (void*)dvr})
+      CHECK(cudaFree(x));
+  }
+  auto sampled_keys = [&](const uint16_t* x) {  // rows `keys` of head 0 of a [BH, n, d] tensor
+    std::vector<uint16_t> all(size_t(n * d));
+    CHECK(cudaMemcpy(all.data(), x, all.size() * 2, cudaMemcpyDeviceToHost));
+    std::vector<double> r(size_t(kKeys * d));
+    for (int i = 0; i < kKeys; ++i)
+      for (int64_t c = 0; c < d; ++c) {
+        const uint16_t b = all[size_t(keys[i] * d + c)];
+        float f;
+        if (E::kBf16) {
+          const uint32_t u = uint32_t(b) << 16;
+          memcpy(&f, &u, 4);
+        } else {
+          f = mk::f16_bits_to_f32(b);
+        }
+        r[size_t(i * d + c)] = f;
+      }
+    return r;
+  };
+  // backward, each version (MK_ATTN_TC_BWD), from the v1 forward's out and lse; then forward +
+  // backward of the same version (v2: the v2 forward). At D = 128 also two other v2 tilings of
+  // the dQ pass (Bwd2AltB, Bwd2AltC: 64-key tiles, one block per SM) for the choice of Bwd2Config.
+  const char* const names[4][3] = {{"backward v1 (dQ)", "  v1 dK (64 keys)", "  v1 dV (64 keys)"},
+                                   {"backward v2 (dQ)", "  v2 dK (64 keys)", "  v2 dV (64 keys)"},
+                                   {"bwd v2 dQ BK64/NS32 (dQ)", "  BK64/NS32 dK", "  BK64/NS32 dV"},
+                                   {"bwd v2 dQ BK64/NS16 (dQ)", "  BK64/NS16 dK", "  BK64/NS16 dV"}};
+  auto backward = [&](int variant, const AttentionParams& a) {
+    if (variant == 2 && d == 128) return mk::cuda::backward2_dp<E, 128, Bwd2AltB>(a, nullptr);
+    if (variant == 3 && d == 128) return mk::cuda::backward2_dp<E, 128, Bwd2AltC>(a, nullptr);
+    return mk::cuda::tc_attention_backward_version(a, nullptr, variant == 0 ? mk::MK_TC_V1 : mk::MK_TC_V2);
+  };
+  for (int variant = 0; variant < (d == 128 ? 4 : 2); ++variant) {
+    const int version = variant == 0 ? mk::MK_TC_V1 : mk::MK_TC_V2;
     AttentionParams f = p;
     f.out = out;
     f.lse = lse;
@@ -289,17 +423,37 @@ void run(const Shape& s, bool causal, int reps, const char* tname) {
     bw.grad_q = dq;
     bw.grad_k = dk;
     bw.grad_v = dv;
-    const float ms = time_call(reps, [&] { return mk::cuda::tc_attention_backward(bw, nullptr); });
+    const float ms = time_call(reps, [&] { return backward(variant, bw); });
     CHECK(cudaDeviceSynchronize());
     const double ek = rel(sampled(dq), dq_ref);
-    bw.grad_q = dq2;
-    const bool bitwise = mk::cuda::tc_attention_backward(bw, nullptr) == 0 && same(dq, dq2);
-    row("backward v1 (dQ checked)", ms, 2.5 * fwd_flop, ek, en_dq, bitwise);
+    const std::vector<double> dk1 = check_kv ? sampled_keys(dk) : std::vector<double>();
+    const std::vector<double> dv1 = check_kv ? sampled_keys(dv) : std::vector<double>();
+    AttentionParams bw2 = bw;
+    bw2.grad_q = dq2;
+    bw2.grad_k = dk2;
+    bw2.grad_v = dv2;
+    const bool bitwise = backward(variant, bw2) == 0 && same(dq, dq2) && same(dk, dk2) && same(dv, dv2);
+    const bool v2 = version == mk::MK_TC_V2;
+    row(names[variant][0], ms, 2.5 * fwd_flop, ek, en_dq, bitwise);
+    if (check_kv) {
+      row(names[variant][1], ms, 2.5 * fwd_flop, rel(dk1, dk_ref), rel(dk_naive, dk_ref), bitwise);
+      row(names[variant][2], ms, 2.5 * fwd_flop, rel(dv1, dv_ref), rel(dv_naive, dv_ref), bitwise);
+    }
+    if (variant > 1) continue;
+    // forward + backward of this version
+    AttentionParams fw = f;
+    const int fv = v2 ? mk::MK_TC_V2 : mk::MK_TC_V1;
+    const float ms2 = time_call(reps, [&] {
+      if (int e = mk::cuda::tc_attention_forward_version(fw, nullptr, fv)) return e;
+      return mk::cuda::tc_attention_backward_version(bw, nullptr, version);
+    });
+    CHECK(cudaDeviceSynchronize());
+    row(v2 ? "fwd+bwd v2 (dQ)" : "fwd+bwd v1 (dQ)", ms2, 3.5 * fwd_flop, rel(sampled(dq), dq_ref), en_dq, true);
   }
   CHECK(cudaDeviceSynchronize());
-  for (void* x :
-       {(void*)q, (void*)k, (void*)v, (void*)out, (void*)out2, (void*)dout, (void*)dq, (void*)dk, (void*)dv, (void*)dq2,
-        (void*)lse, (void*)ws, (void*)rows_d, (void*)sd, (void*)oref, (void*)onaive, (void*)dqref, (void*)dqnaive})
+  for (void* x : {(void*)q,      (void*)k,  (void*)v,    (void*)out,    (void*)out2,  (void*)dout,   (void*)dq,
+                  (void*)dk,     (void*)dv, (void*)dq2,  (void*)dk2,    (void*)dv2,   (void*)lse,    (void*)ws,
+                  (void*)rows_d, (void*)sd, (void*)oref, (void*)onaive, (void*)dqref, (void*)dqnaive})
     CHECK(cudaFree(x));
 }
 
@@ -565,7 +719,8 @@ int profile() {
   bw.grad_q = dq;
   bw.grad_k = dk;
   bw.grad_v = dv;
-  st |= mk::cuda::tc_attention_backward(bw, nullptr);
+  st |= mk::cuda::tc_attention_backward_version(bw, nullptr, mk::MK_TC_V1);
+  st |= mk::cuda::tc_attention_backward_version(bw, nullptr, mk::MK_TC_V2);
   CHECK(cudaDeviceSynchronize());
   printf("profile: status %d\n", st);
   return st ? 1 : 0;
@@ -575,14 +730,18 @@ int profile() {
 
 int main(int argc, char** argv) {
   if (argc > 1 && std::strcmp(argv[1], "profile") == 0) return profile();
-  const int reps = argc > 1 ? std::max(1, atoi(argv[1])) : 10;
+  // `small`: the same rows on small shapes (three row and key blocks, partial; D = 128 and 64), one
+  // timed call each: for compute-sanitizer (memcheck, racecheck) in seconds
+  const bool small = argc > 1 && std::strcmp(argv[1], "small") == 0;
+  const int reps = small ? 1 : argc > 1 ? std::max(1, atoi(argv[1])) : 10;
   cudaDeviceProp prop;
   CHECK(cudaGetDeviceProperties(&prop, 0));
   printf("attention_harness: %s (sm_%d%d), %d SMs; median of %d calls; errors on 192 sampled rows vs float64\n\n",
          prop.name, prop.major, prop.minor, prop.multiProcessorCount, reps);
   printf("| shape | type | mask | kernel | ms | TFLOP/s | err | naive 16-bit err | ratio (<= 2) | bitwise rerun | |\n");
   printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
-  const Shape shapes[] = {{2, 8, 1024, 64}, {4, 16, 4096, 128}, {1, 16, 16384, 128}};
+  const std::vector<Shape> shapes = small ? std::vector<Shape>{{1, 2, 320, 128}, {2, 2, 200, 64}}
+                                          : std::vector<Shape>{{2, 8, 1024, 64}, {4, 16, 4096, 128}, {1, 16, 16384, 128}};
   for (const Shape& s : shapes)
     for (bool causal : {false, true}) {
       run<Bf16>(s, causal, reps, "BF16");

@@ -58,6 +58,12 @@ int main() {
          Fwd2Layout<128, 64>::bytes);
   printf("v2k32 tc2_forward (BK 32) BF16/F16: DP 64 %zu, 128 %zu; 256 threads\n", Fwd2Layout<64, 32>::bytes,
          Fwd2Layout<128, 32>::bytes);
+  printf("v2 tc2_backward_query     BF16/F16: DP 64 %zu (BK %d), 128 %zu (BK %d); 256 threads\n",
+         Bwd2QLayout<64, Bwd2Config<64>::BK>::bytes, Bwd2Config<64>::BK, Bwd2QLayout<128, Bwd2Config<128>::BK>::bytes,
+         Bwd2Config<128>::BK);
+  printf("v2 tc2_backward_key       BF16/F16: DP 64 %zu (TQ %d), 128 %zu (TQ %d); 256 threads\n",
+         Bwd2KvLayout<64, Bwd2Config<64>::TQ>::bytes, Bwd2Config<64>::TQ, Bwd2KvLayout<128, Bwd2Config<128>::TQ>::bytes,
+         Bwd2Config<128>::TQ);
   return 0;
 }
 CU

@@ -584,8 +584,9 @@ int mk_dense_mse_backward(int device, int dtype, int64_t n, const void* p, const
 
 /* ---- softmax attention: which tensor-core kernel runs ------------------------------------------- */
 /* The choice of 16-bit tensor-core attention kernel per (dtype, padded head dim, architecture,
- * causal) as lines of text, with the MK_ATTN_TC environment variable applied (v1, v2, v2k32; see
- * kernels/include/mk/attention_tc_choice.h). Static storage; available in every build. */
+ * causal) as lines of text, with the MK_ATTN_TC (forward: v1, v2, v2k32) and MK_ATTN_TC_BWD
+ * (backward: v1, v2) environment variables applied; see kernels/include/mk/attention_tc_choice.h.
+ * Static storage; available in every build. */
 const char* mk_attention_tc_kernels(void);
 
 #ifdef __cplusplus

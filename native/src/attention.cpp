@@ -356,14 +356,17 @@ const char* mk_attention_tc_kernels(void) {
   static std::mutex mu;
   std::lock_guard<std::mutex> lock(mu);
   const int override_version = mk::attention_tc_override();
+  const int backward_override = mk::attention_tc_backward_override();
   auto name = [](int v) { return v == mk::MK_TC_V2 ? "v2" : v == mk::MK_TC_V2_K32 ? "v2k32" : "v1"; };
   text = std::string("MK_ATTN_TC=") + (override_version ? name(override_version) : "(unset)") +
+         ", MK_ATTN_TC_BWD=" + (backward_override ? name(backward_override) : "(unset)") +
          "; forward/backward per BF16|F16, max(D, Dv), causal:";
   for (int arch : {80, 90}) {
     text += "\n  sm_" + std::to_string(arch) + ":";
     for (int64_t w : {64, 128, 256})
       for (int causal : {0, 1}) {
-        const mk::AttentionTcChoice c = mk::attention_tc_choose(MK_BF16, w, w, arch / 10, causal != 0, override_version);
+        const mk::AttentionTcChoice c =
+            mk::attention_tc_choose(MK_BF16, w, w, arch / 10, causal != 0, override_version, backward_override);
         text += " D<=" + std::to_string(w) + (causal ? " causal " : " full ") + name(c.forward) + "/" +
                 name(c.backward) + ";";
       }

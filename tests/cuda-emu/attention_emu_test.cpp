@@ -3,7 +3,7 @@
 // shapes with causal masks, padding, bias broadcasts, GQA, odd and 256-wide head dims, absent
 // outputs and cotangents. The 16-bit tensor-core kernels (tensor_core.cu, MMAs emulated with the
 // PTX register layout) against a float64 reference: error at most 2x that of a naive 16-bit
-// composition; the v2 forward (cp.async, ldmatrix) too, and bitwise the same on a second run.
+// composition; the v2 forward and backward (cp.async, ldmatrix) too, and bitwise the same on a second run.
 // Build and run: tests/cuda-emu/run.sh.
 //   attention_emu_test [order] [limits] [quick] [tc]   order: 0 forward, 1 reverse, 2 shuffled threads
 //                                                 limits: 0 H100, 1 A100, 2 sm_86, 3 48 KB
@@ -517,6 +517,60 @@ void run_tc_case(const Case& c, uint64_t seed) {
       g_worst_tc = std::max(g_worst_tc, en > 0 ? ek / en : 0.0);
     }
   }
+  // the v2 backward (cp.async rings, ldmatrix, swizzled tiles, P and dS in registers) where it
+  // applies: the same criterion on dQ, dK, dV and dS, and the same bits again when only some
+  // gradients are asked for. Where its tiles do not fit the device v1 runs, and "unsupported" is
+  // the answer where v1's do not fit either.
+  if (!tf32 && mk::attention_tc_v2_applies(E::kDtype, D, Dv, 8)) {
+    const size_t need2 =
+        w <= 64 ? std::max(Bwd2QLayout<64, Bwd2Config<64>::BK>::bytes, Bwd2KvLayout<64, Bwd2Config<64>::TQ>::bytes)
+                : std::max(Bwd2QLayout<128, Bwd2Config<128>::BK>::bytes, Bwd2KvLayout<128, Bwd2Config<128>::TQ>::bytes);
+    const bool fits2 = need2 <= optin;
+    struct Grads {
+      std::vector<Raw> dq, dk, dv, ds;
+    };
+    // mask bits: 1 dQ, 2 dK, 4 dV, 8 dS
+    auto run2 = [&](unsigned mask, Grads& gr) {
+      gr.dq.assign(dq.size(), Raw(0));
+      gr.dk.assign(dk.size(), Raw(0));
+      gr.dv.assign(dv.size(), Raw(0));
+      gr.ds.assign(ds.size(), Raw(0));
+      std::vector<float> ws2(ws.size(), NAN);
+      AttentionParams b2 = bw;
+      b2.workspace = ws2.data();
+      b2.grad_q = mask & 1 ? gr.dq.data() : nullptr;
+      b2.grad_k = mask & 2 ? gr.dk.data() : nullptr;
+      b2.grad_v = mask & 4 ? gr.dv.data() : nullptr;
+      b2.grad_bias_full = has_bias && (mask & 8) ? gr.ds.data() : nullptr;
+      return mk::cuda::tc_attention_backward_version(b2, nullptr, mk::MK_TC_V2);
+    };
+    // every gradient, then each one again in a partial request (dQ with dK, dV with dS: each pass
+    // with part of its products): these are the bitwise reruns
+    Grads g1, g2, g3;
+    const int s1 = run2(15, g1), s2 = run2(1 | 2, g2), s3 = run2(4 | 8, g3);
+    const int want = fits2 || bwd_ok ? 0 : mk::KERNEL_UNSUPPORTED;
+    if (s1 != want || s2 != want || s3 != want) {
+      printf(" | bwd v2 status %d %d %d, want %d FAIL", s1, s2, s3, want);
+      ++g_failures;
+    } else if (want == 0) {
+      const bool same = g2.dq == g1.dq && g2.dk == g1.dk && g3.dv == g1.dv && g3.ds == g1.ds;
+      printf(" | bwd v2%s", fits2 ? "" : " (v1: tiles do not fit)");
+      bool ok = same;
+      std::vector<Item> items2 = {{"dq", widen(g1.dq), &ref.dq, &naive.dq},
+                                  {"dk", widen(g1.dk), &ref.dk, &naive.dk},
+                                  {"dv", widen(g1.dv), &ref.dv, &naive.dv}};
+      if (has_bias) items2.push_back({"dS", widen(g1.ds), &ref.ds, &naive.ds});
+      for (const Item& it : items2) {
+        const double ek = rel_err(it.got, *it.r), en = rel_err(*it.n, *it.r);
+        const bool iok = ek <= 2 * en + 1e-6;
+        printf(" %s %.2e/%.2e%s", it.what, ek, en, iok ? "" : " FAIL");
+        ok = ok && iok;
+        g_worst_tc = std::max(g_worst_tc, en > 0 ? ek / en : 0.0);
+      }
+      printf("%s", same ? "" : " not deterministic (or a partial request changes the bits)");
+      if (!ok) ++g_failures;
+    }
+  }
   printf("\n");
 }
 
@@ -575,6 +629,7 @@ int main(int argc, char** argv) {
       {2, 2, 2, 40, 97, 32, 24, true, "1H-inf", {90, 60}, ALL},
       {1, 1, 1, 260, 160, 128, 128, true, "none", {}, ALL},      // v2: three row blocks, diagonal tiles
       {1, 1, 1, 140, 200, 72, 40, false, "none", {190}, ALL},    // v2: k-steps past D skipped, padding
+      {1, 2, 1, 48, 272, 64, 64, true, "none", {}, ALL},         // v2 backward: 3 key blocks, Nk > Nq causal, GQA
   };
   if (quick) { cases.resize(3); tc_cases.resize(3); }
   if (tc_only) cases.clear();

@@ -656,6 +656,457 @@ __global__ void __launch_bounds__(TT::kThreads) tc_backward_key_kernel(const Att
   }
 }
 
+// ---- backward, v2: the FlashAttention-2 structure (16-bit, DP 64 or 128) ------------------------
+// Two passes as v1 (no atomics: every output element has one owner block; deterministic), after
+// the same preprocess D = rowsum(dO ∘ O) (tc_rowdot_kernel), with the v2 forward's machinery:
+// 8 warps x 16 rows, cp.async 2-stage rings, ldmatrix fragments (.trans for the row-major B
+// operands: no transposed copies), XOR-swizzled shared rows (swz), masks only on the tiles that
+// need them (causal diagonal, padding edge, bias), exp2 of log2e-scaled scores, and the P / dS of
+// a tile kept in registers as the A operand of the next product (as P in the forward).
+//   dQ pass   block: (b, h, 128 query rows); Q and dO stay in shared; K/V tiles of BK keys come
+//             through the ring. Per tile: S = Q Kᵀ, dP = dO Vᵀ (ldmatrix x4 of K and V rows),
+//             dS = P ∘ (dP − D) with P = exp2(S·scale·log2e − lse·log2e); dQ += dS K (K by
+//             ldmatrix.trans). The full dS (bias gradient) is written here when asked.
+//   dK/dV     block: (b, KV head, 128 keys), warp w keys [16w, 16w + 16); K and V stay in shared;
+//             query tiles of TQ rows (Q, dO, lse·log2e, D) through the ring, over the query heads
+//             of the KV head, from the first row that sees the block's first key. Per tile:
+//             Sᵀ = K Qᵀ, dPᵀ = V dOᵀ (Q and dO rows by ldmatrix x4), Pᵀ, dSᵀ in registers;
+//             dV += Pᵀ dO, dK += dSᵀ Q (dO and Q by ldmatrix.trans). A warp skips the tiles none
+//             of whose rows sees one of its keys.
+// Same arithmetic per element as v1 (F32 accumulation; P, dS rounded to 16 bit as A operands).
+template <int DP, int BK>
+struct Bwd2QLayout {
+  static_assert(DP == 64 || DP == 128, "v2: rows of 8 or 16 chunks, swizzled over 8");
+  static constexpr int kStage = BK * DP;              // one K or V tile
+  static constexpr int q = 0;                         // Q   [128][DP]
+  static constexpr int dout = q + T2::kBlockQ * DP;   // dO  [128][DP]
+  static constexpr int k = dout + T2::kBlockQ * DP;   // K   [2][BK][DP]
+  static constexpr int v = k + T2::kStages * kStage;  // V   [2][BK][DP]
+  static constexpr int total = v + T2::kStages * kStage;
+  static constexpr size_t bytes = size_t(total) * 2;
+};
+
+template <int DP, int TQ>
+struct Bwd2KvLayout {
+  static_assert(DP == 64 || DP == 128, "v2: rows of 8 or 16 chunks, swizzled over 8");
+  static_assert(TQ % 16 == 0, "k-steps of Pᵀ dO are 16 queries");
+  static constexpr int kBlockK = 16 * T2::kWarps;            // keys per block
+  static constexpr int kStage = TQ * DP;                     // one Q or dO tile
+  static constexpr int k = 0;                                // K   [128][DP]
+  static constexpr int v = k + kBlockK * DP;                 // V   [128][DP]
+  static constexpr int q = v + kBlockK * DP;                 // Q   [2][TQ][DP]
+  static constexpr int dout = q + T2::kStages * kStage;      // dO  [2][TQ][DP]
+  static constexpr int stats = dout + T2::kStages * kStage;  // F32 [2][lse·log2e, D][TQ]
+  static constexpr int total = stats + T2::kStages * 2 * TQ * 2;
+  static constexpr size_t bytes = size_t(total) * 2;
+};
+
+// flags of the v2 backward launches: 16-byte loads (vector_ok), paired 16-bit stores of dQ, dK,
+// dV (head dims multiples of 8, 16-byte aligned gradients), paired stores of dS (Nk even)
+enum : int { kBwd2VecLoad = 1, kBwd2VecStore = 2, kBwd2PairDs = 4 };
+
+// NS: keys per sub-step of a tile (S, dP of NS keys live at once: the register budget)
+template <class E, int DP, int BK, int NS, int MINB>
+__global__ void __launch_bounds__(T2::kThreads, MINB)
+    tc2_backward_query_kernel(const AttentionParams p, const int flags) {
+  using O = Operand<E>;
+  using L = Bwd2QLayout<DP, BK>;
+  static_assert(NS % 16 == 0 && BK % NS == 0, "sub-steps of whole 16-key k-steps");
+  const bool vec = (flags & kBwd2VecLoad) != 0;
+  uint16_t* const sm = reinterpret_cast<uint16_t*>(mk_attention_smem);
+  uint16_t *const qs = sm + L::q, *const dos = sm + L::dout, *const ks = sm + L::k, *const vs = sm + L::v;
+  const int64_t tiles = (p.nq + T2::kBlockQ - 1) / T2::kBlockQ;
+  const int64_t bh = blockIdx.x / tiles, q0 = (blockIdx.x % tiles) * T2::kBlockQ;
+  const TcHead<uint16_t> x = tc_head<uint16_t>(p, bh / p.heads, bh % p.heads);
+  const int lane = int(threadIdx.x) % 32, warp = int(threadIdx.x) / 32, g = lane >> 2, t = lane & 3;
+  const int R = int(std::min<int64_t>(T2::kBlockQ, p.nq - q0));
+  const int d = int(p.d), dv = int(p.dv);
+  const int ksteps = (d + 15) / 16, vsteps = (dv + 15) / 16;
+  const int qblocks = p.grad_q ? (d + 7) / 8 : 0;  // dQ n-blocks
+  uint16_t* const dsfull = static_cast<uint16_t*>(p.grad_bias_full);
+  if (qblocks == 0 && !dsfull) return;  // (uniform over the grid)
+  const float sl2 = float(p.scale) * kLog2e;
+  const int64_t end = x.key_end(q0 + R - 1);  // the block's last row sees the most keys
+  const int ntiles = int((end + BK - 1) / BK);
+  // the warp's rows see every key below wfull, none from wend (key indices in int: Nq, Nk < 2^31)
+  const int64_t w0 = q0 + warp * 16;
+  const int wfull = w0 < p.nq ? int(x.key_end(w0)) : 0;
+  const int wend = w0 < p.nq ? int(x.key_end(std::min<int64_t>(w0 + 15, p.nq - 1))) : 0;
+  int kend[2];
+  float lse2[2], drow[2];
+  for (int h = 0; h < 2; ++h) {
+    const int64_t i = w0 + g + 8 * h;
+    const bool in = i < p.nq;
+    lse2[h] = in ? x.lse[i] * kLog2e : 0.f;
+    // a row whose lse is -inf (every key masked, also by -inf bias entries) has P = 0: no key
+    kend[h] = in && lse2[h] != -INFINITY ? int(x.key_end(i)) : 0;
+    drow[h] = in ? x.drow[i] : 0.f;
+  }
+
+  // prologue: Q, dO and the first K/V tile in one group
+  load_tile_async<T2::kBlockQ, DP>(qs, x.q + q0 * d, d, R, vec);
+  load_tile_async<T2::kBlockQ, DP>(dos, x.dout + q0 * dv, dv, R, vec);
+  if (ntiles > 0) {
+    const int C = int(std::min<int64_t>(BK, end));
+    load_tile_async<BK, DP>(ks, x.k, d, C, vec);
+    load_tile_async<BK, DP>(vs, x.v, dv, C, vec);
+  }
+  cp_async_commit();
+
+  float dq[DP / 8][4];
+#pragma unroll
+  for (int nb = 0; nb < DP / 8; ++nb)
+#pragma unroll
+    for (int r = 0; r < 4; ++r) dq[nb][r] = 0.f;
+  // ldmatrix rows of this lane: A (Q, dO) and .trans B (K as [key][col]): row + 8 (lane / 8 odd),
+  // col + 8 (lane >= 16); B (K, V as [key][col], n-major): row + 8 (lane >= 16), col + 8 (lane / 8 odd)
+  const int la_r = (lane & 7) + ((lane >> 3) & 1) * 8, la_c = (lane >> 4) * 8;
+  const int lb_r = (lane & 7) + (lane >> 4) * 8, lb_c = ((lane >> 3) & 1) * 8;
+
+  for (int it = 0; it < ntiles; ++it) {
+    const int stage = it & 1;
+    const int jt = it * BK;
+    cp_async_wait<0>();  // this thread's copies of tile `it` have landed ...
+    __syncthreads();     // ... everyone's; and every warp is done with tile it - 1 (the other stage)
+    if (it + 1 < ntiles) {
+      const int64_t j1 = jt + BK;
+      const int C = int(std::min<int64_t>(BK, end - j1));
+      load_tile_async<BK, DP>(ks + (stage ^ 1) * L::kStage, x.k + j1 * d, d, C, vec);
+      load_tile_async<BK, DP>(vs + (stage ^ 1) * L::kStage, x.v + j1 * dv, dv, C, vec);
+      cp_async_commit();
+    }
+    if (jt >= wend) continue;  // (warp-uniform) no row of this warp sees a key of the tile
+    const uint16_t* const kst = ks + stage * L::kStage;
+    const uint16_t* const vst = vs + stage * L::kStage;
+#pragma unroll 1
+    for (int j0 = jt; j0 < jt + BK; j0 += NS) {  // sub-steps of NS keys
+      if (j0 >= wend) break;
+      // S = Q Kᵀ, dP = dO Vᵀ (rows j0 - jt .. of the stage)
+      const int jr = j0 - jt;
+      float s[NS / 8][4], dp[NS / 8][4];
+#pragma unroll
+      for (int nb = 0; nb < NS / 8; ++nb)
+#pragma unroll
+        for (int r = 0; r < 4; ++r) s[nb][r] = dp[nb][r] = 0.f;
+#pragma unroll 1
+      for (int kk = 0; kk < ksteps; ++kk) {
+        uint32_t a[4];
+        ldmatrix_x4(a, qs + swz<DP>(warp * 16 + la_r, kk * 16 + la_c));
+#pragma unroll
+        for (int nb = 0; nb < NS / 8; nb += 2) {
+          uint32_t b[4];
+          ldmatrix_x4(b, kst + swz<DP>(jr + nb * 8 + lb_r, kk * 16 + lb_c));
+          O::mma(s[nb], a, b[0], b[1]);
+          O::mma(s[nb + 1], a, b[2], b[3]);
+        }
+      }
+#pragma unroll 1
+      for (int kk = 0; kk < vsteps; ++kk) {
+        uint32_t a[4];
+        ldmatrix_x4(a, dos + swz<DP>(warp * 16 + la_r, kk * 16 + la_c));
+#pragma unroll
+        for (int nb = 0; nb < NS / 8; nb += 2) {
+          uint32_t b[4];
+          ldmatrix_x4(b, vst + swz<DP>(jr + nb * 8 + lb_r, kk * 16 + lb_c));
+          O::mma(dp[nb], a, b[0], b[1]);
+          O::mma(dp[nb + 1], a, b[2], b[3]);
+        }
+      }
+      // dS = P ∘ (dP − D) into s; masked entries 0, masks only where some row stops seeing keys
+      if (!x.bias && j0 + NS <= wfull) {
+#pragma unroll
+        for (int nb = 0; nb < NS / 8; ++nb)
+#pragma unroll
+          for (int r = 0; r < 4; ++r) {
+            const int hr = r >> 1;
+            s[nb][r] = exp2f(s[nb][r] * sl2 - lse2[hr]) * (dp[nb][r] - drow[hr]);
+          }
+      } else {
+#pragma unroll
+        for (int nb = 0; nb < NS / 8; ++nb)
+#pragma unroll
+          for (int r = 0; r < 4; ++r) {
+            const int hr = r >> 1;
+            const int j = j0 + nb * 8 + 2 * t + (r & 1);
+            float ds = 0.f;
+            if (j < kend[hr]) {
+              float v = s[nb][r] * sl2;
+              if (x.bias) v += kLog2e * O::to_float(x.bias[(w0 + g + 8 * hr) * x.nk + j]);
+              ds = exp2f(v - lse2[hr]) * (dp[nb][r] - drow[hr]);
+            }
+            s[nb][r] = ds;
+          }
+      }
+      if (dsfull) {  // the bias gradient: every entry of the tile's keys below Nk
+#pragma unroll
+        for (int hr = 0; hr < 2; ++hr) {
+          const int64_t i = w0 + g + 8 * hr;
+          if (i >= p.nq) continue;
+          uint16_t* const drow_out = dsfull + (x.base + i) * p.nk;
+#pragma unroll
+          for (int nb = 0; nb < NS / 8; ++nb) {
+            const int j = j0 + nb * 8 + 2 * t;
+            if ((flags & kBwd2PairDs) && j + 1 < p.nk) {
+              *reinterpret_cast<uint32_t*>(drow_out + j) = pack_half2<E>(s[nb][2 * hr], s[nb][2 * hr + 1]);
+            } else {
+              if (j < p.nk) drow_out[j] = O::from_float(s[nb][2 * hr]);
+              if (j + 1 < p.nk) drow_out[j + 1] = O::from_float(s[nb][2 * hr + 1]);
+            }
+          }
+        }
+      }
+      // dQ += dS K: dS from the registers, K's fragments by ldmatrix.trans
+      if (qblocks > 0) {
+#pragma unroll
+        for (int kk = 0; kk < NS / 16; ++kk) {
+          uint32_t a[4];
+          acc_to_a<E>(a, s[2 * kk], s[2 * kk + 1]);
+#pragma unroll
+          for (int nb = 0; nb < DP / 8; nb += 2) {
+            if (nb < qblocks) {
+              uint32_t b[4];
+              ldmatrix_x4_trans(b, kst + swz<DP>(jr + kk * 16 + la_r, nb * 8 + la_c));
+              O::mma(dq[nb], a, b[0], b[1]);
+              if (nb + 1 < qblocks) O::mma(dq[nb + 1], a, b[2], b[3]);
+            }
+          }
+        }
+      }
+    }
+  }
+  cp_async_wait<0>();  // (no tile: the prologue's group)
+  // reduce: dQ = scale · acc
+  uint16_t* const dqo = static_cast<uint16_t*>(p.grad_q);
+  if (!dqo) return;
+  const float scale = float(p.scale);
+#pragma unroll
+  for (int hr = 0; hr < 2; ++hr) {
+    const int64_t i = w0 + g + 8 * hr;
+    if (i >= p.nq) continue;
+#pragma unroll
+    for (int nb = 0; nb < DP / 8; ++nb) {
+      const int col = nb * 8 + 2 * t;
+      const int64_t at = (x.base + i) * d + col;
+      if ((flags & kBwd2VecStore) && col + 1 < d) {
+        *reinterpret_cast<uint32_t*>(dqo + at) = pack_half2<E>(dq[nb][2 * hr] * scale, dq[nb][2 * hr + 1] * scale);
+      } else {
+        if (col < d) dqo[at] = O::from_float(dq[nb][2 * hr] * scale);
+        if (col + 1 < d) dqo[at + 1] = O::from_float(dq[nb][2 * hr + 1] * scale);
+      }
+    }
+  }
+}
+
+template <class E, int DP, int TQ, int MINB>
+__global__ void __launch_bounds__(T2::kThreads, MINB)
+    tc2_backward_key_kernel(const AttentionParams p, const int flags) {
+  using O = Operand<E>;
+  using L = Bwd2KvLayout<DP, TQ>;
+  constexpr int BKV = L::kBlockK;
+  const bool vec = (flags & kBwd2VecLoad) != 0;
+  uint16_t* const sm = reinterpret_cast<uint16_t*>(mk_attention_smem);
+  uint16_t *const ks = sm + L::k, *const vs = sm + L::v, *const qs = sm + L::q, *const dos = sm + L::dout;
+  float* const stats = reinterpret_cast<float*>(sm + L::stats);
+  const int64_t tiles = (p.nk + BKV - 1) / BKV;
+  const int64_t bk = blockIdx.x / tiles, k0 = (blockIdx.x % tiles) * BKV;
+  const int64_t b = bk / p.kv_heads, hk = bk % p.kv_heads, group = p.heads / p.kv_heads;
+  const int lane = int(threadIdx.x) % 32, warp = int(threadIdx.x) / 32, g = lane >> 2, t = lane & 3;
+  const int d = int(p.d), dv = int(p.dv);
+  const int ksteps = (d + 15) / 16, vsteps = (dv + 15) / 16;
+  const int kblocks = p.grad_k ? (d + 7) / 8 : 0;   // dK n-blocks
+  const int vblocks = p.grad_v ? (dv + 7) / 8 : 0;  // dV n-blocks
+  const int64_t len = p.key_lengths ? p.key_lengths[b] : p.nk;
+  if (k0 >= len || (kblocks == 0 && vblocks == 0)) return;  // padding keys: gradients stay 0 (as v1)
+  const int C = int(std::min<int64_t>(BKV, p.nk - k0));
+  const float sl2 = float(p.scale) * kLog2e;
+  // the masks (len, offset, causal) are those of the batch entry: the same for every query head
+  const TcHead<uint16_t> x0 = tc_head<uint16_t>(p, b, hk * group);
+  const int kw0 = int(k0) + warp * 16;  // the warp's first key
+  const int64_t istart = (x0.first_row(k0) / TQ) * TQ;
+  const int64_t nt = istart < p.nq ? (p.nq - istart + TQ - 1) / TQ : 0;  // query tiles per head
+  const int64_t total = group * nt;
+
+  // the query tile (query head hk·group + hq, rows from istart + ti·TQ) into a stage
+  auto issue = [&](int64_t hq, int64_t ti, int stage) {
+    const TcHead<uint16_t> x = tc_head<uint16_t>(p, b, hk * group + hq);
+    const int64_t i0 = istart + ti * TQ;
+    const int R = int(std::min<int64_t>(TQ, p.nq - i0));
+    load_tile_async<TQ, DP>(qs + stage * L::kStage, x.q + i0 * d, d, R, vec);
+    load_tile_async<TQ, DP>(dos + stage * L::kStage, x.dout + i0 * dv, dv, R, vec);
+    float* const st = stats + stage * 2 * TQ;
+    for (int r = threadIdx.x; r < TQ; r += T2::kThreads) {
+      st[r] = r < R ? x.lse[i0 + r] * kLog2e : 0.f;
+      st[TQ + r] = r < R ? x.drow[i0 + r] : 0.f;
+    }
+  };
+  // prologue: K, V of the block and the first query tile in one group
+  load_tile_async<BKV, DP>(ks, attention_at<uint16_t>(p.k, bk * p.nk * d) + k0 * d, d, C, vec);
+  load_tile_async<BKV, DP>(vs, attention_at<uint16_t>(p.v, bk * p.nk * dv) + k0 * dv, dv, C, vec);
+  if (total > 0) issue(0, 0, 0);
+  cp_async_commit();
+
+  float dk[DP / 8][4], dvv[DP / 8][4];
+#pragma unroll
+  for (int nb = 0; nb < DP / 8; ++nb)
+#pragma unroll
+    for (int r = 0; r < 4; ++r) dk[nb][r] = dvv[nb][r] = 0.f;
+  // ldmatrix rows of this lane: A (K, V) and .trans B (Q, dO as [query][col]); B (Q, dO, n-major)
+  const int la_r = (lane & 7) + ((lane >> 3) & 1) * 8, la_c = (lane >> 4) * 8;
+  const int lb_r = (lane & 7) + (lane >> 4) * 8, lb_c = ((lane >> 3) & 1) * 8;
+
+  // the lane's keys j: seen by the rows i >= jfirst (causal) when j < len
+  int jfirst[2];
+  bool jin[2];
+  for (int hr = 0; hr < 2; ++hr) {
+    const int64_t j = kw0 + g + 8 * hr;
+    jin[hr] = j < len;
+    jfirst[hr] = x0.causal ? int(std::max<int64_t>(j - x0.off, 0)) : 0;
+  }
+  int64_t hq = 0, ti = 0;  // the next tile to compute
+  for (int64_t it = 0; it < total; ++it) {
+    const int stage = int(it & 1);
+    const int64_t hcur = hq, i0 = istart + ti * TQ;
+    if (++ti == nt) {
+      ti = 0;
+      ++hq;
+    }
+    cp_async_wait<0>();  // this thread's copies of tile `it` have landed ...
+    __syncthreads();     // ... everyone's; and every warp is done with tile it - 1 (the other stage)
+    if (it + 1 < total) {
+      issue(hq, ti, stage ^ 1);
+      cp_async_commit();
+    }
+    // (warp-uniform) no row of the tile sees a key of this warp (key_end grows with the row)
+    if (kw0 >= x0.key_end(std::min<int64_t>(i0 + TQ, p.nq) - 1)) continue;
+    const uint16_t* const qst = qs + stage * L::kStage;
+    const uint16_t* const dost = dos + stage * L::kStage;
+    const float* const lse_s = stats + stage * 2 * TQ;
+    const float* const d_s = lse_s + TQ;
+    // Sᵀ = K Qᵀ, dPᵀ = V dOᵀ (the warp's 16 keys x TQ queries)
+    float st[TQ / 8][4], dpt[TQ / 8][4];
+#pragma unroll
+    for (int nb = 0; nb < TQ / 8; ++nb)
+#pragma unroll
+      for (int r = 0; r < 4; ++r) st[nb][r] = dpt[nb][r] = 0.f;
+#pragma unroll 1
+    for (int kk = 0; kk < ksteps; ++kk) {
+      uint32_t a[4];
+      ldmatrix_x4(a, ks + swz<DP>(warp * 16 + la_r, kk * 16 + la_c));
+#pragma unroll
+      for (int nb = 0; nb < TQ / 8; nb += 2) {
+        uint32_t bb[4];
+        ldmatrix_x4(bb, qst + swz<DP>(nb * 8 + lb_r, kk * 16 + lb_c));
+        O::mma(st[nb], a, bb[0], bb[1]);
+        O::mma(st[nb + 1], a, bb[2], bb[3]);
+      }
+    }
+#pragma unroll 1
+    for (int kk = 0; kk < vsteps; ++kk) {
+      uint32_t a[4];
+      ldmatrix_x4(a, vs + swz<DP>(warp * 16 + la_r, kk * 16 + la_c));
+#pragma unroll
+      for (int nb = 0; nb < TQ / 8; nb += 2) {
+        uint32_t bb[4];
+        ldmatrix_x4(bb, dost + swz<DP>(nb * 8 + lb_r, kk * 16 + lb_c));
+        O::mma(dpt[nb], a, bb[0], bb[1]);
+        O::mma(dpt[nb + 1], a, bb[2], bb[3]);
+      }
+    }
+    // Pᵀ into st, dSᵀ = Pᵀ ∘ (dPᵀ − D) into dpt (element (key, query)); masked entries 0
+    const uint16_t* const bias = p.bias ? tc_head<uint16_t>(p, b, hk * group + hcur).bias : nullptr;
+    if (!bias && i0 + TQ <= p.nq && x0.key_end(i0) >= kw0 + 16) {
+#pragma unroll
+      for (int nb = 0; nb < TQ / 8; ++nb)
+#pragma unroll
+        for (int r = 0; r < 4; ++r) {
+          const int qc = nb * 8 + 2 * t + (r & 1);
+          const float pv = exp2f(st[nb][r] * sl2 - lse_s[qc]);
+          st[nb][r] = pv;
+          dpt[nb][r] = pv * (dpt[nb][r] - d_s[qc]);
+        }
+    } else {
+#pragma unroll
+      for (int nb = 0; nb < TQ / 8; ++nb)
+#pragma unroll
+        for (int r = 0; r < 4; ++r) {
+          const int qc = nb * 8 + 2 * t + (r & 1);
+          const int i = int(i0) + qc, hr = r >> 1;
+          float pv = 0.f;
+          if (i < p.nq && jin[hr] && i >= jfirst[hr] && lse_s[qc] != -INFINITY) {  // (lse -inf: no key, P = 0)
+            float v = st[nb][r] * sl2;
+            if (bias) v += kLog2e * O::to_float(bias[int64_t(i) * x0.nk + kw0 + g + 8 * hr]);
+            pv = exp2f(v - lse_s[qc]);
+          }
+          st[nb][r] = pv;
+          dpt[nb][r] = pv * (dpt[nb][r] - d_s[qc]);
+        }
+    }
+    // dV += Pᵀ dO, dK += dSᵀ Q: A from the registers, B by ldmatrix.trans
+#pragma unroll
+    for (int kk = 0; kk < TQ / 16; ++kk) {
+      if (vblocks > 0) {
+        uint32_t a[4];
+        acc_to_a<E>(a, st[2 * kk], st[2 * kk + 1]);
+#pragma unroll
+        for (int nb = 0; nb < DP / 8; nb += 2) {
+          if (nb < vblocks) {
+            uint32_t bb[4];
+            ldmatrix_x4_trans(bb, dost + swz<DP>(kk * 16 + la_r, nb * 8 + la_c));
+            O::mma(dvv[nb], a, bb[0], bb[1]);
+            if (nb + 1 < vblocks) O::mma(dvv[nb + 1], a, bb[2], bb[3]);
+          }
+        }
+      }
+      if (kblocks > 0) {
+        uint32_t a[4];
+        acc_to_a<E>(a, dpt[2 * kk], dpt[2 * kk + 1]);
+#pragma unroll
+        for (int nb = 0; nb < DP / 8; nb += 2) {
+          if (nb < kblocks) {
+            uint32_t bb[4];
+            ldmatrix_x4_trans(bb, qst + swz<DP>(kk * 16 + la_r, nb * 8 + la_c));
+            O::mma(dk[nb], a, bb[0], bb[1]);
+            if (nb + 1 < kblocks) O::mma(dk[nb + 1], a, bb[2], bb[3]);
+          }
+        }
+      }
+    }
+  }
+  cp_async_wait<0>();  // (no tile: the prologue's group)
+  // reduce: dK = scale · acc, dV = acc
+  const float scale = float(p.scale);
+  uint16_t* const dko = p.grad_k ? static_cast<uint16_t*>(p.grad_k) + bk * p.nk * d : nullptr;
+  uint16_t* const dvo = p.grad_v ? static_cast<uint16_t*>(p.grad_v) + bk * p.nk * dv : nullptr;
+  const bool pairs = (flags & kBwd2VecStore) != 0;
+#pragma unroll
+  for (int hr = 0; hr < 2; ++hr) {
+    const int64_t j = kw0 + g + 8 * hr;
+    if (j >= p.nk) continue;
+#pragma unroll
+    for (int nb = 0; nb < DP / 8; ++nb) {
+      const int col = nb * 8 + 2 * t;
+      if (dko) {
+        const float lo = dk[nb][2 * hr] * scale, hi = dk[nb][2 * hr + 1] * scale;
+        if (pairs && col + 1 < d) {
+          *reinterpret_cast<uint32_t*>(dko + j * d + col) = pack_half2<E>(lo, hi);
+        } else {
+          if (col < d) dko[j * d + col] = O::from_float(lo);
+          if (col + 1 < d) dko[j * d + col + 1] = O::from_float(hi);
+        }
+      }
+      if (dvo) {
+        const float lo = dvv[nb][2 * hr], hi = dvv[nb][2 * hr + 1];
+        if (pairs && col + 1 < dv) {
+          *reinterpret_cast<uint32_t*>(dvo + j * dv + col) = pack_half2<E>(lo, hi);
+        } else {
+          if (col < dv) dvo[j * dv + col] = O::from_float(lo);
+          if (col + 1 < dv) dvo[j * dv + col + 1] = O::from_float(hi);
+        }
+      }
+    }
+  }
+}
+
 // ---- launchers -------------------------------------------------------------------------------------
 // the F32 dispatch answers with the SIMT kernels).
 template <class E, int DP>
@@ -746,6 +1197,63 @@ int backward_t(const AttentionParams& p, cudaStream_t stream) {
   }
 }
 
+// The v2 backward's tiles per head dim (registers and spills from ptxas for sm_80 / sm_90:
+// benchmarks/results/ptxas-attention-bwd2-2026-12-05.txt): dQ pass BK keys per K/V tile and MQ
+// blocks per SM, dK/dV pass TQ query rows per Q/dO tile and MK blocks per SM.
+template <int DP>
+struct Bwd2Config;
+template <>
+struct Bwd2Config<64> {
+  static constexpr int BK = 64, NS = 32, MQ = 2, TQ = 16, MK = 2;
+};
+template <>
+struct Bwd2Config<128> {
+  static constexpr int BK = 32, NS = 16, MQ = 2, TQ = 32, MK = 1;
+};
+
+// the v2 backward where its tiles fit this device (else KERNEL_UNSUPPORTED before any launch);
+// Cfg: Bwd2Config<DP> (benchmarks/gpu/attention_harness.cu times others beside it)
+template <class E, int DP, class Cfg = Bwd2Config<DP>>
+int backward2_dp(const AttentionParams& p, cudaStream_t stream) {
+  using LQ = Bwd2QLayout<DP, Cfg::BK>;
+  using LK = Bwd2KvLayout<DP, Cfg::TQ>;
+  const bool query_pass = p.grad_q || p.grad_bias_full, key_pass = p.grad_k || p.grad_v;
+  size_t optin = 0;
+  if (int e = optin_smem(&optin)) return e;
+  if ((query_pass && LQ::bytes > optin) || (key_pass && LK::bytes > optin)) return KERNEL_UNSUPPORTED;
+  auto aligned = [](const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15) == 0; };
+  const bool vec = vector_ok<E>(p) != 0;
+  const bool store = p.d % 8 == 0 && p.dv % 8 == 0 && aligned(p.grad_q) && aligned(p.grad_k) && aligned(p.grad_v);
+  const bool pair_ds = p.nk % 2 == 0 && (reinterpret_cast<uintptr_t>(p.grad_bias_full) & 3) == 0;
+  const int flags = (vec ? kBwd2VecLoad : 0) | (store ? kBwd2VecStore : 0) | (pair_ds ? kBwd2PairDs : 0);
+  // preprocess: D = rowsum(dO ∘ O) (F32) into the workspace (v1's kernel)
+  using Raw = typename Operand<E>::Raw;
+  const int64_t rows = p.batch * p.heads * p.nq;
+  const int64_t rblocks = std::min<int64_t>((rows + TT::kWarps - 1) / TT::kWarps, 65535LL * 32);
+  if (int e = tc_launch(tc_rowdot_kernel<E>, rblocks, 0, stream, rows, int(p.dv), static_cast<const Raw*>(p.out),
+                        static_cast<const Raw*>(p.dout), static_cast<float*>(p.workspace)))
+    return e;
+  if (query_pass) {
+    const int64_t blocks = p.batch * p.heads * ((p.nq + T2::kBlockQ - 1) / T2::kBlockQ);
+    if (int e = tc_launch_n(tc2_backward_query_kernel<E, DP, Cfg::BK, Cfg::NS, Cfg::MQ>, blocks, T2::kThreads,
+                            LQ::bytes, stream, p, flags))
+      return e;
+  }
+  if (key_pass) {
+    const int64_t blocks = p.batch * p.kv_heads * ((p.nk + LK::kBlockK - 1) / LK::kBlockK);
+    if (int e = tc_launch_n(tc2_backward_key_kernel<E, DP, Cfg::TQ, Cfg::MK>, blocks, T2::kThreads, LK::bytes, stream,
+                            p, flags))
+      return e;
+  }
+  return 0;
+}
+
+// v2 where it applies (attention_tc_v2_applies) and its tiles fit; else KERNEL_UNSUPPORTED
+template <class E>
+int backward2_t(const AttentionParams& p, cudaStream_t stream) {
+  return padded_dim(p) == 64 ? backward2_dp<E, 64>(p, stream) : backward2_dp<E, 128>(p, stream);
+}
+
 bool tc_supported(const AttentionParams& p) {
   return (p.dtype == MK_BF16 || p.dtype == MK_F16 || (p.dtype == MK_F32 && p.allow_tf32)) && p.d >= 1 && p.d <= 256 &&
          p.dv >= 1 && p.dv <= 256 && p.heads >= 1 && p.kv_heads >= 1 && p.heads % p.kv_heads == 0;
@@ -772,8 +1280,19 @@ int tc_attention_forward_version(const AttentionParams& p, void* stream, int ver
 }
 
 int tc_attention_backward(const AttentionParams& p, void* stream) {
+  if (!tc_supported(p)) return int(cudaErrorInvalidValue);
+  const AttentionTcChoice c = attention_tc_choose(p.dtype, p.d, p.dv, device_arch_major(), p.causal,
+                                                  attention_tc_override(), attention_tc_backward_override());
+  return tc_attention_backward_version(p, stream, c.backward);
+}
+
+int tc_attention_backward_version(const AttentionParams& p, void* stream, int version) {
   if (!tc_supported(p) || !p.workspace || !p.out || !p.dout || !p.lse) return int(cudaErrorInvalidValue);
   const cudaStream_t s = as_stream(stream);
+  if (version == MK_TC_V2 && attention_tc_v2_applies(p.dtype, p.d, p.dv, 8) && p.nq <= INT_MAX && p.nk <= INT_MAX) {
+    const int e = p.dtype == MK_BF16 ? backward2_t<Bf16>(p, s) : backward2_t<Fp16>(p, s);
+    if (e != KERNEL_UNSUPPORTED) return e;  // (tiles too large for this device: v1, which may fit)
+  }
   return p.dtype == MK_BF16 ? backward_t<Bf16>(p, s) : p.dtype == MK_F16 ? backward_t<Fp16>(p, s) : backward_t<Tf32>(p, s);
 }
 

@@ -15,5 +15,8 @@ int tc_attention_forward_version(const AttentionParams& p, void* stream, int ver
 int tc_attention_backward(const AttentionParams& p, void* stream);
 // bytes of workspace the backward needs: the F32 row statistic D = rowsum(dO ∘ O), [B, H, Nq]
 int64_t tc_attention_workspace(const AttentionParams& p);
+// the backward of one version (MK_TC_V1, MK_TC_V2 of mk/attention_tc_choice.h), for the emulator
+// test and benchmarks/gpu/attention_harness.cu; v2 where it does not apply or fit runs v1
+int tc_attention_backward_version(const AttentionParams& p, void* stream, int version);
 }  // namespace cuda
 }  // namespace mk

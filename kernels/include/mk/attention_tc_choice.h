@@ -9,9 +9,13 @@
 //       only on the tiles that need it; BF16/F16, max(D, Dv) <= 128, sm_80+. 64 keys per tile
 //       (D = 128: one block of 256 threads per SM by registers).
 //   v2k32  v2 with 32 keys per tile and two blocks per SM (128 registers).
+//   v2 backward  the same machinery for the two backward passes (dQ over K/V tiles; dK/dV over
+//       Q/dO/lse/D tiles: 128 keys per block), no atomics, deterministic; where the v2 forward
+//       applies (BF16/F16, max(D, Dv) <= 128, sm_80+).
 //
 // Default: v1 everywhere, until v2 has been timed on a GPU (benchmarks/gpu/attention_harness.cu);
-// the environment variable MK_ATTN_TC=v2 or v2k32 selects that forward where it applies (v1 forces v1).
+// the environment variable MK_ATTN_TC=v2 or v2k32 selects that forward where it applies (v1 forces v1),
+// MK_ATTN_TC_BWD=v2 the v2 backward (v1 forces v1).
 #pragma once
 #include <cstdint>
 #include <cstdlib>
@@ -34,6 +38,15 @@ inline int attention_tc_override() {
   return 0;
 }
 
+// 0: no override; MK_TC_V1 or MK_TC_V2 from MK_ATTN_TC_BWD ("v1", "v2"; anything else: no override)
+inline int attention_tc_backward_override() {
+  const char* e = std::getenv("MK_ATTN_TC_BWD");
+  if (!e) return 0;
+  if (std::strcmp(e, "v1") == 0) return MK_TC_V1;
+  if (std::strcmp(e, "v2") == 0) return MK_TC_V2;
+  return 0;
+}
+
 // Whether the v2 forward can run the call: 16-bit operands, padded head dim 64 or 128, sm_80+.
 inline bool attention_tc_v2_applies(int dtype, int64_t d, int64_t dv, int arch_major) {
   const int64_t w = d > dv ? d : dv;
@@ -42,18 +55,22 @@ inline bool attention_tc_v2_applies(int dtype, int64_t d, int64_t dv, int arch_m
 
 struct AttentionTcChoice {
   int forward;   // MK_TC_V1, MK_TC_V2 or MK_TC_V2_K32
-  int backward;  // MK_TC_V1 (the only backward so far)
+  int backward;  // MK_TC_V1 or MK_TC_V2 (the v2 backward applies where the v2 forward does)
 };
 
-// override: attention_tc_override()'s value. `causal` is part of the key (the v2 forward treats
-// both alike today; the table keeps the column so a causal-specific choice has its place).
+// override: attention_tc_override()'s value; backward_override: attention_tc_backward_override()'s.
+// `causal` is part of the key (v2 treats both alike today; the table keeps the column so a
+// causal-specific choice has its place).
 inline AttentionTcChoice attention_tc_choose(int dtype, int64_t d, int64_t dv, int arch_major, bool causal,
-                                             int override_version) {
+                                             int override_version, int backward_override = 0) {
   (void)causal;
   AttentionTcChoice c{MK_TC_V1, MK_TC_V1};
-  const int default_forward = MK_TC_V1;  // v2 not yet timed on a GPU
-  if (attention_tc_v2_applies(dtype, d, dv, arch_major))
+  const int default_forward = MK_TC_V1;   // v2 not yet timed on a GPU
+  const int default_backward = MK_TC_V1;  // v2 backward not yet timed on a GPU
+  if (attention_tc_v2_applies(dtype, d, dv, arch_major)) {
     c.forward = override_version != 0 ? override_version : default_forward;
+    c.backward = backward_override != 0 ? backward_override : default_backward;
+  }
   return c;
 }
 

@@ -294,7 +294,8 @@ class CliTest {
     assertEquals(0, r.code(), r.err());
     String env = System.getenv("MK_ATTN_TC");
     String forward = "v2".equals(env) || "v2k32".equals(env) ? env : "v1";  // (default v1 until timed on a GPU)
-    String expectV2 = "D<=128 causal " + forward + "/v1";
+    String backward = "v2".equals(System.getenv("MK_ATTN_TC_BWD")) ? "v2" : "v1";  // (default v1 until timed)
+    String expectV2 = "D<=128 causal " + forward + "/" + backward;
     assertTrue(r.out().contains("tensor-core attention kernels (16-bit, CUDA): MK_ATTN_TC="), r.out());
     assertTrue(r.out().contains("sm_90: D<=64 full") && r.out().contains(expectV2), r.out());
     assertTrue(r.out().contains("D<=256 full v1/v1"), r.out());
