@@ -32,6 +32,7 @@
 
 #include "mk/cpu_graph_parts.h"
 #include "mk/cpu_parallel.h"
+#include "mk/graph_segment.h"
 #include "mk/isa_ns.h"
 #include "mk/kernels.h"
 
@@ -67,11 +68,141 @@ inline T leaky(T z, T slope) {
   return z > T(0) ? z : std::fma(slope, z, T(0));
 }
 
+// ---- the split of hub rows (issue 15; mk/graph_segment.h) ----------------------------------------
+// A row of more than S = kGraphSegment non-zeros (a hub row) is cut into segments of S non-zeros
+// counted from its start. Each segment's partial result (softmax: its max, its sum of exponentials
+// and its weighted sum; plain sums: its sum) is computed from 0 in CSR order, by whichever thread
+// takes it, into a scratch slot of its own; then one thread combines the row's slots in segment
+// order (sums: left to right; softmax: the online rescaling of softmax_merge). Who computes which
+// segment changes nothing, so a hub row is shared by the threads and the results stay bitwise the
+// same for every thread count. Light rows (at most S non-zeros) are one segment: their code and
+// their bits are as before. The CUDA twin cuts and combines the same segments in the same order.
+struct HubPlan {
+  std::vector<int64_t> row;    // the hub rows, in order
+  std::vector<int64_t> first;  // first[i]: hub row i's first segment; first[hubs] = all segments
+  std::vector<int64_t> owner;  // owner[s]: the hub row (an index into row) of segment s
+  int64_t hubs() const { return int64_t(row.size()); }
+  int64_t segments() const { return first.back(); }
+};
+
+inline bool is_hub(const int64_t* ptr, int64_t r) { return ptr[r + 1] - ptr[r] > kGraphSegment; }
+
+// The hub rows of [0, rows) and their segments (none when no row can be longer than S).
+inline void plan_hubs(const int64_t* ptr, int64_t rows, HubPlan& p) {
+  constexpr int64_t S = kGraphSegment;
+  p.row.clear();
+  p.owner.clear();
+  p.first.assign(1, 0);
+  if (ptr[rows] <= S) return;
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t n = ptr[r + 1] - ptr[r];
+    if (n <= S) continue;
+    const int64_t i = int64_t(p.row.size());
+    p.row.push_back(r);
+    p.first.push_back(p.first.back() + (n + S - 1) / S);
+    p.owner.resize(size_t(p.first.back()), i);
+  }
+}
+
+// Segment s of the plan: the non-zeros [*sb, *se) of row *r, which ends at *e.
+inline void segment_of(const HubPlan& p, const int64_t* ptr, int64_t s, int64_t* r, int64_t* sb, int64_t* se,
+                       int64_t* e) {
+  const int64_t i = p.owner[size_t(s)];
+  *r = p.row[size_t(i)];
+  *e = ptr[*r + 1];
+  *sb = ptr[*r] + (s - p.first[size_t(i)]) * kGraphSegment;
+  *se = std::min(*sb + kGraphSegment, *e);
+}
+
+// light(r0, r1) over the rows in parts of equal work (the body skips the hub rows), then seg(s) for
+// every segment of the plan's hub rows, then fold(i) for every hub row, then (with `after`) after(s)
+// for every segment again; each call writes outputs or slots of its own, so nothing depends on
+// which thread runs it. Threads take the light parts and then the segments dynamically (one
+// region, no barrier between them). One thread below parallel_worth(work · columns).
+template <class Light, class Seg, class Fold, class After>
+void run_split(const int64_t* ptr, int64_t rows, int64_t columns, const HubPlan& plan, Light light, Seg seg,
+               Fold fold, bool has_after, After after) {
+  const int64_t work = (ptr[rows] + rows) * std::max<int64_t>(columns, 1);
+  const int64_t segs = plan.segments(), hubs = plan.hubs();
+  if (rows < 1 || !parallel_worth(work)) {
+    light(int64_t(0), rows);
+    for (int64_t s = 0; s < segs; ++s) seg(s);
+    for (int64_t i = 0; i < hubs; ++i) fold(i);
+    if (has_after)
+      for (int64_t s = 0; s < segs; ++s) after(s);
+    return;
+  }
+  const int64_t parts = std::min<int64_t>(rows, int64_t(omp_get_max_threads()) * Traits::kPartsPerThread);
+#pragma omp parallel
+  {
+#pragma omp for schedule(dynamic, 1) nowait
+    for (int64_t p = 0; p < parts; ++p) light(part_start(ptr, rows, p, parts), part_start(ptr, rows, p + 1, parts));
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t s = 0; s < segs; ++s) seg(s);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t i = 0; i < hubs; ++i) fold(i);
+    if (has_after) {
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t s = 0; s < segs; ++s) after(s);
+    }
+  }
+}
+
+template <class Light, class Seg, class Fold>
+void run_split(const int64_t* ptr, int64_t rows, int64_t columns, const HubPlan& plan, Light light, Seg seg,
+               Fold fold) {
+  run_split(ptr, rows, columns, plan, light, seg, fold, false, [](int64_t) {});
+}
+
+// The softmax state of the segments so far, per head h: M[h] (the max, 0 when all scores were
+// -inf), L[h] = Σ exp(e - M[h]) and A[h·D + d] = Σ exp(e - M[h]) x[d] (A may be null: D unused),
+// combined with the next segment's (m, l, a): both rescaled to the larger max, by explicit fma
+// (the CUDA twin's form). A segment whose sum is 0 (its scores all -inf) adds nothing; one after
+// such segments only is taken as it is. One of the two factors is exp(0) = 1, exactly.
+template <class T>
+void softmax_merge(int64_t H, int64_t D, T* M, T* L, T* A, const T* m, const T* l, const T* a) {
+  for (int64_t h = 0; h < H; ++h) {
+    if (l[h] == T(0)) continue;
+    if (L[h] == T(0)) {
+      M[h] = m[h];
+      L[h] = l[h];
+      if (A) std::copy(a + h * D, a + (h + 1) * D, A + h * D);
+      continue;
+    }
+    const T mx = nan_max(M[h], m[h]);
+    const T ca = std::exp(M[h] - mx), cb = std::exp(m[h] - mx);
+    L[h] = std::fma(l[h], cb, std::fma(L[h], ca, T(0)));
+    M[h] = mx;
+    if (!A) continue;
+    T* Ah = A + h * D;
+    const T* ah = a + h * D;
+#pragma omp simd
+    for (int64_t d = 0; d < D; ++d) Ah[d] = std::fma(ah[d], cb, std::fma(Ah[d], ca, T(0)));
+  }
+}
+
 // ---- edge softmax --------------------------------------------------------------------------------
+// One segment [sb, se) of a row, head h: *m = its max (0 when all are -inf), returns Σ exp(s - *m).
+template <class T>
+inline T softmax_segment(int64_t sb, int64_t se, int64_t H, int64_t h, const T* s, T* m) {
+  T mx = neg_inf<T>();
+  for (int64_t k = sb; k < se; ++k) mx = nan_max(mx, s[k * H + h]);
+  *m = mx == neg_inf<T>() ? T(0) : mx;
+  T sum = T(0);
+  for (int64_t k = sb; k < se; ++k) sum += std::exp(s[k * H + h] - *m);
+  return sum;
+}
+
 template <class T>
 void edge_softmax_t(int64_t rows, int64_t H, const int64_t* row_ptr, const T* s, const T* lse_in, T* y, T* lse_out) {
-  for_each_part<Traits::kPartsPerThread>(row_ptr, rows, H, [&](int64_t r0, int64_t r1) {
+  HubPlan plan;
+  plan_hubs(row_ptr, rows, plan);
+  // per segment: m [H], l [H]; then per hub row: M [H], L [H]
+  std::vector<T> part(size_t((plan.segments() + plan.hubs()) * 2 * H));
+  T* stat = part.data() + plan.segments() * 2 * H;
+  auto light = [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
+      if (is_hub(row_ptr, r)) continue;
       const int64_t b = row_ptr[r], e = row_ptr[r + 1];
       for (int64_t h = 0; h < H; ++h) {
         if (lse_in) {
@@ -93,65 +224,150 @@ void edge_softmax_t(int64_t rows, int64_t H, const int64_t* row_ptr, const T* s,
         if (lse_out) lse_out[r * H + h] = sum > T(0) || sum != sum ? m0 + std::log(sum) : neg_inf<T>();
       }
     }
-  });
+  };
+  // with lse_in every element is exp(s - lse) alone: the segments write y directly
+  auto seg = [&](int64_t si) {
+    int64_t r, sb, se, e;
+    segment_of(plan, row_ptr, si, &r, &sb, &se, &e);
+    for (int64_t h = 0; h < H; ++h) {
+      if (lse_in) {
+        const T l = lse_in[r * H + h];
+        for (int64_t k = sb; k < se; ++k) y[k * H + h] = l == neg_inf<T>() ? T(0) : std::exp(s[k * H + h] - l);
+        continue;
+      }
+      T* p = part.data() + si * 2 * H;
+      p[H + h] = softmax_segment(sb, se, H, h, s, p + h);
+    }
+  };
+  auto fold = [&](int64_t i) {
+    if (lse_in) return;
+    const int64_t r = plan.row[size_t(i)];
+    T* st = stat + i * 2 * H;
+    const T* p0 = part.data() + plan.first[size_t(i)] * 2 * H;
+    std::copy(p0, p0 + 2 * H, st);
+    for (int64_t si = plan.first[size_t(i)] + 1; si < plan.first[size_t(i) + 1]; ++si) {
+      const T* p = part.data() + si * 2 * H;
+      softmax_merge<T>(H, 0, st, st + H, nullptr, p, p + H, nullptr);
+    }
+    if (lse_out)
+      for (int64_t h = 0; h < H; ++h) {
+        const T l = st[H + h];
+        lse_out[r * H + h] = l > T(0) || l != l ? st[h] + std::log(l) : neg_inf<T>();
+      }
+  };
+  // the hub rows' y from their combined max and sum, segment by segment
+  auto after = [&](int64_t si) {
+    int64_t r, sb, se, e;
+    segment_of(plan, row_ptr, si, &r, &sb, &se, &e);
+    const T* st = stat + plan.owner[size_t(si)] * 2 * H;
+    for (int64_t h = 0; h < H; ++h) {
+      const T m = st[h], l = st[H + h];
+      const bool some = l > T(0) || l != l;
+      for (int64_t k = sb; k < se; ++k) {
+        const T p = std::exp(s[k * H + h] - m);
+        y[k * H + h] = some ? p / l : p;
+      }
+    }
+  };
+  run_split(row_ptr, rows, H, plan, light, seg, fold, !lse_in, after);
 }
 
 // ---- GAT -----------------------------------------------------------------------------------------
+// One segment [sb, se) of row r (the whole row when it is light): m[h] = the segment's max score
+// (0 when all are -inf), sum[h] = Σ exp(e - m[h]) and o[h·D + d] = Σ exp(e - m[h]) x[col, h, d],
+// each from 0 in CSR order; pe: the row's end, for the prefetches. ev: the segment's scores.
+template <class T>
+void gat_segment(int64_t sb, int64_t se, int64_t pe, int64_t H, int64_t D, T slope, const int64_t* col, const T* x,
+                 const T* s_src, const T* sd, T* m, T* sum, T* o, std::vector<T>& ev) {
+  const int64_t F = H * D;
+  // sweep 1: the max of every head (scalars only)
+  std::fill(m, m + H, neg_inf<T>());
+  if (ev.size() < size_t((se - sb) * H)) ev.resize(size_t((se - sb) * H));
+  for (int64_t k = sb; k < se; ++k) {
+    const T* ss = s_src + col[k] * H;
+    T* er = ev.data() + (k - sb) * H;
+    for (int64_t h = 0; h < H; ++h) {
+      er[h] = leaky(ss[h] + sd[h], slope);
+      m[h] = nan_max(m[h], er[h]);
+    }
+  }
+  for (int64_t h = 0; h < H; ++h)
+    if (m[h] == neg_inf<T>()) m[h] = T(0);
+  // sweep 2: o = Σ exp(e - m) · x[col], sum = Σ exp(e - m), each from 0 in CSR order
+  std::fill(o, o + F, T(0));
+  std::fill(sum, sum + H, T(0));
+  for (int64_t k = sb; k < se; ++k) {
+    if (k + Traits::kPrefetch < pe) {
+      const char* p = reinterpret_cast<const char*>(x + col[k + Traits::kPrefetch] * F);
+      for (int64_t off = 0; off < F * int64_t(sizeof(T)); off += 64) __builtin_prefetch(p + off, 0, 1);
+    }
+    const T* er = ev.data() + (k - sb) * H;
+    const T* xr = x + col[k] * F;
+    for (int64_t h = 0; h < H; ++h) {
+      const T p = std::exp(er[h] - m[h]);
+      sum[h] += p;
+      T* oh = o + h * D;
+      const T* xh = xr + h * D;
+#pragma omp simd
+      for (int64_t d = 0; d < D; ++d) oh[d] = std::fma(p, xh[d], oh[d]);
+    }
+  }
+}
+
+// o /= sum per head (where some term counted), lse_row[h] = m + log sum (-inf where none did)
+template <class T>
+void gat_finish(int64_t H, int64_t D, const T* m, const T* sum, T* o, T* lse_row) {
+  for (int64_t h = 0; h < H; ++h) {
+    const T l = sum[h];
+    const bool some = l > T(0) || l != l;
+    T* oh = o + h * D;
+    if (some) {
+#pragma omp simd
+      for (int64_t d = 0; d < D; ++d) oh[d] = oh[d] / l;
+    }
+    if (lse_row) lse_row[h] = some ? m[h] + std::log(l) : neg_inf<T>();
+  }
+}
+
 template <class T>
 void gat_t(int64_t rows, int64_t H, int64_t D, T slope, const int64_t* row_ptr, const int64_t* col, const T* x,
            const T* s_src, const T* s_dst, T* out, T* lse) {
   const int64_t F = H * D;
-  for_each_part<Traits::kPartsPerThread>(row_ptr, rows, F + H, [&](int64_t r0, int64_t r1) {
+  HubPlan plan;
+  plan_hubs(row_ptr, rows, plan);
+  const int64_t stride = F + 2 * H;  // per segment: the weighted sum [F], m [H], sum [H]
+  std::vector<T> part(size_t(plan.segments() * stride));
+  auto light = [&](int64_t r0, int64_t r1) {
     std::vector<T> m(static_cast<size_t>(H)), sum(static_cast<size_t>(H));
     std::vector<T> ev;  // the row's scores e[k, h], kept from sweep 1 (no second gather of s_src)
     for (int64_t r = r0; r < r1; ++r) {
+      if (is_hub(row_ptr, r)) continue;
       const int64_t b = row_ptr[r], e = row_ptr[r + 1];
-      const T* sd = s_dst + r * H;
       T* o = out + r * F;
-      // sweep 1: the row max of every head (scalars only)
-      std::fill(m.begin(), m.end(), neg_inf<T>());
-      if (ev.size() < size_t((e - b) * H)) ev.resize(size_t((e - b) * H));
-      for (int64_t k = b; k < e; ++k) {
-        const T* ss = s_src + col[k] * H;
-        T* er = ev.data() + (k - b) * H;
-        for (int64_t h = 0; h < H; ++h) {
-          er[h] = leaky(ss[h] + sd[h], slope);
-          m[size_t(h)] = nan_max(m[size_t(h)], er[h]);
-        }
-      }
-      for (int64_t h = 0; h < H; ++h)
-        if (m[size_t(h)] == neg_inf<T>()) m[size_t(h)] = T(0);
-      // sweep 2: o = Σ exp(e - m) · x[col], sum = Σ exp(e - m), each from 0 in CSR order
-      std::fill(o, o + F, T(0));
-      std::fill(sum.begin(), sum.end(), T(0));
-      for (int64_t k = b; k < e; ++k) {
-        if (k + Traits::kPrefetch < e) {
-          const char* p = reinterpret_cast<const char*>(x + col[k + Traits::kPrefetch] * F);
-          for (int64_t off = 0; off < F * int64_t(sizeof(T)); off += 64) __builtin_prefetch(p + off, 0, 1);
-        }
-        const T* er = ev.data() + (k - b) * H;
-        const T* xr = x + col[k] * F;
-        for (int64_t h = 0; h < H; ++h) {
-          const T p = std::exp(er[h] - m[size_t(h)]);
-          sum[size_t(h)] += p;
-          T* oh = o + h * D;
-          const T* xh = xr + h * D;
-#pragma omp simd
-          for (int64_t d = 0; d < D; ++d) oh[d] = std::fma(p, xh[d], oh[d]);
-        }
-      }
-      for (int64_t h = 0; h < H; ++h) {
-        const T l = sum[size_t(h)];
-        const bool some = l > T(0) || l != l;
-        T* oh = o + h * D;
-        if (some) {
-#pragma omp simd
-          for (int64_t d = 0; d < D; ++d) oh[d] = oh[d] / l;
-        }
-        if (lse) lse[r * H + h] = some ? m[size_t(h)] + std::log(l) : neg_inf<T>();
-      }
+      gat_segment(b, e, e, H, D, slope, col, x, s_src, s_dst + r * H, m.data(), sum.data(), o, ev);
+      gat_finish(H, D, m.data(), sum.data(), o, lse ? lse + r * H : nullptr);
     }
-  });
+  };
+  auto seg = [&](int64_t si) {
+    int64_t r, sb, se, e;
+    segment_of(plan, row_ptr, si, &r, &sb, &se, &e);
+    std::vector<T> ev;
+    T* p = part.data() + si * stride;
+    gat_segment(sb, se, e, H, D, slope, col, x, s_src, s_dst + r * H, p + F, p + F + H, p, ev);
+  };
+  auto fold = [&](int64_t i) {
+    const int64_t r = plan.row[size_t(i)];
+    T* o = out + r * F;
+    const T* p0 = part.data() + plan.first[size_t(i)] * stride;
+    std::vector<T> ml(p0 + F, p0 + F + 2 * H);  // M [H], L [H]
+    std::copy(p0, p0 + F, o);
+    for (int64_t si = plan.first[size_t(i)] + 1; si < plan.first[size_t(i) + 1]; ++si) {
+      const T* p = part.data() + si * stride;
+      softmax_merge(H, D, ml.data(), ml.data() + H, o, p + F, p + F + H, p);
+    }
+    gat_finish(H, D, ml.data(), ml.data() + H, o, lse ? lse + r * H : nullptr);
+  };
+  run_split(row_ptr, rows, F + H, plan, light, seg, fold);
 }
 
 // ---- GAT backward ---------------------------------------------------------------------------------
@@ -159,9 +375,11 @@ void gat_t(int64_t rows, int64_t H, int64_t D, T slope, const int64_t* row_ptr, 
 // ga[k,h] = ⟨gout[r,h,:], x[col k,h,:]⟩ (gat_dot) and Dr[r,h] = Σ_k α ga (row_dot):
 //   gs_dst[r,h] = Σ_{k in row r} α·w,   gs_src[j,h] = Σ_{k in column j} α·w,   w = leaky'(z)·(ga - Dr),
 //   gx[j,h,:]   = Σ_{k in column j} α·gout[r,h,:].
-// Pass 1 over the CSR rows (D and gs_dst; the row's α, ga and leaky' in a per-thread row buffer),
-// pass 2 over the CSC columns (gx and gs_src, α and ga recomputed). Every sum from 0 in CSR or CSC
-// order by one thread; nothing of size nnz × heads is written.
+// Pass 1 over the CSR rows (D and gs_dst; a light row's α, ga and leaky' in a per-thread row
+// buffer), pass 2 over the CSC columns (gx and gs_src, α and ga recomputed). Every sum from 0 in
+// CSR or CSC order; a row (column) longer than S non-zeros as the left fold of its segments' sums,
+// the segments shared by the threads (the hub split above; a hub row's D is folded before its
+// gs_dst segments start). Nothing of size nnz × heads is written.
 template <class T>
 inline T gat_alpha(T ev, T l) {
   return l == neg_inf<T>() ? T(0) : std::exp(ev - l);
@@ -181,17 +399,35 @@ inline T gat_dot(const T* a, const T* b, int64_t n) {
   return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
 }
 
+// The segments' sums of a hub row (column) folded left to right: out[i·H + h] for the plan's row i
+// from slots [H] per segment.
+template <class T>
+void fold_sums(const HubPlan& plan, int64_t i, int64_t n, const T* part, T* dst) {
+  const T* p0 = part + plan.first[size_t(i)] * n;
+  std::copy(p0, p0 + n, dst);
+  for (int64_t si = plan.first[size_t(i)] + 1; si < plan.first[size_t(i) + 1]; ++si) {
+    const T* p = part + si * n;
+#pragma omp simd
+    for (int64_t c = 0; c < n; ++c) dst[c] = dst[c] + p[c];
+  }
+}
+
 template <class T>
 void gat_backward_t(int64_t rows, int64_t H, int64_t D, T slope, const int64_t* row_ptr, const int64_t* col,
                     const int64_t* col_ptr, const int64_t* csc_row, const T* x, const T* s_src, const T* s_dst,
                     const T* lse, const T* gout, T* gx, T* gs_src, T* gs_dst, T* row_dot) {
   const int64_t F = H * D;
+  HubPlan plan;
+  std::vector<T> part;
   if (gs_src || gs_dst) {
     // pass 1: destinations
-    for_each_part<Traits::kPartsPerThread>(row_ptr, rows, F + H, [&](int64_t r0, int64_t r1) {
+    plan_hubs(row_ptr, rows, plan);
+    part.assign(size_t(plan.segments() * H), T(0));
+    auto light = [&](int64_t r0, int64_t r1) {
       std::vector<T> buf;  // per non-zero and head: α, ga, leaky'
       std::vector<T> dsum(static_cast<size_t>(H));
       for (int64_t r = r0; r < r1; ++r) {
+        if (is_hub(row_ptr, r)) continue;
         const int64_t b = row_ptr[r], e = row_ptr[r + 1];
         const T* sd = s_dst + r * H;
         const T* lr = lse + r * H;
@@ -231,52 +467,119 @@ void gat_backward_t(int64_t rows, int64_t H, int64_t D, T slope, const int64_t* 
           gs_dst[r * H + h] = acc;
         }
       }
-    });
-  }
-  if (!gx && !gs_src) return;
-  // pass 2: sources, over the CSC (column j's entries are the edges j -> csc_row[k])
-  for_each_part<Traits::kPartsPerThread>(col_ptr, rows, F + H, [&](int64_t c0, int64_t c1) {
-    std::vector<T> acc(static_cast<size_t>(H));
-    for (int64_t j = c0; j < c1; ++j) {
-      const int64_t b = col_ptr[j], e = col_ptr[j + 1];
-      const T* ss = s_src + j * H;
-      const T* xr = x + j * F;
-      T* gxr = gx ? gx + j * F : nullptr;
-      if (gxr) std::fill(gxr, gxr + F, T(0));
-      std::fill(acc.begin(), acc.end(), T(0));
-      for (int64_t k = b; k < e; ++k) {
-        if (k + Traits::kPrefetch < e) {  // the destination's gradient row and its scalars
-          const int64_t ip = csc_row[k + Traits::kPrefetch];
-          const char* p = reinterpret_cast<const char*>(gout + ip * F);
-          for (int64_t off = 0; off < F * int64_t(sizeof(T)); off += 64) __builtin_prefetch(p + off, 0, 1);
-          __builtin_prefetch(s_dst + ip * H, 0, 1);
-          __builtin_prefetch(lse + ip * H, 0, 1);
-          if (gs_src) __builtin_prefetch(row_dot + ip * H, 0, 1);
+    };
+    // a hub row's segment: Σ α ga (phase 1), then Σ α·leaky'·(ga - Dr) (phase 2), α and ga
+    // recomputed in phase 2 (the same values as the light rows' buffer holds)
+    auto seg_terms = [&](int64_t si, bool second) {
+      int64_t r, sb, se, e;
+      segment_of(plan, row_ptr, si, &r, &sb, &se, &e);
+      const T* sd = s_dst + r * H;
+      const T* lr = lse + r * H;
+      const T* gr = gout + r * F;
+      T* p = part.data() + si * H;
+      std::fill(p, p + H, T(0));
+      for (int64_t k = sb; k < se; ++k) {
+        if (k + Traits::kPrefetch < e) {
+          const int64_t jp = col[k + Traits::kPrefetch];
+          const char* c = reinterpret_cast<const char*>(x + jp * F);
+          for (int64_t off = 0; off < F * int64_t(sizeof(T)); off += 64) __builtin_prefetch(c + off, 0, 1);
+          __builtin_prefetch(s_src + jp * H, 0, 1);
         }
-        const int64_t i = csc_row[k];
-        const T* sd = s_dst + i * H;
-        const T* lr = lse + i * H;
-        const T* gr = gout + i * F;
+        const int64_t j = col[k];
+        const T* ss = s_src + j * H;
+        const T* xr = x + j * F;
         for (int64_t h = 0; h < H; ++h) {
           const T z = ss[h] + sd[h];
           const T a = gat_alpha(leaky(z, slope), lr[h]);
-          if (gxr) {
-            T* gh = gxr + h * D;
-            const T* gi = gr + h * D;
-#pragma omp simd
-            for (int64_t d = 0; d < D; ++d) gh[d] = std::fma(a, gi[d], gh[d]);
-          }
-          if (gs_src) {
-            const T ga = gat_dot(gr + h * D, xr + h * D, D);
-            const T lk = z > T(0) ? T(1) : slope;
-            acc[size_t(h)] = std::fma(a, std::fma(lk, ga - row_dot[i * H + h], T(0)), acc[size_t(h)]);
-          }
+          const T ga = gat_dot(gr + h * D, xr + h * D, D);
+          if (!second)
+            p[h] = std::fma(a, ga, p[h]);
+          else
+            p[h] = std::fma(a, std::fma(z > T(0) ? T(1) : slope, ga - row_dot[r * H + h], T(0)), p[h]);
         }
       }
+    };
+    run_split(row_ptr, rows, F + H, plan, light, [&](int64_t si) { seg_terms(si, false); },
+              [&](int64_t i) { fold_sums(plan, i, H, part.data(), row_dot + plan.row[size_t(i)] * H); });
+    if (gs_dst && plan.hubs() > 0)
+      run_split(row_ptr, rows, F + H, plan, [](int64_t, int64_t) {}, [&](int64_t si) { seg_terms(si, true); },
+                [&](int64_t i) { fold_sums(plan, i, H, part.data(), gs_dst + plan.row[size_t(i)] * H); });
+  }
+  if (!gx && !gs_src) return;
+  // pass 2: sources, over the CSC (column j's entries are the edges j -> csc_row[k])
+  plan_hubs(col_ptr, rows, plan);
+  const int64_t stride = F + H;  // per segment: gx [F], gs_src [H]
+  part.assign(size_t(plan.segments() * stride), T(0));
+  // Σ over the column's entries [b, e) (pe: the column's end, for the prefetches) into gxr [F]
+  // (when gx) and acc [H] (when gs_src), from 0 in CSC order
+  auto column_sums = [&](int64_t j, int64_t b, int64_t e, int64_t pe, T* gxr, T* acc) {
+    const T* ss = s_src + j * H;
+    const T* xr = x + j * F;
+    if (gxr) std::fill(gxr, gxr + F, T(0));
+    std::fill(acc, acc + H, T(0));
+    for (int64_t k = b; k < e; ++k) {
+      if (k + Traits::kPrefetch < pe) {  // the destination's gradient row and its scalars
+        const int64_t ip = csc_row[k + Traits::kPrefetch];
+        const char* p = reinterpret_cast<const char*>(gout + ip * F);
+        for (int64_t off = 0; off < F * int64_t(sizeof(T)); off += 64) __builtin_prefetch(p + off, 0, 1);
+        __builtin_prefetch(s_dst + ip * H, 0, 1);
+        __builtin_prefetch(lse + ip * H, 0, 1);
+        if (gs_src) __builtin_prefetch(row_dot + ip * H, 0, 1);
+      }
+      const int64_t i = csc_row[k];
+      const T* sd = s_dst + i * H;
+      const T* lr = lse + i * H;
+      const T* gr = gout + i * F;
+      for (int64_t h = 0; h < H; ++h) {
+        const T z = ss[h] + sd[h];
+        const T a = gat_alpha(leaky(z, slope), lr[h]);
+        if (gxr) {
+          T* gh = gxr + h * D;
+          const T* gi = gr + h * D;
+#pragma omp simd
+          for (int64_t d = 0; d < D; ++d) gh[d] = std::fma(a, gi[d], gh[d]);
+        }
+        if (gs_src) {
+          const T ga = gat_dot(gr + h * D, xr + h * D, D);
+          const T lk = z > T(0) ? T(1) : slope;
+          acc[h] = std::fma(a, std::fma(lk, ga - row_dot[i * H + h], T(0)), acc[h]);
+        }
+      }
+    }
+  };
+  auto light = [&](int64_t c0, int64_t c1) {
+    std::vector<T> acc(static_cast<size_t>(H));
+    for (int64_t j = c0; j < c1; ++j) {
+      if (is_hub(col_ptr, j)) continue;
+      column_sums(j, col_ptr[j], col_ptr[j + 1], col_ptr[j + 1], gx ? gx + j * F : nullptr, acc.data());
       if (gs_src)
         for (int64_t h = 0; h < H; ++h) gs_src[j * H + h] = acc[size_t(h)];
     }
-  });
+  };
+  auto seg = [&](int64_t si) {
+    int64_t j, sb, se, e;
+    segment_of(plan, col_ptr, si, &j, &sb, &se, &e);
+    T* p = part.data() + si * stride;
+    column_sums(j, sb, se, e, gx ? p : nullptr, p + F);
+  };
+  auto fold = [&](int64_t i) {
+    const int64_t j = plan.row[size_t(i)];
+    const T* p0 = part.data() + plan.first[size_t(i)] * stride;
+    T* g = gx ? gx + j * F : nullptr;
+    if (g) std::copy(p0, p0 + F, g);
+    T* gs = gs_src ? gs_src + j * H : nullptr;
+    if (gs) std::copy(p0 + F, p0 + F + H, gs);
+    for (int64_t si = plan.first[size_t(i)] + 1; si < plan.first[size_t(i) + 1]; ++si) {
+      const T* p = part.data() + si * stride;
+      if (g) {
+#pragma omp simd
+        for (int64_t c = 0; c < F; ++c) g[c] = g[c] + p[c];
+      }
+      if (gs)
+        for (int64_t h = 0; h < H; ++h) gs[h] = gs[h] + p[F + h];
+    }
+  };
+  run_split(col_ptr, rows, F + H, plan, light, seg, fold);
 }
 
 }  // namespace
@@ -364,6 +667,31 @@ int graph_gat_backward(int dtype, int64_t rows, int64_t nnz, int64_t heads, int6
                                       s_dst, lse, gout, gx, gs_src, gs_dst, row_dot, stream);
   return avx2::graph_gat_backward(dtype, rows, nnz, heads, width, slope, row_ptr, col, col_ptr, csc_row, x, s_src,
                                   s_dst, lse, gout, gx, gs_src, gs_dst, row_dot, stream);
+}
+
+// The CPU shares hub rows among its threads with scratch of its own (the hub split in the kernels
+// above): no caller's scratch, and the split forms are the plain ones.
+int64_t graph_gat_workspace(int, int, int64_t, int64_t, int64_t, int64_t) { return 0; }
+
+int graph_edge_softmax_split(int dtype, int64_t rows, int64_t nnz, int64_t heads, const int64_t* row_ptr,
+                             const void* scores, const void* lse_in, void* out, void* lse_out, void*, int64_t,
+                             void* stream) {
+  return graph_edge_softmax(dtype, rows, nnz, heads, row_ptr, scores, lse_in, out, lse_out, stream);
+}
+
+int graph_gat_split(int dtype, int64_t rows, int64_t nnz, int64_t heads, int64_t width, double slope,
+                    const int64_t* row_ptr, const int64_t* col, const void* x, const void* s_src, const void* s_dst,
+                    void* out, void* lse, void*, int64_t, void* stream) {
+  return graph_gat(dtype, rows, nnz, heads, width, slope, row_ptr, col, x, s_src, s_dst, out, lse, stream);
+}
+
+int graph_gat_backward_split(int dtype, int64_t rows, int64_t nnz, int64_t heads, int64_t width, double slope,
+                             const int64_t* row_ptr, const int64_t* col, const int64_t* col_ptr,
+                             const int64_t* csc_row, const void* x, const void* s_src, const void* s_dst,
+                             const void* lse, const void* gout, void* gx, void* gs_src, void* gs_dst, void* row_dot,
+                             void*, int64_t, void* stream) {
+  return graph_gat_backward(dtype, rows, nnz, heads, width, slope, row_ptr, col, col_ptr, csc_row, x, s_src, s_dst,
+                            lse, gout, gx, gs_src, gs_dst, row_dot, stream);
 }
 #endif
 
