@@ -15,11 +15,15 @@
 // softmax of flash attention without its rescaling (the scalars are cheap to read twice, and a
 // fixed max keeps every term ≤ 1), and nothing of size E×H is written.
 //
-// Determinism: a row is reduced by one thread in CSR order (max: order does not matter; sums:
-// from 0 by std::fma / + in CSR order); threads split the rows into parts of equal non-zeros (the
-// partition of mk/cpu_graph_parts.h), never a row. Bitwise the same for every thread count and
-// run. The CUDA twin (kernels/cuda/gat.cu) runs the same arithmetic in the same order per element;
-// only its exp/log differ from the host's by rounding.
+// Determinism: a light row (at most kGraphSegment non-zeros, mk/graph_segment.h) is reduced by one
+// thread in CSR order (max: order does not matter; sums: from 0 by std::fma / + in CSR order);
+// threads split the rows into parts of equal non-zeros (the partition of mk/cpu_graph_parts.h). A
+// hub row (longer) is cut into segments of kGraphSegment non-zeros whose partial results any thread
+// may compute, then combined in segment order by one (the hub split below: softmax statistics by
+// the online rescaling of softmax_merge, plain sums left to right), so a 10^5-edge row no longer
+// bounds the speed-up. Bitwise the same for every thread count and run. The CUDA twin
+// (kernels/cuda/gat.cu) cuts the same segments and runs the same arithmetic in the same order per
+// element; only its exp/log differ from the host's by rounding.
 //
 // Rows without non-zeros: GAT writes 0 and lse = -inf; edge softmax writes no y (there is none)
 // and lse = -inf. A row whose scores are all -inf: y = 0, out = 0, lse = -inf. NaN propagates.
@@ -28,6 +32,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <vector>
 
 #include "mk/cpu_graph_parts.h"
@@ -375,8 +380,8 @@ void gat_t(int64_t rows, int64_t H, int64_t D, T slope, const int64_t* row_ptr, 
 // ga[k,h] = ⟨gout[r,h,:], x[col k,h,:]⟩ (gat_dot) and Dr[r,h] = Σ_k α ga (row_dot):
 //   gs_dst[r,h] = Σ_{k in row r} α·w,   gs_src[j,h] = Σ_{k in column j} α·w,   w = leaky'(z)·(ga - Dr),
 //   gx[j,h,:]   = Σ_{k in column j} α·gout[r,h,:].
-// Pass 1 over the CSR rows (D and gs_dst; a light row's α, ga and leaky' in a per-thread row
-// buffer), pass 2 over the CSC columns (gx and gs_src, α and ga recomputed). Every sum from 0 in
+// Pass 1 over the CSR rows (D and gs_dst; α, ga and leaky' of a light row in a per-thread row
+// buffer, of the hub rows' non-zeros in one buffer of their own), pass 2 over the CSC columns (gx and gs_src, α and ga recomputed). Every sum from 0 in
 // CSR or CSC order; a row (column) longer than S non-zeros as the left fold of its segments' sums,
 // the segments shared by the threads (the hub split above; a hub row's D is folded before its
 // gs_dst segments start). Nothing of size nnz × heads is written.
@@ -468,15 +473,18 @@ void gat_backward_t(int64_t rows, int64_t H, int64_t D, T slope, const int64_t* 
         }
       }
     };
-    // a hub row's segment: Σ α ga (phase 1), then Σ α·leaky'·(ga - Dr) (phase 2), α and ga
-    // recomputed in phase 2 (the same values as the light rows' buffer holds)
-    auto seg_terms = [&](int64_t si, bool second) {
+    // a hub row's segment: α, ga and leaky' of its non-zeros into ebuf (slot first[i]·S + (k - b):
+    // the row's segments are contiguous there) and Σ α ga into its slot (phase 1); after row_dot
+    // is folded, Σ α·leaky'·(ga - Dr) from ebuf (phase 2): the light rows' buffer, per segment
+    std::unique_ptr<T[]> ebuf(gs_dst ? new T[size_t(plan.segments() * kGraphSegment * H * 3)] : nullptr);
+    auto seg_dot = [&](int64_t si) {
       int64_t r, sb, se, e;
       segment_of(plan, row_ptr, si, &r, &sb, &se, &e);
       const T* sd = s_dst + r * H;
       const T* lr = lse + r * H;
       const T* gr = gout + r * F;
       T* p = part.data() + si * H;
+      T* eb = ebuf ? ebuf.get() + si * kGraphSegment * H * 3 : nullptr;
       std::fill(p, p + H, T(0));
       for (int64_t k = sb; k < se; ++k) {
         if (k + Traits::kPrefetch < e) {
@@ -488,21 +496,39 @@ void gat_backward_t(int64_t rows, int64_t H, int64_t D, T slope, const int64_t* 
         const int64_t j = col[k];
         const T* ss = s_src + j * H;
         const T* xr = x + j * F;
+        T* bk = eb ? eb + (k - sb) * H * 3 : nullptr;
         for (int64_t h = 0; h < H; ++h) {
           const T z = ss[h] + sd[h];
           const T a = gat_alpha(leaky(z, slope), lr[h]);
           const T ga = gat_dot(gr + h * D, xr + h * D, D);
-          if (!second)
-            p[h] = std::fma(a, ga, p[h]);
-          else
-            p[h] = std::fma(a, std::fma(z > T(0) ? T(1) : slope, ga - row_dot[r * H + h], T(0)), p[h]);
+          if (bk) {
+            bk[3 * h] = a;
+            bk[3 * h + 1] = ga;
+            bk[3 * h + 2] = z > T(0) ? T(1) : slope;
+          }
+          p[h] = std::fma(a, ga, p[h]);
         }
       }
     };
-    run_split(row_ptr, rows, F + H, plan, light, [&](int64_t si) { seg_terms(si, false); },
+    auto seg_gs = [&](int64_t si) {
+      int64_t r, sb, se, e;
+      segment_of(plan, row_ptr, si, &r, &sb, &se, &e);
+      T* p = part.data() + si * H;
+      const T* eb = ebuf.get() + si * kGraphSegment * H * 3;
+      for (int64_t h = 0; h < H; ++h) {
+        const T dr = row_dot[r * H + h];
+        T acc = T(0);
+        for (int64_t k = sb; k < se; ++k) {
+          const T* bk = eb + (k - sb) * H * 3 + 3 * h;
+          acc = std::fma(bk[0], std::fma(bk[2], bk[1] - dr, T(0)), acc);
+        }
+        p[h] = acc;
+      }
+    };
+    run_split(row_ptr, rows, F + H, plan, light, seg_dot,
               [&](int64_t i) { fold_sums(plan, i, H, part.data(), row_dot + plan.row[size_t(i)] * H); });
     if (gs_dst && plan.hubs() > 0)
-      run_split(row_ptr, rows, F + H, plan, [](int64_t, int64_t) {}, [&](int64_t si) { seg_terms(si, true); },
+      run_split(row_ptr, rows, F + H, plan, [](int64_t, int64_t) {}, seg_gs,
                 [&](int64_t i) { fold_sums(plan, i, H, part.data(), gs_dst + plan.row[size_t(i)] * H); });
   }
   if (!gx && !gs_src) return;

@@ -18,9 +18,11 @@
 // the host's). Nothing of size E×H is written; lse [rows, heads] is, by the lane owning the head's
 // first column.
 //
-// A hub row (10^5 in-edges) is walked by its group alone: the kernel is bound by the gathers of
-// x, and a row is never split (that would need a second pass to combine partial sums in a fixed
-// order); the other groups' rows proceed meanwhile.
+// A hub row (more than kGraphSegment = 128 in-edges, mk/graph_segment.h; power-law graphs have
+// rows of 10^5) is split (issue 15): the row kernels leave it, and launches of one group per chunk
+// of 128 non-zeros compute its segments' partial results into scratch (gat_workspace) and combine
+// them in segment order, by the CPU twin's rules (see "the split of hub rows" below). Edge softmax
+// and the backward's sums (row_dot, gs_dst over rows; gs_src, gx over the CSC columns) likewise.
 #include <algorithm>
 #include <climits>
 
