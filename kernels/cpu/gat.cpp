@@ -30,6 +30,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <limits>
 #include <memory>
@@ -76,35 +77,50 @@ inline T leaky(T z, T slope) {
 // ---- the split of hub rows (issue 15; mk/graph_segment.h) ----------------------------------------
 // A row of more than S = kGraphSegment non-zeros (a hub row) is cut into segments of S non-zeros
 // counted from its start. Each segment's partial result (softmax: its max, its sum of exponentials
-// and its weighted sum; plain sums: its sum) is computed from 0 in CSR order, by whichever thread
-// takes it, into a scratch slot of its own; then one thread combines the row's slots in segment
-// order (sums: left to right; softmax: the online rescaling of softmax_merge). Who computes which
-// segment changes nothing, so a hub row is shared by the threads and the results stay bitwise the
-// same for every thread count. Light rows (at most S non-zeros) are one segment: their code and
-// their bits are as before. The CUDA twin cuts and combines the same segments in the same order.
+// and its weighted sum; plain sums: its sum) is computed from 0 in CSR order into a scratch slot
+// of its own; then the row's slots are combined in segment order (sums: left to right; softmax:
+// the online rescaling of softmax_merge). Light rows (at most S non-zeros) are one segment: their
+// code and their bits are as before. The CUDA twin cuts and combines the same segments in the
+// same order.
+//
+// Who computes a segment changes nothing, so the split decides only where the work goes: a hub
+// row holding more non-zeros than a part of the row partition (a row that would bound the
+// speed-up) is "split": its segments go to whichever threads are free, after the parts; its slots
+// are combined by one thread. A smaller hub row stays in its part, its segments computed and
+// combined in turn by one thread while they are in cache. Bitwise the same for every thread count.
 struct HubPlan {
-  std::vector<int64_t> row;    // the hub rows, in order
-  std::vector<int64_t> first;  // first[i]: hub row i's first segment; first[hubs] = all segments
-  std::vector<int64_t> owner;  // owner[s]: the hub row (an index into row) of segment s
+  int64_t split_above = 0;     // rows with more non-zeros are split across the threads
+  std::vector<int64_t> row;    // the split rows, in order
+  std::vector<int64_t> first;  // first[i]: split row i's first segment; first[rows] = all segments
+  std::vector<int64_t> owner;  // owner[s]: the split row (an index into row) of segment s
   int64_t hubs() const { return int64_t(row.size()); }
   int64_t segments() const { return first.back(); }
 };
 
-inline bool is_hub(const int64_t* ptr, int64_t r) { return ptr[r + 1] - ptr[r] > kGraphSegment; }
+inline int64_t segments_of(int64_t n) { return (n + kGraphSegment - 1) / kGraphSegment; }
 
-// The hub rows of [0, rows) and their segments (none when no row can be longer than S).
-inline void plan_hubs(const int64_t* ptr, int64_t rows, HubPlan& p) {
-  constexpr int64_t S = kGraphSegment;
+// Whether the calls over [0, rows) of this work run on several threads, and in how many parts.
+inline int64_t parts_of(const int64_t* ptr, int64_t rows, int64_t columns) {
+  const int64_t work = (ptr[rows] + rows) * std::max<int64_t>(columns, 1);
+  if (rows < 1 || !parallel_worth(work)) return 1;
+  return std::min<int64_t>(rows, int64_t(omp_get_max_threads()) * GatTraits::kPartsPerThread);
+}
+
+// The split rows of [0, rows): hub rows longer than a part's share of the non-zeros (none on one
+// thread, where nothing is shared).
+inline void plan_hubs(const int64_t* ptr, int64_t rows, int64_t columns, HubPlan& p) {
   p.row.clear();
   p.owner.clear();
   p.first.assign(1, 0);
-  if (ptr[rows] <= S) return;
+  const int64_t parts = parts_of(ptr, rows, columns);
+  p.split_above = parts <= 1 ? INT64_MAX : std::max<int64_t>(kGraphSegment, (ptr[rows] + rows) / parts);
+  if (p.split_above == INT64_MAX || ptr[rows] <= p.split_above) return;
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t n = ptr[r + 1] - ptr[r];
-    if (n <= S) continue;
+    if (n <= p.split_above) continue;
     const int64_t i = int64_t(p.row.size());
     p.row.push_back(r);
-    p.first.push_back(p.first.back() + (n + S - 1) / S);
+    p.first.push_back(p.first.back() + segments_of(n));
     p.owner.resize(size_t(p.first.back()), i);
   }
 }
@@ -119,36 +135,33 @@ inline void segment_of(const HubPlan& p, const int64_t* ptr, int64_t s, int64_t*
   *se = std::min(*sb + kGraphSegment, *e);
 }
 
-// light(r0, r1) over the rows in parts of equal work (the body skips the hub rows), then seg(s) for
-// every segment of the plan's hub rows, then fold(i) for every hub row, then (with `after`) after(s)
-// for every segment again; each call writes outputs or slots of its own, so nothing depends on
-// which thread runs it. Threads take the light parts and then the segments dynamically (one
-// region, no barrier between them). One thread below parallel_worth(work · columns).
+// light(r0, r1) over the rows in parts of equal work (the body skips the split rows and runs the
+// other hub rows whole), then seg(s) for every segment of the split rows, then fold(i) for every
+// split row, then (with `after`) after(s) for every segment again; each call writes outputs or
+// slots of its own, so nothing depends on which thread runs it. Threads take the parts and then
+// the segments dynamically (no barrier between them).
 template <class Light, class Seg, class Fold, class After>
 void run_split(const int64_t* ptr, int64_t rows, int64_t columns, const HubPlan& plan, Light light, Seg seg,
                Fold fold, bool has_after, After after) {
-  const int64_t work = (ptr[rows] + rows) * std::max<int64_t>(columns, 1);
   const int64_t segs = plan.segments(), hubs = plan.hubs();
-  if (rows < 1 || !parallel_worth(work)) {
+  const int64_t parts = parts_of(ptr, rows, columns);
+  if (parts <= 1) {  // one thread: no split rows
     light(int64_t(0), rows);
-    for (int64_t s = 0; s < segs; ++s) seg(s);
-    for (int64_t i = 0; i < hubs; ++i) fold(i);
-    if (has_after)
-      for (int64_t s = 0; s < segs; ++s) after(s);
     return;
   }
-  const int64_t parts = std::min<int64_t>(rows, int64_t(omp_get_max_threads()) * Traits::kPartsPerThread);
 #pragma omp parallel
   {
 #pragma omp for schedule(dynamic, 1) nowait
     for (int64_t p = 0; p < parts; ++p) light(part_start(ptr, rows, p, parts), part_start(ptr, rows, p + 1, parts));
+    if (hubs > 0) {
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t s = 0; s < segs; ++s) seg(s);
+      for (int64_t s = 0; s < segs; ++s) seg(s);
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t i = 0; i < hubs; ++i) fold(i);
-    if (has_after) {
+      for (int64_t i = 0; i < hubs; ++i) fold(i);
+      if (has_after) {
 #pragma omp for schedule(dynamic, 1)
-      for (int64_t s = 0; s < segs; ++s) after(s);
+        for (int64_t s = 0; s < segs; ++s) after(s);
+      }
     }
   }
 }
@@ -187,28 +200,88 @@ void softmax_merge(int64_t H, int64_t D, T* M, T* L, T* A, const T* m, const T* 
 }
 
 // ---- edge softmax --------------------------------------------------------------------------------
-// One segment [sb, se) of a row, head h: *m = its max (0 when all are -inf), returns Σ exp(s - *m).
+// One segment [sb, se) of a row, head h: *m = its max (0 when all are -inf), y = exp(s - *m) (the
+// light rows' p), returns Σ exp(s - *m).
 template <class T>
-inline T softmax_segment(int64_t sb, int64_t se, int64_t H, int64_t h, const T* s, T* m) {
+inline T softmax_segment(int64_t sb, int64_t se, int64_t H, int64_t h, const T* s, T* m, T* y) {
   T mx = neg_inf<T>();
   for (int64_t k = sb; k < se; ++k) mx = nan_max(mx, s[k * H + h]);
   *m = mx == neg_inf<T>() ? T(0) : mx;
   T sum = T(0);
-  for (int64_t k = sb; k < se; ++k) sum += std::exp(s[k * H + h] - *m);
+  for (int64_t k = sb; k < se; ++k) {
+    const T p = std::exp(s[k * H + h] - *m);
+    y[k * H + h] = p;
+    sum += p;
+  }
   return sum;
+}
+
+// y over a hub row's segment [sb, se), head h, holding p = exp(s - m) (segment max m, sum l): the
+// softmax of the row (max M, sum L); the CUDA twin's softmax_rescale_g
+template <class T>
+inline void softmax_rescale(int64_t sb, int64_t se, int64_t H, int64_t h, T m, T l, T M, T L, T* y) {
+  if (l == T(0)) return;  // scores all -inf: p = 0
+  const T c = std::exp(m - M);
+  const bool some = L > T(0) || L != L;
+  for (int64_t k = sb; k < se; ++k) {
+    const T v = std::fma(y[k * H + h], c, T(0));
+    y[k * H + h] = some ? v / L : v;
+  }
 }
 
 template <class T>
 void edge_softmax_t(int64_t rows, int64_t H, const int64_t* row_ptr, const T* s, const T* lse_in, T* y, T* lse_out) {
+  constexpr int64_t S = kGraphSegment;
   HubPlan plan;
-  plan_hubs(row_ptr, rows, plan);
-  // per segment: m [H], l [H]; then per hub row: M [H], L [H]
-  std::vector<T> part(size_t((plan.segments() + plan.hubs()) * 2 * H));
-  T* stat = part.data() + plan.segments() * 2 * H;
+  plan_hubs(row_ptr, rows, H, plan);
+  // hub rows, per segment: m [H], l [H] (and y = exp(s - m)); per row: M [H], L [H]. With lse_in
+  // every element is exp(s - lse) alone: the segments write y directly.
+  auto seg_at = [&](int64_t r, int64_t sb, int64_t se, T* p) {
+    for (int64_t h = 0; h < H; ++h) {
+      if (lse_in) {
+        const T l = lse_in[r * H + h];
+        for (int64_t k = sb; k < se; ++k) y[k * H + h] = l == neg_inf<T>() ? T(0) : std::exp(s[k * H + h] - l);
+        continue;
+      }
+      p[H + h] = softmax_segment(sb, se, H, h, s, p + h, y);
+    }
+  };
+  auto fold_at = [&](int64_t r, const T* p0, int64_t nseg, T* st) {
+    std::copy(p0, p0 + 2 * H, st);
+    for (int64_t j = 1; j < nseg; ++j) {
+      const T* p = p0 + j * 2 * H;
+      softmax_merge<T>(H, 0, st, st + H, nullptr, p, p + H, nullptr);
+    }
+    if (lse_out)
+      for (int64_t h = 0; h < H; ++h) {
+        const T l = st[H + h];
+        lse_out[r * H + h] = l > T(0) || l != l ? st[h] + std::log(l) : neg_inf<T>();
+      }
+  };
+  // the hub rows' y, segment by segment: the segment's p = exp(s - m) rescaled to the row's max M
+  // (exp(m - M): exactly 1 in the segment holding the max) and divided by the row's sum L; a
+  // segment of -inf scores keeps its zeros
+  auto after_at = [&](int64_t sb, int64_t se, const T* p, const T* st) {
+    for (int64_t h = 0; h < H; ++h) softmax_rescale(sb, se, H, h, p[h], p[H + h], st[h], st[H + h], y);
+  };
+  auto whole = [&](int64_t r, std::vector<T>& local) {
+    const int64_t b = row_ptr[r], e = row_ptr[r + 1], nseg = segments_of(e - b);
+    local.resize(size_t((nseg + 1) * 2 * H));
+    for (int64_t j = 0; j < nseg; ++j) seg_at(r, b + j * S, std::min(b + (j + 1) * S, e), local.data() + j * 2 * H);
+    if (lse_in) return;
+    T* st = local.data() + nseg * 2 * H;
+    fold_at(r, local.data(), nseg, st);
+    for (int64_t j = 0; j < nseg; ++j) after_at(b + j * S, std::min(b + (j + 1) * S, e), local.data() + j * 2 * H, st);
+  };
   auto light = [&](int64_t r0, int64_t r1) {
+    std::vector<T> local;
     for (int64_t r = r0; r < r1; ++r) {
-      if (is_hub(row_ptr, r)) continue;
       const int64_t b = row_ptr[r], e = row_ptr[r + 1];
+      if (e - b > plan.split_above) continue;
+      if (e - b > S) {
+        whole(r, local);
+        continue;
+      }
       for (int64_t h = 0; h < H; ++h) {
         if (lse_in) {
           const T l = lse_in[r * H + h];
@@ -230,49 +303,23 @@ void edge_softmax_t(int64_t rows, int64_t H, const int64_t* row_ptr, const T* s,
       }
     }
   };
-  // with lse_in every element is exp(s - lse) alone: the segments write y directly
+  // the split rows: slots per segment, then per row
+  std::vector<T> part(size_t((plan.segments() + plan.hubs()) * 2 * H));
+  T* stat = part.data() + plan.segments() * 2 * H;
   auto seg = [&](int64_t si) {
     int64_t r, sb, se, e;
     segment_of(plan, row_ptr, si, &r, &sb, &se, &e);
-    for (int64_t h = 0; h < H; ++h) {
-      if (lse_in) {
-        const T l = lse_in[r * H + h];
-        for (int64_t k = sb; k < se; ++k) y[k * H + h] = l == neg_inf<T>() ? T(0) : std::exp(s[k * H + h] - l);
-        continue;
-      }
-      T* p = part.data() + si * 2 * H;
-      p[H + h] = softmax_segment(sb, se, H, h, s, p + h);
-    }
+    seg_at(r, sb, se, part.data() + si * 2 * H);
   };
   auto fold = [&](int64_t i) {
     if (lse_in) return;
-    const int64_t r = plan.row[size_t(i)];
-    T* st = stat + i * 2 * H;
-    const T* p0 = part.data() + plan.first[size_t(i)] * 2 * H;
-    std::copy(p0, p0 + 2 * H, st);
-    for (int64_t si = plan.first[size_t(i)] + 1; si < plan.first[size_t(i) + 1]; ++si) {
-      const T* p = part.data() + si * 2 * H;
-      softmax_merge<T>(H, 0, st, st + H, nullptr, p, p + H, nullptr);
-    }
-    if (lse_out)
-      for (int64_t h = 0; h < H; ++h) {
-        const T l = st[H + h];
-        lse_out[r * H + h] = l > T(0) || l != l ? st[h] + std::log(l) : neg_inf<T>();
-      }
+    fold_at(plan.row[size_t(i)], part.data() + plan.first[size_t(i)] * 2 * H,
+            plan.first[size_t(i) + 1] - plan.first[size_t(i)], stat + i * 2 * H);
   };
-  // the hub rows' y from their combined max and sum, segment by segment
   auto after = [&](int64_t si) {
     int64_t r, sb, se, e;
     segment_of(plan, row_ptr, si, &r, &sb, &se, &e);
-    const T* st = stat + plan.owner[size_t(si)] * 2 * H;
-    for (int64_t h = 0; h < H; ++h) {
-      const T m = st[h], l = st[H + h];
-      const bool some = l > T(0) || l != l;
-      for (int64_t k = sb; k < se; ++k) {
-        const T p = std::exp(s[k * H + h] - m);
-        y[k * H + h] = some ? p / l : p;
-      }
-    }
+    after_at(sb, se, part.data() + si * 2 * H, stat + plan.owner[size_t(si)] * 2 * H);
   };
   run_split(row_ptr, rows, H, plan, light, seg, fold, !lse_in, after);
 }
@@ -337,40 +384,55 @@ void gat_finish(int64_t H, int64_t D, const T* m, const T* sum, T* o, T* lse_row
 template <class T>
 void gat_t(int64_t rows, int64_t H, int64_t D, T slope, const int64_t* row_ptr, const int64_t* col, const T* x,
            const T* s_src, const T* s_dst, T* out, T* lse) {
+  constexpr int64_t S = kGraphSegment;
   const int64_t F = H * D;
   HubPlan plan;
-  plan_hubs(row_ptr, rows, plan);
-  const int64_t stride = F + 2 * H;  // per segment: the weighted sum [F], m [H], sum [H]
-  std::vector<T> part(size_t(plan.segments() * stride));
+  plan_hubs(row_ptr, rows, F + H, plan);
+  const int64_t stride = F + 2 * H;  // per hub segment: the weighted sum [F], m [H], sum [H]
+  auto seg_at = [&](int64_t r, int64_t sb, int64_t se, int64_t e, T* p, std::vector<T>& ev) {
+    gat_segment(sb, se, e, H, D, slope, col, x, s_src, s_dst + r * H, p + F, p + F + H, p, ev);
+  };
+  // the row's slots combined in order into its output row (ml: M [H], L [H] of the caller's)
+  auto fold_at = [&](int64_t r, const T* p0, int64_t nseg, T* ml) {
+    T* o = out + r * F;
+    std::copy(p0, p0 + F, o);
+    std::copy(p0 + F, p0 + F + 2 * H, ml);
+    for (int64_t j = 1; j < nseg; ++j) {
+      const T* p = p0 + j * stride;
+      softmax_merge(H, D, ml, ml + H, o, p + F, p + F + H, p);
+    }
+    gat_finish(H, D, ml, ml + H, o, lse ? lse + r * H : nullptr);
+  };
   auto light = [&](int64_t r0, int64_t r1) {
     std::vector<T> m(static_cast<size_t>(H)), sum(static_cast<size_t>(H));
     std::vector<T> ev;  // the row's scores e[k, h], kept from sweep 1 (no second gather of s_src)
+    std::vector<T> local;
     for (int64_t r = r0; r < r1; ++r) {
-      if (is_hub(row_ptr, r)) continue;
       const int64_t b = row_ptr[r], e = row_ptr[r + 1];
+      if (e - b > plan.split_above) continue;
+      if (e - b > S) {  // a hub row, whole: its segments in turn, then combined
+        const int64_t nseg = segments_of(e - b);
+        local.resize(size_t(nseg * stride + 2 * H));
+        for (int64_t j = 0; j < nseg; ++j)
+          seg_at(r, b + j * S, std::min(b + (j + 1) * S, e), e, local.data() + j * stride, ev);
+        fold_at(r, local.data(), nseg, local.data() + nseg * stride);
+        continue;
+      }
       T* o = out + r * F;
       gat_segment(b, e, e, H, D, slope, col, x, s_src, s_dst + r * H, m.data(), sum.data(), o, ev);
       gat_finish(H, D, m.data(), sum.data(), o, lse ? lse + r * H : nullptr);
     }
   };
+  std::vector<T> part(size_t(plan.segments() * stride + plan.hubs() * 2 * H));
   auto seg = [&](int64_t si) {
     int64_t r, sb, se, e;
     segment_of(plan, row_ptr, si, &r, &sb, &se, &e);
     std::vector<T> ev;
-    T* p = part.data() + si * stride;
-    gat_segment(sb, se, e, H, D, slope, col, x, s_src, s_dst + r * H, p + F, p + F + H, p, ev);
+    seg_at(r, sb, se, e, part.data() + si * stride, ev);
   };
   auto fold = [&](int64_t i) {
-    const int64_t r = plan.row[size_t(i)];
-    T* o = out + r * F;
-    const T* p0 = part.data() + plan.first[size_t(i)] * stride;
-    std::vector<T> ml(p0 + F, p0 + F + 2 * H);  // M [H], L [H]
-    std::copy(p0, p0 + F, o);
-    for (int64_t si = plan.first[size_t(i)] + 1; si < plan.first[size_t(i) + 1]; ++si) {
-      const T* p = part.data() + si * stride;
-      softmax_merge(H, D, ml.data(), ml.data() + H, o, p + F, p + F + H, p);
-    }
-    gat_finish(H, D, ml.data(), ml.data() + H, o, lse ? lse + r * H : nullptr);
+    fold_at(plan.row[size_t(i)], part.data() + plan.first[size_t(i)] * stride,
+            plan.first[size_t(i) + 1] - plan.first[size_t(i)], part.data() + plan.segments() * stride + i * 2 * H);
   };
   run_split(row_ptr, rows, F + H, plan, light, seg, fold);
 }
@@ -404,14 +466,12 @@ inline T gat_dot(const T* a, const T* b, int64_t n) {
   return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
 }
 
-// The segments' sums of a hub row (column) folded left to right: out[i·H + h] for the plan's row i
-// from slots [H] per segment.
+// n sums per segment, nseg segments' slots from p0 folded left to right into dst [n]
 template <class T>
-void fold_sums(const HubPlan& plan, int64_t i, int64_t n, const T* part, T* dst) {
-  const T* p0 = part + plan.first[size_t(i)] * n;
+void fold_sums(const T* p0, int64_t nseg, int64_t n, T* dst) {
   std::copy(p0, p0 + n, dst);
-  for (int64_t si = plan.first[size_t(i)] + 1; si < plan.first[size_t(i) + 1]; ++si) {
-    const T* p = part + si * n;
+  for (int64_t j = 1; j < nseg; ++j) {
+    const T* p = p0 + j * n;
 #pragma omp simd
     for (int64_t c = 0; c < n; ++c) dst[c] = dst[c] + p[c];
   }
@@ -421,23 +481,80 @@ template <class T>
 void gat_backward_t(int64_t rows, int64_t H, int64_t D, T slope, const int64_t* row_ptr, const int64_t* col,
                     const int64_t* col_ptr, const int64_t* csc_row, const T* x, const T* s_src, const T* s_dst,
                     const T* lse, const T* gout, T* gx, T* gs_src, T* gs_dst, T* row_dot) {
+  constexpr int64_t S = kGraphSegment;
   const int64_t F = H * D;
   HubPlan plan;
   std::vector<T> part;
   if (gs_src || gs_dst) {
     // pass 1: destinations
-    plan_hubs(row_ptr, rows, plan);
-    part.assign(size_t(plan.segments() * H), T(0));
+    plan_hubs(row_ptr, rows, F + H, plan);
+    // a hub row's segment: α, ga and leaky' of its non-zeros into eb (when gs_dst: S·H·3 per
+    // segment) and Σ α ga into p [H]; after row_dot is folded, Σ α·leaky'·(ga - Dr) from eb: the
+    // light rows' buffer, per segment
+    auto seg_dot_at = [&](int64_t r, int64_t sb, int64_t se, int64_t e, T* p, T* eb) {
+      const T* sd = s_dst + r * H;
+      const T* lr = lse + r * H;
+      const T* gr = gout + r * F;
+      std::fill(p, p + H, T(0));
+      for (int64_t k = sb; k < se; ++k) {
+        if (k + Traits::kPrefetch < e) {
+          const int64_t jp = col[k + Traits::kPrefetch];
+          const char* c = reinterpret_cast<const char*>(x + jp * F);
+          for (int64_t off = 0; off < F * int64_t(sizeof(T)); off += 64) __builtin_prefetch(c + off, 0, 1);
+          __builtin_prefetch(s_src + jp * H, 0, 1);
+        }
+        const int64_t j = col[k];
+        const T* ss = s_src + j * H;
+        const T* xr = x + j * F;
+        T* bk = eb ? eb + (k - sb) * H * 3 : nullptr;
+        for (int64_t h = 0; h < H; ++h) {
+          const T z = ss[h] + sd[h];
+          const T a = gat_alpha(leaky(z, slope), lr[h]);
+          const T ga = gat_dot(gr + h * D, xr + h * D, D);
+          if (bk) {
+            bk[3 * h] = a;
+            bk[3 * h + 1] = ga;
+            bk[3 * h + 2] = z > T(0) ? T(1) : slope;
+          }
+          p[h] = std::fma(a, ga, p[h]);
+        }
+      }
+    };
+    auto seg_gs_at = [&](int64_t r, int64_t sb, int64_t se, const T* eb, T* p) {
+      for (int64_t h = 0; h < H; ++h) {
+        const T dr = row_dot[r * H + h];
+        T acc = T(0);
+        for (int64_t k = sb; k < se; ++k) {
+          const T* bk = eb + (k - sb) * H * 3 + 3 * h;
+          acc = std::fma(bk[0], std::fma(bk[2], bk[1] - dr, T(0)), acc);
+        }
+        p[h] = acc;
+      }
+    };
     auto light = [&](int64_t r0, int64_t r1) {
       std::vector<T> buf;  // per non-zero and head: α, ga, leaky'
       std::vector<T> dsum(static_cast<size_t>(H));
+      std::vector<T> local;
       for (int64_t r = r0; r < r1; ++r) {
-        if (is_hub(row_ptr, r)) continue;
         const int64_t b = row_ptr[r], e = row_ptr[r + 1];
+        if (e - b > plan.split_above) continue;
+        if (buf.size() < size_t((e - b) * H * 3)) buf.resize(size_t((e - b) * H * 3));
+        if (e - b > S) {  // a hub row, whole: segment sums in turn, folded
+          const int64_t nseg = segments_of(e - b);
+          local.resize(size_t(nseg * H));
+          for (int64_t j = 0; j < nseg; ++j)
+            seg_dot_at(r, b + j * S, std::min(b + (j + 1) * S, e), e, local.data() + j * H,
+                       gs_dst ? buf.data() + j * S * H * 3 : nullptr);
+          fold_sums(local.data(), nseg, H, row_dot + r * H);
+          if (!gs_dst) continue;
+          for (int64_t j = 0; j < nseg; ++j)
+            seg_gs_at(r, b + j * S, std::min(b + (j + 1) * S, e), buf.data() + j * S * H * 3, local.data() + j * H);
+          fold_sums(local.data(), nseg, H, gs_dst + r * H);
+          continue;
+        }
         const T* sd = s_dst + r * H;
         const T* lr = lse + r * H;
         const T* gr = gout + r * F;
-        if (buf.size() < size_t((e - b) * H * 3)) buf.resize(size_t((e - b) * H * 3));
         std::fill(dsum.begin(), dsum.end(), T(0));
         for (int64_t k = b; k < e; ++k) {
           if (k + Traits::kPrefetch < e) {  // the source's feature row and scores
@@ -473,69 +590,33 @@ void gat_backward_t(int64_t rows, int64_t H, int64_t D, T slope, const int64_t* 
         }
       }
     };
-    // a hub row's segment: α, ga and leaky' of its non-zeros into ebuf (slot first[i]·S + (k - b):
-    // the row's segments are contiguous there) and Σ α ga into its slot (phase 1); after row_dot
-    // is folded, Σ α·leaky'·(ga - Dr) from ebuf (phase 2): the light rows' buffer, per segment
-    std::unique_ptr<T[]> ebuf(gs_dst ? new T[size_t(plan.segments() * kGraphSegment * H * 3)] : nullptr);
+    // the split rows: their non-zeros' α, ga, leaky' in one buffer (segment s at s·S·H·3)
+    part.assign(size_t(plan.segments() * H), T(0));
+    std::unique_ptr<T[]> ebuf(gs_dst && plan.hubs() > 0 ? new T[size_t(plan.segments() * S * H * 3)] : nullptr);
     auto seg_dot = [&](int64_t si) {
       int64_t r, sb, se, e;
       segment_of(plan, row_ptr, si, &r, &sb, &se, &e);
-      const T* sd = s_dst + r * H;
-      const T* lr = lse + r * H;
-      const T* gr = gout + r * F;
-      T* p = part.data() + si * H;
-      T* eb = ebuf ? ebuf.get() + si * kGraphSegment * H * 3 : nullptr;
-      std::fill(p, p + H, T(0));
-      for (int64_t k = sb; k < se; ++k) {
-        if (k + Traits::kPrefetch < e) {
-          const int64_t jp = col[k + Traits::kPrefetch];
-          const char* c = reinterpret_cast<const char*>(x + jp * F);
-          for (int64_t off = 0; off < F * int64_t(sizeof(T)); off += 64) __builtin_prefetch(c + off, 0, 1);
-          __builtin_prefetch(s_src + jp * H, 0, 1);
-        }
-        const int64_t j = col[k];
-        const T* ss = s_src + j * H;
-        const T* xr = x + j * F;
-        T* bk = eb ? eb + (k - sb) * H * 3 : nullptr;
-        for (int64_t h = 0; h < H; ++h) {
-          const T z = ss[h] + sd[h];
-          const T a = gat_alpha(leaky(z, slope), lr[h]);
-          const T ga = gat_dot(gr + h * D, xr + h * D, D);
-          if (bk) {
-            bk[3 * h] = a;
-            bk[3 * h + 1] = ga;
-            bk[3 * h + 2] = z > T(0) ? T(1) : slope;
-          }
-          p[h] = std::fma(a, ga, p[h]);
-        }
-      }
+      seg_dot_at(r, sb, se, e, part.data() + si * H, ebuf ? ebuf.get() + si * S * H * 3 : nullptr);
     };
     auto seg_gs = [&](int64_t si) {
       int64_t r, sb, se, e;
       segment_of(plan, row_ptr, si, &r, &sb, &se, &e);
-      T* p = part.data() + si * H;
-      const T* eb = ebuf.get() + si * kGraphSegment * H * 3;
-      for (int64_t h = 0; h < H; ++h) {
-        const T dr = row_dot[r * H + h];
-        T acc = T(0);
-        for (int64_t k = sb; k < se; ++k) {
-          const T* bk = eb + (k - sb) * H * 3 + 3 * h;
-          acc = std::fma(bk[0], std::fma(bk[2], bk[1] - dr, T(0)), acc);
-        }
-        p[h] = acc;
-      }
+      seg_gs_at(r, sb, se, ebuf.get() + si * S * H * 3, part.data() + si * H);
     };
-    run_split(row_ptr, rows, F + H, plan, light, seg_dot,
-              [&](int64_t i) { fold_sums(plan, i, H, part.data(), row_dot + plan.row[size_t(i)] * H); });
+    auto fold_into = [&](T* dst) {
+      return [&, dst](int64_t i) {
+        fold_sums(part.data() + plan.first[size_t(i)] * H, plan.first[size_t(i) + 1] - plan.first[size_t(i)], H,
+                  dst + plan.row[size_t(i)] * H);
+      };
+    };
+    run_split(row_ptr, rows, F + H, plan, light, seg_dot, fold_into(row_dot));
     if (gs_dst && plan.hubs() > 0)
-      run_split(row_ptr, rows, F + H, plan, [](int64_t, int64_t) {}, seg_gs,
-                [&](int64_t i) { fold_sums(plan, i, H, part.data(), gs_dst + plan.row[size_t(i)] * H); });
+      run_split(row_ptr, rows, F + H, plan, [](int64_t, int64_t) {}, seg_gs, fold_into(gs_dst));
   }
   if (!gx && !gs_src) return;
   // pass 2: sources, over the CSC (column j's entries are the edges j -> csc_row[k])
-  plan_hubs(col_ptr, rows, plan);
-  const int64_t stride = F + H;  // per segment: gx [F], gs_src [H]
-  part.assign(size_t(plan.segments() * stride), T(0));
+  plan_hubs(col_ptr, rows, F + H, plan);
+  const int64_t stride = F + H;  // per hub segment: gx [F], gs_src [H]
   // Σ over the column's entries [b, e) (pe: the column's end, for the prefetches) into gxr [F]
   // (when gx) and acc [H] (when gs_src), from 0 in CSC order
   auto column_sums = [&](int64_t j, int64_t b, int64_t e, int64_t pe, T* gxr, T* acc) {
@@ -573,30 +654,17 @@ void gat_backward_t(int64_t rows, int64_t H, int64_t D, T slope, const int64_t* 
       }
     }
   };
-  auto light = [&](int64_t c0, int64_t c1) {
-    std::vector<T> acc(static_cast<size_t>(H));
-    for (int64_t j = c0; j < c1; ++j) {
-      if (is_hub(col_ptr, j)) continue;
-      column_sums(j, col_ptr[j], col_ptr[j + 1], col_ptr[j + 1], gx ? gx + j * F : nullptr, acc.data());
-      if (gs_src)
-        for (int64_t h = 0; h < H; ++h) gs_src[j * H + h] = acc[size_t(h)];
-    }
-  };
-  auto seg = [&](int64_t si) {
-    int64_t j, sb, se, e;
-    segment_of(plan, col_ptr, si, &j, &sb, &se, &e);
-    T* p = part.data() + si * stride;
+  auto seg_at = [&](int64_t j, int64_t sb, int64_t se, int64_t e, T* p) {
     column_sums(j, sb, se, e, gx ? p : nullptr, p + F);
   };
-  auto fold = [&](int64_t i) {
-    const int64_t j = plan.row[size_t(i)];
-    const T* p0 = part.data() + plan.first[size_t(i)] * stride;
+  // the column's slots folded left to right into gx and gs_src
+  auto fold_at = [&](int64_t j, const T* p0, int64_t nseg) {
     T* g = gx ? gx + j * F : nullptr;
     if (g) std::copy(p0, p0 + F, g);
     T* gs = gs_src ? gs_src + j * H : nullptr;
     if (gs) std::copy(p0 + F, p0 + F + H, gs);
-    for (int64_t si = plan.first[size_t(i)] + 1; si < plan.first[size_t(i) + 1]; ++si) {
-      const T* p = part.data() + si * stride;
+    for (int64_t q = 1; q < nseg; ++q) {
+      const T* p = p0 + q * stride;
       if (g) {
 #pragma omp simd
         for (int64_t c = 0; c < F; ++c) g[c] = g[c] + p[c];
@@ -604,6 +672,35 @@ void gat_backward_t(int64_t rows, int64_t H, int64_t D, T slope, const int64_t* 
       if (gs)
         for (int64_t h = 0; h < H; ++h) gs[h] = gs[h] + p[F + h];
     }
+  };
+  auto light = [&](int64_t c0, int64_t c1) {
+    std::vector<T> acc(static_cast<size_t>(H));
+    std::vector<T> local;
+    for (int64_t j = c0; j < c1; ++j) {
+      const int64_t b = col_ptr[j], e = col_ptr[j + 1];
+      if (e - b > plan.split_above) continue;
+      if (e - b > S) {  // a hub column, whole: segment sums in turn, folded
+        const int64_t nseg = segments_of(e - b);
+        local.resize(size_t(nseg * stride));
+        for (int64_t q = 0; q < nseg; ++q)
+          seg_at(j, b + q * S, std::min(b + (q + 1) * S, e), e, local.data() + q * stride);
+        fold_at(j, local.data(), nseg);
+        continue;
+      }
+      column_sums(j, b, e, e, gx ? gx + j * F : nullptr, acc.data());
+      if (gs_src)
+        for (int64_t h = 0; h < H; ++h) gs_src[j * H + h] = acc[size_t(h)];
+    }
+  };
+  part.assign(size_t(plan.segments() * stride), T(0));
+  auto seg = [&](int64_t si) {
+    int64_t j, sb, se, e;
+    segment_of(plan, col_ptr, si, &j, &sb, &se, &e);
+    seg_at(j, sb, se, e, part.data() + si * stride);
+  };
+  auto fold = [&](int64_t i) {
+    fold_at(plan.row[size_t(i)], part.data() + plan.first[size_t(i)] * stride,
+            plan.first[size_t(i) + 1] - plan.first[size_t(i)]);
   };
   run_split(col_ptr, rows, F + H, plan, light, seg, fold);
 }

@@ -96,31 +96,42 @@ __device__ __forceinline__ void softmax_merge_g(T& M, T& L, T& A, T m, T l, T a)
 }
 
 // ---- edge softmax --------------------------------------------------------------------------------
-// One segment [sb, se) of a row, head h: *m = its max (0 when all are -inf), returns Σ exp(s - *m).
+// One segment [sb, se) of a row, head h: *m = its max (0 when all are -inf), y = exp(s - *m),
+// returns Σ exp(s - *m) (the CPU twin's softmax_segment).
 template <class T>
 __device__ __forceinline__ T softmax_segment_g(int64_t sb, int64_t se, int64_t H, int64_t h,
-                                               const T* __restrict__ s, T* m) {
+                                               const T* __restrict__ s, T* m, T* __restrict__ y) {
   T mx = neg_inf_g<T>();
   for (int64_t k = sb; k < se; ++k) mx = nan_max_g(mx, s[k * H + h]);
   *m = mx == neg_inf_g<T>() ? T(0) : mx;
   T sum = T(0);
-  for (int64_t k = sb; k < se; ++k) sum += exp_g(s[k * H + h] - *m);
+  for (int64_t k = sb; k < se; ++k) {
+    const T p = exp_g(s[k * H + h] - *m);
+    y[k * H + h] = p;
+    sum += p;
+  }
   return sum;
 }
 
-// y over [sb, se) of a hub row from its combined max m and sum l (or, with lse_in, exp(s - lse))
+// y over a hub row's segment [sb, se), head h, holding p = exp(s - m) (segment max m, sum l; only
+// l == 0 matters): the softmax of the row (max M, sum L); the CPU twin's softmax_rescale.
 template <class T>
-__device__ __forceinline__ void softmax_write_g(int64_t sb, int64_t se, int64_t H, int64_t h, const T* __restrict__ s,
-                                                bool from_lse, T m, T l, T* __restrict__ y) {
-  if (from_lse) {
-    for (int64_t k = sb; k < se; ++k) y[k * H + h] = l == neg_inf_g<T>() ? T(0) : exp_g(s[k * H + h] - l);
-    return;
-  }
-  const bool some = l > T(0) || l != l;
+__device__ __forceinline__ void softmax_rescale_g(int64_t sb, int64_t se, int64_t H, int64_t h, T m, T l, T M, T L,
+                                                  T* __restrict__ y) {
+  if (l == T(0)) return;  // scores all -inf: p = 0
+  const T c = exp_g(m - M);
+  const bool some = L > T(0) || L != L;
   for (int64_t k = sb; k < se; ++k) {
-    const T p = exp_g(s[k * H + h] - m);
-    y[k * H + h] = some ? p / l : p;
+    const T v = fma_g(y[k * H + h], c, T(0));
+    y[k * H + h] = some ? v / L : v;
   }
+}
+
+// y = exp(s - lse) over [sb, se), head h (0 where lse = -inf)
+template <class T>
+__device__ __forceinline__ void softmax_from_lse_g(int64_t sb, int64_t se, int64_t H, int64_t h,
+                                                   const T* __restrict__ s, T l, T* __restrict__ y) {
+  for (int64_t k = sb; k < se; ++k) y[k * H + h] = l == neg_inf_g<T>() ? T(0) : exp_g(s[k * H + h] - l);
 }
 
 template <class T>
@@ -155,11 +166,13 @@ __global__ void __launch_bounds__(Traits::kThreads)
   }
 }
 
-// partial: lanes per (chunk t >= 1, head): the segment starting in chunk t into part[t] (m [H], l [H])
+// partial: lanes per (chunk t >= 1, head): the segment starting in chunk t, its p into y and its
+// (m, l) into part[t] (m [H], l [H])
 template <class T>
 __global__ void __launch_bounds__(Traits::kThreads)
     edge_softmax_partial_kernel(int64_t rows, int64_t chunks, int lanes, int64_t H,
-                                const int64_t* __restrict__ row_ptr, const T* __restrict__ s, T* __restrict__ part) {
+                                const int64_t* __restrict__ row_ptr, const T* __restrict__ s, T* __restrict__ part,
+                                T* __restrict__ y) {
   const int64_t t = 1 + (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / lanes;
   const int lane = int(threadIdx.x % unsigned(lanes));
   if (t >= chunks) return;
@@ -167,11 +180,12 @@ __global__ void __launch_bounds__(Traits::kThreads)
   if (!chunk_segment(rows, row_ptr, t, &sb, &e)) return;
   const int64_t se = sb + kGraphSegment < e ? sb + kGraphSegment : e;
   T* p = part + t * 2 * H;
-  for (int64_t h = lane; h < H; h += lanes) p[H + h] = softmax_segment_g(sb, se, H, h, s, p + h);
+  for (int64_t h = lane; h < H; h += lanes) p[H + h] = softmax_segment_g(sb, se, H, h, s, p + h, y);
 }
 
 // hub: lanes per (chunk t, head): the hub row starting in chunk t, its (M, L) folded over its
-// segments, lse_out; then its (M, L) into stat[t] for the y launch, or (no scratch) its y here.
+// segments (segment 0 here, its p into y), lse_out; then (M, L, m0, l0) into stat[t] for the y
+// launch, or (no scratch: the segments computed here too) the row's y rescaled here.
 template <class T>
 __global__ void __launch_bounds__(Traits::kThreads)
     edge_softmax_hub_kernel(int64_t rows, int64_t nnz, int64_t chunks, int lanes, int64_t H,
@@ -185,35 +199,47 @@ __global__ void __launch_bounds__(Traits::kThreads)
   if (!chunk_hub_row(rows, nnz, row_ptr, t, &r)) return;
   const int64_t b = row_ptr[r], e = row_ptr[r + 1];
   for (int64_t h = lane; h < H; h += lanes) {
-    T M = T(0), L = softmax_segment_g(b, b + S, H, h, s, &M), dummy = T(0);
+    T m0 = T(0);
+    const T l0 = softmax_segment_g(b, b + S, H, h, s, &m0, y);
+    T M = m0, L = l0, dummy = T(0);
     for (int64_t sb = b + S; sb < e; sb += S) {
       T m = T(0), l = T(0);
       if (part) {
         m = part[(sb / S) * 2 * H + h];
         l = part[(sb / S) * 2 * H + H + h];
       } else {
-        l = softmax_segment_g(sb, sb + S < e ? sb + S : e, H, h, s, &m);
+        l = softmax_segment_g(sb, sb + S < e ? sb + S : e, H, h, s, &m, y);
       }
       softmax_merge_g(M, L, dummy, m, l, T(0));
     }
     if (lse_out) lse_out[r * H + h] = L > T(0) || L != L ? M + log_g(L) : neg_inf_g<T>();
     if (stat) {
-      stat[t * 2 * H + h] = M;
-      stat[t * 2 * H + H + h] = L;
-    } else {
-      softmax_write_g(b, e, H, h, s, false, M, L, y);
+      T* st = stat + t * 4 * H;
+      st[h] = M;
+      st[H + h] = L;
+      st[2 * H + h] = m0;
+      st[3 * H + h] = l0;
+      continue;
+    }
+    // no scratch: each segment's max again (l == 0 exactly when its scores are all -inf)
+    for (int64_t sb = b; sb < e; sb += S) {
+      const int64_t se = sb + S < e ? sb + S : e;
+      T mx = neg_inf_g<T>();
+      for (int64_t k = sb; k < se; ++k) mx = nan_max_g(mx, s[k * H + h]);
+      const bool none = mx == neg_inf_g<T>();
+      softmax_rescale_g(sb, se, H, h, none ? T(0) : mx, none ? T(0) : T(1), M, L, y);
     }
   }
 }
 
 // y of the hub rows: lanes per (chunk t, head), for the segment j >= 1 starting in chunk t and
-// segment 0 of the hub row starting in it (each at most one), from the row's (M, L) in
-// stat[floor(row start / S)] (or lse_in).
+// segment 0 of the hub row starting in it (each at most one): their p rescaled by the row's (M, L)
+// in stat[floor(row start / S)], or (lse_in) exp(s - lse).
 template <class T>
 __global__ void __launch_bounds__(Traits::kThreads)
     edge_softmax_y_kernel(int64_t rows, int64_t nnz, int64_t chunks, int lanes, int64_t H,
                           const int64_t* __restrict__ row_ptr, const T* __restrict__ s, const T* __restrict__ lse_in,
-                          const T* __restrict__ stat, T* __restrict__ y) {
+                          const T* __restrict__ part, const T* __restrict__ stat, T* __restrict__ y) {
   constexpr int64_t S = kGraphSegment;
   const int64_t t = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / lanes;
   const int lane = int(threadIdx.x % unsigned(lanes));
@@ -228,12 +254,14 @@ __global__ void __launch_bounds__(Traits::kThreads)
       e = row_ptr[r + 1];
     }
     const int64_t se = sb + S < e ? sb + S : e;
-    const T* st = lse_in ? nullptr : stat + (row_ptr[r] / S) * 2 * H;
+    // the row's (M, L, m0, l0); the segment's (m, l): segment 0's from there, the others' from part[t]
+    const T* st = lse_in ? nullptr : stat + (row_ptr[r] / S) * 4 * H;
+    const T* p = pass == 0 ? part + t * 2 * H : st + 2 * H;
     for (int64_t h = lane; h < H; h += lanes) {
       if (lse_in)
-        softmax_write_g(sb, se, H, h, s, true, T(0), lse_in[r * H + h], y);
+        softmax_from_lse_g(sb, se, H, h, s, lse_in[r * H + h], y);
       else
-        softmax_write_g(sb, se, H, h, s, false, st[h], st[H + h], y);
+        softmax_rescale_g(sb, se, H, h, p[h], p[H + h], st[h], st[H + h], y);
     }
   }
 }
@@ -406,8 +434,8 @@ __global__ void __launch_bounds__(Traits::kThreads)
   gat_finish_g<T, C>(r, H, D, f, head, live, M, L, A, out, lse);
 }
 
-// Scratch of the hub split, bytes: per chunk of S non-zeros, edge softmax 4·heads values (a
-// segment's m and l, a hub row's M and L), GAT forward heads·width + 2·heads (a segment's
+// Scratch of the hub split, bytes: per chunk of S non-zeros, edge softmax 6·heads values (a
+// segment's m and l; a hub row's M and L and its segment 0's m and l), GAT forward heads·width + 2·heads (a segment's
 // weighted sums, m and l), GAT backward heads·width (a segment's sums: row_dot, gs_dst, gs_src
 // and gx one after the other); 0 when no row can be longer than S or beyond kMaxSplitBytes (then
 // each hub row is walked by one group, with the same arithmetic).
@@ -421,7 +449,7 @@ int64_t gat_split_bytes(int dtype, int pass, int64_t nnz, int64_t H, int64_t D) 
   if (D > (kMaxSplitBytes / elem) / H) return 0;
   int64_t per = 0;
   if (pass == kGatPassSoftmax)
-    per = 4 * H;
+    per = 6 * H;
   else if (pass == kGatPassForward)
     per = H * D + 2 * H;
   else if (pass == kGatPassBackward)
@@ -440,21 +468,23 @@ int edge_softmax_t(int64_t rows, int64_t nnz, int64_t H, const int64_t* row_ptr,
                                        y, lse_out);
   const int64_t chunks = (nnz + kGraphSegment - 1) / kGraphSegment;
   if (rc || chunks <= 1) return rc;
+  const T* none = nullptr;
   if (lse_in)  // one pass: y = exp(s - lse) per hub segment
     return launch_1d<Traits::kThreads>(edge_softmax_y_kernel<T>, chunks * lanes, st, rows, nnz, chunks, lanes, H,
-                                       row_ptr, s, lse_in, static_cast<const T*>(nullptr), y);
+                                       row_ptr, s, lse_in, none, none, y);
   T* part = static_cast<T*>(ws);
   T* stat = part ? part + chunks * 2 * H : nullptr;
   if (part)
     rc = launch_1d<Traits::kThreads>(edge_softmax_partial_kernel<T>, (chunks - 1) * lanes, st, rows, chunks, lanes,
-                                     H, row_ptr, s, part);
+                                     H, row_ptr, s, part, y);
   const T* pc = part;
   if (rc == 0)
     rc = launch_1d<Traits::kThreads>(edge_softmax_hub_kernel<T>, chunks * lanes, st, rows, nnz, chunks, lanes, H,
                                      row_ptr, s, pc, stat, y, lse_out);
+  const T* sc = stat;
   if (rc == 0 && stat)
     rc = launch_1d<Traits::kThreads>(edge_softmax_y_kernel<T>, chunks * lanes, st, rows, nnz, chunks, lanes, H,
-                                     row_ptr, s, static_cast<const T*>(nullptr), static_cast<const T*>(stat), y);
+                                     row_ptr, s, none, pc, sc, y);
   return rc;
 }
 

@@ -28,7 +28,7 @@ static void split_and_threads_softmax(const Csr& g, int64_t H, const Buf<T>& s, 
   const int dtype = sizeof(T) == 4 ? MK_F32 : MK_F64;
   const int64_t ws_bytes = mk::cuda::graph_gat_workspace(dtype, mk::kGatPassSoftmax, g.rows, g.nnz, H, 1);
   const int64_t chunks = (g.nnz + mk::kGraphSegment - 1) / mk::kGraphSegment;
-  expect(ws_bytes == (chunks > 1 ? chunks * 4 * H * int64_t(sizeof(T)) : 0),
+  expect(ws_bytes == (chunks > 1 ? chunks * 6 * H * int64_t(sizeof(T)) : 0),
          std::string(what) + ": workspace bytes " + std::to_string(ws_bytes));
   Buf<T> ws(ws_bytes / int64_t(sizeof(T))), y(g.nnz * H), l(g.rows * H), y1(g.nnz * H), y3(g.nnz * H), l3(g.rows * H);
   int rc = mk::cuda::graph_edge_softmax_split(dtype, g.rows, g.nnz, H, g.ptr.data(), s.data(), nullptr, y.data(),
