@@ -410,12 +410,18 @@ void gat_t(int64_t rows, int64_t H, int64_t D, T slope, const int64_t* row_ptr, 
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t b = row_ptr[r], e = row_ptr[r + 1];
       if (e - b > plan.split_above) continue;
-      if (e - b > S) {  // a hub row, whole: its segments in turn, then combined
-        const int64_t nseg = segments_of(e - b);
-        local.resize(size_t(nseg * stride + 2 * H));
-        for (int64_t j = 0; j < nseg; ++j)
-          seg_at(r, b + j * S, std::min(b + (j + 1) * S, e), e, local.data() + j * stride, ev);
-        fold_at(r, local.data(), nseg, local.data() + nseg * stride);
+      if (e - b > S) {  // a hub row, whole: segment 0 into the output row, each next one merged as it
+        // comes (fold_at's left fold, in cache)
+        T* o = out + r * F;
+        local.resize(size_t(stride + 2 * H));
+        T* ml = local.data() + stride;  // M [H], L [H]
+        gat_segment(b, b + S, e, H, D, slope, col, x, s_src, s_dst + r * H, ml, ml + H, o, ev);
+        for (int64_t sb = b + S; sb < e; sb += S) {
+          T* p = local.data();
+          seg_at(r, sb, std::min(sb + S, e), e, p, ev);
+          softmax_merge(H, D, ml, ml + H, o, p + F, p + F + H, p);
+        }
+        gat_finish(H, D, ml, ml + H, o, lse ? lse + r * H : nullptr);
         continue;
       }
       T* o = out + r * F;
