@@ -735,6 +735,19 @@ __global__ void __launch_bounds__(Traits::kThreads)
   }
 }
 
+// sources: one lane per (light column, head), the heads of a column in steps of `lanes`
+template <class T>
+__global__ void __launch_bounds__(Traits::kThreads)
+    gat_backward_src_kernel(GatBackwardArgs<T> a, int64_t cols, int lanes, const int64_t* __restrict__ col_ptr) {
+  const int64_t j = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / lanes;
+  const int lane = int(threadIdx.x % unsigned(lanes));
+  if (j >= cols) return;
+  const int64_t b = col_ptr[j], e = col_ptr[j + 1];
+  if (e - b > kGraphSegment) return;  // a hub column: the split kernels
+  const GsSrcSum<T> op{a};
+  for (int64_t h = lane; h < a.H; h += lanes) a.gs_src[j * a.H + h] = op.seg(j, b, e, h);
+}
+
 // A sum's hub rows: partial (with the scratch), then hub.
 template <class T, class Sum>
 int sum_split(const Sum& op, int64_t rows, int64_t nnz, int64_t units, const int64_t* ptr, T* part, cudaStream_t st) {
@@ -769,11 +782,8 @@ int gat_backward_t(int64_t rows, int64_t nnz, int64_t H, int64_t D, T slope, con
     if (rc) return rc;
   }
   if (gs_src) {
-    const GsSrcSum<T> op{a};
-    const int64_t ub = (H + hl - 1) / hl;
-    int rc = launch_1d<Traits::kThreads>(sum_light_kernel<T, GsSrcSum<T>>, rows * ub * hl, st, op, rows, hl, ub, H,
-                                         col_ptr);
-    if (rc == 0) rc = sum_split<T>(op, rows, nnz, H, col_ptr, part, st);
+    int rc = launch_1d<Traits::kThreads>(gat_backward_src_kernel<T>, rows * hl, st, a, rows, hl, col_ptr);
+    if (rc == 0) rc = sum_split<T>(GsSrcSum<T>{a}, rows, nnz, H, col_ptr, part, st);
     if (rc) return rc;
   }
   if (gx) {
