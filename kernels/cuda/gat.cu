@@ -255,14 +255,13 @@ __global__ void __launch_bounds__(Traits::kThreads)
     }
     const int64_t se = sb + S < e ? sb + S : e;
     // the row's (M, L, m0, l0); the segment's (m, l): segment 0's from there, the others' from part[t]
-    const T* st = lse_in ? nullptr : stat + (row_ptr[r] / S) * 4 * H;
-    const T* p = pass == 0 ? part + t * 2 * H : st + 2 * H;
-    for (int64_t h = lane; h < H; h += lanes) {
-      if (lse_in)
-        softmax_from_lse_g(sb, se, H, h, s, lse_in[r * H + h], y);
-      else
-        softmax_rescale_g(sb, se, H, h, p[h], p[H + h], st[h], st[H + h], y);
+    if (lse_in) {
+      for (int64_t h = lane; h < H; h += lanes) softmax_from_lse_g(sb, se, H, h, s, lse_in[r * H + h], y);
+      continue;
     }
+    const T* st = stat + (row_ptr[r] / S) * 4 * H;
+    const T* p = pass == 0 ? part + t * 2 * H : st + 2 * H;
+    for (int64_t h = lane; h < H; h += lanes) softmax_rescale_g(sb, se, H, h, p[h], p[H + h], st[h], st[H + h], y);
   }
 }
 
