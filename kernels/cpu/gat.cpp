@@ -15,23 +15,30 @@
 // softmax of flash attention without its rescaling (the scalars are cheap to read twice, and a
 // fixed max keeps every term ≤ 1), and nothing of size E×H is written.
 //
-// Determinism: a row is reduced by one thread in CSR order (max: order does not matter; sums:
-// from 0 by std::fma / + in CSR order); threads split the rows into parts of equal non-zeros (the
-// partition of mk/cpu_graph_parts.h), never a row. Bitwise the same for every thread count and
-// run. The CUDA twin (kernels/cuda/gat.cu) runs the same arithmetic in the same order per element;
-// only its exp/log differ from the host's by rounding.
+// Determinism: a light row (at most kGraphSegment non-zeros, mk/graph_segment.h) is reduced by one
+// thread in CSR order (max: order does not matter; sums: from 0 by std::fma / + in CSR order);
+// threads split the rows into parts of equal non-zeros (the partition of mk/cpu_graph_parts.h). A
+// hub row (longer) is cut into segments of kGraphSegment non-zeros whose partial results any thread
+// may compute, then combined in segment order by one (the hub split below: softmax statistics by
+// the online rescaling of softmax_merge, plain sums left to right), so a 10^5-edge row no longer
+// bounds the speed-up. Bitwise the same for every thread count and run. The CUDA twin
+// (kernels/cuda/gat.cu) cuts the same segments and runs the same arithmetic in the same order per
+// element; only its exp/log differ from the host's by rounding.
 //
 // Rows without non-zeros: GAT writes 0 and lse = -inf; edge softmax writes no y (there is none)
 // and lse = -inf. A row whose scores are all -inf: y = 0, out = 0, lse = -inf. NaN propagates.
 #include <omp.h>
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <vector>
 
 #include "mk/cpu_graph_parts.h"
 #include "mk/cpu_parallel.h"
+#include "mk/graph_segment.h"
 #include "mk/isa_ns.h"
 #include "mk/kernels.h"
 
@@ -67,12 +74,217 @@ inline T leaky(T z, T slope) {
   return z > T(0) ? z : std::fma(slope, z, T(0));
 }
 
+// ---- the split of hub rows (issue 15; mk/graph_segment.h) ----------------------------------------
+// A row of more than S = kGraphSegment non-zeros (a hub row) is cut into segments of S non-zeros
+// counted from its start. Each segment's partial result (softmax: its max, its sum of exponentials
+// and its weighted sum; plain sums: its sum) is computed from 0 in CSR order into a scratch slot
+// of its own; then the row's slots are combined in segment order (sums: left to right; softmax:
+// the online rescaling of softmax_merge). Light rows (at most S non-zeros) are one segment: their
+// code and their bits are as before. The CUDA twin cuts and combines the same segments in the
+// same order.
+//
+// Who computes a segment changes nothing, so the split decides only where the work goes: a hub
+// row holding more non-zeros than a part of the row partition (a row that would bound the
+// speed-up) is "split": its segments go to whichever threads are free, after the parts; its slots
+// are combined by one thread. A smaller hub row stays in its part, its segments computed and
+// combined in turn by one thread while they are in cache. Bitwise the same for every thread count.
+struct HubPlan {
+  int64_t split_above = 0;     // rows with more non-zeros are split across the threads
+  std::vector<int64_t> row;    // the split rows, in order
+  std::vector<int64_t> first;  // first[i]: split row i's first segment; first[rows] = all segments
+  std::vector<int64_t> owner;  // owner[s]: the split row (an index into row) of segment s
+  int64_t hubs() const { return int64_t(row.size()); }
+  int64_t segments() const { return first.back(); }
+};
+
+inline int64_t segments_of(int64_t n) { return (n + kGraphSegment - 1) / kGraphSegment; }
+
+// Whether the calls over [0, rows) of this work run on several threads, and in how many parts.
+inline int64_t parts_of(const int64_t* ptr, int64_t rows, int64_t columns) {
+  const int64_t work = (ptr[rows] + rows) * std::max<int64_t>(columns, 1);
+  if (rows < 1 || !parallel_worth(work)) return 1;
+  return std::min<int64_t>(rows, int64_t(omp_get_max_threads()) * GatTraits::kPartsPerThread);
+}
+
+// The split rows of [0, rows): hub rows longer than a part's share of the non-zeros (none on one
+// thread, where nothing is shared).
+inline void plan_hubs(const int64_t* ptr, int64_t rows, int64_t columns, HubPlan& p) {
+  p.row.clear();
+  p.owner.clear();
+  p.first.assign(1, 0);
+  const int64_t parts = parts_of(ptr, rows, columns);
+  p.split_above = parts <= 1 ? INT64_MAX : std::max<int64_t>(kGraphSegment, (ptr[rows] + rows) / parts);
+  if (p.split_above == INT64_MAX || ptr[rows] <= p.split_above) return;
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t n = ptr[r + 1] - ptr[r];
+    if (n <= p.split_above) continue;
+    const int64_t i = int64_t(p.row.size());
+    p.row.push_back(r);
+    p.first.push_back(p.first.back() + segments_of(n));
+    p.owner.resize(size_t(p.first.back()), i);
+  }
+}
+
+// Segment s of the plan: the non-zeros [*sb, *se) of row *r, which ends at *e.
+inline void segment_of(const HubPlan& p, const int64_t* ptr, int64_t s, int64_t* r, int64_t* sb, int64_t* se,
+                       int64_t* e) {
+  const int64_t i = p.owner[size_t(s)];
+  *r = p.row[size_t(i)];
+  *e = ptr[*r + 1];
+  *sb = ptr[*r] + (s - p.first[size_t(i)]) * kGraphSegment;
+  *se = std::min(*sb + kGraphSegment, *e);
+}
+
+// light(r0, r1) over the rows in parts of equal work (the body skips the split rows and runs the
+// other hub rows whole), then seg(s) for every segment of the split rows, then fold(i) for every
+// split row, then (with `after`) after(s) for every segment again; each call writes outputs or
+// slots of its own, so nothing depends on which thread runs it. Threads take the parts and then
+// the segments dynamically (no barrier between them).
+template <class Light, class Seg, class Fold, class After>
+void run_split(const int64_t* ptr, int64_t rows, int64_t columns, const HubPlan& plan, Light light, Seg seg,
+               Fold fold, bool has_after, After after) {
+  const int64_t segs = plan.segments(), hubs = plan.hubs();
+  const int64_t parts = parts_of(ptr, rows, columns);
+  if (parts <= 1) {  // one thread: no split rows
+    light(int64_t(0), rows);
+    return;
+  }
+  // segments handed out in runs (a thread streams through consecutive non-zeros: the hardware
+  // prefetcher keeps up), kPartsPerThread runs per thread
+  const int64_t run = std::max<int64_t>(1, segs / (int64_t(omp_get_max_threads()) * Traits::kPartsPerThread));
+#pragma omp parallel
+  {
+#pragma omp for schedule(dynamic, 1) nowait
+    for (int64_t p = 0; p < parts; ++p) light(part_start(ptr, rows, p, parts), part_start(ptr, rows, p + 1, parts));
+    if (hubs > 0) {
+#pragma omp for schedule(dynamic, run)
+      for (int64_t s = 0; s < segs; ++s) seg(s);
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t i = 0; i < hubs; ++i) fold(i);
+      if (has_after) {
+#pragma omp for schedule(dynamic, run)
+        for (int64_t s = 0; s < segs; ++s) after(s);
+      }
+    }
+  }
+}
+
+template <class Light, class Seg, class Fold>
+void run_split(const int64_t* ptr, int64_t rows, int64_t columns, const HubPlan& plan, Light light, Seg seg,
+               Fold fold) {
+  run_split(ptr, rows, columns, plan, light, seg, fold, false, [](int64_t) {});
+}
+
+// The softmax state of the segments so far, per head h: M[h] (the max, 0 when all scores were
+// -inf), L[h] = Σ exp(e - M[h]) and A[h·D + d] = Σ exp(e - M[h]) x[d] (A may be null: D unused),
+// combined with the next segment's (m, l, a): both rescaled to the larger max, by explicit fma
+// (the CUDA twin's form). A segment whose sum is 0 (its scores all -inf) adds nothing; one after
+// such segments only is taken as it is. One of the two factors is exp(0) = 1, exactly.
+template <class T>
+void softmax_merge(int64_t H, int64_t D, T* M, T* L, T* A, const T* m, const T* l, const T* a) {
+  for (int64_t h = 0; h < H; ++h) {
+    if (l[h] == T(0)) continue;
+    if (L[h] == T(0)) {
+      M[h] = m[h];
+      L[h] = l[h];
+      if (A) std::copy(a + h * D, a + (h + 1) * D, A + h * D);
+      continue;
+    }
+    const T mx = nan_max(M[h], m[h]);
+    const T ca = std::exp(M[h] - mx), cb = std::exp(m[h] - mx);
+    L[h] = std::fma(l[h], cb, std::fma(L[h], ca, T(0)));
+    M[h] = mx;
+    if (!A) continue;
+    T* Ah = A + h * D;
+    const T* ah = a + h * D;
+#pragma omp simd
+    for (int64_t d = 0; d < D; ++d) Ah[d] = std::fma(ah[d], cb, std::fma(Ah[d], ca, T(0)));
+  }
+}
+
 // ---- edge softmax --------------------------------------------------------------------------------
+// One segment [sb, se) of a row, head h: *m = its max (0 when all are -inf), y = exp(s - *m) (the
+// light rows' p), returns Σ exp(s - *m).
+template <class T>
+inline T softmax_segment(int64_t sb, int64_t se, int64_t H, int64_t h, const T* s, T* m, T* y) {
+  T mx = neg_inf<T>();
+  for (int64_t k = sb; k < se; ++k) mx = nan_max(mx, s[k * H + h]);
+  *m = mx == neg_inf<T>() ? T(0) : mx;
+  T sum = T(0);
+  for (int64_t k = sb; k < se; ++k) {
+    const T p = std::exp(s[k * H + h] - *m);
+    y[k * H + h] = p;
+    sum += p;
+  }
+  return sum;
+}
+
+// y over a hub row's segment [sb, se), head h, holding p = exp(s - m) (segment max m, sum l): the
+// softmax of the row (max M, sum L); the CUDA twin's softmax_rescale_g
+template <class T>
+inline void softmax_rescale(int64_t sb, int64_t se, int64_t H, int64_t h, T m, T l, T M, T L, T* y) {
+  if (l == T(0)) return;  // scores all -inf: p = 0
+  const T c = std::exp(m - M);
+  const bool some = L > T(0) || L != L;
+  for (int64_t k = sb; k < se; ++k) {
+    const T v = std::fma(y[k * H + h], c, T(0));
+    y[k * H + h] = some ? v / L : v;
+  }
+}
+
 template <class T>
 void edge_softmax_t(int64_t rows, int64_t H, const int64_t* row_ptr, const T* s, const T* lse_in, T* y, T* lse_out) {
-  for_each_part<Traits::kPartsPerThread>(row_ptr, rows, H, [&](int64_t r0, int64_t r1) {
+  constexpr int64_t S = kGraphSegment;
+  HubPlan plan;
+  plan_hubs(row_ptr, rows, H, plan);
+  // hub rows, per segment: m [H], l [H] (and y = exp(s - m)); per row: M [H], L [H]. With lse_in
+  // every element is exp(s - lse) alone: the segments write y directly.
+  auto seg_at = [&](int64_t r, int64_t sb, int64_t se, T* p) {
+    for (int64_t h = 0; h < H; ++h) {
+      if (lse_in) {
+        const T l = lse_in[r * H + h];
+        for (int64_t k = sb; k < se; ++k) y[k * H + h] = l == neg_inf<T>() ? T(0) : std::exp(s[k * H + h] - l);
+        continue;
+      }
+      p[H + h] = softmax_segment(sb, se, H, h, s, p + h, y);
+    }
+  };
+  auto fold_at = [&](int64_t r, const T* p0, int64_t nseg, T* st) {
+    std::copy(p0, p0 + 2 * H, st);
+    for (int64_t j = 1; j < nseg; ++j) {
+      const T* p = p0 + j * 2 * H;
+      softmax_merge<T>(H, 0, st, st + H, nullptr, p, p + H, nullptr);
+    }
+    if (lse_out)
+      for (int64_t h = 0; h < H; ++h) {
+        const T l = st[H + h];
+        lse_out[r * H + h] = l > T(0) || l != l ? st[h] + std::log(l) : neg_inf<T>();
+      }
+  };
+  // the hub rows' y, segment by segment: the segment's p = exp(s - m) rescaled to the row's max M
+  // (exp(m - M): exactly 1 in the segment holding the max) and divided by the row's sum L; a
+  // segment of -inf scores keeps its zeros
+  auto after_at = [&](int64_t sb, int64_t se, const T* p, const T* st) {
+    for (int64_t h = 0; h < H; ++h) softmax_rescale(sb, se, H, h, p[h], p[H + h], st[h], st[H + h], y);
+  };
+  auto whole = [&](int64_t r, std::vector<T>& local) {
+    const int64_t b = row_ptr[r], e = row_ptr[r + 1], nseg = segments_of(e - b);
+    local.resize(size_t((nseg + 1) * 2 * H));
+    for (int64_t j = 0; j < nseg; ++j) seg_at(r, b + j * S, std::min(b + (j + 1) * S, e), local.data() + j * 2 * H);
+    if (lse_in) return;
+    T* st = local.data() + nseg * 2 * H;
+    fold_at(r, local.data(), nseg, st);
+    for (int64_t j = 0; j < nseg; ++j) after_at(b + j * S, std::min(b + (j + 1) * S, e), local.data() + j * 2 * H, st);
+  };
+  auto light = [&](int64_t r0, int64_t r1) {
+    std::vector<T> local;
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t b = row_ptr[r], e = row_ptr[r + 1];
+      if (e - b > plan.split_above) continue;
+      if (e - b > S) {
+        whole(r, local);
+        continue;
+      }
       for (int64_t h = 0; h < H; ++h) {
         if (lse_in) {
           const T l = lse_in[r * H + h];
@@ -93,65 +305,145 @@ void edge_softmax_t(int64_t rows, int64_t H, const int64_t* row_ptr, const T* s,
         if (lse_out) lse_out[r * H + h] = sum > T(0) || sum != sum ? m0 + std::log(sum) : neg_inf<T>();
       }
     }
-  });
+  };
+  // the split rows: slots per segment, then per row
+  std::vector<T> part(size_t((plan.segments() + plan.hubs()) * 2 * H));
+  T* stat = part.data() + plan.segments() * 2 * H;
+  auto seg = [&](int64_t si) {
+    int64_t r, sb, se, e;
+    segment_of(plan, row_ptr, si, &r, &sb, &se, &e);
+    seg_at(r, sb, se, part.data() + si * 2 * H);
+  };
+  auto fold = [&](int64_t i) {
+    if (lse_in) return;
+    fold_at(plan.row[size_t(i)], part.data() + plan.first[size_t(i)] * 2 * H,
+            plan.first[size_t(i) + 1] - plan.first[size_t(i)], stat + i * 2 * H);
+  };
+  auto after = [&](int64_t si) {
+    int64_t r, sb, se, e;
+    segment_of(plan, row_ptr, si, &r, &sb, &se, &e);
+    after_at(sb, se, part.data() + si * 2 * H, stat + plan.owner[size_t(si)] * 2 * H);
+  };
+  run_split(row_ptr, rows, H, plan, light, seg, fold, !lse_in, after);
 }
 
 // ---- GAT -----------------------------------------------------------------------------------------
+// One segment [sb, se) of row r (the whole row when it is light): m[h] = the segment's max score
+// (0 when all are -inf), sum[h] = Σ exp(e - m[h]) and o[h·D + d] = Σ exp(e - m[h]) x[col, h, d],
+// each from 0 in CSR order; pe: the row's end, for the prefetches. ev: the segment's scores.
+template <class T>
+void gat_segment(int64_t sb, int64_t se, int64_t pe, int64_t H, int64_t D, T slope, const int64_t* col, const T* x,
+                 const T* s_src, const T* sd, T* m, T* sum, T* o, std::vector<T>& ev) {
+  const int64_t F = H * D;
+  // sweep 1: the max of every head (scalars only)
+  std::fill(m, m + H, neg_inf<T>());
+  if (ev.size() < size_t((se - sb) * H)) ev.resize(size_t((se - sb) * H));
+  for (int64_t k = sb; k < se; ++k) {
+    const T* ss = s_src + col[k] * H;
+    T* er = ev.data() + (k - sb) * H;
+    for (int64_t h = 0; h < H; ++h) {
+      er[h] = leaky(ss[h] + sd[h], slope);
+      m[h] = nan_max(m[h], er[h]);
+    }
+  }
+  for (int64_t h = 0; h < H; ++h)
+    if (m[h] == neg_inf<T>()) m[h] = T(0);
+  // sweep 2: o = Σ exp(e - m) · x[col], sum = Σ exp(e - m), each from 0 in CSR order
+  std::fill(o, o + F, T(0));
+  std::fill(sum, sum + H, T(0));
+  for (int64_t k = sb; k < se; ++k) {
+    if (k + Traits::kPrefetch < pe) {
+      const char* p = reinterpret_cast<const char*>(x + col[k + Traits::kPrefetch] * F);
+      for (int64_t off = 0; off < F * int64_t(sizeof(T)); off += 64) __builtin_prefetch(p + off, 0, 1);
+    }
+    const T* er = ev.data() + (k - sb) * H;
+    const T* xr = x + col[k] * F;
+    for (int64_t h = 0; h < H; ++h) {
+      const T p = std::exp(er[h] - m[h]);
+      sum[h] += p;
+      T* oh = o + h * D;
+      const T* xh = xr + h * D;
+#pragma omp simd
+      for (int64_t d = 0; d < D; ++d) oh[d] = std::fma(p, xh[d], oh[d]);
+    }
+  }
+}
+
+// o /= sum per head (where some term counted), lse_row[h] = m + log sum (-inf where none did)
+template <class T>
+void gat_finish(int64_t H, int64_t D, const T* m, const T* sum, T* o, T* lse_row) {
+  for (int64_t h = 0; h < H; ++h) {
+    const T l = sum[h];
+    const bool some = l > T(0) || l != l;
+    T* oh = o + h * D;
+    if (some) {
+#pragma omp simd
+      for (int64_t d = 0; d < D; ++d) oh[d] = oh[d] / l;
+    }
+    if (lse_row) lse_row[h] = some ? m[h] + std::log(l) : neg_inf<T>();
+  }
+}
+
 template <class T>
 void gat_t(int64_t rows, int64_t H, int64_t D, T slope, const int64_t* row_ptr, const int64_t* col, const T* x,
            const T* s_src, const T* s_dst, T* out, T* lse) {
+  constexpr int64_t S = kGraphSegment;
   const int64_t F = H * D;
-  for_each_part<Traits::kPartsPerThread>(row_ptr, rows, F + H, [&](int64_t r0, int64_t r1) {
+  HubPlan plan;
+  plan_hubs(row_ptr, rows, F + H, plan);
+  const int64_t stride = F + 2 * H;  // per hub segment: the weighted sum [F], m [H], sum [H]
+  auto seg_at = [&](int64_t r, int64_t sb, int64_t se, int64_t e, T* p, std::vector<T>& ev) {
+    gat_segment(sb, se, e, H, D, slope, col, x, s_src, s_dst + r * H, p + F, p + F + H, p, ev);
+  };
+  // the row's slots combined in order into its output row (ml: M [H], L [H] of the caller's)
+  auto fold_at = [&](int64_t r, const T* p0, int64_t nseg, T* ml) {
+    T* o = out + r * F;
+    std::copy(p0, p0 + F, o);
+    std::copy(p0 + F, p0 + F + 2 * H, ml);
+    for (int64_t j = 1; j < nseg; ++j) {
+      const T* p = p0 + j * stride;
+      softmax_merge(H, D, ml, ml + H, o, p + F, p + F + H, p);
+    }
+    gat_finish(H, D, ml, ml + H, o, lse ? lse + r * H : nullptr);
+  };
+  auto light = [&](int64_t r0, int64_t r1) {
     std::vector<T> m(static_cast<size_t>(H)), sum(static_cast<size_t>(H));
     std::vector<T> ev;  // the row's scores e[k, h], kept from sweep 1 (no second gather of s_src)
+    std::vector<T> local;
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t b = row_ptr[r], e = row_ptr[r + 1];
-      const T* sd = s_dst + r * H;
+      if (e - b > plan.split_above) continue;
+      if (e - b > S) {  // a hub row, whole: segment 0 into the output row, each next one merged as it
+        // comes (fold_at's left fold, in cache)
+        T* o = out + r * F;
+        local.resize(size_t(stride + 2 * H));
+        T* ml = local.data() + stride;  // M [H], L [H]
+        gat_segment(b, b + S, e, H, D, slope, col, x, s_src, s_dst + r * H, ml, ml + H, o, ev);
+        for (int64_t sb = b + S; sb < e; sb += S) {
+          T* p = local.data();
+          seg_at(r, sb, std::min(sb + S, e), e, p, ev);
+          softmax_merge(H, D, ml, ml + H, o, p + F, p + F + H, p);
+        }
+        gat_finish(H, D, ml, ml + H, o, lse ? lse + r * H : nullptr);
+        continue;
+      }
       T* o = out + r * F;
-      // sweep 1: the row max of every head (scalars only)
-      std::fill(m.begin(), m.end(), neg_inf<T>());
-      if (ev.size() < size_t((e - b) * H)) ev.resize(size_t((e - b) * H));
-      for (int64_t k = b; k < e; ++k) {
-        const T* ss = s_src + col[k] * H;
-        T* er = ev.data() + (k - b) * H;
-        for (int64_t h = 0; h < H; ++h) {
-          er[h] = leaky(ss[h] + sd[h], slope);
-          m[size_t(h)] = nan_max(m[size_t(h)], er[h]);
-        }
-      }
-      for (int64_t h = 0; h < H; ++h)
-        if (m[size_t(h)] == neg_inf<T>()) m[size_t(h)] = T(0);
-      // sweep 2: o = Σ exp(e - m) · x[col], sum = Σ exp(e - m), each from 0 in CSR order
-      std::fill(o, o + F, T(0));
-      std::fill(sum.begin(), sum.end(), T(0));
-      for (int64_t k = b; k < e; ++k) {
-        if (k + Traits::kPrefetch < e) {
-          const char* p = reinterpret_cast<const char*>(x + col[k + Traits::kPrefetch] * F);
-          for (int64_t off = 0; off < F * int64_t(sizeof(T)); off += 64) __builtin_prefetch(p + off, 0, 1);
-        }
-        const T* er = ev.data() + (k - b) * H;
-        const T* xr = x + col[k] * F;
-        for (int64_t h = 0; h < H; ++h) {
-          const T p = std::exp(er[h] - m[size_t(h)]);
-          sum[size_t(h)] += p;
-          T* oh = o + h * D;
-          const T* xh = xr + h * D;
-#pragma omp simd
-          for (int64_t d = 0; d < D; ++d) oh[d] = std::fma(p, xh[d], oh[d]);
-        }
-      }
-      for (int64_t h = 0; h < H; ++h) {
-        const T l = sum[size_t(h)];
-        const bool some = l > T(0) || l != l;
-        T* oh = o + h * D;
-        if (some) {
-#pragma omp simd
-          for (int64_t d = 0; d < D; ++d) oh[d] = oh[d] / l;
-        }
-        if (lse) lse[r * H + h] = some ? m[size_t(h)] + std::log(l) : neg_inf<T>();
-      }
+      gat_segment(b, e, e, H, D, slope, col, x, s_src, s_dst + r * H, m.data(), sum.data(), o, ev);
+      gat_finish(H, D, m.data(), sum.data(), o, lse ? lse + r * H : nullptr);
     }
-  });
+  };
+  std::vector<T> part(size_t(plan.segments() * stride + plan.hubs() * 2 * H));
+  auto seg = [&](int64_t si) {
+    int64_t r, sb, se, e;
+    segment_of(plan, row_ptr, si, &r, &sb, &se, &e);
+    std::vector<T> ev;
+    seg_at(r, sb, se, e, part.data() + si * stride, ev);
+  };
+  auto fold = [&](int64_t i) {
+    fold_at(plan.row[size_t(i)], part.data() + plan.first[size_t(i)] * stride,
+            plan.first[size_t(i) + 1] - plan.first[size_t(i)], part.data() + plan.segments() * stride + i * 2 * H);
+  };
+  run_split(row_ptr, rows, F + H, plan, light, seg, fold);
 }
 
 // ---- GAT backward ---------------------------------------------------------------------------------
@@ -159,9 +451,11 @@ void gat_t(int64_t rows, int64_t H, int64_t D, T slope, const int64_t* row_ptr, 
 // ga[k,h] = ⟨gout[r,h,:], x[col k,h,:]⟩ (gat_dot) and Dr[r,h] = Σ_k α ga (row_dot):
 //   gs_dst[r,h] = Σ_{k in row r} α·w,   gs_src[j,h] = Σ_{k in column j} α·w,   w = leaky'(z)·(ga - Dr),
 //   gx[j,h,:]   = Σ_{k in column j} α·gout[r,h,:].
-// Pass 1 over the CSR rows (D and gs_dst; the row's α, ga and leaky' in a per-thread row buffer),
-// pass 2 over the CSC columns (gx and gs_src, α and ga recomputed). Every sum from 0 in CSR or CSC
-// order by one thread; nothing of size nnz × heads is written.
+// Pass 1 over the CSR rows (D and gs_dst; α, ga and leaky' of a light row in a per-thread row
+// buffer, of the hub rows' non-zeros in one buffer of their own), pass 2 over the CSC columns (gx and gs_src, α and ga recomputed). Every sum from 0 in
+// CSR or CSC order; a row (column) longer than S non-zeros as the left fold of its segments' sums,
+// the segments shared by the threads (the hub split above; a hub row's D is folded before its
+// gs_dst segments start). Nothing of size nnz × heads is written.
 template <class T>
 inline T gat_alpha(T ev, T l) {
   return l == neg_inf<T>() ? T(0) : std::exp(ev - l);
@@ -181,22 +475,95 @@ inline T gat_dot(const T* a, const T* b, int64_t n) {
   return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
 }
 
+// n sums per segment, nseg segments' slots from p0 folded left to right into dst [n]
+template <class T>
+void fold_sums(const T* p0, int64_t nseg, int64_t n, T* dst) {
+  std::copy(p0, p0 + n, dst);
+  for (int64_t j = 1; j < nseg; ++j) {
+    const T* p = p0 + j * n;
+#pragma omp simd
+    for (int64_t c = 0; c < n; ++c) dst[c] = dst[c] + p[c];
+  }
+}
+
 template <class T>
 void gat_backward_t(int64_t rows, int64_t H, int64_t D, T slope, const int64_t* row_ptr, const int64_t* col,
                     const int64_t* col_ptr, const int64_t* csc_row, const T* x, const T* s_src, const T* s_dst,
                     const T* lse, const T* gout, T* gx, T* gs_src, T* gs_dst, T* row_dot) {
+  constexpr int64_t S = kGraphSegment;
   const int64_t F = H * D;
+  HubPlan plan;
+  std::vector<T> part;
   if (gs_src || gs_dst) {
     // pass 1: destinations
-    for_each_part<Traits::kPartsPerThread>(row_ptr, rows, F + H, [&](int64_t r0, int64_t r1) {
+    plan_hubs(row_ptr, rows, F + H, plan);
+    // a hub row's segment: α, ga and leaky' of its non-zeros into eb (when gs_dst: S·H·3 per
+    // segment) and Σ α ga into p [H]; after row_dot is folded, Σ α·leaky'·(ga - Dr) from eb: the
+    // light rows' buffer, per segment
+    auto seg_dot_at = [&](int64_t r, int64_t sb, int64_t se, int64_t e, T* p, T* eb) {
+      const T* sd = s_dst + r * H;
+      const T* lr = lse + r * H;
+      const T* gr = gout + r * F;
+      std::fill(p, p + H, T(0));
+      for (int64_t k = sb; k < se; ++k) {
+        if (k + Traits::kPrefetch < e) {
+          const int64_t jp = col[k + Traits::kPrefetch];
+          const char* c = reinterpret_cast<const char*>(x + jp * F);
+          for (int64_t off = 0; off < F * int64_t(sizeof(T)); off += 64) __builtin_prefetch(c + off, 0, 1);
+          __builtin_prefetch(s_src + jp * H, 0, 1);
+        }
+        const int64_t j = col[k];
+        const T* ss = s_src + j * H;
+        const T* xr = x + j * F;
+        T* bk = eb ? eb + (k - sb) * H * 3 : nullptr;
+        for (int64_t h = 0; h < H; ++h) {
+          const T z = ss[h] + sd[h];
+          const T a = gat_alpha(leaky(z, slope), lr[h]);
+          const T ga = gat_dot(gr + h * D, xr + h * D, D);
+          if (bk) {
+            bk[3 * h] = a;
+            bk[3 * h + 1] = ga;
+            bk[3 * h + 2] = z > T(0) ? T(1) : slope;
+          }
+          p[h] = std::fma(a, ga, p[h]);
+        }
+      }
+    };
+    auto seg_gs_at = [&](int64_t r, int64_t sb, int64_t se, const T* eb, T* p) {
+      for (int64_t h = 0; h < H; ++h) {
+        const T dr = row_dot[r * H + h];
+        T acc = T(0);
+        for (int64_t k = sb; k < se; ++k) {
+          const T* bk = eb + (k - sb) * H * 3 + 3 * h;
+          acc = std::fma(bk[0], std::fma(bk[2], bk[1] - dr, T(0)), acc);
+        }
+        p[h] = acc;
+      }
+    };
+    auto light = [&](int64_t r0, int64_t r1) {
       std::vector<T> buf;  // per non-zero and head: α, ga, leaky'
       std::vector<T> dsum(static_cast<size_t>(H));
+      std::vector<T> local;
       for (int64_t r = r0; r < r1; ++r) {
         const int64_t b = row_ptr[r], e = row_ptr[r + 1];
+        if (e - b > plan.split_above) continue;
+        if (buf.size() < size_t((e - b) * H * 3)) buf.resize(size_t((e - b) * H * 3));
+        if (e - b > S) {  // a hub row, whole: segment sums in turn, folded
+          const int64_t nseg = segments_of(e - b);
+          local.resize(size_t(nseg * H));
+          for (int64_t j = 0; j < nseg; ++j)
+            seg_dot_at(r, b + j * S, std::min(b + (j + 1) * S, e), e, local.data() + j * H,
+                       gs_dst ? buf.data() + j * S * H * 3 : nullptr);
+          fold_sums(local.data(), nseg, H, row_dot + r * H);
+          if (!gs_dst) continue;
+          for (int64_t j = 0; j < nseg; ++j)
+            seg_gs_at(r, b + j * S, std::min(b + (j + 1) * S, e), buf.data() + j * S * H * 3, local.data() + j * H);
+          fold_sums(local.data(), nseg, H, gs_dst + r * H);
+          continue;
+        }
         const T* sd = s_dst + r * H;
         const T* lr = lse + r * H;
         const T* gr = gout + r * F;
-        if (buf.size() < size_t((e - b) * H * 3)) buf.resize(size_t((e - b) * H * 3));
         std::fill(dsum.begin(), dsum.end(), T(0));
         for (int64_t k = b; k < e; ++k) {
           if (k + Traits::kPrefetch < e) {  // the source's feature row and scores
@@ -231,52 +598,120 @@ void gat_backward_t(int64_t rows, int64_t H, int64_t D, T slope, const int64_t* 
           gs_dst[r * H + h] = acc;
         }
       }
-    });
+    };
+    // the split rows: their non-zeros' α, ga, leaky' in one buffer (segment s at s·S·H·3)
+    part.assign(size_t(plan.segments() * H), T(0));
+    std::unique_ptr<T[]> ebuf(gs_dst && plan.hubs() > 0 ? new T[size_t(plan.segments() * S * H * 3)] : nullptr);
+    auto seg_dot = [&](int64_t si) {
+      int64_t r, sb, se, e;
+      segment_of(plan, row_ptr, si, &r, &sb, &se, &e);
+      seg_dot_at(r, sb, se, e, part.data() + si * H, ebuf ? ebuf.get() + si * S * H * 3 : nullptr);
+    };
+    auto seg_gs = [&](int64_t si) {
+      int64_t r, sb, se, e;
+      segment_of(plan, row_ptr, si, &r, &sb, &se, &e);
+      seg_gs_at(r, sb, se, ebuf.get() + si * S * H * 3, part.data() + si * H);
+    };
+    auto fold_into = [&](T* dst) {
+      return [&, dst](int64_t i) {
+        fold_sums(part.data() + plan.first[size_t(i)] * H, plan.first[size_t(i) + 1] - plan.first[size_t(i)], H,
+                  dst + plan.row[size_t(i)] * H);
+      };
+    };
+    run_split(row_ptr, rows, F + H, plan, light, seg_dot, fold_into(row_dot));
+    if (gs_dst && plan.hubs() > 0)
+      run_split(row_ptr, rows, F + H, plan, [](int64_t, int64_t) {}, seg_gs, fold_into(gs_dst));
   }
   if (!gx && !gs_src) return;
   // pass 2: sources, over the CSC (column j's entries are the edges j -> csc_row[k])
-  for_each_part<Traits::kPartsPerThread>(col_ptr, rows, F + H, [&](int64_t c0, int64_t c1) {
-    std::vector<T> acc(static_cast<size_t>(H));
-    for (int64_t j = c0; j < c1; ++j) {
-      const int64_t b = col_ptr[j], e = col_ptr[j + 1];
-      const T* ss = s_src + j * H;
-      const T* xr = x + j * F;
-      T* gxr = gx ? gx + j * F : nullptr;
-      if (gxr) std::fill(gxr, gxr + F, T(0));
-      std::fill(acc.begin(), acc.end(), T(0));
-      for (int64_t k = b; k < e; ++k) {
-        if (k + Traits::kPrefetch < e) {  // the destination's gradient row and its scalars
-          const int64_t ip = csc_row[k + Traits::kPrefetch];
-          const char* p = reinterpret_cast<const char*>(gout + ip * F);
-          for (int64_t off = 0; off < F * int64_t(sizeof(T)); off += 64) __builtin_prefetch(p + off, 0, 1);
-          __builtin_prefetch(s_dst + ip * H, 0, 1);
-          __builtin_prefetch(lse + ip * H, 0, 1);
-          if (gs_src) __builtin_prefetch(row_dot + ip * H, 0, 1);
-        }
-        const int64_t i = csc_row[k];
-        const T* sd = s_dst + i * H;
-        const T* lr = lse + i * H;
-        const T* gr = gout + i * F;
-        for (int64_t h = 0; h < H; ++h) {
-          const T z = ss[h] + sd[h];
-          const T a = gat_alpha(leaky(z, slope), lr[h]);
-          if (gxr) {
-            T* gh = gxr + h * D;
-            const T* gi = gr + h * D;
+  plan_hubs(col_ptr, rows, F + H, plan);
+  const int64_t stride = F + H;  // per hub segment: gx [F], gs_src [H]
+  // Σ over the column's entries [b, e) (pe: the column's end, for the prefetches) into gxr [F]
+  // (when gx) and acc [H] (when gs_src), from 0 in CSC order
+  auto column_sums = [&](int64_t j, int64_t b, int64_t e, int64_t pe, T* gxr, T* acc) {
+    const T* ss = s_src + j * H;
+    const T* xr = x + j * F;
+    if (gxr) std::fill(gxr, gxr + F, T(0));
+    std::fill(acc, acc + H, T(0));
+    for (int64_t k = b; k < e; ++k) {
+      if (k + Traits::kPrefetch < pe) {  // the destination's gradient row and its scalars
+        const int64_t ip = csc_row[k + Traits::kPrefetch];
+        const char* p = reinterpret_cast<const char*>(gout + ip * F);
+        for (int64_t off = 0; off < F * int64_t(sizeof(T)); off += 64) __builtin_prefetch(p + off, 0, 1);
+        __builtin_prefetch(s_dst + ip * H, 0, 1);
+        __builtin_prefetch(lse + ip * H, 0, 1);
+        if (gs_src) __builtin_prefetch(row_dot + ip * H, 0, 1);
+      }
+      const int64_t i = csc_row[k];
+      const T* sd = s_dst + i * H;
+      const T* lr = lse + i * H;
+      const T* gr = gout + i * F;
+      for (int64_t h = 0; h < H; ++h) {
+        const T z = ss[h] + sd[h];
+        const T a = gat_alpha(leaky(z, slope), lr[h]);
+        if (gxr) {
+          T* gh = gxr + h * D;
+          const T* gi = gr + h * D;
 #pragma omp simd
-            for (int64_t d = 0; d < D; ++d) gh[d] = std::fma(a, gi[d], gh[d]);
-          }
-          if (gs_src) {
-            const T ga = gat_dot(gr + h * D, xr + h * D, D);
-            const T lk = z > T(0) ? T(1) : slope;
-            acc[size_t(h)] = std::fma(a, std::fma(lk, ga - row_dot[i * H + h], T(0)), acc[size_t(h)]);
-          }
+          for (int64_t d = 0; d < D; ++d) gh[d] = std::fma(a, gi[d], gh[d]);
+        }
+        if (gs_src) {
+          const T ga = gat_dot(gr + h * D, xr + h * D, D);
+          const T lk = z > T(0) ? T(1) : slope;
+          acc[h] = std::fma(a, std::fma(lk, ga - row_dot[i * H + h], T(0)), acc[h]);
         }
       }
+    }
+  };
+  auto seg_at = [&](int64_t j, int64_t sb, int64_t se, int64_t e, T* p) {
+    column_sums(j, sb, se, e, gx ? p : nullptr, p + F);
+  };
+  // the column's slots folded left to right into gx and gs_src
+  auto fold_at = [&](int64_t j, const T* p0, int64_t nseg) {
+    T* g = gx ? gx + j * F : nullptr;
+    if (g) std::copy(p0, p0 + F, g);
+    T* gs = gs_src ? gs_src + j * H : nullptr;
+    if (gs) std::copy(p0 + F, p0 + F + H, gs);
+    for (int64_t q = 1; q < nseg; ++q) {
+      const T* p = p0 + q * stride;
+      if (g) {
+#pragma omp simd
+        for (int64_t c = 0; c < F; ++c) g[c] = g[c] + p[c];
+      }
+      if (gs)
+        for (int64_t h = 0; h < H; ++h) gs[h] = gs[h] + p[F + h];
+    }
+  };
+  auto light = [&](int64_t c0, int64_t c1) {
+    std::vector<T> acc(static_cast<size_t>(H));
+    std::vector<T> local;
+    for (int64_t j = c0; j < c1; ++j) {
+      const int64_t b = col_ptr[j], e = col_ptr[j + 1];
+      if (e - b > plan.split_above) continue;
+      if (e - b > S) {  // a hub column, whole: segment sums in turn, folded
+        const int64_t nseg = segments_of(e - b);
+        local.resize(size_t(nseg * stride));
+        for (int64_t q = 0; q < nseg; ++q)
+          seg_at(j, b + q * S, std::min(b + (q + 1) * S, e), e, local.data() + q * stride);
+        fold_at(j, local.data(), nseg);
+        continue;
+      }
+      column_sums(j, b, e, e, gx ? gx + j * F : nullptr, acc.data());
       if (gs_src)
         for (int64_t h = 0; h < H; ++h) gs_src[j * H + h] = acc[size_t(h)];
     }
-  });
+  };
+  part.assign(size_t(plan.segments() * stride), T(0));
+  auto seg = [&](int64_t si) {
+    int64_t j, sb, se, e;
+    segment_of(plan, col_ptr, si, &j, &sb, &se, &e);
+    seg_at(j, sb, se, e, part.data() + si * stride);
+  };
+  auto fold = [&](int64_t i) {
+    fold_at(plan.row[size_t(i)], part.data() + plan.first[size_t(i)] * stride,
+            plan.first[size_t(i) + 1] - plan.first[size_t(i)]);
+  };
+  run_split(col_ptr, rows, F + H, plan, light, seg, fold);
 }
 
 }  // namespace
@@ -364,6 +799,31 @@ int graph_gat_backward(int dtype, int64_t rows, int64_t nnz, int64_t heads, int6
                                       s_dst, lse, gout, gx, gs_src, gs_dst, row_dot, stream);
   return avx2::graph_gat_backward(dtype, rows, nnz, heads, width, slope, row_ptr, col, col_ptr, csc_row, x, s_src,
                                   s_dst, lse, gout, gx, gs_src, gs_dst, row_dot, stream);
+}
+
+// The CPU shares hub rows among its threads with scratch of its own (the hub split in the kernels
+// above): no caller's scratch, and the split forms are the plain ones.
+int64_t graph_gat_workspace(int, int, int64_t, int64_t, int64_t, int64_t) { return 0; }
+
+int graph_edge_softmax_split(int dtype, int64_t rows, int64_t nnz, int64_t heads, const int64_t* row_ptr,
+                             const void* scores, const void* lse_in, void* out, void* lse_out, void*, int64_t,
+                             void* stream) {
+  return graph_edge_softmax(dtype, rows, nnz, heads, row_ptr, scores, lse_in, out, lse_out, stream);
+}
+
+int graph_gat_split(int dtype, int64_t rows, int64_t nnz, int64_t heads, int64_t width, double slope,
+                    const int64_t* row_ptr, const int64_t* col, const void* x, const void* s_src, const void* s_dst,
+                    void* out, void* lse, void*, int64_t, void* stream) {
+  return graph_gat(dtype, rows, nnz, heads, width, slope, row_ptr, col, x, s_src, s_dst, out, lse, stream);
+}
+
+int graph_gat_backward_split(int dtype, int64_t rows, int64_t nnz, int64_t heads, int64_t width, double slope,
+                             const int64_t* row_ptr, const int64_t* col, const int64_t* col_ptr,
+                             const int64_t* csc_row, const void* x, const void* s_src, const void* s_dst,
+                             const void* lse, const void* gout, void* gx, void* gs_src, void* gs_dst, void* row_dot,
+                             void*, int64_t, void* stream) {
+  return graph_gat_backward(dtype, rows, nnz, heads, width, slope, row_ptr, col, col_ptr, csc_row, x, s_src, s_dst,
+                            lse, gout, gx, gs_src, gs_dst, row_dot, stream);
 }
 #endif
 

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "common.h"
+#include "mk/graph_segment.h"
 
 using namespace mk::native;
 using mk::KernelTable;
@@ -50,6 +51,30 @@ int check_graph(const char* op, const KernelTable* t, int device, int dtype, int
                 s.c_str(), bad[1], nnz, nnz, cols);
   return MK_OK;
 }
+
+
+// The scratch of the hub split of edge softmax and GAT (kernels/cuda/gat.cu): on CUDA from the
+// device caching allocator for the call's stream, freed when the call returns (as spmm's); none on
+// the CPU. Without it (out of device memory) each hub row is walked by one group: slower, the same bits.
+struct GatScratch {
+  void* ptr = nullptr;
+  int64_t bytes = 0;
+  GatScratch(const KernelTable* t, int device, int dtype, int pass, int64_t rows, int64_t nnz, int64_t heads,
+             int64_t width, void* stream) {
+    const int64_t need = t->graph_gat_workspace(dtype, pass, rows, nnz, heads, width);
+    if (device != MK_DEVICE_CUDA || need <= 0) return;
+    ptr = mk_device_alloc_on(need, stream);
+    if (ptr)
+      bytes = need;
+    else
+      clear_error();
+  }
+  ~GatScratch() {
+    if (ptr) mk_device_free(ptr);
+  }
+  GatScratch(const GatScratch&) = delete;
+  GatScratch& operator=(const GatScratch&) = delete;
+};
 
 }  // namespace
 
@@ -134,8 +159,10 @@ int mk_graph_edge_softmax_forward(int device, int dtype, int64_t rows, int64_t c
     if (lse_out && rows > 0) return kernel_status(op, device, t->fill(dtype, rows * heads, lse_out, -INFINITY, stream));
     return MK_OK;
   }
+  GatScratch ws(t, device, dtype, mk::kGatPassSoftmax, rows, nnz, heads, 1, stream);
   return kernel_status(op, device,
-                       t->graph_edge_softmax(dtype, rows, nnz, heads, row_ptr, scores, lse_in, out, lse_out, stream));
+                       t->graph_edge_softmax_split(dtype, rows, nnz, heads, row_ptr, scores, lse_in, out, lse_out, ws.ptr,
+                                                   ws.bytes, stream));
 }
 
 int mk_graph_gat_forward(int device, int dtype, int64_t rows, int64_t cols, int64_t nnz, int64_t heads, int64_t width,
@@ -155,9 +182,10 @@ int mk_graph_gat_forward(int device, int dtype, int64_t rows, int64_t cols, int6
   MK_CHECK(check_ptr(op, "out", out, rows * heads * width));
   if (lse) MK_CHECK(check_ptr(op, "lse", lse, rows * heads));
   if (rows == 0) return MK_OK;
+  GatScratch ws(t, device, dtype, mk::kGatPassForward, rows, nnz, heads, width, stream);
   return kernel_status(op, device,
-                       t->graph_gat(dtype, rows, nnz, heads, width, negative_slope, row_ptr, col, x, s_src, s_dst, out,
-                                    lse, stream));
+                       t->graph_gat_split(dtype, rows, nnz, heads, width, negative_slope, row_ptr, col, x, s_src, s_dst,
+                                          out, lse, ws.ptr, ws.bytes, stream));
 }
 
 int mk_graph_gat_backward(int device, int dtype, int64_t rows, int64_t cols, int64_t nnz, int64_t heads, int64_t width,
@@ -198,10 +226,11 @@ int mk_graph_gat_backward(int device, int dtype, int64_t rows, int64_t cols, int
                 op, s.c_str(), rows, heads);
   if (row_dot) MK_CHECK(check_ptr(op, "row_dot", row_dot, rows * heads));
   if (rows == 0) return MK_OK;
+  GatScratch ws(t, device, dtype, mk::kGatPassBackward, rows, nnz, heads, width, stream);
   return kernel_status(op, device,
-                       t->graph_gat_backward(dtype, rows, nnz, heads, width, negative_slope, row_ptr, col, col_ptr,
-                                             csc_row, x, s_src, s_dst, lse, grad_out, grad_x, grad_s_src, grad_s_dst,
-                                             row_dot, stream));
+                       t->graph_gat_backward_split(dtype, rows, nnz, heads, width, negative_slope, row_ptr, col,
+                                                   col_ptr, csc_row, x, s_src, s_dst, lse, grad_out, grad_x,
+                                                   grad_s_src, grad_s_dst, row_dot, ws.ptr, ws.bytes, stream));
 }
 
 }  // extern "C"

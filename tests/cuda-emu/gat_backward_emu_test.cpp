@@ -75,14 +75,36 @@ static void backward_case(const Csr& g, int64_t H, int64_t D, double slope, unsi
   const int rc = run(mk::cuda::graph_gat_backward, gx_gpu, gs_gpu, gd_gpu, rd_gpu);
   run(mk::cpu::graph_gat_backward, gx_cpu, gs_cpu, gd_cpu, rd_cpu);
   expect(rc == 0, std::string(what) + ": launch status");
+  // the hub split with its scratch (NaN-poisoned: a slot read before it is written shows)
+  const int64_t ws_bytes = mk::cuda::graph_gat_workspace(dtype, mk::kGatPassBackward, N, g.nnz, H, D);
+  const int64_t chunks = (g.nnz + mk::kGraphSegment - 1) / mk::kGraphSegment;
+  expect(ws_bytes == (chunks > 1 ? chunks * F * int64_t(sizeof(T)) : 0),
+         std::string(what) + ": workspace bytes " + std::to_string(ws_bytes));
+  Buf<T> ws(ws_bytes / int64_t(sizeof(T))), gx_split(N * F), gs_split(N * H), gd_split(N * H), rd_split(N * H);
+  const int rc_split = mk::cuda::graph_gat_backward_split(
+      dtype, N, g.nnz, H, D, slope, g.ptr.data(), g.col.data(), t.ptr.data(), t.row.data(), in.x.data(), in.ss.data(),
+      in.sd.data(), in.lse.data(), in.gout.data(), want_x ? gx_split.data() : nullptr,
+      want_s ? gs_split.data() : nullptr, want_d ? gd_split.data() : nullptr,
+      (want_s || want_d) ? rd_split.data() : nullptr, ws_bytes ? ws.data() : nullptr, ws_bytes, nullptr);
+  expect(rc_split == 0, std::string(what) + ": split launch status");
   int64_t d[4] = {0, 0, 0, 0};
   bool same = true;
-  if (want_x) same &= same_bits(gx_gpu.data(), gx_cpu.data(), N * F, &d[0]);
-  if (want_s) same &= same_bits(gs_gpu.data(), gs_cpu.data(), N * H, &d[1]);
-  if (want_d) same &= same_bits(gd_gpu.data(), gd_cpu.data(), N * H, &d[2]);
-  if (want_s || want_d) same &= same_bits(rd_gpu.data(), rd_cpu.data(), N * H, &d[3]);
-  expect(same, std::string(what) + ": " + std::to_string(d[0]) + " gx, " + std::to_string(d[1]) + " gs_src, " +
-                   std::to_string(d[2]) + " gs_dst, " + std::to_string(d[3]) + " row_dot differ from the twin");
+  for (int pass = 0; pass < 2; ++pass) {
+    Buf<T>& ox = pass ? gx_split : gx_gpu;
+    Buf<T>& os = pass ? gs_split : gs_gpu;
+    Buf<T>& od = pass ? gd_split : gd_gpu;
+    Buf<T>& orow = pass ? rd_split : rd_gpu;
+    if (want_x) same &= same_bits(ox.data(), gx_cpu.data(), N * F, &d[0]);
+    if (want_s) same &= same_bits(os.data(), gs_cpu.data(), N * H, &d[1]);
+    if (want_d) same &= same_bits(od.data(), gd_cpu.data(), N * H, &d[2]);
+    if (want_s || want_d) same &= same_bits(orow.data(), rd_cpu.data(), N * H, &d[3]);
+    expect(same, std::string(what) + (pass ? " (split)" : "") + ": " + std::to_string(d[0]) + " gx, " +
+                     std::to_string(d[1]) + " gs_src, " + std::to_string(d[2]) + " gs_dst, " + std::to_string(d[3]) +
+                     " row_dot differ from the twin");
+  }
+  expect(gx_split.guards_intact() && gs_split.guards_intact() && gd_split.guards_intact() &&
+             rd_split.guards_intact() && ws.guards_intact(),
+         std::string(what) + ": wrote past an output (split)");
   // float64 loop over the edges in CSR order (scatters into sources)
   std::vector<double> gx(size_t(N * F), 0), gs(size_t(N * H), 0), gd(size_t(N * H), 0), mx(size_t(N * F), 0),
       ms(size_t(N * H), 0), md(size_t(N * H), 0);
@@ -179,6 +201,20 @@ int main(int argc, char** argv) {
   const Csr g = messy(17, 61, 420, false);
   const Csr tiny = messy(18, 5, 6, false);
   const Csr empty = empty_graph(3);
+  constexpr int64_t S = mk::kGraphSegment;
+  const Csr hub = hub_graph(25, 3000, {0, S, 2 * S + 5});
+  // a star into node 0 and out of node 1 (hub column): 40000 edges each way, for the threads
+  Csr star;
+  star.rows = 40001;
+  star.ptr.push_back(0);
+  for (int64_t r = 0; r < star.rows; ++r) {
+    if (r == 0)
+      for (int64_t j = 2; j < star.rows; ++j) star.col.push_back(j);
+    else if (r >= 2)
+      star.col.push_back(1);
+    star.ptr.push_back(int64_t(star.col.size()));
+  }
+  star.nnz = int64_t(star.col.size());
   for_each_order_and_level(argc, argv, [&] {
     unsigned seed = 900;
     // (heads, width): lanes per (row, head) of 1, 2, 4, 8, 32 (+ 1 extra head), feature groups of
@@ -192,7 +228,17 @@ int main(int argc, char** argv) {
     for (int which = 0; which < 8; ++which) backward_case<double>(g, 2, 5, 1.7, ++seed, which);
     backward_case<double>(tiny, 2, 3, 0.2, ++seed);
     backward_case<float>(empty, 2, 5, 0.2, ++seed);
+    // hub rows and columns (issue 15): rows of S - 1, S, S + 1, 2S, 2S + 1, ... non-zeros and a
+    // giant row; its transpose has hub columns of its own (a row's sources drawn at random)
+    const int64_t hub_shapes[][2] = {{1, 1}, {4, 16}, {33, 2}, {1, 70}};
+    for (auto& sh : hub_shapes) {
+      backward_case<float>(hub, sh[0], sh[1], 0.2, ++seed);
+      backward_case<double>(hub, sh[0], sh[1], 0.0, ++seed);
+    }
+    for (int which = 0; which < 8; ++which) backward_case<float>(hub, 2, 5, 1.7, ++seed, which);
   });
+  threads_case<float>(hub, 4, 16, 79);
+  threads_case<double>(star, 2, 8, 80);
   const Csr big = messy(19, 3000, 60000, true);
   threads_case<float>(big, 4, 16, 77);
   threads_case<double>(big, 3, 9, 78);

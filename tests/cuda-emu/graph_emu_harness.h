@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "mk/graph_segment.h"
+
 namespace {
 alignas(16) unsigned char g_smem[256 * 1024 + 4096];
 }
@@ -47,6 +49,31 @@ static Csr messy(unsigned seed, int64_t rows, int64_t edges, bool sorted_rows = 
   for (auto& r : in) {
     if (sorted_rows) std::sort(r.begin(), r.end());
     for (int64_t c : r) g.col.push_back(c);
+    g.ptr.push_back(int64_t(g.col.size()));
+  }
+  g.nnz = int64_t(g.col.size());
+  return g;
+}
+
+// A graph of hub rows (issue 15: the split of rows longer than kGraphSegment non-zeros,
+// mk/graph_segment.h; graph_emu_test.cpp, gat_emu_test.cpp, gat_backward_emu_test.cpp).
+// rows: the `lead` rows first (to put a hub row at non-zero 0 or on the S grid), then isolated
+// nodes; rows of S - 1, S, S + 1, 2S, 2S + 1 non-zeros at offsets off the S grid; hub rows back to
+// back; a giant row of `giant` non-zeros; columns drawn from [0, rows).
+static Csr hub_graph(unsigned seed, int64_t giant, std::vector<int64_t> lead) {
+  constexpr int64_t S = mk::kGraphSegment;
+  std::mt19937 rng(seed);
+  std::vector<int64_t> lengths = std::move(lead);
+  for (int64_t n : {int64_t(0), int64_t(3), S - 1, int64_t(0), S, S + 1, int64_t(7), 2 * S, 2 * S + 1, int64_t(0),
+                    S + 1, 3 * S, int64_t(1), int64_t(0), giant, S, int64_t(0), S - 1, int64_t(5), S + 2, int64_t(0),
+                    4 * S - 1, int64_t(2), int64_t(0)})
+    lengths.push_back(n);
+  Csr g;
+  g.rows = int64_t(lengths.size()) + 40;  // 40 more isolated nodes (columns that no row reaches too)
+  g.ptr.push_back(0);
+  for (int64_t r = 0; r < g.rows; ++r) {
+    const int64_t n = r < int64_t(lengths.size()) ? lengths[size_t(r)] : 0;
+    for (int64_t k = 0; k < n; ++k) g.col.push_back(int64_t(rng() % uint64_t(g.rows - 10)));
     g.ptr.push_back(int64_t(g.col.size()));
   }
   g.nnz = int64_t(g.col.size());

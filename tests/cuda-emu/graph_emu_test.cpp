@@ -92,29 +92,6 @@ static void sddmm_case(const Csr& g, int64_t heads, int64_t width, int64_t shift
 }
 
 // ---- hub rows (issue 15): the split of rows longer than kGraphSegment non-zeros -----------------
-// rows: the `lead` rows first (to put a hub row at non-zero 0 or on the S grid), then isolated
-// nodes; rows of S - 1, S, S + 1, 2S, 2S + 1 non-zeros at offsets off the S grid; hub rows back to
-// back; a giant row of `giant` non-zeros; columns drawn from [0, rows).
-static Csr hub_graph(unsigned seed, int64_t giant, std::vector<int64_t> lead) {
-  constexpr int64_t S = mk::kGraphSegment;
-  std::mt19937 rng(seed);
-  std::vector<int64_t> lengths = std::move(lead);
-  for (int64_t n : {int64_t(0), int64_t(3), S - 1, int64_t(0), S, S + 1, int64_t(7), 2 * S, 2 * S + 1, int64_t(0),
-                    S + 1, 3 * S, int64_t(1), int64_t(0), giant, S, int64_t(0), S - 1, int64_t(5), S + 2, int64_t(0),
-                    4 * S - 1, int64_t(2), int64_t(0)})
-    lengths.push_back(n);
-  Csr g;
-  g.rows = int64_t(lengths.size()) + 40;  // 40 more isolated nodes (columns that no row reaches too)
-  g.ptr.push_back(0);
-  for (int64_t r = 0; r < g.rows; ++r) {
-    const int64_t n = r < int64_t(lengths.size()) ? lengths[size_t(r)] : 0;
-    for (int64_t k = 0; k < n; ++k) g.col.push_back(int64_t(rng() % uint64_t(g.rows - 10)));
-    g.ptr.push_back(int64_t(g.col.size()));
-  }
-  g.nnz = int64_t(g.col.size());
-  return g;
-}
-
 // The rule of mk/graph_segment.h written out, one element at a time: segment sums from 0 in CSR
 // order by fma, added left to right; mean divides by the row length.
 template <class T>

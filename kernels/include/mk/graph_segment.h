@@ -23,4 +23,8 @@ namespace mk {
 constexpr int64_t kGraphSegment = 128;  // non-zeros per segment (a power of two)
 static_assert((kGraphSegment & (kGraphSegment - 1)) == 0, "a power of two");
 
+// The pass whose hub-split scratch graph_gat_workspace sizes (kernels/{cpu,cuda}/gat.*): edge
+// softmax, the fused GAT forward, its fused backward.
+enum GatPass { kGatPassSoftmax = 0, kGatPassForward = 1, kGatPassBackward = 2 };
+
 }  // namespace mk

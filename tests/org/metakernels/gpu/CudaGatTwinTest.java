@@ -103,4 +103,67 @@ class CudaGatTwinTest {
           conv.forward(gg, x.to(GPU), Weights.of(onGpu)).to(CPU).toDoubleArray(), 1e-4, 1e-4, "GATConv");
     }
   }
+
+  /**
+   * Hub rows and columns (issue 15): a star of 2·10^5 edges into node 0 and out of node 1, rows of
+   * 127 to 385 edges, on an R-MAT graph; the split's segments and their combination are the CPU
+   * twin's, so the two agree to the rounding of exp/log; two GPU runs are bitwise equal.
+   */
+  @Test
+  void hubRowsMatchTheCpuTwin() {
+    int n = 200_002, star = 200_000;
+    try (Scope s = Scope.open()) {
+      long[] rm = Graphs.rmat(n, 100_000, 31L).toLongArray();
+      int e = rm.length / 2, extra = 127 + 128 + 129 + 256 + 257 + 385;
+      int total = e + 2 * star + extra;
+      long[] idx = new long[2 * total];
+      int k = 0;
+      for (int i = 0; i < e; i++, k++) {
+        idx[k] = rm[i];
+        idx[total + k] = rm[e + i];
+      }
+      for (int i = 0; i < star; i++, k += 2) {
+        idx[k] = 2 + i; // 2 + i -> 0
+        idx[total + k] = 0;
+        idx[k + 1] = 1; // 1 -> 2 + i
+        idx[total + k + 1] = 2 + i;
+      }
+      int dst = 2;
+      for (int len : new int[] {127, 128, 129, 256, 257, 385}) {
+        for (int i = 0; i < len; i++, k++) {
+          idx[k] = (i * 7919L) % n;
+          idx[total + k] = dst;
+        }
+        dst++;
+      }
+      Graph g = Graph.fromEdges(Tensor.ofIndices(idx, 2, total), n).ownedBy(s);
+      Graph gg = g.to(GPU).ownedBy(s);
+      for (DType t : new DType[] {DType.F32, DType.F64}) {
+        double tol = t == DType.F32 ? 2e-5 : 1e-11;
+        Tensor sc = Tensor.randn(new long[] {total, 2}, t, CPU, 40L).mul(6.0);
+        Tensor yc = MessagePassing.edgeSoftmax(g, sc);
+        Tensor yg = MessagePassing.edgeSoftmax(gg, sc.to(GPU));
+        Ref.assertClose(yc.toDoubleArray(), yg.to(CPU).toDoubleArray(), 1e-30, tol, "hub edge softmax " + t);
+        assertArrayEquals(yg.to(CPU).toDoubleArray(), MessagePassing.edgeSoftmax(gg, sc.to(GPU)).to(CPU).toDoubleArray(),
+            0.0, "hub edge softmax " + t + ": two GPU runs");
+        Tensor x = Tensor.randn(new long[] {n, 4, 16}, t, CPU, 41L).requiresGrad(true);
+        Tensor ss = Tensor.randn(new long[] {n, 4}, t, CPU, 42L).mul(3.0).requiresGrad(true);
+        Tensor sd = Tensor.randn(new long[] {n, 4}, t, CPU, 43L).requiresGrad(true);
+        Tensor dOut = Tensor.randn(new long[] {n, 4, 16}, t, CPU, 44L);
+        Tensor oc = MessagePassing.gatAggregate(g, x, ss, sd, 0.2);
+        List<Tensor> gc = Autograd.grad(List.of(oc), List.of(x, ss, sd), List.of(dOut), false);
+        Tensor xg = x.detach().to(GPU).requiresGrad(true), sg = ss.detach().to(GPU).requiresGrad(true),
+               dg = sd.detach().to(GPU).requiresGrad(true);
+        Tensor og = MessagePassing.gatAggregate(gg, xg, sg, dg, 0.2);
+        List<Tensor> ggr = Autograd.grad(List.of(og), List.of(xg, sg, dg), List.of(dOut.to(GPU)), false);
+        Ref.assertClose(oc.detach().toDoubleArray(), og.detach().to(CPU).toDoubleArray(), tol, tol, "hub gat " + t);
+        for (int i = 0; i < 3; i++)
+          Ref.assertClose(gc.get(i).toDoubleArray(), ggr.get(i).to(CPU).toDoubleArray(), tol * 10, tol * 10,
+              "hub gat " + t + " gradient " + i);
+        Tensor og2 = MessagePassing.gatAggregate(gg, xg.detach(), sg.detach(), dg.detach(), 0.2);
+        assertArrayEquals(og.detach().to(CPU).toDoubleArray(), og2.to(CPU).toDoubleArray(), 0.0,
+            "hub gat " + t + ": two GPU runs");
+      }
+    }
+  }
 }

@@ -245,4 +245,30 @@ class GatBackwardTest {
       Ref.assertClose(gs.toDoubleArray(), new double[4], 1e-15, 0, "gs_src (all messages equal)");
     }
   }
+
+  /**
+   * Hub rows and columns (issue 15: segments of 128 non-zeros): rows of 127 to 385 in-edges and one
+   * of 10^4, F64, the fused backward against the composed one (edge softmax and aggregation), every
+   * subset of the gradients.
+   */
+  @Test
+  void fusedEqualsComposedOnHubRows() {
+    GraphFixtures.Edges in = GraphFixtures.hubs(58, 150, 10_000);
+    int n = in.n(), heads = 2, width = 5;
+    try (Scope s = Scope.open(); Graph g = Graph.fromEdges(in.index(), n)) {
+      Tensor x = Tensor.randn(new long[] {n, heads, width}, DType.F64, CPU, 61L);
+      Tensor ss = Tensor.randn(new long[] {n, heads}, DType.F64, CPU, 62L).mul(2.0);
+      Tensor sd = Tensor.randn(new long[] {n, heads}, DType.F64, CPU, 63L).mul(2.0);
+      Tensor dOut = Tensor.randn(new long[] {n, heads, width}, DType.F64, CPU, 64L);
+      boolean[][] subsets = {{true, true, true}, {true, false, false}, {false, true, false}, {false, false, true}};
+      for (boolean[] want : subsets) {
+        List<double[]> fused = grads(g, x, ss, sd, 0.2, dOut, false, want);
+        List<double[]> composed = grads(g, x, ss, sd, 0.2, dOut, true, want);
+        assertEquals(composed.size(), fused.size());
+        for (int i = 0; i < fused.size(); i++)
+          Ref.assertClose(fused.get(i), composed.get(i), 1e-12, 1e-11,
+              "hub gradient " + i + " of subset " + java.util.Arrays.toString(want));
+      }
+    }
+  }
 }

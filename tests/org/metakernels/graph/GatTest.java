@@ -32,6 +32,19 @@ class GatTest {
   static final Device CPU = Device.CPU;
   static final GraphFixtures.Edges MESSY = GraphFixtures.messy(31, 60, 400);
   static final GraphFixtures.Edges SMALL = GraphFixtures.messy(33, 9, 24);
+  /** 12 nodes, node 0 receiving 2·128 + 3 edges (duplicates among them), the others a few. */
+  static final GraphFixtures.Edges HUB_ROW = hubRow();
+
+  static GraphFixtures.Edges hubRow() {
+    int n = 12, hub = 2 * 128 + 3;
+    long[] src = new long[hub + 2 * (n - 1)], dst = new long[src.length];
+    for (int i = 0; i < hub; i++) src[i] = (i * 7L) % n; // dst 0
+    for (int i = 0; i < 2 * (n - 1); i++) {
+      src[hub + i] = (i * 5L + 3) % n;
+      dst[hub + i] = 1 + i / 2;
+    }
+    return new GraphFixtures.Edges(src, dst, n);
+  }
 
   static Tensor tensor(double[] v, DType t, long... shape) {
     Tensor d = Tensor.of(v, shape);
@@ -233,7 +246,17 @@ class GatTest {
           Tensor a = xs.get(1).reshape(1, 2, 2);
           Tensor s = h.mul(a).sum(2, false);
           return MessagePassing.gatAggregate(g, h, s, s.mul(-0.5), 0.1).sin();
-        }), new int[][] {{n, 4}, {2, 2}}));
+        }), new int[][] {{n, 4}, {2, 2}}),
+        // a hub row of 2·128 + 3 in-edges (three segments of the split, issue 15)
+        Arguments.of("gat and edge softmax on a hub row", (Function<List<Tensor>, Tensor>) xs -> {
+          Graph g = Graph.fromEdges(HUB_ROW.index(), HUB_ROW.n()).ownedBy(Scope.current());
+          int m = HUB_ROW.n();
+          Tensor out = MessagePassing.gatAggregate(g, xs.get(0).reshape(m, 1, 2), xs.get(1), xs.get(1).mul(-0.3), 0.2);
+          Tensor y = MessagePassing.edgeSoftmax(g, MessagePassing.sddmm(g, xs.get(1).reshape(m, 1, 1).mul(3.0),
+              Tensor.ones(new long[] {m, 1, 1}, DType.F64, CPU)).reshape(HUB_ROW.e()));
+          Tensor agg = MessagePassing.aggregate(g, xs.get(0).reshape(m, 1, 2), y.reshape(HUB_ROW.e(), 1), Reduce.SUM);
+          return out.tanh().sum(2, false).add(agg.sum(2, false).sin());
+        }, new int[][] {{HUB_ROW.n(), 2}, {HUB_ROW.n(), 1}}));
   }
 
   /** First and second derivatives against finite differences in F64 (every input differentiated). */
@@ -397,6 +420,104 @@ class GatTest {
                    col.address(op), x.address(op), sn.address(op), sn.address(op), out.address(op), 0L, 0L),
           "dtype", op);
       assertArrayEquals(new double[4], out.toDoubleArray(), "nothing written");
+    }
+  }
+
+  // ---- hub rows (issue 15): rows longer than 128 non-zeros in fixed segments ----------------------
+
+  static final GraphFixtures.Edges HUBS = GraphFixtures.hubs(57, 200, 10_000);
+
+  static Stream<Arguments> hubCases() {
+    List<Arguments> r = new ArrayList<>();
+    for (DType t : new DType[] {DType.F32, DType.F64}) {
+      r.add(Arguments.of(t, 1, 1));
+      r.add(Arguments.of(t, 3, 8));
+      r.add(Arguments.of(t, 2, 37));
+    }
+    return r.stream();
+  }
+
+  /**
+   * Rows of 127, 128, 129, 256, 257, 385 and 10^4 in-edges (segments of 128, the last one of 1):
+   * edge softmax and GAT against the float64 loops, and each node's softmax summing to 1.
+   */
+  @ParameterizedTest(name = "{0} heads={1} width={2}")
+  @MethodSource("hubCases")
+  void hubRowsMatchTheNaiveReference(DType t, int heads, int width) {
+    GraphFixtures.Edges in = HUBS;
+    Random rnd = new Random(heads * 31 + width);
+    double[] s = rounded(GraphFixtures.uniform(rnd, in.e() * heads, -30, 30), t);
+    double[] x = rounded(GraphFixtures.uniform(rnd, in.n() * heads * width, -2, 2), t);
+    double[] ss = rounded(GraphFixtures.uniform(rnd, in.n() * heads, -6, 6), t);
+    double[] sd = rounded(GraphFixtures.uniform(rnd, in.n() * heads, -6, 6), t);
+    try (Scope sc = Scope.open(); Graph g = Graph.fromEdges(in.index(), in.n())) {
+      double tol = t == DType.F64 ? 1e-12 : 3e-5;
+      Tensor y = MessagePassing.edgeSoftmax(g, tensor(toGraphOrder(in, s, heads), t, in.e(), heads));
+      close(toGraphOrder(in, softmaxRef(in, s, heads), heads), y.castTo(DType.F64).toDoubleArray(), 1e-300, tol,
+          "hub edge softmax " + t);
+      double[] sums =
+          MessagePassing.aggregate(g, Tensor.ones(new long[] {in.n(), heads, 1}, t, CPU), y, Reduce.SUM)
+              .castTo(DType.F64)
+              .toDoubleArray();
+      double[] deg = g.inDegrees().castTo(DType.F64).toDoubleArray();
+      for (int i = 0; i < in.n(); i++)
+        for (int k = 0; k < heads; k++)
+          assertEquals(deg[i] > 0 ? 1.0 : 0.0, sums[i * heads + k], t == DType.F64 ? 1e-12 : 1e-4, "node " + i);
+      Tensor out = MessagePassing.gatAggregate(g, tensor(x, t, in.n(), heads, width), tensor(ss, t, in.n(), heads),
+          tensor(sd, t, in.n(), heads), 0.2);
+      close(gatRef(in, x, ss, sd, heads, width, 0.2), out.castTo(DType.F64).toDoubleArray(), tol, tol,
+          "hub gat " + t);
+    }
+  }
+
+  static List<float[]> hubEverything(int threads) {
+    int before = MkNative.mk_runtime_num_threads();
+    MkNative.mk_runtime_set_num_threads(threads);
+    // a star of 10^5 edges into node 0 and out of node 1, and an R-MAT graph beside it
+    int n = 100_002, star = 100_000, heads = 2, width = 8;
+    try (Scope s = Scope.open()) {
+    long[] rm = Graphs.rmat(n, 100_000, 21L).toLongArray();
+    int e = rm.length / 2;
+    long[] idx = new long[2 * (e + 2 * star)];
+    for (int k = 0; k < e; k++) {
+      idx[k] = rm[k];
+      idx[e + 2 * star + k] = rm[e + k];
+    }
+    for (int k = 0; k < star; k++) {
+      idx[e + k] = 2 + k; // 2 + k -> 0
+      idx[2 * e + 2 * star + k] = 0;
+      idx[e + star + k] = 1; // 1 -> 2 + k
+      idx[2 * e + 3 * star + k] = 2 + k;
+    }
+    try (Graph g = Graph.fromEdges(Tensor.ofIndices(idx, 2, e + 2 * star), n)) {
+      Tensor x = Tensor.randn(new long[] {n, heads, width}, DType.F32, CPU, 26L).requiresGrad(true);
+      Tensor ss = Tensor.randn(new long[] {n, heads}, DType.F32, CPU, 27L).mul(3.0).requiresGrad(true);
+      Tensor sd = Tensor.randn(new long[] {n, heads}, DType.F32, CPU, 28L).requiresGrad(true);
+      Tensor dOut = Tensor.randn(new long[] {n, heads, width}, DType.F32, CPU, 29L);
+      List<float[]> r = new ArrayList<>();
+      Tensor out = MessagePassing.gatAggregate(g, x, ss, sd, 0.2);
+      r.add(out.toFloatArray());
+      for (Tensor gr : Autograd.grad(List.of(out), List.of(x, ss, sd), List.of(dOut), false)) r.add(gr.toFloatArray());
+      Tensor sc = Tensor.randn(new long[] {g.numEdges(), heads}, DType.F32, CPU, 30L).mul(5.0).requiresGrad(true);
+      Tensor y = MessagePassing.edgeSoftmax(g, sc);
+      r.add(y.toFloatArray());
+      r.add(Autograd.grad(List.of(y), List.of(sc), List.of(sc.detach().cos()), false).get(0).toFloatArray());
+      return r;
+    }
+    } finally {
+      MkNative.mk_runtime_set_num_threads(before);
+    }
+  }
+
+  /** A 10^5-edge hub row (and column), its segments shared by the threads: bitwise the same on 1, 2 and 3. */
+  @Test
+  void hubRowsBitwiseTheSameOnAnyThreadCount() {
+    List<float[]> ref = hubEverything(1);
+    for (int threads : new int[] {2, 3}) {
+      List<float[]> got = hubEverything(threads);
+      assertEquals(ref.size(), got.size());
+      for (int i = 0; i < ref.size(); i++)
+        assertArrayEquals(ref.get(i), got.get(i), "result " + i + " on " + threads + " threads");
     }
   }
 }

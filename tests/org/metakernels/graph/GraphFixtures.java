@@ -57,6 +57,28 @@ final class GraphFixtures {
     return new Edges(src, dst, n);
   }
 
+  /**
+   * Hub rows (issue 15: rows longer than 128 non-zeros are reduced in fixed segments of 128): n
+   * nodes whose first ones receive 127, 128, 129, 256, 257, 385 and `giant` edges (sources at
+   * random, self-loops and duplicates among them), the rest a few each or none; random order.
+   */
+  static Edges hubs(long seed, int n, int giant) {
+    Random r = new Random(seed);
+    int[] degrees = {127, 128, 129, 256, 257, 385, giant};
+    List<long[]> edges = new ArrayList<>();
+    for (int d = 0; d < n; d++) {
+      int deg = d < degrees.length ? degrees[d] : (d % 3 == 0 ? 0 : 1 + r.nextInt(4));
+      for (int i = 0; i < deg; i++) edges.add(new long[] {r.nextInt(n), d});
+    }
+    java.util.Collections.shuffle(edges, r);
+    long[] src = new long[edges.size()], dst = new long[edges.size()];
+    for (int i = 0; i < src.length; i++) {
+      src[i] = edges.get(i)[0];
+      dst[i] = edges.get(i)[1];
+    }
+    return new Edges(src, dst, n);
+  }
+
   /** The graph-order permutation by definition: stable sort of input positions by (dst, src). */
   static int[] graphOrder(Edges g) {
     Integer[] idx = new Integer[g.e()];
