@@ -78,7 +78,11 @@ enum mk_random_dist { MK_RANDOM_UNIFORM = 0, MK_RANDOM_NORMAL = 1 };
 enum mk_linear_attention_mask {
   MK_LINEAR_MASK_NONE = 0,      /* every key */
   MK_LINEAR_MASK_CAUSAL = 1,    /* keys i <= j */
-  MK_LINEAR_MASK_ANTICAUSAL = 2 /* keys i >= j */
+  MK_LINEAR_MASK_ANTICAUSAL = 2, /* keys i >= j */
+  /* A flag OR-ed into a mask: F32 on CUDA may run on TF32 tensor cores (the chunk-parallel form;
+   * products of 10-bit-mantissa values, F32 sums and states). The runtime's TF32 switch
+   * (mk_runtime_set_allow_tf32) adds it to every F32 call on CUDA; the CPU ignores it. */
+  MK_LINEAR_MASK_TF32 = 4
 };
 
 /* Reductions of mk_graph_spmm_forward: how the messages of a node's in-edges combine. */
