@@ -516,8 +516,9 @@ int run_sequential(int64_t groups, int64_t nq, int64_t nk, int64_t dk, int64_t d
 // (tests/cuda-emu/linear_attention_emu_test.cpp). F32 without TF32 never comes here (the SIMT form is
 // the exact default). Key features up to kMaxDk (the Q and K tiles are padded to 64, 128 or 256); any
 // value width (tiles of ET = 64 or 128 columns; TF32 with keys over 128: 64, so that the F32 tiles fit
-// an A100's 163 KB). Wider keys, or a device whose shared memory does not hold the tiles, run the
-// SIMT chunk-parallel form on the same data (F32 inside: exact for F32).
+// an A100's 163 KB; TF32 where the 128-column tiles do not fit, e.g. 99 KB devices: 64). Wider keys,
+// or a device whose shared memory does not hold the tiles, run the SIMT chunk-parallel form on the
+// same data (F32 inside: exact for F32).
 struct TcTraits {
   static constexpr int kWarps = 4;
   static constexpr int kThreads = 32 * kWarps;
@@ -894,7 +895,12 @@ int run_tc(const ChunkPlan& p, int64_t groups, int64_t nq, int64_t nk, int64_t d
   if (dk > TC::kMaxDk) return KERNEL_UNSUPPORTED;
   constexpr bool f32 = sizeof(typename Operand<E>::Raw) == 4;
   if (dv <= 64 || (f32 && dk > 128)) return run_tc_et<E, 64>(p, groups, nq, nk, dk, dv, q, k, v, out, mask, S, stream);
-  return run_tc_et<E, 128>(p, groups, nq, nk, dk, dv, q, k, v, out, mask, S, stream);
+  const int st = run_tc_et<E, 128>(p, groups, nq, nk, dk, dv, q, k, v, out, mask, S, stream);
+  // TF32 on a device with ~99 KB per block (sm_86 class): the <128, 128> tiles (104,448 B) do not
+  // fit, the <128, 64> ones (87,040 B) do (refused before any launch, so nothing ran yet)
+  if (f32 && st == KERNEL_UNSUPPORTED)
+    return run_tc_et<E, 64>(p, groups, nq, nk, dk, dv, q, k, v, out, mask, S, stream);
+  return st;
 }
 
 // ---- the choice of form (the one place) ----------------------------------------------------------

@@ -620,8 +620,9 @@ static void tf32_other_dtypes_case(unsigned seed) {
 }
 
 // A device whose shared memory does not hold the TF32 tiles (48 KB: the <128, 128> output layout
-// needs 104,448 B): the TF32 form refuses before launching and the entry point runs the exact SIMT
-// chunk-parallel form (the same bits as calling it).
+// needs 104,448 B, <128, 64> 87,040 B): the TF32 form refuses before launching and the entry point
+// runs the exact SIMT chunk-parallel form (the same bits as calling it). On a 99 KB device the TF32
+// form takes 64-column value tiles.
 static void tf32_small_device_case(unsigned seed) {
   const int64_t G = 2, n = 100, dk = 128, dv = 128;
   std::mt19937 rng(seed);
@@ -646,6 +647,18 @@ static void tf32_small_device_case(unsigned seed) {
          "TF32 48 KB device: SIMT form failed");
   expect(std::memcmp(a.data(), b.data(), size_t(a.n) * 4) == 0,
          "TF32 48 KB device: the entry point did not fall back to the SIMT form");
+  // 99 KB (sm_86 class): <128, 128> (104,448 B) is refused, <128, 64> (87,040 B) runs: the same bits
+  // as on a large device, whose entry point takes <128, 128> (the value tiles only split the columns)
+  emu::config().optin = 99 * 1024;
+  expect(mk::cuda::run_tc<mk::cuda::Tf32>(plan, G, n, n, dk, dv, q.data(), k.data(), v.data(), a.data(), 1, S.data(),
+                                          nullptr) == 0,
+         "TF32 99 KB device: the tensor-core form failed");
+  emu::config().optin = optin;
+  expect(mk::cuda::run_tc_tiles<mk::cuda::Tf32, 128, 128>(plan, G, n, n, dk, dv, q.data(), k.data(), v.data(),
+                                                          b.data(), 1, S.data(), nullptr) == 0,
+         "TF32 <128, 128> tiles failed");
+  expect(std::memcmp(a.data(), b.data(), size_t(a.n) * 4) == 0,
+         "TF32 99 KB device: the 64-column value tiles differ from the 128-column ones");
   emu::config().optin = optin;
 }
 
