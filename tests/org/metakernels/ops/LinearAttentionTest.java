@@ -355,4 +355,34 @@ class LinearAttentionTest {
       assertArrayEquals(LinearAttention.product(q, q, v, Mask.NONE).toFloatArray(), outs[3]);
     }
   }
+
+  /**
+   * The TF32 reference the gpu-tagged CudaLinearAttentionTf32Test holds the CUDA kernel to, checked
+   * here without a GPU: tf32() rounds to 10 mantissa bits, to nearest, ties away from zero; the naive
+   * TF32 composition's error is that of 10-bit operands (between 1e-5 and 1e-2 of the largest
+   * output), and the exact F32 CPU twin is far inside twice it.
+   */
+  @Test
+  void tf32ReferenceRoundsTo10BitsAndItsErrorIsTf32Sized() {
+    assertEquals(1.0 + Math.scalb(1.0, -10), HalfLinearAttentionRef.tf32(1.0 + Math.scalb(1.0, -11)), 0.0);  // tie: away
+    assertEquals(-1.0 - Math.scalb(1.0, -10), HalfLinearAttentionRef.tf32(-1.0 - Math.scalb(1.0, -11)), 0.0);
+    assertEquals(1.0, HalfLinearAttentionRef.tf32(1.0 + Math.scalb(1.0, -12)), 0.0);
+    assertEquals(3.0, HalfLinearAttentionRef.tf32(3.0), 0.0);
+    try (Scope s = Scope.open()) {
+      int g = 2, n = 150, dk = 24, dv = 16;
+      for (int code = 0; code <= 2; code++) {
+        Tensor q = Tensor.randn(new long[] {g, n, dk}, DType.F32, CPU, 40 + code);
+        Tensor k = Tensor.randn(new long[] {g, n, dk}, DType.F32, CPU, 50 + code);
+        Tensor v = Tensor.randn(new long[] {g, n, dv}, DType.F32, CPU, 60 + code);
+        double[] qd = q.toDoubleArray(), kd = k.toDoubleArray(), vd = v.toDoubleArray();
+        double[] exact = HalfLinearAttentionRef.product(DType.F64, code, g, n, n, dk, dv, qd, kd, vd);
+        double en = HalfLinearAttentionRef.relErr(
+            HalfLinearAttentionRef.productTf32(code, g, n, n, dk, dv, qd, kd, vd), exact);
+        Mask m = code == 0 ? Mask.NONE : code == 1 ? Mask.CAUSAL : Mask.ANTI_CAUSAL;
+        double ec = HalfLinearAttentionRef.relErr(LinearAttention.product(q, k, v, m).toDoubleArray(), exact);
+        assertTrue(en > 1e-5 && en < 1e-2, "naive TF32 error " + en);
+        assertTrue(ec < en / 100, "F32 CPU twin error " + ec + " vs naive TF32 " + en);
+      }
+    }
+  }
 }
