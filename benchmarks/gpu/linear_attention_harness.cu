@@ -24,14 +24,15 @@
 //           the visible half of each 64 x 64 diagonal block, 2·G·n·32·(dk + dv);
 //   MB      bytes that must cross DRAM at least once: q, k, v read and out written in the data
 //           type, and for the chunked forms the F32 chunk states (written by the state pass, read
-//           and written by the scan when there are several chunks, read by the output pass);
+//           and written by the scan when there are several chunks, read by the output pass; without
+//           a mask the scan writes and the output pass reads only the total: state_traffic());
 //   % copy  MB / ms against the device-to-device copy rate this harness measures first (the
 //           memory-bound ceiling); TFLOP/s against the peak given with --peak-tflops (not known
 //           here: the dense BF16 mma.sync and F32 FMA peaks of the card, printed if given; TF32 rows
 //           against half the BF16 peak, the dense TF32 rate of A100 and H100-class cards).
-// After each shape and mask: the chunk states' share of the bytes moved per call (state pass
-// writes, scan reads and writes, output pass reads: 4 x G x chunks x dk x dv x 4 B with several
-// chunks), the traffic the 16-bit and TF32 forms spend beyond q, k, v and out.
+// After each shape and mask: the chunk states' share of the bytes moved per call (state_traffic():
+// with several chunks 4 x G x chunks x dk x dv x 4 B when masked), the traffic the 16-bit and TF32
+// forms spend beyond q, k, v and out.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -140,6 +141,14 @@ static void row(const Shape& s, const char* mask, const char* dtype, const char*
          bytes / 1e6, 100.0 * gbs / g_copy_gbs, er);
 }
 
+// Bytes of F32 chunk states moved per product: written by the state pass; with several chunks read
+// and written by the scan (masked: all of them; no mask: all read, the total written to chunk 0) and
+// read by the output pass (no mask: chunk 0 only); one chunk: written and read.
+static double state_traffic(int64_t G, int64_t states, int64_t d, int mask) {
+  const double one = 4.0 * double(G) * double(d) * double(d);
+  return one * (states == 1 ? 2.0 : mask ? 4.0 * double(states) : 2.0 * double(states) + 2.0);
+}
+
 static double max_rel_diff(const std::vector<float>& x, const std::vector<float>& ref) {
   double mx = 0, diff = 0;
   for (size_t i = 0; i < ref.size(); ++i) {
@@ -180,7 +189,7 @@ static void half_rows(const Shape& s, int mask, const char* name, const float* q
     pr.rows = R;
     pr.states = (n + R - 1) / R;
     pr.bytes = 4 * G * pr.states * d * d;
-    const double sb = 4.0 * double(G) * pr.states * d * d * (pr.states > 1 ? 4 : 2);
+    const double sb = state_traffic(G, pr.states, d, mask);
     const double fl = flops + (mask ? double(G) * n * double(R - TC_ROWS) * 2.0 * (d + d) / 2.0 : 0.0);
     ms = time_call(15, [&] { return mk::cuda::run_tc<H>(pr, G, n, n, d, d, qh, kh, vh, oh, mask, S, nullptr); });
     char form[64];
@@ -232,7 +241,7 @@ static void tf32_rows(const Shape& s, int mask, const float* q, const float* k, 
     pr.rows = R;
     pr.states = (n + R - 1) / R;
     pr.bytes = 4 * G * pr.states * d * d;
-    const double sb = 4.0 * double(G) * pr.states * d * d * (pr.states > 1 ? 4 : 2);
+    const double sb = state_traffic(G, pr.states, d, mask);
     const double fl = flops + double(G) * n * double(R - TC_ROWS) * 2.0 * (d + d) / 2.0;
     ms = time_call(15, [&] {
       return mk::cuda::run_tc<mk::cuda::Tf32>(pr, G, n, n, d, d, q, k, v, out, mask, S, nullptr);
@@ -278,14 +287,14 @@ int main(int argc, char** argv) {
     fill_exact<<<1024, 256>>>(q, elems, 1u);
     fill_exact<<<1024, 256>>>(k, elems, 2u);
     fill_exact<<<1024, 256>>>(v, elems, 3u);
-    const mk::cuda::ChunkPlan plan = mk::cuda::chunk_plan(MK_F32, G, n, d, d);
-    void* ws = nullptr;
-    CHECK(cudaMalloc(&ws, std::max<int64_t>(plan.bytes, 16)));
+    void* ws = nullptr;  // the largest plan (the masked one; without a mask the chunks may be longer)
+    CHECK(cudaMalloc(&ws, std::max<int64_t>(mk::cuda::chunk_plan(MK_F32, G, n, d, d, 1).bytes, 16)));
     for (int mask = 0; mask <= 1; ++mask) {
+      const mk::cuda::ChunkPlan plan = mk::cuda::chunk_plan(MK_F32, G, n, d, d, mask);  // the entry point's
       const char* mname = mask ? "causal" : "none";
       const double flops = double(G) * (4.0 * n * d * d + (mask ? 2.0 * n * 32 * (d + d) : 0.0));
       const double io_elems = 4.0 * double(elems);  // q, k, v, out
-      const double state_bytes = 4.0 * double(G) * plan.states * d * d * (plan.states > 1 ? 4 : 2);
+      const double state_bytes = state_traffic(G, plan.states, d, mask);
       std::vector<float> ref(elems), h2(elems);
       float ms = time_call(
           5, [&] { return mk::cuda::linear_attention(MK_F32, G, n, n, d, d, q, k, v, o1, mask, nullptr, nullptr); });

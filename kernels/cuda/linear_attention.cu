@@ -9,7 +9,8 @@
 //
 // Chunk-parallel (the usual path; `workspace` is linear_attention_scratch() bytes of device memory
 // from native/src/linear_attention.cpp). The keys are cut into state chunks of R rows (R a multiple
-// of the 64-row block; the smallest power-of-two multiple whose states fit kScratchBudget):
+// of the 64-row block; the smallest power-of-two multiple whose states fit kScratchBudget, longer
+// without a mask while the chunks of all groups stay >= MK_LINEAR_PARALLEL_CHUNKS: chunk_plan()):
 //   1. states: S_s = sum_{i in chunk s} k_i v_i^T ([dk, dv]) for every group and chunk at once, a
 //      block per (group, chunk, 64 x 64 tile of S), rows in ascending order;
 //   2. scan: per state element, over the chunks of its group in a fixed order, in place: the
@@ -43,6 +44,10 @@
 // Bytes the chunk states may take (a test lowers it to force long state chunks).
 #ifndef MK_LINEAR_SCRATCH_BUDGET
 #define MK_LINEAR_SCRATCH_BUDGET (int64_t(512) << 20)
+#endif
+// Without a mask: state chunks over all groups the plan keeps at least (a test lowers it).
+#ifndef MK_LINEAR_PARALLEL_CHUNKS
+#define MK_LINEAR_PARALLEL_CHUNKS 1024
 #endif
 
 namespace mk {
@@ -122,11 +127,23 @@ struct ChunkPlan {
   int64_t bytes = 0;   // scratch; 0: the sequential form
 };
 
-ChunkPlan chunk_plan(int dtype, int64_t groups, int64_t nk, int64_t dk, int64_t dv) {
+// R: the smallest power-of-two multiple of kTile whose states fit the budget. Without a mask (mask 0)
+// the chunks only spread the state pass over blocks (the scan sums them into chunk 0, the only
+// state the output pass reads) and no masked key block depends on R: there R also grows while all
+// groups keep at least MK_LINEAR_PARALLEL_CHUNKS chunks, so that fewer F32 states are written and
+// summed (at [4,16,4096,128]: R = 256, 16 chunks per group, a quarter of the R = 64 state traffic,
+// 2,048 state blocks). Causal and anti-causal masks keep the smallest R (the masked key blocks of
+// a query block grow with R; benchmarks/gpu/linear_attention_harness.cu times R = 128, 256).
+ChunkPlan chunk_plan(int dtype, int64_t groups, int64_t nk, int64_t dk, int64_t dv, int mask = 1) {
   ChunkPlan p;
   if (groups <= 0 || nk <= 0) return p;
   const double per_state = double(dk) * double(dv) * (dtype == MK_F64 ? 8.0 : 4.0);  // 16-bit: F32 states
-  for (int64_t rows = Traits::kTile;; rows *= 2) {
+  int64_t first = Traits::kTile;
+  if (mask == 0) {
+    const int64_t want = ceil_div(MK_LINEAR_PARALLEL_CHUNKS, groups);  // chunks per group
+    while (first < nk && ceil_div(nk, 2 * first) >= want) first *= 2;
+  }
+  for (int64_t rows = first;; rows *= 2) {
     const int64_t states = ceil_div(nk, rows);
     const double bytes = double(groups) * double(states) * per_state;
     if (bytes <= double(MK_LINEAR_SCRATCH_BUDGET)) {
@@ -913,7 +930,7 @@ int launch(int64_t groups, int64_t nq, int64_t nk, int64_t dk, int64_t dv, const
            const void* v, void* out, int mask, bool tf32, void* workspace, void* stream) {
   using T = typename Elem<SS>::T;
   using Raw = typename Elem<SS>::Raw;
-  const ChunkPlan p = chunk_plan(sizeof(T) == 4 ? MK_F32 : MK_F64, groups, nk, dk, dv);
+  const ChunkPlan p = chunk_plan(sizeof(T) == 4 ? MK_F32 : MK_F64, groups, nk, dk, dv, mask);
   if (workspace && p.bytes > 0) {
     int st = KERNEL_UNSUPPORTED;
     if constexpr (std::is_same<Raw, uint16_t>::value) {
@@ -988,8 +1005,7 @@ int64_t linear_attention_workspace(int, int64_t, int64_t, int) { return 0; }
 int64_t linear_attention_scratch(int dtype, int64_t groups, int64_t nq, int64_t nk, int64_t dk, int64_t dv,
                                  int mask) {
   (void)nq;
-  (void)mask;
-  return chunk_plan(dtype, groups, nk, dk, dv).bytes;
+  return chunk_plan(dtype, groups, nk, dk, dv, mask & ~MK_LINEAR_MASK_TF32).bytes;
 }
 
 int linear_attention_momentum(int dtype, int64_t groups, int64_t n, int64_t d, const void* v,

@@ -26,6 +26,8 @@
 #include <cstdint>
 static int64_t g_budget = int64_t(512) << 20;
 #define MK_LINEAR_SCRATCH_BUDGET (g_budget)
+static int64_t g_par = 1024;  // chunks the unmasked plan keeps over all groups
+#define MK_LINEAR_PARALLEL_CHUNKS (g_par)
 
 #include "cuda_runtime.h"  // the emulator: std headers first, then the CUDA keywords as macros
 
@@ -325,7 +327,7 @@ static void half_case(int64_t G, int64_t nq, int64_t nk, int64_t dk, int64_t dv,
   g_budget = budget;
   const int64_t scratch = mk::cuda::linear_attention_scratch(dtype, G, nq, nk, dk, dv, mask);
   expect(scratch > 0 && scratch % 4 == 0, std::string(what) + ": no chunk plan of F32 states");
-  const mk::cuda::ChunkPlan plan = mk::cuda::chunk_plan(MK_F32, G, nk, dk, dv);
+  const mk::cuda::ChunkPlan plan = mk::cuda::chunk_plan(MK_F32, G, nk, dk, dv, mask);
   expect(plan.bytes == scratch, std::string(what) + ": the 16-bit plan is not the F32 plan");
   Buf<float> S(scratch / 4);
   // the entry point, in every thread order: the same bits each time
@@ -530,7 +532,7 @@ static void tf32_case(int64_t G, int64_t nq, int64_t nk, int64_t dk, int64_t dv,
   }
 
   g_budget = budget;
-  const mk::cuda::ChunkPlan plan = mk::cuda::chunk_plan(MK_F32, G, nk, dk, dv);
+  const mk::cuda::ChunkPlan plan = mk::cuda::chunk_plan(MK_F32, G, nk, dk, dv, mask);
   expect(plan.bytes == mk::cuda::linear_attention_scratch(MK_F32, G, nq, nk, dk, dv, mask | MK_LINEAR_MASK_TF32),
          std::string(what) + ": the TF32 scratch is not the F32 plan's");
   Buf<float> S(plan.bytes / 4);
@@ -684,6 +686,36 @@ static void tf32s(unsigned& seed) {
   tf32_small_device_case(seed++);
 }
 
+// The unmasked plan (issue 11, the chunk-state traffic): without a mask the state chunks grow while
+// the chunks of all groups stay >= MK_LINEAR_PARALLEL_CHUNKS (the output pass reads only their
+// total); masks keep the smallest R. The plan at the issue's shape, and products through the entry
+// point under a lowered threshold (3 chunks of 128 keys, and one chunk) in F32, BF16 and TF32.
+static void unmasked_plan_cases(unsigned& seed) {
+  const mk::cuda::ChunkPlan none = mk::cuda::chunk_plan(MK_F32, 64, 4096, 128, 128, 0);
+  const mk::cuda::ChunkPlan causal = mk::cuda::chunk_plan(MK_F32, 64, 4096, 128, 128, 1);
+  expect(none.rows == 256 && none.states == 16 && none.bytes == int64_t(64) * 16 * 128 * 128 * 4,
+         "[4,16,4096,128] without a mask: R = 256, 16 chunks per group");
+  expect(causal.rows == 64 && causal.states == 64, "[4,16,4096,128] causal: R = 64");
+  expect(mk::cuda::chunk_plan(MK_F32, 64, 4096, 128, 128, 2).rows == 64, "anti-causal keeps R = 64");
+  expect(mk::cuda::linear_attention_scratch(MK_BF16, 64, 4096, 4096, 128, 128, 0) == none.bytes &&
+             mk::cuda::linear_attention_scratch(MK_F32, 64, 4096, 4096, 128, 128, 0 | MK_LINEAR_MASK_TF32) ==
+                 none.bytes,
+         "the scratch of the unmasked call is the unmasked plan's");
+  expect(mk::cuda::chunk_plan(MK_F32, 1, 16384, 128, 128, 0).rows == 64, "one group of 16k keys keeps R = 64");
+  expect(mk::cuda::chunk_plan(MK_F32, 16, 4096, 64, 64, 0).rows == 64, "16 groups of 4k keys keep R = 64");
+  for (int64_t par : {6, 2}) {  // 300 keys over 2 groups: R = 128 (3 chunks), R = 512 (one chunk)
+    g_par = par;
+    const mk::cuda::ChunkPlan p = mk::cuda::chunk_plan(MK_F32, 2, 300, 20, 12, 0);
+    expect(p.states == (par == 6 ? 3 : 1) && p.rows == (par == 6 ? 128 : 512),
+           "lowered threshold " + std::to_string(par) + ": R " + std::to_string(p.rows));
+    product_case<float>(2, 37, 300, 20, 12, 0, int64_t(512) << 20, kChunked, seed++);
+    product_case<double>(2, 37, 300, 20, 12, 0, int64_t(512) << 20, kChunked, seed++);
+    half_case<mk::cuda::Bf16>(2, 37, 300, 20, 12, 0, int64_t(512) << 20, seed++);
+    tf32_case(2, 37, 300, 20, 12, 0, int64_t(512) << 20, seed++);
+    g_par = 1024;
+  }
+}
+
 int main(int argc, char** argv) {
   omp_set_num_threads(1);
   g_orders = {0, 1, 2};
@@ -716,6 +748,13 @@ int main(int argc, char** argv) {
   }
   printf("TF32: %lld checks; worst error / naive TF32 composition error %.3f (criterion <= 2)\n",
          (long long)(g_checks - half_checks), g_worst_tf32);
+  printf("unmasked plan (long state chunks without a mask):\n");
+  {
+    const std::vector<int> all = g_orders;
+    g_orders = {all[0], 2};
+    unmasked_plan_cases(seed);
+    g_orders = all;
+  }
   printf("linear_attention_emu_test: %d checks, %d failures (%lld launches, %lld blocks)\n", g_checks, g_failures,
          (long long)emu::config().launches, (long long)emu::config().blocks);
   return g_failures ? 1 : 0;
