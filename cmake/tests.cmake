@@ -210,3 +210,12 @@ mk_emu_test(emu.linear linear_emu_test)
 # against the MMA fragment layout of kernels/cuda/mma.cuh, every thread order in one run.
 mk_emu_executable(copy_async_emu_test)
 mk_emu_test(emu.copy_async copy_async_emu_test)
+
+# tests/cuda-emu/attention_dd_emu_test.cpp: the 16-bit tensor-core double backward
+# (kernels/cuda/attention/tensor_core_dd.cu) in BF16 and F16 against a float64 composition (itself
+# checked against the CPU twin in F64), within twice a naive 16-bit composition's error, bitwise
+# the same on a second run; shuffled threads with H100 limits, forward order with sm_86 limits
+# (where the 128-wide tiles do not fit and the call must answer unsupported).
+mk_emu_executable(attention_dd_emu_test)
+mk_emu_test(emu.attention_dd.shuffled.H100 attention_dd_emu_test 2 0)
+mk_emu_test(emu.attention_dd.forward.sm86 attention_dd_emu_test 0 2)

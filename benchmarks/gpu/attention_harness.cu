@@ -26,6 +26,8 @@
 #include <vector>
 
 #include "attention/tensor_core.cu"
+#include "attention/tensor_core_dd.cu"
+#include "attention/backward_backward.cu"
 
 #define CHECK(x)                                                                         \
   do {                                                                                   \
@@ -301,6 +303,236 @@ void run(const Shape& s, bool causal, int reps, const char* tname) {
     CHECK(cudaFree(x));
 }
 
+// ---- the 16-bit double backward: tensor cores (tensor_core_dd.cu) beside the F32 path ----------------
+// The F32 path is what native/ runs for 16-bit calls where the tensor cores do not apply (and under
+// MK_ATTN_TC_DD=0): F32 copies of q, k, v, out, dO and the cotangents, the SIMT kernels of
+// backward_backward.cu, the results rounded back; timed with its casts. Checks: q' and dO' on the
+// sampled rows against a float64 composition on the host (from the same 16-bit inputs, out and lse
+// of the v1 forward) beside the naive 16-bit composition (every intermediate rounded), ratio <= 2;
+// k' and v' (column sums over every row: no host reference) against the F32 path, within twice the
+// naive error of q' / dO' on the same call; a second run bitwise equal.
+template <class E>
+__global__ void widen16(const uint16_t* x, float* y, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    y[i] = mk::cuda::half_to_float<E>(x[i]);
+}
+template <class E>
+__global__ void narrow16(const float* x, uint16_t* y, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    y[i] = mk::cuda::float_to_half<E>(x[i]);
+}
+
+template <class E>
+double host_dec(uint16_t b) {
+  float f;
+  if (E::kBf16) {
+    const uint32_t u = uint32_t(b) << 16;
+    memcpy(&f, &u, 4);
+  } else {
+    f = mk::f16_bits_to_f32(b);
+  }
+  return f;
+}
+template <class E>
+double host_rnd(double x) {
+  return host_dec<E>(E::kBf16 ? mk::f32_to_bf16_bits(float(x)) : mk::f32_to_f16_bits(float(x)));
+}
+
+// q'[i, :] and dO'[i, :] of one row (head bh, row i) on the host: the float64 composition (naive 0,
+// P = exp(S − lse)) or the naive 16-bit one (naive 1: every op rounded, its own softmax)
+template <class E>
+void dd_row_host(const std::vector<uint16_t>* t, const std::vector<float>& lse, int64_t bh, int64_t i, int64_t n,
+                 int64_t d, double scale, bool causal, bool naive, double* oq, double* odo) {
+  auto R = [&](double x) { return naive ? host_rnd<E>(x) : x; };
+  const std::vector<uint16_t>&q = t[0], &k = t[1], &v = t[2], &out = t[3], &dout = t[4], &gq = t[5], &gk = t[6],
+                             &gv = t[7];
+  const int64_t e = causal ? i + 1 : n, qi = (bh * n + i) * d, kb = bh * n * d;
+  std::vector<double> S(static_cast<size_t>(e)), P(static_cast<size_t>(e)), dP(static_cast<size_t>(e)), G(static_cast<size_t>(e)), T(static_cast<size_t>(e)), dS(static_cast<size_t>(e)),
+      gS(static_cast<size_t>(e)), gdP(static_cast<size_t>(e)), gP(static_cast<size_t>(e));
+  double mx = -INFINITY, Dr = 0;
+  for (int64_t j = 0; j < e; ++j) {
+    double s = 0, dp = 0, g1 = 0, g2 = 0, tt = 0;
+    for (int64_t c = 0; c < d; ++c) {
+      const int64_t a = qi + c, b = kb + j * d + c;
+      s += host_dec<E>(q[a]) * host_dec<E>(k[b]);
+      dp += host_dec<E>(dout[a]) * host_dec<E>(v[b]);
+      g1 += host_dec<E>(gq[a]) * host_dec<E>(k[b]);
+      g2 += host_dec<E>(q[a]) * host_dec<E>(gk[b]);
+      tt += host_dec<E>(dout[a]) * host_dec<E>(gv[b]);
+    }
+    S[j] = R(s * scale);
+    mx = std::max(mx, S[j]);
+    dP[j] = R(dp);
+    G[j] = R(scale * (R(g1) + R(g2)));
+    T[j] = R(tt);
+  }
+  double sum = 0;
+  for (int64_t j = 0; j < e; ++j) sum += std::exp(S[j] - mx);
+  const double l = naive ? mx + std::log(sum) : double(lse[size_t(bh * n + i)]);
+  for (int64_t j = 0; j < e; ++j) P[j] = R(std::exp(S[j] - l));
+  for (int64_t c = 0; c < d; ++c) Dr += host_dec<E>(dout[qi + c]) * host_dec<E>(out[qi + c]);
+  Dr = R(Dr);
+  double C = 0, Ee = 0;
+  for (int64_t j = 0; j < e; ++j) {
+    dS[j] = R(P[j] * R(dP[j] - Dr));
+    C += R(P[j] * G[j]);
+  }
+  C = R(C);
+  for (int64_t j = 0; j < e; ++j) {
+    gP[j] = R(R(T[j] + R(G[j] * R(dP[j] - Dr))) - R(C * dP[j]));
+    Ee += R(P[j] * gP[j]);
+  }
+  Ee = R(Ee);
+  for (int64_t j = 0; j < e; ++j) {
+    gS[j] = R(P[j] * R(gP[j] - Ee));
+    gdP[j] = R(P[j] * R(G[j] - C));
+  }
+  for (int64_t c = 0; c < d; ++c) {
+    double a1 = 0, a2 = 0, a3 = 0, a4 = 0;
+    for (int64_t j = 0; j < e; ++j) {
+      const int64_t b = kb + j * d + c;
+      a1 += gS[j] * host_dec<E>(k[b]);
+      a2 += dS[j] * host_dec<E>(gk[b]);
+      a3 += P[j] * host_dec<E>(gv[b]);
+      a4 += gdP[j] * host_dec<E>(v[b]);
+    }
+    oq[c] = R(scale * R(R(a1) + R(a2)));
+    odo[c] = R(R(a3) + R(a4));
+  }
+}
+
+template <class E>
+void run_dd(const Shape& s, bool causal, int reps, const char* tname) {
+  const int64_t BH = s.b * s.h, n = s.n, d = s.d, elems = BH * n * d, rows = BH * n;
+  // inputs: q, k, v, out, dout, gq, gk, gv; outputs (two runs each): q', k', v', dO'
+  uint16_t* in[8];
+  uint16_t *o1[4], *o2[4], *of[4];
+  float *lse, *ws, *w32[8], *r32[4];
+  for (auto& x : in) CHECK(cudaMalloc(&x, elems * 2));
+  for (int i = 0; i < 4; ++i) {
+    CHECK(cudaMalloc(&o1[i], elems * 2));
+    CHECK(cudaMalloc(&o2[i], elems * 2));
+    CHECK(cudaMalloc(&of[i], elems * 2));
+    CHECK(cudaMalloc(&r32[i], elems * 4));
+  }
+  for (auto& x : w32) CHECK(cudaMalloc(&x, elems * 4));
+  CHECK(cudaMalloc(&lse, rows * 4));
+  CHECK(cudaMalloc(&ws, rows * 12));
+  const unsigned seeds[8] = {21u, 22u, 23u, 0u, 24u, 25u, 26u, 27u};
+  for (int i = 0; i < 8; ++i)
+    if (i != 3) fill16<E><<<1024, 256>>>(in[i], elems, seeds[i]);
+  CHECK(cudaGetLastError());
+  AttentionParams p{};
+  p.dtype = E::kDtype;
+  p.batch = s.b;
+  p.heads = p.kv_heads = s.h;
+  p.nq = p.nk = n;
+  p.d = p.dv = d;
+  p.q = in[0];
+  p.k = in[1];
+  p.v = in[2];
+  p.scale = 1.0 / std::sqrt(double(d));
+  p.causal = causal;
+  p.out = in[3];
+  p.lse = lse;
+  if (mk::cuda::tc_attention_forward_version(p, nullptr, mk::MK_TC_V1)) ++g_fail;
+  p.dout = in[4];
+  p.workspace = ws;
+  p.cot_grad_q = in[5];
+  p.cot_grad_k = in[6];
+  p.cot_grad_v = in[7];
+  AttentionParams tc = p;
+  tc.cot_q = o1[0];
+  tc.cot_k = o1[1];
+  tc.cot_v = o1[2];
+  tc.cot_dout = o1[3];
+  const float ms_tc = time_call(reps, [&] { return mk::cuda::tc_attention_backward_backward(tc, nullptr); });
+  CHECK(cudaDeviceSynchronize());
+  AttentionParams tc2 = tc;
+  tc2.cot_q = o2[0];
+  tc2.cot_k = o2[1];
+  tc2.cot_v = o2[2];
+  tc2.cot_dout = o2[3];
+  const int st2 = mk::cuda::tc_attention_backward_backward(tc2, nullptr);
+  CHECK(cudaDeviceSynchronize());
+  // the F32 path: casts in, SIMT kernels, casts out (the outputs zeroed first, as native does)
+  AttentionParams f = p;
+  f.dtype = MK_F32;
+  const void** w[8] = {&f.q, &f.k, &f.v, nullptr, &f.dout, &f.cot_grad_q, &f.cot_grad_k, &f.cot_grad_v};
+  for (int i = 0; i < 8; ++i)
+    if (w[i]) *w[i] = w32[i];
+  f.out = w32[3];
+  f.cot_q = r32[0];
+  f.cot_k = r32[1];
+  f.cot_v = r32[2];
+  f.cot_dout = r32[3];
+  const float ms_f32 = time_call(reps, [&] {
+    for (int i = 0; i < 8; ++i) widen16<E><<<1024, 256>>>(in[i], w32[i], elems);
+    for (int i = 0; i < 4; ++i)
+      if (cudaMemsetAsync(r32[i], 0, elems * 4) != cudaSuccess) return 1;
+    if (int e = mk::cuda::attention_backward_backward(f, nullptr)) return e;
+    for (int i = 0; i < 4; ++i) narrow16<E><<<1024, 256>>>(r32[i], of[i], elems);
+    return int(cudaGetLastError());
+  });
+  CHECK(cudaDeviceSynchronize());
+  auto host16 = [&](const uint16_t* x) {
+    std::vector<uint16_t> h(static_cast<size_t>(elems));
+    CHECK(cudaMemcpy(h.data(), x, h.size() * 2, cudaMemcpyDeviceToHost));
+    return h;
+  };
+  std::vector<uint16_t> hin[8];
+  for (int i = 0; i < 8; ++i) hin[i] = host16(in[i]);
+  std::vector<float> hlse(static_cast<size_t>(rows));
+  CHECK(cudaMemcpy(hlse.data(), lse, rows * 4, cudaMemcpyDeviceToHost));
+  std::vector<uint16_t> t1[4], t2[4], tf[4];
+  bool bitwise = st2 == 0;
+  for (int i = 0; i < 4; ++i) {
+    t1[i] = host16(o1[i]);
+    t2[i] = host16(o2[i]);
+    tf[i] = host16(of[i]);
+    bitwise = bitwise && t1[i] == t2[i];
+  }
+  // sampled rows: host float64 and naive compositions of q', dO'
+  constexpr int kRows = 48;
+  std::vector<double> rq(kRows * d), rdo(kRows * d), nq_(kRows * d), ndo(kRows * d), kq(kRows * d), kdo(kRows * d),
+      fq(kRows * d), fdo(kRows * d);
+  for (int r = 0; r < kRows; ++r) {
+    const int64_t bh = (r * 7919LL) % BH, i = r == 0 ? 0 : r == 1 ? n - 1 : (r * 104729LL + r * r * 31LL) % n;
+    dd_row_host<E>(hin, hlse, bh, i, n, d, p.scale, causal, false, &rq[r * d], &rdo[r * d]);
+    dd_row_host<E>(hin, hlse, bh, i, n, d, p.scale, causal, true, &nq_[r * d], &ndo[r * d]);
+    for (int64_t c = 0; c < d; ++c) {
+      const size_t at = size_t((bh * n + i) * d + c);
+      kq[r * d + c] = host_dec<E>(t1[0][at]);
+      kdo[r * d + c] = host_dec<E>(t1[3][at]);
+      fq[r * d + c] = host_dec<E>(tf[0][at]);
+      fdo[r * d + c] = host_dec<E>(tf[3][at]);
+    }
+  }
+  auto widen_all = [&](const std::vector<uint16_t>& x) {
+    std::vector<double> r(x.size());
+    for (size_t i = 0; i < x.size(); ++i) r[i] = host_dec<E>(x[i]);
+    return r;
+  };
+  const double eq = rel(kq, rq), en_q = rel(nq_, rq), edo = rel(kdo, rdo), en_do = rel(ndo, rdo);
+  const double efq = rel(fq, rq), efdo = rel(fdo, rdo);
+  const double ek = rel(widen_all(t1[1]), widen_all(tf[1])), ev = rel(widen_all(t1[2]), widen_all(tf[2]));
+  const double en = std::max(en_q, en_do);
+  const bool ok = ms_tc > 0 && ms_f32 > 0 && eq <= 2 * en_q + 1e-6 && edo <= 2 * en_do + 1e-6 && ek <= 2 * en &&
+                  ev <= 2 * en && bitwise;
+  if (!ok) ++g_fail;
+  printf("| [%lld,%lld,%lld,%lld] | %s | %s | %.2f | %.2f | %.2fx | q' %.2e/%.2e (f32 %.1e), dO' %.2e/%.2e (f32 %.1e) "
+         "| k' %.2e, v' %.2e | %s | %s |\n",
+         (long long)s.b, (long long)s.h, (long long)n, (long long)d, tname, causal ? "causal" : "full", ms_tc, ms_f32,
+         ms_tc > 0 ? ms_f32 / ms_tc : 0.0, eq, en_q, efq, edo, en_do, efdo, ek, ev, bitwise ? "yes" : "NO",
+         ok ? "ok" : "FAIL");
+  for (auto* x : in) CHECK(cudaFree(x));
+  for (int i = 0; i < 4; ++i)
+    for (void* x : {(void*)o1[i], (void*)o2[i], (void*)of[i], (void*)r32[i]}) CHECK(cudaFree(x));
+  for (auto* x : w32) CHECK(cudaFree(x));
+  CHECK(cudaFree(lse));
+  CHECK(cudaFree(ws));
+}
+
 // `profile`: one call of each forward version and of the backward on BF16 [4,16,4096,128], no
 // reference, for Nsight Compute (benchmarks/gpu/attention_profile.sh).
 int profile() {
@@ -356,6 +588,14 @@ int main(int argc, char** argv) {
       run<Bf16>(s, causal, reps, "BF16");
       run<Fp16>(s, causal, reps, "F16");
     }
+  printf("\nDouble backward, 16-bit: tensor cores (tensor_core_dd.cu) vs the F32 path (casts + SIMT); errors: "
+         "kernel/naive 16-bit vs float64 on 48 sampled rows (F32 path beside it), k' and v' vs the F32 path\n\n");
+  printf("| shape | type | mask | tc ms | f32 path ms | speedup | q', dO' err | k', v' vs f32 | bitwise rerun | |\n");
+  printf("|---|---|---|---|---|---|---|---|---|---|\n");
+  for (bool causal : {false, true}) {
+    run_dd<Bf16>(Shape{4, 16, 4096, 128}, causal, std::min(reps, 3), "BF16");
+  }
+  run_dd<Fp16>(Shape{2, 8, 1024, 64}, true, reps, "F16");
   printf("\n%d failed rows\n", g_fail);
   return g_fail ? 1 : 0;
 }

@@ -118,13 +118,14 @@ if java -cp "$CP" org.openjdk.jmh.Main -l 2>/dev/null | grep -q 'Gpu'; then
   # one JMH run per class, each with its own time limit and JSON, merged below: JMH writes its JSON
   # only at the end, so a run cut by its timeout loses that class alone. One fork per parameter
   # set (JVM start and CUDA context included, ~5 s each): one 1 s warm-up and two 1 s iterations
-  # (GPU calls take milliseconds, so a 1 s iteration averages hundreds). BF16 first: 8 sets.
+  # (GPU calls take milliseconds, so a 1 s iteration averages hundreds). BF16 first: 12 sets (the
+  # double backward added: its [1,16,16384,128] calls take ~0.1-1 s, hence the longer limit).
   # GpuDenseBench: 18 ops (parameter sets) in this JVM (-f 0: a fork per set would cost ~5 s each),
   # 1 warm-up and 2 iterations of 0.5 s each: ~30-40 s.
   # GpuLaunchBench: 4 methods of microseconds, same settings as GpuDenseBench: ~10 s.
   # GpuGraphBench (R-MAT 1M edges, F = 64, with and without 200k-edge hub rows; sum and max,
   # forward and forward + backward): 8 sets in this JVM, ~30 s.
-  for cls in GpuAttentionBf16Bench:65 GpuAttentionBench:55 GpuLinearAttentionBench:135 GpuDenseBench:60 GpuLaunchBench:30 \
+  for cls in GpuAttentionBf16Bench:120 GpuAttentionBench:55 GpuLinearAttentionBench:135 GpuDenseBench:60 GpuLaunchBench:30 \
     GpuGraphBench:50; do
     name=${cls%%:*}
     it=1s forks=1 params=()

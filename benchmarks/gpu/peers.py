@@ -122,24 +122,27 @@ def bench_sdpa(shape, causal, results, dtype=torch.bfloat16):
     print(json.dumps(row))
 
 
-def bench_double_backward(shape, causal, results):
-    """PyTorch's math path with create_graph, the work of GpuAttentionBench.doubleBackward: the
-    gradient of Σ_x ⟨∂⟨out, g⟩/∂x, r_x⟩ with respect to q, k, v (F32)."""
+def bench_double_backward(shape, causal, results, dtype=torch.float32):
+    """PyTorch's math path with create_graph, the work of GpuAttentionBench.doubleBackward (F32) and
+    GpuAttentionBf16Bench.doubleBackward (BF16): the gradient of Σ_x ⟨∂⟨out, g⟩/∂x, r_x⟩ with
+    respect to q, k, v (the inner products in F32, r_x F32)."""
     import torch.nn.functional as F
     from torch.nn.attention import SDPBackend, sdpa_kernel
     b, h, n, d = shape
-    q, k, v = (torch.randn(b, h, n, d, device="cuda", dtype=torch.float32, requires_grad=True) for _ in range(3))
-    g = torch.randn(b, h, n, d, device="cuda")
-    u = [torch.randn_like(t) for t in (q, k, v)]
+    q, k, v = (torch.randn(b, h, n, d, device="cuda", dtype=torch.float32).to(dtype).requires_grad_(True)
+               for _ in range(3))
+    g = torch.randn(b, h, n, d, device="cuda").to(dtype)
+    u = [torch.randn(t.shape, device="cuda") for t in (q, k, v)]
 
     def second():
         with sdpa_kernel(SDPBackend.MATH):
             out = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
             gs = torch.autograd.grad(out, (q, k, v), g, create_graph=True)
-            s = sum((gi * ui).sum() for gi, ui in zip(gs, u))
+            s = sum((gi.float() * ui).sum() for gi, ui in zip(gs, u))
             torch.autograd.grad(s, (q, k, v))
 
-    row = {"peer": "sdpa_math_double_backward", "dtype": "float32", "shape": list(shape), "causal": causal}
+    row = {"peer": "sdpa_math_double_backward", "dtype": str(dtype).replace("torch.", ""), "shape": list(shape),
+           "causal": causal}
     try:
         torch.cuda.reset_peak_memory_stats()
         row["double_backward_ms"] = timed(second, reps=5, warmup=2)
@@ -252,6 +255,7 @@ def main():
     for causal in (False, True):
         bench_sdpa(jmh_shape, causal, results, torch.float32)  # GpuAttentionBench's F32 rows
         bench_double_backward(jmh_shape, causal, results)
+        bench_double_backward(jmh_shape, causal, results, torch.bfloat16)  # GpuAttentionBf16Bench.doubleBackward
     save()
     for dtype in (torch.float32, torch.bfloat16):
         bench("linear_attention.chunked_cumsum", jmh_shape, la_chunked, True, results, dtype)

@@ -312,7 +312,15 @@ int mk_attention_softmax_backward_backward(int device, int dtype, const mk_atten
   MK_CHECK(zero(op, t, device, dtype, n.out, p.cot_dout, stream));
   MK_CHECK(zero(op, t, device, dtype, n.bias_full, p.cot_bias_full, stream));
   if (n.bias_full == 0) return MK_OK;
-  if (is_half(dtype)) return half_backward_backward(op, t, device, dtype, *block, workspace, workspace_bytes, stream);
+  if (is_half(dtype)) {
+    // CUDA: the tensor-core double backward where mk/attention_tc_choice.h says it applies (no F32
+    // copies); it answers KERNEL_UNSUPPORTED before launching anything where not: the F32 path
+    if (device == MK_DEVICE_CUDA) {
+      const int code = t->attention_backward_backward(p, stream);
+      if (code != mk::KERNEL_UNSUPPORTED) return kernel_status(op, device, code);
+    }
+    return half_backward_backward(op, t, device, dtype, *block, workspace, workspace_bytes, stream);
+  }
   return kernel_status(op, device, t->attention_backward_backward(p, stream));
 }
 
@@ -329,7 +337,14 @@ int mk_attention_softmax_jvp(int device, int dtype, const mk_attention_params* b
   MK_CHECK(zero(op, t, device, dtype, n.out, p.tan_out, stream));
   MK_CHECK(zero(op, t, device, is_half(dtype) ? MK_F32 : dtype, n.lse, p.tan_lse, stream));
   if (n.bias_full == 0) return MK_OK;
-  if (is_half(dtype)) return half_jvp(op, t, device, dtype, *block, workspace, workspace_bytes, stream);
+  if (is_half(dtype)) {
+    // CUDA: the tensor-core JVP where it applies (as the double backward above), else F32 copies
+    if (device == MK_DEVICE_CUDA) {
+      const int code = t->attention_jvp(p, stream);
+      if (code != mk::KERNEL_UNSUPPORTED) return kernel_status(op, device, code);
+    }
+    return half_jvp(op, t, device, dtype, *block, workspace, workspace_bytes, stream);
+  }
   return kernel_status(op, device, t->attention_jvp(p, stream));
 }
 
@@ -352,6 +367,17 @@ const char* mk_attention_tc_kernels(void) {
         text += " D<=" + std::to_string(w) + (causal ? " causal " : " full ") + name(c.forward) + "/" +
                 name(c.backward) + ";";
       }
+  }
+  text += std::string("\ndouble backward and JVP (BF16|F16): MK_ATTN_TC_DD=") +
+          (mk::attention_tc_second_override() ? "0 (F32 path forced)" : "(unset)") +
+          "; tensor cores (tensor_core_dd.cu) where max(D, Dv) <= 128, else F32 copies + SIMT:";
+  for (int arch : {80, 90}) {
+    text += "\n  sm_" + std::to_string(arch) + ":";
+    for (int64_t w : {64, 128, 256})
+      text += " D<=" + std::to_string(w) + " " +
+              (mk::attention_tc_second_applies(MK_BF16, w, w, arch / 10, mk::attention_tc_second_override()) ? "tc"
+                                                                                                            : "f32") +
+              ";";
   }
   return text.c_str();
 }

@@ -19,6 +19,7 @@
 #include "attention/backward_backward.cu"
 #include "attention/jvp.cu"
 #include "attention/tensor_core.cu"
+#include "attention/tensor_core_dd.cu"  // (the 16-bit double backward: attention_dd_emu_test checks it)
 
 namespace mk {
 namespace cuda {

@@ -1,6 +1,7 @@
 // Softmax attention on CUDA: the backward of the backward (SIMT, F32/F64). The derivation is in
 // kernels/cpu/attention/backward_backward.cpp; shared parts and the overview in simt.cuh.
 #include "simt.cuh"
+#include "tensor_core_dd.cuh"
 
 namespace mk {
 namespace cuda {
@@ -271,6 +272,9 @@ int backward_backward(const AttentionParams& p, cudaStream_t stream) {
 }  // namespace
 
 int attention_backward_backward(const AttentionParams& in, void* stream) {
+  // 16-bit: the tensor-core kernels where they apply (else KERNEL_UNSUPPORTED: native/ runs this
+  // file's F32 kernels on F32 copies)
+  if (is_half(in)) return tc_attention_backward_backward(in, stream);
   AttentionParams p = in;
   p.second = attention_cotangents(in);
   if (!supported(p) || !p.workspace) return int(cudaErrorInvalidValue);

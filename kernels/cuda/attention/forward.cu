@@ -1,6 +1,7 @@
 // Softmax attention on CUDA: the forward pass (SIMT F32/F64; BF16/F16 and opt-in TF32 go to
 // tensor_core.cu). Shared parts and the overview in simt.cuh.
 #include "simt.cuh"
+#include "tensor_core_dd.cuh"
 
 namespace mk {
 namespace cuda {
@@ -110,7 +111,8 @@ int attention_forward(const AttentionParams& p, void* stream) {
 // Row statistics D, C, E ([B·H·Nq] each) in the element type; the same size for every pass, since
 // the Java side asks once per call geometry (batch, heads, nq, d, dv).
 int64_t attention_workspace(const AttentionParams& p, int) {
-  if (is_half(p)) return tc_attention_workspace(p);
+  // (16-bit: D for the backward; D, C, E in F32 for the tensor-core double backward)
+  if (is_half(p)) return std::max(tc_attention_workspace(p), tc_attention_backward_backward_workspace(p));
   const int64_t esize = p.dtype == MK_F32 ? 4 : 8;
   return esize * 3 * p.batch * p.heads * p.nq;
 }

@@ -1,6 +1,7 @@
 // Softmax attention on CUDA: the forward-mode product (SIMT, F32/F64). Shared parts and the
 // overview in simt.cuh.
 #include "simt.cuh"
+#include "tensor_core_dd.cuh"
 
 namespace mk {
 namespace cuda {
@@ -86,6 +87,9 @@ int jvp(const AttentionParams& p, cudaStream_t stream) {
 }  // namespace
 
 int attention_jvp(const AttentionParams& in, void* stream) {
+  // 16-bit: the tensor-core JVP where it applies (else KERNEL_UNSUPPORTED: native/ runs this file's
+  // F32 kernel on F32 copies)
+  if (is_half(in)) return tc_attention_jvp(in, stream);
   AttentionParams p = in;
   p.second = attention_tangents(in);
   if (!supported(p)) return int(cudaErrorInvalidValue);

@@ -57,4 +57,19 @@ inline AttentionTcChoice attention_tc_choose(int dtype, int64_t d, int64_t dv, i
   return c;
 }
 
+// ---- the 16-bit double backward and JVP (kernels/cuda/attention/tensor_core_dd.cu) ---------------
+// BF16/F16 double backward and JVP on tensor cores (m16n8k16, F32 accumulation, O(N·D) memory) where
+// max(D, Dv) <= 128 on sm_80+; elsewhere, and with MK_ATTN_TC_DD=0, native/ runs the F32 kernels
+// on F32 copies of the inputs (the path before it). This is the one place that decides.
+// 1: MK_ATTN_TC_DD=0 (the F32 path forced); 0: no override
+inline int attention_tc_second_override() {
+  const char* e = std::getenv("MK_ATTN_TC_DD");
+  return e && std::strcmp(e, "0") == 0 ? 1 : 0;
+}
+
+inline bool attention_tc_second_applies(int dtype, int64_t d, int64_t dv, int arch_major, int override_f32) {
+  const int64_t w = d > dv ? d : dv;
+  return override_f32 == 0 && (dtype == MK_BF16 || dtype == MK_F16) && w >= 1 && w <= 128 && arch_major >= 8;
+}
+
 }  // namespace mk

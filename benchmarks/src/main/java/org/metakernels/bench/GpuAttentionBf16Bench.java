@@ -1,7 +1,13 @@
 package org.metakernels.bench;
 
+import java.util.List;
 import java.util.concurrent.TimeUnit;
+import org.metakernels.autograd.Autograd;
+import org.metakernels.ops.Attention;
 import org.metakernels.tensor.DType;
+import org.metakernels.tensor.Device;
+import org.metakernels.tensor.Scope;
+import org.metakernels.tensor.Tensor;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
 import org.openjdk.jmh.annotations.Level;
@@ -19,8 +25,8 @@ import org.openjdk.jmh.infra.Blackhole;
  * milliseconds; benchmarks/gpu/tflops.py turns them into TFLOP/s and % of the H100's 989 TFLOP/s
  * dense BF16 peak, with the same count as the PyTorch peers (benchmarks/gpu/peers.py: SDPA BF16
  * on these shapes): 4·B·H·N²·D per forward, halved when causal; forward+backward 3.5× that (the
- * backward 2.5×). Without a CUDA device the set-up throws at once. Run by benchmarks/gpu/check.sh
- * (pattern 'Gpu').
+ * backward 2.5×). And the double backward (16-bit tensor cores). Without a CUDA device the set-up
+ * throws at once. Run by benchmarks/gpu/check.sh (pattern 'Gpu').
  */
 @BenchmarkMode(Mode.AverageTime)
 @OutputTimeUnit(TimeUnit.MILLISECONDS)
@@ -38,10 +44,15 @@ public class GpuAttentionBf16Bench {
     public boolean causal;
 
     GpuAttentionTensors t;
+    Tensor rq, rk, rv;  // probe directions of the double backward (F32)
 
     @Setup(Level.Trial)
     public void setup() {
       t = new GpuAttentionTensors("GpuAttentionBf16Bench", shape, DType.BF16, causal);
+      long[] dims = Checks.parseShape(shape);
+      rq = Tensor.randn(dims, DType.F32, Device.CUDA, 25L);
+      rk = Tensor.randn(dims, DType.F32, Device.CUDA, 26L);
+      rv = Tensor.randn(dims, DType.F32, Device.CUDA, 27L);
       Gpu.sync();
     }
 
@@ -59,5 +70,24 @@ public class GpuAttentionBf16Bench {
   @Benchmark
   public void forwardBackward(Inputs in, Blackhole bh) {
     in.t.forwardBackward(bh);
+  }
+
+  /**
+   * Double backward in BF16 (tensor cores, tensor_core_dd.cu; MK_ATTN_TC_DD=0 in the environment
+   * runs the F32 path instead): the gradient of Σ_x ⟨∂⟨out, dO⟩/∂x, r_x⟩ with respect to q, k, v,
+   * the inner products in F32 (as GpuAttentionBench.doubleBackward; peer: peers.py's BF16
+   * sdpa_math_double_backward).
+   */
+  @Benchmark
+  public void doubleBackward(Inputs in, Blackhole bh) {
+    try (Scope scope = Scope.open()) {
+      GpuAttentionTensors t = in.t;
+      Tensor out = Attention.softmax(t.ql, t.kl, t.vl, t.options);
+      List<Tensor> g = Autograd.grad(List.of(out), List.of(t.ql, t.kl, t.vl), List.of(t.dOut), true);
+      Tensor hv = g.get(0).to(DType.F32).mul(in.rq).sum().add(g.get(1).to(DType.F32).mul(in.rk).sum())
+          .add(g.get(2).to(DType.F32).mul(in.rv).sum());
+      bh.consume(Autograd.grad(hv, List.of(t.ql, t.kl, t.vl), false));
+      Gpu.sync();
+    }
   }
 }

@@ -46,11 +46,12 @@ import org.metakernels.tensor.Tensor;
  * <p>BF16 and F16. q, k, v (and the bias) may all be BF16 or all F16 (no mixing): the forward and
  * the backward run fused 16-bit kernels (tensor cores on CUDA; F32 arithmetic inside, the results
  * rounded to nearest even), the output and the gradients of q, k, v and the bias are in the
- * 16-bit type, and the row log-sum-exp is F32. The double backward and {@link #jvp} have no
- * 16-bit kernels: the native layer casts their operands (q, k, v, bias, the saved output, dout,
- * the cotangents or tangents) to F32, runs the F32 fused kernels and casts the results back to the
- * 16-bit type (the lse tangent stays F32), so {@code Autograd.grad(..., createGraph = true)}
- * followed by a second grad works on 16-bit tensors.
+ * 16-bit type, and the row log-sum-exp is F32. The double backward and {@link #jvp} run 16-bit
+ * tensor-core kernels on CUDA where max(D, Dv) is at most 128 (F32 accumulation; the environment
+ * variable MK_ATTN_TC_DD=0 turns them off); elsewhere the native layer casts their operands (q, k, v,
+ * bias, the saved output, dout, the cotangents or tangents) to F32, runs the F32 fused kernels and
+ * casts the results back to the 16-bit type (the lse tangent stays F32). Either way {@code
+ * Autograd.grad(..., createGraph = true)} followed by a second grad works on 16-bit tensors.
  *
  * <pre>{@code
  * Tensor qh = q.to(DType.BF16), kh = k.to(DType.BF16), vh = v.to(DType.BF16);   // requiresGrad as needed
@@ -300,7 +301,7 @@ public final class Attention {
     Tensor gdq = contiguousOrNull(cot[0]), gdk = contiguousOrNull(cot[1]), gdv = contiguousOrNull(cot[2]);
     Tensor gdb = cot.length > 3 ? contiguousOrNull(cot[3]) : null;
     boolean biasGrad = bias != null && bias.requiresGrad();
-    // 16-bit: native runs the F32 kernel on F32 copies and rounds the results back
+    // 16-bit: tensor cores on CUDA where they apply, else native runs the F32 kernel on F32 copies
     Tensor[] r = runBackwardBackward(g, biasGrad, out, lse, dO, gdq, gdk, gdv, gdb);
     Tensor gq = r[0], gk = r[1], gv = r[2], gdout = r[3], gbFull = r[4];
     Tensor[] outs = gbFull == null ? new Tensor[] {gq, gk, gv, gdout} : new Tensor[] {gq, gk, gv, gdout, gbFull};
@@ -344,8 +345,9 @@ public final class Attention {
    * Forward-mode product: the tangent of the output (and of the row log-sum-exp) for tangents of
    * q, k, v and the bias (any may be null). One fused pass: tO = Σ P tS v − (Σ P tS) O + P tv
    * with tS = scale(tq kᵀ + q tkᵀ) + tbias. Not recorded for reverse mode. For BF16/F16 inputs
-   * (tangents of the same type) the forward runs in 16 bit, the product on F32 copies (made in the
-   * native layer) with the F32 kernel; the output tangent is rounded to the 16-bit type, the lse tangent is F32.
+   * (tangents of the same type) the forward runs in 16 bit, the product on 16-bit tensor cores on CUDA
+   * where max(D, Dv) is at most 128 (F32 accumulation), else on F32 copies (made in the native layer) with the
+   * F32 kernel; the output tangent is rounded to the 16-bit type, the lse tangent is F32.
    * {@code Attention.jvp(q, k, v, o, tq, null, null, null)}: tangents [B, H, Nq, Dv] and [B, H, Nq].
    *
    * @param q queries [B, H, Nq, D]
@@ -373,7 +375,8 @@ public final class Attention {
       checkLike(g.op, "tbias", tbias, o.bias());
       tb = tbias.expand(g.b, g.h, g.nq, g.nk).contiguous();
     }
-    // 16-bit: native widens to F32 and rounds the output tangent back (the lse tangent is F32)
+    // 16-bit: tensor cores on CUDA where they apply, else native widens to F32 and rounds the output
+    // tangent back (the lse tangent is F32)
     return runJvp(g, f.out(), f.lse(), contiguousOrNull(tq), contiguousOrNull(tk), contiguousOrNull(tv), tb);
   }
 

@@ -1,0 +1,672 @@
+// The 16-bit tensor-core double backward (kernels/cuda/attention/tensor_core_dd.cu) run on the host
+// by the emulator in cuda_runtime.h, on BF16 and F16 inputs, causal and not, Nq ≠ Nk, N not a
+// multiple of the tiles, D and Dv in {16, 64, 96, 128}, GQA, biases (broadcast, -inf entries), key
+// padding and absent cotangents or outputs. Per output, the criterion of issue 10: the kernel's
+// error against a float64 reference is at most twice the error of the naive 16-bit composition
+// (the double backward written op by op with every intermediate rounded to 16 bit, as a 16-bit
+// math path would compute it; below). The reference is the composition without rounding, and it
+// is checked against the CPU twin (kernels/cpu/attention/backward_backward.cpp, the oracle) run in
+// F64 on the same 16-bit-valued inputs; the CPU twin in F32 (the F32 path native/ runs for 16-bit
+// calls where the tensor cores do not apply) is shown beside it. A second emulated run must give
+// the same bits; head dims above 128 must answer KERNEL_UNSUPPORTED (native/ then runs the F32
+// path) without touching the outputs, as must a device whose shared memory is too small. The JVP
+// (tc_attention_jvp, same file) the same way, with the cotangents as tangents.
+//   attention_dd_emu_test [order] [limits]   order: 0 forward, 1 reverse, 2 shuffled threads
+//                                            limits: 0 H100, 1 A100, 2 sm_86, 3 48 KB
+#include <omp.h>
+#include "cuda_runtime.h"  // the emulator: std headers first, then the CUDA keywords as macros
+
+#include <cstring>
+#include <string>
+
+#include "attention/tensor_core_dd.cu"
+#include "mk/kernels.h"
+
+namespace mk {
+namespace cuda {
+namespace {
+alignas(16) unsigned char mk_attention_smem[256 * 1024 + 4096];
+}  // namespace
+}  // namespace cuda
+}  // namespace mk
+inline unsigned char* emu::smem() { return mk::cuda::mk_attention_smem; }
+
+using mk::AttentionParams;
+
+namespace {
+
+int g_failures = 0;
+double g_worst = 0;  // worst (kernel error / naive 16-bit error)
+
+template <class E>
+struct Half;
+template <>
+struct Half<mk::cuda::Bf16> {
+  static constexpr const char* name = "BF16";
+  static uint16_t encode(double x) { return mk::f32_to_bf16_bits(float(x)); }
+  static double decode(uint16_t b) { return mk::bf16_bits_to_f32(b); }
+  static double round(double x) { return decode(encode(x)); }
+};
+template <>
+struct Half<mk::cuda::Fp16> {
+  static constexpr const char* name = "F16";
+  static uint16_t encode(double x) { return mk::f32_to_f16_bits(float(x)); }
+  static double decode(uint16_t b) { return mk::f16_bits_to_f32(b); }
+  static double round(double x) { return decode(encode(x)); }
+};
+
+// max |x − ref| / max |ref| (NaN: infinite)
+double rel_err(const std::vector<double>& x, const std::vector<double>& ref) {
+  double scale = 0, err = 0;
+  for (size_t i = 0; i < ref.size(); ++i) scale = std::max(scale, std::fabs(ref[i]));
+  for (size_t i = 0; i < ref.size(); ++i) {
+    const double e = std::fabs(x[i] - ref[i]);
+    if (!(e <= err)) err = std::isnan(e) ? INFINITY : e;
+  }
+  return scale > 0 ? err / scale : err;
+}
+
+struct Case {
+  int64_t b, h, hkv, nq, nk, d, dv;
+  bool causal;
+  const char* bias;              // "none", "BH", "1H", "B1", "11"; a suffix "-inf" sets some entries to -inf
+  std::vector<int64_t> lengths;  // empty: none
+  unsigned mask;  // bits 0-3: cotangents ĝq ĝk ĝv ĝb present; bits 4-8: outputs q' k' v' dO' b' wanted
+};
+bool bias_masked(int64_t i, int64_t j, int64_t nk) { return i % 7 == 3 || (i % 5 == 1 && j < nk - 3) || j % 11 == 4; }
+
+// The inputs of a case (values exactly representable in the 16-bit type) and its geometry.
+struct Inputs {
+  int64_t B, H, Hkv, Nq, Nk, D, Dv, bias_bs, bias_hs;
+  bool causal;
+  double scale;
+  std::vector<int64_t> lens;
+  std::vector<double> q, k, v, bias, dout, out, lse, gq, gk, gv, gb;  // empty: absent
+  int64_t len(int64_t b) const { return lens.empty() ? Nk : lens[size_t(b)]; }
+  int64_t key_end(int64_t b, int64_t i) const { return mk::attention_key_end(i, len(b), len(b) - Nq, causal); }
+};
+
+struct Outputs {
+  std::vector<double> q, k, v, dout, bias;
+};
+
+// The double backward of softmax attention on doubles, op by op; `r` is applied after every op (the
+// identity for the reference, rounding to the 16-bit type for the naive composition). Products
+// sum in double before their one rounding (a 16-bit matmul accumulates in F32); out and lse are the
+// forward's saved outputs (inputs here), P = exp(S − lse), D = rowsum(dO ∘ O).
+template <class Rnd>
+Outputs compose(const Inputs& x, Rnd r, bool own_lse) {
+  const int64_t B = x.B, H = x.H, Hkv = x.Hkv, Nq = x.Nq, Nk = x.Nk, D = x.D, Dv = x.Dv, group = H / Hkv;
+  Outputs o;
+  o.q.assign(size_t(B * H * Nq * D), 0.0);
+  o.dout.assign(size_t(B * H * Nq * Dv), 0.0);
+  o.bias.assign(size_t(B * H * Nq * Nk), 0.0);
+  std::vector<double> kq(size_t(B * Hkv * Nk * D), 0.0), kgq(kq.size(), 0.0), vv(size_t(B * Hkv * Nk * Dv), 0.0);
+  const bool hq = !x.gq.empty(), hk = !x.gk.empty(), hv = !x.gv.empty(), hb = !x.gb.empty();
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t h = 0; h < H; ++h) {
+      const int64_t qh = b * H + h, kh = b * Hkv + h / group;
+      for (int64_t i = 0; i < Nq; ++i) {
+        const int64_t e = x.key_end(b, i);
+        const double lse = x.lse[size_t(qh * Nq + i)];
+        if (e == 0 || std::isinf(lse)) continue;
+        const double* qi = &x.q[size_t((qh * Nq + i) * D)];
+        const double* doi = &x.dout[size_t((qh * Nq + i) * Dv)];
+        std::vector<double> P(static_cast<size_t>(e)), dP(static_cast<size_t>(e)), G(static_cast<size_t>(e)),
+            T(static_cast<size_t>(e), 0.0), dS(static_cast<size_t>(e)), gS(static_cast<size_t>(e)),
+            gdP(static_cast<size_t>(e));
+        // the naive composition's own softmax of its rounded scores: lse of the rounded S
+        double lse_r = lse;
+        if (own_lse) {
+          std::vector<double> sr(static_cast<size_t>(e));
+          double mx = -INFINITY, sum = 0;
+          for (int64_t j = 0; j < e; ++j) {
+            double s = 0;
+            for (int64_t c = 0; c < D; ++c) s += qi[c] * x.k[size_t((kh * Nk + j) * D + c)];
+            s *= x.scale;
+            if (!x.bias.empty()) s += x.bias[size_t(b * x.bias_bs + h * x.bias_hs + i * Nk + j)];
+            sr[size_t(j)] = r(s);
+            mx = std::max(mx, sr[size_t(j)]);
+          }
+          for (int64_t j = 0; j < e; ++j) sum += std::exp(sr[size_t(j)] - mx);
+          lse_r = mx + std::log(sum);
+        }
+        double Dr = 0;
+        for (int64_t c = 0; c < Dv; ++c) Dr += doi[c] * x.out[size_t((qh * Nq + i) * Dv + c)];
+        Dr = r(Dr);
+        for (int64_t j = 0; j < e; ++j) {
+          const double* kj = &x.k[size_t((kh * Nk + j) * D)];
+          const double* vj = &x.v[size_t((kh * Nk + j) * Dv)];
+          double s = 0, dp = 0, g1 = 0, g2 = 0, tt = 0;
+          for (int64_t c = 0; c < D; ++c) s += qi[c] * kj[c];
+          s *= x.scale;
+          if (!x.bias.empty()) s += x.bias[size_t(b * x.bias_bs + h * x.bias_hs + i * Nk + j)];
+          s = r(s);
+          P[j] = std::isinf(s) ? 0.0 : r(std::exp(s - lse_r));
+          for (int64_t c = 0; c < Dv; ++c) dp += doi[c] * vj[c];
+          dP[j] = r(dp);
+          if (hq)
+            for (int64_t c = 0; c < D; ++c) g1 += x.gq[size_t((qh * Nq + i) * D + c)] * kj[c];
+          if (hk)
+            for (int64_t c = 0; c < D; ++c) g2 += qi[c] * x.gk[size_t((kh * Nk + j) * D + c)];
+          double gv = r(x.scale * (r(g1) + r(g2)));
+          if (hb) gv = r(gv + x.gb[size_t((qh * Nq + i) * Nk + j)]);
+          G[j] = gv;
+          if (hv) {
+            for (int64_t c = 0; c < Dv; ++c) tt += doi[c] * x.gv[size_t((kh * Nk + j) * Dv + c)];
+            T[j] = r(tt);
+          }
+          dS[j] = r(P[j] * r(dP[j] - Dr));
+        }
+        double C = 0;
+        for (int64_t j = 0; j < e; ++j) C += r(P[j] * G[j]);
+        C = r(C);
+        // E = rowsum(P ∘ ḡP) with rowsum(P ∘ dP) = D (O = P v; the CPU twin's form, exact for the
+        // function whose inputs are the 16-bit out and dO): Σ P T + Σ P G dP − 2 C D
+        std::vector<double> gP(static_cast<size_t>(e));
+        double A = 0, F = 0;
+        for (int64_t j = 0; j < e; ++j) {
+          gP[j] = r(r(T[j] + r(G[j] * r(dP[j] - Dr))) - r(C * dP[j]));
+          A += r(P[j] * T[j]);
+          F += r(r(P[j] * G[j]) * dP[j]);
+        }
+        const double E = r(r(r(A) + r(F)) - r(2 * C * Dr));
+        for (int64_t j = 0; j < e; ++j) {
+          gS[j] = r(P[j] * r(gP[j] - E));
+          gdP[j] = r(P[j] * r(G[j] - C));
+          o.bias[size_t((qh * Nq + i) * Nk + j)] = gS[j];
+        }
+        // q' = scale (ḡS k + dS ĝk), dO' = P ĝv + ḡdP v
+        for (int64_t c = 0; c < D; ++c) {
+          double a = 0, a2 = 0;
+          for (int64_t j = 0; j < e; ++j) {
+            a += gS[j] * x.k[size_t((kh * Nk + j) * D + c)];
+            if (hk) a2 += dS[j] * x.gk[size_t((kh * Nk + j) * D + c)];
+          }
+          o.q[size_t((qh * Nq + i) * D + c)] = r(x.scale * r(r(a) + r(a2)));
+        }
+        for (int64_t c = 0; c < Dv; ++c) {
+          double a = 0, a2 = 0;
+          for (int64_t j = 0; j < e; ++j) {
+            if (hv) a += P[j] * x.gv[size_t((kh * Nk + j) * Dv + c)];
+            a2 += gdP[j] * x.v[size_t((kh * Nk + j) * Dv + c)];
+          }
+          o.dout[size_t((qh * Nq + i) * Dv + c)] = r(r(a) + r(a2));
+        }
+        // k' = scale (ḡSᵀ q + dSᵀ ĝq), v' = ḡdPᵀ dO: summed over rows and the heads of the group
+        for (int64_t j = 0; j < e; ++j) {
+          for (int64_t c = 0; c < D; ++c) {
+            kq[size_t((kh * Nk + j) * D + c)] += gS[j] * qi[c];
+            if (hq) kgq[size_t((kh * Nk + j) * D + c)] += dS[j] * x.gq[size_t((qh * Nq + i) * D + c)];
+          }
+          for (int64_t c = 0; c < Dv; ++c) vv[size_t((kh * Nk + j) * Dv + c)] += gdP[j] * doi[c];
+        }
+      }
+    }
+  o.k.resize(kq.size());
+  for (size_t i = 0; i < kq.size(); ++i) o.k[i] = r(x.scale * r(r(kq[i]) + r(kgq[i])));
+  o.v.resize(vv.size());
+  for (size_t i = 0; i < vv.size(); ++i) o.v[i] = r(vv[i]);
+  return o;
+}
+
+// The JVP on doubles (tangents tq, tk, tv, tb = the inputs' gq, gk, gv, gb): tS = scale (tq kᵀ + q
+// tkᵀ) + tb, c = rowsum(P ∘ tS), tO = (P ∘ tS) v + P tv − c O, tlse = c; `r` after every op as in
+// compose (the naive one with its own softmax of its rounded scores).
+template <class Rnd>
+std::vector<double> jvp_compose(const Inputs& x, Rnd r, bool own_lse, std::vector<double>* tlse) {
+  const int64_t H = x.H, Nq = x.Nq, Nk = x.Nk, D = x.D, Dv = x.Dv, group = x.H / x.Hkv;
+  std::vector<double> to(x.dout.size(), 0.0);
+  tlse->assign(x.lse.size(), 0.0);
+  for (int64_t b = 0; b < x.B; ++b)
+    for (int64_t h = 0; h < H; ++h) {
+      const int64_t qh = b * H + h, kh = b * x.Hkv + h / group;
+      for (int64_t i = 0; i < Nq; ++i) {
+        const int64_t e = x.key_end(b, i);
+        const double lse = x.lse[size_t(qh * Nq + i)];
+        if (e == 0 || std::isinf(lse)) continue;
+        const double* qi = &x.q[size_t((qh * Nq + i) * D)];
+        std::vector<double> S(static_cast<size_t>(e)), P(static_cast<size_t>(e)), PT(static_cast<size_t>(e));
+        double mx = -INFINITY;
+        for (int64_t j = 0; j < e; ++j) {
+          double a = 0;
+          for (int64_t c = 0; c < D; ++c) a += qi[c] * x.k[size_t((kh * Nk + j) * D + c)];
+          a *= x.scale;
+          if (!x.bias.empty()) a += x.bias[size_t(b * x.bias_bs + h * x.bias_hs + i * Nk + j)];
+          S[j] = r(a);
+          mx = std::max(mx, S[j]);
+        }
+        double l = lse;
+        if (own_lse) {
+          double sum = 0;
+          for (int64_t j = 0; j < e; ++j) sum += std::exp(S[j] - mx);
+          l = mx + std::log(sum);
+        }
+        double C = 0;
+        for (int64_t j = 0; j < e; ++j) {
+          P[j] = std::isinf(S[j]) ? 0.0 : r(std::exp(S[j] - l));
+          double g1 = 0, g2 = 0;
+          if (!x.gq.empty())
+            for (int64_t c = 0; c < D; ++c)
+              g1 += x.gq[size_t((qh * Nq + i) * D + c)] * x.k[size_t((kh * Nk + j) * D + c)];
+          if (!x.gk.empty())
+            for (int64_t c = 0; c < D; ++c) g2 += qi[c] * x.gk[size_t((kh * Nk + j) * D + c)];
+          double ts = r(x.scale * (r(g1) + r(g2)));
+          if (!x.gb.empty()) ts = r(ts + x.gb[size_t((qh * Nq + i) * Nk + j)]);
+          PT[j] = r(P[j] * ts);
+          C += PT[j];
+        }
+        C = r(C);
+        (*tlse)[size_t(qh * Nq + i)] = C;
+        for (int64_t c = 0; c < Dv; ++c) {
+          double a = 0, a2 = 0;
+          for (int64_t j = 0; j < e; ++j) {
+            a += PT[j] * x.v[size_t((kh * Nk + j) * Dv + c)];
+            if (!x.gv.empty()) a2 += P[j] * x.gv[size_t((kh * Nk + j) * Dv + c)];
+          }
+          to[size_t((qh * Nq + i) * Dv + c)] = r(r(r(a) + r(a2)) - r(C * x.out[size_t((qh * Nq + i) * Dv + c)]));
+        }
+      }
+    }
+  return to;
+}
+
+// The CPU twin's JVP (F64) on the inputs: tO, and tlse in *tlse
+std::vector<double> cpu_twin_jvp(const Inputs& x, std::vector<double>* tlse) {
+  std::vector<double> q = x.q, k = x.k, v = x.v, bias = x.bias, out = x.out, lse = x.lse, gq = x.gq, gk = x.gk,
+                      gv = x.gv, gb = x.gb;
+  AttentionParams p{};
+  p.dtype = MK_F64;
+  p.batch = x.B;
+  p.heads = x.H;
+  p.kv_heads = x.Hkv;
+  p.nq = x.Nq;
+  p.nk = x.Nk;
+  p.d = x.D;
+  p.dv = x.Dv;
+  p.q = q.data();
+  p.k = k.data();
+  p.v = v.data();
+  p.bias = bias.empty() ? nullptr : bias.data();
+  p.bias_bs = x.bias_bs;
+  p.bias_hs = x.bias_hs;
+  std::vector<int64_t> lens = x.lens;
+  p.key_lengths = lens.empty() ? nullptr : lens.data();
+  p.scale = x.scale;
+  p.causal = x.causal;
+  p.out = out.data();
+  p.lse = lse.data();
+  p.tan_q = gq.empty() ? nullptr : gq.data();
+  p.tan_k = gk.empty() ? nullptr : gk.data();
+  p.tan_v = gv.empty() ? nullptr : gv.data();
+  p.tan_bias_full = gb.empty() ? nullptr : gb.data();
+  std::vector<double> to(x.dout.size(), 0.0);
+  tlse->assign(x.lse.size(), 0.0);
+  p.tan_out = to.data();
+  p.tan_lse = tlse->data();
+  std::vector<unsigned char> ws(size_t(mk::cpu::attention_workspace(p, omp_get_max_threads())) + 64);
+  p.workspace = ws.data();
+  if (int st = mk::cpu::attention_jvp(p, nullptr)) {
+    printf("FAIL cpu twin jvp status %d\n", st);
+    ++g_failures;
+  }
+  return to;
+}
+
+// The CPU twin's double backward (F64 or F32) on the inputs: outputs wanted per the mask
+template <class T>
+Outputs cpu_twin(const Inputs& x, unsigned mask) {
+  auto cast = [](const std::vector<double>& a) { return std::vector<T>(a.begin(), a.end()); };
+  std::vector<T> q = cast(x.q), k = cast(x.k), v = cast(x.v), bias = cast(x.bias), dout = cast(x.dout),
+                 out = cast(x.out), lse = cast(x.lse), gq = cast(x.gq), gk = cast(x.gk), gv = cast(x.gv),
+                 gb = cast(x.gb);
+  AttentionParams p{};
+  p.dtype = sizeof(T) == 8 ? MK_F64 : MK_F32;
+  p.batch = x.B;
+  p.heads = x.H;
+  p.kv_heads = x.Hkv;
+  p.nq = x.Nq;
+  p.nk = x.Nk;
+  p.d = x.D;
+  p.dv = x.Dv;
+  p.q = q.data();
+  p.k = k.data();
+  p.v = v.data();
+  p.bias = bias.empty() ? nullptr : bias.data();
+  p.bias_bs = x.bias_bs;
+  p.bias_hs = x.bias_hs;
+  std::vector<int64_t> lens = x.lens;
+  p.key_lengths = lens.empty() ? nullptr : lens.data();
+  p.scale = x.scale;
+  p.causal = x.causal;
+  p.out = out.data();
+  p.lse = lse.data();
+  p.dout = dout.data();
+  p.cot_grad_q = gq.empty() ? nullptr : gq.data();
+  p.cot_grad_k = gk.empty() ? nullptr : gk.data();
+  p.cot_grad_v = gv.empty() ? nullptr : gv.data();
+  p.cot_grad_bias_full = gb.empty() ? nullptr : gb.data();
+  std::vector<T> oq(x.q.size(), T(0)), ok(x.k.size(), T(0)), ov(x.v.size(), T(0)), od(x.dout.size(), T(0)),
+      ob(size_t(x.B * x.H * x.Nq * x.Nk), T(0));
+  p.cot_q = mask & 16 ? oq.data() : nullptr;
+  p.cot_k = mask & 32 ? ok.data() : nullptr;
+  p.cot_v = mask & 64 ? ov.data() : nullptr;
+  p.cot_dout = mask & 128 ? od.data() : nullptr;
+  p.cot_bias_full = mask & 256 ? ob.data() : nullptr;
+  std::vector<unsigned char> ws(size_t(mk::cpu::attention_workspace(p, omp_get_max_threads())) + 64);
+  p.workspace = ws.data();
+  if (int st = mk::cpu::attention_backward_backward(p, nullptr)) {
+    printf("FAIL cpu twin status %d\n", st);
+    ++g_failures;
+  }
+  auto widen = [](const std::vector<T>& a) { return std::vector<double>(a.begin(), a.end()); };
+  return Outputs{widen(oq), widen(ok), widen(ov), widen(od), widen(ob)};
+}
+
+// A 16-bit output with guard words around it (nothing may be written outside), zero inside (as
+// native/ zero-fills outputs before the kernels).
+constexpr size_t kGuard = 64;
+constexpr uint16_t kSentinel = 0x7fc1;
+template <class X>
+struct Out {
+  std::vector<uint16_t> buf;
+  size_t n = 0;
+  void init(size_t n_) {
+    n = n_;
+    buf.assign(n + 2 * kGuard, kSentinel);
+    std::fill(buf.begin() + kGuard, buf.begin() + kGuard + n, uint16_t(0));
+  }
+  uint16_t* data() { return buf.data() + kGuard; }
+  bool guards_ok() const {
+    for (size_t i = 0; i < kGuard; ++i)
+      if (buf[i] != kSentinel || buf[kGuard + n + i] != kSentinel) return false;
+    return true;
+  }
+  std::vector<double> values() const {
+    std::vector<double> r(n);
+    for (size_t i = 0; i < n; ++i) r[i] = X::decode(buf[kGuard + i]);
+    return r;
+  }
+};
+
+template <class E>
+void run(const Case& c, uint64_t seed) {
+  using X = Half<E>;
+  char name[256];
+  snprintf(name, sizeof name, "%s b%lld h%lld/%lld nq%lld nk%lld d%lld dv%lld %s bias=%s len=%s mask=%x", X::name,
+           (long long)c.b, (long long)c.h, (long long)c.hkv, (long long)c.nq, (long long)c.nk, (long long)c.d,
+           (long long)c.dv, c.causal ? "causal" : "full", c.bias, c.lengths.empty() ? "-" : "yes", c.mask);
+  std::mt19937_64 g(seed);
+  std::normal_distribution<double> nd(0.0, 1.0);
+  Inputs x;
+  x.B = c.b;
+  x.H = c.h;
+  x.Hkv = c.hkv;
+  x.Nq = c.nq;
+  x.Nk = c.nk;
+  x.D = c.d;
+  x.Dv = c.dv;
+  x.causal = c.causal;
+  x.lens = c.lengths;
+  x.scale = 1.0 / std::sqrt(double(c.d)) * 1.3;
+  auto make = [&](int64_t n, double sc) {
+    std::vector<double> a(static_cast<size_t>(n));
+    for (auto& e : a) e = X::round(nd(g) * sc);
+    return a;
+  };
+  const int64_t rows = x.B * x.H * x.Nq;
+  x.q = make(rows * x.D, 1.0);
+  x.k = make(x.B * x.Hkv * x.Nk * x.D, 1.0);
+  x.v = make(x.B * x.Hkv * x.Nk * x.Dv, 1.0);
+  const bool has_bias = std::string(c.bias) != "none";
+  const int64_t bb = has_bias && c.bias[0] == 'B' ? x.B : 1, bh = has_bias && c.bias[1] == 'H' ? x.H : 1;
+  x.bias_bs = has_bias && bb > 1 ? bh * x.Nq * x.Nk : 0;
+  x.bias_hs = has_bias && bh > 1 ? x.Nq * x.Nk : 0;
+  if (has_bias) {
+    x.bias = make(bb * bh * x.Nq * x.Nk, 0.7);
+    if (std::strstr(c.bias, "-inf"))
+      for (size_t at = 0; at < x.bias.size(); ++at)
+        if (bias_masked(int64_t(at) / x.Nk % x.Nq, int64_t(at) % x.Nk, x.Nk)) x.bias[at] = -INFINITY;
+  }
+  x.dout = make(rows * x.Dv, 1.0);
+  if (c.mask & 1) x.gq = make(rows * x.D, 1.0);
+  if (c.mask & 2) x.gk = make(x.B * x.Hkv * x.Nk * x.D, 1.0);
+  if (c.mask & 4) x.gv = make(x.B * x.Hkv * x.Nk * x.Dv, 1.0);
+  if ((c.mask & 8) && has_bias) x.gb = make(rows * x.Nk, 1.0);
+  // the forward's saved outputs: lse in F32, out in the 16-bit type (from float64)
+  x.lse.assign(size_t(rows), -INFINITY);
+  x.out.assign(size_t(rows * x.Dv), 0.0);
+  for (int64_t b = 0; b < x.B; ++b)
+    for (int64_t h = 0; h < x.H; ++h) {
+      const int64_t qh = b * x.H + h, kh = b * x.Hkv + h / (x.H / x.Hkv);
+      for (int64_t i = 0; i < x.Nq; ++i) {
+        const int64_t e = x.key_end(b, i);
+        std::vector<double> s(static_cast<size_t>(e));
+        double mx = -INFINITY;
+        for (int64_t j = 0; j < e; ++j) {
+          double a = 0;
+          for (int64_t cc = 0; cc < x.D; ++cc)
+            a += x.q[size_t((qh * x.Nq + i) * x.D + cc)] * x.k[size_t((kh * x.Nk + j) * x.D + cc)];
+          a *= x.scale;
+          if (has_bias) a += x.bias[size_t(b * x.bias_bs + h * x.bias_hs + i * x.Nk + j)];
+          s[size_t(j)] = a;
+          mx = std::max(mx, a);
+        }
+        if (mx == -INFINITY) continue;
+        double sum = 0;
+        for (int64_t j = 0; j < e; ++j) sum += std::exp(s[size_t(j)] - mx);
+        const double lse = double(float(mx + std::log(sum)));
+        x.lse[size_t(qh * x.Nq + i)] = lse;
+        for (int64_t cc = 0; cc < x.Dv; ++cc) {
+          double a = 0;
+          for (int64_t j = 0; j < e; ++j)
+            a += std::exp(s[size_t(j)] - mx) / sum * x.v[size_t((kh * x.Nk + j) * x.Dv + cc)];
+          x.out[size_t((qh * x.Nq + i) * x.Dv + cc)] = X::round(a);
+        }
+      }
+    }
+
+  const unsigned want = c.mask & (has_bias ? 0x1F0u : 0xF0u);
+  const Outputs ref = compose(
+      x, [](double v) { return v; }, false);
+  const Outputs naive = compose(
+      x, [](double v) { return X::round(v); }, true);
+  const Outputs twin64 = cpu_twin<double>(x, want);
+  const Outputs twin32 = cpu_twin<float>(x, want);
+
+  // the kernel, twice
+  auto bits = [](const std::vector<double>& a) {
+    std::vector<uint16_t> r(a.size());
+    for (size_t i = 0; i < a.size(); ++i) r[i] = X::encode(a[i]);
+    return r;
+  };
+  std::vector<uint16_t> qb = bits(x.q), kb = bits(x.k), vb = bits(x.v), biasb = bits(x.bias), dob = bits(x.dout),
+                        outb = bits(x.out), gqb = bits(x.gq), gkb = bits(x.gk), gvb = bits(x.gv), gbb = bits(x.gb);
+  std::vector<float> lsef(x.lse.begin(), x.lse.end());
+  std::vector<int64_t> lens = x.lens;
+  AttentionParams p{};
+  p.dtype = E::kDtype;
+  p.batch = x.B;
+  p.heads = x.H;
+  p.kv_heads = x.Hkv;
+  p.nq = x.Nq;
+  p.nk = x.Nk;
+  p.d = x.D;
+  p.dv = x.Dv;
+  p.q = qb.data();
+  p.k = kb.data();
+  p.v = vb.data();
+  p.bias = has_bias ? biasb.data() : nullptr;
+  p.bias_bs = x.bias_bs;
+  p.bias_hs = x.bias_hs;
+  p.key_lengths = lens.empty() ? nullptr : lens.data();
+  p.scale = x.scale;
+  p.causal = x.causal;
+  p.out = outb.data();
+  p.lse = lsef.data();
+  p.dout = dob.data();
+  p.cot_grad_q = gqb.empty() ? nullptr : gqb.data();
+  p.cot_grad_k = gkb.empty() ? nullptr : gkb.data();
+  p.cot_grad_v = gvb.empty() ? nullptr : gvb.data();
+  p.cot_grad_bias_full = gbb.empty() ? nullptr : gbb.data();
+  const int64_t ws_bytes = mk::cuda::tc_attention_backward_backward_workspace(p);
+  Out<X> run1[5], run2[5];
+  const size_t sizes[5] = {x.q.size(), x.k.size(), x.v.size(), x.dout.size(), size_t(rows * x.Nk)};
+  int status[2];
+  for (int rep = 0; rep < 2; ++rep) {
+    Out<X>* o = rep == 0 ? run1 : run2;
+    for (int i = 0; i < 5; ++i) o[i].init(sizes[i]);
+    std::vector<float> ws(size_t(ws_bytes / 4 + 1), NAN);
+    AttentionParams e = p;
+    e.workspace = ws.data();
+    e.cot_q = want & 16 ? o[0].data() : nullptr;
+    e.cot_k = want & 32 ? o[1].data() : nullptr;
+    e.cot_v = want & 64 ? o[2].data() : nullptr;
+    e.cot_dout = want & 128 ? o[3].data() : nullptr;
+    e.cot_bias_full = want & 256 ? o[4].data() : nullptr;
+    status[rep] = mk::cuda::tc_attention_backward_backward(e, nullptr);
+  }
+  // expected: the tensor cores where max(D, Dv) <= 128 and the tiles fit this device
+  const int64_t w = std::max(x.D, x.Dv);
+  using namespace mk::cuda;
+  const bool qp = want & (16 | 128 | 256), kp = want & (32 | 64);
+  const size_t need = w <= 64 ? dd_smem_max<64>(qp, kp) : dd_smem_max<128>(qp, kp);
+  const bool applies = w <= 128 && need <= size_t(emu::config().optin);
+  if (!applies) {
+    bool untouched = true;
+    for (int i = 0; i < 5; ++i)
+      for (double v : run1[i].values()) untouched = untouched && v == 0.0;
+    const bool ok = status[0] == mk::KERNEL_UNSUPPORTED && untouched;
+    printf("  %-86s %s%s\n", name,
+           w > 128 ? "D > 128: unsupported (F32 path)" : "tiles do not fit: unsupported (F32 path)", ok ? "" : " FAIL");
+    if (!ok) ++g_failures;
+    return;
+  }
+  if (status[0] || status[1]) {
+    printf("FAIL %s status %d %d\n", name, status[0], status[1]);
+    ++g_failures;
+    return;
+  }
+  printf("  %-86s", name);
+  const char* names[5] = {"q'", "k'", "v'", "dO'", "b'"};
+  const std::vector<double>* refs[5] = {&ref.q, &ref.k, &ref.v, &ref.dout, &ref.bias};
+  const std::vector<double>* naives[5] = {&naive.q, &naive.k, &naive.v, &naive.dout, &naive.bias};
+  const std::vector<double>* t64[5] = {&twin64.q, &twin64.k, &twin64.v, &twin64.dout, &twin64.bias};
+  const std::vector<double>* t32[5] = {&twin32.q, &twin32.k, &twin32.v, &twin32.dout, &twin32.bias};
+  for (int i = 0; i < 5; ++i) {
+    if (!(want & (16u << i))) continue;
+    const double ek = rel_err(run1[i].values(), *refs[i]), en = rel_err(*naives[i], *refs[i]);
+    const double et = rel_err(*t64[i], *refs[i]);  // the reference against the CPU twin (F64)
+    std::vector<double> t32r(t32[i]->size());
+    for (size_t j = 0; j < t32r.size(); ++j) t32r[j] = X::round((*t32[i])[j]);
+    const double e32 = rel_err(t32r, *refs[i]);  // the F32 path, rounded to 16 bit
+    const bool same = std::memcmp(run1[i].buf.data(), run2[i].buf.data(), run1[i].buf.size() * 2) == 0;
+    const bool ok = ek <= 2 * en + 1e-6 && et <= 1e-9 && same && run1[i].guards_ok();
+    printf(" %s %.2e/%.2e (f32 %.1e)%s%s", names[i], ek, en, e32, same ? "" : " not deterministic", ok ? "" : " FAIL");
+    if (!ok) {
+      ++g_failures;
+      if (et > 1e-9) printf(" [reference vs CPU twin %.2e]", et);
+      if (!run1[i].guards_ok()) printf(" [guard overwritten]");
+    }
+    g_worst = std::max(g_worst, en > 0 ? ek / en : 0.0);
+  }
+  // ---- the JVP with the cotangents as tangents: tO within the criterion, tlse (F32) too
+  {
+    std::vector<double> tl_ref, tl_naive, tl_twin;
+    const std::vector<double> to_ref = jvp_compose(
+        x, [](double v) { return v; }, false, &tl_ref);
+    const std::vector<double> to_naive = jvp_compose(
+        x, [](double v) { return X::round(v); }, true, &tl_naive);
+    const std::vector<double> to_twin = cpu_twin_jvp(x, &tl_twin);
+    Out<X> to1, to2;
+    to1.init(x.dout.size());
+    to2.init(x.dout.size());
+    std::vector<float> tl1(x.lse.size() + 2, NAN), tl2(x.lse.size() + 2, NAN);
+    AttentionParams e = p;
+    e.dout = nullptr;
+    e.cot_grad_q = e.cot_grad_k = e.cot_grad_v = e.cot_grad_bias_full = nullptr;
+    e.tan_q = p.cot_grad_q;
+    e.tan_k = p.cot_grad_k;
+    e.tan_v = p.cot_grad_v;
+    e.tan_bias_full = p.cot_grad_bias_full;
+    e.tan_out = to1.data();
+    e.tan_lse = tl1.data() + 1;
+    const int s1 = mk::cuda::tc_attention_jvp(e, nullptr);
+    e.tan_out = to2.data();
+    e.tan_lse = tl2.data() + 1;
+    const int s2 = mk::cuda::tc_attention_jvp(e, nullptr);
+    const size_t need_j = w <= 64 ? JvpLayout16<64>::bytes : JvpLayout16<128>::bytes;
+    if (need_j > size_t(emu::config().optin)) {
+      const bool ok = s1 == mk::KERNEL_UNSUPPORTED;
+      printf(" | jvp unsupported here%s", ok ? "" : " FAIL");
+      if (!ok) ++g_failures;
+    } else if (s1 || s2) {
+      printf(" | jvp status %d %d FAIL", s1, s2);
+      ++g_failures;
+    } else {
+      std::vector<double> tlk(tl1.begin() + 1, tl1.end() - 1);
+      const double ek = rel_err(to1.values(), to_ref), en = rel_err(to_naive, to_ref);
+      const double el = rel_err(tlk, tl_ref), eln = rel_err(tl_naive, tl_ref);
+      const double et = std::max(rel_err(to_twin, to_ref), rel_err(tl_twin, tl_ref));
+      const bool same = to1.buf == to2.buf && std::memcmp(tl1.data(), tl2.data(), tl1.size() * 4) == 0;
+      const bool guards = to1.guards_ok() && std::isnan(tl1.front()) && std::isnan(tl1.back());
+      const bool ok = ek <= 2 * en + 1e-6 && el <= 2 * eln + 1e-6 && et <= 1e-9 && same && guards;
+      printf(" | jvp tO %.2e/%.2e tlse %.2e/%.2e%s%s", ek, en, el, eln, same ? "" : " not deterministic",
+             ok ? "" : " FAIL");
+      if (!ok) {
+        ++g_failures;
+        if (et > 1e-9) printf(" [reference vs CPU twin %.2e]", et);
+        if (!guards) printf(" [guard overwritten]");
+      }
+      g_worst = std::max(g_worst, en > 0 ? ek / en : 0.0);
+      g_worst = std::max(g_worst, eln > 0 ? el / eln : 0.0);
+    }
+  }
+  // outputs not asked for stay untouched
+  for (int i = 0; i < 5; ++i)
+    if (!(want & (16u << i)))
+      for (double v : run1[i].values())
+        if (v != 0.0) {
+          printf(" %s written though not asked FAIL", names[i]);
+          ++g_failures;
+          break;
+        }
+  printf("\n");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int order = argc > 1 ? atoi(argv[1]) : 0;
+  const int limits = argc > 2 ? atoi(argv[2]) : 0;  // 0 H100, 1 A100, 2 sm_86, 3 48 KB
+  emu::config().order = order;
+  const int opt[4][2] = {{232448, 233472}, {166912, 167936}, {101376, 102400}, {49152, 65536}};
+  emu::config().optin = opt[limits][0];
+  emu::config().per_sm = opt[limits][1];
+  const unsigned ALL = 0x1FF;
+  const std::vector<Case> cases = {
+      {1, 1, 1, 5, 5, 16, 16, false, "none", {}, ALL},
+      {2, 4, 2, 70, 33, 16, 16, false, "none", {}, ALL},                         // GQA 2:1, Nq > Nk
+      {2, 2, 2, 33, 70, 64, 64, true, "none", {}, ALL},                          // causal, Nq < Nk
+      {1, 2, 1, 100, 77, 128, 128, true, "11", {}, ALL},                         // D = 128, GQA, broadcast bias
+      {2, 3, 3, 40, 97, 96, 64, false, "BH", {94, 40}, ALL},                     // D = 96, key padding
+      {1, 4, 2, 67, 45, 96, 96, true, "1H", {}, ALL},                            // D = Dv = 96, GQA, causal, bias
+      {1, 2, 1, 70, 150, 64, 64, false, "BH-inf", {}, ALL},                      // -inf bias: rows without keys
+      {2, 2, 1, 37, 41, 16, 16, true, "BH", {41, 20}, 0x1 | 0x4 | 0x10 | 0x80},  // some cotangents, outputs
+      {2, 2, 1, 37, 41, 128, 16, false, "BH", {}, 0x2 | 0x8 | 0x20 | 0x40 | 0x100},
+      {1, 1, 1, 19, 23, 5, 3, true, "none", {}, ALL},      // odd head dims: no vector loads
+      {2, 1, 1, 6, 3, 16, 16, true, "none", {3, 0}, ALL},  // a batch without keys
+      {1, 1, 1, 20, 20, 200, 64, false, "none", {}, ALL},  // D > 128: the F32 path
+  };
+  uint64_t seed = 4321;
+  for (const Case& c : cases) {
+    run<mk::cuda::Bf16>(c, seed);
+    run<mk::cuda::Fp16>(c, seed);
+    ++seed;
+  }
+  printf("double backward on tensor cores: worst kernel error / naive 16-bit composition error %.3f (criterion <= 2)\n",
+         g_worst);
+  printf("order %d limits %d: %lld launches, %lld blocks, %d failures\n", order, limits,
+         (long long)emu::config().launches, (long long)emu::config().blocks, g_failures);
+  return g_failures ? 1 : 0;
+}
