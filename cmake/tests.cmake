@@ -197,7 +197,9 @@ endforeach()
 # of 64 rows, and longer ones under a lowered scratch budget) and the sequential form, against a
 # float64 loop and the CPU twin, bitwise across thread orders; momentum bitwise. BF16 / F16: the
 # tensor-core form, the SIMT forms on 16-bit data and the CPU twin within twice a naive 16-bit
-# composition's error (23-30 s per run on the 2-core VM, 2026-12-05).
+# composition's error; TF32 (F32 with MK_LINEAR_MASK_TF32) within twice a naive TF32 composition's;
+# the unmasked plan's long state chunks (23-30 s per run on the 2-core VM, 2026-12-05; 45-50 s with
+# the TF32 cases, 90 s under the load of a full verify).
 mk_emu_executable(linear_attention_emu_test)
 mk_emu_test(emu.linear_attention linear_attention_emu_test)
 

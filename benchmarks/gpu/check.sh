@@ -125,14 +125,15 @@ if java -cp "$CP" org.openjdk.jmh.Main -l 2>/dev/null | grep -q 'Gpu'; then
   # GpuLaunchBench: 4 methods of microseconds, same settings as GpuDenseBench: ~10 s.
   # GpuGraphBench (R-MAT 1M edges, F = 64, with and without 200k-edge hub rows; sum and max,
   # forward and forward + backward): 8 sets in this JVM, ~30 s.
-  for cls in GpuAttentionBf16Bench:120 GpuAttentionBench:55 GpuLinearAttentionBench:90 GpuDenseBench:60 GpuLaunchBench:30 \
+  for cls in GpuAttentionBf16Bench:120 GpuAttentionBench:55 GpuLinearAttentionBench:135 GpuDenseBench:60 GpuLaunchBench:30 \
     GpuGraphBench:50; do
     name=${cls%%:*}
     it=1s forks=1 params=()
     [ "$name" = GpuDenseBench ] || [ "$name" = GpuLaunchBench ] && it=500ms forks=0
     [ "$name" = GpuGraphBench ] && it=500ms forks=0 params=(-p reduce=sum,max)
-    # linear attention in F32 and BF16 (the tensor-core form), 4 sets: ~80 s
-    [ "$name" = GpuLinearAttentionBench ] && params=(-p dtype=F32,BF16)
+    # linear attention in F32, TF32 (F32 data, Backend.setAllowTf32) and BF16 (the tensor-core
+    # forms), 6 sets: ~120 s
+    [ "$name" = GpuLinearAttentionBench ] && params=(-p dtype=F32,TF32,BF16)
     timeout "${cls##*:}" java -cp "$CP" org.openjdk.jmh.Main "$name" -f "$forks" -wi 1 -i 2 -w "$it" -r "$it" \
       ${params[@]+"${params[@]}"} -rf json -rff "$out/jmh-$name.json" 2>&1 | tail -20 | tee "$out/jmh-$name.txt"
   done

@@ -10,11 +10,13 @@
 //   BF16 / F16 tensor cores, R = 128, 256 (causal)  the same with longer state chunks (R keys per
 //                    state: fewer states, more masked key blocks; GFLOP counts the extra blocks)
 //   BF16 / F16 chunked SIMT  the SIMT chunk-parallel form on the 16-bit data (the fallback), F32 inside
+//   TF32 tensor cores  F32 data on m16n8k8 TF32 MMAs (the opt-in of Backend.setAllowTf32: the entry
+//                    point with MK_LINEAR_MASK_TF32), F32 states and scan; R = 128, 256 as for 16 bit
 //   and "fwd+bwd" rows: the forward and the three products of its backward (dq = P(g, v, k, M),
 //   dk = P(v, g, q, M'), dv = P(k, q, g, M')), as LinearAttention.product's backward calls them.
 // The inputs are multiples of 2^-10 in [-1/8, 1/8) (8-bit integers scaled), exact in F32, BF16 and
-// F16, so one reference serves every dtype: the F32 sequential form (an F32 sum per output) of
-// the same values. err = max |out - ref| / max |ref|.
+// F16 (and TF32), so one reference serves every dtype: the F32 sequential form (an F32 sum per
+// output) of the same values. err = max |out - ref| / max |ref|.
 // Timing: median of 15 calls after 3 warm-ups, CUDA events around each call (scratch allocated
 // once outside, as the device cache hands it out in the library).
 // Figures independent of any peer, to read the result as a fraction of the card's limits:
@@ -22,10 +24,15 @@
 //           the visible half of each 64 x 64 diagonal block, 2·G·n·32·(dk + dv);
 //   MB      bytes that must cross DRAM at least once: q, k, v read and out written in the data
 //           type, and for the chunked forms the F32 chunk states (written by the state pass, read
-//           and written by the scan when there are several chunks, read by the output pass);
+//           and written by the scan when there are several chunks, read by the output pass; without
+//           a mask the scan writes and the output pass reads only the total: state_traffic());
 //   % copy  MB / ms against the device-to-device copy rate this harness measures first (the
 //           memory-bound ceiling); TFLOP/s against the peak given with --peak-tflops (not known
-//           here: the dense BF16 mma.sync and F32 FMA peaks of the card, printed if given).
+//           here: the dense BF16 mma.sync and F32 FMA peaks of the card, printed if given; TF32 rows
+//           against half the BF16 peak, the dense TF32 rate of A100 and H100-class cards).
+// After each shape and mask: the chunk states' share of the bytes moved per call (state_traffic():
+// with several chunks 4 x G x chunks x dk x dv x 4 B when masked), the traffic the 16-bit and TF32
+// forms spend beyond q, k, v and out.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -116,7 +123,7 @@ struct Shape {
 };
 
 static void row(const Shape& s, const char* mask, const char* dtype, const char* form, float ms, double flops,
-                double bytes, double err, bool mma) {
+                double bytes, double err, int unit) {  // unit: 0 F32 FMA, 1 16-bit MMA, 2 TF32 MMA
   char shape[64];
   snprintf(shape, sizeof shape, "[%lld,%lld,%lld,%lld]", (long long)s.b, (long long)s.h, (long long)s.n,
            (long long)s.d);
@@ -125,13 +132,21 @@ static void row(const Shape& s, const char* mask, const char* dtype, const char*
     return;
   }
   const double tfs = flops / (ms * 1e9), gbs = bytes / (ms * 1e6);
-  const double peak = mma ? g_peak_mma : g_peak_f32;
+  const double peak = unit == 2 ? g_peak_mma / 2 : unit == 1 ? g_peak_mma : g_peak_f32;
   char pk[32] = "";
   if (peak > 0) snprintf(pk, sizeof pk, "%.1f %%", 100.0 * tfs / peak);
   char er[32] = "";
   if (err >= 0) snprintf(er, sizeof er, "%.2e", err);
   printf("| %s | %s | %s | %s | %.3f | %.1f | %s | %.0f | %.1f %% | %s |\n", shape, mask, dtype, form, ms, tfs, pk,
          bytes / 1e6, 100.0 * gbs / g_copy_gbs, er);
+}
+
+// Bytes of F32 chunk states moved per product: written by the state pass; with several chunks read
+// and written by the scan (masked: all of them; no mask: all read, the total written to chunk 0) and
+// read by the output pass (no mask: chunk 0 only); one chunk: written and read.
+static double state_traffic(int64_t G, int64_t states, int64_t d, int mask) {
+  const double one = 4.0 * double(G) * double(d) * double(d);
+  return one * (states == 1 ? 2.0 : mask ? 4.0 * double(states) : 2.0 * double(states) + 2.0);
 }
 
 static double max_rel_diff(const std::vector<float>& x, const std::vector<float>& ref) {
@@ -174,7 +189,7 @@ static void half_rows(const Shape& s, int mask, const char* name, const float* q
     pr.rows = R;
     pr.states = (n + R - 1) / R;
     pr.bytes = 4 * G * pr.states * d * d;
-    const double sb = 4.0 * double(G) * pr.states * d * d * (pr.states > 1 ? 4 : 2);
+    const double sb = state_traffic(G, pr.states, d, mask);
     const double fl = flops + (mask ? double(G) * n * double(R - TC_ROWS) * 2.0 * (d + d) / 2.0 : 0.0);
     ms = time_call(15, [&] { return mk::cuda::run_tc<H>(pr, G, n, n, d, d, qh, kh, vh, oh, mask, S, nullptr); });
     char form[64];
@@ -196,6 +211,54 @@ static void half_rows(const Shape& s, int mask, const char* name, const float* q
       ms < 0 ? -1 : err_of(oh), false);
   for (uint16_t* p : {qh, kh, vh, oh, gh, t1, t2, t3}) CHECK(cudaFree(p));
   CHECK(cudaFree(back));
+}
+
+// F32 data on TF32 tensor cores: the entry point with the flag (state chunks of plan.rows keys), longer
+// state chunks (causal), and the forward + backward's four products.
+static void tf32_rows(const Shape& s, int mask, const float* q, const float* k, const float* v, float* out,
+                      const std::vector<float>& ref, void* ws, const mk::cuda::ChunkPlan& plan, double flops,
+                      double io_elems, double state_bytes) {
+  const int64_t G = s.b * s.h, n = s.n, d = s.d, elems = G * n * d;
+  const int tf32 = MK_LINEAR_MASK_TF32, mirror = mask == 1 ? 2 : mask;
+  const char* mname = mask ? "causal" : "none";
+  float *g, *t1, *t2, *t3;
+  for (float** p : {&g, &t1, &t2, &t3}) CHECK(cudaMalloc(p, elems * 4));
+  CHECK(cudaMemcpy(g, v, elems * 4, cudaMemcpyDeviceToDevice));  // an upstream gradient for the backward rows
+  std::vector<float> host(elems);
+  auto err_of = [&](const float* o) {
+    CHECK(cudaMemcpy(host.data(), o, elems * 4, cudaMemcpyDeviceToHost));
+    return max_rel_diff(host, ref);
+  };
+  float* S = static_cast<float*>(ws);
+  float ms = time_call(15, [&] {
+    return mk::cuda::linear_attention(MK_F32, G, n, n, d, d, q, k, v, out, mask | tf32, ws, nullptr);
+  });
+  char form[64];
+  snprintf(form, sizeof form, "TF32 tensor cores (R = %lld, entry point)", (long long)plan.rows);
+  row(s, mname, "F32", form, ms, flops, io_elems * 4 + state_bytes, ms < 0 ? -1 : err_of(out), 2);
+  for (int64_t R = 2 * plan.rows; mask && R <= 4 * plan.rows; R *= 2) {
+    mk::cuda::ChunkPlan pr = plan;
+    pr.rows = R;
+    pr.states = (n + R - 1) / R;
+    pr.bytes = 4 * G * pr.states * d * d;
+    const double sb = state_traffic(G, pr.states, d, mask);
+    const double fl = flops + double(G) * n * double(R - TC_ROWS) * 2.0 * (d + d) / 2.0;
+    ms = time_call(15, [&] {
+      return mk::cuda::run_tc<mk::cuda::Tf32>(pr, G, n, n, d, d, q, k, v, out, mask, S, nullptr);
+    });
+    snprintf(form, sizeof form, "TF32 tensor cores, R = %lld", (long long)R);
+    row(s, mname, "F32", form, ms, fl, io_elems * 4 + sb, ms < 0 ? -1 : err_of(out), 2);
+  }
+  ms = time_call(15, [&] {
+    int st = mk::cuda::linear_attention(MK_F32, G, n, n, d, d, q, k, v, out, mask | tf32, ws, nullptr);
+    if (!st) st = mk::cuda::linear_attention(MK_F32, G, n, n, d, d, g, v, k, t1, mask | tf32, ws, nullptr);
+    if (!st) st = mk::cuda::linear_attention(MK_F32, G, n, n, d, d, v, g, q, t2, mirror | tf32, ws, nullptr);
+    if (!st) st = mk::cuda::linear_attention(MK_F32, G, n, n, d, d, k, q, g, t3, mirror | tf32, ws, nullptr);
+    return st;
+  });
+  row(s, mname, "F32", "TF32 fwd+bwd (4 products, entry point)", ms, 4 * flops, 4 * (io_elems * 4 + state_bytes), -1,
+      2);
+  for (float* p : {g, t1, t2, t3}) CHECK(cudaFree(p));
 }
 
 int main(int argc, char** argv) {
@@ -224,14 +287,14 @@ int main(int argc, char** argv) {
     fill_exact<<<1024, 256>>>(q, elems, 1u);
     fill_exact<<<1024, 256>>>(k, elems, 2u);
     fill_exact<<<1024, 256>>>(v, elems, 3u);
-    const mk::cuda::ChunkPlan plan = mk::cuda::chunk_plan(MK_F32, G, n, d, d);
-    void* ws = nullptr;
-    CHECK(cudaMalloc(&ws, std::max<int64_t>(plan.bytes, 16)));
+    void* ws = nullptr;  // the largest plan (the masked one; without a mask the chunks may be longer)
+    CHECK(cudaMalloc(&ws, std::max<int64_t>(mk::cuda::chunk_plan(MK_F32, G, n, d, d, 1).bytes, 16)));
     for (int mask = 0; mask <= 1; ++mask) {
+      const mk::cuda::ChunkPlan plan = mk::cuda::chunk_plan(MK_F32, G, n, d, d, mask);  // the entry point's
       const char* mname = mask ? "causal" : "none";
       const double flops = double(G) * (4.0 * n * d * d + (mask ? 2.0 * n * 32 * (d + d) : 0.0));
       const double io_elems = 4.0 * double(elems);  // q, k, v, out
-      const double state_bytes = 4.0 * double(G) * plan.states * d * d * (plan.states > 1 ? 4 : 2);
+      const double state_bytes = state_traffic(G, plan.states, d, mask);
       std::vector<float> ref(elems), h2(elems);
       float ms = time_call(
           5, [&] { return mk::cuda::linear_attention(MK_F32, G, n, n, d, d, q, k, v, o1, mask, nullptr, nullptr); });
@@ -241,8 +304,22 @@ int main(int argc, char** argv) {
                      [&] { return mk::cuda::linear_attention(MK_F32, G, n, n, d, d, q, k, v, o2, mask, ws, nullptr); });
       CHECK(cudaMemcpy(h2.data(), o2, elems * 4, cudaMemcpyDeviceToHost));
       row(s, mname, "F32", "chunked SIMT", ms, flops, io_elems * 4 + state_bytes, max_rel_diff(h2, ref), false);
+      ms = time_call(15, [&] {  // the exact form's forward + backward, beside the TF32 one
+        int st = mk::cuda::linear_attention(MK_F32, G, n, n, d, d, q, k, v, o2, mask, ws, nullptr);
+        if (!st) st = mk::cuda::linear_attention(MK_F32, G, n, n, d, d, v, v, k, o1, mask, ws, nullptr);
+        if (!st) st = mk::cuda::linear_attention(MK_F32, G, n, n, d, d, v, v, q, o1, mask ? 2 : 0, ws, nullptr);
+        if (!st) st = mk::cuda::linear_attention(MK_F32, G, n, n, d, d, k, q, v, o1, mask ? 2 : 0, ws, nullptr);
+        return st;
+      });
+      row(s, mname, "F32", "fwd+bwd (4 products, entry point)", ms, 4 * flops, 4 * (io_elems * 4 + state_bytes), -1,
+          false);
+      tf32_rows(s, mask, q, k, v, o2, ref, ws, plan, flops, io_elems, state_bytes);
       half_rows<mk::cuda::Bf16>(s, mask, "BF16", q, k, v, ref, ws, plan, flops, io_elems, state_bytes);
       half_rows<mk::cuda::Fp16>(s, mask, "F16", q, k, v, ref, ws, plan, flops, io_elems, state_bytes);
+      printf("|  | %s | | chunk states (R = %lld, %lld per group): %.0f MB of the %.0f MB (16-bit) / %.0f MB (F32) "
+             "moved per forward | | | | | | |\n",
+             mname, (long long)plan.rows, (long long)plan.states, state_bytes / 1e6, (io_elems * 2 + state_bytes) / 1e6,
+             (io_elems * 4 + state_bytes) / 1e6);
     }
     CHECK(cudaFree(ws));
     for (float* p : {q, k, v, o1, o2}) CHECK(cudaFree(p));

@@ -5,7 +5,7 @@ Softmax attention: scaled_dot_product_attention in BF16 with D = 128 and N up to
 forward+backward; TFLOP/s and % of the H100's 989 TFLOP/s dense BF16 peak), the shapes of
 GpuAttentionBf16Bench ([4,16,4096,128], [1,16,16384,128]) among them, and the double
 backward in F32 through the math path (create_graph=True), which the fused SDPA kernels refuse.
-Linear attention (F32): causal forward and forward+backward at [4, 8, 4096, 64] through the
+Linear attention (F32, BF16, and F32 with TF32 matmuls as dtype "tf32"): causal forward and forward+backward at [4, 8, 4096, 64] through the
 masked quadratic form and a chunked cumsum form, non-causal at [16, 8, 1024, 64] through
 (K^T V). Dense memory-bound ops (reductions, softmax, elementwise, copies: the ops of
 GpuDenseBench, named "dense.OP") in F32 on [4, 16, 4096, 128], with a copy-bandwidth reference
@@ -53,7 +53,7 @@ def la_chunked(q, k, v, chunk=64):
     return (intra + inter).reshape(b, h, n, -1)
 
 
-def bench(name, shape, fn, causal, results, dtype=torch.float32):
+def bench(name, shape, fn, causal, results, dtype=torch.float32, label=None):
     """Forward, forward+backward (gradient of ⟨out, g⟩) and double backward (gradient of
     Σ_x ⟨∂/∂x, r_x⟩ with create_graph), the three passes of GpuLinearAttentionBench on the same
     shape; 16-bit inputs keep the inner products of the double backward in F32 as the JMH class."""
@@ -76,7 +76,7 @@ def bench(name, shape, fn, causal, results, dtype=torch.float32):
         s = sum((gi.float() * ri).sum() for gi, ri in zip(gs, r))
         torch.autograd.grad(s, (q, k, v))
 
-    row = {"peer": name, "dtype": str(dtype).replace("torch.", ""), "shape": list(shape), "causal": causal}
+    row = {"peer": name, "dtype": label or str(dtype).replace("torch.", ""), "shape": list(shape), "causal": causal}
     try:
         row["forward_ms"] = timed(fwd)
         row["forward_backward_ms"] = timed(fwdbwd)
@@ -260,6 +260,11 @@ def main():
     for dtype in (torch.float32, torch.bfloat16):
         bench("linear_attention.chunked_cumsum", jmh_shape, la_chunked, True, results, dtype)
         bench("linear_attention.state", jmh_shape, la_state, False, results, dtype)
+    # F32 with TF32 matmuls: the peers of GpuLinearAttentionBench -p dtype=TF32 (dtype "tf32")
+    torch.backends.cuda.matmul.allow_tf32 = True
+    bench("linear_attention.chunked_cumsum", jmh_shape, la_chunked, True, results, torch.float32, "tf32")
+    bench("linear_attention.state", jmh_shape, la_state, False, results, torch.float32, "tf32")
+    torch.backends.cuda.matmul.allow_tf32 = False
     save()
     for shape in ((1, 8, 1024, 64), (4, 8, 512, 64)):  # the CPU AttentionBench shapes
         for causal in (False, True):

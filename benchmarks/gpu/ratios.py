@@ -8,7 +8,7 @@ Pairs: GpuAttentionBf16Bench / GpuAttentionBench forward and forwardBackward wit
 dtype ("sdpa"), GpuAttentionBench.doubleBackward with the math path under create_graph
 ("sdpa_math_double_backward"), GpuLinearAttentionBench with PyTorch's best composed form: the
 chunked cumulative-sum form when causal, q (kᵀ v) when not ("linear_attention.chunked_cumsum",
-"linear_attention.state"), F32 and BF16. A JMH row without a peer (or the reverse) is printed
+"linear_attention.state"), F32, BF16, and TF32 (F32 data with TF32 allowed on both sides). A JMH row without a peer (or the reverse) is printed
 with a dash.
 """
 import argparse
@@ -17,7 +17,7 @@ import os
 
 CLASS_DTYPE = {"GpuAttentionBench": "float32", "GpuAttentionBf16Bench": "bfloat16"}
 PEER_KEY = {"forward": "forward_ms", "forwardBackward": "forward_backward_ms", "doubleBackward": "double_backward_ms"}
-JMH_DTYPE = {"F32": "float32", "BF16": "bfloat16", "F16": "float16"}
+JMH_DTYPE = {"F32": "float32", "BF16": "bfloat16", "F16": "float16", "TF32": "tf32"}  # TF32: F32 data, TF32 allowed
 
 
 def jmh_rows(path):

@@ -226,6 +226,7 @@ void momentum(int64_t groups, int64_t n, int64_t d, const T* v, T* out, T decay,
 int linear_attention(int dtype, int64_t groups, int64_t nq, int64_t nk, int64_t dk, int64_t dv,
                      const void* q, const void* k, const void* v, void* out, int mask,
                      void* workspace, void*) {
+  mask &= ~MK_LINEAR_MASK_TF32;  // the TF32 flag is for CUDA: the CPU computes in the data's type
   if (dtype == MK_BF16 || dtype == MK_F16)
     run_half(dtype, groups, nq, nk, dk, dv, static_cast<const uint16_t*>(q), static_cast<const uint16_t*>(k),
              static_cast<const uint16_t*>(v), static_cast<uint16_t*>(out), mask, static_cast<float*>(workspace));

@@ -9,7 +9,8 @@
 //
 // Chunk-parallel (the usual path; `workspace` is linear_attention_scratch() bytes of device memory
 // from native/src/linear_attention.cpp). The keys are cut into state chunks of R rows (R a multiple
-// of the 64-row block; the smallest power-of-two multiple whose states fit kScratchBudget):
+// of the 64-row block; the smallest power-of-two multiple whose states fit kScratchBudget, longer
+// without a mask while the chunks of all groups stay >= MK_LINEAR_PARALLEL_CHUNKS: chunk_plan()):
 //   1. states: S_s = sum_{i in chunk s} k_i v_i^T ([dk, dv]) for every group and chunk at once, a
 //      block per (group, chunk, 64 x 64 tile of S), rows in ascending order;
 //   2. scan: per state element, over the chunks of its group in a fixed order, in place: the
@@ -43,6 +44,10 @@
 // Bytes the chunk states may take (a test lowers it to force long state chunks).
 #ifndef MK_LINEAR_SCRATCH_BUDGET
 #define MK_LINEAR_SCRATCH_BUDGET (int64_t(512) << 20)
+#endif
+// Without a mask: state chunks over all groups the plan keeps at least (a test lowers it).
+#ifndef MK_LINEAR_PARALLEL_CHUNKS
+#define MK_LINEAR_PARALLEL_CHUNKS 1024
 #endif
 
 namespace mk {
@@ -122,11 +127,23 @@ struct ChunkPlan {
   int64_t bytes = 0;   // scratch; 0: the sequential form
 };
 
-ChunkPlan chunk_plan(int dtype, int64_t groups, int64_t nk, int64_t dk, int64_t dv) {
+// R: the smallest power-of-two multiple of kTile whose states fit the budget. Without a mask (mask 0)
+// the chunks only spread the state pass over blocks (the scan sums them into chunk 0, the only
+// state the output pass reads) and no masked key block depends on R: there R also grows while all
+// groups keep at least MK_LINEAR_PARALLEL_CHUNKS chunks, so that fewer F32 states are written and
+// summed (at [4,16,4096,128]: R = 256, 16 chunks per group, a quarter of the R = 64 state traffic,
+// 2,048 state blocks). Causal and anti-causal masks keep the smallest R (the masked key blocks of
+// a query block grow with R; benchmarks/gpu/linear_attention_harness.cu times R = 128, 256).
+ChunkPlan chunk_plan(int dtype, int64_t groups, int64_t nk, int64_t dk, int64_t dv, int mask = 1) {
   ChunkPlan p;
   if (groups <= 0 || nk <= 0) return p;
   const double per_state = double(dk) * double(dv) * (dtype == MK_F64 ? 8.0 : 4.0);  // 16-bit: F32 states
-  for (int64_t rows = Traits::kTile;; rows *= 2) {
+  int64_t first = Traits::kTile;
+  if (mask == 0) {
+    const int64_t want = ceil_div(MK_LINEAR_PARALLEL_CHUNKS, groups);  // chunks per group
+    while (first < nk && ceil_div(nk, 2 * first) >= want) first *= 2;
+  }
+  for (int64_t rows = first;; rows *= 2) {
     const int64_t states = ceil_div(nk, rows);
     const double bytes = double(groups) * double(states) * per_state;
     if (bytes <= double(MK_LINEAR_SCRATCH_BUDGET)) {
@@ -491,107 +508,151 @@ int run_sequential(int64_t groups, int64_t nq, int64_t nk, int64_t dk, int64_t d
                        static_cast<const Raw*>(v), static_cast<Raw*>(out));
 }
 
-// ---- tensor-core form (BF16 / F16 inputs) --------------------------------------------------------
-// The chunk-parallel form above with its products on m16n8k16 MMAs (16-bit operands, F32
-// accumulation; register layouts in mma.cuh), same plan, same scratch, same fixed orders:
+// ---- tensor-core form (BF16 / F16 inputs; F32 inputs through TF32, opt-in) ------------------------
+// The chunk-parallel form above with its products on tensor cores, templated over the operand type
+// E of mma.cuh (Operand<E>): m16n8k16 MMAs on BF16 / F16 inputs, or m16n8k8 TF32 MMAs on F32 inputs
+// when the caller asks for TF32 (MK_LINEAR_MASK_TF32 in `mask`: native/src/linear_attention.cpp
+// sets it while the runtime's one TF32 switch, mk_runtime_allow_tf32, is on). F32 accumulation and
+// F32 states either way; same plan, same scratch, same fixed orders:
 //   1. states S_s = K_sᵀ V_s (F32, in the scratch, stored transposed: [dv][dk], so that step 3
 //      stages them with coalesced reads and conflict-free shared stores): a block per (group,
-//      chunk, 64 key features, ET value columns), warp w the features [16w, 16w + 16); A = Kᵀ and
-//      B = V from transposed shared copies of each 64-key slab (slabs ascending);
+//      chunk, 64 key features, ET value columns), warp w the features [16w, 16w + 16); A = Kᵀ from a
+//      transposed shared copy of each 64-key slab, B = V (16-bit: a transposed copy, read along k;
+//      TF32: the row-major slab itself) (slabs ascending);
 //   2. the scan of the SIMT form, in F32 (scan_kernel<float>): the inter-chunk prefix stays F32;
 //   3. output: a block per (group, 64 query rows, ET value columns), warp w the rows [16w, 16w + 16):
-//      O = Q·Ŝ with Ŝ the prefix state rounded to the input type as it is staged (transposed), then
-//      per 64-key block of the rows' own chunk P = mask(Q Kᵀ) in F32 registers, rounded to the input
+//      O = Q·Ŝ with Ŝ the prefix state rounded to the operand type as it is staged (transposed), then
+//      per 64-key block of the rows' own chunk P = mask(Q Kᵀ) in F32 registers, rounded to the operand
 //      type as the A operand of P V (FlashAttention's register reuse; key blocks a warp cannot see,
-//      half of the diagonal block, are skipped); O rounded once when stored.
-// Precision: the inputs enter the MMAs exactly; the roundings are Ŝ, P (both to the input type, as
-// a 16-bit composition rounds its intermediates) and the output. The CPU twin computes the same
-// function in F32 from the same inputs and rounds only the output; the emulator test bounds the
-// error by twice a naive 16-bit composition's (tests/cuda-emu/linear_attention_emu_test.cpp).
-// Key features up to kMaxDk (the Q and K tiles are padded to 64, 128 or 256); any value width
-// (tiles of ET = 64 or 128 columns). Wider keys, or a device whose shared memory does not hold
-// the tiles, run the SIMT chunk-parallel form on the same 16-bit data (F32 inside).
+//      half of the diagonal block, are skipped); O stored once (16-bit: rounded).
+// Precision: 16-bit inputs enter the MMAs exactly, F32 inputs rounded to TF32 (10-bit mantissa, to
+// nearest) as they are staged; the roundings are then Ŝ, P (both to the operand type, as a composition
+// of matmuls in that type rounds its intermediates) and, for 16-bit, the output. The CPU twin computes
+// the same function in F32 from the same inputs and rounds only a 16-bit output; the emulator test
+// bounds the error by twice that of a naive composition in the operand type
+// (tests/cuda-emu/linear_attention_emu_test.cpp). F32 without TF32 never comes here (the SIMT form is
+// the exact default). Key features up to kMaxDk (the Q and K tiles are padded to 64, 128 or 256); any
+// value width (tiles of ET = 64 or 128 columns; TF32 with keys over 128: 64, so that the F32 tiles fit
+// an A100's 163 KB; TF32 where the 128-column tiles do not fit, e.g. 99 KB devices: 64). Wider keys,
+// or a device whose shared memory does not hold the tiles, run the SIMT chunk-parallel form on the
+// same data (F32 inside: exact for F32).
 struct TcTraits {
   static constexpr int kWarps = 4;
   static constexpr int kThreads = 32 * kWarps;
   static constexpr int kRows = 16 * kWarps;  // query rows of an output block, key features of a state
                                              // block, keys of a slab
-  static constexpr int kPad = 8;             // 16-bit pad per shared row: conflict-free fragment reads
+  static constexpr int kPad = 8;             // pad per shared row, in elements (16-bit: 16 bytes, TF32:
+                                             // 32): conflict-free fragment reads
+  static constexpr int kPadKN = 4;           // TF32 row-major [k][n] tiles (V): row stride = 4 mod 16
+                                             // words, so b_kn's reads (rows 2t, 2t + 1) hit 32 banks
   static constexpr int kMaxDk = 256;
 };
 using TC = TcTraits;
 static_assert(TC::kRows == Traits::kTile, "the plan's state chunks are whole 64-key slabs");
-static_assert((TC::kPad * 2) % 16 == 0, "shared rows stay 16-byte aligned");
+static_assert((TC::kPad * 2) % 16 == 0 && (TC::kPadKN * 4) % 16 == 0, "shared rows stay 16-byte aligned");
 
-// Shared layouts in 16-bit elements.
-template <int DKP, int ET>
+// Shared layouts in elements of E's raw type (16-bit or F32). V of a key block: 16-bit Vᵀ [ET][64 +
+// pad] (B read along k), TF32 V [64][ET + kPadKN] (row-major, read by b_kn).
+template <class E, int DKP, int ET>
 struct TcOutLayout {
-  static constexpr int LDK = DKP + TC::kPad, LV = TC::kRows + TC::kPad;
+  using O = Operand<E>;
+  static constexpr int LDK = DKP + TC::kPad;
+  static constexpr int LV = O::kTransposed ? TC::kRows + TC::kPad : ET + TC::kPadKN;
+  static constexpr int vsize = O::kTransposed ? ET * LV : TC::kRows * LV;
   static constexpr int q = 0;                     // Q   [64][LDK]
   static constexpr int k = q + TC::kRows * LDK;   // K   [64][LDK]  (key blocks)
-  static constexpr int vt = k + TC::kRows * LDK;  // Vᵀ  [ET][LV]   (key blocks)
+  static constexpr int v = k + TC::kRows * LDK;   // Vᵀ or V        (key blocks)
   static constexpr int st = k;                    // Ŝᵀ  [ET][LDK]  (the state, consumed before the key blocks)
-  static constexpr int total = vt + ET * LV > st + ET * LDK ? vt + ET * LV : st + ET * LDK;
-  static constexpr size_t bytes = size_t(total) * 2;
+  static constexpr int total = v + vsize > st + ET * LDK ? v + vsize : st + ET * LDK;
+  static constexpr size_t bytes = size_t(total) * sizeof(typename O::Raw);
 };
-template <int ET>
+template <class E, int ET>
 struct TcStateLayout {
+  using O = Operand<E>;
   static constexpr int LT = TC::kRows + TC::kPad;
-  static constexpr int kt = 0;                      // Kᵀ [64][LT]
-  static constexpr int vt = kt + TC::kRows * LT;    // Vᵀ [ET][LT]
-  static constexpr size_t bytes = size_t(vt + ET * LT) * 2;
+  static constexpr int LV = O::kTransposed ? LT : ET + TC::kPadKN;
+  static constexpr int kt = 0;                     // Kᵀ [64][LT]
+  static constexpr int v = kt + TC::kRows * LT;    // Vᵀ [ET][LV] or V [64][LV]
+  static constexpr int vsize = O::kTransposed ? ET * LV : TC::kRows * LV;
+  static constexpr size_t bytes = size_t(v + vsize) * sizeof(typename O::Raw);
 };
 
-// x[0..8) = src[row][col .. col + 8), zero outside rows x cols; one 16-byte load when `vec` (16-byte
-// aligned rows) and all eight lie inside.
-__device__ __forceinline__ void load8(uint16_t (&x)[8], const uint16_t* src, int64_t ld, int64_t row, int64_t rows,
-                                      int64_t col, int64_t cols, bool vec) {
-  if (row < rows && vec && col + 8 <= cols) {
+// Elements of E's raw type in one 16-byte load (8 16-bit values, 4 F32).
+template <class E>
+struct VecElems {
+  static constexpr int value = 16 / int(sizeof(typename Operand<E>::Raw));
+};
+
+// x[0..N) = src[row][col .. col + N) as staged in shared memory (Operand<E>::to_smem: TF32 rounds),
+// zero outside rows x cols; one 16-byte load when `vec` (16-byte aligned rows) and all N lie inside.
+template <class E>
+__device__ __forceinline__ void load_vec(typename Operand<E>::Raw (&x)[VecElems<E>::value],
+                                         const typename Operand<E>::Raw* src, int64_t ld, int64_t row, int64_t rows,
+                                         int64_t col, int64_t cols, bool vec) {
+  using O = Operand<E>;
+  using Raw = typename O::Raw;
+  constexpr int N = VecElems<E>::value;
+  if (row < rows && vec && col + N <= cols) {
     const uint4 w = *reinterpret_cast<const uint4*>(src + row * ld + col);
     memcpy(x, &w, 16);
   } else {
 #pragma unroll
-    for (int i = 0; i < 8; ++i) x[i] = row < rows && col + i < cols ? src[row * ld + col + i] : uint16_t(0);
+    for (int i = 0; i < N; ++i) x[i] = row < rows && col + i < cols ? src[row * ld + col + i] : Raw(0);
   }
+#pragma unroll
+  for (int i = 0; i < N; ++i) x[i] = O::to_smem(x[i]);
 }
 
 // dst[r][c] = src[row0 + r][col0 + c] for r < 64, c < COLS (row-major shared tile, leading dim ldd)
-template <int COLS>
-__device__ void tc_rows(uint16_t* dst, int ldd, const uint16_t* src, int64_t ld, int64_t row0, int64_t rows,
-                        int64_t col0, int64_t cols, bool vec) {
-  constexpr int chunks = COLS / 8;
+template <class E, int COLS>
+__device__ void tc_rows(typename Operand<E>::Raw* dst, int ldd, const typename Operand<E>::Raw* src, int64_t ld,
+                        int64_t row0, int64_t rows, int64_t col0, int64_t cols, bool vec) {
+  constexpr int N = VecElems<E>::value, chunks = COLS / N;
   for (int idx = threadIdx.x; idx < TC::kRows * chunks; idx += TC::kThreads) {
-    const int r = idx / chunks, c = (idx % chunks) * 8;
-    uint16_t x[8];
-    load8(x, src, ld, row0 + r, rows, col0 + c, cols, vec);
+    const int r = idx / chunks, c = (idx % chunks) * N;
+    typename Operand<E>::Raw x[N];
+    load_vec<E>(x, src, ld, row0 + r, rows, col0 + c, cols, vec);
     uint4 w;
     memcpy(&w, x, 16);
     *reinterpret_cast<uint4*>(dst + r * ldd + c) = w;
   }
 }
 
-// dst[c][r] = src[row0 + r][col0 + c] for r < 64, c < COLS (the transposed copy the B operands
-// read along k; consecutive threads take consecutive rows)
-template <int COLS>
-__device__ void tc_cols(uint16_t* dst, int ldd, const uint16_t* src, int64_t ld, int64_t row0, int64_t rows,
-                        int64_t col0, int64_t cols, bool vec) {
-  for (int idx = threadIdx.x; idx < TC::kRows * (COLS / 8); idx += TC::kThreads) {
-    const int r = idx % TC::kRows, c = (idx / TC::kRows) * 8;
-    uint16_t x[8];
-    load8(x, src, ld, row0 + r, rows, col0 + c, cols, vec);
+// dst[c][r] = src[row0 + r][col0 + c] for r < 64, c < COLS (the transposed copy an A = Xᵀ or a 16-bit
+// B read along k needs; consecutive threads take consecutive rows)
+template <class E, int COLS>
+__device__ void tc_cols(typename Operand<E>::Raw* dst, int ldd, const typename Operand<E>::Raw* src, int64_t ld,
+                        int64_t row0, int64_t rows, int64_t col0, int64_t cols, bool vec) {
+  constexpr int N = VecElems<E>::value;
+  for (int idx = threadIdx.x; idx < TC::kRows * (COLS / N); idx += TC::kThreads) {
+    const int r = idx % TC::kRows, c = (idx / TC::kRows) * N;
+    typename Operand<E>::Raw x[N];
+    load_vec<E>(x, src, ld, row0 + r, rows, col0 + c, cols, vec);
 #pragma unroll
-    for (int i = 0; i < 8; ++i) dst[(c + i) * ldd + r] = x[i];
+    for (int i = 0; i < N; ++i) dst[(c + i) * ldd + r] = x[i];
   }
 }
 
+// The V slab of a key block, as mma_n_blocks<E, true> reads it: 16-bit Vᵀ, TF32 V.
+template <class E, int ET>
+__device__ __forceinline__ void tc_values(typename Operand<E>::Raw* dst, int ldd, const typename Operand<E>::Raw* src,
+                                          int64_t ld, int64_t row0, int64_t rows, int64_t col0, int64_t cols,
+                                          bool vec) {
+  if constexpr (Operand<E>::kTransposed) tc_cols<E, ET>(dst, ldd, src, ld, row0, rows, col0, cols, vec);
+  else tc_rows<E, ET>(dst, ldd, src, ld, row0, rows, col0, cols, vec);
+}
+
 // 1. S[g][s][e][d] = sum over the keys i of chunk s of k[i][d] v[i][e], F32 (transposed).
-template <class H, int ET>
+template <class E, int ET>
 __global__ void __launch_bounds__(TC::kThreads)
 tc_state_kernel(int64_t nk, int64_t dk, int64_t dv, int64_t rows, int64_t states, int64_t dtiles, int64_t etiles,
-                const uint16_t* k, const uint16_t* v, float* S, int vec) {
-  using L = TcStateLayout<ET>;
-  uint16_t* const sm = reinterpret_cast<uint16_t*>(mk_linear_smem);
-  uint16_t *kt = sm + L::kt, *vt = sm + L::vt;
+                const typename Operand<E>::Raw* k, const typename Operand<E>::Raw* v, float* S, int vec) {
+  using O = Operand<E>;
+  using L = TcStateLayout<E, ET>;
+  using Raw = typename O::Raw;
+  constexpr int KK = O::kK;
+  Raw* const sm = reinterpret_cast<Raw*>(mk_linear_smem);
+  Raw *kt = sm + L::kt, *vs = sm + L::v;
   int64_t b = blockIdx.x;
   const int64_t et = b % etiles;
   b /= etiles;
@@ -609,17 +670,17 @@ tc_state_kernel(int64_t nk, int64_t dk, int64_t dv, int64_t rows, int64_t states
   for (int nb = 0; nb < ET / 8; ++nb)
 #pragma unroll
     for (int r = 0; r < 4; ++r) acc[nb][r] = 0.f;
-  const uint16_t* a = kt + warp * 16 * L::LT;
+  const Raw* a = kt + warp * 16 * L::LT;
   for (int64_t i0 = r0; i0 < r1; i0 += TC::kRows) {
     __syncthreads();  // the previous slab is consumed
-    tc_cols<TC::kRows>(kt, L::LT, k, dk, i0, r1, d0, dk, vec != 0);  // kt[d][i] = k[i0 + i][d0 + d]
-    tc_cols<ET>(vt, L::LT, v, dv, i0, r1, e0, dv, vec != 0);         // vt[e][i] = v[i0 + i][e0 + e]
+    tc_cols<E, TC::kRows>(kt, L::LT, k, dk, i0, r1, d0, dk, vec != 0);  // kt[d][i] = k[i0 + i][d0 + d]
+    tc_values<E, ET>(vs, L::LV, v, dv, i0, r1, e0, dv, vec != 0);      // v[i0 + i][e0 + e]
     __syncthreads();
 #pragma unroll
-    for (int kk = 0; kk < TC::kRows / 16; ++kk) {
+    for (int kk = 0; kk < TC::kRows / KK; ++kk) {
       uint32_t ra[4];
-      load_a(ra, a, L::LT, kk * 16, gq, tq);
-      mma_n_blocks<H>(acc, ra, vt, L::LT, kk * 16, 0, nblocks, gq, tq);
+      O::a(ra, a, L::LT, kk * KK, gq, tq);
+      mma_n_blocks<E, true>(acc, ra, vs, L::LV, kk * KK, 0, nblocks, gq, tq);
     }
   }
   float* out = S + (g * states + s) * dk * dv;
@@ -632,39 +693,12 @@ tc_state_kernel(int64_t nk, int64_t dk, int64_t dv, int64_t rows, int64_t states
     }
 }
 
-// 3. out[j0 .. j0+64][e0 .. e0+ET] = q Ŝ + the masked blocks of the rows' own chunk.
-template <class H, int DKP, int ET>
-__global__ void __launch_bounds__(TC::kThreads)
-tc_output_kernel(int mask, int64_t nq, int64_t nk, int64_t dk, int64_t dv, int64_t rows, int64_t states,
-                 int64_t qblocks, int64_t etiles, const uint16_t* q, const uint16_t* k, const uint16_t* v,
-                 const float* S, uint16_t* out, int vec) {
-  using L = TcOutLayout<DKP, ET>;
-  uint16_t* const sm = reinterpret_cast<uint16_t*>(mk_linear_smem);
-  uint16_t *qs = sm + L::q, *ks = sm + L::k, *vt = sm + L::vt, *st = sm + L::st;
-  int64_t b = blockIdx.x;
-  const int64_t et = b % etiles;
-  b /= etiles;
-  const int64_t qb = b % qblocks, g = b / qblocks;
-  const int64_t j0 = qb * TC::kRows, e0 = et * ET;
-  q += g * nq * dk;
-  k += g * nk * dk;
-  v += g * nk * dv;
-  out += g * nq * dv;
-  const int lane = int(threadIdx.x) % 32, warp = int(threadIdx.x) / 32, gq = lane >> 2, tq = lane & 3;
-  const int ksteps = int((dk + 15) / 16), nblocks = int((min64(ET, dv - e0) + 7) / 8);
-  float o[ET / 8][4];
-#pragma unroll
-  for (int nb = 0; nb < ET / 8; ++nb)
-#pragma unroll
-    for (int r = 0; r < 4; ++r) o[nb][r] = 0.f;
-  tc_rows<DKP>(qs, L::LDK, q, dk, j0, nq, 0, dk, vec != 0);
-  const uint16_t* qw = qs + warp * 16 * L::LDK;
-  // the state chunk of the rows (masked products: nq == nk and a block lies in one chunk)
-  const int64_t s = mask == 0 ? 0 : j0 / rows;
-  const bool with_state = mask == 0 || (mask == 1 ? s > 0 : s < states - 1);
-  if (with_state) {
-    const float* Sg = S + (g * states + s) * dk * dv;  // Sᵀ: [dv][dk]
-    for (int idx = threadIdx.x; idx < DKP / 2 * ET; idx += TC::kThreads) {  // st[e][d] = round(S[d][e0 + e])
+// st[e][d] = Ŝ[d][e0 + e] as the operand type (rounded), zero outside dk x dv; Sg is Ŝᵀ, [dv][dk] F32.
+template <class E, int DKP, int ET>
+__device__ __forceinline__ void tc_stage_state(typename Operand<E>::Raw* st, int ldk, const float* Sg, int64_t dk,
+                                               int64_t dv, int64_t e0) {
+  if constexpr (Operand<E>::kTransposed) {
+    for (int idx = threadIdx.x; idx < DKP / 2 * ET; idx += TC::kThreads) {  // pairs of key features
       const int e = idx / (DKP / 2), d = (idx % (DKP / 2)) * 2;
       const bool row = e0 + e < dv;
       float lo = 0.f, hi = 0.f;
@@ -678,15 +712,73 @@ tc_output_kernel(int mask, int64_t nq, int64_t nk, int64_t dk, int64_t dv, int64
         if (row && d < dk) lo = Sg[(e0 + e) * dk + d];
         if (row && d + 1 < dk) hi = Sg[(e0 + e) * dk + d + 1];
       }
-      *reinterpret_cast<uint32_t*>(st + e * L::LDK + d) = pack_half2<H>(lo, hi);
+      *reinterpret_cast<uint32_t*>(st + e * ldk + d) = pack_half2<E>(lo, hi);
     }
+  } else {
+    for (int idx = threadIdx.x; idx < DKP / 4 * ET; idx += TC::kThreads) {  // quads of key features
+      const int e = idx / (DKP / 4), d = (idx % (DKP / 4)) * 4;
+      const bool row = e0 + e < dv;
+      float f[4] = {0.f, 0.f, 0.f, 0.f};
+      if (row && d + 3 < dk && (dk & 3) == 0) {  // (dk % 4 == 0 keeps every quad 16-byte aligned)
+        const uint4 x = *reinterpret_cast<const uint4*>(Sg + (e0 + e) * dk + d);  // one 16-byte load
+        memcpy(f, &x, 16);
+      } else {
+#pragma unroll
+        for (int i = 0; i < 4; ++i)
+          if (row && d + i < dk) f[i] = Sg[(e0 + e) * dk + d + i];
+      }
+#pragma unroll
+      for (int i = 0; i < 4; ++i) f[i] = Operand<E>::to_smem(f[i]);
+      uint4 w;
+      memcpy(&w, f, 16);
+      *reinterpret_cast<uint4*>(st + e * ldk + d) = w;
+    }
+  }
+}
+
+// 3. out[j0 .. j0+64][e0 .. e0+ET] = q Ŝ + the masked blocks of the rows' own chunk.
+template <class E, int DKP, int ET>
+__global__ void __launch_bounds__(TC::kThreads)
+tc_output_kernel(int mask, int64_t nq, int64_t nk, int64_t dk, int64_t dv, int64_t rows, int64_t states,
+                 int64_t qblocks, int64_t etiles, const typename Operand<E>::Raw* q,
+                 const typename Operand<E>::Raw* k, const typename Operand<E>::Raw* v, const float* S,
+                 typename Operand<E>::Raw* out, int vec) {
+  using O = Operand<E>;
+  using L = TcOutLayout<E, DKP, ET>;
+  using Raw = typename O::Raw;
+  constexpr int KK = O::kK, NPK = KK / 8;  // k of one MMA; n-blocks of P per k-step of P V
+  Raw* const sm = reinterpret_cast<Raw*>(mk_linear_smem);
+  Raw *qs = sm + L::q, *ks = sm + L::k, *vs = sm + L::v, *st = sm + L::st;
+  int64_t b = blockIdx.x;
+  const int64_t et = b % etiles;
+  b /= etiles;
+  const int64_t qb = b % qblocks, g = b / qblocks;
+  const int64_t j0 = qb * TC::kRows, e0 = et * ET;
+  q += g * nq * dk;
+  k += g * nk * dk;
+  v += g * nk * dv;
+  out += g * nq * dv;
+  const int lane = int(threadIdx.x) % 32, warp = int(threadIdx.x) / 32, gq = lane >> 2, tq = lane & 3;
+  const int ksteps = int((dk + KK - 1) / KK), nblocks = int((min64(ET, dv - e0) + 7) / 8);
+  float o[ET / 8][4];
+#pragma unroll
+  for (int nb = 0; nb < ET / 8; ++nb)
+#pragma unroll
+    for (int r = 0; r < 4; ++r) o[nb][r] = 0.f;
+  tc_rows<E, DKP>(qs, L::LDK, q, dk, j0, nq, 0, dk, vec != 0);
+  const Raw* qw = qs + warp * 16 * L::LDK;
+  // the state chunk of the rows (masked products: nq == nk and a block lies in one chunk)
+  const int64_t s = mask == 0 ? 0 : j0 / rows;
+  const bool with_state = mask == 0 || (mask == 1 ? s > 0 : s < states - 1);
+  if (with_state) {
+    tc_stage_state<E, DKP, ET>(st, L::LDK, S + (g * states + s) * dk * dv, dk, dv, e0);
     __syncthreads();  // (the Q tile too)
 #pragma unroll
-    for (int kk = 0; kk < DKP / 16; ++kk)
+    for (int kk = 0; kk < DKP / KK; ++kk)
       if (kk < ksteps) {
         uint32_t ra[4];
-        load_a(ra, qw, L::LDK, kk * 16, gq, tq);
-        mma_n_blocks<H>(o, ra, st, L::LDK, kk * 16, 0, nblocks, gq, tq);
+        O::a(ra, qw, L::LDK, kk * KK, gq, tq);
+        mma_n_blocks<E>(o, ra, st, L::LDK, kk * KK, 0, nblocks, gq, tq);
       }
   }
   if (mask != 0) {
@@ -695,8 +787,8 @@ tc_output_kernel(int mask, int64_t nq, int64_t nk, int64_t dk, int64_t dv, int64
     const int64_t jlo = j0 + warp * 16, jhi = jlo + 15;  // the warp's rows
     for (int64_t i0 = lo; i0 < hi; i0 += TC::kRows) {
       __syncthreads();  // Ŝ or the previous key block is consumed
-      tc_rows<DKP>(ks, L::LDK, k, dk, i0, nk, 0, dk, vec != 0);
-      tc_cols<ET>(vt, L::LV, v, dv, i0, nk, e0, dv, vec != 0);
+      tc_rows<E, DKP>(ks, L::LDK, k, dk, i0, nk, 0, dk, vec != 0);
+      tc_values<E, ET>(vs, L::LV, v, dv, i0, nk, e0, dv, vec != 0);
       __syncthreads();
       // the n-blocks (8 keys) of this block that the warp's rows may see: [nb_lo, nb_hi)
       int nb_hi = int(min64(8, (nk - i0 + 7) / 8)), nb_lo = 0;
@@ -709,11 +801,11 @@ tc_output_kernel(int mask, int64_t nq, int64_t nk, int64_t dk, int64_t dv, int64
 #pragma unroll
         for (int r = 0; r < 4; ++r) p[nb][r] = 0.f;
 #pragma unroll
-      for (int kk = 0; kk < DKP / 16; ++kk)
+      for (int kk = 0; kk < DKP / KK; ++kk)
         if (kk < ksteps) {
           uint32_t ra[4];
-          load_a(ra, qw, L::LDK, kk * 16, gq, tq);
-          mma_n_blocks<H>(p, ra, ks, L::LDK, kk * 16, nb_lo, nb_hi, gq, tq);
+          O::a(ra, qw, L::LDK, kk * KK, gq, tq);
+          mma_n_blocks<E>(p, ra, ks, L::LDK, kk * KK, nb_lo, nb_hi, gq, tq);
         }
 #pragma unroll
       for (int nb = 0; nb < 8; ++nb)
@@ -724,15 +816,16 @@ tc_output_kernel(int mask, int64_t nq, int64_t nk, int64_t dk, int64_t dv, int64
           if (!seen) p[nb][r] = 0.f;
         }
 #pragma unroll
-      for (int kk = 0; kk < 4; ++kk)
-        if (2 * kk + 1 >= nb_lo && 2 * kk < nb_hi) {
+      for (int kk = 0; kk < TC::kRows / KK; ++kk)  // k-step kk of P V: the n-blocks [NPK kk, NPK kk + NPK) of P
+        if (NPK * kk + NPK - 1 >= nb_lo && NPK * kk < nb_hi) {
           uint32_t ra[4];
-          acc_to_a<H>(ra, p[2 * kk], p[2 * kk + 1]);
-          mma_n_blocks<H>(o, ra, vt, L::LV, kk * 16, 0, nblocks, gq, tq);
+          O::template acc_a<8>(ra, p, kk);
+          mma_n_blocks<E, true>(o, ra, vs, L::LV, kk * KK, 0, nblocks, gq, tq);
         }
     }
   }
-  // rounded once; pairs of columns as one 32-bit store when the rows are aligned
+  // stored once (16-bit: rounded); pairs of columns as one 32-bit (16-bit) or 64-bit (F32) store when
+  // the rows are aligned
 #pragma unroll
   for (int nb = 0; nb < ET / 8; ++nb)
     if (nb < nblocks)
@@ -740,11 +833,23 @@ tc_output_kernel(int mask, int64_t nq, int64_t nk, int64_t dk, int64_t dv, int64
       for (int h = 0; h < 2; ++h) {
         const int64_t j = j0 + warp * 16 + gq + 8 * h, e = e0 + nb * 8 + 2 * tq;
         if (j >= nq || e >= dv) continue;
-        if (vec && e + 1 < dv) {
-          *reinterpret_cast<uint32_t*>(out + j * dv + e) = pack_half2<H>(o[nb][2 * h], o[nb][2 * h + 1]);
+        if constexpr (O::kTransposed) {
+          if (vec && e + 1 < dv) {
+            *reinterpret_cast<uint32_t*>(out + j * dv + e) = pack_half2<E>(o[nb][2 * h], o[nb][2 * h + 1]);
+          } else {
+            out[j * dv + e] = float_to_half<E>(o[nb][2 * h]);
+            if (e + 1 < dv) out[j * dv + e + 1] = float_to_half<E>(o[nb][2 * h + 1]);
+          }
         } else {
-          out[j * dv + e] = float_to_half<H>(o[nb][2 * h]);
-          if (e + 1 < dv) out[j * dv + e + 1] = float_to_half<H>(o[nb][2 * h + 1]);
+          if (vec && e + 1 < dv) {
+            const float pair[2] = {o[nb][2 * h], o[nb][2 * h + 1]};
+            uint64_t w;
+            memcpy(&w, pair, 8);
+            *reinterpret_cast<uint64_t*>(out + j * dv + e) = w;
+          } else {
+            out[j * dv + e] = o[nb][2 * h];
+            if (e + 1 < dv) out[j * dv + e + 1] = o[nb][2 * h + 1];
+          }
         }
       }
 }
@@ -768,58 +873,77 @@ size_t optin_smem() {
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
 
-template <class H, int DKP, int ET>
-int run_tc_tiles(const ChunkPlan& p, int64_t groups, int64_t nq, int64_t nk, int64_t dk, int64_t dv, const uint16_t* q,
-                 const uint16_t* k, const uint16_t* v, uint16_t* out, int mask, float* S, cudaStream_t stream) {
-  using LO = TcOutLayout<DKP, ET>;
-  using LS = TcStateLayout<ET>;
+template <class E, int DKP, int ET>
+int run_tc_tiles(const ChunkPlan& p, int64_t groups, int64_t nq, int64_t nk, int64_t dk, int64_t dv,
+                 const typename Operand<E>::Raw* q, const typename Operand<E>::Raw* k,
+                 const typename Operand<E>::Raw* v, typename Operand<E>::Raw* out, int mask, float* S,
+                 cudaStream_t stream) {
+  using LO = TcOutLayout<E, DKP, ET>;
+  using LS = TcStateLayout<E, ET>;
   // decided before anything is launched: the call runs whole here or whole on the SIMT form
   const size_t optin = optin_smem();
   if (LO::bytes > optin || LS::bytes > optin) return KERNEL_UNSUPPORTED;
-  const int vec = dk % 8 == 0 && dv % 8 == 0 && aligned16(q) && aligned16(k) && aligned16(v) && aligned16(out);
+  constexpr int N = VecElems<E>::value;
+  const int vec = dk % N == 0 && dv % N == 0 && aligned16(q) && aligned16(k) && aligned16(v) && aligned16(out);
   const int64_t dtiles = ceil_div(dk, TC::kRows), etiles = ceil_div(dv, ET);
-  int st = tc_launch(tc_state_kernel<H, ET>, groups * p.states * dtiles * etiles, LS::bytes, stream, nk, dk, dv, p.rows,
+  int st = tc_launch(tc_state_kernel<E, ET>, groups * p.states * dtiles * etiles, LS::bytes, stream, nk, dk, dv, p.rows,
                      p.states, dtiles, etiles, k, v, S, vec);
   if (st != 0) return st;
   if ((st = scan_states(p, groups, dk, dv, mask, S, stream)) != 0) return st;
   const int64_t qblocks = ceil_div(nq, TC::kRows);
-  return tc_launch(tc_output_kernel<H, DKP, ET>, groups * qblocks * etiles, LO::bytes, stream, mask, nq, nk, dk, dv,
+  return tc_launch(tc_output_kernel<E, DKP, ET>, groups * qblocks * etiles, LO::bytes, stream, mask, nq, nk, dk, dv,
                    p.rows, p.states, qblocks, etiles, q, k, v, static_cast<const float*>(S), out, vec);
 }
 
-template <class H, int ET>
-int run_tc_et(const ChunkPlan& p, int64_t groups, int64_t nq, int64_t nk, int64_t dk, int64_t dv, const uint16_t* q,
-              const uint16_t* k, const uint16_t* v, uint16_t* out, int mask, float* S, cudaStream_t stream) {
-  if (dk <= 64) return run_tc_tiles<H, 64, ET>(p, groups, nq, nk, dk, dv, q, k, v, out, mask, S, stream);
-  if (dk <= 128) return run_tc_tiles<H, 128, ET>(p, groups, nq, nk, dk, dv, q, k, v, out, mask, S, stream);
-  return run_tc_tiles<H, 256, ET>(p, groups, nq, nk, dk, dv, q, k, v, out, mask, S, stream);
+template <class E, int ET>
+int run_tc_et(const ChunkPlan& p, int64_t groups, int64_t nq, int64_t nk, int64_t dk, int64_t dv,
+              const typename Operand<E>::Raw* q, const typename Operand<E>::Raw* k, const typename Operand<E>::Raw* v,
+              typename Operand<E>::Raw* out, int mask, float* S, cudaStream_t stream) {
+  if (dk <= 64) return run_tc_tiles<E, 64, ET>(p, groups, nq, nk, dk, dv, q, k, v, out, mask, S, stream);
+  if (dk <= 128) return run_tc_tiles<E, 128, ET>(p, groups, nq, nk, dk, dv, q, k, v, out, mask, S, stream);
+  return run_tc_tiles<E, 256, ET>(p, groups, nq, nk, dk, dv, q, k, v, out, mask, S, stream);
 }
 
-template <class H>
-int run_tc(const ChunkPlan& p, int64_t groups, int64_t nq, int64_t nk, int64_t dk, int64_t dv, const uint16_t* q,
-           const uint16_t* k, const uint16_t* v, uint16_t* out, int mask, float* S, cudaStream_t stream) {
+// E: Bf16 or Fp16 (raw 16-bit data), or Tf32 (F32 data). mask: 0, 1 or 2 (the TF32 bit cleared).
+template <class E>
+int run_tc(const ChunkPlan& p, int64_t groups, int64_t nq, int64_t nk, int64_t dk, int64_t dv,
+           const typename Operand<E>::Raw* q, const typename Operand<E>::Raw* k, const typename Operand<E>::Raw* v,
+           typename Operand<E>::Raw* out, int mask, float* S, cudaStream_t stream) {
   if (dk > TC::kMaxDk) return KERNEL_UNSUPPORTED;
-  if (dv <= 64) return run_tc_et<H, 64>(p, groups, nq, nk, dk, dv, q, k, v, out, mask, S, stream);
-  return run_tc_et<H, 128>(p, groups, nq, nk, dk, dv, q, k, v, out, mask, S, stream);
+  constexpr bool f32 = sizeof(typename Operand<E>::Raw) == 4;
+  if (dv <= 64 || (f32 && dk > 128)) return run_tc_et<E, 64>(p, groups, nq, nk, dk, dv, q, k, v, out, mask, S, stream);
+  const int st = run_tc_et<E, 128>(p, groups, nq, nk, dk, dv, q, k, v, out, mask, S, stream);
+  // TF32 on a device with ~99 KB per block (sm_86 class): the <128, 128> tiles (104,448 B) do not
+  // fit, the <128, 64> ones (87,040 B) do (refused before any launch, so nothing ran yet)
+  if (f32 && st == KERNEL_UNSUPPORTED)
+    return run_tc_et<E, 64>(p, groups, nq, nk, dk, dv, q, k, v, out, mask, S, stream);
+  return st;
 }
 
 // ---- the choice of form (the one place) ----------------------------------------------------------
-// With scratch (the usual case): BF16 / F16 on tensor cores where the key width (<= 256) and the
-// device's shared memory allow, else the SIMT chunk-parallel form (F32 and F64 always; 16-bit data
-// widened to F32 there); without scratch the sequential SIMT form.
+// With scratch (the usual case): BF16 / F16 on tensor cores, and F32 on TF32 tensor cores when the
+// call asks for it (tf32), where the key width (<= 256) and the device's shared memory allow; else
+// the SIMT chunk-parallel form (F32 by default and F64 always; 16-bit data widened to F32 there);
+// without scratch the sequential SIMT form (TF32 or not: it has no tensor-core twin).
 template <class SS>
 int launch(int64_t groups, int64_t nq, int64_t nk, int64_t dk, int64_t dv, const void* q, const void* k,
-           const void* v, void* out, int mask, void* workspace, void* stream) {
+           const void* v, void* out, int mask, bool tf32, void* workspace, void* stream) {
   using T = typename Elem<SS>::T;
   using Raw = typename Elem<SS>::Raw;
-  const ChunkPlan p = chunk_plan(sizeof(T) == 4 ? MK_F32 : MK_F64, groups, nk, dk, dv);
+  const ChunkPlan p = chunk_plan(sizeof(T) == 4 ? MK_F32 : MK_F64, groups, nk, dk, dv, mask);
   if (workspace && p.bytes > 0) {
+    int st = KERNEL_UNSUPPORTED;
     if constexpr (std::is_same<Raw, uint16_t>::value) {
-      const int st = run_tc<SS>(p, groups, nq, nk, dk, dv, static_cast<const Raw*>(q), static_cast<const Raw*>(k),
-                                static_cast<const Raw*>(v), static_cast<Raw*>(out), mask, static_cast<T*>(workspace),
-                                as_stream(stream));
-      if (st != KERNEL_UNSUPPORTED) return st;
+      st = run_tc<SS>(p, groups, nq, nk, dk, dv, static_cast<const Raw*>(q), static_cast<const Raw*>(k),
+                      static_cast<const Raw*>(v), static_cast<Raw*>(out), mask, static_cast<T*>(workspace),
+                      as_stream(stream));
+    } else if constexpr (std::is_same<SS, float>::value) {
+      if (tf32)
+        st = run_tc<Tf32>(p, groups, nq, nk, dk, dv, static_cast<const float*>(q), static_cast<const float*>(k),
+                          static_cast<const float*>(v), static_cast<float*>(out), mask, static_cast<float*>(workspace),
+                          as_stream(stream));
     }
+    if (st != KERNEL_UNSUPPORTED) return st;
     return run_chunked<SS>(p, groups, nq, nk, dk, dv, static_cast<const Raw*>(q), static_cast<const Raw*>(k),
                            static_cast<const Raw*>(v), static_cast<Raw*>(out), mask, static_cast<T*>(workspace),
                            as_stream(stream));
@@ -864,11 +988,14 @@ int launch_momentum(int64_t groups, int64_t n, int64_t d, const void* v, void* o
 int linear_attention(int dtype, int64_t groups, int64_t nq, int64_t nk, int64_t dk, int64_t dv,
                      const void* q, const void* k, const void* v, void* out, int mask,
                      void* workspace, void* stream) {
+  // MK_LINEAR_MASK_TF32: F32 may run on TF32 tensor cores (ignored for the other dtypes)
+  const bool tf32 = (mask & MK_LINEAR_MASK_TF32) != 0;
+  mask &= ~MK_LINEAR_MASK_TF32;
   switch (dtype) {
-    case MK_F32: return launch<float>(groups, nq, nk, dk, dv, q, k, v, out, mask, workspace, stream);
-    case MK_F64: return launch<double>(groups, nq, nk, dk, dv, q, k, v, out, mask, workspace, stream);
-    case MK_BF16: return launch<Bf16>(groups, nq, nk, dk, dv, q, k, v, out, mask, workspace, stream);
-    case MK_F16: return launch<Fp16>(groups, nq, nk, dk, dv, q, k, v, out, mask, workspace, stream);
+    case MK_F32: return launch<float>(groups, nq, nk, dk, dv, q, k, v, out, mask, tf32, workspace, stream);
+    case MK_F64: return launch<double>(groups, nq, nk, dk, dv, q, k, v, out, mask, false, workspace, stream);
+    case MK_BF16: return launch<Bf16>(groups, nq, nk, dk, dv, q, k, v, out, mask, false, workspace, stream);
+    case MK_F16: return launch<Fp16>(groups, nq, nk, dk, dv, q, k, v, out, mask, false, workspace, stream);
     default: return KERNEL_UNSUPPORTED;
   }
 }
@@ -878,8 +1005,7 @@ int64_t linear_attention_workspace(int, int64_t, int64_t, int) { return 0; }
 int64_t linear_attention_scratch(int dtype, int64_t groups, int64_t nq, int64_t nk, int64_t dk, int64_t dv,
                                  int mask) {
   (void)nq;
-  (void)mask;
-  return chunk_plan(dtype, groups, nk, dk, dv).bytes;
+  return chunk_plan(dtype, groups, nk, dk, dv, mask & ~MK_LINEAR_MASK_TF32).bytes;
 }
 
 int linear_attention_momentum(int dtype, int64_t groups, int64_t n, int64_t d, const void* v,

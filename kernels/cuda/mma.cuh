@@ -131,20 +131,6 @@ __device__ __forceinline__ void mma_b(uint32_t& b0, uint32_t& b1, const uint16_t
   b1 = smem_pair(tile, ld, n0 + g, k0 + 2 * t + 8);
 }
 
-// One k-step of a warp's tile product over n-blocks: acc[nb] += A · Bₙᵦ for nb in [lo, hi), with
-// Bₙᵦ the rows [8 nb, 8 nb + 8), cols [k0, k0 + 16) of the n-major shared tile Y (mma_b).
-template <class H, int NB>
-__device__ __forceinline__ void mma_n_blocks(float (&acc)[NB][4], const uint32_t (&a)[4], const uint16_t* tile, int ld,
-                                             int k0, int lo, int hi, int g, int t) {
-#pragma unroll
-  for (int nb = 0; nb < NB; ++nb)
-    if (nb >= lo && nb < hi) {
-      uint32_t b0, b1;
-      mma_b(b0, b1, tile, ld, nb * 8, k0, g, t);
-      mma16816<H>(acc[nb], a, b0, b1);
-    }
-}
-
 // A registers of k-step kk from F32 accumulators of n-blocks 2kk and 2kk + 1 (rounded to 16 bit).
 template <class H>
 __device__ __forceinline__ void acc_to_a(uint32_t (&a)[4], const float (&lo)[4], const float (&hi)[4]) {
@@ -286,6 +272,25 @@ struct Operand<Tf32> {
     mma1688_tf32(c, r, b0, b1);
   }
 };
+
+// One k-step of a warp's tile product over n-blocks: acc[nb] += A · Bₙᵦ for nb in [lo, hi), with Bₙᵦ
+// the n-block nb (columns [8 nb, 8 nb + 8)) at k0 of an n-major shared tile Y[n][k] (Operand<E>::b_nk),
+// or with KN of a row-major [k][n] tile (Operand<E>::b_kn: for 16-bit E given as its transposed copy,
+// read like Y; TF32 reads the row-major tile itself).
+template <class E, bool KN = false, int NB>
+__device__ __forceinline__ void mma_n_blocks(float (&acc)[NB][4], const uint32_t (&a)[4],
+                                             const typename Operand<E>::Raw* tile, int ld, int k0, int lo, int hi,
+                                             int g, int t) {
+  using O = Operand<E>;
+#pragma unroll
+  for (int nb = 0; nb < NB; ++nb)
+    if (nb >= lo && nb < hi) {
+      uint32_t b0, b1;
+      if constexpr (KN) O::b_kn(b0, b1, tile, ld, k0, nb * 8, g, t);
+      else O::b_nk(b0, b1, tile, ld, nb * 8, k0, g, t);
+      O::mma(acc[nb], a, b0, b1);
+    }
+}
 
 }  // namespace cuda
 }  // namespace mk

@@ -78,7 +78,11 @@ enum mk_random_dist { MK_RANDOM_UNIFORM = 0, MK_RANDOM_NORMAL = 1 };
 enum mk_linear_attention_mask {
   MK_LINEAR_MASK_NONE = 0,      /* every key */
   MK_LINEAR_MASK_CAUSAL = 1,    /* keys i <= j */
-  MK_LINEAR_MASK_ANTICAUSAL = 2 /* keys i >= j */
+  MK_LINEAR_MASK_ANTICAUSAL = 2, /* keys i >= j */
+  /* A flag OR-ed into a mask: F32 on CUDA may run on TF32 tensor cores (the chunk-parallel form;
+   * products of 10-bit-mantissa values, F32 sums and states). The runtime's TF32 switch
+   * (mk_runtime_set_allow_tf32) adds it to every F32 call on CUDA; the CPU ignores it. */
+  MK_LINEAR_MASK_TF32 = 4
 };
 
 /* Reductions of mk_graph_spmm_forward: how the messages of a node's in-edges combine. */
@@ -129,7 +133,8 @@ int mk_runtime_set_num_threads(int n);
 /* Finds cblas_sgemm/cblas_dgemm in an already loaded library (by soname) and uses them. */
 /* The one TF32 switch (off by default): while on, F32 work on CUDA may use TF32 tensor cores
  * (10-bit mantissa products, F32 sums): the softmax-attention forward and backward (as if every
- * call passed MK_ATTENTION_TF32) and the cuBLAS matmuls, which read it per call. */
+ * call passed MK_ATTENTION_TF32), the linear-attention product (as if every call passed
+ * MK_LINEAR_MASK_TF32) and the cuBLAS matmuls, which read it per call. */
 int mk_runtime_set_allow_tf32(int allow);
 int mk_runtime_allow_tf32(void);
 int mk_runtime_attach_blas(const char* soname);
@@ -257,7 +262,9 @@ int mk_dense_scatter_add_forward(int device, int dtype, int64_t outer, int64_t d
  * nq == nk. O(n dk dv) time, O(dk dv) state: never an n x n matrix. The gradient of this
  * product is three more products, so one kernel serves every derivative order. dtype F32, F64,
  * BF16 or F16 (16-bit: computed in F32 with F32 state, the output rounded to the input type; on
- * CUDA on tensor cores, m16n8k16 MMAs, where the key dim is <= 256). */
+ * CUDA on tensor cores, m16n8k16 MMAs, where the key dim is <= 256). mask | MK_LINEAR_MASK_TF32, or
+ * the runtime's TF32 switch: F32 on CUDA on TF32 tensor cores (m16n8k8 MMAs, F32 state; same key
+ * dims), else exact F32; ignored by the CPU and the other dtypes. */
 int mk_linear_attention_product_forward(int device, int dtype, int64_t groups, int64_t nq,
                                         int64_t nk, int64_t dk, int64_t dv, const void* q,
                                         const void* k, const void* v, void* out, int mask,

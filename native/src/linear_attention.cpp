@@ -45,8 +45,16 @@ int mk_linear_attention_product_forward(int device, int dtype, int64_t groups, i
   MK_CHECK(check_nonneg(op, "nq", nq));
   MK_CHECK(check_nonneg(op, "nk", nk));
   MK_CHECK(check_head_dims(op, dk, dv));
+  // the TF32 flag: asked for per call, or by the runtime's one switch (F32 on CUDA only)
+  const int tf32 = mask & MK_LINEAR_MASK_TF32;
+  const int flags = device == MK_DEVICE_CUDA && dtype == MK_F32 && (tf32 || mk_runtime_allow_tf32())
+                        ? int(MK_LINEAR_MASK_TF32)
+                        : 0;
+  if (tf32) mask &= ~MK_LINEAR_MASK_TF32;
   if (mask != MK_LINEAR_MASK_NONE && mask != MK_LINEAR_MASK_CAUSAL && mask != MK_LINEAR_MASK_ANTICAUSAL)
-    return fail(MK_ERR_INVALID_ARGUMENT, "%s: mask must be 0 (none), 1 (causal) or 2 (anti-causal), got %d", op, mask);
+    return fail(MK_ERR_INVALID_ARGUMENT,
+                "%s: mask must be 0 (none), 1 (causal) or 2 (anti-causal), optionally | 4 (TF32), got %d", op,
+                mask | tf32);
   if (mask != MK_LINEAR_MASK_NONE && nq != nk)
     return fail(MK_ERR_INVALID_ARGUMENT, "%s: causal masks need nq == nk, got nq = %" PRId64 ", nk = %" PRId64, op, nq, nk);
   MK_CHECK(check_ptr(op, "q", q, groups * nq * dk));
@@ -69,7 +77,7 @@ int mk_linear_attention_product_forward(int device, int dtype, int64_t groups, i
   const int64_t scratch = t->linear_attention_scratch(dtype, groups, nq, nk, dk, dv, mask);
   void* ws = scratch > 0 ? mk_device_alloc_on(scratch, stream) : nullptr;
   if (scratch > 0 && !ws) clear_error();
-  const int st = t->linear_attention(dtype, groups, nq, nk, dk, dv, q, k, v, out, mask, ws, stream);
+  const int st = t->linear_attention(dtype, groups, nq, nk, dk, dv, q, k, v, out, mask | flags, ws, stream);
   if (ws) mk_device_free(ws);
   return kernel_status(op, device, st);
 }

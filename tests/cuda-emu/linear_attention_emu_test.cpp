@@ -26,6 +26,8 @@
 #include <cstdint>
 static int64_t g_budget = int64_t(512) << 20;
 #define MK_LINEAR_SCRATCH_BUDGET (g_budget)
+static int64_t g_par = 1024;  // chunks the unmasked plan keeps over all groups
+#define MK_LINEAR_PARALLEL_CHUNKS (g_par)
 
 #include "cuda_runtime.h"  // the emulator: std headers first, then the CUDA keywords as macros
 
@@ -201,11 +203,12 @@ static double rel_err(const std::vector<double>& x, const std::vector<double>& r
 }
 
 // The product in doubles; `rnd` after every matmul-sized stage of the chunked form (the identity:
-// the reference).
-template <class R>
+// the reference). With two roundings (TF32): `rin` where a stage's result is the input of another
+// product (the prefix state, the masked q kᵀ), `rout` for the other stage results (F32).
+template <class Rin, class Rout>
 static std::vector<double> composed(int64_t G, int64_t nq, int64_t nk, int64_t dk, int64_t dv, int mask,
                                     const std::vector<double>& q, const std::vector<double>& k,
-                                    const std::vector<double>& v, R rnd) {
+                                    const std::vector<double>& v, Rin rin, Rout rnd) {
   std::vector<double> out(size_t(G * nq * dv), 0.0);
   std::vector<double> S(size_t(dk * dv));
   for (int64_t g = 0; g < G; ++g) {
@@ -223,6 +226,7 @@ static std::vector<double> composed(int64_t G, int64_t nq, int64_t nk, int64_t d
     };
     if (mask == 0) {
       state(0, nk, S);
+      for (double& x : S) x = rin(x);
       for (int64_t j = 0; j < nq; ++j)
         for (int64_t e = 0; e < dv; ++e) {
           double acc = 0;
@@ -240,7 +244,7 @@ static std::vector<double> composed(int64_t G, int64_t nq, int64_t nk, int64_t d
       for (int64_t c2 = 0; c2 < chunks; ++c2)
         if (mask == 1 ? c2 < c : c2 > c)
           for (size_t x = 0; x < S.size(); ++x) S[x] += H[size_t(c2)][x];
-      for (double& x : S) x = rnd(x);
+      for (double& x : S) x = rin(x);
       const int64_t j0 = c * C, j1 = std::min(nq, j0 + C);
       for (int64_t j = j0; j < j1; ++j) {
         std::vector<double> a(size_t(C), 0.0);  // round(q_j . k_i), masked
@@ -248,7 +252,7 @@ static std::vector<double> composed(int64_t G, int64_t nq, int64_t nk, int64_t d
           if (mask == 1 ? i > j : i < j) continue;
           double acc = 0;
           for (int64_t d = 0; d < dk; ++d) acc += qg[j * dk + d] * kg[i * dk + d];
-          a[size_t(i - j0)] = rnd(acc);
+          a[size_t(i - j0)] = rin(acc);
         }
         for (int64_t e = 0; e < dv; ++e) {
           double intra = 0, inter = 0;
@@ -260,6 +264,12 @@ static std::vector<double> composed(int64_t G, int64_t nq, int64_t nk, int64_t d
     }
   }
   return out;
+}
+template <class R>
+static std::vector<double> composed(int64_t G, int64_t nq, int64_t nk, int64_t dk, int64_t dv, int mask,
+                                    const std::vector<double>& q, const std::vector<double>& k,
+                                    const std::vector<double>& v, R rnd) {
+  return composed(G, nq, nk, dk, dv, mask, q, k, v, rnd, rnd);
 }
 
 template <class H>
@@ -317,7 +327,7 @@ static void half_case(int64_t G, int64_t nq, int64_t nk, int64_t dk, int64_t dv,
   g_budget = budget;
   const int64_t scratch = mk::cuda::linear_attention_scratch(dtype, G, nq, nk, dk, dv, mask);
   expect(scratch > 0 && scratch % 4 == 0, std::string(what) + ": no chunk plan of F32 states");
-  const mk::cuda::ChunkPlan plan = mk::cuda::chunk_plan(MK_F32, G, nk, dk, dv);
+  const mk::cuda::ChunkPlan plan = mk::cuda::chunk_plan(MK_F32, G, nk, dk, dv, mask);
   expect(plan.bytes == scratch, std::string(what) + ": the 16-bit plan is not the F32 plan");
   Buf<float> S(scratch / 4);
   // the entry point, in every thread order: the same bits each time
@@ -453,6 +463,259 @@ static void halves(unsigned& seed) {
   half_small_device_case<H>(seed++);
 }
 
+// ---- TF32 (F32 inputs on m16n8k8 TF32 MMAs, MK_LINEAR_MASK_TF32) --------------------------------
+// The criterion: the kernel's error against the float64 product of the F32 inputs is at most twice
+// that of the F32 computation on inputs rounded to TF32 — the naive TF32 composition (PyTorch's
+// chunked form with TF32 matmuls: every matmul's operands rounded to TF32, i.e. q, k, v, the
+// prefix state and the masked q kᵀ; its results F32) — plus a 1e-6 floor. TF32 keeps 10 of the 23
+// mantissa bits, so both errors are ~1e-3 of the largest output where F32's is ~1e-6: a bound
+// relative to the F32 computation would only say "not F32", this one says "no worse than TF32
+// matmuls" (the kernel rounds exactly those operands, to nearest).
+static double g_worst_tf32 = 0;  // worst (TF32 error / naive TF32 composition error)
+
+static float tf32_round(float f) {  // cvt.rna.tf32.f32: to nearest, ties away from zero (finite values)
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  if ((u & 0x7f800000u) != 0x7f800000u) u = (u + 0x1000u) & ~0x1fffu;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+static void tf32_case(int64_t G, int64_t nq, int64_t nk, int64_t dk, int64_t dv, int mask, int64_t budget,
+                      unsigned seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<double> nd(0.0, 1.0);
+  Buf<float> q(G * nq * dk), k(G * nk * dk), v(G * nk * dv);
+  std::vector<double> qd(size_t(q.n)), kd(size_t(k.n)), vd(size_t(v.n)), qt(qd.size()), kt(kd.size()), vt(vd.size());
+  auto make = [&](Buf<float>& b, std::vector<double>& d, std::vector<double>& t) {
+    for (int64_t i = 0; i < b.n; ++i) {
+      b[i] = float(nd(rng));
+      d[size_t(i)] = b[i];
+      t[size_t(i)] = tf32_round(b[i]);
+    }
+  };
+  make(q, qd, qt);
+  make(k, kd, kt);
+  make(v, vd, vt);
+  char what[240];
+  snprintf(what, sizeof what, "linear_attention TF32 [G %lld, nq %lld, nk %lld, dk %lld, dv %lld] mask %d budget %lld",
+           (long long)G, (long long)nq, (long long)nk, (long long)dk, (long long)dv, mask, (long long)budget);
+  const bool tc = dk <= 256;  // the tensor-core form takes the call (else the exact SIMT form)
+  const auto exact = [](double x) { return x; };
+  const std::vector<double> ref = composed(G, nq, nk, dk, dv, mask, qd, kd, vd, exact);
+  const std::vector<double> naive = composed(
+      G, nq, nk, dk, dv, mask, qt, kt, vt, [](double x) { return double(tf32_round(float(x))); },
+      [](double x) { return double(float(x)); });
+  const double en = rel_err(naive, ref), tol = 2 * en + 1e-6;
+  auto widened = [](const Buf<float>& o) { return std::vector<double>(o.data(), o.data() + o.n); };
+  std::string line = std::string(what) + ": naive " + std::to_string(en);
+  auto judge = [&](const char* who, const Buf<float>& o) {
+    const double e = rel_err(widened(o), ref);
+    line += std::string(", ") + who + " " + std::to_string(e);
+    expect(e <= tol, std::string(what) + ": " + who + " error " + std::to_string(e) + " over twice the naive TF32 " +
+                         std::to_string(en));
+    g_worst_tf32 = std::max(g_worst_tf32, en > 0 ? e / en : 0.0);
+  };
+
+  // the CPU twin ignores the flag: the same bits as without it
+  {
+    Buf<float> a(G * nq * dv), b(G * nq * dv);
+    const int64_t ws = mk::cpu::linear_attention_workspace(MK_F32, dk, dv, omp_get_max_threads());
+    std::vector<float> work(size_t(std::max<int64_t>(ws / 4, 1)));
+    expect(mk::cpu::linear_attention(MK_F32, G, nq, nk, dk, dv, q.data(), k.data(), v.data(), a.data(), mask,
+                                     work.data(), nullptr) == 0 &&
+               mk::cpu::linear_attention(MK_F32, G, nq, nk, dk, dv, q.data(), k.data(), v.data(), b.data(),
+                                         mask | MK_LINEAR_MASK_TF32, work.data(), nullptr) == 0,
+           std::string(what) + ": CPU twin failed");
+    expect(std::memcmp(a.data(), b.data(), size_t(a.n) * 4) == 0,
+           std::string(what) + ": the CPU twin changed with the TF32 flag");
+  }
+
+  g_budget = budget;
+  const mk::cuda::ChunkPlan plan = mk::cuda::chunk_plan(MK_F32, G, nk, dk, dv, mask);
+  expect(plan.bytes == mk::cuda::linear_attention_scratch(MK_F32, G, nq, nk, dk, dv, mask | MK_LINEAR_MASK_TF32),
+         std::string(what) + ": the TF32 scratch is not the F32 plan's");
+  Buf<float> S(plan.bytes / 4);
+  // the entry point with the flag, in every thread order: the same bits each time
+  Buf<float> out(G * nq * dv);
+  std::vector<float> first;
+  for (size_t o = 0; o < g_orders.size(); ++o) {
+    emu::config().order = g_orders[o];
+    emu::config().seed = unsigned(o + 13);
+    out.poison();
+    S.poison();
+    const int st = mk::cuda::linear_attention(MK_F32, G, nq, nk, dk, dv, q.data(), k.data(), v.data(), out.data(),
+                                              mask | MK_LINEAR_MASK_TF32, S.data(), nullptr);
+    expect(st == 0, std::string(what) + ": launch failed (" + std::to_string(st) + ")");
+    expect(out.guards_intact(), std::string(what) + ": wrote outside the output");
+    expect(S.guards_intact(), std::string(what) + ": wrote outside the scratch");
+    std::vector<float> now(out.data(), out.data() + out.n);
+    if (o == 0) {
+      judge(tc ? "cuda-tf32" : "cuda-simt", out);
+      first = now;
+    } else {
+      expect(std::memcmp(now.data(), first.data(), now.size() * 4) == 0,
+             std::string(what) + ": differs between thread orders 0 and " + std::to_string(g_orders[o]));
+    }
+  }
+  emu::config().order = g_orders[0];
+  // the entry point ran the TF32 tensor-core form (dk <= 256) or refused it before launching anything
+  Buf<float> o2(G * nq * dv);
+  o2.poison();
+  const int64_t launches = emu::config().launches;
+  const int st = mk::cuda::run_tc<mk::cuda::Tf32>(plan, G, nq, nk, dk, dv, q.data(), k.data(), v.data(), o2.data(),
+                                                  mask, S.data(), nullptr);
+  if (tc) {
+    expect(st == 0, std::string(what) + ": TF32 tensor-core form failed");
+    expect(std::memcmp(o2.data(), first.data(), first.size() * 4) == 0,
+           std::string(what) + ": the entry point did not run the TF32 tensor-core form");
+  } else {
+    expect(st == mk::KERNEL_UNSUPPORTED && emu::config().launches == launches,
+           std::string(what) + ": TF32 tensor-core form accepted dk > 256");
+  }
+  // without the flag: the exact SIMT chunk-parallel form (F32 stays the default)
+  Buf<float> a(G * nq * dv), b(G * nq * dv);
+  expect(mk::cuda::linear_attention(MK_F32, G, nq, nk, dk, dv, q.data(), k.data(), v.data(), a.data(), mask, S.data(),
+                                    nullptr) == 0 &&
+             mk::cuda::run_chunked<float>(plan, G, nq, nk, dk, dv, q.data(), k.data(), v.data(), b.data(), mask,
+                                          S.data(), nullptr) == 0,
+         std::string(what) + ": F32 forms failed");
+  expect(std::memcmp(a.data(), b.data(), size_t(a.n) * 4) == 0,
+         std::string(what) + ": F32 without the flag did not run the SIMT form");
+  judge("f32", a);
+  // without scratch (the sequential form) the flag changes nothing
+  a.poison();
+  b.poison();
+  expect(mk::cuda::linear_attention(MK_F32, G, nq, nk, dk, dv, q.data(), k.data(), v.data(), a.data(),
+                                    mask | MK_LINEAR_MASK_TF32, nullptr, nullptr) == 0 &&
+             mk::cuda::linear_attention(MK_F32, G, nq, nk, dk, dv, q.data(), k.data(), v.data(), b.data(), mask,
+                                        nullptr, nullptr) == 0,
+         std::string(what) + ": sequential form failed");
+  expect(a.guards_intact() && std::memcmp(a.data(), b.data(), size_t(a.n) * 4) == 0,
+         std::string(what) + ": the sequential form changed with the TF32 flag");
+  g_budget = int64_t(512) << 20;
+  printf("  %s\n", line.c_str());
+}
+
+// Other dtypes ignore the flag on CUDA: F64 and BF16 give the same bits with and without it.
+static void tf32_other_dtypes_case(unsigned seed) {
+  const int64_t G = 2, n = 90, dk = 24, dv = 40;
+  std::mt19937 rng(seed);
+  std::normal_distribution<double> nd(0.0, 1.0);
+  Buf<double> q(G * n * dk), k(G * n * dk), v(G * n * dv), a(G * n * dv), b(G * n * dv);
+  for (Buf<double>* x : {&q, &k, &v})
+    for (int64_t i = 0; i < x->n; ++i) (*x)[i] = nd(rng);
+  Buf<double> S(mk::cuda::linear_attention_scratch(MK_F64, G, n, n, dk, dv, 1) / 8);
+  mk::cuda::linear_attention(MK_F64, G, n, n, dk, dv, q.data(), k.data(), v.data(), a.data(), 1, S.data(), nullptr);
+  mk::cuda::linear_attention(MK_F64, G, n, n, dk, dv, q.data(), k.data(), v.data(), b.data(),
+                             1 | MK_LINEAR_MASK_TF32, S.data(), nullptr);
+  expect(std::memcmp(a.data(), b.data(), size_t(a.n) * 8) == 0, "F64 changed with the TF32 flag");
+  Buf<uint16_t> hq(G * n * dk), hk(G * n * dk), hv(G * n * dv), ha(G * n * dv), hb(G * n * dv);
+  for (Buf<uint16_t>* x : {&hq, &hk, &hv})
+    for (int64_t i = 0; i < x->n; ++i) (*x)[i] = mk::f32_to_bf16_bits(float(nd(rng)));
+  Buf<float> HS(mk::cuda::linear_attention_scratch(MK_BF16, G, n, n, dk, dv, 2) / 4);
+  mk::cuda::linear_attention(MK_BF16, G, n, n, dk, dv, hq.data(), hk.data(), hv.data(), ha.data(), 2, HS.data(),
+                             nullptr);
+  mk::cuda::linear_attention(MK_BF16, G, n, n, dk, dv, hq.data(), hk.data(), hv.data(), hb.data(),
+                             2 | MK_LINEAR_MASK_TF32, HS.data(), nullptr);
+  expect(std::memcmp(ha.data(), hb.data(), size_t(ha.n) * 2) == 0, "BF16 changed with the TF32 flag");
+}
+
+// A device whose shared memory does not hold the TF32 tiles (48 KB: the <128, 128> output layout
+// needs 104,448 B, <128, 64> 87,040 B): the TF32 form refuses before launching and the entry point
+// runs the exact SIMT chunk-parallel form (the same bits as calling it). On a 99 KB device the TF32
+// form takes 64-column value tiles.
+static void tf32_small_device_case(unsigned seed) {
+  const int64_t G = 2, n = 100, dk = 128, dv = 128;
+  std::mt19937 rng(seed);
+  std::normal_distribution<double> nd(0.0, 1.0);
+  Buf<float> q(G * n * dk), k(G * n * dk), v(G * n * dv), a(G * n * dv), b(G * n * dv);
+  for (Buf<float>* x : {&q, &k, &v})
+    for (int64_t i = 0; i < x->n; ++i) (*x)[i] = float(nd(rng));
+  const mk::cuda::ChunkPlan plan = mk::cuda::chunk_plan(MK_F32, G, n, dk, dv);
+  Buf<float> S(plan.bytes / 4);
+  const int optin = emu::config().optin;
+  emu::config().optin = 48 * 1024;
+  const int64_t launches = emu::config().launches;
+  const int tc =
+      mk::cuda::run_tc<mk::cuda::Tf32>(plan, G, n, n, dk, dv, q.data(), k.data(), v.data(), a.data(), 1, S.data(), nullptr);
+  expect(tc == mk::KERNEL_UNSUPPORTED && emu::config().launches == launches,
+         "TF32 48 KB device: the tensor-core form did not refuse before launching");
+  expect(mk::cuda::linear_attention(MK_F32, G, n, n, dk, dv, q.data(), k.data(), v.data(), a.data(),
+                                    1 | MK_LINEAR_MASK_TF32, S.data(), nullptr) == 0,
+         "TF32 48 KB device: entry point failed");
+  expect(mk::cuda::run_chunked<float>(plan, G, n, n, dk, dv, q.data(), k.data(), v.data(), b.data(), 1, S.data(),
+                                      nullptr) == 0,
+         "TF32 48 KB device: SIMT form failed");
+  expect(std::memcmp(a.data(), b.data(), size_t(a.n) * 4) == 0,
+         "TF32 48 KB device: the entry point did not fall back to the SIMT form");
+  // 99 KB (sm_86 class): <128, 128> (104,448 B) is refused, <128, 64> (87,040 B) runs: the same bits
+  // as on a large device, whose entry point takes <128, 128> (the value tiles only split the columns)
+  emu::config().optin = 99 * 1024;
+  expect(mk::cuda::run_tc<mk::cuda::Tf32>(plan, G, n, n, dk, dv, q.data(), k.data(), v.data(), a.data(), 1, S.data(),
+                                          nullptr) == 0,
+         "TF32 99 KB device: the tensor-core form failed");
+  emu::config().optin = optin;
+  expect(mk::cuda::run_tc_tiles<mk::cuda::Tf32, 128, 128>(plan, G, n, n, dk, dv, q.data(), k.data(), v.data(),
+                                                          b.data(), 1, S.data(), nullptr) == 0,
+         "TF32 <128, 128> tiles failed");
+  expect(std::memcmp(a.data(), b.data(), size_t(a.n) * 4) == 0,
+         "TF32 99 KB device: the 64-column value tiles differ from the 128-column ones");
+  emu::config().optin = optin;
+}
+
+static void tf32s(unsigned& seed) {
+  const int64_t big = int64_t(512) << 20;
+  struct Shape {
+    int64_t G, nq, nk, dk, dv;
+  };
+  // N not a multiple of 64; D/Dv 16..128 (not multiples of 4: scalar loads and stores), over one
+  // 128-wide value tile; G > 1
+  const Shape masked[] = {{2, 130, 130, 16, 16}, {1, 200, 200, 64, 64}, {3, 100, 100, 128, 128},
+                          {1, 77, 77, 100, 40},  {2, 65, 65, 20, 130},  {1, 70, 70, 18, 30}};
+  for (const Shape& s : masked)
+    for (int mask = 0; mask <= 2; ++mask) tf32_case(s.G, s.nq, s.nk, s.dk, s.dv, mask, big, seed++);
+  tf32_case(2, 37, 150, 20, 12, 0, big, seed++);  // no mask, nq != nk
+  tf32_case(1, 70, 70, 200, 24, 1, big, seed++);  // keys padded to 256 (ET 64)
+  tf32_case(1, 90, 90, 150, 130, 2, big, seed++); // keys over 128, values over 64: ET 64
+  tf32_case(2, 90, 90, 33, 24, 2, big, seed++);   // odd dk: scalar state reads
+  tf32_case(1, 66, 66, 300, 16, 1, big, seed++);  // keys over 256: the SIMT form
+  for (int mask = 0; mask <= 2; ++mask)           // state chunks of 128 keys (a lowered budget)
+    tf32_case(1, 200, 200, 16, 8, mask, 2 * 16 * 8 * 4, seed++);
+  tf32_other_dtypes_case(seed++);
+  tf32_small_device_case(seed++);
+}
+
+// The unmasked plan (issue 11, the chunk-state traffic): without a mask the state chunks grow while
+// the chunks of all groups stay >= MK_LINEAR_PARALLEL_CHUNKS (the output pass reads only their
+// total); masks keep the smallest R. The plan at the issue's shape, and products through the entry
+// point under a lowered threshold (3 chunks of 128 keys, and one chunk) in F32, BF16 and TF32.
+static void unmasked_plan_cases(unsigned& seed) {
+  const mk::cuda::ChunkPlan none = mk::cuda::chunk_plan(MK_F32, 64, 4096, 128, 128, 0);
+  const mk::cuda::ChunkPlan causal = mk::cuda::chunk_plan(MK_F32, 64, 4096, 128, 128, 1);
+  expect(none.rows == 256 && none.states == 16 && none.bytes == int64_t(64) * 16 * 128 * 128 * 4,
+         "[4,16,4096,128] without a mask: R = 256, 16 chunks per group");
+  expect(causal.rows == 64 && causal.states == 64, "[4,16,4096,128] causal: R = 64");
+  expect(mk::cuda::chunk_plan(MK_F32, 64, 4096, 128, 128, 2).rows == 64, "anti-causal keeps R = 64");
+  expect(mk::cuda::linear_attention_scratch(MK_BF16, 64, 4096, 4096, 128, 128, 0) == none.bytes &&
+             mk::cuda::linear_attention_scratch(MK_F32, 64, 4096, 4096, 128, 128, 0 | MK_LINEAR_MASK_TF32) ==
+                 none.bytes,
+         "the scratch of the unmasked call is the unmasked plan's");
+  expect(mk::cuda::chunk_plan(MK_F32, 1, 16384, 128, 128, 0).rows == 64, "one group of 16k keys keeps R = 64");
+  expect(mk::cuda::chunk_plan(MK_F32, 16, 4096, 64, 64, 0).rows == 64, "16 groups of 4k keys keep R = 64");
+  for (int64_t par : {6, 2}) {  // 300 keys over 2 groups: R = 128 (3 chunks), R = 512 (one chunk)
+    g_par = par;
+    const mk::cuda::ChunkPlan p = mk::cuda::chunk_plan(MK_F32, 2, 300, 20, 12, 0);
+    expect(p.states == (par == 6 ? 3 : 1) && p.rows == (par == 6 ? 128 : 512),
+           "lowered threshold " + std::to_string(par) + ": R " + std::to_string(p.rows));
+    product_case<float>(2, 37, 300, 20, 12, 0, int64_t(512) << 20, kChunked, seed++);
+    product_case<double>(2, 37, 300, 20, 12, 0, int64_t(512) << 20, kChunked, seed++);
+    half_case<mk::cuda::Bf16>(2, 37, 300, 20, 12, 0, int64_t(512) << 20, seed++);
+    tf32_case(2, 37, 300, 20, 12, 0, int64_t(512) << 20, seed++);
+    g_par = 1024;
+  }
+}
+
 int main(int argc, char** argv) {
   omp_set_num_threads(1);
   g_orders = {0, 1, 2};
@@ -475,6 +738,23 @@ int main(int argc, char** argv) {
   }
   printf("16-bit: %lld checks; worst error / naive composition error %.3f (criterion <= 2)\n",
          (long long)(g_checks - f32_checks), g_worst_half);
+  const int64_t half_checks = g_checks;
+  printf("TF32 (MK_LINEAR_MASK_TF32; errors: max |x - ref| / max |ref|, ref the float64 product of the F32 inputs):\n");
+  {
+    const std::vector<int> all = g_orders;
+    g_orders = {all[0], 2};
+    tf32s(seed);
+    g_orders = all;
+  }
+  printf("TF32: %lld checks; worst error / naive TF32 composition error %.3f (criterion <= 2)\n",
+         (long long)(g_checks - half_checks), g_worst_tf32);
+  printf("unmasked plan (long state chunks without a mask):\n");
+  {
+    const std::vector<int> all = g_orders;
+    g_orders = {all[0], 2};
+    unmasked_plan_cases(seed);
+    g_orders = all;
+  }
   printf("linear_attention_emu_test: %d checks, %d failures (%lld launches, %lld blocks)\n", g_checks, g_failures,
          (long long)emu::config().launches, (long long)emu::config().blocks);
   return g_failures ? 1 : 0;

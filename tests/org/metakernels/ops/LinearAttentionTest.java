@@ -268,4 +268,121 @@ class LinearAttentionTest {
       org.metakernels.runtime.MkNative.mk_runtime_set_num_threads(before);
     }
   }
+
+  // ---- TF32 (issue 11): a CUDA allowance; the CPU ignores it ----------------------------------------
+
+  /**
+   * The runtime's one TF32 switch ({@link org.metakernels.runtime.Backend#setAllowTf32}) changes
+   * nothing on the CPU: the F32 product (every mask), its gradients and the double backward, and
+   * momentum attention give the same bits with it on and off.
+   */
+  @Test
+  void tf32SwitchChangesNothingOnTheCpu() {
+    boolean before = org.metakernels.runtime.Backend.allowTf32();
+    try (Scope s = Scope.open()) {
+      Tensor q = Tensor.randn(new long[] {2, 3, 70, 24}, DType.F32, CPU, 31);
+      Tensor k = Tensor.randn(new long[] {2, 3, 70, 24}, DType.F32, CPU, 32);
+      Tensor v = Tensor.randn(new long[] {2, 3, 70, 12}, DType.F32, CPU, 33);
+      double[][] seen = new double[2][];
+      for (int on = 0; on <= 1; on++) {
+        org.metakernels.runtime.Backend.setAllowTf32(on == 1);
+        seen[on] = tf32Probe(q, k, v);
+      }
+      assertTrue(seen[0].length > 3 * 2 * 3 * 70 * 12, "the probe covers products, gradients and momentum");
+      assertArrayEquals(seen[0], seen[1]);
+    } finally {
+      org.metakernels.runtime.Backend.setAllowTf32(before);
+    }
+  }
+
+  // every mask's product, dq/dk/dv and d/dk <dq, u> of the causal one, momentum attention: one array
+  static double[] tf32Probe(Tensor q, Tensor k, Tensor v) {
+    List<double[]> parts = new java.util.ArrayList<>();
+    for (Mask m : Mask.values()) parts.add(LinearAttention.product(q, k, v, m).toDoubleArray());
+    Tensor qd = q.requiresGrad(true), kd = k.requiresGrad(true), vd = v.requiresGrad(true);
+    Tensor w = Tensor.randn(new long[] {2, 3, 70, 12}, DType.F32, CPU, 34);
+    List<Tensor> g = org.metakernels.autograd.Autograd.grad(
+        List.of(LinearAttention.product(qd, kd, vd, Mask.CAUSAL)), List.of(qd, kd, vd), List.of(w), true);
+    Tensor u = Tensor.randn(new long[] {2, 3, 70, 24}, DType.F32, CPU, 35);
+    Tensor h = org.metakernels.autograd.Autograd.grad(List.of(g.get(0)), List.of(kd), List.of(u), false).get(0);
+    for (Tensor x : g) parts.add(x.toDoubleArray());
+    parts.add(h.toDoubleArray());
+    Options o = Options.causal(FeatureMap.ELU_PLUS_ONE).withNormalization(Normalization.NORMALIZER).withMomentum(0.9);
+    parts.add(LinearAttention.apply(q, k, v, o).toDoubleArray());
+    int n = 0;
+    for (double[] p : parts) n += p.length;
+    double[] all = new double[n];
+    int at = 0;
+    for (double[] p : parts) {
+      System.arraycopy(p, 0, all, at, p.length);
+      at += p.length;
+    }
+    return all;
+  }
+
+  /**
+   * The C ABI: MK_LINEAR_MASK_TF32 (4) OR-ed into the mask is accepted on every device and changes
+   * nothing on the CPU (same bits as the mask alone); other bits are refused with a message naming
+   * the op, before anything is written.
+   */
+  @Test
+  void tf32MaskFlagIsIgnoredOnTheCpuAndUnknownBitsAreRefused() {
+    try (Scope s = Scope.open()) {
+      int cpu = Device.CPU.code, f32 = DType.F32.code;
+      assertEquals(4, org.metakernels.runtime.Codes.LINEAR_MASK_TF32);
+      long need = org.metakernels.runtime.MkNative.mk_linear_attention_product_workspace(cpu, f32, 8, 4);
+      Tensor q = Tensor.randn(new long[] {2, 40, 8}, DType.F32, CPU, 36);
+      Tensor v = Tensor.randn(new long[] {2, 40, 4}, DType.F32, CPU, 37);
+      Tensor ws = Tensor.empty(new long[] {(need + 7) / 8}, DType.F64, CPU);
+      int[] masks = {1, 1 | 4, 2 | 4, 0 | 4, 3, 1 | 8};
+      float[][] outs = new float[masks.length][];
+      for (int i = 0; i < masks.length; i++) {
+        Tensor out = Tensor.full(new long[] {2, 40, 4}, 7.0, DType.F32, CPU);
+        int st = org.metakernels.runtime.MkNative.mk_linear_attention_product_forward(cpu, f32, 2, 40, 40, 8, 4,
+            q.address("t"), q.address("t"), v.address("t"), out.address("t"), masks[i], ws.address("t"), need, 0L);
+        if (i < 4) {
+          assertEquals(0, st, org.metakernels.runtime.Native.lastError());
+        } else {
+          assertEquals(org.metakernels.runtime.Codes.ERR_INVALID_ARGUMENT, st);
+          String msg = org.metakernels.runtime.Native.lastError();
+          assertTrue(msg.contains("mk_linear_attention_product_forward") && msg.contains("got " + masks[i]), msg);
+          for (float x : out.toFloatArray()) assertEquals(7.0f, x, "nothing written");
+        }
+        outs[i] = out.toFloatArray();
+      }
+      assertArrayEquals(outs[0], outs[1]);
+      assertArrayEquals(LinearAttention.product(q, q, v, Mask.ANTI_CAUSAL).toFloatArray(), outs[2]);
+      assertArrayEquals(LinearAttention.product(q, q, v, Mask.NONE).toFloatArray(), outs[3]);
+    }
+  }
+
+  /**
+   * The TF32 reference the gpu-tagged CudaLinearAttentionTf32Test holds the CUDA kernel to, checked
+   * here without a GPU: tf32() rounds to 10 mantissa bits, to nearest, ties away from zero; the naive
+   * TF32 composition's error is that of 10-bit operands (between 1e-5 and 1e-2 of the largest
+   * output), and the exact F32 CPU twin is far inside twice it.
+   */
+  @Test
+  void tf32ReferenceRoundsTo10BitsAndItsErrorIsTf32Sized() {
+    assertEquals(1.0 + Math.scalb(1.0, -10), HalfLinearAttentionRef.tf32(1.0 + Math.scalb(1.0, -11)), 0.0);  // tie: away
+    assertEquals(-1.0 - Math.scalb(1.0, -10), HalfLinearAttentionRef.tf32(-1.0 - Math.scalb(1.0, -11)), 0.0);
+    assertEquals(1.0, HalfLinearAttentionRef.tf32(1.0 + Math.scalb(1.0, -12)), 0.0);
+    assertEquals(3.0, HalfLinearAttentionRef.tf32(3.0), 0.0);
+    try (Scope s = Scope.open()) {
+      int g = 2, n = 150, dk = 24, dv = 16;
+      for (int code = 0; code <= 2; code++) {
+        Tensor q = Tensor.randn(new long[] {g, n, dk}, DType.F32, CPU, 40 + code);
+        Tensor k = Tensor.randn(new long[] {g, n, dk}, DType.F32, CPU, 50 + code);
+        Tensor v = Tensor.randn(new long[] {g, n, dv}, DType.F32, CPU, 60 + code);
+        double[] qd = q.toDoubleArray(), kd = k.toDoubleArray(), vd = v.toDoubleArray();
+        double[] exact = HalfLinearAttentionRef.product(DType.F64, code, g, n, n, dk, dv, qd, kd, vd);
+        double en = HalfLinearAttentionRef.relErr(
+            HalfLinearAttentionRef.productTf32(code, g, n, n, dk, dv, qd, kd, vd), exact);
+        Mask m = code == 0 ? Mask.NONE : code == 1 ? Mask.CAUSAL : Mask.ANTI_CAUSAL;
+        double ec = HalfLinearAttentionRef.relErr(LinearAttention.product(q, k, v, m).toDoubleArray(), exact);
+        assertTrue(en > 1e-5 && en < 1e-2, "naive TF32 error " + en);
+        assertTrue(ec < en / 100, "F32 CPU twin error " + ec + " vs naive TF32 " + en);
+      }
+    }
+  }
 }

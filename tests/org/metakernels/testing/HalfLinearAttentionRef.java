@@ -1,5 +1,6 @@
 package org.metakernels.testing;
 
+import java.util.function.DoubleUnaryOperator;
 import org.metakernels.tensor.DType;
 
 /**
@@ -51,28 +52,37 @@ public final class HalfLinearAttentionRef {
    */
   public static double[] product(
       DType t, int mask, int g, int nq, int nk, int dk, int dv, double[] q, double[] k, double[] v) {
+    DoubleUnaryOperator r = x -> round(t, x);
+    return composed(r, r, mask, g, nq, nk, dk, dv, q, k, v);
+  }
+
+  // The chunked composition: rin rounds the stage results that are operands of another product (the
+  // prefix state, the masked q kᵀ), rout the other stage results.
+  private static double[] composed(DoubleUnaryOperator rin, DoubleUnaryOperator rout, int mask, int g, int nq, int nk,
+      int dk, int dv, double[] q, double[] k, double[] v) {
     double[] out = new double[g * nq * dv];
     for (int gi = 0; gi < g; gi++) {
       int qo = gi * nq * dk, ko = gi * nk * dk, vo = gi * nk * dv, oo = gi * nq * dv;
       if (mask == 0) {
-        double[] s = state(t, k, v, ko, vo, 0, nk, dk, dv);
+        double[] s = state(rout, k, v, ko, vo, 0, nk, dk, dv);
+        for (int x = 0; x < s.length; x++) s[x] = rin.applyAsDouble(s[x]);
         for (int j = 0; j < nq; j++)
           for (int e = 0; e < dv; e++) {
             double acc = 0;
             for (int d = 0; d < dk; d++) acc += q[qo + j * dk + d] * s[d * dv + e];
-            out[oo + j * dv + e] = round(t, acc);
+            out[oo + j * dv + e] = rout.applyAsDouble(acc);
           }
         continue;
       }
       int chunks = (nq + CHUNK - 1) / CHUNK;
       double[][] h = new double[chunks][];
-      for (int c = 0; c < chunks; c++) h[c] = state(t, k, v, ko, vo, c * CHUNK, Math.min(nq, (c + 1) * CHUNK), dk, dv);
+      for (int c = 0; c < chunks; c++) h[c] = state(rout, k, v, ko, vo, c * CHUNK, Math.min(nq, (c + 1) * CHUNK), dk, dv);
       for (int c = 0; c < chunks; c++) {
         double[] s = new double[dk * dv];
         for (int c2 = 0; c2 < chunks; c2++)
           if (mask == 1 ? c2 < c : c2 > c)
             for (int x = 0; x < s.length; x++) s[x] += h[c2][x];
-        for (int x = 0; x < s.length; x++) s[x] = round(t, s[x]);
+        for (int x = 0; x < s.length; x++) s[x] = rin.applyAsDouble(s[x]);
         int j0 = c * CHUNK, j1 = Math.min(nq, j0 + CHUNK);
         for (int j = j0; j < j1; j++) {
           double[] a = new double[CHUNK];
@@ -80,13 +90,14 @@ public final class HalfLinearAttentionRef {
             if (mask == 1 ? i > j : i < j) continue;
             double acc = 0;
             for (int d = 0; d < dk; d++) acc += q[qo + j * dk + d] * k[ko + i * dk + d];
-            a[i - j0] = round(t, acc);
+            a[i - j0] = rin.applyAsDouble(acc);
           }
           for (int e = 0; e < dv; e++) {
             double intra = 0, inter = 0;
             for (int i = j0; i < j1; i++) intra += a[i - j0] * v[vo + i * dv + e];
             for (int d = 0; d < dk; d++) inter += q[qo + j * dk + d] * s[d * dv + e];
-            out[oo + j * dv + e] = round(t, round(t, intra) + round(t, inter));
+            out[oo + j * dv + e] =
+                rout.applyAsDouble(rout.applyAsDouble(intra) + rout.applyAsDouble(inter));
           }
         }
       }
@@ -94,13 +105,14 @@ public final class HalfLinearAttentionRef {
     return out;
   }
 
-  private static double[] state(DType t, double[] k, double[] v, int ko, int vo, int i0, int i1, int dk, int dv) {
+  private static double[] state(
+      DoubleUnaryOperator rnd, double[] k, double[] v, int ko, int vo, int i0, int i1, int dk, int dv) {
     double[] s = new double[dk * dv];
     for (int d = 0; d < dk; d++)
       for (int e = 0; e < dv; e++) {
         double acc = 0;
         for (int i = i0; i < i1; i++) acc += k[ko + i * dk + d] * v[vo + i * dv + e];
-        s[d * dv + e] = round(t, acc);
+        s[d * dv + e] = rnd.applyAsDouble(acc);
       }
     return s;
   }
@@ -120,5 +132,47 @@ public final class HalfLinearAttentionRef {
       if (!(e <= err)) err = Double.isNaN(e) ? Double.POSITIVE_INFINITY : e;
     }
     return scale > 0 ? err / scale : err;
+  }
+
+  /**
+   * x as the MMA's TF32 operand: the F32 value rounded to 10 mantissa bits, to nearest, ties away
+   * from zero (cvt.rna.tf32.f32).
+   *
+   * @param x a value
+   * @return x rounded to F32, then to TF32
+   */
+  public static double tf32(double x) {
+    int u = Float.floatToRawIntBits((float) x);
+    if ((u & 0x7f800000) != 0x7f800000) u = (u + 0x1000) & ~0x1fff;
+    return Float.intBitsToFloat(u);
+  }
+
+  /**
+   * The naive TF32 composition of the F32 product: the chunked form of {@link #product} computed in
+   * F32 with TF32 matmuls — every matmul's operands rounded to TF32 (q, k, v, the prefix state, the
+   * masked q kᵀ), every result to F32. The F32 product on CUDA with TF32 allowed is held to twice
+   * its error.
+   *
+   * @param mask 0 none, 1 causal, 2 anti-causal (nq = nk)
+   * @param g groups
+   * @param nq query rows
+   * @param nk key rows
+   * @param dk key dim
+   * @param dv value dim
+   * @param q [G, nq, dk] (F32 values)
+   * @param k [G, nk, dk]
+   * @param v [G, nk, dv]
+   * @return [G, nq, dv]
+   */
+  public static double[] productTf32(int mask, int g, int nq, int nk, int dk, int dv, double[] q, double[] k,
+      double[] v) {
+    DoubleUnaryOperator f32 = x -> (float) x;
+    return composed(HalfLinearAttentionRef::tf32, f32, mask, g, nq, nk, dk, dv, tf32(q), tf32(k), tf32(v));
+  }
+
+  private static double[] tf32(double[] x) {
+    double[] y = new double[x.length];
+    for (int i = 0; i < x.length; i++) y[i] = tf32(x[i]);
+    return y;
   }
 }

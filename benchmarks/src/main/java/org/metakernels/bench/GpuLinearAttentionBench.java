@@ -29,6 +29,9 @@ import org.openjdk.jmh.infra.Blackhole;
  * {@code -p dtype=BF16} (or F16) runs the same work on 16-bit q, k, v, dOut (the tensor-core
  * chunk-parallel kernel; the double backward's inner products with r in F32), not in check.sh's
  * default set: benchmarks/gpu/linear_attention_harness.cu times the 16-bit forms there.
+ * {@code -p dtype=TF32}: F32 tensors with {@link org.metakernels.runtime.Backend#setAllowTf32} on for
+ * the trial (the TF32 tensor-core form of every product; restored at tear-down), beside PyTorch's
+ * F32 peers with {@code torch.backends.cuda.matmul.allow_tf32 = True} (peers.py, dtype "tf32").
  */
 @BenchmarkMode(Mode.AverageTime)
 @OutputTimeUnit(TimeUnit.MILLISECONDS)
@@ -50,13 +53,16 @@ public class GpuLinearAttentionBench {
 
     Scope scope;
     Tensor q, k, v, dOut, rq, rk, rv, ql, kl, vl;
+    boolean tf32Before;
 
     @Setup(Level.Trial)
     public void setup() {
       Gpu.require("GpuLinearAttentionBench");
       long[] dims = Checks.parseShape(shape);
       scope = Scope.open();
-      DType t = DType.valueOf(dtype);
+      tf32Before = org.metakernels.runtime.Backend.allowTf32();
+      org.metakernels.runtime.Backend.setAllowTf32(dtype.equals("TF32"));
+      DType t = dtype.equals("TF32") ? DType.F32 : DType.valueOf(dtype);
       q = Tensor.randn(dims, DType.F32, Device.CUDA, 21L).to(t);
       k = Tensor.randn(dims, DType.F32, Device.CUDA, 22L).to(t);
       v = Tensor.randn(dims, DType.F32, Device.CUDA, 23L).to(t);
@@ -73,6 +79,7 @@ public class GpuLinearAttentionBench {
     @TearDown(Level.Trial)
     public void tearDown() {
       if (scope != null) scope.close();
+      org.metakernels.runtime.Backend.setAllowTf32(tf32Before);
     }
 
     Tensor apply(Tensor q, Tensor k, Tensor v) {

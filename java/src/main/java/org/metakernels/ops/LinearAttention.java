@@ -41,6 +41,20 @@ import org.metakernels.tensor.Tensor;
  * Tensor qh = q.to(DType.BF16), kh = k.to(DType.BF16), vh = v.to(DType.BF16);
  * Tensor oh = LinearAttention.product(qh, kh, vh, LinearAttention.Mask.CAUSAL);   // BF16 [B, H, N, Dv]
  * }</pre>
+ *
+ * <p>TF32. With {@link org.metakernels.runtime.Backend#setAllowTf32} (or {@code -Dmetakernels.tf32=true})
+ * the F32 {@link #product} on CUDA runs on TF32 tensor cores (m16n8k8 MMAs, chunk-parallel, F32
+ * states and sums; q, k, v, the prefix state and the masked q kᵀ block rounded to 10 mantissa bits as
+ * MMA operands) where the key dim is at most 256 and the GPU's shared memory holds the tiles, else on
+ * the exact F32 SIMT form. Its gradients and double backward are the same product, so they follow the
+ * switch too (so does momentum attention's product; the momentum term itself is an F32 scan). Off by
+ * default: F32 stays exact. The CPU and F64 ignore it. Expect ~1e-3 relative error, as PyTorch's
+ * TF32 matmuls.
+ *
+ * <pre>{@code
+ * Backend.setAllowTf32(true);
+ * Tensor o = LinearAttention.product(q.to(Device.CUDA), k.to(Device.CUDA), v.to(Device.CUDA), Mask.CAUSAL);
+ * }</pre>
  */
 public final class LinearAttention {
   private LinearAttention() {}

@@ -152,7 +152,8 @@ public final class Backend {
 
   /**
    * Whether F32 work on CUDA may use TF32 tensor cores (10-bit mantissa products, F32 sums): the
-   * softmax-attention forward and backward and the cuBLAS matmuls. One switch, kept by the native
+   * softmax-attention forward and backward, the linear-attention product (every derivative order:
+   * its gradients are the same product) and the cuBLAS matmuls. One switch, kept by the native
    * runtime ({@code mk_runtime_allow_tf32}) and read by every call. Off by default;
    * {@code -Dmetakernels.tf32=true} turns it on at start. The CPU ignores it.
    *
@@ -164,7 +165,8 @@ public final class Backend {
   }
 
   /**
-   * Sets {@link #allowTf32()} for the attention kernels and cuBLAS from the next call on.
+   * Sets {@link #allowTf32()} for the attention and linear-attention kernels and cuBLAS from the next
+   * call on.
    *
    * <pre>{@code
    * Backend.setAllowTf32(true);   // F32 attention on CUDA: TF32 tensor cores where the tiles fit
