@@ -1,7 +1,7 @@
 // Softmax attention on tensor cores (sm_80+): forward and backward in BF16 / F16 (m16n8k16 MMAs)
 // and, opt-in, in F32 through TF32 (m16n8k8 MMAs; AttentionParams::allow_tf32). The F32/F64 SIMT
-// kernels and the double backward / JVP live beside it (forward.cu ... jvp.cu); 16-bit double backward and JVP are
-// composed in Java over the F32 kernels. The CPU twin (kernels/cpu/attention/) computes the
+// kernels and the double backward / JVP live beside it (forward.cu ... jvp.cu); the 16-bit double backward and JVP
+// are in tensor_core_dd.cu (F32 copies through the SIMT kernels where those do not apply). The CPU twin (kernels/cpu/attention/) computes the
 // same function in F32 from the same inputs and is the oracle. The kernels are templates over the
 // operand type E (Bf16, Fp16, Tf32; see Operand<E> in mma.cuh).
 //
