@@ -31,15 +31,17 @@ final class InfoCommand implements Callable<Integer> {
     out.println("                    index-add, gather, scatter-add (deterministic), matmul (BLAS / cuBLAS)");
     out.println("  attention:        fused softmax attention (online softmax, no N x N buffer): forward,");
     out.println("                    deterministic backward, fused double backward, JVP; GQA, causal,");
-    out.println("                    padding, additive bias with gradient; F32 and F64; BF16/F16 forward and");
-    out.println("                    backward (tensor cores on CUDA, F32 inside); TF32 for F32 on CUDA "
+    out.println("                    padding, additive bias with gradient; F32 and F64; BF16/F16 forward,");
+    out.println("                    backward, double backward and JVP (tensor cores on CUDA, F32 inside);");
+    out.println("                    TF32 for F32 on CUDA (attention and linear attention) "
         + (Backend.allowTf32() ? "allowed" : "off (-Dmetakernels.tf32=true)"));
     out.println("  tensor-core attention kernels (16-bit, CUDA): "
         + MkNative.mk_attention_tc_kernels().getString().replace("\n", "\n                    "));
     out.println("  linear attention: fused product (none / causal / anti-causal masks; its own backward,");
     out.println("                    so every derivative order is fused), momentum term; F32, F64, and BF16/F16");
     out.println("                    with F32 state (CUDA: chunk-parallel; 16-bit on tensor cores where dk <= 256,");
-    out.println("                    else the F32 SIMT form on the 16-bit data)");
+    out.println("                    else the F32 SIMT form on the 16-bit data; F32 on TF32 tensor cores when");
+    out.println("                    TF32 is allowed)");
     return 0;
   }
 }
