@@ -596,6 +596,31 @@ int mk_dense_mse_backward(int device, int dtype, int64_t n, const void* p, const
  * Static storage; available in every build. */
 const char* mk_attention_tc_kernels(void);
 
+/* ---- softmax attention: choosing the tensor-core kernel from code (issue 10) --------------------- */
+/* Codes of mk_attention_tc_select: 0 (MK_ATTN_TC_SELECT_DEFAULT) keeps the environment variable's
+ * choice (or the default) for that pass. */
+enum mk_attention_tc_select {
+  MK_ATTN_TC_SELECT_DEFAULT = 0,
+  MK_ATTN_TC_SELECT_FORWARD_V1 = 1,
+  MK_ATTN_TC_SELECT_FORWARD_V2 = 2,
+  MK_ATTN_TC_SELECT_FORWARD_V2K32 = 3,
+  MK_ATTN_TC_SELECT_BACKWARD_V1 = 1,
+  MK_ATTN_TC_SELECT_BACKWARD_V2 = 2,
+  MK_ATTN_TC_SELECT_SECOND_TC = 1,
+  MK_ATTN_TC_SELECT_SECOND_F32 = 2
+};
+/* A process-wide choice of the 16-bit tensor-core attention kernels, consulted before the
+ * environment variables from the next call on (a program cannot portably change its own
+ * environment): forward (MK_ATTN_TC) v1, v2 or v2k32, backward (MK_ATTN_TC_BWD) v1 or v2, second
+ * (MK_ATTN_TC_DD: the 16-bit double backward and JVP) tensor cores or F32 copies; 0 for a pass leaves
+ * it to its variable. A forced v2 or tensor-core second order still runs only where it applies
+ * (BF16/F16, max(D, Dv) <= 128, sm_80+; else v1 or F32 copies). A code out of range:
+ * MK_ERR_INVALID_ARGUMENT naming it, nothing changed. mk_attention_tc_kernels prints the choice. */
+int mk_attention_tc_select(int forward, int backward, int second);
+/* The current choice: forward, backward and second as set by mk_attention_tc_select (0: none); each
+ * pointer may be NULL. */
+int mk_attention_tc_selected(int* forward, int* backward, int* second);
+
 #ifdef __cplusplus
 }
 #endif

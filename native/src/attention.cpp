@@ -4,6 +4,7 @@
 
 #include <cinttypes>
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <mutex>
 #include <string>
@@ -351,15 +352,33 @@ int mk_attention_softmax_jvp(int device, int dtype, const mk_attention_params* b
 }  // extern "C"
 
 // ---- which tensor-core kernel runs (mk/attention_tc_choice.h, the one place that decides) ---------
+namespace {
+// mk_attention_tc_select's choice, native/'s copy (the CUDA library keeps its own, set through the
+// kernel table); g_tc_mu orders a select against an attach (attention_tc_push).
+std::atomic<int> g_tc_forward{0}, g_tc_backward{0}, g_tc_second{0};
+std::mutex g_tc_mu;
+}  // namespace
+
 const char* mk_attention_tc_kernels(void) {
   static std::string text;
   static std::mutex mu;
   std::lock_guard<std::mutex> lock(mu);
-  const int override_version = mk::attention_tc_override();
-  const int backward_override = mk::attention_tc_backward_override();
+  const int sel_forward = g_tc_forward.load(), sel_backward = g_tc_backward.load(), sel_second = g_tc_second.load();
+  const int override_version = mk::attention_tc_forward_code(sel_forward);
+  const int backward_override = mk::attention_tc_backward_code(sel_backward);
+  const int second_f32 = mk::attention_tc_second_code(sel_second);
   auto name = [](int v) { return v == mk::MK_TC_V2 ? "v2" : v == mk::MK_TC_V2_K32 ? "v2k32" : "v1"; };
-  text = std::string("MK_ATTN_TC=") + (override_version ? name(override_version) : "(unset)") +
-         ", MK_ATTN_TC_BWD=" + (backward_override ? name(backward_override) : "(unset)") +
+  const int env_forward = mk::attention_tc_override(), env_backward = mk::attention_tc_backward_override();
+  text = std::string("MK_ATTN_TC=") + (env_forward ? name(env_forward) : "(unset)") +
+         ", MK_ATTN_TC_BWD=" + (env_backward ? name(env_backward) : "(unset)") +
+         (sel_forward || sel_backward || sel_second
+              ? std::string(" (override: forward ") + (sel_forward ? name(sel_forward) : "env") + ", backward " +
+                    (sel_backward ? name(sel_backward) : "env") + ", second " +
+                    (sel_second == MK_ATTN_TC_SELECT_SECOND_TC    ? "tc"
+                     : sel_second == MK_ATTN_TC_SELECT_SECOND_F32 ? "f32"
+                                                                  : "env") +
+                    ")"
+              : std::string()) +
          "; forward/backward per BF16|F16, max(D, Dv), causal:";
   for (int arch : {80, 90}) {
     text += "\n  sm_" + std::to_string(arch) + ":";
@@ -373,14 +392,54 @@ const char* mk_attention_tc_kernels(void) {
   }
   text += std::string("\ndouble backward and JVP (BF16|F16): MK_ATTN_TC_DD=") +
           (mk::attention_tc_second_override() ? "0 (F32 path forced)" : "(unset)") +
+          (sel_second == MK_ATTN_TC_SELECT_SECOND_TC    ? " (override: tc)"
+           : sel_second == MK_ATTN_TC_SELECT_SECOND_F32 ? " (override: f32)"
+                                                        : "") +
           "; tensor cores (tensor_core_dd.cu) where max(D, Dv) <= 128, else F32 copies + SIMT:";
   for (int arch : {80, 90}) {
     text += "\n  sm_" + std::to_string(arch) + ":";
     for (int64_t w : {64, 128, 256})
       text += " D<=" + std::to_string(w) + " " +
-              (mk::attention_tc_second_applies(MK_BF16, w, w, arch / 10, mk::attention_tc_second_override()) ? "tc"
+              (mk::attention_tc_second_applies(MK_BF16, w, w, arch / 10, second_f32) ? "tc"
                                                                                                             : "f32") +
               ";";
   }
   return text.c_str();
+}
+
+// ---- the programmatic choice of tensor-core kernel (issue 10) -------------------------------------
+int mk::native::attention_tc_push(const KernelTable* t) {
+  std::lock_guard<std::mutex> lock(g_tc_mu);
+  const int code = t->attention_tc_select(g_tc_forward.load(), g_tc_backward.load(), g_tc_second.load());
+  return kernel_status("mk_runtime_attach_cuda (attention_tc_select)", MK_DEVICE_CUDA, code);
+}
+
+int mk_attention_tc_select(int forward, int backward, int second) {
+  const char* op = "mk_attention_tc_select";
+  if (forward < 0 || forward > MK_ATTN_TC_SELECT_FORWARD_V2K32)
+    return fail(MK_ERR_INVALID_ARGUMENT, "%s: forward %d is not a choice (0 = environment/default, 1 = v1, 2 = v2, 3 = v2k32)",
+                op, forward);
+  if (backward < 0 || backward > MK_ATTN_TC_SELECT_BACKWARD_V2)
+    return fail(MK_ERR_INVALID_ARGUMENT, "%s: backward %d is not a choice (0 = environment/default, 1 = v1, 2 = v2)", op,
+                backward);
+  if (second < 0 || second > MK_ATTN_TC_SELECT_SECOND_F32)
+    return fail(MK_ERR_INVALID_ARGUMENT,
+                "%s: second %d is not a choice (0 = environment/default, 1 = tensor cores, 2 = F32 copies)", op, second);
+  std::lock_guard<std::mutex> lock(g_tc_mu);
+  const KernelTable* cpu = kernels_for(op, MK_DEVICE_CPU);
+  MK_CHECK(kernel_status(op, MK_DEVICE_CPU, cpu->attention_tc_select(forward, backward, second)));
+  const KernelTable* cuda = mk::native::attached_cuda();
+  if (cuda) MK_CHECK(kernel_status(op, MK_DEVICE_CUDA, cuda->attention_tc_select(forward, backward, second)));
+  g_tc_forward.store(forward);
+  g_tc_backward.store(backward);
+  g_tc_second.store(second);
+  return MK_OK;
+}
+
+int mk_attention_tc_selected(int* forward, int* backward, int* second) {
+  std::lock_guard<std::mutex> lock(g_tc_mu);
+  if (forward) *forward = g_tc_forward.load();
+  if (backward) *backward = g_tc_backward.load();
+  if (second) *second = g_tc_second.load();
+  return MK_OK;
 }

@@ -44,6 +44,11 @@ int check_indices(const char* op, int device, const int64_t* idx, int64_t n, int
 
 int64_t numel_of(int rank, const int64_t* shape);
 
+// Hands the current mk_attention_tc_select choice to a CUDA table being attached (native/src/attention.cpp;
+// called by mk_runtime_attach_cuda), so a choice made before the attach holds.
+int attention_tc_push(const KernelTable* t);
+// The attached CUDA table, or null (no error recorded).
+const KernelTable* attached_cuda();
 }  // namespace native
 }  // namespace mk
 

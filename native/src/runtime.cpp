@@ -101,6 +101,8 @@ const KernelTable* kernels_for(const char* op, int device) {
   return nullptr;
 }
 
+const KernelTable* attached_cuda() { return g_cuda.load(); }
+
 int kernel_status(const char* op, int device, int code) {
   if (code == 0) return MK_OK;
   if (code == KERNEL_UNSUPPORTED) return fail(MK_ERR_UNSUPPORTED, "%s: not supported by the kernel", op);
@@ -196,7 +198,7 @@ int mk_runtime_attach_cuda(const void* table) {
       !t->runtime.event_query || !t->runtime.event_synchronize || !t->runtime.stream_wait_event)
     return fail(MK_ERR_UNSUPPORTED, "mk_runtime_attach_cuda: runtime entries missing");
   g_cuda.store(t);
-  return MK_OK;
+  return attention_tc_push(t);
 }
 
 int mk_runtime_has_cuda(void) { return g_cuda.load() ? 1 : 0; }

@@ -189,3 +189,16 @@ int64_t attention_workspace(const AttentionParams& p, int threads) {
 
 }  // namespace cpu
 }  // namespace mk
+
+#ifndef MK_ISA_AVX512
+#include "mk/attention_tc_choice.h"
+namespace mk {
+namespace cpu {
+// The twin of the CUDA library's choice of tensor-core kernel (mk/kernels.inc attention_tc_select):
+// the CPU runs no tensor-core kernels, so there is nothing to store; the codes are checked alike.
+int attention_tc_select(int forward, int backward, int second) {
+  return attention_tc_select_valid(forward, backward, second) ? 0 : KERNEL_UNSUPPORTED;
+}
+}  // namespace cpu
+}  // namespace mk
+#endif

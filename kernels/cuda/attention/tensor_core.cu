@@ -1264,7 +1264,8 @@ bool tc_supported(const AttentionParams& p) {
 int tc_attention_forward(const AttentionParams& p, void* stream) {
   if (!tc_supported(p)) return int(cudaErrorInvalidValue);
   const AttentionTcChoice c =
-      attention_tc_choose(p.dtype, p.d, p.dv, device_arch_major(), p.causal, attention_tc_override());
+      attention_tc_choose(p.dtype, p.d, p.dv, device_arch_major(), p.causal,
+                          attention_tc_forward_code(attention_tc_selection().forward.load(std::memory_order_relaxed)));
   return tc_attention_forward_version(p, stream, c.forward);
 }
 
@@ -1282,7 +1283,8 @@ int tc_attention_forward_version(const AttentionParams& p, void* stream, int ver
 int tc_attention_backward(const AttentionParams& p, void* stream) {
   if (!tc_supported(p)) return int(cudaErrorInvalidValue);
   const AttentionTcChoice c = attention_tc_choose(p.dtype, p.d, p.dv, device_arch_major(), p.causal,
-                                                  attention_tc_override(), attention_tc_backward_override());
+                                                  attention_tc_forward_code(attention_tc_selection().forward.load(std::memory_order_relaxed)),
+                                                  attention_tc_backward_code(attention_tc_selection().backward.load(std::memory_order_relaxed)));
   return tc_attention_backward_version(p, stream, c.backward);
 }
 
@@ -1297,6 +1299,17 @@ int tc_attention_backward_version(const AttentionParams& p, void* stream, int ve
 }
 
 int64_t tc_attention_workspace(const AttentionParams& p) { return 4 * p.batch * p.heads * p.nq; }
+
+// The process-wide choice (mk/kernels.inc attention_tc_select; mk/attention_tc_choice.h): read by
+// tc_attention_forward/backward above and tensor_core_dd.cu from the next call on.
+int attention_tc_select(int forward, int backward, int second) {
+  if (!attention_tc_select_valid(forward, backward, second)) return KERNEL_UNSUPPORTED;
+  AttentionTcSelection& sel = attention_tc_selection();
+  sel.forward.store(forward, std::memory_order_relaxed);
+  sel.backward.store(backward, std::memory_order_relaxed);
+  sel.second.store(second, std::memory_order_relaxed);
+  return 0;
+}
 
 }  // namespace cuda
 }  // namespace mk

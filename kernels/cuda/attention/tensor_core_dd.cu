@@ -640,7 +640,7 @@ int dd_arch_major() {
 int tc_attention_backward_backward(const AttentionParams& in, void* stream) {
   AttentionParams p = in;
   p.second = attention_cotangents(in);
-  if (!attention_tc_second_applies(p.dtype, p.d, p.dv, dd_arch_major(), attention_tc_second_override()))
+  if (!attention_tc_second_applies(p.dtype, p.d, p.dv, dd_arch_major(), attention_tc_second_code(attention_tc_selection().second.load(std::memory_order_relaxed))))
     return KERNEL_UNSUPPORTED;
   if (!p.workspace || !p.out || !p.dout || !p.lse || p.heads < 1 || p.kv_heads < 1 || p.heads % p.kv_heads != 0)
     return int(cudaErrorInvalidValue);
@@ -651,7 +651,7 @@ int tc_attention_backward_backward(const AttentionParams& in, void* stream) {
 int tc_attention_jvp(const AttentionParams& in, void* stream) {
   AttentionParams p = in;
   p.second = attention_tangents(in);
-  if (!attention_tc_second_applies(p.dtype, p.d, p.dv, dd_arch_major(), attention_tc_second_override()))
+  if (!attention_tc_second_applies(p.dtype, p.d, p.dv, dd_arch_major(), attention_tc_second_code(attention_tc_selection().second.load(std::memory_order_relaxed))))
     return KERNEL_UNSUPPORTED;
   if (!p.out || !p.lse || p.heads < 1 || p.kv_heads < 1 || p.heads % p.kv_heads != 0) return int(cudaErrorInvalidValue);
   const cudaStream_t s = as_stream(stream);

@@ -17,6 +17,7 @@
 // the environment variable MK_ATTN_TC=v2 or v2k32 selects that forward where it applies (v1 forces v1),
 // MK_ATTN_TC_BWD=v2 the v2 backward (v1 forces v1).
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -87,6 +88,42 @@ inline int attention_tc_second_override() {
 inline bool attention_tc_second_applies(int dtype, int64_t d, int64_t dv, int arch_major, int override_f32) {
   const int64_t w = d > dv ? d : dv;
   return override_f32 == 0 && (dtype == MK_BF16 || dtype == MK_F16) && w >= 1 && w <= 128 && arch_major >= 8;
+}
+
+// ---- the programmatic override (mk_attention_tc_select, issue 10) ---------------------------------
+// A process-wide choice consulted before the environment variables, so a JVM (which cannot change
+// its own environment) can run every variant. Codes (enum mk_attention_tc_select of metakernels.h):
+// forward 0 = none (MK_ATTN_TC or the default), 1 = v1, 2 = v2, 3 = v2k32 (the MK_TC_* values);
+// backward 0 = none (MK_ATTN_TC_BWD or the default), 1 = v1, 2 = v2; second (double backward and
+// JVP) 0 = none (MK_ATTN_TC_DD or the default), 1 = tensor cores where they apply, 2 = F32 copies.
+// A forced v2 still runs only where attention_tc_v2_applies (elsewhere v1), as the env does.
+inline bool attention_tc_select_valid(int forward, int backward, int second) {
+  return forward >= 0 && forward <= MK_TC_V2_K32 && backward >= 0 && backward <= MK_TC_V2 && second >= 0 &&
+         second <= 2;
+}
+
+// The stored choice of the library that uses it: the CUDA library's copy (set through the kernel
+// table's attention_tc_select, read by kernels/cuda/attention/tensor_core*.cu). native/ keeps its
+// own copy (native/src/attention.cpp) for mk_attention_tc_kernels and pushes every change to the
+// attached tables.
+struct AttentionTcSelection {
+  std::atomic<int> forward{0};
+  std::atomic<int> backward{0};
+  std::atomic<int> second{0};
+};
+inline AttentionTcSelection& attention_tc_selection() {
+  static AttentionTcSelection s;
+  return s;
+}
+
+// The override in force with a selection applied: the selection if set, else the environment's.
+inline int attention_tc_forward_code(int selected) { return selected != 0 ? selected : attention_tc_override(); }
+inline int attention_tc_backward_code(int selected) {
+  return selected != 0 ? selected : attention_tc_backward_override();
+}
+// 1: the F32 path forced (as attention_tc_second_override), 0: tensor cores where they apply
+inline int attention_tc_second_code(int selected) {
+  return selected == 2 ? 1 : selected == 1 ? 0 : attention_tc_second_override();
 }
 
 }  // namespace mk

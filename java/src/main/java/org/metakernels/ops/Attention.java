@@ -540,4 +540,127 @@ public final class Attention {
           + (bias == null ? "" : ", bias " + bias.describe()) + (causal ? ", causal" : "");
     }
   }
+
+  /**
+   * Chooses the 16-bit (BF16/F16) tensor-core attention kernels on CUDA from code, before the
+   * environment variables {@code MK_ATTN_TC} (forward), {@code MK_ATTN_TC_BWD} (backward) and
+   * {@code MK_ATTN_TC_DD} (double backward and JVP), which a running JVM cannot change. One
+   * process-wide choice, kept by the native runtime ({@code mk_attention_tc_select}) and read by every
+   * call from the next one on; {@code metakernels info} prints it. A forced v2 (or tensor-core second
+   * order) still runs only where it applies (BF16/F16, max(D, Dv) ≤ 128, sm_80+; elsewhere v1 or the
+   * F32 copies). All variants compute the same function to rounding; the CPU ignores the choice.
+   *
+   * <pre>{@code
+   * Attention.TensorCoreKernels.select(Forward.V2, Backward.V2, Second.DEFAULT);
+   * try { ... } finally { Attention.TensorCoreKernels.reset(); }
+   * }</pre>
+   */
+  public static final class TensorCoreKernels {
+    private TensorCoreKernels() {}
+
+    /** The forward kernel. */
+    public enum Forward {
+      /** The environment's choice ({@code MK_ATTN_TC}) or the default (v1). */
+      DEFAULT(Codes.ATTN_TC_SELECT_DEFAULT),
+      /** 64 query rows per block, every head dim up to 256. */
+      V1(Codes.ATTN_TC_SELECT_FORWARD_V1),
+      /** 128 query rows per block, cp.async double-buffered K/V tiles of 64 keys. */
+      V2(Codes.ATTN_TC_SELECT_FORWARD_V2),
+      /** v2 with 32 keys per tile and two blocks per SM. */
+      V2K32(Codes.ATTN_TC_SELECT_FORWARD_V2K32);
+
+      final int code;
+
+      Forward(int code) {
+        this.code = code;
+      }
+    }
+
+    /** The backward kernels (dq; dk, dv). */
+    public enum Backward {
+      /** The environment's choice ({@code MK_ATTN_TC_BWD}) or the default (v1). */
+      DEFAULT(Codes.ATTN_TC_SELECT_DEFAULT),
+      /** The v1 backward (dk/dv by 64-row blocks). */
+      V1(Codes.ATTN_TC_SELECT_BACKWARD_V1),
+      /** The v2 backward (cp.async tiles, 128 keys per dk/dv block; deterministic). */
+      V2(Codes.ATTN_TC_SELECT_BACKWARD_V2);
+
+      final int code;
+
+      Backward(int code) {
+        this.code = code;
+      }
+    }
+
+    /** The 16-bit double backward and JVP. */
+    public enum Second {
+      /** The environment's choice ({@code MK_ATTN_TC_DD=0}: F32 copies) or the default (tensor cores). */
+      DEFAULT(Codes.ATTN_TC_SELECT_DEFAULT),
+      /** Tensor cores where they apply. */
+      TENSOR_CORES(Codes.ATTN_TC_SELECT_SECOND_TC),
+      /** F32 kernels on F32 copies of the operands. */
+      F32(Codes.ATTN_TC_SELECT_SECOND_F32);
+
+      final int code;
+
+      Second(int code) {
+        this.code = code;
+      }
+    }
+
+    /**
+     * The current choice (each pass {@code DEFAULT} unless {@link #select} chose it).
+     *
+     * @param forward the forward kernel
+     * @param backward the backward kernels
+     * @param second the double backward and JVP
+     */
+    public record Choice(Forward forward, Backward backward, Second second) {}
+
+    /**
+     * Chooses the kernels of every later 16-bit attention call on CUDA ({@code DEFAULT}: that pass's
+     * environment variable or default).
+     *
+     * @param forward the forward kernel, not null
+     * @param backward the backward kernels, not null
+     * @param second the double backward and JVP, not null
+     * @throws NullPointerException when an argument is null (nothing changed)
+     */
+    public static void select(Forward forward, Backward backward, Second second) {
+      java.util.Objects.requireNonNull(forward, "Attention.TensorCoreKernels.select: forward");
+      java.util.Objects.requireNonNull(backward, "Attention.TensorCoreKernels.select: backward");
+      java.util.Objects.requireNonNull(second, "Attention.TensorCoreKernels.select: second");
+      Native.ensureLoaded();
+      Native.check(MkNative.mk_attention_tc_select(forward.code, backward.code, second.code),
+          "Attention.TensorCoreKernels.select(" + forward + ", " + backward + ", " + second + ")");
+    }
+
+    /** Back to the environment variables and defaults for every pass. */
+    public static void reset() {
+      select(Forward.DEFAULT, Backward.DEFAULT, Second.DEFAULT);
+    }
+
+    /**
+     * The choice in force (as {@link #select} left it).
+     *
+     * @return the current choice
+     */
+    public static Choice current() {
+      Native.ensureLoaded();
+      int[] f = new int[1], b = new int[1], s = new int[1];
+      Native.check(MkNative.mk_attention_tc_selected(f, b, s), "Attention.TensorCoreKernels.current");
+      return new Choice(Forward.values()[f[0]], Backward.values()[b[0]], Second.values()[s[0]]);
+    }
+
+    /**
+     * The choice per dtype, head dim, architecture and mask with the environment and {@link #select}
+     * applied, as {@code metakernels info} prints it.
+     *
+     * @return lines of text
+     */
+    public static String describe() {
+      Native.ensureLoaded();
+      return MkNative.mk_attention_tc_kernels().getString();
+    }
+  }
 }

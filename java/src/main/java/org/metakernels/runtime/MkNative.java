@@ -614,4 +614,9 @@ public final class MkNative {
 
   /** The tensor-core attention kernel per dtype, head dim, architecture and causal (mk/attention_tc_choice.h). */
   public static native @Cast("const char*") BytePointer mk_attention_tc_kernels();
+
+  /** Chooses the 16-bit tensor-core attention kernels (0: environment/default; codes ATTN_TC_SELECT_*). */
+  public static native int mk_attention_tc_select(int forward, int backward, int second);
+  /** The choice of {@link #mk_attention_tc_select} (each array: one element, may be null). */
+  public static native int mk_attention_tc_selected(int[] forward, int[] backward, int[] second);
 }
