@@ -211,4 +211,48 @@ class CudaAttentionHalfTest {
     for (int i = 0; i < x.length; i++) y[i] = r.r(x[i]);
     return y;
   }
+
+  /**
+   * Every 16-bit tensor-core variant chosen from code ({@link Attention.TensorCoreKernels}, issue 10):
+   * the forward v1, v2 and v2k32 and the backward v1 and v2, each once per dtype and shape, held to the
+   * rule of {@link #cudaIsWithinTwiceTheNaive16BitErrorOfTheF64Reference} (twice the naive 16-bit
+   * error, the CPU twin beside). The choice is reset afterwards.
+   */
+  @ParameterizedTest
+  @CsvSource({
+      // forward, backward, dtype, b, h, hkv, nq, nk, d, causal, padding, bias
+      "V1, V1, BF16, 2, 4, 2, 200, 333, 64, true, true, none",
+      "V2, V2, BF16, 2, 4, 2, 200, 333, 64, true, true, none",
+      "V2K32, V1, BF16, 2, 4, 2, 200, 333, 64, true, true, none",
+      "V1, V2, F16, 2, 2, 1, 130, 77, 128, false, true, 1H",
+      "V2, V1, F16, 2, 2, 1, 130, 77, 128, false, true, 1H",
+      "V2K32, V2, F16, 2, 2, 1, 130, 77, 128, false, true, 1H",
+      "V2, V2, F16, 1, 8, 8, 257, 257, 128, true, false, full-inf",
+      "V2K32, V2, BF16, 2, 4, 4, 300, 300, 64, false, false, 1H-inf",
+  })
+  void everyChosenVariantIsWithinTwiceTheNaive16BitError(Attention.TensorCoreKernels.Forward forward,
+      Attention.TensorCoreKernels.Backward backward, DType t, int b, int h, int hkv, int nq, int nk, int d,
+      boolean causal, boolean padding, String bias) {
+    try {
+      Attention.TensorCoreKernels.select(forward, backward, Attention.TensorCoreKernels.Second.DEFAULT);
+      assertEquals(forward, Attention.TensorCoreKernels.current().forward());
+      System.out.println("tensor-core kernels forward " + forward + ", backward " + backward + ":");
+      cudaIsWithinTwiceTheNaive16BitErrorOfTheF64Reference(t, b, h, hkv, nq, nk, d, causal, padding, bias);
+    } finally {
+      Attention.TensorCoreKernels.reset();
+    }
+  }
+
+  /** The second order with either 16-bit path chosen from code: tensor cores and F32 copies. */
+  @ParameterizedTest
+  @CsvSource({"BF16, TENSOR_CORES", "F16, TENSOR_CORES", "BF16, F32", "F16, F32"})
+  void secondOrderOnEitherChosenPathMatchesTheCpuTwin(DType t, Attention.TensorCoreKernels.Second second) {
+    try {
+      Attention.TensorCoreKernels.select(Attention.TensorCoreKernels.Forward.V2,
+          Attention.TensorCoreKernels.Backward.V2, second);
+      secondOrderThroughF32MatchesTheCpuTwin(t);
+    } finally {
+      Attention.TensorCoreKernels.reset();
+    }
+  }
 }
