@@ -300,4 +300,22 @@ class CliTest {
     assertTrue(r.out().contains("sm_90: D<=64 full") && r.out().contains(expectV2), r.out());
     assertTrue(r.out().contains("D<=256 full v1/v1"), r.out());
   }
+
+  @Test
+  void infoPrintsTheTensorCoreKernelsChosenFromCode() {
+    try {
+      org.metakernels.ops.Attention.TensorCoreKernels.select(org.metakernels.ops.Attention.TensorCoreKernels.Forward.V2,
+          org.metakernels.ops.Attention.TensorCoreKernels.Backward.V2,
+          org.metakernels.ops.Attention.TensorCoreKernels.Second.F32);
+      Run r = run("info");
+      assertEquals(0, r.code(), r.err());
+      assertTrue(r.out().contains("(override: forward v2, backward v2, second f32)"), r.out());
+      assertTrue(r.out().contains("D<=128 causal v2/v2") && r.out().contains("D<=256 full v1/v1"), r.out());
+      assertTrue(r.out().contains("(override: f32)"), r.out());
+    } finally {
+      org.metakernels.ops.Attention.TensorCoreKernels.reset();
+    }
+    Run r = run("info");
+    assertFalse(r.out().contains("override"), r.out());
+  }
 }
