@@ -40,6 +40,18 @@ __device__ __forceinline__ uint32_t smem_address(const void* p) {
 }
 #endif
 
+// The row and column offsets (0 or 8) of this lane's ldmatrix_x4 row address inside a 16 x 16 tile:
+// for an A operand (and a .trans B operand) lanes 8..15 and 24..31 take rows + 8, lanes 16..31
+// columns + 8; for a B operand stored n-major, lanes 16..31 take rows + 8, lanes 8..15 and 24..31
+// columns + 8 (the fragment order of mma.cuh).
+struct LdmatrixLanes {
+  int a_row, a_col, b_row, b_col;
+};
+__device__ __forceinline__ LdmatrixLanes ldmatrix_lanes(int lane) {
+  return LdmatrixLanes{(lane & 7) + ((lane >> 3) & 1) * 8, (lane >> 4) * 8, (lane & 7) + (lane >> 4) * 8,
+                       ((lane >> 3) & 1) * 8};
+}
+
 // Four 8x8 matrices; `row` is this lane's row address (lane 8i + r: row r of matrix i).
 __device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const uint16_t* row) {
 #ifdef MK_CUDA_EMU

@@ -320,14 +320,10 @@ __global__ void __launch_bounds__(T2::kThreads, MINB) tc2_forward_kernel(const A
 
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
   float o[DP / 8][4];
-#pragma unroll
-  for (int nb = 0; nb < DP / 8; ++nb)
-#pragma unroll
-    for (int r = 0; r < 4; ++r) o[nb][r] = 0.f;
+  zero_acc(o);
   // this lane's ldmatrix rows: A (Q) and .trans B (V): row + 8 (lane / 8 odd), col + 8 (lane >= 16);
   // B (K): row + 8 (lane >= 16), col + 8 (lane / 8 odd)
-  const int la_r = (lane & 7) + ((lane >> 3) & 1) * 8, la_c = (lane >> 4) * 8;
-  const int lb_r = (lane & 7) + (lane >> 4) * 8, lb_c = ((lane >> 3) & 1) * 8;
+  const auto [la_r, la_c, lb_r, lb_c] = ldmatrix_lanes(lane);
 
   for (int it = 0; it < ntiles; ++it) {
     const int stage = it & 1;
@@ -346,10 +342,7 @@ __global__ void __launch_bounds__(T2::kThreads, MINB) tc2_forward_kernel(const A
     const uint16_t* const vst = vs + stage * L::kStage;
     // S = Q Kᵀ
     float s[BK / 8][4];
-#pragma unroll
-    for (int nb = 0; nb < BK / 8; ++nb)
-#pragma unroll
-      for (int r = 0; r < 4; ++r) s[nb][r] = 0.f;
+    zero_acc(s);
 #pragma unroll 1
     for (int kk = 0; kk < ksteps; ++kk) {  // (a loop: the swizzled addresses are not all kept live)
       {
@@ -492,10 +485,7 @@ __global__ void __launch_bounds__(TT::kThreads) tc_backward_query_kernel(const A
     drow[h] = in ? x.drow[row[h]] : 0.f;
   }
   float dq[CW / 8][4];
-#pragma unroll
-  for (int nb = 0; nb < CW / 8; ++nb)
-#pragma unroll
-    for (int r = 0; r < 4; ++r) dq[nb][r] = 0.f;
+  zero_acc(dq);
 
   const int64_t end = x.key_end(q0 + R - 1);
   const Raw* qw = qs + warp * 16 * L::LD;
@@ -754,14 +744,10 @@ __global__ void __launch_bounds__(T2::kThreads, MINB)
   cp_async_commit();
 
   float dq[DP / 8][4];
-#pragma unroll
-  for (int nb = 0; nb < DP / 8; ++nb)
-#pragma unroll
-    for (int r = 0; r < 4; ++r) dq[nb][r] = 0.f;
+  zero_acc(dq);
   // ldmatrix rows of this lane: A (Q, dO) and .trans B (K as [key][col]): row + 8 (lane / 8 odd),
   // col + 8 (lane >= 16); B (K, V as [key][col], n-major): row + 8 (lane >= 16), col + 8 (lane / 8 odd)
-  const int la_r = (lane & 7) + ((lane >> 3) & 1) * 8, la_c = (lane >> 4) * 8;
-  const int lb_r = (lane & 7) + (lane >> 4) * 8, lb_c = ((lane >> 3) & 1) * 8;
+  const auto [la_r, la_c, lb_r, lb_c] = ldmatrix_lanes(lane);
 
   for (int it = 0; it < ntiles; ++it) {
     const int stage = it & 1;
@@ -951,8 +937,7 @@ __global__ void __launch_bounds__(T2::kThreads, MINB)
 #pragma unroll
     for (int r = 0; r < 4; ++r) dk[nb][r] = dvv[nb][r] = 0.f;
   // ldmatrix rows of this lane: A (K, V) and .trans B (Q, dO as [query][col]); B (Q, dO, n-major)
-  const int la_r = (lane & 7) + ((lane >> 3) & 1) * 8, la_c = (lane >> 4) * 8;
-  const int lb_r = (lane & 7) + (lane >> 4) * 8, lb_c = ((lane >> 3) & 1) * 8;
+  const auto [la_r, la_c, lb_r, lb_c] = ldmatrix_lanes(lane);
 
   // the lane's keys j: seen by the rows i >= jfirst (causal) when j < len
   int jfirst[2];

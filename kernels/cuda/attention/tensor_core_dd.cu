@@ -109,14 +109,6 @@ __device__ __forceinline__ DdStats dd_stats(const AttentionParams& p) {
   return DdStats{w, w + rows, w + 2 * rows};
 }
 
-template <int NB>
-__device__ __forceinline__ void zero_acc(float (&a)[NB][4]) {
-#pragma unroll
-  for (int nb = 0; nb < NB; ++nb)
-#pragma unroll
-    for (int r = 0; r < 4; ++r) a[nb][r] = 0.f;
-}
-
 // ---- stats pass -----------------------------------------------------------------------------------
 // Block: (b, h, 64 query rows); lanes as in v1 (rows g and g + 8 of the warp's 16, keys 8nb + 2t +
 // {0, 1} of the tile). C = Σ P G, F = Σ P (T + G dP); E = F − 2 C D.
