@@ -40,7 +40,8 @@
 #ifdef MK_CUDA_EMU
 #include "sm90_emu.h"  // tests/cuda-emu: CUtensorMap and the emulated instructions
 #elif !defined(__CUDACC_RTC__)
-#include <cuda.h>  // CUtensorMap, cuTensorMapEncodeTiled's types (declarations only: no libcuda link)
+#include <cuda.h>          // CUtensorMap and its enums (declarations only: no libcuda link)
+#include <cudaTypedefs.h>  // PFN_cuTensorMapEncodeTiled_v12000
 #endif
 
 namespace mk {

@@ -607,7 +607,10 @@ enum mk_attention_tc_select {
   MK_ATTN_TC_SELECT_BACKWARD_V1 = 1,
   MK_ATTN_TC_SELECT_BACKWARD_V2 = 2,
   MK_ATTN_TC_SELECT_SECOND_TC = 1,
-  MK_ATTN_TC_SELECT_SECOND_F32 = 2
+  MK_ATTN_TC_SELECT_SECOND_F32 = 2,
+  /* the Hopper forward (wgmma + TMA, sm_90a): BF16/F16, D = Dv in {64, 128}, on a 9.0 device;
+   * elsewhere v2 (v1 where v2 does not apply). MK_ATTN_TC=sm90 (or wgmma) in the environment. */
+  MK_ATTN_TC_SELECT_FORWARD_SM90 = 4
 };
 /* A process-wide choice of the 16-bit tensor-core attention kernels, consulted before the
  * environment variables from the next call on (a program cannot portably change its own

@@ -18,8 +18,8 @@
 //     accumulator layout per warp is the m16n8 one, so it is the A fragment with no shuffles), V
 //     from shared memory MN-major (imm-trans-b).
 //     Overlap (as FlashAttention-3's intra-warpgroup pipelining): S of tile j + 1 is issued before
-//     O += P_j V_j, and the softmax of tile j + 1 runs while that product is in flight; O is
-//     rescaled once it has landed.
+//     O += P_j V_j, and the softmax of tile j + 1 (in F32, in the score registers) runs while that
+//     product is in flight; O is rescaled and P_{j+1} rounded to 16 bit once it has landed.
 // Key lengths: keys past L_b are masked in the scores, and the one V tile that straddles L_b is
 // landed through a private mbarrier and its rows past L_b zeroed by the producer warp before the
 // consumers see it (padding keys may hold anything, NaN included: 0 · NaN would poison O).
@@ -100,11 +100,13 @@ __device__ __forceinline__ float sm90_quad_max(float v) {
 }
 
 // The softmax of one score tile in place: s (the m64n128 accumulators of this thread: rows g, g + 8
-// of its warp, keys 8i + 2t + {0, 1}) becomes P rounded to 16 bit as the A registers of the P V
-// k-steps; m, l the running row max (log2 units) and sum; corr the factor O must take.
+// of its warp, keys 8i + 2t + {0, 1}) becomes P = exp2(S - m) in F32; m, l the running row max (log2
+// units) and sum; corr the factor O must take. (P is rounded to 16 bit by sm90_pack_p once the
+// previous P V product, which reads the A registers, has landed: FlashAttention-3's order, which
+// keeps one 16-bit copy of P live.)
 template <class E, int BK>
-__device__ __forceinline__ void sm90_softmax(float (&s)[BK / 2], uint32_t (&pa)[BK / 16][4], float (&m)[2],
-                                             float (&l)[2], float (&corr)[2], const TcHead<uint16_t>& x, int64_t row0,
+__device__ __forceinline__ void sm90_softmax(float (&s)[BK / 2], float (&m)[2], float (&l)[2], float (&corr)[2],
+                                             const TcHead<uint16_t>& x, int64_t row0,
                                              int j0, bool full, const int (&kend)[2], int t, float sl2) {
   using O = Operand<E>;
   float mx[2] = {-INFINITY, -INFINITY};
@@ -142,18 +144,25 @@ __device__ __forceinline__ void sm90_softmax(float (&s)[BK / 2], uint32_t (&pa)[
     l[hr] *= corr[hr];
   }
 #pragma unroll
-  for (int kk = 0; kk < BK / 16; ++kk) {
-    float pv[8];
+  for (int i = 0; i < BK / 8; ++i)
 #pragma unroll
-    for (int e = 0; e < 8; ++e) {
-      const int r = e & 3;
-      pv[e] = exp2f(s[4 * (2 * kk + (e >> 2)) + r] - base[r >> 1]);
-      l[r >> 1] += pv[e];
+    for (int r = 0; r < 4; ++r) {
+      const float pv = exp2f(s[4 * i + r] - base[r >> 1]);
+      s[4 * i + r] = pv;
+      l[r >> 1] += pv;
     }
-    pa[kk][0] = pack_half2<E>(pv[0], pv[1]);  // row g, keys 16kk + 2t, + 1
-    pa[kk][1] = pack_half2<E>(pv[2], pv[3]);  // row g + 8
-    pa[kk][2] = pack_half2<E>(pv[4], pv[5]);  // row g, keys 16kk + 8 + 2t, + 1
-    pa[kk][3] = pack_half2<E>(pv[6], pv[7]);  // row g + 8
+}
+
+// P (F32, the score accumulator layout) rounded to 16 bit as the A registers of the P V k-steps:
+// k-step kk takes column blocks 2kk and 2kk + 1 (the m16n8k16 A layout, no shuffles).
+template <class E, int BK>
+__device__ __forceinline__ void sm90_pack_p(const float (&s)[BK / 2], uint32_t (&pa)[BK / 16][4]) {
+#pragma unroll
+  for (int kk = 0; kk < BK / 16; ++kk) {
+    pa[kk][0] = pack_half2<E>(s[8 * kk + 0], s[8 * kk + 1]);  // row g, keys 16kk + 2t, + 1
+    pa[kk][1] = pack_half2<E>(s[8 * kk + 2], s[8 * kk + 3]);  // row g + 8
+    pa[kk][2] = pack_half2<E>(s[8 * kk + 4], s[8 * kk + 5]);  // row g, keys 16kk + 8 + 2t, + 1
+    pa[kk][3] = pack_half2<E>(s[8 * kk + 6], s[8 * kk + 7]);  // row g + 8
   }
 }
 
@@ -278,6 +287,16 @@ __global__ void __launch_bounds__(S9::kThreads, 1)
     for (int kk = 0; kk < D / 16; ++kk) sm90::wgmma_ss<kBf16, BK>(s, qdesc(kk), kdesc(st, kk), kk > 0);
     sm90::wgmma_commit();
   };
+  auto issue_pv = [&](int st) {
+    sm90::wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < BK / 16; ++kk) sm90::wgmma_rs_tn<kBf16, D>(o, pa[kk], vdesc(st, kk));
+    sm90::wgmma_commit();
+  };
+  auto release = [&](int st) {  // this warp is done with the stage
+    __syncwarp();
+    if (lane == 0) sm90::mbar_arrive(sb + L::bar_empty + 8 * st);
+  };
 
   if (wtiles > 0) {
     sm90::mbar_wait(sb + L::bar_q, 0);
@@ -286,46 +305,43 @@ __global__ void __launch_bounds__(S9::kThreads, 1)
     sm90::wgmma_wait<0>();
     sm90::reg_fence(s);
     float corr[2];
-    sm90_softmax<E, BK>(s, pa, m, l, corr, x, row0, 0, !x.bias && BK <= wfull, kend, t, sl2);
+    sm90_softmax<E, BK>(s, m, l, corr, x, row0, 0, !x.bias && BK <= wfull, kend, t, sl2);
+    sm90_pack_p<E, BK>(s, pa);
   }
-  for (int it = 0; it < wtiles; ++it) {
+  // the steady state: every iteration has a next tile (the last one is peeled below, so that the
+  // wgmma groups in flight are the same on every path: ptxas can then keep them asynchronous)
+  for (int it = 0; it + 1 < wtiles; ++it) {
     const int st = it & 1, ph = (it >> 1) & 1;
-    const bool more = it + 1 < wtiles;
-    if (more) {
-      sm90::mbar_wait(sb + L::bar_kfull + 8 * (st ^ 1), ((it + 1) >> 1) & 1);
-      issue_s(st ^ 1);
-    }
+    sm90::mbar_wait(sb + L::bar_kfull + 8 * (st ^ 1), ((it + 1) >> 1) & 1);
+    issue_s(st ^ 1);
     sm90::mbar_wait(sb + L::bar_vfull + 8 * st, ph);
-    sm90::wgmma_fence();
-#pragma unroll
-    for (int kk = 0; kk < BK / 16; ++kk) sm90::wgmma_rs_tn<kBf16, D>(o, pa[kk], vdesc(st, kk));
-    sm90::wgmma_commit();
-    float corr[2] = {1.f, 1.f};
-    uint32_t pn[BK / 16][4];
-    if (more) {
-      sm90::wgmma_wait<1>();  // S of the next tile; P V of this one still in flight
-      sm90::reg_fence(s);
-      const int j1 = (it + 1) * BK;
-      sm90_softmax<E, BK>(s, pn, m, l, corr, x, row0, j1, !x.bias && j1 + BK <= wfull, kend, t, sl2);
-    }
+    issue_pv(st);
+    sm90::wgmma_wait<1>();  // S of the next tile; P V of this one still in flight
+    sm90::reg_fence(s);
+    float corr[2];
+    const int j1 = (it + 1) * BK;
+    sm90_softmax<E, BK>(s, m, l, corr, x, row0, j1, !x.bias && j1 + BK <= wfull, kend, t, sl2);
     sm90::wgmma_wait<0>();
     sm90::reg_fence(o);
     sm90::reg_fence(pa);  // (P of this tile was read by the wgmma until here)
-    __syncwarp();
-    if (lane == 0) sm90::mbar_arrive(sb + L::bar_empty + 8 * st);  // this warp is done with the stage
-    if (more) {
+    release(st);
 #pragma unroll
-      for (int i = 0; i < D / 8; ++i) {
-        o[4 * i + 0] *= corr[0];
-        o[4 * i + 1] *= corr[0];
-        o[4 * i + 2] *= corr[1];
-        o[4 * i + 3] *= corr[1];
-      }
-#pragma unroll
-      for (int kk = 0; kk < BK / 16; ++kk)
-#pragma unroll
-        for (int r = 0; r < 4; ++r) pa[kk][r] = pn[kk][r];
+    for (int i = 0; i < D / 8; ++i) {
+      o[4 * i + 0] *= corr[0];
+      o[4 * i + 1] *= corr[0];
+      o[4 * i + 2] *= corr[1];
+      o[4 * i + 3] *= corr[1];
     }
+    sm90_pack_p<E, BK>(s, pa);
+  }
+  if (wtiles > 0) {
+    const int it = wtiles - 1, st = it & 1, ph = (it >> 1) & 1;
+    sm90::mbar_wait(sb + L::bar_vfull + 8 * st, ph);
+    issue_pv(st);
+    sm90::wgmma_wait<0>();
+    sm90::reg_fence(o);
+    sm90::reg_fence(pa);
+    release(st);
   }
   // tiles only the other warpgroup sees: wait for them (so that this warpgroup's arrivals on the
   // stage's empty barrier belong to its current phase) and release them
