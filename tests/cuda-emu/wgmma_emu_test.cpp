@@ -13,6 +13,9 @@
 // without a fence) stop a run. Build and run: ctest -R emu.wgmma (cmake/tests.cmake).
 #include "cuda_runtime.h"
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <cstdio>
 #include <random>
 #include <vector>
@@ -118,6 +121,28 @@ __global__ void rs_kernel(const __grid_constant__ Maps maps, const uint16_t* a_g
       c[(16 * w + g + 8 * (r / 2)) * N + 8 * i + 2 * t + r % 2] = d[4 * i + r] - d0[4 * i + r];
 }
 
+// Misuse the emulator must stop: 0 a wgmma with no wgmma.fence, 1 an accumulator written while its
+// wgmma is in flight, 2 a TMA box whose bytes exceed the mbarrier's expect_tx, 3 an mbarrier wait
+// nobody can complete; 4 none of these (the control: it must complete).
+__global__ void misuse_kernel(const __grid_constant__ Maps maps, int what) {
+  const uint32_t s0 = sm90::smem_addr(g_smem), bar = s0 + 64 * 128;
+  if (threadIdx.x == 0) {
+    sm90::mbar_init(bar, 1);
+    sm90::mbar_arrive_expect_tx(bar, what == 2 ? 64 * 64 : 64 * 128);
+    sm90::tma_load_3d(s0, &maps.a, 0, 0, 0, bar);
+  }
+  __syncthreads();
+  sm90::mbar_wait(bar, 0);
+  if (what == 3) sm90::mbar_wait(bar, 1);  // the next phase: nobody arrives
+  float d[32] = {};
+  if (what != 0) sm90::wgmma_fence();
+  const uint64_t desc = sm90::desc_sw128(s0, 16, 1024);
+  sm90::wgmma_ss<true, 64>(d, desc, desc, false);
+  sm90::wgmma_commit();
+  if (what == 1) d[3] = 1.f;
+  sm90::wgmma_wait<0>();
+}
+
 template <class... Exp, class... Act>
 static void launch(void (*k)(Exp...), size_t smem, Act... args) {
   cudaLaunchConfig_t cfg = {};
@@ -213,6 +238,29 @@ int main(int argc, char** argv) {
   test_rs<true, 128, 128>(rng);
   test_rs<false, 64, 128>(rng);
   test_rs<false, 128, 32>(rng);
+  // misuse stops the run (in a child process: the emulator aborts)
+  {
+    std::vector<uint16_t> A(64 * 64, 0x3f80);
+    Maps maps;
+    maps.a = maps.b = make_map(A.data(), 64, 64, 64, true);
+    const char* what[5] = {"wgmma without wgmma.fence", "accumulator written in flight", "TMA bytes past expect_tx",
+                           "mbarrier wait nobody completes", "(control: no misuse)"};
+    for (int w = 0; w < 5; ++w) {
+      fflush(stdout);
+      const pid_t pid = fork();
+      if (pid == 0) {
+        if (!freopen("/dev/null", "w", stderr)) _exit(0);
+        launch(misuse_kernel, size_t(64 * 128 + 64 + 1024), maps, w);
+        _exit(0);
+      }
+      int status = 0;
+      waitpid(pid, &status, 0);
+      const bool stopped = !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+      const bool ok = stopped == (w < 4);
+      printf("misuse: %-34s %s%s\n", what[w], stopped ? "stopped the run" : "completed", ok ? "" : "  FAIL");
+      if (!ok) ++g_failures;
+    }
+  }
   printf("%d failures\n", g_failures);
   return g_failures ? 1 : 0;
 }
