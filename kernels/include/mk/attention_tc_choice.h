@@ -12,9 +12,13 @@
 //   v2 backward  the same machinery for the two backward passes (dQ over K/V tiles; dK/dV over
 //       Q/dO/lse/D tiles: 128 keys per block), no atomics, deterministic; where the v2 forward
 //       applies (BF16/F16, max(D, Dv) <= 128, sm_80+).
+//   sm90  forward only, Hopper (tensor_core_sm90.cu): 128 query rows per block on wgmma, K/V tiles of
+//       128 keys by TMA into a 2-stage mbarrier ring, a producer and two consumer warpgroups;
+//       BF16/F16, D = Dv in {64, 128}, a 9.0 device and a build with sm_90a code (elsewhere v2).
 //
 // Default: v1 everywhere, until v2 has been timed on a GPU (benchmarks/gpu/attention_harness.cu);
-// the environment variable MK_ATTN_TC=v2 or v2k32 selects that forward where it applies (v1 forces v1),
+// the environment variable MK_ATTN_TC=v2 or v2k32 selects that forward where it applies (v1 forces v1;
+// sm90 or wgmma the Hopper forward),
 // MK_ATTN_TC_BWD=v2 the v2 backward (v1 forces v1).
 #pragma once
 #include <atomic>
