@@ -11,6 +11,11 @@
 // the same bits; head dims above 128 must answer KERNEL_UNSUPPORTED (native/ then runs the F32
 // path) without touching the outputs, as must a device whose shared memory is too small. The JVP
 // (tc_attention_jvp, same file) the same way, with the cotangents as tangents.
+// TF32 (F32 inputs with allow_tf32: the same kernels on m16n8k8 TF32 MMAs) on the same cases, with
+// the criterion matched to TF32: the naive composition is then an F32 one (every op rounded to F32)
+// whose products take their inputs rounded to TF32 (round to nearest, ties away, as cvt.rna.tf32);
+// without allow_tf32, and with the F32 path selected (mk_attention_tc_select second = 2), an F32
+// call must answer KERNEL_UNSUPPORTED (the exact SIMT kernels run) and touch nothing.
 //   attention_dd_emu_test [order] [limits]   order: 0 forward, 1 reverse, 2 shuffled threads
 //                                            limits: 0 H100, 1 A100, 2 sm_86, 3 48 KB
 #include <omp.h>
@@ -36,13 +41,16 @@ using mk::AttentionParams;
 namespace {
 
 int g_failures = 0;
-double g_worst = 0;  // worst (kernel error / naive 16-bit error)
+double g_worst = 0;       // worst (kernel error / naive 16-bit error)
+double g_worst_tf32 = 0;  // worst (kernel error / naive TF32 error)
 
 template <class E>
 struct Half;
 template <>
 struct Half<mk::cuda::Bf16> {
   static constexpr const char* name = "BF16";
+  using Raw = uint16_t;
+  static double in(double x) { return x; }  // (product inputs: already rounded by every op)
   static uint16_t encode(double x) { return mk::f32_to_bf16_bits(float(x)); }
   static double decode(uint16_t b) { return mk::bf16_bits_to_f32(b); }
   static double round(double x) { return decode(encode(x)); }
@@ -50,9 +58,31 @@ struct Half<mk::cuda::Bf16> {
 template <>
 struct Half<mk::cuda::Fp16> {
   static constexpr const char* name = "F16";
+  using Raw = uint16_t;
+  static double in(double x) { return x; }
   static uint16_t encode(double x) { return mk::f32_to_f16_bits(float(x)); }
   static double decode(uint16_t b) { return mk::f16_bits_to_f32(b); }
   static double round(double x) { return decode(encode(x)); }
+};
+
+// F32 inputs on TF32 MMAs: values are F32 (round: to F32 after every op of the naive composition),
+// product inputs rounded to TF32 (in: 10 mantissa bits, round to nearest, ties away from zero).
+template <>
+struct Half<mk::cuda::Tf32> {
+  static constexpr const char* name = "TF32";
+  using Raw = float;
+  static double in(double x) {
+    const float f = float(x);
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7f800000u) != 0x7f800000u) u = (u + 0x1000u) & ~0x1fffu;
+    float r;
+    memcpy(&r, &u, 4);
+    return r;
+  }
+  static float encode(double x) { return float(x); }
+  static double decode(float b) { return b; }
+  static double round(double x) { return double(float(x)); }
 };
 
 // max |x − ref| / max |ref| (NaN: infinite)
@@ -91,11 +121,12 @@ struct Outputs {
 };
 
 // The double backward of softmax attention on doubles, op by op; `r` is applied after every op (the
-// identity for the reference, rounding to the 16-bit type for the naive composition). Products
+// identity for the reference, rounding to the 16-bit type for the naive composition) and `ri` to
+// every input of a product (the identity but for the naive TF32 composition: TF32 rounding). Products
 // sum in double before their one rounding (a 16-bit matmul accumulates in F32); out and lse are the
 // forward's saved outputs (inputs here), P = exp(S − lse), D = rowsum(dO ∘ O).
-template <class Rnd>
-Outputs compose(const Inputs& x, Rnd r, bool own_lse) {
+template <class Rnd, class Rin>
+Outputs compose(const Inputs& x, Rnd r, Rin ri, bool own_lse) {
   const int64_t B = x.B, H = x.H, Hkv = x.Hkv, Nq = x.Nq, Nk = x.Nk, D = x.D, Dv = x.Dv, group = H / Hkv;
   Outputs o;
   o.q.assign(size_t(B * H * Nq * D), 0.0);
@@ -122,7 +153,7 @@ Outputs compose(const Inputs& x, Rnd r, bool own_lse) {
           double mx = -INFINITY, sum = 0;
           for (int64_t j = 0; j < e; ++j) {
             double s = 0;
-            for (int64_t c = 0; c < D; ++c) s += qi[c] * x.k[size_t((kh * Nk + j) * D + c)];
+            for (int64_t c = 0; c < D; ++c) s += ri(qi[c]) * ri(x.k[size_t((kh * Nk + j) * D + c)]);
             s *= x.scale;
             if (!x.bias.empty()) s += x.bias[size_t(b * x.bias_bs + h * x.bias_hs + i * Nk + j)];
             sr[size_t(j)] = r(s);
@@ -138,22 +169,22 @@ Outputs compose(const Inputs& x, Rnd r, bool own_lse) {
           const double* kj = &x.k[size_t((kh * Nk + j) * D)];
           const double* vj = &x.v[size_t((kh * Nk + j) * Dv)];
           double s = 0, dp = 0, g1 = 0, g2 = 0, tt = 0;
-          for (int64_t c = 0; c < D; ++c) s += qi[c] * kj[c];
+          for (int64_t c = 0; c < D; ++c) s += ri(qi[c]) * ri(kj[c]);
           s *= x.scale;
           if (!x.bias.empty()) s += x.bias[size_t(b * x.bias_bs + h * x.bias_hs + i * Nk + j)];
           s = r(s);
           P[j] = std::isinf(s) ? 0.0 : r(std::exp(s - lse_r));
-          for (int64_t c = 0; c < Dv; ++c) dp += doi[c] * vj[c];
+          for (int64_t c = 0; c < Dv; ++c) dp += ri(doi[c]) * ri(vj[c]);
           dP[j] = r(dp);
           if (hq)
-            for (int64_t c = 0; c < D; ++c) g1 += x.gq[size_t((qh * Nq + i) * D + c)] * kj[c];
+            for (int64_t c = 0; c < D; ++c) g1 += ri(x.gq[size_t((qh * Nq + i) * D + c)]) * ri(kj[c]);
           if (hk)
-            for (int64_t c = 0; c < D; ++c) g2 += qi[c] * x.gk[size_t((kh * Nk + j) * D + c)];
+            for (int64_t c = 0; c < D; ++c) g2 += ri(qi[c]) * ri(x.gk[size_t((kh * Nk + j) * D + c)]);
           double gv = r(x.scale * (r(g1) + r(g2)));
           if (hb) gv = r(gv + x.gb[size_t((qh * Nq + i) * Nk + j)]);
           G[j] = gv;
           if (hv) {
-            for (int64_t c = 0; c < Dv; ++c) tt += doi[c] * x.gv[size_t((kh * Nk + j) * Dv + c)];
+            for (int64_t c = 0; c < Dv; ++c) tt += ri(doi[c]) * ri(x.gv[size_t((kh * Nk + j) * Dv + c)]);
             T[j] = r(tt);
           }
           dS[j] = r(P[j] * r(dP[j] - Dr));
@@ -180,26 +211,26 @@ Outputs compose(const Inputs& x, Rnd r, bool own_lse) {
         for (int64_t c = 0; c < D; ++c) {
           double a = 0, a2 = 0;
           for (int64_t j = 0; j < e; ++j) {
-            a += gS[j] * x.k[size_t((kh * Nk + j) * D + c)];
-            if (hk) a2 += dS[j] * x.gk[size_t((kh * Nk + j) * D + c)];
+            a += ri(gS[j]) * ri(x.k[size_t((kh * Nk + j) * D + c)]);
+            if (hk) a2 += ri(dS[j]) * ri(x.gk[size_t((kh * Nk + j) * D + c)]);
           }
           o.q[size_t((qh * Nq + i) * D + c)] = r(x.scale * r(r(a) + r(a2)));
         }
         for (int64_t c = 0; c < Dv; ++c) {
           double a = 0, a2 = 0;
           for (int64_t j = 0; j < e; ++j) {
-            if (hv) a += P[j] * x.gv[size_t((kh * Nk + j) * Dv + c)];
-            a2 += gdP[j] * x.v[size_t((kh * Nk + j) * Dv + c)];
+            if (hv) a += ri(P[j]) * ri(x.gv[size_t((kh * Nk + j) * Dv + c)]);
+            a2 += ri(gdP[j]) * ri(x.v[size_t((kh * Nk + j) * Dv + c)]);
           }
           o.dout[size_t((qh * Nq + i) * Dv + c)] = r(r(a) + r(a2));
         }
         // k' = scale (ḡSᵀ q + dSᵀ ĝq), v' = ḡdPᵀ dO: summed over rows and the heads of the group
         for (int64_t j = 0; j < e; ++j) {
           for (int64_t c = 0; c < D; ++c) {
-            kq[size_t((kh * Nk + j) * D + c)] += gS[j] * qi[c];
-            if (hq) kgq[size_t((kh * Nk + j) * D + c)] += dS[j] * x.gq[size_t((qh * Nq + i) * D + c)];
+            kq[size_t((kh * Nk + j) * D + c)] += ri(gS[j]) * ri(qi[c]);
+            if (hq) kgq[size_t((kh * Nk + j) * D + c)] += ri(dS[j]) * ri(x.gq[size_t((qh * Nq + i) * D + c)]);
           }
-          for (int64_t c = 0; c < Dv; ++c) vv[size_t((kh * Nk + j) * Dv + c)] += gdP[j] * doi[c];
+          for (int64_t c = 0; c < Dv; ++c) vv[size_t((kh * Nk + j) * Dv + c)] += ri(gdP[j]) * ri(doi[c]);
         }
       }
     }
@@ -212,9 +243,9 @@ Outputs compose(const Inputs& x, Rnd r, bool own_lse) {
 
 // The JVP on doubles (tangents tq, tk, tv, tb = the inputs' gq, gk, gv, gb): tS = scale (tq kᵀ + q
 // tkᵀ) + tb, c = rowsum(P ∘ tS), tO = (P ∘ tS) v + P tv − c O, tlse = c; `r` after every op as in
-// compose (the naive one with its own softmax of its rounded scores).
-template <class Rnd>
-std::vector<double> jvp_compose(const Inputs& x, Rnd r, bool own_lse, std::vector<double>* tlse) {
+// compose (the naive one with its own softmax of its rounded scores), `ri` on product inputs.
+template <class Rnd, class Rin>
+std::vector<double> jvp_compose(const Inputs& x, Rnd r, Rin ri, bool own_lse, std::vector<double>* tlse) {
   const int64_t H = x.H, Nq = x.Nq, Nk = x.Nk, D = x.D, Dv = x.Dv, group = x.H / x.Hkv;
   std::vector<double> to(x.dout.size(), 0.0);
   tlse->assign(x.lse.size(), 0.0);
@@ -230,7 +261,7 @@ std::vector<double> jvp_compose(const Inputs& x, Rnd r, bool own_lse, std::vecto
         double mx = -INFINITY;
         for (int64_t j = 0; j < e; ++j) {
           double a = 0;
-          for (int64_t c = 0; c < D; ++c) a += qi[c] * x.k[size_t((kh * Nk + j) * D + c)];
+          for (int64_t c = 0; c < D; ++c) a += ri(qi[c]) * ri(x.k[size_t((kh * Nk + j) * D + c)]);
           a *= x.scale;
           if (!x.bias.empty()) a += x.bias[size_t(b * x.bias_bs + h * x.bias_hs + i * Nk + j)];
           S[j] = r(a);
@@ -248,9 +279,9 @@ std::vector<double> jvp_compose(const Inputs& x, Rnd r, bool own_lse, std::vecto
           double g1 = 0, g2 = 0;
           if (!x.gq.empty())
             for (int64_t c = 0; c < D; ++c)
-              g1 += x.gq[size_t((qh * Nq + i) * D + c)] * x.k[size_t((kh * Nk + j) * D + c)];
+              g1 += ri(x.gq[size_t((qh * Nq + i) * D + c)]) * ri(x.k[size_t((kh * Nk + j) * D + c)]);
           if (!x.gk.empty())
-            for (int64_t c = 0; c < D; ++c) g2 += qi[c] * x.gk[size_t((kh * Nk + j) * D + c)];
+            for (int64_t c = 0; c < D; ++c) g2 += ri(qi[c]) * ri(x.gk[size_t((kh * Nk + j) * D + c)]);
           double ts = r(x.scale * (r(g1) + r(g2)));
           if (!x.gb.empty()) ts = r(ts + x.gb[size_t((qh * Nq + i) * Nk + j)]);
           PT[j] = r(P[j] * ts);
@@ -261,8 +292,8 @@ std::vector<double> jvp_compose(const Inputs& x, Rnd r, bool own_lse, std::vecto
         for (int64_t c = 0; c < Dv; ++c) {
           double a = 0, a2 = 0;
           for (int64_t j = 0; j < e; ++j) {
-            a += PT[j] * x.v[size_t((kh * Nk + j) * Dv + c)];
-            if (!x.gv.empty()) a2 += P[j] * x.gv[size_t((kh * Nk + j) * Dv + c)];
+            a += ri(PT[j]) * ri(x.v[size_t((kh * Nk + j) * Dv + c)]);
+            if (!x.gv.empty()) a2 += ri(P[j]) * ri(x.gv[size_t((kh * Nk + j) * Dv + c)]);
           }
           to[size_t((qh * Nq + i) * Dv + c)] = r(r(r(a) + r(a2)) - r(C * x.out[size_t((qh * Nq + i) * Dv + c)]));
         }
@@ -363,23 +394,28 @@ Outputs cpu_twin(const Inputs& x, unsigned mask) {
   return Outputs{widen(oq), widen(ok), widen(ov), widen(od), widen(ob)};
 }
 
-// A 16-bit output with guard words around it (nothing may be written outside), zero inside (as
-// native/ zero-fills outputs before the kernels).
+// A 16-bit (or F32) output with guard words around it (nothing may be written outside), zero
+// inside (as native/ zero-fills outputs before the kernels).
 constexpr size_t kGuard = 64;
-constexpr uint16_t kSentinel = 0x7fc1;
+template <class Raw>
+Raw sentinel() {
+  if constexpr (sizeof(Raw) == 2) return Raw(0x7fc1);
+  else return Raw(-12345.678f);
+}
 template <class X>
 struct Out {
-  std::vector<uint16_t> buf;
+  using Raw = typename X::Raw;
+  std::vector<Raw> buf;
   size_t n = 0;
   void init(size_t n_) {
     n = n_;
-    buf.assign(n + 2 * kGuard, kSentinel);
-    std::fill(buf.begin() + kGuard, buf.begin() + kGuard + n, uint16_t(0));
+    buf.assign(n + 2 * kGuard, sentinel<Raw>());
+    std::fill(buf.begin() + kGuard, buf.begin() + kGuard + n, Raw(0));
   }
-  uint16_t* data() { return buf.data() + kGuard; }
+  Raw* data() { return buf.data() + kGuard; }
   bool guards_ok() const {
     for (size_t i = 0; i < kGuard; ++i)
-      if (buf[i] != kSentinel || buf[kGuard + n + i] != kSentinel) return false;
+      if (!(buf[i] == sentinel<Raw>()) || !(buf[kGuard + n + i] == sentinel<Raw>())) return false;
     return true;
   }
   std::vector<double> values() const {
@@ -392,6 +428,8 @@ struct Out {
 template <class E>
 void run(const Case& c, uint64_t seed) {
   using X = Half<E>;
+  using Raw = typename X::Raw;
+  constexpr bool tf32 = sizeof(Raw) == 4;
   char name[256];
   snprintf(name, sizeof name, "%s b%lld h%lld/%lld nq%lld nk%lld d%lld dv%lld %s bias=%s len=%s mask=%x", X::name,
            (long long)c.b, (long long)c.h, (long long)c.hkv, (long long)c.nq, (long long)c.nk, (long long)c.d,
@@ -467,25 +505,26 @@ void run(const Case& c, uint64_t seed) {
     }
 
   const unsigned want = c.mask & (has_bias ? 0x1F0u : 0xF0u);
-  const Outputs ref = compose(
-      x, [](double v) { return v; }, false);
+  const auto id = [](double v) { return v; };
+  const Outputs ref = compose(x, id, id, false);
   const Outputs naive = compose(
-      x, [](double v) { return X::round(v); }, true);
+      x, [](double v) { return X::round(v); }, [](double v) { return X::in(v); }, true);
   const Outputs twin64 = cpu_twin<double>(x, want);
   const Outputs twin32 = cpu_twin<float>(x, want);
 
   // the kernel, twice
   auto bits = [](const std::vector<double>& a) {
-    std::vector<uint16_t> r(a.size());
+    std::vector<Raw> r(a.size());
     for (size_t i = 0; i < a.size(); ++i) r[i] = X::encode(a[i]);
     return r;
   };
-  std::vector<uint16_t> qb = bits(x.q), kb = bits(x.k), vb = bits(x.v), biasb = bits(x.bias), dob = bits(x.dout),
+  std::vector<Raw> qb = bits(x.q), kb = bits(x.k), vb = bits(x.v), biasb = bits(x.bias), dob = bits(x.dout),
                         outb = bits(x.out), gqb = bits(x.gq), gkb = bits(x.gk), gvb = bits(x.gv), gbb = bits(x.gb);
   std::vector<float> lsef(x.lse.begin(), x.lse.end());
   std::vector<int64_t> lens = x.lens;
   AttentionParams p{};
   p.dtype = E::kDtype;
+  p.allow_tf32 = tf32 ? 1 : 0;
   p.batch = x.B;
   p.heads = x.H;
   p.kv_heads = x.Hkv;
@@ -526,11 +565,56 @@ void run(const Case& c, uint64_t seed) {
     e.cot_bias_full = want & 256 ? o[4].data() : nullptr;
     status[rep] = mk::cuda::tc_attention_backward_backward(e, nullptr);
   }
+  if (tf32) {
+    // F32 without allow_tf32, or with the F32 path selected: the exact SIMT kernels (unsupported
+    // here, nothing written), for the double backward and the JVP alike
+    bool exact_ok = true;
+    for (int mode = 0; mode < 2; ++mode) {
+      Out<X> o[5], to;
+      for (int i = 0; i < 5; ++i) o[i].init(sizes[i]);
+      to.init(x.dout.size());
+      std::vector<float> ws(size_t(ws_bytes / 4 + 1), NAN), tl(x.lse.size(), NAN);
+      AttentionParams e = p;
+      if (mode == 0) e.allow_tf32 = 0;
+      else mk::attention_tc_selection().second.store(2);
+      e.workspace = ws.data();
+      e.cot_q = o[0].data();
+      e.cot_k = o[1].data();
+      e.cot_v = o[2].data();
+      e.cot_dout = o[3].data();
+      e.cot_bias_full = o[4].data();
+      const int s1 = mk::cuda::tc_attention_backward_backward(e, nullptr);
+      AttentionParams j = e;
+      j.dout = nullptr;
+      j.cot_q = j.cot_k = j.cot_v = j.cot_dout = j.cot_bias_full = nullptr;
+      j.cot_grad_q = j.cot_grad_k = j.cot_grad_v = j.cot_grad_bias_full = nullptr;
+      j.tan_q = p.cot_grad_q;
+      j.tan_k = p.cot_grad_k;
+      j.tan_v = p.cot_grad_v;
+      j.tan_bias_full = p.cot_grad_bias_full;
+      j.tan_out = to.data();
+      j.tan_lse = tl.data();
+      const int s2 = mk::cuda::tc_attention_jvp(j, nullptr);
+      mk::attention_tc_selection().second.store(0);
+      bool untouched = to.guards_ok();
+      for (int i = 0; i < 5; ++i) {
+        untouched = untouched && o[i].guards_ok();
+        for (double v : o[i].values()) untouched = untouched && v == 0.0;
+      }
+      for (double v : to.values()) untouched = untouched && v == 0.0;
+      for (float v : tl) untouched = untouched && std::isnan(v);
+      exact_ok = exact_ok && s1 == mk::KERNEL_UNSUPPORTED && s2 == mk::KERNEL_UNSUPPORTED && untouched;
+    }
+    if (!exact_ok) {
+      printf("FAIL %s: F32 without TF32 (or the F32 path selected) did not answer unsupported untouched\n", name);
+      ++g_failures;
+    }
+  }
   // expected: the tensor cores where max(D, Dv) <= 128 and the tiles fit this device
   const int64_t w = std::max(x.D, x.Dv);
   using namespace mk::cuda;
   const bool qp = want & (16 | 128 | 256), kp = want & (32 | 64);
-  const size_t need = w <= 64 ? dd_smem_max<64>(qp, kp) : dd_smem_max<128>(qp, kp);
+  const size_t need = w <= 64 ? dd_smem_max<E, 64>(qp, kp) : dd_smem_max<E, 128>(qp, kp);
   const bool applies = w <= 128 && need <= size_t(emu::config().optin);
   if (!applies) {
     bool untouched = true;
@@ -560,7 +644,7 @@ void run(const Case& c, uint64_t seed) {
     std::vector<double> t32r(t32[i]->size());
     for (size_t j = 0; j < t32r.size(); ++j) t32r[j] = X::round((*t32[i])[j]);
     const double e32 = rel_err(t32r, *refs[i]);  // the F32 path, rounded to 16 bit
-    const bool same = std::memcmp(run1[i].buf.data(), run2[i].buf.data(), run1[i].buf.size() * 2) == 0;
+    const bool same = std::memcmp(run1[i].buf.data(), run2[i].buf.data(), run1[i].buf.size() * sizeof(Raw)) == 0;
     const bool ok = ek <= 2 * en + 1e-6 && et <= 1e-9 && same && run1[i].guards_ok();
     printf(" %s %.2e/%.2e (f32 %.1e)%s%s", names[i], ek, en, e32, same ? "" : " not deterministic", ok ? "" : " FAIL");
     if (!ok) {
@@ -568,15 +652,15 @@ void run(const Case& c, uint64_t seed) {
       if (et > 1e-9) printf(" [reference vs CPU twin %.2e]", et);
       if (!run1[i].guards_ok()) printf(" [guard overwritten]");
     }
-    g_worst = std::max(g_worst, en > 0 ? ek / en : 0.0);
+    double& worst = tf32 ? g_worst_tf32 : g_worst;
+    worst = std::max(worst, en > 0 ? ek / en : 0.0);
   }
   // ---- the JVP with the cotangents as tangents: tO within the criterion, tlse (F32) too
   {
     std::vector<double> tl_ref, tl_naive, tl_twin;
-    const std::vector<double> to_ref = jvp_compose(
-        x, [](double v) { return v; }, false, &tl_ref);
+    const std::vector<double> to_ref = jvp_compose(x, id, id, false, &tl_ref);
     const std::vector<double> to_naive = jvp_compose(
-        x, [](double v) { return X::round(v); }, true, &tl_naive);
+        x, [](double v) { return X::round(v); }, [](double v) { return X::in(v); }, true, &tl_naive);
     const std::vector<double> to_twin = cpu_twin_jvp(x, &tl_twin);
     Out<X> to1, to2;
     to1.init(x.dout.size());
@@ -595,7 +679,7 @@ void run(const Case& c, uint64_t seed) {
     e.tan_out = to2.data();
     e.tan_lse = tl2.data() + 1;
     const int s2 = mk::cuda::tc_attention_jvp(e, nullptr);
-    const size_t need_j = w <= 64 ? JvpLayout16<64>::bytes : JvpLayout16<128>::bytes;
+    const size_t need_j = w <= 64 ? JvpLayout<E, 64>::bytes : JvpLayout<E, 128>::bytes;
     if (need_j > size_t(emu::config().optin)) {
       const bool ok = s1 == mk::KERNEL_UNSUPPORTED;
       printf(" | jvp unsupported here%s", ok ? "" : " FAIL");
@@ -618,8 +702,9 @@ void run(const Case& c, uint64_t seed) {
         if (et > 1e-9) printf(" [reference vs CPU twin %.2e]", et);
         if (!guards) printf(" [guard overwritten]");
       }
-      g_worst = std::max(g_worst, en > 0 ? ek / en : 0.0);
-      g_worst = std::max(g_worst, eln > 0 ? el / eln : 0.0);
+      double& worst = tf32 ? g_worst_tf32 : g_worst;
+      worst = std::max(worst, en > 0 ? ek / en : 0.0);
+      worst = std::max(worst, eln > 0 ? el / eln : 0.0);
     }
   }
   // outputs not asked for stay untouched
@@ -662,10 +747,12 @@ int main(int argc, char** argv) {
   for (const Case& c : cases) {
     run<mk::cuda::Bf16>(c, seed);
     run<mk::cuda::Fp16>(c, seed);
+    run<mk::cuda::Tf32>(c, seed);
     ++seed;
   }
   printf("double backward on tensor cores: worst kernel error / naive 16-bit composition error %.3f (criterion <= 2)\n",
          g_worst);
+  printf("TF32: worst kernel error / naive TF32 composition error %.3f (criterion <= 2)\n", g_worst_tf32);
   printf("order %d limits %d: %lld launches, %lld blocks, %d failures\n", order, limits,
          (long long)emu::config().launches, (long long)emu::config().blocks, g_failures);
   return g_failures ? 1 : 0;
