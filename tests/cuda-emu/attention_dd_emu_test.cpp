@@ -471,44 +471,52 @@ void run(const Case& c, uint64_t seed) {
   if (c.mask & 2) x.gk = make(x.B * x.Hkv * x.Nk * x.D, 1.0);
   if (c.mask & 4) x.gv = make(x.B * x.Hkv * x.Nk * x.Dv, 1.0);
   if ((c.mask & 8) && has_bias) x.gb = make(rows * x.Nk, 1.0);
-  // the forward's saved outputs: lse in F32, out in the 16-bit type (from float64)
-  x.lse.assign(size_t(rows), -INFINITY);
-  x.out.assign(size_t(rows * x.Dv), 0.0);
-  for (int64_t b = 0; b < x.B; ++b)
-    for (int64_t h = 0; h < x.H; ++h) {
-      const int64_t qh = b * x.H + h, kh = b * x.Hkv + h / (x.H / x.Hkv);
-      for (int64_t i = 0; i < x.Nq; ++i) {
-        const int64_t e = x.key_end(b, i);
-        std::vector<double> s(static_cast<size_t>(e));
-        double mx = -INFINITY;
-        for (int64_t j = 0; j < e; ++j) {
-          double a = 0;
-          for (int64_t cc = 0; cc < x.D; ++cc)
-            a += x.q[size_t((qh * x.Nq + i) * x.D + cc)] * x.k[size_t((kh * x.Nk + j) * x.D + cc)];
-          a *= x.scale;
-          if (has_bias) a += x.bias[size_t(b * x.bias_bs + h * x.bias_hs + i * x.Nk + j)];
-          s[size_t(j)] = a;
-          mx = std::max(mx, a);
-        }
-        if (mx == -INFINITY) continue;
-        double sum = 0;
-        for (int64_t j = 0; j < e; ++j) sum += std::exp(s[size_t(j)] - mx);
-        const double lse = double(float(mx + std::log(sum)));
-        x.lse[size_t(qh * x.Nq + i)] = lse;
-        for (int64_t cc = 0; cc < x.Dv; ++cc) {
-          double a = 0;
-          for (int64_t j = 0; j < e; ++j)
-            a += std::exp(s[size_t(j)] - mx) / sum * x.v[size_t((kh * x.Nk + j) * x.Dv + cc)];
-          x.out[size_t((qh * x.Nq + i) * x.Dv + cc)] = X::round(a);
+  // the forward's saved outputs: lse in F32, out in the 16-bit type (from float64). `ri` on every
+  // product input: the identity, or (TF32) TF32 rounding, as the TF32 forward computes them.
+  auto forward_saved = [&](auto ri, std::vector<double>* lse_out, std::vector<double>* out_out) {
+    lse_out->assign(size_t(rows), -INFINITY);
+    out_out->assign(size_t(rows * x.Dv), 0.0);
+    for (int64_t b = 0; b < x.B; ++b)
+      for (int64_t h = 0; h < x.H; ++h) {
+        const int64_t qh = b * x.H + h, kh = b * x.Hkv + h / (x.H / x.Hkv);
+        for (int64_t i = 0; i < x.Nq; ++i) {
+          const int64_t e = x.key_end(b, i);
+          std::vector<double> s(static_cast<size_t>(e));
+          double mx = -INFINITY;
+          for (int64_t j = 0; j < e; ++j) {
+            double a = 0;
+            for (int64_t cc = 0; cc < x.D; ++cc)
+              a += ri(x.q[size_t((qh * x.Nq + i) * x.D + cc)]) * ri(x.k[size_t((kh * x.Nk + j) * x.D + cc)]);
+            a *= x.scale;
+            if (has_bias) a += x.bias[size_t(b * x.bias_bs + h * x.bias_hs + i * x.Nk + j)];
+            s[size_t(j)] = a;
+            mx = std::max(mx, a);
+          }
+          if (mx == -INFINITY) continue;
+          double sum = 0;
+          for (int64_t j = 0; j < e; ++j) sum += std::exp(s[size_t(j)] - mx);
+          const double lse = double(float(mx + std::log(sum)));
+          (*lse_out)[size_t(qh * x.Nq + i)] = lse;
+          for (int64_t cc = 0; cc < x.Dv; ++cc) {
+            double a = 0;
+            for (int64_t j = 0; j < e; ++j)
+              a += ri(std::exp(s[size_t(j)] - mx) / sum) * ri(x.v[size_t((kh * x.Nk + j) * x.Dv + cc)]);
+            (*out_out)[size_t((qh * x.Nq + i) * x.Dv + cc)] = X::round(a);
+          }
         }
       }
-    }
-
-  const unsigned want = c.mask & (has_bias ? 0x1F0u : 0xF0u);
+  };
   const auto id = [](double v) { return v; };
+  forward_saved(id, &x.lse, &x.out);
+  // TF32: the kernel and the naive composition get out and lse of a TF32 forward (products of
+  // TF32-rounded inputs), as in a chain run with TF32 allowed (the forward on TF32 tensor cores, or a
+  // math path's own forward); the reference keeps the exact ones. (16-bit: the same exact ones.)
+  Inputs xk = x;
+  if (tf32) forward_saved([](double v) { return X::in(v); }, &xk.lse, &xk.out);
+  const unsigned want = c.mask & (has_bias ? 0x1F0u : 0xF0u);
   const Outputs ref = compose(x, id, id, false);
   const Outputs naive = compose(
-      x, [](double v) { return X::round(v); }, [](double v) { return X::in(v); }, true);
+      xk, [](double v) { return X::round(v); }, [](double v) { return X::in(v); }, true);
   const Outputs twin64 = cpu_twin<double>(x, want);
   const Outputs twin32 = cpu_twin<float>(x, want);
 
@@ -519,8 +527,8 @@ void run(const Case& c, uint64_t seed) {
     return r;
   };
   std::vector<Raw> qb = bits(x.q), kb = bits(x.k), vb = bits(x.v), biasb = bits(x.bias), dob = bits(x.dout),
-                        outb = bits(x.out), gqb = bits(x.gq), gkb = bits(x.gk), gvb = bits(x.gv), gbb = bits(x.gb);
-  std::vector<float> lsef(x.lse.begin(), x.lse.end());
+                        outb = bits(xk.out), gqb = bits(x.gq), gkb = bits(x.gk), gvb = bits(x.gv), gbb = bits(x.gb);
+  std::vector<float> lsef(xk.lse.begin(), xk.lse.end());
   std::vector<int64_t> lens = x.lens;
   AttentionParams p{};
   p.dtype = E::kDtype;
@@ -660,7 +668,7 @@ void run(const Case& c, uint64_t seed) {
     std::vector<double> tl_ref, tl_naive, tl_twin;
     const std::vector<double> to_ref = jvp_compose(x, id, id, false, &tl_ref);
     const std::vector<double> to_naive = jvp_compose(
-        x, [](double v) { return X::round(v); }, [](double v) { return X::in(v); }, true, &tl_naive);
+        xk, [](double v) { return X::round(v); }, [](double v) { return X::in(v); }, true, &tl_naive);
     const std::vector<double> to_twin = cpu_twin_jvp(x, &tl_twin);
     Out<X> to1, to2;
     to1.init(x.dout.size());
