@@ -875,8 +875,7 @@ void run_dd_tf32(const Shape& s, bool causal, int reps) {
                   efq <= 2 * en_q + 1e-6 && efdo <= 2 * en_do + 1e-6 && ek <= 2 * en && ev <= 2 * en && bitwise;
   if (!ok) ++g_fail;
   printf("| [%lld,%lld,%lld,%lld] | TF32 | %s | %.2f | %.2f | %.2fx | q' %.2e/%.2e (f32 %.1e), dO' %.2e/%.2e (f32 "
-         "%.1e) | k' %.2e, v' %.2e | %s | %s |
-",
+         "%.1e) | k' %.2e, v' %.2e | %s | %s |\n",
          (long long)s.b, (long long)s.h, (long long)n, (long long)d, causal ? "causal" : "full", ms_tc, ms_f32,
          ms_tc > 0 ? ms_f32 / ms_tc : 0.0, eq, en_q, efq, edo, en_do, efdo, ek, ev, bitwise ? "yes" : "NO",
          ok ? "ok" : "FAIL");

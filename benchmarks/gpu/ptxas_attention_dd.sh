@@ -47,11 +47,11 @@ int main() {
   printf("tc_dd_stats_kernel BF16/F16: DP 64 %zu, 128 %zu\n", DdStatsLayout<Bf16, 64>::bytes, DdStatsLayout<Bf16, 128>::bytes);
   printf("tc_dd_query_kernel BF16/F16: DP 64 %zu, 128 %zu\n", DdQueryLayout<Bf16, 64>::bytes, DdQueryLayout<Bf16, 128>::bytes);
   printf("tc_dd_key_kernel   BF16/F16: DP 64 %zu, 128 %zu\n", DdKeyLayout<Bf16, 64>::bytes, DdKeyLayout<Bf16, 128>::bytes);
-  printf("tc_jvp_kernel      BF16/F16: DP 64 %zu, 128 %zu\n", JvpLayout<Bf16, 64>::bytes, JvpLayout<Bf16, 128>::bytes);
+  printf("tc_jvp_kernel      BF16/F16: DP 64 %zu, 128 %zu\n", TcJvpLayout<Bf16, 64>::bytes, TcJvpLayout<Bf16, 128>::bytes);
   printf("tc_dd_stats_kernel TF32:     DP 64 %zu, 128 %zu\n", DdStatsLayout<Tf32, 64>::bytes, DdStatsLayout<Tf32, 128>::bytes);
   printf("tc_dd_query_kernel TF32:     DP 64 %zu, 128 %zu\n", DdQueryLayout<Tf32, 64>::bytes, DdQueryLayout<Tf32, 128>::bytes);
   printf("tc_dd_key_kernel   TF32:     DP 64 %zu, 128 %zu\n", DdKeyLayout<Tf32, 64>::bytes, DdKeyLayout<Tf32, 128>::bytes);
-  printf("tc_jvp_kernel      TF32:     DP 64 %zu, 128 %zu\n", JvpLayout<Tf32, 64>::bytes, JvpLayout<Tf32, 128>::bytes);
+  printf("tc_jvp_kernel      TF32:     DP 64 %zu, 128 %zu\n", TcJvpLayout<Tf32, 64>::bytes, TcJvpLayout<Tf32, 128>::bytes);
   printf("(opt-in limits: H100/H200 232448, A100 166912, sm_86 101376; TF32 tiles DP 64: 32 keys/queries, DP 128: 16)\n");
   return 0;
 }

@@ -687,7 +687,7 @@ void run(const Case& c, uint64_t seed) {
     e.tan_out = to2.data();
     e.tan_lse = tl2.data() + 1;
     const int s2 = mk::cuda::tc_attention_jvp(e, nullptr);
-    const size_t need_j = w <= 64 ? JvpLayout<E, 64>::bytes : JvpLayout<E, 128>::bytes;
+    const size_t need_j = w <= 64 ? TcJvpLayout<E, 64>::bytes : TcJvpLayout<E, 128>::bytes;
     if (need_j > size_t(emu::config().optin)) {
       const bool ok = s1 == mk::KERNEL_UNSUPPORTED;
       printf(" | jvp unsupported here%s", ok ? "" : " FAIL");

@@ -502,7 +502,7 @@ __global__ void __launch_bounds__(TT::kThreads, 2) tc_dd_key_kernel(const Attent
 // P = exp(S − lse), c += rowsum(P ∘ tS), acc += (P ∘ tS) V + P tV. Reduce: tO = acc − c O (16-bit
 // or F32), tlse = c (F32). (Key tiles of DdTiles::BK.)
 template <class E, int DP>
-struct JvpLayout {
+struct TcJvpLayout {
   using Ti = DdTiles<E, DP>;
   static constexpr int LD = Ti::LD, LT = Ti::LTK, BK = Ti::BK;
   // V and tV: transposed [DP][LT] (16-bit) or row-major [BK][LD] (TF32)
@@ -522,7 +522,7 @@ template <class E, int DP>
 __global__ void __launch_bounds__(TT::kThreads, 2) tc_jvp_kernel(const AttentionParams p, const int vec) {
   using O = Operand<E>;
   using Raw = typename O::Raw;
-  using L = JvpLayout<E, DP>;
+  using L = TcJvpLayout<E, DP>;
   constexpr int BK = L::BK;
   Raw* const sm = reinterpret_cast<Raw*>(mk_attention_smem);
   Raw *qs = sm + L::q, *gqs = sm + L::gq, *ks = sm + L::k, *gks = sm + L::gk, *vt = sm + L::vt, *gvt = sm + L::gvt;
@@ -664,9 +664,9 @@ template <class E, int DP>
 int jvp_dp(const AttentionParams& p, cudaStream_t stream) {
   size_t optin = 0;
   if (int e = optin_smem(&optin)) return e;
-  if (JvpLayout<E, DP>::bytes > optin) return KERNEL_UNSUPPORTED;
+  if (TcJvpLayout<E, DP>::bytes > optin) return KERNEL_UNSUPPORTED;
   const int64_t blocks = p.batch * p.heads * ((p.nq + DT::kBlockQ - 1) / DT::kBlockQ);
-  return tc_launch(tc_jvp_kernel<E, DP>, blocks, JvpLayout<E, DP>::bytes, stream, p, dd_vector_ok<E>(p));
+  return tc_launch(tc_jvp_kernel<E, DP>, blocks, TcJvpLayout<E, DP>::bytes, stream, p, dd_vector_ok<E>(p));
 }
 
 template <class E>
