@@ -93,11 +93,12 @@ class CudaAttentionTf32DoubleBackwardTest {
       for (int i = 0; i < 4; i++) {
         double eNaive = HalfAttentionRef.err(naive[i], ref[i]), eTf = HalfAttentionRef.err(tf[i], ref[i]);
         double eExact = HalfAttentionRef.err(exact[i], ref[i]), eCpu = HalfAttentionRef.err(cpuOff[i], ref[i]);
-        report.append(String.format(
-            " %s tf32 %.2e naive-tf32 %.2e f32 %.2e cpu-f32 %.2e;", names[i], eTf, eNaive, eExact, eCpu));
+        report.append(
+            String.format(" %s tf32 %.2e naive-tf32 %.2e f32 %.2e cpu-f32 %.2e;", names[i], eTf, eNaive, eExact, eCpu));
         if (!(eTf <= 2 * eNaive + FLOOR)) failures.add(names[i] + ": TF32 error " + eTf + " > 2 x naive " + eNaive);
         if (!(eExact <= 1e-4)) failures.add(names[i] + ": F32 (TF32 off) error " + eExact);
-        if (!(eTf > 10 * eExact)) failures.add(names[i] + ": TF32 error " + eTf + " not above the F32 path's " + eExact);
+        if (!(eTf > 10 * eExact))
+          failures.add(names[i] + ": TF32 error " + eTf + " not above the F32 path's " + eExact);
         if (!Arrays.equals(tf[i], tf2[i])) failures.add(names[i] + ": two CUDA runs differ");
         if (!Arrays.equals(cpuOn[i], cpuOff[i])) failures.add(names[i] + ": the CPU result changed with TF32 allowed");
       }
@@ -146,7 +147,8 @@ class CudaAttentionTf32DoubleBackwardTest {
         report.append(String.format(" %s tf32 %.2e naive-tf32 %.2e f32 %.2e;", names[i], eTf, eNaive, eExact));
         if (!(eTf <= 2 * eNaive + FLOOR)) failures.add(names[i] + ": TF32 error " + eTf + " > 2 x naive " + eNaive);
         if (!(eExact <= 1e-4)) failures.add(names[i] + ": F32 (TF32 off) error " + eExact);
-        if (!(eTf > 10 * eExact)) failures.add(names[i] + ": TF32 error " + eTf + " not above the F32 path's " + eExact);
+        if (!(eTf > 10 * eExact))
+          failures.add(names[i] + ": TF32 error " + eTf + " not above the F32 path's " + eExact);
         if (!Arrays.equals(tf[i], tf2[i])) failures.add(names[i] + ": two CUDA runs differ");
       }
       System.out.println(report);
