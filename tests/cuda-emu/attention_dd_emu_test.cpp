@@ -15,7 +15,11 @@
 // the criterion matched to TF32: the naive composition is then an F32 one (every op rounded to F32)
 // whose products take their inputs rounded to TF32 (round to nearest, ties away, as cvt.rna.tf32);
 // without allow_tf32, and with the F32 path selected (mk_attention_tc_select second = 2), an F32
-// call must answer KERNEL_UNSUPPORTED (the exact SIMT kernels run) and touch nothing.
+// call must answer KERNEL_UNSUPPORTED (the exact SIMT kernels run) and touch nothing. Through the
+// entries native/ calls (attention_backward_backward, attention_jvp) on the exact out and lse: with
+// TF32 allowed the same bits as the tensor-core kernels where they apply (else the SIMT result),
+// without it the SIMT kernels (within 1e-5 of the float64 reference: no TF32 rounding); on the cases
+// with Nq·Nk <= 2500.
 //   attention_dd_emu_test [order] [limits]   order: 0 forward, 1 reverse, 2 shuffled threads
 //                                            limits: 0 H100, 1 A100, 2 sm_86, 3 48 KB
 #include <omp.h>
@@ -25,6 +29,9 @@
 #include <string>
 
 #include "attention/tensor_core_dd.cu"
+// the entries native/ calls (F32: TF32 tensor cores when allowed and they apply, else SIMT)
+#include "attention/backward_backward.cu"
+#include "attention/jvp.cu"
 #include "mk/kernels.h"
 
 namespace mk {
@@ -624,6 +631,74 @@ void run(const Case& c, uint64_t seed) {
   const bool qp = want & (16 | 128 | 256), kp = want & (32 | 64);
   const size_t need = w <= 64 ? dd_smem_max<E, 64>(qp, kp) : dd_smem_max<E, 128>(qp, kp);
   const bool applies = w <= 128 && need <= size_t(emu::config().optin);
+  if (tf32 && x.Nq * x.Nk <= 2500) {  // (the smaller cases: the emulated SIMT kernels are slow)
+    // the entries on the exact out and lse: TF32 off -> SIMT (F32-exact), on -> the tensor cores
+    std::vector<Raw> outx = bits(x.out);
+    std::vector<float> lsex(x.lse.begin(), x.lse.end());
+    AttentionParams e = p;
+    e.out = outx.data();
+    e.lse = lsex.data();
+    Out<X> direct[5], on[5], off[5], jd, jon, joff;
+    std::vector<float> tld(x.lse.size()), tlon(x.lse.size()), tloff(x.lse.size());
+    auto dd = [&](Out<X>* o, int mode) {  // mode 0: the tensor-core kernels directly; 1: entry, TF32; 2: entry, F32
+      for (int i = 0; i < 5; ++i) o[i].init(sizes[i]);
+      std::vector<float> ws(size_t(ws_bytes / 4 + 1), NAN);
+      AttentionParams a = e;
+      a.allow_tf32 = mode == 2 ? 0 : 1;
+      a.workspace = ws.data();
+      a.cot_q = want & 16 ? o[0].data() : nullptr;
+      a.cot_k = want & 32 ? o[1].data() : nullptr;
+      a.cot_v = want & 64 ? o[2].data() : nullptr;
+      a.cot_dout = want & 128 ? o[3].data() : nullptr;
+      a.cot_bias_full = want & 256 ? o[4].data() : nullptr;
+      return mode == 0 ? mk::cuda::tc_attention_backward_backward(a, nullptr)
+                       : mk::cuda::attention_backward_backward(a, nullptr);
+    };
+    auto jvp = [&](Out<X>& o, std::vector<float>& tl, int mode) {
+      o.init(x.dout.size());
+      std::fill(tl.begin(), tl.end(), 0.f);
+      std::vector<float> ws(size_t(ws_bytes / 4 + 1), NAN);
+      AttentionParams a = e;
+      a.allow_tf32 = mode == 2 ? 0 : 1;
+      a.workspace = ws.data();
+      a.dout = nullptr;
+      a.cot_grad_q = a.cot_grad_k = a.cot_grad_v = a.cot_grad_bias_full = nullptr;
+      a.tan_q = p.cot_grad_q;
+      a.tan_k = p.cot_grad_k;
+      a.tan_v = p.cot_grad_v;
+      a.tan_bias_full = p.cot_grad_bias_full;
+      a.tan_out = o.data();
+      a.tan_lse = tl.data();
+      return mode == 0 ? mk::cuda::tc_attention_jvp(a, nullptr) : mk::cuda::attention_jvp(a, nullptr);
+    };
+    const int s0 = dd(direct, 0), s1 = dd(on, 1), s2 = dd(off, 2);
+    const int j0 = jvp(jd, tld, 0), j1 = jvp(jon, tlon, 1), j2 = jvp(joff, tloff, 2);
+    std::vector<double> tl_ref;
+    const std::vector<double> to_ref = jvp_compose(x, id, id, false, &tl_ref);
+    const std::vector<double>* refs[5] = {&ref.q, &ref.k, &ref.v, &ref.dout, &ref.bias};
+    bool ok = s1 == 0 && s2 == 0 && j1 == 0 && j2 == 0 && (applies ? s0 == 0 : s0 == mk::KERNEL_UNSUPPORTED);
+    double worst_off = 0, worst_on = 0, worst_on_jvp = 0;
+    for (int i = 0; i < 5; ++i) {
+      if (!(want & (16u << i))) continue;
+      worst_off = std::max(worst_off, rel_err(off[i].values(), *refs[i]));
+      worst_on = std::max(worst_on, rel_err(on[i].values(), *refs[i]));
+      if (applies) ok = ok && on[i].buf == direct[i].buf;  // (the tensor cores ran)
+      ok = ok && on[i].guards_ok() && off[i].guards_ok();
+    }
+    std::vector<double> tloffd(tloff.begin(), tloff.end()), tlond(tlon.begin(), tlon.end());
+    worst_off = std::max({worst_off, rel_err(joff.values(), to_ref), rel_err(tloffd, tl_ref)});
+    worst_on_jvp = std::max(rel_err(jon.values(), to_ref), rel_err(tlond, tl_ref));
+    const size_t need_j = w <= 64 ? TcJvpLayout<E, 64>::bytes : TcJvpLayout<E, 128>::bytes;
+    const bool japplies = w <= 128 && need_j <= size_t(emu::config().optin);
+    ok = ok && (japplies ? j0 == 0 && jon.buf == jd.buf && tlon == tld : j0 == mk::KERNEL_UNSUPPORTED);
+    // F32 path exact; where the tensor cores do not apply, TF32 allowed gives the same SIMT result
+    ok = ok && worst_off <= 1e-5 && (applies || worst_on <= 1e-5) && (japplies || worst_on_jvp <= 1e-5);
+    if (!ok) {
+      printf("FAIL %s: entries (status %d %d %d, jvp %d %d %d): F32 path error %.2e, TF32 allowed %.2e\n", name, s0,
+             s1, s2, j0, j1, j2, worst_off, std::max(worst_on, worst_on_jvp));
+      ++g_failures;
+    }
+  }
   if (!applies) {
     bool untouched = true;
     for (int i = 0; i < 5; ++i)
