@@ -7,8 +7,7 @@
 // No Java needed. On the GPU machine, from the project root:
 //   nvcc -std=c++17 -O3 --expt-relaxed-constexpr -arch=sm_90 -Ikernels/include -Inative/include \
 //        -Ikernels/cuda benchmarks/gpu/attention_harness.cu -o /tmp/mk-attn-harness && /tmp/mk-attn-harness
-// (benchmarks/gpu/check.sh step 1b runs it). The double backward rows: the 16-bit tensor-core kernels
-// beside the F32 path, and F32 with TF32 allowed (TF32 tensor cores) beside the exact F32 SIMT kernels. Per row of the table: time per call (CUDA events,
+// (benchmarks/gpu/check.sh step 1b runs it). Per row of the table: time per call (CUDA events,
 // median of REPS after 2 warm-ups), TFLOP/s (forward 4·B·H·Nq·Nk·D, halved when causal; backward
 // 2.5x the forward's, FlashAttention's convention), and correctness on 192 sampled query rows
 // against a float64 reference computed on the GPU from the same 16-bit inputs: the kernel's error
@@ -16,7 +15,8 @@
 // type; for dQ also dP, D, dS), which must be at most 2x (issue 10's criterion); and whether a
 // second run gives the same bits (the backward: dQ, dK and dV). dK and dV are checked on 64
 // sampled keys of head 0 where n <= 4096 (their reference needs every row's lse and D). Exit
-// status 1 if any check fails.
+// status 1 if any check fails. The double backward rows: the 16-bit tensor-core kernels beside the
+// F32 path, and F32 with TF32 allowed (TF32 tensor cores) beside the exact F32 SIMT kernels.
 //   attention_harness [reps]     (default 10)
 //   attention_harness profile    one call per kernel, BF16 [4,16,4096,128] (for Nsight Compute)
 //   attention_harness small      the table on [1,2,320,128] and [2,2,200,64], one call per row
@@ -874,11 +874,12 @@ void run_dd_tf32(const Shape& s, bool causal, int reps) {
   const bool ok = ms_tc > 0 && ms_f32 > 0 && eq <= 2 * en_q + 1e-6 && edo <= 2 * en_do + 1e-6 &&
                   efq <= 2 * en_q + 1e-6 && efdo <= 2 * en_do + 1e-6 && ek <= 2 * en && ev <= 2 * en && bitwise;
   if (!ok) ++g_fail;
-  printf("| [%lld,%lld,%lld,%lld] | TF32 | %s | %.2f | %.2f | %.2fx | q' %.2e/%.2e (f32 %.1e), dO' %.2e/%.2e (f32 "
-         "%.1e) | k' %.2e, v' %.2e | %s | %s |\n",
-         (long long)s.b, (long long)s.h, (long long)n, (long long)d, causal ? "causal" : "full", ms_tc, ms_f32,
-         ms_tc > 0 ? ms_f32 / ms_tc : 0.0, eq, en_q, efq, edo, en_do, efdo, ek, ev, bitwise ? "yes" : "NO",
-         ok ? "ok" : "FAIL");
+  printf(
+      "| [%lld,%lld,%lld,%lld] | TF32 | %s | %.2f | %.2f | %.2fx | q' %.2e/%.2e (f32 %.1e), dO' %.2e/%.2e (f32 "
+      "%.1e) | k' %.2e, v' %.2e | %s | %s |\n",
+      (long long)s.b, (long long)s.h, (long long)n, (long long)d, causal ? "causal" : "full", ms_tc, ms_f32,
+      ms_tc > 0 ? ms_f32 / ms_tc : 0.0, eq, en_q, efq, edo, en_do, efdo, ek, ev, bitwise ? "yes" : "NO",
+      ok ? "ok" : "FAIL");
   for (auto* x : in) CHECK(cudaFree(x));
   for (int i = 0; i < 4; ++i)
     for (float* x : {o1[i], o2[i], of[i]}) CHECK(cudaFree(x));
@@ -954,13 +955,15 @@ int main(int argc, char** argv) {
     run_dd<Bf16>(Shape{4, 16, 4096, 128}, causal, std::min(reps, 3), "BF16");
   }
   run_dd<Fp16>(Shape{2, 8, 1024, 64}, true, reps, "F16");
-  printf("\nDouble backward, F32 with TF32 allowed: TF32 tensor cores (tensor_core_dd.cu, m16n8k8) vs the exact F32 "
-         "SIMT kernels (backward_backward.cu); errors: kernel/naive TF32 vs float64 on 48 sampled rows (SIMT beside "
-         "it), k' and v' vs SIMT\n\n");
-  printf("| shape | type | mask | tf32 ms | f32 simt ms | speedup | q', dO' err | k', v' vs simt | bitwise rerun | |\n");
+  printf(
+      "\nDouble backward, F32 with TF32 allowed: TF32 tensor cores (tensor_core_dd.cu, m16n8k8) vs the exact F32 "
+      "SIMT kernels (backward_backward.cu); errors: kernel/naive TF32 vs float64 on 48 sampled rows (SIMT beside "
+      "it), k' and v' vs SIMT\n\n");
+  printf(
+      "| shape | type | mask | tf32 ms | f32 simt ms | speedup | q', dO' err | k', v' vs simt | bitwise rerun | |\n");
   printf("|---|---|---|---|---|---|---|---|---|---|\n");
-  for (bool causal : {false, true}) run_dd_tf32(small ? Shape{1, 2, 320, 128} : Shape{4, 16, 4096, 128}, causal,
-                                                small ? 1 : std::min(reps, 3));
+  for (bool causal : {false, true})
+    run_dd_tf32(small ? Shape{1, 2, 320, 128} : Shape{4, 16, 4096, 128}, causal, small ? 1 : std::min(reps, 3));
   run_dd_tf32(Shape{2, 8, 1024, 64}, true, small ? 1 : reps);
   printf("\n%d failed rows\n", g_fail);
   return g_fail ? 1 : 0;

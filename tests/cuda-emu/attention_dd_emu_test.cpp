@@ -406,8 +406,10 @@ Outputs cpu_twin(const Inputs& x, unsigned mask) {
 constexpr size_t kGuard = 64;
 template <class Raw>
 Raw sentinel() {
-  if constexpr (sizeof(Raw) == 2) return Raw(0x7fc1);
-  else return Raw(-12345.678f);
+  if constexpr (sizeof(Raw) == 2)
+    return Raw(0x7fc1);
+  else
+    return Raw(-12345.678f);
 }
 template <class X>
 struct Out {
@@ -534,7 +536,7 @@ void run(const Case& c, uint64_t seed) {
     return r;
   };
   std::vector<Raw> qb = bits(x.q), kb = bits(x.k), vb = bits(x.v), biasb = bits(x.bias), dob = bits(x.dout),
-                        outb = bits(xk.out), gqb = bits(x.gq), gkb = bits(x.gk), gvb = bits(x.gv), gbb = bits(x.gb);
+                   outb = bits(xk.out), gqb = bits(x.gq), gkb = bits(x.gk), gvb = bits(x.gv), gbb = bits(x.gb);
   std::vector<float> lsef(xk.lse.begin(), xk.lse.end());
   std::vector<int64_t> lens = x.lens;
   AttentionParams p{};
@@ -590,8 +592,10 @@ void run(const Case& c, uint64_t seed) {
       to.init(x.dout.size());
       std::vector<float> ws(size_t(ws_bytes / 4 + 1), NAN), tl(x.lse.size(), NAN);
       AttentionParams e = p;
-      if (mode == 0) e.allow_tf32 = 0;
-      else mk::attention_tc_selection().second.store(2);
+      if (mode == 0)
+        e.allow_tf32 = 0;
+      else
+        mk::attention_tc_selection().second.store(2);
       e.workspace = ws.data();
       e.cot_q = o[0].data();
       e.cot_k = o[1].data();
@@ -694,8 +698,8 @@ void run(const Case& c, uint64_t seed) {
     // F32 path exact; where the tensor cores do not apply, TF32 allowed gives the same SIMT result
     ok = ok && worst_off <= 1e-5 && (applies || worst_on <= 1e-5) && (japplies || worst_on_jvp <= 1e-5);
     if (!ok) {
-      printf("FAIL %s: entries (status %d %d %d, jvp %d %d %d): F32 path error %.2e, TF32 allowed %.2e\n", name, s0,
-             s1, s2, j0, j1, j2, worst_off, std::max(worst_on, worst_on_jvp));
+      printf("FAIL %s: entries (status %d %d %d, jvp %d %d %d): F32 path error %.2e, TF32 allowed %.2e\n", name, s0, s1,
+             s2, j0, j1, j2, worst_off, std::max(worst_on, worst_on_jvp));
       ++g_failures;
     }
   }

@@ -647,7 +647,8 @@ int backward_backward_dp(const AttentionParams& p, cudaStream_t stream) {
   const int64_t qblocks = p.batch * p.heads * ((p.nq + DT::kBlockQ - 1) / DT::kBlockQ);
   if (int e = tc_launch(tc_dd_stats_kernel<E, DP>, qblocks, DdStatsLayout<E, DP>::bytes, stream, p, vec)) return e;
   if (query_pass)
-    if (int e = tc_launch(tc_dd_query_kernel<E, DP>, qblocks * 2, DdQueryLayout<E, DP>::bytes, stream, p, vec)) return e;
+    if (int e = tc_launch(tc_dd_query_kernel<E, DP>, qblocks * 2, DdQueryLayout<E, DP>::bytes, stream, p, vec))
+      return e;
   if (key_pass) {
     const int64_t kblocks = p.batch * p.kv_heads * ((p.nk + DT::kBlockK - 1) / DT::kBlockK) * 2;
     if (int e = tc_launch(tc_dd_key_kernel<E, DP>, kblocks, DdKeyLayout<E, DP>::bytes, stream, p, vec)) return e;
@@ -686,7 +687,9 @@ int dd_arch_major() {
 int tc_attention_backward_backward(const AttentionParams& in, void* stream) {
   AttentionParams p = in;
   p.second = attention_cotangents(in);
-  if (!attention_tc_second_applies(p.dtype, p.d, p.dv, dd_arch_major(), attention_tc_second_code(attention_tc_selection().second.load(std::memory_order_relaxed)), p.allow_tf32 != 0))
+  if (!attention_tc_second_applies(
+          p.dtype, p.d, p.dv, dd_arch_major(),
+          attention_tc_second_code(attention_tc_selection().second.load(std::memory_order_relaxed)), p.allow_tf32 != 0))
     return KERNEL_UNSUPPORTED;
   if (!p.workspace || !p.out || !p.dout || !p.lse || p.heads < 1 || p.kv_heads < 1 || p.heads % p.kv_heads != 0)
     return int(cudaErrorInvalidValue);
@@ -699,7 +702,9 @@ int tc_attention_backward_backward(const AttentionParams& in, void* stream) {
 int tc_attention_jvp(const AttentionParams& in, void* stream) {
   AttentionParams p = in;
   p.second = attention_tangents(in);
-  if (!attention_tc_second_applies(p.dtype, p.d, p.dv, dd_arch_major(), attention_tc_second_code(attention_tc_selection().second.load(std::memory_order_relaxed)), p.allow_tf32 != 0))
+  if (!attention_tc_second_applies(
+          p.dtype, p.d, p.dv, dd_arch_major(),
+          attention_tc_second_code(attention_tc_selection().second.load(std::memory_order_relaxed)), p.allow_tf32 != 0))
     return KERNEL_UNSUPPORTED;
   if (!p.out || !p.lse || p.heads < 1 || p.kv_heads < 1 || p.heads % p.kv_heads != 0) return int(cudaErrorInvalidValue);
   const cudaStream_t s = as_stream(stream);
