@@ -218,7 +218,11 @@ mk_emu_test(emu.copy_async copy_async_emu_test)
 # (kernels/cuda/attention/tensor_core_dd.cu) in BF16 and F16 against a float64 composition (itself
 # checked against the CPU twin in F64), within twice a naive 16-bit composition's error, bitwise
 # the same on a second run; shuffled threads with H100 limits, forward order with sm_86 limits
-# (where the 128-wide tiles do not fit and the call must answer unsupported).
+# (where the 128-wide tiles do not fit and the call must answer unsupported). 2026-12-05: every case
+# in TF32 too (F32 inputs on m16n8k8 MMAs; the F32 entries on the smaller cases): shuffled.H100
+# alone 34 -> 58 s of CPU without the entry checks, 61 s with them (user + sys, A/B
+# interleaved, two rounds, on the 2-core VM loaded by other builds; 62-82 s wall), 118 s inside a
+# full `mvn verify`.
 mk_emu_executable(attention_dd_emu_test)
 mk_emu_test(emu.attention_dd.shuffled.H100 attention_dd_emu_test 2 0)
 mk_emu_test(emu.attention_dd.forward.sm86 attention_dd_emu_test 0 2)

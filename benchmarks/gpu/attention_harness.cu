@@ -19,7 +19,8 @@
 // type; for dQ also dP, D, dS), which must be at most 2x (issue 10's criterion); and whether a
 // second run gives the same bits (the backward: dQ, dK and dV). dK and dV are checked on 64
 // sampled keys of head 0 where n <= 4096 (their reference needs every row's lse and D). Exit
-// status 1 if any check fails.
+// status 1 if any check fails. The double backward rows: the 16-bit tensor-core kernels beside the
+// F32 path, and F32 with TF32 allowed (TF32 tensor cores) beside the exact F32 SIMT kernels.
 //   attention_harness [reps]     (default 10)
 //   attention_harness profile    one call per kernel, BF16 [4,16,4096,128] (for Nsight Compute)
 //   attention_harness small      the table on [1,2,320,128] and [2,2,200,64], one call per row
@@ -742,6 +743,205 @@ void run_dd(const Shape& s, bool causal, int reps, const char* tname) {
   CHECK(cudaFree(ws));
 }
 
+// ---- the F32 double backward with TF32 allowed (tensor_core_dd.cu on m16n8k8 TF32 MMAs) beside the
+// exact F32 SIMT kernels (backward_backward.cu, allow_tf32 off) on the same F32 inputs, out and lse
+// of the TF32 v1 forward (both, as in a chain run with TF32 allowed). Checks: q' and dO' on 48
+// sampled rows against a float64 composition on the host (its own exact softmax and out) beside the
+// naive TF32 composition (its own forward; every op rounded to F32, every product's inputs to TF32),
+// ratio <= 2 for the TF32 kernels and for the SIMT ones (which see the TF32 forward's out and lse);
+// k' and v' of the TF32 kernels against the SIMT ones within twice the naive error of q' / dO'; a
+// second run bitwise equal.
+__global__ void fill32(float* x, int64_t n, unsigned seed) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    x[i] = hash_normal(uint64_t(i), seed);
+}
+
+double host_tf32(double x) {  // cvt.rna.tf32.f32 on the host (finite values)
+  const float f = float(x);
+  uint32_t u;
+  memcpy(&u, &f, 4);
+  if ((u & 0x7f800000u) != 0x7f800000u) u = (u + 0x1000u) & ~0x1fffu;
+  float r;
+  memcpy(&r, &u, 4);
+  return r;
+}
+
+// q'[i, :] and dO'[i, :] of one row from F32 inputs (q, k, v, dO and the cotangents; the device's out
+// and lse are not used): the float64 composition (naive 0) or the naive TF32 one (naive 1: every op
+// rounded to F32, product inputs to TF32), each with its own softmax and out row O = P v
+void dd_row_host_tf32(const std::vector<float>* t, int64_t bh, int64_t i, int64_t n, int64_t d, double scale,
+                      bool causal, bool naive, double* oq, double* odo) {
+  auto R = [&](double x) { return naive ? double(float(x)) : x; };
+  auto I = [&](double x) { return naive ? host_tf32(x) : x; };
+  const std::vector<float>&q = t[0], &k = t[1], &v = t[2], &dout = t[4], &gq = t[5], &gk = t[6], &gv = t[7];
+  const int64_t e = causal ? i + 1 : n, qi = (bh * n + i) * d, kb = bh * n * d;
+  std::vector<double> S(static_cast<size_t>(e)), P(static_cast<size_t>(e)), dP(static_cast<size_t>(e)),
+      G(static_cast<size_t>(e)), T(static_cast<size_t>(e)), dS(static_cast<size_t>(e)), gS(static_cast<size_t>(e)),
+      gdP(static_cast<size_t>(e)), gP(static_cast<size_t>(e));
+  double mx = -INFINITY, Dr = 0;
+  for (int64_t j = 0; j < e; ++j) {
+    double s = 0, dp = 0, g1 = 0, g2 = 0, tt = 0;
+    for (int64_t c = 0; c < d; ++c) {
+      const int64_t a = qi + c, b = kb + j * d + c;
+      s += I(q[a]) * I(k[b]);
+      dp += I(dout[a]) * I(v[b]);
+      g1 += I(gq[a]) * I(k[b]);
+      g2 += I(q[a]) * I(gk[b]);
+      tt += I(dout[a]) * I(gv[b]);
+    }
+    S[j] = R(s * scale);
+    mx = std::max(mx, S[j]);
+    dP[j] = R(dp);
+    G[j] = R(scale * (R(g1) + R(g2)));
+    T[j] = R(tt);
+  }
+  double sum = 0;
+  for (int64_t j = 0; j < e; ++j) sum += std::exp(S[j] - mx);
+  const double l = mx + std::log(sum);
+  for (int64_t j = 0; j < e; ++j) P[j] = R(std::exp(S[j] - l));
+  for (int64_t c = 0; c < d; ++c) {
+    double o = 0;
+    for (int64_t j = 0; j < e; ++j) o += I(P[j]) * I(v[kb + j * d + c]);
+    Dr += double(dout[qi + c]) * R(o);
+  }
+  Dr = R(Dr);
+  double C = 0, Ee = 0;
+  for (int64_t j = 0; j < e; ++j) {
+    dS[j] = R(P[j] * R(dP[j] - Dr));
+    C += R(P[j] * G[j]);
+  }
+  C = R(C);
+  for (int64_t j = 0; j < e; ++j) {
+    gP[j] = R(R(T[j] + R(G[j] * R(dP[j] - Dr))) - R(C * dP[j]));
+    Ee += R(P[j] * gP[j]);
+  }
+  Ee = R(Ee);
+  for (int64_t j = 0; j < e; ++j) {
+    gS[j] = R(P[j] * R(gP[j] - Ee));
+    gdP[j] = R(P[j] * R(G[j] - C));
+  }
+  for (int64_t c = 0; c < d; ++c) {
+    double a1 = 0, a2 = 0, a3 = 0, a4 = 0;
+    for (int64_t j = 0; j < e; ++j) {
+      const int64_t b = kb + j * d + c;
+      a1 += I(gS[j]) * I(k[b]);
+      a2 += I(dS[j]) * I(gk[b]);
+      a3 += I(P[j]) * I(gv[b]);
+      a4 += I(gdP[j]) * I(v[b]);
+    }
+    oq[c] = R(scale * R(R(a1) + R(a2)));
+    odo[c] = R(R(a3) + R(a4));
+  }
+}
+
+void run_dd_tf32(const Shape& s, bool causal, int reps) {
+  const int64_t BH = s.b * s.h, n = s.n, d = s.d, elems = BH * n * d, rows = BH * n;
+  // inputs: q, k, v, out, dout, gq, gk, gv; outputs: q', k', v', dO' of two TF32 runs and the SIMT run
+  float* in[8];
+  float *o1[4], *o2[4], *of[4];
+  float *lse, *ws;
+  for (auto& x : in) CHECK(cudaMalloc(&x, elems * 4));
+  for (int i = 0; i < 4; ++i)
+    for (float** x : {&o1[i], &o2[i], &of[i]}) CHECK(cudaMalloc(x, elems * 4));
+  CHECK(cudaMalloc(&lse, rows * 4));
+  CHECK(cudaMalloc(&ws, rows * 12));
+  const unsigned seeds[8] = {31u, 32u, 33u, 0u, 34u, 35u, 36u, 37u};
+  for (int i = 0; i < 8; ++i)
+    if (i != 3) fill32<<<1024, 256>>>(in[i], elems, seeds[i]);
+  CHECK(cudaGetLastError());
+  AttentionParams p{};
+  p.dtype = MK_F32;
+  p.allow_tf32 = 1;
+  p.batch = s.b;
+  p.heads = p.kv_heads = s.h;
+  p.nq = p.nk = n;
+  p.d = p.dv = d;
+  p.q = in[0];
+  p.k = in[1];
+  p.v = in[2];
+  p.scale = 1.0 / std::sqrt(double(d));
+  p.causal = causal;
+  p.out = in[3];
+  p.lse = lse;
+  if (mk::cuda::tc_attention_forward_version(p, nullptr, mk::MK_TC_V1)) ++g_fail;  // (TF32 forward)
+  p.dout = in[4];
+  p.workspace = ws;
+  p.cot_grad_q = in[5];
+  p.cot_grad_k = in[6];
+  p.cot_grad_v = in[7];
+  auto with_out = [&](AttentionParams a, float* const* o) {
+    a.cot_q = o[0];
+    a.cot_k = o[1];
+    a.cot_v = o[2];
+    a.cot_dout = o[3];
+    return a;
+  };
+  const AttentionParams tc = with_out(p, o1), tc2 = with_out(p, o2);
+  AttentionParams f = with_out(p, of);
+  f.allow_tf32 = 0;  // the exact F32 SIMT kernels
+  // (the entry native/ calls: TF32 allowed routes to the tensor cores; outputs are written whole)
+  const float ms_tc = time_call(reps, [&] { return mk::cuda::attention_backward_backward(tc, nullptr); });
+  CHECK(cudaDeviceSynchronize());
+  const int st2 = mk::cuda::attention_backward_backward(tc2, nullptr);
+  const int st_direct = mk::cuda::tc_attention_backward_backward(tc2, nullptr);  // (that it ran on tensor cores)
+  CHECK(cudaDeviceSynchronize());
+  const float ms_f32 = time_call(reps, [&] {
+    for (int i = 0; i < 4; ++i)
+      if (cudaMemsetAsync(of[i], 0, elems * 4) != cudaSuccess) return 1;
+    return mk::cuda::attention_backward_backward(f, nullptr);
+  });
+  CHECK(cudaDeviceSynchronize());
+  auto host32 = [&](const float* x) {
+    std::vector<float> h(static_cast<size_t>(elems));
+    CHECK(cudaMemcpy(h.data(), x, h.size() * 4, cudaMemcpyDeviceToHost));
+    return h;
+  };
+  std::vector<float> hin[8];
+  for (int i = 0; i < 8; ++i) hin[i] = host32(in[i]);
+  std::vector<float> t1[4], t2[4], tf[4];
+  bool bitwise = st2 == 0 && st_direct == 0;
+  for (int i = 0; i < 4; ++i) {
+    t1[i] = host32(o1[i]);
+    t2[i] = host32(o2[i]);
+    tf[i] = host32(of[i]);
+    bitwise = bitwise && std::memcmp(t1[i].data(), t2[i].data(), t1[i].size() * 4) == 0;
+  }
+  constexpr int kRows = 48;
+  std::vector<double> rq(kRows * d), rdo(kRows * d), nq_(kRows * d), ndo(kRows * d), kq(kRows * d), kdo(kRows * d),
+      fq(kRows * d), fdo(kRows * d);
+  for (int r = 0; r < kRows; ++r) {
+    const int64_t bh = (r * 7919LL) % BH, i = r == 0 ? 0 : r == 1 ? n - 1 : (r * 104729LL + r * r * 31LL) % n;
+    dd_row_host_tf32(hin, bh, i, n, d, p.scale, causal, false, &rq[r * d], &rdo[r * d]);
+    dd_row_host_tf32(hin, bh, i, n, d, p.scale, causal, true, &nq_[r * d], &ndo[r * d]);
+    for (int64_t c = 0; c < d; ++c) {
+      const size_t at = size_t((bh * n + i) * d + c);
+      kq[r * d + c] = t1[0][at];
+      kdo[r * d + c] = t1[3][at];
+      fq[r * d + c] = tf[0][at];
+      fdo[r * d + c] = tf[3][at];
+    }
+  }
+  auto widen_all = [&](const std::vector<float>& x) { return std::vector<double>(x.begin(), x.end()); };
+  const double eq = rel(kq, rq), en_q = rel(nq_, rq), edo = rel(kdo, rdo), en_do = rel(ndo, rdo);
+  const double efq = rel(fq, rq), efdo = rel(fdo, rdo);
+  const double ek = rel(widen_all(t1[1]), widen_all(tf[1])), ev = rel(widen_all(t1[2]), widen_all(tf[2]));
+  const double en = std::max(en_q, en_do);
+  const bool ok = ms_tc > 0 && ms_f32 > 0 && eq <= 2 * en_q + 1e-6 && edo <= 2 * en_do + 1e-6 &&
+                  efq <= 2 * en_q + 1e-6 && efdo <= 2 * en_do + 1e-6 && ek <= 2 * en && ev <= 2 * en && bitwise;
+  if (!ok) ++g_fail;
+  printf(
+      "| [%lld,%lld,%lld,%lld] | TF32 | %s | %.2f | %.2f | %.2fx | q' %.2e/%.2e (f32 %.1e), dO' %.2e/%.2e (f32 "
+      "%.1e) | k' %.2e, v' %.2e | %s | %s |\n",
+      (long long)s.b, (long long)s.h, (long long)n, (long long)d, causal ? "causal" : "full", ms_tc, ms_f32,
+      ms_tc > 0 ? ms_f32 / ms_tc : 0.0, eq, en_q, efq, edo, en_do, efdo, ek, ev, bitwise ? "yes" : "NO",
+      ok ? "ok" : "FAIL");
+  for (auto* x : in) CHECK(cudaFree(x));
+  for (int i = 0; i < 4; ++i)
+    for (float* x : {o1[i], o2[i], of[i]}) CHECK(cudaFree(x));
+  CHECK(cudaFree(lse));
+  CHECK(cudaFree(ws));
+}
+
 // `profile`: one call of each forward version and of the backward on BF16 [4,16,4096,128], no
 // reference, for Nsight Compute (benchmarks/gpu/attention_profile.sh).
 int profile() {
@@ -814,6 +1014,16 @@ int main(int argc, char** argv) {
     run_dd<Bf16>(Shape{4, 16, 4096, 128}, causal, std::min(reps, 3), "BF16");
   }
   run_dd<Fp16>(Shape{2, 8, 1024, 64}, true, reps, "F16");
+  printf(
+      "\nDouble backward, F32 with TF32 allowed: TF32 tensor cores (tensor_core_dd.cu, m16n8k8) vs the exact F32 "
+      "SIMT kernels (backward_backward.cu); errors: kernel/naive TF32 vs float64 on 48 sampled rows (SIMT beside "
+      "it), k' and v' vs SIMT\n\n");
+  printf(
+      "| shape | type | mask | tf32 ms | f32 simt ms | speedup | q', dO' err | k', v' vs simt | bitwise rerun | |\n");
+  printf("|---|---|---|---|---|---|---|---|---|---|\n");
+  for (bool causal : {false, true})
+    run_dd_tf32(small ? Shape{1, 2, 320, 128} : Shape{4, 16, 4096, 128}, causal, small ? 1 : std::min(reps, 3));
+  run_dd_tf32(Shape{2, 8, 1024, 64}, true, small ? 1 : reps);
   printf("\n%d failed rows\n", g_fail);
   return g_fail ? 1 : 0;
 }

@@ -19,7 +19,8 @@
 #   TESTS_ONLY=1 HARNESSES=0   the gpu-tagged tests (~5 min at most)
 #   TESTS_ONLY=1 TESTS=0       the two harnesses (their builds ~1-2 min, runs 3 min at most each)
 #   SKIP_TESTS=1               the JMH classes and the PyTorch peers (~9.5 min at most; JMH_CLASSES
-#                              ="Name:seconds ..." runs a subset, PEERS=0 skips the peers)
+#                              ="Name:seconds ..." runs a subset, PEERS=0 skips the peers;
+#                              GPU_ATTN_DTYPES=F32,TF32 adds GpuAttentionBench's TF32 sets)
 set -uo pipefail
 # At most 8 files come back from the device's $OUT (../shared/device/README.md): everything is
 # written to a work folder, then packed into $OUT/reports.tgz with a few summaries beside it.
@@ -140,6 +141,9 @@ if java -cp "$CP" org.openjdk.jmh.Main -l 2>/dev/null | grep -q 'Gpu'; then
     # linear attention in F32, TF32 (F32 data, Backend.setAllowTf32) and BF16 (the tensor-core
     # forms), 6 sets: ~120 s
     [ "$name" = GpuLinearAttentionBench ] && params=(-p dtype=F32,TF32,BF16)
+    # softmax attention in F32 (default) or also TF32 (GPU_ATTN_DTYPES=F32,TF32: 12 sets, ~100 s; give
+    # it JMH_CLASSES=GpuAttentionBench:110 alone, the default budget has no room for it)
+    [ "$name" = GpuAttentionBench ] && params=(-p "dtype=${GPU_ATTN_DTYPES:-F32}")
     timeout "${cls##*:}" java -cp "$CP" org.openjdk.jmh.Main "$name" -f "$forks" -wi 1 -i 2 -w "$it" -r "$it" \
       ${params[@]+"${params[@]}"} -rf json -rff "$out/jmh-$name.json" 2>&1 | tail -20 | tee "$out/jmh-$name.txt"
   done

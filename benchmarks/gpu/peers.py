@@ -122,7 +122,7 @@ def bench_sdpa(shape, causal, results, dtype=torch.bfloat16):
     print(json.dumps(row))
 
 
-def bench_double_backward(shape, causal, results, dtype=torch.float32):
+def bench_double_backward(shape, causal, results, dtype=torch.float32, label=None):
     """PyTorch's math path with create_graph, the work of GpuAttentionBench.doubleBackward (F32) and
     GpuAttentionBf16Bench.doubleBackward (BF16): the gradient of Σ_x ⟨∂⟨out, g⟩/∂x, r_x⟩ with
     respect to q, k, v (the inner products in F32, r_x F32)."""
@@ -141,8 +141,8 @@ def bench_double_backward(shape, causal, results, dtype=torch.float32):
             s = sum((gi.float() * ui).sum() for gi, ui in zip(gs, u))
             torch.autograd.grad(s, (q, k, v))
 
-    row = {"peer": "sdpa_math_double_backward", "dtype": str(dtype).replace("torch.", ""), "shape": list(shape),
-           "causal": causal}
+    row = {"peer": "sdpa_math_double_backward", "dtype": label or str(dtype).replace("torch.", ""),
+           "shape": list(shape), "causal": causal}
     try:
         torch.cuda.reset_peak_memory_stats()
         row["double_backward_ms"] = timed(second, reps=5, warmup=2)
@@ -264,6 +264,9 @@ def main():
     torch.backends.cuda.matmul.allow_tf32 = True
     bench("linear_attention.chunked_cumsum", jmh_shape, la_chunked, True, results, torch.float32, "tf32")
     bench("linear_attention.state", jmh_shape, la_state, False, results, torch.float32, "tf32")
+    # the math path's double backward with TF32 matmuls: the peer of GpuAttentionBench -p dtype=TF32
+    for causal in (False, True):
+        bench_double_backward(jmh_shape, causal, results, torch.float32, "tf32")
     torch.backends.cuda.matmul.allow_tf32 = False
     save()
     for shape in ((1, 8, 1024, 64), (4, 8, 512, 64)):  # the CPU AttentionBench shapes

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Registers, spills and stack per kernel of kernels/cuda/attention/tensor_core_dd.cu (the 16-bit
-# tensor-core double backward and JVP), from ptxas -v for sm_90 and sm_80, plus the dynamic shared memory
+# and TF32 tensor-core double backward and JVP), from ptxas -v for sm_90 and sm_80, plus the dynamic shared memory
 # each pass asks for. No GPU needed. From the project root:
 #   bash benchmarks/gpu/ptxas_attention_dd.sh > benchmarks/results/ptxas-attention-dd-DATE.txt
 set -euo pipefail
@@ -44,10 +44,15 @@ cat > "$tmp/sizes.cu" <<'CU'
 using namespace mk::cuda;
 int main() {
   printf("\n## dynamic shared memory per block (bytes), 128 threads per block\n");
-  printf("tc_dd_stats_kernel BF16/F16: DP 64 %zu, 128 %zu\n", DdStatsLayout<64>::bytes, DdStatsLayout<128>::bytes);
-  printf("tc_dd_query_kernel BF16/F16: DP 64 %zu, 128 %zu\n", DdQueryLayout<64>::bytes, DdQueryLayout<128>::bytes);
-  printf("tc_dd_key_kernel   BF16/F16: DP 64 %zu, 128 %zu\n", DdKeyLayout<64>::bytes, DdKeyLayout<128>::bytes);
-  printf("tc_jvp_kernel      BF16/F16: DP 64 %zu, 128 %zu\n", JvpLayout16<64>::bytes, JvpLayout16<128>::bytes);
+  printf("tc_dd_stats_kernel BF16/F16: DP 64 %zu, 128 %zu\n", DdStatsLayout<Bf16, 64>::bytes, DdStatsLayout<Bf16, 128>::bytes);
+  printf("tc_dd_query_kernel BF16/F16: DP 64 %zu, 128 %zu\n", DdQueryLayout<Bf16, 64>::bytes, DdQueryLayout<Bf16, 128>::bytes);
+  printf("tc_dd_key_kernel   BF16/F16: DP 64 %zu, 128 %zu\n", DdKeyLayout<Bf16, 64>::bytes, DdKeyLayout<Bf16, 128>::bytes);
+  printf("tc_jvp_kernel      BF16/F16: DP 64 %zu, 128 %zu\n", TcJvpLayout<Bf16, 64>::bytes, TcJvpLayout<Bf16, 128>::bytes);
+  printf("tc_dd_stats_kernel TF32:     DP 64 %zu, 128 %zu\n", DdStatsLayout<Tf32, 64>::bytes, DdStatsLayout<Tf32, 128>::bytes);
+  printf("tc_dd_query_kernel TF32:     DP 64 %zu, 128 %zu\n", DdQueryLayout<Tf32, 64>::bytes, DdQueryLayout<Tf32, 128>::bytes);
+  printf("tc_dd_key_kernel   TF32:     DP 64 %zu, 128 %zu\n", DdKeyLayout<Tf32, 64>::bytes, DdKeyLayout<Tf32, 128>::bytes);
+  printf("tc_jvp_kernel      TF32:     DP 64 %zu, 128 %zu\n", TcJvpLayout<Tf32, 64>::bytes, TcJvpLayout<Tf32, 128>::bytes);
+  printf("(opt-in limits: H100/H200 232448, A100 166912, sm_86 101376; TF32 tiles DP 64: 32 keys/queries, DP 128: 16)\n");
   return 0;
 }
 CU

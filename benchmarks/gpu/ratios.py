@@ -27,6 +27,8 @@ def jmh_rows(path):
         p = r.get("params", {})
         if cls in CLASS_DTYPE:
             family, dtype = "softmax attention", CLASS_DTYPE[cls]
+            if "dtype" in p:  # GpuAttentionBench -p dtype=TF32: F32 data, TF32 allowed (peer dtype "tf32")
+                dtype = JMH_DTYPE.get(p["dtype"], p["dtype"])
         elif cls == "GpuLinearAttentionBench":
             family, dtype = "linear attention", JMH_DTYPE.get(p.get("dtype", "F32"), p.get("dtype"))
         else:

@@ -406,6 +406,17 @@ const char* mk_attention_tc_kernels(void) {
                                                                                                             : "f32") +
               ";";
   }
+  // F32 with TF32 allowed: the same kernels on TF32 MMAs (the same choice, allow_tf32 on)
+  text += std::string("\ndouble backward and JVP (F32, TF32 ") +
+          (mk_runtime_allow_tf32() ? "allowed" : "not allowed: exact F32 SIMT kernels") +
+          "): TF32 tensor cores (tensor_core_dd.cu, m16n8k8) where max(D, Dv) <= 128 and the tiles fit, else F32 "
+          "SIMT:";
+  for (int arch : {80, 90}) {
+    text += "\n  sm_" + std::to_string(arch) + ":";
+    for (int64_t w : {64, 128, 256})
+      text += " D<=" + std::to_string(w) + " " +
+              (mk::attention_tc_second_applies(MK_F32, w, w, arch / 10, second_f32, true) ? "tf32" : "f32") + ";";
+  }
   return text.c_str();
 }
 

@@ -11,6 +11,15 @@
 // the same bits; head dims above 128 must answer KERNEL_UNSUPPORTED (native/ then runs the F32
 // path) without touching the outputs, as must a device whose shared memory is too small. The JVP
 // (tc_attention_jvp, same file) the same way, with the cotangents as tangents.
+// TF32 (F32 inputs with allow_tf32: the same kernels on m16n8k8 TF32 MMAs) on the same cases, with
+// the criterion matched to TF32: the naive composition is then an F32 one (every op rounded to F32)
+// whose products take their inputs rounded to TF32 (round to nearest, ties away, as cvt.rna.tf32);
+// without allow_tf32, and with the F32 path selected (mk_attention_tc_select second = 2), an F32
+// call must answer KERNEL_UNSUPPORTED (the exact SIMT kernels run) and touch nothing. Through the
+// entries native/ calls (attention_backward_backward, attention_jvp) on the exact out and lse: with
+// TF32 allowed the same bits as the tensor-core kernels where they apply (else the SIMT result),
+// without it the SIMT kernels (within 1e-5 of the float64 reference: no TF32 rounding); on the cases
+// with Nq·Nk <= 2500.
 //   attention_dd_emu_test [order] [limits]   order: 0 forward, 1 reverse, 2 shuffled threads
 //                                            limits: 0 H100, 1 A100, 2 sm_86, 3 48 KB
 #include <omp.h>
@@ -20,6 +29,9 @@
 #include <string>
 
 #include "attention/tensor_core_dd.cu"
+// the entries native/ calls (F32: TF32 tensor cores when allowed and they apply, else SIMT)
+#include "attention/backward_backward.cu"
+#include "attention/jvp.cu"
 #include "mk/kernels.h"
 
 namespace mk {
@@ -36,13 +48,16 @@ using mk::AttentionParams;
 namespace {
 
 int g_failures = 0;
-double g_worst = 0;  // worst (kernel error / naive 16-bit error)
+double g_worst = 0;       // worst (kernel error / naive 16-bit error)
+double g_worst_tf32 = 0;  // worst (kernel error / naive TF32 error)
 
 template <class E>
 struct Half;
 template <>
 struct Half<mk::cuda::Bf16> {
   static constexpr const char* name = "BF16";
+  using Raw = uint16_t;
+  static double in(double x) { return x; }  // (product inputs: already rounded by every op)
   static uint16_t encode(double x) { return mk::f32_to_bf16_bits(float(x)); }
   static double decode(uint16_t b) { return mk::bf16_bits_to_f32(b); }
   static double round(double x) { return decode(encode(x)); }
@@ -50,9 +65,31 @@ struct Half<mk::cuda::Bf16> {
 template <>
 struct Half<mk::cuda::Fp16> {
   static constexpr const char* name = "F16";
+  using Raw = uint16_t;
+  static double in(double x) { return x; }
   static uint16_t encode(double x) { return mk::f32_to_f16_bits(float(x)); }
   static double decode(uint16_t b) { return mk::f16_bits_to_f32(b); }
   static double round(double x) { return decode(encode(x)); }
+};
+
+// F32 inputs on TF32 MMAs: values are F32 (round: to F32 after every op of the naive composition),
+// product inputs rounded to TF32 (in: 10 mantissa bits, round to nearest, ties away from zero).
+template <>
+struct Half<mk::cuda::Tf32> {
+  static constexpr const char* name = "TF32";
+  using Raw = float;
+  static double in(double x) {
+    const float f = float(x);
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7f800000u) != 0x7f800000u) u = (u + 0x1000u) & ~0x1fffu;
+    float r;
+    memcpy(&r, &u, 4);
+    return r;
+  }
+  static float encode(double x) { return float(x); }
+  static double decode(float b) { return b; }
+  static double round(double x) { return double(float(x)); }
 };
 
 // max |x − ref| / max |ref| (NaN: infinite)
@@ -91,11 +128,12 @@ struct Outputs {
 };
 
 // The double backward of softmax attention on doubles, op by op; `r` is applied after every op (the
-// identity for the reference, rounding to the 16-bit type for the naive composition). Products
+// identity for the reference, rounding to the 16-bit type for the naive composition) and `ri` to
+// every input of a product (the identity but for the naive TF32 composition: TF32 rounding). Products
 // sum in double before their one rounding (a 16-bit matmul accumulates in F32); out and lse are the
 // forward's saved outputs (inputs here), P = exp(S − lse), D = rowsum(dO ∘ O).
-template <class Rnd>
-Outputs compose(const Inputs& x, Rnd r, bool own_lse) {
+template <class Rnd, class Rin>
+Outputs compose(const Inputs& x, Rnd r, Rin ri, bool own_lse) {
   const int64_t B = x.B, H = x.H, Hkv = x.Hkv, Nq = x.Nq, Nk = x.Nk, D = x.D, Dv = x.Dv, group = H / Hkv;
   Outputs o;
   o.q.assign(size_t(B * H * Nq * D), 0.0);
@@ -122,7 +160,7 @@ Outputs compose(const Inputs& x, Rnd r, bool own_lse) {
           double mx = -INFINITY, sum = 0;
           for (int64_t j = 0; j < e; ++j) {
             double s = 0;
-            for (int64_t c = 0; c < D; ++c) s += qi[c] * x.k[size_t((kh * Nk + j) * D + c)];
+            for (int64_t c = 0; c < D; ++c) s += ri(qi[c]) * ri(x.k[size_t((kh * Nk + j) * D + c)]);
             s *= x.scale;
             if (!x.bias.empty()) s += x.bias[size_t(b * x.bias_bs + h * x.bias_hs + i * Nk + j)];
             sr[size_t(j)] = r(s);
@@ -138,22 +176,22 @@ Outputs compose(const Inputs& x, Rnd r, bool own_lse) {
           const double* kj = &x.k[size_t((kh * Nk + j) * D)];
           const double* vj = &x.v[size_t((kh * Nk + j) * Dv)];
           double s = 0, dp = 0, g1 = 0, g2 = 0, tt = 0;
-          for (int64_t c = 0; c < D; ++c) s += qi[c] * kj[c];
+          for (int64_t c = 0; c < D; ++c) s += ri(qi[c]) * ri(kj[c]);
           s *= x.scale;
           if (!x.bias.empty()) s += x.bias[size_t(b * x.bias_bs + h * x.bias_hs + i * Nk + j)];
           s = r(s);
           P[j] = std::isinf(s) ? 0.0 : r(std::exp(s - lse_r));
-          for (int64_t c = 0; c < Dv; ++c) dp += doi[c] * vj[c];
+          for (int64_t c = 0; c < Dv; ++c) dp += ri(doi[c]) * ri(vj[c]);
           dP[j] = r(dp);
           if (hq)
-            for (int64_t c = 0; c < D; ++c) g1 += x.gq[size_t((qh * Nq + i) * D + c)] * kj[c];
+            for (int64_t c = 0; c < D; ++c) g1 += ri(x.gq[size_t((qh * Nq + i) * D + c)]) * ri(kj[c]);
           if (hk)
-            for (int64_t c = 0; c < D; ++c) g2 += qi[c] * x.gk[size_t((kh * Nk + j) * D + c)];
+            for (int64_t c = 0; c < D; ++c) g2 += ri(qi[c]) * ri(x.gk[size_t((kh * Nk + j) * D + c)]);
           double gv = r(x.scale * (r(g1) + r(g2)));
           if (hb) gv = r(gv + x.gb[size_t((qh * Nq + i) * Nk + j)]);
           G[j] = gv;
           if (hv) {
-            for (int64_t c = 0; c < Dv; ++c) tt += doi[c] * x.gv[size_t((kh * Nk + j) * Dv + c)];
+            for (int64_t c = 0; c < Dv; ++c) tt += ri(doi[c]) * ri(x.gv[size_t((kh * Nk + j) * Dv + c)]);
             T[j] = r(tt);
           }
           dS[j] = r(P[j] * r(dP[j] - Dr));
@@ -180,26 +218,26 @@ Outputs compose(const Inputs& x, Rnd r, bool own_lse) {
         for (int64_t c = 0; c < D; ++c) {
           double a = 0, a2 = 0;
           for (int64_t j = 0; j < e; ++j) {
-            a += gS[j] * x.k[size_t((kh * Nk + j) * D + c)];
-            if (hk) a2 += dS[j] * x.gk[size_t((kh * Nk + j) * D + c)];
+            a += ri(gS[j]) * ri(x.k[size_t((kh * Nk + j) * D + c)]);
+            if (hk) a2 += ri(dS[j]) * ri(x.gk[size_t((kh * Nk + j) * D + c)]);
           }
           o.q[size_t((qh * Nq + i) * D + c)] = r(x.scale * r(r(a) + r(a2)));
         }
         for (int64_t c = 0; c < Dv; ++c) {
           double a = 0, a2 = 0;
           for (int64_t j = 0; j < e; ++j) {
-            if (hv) a += P[j] * x.gv[size_t((kh * Nk + j) * Dv + c)];
-            a2 += gdP[j] * x.v[size_t((kh * Nk + j) * Dv + c)];
+            if (hv) a += ri(P[j]) * ri(x.gv[size_t((kh * Nk + j) * Dv + c)]);
+            a2 += ri(gdP[j]) * ri(x.v[size_t((kh * Nk + j) * Dv + c)]);
           }
           o.dout[size_t((qh * Nq + i) * Dv + c)] = r(r(a) + r(a2));
         }
         // k' = scale (ḡSᵀ q + dSᵀ ĝq), v' = ḡdPᵀ dO: summed over rows and the heads of the group
         for (int64_t j = 0; j < e; ++j) {
           for (int64_t c = 0; c < D; ++c) {
-            kq[size_t((kh * Nk + j) * D + c)] += gS[j] * qi[c];
-            if (hq) kgq[size_t((kh * Nk + j) * D + c)] += dS[j] * x.gq[size_t((qh * Nq + i) * D + c)];
+            kq[size_t((kh * Nk + j) * D + c)] += ri(gS[j]) * ri(qi[c]);
+            if (hq) kgq[size_t((kh * Nk + j) * D + c)] += ri(dS[j]) * ri(x.gq[size_t((qh * Nq + i) * D + c)]);
           }
-          for (int64_t c = 0; c < Dv; ++c) vv[size_t((kh * Nk + j) * Dv + c)] += gdP[j] * doi[c];
+          for (int64_t c = 0; c < Dv; ++c) vv[size_t((kh * Nk + j) * Dv + c)] += ri(gdP[j]) * ri(doi[c]);
         }
       }
     }
@@ -212,9 +250,9 @@ Outputs compose(const Inputs& x, Rnd r, bool own_lse) {
 
 // The JVP on doubles (tangents tq, tk, tv, tb = the inputs' gq, gk, gv, gb): tS = scale (tq kᵀ + q
 // tkᵀ) + tb, c = rowsum(P ∘ tS), tO = (P ∘ tS) v + P tv − c O, tlse = c; `r` after every op as in
-// compose (the naive one with its own softmax of its rounded scores).
-template <class Rnd>
-std::vector<double> jvp_compose(const Inputs& x, Rnd r, bool own_lse, std::vector<double>* tlse) {
+// compose (the naive one with its own softmax of its rounded scores), `ri` on product inputs.
+template <class Rnd, class Rin>
+std::vector<double> jvp_compose(const Inputs& x, Rnd r, Rin ri, bool own_lse, std::vector<double>* tlse) {
   const int64_t H = x.H, Nq = x.Nq, Nk = x.Nk, D = x.D, Dv = x.Dv, group = x.H / x.Hkv;
   std::vector<double> to(x.dout.size(), 0.0);
   tlse->assign(x.lse.size(), 0.0);
@@ -230,7 +268,7 @@ std::vector<double> jvp_compose(const Inputs& x, Rnd r, bool own_lse, std::vecto
         double mx = -INFINITY;
         for (int64_t j = 0; j < e; ++j) {
           double a = 0;
-          for (int64_t c = 0; c < D; ++c) a += qi[c] * x.k[size_t((kh * Nk + j) * D + c)];
+          for (int64_t c = 0; c < D; ++c) a += ri(qi[c]) * ri(x.k[size_t((kh * Nk + j) * D + c)]);
           a *= x.scale;
           if (!x.bias.empty()) a += x.bias[size_t(b * x.bias_bs + h * x.bias_hs + i * Nk + j)];
           S[j] = r(a);
@@ -248,9 +286,9 @@ std::vector<double> jvp_compose(const Inputs& x, Rnd r, bool own_lse, std::vecto
           double g1 = 0, g2 = 0;
           if (!x.gq.empty())
             for (int64_t c = 0; c < D; ++c)
-              g1 += x.gq[size_t((qh * Nq + i) * D + c)] * x.k[size_t((kh * Nk + j) * D + c)];
+              g1 += ri(x.gq[size_t((qh * Nq + i) * D + c)]) * ri(x.k[size_t((kh * Nk + j) * D + c)]);
           if (!x.gk.empty())
-            for (int64_t c = 0; c < D; ++c) g2 += qi[c] * x.gk[size_t((kh * Nk + j) * D + c)];
+            for (int64_t c = 0; c < D; ++c) g2 += ri(qi[c]) * ri(x.gk[size_t((kh * Nk + j) * D + c)]);
           double ts = r(x.scale * (r(g1) + r(g2)));
           if (!x.gb.empty()) ts = r(ts + x.gb[size_t((qh * Nq + i) * Nk + j)]);
           PT[j] = r(P[j] * ts);
@@ -261,8 +299,8 @@ std::vector<double> jvp_compose(const Inputs& x, Rnd r, bool own_lse, std::vecto
         for (int64_t c = 0; c < Dv; ++c) {
           double a = 0, a2 = 0;
           for (int64_t j = 0; j < e; ++j) {
-            a += PT[j] * x.v[size_t((kh * Nk + j) * Dv + c)];
-            if (!x.gv.empty()) a2 += P[j] * x.gv[size_t((kh * Nk + j) * Dv + c)];
+            a += ri(PT[j]) * ri(x.v[size_t((kh * Nk + j) * Dv + c)]);
+            if (!x.gv.empty()) a2 += ri(P[j]) * ri(x.gv[size_t((kh * Nk + j) * Dv + c)]);
           }
           to[size_t((qh * Nq + i) * Dv + c)] = r(r(r(a) + r(a2)) - r(C * x.out[size_t((qh * Nq + i) * Dv + c)]));
         }
@@ -363,23 +401,30 @@ Outputs cpu_twin(const Inputs& x, unsigned mask) {
   return Outputs{widen(oq), widen(ok), widen(ov), widen(od), widen(ob)};
 }
 
-// A 16-bit output with guard words around it (nothing may be written outside), zero inside (as
-// native/ zero-fills outputs before the kernels).
+// A 16-bit (or F32) output with guard words around it (nothing may be written outside), zero
+// inside (as native/ zero-fills outputs before the kernels).
 constexpr size_t kGuard = 64;
-constexpr uint16_t kSentinel = 0x7fc1;
+template <class Raw>
+Raw sentinel() {
+  if constexpr (sizeof(Raw) == 2)
+    return Raw(0x7fc1);
+  else
+    return Raw(-12345.678f);
+}
 template <class X>
 struct Out {
-  std::vector<uint16_t> buf;
+  using Raw = typename X::Raw;
+  std::vector<Raw> buf;
   size_t n = 0;
   void init(size_t n_) {
     n = n_;
-    buf.assign(n + 2 * kGuard, kSentinel);
-    std::fill(buf.begin() + kGuard, buf.begin() + kGuard + n, uint16_t(0));
+    buf.assign(n + 2 * kGuard, sentinel<Raw>());
+    std::fill(buf.begin() + kGuard, buf.begin() + kGuard + n, Raw(0));
   }
-  uint16_t* data() { return buf.data() + kGuard; }
+  Raw* data() { return buf.data() + kGuard; }
   bool guards_ok() const {
     for (size_t i = 0; i < kGuard; ++i)
-      if (buf[i] != kSentinel || buf[kGuard + n + i] != kSentinel) return false;
+      if (!(buf[i] == sentinel<Raw>()) || !(buf[kGuard + n + i] == sentinel<Raw>())) return false;
     return true;
   }
   std::vector<double> values() const {
@@ -392,6 +437,8 @@ struct Out {
 template <class E>
 void run(const Case& c, uint64_t seed) {
   using X = Half<E>;
+  using Raw = typename X::Raw;
+  constexpr bool tf32 = sizeof(Raw) == 4;
   char name[256];
   snprintf(name, sizeof name, "%s b%lld h%lld/%lld nq%lld nk%lld d%lld dv%lld %s bias=%s len=%s mask=%x", X::name,
            (long long)c.b, (long long)c.h, (long long)c.hkv, (long long)c.nq, (long long)c.nk, (long long)c.d,
@@ -433,59 +480,68 @@ void run(const Case& c, uint64_t seed) {
   if (c.mask & 2) x.gk = make(x.B * x.Hkv * x.Nk * x.D, 1.0);
   if (c.mask & 4) x.gv = make(x.B * x.Hkv * x.Nk * x.Dv, 1.0);
   if ((c.mask & 8) && has_bias) x.gb = make(rows * x.Nk, 1.0);
-  // the forward's saved outputs: lse in F32, out in the 16-bit type (from float64)
-  x.lse.assign(size_t(rows), -INFINITY);
-  x.out.assign(size_t(rows * x.Dv), 0.0);
-  for (int64_t b = 0; b < x.B; ++b)
-    for (int64_t h = 0; h < x.H; ++h) {
-      const int64_t qh = b * x.H + h, kh = b * x.Hkv + h / (x.H / x.Hkv);
-      for (int64_t i = 0; i < x.Nq; ++i) {
-        const int64_t e = x.key_end(b, i);
-        std::vector<double> s(static_cast<size_t>(e));
-        double mx = -INFINITY;
-        for (int64_t j = 0; j < e; ++j) {
-          double a = 0;
-          for (int64_t cc = 0; cc < x.D; ++cc)
-            a += x.q[size_t((qh * x.Nq + i) * x.D + cc)] * x.k[size_t((kh * x.Nk + j) * x.D + cc)];
-          a *= x.scale;
-          if (has_bias) a += x.bias[size_t(b * x.bias_bs + h * x.bias_hs + i * x.Nk + j)];
-          s[size_t(j)] = a;
-          mx = std::max(mx, a);
-        }
-        if (mx == -INFINITY) continue;
-        double sum = 0;
-        for (int64_t j = 0; j < e; ++j) sum += std::exp(s[size_t(j)] - mx);
-        const double lse = double(float(mx + std::log(sum)));
-        x.lse[size_t(qh * x.Nq + i)] = lse;
-        for (int64_t cc = 0; cc < x.Dv; ++cc) {
-          double a = 0;
-          for (int64_t j = 0; j < e; ++j)
-            a += std::exp(s[size_t(j)] - mx) / sum * x.v[size_t((kh * x.Nk + j) * x.Dv + cc)];
-          x.out[size_t((qh * x.Nq + i) * x.Dv + cc)] = X::round(a);
+  // the forward's saved outputs: lse in F32, out in the 16-bit type (from float64). `ri` on every
+  // product input: the identity, or (TF32) TF32 rounding, as the TF32 forward computes them.
+  auto forward_saved = [&](auto ri, std::vector<double>* lse_out, std::vector<double>* out_out) {
+    lse_out->assign(size_t(rows), -INFINITY);
+    out_out->assign(size_t(rows * x.Dv), 0.0);
+    for (int64_t b = 0; b < x.B; ++b)
+      for (int64_t h = 0; h < x.H; ++h) {
+        const int64_t qh = b * x.H + h, kh = b * x.Hkv + h / (x.H / x.Hkv);
+        for (int64_t i = 0; i < x.Nq; ++i) {
+          const int64_t e = x.key_end(b, i);
+          std::vector<double> s(static_cast<size_t>(e));
+          double mx = -INFINITY;
+          for (int64_t j = 0; j < e; ++j) {
+            double a = 0;
+            for (int64_t cc = 0; cc < x.D; ++cc)
+              a += ri(x.q[size_t((qh * x.Nq + i) * x.D + cc)]) * ri(x.k[size_t((kh * x.Nk + j) * x.D + cc)]);
+            a *= x.scale;
+            if (has_bias) a += x.bias[size_t(b * x.bias_bs + h * x.bias_hs + i * x.Nk + j)];
+            s[size_t(j)] = a;
+            mx = std::max(mx, a);
+          }
+          if (mx == -INFINITY) continue;
+          double sum = 0;
+          for (int64_t j = 0; j < e; ++j) sum += std::exp(s[size_t(j)] - mx);
+          const double lse = double(float(mx + std::log(sum)));
+          (*lse_out)[size_t(qh * x.Nq + i)] = lse;
+          for (int64_t cc = 0; cc < x.Dv; ++cc) {
+            double a = 0;
+            for (int64_t j = 0; j < e; ++j)
+              a += ri(std::exp(s[size_t(j)] - mx) / sum) * ri(x.v[size_t((kh * x.Nk + j) * x.Dv + cc)]);
+            (*out_out)[size_t((qh * x.Nq + i) * x.Dv + cc)] = X::round(a);
+          }
         }
       }
-    }
-
+  };
+  const auto id = [](double v) { return v; };
+  forward_saved(id, &x.lse, &x.out);
+  // TF32: the kernel and the naive composition get out and lse of a TF32 forward (products of
+  // TF32-rounded inputs), as in a chain run with TF32 allowed (the forward on TF32 tensor cores, or a
+  // math path's own forward); the reference keeps the exact ones. (16-bit: the same exact ones.)
+  Inputs xk = x;
+  if (tf32) forward_saved([](double v) { return X::in(v); }, &xk.lse, &xk.out);
   const unsigned want = c.mask & (has_bias ? 0x1F0u : 0xF0u);
-  const Outputs ref = compose(
-      x, [](double v) { return v; }, false);
+  const Outputs ref = compose(x, id, id, false);
   const Outputs naive = compose(
-      x, [](double v) { return X::round(v); }, true);
+      xk, [](double v) { return X::round(v); }, [](double v) { return X::in(v); }, true);
   const Outputs twin64 = cpu_twin<double>(x, want);
   const Outputs twin32 = cpu_twin<float>(x, want);
 
   // the kernel, twice
   auto bits = [](const std::vector<double>& a) {
-    std::vector<uint16_t> r(a.size());
+    std::vector<Raw> r(a.size());
     for (size_t i = 0; i < a.size(); ++i) r[i] = X::encode(a[i]);
     return r;
   };
-  std::vector<uint16_t> qb = bits(x.q), kb = bits(x.k), vb = bits(x.v), biasb = bits(x.bias), dob = bits(x.dout),
-                        outb = bits(x.out), gqb = bits(x.gq), gkb = bits(x.gk), gvb = bits(x.gv), gbb = bits(x.gb);
-  std::vector<float> lsef(x.lse.begin(), x.lse.end());
+  std::vector<Raw> qb = bits(x.q), kb = bits(x.k), vb = bits(x.v), biasb = bits(x.bias), dob = bits(x.dout),
+                   outb = bits(xk.out), gqb = bits(x.gq), gkb = bits(x.gk), gvb = bits(x.gv), gbb = bits(x.gb);
+  std::vector<float> lsef(xk.lse.begin(), xk.lse.end());
   std::vector<int64_t> lens = x.lens;
   AttentionParams p{};
   p.dtype = E::kDtype;
+  p.allow_tf32 = tf32 ? 1 : 0;
   p.batch = x.B;
   p.heads = x.H;
   p.kv_heads = x.Hkv;
@@ -526,12 +582,127 @@ void run(const Case& c, uint64_t seed) {
     e.cot_bias_full = want & 256 ? o[4].data() : nullptr;
     status[rep] = mk::cuda::tc_attention_backward_backward(e, nullptr);
   }
+  if (tf32) {
+    // F32 without allow_tf32, or with the F32 path selected: the exact SIMT kernels (unsupported
+    // here, nothing written), for the double backward and the JVP alike
+    bool exact_ok = true;
+    for (int mode = 0; mode < 2; ++mode) {
+      Out<X> o[5], to;
+      for (int i = 0; i < 5; ++i) o[i].init(sizes[i]);
+      to.init(x.dout.size());
+      std::vector<float> ws(size_t(ws_bytes / 4 + 1), NAN), tl(x.lse.size(), NAN);
+      AttentionParams e = p;
+      if (mode == 0)
+        e.allow_tf32 = 0;
+      else
+        mk::attention_tc_selection().second.store(2);
+      e.workspace = ws.data();
+      e.cot_q = o[0].data();
+      e.cot_k = o[1].data();
+      e.cot_v = o[2].data();
+      e.cot_dout = o[3].data();
+      e.cot_bias_full = o[4].data();
+      const int s1 = mk::cuda::tc_attention_backward_backward(e, nullptr);
+      AttentionParams j = e;
+      j.dout = nullptr;
+      j.cot_q = j.cot_k = j.cot_v = j.cot_dout = j.cot_bias_full = nullptr;
+      j.cot_grad_q = j.cot_grad_k = j.cot_grad_v = j.cot_grad_bias_full = nullptr;
+      j.tan_q = p.cot_grad_q;
+      j.tan_k = p.cot_grad_k;
+      j.tan_v = p.cot_grad_v;
+      j.tan_bias_full = p.cot_grad_bias_full;
+      j.tan_out = to.data();
+      j.tan_lse = tl.data();
+      const int s2 = mk::cuda::tc_attention_jvp(j, nullptr);
+      mk::attention_tc_selection().second.store(0);
+      bool untouched = to.guards_ok();
+      for (int i = 0; i < 5; ++i) {
+        untouched = untouched && o[i].guards_ok();
+        for (double v : o[i].values()) untouched = untouched && v == 0.0;
+      }
+      for (double v : to.values()) untouched = untouched && v == 0.0;
+      for (float v : tl) untouched = untouched && std::isnan(v);
+      exact_ok = exact_ok && s1 == mk::KERNEL_UNSUPPORTED && s2 == mk::KERNEL_UNSUPPORTED && untouched;
+    }
+    if (!exact_ok) {
+      printf("FAIL %s: F32 without TF32 (or the F32 path selected) did not answer unsupported untouched\n", name);
+      ++g_failures;
+    }
+  }
   // expected: the tensor cores where max(D, Dv) <= 128 and the tiles fit this device
   const int64_t w = std::max(x.D, x.Dv);
   using namespace mk::cuda;
   const bool qp = want & (16 | 128 | 256), kp = want & (32 | 64);
-  const size_t need = w <= 64 ? dd_smem_max<64>(qp, kp) : dd_smem_max<128>(qp, kp);
+  const size_t need = w <= 64 ? dd_smem_max<E, 64>(qp, kp) : dd_smem_max<E, 128>(qp, kp);
   const bool applies = w <= 128 && need <= size_t(emu::config().optin);
+  if (tf32 && x.Nq * x.Nk <= 2500) {  // (the smaller cases: the emulated SIMT kernels are slow)
+    // the entries on the exact out and lse: TF32 off -> SIMT (F32-exact), on -> the tensor cores
+    std::vector<Raw> outx = bits(x.out);
+    std::vector<float> lsex(x.lse.begin(), x.lse.end());
+    AttentionParams e = p;
+    e.out = outx.data();
+    e.lse = lsex.data();
+    Out<X> direct[5], on[5], off[5], jd, jon, joff;
+    std::vector<float> tld(x.lse.size()), tlon(x.lse.size()), tloff(x.lse.size());
+    auto dd = [&](Out<X>* o, int mode) {  // mode 0: the tensor-core kernels directly; 1: entry, TF32; 2: entry, F32
+      for (int i = 0; i < 5; ++i) o[i].init(sizes[i]);
+      std::vector<float> ws(size_t(ws_bytes / 4 + 1), NAN);
+      AttentionParams a = e;
+      a.allow_tf32 = mode == 2 ? 0 : 1;
+      a.workspace = ws.data();
+      a.cot_q = want & 16 ? o[0].data() : nullptr;
+      a.cot_k = want & 32 ? o[1].data() : nullptr;
+      a.cot_v = want & 64 ? o[2].data() : nullptr;
+      a.cot_dout = want & 128 ? o[3].data() : nullptr;
+      a.cot_bias_full = want & 256 ? o[4].data() : nullptr;
+      return mode == 0 ? mk::cuda::tc_attention_backward_backward(a, nullptr)
+                       : mk::cuda::attention_backward_backward(a, nullptr);
+    };
+    auto jvp = [&](Out<X>& o, std::vector<float>& tl, int mode) {
+      o.init(x.dout.size());
+      std::fill(tl.begin(), tl.end(), 0.f);
+      std::vector<float> ws(size_t(ws_bytes / 4 + 1), NAN);
+      AttentionParams a = e;
+      a.allow_tf32 = mode == 2 ? 0 : 1;
+      a.workspace = ws.data();
+      a.dout = nullptr;
+      a.cot_grad_q = a.cot_grad_k = a.cot_grad_v = a.cot_grad_bias_full = nullptr;
+      a.tan_q = p.cot_grad_q;
+      a.tan_k = p.cot_grad_k;
+      a.tan_v = p.cot_grad_v;
+      a.tan_bias_full = p.cot_grad_bias_full;
+      a.tan_out = o.data();
+      a.tan_lse = tl.data();
+      return mode == 0 ? mk::cuda::tc_attention_jvp(a, nullptr) : mk::cuda::attention_jvp(a, nullptr);
+    };
+    const int s0 = dd(direct, 0), s1 = dd(on, 1), s2 = dd(off, 2);
+    const int j0 = jvp(jd, tld, 0), j1 = jvp(jon, tlon, 1), j2 = jvp(joff, tloff, 2);
+    std::vector<double> tl_ref;
+    const std::vector<double> to_ref = jvp_compose(x, id, id, false, &tl_ref);
+    const std::vector<double>* refs[5] = {&ref.q, &ref.k, &ref.v, &ref.dout, &ref.bias};
+    bool ok = s1 == 0 && s2 == 0 && j1 == 0 && j2 == 0 && (applies ? s0 == 0 : s0 == mk::KERNEL_UNSUPPORTED);
+    double worst_off = 0, worst_on = 0, worst_on_jvp = 0;
+    for (int i = 0; i < 5; ++i) {
+      if (!(want & (16u << i))) continue;
+      worst_off = std::max(worst_off, rel_err(off[i].values(), *refs[i]));
+      worst_on = std::max(worst_on, rel_err(on[i].values(), *refs[i]));
+      if (applies) ok = ok && on[i].buf == direct[i].buf;  // (the tensor cores ran)
+      ok = ok && on[i].guards_ok() && off[i].guards_ok();
+    }
+    std::vector<double> tloffd(tloff.begin(), tloff.end()), tlond(tlon.begin(), tlon.end());
+    worst_off = std::max({worst_off, rel_err(joff.values(), to_ref), rel_err(tloffd, tl_ref)});
+    worst_on_jvp = std::max(rel_err(jon.values(), to_ref), rel_err(tlond, tl_ref));
+    const size_t need_j = w <= 64 ? TcJvpLayout<E, 64>::bytes : TcJvpLayout<E, 128>::bytes;
+    const bool japplies = w <= 128 && need_j <= size_t(emu::config().optin);
+    ok = ok && (japplies ? j0 == 0 && jon.buf == jd.buf && tlon == tld : j0 == mk::KERNEL_UNSUPPORTED);
+    // F32 path exact; where the tensor cores do not apply, TF32 allowed gives the same SIMT result
+    ok = ok && worst_off <= 1e-5 && (applies || worst_on <= 1e-5) && (japplies || worst_on_jvp <= 1e-5);
+    if (!ok) {
+      printf("FAIL %s: entries (status %d %d %d, jvp %d %d %d): F32 path error %.2e, TF32 allowed %.2e\n", name, s0, s1,
+             s2, j0, j1, j2, worst_off, std::max(worst_on, worst_on_jvp));
+      ++g_failures;
+    }
+  }
   if (!applies) {
     bool untouched = true;
     for (int i = 0; i < 5; ++i)
@@ -560,7 +731,7 @@ void run(const Case& c, uint64_t seed) {
     std::vector<double> t32r(t32[i]->size());
     for (size_t j = 0; j < t32r.size(); ++j) t32r[j] = X::round((*t32[i])[j]);
     const double e32 = rel_err(t32r, *refs[i]);  // the F32 path, rounded to 16 bit
-    const bool same = std::memcmp(run1[i].buf.data(), run2[i].buf.data(), run1[i].buf.size() * 2) == 0;
+    const bool same = std::memcmp(run1[i].buf.data(), run2[i].buf.data(), run1[i].buf.size() * sizeof(Raw)) == 0;
     const bool ok = ek <= 2 * en + 1e-6 && et <= 1e-9 && same && run1[i].guards_ok();
     printf(" %s %.2e/%.2e (f32 %.1e)%s%s", names[i], ek, en, e32, same ? "" : " not deterministic", ok ? "" : " FAIL");
     if (!ok) {
@@ -568,15 +739,15 @@ void run(const Case& c, uint64_t seed) {
       if (et > 1e-9) printf(" [reference vs CPU twin %.2e]", et);
       if (!run1[i].guards_ok()) printf(" [guard overwritten]");
     }
-    g_worst = std::max(g_worst, en > 0 ? ek / en : 0.0);
+    double& worst = tf32 ? g_worst_tf32 : g_worst;
+    worst = std::max(worst, en > 0 ? ek / en : 0.0);
   }
   // ---- the JVP with the cotangents as tangents: tO within the criterion, tlse (F32) too
   {
     std::vector<double> tl_ref, tl_naive, tl_twin;
-    const std::vector<double> to_ref = jvp_compose(
-        x, [](double v) { return v; }, false, &tl_ref);
+    const std::vector<double> to_ref = jvp_compose(x, id, id, false, &tl_ref);
     const std::vector<double> to_naive = jvp_compose(
-        x, [](double v) { return X::round(v); }, true, &tl_naive);
+        xk, [](double v) { return X::round(v); }, [](double v) { return X::in(v); }, true, &tl_naive);
     const std::vector<double> to_twin = cpu_twin_jvp(x, &tl_twin);
     Out<X> to1, to2;
     to1.init(x.dout.size());
@@ -595,7 +766,7 @@ void run(const Case& c, uint64_t seed) {
     e.tan_out = to2.data();
     e.tan_lse = tl2.data() + 1;
     const int s2 = mk::cuda::tc_attention_jvp(e, nullptr);
-    const size_t need_j = w <= 64 ? JvpLayout16<64>::bytes : JvpLayout16<128>::bytes;
+    const size_t need_j = w <= 64 ? TcJvpLayout<E, 64>::bytes : TcJvpLayout<E, 128>::bytes;
     if (need_j > size_t(emu::config().optin)) {
       const bool ok = s1 == mk::KERNEL_UNSUPPORTED;
       printf(" | jvp unsupported here%s", ok ? "" : " FAIL");
@@ -618,8 +789,9 @@ void run(const Case& c, uint64_t seed) {
         if (et > 1e-9) printf(" [reference vs CPU twin %.2e]", et);
         if (!guards) printf(" [guard overwritten]");
       }
-      g_worst = std::max(g_worst, en > 0 ? ek / en : 0.0);
-      g_worst = std::max(g_worst, eln > 0 ? el / eln : 0.0);
+      double& worst = tf32 ? g_worst_tf32 : g_worst;
+      worst = std::max(worst, en > 0 ? ek / en : 0.0);
+      worst = std::max(worst, eln > 0 ? el / eln : 0.0);
     }
   }
   // outputs not asked for stay untouched
@@ -662,10 +834,12 @@ int main(int argc, char** argv) {
   for (const Case& c : cases) {
     run<mk::cuda::Bf16>(c, seed);
     run<mk::cuda::Fp16>(c, seed);
+    run<mk::cuda::Tf32>(c, seed);
     ++seed;
   }
   printf("double backward on tensor cores: worst kernel error / naive 16-bit composition error %.3f (criterion <= 2)\n",
          g_worst);
+  printf("TF32: worst kernel error / naive TF32 composition error %.3f (criterion <= 2)\n", g_worst_tf32);
   printf("order %d limits %d: %lld launches, %lld blocks, %d failures\n", order, limits,
          (long long)emu::config().launches, (long long)emu::config().blocks, g_failures);
   return g_failures ? 1 : 0;

@@ -275,6 +275,12 @@ int attention_backward_backward(const AttentionParams& in, void* stream) {
   // 16-bit: the tensor-core kernels where they apply (else KERNEL_UNSUPPORTED: native/ runs this
   // file's F32 kernels on F32 copies)
   if (is_half(in)) return tc_attention_backward_backward(in, stream);
+  // F32 with TF32 allowed: the same tensor-core kernels on TF32 MMAs where they apply and fit
+  // (mk/attention_tc_choice.h), else the kernels below
+  if (try_tf32(in)) {
+    const int e = tc_attention_backward_backward(in, stream);
+    if (e != KERNEL_UNSUPPORTED) return e;
+  }
   AttentionParams p = in;
   p.second = attention_cotangents(in);
   if (!supported(p) || !p.workspace) return int(cudaErrorInvalidValue);

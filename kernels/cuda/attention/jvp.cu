@@ -90,6 +90,12 @@ int attention_jvp(const AttentionParams& in, void* stream) {
   // 16-bit: the tensor-core JVP where it applies (else KERNEL_UNSUPPORTED: native/ runs this file's
   // F32 kernel on F32 copies)
   if (is_half(in)) return tc_attention_jvp(in, stream);
+  // F32 with TF32 allowed: the same tensor-core kernels on TF32 MMAs where they apply and fit
+  // (mk/attention_tc_choice.h), else the kernels below
+  if (try_tf32(in)) {
+    const int e = tc_attention_jvp(in, stream);
+    if (e != KERNEL_UNSUPPORTED) return e;
+  }
   AttentionParams p = in;
   p.second = attention_tangents(in);
   if (!supported(p)) return int(cudaErrorInvalidValue);

@@ -1,5 +1,7 @@
 // Softmax attention on tensor cores (sm_80+): the double backward (backward of the backward) and
-// the JVP (at the end of the file) in BF16 / F16 on m16n8k16 MMAs with F32 accumulation. The math
+// the JVP (at the end of the file) in BF16 / F16 on m16n8k16 MMAs with F32 accumulation, and, opt-in
+// (AttentionParams::allow_tf32), in F32 on m16n8k8 TF32 MMAs (the operand type E: Bf16, Fp16 or
+// Tf32, Operand<E> of mma.cuh). The math
 // and its derivation are those of the F32 kernels (kernels/cpu/attention/backward_backward.cpp, the
 // oracle; kernels/cuda/attention/backward_backward.cu, SIMT): per tile, with P = exp(S − lse),
 // dP = dO vᵀ, D = rowsum(dO ∘ O), G = scale (ĝq kᵀ + q ĝkᵀ) + ĝb, T = dO ĝvᵀ and the row
@@ -11,7 +13,9 @@
 // P ĝv, ḡdP v, ḡSᵀ q, dSᵀ ĝq, ḡdPᵀ dO) runs on MMAs with 16-bit operands and F32 accumulation;
 // the elementwise parts run in F32 registers; P, dS, ḡS and ḡdP are rounded to 16 bit only as the A
 // operand of the next MMA; D, C, E and lse stay F32 (in the workspace); the outputs are rounded
-// to 16 bit once.
+// to 16 bit once. TF32 the same way: the F32 inputs are rounded to TF32 only as MMA operands (in
+// shared memory, Operand<Tf32>::to_smem), P, dS, ḡS, ḡdP as A registers (acc_a); D, the biases
+// and every elementwise step stay F32, and the outputs are the F32 accumulators. No F32 copies.
 //
 // Passes (every output element has one owner block, no atomics: deterministic):
 //   D      rowsum(dO ∘ O), a warp per row (tc_rowdot_kernel of tensor_core_parts.cuh)
@@ -22,9 +26,15 @@
 //          the block's first key (causal)
 // One output per block keeps one accumulator tile per warp in registers (16 x DP); the part that
 // writes dO' or v' needs only P and G (no dP, T products). Head dims: max(D, Dv) ≤ 128, padded
-// to DP ∈ {64, 128} with zeros (k-steps and n-blocks past D, Dv skipped). Larger head dims, TF32,
-// devices below sm_80 or without the shared memory: KERNEL_UNSUPPORTED, and native/ runs the F32
-// kernels on F32 copies (mk/attention_tc_choice.h decides, attention_tc_second_applies).
+// to DP ∈ {64, 128} with zeros (k-steps and n-blocks past D, Dv skipped). Larger head dims, F32
+// without allow_tf32, devices below sm_80 or without the shared memory: KERNEL_UNSUPPORTED, and the
+// SIMT kernels run (16-bit: native/ on F32 copies; F32: backward_backward.cu, jvp.cu), as
+// mk/attention_tc_choice.h decides (attention_tc_second_applies).
+// TF32 tiles (F32 in shared memory) are twice the bytes of the 16-bit ones; they need no transposed
+// copies (TF32 reads the B of P-side products from the row-major tiles, Operand<Tf32>::b_kn), and at
+// DP = 128 the key tiles (stats, query, JVP) and query tiles (key pass) are 16 wide instead of 32,
+// so that every pass fits an A100's 163 KB (H100/H200: one block of 4 warps per SM either way;
+// DdTiles). sm_86-class devices (99 KB): KERNEL_UNSUPPORTED where a pass does not fit (SIMT).
 #include <algorithm>
 #include <climits>
 #include <cmath>
@@ -42,62 +52,79 @@ namespace {
 
 struct DdTraits {
   static constexpr int kBlockQ = TT::kBlockQ;  // query rows per block (stats, query passes)
-  static constexpr int kTileK = 32;            // keys per tile of the stats and query passes
   static constexpr int kBlockK = TT::kBlockK;  // keys per block of the key pass (16 per warp)
-  static constexpr int kTileQ = 32;            // query rows per tile of the key pass
 };
 using DT = DdTraits;
-static_assert(DT::kTileK % 16 == 0 && DT::kTileQ % 16 == 0, "k-steps of the P-side products are 16 wide");
 
-// Shared layouts in 16-bit elements; LD = DP + pad (row-major tiles), LT = tile rows + pad
-// (transposed copies: the B operands of the P-side products).
-template <int DP>
+// The tile shapes of operand type E at padded head dim DP. BK: keys per tile of the stats, query
+// and JVP passes; TQ: query rows per tile of the key pass. 16-bit: 32 (two k-steps of 16 for the
+// P-side products). TF32 at DP = 128: 16 (two k-steps of 8), so that every pass fits 163 KB.
+template <class E, int DP>
+struct DdTiles {
+  using O = Operand<E>;
+  static constexpr int kElem = int(sizeof(typename O::Raw));
+  static constexpr int BK = (kElem == 4 && DP > 64) ? 16 : 32;
+  static constexpr int TQ = BK;
+  static constexpr int LD = DP + TT::kPad;  // row-major tiles of head-dim width
+  // transposed copies (16-bit only: the B of the P-side products; TF32 reads the row-major tiles)
+  static constexpr int LTK = O::kTransposed ? BK + TT::kPad : 0;
+  static constexpr int LTQ = O::kTransposed ? TQ + TT::kPad : 0;
+  static_assert(BK % 16 == 0 && TQ % 16 == 0, "whole k-steps (16 or 8) of the P-side products");
+};
+
+// Shared layouts in elements of E's raw type (16-bit or F32); LD = DP + pad (row-major tiles),
+// LT = tile rows + pad (transposed copies: the B operands of the P-side products, 16-bit only).
+template <class E, int DP>
 struct DdStatsLayout {
-  static constexpr int LD = DP + TT::kPad;
+  using Ti = DdTiles<E, DP>;
+  static constexpr int LD = Ti::LD, BK = Ti::BK;
   static constexpr int q = 0;                         // Q   [64][LD]
   static constexpr int gq = q + DT::kBlockQ * LD;     // ĝQ  [64][LD]
   static constexpr int dout = gq + DT::kBlockQ * LD;  // dO  [64][LD]
-  static constexpr int k = dout + DT::kBlockQ * LD;   // K   [32][LD]
-  static constexpr int gk = k + DT::kTileK * LD;      // ĝK  [32][LD]
-  static constexpr int v = gk + DT::kTileK * LD;      // V   [32][LD]
-  static constexpr int gv = v + DT::kTileK * LD;      // ĝV  [32][LD]
-  static constexpr int total = gv + DT::kTileK * LD;
-  static constexpr size_t bytes = size_t(total) * 2;
+  static constexpr int k = dout + DT::kBlockQ * LD;   // K   [BK][LD]
+  static constexpr int gk = k + BK * LD;              // ĝK  [BK][LD]
+  static constexpr int v = gk + BK * LD;              // V   [BK][LD]
+  static constexpr int gv = v + BK * LD;              // ĝV  [BK][LD]
+  static constexpr int total = gv + BK * LD;
+  static constexpr size_t bytes = size_t(total) * Ti::kElem;
 };
 
-template <int DP>
+template <class E, int DP>
 struct DdQueryLayout {
-  static constexpr int LD = DP + TT::kPad, LT = DT::kTileK + TT::kPad;
+  using Ti = DdTiles<E, DP>;
+  static constexpr int LD = Ti::LD, LT = Ti::LTK, BK = Ti::BK;
   static constexpr int q = 0;                         // Q   [64][LD]
   static constexpr int gq = q + DT::kBlockQ * LD;     // ĝQ  [64][LD]
   static constexpr int dout = gq + DT::kBlockQ * LD;  // dO  [64][LD]
-  static constexpr int k = dout + DT::kBlockQ * LD;   // K   [32][LD]
-  static constexpr int gk = k + DT::kTileK * LD;      // ĝK  [32][LD]
-  static constexpr int v = gk + DT::kTileK * LD;      // V   [32][LD]
-  static constexpr int gv = v + DT::kTileK * LD;      // ĝV  [32][LD]
-  static constexpr int xt = gv + DT::kTileK * LD;     // Kᵀ (part 0) or Vᵀ (part 1)    [DP][LT]
-  static constexpr int yt = xt + DP * LT;             // ĝKᵀ (part 0) or ĝVᵀ (part 1)  [DP][LT]
+  static constexpr int k = dout + DT::kBlockQ * LD;   // K   [BK][LD]
+  static constexpr int gk = k + BK * LD;              // ĝK  [BK][LD]
+  static constexpr int v = gk + BK * LD;              // V   [BK][LD]
+  static constexpr int gv = v + BK * LD;              // ĝV  [BK][LD]
+  static constexpr int xt = gv + BK * LD;             // Kᵀ (part 0) or Vᵀ (part 1)    [DP][LT] (16-bit)
+  static constexpr int yt = xt + DP * LT;             // ĝKᵀ (part 0) or ĝVᵀ (part 1)  [DP][LT] (16-bit)
   static constexpr int total = yt + DP * LT;
-  static constexpr size_t bytes = size_t(total) * 2;
+  static constexpr size_t bytes = size_t(total) * Ti::kElem;
 };
 
-template <int DP>
+template <class E, int DP>
 struct DdKeyLayout {
-  static constexpr int LD = DP + TT::kPad, LT = DT::kTileQ + TT::kPad;
+  using Ti = DdTiles<E, DP>;
+  static constexpr int LD = Ti::LD, LT = Ti::LTQ, TQ = Ti::TQ;
   static constexpr int k = 0;                        // K   [64][LD]
   static constexpr int gk = k + DT::kBlockK * LD;    // ĝK  [64][LD]
   static constexpr int v = gk + DT::kBlockK * LD;    // V   [64][LD]
   static constexpr int gv = v + DT::kBlockK * LD;    // ĝV  [64][LD]
-  static constexpr int q = gv + DT::kBlockK * LD;    // Q   [32][LD]
-  static constexpr int gq = q + DT::kTileQ * LD;     // ĝQ  [32][LD]
-  static constexpr int dout = gq + DT::kTileQ * LD;  // dO  [32][LD]
-  static constexpr int xt = dout + DT::kTileQ * LD;  // Qᵀ (part 0) or dOᵀ (part 1)  [DP][LT]
-  static constexpr int yt = xt + DP * LT;            // ĝQᵀ (part 0)                  [DP][LT]
-  static constexpr int stats = yt + DP * LT;         // lse·log2e, D, C, E  4 x [32] F32
-  static constexpr int total = stats + 4 * DT::kTileQ * 2;
-  static constexpr size_t bytes = size_t(total) * 2;
+  static constexpr int q = gv + DT::kBlockK * LD;    // Q   [TQ][LD]
+  static constexpr int gq = q + TQ * LD;             // ĝQ  [TQ][LD]
+  static constexpr int dout = gq + TQ * LD;          // dO  [TQ][LD]
+  static constexpr int xt = dout + TQ * LD;          // Qᵀ (part 0) or dOᵀ (part 1)  [DP][LT] (16-bit)
+  static constexpr int yt = xt + DP * LT;            // ĝQᵀ (part 0)                  [DP][LT] (16-bit)
+  static constexpr int stats = yt + DP * LT;         // lse·log2e, D, C, E  4 x [TQ] F32
+  static constexpr int total = stats + 4 * TQ * 4 / Ti::kElem;
+  static constexpr size_t bytes = size_t(total) * Ti::kElem;
 };
-static_assert(DdKeyLayout<64>::stats % 2 == 0 && DdKeyLayout<128>::stats % 2 == 0, "F32 statistics 4-byte aligned");
+static_assert(DdKeyLayout<Bf16, 64>::stats % 2 == 0 && DdKeyLayout<Bf16, 128>::stats % 2 == 0,
+              "F32 statistics 4-byte aligned");
 
 // The F32 row statistics in the workspace: D, C, E, each [B, H, Nq].
 struct DdStats {
@@ -116,8 +143,8 @@ template <class E, int DP>
 __global__ void __launch_bounds__(TT::kThreads, 2) tc_dd_stats_kernel(const AttentionParams p, const int vec) {
   using O = Operand<E>;
   using Raw = typename O::Raw;
-  using L = DdStatsLayout<DP>;
-  constexpr int BK = DT::kTileK;
+  using L = DdStatsLayout<E, DP>;
+  constexpr int BK = L::BK;
   Raw* const sm = reinterpret_cast<Raw*>(mk_attention_smem);
   Raw *qs = sm + L::q, *gqs = sm + L::gq, *dos = sm + L::dout, *ks = sm + L::k, *gks = sm + L::gk, *vs = sm + L::v,
       *gvs = sm + L::gv;
@@ -127,7 +154,7 @@ __global__ void __launch_bounds__(TT::kThreads, 2) tc_dd_stats_kernel(const Atte
   const int lane = int(threadIdx.x) % 32, warp = int(threadIdx.x) / 32, g = lane >> 2, t = lane & 3;
   const int R = int(std::min<int64_t>(DT::kBlockQ, p.nq - q0));
   const int d = int(p.d), dv = int(p.dv);
-  const int ksteps = (d + 15) / 16, vsteps = (dv + 15) / 16;
+  const int ksteps = (d + O::kK - 1) / O::kK, vsteps = (dv + O::kK - 1) / O::kK;
   const float sl2 = float(p.scale) * kLog2e, scale = float(p.scale);
   const bool have_g = x.gq || x.gk;
   const DdStats st = dd_stats(p);
@@ -202,8 +229,8 @@ template <class E, int DP>
 __global__ void __launch_bounds__(TT::kThreads, 2) tc_dd_query_kernel(const AttentionParams p, const int vec) {
   using O = Operand<E>;
   using Raw = typename O::Raw;
-  using L = DdQueryLayout<DP>;
-  constexpr int BK = DT::kTileK;
+  using L = DdQueryLayout<E, DP>;
+  constexpr int BK = L::BK;
   Raw* const sm = reinterpret_cast<Raw*>(mk_attention_smem);
   Raw *qs = sm + L::q, *gqs = sm + L::gq, *dos = sm + L::dout, *ks = sm + L::k, *gks = sm + L::gk, *vs = sm + L::v,
       *gvs = sm + L::gv, *xt = sm + L::xt, *yt = sm + L::yt;
@@ -214,7 +241,7 @@ __global__ void __launch_bounds__(TT::kThreads, 2) tc_dd_query_kernel(const Atte
   const TcHead<Raw> x = tc_head<Raw>(p, bh / p.heads, bh % p.heads);
   const int lane = int(threadIdx.x) % 32, warp = int(threadIdx.x) / 32, g = lane >> 2, t = lane & 3;
   const int d = int(p.d), dv = int(p.dv);
-  const int ksteps = (d + 15) / 16, vsteps = (dv + 15) / 16;
+  const int ksteps = (d + O::kK - 1) / O::kK, vsteps = (dv + O::kK - 1) / O::kK;
   Raw* const out = static_cast<Raw*>(part == 0 ? p.cot_q : p.cot_dout);
   Raw* const bias_out = part == 0 ? static_cast<Raw*>(p.cot_bias_full) : nullptr;
   if (!out && !bias_out) return;  // (uniform over the block)
@@ -226,6 +253,10 @@ __global__ void __launch_bounds__(TT::kThreads, 2) tc_dd_query_kernel(const Atte
   // part 0 needs every tile (ḡS, dS); part 1 only P and G
   const bool full = part == 0;
   const DdStats st = dd_stats(p);
+  // B of the P-side products: the transposed copies (16-bit) or the row-major tiles (TF32)
+  const Raw* const xb = O::kTransposed ? xt : full ? ks : vs;
+  const Raw* const yb = O::kTransposed ? yt : full ? gks : gvs;
+  constexpr int ldb = O::kTransposed ? L::LT : L::LD;
 
   load_tile<E, DT::kBlockQ, DP>(qs, L::LD, x.q + q0 * d, d, R, 0, vec != 0);
   if (full) load_tile<E, DT::kBlockQ, DP>(dos, L::LD, x.dout + q0 * dv, dv, R, 0, vec != 0);
@@ -252,16 +283,20 @@ __global__ void __launch_bounds__(TT::kThreads, 2) tc_dd_query_kernel(const Atte
     __syncthreads();
     load_tile<E, BK, DP>(ks, L::LD, x.k + j0 * d, d, C, 0, vec != 0);
     if (x.gk) load_tile<E, BK, DP>(gks, L::LD, x.gk + j0 * d, d, C, 0, vec != 0);
-    if (full) {
+    if (full || !O::kTransposed) {  // (TF32, part 1: V and ĝV are the B of ḡdP V and P ĝV)
       load_tile<E, BK, DP>(vs, L::LD, x.v + j0 * dv, dv, C, 0, vec != 0);
       if (x.gv) load_tile<E, BK, DP>(gvs, L::LD, x.gv + j0 * dv, dv, C, 0, vec != 0);
-      if (out) {
-        load_tile_t<E, BK, DP>(xt, L::LT, x.k + j0 * d, d, C, 0, vec != 0);
-        if (x.gk) load_tile_t<E, BK, DP>(yt, L::LT, x.gk + j0 * d, d, C, 0, vec != 0);
+    }
+    if (O::kTransposed) {
+      if (full) {
+        if (out) {
+          load_tile_t<E, BK, DP>(xt, L::LT, x.k + j0 * d, d, C, 0, vec != 0);
+          if (x.gk) load_tile_t<E, BK, DP>(yt, L::LT, x.gk + j0 * d, d, C, 0, vec != 0);
+        }
+      } else {
+        load_tile_t<E, BK, DP>(xt, L::LT, x.v + j0 * dv, dv, C, 0, vec != 0);
+        if (x.gv) load_tile_t<E, BK, DP>(yt, L::LT, x.gv + j0 * dv, dv, C, 0, vec != 0);
       }
-    } else {
-      load_tile_t<E, BK, DP>(xt, L::LT, x.v + j0 * dv, dv, C, 0, vec != 0);
-      if (x.gv) load_tile_t<E, BK, DP>(yt, L::LT, x.gv + j0 * dv, dv, C, 0, vec != 0);
     }
     __syncthreads();
     float s[BK / 8][4], dp[BK / 8][4], gg[BK / 8][4], tt[BK / 8][4];
@@ -304,11 +339,11 @@ __global__ void __launch_bounds__(TT::kThreads, 2) tc_dd_query_kernel(const Atte
       }
     if (nblocks > 0) {
       if (full) {
-        product_pb<E>(acc, gg, xt, L::LT, nblocks, g, t);            // += ḡS K
-        if (x.gk) product_pb<E>(acc, dp, yt, L::LT, nblocks, g, t);  // += dS ĝK
+        product_pb<E>(acc, gg, xb, ldb, nblocks, g, t);            // += ḡS K
+        if (x.gk) product_pb<E>(acc, dp, yb, ldb, nblocks, g, t);  // += dS ĝK
       } else {
-        product_pb<E>(acc, gg, xt, L::LT, nblocks, g, t);           // += ḡdP V
-        if (x.gv) product_pb<E>(acc, s, yt, L::LT, nblocks, g, t);  // += P ĝV
+        product_pb<E>(acc, gg, xb, ldb, nblocks, g, t);           // += ḡdP V
+        if (x.gv) product_pb<E>(acc, s, yb, ldb, nblocks, g, t);  // += P ĝV
       }
     }
   }
@@ -336,8 +371,8 @@ template <class E, int DP>
 __global__ void __launch_bounds__(TT::kThreads, 2) tc_dd_key_kernel(const AttentionParams p, const int vec) {
   using O = Operand<E>;
   using Raw = typename O::Raw;
-  using L = DdKeyLayout<DP>;
-  constexpr int TQ = DT::kTileQ;
+  using L = DdKeyLayout<E, DP>;
+  constexpr int TQ = L::TQ;
   Raw* const sm = reinterpret_cast<Raw*>(mk_attention_smem);
   Raw *ks = sm + L::k, *gks = sm + L::gk, *vs = sm + L::v, *gvs = sm + L::gv, *qs = sm + L::q, *gqs = sm + L::gq,
       *dos = sm + L::dout, *xt = sm + L::xt, *yt = sm + L::yt;
@@ -350,7 +385,7 @@ __global__ void __launch_bounds__(TT::kThreads, 2) tc_dd_key_kernel(const Attent
   const int64_t b = bk / p.kv_heads, hk = bk % p.kv_heads, group = p.heads / p.kv_heads;
   const int lane = int(threadIdx.x) % 32, warp = int(threadIdx.x) / 32, g = lane >> 2, t = lane & 3;
   const int d = int(p.d), dv = int(p.dv);
-  const int ksteps = (d + 15) / 16, vsteps = (dv + 15) / 16;
+  const int ksteps = (d + O::kK - 1) / O::kK, vsteps = (dv + O::kK - 1) / O::kK;
   Raw* const outp = static_cast<Raw*>(part == 0 ? p.cot_k : p.cot_v);
   const int64_t len = p.key_lengths ? p.key_lengths[b] : p.nk;
   if (!outp || k0 >= len) return;  // (padding keys: the cotangents stay 0)
@@ -362,6 +397,10 @@ __global__ void __launch_bounds__(TT::kThreads, 2) tc_dd_key_kernel(const Attent
   const DdStats st = dd_stats(p);
   const TcHead<Raw> x0 = tc_head<Raw>(p, b, hk * group);
   const bool have_g = x0.gq || x0.gk;  // (present for every head or none)
+  // B of the P-side products: the transposed copies (16-bit) or the row-major tiles (TF32)
+  const Raw* const xb = O::kTransposed ? xt : full ? qs : dos;
+  const Raw* const yb = O::kTransposed ? yt : gqs;
+  constexpr int ldb = O::kTransposed ? L::LT : L::LD;
 
   load_tile<E, DT::kBlockK, DP>(ks, L::LD, x0.k + k0 * d, d, C, 0, vec != 0);
   if (x0.gk) load_tile<E, DT::kBlockK, DP>(gks, L::LD, x0.gk + k0 * d, d, C, 0, vec != 0);
@@ -384,12 +423,15 @@ __global__ void __launch_bounds__(TT::kThreads, 2) tc_dd_key_kernel(const Attent
       __syncthreads();  // the previous query tile is consumed (and the key tiles loaded, the first time)
       load_tile<E, TQ, DP>(qs, L::LD, x.q + i0 * d, d, R, 0, vec != 0);
       if (x.gq) load_tile<E, TQ, DP>(gqs, L::LD, x.gq + i0 * d, d, R, 0, vec != 0);
-      if (full) {
+      if (full || !O::kTransposed)  // (TF32, part 1: dO is the B of ḡdPᵀ dO)
         load_tile<E, TQ, DP>(dos, L::LD, x.dout + i0 * dv, dv, R, 0, vec != 0);
-        load_tile_t<E, TQ, DP>(xt, L::LT, x.q + i0 * d, d, R, 0, vec != 0);
-        if (x.gq) load_tile_t<E, TQ, DP>(yt, L::LT, x.gq + i0 * d, d, R, 0, vec != 0);
-      } else {
-        load_tile_t<E, TQ, DP>(xt, L::LT, x.dout + i0 * dv, dv, R, 0, vec != 0);
+      if (O::kTransposed) {
+        if (full) {
+          load_tile_t<E, TQ, DP>(xt, L::LT, x.q + i0 * d, d, R, 0, vec != 0);
+          if (x.gq) load_tile_t<E, TQ, DP>(yt, L::LT, x.gq + i0 * d, d, R, 0, vec != 0);
+        } else {
+          load_tile_t<E, TQ, DP>(xt, L::LT, x.dout + i0 * dv, dv, R, 0, vec != 0);
+        }
       }
       for (int r = threadIdx.x; r < TQ; r += TT::kThreads) {
         const bool in = r < R;
@@ -434,8 +476,8 @@ __global__ void __launch_bounds__(TT::kThreads, 2) tc_dd_key_kernel(const Attent
             gg[nb][r] = P * (G - c_s[qc]);  // ḡdPᵀ
           }
         }
-      product_pb<E>(acc, gg, xt, L::LT, nblocks, g, t);                    // += ḡSᵀ Q or ḡdPᵀ dO
-      if (full && x.gq) product_pb<E>(acc, dp, yt, L::LT, nblocks, g, t);  // += dSᵀ ĝQ
+      product_pb<E>(acc, gg, xb, ldb, nblocks, g, t);                    // += ḡSᵀ Q or ḡdPᵀ dO
+      if (full && x.gq) product_pb<E>(acc, dp, yb, ldb, nblocks, g, t);  // += dSᵀ ĝQ
     }
   }
   const float f = full ? scale : 1.f;
@@ -457,27 +499,31 @@ __global__ void __launch_bounds__(TT::kThreads, 2) tc_dd_key_kernel(const Attent
 // ---- JVP --------------------------------------------------------------------------------------------
 // The forward-mode product (kernels/cpu/attention/jvp.cpp, jvp.cu): tangents tq, tk, tv, tb (full).
 // Block: (b, h, 64 query rows); per key tile of 32: S = Q Kᵀ, tS = scale (tQ Kᵀ + Q tKᵀ) + tb,
-// P = exp(S − lse), c += rowsum(P ∘ tS), acc += (P ∘ tS) V + P tV. Reduce: tO = acc − c O (16-bit),
-// tlse = c (F32).
-template <int DP>
-struct JvpLayout16 {
-  static constexpr int LD = DP + TT::kPad, LT = DT::kTileK + TT::kPad;
+// P = exp(S − lse), c += rowsum(P ∘ tS), acc += (P ∘ tS) V + P tV. Reduce: tO = acc − c O (16-bit
+// or F32), tlse = c (F32). (Key tiles of DdTiles::BK.)
+template <class E, int DP>
+struct TcJvpLayout {
+  using Ti = DdTiles<E, DP>;
+  static constexpr int LD = Ti::LD, LT = Ti::LTK, BK = Ti::BK;
+  // V and tV: transposed [DP][LT] (16-bit) or row-major [BK][LD] (TF32)
+  static constexpr int vsize = Operand<E>::kTransposed ? DP * LT : BK * LD;
+  static constexpr int ldv = Operand<E>::kTransposed ? LT : LD;
   static constexpr int q = 0;                      // Q   [64][LD]
   static constexpr int gq = q + DT::kBlockQ * LD;  // tQ  [64][LD]
-  static constexpr int k = gq + DT::kBlockQ * LD;  // K   [32][LD]
-  static constexpr int gk = k + DT::kTileK * LD;   // tK  [32][LD]
-  static constexpr int vt = gk + DT::kTileK * LD;  // Vᵀ  [DP][LT]
-  static constexpr int gvt = vt + DP * LT;         // tVᵀ [DP][LT]
-  static constexpr int total = gvt + DP * LT;
-  static constexpr size_t bytes = size_t(total) * 2;
+  static constexpr int k = gq + DT::kBlockQ * LD;  // K   [BK][LD]
+  static constexpr int gk = k + BK * LD;           // tK  [BK][LD]
+  static constexpr int vt = gk + BK * LD;          // Vᵀ or V
+  static constexpr int gvt = vt + vsize;           // tVᵀ or tV
+  static constexpr int total = gvt + vsize;
+  static constexpr size_t bytes = size_t(total) * Ti::kElem;
 };
 
 template <class E, int DP>
 __global__ void __launch_bounds__(TT::kThreads, 2) tc_jvp_kernel(const AttentionParams p, const int vec) {
   using O = Operand<E>;
   using Raw = typename O::Raw;
-  using L = JvpLayout16<DP>;
-  constexpr int BK = DT::kTileK;
+  using L = TcJvpLayout<E, DP>;
+  constexpr int BK = L::BK;
   Raw* const sm = reinterpret_cast<Raw*>(mk_attention_smem);
   Raw *qs = sm + L::q, *gqs = sm + L::gq, *ks = sm + L::k, *gks = sm + L::gk, *vt = sm + L::vt, *gvt = sm + L::gvt;
   const int64_t tiles = (p.nq + DT::kBlockQ - 1) / DT::kBlockQ;
@@ -486,7 +532,7 @@ __global__ void __launch_bounds__(TT::kThreads, 2) tc_jvp_kernel(const Attention
   const int lane = int(threadIdx.x) % 32, warp = int(threadIdx.x) / 32, g = lane >> 2, t = lane & 3;
   const int R = int(std::min<int64_t>(DT::kBlockQ, p.nq - q0));
   const int d = int(p.d), dv = int(p.dv);
-  const int ksteps = (d + 15) / 16, nblocks = (dv + 7) / 8;
+  const int ksteps = (d + O::kK - 1) / O::kK, nblocks = (dv + 7) / 8;
   const float sl2 = float(p.scale) * kLog2e, scale = float(p.scale);
   const bool have_g = x.gq || x.gk;
 
@@ -511,8 +557,13 @@ __global__ void __launch_bounds__(TT::kThreads, 2) tc_jvp_kernel(const Attention
     __syncthreads();
     load_tile<E, BK, DP>(ks, L::LD, x.k + j0 * d, d, C, 0, vec != 0);
     if (x.gk) load_tile<E, BK, DP>(gks, L::LD, x.gk + j0 * d, d, C, 0, vec != 0);
-    load_tile_t<E, BK, DP>(vt, L::LT, x.v + j0 * dv, dv, C, 0, vec != 0);
-    if (x.gv) load_tile_t<E, BK, DP>(gvt, L::LT, x.gv + j0 * dv, dv, C, 0, vec != 0);
+    if (O::kTransposed) {
+      load_tile_t<E, BK, DP>(vt, L::LT, x.v + j0 * dv, dv, C, 0, vec != 0);
+      if (x.gv) load_tile_t<E, BK, DP>(gvt, L::LT, x.gv + j0 * dv, dv, C, 0, vec != 0);
+    } else {
+      load_tile<E, BK, DP>(vt, L::LD, x.v + j0 * dv, dv, C, 0, vec != 0);
+      if (x.gv) load_tile<E, BK, DP>(gvt, L::LD, x.gv + j0 * dv, dv, C, 0, vec != 0);
+    }
     __syncthreads();
     float s[BK / 8][4], gg[BK / 8][4];
     zero_acc(s);
@@ -538,8 +589,8 @@ __global__ void __launch_bounds__(TT::kThreads, 2) tc_jvp_kernel(const Attention
         gg[nb][r] = P * G;  // P ∘ tS
         csum[hr] += gg[nb][r];
       }
-    product_pb<E>(acc, gg, vt, L::LT, nblocks, g, t);            // += (P ∘ tS) V
-    if (x.gv) product_pb<E>(acc, s, gvt, L::LT, nblocks, g, t);  // += P tV
+    product_pb<E>(acc, gg, vt, L::ldv, nblocks, g, t);            // += (P ∘ tS) V
+    if (x.gv) product_pb<E>(acc, s, gvt, L::ldv, nblocks, g, t);  // += P tV
   }
   Raw* const to = static_cast<Raw*>(p.tan_out);
   float* const tl = static_cast<float*>(p.tan_lse);
@@ -562,18 +613,21 @@ __global__ void __launch_bounds__(TT::kThreads, 2) tc_jvp_kernel(const Attention
 }
 
 // ---- launcher ---------------------------------------------------------------------------------------
-// 16-byte vector loads: every tile source 16-byte aligned, widths a multiple of 8 elements
+// 16-byte vector loads: every tile source 16-byte aligned, widths a multiple of 16 bytes (8 16-bit
+// or 4 F32 elements)
+template <class E>
 int dd_vector_ok(const AttentionParams& p) {
+  constexpr int64_t n = 16 / int64_t(sizeof(typename Operand<E>::Raw));
   auto aligned = [](const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15) == 0; };
-  return p.d % 8 == 0 && p.dv % 8 == 0 && aligned(p.q) && aligned(p.k) && aligned(p.v) && aligned(p.dout) &&
+  return p.d % n == 0 && p.dv % n == 0 && aligned(p.q) && aligned(p.k) && aligned(p.v) && aligned(p.dout) &&
          aligned(p.second.q) && aligned(p.second.k) && aligned(p.second.v);
 }
 
-template <int DP>
+template <class E, int DP>
 size_t dd_smem_max(bool query_pass, bool key_pass) {
-  size_t b = DdStatsLayout<DP>::bytes;
-  if (query_pass) b = std::max(b, DdQueryLayout<DP>::bytes);
-  if (key_pass) b = std::max(b, DdKeyLayout<DP>::bytes);
+  size_t b = DdStatsLayout<E, DP>::bytes;
+  if (query_pass) b = std::max(b, DdQueryLayout<E, DP>::bytes);
+  if (key_pass) b = std::max(b, DdKeyLayout<E, DP>::bytes);
   return b;
 }
 
@@ -583,20 +637,21 @@ int backward_backward_dp(const AttentionParams& p, cudaStream_t stream) {
   const bool query_pass = p.cot_q || p.cot_dout || p.cot_bias_full, key_pass = p.cot_k || p.cot_v;
   size_t optin = 0;
   if (int e = optin_smem(&optin)) return e;
-  if (dd_smem_max<DP>(query_pass, key_pass) > optin) return KERNEL_UNSUPPORTED;  // (before any launch)
-  const int vec = dd_vector_ok(p);
+  if (dd_smem_max<E, DP>(query_pass, key_pass) > optin) return KERNEL_UNSUPPORTED;  // (before any launch)
+  const int vec = dd_vector_ok<E>(p);
   const int64_t rows = p.batch * p.heads * p.nq;
   const int64_t rblocks = std::min<int64_t>((rows + TT::kWarps - 1) / TT::kWarps, 65535LL * 32);
   if (int e = tc_launch(tc_rowdot_kernel<E>, rblocks, 0, stream, rows, int(p.dv), static_cast<const Raw*>(p.out),
                         static_cast<const Raw*>(p.dout), static_cast<float*>(p.workspace)))
     return e;
   const int64_t qblocks = p.batch * p.heads * ((p.nq + DT::kBlockQ - 1) / DT::kBlockQ);
-  if (int e = tc_launch(tc_dd_stats_kernel<E, DP>, qblocks, DdStatsLayout<DP>::bytes, stream, p, vec)) return e;
+  if (int e = tc_launch(tc_dd_stats_kernel<E, DP>, qblocks, DdStatsLayout<E, DP>::bytes, stream, p, vec)) return e;
   if (query_pass)
-    if (int e = tc_launch(tc_dd_query_kernel<E, DP>, qblocks * 2, DdQueryLayout<DP>::bytes, stream, p, vec)) return e;
+    if (int e = tc_launch(tc_dd_query_kernel<E, DP>, qblocks * 2, DdQueryLayout<E, DP>::bytes, stream, p, vec))
+      return e;
   if (key_pass) {
     const int64_t kblocks = p.batch * p.kv_heads * ((p.nk + DT::kBlockK - 1) / DT::kBlockK) * 2;
-    if (int e = tc_launch(tc_dd_key_kernel<E, DP>, kblocks, DdKeyLayout<DP>::bytes, stream, p, vec)) return e;
+    if (int e = tc_launch(tc_dd_key_kernel<E, DP>, kblocks, DdKeyLayout<E, DP>::bytes, stream, p, vec)) return e;
   }
   return 0;
 }
@@ -610,9 +665,9 @@ template <class E, int DP>
 int jvp_dp(const AttentionParams& p, cudaStream_t stream) {
   size_t optin = 0;
   if (int e = optin_smem(&optin)) return e;
-  if (JvpLayout16<DP>::bytes > optin) return KERNEL_UNSUPPORTED;
+  if (TcJvpLayout<E, DP>::bytes > optin) return KERNEL_UNSUPPORTED;
   const int64_t blocks = p.batch * p.heads * ((p.nq + DT::kBlockQ - 1) / DT::kBlockQ);
-  return tc_launch(tc_jvp_kernel<E, DP>, blocks, JvpLayout16<DP>::bytes, stream, p, dd_vector_ok(p));
+  return tc_launch(tc_jvp_kernel<E, DP>, blocks, TcJvpLayout<E, DP>::bytes, stream, p, dd_vector_ok<E>(p));
 }
 
 template <class E>
@@ -632,22 +687,28 @@ int dd_arch_major() {
 int tc_attention_backward_backward(const AttentionParams& in, void* stream) {
   AttentionParams p = in;
   p.second = attention_cotangents(in);
-  if (!attention_tc_second_applies(p.dtype, p.d, p.dv, dd_arch_major(), attention_tc_second_code(attention_tc_selection().second.load(std::memory_order_relaxed))))
+  if (!attention_tc_second_applies(
+          p.dtype, p.d, p.dv, dd_arch_major(),
+          attention_tc_second_code(attention_tc_selection().second.load(std::memory_order_relaxed)), p.allow_tf32 != 0))
     return KERNEL_UNSUPPORTED;
   if (!p.workspace || !p.out || !p.dout || !p.lse || p.heads < 1 || p.kv_heads < 1 || p.heads % p.kv_heads != 0)
     return int(cudaErrorInvalidValue);
   const cudaStream_t s = as_stream(stream);
-  return p.dtype == MK_BF16 ? backward_backward_t<Bf16>(p, s) : backward_backward_t<Fp16>(p, s);
+  return p.dtype == MK_BF16  ? backward_backward_t<Bf16>(p, s)
+         : p.dtype == MK_F16 ? backward_backward_t<Fp16>(p, s)
+                             : backward_backward_t<Tf32>(p, s);
 }
 
 int tc_attention_jvp(const AttentionParams& in, void* stream) {
   AttentionParams p = in;
   p.second = attention_tangents(in);
-  if (!attention_tc_second_applies(p.dtype, p.d, p.dv, dd_arch_major(), attention_tc_second_code(attention_tc_selection().second.load(std::memory_order_relaxed))))
+  if (!attention_tc_second_applies(
+          p.dtype, p.d, p.dv, dd_arch_major(),
+          attention_tc_second_code(attention_tc_selection().second.load(std::memory_order_relaxed)), p.allow_tf32 != 0))
     return KERNEL_UNSUPPORTED;
   if (!p.out || !p.lse || p.heads < 1 || p.kv_heads < 1 || p.heads % p.kv_heads != 0) return int(cudaErrorInvalidValue);
   const cudaStream_t s = as_stream(stream);
-  return p.dtype == MK_BF16 ? jvp_t<Bf16>(p, s) : jvp_t<Fp16>(p, s);
+  return p.dtype == MK_BF16 ? jvp_t<Bf16>(p, s) : p.dtype == MK_F16 ? jvp_t<Fp16>(p, s) : jvp_t<Tf32>(p, s);
 }
 
 int64_t tc_attention_backward_backward_workspace(const AttentionParams& p) { return 12 * p.batch * p.heads * p.nq; }

@@ -101,9 +101,14 @@ inline int attention_tc_second_override() {
   return e && std::strcmp(e, "0") == 0 ? 1 : 0;
 }
 
-inline bool attention_tc_second_applies(int dtype, int64_t d, int64_t dv, int arch_major, int override_f32) {
+// allow_tf32 (AttentionParams::allow_tf32: the call's flag or the runtime's TF32 switch): F32 calls
+// run the same kernels on TF32 MMAs (m16n8k8, F32 accumulation) where they apply, else the exact F32
+// SIMT kernels (kernels/cuda/attention/backward_backward.cu, jvp.cu); the override forces those too.
+inline bool attention_tc_second_applies(int dtype, int64_t d, int64_t dv, int arch_major, int override_f32,
+                                        bool allow_tf32 = false) {
   const int64_t w = d > dv ? d : dv;
-  return override_f32 == 0 && (dtype == MK_BF16 || dtype == MK_F16) && w >= 1 && w <= 128 && arch_major >= 8;
+  return override_f32 == 0 && (dtype == MK_BF16 || dtype == MK_F16 || (dtype == MK_F32 && allow_tf32)) && w >= 1 &&
+         w <= 128 && arch_major >= 8;
 }
 
 // ---- the programmatic override (mk_attention_tc_select, issue 10) ---------------------------------

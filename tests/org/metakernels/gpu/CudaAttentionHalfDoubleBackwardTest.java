@@ -127,6 +127,16 @@ class CudaAttentionHalfDoubleBackwardTest {
    * q' = scale (ḡS k + dS ĝk), dO' = P ĝv + ḡdP v, k' = scale (ḡSᵀ q + dSᵀ ĝq), v' = ḡdPᵀ dO.
    */
   static double[][] naive(HalfAttentionRef.Shape s, Tensor[] in, double[] bias, HalfAttentionRef.Rounder r) {
+    return naive(s, in, bias, r, x -> x);
+  }
+
+  /**
+   * {@link #naive(HalfAttentionRef.Shape, Tensor[], double[], HalfAttentionRef.Rounder)} with {@code ri}
+   * applied to every input of a product (the naive TF32 composition: {@code r} to F32, {@code ri} to
+   * TF32; CudaAttentionTf32DoubleBackwardTest).
+   */
+  static double[][] naive(
+      HalfAttentionRef.Shape s, Tensor[] in, double[] bias, HalfAttentionRef.Rounder r, HalfAttentionRef.Rounder ri) {
     int b = s.b(), h = s.h(), nq = s.nq(), nk = s.nk(), d = s.d(), group = s.h() / s.hkv();
     double scale = 1 / Math.sqrt(d);
     double[] q = in[0].toDoubleArray(), k = in[1].toDoubleArray(), v = in[2].toDoubleArray();
@@ -148,7 +158,7 @@ class CudaAttentionHalfDoubleBackwardTest {
           for (int j = 0; j < e; j++) {
             int kj = (kh * nk + j) * d;
             double a = 0;
-            for (int c = 0; c < d; c++) a += q[qi + c] * k[kj + c];
+            for (int c = 0; c < d; c++) a += ri.r(q[qi + c]) * ri.r(k[kj + c]);
             a *= scale;
             if (bias != null) a += bias[(hh * nq + i) * nk + j];
             S[j] = r.r(a);
@@ -160,7 +170,7 @@ class CudaAttentionHalfDoubleBackwardTest {
           double D = 0;
           for (int c = 0; c < d; c++) {
             double o = 0;
-            for (int j = 0; j < e; j++) o += P[j] * v[(kh * nk + j) * d + c];
+            for (int j = 0; j < e; j++) o += ri.r(P[j]) * ri.r(v[(kh * nk + j) * d + c]);
             D += dout[qi + c] * r.r(o);
           }
           D = r.r(D);
@@ -168,10 +178,10 @@ class CudaAttentionHalfDoubleBackwardTest {
             int kj = (kh * nk + j) * d;
             double dp = 0, g1 = 0, g2 = 0, tt = 0;
             for (int c = 0; c < d; c++) {
-              dp += dout[qi + c] * v[kj + c];
-              g1 += gq[qi + c] * k[kj + c];
-              g2 += q[qi + c] * gk[kj + c];
-              tt += dout[qi + c] * gv[kj + c];
+              dp += ri.r(dout[qi + c]) * ri.r(v[kj + c]);
+              g1 += ri.r(gq[qi + c]) * ri.r(k[kj + c]);
+              g2 += ri.r(q[qi + c]) * ri.r(gk[kj + c]);
+              tt += ri.r(dout[qi + c]) * ri.r(gv[kj + c]);
             }
             dP[j] = r.r(dp);
             G[j] = r.r(scale * (r.r(g1) + r.r(g2)));
@@ -195,10 +205,10 @@ class CudaAttentionHalfDoubleBackwardTest {
             double a = 0, a2 = 0, a3 = 0, a4 = 0;
             for (int j = 0; j < e; j++) {
               int kj = (kh * nk + j) * d;
-              a += gS[j] * k[kj + c];
-              a2 += dS[j] * gk[kj + c];
-              a3 += P[j] * gv[kj + c];
-              a4 += gdP[j] * v[kj + c];
+              a += ri.r(gS[j]) * ri.r(k[kj + c]);
+              a2 += ri.r(dS[j]) * ri.r(gk[kj + c]);
+              a3 += ri.r(P[j]) * ri.r(gv[kj + c]);
+              a4 += ri.r(gdP[j]) * ri.r(v[kj + c]);
             }
             oq[qi + c] = r.r(scale * r.r(r.r(a) + r.r(a2)));
             odo[qi + c] = r.r(r.r(a3) + r.r(a4));
@@ -206,9 +216,9 @@ class CudaAttentionHalfDoubleBackwardTest {
           for (int j = 0; j < e; j++) {
             int kj = (kh * nk + j) * d;
             for (int c = 0; c < d; c++) {
-              kq[kj + c] += gS[j] * q[qi + c];
-              kgq[kj + c] += dS[j] * gq[qi + c];
-              vv[kj + c] += gdP[j] * dout[qi + c];
+              kq[kj + c] += ri.r(gS[j]) * ri.r(q[qi + c]);
+              kgq[kj + c] += ri.r(dS[j]) * ri.r(gq[qi + c]);
+              vv[kj + c] += ri.r(gdP[j]) * ri.r(dout[qi + c]);
             }
           }
         }
@@ -279,6 +289,12 @@ class CudaAttentionHalfDoubleBackwardTest {
    */
   static double[][] naiveJvp(
       HalfAttentionRef.Shape s, Tensor[] in, double[] bias, double[] tbias, HalfAttentionRef.Rounder r) {
+    return naiveJvp(s, in, bias, tbias, r, x -> x);
+  }
+
+  /** {@link #naiveJvp} with {@code ri} applied to every input of a product (as {@link #naive}). */
+  static double[][] naiveJvp(HalfAttentionRef.Shape s, Tensor[] in, double[] bias, double[] tbias,
+      HalfAttentionRef.Rounder r, HalfAttentionRef.Rounder ri) {
     int b = s.b(), h = s.h(), nq = s.nq(), nk = s.nk(), d = s.d(), group = s.h() / s.hkv();
     double scale = 1 / Math.sqrt(d);
     double[] q = in[0].toDoubleArray(), k = in[1].toDoubleArray(), v = in[2].toDoubleArray();
@@ -296,7 +312,7 @@ class CudaAttentionHalfDoubleBackwardTest {
           for (int j = 0; j < e; j++) {
             int kj = (kh * nk + j) * d;
             double a = 0;
-            for (int x = 0; x < d; x++) a += q[qi + x] * k[kj + x];
+            for (int x = 0; x < d; x++) a += ri.r(q[qi + x]) * ri.r(k[kj + x]);
             a *= scale;
             if (bias != null) a += bias[(hh * nq + i) * nk + j];
             S[j] = r.r(a);
@@ -308,8 +324,8 @@ class CudaAttentionHalfDoubleBackwardTest {
             P[j] = r.r(Math.exp(S[j] - mx) / sum);
             double g1 = 0, g2 = 0;
             for (int x = 0; x < d; x++) {
-              g1 += tq[qi + x] * k[kj + x];
-              g2 += q[qi + x] * tk[kj + x];
+              g1 += ri.r(tq[qi + x]) * ri.r(k[kj + x]);
+              g2 += ri.r(q[qi + x]) * ri.r(tk[kj + x]);
             }
             double ts = r.r(scale * (r.r(g1) + r.r(g2)));
             if (tbias != null) ts = r.r(ts + tbias[(hh * nq + i) * nk + j]);
@@ -322,9 +338,9 @@ class CudaAttentionHalfDoubleBackwardTest {
             double o = 0, a = 0, a2 = 0;
             for (int j = 0; j < e; j++) {
               int kj = (kh * nk + j) * d;
-              o += P[j] * v[kj + x];
-              a += PT[j] * v[kj + x];
-              a2 += P[j] * tv[kj + x];
+              o += ri.r(P[j]) * ri.r(v[kj + x]);
+              a += ri.r(PT[j]) * ri.r(v[kj + x]);
+              a2 += ri.r(P[j]) * ri.r(tv[kj + x]);
             }
             to[qi + x] = r.r(r.r(r.r(a) + r.r(a2)) - r.r(c * r.r(o)));
           }

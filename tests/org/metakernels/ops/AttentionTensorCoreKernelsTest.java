@@ -127,4 +127,30 @@ class AttentionTensorCoreKernelsTest {
       }
     }
   }
+
+  /**
+   * {@code metakernels info} names the F32 double backward and JVP with TF32 allowed: TF32 tensor
+   * cores where max(D, Dv) <= 128 on sm_80+, the exact F32 kernels when the F32 path is selected; the
+   * line follows the TF32 switch.
+   */
+  @Test
+  void infoNamesTheTf32DoubleBackward() {
+    boolean before = org.metakernels.runtime.Backend.allowTf32();
+    try {
+      TensorCoreKernels.reset();
+      org.metakernels.runtime.Backend.setAllowTf32(true);
+      String text = TensorCoreKernels.describe();
+      String line = text.substring(text.indexOf("double backward and JVP (F32, TF32"));
+      assertTrue(line.startsWith("double backward and JVP (F32, TF32 allowed)"), text);
+      assertTrue(line.contains("D<=64 tf32;") && line.contains("D<=128 tf32;") && line.contains("D<=256 f32;"), text);
+      org.metakernels.runtime.Backend.setAllowTf32(false);
+      assertTrue(TensorCoreKernels.describe().contains("(F32, TF32 not allowed: exact F32 SIMT kernels)"));
+      TensorCoreKernels.select(Forward.DEFAULT, Backward.DEFAULT, Second.F32);
+      text = TensorCoreKernels.describe();
+      line = text.substring(text.indexOf("double backward and JVP (F32, TF32"));
+      assertTrue(line.contains("D<=64 f32;") && line.contains("D<=128 f32;") && !line.contains("tf32;"), text);
+    } finally {
+      org.metakernels.runtime.Backend.setAllowTf32(before);
+    }
+  }
 }

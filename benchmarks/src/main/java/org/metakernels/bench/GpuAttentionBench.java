@@ -24,6 +24,11 @@ import org.openjdk.jmh.infra.Blackhole;
  * backward (as in {@link AttentionBench}). metakernels only: the org.bytedeco:pytorch build used
  * here is CPU-only, so the libtorch/PyTorch peers run from benchmarks/gpu/peers.py. Without a
  * CUDA device the set-up throws at once. Run by benchmarks/gpu/check.sh (pattern 'Gpu').
+ *
+ * <p>{@code -p dtype=TF32}: the same F32 tensors with {@link
+ * org.metakernels.runtime.Backend#setAllowTf32} on for the trial (forward, backward and the double
+ * backward on TF32 tensor cores where they apply; restored at tear-down), beside PyTorch's math path
+ * with {@code torch.backends.cuda.matmul.allow_tf32 = True} (peers.py, dtype "tf32").
  */
 @BenchmarkMode(Mode.AverageTime)
 @OutputTimeUnit(TimeUnit.MILLISECONDS)
@@ -40,11 +45,21 @@ public class GpuAttentionBench {
     @Param({"false", "true"})
     public boolean causal;
 
+    /** F32 (exact SIMT kernels) or TF32 (F32 data, TF32 tensor cores allowed). */
+    @Param({"F32"})
+    public String dtype;
+
+    boolean tf32Before;
+
     GpuAttentionTensors t;
     Tensor rq, rk, rv;  // probe directions of the double backward
 
     @Setup(Level.Trial)
     public void setup() {
+      if (!dtype.equals("F32") && !dtype.equals("TF32"))
+        throw new IllegalArgumentException("GpuAttentionBench: dtype " + dtype + " (expected F32 or TF32)");
+      tf32Before = org.metakernels.runtime.Backend.allowTf32();
+      org.metakernels.runtime.Backend.setAllowTf32(dtype.equals("TF32"));
       t = new GpuAttentionTensors("GpuAttentionBench", shape, DType.F32, causal);
       long[] dims = Checks.parseShape(shape);
       rq = Tensor.randn(dims, DType.F32, Device.CUDA, 25L);
@@ -56,6 +71,7 @@ public class GpuAttentionBench {
     @TearDown(Level.Trial)
     public void tearDown() {
       if (t != null) t.close();  // rq, rk, rv were made in its scope
+      org.metakernels.runtime.Backend.setAllowTf32(tf32Before);
     }
   }
 

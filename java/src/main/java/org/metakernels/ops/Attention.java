@@ -598,7 +598,11 @@ public final class Attention {
       }
     }
 
-    /** The 16-bit double backward and JVP. */
+    /**
+     * The 16-bit double backward and JVP, and the F32 ones with TF32 allowed ({@link
+     * org.metakernels.runtime.Backend#setAllowTf32}: TF32 tensor cores where they apply; {@code F32}
+     * forces the exact F32 kernels).
+     */
     public enum Second {
       /** The environment's choice ({@code MK_ATTN_TC_DD=0}: F32 copies) or the default (tensor cores). */
       DEFAULT(Codes.ATTN_TC_SELECT_DEFAULT),
