@@ -139,6 +139,19 @@ foreach(run ${MK_EMU_RUNS})
     FIXTURES_REQUIRED mk_build_emu ENVIRONMENT OMP_NUM_THREADS=1)
 endforeach()
 
+# tests/cuda-emu/attention_simt2_emu_test.cpp: the SIMT v2 attention (kernels/cuda/attention/simt2.cu)
+# against the CPU twin, F32 and F64, forward and backward, bitwise reruns and the one-place
+# dispatch; forward, reverse and shuffled thread order with H100 limits, shuffled with A100 and
+# 48 KB limits (v2 tiles that do not fit: unsupported, v1 runs).
+mk_emu_executable(attention_simt2_emu_test)
+foreach(run "order0|0 0" "order1|1 0" "order2|2 0" "A100|2 1" "48K|2 3")
+  string(REPLACE "|" ";" run "${run}")
+  list(GET run 0 name)
+  list(GET run 1 args)
+  separate_arguments(args)
+  mk_emu_test(emu.attention_simt2.${name} attention_simt2_emu_test ${args})
+endforeach()
+
 # The graph kernels in the emulator: every lane order in one run (6-12 s on the 2-core VM).
 mk_emu_test(emu.graph graph_emu_test)
 
