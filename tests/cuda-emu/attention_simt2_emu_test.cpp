@@ -228,7 +228,89 @@ void run_case(const Case& c, uint64_t seed) {
     if (st2 != 0) ++g_v1_fallbacks;
     if (st2 == 0 && !have_first) fail(cs, "the automatic key tile ran where neither forced one did");
   }
-  for (auto* b : {&q, &k, &v, &bias, &out_c, &lse_c})
+
+  // ---- backward from the CPU's out and lse: every gradient, twice; partial requests (the same bits); the dispatch
+  Buf<T> dout(rows * Dv);
+  dout.randn(g);
+  p.out = out_c.data();
+  p.lse = lse_c.data();
+  p.dout = dout.cdata();
+  struct Grads {
+    Buf<T> dq, dk, dv, ds;
+  };
+  auto make = [&](Grads& gr) {
+    gr.dq = Buf<T>(rows * D);
+    gr.dk = Buf<T>(B * Hkv * Nk * D);
+    gr.dv = Buf<T>(B * Hkv * Nk * Dv);
+    gr.ds = Buf<T>(rows * Nk, has_bias);
+    for (auto* b : {&gr.dq, &gr.dk, &gr.dv, &gr.ds}) b->fill(T(0));  // native/ zero-fills
+  };
+  Grads ref;
+  make(ref);
+  {
+    AttentionParams a = p;
+    a.workspace = ws_cpu.data();
+    a.grad_q = ref.dq.data();
+    a.grad_k = ref.dk.data();
+    a.grad_v = ref.dv.data();
+    a.grad_bias_full = ref.ds.data();
+    mk::cpu::attention_backward(a, nullptr);
+  }
+  const int64_t ws_bytes = mk::cuda::attention_workspace(p, 1);
+  // mask bits: 1 dQ, 2 dK, 4 dV, 8 dS; version 2: simt2 directly, 0: the dispatch (attention_backward)
+  auto run = [&](unsigned mask, Grads& gr, int version) {
+    make(gr);
+    Buf<T> ws(ws_bytes / int64_t(sizeof(T)) + 1);
+    AttentionParams e = p;
+    e.workspace = ws.data();
+    e.grad_q = mask & 1 ? gr.dq.data() : nullptr;
+    e.grad_k = mask & 2 ? gr.dk.data() : nullptr;
+    e.grad_v = mask & 4 ? gr.dv.data() : nullptr;
+    e.grad_bias_full = mask & 8 ? gr.ds.data() : nullptr;
+    const int st = version == 2 ? mk::cuda::simt2_attention_backward(e, nullptr) : mk::cuda::attention_backward(e, nullptr);
+    if (!ws.guards_ok()) fail(cs, "workspace guard");
+    return st;
+  };
+  Grads g1, g2, g3, g4, g5;
+  const int s1 = run(15, g1, 2);
+  if (!applies) {
+    if (s1 != mk::KERNEL_UNSUPPORTED) fail(cs, "v2 backward runs a shape it does not apply to");
+  } else if (s1 == mk::KERNEL_UNSUPPORTED) {
+    ++g_v1_fallbacks;  // its tiles do not fit this device
+  } else if (s1) {
+    fail(cs, "v2 backward status");
+  } else {
+    ++g_v2_runs;
+    const std::string cb = cs + " v2";
+    compare("bwd.dq", cb, g1.dq, ref.dq, tol);
+    compare("bwd.dk", cb, g1.dk, ref.dk, tol);
+    compare("bwd.dv", cb, g1.dv, ref.dv, tol);
+    compare("bwd.dS", cb, g1.ds, ref.ds, tol);
+    const int s2 = run(15, g2, 2), s3 = run(1, g3, 2), s4 = run(2 | 8, g4, 2), s5 = run(4, g5, 2);
+    if (s2 || s3 || s4 || s5) fail(cb, "v2 backward status (rerun or partial request)");
+    if (!g2.dq.same(g1.dq) || !g2.dk.same(g1.dk) || !g2.dv.same(g1.dv) || (has_bias && !g2.ds.same(g1.ds)))
+      fail(cb, "v2 backward rerun: not the same bits");
+    if (!g3.dq.same(g1.dq) || !g4.dk.same(g1.dk) || !g5.dv.same(g1.dv) || (has_bias && !g4.ds.same(g1.ds)))
+      fail(cb, "v2 backward partial request: not the same bits");
+    for (const Grads* gr : {&g3, &g4, &g5})  // gradients not asked for: untouched
+      for (const Buf<T>* b : {&gr->dq, &gr->dk, &gr->dv, &gr->ds})
+        if (!b->guards_ok()) fail(cb, "guard overwritten (partial request)");
+  }
+  {
+    Grads gd;
+    mk::attention_simt_selection().backward = mk::MK_SIMT_V2;
+    const int sd = run(15, gd, 0);
+    mk::attention_simt_selection().backward = 0;
+    if (sd) fail(cs, "attention_backward status (v2 selected)");
+    const std::string cb = cs + " (v2 selected)";
+    compare("dispatch.dq", cb, gd.dq, ref.dq, tol);
+    compare("dispatch.dk", cb, gd.dk, ref.dk, tol);
+    compare("dispatch.dv", cb, gd.dv, ref.dv, tol);
+    compare("dispatch.dS", cb, gd.ds, ref.ds, tol);
+    if (s1 == 0 && (!gd.dq.same(g1.dq) || !gd.dk.same(g1.dk) || !gd.dv.same(g1.dv) || (has_bias && !gd.ds.same(g1.ds))))
+      fail(cb, "attention_backward with v2 selected: not v2's bits");
+  }
+  for (auto* b : {&q, &k, &v, &bias, &out_c, &lse_c, &dout})
     if (b->present && !b->guards_ok()) fail(cs, "input guard");
 }
 
@@ -314,6 +396,8 @@ int main(int argc, char** argv) {
       {2, 2, 1, 70, 150, 16, 16, false, "BH-inf", {}},        // -inf bias: rows with no key, wholly masked tiles
       {2, 2, 2, 40, 97, 32, 24, true, "1H-inf", {90, 60}},
       {1, 1, 1, 200, 260, 128, 64, true, "none", {}},         // several key tiles of both sizes, partial last
+      {2, 2, 1, 90, 150, 64, 64, false, "none", {}},          // unmasked full tiles, partial last, GQA
+      {1, 1, 1, 64, 128, 128, 128, false, "none", {}},        // every tile full and unmasked
       {1, 2, 1, 48, 5, 5, 3, false, "none", {}},              // odd dims: v2 does not apply (v1 runs)
   };
   uint64_t seed = 4321;

@@ -703,6 +703,16 @@ int attention_simt_backward_version(const AttentionParams& p) {
       .backward;
 }
 
+// The process-wide choice (mk/kernels.inc attention_simt_select; mk/attention_simt_choice.h): read
+// by attention_forward / attention_backward (forward.cu, backward.cu) from the next call on.
+int attention_simt_select(int forward, int backward) {
+  if (!attention_simt_select_valid(forward, backward)) return KERNEL_UNSUPPORTED;
+  AttentionSimtSelection& sel = attention_simt_selection();
+  sel.forward.store(forward, std::memory_order_relaxed);
+  sel.backward.store(backward, std::memory_order_relaxed);
+  return 0;
+}
+
 int simt2_attention_backward(const AttentionParams& p, void* stream) {
   if (!simt2_applies(p) || !p.workspace) return KERNEL_UNSUPPORTED;
   return p.dtype == MK_F32 ? simt2_backward_t<float>(p, as_stream(stream))
