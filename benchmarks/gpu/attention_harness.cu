@@ -733,7 +733,7 @@ int profile() {
 // ---- F32 SIMT kernels: v1 (simt.cuh, forward.cu, backward.cu) vs v2 (simt2.cu) ----------------------
 // Issue 10's F32 target ([4,16,4096,128], TF32 off). Each v2 row is checked against the v1 row of
 // the same pass (max |v2 − v1| / max |v1| over the whole output, at most 2e-5) and rerun for the
-// same bits; the v2 forward also with each key tile forced (64, 32 keys per tile).
+// same bits; the v2 forward also with each tile forced (rows x keys: 64x64, 64x32, 128x64).
 __global__ void fill32(float* x, int64_t n, unsigned seed) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
     x[i] = hash_normal(uint64_t(i), seed);
@@ -781,7 +781,7 @@ void run_simt(const Shape& s, bool causal, int reps) {
     return memcmp(x.data(), y.data(), size_t(count) * 4) == 0;
   };
   mk::AttentionSimtSelection& sel = mk::attention_simt_selection();
-  auto fwd = [&](int variant, int slot) {  // 0: v1, 1: v2 (its choice of key tile), 2: v2 64 keys, 3: v2 32 keys
+  auto fwd = [&](int variant, int slot) {  // 0: v1, 1: v2 (its choice of tile), 2: 64x64, 3: 64x32, 4: 128x64
     AttentionParams f = p;
     f.out = out[slot];
     f.lse = lse[slot];
@@ -791,7 +791,7 @@ void run_simt(const Shape& s, bool causal, int reps) {
       sel.forward = 0;
       return e;
     }
-    return mk::cuda::simt2_attention_forward(f, nullptr, variant == 1 ? 0 : variant == 2 ? 64 : 32);
+    return mk::cuda::simt2_attention_forward(f, nullptr, variant - 1);  // (SIMT2_TILE_AUTO = 0, ...)
   };
   auto bwd = [&](int variant, int slot) {  // 0: v1, 1: v2; from slot 0's (v1's) out and lse
     AttentionParams b = p;
@@ -824,8 +824,8 @@ void run_simt(const Shape& s, bool causal, int reps) {
   CHECK(cudaDeviceSynchronize());
   const std::vector<double> o1 = host(out[0], elems), l1 = host(lse[0], BH * n);
   row("forward v1", ms1, fwd_flop, 0.0, fwd(0, 2) == 0 && same(out[0], out[2], elems));
-  const char* fnames[4] = {"", "forward v2", "forward v2 BK64", "forward v2 BK32"};
-  for (int variant = 1; variant <= 3; ++variant) {
+  const char* fnames[5] = {"", "forward v2", "forward v2 64x64", "forward v2 64x32", "forward v2 128x64"};
+  for (int variant = 1; variant <= 4; ++variant) {
     const float ms = time_call(reps, [&] { return fwd(variant, 1); });
     CHECK(cudaDeviceSynchronize());
     const double diff = std::max(rel(host(out[1], elems), o1), rel(host(lse[1], BH * n), l1));

@@ -1,6 +1,6 @@
 // The SIMT v2 softmax attention (kernels/cuda/attention/simt2.cu: register accumulators, 16-byte
 // shared loads, cp.async tiles) run on the host by the emulator in cuda_runtime.h, against the CPU
-// twin (kernels/cpu/attention/, the oracle), F32 and F64: forward (both key tiles, 64 and 32 keys)
+// twin (kernels/cpu/attention/, the oracle), F32 and F64: forward (every tile: 64 x 64, 64 x 32, 128 x 64)
 // and backward (every gradient, then partial requests) on shapes with causal masks (Nq < Nk and
 // Nq > Nk: rows that see no key), key lengths (a batch entry without keys), bias broadcasts with
 // -inf entries, GQA, N not a multiple of the tiles and D, Dv in {8, 16, 64, 96, 128, 256}; each run
@@ -10,17 +10,17 @@
 // answered KERNEL_UNSUPPORTED.
 //   attention_simt2_emu_test [order] [limits]   order: 0 forward, 1 reverse, 2 shuffled threads
 //                                               limits: 0 H100, 1 A100, 2 sm_86, 3 48 KB
-#include "cuda_runtime.h"  // the emulator: std headers first, then the CUDA keywords as macros
 #include <omp.h>
+#include "cuda_runtime.h"  // the emulator: std headers first, then the CUDA keywords as macros
 
 #include <cstring>
 #include <string>
 
-#include "attention/forward.cu"
 #include "attention/backward.cu"
+#include "attention/forward.cu"
+#include "attention/simt2.cu"
 #include "attention/tensor_core.cu"
 #include "attention/tensor_core_dd.cu"
-#include "attention/simt2.cu"
 
 namespace mk {
 namespace cuda {
@@ -180,34 +180,37 @@ void run_case(const Case& c, uint64_t seed) {
     mk::cpu::attention_forward(a, nullptr);
   }
   bool have_first = false;
-  for (int keys : {64, 32}) {
+  for (int tile : {mk::cuda::SIMT2_TILE_64x64, mk::cuda::SIMT2_TILE_64x32, mk::cuda::SIMT2_TILE_128x64}) {
     Buf<T> o1(rows * Dv), l1(rows), o2(rows * Dv), l2(rows);
     AttentionParams e = p;
     e.out = o1.data();
     e.lse = l1.data();
-    const int st = mk::cuda::simt2_attention_forward(e, nullptr, keys);
+    const int st = mk::cuda::simt2_attention_forward(e, nullptr, tile);
     if (!applies) {
       if (st != mk::KERNEL_UNSUPPORTED) fail(cs, "v2 forward runs a shape it does not apply to");
       break;
     }
-    if (st == mk::KERNEL_UNSUPPORTED) continue;  // this key tile does not fit the device (or F64 with 64 keys)
+    if (st == mk::KERNEL_UNSUPPORTED) continue;  // this tile does not apply (F64, Dv) or fit the device
     if (st) {
       fail(cs, "v2 forward status");
       continue;
     }
     ++g_v2_runs;
-    const std::string ck = cs + (keys == 64 ? " v2 BK64" : " v2 BK32");
+    const std::string ck = cs + (tile == mk::cuda::SIMT2_TILE_64x64   ? " v2 64x64"
+                                 : tile == mk::cuda::SIMT2_TILE_64x32 ? " v2 64x32"
+                                                                      : " v2 128x64");
     compare("fwd.out", ck, o1, out_c, tol);
     compare("fwd.lse", ck, l1, lse_c, tol);
     e.out = o2.data();
     e.lse = l2.data();
-    if (mk::cuda::simt2_attention_forward(e, nullptr, keys) || !o1.same(o2) || !l1.same(l2))
+    if (mk::cuda::simt2_attention_forward(e, nullptr, tile) || !o1.same(o2) || !l1.same(l2))
       fail(ck, "v2 forward rerun: not the same bits");
     // only lse asked for: the same lse
     Buf<T> l3(rows);
     e.out = nullptr;
     e.lse = l3.data();
-    if (mk::cuda::simt2_attention_forward(e, nullptr, keys) || !l1.same(l3)) fail(ck, "v2 forward without out: lse differs");
+    if (mk::cuda::simt2_attention_forward(e, nullptr, tile) || !l1.same(l3))
+      fail(ck, "v2 forward without out: lse differs");
     have_first = true;
   }
   {  // the dispatch with v2 selected: v2's bits where it ran (its own choice of key tile), else v1 (= the CPU twin)
@@ -267,7 +270,8 @@ void run_case(const Case& c, uint64_t seed) {
     e.grad_k = mask & 2 ? gr.dk.data() : nullptr;
     e.grad_v = mask & 4 ? gr.dv.data() : nullptr;
     e.grad_bias_full = mask & 8 ? gr.ds.data() : nullptr;
-    const int st = version == 2 ? mk::cuda::simt2_attention_backward(e, nullptr) : mk::cuda::attention_backward(e, nullptr);
+    const int st =
+        version == 2 ? mk::cuda::simt2_attention_backward(e, nullptr) : mk::cuda::attention_backward(e, nullptr);
     if (!ws.guards_ok()) fail(cs, "workspace guard");
     return st;
   };
@@ -383,22 +387,22 @@ int main(int argc, char** argv) {
   emu::config().per_sm = opt[limits][1];
   std::vector<Case> cases = {
       {1, 1, 1, 5, 5, 16, 16, false, "none", {}},
-      {2, 4, 2, 70, 33, 16, 8, false, "none", {}},            // GQA 2:1, Dv = 8, Nq > Nk
-      {2, 2, 2, 33, 70, 64, 64, true, "none", {}},            // causal, Nk > Nq (bottom-right)
-      {1, 2, 1, 100, 100, 128, 128, true, "11", {}},          // D = 128, causal, bias
+      {2, 4, 2, 70, 33, 16, 8, false, "none", {}},           // GQA 2:1, Dv = 8, Nq > Nk
+      {2, 2, 2, 33, 70, 64, 64, true, "none", {}},           // causal, Nk > Nq (bottom-right)
+      {1, 2, 1, 100, 100, 128, 128, true, "11", {}},         // D = 128, causal, bias
       {2, 3, 3, 40, 97, 32, 24, false, "BH", {97 - 3, 40}},  // key lengths
-      {2, 2, 1, 65, 65, 256, 64, true, "1H", {62, 55}},       // D = 256 (F32), Dv = 64
-      {3, 2, 2, 1, 129, 16, 16, false, "B1", {129, 0, 7}},    // one row; a batch entry without keys
-      {1, 1, 1, 130, 70, 96, 96, true, "none", {}},           // D = 96; Nq > Nk causal: rows that see no key
-      {2, 1, 1, 6, 3, 4, 4, true, "none", {3, 0}},            // fully masked rows, a batch without keys
-      {1, 4, 1, 19, 23, 8, 12, true, "BH", {17}},             // GQA 4:1
-      {1, 2, 2, 21, 37, 256, 256, false, "BH", {30}},         // D = Dv = 256 (F32)
-      {2, 2, 1, 70, 150, 16, 16, false, "BH-inf", {}},        // -inf bias: rows with no key, wholly masked tiles
+      {2, 2, 1, 65, 65, 256, 64, true, "1H", {62, 55}},      // D = 256 (F32), Dv = 64
+      {3, 2, 2, 1, 129, 16, 16, false, "B1", {129, 0, 7}},   // one row; a batch entry without keys
+      {1, 1, 1, 130, 70, 96, 96, true, "none", {}},          // D = 96; Nq > Nk causal: rows that see no key
+      {2, 1, 1, 6, 3, 4, 4, true, "none", {3, 0}},           // fully masked rows, a batch without keys
+      {1, 4, 1, 19, 23, 8, 12, true, "BH", {17}},            // GQA 4:1
+      {1, 2, 2, 21, 37, 256, 256, false, "BH", {30}},        // D = Dv = 256 (F32)
+      {2, 2, 1, 70, 150, 16, 16, false, "BH-inf", {}},       // -inf bias: rows with no key, wholly masked tiles
       {2, 2, 2, 40, 97, 32, 24, true, "1H-inf", {90, 60}},
-      {1, 1, 1, 200, 260, 128, 64, true, "none", {}},         // several key tiles of both sizes, partial last
-      {2, 2, 1, 90, 150, 64, 64, false, "none", {}},          // unmasked full tiles, partial last, GQA
-      {1, 1, 1, 64, 128, 128, 128, false, "none", {}},        // every tile full and unmasked
-      {1, 2, 1, 48, 5, 5, 3, false, "none", {}},              // odd dims: v2 does not apply (v1 runs)
+      {1, 1, 1, 200, 260, 128, 64, true, "none", {}},   // several key tiles of both sizes, partial last
+      {2, 2, 1, 90, 150, 64, 64, false, "none", {}},    // unmasked full tiles, partial last, GQA
+      {1, 1, 1, 64, 128, 128, 128, false, "none", {}},  // every tile full and unmasked
+      {1, 2, 1, 48, 5, 5, 3, false, "none", {}},        // odd dims: v2 does not apply (v1 runs)
   };
   uint64_t seed = 4321;
   for (const Case& c : cases) {
@@ -407,8 +411,9 @@ int main(int argc, char** argv) {
     ++seed;
   }
   run_unsupported();
-  printf("order %d limits %d: %d checks, %d v2 runs, %d v1 fallbacks in the dispatch, %d failures, worst rel err F32 "
-         "%.3g F64 %.3g\n",
-         order, limits, g_checks, g_v2_runs, g_v1_fallbacks, g_failures, g_worst[0], g_worst[1]);
+  printf(
+      "order %d limits %d: %d checks, %d v2 runs, %d v1 fallbacks in the dispatch, %d failures, worst rel err F32 "
+      "%.3g F64 %.3g\n",
+      order, limits, g_checks, g_v2_runs, g_v1_fallbacks, g_failures, g_worst[0], g_worst[1]);
   return g_failures ? 1 : 0;
 }

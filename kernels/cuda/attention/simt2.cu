@@ -2,9 +2,9 @@
 // call by mk/attention_simt_choice.h (forward.cu, backward.cu); the math, masks and outputs are
 // those of v1 (simt.cuh) and of the CPU twin (kernels/cpu/attention/).
 //
-// Forward, one block of 256 threads per tile of BQ = 64 query rows of one (batch, head):
+// Forward, one block of 256 threads per tile of BQ = 64 (or 128) query rows of one (batch, head):
 //   threads form a TY x TX grid (TX = 8 lanes along keys and value columns, TY = 32 along rows);
-//   thread (ty, tx) owns rows ty + TY·i (i < RPT = 2) for the whole key loop: their output
+//   thread (ty, tx) owns rows ty + TY·i (i < RPT = BQ / 32) for the whole key loop: their output
 //   accumulator O[i][value chunk j] (chunks of 4 columns, chunk tx + TX·j, j < NV), running max
 //   m[i] and its share of the running sum l[i] (the keys it owns), all in registers.
 //   Per key tile of BK keys (K and V by cp.async, K of the next tile while this one's softmax and
@@ -190,7 +190,7 @@ __device__ __forceinline__ void simt2_zero(T (&acc)[R][NC][4]) {
 
 // ---- forward ----------------------------------------------------------------------------------------
 struct Simt2FwdDims {
-  int ldd, ldv, ldp;            // shared leading dims: Q and K rows, V rows, P rows
+  int ldd, ldv, ldp;           // shared leading dims: Q and K rows, V rows, P rows
   int64_t q, k, v, pb, total;  // offsets (elements) of the buffers; total size
 };
 
@@ -263,8 +263,10 @@ __global__ void __launch_bounds__(kSimt2Threads) simt2_forward_kernel(const Atte
         T v = s[i][j] * x.scale;
         if (masked) {
           const int64_t key = c0 + tx + TX * j;
-          if (key >= e) v = neg_inf<T>();
-          else if (x.bias) v += x.bias[row * x.nk + key];
+          if (key >= e)
+            v = neg_inf<T>();
+          else if (x.bias)
+            v += x.bias[row * x.nk + key];
         }
         s[i][j] = v;
         mt = v > mt ? v : mt;
@@ -325,7 +327,6 @@ __global__ void __launch_bounds__(kSimt2Threads) simt2_forward_kernel(const Atte
   }
 }
 
-
 // ---- backward ---------------------------------------------------------------------------------------
 // Preprocess (shared with v1): D = rowsum(dO ∘ O) into the workspace.
 // dQ pass, one block per tile of BQ = 64 query rows (the forward's thread grid; dQ[i][chunk j] of
@@ -354,8 +355,8 @@ Simt2BwdQDims simt2_bwdq_dims(int d, int dv, int esize) {
 }
 
 template <class T, int BQ, int BK, int TX, int ND>
-__global__ void __launch_bounds__(kSimt2Threads) simt2_backward_query_kernel(const AttentionParams p,
-                                                                             const Simt2BwdQDims z) {
+__global__ void __launch_bounds__(kSimt2Threads)
+    simt2_backward_query_kernel(const AttentionParams p, const Simt2BwdQDims z) {
   constexpr int TY = kSimt2Threads / TX, RPT = BQ / TY, KPT = BK / TX;
   static_assert(TX <= 32 && (TX & (TX - 1)) == 0 && BQ % TY == 0 && BK % TX == 0 && BK % 4 == 0, "tile grid");
   T* const sm = smem_base<T>();
@@ -396,8 +397,8 @@ __global__ void __launch_bounds__(kSimt2Threads) simt2_backward_query_kernel(con
     __syncthreads();
     T dp[RPT][KPT];
     simt2_scores<T, RPT, KPT, TX>(dos, z.ldv, vs, z.ldv, dv, ty, tx, dp);  // dP = dO Vᵀ
-    cp_async_wait<0>();  // this K
-    __syncthreads();     // K visible; every thread is done with this V tile
+    cp_async_wait<0>();                                                    // this K
+    __syncthreads();  // K visible; every thread is done with this V tile
     if (more) simt2_rows_async(vs, z.ldv, x.v, c0 + BK, BK, next, dv);
     cp_async_commit();
     T s[RPT][KPT];
@@ -478,8 +479,8 @@ Simt2BwdKDims simt2_bwdk_dims(int d, int dv, int esize) {
 }
 
 template <class T, int BK, int BQ, int TX, int ND, int NV>
-__global__ void __launch_bounds__(kSimt2Threads) simt2_backward_key_kernel(const AttentionParams p,
-                                                                           const Simt2BwdKDims z) {
+__global__ void __launch_bounds__(kSimt2Threads)
+    simt2_backward_key_kernel(const AttentionParams p, const Simt2BwdKDims z) {
   constexpr int TY = kSimt2Threads / TX, KPT = BK / TY, RPT = BQ / TX;  // keys and rows per thread
   static_assert(TX <= 32 && (TX & (TX - 1)) == 0 && BK % TY == 0 && BQ % TX == 0 && BQ % 4 == 0, "tile grid");
   T* const sm = smem_base<T>();
@@ -609,43 +610,59 @@ bool simt2_applies(const AttentionParams& p) {
 }
 
 // Resident blocks per SM for `bytes` of shared memory (1 KB per block reserved by the system), at most 2.
-int simt2_blocks(size_t bytes, const Limits& lim) {
-  return int(std::min<size_t>(2, lim.per_sm / (bytes + 1024)));
-}
+int simt2_blocks(size_t bytes, const Limits& lim) { return int(std::min<size_t>(2, lim.per_sm / (bytes + 1024))); }
 
-template <class T, int BK, int NV>
+template <class T, int BQ, int BK, int NV>
 int simt2_forward_launch(const AttentionParams& p, const Simt2FwdDims& z, cudaStream_t stream) {
-  constexpr int BQ = 64;
   const int64_t blocks = p.batch * p.heads * ((p.nq + BQ - 1) / BQ);
   return launch(simt2_forward_kernel<T, BQ, BK, 8, NV>, blocks, size_t(z.total) * sizeof(T), stream, p, z);
 }
 
-template <class T, int BK>
+template <class T, int BQ, int BK>
 int simt2_forward_nv(const AttentionParams& p, const Simt2FwdDims& z, cudaStream_t stream) {
-  if (p.dv <= 64) return simt2_forward_launch<T, BK, 2>(p, z, stream);
-  if (sizeof(T) == 8 || p.dv <= 128) return simt2_forward_launch<T, BK, 4>(p, z, stream);  // (F64: Dv <= 128)
-  if constexpr (sizeof(T) == 4) return simt2_forward_launch<T, BK, 8>(p, z, stream);
+  if (p.dv <= 64) return simt2_forward_launch<T, BQ, BK, 2>(p, z, stream);
+  if (sizeof(T) == 8 || BQ > 64 || p.dv <= 128)
+    return simt2_forward_launch<T, BQ, BK, 4>(p, z, stream);  // (F64 and 128-row tiles: Dv <= 128)
+  if constexpr (sizeof(T) == 4 && BQ == 64) return simt2_forward_launch<T, BQ, BK, 8>(p, z, stream);
   return KERNEL_UNSUPPORTED;
 }
 
-// The key tile: of 64 (F32 only) and 32 keys, the one with more resident blocks per SM, then the
-// larger; `force` 64 or 32 takes that one (where it fits).
+// The forward's tile (rows x keys): 64 x 64 (F32), 64 x 32, 128 x 64 (F32, Dv <= 128: 4 x 8 scores
+// per thread, one block per SM). SIMT2_TILE_AUTO picks, among those that fit the device, the one
+// with the most resident blocks per SM (up to 2), then the larger; any other code forces that tile
+// (KERNEL_UNSUPPORTED where it does not apply or fit).
 template <class T>
-int simt2_forward_t(const AttentionParams& p, cudaStream_t stream, int force) {
+int simt2_forward_t(const AttentionParams& p, cudaStream_t stream, int tile) {
   Limits lim;
   if (int e = device_limits(&lim)) return e;
-  const int es = int(sizeof(T));
-  const Simt2FwdDims z64 = simt2_fwd_dims<64, 64>(int(p.d), int(p.dv), es);
-  const Simt2FwdDims z32 = simt2_fwd_dims<64, 32>(int(p.d), int(p.dv), es);
-  const size_t b64 = size_t(z64.total) * es, b32 = size_t(z32.total) * es;
-  const bool fit64 = sizeof(T) == 4 && b64 <= lim.optin && force != 32, fit32 = b32 <= lim.optin && force != 64;
-  if (!fit64 && !fit32) return KERNEL_UNSUPPORTED;
-  const bool use64 = fit64 && (!fit32 || force == 64 || simt2_blocks(b64, lim) >= simt2_blocks(b32, lim));
-  if constexpr (sizeof(T) == 4)
-    if (use64) return simt2_forward_nv<T, 64>(p, z64, stream);
-  return simt2_forward_nv<T, 32>(p, z32, stream);
+  const int es = int(sizeof(T)), d = int(p.d), dv = int(p.dv);
+  const bool f32 = sizeof(T) == 4;
+  struct Cand {
+    int code, area;
+    bool applies;
+    Simt2FwdDims z;
+  };
+  const Cand cands[3] = {{SIMT2_TILE_64x64, 64 * 64, f32, simt2_fwd_dims<64, 64>(d, dv, es)},
+                         {SIMT2_TILE_64x32, 64 * 32, true, simt2_fwd_dims<64, 32>(d, dv, es)},
+                         {SIMT2_TILE_128x64, 128 * 64, f32 && dv <= 128, simt2_fwd_dims<128, 64>(d, dv, es)}};
+  int best = -1, best_blocks = 0;
+  for (int i = 0; i < 3; ++i) {
+    const Cand& c = cands[i];
+    const size_t bytes = size_t(c.z.total) * es;
+    if (!c.applies || bytes > lim.optin || (tile != SIMT2_TILE_AUTO && tile != c.code)) continue;
+    const int blocks = simt2_blocks(bytes, lim);
+    if (best < 0 || blocks > best_blocks || (blocks == best_blocks && c.area > cands[best].area)) {
+      best = i;
+      best_blocks = blocks;
+    }
+  }
+  if (best < 0) return KERNEL_UNSUPPORTED;
+  if constexpr (sizeof(T) == 4) {
+    if (cands[best].code == SIMT2_TILE_64x64) return simt2_forward_nv<T, 64, 64>(p, cands[best].z, stream);
+    if (cands[best].code == SIMT2_TILE_128x64) return simt2_forward_nv<T, 128, 64>(p, cands[best].z, stream);
+  }
+  return simt2_forward_nv<T, 64, 32>(p, cands[best].z, stream);
 }
-
 
 // Column chunks per thread (TX = 8 lanes of 4 columns): 2 up to 64, 4 up to 128, 8 up to 256 (F32).
 template <class T, class F>
@@ -691,14 +708,16 @@ int simt2_backward_t(const AttentionParams& p, cudaStream_t stream) {
 
 int attention_simt_forward_version(const AttentionParams& p) {
   AttentionSimtSelection& s = attention_simt_selection();
-  return attention_simt_choose(p.dtype, p.d, p.dv, attention_simt_forward_code(s.forward.load(std::memory_order_relaxed)),
+  return attention_simt_choose(p.dtype, p.d, p.dv,
+                               attention_simt_forward_code(s.forward.load(std::memory_order_relaxed)),
                                attention_simt_backward_code(s.backward.load(std::memory_order_relaxed)))
       .forward;
 }
 
 int attention_simt_backward_version(const AttentionParams& p) {
   AttentionSimtSelection& s = attention_simt_selection();
-  return attention_simt_choose(p.dtype, p.d, p.dv, attention_simt_forward_code(s.forward.load(std::memory_order_relaxed)),
+  return attention_simt_choose(p.dtype, p.d, p.dv,
+                               attention_simt_forward_code(s.forward.load(std::memory_order_relaxed)),
                                attention_simt_backward_code(s.backward.load(std::memory_order_relaxed)))
       .backward;
 }
@@ -719,10 +738,10 @@ int simt2_attention_backward(const AttentionParams& p, void* stream) {
                            : simt2_backward_t<double>(p, as_stream(stream));
 }
 
-int simt2_attention_forward(const AttentionParams& p, void* stream, int keys_per_tile) {
+int simt2_attention_forward(const AttentionParams& p, void* stream, int tile) {
   if (!simt2_applies(p)) return KERNEL_UNSUPPORTED;
-  return p.dtype == MK_F32 ? simt2_forward_t<float>(p, as_stream(stream), keys_per_tile)
-                           : simt2_forward_t<double>(p, as_stream(stream), keys_per_tile);
+  return p.dtype == MK_F32 ? simt2_forward_t<float>(p, as_stream(stream), tile)
+                           : simt2_forward_t<double>(p, as_stream(stream), tile);
 }
 
 }  // namespace cuda

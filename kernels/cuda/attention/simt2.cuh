@@ -8,11 +8,13 @@
 
 namespace mk {
 namespace cuda {
+// The tiles (query rows x keys) of the v2 forward: SIMT2_TILE_AUTO picks the one with the most
+// resident blocks per SM, then the larger; the others force one (benchmarks/gpu/attention_harness.cu
+// times each). 64 x 64 and 128 x 64: F32 only; 128 x 64: Dv <= 128.
+enum Simt2ForwardTile { SIMT2_TILE_AUTO = 0, SIMT2_TILE_64x64 = 1, SIMT2_TILE_64x32 = 2, SIMT2_TILE_128x64 = 3 };
 // The v2 forward; KERNEL_UNSUPPORTED where it does not apply (mk/attention_simt_choice.h), the
-// tensors are not 16-byte aligned, the device is older than sm_80 or its tiles do not fit.
-// keys_per_tile: 0 picks (the most resident blocks, then the larger tile), 64 or 32 forces one
-// (benchmarks/gpu/attention_harness.cu times both).
-int simt2_attention_forward(const AttentionParams& p, void* stream, int keys_per_tile = 0);
+// tensors are not 16-byte aligned, the device is older than sm_80 or the tile does not fit.
+int simt2_attention_forward(const AttentionParams& p, void* stream, int tile = SIMT2_TILE_AUTO);
 // The v2 backward (D = rowsum(dO ∘ O) into the workspace, then the dQ pass and the dK/dV pass);
 // KERNEL_UNSUPPORTED as above.
 int simt2_attention_backward(const AttentionParams& p, void* stream);
