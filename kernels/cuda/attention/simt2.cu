@@ -455,7 +455,7 @@ __global__ void __launch_bounds__(kSimt2Threads)
 // D of the rows): Sᵀ = scale K Qᵀ and dPᵀ = V dOᵀ by register outer products (keys x rows),
 // Pᵀ = exp(Sᵀ + bias − lse), dSᵀ = Pᵀ ∘ (dPᵀ − D); Pᵀ to shared, dV += Pᵀ dO; then dSᵀ to the same
 // buffer, dK += dSᵀ Q (scale once at the end). dO of the next tile loads (cp.async) while dK is
-// updated. Every dK/dV tile has one owner block: no atomics, deterministic.
+// updated, its Q while its dPᵀ runs. Every dK/dV tile has one owner block: no atomics, deterministic.
 struct Simt2BwdKDims {
   int ldd, ldv, ldp;
   int64_t k, v, q, dout, pt, lse, dd, total;
@@ -503,66 +503,103 @@ __global__ void __launch_bounds__(kSimt2Threads)
   simt2_columns<ND, TX>(d, tx, dcol);
   simt2_columns<NV, TX>(dv, tx, vcol);
 
+  // The query tiles of this block, in order: the heads of the KV group whose keys include c0 (others:
+  // padding, zero gradients, pre-zeroed), rows from the first that sees key c0. first_tile: the
+  // first head >= h with a tile (hend when none), its first row in r0.
+  const int64_t hend = (ti.h + 1) * group;
+  auto first_tile = [&](int64_t h, int64_t& r0) {
+    for (; h < hend; ++h) {
+      const HeadView<T> x = head_view<T>(p, ti.b, h);
+      if (c0 < x.len && x.first_row(c0) < x.nq) {
+        r0 = x.first_row(c0);
+        return h;
+      }
+    }
+    return hend;
+  };
+  // dO of a tile, then Q (with lse and D by plain loads): two commit groups, so dPᵀ can start on dO
+  // while Q is in flight
+  auto load_tile = [&](int64_t h, int64_t r0, bool q_part) {
+    const HeadView<T> x = head_view<T>(p, ti.b, h);
+    const int R = int(std::min<int64_t>(BQ, x.nq - r0));
+    if (!q_part) {
+      simt2_rows_async(dos, z.ldv, x.dout, r0, BQ, R, dv);
+      return;
+    }
+    simt2_rows_async(qs, z.ldd, x.q, r0, BQ, R, d);
+    for (int r = int(threadIdx.x); r < BQ; r += kSimt2Threads) {
+      lses[r] = r < R ? x.lse[r0 + r] : neg_inf<T>();
+      dds[r] = r < R ? Dall[x.base + r0 + r] : T(0);
+    }
+  };
+
   simt2_rows_async(ks, z.ldd, x0.k, c0, BK, C, d);
   simt2_rows_async(vs, z.ldv, x0.v, c0, BK, C, dv);
   cp_async_commit();
-  for (int64_t h = ti.h * group; h < (ti.h + 1) * group; ++h) {
+  int64_t r0 = 0;
+  int64_t h = first_tile(ti.h * group, r0);
+  if (h < hend) {
+    load_tile(h, r0, false);
+    cp_async_commit();
+    load_tile(h, r0, true);
+    cp_async_commit();
+  }
+  while (h < hend) {
     const HeadView<T> x = head_view<T>(p, ti.b, h);
-    if (c0 >= x.len) continue;  // padding keys: zero gradients (pre-zeroed)
-    const int64_t first = x.first_row(c0);
-    for (int64_t r0 = first; r0 < x.nq; r0 += BQ) {
-      const int R = int(std::min<int64_t>(BQ, x.nq - r0));
-      __syncthreads();  // every thread is done with the previous tile's Q, dO, lse and D
-      simt2_rows_async(qs, z.ldd, x.q, r0, BQ, R, d);
-      simt2_rows_async(dos, z.ldv, x.dout, r0, BQ, R, dv);
-      cp_async_commit();
-      for (int r = int(threadIdx.x); r < BQ; r += kSimt2Threads) {
-        lses[r] = r < R ? x.lse[r0 + r] : neg_inf<T>();
-        dds[r] = r < R ? Dall[x.base + r0 + r] : T(0);
-      }
-      cp_async_wait<0>();
-      __syncthreads();
-      T st[KPT][RPT], dpt[KPT][RPT];
-      simt2_scores<T, KPT, RPT, TX>(ks, z.ldd, qs, z.ldd, d, ty, tx, st);     // K Qᵀ
-      simt2_scores<T, KPT, RPT, TX>(vs, z.ldv, dos, z.ldv, dv, ty, tx, dpt);  // V dOᵀ
-      // mask where some row of the tile does not see some key, a row is past Nq, or there is a bias
-      const bool masked = x.bias != nullptr || R < BQ || C < BK || x.key_end(r0) < c0 + BK;
+    const int R = int(std::min<int64_t>(BQ, x.nq - r0));
+    int64_t nr0 = r0 + BQ;
+    const int64_t nh = nr0 < x.nq ? h : first_tile(h + 1, nr0);
+    cp_async_wait<1>();  // K, V (first tile) and this dO; this Q may still be in flight
+    __syncthreads();
+    T st[KPT][RPT], dpt[KPT][RPT];
+    simt2_scores<T, KPT, RPT, TX>(vs, z.ldv, dos, z.ldv, dv, ty, tx, dpt);  // V dOᵀ
+    cp_async_wait<0>();                                                     // this Q
+    __syncthreads();                                                        // Q, lse and D visible
+    simt2_scores<T, KPT, RPT, TX>(ks, z.ldd, qs, z.ldd, d, ty, tx, st);     // K Qᵀ
+    // mask where some row of the tile does not see some key, a row is past Nq, or there is a bias
+    const bool masked = x.bias != nullptr || R < BQ || C < BK || x.key_end(r0) < c0 + BK;
 #pragma unroll
-      for (int i = 0; i < KPT; ++i) {
-        const int64_t key = c0 + ty + TY * i;
+    for (int i = 0; i < KPT; ++i) {
+      const int64_t key = c0 + ty + TY * i;
 #pragma unroll
-        for (int j = 0; j < RPT; ++j) {
-          const int r = tx + TX * j;
-          const int64_t row = r0 + r;
-          const T ls = lses[r];
-          T pr = T(0);
-          if (!masked || (r < R && ty + TY * i < C && key < x.key_end(row))) {
-            T v = st[i][j] * x.scale;
-            if (masked && x.bias) v += x.bias[row * x.nk + key];
-            pr = ls == neg_inf<T>() ? T(0) : texp(v - ls);
-          }
-          st[i][j] = pr;
-          dpt[i][j] = pr * (dpt[i][j] - dds[r]);
+      for (int j = 0; j < RPT; ++j) {
+        const int r = tx + TX * j;
+        const int64_t row = r0 + r;
+        const T ls = lses[r];
+        T pr = T(0);
+        if (!masked || (r < R && ty + TY * i < C && key < x.key_end(row))) {
+          T v = st[i][j] * x.scale;
+          if (masked && x.bias) v += x.bias[row * x.nk + key];
+          pr = ls == neg_inf<T>() ? T(0) : texp(v - ls);
         }
-      }
-      if (want_dv) {
-#pragma unroll
-        for (int i = 0; i < KPT; ++i)
-#pragma unroll
-          for (int j = 0; j < RPT; ++j) pts[(ty + TY * i) * z.ldp + tx + TX * j] = st[i][j];
-        __syncthreads();
-        simt2_accumulate<T, KPT, NV, TX>(pts, z.ldp, dos, z.ldv, R, ty, vcol, dvacc);  // dV += Pᵀ dO
-      }
-      if (want_dk) {
-        if (want_dv) __syncthreads();  // every thread is done with Pᵀ
-#pragma unroll
-        for (int i = 0; i < KPT; ++i)
-#pragma unroll
-          for (int j = 0; j < RPT; ++j) pts[(ty + TY * i) * z.ldp + tx + TX * j] = dpt[i][j];
-        __syncthreads();
-        simt2_accumulate<T, KPT, ND, TX>(pts, z.ldp, qs, z.ldd, R, ty, dcol, dk);  // dK += dSᵀ Q
+        st[i][j] = pr;
+        dpt[i][j] = pr * (dpt[i][j] - dds[r]);
       }
     }
+    if (want_dv) {
+#pragma unroll
+      for (int i = 0; i < KPT; ++i)
+#pragma unroll
+        for (int j = 0; j < RPT; ++j) pts[(ty + TY * i) * z.ldp + tx + TX * j] = st[i][j];
+      __syncthreads();
+      simt2_accumulate<T, KPT, NV, TX>(pts, z.ldp, dos, z.ldv, R, ty, vcol, dvacc);  // dV += Pᵀ dO
+    }
+    __syncthreads();                           // every thread is done with dO, Pᵀ, lse and D
+    if (nh < hend) load_tile(nh, nr0, false);  // the next dO loads while dK is updated
+    cp_async_commit();
+    if (want_dk) {
+#pragma unroll
+      for (int i = 0; i < KPT; ++i)
+#pragma unroll
+        for (int j = 0; j < RPT; ++j) pts[(ty + TY * i) * z.ldp + tx + TX * j] = dpt[i][j];
+      __syncthreads();
+      simt2_accumulate<T, KPT, ND, TX>(pts, z.ldp, qs, z.ldd, R, ty, dcol, dk);  // dK += dSᵀ Q
+    }
+    __syncthreads();                          // every thread is done with Q and dSᵀ
+    if (nh < hend) load_tile(nh, nr0, true);  // the next Q loads while the next dPᵀ runs
+    cp_async_commit();
+    h = nh;
+    r0 = nr0;
   }
   cp_async_wait<0>();
   const int64_t krow = (ti.b * p.kv_heads + ti.h) * p.nk + c0;
