@@ -141,10 +141,11 @@ endforeach()
 
 # tests/cuda-emu/attention_simt2_emu_test.cpp: the SIMT v2 attention (kernels/cuda/attention/simt2.cu)
 # against the CPU twin, F32 and F64, forward and backward, bitwise reruns and the one-place
-# dispatch; forward, reverse and shuffled thread order with H100 limits, shuffled with A100 and
-# 48 KB limits (v2 tiles that do not fit: unsupported, v1 runs).
+# dispatch; every thread order once: forward with H100 limits, reverse with 48 KB (v2 tiles that do
+# not fit: unsupported, v1 runs), shuffled with A100. Measured 2026-12-05 on the 2-core VM loaded by
+# two other helpers' builds: 20-40 s per run, one thread.
 mk_emu_executable(attention_simt2_emu_test)
-foreach(run "order0|0 0" "order1|1 0" "order2|2 0" "A100|2 1" "48K|2 3")
+foreach(run "H100|0 0" "48K|1 3" "A100|2 1")
   string(REPLACE "|" ";" run "${run}")
   list(GET run 0 name)
   list(GET run 1 args)
