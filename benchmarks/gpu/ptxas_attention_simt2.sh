@@ -42,9 +42,11 @@ for ln in lines:
         cur["regs"] = re.search(r"Used (\d+) registers", ln).group(1)
         rows.append(cur); name = None
 want = ("forward_kernel", "backward_query_kernel", "backward_key_kernel", "rowdot_kernel")
+seen = set()
 for r in sorted(rows, key=lambda r: ("simt2" in r["name"], r["name"])):
-    if not any(w in r["name"] for w in want): continue
-    tag = "v2" if "simt2" in r["name"] else "v1"
+    if not any(w in r["name"] for w in want) or r["name"] in seen: continue
+    seen.add(r["name"])
+    tag = "v2" if "simt2" in r["name"] else "v1" if "rowdot" not in r["name"] else "v1/v2"
     print(f'{tag} {r["name"]} | {r["regs"]} | {r.get("st","0")}/{r.get("ld","0")} | {r.get("stack","0")}')
 PY
 done
@@ -53,13 +55,29 @@ cat > "$tmp/sizes.cu" <<'CU'
 #include "attention/simt2.cu"
 using namespace mk::cuda;
 int main() {
-  printf("\n## v2 dynamic shared memory per block (KB): forward (64 rows x 64 | 32 keys), dQ pass (64 rows x 32 keys), dK/dV pass (64 keys x 32 rows)\n");
+  printf("\n## v2 dynamic shared memory per block (KB): forward tiles (query rows x keys), dQ pass (64 rows x 32 keys), dK/dV pass (64 keys x 32 rows)\n");
   for (int es : {4, 8})
     for (int d : {64, 128, 256}) {
       if (es == 8 && d > 128) continue;
-      printf("%s D=Dv=%3d: fwd BK64 %6.1f  fwd BK32 %6.1f  dQ %6.1f  dK/dV %6.1f\n", es == 4 ? "F32" : "F64", d,
-             simt2_fwd_dims<64, 64>(d, d, es).total * es / 1024.0, simt2_fwd_dims<64, 32>(d, d, es).total * es / 1024.0,
+      printf("%s D=Dv=%3d: fwd 64x64 %6.1f  fwd 64x32 %6.1f  fwd 128x64 %6.1f  dQ %6.1f  dK/dV %6.1f\n",
+             es == 4 ? "F32" : "F64", d, simt2_fwd_dims<64, 64>(d, d, es).total * es / 1024.0,
+             simt2_fwd_dims<64, 32>(d, d, es).total * es / 1024.0, simt2_fwd_dims<128, 64>(d, d, es).total * es / 1024.0,
              simt2_bwdq_dims<64, 32>(d, d, es).total * es / 1024.0, simt2_bwdk_dims<64, 32>(d, d, es).total * es / 1024.0);
+    }
+  printf("(F64 runs the 64x32 forward tile only; 128x64 needs Dv <= 128; 2 blocks per SM on H100/H200 need <= ~113 KB)\n");
+  printf("\n## v1 tiles (pick_tiles of simt.cuh) and shared memory per block (KB), H100/H200 limits\n");
+  Limits lim;
+  lim.optin = 232448;
+  lim.per_sm = 233472;
+  for (int es : {4, 8})
+    for (int d : {64, 128, 256}) {
+      Tiles t;
+      size_t b = 0;
+      printf("%s D=Dv=%3d:", es == 4 ? "F32" : "F64", d);
+      if (pick_tiles<ForwardLayout>(es, d, d, lim, &t, &b)) printf(" fwd %dx%d %6.1f ", t.bq, t.bk, b / 1024.0);
+      if (pick_tiles<BackwardQueryLayout>(es, d, d, lim, &t, &b)) printf(" dQ %dx%d %6.1f ", t.bq, t.bk, b / 1024.0);
+      if (pick_tiles<BackwardKeyLayout>(es, d, d, lim, &t, &b)) printf(" dK/dV %dx%d %6.1f", t.bq, t.bk, b / 1024.0);
+      printf("\n");
     }
   return 0;
 }
