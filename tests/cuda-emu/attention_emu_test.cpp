@@ -20,6 +20,7 @@
 #include "attention/jvp.cu"
 #include "attention/tensor_core.cu"
 #include "attention/tensor_core_dd.cu"  // (the 16-bit double backward: attention_dd_emu_test checks it)
+#include "attention/simt2.cu"  // (the SIMT v2 that forward.cu / backward.cu may choose: attention_simt2_emu_test checks it)
 
 namespace mk {
 namespace cuda {
