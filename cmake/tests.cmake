@@ -236,3 +236,16 @@ mk_emu_test(emu.copy_async copy_async_emu_test)
 mk_emu_executable(attention_dd_emu_test)
 mk_emu_test(emu.attention_dd.shuffled.H100 attention_dd_emu_test 2 0)
 mk_emu_test(emu.attention_dd.forward.sm86 attention_dd_emu_test 0 2)
+
+# ---- Hopper (sm_90a) forward in the emulator (kernels/cuda/attention/tensor_core_sm90.cu) ---------
+# wgmma_emu_test: the emulated wgmma (descriptors, 128-byte swizzle, register A, the accumulator
+# layout), TMA and mbarriers of tests/cuda-emu/sm90_emu.h against plain products in double.
+# emu.sm90.*: the Hopper forward against the float64 reference and the naive 16-bit composition
+# (attention_emu_test's criterion), bitwise reruns and guard words, in forward and shuffled order.
+# Measured 2026-12-05 on the 2-core VM: emu.wgmma 0.1-0.3 s; emu.sm90.order0/2 53-69 s alone, about
+# 150 s each inside a full `mvn verify` beside other builds (each case also runs the v1/v2 checks).
+mk_emu_executable(wgmma_emu_test)
+mk_emu_test(emu.wgmma wgmma_emu_test 2)
+foreach(order 0 2)
+  mk_emu_test(emu.sm90.order${order} attention_emu_test sm90 ${order})
+endforeach()

@@ -3,10 +3,14 @@
 // cp.async K/V ring, ldmatrix, swizzled shared tiles; v2k32: v2 with 32-key tiles, two blocks per
 // SM; see mk/attention_tc_choice.h) and every backward version (v1; v2: the same machinery, two
 // passes, MK_ATTN_TC_BWD), alone and after the forward of its version (fwd+bwd), BF16 and F16,
-// causal and not, on [4,16,4096,128], [1,16,16384,128] and [2,8,1024,64].
-// No Java needed. On the GPU machine, from the project root:
-//   nvcc -std=c++17 -O3 --expt-relaxed-constexpr -arch=sm_90 -Ikernels/include -Inative/include \
-//        -Ikernels/cuda benchmarks/gpu/attention_harness.cu -o /tmp/mk-attn-harness && /tmp/mk-attn-harness
+// causal and not, on [4,16,4096,128], [1,16,16384,128] and [2,8,1024,64]; and the Hopper forward
+// (sm90: tensor_core_sm90.cu, wgmma + TMA) on a 9.0 device (a row saying it was skipped elsewhere),
+// also compared with v1's output.
+// No Java needed. On the GPU machine, from the project root (sm_90a machine code: the Hopper
+// forward needs it; MK_CUDA_SM90A tells the dispatch it is there):
+//   nvcc -std=c++17 -O3 --expt-relaxed-constexpr -gencode arch=compute_90a,code=sm_90a -DMK_CUDA_SM90A=1 \
+//        -Ikernels/include -Inative/include -Ikernels/cuda benchmarks/gpu/attention_harness.cu \
+//        -o /tmp/mk-attn-harness && /tmp/mk-attn-harness
 // (benchmarks/gpu/check.sh step 1b runs it). Per row of the table: time per call (CUDA events,
 // median of REPS after 2 warm-ups), TFLOP/s (forward 4·B·H·Nq·Nk·D, halved when causal; backward
 // 2.5x the forward's, FlashAttention's convention), and correctness on 192 sampled query rows
@@ -33,6 +37,7 @@
 #include "attention/tensor_core.cu"
 #include "attention/tensor_core_dd.cu"
 #include "attention/backward_backward.cu"
+#include "attention/tensor_core_sm90.cu"
 #include "attention/forward.cu"
 #include "attention/backward.cu"
 #include "attention/simt2.cu"
@@ -339,6 +344,56 @@ void run(const Shape& s, bool causal, int reps, const char* tname) {
         : version == mk::MK_TC_V2 ? "forward v2"
                                   : "forward v2k32",
         ms, fwd_flop, ek, en_o, bitwise);
+  }
+  // the Hopper forward where it runs (a 9.0 device, sm_90a code, D = Dv in {64, 128}); its output
+  // also compared with v1's (max |sm90 - v1| / max |v1| over every element)
+  {
+    AttentionParams f = p;
+    f.out = out;
+    f.lse = lse;
+    int dev = 0, major = 0, minor = 0;
+    CHECK(cudaGetDevice(&dev));
+    CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+    CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev));
+    if (!(major == 9 && minor == 0) || !mk::cuda::tc_sm90_built()) {
+      printf("| %s | %s | %s | forward sm90 | skipped: needs a compute capability 9.0 device and sm_90a code "
+             "(this is sm_%d%d%s) | | | | | | |\n",
+             shape, tname, causal ? "causal" : "full", major, minor, mk::cuda::tc_sm90_built() ? "" : ", no 90a build");
+    } else {
+      const float ms = time_call(reps, [&] { return mk::cuda::tc_sm90_forward(f, nullptr); });
+      CHECK(cudaDeviceSynchronize());
+      const double ek = rel(sampled(out), o_ref);
+      f.out = out2;
+      const bool bitwise = mk::cuda::tc_sm90_forward(f, nullptr) == 0 && same(out, out2);
+      row("forward sm90", ms, fwd_flop, ek, en_o, bitwise);
+      // v1 into out2, then the whole outputs side by side
+      f.out = out2;
+      if (mk::cuda::tc_attention_forward_version(f, nullptr, mk::MK_TC_V1)) ++g_fail;
+      CHECK(cudaDeviceSynchronize());
+      std::vector<uint16_t> a(static_cast<size_t>(elems)), b(static_cast<size_t>(elems));
+      CHECK(cudaMemcpy(a.data(), out, elems * 2, cudaMemcpyDeviceToHost));
+      CHECK(cudaMemcpy(b.data(), out2, elems * 2, cudaMemcpyDeviceToHost));
+      auto val = [](uint16_t x) -> double {
+        if (E::kBf16) {
+          const uint32_t u = uint32_t(x) << 16;
+          float f32;
+          memcpy(&f32, &u, 4);
+          return f32;
+        }
+        return mk::f16_bits_to_f32(x);
+      };
+      double dmax = 0, vmax = 0;
+      for (size_t i = 0; i < a.size(); ++i) {
+        dmax = std::max(dmax, std::fabs(val(a[i]) - val(b[i])));
+        vmax = std::max(vmax, std::fabs(val(b[i])));
+      }
+      const double rel_v1 = vmax > 0 ? dmax / vmax : dmax;
+      // two roundings of the same F32 result to 16 bit at most apart: a few units of the last place
+      const bool close = rel_v1 <= (E::kBf16 ? 3e-2 : 4e-3);
+      if (!close) ++g_fail;
+      printf("| %s | %s | %s | sm90 vs v1 | max abs diff / max abs v1 = %.2e | | | | | | %s |\n", shape, tname,
+             causal ? "causal" : "full", rel_v1, close ? "ok" : "FAIL");
+    }
   }
   // dK, dV references on 64 sampled keys of head 0 (every row's lse and D of that head first):
   // at n <= 4096 (the float64 pass over all rows of a head at n = 16384 would cost most of the run)
@@ -715,6 +770,10 @@ int profile() {
   int st = 0;
   for (int version : {mk::MK_TC_V1, mk::MK_TC_V2, mk::MK_TC_V2_K32})
     st |= mk::cuda::tc_attention_forward_version(p, nullptr, version);
+  if (mk::cuda::tc_sm90_built()) {  // the Hopper forward where it runs (KERNEL_UNSUPPORTED elsewhere: no launch)
+    const int e = mk::cuda::tc_sm90_forward(p, nullptr);
+    if (e != mk::KERNEL_UNSUPPORTED) st |= e;
+  }
   st |= mk::cuda::tc_attention_forward_version(p, nullptr, mk::MK_TC_V1);
   AttentionParams bw = p;
   bw.dout = dout;

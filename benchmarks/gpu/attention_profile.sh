@@ -10,8 +10,8 @@ set -uo pipefail
 cd "$(git rev-parse --show-toplevel 2>/dev/null || pwd)"
 out=${OUT:-benchmarks/gpu/out}
 mkdir -p "$out"
-arch=${ARCH:-sm_90}
-nvcc -std=c++17 -O3 --expt-relaxed-constexpr -arch="$arch" -Ikernels/include -Inative/include -Ikernels/cuda \
+arch=${ARCH:-sm_90a}  # (sm_90a: the Hopper forward's wgmma and setmaxnreg)
+nvcc -std=c++17 -O3 --expt-relaxed-constexpr -arch="$arch" -DMK_CUDA_SM90A=1 -Ikernels/include -Inative/include -Ikernels/cuda \
   benchmarks/gpu/attention_harness.cu -o /tmp/mk-attn-harness || exit 1
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv 2>&1 | tee "$out/attention-device.txt"
 timeout 180 /tmp/mk-attn-harness 2>&1 | tee "$out/attention_harness.md"

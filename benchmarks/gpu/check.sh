@@ -77,8 +77,9 @@ elif command -v nvcc >/dev/null; then
   # kernels/cuda/attention/tensor_core.cu alone (built meanwhile, ~30 s): forward v1 and v2 and the
   # backward, BF16/F16, causal or not, timed and checked against a float64 reference (under 2 min)
   rm -f /tmp/mk-attn-harness
-  timeout 300 nvcc -std=c++17 -O3 --expt-relaxed-constexpr -arch=sm_90 -Ikernels/include -Inative/include \
-    -Ikernels/cuda benchmarks/gpu/attention_harness.cu -o /tmp/mk-attn-harness > /tmp/mk-attn-harness.log 2>&1 &
+  timeout 300 nvcc -std=c++17 -O3 --expt-relaxed-constexpr -gencode arch=compute_90a,code=sm_90a -DMK_CUDA_SM90A=1 \
+    -Ikernels/include -Inative/include -Ikernels/cuda benchmarks/gpu/attention_harness.cu \
+    -o /tmp/mk-attn-harness > /tmp/mk-attn-harness.log 2>&1 &
   attn_build=$!
   timeout 300 nvcc -std=c++17 -O3 -arch=sm_90 -Ikernels/include -Inative/include -Ikernels/cuda \
     benchmarks/gpu/linear_attention_harness.cu -o /tmp/mk-la-harness 2>&1 | tail -5

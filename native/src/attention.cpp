@@ -369,7 +369,9 @@ const char* mk_attention_tc_kernels(void) {
   const int override_version = mk::attention_tc_forward_code(sel_forward);
   const int backward_override = mk::attention_tc_backward_code(sel_backward);
   const int second_f32 = mk::attention_tc_second_code(sel_second);
-  auto name = [](int v) { return v == mk::MK_TC_V2 ? "v2" : v == mk::MK_TC_V2_K32 ? "v2k32" : "v1"; };
+  auto name = [](int v) {
+    return v == mk::MK_TC_V2 ? "v2" : v == mk::MK_TC_V2_K32 ? "v2k32" : v == mk::MK_TC_SM90 ? "sm90" : "v1";
+  };
   const int env_forward = mk::attention_tc_override(), env_backward = mk::attention_tc_backward_override();
   text = std::string("MK_ATTN_TC=") + (env_forward ? name(env_forward) : "(unset)") +
          ", MK_ATTN_TC_BWD=" + (env_backward ? name(env_backward) : "(unset)") +
@@ -418,8 +420,8 @@ int mk::native::attention_tc_push(const KernelTable* t) {
 
 int mk_attention_tc_select(int forward, int backward, int second) {
   const char* op = "mk_attention_tc_select";
-  if (forward < 0 || forward > MK_ATTN_TC_SELECT_FORWARD_V2K32)
-    return fail(MK_ERR_INVALID_ARGUMENT, "%s: forward %d is not a choice (0 = environment/default, 1 = v1, 2 = v2, 3 = v2k32)",
+  if (forward < 0 || forward > MK_ATTN_TC_SELECT_FORWARD_SM90)
+    return fail(MK_ERR_INVALID_ARGUMENT, "%s: forward %d is not a choice (0 = environment/default, 1 = v1, 2 = v2, 3 = v2k32, 4 = sm90)",
                 op, forward);
   if (backward < 0 || backward > MK_ATTN_TC_SELECT_BACKWARD_V2)
     return fail(MK_ERR_INVALID_ARGUMENT, "%s: backward %d is not a choice (0 = environment/default, 1 = v1, 2 = v2)", op,

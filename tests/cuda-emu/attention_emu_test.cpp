@@ -20,6 +20,7 @@
 #include "attention/jvp.cu"
 #include "attention/tensor_core.cu"
 #include "attention/tensor_core_dd.cu"  // (the 16-bit double backward: attention_dd_emu_test checks it)
+#include "attention/tensor_core_sm90.cu"  // the Hopper forward (wgmma, TMA; sm90_emu.h): the "sm90" runs
 #include "attention/simt2.cu"  // (the SIMT v2 that forward.cu / backward.cu may choose: attention_simt2_emu_test checks it)
 
 namespace mk {
@@ -65,6 +66,7 @@ using mk::AttentionParams;
 static int g_failures = 0;
 static double g_worst[2] = {0, 0};
 static double g_worst_tc = 0;  // worst (kernel error / naive 16-bit error)
+static bool g_sm90 = false;    // the "sm90" runs: check tensor_core_sm90.cu beside v1 / v2
 
 template <class T>
 struct Buf {
@@ -518,6 +520,58 @@ void run_tc_case(const Case& c, uint64_t seed) {
       g_worst_tc = std::max(g_worst_tc, en > 0 ? ek / en : 0.0);
     }
   }
+  // the Hopper forward (tensor_core_sm90.cu: wgmma from descriptors and registers, TMA into a
+  // 2-stage mbarrier ring, producer / consumer warpgroups; sm90_emu.h) where it applies: the same
+  // criterion and lse tolerance, the same bits on a second run, nothing written outside out and lse
+  // (guard words), and padding keys (past the key lengths) of V set to NaN, which must not reach O.
+  if (g_sm90 && !tf32 && mk::attention_tc_sm90_applies(E::kDtype, D, Dv, 9, 0)) {
+    constexpr size_t G = 64;
+    const Raw guard_raw = Raw(0x5a5a);
+    const float guard_f = -1234.5f;
+    std::vector<Raw> vnan(vb);
+    if (!lens.empty()) {
+      const Raw nan_bits = std::is_same<E, mk::cuda::Bf16>::value ? Raw(0x7fc0) : Raw(0x7e00);
+      for (int64_t b = 0; b < B; ++b)
+        for (int64_t hk = 0; hk < Hkv; ++hk)
+          for (int64_t j = lens[size_t(b)]; j < Nk; ++j)
+            for (int64_t e = 0; e < Dv; ++e) vnan[size_t(((b * Hkv + hk) * Nk + j) * Dv + e)] = nan_bits;
+    }
+    std::vector<Raw> o9[2];
+    std::vector<float> l9[2];
+    int st9[2];
+    for (int r = 0; r < 2; ++r) {
+      o9[r].assign(out.size() + 2 * G, guard_raw);
+      l9[r].assign(lse.size() + 2 * G, guard_f);
+      AttentionParams f9 = p;
+      f9.v = vnan.data();
+      f9.out = o9[r].data() + G;
+      f9.lse = l9[r].data() + G;
+      st9[r] = mk::cuda::tc_sm90_forward(f9, nullptr);
+    }
+    if (st9[0] || st9[1]) {
+      printf(" | sm90 status %d %d FAIL", st9[0], st9[1]);
+      ++g_failures;
+    } else {
+      bool guards = true;
+      for (size_t i = 0; i < G; ++i)
+        guards &= o9[0][i] == guard_raw && o9[0][G + out.size() + i] == guard_raw && l9[0][i] == guard_f &&
+                  l9[0][G + lse.size() + i] == guard_f;
+      std::vector<Raw> o(o9[0].begin() + G, o9[0].end() - G);
+      const double ek = rel_err(widen(o), ref.out), en = rel_err(naive.out, ref.out);
+      double e2 = 0;
+      for (size_t i = 0; i < lse.size(); ++i) {
+        const double x9 = l9[0][G + i];
+        if (std::isinf(ref.lse[i]) || std::isinf(x9)) { if (ref.lse[i] != x9) e2 = INFINITY; continue; }
+        e2 = std::max(e2, std::fabs(x9 - ref.lse[i]) / std::max(1.0, std::fabs(ref.lse[i])));
+      }
+      const bool same = o9[0] == o9[1] && std::memcmp(l9[0].data(), l9[1].data(), l9[0].size() * 4) == 0;
+      const bool ok = ek <= 2 * en + 1e-6 && e2 <= 1e-4 && same && guards;
+      printf(" | sm90 out %.2e/%.2e lse %.1e%s%s%s", ek, en, e2, same ? "" : " not deterministic",
+             guards ? "" : " guard words overwritten", ok ? "" : " FAIL");
+      if (!ok) ++g_failures;
+      g_worst_tc = std::max(g_worst_tc, en > 0 ? ek / en : 0.0);
+    }
+  }
   // the v2 backward (cp.async rings, ldmatrix, swizzled tiles, P and dS in registers) where it
   // applies: the same criterion on dQ, dK, dV and dS, and the same bits again when only some
   // gradients are asked for. Where its tiles do not fit the device v1 runs, and "unsupported" is
@@ -579,6 +633,30 @@ int main(int argc, char** argv) {
   if (argc > 1 && std::string(argv[1]) == "tiles") {
     mk::cuda::print_tiles();
     return 0;
+  }
+  if (argc > 1 && std::string(argv[1]) == "sm90") {
+    // attention_emu_test sm90 [order]: the Hopper forward on shapes for it (D = Dv in {64, 128})
+    g_sm90 = true;
+    emu::config().order = argc > 2 ? atoi(argv[2]) : 0;
+    const unsigned ALL = 0x1FF;
+    const std::vector<Case> sm90_cases = {
+        {1, 1, 1, 130, 70, 64, 64, false, "none", {}, ALL},          // N not a multiple of 128, Nq != Nk
+        {1, 2, 1, 200, 300, 128, 128, true, "none", {}, ALL},        // causal (bottom-right), GQA, 3 key tiles
+        {2, 2, 2, 140, 260, 64, 64, false, "BH", {250, 100}, ALL},   // bias, key lengths straddling tiles
+        {2, 4, 2, 70, 33, 128, 128, true, "none", {20, 0}, ALL},     // rows with no key, a batch without keys
+        {1, 1, 1, 260, 160, 128, 128, true, "1H", {}, ALL},          // three row blocks, diagonal tiles, bias
+        {1, 2, 2, 64, 300, 64, 64, true, "none", {290}, ALL},       // one warpgroup with rows, causal + lengths
+    };
+    uint64_t seed = 4321;
+    for (const Case& c : sm90_cases) {
+      run_tc_case<mk::cuda::Bf16>(c, seed);
+      run_tc_case<mk::cuda::Fp16>(c, seed);
+      ++seed;
+    }
+    printf("sm90: worst kernel error / naive composition error %.3f (criterion <= 2)\n", g_worst_tc);
+    printf("order %d: %lld launches, %lld blocks, %d failures\n", emu::config().order,
+           (long long)emu::config().launches, (long long)emu::config().blocks, g_failures);
+    return g_failures ? 1 : 0;
   }
   const int order = argc > 1 ? atoi(argv[1]) : 0;
   const int limits = argc > 2 ? atoi(argv[2]) : 0;  // 0 H100, 1 A100, 2 sm_86, 3 48 KB

@@ -21,6 +21,7 @@
 #include "attention/simt2.cu"
 #include "attention/tensor_core.cu"
 #include "attention/tensor_core_dd.cu"
+#include "attention/tensor_core_sm90.cu"  // (tensor_core.cu calls its Hopper forward)
 
 namespace mk {
 namespace cuda {

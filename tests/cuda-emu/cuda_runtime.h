@@ -42,7 +42,8 @@ typedef struct CUstream_st* cudaStream_t;
 enum cudaDeviceAttr {
   cudaDevAttrMaxSharedMemoryPerBlockOptin = 97,
   cudaDevAttrMaxSharedMemoryPerMultiprocessor = 81,
-  cudaDevAttrComputeCapabilityMajor = 75
+  cudaDevAttrComputeCapabilityMajor = 75,
+  cudaDevAttrComputeCapabilityMinor = 76
 };
 enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize = 8 };
 struct cudaLaunchAttribute;
@@ -63,6 +64,7 @@ struct Config {
   int64_t launches = 0, blocks = 0;
   std::map<const void*, int> max_dynamic;  // cudaFuncAttributeMaxDynamicSharedMemorySize per kernel
   int arch_major = 9;                      // cudaDevAttrComputeCapabilityMajor
+  int arch_minor = 0;                      // cudaDevAttrComputeCapabilityMinor
 };
 inline Config& config() { static Config c; return c; }
 
@@ -89,6 +91,7 @@ struct Sched {
   unsigned char shfl[32][32][8];
   uint3 block_idx{0, 0, 0};
   std::function<void()> body;
+  int64_t events = 0;  // barriers reached and threads finished (sm90_emu.h: a wait nobody can end)
 };
 inline Sched& sched() { static Sched s; return s; }
 
@@ -105,6 +108,7 @@ inline void yield_to_main() {
 
 inline void block_barrier() {
   Sched& s = sched();
+  ++s.events;
   s.fibers[s.cur].state = WAIT_BLOCK;
   if (++s.block_wait == s.nthreads) {
     for (auto& f : s.fibers)
@@ -117,6 +121,7 @@ inline void block_barrier() {
 inline void warp_barrier() {
   Sched& s = sched();
   const int w = s.cur / 32;
+  ++s.events;
   s.fibers[s.cur].state = WAIT_WARP;
   if (++s.warp_wait[w] == 32) {
     for (int l = 0; l < 32; ++l)
@@ -132,6 +137,7 @@ inline void trampoline() {
   if (!s.fibers[s.cur].open.empty() || !s.fibers[s.cur].groups.empty())
     die("thread ended with cp.async copies never waited for");
   s.fibers[s.cur].state = DONE;
+  ++s.events;
   // returns to uc_link (main)
 }
 
@@ -354,6 +360,7 @@ inline cudaError_t cudaDeviceGetAttribute(int* v, cudaDeviceAttr a, int) {
   if (a == cudaDevAttrMaxSharedMemoryPerBlockOptin) *v = emu::config().optin;
   else if (a == cudaDevAttrMaxSharedMemoryPerMultiprocessor) *v = emu::config().per_sm;
   else if (a == cudaDevAttrComputeCapabilityMajor) *v = emu::config().arch_major;
+  else if (a == cudaDevAttrComputeCapabilityMinor) *v = emu::config().arch_minor;
   else return cudaErrorInvalidValue;
   return cudaSuccess;
 }

@@ -1257,6 +1257,11 @@ int tc_attention_forward(const AttentionParams& p, void* stream) {
 int tc_attention_forward_version(const AttentionParams& p, void* stream, int version) {
   if (!tc_supported(p)) return int(cudaErrorInvalidValue);
   const cudaStream_t s = as_stream(stream);
+  if (version == MK_TC_SM90) {
+    const int e = tc_sm90_forward(p, stream);
+    if (e != KERNEL_UNSUPPORTED) return e;
+    version = MK_TC_V2;  // (where the Hopper forward does not apply: v2, or v1 where v2 does not)
+  }
   if ((version == MK_TC_V2 || version == MK_TC_V2_K32) && attention_tc_v2_applies(p.dtype, p.d, p.dv, 8) &&
       p.nq <= INT_MAX && p.nk <= INT_MAX) {
     const int e = p.dtype == MK_BF16 ? forward2_t<Bf16>(p, s, version) : forward2_t<Fp16>(p, s, version);

@@ -18,5 +18,9 @@ int64_t tc_attention_workspace(const AttentionParams& p);
 // the backward of one version (MK_TC_V1, MK_TC_V2 of mk/attention_tc_choice.h), for the emulator
 // test and benchmarks/gpu/attention_harness.cu; v2 where it does not apply or fit runs v1
 int tc_attention_backward_version(const AttentionParams& p, void* stream, int version);
+// the Hopper forward (tensor_core_sm90.cu) where it applies (a 9.0 device, the library built with
+// sm_90a code, BF16/F16, D = Dv in {64, 128}, 16-byte aligned q, k, v); else KERNEL_UNSUPPORTED
+int tc_sm90_forward(const AttentionParams& p, void* stream);
+bool tc_sm90_built();
 }  // namespace cuda
 }  // namespace mk

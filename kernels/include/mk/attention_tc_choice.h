@@ -12,9 +12,13 @@
 //   v2 backward  the same machinery for the two backward passes (dQ over K/V tiles; dK/dV over
 //       Q/dO/lse/D tiles: 128 keys per block), no atomics, deterministic; where the v2 forward
 //       applies (BF16/F16, max(D, Dv) <= 128, sm_80+).
+//   sm90  forward only, Hopper (tensor_core_sm90.cu): 128 query rows per block on wgmma, K/V tiles of
+//       128 keys by TMA into a 2-stage mbarrier ring, a producer and two consumer warpgroups;
+//       BF16/F16, D = Dv in {64, 128}, a 9.0 device and a build with sm_90a code (elsewhere v2).
 //
 // Default: v1 everywhere, until v2 has been timed on a GPU (benchmarks/gpu/attention_harness.cu);
-// the environment variable MK_ATTN_TC=v2 or v2k32 selects that forward where it applies (v1 forces v1),
+// the environment variable MK_ATTN_TC=v2 or v2k32 selects that forward where it applies (v1 forces v1;
+// sm90 or wgmma the Hopper forward),
 // MK_ATTN_TC_BWD=v2 the v2 backward (v1 forces v1).
 #pragma once
 #include <atomic>
@@ -26,7 +30,7 @@
 
 namespace mk {
 
-enum TcKernelVersion { MK_TC_V1 = 1, MK_TC_V2 = 2, MK_TC_V2_K32 = 3 };
+enum TcKernelVersion { MK_TC_V1 = 1, MK_TC_V2 = 2, MK_TC_V2_K32 = 3, MK_TC_SM90 = 4 };
 
 // 0: no override; MK_TC_V1, MK_TC_V2 or MK_TC_V2_K32 from MK_ATTN_TC ("v1", "v2", "v2k32"; anything
 // else: no override)
@@ -36,6 +40,7 @@ inline int attention_tc_override() {
   if (std::strcmp(e, "v1") == 0) return MK_TC_V1;
   if (std::strcmp(e, "v2") == 0) return MK_TC_V2;
   if (std::strcmp(e, "v2k32") == 0) return MK_TC_V2_K32;
+  if (std::strcmp(e, "sm90") == 0 || std::strcmp(e, "wgmma") == 0) return MK_TC_SM90;
   return 0;
 }
 
@@ -54,6 +59,15 @@ inline bool attention_tc_v2_applies(int dtype, int64_t d, int64_t dv, int arch_m
   return (dtype == MK_BF16 || dtype == MK_F16) && w >= 1 && w <= 128 && arch_major >= 8;
 }
 
+// Whether the Hopper forward (tensor_core_sm90.cu: wgmma + TMA, sm_90a) can run the call: 16-bit
+// operands, D = Dv in {64, 128}, a device of compute capability 9.0 (the library must also have been
+// built with 90a machine code, and q, k, v be 16-byte aligned: checked where it launches). Where it
+// does not apply, a forced sm90 runs v2 (v1 where v2 does not apply).
+inline bool attention_tc_sm90_applies(int dtype, int64_t d, int64_t dv, int arch_major, int arch_minor) {
+  return (dtype == MK_BF16 || dtype == MK_F16) && d == dv && (d == 64 || d == 128) && arch_major == 9 &&
+         arch_minor == 0;
+}
+
 struct AttentionTcChoice {
   int forward;   // MK_TC_V1, MK_TC_V2 or MK_TC_V2_K32
   int backward;  // MK_TC_V1 or MK_TC_V2 (the v2 backward applies where the v2 forward does)
@@ -70,6 +84,8 @@ inline AttentionTcChoice attention_tc_choose(int dtype, int64_t d, int64_t dv, i
   const int default_backward = MK_TC_V1;  // v2 backward not yet timed on a GPU
   if (attention_tc_v2_applies(dtype, d, dv, arch_major)) {
     c.forward = override_version != 0 ? override_version : default_forward;
+    // sm90 (Hopper only; the minor version and the head dims are checked where it launches)
+    if (c.forward == MK_TC_SM90 && arch_major != 9) c.forward = MK_TC_V2;
     c.backward = backward_override != 0 ? backward_override : default_backward;
   }
   return c;
@@ -98,7 +114,7 @@ inline bool attention_tc_second_applies(int dtype, int64_t d, int64_t dv, int ar
 // JVP) 0 = none (MK_ATTN_TC_DD or the default), 1 = tensor cores where they apply, 2 = F32 copies.
 // A forced v2 still runs only where attention_tc_v2_applies (elsewhere v1), as the env does.
 inline bool attention_tc_select_valid(int forward, int backward, int second) {
-  return forward >= 0 && forward <= MK_TC_V2_K32 && backward >= 0 && backward <= MK_TC_V2 && second >= 0 &&
+  return forward >= 0 && forward <= MK_TC_SM90 && backward >= 0 && backward <= MK_TC_V2 && second >= 0 &&
          second <= 2;
 }
 

@@ -229,6 +229,11 @@ class CudaAttentionHalfTest {
       "V2K32, V2, F16, 2, 2, 1, 130, 77, 128, false, true, 1H",
       "V2, V2, F16, 1, 8, 8, 257, 257, 128, true, false, full-inf",
       "V2K32, V2, BF16, 2, 4, 4, 300, 300, 64, false, false, 1H-inf",
+      // the Hopper forward (wgmma + TMA) on a 9.0 device, v2 elsewhere
+      "SM90, V2, BF16, 2, 4, 2, 200, 333, 64, true, true, none",
+      "SM90, V1, F16, 2, 2, 1, 130, 77, 128, false, true, 1H",
+      "SM90, V2, BF16, 1, 8, 8, 257, 257, 128, true, false, full-inf",
+      "SM90, V2, F16, 2, 4, 4, 300, 300, 64, false, false, 1H-inf",
   })
   void everyChosenVariantIsWithinTwiceTheNaive16BitError(Attention.TensorCoreKernels.Forward forward,
       Attention.TensorCoreKernels.Backward backward, DType t, int b, int h, int hkv, int nq, int nk, int d,

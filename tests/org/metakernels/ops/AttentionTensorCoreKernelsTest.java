@@ -55,6 +55,16 @@ class AttentionTensorCoreKernelsTest {
     assertTrue(text.contains("(override: forward v2k32, backward env, second tc)"), text);
     assertTrue(text.contains("D<=64 full v2k32/"), text);
     assertTrue(text.contains("(override: tc)") && text.contains("D<=128 tc;") && text.contains("D<=256 f32;"), text);
+    // the Hopper forward: on sm_90 where v2 applies (the head dims and the 9.0 device are checked at the
+    // launch), v2 on sm_80, v1 where v2 does not apply
+    TensorCoreKernels.select(Forward.SM90, Backward.DEFAULT, Second.DEFAULT);
+    text = TensorCoreKernels.describe();
+    assertTrue(text.contains("(override: forward sm90, backward env, second env)"), text);
+    String sm80 = text.substring(text.indexOf("sm_80:"), text.indexOf("sm_90:"));
+    String sm90 = text.substring(text.indexOf("sm_90:"));
+    assertTrue(sm90.contains("D<=64 full sm90/") && sm90.contains("D<=128 causal sm90/"), text);
+    assertTrue(sm80.contains("D<=64 full v2/") && sm80.contains("D<=128 causal v2/"), text);
+    assertTrue(sm90.contains("D<=256 full v1/"), text);
     TensorCoreKernels.select(Forward.V1, Backward.V1, Second.DEFAULT);
     text = TensorCoreKernels.describe();
     assertTrue(text.contains("D<=64 full v1/v1;") && text.contains("D<=128 causal v1/v1;"), text);
@@ -69,8 +79,8 @@ class AttentionTensorCoreKernelsTest {
     TensorCoreKernels.select(Forward.V2, Backward.V1, Second.TENSOR_CORES);
     Choice before = TensorCoreKernels.current();
     String text = TensorCoreKernels.describe();
-    int[][] bad = {{4, 0, 0}, {-1, 0, 0}, {0, 3, 0}, {0, -2, 0}, {0, 0, 3}, {1, 1, -1}, {Integer.MAX_VALUE, 1, 1}};
-    String[] names = {"forward 4", "forward -1", "backward 3", "backward -2", "second 3", "second -1",
+    int[][] bad = {{5, 0, 0}, {-1, 0, 0}, {0, 3, 0}, {0, -2, 0}, {0, 0, 3}, {1, 1, -1}, {Integer.MAX_VALUE, 1, 1}};
+    String[] names = {"forward 5", "forward -1", "backward 3", "backward -2", "second 3", "second -1",
         "forward " + Integer.MAX_VALUE};
     for (int i = 0; i < bad.length; i++) {
       int status = MkNative.mk_attention_tc_select(bad[i][0], bad[i][1], bad[i][2]);

@@ -43,11 +43,21 @@ public class GpuAttentionBf16Bench {
     @Param({"false", "true"})
     public boolean causal;
 
+    /**
+     * The 16-bit tensor-core forward ({@link Attention.TensorCoreKernels.Forward}: DEFAULT, V1, V2,
+     * V2K32, SM90 — the Hopper wgmma + TMA forward on a 9.0 device); e.g. {@code -p
+     * tcForward=DEFAULT,V2,SM90} times them side by side. Reset after the trial.
+     */
+    @Param({"DEFAULT"})
+    public String tcForward;
+
     GpuAttentionTensors t;
     Tensor rq, rk, rv;  // probe directions of the double backward (F32)
 
     @Setup(Level.Trial)
     public void setup() {
+      Attention.TensorCoreKernels.select(Attention.TensorCoreKernels.Forward.valueOf(tcForward),
+          Attention.TensorCoreKernels.Backward.DEFAULT, Attention.TensorCoreKernels.Second.DEFAULT);
       t = new GpuAttentionTensors("GpuAttentionBf16Bench", shape, DType.BF16, causal);
       long[] dims = Checks.parseShape(shape);
       rq = Tensor.randn(dims, DType.F32, Device.CUDA, 25L);
@@ -59,6 +69,7 @@ public class GpuAttentionBf16Bench {
     @TearDown(Level.Trial)
     public void tearDown() {
       if (t != null) t.close();
+      Attention.TensorCoreKernels.reset();
     }
   }
 

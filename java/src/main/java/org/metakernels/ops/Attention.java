@@ -567,7 +567,13 @@ public final class Attention {
       /** 128 query rows per block, cp.async double-buffered K/V tiles of 64 keys. */
       V2(Codes.ATTN_TC_SELECT_FORWARD_V2),
       /** v2 with 32 keys per tile and two blocks per SM. */
-      V2K32(Codes.ATTN_TC_SELECT_FORWARD_V2K32);
+      V2K32(Codes.ATTN_TC_SELECT_FORWARD_V2K32),
+      /**
+       * Hopper (sm_90a): wgmma fed by TMA, producer/consumer warpgroups, 128 query rows per block;
+       * BF16/F16 with D = Dv of 64 or 128 on a compute capability 9.0 device, elsewhere {@link #V2}
+       * (or v1 where v2 does not apply).
+       */
+      SM90(Codes.ATTN_TC_SELECT_FORWARD_SM90);
 
       final int code;
 

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Registers, spills and shared memory of the Hopper attention forward
+# (kernels/cuda/attention/tensor_core_sm90.cu) from ptxas -v for sm_90a, the ptxas performance
+# notes (C7514 and the like: wgmma serialised), the register budgets the kernel sets per warp role
+# (setmaxnreg) and the dynamic shared memory each launch asks for. No GPU needed. From the project root:
+#   bash benchmarks/gpu/ptxas_attention_sm90.sh > benchmarks/results/ptxas-attention-sm90-DATE.txt
+set -euo pipefail
+cd "$(git rev-parse --show-toplevel)"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+inc=(-Ikernels/include -Inative/include -Ikernels/cuda)
+echo "# ptxas -v for kernels/cuda/attention/tensor_core_sm90.cu, $(date -u +%Y-%m-%d), $(nvcc --version | tail -1)"
+echo "# command: bash benchmarks/gpu/ptxas_attention_sm90.sh (nvcc -std=c++17 -O3 --expt-relaxed-constexpr"
+echo "#   -gencode arch=compute_90a,code=sm_90a -DMK_CUDA_SM90A=1 -Xptxas -v)"
+echo "# (git $(git rev-parse --short HEAD)$(git diff --quiet -- kernels || echo ', kernels/ modified'))"
+nvcc -std=c++17 -O3 --expt-relaxed-constexpr -gencode arch=compute_90a,code=sm_90a -DMK_CUDA_SM90A=1 -Xptxas -v \
+  "${inc[@]}" -c kernels/cuda/attention/tensor_core_sm90.cu -o "$tmp/sm90.o" > "$tmp/ptxas.txt" 2>&1
+echo
+echo "## sm_90a: kernel | registers (at launch) | spill stores/loads (bytes) | stack | static shared"
+python3 - "$tmp/ptxas.txt" <<'PY'
+import re, subprocess, sys
+lines = open(sys.argv[1]).read().splitlines()
+name = None; rows = []; cur = {}; notes = []
+for ln in lines:
+    if "Potential Performance Loss" in ln or "warning" in ln.lower():
+        notes.append(ln.strip())
+    m = re.search(r"Compiling entry function '(\w+)'", ln)
+    if m:
+        name = subprocess.run(["c++filt", m.group(1)], capture_output=True, text=True).stdout.strip()
+        name = re.sub(r"mk::cuda::\(anonymous namespace\)::", "", name).replace("mk::cuda::", "")
+        name = name.replace("(mk::AttentionParams, Sm90Maps)", "")
+        cur = {"name": name}
+        continue
+    m = re.search(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads", ln)
+    if m and name:
+        cur.update(stack=m.group(1), st=m.group(2), ld=m.group(3))
+    if name and "Used" in ln:
+        cur["regs"] = re.search(r"Used (\d+) registers", ln).group(1)
+        s = re.search(r"(\d+) bytes smem", ln)
+        cur["smem"] = s.group(1) if s else "0"
+        rows.append(cur); name = None
+for r in sorted(rows, key=lambda r: r["name"]):
+    print(f'{r["name"]} | {r["regs"]} | {r.get("st","0")}/{r.get("ld","0")} | {r.get("stack","0")} | {r["smem"]}')
+print()
+print("## ptxas performance notes (none: the wgmma chains stay asynchronous)")
+for n in notes: print(n)
+PY
+cat > "$tmp/sizes.cu" <<'CU'
+#include <cstdio>
+#include "attention/tensor_core_sm90.cu"
+using namespace mk::cuda;
+int main() {
+  printf("\n## launch: %d threads per block (1 producer + %d consumer warpgroups), registers per thread set by "
+         "setmaxnreg: producer %d, consumers %d (the launch's 168 = 65536 / 384, rounded down to 8)\n",
+         Sm90Traits::kThreads, Sm90Traits::kConsumers, Sm90Traits::kProducerRegs, Sm90Traits::kConsumerRegs);
+  printf("## dynamic shared memory per block (bytes; Q, 2 K and 2 V stages of %d keys, mbarriers, 1024 of "
+         "alignment slack): D 64 %zu, D 128 %zu\n",
+         Sm90Traits::kBlockK, Sm90Layout<64>::bytes, Sm90Layout<128>::bytes);
+  return 0;
+}
+CU
+nvcc -std=c++17 -O1 --expt-relaxed-constexpr -arch=sm_90a "${inc[@]}" "$tmp/sizes.cu" -o "$tmp/sizes" 2>/dev/null
+"$tmp/sizes"
