@@ -139,6 +139,20 @@ foreach(run ${MK_EMU_RUNS})
     FIXTURES_REQUIRED mk_build_emu ENVIRONMENT OMP_NUM_THREADS=1)
 endforeach()
 
+# tests/cuda-emu/attention_simt2_emu_test.cpp: the SIMT v2 attention (kernels/cuda/attention/simt2.cu)
+# against the CPU twin, F32 and F64, forward and backward, bitwise reruns and the one-place
+# dispatch; every thread order once: forward with H100 limits, reverse with 48 KB (v2 tiles that do
+# not fit: unsupported, v1 runs), shuffled with A100. Measured 2026-12-05 on the 2-core VM loaded by
+# two other helpers' builds: 20-40 s per run, one thread.
+mk_emu_executable(attention_simt2_emu_test)
+foreach(run "H100|0 0" "48K|1 3" "A100|2 1")
+  string(REPLACE "|" ";" run "${run}")
+  list(GET run 0 name)
+  list(GET run 1 args)
+  separate_arguments(args)
+  mk_emu_test(emu.attention_simt2.${name} attention_simt2_emu_test ${args})
+endforeach()
+
 # The graph kernels in the emulator: every lane order in one run (6-12 s on the 2-core VM).
 mk_emu_test(emu.graph graph_emu_test)
 

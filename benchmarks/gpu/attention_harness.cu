@@ -39,6 +39,9 @@
 #include "attention/tensor_core_dd.cu"
 #include "attention/backward_backward.cu"
 #include "attention/tensor_core_sm90.cu"
+#include "attention/forward.cu"
+#include "attention/backward.cu"
+#include "attention/simt2.cu"
 
 #define CHECK(x)                                                                         \
   do {                                                                                   \
@@ -985,6 +988,138 @@ int profile() {
   return st ? 1 : 0;
 }
 
+
+// ---- F32 SIMT kernels: v1 (simt.cuh, forward.cu, backward.cu) vs v2 (simt2.cu) ----------------------
+// Issue 10's F32 target ([4,16,4096,128], TF32 off). Each v2 row is checked against the v1 row of
+// the same pass (max |v2 − v1| / max |v1| over the whole output, at most 2e-5) and rerun for the
+// same bits; the v2 forward also with each tile forced (rows x keys: 64x64, 64x32, 128x64).
+__global__ void fill32(float* x, int64_t n, unsigned seed) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    x[i] = hash_normal(uint64_t(i), seed);
+}
+
+void run_simt(const Shape& s, bool causal, int reps) {
+  const int64_t BH = s.b * s.h, n = s.n, d = s.d, elems = BH * n * d;
+  float *q, *k, *v, *dout, *out[3], *lse[3], *dq[3], *dk[3], *dv[3], *ws;
+  for (float** x : {&q, &k, &v, &dout}) CHECK(cudaMalloc(x, elems * 4));
+  for (int i = 0; i < 3; ++i) {
+    CHECK(cudaMalloc(&out[i], elems * 4));
+    CHECK(cudaMalloc(&lse[i], BH * n * 4));
+    CHECK(cudaMalloc(&dq[i], elems * 4));
+    CHECK(cudaMalloc(&dk[i], elems * 4));
+    CHECK(cudaMalloc(&dv[i], elems * 4));
+  }
+  fill32<<<1024, 256>>>(q, elems, 11);
+  fill32<<<1024, 256>>>(k, elems, 12);
+  fill32<<<1024, 256>>>(v, elems, 13);
+  fill32<<<1024, 256>>>(dout, elems, 14);
+  CHECK(cudaGetLastError());
+  AttentionParams p{};
+  p.dtype = MK_F32;
+  p.batch = s.b;
+  p.heads = p.kv_heads = s.h;
+  p.nq = p.nk = n;
+  p.d = p.dv = d;
+  p.q = q;
+  p.k = k;
+  p.v = v;
+  p.scale = 1.0 / std::sqrt(double(d));
+  p.causal = causal;
+  CHECK(cudaMalloc(&ws, mk::cuda::attention_workspace(p, 1)));
+  auto host = [&](const float* x, int64_t count) {
+    std::vector<double> h(static_cast<size_t>(count));
+    std::vector<float> f(static_cast<size_t>(count));
+    CHECK(cudaMemcpy(f.data(), x, size_t(count) * 4, cudaMemcpyDeviceToHost));
+    for (size_t i = 0; i < f.size(); ++i) h[i] = f[i];
+    return h;
+  };
+  auto same = [&](const float* a, const float* b, int64_t count) {
+    std::vector<float> x(static_cast<size_t>(count)), y(static_cast<size_t>(count));
+    CHECK(cudaMemcpy(x.data(), a, size_t(count) * 4, cudaMemcpyDeviceToHost));
+    CHECK(cudaMemcpy(y.data(), b, size_t(count) * 4, cudaMemcpyDeviceToHost));
+    return memcmp(x.data(), y.data(), size_t(count) * 4) == 0;
+  };
+  mk::AttentionSimtSelection& sel = mk::attention_simt_selection();
+  auto fwd = [&](int variant, int slot) {  // 0: v1, 1: v2 (its choice of tile), 2: 64x64, 3: 64x32, 4: 128x64
+    AttentionParams f = p;
+    f.out = out[slot];
+    f.lse = lse[slot];
+    if (variant == 0) {
+      sel.forward = mk::MK_SIMT_V1;
+      const int e = mk::cuda::attention_forward(f, nullptr);
+      sel.forward = 0;
+      return e;
+    }
+    return mk::cuda::simt2_attention_forward(f, nullptr, variant - 1);  // (SIMT2_TILE_AUTO = 0, ...)
+  };
+  auto bwd = [&](int variant, int slot) {  // 0: v1, 1: v2; from slot 0's (v1's) out and lse
+    AttentionParams b = p;
+    b.out = out[0];
+    b.lse = lse[0];
+    b.dout = dout;
+    b.workspace = ws;
+    b.grad_q = dq[slot];
+    b.grad_k = dk[slot];
+    b.grad_v = dv[slot];
+    if (variant == 0) {
+      sel.backward = mk::MK_SIMT_V1;
+      const int e = mk::cuda::attention_backward(b, nullptr);
+      sel.backward = 0;
+      return e;
+    }
+    return mk::cuda::simt2_attention_backward(b, nullptr);
+  };
+  const double fwd_flop = 4.0 * BH * n * n * d / (causal ? 2 : 1);
+  char shape[64];
+  snprintf(shape, sizeof shape, "[%lld,%lld,%lld,%lld]", (long long)s.b, (long long)s.h, (long long)n, (long long)d);
+  auto row = [&](const char* what, float ms, double flop, double diff, bool bitwise) {
+    const bool ok = ms > 0 && diff <= 2e-5 && bitwise;
+    if (!ok) ++g_fail;
+    printf("| %s | F32 | %s | %s | %.3f | %.2f | %.2e | %s | %s |\n", shape, causal ? "causal" : "full", what, ms,
+           ms > 0 ? flop / (ms * 1e-3) / 1e12 : 0.0, diff, bitwise ? "yes" : "NO", ok ? "ok" : "FAIL");
+  };
+  // forward: v1 into slot 0 (the reference of the v2 rows), v2 variants into slot 1, reruns into slot 2
+  const float ms1 = time_call(reps, [&] { return fwd(0, 0); });
+  CHECK(cudaDeviceSynchronize());
+  const std::vector<double> o1 = host(out[0], elems), l1 = host(lse[0], BH * n);
+  row("forward v1", ms1, fwd_flop, 0.0, fwd(0, 2) == 0 && same(out[0], out[2], elems));
+  const char* fnames[5] = {"", "forward v2", "forward v2 64x64", "forward v2 64x32", "forward v2 128x64"};
+  for (int variant = 1; variant <= 4; ++variant) {
+    const float ms = time_call(reps, [&] { return fwd(variant, 1); });
+    CHECK(cudaDeviceSynchronize());
+    const double diff = std::max(rel(host(out[1], elems), o1), rel(host(lse[1], BH * n), l1));
+    const bool bitwise = fwd(variant, 2) == 0 && same(out[1], out[2], elems) && same(lse[1], lse[2], BH * n);
+    row(fnames[variant], ms, fwd_flop, diff, bitwise);
+  }
+  // backward (2.5x the forward's FLOP), from v1's out and lse
+  const float mb1 = time_call(reps, [&] { return bwd(0, 0); });
+  CHECK(cudaDeviceSynchronize());
+  const std::vector<double> q1 = host(dq[0], elems), k1 = host(dk[0], elems), v1 = host(dv[0], elems);
+  row("backward v1", mb1, 2.5 * fwd_flop, 0.0,
+      bwd(0, 2) == 0 && same(dq[0], dq[2], elems) && same(dk[0], dk[2], elems) && same(dv[0], dv[2], elems));
+  const float mb2 = time_call(reps, [&] { return bwd(1, 1); });
+  CHECK(cudaDeviceSynchronize());
+  const double bdiff =
+      std::max({rel(host(dq[1], elems), q1), rel(host(dk[1], elems), k1), rel(host(dv[1], elems), v1)});
+  row("backward v2", mb2, 2.5 * fwd_flop, bdiff,
+      bwd(1, 2) == 0 && same(dq[1], dq[2], elems) && same(dk[1], dk[2], elems) && same(dv[1], dv[2], elems));
+  // forward + backward of each version (the backward from v1's saved out and lse in both)
+  const float mf1 = time_call(reps, [&] {
+    if (int e = fwd(0, 0)) return e;
+    return bwd(0, 0);
+  });
+  row("fwd+bwd v1", mf1, 3.5 * fwd_flop, 0.0, true);
+  const float mf2 = time_call(reps, [&] {
+    if (int e = fwd(1, 1)) return e;
+    return bwd(1, 1);
+  });
+  row("fwd+bwd v2", mf2, 3.5 * fwd_flop, 0.0, true);
+  CHECK(cudaDeviceSynchronize());
+  for (float* x : {q, k, v, dout, ws}) CHECK(cudaFree(x));
+  for (int i = 0; i < 3; ++i)
+    for (float* x : {out[i], lse[i], dq[i], dk[i], dv[i]}) CHECK(cudaFree(x));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -1024,6 +1159,11 @@ int main(int argc, char** argv) {
   for (bool causal : {false, true})
     run_dd_tf32(small ? Shape{1, 2, 320, 128} : Shape{4, 16, 4096, 128}, causal, small ? 1 : std::min(reps, 3));
   run_dd_tf32(Shape{2, 8, 1024, 64}, true, small ? 1 : reps);
+  printf("\nF32 SIMT kernels, TF32 off: v1 (simt.cuh) vs v2 (simt2.cu, mk/attention_simt_choice.h); diff: max |v2 - v1| / "
+         "max |v1| over the whole output (<= 2e-5)\n\n");
+  printf("| shape | type | mask | kernel | ms | TFLOP/s | diff vs v1 | bitwise rerun | |\n");
+  printf("|---|---|---|---|---|---|---|---|---|\n");
+  for (bool causal : {false, true}) run_simt(small ? Shape{1, 2, 320, 128} : Shape{4, 16, 4096, 128}, causal, reps);
   printf("\n%d failed rows\n", g_fail);
   return g_fail ? 1 : 0;
 }

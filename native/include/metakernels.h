@@ -624,6 +624,28 @@ int mk_attention_tc_select(int forward, int backward, int second);
  * pointer may be NULL. */
 int mk_attention_tc_selected(int* forward, int* backward, int* second);
 
+/* ---- softmax attention: choosing the SIMT (F32 / F64) kernel ---------------------------------------- */
+/* Codes of mk_attention_simt_select: 0 (MK_ATTN_SIMT_SELECT_DEFAULT) keeps the environment
+ * variable's choice (or the default, v1) for that pass. */
+enum mk_attention_simt_select {
+  MK_ATTN_SIMT_SELECT_DEFAULT = 0,
+  MK_ATTN_SIMT_SELECT_V1 = 1,
+  MK_ATTN_SIMT_SELECT_V2 = 2
+};
+/* A process-wide choice of the CUDA SIMT attention kernels (F32 without TF32, F64; see
+ * kernels/include/mk/attention_simt_choice.h), consulted before the environment variables from the
+ * next call on: forward (MK_ATTN_SIMT) and backward (MK_ATTN_SIMT_BWD) v1 or v2; 0 for a pass leaves
+ * it to its variable. A forced v2 still runs only where it applies (D, Dv multiples of 4, at most
+ * 256 (F32) or 128 (F64), 16-byte aligned tensors, sm_80+, tiles that fit; else v1). A code out of
+ * range: MK_ERR_INVALID_ARGUMENT naming it, nothing changed. mk_attention_simt_kernels prints the choice. */
+int mk_attention_simt_select(int forward, int backward);
+/* The current choice: forward and backward as set by mk_attention_simt_select (0: none); each
+ * pointer may be NULL. */
+int mk_attention_simt_selected(int* forward, int* backward);
+/* The SIMT attention kernel choice as a line of text: the variables, the override, and the version
+ * per dtype and head dim. Static storage; available in every build. */
+const char* mk_attention_simt_kernels(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -11,7 +11,9 @@
 #include <vector>
 
 #include "common.h"
+#include "mk/attention_simt_choice.h"
 #include "mk/attention_tc_choice.h"
+#include "mk/attention_simt_choice.h"
 
 using namespace mk::native;
 using mk::AttentionParams;
@@ -455,4 +457,68 @@ int mk_attention_tc_selected(int* forward, int* backward, int* second) {
   if (backward) *backward = g_tc_backward.load();
   if (second) *second = g_tc_second.load();
   return MK_OK;
+}
+
+// ---- which SIMT kernel runs (mk/attention_simt_choice.h, the one place that decides) ----------------
+namespace {
+// mk_attention_simt_select's choice, native/'s copy (the CUDA library keeps its own, set through
+// the kernel table); g_simt_mu orders a select against an attach (attention_simt_push).
+std::atomic<int> g_simt_forward{0}, g_simt_backward{0};
+std::mutex g_simt_mu;
+}  // namespace
+
+int mk::native::attention_simt_push(const KernelTable* t) {
+  std::lock_guard<std::mutex> lock(g_simt_mu);
+  const int code = t->attention_simt_select(g_simt_forward.load(), g_simt_backward.load());
+  return kernel_status("mk_runtime_attach_cuda (attention_simt_select)", MK_DEVICE_CUDA, code);
+}
+
+int mk_attention_simt_select(int forward, int backward) {
+  const char* op = "mk_attention_simt_select";
+  if (forward < 0 || forward > MK_ATTN_SIMT_SELECT_V2)
+    return fail(MK_ERR_INVALID_ARGUMENT, "%s: forward %d is not a choice (0 = environment/default, 1 = v1, 2 = v2)", op,
+                forward);
+  if (backward < 0 || backward > MK_ATTN_SIMT_SELECT_V2)
+    return fail(MK_ERR_INVALID_ARGUMENT, "%s: backward %d is not a choice (0 = environment/default, 1 = v1, 2 = v2)",
+                op, backward);
+  std::lock_guard<std::mutex> lock(g_simt_mu);
+  const KernelTable* cpu = kernels_for(op, MK_DEVICE_CPU);
+  MK_CHECK(kernel_status(op, MK_DEVICE_CPU, cpu->attention_simt_select(forward, backward)));
+  const KernelTable* cuda = mk::native::attached_cuda();
+  if (cuda) MK_CHECK(kernel_status(op, MK_DEVICE_CUDA, cuda->attention_simt_select(forward, backward)));
+  g_simt_forward.store(forward);
+  g_simt_backward.store(backward);
+  return MK_OK;
+}
+
+int mk_attention_simt_selected(int* forward, int* backward) {
+  std::lock_guard<std::mutex> lock(g_simt_mu);
+  if (forward) *forward = g_simt_forward.load();
+  if (backward) *backward = g_simt_backward.load();
+  return MK_OK;
+}
+
+const char* mk_attention_simt_kernels(void) {
+  static std::string text;
+  static std::mutex mu;
+  std::lock_guard<std::mutex> lock(mu);
+  const int sel_forward = g_simt_forward.load(), sel_backward = g_simt_backward.load();
+  auto name = [](int v) { return v == mk::MK_SIMT_V2 ? "v2" : "v1"; };
+  const int env_forward = mk::attention_simt_override(), env_backward = mk::attention_simt_backward_override();
+  text = std::string("MK_ATTN_SIMT=") + (env_forward ? name(env_forward) : "(unset)") +
+         ", MK_ATTN_SIMT_BWD=" + (env_backward ? name(env_backward) : "(unset)") +
+         (sel_forward || sel_backward ? std::string(" (override: forward ") + (sel_forward ? name(sel_forward) : "env") +
+                                            ", backward " + (sel_backward ? name(sel_backward) : "env") + ")"
+                                      : std::string()) +
+         "; forward/backward per dtype, D = Dv (v2 where it applies and fits, else v1):";
+  for (int dtype : {MK_F32, MK_F64}) {
+    text += dtype == MK_F32 ? "\n  F32:" : "\n  F64:";
+    for (int64_t w : {64, 128, 256}) {
+      const mk::AttentionSimtChoice c =
+          mk::attention_simt_choose(dtype, w, w, mk::attention_simt_forward_code(sel_forward),
+                                    mk::attention_simt_backward_code(sel_backward));
+      text += " D=" + std::to_string(w) + " " + name(c.forward) + "/" + name(c.backward) + ";";
+    }
+  }
+  return text.c_str();
 }

@@ -47,6 +47,8 @@ int64_t numel_of(int rank, const int64_t* shape);
 // Hands the current mk_attention_tc_select choice to a CUDA table being attached (native/src/attention.cpp;
 // called by mk_runtime_attach_cuda), so a choice made before the attach holds.
 int attention_tc_push(const KernelTable* t);
+// mk_attention_simt_select's choice to a newly attached CUDA table (native/src/attention.cpp)
+int attention_simt_push(const KernelTable* t);
 // The attached CUDA table, or null (no error recorded).
 const KernelTable* attached_cuda();
 }  // namespace native

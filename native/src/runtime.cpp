@@ -198,7 +198,8 @@ int mk_runtime_attach_cuda(const void* table) {
       !t->runtime.event_query || !t->runtime.event_synchronize || !t->runtime.stream_wait_event)
     return fail(MK_ERR_UNSUPPORTED, "mk_runtime_attach_cuda: runtime entries missing");
   g_cuda.store(t);
-  return attention_tc_push(t);
+  if (int e = attention_tc_push(t)) return e;
+  return attention_simt_push(t);
 }
 
 int mk_runtime_has_cuda(void) { return g_cuda.load() ? 1 : 0; }

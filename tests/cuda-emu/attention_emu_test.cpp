@@ -21,6 +21,7 @@
 #include "attention/tensor_core.cu"
 #include "attention/tensor_core_dd.cu"  // (the 16-bit double backward: attention_dd_emu_test checks it)
 #include "attention/tensor_core_sm90.cu"  // the Hopper forward (wgmma, TMA; sm90_emu.h): the "sm90" runs
+#include "attention/simt2.cu"  // (the SIMT v2 that forward.cu / backward.cu may choose: attention_simt2_emu_test checks it)
 
 namespace mk {
 namespace cuda {

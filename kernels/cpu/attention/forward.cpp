@@ -192,12 +192,18 @@ int64_t attention_workspace(const AttentionParams& p, int threads) {
 
 #ifndef MK_ISA_AVX512
 #include "mk/attention_tc_choice.h"
+#include "mk/attention_simt_choice.h"
 namespace mk {
 namespace cpu {
 // The twin of the CUDA library's choice of tensor-core kernel (mk/kernels.inc attention_tc_select):
 // the CPU runs no tensor-core kernels, so there is nothing to store; the codes are checked alike.
 int attention_tc_select(int forward, int backward, int second) {
   return attention_tc_select_valid(forward, backward, second) ? 0 : KERNEL_UNSUPPORTED;
+}
+// The twin of the CUDA library's choice of SIMT kernel (mk/kernels.inc attention_simt_select): the
+// CPU has one kernel per pass, so there is nothing to store; the codes are checked alike.
+int attention_simt_select(int forward, int backward) {
+  return attention_simt_select_valid(forward, backward) ? 0 : KERNEL_UNSUPPORTED;
 }
 }  // namespace cpu
 }  // namespace mk

@@ -1,6 +1,8 @@
 // Softmax attention on CUDA: the backward pass (SIMT F32/F64; BF16/F16 and opt-in TF32 go to
 // tensor_core.cu). Shared parts and the overview in simt.cuh.
+#include "mk/attention_simt_choice.h"
 #include "simt.cuh"
+#include "simt2.cuh"
 
 namespace mk {
 namespace cuda {
@@ -130,6 +132,11 @@ int attention_backward(const AttentionParams& p, void* stream) {
     if (e != KERNEL_UNSUPPORTED) return e;
   }
   if (!supported(p) || !p.workspace) return int(cudaErrorInvalidValue);
+  // the SIMT kernels: v1 or v2 (mk/attention_simt_choice.h); v2 answers unsupported where it cannot run
+  if (attention_simt_backward_version(p) == MK_SIMT_V2) {
+    const int e = simt2_attention_backward(p, stream);
+    if (e != KERNEL_UNSUPPORTED) return e;
+  }
   return p.dtype == MK_F32 ? backward<float>(p, as_stream(stream)) : backward<double>(p, as_stream(stream));
 }
 

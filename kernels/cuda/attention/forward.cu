@@ -1,6 +1,8 @@
 // Softmax attention on CUDA: the forward pass (SIMT F32/F64; BF16/F16 and opt-in TF32 go to
 // tensor_core.cu). Shared parts and the overview in simt.cuh.
+#include "mk/attention_simt_choice.h"
 #include "simt.cuh"
+#include "simt2.cuh"
 #include "tensor_core_dd.cuh"
 
 namespace mk {
@@ -105,6 +107,11 @@ int attention_forward(const AttentionParams& p, void* stream) {
     if (e != KERNEL_UNSUPPORTED) return e;
   }
   if (!supported(p)) return int(cudaErrorInvalidValue);
+  // the SIMT kernel: v1 or v2 (mk/attention_simt_choice.h); v2 answers unsupported where it cannot run
+  if (attention_simt_forward_version(p) == MK_SIMT_V2) {
+    const int e = simt2_attention_forward(p, stream);
+    if (e != KERNEL_UNSUPPORTED) return e;
+  }
   return p.dtype == MK_F32 ? forward<float>(p, as_stream(stream)) : forward<double>(p, as_stream(stream));
 }
 

@@ -37,6 +37,8 @@ final class InfoCommand implements Callable<Integer> {
         + (Backend.allowTf32() ? "allowed" : "off (-Dmetakernels.tf32=true)"));
     out.println("  tensor-core attention kernels (16-bit, CUDA): "
         + MkNative.mk_attention_tc_kernels().getString().replace("\n", "\n                    "));
+    out.println("  SIMT attention kernels (F32/F64, CUDA): "
+        + MkNative.mk_attention_simt_kernels().getString().replace("\n", "\n                    "));
     out.println("  linear attention: fused product (none / causal / anti-causal masks; its own backward,");
     out.println("                    so every derivative order is fused), momentum term; F32, F64, and BF16/F16");
     out.println("                    with F32 state (CUDA: chunk-parallel; 16-bit on tensor cores where dk <= 256,");

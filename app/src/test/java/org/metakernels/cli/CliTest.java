@@ -319,4 +319,28 @@ class CliTest {
     Run r = run("info");
     assertFalse(r.out().contains("override"), r.out());
   }
+
+  @Test
+  void infoPrintsTheSimtAttentionKernelChoice() {
+    Run r = run("info");
+    assertEquals(0, r.code(), r.err());
+    String forward = "v2".equals(System.getenv("MK_ATTN_SIMT")) ? "v2" : "v1";  // (default v1 until timed on a GPU)
+    String backward = "v2".equals(System.getenv("MK_ATTN_SIMT_BWD")) ? "v2" : "v1";
+    assertTrue(r.out().contains("SIMT attention kernels (F32/F64, CUDA): MK_ATTN_SIMT="), r.out());
+    assertTrue(r.out().contains("F32: D=64 " + forward + "/" + backward + ";"), r.out());
+    assertTrue(r.out().contains("F64: D=64 " + forward + "/" + backward + "; D=128 " + forward + "/" + backward
+        + "; D=256 v1/v1;"), r.out());
+    try {
+      org.metakernels.ops.Attention.SimtKernels.select(org.metakernels.ops.Attention.SimtKernels.Version.V2,
+          org.metakernels.ops.Attention.SimtKernels.Version.V1);
+      r = run("info");
+      assertEquals(0, r.code(), r.err());
+      assertTrue(r.out().contains("(override: forward v2, backward v1)"), r.out());
+      assertTrue(r.out().contains("F32: D=64 v2/v1; D=128 v2/v1; D=256 v2/v1;"), r.out());
+    } finally {
+      org.metakernels.ops.Attention.SimtKernels.reset();
+    }
+    r = run("info");
+    assertFalse(r.out().contains("override"), r.out());
+  }
 }

@@ -51,6 +51,14 @@ public class GpuAttentionBench {
 
     boolean tf32Before;
 
+    /**
+     * The SIMT kernels (F32 without TF32; mk/attention_simt_choice.h): "default" (MK_ATTN_SIMT /
+     * MK_ATTN_SIMT_BWD or v1), "v1" or "v2" for both passes, chosen from code
+     * ({@link Attention.SimtKernels}), e.g. {@code -p simt=v1,v2}.
+     */
+    @Param({"default"})
+    public String simt;
+
     GpuAttentionTensors t;
     Tensor rq, rk, rv;  // probe directions of the double backward
 
@@ -60,6 +68,10 @@ public class GpuAttentionBench {
         throw new IllegalArgumentException("GpuAttentionBench: dtype " + dtype + " (expected F32 or TF32)");
       tf32Before = org.metakernels.runtime.Backend.allowTf32();
       org.metakernels.runtime.Backend.setAllowTf32(dtype.equals("TF32"));
+      if (!simt.equals("default")) {
+        Attention.SimtKernels.Version v = simtVersion(simt);
+        Attention.SimtKernels.select(v, v);
+      }
       t = new GpuAttentionTensors("GpuAttentionBench", shape, DType.F32, causal);
       long[] dims = Checks.parseShape(shape);
       rq = Tensor.randn(dims, DType.F32, Device.CUDA, 25L);
@@ -72,6 +84,13 @@ public class GpuAttentionBench {
     public void tearDown() {
       if (t != null) t.close();  // rq, rk, rv were made in its scope
       org.metakernels.runtime.Backend.setAllowTf32(tf32Before);
+      if (!simt.equals("default")) Attention.SimtKernels.reset();
+    }
+
+    static Attention.SimtKernels.Version simtVersion(String name) {
+      if (name.equals("v1")) return Attention.SimtKernels.Version.V1;
+      if (name.equals("v2")) return Attention.SimtKernels.Version.V2;
+      throw new IllegalArgumentException("GpuAttentionBench: simt must be default, v1 or v2, not " + name);
     }
   }
 

@@ -673,4 +673,90 @@ public final class Attention {
       return MkNative.mk_attention_tc_kernels().getString();
     }
   }
+
+  /**
+   * Chooses the CUDA SIMT attention kernels (F32 without TF32, and F64) from code, before the
+   * environment variables {@code MK_ATTN_SIMT} (forward) and {@code MK_ATTN_SIMT_BWD} (backward),
+   * which a running JVM cannot change. One process-wide choice, kept by the native runtime
+   * ({@code mk_attention_simt_select}) and read by every call from the next one on; {@code
+   * metakernels info} prints it. A forced v2 still runs only where it applies (D and Dv multiples of
+   * 4, at most 256 in F32 or 128 in F64, 16-byte aligned tensors, sm_80+, tiles that fit the device;
+   * elsewhere v1). Both versions compute the same function to rounding; the CPU ignores the choice.
+   *
+   * <pre>{@code
+   * Attention.SimtKernels.select(SimtKernels.Version.V2, SimtKernels.Version.V2);
+   * try { ... } finally { Attention.SimtKernels.reset(); }
+   * }</pre>
+   */
+  public static final class SimtKernels {
+    private SimtKernels() {}
+
+    /** A kernel version of one pass. */
+    public enum Version {
+      /** The environment's choice ({@code MK_ATTN_SIMT}, {@code MK_ATTN_SIMT_BWD}) or the default (v1). */
+      DEFAULT(Codes.ATTN_SIMT_SELECT_DEFAULT),
+      /** Every tile and accumulator in shared memory; every shape. */
+      V1(Codes.ATTN_SIMT_SELECT_V1),
+      /** Accumulators in registers, 16-byte shared loads, cp.async tiles; deterministic. */
+      V2(Codes.ATTN_SIMT_SELECT_V2);
+
+      final int code;
+
+      Version(int code) {
+        this.code = code;
+      }
+    }
+
+    /**
+     * The current choice (each pass {@code DEFAULT} unless {@link #select} chose it).
+     *
+     * @param forward the forward kernel
+     * @param backward the backward kernels
+     */
+    public record Choice(Version forward, Version backward) {}
+
+    /**
+     * Chooses the kernels of every later F32/F64 SIMT attention call on CUDA ({@code DEFAULT}: that
+     * pass's environment variable or default).
+     *
+     * @param forward the forward kernel, not null
+     * @param backward the backward kernels, not null
+     * @throws NullPointerException when an argument is null (nothing changed)
+     */
+    public static void select(Version forward, Version backward) {
+      java.util.Objects.requireNonNull(forward, "Attention.SimtKernels.select: forward");
+      java.util.Objects.requireNonNull(backward, "Attention.SimtKernels.select: backward");
+      Native.ensureLoaded();
+      Native.check(MkNative.mk_attention_simt_select(forward.code, backward.code),
+          "Attention.SimtKernels.select(" + forward + ", " + backward + ")");
+    }
+
+    /** Back to the environment variables and defaults for both passes. */
+    public static void reset() {
+      select(Version.DEFAULT, Version.DEFAULT);
+    }
+
+    /**
+     * The choice in force (as {@link #select} left it).
+     *
+     * @return the current choice
+     */
+    public static Choice current() {
+      Native.ensureLoaded();
+      int[] f = new int[1], b = new int[1];
+      Native.check(MkNative.mk_attention_simt_selected(f, b), "Attention.SimtKernels.current");
+      return new Choice(Version.values()[f[0]], Version.values()[b[0]]);
+    }
+
+    /**
+     * The choice per dtype and head dim with the environment and {@link #select} applied, as {@code
+     * metakernels info} prints it.
+     *
+     * @return lines of text
+     */
+    public static String describe() {
+      Native.ensureLoaded();
+      return MkNative.mk_attention_simt_kernels().getString();
+    }
+  }
 }

@@ -619,4 +619,11 @@ public final class MkNative {
   public static native int mk_attention_tc_select(int forward, int backward, int second);
   /** The choice of {@link #mk_attention_tc_select} (each array: one element, may be null). */
   public static native int mk_attention_tc_selected(int[] forward, int[] backward, int[] second);
+
+  /** Chooses the SIMT (F32/F64) attention kernels (0: environment/default; codes ATTN_SIMT_SELECT_*). */
+  public static native int mk_attention_simt_select(int forward, int backward);
+  /** The choice of {@link #mk_attention_simt_select} (each array: one element, may be null). */
+  public static native int mk_attention_simt_selected(int[] forward, int[] backward);
+  /** The SIMT attention kernel per dtype and head dim (mk/attention_simt_choice.h). */
+  public static native @Cast("const char*") BytePointer mk_attention_simt_kernels();
 }

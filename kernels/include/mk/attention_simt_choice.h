@@ -1,0 +1,90 @@
+// The choice of SIMT (F32 / F64, no tensor cores) softmax-attention kernel per call, in one place:
+// kernels/cuda/attention/forward.cu and backward.cu dispatch on it.
+//
+//   v1  kernels/cuda/attention/forward.cu, backward.cu (simt.cuh): every tile in shared memory
+//       (S, P, the O / dQ / dK / dV accumulators, row statistics), block_gemm with at most 4x4
+//       register micro-tiles and scalar shared loads. Every shape: D, Dv up to 256, F32 and F64.
+//   v2  kernels/cuda/attention/simt2.cu: the accumulators (O and the running row max / sum; dQ;
+//       dK and dV) in registers for the whole key (or query) loop, each thread owning a fixed
+//       micro-tile of rows x columns; products by register-blocked outer products fed by 16-byte
+//       shared loads from padded, bank-conflict-free rows; K/V (and Q/dO) tiles by cp.async;
+//       row reductions by warp shuffles; masks only on the tiles that need them. Applies where
+//       D and Dv are multiples of 4 (16-byte rows), at most 256 (F32) or 128 (F64), the tensors
+//       are 16-byte aligned, on sm_80+, and where its tiles fit the device's shared memory
+//       (kernels/cuda/attention/simt2.cu answers KERNEL_UNSUPPORTED otherwise and v1 runs).
+//
+// Default: v1 everywhere, until v2 has been timed on a GPU (benchmarks/gpu/attention_harness.cu,
+// the simt rows); MK_ATTN_SIMT=v2 selects the v2 forward where it applies (v1 forces v1),
+// MK_ATTN_SIMT_BWD=v2 the v2 backward.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+
+#include "mk/codes.h"
+
+namespace mk {
+
+enum SimtKernelVersion { MK_SIMT_V1 = 1, MK_SIMT_V2 = 2 };
+
+// 0: no override; MK_SIMT_V1 or MK_SIMT_V2 from the variable `name` ("v1", "v2"; anything else: none)
+inline int attention_simt_env(const char* name) {
+  const char* e = std::getenv(name);
+  if (!e) return 0;
+  if (std::strcmp(e, "v1") == 0) return MK_SIMT_V1;
+  if (std::strcmp(e, "v2") == 0) return MK_SIMT_V2;
+  return 0;
+}
+inline int attention_simt_override() { return attention_simt_env("MK_ATTN_SIMT"); }
+inline int attention_simt_backward_override() { return attention_simt_env("MK_ATTN_SIMT_BWD"); }
+
+// Whether the v2 kernels can run the call (shape and type only; the 16-byte alignment of the
+// tensors, the architecture and the shared memory are checked by simt2.cu, which answers
+// KERNEL_UNSUPPORTED where they fail).
+inline bool attention_simt_v2_applies(int dtype, int64_t d, int64_t dv) {
+  const int64_t most = dtype == MK_F64 ? 128 : 256;
+  return (dtype == MK_F32 || dtype == MK_F64) && d >= 4 && dv >= 4 && d % 4 == 0 && dv % 4 == 0 && d <= most &&
+         dv <= most;
+}
+
+struct AttentionSimtChoice {
+  int forward;   // MK_SIMT_V1 or MK_SIMT_V2
+  int backward;  // MK_SIMT_V1 or MK_SIMT_V2
+};
+
+// override_version: attention_simt_override()'s value; backward_override: attention_simt_backward_override()'s.
+inline AttentionSimtChoice attention_simt_choose(int dtype, int64_t d, int64_t dv, int override_version,
+                                                 int backward_override) {
+  AttentionSimtChoice c{MK_SIMT_V1, MK_SIMT_V1};
+  const int default_forward = MK_SIMT_V1;   // v2 not yet timed on a GPU
+  const int default_backward = MK_SIMT_V1;  // v2 backward not yet timed on a GPU
+  if (attention_simt_v2_applies(dtype, d, dv)) {
+    c.forward = override_version != 0 ? override_version : default_forward;
+    c.backward = backward_override != 0 ? backward_override : default_backward;
+  }
+  return c;
+}
+
+// ---- the programmatic override -------------------------------------------------------------------
+// A process-wide choice consulted before the environment variables (a JVM cannot change its own
+// environment): forward and backward each 0 = none (the variable or the default), 1 = v1, 2 = v2.
+// A forced v2 still runs only where it applies (elsewhere v1), as the variables do.
+inline bool attention_simt_select_valid(int forward, int backward) {
+  return forward >= 0 && forward <= MK_SIMT_V2 && backward >= 0 && backward <= MK_SIMT_V2;
+}
+struct AttentionSimtSelection {
+  std::atomic<int> forward{0};
+  std::atomic<int> backward{0};
+};
+// The stored choice of the library that uses it (the CUDA library's copy).
+inline AttentionSimtSelection& attention_simt_selection() {
+  static AttentionSimtSelection s;
+  return s;
+}
+inline int attention_simt_forward_code(int selected) { return selected != 0 ? selected : attention_simt_override(); }
+inline int attention_simt_backward_code(int selected) {
+  return selected != 0 ? selected : attention_simt_backward_override();
+}
+
+}  // namespace mk

@@ -1,0 +1,420 @@
+// The SIMT v2 softmax attention (kernels/cuda/attention/simt2.cu: register accumulators, 16-byte
+// shared loads, cp.async tiles) run on the host by the emulator in cuda_runtime.h, against the CPU
+// twin (kernels/cpu/attention/, the oracle), F32 and F64: forward (every tile: 64 x 64, 64 x 32, 128 x 64)
+// and backward (every gradient, then partial requests) on shapes with causal masks (Nq < Nk and
+// Nq > Nk: rows that see no key), key lengths (a batch entry without keys), bias broadcasts with
+// -inf entries, GQA, N not a multiple of the tiles and D, Dv in {8, 16, 64, 96, 128, 256}; each run
+// twice for the same bits; NaN guard words around every output; the one-place dispatch
+// (mk/attention_simt_choice.h: the selection forces v2 through attention_forward / _backward and
+// gives v2's bits; v1 where v2 does not apply or fit); unsupported shapes and misaligned tensors
+// answered KERNEL_UNSUPPORTED.
+//   attention_simt2_emu_test [order] [limits]   order: 0 forward, 1 reverse, 2 shuffled threads
+//                                               limits: 0 H100, 1 A100, 2 sm_86, 3 48 KB
+#include <omp.h>
+#include "cuda_runtime.h"  // the emulator: std headers first, then the CUDA keywords as macros
+
+#include <cstring>
+#include <string>
+
+#include "attention/backward.cu"
+#include "attention/forward.cu"
+#include "attention/simt2.cu"
+#include "attention/tensor_core.cu"
+#include "attention/tensor_core_dd.cu"
+#include "attention/tensor_core_sm90.cu"  // (tensor_core.cu calls its Hopper forward)
+
+namespace mk {
+namespace cuda {
+namespace {
+alignas(16) unsigned char mk_attention_smem[256 * 1024 + 4096];
+}  // namespace
+}  // namespace cuda
+}  // namespace mk
+inline unsigned char* emu::smem() { return mk::cuda::mk_attention_smem; }
+
+using mk::AttentionParams;
+
+static int g_failures = 0, g_checks = 0, g_v2_runs = 0, g_v1_fallbacks = 0;
+static double g_worst[2] = {0, 0};
+
+template <class T>
+struct Buf {
+  static constexpr int64_t kGuard = 64;  // elements of NaN on both sides (16-byte aligned data)
+  std::vector<T> raw;
+  int64_t n = 0;
+  bool present = false;
+  Buf() = default;
+  explicit Buf(int64_t n_, bool p = true) : n(n_), present(p) {
+    raw.assign(size_t(n + 2 * kGuard + 4), std::numeric_limits<T>::quiet_NaN());
+  }
+  T* base() { return reinterpret_cast<T*>((reinterpret_cast<uintptr_t>(raw.data()) + 15) & ~uintptr_t(15)); }
+  const T* base() const { return const_cast<Buf*>(this)->base(); }
+  T* data() { return present ? base() + kGuard : nullptr; }
+  const T* cdata() const { return present ? base() + kGuard : nullptr; }
+  T& operator[](int64_t i) { return base()[kGuard + i]; }
+  const T& operator[](int64_t i) const { return base()[kGuard + i]; }
+  void fill(T v) {
+    for (int64_t i = 0; i < n; ++i) (*this)[i] = v;
+  }
+  void randn(std::mt19937_64& g, double sc = 1.0) {
+    std::normal_distribution<double> nd(0.0, sc);
+    for (int64_t i = 0; i < n; ++i) (*this)[i] = T(nd(g));
+  }
+  bool guards_ok() const {
+    for (int64_t i = 0; i < kGuard; ++i)
+      if (!std::isnan(base()[i]) || !std::isnan(base()[kGuard + n + i])) return false;
+    return true;
+  }
+  bool same(const Buf& o) const { return n == o.n && std::memcmp(cdata(), o.cdata(), size_t(n) * sizeof(T)) == 0; }
+};
+
+template <class T>
+void compare(const char* what, const std::string& cs, const Buf<T>& got, const Buf<T>& ref, double tol) {
+  if (!got.present) return;
+  ++g_checks;
+  if (!got.guards_ok()) {
+    printf("FAIL %s %s: guard overwritten\n", cs.c_str(), what);
+    ++g_failures;
+    return;
+  }
+  double scale = 0, err = 0;
+  int64_t bad = -1;
+  for (int64_t i = 0; i < ref.n; ++i)
+    if (std::isfinite(double(ref[i]))) scale = std::max(scale, std::fabs(double(ref[i])));
+  for (int64_t i = 0; i < ref.n; ++i) {
+    const double a = got[i], b = ref[i];
+    if (std::isnan(a) || std::isnan(b)) {
+      if (bad < 0) bad = i;
+      err = INFINITY;
+      continue;
+    }
+    if (std::isinf(a) || std::isinf(b)) {
+      if (a != b) {
+        if (bad < 0) bad = i;
+        err = INFINITY;
+      }
+      continue;
+    }
+    const double e = std::fabs(a - b);
+    if (e > err) {
+      err = e;
+      if (e > tol * std::max(scale, 1e-30)) bad = bad < 0 ? i : bad;
+    }
+  }
+  const double rel = err / std::max(scale, 1e-30);
+  g_worst[sizeof(T) == 8] = std::max(g_worst[sizeof(T) == 8], std::isfinite(rel) ? rel : 1e300);
+  if (!(rel <= tol)) {
+    ++g_failures;
+    printf("FAIL %s %s: rel err %.3g (scale %.3g), first bad %lld: got %.10g want %.10g\n", cs.c_str(), what, rel,
+           scale, (long long)bad, bad >= 0 ? double(got[bad]) : 0.0, bad >= 0 ? double(ref[bad]) : 0.0);
+  }
+}
+
+struct Case {
+  int64_t b, h, hkv, nq, nk, d, dv;
+  bool causal;
+  const char* bias;              // "none", "BH", "1H", "B1", "11"; a suffix "-inf" sets some entries to -inf
+  std::vector<int64_t> lengths;  // empty: none
+};
+
+bool bias_masked(int64_t i, int64_t j, int64_t nk) { return i % 7 == 3 || (i % 5 == 1 && j < nk - 3) || j % 11 == 4; }
+
+void fail(const std::string& cs, const char* what) {
+  printf("FAIL %s: %s\n", cs.c_str(), what);
+  ++g_failures;
+}
+
+template <class T>
+void run_case(const Case& c, uint64_t seed) {
+  const double tol = sizeof(T) == 4 ? 2e-5 : 1e-12;
+  char name[256];
+  snprintf(name, sizeof name, "%s b%lld h%lld/%lld nq%lld nk%lld d%lld dv%lld %s bias=%s len=%s",
+           sizeof(T) == 4 ? "F32" : "F64", (long long)c.b, (long long)c.h, (long long)c.hkv, (long long)c.nq,
+           (long long)c.nk, (long long)c.d, (long long)c.dv, c.causal ? "causal" : "full", c.bias,
+           c.lengths.empty() ? "-" : "yes");
+  const std::string cs = name;
+  std::mt19937_64 g(seed);
+  const int64_t B = c.b, H = c.h, Hkv = c.hkv, Nq = c.nq, Nk = c.nk, D = c.d, Dv = c.dv;
+  const int64_t rows = B * H * Nq;
+  Buf<T> q(B * H * Nq * D), k(B * Hkv * Nk * D), v(B * Hkv * Nk * Dv);
+  q.randn(g);
+  k.randn(g);
+  v.randn(g);
+  const bool has_bias = std::string(c.bias) != "none";
+  const int64_t bb = has_bias && c.bias[0] == 'B' ? B : 1, bh = has_bias && c.bias[1] == 'H' ? H : 1;
+  Buf<T> bias(bb * bh * Nq * Nk, has_bias);
+  if (has_bias) bias.randn(g, 0.7);
+  if (std::strstr(c.bias, "-inf"))
+    for (int64_t at = 0; at < bias.n; ++at)
+      if (bias_masked(at / Nk % Nq, at % Nk, Nk)) bias[at] = -std::numeric_limits<T>::infinity();
+  std::vector<int64_t> lens = c.lengths;
+  AttentionParams p{};
+  p.dtype = sizeof(T) == 4 ? MK_F32 : MK_F64;
+  p.batch = B;
+  p.heads = H;
+  p.kv_heads = Hkv;
+  p.nq = Nq;
+  p.nk = Nk;
+  p.d = D;
+  p.dv = Dv;
+  p.q = q.cdata();
+  p.k = k.cdata();
+  p.v = v.cdata();
+  p.bias = bias.cdata();
+  p.bias_bs = bb > 1 ? bh * Nq * Nk : 0;
+  p.bias_hs = bh > 1 ? Nq * Nk : 0;
+  p.key_lengths = lens.empty() ? nullptr : lens.data();
+  p.scale = 1.0 / std::sqrt(double(D)) * 1.3;
+  p.causal = c.causal;
+  const int threads = omp_get_max_threads();
+  std::vector<unsigned char> ws_cpu(size_t(mk::cpu::attention_workspace(p, threads)) + 64);
+  const bool applies = mk::attention_simt_v2_applies(p.dtype, D, Dv);
+  mk::AttentionSimtSelection& sel = mk::attention_simt_selection();
+
+  // ---- forward: the CPU twin, then v2 with each key tile (twice each: the same bits), then the dispatch
+  Buf<T> out_c(rows * Dv), lse_c(rows);
+  {
+    AttentionParams a = p;
+    a.workspace = ws_cpu.data();
+    a.out = out_c.data();
+    a.lse = lse_c.data();
+    mk::cpu::attention_forward(a, nullptr);
+  }
+  bool have_first = false;
+  for (int tile : {mk::cuda::SIMT2_TILE_64x64, mk::cuda::SIMT2_TILE_64x32, mk::cuda::SIMT2_TILE_128x64}) {
+    Buf<T> o1(rows * Dv), l1(rows), o2(rows * Dv), l2(rows);
+    AttentionParams e = p;
+    e.out = o1.data();
+    e.lse = l1.data();
+    const int st = mk::cuda::simt2_attention_forward(e, nullptr, tile);
+    if (!applies) {
+      if (st != mk::KERNEL_UNSUPPORTED) fail(cs, "v2 forward runs a shape it does not apply to");
+      break;
+    }
+    if (st == mk::KERNEL_UNSUPPORTED) continue;  // this tile does not apply (F64, Dv) or fit the device
+    if (st) {
+      fail(cs, "v2 forward status");
+      continue;
+    }
+    ++g_v2_runs;
+    const std::string ck = cs + (tile == mk::cuda::SIMT2_TILE_64x64   ? " v2 64x64"
+                                 : tile == mk::cuda::SIMT2_TILE_64x32 ? " v2 64x32"
+                                                                      : " v2 128x64");
+    compare("fwd.out", ck, o1, out_c, tol);
+    compare("fwd.lse", ck, l1, lse_c, tol);
+    e.out = o2.data();
+    e.lse = l2.data();
+    if (mk::cuda::simt2_attention_forward(e, nullptr, tile) || !o1.same(o2) || !l1.same(l2))
+      fail(ck, "v2 forward rerun: not the same bits");
+    // only lse asked for: the same lse
+    Buf<T> l3(rows);
+    e.out = nullptr;
+    e.lse = l3.data();
+    if (mk::cuda::simt2_attention_forward(e, nullptr, tile) || !l1.same(l3))
+      fail(ck, "v2 forward without out: lse differs");
+    have_first = true;
+  }
+  {  // the dispatch with v2 selected: v2's bits where it ran (its own choice of key tile), else v1 (= the CPU twin)
+    Buf<T> o1(rows * Dv), l1(rows), o2(rows * Dv), l2(rows);
+    AttentionParams e = p;
+    e.out = o1.data();
+    e.lse = l1.data();
+    sel.forward = mk::MK_SIMT_V2;
+    const int st = mk::cuda::attention_forward(e, nullptr);
+    e.out = o2.data();
+    e.lse = l2.data();
+    const int st2 = mk::cuda::simt2_attention_forward(e, nullptr, 0);
+    sel.forward = 0;
+    if (st) fail(cs, "attention_forward status (v2 selected)");
+    compare("dispatch.out", cs + " (v2 selected)", o1, out_c, tol);
+    compare("dispatch.lse", cs + " (v2 selected)", l1, lse_c, tol);
+    if (st2 == 0 && (!o1.same(o2) || !l1.same(l2))) fail(cs, "attention_forward with v2 selected: not v2's bits");
+    if (st2 != 0) ++g_v1_fallbacks;
+    if (st2 == 0 && !have_first) fail(cs, "the automatic key tile ran where neither forced one did");
+  }
+
+  // ---- backward from the CPU's out and lse: every gradient, twice; partial requests (the same bits); the dispatch
+  Buf<T> dout(rows * Dv);
+  dout.randn(g);
+  p.out = out_c.data();
+  p.lse = lse_c.data();
+  p.dout = dout.cdata();
+  struct Grads {
+    Buf<T> dq, dk, dv, ds;
+  };
+  auto make = [&](Grads& gr) {
+    gr.dq = Buf<T>(rows * D);
+    gr.dk = Buf<T>(B * Hkv * Nk * D);
+    gr.dv = Buf<T>(B * Hkv * Nk * Dv);
+    gr.ds = Buf<T>(rows * Nk, has_bias);
+    for (auto* b : {&gr.dq, &gr.dk, &gr.dv, &gr.ds}) b->fill(T(0));  // native/ zero-fills
+  };
+  Grads ref;
+  make(ref);
+  {
+    AttentionParams a = p;
+    a.workspace = ws_cpu.data();
+    a.grad_q = ref.dq.data();
+    a.grad_k = ref.dk.data();
+    a.grad_v = ref.dv.data();
+    a.grad_bias_full = ref.ds.data();
+    mk::cpu::attention_backward(a, nullptr);
+  }
+  const int64_t ws_bytes = mk::cuda::attention_workspace(p, 1);
+  // mask bits: 1 dQ, 2 dK, 4 dV, 8 dS; version 2: simt2 directly, 0: the dispatch (attention_backward)
+  auto run = [&](unsigned mask, Grads& gr, int version) {
+    make(gr);
+    Buf<T> ws(ws_bytes / int64_t(sizeof(T)) + 1);
+    AttentionParams e = p;
+    e.workspace = ws.data();
+    e.grad_q = mask & 1 ? gr.dq.data() : nullptr;
+    e.grad_k = mask & 2 ? gr.dk.data() : nullptr;
+    e.grad_v = mask & 4 ? gr.dv.data() : nullptr;
+    e.grad_bias_full = mask & 8 ? gr.ds.data() : nullptr;
+    const int st =
+        version == 2 ? mk::cuda::simt2_attention_backward(e, nullptr) : mk::cuda::attention_backward(e, nullptr);
+    if (!ws.guards_ok()) fail(cs, "workspace guard");
+    return st;
+  };
+  Grads g1, g2, g3, g4, g5;
+  const int s1 = run(15, g1, 2);
+  if (!applies) {
+    if (s1 != mk::KERNEL_UNSUPPORTED) fail(cs, "v2 backward runs a shape it does not apply to");
+  } else if (s1 == mk::KERNEL_UNSUPPORTED) {
+    ++g_v1_fallbacks;  // its tiles do not fit this device
+  } else if (s1) {
+    fail(cs, "v2 backward status");
+  } else {
+    ++g_v2_runs;
+    const std::string cb = cs + " v2";
+    compare("bwd.dq", cb, g1.dq, ref.dq, tol);
+    compare("bwd.dk", cb, g1.dk, ref.dk, tol);
+    compare("bwd.dv", cb, g1.dv, ref.dv, tol);
+    compare("bwd.dS", cb, g1.ds, ref.ds, tol);
+    const int s2 = run(15, g2, 2), s3 = run(1, g3, 2), s4 = run(2 | 8, g4, 2), s5 = run(4, g5, 2);
+    if (s2 || s3 || s4 || s5) fail(cb, "v2 backward status (rerun or partial request)");
+    if (!g2.dq.same(g1.dq) || !g2.dk.same(g1.dk) || !g2.dv.same(g1.dv) || (has_bias && !g2.ds.same(g1.ds)))
+      fail(cb, "v2 backward rerun: not the same bits");
+    if (!g3.dq.same(g1.dq) || !g4.dk.same(g1.dk) || !g5.dv.same(g1.dv) || (has_bias && !g4.ds.same(g1.ds)))
+      fail(cb, "v2 backward partial request: not the same bits");
+    for (const Grads* gr : {&g3, &g4, &g5})  // gradients not asked for: untouched
+      for (const Buf<T>* b : {&gr->dq, &gr->dk, &gr->dv, &gr->ds})
+        if (!b->guards_ok()) fail(cb, "guard overwritten (partial request)");
+  }
+  {
+    Grads gd;
+    mk::attention_simt_selection().backward = mk::MK_SIMT_V2;
+    const int sd = run(15, gd, 0);
+    mk::attention_simt_selection().backward = 0;
+    if (sd) fail(cs, "attention_backward status (v2 selected)");
+    const std::string cb = cs + " (v2 selected)";
+    compare("dispatch.dq", cb, gd.dq, ref.dq, tol);
+    compare("dispatch.dk", cb, gd.dk, ref.dk, tol);
+    compare("dispatch.dv", cb, gd.dv, ref.dv, tol);
+    compare("dispatch.dS", cb, gd.ds, ref.ds, tol);
+    if (s1 == 0 && (!gd.dq.same(g1.dq) || !gd.dk.same(g1.dk) || !gd.dv.same(g1.dv) || (has_bias && !gd.ds.same(g1.ds))))
+      fail(cb, "attention_backward with v2 selected: not v2's bits");
+  }
+  for (auto* b : {&q, &k, &v, &bias, &out_c, &lse_c, &dout})
+    if (b->present && !b->guards_ok()) fail(cs, "input guard");
+}
+
+// Unsupported: odd head dims, F64 wider than 128, misaligned tensors, a device without room.
+void run_unsupported() {
+  Buf<float> q(2 * 64 + 4), k(2 * 64 + 4), v(2 * 64 + 4), out(2 * 64 + 4), lse(4);
+  AttentionParams p{};
+  p.dtype = MK_F32;
+  p.batch = p.heads = p.kv_heads = 1;
+  p.nq = p.nk = 2;
+  p.d = p.dv = 64;
+  p.q = q.cdata();
+  p.k = k.cdata();
+  p.v = v.cdata();
+  p.out = out.data();
+  p.lse = lse.data();
+  p.scale = 0.125;
+  auto expect = [&](const AttentionParams& a, const char* what) {
+    if (mk::cuda::simt2_attention_forward(a, nullptr) != mk::KERNEL_UNSUPPORTED) {
+      printf("FAIL unsupported: %s runs\n", what);
+      ++g_failures;
+    }
+    ++g_checks;
+  };
+  AttentionParams a = p;
+  a.d = 62;
+  expect(a, "D = 62");
+  a = p;
+  a.dv = 5;
+  expect(a, "Dv = 5");
+  a = p;
+  a.q = q.cdata() + 1;
+  expect(a, "q misaligned");
+  a = p;
+  a.out = out.data() + 2;
+  expect(a, "out misaligned");
+  a = p;
+  a.dtype = MK_F64;
+  a.d = a.dv = 256;
+  expect(a, "F64 D = 256");
+  a = p;
+  a.d = 300;
+  expect(a, "D = 300");
+  const int optin = emu::config().optin;
+  emu::config().optin = 8 * 1024;
+  expect(p, "tiles larger than the device's shared memory");
+  emu::config().optin = optin;
+  const int arch = emu::config().arch_major;
+  emu::config().arch_major = 7;
+  expect(p, "sm_70 (no cp.async)");
+  emu::config().arch_major = arch;
+  if (out.guards_ok() == false || lse.guards_ok() == false) {
+    printf("FAIL unsupported: an output was written\n");
+    ++g_failures;
+  }
+  for (int64_t i = 0; i < out.n; ++i)
+    if (!std::isnan(out[i])) {
+      printf("FAIL unsupported: out written\n");
+      ++g_failures;
+      break;
+    }
+}
+
+int main(int argc, char** argv) {
+  const int order = argc > 1 ? atoi(argv[1]) : 0;
+  const int limits = argc > 2 ? atoi(argv[2]) : 0;  // 0 H100, 1 A100, 2 sm_86, 3 48 KB
+  emu::config().order = order;
+  const int opt[4][2] = {{232448, 233472}, {166912, 167936}, {101376, 102400}, {49152, 65536}};
+  emu::config().optin = opt[limits][0];
+  emu::config().per_sm = opt[limits][1];
+  std::vector<Case> cases = {
+      {1, 1, 1, 5, 5, 16, 16, false, "none", {}},
+      {2, 4, 2, 70, 33, 16, 8, false, "none", {}},           // GQA 2:1, Dv = 8, Nq > Nk
+      {2, 2, 2, 33, 70, 64, 64, true, "none", {}},           // causal, Nk > Nq (bottom-right)
+      {1, 2, 1, 100, 100, 128, 128, true, "11", {}},         // D = 128, causal, bias
+      {2, 3, 3, 40, 97, 32, 24, false, "BH", {97 - 3, 40}},  // key lengths
+      {2, 2, 1, 65, 65, 256, 64, true, "1H", {62, 55}},      // D = 256 (F32), Dv = 64
+      {3, 2, 2, 1, 129, 16, 16, false, "B1", {129, 0, 7}},   // one row; a batch entry without keys
+      {1, 1, 1, 130, 70, 96, 96, true, "none", {}},          // D = 96; Nq > Nk causal: rows that see no key
+      {2, 1, 1, 6, 3, 4, 4, true, "none", {3, 0}},           // fully masked rows, a batch without keys
+      {1, 4, 1, 19, 23, 8, 12, true, "BH", {17}},            // GQA 4:1
+      {1, 2, 2, 21, 37, 256, 256, false, "BH", {30}},        // D = Dv = 256 (F32)
+      {2, 2, 1, 70, 150, 16, 16, false, "BH-inf", {}},       // -inf bias: rows with no key, wholly masked tiles
+      {2, 2, 2, 40, 97, 32, 24, true, "1H-inf", {90, 60}},
+      {1, 1, 1, 200, 260, 128, 64, true, "none", {}},   // several key tiles of both sizes, partial last
+      {2, 2, 1, 90, 150, 64, 64, false, "none", {}},    // unmasked full tiles, partial last, GQA
+      {1, 1, 1, 64, 128, 128, 128, false, "none", {}},  // every tile full and unmasked
+      {1, 2, 1, 48, 5, 5, 3, false, "none", {}},        // odd dims: v2 does not apply (v1 runs)
+  };
+  uint64_t seed = 4321;
+  for (const Case& c : cases) {
+    run_case<double>(c, seed);
+    run_case<float>(c, seed);
+    ++seed;
+  }
+  run_unsupported();
+  printf(
+      "order %d limits %d: %d checks, %d v2 runs, %d v1 fallbacks in the dispatch, %d failures, worst rel err F32 "
+      "%.3g F64 %.3g\n",
+      order, limits, g_checks, g_v2_runs, g_v1_fallbacks, g_failures, g_worst[0], g_worst[1]);
+  return g_failures ? 1 : 0;
+}
