@@ -383,7 +383,8 @@ const char* mk_attention_tc_kernels(void) {
                                                                   : "env") +
                     ")"
               : std::string()) +
-         "; forward/backward per BF16|F16, max(D, Dv), causal:";
+         "; forward/backward per BF16|F16, max(D, Dv), causal (sm90 runs only where D = Dv = 64 or 128 on a "
+         "9.0 device of a build with sm_90a code, elsewhere v2):";
   for (int arch : {80, 90}) {
     text += "\n  sm_" + std::to_string(arch) + ":";
     for (int64_t w : {64, 128, 256})
