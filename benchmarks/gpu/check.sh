@@ -17,7 +17,7 @@
 # skips steps 1b and 2 (harnesses, tests); HARNESSES=0 skips step 1b alone. One device call may run
 # 600 s, and the worst cases of the steps add up to more than that, so split the check:
 #   TESTS_ONLY=1 HARNESSES=0   the gpu-tagged tests (~5 min at most)
-#   TESTS_ONLY=1 TESTS=0       the two harnesses (their builds ~1-2 min, runs 3 min at most each)
+#   TESTS_ONLY=1 TESTS=0       the two harnesses (builds ~2-4 min side by side, runs <= 3 and <= 4 min)
 #   SKIP_TESTS=1               the JMH classes and the PyTorch peers (~9.5 min at most; JMH_CLASSES
 #                              ="Name:seconds ..." runs a subset, PEERS=0 skips the peers;
 #                              GPU_ATTN_DTYPES=F32,TF32 adds GpuAttentionBench's TF32 sets)
@@ -75,8 +75,10 @@ log "standalone harnesses (nvcc on this machine)"
 if [ "${SKIP_TESTS:-0}" = 1 ] || [ "${HARNESSES:-1}" = 0 ]; then
   echo "SKIP_TESTS or HARNESSES=0: harnesses skipped"
 elif command -v nvcc >/dev/null; then
-  # kernels/cuda/attention/tensor_core.cu alone (built meanwhile, ~30 s): forward v1 and v2 and the
-  # backward, BF16/F16, causal or not, timed and checked against a float64 reference (under 2 min)
+  # the attention kernels alone (built meanwhile for sm_90a; ~2-4 min of nvcc): 16-bit forward v1 /
+  # v2 / v2k32 / sm90, backward v1 / v2, the 16-bit and TF32 double backward, the F32 SIMT v1 / v2,
+  # causal or not, timed and checked against a float64 reference or v1 (~3 min at 10 repetitions;
+  # ATTN_HARNESS_REPS=3 shortens it, ATTN_HARNESS_TIMEOUT (s, default 240) bounds it)
   rm -f /tmp/mk-attn-harness
   timeout 300 nvcc -std=c++17 -O3 --expt-relaxed-constexpr -gencode arch=compute_90a,code=sm_90a -DMK_CUDA_SM90A=1 \
     -Ikernels/include -Inative/include -Ikernels/cuda benchmarks/gpu/attention_harness.cu \
@@ -89,7 +91,8 @@ elif command -v nvcc >/dev/null; then
   [ -x /tmp/mk-la-harness ] && timeout 180 /tmp/mk-la-harness ${peaks[@]+"${peaks[@]}"} 2>&1 | tee "$out/linear_attention_harness.md"
   wait $attn_build
   tail -5 /tmp/mk-attn-harness.log
-  [ -x /tmp/mk-attn-harness ] && timeout 180 /tmp/mk-attn-harness 2>&1 | tee "$out/attention_harness.md"
+  [ -x /tmp/mk-attn-harness ] && timeout "${ATTN_HARNESS_TIMEOUT:-240}" /tmp/mk-attn-harness ${ATTN_HARNESS_REPS:-} 2>&1 |
+    tee "$out/attention_harness.md"
 else
   echo "no nvcc: skipped"
 fi
