@@ -992,11 +992,8 @@ int profile() {
 // ---- F32 SIMT kernels: v1 (simt.cuh, forward.cu, backward.cu) vs v2 (simt2.cu) ----------------------
 // Issue 10's F32 target ([4,16,4096,128], TF32 off). Each v2 row is checked against the v1 row of
 // the same pass (max |v2 − v1| / max |v1| over the whole output, at most 2e-5) and rerun for the
-// same bits; the v2 forward also with each tile forced (rows x keys: 64x64, 64x32, 128x64).
-__global__ void fill32(float* x, int64_t n, unsigned seed) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-    x[i] = hash_normal(uint64_t(i), seed);
-}
+// same bits; the v2 forward also with each tile forced (rows x keys: 64x64, 64x32, 128x64). Inputs by
+// fill32 (defined above, with the TF32 double backward's rows).
 
 void run_simt(const Shape& s, bool causal, int reps) {
   const int64_t BH = s.b * s.h, n = s.n, d = s.d, elems = BH * n * d;
