@@ -253,3 +253,20 @@ mk_emu_test(emu.wgmma wgmma_emu_test 2)
 foreach(order 0 2)
   mk_emu_test(emu.sm90.order${order} attention_emu_test sm90 ${order})
 endforeach()
+
+# ---- the standalone GPU harnesses (benchmarks/gpu/*_harness.cu) still compile ---------------------
+# They run only on a lent GPU (benchmarks/gpu/check.sh), where a compile error costs device time, and
+# they include the kernel files whole, so a merge can break them without breaking the library (two
+# helpers' identical fill32 did, 2026-12-05). The nvcc front end only (-cuda: no ptxas), with the
+# flags check.sh builds them with: ~50 s and ~20 s on the 2-core VM.
+if(CMAKE_CUDA_COMPILER AND NOT MK_DISABLE_CUDA)
+  set(mk_harness_flags -std=c++17 --expt-relaxed-constexpr -I${MK_ROOT}/kernels/include -I${MK_ROOT}/native/include
+                       -I${MK_ROOT}/kernels/cuda)
+  add_test(NAME harness.compile.attention
+    COMMAND ${CMAKE_CUDA_COMPILER} ${mk_harness_flags} -gencode arch=compute_90a,code=compute_90a -DMK_CUDA_SM90A=1
+            ${MK_ROOT}/benchmarks/gpu/attention_harness.cu -cuda -o ${CMAKE_BINARY_DIR}/attention_harness.ii)
+  add_test(NAME harness.compile.linear_attention
+    COMMAND ${CMAKE_CUDA_COMPILER} ${mk_harness_flags} -gencode arch=compute_90,code=compute_90
+            ${MK_ROOT}/benchmarks/gpu/linear_attention_harness.cu -cuda -o ${CMAKE_BINARY_DIR}/linear_attention_harness.ii)
+  set_tests_properties(harness.compile.attention harness.compile.linear_attention PROPERTIES LABELS "cuda;harness" TIMEOUT 300)
+endif()
