@@ -253,3 +253,10 @@ mk_emu_test(emu.wgmma wgmma_emu_test 2)
 foreach(order 0 2)
   mk_emu_test(emu.sm90.order${order} attention_emu_test sm90 ${order})
 endforeach()
+
+# tests/cuda-emu/attention_simt2_dd_emu_test.cpp: the SIMT v2 query pass of the double backward
+# (kernels/cuda/attention/simt2_dd.cu) through the dispatch against the CPU twin, F32 and F64,
+# partial requests, bitwise reruns; H100 limits forward order, A100 limits shuffled threads.
+mk_emu_executable(attention_simt2_dd_emu_test)
+mk_emu_test(emu.attention_simt2_dd.H100 attention_simt2_dd_emu_test 0 0)
+mk_emu_test(emu.attention_simt2_dd.A100 attention_simt2_dd_emu_test 2 1)

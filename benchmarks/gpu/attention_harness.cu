@@ -38,6 +38,7 @@
 #include "attention/tensor_core.cu"
 #include "attention/tensor_core_dd.cu"
 #include "attention/backward_backward.cu"
+#include "attention/simt2_dd.cu"  // (the SIMT v2 double-backward query pass backward_backward.cu may choose)
 #include "attention/tensor_core_sm90.cu"
 #include "attention/forward.cu"
 #include "attention/backward.cu"
