@@ -1,12 +1,11 @@
-// The SIMT v2 query pass of the softmax-attention double backward (kernels/cuda/attention/simt2_dd.cu:
-// q', dO', bias' with register accumulators) run on the host by the emulator in cuda_runtime.h through
-// the dispatch of backward_backward.cu (the MK_ATTN_SIMT_DD choice forced by the selection), against
-// the CPU twin (kernels/cpu/attention/backward_backward.cpp, the oracle), F32 (TF32 off) and F64:
-// causal or not, Nq != Nk, N not a multiple of the tiles, D and Dv in {16, 64, 96, 128} (and 256,
-// F32), GQA, bias with -inf entries, key lengths, rows that see no key, second inputs (gq, gk, gv,
-// gbias) present or absent; every output, then partial requests (the same bits, the outputs not
-// asked for untouched); the v2 pass called directly gives the dispatch's bits (it ran) and a rerun
-// the same bits; NaN guard words around every buffer.
+// The SIMT v2 passes of the softmax-attention double backward (kernels/cuda/attention/simt2_dd.cu:
+// the query pass, q', dO', bias', and the key pass, k', v', with register accumulators) run on the host by the emulator
+// in cuda_runtime.h through the dispatch of backward_backward.cu (the MK_ATTN_SIMT_DD choice forced by the selection),
+// against the CPU twin (kernels/cpu/attention/backward_backward.cpp, the oracle), F32 (TF32 off) and F64: causal or
+// not, Nq != Nk, N not a multiple of the tiles, D and Dv in {16, 64, 96, 128} (and 256, F32), GQA, bias with -inf
+// entries, key lengths, rows that see no key, second inputs (gq, gk, gv, gbias) present or absent; every output, then
+// partial requests (the same bits, the outputs not asked for untouched); the v2 passes called directly give the
+// dispatch's bits (it ran) and a rerun the same bits; NaN guard words around every buffer.
 //   attention_simt2_dd_emu_test [order] [limits]   order: 0 forward, 1 reverse, 2 shuffled threads
 //                                                  limits: 0 H100, 1 A100, 2 sm_86, 3 48 KB
 #include <omp.h>
@@ -246,32 +245,36 @@ void run_case(const Case& c, uint64_t seed) {
   compare("bb.v'", cs, o1.v, ref.v, tol);
   compare("bb.dO'", cs, o1.dout, ref.dout, tol);
   compare("bb.bias'", cs, o1.bias, ref.bias, tol);
-  // the v2 pass called directly on the dispatch's workspace (D, C, E): the dispatch's bits where it
-  // applies (so v2 ran), twice
+  // the v2 passes called directly on the dispatch's workspace (D, C, E): the dispatch's bits where
+  // they apply (so v2 ran), twice
   const bool applies = mk::attention_simt_v2_applies(p.dtype, D, Dv);
-  for (int rep = 0; rep < 2; ++rep) {
-    Outs od;
-    make(od, 1 | 8 | 16);
-    AttentionParams e = p;
-    e.workspace = ws_keep.data();
-    set(e, od);
-    e.second = mk::attention_cotangents(e);
-    const int st = mk::cuda::simt2_attention_dd_query(e, nullptr);
-    if (!applies) {
-      if (st != mk::KERNEL_UNSUPPORTED) fail(cs, "v2 dd query pass runs a shape it does not apply to");
-      break;
+  for (int pass = 0; pass < 2; ++pass)
+    for (int rep = 0; rep < 2; ++rep) {
+      Outs od;
+      make(od, pass == 0 ? 1 | 8 | 16 : 2 | 4);
+      AttentionParams e = p;
+      e.workspace = ws_keep.data();
+      set(e, od);
+      e.second = mk::attention_cotangents(e);
+      const int st =
+          pass == 0 ? mk::cuda::simt2_attention_dd_query(e, nullptr) : mk::cuda::simt2_attention_dd_key(e, nullptr);
+      if (!applies) {
+        if (st != mk::KERNEL_UNSUPPORTED) fail(cs, "v2 dd pass runs a shape it does not apply to");
+        break;
+      }
+      if (st == mk::KERNEL_UNSUPPORTED) {  // its tiles do not fit this device: v1 ran in the dispatch
+        ++g_v1_fallbacks;
+        break;
+      }
+      if (st) fail(cs, "v2 dd pass status");
+      if (rep == 0) ++g_v2_runs;
+      if (pass == 0 && (!od.q.same(o1.q) || !od.dout.same(o1.dout) || (has_bias && !od.bias.same(o1.bias))))
+        fail(cs, "v2 dd query pass: not the dispatch's bits (or a rerun differs)");
+      if (pass == 1 && (!od.k.same(o1.k) || !od.v.same(o1.v)))
+        fail(cs, "v2 dd key pass: not the dispatch's bits (or a rerun differs)");
+      for (const Buf<T>* b : {&od.q, &od.k, &od.v, &od.dout, &od.bias})
+        if (!b->guards_ok()) fail(cs, "guard overwritten (direct v2 pass)");
     }
-    if (st == mk::KERNEL_UNSUPPORTED) {  // its tiles do not fit this device: v1 ran in the dispatch
-      ++g_v1_fallbacks;
-      break;
-    }
-    if (st) fail(cs, "v2 dd query pass status");
-    if (rep == 0) ++g_v2_runs;
-    if (!od.q.same(o1.q) || !od.dout.same(o1.dout) || (has_bias && !od.bias.same(o1.bias)))
-      fail(cs, "v2 dd query pass: not the dispatch's bits (or a rerun differs)");
-    for (const Buf<T>* b : {&od.q, &od.dout, &od.bias})
-      if (!b->guards_ok()) fail(cs, "guard overwritten (direct v2 pass)");
-  }
   // partial requests through the dispatch: the same bits, the outputs not asked for untouched
   for (unsigned mask : {1u, 8u, 16u, 1u | 2u, 8u | 4u, 16u | 8u}) {
     Outs op;

@@ -270,8 +270,11 @@ int backward_backward(const AttentionParams& p, cudaStream_t stream) {
     if (e == KERNEL_UNSUPPORTED) e = run_pass<SecondQueryLayout, T>(second_query_kernel<T>, Over::kQueries, p, lim, stream);
     if (e) return e;
   }
-  if (p.cot_k || p.cot_v)
-    if (int e = run_pass<SecondKeyLayout, T>(second_key_kernel<T>, Over::kKeys, p, lim, stream)) return e;
+  if (p.cot_k || p.cot_v) {
+    int e = attention_simt_dd_version(p) == MK_SIMT_V2 ? simt2_attention_dd_key(p, stream) : KERNEL_UNSUPPORTED;
+    if (e == KERNEL_UNSUPPORTED) e = run_pass<SecondKeyLayout, T>(second_key_kernel<T>, Over::kKeys, p, lim, stream);
+    if (e) return e;
+  }
   return 0;
 }
 

@@ -12,6 +12,9 @@ namespace cuda {
 // KERNEL_UNSUPPORTED (nothing written) where v2 does not apply (mk/attention_simt_choice.h), a
 // tensor is not 16-byte aligned, the device is older than sm_80 or no tile fits its shared memory.
 int simt2_attention_dd_query(const AttentionParams& p, void* stream);
+// k' (cot_k) and v' (cot_v), register accumulators over every query head of the KV head and every
+// query tile; the same requirements and KERNEL_UNSUPPORTED cases.
+int simt2_attention_dd_key(const AttentionParams& p, void* stream);
 // The version (MK_SIMT_V1, MK_SIMT_V2) the call's double backward asks for: the selection's dd,
 // else MK_ATTN_SIMT_DD, else the default (v1).
 int attention_simt_dd_version(const AttentionParams& p);
