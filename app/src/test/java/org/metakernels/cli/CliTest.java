@@ -345,13 +345,13 @@ class CliTest {
   }
 
   @Test
-  void infoNamesTheSimtDoubleBackwardQueryPassChoice() {
+  void infoNamesTheSimtDoubleBackwardPassChoice() {
     Run r = run("info");
     assertEquals(0, r.code(), r.err());
     String env = System.getenv("MK_ATTN_SIMT_DD");
     String dd = "v2".equals(env) ? "v2" : "v1";  // (default v1 until timed on a GPU)
     String shown = "v1".equals(env) || "v2".equals(env) ? env : "(unset)";
-    assertTrue(r.out().contains("double-backward query pass (MK_ATTN_SIMT_DD=" + shown + "): F32 D=64 " + dd
+    assertTrue(r.out().contains("double-backward query/key passes (MK_ATTN_SIMT_DD=" + shown + "): F32 D=64 " + dd
         + "; F32 D=128 " + dd + "; F32 D=256 " + dd + "; F64 D=64 " + dd + "; F64 D=128 " + dd + "; F64 D=256 v1;"),
         r.out());
   }
