@@ -38,6 +38,7 @@
 #include "attention/tensor_core.cu"
 #include "attention/tensor_core_dd.cu"
 #include "attention/backward_backward.cu"
+#include "attention/simt2_dd.cu"  // (the SIMT v2 double-backward query pass backward_backward.cu may choose)
 #include "attention/tensor_core_sm90.cu"
 #include "attention/forward.cu"
 #include "attention/backward.cu"
@@ -1117,6 +1118,106 @@ void run_simt(const Shape& s, bool causal, int reps) {
     for (float* x : {out[i], lse[i], dq[i], dk[i], dv[i]}) CHECK(cudaFree(x));
 }
 
+// ---- F32 SIMT double backward: v1 (backward_backward.cu) vs v2 (simt2_dd.cu, MK_ATTN_SIMT_DD) ----------
+// The exact F32 double backward (TF32 off) of issue 10's shape, every cotangent present (gq, gk,
+// gv), every output asked for, from v1's forward out and lse; the choice forced by the selection.
+// The v2 row is checked against the v1 row (max |v2 − v1| / max |v1| over each whole output, at most
+// 1e-4) and rerun for the same bits.
+void run_simt_dd(const Shape& s, bool causal, int reps) {
+  const int64_t BH = s.b * s.h, n = s.n, d = s.d, elems = BH * n * d;
+  float *q, *k, *v, *dout, *gq, *gk, *gv, *out, *lse, *ws, *o[3][4];
+  for (float** x : {&q, &k, &v, &dout, &gq, &gk, &gv, &out}) CHECK(cudaMalloc(x, elems * 4));
+  CHECK(cudaMalloc(&lse, BH * n * 4));
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < 4; ++j) CHECK(cudaMalloc(&o[i][j], elems * 4));
+  unsigned seed = 21;
+  for (float* x : {q, k, v, dout, gq, gk, gv}) fill32<<<1024, 256>>>(x, elems, seed++);
+  CHECK(cudaGetLastError());
+  AttentionParams p{};
+  p.dtype = MK_F32;
+  p.batch = s.b;
+  p.heads = p.kv_heads = s.h;
+  p.nq = p.nk = n;
+  p.d = p.dv = d;
+  p.q = q;
+  p.k = k;
+  p.v = v;
+  p.scale = 1.0 / std::sqrt(double(d));
+  p.causal = causal;
+  CHECK(cudaMalloc(&ws, mk::cuda::attention_workspace(p, 1)));
+  mk::AttentionSimtSelection& sel = mk::attention_simt_selection();
+  {
+    AttentionParams f = p;
+    f.out = out;
+    f.lse = lse;
+    sel.forward = mk::MK_SIMT_V1;
+    CHECK(cudaError_t(mk::cuda::attention_forward(f, nullptr)));
+    sel.forward = 0;
+  }
+  auto dd = [&](int version, int slot) {  // q', k', v', dO' into o[slot]
+    AttentionParams b = p;
+    b.out = out;
+    b.lse = lse;
+    b.dout = dout;
+    b.workspace = ws;
+    b.cot_grad_q = gq;
+    b.cot_grad_k = gk;
+    b.cot_grad_v = gv;
+    b.cot_q = o[slot][0];
+    b.cot_k = o[slot][1];
+    b.cot_v = o[slot][2];
+    b.cot_dout = o[slot][3];
+    sel.dd = version;
+    const int e = mk::cuda::attention_backward_backward(b, nullptr);
+    sel.dd = 0;
+    return e;
+  };
+  auto host = [&](const float* x) {
+    std::vector<float> h(static_cast<size_t>(elems));
+    CHECK(cudaMemcpy(h.data(), x, size_t(elems) * 4, cudaMemcpyDeviceToHost));
+    return h;
+  };
+  char shape[64];
+  snprintf(shape, sizeof shape, "[%lld,%lld,%lld,%lld]", (long long)s.b, (long long)s.h, (long long)n, (long long)d);
+  const float ms1 = time_call(reps, [&] { return dd(mk::MK_SIMT_V1, 0); });
+  const float ms2 = time_call(reps, [&] { return dd(mk::MK_SIMT_V2, 1); });
+  const int st = dd(mk::MK_SIMT_V2, 2);
+  const int st_direct = [&] {  // (that v2 ran: the key pass answers for the shape, on the v2 run's workspace)
+    AttentionParams b = p;
+    b.out = out;
+    b.lse = lse;
+    b.dout = dout;
+    b.workspace = ws;
+    b.cot_grad_q = gq;
+    b.cot_grad_k = gk;
+    b.cot_grad_v = gv;
+    b.second = mk::attention_cotangents(b);
+    b.cot_k = o[2][1];
+    b.cot_v = o[2][2];
+    return mk::cuda::simt2_attention_dd_key(b, nullptr);
+  }();
+  CHECK(cudaDeviceSynchronize());
+  double diff = 0;
+  bool bitwise = st == 0 && st_direct == 0;
+  for (int j = 0; j < 4; ++j) {
+    const std::vector<float> a = host(o[0][j]), b = host(o[1][j]), c = host(o[2][j]);
+    double mx = 0, e = 0;
+    for (int64_t i = 0; i < elems; ++i) {
+      mx = std::max(mx, std::fabs(double(a[size_t(i)])));
+      e = std::max(e, std::fabs(double(b[size_t(i)]) - double(a[size_t(i)])));
+    }
+    diff = std::max(diff, mx > 0 ? e / mx : (e > 0 ? INFINITY : 0.0));
+    bitwise = bitwise && memcmp(b.data(), c.data(), size_t(elems) * 4) == 0;
+  }
+  const bool ok = ms1 > 0 && ms2 > 0 && diff <= 1e-4 && bitwise;
+  if (!ok) ++g_fail;
+  printf("| %s | F32 | %s | %.3f | %.3f | %.2f | %.2e | %s | %s |\n", shape, causal ? "causal" : "full", ms1, ms2,
+         ms2 > 0 ? ms1 / ms2 : 0.0, diff, bitwise ? "yes" : "NO", ok ? "ok" : "FAIL");
+  for (float* x : {q, k, v, dout, gq, gk, gv, out, lse, ws}) CHECK(cudaFree(x));
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < 4; ++j) CHECK(cudaFree(o[i][j]));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -1161,6 +1262,12 @@ int main(int argc, char** argv) {
   printf("| shape | type | mask | kernel | ms | TFLOP/s | diff vs v1 | bitwise rerun | |\n");
   printf("|---|---|---|---|---|---|---|---|---|\n");
   for (bool causal : {false, true}) run_simt(small ? Shape{1, 2, 320, 128} : Shape{4, 16, 4096, 128}, causal, reps);
+  printf("\nF32 SIMT double backward, TF32 off: v1 (backward_backward.cu) vs v2 (simt2_dd.cu, MK_ATTN_SIMT_DD); "
+         "diff: max |v2 - v1| / max |v1| over each whole output (<= 1e-4)\n\n");
+  printf("| shape | type | mask | v1 ms | v2 ms | speedup | diff vs v1 | bitwise rerun | |\n");
+  printf("|---|---|---|---|---|---|---|---|---|\n");
+  for (bool causal : {false, true})
+    run_simt_dd(small ? Shape{1, 2, 320, 128} : Shape{4, 16, 4096, 128}, causal, small ? 1 : std::min(reps, 3));
   printf("\n%d failed rows\n", g_fail);
   return g_fail ? 1 : 0;
 }

@@ -31,6 +31,7 @@
 #include "attention/tensor_core_dd.cu"
 // the entries native/ calls (F32: TF32 tensor cores when allowed and they apply, else SIMT)
 #include "attention/backward_backward.cu"
+#include "attention/simt2_dd.cu"  // (the SIMT v2 double-backward query pass backward_backward.cu may choose)
 #include "attention/jvp.cu"
 #include "mk/kernels.h"
 

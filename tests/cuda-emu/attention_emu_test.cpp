@@ -17,6 +17,7 @@
 #include "attention/forward.cu"
 #include "attention/backward.cu"
 #include "attention/backward_backward.cu"
+#include "attention/simt2_dd.cu"  // (the SIMT v2 double-backward query pass backward_backward.cu may choose)
 #include "attention/jvp.cu"
 #include "attention/tensor_core.cu"
 #include "attention/tensor_core_dd.cu"  // (the 16-bit double backward: attention_dd_emu_test checks it)

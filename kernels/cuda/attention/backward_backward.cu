@@ -1,6 +1,8 @@
 // Softmax attention on CUDA: the backward of the backward (SIMT, F32/F64). The derivation is in
 // kernels/cpu/attention/backward_backward.cpp; shared parts and the overview in simt.cuh.
 #include "simt.cuh"
+#include "mk/attention_simt_choice.h"
+#include "simt2_dd.cuh"
 #include "tensor_core_dd.cuh"
 
 namespace mk {
@@ -262,10 +264,17 @@ int backward_backward(const AttentionParams& p, cudaStream_t stream) {
   if (int e = device_limits(&lim)) return e;
   if (int e = rowsum_dout_out<T>(p, stream)) return e;
   if (int e = run_pass<SecondStatsLayout, T>(second_stats_kernel<T>, Over::kQueries, p, lim, stream)) return e;
-  if (p.cot_q || p.cot_dout || p.cot_bias_full)
-    if (int e = run_pass<SecondQueryLayout, T>(second_query_kernel<T>, Over::kQueries, p, lim, stream)) return e;
-  if (p.cot_k || p.cot_v)
-    if (int e = run_pass<SecondKeyLayout, T>(second_key_kernel<T>, Over::kKeys, p, lim, stream)) return e;
+  if (p.cot_q || p.cot_dout || p.cot_bias_full) {
+    // v2 (simt2_dd.cu) where chosen and it applies (mk/attention_simt_choice.h: MK_ATTN_SIMT_DD), else v1
+    int e = attention_simt_dd_version(p) == MK_SIMT_V2 ? simt2_attention_dd_query(p, stream) : KERNEL_UNSUPPORTED;
+    if (e == KERNEL_UNSUPPORTED) e = run_pass<SecondQueryLayout, T>(second_query_kernel<T>, Over::kQueries, p, lim, stream);
+    if (e) return e;
+  }
+  if (p.cot_k || p.cot_v) {
+    int e = attention_simt_dd_version(p) == MK_SIMT_V2 ? simt2_attention_dd_key(p, stream) : KERNEL_UNSUPPORTED;
+    if (e == KERNEL_UNSUPPORTED) e = run_pass<SecondKeyLayout, T>(second_key_kernel<T>, Over::kKeys, p, lim, stream);
+    if (e) return e;
+  }
   return 0;
 }
 

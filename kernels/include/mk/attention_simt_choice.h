@@ -76,6 +76,7 @@ inline bool attention_simt_select_valid(int forward, int backward) {
 struct AttentionSimtSelection {
   std::atomic<int> forward{0};
   std::atomic<int> backward{0};
+  std::atomic<int> dd{0};  // the double backward's query and key passes (simt2_dd.cu); not in attention_simt_select
 };
 // The stored choice of the library that uses it (the CUDA library's copy).
 inline AttentionSimtSelection& attention_simt_selection() {
@@ -85,6 +86,19 @@ inline AttentionSimtSelection& attention_simt_selection() {
 inline int attention_simt_forward_code(int selected) { return selected != 0 ? selected : attention_simt_override(); }
 inline int attention_simt_backward_code(int selected) {
   return selected != 0 ? selected : attention_simt_backward_override();
+}
+
+// ---- the double backward (kernels/cuda/attention/backward_backward.cu, simt2_dd.cu) ----------------
+// v2: the query pass (q', dO', bias') and the key pass (k', v') with register accumulators
+// (simt2_dd.cu); the D preprocess and the stats pass stay v1. Each v2 pass falls back to its v1
+// pass alone where it does not fit. MK_ATTN_SIMT_DD=v2 selects it where it applies (the
+// same shapes as the v2 backward; simt2_dd.cu answers KERNEL_UNSUPPORTED for alignment, sm < 80
+// or shared memory, and v1 runs); default v1 until timed on a GPU.
+inline int attention_simt_dd_override() { return attention_simt_env("MK_ATTN_SIMT_DD"); }
+inline int attention_simt_dd_choose(int dtype, int64_t d, int64_t dv, int override_version) {
+  const int default_dd = MK_SIMT_V1;  // v2 not yet timed on a GPU
+  if (!attention_simt_v2_applies(dtype, d, dv)) return MK_SIMT_V1;
+  return override_version != 0 ? override_version : default_dd;
 }
 
 }  // namespace mk

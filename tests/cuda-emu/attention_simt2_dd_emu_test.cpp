@@ -1,0 +1,337 @@
+// The SIMT v2 passes of the softmax-attention double backward (kernels/cuda/attention/simt2_dd.cu:
+// the query pass, q', dO', bias', and the key pass, k', v', with register accumulators) run on the host by the emulator
+// in cuda_runtime.h through the dispatch of backward_backward.cu (the MK_ATTN_SIMT_DD choice forced by the selection),
+// against the CPU twin (kernels/cpu/attention/backward_backward.cpp, the oracle), F32 (TF32 off) and F64: causal or
+// not, Nq != Nk, N not a multiple of the tiles, D and Dv in {16, 64, 96, 128} (and 256, F32), GQA, bias with -inf
+// entries, key lengths, rows that see no key, second inputs (gq, gk, gv, gbias) present or absent; every output, then
+// partial requests (the same bits, the outputs not asked for untouched); the v2 passes called directly give the
+// dispatch's bits (it ran) and a rerun the same bits; NaN guard words around every buffer.
+//   attention_simt2_dd_emu_test [order] [limits]   order: 0 forward, 1 reverse, 2 shuffled threads
+//                                                  limits: 0 H100, 1 A100, 2 sm_86, 3 48 KB
+#include <omp.h>
+#include "cuda_runtime.h"  // the emulator: std headers first, then the CUDA keywords as macros
+
+#include <cstring>
+#include <string>
+
+#include "attention/backward.cu"
+#include "attention/backward_backward.cu"
+#include "attention/forward.cu"
+#include "attention/simt2.cu"
+#include "attention/simt2_dd.cu"
+#include "attention/tensor_core.cu"
+#include "attention/tensor_core_dd.cu"
+#include "attention/tensor_core_sm90.cu"  // (tensor_core.cu calls its Hopper forward)
+
+namespace mk {
+namespace cuda {
+namespace {
+alignas(16) unsigned char mk_attention_smem[256 * 1024 + 4096];
+}  // namespace
+}  // namespace cuda
+}  // namespace mk
+inline unsigned char* emu::smem() { return mk::cuda::mk_attention_smem; }
+
+using mk::AttentionParams;
+
+static int g_failures = 0, g_checks = 0, g_v2_runs = 0, g_v1_fallbacks = 0;
+static double g_worst[2] = {0, 0};
+
+template <class T>
+struct Buf {
+  static constexpr int64_t kGuard = 64;  // elements of NaN on both sides (16-byte aligned data)
+  std::vector<T> raw;
+  int64_t n = 0;
+  bool present = false;
+  Buf() = default;
+  explicit Buf(int64_t n_, bool p = true) : n(n_), present(p) {
+    raw.assign(size_t(n + 2 * kGuard + 4), std::numeric_limits<T>::quiet_NaN());
+  }
+  T* base() { return reinterpret_cast<T*>((reinterpret_cast<uintptr_t>(raw.data()) + 15) & ~uintptr_t(15)); }
+  const T* base() const { return const_cast<Buf*>(this)->base(); }
+  T* data() { return present ? base() + kGuard : nullptr; }
+  const T* cdata() const { return present ? base() + kGuard : nullptr; }
+  T& operator[](int64_t i) { return base()[kGuard + i]; }
+  const T& operator[](int64_t i) const { return base()[kGuard + i]; }
+  void fill(T v) {
+    for (int64_t i = 0; i < n; ++i) (*this)[i] = v;
+  }
+  void randn(std::mt19937_64& g, double sc = 1.0) {
+    std::normal_distribution<double> nd(0.0, sc);
+    for (int64_t i = 0; i < n; ++i) (*this)[i] = T(nd(g));
+  }
+  bool guards_ok() const {
+    for (int64_t i = 0; i < kGuard; ++i)
+      if (!std::isnan(base()[i]) || !std::isnan(base()[kGuard + n + i])) return false;
+    return true;
+  }
+  bool same(const Buf& o) const { return n == o.n && std::memcmp(cdata(), o.cdata(), size_t(n) * sizeof(T)) == 0; }
+};
+
+template <class T>
+void compare(const char* what, const std::string& cs, const Buf<T>& got, const Buf<T>& ref, double tol) {
+  if (!got.present) return;
+  ++g_checks;
+  if (!got.guards_ok()) {
+    printf("FAIL %s %s: guard overwritten\n", cs.c_str(), what);
+    ++g_failures;
+    return;
+  }
+  double scale = 0, err = 0;
+  int64_t bad = -1;
+  for (int64_t i = 0; i < ref.n; ++i)
+    if (std::isfinite(double(ref[i]))) scale = std::max(scale, std::fabs(double(ref[i])));
+  for (int64_t i = 0; i < ref.n; ++i) {
+    const double a = got[i], b = ref[i];
+    if (std::isnan(a) || std::isnan(b)) {
+      if (bad < 0) bad = i;
+      err = INFINITY;
+      continue;
+    }
+    if (std::isinf(a) || std::isinf(b)) {
+      if (a != b) {
+        if (bad < 0) bad = i;
+        err = INFINITY;
+      }
+      continue;
+    }
+    const double e = std::fabs(a - b);
+    if (e > err) {
+      err = e;
+      if (e > tol * std::max(scale, 1e-30)) bad = bad < 0 ? i : bad;
+    }
+  }
+  const double rel = err / std::max(scale, 1e-30);
+  g_worst[sizeof(T) == 8] = std::max(g_worst[sizeof(T) == 8], std::isfinite(rel) ? rel : 1e300);
+  if (!(rel <= tol)) {
+    ++g_failures;
+    printf("FAIL %s %s: rel err %.3g (scale %.3g), first bad %lld: got %.10g want %.10g\n", cs.c_str(), what, rel,
+           scale, (long long)bad, bad >= 0 ? double(got[bad]) : 0.0, bad >= 0 ? double(ref[bad]) : 0.0);
+  }
+}
+
+struct Case {
+  int64_t b, h, hkv, nq, nk, d, dv;
+  bool causal;
+  const char* bias;              // "none", "BH", "1H", "B1", "11"; a suffix "-inf" sets some entries to -inf
+  std::vector<int64_t> lengths;  // empty: none
+  unsigned second;               // present second inputs: 1 gq, 2 gk, 4 gv, 8 gbias (with a bias)
+};
+
+bool bias_masked(int64_t i, int64_t j, int64_t nk) { return i % 7 == 3 || (i % 5 == 1 && j < nk - 3) || j % 11 == 4; }
+
+void fail(const std::string& cs, const char* what) {
+  printf("FAIL %s: %s\n", cs.c_str(), what);
+  ++g_failures;
+}
+
+template <class T>
+void run_case(const Case& c, uint64_t seed) {
+  const double tol = sizeof(T) == 4 ? 5e-5 : 1e-11;
+  char name[256];
+  snprintf(name, sizeof name, "%s b%lld h%lld/%lld nq%lld nk%lld d%lld dv%lld %s bias=%s len=%s second=%u",
+           sizeof(T) == 4 ? "F32" : "F64", (long long)c.b, (long long)c.h, (long long)c.hkv, (long long)c.nq,
+           (long long)c.nk, (long long)c.d, (long long)c.dv, c.causal ? "causal" : "full", c.bias,
+           c.lengths.empty() ? "-" : "yes", c.second);
+  const std::string cs = name;
+  std::mt19937_64 g(seed);
+  const int64_t B = c.b, H = c.h, Hkv = c.hkv, Nq = c.nq, Nk = c.nk, D = c.d, Dv = c.dv;
+  const int64_t rows = B * H * Nq;
+  Buf<T> q(B * H * Nq * D), k(B * Hkv * Nk * D), v(B * Hkv * Nk * Dv), dout(rows * Dv);
+  q.randn(g);
+  k.randn(g);
+  v.randn(g);
+  dout.randn(g);
+  const bool has_bias = std::string(c.bias) != "none";
+  const int64_t bb = has_bias && c.bias[0] == 'B' ? B : 1, bh = has_bias && c.bias[1] == 'H' ? H : 1;
+  Buf<T> bias(bb * bh * Nq * Nk, has_bias);
+  if (has_bias) bias.randn(g, 0.7);
+  if (std::strstr(c.bias, "-inf"))
+    for (int64_t at = 0; at < bias.n; ++at)
+      if (bias_masked(at / Nk % Nq, at % Nk, Nk)) bias[at] = -std::numeric_limits<T>::infinity();
+  Buf<T> gq(rows * D, bool(c.second & 1)), gk(B * Hkv * Nk * D, bool(c.second & 2)),
+      gv(B * Hkv * Nk * Dv, bool(c.second & 4)), gb(rows * Nk, bool(c.second & 8) && has_bias);
+  for (auto* b : {&gq, &gk, &gv, &gb})
+    if (b->present) b->randn(g);
+  std::vector<int64_t> lens = c.lengths;
+  AttentionParams p{};
+  p.dtype = sizeof(T) == 4 ? MK_F32 : MK_F64;
+  p.batch = B;
+  p.heads = H;
+  p.kv_heads = Hkv;
+  p.nq = Nq;
+  p.nk = Nk;
+  p.d = D;
+  p.dv = Dv;
+  p.q = q.cdata();
+  p.k = k.cdata();
+  p.v = v.cdata();
+  p.bias = bias.cdata();
+  p.bias_bs = bb > 1 ? bh * Nq * Nk : 0;
+  p.bias_hs = bh > 1 ? Nq * Nk : 0;
+  p.key_lengths = lens.empty() ? nullptr : lens.data();
+  p.scale = 1.0 / std::sqrt(double(D)) * 1.3;
+  p.causal = c.causal;
+  const int threads = omp_get_max_threads();
+  Buf<T> out(rows * Dv), lse(rows);
+  std::vector<unsigned char> ws_cpu(size_t(mk::cpu::attention_workspace(p, threads)) + 64);
+  {
+    AttentionParams a = p;
+    a.workspace = ws_cpu.data();
+    a.out = out.data();
+    a.lse = lse.data();
+    mk::cpu::attention_forward(a, nullptr);
+  }
+  p.out = out.data();
+  p.lse = lse.data();
+  p.dout = dout.cdata();
+  p.cot_grad_q = gq.cdata();
+  p.cot_grad_k = gk.cdata();
+  p.cot_grad_v = gv.cdata();
+  p.cot_grad_bias_full = gb.cdata();
+  struct Outs {
+    Buf<T> q, k, v, dout, bias;
+  };
+  // mask bits: 1 q', 2 k', 4 v', 8 dO', 16 bias'; the outputs asked for are zero-filled (as native/
+  // does), the others stay NaN
+  auto make = [&](Outs& o, unsigned mask) {
+    o.q = Buf<T>(rows * D);
+    o.k = Buf<T>(B * Hkv * Nk * D);
+    o.v = Buf<T>(B * Hkv * Nk * Dv);
+    o.dout = Buf<T>(rows * Dv);
+    o.bias = Buf<T>(rows * Nk, has_bias);
+    Buf<T>* all[5] = {&o.q, &o.k, &o.v, &o.dout, &o.bias};
+    for (int i = 0; i < 5; ++i)
+      if (mask & (1u << i))
+        all[i]->fill(T(0));
+      else
+        all[i]->present = false;
+  };
+  auto set = [](AttentionParams& e, Outs& o) {
+    e.cot_q = o.q.data();
+    e.cot_k = o.k.data();
+    e.cot_v = o.v.data();
+    e.cot_dout = o.dout.data();
+    e.cot_bias_full = o.bias.data();
+  };
+  Outs ref;
+  make(ref, 31);
+  {
+    AttentionParams a = p;
+    a.workspace = ws_cpu.data();
+    set(a, ref);
+    mk::cpu::attention_backward_backward(a, nullptr);
+  }
+  const int64_t ws_bytes = mk::cuda::attention_workspace(p, 1);
+  Buf<T> ws_keep(ws_bytes / int64_t(sizeof(T)) + 1);
+  // the dispatch (attention_backward_backward) with v2 selected for the query pass
+  auto run = [&](unsigned mask, Outs& o, Buf<T>* keep) {
+    make(o, mask);
+    Buf<T> ws(ws_bytes / int64_t(sizeof(T)) + 1);
+    AttentionParams e = p;
+    e.workspace = ws.data();
+    set(e, o);
+    mk::attention_simt_selection().dd = mk::MK_SIMT_V2;
+    const int st = mk::cuda::attention_backward_backward(e, nullptr);
+    mk::attention_simt_selection().dd = 0;
+    if (!ws.guards_ok()) fail(cs, "workspace guard");
+    if (keep) std::memcpy(keep->data(), ws.data(), size_t(ws.n) * sizeof(T));
+    return st;
+  };
+  Outs o1;
+  if (run(31, o1, &ws_keep)) fail(cs, "attention_backward_backward status (v2 selected)");
+  compare("bb.q'", cs, o1.q, ref.q, tol);
+  compare("bb.k'", cs, o1.k, ref.k, tol);
+  compare("bb.v'", cs, o1.v, ref.v, tol);
+  compare("bb.dO'", cs, o1.dout, ref.dout, tol);
+  compare("bb.bias'", cs, o1.bias, ref.bias, tol);
+  // the v2 passes called directly on the dispatch's workspace (D, C, E): the dispatch's bits where
+  // they apply (so v2 ran), twice
+  const bool applies = mk::attention_simt_v2_applies(p.dtype, D, Dv);
+  for (int pass = 0; pass < 2; ++pass)
+    for (int rep = 0; rep < 2; ++rep) {
+      Outs od;
+      make(od, pass == 0 ? 1 | 8 | 16 : 2 | 4);
+      AttentionParams e = p;
+      e.workspace = ws_keep.data();
+      set(e, od);
+      e.second = mk::attention_cotangents(e);
+      const int st =
+          pass == 0 ? mk::cuda::simt2_attention_dd_query(e, nullptr) : mk::cuda::simt2_attention_dd_key(e, nullptr);
+      if (!applies) {
+        if (st != mk::KERNEL_UNSUPPORTED) fail(cs, "v2 dd pass runs a shape it does not apply to");
+        break;
+      }
+      if (st == mk::KERNEL_UNSUPPORTED) {  // its tiles do not fit this device: v1 ran in the dispatch
+        ++g_v1_fallbacks;
+        break;
+      }
+      if (st) fail(cs, "v2 dd pass status");
+      if (rep == 0) ++g_v2_runs;
+      if (pass == 0 && (!od.q.same(o1.q) || !od.dout.same(o1.dout) || (has_bias && !od.bias.same(o1.bias))))
+        fail(cs, "v2 dd query pass: not the dispatch's bits (or a rerun differs)");
+      if (pass == 1 && (!od.k.same(o1.k) || !od.v.same(o1.v)))
+        fail(cs, "v2 dd key pass: not the dispatch's bits (or a rerun differs)");
+      for (const Buf<T>* b : {&od.q, &od.k, &od.v, &od.dout, &od.bias})
+        if (!b->guards_ok()) fail(cs, "guard overwritten (direct v2 pass)");
+    }
+  // partial requests through the dispatch: the same bits, the outputs not asked for untouched
+  for (unsigned mask : {1u, 8u, 16u, 1u | 2u, 8u | 4u, 16u | 8u}) {
+    Outs op;
+    if (run(mask, op, nullptr)) fail(cs, "attention_backward_backward status (partial request)");
+    const Buf<T>* got[5] = {&op.q, &op.k, &op.v, &op.dout, &op.bias};
+    const Buf<T>* full[5] = {&o1.q, &o1.k, &o1.v, &o1.dout, &o1.bias};
+    for (int i = 0; i < 5; ++i) {
+      const Buf<T>& b = *got[i];
+      if (mask & (1u << i)) {
+        if (b.present && !b.same(*full[i])) {
+          char what[96];
+          snprintf(what, sizeof what, "partial request %u: output %d not the same bits", mask, i);
+          fail(cs, what);
+        }
+      }
+      if (!b.guards_ok()) fail(cs, "guard overwritten (partial request)");
+      if (!(mask & (1u << i)))
+        for (int64_t at = 0; at < b.n; ++at)
+          if (!std::isnan(b[at])) {
+            fail(cs, "an output not asked for was written");
+            break;
+          }
+    }
+  }
+  for (auto* b : {&q, &k, &v, &bias, &out, &lse, &dout, &gq, &gk, &gv, &gb})
+    if (b->present && !b->guards_ok()) fail(cs, "input guard");
+}
+
+int main(int argc, char** argv) {
+  const int order = argc > 1 ? atoi(argv[1]) : 0;
+  const int limits = argc > 2 ? atoi(argv[2]) : 0;  // 0 H100, 1 A100, 2 sm_86, 3 48 KB
+  emu::config().order = order;
+  const int opt[4][2] = {{232448, 233472}, {166912, 167936}, {101376, 102400}, {49152, 65536}};
+  emu::config().optin = opt[limits][0];
+  emu::config().per_sm = opt[limits][1];
+  std::vector<Case> cases = {
+      {1, 1, 1, 5, 5, 16, 16, false, "none", {}, 7},
+      {2, 2, 2, 33, 70, 64, 64, true, "none", {}, 7},           // causal, Nk > Nq (bottom-right)
+      {1, 2, 1, 70, 40, 16, 64, true, "11", {}, 15},            // causal Nq > Nk: rows that see no key; GQA
+      {1, 2, 1, 100, 100, 128, 128, true, "11", {}, 15},        // D = 128, causal, bias
+      {2, 3, 3, 40, 97, 96, 16, false, "BH", {97 - 3, 40}, 9},  // key lengths; gq and gbias only
+      {3, 2, 2, 1, 129, 16, 16, false, "B1", {129, 0, 7}, 6},   // one row; a batch entry without keys
+      {2, 4, 2, 70, 33, 64, 16, false, "BH-inf", {}, 12},       // GQA 2:1, -inf bias: rows with no key
+      {1, 1, 1, 130, 70, 96, 96, true, "none", {}, 4},          // gv only
+      {1, 4, 1, 19, 23, 16, 16, true, "1H-inf", {17}, 0},       // GQA 4:1, no second inputs
+      {2, 2, 1, 90, 150, 64, 64, false, "none", {}, 3},         // unmasked full tiles, partial last
+      {1, 1, 1, 64, 96, 128, 64, false, "none", {}, 7},         // every tile full and unmasked
+      {1, 1, 1, 40, 50, 256, 128, true, "BH", {}, 15},          // D = 256 (F32 only)
+      {1, 2, 1, 48, 5, 5, 3, false, "none", {}, 7},             // odd dims: v2 does not apply (v1 runs)
+  };
+  uint64_t seed = 8765;
+  for (const Case& c : cases) {
+    run_case<double>(c, seed);
+    run_case<float>(c, seed);
+    ++seed;
+  }
+  printf("order %d limits %d: %d checks, %d v2 runs, %d v1 fallbacks, %d failures, worst rel err F32 %.3g F64 %.3g\n",
+         order, limits, g_checks, g_v2_runs, g_v1_fallbacks, g_failures, g_worst[0], g_worst[1]);
+  return g_failures ? 1 : 0;
+}
