@@ -473,15 +473,6 @@ __global__ void __launch_bounds__(kSimt2Threads)
 }
 
 // ---- launch --------------------------------------------------------------------------------------------
-int simt2_arch_major() {
-  int dev = 0, major = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess) return 0;
-  if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) return 0;
-  return major;
-}
-
-bool simt2_aligned(const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15) == 0; }
-
 // Shape, type, alignment and architecture (the shared memory is checked per pass).
 bool simt2_applies(const AttentionParams& p) {
   if (!attention_simt_v2_applies(p.dtype, p.d, p.dv) || !supported(p)) return false;

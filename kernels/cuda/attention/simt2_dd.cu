@@ -379,15 +379,6 @@ __global__ void __launch_bounds__(kSimt2Threads) simt2_dd_key_kernel(const Atten
   }
 }
 
-bool simt2dd_aligned(const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15) == 0; }
-
-int simt2dd_arch_major() {
-  int dev = 0, major = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess) return 0;
-  if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) return 0;
-  return major;
-}
-
 template <class T, int BQ, int N>
 int simt2_dd_query_launch(const AttentionParams& p, const Simt2DdQDims& z, cudaStream_t stream) {
   const int64_t blocks = p.batch * p.heads * ((p.nq + BQ - 1) / BQ);
@@ -452,8 +443,8 @@ bool simt2dd_applies(const AttentionParams& p) {
   const void* const tensors[] = {p.q,        p.k,     p.v,     p.dout,  p.second.q, p.second.k,
                                  p.second.v, p.cot_q, p.cot_k, p.cot_v, p.cot_dout};
   for (const void* t : tensors)
-    if (!simt2dd_aligned(t)) return false;
-  return simt2dd_arch_major() >= 8;
+    if (!simt2_aligned(t)) return false;
+  return simt2_arch_major() >= 8;
 }
 }  // namespace
 

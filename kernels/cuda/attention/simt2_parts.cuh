@@ -169,6 +169,16 @@ __device__ __forceinline__ void simt2_zero(T (&acc)[R][NC][4]) {
       for (int e = 0; e < 4; ++e) acc[i][j][e] = T(0);
 }
 
+// ---- launch checks shared by simt2.cu and simt2_dd.cu -----------------------------------------------
+int simt2_arch_major() {
+  int dev = 0, major = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) return 0;
+  if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) return 0;
+  return major;
+}
+
+bool simt2_aligned(const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15) == 0; }
+
 }  // namespace
 }  // namespace cuda
 }  // namespace mk
