@@ -592,7 +592,7 @@ int mk_dense_mse_backward(int device, int dtype, int64_t n, const void* p, const
 /* ---- softmax attention: which tensor-core kernel runs ------------------------------------------- */
 /* The choice of 16-bit tensor-core attention kernel per (dtype, padded head dim, architecture,
  * causal) as lines of text, with the MK_ATTN_TC (forward: v1, v2, v2k32, sm90) and MK_ATTN_TC_BWD
- * (backward: v1, v2) environment variables applied; see kernels/include/mk/attention_tc_choice.h.
+ * (backward: v1, v2, sm90) environment variables applied; see kernels/include/mk/attention_tc_choice.h.
  * Static storage; available in every build. */
 const char* mk_attention_tc_kernels(void);
 
@@ -610,11 +610,15 @@ enum mk_attention_tc_select {
   MK_ATTN_TC_SELECT_SECOND_F32 = 2,
   /* the Hopper forward (wgmma + TMA, sm_90a): BF16/F16, D = Dv in {64, 128}, on a 9.0 device;
    * elsewhere v2 (v1 where v2 does not apply). MK_ATTN_TC=sm90 (or wgmma) in the environment. */
-  MK_ATTN_TC_SELECT_FORWARD_SM90 = 4
+  MK_ATTN_TC_SELECT_FORWARD_SM90 = 4,
+  /* the Hopper backward (wgmma + TMA, sm_90a; dQ pass and dK/dV pass, deterministic) where the Hopper
+   * forward applies; elsewhere the v2 backward (v1 where v2 does not apply). MK_ATTN_TC_BWD=sm90 (or
+   * wgmma) in the environment. (3 is no backward code.) */
+  MK_ATTN_TC_SELECT_BACKWARD_SM90 = 4
 };
 /* A process-wide choice of the 16-bit tensor-core attention kernels, consulted before the
  * environment variables from the next call on (a program cannot portably change its own
- * environment): forward (MK_ATTN_TC) v1, v2, v2k32 or sm90, backward (MK_ATTN_TC_BWD) v1 or v2, second
+ * environment): forward (MK_ATTN_TC) v1, v2, v2k32 or sm90, backward (MK_ATTN_TC_BWD) v1, v2 or sm90, second
  * (MK_ATTN_TC_DD: the 16-bit double backward and JVP) tensor cores or F32 copies; 0 for a pass leaves
  * it to its variable. A forced v2 or tensor-core second order still runs only where it applies
  * (BF16/F16, max(D, Dv) <= 128, sm_80+; else v1 or F32 copies). A code out of range:

@@ -383,8 +383,8 @@ const char* mk_attention_tc_kernels(void) {
                                                                   : "env") +
                     ")"
               : std::string()) +
-         "; forward/backward per BF16|F16, max(D, Dv), causal (sm90 runs only where D = Dv = 64 or 128 on a "
-         "9.0 device of a build with sm_90a code, elsewhere v2):";
+         "; forward/backward per BF16|F16, max(D, Dv), causal (sm90, forward and backward, runs only where D = Dv "
+         "= 64 or 128 on a 9.0 device of a build with sm_90a code, elsewhere v2):";
   for (int arch : {80, 90}) {
     text += "\n  sm_" + std::to_string(arch) + ":";
     for (int64_t w : {64, 128, 256})
@@ -435,9 +435,9 @@ int mk_attention_tc_select(int forward, int backward, int second) {
   if (forward < 0 || forward > MK_ATTN_TC_SELECT_FORWARD_SM90)
     return fail(MK_ERR_INVALID_ARGUMENT, "%s: forward %d is not a choice (0 = environment/default, 1 = v1, 2 = v2, 3 = v2k32, 4 = sm90)",
                 op, forward);
-  if (backward < 0 || backward > MK_ATTN_TC_SELECT_BACKWARD_V2)
-    return fail(MK_ERR_INVALID_ARGUMENT, "%s: backward %d is not a choice (0 = environment/default, 1 = v1, 2 = v2)", op,
-                backward);
+  if (backward < 0 || backward > MK_ATTN_TC_SELECT_BACKWARD_SM90 || backward == 3)
+    return fail(MK_ERR_INVALID_ARGUMENT,
+                "%s: backward %d is not a choice (0 = environment/default, 1 = v1, 2 = v2, 4 = sm90)", op, backward);
   if (second < 0 || second > MK_ATTN_TC_SELECT_SECOND_F32)
     return fail(MK_ERR_INVALID_ARGUMENT,
                 "%s: second %d is not a choice (0 = environment/default, 1 = tensor cores, 2 = F32 copies)", op, second);

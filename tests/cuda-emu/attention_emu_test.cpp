@@ -22,6 +22,7 @@
 #include "attention/tensor_core.cu"
 #include "attention/tensor_core_dd.cu"  // (the 16-bit double backward: attention_dd_emu_test checks it)
 #include "attention/tensor_core_sm90.cu"  // the Hopper forward (wgmma, TMA; sm90_emu.h): the "sm90" runs
+#include "attention/tensor_core_sm90_backward.cu"  // the Hopper backward: the "sm90bwd" run
 #include "attention/simt2.cu"  // (the SIMT v2 that forward.cu / backward.cu may choose: attention_simt2_emu_test checks it)
 
 namespace mk {
@@ -68,6 +69,7 @@ static int g_failures = 0;
 static double g_worst[2] = {0, 0};
 static double g_worst_tc = 0;  // worst (kernel error / naive 16-bit error)
 static bool g_sm90 = false;    // the "sm90" runs: check tensor_core_sm90.cu beside v1 / v2
+static bool g_sm90_bwd = false;  // the "sm90bwd" run: tensor_core_sm90_backward.cu alone (no v2 checks)
 
 template <class T>
 struct Buf {
@@ -492,7 +494,7 @@ void run_tc_case(const Case& c, uint64_t seed) {
   // the v2 forward (cp.async ring, ldmatrix, swizzled tiles) where it applies and fits: the same
   // criterion, the same lse tolerance, and the same bits on a second run
   for (int version : {mk::MK_TC_V2, mk::MK_TC_V2_K32}) {
-    if (tf32 || !mk::attention_tc_v2_applies(E::kDtype, D, Dv, 8)) break;
+    if (g_sm90_bwd || tf32 || !mk::attention_tc_v2_applies(E::kDtype, D, Dv, 8)) break;
     const size_t need2 = version == mk::MK_TC_V2 ? (w <= 64 ? Fwd2Layout<64>::bytes : Fwd2Layout<128>::bytes)
                                                  : (w <= 64 ? Fwd2Layout<64, 32>::bytes : Fwd2Layout<128, 32>::bytes);
     std::vector<Raw> out2(out.size(), Raw(0x7fff)), out3(out.size(), Raw(0x7fff));
@@ -577,7 +579,7 @@ void run_tc_case(const Case& c, uint64_t seed) {
   // applies: the same criterion on dQ, dK, dV and dS, and the same bits again when only some
   // gradients are asked for. Where its tiles do not fit the device v1 runs, and "unsupported" is
   // the answer where v1's do not fit either.
-  if (!tf32 && mk::attention_tc_v2_applies(E::kDtype, D, Dv, 8)) {
+  if (!g_sm90_bwd && !tf32 && mk::attention_tc_v2_applies(E::kDtype, D, Dv, 8)) {
     const size_t need2 =
         w <= 64 ? std::max(Bwd2QLayout<64, Bwd2Config<64>::BK>::bytes, Bwd2KvLayout<64, Bwd2Config<64>::TQ>::bytes)
                 : std::max(Bwd2QLayout<128, Bwd2Config<128>::BK>::bytes, Bwd2KvLayout<128, Bwd2Config<128>::TQ>::bytes);
@@ -627,6 +629,77 @@ void run_tc_case(const Case& c, uint64_t seed) {
       if (!ok) ++g_failures;
     }
   }
+  // the Hopper backward (tensor_core_sm90_backward.cu: wgmma, TMA rings, producer / consumer
+  // warpgroups) where it applies: the criterion on dQ, dK, dV and dS against the float64 reference
+  // and the naive composition; every gradient, then dQ with dK and dV with dS (partial requests:
+  // each pass with part of its products), the same bits in all three; nothing written outside the
+  // gradients (guard words); padding keys (past the key lengths) of K and V set to NaN, which must not
+  // reach a gradient.
+  if (g_sm90_bwd && !tf32 && mk::attention_tc_sm90_applies(E::kDtype, D, Dv, 9, 0)) {
+    constexpr size_t G = 64;
+    const Raw guard_raw = Raw(0x5a5a);
+    std::vector<Raw> knan(kb), vnan(vb);
+    if (!lens.empty()) {
+      const Raw nan_bits = std::is_same<E, mk::cuda::Bf16>::value ? Raw(0x7fc0) : Raw(0x7e00);
+      for (int64_t b = 0; b < B; ++b)
+        for (int64_t hk = 0; hk < Hkv; ++hk)
+          for (int64_t j = lens[size_t(b)]; j < Nk; ++j)
+            for (int64_t e = 0; e < D; ++e) {
+              knan[size_t(((b * Hkv + hk) * Nk + j) * D + e)] = nan_bits;
+              vnan[size_t(((b * Hkv + hk) * Nk + j) * Dv + e)] = nan_bits;
+            }
+    }
+    struct Grads9 {
+      std::vector<Raw> dq, dk, dv, ds;
+    };
+    // mask bits: 1 dQ, 2 dK, 4 dV, 8 dS; the gradients zero-filled (as native/ does) inside guards
+    auto run9 = [&](unsigned mask, Grads9& gr) {
+      gr.dq.assign(dq.size() + 2 * G, guard_raw);
+      gr.dk.assign(dk.size() + 2 * G, guard_raw);
+      gr.dv.assign(dv.size() + 2 * G, guard_raw);
+      gr.ds.assign(ds.size() + 2 * G, guard_raw);
+      for (auto* x : {&gr.dq, &gr.dk, &gr.dv, &gr.ds}) std::fill(x->begin() + G, x->end() - G, Raw(0));
+      std::vector<float> ws9(ws.size(), NAN);
+      AttentionParams b9 = bw;
+      b9.k = knan.data();
+      b9.v = vnan.data();
+      b9.workspace = ws9.data();
+      b9.grad_q = mask & 1 ? gr.dq.data() + G : nullptr;
+      b9.grad_k = mask & 2 ? gr.dk.data() + G : nullptr;
+      b9.grad_v = mask & 4 ? gr.dv.data() + G : nullptr;
+      b9.grad_bias_full = has_bias && (mask & 8) ? gr.ds.data() + G : nullptr;
+      return mk::cuda::tc_sm90_backward(b9, nullptr);
+    };
+    auto inner = [&](const std::vector<Raw>& x) { return std::vector<Raw>(x.begin() + G, x.end() - G); };
+    Grads9 g1, g2, g3;
+    const int s1 = run9(15, g1), s2 = run9(1 | 2, g2), s3 = run9(4 | 8, g3);
+    if (s1 || s2 || s3) {
+      printf(" | sm90 bwd status %d %d %d FAIL", s1, s2, s3);
+      ++g_failures;
+    } else {
+      bool guards = true;
+      for (const Grads9* gr : {&g1, &g2, &g3})
+        for (const std::vector<Raw>* x : {&gr->dq, &gr->dk, &gr->dv, &gr->ds})
+          for (size_t i = 0; i < G; ++i) guards &= (*x)[i] == guard_raw && (*x)[x->size() - 1 - i] == guard_raw;
+      const bool same = g2.dq == g1.dq && g2.dk == g1.dk && g3.dv == g1.dv && g3.ds == g1.ds;
+      bool ok = same && guards;
+      printf(" | sm90 bwd");
+      std::vector<Item> items9 = {{"dq", widen(inner(g1.dq)), &ref.dq, &naive.dq},
+                                  {"dk", widen(inner(g1.dk)), &ref.dk, &naive.dk},
+                                  {"dv", widen(inner(g1.dv)), &ref.dv, &naive.dv}};
+      if (has_bias) items9.push_back({"dS", widen(inner(g1.ds)), &ref.ds, &naive.ds});
+      for (const Item& it : items9) {
+        const double ek = rel_err(it.got, *it.r), en = rel_err(*it.n, *it.r);
+        const bool iok = ek <= 2 * en + 1e-6;
+        printf(" %s %.2e/%.2e%s", it.what, ek, en, iok ? "" : " FAIL");
+        ok = ok && iok;
+        g_worst_tc = std::max(g_worst_tc, en > 0 ? ek / en : 0.0);
+      }
+      printf("%s%s", same ? "" : " not deterministic (or a partial request changes the bits)",
+             guards ? "" : " guard words overwritten");
+      if (!ok) ++g_failures;
+    }
+  }
   printf("\n");
 }
 
@@ -655,6 +728,29 @@ int main(int argc, char** argv) {
       ++seed;
     }
     printf("sm90: worst kernel error / naive composition error %.3f (criterion <= 2)\n", g_worst_tc);
+    printf("order %d: %lld launches, %lld blocks, %d failures\n", emu::config().order,
+           (long long)emu::config().launches, (long long)emu::config().blocks, g_failures);
+    return g_failures ? 1 : 0;
+  }
+  if (argc > 1 && std::string(argv[1]) == "sm90bwd") {
+    // attention_emu_test sm90bwd [order]: the Hopper backward on shapes for it (D = Dv in {64, 128});
+    // each case also runs the default forward (out, lse) and backward (v1), not the v2 checks
+    g_sm90_bwd = true;
+    emu::config().order = argc > 2 ? atoi(argv[2]) : 0;
+    const unsigned ALL = 0x1FF;
+    const std::vector<Case> bwd_cases = {
+        {1, 2, 1, 130, 150, 64, 64, true, "1H", {}, ALL},           // causal, GQA, bias, 2 row blocks, K tiles of 128
+        {2, 2, 2, 70, 140, 128, 128, false, "BH-inf", {130, 60}, ALL},  // -inf bias, key lengths straddling tiles
+        {1, 2, 2, 140, 70, 128, 128, true, "none", {}, ALL},        // causal with Nq > Nk: rows with no key
+        {2, 2, 1, 40, 200, 64, 64, false, "none", {190, 0}, ALL},   // GQA 2:1, lengths, a batch without keys
+    };
+    uint64_t seed = 8765;
+    for (const Case& c : bwd_cases) {
+      run_tc_case<mk::cuda::Bf16>(c, seed);
+      run_tc_case<mk::cuda::Fp16>(c, seed);
+      ++seed;
+    }
+    printf("sm90 backward: worst kernel error / naive composition error %.3f (criterion <= 2)\n", g_worst_tc);
     printf("order %d: %lld launches, %lld blocks, %d failures\n", emu::config().order,
            (long long)emu::config().launches, (long long)emu::config().blocks, g_failures);
     return g_failures ? 1 : 0;

@@ -1281,6 +1281,11 @@ int tc_attention_backward(const AttentionParams& p, void* stream) {
 int tc_attention_backward_version(const AttentionParams& p, void* stream, int version) {
   if (!tc_supported(p) || !p.workspace || !p.out || !p.dout || !p.lse) return int(cudaErrorInvalidValue);
   const cudaStream_t s = as_stream(stream);
+  if (version == MK_TC_SM90) {
+    const int e = tc_sm90_backward(p, stream);
+    if (e != KERNEL_UNSUPPORTED) return e;
+    version = MK_TC_V2;  // (where the Hopper backward does not apply: v2, or v1 where v2 does not)
+  }
   if (version == MK_TC_V2 && attention_tc_v2_applies(p.dtype, p.d, p.dv, 8) && p.nq <= INT_MAX && p.nk <= INT_MAX) {
     const int e = p.dtype == MK_BF16 ? backward2_t<Bf16>(p, s) : backward2_t<Fp16>(p, s);
     if (e != KERNEL_UNSUPPORTED) return e;  // (tiles too large for this device: v1, which may fit)

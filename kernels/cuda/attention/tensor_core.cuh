@@ -22,5 +22,9 @@ int tc_attention_backward_version(const AttentionParams& p, void* stream, int ve
 // sm_90a code, BF16/F16, D = Dv in {64, 128}, 16-byte aligned q, k, v); else KERNEL_UNSUPPORTED
 int tc_sm90_forward(const AttentionParams& p, void* stream);
 bool tc_sm90_built();
+// the Hopper backward (tensor_core_sm90_backward.cu: preprocess, dQ pass, dK/dV pass) where it
+// applies (as the forward, and 16-byte aligned dO, 4-byte aligned gradients); else KERNEL_UNSUPPORTED
+// before anything is launched
+int tc_sm90_backward(const AttentionParams& p, void* stream);
 }  // namespace cuda
 }  // namespace mk

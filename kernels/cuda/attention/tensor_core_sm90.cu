@@ -451,6 +451,14 @@ bool tc_sm90_built() {
 #endif
 }
 
+// (for the Hopper backward, tensor_core_sm90_backward.cu: the same encoder and device check)
+int tc_sm90_encode_map(CUtensorMap* map, const void* base, int64_t planes, int64_t rows, int64_t d, int box_rows,
+                       bool bf16) {
+  const EncodeTiled enc = sm90_encoder();
+  return enc ? sm90_encode(enc, map, base, planes, rows, d, box_rows, bf16) : KERNEL_UNSUPPORTED;
+}
+bool tc_sm90_device() { return sm90_device_is_90() != 0; }
+
 int tc_sm90_forward(const AttentionParams& p, void* stream) {
   auto aligned = [](const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15) == 0; };
   if (!tc_sm90_built() || !sm90_device_is_90()) return KERNEL_UNSUPPORTED;

@@ -12,14 +12,17 @@
 //   v2 backward  the same machinery for the two backward passes (dQ over K/V tiles; dK/dV over
 //       Q/dO/lse/D tiles: 128 keys per block), no atomics, deterministic; where the v2 forward
 //       applies (BF16/F16, max(D, Dv) <= 128, sm_80+).
-//   sm90  forward only, Hopper (tensor_core_sm90.cu): 128 query rows per block on wgmma, K/V tiles of
+//   sm90  Hopper (tensor_core_sm90.cu): 128 query rows per block on wgmma, K/V tiles of
 //       128 keys by TMA into a 2-stage mbarrier ring, a producer and two consumer warpgroups;
 //       BF16/F16, D = Dv in {64, 128}, a 9.0 device and a build with sm_90a code (elsewhere v2).
+//   sm90 backward  the same machinery for the two backward passes (tensor_core_sm90_backward.cu: dQ
+//       over K/V tiles, dK/dV over Q/dO tiles, 128 rows or keys per block), no atomics,
+//       deterministic; where the sm90 forward applies (elsewhere the v2 backward).
 //
 // Default: v1 everywhere, until v2 has been timed on a GPU (benchmarks/gpu/attention_harness.cu);
 // the environment variable MK_ATTN_TC=v2 or v2k32 selects that forward where it applies (v1 forces v1;
 // sm90 or wgmma the Hopper forward),
-// MK_ATTN_TC_BWD=v2 the v2 backward (v1 forces v1).
+// MK_ATTN_TC_BWD=v2 the v2 backward, sm90 or wgmma the Hopper backward (v1 forces v1).
 #pragma once
 #include <atomic>
 #include <cstdint>
@@ -44,12 +47,14 @@ inline int attention_tc_override() {
   return 0;
 }
 
-// 0: no override; MK_TC_V1 or MK_TC_V2 from MK_ATTN_TC_BWD ("v1", "v2"; anything else: no override)
+// 0: no override; MK_TC_V1, MK_TC_V2 or MK_TC_SM90 from MK_ATTN_TC_BWD ("v1", "v2", "sm90" or
+// "wgmma"; anything else: no override)
 inline int attention_tc_backward_override() {
   const char* e = std::getenv("MK_ATTN_TC_BWD");
   if (!e) return 0;
   if (std::strcmp(e, "v1") == 0) return MK_TC_V1;
   if (std::strcmp(e, "v2") == 0) return MK_TC_V2;
+  if (std::strcmp(e, "sm90") == 0 || std::strcmp(e, "wgmma") == 0) return MK_TC_SM90;
   return 0;
 }
 
@@ -70,7 +75,7 @@ inline bool attention_tc_sm90_applies(int dtype, int64_t d, int64_t dv, int arch
 
 struct AttentionTcChoice {
   int forward;   // MK_TC_V1, MK_TC_V2 or MK_TC_V2_K32
-  int backward;  // MK_TC_V1 or MK_TC_V2 (the v2 backward applies where the v2 forward does)
+  int backward;  // MK_TC_V1, MK_TC_V2 or MK_TC_SM90 (v2 and sm90 apply where their forwards do)
 };
 
 // override: attention_tc_override()'s value; backward_override: attention_tc_backward_override()'s.
@@ -87,6 +92,7 @@ inline AttentionTcChoice attention_tc_choose(int dtype, int64_t d, int64_t dv, i
     // sm90 (Hopper only; the minor version and the head dims are checked where it launches)
     if (c.forward == MK_TC_SM90 && arch_major != 9) c.forward = MK_TC_V2;
     c.backward = backward_override != 0 ? backward_override : default_backward;
+    if (c.backward == MK_TC_SM90 && arch_major != 9) c.backward = MK_TC_V2;
   }
   return c;
 }
@@ -115,12 +121,13 @@ inline bool attention_tc_second_applies(int dtype, int64_t d, int64_t dv, int ar
 // A process-wide choice consulted before the environment variables, so a JVM (which cannot change
 // its own environment) can run every variant. Codes (enum mk_attention_tc_select of metakernels.h):
 // forward 0 = none (MK_ATTN_TC or the default), 1 = v1, 2 = v2, 3 = v2k32 (the MK_TC_* values);
-// backward 0 = none (MK_ATTN_TC_BWD or the default), 1 = v1, 2 = v2; second (double backward and
+// backward 0 = none (MK_ATTN_TC_BWD or the default), 1 = v1, 2 = v2, 4 = sm90 (3 is no backward);
+// second (double backward and
 // JVP) 0 = none (MK_ATTN_TC_DD or the default), 1 = tensor cores where they apply, 2 = F32 copies.
 // A forced v2 still runs only where attention_tc_v2_applies (elsewhere v1), as the env does.
 inline bool attention_tc_select_valid(int forward, int backward, int second) {
-  return forward >= 0 && forward <= MK_TC_SM90 && backward >= 0 && backward <= MK_TC_V2 && second >= 0 &&
-         second <= 2;
+  return forward >= 0 && forward <= MK_TC_SM90 && backward >= 0 && backward <= MK_TC_SM90 &&
+         backward != MK_TC_V2_K32 && second >= 0 && second <= 2;
 }
 
 // The stored choice of the library that uses it: the CUDA library's copy (set through the kernel

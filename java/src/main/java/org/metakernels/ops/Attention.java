@@ -589,7 +589,13 @@ public final class Attention {
       /** The v1 backward (dk/dv by 64-row blocks). */
       V1(Codes.ATTN_TC_SELECT_BACKWARD_V1),
       /** The v2 backward (cp.async tiles, 128 keys per dk/dv block; deterministic). */
-      V2(Codes.ATTN_TC_SELECT_BACKWARD_V2);
+      V2(Codes.ATTN_TC_SELECT_BACKWARD_V2),
+      /**
+       * Hopper (sm_90a): the dq pass and the dk/dv pass on wgmma fed by TMA, producer/consumer
+       * warpgroups, deterministic; BF16/F16 with D = Dv of 64 or 128 on a compute capability 9.0
+       * device, elsewhere {@link #V2} (or v1 where v2 does not apply).
+       */
+      SM90(Codes.ATTN_TC_SELECT_BACKWARD_SM90);
 
       final int code;
 
