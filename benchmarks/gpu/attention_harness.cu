@@ -5,7 +5,8 @@
 // passes, MK_ATTN_TC_BWD), alone and after the forward of its version (fwd+bwd), BF16 and F16,
 // causal and not, on [4,16,4096,128], [1,16,16384,128] and [2,8,1024,64]; and the Hopper forward
 // (sm90: tensor_core_sm90.cu, wgmma + TMA) on a 9.0 device (a row saying it was skipped elsewhere),
-// also compared with v1's output.
+// also compared with v1's output, and the Hopper backward (tensor_core_sm90_backward.cu) beside the
+// v1 / v2 backward rows (checked the same way: dQ, sampled dK / dV, bitwise rerun).
 // No Java needed. On the GPU machine, from the project root (sm_90a machine code: the Hopper
 // forward needs it; MK_CUDA_SM90A tells the dispatch it is there):
 //   nvcc -std=c++17 -O3 --expt-relaxed-constexpr -gencode arch=compute_90a,code=sm_90a -DMK_CUDA_SM90A=1 \
@@ -40,6 +41,7 @@
 #include "attention/backward_backward.cu"
 #include "attention/simt2_dd.cu"  // (the SIMT v2 double-backward query pass backward_backward.cu may choose)
 #include "attention/tensor_core_sm90.cu"
+#include "attention/tensor_core_sm90_backward.cu"
 #include "attention/forward.cu"
 #include "attention/backward.cu"
 #include "attention/simt2.cu"
@@ -462,17 +464,34 @@ void run(const Shape& s, bool causal, int reps, const char* tname) {
   // backward, each version (MK_ATTN_TC_BWD), from the v1 forward's out and lse; then forward +
   // backward of the same version (v2: the v2 forward). At D = 128 also two other v2 tilings of
   // the dQ pass (Bwd2AltB, Bwd2AltC: 64-key tiles, one block per SM) for the choice of Bwd2Config.
-  const char* const names[4][3] = {{"backward v1 (dQ)", "  v1 dK (64 keys)", "  v1 dV (64 keys)"},
+  // Variant 4: the Hopper backward (tensor_core_sm90_backward.cu) called directly, on a 9.0 device
+  // of a build with sm_90a code (a row saying it was skipped elsewhere), with the sm90 forward in
+  // its fwd+bwd row.
+  const char* const names[5][3] = {{"backward v1 (dQ)", "  v1 dK (64 keys)", "  v1 dV (64 keys)"},
                                    {"backward v2 (dQ)", "  v2 dK (64 keys)", "  v2 dV (64 keys)"},
                                    {"bwd v2 dQ BK64/NS32 (dQ)", "  BK64/NS32 dK", "  BK64/NS32 dV"},
-                                   {"bwd v2 dQ BK64/NS16 (dQ)", "  BK64/NS16 dK", "  BK64/NS16 dV"}};
+                                   {"bwd v2 dQ BK64/NS16 (dQ)", "  BK64/NS16 dK", "  BK64/NS16 dV"},
+                                   {"backward sm90 (dQ)", "  sm90 dK (64 keys)", "  sm90 dV (64 keys)"}};
   auto backward = [&](int variant, const AttentionParams& a) {
     if (variant == 2 && d == 128) return mk::cuda::backward2_dp<E, 128, Bwd2AltB>(a, nullptr);
     if (variant == 3 && d == 128) return mk::cuda::backward2_dp<E, 128, Bwd2AltC>(a, nullptr);
+    if (variant == 4) return mk::cuda::tc_sm90_backward(a, nullptr);
     return mk::cuda::tc_attention_backward_version(a, nullptr, variant == 0 ? mk::MK_TC_V1 : mk::MK_TC_V2);
   };
-  for (int variant = 0; variant < (d == 128 ? 4 : 2); ++variant) {
-    const int version = variant == 0 ? mk::MK_TC_V1 : mk::MK_TC_V2;
+  int dev9 = 0, major9 = 0, minor9 = 0;
+  CHECK(cudaGetDevice(&dev9));
+  CHECK(cudaDeviceGetAttribute(&major9, cudaDevAttrComputeCapabilityMajor, dev9));
+  CHECK(cudaDeviceGetAttribute(&minor9, cudaDevAttrComputeCapabilityMinor, dev9));
+  const bool sm90_runs = major9 == 9 && minor9 == 0 && mk::cuda::tc_sm90_built();
+  for (int variant = 0; variant < 5; ++variant) {
+    if ((variant == 2 || variant == 3) && d != 128) continue;
+    if (variant == 4 && !sm90_runs) {
+      printf("| %s | %s | %s | backward sm90 | skipped: needs a compute capability 9.0 device and sm_90a code "
+             "(this is sm_%d%d%s) | | | | | | |\n",
+             shape, tname, causal ? "causal" : "full", major9, minor9, mk::cuda::tc_sm90_built() ? "" : ", no 90a build");
+      continue;
+    }
+    const int version = variant == 0 ? mk::MK_TC_V1 : variant == 4 ? mk::MK_TC_SM90 : mk::MK_TC_V2;
     AttentionParams f = p;
     f.out = out;
     f.lse = lse;
@@ -499,16 +518,19 @@ void run(const Shape& s, bool causal, int reps, const char* tname) {
       row(names[variant][1], ms, 2.5 * fwd_flop, rel(dk1, dk_ref), rel(dk_naive, dk_ref), bitwise);
       row(names[variant][2], ms, 2.5 * fwd_flop, rel(dv1, dv_ref), rel(dv_naive, dv_ref), bitwise);
     }
-    if (variant > 1) continue;
+    if (variant == 2 || variant == 3) continue;
     // forward + backward of this version
     AttentionParams fw = f;
+    const bool h9 = variant == 4;
     const int fv = v2 ? mk::MK_TC_V2 : mk::MK_TC_V1;
     const float ms2 = time_call(reps, [&] {
-      if (int e = mk::cuda::tc_attention_forward_version(fw, nullptr, fv)) return e;
-      return mk::cuda::tc_attention_backward_version(bw, nullptr, version);
+      if (int e = h9 ? mk::cuda::tc_sm90_forward(fw, nullptr) : mk::cuda::tc_attention_forward_version(fw, nullptr, fv))
+        return e;
+      return h9 ? mk::cuda::tc_sm90_backward(bw, nullptr) : mk::cuda::tc_attention_backward_version(bw, nullptr, version);
     });
     CHECK(cudaDeviceSynchronize());
-    row(v2 ? "fwd+bwd v2 (dQ)" : "fwd+bwd v1 (dQ)", ms2, 3.5 * fwd_flop, rel(sampled(dq), dq_ref), en_dq, true);
+    row(h9 ? "fwd+bwd sm90 (dQ)" : v2 ? "fwd+bwd v2 (dQ)" : "fwd+bwd v1 (dQ)", ms2, 3.5 * fwd_flop, rel(sampled(dq), dq_ref),
+        en_dq, true);
   }
   CHECK(cudaDeviceSynchronize());
   for (void* x : {(void*)q,      (void*)k,  (void*)v,    (void*)out,    (void*)out2,  (void*)dout,   (void*)dq,
@@ -984,6 +1006,10 @@ int profile() {
   bw.grad_v = dv;
   st |= mk::cuda::tc_attention_backward_version(bw, nullptr, mk::MK_TC_V1);
   st |= mk::cuda::tc_attention_backward_version(bw, nullptr, mk::MK_TC_V2);
+  if (mk::cuda::tc_sm90_built()) {  // the Hopper backward where it runs (KERNEL_UNSUPPORTED elsewhere: no launch)
+    const int e = mk::cuda::tc_sm90_backward(bw, nullptr);
+    if (e != mk::KERNEL_UNSUPPORTED) st |= e;
+  }
   CHECK(cudaDeviceSynchronize());
   printf("profile: status %d\n", st);
   return st ? 1 : 0;

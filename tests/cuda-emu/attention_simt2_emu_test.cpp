@@ -22,6 +22,7 @@
 #include "attention/tensor_core.cu"
 #include "attention/tensor_core_dd.cu"
 #include "attention/tensor_core_sm90.cu"  // (tensor_core.cu calls its Hopper forward)
+#include "attention/tensor_core_sm90_backward.cu"  // (and its Hopper backward)
 
 namespace mk {
 namespace cuda {

@@ -169,11 +169,11 @@ __device__ __forceinline__ void sm90b_pack(const float (&s)[N / 2], uint32_t (&a
 // the async proxy's reads (wgmma operands).
 __device__ __forceinline__ void sm90b_zero_rows(unsigned char* tile, int atoms, uint32_t atom_bytes, int rows, int keep,
                                                 int lane) {
-  const int per_atom = (rows - keep) * 8;
-  for (int idx = lane; idx < atoms * per_atom; idx += 32) {
-    const int a = idx / per_atom, rest = idx % per_atom;
-    *reinterpret_cast<uint4*>(tile + a * atom_bytes + (keep + rest / 8) * 128 + (rest % 8) * 16) = uint4{0, 0, 0, 0};
-  }
+  // lane: chunk lane % 8 of rows keep + lane / 8, + 4, ...
+  unsigned char* const at = tile + (keep + lane / 8) * 128 + (lane % 8) * 16;
+  for (int a = 0; a < atoms; ++a)
+    for (int r = keep + lane / 8; r < rows; r += 4)
+      *reinterpret_cast<uint4*>(at + a * atom_bytes + (r - keep - lane / 8) * 128) = uint4{0, 0, 0, 0};
   sm90::fence_proxy_async();
   __syncwarp();
 }
@@ -224,6 +224,9 @@ __global__ void __launch_bounds__(B9::kThreads, 1)
         sm90::tma_load_3d(sb + L::dout + a * L::q_atom, &maps.dout, 64 * a, int(q0), int(bh), sb + L::bar_q);
       }
     }
+    // (32-bit state: the producer has 24 registers; Nq, Nk < 2^31 and B·Hkv < 2^31 are checked at launch)
+    const int len = int(x.len), kh = int(x.kh);
+    const bool padded = x.len < x.nk;
     int ktmp_uses = 0;
     for (int it = 0; it < ntiles; ++it) {
       const int st = it & 1;
@@ -231,26 +234,25 @@ __global__ void __launch_bounds__(B9::kThreads, 1)
       const uint32_t kst = sb + L::k + st * L::stage, vst = sb + L::v + st * L::stage;
       const uint32_t full = sb + L::bar_full + 8 * st;
       if (it >= B9::kStages) sm90::mbar_wait(sb + L::bar_empty + 8 * st, ((it >> 1) & 1) ^ 1);
-      if (x.len < x.nk && j0 + BK > x.len) {
+      if (padded && j0 + BK > len) {
         // the K tile that straddles the key length: land it, zero the rows past L_b, then publish
         if (leader) {
           sm90::mbar_arrive_expect_tx(sb + L::bar_ktmp, L::stage);
           for (int a = 0; a < L::kAtoms; ++a)
-            sm90::tma_load_3d(kst + a * L::kv_atom, &maps.k, 64 * a, j0, int(x.kh), sb + L::bar_ktmp);
+            sm90::tma_load_3d(kst + a * L::kv_atom, &maps.k, 64 * a, j0, kh, sb + L::bar_ktmp);
         }
         sm90::mbar_wait(sb + L::bar_ktmp, ktmp_uses & 1);
         ++ktmp_uses;
-        sm90b_zero_rows(base + (kst - sb), L::kAtoms, L::kv_atom, BK, int(std::max<int64_t>(0, x.len - j0)), lane);
+        sm90b_zero_rows(base + (kst - sb), L::kAtoms, L::kv_atom, BK, std::max(0, len - j0), lane);
         if (leader) {
           sm90::mbar_arrive_expect_tx(full, L::stage);
-          for (int a = 0; a < L::kAtoms; ++a)
-            sm90::tma_load_3d(vst + a * L::kv_atom, &maps.v, 64 * a, j0, int(x.kh), full);
+          for (int a = 0; a < L::kAtoms; ++a) sm90::tma_load_3d(vst + a * L::kv_atom, &maps.v, 64 * a, j0, kh, full);
         }
       } else if (leader) {
         sm90::mbar_arrive_expect_tx(full, 2 * L::stage);
         for (int a = 0; a < L::kAtoms; ++a) {
-          sm90::tma_load_3d(kst + a * L::kv_atom, &maps.k, 64 * a, j0, int(x.kh), full);
-          sm90::tma_load_3d(vst + a * L::kv_atom, &maps.v, 64 * a, j0, int(x.kh), full);
+          sm90::tma_load_3d(kst + a * L::kv_atom, &maps.k, 64 * a, j0, kh, full);
+          sm90::tma_load_3d(vst + a * L::kv_atom, &maps.v, 64 * a, j0, kh, full);
         }
       }
     }
@@ -507,17 +509,19 @@ __global__ void __launch_bounds__(B9::kThreads, 1)
   };
 
   if (total > 0) sm90::mbar_wait(sb + L::bar_kv, 0);
-  int64_t hq = 0, ti = 0;
+  // (32-bit loop state: registers; Nq < 2^31 is checked at launch)
+  int hq = 0, ti = 0;
+  const int nt32 = int(nt), istart32 = int(istart), nq = int(p.nq);
   for (int64_t it = 0; it < total; ++it) {
     const int st = int(it & 1), ph = int((it >> 1) & 1);
-    const int64_t hcur = hq, i0 = istart + ti * TQ;
-    if (++ti == nt) {
+    const int hcur = hq, i0 = istart32 + ti * TQ;
+    if (++ti == nt32) {
       ti = 0;
       ++hq;
     }
     sm90::mbar_wait(sb + L::bar_full + 8 * st, ph);
     // (warpgroup-uniform) some row of the tile sees a key of this warpgroup (key_end grows with the row)
-    if (kw0 < x0.key_end(std::min<int64_t>(i0 + TQ, p.nq) - 1)) {
+    if (kw0 < x0.key_end(std::min(i0 + TQ, nq) - 1)) {
       // Sᵀ = K Qᵀ, dPᵀ = V dOᵀ (the warpgroup's 64 keys x TQ queries)
       sm90::wgmma_fence();
 #pragma unroll
@@ -533,7 +537,7 @@ __global__ void __launch_bounds__(B9::kThreads, 1)
       const float* const lse_s = reinterpret_cast<const float*>(base + L::stats) + st * 2 * TQ;
       const float* const d_s = lse_s + TQ;
       const uint16_t* const bias = p.bias ? tc_head<uint16_t>(p, b, hk * group + hcur).bias : nullptr;
-      if (!bias && i0 + TQ <= p.nq && x0.key_end(i0) >= kwarp + 16) {
+      if (!bias && i0 + TQ <= nq && x0.key_end(i0) >= kwarp + 16) {
 #pragma unroll
         for (int e = 0; e < TQ / 2; ++e) {
           const int qc = 8 * (e >> 2) + 2 * t + (e & 1);
@@ -545,12 +549,12 @@ __global__ void __launch_bounds__(B9::kThreads, 1)
 #pragma unroll
         for (int e = 0; e < TQ / 2; ++e) {
           const int qc = 8 * (e >> 2) + 2 * t + (e & 1);
-          const int64_t i = i0 + qc;
+          const int i = i0 + qc;
           const int hr = (e >> 1) & 1;
           float pv = 0.f, ds = 0.f;
-          if (i < p.nq && jin[hr] && i >= jfirst[hr] && lse_s[qc] != -INFINITY) {  // (lse -inf: no key, P = 0)
+          if (i < nq && jin[hr] && i >= jfirst[hr] && lse_s[qc] != -INFINITY) {  // (lse -inf: no key, P = 0)
             float v = s[e] * sl2;
-            if (bias) v += kSm90bLog2e * O::to_float(bias[i * x0.nk + kwarp + g + 8 * hr]);
+            if (bias) v += kSm90bLog2e * O::to_float(bias[int64_t(i) * x0.nk + kwarp + g + 8 * hr]);
             pv = exp2f(v - lse_s[qc]);
             ds = pv * (dp[e] - d_s[qc]);
           }
@@ -558,7 +562,9 @@ __global__ void __launch_bounds__(B9::kThreads, 1)
           dp[e] = ds;
         }
       }
-      // dV += Pᵀ dO, dK += dSᵀ Q
+      // dV += Pᵀ dO, dK += dSᵀ Q (only those asked for; ptxas adds a warpgroup.arrive around these
+      // branches (C7519). Issuing both unconditionally removes that note but spills 172 bytes at
+      // D = 128 (nvcc 13.0, 2026-12-05), so the branches stay.)
       sm90b_pack<E, TQ>(s, pa);
       sm90b_pack<E, TQ>(dp, da);
       sm90::wgmma_fence();
