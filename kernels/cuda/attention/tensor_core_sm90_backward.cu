@@ -114,13 +114,13 @@ struct Sm90DqLayout {
   static_assert(D == 64 || D == 128, "head dims 64 and 128");
   static constexpr int kAtoms = D / 64;
   static constexpr uint32_t q_atom = B9::kBlockQ * 128;
-  static constexpr uint32_t q = 0;                             // Q  [D/64][128][64]
-  static constexpr uint32_t dout = q + kAtoms * q_atom;        // dO [D/64][128][64]
+  static constexpr uint32_t q = 0;                       // Q  [D/64][128][64]
+  static constexpr uint32_t dout = q + kAtoms * q_atom;  // dO [D/64][128][64]
   static constexpr uint32_t kv_atom = BK * 128;
   static constexpr uint32_t stage = kAtoms * kv_atom;
-  static constexpr uint32_t k = dout + kAtoms * q_atom;        // K  [2][D/64][BK][64]
-  static constexpr uint32_t v = k + B9::kStages * stage;       // V  [2][D/64][BK][64]
-  static constexpr uint32_t bars = v + B9::kStages * stage;    // mbarriers, 8 bytes each
+  static constexpr uint32_t k = dout + kAtoms * q_atom;      // K  [2][D/64][BK][64]
+  static constexpr uint32_t v = k + B9::kStages * stage;     // V  [2][D/64][BK][64]
+  static constexpr uint32_t bars = v + B9::kStages * stage;  // mbarriers, 8 bytes each
   static constexpr uint32_t bar_q = bars, bar_full = bars + 8, bar_empty = bars + 24, bar_ktmp = bars + 40;
   static constexpr size_t bytes = size_t(bars + 48) + 1024;  // + the alignment slack of the dynamic base
   static_assert(q_atom % 1024 == 0 && kv_atom % 1024 == 0, "swizzle atoms 1024-byte aligned");
@@ -132,12 +132,12 @@ struct Sm90DkvLayout {
   static_assert(TQ == 64 || TQ == 128, "the wgmma N of Sᵀ, dPᵀ");
   static constexpr int kAtoms = D / 64;
   static constexpr uint32_t k_atom = B9::kBlockKV * 128;
-  static constexpr uint32_t k = 0;                             // K  [D/64][128][64]
-  static constexpr uint32_t v = k + kAtoms * k_atom;           // V  [D/64][128][64]
+  static constexpr uint32_t k = 0;                    // K  [D/64][128][64]
+  static constexpr uint32_t v = k + kAtoms * k_atom;  // V  [D/64][128][64]
   static constexpr uint32_t q_atom = TQ * 128;
   static constexpr uint32_t stage = kAtoms * q_atom;
-  static constexpr uint32_t q = v + kAtoms * k_atom;           // Q  [2][D/64][TQ][64]
-  static constexpr uint32_t dout = q + B9::kStages * stage;    // dO [2][D/64][TQ][64]
+  static constexpr uint32_t q = v + kAtoms * k_atom;             // Q  [2][D/64][TQ][64]
+  static constexpr uint32_t dout = q + B9::kStages * stage;      // dO [2][D/64][TQ][64]
   static constexpr uint32_t stats = dout + B9::kStages * stage;  // F32 [2][lse·log2e, D][TQ]
   static constexpr uint32_t bars = stats + B9::kStages * 2 * TQ * 4;
   static constexpr uint32_t bar_kv = bars, bar_full = bars + 8, bar_empty = bars + 24;
@@ -316,8 +316,7 @@ __global__ void __launch_bounds__(B9::kThreads, 1)
 #pragma unroll
     for (int kk = 0; kk < D / 16; ++kk) sm90::wgmma_ss<kBf16, BK>(s, adesc(L::q, kk), bdesc(L::k, st, kk), kk > 0);
 #pragma unroll
-    for (int kk = 0; kk < D / 16; ++kk)
-      sm90::wgmma_ss<kBf16, BK>(dp, adesc(L::dout, kk), bdesc(L::v, st, kk), kk > 0);
+    for (int kk = 0; kk < D / 16; ++kk) sm90::wgmma_ss<kBf16, BK>(dp, adesc(L::dout, kk), bdesc(L::v, st, kk), kk > 0);
     sm90::wgmma_commit();
     sm90::wgmma_wait<0>();
     sm90::reg_fence(s);
@@ -476,7 +475,7 @@ __global__ void __launch_bounds__(B9::kThreads, 1)
   sm90::setmaxnreg_inc<B9::kConsumerRegs>();
   const int cw = wg - 1;
   const int g = lane >> 2, t = lane & 3;
-  const int64_t kw0 = k0 + 64 * cw;        // this warpgroup's first key
+  const int64_t kw0 = k0 + 64 * cw;       // this warpgroup's first key
   const int64_t kwarp = kw0 + 16 * warp;  // this warp's first key
   // the thread's keys j (rows g, g + 8 of the warp's 16): seen by the rows i >= jfirst (causal) when j < len
   int jfirst[2];
@@ -601,7 +600,8 @@ __global__ void __launch_bounds__(B9::kThreads, 1)
       if (dko)
         *reinterpret_cast<uint32_t*>(dko + j * D + col) =
             pack_half2<E>(dk[4 * nb + 2 * hr] * scale, dk[4 * nb + 2 * hr + 1] * scale);
-      if (dvo) *reinterpret_cast<uint32_t*>(dvo + j * D + col) = pack_half2<E>(dvv[4 * nb + 2 * hr], dvv[4 * nb + 2 * hr + 1]);
+      if (dvo)
+        *reinterpret_cast<uint32_t*>(dvo + j * D + col) = pack_half2<E>(dvv[4 * nb + 2 * hr], dvv[4 * nb + 2 * hr + 1]);
     }
   }
 #else

@@ -214,7 +214,7 @@ class CudaAttentionHalfTest {
 
   /**
    * Every 16-bit tensor-core variant chosen from code ({@link Attention.TensorCoreKernels}, issue 10):
-   * the forward v1, v2 and v2k32 and the backward v1 and v2, each once per dtype and shape, held to the
+   * the forward v1, v2, v2k32 and sm90 and the backward v1, v2 and sm90, each once per dtype and shape, held to the
    * rule of {@link #cudaIsWithinTwiceTheNaive16BitErrorOfTheF64Reference} (twice the naive 16-bit
    * error, the CPU twin beside). The choice is reset afterwards.
    */
@@ -234,6 +234,11 @@ class CudaAttentionHalfTest {
       "SM90, V1, F16, 2, 2, 1, 130, 77, 128, false, true, 1H",
       "SM90, V2, BF16, 1, 8, 8, 257, 257, 128, true, false, full-inf",
       "SM90, V2, F16, 2, 4, 4, 300, 300, 64, false, false, 1H-inf",
+      // the Hopper backward (wgmma + TMA, two passes) on a 9.0 device, v2 elsewhere; with either forward
+      "SM90, SM90, BF16, 2, 4, 2, 200, 333, 64, true, true, none",
+      "V1, SM90, F16, 2, 2, 1, 130, 77, 128, false, true, 1H",
+      "SM90, SM90, F16, 1, 8, 8, 257, 257, 128, true, false, full-inf",
+      "V2, SM90, BF16, 2, 4, 4, 300, 300, 64, false, false, 1H-inf",
   })
   void everyChosenVariantIsWithinTwiceTheNaive16BitError(Attention.TensorCoreKernels.Forward forward,
       Attention.TensorCoreKernels.Backward backward, DType t, int b, int h, int hkv, int nq, int nk, int d,

@@ -65,6 +65,19 @@ class AttentionTensorCoreKernelsTest {
     assertTrue(sm90.contains("D<=64 full sm90/") && sm90.contains("D<=128 causal sm90/"), text);
     assertTrue(sm80.contains("D<=64 full v2/") && sm80.contains("D<=128 causal v2/"), text);
     assertTrue(sm90.contains("D<=256 full v1/"), text);
+    // the Hopper backward: the same rule (sm90 on sm_90 where v2 applies, v2 on sm_80, v1 above 128)
+    TensorCoreKernels.select(Forward.DEFAULT, Backward.SM90, Second.DEFAULT);
+    text = TensorCoreKernels.describe();
+    assertTrue(text.contains("(override: forward env, backward sm90, second env)"), text);
+    sm80 = text.substring(text.indexOf("sm_80:"), text.indexOf("sm_90:"));
+    sm90 = text.substring(text.indexOf("sm_90:"));
+    assertTrue(sm90.contains("D<=64 full v1/sm90;") && sm90.contains("D<=128 causal v1/sm90;"), text);
+    assertTrue(sm80.contains("D<=64 full v1/v2;") && sm80.contains("D<=128 causal v1/v2;"), text);
+    assertTrue(sm90.contains("D<=256 full v1/v1;"), text);
+    TensorCoreKernels.select(Forward.SM90, Backward.SM90, Second.DEFAULT);
+    text = TensorCoreKernels.describe();
+    sm90 = text.substring(text.indexOf("sm_90:"));
+    assertTrue(sm90.contains("D<=64 full sm90/sm90;") && sm90.contains("D<=128 causal sm90/sm90;"), text);
     TensorCoreKernels.select(Forward.V1, Backward.V1, Second.DEFAULT);
     text = TensorCoreKernels.describe();
     assertTrue(text.contains("D<=64 full v1/v1;") && text.contains("D<=128 causal v1/v1;"), text);
@@ -79,8 +92,10 @@ class AttentionTensorCoreKernelsTest {
     TensorCoreKernels.select(Forward.V2, Backward.V1, Second.TENSOR_CORES);
     Choice before = TensorCoreKernels.current();
     String text = TensorCoreKernels.describe();
-    int[][] bad = {{5, 0, 0}, {-1, 0, 0}, {0, 3, 0}, {0, -2, 0}, {0, 0, 3}, {1, 1, -1}, {Integer.MAX_VALUE, 1, 1}};
-    String[] names = {"forward 5", "forward -1", "backward 3", "backward -2", "second 3", "second -1",
+    // (backward 3 is no code: v2k32 has no backward; 4 is sm90)
+    int[][] bad = {{5, 0, 0}, {-1, 0, 0}, {0, 3, 0}, {0, 5, 0}, {0, -2, 0}, {0, 0, 3}, {1, 1, -1},
+        {Integer.MAX_VALUE, 1, 1}};
+    String[] names = {"forward 5", "forward -1", "backward 3", "backward 5", "backward -2", "second 3", "second -1",
         "forward " + Integer.MAX_VALUE};
     for (int i = 0; i < bad.length; i++) {
       int status = MkNative.mk_attention_tc_select(bad[i][0], bad[i][1], bad[i][2]);
