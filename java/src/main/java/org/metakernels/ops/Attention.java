@@ -665,7 +665,13 @@ public final class Attention {
       Native.ensureLoaded();
       int[] f = new int[1], b = new int[1], s = new int[1];
       Native.check(MkNative.mk_attention_tc_selected(f, b, s), "Attention.TensorCoreKernels.current");
-      return new Choice(Forward.values()[f[0]], Backward.values()[b[0]], Second.values()[s[0]]);
+      return new Choice(Forward.values()[f[0]], backwardOf(b[0]), Second.values()[s[0]]);
+    }
+
+    // the backward codes skip 3 (v2k32 has no backward): by code, not by ordinal
+    private static Backward backwardOf(int code) {
+      for (Backward x : Backward.values()) if (x.code == code) return x;
+      throw new IllegalStateException("Attention.TensorCoreKernels.current: backward code " + code);
     }
 
     /**
