@@ -93,8 +93,8 @@ class AttentionTensorCoreKernelsTest {
     Choice before = TensorCoreKernels.current();
     String text = TensorCoreKernels.describe();
     // (backward 3 is no code: v2k32 has no backward; 4 is sm90)
-    int[][] bad = {{5, 0, 0}, {-1, 0, 0}, {0, 3, 0}, {0, 5, 0}, {0, -2, 0}, {0, 0, 3}, {1, 1, -1},
-        {Integer.MAX_VALUE, 1, 1}};
+    int[][] bad = {
+        {5, 0, 0}, {-1, 0, 0}, {0, 3, 0}, {0, 5, 0}, {0, -2, 0}, {0, 0, 3}, {1, 1, -1}, {Integer.MAX_VALUE, 1, 1}};
     String[] names = {"forward 5", "forward -1", "backward 3", "backward 5", "backward -2", "second 3", "second -1",
         "forward " + Integer.MAX_VALUE};
     for (int i = 0; i < bad.length; i++) {

@@ -670,7 +670,8 @@ public final class Attention {
 
     // the backward codes skip 3 (v2k32 has no backward): by code, not by ordinal
     private static Backward backwardOf(int code) {
-      for (Backward x : Backward.values()) if (x.code == code) return x;
+      for (Backward x : Backward.values())
+        if (x.code == code) return x;
       throw new IllegalStateException("Attention.TensorCoreKernels.current: backward code " + code);
     }
 
