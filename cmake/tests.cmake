@@ -256,8 +256,8 @@ endforeach()
 # emu.sm90.bwd: the Hopper backward (kernels/cuda/attention/tensor_core_sm90_backward.cu) on four
 # shapes (causal, GQA, -inf bias, key lengths with NaN padding keys, D = 64 and 128) in BF16 and
 # F16, shuffled threads: the same criterion on dQ, dK, dV, dS, bitwise reruns through partial
-# requests, guard words. Measured 2026-12-05 on the 2-core VM (loaded by other builds): 19 s of CPU,
-# 45 s wall (forward order).
+# requests, guard words. Measured 2026-12-05 on the 2-core VM (loaded by other builds): 16-19 s of
+# CPU, 27-52 s wall (forward and shuffled order; each case also runs the v1 forward and backward).
 mk_emu_test(emu.sm90.bwd attention_emu_test sm90bwd 2)
 
 # ---- the standalone GPU harnesses (benchmarks/gpu/*_harness.cu) still compile ---------------------
