@@ -17,7 +17,8 @@
 # skips steps 1b and 2 (harnesses, tests); HARNESSES=0 skips step 1b alone. One device call may run
 # 600 s, and the worst cases of the steps add up to more than that, so split the check:
 #   TESTS_ONLY=1 HARNESSES=0   the gpu-tagged tests (~5 min at most)
-#   TESTS_ONLY=1 TESTS=0       the two harnesses (builds ~2-4 min side by side, runs <= 3 and <= 4 min)
+#   TESTS_ONLY=1 TESTS=0       the two harnesses (runs <= 3 and <= 4 min; prebuilt by pack.sh into
+#                              .device/harnesses.tar.xz, else built here first: ~2-4 min of nvcc)
 #   SKIP_TESTS=1               the JMH classes and the PyTorch peers (~9.5 min at most; JMH_CLASSES
 #                              ="Name:seconds ..." runs a subset, PEERS=0 skips the peers;
 #                              GPU_ATTN_DTYPES=F32,TF32 adds GpuAttentionBench's TF32 sets)
@@ -74,6 +75,15 @@ log "standalone harnesses (nvcc on this machine)"
 # % of peak against the H100/H200 F32 FMA (67) and dense BF16 (989, wgmma: mma.sync gets less) TFLOP/s
 if [ "${SKIP_TESTS:-0}" = 1 ] || [ "${HARNESSES:-1}" = 0 ]; then
   echo "SKIP_TESTS or HARNESSES=0: harnesses skipped"
+elif [ -f .device/harnesses.tar.xz ]; then
+  # prebuilt by pack.sh on the developer machine (sm_90a / sm_90, nvcc 13): no nvcc minutes here
+  rm -f /tmp/mk-attn-harness /tmp/mk-la-harness
+  tar -C /tmp -xJf .device/harnesses.tar.xz && cat /tmp/BUILT-FROM.txt
+  peaks=()
+  nvidia-smi -L 2>/dev/null | grep -Eq 'H100|H200' && peaks=(--peak-tflops 67 989)
+  [ -x /tmp/mk-la-harness ] && timeout 180 /tmp/mk-la-harness ${peaks[@]+"${peaks[@]}"} 2>&1 | tee "$out/linear_attention_harness.md"
+  [ -x /tmp/mk-attn-harness ] && timeout "${ATTN_HARNESS_TIMEOUT:-240}" /tmp/mk-attn-harness ${ATTN_HARNESS_REPS:-} 2>&1 |
+    tee "$out/attention_harness.md"
 elif command -v nvcc >/dev/null; then
   # the attention kernels alone (built meanwhile for sm_90a; ~2-4 min of nvcc): 16-bit forward v1 /
   # v2 / v2k32 / sm90, backward v1 / v2, the 16-bit and TF32 double backward, the F32 SIMT v1 / v2,
