@@ -1,5 +1,9 @@
 package org.metakernels.bench;
 
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -54,7 +58,9 @@ import org.openjdk.jmh.infra.Blackhole;
  * count) to the notes file ({@code -Dbench.notes}), from which benchmarks/gpu/graph.py computes
  * GB/s and the share of the copy rate. The device graphs are built once per JVM and shared by the
  * trials (JMH with {@code -f 0}: the host-side R-MAT generation and CSR sort of 10^7 edges take
- * seconds); they are freed when the JVM exits. One call and a device sync per invocation. Run by
+ * seconds); they are freed when the JVM exits. With {@code -Dbench.graphs=DIR} the edges are read
+ * from GraphEdgeDump's files in DIR (the files the peers read; the generator's output, without its
+ * seconds of generation), else generated. One call and a device sync per invocation. Run by
  * benchmarks/gpu/check.sh with {@code GPU_GRAPH=1}; without a CUDA device the set-up throws at once.
  */
 @BenchmarkMode(Mode.AverageTime)
@@ -72,7 +78,21 @@ public class GpuGraphShapesBench {
       Graph g = CUDA.get(key);
       if (g != null) return g;
       long t0 = System.nanoTime();
-      long[] ei = GraphEdgeDump.rmat(nodes, edges);
+      // the edges GraphEdgeDump wrote for the peers in this run (-Dbench.graphs=DIR), else the generator
+      long[] ei;
+      String source = "Graphs.rmat";
+      String dir = System.getProperty("bench.graphs", "");
+      Path file = dir.isBlank() ? null : Path.of(dir, GraphEdgeDump.edgeFile(nodes, edges));
+      if (file != null && Files.exists(file)) {
+        try {
+          ei = GraphEdgeDump.readLongs(file, new long[] {2, edges});
+        } catch (IOException e) {
+          throw new UncheckedIOException("GpuGraphShapesBench: reading " + file, e);
+        }
+        source = "read from " + file;
+      } else {
+        ei = GraphEdgeDump.rmat(nodes, edges);
+      }
       try (Scope tmp = Scope.open(); Graph cpu = Graph.fromEdges(Tensor.ofIndices(ei, 2, edges), nodes)) {
         g = cpu.to(Device.CUDA);
       }
@@ -82,8 +102,8 @@ public class GpuGraphShapesBench {
         hook = true;
       }
       Checks.note(String.format(
-          "GpuGraphShapesBench: R-MAT graph of %d nodes, %d edges built on the device in %.1f s (not timed)", nodes,
-          edges, (System.nanoTime() - t0) / 1e9));
+          "GpuGraphShapesBench: R-MAT graph of %d nodes, %d edges (%s) on the device in %.1f s (not timed)", nodes,
+          edges, source, (System.nanoTime() - t0) / 1e9));
       return g;
     }
 
@@ -241,9 +261,13 @@ public class GpuGraphShapesBench {
       long s = GraphBench.SEED;
       if (method(params).equals("gatForwardBackward")) {
         xh = Tensor.randn(new long[] {nodes, heads, width}, DType.F32, Device.CUDA, s + 11).requiresGrad(true);
-        aSrc = Tensor.randn(new long[] {heads, width}, DType.F32, Device.CUDA, s + 12).mul(0.3).detach()
+        aSrc = Tensor.randn(new long[] {heads, width}, DType.F32, Device.CUDA, s + 12)
+                   .mul(0.3)
+                   .detach()
                    .requiresGrad(true);
-        aDst = Tensor.randn(new long[] {heads, width}, DType.F32, Device.CUDA, s + 13).mul(0.3).detach()
+        aDst = Tensor.randn(new long[] {heads, width}, DType.F32, Device.CUDA, s + 13)
+                   .mul(0.3)
+                   .detach()
                    .requiresGrad(true);
         dOut = Tensor.randn(new long[] {nodes, heads, width}, DType.F32, Device.CUDA, s + 14);
         Checks.note(GraphBytes.noteExact(what(params, "edges=" + edges, "nodes=" + nodes, "shape=" + shape),
@@ -294,7 +318,11 @@ public class GpuGraphShapesBench {
 
   // ---- a second-order step through a two-layer GCN ----------------------------------------------
 
-  /** GraphBench.Gcn2Inputs on the device: the same layers, loss and second-order gradients. */
+  /**
+   * GraphBench.Gcn2Inputs on the device: out = GCN2(tanh(GCN1(x))) with substituted weights,
+   * loss = mean((out − y)²), g = ∂loss/∂(W1, b1, W2, b2) with createGraph, then the gradient of
+   * ‖g‖² in the same weights.
+   */
   @State(org.openjdk.jmh.annotations.Scope.Thread)
   public static class Gcn2Inputs {
     @Param({"1000000", "10000000"}) public long edges;
@@ -305,7 +333,7 @@ public class GpuGraphShapesBench {
 
     Scope scope;
     Graph g;
-    GCNConv c1, c2;
+    GCNConv conv;
     Tensor x, y, w1, b1, w2, b2;
 
     @Setup(Level.Trial)
@@ -313,8 +341,9 @@ public class GpuGraphShapesBench {
       Gpu.require("GpuGraphShapesBench");
       g = DeviceGraphs.rmat(nodes, edges);
       long s = GraphBench.SEED;
-      c1 = new GCNConv(features, features, true, true, DType.F32, Device.CUDA, s + 31);
-      c2 = new GCNConv(features, features, true, true, DType.F32, Device.CUDA, s + 32);
+      // one layer object for both layers: the weights are substituted (W1, b1 / W2, b2), so the layer
+      // only holds Â, built once here instead of twice (host work: O(E) on the CPU, then copied over)
+      conv = new GCNConv(features, features, true, true, DType.F32, Device.CUDA, s + 31);
       scope = Scope.open();
       x = Tensor.randn(new long[] {nodes, features}, DType.F32, Device.CUDA, s + 33);
       y = Tensor.randn(new long[] {nodes, features}, DType.F32, Device.CUDA, s + 34);
@@ -325,10 +354,8 @@ public class GpuGraphShapesBench {
                .requiresGrad(true);
       b1 = Tensor.uniform(new long[] {features}, -0.1, 0.1, DType.F32, Device.CUDA, s + 37).requiresGrad(true);
       b2 = Tensor.uniform(new long[] {features}, -0.1, 0.1, DType.F32, Device.CUDA, s + 38).requiresGrad(true);
-      // Â once per layer, outside the timed calls (host work: O(E) on the CPU, then copied over)
       long t0 = System.nanoTime();
-      Graph norm = c1.normalized(g, DType.F32);
-      c2.normalized(g, DType.F32);
+      Graph norm = conv.normalized(g, DType.F32);
       Gpu.sync();
       Checks.note(String.format("GpuGraphShapesBench.gcnSecondOrder edges=%d: Â (%d edges) built in %.1f s (not timed)",
           edges, norm.numEdges(), (System.nanoTime() - t0) / 1e9));
@@ -339,7 +366,7 @@ public class GpuGraphShapesBench {
     Tensor[] step() {
       Weights p1 = Weights.of(Map.of("weight", w1, "bias", b1));
       Weights p2 = Weights.of(Map.of("weight", w2, "bias", b2));
-      Tensor out = c2.forward(g, c1.forward(g, x, p1).tanh(), p2);
+      Tensor out = conv.forward(g, conv.forward(g, x, p1).tanh(), p2);
       Tensor loss = out.sub(y).square().mean();
       List<Tensor> params = List.of(w1, b1, w2, b2);
       List<Tensor> gr = Autograd.grad(loss, params, true);
@@ -350,8 +377,7 @@ public class GpuGraphShapesBench {
 
     @TearDown(Level.Trial)
     public void tearDown() {
-      if (c1 != null) c1.close();
-      if (c2 != null) c2.close();
+      if (conv != null) conv.close();
       if (scope != null) scope.close();
     }
   }

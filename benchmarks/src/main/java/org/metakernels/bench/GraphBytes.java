@@ -10,7 +10,10 @@ package org.metakernels.bench;
 final class GraphBytes {
   private GraphBytes() {}
 
-  /** One pass over a compressed structure of n rows and e entries: the pointers and indices, read twice (structure check, kernel). */
+  /**
+   * One pass over a compressed structure of n rows and e entries: the pointers and indices, read twice (structure
+   * check, kernel).
+   */
   static double structure(double n, double e) {
     return 2 * (8 * (n + 1) + 8 * e);
   }
@@ -26,8 +29,8 @@ final class GraphBytes {
     // backward: the CSC SpMM (its pointers twice, the weights gathered through the CSC permutation,
     // one gradient row per edge, dx written) and the SDDMM (pointers twice, a dOut row per node,
     // an x row per edge, dw written)
-    double bwd = structure(n, e) + 8 * e + 8 * e + 4 * e * f + 4 * n * f + structure(n, e) + 4 * n * f + 4 * e * f
-        + 4 * e;
+    double bwd =
+        structure(n, e) + 8 * e + 8 * e + 4 * e * f + 4 * n * f + structure(n, e) + 4 * n * f + 4 * e * f + 4 * e;
     return fwd + bwd;
   }
 
@@ -74,7 +77,8 @@ final class GraphBytes {
 
   /** The report line: "WHAT: moves at least X MB (Y bytes; every gathered row counted)". */
   static String note(String what, double bytes) {
-    return String.format("%s: moves at least %.1f MB (%.3g bytes; every gathered row counted)", what, bytes / 1e6, bytes);
+    return String.format(
+        "%s: moves at least %.1f MB (%.3g bytes; every gathered row counted)", what, bytes / 1e6, bytes);
   }
 
   /**
@@ -82,6 +86,7 @@ final class GraphBytes {
    * reads back from the notes file to compute the achieved rate of each JMH row.
    */
   static String noteExact(String what, double bytes) {
-    return String.format("%s: moves at least %.1f MB (%.0f bytes; every gathered row counted)", what, bytes / 1e6, bytes);
+    return String.format(
+        "%s: moves at least %.1f MB (%.0f bytes; every gathered row counted)", what, bytes / 1e6, bytes);
   }
 }

@@ -45,7 +45,9 @@ public final class GraphEdgeDump {
     }
   }
 
-  /** Â's weights in Â's input order (the edges, then one loop per node), as {@link Graph#gcnNormalized} computes them. */
+  /**
+   * Â's weights in Â's input order (the edges, then one loop per node), as {@link Graph#gcnNormalized} computes them.
+   */
   static float[] gcnWeights(long[] edgeIndex, long nodes) {
     try (Scope s = Scope.open()) {
       try (Graph g = Graph.fromEdges(Tensor.ofIndices(edgeIndex, 2, edgeIndex.length / 2), nodes);
@@ -57,6 +59,25 @@ public final class GraphEdgeDump {
         return w;
       }
     }
+  }
+
+  /** The edge-index file's name: "rmat-n{nodes}-e{edges}.npy". */
+  static String edgeFile(long nodes, long edges) {
+    return "rmat-n" + nodes + "-e" + edges + ".npy";
+  }
+
+  /**
+   * The I64 array of an .npy file written by {@link #writeNpy(Path, long[], long[])} with this shape (header checked).
+   */
+  static long[] readLongs(Path file, long[] shape) throws IOException {
+    long n = 1;
+    for (long d : shape) n *= d;
+    ByteBuffer b = readNpy(file, "<i8", shape);
+    if (b.remaining() != 8 * n)
+      throw new IllegalStateException("GraphEdgeDump: " + file + ": " + b.remaining() + " bytes, expected " + 8 * n);
+    long[] v = new long[(int) n];
+    b.asLongBuffer().get(v);
+    return v;
   }
 
   /** Σ (i + 1) · v_i mod 2^64, printed unsigned. */
@@ -78,8 +99,8 @@ public final class GraphEdgeDump {
     StringBuilder dims = new StringBuilder();
     for (int i = 0; i < shape.length; i++) dims.append(i > 0 ? ", " : "").append(shape[i]);
     if (shape.length == 1) dims.append(',');
-    StringBuilder h = new StringBuilder(
-        "{'descr': '" + descr + "', 'fortran_order': False, 'shape': (" + dims + "), }");
+    StringBuilder h =
+        new StringBuilder("{'descr': '" + descr + "', 'fortran_order': False, 'shape': (" + dims + "), }");
     while ((10 + h.length() + 1) % 64 != 0) h.append(' ');
     h.append('\n');
     byte[] text = h.toString().getBytes(StandardCharsets.US_ASCII);
@@ -90,8 +111,8 @@ public final class GraphEdgeDump {
   }
 
   static void writeNpy(Path file, long[] v, long[] shape) throws IOException {
-    try (FileChannel ch = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
-             StandardOpenOption.TRUNCATE_EXISTING)) {
+    try (FileChannel ch = FileChannel.open(
+             file, StandardOpenOption.CREATE, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
       ch.write(ByteBuffer.wrap(npyHeader("<i8", shape)));
       ByteBuffer b = ByteBuffer.allocateDirect(1 << 20).order(ByteOrder.LITTLE_ENDIAN);
       for (long x : v) {
@@ -103,8 +124,8 @@ public final class GraphEdgeDump {
   }
 
   static void writeNpy(Path file, float[] v) throws IOException {
-    try (FileChannel ch = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
-             StandardOpenOption.TRUNCATE_EXISTING)) {
+    try (FileChannel ch = FileChannel.open(
+             file, StandardOpenOption.CREATE, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
       ch.write(ByteBuffer.wrap(npyHeader("<f4", new long[] {v.length})));
       ByteBuffer b = ByteBuffer.allocateDirect(1 << 20).order(ByteOrder.LITTLE_ENDIAN);
       for (float x : v) {
@@ -135,15 +156,18 @@ public final class GraphEdgeDump {
   static void verify(Path file, long[] v, long[] shape) throws IOException {
     ByteBuffer b = readNpy(file, "<i8", shape);
     if (b.remaining() != 8L * v.length)
-      throw new IllegalStateException("GraphEdgeDump: " + file + ": " + b.remaining() + " bytes, expected " + 8L * v.length);
+      throw new IllegalStateException(
+          "GraphEdgeDump: " + file + ": " + b.remaining() + " bytes, expected " + 8L * v.length);
     for (int i = 0; i < v.length; i++)
-      if (b.getLong() != v[i]) throw new IllegalStateException("GraphEdgeDump: " + file + ": element " + i + " differs");
+      if (b.getLong() != v[i])
+        throw new IllegalStateException("GraphEdgeDump: " + file + ": element " + i + " differs");
   }
 
   static void verify(Path file, float[] v) throws IOException {
     ByteBuffer b = readNpy(file, "<f4", new long[] {v.length});
     if (b.remaining() != 4L * v.length)
-      throw new IllegalStateException("GraphEdgeDump: " + file + ": " + b.remaining() + " bytes, expected " + 4L * v.length);
+      throw new IllegalStateException(
+          "GraphEdgeDump: " + file + ": " + b.remaining() + " bytes, expected " + 4L * v.length);
     for (int i = 0; i < v.length; i++)
       if (Float.floatToRawIntBits(b.getFloat()) != Float.floatToRawIntBits(v[i]))
         throw new IllegalStateException("GraphEdgeDump: " + file + ": element " + i + " differs");
@@ -170,22 +194,35 @@ public final class GraphEdgeDump {
       long edges = Long.parseLong(part.trim());
       long t0 = System.nanoTime();
       long[] ei = rmat(nodes, edges);
-      String name = "rmat-n" + nodes + "-e" + edges;
-      Path file = dir.resolve(name + ".npy");
+      Path file = dir.resolve(edgeFile(nodes, edges));
       writeNpy(file, ei, new long[] {2, edges});
       verify(file, ei, new long[] {2, edges});
       StringBuilder entry = new StringBuilder();
-      entry.append("    {\"nodes\": ").append(nodes).append(", \"edges\": ").append(edges).append(", \"seed\": ")
-          .append(GraphBench.SEED).append(",\n     \"edge_index\": \"").append(file.getFileName())
-          .append("\", \"edge_index_shape\": [2, ").append(edges).append("], \"edge_index_checksum\": \"")
-          .append(checksum(ei)).append('"');
+      entry.append("    {\"nodes\": ")
+          .append(nodes)
+          .append(", \"edges\": ")
+          .append(edges)
+          .append(", \"seed\": ")
+          .append(GraphBench.SEED)
+          .append(",\n     \"edge_index\": \"")
+          .append(file.getFileName())
+          .append("\", \"edge_index_shape\": [2, ")
+          .append(edges)
+          .append("], \"edge_index_checksum\": \"")
+          .append(checksum(ei))
+          .append('"');
       if (gcn) {
         float[] w = gcnWeights(ei, nodes);
         Path wf = dir.resolve("gcn-n" + nodes + "-e" + edges + "-weight.npy");
         writeNpy(wf, w);
         verify(wf, w);
-        entry.append(",\n     \"gcn_weight\": \"").append(wf.getFileName()).append("\", \"gcn_weight_shape\": [")
-            .append(w.length).append("], \"gcn_weight_checksum\": \"").append(checksum(w)).append('"');
+        entry.append(",\n     \"gcn_weight\": \"")
+            .append(wf.getFileName())
+            .append("\", \"gcn_weight_shape\": [")
+            .append(w.length)
+            .append("], \"gcn_weight_checksum\": \"")
+            .append(checksum(w))
+            .append('"');
       }
       entries.add(entry.append('}').toString());
       System.out.printf("GraphEdgeDump: %s (%d nodes, %d edges%s) in %.1f s%n", file, nodes, edges,
