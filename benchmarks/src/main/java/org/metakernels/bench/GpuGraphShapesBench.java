@@ -66,6 +66,26 @@ import org.openjdk.jmh.infra.Blackhole;
 @BenchmarkMode(Mode.AverageTime)
 @OutputTimeUnit(TimeUnit.MILLISECONDS)
 public class GpuGraphShapesBench {
+  /**
+   * CUDA; {@code -Dbench.graphDevice=CPU} runs the same code on the CPU, a check of the benchmark
+   * itself on a machine without a GPU (its times are no GPU figure: the notes say so).
+   */
+  static final Device DEVICE = Device.valueOf(System.getProperty("bench.graphDevice", "CUDA"));
+
+  /** Throws at once without a CUDA device (unless the CPU was asked for). */
+  static void require() {
+    if (DEVICE == Device.CUDA)
+      Gpu.require("GpuGraphShapesBench");
+    else
+      Checks.note(
+          "GpuGraphShapesBench on the " + DEVICE + " (-Dbench.graphDevice): a check of the benchmark, not a GPU run");
+  }
+
+  /** Waits for the device's queued kernels (nothing to wait for on the CPU). */
+  static void sync() {
+    if (DEVICE == Device.CUDA) Gpu.sync();
+  }
+
   /** The R-MAT graphs on the device, one per (nodes, edges), owned here until the JVM exits. */
   static final class DeviceGraphs {
     private static final Map<String, Graph> CUDA = new HashMap<>();
@@ -93,17 +113,25 @@ public class GpuGraphShapesBench {
       } else {
         ei = GraphEdgeDump.rmat(nodes, edges);
       }
-      try (Scope tmp = Scope.open(); Graph cpu = Graph.fromEdges(Tensor.ofIndices(ei, 2, edges), nodes)) {
-        g = cpu.to(Device.CUDA);
+      Graph host;
+      try (Scope tmp = Scope.open()) {
+        host = Graph.fromEdges(Tensor.ofIndices(ei, 2, edges), nodes);
+      }
+      if (DEVICE == Device.CPU) {
+        g = host;
+      } else {
+        try (host) {
+          g = host.to(DEVICE);
+        }
       }
       CUDA.put(key, g);
       if (!hook) {
         Runtime.getRuntime().addShutdownHook(new Thread(DeviceGraphs::closeAll, "GpuGraphShapesBench graphs"));
         hook = true;
       }
-      Checks.note(String.format(
-          "GpuGraphShapesBench: R-MAT graph of %d nodes, %d edges (%s) on the device in %.1f s (not timed)", nodes,
-          edges, source, (System.nanoTime() - t0) / 1e9));
+      Checks.note(
+          String.format("GpuGraphShapesBench: R-MAT graph of %d nodes, %d edges (%s) on the %s in %.1f s (not timed)",
+              nodes, edges, source, DEVICE, (System.nanoTime() - t0) / 1e9));
       return g;
     }
 
@@ -143,16 +171,16 @@ public class GpuGraphShapesBench {
 
     @Setup(Level.Trial)
     public void setup(BenchmarkParams params) {
-      Gpu.require("GpuGraphShapesBench");
+      require();
       g = DeviceGraphs.rmat(nodes, edges);
       red = Reduce.valueOf(reduce.toUpperCase());
       scope = Scope.open();
-      x = Tensor.randn(new long[] {nodes, features}, DType.F32, Device.CUDA, GraphBench.SEED + 1);
-      w = Tensor.uniform(new long[] {edges}, 0.5, 1.5, DType.F32, Device.CUDA, GraphBench.SEED + 2);
-      dOut = Tensor.randn(new long[] {nodes, features}, DType.F32, Device.CUDA, GraphBench.SEED + 3);
+      x = Tensor.randn(new long[] {nodes, features}, DType.F32, DEVICE, GraphBench.SEED + 1);
+      w = Tensor.uniform(new long[] {edges}, 0.5, 1.5, DType.F32, DEVICE, GraphBench.SEED + 2);
+      dOut = Tensor.randn(new long[] {nodes, features}, DType.F32, DEVICE, GraphBench.SEED + 3);
       xl = x.detach().requiresGrad(true);
       wl = w.detach().requiresGrad(true);
-      Gpu.sync();
+      sync();
       Checks.note(GraphBytes.noteExact(
           what(params, "edges=" + edges, "features=" + features, "nodes=" + nodes, "reduce=" + reduce),
           GraphBytes.spmm(nodes, edges, features, method(params).equals("spmmForwardBackward"))));
@@ -168,7 +196,7 @@ public class GpuGraphShapesBench {
   public void spmmForward(SpmmInputs in, Blackhole bh) {
     try (Scope scope = Scope.open()) {
       bh.consume(MessagePassing.aggregate(in.g, in.x, in.w, in.red));
-      Gpu.sync();
+      sync();
     }
   }
 
@@ -177,7 +205,7 @@ public class GpuGraphShapesBench {
     try (Scope scope = Scope.open()) {
       Tensor out = MessagePassing.aggregate(in.g, in.xl, in.wl, in.red);
       bh.consume(Autograd.grad(List.of(out), List.of(in.xl, in.wl), List.of(in.dOut), false));
-      Gpu.sync();
+      sync();
     }
   }
 
@@ -197,15 +225,15 @@ public class GpuGraphShapesBench {
 
     @Setup(Level.Trial)
     public void setup(BenchmarkParams params) {
-      Gpu.require("GpuGraphShapesBench");
+      require();
       g = DeviceGraphs.rmat(nodes, edges);
       scope = Scope.open();
-      a = Tensor.randn(new long[] {nodes, features}, DType.F32, Device.CUDA, GraphBench.SEED + 21);
-      b = Tensor.randn(new long[] {nodes, features}, DType.F32, Device.CUDA, GraphBench.SEED + 22);
-      dE = Tensor.randn(new long[] {edges}, DType.F32, Device.CUDA, GraphBench.SEED + 23);
+      a = Tensor.randn(new long[] {nodes, features}, DType.F32, DEVICE, GraphBench.SEED + 21);
+      b = Tensor.randn(new long[] {nodes, features}, DType.F32, DEVICE, GraphBench.SEED + 22);
+      dE = Tensor.randn(new long[] {edges}, DType.F32, DEVICE, GraphBench.SEED + 23);
       al = a.detach().requiresGrad(true);
       bl = b.detach().requiresGrad(true);
-      Gpu.sync();
+      sync();
       Checks.note(GraphBytes.noteExact(what(params, "edges=" + edges, "features=" + features, "nodes=" + nodes),
           GraphBytes.sddmm(nodes, edges, features, method(params).equals("sddmmForwardBackward"))));
     }
@@ -220,7 +248,7 @@ public class GpuGraphShapesBench {
   public void sddmmForward(SddmmInputs in, Blackhole bh) {
     try (Scope scope = Scope.open()) {
       bh.consume(MessagePassing.sddmm(in.g, in.a, in.b));
-      Gpu.sync();
+      sync();
     }
   }
 
@@ -229,7 +257,7 @@ public class GpuGraphShapesBench {
     try (Scope scope = Scope.open()) {
       Tensor e = MessagePassing.sddmm(in.g, in.al, in.bl);
       bh.consume(Autograd.grad(List.of(e), List.of(in.al, in.bl), List.of(in.dE), false));
-      Gpu.sync();
+      sync();
     }
   }
 
@@ -253,30 +281,24 @@ public class GpuGraphShapesBench {
 
     @Setup(Level.Trial)
     public void setup(BenchmarkParams params) {
-      Gpu.require("GpuGraphShapesBench");
+      require();
       heads = Integer.parseInt(shape.substring(0, shape.indexOf('x')));
       width = Integer.parseInt(shape.substring(shape.indexOf('x') + 1));
       g = DeviceGraphs.rmat(nodes, edges);
       scope = Scope.open();
       long s = GraphBench.SEED;
       if (method(params).equals("gatForwardBackward")) {
-        xh = Tensor.randn(new long[] {nodes, heads, width}, DType.F32, Device.CUDA, s + 11).requiresGrad(true);
-        aSrc = Tensor.randn(new long[] {heads, width}, DType.F32, Device.CUDA, s + 12)
-                   .mul(0.3)
-                   .detach()
-                   .requiresGrad(true);
-        aDst = Tensor.randn(new long[] {heads, width}, DType.F32, Device.CUDA, s + 13)
-                   .mul(0.3)
-                   .detach()
-                   .requiresGrad(true);
-        dOut = Tensor.randn(new long[] {nodes, heads, width}, DType.F32, Device.CUDA, s + 14);
+        xh = Tensor.randn(new long[] {nodes, heads, width}, DType.F32, DEVICE, s + 11).requiresGrad(true);
+        aSrc = Tensor.randn(new long[] {heads, width}, DType.F32, DEVICE, s + 12).mul(0.3).detach().requiresGrad(true);
+        aDst = Tensor.randn(new long[] {heads, width}, DType.F32, DEVICE, s + 13).mul(0.3).detach().requiresGrad(true);
+        dOut = Tensor.randn(new long[] {nodes, heads, width}, DType.F32, DEVICE, s + 14);
         Checks.note(GraphBytes.noteExact(what(params, "edges=" + edges, "nodes=" + nodes, "shape=" + shape),
             GraphBytes.gat(nodes, edges, heads, width)));
       } else {
         // PyG's GATConv(H·F, F, heads=H, concat=True, negative_slope=0.2, add_self_loops=False, bias=True)
-        conv = new GATConv(heads * width, width, heads, true, 0.2, false, true, DType.F32, Device.CUDA, s + 15);
-        x = Tensor.randn(new long[] {nodes, heads * width}, DType.F32, Device.CUDA, s + 16).requiresGrad(true);
-        dY = Tensor.randn(new long[] {nodes, heads * width}, DType.F32, Device.CUDA, s + 17);
+        conv = new GATConv(heads * width, width, heads, true, 0.2, false, true, DType.F32, DEVICE, s + 15);
+        x = Tensor.randn(new long[] {nodes, heads * width}, DType.F32, DEVICE, s + 16).requiresGrad(true);
+        dY = Tensor.randn(new long[] {nodes, heads * width}, DType.F32, DEVICE, s + 17);
         wrt = new ArrayList<>();
         wrt.add(x);
         wrt.addAll(conv.parameters());
@@ -286,7 +308,7 @@ public class GpuGraphShapesBench {
         Checks.note(GraphBytes.noteExact(what(params, "edges=" + edges, "nodes=" + nodes, "shape=" + shape),
             GraphBytes.gat(nodes, edges, heads, width) + lin));
       }
-      Gpu.sync();
+      sync();
     }
 
     @TearDown(Level.Trial)
@@ -303,7 +325,7 @@ public class GpuGraphShapesBench {
       Tensor sDst = in.xh.mul(in.aDst.reshape(1, in.heads, in.width)).sum(2, false);
       Tensor out = MessagePassing.gatAggregate(in.g, in.xh, sSrc, sDst, 0.2);
       bh.consume(Autograd.grad(List.of(out), List.of(in.xh, in.aSrc, in.aDst), List.of(in.dOut), false));
-      Gpu.sync();
+      sync();
     }
   }
 
@@ -312,7 +334,7 @@ public class GpuGraphShapesBench {
     try (Scope scope = Scope.open()) {
       Tensor y = in.conv.forward(in.g, in.x);
       bh.consume(Autograd.grad(List.of(y), in.wrt, List.of(in.dY), false));
-      Gpu.sync();
+      sync();
     }
   }
 
@@ -338,25 +360,23 @@ public class GpuGraphShapesBench {
 
     @Setup(Level.Trial)
     public void setup(BenchmarkParams params) {
-      Gpu.require("GpuGraphShapesBench");
+      require();
       g = DeviceGraphs.rmat(nodes, edges);
       long s = GraphBench.SEED;
       // one layer object for both layers: the weights are substituted (W1, b1 / W2, b2), so the layer
       // only holds Â, built once here instead of twice (host work: O(E) on the CPU, then copied over)
-      conv = new GCNConv(features, features, true, true, DType.F32, Device.CUDA, s + 31);
+      conv = new GCNConv(features, features, true, true, DType.F32, DEVICE, s + 31);
       scope = Scope.open();
-      x = Tensor.randn(new long[] {nodes, features}, DType.F32, Device.CUDA, s + 33);
-      y = Tensor.randn(new long[] {nodes, features}, DType.F32, Device.CUDA, s + 34);
+      x = Tensor.randn(new long[] {nodes, features}, DType.F32, DEVICE, s + 33);
+      y = Tensor.randn(new long[] {nodes, features}, DType.F32, DEVICE, s + 34);
       double bound = Math.sqrt(6.0 / (2 * features));
-      w1 = Tensor.uniform(new long[] {features, features}, -bound, bound, DType.F32, Device.CUDA, s + 35)
-               .requiresGrad(true);
-      w2 = Tensor.uniform(new long[] {features, features}, -bound, bound, DType.F32, Device.CUDA, s + 36)
-               .requiresGrad(true);
-      b1 = Tensor.uniform(new long[] {features}, -0.1, 0.1, DType.F32, Device.CUDA, s + 37).requiresGrad(true);
-      b2 = Tensor.uniform(new long[] {features}, -0.1, 0.1, DType.F32, Device.CUDA, s + 38).requiresGrad(true);
+      w1 = Tensor.uniform(new long[] {features, features}, -bound, bound, DType.F32, DEVICE, s + 35).requiresGrad(true);
+      w2 = Tensor.uniform(new long[] {features, features}, -bound, bound, DType.F32, DEVICE, s + 36).requiresGrad(true);
+      b1 = Tensor.uniform(new long[] {features}, -0.1, 0.1, DType.F32, DEVICE, s + 37).requiresGrad(true);
+      b2 = Tensor.uniform(new long[] {features}, -0.1, 0.1, DType.F32, DEVICE, s + 38).requiresGrad(true);
       long t0 = System.nanoTime();
       Graph norm = conv.normalized(g, DType.F32);
-      Gpu.sync();
+      sync();
       Checks.note(String.format("GpuGraphShapesBench.gcnSecondOrder edges=%d: Â (%d edges) built in %.1f s (not timed)",
           edges, norm.numEdges(), (System.nanoTime() - t0) / 1e9));
       Checks.note(GraphBytes.noteExact(what(params, "edges=" + edges, "features=" + features, "nodes=" + nodes),
@@ -386,7 +406,7 @@ public class GpuGraphShapesBench {
   public void gcnSecondOrder(Gcn2Inputs in, Blackhole bh) {
     try (Scope scope = Scope.open()) {
       bh.consume(in.step());
-      Gpu.sync();
+      sync();
     }
   }
 
@@ -399,10 +419,10 @@ public class GpuGraphShapesBench {
 
     @Setup(Level.Trial)
     public void setup() {
-      Gpu.require("GpuGraphShapesBench");
+      require();
       scope = Scope.open();
-      x = Tensor.randn(new long[] {4, 16, 4096, 128}, DType.F32, Device.CUDA, 31L);
-      Gpu.sync();
+      x = Tensor.randn(new long[] {4, 16, 4096, 128}, DType.F32, DEVICE, 31L);
+      sync();
       Checks.note(GraphBytes.noteExact("GpuGraphShapesBench.copy shape=4x16x4096x128", 2.0 * 4 * x.numel()));
     }
 
@@ -416,7 +436,7 @@ public class GpuGraphShapesBench {
   public void copy(CopyInputs in, Blackhole bh) {
     try (Scope scope = Scope.open()) {
       bh.consume(in.x.copyContiguous());
-      Gpu.sync();
+      sync();
     }
   }
 }
