@@ -96,11 +96,12 @@ def load_npy(folder, entry, key):
 
 def csr_of(src, dst, n):
     """Graph order (stable by destination, then source), the CSR row pointer and the CSC (by source)."""
-    order = np.lexsort((src, dst))
+    # a stable sort by the key dst·n + src (below 2^62 for n < 2^31): np.lexsort's order, in half the time
+    order = np.argsort(dst * n + src, kind="stable")
     s, d = src[order], dst[order]
     crow = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(d, minlength=n), out=crow[1:])
-    to_csc = np.lexsort((d, s))  # CSC position p -> graph position
+    to_csc = np.argsort(s * n + d, kind="stable")  # CSC position p -> graph position
     ccol = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(s, minlength=n), out=ccol[1:])
     return order, s, d, crow, to_csc, ccol
