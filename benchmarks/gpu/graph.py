@@ -11,7 +11,6 @@ fast as PyG's GATConv (forward+backward). Markdown on stdout.
     graph.py --jmh out/jmh-gpu.json --notes out/graph-notes.txt --graph-peers out/graph_peers.json
 """
 import argparse
-import json
 import os
 import re
 import sys
