@@ -88,14 +88,14 @@ public class GpuGraphShapesBench {
 
   /** The R-MAT graphs on the device, one per (nodes, edges), owned here until the JVM exits. */
   static final class DeviceGraphs {
-    private static final Map<String, Graph> CUDA = new HashMap<>();
+    private static final Map<String, Graph> BUILT = new HashMap<>();
     private static boolean hook;
 
     private DeviceGraphs() {}
 
     static synchronized Graph rmat(long nodes, long edges) {
       String key = nodes + "/" + edges;
-      Graph g = CUDA.get(key);
+      Graph g = BUILT.get(key);
       if (g != null) return g;
       long t0 = System.nanoTime();
       // the edges GraphEdgeDump wrote for the peers in this run (-Dbench.graphs=DIR), else the generator
@@ -124,7 +124,7 @@ public class GpuGraphShapesBench {
           g = host.to(DEVICE);
         }
       }
-      CUDA.put(key, g);
+      BUILT.put(key, g);
       if (!hook) {
         Runtime.getRuntime().addShutdownHook(new Thread(DeviceGraphs::closeAll, "GpuGraphShapesBench graphs"));
         hook = true;
@@ -136,8 +136,8 @@ public class GpuGraphShapesBench {
     }
 
     private static synchronized void closeAll() {
-      for (Graph g : CUDA.values()) g.close();
-      CUDA.clear();
+      for (Graph g : BUILT.values()) g.close();
+      BUILT.clear();
     }
   }
 
