@@ -17,10 +17,26 @@
 # skips steps 1b and 2 (harnesses, tests); HARNESSES=0 skips step 1b alone. One device call may run
 # 600 s, and the worst cases of the steps add up to more than that, so split the check:
 #   TESTS_ONLY=1 HARNESSES=0   the gpu-tagged tests (~5 min at most)
-#   TESTS_ONLY=1 TESTS=0       the two harnesses (builds ~2-4 min side by side, runs <= 3 and <= 4 min)
+#   TESTS_ONLY=1 TESTS=0       the two harnesses (runs <= 3 and <= 4 min; prebuilt by pack.sh into
+#                              .device/harnesses.tar.xz, else built here first: ~2-4 min of nvcc)
 #   SKIP_TESTS=1               the JMH classes and the PyTorch peers (~9.5 min at most; JMH_CLASSES
 #                              ="Name:seconds ..." runs a subset, PEERS=0 skips the peers;
 #                              GPU_ATTN_DTYPES=F32,TF32 adds GpuAttentionBench's TF32 sets)
+# GPU_GRAPH=1 runs the graph step alone (issue 15; one device call, expected ~4-5 min, bounded by its
+# timeouts at ~9 min: give the call timeout_s 600), after the device and backend lines:
+#   a. GraphEdgeDump writes the R-MAT edge lists (100k nodes, 1M and 10M edges, and the GCN graph's
+#      weights) to /tmp/mk-graphs as .npy (~220 MB; ~15-25 s, limit 90 s);
+#   b. GpuGraphShapesBench (the CPU GraphBench shapes on CUDA, reading those edges) in three JVMs,
+#      -f 0, one 0.5 s warm-up and two 0.5 s iterations per set: copy + SpMM sum/mean forward and
+#      forward+backward (25 sets, limit 120 s), GAT attention part and GATConv layer (8 sets, 70 s),
+#      SDDMM forward and forward+backward and the GCN second-order step (16 sets, 110 s); each set-up
+#      notes the bytes its op moves (graph-notes.txt);
+#   c. graph_peers.py: PyTorch (index_add / CSR, index_select / sampled_addmm, composed GAT, GCN with
+#      create_graph) and PyG's GATConv on the same edges, and the copy rate (limit 150 s);
+#   d. ratios.md (each JMH row beside its peers) and graph.md (SpMM / SDDMM GB/s and % of the copy
+#      rate; SpMM >= 70 %, GATConv >= PyG).
+#   GRAPH_EDGES=1000000 keeps the 1M-edge graph alone (about half the time); GRAPH_JMH="copy|spmm:120 ..."
+#   picks the JMH groups (regex on the method names : seconds); GRAPH_PEERS=0 skips step c.
 set -uo pipefail
 # At most 8 files come back from the device's $OUT (../shared/device/README.md): everything is
 # written to a work folder, then packed into $OUT/reports.tgz with a few summaries beside it.
@@ -32,7 +48,7 @@ finish() {
   [ -n "$final" ] || return 0
   mkdir -p "$final"
   tar czf "$final/reports.tgz" -C "$out" . 2>/dev/null
-  for f in ratios.md tflops.md dense.md attention_harness.md linear_attention_harness.md; do
+  for f in ratios.md tflops.md dense.md graph.md attention_harness.md linear_attention_harness.md; do
     [ -f "$out/$f" ] && cp "$out/$f" "$final/"
   done
   [ -f "$out/junit.txt" ] && tail -60 "$out/junit.txt" > "$final/junit-tail.txt"
@@ -68,12 +84,78 @@ PY
 log "backend"
 java -cp "$CP" org.metakernels.cli.Main info 2>&1 | tee "$out/info.txt"
 
+# the JMH JSON files of this run (one per class or group: a run cut by its timeout loses its own)
+# merged into jmh-gpu.json
+merge_jmh() {
+  python3 - "$out" <<'PY'
+import glob, json, os, sys
+rows = []
+for f in sorted(glob.glob(os.path.join(sys.argv[1], "jmh-Gpu*.json"))):
+    try:
+        rows += json.load(open(f))
+    except Exception as e:  # a run cut by its timeout leaves no (or a partial) file
+        print(f"skipped {f}: {e}")
+json.dump(rows, open(os.path.join(sys.argv[1], "jmh-gpu.json"), "w"), indent=1)
+print(f"jmh-gpu.json: {len(rows)} results")
+PY
+}
+
+if [ "${GPU_GRAPH:-0}" = 1 ]; then
+  gdir=/tmp/mk-graphs edges=${GRAPH_EDGES:-1000000,10000000}
+  log "graph: R-MAT edge lists for the peers (GraphEdgeDump: 100000 nodes, $edges edges)"
+  rm -rf "$gdir"
+  timeout 90 java -cp "$CP" org.metakernels.bench.GraphEdgeDump "$gdir" 100000 "$edges" 2>&1 | tee "$out/graph-dump.txt"
+  cp "$gdir/manifest.json" "$out/graph-manifest.json" 2>/dev/null
+
+  log "graph: GpuGraphShapesBench (JMH)"
+  for grp in ${GRAPH_JMH:-copy|spmm:120 gat:70 sddmm|gcn:110}; do
+    name=${grp%:*} tag=${grp%:*}
+    tag=${tag//|/-}
+    params=(-p "edges=$edges")
+    [ "$name" = copy ] && params=()
+    timeout "${grp##*:}" java -Dbench.notes="$out/graph-notes.txt" -Dbench.graphs="$gdir" -cp "$CP" org.openjdk.jmh.Main \
+      "GpuGraphShapesBench\.($name)" -f 0 -wi 1 -i 2 -w 500ms -r 500ms ${params[@]+"${params[@]}"} -rf json \
+      -rff "$out/jmh-GpuGraphShapesBench-$tag.json" > "$out/jmh-GpuGraphShapesBench-$tag.txt" 2>&1
+    echo "JMH $name: exit $? (log: jmh-GpuGraphShapesBench-$tag.txt)"
+    grep -E 'Exception|MISMATCH' "$out/jmh-GpuGraphShapesBench-$tag.txt" | sort | uniq -c | head -5
+    sed -n '/^Benchmark .*Mode/,$p' "$out/jmh-GpuGraphShapesBench-$tag.txt" | head -40
+  done
+  merge_jmh
+
+  log "graph: PyTorch / PyG peers on the same edges"
+  if [ "${GRAPH_PEERS:-1}" = 0 ]; then
+    echo "GRAPH_PEERS=0: skipped" | tee "$out/graph_peers.txt"
+  else
+    PYTHONUNBUFFERED=1 timeout 150 python3 benchmarks/gpu/graph_peers.py --graphs "$gdir" --out "$out/graph_peers.json" \
+      2>&1 | tee "$out/graph_peers.txt"
+  fi
+
+  log "graph: every GpuGraphShapesBench row beside its peers"
+  python3 benchmarks/gpu/ratios.py --jmh "$out/jmh-gpu.json" --peers "$out/peers.json" \
+    --graph-peers "$out/graph_peers.json" 2>&1 | tee "$out/ratios.md"
+  log "graph: SpMM / SDDMM GB/s and % of the copy rate"
+  python3 benchmarks/gpu/graph.py --jmh "$out/jmh-gpu.json" --notes "$out/graph-notes.txt" \
+    --graph-peers "$out/graph_peers.json" 2>&1 | tee "$out/graph.md"
+  cp hs_err_pid*.log "$out/" 2>/dev/null || true
+  log "done (GPU_GRAPH)"
+  exit 0
+fi
+
 log "standalone harnesses (nvcc on this machine)"
 # kernels/cuda/linear_attention.cu alone: every form (F32 sequential / chunked SIMT, BF16 / F16 on
 # tensor cores and chunked SIMT, forward+backward), time, error against F32, FLOP and byte figures;
 # % of peak against the H100/H200 F32 FMA (67) and dense BF16 (989, wgmma: mma.sync gets less) TFLOP/s
 if [ "${SKIP_TESTS:-0}" = 1 ] || [ "${HARNESSES:-1}" = 0 ]; then
   echo "SKIP_TESTS or HARNESSES=0: harnesses skipped"
+elif [ -f .device/harnesses.tar.xz ]; then
+  # prebuilt by pack.sh on the developer machine (sm_90a / sm_90, nvcc 13): no nvcc minutes here
+  rm -f /tmp/mk-attn-harness /tmp/mk-la-harness
+  tar -C /tmp -xJf .device/harnesses.tar.xz && cat /tmp/BUILT-FROM.txt
+  peaks=()
+  nvidia-smi -L 2>/dev/null | grep -Eq 'H100|H200' && peaks=(--peak-tflops 67 989)
+  [ -x /tmp/mk-la-harness ] && timeout 180 /tmp/mk-la-harness ${peaks[@]+"${peaks[@]}"} 2>&1 | tee "$out/linear_attention_harness.md"
+  [ -x /tmp/mk-attn-harness ] && timeout "${ATTN_HARNESS_TIMEOUT:-240}" /tmp/mk-attn-harness ${ATTN_HARNESS_REPS:-} 2>&1 |
+    tee "$out/attention_harness.md"
 elif command -v nvcc >/dev/null; then
   # the attention kernels alone (built meanwhile for sm_90a; ~2-4 min of nvcc): 16-bit forward v1 /
   # v2 / v2k32 / sm90, backward v1 / v2, the 16-bit and TF32 double backward, the F32 SIMT v1 / v2,
@@ -150,17 +232,7 @@ if java -cp "$CP" org.openjdk.jmh.Main -l 2>/dev/null | grep -q 'Gpu'; then
     timeout "${cls##*:}" java -cp "$CP" org.openjdk.jmh.Main "$name" -f "$forks" -wi 1 -i 2 -w "$it" -r "$it" \
       ${params[@]+"${params[@]}"} -rf json -rff "$out/jmh-$name.json" 2>&1 | tail -20 | tee "$out/jmh-$name.txt"
   done
-  python3 - "$out" <<'PY'
-import glob, json, os, sys
-rows = []
-for f in sorted(glob.glob(os.path.join(sys.argv[1], "jmh-Gpu*.json"))):
-    try:
-        rows += json.load(open(f))
-    except Exception as e:  # a run cut by its timeout leaves no (or a partial) file
-        print(f"skipped {f}: {e}")
-json.dump(rows, open(os.path.join(sys.argv[1], "jmh-gpu.json"), "w"), indent=1)
-print(f"jmh-gpu.json: {len(rows)} results")
-PY
+  merge_jmh
 else
   echo "no GPU JMH benchmarks on the classpath" | tee "$out/jmh-gpu.txt"
 fi

@@ -10,6 +10,13 @@ dtype ("sdpa"), GpuAttentionBench.doubleBackward with the math path under create
 chunked cumulative-sum form when causal, q (kᵀ v) when not ("linear_attention.chunked_cumsum",
 "linear_attention.state"), F32, BF16, and TF32 (F32 data with TF32 allowed on both sides). A JMH row without a peer (or the reverse) is printed
 with a dash.
+
+With --graph-peers (graph_peers.py's JSON, the GPU_GRAPH=1 step of check.sh), a second table pairs
+each GpuGraphShapesBench row with its PyTorch / PyG peers on the same graph (nodes, edges), width,
+reduction or heads x width, and pass: SpMM with the index_add and CSR forms, SDDMM with index_select
+and sampled_addmm (the ratio against the faster of the two; both recorded), the GAT attention part
+with the composed form, the GATConv layer with PyG's GATConv, the GCN second-order step with the
+index_add and CSR forms.
 """
 import argparse
 import json
@@ -55,15 +62,108 @@ def peer_for(peers, family, dtype, shape, causal, method):
     return name, None
 
 
+GRAPH_CLASS = "GpuGraphShapesBench"
+# JMH method -> (what, the peers' key of that pass, the peers of the row)
+GRAPH_PAIRS = {
+    "spmmForward": ("SpMM", "forward_ms", ("graph.spmm.index_add", "graph.spmm.csr")),
+    "spmmForwardBackward": ("SpMM", "forward_backward_ms", ("graph.spmm.index_add", "graph.spmm.csr")),
+    "sddmmForward": ("SDDMM", "forward_ms", ("graph.sddmm.index_select", "graph.sddmm.sampled_addmm")),
+    "sddmmForwardBackward": ("SDDMM", "forward_backward_ms", ("graph.sddmm.index_select", "graph.sddmm.sampled_addmm")),
+    "gatForwardBackward": ("GAT attention", "forward_backward_ms", ("graph.gat.composed",)),
+    "gatConvForwardBackward": ("GATConv layer", "forward_backward_ms", ("graph.gat.pyg_gatconv",)),
+    "gcnSecondOrder": ("GCN 2nd order", "second_order_ms", ("graph.gcn2.index_add", "graph.gcn2.csr")),
+}
+PASS_NAME = {"forward_ms": "forward", "forward_backward_ms": "forward+backward", "second_order_ms": "second order"}
+
+
+def to_ms(r):
+    ms = r["primaryMetric"]["score"]
+    unit = r["primaryMetric"].get("scoreUnit", "ms/op")
+    return ms / 1000.0 if unit.startswith("us") else ms * 1000.0 if unit.startswith("s/") else ms
+
+
+def graph_jmh_rows(path):
+    """GpuGraphShapesBench rows: (method, params as strings, ms)."""
+    out = []
+    for r in json.load(open(path)) if os.path.exists(path) else []:
+        cls, method = r["benchmark"].split(".")[-2:]
+        if cls == GRAPH_CLASS:
+            out.append((method, dict(r.get("params", {})), to_ms(r)))
+    return out
+
+
+def graph_peer_rows(path):
+    try:
+        return json.load(open(path)).get("results", [])
+    except Exception:
+        return []
+
+
+def graph_peers_of(peers, method, params):
+    """[(peer name, ms or None, why none)] for a GpuGraphShapesBench row, in GRAPH_PAIRS order."""
+    _, key, names = GRAPH_PAIRS[method]
+    found = []
+    for name in names:
+        hit = None
+        for r in peers:
+            if r.get("peer") != name:
+                continue
+            if any(str(r.get(k)) != params[k] for k in ("nodes", "edges", "features", "reduce", "shape") if k in params):
+                continue
+            hit = r
+        if hit is None:
+            found.append((name, None, "not run"))
+        elif key in hit:
+            found.append((name, hit[key], ""))
+        else:
+            found.append((name, None, hit.get("error") or hit.get("skipped") or "no " + key))
+    return found
+
+
+def graph_table(jmh_path, peers_path):
+    rows = [r for r in graph_jmh_rows(jmh_path) if r[0] in GRAPH_PAIRS]
+    if not rows:
+        print("ratios: no GpuGraphShapesBench rows found")
+        return
+    peers = graph_peer_rows(peers_path)
+    print()
+    print("Graph message passing (GpuGraphShapesBench, F32) beside PyTorch / PyG on the same edges; ratio = "
+          "the faster peer's ms / ours (above 1 we are faster):")
+    print()
+    print("| op | nodes | edges | width | pass | metakernels ms | faster peer | peer ms | ratio | other peers |")
+    print("|---|---:|---:|---|---|---:|---|---:|---:|---|")
+
+    def order(r):
+        method, p, _ = r
+        return (list(GRAPH_PAIRS).index(method), int(p.get("edges", 0)), p.get("shape", ""),
+                int(p.get("features", 0)), p.get("reduce", ""))
+
+    for method, p, ms in sorted(rows, key=order):
+        what, key, _ = GRAPH_PAIRS[method]
+        width = p.get("shape") or (p.get("features", "") + (" " + p["reduce"] if "reduce" in p else ""))
+        found = graph_peers_of(peers, method, p)
+        timed = [(n, v) for n, v, _ in found if v]
+        best = min(timed, key=lambda nv: nv[1]) if timed else None
+        others = "; ".join(f"{n.split('.')[-1]} {v:.3f}" if v else f"{n.split('.')[-1]}: {why}"
+                           for n, v, why in found if not best or n != best[0])
+        ratio = f"{best[1] / ms:.2f}" if best and ms > 0 else "-"
+        print(f"| {what} | {p.get('nodes', '')} | {p.get('edges', '')} | {width} | {PASS_NAME[key]} | {ms:.3f} | "
+              f"{best[0].split('.')[-1] if best else '-'} | {f'{best[1]:.3f}' if best else '-'} | {ratio} | {others or '-'} |")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--jmh", required=True)
     ap.add_argument("--peers", required=True)
+    ap.add_argument("--graph-peers", help="graph_peers.py's JSON: adds the graph table")
     a = ap.parse_args()
+    if a.graph_peers:
+        graph_table(a.jmh, a.graph_peers)
     rows = jmh_rows(a.jmh) if os.path.exists(a.jmh) else []
     peers = json.load(open(a.peers)).get("results", []) if os.path.exists(a.peers) else []
     if not rows:
-        print("ratios: no GPU JMH attention rows found")
+        if not a.graph_peers:
+            print("ratios: no GPU JMH attention rows found")
         return
     print("| family | dtype | shape | causal | pass | metakernels ms | PyTorch peer | PyTorch ms | ratio (PyTorch / ours) |")
     print("|---|---|---|---|---|---:|---|---:|---:|")

@@ -121,18 +121,7 @@ public class GraphBench {
 
     /** The bytes an aggregation must move at least, noted for the report (% of copy bandwidth). */
     void noteBytes(String what, String mode) {
-      double n = nodes, e = edges, f = features;
-      // forward: row pointer and columns read twice (structure check, kernel), weights, one x row
-      // per edge (every gather counted as a miss), the output written
-      double fwd = 2 * (8 * (n + 1) + 8 * e) + 4 * e + 4 * e * f + 4 * n * f;
-      // backward: the CSC SpMM (its pointers twice, the weights gathered through the CSC permutation,
-      // one gradient row per edge, dx written) and the SDDMM (pointers twice, a dOut row per node,
-      // an x row per edge, dw written)
-      double bwd = 2 * (8 * (n + 1) + 8 * e) + 8 * e + 8 * e + 4 * e * f + 4 * n * f + 2 * (8 * (n + 1) + 8 * e)
-          + 4 * n * f + 4 * e * f + 4 * e;
-      double bytes = mode.equals("forward") ? fwd : fwd + bwd;
-      Checks.note(String.format(
-          "%s: moves at least %.1f MB (%.3g bytes; every gathered row counted)", what, bytes / 1e6, bytes));
+      Checks.note(GraphBytes.note(what, GraphBytes.spmm(nodes, edges, features, !mode.equals("forward"))));
     }
 
     /** The vendor's result against metakernels' on the timed quantity. */
@@ -589,14 +578,7 @@ public class GraphBench {
       tal = Torch.leaf(ta);
       tbl = Torch.leaf(tb);
       tdE = Torch.copyOf(dE);
-      double n = nodes, f = features, ed = edges;
-      // forward: the CSR (pointers twice, structure check and kernel), an a row per node, a b row per
-      // edge (every gather a miss), e written
-      double bytes = 2 * (8 * (n + 1) + 8 * ed) + 4 * n * f + 4 * ed * f + 4 * ed;
-      if (!fwd) // the two SpMMs of the backward: pointers twice each, dE (through the CSC permutation), a row per edge, da and db written
-        bytes += 4 * (8 * (n + 1) + 8 * ed) + 4 * ed + 8 * ed + 2 * (4 * ed * f + 4 * n * f);
-      Checks.note(String.format(
-          "%s: moves at least %.1f MB (%.3g bytes; every gathered row counted)", what, bytes / 1e6, bytes));
+      Checks.note(GraphBytes.note(what, GraphBytes.sddmm(nodes, edges, features, !fwd)));
       check(what, fwd);
       if (!vendor.equals("metakernels")) {
         Runnable op = fwd ? this::torchForward : this::torchForwardBackward;
