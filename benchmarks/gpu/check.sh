@@ -158,7 +158,7 @@ elif [ -f .device/harnesses.tar.xz ]; then
     tee "$out/attention_harness.md"
 elif command -v nvcc >/dev/null; then
   # the attention kernels alone (built meanwhile for sm_90a; ~2-4 min of nvcc): 16-bit forward v1 /
-  # v2 / v2k32 / sm90, backward v1 / v2, the 16-bit and TF32 double backward, the F32 SIMT v1 / v2,
+  # v2 / v2k32 / sm90, backward v1 / v2 / sm90, the 16-bit and TF32 double backward, the F32 SIMT v1 / v2,
   # causal or not, timed and checked against a float64 reference or v1 (~3 min at 10 repetitions;
   # ATTN_HARNESS_REPS=3 shortens it, ATTN_HARNESS_TIMEOUT (s, default 240) bounds it)
   rm -f /tmp/mk-attn-harness
