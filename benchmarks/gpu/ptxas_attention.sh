@@ -45,6 +45,9 @@ done
 cat > "$tmp/sizes.cu" <<'CU'
 #include <cstdio>
 #include "attention/tensor_core.cu"
+// tensor_core.cu's dispatch calls the Hopper passes: their definitions, for the link
+#include "attention/tensor_core_sm90.cu"
+#include "attention/tensor_core_sm90_backward.cu"
 using namespace mk::cuda;
 int main() {
   printf("\n## dynamic shared memory per block (bytes) and threads per block\n");
@@ -67,5 +70,11 @@ int main() {
   return 0;
 }
 CU
-nvcc -std=c++17 -O1 --expt-relaxed-constexpr -arch=sm_90 "${inc[@]}" -Ikernels/cuda "$tmp/sizes.cu" -o "$tmp/sizes" 2>/dev/null
-"$tmp/sizes"
+# (a failed build says so: its output was hidden until 2026-12-05, when the link had been broken
+# since tensor_core.cu first called the Hopper forward)
+if nvcc -std=c++17 -O1 --expt-relaxed-constexpr -arch=sm_90 "${inc[@]}" -Ikernels/cuda "$tmp/sizes.cu" -o "$tmp/sizes" \
+  > "$tmp/sizes.log" 2>&1; then
+  "$tmp/sizes"
+else
+  echo "sizes program: build failed"; tail -5 "$tmp/sizes.log"; exit 1
+fi
