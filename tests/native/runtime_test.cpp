@@ -576,6 +576,7 @@ void graph_scratch_on_the_host() {
   const std::vector<float> x = rnd(n * F), ss = rnd(n * H), sd = rnd(n * H), gout = rnd(n * F), w = rnd(g.nnz * H);
   std::vector<float> out(size_t(n * F)), lse(size_t(n * H));
   std::vector<float> first_gx;
+  char report[2][200];
   for (int threads : {1, 2}) {
     CHECK(mk_runtime_set_num_threads(threads) == MK_OK, "%s", mk_last_error());
     CHECK(mk_graph_gat_forward(MK_DEVICE_CPU, MK_F32, n, n, g.nnz, H, D, 0.2, g.ptr.data(), g.col.data(), x.data(),
@@ -635,6 +636,9 @@ void graph_scratch_on_the_host() {
     CHECK(grew1 >= gather, "indexed spmm, %d threads: peak grew %lld, the gather needs %lld", threads, (long long)grew1,
           (long long)gather);
     CHECK(mk_host_live_bytes() == live1, "indexed spmm: nothing live after");
+    std::snprintf(report[threads - 1], sizeof report[0],
+                  "%d thread(s): GAT backward workspace %lld B (hub row %lld B), peak +%lld B; indexed spmm peak +%lld B",
+                  threads, (long long)ws, (long long)hub, (long long)grew, (long long)grew1);
     CHECK(mk::cpu::graph_spmm(MK_F32, MK_GRAPH_REDUCE_SUM, n, g.nnz, H, D, g.cptr.data(), g.crow.data(), w.data(),
                               g.perm.data(), gout.data(), sp2.data(), nullptr, nullptr) == 0,
           "spmm without workspace");
@@ -643,7 +647,7 @@ void graph_scratch_on_the_host() {
   }
   mk_runtime_set_num_threads(0);
   mk_host_empty_cache();
-  std::printf("graph scratch on the host: counted and freed (GAT backward, indexed spmm; 1 and 2 threads)\n");
+  std::printf("graph scratch on the host, counted and freed: %s; %s\n", report[0], report[1]);
 }
 
 // One matmul layout: A [batch, m, k] and B [batch, k, n] with the given strides (in elements,
