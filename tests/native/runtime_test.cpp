@@ -645,6 +645,25 @@ void graph_scratch_on_the_host() {
     CHECK(std::memcmp(sp.data(), sp2.data(), sp.size() * 4) == 0,
           "indexed spmm, %d threads: gathered (C ABI) and through the index (no workspace) agree", threads);
   }
+  // a row longer than the gather buffer (more than 2^20 / heads non-zeros) reads its weights
+  // through the index, the short row beside it is gathered: the bits of the loop without scratch
+  {
+    const int64_t long_row = 600000, short_row = 1000, nz = long_row + short_row, cols = long_row;
+    std::vector<int64_t> ptr = {0, long_row, nz}, col(static_cast<size_t>(nz)), idx(static_cast<size_t>(nz));
+    for (int64_t k = 0; k < nz; ++k) {
+      col[size_t(k)] = k < long_row ? k : (k * 7919) % cols;
+      idx[size_t(k)] = (k * 104729) % nz;  // a permutation: 104729 is prime, nz = 601000 = 2^3 5^3 601
+    }
+    const std::vector<float> wl = rnd(nz * 2), xl = rnd(cols * 2);
+    std::vector<float> a(4), b(4);
+    CHECK(mk_graph_spmm_forward(MK_DEVICE_CPU, MK_F32, MK_GRAPH_REDUCE_MEAN, 2, cols, nz, 2, 1, ptr.data(), col.data(),
+                                wl.data(), idx.data(), xl.data(), a.data(), nullptr, nullptr) == MK_OK,
+          "%s", mk_last_error());
+    CHECK(mk::cpu::graph_spmm(MK_F32, MK_GRAPH_REDUCE_MEAN, 2, nz, 2, 1, ptr.data(), col.data(), wl.data(), idx.data(),
+                              xl.data(), b.data(), nullptr, nullptr) == 0,
+          "spmm without workspace");
+    CHECK(std::memcmp(a.data(), b.data(), 16) == 0, "indexed spmm, a row past the gather buffer: the same bits");
+  }
   mk_runtime_set_num_threads(0);
   mk_host_empty_cache();
   std::printf("graph scratch on the host, counted and freed: %s; %s\n", report[0], report[1]);
