@@ -33,11 +33,10 @@
 #include <climits>
 #include <cmath>
 #include <limits>
-#include <memory>
-#include <vector>
 
 #include "mk/cpu_graph_parts.h"
 #include "mk/cpu_parallel.h"
+#include "mk/cpu_scratch.h"
 #include "mk/graph_segment.h"
 #include "mk/isa_ns.h"
 #include "mk/kernels.h"
@@ -88,13 +87,22 @@ inline T leaky(T z, T slope) {
 // speed-up) is "split": its segments go to whichever threads are free, after the parts; its slots
 // are combined by one thread. A smaller hub row stays in its part, its segments computed and
 // combined in turn by one thread while they are in cache. Bitwise the same for every thread count.
+//
+// The plan and every buffer live in the caller's workspace (mk/cpu_scratch.h; graph_gat_workspace
+// sizes it): count_hubs finds the split rows' number and segments and the longest row not split
+// (which sizes the per-thread row buffers), carve_plan lays out the arrays, fill_hubs fills them.
 struct HubPlan {
-  int64_t split_above = 0;     // rows with more non-zeros are split across the threads
-  std::vector<int64_t> row;    // the split rows, in order
-  std::vector<int64_t> first;  // first[i]: split row i's first segment; first[rows] = all segments
-  std::vector<int64_t> owner;  // owner[s]: the split row (an index into row) of segment s
-  int64_t hubs() const { return int64_t(row.size()); }
-  int64_t segments() const { return first.back(); }
+  int64_t parts = 1;                // parts of the row partition (1: one thread, nothing split)
+  int64_t split_above = INT64_MAX;  // rows with more non-zeros are split across the threads
+  int64_t hubs = 0;                 // split rows
+  int64_t segs = 0;                 // their segments
+  int64_t widest = 0;               // the most non-zeros of a row not split
+  int64_t* row = nullptr;           // [hubs] the split rows, in order
+  int64_t* first = nullptr;         // [hubs + 1] first[i]: split row i's first segment; first[hubs] = segs
+  int64_t* owner = nullptr;         // [segs] owner[s]: the split row (an index into row) of segment s
+  int64_t segments() const { return segs; }
+  // the slots of per-thread buffers: one per thread of the parallel region, or 1
+  int64_t threads() const { return parts > 1 ? int64_t(omp_get_max_threads()) : 1; }
 };
 
 inline int64_t segments_of(int64_t n) { return (n + kGraphSegment - 1) / kGraphSegment; }
@@ -107,31 +115,50 @@ inline int64_t parts_of(const int64_t* ptr, int64_t rows, int64_t columns) {
 }
 
 // The split rows of [0, rows): hub rows longer than a part's share of the non-zeros (none on one
-// thread, where nothing is shared).
-inline void plan_hubs(const int64_t* ptr, int64_t rows, int64_t columns, HubPlan& p) {
-  p.row.clear();
-  p.owner.clear();
-  p.first.assign(1, 0);
-  const int64_t parts = parts_of(ptr, rows, columns);
-  p.split_above = parts <= 1 ? INT64_MAX : std::max<int64_t>(kGraphSegment, (ptr[rows] + rows) / parts);
-  if (p.split_above == INT64_MAX || ptr[rows] <= p.split_above) return;
+// thread, where nothing is shared); their count and segments, and the longest other row.
+inline void count_hubs(const int64_t* ptr, int64_t rows, int64_t columns, HubPlan& p) {
+  p.parts = parts_of(ptr, rows, columns);
+  p.split_above = p.parts <= 1 ? INT64_MAX : std::max<int64_t>(kGraphSegment, (ptr[rows] + rows) / p.parts);
+  p.hubs = p.segs = p.widest = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t n = ptr[r + 1] - ptr[r];
+    if (n <= p.split_above) {
+      p.widest = std::max(p.widest, n);
+      continue;
+    }
+    ++p.hubs;
+    p.segs += segments_of(n);
+  }
+}
+
+inline void carve_plan(Carve& c, HubPlan& p) {
+  p.row = c.take<int64_t>(p.hubs);
+  p.first = c.take<int64_t>(p.hubs + 1);
+  p.owner = c.take<int64_t>(p.segs);
+}
+
+// row, first and owner (count_hubs and carve_plan first)
+inline void fill_hubs(const int64_t* ptr, int64_t rows, HubPlan& p) {
+  p.first[0] = 0;
+  if (p.hubs == 0) return;
+  int64_t i = 0;
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t n = ptr[r + 1] - ptr[r];
     if (n <= p.split_above) continue;
-    const int64_t i = int64_t(p.row.size());
-    p.row.push_back(r);
-    p.first.push_back(p.first.back() + segments_of(n));
-    p.owner.resize(size_t(p.first.back()), i);
+    p.row[i] = r;
+    p.first[i + 1] = p.first[i] + segments_of(n);
+    std::fill(p.owner + p.first[i], p.owner + p.first[i + 1], i);
+    ++i;
   }
 }
 
 // Segment s of the plan: the non-zeros [*sb, *se) of row *r, which ends at *e.
 inline void segment_of(const HubPlan& p, const int64_t* ptr, int64_t s, int64_t* r, int64_t* sb, int64_t* se,
                        int64_t* e) {
-  const int64_t i = p.owner[size_t(s)];
-  *r = p.row[size_t(i)];
+  const int64_t i = p.owner[s];
+  *r = p.row[i];
   *e = ptr[*r + 1];
-  *sb = ptr[*r] + (s - p.first[size_t(i)]) * kGraphSegment;
+  *sb = ptr[*r] + (s - p.first[i]) * kGraphSegment;
   *se = std::min(*sb + kGraphSegment, *e);
 }
 
@@ -141,10 +168,10 @@ inline void segment_of(const HubPlan& p, const int64_t* ptr, int64_t s, int64_t*
 // slots of its own, so nothing depends on which thread runs it. Threads take the parts and then
 // the segments dynamically (no barrier between them).
 template <class Light, class Seg, class Fold, class After>
-void run_split(const int64_t* ptr, int64_t rows, int64_t columns, const HubPlan& plan, Light light, Seg seg,
-               Fold fold, bool has_after, After after) {
-  const int64_t segs = plan.segments(), hubs = plan.hubs();
-  const int64_t parts = parts_of(ptr, rows, columns);
+void run_split(const int64_t* ptr, int64_t rows, const HubPlan& plan, Light light, Seg seg, Fold fold, bool has_after,
+               After after) {
+  const int64_t segs = plan.segs, hubs = plan.hubs;
+  const int64_t parts = plan.parts;
   if (parts <= 1) {  // one thread: no split rows
     light(int64_t(0), rows);
     return;
@@ -170,9 +197,8 @@ void run_split(const int64_t* ptr, int64_t rows, int64_t columns, const HubPlan&
 }
 
 template <class Light, class Seg, class Fold>
-void run_split(const int64_t* ptr, int64_t rows, int64_t columns, const HubPlan& plan, Light light, Seg seg,
-               Fold fold) {
-  run_split(ptr, rows, columns, plan, light, seg, fold, false, [](int64_t) {});
+void run_split(const int64_t* ptr, int64_t rows, const HubPlan& plan, Light light, Seg seg, Fold fold) {
+  run_split(ptr, rows, plan, light, seg, fold, false, [](int64_t) {});
 }
 
 // The softmax state of the segments so far, per head h: M[h] (the max, 0 when all scores were
@@ -232,11 +258,37 @@ inline void softmax_rescale(int64_t sb, int64_t se, int64_t H, int64_t h, T m, T
   }
 }
 
+// The edge softmax's scratch: the plan; the split rows' slots, per segment m, l [2H] then per row
+// M, L [2H]; per thread, for a hub row taken whole, its segments' slots and its M, L.
 template <class T>
-void edge_softmax_t(int64_t rows, int64_t H, const int64_t* row_ptr, const T* s, const T* lse_in, T* y, T* lse_out) {
-  constexpr int64_t S = kGraphSegment;
+struct SoftmaxScratch {
   HubPlan plan;
-  plan_hubs(row_ptr, rows, H, plan);
+  T* part = nullptr;
+  T* local = nullptr;  // slot t at local + t · stride
+  int64_t stride = 0;
+};
+
+template <class T>
+void softmax_layout(Carve& c, int64_t rows, int64_t H, const int64_t* row_ptr, SoftmaxScratch<T>& w) {
+  count_hubs(row_ptr, rows, H, w.plan);
+  carve_plan(c, w.plan);
+  w.part = c.take<T>((w.plan.segs + w.plan.hubs) * 2 * H);
+  const int64_t n = w.plan.widest > kGraphSegment ? (segments_of(w.plan.widest) + 1) * 2 * H : 0;
+  w.stride = Carve::stride<T>(n);
+  w.local = c.take_slots<T>(w.plan.threads(), n);
+}
+
+template <class T>
+int edge_softmax_t(int64_t rows, int64_t H, const int64_t* row_ptr, const T* s, const T* lse_in, T* y, T* lse_out,
+                   void* ws, int64_t ws_bytes) {
+  constexpr int64_t S = kGraphSegment;
+  if (rows <= 0) return 0;
+  Carve c(ws, ws_bytes);
+  SoftmaxScratch<T> w;
+  softmax_layout(c, rows, H, row_ptr, w);
+  if (!c.fits()) return KERNEL_UNSUPPORTED;
+  HubPlan& plan = w.plan;
+  fill_hubs(row_ptr, rows, plan);
   // hub rows, per segment: m [H], l [H] (and y = exp(s - m)); per row: M [H], L [H]. With lse_in
   // every element is exp(s - lse) alone: the segments write y directly.
   auto seg_at = [&](int64_t r, int64_t sb, int64_t se, T* p) {
@@ -267,17 +319,16 @@ void edge_softmax_t(int64_t rows, int64_t H, const int64_t* row_ptr, const T* s,
   auto after_at = [&](int64_t sb, int64_t se, const T* p, const T* st) {
     for (int64_t h = 0; h < H; ++h) softmax_rescale(sb, se, H, h, p[h], p[H + h], st[h], st[H + h], y);
   };
-  auto whole = [&](int64_t r, std::vector<T>& local) {
+  auto whole = [&](int64_t r, T* local) {
     const int64_t b = row_ptr[r], e = row_ptr[r + 1], nseg = segments_of(e - b);
-    local.resize(size_t((nseg + 1) * 2 * H));
-    for (int64_t j = 0; j < nseg; ++j) seg_at(r, b + j * S, std::min(b + (j + 1) * S, e), local.data() + j * 2 * H);
+    for (int64_t j = 0; j < nseg; ++j) seg_at(r, b + j * S, std::min(b + (j + 1) * S, e), local + j * 2 * H);
     if (lse_in) return;
-    T* st = local.data() + nseg * 2 * H;
-    fold_at(r, local.data(), nseg, st);
-    for (int64_t j = 0; j < nseg; ++j) after_at(b + j * S, std::min(b + (j + 1) * S, e), local.data() + j * 2 * H, st);
+    T* st = local + nseg * 2 * H;
+    fold_at(r, local, nseg, st);
+    for (int64_t j = 0; j < nseg; ++j) after_at(b + j * S, std::min(b + (j + 1) * S, e), local + j * 2 * H, st);
   };
   auto light = [&](int64_t r0, int64_t r1) {
-    std::vector<T> local;
+    T* local = w.local + omp_get_thread_num() * w.stride;
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t b = row_ptr[r], e = row_ptr[r + 1];
       if (e - b > plan.split_above) continue;
@@ -307,40 +358,40 @@ void edge_softmax_t(int64_t rows, int64_t H, const int64_t* row_ptr, const T* s,
     }
   };
   // the split rows: slots per segment, then per row
-  std::vector<T> part(size_t((plan.segments() + plan.hubs()) * 2 * H));
-  T* stat = part.data() + plan.segments() * 2 * H;
+  T* part = w.part;
+  T* stat = part + plan.segs * 2 * H;
   auto seg = [&](int64_t si) {
     int64_t r, sb, se, e;
     segment_of(plan, row_ptr, si, &r, &sb, &se, &e);
-    seg_at(r, sb, se, part.data() + si * 2 * H);
+    seg_at(r, sb, se, part + si * 2 * H);
   };
   auto fold = [&](int64_t i) {
     if (lse_in) return;
-    fold_at(plan.row[size_t(i)], part.data() + plan.first[size_t(i)] * 2 * H,
-            plan.first[size_t(i) + 1] - plan.first[size_t(i)], stat + i * 2 * H);
+    fold_at(plan.row[i], part + plan.first[i] * 2 * H, plan.first[i + 1] - plan.first[i], stat + i * 2 * H);
   };
   auto after = [&](int64_t si) {
     int64_t r, sb, se, e;
     segment_of(plan, row_ptr, si, &r, &sb, &se, &e);
-    after_at(sb, se, part.data() + si * 2 * H, stat + plan.owner[size_t(si)] * 2 * H);
+    after_at(sb, se, part + si * 2 * H, stat + plan.owner[si] * 2 * H);
   };
-  run_split(row_ptr, rows, H, plan, light, seg, fold, !lse_in, after);
+  run_split(row_ptr, rows, plan, light, seg, fold, !lse_in, after);
+  return 0;
 }
 
 // ---- GAT -----------------------------------------------------------------------------------------
 // One segment [sb, se) of row r (the whole row when it is light): m[h] = the segment's max score
 // (0 when all are -inf), sum[h] = Σ exp(e - m[h]) and o[h·D + d] = Σ exp(e - m[h]) x[col, h, d],
-// each from 0 in CSR order; pe: the row's end, for the prefetches. ev: the segment's scores.
+// each from 0 in CSR order; pe: the row's end, for the prefetches. ev [(se - sb)·H]: the segment's
+// scores.
 template <class T>
 void gat_segment(int64_t sb, int64_t se, int64_t pe, int64_t H, int64_t D, T slope, const int64_t* col, const T* x,
-                 const T* s_src, const T* sd, T* m, T* sum, T* o, std::vector<T>& ev) {
+                 const T* s_src, const T* sd, T* m, T* sum, T* o, T* ev) {
   const int64_t F = H * D;
   // sweep 1: the max of every head (scalars only)
   std::fill(m, m + H, neg_inf<T>());
-  if (ev.size() < size_t((se - sb) * H)) ev.resize(size_t((se - sb) * H));
   for (int64_t k = sb; k < se; ++k) {
     const T* ss = s_src + col[k] * H;
-    T* er = ev.data() + (k - sb) * H;
+    T* er = ev + (k - sb) * H;
     for (int64_t h = 0; h < H; ++h) {
       er[h] = leaky(ss[h] + sd[h], slope);
       m[h] = nan_max(m[h], er[h]);
@@ -356,7 +407,7 @@ void gat_segment(int64_t sb, int64_t se, int64_t pe, int64_t H, int64_t D, T slo
       const char* p = reinterpret_cast<const char*>(x + col[k + Traits::kPrefetch] * F);
       for (int64_t off = 0; off < F * int64_t(sizeof(T)); off += 64) __builtin_prefetch(p + off, 0, 1);
     }
-    const T* er = ev.data() + (k - sb) * H;
+    const T* er = ev + (k - sb) * H;
     const T* xr = x + col[k] * F;
     for (int64_t h = 0; h < H; ++h) {
       const T p = std::exp(er[h] - m[h]);
@@ -384,15 +435,48 @@ void gat_finish(int64_t H, int64_t D, const T* m, const T* sum, T* o, T* lse_row
   }
 }
 
+// The forward's scratch: the plan; the split rows' slots (per segment the weighted sum [F], m [H],
+// sum [H]; then per row M, L [2H]); per thread m, sum [2H], the scores of a segment (ev: up to S
+// non-zeros, or the longest light row) and, for a hub row taken whole, one segment's slot and its
+// M, L.
 template <class T>
-void gat_t(int64_t rows, int64_t H, int64_t D, T slope, const int64_t* row_ptr, const int64_t* col, const T* x,
-           const T* s_src, const T* s_dst, T* out, T* lse) {
+struct GatScratch {
+  HubPlan plan;
+  T* part = nullptr;
+  T* local = nullptr;  // slot t at local + t · stride: m [H], sum [H], ev [evn · H], seg [F + 2H], M, L [2H]
+  int64_t stride = 0;
+};
+
+template <class T>
+void gat_layout(Carve& c, int64_t rows, int64_t H, int64_t D, const int64_t* row_ptr, GatScratch<T>& w) {
   constexpr int64_t S = kGraphSegment;
   const int64_t F = H * D;
-  HubPlan plan;
-  plan_hubs(row_ptr, rows, F + H, plan);
+  count_hubs(row_ptr, rows, F + H, w.plan);
+  carve_plan(c, w.plan);
+  w.part = c.take<T>(w.plan.segs * (F + 2 * H) + w.plan.hubs * 2 * H);
+  const int64_t evn = std::min(std::max(w.plan.widest, w.plan.hubs > 0 ? S : int64_t(0)), S);
+  const int64_t n = 2 * H + evn * H + (w.plan.widest > S ? F + 4 * H : 0);
+  w.stride = Carve::stride<T>(n);
+  w.local = c.take_slots<T>(w.plan.threads(), n);
+}
+
+template <class T>
+int gat_t(int64_t rows, int64_t H, int64_t D, T slope, const int64_t* row_ptr, const int64_t* col, const T* x,
+          const T* s_src, const T* s_dst, T* out, T* lse, void* ws, int64_t ws_bytes) {
+  constexpr int64_t S = kGraphSegment;
+  const int64_t F = H * D;
+  if (rows <= 0) return 0;
+  Carve c(ws, ws_bytes);
+  GatScratch<T> w;
+  gat_layout(c, rows, H, D, row_ptr, w);
+  if (!c.fits()) return KERNEL_UNSUPPORTED;
+  HubPlan& plan = w.plan;
+  fill_hubs(row_ptr, rows, plan);
   const int64_t stride = F + 2 * H;  // per hub segment: the weighted sum [F], m [H], sum [H]
-  auto seg_at = [&](int64_t r, int64_t sb, int64_t se, int64_t e, T* p, std::vector<T>& ev) {
+  // the calling thread's slot: m, sum, ev, then (hub rows taken whole) a segment's slot and M, L
+  const int64_t evn = std::min(std::max(plan.widest, plan.hubs > 0 ? S : int64_t(0)), S);
+  auto slot = [&]() { return w.local + omp_get_thread_num() * w.stride; };
+  auto seg_at = [&](int64_t r, int64_t sb, int64_t se, int64_t e, T* p, T* ev) {
     gat_segment(sb, se, e, H, D, slope, col, x, s_src, s_dst + r * H, p + F, p + F + H, p, ev);
   };
   // the row's slots combined in order into its output row (ml: M [H], L [H] of the caller's)
@@ -407,20 +491,20 @@ void gat_t(int64_t rows, int64_t H, int64_t D, T slope, const int64_t* row_ptr, 
     gat_finish(H, D, ml, ml + H, o, lse ? lse + r * H : nullptr);
   };
   auto light = [&](int64_t r0, int64_t r1) {
-    std::vector<T> m(static_cast<size_t>(H)), sum(static_cast<size_t>(H));
-    std::vector<T> ev;  // the row's scores e[k, h], kept from sweep 1 (no second gather of s_src)
-    std::vector<T> local;
+    T* m = slot();
+    T* sum = m + H;
+    T* ev = sum + H;  // the row's scores e[k, h], kept from sweep 1 (no second gather of s_src)
+    T* local = ev + evn * H;
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t b = row_ptr[r], e = row_ptr[r + 1];
       if (e - b > plan.split_above) continue;
       if (e - b > S) {  // a hub row, whole: segment 0 into the output row, each next one merged as it
         // comes (fold_at's left fold, in cache)
         T* o = out + r * F;
-        local.resize(size_t(stride + 2 * H));
-        T* ml = local.data() + stride;  // M [H], L [H]
+        T* ml = local + stride;  // M [H], L [H]
         gat_segment(b, b + S, e, H, D, slope, col, x, s_src, s_dst + r * H, ml, ml + H, o, ev);
         for (int64_t sb = b + S; sb < e; sb += S) {
-          T* p = local.data();
+          T* p = local;
           seg_at(r, sb, std::min(sb + S, e), e, p, ev);
           softmax_merge(H, D, ml, ml + H, o, p + F, p + F + H, p);
         }
@@ -428,22 +512,22 @@ void gat_t(int64_t rows, int64_t H, int64_t D, T slope, const int64_t* row_ptr, 
         continue;
       }
       T* o = out + r * F;
-      gat_segment(b, e, e, H, D, slope, col, x, s_src, s_dst + r * H, m.data(), sum.data(), o, ev);
-      gat_finish(H, D, m.data(), sum.data(), o, lse ? lse + r * H : nullptr);
+      gat_segment(b, e, e, H, D, slope, col, x, s_src, s_dst + r * H, m, sum, o, ev);
+      gat_finish(H, D, m, sum, o, lse ? lse + r * H : nullptr);
     }
   };
-  std::vector<T> part(size_t(plan.segments() * stride + plan.hubs() * 2 * H));
+  T* part = w.part;
   auto seg = [&](int64_t si) {
     int64_t r, sb, se, e;
     segment_of(plan, row_ptr, si, &r, &sb, &se, &e);
-    std::vector<T> ev;
-    seg_at(r, sb, se, e, part.data() + si * stride, ev);
+    seg_at(r, sb, se, e, part + si * stride, slot() + 2 * H);
   };
   auto fold = [&](int64_t i) {
-    fold_at(plan.row[size_t(i)], part.data() + plan.first[size_t(i)] * stride,
-            plan.first[size_t(i) + 1] - plan.first[size_t(i)], part.data() + plan.segments() * stride + i * 2 * H);
+    fold_at(plan.row[i], part + plan.first[i] * stride, plan.first[i + 1] - plan.first[i],
+            part + plan.segs * stride + i * 2 * H);
   };
-  run_split(row_ptr, rows, F + H, plan, light, seg, fold);
+  run_split(row_ptr, rows, plan, light, seg, fold);
+  return 0;
 }
 
 // ---- GAT backward ---------------------------------------------------------------------------------
@@ -486,17 +570,63 @@ void fold_sums(const T* p0, int64_t nseg, int64_t n, T* dst) {
   }
 }
 
+// The backward's scratch, one layout per pass (pass 2 reuses pass 1's bytes: the workspace is the
+// larger of the two). Pass 1 (when gs_src or gs_dst): the plan over the rows; the split rows'
+// segment sums part [segs·H] and (when gs_dst) their α, ga, leaky' ebuf [segs·S·3H]; per thread
+// dsum [H], the row buffer of α, ga, leaky' (the longest light row's non-zeros when gs_dst, else at
+// most S: a hub row taken whole then keeps none) and the segment sums of a hub row taken whole.
+// Pass 2 (when gx or gs_src): the plan over the columns; the split columns' slots part
+// [segs·(F + H)]; per thread acc [H] and the slots of a hub column taken whole.
 template <class T>
-void gat_backward_t(int64_t rows, int64_t H, int64_t D, T slope, const int64_t* row_ptr, const int64_t* col,
-                    const int64_t* col_ptr, const int64_t* csc_row, const T* x, const T* s_src, const T* s_dst,
-                    const T* lse, const T* gout, T* gx, T* gs_src, T* gs_dst, T* row_dot) {
+struct GatBackwardScratch {
+  HubPlan plan;
+  T* part = nullptr;
+  T* ebuf = nullptr;
+  T* local = nullptr;  // slot t at local + t · stride
+  int64_t stride = 0;
+};
+
+template <class T>
+void gat_backward_layout(Carve& c, int pass, int64_t rows, int64_t H, int64_t D, const int64_t* ptr, bool gs_dst,
+                         GatBackwardScratch<T>& w) {
   constexpr int64_t S = kGraphSegment;
   const int64_t F = H * D;
-  HubPlan plan;
-  std::vector<T> part;
-  if (gs_src || gs_dst) {
+  count_hubs(ptr, rows, F + H, w.plan);
+  carve_plan(c, w.plan);
+  const HubPlan& p = w.plan;
+  const int64_t whole = p.widest > S ? segments_of(p.widest) : 0;  // segments of a hub row taken whole
+  int64_t n = 0;
+  if (pass == 1) {
+    w.part = c.take<T>(p.segs * H);
+    w.ebuf = c.take<T>(gs_dst && p.hubs > 0 ? p.segs * S * H * 3 : 0);
+    n = H + (gs_dst ? p.widest : std::min(p.widest, S)) * H * 3 + whole * H;
+  } else {
+    w.part = c.take<T>(p.segs * (F + H));
+    n = H + whole * (F + H);
+  }
+  w.stride = Carve::stride<T>(n);
+  w.local = c.take_slots<T>(p.threads(), n);
+}
+
+template <class T>
+int gat_backward_t(int64_t rows, int64_t H, int64_t D, T slope, const int64_t* row_ptr, const int64_t* col,
+                   const int64_t* col_ptr, const int64_t* csc_row, const T* x, const T* s_src, const T* s_dst,
+                   const T* lse, const T* gout, T* gx, T* gs_src, T* gs_dst, T* row_dot, void* ws, int64_t ws_bytes) {
+  constexpr int64_t S = kGraphSegment;
+  const int64_t F = H * D;
+  if (rows <= 0) return 0;
+  const bool pass1 = gs_src || gs_dst, pass2 = gx || gs_src;
+  GatBackwardScratch<T> w1, w2;
+  {
+    Carve c1(ws, ws_bytes), c2(ws, ws_bytes);  // both from the start of the workspace, one after the other
+    if (pass1) gat_backward_layout(c1, 1, rows, H, D, row_ptr, gs_dst != nullptr, w1);
+    if (pass2) gat_backward_layout(c2, 2, rows, H, D, col_ptr, gs_dst != nullptr, w2);
+    if ((pass1 && !c1.fits()) || (pass2 && !c2.fits())) return KERNEL_UNSUPPORTED;
+  }
+  if (pass1) {
     // pass 1: destinations
-    plan_hubs(row_ptr, rows, F + H, plan);
+    HubPlan& plan = w1.plan;
+    fill_hubs(row_ptr, rows, plan);
     // a hub row's segment: α, ga and leaky' of its non-zeros into eb (when gs_dst: S·H·3 per
     // segment) and Σ α ga into p [H]; after row_dot is folded, Σ α·leaky'·(ga - Dr) from eb: the
     // light rows' buffer, per segment
@@ -540,31 +670,30 @@ void gat_backward_t(int64_t rows, int64_t H, int64_t D, T slope, const int64_t* 
         p[h] = acc;
       }
     };
+    const int64_t bufn = (gs_dst ? plan.widest : std::min(plan.widest, S)) * H * 3;
     auto light = [&](int64_t r0, int64_t r1) {
-      std::vector<T> buf;  // per non-zero and head: α, ga, leaky'
-      std::vector<T> dsum(static_cast<size_t>(H));
-      std::vector<T> local;
+      T* dsum = w1.local + omp_get_thread_num() * w1.stride;  // [H]
+      T* buf = dsum + H;                                      // per non-zero and head: α, ga, leaky'
+      T* local = buf + bufn;                                  // a hub row's segment sums
       for (int64_t r = r0; r < r1; ++r) {
         const int64_t b = row_ptr[r], e = row_ptr[r + 1];
         if (e - b > plan.split_above) continue;
-        if (buf.size() < size_t((e - b) * H * 3)) buf.resize(size_t((e - b) * H * 3));
         if (e - b > S) {  // a hub row, whole: segment sums in turn, folded
           const int64_t nseg = segments_of(e - b);
-          local.resize(size_t(nseg * H));
           for (int64_t j = 0; j < nseg; ++j)
-            seg_dot_at(r, b + j * S, std::min(b + (j + 1) * S, e), e, local.data() + j * H,
-                       gs_dst ? buf.data() + j * S * H * 3 : nullptr);
-          fold_sums(local.data(), nseg, H, row_dot + r * H);
+            seg_dot_at(r, b + j * S, std::min(b + (j + 1) * S, e), e, local + j * H,
+                       gs_dst ? buf + j * S * H * 3 : nullptr);
+          fold_sums(local, nseg, H, row_dot + r * H);
           if (!gs_dst) continue;
           for (int64_t j = 0; j < nseg; ++j)
-            seg_gs_at(r, b + j * S, std::min(b + (j + 1) * S, e), buf.data() + j * S * H * 3, local.data() + j * H);
-          fold_sums(local.data(), nseg, H, gs_dst + r * H);
+            seg_gs_at(r, b + j * S, std::min(b + (j + 1) * S, e), buf + j * S * H * 3, local + j * H);
+          fold_sums(local, nseg, H, gs_dst + r * H);
           continue;
         }
         const T* sd = s_dst + r * H;
         const T* lr = lse + r * H;
         const T* gr = gout + r * F;
-        std::fill(dsum.begin(), dsum.end(), T(0));
+        std::fill(dsum, dsum + H, T(0));
         for (int64_t k = b; k < e; ++k) {
           if (k + Traits::kPrefetch < e) {  // the source's feature row and scores
             const int64_t jp = col[k + Traits::kPrefetch];
@@ -575,7 +704,7 @@ void gat_backward_t(int64_t rows, int64_t H, int64_t D, T slope, const int64_t* 
           const int64_t j = col[k];
           const T* ss = s_src + j * H;
           const T* xr = x + j * F;
-          T* bk = buf.data() + (k - b) * H * 3;
+          T* bk = buf + (k - b) * H * 3;
           for (int64_t h = 0; h < H; ++h) {
             const T z = ss[h] + sd[h];
             const T a = gat_alpha(leaky(z, slope), lr[h]);
@@ -583,16 +712,16 @@ void gat_backward_t(int64_t rows, int64_t H, int64_t D, T slope, const int64_t* 
             bk[3 * h] = a;
             bk[3 * h + 1] = ga;
             bk[3 * h + 2] = z > T(0) ? T(1) : slope;
-            dsum[size_t(h)] = std::fma(a, ga, dsum[size_t(h)]);
+            dsum[h] = std::fma(a, ga, dsum[h]);
           }
         }
-        for (int64_t h = 0; h < H; ++h) row_dot[r * H + h] = dsum[size_t(h)];
+        for (int64_t h = 0; h < H; ++h) row_dot[r * H + h] = dsum[h];
         if (!gs_dst) continue;
         for (int64_t h = 0; h < H; ++h) {
-          const T dr = dsum[size_t(h)];
+          const T dr = dsum[h];
           T acc = T(0);
           for (int64_t k = b; k < e; ++k) {
-            const T* bk = buf.data() + (k - b) * H * 3 + 3 * h;
+            const T* bk = buf + (k - b) * H * 3 + 3 * h;
             acc = std::fma(bk[0], std::fma(bk[2], bk[1] - dr, T(0)), acc);
           }
           gs_dst[r * H + h] = acc;
@@ -600,31 +729,31 @@ void gat_backward_t(int64_t rows, int64_t H, int64_t D, T slope, const int64_t* 
       }
     };
     // the split rows: their non-zeros' α, ga, leaky' in one buffer (segment s at s·S·H·3)
-    part.assign(size_t(plan.segments() * H), T(0));
-    std::unique_ptr<T[]> ebuf(gs_dst && plan.hubs() > 0 ? new T[size_t(plan.segments() * S * H * 3)] : nullptr);
+    T* part = w1.part;
+    T* ebuf = w1.ebuf;
     auto seg_dot = [&](int64_t si) {
       int64_t r, sb, se, e;
       segment_of(plan, row_ptr, si, &r, &sb, &se, &e);
-      seg_dot_at(r, sb, se, e, part.data() + si * H, ebuf ? ebuf.get() + si * S * H * 3 : nullptr);
+      seg_dot_at(r, sb, se, e, part + si * H, ebuf ? ebuf + si * S * H * 3 : nullptr);
     };
     auto seg_gs = [&](int64_t si) {
       int64_t r, sb, se, e;
       segment_of(plan, row_ptr, si, &r, &sb, &se, &e);
-      seg_gs_at(r, sb, se, ebuf.get() + si * S * H * 3, part.data() + si * H);
+      seg_gs_at(r, sb, se, ebuf + si * S * H * 3, part + si * H);
     };
     auto fold_into = [&](T* dst) {
       return [&, dst](int64_t i) {
-        fold_sums(part.data() + plan.first[size_t(i)] * H, plan.first[size_t(i) + 1] - plan.first[size_t(i)], H,
-                  dst + plan.row[size_t(i)] * H);
+        fold_sums(part + plan.first[i] * H, plan.first[i + 1] - plan.first[i], H, dst + plan.row[i] * H);
       };
     };
-    run_split(row_ptr, rows, F + H, plan, light, seg_dot, fold_into(row_dot));
-    if (gs_dst && plan.hubs() > 0)
-      run_split(row_ptr, rows, F + H, plan, [](int64_t, int64_t) {}, seg_gs, fold_into(gs_dst));
+    run_split(row_ptr, rows, plan, light, seg_dot, fold_into(row_dot));
+    if (gs_dst && plan.hubs > 0)
+      run_split(row_ptr, rows, plan, [](int64_t, int64_t) {}, seg_gs, fold_into(gs_dst));
   }
-  if (!gx && !gs_src) return;
+  if (!pass2) return 0;
   // pass 2: sources, over the CSC (column j's entries are the edges j -> csc_row[k])
-  plan_hubs(col_ptr, rows, F + H, plan);
+  HubPlan& plan = w2.plan;
+  fill_hubs(col_ptr, rows, plan);
   const int64_t stride = F + H;  // per hub segment: gx [F], gs_src [H]
   // Σ over the column's entries [b, e) (pe: the column's end, for the prefetches) into gxr [F]
   // (when gx) and acc [H] (when gs_src), from 0 in CSC order
@@ -683,82 +812,112 @@ void gat_backward_t(int64_t rows, int64_t H, int64_t D, T slope, const int64_t* 
     }
   };
   auto light = [&](int64_t c0, int64_t c1) {
-    std::vector<T> acc(static_cast<size_t>(H));
-    std::vector<T> local;
+    T* acc = w2.local + omp_get_thread_num() * w2.stride;  // [H]
+    T* local = acc + H;                                    // a hub column's slots
     for (int64_t j = c0; j < c1; ++j) {
       const int64_t b = col_ptr[j], e = col_ptr[j + 1];
       if (e - b > plan.split_above) continue;
       if (e - b > S) {  // a hub column, whole: segment sums in turn, folded
         const int64_t nseg = segments_of(e - b);
-        local.resize(size_t(nseg * stride));
-        for (int64_t q = 0; q < nseg; ++q)
-          seg_at(j, b + q * S, std::min(b + (q + 1) * S, e), e, local.data() + q * stride);
-        fold_at(j, local.data(), nseg);
+        for (int64_t q = 0; q < nseg; ++q) seg_at(j, b + q * S, std::min(b + (q + 1) * S, e), e, local + q * stride);
+        fold_at(j, local, nseg);
         continue;
       }
-      column_sums(j, b, e, e, gx ? gx + j * F : nullptr, acc.data());
+      column_sums(j, b, e, e, gx ? gx + j * F : nullptr, acc);
       if (gs_src)
-        for (int64_t h = 0; h < H; ++h) gs_src[j * H + h] = acc[size_t(h)];
+        for (int64_t h = 0; h < H; ++h) gs_src[j * H + h] = acc[h];
     }
   };
-  part.assign(size_t(plan.segments() * stride), T(0));
+  T* part = w2.part;
   auto seg = [&](int64_t si) {
     int64_t j, sb, se, e;
     segment_of(plan, col_ptr, si, &j, &sb, &se, &e);
-    seg_at(j, sb, se, e, part.data() + si * stride);
+    seg_at(j, sb, se, e, part + si * stride);
   };
   auto fold = [&](int64_t i) {
-    fold_at(plan.row[size_t(i)], part.data() + plan.first[size_t(i)] * stride,
-            plan.first[size_t(i) + 1] - plan.first[size_t(i)]);
+    fold_at(plan.row[i], part + plan.first[i] * stride, plan.first[i + 1] - plan.first[i]);
   };
-  run_split(col_ptr, rows, F + H, plan, light, seg, fold);
+  run_split(col_ptr, rows, plan, light, seg, fold);
+  return 0;
 }
 
 }  // namespace
 
-int graph_edge_softmax(int dtype, int64_t rows, int64_t, int64_t heads, const int64_t* row_ptr, const void* scores,
-                       const void* lse_in, void* out, void* lse_out, void*) {
+int graph_edge_softmax_split(int dtype, int64_t rows, int64_t, int64_t heads, const int64_t* row_ptr,
+                             const void* scores, const void* lse_in, void* out, void* lse_out, void* ws,
+                             int64_t ws_bytes, void*) {
   if (dtype == MK_F32)
-    edge_softmax_t(rows, heads, row_ptr, static_cast<const float*>(scores), static_cast<const float*>(lse_in),
-                   static_cast<float*>(out), static_cast<float*>(lse_out));
-  else if (dtype == MK_F64)
-    edge_softmax_t(rows, heads, row_ptr, static_cast<const double*>(scores), static_cast<const double*>(lse_in),
-                   static_cast<double*>(out), static_cast<double*>(lse_out));
-  else
-    return KERNEL_UNSUPPORTED;
-  return 0;
+    return edge_softmax_t(rows, heads, row_ptr, static_cast<const float*>(scores), static_cast<const float*>(lse_in),
+                          static_cast<float*>(out), static_cast<float*>(lse_out), ws, ws_bytes);
+  if (dtype == MK_F64)
+    return edge_softmax_t(rows, heads, row_ptr, static_cast<const double*>(scores), static_cast<const double*>(lse_in),
+                          static_cast<double*>(out), static_cast<double*>(lse_out), ws, ws_bytes);
+  return KERNEL_UNSUPPORTED;
 }
 
-int graph_gat(int dtype, int64_t rows, int64_t, int64_t heads, int64_t width, double slope, const int64_t* row_ptr,
-              const int64_t* col, const void* x, const void* s_src, const void* s_dst, void* out, void* lse, void*) {
+int graph_gat_split(int dtype, int64_t rows, int64_t, int64_t heads, int64_t width, double slope,
+                    const int64_t* row_ptr, const int64_t* col, const void* x, const void* s_src, const void* s_dst,
+                    void* out, void* lse, void* ws, int64_t ws_bytes, void*) {
   if (dtype == MK_F32)
-    gat_t(rows, heads, width, float(slope), row_ptr, col, static_cast<const float*>(x),
-          static_cast<const float*>(s_src), static_cast<const float*>(s_dst), static_cast<float*>(out),
-          static_cast<float*>(lse));
-  else if (dtype == MK_F64)
-    gat_t(rows, heads, width, slope, row_ptr, col, static_cast<const double*>(x), static_cast<const double*>(s_src),
-          static_cast<const double*>(s_dst), static_cast<double*>(out), static_cast<double*>(lse));
-  else
-    return KERNEL_UNSUPPORTED;
-  return 0;
+    return gat_t(rows, heads, width, float(slope), row_ptr, col, static_cast<const float*>(x),
+                 static_cast<const float*>(s_src), static_cast<const float*>(s_dst), static_cast<float*>(out),
+                 static_cast<float*>(lse), ws, ws_bytes);
+  if (dtype == MK_F64)
+    return gat_t(rows, heads, width, slope, row_ptr, col, static_cast<const double*>(x),
+                 static_cast<const double*>(s_src), static_cast<const double*>(s_dst), static_cast<double*>(out),
+                 static_cast<double*>(lse), ws, ws_bytes);
+  return KERNEL_UNSUPPORTED;
 }
 
-int graph_gat_backward(int dtype, int64_t rows, int64_t, int64_t heads, int64_t width, double slope,
-                       const int64_t* row_ptr, const int64_t* col, const int64_t* col_ptr, const int64_t* csc_row,
-                       const void* x, const void* s_src, const void* s_dst, const void* lse, const void* gout, void* gx,
-                       void* gs_src, void* gs_dst, void* row_dot, void*) {
+int graph_gat_backward_split(int dtype, int64_t rows, int64_t, int64_t heads, int64_t width, double slope,
+                             const int64_t* row_ptr, const int64_t* col, const int64_t* col_ptr, const int64_t* csc_row,
+                             const void* x, const void* s_src, const void* s_dst, const void* lse, const void* gout,
+                             void* gx, void* gs_src, void* gs_dst, void* row_dot, void* ws, int64_t ws_bytes, void*) {
   if (dtype == MK_F32)
-    gat_backward_t(rows, heads, width, float(slope), row_ptr, col, col_ptr, csc_row, static_cast<const float*>(x),
-                   static_cast<const float*>(s_src), static_cast<const float*>(s_dst), static_cast<const float*>(lse),
-                   static_cast<const float*>(gout), static_cast<float*>(gx), static_cast<float*>(gs_src),
-                   static_cast<float*>(gs_dst), static_cast<float*>(row_dot));
-  else if (dtype == MK_F64)
-    gat_backward_t(rows, heads, width, slope, row_ptr, col, col_ptr, csc_row, static_cast<const double*>(x),
-                   static_cast<const double*>(s_src), static_cast<const double*>(s_dst),
-                   static_cast<const double*>(lse), static_cast<const double*>(gout), static_cast<double*>(gx),
-                   static_cast<double*>(gs_src), static_cast<double*>(gs_dst), static_cast<double*>(row_dot));
-  else
-    return KERNEL_UNSUPPORTED;
+    return gat_backward_t(rows, heads, width, float(slope), row_ptr, col, col_ptr, csc_row,
+                          static_cast<const float*>(x), static_cast<const float*>(s_src),
+                          static_cast<const float*>(s_dst), static_cast<const float*>(lse),
+                          static_cast<const float*>(gout), static_cast<float*>(gx), static_cast<float*>(gs_src),
+                          static_cast<float*>(gs_dst), static_cast<float*>(row_dot), ws, ws_bytes);
+  if (dtype == MK_F64)
+    return gat_backward_t(rows, heads, width, slope, row_ptr, col, col_ptr, csc_row, static_cast<const double*>(x),
+                          static_cast<const double*>(s_src), static_cast<const double*>(s_dst),
+                          static_cast<const double*>(lse), static_cast<const double*>(gout), static_cast<double*>(gx),
+                          static_cast<double*>(gs_src), static_cast<double*>(gs_dst), static_cast<double*>(row_dot), ws,
+                          ws_bytes);
+  return KERNEL_UNSUPPORTED;
+}
+
+namespace {
+template <class T>
+int64_t gat_workspace_t(int pass, int64_t rows, int64_t H, int64_t D, const int64_t* row_ptr, const int64_t* col_ptr) {
+  if (rows <= 0) return 0;
+  if (pass == kGatPassSoftmax) {
+    Carve c;
+    SoftmaxScratch<T> w;
+    softmax_layout(c, rows, H, row_ptr, w);
+    return c.used();
+  }
+  if (pass == kGatPassForward) {
+    Carve c;
+    GatScratch<T> w;
+    gat_layout(c, rows, H, D, row_ptr, w);
+    return c.used();
+  }
+  // the backward with every gradient asked for: a bound of the layout of any subset
+  Carve c1, c2;
+  GatBackwardScratch<T> w1, w2;
+  gat_backward_layout(c1, 1, rows, H, D, row_ptr, true, w1);
+  gat_backward_layout(c2, 2, rows, H, D, col_ptr, true, w2);
+  return std::max(c1.used(), c2.used());
+}
+}  // namespace
+
+int64_t gat_workspace_bytes(int dtype, int pass, int64_t rows, int64_t heads, int64_t width, const int64_t* row_ptr,
+                            const int64_t* col_ptr) {
+  if (pass == kGatPassBackward && !col_ptr) return 0;
+  if (dtype == MK_F32) return gat_workspace_t<float>(pass, rows, heads, width, row_ptr, col_ptr);
+  if (dtype == MK_F64) return gat_workspace_t<double>(pass, rows, heads, width, row_ptr, col_ptr);
   return 0;
 }
 
@@ -767,63 +926,74 @@ int graph_gat_backward(int dtype, int64_t rows, int64_t, int64_t heads, int64_t 
 #ifndef MK_ISA_AVX512
 // ---- dispatch (in the AVX2 build only) -----------------------------------------------------------
 namespace avx512 {
-int graph_edge_softmax(int, int64_t, int64_t, int64_t, const int64_t*, const void*, const void*, void*, void*, void*);
-int graph_gat(int, int64_t, int64_t, int64_t, int64_t, double, const int64_t*, const int64_t*, const void*, const void*,
-              const void*, void*, void*, void*);
-int graph_gat_backward(int, int64_t, int64_t, int64_t, int64_t, double, const int64_t*, const int64_t*, const int64_t*,
-                       const int64_t*, const void*, const void*, const void*, const void*, const void*, void*, void*,
-                       void*, void*, void*);
+int graph_edge_softmax_split(int, int64_t, int64_t, int64_t, const int64_t*, const void*, const void*, void*, void*,
+                             void*, int64_t, void*);
+int graph_gat_split(int, int64_t, int64_t, int64_t, int64_t, double, const int64_t*, const int64_t*, const void*,
+                    const void*, const void*, void*, void*, void*, int64_t, void*);
+int graph_gat_backward_split(int, int64_t, int64_t, int64_t, int64_t, double, const int64_t*, const int64_t*,
+                             const int64_t*, const int64_t*, const void*, const void*, const void*, const void*,
+                             const void*, void*, void*, void*, void*, void*, int64_t, void*);
 }  // namespace avx512
 
+// The CPU's scratch: the hub plan, the split rows' slots and the per-thread row buffers of the
+// kernels above (their *_layout), sized from row_ptr (and col_ptr for the backward).
+int64_t graph_gat_workspace(int dtype, int pass, int64_t rows, int64_t, int64_t heads, int64_t width,
+                            const int64_t* row_ptr, const int64_t* col_ptr) {
+  return avx2::gat_workspace_bytes(dtype, pass, rows, heads, width, row_ptr, col_ptr);
+}
+
+int graph_edge_softmax_split(int dtype, int64_t rows, int64_t nnz, int64_t heads, const int64_t* row_ptr,
+                             const void* scores, const void* lse_in, void* out, void* lse_out, void* ws,
+                             int64_t ws_bytes, void* stream) {
+  if (isa_level() >= 3)
+    return avx512::graph_edge_softmax_split(dtype, rows, nnz, heads, row_ptr, scores, lse_in, out, lse_out, ws,
+                                            ws_bytes, stream);
+  return avx2::graph_edge_softmax_split(dtype, rows, nnz, heads, row_ptr, scores, lse_in, out, lse_out, ws, ws_bytes,
+                                        stream);
+}
+
+int graph_gat_split(int dtype, int64_t rows, int64_t nnz, int64_t heads, int64_t width, double slope,
+                    const int64_t* row_ptr, const int64_t* col, const void* x, const void* s_src, const void* s_dst,
+                    void* out, void* lse, void* ws, int64_t ws_bytes, void* stream) {
+  if (isa_level() >= 3)
+    return avx512::graph_gat_split(dtype, rows, nnz, heads, width, slope, row_ptr, col, x, s_src, s_dst, out, lse, ws,
+                                   ws_bytes, stream);
+  return avx2::graph_gat_split(dtype, rows, nnz, heads, width, slope, row_ptr, col, x, s_src, s_dst, out, lse, ws,
+                               ws_bytes, stream);
+}
+
+int graph_gat_backward_split(int dtype, int64_t rows, int64_t nnz, int64_t heads, int64_t width, double slope,
+                             const int64_t* row_ptr, const int64_t* col, const int64_t* col_ptr, const int64_t* csc_row,
+                             const void* x, const void* s_src, const void* s_dst, const void* lse, const void* gout,
+                             void* gx, void* gs_src, void* gs_dst, void* row_dot, void* ws, int64_t ws_bytes,
+                             void* stream) {
+  if (isa_level() >= 3)
+    return avx512::graph_gat_backward_split(dtype, rows, nnz, heads, width, slope, row_ptr, col, col_ptr, csc_row, x,
+                                            s_src, s_dst, lse, gout, gx, gs_src, gs_dst, row_dot, ws, ws_bytes, stream);
+  return avx2::graph_gat_backward_split(dtype, rows, nnz, heads, width, slope, row_ptr, col, col_ptr, csc_row, x, s_src,
+                                        s_dst, lse, gout, gx, gs_src, gs_dst, row_dot, ws, ws_bytes, stream);
+}
+
+// Without a workspace the CPU kernels cannot run (KERNEL_UNSUPPORTED, nothing written; rows = 0
+// excepted): callers take graph_gat_workspace's bytes and call the *_split forms.
 int graph_edge_softmax(int dtype, int64_t rows, int64_t nnz, int64_t heads, const int64_t* row_ptr, const void* scores,
                        const void* lse_in, void* out, void* lse_out, void* stream) {
-  if (isa_level() >= 3)
-    return avx512::graph_edge_softmax(dtype, rows, nnz, heads, row_ptr, scores, lse_in, out, lse_out, stream);
-  return avx2::graph_edge_softmax(dtype, rows, nnz, heads, row_ptr, scores, lse_in, out, lse_out, stream);
+  return graph_edge_softmax_split(dtype, rows, nnz, heads, row_ptr, scores, lse_in, out, lse_out, nullptr, 0, stream);
 }
 
 int graph_gat(int dtype, int64_t rows, int64_t nnz, int64_t heads, int64_t width, double slope, const int64_t* row_ptr,
               const int64_t* col, const void* x, const void* s_src, const void* s_dst, void* out, void* lse,
               void* stream) {
-  if (isa_level() >= 3)
-    return avx512::graph_gat(dtype, rows, nnz, heads, width, slope, row_ptr, col, x, s_src, s_dst, out, lse, stream);
-  return avx2::graph_gat(dtype, rows, nnz, heads, width, slope, row_ptr, col, x, s_src, s_dst, out, lse, stream);
+  return graph_gat_split(dtype, rows, nnz, heads, width, slope, row_ptr, col, x, s_src, s_dst, out, lse, nullptr, 0,
+                         stream);
 }
 
 int graph_gat_backward(int dtype, int64_t rows, int64_t nnz, int64_t heads, int64_t width, double slope,
                        const int64_t* row_ptr, const int64_t* col, const int64_t* col_ptr, const int64_t* csc_row,
                        const void* x, const void* s_src, const void* s_dst, const void* lse, const void* gout, void* gx,
                        void* gs_src, void* gs_dst, void* row_dot, void* stream) {
-  if (isa_level() >= 3)
-    return avx512::graph_gat_backward(dtype, rows, nnz, heads, width, slope, row_ptr, col, col_ptr, csc_row, x, s_src,
-                                      s_dst, lse, gout, gx, gs_src, gs_dst, row_dot, stream);
-  return avx2::graph_gat_backward(dtype, rows, nnz, heads, width, slope, row_ptr, col, col_ptr, csc_row, x, s_src,
-                                  s_dst, lse, gout, gx, gs_src, gs_dst, row_dot, stream);
-}
-
-// The CPU shares hub rows among its threads with scratch of its own (the hub split in the kernels
-// above): no caller's scratch, and the split forms are the plain ones.
-int64_t graph_gat_workspace(int, int, int64_t, int64_t, int64_t, int64_t) { return 0; }
-
-int graph_edge_softmax_split(int dtype, int64_t rows, int64_t nnz, int64_t heads, const int64_t* row_ptr,
-                             const void* scores, const void* lse_in, void* out, void* lse_out, void*, int64_t,
-                             void* stream) {
-  return graph_edge_softmax(dtype, rows, nnz, heads, row_ptr, scores, lse_in, out, lse_out, stream);
-}
-
-int graph_gat_split(int dtype, int64_t rows, int64_t nnz, int64_t heads, int64_t width, double slope,
-                    const int64_t* row_ptr, const int64_t* col, const void* x, const void* s_src, const void* s_dst,
-                    void* out, void* lse, void*, int64_t, void* stream) {
-  return graph_gat(dtype, rows, nnz, heads, width, slope, row_ptr, col, x, s_src, s_dst, out, lse, stream);
-}
-
-int graph_gat_backward_split(int dtype, int64_t rows, int64_t nnz, int64_t heads, int64_t width, double slope,
-                             const int64_t* row_ptr, const int64_t* col, const int64_t* col_ptr,
-                             const int64_t* csc_row, const void* x, const void* s_src, const void* s_dst,
-                             const void* lse, const void* gout, void* gx, void* gs_src, void* gs_dst, void* row_dot,
-                             void*, int64_t, void* stream) {
-  return graph_gat_backward(dtype, rows, nnz, heads, width, slope, row_ptr, col, col_ptr, csc_row, x, s_src, s_dst,
-                            lse, gout, gx, gs_src, gs_dst, row_dot, stream);
+  return graph_gat_backward_split(dtype, rows, nnz, heads, width, slope, row_ptr, col, col_ptr, csc_row, x, s_src,
+                                  s_dst, lse, gout, gx, gs_src, gs_dst, row_dot, nullptr, 0, stream);
 }
 #endif
 

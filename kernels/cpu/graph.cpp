@@ -31,10 +31,10 @@
 
 #include <algorithm>
 #include <cstring>
-#include <vector>
 
 #include "mk/cpu_graph_parts.h"
 #include "mk/cpu_parallel.h"
+#include "mk/cpu_scratch.h"
 #include "mk/cpu_tile.h"
 #include "mk/graph_segment.h"
 #include "mk/isa_ns.h"
@@ -293,43 +293,62 @@ void spmm_rows(int reduce, int64_t r0, int64_t r1, int64_t nnz, int64_t heads, i
 }
 
 // Sum or mean of rows [r0, r1) with indexed weights (the CSC pass of a gradient, e.g. sddmm's db):
-// the weights are first gathered into row order, a chunk of rows at a time (up to kGatherChunk
-// weights, or one longer row, in a buffer of the part's own), then read in order as direct weights.
-// The gather's random reads are independent of each other and run as a pass of their own; read
-// inside the accumulation loop instead, each is one more miss among the x rows'. One thread, R-MAT
-// 100k nodes (tools/sddmm_passes_prof.cpp's graph, loaded machine): 10M edges 1.15-1.25x on this pass
-// at F = 64, 1.08x at F = 256, 1M edges 1.01-1.03x; chunks of 2^16 / 2^18 weights gained 1.05x / 1.10x
-// at 10M, F = 64. Same weights, same order, same arithmetic: bitwise the indexed loop's result (and
-// so the CUDA twin's).
+// the weights are first gathered into row order, a chunk of rows at a time (up to `cap` weights
+// in buf, the calling thread's slot of the caller's scratch: gather_cap), then read in order as
+// direct weights; a row of more than cap weights (a hub of over kGatherChunk / heads non-zeros)
+// reads its weights through the index. The gather's random reads are independent of each other
+// and run as a pass of their own; read inside the accumulation loop instead, each is one more miss
+// among the x rows'. One thread, R-MAT 100k nodes (tools/sddmm_passes_prof.cpp's graph, loaded
+// machine): 10M edges 1.15-1.25x on this pass at F = 64, 1.08x at F = 256, 1M edges 1.01-1.03x;
+// chunks of 2^16 / 2^18 weights gained 1.05x / 1.10x at 10M, F = 64. Same weights, same order,
+// same arithmetic: bitwise the indexed loop's result (and so the CUDA twin's).
 template <class T>
 void sum_rows_gathered(int reduce, int64_t r0, int64_t r1, int64_t heads, int64_t D, const int64_t* row_ptr,
-                       const int64_t* col, const T* w, const int64_t* widx, const T* x, T* out) {
+                       const int64_t* col, const T* w, const int64_t* widx, const T* x, T* out, T* buf, int64_t cap) {
   const int64_t F = heads * D;
-  std::vector<T> buf;
-  std::vector<int64_t> ptr;
+  const bool mean = reduce == MK_GRAPH_REDUCE_MEAN;
   for (int64_t c0 = r0; c0 < r1;) {
-    int64_t c1 = c0 + 1;  // rows [c0, c1): at least one, more while their weights fit the chunk
-    while (c1 < r1 && (row_ptr[c1 + 1] - row_ptr[c0]) * heads <= Traits::kGatherChunk) ++c1;
+    if ((row_ptr[c0 + 1] - row_ptr[c0]) * heads > cap) {  // a hub longer than the buffer
+      sum_row<T, kIndexed>(mean, row_ptr[c0], row_ptr[c0 + 1], col, w, widx, heads, D, x, out + c0 * F);
+      ++c0;
+      continue;
+    }
+    int64_t c1 = c0 + 1;  // rows [c0, c1): at least one, more while their weights fit the buffer
+    while (c1 < r1 && (row_ptr[c1 + 1] - row_ptr[c0]) * heads <= cap) ++c1;
     const int64_t kb = row_ptr[c0], n = row_ptr[c1] - kb;
-    buf.resize(size_t(n * heads));
-    ptr.resize(size_t(c1 - c0 + 1));
     for (int64_t k = 0; k < n; ++k)
-      for (int64_t h = 0; h < heads; ++h) buf[size_t(k * heads + h)] = w[widx[kb + k] * heads + h];
-    for (int64_t i = 0; i <= c1 - c0; ++i) ptr[size_t(i)] = row_ptr[c0 + i] - kb;
-    spmm_rows<T, kDirect>(reduce, 0, c1 - c0, n, heads, D, ptr.data(), col + kb, buf.data(), nullptr, x, out + c0 * F,
-                          nullptr);
+      for (int64_t h = 0; h < heads; ++h) buf[k * heads + h] = w[widx[kb + k] * heads + h];
+    for (int64_t r = c0; r < c1; ++r)
+      sum_row<T, kDirect>(mean, row_ptr[r] - kb, row_ptr[r + 1] - kb, col + kb, buf, nullptr, heads, D, x, out + r * F);
     c0 = c1;
   }
 }
 
+// The gather buffer of sum_rows_gathered: per thread of the call (mk/cpu_graph_parts.h's
+// part_threads) min(nnz·heads, kGatherChunk) weights; none unless the weights are indexed and the
+// reduction a sum or mean.
+template <class T>
+T* gather_layout(Carve& c, int reduce, int64_t rows, int64_t nnz, int64_t heads, int64_t D, bool indexed,
+                 int64_t* cap) {
+  *cap = 0;
+  if (!indexed || (reduce != MK_GRAPH_REDUCE_SUM && reduce != MK_GRAPH_REDUCE_MEAN)) return nullptr;
+  *cap = std::min<int64_t>(nnz * heads, Traits::kGatherChunk);
+  return c.take_slots<T>(part_threads(rows, nnz, heads * D), *cap);
+}
+
 template <class T>
 void spmm_t(int reduce, int64_t rows, int64_t nnz, int64_t heads, int64_t D, const int64_t* row_ptr, const int64_t* col,
-            const T* w, const int64_t* widx, const T* x, T* out, int64_t* arg) {
+            const T* w, const int64_t* widx, const T* x, T* out, int64_t* arg, void* ws, int64_t ws_bytes) {
   const int mode = !w ? kNoWeight : widx ? kIndexed : kDirect;
   const bool summed = reduce == MK_GRAPH_REDUCE_SUM || reduce == MK_GRAPH_REDUCE_MEAN;
+  int64_t cap = 0;
+  Carve c(ws, ws_bytes);
+  T* bufs = gather_layout<T>(c, reduce, rows, nnz, heads, D, mode == kIndexed, &cap);
+  const bool gather = mode == kIndexed && summed && c.fits();  // else the indexed loop: the same bits
   for_each_part<Traits::kPartsPerThread>(row_ptr, rows, heads * D, [&](int64_t r0, int64_t r1) {
-    if (mode == kIndexed && summed)
-      sum_rows_gathered<T>(reduce, r0, r1, heads, D, row_ptr, col, w, widx, x, out);
+    if (gather)
+      sum_rows_gathered<T>(reduce, r0, r1, heads, D, row_ptr, col, w, widx, x, out,
+                           bufs + omp_get_thread_num() * Carve::stride<T>(cap), cap);
     else if (mode == kNoWeight)
       spmm_rows<T, kNoWeight>(reduce, r0, r1, nnz, heads, D, row_ptr, col, w, widx, x, out, arg);
     else if (mode == kDirect)
@@ -555,19 +574,30 @@ void sddmm_t(int64_t rows, int64_t heads, int64_t D, const int64_t* row_ptr, con
 
 }  // namespace
 
-int graph_spmm(int dtype, int reduce, int64_t rows, int64_t nnz, int64_t heads, int64_t width, const int64_t* row_ptr,
-               const int64_t* col, const void* weight, const int64_t* weight_index, const void* x, void* out,
-               int64_t* arg, void*) {
+int graph_spmm_split(int dtype, int reduce, int64_t rows, int64_t nnz, int64_t heads, int64_t width,
+                     const int64_t* row_ptr, const int64_t* col, const void* weight, const int64_t* weight_index,
+                     const void* x, void* out, int64_t* arg, void* ws, int64_t ws_bytes, void*) {
   if (reduce < 0 || reduce >= MK_GRAPH_REDUCE_COUNT) return KERNEL_UNSUPPORTED;
   if (dtype == MK_F32)
     spmm_t(reduce, rows, nnz, heads, width, row_ptr, col, static_cast<const float*>(weight), weight_index,
-           static_cast<const float*>(x), static_cast<float*>(out), arg);
+           static_cast<const float*>(x), static_cast<float*>(out), arg, ws, ws_bytes);
   else if (dtype == MK_F64)
     spmm_t(reduce, rows, nnz, heads, width, row_ptr, col, static_cast<const double*>(weight), weight_index,
-           static_cast<const double*>(x), static_cast<double*>(out), arg);
+           static_cast<const double*>(x), static_cast<double*>(out), arg, ws, ws_bytes);
   else
     return KERNEL_UNSUPPORTED;
   return 0;
+}
+
+int64_t spmm_workspace_bytes(int dtype, int reduce, int64_t rows, int64_t nnz, int64_t heads, int64_t width,
+                             bool indexed) {
+  Carve c;
+  int64_t cap = 0;
+  if (dtype == MK_F32)
+    gather_layout<float>(c, reduce, rows, nnz, heads, width, indexed, &cap);
+  else if (dtype == MK_F64)
+    gather_layout<double>(c, reduce, rows, nnz, heads, width, indexed, &cap);
+  return c.used();
 }
 
 int graph_sddmm(int dtype, int64_t rows, int64_t, int64_t heads, int64_t width, const int64_t* row_ptr,
@@ -588,20 +618,18 @@ int graph_sddmm(int dtype, int64_t rows, int64_t, int64_t heads, int64_t width, 
 #ifndef MK_ISA_AVX512
 // ---- dispatch and the structure check (in the AVX2 build only) --------------------------------
 namespace avx512 {
-int graph_spmm(int, int, int64_t, int64_t, int64_t, int64_t, const int64_t*, const int64_t*, const void*,
-               const int64_t*, const void*, void*, int64_t*, void*);
+int graph_spmm_split(int, int, int64_t, int64_t, int64_t, int64_t, const int64_t*, const int64_t*, const void*,
+                     const int64_t*, const void*, void*, int64_t*, void*, int64_t, void*);
 int graph_sddmm(int, int64_t, int64_t, int64_t, int64_t, const int64_t*, const int64_t*, const void*, const void*,
                 void*, void*);
 }  // namespace avx512
 
+// Without scratch: indexed weights are read through the index (bitwise the gathered result).
 int graph_spmm(int dtype, int reduce, int64_t rows, int64_t nnz, int64_t heads, int64_t width, const int64_t* row_ptr,
                const int64_t* col, const void* weight, const int64_t* weight_index, const void* x, void* out,
                int64_t* arg, void* stream) {
-  if (isa_level() >= 3)
-    return avx512::graph_spmm(dtype, reduce, rows, nnz, heads, width, row_ptr, col, weight, weight_index, x, out, arg,
-                              stream);
-  return avx2::graph_spmm(dtype, reduce, rows, nnz, heads, width, row_ptr, col, weight, weight_index, x, out, arg,
-                          stream);
+  return graph_spmm_split(dtype, reduce, rows, nnz, heads, width, row_ptr, col, weight, weight_index, x, out, arg,
+                          nullptr, 0, stream);
 }
 
 int graph_sddmm(int dtype, int64_t rows, int64_t nnz, int64_t heads, int64_t width, const int64_t* row_ptr,
@@ -610,14 +638,21 @@ int graph_sddmm(int dtype, int64_t rows, int64_t nnz, int64_t heads, int64_t wid
   return avx2::graph_sddmm(dtype, rows, nnz, heads, width, row_ptr, col, a, b, out, stream);
 }
 
-// The CPU splits no row across threads (a hub row's segments are summed in order by one thread):
-// no scratch.
-int64_t graph_spmm_workspace(int, int, int64_t, int64_t, int64_t, int64_t) { return 0; }
+// The CPU splits no row across threads (a hub row's segments are summed in order by one thread);
+// its scratch is the gather buffer of indexed weights (sum and mean), per thread (gather_layout).
+int64_t graph_spmm_workspace(int dtype, int reduce, int64_t rows, int64_t nnz, int64_t heads, int64_t width,
+                             int indexed) {
+  return avx2::spmm_workspace_bytes(dtype, reduce, rows, nnz, heads, width, indexed != 0);
+}
 
 int graph_spmm_split(int dtype, int reduce, int64_t rows, int64_t nnz, int64_t heads, int64_t width,
                      const int64_t* row_ptr, const int64_t* col, const void* weight, const int64_t* weight_index,
-                     const void* x, void* out, int64_t* arg, void*, int64_t, void* stream) {
-  return graph_spmm(dtype, reduce, rows, nnz, heads, width, row_ptr, col, weight, weight_index, x, out, arg, stream);
+                     const void* x, void* out, int64_t* arg, void* ws, int64_t ws_bytes, void* stream) {
+  if (isa_level() >= 3)
+    return avx512::graph_spmm_split(dtype, reduce, rows, nnz, heads, width, row_ptr, col, weight, weight_index, x, out,
+                                    arg, ws, ws_bytes, stream);
+  return avx2::graph_spmm_split(dtype, reduce, rows, nnz, heads, width, row_ptr, col, weight, weight_index, x, out, arg,
+                                ws, ws_bytes, stream);
 }
 
 int graph_check(int64_t rows, int64_t cols, int64_t nnz, const int64_t* row_ptr, const int64_t* col, int64_t* bad,

@@ -876,8 +876,11 @@ int graph_gat_backward(int dtype, int64_t rows, int64_t nnz, int64_t heads, int6
                                   s_dst, lse, gout, gx, gs_src, gs_dst, row_dot, nullptr, 0, stream);
 }
 
-int64_t graph_gat_workspace(int dtype, int pass, int64_t rows, int64_t nnz, int64_t heads, int64_t width) {
+int64_t graph_gat_workspace(int dtype, int pass, int64_t rows, int64_t nnz, int64_t heads, int64_t width,
+                            const int64_t* row_ptr, const int64_t* col_ptr) {
   (void)rows;
+  (void)row_ptr;  // device pointers: not read here
+  (void)col_ptr;
   return gat_split_bytes(dtype, pass, nnz, heads, width);
 }
 

@@ -651,8 +651,10 @@ int graph_spmm(int dtype, int reduce, int64_t rows, int64_t nnz, int64_t heads, 
                           nullptr, 0, stream);
 }
 
-int64_t graph_spmm_workspace(int dtype, int reduce, int64_t rows, int64_t nnz, int64_t heads, int64_t width) {
+int64_t graph_spmm_workspace(int dtype, int reduce, int64_t rows, int64_t nnz, int64_t heads, int64_t width,
+                             int indexed) {
   (void)rows;
+  (void)indexed;
   return spmm_split_bytes(dtype, reduce, nnz, heads * width);
 }
 

@@ -24,7 +24,7 @@ extern "C" {
  * without its MK_ prefix, by cmake/gen_java_codes.cmake), and the kernels use these names. */
 
 /* Version of this ABI and of the kernel table between libmetakernels and libmetakernels_cuda. */
-enum mk_abi { MK_ABI_VERSION = 10 };
+enum mk_abi { MK_ABI_VERSION = 11 };
 
 enum mk_status {
   MK_OK = 0,

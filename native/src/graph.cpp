@@ -52,28 +52,39 @@ int check_graph(const char* op, const KernelTable* t, int device, int dtype, int
   return MK_OK;
 }
 
-
-// The scratch of the hub split of edge softmax and GAT (kernels/cuda/gat.cu): on CUDA from the
-// device caching allocator for the call's stream, freed when the call returns (as spmm's); none on
-// the CPU. Without it (out of device memory) each hub row is walked by one group: slower, the same bits.
-struct GatScratch {
+// A graph kernel's scratch, freed when the call returns. CUDA: the segment sums of the hub split
+// (kernels/cuda/graph.cu, gat.cu) from the device caching allocator for the call's stream; without
+// it (out of device memory) each hub row is walked by one group: slower, the same bits. The CPU:
+// the kernels' buffers (they allocate nothing: kernels/cpu/graph.cpp, gat.cpp) from the host
+// caching allocator, so they count in mk_host_live_bytes / mk_host_peak_bytes; spmm without it
+// reads indexed weights through the index (the same bits), the GAT kernels cannot run without it
+// (`required`: the call fails naming the op, the sizes and the bytes).
+struct GraphScratch {
   void* ptr = nullptr;
   int64_t bytes = 0;
-  GatScratch(const KernelTable* t, int device, int dtype, int pass, int64_t rows, int64_t nnz, int64_t heads,
-             int64_t width, void* stream) {
-    const int64_t need = t->graph_gat_workspace(dtype, pass, rows, nnz, heads, width);
-    if (device != MK_DEVICE_CUDA || need <= 0) return;
-    ptr = mk_device_alloc_on(need, stream);
-    if (ptr)
+  int device = MK_DEVICE_CPU;
+  GraphScratch() = default;
+  // MK_OK, or an error when `required` and the allocation failed
+  int take(const char* op, const std::string& s, int dev, int64_t need, bool required, void* stream) {
+    device = dev;
+    if (need <= 0) return MK_OK;
+    ptr = device == MK_DEVICE_CUDA ? mk_device_alloc_on(need, stream) : mk_host_alloc(need);
+    if (ptr) {
       bytes = need;
-    else
+      return MK_OK;
+    }
+    if (device == MK_DEVICE_CUDA || !required) {
       clear_error();
+      return MK_OK;
+    }
+    return fail(MK_ERR_INTERNAL, "%s: %s: no host memory for the kernel's scratch (%" PRId64 " bytes)", op, s.c_str(),
+                need);
   }
-  ~GatScratch() {
-    if (ptr) mk_device_free(ptr);
+  ~GraphScratch() {
+    if (ptr) device == MK_DEVICE_CUDA ? mk_device_free(ptr) : mk_host_free(ptr);
   }
-  GatScratch(const GatScratch&) = delete;
-  GatScratch& operator=(const GatScratch&) = delete;
+  GraphScratch(const GraphScratch&) = delete;
+  GraphScratch& operator=(const GraphScratch&) = delete;
 };
 
 }  // namespace
@@ -108,20 +119,16 @@ int mk_graph_spmm_forward(int device, int dtype, int reduce, int64_t rows, int64
   }
   if (out_n == 0) return MK_OK;
   // CUDA splits hub rows (longer than kGraphSegment non-zeros) across lane groups, their segment
-  // sums in scratch from the device caching allocator, allocated for the call's stream and freed
-  // when the call returns (as mk_dense_reduce_forward's). Without it (out of device memory) each
-  // hub row is walked by one group: slower, the same bits.
-  const int64_t ws_bytes = t->graph_spmm_workspace(dtype, reduce, rows, nnz, heads, width);
-  void* ws = nullptr;
-  if (device == MK_DEVICE_CUDA && ws_bytes > 0) {
-    ws = mk_device_alloc_on(ws_bytes, stream);
-    if (!ws) clear_error();
-  }
-  const int st = t->graph_spmm_split(dtype, reduce, rows, nnz, heads, width, row_ptr, col, weight,
-                                     weight ? weight_index : nullptr, x, out, extreme ? arg : nullptr, ws,
-                                     ws ? ws_bytes : 0, stream);
-  if (ws) mk_device_free(ws);
-  return kernel_status(op, device, st);
+  // sums in scratch (as mk_dense_reduce_forward's); the CPU gathers indexed weights into row order
+  // in per-thread buffers. Either way optional: without it the same bits, slower (GraphScratch).
+  const int indexed = weight && weight_index ? 1 : 0;
+  GraphScratch ws;
+  MK_CHECK(ws.take(op, sizes(rows, cols, nnz, heads, width), device,
+                   t->graph_spmm_workspace(dtype, reduce, rows, nnz, heads, width, indexed), false, stream));
+  return kernel_status(
+      op, device,
+      t->graph_spmm_split(dtype, reduce, rows, nnz, heads, width, row_ptr, col, weight, weight ? weight_index : nullptr,
+                          x, out, extreme ? arg : nullptr, ws.ptr, ws.bytes, stream));
 }
 
 int mk_graph_sddmm_forward(int device, int dtype, int64_t rows, int64_t cols, int64_t nnz, int64_t heads, int64_t width,
@@ -159,7 +166,11 @@ int mk_graph_edge_softmax_forward(int device, int dtype, int64_t rows, int64_t c
     if (lse_out && rows > 0) return kernel_status(op, device, t->fill(dtype, rows * heads, lse_out, -INFINITY, stream));
     return MK_OK;
   }
-  GatScratch ws(t, device, dtype, mk::kGatPassSoftmax, rows, nnz, heads, 1, stream);
+  // the CPU reads row_ptr to size its buffers (the longest row, the hub plan); CUDA does not
+  GraphScratch ws;
+  MK_CHECK(ws.take(op, sizes(rows, cols, nnz, heads, 1), device,
+                   t->graph_gat_workspace(dtype, mk::kGatPassSoftmax, rows, nnz, heads, 1, row_ptr, nullptr), true,
+                   stream));
   return kernel_status(op, device,
                        t->graph_edge_softmax_split(dtype, rows, nnz, heads, row_ptr, scores, lse_in, out, lse_out, ws.ptr,
                                                    ws.bytes, stream));
@@ -182,7 +193,10 @@ int mk_graph_gat_forward(int device, int dtype, int64_t rows, int64_t cols, int6
   MK_CHECK(check_ptr(op, "out", out, rows * heads * width));
   if (lse) MK_CHECK(check_ptr(op, "lse", lse, rows * heads));
   if (rows == 0) return MK_OK;
-  GatScratch ws(t, device, dtype, mk::kGatPassForward, rows, nnz, heads, width, stream);
+  GraphScratch ws;
+  MK_CHECK(ws.take(op, s, device,
+                   t->graph_gat_workspace(dtype, mk::kGatPassForward, rows, nnz, heads, width, row_ptr, nullptr), true,
+                   stream));
   return kernel_status(op, device,
                        t->graph_gat_split(dtype, rows, nnz, heads, width, negative_slope, row_ptr, col, x, s_src, s_dst,
                                           out, lse, ws.ptr, ws.bytes, stream));
@@ -226,7 +240,10 @@ int mk_graph_gat_backward(int device, int dtype, int64_t rows, int64_t cols, int
                 op, s.c_str(), rows, heads);
   if (row_dot) MK_CHECK(check_ptr(op, "row_dot", row_dot, rows * heads));
   if (rows == 0) return MK_OK;
-  GatScratch ws(t, device, dtype, mk::kGatPassBackward, rows, nnz, heads, width, stream);
+  GraphScratch ws;
+  MK_CHECK(ws.take(op, s, device,
+                   t->graph_gat_workspace(dtype, mk::kGatPassBackward, rows, nnz, heads, width, row_ptr, col_ptr), true,
+                   stream));
   return kernel_status(op, device,
                        t->graph_gat_backward_split(dtype, rows, nnz, heads, width, negative_slope, row_ptr, col,
                                                    col_ptr, csc_row, x, s_src, s_dst, lse, grad_out, grad_x,

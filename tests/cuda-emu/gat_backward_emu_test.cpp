@@ -48,8 +48,8 @@ struct Inputs {
     fill(sd, rng, -3, 3);
     fill(gout, rng, -1, 1);
     Buf<T> out(g.rows * H * D);
-    mk::cpu::graph_gat(dtype, g.rows, g.nnz, H, D, slope, g.ptr.data(), g.col.data(), x.data(), ss.data(), sd.data(),
-                       out.data(), lse.data(), nullptr);
+    cpu_gat(dtype, g.rows, g.nnz, H, D, slope, g.ptr.data(), g.col.data(), x.data(), ss.data(), sd.data(), out.data(),
+            lse.data(), nullptr);
   }
 };
 
@@ -73,10 +73,10 @@ static void backward_case(const Csr& g, int64_t H, int64_t D, double slope, unsi
               nullptr);
   };
   const int rc = run(mk::cuda::graph_gat_backward, gx_gpu, gs_gpu, gd_gpu, rd_gpu);
-  run(mk::cpu::graph_gat_backward, gx_cpu, gs_cpu, gd_cpu, rd_cpu);
+  run(cpu_gat_backward, gx_cpu, gs_cpu, gd_cpu, rd_cpu);
   expect(rc == 0, std::string(what) + ": launch status");
   // the hub split with its scratch (NaN-poisoned: a slot read before it is written shows)
-  const int64_t ws_bytes = mk::cuda::graph_gat_workspace(dtype, mk::kGatPassBackward, N, g.nnz, H, D);
+  const int64_t ws_bytes = mk::cuda::graph_gat_workspace(dtype, mk::kGatPassBackward, N, g.nnz, H, D, nullptr, nullptr);
   const int64_t chunks = (g.nnz + mk::kGraphSegment - 1) / mk::kGraphSegment;
   expect(ws_bytes == (chunks > 1 ? chunks * F * int64_t(sizeof(T)) : 0),
          std::string(what) + ": workspace bytes " + std::to_string(ws_bytes));
@@ -181,9 +181,9 @@ static void threads_case(const Csr& g, int64_t H, int64_t D, unsigned seed) {
   for (int threads : {1, 2, 3}) {
     omp_set_num_threads(threads);
     std::vector<T> gx(size_t(N * F)), gs(size_t(N * H)), gd(size_t(N * H)), rd(size_t(N * H));
-    mk::cpu::graph_gat_backward(dtype, N, g.nnz, H, D, 0.2, g.ptr.data(), g.col.data(), t.ptr.data(), t.row.data(),
-                                in.x.data(), in.ss.data(), in.sd.data(), in.lse.data(), in.gout.data(), gx.data(),
-                                gs.data(), gd.data(), rd.data(), nullptr);
+    cpu_gat_backward(dtype, N, g.nnz, H, D, 0.2, g.ptr.data(), g.col.data(), t.ptr.data(), t.row.data(), in.x.data(),
+                     in.ss.data(), in.sd.data(), in.lse.data(), in.gout.data(), gx.data(), gs.data(), gd.data(),
+                     rd.data(), nullptr);
     gx.insert(gx.end(), gs.begin(), gs.end());
     gx.insert(gx.end(), gd.begin(), gd.end());
     res.push_back(gx);

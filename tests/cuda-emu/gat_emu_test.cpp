@@ -26,7 +26,8 @@ template <class T>
 static void split_and_threads_softmax(const Csr& g, int64_t H, const Buf<T>& s, const Buf<T>& y_cpu,
                                       const Buf<T>& l_cpu, const Buf<T>& y1_gpu, const char* what) {
   const int dtype = sizeof(T) == 4 ? MK_F32 : MK_F64;
-  const int64_t ws_bytes = mk::cuda::graph_gat_workspace(dtype, mk::kGatPassSoftmax, g.rows, g.nnz, H, 1);
+  const int64_t ws_bytes =
+      mk::cuda::graph_gat_workspace(dtype, mk::kGatPassSoftmax, g.rows, g.nnz, H, 1, nullptr, nullptr);
   const int64_t chunks = (g.nnz + mk::kGraphSegment - 1) / mk::kGraphSegment;
   expect(ws_bytes == (chunks > 1 ? chunks * 6 * H * int64_t(sizeof(T)) : 0),
          std::string(what) + ": workspace bytes " + std::to_string(ws_bytes));
@@ -39,7 +40,7 @@ static void split_and_threads_softmax(const Csr& g, int64_t H, const Buf<T>& s, 
                                           nullptr, ws_bytes ? ws.data() : nullptr, ws_bytes, nullptr);
   expect(rc == 0, std::string(what) + ": split launch status (lse in)");
   omp_set_num_threads(3);
-  mk::cpu::graph_edge_softmax(dtype, g.rows, g.nnz, H, g.ptr.data(), s.data(), nullptr, y3.data(), l3.data(), nullptr);
+  cpu_edge_softmax(dtype, g.rows, g.nnz, H, g.ptr.data(), s.data(), nullptr, y3.data(), l3.data(), nullptr);
   omp_set_num_threads(1);
   int64_t d[5] = {0, 0, 0, 0, 0};
   same_bits(y.data(), y_cpu.data(), g.nnz * H, &d[0]);
@@ -62,7 +63,8 @@ static void split_and_threads_gat(const Csr& g, int64_t H, int64_t D, double slo
                                   const char* what) {
   const int dtype = sizeof(T) == 4 ? MK_F32 : MK_F64;
   const int64_t F = H * D;
-  const int64_t ws_bytes = mk::cuda::graph_gat_workspace(dtype, mk::kGatPassForward, g.rows, g.nnz, H, D);
+  const int64_t ws_bytes =
+      mk::cuda::graph_gat_workspace(dtype, mk::kGatPassForward, g.rows, g.nnz, H, D, nullptr, nullptr);
   const int64_t chunks = (g.nnz + mk::kGraphSegment - 1) / mk::kGraphSegment;
   expect(ws_bytes == (chunks > 1 ? chunks * (F + 2 * H) * int64_t(sizeof(T)) : 0),
          std::string(what) + ": workspace bytes " + std::to_string(ws_bytes));
@@ -72,8 +74,8 @@ static void split_and_threads_gat(const Csr& g, int64_t H, int64_t D, double slo
                                            ws_bytes ? ws.data() : nullptr, ws_bytes, nullptr);
   expect(rc == 0, std::string(what) + ": split launch status");
   omp_set_num_threads(3);
-  mk::cpu::graph_gat(dtype, g.rows, g.nnz, H, D, slope, g.ptr.data(), g.col.data(), x.data(), ss.data(), sd.data(),
-                     o3.data(), with_lse ? l3.data() : nullptr, nullptr);
+  cpu_gat(dtype, g.rows, g.nnz, H, D, slope, g.ptr.data(), g.col.data(), x.data(), ss.data(), sd.data(), o3.data(),
+          with_lse ? l3.data() : nullptr, nullptr);
   omp_set_num_threads(1);
   int64_t d[4] = {0, 0, 0, 0};
   same_bits(o.data(), o_cpu.data(), g.rows * F, &d[0]);
@@ -100,8 +102,7 @@ static void softmax_case(const Csr& g, int64_t H, unsigned seed) {
   snprintf(what, sizeof what, "edge softmax %s heads %lld", sizeof(T) == 4 ? "F32" : "F64", (long long)H);
   const int rc = mk::cuda::graph_edge_softmax(dtype, g.rows, g.nnz, H, g.ptr.data(), s.data(), nullptr, y_gpu.data(),
                                               l_gpu.data(), nullptr);
-  mk::cpu::graph_edge_softmax(dtype, g.rows, g.nnz, H, g.ptr.data(), s.data(), nullptr, y_cpu.data(), l_cpu.data(),
-                              nullptr);
+  cpu_edge_softmax(dtype, g.rows, g.nnz, H, g.ptr.data(), s.data(), nullptr, y_cpu.data(), l_cpu.data(), nullptr);
   expect(rc == 0, std::string(what) + ": launch status");
   int64_t d1 = 0, d2 = 0;
   const bool y_same = same_bits(y_gpu.data(), y_cpu.data(), g.nnz * H, &d1);
@@ -156,8 +157,8 @@ static void gat_case(const Csr& g, int64_t H, int64_t D, double slope, unsigned 
            (long long)H, (long long)D, slope, int(with_lse));
   const int rc = mk::cuda::graph_gat(dtype, g.rows, g.nnz, H, D, slope, g.ptr.data(), g.col.data(), x.data(), ss.data(),
                                      sd.data(), o_gpu.data(), with_lse ? l_gpu.data() : nullptr, nullptr);
-  mk::cpu::graph_gat(dtype, g.rows, g.nnz, H, D, slope, g.ptr.data(), g.col.data(), x.data(), ss.data(), sd.data(),
-                     o_cpu.data(), with_lse ? l_cpu.data() : nullptr, nullptr);
+  cpu_gat(dtype, g.rows, g.nnz, H, D, slope, g.ptr.data(), g.col.data(), x.data(), ss.data(), sd.data(), o_cpu.data(),
+          with_lse ? l_cpu.data() : nullptr, nullptr);
   expect(rc == 0, std::string(what) + ": launch status");
   split_and_threads_gat<T>(g, H, D, slope, x, ss, sd, o_cpu, l_cpu, with_lse, what);
   int64_t d1 = 0, d2 = 0;
@@ -226,8 +227,7 @@ static void softmax_inf_case(const Csr& g, int64_t H, unsigned seed) {
   }
   char what[160];
   snprintf(what, sizeof what, "edge softmax -inf segments %s heads %lld", tname<T>(), (long long)H);
-  mk::cpu::graph_edge_softmax(dtype, g.rows, g.nnz, H, g.ptr.data(), s.data(), nullptr, y_cpu.data(), l_cpu.data(),
-                              nullptr);
+  cpu_edge_softmax(dtype, g.rows, g.nnz, H, g.ptr.data(), s.data(), nullptr, y_cpu.data(), l_cpu.data(), nullptr);
   Buf<T> y_gpu(g.nnz * H), l_gpu(g.rows * H);
   const int rc = mk::cuda::graph_edge_softmax(dtype, g.rows, g.nnz, H, g.ptr.data(), s.data(), nullptr, y_gpu.data(),
                                               l_gpu.data(), nullptr);

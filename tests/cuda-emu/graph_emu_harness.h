@@ -23,6 +23,45 @@ inline unsigned char* emu::smem() { return g_smem; }
 
 #include "emu_check.h"  // expect, Buf (NaN / -777 guards), same_bits, tname
 
+// The CPU twins of edge softmax and GAT with the workspace they need: the CPU kernels allocate
+// nothing (native/ passes them host scratch of graph_gat_workspace's size; their plain forms
+// answer KERNEL_UNSUPPORTED). The block is NaN-poisoned (0xff bytes), so a buffer read before the
+// kernel writes it shows; a status other than 0 is a failure.
+inline std::vector<unsigned char> cpu_workspace(int64_t bytes) {
+  return std::vector<unsigned char>(size_t(bytes), 0xff);
+}
+inline int cpu_edge_softmax(int dtype, int64_t rows, int64_t nnz, int64_t heads, const int64_t* row_ptr,
+                            const void* scores, const void* lse_in, void* out, void* lse_out, void* stream) {
+  auto ws =
+      cpu_workspace(mk::cpu::graph_gat_workspace(dtype, mk::kGatPassSoftmax, rows, nnz, heads, 1, row_ptr, nullptr));
+  const int rc = mk::cpu::graph_edge_softmax_split(dtype, rows, nnz, heads, row_ptr, scores, lse_in, out, lse_out,
+                                                   ws.data(), int64_t(ws.size()), stream);
+  expect(rc == 0, "CPU edge softmax: status");
+  return rc;
+}
+inline int cpu_gat(int dtype, int64_t rows, int64_t nnz, int64_t heads, int64_t width, double slope,
+                   const int64_t* row_ptr, const int64_t* col, const void* x, const void* s_src, const void* s_dst,
+                   void* out, void* lse, void* stream) {
+  auto ws = cpu_workspace(
+      mk::cpu::graph_gat_workspace(dtype, mk::kGatPassForward, rows, nnz, heads, width, row_ptr, nullptr));
+  const int rc = mk::cpu::graph_gat_split(dtype, rows, nnz, heads, width, slope, row_ptr, col, x, s_src, s_dst, out,
+                                          lse, ws.data(), int64_t(ws.size()), stream);
+  expect(rc == 0, "CPU GAT forward: status");
+  return rc;
+}
+inline int cpu_gat_backward(int dtype, int64_t rows, int64_t nnz, int64_t heads, int64_t width, double slope,
+                            const int64_t* row_ptr, const int64_t* col, const int64_t* col_ptr, const int64_t* csc_row,
+                            const void* x, const void* s_src, const void* s_dst, const void* lse, const void* gout,
+                            void* gx, void* gs_src, void* gs_dst, void* row_dot, void* stream) {
+  auto ws = cpu_workspace(
+      mk::cpu::graph_gat_workspace(dtype, mk::kGatPassBackward, rows, nnz, heads, width, row_ptr, col_ptr));
+  const int rc = mk::cpu::graph_gat_backward_split(dtype, rows, nnz, heads, width, slope, row_ptr, col, col_ptr,
+                                                   csc_row, x, s_src, s_dst, lse, gout, gx, gs_src, gs_dst, row_dot,
+                                                   ws.data(), int64_t(ws.size()), stream);
+  expect(rc == 0, "CPU GAT backward: status");
+  return rc;
+}
+
 struct Csr {
   int64_t rows = 0, nnz = 0;
   std::vector<int64_t> ptr, col;

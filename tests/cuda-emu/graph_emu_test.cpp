@@ -137,7 +137,7 @@ static void hub_case(const Csr& g, int reduce, bool weighted, bool indexed, int6
   const T* wp = weighted ? w.data() : nullptr;
   const int64_t* widx = weighted && indexed ? perm.data() : nullptr;
   const bool extreme = reduce >= MK_GRAPH_REDUCE_MAX;
-  const int64_t ws_bytes = mk::cuda::graph_spmm_workspace(dtype, reduce, g.rows, g.nnz, heads, width);
+  const int64_t ws_bytes = mk::cuda::graph_spmm_workspace(dtype, reduce, g.rows, g.nnz, heads, width, widx ? 1 : 0);
   const bool sum = reduce == MK_GRAPH_REDUCE_SUM || reduce == MK_GRAPH_REDUCE_MEAN;
   char what[200];
   snprintf(what, sizeof what, "hub spmm %s reduce %d weighted %d indexed %d heads %lld width %lld", tname<T>(),
@@ -154,9 +154,16 @@ static void hub_case(const Csr& g, int reduce, bool weighted, bool indexed, int6
   expect(rc == 0, std::string(what) + ": launch status");
   mk::cpu::graph_spmm(dtype, reduce, g.rows, g.nnz, heads, width, g.ptr.data(), g.col.data(), wp, widx, x.data(),
                       cpu.data(), extreme ? arg_cpu.data() : nullptr, nullptr);
+  // 3 threads with the CPU's workspace (indexed sum / mean: the weights gathered into row order,
+  // NaN-poisoned buffers); above, one thread without (the weights read through the index)
   omp_set_num_threads(3);
-  mk::cpu::graph_spmm(dtype, reduce, g.rows, g.nnz, heads, width, g.ptr.data(), g.col.data(), wp, widx, x.data(),
-                      cpu3.data(), extreme ? arg_cpu3.data() : nullptr, nullptr);
+  const int64_t cpu_ws_bytes = mk::cpu::graph_spmm_workspace(dtype, reduce, g.rows, g.nnz, heads, width, widx ? 1 : 0);
+  expect((cpu_ws_bytes > 0) == (sum && widx != nullptr), std::string(what) + ": CPU workspace bytes");
+  std::vector<unsigned char> cpu_ws(size_t(cpu_ws_bytes), 0xff);
+  rc = mk::cpu::graph_spmm_split(dtype, reduce, g.rows, g.nnz, heads, width, g.ptr.data(), g.col.data(), wp, widx,
+                                 x.data(), cpu3.data(), extreme ? arg_cpu3.data() : nullptr, cpu_ws.data(),
+                                 cpu_ws_bytes, nullptr);
+  expect(rc == 0, std::string(what) + ": CPU split status");
   omp_set_num_threads(1);
   int64_t d_split = 0, d_whole = 0, d_cpu3 = 0, d_ref = 0;
   same_bits(split.data(), cpu.data(), g.rows * F, &d_split);

@@ -16,6 +16,10 @@
 //     work waits for it, a second destroy is refused); a seeded random walk over four streams
 //     checking that no block ever moves to a stream while another's work on it is pending.
 // The fake table's kernels are the CPU twins, so mk_runtime_attach_cuda accepts it.
+//   - the CPU graph kernels' scratch (native/src/graph.cpp): the kernels allocate nothing; the GAT
+//     backward and the indexed-weight spmm take theirs from the host caching allocator, so
+//     mk_host_peak_bytes grows by at least what a hub row needs, and live bytes return to the
+//     start after the call.
 //   runtime_test PATH_TO_libfake_cublas.so
 #include <dlfcn.h>
 
@@ -29,6 +33,7 @@
 #include <vector>
 
 #include "metakernels.h"
+#include "mk/graph_segment.h"
 #include "mk/kernels.h"
 
 namespace {
@@ -517,6 +522,153 @@ void host_allocator() {
   mk_host_empty_cache();
 }
 
+// A hub-heavy node graph: node 0 receives an edge from every other node (a hub row of N - 1
+// non-zeros), node i > 0 from its 8 successors; CSR by destination, its CSC, and the CSC-to-CSR
+// permutation of the non-zeros (the indexed weights of the transposed pass).
+struct HubGraph {
+  int64_t n = 0, nnz = 0;
+  std::vector<int64_t> ptr, col, cptr, crow, perm;
+};
+
+HubGraph hub_graph(int64_t n) {
+  HubGraph g;
+  g.n = n;
+  g.ptr.push_back(0);
+  for (int64_t r = 0; r < n; ++r) {
+    if (r == 0)
+      for (int64_t j = 1; j < n; ++j) g.col.push_back(j);
+    else
+      for (int64_t d = 1; d <= 8; ++d) g.col.push_back((r + d) % n);
+    g.ptr.push_back(int64_t(g.col.size()));
+  }
+  g.nnz = int64_t(g.col.size());
+  g.cptr.assign(size_t(n + 1), 0);
+  for (int64_t j : g.col) ++g.cptr[size_t(j + 1)];
+  for (int64_t j = 0; j < n; ++j) g.cptr[size_t(j + 1)] += g.cptr[size_t(j)];
+  g.crow.resize(size_t(g.nnz));
+  g.perm.resize(size_t(g.nnz));
+  std::vector<int64_t> next(g.cptr.begin(), g.cptr.end() - 1);
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t k = g.ptr[size_t(r)]; k < g.ptr[size_t(r + 1)]; ++k) {
+      const int64_t at = next[size_t(g.col[size_t(k)])]++;
+      g.crow[size_t(at)] = r;
+      g.perm[size_t(at)] = k;
+    }
+  return g;
+}
+
+// The graph kernels' host scratch is counted: the peak grows by at least the bytes a hub row needs
+// (the GAT backward keeps α, ga and leaky' of every non-zero of a row for grad_s_dst: the hub's
+// (N - 1)·H·3 values, in a split row's buffer or a thread's row buffer; the indexed spmm gathers
+// its weights, min(nnz·H, 2^20) values per thread), and nothing stays live after the call. The
+// results equal the kernels' own with a workspace the test allocates (bitwise), on 1 and 2 threads.
+void graph_scratch_on_the_host() {
+  const HubGraph g = hub_graph(20000);
+  const int64_t n = g.n, H = 2, D = 8, F = H * D;
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  auto rnd = [&](int64_t k) {
+    std::vector<float> v{};
+    v.resize(size_t(k));
+    for (float& f : v) f = u(rng);
+    return v;
+  };
+  const std::vector<float> x = rnd(n * F), ss = rnd(n * H), sd = rnd(n * H), gout = rnd(n * F), w = rnd(g.nnz * H);
+  std::vector<float> out(size_t(n * F)), lse(size_t(n * H));
+  std::vector<float> first_gx;
+  char report[2][200];
+  for (int threads : {1, 2}) {
+    CHECK(mk_runtime_set_num_threads(threads) == MK_OK, "%s", mk_last_error());
+    CHECK(mk_graph_gat_forward(MK_DEVICE_CPU, MK_F32, n, n, g.nnz, H, D, 0.2, g.ptr.data(), g.col.data(), x.data(),
+                               ss.data(), sd.data(), out.data(), lse.data(), nullptr) == MK_OK,
+          "%s", mk_last_error());
+    // the GAT backward: every gradient
+    std::vector<float> gx(size_t(n * F)), gs(size_t(n * H)), gd(size_t(n * H)), rd(size_t(n * H));
+    mk_host_empty_cache();
+    const int64_t live0 = mk_host_live_bytes();
+    mk_host_reset_peak_bytes();
+    CHECK(mk_graph_gat_backward(MK_DEVICE_CPU, MK_F32, n, n, g.nnz, H, D, 0.2, g.ptr.data(), g.col.data(),
+                                g.cptr.data(), g.crow.data(), x.data(), ss.data(), sd.data(), lse.data(), gout.data(),
+                                gx.data(), gs.data(), gd.data(), rd.data(), nullptr) == MK_OK,
+          "%s", mk_last_error());
+    const int64_t grew = mk_host_peak_bytes() - live0;
+    const int64_t hub = (n - 1) * H * 3 * int64_t(sizeof(float));
+    const int64_t ws =
+        mk::cpu::graph_gat_workspace(MK_F32, mk::kGatPassBackward, n, g.nnz, H, D, g.ptr.data(), g.cptr.data());
+    CHECK(ws >= hub && grew >= ws, "GAT backward, %d threads: workspace %lld, peak grew %lld, the hub needs %lld",
+          threads, (long long)ws, (long long)grew, (long long)hub);
+    CHECK(mk_host_live_bytes() == live0, "GAT backward, %d threads: live %lld after, %lld before", threads,
+          (long long)mk_host_live_bytes(), (long long)live0);
+    // the kernel with the test's own workspace: the same bits; with none: refused, nothing written
+    std::vector<float> gx2(size_t(n * F)), gs2(size_t(n * H)), gd2(size_t(n * H)), rd2(size_t(n * H));
+    std::vector<unsigned char> block(size_t(ws), 0xff);
+    CHECK(mk::cpu::graph_gat_backward_split(MK_F32, n, g.nnz, H, D, 0.2, g.ptr.data(), g.col.data(), g.cptr.data(),
+                                            g.crow.data(), x.data(), ss.data(), sd.data(), lse.data(), gout.data(),
+                                            gx2.data(), gs2.data(), gd2.data(), rd2.data(), block.data(), ws,
+                                            nullptr) == 0,
+          "GAT backward split with the workspace");
+    CHECK(std::memcmp(gx.data(), gx2.data(), gx.size() * 4) == 0 &&
+              std::memcmp(gs.data(), gs2.data(), gs.size() * 4) == 0 &&
+              std::memcmp(gd.data(), gd2.data(), gd.size() * 4) == 0,
+          "GAT backward, %d threads: the C ABI and the kernel with the test's workspace agree", threads);
+    std::vector<float> untouched(size_t(n * F), 5.f), gx3 = untouched;
+    CHECK(mk::cpu::graph_gat_backward_split(MK_F32, n, g.nnz, H, D, 0.2, g.ptr.data(), g.col.data(), g.cptr.data(),
+                                            g.crow.data(), x.data(), ss.data(), sd.data(), lse.data(), gout.data(),
+                                            gx3.data(), gs2.data(), gd2.data(), rd2.data(), block.data(), ws - 64,
+                                            nullptr) == mk::KERNEL_UNSUPPORTED &&
+              gx3 == untouched,
+          "GAT backward, %d threads: 64 bytes short refused, nothing written", threads);
+    if (first_gx.empty())
+      first_gx = gx;
+    else
+      CHECK(std::memcmp(first_gx.data(), gx.data(), gx.size() * 4) == 0, "GAT backward: 1 and 2 threads agree");
+    // the indexed spmm (sum over the CSC, weights through the permutation)
+    std::vector<float> sp(size_t(n * F)), sp2(size_t(n * F));
+    mk_host_empty_cache();
+    const int64_t live1 = mk_host_live_bytes();
+    mk_host_reset_peak_bytes();
+    CHECK(mk_graph_spmm_forward(MK_DEVICE_CPU, MK_F32, MK_GRAPH_REDUCE_SUM, n, n, g.nnz, H, D, g.cptr.data(),
+                                g.crow.data(), w.data(), g.perm.data(), gout.data(), sp.data(), nullptr,
+                                nullptr) == MK_OK,
+          "%s", mk_last_error());
+    const int64_t gather = std::min<int64_t>(g.nnz * H, 1 << 20) * int64_t(sizeof(float));
+    const int64_t grew1 = mk_host_peak_bytes() - live1;
+    CHECK(grew1 >= gather, "indexed spmm, %d threads: peak grew %lld, the gather needs %lld", threads, (long long)grew1,
+          (long long)gather);
+    CHECK(mk_host_live_bytes() == live1, "indexed spmm: nothing live after");
+    std::snprintf(report[threads - 1], sizeof report[0],
+                  "%d thread(s): GAT backward workspace %lld B (hub row %lld B), peak +%lld B; indexed spmm peak +%lld B",
+                  threads, (long long)ws, (long long)hub, (long long)grew, (long long)grew1);
+    CHECK(mk::cpu::graph_spmm(MK_F32, MK_GRAPH_REDUCE_SUM, n, g.nnz, H, D, g.cptr.data(), g.crow.data(), w.data(),
+                              g.perm.data(), gout.data(), sp2.data(), nullptr, nullptr) == 0,
+          "spmm without workspace");
+    CHECK(std::memcmp(sp.data(), sp2.data(), sp.size() * 4) == 0,
+          "indexed spmm, %d threads: gathered (C ABI) and through the index (no workspace) agree", threads);
+  }
+  // a row longer than the gather buffer (more than 2^20 / heads non-zeros) reads its weights
+  // through the index, the short row beside it is gathered: the bits of the loop without scratch
+  {
+    const int64_t long_row = 600000, short_row = 1000, nz = long_row + short_row, cols = long_row;
+    std::vector<int64_t> ptr = {0, long_row, nz}, col(static_cast<size_t>(nz)), idx(static_cast<size_t>(nz));
+    for (int64_t k = 0; k < nz; ++k) {
+      col[size_t(k)] = k < long_row ? k : (k * 7919) % cols;
+      idx[size_t(k)] = (k * 104729) % nz;  // a permutation: 104729 is prime, nz = 601000 = 2^3 5^3 601
+    }
+    const std::vector<float> wl = rnd(nz * 2), xl = rnd(cols * 2);
+    std::vector<float> a(4), b(4);
+    CHECK(mk_graph_spmm_forward(MK_DEVICE_CPU, MK_F32, MK_GRAPH_REDUCE_MEAN, 2, cols, nz, 2, 1, ptr.data(), col.data(),
+                                wl.data(), idx.data(), xl.data(), a.data(), nullptr, nullptr) == MK_OK,
+          "%s", mk_last_error());
+    CHECK(mk::cpu::graph_spmm(MK_F32, MK_GRAPH_REDUCE_MEAN, 2, nz, 2, 1, ptr.data(), col.data(), wl.data(), idx.data(),
+                              xl.data(), b.data(), nullptr, nullptr) == 0,
+          "spmm without workspace");
+    CHECK(std::memcmp(a.data(), b.data(), 16) == 0, "indexed spmm, a row past the gather buffer: the same bits");
+  }
+  mk_runtime_set_num_threads(0);
+  mk_host_empty_cache();
+  std::printf("graph scratch on the host, counted and freed: %s; %s\n", report[0], report[1]);
+}
+
 // One matmul layout: A [batch, m, k] and B [batch, k, n] with the given strides (in elements,
 // into buffers big enough), C contiguous per matrix.
 struct Layout {
@@ -606,6 +758,7 @@ int main(int argc, char** argv) {
   stream_event_lifetime();
   attention_scratch_on_the_call_stream();
   cross_stream_stress();
+  graph_scratch_on_the_host();
   cublas_behind_the_abi(argv[1]);
   if (g_failures) {
     std::printf("%d check(s) failed\n", g_failures);

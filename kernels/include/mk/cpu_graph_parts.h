@@ -37,13 +37,20 @@ inline int64_t part_start(const int64_t* row_ptr, int64_t rows, int64_t p, int64
   return lo;
 }
 
+// The threads for_each_part runs its parts on for rows [0, rows) holding nnz non-zeros:
+// omp_get_max_threads(), or 1 below parallel_worth(work · columns) (the slots of per-thread scratch,
+// mk/cpu_scratch.h).
+inline int64_t part_threads(int64_t rows, int64_t nnz, int64_t columns) {
+  const int64_t work = (nnz + rows) * std::max<int64_t>(columns, 1);
+  return rows <= 1 || !parallel_worth(work) ? 1 : int64_t(omp_get_max_threads());
+}
+
 // body(r0, r1) over parts of equal work, PARTS per thread; one thread below
 // parallel_worth(work · columns).
 template <int64_t PARTS, class Body>
 inline void for_each_part(const int64_t* row_ptr, int64_t rows, int64_t columns, Body body) {
   static_assert(PARTS >= 1, "at least one part per thread");
-  const int64_t work = (row_ptr[rows] + rows) * std::max<int64_t>(columns, 1);
-  if (rows <= 1 || !parallel_worth(work)) {
+  if (part_threads(rows, row_ptr[rows], columns) == 1) {
     body(int64_t(0), rows);
     return;
   }
