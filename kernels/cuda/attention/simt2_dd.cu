@@ -355,28 +355,8 @@ __global__ void __launch_bounds__(kSimt2Threads) simt2_dd_key_kernel(const Atten
   }
   cp_async_wait<0>();
   const int64_t krow = (ti.b * p.kv_heads + ti.h) * p.nk + c0;
-#pragma unroll
-  for (int i = 0; i < KPT; ++i) {
-    const int kr = ty + TY * i;
-    if (kr >= C) continue;
-    if (want_k) {
-      T* out = static_cast<T*>(p.cot_k) + (krow + kr) * d;
-#pragma unroll
-      for (int j = 0; j < ND; ++j) {
-        if (tx + TX * j >= d / 4) continue;
-        T w[4];
-#pragma unroll
-        for (int e2 = 0; e2 < 4; ++e2) w[e2] = ak[i][j][e2] * x0.scale;
-        store4(out + 4 * (tx + TX * j), w);
-      }
-    }
-    if (want_v) {
-      T* out = static_cast<T*>(p.cot_v) + (krow + kr) * dv;
-#pragma unroll
-      for (int j = 0; j < NV; ++j)
-        if (tx + TX * j < dv / 4) store4(out + 4 * (tx + TX * j), av[i][j]);
-    }
-  }
+  store_key_tile<T, KPT, ND, NV, TX>(static_cast<T*>(p.cot_k), static_cast<T*>(p.cot_v), krow, C, d, dv, ty, tx,
+                                     x0.scale, ak, av);
 }
 
 template <class T, int BQ, int N>
@@ -444,7 +424,7 @@ bool simt2dd_applies(const AttentionParams& p) {
                                  p.second.v, p.cot_q, p.cot_k, p.cot_v, p.cot_dout};
   for (const void* t : tensors)
     if (!simt2_aligned(t)) return false;
-  return simt2_arch_major() >= 8;
+  return device_arch_major() >= 8;
 }
 }  // namespace
 
