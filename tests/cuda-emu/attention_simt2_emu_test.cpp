@@ -31,7 +31,7 @@ void run_case(const Case& c, uint64_t seed) {
   Simt2Inputs<T> in(c, seed, false, false);
   const std::string& cs = in.name;
   std::mt19937_64& g = in.g;
-  const int64_t B = c.b, H = c.h, Hkv = c.hkv, Nq = c.nq, Nk = c.nk, D = c.d, Dv = c.dv;
+  const int64_t B = c.b, Hkv = c.hkv, Nk = c.nk, D = c.d, Dv = c.dv;
   const int64_t rows = in.rows;
   const bool has_bias = in.has_bias;
   Buf<T>&q = in.q, &k = in.k, &v = in.v, &dout = in.dout, &bias = in.bias;
