@@ -7,7 +7,8 @@
 #   fb (default)  forward and backward: v1 (forward.cu, backward.cu over simt.cuh) beside v2 (simt2.cu)
 #                   bash benchmarks/gpu/ptxas_attention_simt2.sh > benchmarks/results/ptxas-attention-simt2-DATE.txt
 #   dd            double backward: v1 (backward_backward.cu over simt.cuh: stats, query and key
-#                 passes) beside the v2 passes (simt2_dd.cu), H100/H200 limits; appends to the record
+#                 passes) beside the v2 stats, query and key passes (simt2_dd.cu), H100/H200 limits;
+#                 appends to a record
 #                   bash benchmarks/gpu/ptxas_attention_simt2.sh dd >> benchmarks/results/ptxas-attention-simt2-DATE.txt
 set -euo pipefail
 mode=${1:-fb}
@@ -30,10 +31,11 @@ if [ "$mode" = fb ]; then
   echo "# <= ~113 KB of shared memory per block on H100/H200 (228 KB per SM, 1 KB reserved per block)."
 else
   echo
-  echo "# ---- double backward: ptxas -v, v1 (backward_backward.cu) beside the v2 query and key passes (simt2_dd.cu), $(date -u +%Y-%m-%d), $(nvcc --version | tail -1)"
+  echo "# ---- double backward: ptxas -v, v1 (backward_backward.cu) beside the v2 stats, query and key passes (simt2_dd.cu), $(date -u +%Y-%m-%d), $(nvcc --version | tail -1)"
   echo "# command: bash benchmarks/gpu/ptxas_attention_simt2.sh dd ($flags)"
   echo "$git_note"
-  echo "# v2 query pass <T, BQ, BK, TX, ND, NV>, key pass <T, BK, BQ, TX, ND, NV>: ND = NV column chunks of 4 per"
+  echo "# v2 stats pass <T, BQ, BK, TX> (no column accumulators), query pass <T, BQ, BK, TX, ND, NV>, key pass"
+  echo "# <T, BK, BQ, TX, ND, NV>: ND = NV column chunks of 4 per"
   echo "# thread for the wider of D, Dv (2: <= 64, 4: <= 128, 8: <= 256); 32-row (32-key) tiles only where the"
   echo "# 64-row (64-key) tile does not fit."
 fi
@@ -66,7 +68,8 @@ for ln in lines:
 if sys.argv[2] == "fb":
     want = ("forward_kernel", "backward_query_kernel", "backward_key_kernel", "rowdot_kernel")
 else:
-    want = ("second_stats_kernel", "second_query_kernel", "second_key_kernel", "simt2_dd_query_kernel", "simt2_dd_key_kernel")
+    want = ("second_stats_kernel", "second_query_kernel", "second_key_kernel", "simt2_dd_stats_kernel",
+            "simt2_dd_query_kernel", "simt2_dd_key_kernel")
 seen = set()
 for r in sorted(rows, key=lambda r: ("simt2" in r["name"], r["name"])):
     if not any(w in r["name"] for w in want) or r["name"] in seen: continue
@@ -121,13 +124,16 @@ int main() {
   for (int es : {4, 8})
     for (int d : {64, 128, 256}) {
       if (es == 8 && d > 128) continue;
-      printf("%s D=Dv=%3d: v2 query 64x32 %6.1f  32x32 %6.1f  v2 key 64x32 %6.1f  32x32 %6.1f", es == 4 ? "F32" : "F64",
-             d, simt2_ddq_dims(64, 32, d, d, es, true, true, true).total * es / 1024.0,
+      printf("%s D=Dv=%3d: v2 stats 64x32 %6.1f  32x32 %6.1f  v2 query 64x32 %6.1f  32x32 %6.1f  v2 key 64x32 %6.1f  32x32 %6.1f",
+             es == 4 ? "F32" : "F64", d, simt2_dds_dims(64, 32, d, d, es, true, true, true).total * es / 1024.0,
+             simt2_dds_dims(32, 32, d, d, es, true, true, true).total * es / 1024.0,
+             simt2_ddq_dims(64, 32, d, d, es, true, true, true).total * es / 1024.0,
              simt2_ddq_dims(32, 32, d, d, es, true, true, true).total * es / 1024.0,
              simt2_ddk_dims(64, 32, d, d, es, true, true, true).total * es / 1024.0,
              simt2_ddk_dims(32, 32, d, d, es, true, true, true).total * es / 1024.0);
       Tiles t;
       size_t b = 0;
+      if (pick_tiles<SecondStatsLayout>(es, d, d, lim, &t, &b)) printf("  v1 stats %dx%d %6.1f", t.bq, t.bk, b / 1024.0);
       if (pick_tiles<SecondQueryLayout>(es, d, d, lim, &t, &b)) printf("  v1 query %dx%d %6.1f", t.bq, t.bk, b / 1024.0);
       if (pick_tiles<SecondKeyLayout>(es, d, d, lim, &t, &b)) printf("  v1 key %dx%d %6.1f", t.bq, t.bk, b / 1024.0);
       printf("\n");

@@ -1,11 +1,12 @@
 // The SIMT v2 passes of the softmax-attention double backward (kernels/cuda/attention/simt2_dd.cu:
-// the query pass, q', dO', bias', and the key pass, k', v', with register accumulators) run on the host by the emulator
+// the stats pass, C and E, the query pass, q', dO', bias', and the key pass, k', v', with register accumulators) run on the host by the emulator
 // in cuda_runtime.h through the dispatch of backward_backward.cu (the MK_ATTN_SIMT_DD choice forced by the selection),
 // against the CPU twin (kernels/cpu/attention/backward_backward.cpp, the oracle), F32 (TF32 off) and F64: causal or
 // not, Nq != Nk, N not a multiple of the tiles, D and Dv in {16, 64, 96, 128} (and 256, F32), GQA, bias with -inf
 // entries, key lengths, rows that see no key, second inputs (gq, gk, gv, gbias) present or absent; every output, then
-// partial requests (the same bits, the outputs not asked for untouched); the v2 passes called directly give the
-// dispatch's bits (it ran) and a rerun the same bits; NaN guard words around every buffer.
+// partial requests (the same bits, the outputs not asked for untouched); the v2 stats (C, E) within tolerance of
+// v1's; the v2 passes called directly give the dispatch's bits (it ran) and a rerun the same bits (the stats pass
+// from a workspace holding only D); NaN guard words around every buffer.
 //   attention_simt2_dd_emu_test [order] [limits]   order: 0 forward, 1 reverse, 2 shuffled threads
 //                                                  limits: 0 H100, 1 A100, 2 sm_86, 3 48 KB
 #include <omp.h>
@@ -85,14 +86,14 @@ void run_case(const Case& c, uint64_t seed) {
   }
   const int64_t ws_bytes = mk::cuda::attention_workspace(p, 1);
   Buf<T> ws_keep(ws_bytes / int64_t(sizeof(T)) + 1);
-  // the dispatch (attention_backward_backward) with v2 selected for the query pass
-  auto run = [&](unsigned mask, Outs& o, Buf<T>* keep) {
+  // the dispatch (attention_backward_backward) with v2 (or v1) selected for the double backward
+  auto run = [&](unsigned mask, Outs& o, Buf<T>* keep, int version = mk::MK_SIMT_V2) {
     make(o, mask);
     Buf<T> ws(ws_bytes / int64_t(sizeof(T)) + 1);
     AttentionParams e = p;
     e.workspace = ws.data();
     set(e, o);
-    mk::attention_simt_selection().dd = mk::MK_SIMT_V2;
+    mk::attention_simt_selection().dd = version;
     const int st = mk::cuda::attention_backward_backward(e, nullptr);
     mk::attention_simt_selection().dd = 0;
     if (!ws.guards_ok()) fail(cs, "workspace guard");
@@ -106,9 +107,49 @@ void run_case(const Case& c, uint64_t seed) {
   compare("bb.v'", cs, o1.v, ref.v, tol);
   compare("bb.dO'", cs, o1.dout, ref.dout, tol);
   compare("bb.bias'", cs, o1.bias, ref.bias, tol);
+  const bool applies = mk::attention_simt_v2_applies(p.dtype, D, Dv);
+  // the stats (workspace: D at [0, rows), C at [rows, 2 rows), E at [2 rows, 3 rows)): the v2
+  // dispatch's C and E within tol of the v1 dispatch's; the v2 stats pass called directly on a
+  // workspace holding only D (C, E NaN) gives the dispatch's bits (so v2 ran there), twice, and
+  // writes nothing where it answers KERNEL_UNSUPPORTED
+  {
+    Outs o0;
+    Buf<T> ws_v1(ws_keep.n);
+    if (run(31, o0, &ws_v1, mk::MK_SIMT_V1)) fail(cs, "attention_backward_backward status (v1 selected)");
+    auto part = [&](const Buf<T>& w, int k) {
+      Buf<T> r(rows);
+      std::memcpy(r.data(), w.cdata() + k * rows, size_t(rows) * sizeof(T));
+      return r;
+    };
+    compare("stats.C v2 vs v1", cs, part(ws_keep, 1), part(ws_v1, 1), tol);
+    compare("stats.E v2 vs v1", cs, part(ws_keep, 2), part(ws_v1, 2), tol);
+    for (int rep = 0; rep < 2; ++rep) {
+      Buf<T> wd(ws_keep.n);
+      std::memcpy(wd.data(), ws_keep.cdata(), size_t(rows) * sizeof(T));  // D only
+      AttentionParams e = p;
+      e.workspace = wd.data();
+      e.second = mk::attention_cotangents(e);
+      const int st = mk::cuda::simt2_attention_dd_stats(e, nullptr);
+      if (!wd.guards_ok()) fail(cs, "workspace guard (direct v2 stats)");
+      const Buf<T> cd = part(wd, 1), ed = part(wd, 2);
+      if (!applies || st == mk::KERNEL_UNSUPPORTED) {
+        if (!applies && st != mk::KERNEL_UNSUPPORTED) fail(cs, "v2 dd stats runs a shape it does not apply to");
+        if (applies && rep == 0) ++g_v1_fallbacks;  // its tiles do not fit this device: v1 ran in the dispatch
+        for (int64_t i = 0; i < rows; ++i)
+          if (!std::isnan(cd[i]) || !std::isnan(ed[i])) {
+            fail(cs, "v2 dd stats wrote C or E where it answered KERNEL_UNSUPPORTED");
+            break;
+          }
+        break;
+      }
+      if (st) fail(cs, "v2 dd stats status");
+      if (rep == 0) ++g_v2_runs;
+      if (!cd.same(part(ws_keep, 1)) || !ed.same(part(ws_keep, 2)))
+        fail(cs, "v2 dd stats: not the dispatch's bits (or a rerun differs)");
+    }
+  }
   // the v2 passes called directly on the dispatch's workspace (D, C, E): the dispatch's bits where
   // they apply (so v2 ran), twice
-  const bool applies = mk::attention_simt_v2_applies(p.dtype, D, Dv);
   for (int pass = 0; pass < 2; ++pass)
     for (int rep = 0; rep < 2; ++rep) {
       Outs od;
@@ -181,6 +222,10 @@ int main(int argc, char** argv) {
       {1, 1, 1, 64, 96, 128, 64, false, "none", {}, 7},         // every tile full and unmasked
       {1, 1, 1, 40, 50, 256, 128, true, "BH", {}, 15},          // D = 256 (F32 only)
       {1, 2, 1, 48, 5, 5, 3, false, "none", {}, 7},             // odd dims: v2 does not apply (v1 runs)
+      {1, 2, 2, 37, 45, 16, 32, true, "none", {}, 1},           // gq only
+      {2, 1, 1, 30, 41, 32, 16, false, "B1", {35, 20}, 2},      // gk only
+      {1, 2, 1, 41, 29, 64, 64, false, "1H-inf", {}, 8},        // gbias only
+      {1, 1, 1, 33, 65, 16, 16, true, "BH", {}, 13},            // gq, gv, gbias (no gk)
   };
   uint64_t seed = 8765;
   for (const Case& c : cases) {
