@@ -1,12 +1,12 @@
 // The SIMT v2 passes of the softmax-attention double backward (kernels/cuda/attention/simt2_dd.cu:
-// the stats pass, C and E, the query pass, q', dO', bias', and the key pass, k', v', with register accumulators) run on the host by the emulator
-// in cuda_runtime.h through the dispatch of backward_backward.cu (the MK_ATTN_SIMT_DD choice forced by the selection),
-// against the CPU twin (kernels/cpu/attention/backward_backward.cpp, the oracle), F32 (TF32 off) and F64: causal or
-// not, Nq != Nk, N not a multiple of the tiles, D and Dv in {16, 64, 96, 128} (and 256, F32), GQA, bias with -inf
-// entries, key lengths, rows that see no key, second inputs (gq, gk, gv, gbias) present or absent; every output, then
-// partial requests (the same bits, the outputs not asked for untouched); the v2 stats (C, E) within tolerance of
-// v1's; the v2 passes called directly give the dispatch's bits (it ran) and a rerun the same bits (the stats pass
-// from a workspace holding only D); NaN guard words around every buffer.
+// the stats pass, C and E, the query pass, q', dO', bias', and the key pass, k', v', with register accumulators) run on
+// the host by the emulator in cuda_runtime.h through the dispatch of backward_backward.cu (the MK_ATTN_SIMT_DD choice
+// forced by the selection), against the CPU twin (kernels/cpu/attention/backward_backward.cpp, the oracle), F32 (TF32
+// off) and F64: causal or not, Nq != Nk, N not a multiple of the tiles, D and Dv in {16, 64, 96, 128} (and 256, F32),
+// GQA, bias with -inf entries, key lengths, rows that see no key, second inputs (gq, gk, gv, gbias) present or absent;
+// every output, then partial requests (the same bits, the outputs not asked for untouched); the v2 stats (C, E) within
+// tolerance of v1's; the v2 passes called directly give the dispatch's bits (it ran) and a rerun the same bits (the
+// stats pass from a workspace holding only D); NaN guard words around every buffer.
 //   attention_simt2_dd_emu_test [order] [limits]   order: 0 forward, 1 reverse, 2 shuffled threads
 //                                                  limits: 0 H100, 1 A100, 2 sm_86, 3 48 KB
 #include <omp.h>
