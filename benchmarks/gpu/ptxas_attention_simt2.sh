@@ -15,7 +15,7 @@ mode=${1:-fb}
 case "$mode" in
   fb) files=(forward backward simt2) ;;
   dd) files=(backward_backward simt2_dd) ;;
-  *) sed -n '6,11p' "$0" >&2; exit 2 ;;
+  *) sed -n '6,12p' "$0" >&2; exit 2 ;;
 esac
 cd "$(git rev-parse --show-toplevel)"
 tmp=$(mktemp -d)
