@@ -277,9 +277,10 @@ if(CMAKE_CUDA_COMPILER AND NOT MK_DISABLE_CUDA)
   set_tests_properties(harness.compile.attention harness.compile.linear_attention PROPERTIES LABELS "cuda;harness" TIMEOUT 300)
 endif()
 
-# tests/cuda-emu/attention_simt2_dd_emu_test.cpp: the SIMT v2 query pass of the double backward
-# (kernels/cuda/attention/simt2_dd.cu) through the dispatch against the CPU twin, F32 and F64,
-# partial requests, bitwise reruns; H100 limits forward order, A100 limits shuffled threads.
+# tests/cuda-emu/attention_simt2_dd_emu_test.cpp: the SIMT v2 stats, query and key passes of the
+# double backward (kernels/cuda/attention/simt2_dd.cu) through the dispatch against the CPU twin,
+# F32 and F64, the v2 stats against v1's, partial requests, bitwise reruns; H100 limits forward
+# order, A100 limits shuffled threads.
 mk_emu_executable(attention_simt2_dd_emu_test)
 mk_emu_test(emu.attention_simt2_dd.H100 attention_simt2_dd_emu_test 0 0)
 mk_emu_test(emu.attention_simt2_dd.A100 attention_simt2_dd_emu_test 2 1)

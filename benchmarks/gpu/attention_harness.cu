@@ -1148,7 +1148,8 @@ void run_simt(const Shape& s, bool causal, int reps) {
 // The exact F32 double backward (TF32 off) of issue 10's shape, every cotangent present (gq, gk,
 // gv), every output asked for, from v1's forward out and lse; the choice forced by the selection.
 // The v2 row is checked against the v1 row (max |v2 − v1| / max |v1| over each whole output, at most
-// 1e-4) and rerun for the same bits.
+// 1e-4) and rerun for the same bits. A second row times the stats pass alone, v1 vs v2 (C and E
+// compared the same way).
 void run_simt_dd(const Shape& s, bool causal, int reps) {
   const int64_t BH = s.b * s.h, n = s.n, d = s.d, elems = BH * n * d;
   float *q, *k, *v, *dout, *gq, *gk, *gv, *out, *lse, *ws, *o[3][4];
@@ -1239,6 +1240,52 @@ void run_simt_dd(const Shape& s, bool causal, int reps) {
   if (!ok) ++g_fail;
   printf("| %s | F32 | %s | %.3f | %.3f | %.2f | %.2e | %s | %s |\n", shape, causal ? "causal" : "full", ms1, ms2,
          ms2 > 0 ? ms1 / ms2 : 0.0, diff, bitwise ? "yes" : "NO", ok ? "ok" : "FAIL");
+  {  // the stats pass alone (C, E into the workspace, whose D the runs above left): v1 second_stats_kernel
+     // vs v2 simt2_attention_dd_stats; C and E of v2 against v1's (max |v2 − v1| / max |v1| each, at
+     // most 1e-4), v2 rerun for the same bits
+    AttentionParams b = p;
+    b.out = out;
+    b.lse = lse;
+    b.dout = dout;
+    b.workspace = ws;
+    b.cot_grad_q = gq;
+    b.cot_grad_k = gk;
+    b.cot_grad_v = gv;
+    b.second = mk::attention_cotangents(b);
+    mk::cuda::Limits lim;
+    CHECK(cudaError_t(mk::cuda::device_limits(&lim)));
+    const int64_t rows = BH * n;
+    auto stats = [&] {  // C and E of the workspace
+      std::vector<float> h(size_t(2 * rows));
+      CHECK(cudaMemcpy(h.data(), ws + rows, size_t(2 * rows) * 4, cudaMemcpyDeviceToHost));
+      return h;
+    };
+    const float sm1 = time_call(reps, [&] {
+      return mk::cuda::run_pass<mk::cuda::SecondStatsLayout, float>(mk::cuda::second_stats_kernel<float>,
+                                                                    mk::cuda::Over::kQueries, b, lim, nullptr);
+    });
+    CHECK(cudaDeviceSynchronize());
+    const std::vector<float> s1 = stats();
+    const float sm2 = time_call(reps, [&] { return mk::cuda::simt2_attention_dd_stats(b, nullptr); });
+    CHECK(cudaDeviceSynchronize());
+    const std::vector<float> s2 = stats();
+    const bool srerun = mk::cuda::simt2_attention_dd_stats(b, nullptr) == 0;
+    CHECK(cudaDeviceSynchronize());
+    const bool sbitwise = srerun && stats() == s2;
+    double sdiff = 0;
+    for (int part = 0; part < 2; ++part) {  // C, then E
+      double mx = 0, e = 0;
+      for (int64_t i = part * rows; i < (part + 1) * rows; ++i) {
+        mx = std::max(mx, std::fabs(double(s1[size_t(i)])));
+        e = std::max(e, std::fabs(double(s2[size_t(i)]) - double(s1[size_t(i)])));
+      }
+      sdiff = std::max(sdiff, mx > 0 ? e / mx : (e > 0 ? INFINITY : 0.0));
+    }
+    const bool sok = sm1 > 0 && sm2 > 0 && sdiff <= 1e-4 && sbitwise;
+    if (!sok) ++g_fail;
+    printf("| %s | F32 | %s stats pass | %.3f | %.3f | %.2f | %.2e | %s | %s |\n", shape, causal ? "causal" : "full",
+           sm1, sm2, sm2 > 0 ? sm1 / sm2 : 0.0, sdiff, sbitwise ? "yes" : "NO", sok ? "ok" : "FAIL");
+  }
   for (float* x : {q, k, v, dout, gq, gk, gv, out, lse, ws}) CHECK(cudaFree(x));
   for (int i = 0; i < 3; ++i)
     for (int j = 0; j < 4; ++j) CHECK(cudaFree(o[i][j]));

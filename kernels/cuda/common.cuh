@@ -51,6 +51,15 @@ __device__ __forceinline__ int64_t offset_of(const Geometry& g, int k, int64_t i
 
 inline int last_error() { return int(cudaGetLastError()); }
 
+// Compute capability major of the current device, 0 when it cannot be read: the one helper behind
+// the launchers' architecture checks (tensor_core.cu, tensor_core_dd.cu, simt2.cu, simt2_dd.cu).
+inline int device_arch_major() {
+  int dev = 0, major = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) return 0;
+  if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) return 0;
+  return major;
+}
+
 // kernel<<<blocks, threads, smem, stream>>>(args...) on a one-dimensional grid through
 // cudaLaunchKernelEx (so the host emulator, tests/cuda-emu, runs it too); 0 or the CUDA error.
 template <class... KArgs, class... Args>

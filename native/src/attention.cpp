@@ -521,7 +521,7 @@ const char* mk_attention_simt_kernels(void) {
       text += " D=" + std::to_string(w) + " " + name(c.forward) + "/" + name(c.backward) + ";";
     }
   }
-  // the double backward's query and key passes (kernels/cuda/attention/simt2_dd.cu; the stats pass: v1)
+  // the double backward's v2 passes (kernels/cuda/attention/simt2_dd.cu: stats, query and key)
   const int env_dd = mk::attention_simt_dd_override();
   text += std::string("\n  double-backward query/key passes (MK_ATTN_SIMT_DD=") + (env_dd ? name(env_dd) : "(unset)") + "):";
   for (int dtype : {MK_F32, MK_F64})

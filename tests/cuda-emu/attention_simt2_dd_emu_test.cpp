@@ -1,11 +1,12 @@
 // The SIMT v2 passes of the softmax-attention double backward (kernels/cuda/attention/simt2_dd.cu:
-// the query pass, q', dO', bias', and the key pass, k', v', with register accumulators) run on the host by the emulator
-// in cuda_runtime.h through the dispatch of backward_backward.cu (the MK_ATTN_SIMT_DD choice forced by the selection),
-// against the CPU twin (kernels/cpu/attention/backward_backward.cpp, the oracle), F32 (TF32 off) and F64: causal or
-// not, Nq != Nk, N not a multiple of the tiles, D and Dv in {16, 64, 96, 128} (and 256, F32), GQA, bias with -inf
-// entries, key lengths, rows that see no key, second inputs (gq, gk, gv, gbias) present or absent; every output, then
-// partial requests (the same bits, the outputs not asked for untouched); the v2 passes called directly give the
-// dispatch's bits (it ran) and a rerun the same bits; NaN guard words around every buffer.
+// the stats pass, C and E, the query pass, q', dO', bias', and the key pass, k', v', with register accumulators) run on
+// the host by the emulator in cuda_runtime.h through the dispatch of backward_backward.cu (the MK_ATTN_SIMT_DD choice
+// forced by the selection), against the CPU twin (kernels/cpu/attention/backward_backward.cpp, the oracle), F32 (TF32
+// off) and F64: causal or not, Nq != Nk, N not a multiple of the tiles, D and Dv in {16, 64, 96, 128} (and 256, F32),
+// GQA, bias with -inf entries, key lengths, rows that see no key, second inputs (gq, gk, gv, gbias) present or absent;
+// every output, then partial requests (the same bits, the outputs not asked for untouched); the v2 stats (C, E) within
+// tolerance of v1's; the v2 passes called directly give the dispatch's bits (it ran) and a rerun the same bits (the
+// stats pass from a workspace holding only D); NaN guard words around every buffer.
 //   attention_simt2_dd_emu_test [order] [limits]   order: 0 forward, 1 reverse, 2 shuffled threads
 //                                                  limits: 0 H100, 1 A100, 2 sm_86, 3 48 KB
 #include <omp.h>
@@ -24,165 +25,26 @@
 #include "attention/tensor_core_sm90.cu"  // (tensor_core.cu calls its Hopper forward)
 #include "attention/tensor_core_sm90_backward.cu"  // (and its Hopper backward)
 
-namespace mk {
-namespace cuda {
-namespace {
-alignas(16) unsigned char mk_attention_smem[256 * 1024 + 4096];
-}  // namespace
-}  // namespace cuda
-}  // namespace mk
-inline unsigned char* emu::smem() { return mk::cuda::mk_attention_smem; }
-
-using mk::AttentionParams;
-
-static int g_failures = 0, g_checks = 0, g_v2_runs = 0, g_v1_fallbacks = 0;
-static double g_worst[2] = {0, 0};
-
-template <class T>
-struct Buf {
-  static constexpr int64_t kGuard = 64;  // elements of NaN on both sides (16-byte aligned data)
-  std::vector<T> raw;
-  int64_t n = 0;
-  bool present = false;
-  Buf() = default;
-  explicit Buf(int64_t n_, bool p = true) : n(n_), present(p) {
-    raw.assign(size_t(n + 2 * kGuard + 4), std::numeric_limits<T>::quiet_NaN());
-  }
-  T* base() { return reinterpret_cast<T*>((reinterpret_cast<uintptr_t>(raw.data()) + 15) & ~uintptr_t(15)); }
-  const T* base() const { return const_cast<Buf*>(this)->base(); }
-  T* data() { return present ? base() + kGuard : nullptr; }
-  const T* cdata() const { return present ? base() + kGuard : nullptr; }
-  T& operator[](int64_t i) { return base()[kGuard + i]; }
-  const T& operator[](int64_t i) const { return base()[kGuard + i]; }
-  void fill(T v) {
-    for (int64_t i = 0; i < n; ++i) (*this)[i] = v;
-  }
-  void randn(std::mt19937_64& g, double sc = 1.0) {
-    std::normal_distribution<double> nd(0.0, sc);
-    for (int64_t i = 0; i < n; ++i) (*this)[i] = T(nd(g));
-  }
-  bool guards_ok() const {
-    for (int64_t i = 0; i < kGuard; ++i)
-      if (!std::isnan(base()[i]) || !std::isnan(base()[kGuard + n + i])) return false;
-    return true;
-  }
-  bool same(const Buf& o) const { return n == o.n && std::memcmp(cdata(), o.cdata(), size_t(n) * sizeof(T)) == 0; }
-};
-
-template <class T>
-void compare(const char* what, const std::string& cs, const Buf<T>& got, const Buf<T>& ref, double tol) {
-  if (!got.present) return;
-  ++g_checks;
-  if (!got.guards_ok()) {
-    printf("FAIL %s %s: guard overwritten\n", cs.c_str(), what);
-    ++g_failures;
-    return;
-  }
-  double scale = 0, err = 0;
-  int64_t bad = -1;
-  for (int64_t i = 0; i < ref.n; ++i)
-    if (std::isfinite(double(ref[i]))) scale = std::max(scale, std::fabs(double(ref[i])));
-  for (int64_t i = 0; i < ref.n; ++i) {
-    const double a = got[i], b = ref[i];
-    if (std::isnan(a) || std::isnan(b)) {
-      if (bad < 0) bad = i;
-      err = INFINITY;
-      continue;
-    }
-    if (std::isinf(a) || std::isinf(b)) {
-      if (a != b) {
-        if (bad < 0) bad = i;
-        err = INFINITY;
-      }
-      continue;
-    }
-    const double e = std::fabs(a - b);
-    if (e > err) {
-      err = e;
-      if (e > tol * std::max(scale, 1e-30)) bad = bad < 0 ? i : bad;
-    }
-  }
-  const double rel = err / std::max(scale, 1e-30);
-  g_worst[sizeof(T) == 8] = std::max(g_worst[sizeof(T) == 8], std::isfinite(rel) ? rel : 1e300);
-  if (!(rel <= tol)) {
-    ++g_failures;
-    printf("FAIL %s %s: rel err %.3g (scale %.3g), first bad %lld: got %.10g want %.10g\n", cs.c_str(), what, rel,
-           scale, (long long)bad, bad >= 0 ? double(got[bad]) : 0.0, bad >= 0 ? double(ref[bad]) : 0.0);
-  }
-}
-
-struct Case {
-  int64_t b, h, hkv, nq, nk, d, dv;
-  bool causal;
-  const char* bias;              // "none", "BH", "1H", "B1", "11"; a suffix "-inf" sets some entries to -inf
-  std::vector<int64_t> lengths;  // empty: none
-  unsigned second;               // present second inputs: 1 gq, 2 gk, 4 gv, 8 gbias (with a bias)
-};
-
-bool bias_masked(int64_t i, int64_t j, int64_t nk) { return i % 7 == 3 || (i % 5 == 1 && j < nk - 3) || j % 11 == 4; }
-
-void fail(const std::string& cs, const char* what) {
-  printf("FAIL %s: %s\n", cs.c_str(), what);
-  ++g_failures;
-}
+#include "attention_simt2_emu.h"
 
 template <class T>
 void run_case(const Case& c, uint64_t seed) {
   const double tol = sizeof(T) == 4 ? 5e-5 : 1e-11;
-  char name[256];
-  snprintf(name, sizeof name, "%s b%lld h%lld/%lld nq%lld nk%lld d%lld dv%lld %s bias=%s len=%s second=%u",
-           sizeof(T) == 4 ? "F32" : "F64", (long long)c.b, (long long)c.h, (long long)c.hkv, (long long)c.nq,
-           (long long)c.nk, (long long)c.d, (long long)c.dv, c.causal ? "causal" : "full", c.bias,
-           c.lengths.empty() ? "-" : "yes", c.second);
-  const std::string cs = name;
-  std::mt19937_64 g(seed);
-  const int64_t B = c.b, H = c.h, Hkv = c.hkv, Nq = c.nq, Nk = c.nk, D = c.d, Dv = c.dv;
-  const int64_t rows = B * H * Nq;
-  Buf<T> q(B * H * Nq * D), k(B * Hkv * Nk * D), v(B * Hkv * Nk * Dv), dout(rows * Dv);
-  q.randn(g);
-  k.randn(g);
-  v.randn(g);
-  dout.randn(g);
-  const bool has_bias = std::string(c.bias) != "none";
-  const int64_t bb = has_bias && c.bias[0] == 'B' ? B : 1, bh = has_bias && c.bias[1] == 'H' ? H : 1;
-  Buf<T> bias(bb * bh * Nq * Nk, has_bias);
-  if (has_bias) bias.randn(g, 0.7);
-  if (std::strstr(c.bias, "-inf"))
-    for (int64_t at = 0; at < bias.n; ++at)
-      if (bias_masked(at / Nk % Nq, at % Nk, Nk)) bias[at] = -std::numeric_limits<T>::infinity();
+  Simt2Inputs<T> in(c, seed, true, true);
+  const std::string& cs = in.name;
+  std::mt19937_64& g = in.g;
+  const int64_t B = c.b, Hkv = c.hkv, Nk = c.nk, D = c.d, Dv = c.dv;
+  const int64_t rows = in.rows;
+  const bool has_bias = in.has_bias;
+  Buf<T>&q = in.q, &k = in.k, &v = in.v, &dout = in.dout, &bias = in.bias;
+  AttentionParams& p = in.p;
   Buf<T> gq(rows * D, bool(c.second & 1)), gk(B * Hkv * Nk * D, bool(c.second & 2)),
       gv(B * Hkv * Nk * Dv, bool(c.second & 4)), gb(rows * Nk, bool(c.second & 8) && has_bias);
   for (auto* b : {&gq, &gk, &gv, &gb})
     if (b->present) b->randn(g);
-  std::vector<int64_t> lens = c.lengths;
-  AttentionParams p{};
-  p.dtype = sizeof(T) == 4 ? MK_F32 : MK_F64;
-  p.batch = B;
-  p.heads = H;
-  p.kv_heads = Hkv;
-  p.nq = Nq;
-  p.nk = Nk;
-  p.d = D;
-  p.dv = Dv;
-  p.q = q.cdata();
-  p.k = k.cdata();
-  p.v = v.cdata();
-  p.bias = bias.cdata();
-  p.bias_bs = bb > 1 ? bh * Nq * Nk : 0;
-  p.bias_hs = bh > 1 ? Nq * Nk : 0;
-  p.key_lengths = lens.empty() ? nullptr : lens.data();
-  p.scale = 1.0 / std::sqrt(double(D)) * 1.3;
-  p.causal = c.causal;
-  const int threads = omp_get_max_threads();
+  std::vector<unsigned char>& ws_cpu = in.ws_cpu;
   Buf<T> out(rows * Dv), lse(rows);
-  std::vector<unsigned char> ws_cpu(size_t(mk::cpu::attention_workspace(p, threads)) + 64);
-  {
-    AttentionParams a = p;
-    a.workspace = ws_cpu.data();
-    a.out = out.data();
-    a.lse = lse.data();
-    mk::cpu::attention_forward(a, nullptr);
-  }
+  in.cpu_forward(out, lse);
   p.out = out.data();
   p.lse = lse.data();
   p.dout = dout.cdata();
@@ -225,14 +87,14 @@ void run_case(const Case& c, uint64_t seed) {
   }
   const int64_t ws_bytes = mk::cuda::attention_workspace(p, 1);
   Buf<T> ws_keep(ws_bytes / int64_t(sizeof(T)) + 1);
-  // the dispatch (attention_backward_backward) with v2 selected for the query pass
-  auto run = [&](unsigned mask, Outs& o, Buf<T>* keep) {
+  // the dispatch (attention_backward_backward) with v2 (or v1) selected for the double backward
+  auto run = [&](unsigned mask, Outs& o, Buf<T>* keep, int version = mk::MK_SIMT_V2) {
     make(o, mask);
     Buf<T> ws(ws_bytes / int64_t(sizeof(T)) + 1);
     AttentionParams e = p;
     e.workspace = ws.data();
     set(e, o);
-    mk::attention_simt_selection().dd = mk::MK_SIMT_V2;
+    mk::attention_simt_selection().dd = version;
     const int st = mk::cuda::attention_backward_backward(e, nullptr);
     mk::attention_simt_selection().dd = 0;
     if (!ws.guards_ok()) fail(cs, "workspace guard");
@@ -246,9 +108,49 @@ void run_case(const Case& c, uint64_t seed) {
   compare("bb.v'", cs, o1.v, ref.v, tol);
   compare("bb.dO'", cs, o1.dout, ref.dout, tol);
   compare("bb.bias'", cs, o1.bias, ref.bias, tol);
+  const bool applies = mk::attention_simt_v2_applies(p.dtype, D, Dv);
+  // the stats (workspace: D at [0, rows), C at [rows, 2 rows), E at [2 rows, 3 rows)): the v2
+  // dispatch's C and E within tol of the v1 dispatch's; the v2 stats pass called directly on a
+  // workspace holding only D (C, E NaN) gives the dispatch's bits (so v2 ran there), twice, and
+  // writes nothing where it answers KERNEL_UNSUPPORTED
+  {
+    Outs o0;
+    Buf<T> ws_v1(ws_keep.n);
+    if (run(31, o0, &ws_v1, mk::MK_SIMT_V1)) fail(cs, "attention_backward_backward status (v1 selected)");
+    auto part = [&](const Buf<T>& w, int k) {
+      Buf<T> r(rows);
+      std::memcpy(r.data(), w.cdata() + k * rows, size_t(rows) * sizeof(T));
+      return r;
+    };
+    compare("stats.C v2 vs v1", cs, part(ws_keep, 1), part(ws_v1, 1), tol);
+    compare("stats.E v2 vs v1", cs, part(ws_keep, 2), part(ws_v1, 2), tol);
+    for (int rep = 0; rep < 2; ++rep) {
+      Buf<T> wd(ws_keep.n);
+      std::memcpy(wd.data(), ws_keep.cdata(), size_t(rows) * sizeof(T));  // D only
+      AttentionParams e = p;
+      e.workspace = wd.data();
+      e.second = mk::attention_cotangents(e);
+      const int st = mk::cuda::simt2_attention_dd_stats(e, nullptr);
+      if (!wd.guards_ok()) fail(cs, "workspace guard (direct v2 stats)");
+      const Buf<T> cd = part(wd, 1), ed = part(wd, 2);
+      if (!applies || st == mk::KERNEL_UNSUPPORTED) {
+        if (!applies && st != mk::KERNEL_UNSUPPORTED) fail(cs, "v2 dd stats runs a shape it does not apply to");
+        if (applies && rep == 0) ++g_v1_fallbacks;  // its tiles do not fit this device: v1 ran in the dispatch
+        for (int64_t i = 0; i < rows; ++i)
+          if (!std::isnan(cd[i]) || !std::isnan(ed[i])) {
+            fail(cs, "v2 dd stats wrote C or E where it answered KERNEL_UNSUPPORTED");
+            break;
+          }
+        break;
+      }
+      if (st) fail(cs, "v2 dd stats status");
+      if (rep == 0) ++g_v2_runs;
+      if (!cd.same(part(ws_keep, 1)) || !ed.same(part(ws_keep, 2)))
+        fail(cs, "v2 dd stats: not the dispatch's bits (or a rerun differs)");
+    }
+  }
   // the v2 passes called directly on the dispatch's workspace (D, C, E): the dispatch's bits where
   // they apply (so v2 ran), twice
-  const bool applies = mk::attention_simt_v2_applies(p.dtype, D, Dv);
   for (int pass = 0; pass < 2; ++pass)
     for (int rep = 0; rep < 2; ++rep) {
       Outs od;
@@ -305,12 +207,8 @@ void run_case(const Case& c, uint64_t seed) {
 }
 
 int main(int argc, char** argv) {
-  const int order = argc > 1 ? atoi(argv[1]) : 0;
-  const int limits = argc > 2 ? atoi(argv[2]) : 0;  // 0 H100, 1 A100, 2 sm_86, 3 48 KB
-  emu::config().order = order;
-  const int opt[4][2] = {{232448, 233472}, {166912, 167936}, {101376, 102400}, {49152, 65536}};
-  emu::config().optin = opt[limits][0];
-  emu::config().per_sm = opt[limits][1];
+  int order = 0, limits = 0;
+  emu_setup(argc, argv, order, limits);
   std::vector<Case> cases = {
       {1, 1, 1, 5, 5, 16, 16, false, "none", {}, 7},
       {2, 2, 2, 33, 70, 64, 64, true, "none", {}, 7},           // causal, Nk > Nq (bottom-right)
@@ -325,6 +223,10 @@ int main(int argc, char** argv) {
       {1, 1, 1, 64, 96, 128, 64, false, "none", {}, 7},         // every tile full and unmasked
       {1, 1, 1, 40, 50, 256, 128, true, "BH", {}, 15},          // D = 256 (F32 only)
       {1, 2, 1, 48, 5, 5, 3, false, "none", {}, 7},             // odd dims: v2 does not apply (v1 runs)
+      {1, 2, 2, 37, 45, 16, 32, true, "none", {}, 1},           // gq only
+      {2, 1, 1, 30, 41, 32, 16, false, "B1", {35, 20}, 2},      // gk only
+      {1, 2, 1, 41, 29, 64, 64, false, "1H-inf", {}, 8},        // gbias only
+      {1, 1, 1, 33, 65, 16, 16, true, "BH", {}, 13},            // gq, gv, gbias (no gk)
   };
   uint64_t seed = 8765;
   for (const Case& c : cases) {

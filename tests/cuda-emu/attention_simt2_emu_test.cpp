@@ -24,163 +24,26 @@
 #include "attention/tensor_core_sm90.cu"  // (tensor_core.cu calls its Hopper forward)
 #include "attention/tensor_core_sm90_backward.cu"  // (and its Hopper backward)
 
-namespace mk {
-namespace cuda {
-namespace {
-alignas(16) unsigned char mk_attention_smem[256 * 1024 + 4096];
-}  // namespace
-}  // namespace cuda
-}  // namespace mk
-inline unsigned char* emu::smem() { return mk::cuda::mk_attention_smem; }
-
-using mk::AttentionParams;
-
-static int g_failures = 0, g_checks = 0, g_v2_runs = 0, g_v1_fallbacks = 0;
-static double g_worst[2] = {0, 0};
-
-template <class T>
-struct Buf {
-  static constexpr int64_t kGuard = 64;  // elements of NaN on both sides (16-byte aligned data)
-  std::vector<T> raw;
-  int64_t n = 0;
-  bool present = false;
-  Buf() = default;
-  explicit Buf(int64_t n_, bool p = true) : n(n_), present(p) {
-    raw.assign(size_t(n + 2 * kGuard + 4), std::numeric_limits<T>::quiet_NaN());
-  }
-  T* base() { return reinterpret_cast<T*>((reinterpret_cast<uintptr_t>(raw.data()) + 15) & ~uintptr_t(15)); }
-  const T* base() const { return const_cast<Buf*>(this)->base(); }
-  T* data() { return present ? base() + kGuard : nullptr; }
-  const T* cdata() const { return present ? base() + kGuard : nullptr; }
-  T& operator[](int64_t i) { return base()[kGuard + i]; }
-  const T& operator[](int64_t i) const { return base()[kGuard + i]; }
-  void fill(T v) {
-    for (int64_t i = 0; i < n; ++i) (*this)[i] = v;
-  }
-  void randn(std::mt19937_64& g, double sc = 1.0) {
-    std::normal_distribution<double> nd(0.0, sc);
-    for (int64_t i = 0; i < n; ++i) (*this)[i] = T(nd(g));
-  }
-  bool guards_ok() const {
-    for (int64_t i = 0; i < kGuard; ++i)
-      if (!std::isnan(base()[i]) || !std::isnan(base()[kGuard + n + i])) return false;
-    return true;
-  }
-  bool same(const Buf& o) const { return n == o.n && std::memcmp(cdata(), o.cdata(), size_t(n) * sizeof(T)) == 0; }
-};
-
-template <class T>
-void compare(const char* what, const std::string& cs, const Buf<T>& got, const Buf<T>& ref, double tol) {
-  if (!got.present) return;
-  ++g_checks;
-  if (!got.guards_ok()) {
-    printf("FAIL %s %s: guard overwritten\n", cs.c_str(), what);
-    ++g_failures;
-    return;
-  }
-  double scale = 0, err = 0;
-  int64_t bad = -1;
-  for (int64_t i = 0; i < ref.n; ++i)
-    if (std::isfinite(double(ref[i]))) scale = std::max(scale, std::fabs(double(ref[i])));
-  for (int64_t i = 0; i < ref.n; ++i) {
-    const double a = got[i], b = ref[i];
-    if (std::isnan(a) || std::isnan(b)) {
-      if (bad < 0) bad = i;
-      err = INFINITY;
-      continue;
-    }
-    if (std::isinf(a) || std::isinf(b)) {
-      if (a != b) {
-        if (bad < 0) bad = i;
-        err = INFINITY;
-      }
-      continue;
-    }
-    const double e = std::fabs(a - b);
-    if (e > err) {
-      err = e;
-      if (e > tol * std::max(scale, 1e-30)) bad = bad < 0 ? i : bad;
-    }
-  }
-  const double rel = err / std::max(scale, 1e-30);
-  g_worst[sizeof(T) == 8] = std::max(g_worst[sizeof(T) == 8], std::isfinite(rel) ? rel : 1e300);
-  if (!(rel <= tol)) {
-    ++g_failures;
-    printf("FAIL %s %s: rel err %.3g (scale %.3g), first bad %lld: got %.10g want %.10g\n", cs.c_str(), what, rel,
-           scale, (long long)bad, bad >= 0 ? double(got[bad]) : 0.0, bad >= 0 ? double(ref[bad]) : 0.0);
-  }
-}
-
-struct Case {
-  int64_t b, h, hkv, nq, nk, d, dv;
-  bool causal;
-  const char* bias;              // "none", "BH", "1H", "B1", "11"; a suffix "-inf" sets some entries to -inf
-  std::vector<int64_t> lengths;  // empty: none
-};
-
-bool bias_masked(int64_t i, int64_t j, int64_t nk) { return i % 7 == 3 || (i % 5 == 1 && j < nk - 3) || j % 11 == 4; }
-
-void fail(const std::string& cs, const char* what) {
-  printf("FAIL %s: %s\n", cs.c_str(), what);
-  ++g_failures;
-}
+#include "attention_simt2_emu.h"
 
 template <class T>
 void run_case(const Case& c, uint64_t seed) {
   const double tol = sizeof(T) == 4 ? 2e-5 : 1e-12;
-  char name[256];
-  snprintf(name, sizeof name, "%s b%lld h%lld/%lld nq%lld nk%lld d%lld dv%lld %s bias=%s len=%s",
-           sizeof(T) == 4 ? "F32" : "F64", (long long)c.b, (long long)c.h, (long long)c.hkv, (long long)c.nq,
-           (long long)c.nk, (long long)c.d, (long long)c.dv, c.causal ? "causal" : "full", c.bias,
-           c.lengths.empty() ? "-" : "yes");
-  const std::string cs = name;
-  std::mt19937_64 g(seed);
-  const int64_t B = c.b, H = c.h, Hkv = c.hkv, Nq = c.nq, Nk = c.nk, D = c.d, Dv = c.dv;
-  const int64_t rows = B * H * Nq;
-  Buf<T> q(B * H * Nq * D), k(B * Hkv * Nk * D), v(B * Hkv * Nk * Dv);
-  q.randn(g);
-  k.randn(g);
-  v.randn(g);
-  const bool has_bias = std::string(c.bias) != "none";
-  const int64_t bb = has_bias && c.bias[0] == 'B' ? B : 1, bh = has_bias && c.bias[1] == 'H' ? H : 1;
-  Buf<T> bias(bb * bh * Nq * Nk, has_bias);
-  if (has_bias) bias.randn(g, 0.7);
-  if (std::strstr(c.bias, "-inf"))
-    for (int64_t at = 0; at < bias.n; ++at)
-      if (bias_masked(at / Nk % Nq, at % Nk, Nk)) bias[at] = -std::numeric_limits<T>::infinity();
-  std::vector<int64_t> lens = c.lengths;
-  AttentionParams p{};
-  p.dtype = sizeof(T) == 4 ? MK_F32 : MK_F64;
-  p.batch = B;
-  p.heads = H;
-  p.kv_heads = Hkv;
-  p.nq = Nq;
-  p.nk = Nk;
-  p.d = D;
-  p.dv = Dv;
-  p.q = q.cdata();
-  p.k = k.cdata();
-  p.v = v.cdata();
-  p.bias = bias.cdata();
-  p.bias_bs = bb > 1 ? bh * Nq * Nk : 0;
-  p.bias_hs = bh > 1 ? Nq * Nk : 0;
-  p.key_lengths = lens.empty() ? nullptr : lens.data();
-  p.scale = 1.0 / std::sqrt(double(D)) * 1.3;
-  p.causal = c.causal;
-  const int threads = omp_get_max_threads();
-  std::vector<unsigned char> ws_cpu(size_t(mk::cpu::attention_workspace(p, threads)) + 64);
+  Simt2Inputs<T> in(c, seed, false, false);
+  const std::string& cs = in.name;
+  std::mt19937_64& g = in.g;
+  const int64_t B = c.b, Hkv = c.hkv, Nk = c.nk, D = c.d, Dv = c.dv;
+  const int64_t rows = in.rows;
+  const bool has_bias = in.has_bias;
+  Buf<T>&q = in.q, &k = in.k, &v = in.v, &dout = in.dout, &bias = in.bias;
+  AttentionParams& p = in.p;
+  std::vector<unsigned char>& ws_cpu = in.ws_cpu;
   const bool applies = mk::attention_simt_v2_applies(p.dtype, D, Dv);
   mk::AttentionSimtSelection& sel = mk::attention_simt_selection();
 
   // ---- forward: the CPU twin, then v2 with each key tile (twice each: the same bits), then the dispatch
   Buf<T> out_c(rows * Dv), lse_c(rows);
-  {
-    AttentionParams a = p;
-    a.workspace = ws_cpu.data();
-    a.out = out_c.data();
-    a.lse = lse_c.data();
-    mk::cpu::attention_forward(a, nullptr);
-  }
+  in.cpu_forward(out_c, lse_c);
   bool have_first = false;
   for (int tile : {mk::cuda::SIMT2_TILE_64x64, mk::cuda::SIMT2_TILE_64x32, mk::cuda::SIMT2_TILE_128x64}) {
     Buf<T> o1(rows * Dv), l1(rows), o2(rows * Dv), l2(rows);
@@ -235,7 +98,6 @@ void run_case(const Case& c, uint64_t seed) {
   }
 
   // ---- backward from the CPU's out and lse: every gradient, twice; partial requests (the same bits); the dispatch
-  Buf<T> dout(rows * Dv);
   dout.randn(g);
   p.out = out_c.data();
   p.lse = lse_c.data();
@@ -381,12 +243,8 @@ void run_unsupported() {
 }
 
 int main(int argc, char** argv) {
-  const int order = argc > 1 ? atoi(argv[1]) : 0;
-  const int limits = argc > 2 ? atoi(argv[2]) : 0;  // 0 H100, 1 A100, 2 sm_86, 3 48 KB
-  emu::config().order = order;
-  const int opt[4][2] = {{232448, 233472}, {166912, 167936}, {101376, 102400}, {49152, 65536}};
-  emu::config().optin = opt[limits][0];
-  emu::config().per_sm = opt[limits][1];
+  int order = 0, limits = 0;
+  emu_setup(argc, argv, order, limits);
   std::vector<Case> cases = {
       {1, 1, 1, 5, 5, 16, 16, false, "none", {}},
       {2, 4, 2, 70, 33, 16, 8, false, "none", {}},           // GQA 2:1, Dv = 8, Nq > Nk

@@ -263,7 +263,12 @@ int backward_backward(const AttentionParams& p, cudaStream_t stream) {
   Limits lim;
   if (int e = device_limits(&lim)) return e;
   if (int e = rowsum_dout_out<T>(p, stream)) return e;
-  if (int e = run_pass<SecondStatsLayout, T>(second_stats_kernel<T>, Over::kQueries, p, lim, stream)) return e;
+  {  // v2 stats (simt2_dd.cu) where the v2 double backward is chosen and applies, else v1
+    int e = attention_simt_dd_version(p) == MK_SIMT_V2 ? simt2_attention_dd_stats(p, stream) : KERNEL_UNSUPPORTED;
+    if (e == KERNEL_UNSUPPORTED)
+      e = run_pass<SecondStatsLayout, T>(second_stats_kernel<T>, Over::kQueries, p, lim, stream);
+    if (e) return e;
+  }
   if (p.cot_q || p.cot_dout || p.cot_bias_full) {
     // v2 (simt2_dd.cu) where chosen and it applies (mk/attention_simt_choice.h: MK_ATTN_SIMT_DD), else v1
     int e = attention_simt_dd_version(p) == MK_SIMT_V2 ? simt2_attention_dd_query(p, stream) : KERNEL_UNSUPPORTED;

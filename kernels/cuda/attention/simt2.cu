@@ -448,28 +448,8 @@ __global__ void __launch_bounds__(kSimt2Threads)
   }
   cp_async_wait<0>();
   const int64_t krow = (ti.b * p.kv_heads + ti.h) * p.nk + c0;
-#pragma unroll
-  for (int i = 0; i < KPT; ++i) {
-    const int kr = ty + TY * i;
-    if (kr >= C) continue;
-    if (want_dk) {
-      T* out = static_cast<T*>(p.grad_k) + (krow + kr) * d;
-#pragma unroll
-      for (int j = 0; j < ND; ++j) {
-        if (tx + TX * j >= d / 4) continue;
-        T w[4];
-#pragma unroll
-        for (int e2 = 0; e2 < 4; ++e2) w[e2] = dk[i][j][e2] * x0.scale;
-        store4(out + 4 * (tx + TX * j), w);
-      }
-    }
-    if (want_dv) {
-      T* out = static_cast<T*>(p.grad_v) + (krow + kr) * dv;
-#pragma unroll
-      for (int j = 0; j < NV; ++j)
-        if (tx + TX * j < dv / 4) store4(out + 4 * (tx + TX * j), dvacc[i][j]);
-    }
-  }
+  store_key_tile<T, KPT, ND, NV, TX>(static_cast<T*>(p.grad_k), static_cast<T*>(p.grad_v), krow, C, d, dv, ty, tx,
+                                     x0.scale, dk, dvacc);
 }
 
 // ---- launch --------------------------------------------------------------------------------------------
@@ -479,7 +459,7 @@ bool simt2_applies(const AttentionParams& p) {
   const void* const tensors[] = {p.q, p.k, p.v, p.out, p.dout, p.grad_q, p.grad_k, p.grad_v};
   for (const void* t : tensors)
     if (!simt2_aligned(t)) return false;
-  return simt2_arch_major() >= 8;
+  return device_arch_major() >= 8;
 }
 
 // Resident blocks per SM for `bytes` of shared memory (1 KB per block reserved by the system), at most 2.

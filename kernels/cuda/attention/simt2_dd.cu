@@ -355,27 +355,145 @@ __global__ void __launch_bounds__(kSimt2Threads) simt2_dd_key_kernel(const Atten
   }
   cp_async_wait<0>();
   const int64_t krow = (ti.b * p.kv_heads + ti.h) * p.nk + c0;
+  store_key_tile<T, KPT, ND, NV, TX>(static_cast<T*>(p.cot_k), static_cast<T*>(p.cot_v), krow, C, d, dv, ty, tx,
+                                     x0.scale, ak, av);
+}
+
+// Stats pass (the row statistics C and E of the workspace, read by both passes above), one block
+// per tile of BQ = 64 (or 32) query rows with the query pass's thread grid. Per key tile of BK = 32
+// keys: dP = dO Vᵀ, T = dO gVᵀ (V, gV of this tile), S = scale Q Kᵀ, G = scale (gQ Kᵀ + Q gKᵀ) (K,
+// gK, in flight while dP and T run) by register outer products; element by element, with
+// G' = G + gbias, each thread sums over its keys
+//   C += P G',  F += P G' dP,  A += P T
+// in registers; the next V, gV load (cp.async) while S and G run, the next K, gK while the next dP
+// runs. Reduce: the sums over the TX lanes of a row (shuffles, fixed order), then C and
+// E = A + F − 2 C D into the workspace. v1 (second_stats_kernel) forms A = dO·(P gV) through a
+// P gV accumulator; here A = rowsum(P ∘ (dO gVᵀ)), the same sum in another order (C and E equal
+// v1's within rounding, not bitwise), with no D-wide accumulator: only score tiles and three
+// sums per row live in registers, and the shared memory holds no score buffer.
+struct Simt2DdSDims {
+  int ldd, ldv;
+  int64_t q, gq, dout, k, gk, v, gv, total;
+};
+
+Simt2DdSDims simt2_dds_dims(int bq, int bk, int d, int dv, int esize, bool gq, bool gk, bool gv) {
+  Simt2DdSDims z;
+  z.ldd = simt2_ld(d, esize);
+  z.ldv = simt2_ld(dv, esize);
+  z.q = 0;
+  z.gq = z.q + int64_t(bq) * z.ldd;
+  z.dout = z.gq + (gq ? int64_t(bq) * z.ldd : 0);
+  z.k = z.dout + int64_t(bq) * z.ldv;
+  z.gk = z.k + int64_t(bk) * z.ldd;
+  z.v = z.gk + (gk ? int64_t(bk) * z.ldd : 0);
+  z.gv = z.v + int64_t(bk) * z.ldv;
+  z.total = z.gv + (gv ? int64_t(bk) * z.ldv : 0);
+  return z;
+}
+
+template <class T, int BQ, int BK, int TX>
+__global__ void __launch_bounds__(kSimt2Threads) simt2_dd_stats_kernel(const AttentionParams p, const Simt2DdSDims z) {
+  constexpr int TY = kSimt2Threads / TX, RPT = BQ / TY, KPT = BK / TX;
+  static_assert(TX <= 32 && (TX & (TX - 1)) == 0 && BQ % TY == 0 && BK % TX == 0 && BK % 4 == 0, "tile grid");
+  T* const sm = smem_base<T>();
+  T *qs = sm + z.q, *gqs = sm + z.gq, *dos = sm + z.dout, *ks = sm + z.k, *gks = sm + z.gk, *vs = sm + z.v;
+  T* gvs = sm + z.gv;
+  const TileIndex ti = tile_index(p.heads, p.nq, BQ);
+  const HeadView<T> x = head_view<T>(p, ti.b, ti.h);
+  const int64_t r0 = ti.first;
+  const int R = ti.count;
+  const int d = int(p.d), dv = int(p.dv);
+  const int tx = int(threadIdx.x) % TX, ty = int(threadIdx.x) / TX;
+  const int64_t end = x.key_end(r0 + R - 1), full = x.key_end(r0);
+  const int64_t rows = p.batch * p.heads * p.nq;
+  T* Dall = static_cast<T*>(p.workspace);
+  T* Call = Dall + rows;
+  T* Eall = Dall + 2 * rows;
+  const bool hq = x.gq != nullptr, hk = x.gk != nullptr, hv = x.gv != nullptr;
+
+  T lse[RPT], csum[RPT], fsum[RPT], asum[RPT];
 #pragma unroll
-  for (int i = 0; i < KPT; ++i) {
-    const int kr = ty + TY * i;
-    if (kr >= C) continue;
-    if (want_k) {
-      T* out = static_cast<T*>(p.cot_k) + (krow + kr) * d;
+  for (int i = 0; i < RPT; ++i) {
+    const int r = ty + TY * i;
+    lse[i] = r < R ? x.lse[r0 + r] : neg_inf<T>();
+    csum[i] = fsum[i] = asum[i] = T(0);
+  }
+  if (end > 0) {
+    const int first = int(std::min<int64_t>(BK, end));
+    simt2_rows_async(qs, z.ldd, x.q, r0, BQ, R, d);
+    if (hq) simt2_rows_async(gqs, z.ldd, x.gq, r0, BQ, R, d);
+    simt2_rows_async(dos, z.ldv, x.dout, r0, BQ, R, dv);
+    simt2_rows_async(vs, z.ldv, x.v, 0, BK, first, dv);
+    if (hv) simt2_rows_async(gvs, z.ldv, x.gv, 0, BK, first, dv);
+    cp_async_commit();
+    simt2_rows_async(ks, z.ldd, x.k, 0, BK, first, d);
+    if (hk) simt2_rows_async(gks, z.ldd, x.gk, 0, BK, first, d);
+    cp_async_commit();
+  }
+  for (int64_t c0 = 0; c0 < end; c0 += BK) {
+    const bool more = c0 + BK < end;
+    const int next = more ? int(std::min<int64_t>(BK, end - c0 - BK)) : 0;
+    cp_async_wait<1>();  // Q, gQ, dO and this V, gV (this K, gK may still be in flight)
+    __syncthreads();
+    T dp[RPT][KPT], tt[RPT][KPT];
+    simt2_scores<T, RPT, KPT, TX>(dos, z.ldv, vs, z.ldv, dv, ty, tx, dp);           // dO Vᵀ
+    if (hv) simt2_scores<T, RPT, KPT, TX>(dos, z.ldv, gvs, z.ldv, dv, ty, tx, tt);  // dO gVᵀ
+    cp_async_wait<0>();                                                             // this K, gK
+    __syncthreads();  // K, gK visible; every thread is done with V, gV
+    if (more) {
+      simt2_rows_async(vs, z.ldv, x.v, c0 + BK, BK, next, dv);
+      if (hv) simt2_rows_async(gvs, z.ldv, x.gv, c0 + BK, BK, next, dv);
+    }
+    cp_async_commit();
+    T s[RPT][KPT], g[RPT][KPT];
+    simt2_scores<T, RPT, KPT, TX>(qs, z.ldd, ks, z.ldd, d, ty, tx, s);           // Q Kᵀ
+    if (hq) simt2_scores<T, RPT, KPT, TX>(gqs, z.ldd, ks, z.ldd, d, ty, tx, g);  // gQ Kᵀ
+    if (hk) {
+      T g2[RPT][KPT];
+      simt2_scores<T, RPT, KPT, TX>(qs, z.ldd, gks, z.ldd, d, ty, tx, g2);  // Q gKᵀ
 #pragma unroll
-      for (int j = 0; j < ND; ++j) {
-        if (tx + TX * j >= d / 4) continue;
-        T w[4];
+      for (int i = 0; i < RPT; ++i)
 #pragma unroll
-        for (int e2 = 0; e2 < 4; ++e2) w[e2] = ak[i][j][e2] * x0.scale;
-        store4(out + 4 * (tx + TX * j), w);
+        for (int j = 0; j < KPT; ++j) g[i][j] = hq ? g[i][j] + g2[i][j] : g2[i][j];
+    }
+    // masks (and bias reads) only where some key of the tile is hidden from some row, or a bias
+    const bool masked = x.bias != nullptr || x.gbias != nullptr || c0 + BK > full;
+#pragma unroll
+    for (int i = 0; i < RPT; ++i) {
+      const int r = ty + TY * i;
+      const int64_t row = r0 + r;
+      const int64_t e = masked ? (r < R ? x.key_end(row) : 0) : INT64_MAX;
+#pragma unroll
+      for (int j = 0; j < KPT; ++j) {
+        const int64_t key = c0 + tx + TX * j;
+        if (masked && key >= e) continue;  // P = 0
+        T v = s[i][j] * x.scale;
+        if (masked && x.bias) v += x.bias[row * x.nk + key];
+        const T P = lse[i] == neg_inf<T>() ? T(0) : texp(v - lse[i]);
+        T gval = (hq || hk) ? g[i][j] * x.scale : T(0);
+        if (masked && x.gbias) gval += x.gbias[row * x.nk + key];
+        const T pg = P * gval;
+        csum[i] += pg;
+        fsum[i] += pg * dp[i][j];
+        if (hv) asum[i] += P * tt[i][j];
       }
     }
-    if (want_v) {
-      T* out = static_cast<T*>(p.cot_v) + (krow + kr) * dv;
-#pragma unroll
-      for (int j = 0; j < NV; ++j)
-        if (tx + TX * j < dv / 4) store4(out + 4 * (tx + TX * j), av[i][j]);
+    __syncthreads();  // every thread is done with K, gK
+    if (more) {
+      simt2_rows_async(ks, z.ldd, x.k, c0 + BK, BK, next, d);
+      if (hk) simt2_rows_async(gks, z.ldd, x.gk, c0 + BK, BK, next, d);
     }
+    cp_async_commit();
+  }
+  cp_async_wait<0>();
+#pragma unroll
+  for (int i = 0; i < RPT; ++i) {
+    const T c = simt2_row_sum<TX>(csum[i]), f = simt2_row_sum<TX>(fsum[i]), a = simt2_row_sum<TX>(asum[i]);
+    const int r = ty + TY * i;
+    if (r >= R || tx != 0) continue;
+    const int64_t row = x.base + r0 + r;
+    Call[row] = c;
+    Eall[row] = a + f - T(2) * c * Dall[row];
   }
 }
 
@@ -438,13 +556,30 @@ int simt2_dd_key_t(const AttentionParams& p, cudaStream_t stream) {
   return KERNEL_UNSUPPORTED;
 }
 
+// 64-row tiles where they fit the device's shared memory, else 32-row tiles, else unsupported.
+template <class T>
+int simt2_dd_stats_t(const AttentionParams& p, cudaStream_t stream) {
+  Limits lim;
+  if (int e = device_limits(&lim)) return e;
+  const int es = int(sizeof(T));
+  const bool gq = p.second.q != nullptr, gk = p.second.k != nullptr, gv = p.second.v != nullptr;
+  const Simt2DdSDims z64 = simt2_dds_dims(64, 32, int(p.d), int(p.dv), es, gq, gk, gv);
+  const Simt2DdSDims z32 = simt2_dds_dims(32, 32, int(p.d), int(p.dv), es, gq, gk, gv);
+  const bool rows64 = size_t(z64.total) * es <= lim.optin;
+  if (!rows64 && size_t(z32.total) * es > lim.optin) return KERNEL_UNSUPPORTED;
+  const int bq = rows64 ? 64 : 32;
+  const int64_t blocks = p.batch * p.heads * ((p.nq + bq - 1) / bq);
+  if (rows64) return launch(simt2_dd_stats_kernel<T, 64, 32, 8>, blocks, size_t(z64.total) * es, stream, p, z64);
+  return launch(simt2_dd_stats_kernel<T, 32, 32, 8>, blocks, size_t(z32.total) * es, stream, p, z32);
+}
+
 bool simt2dd_applies(const AttentionParams& p) {
   if (!attention_simt_v2_applies(p.dtype, p.d, p.dv) || !supported(p) || !p.workspace) return false;
   const void* const tensors[] = {p.q,        p.k,     p.v,     p.dout,  p.second.q, p.second.k,
                                  p.second.v, p.cot_q, p.cot_k, p.cot_v, p.cot_dout};
   for (const void* t : tensors)
     if (!simt2_aligned(t)) return false;
-  return simt2_arch_major() >= 8;
+  return device_arch_major() >= 8;
 }
 }  // namespace
 
@@ -452,6 +587,12 @@ int simt2_attention_dd_query(const AttentionParams& p, void* stream) {
   if (!simt2dd_applies(p)) return KERNEL_UNSUPPORTED;
   return p.dtype == MK_F32 ? simt2_dd_query_t<float>(p, as_stream(stream))
                            : simt2_dd_query_t<double>(p, as_stream(stream));
+}
+
+int simt2_attention_dd_stats(const AttentionParams& p, void* stream) {
+  if (!simt2dd_applies(p)) return KERNEL_UNSUPPORTED;
+  return p.dtype == MK_F32 ? simt2_dd_stats_t<float>(p, as_stream(stream))
+                           : simt2_dd_stats_t<double>(p, as_stream(stream));
 }
 
 int simt2_attention_dd_key(const AttentionParams& p, void* stream) {

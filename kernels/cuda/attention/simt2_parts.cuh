@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "../common.cuh"
 #include "../copy_async.cuh"
 #include "simt.cuh"
 
@@ -169,14 +170,39 @@ __device__ __forceinline__ void simt2_zero(T (&acc)[R][NC][4]) {
       for (int e = 0; e < 4; ++e) acc[i][j][e] = T(0);
 }
 
-// ---- launch checks shared by simt2.cu and simt2_dd.cu -----------------------------------------------
-int simt2_arch_major() {
-  int dev = 0, major = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess) return 0;
-  if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) return 0;
-  return major;
+// The write-out of a key pass (simt2_backward_key_kernel, simt2_dd_key_kernel): thread (ty, tx)
+// stores its keys ty + TY·i (those < C of the tile starting at global key row krow), ak scaled by
+// `scale` into kout (rows of d), av into vout (rows of dv), its chunks tx + TX·j; a null output is
+// skipped.
+template <class T, int KPT, int ND, int NV, int TX>
+__device__ __forceinline__ void store_key_tile(T* kout, T* vout, int64_t krow, int C, int d, int dv, int ty, int tx,
+                                               T scale, const T (&ak)[KPT][ND][4], const T (&av)[KPT][NV][4]) {
+  constexpr int TY = kSimt2Threads / TX;
+#pragma unroll
+  for (int i = 0; i < KPT; ++i) {
+    const int kr = ty + TY * i;
+    if (kr >= C) continue;
+    if (kout) {
+      T* out = kout + (krow + kr) * d;
+#pragma unroll
+      for (int j = 0; j < ND; ++j) {
+        if (tx + TX * j >= d / 4) continue;
+        T w[4];
+#pragma unroll
+        for (int e2 = 0; e2 < 4; ++e2) w[e2] = ak[i][j][e2] * scale;
+        store4(out + 4 * (tx + TX * j), w);
+      }
+    }
+    if (vout) {
+      T* out = vout + (krow + kr) * dv;
+#pragma unroll
+      for (int j = 0; j < NV; ++j)
+        if (tx + TX * j < dv / 4) store4(out + 4 * (tx + TX * j), av[i][j]);
+    }
+  }
 }
 
+// ---- launch checks shared by simt2.cu and simt2_dd.cu -----------------------------------------------
 bool simt2_aligned(const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15) == 0; }
 
 }  // namespace

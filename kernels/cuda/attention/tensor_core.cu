@@ -1166,13 +1166,6 @@ int forward2_t(const AttentionParams& p, cudaStream_t stream, int version) {
   return padded_dim(p) == 64 ? forward2_dp<E, 64, 64, 2>(p, stream) : forward2_dp<E, 128, 64, 1>(p, stream);
 }
 
-int device_arch_major() {
-  int dev = 0, major = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess) return 0;
-  if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) return 0;
-  return major;
-}
-
 template <class E>
 int backward_t(const AttentionParams& p, cudaStream_t stream) {
   switch (padded_dim(p)) {

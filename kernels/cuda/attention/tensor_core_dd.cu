@@ -675,20 +675,13 @@ int jvp_t(const AttentionParams& p, cudaStream_t stream) {
   return padded_dim(p) == 64 ? jvp_dp<E, 64>(p, stream) : jvp_dp<E, 128>(p, stream);
 }
 
-int dd_arch_major() {
-  int dev = 0, major = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess) return 0;
-  if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) return 0;
-  return major;
-}
-
 }  // namespace
 
 int tc_attention_backward_backward(const AttentionParams& in, void* stream) {
   AttentionParams p = in;
   p.second = attention_cotangents(in);
   if (!attention_tc_second_applies(
-          p.dtype, p.d, p.dv, dd_arch_major(),
+          p.dtype, p.d, p.dv, device_arch_major(),
           attention_tc_second_code(attention_tc_selection().second.load(std::memory_order_relaxed)), p.allow_tf32 != 0))
     return KERNEL_UNSUPPORTED;
   if (!p.workspace || !p.out || !p.dout || !p.lse || p.heads < 1 || p.kv_heads < 1 || p.heads % p.kv_heads != 0)
@@ -703,7 +696,7 @@ int tc_attention_jvp(const AttentionParams& in, void* stream) {
   AttentionParams p = in;
   p.second = attention_tangents(in);
   if (!attention_tc_second_applies(
-          p.dtype, p.d, p.dv, dd_arch_major(),
+          p.dtype, p.d, p.dv, device_arch_major(),
           attention_tc_second_code(attention_tc_selection().second.load(std::memory_order_relaxed)), p.allow_tf32 != 0))
     return KERNEL_UNSUPPORTED;
   if (!p.out || !p.lse || p.heads < 1 || p.kv_heads < 1 || p.heads % p.kv_heads != 0) return int(cudaErrorInvalidValue);

@@ -76,7 +76,7 @@ inline bool attention_simt_select_valid(int forward, int backward) {
 struct AttentionSimtSelection {
   std::atomic<int> forward{0};
   std::atomic<int> backward{0};
-  std::atomic<int> dd{0};  // the double backward's query and key passes (simt2_dd.cu); not in attention_simt_select
+  std::atomic<int> dd{0};  // the double backward's passes (simt2_dd.cu); not in attention_simt_select
 };
 // The stored choice of the library that uses it (the CUDA library's copy).
 inline AttentionSimtSelection& attention_simt_selection() {
@@ -89,9 +89,9 @@ inline int attention_simt_backward_code(int selected) {
 }
 
 // ---- the double backward (kernels/cuda/attention/backward_backward.cu, simt2_dd.cu) ----------------
-// v2: the query pass (q', dO', bias') and the key pass (k', v') with register accumulators
-// (simt2_dd.cu); the D preprocess and the stats pass stay v1. Each v2 pass falls back to its v1
-// pass alone where it does not fit. MK_ATTN_SIMT_DD=v2 selects it where it applies (the
+// v2: the stats pass (C, E; sums in registers), the query pass (q', dO', bias') and the key pass
+// (k', v') with register accumulators (simt2_dd.cu); the D preprocess stays v1. Each v2 pass falls
+// back to its v1 pass alone where it does not fit. MK_ATTN_SIMT_DD=v2 selects it where it applies (the
 // same shapes as the v2 backward; simt2_dd.cu answers KERNEL_UNSUPPORTED for alignment, sm < 80
 // or shared memory, and v1 runs); default v1 until timed on a GPU.
 inline int attention_simt_dd_override() { return attention_simt_env("MK_ATTN_SIMT_DD"); }
