@@ -54,6 +54,45 @@ Simt2DdQDims simt2_ddq_dims(int bq, int bk, int d, int dv, int esize, bool gq, b
   return z;
 }
 
+// A tile of rows and, when the call has that tangent (has), the same rows of it, by cp.async
+template <class T>
+__device__ __forceinline__ void dd_rows_async(bool has, T* dst, T* gdst, int ld, const T* src, const T* gsrc,
+                                              int64_t row0, int rows, int valid, int width) {
+  simt2_rows_async(dst, ld, src, row0, rows, valid, width);
+  if (has) simt2_rows_async(gdst, ld, gsrc, row0, rows, valid, width);
+}
+
+// The query and stats passes' first loads: Q (gQ), dO and the first V (gV) tile in one group, the
+// first K (gK) tile in the next (so the first dO Vᵀ may start while K still arrives)
+template <class T, int BQ, int BK>
+__device__ __forceinline__ void dd_first_loads(const HeadView<T>& x, bool hq, bool hk, bool hv, int64_t r0, int R,
+                                               int first, int d, int dv, int ldd, int ldv, T* qs, T* gqs, T* dos,
+                                               T* ks, T* gks, T* vs, T* gvs) {
+  dd_rows_async(hq, qs, gqs, ldd, x.q, x.gq, r0, BQ, R, d);
+  simt2_rows_async(dos, ldv, x.dout, r0, BQ, R, dv);
+  dd_rows_async(hv, vs, gvs, ldv, x.v, x.gv, 0, BK, first, dv);
+  cp_async_commit();
+  dd_rows_async(hk, ks, gks, ldd, x.k, x.gk, 0, BK, first, d);
+  cp_async_commit();
+}
+
+// s = Q Kᵀ and g = gQ Kᵀ + Q gKᵀ (the terms the call has; g unset without either) of a tile
+template <class T, int RPT, int KPT, int TX>
+__device__ __forceinline__ void dd_query_scores(const T* qs, const T* gqs, const T* ks, const T* gks, int ldd, int d,
+                                                int ty, int tx, bool hq, bool hk, T (&s)[RPT][KPT],
+                                                T (&g)[RPT][KPT]) {
+  simt2_scores<T, RPT, KPT, TX>(qs, ldd, ks, ldd, d, ty, tx, s);           // Q Kᵀ
+  if (hq) simt2_scores<T, RPT, KPT, TX>(gqs, ldd, ks, ldd, d, ty, tx, g);  // gQ Kᵀ
+  if (hk) {
+    T g2[RPT][KPT];
+    simt2_scores<T, RPT, KPT, TX>(qs, ldd, gks, ldd, d, ty, tx, g2);  // Q gKᵀ
+#pragma unroll
+    for (int i = 0; i < RPT; ++i)
+#pragma unroll
+      for (int j = 0; j < KPT; ++j) g[i][j] = hq ? g[i][j] + g2[i][j] : g2[i][j];
+  }
+}
+
 template <class T, int BQ, int BK, int TX, int ND, int NV>
 __global__ void __launch_bounds__(kSimt2Threads) simt2_dd_query_kernel(const AttentionParams p, const Simt2DdQDims z) {
   constexpr int TY = kSimt2Threads / TX, RPT = BQ / TY, KPT = BK / TX;
@@ -93,15 +132,7 @@ __global__ void __launch_bounds__(kSimt2Threads) simt2_dd_query_kernel(const Att
   }
   if (end > 0) {
     const int first = int(std::min<int64_t>(BK, end));
-    simt2_rows_async(qs, z.ldd, x.q, r0, BQ, R, d);
-    if (hq) simt2_rows_async(gqs, z.ldd, x.gq, r0, BQ, R, d);
-    simt2_rows_async(dos, z.ldv, x.dout, r0, BQ, R, dv);
-    simt2_rows_async(vs, z.ldv, x.v, 0, BK, first, dv);
-    if (hv) simt2_rows_async(gvs, z.ldv, x.gv, 0, BK, first, dv);
-    cp_async_commit();
-    simt2_rows_async(ks, z.ldd, x.k, 0, BK, first, d);
-    if (hk) simt2_rows_async(gks, z.ldd, x.gk, 0, BK, first, d);
-    cp_async_commit();
+    dd_first_loads<T, BQ, BK>(x, hq, hk, hv, r0, R, first, d, dv, z.ldd, z.ldv, qs, gqs, dos, ks, gks, vs, gvs);
   }
   for (int64_t c0 = 0; c0 < end; c0 += BK) {
     const bool more = c0 + BK < end;
@@ -115,16 +146,7 @@ __global__ void __launch_bounds__(kSimt2Threads) simt2_dd_query_kernel(const Att
     cp_async_wait<0>();                                                             // this K, gK
     __syncthreads();
     T s[RPT][KPT], g[RPT][KPT];
-    simt2_scores<T, RPT, KPT, TX>(qs, z.ldd, ks, z.ldd, d, ty, tx, s);           // Q Kᵀ
-    if (hq) simt2_scores<T, RPT, KPT, TX>(gqs, z.ldd, ks, z.ldd, d, ty, tx, g);  // gQ Kᵀ
-    if (hk) {
-      T g2[RPT][KPT];
-      simt2_scores<T, RPT, KPT, TX>(qs, z.ldd, gks, z.ldd, d, ty, tx, g2);  // Q gKᵀ
-#pragma unroll
-      for (int i = 0; i < RPT; ++i)
-#pragma unroll
-        for (int j = 0; j < KPT; ++j) g[i][j] = hq ? g[i][j] + g2[i][j] : g2[i][j];
-    }
+    dd_query_scores<T, RPT, KPT, TX>(qs, gqs, ks, gks, z.ldd, d, ty, tx, hq, hk, s, g);
     // masks (and bias reads) only where some key of the tile is hidden from some row, or a bias
     const bool masked = x.bias != nullptr || x.gbias != nullptr || c0 + BK > full;
 #pragma unroll
@@ -168,8 +190,7 @@ __global__ void __launch_bounds__(kSimt2Threads) simt2_dd_query_kernel(const Att
     }
     __syncthreads();  // every thread is done with V, gV and the score buffers
     if (more) {
-      simt2_rows_async(vs, z.ldv, x.v, c0 + BK, BK, next, dv);
-      if (hv) simt2_rows_async(gvs, z.ldv, x.gv, c0 + BK, BK, next, dv);
+      dd_rows_async(hv, vs, gvs, z.ldv, x.v, x.gv, c0 + BK, BK, next, dv);
     }
     cp_async_commit();
     if (want_q) {
@@ -187,8 +208,7 @@ __global__ void __launch_bounds__(kSimt2Threads) simt2_dd_query_kernel(const Att
     }
     __syncthreads();  // every thread is done with K, gK and the score buffers
     if (more) {
-      simt2_rows_async(ks, z.ldd, x.k, c0 + BK, BK, next, d);
-      if (hk) simt2_rows_async(gks, z.ldd, x.gk, c0 + BK, BK, next, d);
+      dd_rows_async(hk, ks, gks, z.ldd, x.k, x.gk, c0 + BK, BK, next, d);
     }
     cp_async_commit();
   }
@@ -282,18 +302,15 @@ __global__ void __launch_bounds__(kSimt2Threads) simt2_dd_key_kernel(const Atten
   simt2_columns<ND, TX>(d, tx, dcol);
   simt2_columns<NV, TX>(dv, tx, vcol);
 
-  simt2_rows_async(ks, z.ldd, x0.k, c0, BK, C, d);
-  if (hk) simt2_rows_async(gks, z.ldd, x0.gk, c0, BK, C, d);
-  simt2_rows_async(vs, z.ldv, x0.v, c0, BK, C, dv);
-  if (hv) simt2_rows_async(gvs, z.ldv, x0.gv, c0, BK, C, dv);
+  dd_rows_async(hk, ks, gks, z.ldd, x0.k, x0.gk, c0, BK, C, d);
+  dd_rows_async(hv, vs, gvs, z.ldv, x0.v, x0.gv, c0, BK, C, dv);
   cp_async_commit();
   for (int64_t h = ti.h * group; h < (ti.h + 1) * group; ++h) {
     const HeadView<T> x = head_view<T>(p, ti.b, h);
     if (c0 >= x.len) continue;  // (padding keys of this batch entry: zero cotangents, pre-zeroed)
     for (int64_t r0 = x.first_row(c0); r0 < x.nq; r0 += BQ) {
       const int R = int(std::min<int64_t>(BQ, x.nq - r0));
-      simt2_rows_async(qs, z.ldd, x.q, r0, BQ, R, d);
-      if (hq) simt2_rows_async(gqs, z.ldd, x.gq, r0, BQ, R, d);
+      dd_rows_async(hq, qs, gqs, z.ldd, x.q, x.gq, r0, BQ, R, d);
       simt2_rows_async(dos, z.ldv, x.dout, r0, BQ, R, dv);
       cp_async_commit();
       for (int r = int(threadIdx.x); r < BQ; r += kSimt2Threads) {
@@ -420,15 +437,7 @@ __global__ void __launch_bounds__(kSimt2Threads) simt2_dd_stats_kernel(const Att
   }
   if (end > 0) {
     const int first = int(std::min<int64_t>(BK, end));
-    simt2_rows_async(qs, z.ldd, x.q, r0, BQ, R, d);
-    if (hq) simt2_rows_async(gqs, z.ldd, x.gq, r0, BQ, R, d);
-    simt2_rows_async(dos, z.ldv, x.dout, r0, BQ, R, dv);
-    simt2_rows_async(vs, z.ldv, x.v, 0, BK, first, dv);
-    if (hv) simt2_rows_async(gvs, z.ldv, x.gv, 0, BK, first, dv);
-    cp_async_commit();
-    simt2_rows_async(ks, z.ldd, x.k, 0, BK, first, d);
-    if (hk) simt2_rows_async(gks, z.ldd, x.gk, 0, BK, first, d);
-    cp_async_commit();
+    dd_first_loads<T, BQ, BK>(x, hq, hk, hv, r0, R, first, d, dv, z.ldd, z.ldv, qs, gqs, dos, ks, gks, vs, gvs);
   }
   for (int64_t c0 = 0; c0 < end; c0 += BK) {
     const bool more = c0 + BK < end;
@@ -441,21 +450,11 @@ __global__ void __launch_bounds__(kSimt2Threads) simt2_dd_stats_kernel(const Att
     cp_async_wait<0>();                                                             // this K, gK
     __syncthreads();  // K, gK visible; every thread is done with V, gV
     if (more) {
-      simt2_rows_async(vs, z.ldv, x.v, c0 + BK, BK, next, dv);
-      if (hv) simt2_rows_async(gvs, z.ldv, x.gv, c0 + BK, BK, next, dv);
+      dd_rows_async(hv, vs, gvs, z.ldv, x.v, x.gv, c0 + BK, BK, next, dv);
     }
     cp_async_commit();
     T s[RPT][KPT], g[RPT][KPT];
-    simt2_scores<T, RPT, KPT, TX>(qs, z.ldd, ks, z.ldd, d, ty, tx, s);           // Q Kᵀ
-    if (hq) simt2_scores<T, RPT, KPT, TX>(gqs, z.ldd, ks, z.ldd, d, ty, tx, g);  // gQ Kᵀ
-    if (hk) {
-      T g2[RPT][KPT];
-      simt2_scores<T, RPT, KPT, TX>(qs, z.ldd, gks, z.ldd, d, ty, tx, g2);  // Q gKᵀ
-#pragma unroll
-      for (int i = 0; i < RPT; ++i)
-#pragma unroll
-        for (int j = 0; j < KPT; ++j) g[i][j] = hq ? g[i][j] + g2[i][j] : g2[i][j];
-    }
+    dd_query_scores<T, RPT, KPT, TX>(qs, gqs, ks, gks, z.ldd, d, ty, tx, hq, hk, s, g);
     // masks (and bias reads) only where some key of the tile is hidden from some row, or a bias
     const bool masked = x.bias != nullptr || x.gbias != nullptr || c0 + BK > full;
 #pragma unroll
@@ -480,8 +479,7 @@ __global__ void __launch_bounds__(kSimt2Threads) simt2_dd_stats_kernel(const Att
     }
     __syncthreads();  // every thread is done with K, gK
     if (more) {
-      simt2_rows_async(ks, z.ldd, x.k, c0 + BK, BK, next, d);
-      if (hk) simt2_rows_async(gks, z.ldd, x.gk, c0 + BK, BK, next, d);
+      dd_rows_async(hk, ks, gks, z.ldd, x.k, x.gk, c0 + BK, BK, next, d);
     }
     cp_async_commit();
   }
