@@ -153,6 +153,10 @@ elif [ -f .device/harnesses.tar.xz ]; then
   tar -C /tmp -xJf .device/harnesses.tar.xz && cat /tmp/BUILT-FROM.txt
   peaks=()
   nvidia-smi -L 2>/dev/null | grep -Eq 'H100|H200' && peaks=(--peak-tflops 67 989)
+  if [ ! -x /tmp/mk-la-harness ] && command -v nvcc >/dev/null; then  # (left out of a full pack)
+    timeout 300 nvcc -std=c++17 -O3 -arch=sm_90 -Ikernels/include -Inative/include -Ikernels/cuda \
+      benchmarks/gpu/linear_attention_harness.cu -o /tmp/mk-la-harness 2>&1 | tail -5
+  fi
   [ -x /tmp/mk-la-harness ] && timeout 180 /tmp/mk-la-harness ${peaks[@]+"${peaks[@]}"} 2>&1 | tee "$out/linear_attention_harness.md"
   [ -x /tmp/mk-attn-harness ] && timeout "${ATTN_HARNESS_TIMEOUT:-240}" /tmp/mk-attn-harness ${ATTN_HARNESS_REPS:-} 2>&1 |
     tee "$out/attention_harness.md"
