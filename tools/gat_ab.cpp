@@ -29,6 +29,8 @@
 #include <string>
 #include <vector>
 
+#include "rmat_edges.h"
+
 typedef int (*gat_fwd_fn)(int, int, int64_t, int64_t, int64_t, int64_t, int64_t, double, const int64_t*, const int64_t*,
                           const void*, const void*, const void*, void*, void*, void*);
 typedef int (*gat_bwd_fn)(int, int, int64_t, int64_t, int64_t, int64_t, int64_t, double, const int64_t*, const int64_t*,
@@ -71,26 +73,7 @@ int main(int argc, char** argv) {
       dst[i] = 0;
     }
   } else {
-    std::vector<int64_t> perm(N);
-    std::iota(perm.begin(), perm.end(), 0);
-    std::shuffle(perm.begin(), perm.end(), rng);
-    int scale = 0;
-    while ((1LL << scale) < N) scale++;
-    for (int64_t i = 0; i < E; ++i)
-      for (;;) {
-        int64_t s = 0, d = 0;
-        for (int l = 0; l < scale; ++l) {
-          double u = U(rng);
-          int sb = u >= 0.76, db = (u >= 0.57 && u < 0.76) || u >= 0.95;
-          s = 2 * s + sb;
-          d = 2 * d + db;
-        }
-        if (s < N && d < N) {
-          src[i] = perm[s];
-          dst[i] = perm[d];
-          break;
-        }
-      }
+    rmat_edges(N, E, rng, src, dst);
   }
   // CSR (by destination, sorted columns) and CSC (by source, destinations in order)
   auto build = [&](const std::vector<int64_t>& key, const std::vector<int64_t>& val, std::vector<int64_t>& ptr,

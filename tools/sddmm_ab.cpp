@@ -23,6 +23,8 @@
 #include <numeric>
 #include <random>
 #include <vector>
+
+#include "rmat_edges.h"
 typedef int (*sddmm_fn)(int, int, int64_t, int64_t, int64_t, int64_t, int64_t, const int64_t*, const int64_t*,
                         const void*, const void*, void*, void*);
 typedef int (*thr_fn)(int);
@@ -33,33 +35,9 @@ int main(int argc, char** argv) {
   const int dtype = 0;  // MK_F32
   std::mt19937_64 rng(7);
   std::uniform_real_distribution<double> U(0, 1);
-  int scale = 0;
-  while ((1LL << scale) < N) scale++;
-  std::vector<int64_t> src(E), dst(E), perm(N);
-  std::iota(perm.begin(), perm.end(), 0);
-  std::shuffle(perm.begin(), perm.end(), rng);
-  for (int64_t i = 0; i < E; ++i) {
-    for (;;) {
-      int64_t s = 0, d = 0;
-      for (int l = 0; l < scale; ++l) {
-        double u = U(rng);
-        int sb = u >= 0.76, db = (u >= 0.57 && u < 0.76) || u >= 0.95;
-        s = 2 * s + sb;
-        d = 2 * d + db;
-      }
-      if (s < N && d < N) {
-        src[i] = perm[s];
-        dst[i] = perm[d];
-        break;
-      }
-    }
-  }
-  std::vector<int64_t> ptr(N + 1, 0), col(E);
-  for (int64_t i = 0; i < E; ++i) ptr[dst[i] + 1]++;
-  for (int64_t r = 0; r < N; ++r) ptr[r + 1] += ptr[r];
-  std::vector<int64_t> pos(ptr.begin(), ptr.end() - 1);
-  for (int64_t i = 0; i < E; ++i) col[pos[dst[i]]++] = src[i];
-  for (int64_t r = 0; r < N; ++r) std::sort(col.begin() + ptr[r], col.begin() + ptr[r + 1]);
+  std::vector<int64_t> src, dst, ptr, col;
+  rmat_edges(N, E, rng, src, dst);
+  csr_by_destination(N, src, dst, ptr, col);
   const int64_t D = F / heads;
   std::vector<float> a(N * F), b(N * F), o0(E * heads), o1(E * heads);
   for (auto& v : a) v = float(U(rng) * 2 - 1);

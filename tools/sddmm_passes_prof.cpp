@@ -27,6 +27,8 @@
 #include <random>
 #include <vector>
 
+#include "rmat_edges.h"
+
 typedef int (*sddmm_fn)(int, int, int64_t, int64_t, int64_t, int64_t, int64_t, const int64_t*, const int64_t*,
                         const void*, const void*, void*, void*);
 typedef int (*spmm_fn)(int, int, int, int64_t, int64_t, int64_t, int64_t, int64_t, const int64_t*, const int64_t*,
@@ -50,23 +52,8 @@ int main(int argc, char** argv) {
   g_threads = argc > 5 ? atoi(argv[5]) : 2;
   std::mt19937_64 rng(7);
   std::uniform_real_distribution<double> U(0, 1);
-  std::vector<int64_t> src(E), dst(E), perm(N);
-  std::iota(perm.begin(), perm.end(), 0);
-  std::shuffle(perm.begin(), perm.end(), rng);
-  for (int64_t i = 0; i < E; ++i)
-    for (;;) {
-      int64_t s = 0, d = 0;
-      for (int l = 0; l < 17; ++l) {
-        const double u = U(rng);
-        s = 2 * s + (u >= 0.76);
-        d = 2 * d + ((u >= 0.57 && u < 0.76) || u >= 0.95);
-      }
-      if (s < N && d < N) {
-        src[i] = perm[s];
-        dst[i] = perm[d];
-        break;
-      }
-    }
+  std::vector<int64_t> src, dst;
+  rmat_edges(N, E, rng, src, dst);  // (N = 100k: 17 levels)
   // graph order: by destination, then source (the CSR); the CSC: by source, then graph position
   std::vector<int64_t> ord(E);
   std::iota(ord.begin(), ord.end(), 0);

@@ -29,6 +29,8 @@
 #include <tuple>
 #include <vector>
 
+#include "rmat_edges.h"
+
 namespace {
 
 double cpu_ms() {
@@ -119,23 +121,8 @@ void run(int64_t E, double budget, int rounds, int64_t hot) {
   const int64_t N = 100000;
   std::mt19937_64 rng(7);
   std::uniform_real_distribution<double> U(0, 1);
-  std::vector<int64_t> src(E), dst(E), perm(N);
-  std::iota(perm.begin(), perm.end(), 0);
-  std::shuffle(perm.begin(), perm.end(), rng);
-  for (int64_t i = 0; i < E; ++i)
-    for (;;) {
-      int64_t s = 0, d = 0;
-      for (int l = 0; l < 17; ++l) {
-        const double u = U(rng);
-        s = 2 * s + (u >= 0.76);
-        d = 2 * d + ((u >= 0.57 && u < 0.76) || u >= 0.95);
-      }
-      if (s < N && d < N) {
-        src[i] = perm[s];
-        dst[i] = perm[d];
-        break;
-      }
-    }
+  std::vector<int64_t> src, dst;
+  rmat_edges(N, E, rng, src, dst);  // (N = 100k: 17 levels)
   std::vector<int64_t> ptr(N + 1, 0), col(E), od(N, 0);
   for (int64_t i = 0; i < E; ++i) ptr[dst[i] + 1]++;
   for (int64_t r = 0; r < N; ++r) ptr[r + 1] += ptr[r];

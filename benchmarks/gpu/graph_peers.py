@@ -181,6 +181,30 @@ def note_check(rows, outs):
             r["check_max_rel_diff"] = d
 
 
+def two_forms(results, save, forms, make_row, args, forward_out):
+    """Each (name, forward, forward_and_backward) form of one op as a row made by make_row(name):
+    the forward of args timed without grad, then forward + backward; the results (the forward's
+    first when forward_out) checked between the two forms (note_check)."""
+    rows, outs = [], []
+    for name, fwd, fb in forms:
+        row = make_row(name)
+        res = []
+
+        def run(row):
+            if forward_out:
+                res.append(_nograd(fwd, *args))
+            row["forward_ms"] = t(lambda: _nograd(fwd, *args))
+            res.extend(fb())
+            row["forward_backward_ms"] = t(fb)
+
+        guarded(row, run)
+        rows.append(row)
+        outs.append(res if len(res) == 3 else None)
+    note_check(rows, outs)
+    for r in rows:
+        emit(results, r, save)
+
+
 # ---- the rows -------------------------------------------------------------------------------------
 
 
@@ -212,24 +236,8 @@ def spmm(g, f, reduce, results, save):
         dw = torch.sparse.sampled_addmm(pattern, g_out, x.t(), beta=0.0, alpha=1.0).values()
         return dx, dw
 
-    rows, outs = [], []
-    for name, fwd, fb in (("index_add", scatter, scatter_fb), ("csr", csr, csr_fb)):
-        row = base("graph.spmm." + name, g, features=f, reduce=reduce)
-        res = []
-
-        def run(row):
-            with torch.no_grad():
-                res.append(fwd(x, w))
-            row["forward_ms"] = t(lambda: _nograd(fwd, x, w))
-            res.extend(fb())
-            row["forward_backward_ms"] = t(fb)
-
-        guarded(row, run)
-        rows.append(row)
-        outs.append(res if len(res) == 3 else None)
-    note_check(rows, outs)
-    for r in rows:
-        emit(results, r, save)
+    two_forms(results, save, (("index_add", scatter, scatter_fb), ("csr", csr, csr_fb)),
+              lambda name: base("graph.spmm." + name, g, features=f, reduce=reduce), (x, w), True)
 
 
 def _nograd(fn, *a):
@@ -262,22 +270,8 @@ def sddmm(g, f, results, save):
         gt = csr_tensor(g.ccol, g.cdst, d_e.index_select(0, g.to_csc), g.n)
         return e, torch.mm(gd, b), torch.mm(gt, a)
 
-    rows, outs = [], []
-    for name, fwd, fb in (("index_select", gathered, gathered_fb), ("sampled_addmm", sampled, sampled_fb)):
-        row = base("graph.sddmm." + name, g, features=f)
-        res = []
-
-        def run(row):
-            row["forward_ms"] = t(lambda: _nograd(fwd, a, b))
-            res.extend(fb())
-            row["forward_backward_ms"] = t(fb)
-
-        guarded(row, run)
-        rows.append(row)
-        outs.append(res if len(res) == 3 else None)
-    note_check(rows, outs)
-    for r in rows:
-        emit(results, r, save)
+    two_forms(results, save, (("index_select", gathered, gathered_fb), ("sampled_addmm", sampled, sampled_fb)),
+              lambda name: base("graph.sddmm." + name, g, features=f), (a, b), False)
 
 
 def gat_composed(g, heads, width, results, save):

@@ -495,80 +495,63 @@ __global__ void __launch_bounds__(kSimt2Threads) simt2_dd_stats_kernel(const Att
   }
 }
 
-template <class T, int BQ, int N>
-int simt2_dd_query_launch(const AttentionParams& p, const Simt2DdQDims& z, cudaStream_t stream) {
-  const int64_t blocks = p.batch * p.heads * ((p.nq + BQ - 1) / BQ);
-  return launch(simt2_dd_query_kernel<T, BQ, 32, 8, N, N>, blocks, size_t(z.total) * sizeof(T), stream, p, z);
+// The tile of a pass: 64 rows (keys) where it fits the device's shared memory, else 32, else
+// unsupported; run(dims, std::integral_constant<int, 64 or 32>).
+template <class T, class Dims, class Run>
+int simt2_dd_tiles(const AttentionParams& p, Dims (*dims)(int, int, int, int, int, bool, bool, bool), Run run) {
+  Limits lim;
+  if (int e = device_limits(&lim)) return e;
+  const int es = int(sizeof(T));
+  const bool gq = p.second.q != nullptr, gk = p.second.k != nullptr, gv = p.second.v != nullptr;
+  const Dims z64 = dims(64, 32, int(p.d), int(p.dv), es, gq, gk, gv);
+  if (size_t(z64.total) * es <= lim.optin) return run(z64, std::integral_constant<int, 64>{});
+  const Dims z32 = dims(32, 32, int(p.d), int(p.dv), es, gq, gk, gv);
+  if (size_t(z32.total) * es <= lim.optin) return run(z32, std::integral_constant<int, 32>{});
+  return KERNEL_UNSUPPORTED;
 }
 
 // Column chunks per thread (TX = 8 lanes of 4 columns) for the wider of D and Dv: 2 up to 64, 4 up
-// to 128, 8 up to 256 (F32).
-template <class T, int BQ>
-int simt2_dd_query_width(const AttentionParams& p, const Simt2DdQDims& z, cudaStream_t stream) {
+// to 128, 8 up to 256 (F32); run(std::integral_constant<int, N>).
+template <class T, class Run>
+int simt2_dd_width(const AttentionParams& p, Run run) {
   const int64_t w = std::max(p.d, p.dv);
-  if (w <= 64) return simt2_dd_query_launch<T, BQ, 2>(p, z, stream);
-  if (sizeof(T) == 8 || w <= 128) return simt2_dd_query_launch<T, BQ, 4>(p, z, stream);
-  if constexpr (sizeof(T) == 4) return simt2_dd_query_launch<T, BQ, 8>(p, z, stream);
+  if (w <= 64) return run(std::integral_constant<int, 2>{});
+  if (sizeof(T) == 8 || w <= 128) return run(std::integral_constant<int, 4>{});
+  if constexpr (sizeof(T) == 4) return run(std::integral_constant<int, 8>{});
   return KERNEL_UNSUPPORTED;
 }
 
-// 64-row tiles where they fit the device's shared memory, else 32-row tiles, else unsupported.
 template <class T>
 int simt2_dd_query_t(const AttentionParams& p, cudaStream_t stream) {
-  Limits lim;
-  if (int e = device_limits(&lim)) return e;
-  const int es = int(sizeof(T));
-  const bool gq = p.second.q != nullptr, gk = p.second.k != nullptr, gv = p.second.v != nullptr;
-  const Simt2DdQDims z64 = simt2_ddq_dims(64, 32, int(p.d), int(p.dv), es, gq, gk, gv);
-  if (size_t(z64.total) * es <= lim.optin) return simt2_dd_query_width<T, 64>(p, z64, stream);
-  const Simt2DdQDims z32 = simt2_ddq_dims(32, 32, int(p.d), int(p.dv), es, gq, gk, gv);
-  if (size_t(z32.total) * es <= lim.optin) return simt2_dd_query_width<T, 32>(p, z32, stream);
-  return KERNEL_UNSUPPORTED;
-}
-template <class T, int BK, int N>
-int simt2_dd_key_launch(const AttentionParams& p, const Simt2DdKDims& z, cudaStream_t stream) {
-  const int64_t blocks = p.batch * p.kv_heads * ((p.nk + BK - 1) / BK);
-  return launch(simt2_dd_key_kernel<T, BK, 32, 8, N, N>, blocks, size_t(z.total) * sizeof(T), stream, p, z);
+  return simt2_dd_tiles<T>(p, simt2_ddq_dims, [&](const Simt2DdQDims& z, auto bq) {
+    constexpr int BQ = decltype(bq)::value;
+    const int64_t blocks = p.batch * p.heads * ((p.nq + BQ - 1) / BQ);
+    return simt2_dd_width<T>(p, [&](auto n) {
+      constexpr int N = decltype(n)::value;
+      return launch(simt2_dd_query_kernel<T, BQ, 32, 8, N, N>, blocks, size_t(z.total) * sizeof(T), stream, p, z);
+    });
+  });
 }
 
-template <class T, int BK>
-int simt2_dd_key_width(const AttentionParams& p, const Simt2DdKDims& z, cudaStream_t stream) {
-  const int64_t w = std::max(p.d, p.dv);
-  if (w <= 64) return simt2_dd_key_launch<T, BK, 2>(p, z, stream);
-  if (sizeof(T) == 8 || w <= 128) return simt2_dd_key_launch<T, BK, 4>(p, z, stream);
-  if constexpr (sizeof(T) == 4) return simt2_dd_key_launch<T, BK, 8>(p, z, stream);
-  return KERNEL_UNSUPPORTED;
-}
-
-// 64-key tiles where they fit the device's shared memory, else 32-key tiles, else unsupported.
 template <class T>
 int simt2_dd_key_t(const AttentionParams& p, cudaStream_t stream) {
-  Limits lim;
-  if (int e = device_limits(&lim)) return e;
-  const int es = int(sizeof(T));
-  const bool gq = p.second.q != nullptr, gk = p.second.k != nullptr, gv = p.second.v != nullptr;
-  const Simt2DdKDims z64 = simt2_ddk_dims(64, 32, int(p.d), int(p.dv), es, gq, gk, gv);
-  if (size_t(z64.total) * es <= lim.optin) return simt2_dd_key_width<T, 64>(p, z64, stream);
-  const Simt2DdKDims z32 = simt2_ddk_dims(32, 32, int(p.d), int(p.dv), es, gq, gk, gv);
-  if (size_t(z32.total) * es <= lim.optin) return simt2_dd_key_width<T, 32>(p, z32, stream);
-  return KERNEL_UNSUPPORTED;
+  return simt2_dd_tiles<T>(p, simt2_ddk_dims, [&](const Simt2DdKDims& z, auto bk) {
+    constexpr int BK = decltype(bk)::value;
+    const int64_t blocks = p.batch * p.kv_heads * ((p.nk + BK - 1) / BK);
+    return simt2_dd_width<T>(p, [&](auto n) {
+      constexpr int N = decltype(n)::value;
+      return launch(simt2_dd_key_kernel<T, BK, 32, 8, N, N>, blocks, size_t(z.total) * sizeof(T), stream, p, z);
+    });
+  });
 }
 
-// 64-row tiles where they fit the device's shared memory, else 32-row tiles, else unsupported.
 template <class T>
 int simt2_dd_stats_t(const AttentionParams& p, cudaStream_t stream) {
-  Limits lim;
-  if (int e = device_limits(&lim)) return e;
-  const int es = int(sizeof(T));
-  const bool gq = p.second.q != nullptr, gk = p.second.k != nullptr, gv = p.second.v != nullptr;
-  const Simt2DdSDims z64 = simt2_dds_dims(64, 32, int(p.d), int(p.dv), es, gq, gk, gv);
-  const Simt2DdSDims z32 = simt2_dds_dims(32, 32, int(p.d), int(p.dv), es, gq, gk, gv);
-  const bool rows64 = size_t(z64.total) * es <= lim.optin;
-  if (!rows64 && size_t(z32.total) * es > lim.optin) return KERNEL_UNSUPPORTED;
-  const int bq = rows64 ? 64 : 32;
-  const int64_t blocks = p.batch * p.heads * ((p.nq + bq - 1) / bq);
-  if (rows64) return launch(simt2_dd_stats_kernel<T, 64, 32, 8>, blocks, size_t(z64.total) * es, stream, p, z64);
-  return launch(simt2_dd_stats_kernel<T, 32, 32, 8>, blocks, size_t(z32.total) * es, stream, p, z32);
+  return simt2_dd_tiles<T>(p, simt2_dds_dims, [&](const Simt2DdSDims& z, auto bq) {
+    constexpr int BQ = decltype(bq)::value;
+    const int64_t blocks = p.batch * p.heads * ((p.nq + BQ - 1) / BQ);
+    return launch(simt2_dd_stats_kernel<T, BQ, 32, 8>, blocks, size_t(z.total) * sizeof(T), stream, p, z);
+  });
 }
 
 bool simt2dd_applies(const AttentionParams& p) {
