@@ -71,9 +71,21 @@ endforeach()
 # a static archive so that only the attention and ISA objects are pulled in (AVX2 first).
 add_library(mk_cpu_twin STATIC EXCLUDE_FROM_ALL $<TARGET_OBJECTS:mk_cpu> ${MK_AVX512_OBJECTS})
 set_target_properties(mk_cpu_twin PROPERTIES LINKER_LANGUAGE CXX)
-# The emulator test's own flags (those run.sh always used): it compiles the CUDA sources as host
-# code, not shipped CPU code, so it takes none of MK_BASE_FLAGS' ISA flags beyond F16C.
-set(MK_EMU_FLAGS -O1 -g -mf16c -Wall -Wno-unknown-pragmas -Wno-unused-function)
+# The emulator test's own flags: it compiles the CUDA sources as host code, not shipped CPU code,
+# so it takes none of MK_BASE_FLAGS' ISA flags beyond F16C, and FMA where the building machine has
+# it (std::fma, the emulated MMAs' every product, becomes one instruction instead of a libm call:
+# 20 -> 16.5 s for emu.shuffled.H100), with -ffp-contract=off so that the emulated kernels' a * b + c
+# stay two roundings as without it. No -g (it doubled the compile time, 21 -> 41 s for
+# attention_emu_test): configure with -DMK_EMU_EXTRA_FLAGS=-g to debug a failure.
+set(MK_EMU_FLAGS -O1 -mf16c -ffp-contract=off -Wall -Wno-unknown-pragmas -Wno-unused-function)
+if(EXISTS /proc/cpuinfo)
+  file(STRINGS /proc/cpuinfo mk_cpu_flags REGEX "^flags" LIMIT_COUNT 1)
+  if(mk_cpu_flags MATCHES " fma( |$)")
+    list(APPEND MK_EMU_FLAGS -mfma)
+  endif()
+endif()
+set(MK_EMU_EXTRA_FLAGS "" CACHE STRING "extra compile flags of the CUDA emulator tests (e.g. -g)")
+list(APPEND MK_EMU_FLAGS ${MK_EMU_EXTRA_FLAGS})
 # mk_emu_executable(NAME [COMPILE_OPTIONS...]): tests/cuda-emu/NAME.cpp, which includes a
 # kernels/cuda file as host C++, built with the emulator's flags and linked to the CPU twin; left
 # out of the default target (the fixture native.build.emu builds it).
@@ -118,6 +130,9 @@ endforeach()
 # 2026-12-05: the v2 backward checks (three runs per 16-bit case) and one more shape add about
 # half again (forward.H100 alone 32 -> 50 s of CPU, user + sys, A/B interleaved; inside a full
 # `mvn verify` on the VM loaded by other builds 124-158 s per attention run, under the 300 s limit).
+# 2026-12-05, later: the fibers switch without swapcontext (cuda_runtime.h) and std::fma is one
+# instruction: shuffled.H100 alone 78 -> 16.5 s wall; every emu.* run of `ctest -L emu -j2`
+# together 257 s of CPU (131 s wall), which had been about 1,300 s; the times above are the old ones.
 set(MK_EMU_RUNS
   "tiles|tiles|"
   "forward.H100|0 0|"
@@ -264,19 +279,20 @@ mk_emu_test(emu.sm90.bwd attention_emu_test sm90bwd 2)
 # They run only on a lent GPU (benchmarks/gpu/check.sh), where a compile error costs device time, and
 # they include the kernel files whole, so a merge can break them without breaking the library (two
 # helpers' identical fill32 did, 2026-12-05). The nvcc front end only (-cuda: no ptxas), with the
-# flags check.sh builds them with: ~50 s and ~20 s on the 2-core VM on 2026-12-05 morning; the
-# attention one ~100 s alone (user time) after that day's sm90 backward and v2 stats pass, and it hit
-# 300 s inside a loaded ctest -j2, hence the 900 s limit.
+# flags check.sh builds them with, and cicc at -O0: parsing, template instantiation and device
+# code generation, which is where a harness breaks (a planted type error in the harness still fails),
+# without the optimiser (12.7 s against 123 s for the attention harness, 4.5 s for the linear
+# attention one, 2026-12-05; at -O3 it had hit 300 s inside a loaded ctest -j2).
 if(CMAKE_CUDA_COMPILER AND NOT MK_DISABLE_CUDA)
   set(mk_harness_flags -std=c++17 --expt-relaxed-constexpr -I${MK_ROOT}/kernels/include -I${MK_ROOT}/native/include
-                       -I${MK_ROOT}/kernels/cuda)
+                       -I${MK_ROOT}/kernels/cuda -Xcicc -O0)
   add_test(NAME harness.compile.attention
     COMMAND ${CMAKE_CUDA_COMPILER} ${mk_harness_flags} -gencode arch=compute_90a,code=compute_90a -DMK_CUDA_SM90A=1
             ${MK_ROOT}/benchmarks/gpu/attention_harness.cu -cuda -o ${CMAKE_BINARY_DIR}/attention_harness.ii)
   add_test(NAME harness.compile.linear_attention
     COMMAND ${CMAKE_CUDA_COMPILER} ${mk_harness_flags} -gencode arch=compute_90,code=compute_90
             ${MK_ROOT}/benchmarks/gpu/linear_attention_harness.cu -cuda -o ${CMAKE_BINARY_DIR}/linear_attention_harness.ii)
-  set_tests_properties(harness.compile.attention harness.compile.linear_attention PROPERTIES LABELS "cuda;harness" TIMEOUT 900)
+  set_tests_properties(harness.compile.attention harness.compile.linear_attention PROPERTIES LABELS "cuda;harness" TIMEOUT 300)
 endif()
 
 # tests/cuda-emu/attention_simt2_dd_emu_test.cpp: the SIMT v2 stats, query and key passes of the

@@ -3,7 +3,7 @@
 // twins. Built only for tests/cuda-emu/attention_emu_test.cpp (cmake/tests.cmake, run by ctest in
 // mvn verify, or run.sh). Included instead of the real <cuda_runtime.h>.
 //
-// Each block runs as blockDim.x cooperative fibers (ucontext) on one OS thread, blocks one after
+// Each block runs as blockDim.x cooperative fibers on one OS thread, blocks one after
 // the other. __syncthreads and warp shuffles are barriers; between barriers the fibers run one at
 // a time, in an order chosen per run (forward, reverse or shuffled), so a missing barrier shows up
 // as a result that depends on the order. Dynamic shared memory is filled with NaN before every
@@ -12,7 +12,6 @@
 // What it cannot show: timing, register pressure, the memory model beyond barrier ordering.
 #pragma once
 #include <immintrin.h>
-#include <ucontext.h>
 
 #include <algorithm>
 #include <climits>
@@ -75,15 +74,45 @@ struct PendingCopy {
   const unsigned char* src;
   int src_bytes;
 };
+// The fibers' context switch (x86-64 System V): push the callee-saved registers on the current
+// stack, save its pointer in *from, load `to` and pop them. Everything else is caller-saved, so a
+// call to it is a context switch. glibc's swapcontext also saved the FPU environment and made an
+// rt_sigprocmask system call per switch: ~75 % of an emulator run's time (perf, 2026-12-05; the
+// fibers switch at every barrier and warp collective). MXCSR and the x87 control word are not
+// switched: nothing here changes them. Weak, so that two files including this header link.
+extern "C" void mk_emu_fiber_switch(void** from, void* to);
+asm(R"(
+    .text
+    .weak mk_emu_fiber_switch
+    .type mk_emu_fiber_switch, @function
+mk_emu_fiber_switch:
+    pushq %rbp
+    pushq %rbx
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    movq %rsp, (%rdi)
+    movq %rsi, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbx
+    popq %rbp
+    ret
+    .size mk_emu_fiber_switch, .-mk_emu_fiber_switch
+)");
+
 struct Fiber {
-  ucontext_t ctx;
+  void* sp = nullptr;  // its saved stack pointer while switched out
   std::vector<char> stack;
   int state = READY;
   std::vector<PendingCopy> open;                 // issued, not yet committed
   std::vector<std::vector<PendingCopy>> groups;  // committed, oldest first, not yet waited for
 };
 struct Sched {
-  ucontext_t main;
+  void* main_sp = nullptr;  // the scheduler's, while a fiber runs
   std::vector<Fiber> fibers;
   int nthreads = 0, cur = -1;
   int block_wait = 0;
@@ -103,7 +132,7 @@ inline Sched& sched() { static Sched s; return s; }
 inline void yield_to_main() {
   Sched& s = sched();
   Fiber& f = s.fibers[s.cur];
-  swapcontext(&f.ctx, &s.main);
+  mk_emu_fiber_switch(&f.sp, s.main_sp);
 }
 
 inline void block_barrier() {
@@ -131,14 +160,17 @@ inline void warp_barrier() {
   yield_to_main();
 }
 
-inline void trampoline() {
+// A fiber's first frame (entered by the switch's ret, with the stack aligned as after a call): runs
+// the body, then switches back for good (it has no caller to return to).
+[[noreturn]] inline void trampoline() {
   Sched& s = sched();
   s.body();
   if (!s.fibers[s.cur].open.empty() || !s.fibers[s.cur].groups.empty())
     die("thread ended with cp.async copies never waited for");
   s.fibers[s.cur].state = DONE;
   ++s.events;
-  // returns to uc_link (main)
+  yield_to_main();
+  die("a finished thread was resumed");
 }
 
 // Runs one block of nthreads fibers to completion.
@@ -155,11 +187,14 @@ inline void run_block(int nthreads, const std::function<void()>& body) {
     f.state = READY;
     f.open.clear();
     f.groups.clear();
-    getcontext(&f.ctx);
-    f.ctx.uc_stack.ss_sp = f.stack.data();
-    f.ctx.uc_stack.ss_size = f.stack.size();
-    f.ctx.uc_link = &s.main;
-    makecontext(&f.ctx, trampoline, 0);
+    // the first switch pops six zero registers and returns into trampoline, whose frame then
+    // sees rsp = 8 mod 16 as after a call (the slot above its entry: a null return address)
+    uintptr_t top = (reinterpret_cast<uintptr_t>(f.stack.data()) + f.stack.size()) & ~uintptr_t(15);
+    void** sp = reinterpret_cast<void**>(top);
+    *--sp = nullptr;
+    *--sp = reinterpret_cast<void*>(&trampoline);
+    for (int r = 0; r < 6; ++r) *--sp = nullptr;
+    f.sp = sp;
   }
   std::vector<int> order(nthreads);
   for (int t = 0; t < nthreads; ++t) order[t] = config().order == 1 ? nthreads - 1 - t : t;
@@ -171,7 +206,7 @@ inline void run_block(int nthreads, const std::function<void()>& body) {
       Fiber& f = s.fibers[t];
       if (f.state == READY) {
         s.cur = t;
-        swapcontext(&s.main, &f.ctx);
+        mk_emu_fiber_switch(&s.main_sp, f.sp);
         ran = true;
       }
     }
