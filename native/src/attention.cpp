@@ -521,9 +521,9 @@ const char* mk_attention_simt_kernels(void) {
       text += " D=" + std::to_string(w) + " " + name(c.forward) + "/" + name(c.backward) + ";";
     }
   }
-  // the double backward's v2 passes (kernels/cuda/attention/simt2_dd.cu: stats, query and key)
+  // the double backward's v2 passes (kernels/cuda/attention/simt2_dd.cu: stats, query and key), one choice
   const int env_dd = mk::attention_simt_dd_override();
-  text += std::string("\n  double-backward query/key passes (MK_ATTN_SIMT_DD=") + (env_dd ? name(env_dd) : "(unset)") + "):";
+  text += std::string("\n  double-backward stats/query/key passes (MK_ATTN_SIMT_DD=") + (env_dd ? name(env_dd) : "(unset)") + "):";
   for (int dtype : {MK_F32, MK_F64})
     for (int64_t w : {64, 128, 256})
       text += std::string(dtype == MK_F32 ? " F32" : " F64") + " D=" + std::to_string(w) + " " +

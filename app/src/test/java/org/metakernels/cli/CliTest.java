@@ -351,7 +351,7 @@ class CliTest {
     String env = System.getenv("MK_ATTN_SIMT_DD");
     String dd = "v2".equals(env) ? "v2" : "v1";  // (default v1 until timed on a GPU)
     String shown = "v1".equals(env) || "v2".equals(env) ? env : "(unset)";
-    assertTrue(r.out().contains("double-backward query/key passes (MK_ATTN_SIMT_DD=" + shown + "): F32 D=64 " + dd
+    assertTrue(r.out().contains("double-backward stats/query/key passes (MK_ATTN_SIMT_DD=" + shown + "): F32 D=64 " + dd
         + "; F32 D=128 " + dd + "; F32 D=256 " + dd + "; F64 D=64 " + dd + "; F64 D=128 " + dd + "; F64 D=256 v1;"),
         r.out());
   }
