@@ -155,23 +155,35 @@ final class GtnCommand implements Callable<Integer> {
 
   /** The generated digits: one row per inner step, ten columns (digits 0-9), 3× magnified. */
   private static void writeDigits(float[][] rows, Path file) throws IOException {
-    int scale = 3, side = 28, gap = 2;
-    int cols = MnistDigits.CLASSES;
-    int w = cols * (side * scale + gap) + gap, h = rows.length * (side * scale + gap) + gap;
-    BufferedImage img = new BufferedImage(w, h, BufferedImage.TYPE_BYTE_GRAY);
-    for (int r = 0; r < rows.length; r++)
-      for (int col = 0; col < Math.min(cols, rows[r].length / MnistDigits.PIXELS); col++)
-        for (int i = 0; i < side; i++)
-          for (int j = 0; j < side; j++) {
-            float v = rows[r][col * MnistDigits.PIXELS + i * side + j];
-            int g = Math.max(0, Math.min(255, Math.round(v * 255)));
-            int rgb = (g << 16) | (g << 8) | g;
-            for (int a = 0; a < scale; a++)
-              for (int b = 0; b < scale; b++)
-                img.setRGB(gap + col * (side * scale + gap) + j * scale + b,
-                    gap + r * (side * scale + gap) + i * scale + a, rgb);
-          }
-    ImageIO.write(img, "png", file.toFile());
+    DigitsPng.write(rows, file);
+  }
+
+  /**
+   * The PNG writer apart: its BufferedImage-to-RenderedImage call makes the verifier load java.desktop
+   * classes when the enclosing class is linked, and GtnCommand is linked by every command line (picocli
+   * builds all subcommands), so `info` failed on a runtime without java.desktop (a jlink image such
+   * as the GPU check's, 2026-12-05). Here they load only when digits are written.
+   */
+  private static final class DigitsPng {
+    static void write(float[][] rows, Path file) throws IOException {
+      int scale = 3, side = 28, gap = 2;
+      int cols = MnistDigits.CLASSES;
+      int w = cols * (side * scale + gap) + gap, h = rows.length * (side * scale + gap) + gap;
+      BufferedImage img = new BufferedImage(w, h, BufferedImage.TYPE_BYTE_GRAY);
+      for (int r = 0; r < rows.length; r++)
+        for (int col = 0; col < Math.min(cols, rows[r].length / MnistDigits.PIXELS); col++)
+          for (int i = 0; i < side; i++)
+            for (int j = 0; j < side; j++) {
+              float v = rows[r][col * MnistDigits.PIXELS + i * side + j];
+              int g = Math.max(0, Math.min(255, Math.round(v * 255)));
+              int rgb = (g << 16) | (g << 8) | g;
+              for (int a = 0; a < scale; a++)
+                for (int b = 0; b < scale; b++)
+                  img.setRGB(gap + col * (side * scale + gap) + j * scale + b,
+                      gap + r * (side * scale + gap) + i * scale + a, rgb);
+            }
+      ImageIO.write(img, "png", file.toFile());
+    }
   }
 
   private static String json(Result r, Config c, Backend backend) {
