@@ -22,6 +22,7 @@
 #include <cstring>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <random>
 #include <tuple>
 #include <utility>
@@ -66,6 +67,9 @@ struct Config {
   int arch_minor = 0;                      // cudaDevAttrComputeCapabilityMinor
 };
 inline Config& config() { static Config c; return c; }
+// The emulator's state (config, the fibers, blockIdx) is one per process: launches and kernel
+// attributes from several host threads (the Java stack's stream tests, tests/gpu-emu) take turns.
+inline std::mutex& launch_mutex() { static std::mutex m; return m; }
 
 enum State { READY, WAIT_BLOCK, WAIT_WARP, DONE };
 // One cp.async of a thread, performed when the thread's cp.async.wait_group reaches its group.
@@ -403,6 +407,7 @@ template <class F>
 inline cudaError_t cudaFuncSetAttribute(F* f, cudaFuncAttribute a, int v) {
   if (a != cudaFuncAttributeMaxDynamicSharedMemorySize) return cudaErrorInvalidValue;
   if (v < 0 || v > emu::config().optin) return cudaErrorInvalidValue;
+  std::lock_guard<std::mutex> lock(emu::launch_mutex());
   emu::config().max_dynamic[(const void*)f] = v;
   return cudaSuccess;
 }
@@ -436,6 +441,7 @@ inline const char* cudaGetErrorString(cudaError_t) { return "emulated error"; }
 
 template <class... ExpTypes, class... ActTypes>
 cudaError_t cudaLaunchKernelEx(const cudaLaunchConfig_t* cfg, void (*kernel)(ExpTypes...), ActTypes&&... args) {
+  std::lock_guard<std::mutex> lock(emu::launch_mutex());
   emu::Config& c = emu::config();
   const size_t bytes = cfg->dynamicSmemBytes;
   if (cfg->blockDim.x * cfg->blockDim.y * cfg->blockDim.z > 1024 || cfg->blockDim.y != 1 || cfg->blockDim.z != 1)
