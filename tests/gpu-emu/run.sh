@@ -38,12 +38,16 @@ built=$(date +%s)
 
 lib="$build/gpu-emu/lib"
 [ -f "$lib/libmetakernels_cuda.so" ] || { echo "no $lib/libmetakernels_cuda.so: run without SKIP_BUILD=1" >&2; exit 1; }
-[ "${GPUEMU_CUBLAS:-0}" = 1 ] && lib="$lib:$build/gpu-emu/cublas"
+preload="$lib/libcudart.so.13:$lib/libcuda.so.1"
+if [ "${GPUEMU_CUBLAS:-0}" = 1 ]; then
+  lib="$lib:$build/gpu-emu/cublas"
+  preload="$preload:$build/gpu-emu/cublas/libcublas.so.13:$build/gpu-emu/cublas/libcublasLt.so.13"
+fi
 reports="$root/java/target/gpu-emu-reports"
 rm -rf "$reports"
 echo "[gpu-emu] running the gpu-tagged tests on the emulated device"
 set +e
-(cd "$root" && OMP_NUM_THREADS=${OMP_NUM_THREADS:-$jobs} mvn -B -o -pl java surefire:test -Dgpuemu.lib="$lib" \
+(cd "$root" && OMP_NUM_THREADS=${OMP_NUM_THREADS:-$jobs} mvn -B -o -pl java surefire:test -Dgpuemu.lib="$lib" -Dgpuemu.preload="$preload" \
   -DtrimStackTrace=false "$@") >"$root/java/target/gpu-emu.log" 2>&1
 status=$?
 set -e
@@ -62,6 +66,13 @@ for row in rows: print("%-40s %5d %6d %6d %6d %7d %8.1f" % row)
 if rows:
     tot = [sum(r[i] for r in rows) for i in range(1, 7)]
     print("%-40s %5d %6d %6d %6d %7d %8.1f" % ("total", *tot))
+cases = []
+for f in glob.glob(sys.argv[1] + "/TEST-*.xml"):
+    for c in ET.parse(f).getroot().iter("testcase"):
+        cases.append((float(c.get("time", 0)), c.get("classname").rsplit(".", 1)[-1] + "." + c.get("name")))
+if cases:
+    print("slowest tests:")
+    for t, n in sorted(cases, reverse=True)[:8]: print("  %7.1f s  %s" % (t, n))
 PY
 echo "[gpu-emu] build $((built - start)) s, tests $((end - built)) s (wall, Maven included); log: java/target/gpu-emu.log"
 exit $status
