@@ -12,7 +12,7 @@
 //    gives no zeroed memory: a kernel that reads memory it never wrote shows NaN instead of the 0 a
 //    fresh host page would hold;
 //  - freed memory is filled with 0xFF before it goes back to malloc, so a late read sees NaN;
-//  - the device has a memory budget (MK_GPUEMU_MEM_BYTES, default 8 GiB, reported as
+//  - the device has a memory budget (MK_GPUEMU_MEM_BYTES, default 4 GiB, reported as
 //    totalGlobalMem), past which cudaMalloc answers cudaErrorMemoryAllocation like a full device.
 // Streams and events are handles; all work is synchronous (a launch has finished when it returns),
 // so every query answers ready. Event timing is refused (cudaErrorNotSupported): an emulated device
@@ -56,7 +56,7 @@ size_t budget() {
   static const size_t b = [] {
     const char* e = getenv("MK_GPUEMU_MEM_BYTES");
     if (e && *e) return size_t(strtoull(e, nullptr, 10));
-    return size_t(8) << 30;
+    return size_t(4) << 30;  // (host memory: the machines that run this have 16-32 GB, shared)
   }();
   return b;
 }
