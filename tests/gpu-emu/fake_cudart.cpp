@@ -26,6 +26,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <algorithm>
 #include <map>
 #include <mutex>
 #include <set>
@@ -257,7 +258,12 @@ cudaError_t cudaMalloc(void** ptr, size_t n) {
     std::lock_guard<std::mutex> g(mu());
     live()[reinterpret_cast<uintptr_t>(p)] = n;  // exactly n: a copy past n is out of bounds
   }
-  if (verbose()) fprintf(stderr, "[gpu-emu] cudaMalloc(%zu) = %p\n", n, p);
+  if (verbose()) {
+    static size_t high = 0;
+    std::lock_guard<std::mutex> g(mu());
+    fprintf(stderr, "[gpu-emu] cudaMalloc(%zu) = %p, %zu bytes live in %zu blocks\n", n, p, g_used, live().size());
+    high = std::max(high, g_used);
+  }
   *ptr = p;
   return cudaSuccess;
 }
