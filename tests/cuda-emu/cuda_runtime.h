@@ -22,6 +22,7 @@
 #include <cstring>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <random>
 #include <tuple>
 #include <utility>
@@ -66,6 +67,9 @@ struct Config {
   int arch_minor = 0;                      // cudaDevAttrComputeCapabilityMinor
 };
 inline Config& config() { static Config c; return c; }
+// The emulator's state (config, the fibers, blockIdx) is one per process: launches and kernel
+// attributes from several host threads (the Java stack's stream tests, tests/gpu-emu) take turns.
+inline std::mutex& launch_mutex() { static std::mutex m; return m; }
 
 enum State { READY, WAIT_BLOCK, WAIT_WARP, DONE };
 // One cp.async of a thread, performed when the thread's cp.async.wait_group reaches its group.
@@ -414,6 +418,7 @@ template <class F>
 inline cudaError_t cudaFuncSetAttribute(F* f, cudaFuncAttribute a, int v) {
   if (a != cudaFuncAttributeMaxDynamicSharedMemorySize) return cudaErrorInvalidValue;
   if (v < 0 || v > emu::config().optin) return cudaErrorInvalidValue;
+  std::lock_guard<std::mutex> lock(emu::launch_mutex());
   emu::config().max_dynamic[(const void*)f] = v;
   return cudaSuccess;
 }
@@ -445,8 +450,22 @@ inline T atomicAdd(T* address, T value) {
 }
 inline const char* cudaGetErrorString(cudaError_t) { return "emulated error"; }
 
+namespace emu {
+// Whether n bytes at p are all the 0xFF poison: the canary check after every block, by memcmp in
+// 4 KB pieces. A byte loop here (at the emulator's -O1) was two thirds of the time of the Java
+// tests' large elementwise launches, which run thousands of 256-thread blocks with no shared
+// memory, each followed by a 256 KB check (perf, tests/gpu-emu, 2026-12-05).
+inline bool all_poison(const unsigned char* p, size_t n) {
+  static const std::vector<unsigned char> ones(4096, 0xFF);
+  for (; n >= ones.size(); p += ones.size(), n -= ones.size())
+    if (std::memcmp(p, ones.data(), ones.size()) != 0) return false;
+  return std::memcmp(p, ones.data(), n) == 0;
+}
+}  // namespace emu
+
 template <class... ExpTypes, class... ActTypes>
 cudaError_t cudaLaunchKernelEx(const cudaLaunchConfig_t* cfg, void (*kernel)(ExpTypes...), ActTypes&&... args) {
+  std::lock_guard<std::mutex> lock(emu::launch_mutex());
   emu::Config& c = emu::config();
   const size_t bytes = cfg->dynamicSmemBytes;
   if (cfg->blockDim.x * cfg->blockDim.y * cfg->blockDim.z > 1024 || cfg->blockDim.y != 1 || cfg->blockDim.z != 1)
@@ -473,8 +492,7 @@ cudaError_t cudaLaunchKernelEx(const cudaLaunchConfig_t* cfg, void (*kernel)(Exp
       auto copy = params;  // kernel parameters are per-thread copies
       std::apply(kernel, copy);
     });
-    for (size_t i = bytes; i < c.smem_capacity; ++i)
-      if (sm[i] != 0xFF) emu::die("write past the dynamic shared memory of the launch");
+    if (!emu::all_poison(sm + bytes, c.smem_capacity - bytes)) emu::die("write past the dynamic shared memory of the launch");
     ++c.blocks;
   }
   return cudaSuccess;

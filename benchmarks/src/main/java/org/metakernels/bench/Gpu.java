@@ -12,6 +12,9 @@ final class Gpu {
     Backend b = Backend.get();
     if (!b.cudaAvailable())
       throw new IllegalStateException(what + ": no CUDA device (" + b.cudaReason() + "); GPU benchmarks do not fall back to the CPU");
+    // tests/gpu-emu: an emulated device computes correctly and times nothing worth a number
+    if (CudaRuntime.get().isEmulated())
+      throw new IllegalStateException(what + ": the CUDA device is the host emulator (" + b.cudaReason() + "); GPU benchmarks need a GPU");
   }
 
   /** Kernels are asynchronous: a timed call ends only when the device is done. */

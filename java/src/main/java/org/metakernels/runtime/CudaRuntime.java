@@ -141,8 +141,19 @@ public final class CudaRuntime {
    * @return the description
    */
   public String describe() {
-    return name + ", driver " + driver / 1000 + "." + (driver % 1000) / 10 + ", runtime " + runtime / 1000 + "."
+    return (isEmulated() ? "EMULATED DEVICE, NOT A GPU (kernels on the host, no timings): " : "") + name + ", driver " + driver / 1000 + "." + (driver % 1000) / 10 + ", runtime " + runtime / 1000 + "."
         + (runtime % 1000) / 10 + "; " + buildInfo;
+  }
+
+  /**
+   * True when the "device" is the host emulator of tests/gpu-emu (its libmetakernels_cuda.so runs
+   * the CUDA kernels on the CPU, one fiber per CUDA thread): results are real, timings are
+   * meaningless, so benchmarks refuse to run on it.
+   *
+   * @return whether the CUDA library is the host emulator
+   */
+  public boolean isEmulated() {
+    return buildInfo.startsWith("host emulator") || name.contains("host emulator");
   }
 
   /**
