@@ -9,6 +9,9 @@
 #                                     dense (emu.dense: reductions, softmax,
 #                                     elementwise) kernels run on the host by the emulator,
 #                                     against the CPU twin (the library's own objects)
+#   (no test) mk_gpuemu_libs          tests/gpu-emu: the emulated CUDA device the gpu-tagged Java tests
+#                                     run on without a GPU (tests/gpu-emu/run.sh; about 15 minutes on
+#                                     2 cores, so not part of mvn verify)
 #   native.runtime                    tests/native/runtime_test.cpp: the device and host caching
 #                                     allocators, CUDA streams and events (the stream-aware device
 #                                     cache) and cuBLAS behind the C ABI, on a fake CUDA table
