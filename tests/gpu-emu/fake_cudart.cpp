@@ -311,58 +311,44 @@ cudaError_t cudaMemset(void* p, int value, size_t n) {
 cudaError_t cudaMemsetAsync(void* p, int value, size_t n, cudaStream_t) { return cudaMemset(p, value, n); }
 
 // ---- streams and events (all work is synchronous) -----------------------------------------------
-cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned int) {
-  if (!s) return fail(cudaErrorInvalidValue);
+// A stream or event handle: a small block of its own, known while in its set.
+static cudaError_t new_handle(std::set<void*>& set, void** out) {
+  if (!out) return fail(cudaErrorInvalidValue);
   void* h = std::malloc(64);
   std::lock_guard<std::mutex> g(mu());
-  streams().insert(h);
-  *s = static_cast<cudaStream_t>(h);
+  set.insert(h);
+  *out = h;
   return cudaSuccess;
 }
-cudaError_t cudaStreamCreate(cudaStream_t* s) { return cudaStreamCreateWithFlags(s, 0); }
-
-static bool known_stream(cudaStream_t s) {  // the legacy (0) and per-thread default streams too
-  if (s == nullptr || s == cudaStreamLegacy || s == cudaStreamPerThread) return true;
+static bool known_handle(std::set<void*>& set, void* h) {
   std::lock_guard<std::mutex> g(mu());
-  return streams().count(static_cast<void*>(s)) != 0;
+  return set.count(h) != 0;
 }
-cudaError_t cudaStreamDestroy(cudaStream_t s) {
-  void* h = static_cast<void*>(s);
+static cudaError_t drop_handle(std::set<void*>& set, void* h) {
   {
     std::lock_guard<std::mutex> g(mu());
-    if (!streams().erase(h)) return fail(cudaErrorInvalidResourceHandle);
+    if (!set.erase(h)) return fail(cudaErrorInvalidResourceHandle);
   }
   std::free(h);
   return cudaSuccess;
 }
+
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned int) { return new_handle(streams(), reinterpret_cast<void**>(s)); }
+cudaError_t cudaStreamCreate(cudaStream_t* s) { return cudaStreamCreateWithFlags(s, 0); }
+static bool known_stream(cudaStream_t s) {  // the legacy (0) and per-thread default streams too
+  return s == nullptr || s == cudaStreamLegacy || s == cudaStreamPerThread || known_handle(streams(), s);
+}
+cudaError_t cudaStreamDestroy(cudaStream_t s) { return drop_handle(streams(), s); }
 cudaError_t cudaStreamSynchronize(cudaStream_t s) {
   return known_stream(s) ? cudaSuccess : fail(cudaErrorInvalidResourceHandle);
 }
 cudaError_t cudaStreamQuery(cudaStream_t s) {
   return known_stream(s) ? cudaSuccess : fail(cudaErrorInvalidResourceHandle);
 }
-cudaError_t cudaEventCreateWithFlags(cudaEvent_t* e, unsigned int) {
-  if (!e) return fail(cudaErrorInvalidValue);
-  void* h = std::malloc(64);
-  std::lock_guard<std::mutex> g(mu());
-  events().insert(h);
-  *e = static_cast<cudaEvent_t>(h);
-  return cudaSuccess;
-}
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t* e, unsigned int) { return new_handle(events(), reinterpret_cast<void**>(e)); }
 cudaError_t cudaEventCreate(cudaEvent_t* e) { return cudaEventCreateWithFlags(e, 0); }
-static bool known_event(cudaEvent_t e) {
-  std::lock_guard<std::mutex> g(mu());
-  return events().count(static_cast<void*>(e)) != 0;
-}
-cudaError_t cudaEventDestroy(cudaEvent_t e) {
-  void* h = static_cast<void*>(e);
-  {
-    std::lock_guard<std::mutex> g(mu());
-    if (!events().erase(h)) return fail(cudaErrorInvalidResourceHandle);
-  }
-  std::free(h);
-  return cudaSuccess;
-}
+static bool known_event(cudaEvent_t e) { return known_handle(events(), e); }
+cudaError_t cudaEventDestroy(cudaEvent_t e) { return drop_handle(events(), e); }
 cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
   return known_event(e) && known_stream(s) ? cudaSuccess : fail(cudaErrorInvalidResourceHandle);
 }
