@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs a build command with its chatter kept in a log: silent when it succeeds (compiler
 # warnings still print), the whole log when it fails. The java module runs CMake through it so
-# that `mvn -q` is quiet (issue 14); -Dnative.quiet=OFF runs CMake directly and shows everything.
+# that `mvn -q` is quiet (issue 14); the full output stays in LOG_FILE (target/native/*.log).
 #   cmake/quietly.sh LOG_FILE COMMAND [ARGS...]
 set -uo pipefail
 log=$1

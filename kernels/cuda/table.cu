@@ -83,10 +83,18 @@ const KernelTable g_table = make_table();
 extern "C" {
 const void* mk_cuda_kernel_table(void) { return &mk::cuda::g_table; }
 const char* mk_cuda_build_info(void) {
-  static char info[128];
+  static char info[192];
   int rt = 0;
   cudaRuntimeGetVersion(&rt);
-  snprintf(info, sizeof info, "CUDA runtime %d.%d, kernels for sm_80 sm_90 (+PTX compute_90)", rt / 1000, (rt % 1000) / 10);
+  // MK_CUDA_FATBIN: how cmake/CMakeLists.txt packed the machine code (compression, line info)
+  snprintf(info, sizeof info, "CUDA runtime %d.%d, kernels for sm_80 sm_90a (+PTX compute_90)%s%s", rt / 1000,
+           (rt % 1000) / 10,
+#ifdef MK_CUDA_FATBIN
+           ", ", MK_CUDA_FATBIN
+#else
+           "", ""
+#endif
+  );
   return info;
 }
 }

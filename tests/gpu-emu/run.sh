@@ -20,8 +20,8 @@ jobs=${JOBS:-2}
 start=$(date +%s)
 
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
-  # The libraries first, at $jobs (mvn's own build step runs `cmake --build --parallel` without a
-  # count, i.e. unbounded make -j): configured with mvn's arguments, so mvn then finds them built.
+  # The libraries first, at $jobs (mvn's own build step runs cmake/build.sh: MK_BUILD_JOBS, else
+  # nproc): configured with mvn's arguments, so mvn then finds them built.
   mkdir -p "$build"
   if [ ! -f "$build/CMakeCache.txt" ]; then
     cmake -S "$root/cmake" -B "$build" -DCMAKE_BUILD_TYPE=Release -DMK_DISABLE_CUDA=OFF >"$build/configure.log"
