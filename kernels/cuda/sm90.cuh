@@ -258,11 +258,38 @@ __device__ __forceinline__ void mbar_arrive_expect_tx(uint32_t bar, uint32_t byt
   (void)bar, (void)bytes;
 #endif
 }
+// A wait longer than this (ns of %globaltimer) traps (an illegal-instruction error on the host
+// side) instead of spinning forever: a byte count, parity or descriptor mistake then fails the launch
+// within seconds, where it would otherwise hang the process (these kernels have not yet run on a
+// GPU). 0: wait without a limit. Every legitimate wait lasts microseconds.
+#ifndef MK_SM90_WAIT_LIMIT_NS
+#define MK_SM90_WAIT_LIMIT_NS 4000000000ull
+#endif
 // Blocks until the phase of parity `parity` of the barrier has completed.
 __device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
 #ifdef MK_CUDA_EMU
   emu::mbar_wait(bar, parity);
 #elif MK_SM90_DEVICE
+  // one asm block (a C++ loop around a one-try asm made ptxas spill the consumers' accumulators):
+  // the first try, then the clock, then the tries with the limit
+#if MK_SM90_WAIT_LIMIT_NS
+  asm volatile(
+      "{\n.reg .pred done, late;\n.reg .u64 t0, t1;\n"
+      "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+      "@done bra.uni DONE_%=;\n"
+      "mov.u64 t0, %%globaltimer;\n"
+      "WAIT_%=:\n"
+      "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+      "@done bra.uni DONE_%=;\n"
+      "mov.u64 t1, %%globaltimer;\n"
+      "sub.u64 t1, t1, t0;\n"
+      "setp.gt.u64 late, t1, %2;\n"
+      "@late trap;\n"
+      "bra.uni WAIT_%=;\n"
+      "DONE_%=:\n}\n" ::"r"(bar),
+      "r"(parity), "n"(MK_SM90_WAIT_LIMIT_NS)
+      : "memory");
+#else
   asm volatile(
       "{\n.reg .pred done;\n"
       "WAIT_%=:\n"
@@ -270,6 +297,7 @@ __device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
       "@!done bra WAIT_%=;\n}\n" ::"r"(bar),
       "r"(parity)
       : "memory");
+#endif
 #else
   (void)bar, (void)parity;
 #endif

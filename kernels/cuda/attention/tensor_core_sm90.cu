@@ -68,6 +68,7 @@ struct Sm90Traits {
   static constexpr int kProducerRegs = 24, kConsumerRegs = 240;  // setmaxnreg per role
 };
 using S9 = Sm90Traits;
+static_assert(S9::kStages == 2, "the ring indexing assumes two stages: stage it & 1, parity (it >> 1) & 1");
 static_assert(S9::kProducerRegs * 128 + S9::kConsumerRegs * 128 * S9::kConsumers <= 65536,
               "the register budgets of the roles fit the SM's register file");
 
@@ -285,13 +286,22 @@ __global__ void __launch_bounds__(S9::kThreads, 1)
   auto vdesc = [&](int st, int kk) {
     return sm90::desc_sw128(sb + L::v + st * L::stage + kk * 16 * 128, L::kv_atom, 1024);
   };
+  // reg_fence before each wgmma.fence: the register writes of s, o and P (softmax, o *= corr,
+  // pack) are issued before the fence, not sunk between it and the wgmma (PTX: registers an
+  // in-flight wgmma accesses must not be written after the fence)
+  // reg_fence before each wgmma.fence: the register writes of s, o and P (softmax, o *= corr,
+  // pack) are issued before the fence, not sunk between it and the wgmma (PTX: registers an
+  // in-flight wgmma accesses must not be written after the fence)
   auto issue_s = [&](int st) {
+    sm90::reg_fence(s);
     sm90::wgmma_fence();
 #pragma unroll
     for (int kk = 0; kk < D / 16; ++kk) sm90::wgmma_ss<kBf16, BK>(s, qdesc(kk), kdesc(st, kk), kk > 0);
     sm90::wgmma_commit();
   };
   auto issue_pv = [&](int st) {
+    sm90::reg_fence(o);
+    sm90::reg_fence(pa);
     sm90::wgmma_fence();
 #pragma unroll
     for (int kk = 0; kk < BK / 16; ++kk) sm90::wgmma_rs_tn<kBf16, D>(o, pa[kk], vdesc(st, kk));
@@ -381,6 +391,9 @@ __global__ void __launch_bounds__(S9::kThreads, 1)
   }
 #else
   (void)p, (void)maps;
+#if defined(__CUDA_ARCH__)
+  __trap();  // (launched from code without the sm_90a body, e.g. a JIT of the compute_90 PTX: fail, not skip)
+#endif
 #endif
 }
 

@@ -92,6 +92,7 @@ struct Sm90BwdTraits {
   static constexpr int kProducerRegs = 24, kConsumerRegs = 240;  // setmaxnreg per role
 };
 using B9 = Sm90BwdTraits;
+static_assert(B9::kStages == 2, "the ring indexing assumes two stages: stage it & 1, parity (it >> 1) & 1");
 static_assert(B9::kProducerRegs * 128 + B9::kConsumerRegs * 128 * B9::kConsumers <= 65536,
               "the register budgets of the roles fit the SM's register file");
 
@@ -311,7 +312,9 @@ __global__ void __launch_bounds__(B9::kThreads, 1)
     const int st = it & 1, ph = (it >> 1) & 1;
     const int j0 = it * BK;
     sm90::mbar_wait(sb + L::bar_full + 8 * st, ph);
-    // S = Q Kᵀ, dP = dO Vᵀ
+    // S = Q Kᵀ, dP = dO Vᵀ (reg_fence before each wgmma.fence: see tensor_core_sm90.cu)
+    sm90::reg_fence(s);
+    sm90::reg_fence(dp);
     sm90::wgmma_fence();
 #pragma unroll
     for (int kk = 0; kk < D / 16; ++kk) sm90::wgmma_ss<kBf16, BK>(s, adesc(L::q, kk), bdesc(L::k, st, kk), kk > 0);
@@ -359,6 +362,8 @@ __global__ void __launch_bounds__(B9::kThreads, 1)
     // dQ += dS K
     if (want_dq) {
       sm90b_pack<E, BK>(s, da);
+      sm90::reg_fence(dq);
+      sm90::reg_fence(da);
       sm90::wgmma_fence();
 #pragma unroll
       for (int kk = 0; kk < BK / 16; ++kk) sm90::wgmma_rs_tn<kBf16, D>(dq, da[kk], ktdesc(st, kk));
@@ -392,6 +397,9 @@ __global__ void __launch_bounds__(B9::kThreads, 1)
   }
 #else
   (void)p, (void)maps;
+#if defined(__CUDA_ARCH__)
+  __trap();  // (launched from code without the sm_90a body, e.g. a JIT of the compute_90 PTX: fail, not skip)
+#endif
 #endif
 }
 
@@ -522,6 +530,8 @@ __global__ void __launch_bounds__(B9::kThreads, 1)
     // (warpgroup-uniform) some row of the tile sees a key of this warpgroup (key_end grows with the row)
     if (kw0 < x0.key_end(std::min(i0 + TQ, nq) - 1)) {
       // Sᵀ = K Qᵀ, dPᵀ = V dOᵀ (the warpgroup's 64 keys x TQ queries)
+      sm90::reg_fence(s);
+      sm90::reg_fence(dp);
       sm90::wgmma_fence();
 #pragma unroll
       for (int kk = 0; kk < D / 16; ++kk) sm90::wgmma_ss<kBf16, TQ>(s, adesc(L::k, kk), bdesc(L::q, st, kk), kk > 0);
@@ -566,6 +576,10 @@ __global__ void __launch_bounds__(B9::kThreads, 1)
       // D = 128 (nvcc 13.0, 2026-12-05), so the branches stay.)
       sm90b_pack<E, TQ>(s, pa);
       sm90b_pack<E, TQ>(dp, da);
+      sm90::reg_fence(dvv);
+      sm90::reg_fence(dk);
+      sm90::reg_fence(pa);
+      sm90::reg_fence(da);
       sm90::wgmma_fence();
       if (want_v) {
 #pragma unroll
@@ -606,6 +620,9 @@ __global__ void __launch_bounds__(B9::kThreads, 1)
   }
 #else
   (void)p, (void)maps;
+#if defined(__CUDA_ARCH__)
+  __trap();  // (launched from code without the sm_90a body, e.g. a JIT of the compute_90 PTX: fail, not skip)
+#endif
 #endif
 }
 
