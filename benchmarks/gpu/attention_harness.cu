@@ -61,6 +61,14 @@ using mk::cuda::Fp16;
 
 namespace {
 
+// kernel<<<blocks, threads>>>(args...) the way the library launches (mk::cuda::launch_grid, through
+// cudaLaunchKernelEx), so that the host emulator runs this file too (tests/cuda-emu/*_harness_emu.cpp);
+// the launch's status.
+template <class... K, class... A>
+cudaError_t launch(void (*kernel)(K...), int64_t blocks, int threads, A... args) {
+  return cudaError_t(mk::cuda::launch_grid(kernel, blocks, threads, 0, nullptr, args...));
+}
+
 __device__ float hash_normal(uint64_t i, unsigned seed) {
   // two uniforms from a 64-bit mix, Box-Muller
   uint64_t h = i * 0x9E3779B97F4A7C15ull ^ (uint64_t(seed) << 32 | seed);
@@ -101,8 +109,8 @@ __global__ void reference_rows(const uint16_t* q, const uint16_t* k, const uint1
   const uint16_t* doi = dout + (bh * nq + i) * dv;
   double* sr = s + int64_t(blockIdx.x) * nk;
   const int64_t e = causal ? std::min<int64_t>(nk, i + (nk - nq) + 1) : nk;
-  __shared__ double red[256];
-  __shared__ double o_s[128], ds_sum;
+  static __shared__ double red[256];  // (static: shared in the emulator too, as on a device)
+  static __shared__ double o_s[128], ds_sum;
   auto R = [&](double x) { return naive ? rnd<E>(x) : x; };
   auto block_reduce = [&](double x, bool is_max) {
     red[threadIdx.x] = x;
@@ -257,10 +265,10 @@ void run(const Shape& s, bool causal, int reps, const char* tname) {
     CHECK(cudaMalloc(p, elems * 2));
   CHECK(cudaMalloc(&lse, BH * n * 4));
   CHECK(cudaMalloc(&ws, BH * n * 4));
-  fill16<E><<<1024, 256>>>(q, elems, 11u);
-  fill16<E><<<1024, 256>>>(k, elems, 12u);
-  fill16<E><<<1024, 256>>>(v, elems, 13u);
-  fill16<E><<<1024, 256>>>(dout, elems, 14u);
+  CHECK(launch(fill16<E>, 1024, 256, q, elems, 11u));
+  CHECK(launch(fill16<E>, 1024, 256, k, elems, 12u));
+  CHECK(launch(fill16<E>, 1024, 256, v, elems, 13u));
+  CHECK(launch(fill16<E>, 1024, 256, dout, elems, 14u));
   CHECK(cudaGetLastError());
   AttentionParams p{};
   p.dtype = E::kDtype;
@@ -288,9 +296,10 @@ void run(const Shape& s, bool causal, int reps, const char* tname) {
   CHECK(cudaMemcpy(rows_d, rows.data(), rows.size() * 8, cudaMemcpyHostToDevice));
   CHECK(cudaMalloc(&sd, kRows * n * 8));
   for (double** p2 : {&oref, &onaive, &dqref, &dqnaive}) CHECK(cudaMalloc(p2, kRows * d * 8));
-  reference_rows<E><<<kRows, 128>>>(q, k, v, dout, rows_d, n, n, int(d), int(d), p.scale, causal, 0, sd, oref, dqref);
-  reference_rows<E>
-      <<<kRows, 128>>>(q, k, v, dout, rows_d, n, n, int(d), int(d), p.scale, causal, 1, sd, onaive, dqnaive);
+  CHECK(launch(reference_rows<E>, kRows, 128, q, k, v, dout, rows_d, n, n, int(d), int(d), p.scale, causal, 0, sd,
+               oref, dqref, (double*)nullptr, (double*)nullptr));
+  CHECK(launch(reference_rows<E>, kRows, 128, q, k, v, dout, rows_d, n, n, int(d), int(d), p.scale, causal, 1, sd,
+               onaive, dqnaive, (double*)nullptr, (double*)nullptr));
   CHECK(cudaGetLastError());
   CHECK(cudaDeviceSynchronize());
   auto host = [&](const double* x) {
@@ -427,10 +436,10 @@ void run(const Shape& s, bool causal, int reps, const char* tname) {
     CHECK(cudaMalloc(&dkr, kKeys * d * 8));
     CHECK(cudaMalloc(&dvr, kKeys * d * 8));
     for (int naive = 0; naive < 2; ++naive) {
-      reference_rows<E><<<unsigned(n), 128>>>(q, k, v, dout, all_d, n, n, int(d), int(d), p.scale, causal, naive, sa,
-                                              oa, dqa, lse_r, d_r);
-      reference_keys<E><<<kKeys, 128>>>(q, k, v, dout, keys_d, n, n, int(d), int(d), p.scale, causal, naive, lse_r, d_r,
-                                        ks, dkr, dvr);
+      CHECK(launch(reference_rows<E>, n, 128, q, k, v, dout, all_d, n, n, int(d), int(d), p.scale, causal, naive, sa,
+                   oa, dqa, lse_r, d_r));
+      CHECK(launch(reference_keys<E>, kKeys, 128, q, k, v, dout, keys_d, n, n, int(d), int(d), p.scale, causal, naive,
+                   lse_r, d_r, ks, dkr, dvr));
       CHECK(cudaGetLastError());
       CHECK(cudaDeviceSynchronize());
       std::vector<double> a(size_t(kKeys * d)), b(size_t(kKeys * d));
@@ -656,7 +665,7 @@ void run_dd(const Shape& s, bool causal, int reps, const char* tname) {
   CHECK(cudaMalloc(&ws, rows * 12));
   const unsigned seeds[8] = {21u, 22u, 23u, 0u, 24u, 25u, 26u, 27u};
   for (int i = 0; i < 8; ++i)
-    if (i != 3) fill16<E><<<1024, 256>>>(in[i], elems, seeds[i]);
+    if (i != 3) CHECK(launch(fill16<E>, 1024, 256, in[i], elems, seeds[i]));
   CHECK(cudaGetLastError());
   AttentionParams p{};
   p.dtype = E::kDtype;
@@ -703,12 +712,14 @@ void run_dd(const Shape& s, bool causal, int reps, const char* tname) {
   f.cot_v = r32[2];
   f.cot_dout = r32[3];
   const float ms_f32 = time_call(reps, [&] {
-    for (int i = 0; i < 8; ++i) widen16<E><<<1024, 256>>>(in[i], w32[i], elems);
+    for (int i = 0; i < 8; ++i)
+      if (cudaError_t e = launch(widen16<E>, 1024, 256, in[i], w32[i], elems)) return int(e);
     for (int i = 0; i < 4; ++i)
       if (cudaMemsetAsync(r32[i], 0, elems * 4) != cudaSuccess) return 1;
     if (int e = mk::cuda::attention_backward_backward(f, nullptr)) return e;
-    for (int i = 0; i < 4; ++i) narrow16<E><<<1024, 256>>>(r32[i], of[i], elems);
-    return int(cudaGetLastError());
+    for (int i = 0; i < 4; ++i)
+      if (cudaError_t e = launch(narrow16<E>, 1024, 256, r32[i], of[i], elems)) return int(e);
+    return 0;
   });
   CHECK(cudaDeviceSynchronize());
   auto host16 = [&](const uint16_t* x) {
@@ -873,7 +884,7 @@ void run_dd_tf32(const Shape& s, bool causal, int reps) {
   CHECK(cudaMalloc(&ws, rows * 12));
   const unsigned seeds[8] = {31u, 32u, 33u, 0u, 34u, 35u, 36u, 37u};
   for (int i = 0; i < 8; ++i)
-    if (i != 3) fill32<<<1024, 256>>>(in[i], elems, seeds[i]);
+    if (i != 3) CHECK(launch(fill32, 1024, 256, in[i], elems, seeds[i]));
   CHECK(cudaGetLastError());
   AttentionParams p{};
   p.dtype = MK_F32;
@@ -977,7 +988,8 @@ int profile() {
   for (uint16_t** p : {&q, &k, &v, &out, &dout, &dq, &dk, &dv}) CHECK(cudaMalloc(p, elems * 2));
   CHECK(cudaMalloc(&lse, B * H * n * 4));
   CHECK(cudaMalloc(&ws, B * H * n * 4));
-  for (uint16_t* x : {q, k, v, dout}) fill16<Bf16><<<1024, 256>>>(x, elems, unsigned(reinterpret_cast<uintptr_t>(x)));
+  for (uint16_t* x : {q, k, v, dout})
+    CHECK(launch(fill16<Bf16>, 1024, 256, x, elems, unsigned(reinterpret_cast<uintptr_t>(x))));
   AttentionParams p{};
   p.dtype = MK_BF16;
   p.batch = B;
@@ -1033,10 +1045,10 @@ void run_simt(const Shape& s, bool causal, int reps) {
     CHECK(cudaMalloc(&dk[i], elems * 4));
     CHECK(cudaMalloc(&dv[i], elems * 4));
   }
-  fill32<<<1024, 256>>>(q, elems, 11);
-  fill32<<<1024, 256>>>(k, elems, 12);
-  fill32<<<1024, 256>>>(v, elems, 13);
-  fill32<<<1024, 256>>>(dout, elems, 14);
+  CHECK(launch(fill32, 1024, 256, q, elems, 11));
+  CHECK(launch(fill32, 1024, 256, k, elems, 12));
+  CHECK(launch(fill32, 1024, 256, v, elems, 13));
+  CHECK(launch(fill32, 1024, 256, dout, elems, 14));
   CHECK(cudaGetLastError());
   AttentionParams p{};
   p.dtype = MK_F32;
@@ -1158,7 +1170,7 @@ void run_simt_dd(const Shape& s, bool causal, int reps) {
   for (int i = 0; i < 3; ++i)
     for (int j = 0; j < 4; ++j) CHECK(cudaMalloc(&o[i][j], elems * 4));
   unsigned seed = 21;
-  for (float* x : {q, k, v, dout, gq, gk, gv}) fill32<<<1024, 256>>>(x, elems, seed++);
+  for (float* x : {q, k, v, dout, gq, gk, gv}) CHECK(launch(fill32, 1024, 256, x, elems, seed++));
   CHECK(cudaGetLastError());
   AttentionParams p{};
   p.dtype = MK_F32;

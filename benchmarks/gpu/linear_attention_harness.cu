@@ -57,6 +57,14 @@ static constexpr int64_t TC_ROWS = mk::cuda::TC::kRows;  // keys of a key block
     }                                                                                    \
   } while (0)
 
+// kernel<<<blocks, threads>>>(args...) the way the library launches (mk::cuda::launch_grid, through
+// cudaLaunchKernelEx), so that the host emulator runs this file too (tests/cuda-emu/*_harness_emu.cpp);
+// the launch's status.
+template <class... K, class... A>
+static cudaError_t launch(void (*kernel)(K...), int64_t blocks, int threads, A... args) {
+  return cudaError_t(mk::cuda::launch_grid(kernel, blocks, threads, 0, nullptr, args...));
+}
+
 // multiples of 2^-10 in [-1/8, 1/8): exact in every dtype of the table
 __global__ void fill_exact(float* x, int64_t n, unsigned seed) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
@@ -166,15 +174,15 @@ static void half_rows(const Shape& s, int mask, const char* name, const float* q
   const int64_t G = s.b * s.h, n = s.n, d = s.d, elems = G * n * d;
   uint16_t *qh, *kh, *vh, *oh, *gh, *t1, *t2, *t3;
   for (uint16_t** p : {&qh, &kh, &vh, &oh, &gh, &t1, &t2, &t3}) CHECK(cudaMalloc(p, elems * 2));
-  to_half<H><<<1024, 256>>>(q, qh, elems);
-  to_half<H><<<1024, 256>>>(k, kh, elems);
-  to_half<H><<<1024, 256>>>(v, vh, elems);
-  to_half<H><<<1024, 256>>>(v, gh, elems);  // an upstream gradient for the backward rows
+  CHECK(launch(to_half<H>, 1024, 256, q, qh, elems));
+  CHECK(launch(to_half<H>, 1024, 256, k, kh, elems));
+  CHECK(launch(to_half<H>, 1024, 256, v, vh, elems));
+  CHECK(launch(to_half<H>, 1024, 256, v, gh, elems));  // an upstream gradient for the backward rows
   float* back;
   CHECK(cudaMalloc(&back, elems * 4));
   std::vector<float> host(elems);
   auto err_of = [&](const uint16_t* o) {
-    from_half<H><<<1024, 256>>>(o, back, elems);
+    CHECK(launch(from_half<H>, 1024, 256, o, back, elems));
     CHECK(cudaMemcpy(host.data(), back, elems * 4, cudaMemcpyDeviceToHost));
     return max_rel_diff(host, ref);
   };
@@ -284,9 +292,9 @@ int main(int argc, char** argv) {
     const int64_t elems = G * n * d;
     float *q, *k, *v, *o1, *o2;
     for (float** p : {&q, &k, &v, &o1, &o2}) CHECK(cudaMalloc(p, elems * 4));
-    fill_exact<<<1024, 256>>>(q, elems, 1u);
-    fill_exact<<<1024, 256>>>(k, elems, 2u);
-    fill_exact<<<1024, 256>>>(v, elems, 3u);
+    CHECK(launch(fill_exact, 1024, 256, q, elems, 1u));
+    CHECK(launch(fill_exact, 1024, 256, k, elems, 2u));
+    CHECK(launch(fill_exact, 1024, 256, v, elems, 3u));
     void* ws = nullptr;  // the largest plan (the masked one; without a mask the chunks may be longer)
     CHECK(cudaMalloc(&ws, std::max<int64_t>(mk::cuda::chunk_plan(MK_F32, G, n, d, d, 1).bytes, 16)));
     for (int mask = 0; mask <= 1; ++mask) {
