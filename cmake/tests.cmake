@@ -298,6 +298,15 @@ if(CMAKE_CUDA_COMPILER AND NOT MK_DISABLE_CUDA)
   set_tests_properties(harness.compile.attention harness.compile.linear_attention PROPERTIES LABELS "cuda;harness" TIMEOUT 300)
 endif()
 
+# ---- the standalone GPU harnesses on the emulator -------------------------------------------------
+# tests/cuda-emu/*_harness_emu.cpp: benchmarks/gpu/attention_harness.cu and linear_attention_harness.cu
+# as host C++ on the emulator, so that their references, checks and tables are known to work before
+# a GPU session runs them (benchmarks/gpu/check.sh step 1b); each exits 1 when one of its checks fails.
+# (-Wno-comment: the nvcc command lines in the harness headers end in a backslash; MK_CUDA_SM90A as
+# in the attention harness's nvcc command, though the emulator builds the Hopper kernels regardless)
+mk_emu_executable(attention_harness_emu -Wno-comment -DMK_CUDA_SM90A=1)
+mk_emu_executable(linear_attention_harness_emu -Wno-comment)
+
 # tests/cuda-emu/attention_simt2_dd_emu_test.cpp: the SIMT v2 stats, query and key passes of the
 # double backward (kernels/cuda/attention/simt2_dd.cu) through the dispatch against the CPU twin,
 # F32 and F64, the v2 stats against v1's, partial requests, bitwise reruns; H100 limits forward
