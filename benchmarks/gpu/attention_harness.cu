@@ -33,7 +33,7 @@
 // C++; the Hopper rows run, it is a 9.0 device; times are the host's): from a CMake build folder
 // BUILD of cmake/ (tests/cuda-emu/run.sh configures one),
 //   cmake --build BUILD --target attention_harness_emu && BUILD/attention_harness_emu tiny
-// (ctest emu.harness.attention, about 50 s; small: emu.harness.attention.small, label long, ~3 min).
+// (ctest emu.harness.attention, about 50 s; small: emu.harness.attention.small, label long, 2.5 min).
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -834,14 +834,14 @@ void run_dd(const Shape& s, bool causal, int reps, const char* tname) {
   CHECK(cudaFree(ws));
 }
 
-// ---- the F32 double backward with TF32 allowed (tensor_core_dd.cu on m16n8k8 TF32 MMAs) beside the
-// exact F32 SIMT kernels (backward_backward.cu, allow_tf32 off) on the same F32 inputs, out and lse
-// of the TF32 v1 forward (both, as in a chain run with TF32 allowed). Checks: q' and dO' on 48
-// sampled rows against a float64 composition on the host (its own exact softmax and out) beside the
-// naive TF32 composition (its own forward; every op rounded to F32, every product's inputs to TF32),
-// ratio <= 2 for the TF32 kernels and for the SIMT ones (which see the TF32 forward's out and lse);
-// k' and v' of the TF32 kernels against the SIMT ones within twice the naive error of q' / dO'; a
-// second run bitwise equal.
+// ---- the F32 double backward with TF32 allowed (tensor_core_dd.cu on m16n8k8 TF32 MMAs, on the out
+// and lse of the TF32 v1 forward, as in a chain run with TF32 allowed) beside the exact F32 SIMT
+// kernels (backward_backward.cu, allow_tf32 off, on the out and lse of the exact F32 forward, as
+// with TF32 off) on the same F32 inputs. Checks: q' and dO' on 48 sampled rows against a float64
+// composition on the host (its own exact softmax and out) beside the naive TF32 composition (its own
+// forward; every op rounded to F32, every product's inputs to TF32), ratio <= 2 for the TF32
+// kernels and for the SIMT ones; k' and v' of the TF32 kernels against the SIMT ones within twice
+// the naive error of q' / dO'; a second run bitwise equal.
 __global__ void fill32(float* x, int64_t n, unsigned seed) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
     x[i] = hash_normal(uint64_t(i), seed);
