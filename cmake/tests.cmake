@@ -9,6 +9,8 @@
 #                                     dense (emu.dense: reductions, softmax,
 #                                     elementwise) kernels run on the host by the emulator,
 #                                     against the CPU twin (the library's own objects)
+#   emu.harness.*                     the standalone GPU harnesses (benchmarks/gpu/*_harness.cu) on
+#                                     the emulator, their own checks deciding
 #   (no test) mk_gpuemu_libs          tests/gpu-emu: the emulated CUDA device the gpu-tagged Java tests
 #                                     run on without a GPU (tests/gpu-emu/run.sh; about 15 minutes on
 #                                     2 cores, so not part of mvn verify)
@@ -297,6 +299,23 @@ if(CMAKE_CUDA_COMPILER AND NOT MK_DISABLE_CUDA)
             ${MK_ROOT}/benchmarks/gpu/linear_attention_harness.cu -cuda -o ${CMAKE_BINARY_DIR}/linear_attention_harness.ii)
   set_tests_properties(harness.compile.attention harness.compile.linear_attention PROPERTIES LABELS "cuda;harness" TIMEOUT 300)
 endif()
+
+# ---- the standalone GPU harnesses on the emulator -------------------------------------------------
+# tests/cuda-emu/*_harness_emu.cpp: benchmarks/gpu/attention_harness.cu and linear_attention_harness.cu
+# as host C++ on the emulator, so that their references, checks and tables are known to work before
+# a GPU session runs them (benchmarks/gpu/check.sh step 1b); each exits 1 when one of its checks fails.
+# (-Wno-comment: the nvcc command lines in the harness headers end in a backslash; MK_CUDA_SM90A as
+# in the attention harness's nvcc command, though the emulator builds the Hopper kernels regardless)
+mk_emu_executable(attention_harness_emu -Wno-comment -DMK_CUDA_SM90A=1)
+mk_emu_executable(linear_attention_harness_emu -Wno-comment)
+# Their tiny modes: every row of their tables, on smaller shapes than small. Measured 2026-12-05 on
+# the 2-core VM (load ~3 from other builds), one thread: emu.harness.attention 50 s (49 s of CPU),
+# emu.harness.linear_attention 6 s. The attention harness's small mode is emu.harness.attention.small,
+# label long (~2-4 min); the linear one's --small (64 heads of 4096 rows) would take hours here.
+mk_emu_test(emu.harness.attention attention_harness_emu tiny)
+mk_emu_test(emu.harness.linear_attention linear_attention_harness_emu --tiny)
+mk_emu_test(emu.harness.attention.small attention_harness_emu small)
+set_tests_properties(emu.harness.attention.small PROPERTIES LABELS "native;emu;long" TIMEOUT 900)
 
 # tests/cuda-emu/attention_simt2_dd_emu_test.cpp: the SIMT v2 stats, query and key passes of the
 # double backward (kernels/cuda/attention/simt2_dd.cu) through the dispatch against the CPU twin,

@@ -2,8 +2,13 @@
 // side, checked against an F32 reference and timed, no Java needed. On the GPU machine, from the
 // project root:
 //   nvcc -std=c++17 -O3 -arch=sm_90 -Ikernels/include -Inative/include -Ikernels/cuda \
-//        benchmarks/gpu/linear_attention_harness.cu -o /tmp/la && /tmp/la [--small]
-// (benchmarks/gpu/check.sh runs it). Forms, per shape and mask (none, causal):
+//        benchmarks/gpu/linear_attention_harness.cu -o /tmp/la && /tmp/la [--small | --tiny]
+// (benchmarks/gpu/check.sh runs it). --small: [4,16,4096,128] and [32,8,512,64]; --tiny:
+// [1,2,320,128] and [2,2,200,64] (several state chunks, a partial one), no warm-up, one call per
+// row. Without a GPU, on the host emulator (tests/cuda-emu/linear_attention_harness_emu.cpp: this
+// file as host C++; times are the host's), from a CMake build folder BUILD of cmake/:
+//   cmake --build BUILD --target linear_attention_harness_emu && BUILD/linear_attention_harness_emu --tiny
+// (ctest emu.harness.linear_attention, about 10 s). Forms, per shape and mask (none, causal):
 //   F32  sequential       the former kernel (a block per group and 32 value columns walks the sequence)
 //   F32  chunked SIMT     the chunk-parallel form (states, F32 scan, 64 x 64 register-tiled outputs)
 //   BF16 / F16 tensor cores  the same chunk-parallel form on m16n8k16 MMAs, F32 states and scan
@@ -16,7 +21,10 @@
 //   dk = P(v, g, q, M'), dv = P(k, q, g, M')), as LinearAttention.product's backward calls them.
 // The inputs are multiples of 2^-10 in [-1/8, 1/8) (8-bit integers scaled), exact in F32, BF16 and
 // F16 (and TF32), so one reference serves every dtype: the F32 sequential form (an F32 sum per
-// output) of the same values. err = max |out - ref| / max |ref|.
+// output) of the same values. err = max |out - ref| / max |ref|, at most bound() (a type's rounding,
+// with room: F32 1e-4, TF32 and F16 4e-3, BF16 1.6e-2); each output is filled with NaN before its form
+// runs, so what a form leaves unwritten fails. Exit status 1 if a row fails (its last column);
+// fwd+bwd rows are timings, checked only for the calls' status.
 // Timing: median of 15 calls after 3 warm-ups, CUDA events around each call (scratch allocated
 // once outside, as the device cache hands it out in the library).
 // Figures independent of any peer, to read the result as a fraction of the card's limits:
@@ -57,6 +65,20 @@ static constexpr int64_t TC_ROWS = mk::cuda::TC::kRows;  // keys of a key block
     }                                                                                    \
   } while (0)
 
+// kernel<<<blocks, threads>>>(args...) the way the library launches (mk::cuda::launch_grid, through
+// cudaLaunchKernelEx), so that the host emulator runs this file too (tests/cuda-emu/*_harness_emu.cpp);
+// the launch's status.
+template <class... K, class... A>
+static cudaError_t launch(void (*kernel)(K...), int64_t blocks, int threads, A... args) {
+  return cudaError_t(mk::cuda::launch_grid(kernel, blocks, threads, 0, nullptr, args...));
+}
+// blocks of 256 threads for the grid-stride loops over n elements: 1024, fewer for small n (the
+// emulator runs every block, empty or not)
+static int64_t flat_blocks(int64_t n) { return std::max<int64_t>(1, std::min<int64_t>(1024, (n + 255) / 256)); }
+// 0xFF bytes (NaN in F32, BF16 and F16) over a form's output before it runs: what it leaves unwritten
+// then fails the check instead of showing the previous form's values
+static void poison(void* p, int64_t bytes) { CHECK(cudaMemset(p, 0xFF, size_t(bytes))); }
+
 // multiples of 2^-10 in [-1/8, 1/8): exact in every dtype of the table
 __global__ void fill_exact(float* x, int64_t n, unsigned seed) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
@@ -80,14 +102,16 @@ __global__ void from_half(const uint16_t* y, float* x, int64_t n) {
     x[i] = mk::cuda::half_to_float<H>(y[i]);
 }
 
+static int g_warm = 3, g_max_reps = 1 << 30;  // (--tiny: no warm-up, one call)
+
 static float time_call(int reps, const std::function<int()>& f) {
   cudaEvent_t a, b;
   CHECK(cudaEventCreate(&a));
   CHECK(cudaEventCreate(&b));
-  for (int i = 0; i < 3; ++i)
+  for (int i = 0; i < g_warm; ++i)
     if (f() != 0) return -1;
   std::vector<float> ms;
-  for (int i = 0; i < reps; ++i) {
+  for (int i = 0; i < std::min(reps, g_max_reps); ++i) {
     CHECK(cudaEventRecord(a));
     const int st = f();
     CHECK(cudaEventRecord(b));
@@ -104,10 +128,11 @@ static float time_call(int reps, const std::function<int()>& f) {
 }
 
 static double g_copy_gbs = 0, g_peak_f32 = 0, g_peak_mma = 0;
+static int g_fail = 0;  // rows whose call failed or whose error is over its bound
 
-// device-to-device copy rate (GB/s, read + write counted) of a 1 GiB buffer
-static double copy_rate() {
-  const size_t bytes = size_t(1) << 30;
+// device-to-device copy rate (GB/s, read + write counted) of a 1 GiB buffer (--tiny: 64 MiB)
+static double copy_rate(bool tiny) {
+  const size_t bytes = size_t(1) << (tiny ? 26 : 30);
   void *a, *b;
   CHECK(cudaMalloc(&a, bytes));
   CHECK(cudaMalloc(&b, bytes));
@@ -122,23 +147,40 @@ struct Shape {
   int64_t b, h, n, d;
 };
 
+// The bound on a row's err: its type's rounding, with room. The inputs are exact in every type, so
+// an F32 form differs from the reference by summation order alone, and a 16-bit or TF32 form by the
+// rounding of the chunk states and the masked score blocks on their way into the MMAs and of the
+// 16-bit output: F32 1e-4; TF32 and F16 4e-3 (8 units of 2^-11); BF16 1.6e-2 (4 units of 2^-8).
+// (On the emulator, --tiny: F32 0, TF32 2.3e-4, F16 4.2e-4, BF16 3.7e-3.) A wrong chunk, mask or
+// scan is off by far more; a result 2 % off fails in every type.
+static double bound(const char* dtype, int unit) {
+  if (unit == 2) return 4e-3;
+  if (!strcmp(dtype, "BF16")) return 1.6e-2;
+  if (!strcmp(dtype, "F16")) return 4e-3;
+  return 1e-4;
+}
+
+// One row of the table. err < 0: a timing row (fwd+bwd), checked only for the calls' status.
 static void row(const Shape& s, const char* mask, const char* dtype, const char* form, float ms, double flops,
                 double bytes, double err, int unit) {  // unit: 0 F32 FMA, 1 16-bit MMA, 2 TF32 MMA
   char shape[64];
   snprintf(shape, sizeof shape, "[%lld,%lld,%lld,%lld]", (long long)s.b, (long long)s.h, (long long)s.n,
            (long long)s.d);
   if (ms < 0) {
-    printf("| %s | %s | %s | %s | failed | | | | | |\n", shape, mask, dtype, form);
+    ++g_fail;
+    printf("| %s | %s | %s | %s | failed | | | | | | FAIL |\n", shape, mask, dtype, form);
     return;
   }
+  const bool ok = err < 0 || err <= bound(dtype, unit);  // (NaN: not ok)
+  if (!ok) ++g_fail;
   const double tfs = flops / (ms * 1e9), gbs = bytes / (ms * 1e6);
   const double peak = unit == 2 ? g_peak_mma / 2 : unit == 1 ? g_peak_mma : g_peak_f32;
   char pk[32] = "";
   if (peak > 0) snprintf(pk, sizeof pk, "%.1f %%", 100.0 * tfs / peak);
   char er[32] = "";
   if (err >= 0) snprintf(er, sizeof er, "%.2e", err);
-  printf("| %s | %s | %s | %s | %.3f | %.1f | %s | %.0f | %.1f %% | %s |\n", shape, mask, dtype, form, ms, tfs, pk,
-         bytes / 1e6, 100.0 * gbs / g_copy_gbs, er);
+  printf("| %s | %s | %s | %s | %.3f | %.1f | %s | %.0f | %.1f %% | %s | %s |\n", shape, mask, dtype, form, ms, tfs,
+         pk, bytes / 1e6, 100.0 * gbs / g_copy_gbs, er, ok ? "ok" : "FAIL");
 }
 
 // Bytes of F32 chunk states moved per product: written by the state pass; with several chunks read
@@ -166,15 +208,15 @@ static void half_rows(const Shape& s, int mask, const char* name, const float* q
   const int64_t G = s.b * s.h, n = s.n, d = s.d, elems = G * n * d;
   uint16_t *qh, *kh, *vh, *oh, *gh, *t1, *t2, *t3;
   for (uint16_t** p : {&qh, &kh, &vh, &oh, &gh, &t1, &t2, &t3}) CHECK(cudaMalloc(p, elems * 2));
-  to_half<H><<<1024, 256>>>(q, qh, elems);
-  to_half<H><<<1024, 256>>>(k, kh, elems);
-  to_half<H><<<1024, 256>>>(v, vh, elems);
-  to_half<H><<<1024, 256>>>(v, gh, elems);  // an upstream gradient for the backward rows
+  CHECK(launch(to_half<H>, flat_blocks(elems), 256, q, qh, elems));
+  CHECK(launch(to_half<H>, flat_blocks(elems), 256, k, kh, elems));
+  CHECK(launch(to_half<H>, flat_blocks(elems), 256, v, vh, elems));
+  CHECK(launch(to_half<H>, flat_blocks(elems), 256, v, gh, elems));  // an upstream gradient for the backward rows
   float* back;
   CHECK(cudaMalloc(&back, elems * 4));
   std::vector<float> host(elems);
   auto err_of = [&](const uint16_t* o) {
-    from_half<H><<<1024, 256>>>(o, back, elems);
+    CHECK(launch(from_half<H>, flat_blocks(elems), 256, o, back, elems));
     CHECK(cudaMemcpy(host.data(), back, elems * 4, cudaMemcpyDeviceToHost));
     return max_rel_diff(host, ref);
   };
@@ -191,6 +233,7 @@ static void half_rows(const Shape& s, int mask, const char* name, const float* q
     pr.bytes = 4 * G * pr.states * d * d;
     const double sb = state_traffic(G, pr.states, d, mask);
     const double fl = flops + (mask ? double(G) * n * double(R - TC_ROWS) * 2.0 * (d + d) / 2.0 : 0.0);
+    poison(oh, elems * 2);
     ms = time_call(15, [&] { return mk::cuda::run_tc<H>(pr, G, n, n, d, d, qh, kh, vh, oh, mask, S, nullptr); });
     char form[64];
     snprintf(form, sizeof form, R == plan.rows ? "tensor cores (R = %lld)" : "tensor cores, R = %lld", (long long)R);
@@ -206,6 +249,7 @@ static void half_rows(const Shape& s, int mask, const char* name, const float* q
   });
   row(s, mask ? "causal" : "none", name, "fwd+bwd (4 products, entry point)", ms, 4 * flops,
       4 * (io_elems * 2 + state_bytes), -1, true);
+  poison(oh, elems * 2);
   ms = time_call(15, [&] { return mk::cuda::run_chunked<H>(plan, G, n, n, d, d, qh, kh, vh, oh, mask, S, nullptr); });
   row(s, mask ? "causal" : "none", name, "chunked SIMT (16-bit data)", ms, flops, io_elems * 2 + state_bytes,
       ms < 0 ? -1 : err_of(oh), false);
@@ -230,6 +274,7 @@ static void tf32_rows(const Shape& s, int mask, const float* q, const float* k, 
     return max_rel_diff(host, ref);
   };
   float* S = static_cast<float*>(ws);
+  poison(out, elems * 4);
   float ms = time_call(15, [&] {
     return mk::cuda::linear_attention(MK_F32, G, n, n, d, d, q, k, v, out, mask | tf32, ws, nullptr);
   });
@@ -243,6 +288,7 @@ static void tf32_rows(const Shape& s, int mask, const float* q, const float* k, 
     pr.bytes = 4 * G * pr.states * d * d;
     const double sb = state_traffic(G, pr.states, d, mask);
     const double fl = flops + double(G) * n * double(R - TC_ROWS) * 2.0 * (d + d) / 2.0;
+    poison(out, elems * 4);
     ms = time_call(15, [&] {
       return mk::cuda::run_tc<mk::cuda::Tf32>(pr, G, n, n, d, d, q, k, v, out, mask, S, nullptr);
     });
@@ -262,9 +308,10 @@ static void tf32_rows(const Shape& s, int mask, const float* q, const float* k, 
 }
 
 int main(int argc, char** argv) {
-  bool small = false;
+  bool small = false, tiny = false;
   for (int i = 1; i < argc; ++i) {
     if (!strcmp(argv[i], "--small")) small = true;
+    if (!strcmp(argv[i], "--tiny")) tiny = true;
     if (!strcmp(argv[i], "--peak-tflops") && i + 2 < argc) {  // F32 FMA peak, 16-bit mma.sync peak
       g_peak_f32 = atof(argv[++i]);
       g_peak_mma = atof(argv[++i]);
@@ -272,21 +319,23 @@ int main(int argc, char** argv) {
   }
   cudaDeviceProp prop;
   CHECK(cudaGetDeviceProperties(&prop, 0));
-  g_copy_gbs = copy_rate();
+  if (tiny) g_warm = 0, g_max_reps = 1;
+  g_copy_gbs = copy_rate(tiny);
   printf("device: %s, %d SMs, sm_%d%d; device-to-device copy %.0f GB/s (read + write)\n\n", prop.name,
          prop.multiProcessorCount, prop.major, prop.minor, g_copy_gbs);
   std::vector<Shape> shapes = {{4, 16, 4096, 128}, {1, 16, 16384, 128}, {4, 16, 4096, 64}, {32, 8, 512, 64}};
   if (small) shapes = {{4, 16, 4096, 128}, {32, 8, 512, 64}};
-  printf("| shape | mask | dtype | form | ms | TFLOP/s | %% of peak | MB moved | %% of copy rate | err vs F32 |\n");
-  printf("|---|---|---|---|---|---|---|---|---|---|\n");
+  if (tiny) shapes = {{1, 2, 320, 128}, {2, 2, 200, 64}};
+  printf("| shape | mask | dtype | form | ms | TFLOP/s | %% of peak | MB moved | %% of copy rate | err vs F32 | |\n");
+  printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (const Shape& s : shapes) {
     const int64_t G = s.b * s.h, n = s.n, d = s.d;
     const int64_t elems = G * n * d;
     float *q, *k, *v, *o1, *o2;
     for (float** p : {&q, &k, &v, &o1, &o2}) CHECK(cudaMalloc(p, elems * 4));
-    fill_exact<<<1024, 256>>>(q, elems, 1u);
-    fill_exact<<<1024, 256>>>(k, elems, 2u);
-    fill_exact<<<1024, 256>>>(v, elems, 3u);
+    CHECK(launch(fill_exact, flat_blocks(elems), 256, q, elems, 1u));
+    CHECK(launch(fill_exact, flat_blocks(elems), 256, k, elems, 2u));
+    CHECK(launch(fill_exact, flat_blocks(elems), 256, v, elems, 3u));
     void* ws = nullptr;  // the largest plan (the masked one; without a mask the chunks may be longer)
     CHECK(cudaMalloc(&ws, std::max<int64_t>(mk::cuda::chunk_plan(MK_F32, G, n, d, d, 1).bytes, 16)));
     for (int mask = 0; mask <= 1; ++mask) {
@@ -296,10 +345,12 @@ int main(int argc, char** argv) {
       const double io_elems = 4.0 * double(elems);  // q, k, v, out
       const double state_bytes = state_traffic(G, plan.states, d, mask);
       std::vector<float> ref(elems), h2(elems);
+      poison(o1, elems * 4);
       float ms = time_call(
           5, [&] { return mk::cuda::linear_attention(MK_F32, G, n, n, d, d, q, k, v, o1, mask, nullptr, nullptr); });
       CHECK(cudaMemcpy(ref.data(), o1, elems * 4, cudaMemcpyDeviceToHost));
       row(s, mname, "F32", "sequential (reference)", ms, flops, io_elems * 4, 0.0, false);
+      poison(o2, elems * 4);
       ms = time_call(15,
                      [&] { return mk::cuda::linear_attention(MK_F32, G, n, n, d, d, q, k, v, o2, mask, ws, nullptr); });
       CHECK(cudaMemcpy(h2.data(), o2, elems * 4, cudaMemcpyDeviceToHost));
@@ -317,7 +368,7 @@ int main(int argc, char** argv) {
       half_rows<mk::cuda::Bf16>(s, mask, "BF16", q, k, v, ref, ws, plan, flops, io_elems, state_bytes);
       half_rows<mk::cuda::Fp16>(s, mask, "F16", q, k, v, ref, ws, plan, flops, io_elems, state_bytes);
       printf("|  | %s | | chunk states (R = %lld, %lld per group): %.0f MB of the %.0f MB (16-bit) / %.0f MB (F32) "
-             "moved per forward | | | | | | |\n",
+             "moved per forward | | | | | | | |\n",
              mname, (long long)plan.rows, (long long)plan.states, state_bytes / 1e6, (io_elems * 2 + state_bytes) / 1e6,
              (io_elems * 4 + state_bytes) / 1e6);
     }
@@ -327,5 +378,6 @@ int main(int argc, char** argv) {
   printf(
       "\nGFLOP and MB as in the header of benchmarks/gpu/linear_attention_harness.cu (algorithm FLOPs, not the\n"
       "MMAs issued; MB: DRAM traffic at least needed). fwd+bwd: 4x the forward's figures.\n");
-  return 0;
+  printf("\n%d failed rows\n", g_fail);
+  return g_fail ? 1 : 0;
 }

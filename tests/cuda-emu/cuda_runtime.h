@@ -1,7 +1,9 @@
-// Host emulation of the CUDA runtime and of the device built-ins that kernels/cuda/attention/*.cu
+// Host emulation of the CUDA runtime and of the device built-ins that kernels/cuda/**/*.cu
 // uses, so its kernels run (slowly) on a machine without a GPU and can be compared with their CPU
-// twins. Built only for tests/cuda-emu/attention_emu_test.cpp (cmake/tests.cmake, run by ctest in
-// mvn verify, or run.sh). Included instead of the real <cuda_runtime.h>.
+// twins. Built for the tests of tests/cuda-emu (cmake/tests.cmake, run by ctest in mvn verify, or
+// run.sh), for the standalone GPU harnesses (benchmarks/gpu/*_harness.cu, through
+// tests/cuda-emu/*_harness_emu.cpp) and, under tests/gpu-emu/emu_cuda.h, for the emulated library.
+// Included instead of the real <cuda_runtime.h>.
 //
 // Each block runs as blockDim.x cooperative fibers on one OS thread, blocks one after
 // the other. __syncthreads and warp shuffles are barriers; between barriers the fibers run one at
@@ -14,6 +16,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <chrono>
 #include <climits>
 #include <cmath>
 #include <cstdint>
@@ -24,6 +27,7 @@
 #include <map>
 #include <mutex>
 #include <random>
+#include <set>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -37,7 +41,14 @@ struct dim3 {
   unsigned x = 1, y = 1, z = 1;
   dim3(unsigned a = 1, unsigned b = 1, unsigned c = 1) : x(a), y(b), z(c) {}
 };
-enum cudaError_t { cudaSuccess = 0, cudaErrorInvalidValue = 1, cudaErrorInvalidConfiguration = 9, cudaErrorLaunchFailure = 719 };
+enum cudaError_t {
+  cudaSuccess = 0,
+  cudaErrorInvalidValue = 1,
+  cudaErrorMemoryAllocation = 2,
+  cudaErrorInvalidConfiguration = 9,
+  cudaErrorInvalidResourceHandle = 400,
+  cudaErrorLaunchFailure = 719
+};
 typedef struct CUstream_st* cudaStream_t;
 enum cudaDeviceAttr {
   cudaDevAttrMaxSharedMemoryPerBlockOptin = 97,
@@ -426,7 +437,13 @@ inline cudaError_t cudaGetLastError() { return cudaSuccess; }
 
 // Host and device memory are one here: symbol copies are memcpy, streams are always synchronous,
 // and an atomic add is a plain add (one fiber runs at a time). Used by kernels/cuda/graph.cu.
-enum cudaMemcpyKind { cudaMemcpyHostToDevice = 1, cudaMemcpyDeviceToHost = 2 };
+enum cudaMemcpyKind {
+  cudaMemcpyHostToHost = 0,
+  cudaMemcpyHostToDevice = 1,
+  cudaMemcpyDeviceToHost = 2,
+  cudaMemcpyDeviceToDevice = 3,
+  cudaMemcpyDefault = 4
+};
 template <class T>
 inline cudaError_t cudaMemcpyToSymbolAsync(T& symbol, const void* src, size_t count, size_t offset, cudaMemcpyKind,
                                            cudaStream_t) {
@@ -449,6 +466,9 @@ inline T atomicAdd(T* address, T value) {
   return old;
 }
 inline const char* cudaGetErrorString(cudaError_t) { return "emulated error"; }
+// cos(pi x), sin(pi x) (the harnesses' normal samples), through double
+inline float cospif(float x) { return float(std::cos(3.14159265358979323846 * double(x))); }
+inline float sinpif(float x) { return float(std::sin(3.14159265358979323846 * double(x))); }
 
 namespace emu {
 // Whether n bytes at p are all the 0xFF poison: the canary check after every block, by memcmp in
@@ -497,6 +517,195 @@ cudaError_t cudaLaunchKernelEx(const cudaLaunchConfig_t* cfg, void (*kernel)(Exp
   }
   return cudaSuccess;
 }
+
+// ---- device memory, events and properties: what a standalone program needs (benchmarks/gpu/*_harness.cu
+// on the emulator, tests/cuda-emu/*_harness_emu.cpp). The emulated library of tests/gpu-emu defines
+// MK_EMU_EXTERN_RUNTIME: there these calls are the fake libcudart.so.13's (one memory model with
+// the JVM), whose model this follows. Device pointers are host pointers, all work is synchronous.
+//  - every cudaMalloc is tracked, 256-byte aligned, filled with 0xFF bytes (NaN in F32, F64, BF16
+//    and F16: a read of memory never written shows NaN, not the 0 of a fresh host page) and followed
+//    by 4 KB of the same poison, checked at cudaFree (a write past the end stops the run); freed
+//    memory is poisoned again;
+//  - a copy or memset whose device side is not inside one live allocation (or whose host side is)
+//    fails with cudaErrorInvalidValue, as does a cudaFree of anything cudaMalloc did not return;
+//  - events hold the host's steady clock when recorded: cudaEventElapsedTime gives the host time of
+//    the emulation, nothing a GPU would measure (cudaGetDeviceProperties' name says so).
+#ifndef MK_EMU_EXTERN_RUNTIME
+namespace emu {
+constexpr size_t kMallocGuard = 4096;
+inline std::map<uintptr_t, size_t>& allocations() {  // base -> bytes asked for
+  static std::map<uintptr_t, size_t> m;
+  return m;
+}
+// Whether [p, p + n) lies inside one live allocation; whether any of its bytes lies in one.
+inline bool in_device(const void* p, size_t n) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  auto it = allocations().upper_bound(a);
+  if (it == allocations().begin()) return false;
+  --it;
+  return a + n <= it->first + it->second;
+}
+inline bool touches_device(const void* p, size_t n) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  auto it = allocations().upper_bound(a + (n ? n - 1 : 0));
+  if (it == allocations().begin()) return false;
+  --it;
+  return it->first + it->second > a;
+}
+inline bool copy_sides_ok(void* dst, const void* src, size_t n, cudaMemcpyKind kind) {
+  switch (kind) {
+    case cudaMemcpyHostToDevice: return in_device(dst, n) && !touches_device(src, n);
+    case cudaMemcpyDeviceToHost: return in_device(src, n) && !touches_device(dst, n);
+    case cudaMemcpyDeviceToDevice: return in_device(src, n) && in_device(dst, n);
+    case cudaMemcpyHostToHost: return !touches_device(src, n) && !touches_device(dst, n);
+    case cudaMemcpyDefault: return true;
+  }
+  return false;
+}
+struct Event {
+  std::chrono::steady_clock::time_point at;
+  bool recorded = false;
+};
+inline std::set<Event*>& events() {
+  static std::set<Event*> s;
+  return s;
+}
+}  // namespace emu
+
+typedef struct CUevent_st* cudaEvent_t;
+struct cudaDeviceProp {
+  char name[256];
+  size_t totalGlobalMem, sharedMemPerBlock, sharedMemPerBlockOptin, sharedMemPerMultiprocessor;
+  int warpSize, maxThreadsPerBlock, major, minor, multiProcessorCount;
+};
+
+inline cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int device) {
+  if (!p || device != 0) return cudaErrorInvalidValue;
+  std::memset(p, 0, sizeof *p);
+  snprintf(p->name, sizeof p->name, "metakernels host emulator (times are host time, not a GPU's)");
+  p->totalGlobalMem = size_t(80) << 30;
+  p->sharedMemPerBlock = 48 * 1024;
+  p->sharedMemPerBlockOptin = size_t(emu::config().optin);
+  p->sharedMemPerMultiprocessor = size_t(emu::config().per_sm);
+  p->warpSize = 32;
+  p->maxThreadsPerBlock = 1024;
+  p->major = emu::config().arch_major;
+  p->minor = emu::config().arch_minor;
+  p->multiProcessorCount = 132;  // (an H100 SXM's; nothing here runs in parallel)
+  return cudaSuccess;
+}
+inline cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
+
+inline cudaError_t cudaMalloc(void** ptr, size_t bytes) {
+  if (!ptr) return cudaErrorInvalidValue;
+  *ptr = nullptr;
+  const size_t total = (bytes + emu::kMallocGuard + 255) / 256 * 256;
+  void* p = std::aligned_alloc(256, total);
+  if (!p) return cudaErrorMemoryAllocation;
+  std::memset(p, 0xFF, total);
+  std::lock_guard<std::mutex> lock(emu::launch_mutex());
+  emu::allocations()[reinterpret_cast<uintptr_t>(p)] = bytes;
+  *ptr = p;
+  return cudaSuccess;
+}
+template <class T>
+inline cudaError_t cudaMalloc(T** ptr, size_t bytes) {
+  return cudaMalloc(reinterpret_cast<void**>(ptr), bytes);
+}
+inline cudaError_t cudaFree(void* p) {
+  if (!p) return cudaSuccess;
+  size_t bytes = 0;
+  {
+    std::lock_guard<std::mutex> lock(emu::launch_mutex());
+    auto it = emu::allocations().find(reinterpret_cast<uintptr_t>(p));
+    if (it == emu::allocations().end()) return cudaErrorInvalidValue;
+    bytes = it->second;
+    emu::allocations().erase(it);
+  }
+  const size_t total = (bytes + emu::kMallocGuard + 255) / 256 * 256;
+  unsigned char* b = static_cast<unsigned char*>(p);
+  if (!emu::all_poison(b + bytes, total - bytes)) emu::die("write past the end of a cudaMalloc allocation");
+  std::memset(p, 0xFF, total);
+  std::free(p);
+  return cudaSuccess;
+}
+inline cudaError_t cudaMemcpy(void* dst, const void* src, size_t n, cudaMemcpyKind kind) {
+  if (n == 0) return cudaSuccess;
+  if (!dst || !src) return cudaErrorInvalidValue;
+  {
+    std::lock_guard<std::mutex> lock(emu::launch_mutex());
+    if (!emu::copy_sides_ok(dst, src, n, kind)) {
+      fprintf(stderr, "EMU: cudaMemcpy(dst=%p, src=%p, %zu bytes, kind %d): a side is not where the kind says\n",
+              dst, src, n, int(kind));
+      return cudaErrorInvalidValue;
+    }
+  }
+  std::memmove(dst, src, n);
+  return cudaSuccess;
+}
+inline cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t n, cudaMemcpyKind kind,
+                                   cudaStream_t = nullptr) {
+  return cudaMemcpy(dst, src, n, kind);
+}
+inline cudaError_t cudaMemset(void* p, int value, size_t n) {
+  if (n == 0) return cudaSuccess;
+  {
+    std::lock_guard<std::mutex> lock(emu::launch_mutex());
+    if (!emu::in_device(p, n)) {
+      fprintf(stderr, "EMU: cudaMemset(%p, %zu bytes): not inside one allocation\n", p, n);
+      return cudaErrorInvalidValue;
+    }
+  }
+  std::memset(p, value, n);
+  return cudaSuccess;
+}
+inline cudaError_t cudaMemsetAsync(void* p, int value, size_t n, cudaStream_t = nullptr) {
+  return cudaMemset(p, value, n);
+}
+
+inline cudaError_t cudaEventCreate(cudaEvent_t* e) {
+  if (!e) return cudaErrorInvalidValue;
+  emu::Event* ev = new emu::Event;
+  std::lock_guard<std::mutex> lock(emu::launch_mutex());
+  emu::events().insert(ev);
+  *e = reinterpret_cast<cudaEvent_t>(ev);
+  return cudaSuccess;
+}
+namespace emu {
+inline Event* event_of(cudaEvent_t e) {  // (nullptr: not a live event)
+  std::lock_guard<std::mutex> lock(launch_mutex());
+  Event* ev = reinterpret_cast<Event*>(e);
+  return events().count(ev) ? ev : nullptr;
+}
+}  // namespace emu
+inline cudaError_t cudaEventDestroy(cudaEvent_t e) {
+  emu::Event* ev = emu::event_of(e);
+  if (!ev) return cudaErrorInvalidResourceHandle;
+  {
+    std::lock_guard<std::mutex> lock(emu::launch_mutex());
+    emu::events().erase(ev);
+  }
+  delete ev;
+  return cudaSuccess;
+}
+inline cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t = nullptr) {
+  emu::Event* ev = emu::event_of(e);
+  if (!ev) return cudaErrorInvalidResourceHandle;
+  ev->at = std::chrono::steady_clock::now();
+  ev->recorded = true;
+  return cudaSuccess;
+}
+inline cudaError_t cudaEventSynchronize(cudaEvent_t e) {
+  return emu::event_of(e) ? cudaSuccess : cudaErrorInvalidResourceHandle;
+}
+inline cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {
+  const emu::Event *a = emu::event_of(start), *b = emu::event_of(end);
+  if (!ms || !a || !b) return cudaErrorInvalidResourceHandle;
+  if (!a->recorded || !b->recorded) return cudaErrorInvalidResourceHandle;  // (as on a device)
+  *ms = std::chrono::duration<float, std::milli>(b->at - a->at).count();
+  return cudaSuccess;
+}
+#endif  // MK_EMU_EXTERN_RUNTIME
 
 #define __host__
 #define __device__

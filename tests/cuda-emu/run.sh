@@ -4,8 +4,10 @@
 # sm_86 and a 48 KB device. These are the ctest tests emu.* of cmake/tests.cmake, part of
 # `mvn verify`; this script runs them alone, built by CMake (the CPU twin is the library's own
 # objects, built the first time). About two minutes on two cores. From the repository root:
-#   tests/cuda-emu/run.sh            the tile table, then all orders and limits (ctest -L emu)
+#   tests/cuda-emu/run.sh            the tile table, then all orders and limits (ctest -L emu -LE long)
 #   tests/cuda-emu/run.sh quick      three shapes, shuffled threads, H100 limits
+#   tests/cuda-emu/run.sh harness    the standalone GPU harnesses (benchmarks/gpu/*_harness.cu) in
+#                                    their tiny modes, then the attention one's small (~4 min)
 # NATIVE_TEST_BUILD (or EMU_BUILD): the CMake build folder (default /tmp/mk-native-test,
 # configured CPU-only when new; an existing one is used as it is configured). JOBS: parallel
 # runs (default 2).
@@ -19,6 +21,10 @@ if [ "${1:-}" = quick ]; then
   cmake --build "$out" --target mk_emu_tests --parallel 2 >/dev/null
   OMP_NUM_THREADS=1 exec "$out/attention_emu_test" 2 0 1
 fi
+if [ "${1:-}" = harness ]; then
+  cmake --build "$out" --target attention_harness_emu linear_attention_harness_emu --parallel 2 >/dev/null
+  exec ctest --test-dir "$out" -R '^emu[.]harness[.]' -FS mk_build_emu --output-on-failure -j"${JOBS:-2}"
+fi
 cmake --build "$out" --target mk_emu_tests --parallel 2 >/dev/null
 "$out/attention_emu_test" tiles
-exec ctest --test-dir "$out" -L emu --output-on-failure -j"${JOBS:-2}"
+exec ctest --test-dir "$out" -L emu -LE long --output-on-failure -j"${JOBS:-2}"

@@ -12,6 +12,8 @@
 //    (mk::cuda::mk_emu_smem, defined in emu_shared.cpp) and emu::smem() is the same inline
 //    definition in every TU.
 #pragma once
+// memory, streams and events: the fake libcudart.so.13's (declared below), not the emulator's own
+#define MK_EMU_EXTERN_RUNTIME 1
 #include "cuda_runtime.h"  // tests/cuda-emu: the emulator (std headers, then the CUDA keywords)
 
 // ---- runtime calls resolved by the fake libcudart.so.13 ----------------------------------------
