@@ -91,7 +91,11 @@ class BlockCache {
 
 // ---- host ----
 constexpr size_t kHostCacheMin = size_t(64) << 10;
-BlockCache g_host_cache(size_t(1) << 30);
+// The two caches are never destroyed (allocated once, left to the process's end): exit() runs
+// this library's static destructors while other threads may still be inside it (a JVM's
+// System.exit stops Java code, not native calls: the Cleaner thread freeing a tensor, a JMH
+// worker under -f 0), and a destroyed map under their free would be a use after free.
+BlockCache& g_host_cache = *new BlockCache(size_t(1) << 30);
 std::atomic<int64_t> g_host_live{0};
 std::atomic<int64_t> g_host_peak{0};  // high-water mark of g_host_live since the last reset
 
@@ -250,7 +254,7 @@ class DeviceCache {
   }
 };
 
-DeviceCache g_device;
+DeviceCache& g_device = *new DeviceCache();  // never destroyed: see g_host_cache
 std::atomic<int64_t> g_device_live{0};
 std::atomic<int64_t> g_device_peak{0};  // high-water mark of g_device_live since the last reset
 
