@@ -71,7 +71,8 @@ class AttentionTensorCoreKernelsTest {
     assertTrue(text.contains("(override: forward env, backward sm90, second env)"), text);
     sm80 = text.substring(text.indexOf("sm_80:"), text.indexOf("sm_90:"));
     sm90 = text.substring(text.indexOf("sm_90:"));
-    assertTrue(sm90.contains("D<=64 full v1/sm90;") && sm90.contains("D<=128 causal v1/sm90;"), text);
+    // (the default forward on a 9.0 device is sm90 too: measured, benchmarks/results/gpu-2026-12-05.md)
+    assertTrue(sm90.contains("D<=64 full sm90/sm90;") && sm90.contains("D<=128 causal sm90/sm90;"), text);
     assertTrue(sm80.contains("D<=64 full v1/v2;") && sm80.contains("D<=128 causal v1/v2;"), text);
     assertTrue(sm90.contains("D<=256 full v1/v1;"), text);
     TensorCoreKernels.select(Forward.SM90, Backward.SM90, Second.DEFAULT);
@@ -84,6 +85,14 @@ class AttentionTensorCoreKernelsTest {
     TensorCoreKernels.reset();
     assertEquals(NONE, TensorCoreKernels.current());
     assertEquals(base, TensorCoreKernels.describe(), "reset restores the environment's choice");
+    if (System.getenv("MK_ATTN_TC") == null && System.getenv("MK_ATTN_TC_BWD") == null) {
+      // the defaults: sm90 on a 9.0 device (v2 where it does not apply: its line shows the choice), v1 elsewhere
+      sm80 = base.substring(base.indexOf("sm_80:"), base.indexOf("sm_90:"));
+      sm90 = base.substring(base.indexOf("sm_90:"));
+      assertTrue(sm90.contains("D<=64 full sm90/sm90;") && sm90.contains("D<=128 causal sm90/sm90;"), base);
+      assertTrue(sm90.contains("D<=256 full v1/v1;"), base);
+      assertTrue(sm80.contains("D<=64 full v1/v1;") && sm80.contains("D<=128 causal v1/v1;"), base);
+    }
   }
 
   @Test
