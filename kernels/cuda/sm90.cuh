@@ -260,8 +260,8 @@ __device__ __forceinline__ void mbar_arrive_expect_tx(uint32_t bar, uint32_t byt
 }
 // A wait longer than this (ns of %globaltimer) traps (an illegal-instruction error on the host
 // side) instead of spinning forever: a byte count, parity or descriptor mistake then fails the launch
-// within seconds, where it would otherwise hang the process (these kernels have not yet run on a
-// GPU). 0: wait without a limit. Every legitimate wait lasts microseconds.
+// within seconds, where it would otherwise hang the process (no wait trapped in the first H100
+// run, 2026-12-05). 0: wait without a limit. Every legitimate wait lasts microseconds.
 #ifndef MK_SM90_WAIT_LIMIT_NS
 #define MK_SM90_WAIT_LIMIT_NS 4000000000ull
 #endif
