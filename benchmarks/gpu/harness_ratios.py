@@ -11,7 +11,7 @@ import sys
 def rows(path):
     out = []
     for line in open(path):
-        if line.startswith("| [") or line.startswith("| ["):
+        if line.startswith("| ["):
             out.append([c.strip() for c in line.strip().strip("|").split("|")])
     return out
 
@@ -107,7 +107,6 @@ def main(d):
             cand = [(ms(r[4]), r[3]) for r in la if r[0] == sh and r[1] == mask and r[2] == dtype and r[3].startswith(form_prefix) and ms(r[4])]
             if not p or not cand:
                 continue
-            entry = [c for c in cand if "entry point" in c[1] or "R = " not in c[1] or c[1] == form_prefix]
             t = p["forward_ms"]
             for m, f in sorted(cand):
                 print(f"| {sh} | {mask} | {dtype if pdt != 'tf32' else 'TF32'} | {peer.split('.')[1]} | {t:.3f} | {f} | {m:.3f} | {t / m:.2f} |")

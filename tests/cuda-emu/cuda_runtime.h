@@ -531,36 +531,16 @@ cudaError_t cudaLaunchKernelEx(const cudaLaunchConfig_t* cfg, void (*kernel)(Exp
 //  - events hold the host's steady clock when recorded: cudaEventElapsedTime gives the host time of
 //    the emulation, nothing a GPU would measure (cudaGetDeviceProperties' name says so).
 #ifndef MK_EMU_EXTERN_RUNTIME
+#include "emu_allocations.h"
 namespace emu {
 constexpr size_t kMallocGuard = 4096;
-inline std::map<uintptr_t, size_t>& allocations() {  // base -> bytes asked for
-  static std::map<uintptr_t, size_t> m;
+inline emu_alloc::Map& allocations() {  // base -> bytes asked for
+  static emu_alloc::Map m;
   return m;
 }
-// Whether [p, p + n) lies inside one live allocation; whether any of its bytes lies in one.
-inline bool in_device(const void* p, size_t n) {
-  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
-  auto it = allocations().upper_bound(a);
-  if (it == allocations().begin()) return false;
-  --it;
-  return a + n <= it->first + it->second;
-}
-inline bool touches_device(const void* p, size_t n) {
-  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
-  auto it = allocations().upper_bound(a + (n ? n - 1 : 0));
-  if (it == allocations().begin()) return false;
-  --it;
-  return it->first + it->second > a;
-}
+inline bool in_device(const void* p, size_t n) { return emu_alloc::inside(allocations(), p, n); }
 inline bool copy_sides_ok(void* dst, const void* src, size_t n, cudaMemcpyKind kind) {
-  switch (kind) {
-    case cudaMemcpyHostToDevice: return in_device(dst, n) && !touches_device(src, n);
-    case cudaMemcpyDeviceToHost: return in_device(src, n) && !touches_device(dst, n);
-    case cudaMemcpyDeviceToDevice: return in_device(src, n) && in_device(dst, n);
-    case cudaMemcpyHostToHost: return !touches_device(src, n) && !touches_device(dst, n);
-    case cudaMemcpyDefault: return true;
-  }
-  return false;
+  return emu_alloc::copy_sides_ok(allocations(), dst, src, n, int(kind));
 }
 struct Event {
   std::chrono::steady_clock::time_point at;

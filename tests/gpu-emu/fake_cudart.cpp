@@ -31,6 +31,8 @@
 #include <mutex>
 #include <set>
 
+#include "../cuda-emu/emu_allocations.h"  // (the map queries, shared with the emulator runtime)
+
 namespace {
 constexpr size_t kAlign = 256;  // cudaMalloc's alignment guarantee
 
@@ -38,8 +40,8 @@ std::mutex& mu() {
   static std::mutex m;
   return m;
 }
-std::map<uintptr_t, size_t>& live() {  // base -> bytes
-  static std::map<uintptr_t, size_t> m;
+emu_alloc::Map& live() {  // base -> bytes
+  static emu_alloc::Map m;
   return m;
 }
 std::set<void*>& streams() {
@@ -68,23 +70,7 @@ cudaError_t fail(cudaError_t e) {
 }
 
 // Whether [p, p + n) lies inside one live device allocation (caller holds mu()).
-bool in_device(const void* p, size_t n) {
-  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
-  auto& m = live();
-  auto it = m.upper_bound(a);
-  if (it == m.begin()) return false;
-  --it;
-  return a >= it->first && a + n <= it->first + it->second;
-}
-// Whether any byte of [p, p + n) lies in a live device allocation (caller holds mu()).
-bool touches_device(const void* p, size_t n) {
-  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
-  auto& m = live();
-  auto it = m.upper_bound(a + (n ? n - 1 : 0));
-  if (it == m.begin()) return false;
-  --it;
-  return it->first + it->second > a;
-}
+bool in_device(const void* p, size_t n) { return emu_alloc::inside(live(), p, n); }
 
 bool verbose() {
   static const bool v = getenv("MK_GPUEMU_VERBOSE") != nullptr;
@@ -96,15 +82,7 @@ cudaError_t copy(void* dst, const void* src, size_t n, cudaMemcpyKind kind, cons
   if (!dst || !src) return fail(cudaErrorInvalidValue);
   {
     std::lock_guard<std::mutex> g(mu());
-    bool ok = true;
-    switch (kind) {
-      case cudaMemcpyHostToDevice: ok = in_device(dst, n) && !touches_device(src, n); break;
-      case cudaMemcpyDeviceToHost: ok = in_device(src, n) && !touches_device(dst, n); break;
-      case cudaMemcpyDeviceToDevice: ok = in_device(src, n) && in_device(dst, n); break;
-      case cudaMemcpyHostToHost: ok = !touches_device(src, n) && !touches_device(dst, n); break;
-      case cudaMemcpyDefault: break;  // unified addressing: any pair
-      default: ok = false;
-    }
+    const bool ok = emu_alloc::copy_sides_ok(live(), dst, src, n, int(kind));
     if (!ok) {
       fprintf(stderr, "[gpu-emu] %s(dst=%p, src=%p, %zu bytes, kind %d): a side is not where the kind says\n", who, dst,
               src, n, int(kind));
