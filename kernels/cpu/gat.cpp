@@ -598,7 +598,9 @@ void gat_backward_layout(Carve& c, int pass, int64_t rows, int64_t H, int64_t D,
   int64_t n = 0;
   if (pass == 1) {
     w.part = c.take<T>(p.segs * H);
-    w.ebuf = c.take<T>(gs_dst && p.hubs > 0 ? p.segs * S * H * 3 : 0);
+    // null when not needed: Carve::take(0) is a valid (non-null) pointer to nothing, and seg_dot
+    // writes through ebuf whenever it is non-null
+    w.ebuf = gs_dst && p.hubs > 0 ? c.take<T>(p.segs * S * H * 3) : nullptr;
     n = H + (gs_dst ? p.widest : std::min(p.widest, S)) * H * 3 + whole * H;
   } else {
     w.part = c.take<T>(p.segs * (F + H));
@@ -734,7 +736,7 @@ int gat_backward_t(int64_t rows, int64_t H, int64_t D, T slope, const int64_t* r
     auto seg_dot = [&](int64_t si) {
       int64_t r, sb, se, e;
       segment_of(plan, row_ptr, si, &r, &sb, &se, &e);
-      seg_dot_at(r, sb, se, e, part + si * H, ebuf ? ebuf + si * S * H * 3 : nullptr);
+      seg_dot_at(r, sb, se, e, part + si * H, gs_dst ? ebuf + si * S * H * 3 : nullptr);
     };
     auto seg_gs = [&](int64_t si) {
       int64_t r, sb, se, e;

@@ -28,7 +28,8 @@ class Carve {
   Carve() = default;
   Carve(void* base, int64_t bytes) : base_(static_cast<char*>(base)), cap_(base ? bytes : 0) {}
 
-  // n elements of U at the next 64-byte boundary (null when sizing or past the end)
+  // n elements of U at the next 64-byte boundary (null when sizing or past the end). take(0) is
+  // NOT null in a block: a buffer that may be absent must be kept null by the caller, not by n = 0.
   template <class U>
   U* take(int64_t n) {
     const int64_t off = (used_ + 63) / 64 * 64;

@@ -299,11 +299,11 @@ class GatTest {
     }
   }
 
-  /** Bitwise the same on 1, 2 and 3 threads and run to run, forward and backward, on a power-law graph. */
+  /** Bitwise the same on 1, 2, 3, 8 and 16 threads (other hub-split thresholds) and run to run, forward and backward, on a power-law graph. */
   @Test
   void bitwiseTheSameOnAnyThreadCountAndRun() {
     List<float[]> ref = everything(1);
-    for (int threads : new int[] {2, 3, 2}) {
+    for (int threads : new int[] {2, 3, 8, 16, 2}) {
       List<float[]> got = everything(threads);
       assertEquals(ref.size(), got.size());
       for (int i = 0; i < ref.size(); i++)
@@ -509,11 +509,11 @@ class GatTest {
     }
   }
 
-  /** A 10^5-edge hub row (and column), its segments shared by the threads: bitwise the same on 1, 2 and 3. */
+  /** A 10^5-edge hub row (and column), its segments shared by the threads: bitwise the same on 1, 2, 3 and 16. */
   @Test
   void hubRowsBitwiseTheSameOnAnyThreadCount() {
     List<float[]> ref = hubEverything(1);
-    for (int threads : new int[] {2, 3}) {
+    for (int threads : new int[] {2, 3, 16}) {
       List<float[]> got = hubEverything(threads);
       assertEquals(ref.size(), got.size());
       for (int i = 0; i < ref.size(); i++)

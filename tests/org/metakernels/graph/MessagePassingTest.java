@@ -301,7 +301,7 @@ class MessagePassingTest {
   }
 
   /**
-   * Bitwise the same on 1, 2 and 3 threads and from run to run, forward and backward of every
+   * Bitwise the same on 1, 2, 3, 8 and 16 threads and from run to run, forward and backward of every
    * reduction and sddmm, on a power-law graph large enough for the parallel path (one hub row with
    * thousands of edges, parts handed out dynamically). Guards the rule that a row is reduced by
    * one thread in CSR order: a kernel that split rows across threads, or changed the order with the
@@ -310,7 +310,7 @@ class MessagePassingTest {
   @Test
   void bitwiseTheSameOnAnyThreadCountAndRun() {
     List<float[]> ref = everything(1);
-    for (int threads : new int[] {2, 3, 2}) {
+    for (int threads : new int[] {2, 3, 8, 16, 2}) {
       List<float[]> got = everything(threads);
       assertEquals(ref.size(), got.size());
       for (int i = 0; i < ref.size(); i++)
