@@ -12,11 +12,12 @@
 //   F32  sequential       the former kernel (a block per group and 32 value columns walks the sequence)
 //   F32  chunked SIMT     the chunk-parallel form (states, F32 scan, 64 x 64 register-tiled outputs)
 //   BF16 / F16 tensor cores  the same chunk-parallel form on m16n8k16 MMAs, F32 states and scan
-//   BF16 / F16 tensor cores, R = 128, 256 (causal)  the same with longer state chunks (R keys per
-//                    state: fewer states, more masked key blocks; GFLOP counts the extra blocks)
+//   BF16 / F16 tensor cores, R = 64, 128, 256 (causal)  state chunks of R keys (longer: fewer
+//                    states, more masked key blocks; GFLOP counts the extra blocks); the entry
+//                    point's R (256 with a mask: tc_plan) is marked "entry point"
 //   BF16 / F16 chunked SIMT  the SIMT chunk-parallel form on the 16-bit data (the fallback), F32 inside
 //   TF32 tensor cores  F32 data on m16n8k8 TF32 MMAs (the opt-in of Backend.setAllowTf32: the entry
-//                    point with MK_LINEAR_MASK_TF32), F32 states and scan; R = 128, 256 as for 16 bit
+//                    point with MK_LINEAR_MASK_TF32), F32 states and scan; R = 64, 128, 256 as for 16 bit
 //   and "fwd+bwd" rows: the forward and the three products of its backward (dq = P(g, v, k, M),
 //   dk = P(v, g, q, M'), dv = P(k, q, g, M')), as LinearAttention.product's backward calls them.
 // The inputs are multiples of 2^-10 in [-1/8, 1/8) (8-bit integers scaled), exact in F32, BF16 and
@@ -222,9 +223,10 @@ static void half_rows(const Shape& s, int mask, const char* name, const float* q
   };
   float* S = static_cast<float*>(ws);
   const int mirror = mask == 1 ? 2 : mask;
-  // tensor cores (what the entry point runs for these shapes: state chunks of plan.rows keys), and
-  // with longer state chunks (fewer F32 states to write, scan and read; more masked key blocks per
-  // query block): which R the plan should pick is for this table to say
+  // tensor cores at state chunks of R = plan.rows .. 4 plan.rows keys (longer: fewer F32 states to
+  // write, scan and read; more masked key blocks per query block); the entry point's R (tc_plan:
+  // 256 for masks since the H100 run of 2026-12-05) is marked
+  const int64_t entry_rows = mk::cuda::tc_plan(plan, G, n, d, d, mask).rows;
   float ms = 0;
   for (int64_t R = plan.rows; R <= 4 * plan.rows; R *= 2) {
     mk::cuda::ChunkPlan pr = plan;
@@ -236,7 +238,8 @@ static void half_rows(const Shape& s, int mask, const char* name, const float* q
     poison(oh, elems * 2);
     ms = time_call(15, [&] { return mk::cuda::run_tc<H>(pr, G, n, n, d, d, qh, kh, vh, oh, mask, S, nullptr); });
     char form[64];
-    snprintf(form, sizeof form, R == plan.rows ? "tensor cores (R = %lld)" : "tensor cores, R = %lld", (long long)R);
+    snprintf(form, sizeof form, R == entry_rows ? "tensor cores (R = %lld, entry point)" : "tensor cores, R = %lld",
+             (long long)R);
     row(s, mask ? "causal" : "none", name, form, ms, fl, io_elems * 2 + sb, ms < 0 ? -1 : err_of(oh), true);
     if (!mask) break;  // (no mask: one state per group whatever R)
   }
@@ -247,8 +250,12 @@ static void half_rows(const Shape& s, int mask, const char* name, const float* q
     if (!st) st = mk::cuda::linear_attention(H::kDtype, G, n, n, d, d, kh, qh, gh, t3, mirror, S, nullptr);
     return st;
   });
-  row(s, mask ? "causal" : "none", name, "fwd+bwd (4 products, entry point)", ms, 4 * flops,
-      4 * (io_elems * 2 + state_bytes), -1, true);
+  {
+    const mk::cuda::ChunkPlan tp = mk::cuda::tc_plan(plan, G, n, d, d, mask);
+    const double fl = flops + (mask ? double(G) * n * double(tp.rows - TC_ROWS) * 2.0 * (d + d) / 2.0 : 0.0);
+    row(s, mask ? "causal" : "none", name, "fwd+bwd (4 products, entry point)", ms, 4 * fl,
+        4 * (io_elems * 2 + state_traffic(G, tp.states, d, mask)), -1, true);
+  }
   poison(oh, elems * 2);
   ms = time_call(15, [&] { return mk::cuda::run_chunked<H>(plan, G, n, n, d, d, qh, kh, vh, oh, mask, S, nullptr); });
   row(s, mask ? "causal" : "none", name, "chunked SIMT (16-bit data)", ms, flops, io_elems * 2 + state_bytes,
@@ -278,10 +285,13 @@ static void tf32_rows(const Shape& s, int mask, const float* q, const float* k, 
   float ms = time_call(15, [&] {
     return mk::cuda::linear_attention(MK_F32, G, n, n, d, d, q, k, v, out, mask | tf32, ws, nullptr);
   });
+  const mk::cuda::ChunkPlan tp = mk::cuda::tc_plan(plan, G, n, d, d, mask);
   char form[64];
-  snprintf(form, sizeof form, "TF32 tensor cores (R = %lld, entry point)", (long long)plan.rows);
-  row(s, mname, "F32", form, ms, flops, io_elems * 4 + state_bytes, ms < 0 ? -1 : err_of(out), 2);
-  for (int64_t R = 2 * plan.rows; mask && R <= 4 * plan.rows; R *= 2) {
+  snprintf(form, sizeof form, "TF32 tensor cores (R = %lld, entry point)", (long long)tp.rows);
+  row(s, mname, "F32", form, ms, flops + (mask ? double(G) * n * double(tp.rows - TC_ROWS) * 2.0 * (d + d) / 2.0 : 0.0),
+      io_elems * 4 + state_traffic(G, tp.states, d, mask), ms < 0 ? -1 : err_of(out), 2);
+  for (int64_t R = plan.rows; mask && R <= 4 * plan.rows; R *= 2) {
+    if (R == tp.rows) continue;  // the entry point's row above
     mk::cuda::ChunkPlan pr = plan;
     pr.rows = R;
     pr.states = (n + R - 1) / R;
@@ -302,7 +312,9 @@ static void tf32_rows(const Shape& s, int mask, const float* q, const float* k, 
     if (!st) st = mk::cuda::linear_attention(MK_F32, G, n, n, d, d, k, q, g, t3, mirror | tf32, ws, nullptr);
     return st;
   });
-  row(s, mname, "F32", "TF32 fwd+bwd (4 products, entry point)", ms, 4 * flops, 4 * (io_elems * 4 + state_bytes), -1,
+  row(s, mname, "F32", "TF32 fwd+bwd (4 products, entry point)", ms,
+      4 * (flops + (mask ? double(G) * n * double(tp.rows - TC_ROWS) * 2.0 * (d + d) / 2.0 : 0.0)),
+      4 * (io_elems * 4 + state_traffic(G, tp.states, d, mask)), -1,
       2);
   for (float* p : {g, t1, t2, t3}) CHECK(cudaFree(p));
 }

@@ -47,7 +47,11 @@ namespace cpu {
 struct GatTraits {
   static constexpr int64_t kPartsPerThread = 8;  // dynamic parts per thread (load balance)
   static constexpr int64_t kPrefetch = 4;        // non-zeros ahead whose feature row is prefetched
+  // the GAT backward's per-thread row buffer (α, ga, leaky' per non-zero and head, kept between
+  // the row_dot and gs_dst sweeps): rows up to this many non-zeros; longer rows recompute them
+  static constexpr int64_t kBufferedNonZeros = 32 * kGraphSegment;
   static_assert(kPartsPerThread >= 1 && kPrefetch >= 1, "positive tuning knobs");
+  static_assert(kBufferedNonZeros >= kGraphSegment, "a segment fits the row buffer");
 };
 
 namespace MK_ISA_NS {
@@ -535,8 +539,9 @@ int gat_t(int64_t rows, int64_t H, int64_t D, T slope, const int64_t* row_ptr, c
 // ga[k,h] = ⟨gout[r,h,:], x[col k,h,:]⟩ (gat_dot) and Dr[r,h] = Σ_k α ga (row_dot):
 //   gs_dst[r,h] = Σ_{k in row r} α·w,   gs_src[j,h] = Σ_{k in column j} α·w,   w = leaky'(z)·(ga - Dr),
 //   gx[j,h,:]   = Σ_{k in column j} α·gout[r,h,:].
-// Pass 1 over the CSR rows (D and gs_dst; α, ga and leaky' of a light row in a per-thread row
-// buffer, of the hub rows' non-zeros in one buffer of their own), pass 2 over the CSC columns (gx and gs_src, α and ga recomputed). Every sum from 0 in
+// Pass 1 over the CSR rows (D and gs_dst; α, ga and leaky' of a row of at most kBufferedNonZeros
+// non-zeros kept in a per-thread row buffer between the two sweeps, of a longer row recomputed
+// segment by segment), pass 2 over the CSC columns (gx and gs_src, α and ga recomputed). Every sum from 0 in
 // CSR or CSC order; a row (column) longer than S non-zeros as the left fold of its segments' sums,
 // the segments shared by the threads (the hub split above; a hub row's D is folded before its
 // gs_dst segments start). Nothing of size nnz × heads is written.
@@ -571,20 +576,30 @@ void fold_sums(const T* p0, int64_t nseg, int64_t n, T* dst) {
 }
 
 // The backward's scratch, one layout per pass (pass 2 reuses pass 1's bytes: the workspace is the
-// larger of the two). Pass 1 (when gs_src or gs_dst): the plan over the rows; the split rows'
-// segment sums part [segs·H] and (when gs_dst) their α, ga, leaky' ebuf [segs·S·3H]; per thread
-// dsum [H], the row buffer of α, ga, leaky' (the longest light row's non-zeros when gs_dst, else at
-// most S: a hub row taken whole then keeps none) and the segment sums of a hub row taken whole.
+// larger of the two). Nothing in it grows with the non-zeros beyond one slot per segment of S:
+// Pass 1 (when gs_src or gs_dst): the plan over the rows; the split rows' segment sums part
+// [segs·H]; per thread dsum [H], the row buffer of α, ga, leaky' (buffer_rows() non-zeros: the
+// longest row taken whole when gs_dst, at most kBufferedNonZeros, and at least one segment when
+// rows are split; else at most S) and the segment sums of a hub row taken whole. Rows longer than
+// the buffer (taken whole or split) recompute α, ga, leaky' in the gs_dst sweep, segment by
+// segment, by the same expressions (the same bits as buffering them; the CUDA twin recomputes them
+// always).
 // Pass 2 (when gx or gs_src): the plan over the columns; the split columns' slots part
 // [segs·(F + H)]; per thread acc [H] and the slots of a hub column taken whole.
 template <class T>
 struct GatBackwardScratch {
   HubPlan plan;
   T* part = nullptr;
-  T* ebuf = nullptr;
   T* local = nullptr;  // slot t at local + t · stride
   int64_t stride = 0;
 };
+
+// pass 1's row buffer, in non-zeros (see above)
+inline int64_t buffer_rows(const HubPlan& p, bool gs_dst) {
+  constexpr int64_t S = kGraphSegment;
+  if (!gs_dst) return std::min(p.widest, S);
+  return std::min(std::max(p.widest, p.hubs > 0 ? S : int64_t(0)), GatTraits::kBufferedNonZeros);
+}
 
 template <class T>
 void gat_backward_layout(Carve& c, int pass, int64_t rows, int64_t H, int64_t D, const int64_t* ptr, bool gs_dst,
@@ -598,10 +613,7 @@ void gat_backward_layout(Carve& c, int pass, int64_t rows, int64_t H, int64_t D,
   int64_t n = 0;
   if (pass == 1) {
     w.part = c.take<T>(p.segs * H);
-    // null when not needed: Carve::take(0) is a valid (non-null) pointer to nothing, and seg_dot
-    // writes through ebuf whenever it is non-null
-    w.ebuf = gs_dst && p.hubs > 0 ? c.take<T>(p.segs * S * H * 3) : nullptr;
-    n = H + (gs_dst ? p.widest : std::min(p.widest, S)) * H * 3 + whole * H;
+    n = H + buffer_rows(p, gs_dst) * H * 3 + whole * H;
   } else {
     w.part = c.take<T>(p.segs * (F + H));
     n = H + whole * (F + H);
@@ -629,9 +641,9 @@ int gat_backward_t(int64_t rows, int64_t H, int64_t D, T slope, const int64_t* r
     // pass 1: destinations
     HubPlan& plan = w1.plan;
     fill_hubs(row_ptr, rows, plan);
-    // a hub row's segment: α, ga and leaky' of its non-zeros into eb (when gs_dst: S·H·3 per
-    // segment) and Σ α ga into p [H]; after row_dot is folded, Σ α·leaky'·(ga - Dr) from eb: the
-    // light rows' buffer, per segment
+    // a hub row's segment: α, ga and leaky' of its non-zeros into eb (when not null: S·H·3) and
+    // Σ α ga into p [H]; after row_dot is folded, Σ α·leaky'·(ga - Dr) from eb: the light rows'
+    // buffer, per segment
     auto seg_dot_at = [&](int64_t r, int64_t sb, int64_t se, int64_t e, T* p, T* eb) {
       const T* sd = s_dst + r * H;
       const T* lr = lse + r * H;
@@ -672,7 +684,8 @@ int gat_backward_t(int64_t rows, int64_t H, int64_t D, T slope, const int64_t* r
         p[h] = acc;
       }
     };
-    const int64_t bufn = (gs_dst ? plan.widest : std::min(plan.widest, S)) * H * 3;
+    const int64_t buffered = buffer_rows(plan, gs_dst);  // non-zeros of the row buffer
+    const int64_t bufn = buffered * H * 3;
     auto light = [&](int64_t r0, int64_t r1) {
       T* dsum = w1.local + omp_get_thread_num() * w1.stride;  // [H]
       T* buf = dsum + H;                                      // per non-zero and head: α, ga, leaky'
@@ -682,13 +695,18 @@ int gat_backward_t(int64_t rows, int64_t H, int64_t D, T slope, const int64_t* r
         if (e - b > plan.split_above) continue;
         if (e - b > S) {  // a hub row, whole: segment sums in turn, folded
           const int64_t nseg = segments_of(e - b);
+          const bool keep = gs_dst && e - b <= buffered;  // else recomputed in the gs_dst sweep
           for (int64_t j = 0; j < nseg; ++j)
             seg_dot_at(r, b + j * S, std::min(b + (j + 1) * S, e), e, local + j * H,
-                       gs_dst ? buf + j * S * H * 3 : nullptr);
+                       keep ? buf + j * S * H * 3 : nullptr);
           fold_sums(local, nseg, H, row_dot + r * H);
           if (!gs_dst) continue;
-          for (int64_t j = 0; j < nseg; ++j)
-            seg_gs_at(r, b + j * S, std::min(b + (j + 1) * S, e), buf + j * S * H * 3, local + j * H);
+          for (int64_t j = 0; j < nseg; ++j) {
+            const int64_t sb = b + j * S, se = std::min(sb + S, e);
+            T* eb = buf + (keep ? j * S * H * 3 : 0);
+            if (!keep) seg_dot_at(r, sb, se, e, dsum, eb);  // α, ga, leaky' again (dsum: unused sums)
+            seg_gs_at(r, sb, se, eb, local + j * H);
+          }
           fold_sums(local, nseg, H, gs_dst + r * H);
           continue;
         }
@@ -730,18 +748,21 @@ int gat_backward_t(int64_t rows, int64_t H, int64_t D, T slope, const int64_t* r
         }
       }
     };
-    // the split rows: their non-zeros' α, ga, leaky' in one buffer (segment s at s·S·H·3)
+    // the split rows' segments: Σ α ga, then (after the fold) α, ga, leaky' again into the
+    // calling thread's row buffer and Σ α·leaky'·(ga - Dr)
     T* part = w1.part;
-    T* ebuf = w1.ebuf;
     auto seg_dot = [&](int64_t si) {
       int64_t r, sb, se, e;
       segment_of(plan, row_ptr, si, &r, &sb, &se, &e);
-      seg_dot_at(r, sb, se, e, part + si * H, gs_dst ? ebuf + si * S * H * 3 : nullptr);
+      seg_dot_at(r, sb, se, e, part + si * H, nullptr);
     };
     auto seg_gs = [&](int64_t si) {
       int64_t r, sb, se, e;
       segment_of(plan, row_ptr, si, &r, &sb, &se, &e);
-      seg_gs_at(r, sb, se, ebuf + si * S * H * 3, part + si * H);
+      T* dsum = w1.local + omp_get_thread_num() * w1.stride;  // [H]: Σ α ga again (not used)
+      T* buf = dsum + H;
+      seg_dot_at(r, sb, se, e, dsum, buf);
+      seg_gs_at(r, sb, se, buf, part + si * H);
     };
     auto fold_into = [&](T* dst) {
       return [&, dst](int64_t i) {

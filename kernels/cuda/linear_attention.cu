@@ -156,6 +156,24 @@ ChunkPlan chunk_plan(int dtype, int64_t groups, int64_t nk, int64_t dk, int64_t 
   }
 }
 
+// The tensor-core forms' plan for a masked product: state chunks of at least kTcMaskedRows keys.
+// Measured on an H100 (benchmarks/results/gpu-2026-12-05/linear_attention_harness.md, causal,
+// [4,16,4096,128] and [1,16,16384,128]): R = 256 takes 1.16 ms against 2.12 ms at R = 64 in BF16 and
+// F16, 2.01 against 2.65 ms in TF32: a quarter of the F32 states to write, scan and read outweighs
+// the longer masked diagonal (up to 4 key blocks per query block instead of 1). The states need at
+// most the bytes of plan p (fewer chunks), so the scratch sized by linear_attention_scratch fits.
+// The SIMT chunked form keeps the smallest R (untimed at longer R). Without a mask p already is
+// the long-chunk plan.
+constexpr int64_t kTcMaskedRows = 256;
+ChunkPlan tc_plan(const ChunkPlan& p, int64_t groups, int64_t nk, int64_t dk, int64_t dv, int mask) {
+  if (mask == 0 || p.rows <= 0 || p.rows >= kTcMaskedRows) return p;
+  ChunkPlan t;
+  t.rows = kTcMaskedRows;
+  t.states = ceil_div(nk, t.rows);
+  t.bytes = groups * t.states * dk * dv * int64_t(sizeof(float));  // tensor-core states are F32
+  return t.bytes <= p.bytes ? t : p;
+}
+
 template <class T>
 struct Micro {
   T acc[Traits::kMicro][Traits::kMicro];
@@ -933,13 +951,14 @@ int launch(int64_t groups, int64_t nq, int64_t nk, int64_t dk, int64_t dv, const
   const ChunkPlan p = chunk_plan(sizeof(T) == 4 ? MK_F32 : MK_F64, groups, nk, dk, dv, mask);
   if (workspace && p.bytes > 0) {
     int st = KERNEL_UNSUPPORTED;
+    const ChunkPlan tp = tc_plan(p, groups, nk, dk, dv, mask);
     if constexpr (std::is_same<Raw, uint16_t>::value) {
-      st = run_tc<SS>(p, groups, nq, nk, dk, dv, static_cast<const Raw*>(q), static_cast<const Raw*>(k),
+      st = run_tc<SS>(tp, groups, nq, nk, dk, dv, static_cast<const Raw*>(q), static_cast<const Raw*>(k),
                       static_cast<const Raw*>(v), static_cast<Raw*>(out), mask, static_cast<T*>(workspace),
                       as_stream(stream));
     } else if constexpr (std::is_same<SS, float>::value) {
       if (tf32)
-        st = run_tc<Tf32>(p, groups, nq, nk, dk, dv, static_cast<const float*>(q), static_cast<const float*>(k),
+        st = run_tc<Tf32>(tp, groups, nq, nk, dk, dv, static_cast<const float*>(q), static_cast<const float*>(k),
                           static_cast<const float*>(v), static_cast<float*>(out), mask, static_cast<float*>(workspace),
                           as_stream(stream));
     }

@@ -357,8 +357,9 @@ static void half_case(int64_t G, int64_t nq, int64_t nk, int64_t dk, int64_t dv,
   Buf<uint16_t> o2(G * nq * dv);
   if (dk <= 256) {
     o2.poison();
-    const int st = mk::cuda::run_tc<H>(plan, G, nq, nk, dk, dv, q.data(), k.data(), v.data(), o2.data(), mask,
-                                       S.data(), nullptr);
+    // with a mask the tensor cores take longer state chunks than the SIMT plan (tc_plan)
+    const int st = mk::cuda::run_tc<H>(mk::cuda::tc_plan(plan, G, nk, dk, dv, mask), G, nq, nk, dk, dv, q.data(),
+                                       k.data(), v.data(), o2.data(), mask, S.data(), nullptr);
     expect(st == 0, std::string(what) + ": tensor-core form failed");
     expect(std::memcmp(o2.data(), first.data(), first.size() * 2) == 0,
            std::string(what) + ": the entry point did not run the tensor-core form");
@@ -563,8 +564,8 @@ static void tf32_case(int64_t G, int64_t nq, int64_t nk, int64_t dk, int64_t dv,
   Buf<float> o2(G * nq * dv);
   o2.poison();
   const int64_t launches = emu::config().launches;
-  const int st = mk::cuda::run_tc<mk::cuda::Tf32>(plan, G, nq, nk, dk, dv, q.data(), k.data(), v.data(), o2.data(),
-                                                  mask, S.data(), nullptr);
+  const int st = mk::cuda::run_tc<mk::cuda::Tf32>(mk::cuda::tc_plan(plan, G, nk, dk, dv, mask), G, nq, nk, dk, dv,
+                                                  q.data(), k.data(), v.data(), o2.data(), mask, S.data(), nullptr);
   if (tc) {
     expect(st == 0, std::string(what) + ": TF32 tensor-core form failed");
     expect(std::memcmp(o2.data(), first.data(), first.size() * 4) == 0,
@@ -716,6 +717,28 @@ static void unmasked_plan_cases(unsigned& seed) {
   }
 }
 
+// The masked tensor-core plan (tc_plan: state chunks of 256 keys, measured on an H100 2026-12-05):
+// the plans at the shape, that its states fit the scratch sized by the SIMT plan, and
+// causal / anti-causal products through the entry point over several 256-key chunks (the last one
+// partial) in BF16, F16 and TF32, judged against the reference (half_case / tf32_case also check
+// that the entry point gives the bits of run_tc at tc_plan).
+static void masked_tc_plan_cases(unsigned& seed) {
+  for (int mask : {1, 2}) {
+    const mk::cuda::ChunkPlan p = mk::cuda::chunk_plan(MK_F32, 64, 4096, 128, 128, mask);
+    const mk::cuda::ChunkPlan t = mk::cuda::tc_plan(p, 64, 4096, 128, 128, mask);
+    expect(p.rows == 64 && t.rows == 256 && t.states == 16 && t.bytes == int64_t(64) * 16 * 128 * 128 * 4 &&
+               t.bytes <= mk::cuda::linear_attention_scratch(MK_BF16, 64, 4096, 4096, 128, 128, mask),
+           "[4,16,4096,128] mask " + std::to_string(mask) + ": tensor cores at R = 256 within the scratch");
+  }
+  const mk::cuda::ChunkPlan none = mk::cuda::chunk_plan(MK_F32, 64, 4096, 128, 128, 0);
+  expect(mk::cuda::tc_plan(none, 64, 4096, 128, 128, 0).rows == none.rows, "no mask: the plan as it is");
+  for (int mask : {1, 2}) {
+    half_case<mk::cuda::Bf16>(2, 600, 600, 64, 48, mask, int64_t(512) << 20, seed++);  // 3 chunks, the last partial
+    half_case<mk::cuda::Fp16>(1, 530, 530, 128, 128, mask, int64_t(512) << 20, seed++);
+    tf32_case(2, 600, 600, 64, 48, mask, int64_t(512) << 20, seed++);
+  }
+}
+
 int main(int argc, char** argv) {
   omp_set_num_threads(1);
   g_orders = {0, 1, 2};
@@ -753,6 +776,13 @@ int main(int argc, char** argv) {
     const std::vector<int> all = g_orders;
     g_orders = {all[0], 2};
     unmasked_plan_cases(seed);
+    g_orders = all;
+  }
+  printf("masked tensor-core plan (state chunks of 256 keys):\n");
+  {
+    const std::vector<int> all = g_orders;
+    g_orders = {all[0], 2};
+    masked_tc_plan_cases(seed);
     g_orders = all;
   }
   printf("linear_attention_emu_test: %d checks, %d failures (%lld launches, %lld blocks)\n", g_checks, g_failures,
