@@ -817,14 +817,19 @@ void run_dd(const Shape& s, bool causal, int reps, const char* tname) {
   const double eq = rel(kq, rq), en_q = rel(nq_, rq), edo = rel(kdo, rdo), en_do = rel(ndo, rdo);
   const double efq = rel(fq, rq), efdo = rel(fdo, rdo);
   const double ek = rel(widen_all(t1[1]), widen_all(tf[1])), ev = rel(widen_all(t1[2]), widen_all(tf[2]));
-  const double en = std::max(en_q, en_do);
+  // k', v' (no host reference: a column needs every row's softmax) against the F32 kernels, within
+  // twice the larger of the naive error of q', dO' on the sampled rows and the same kernels' q', dO'
+  // against the F32 ones over the whole tensor (a max over all elements, as ek and ev are: a bound
+  // from 48 rows alone is a smaller sample's maximum)
+  const double ew = std::max(rel(widen_all(t1[0]), widen_all(tf[0])), rel(widen_all(t1[3]), widen_all(tf[3])));
+  const double en = std::max({en_q, en_do, ew});
   const bool ok = ms_tc > 0 && ms_f32 > 0 && eq <= 2 * en_q + 1e-6 && edo <= 2 * en_do + 1e-6 && ek <= 2 * en &&
                   ev <= 2 * en && bitwise;
   if (!ok) ++g_fail;
   printf("| [%lld,%lld,%lld,%lld] | %s | %s | %.2f | %.2f | %.2fx | q' %.2e/%.2e (f32 %.1e), dO' %.2e/%.2e (f32 %.1e) "
-         "| k' %.2e, v' %.2e | %s | %s |\n",
+         "| k' %.2e, v' %.2e (q'/dO' %.1e) | %s | %s |\n",
          (long long)s.b, (long long)s.h, (long long)n, (long long)d, tname, causal ? "causal" : "full", ms_tc, ms_f32,
-         ms_tc > 0 ? ms_f32 / ms_tc : 0.0, eq, en_q, efq, edo, en_do, efdo, ek, ev, bitwise ? "yes" : "NO",
+         ms_tc > 0 ? ms_f32 / ms_tc : 0.0, eq, en_q, efq, edo, en_do, efdo, ek, ev, ew, bitwise ? "yes" : "NO",
          ok ? "ok" : "FAIL");
   for (auto* x : in) CHECK(cudaFree(x));
   for (int i = 0; i < 4; ++i)
@@ -840,8 +845,9 @@ void run_dd(const Shape& s, bool causal, int reps, const char* tname) {
 // with TF32 off) on the same F32 inputs. Checks: q' and dO' on 48 sampled rows against a float64
 // composition on the host (its own exact softmax and out) beside the naive TF32 composition (its own
 // forward; every op rounded to F32, every product's inputs to TF32), ratio <= 2 for the TF32
-// kernels and for the SIMT ones; k' and v' of the TF32 kernels against the SIMT ones within twice
-// the naive error of q' / dO'; a second run bitwise equal.
+// kernels and for the SIMT ones; k' and v' of the TF32 kernels against the SIMT ones (whole
+// tensors) within twice the larger of the naive error of q' / dO' and the TF32 kernels' whole-tensor
+// q' / dO' difference from the SIMT ones; a second run bitwise equal.
 __global__ void fill32(float* x, int64_t n, unsigned seed) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
     x[i] = hash_normal(uint64_t(i), seed);
@@ -1023,15 +1029,20 @@ void run_dd_tf32(const Shape& s, bool causal, int reps) {
   const double eq = rel(kq, rq), en_q = rel(nq_, rq), edo = rel(kdo, rdo), en_do = rel(ndo, rdo);
   const double efq = rel(fq, rq), efdo = rel(fdo, rdo);
   const double ek = rel(widen_all(t1[1]), widen_all(tf[1])), ev = rel(widen_all(t1[2]), widen_all(tf[2]));
-  const double en = std::max(en_q, en_do);
+  // k', v' against the SIMT kernels within twice the larger of the naive error of q', dO' (sampled
+  // rows) and the TF32 kernels' q', dO' against the SIMT ones over the whole tensor (the same
+  // statistic as ek, ev: a max over every element; the H100 run of 2026-12-05 failed k' at
+  // [4,16,4096,128] full by 1.31e-3 against 2 x 5.2e-4 from 48 rows)
+  const double ew = std::max(rel(widen_all(t1[0]), widen_all(tf[0])), rel(widen_all(t1[3]), widen_all(tf[3])));
+  const double en = std::max({en_q, en_do, ew});
   const bool ok = ms_tc > 0 && ms_f32 > 0 && eq <= 2 * en_q + 1e-6 && edo <= 2 * en_do + 1e-6 &&
                   efq <= 2 * en_q + 1e-6 && efdo <= 2 * en_do + 1e-6 && ek <= 2 * en && ev <= 2 * en && bitwise;
   if (!ok) ++g_fail;
   printf(
       "| [%lld,%lld,%lld,%lld] | TF32 | %s | %.2f | %.2f | %.2fx | q' %.2e/%.2e (f32 %.1e), dO' %.2e/%.2e (f32 "
-      "%.1e) | k' %.2e, v' %.2e | %s | %s |\n",
+      "%.1e) | k' %.2e, v' %.2e (q'/dO' %.1e) | %s | %s |\n",
       (long long)s.b, (long long)s.h, (long long)n, (long long)d, causal ? "causal" : "full", ms_tc, ms_f32,
-      ms_tc > 0 ? ms_f32 / ms_tc : 0.0, eq, en_q, efq, edo, en_do, efdo, ek, ev, bitwise ? "yes" : "NO",
+      ms_tc > 0 ? ms_f32 / ms_tc : 0.0, eq, en_q, efq, edo, en_do, efdo, ek, ev, ew, bitwise ? "yes" : "NO",
       ok ? "ok" : "FAIL");
   for (auto* x : in) CHECK(cudaFree(x));
   for (int i = 0; i < 4; ++i)
@@ -1413,7 +1424,7 @@ int main(int argc, char** argv) {
     }
   printf("\nDouble backward, 16-bit: tensor cores (tensor_core_dd.cu) vs the F32 path (casts + SIMT); errors: "
          "kernel/naive 16-bit vs float64 on 48 sampled rows (F32 path beside it), k' and v' vs the F32 path\n\n");
-  printf("| shape | type | mask | tc ms | f32 path ms | speedup | q', dO' err | k', v' vs f32 | bitwise rerun | |\n");
+  printf("| shape | type | mask | tc ms | f32 path ms | speedup | q', dO' err | k', v' vs f32 (q', dO' vs f32, whole) | bitwise rerun | |\n");
   printf("|---|---|---|---|---|---|---|---|---|---|\n");
   for (bool causal : {false, true})
     run_dd<Bf16>(small ? s128 : Shape{4, 16, 4096, 128}, causal, std::min(reps, 3), "BF16");
@@ -1423,7 +1434,7 @@ int main(int argc, char** argv) {
       "SIMT kernels (backward_backward.cu); errors: kernel/naive TF32 vs float64 on 48 sampled rows (SIMT beside "
       "it), k' and v' vs SIMT\n\n");
   printf(
-      "| shape | type | mask | tf32 ms | f32 simt ms | speedup | q', dO' err | k', v' vs simt | bitwise rerun | |\n");
+      "| shape | type | mask | tf32 ms | f32 simt ms | speedup | q', dO' err | k', v' vs simt (q', dO' vs simt, whole) | bitwise rerun | |\n");
   printf("|---|---|---|---|---|---|---|---|---|---|\n");
   for (bool causal : {false, true})
     run_dd_tf32(small ? s128 : Shape{4, 16, 4096, 128}, causal, std::min(reps, 3));
