@@ -1444,12 +1444,14 @@ int main(int argc, char** argv) {
   printf("| shape | type | mask | kernel | ms | TFLOP/s | diff vs v1 | bitwise rerun | |\n");
   printf("|---|---|---|---|---|---|---|---|---|\n");
   for (bool causal : {false, true}) run_simt(small ? s128 : Shape{4, 16, 4096, 128}, causal, reps);
+  run_simt(small ? s64 : Shape{4, 16, 4096, 64}, false, reps);  // D = 64: v1 is still its default
   printf("\nF32 SIMT double backward, TF32 off: v1 (backward_backward.cu) vs v2 (simt2_dd.cu, MK_ATTN_SIMT_DD); "
          "diff: max |v2 - v1| / max |v1| over each whole output (<= 1e-4)\n\n");
   printf("| shape | type | mask | v1 ms | v2 ms | speedup | diff vs v1 | bitwise rerun | |\n");
   printf("|---|---|---|---|---|---|---|---|---|\n");
   for (bool causal : {false, true})
     run_simt_dd(small ? s128 : Shape{4, 16, 4096, 128}, causal, std::min(reps, 3));
+  run_simt_dd(small ? s64 : Shape{4, 16, 4096, 64}, false, std::min(reps, 3));
   printf("\n%d failed rows\n", g_fail);
   return g_fail ? 1 : 0;
 }

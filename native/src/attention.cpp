@@ -511,22 +511,24 @@ const char* mk_attention_simt_kernels(void) {
          (sel_forward || sel_backward ? std::string(" (override: forward ") + (sel_forward ? name(sel_forward) : "env") +
                                             ", backward " + (sel_backward ? name(sel_backward) : "env") + ")"
                                       : std::string()) +
-         "; forward/backward per dtype, D = Dv (v2 where it applies and fits, else v1):";
-  for (int dtype : {MK_F32, MK_F64}) {
-    text += dtype == MK_F32 ? "\n  F32:" : "\n  F64:";
-    for (int64_t w : {64, 128, 256}) {
-      const mk::AttentionSimtChoice c =
-          mk::attention_simt_choose(dtype, w, w, mk::attention_simt_forward_code(sel_forward),
-                                    mk::attention_simt_backward_code(sel_backward));
-      text += " D=" + std::to_string(w) + " " + name(c.forward) + "/" + name(c.backward) + ";";
+         "; forward/backward per dtype, device, D = Dv (v2 where chosen, it applies and fits, else v1):";
+  for (int dtype : {MK_F32, MK_F64})
+    for (int arch : {80, 90}) {
+      text += std::string(dtype == MK_F32 ? "\n  F32" : "\n  F64") + " sm_" + std::to_string(arch) + ":";
+      for (int64_t w : {64, 128, 256}) {
+        const mk::AttentionSimtChoice c =
+            mk::attention_simt_choose(dtype, w, w, arch / 10, mk::attention_simt_forward_code(sel_forward),
+                                      mk::attention_simt_backward_code(sel_backward));
+        text += " D=" + std::to_string(w) + " " + name(c.forward) + "/" + name(c.backward) + ";";
+      }
     }
-  }
   // the double backward's v2 passes (kernels/cuda/attention/simt2_dd.cu: stats, query and key), one choice
   const int env_dd = mk::attention_simt_dd_override();
   text += std::string("\n  double-backward stats/query/key passes (MK_ATTN_SIMT_DD=") + (env_dd ? name(env_dd) : "(unset)") + "):";
-  for (int dtype : {MK_F32, MK_F64})
-    for (int64_t w : {64, 128, 256})
-      text += std::string(dtype == MK_F32 ? " F32" : " F64") + " D=" + std::to_string(w) + " " +
-              name(mk::attention_simt_dd_choose(dtype, w, w, env_dd)) + ";";
+  for (int arch : {80, 90})
+    for (int dtype : {MK_F32, MK_F64})
+      for (int64_t w : {64, 128, 256})
+        text += std::string(dtype == MK_F32 ? " F32" : " F64") + " sm_" + std::to_string(arch) + " D=" +
+                std::to_string(w) + " " + name(mk::attention_simt_dd_choose(dtype, w, w, arch / 10, env_dd)) + ";";
   return text.c_str();
 }

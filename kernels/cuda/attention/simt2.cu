@@ -561,7 +561,7 @@ int simt2_backward_t(const AttentionParams& p, cudaStream_t stream) {
 
 int attention_simt_forward_version(const AttentionParams& p) {
   AttentionSimtSelection& s = attention_simt_selection();
-  return attention_simt_choose(p.dtype, p.d, p.dv,
+  return attention_simt_choose(p.dtype, p.d, p.dv, device_arch_major(),
                                attention_simt_forward_code(s.forward.load(std::memory_order_relaxed)),
                                attention_simt_backward_code(s.backward.load(std::memory_order_relaxed)))
       .forward;
@@ -569,7 +569,7 @@ int attention_simt_forward_version(const AttentionParams& p) {
 
 int attention_simt_backward_version(const AttentionParams& p) {
   AttentionSimtSelection& s = attention_simt_selection();
-  return attention_simt_choose(p.dtype, p.d, p.dv,
+  return attention_simt_choose(p.dtype, p.d, p.dv, device_arch_major(),
                                attention_simt_forward_code(s.forward.load(std::memory_order_relaxed)),
                                attention_simt_backward_code(s.backward.load(std::memory_order_relaxed)))
       .backward;

@@ -583,7 +583,8 @@ int simt2_attention_dd_key(const AttentionParams& p, void* stream) {
 
 int attention_simt_dd_version(const AttentionParams& p) {
   const int selected = attention_simt_selection().dd.load(std::memory_order_relaxed);
-  return attention_simt_dd_choose(p.dtype, p.d, p.dv, selected != 0 ? selected : attention_simt_dd_override());
+  return attention_simt_dd_choose(p.dtype, p.d, p.dv, device_arch_major(),
+                                  selected != 0 ? selected : attention_simt_dd_override());
 }
 
 }  // namespace cuda

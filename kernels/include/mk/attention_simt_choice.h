@@ -13,9 +13,14 @@
 //       are 16-byte aligned, on sm_80+, and where its tiles fit the device's shared memory
 //       (kernels/cuda/attention/simt2.cu answers KERNEL_UNSUPPORTED otherwise and v1 runs).
 //
-// Default: v1 everywhere, until v2 has been timed on a GPU (benchmarks/gpu/attention_harness.cu,
-// the simt rows); MK_ATTN_SIMT=v2 selects the v2 forward where it applies (v1 forces v1),
-// MK_ATTN_SIMT_BWD=v2 the v2 backward.
+// Default: v2 where it was timed and won, v1 elsewhere (a default changes only on a measurement):
+// on an H100 (2026-12-05, benchmarks/results/gpu-2026-12-05.md, the harness's simt rows, F32
+// [4,16,4096,128] causal and not) the v2 forward took 0.38-0.41x v1's time (0.60-0.63x PyTorch's
+// F32 SDPA against 0.23x), forward+backward 0.42x SDPA, the double backward's v2 passes about half
+// v1's time, all within 4.4e-6 of v1 and bitwise repeatable. So: F32 on a 9.x device with
+// 64 < max(D, Dv) <= 128 takes v2 (forward, backward and the double backward's passes); D <= 64,
+// D > 128, F64 and other devices keep v1 until the harness has timed them (it now times D = 64 too).
+// MK_ATTN_SIMT=v1|v2 forces the forward where v2 applies, MK_ATTN_SIMT_BWD the backward.
 #pragma once
 #include <atomic>
 #include <cstdint>
@@ -48,17 +53,24 @@ inline bool attention_simt_v2_applies(int dtype, int64_t d, int64_t dv) {
          dv <= most;
 }
 
+// Where v2 is the default (above): F32, a 9.x device, 64 < max(D, Dv) <= 128.
+inline bool attention_simt_v2_default(int dtype, int64_t d, int64_t dv, int arch_major) {
+  const int64_t w = d > dv ? d : dv;
+  return dtype == MK_F32 && arch_major == 9 && w > 64 && w <= 128;
+}
+
 struct AttentionSimtChoice {
   int forward;   // MK_SIMT_V1 or MK_SIMT_V2
   int backward;  // MK_SIMT_V1 or MK_SIMT_V2
 };
 
+// arch_major: the device's compute capability major (the default depends on it);
 // override_version: attention_simt_override()'s value; backward_override: attention_simt_backward_override()'s.
-inline AttentionSimtChoice attention_simt_choose(int dtype, int64_t d, int64_t dv, int override_version,
-                                                 int backward_override) {
+inline AttentionSimtChoice attention_simt_choose(int dtype, int64_t d, int64_t dv, int arch_major,
+                                                 int override_version, int backward_override) {
   AttentionSimtChoice c{MK_SIMT_V1, MK_SIMT_V1};
-  const int default_forward = MK_SIMT_V1;   // v2 not yet timed on a GPU
-  const int default_backward = MK_SIMT_V1;  // v2 backward not yet timed on a GPU
+  const int default_version = attention_simt_v2_default(dtype, d, dv, arch_major) ? MK_SIMT_V2 : MK_SIMT_V1;
+  const int default_forward = default_version, default_backward = default_version;
   if (attention_simt_v2_applies(dtype, d, dv)) {
     c.forward = override_version != 0 ? override_version : default_forward;
     c.backward = backward_override != 0 ? backward_override : default_backward;
@@ -93,10 +105,11 @@ inline int attention_simt_backward_code(int selected) {
 // (k', v') with register accumulators (simt2_dd.cu); the D preprocess stays v1. Each v2 pass falls
 // back to its v1 pass alone where it does not fit. MK_ATTN_SIMT_DD=v2 selects it where it applies (the
 // same shapes as the v2 backward; simt2_dd.cu answers KERNEL_UNSUPPORTED for alignment, sm < 80
-// or shared memory, and v1 runs); default v1 until timed on a GPU.
+// or shared memory, and v1 runs); the default as the forward's (attention_simt_v2_default: timed on
+// the H100 at D = 128, v2 about twice v1's speed).
 inline int attention_simt_dd_override() { return attention_simt_env("MK_ATTN_SIMT_DD"); }
-inline int attention_simt_dd_choose(int dtype, int64_t d, int64_t dv, int override_version) {
-  const int default_dd = MK_SIMT_V1;  // v2 not yet timed on a GPU
+inline int attention_simt_dd_choose(int dtype, int64_t d, int64_t dv, int arch_major, int override_version) {
+  const int default_dd = attention_simt_v2_default(dtype, d, dv, arch_major) ? MK_SIMT_V2 : MK_SIMT_V1;
   if (!attention_simt_v2_applies(dtype, d, dv)) return MK_SIMT_V1;
   return override_version != 0 ? override_version : default_dd;
 }

@@ -36,6 +36,15 @@ class AttentionSimtKernelsTest {
     String base = SimtKernels.describe();
     assertFalse(base.contains("override"), base);
     assertTrue(base.startsWith("MK_ATTN_SIMT="), base);
+    if (System.getenv("MK_ATTN_SIMT") == null && System.getenv("MK_ATTN_SIMT_BWD") == null
+        && System.getenv("MK_ATTN_SIMT_DD") == null) {
+      // the defaults: v2 only where the H100 timed it (F32, 9.x, 64 < D <= 128)
+      assertTrue(base.contains("F32 sm_80: D=64 v1/v1; D=128 v1/v1; D=256 v1/v1;"), base);
+      assertTrue(base.contains("F32 sm_90: D=64 v1/v1; D=128 v2/v2; D=256 v1/v1;"), base);
+      assertTrue(base.contains("F64 sm_90: D=64 v1/v1; D=128 v1/v1; D=256 v1/v1;"), base);
+      assertTrue(base.contains(" F32 sm_90 D=128 v2;") && base.contains(" F32 sm_80 D=128 v1;")
+          && base.contains(" F32 sm_90 D=64 v1;") && base.contains(" F64 sm_90 D=128 v1;"), base);
+    }
     for (Version f : Version.values())
       for (Version b : Version.values()) {
         SimtKernels.select(f, b);
@@ -45,14 +54,16 @@ class AttentionSimtKernelsTest {
     String text = SimtKernels.describe();
     assertTrue(text.contains("(override: forward v2, backward v2)"), text);
     // v2 where it applies: F32 up to D = 256, F64 up to 128; v1 beyond
-    assertTrue(text.contains("F32: D=64 v2/v2; D=128 v2/v2; D=256 v2/v2;"), text);
-    assertTrue(text.contains("F64: D=64 v2/v2; D=128 v2/v2; D=256 v1/v1;"), text);
+    for (String arch : new String[] {"sm_80", "sm_90"}) {
+      assertTrue(text.contains("F32 " + arch + ": D=64 v2/v2; D=128 v2/v2; D=256 v2/v2;"), text);
+      assertTrue(text.contains("F64 " + arch + ": D=64 v2/v2; D=128 v2/v2; D=256 v1/v1;"), text);
+    }
     SimtKernels.select(Version.V2, Version.DEFAULT);
     text = SimtKernels.describe();
     assertTrue(text.contains("(override: forward v2, backward env)"), text);
     SimtKernels.select(Version.V1, Version.V1);
     text = SimtKernels.describe();
-    assertTrue(text.contains("F32: D=64 v1/v1; D=128 v1/v1; D=256 v1/v1;"), text);
+    assertTrue(text.contains("F32 sm_90: D=64 v1/v1; D=128 v1/v1; D=256 v1/v1;"), text);
     SimtKernels.reset();
     assertEquals(NONE, SimtKernels.current());
     assertEquals(base, SimtKernels.describe(), "reset restores the environment's choice");
