@@ -52,7 +52,7 @@ md=$out_dir/$name.md
 jvm_args="-Dmetakernels.threads=$threads"
 
 # the peers' environment: what was found, what the run uses
-found_env=$(env | grep -E '^(OPENBLAS|OMP|GOMP|KMP|MKL|ATEN|DNNL|ONEDNN)_' | sort | paste -sd ' ' || true)
+found_env=$(env | grep -E '^(OPENBLAS|OMP|GOMP|KMP|MKL|ATEN|DNNL|ONEDNN|MK|THP)_' | sort | paste -sd ' ' || true)
 [[ -n $found_env ]] || found_env="(none)"
 if [[ ${PEER_ENV:-} != keep ]]; then
   unset OPENBLAS_CORETYPE OPENBLAS_L2_SIZE

@@ -17,10 +17,14 @@
 #include <atomic>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #include "common.h"
 
@@ -91,6 +95,28 @@ class BlockCache {
 
 // ---- host ----
 constexpr size_t kHostCacheMin = size_t(64) << 10;
+// Blocks of at least one huge page start on a 2 MiB boundary and are marked MADV_HUGEPAGE (Linux
+// transparent huge pages, which most distributions enable in "madvise" mode), as PyTorch does
+// with THP_MEM_ALLOC_ENABLE=1: a kernel gathering rows of a large tensor at random (graph spmm,
+// sddmm, GAT, embeddings) otherwise misses the TLB on nearly every row. Measured on this project's
+// 2-vCPU VM (benchmarks/results/cpu-2026-12-05-host-hugepages.md). MK_HOST_HUGEPAGES=0 turns it
+// off (read once); where the kernel has no THP the advice is ignored and only the alignment stays.
+constexpr size_t kHugePage = size_t(2) << 20;
+bool host_hugepages() {
+  static const bool on = [] {
+    const char* e = std::getenv("MK_HOST_HUGEPAGES");
+    return !(e && std::strcmp(e, "0") == 0);
+  }();
+  return on;
+}
+char* large_alloc(size_t total) {
+  if (total < kHugePage || !host_hugepages()) return static_cast<char*>(std::aligned_alloc(64, total));
+  char* p = static_cast<char*>(std::aligned_alloc(kHugePage, total));
+#ifdef MADV_HUGEPAGE
+  if (p) (void)madvise(p, total, MADV_HUGEPAGE);  // advice only: a refusal changes nothing
+#endif
+  return p;
+}
 // The two caches are never destroyed (allocated once, left to the process's end): exit() runs
 // this library's static destructors while other threads may still be inside it (a JVM's
 // System.exit stops Java code, not native calls: the Cleaner thread freeing a tensor, a JMH
@@ -321,7 +347,7 @@ void* mk_host_alloc(int64_t nbytes) {
     base = static_cast<char*>(g_host_cache.take(total));
   }
   auto fresh = [&] {
-    return total >= kHostCacheMin ? static_cast<char*>(std::aligned_alloc(64, total)) : small_alloc(total);
+    return total >= kHostCacheMin ? large_alloc(total) : small_alloc(total);
   };
   if (!base) base = fresh();
   if (!base) {
