@@ -192,6 +192,12 @@ static double state_traffic(int64_t G, int64_t states, int64_t d, int mask) {
   return one * (states == 1 ? 2.0 : mask ? 4.0 * double(states) : 2.0 * double(states) + 2.0);
 }
 
+// The forward's GFLOP with state chunks of R keys: a masked product also multiplies the visible half
+// of the R - 64 extra keys of each query block's own chunk (64 keys: the base count `flops`).
+static double chunk_flops(double flops, int64_t G, int64_t n, int64_t d, int64_t R, int mask) {
+  return flops + (mask ? double(G) * n * double(R - TC_ROWS) * 2.0 * (d + d) / 2.0 : 0.0);
+}
+
 static double max_rel_diff(const std::vector<float>& x, const std::vector<float>& ref) {
   double mx = 0, diff = 0;
   for (size_t i = 0; i < ref.size(); ++i) {
@@ -226,7 +232,7 @@ static void half_rows(const Shape& s, int mask, const char* name, const float* q
   // tensor cores at state chunks of R = plan.rows .. 4 plan.rows keys (longer: fewer F32 states to
   // write, scan and read; more masked key blocks per query block); the entry point's R (tc_plan:
   // 256 for masks since the H100 run of 2026-12-05) is marked
-  const int64_t entry_rows = mk::cuda::tc_plan(plan, G, n, d, d, mask).rows;
+  const mk::cuda::ChunkPlan tp = mk::cuda::tc_plan(plan, G, n, d, d, mask);
   float ms = 0;
   for (int64_t R = plan.rows; R <= 4 * plan.rows; R *= 2) {
     mk::cuda::ChunkPlan pr = plan;
@@ -234,11 +240,11 @@ static void half_rows(const Shape& s, int mask, const char* name, const float* q
     pr.states = (n + R - 1) / R;
     pr.bytes = 4 * G * pr.states * d * d;
     const double sb = state_traffic(G, pr.states, d, mask);
-    const double fl = flops + (mask ? double(G) * n * double(R - TC_ROWS) * 2.0 * (d + d) / 2.0 : 0.0);
+    const double fl = chunk_flops(flops, G, n, d, R, mask);
     poison(oh, elems * 2);
     ms = time_call(15, [&] { return mk::cuda::run_tc<H>(pr, G, n, n, d, d, qh, kh, vh, oh, mask, S, nullptr); });
     char form[64];
-    snprintf(form, sizeof form, R == entry_rows ? "tensor cores (R = %lld, entry point)" : "tensor cores, R = %lld",
+    snprintf(form, sizeof form, R == tp.rows ? "tensor cores (R = %lld, entry point)" : "tensor cores, R = %lld",
              (long long)R);
     row(s, mask ? "causal" : "none", name, form, ms, fl, io_elems * 2 + sb, ms < 0 ? -1 : err_of(oh), true);
     if (!mask) break;  // (no mask: one state per group whatever R)
@@ -250,12 +256,9 @@ static void half_rows(const Shape& s, int mask, const char* name, const float* q
     if (!st) st = mk::cuda::linear_attention(H::kDtype, G, n, n, d, d, kh, qh, gh, t3, mirror, S, nullptr);
     return st;
   });
-  {
-    const mk::cuda::ChunkPlan tp = mk::cuda::tc_plan(plan, G, n, d, d, mask);
-    const double fl = flops + (mask ? double(G) * n * double(tp.rows - TC_ROWS) * 2.0 * (d + d) / 2.0 : 0.0);
-    row(s, mask ? "causal" : "none", name, "fwd+bwd (4 products, entry point)", ms, 4 * fl,
-        4 * (io_elems * 2 + state_traffic(G, tp.states, d, mask)), -1, true);
-  }
+  row(s, mask ? "causal" : "none", name, "fwd+bwd (4 products, entry point)", ms,
+      4 * chunk_flops(flops, G, n, d, tp.rows, mask), 4 * (io_elems * 2 + state_traffic(G, tp.states, d, mask)), -1,
+      true);
   poison(oh, elems * 2);
   ms = time_call(15, [&] { return mk::cuda::run_chunked<H>(plan, G, n, n, d, d, qh, kh, vh, oh, mask, S, nullptr); });
   row(s, mask ? "causal" : "none", name, "chunked SIMT (16-bit data)", ms, flops, io_elems * 2 + state_bytes,
@@ -288,7 +291,7 @@ static void tf32_rows(const Shape& s, int mask, const float* q, const float* k, 
   const mk::cuda::ChunkPlan tp = mk::cuda::tc_plan(plan, G, n, d, d, mask);
   char form[64];
   snprintf(form, sizeof form, "TF32 tensor cores (R = %lld, entry point)", (long long)tp.rows);
-  row(s, mname, "F32", form, ms, flops + (mask ? double(G) * n * double(tp.rows - TC_ROWS) * 2.0 * (d + d) / 2.0 : 0.0),
+  row(s, mname, "F32", form, ms, chunk_flops(flops, G, n, d, tp.rows, mask),
       io_elems * 4 + state_traffic(G, tp.states, d, mask), ms < 0 ? -1 : err_of(out), 2);
   for (int64_t R = plan.rows; mask && R <= 4 * plan.rows; R *= 2) {
     if (R == tp.rows) continue;  // the entry point's row above
@@ -297,7 +300,7 @@ static void tf32_rows(const Shape& s, int mask, const float* q, const float* k, 
     pr.states = (n + R - 1) / R;
     pr.bytes = 4 * G * pr.states * d * d;
     const double sb = state_traffic(G, pr.states, d, mask);
-    const double fl = flops + double(G) * n * double(R - TC_ROWS) * 2.0 * (d + d) / 2.0;
+    const double fl = chunk_flops(flops, G, n, d, R, mask);
     poison(out, elems * 4);
     ms = time_call(15, [&] {
       return mk::cuda::run_tc<mk::cuda::Tf32>(pr, G, n, n, d, d, q, k, v, out, mask, S, nullptr);
@@ -313,7 +316,7 @@ static void tf32_rows(const Shape& s, int mask, const float* q, const float* k, 
     return st;
   });
   row(s, mname, "F32", "TF32 fwd+bwd (4 products, entry point)", ms,
-      4 * (flops + (mask ? double(G) * n * double(tp.rows - TC_ROWS) * 2.0 * (d + d) / 2.0 : 0.0)),
+      4 * chunk_flops(flops, G, n, d, tp.rows, mask),
       4 * (io_elems * 4 + state_traffic(G, tp.states, d, mask)), -1,
       2);
   for (float* p : {g, t1, t2, t3}) CHECK(cudaFree(p));

@@ -70,10 +70,9 @@ inline AttentionSimtChoice attention_simt_choose(int dtype, int64_t d, int64_t d
                                                  int override_version, int backward_override) {
   AttentionSimtChoice c{MK_SIMT_V1, MK_SIMT_V1};
   const int default_version = attention_simt_v2_default(dtype, d, dv, arch_major) ? MK_SIMT_V2 : MK_SIMT_V1;
-  const int default_forward = default_version, default_backward = default_version;
   if (attention_simt_v2_applies(dtype, d, dv)) {
-    c.forward = override_version != 0 ? override_version : default_forward;
-    c.backward = backward_override != 0 ? backward_override : default_backward;
+    c.forward = override_version != 0 ? override_version : default_version;
+    c.backward = backward_override != 0 ? backward_override : default_version;
   }
   return c;
 }

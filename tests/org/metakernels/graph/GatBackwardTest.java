@@ -198,35 +198,33 @@ class GatBackwardTest {
       Tensor ss = Tensor.randn(new long[] {n, heads}, DType.F64, CPU, 23L).requiresGrad(true);
       Tensor sd = Tensor.randn(new long[] {n, heads}, DType.F64, CPU, 24L).requiresGrad(true);
       Tensor dOut = Tensor.randn(new long[] {n, heads, width}, DType.F64, CPU, 25L);
-      long[] peak = new long[2];
-      for (int composed = 0; composed < 2; composed++) try (Scope q = Scope.open()) {
-          Tensor out = MessagePassing.gatAggregate(g, x, ss, sd, 0.2);
-          long live = MkNative.mk_host_live_bytes();
-          MkNative.mk_host_reset_peak_bytes();
-          Autograd.grad(List.of(out), List.of(x, ss, sd), List.of(dOut), composed == 1);
-          peak[composed] = MkNative.mk_host_peak_bytes() - live;
-        }
-      assertTrue(peak[0] < eh / 2, "fused backward peak " + peak[0] + " B, one [E, H] array " + eh + " B");
-      assertTrue(peak[1] > eh, "composed backward peak " + peak[1] + " B (the measure sees E x H buffers)");
+      long fused = backwardPeak(g, x, ss, sd, dOut, false), composed = backwardPeak(g, x, ss, sd, dOut, true);
+      assertTrue(fused < eh / 2, "fused backward peak " + fused + " B, one [E, H] array " + eh + " B");
+      assertTrue(composed > eh, "composed backward peak " + composed + " B (the measure sees E x H buffers)");
       // on many threads too: more rows are split across threads there (until 2026-12-05 their
       // per-edge terms were buffered: 1.03 [E, H] arrays on 16 threads, 2.02 on 64)
       int before = MkNative.mk_runtime_num_threads();
       try {
         for (int threads : new int[] {16, 64}) {
           MkNative.mk_runtime_set_num_threads(threads);
-          try (Scope q = Scope.open()) {
-            Tensor out = MessagePassing.gatAggregate(g, x, ss, sd, 0.2);
-            long live = MkNative.mk_host_live_bytes();
-            MkNative.mk_host_reset_peak_bytes();
-            Autograd.grad(List.of(out), List.of(x, ss, sd), List.of(dOut), false);
-            long p = MkNative.mk_host_peak_bytes() - live;
-            assertTrue(p < eh / 2, "fused backward peak on " + threads + " threads " + p + " B, one [E, H] array "
-                + eh + " B");
-          }
+          long p = backwardPeak(g, x, ss, sd, dOut, false);
+          assertTrue(p < eh / 2, "fused backward peak on " + threads + " threads " + p + " B, one [E, H] array "
+              + eh + " B");
         }
       } finally {
         MkNative.mk_runtime_set_num_threads(before);
       }
+    }
+  }
+
+  /** Host bytes a backward of gatAggregate (all three inputs) allocates at its peak beyond those live before it. */
+  static long backwardPeak(Graph g, Tensor x, Tensor ss, Tensor sd, Tensor dOut, boolean composed) {
+    try (Scope q = Scope.open()) {
+      Tensor out = MessagePassing.gatAggregate(g, x, ss, sd, 0.2);
+      long live = MkNative.mk_host_live_bytes();
+      MkNative.mk_host_reset_peak_bytes();
+      Autograd.grad(List.of(out), List.of(x, ss, sd), List.of(dOut), composed);
+      return MkNative.mk_host_peak_bytes() - live;
     }
   }
 
