@@ -42,6 +42,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "attention/tensor_core.cu"
@@ -50,6 +51,7 @@
 #include "attention/simt2_dd.cu"  // (the SIMT v2 double-backward query pass backward_backward.cu may choose)
 #include "attention/tensor_core_sm90.cu"
 #include "attention/tensor_core_sm90_backward.cu"
+#include "attention/tensor_core_sm90_dd.cu"
 #include "attention/forward.cu"
 #include "attention/backward.cu"
 #include "attention/simt2.cu"
@@ -239,6 +241,8 @@ struct Bwd2AltC {
 };
 
 int g_warm = 2;  // warm-up calls before the timed ones (small, tiny: none)
+
+std::string g_dd_sm90_rows;  // run_dd's rows of the Hopper double-backward passes, printed after its table
 
 float time_call(int reps, const std::function<int()>& f) {
   cudaEvent_t a, b;
@@ -831,6 +835,72 @@ void run_dd(const Shape& s, bool causal, int reps, const char* tname) {
          (long long)s.b, (long long)s.h, (long long)n, (long long)d, tname, causal ? "causal" : "full", ms_tc, ms_f32,
          ms_tc > 0 ? ms_f32 / ms_tc : 0.0, eq, en_q, efq, edo, en_do, efdo, ek, ev, ew, bitwise ? "yes" : "NO",
          ok ? "ok" : "FAIL");
+  // the Hopper passes (tensor_core_sm90_dd.cu, opt-in: MK_ATTN_TC_DD=sm90) on the same call, where they
+  // apply (a 9.0 device, a build with sm_90a code, D = Dv in {64, 128}): the same checks, and the
+  // direct call on the last run's workspace bitwise equal to the dispatcher's result (so the row is
+  // theirs). Printed after the table (g_dd_sm90_rows) as its own table.
+  if (mk::cuda::tc_sm90_built() && mk::cuda::tc_sm90_device() && (d == 64 || d == 128)) {
+    uint16_t *o9[4], *o9b[4], *o9c[4];
+    for (int i = 0; i < 4; ++i) {
+      CHECK(cudaMalloc(&o9[i], elems * 2));
+      CHECK(cudaMalloc(&o9b[i], elems * 2));
+      CHECK(cudaMalloc(&o9c[i], elems * 2));
+      for (uint16_t* x : {o9[i], o9b[i], o9c[i]}) CHECK(cudaMemset(x, 0, elems * 2));
+    }
+    auto with = [&](uint16_t* const* o) {
+      AttentionParams a = tc;
+      a.cot_q = o[0];
+      a.cot_k = o[1];
+      a.cot_v = o[2];
+      a.cot_dout = o[3];
+      return a;
+    };
+    mk::attention_tc_selection().second_sm90.store(1);
+    const AttentionParams t9 = with(o9), t9b = with(o9b);
+    const float ms9 = time_call(reps, [&] { return mk::cuda::tc_attention_backward_backward(t9, nullptr); });
+    const int st9b = mk::cuda::tc_attention_backward_backward(t9b, nullptr);
+    mk::attention_tc_selection().second_sm90.store(0);
+    AttentionParams t9c = with(o9c);
+    t9c.second = mk::attention_cotangents(t9c);
+    int done = 0;
+    const int st9c = mk::cuda::tc_sm90_backward_backward_passes(t9c, nullptr, &done);
+    CHECK(cudaDeviceSynchronize());
+    std::vector<uint16_t> u9[4], u9b[4], u9c[4];
+    bool bitwise9 = st9b == 0, direct9 = st9c == 0 && done == 7;
+    for (int i = 0; i < 4; ++i) {
+      u9[i] = host16(o9[i]);
+      u9b[i] = host16(o9b[i]);
+      u9c[i] = host16(o9c[i]);
+      bitwise9 = bitwise9 && u9[i] == u9b[i];
+      direct9 = direct9 && u9[i] == u9c[i];
+    }
+    std::vector<double> sq(kRows * d), sdo(kRows * d);
+    for (int r = 0; r < kRows; ++r) {
+      const int64_t bh = (r * 7919LL) % BH, i = r == 0 ? 0 : r == 1 ? n - 1 : (r * 104729LL + r * r * 31LL) % n;
+      for (int64_t c = 0; c < d; ++c) {
+        const size_t at = size_t((bh * n + i) * d + c);
+        sq[r * d + c] = host_dec<E>(u9[0][at]);
+        sdo[r * d + c] = host_dec<E>(u9[3][at]);
+      }
+    }
+    const double eq9 = rel(sq, rq), edo9 = rel(sdo, rdo);
+    const double ek9 = rel(widen_all(u9[1]), widen_all(tf[1])), ev9 = rel(widen_all(u9[2]), widen_all(tf[2]));
+    const double ew9 = std::max(rel(widen_all(u9[0]), widen_all(tf[0])), rel(widen_all(u9[3]), widen_all(tf[3])));
+    const double en9 = std::max({en_q, en_do, ew9});
+    const bool ok9 = ms9 > 0 && eq9 <= 2 * en_q + 1e-6 && edo9 <= 2 * en_do + 1e-6 && ek9 <= 2 * en9 &&
+                     ev9 <= 2 * en9 && bitwise9 && direct9;
+    if (!ok9) ++g_fail;
+    char row[512];
+    snprintf(row, sizeof row,
+             "| [%lld,%lld,%lld,%lld] | %s sm90 | %s | %.2f | %.2f | %.2fx | q' %.2e/%.2e, dO' %.2e/%.2e | k' %.2e, "
+             "v' %.2e (q'/dO' %.1e) | %s | %s | %s |\n",
+             (long long)s.b, (long long)s.h, (long long)n, (long long)d, tname, causal ? "causal" : "full", ms9, ms_tc,
+             ms9 > 0 ? ms_tc / ms9 : 0.0, eq9, en_q, edo9, en_do, ek9, ev9, ew9, bitwise9 ? "yes" : "NO",
+             direct9 ? "yes" : "NO", ok9 ? "ok" : "FAIL");
+    g_dd_sm90_rows += row;
+    for (int i = 0; i < 4; ++i)
+      for (void* x : {(void*)o9[i], (void*)o9b[i], (void*)o9c[i]}) CHECK(cudaFree(x));
+  }
   for (auto* x : in) CHECK(cudaFree(x));
   for (int i = 0; i < 4; ++i)
     for (void* x : {(void*)o1[i], (void*)o2[i], (void*)of[i], (void*)r32[i]}) CHECK(cudaFree(x));
@@ -1429,6 +1499,16 @@ int main(int argc, char** argv) {
   for (bool causal : {false, true})
     run_dd<Bf16>(small ? s128 : Shape{4, 16, 4096, 128}, causal, std::min(reps, 3), "BF16");
   run_dd<Fp16>(small ? s64 : Shape{2, 8, 1024, 64}, true, reps, "F16");
+  if (!g_dd_sm90_rows.empty()) {
+    printf(
+        "\nDouble backward, 16-bit, the Hopper passes (tensor_core_sm90_dd.cu: wgmma + TMA, opt-in MK_ATTN_TC_DD=sm90) "
+        "vs tensor_core_dd.cu's m16n8k16 passes (the tc column above); the same checks; direct: the passes called "
+        "alone give the dispatcher's bits\n\n");
+    printf("| shape | type | mask | sm90 ms | m16n8k16 ms | speedup | q', dO' err | k', v' vs f32 | bitwise rerun | "
+           "direct | |\n");
+    printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
+    printf("%s", g_dd_sm90_rows.c_str());
+  }
   printf(
       "\nDouble backward, F32 with TF32 allowed: TF32 tensor cores (tensor_core_dd.cu, m16n8k8) vs the exact F32 "
       "SIMT kernels (backward_backward.cu); errors: kernel/naive TF32 vs float64 on 48 sampled rows (SIMT beside "

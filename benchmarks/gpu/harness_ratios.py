@@ -91,6 +91,11 @@ def main(d):
                 if p.get("peer") == "sdpa_math_double_backward" and p.get("dtype") == dt and p.get("shape") == shape and p.get("causal") == (r[2] == "causal"):
                     ours = ms(r[3])
                     print(f"| {sh} | {r[1]} | {r[2]} | {p['double_backward_ms']:.1f} ({p['peak_memory_mb']:.0f}) | {ours:.1f} | {p['double_backward_ms'] / ours:.2f} | tensor cores |")
+        if len(r) >= 6 and r[0] == sh and r[1] == "BF16 sm90" and r[2] in ("full", "causal") and ms(r[3]):
+            for p in peers:
+                if p.get("peer") == "sdpa_math_double_backward" and p.get("dtype") == "bfloat16" and p.get("shape") == shape and p.get("causal") == (r[2] == "causal"):
+                    ours = ms(r[3])
+                    print(f"| {sh} | BF16 | {r[2]} | {p['double_backward_ms']:.1f} ({p['peak_memory_mb']:.0f}) | {ours:.1f} | {p['double_backward_ms'] / ours:.2f} | Hopper passes (sm90, opt-in) |")
         if len(r) >= 6 and r[0] == sh and r[1] == "F32" and r[2] in ("full", "causal") and ms(r[3]) and ms(r[4]) and len(r) == 9:
             for p in peers:
                 if p.get("peer") == "sdpa_math_double_backward" and p.get("dtype") == "float32" and p.get("shape") == shape and p.get("causal") == (r[2] == "causal"):

@@ -33,6 +33,8 @@
 #include "attention/backward_backward.cu"
 #include "attention/simt2_dd.cu"  // (the SIMT v2 double-backward query pass backward_backward.cu may choose)
 #include "attention/jvp.cu"
+#include "attention/tensor_core_sm90.cu"     // (tc_sm90_built, the device check and the tensor maps)
+#include "attention/tensor_core_sm90_dd.cu"  // the Hopper passes: the "sm90" run
 #include "mk/kernels.h"
 
 namespace mk {
@@ -49,6 +51,7 @@ using mk::AttentionParams;
 namespace {
 
 int g_failures = 0;
+bool g_sm90 = false;      // the "sm90" run: the Hopper passes (tensor_core_sm90_dd.cu) selected
 double g_worst = 0;       // worst (kernel error / naive 16-bit error)
 double g_worst_tf32 = 0;  // worst (kernel error / naive TF32 error)
 
@@ -570,10 +573,11 @@ void run(const Case& c, uint64_t seed) {
   Out<X> run1[5], run2[5];
   const size_t sizes[5] = {x.q.size(), x.k.size(), x.v.size(), x.dout.size(), size_t(rows * x.Nk)};
   int status[2];
+  std::vector<float> ws;
   for (int rep = 0; rep < 2; ++rep) {
     Out<X>* o = rep == 0 ? run1 : run2;
     for (int i = 0; i < 5; ++i) o[i].init(sizes[i]);
-    std::vector<float> ws(size_t(ws_bytes / 4 + 1), NAN);
+    ws.assign(size_t(ws_bytes / 4 + 1), NAN);
     AttentionParams e = p;
     e.workspace = ws.data();
     e.cot_q = want & 16 ? o[0].data() : nullptr;
@@ -720,6 +724,35 @@ void run(const Case& c, uint64_t seed) {
     return;
   }
   printf("  %-86s", name);
+  if (g_sm90 && !tf32) {
+    // the Hopper passes called directly on the second run's workspace (D from its D pass): they run
+    // (all three sides) exactly where they apply, and then the dispatcher's result is theirs, bit for
+    // bit (so the checks below are of the Hopper kernels); elsewhere they refuse, launching nothing
+    const bool hopper = x.D == x.Dv && (x.D == 64 || x.D == 128) && x.bias.empty() && !(want & 256);
+    Out<X> o3[5];
+    for (int i = 0; i < 5; ++i) o3[i].init(sizes[i]);
+    AttentionParams e = p;
+    e.workspace = ws.data();
+    e.cot_q = want & 16 ? o3[0].data() : nullptr;
+    e.cot_k = want & 32 ? o3[1].data() : nullptr;
+    e.cot_v = want & 64 ? o3[2].data() : nullptr;
+    e.cot_dout = want & 128 ? o3[3].data() : nullptr;
+    e.second = mk::attention_cotangents(e);
+    int done = -1;
+    const int st = mk::cuda::tc_sm90_backward_backward_passes(e, nullptr, &done);
+    bool same = true, untouched = true;
+    for (int i = 0; i < 4; ++i) {
+      same = same && o3[i].buf == run1[i].buf;
+      for (double v : o3[i].values()) untouched = untouched && v == 0.0;
+    }
+    const bool ok = hopper ? st == 0 && done == 7 && same : st == mk::KERNEL_UNSUPPORTED && done == 0 && untouched;
+    printf(" [%s]", hopper ? "sm90" : "sm90 refused: tensor_core_dd.cu");
+    if (!ok) {
+      printf(" FAIL (sm90 status %d, passes %d, same as the dispatcher %d, untouched %d)", st, done, int(same),
+             int(untouched));
+      ++g_failures;
+    }
+  }
   const char* names[5] = {"q'", "k'", "v'", "dO'", "b'"};
   const std::vector<double>* refs[5] = {&ref.q, &ref.k, &ref.v, &ref.dout, &ref.bias};
   const std::vector<double>* naives[5] = {&naive.q, &naive.k, &naive.v, &naive.dout, &naive.bias};
@@ -744,7 +777,7 @@ void run(const Case& c, uint64_t seed) {
     worst = std::max(worst, en > 0 ? ek / en : 0.0);
   }
   // ---- the JVP with the cotangents as tangents: tO within the criterion, tlse (F32) too
-  {
+  if (!g_sm90) {  // (the "sm90" run: the JVP has no Hopper kernel; the other runs check it)
     std::vector<double> tl_ref, tl_naive, tl_twin;
     const std::vector<double> to_ref = jvp_compose(x, id, id, false, &tl_ref);
     const std::vector<double> to_naive = jvp_compose(
@@ -810,6 +843,37 @@ void run(const Case& c, uint64_t seed) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc > 1 && std::string(argv[1]) == "sm90") {
+    // attention_dd_emu_test sm90 [order]: the Hopper passes (tensor_core_sm90_dd.cu) selected, on
+    // shapes for them (D = Dv in {64, 128}, no bias) and two they refuse (a bias; D = 96), H100 limits
+    g_sm90 = true;
+    emu::config().order = argc > 2 ? atoi(argv[2]) : 0;
+    emu::config().optin = 232448;
+    emu::config().per_sm = 233472;
+    mk::attention_tc_selection().second_sm90.store(1);
+    const unsigned ALL = 0x1FF, NOB = 0xFF;  // (NOB: no b' output)
+    const std::vector<Case> cases = {
+        {1, 2, 1, 150, 130, 64, 64, false, "none", {}, NOB},          // GQA 2:1, 2 row blocks, 3 key tiles
+        {1, 2, 2, 140, 200, 128, 128, true, "none", {}, NOB},         // causal (bottom-right), Nq < Nk
+        {2, 2, 1, 70, 150, 64, 64, false, "none", {140, 50}, NOB},    // key lengths straddling tiles, GQA
+        {2, 1, 1, 140, 70, 128, 128, true, "none", {60, 0}, NOB},     // rows with no key, a batch without keys
+        {1, 2, 1, 100, 90, 64, 64, true, "none", {}, 0x1 | 0x4 | 0x10 | 0x20 | 0x80},  // no ĝK
+        {1, 1, 1, 90, 100, 128, 128, false, "none", {}, 0x2 | 0x10 | 0x40 | 0x80},      // only ĝK
+        {1, 2, 2, 70, 80, 64, 64, true, "11", {}, ALL},               // a bias: refused (tensor_core_dd.cu)
+        {1, 1, 1, 40, 50, 96, 96, false, "none", {}, NOB},            // D = 96: refused
+    };
+    uint64_t seed = 9876;
+    for (const Case& c : cases) {
+      run<mk::cuda::Bf16>(c, seed);
+      run<mk::cuda::Fp16>(c, seed);
+      ++seed;
+    }
+    printf("sm90 double backward: worst kernel error / naive 16-bit composition error %.3f (criterion <= 2)\n",
+           g_worst);
+    printf("order %d: %lld launches, %lld blocks, %d failures\n", emu::config().order,
+           (long long)emu::config().launches, (long long)emu::config().blocks, g_failures);
+    return g_failures ? 1 : 0;
+  }
   const int order = argc > 1 ? atoi(argv[1]) : 0;
   const int limits = argc > 2 ? atoi(argv[2]) : 0;  // 0 H100, 1 A100, 2 sm_86, 3 48 KB
   emu::config().order = order;

@@ -23,6 +23,7 @@
 #include "attention/tensor_core_dd.cu"  // (the 16-bit double backward: attention_dd_emu_test checks it)
 #include "attention/tensor_core_sm90.cu"  // the Hopper forward (wgmma, TMA; sm90_emu.h): the "sm90" runs
 #include "attention/tensor_core_sm90_backward.cu"  // the Hopper backward: the "sm90bwd" run
+#include "attention/tensor_core_sm90_dd.cu"  // (tensor_core_dd.cu calls its Hopper double backward)
 #include "attention/simt2.cu"  // (the SIMT v2 that forward.cu / backward.cu may choose: attention_simt2_emu_test checks it)
 
 namespace mk {

@@ -23,6 +23,7 @@
 #include "attention/tensor_core_dd.cu"
 #include "attention/tensor_core_sm90.cu"  // (tensor_core.cu calls its Hopper forward)
 #include "attention/tensor_core_sm90_backward.cu"  // (and its Hopper backward)
+#include "attention/tensor_core_sm90_dd.cu"        // (and tensor_core_dd.cu its Hopper double backward)
 
 #include "attention_simt2_emu.h"
 

@@ -111,6 +111,16 @@ inline int attention_tc_second_override() {
   return e && std::strcmp(e, "0") == 0 ? 1 : 0;
 }
 
+// The Hopper passes of the 16-bit double backward (kernels/cuda/attention/tensor_core_sm90_dd.cu:
+// wgmma + TMA, sm_90a; BF16/F16, D = Dv in {64, 128}, no bias), opt-in until timed on a GPU:
+// MK_ATTN_TC_DD=sm90 (or wgmma), or AttentionTcSelection::second_sm90 (1 on, 2 off; 0 the
+// environment's), which the emulator test and benchmarks/gpu/attention_harness.cu set. Where they do
+// not apply, tensor_core_dd.cu's m16n8k16 passes run.
+inline bool attention_tc_second_sm90_env() {
+  const char* e = std::getenv("MK_ATTN_TC_DD");
+  return e && (std::strcmp(e, "sm90") == 0 || std::strcmp(e, "wgmma") == 0);
+}
+
 // allow_tf32 (AttentionParams::allow_tf32: the call's flag or the runtime's TF32 switch): F32 calls
 // run the same kernels on TF32 MMAs (m16n8k8, F32 accumulation) where they apply, else the exact F32
 // SIMT kernels (kernels/cuda/attention/backward_backward.cu, jvp.cu); the override forces those too.
@@ -142,6 +152,7 @@ struct AttentionTcSelection {
   std::atomic<int> forward{0};
   std::atomic<int> backward{0};
   std::atomic<int> second{0};
+  std::atomic<int> second_sm90{0};  // the Hopper double-backward passes: 0 environment, 1 on, 2 off
 };
 inline AttentionTcSelection& attention_tc_selection() {
   static AttentionTcSelection s;
@@ -156,6 +167,12 @@ inline int attention_tc_backward_code(int selected) {
 // 1: the F32 path forced (as attention_tc_second_override), 0: tensor cores where they apply
 inline int attention_tc_second_code(int selected) {
   return selected == 2 ? 1 : selected == 1 ? 0 : attention_tc_second_override();
+}
+
+// Whether the 16-bit double backward tries the Hopper passes (they check the device, the build and
+// the call where they launch)
+inline bool attention_tc_second_sm90(int selected) {
+  return selected == 1 || (selected == 0 && attention_tc_second_sm90_env());
 }
 
 }  // namespace mk
