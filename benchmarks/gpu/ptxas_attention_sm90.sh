@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # Registers, spills and shared memory of the Hopper attention forward
-# (kernels/cuda/attention/tensor_core_sm90.cu) or backward (bwd: tensor_core_sm90_backward.cu, the
-# dQ and dK/dV passes) from ptxas -v for sm_90a, the ptxas performance notes (C7514 and the like:
+# (kernels/cuda/attention/tensor_core_sm90.cu), backward (bwd: tensor_core_sm90_backward.cu, the
+# dQ and dK/dV passes) or double backward (dd: tensor_core_sm90_dd.cu, the stats, q', dO', k', v'
+# passes; template argument 3 of the kernels: 0 stats, 1 q', 2 dO', 3 k', 4 v') from ptxas -v for sm_90a, the ptxas performance notes (C7514 and the like:
 # wgmma serialised; C7519: a warpgroup.arrive inserted), the register budgets the kernels set per
 # warp role (setmaxnreg) and the dynamic shared memory each launch asks for. No GPU needed. From the
 # project root:
 #   bash benchmarks/gpu/ptxas_attention_sm90.sh > benchmarks/results/ptxas-attention-sm90-DATE.txt
 #   bash benchmarks/gpu/ptxas_attention_sm90.sh bwd > benchmarks/results/ptxas-attention-sm90-bwd-DATE.txt
+#   bash benchmarks/gpu/ptxas_attention_sm90.sh dd > benchmarks/results/ptxas-attention-sm90-dd-DATE.txt
 set -euo pipefail
 pass=${1:-fwd}
 src=kernels/cuda/attention/tensor_core_sm90.cu
 [ "$pass" = bwd ] && src=kernels/cuda/attention/tensor_core_sm90_backward.cu
+[ "$pass" = dd ] && src=kernels/cuda/attention/tensor_core_sm90_dd.cu
 cd "$(git rev-parse --show-toplevel)"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -36,6 +39,7 @@ for ln in lines:
         name = subprocess.run(["c++filt", m.group(1)], capture_output=True, text=True).stdout.strip()
         name = re.sub(r"mk::cuda::\(anonymous namespace\)::", "", name).replace("mk::cuda::", "")
         name = name.replace("(mk::AttentionParams, Sm90Maps)", "").replace("(mk::AttentionParams, Sm90BwdMaps)", "")
+        name = name.replace("(mk::AttentionParams, Sm90DdMaps)", "")
         cur = {"name": name}
         continue
     m = re.search(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads", ln)
@@ -87,6 +91,27 @@ int main() {
          Sm90DqLayout<128, Sm90BwdConfig<128>::BK>::bytes);
   printf("##   dK/dV pass (K, V, 2 Q and 2 dO stages, lse and D): D 64 %zu, D 128 %zu\n",
          Sm90DkvLayout<64, Sm90BwdConfig<64>::TQ>::bytes, Sm90DkvLayout<128, Sm90BwdConfig<128>::TQ>::bytes);
+  return 0;
+}
+CU
+fi
+if [ "$pass" = dd ]; then
+cat > "$tmp/sizes.cu" <<'CU'
+#include <cstdio>
+#include "attention/tensor_core_sm90.cu"
+#include "attention/tensor_core_sm90_dd.cu"
+using namespace mk::cuda;
+int main() {
+  printf("\n## launch (every pass): %d threads per block (1 producer + %d consumer warpgroups), registers per "
+         "thread set by setmaxnreg: producer %d, consumers %d (the launch's 168 = 65536 / 384, rounded down to 8)\n",
+         Sm90DdTraits::kThreads, Sm90DdTraits::kConsumers, Sm90DdTraits::kProducerRegs, Sm90DdTraits::kConsumerRegs);
+  printf("## tiles: %d query rows (stats, q', dO') or keys (k', v') per block, ring tiles of %d keys or rows\n",
+         Sm90DdTraits::kBlock, Sm90DdTraits::kTile);
+  printf("## dynamic shared memory per block (bytes; mbarriers and 1024 of alignment slack included):\n");
+  printf("##   query side (Q, gQ, dO; 2 stages of K, gK, V, gV): D 64 %zu, D 128 %zu\n", Sm90DdQueryLayout<64>::bytes,
+         Sm90DdQueryLayout<128>::bytes);
+  printf("##   key side (K, gK, V, gV; 2 stages of Q, gQ, dO and lse, D, C): D 64 %zu, D 128 %zu\n",
+         Sm90DdKeyLayout<64>::bytes, Sm90DdKeyLayout<128>::bytes);
   return 0;
 }
 CU

@@ -246,7 +246,6 @@ __global__ void __launch_bounds__(D9::kThreads, 1)
   const int64_t row0 = w0 + g;        // this thread's rows: row0, row0 + 8
   const int wg_end = r0 < p.nq ? int(x.key_end(std::min<int64_t>(r0 + 63, p.nq - 1))) : 0;
   const int wtiles = std::min(ntiles, (wg_end + BK - 1) / BK);  // tiles some row of the warpgroup sees
-  const int wfull = w0 < p.nq ? int(x.key_end(w0)) : 0;         // keys every row of the warp sees
   const Sm90DdStats stt = sm90dd_stats(p);
   int kend[2];
   float lse2[2], drow[2], crow[2], erow[2];
@@ -322,13 +321,12 @@ __global__ void __launch_bounds__(D9::kThreads, 1)
     sm90::reg_fence(gg);
     sm90::reg_fence(dp);
     sm90::reg_fence(tt);
-    const bool whole = j0 + BK <= wfull;  // every entry of the warp's rows is a visible key
     // elementwise, in place: s <- P (dO') or ḡS (q'), gg <- ḡdP (dO'), dp <- dS (q')
 #pragma unroll
     for (int i = 0; i < BK / 2; ++i) {
       const int hr = (i >> 1) & 1;
       const int j = j0 + 8 * (i >> 2) + 2 * t + (i & 1);
-      const bool vis = whole || j < kend[hr];
+      const bool vis = j < kend[hr];  // (a per-element test: a whole-tile fast path cost ptxas spills)
       const float P = vis ? exp2f(s[i] * sl2 - lse2[hr]) : 0.f;
       const float G = vis && has_g ? gg[i] * scale : 0.f;
       if constexpr (kStatsMode) {
@@ -453,6 +451,19 @@ __global__ void __launch_bounds__(D9::kThreads, 1)
     }
     sm90::mbar_init_fence();
   }
+  // an absent ĝQ (both ring stages) or ĝK (fixed) as zeros, read by the Gᵀ products; written before
+  // any TMA or wgmma touches shared memory, ordered for the async proxy by the fence and the barrier
+  if (!has_gq || !has_gk) {
+    const uint4 z{0, 0, 0, 0};
+    if (!has_gq)
+      for (int s = 0; s < D9::kStages; ++s)
+        for (uint32_t o = 16 * threadIdx.x; o < L::tile; o += 16 * D9::kThreads)
+          *reinterpret_cast<uint4*>(base + L::ring + s * L::stage + 1 * L::tile + o) = z;
+    if (!has_gk)
+      for (uint32_t o = 16 * threadIdx.x; o < L::fixed; o += 16 * D9::kThreads)
+        *reinterpret_cast<uint4*>(base + 1 * L::fixed + o) = z;
+    sm90::fence_proxy_async();
+  }
   __syncthreads();
 
   if (wg == 0) {
@@ -565,20 +576,19 @@ __global__ void __launch_bounds__(D9::kThreads, 1)
       // Sᵀ = K Qᵀ, Gᵀ = K ĝQᵀ + ĝK Qᵀ, dPᵀ = V dOᵀ, Tᵀ = ĝV dOᵀ (the warpgroup's 64 keys x TQ rows)
       sm90::reg_fence(s);
       sm90::reg_fence(gg);
-      sm90::reg_fence(dp);
-      sm90::reg_fence(tt);
+      if constexpr (kKMode) {
+        sm90::reg_fence(dp);
+        sm90::reg_fence(tt);
+      }
       sm90::wgmma_fence();
 #pragma unroll
       for (int kk = 0; kk < D / 16; ++kk) sm90::wgmma_ss<kBf16, TQ>(s, adesc(fK, kk), bdesc(rQ, st, kk), kk > 0);
-      if (has_gq) {
+      // (both halves of Gᵀ unconditionally, an absent ĝQ or ĝK read as the zero tiles set up at the
+      // start: a branch around them made ptxas serialise the wgmma chains of the v' pass, C7515)
 #pragma unroll
-        for (int kk = 0; kk < D / 16; ++kk) sm90::wgmma_ss<kBf16, TQ>(gg, adesc(fK, kk), bdesc(rGQ, st, kk), kk > 0);
-      }
-      if (has_gk) {
+      for (int kk = 0; kk < D / 16; ++kk) sm90::wgmma_ss<kBf16, TQ>(gg, adesc(fK, kk), bdesc(rGQ, st, kk), kk > 0);
 #pragma unroll
-        for (int kk = 0; kk < D / 16; ++kk)
-          sm90::wgmma_ss<kBf16, TQ>(gg, adesc(fGK, kk), bdesc(rQ, st, kk), has_gq || kk > 0);
-      }
+      for (int kk = 0; kk < D / 16; ++kk) sm90::wgmma_ss<kBf16, TQ>(gg, adesc(fGK, kk), bdesc(rQ, st, kk), true);
       if constexpr (kKMode) {
 #pragma unroll
         for (int kk = 0; kk < D / 16; ++kk) sm90::wgmma_ss<kBf16, TQ>(dp, adesc(fV, kk), bdesc(rDO, st, kk), kk > 0);
@@ -592,8 +602,10 @@ __global__ void __launch_bounds__(D9::kThreads, 1)
       sm90::wgmma_wait<0>();
       sm90::reg_fence(s);
       sm90::reg_fence(gg);
-      sm90::reg_fence(dp);
-      sm90::reg_fence(tt);
+      if constexpr (kKMode) {
+        sm90::reg_fence(dp);
+        sm90::reg_fence(tt);
+      }
       const float* const lse_s = reinterpret_cast<const float*>(base + L::stats) + st * 3 * TQ;
       const float* const d_s = lse_s + TQ;
       const float* const c_s = lse_s + 2 * TQ;
@@ -628,7 +640,7 @@ __global__ void __launch_bounds__(D9::kThreads, 1)
       }
       sm90::reg_fence(acc);
       sm90::reg_fence(a1);
-      sm90::reg_fence(a2);
+      if constexpr (kKMode) sm90::reg_fence(a2);
       sm90::wgmma_fence();
       if constexpr (kKMode) {
 #pragma unroll
@@ -645,7 +657,7 @@ __global__ void __launch_bounds__(D9::kThreads, 1)
       sm90::wgmma_wait<0>();
       sm90::reg_fence(acc);
       sm90::reg_fence(a1);
-      sm90::reg_fence(a2);
+      if constexpr (kKMode) sm90::reg_fence(a2);
     }
     __syncwarp();
     if (lane == 0) sm90::mbar_arrive(sb + L::bar_empty + 8 * st);
