@@ -24,7 +24,7 @@ extern "C" {
  * without its MK_ prefix, by cmake/gen_java_codes.cmake), and the kernels use these names. */
 
 /* Version of this ABI and of the kernel table between libmetakernels and libmetakernels_cuda. */
-enum mk_abi { MK_ABI_VERSION = 11 };
+enum mk_abi { MK_ABI_VERSION = 12 };
 
 enum mk_status {
   MK_OK = 0,
@@ -614,12 +614,18 @@ enum mk_attention_tc_select {
   /* the Hopper backward (wgmma + TMA, sm_90a; dQ pass and dK/dV pass, deterministic) where the Hopper
    * forward applies; elsewhere the v2 backward (v1 where v2 does not apply). MK_ATTN_TC_BWD=sm90 (or
    * wgmma) in the environment. (3 is no backward code.) */
-  MK_ATTN_TC_SELECT_BACKWARD_SM90 = 4
+  MK_ATTN_TC_SELECT_BACKWARD_SM90 = 4,
+  /* the 16-bit double backward on tensor cores with its Hopper passes (wgmma + TMA, sm_90a: stats, q',
+   * dO', k', v') where they apply: BF16/F16, D = Dv in {64, 128}, no bias, on a 9.0 device; elsewhere
+   * the m16n8k16 passes (MK_ATTN_TC_SELECT_SECOND_TC, which leaves them out). MK_ATTN_TC_DD=sm90 (or
+   * wgmma) in the environment. The JVP has no Hopper kernel (the m16n8k16 one runs). */
+  MK_ATTN_TC_SELECT_SECOND_SM90 = 3
 };
 /* A process-wide choice of the 16-bit tensor-core attention kernels, consulted before the
  * environment variables from the next call on (a program cannot portably change its own
  * environment): forward (MK_ATTN_TC) v1, v2, v2k32 or sm90, backward (MK_ATTN_TC_BWD) v1, v2 or sm90, second
- * (MK_ATTN_TC_DD: the 16-bit double backward and JVP) tensor cores or F32 copies; 0 for a pass leaves
+ * (MK_ATTN_TC_DD: the 16-bit double backward and JVP) tensor cores, tensor cores with the Hopper
+ * double-backward passes, or F32 copies; 0 for a pass leaves
  * it to its variable. A forced v2 or tensor-core second order still runs only where it applies
  * (BF16/F16, max(D, Dv) <= 128, sm_80+; else v1 or F32 copies). A code out of range:
  * MK_ERR_INVALID_ARGUMENT naming it, nothing changed. mk_attention_tc_kernels prints the choice. */

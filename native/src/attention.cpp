@@ -378,9 +378,10 @@ const char* mk_attention_tc_kernels(void) {
          (sel_forward || sel_backward || sel_second
               ? std::string(" (override: forward ") + (sel_forward ? name(sel_forward) : "env") + ", backward " +
                     (sel_backward ? name(sel_backward) : "env") + ", second " +
-                    (sel_second == MK_ATTN_TC_SELECT_SECOND_TC    ? "tc"
-                     : sel_second == MK_ATTN_TC_SELECT_SECOND_F32 ? "f32"
-                                                                  : "env") +
+                    (sel_second == MK_ATTN_TC_SELECT_SECOND_TC     ? "tc"
+                     : sel_second == MK_ATTN_TC_SELECT_SECOND_F32  ? "f32"
+                     : sel_second == MK_ATTN_TC_SELECT_SECOND_SM90 ? "sm90"
+                                                                   : "env") +
                     ")"
               : std::string()) +
          "; forward/backward per BF16|F16, max(D, Dv), causal (sm90, forward and backward, runs only where D = Dv "
@@ -395,12 +396,21 @@ const char* mk_attention_tc_kernels(void) {
                 name(c.backward) + ";";
       }
   }
+  const bool dd_sm90 = mk::attention_tc_second_sm90(mk::attention_tc_second_sm90_code(sel_second));
   text += std::string("\ndouble backward and JVP (BF16|F16): MK_ATTN_TC_DD=") +
-          (mk::attention_tc_second_override() ? "0 (F32 path forced)" : "(unset)") +
-          (sel_second == MK_ATTN_TC_SELECT_SECOND_TC    ? " (override: tc)"
-           : sel_second == MK_ATTN_TC_SELECT_SECOND_F32 ? " (override: f32)"
-                                                        : "") +
-          "; tensor cores (tensor_core_dd.cu) where max(D, Dv) <= 128, else F32 copies + SIMT:";
+          (mk::attention_tc_second_override()  ? "0 (F32 path forced)"
+           : mk::attention_tc_second_sm90_env() ? "sm90"
+                                                : "(unset)") +
+          (sel_second == MK_ATTN_TC_SELECT_SECOND_TC     ? " (override: tc)"
+           : sel_second == MK_ATTN_TC_SELECT_SECOND_F32  ? " (override: f32)"
+           : sel_second == MK_ATTN_TC_SELECT_SECOND_SM90 ? " (override: sm90)"
+                                                         : "") +
+          "; tensor cores (tensor_core_dd.cu) where max(D, Dv) <= 128, else F32 copies + SIMT; the double "
+          "backward's Hopper passes (tensor_core_sm90_dd.cu, opt-in until timed on a GPU) " +
+          (dd_sm90 ? "selected: they run where D = Dv = 64 or 128 without a bias on a 9.0 device of a build with "
+                     "sm_90a code"
+                   : "not selected") +
+          ":";
   for (int arch : {80, 90}) {
     text += "\n  sm_" + std::to_string(arch) + ":";
     for (int64_t w : {64, 128, 256})
@@ -438,9 +448,11 @@ int mk_attention_tc_select(int forward, int backward, int second) {
   if (backward < 0 || backward > MK_ATTN_TC_SELECT_BACKWARD_SM90 || backward == 3)
     return fail(MK_ERR_INVALID_ARGUMENT,
                 "%s: backward %d is not a choice (0 = environment/default, 1 = v1, 2 = v2, 4 = sm90)", op, backward);
-  if (second < 0 || second > MK_ATTN_TC_SELECT_SECOND_F32)
+  if (second < 0 || second > MK_ATTN_TC_SELECT_SECOND_SM90)
     return fail(MK_ERR_INVALID_ARGUMENT,
-                "%s: second %d is not a choice (0 = environment/default, 1 = tensor cores, 2 = F32 copies)", op, second);
+                "%s: second %d is not a choice (0 = environment/default, 1 = tensor cores, 2 = F32 copies, 3 = tensor "
+                "cores with the Hopper double-backward passes)",
+                op, second);
   std::lock_guard<std::mutex> lock(g_tc_mu);
   const KernelTable* cpu = kernels_for(op, MK_DEVICE_CPU);
   MK_CHECK(kernel_status(op, MK_DEVICE_CPU, cpu->attention_tc_select(forward, backward, second)));

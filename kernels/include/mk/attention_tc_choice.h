@@ -137,11 +137,12 @@ inline bool attention_tc_second_applies(int dtype, int64_t d, int64_t dv, int ar
 // forward 0 = none (MK_ATTN_TC or the default), 1 = v1, 2 = v2, 3 = v2k32 (the MK_TC_* values);
 // backward 0 = none (MK_ATTN_TC_BWD or the default), 1 = v1, 2 = v2, 4 = sm90 (3 is no backward);
 // second (double backward and
-// JVP) 0 = none (MK_ATTN_TC_DD or the default), 1 = tensor cores where they apply, 2 = F32 copies.
+// JVP) 0 = none (MK_ATTN_TC_DD or the default), 1 = tensor cores where they apply (the m16n8k16
+// passes), 2 = F32 copies, 3 = tensor cores with the Hopper double-backward passes where they apply.
 // A forced v2 still runs only where attention_tc_v2_applies (elsewhere v1), as the env does.
 inline bool attention_tc_select_valid(int forward, int backward, int second) {
   return forward >= 0 && forward <= MK_TC_SM90 && backward >= 0 && backward <= MK_TC_SM90 &&
-         backward != MK_TC_V2_K32 && second >= 0 && second <= 2;
+         backward != MK_TC_V2_K32 && second >= 0 && second <= 3;
 }
 
 // The stored choice of the library that uses it: the CUDA library's copy (set through the kernel
@@ -166,8 +167,11 @@ inline int attention_tc_backward_code(int selected) {
 }
 // 1: the F32 path forced (as attention_tc_second_override), 0: tensor cores where they apply
 inline int attention_tc_second_code(int selected) {
-  return selected == 2 ? 1 : selected == 1 ? 0 : attention_tc_second_override();
+  return selected == 2 ? 1 : (selected == 1 || selected == 3) ? 0 : attention_tc_second_override();
 }
+// The Hopper double-backward passes (AttentionTcSelection::second_sm90's code) for a selection code:
+// 3 on, 1 (the m16n8k16 passes) and 2 (F32 copies) off, 0 the environment's
+inline int attention_tc_second_sm90_code(int selected) { return selected == 3 ? 1 : selected == 0 ? 0 : 2; }
 
 // Whether the 16-bit double backward tries the Hopper passes (they check the device, the build and
 // the call where they launch)

@@ -82,9 +82,23 @@ class AttentionTensorCoreKernelsTest {
     TensorCoreKernels.select(Forward.V1, Backward.V1, Second.DEFAULT);
     text = TensorCoreKernels.describe();
     assertTrue(text.contains("D<=64 full v1/v1;") && text.contains("D<=128 causal v1/v1;"), text);
+    // the double backward's Hopper passes: opt-in (not the default until timed), named when selected,
+    // tensor cores for the choice per head dim as with TENSOR_CORES
+    TensorCoreKernels.select(Forward.DEFAULT, Backward.DEFAULT, Second.SM90);
+    text = TensorCoreKernels.describe();
+    assertTrue(text.contains("(override: forward env, backward env, second sm90)"), text);
+    assertTrue(text.contains("(override: sm90)") && text.contains("Hopper passes (tensor_core_sm90_dd.cu"), text);
+    assertTrue(text.contains("selected: they run where D = Dv = 64 or 128 without a bias"), text);
+    assertTrue(text.contains("D<=128 tc;") && text.contains("D<=256 f32;"), text);
+    TensorCoreKernels.select(Forward.DEFAULT, Backward.DEFAULT, Second.TENSOR_CORES);
+    assertTrue(TensorCoreKernels.describe().contains("Hopper passes (tensor_core_sm90_dd.cu, opt-in until timed on "
+        + "a GPU) not selected"), TensorCoreKernels.describe());
     TensorCoreKernels.reset();
     assertEquals(NONE, TensorCoreKernels.current());
     assertEquals(base, TensorCoreKernels.describe(), "reset restores the environment's choice");
+    if (System.getenv("MK_ATTN_TC_DD") == null)  // the Hopper double-backward passes are opt-in
+      assertTrue(base.contains("Hopper passes (tensor_core_sm90_dd.cu, opt-in until timed on a GPU) not selected"),
+          base);
     if (System.getenv("MK_ATTN_TC") == null && System.getenv("MK_ATTN_TC_BWD") == null) {
       // the defaults: sm90 on a 9.0 device (v2 where it does not apply: its line shows the choice), v1 elsewhere
       sm80 = base.substring(base.indexOf("sm_80:"), base.indexOf("sm_90:"));
@@ -103,8 +117,8 @@ class AttentionTensorCoreKernelsTest {
     String text = TensorCoreKernels.describe();
     // (backward 3 is no code: v2k32 has no backward; 4 is sm90)
     int[][] bad = {
-        {5, 0, 0}, {-1, 0, 0}, {0, 3, 0}, {0, 5, 0}, {0, -2, 0}, {0, 0, 3}, {1, 1, -1}, {Integer.MAX_VALUE, 1, 1}};
-    String[] names = {"forward 5", "forward -1", "backward 3", "backward 5", "backward -2", "second 3", "second -1",
+        {5, 0, 0}, {-1, 0, 0}, {0, 3, 0}, {0, 5, 0}, {0, -2, 0}, {0, 0, 4}, {1, 1, -1}, {Integer.MAX_VALUE, 1, 1}};
+    String[] names = {"forward 5", "forward -1", "backward 3", "backward 5", "backward -2", "second 4", "second -1",
         "forward " + Integer.MAX_VALUE};
     for (int i = 0; i < bad.length; i++) {
       int status = MkNative.mk_attention_tc_select(bad[i][0], bad[i][1], bad[i][2]);

@@ -51,13 +51,21 @@ public class GpuAttentionBf16Bench {
     @Param({"DEFAULT"})
     public String tcForward;
 
+    /**
+     * The double backward ({@link Attention.TensorCoreKernels.Second}: DEFAULT, TENSOR_CORES, SM90 —
+     * its Hopper wgmma + TMA passes on a 9.0 device, opt-in until timed —, F32); e.g. {@code -p
+     * tcSecond=DEFAULT,SM90}. Reset after the trial.
+     */
+    @Param({"DEFAULT"})
+    public String tcSecond;
+
     GpuAttentionTensors t;
     Tensor rq, rk, rv;  // probe directions of the double backward (F32)
 
     @Setup(Level.Trial)
     public void setup() {
       Attention.TensorCoreKernels.select(Attention.TensorCoreKernels.Forward.valueOf(tcForward),
-          Attention.TensorCoreKernels.Backward.DEFAULT, Attention.TensorCoreKernels.Second.DEFAULT);
+          Attention.TensorCoreKernels.Backward.DEFAULT, Attention.TensorCoreKernels.Second.valueOf(tcSecond));
       t = new GpuAttentionTensors("GpuAttentionBf16Bench", shape, DType.BF16, causal);
       long[] dims = Checks.parseShape(shape);
       rq = Tensor.randn(dims, DType.F32, Device.CUDA, 25L);
@@ -84,7 +92,8 @@ public class GpuAttentionBf16Bench {
   }
 
   /**
-   * Double backward in BF16 (tensor cores, tensor_core_dd.cu; MK_ATTN_TC_DD=0 in the environment
+   * Double backward in BF16 (tensor cores, tensor_core_dd.cu; {@code tcSecond=SM90} or
+   * MK_ATTN_TC_DD=sm90 its Hopper passes, tensor_core_sm90_dd.cu; MK_ATTN_TC_DD=0 in the environment
    * runs the F32 path instead): the gradient of Σ_x ⟨∂⟨out, dO⟩/∂x, r_x⟩ with respect to q, k, v,
    * the inner products in F32 (as GpuAttentionBench.doubleBackward; peer: peers.py's BF16
    * sdpa_math_double_backward).

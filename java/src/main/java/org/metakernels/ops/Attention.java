@@ -612,10 +612,18 @@ public final class Attention {
     public enum Second {
       /** The environment's choice ({@code MK_ATTN_TC_DD=0}: F32 copies) or the default (tensor cores). */
       DEFAULT(Codes.ATTN_TC_SELECT_DEFAULT),
-      /** Tensor cores where they apply. */
+      /** Tensor cores where they apply (the m16n8k16 passes). */
       TENSOR_CORES(Codes.ATTN_TC_SELECT_SECOND_TC),
       /** F32 kernels on F32 copies of the operands. */
-      F32(Codes.ATTN_TC_SELECT_SECOND_F32);
+      F32(Codes.ATTN_TC_SELECT_SECOND_F32),
+      /**
+       * Tensor cores, the double backward through its Hopper passes (sm_90a: wgmma fed by TMA,
+       * producer/consumer warpgroups; stats, q', dO', k', v') where they apply: BF16/F16 with D = Dv
+       * of 64 or 128 and no bias on a compute capability 9.0 device; elsewhere {@link #TENSOR_CORES}.
+       * Opt-in until timed on a GPU ({@code MK_ATTN_TC_DD=sm90} in the environment). The JVP runs as
+       * with {@link #TENSOR_CORES}.
+       */
+      SM90(Codes.ATTN_TC_SELECT_SECOND_SM90);
 
       final int code;
 
