@@ -281,10 +281,10 @@ endforeach()
 mk_emu_test(emu.sm90.bwd attention_emu_test sm90bwd 2)
 # emu.sm90.dd: the Hopper double backward (kernels/cuda/attention/tensor_core_sm90_dd.cu) selected, on
 # six shapes for it (GQA, causal with Nq < Nk and Nq > Nk, key lengths straddling tiles, rows and a
-# batch without keys, absent cotangents, D = 64 and 128) in BF16 and F16 and two it refuses (a bias,
-# D = 96), shuffled threads: attention_dd_emu_test's criterion on q', k', v', dO', bitwise reruns,
-# guard words, the passes called alone equal to the dispatcher's bits. Measured 2026-12-06 on the
-# 2-core VM: 37-39 s (orders 0, 1, 2).
+# batch without keys, absent cotangents, D = 64 and 128) in BF16 and F16 and one it refuses (a bias),
+# shuffled threads: attention_dd_emu_test's criterion on q', k', v', dO' and the JVP's tO,
+# tlse, bitwise reruns, guard words, the kernels called alone equal to the dispatcher's bits.
+# Measured 2026-12-06 on the 2-core VM: 62-75 s (orders 0, 1, 2; each case also runs the CPU twins).
 mk_emu_test(emu.sm90.dd attention_dd_emu_test sm90 2)
 
 # ---- the standalone GPU harnesses (benchmarks/gpu/*_harness.cu) still compile ---------------------

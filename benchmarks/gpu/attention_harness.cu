@@ -909,6 +909,93 @@ void run_dd(const Shape& s, bool causal, int reps, const char* tname) {
   CHECK(cudaFree(ws));
 }
 
+// ---- the 16-bit JVP: the Hopper kernel (tensor_core_sm90_dd.cu, opt-in MK_ATTN_TC_DD=sm90) beside
+// tensor_core_dd.cu's m16n8k16 one, where it applies (a 9.0 device, a build with sm_90a code, D = 64 or
+// 128). Checks: tO and tlse against the m16n8k16 kernel's over the whole tensors (max |a − b| / max |b|;
+// two F32-accumulated kernels whose tO is rounded once: a few 16-bit ulps, bound 4 ulps of the type),
+// reruns bitwise, the kernel called directly gives the dispatcher's bits (so the row is the Hopper
+// kernel's). The emulator (emu.sm90.dd) holds both to the float64 criterion.
+template <class E>
+void run_jvp(const Shape& s, bool causal, int reps, const char* tname) {
+  if (!(mk::cuda::tc_sm90_built() && mk::cuda::tc_sm90_device() && (s.d == 64 || s.d == 128))) return;
+  const int64_t BH = s.b * s.h, n = s.n, d = s.d, elems = BH * n * d, rows = BH * n;
+  uint16_t* in[7];  // q, k, v, out, tq, tk, tv
+  uint16_t* to[4];  // m16n8k16, sm90, sm90 rerun, sm90 direct
+  float *lse, *tl[4];
+  for (auto& x : in) CHECK(cudaMalloc(&x, elems * 2));
+  for (int i = 0; i < 4; ++i) {
+    CHECK(cudaMalloc(&to[i], elems * 2));
+    CHECK(cudaMalloc(&tl[i], rows * 4));
+  }
+  CHECK(cudaMalloc(&lse, rows * 4));
+  const unsigned seeds[7] = {31u, 32u, 33u, 0u, 34u, 35u, 36u};
+  for (int i = 0; i < 7; ++i)
+    if (i != 3) CHECK(launch(fill16<E>, flat_blocks(elems), 256, in[i], elems, seeds[i]));
+  AttentionParams p{};
+  p.dtype = E::kDtype;
+  p.batch = s.b;
+  p.heads = p.kv_heads = s.h;
+  p.nq = p.nk = n;
+  p.d = p.dv = d;
+  p.q = in[0];
+  p.k = in[1];
+  p.v = in[2];
+  p.scale = 1.0 / std::sqrt(double(d));
+  p.causal = causal;
+  p.out = in[3];
+  p.lse = lse;
+  if (mk::cuda::tc_attention_forward_version(p, nullptr, mk::MK_TC_V1)) ++g_fail;
+  p.tan_q = in[4];
+  p.tan_k = in[5];
+  p.tan_v = in[6];
+  auto with = [&](int i) {
+    AttentionParams a = p;
+    a.tan_out = to[i];
+    a.tan_lse = tl[i];
+    return a;
+  };
+  mk::attention_tc_selection().second_sm90.store(2);
+  const AttentionParams a0 = with(0), a1 = with(1), a2 = with(2);
+  const float ms1 = time_call(reps, [&] { return mk::cuda::tc_attention_jvp(a0, nullptr); });
+  mk::attention_tc_selection().second_sm90.store(1);
+  const float ms9 = time_call(reps, [&] { return mk::cuda::tc_attention_jvp(a1, nullptr); });
+  const int st2 = mk::cuda::tc_attention_jvp(a2, nullptr);
+  mk::attention_tc_selection().second_sm90.store(0);
+  AttentionParams a3 = with(3);
+  a3.second = mk::attention_tangents(a3);
+  const int st3 = mk::cuda::tc_sm90_jvp(a3, nullptr);
+  CHECK(cudaDeviceSynchronize());
+  std::vector<uint16_t> ho[4];
+  std::vector<float> hl[4];
+  for (int i = 0; i < 4; ++i) {
+    ho[i].resize(size_t(elems));
+    hl[i].resize(size_t(rows));
+    CHECK(cudaMemcpy(ho[i].data(), to[i], elems * 2, cudaMemcpyDeviceToHost));
+    CHECK(cudaMemcpy(hl[i].data(), tl[i], rows * 4, cudaMemcpyDeviceToHost));
+  }
+  auto widen = [&](const std::vector<uint16_t>& x) {
+    std::vector<double> r(x.size());
+    for (size_t i = 0; i < x.size(); ++i) r[i] = host_dec<E>(x[i]);
+    return r;
+  };
+  const double eo = rel(widen(ho[1]), widen(ho[0]));
+  const double el = rel(std::vector<double>(hl[1].begin(), hl[1].end()), std::vector<double>(hl[0].begin(), hl[0].end()));
+  const bool bitwise = st2 == 0 && ho[1] == ho[2] && hl[1] == hl[2];
+  const bool direct = st3 == 0 && ho[1] == ho[3] && hl[1] == hl[3];
+  const double ulp = E::kBf16 ? 1.0 / 128 : 1.0 / 1024;  // (one ulp near 1: 2^-7 BF16, 2^-10 F16)
+  const bool ok = ms1 > 0 && ms9 > 0 && eo <= 4 * ulp && el <= 4 * ulp && bitwise && direct;
+  if (!ok) ++g_fail;
+  printf("| [%lld,%lld,%lld,%lld] | %s | %s | %.3f | %.3f | %.2fx | tO %.2e, tlse %.2e | %s | %s | %s |\n", (long long)s.b,
+         (long long)s.h, (long long)n, (long long)d, tname, causal ? "causal" : "full", ms9, ms1,
+         ms9 > 0 ? ms1 / ms9 : 0.0, eo, el, bitwise ? "yes" : "NO", direct ? "yes" : "NO", ok ? "ok" : "FAIL");
+  for (auto* x : in) CHECK(cudaFree(x));
+  for (int i = 0; i < 4; ++i) {
+    CHECK(cudaFree(to[i]));
+    CHECK(cudaFree(tl[i]));
+  }
+  CHECK(cudaFree(lse));
+}
+
 // ---- the F32 double backward with TF32 allowed (tensor_core_dd.cu on m16n8k8 TF32 MMAs, on the out
 // and lse of the TF32 v1 forward, as in a chain run with TF32 allowed) beside the exact F32 SIMT
 // kernels (backward_backward.cu, allow_tf32 off, on the out and lse of the exact F32 forward, as
@@ -1508,6 +1595,17 @@ int main(int argc, char** argv) {
            "direct | |\n");
     printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
     printf("%s", g_dd_sm90_rows.c_str());
+  }
+  if (mk::cuda::tc_sm90_built() && mk::cuda::tc_sm90_device()) {
+    printf(
+        "\nJVP, 16-bit: the Hopper kernel (tensor_core_sm90_dd.cu, opt-in MK_ATTN_TC_DD=sm90) vs tensor_core_dd.cu's "
+        "m16n8k16 kernel; diff: max |sm90 - m16n8k16| / max |m16n8k16| over the whole tO, tlse (<= 4 ulps of the "
+        "type); direct: the kernel called alone gives the dispatcher's bits\n\n");
+    printf("| shape | type | mask | sm90 ms | m16n8k16 ms | speedup | diff | bitwise rerun | direct | |\n");
+    printf("|---|---|---|---|---|---|---|---|---|---|\n");
+    for (bool causal : {false, true})
+      run_jvp<Bf16>(small ? s128 : Shape{4, 16, 4096, 128}, causal, std::min(reps, 3), "BF16");
+    run_jvp<Fp16>(small ? s64 : Shape{2, 8, 1024, 64}, true, reps, "F16");
   }
   printf(
       "\nDouble backward, F32 with TF32 allowed: TF32 tensor cores (tensor_core_dd.cu, m16n8k8) vs the exact F32 "

@@ -615,10 +615,10 @@ enum mk_attention_tc_select {
    * forward applies; elsewhere the v2 backward (v1 where v2 does not apply). MK_ATTN_TC_BWD=sm90 (or
    * wgmma) in the environment. (3 is no backward code.) */
   MK_ATTN_TC_SELECT_BACKWARD_SM90 = 4,
-  /* the 16-bit double backward on tensor cores with its Hopper passes (wgmma + TMA, sm_90a: stats, q',
-   * dO', k', v') where they apply: BF16/F16, D = Dv in {64, 128}, no bias, on a 9.0 device; elsewhere
-   * the m16n8k16 passes (MK_ATTN_TC_SELECT_SECOND_TC, which leaves them out). MK_ATTN_TC_DD=sm90 (or
-   * wgmma) in the environment. The JVP has no Hopper kernel (the m16n8k16 one runs). */
+  /* the 16-bit double backward and JVP on tensor cores with their Hopper kernels (wgmma + TMA,
+   * sm_90a: the stats, q', dO', k', v' passes; the JVP pass) where they apply: BF16/F16, D = Dv in
+   * {64, 128}, no bias, on a 9.0 device; elsewhere the m16n8k16 kernels (MK_ATTN_TC_SELECT_SECOND_TC,
+   * which leaves the Hopper ones out). MK_ATTN_TC_DD=sm90 (or wgmma) in the environment. */
   MK_ATTN_TC_SELECT_SECOND_SM90 = 3
 };
 /* A process-wide choice of the 16-bit tensor-core attention kernels, consulted before the

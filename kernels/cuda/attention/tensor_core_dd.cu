@@ -674,6 +674,13 @@ int backward_backward_t(const AttentionParams& p, cudaStream_t stream) {
 
 template <class E, int DP>
 int jvp_dp(const AttentionParams& p, cudaStream_t stream) {
+  // the Hopper JVP (tensor_core_sm90_dd.cu) where selected and it applies
+  if constexpr (!std::is_same<E, Tf32>::value) {
+    if (attention_tc_second_sm90(attention_tc_selection().second_sm90.load(std::memory_order_relaxed))) {
+      const int e = tc_sm90_jvp(p, stream);
+      if (e != KERNEL_UNSUPPORTED) return e;
+    }
+  }
   size_t optin = 0;
   if (int e = optin_smem(&optin)) return e;
   if (TcJvpLayout<E, DP>::bytes > optin) return KERNEL_UNSUPPORTED;

@@ -18,6 +18,9 @@ int tc_attention_jvp(const AttentionParams& p, void* stream);
 // launched (a device other than 9.0, a build without sm_90a code, a head dim other than 64 / 128, a
 // bias, unaligned inputs); tensor_core_dd.cu's backward_backward runs the others
 int tc_sm90_backward_backward_passes(const AttentionParams& p, void* stream, int* passes);
+// the Hopper JVP (tensor_core_sm90_dd.cu) where it applies (as the double-backward passes); else
+// KERNEL_UNSUPPORTED with nothing launched (tensor_core_dd.cu's jvp then runs its m16n8k16 kernel)
+int tc_sm90_jvp(const AttentionParams& p, void* stream);
 // bytes of workspace the double backward needs: the F32 row statistics D, C, E, each [B, H, Nq]
 int64_t tc_attention_backward_backward_workspace(const AttentionParams& p);
 }  // namespace cuda

@@ -94,7 +94,8 @@ static_assert(D9::kStages == 2, "the ring indexing assumes two stages: stage it 
 static_assert(D9::kProducerRegs * 128 + D9::kConsumerRegs * 128 * D9::kConsumers <= 65536,
               "the register budgets of the roles fit the SM's register file");
 
-enum Sm90DdMode { kDdStats = 0, kDdQ = 1, kDdDout = 2, kDdK = 3, kDdV = 4 };
+// (kDdJvp: the JVP, a query-side pass of its own: no workspace, tO and tlse)
+enum Sm90DdMode { kDdStats = 0, kDdQ = 1, kDdDout = 2, kDdK = 3, kDdV = 4, kDdJvp = 5 };
 
 // The byte layout of both kernels: three or four block-constant tiles [D/64][128][64] (query side:
 // Q, ĝQ, dO; key side: K, ĝK, V, ĝV) and a ring of 2 stages of four or three [D/64][64][64] tiles
@@ -151,7 +152,8 @@ __global__ void __launch_bounds__(D9::kThreads, 1)
   constexpr bool kBf16 = E::kBf16;
   constexpr int BK = D9::kTile;
   constexpr bool kStatsMode = MODE == kDdStats, kQMode = MODE == kDdQ, kDoutMode = MODE == kDdDout;
-  constexpr bool kNeedDp = !kDoutMode;  // dP and T (stats, q')
+  constexpr bool kJvpMode = MODE == kDdJvp;
+  constexpr bool kNeedDp = kStatsMode || kQMode;  // dP and T (stats, q')
   const uint32_t raw = sm90::smem_addr(mk_attention_smem);
   const uint32_t sb = (raw + 1023u) & ~1023u;
   unsigned char* const base = mk_attention_smem + (sb - raw);
@@ -246,7 +248,7 @@ __global__ void __launch_bounds__(D9::kThreads, 1)
   const int64_t row0 = w0 + g;        // this thread's rows: row0, row0 + 8
   const int wg_end = r0 < p.nq ? int(x.key_end(std::min<int64_t>(r0 + 63, p.nq - 1))) : 0;
   const int wtiles = std::min(ntiles, (wg_end + BK - 1) / BK);  // tiles some row of the warpgroup sees
-  const Sm90DdStats stt = sm90dd_stats(p);
+  const Sm90DdStats stt = kJvpMode ? Sm90DdStats{nullptr, nullptr, nullptr} : sm90dd_stats(p);
   int kend[2];
   float lse2[2], drow[2], crow[2], erow[2];
   for (int h = 0; h < 2; ++h) {
@@ -254,13 +256,13 @@ __global__ void __launch_bounds__(D9::kThreads, 1)
     const bool in = i < p.nq;
     lse2[h] = in ? x.lse[i] * kSm90bLog2e : 0.f;
     kend[h] = in && lse2[h] != -INFINITY ? int(x.key_end(i)) : 0;  // (lse −inf: no key, P = 0)
-    drow[h] = in ? stt.d[x.base + i] : 0.f;
-    crow[h] = in && !kStatsMode ? stt.c[x.base + i] : 0.f;
+    drow[h] = in && !kJvpMode ? stt.d[x.base + i] : 0.f;
+    crow[h] = in && (kQMode || kDoutMode) ? stt.c[x.base + i] : 0.f;
     erow[h] = in && kQMode ? stt.e[x.base + i] : 0.f;
   }
   const float sl2 = float(p.scale) * kSm90bLog2e, scale = float(p.scale);
   const bool has_g = has_gq || has_gk;
-  uint16_t* const out = static_cast<uint16_t*>(kQMode ? p.cot_q : kDoutMode ? p.cot_dout : nullptr);
+  uint16_t* const out = static_cast<uint16_t*>(kQMode ? p.cot_q : kDoutMode ? p.cot_dout : kJvpMode ? p.tan_out : nullptr);
 
   constexpr int NA = kStatsMode ? 1 : D / 2;
   constexpr int NP = kNeedDp ? BK / 2 : 1;
@@ -338,14 +340,18 @@ __global__ void __launch_bounds__(D9::kThreads, 1)
         const float T = vis && has_gv ? tt[i] : 0.f, dpv = vis ? dp[i] : 0.f;
         s[i] = P * (T + G * (dpv - drow[hr]) - crow[hr] * dpv - erow[hr]);  // ḡS
         dp[i] = P * (dpv - drow[hr]);                                      // dS
+      } else if constexpr (kDoutMode) {
+        s[i] = P;                    // P
+        gg[i] = P * (G - crow[hr]);  // ḡdP
       } else {
-        s[i] = P;                      // P
-        gg[i] = P * (G - crow[hr]);    // ḡdP
+        s[i] = P;       // P
+        gg[i] = P * G;  // P ∘ tS
+        csum[hr] += gg[i];
       }
     }
     if constexpr (!kStatsMode) {
       if (out) {
-        // q' += ḡS K + dS ĝK;  dO' += ḡdP V + P ĝV
+        // q' += ḡS K + dS ĝK;  dO' += ḡdP V + P ĝV;  (JVP) tO += (P ∘ tS) V + P tV
         if constexpr (kQMode) {
           sm90b_pack<E, BK>(s, a1);
           sm90b_pack<E, BK>(dp, a2);
@@ -392,6 +398,24 @@ __global__ void __launch_bounds__(D9::kThreads, 1)
       if (i < p.nq && t == 0) {
         stt.c[x.base + i] = c;
         stt.e[x.base + i] = f - 2.f * c * drow[hr];
+      }
+    }
+  } else if constexpr (kJvpMode) {
+    // tO = acc − c O (16-bit), tlse = c (F32)
+    float* const tl = static_cast<float*>(p.tan_lse);
+#pragma unroll
+    for (int hr = 0; hr < 2; ++hr) {
+      const float c = quad_sum(csum[hr]);
+      const int64_t i = row0 + 8 * hr;
+      if (i >= p.nq) continue;
+      if (tl && t == 0) tl[x.base + i] = c;
+      if (!out) continue;
+#pragma unroll
+      for (int nb = 0; nb < D / 8; ++nb) {
+        const uint32_t ow = *reinterpret_cast<const uint32_t*>(x.out + i * D + nb * 8 + 2 * t);
+        const float o0 = Operand<E>::to_float(uint16_t(ow & 0xffffu)), o1 = Operand<E>::to_float(uint16_t(ow >> 16));
+        *reinterpret_cast<uint32_t*>(out + (x.base + i) * D + nb * 8 + 2 * t) =
+            pack_half2<E>(acc[4 * nb + 2 * hr] - c * o0, acc[4 * nb + 2 * hr + 1] - c * o1);
       }
     }
   } else {
@@ -748,7 +772,40 @@ int sm90_dd_dp(const AttentionParams& p, cudaStream_t stream, int* passes) {
   return 0;
 }
 
+template <class E, int D>
+int sm90_jvp_dp(const AttentionParams& p, cudaStream_t stream) {
+  using LQ = Sm90DdQueryLayout<D>;
+  size_t optin = 0;
+  if (int e = optin_smem(&optin)) return e;
+  if (LQ::bytes > optin) return KERNEL_UNSUPPORTED;
+  const int64_t qp = p.batch * p.heads, kp = p.batch * p.kv_heads;
+  const AttentionSecondInputs& g = p.second;
+  Sm90DdMaps mq;
+  const void* ptrs[7] = {p.q, g.q, nullptr, p.k, g.k, p.v, g.v};  // (no dO)
+  const int64_t planes[7] = {qp, qp, qp, kp, kp, kp, kp};
+  const int64_t rows[7] = {p.nq, p.nq, p.nq, p.nk, p.nk, p.nk, p.nk};
+  const int box[7] = {D9::kBlock, D9::kBlock, D9::kBlock, D9::kTile, D9::kTile, D9::kTile, D9::kTile};
+  if (sm90dd_maps(&mq, ptrs, planes, rows, box, 7, D, E::kBf16)) return KERNEL_UNSUPPORTED;
+  const int64_t qblocks = qp * ((p.nq + D9::kBlock - 1) / D9::kBlock);
+  return tc_launch_n(tc_sm90_dd_query_kernel<E, D, kDdJvp>, qblocks, D9::kThreads, LQ::bytes, stream, p, mq);
+}
+
 }  // namespace
+
+int tc_sm90_jvp(const AttentionParams& p, void* stream) {
+  auto aligned = [](const void* ptr, uintptr_t a) { return (reinterpret_cast<uintptr_t>(ptr) & (a - 1)) == 0; };
+  if (!tc_sm90_built() || !tc_sm90_device()) return KERNEL_UNSUPPORTED;
+  if (!attention_tc_sm90_applies(p.dtype, p.d, p.dv, 9, 0)) return KERNEL_UNSUPPORTED;
+  if (p.nq > INT_MAX || p.nk > INT_MAX || p.batch * p.heads > INT_MAX) return KERNEL_UNSUPPORTED;
+  if (!p.out || !p.lse || p.heads < 1 || p.kv_heads < 1 || p.heads % p.kv_heads != 0) return KERNEL_UNSUPPORTED;
+  if (p.bias || p.second.bias_full) return KERNEL_UNSUPPORTED;
+  if (!aligned(p.q, 16) || !aligned(p.k, 16) || !aligned(p.v, 16) || !aligned(p.second.q, 16) ||
+      !aligned(p.second.k, 16) || !aligned(p.second.v, 16) || !aligned(p.out, 4) || !aligned(p.tan_out, 4))
+    return KERNEL_UNSUPPORTED;
+  const cudaStream_t s = as_stream(stream);
+  if (p.d == 64) return p.dtype == MK_BF16 ? sm90_jvp_dp<Bf16, 64>(p, s) : sm90_jvp_dp<Fp16, 64>(p, s);
+  return p.dtype == MK_BF16 ? sm90_jvp_dp<Bf16, 128>(p, s) : sm90_jvp_dp<Fp16, 128>(p, s);
+}
 
 int tc_sm90_backward_backward_passes(const AttentionParams& p, void* stream, int* passes) {
   auto aligned = [](const void* ptr, uintptr_t a) { return (reinterpret_cast<uintptr_t>(ptr) & (a - 1)) == 0; };

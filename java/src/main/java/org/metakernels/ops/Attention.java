@@ -620,8 +620,8 @@ public final class Attention {
        * Tensor cores, the double backward through its Hopper passes (sm_90a: wgmma fed by TMA,
        * producer/consumer warpgroups; stats, q', dO', k', v') where they apply: BF16/F16 with D = Dv
        * of 64 or 128 and no bias on a compute capability 9.0 device; elsewhere {@link #TENSOR_CORES}.
-       * Opt-in until timed on a GPU ({@code MK_ATTN_TC_DD=sm90} in the environment). The JVP runs as
-       * with {@link #TENSOR_CORES}.
+       * Opt-in until timed on a GPU ({@code MK_ATTN_TC_DD=sm90} in the environment). The JVP the
+       * same way (its Hopper pass where the double backward's apply).
        */
       SM90(Codes.ATTN_TC_SELECT_SECOND_SM90);
 
