@@ -253,9 +253,13 @@ class CudaAttentionHalfTest {
     }
   }
 
-  /** The second order with either 16-bit path chosen from code: tensor cores and F32 copies. */
+  /**
+   * The second order with each 16-bit path chosen from code: tensor cores (the m16n8k16 passes, and
+   * SM90: the Hopper passes on a 9.0 device, D = 64 here, the m16n8k16 ones elsewhere) and F32
+   * copies.
+   */
   @ParameterizedTest
-  @CsvSource({"BF16, TENSOR_CORES", "F16, TENSOR_CORES", "BF16, F32", "F16, F32"})
+  @CsvSource({"BF16, TENSOR_CORES", "F16, TENSOR_CORES", "BF16, F32", "F16, F32", "BF16, SM90", "F16, SM90"})
   void secondOrderOnEitherChosenPathMatchesTheCpuTwin(DType t, Attention.TensorCoreKernels.Second second) {
     try {
       Attention.TensorCoreKernels.select(Attention.TensorCoreKernels.Forward.V2,
