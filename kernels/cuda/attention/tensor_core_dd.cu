@@ -127,15 +127,6 @@ struct DdKeyLayout {
 static_assert(DdKeyLayout<Bf16, 64>::stats % 2 == 0 && DdKeyLayout<Bf16, 128>::stats % 2 == 0,
               "F32 statistics 4-byte aligned");
 
-// The F32 row statistics in the workspace: D, C, E, each [B, H, Nq].
-struct DdStats {
-  float *d, *c, *e;
-};
-__device__ __forceinline__ DdStats dd_stats(const AttentionParams& p) {
-  float* w = static_cast<float*>(p.workspace);
-  const int64_t rows = p.batch * p.heads * p.nq;
-  return DdStats{w, w + rows, w + 2 * rows};
-}
 
 // ---- stats pass -----------------------------------------------------------------------------------
 // Block: (b, h, 64 query rows); lanes as in v1 (rows g and g + 8 of the warp's 16, keys 8nb + 2t +

@@ -61,6 +61,17 @@ __device__ TcHead<Raw> tc_head(const AttentionParams& p, int64_t b, int64_t h) {
   return x;
 }
 
+// The F32 row statistics of the double backward in the workspace: D, C, E, each [B, H, Nq]
+// (tensor_core_dd.cu and its Hopper passes, tensor_core_sm90_dd.cu)
+struct DdStats {
+  float *d, *c, *e;
+};
+__device__ __forceinline__ DdStats dd_stats(const AttentionParams& p) {
+  float* w = static_cast<float*>(p.workspace);
+  const int64_t rows = p.batch * p.heads * p.nq;
+  return DdStats{w, w + rows, w + 2 * rows};
+}
+
 // ---- global -> shared tile loads; every thread of the block calls these -------------------------
 // One 16-byte chunk (8 16-bit or 4 F32 values) of row r, columns [c, c + n) of a row-major [rows,
 // width] matrix, zero past `rows` or `width`; one 16-byte load when `vec` (16-byte aligned rows).

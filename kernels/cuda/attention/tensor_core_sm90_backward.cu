@@ -174,15 +174,7 @@ __global__ void __launch_bounds__(B9::kThreads, 1)
   const int wg = int(threadIdx.x) / 128, tid = int(threadIdx.x) % 128;
   const int warp = tid / 32, lane = tid % 32;
 
-  if (threadIdx.x == 0) {
-    sm90::mbar_init(sb + L::bar_q, 1);
-    for (int s = 0; s < B9::kStages; ++s) {
-      sm90::mbar_init(sb + L::bar_full + 8 * s, 1);
-      sm90::mbar_init(sb + L::bar_empty + 8 * s, 4 * B9::kConsumers);  // one arrival per consumer warp
-    }
-    sm90::mbar_init(sb + L::bar_ktmp, 1);
-    sm90::mbar_init_fence();
-  }
+  sm90_ring_init(sb + L::bar_q, sb + L::bar_full, sb + L::bar_empty, sb + L::bar_ktmp, 4 * B9::kConsumers);
   __syncthreads();
 
   if (wg == 0) {
@@ -357,16 +349,7 @@ __global__ void __launch_bounds__(B9::kThreads, 1)
   // dQ = scale · acc
   uint16_t* const dqo = static_cast<uint16_t*>(p.grad_q);
   if (!dqo) return;
-  const float scale = float(p.scale);
-#pragma unroll
-  for (int hr = 0; hr < 2; ++hr) {
-    const int64_t i = row0 + 8 * hr;
-    if (i >= p.nq) continue;
-#pragma unroll
-    for (int nb = 0; nb < D / 8; ++nb)
-      *reinterpret_cast<uint32_t*>(dqo + (x.base + i) * D + nb * 8 + 2 * t) =
-          pack_half2<E>(dq[4 * nb + 2 * hr] * scale, dq[4 * nb + 2 * hr + 1] * scale);
-  }
+  sm90_store_tile<E, D>(dqo + x.base * D, row0, p.nq, dq, float(p.scale), t);
 #else
   (void)p, (void)maps;
 #if defined(__CUDA_ARCH__)
@@ -399,14 +382,7 @@ __global__ void __launch_bounds__(B9::kThreads, 1)
   const int wg = int(threadIdx.x) / 128, tid = int(threadIdx.x) % 128;
   const int warp = tid / 32, lane = tid % 32;
 
-  if (threadIdx.x == 0) {
-    sm90::mbar_init(sb + L::bar_kv, 1);
-    for (int s = 0; s < B9::kStages; ++s) {
-      sm90::mbar_init(sb + L::bar_full + 8 * s, 1);
-      sm90::mbar_init(sb + L::bar_empty + 8 * s, 4 * B9::kConsumers);
-    }
-    sm90::mbar_init_fence();
-  }
+  sm90_ring_init(sb + L::bar_kv, sb + L::bar_full, sb + L::bar_empty, 0, 4 * B9::kConsumers);
   __syncthreads();
 
   if (wg == 0) {
@@ -573,23 +549,8 @@ __global__ void __launch_bounds__(B9::kThreads, 1)
   }
 
   // dK = scale · acc, dV = acc (keys below Nk; those past L_b are zeros: every entry masked)
-  const float scale = float(p.scale);
-  uint16_t* const dko = want_k ? static_cast<uint16_t*>(p.grad_k) + bk * p.nk * D : nullptr;
-  uint16_t* const dvo = want_v ? static_cast<uint16_t*>(p.grad_v) + bk * p.nk * D : nullptr;
-#pragma unroll
-  for (int hr = 0; hr < 2; ++hr) {
-    const int64_t j = kwarp + g + 8 * hr;
-    if (j >= p.nk) continue;
-#pragma unroll
-    for (int nb = 0; nb < D / 8; ++nb) {
-      const int col = nb * 8 + 2 * t;
-      if (dko)
-        *reinterpret_cast<uint32_t*>(dko + j * D + col) =
-            pack_half2<E>(dk[4 * nb + 2 * hr] * scale, dk[4 * nb + 2 * hr + 1] * scale);
-      if (dvo)
-        *reinterpret_cast<uint32_t*>(dvo + j * D + col) = pack_half2<E>(dvv[4 * nb + 2 * hr], dvv[4 * nb + 2 * hr + 1]);
-    }
-  }
+  if (want_k) sm90_store_tile<E, D>(static_cast<uint16_t*>(p.grad_k) + bk * p.nk * D, kwarp + g, p.nk, dk, float(p.scale), t);
+  if (want_v) sm90_store_tile<E, D>(static_cast<uint16_t*>(p.grad_v) + bk * p.nk * D, kwarp + g, p.nk, dvv, 1.f, t);
 #else
   (void)p, (void)maps;
 #if defined(__CUDA_ARCH__)

@@ -127,15 +127,6 @@ struct Sm90DdMaps {
   CUtensorMap map[7];
 };
 
-// The F32 row statistics in the workspace: D, C, E, each [B, H, Nq] (tensor_core_dd.cu's layout)
-struct Sm90DdStats {
-  float *d, *c, *e;
-};
-__device__ __forceinline__ Sm90DdStats sm90dd_stats(const AttentionParams& p) {
-  float* w = static_cast<float*>(p.workspace);
-  const int64_t rows = p.batch * p.heads * p.nq;
-  return Sm90DdStats{w, w + rows, w + 2 * rows};
-}
 
 template <int N>
 __device__ __forceinline__ void sm90dd_zero(float (&a)[N]) {
@@ -175,15 +166,7 @@ __global__ void __launch_bounds__(D9::kThreads, 1)
 #pragma unroll
   for (int r = 0; r < 4; ++r) ring_n += ring_on[r] ? 1 : 0;
 
-  if (threadIdx.x == 0) {
-    sm90::mbar_init(sb + L::bar_fixed, 1);
-    for (int s = 0; s < D9::kStages; ++s) {
-      sm90::mbar_init(sb + L::bar_full + 8 * s, 1);
-      sm90::mbar_init(sb + L::bar_empty + 8 * s, 4 * D9::kConsumers);  // one arrival per consumer warp
-    }
-    sm90::mbar_init(sb + L::bar_tmp, 1);
-    sm90::mbar_init_fence();
-  }
+  sm90_ring_init(sb + L::bar_fixed, sb + L::bar_full, sb + L::bar_empty, sb + L::bar_tmp, 4 * D9::kConsumers);
   __syncthreads();
 
   if (wg == 0) {
@@ -248,7 +231,7 @@ __global__ void __launch_bounds__(D9::kThreads, 1)
   const int64_t row0 = w0 + g;        // this thread's rows: row0, row0 + 8
   const int wg_end = r0 < p.nq ? int(x.key_end(std::min<int64_t>(r0 + 63, p.nq - 1))) : 0;
   const int wtiles = std::min(ntiles, (wg_end + BK - 1) / BK);  // tiles some row of the warpgroup sees
-  const Sm90DdStats stt = kJvpMode ? Sm90DdStats{nullptr, nullptr, nullptr} : sm90dd_stats(p);
+  const DdStats stt = kJvpMode ? DdStats{nullptr, nullptr, nullptr} : dd_stats(p);
   int kend[2];
   float lse2[2], drow[2], crow[2], erow[2];
   for (int h = 0; h < 2; ++h) {
@@ -419,17 +402,7 @@ __global__ void __launch_bounds__(D9::kThreads, 1)
       }
     }
   } else {
-    if (!out) return;
-    const float f = kQMode ? scale : 1.f;
-#pragma unroll
-    for (int hr = 0; hr < 2; ++hr) {
-      const int64_t i = row0 + 8 * hr;
-      if (i >= p.nq) continue;
-#pragma unroll
-      for (int nb = 0; nb < D / 8; ++nb)
-        *reinterpret_cast<uint32_t*>(out + (x.base + i) * D + nb * 8 + 2 * t) =
-            pack_half2<E>(acc[4 * nb + 2 * hr] * f, acc[4 * nb + 2 * hr + 1] * f);
-    }
+    if (out) sm90_store_tile<E, D>(out + x.base * D, row0, p.nq, acc, kQMode ? scale : 1.f, t);
   }
 #else
   (void)p, (void)maps;
@@ -465,16 +438,9 @@ __global__ void __launch_bounds__(D9::kThreads, 1)
   const int64_t total = group * nt;
   const int wg = int(threadIdx.x) / 128, tid = int(threadIdx.x) % 128;
   const int warp = tid / 32, lane = tid % 32;
-  const Sm90DdStats stt = sm90dd_stats(p);
+  const DdStats stt = dd_stats(p);
 
-  if (threadIdx.x == 0) {
-    sm90::mbar_init(sb + L::bar_fixed, 1);
-    for (int s = 0; s < D9::kStages; ++s) {
-      sm90::mbar_init(sb + L::bar_full + 8 * s, 1);
-      sm90::mbar_init(sb + L::bar_empty + 8 * s, 4 * D9::kConsumers);
-    }
-    sm90::mbar_init_fence();
-  }
+  sm90_ring_init(sb + L::bar_fixed, sb + L::bar_full, sb + L::bar_empty, 0, 4 * D9::kConsumers);
   // an absent ĝQ (both ring stages) or ĝK (fixed) as zeros, read by the Gᵀ products; written before
   // any TMA or wgmma touches shared memory, ordered for the async proxy by the fence and the barrier
   if (!has_gq || !has_gk) {
@@ -688,17 +654,7 @@ __global__ void __launch_bounds__(D9::kThreads, 1)
   }
 
   // k' = scale · acc, v' = acc (keys below Nk; those past L_b are zeros: every entry masked)
-  const float f = kKMode ? scale : 1.f;
-  uint16_t* const o = outp + bk * p.nk * D;
-#pragma unroll
-  for (int hr = 0; hr < 2; ++hr) {
-    const int64_t j = kwarp + g + 8 * hr;
-    if (j >= p.nk) continue;
-#pragma unroll
-    for (int nb = 0; nb < D / 8; ++nb)
-      *reinterpret_cast<uint32_t*>(o + j * D + nb * 8 + 2 * t) =
-          pack_half2<E>(acc[4 * nb + 2 * hr] * f, acc[4 * nb + 2 * hr + 1] * f);
-  }
+  sm90_store_tile<E, D>(outp + bk * p.nk * D, kwarp + g, p.nk, acc, kKMode ? scale : 1.f, t);
 #else
   (void)p, (void)maps;
 #if defined(__CUDA_ARCH__)

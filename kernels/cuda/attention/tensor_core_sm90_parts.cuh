@@ -39,5 +39,38 @@ __device__ __forceinline__ void sm90b_zero_rows(unsigned char* tile, int atoms, 
   __syncwarp();
 }
 
+// Thread 0 initialises a block's barriers: `once` (a block-constant tile, and `tmp` unless 0: a
+// private landing barrier; one arrival each), the ring's `full` (one arrival, the producer's) and
+// `empty` (one arrival per consumer warp) for each of the 2 stages, 8 bytes apart; then the fence
+// that shows them to the async proxy. The caller's __syncthreads follows.
+__device__ __forceinline__ void sm90_ring_init(uint32_t once, uint32_t full, uint32_t empty, uint32_t tmp,
+                                               int consumer_warps) {
+  if (threadIdx.x != 0) return;
+  sm90::mbar_init(once, 1);
+  for (int s = 0; s < 2; ++s) {
+    sm90::mbar_init(full + 8 * s, 1);
+    sm90::mbar_init(empty + 8 * s, consumer_warps);
+  }
+  if (tmp) sm90::mbar_init(tmp, 1);
+  sm90::mbar_init_fence();
+}
+
+// Stores the thread's part of a warpgroup's 64 x D F32 accumulator tile (rows first and first + 8,
+// columns 8nb + 2t, + 1: the wgmma layout) times f as 16-bit pairs into out[row · D + column], rows
+// below `rows` only.
+template <class E, int D>
+__device__ __forceinline__ void sm90_store_tile(uint16_t* out, int64_t first, int64_t rows, const float (&acc)[D / 2],
+                                                float f, int t) {
+#pragma unroll
+  for (int hr = 0; hr < 2; ++hr) {
+    const int64_t i = first + 8 * hr;
+    if (i >= rows) continue;
+#pragma unroll
+    for (int nb = 0; nb < D / 8; ++nb)
+      *reinterpret_cast<uint32_t*>(out + i * D + nb * 8 + 2 * t) =
+          pack_half2<E>(acc[4 * nb + 2 * hr] * f, acc[4 * nb + 2 * hr + 1] * f);
+  }
+}
+
 }  // namespace cuda
 }  // namespace mk
