@@ -280,9 +280,10 @@ endforeach()
 # CPU, 27-52 s wall (forward and shuffled order; each case also runs the v1 forward and backward).
 mk_emu_test(emu.sm90.bwd attention_emu_test sm90bwd 2)
 # emu.sm90.dd: the Hopper double backward (kernels/cuda/attention/tensor_core_sm90_dd.cu) selected, on
-# six shapes for it (GQA, causal with Nq < Nk and Nq > Nk, key lengths straddling tiles, rows and a
-# batch without keys, absent cotangents, D = 64 and 128) in BF16 and F16 and one it refuses (a bias),
-# shuffled threads: attention_dd_emu_test's criterion on q', k', v', dO' and the JVP's tO,
+# eight shapes for it (GQA, causal with Nq < Nk and Nq > Nk, key lengths straddling tiles, rows and a
+# batch without keys, absent cotangents, a broadcast bias with ĝb and b', −inf bias entries, D = 64
+# and 128) in BF16 and F16 and one it refuses (D != Dv), shuffled threads: attention_dd_emu_test's
+# criterion on q', k', v', dO', b' and the JVP's tO,
 # tlse, bitwise reruns, guard words, the kernels called alone equal to the dispatcher's bits.
 # Measured 2026-12-06 on the 2-core VM: 62-75 s (orders 0, 1, 2; each case also runs the CPU twins).
 mk_emu_test(emu.sm90.dd attention_dd_emu_test sm90 2)

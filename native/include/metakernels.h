@@ -617,7 +617,7 @@ enum mk_attention_tc_select {
   MK_ATTN_TC_SELECT_BACKWARD_SM90 = 4,
   /* the 16-bit double backward and JVP on tensor cores with their Hopper kernels (wgmma + TMA,
    * sm_90a: the stats, q', dO', k', v' passes; the JVP pass) where they apply: BF16/F16, D = Dv in
-   * {64, 128}, no bias, on a 9.0 device; elsewhere the m16n8k16 kernels (MK_ATTN_TC_SELECT_SECOND_TC,
+   * {64, 128} (a bias too), on a 9.0 device; elsewhere the m16n8k16 kernels (MK_ATTN_TC_SELECT_SECOND_TC,
    * which leaves the Hopper ones out). MK_ATTN_TC_DD=sm90 (or wgmma) in the environment. */
   MK_ATTN_TC_SELECT_SECOND_SM90 = 3
 };

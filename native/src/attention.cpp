@@ -407,7 +407,7 @@ const char* mk_attention_tc_kernels(void) {
                                                          : "") +
           "; tensor cores (tensor_core_dd.cu) where max(D, Dv) <= 128, else F32 copies + SIMT; the double "
           "backward's Hopper passes (tensor_core_sm90_dd.cu, opt-in until timed on a GPU) " +
-          (dd_sm90 ? "selected: they run where D = Dv = 64 or 128 without a bias on a 9.0 device of a build with "
+          (dd_sm90 ? "selected: they run where D = Dv = 64 or 128 on a 9.0 device of a build with "
                      "sm_90a code"
                    : "not selected") +
           ":";

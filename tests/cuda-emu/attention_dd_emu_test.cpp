@@ -728,7 +728,7 @@ void run(const Case& c, uint64_t seed) {
     // the Hopper passes called directly on the second run's workspace (D from its D pass): they run
     // (all three sides) exactly where they apply, and then the dispatcher's result is theirs, bit for
     // bit (so the checks below are of the Hopper kernels); elsewhere they refuse, launching nothing
-    const bool hopper = x.D == x.Dv && (x.D == 64 || x.D == 128) && x.bias.empty() && !(want & 256);
+    const bool hopper = x.D == x.Dv && (x.D == 64 || x.D == 128);
     Out<X> o3[5];
     for (int i = 0; i < 5; ++i) o3[i].init(sizes[i]);
     AttentionParams e = p;
@@ -737,6 +737,9 @@ void run(const Case& c, uint64_t seed) {
     e.cot_k = want & 32 ? o3[1].data() : nullptr;
     e.cot_v = want & 64 ? o3[2].data() : nullptr;
     e.cot_dout = want & 128 ? o3[3].data() : nullptr;
+    Out<X> b3;
+    b3.init(sizes[4]);
+    e.cot_bias_full = want & 256 ? b3.data() : nullptr;
     e.second = mk::attention_cotangents(e);
     int done = -1;
     const int st = mk::cuda::tc_sm90_backward_backward_passes(e, nullptr, &done);
@@ -745,6 +748,7 @@ void run(const Case& c, uint64_t seed) {
       same = same && o3[i].buf == run1[i].buf;
       for (double v : o3[i].values()) untouched = untouched && v == 0.0;
     }
+    same = same && b3.buf == run1[4].buf;
     const bool ok = hopper ? st == 0 && done == 7 && same : st == mk::KERNEL_UNSUPPORTED && done == 0 && untouched;
     printf(" [%s]", hopper ? "sm90" : "sm90 refused: tensor_core_dd.cu");
     if (!ok) {
@@ -803,7 +807,7 @@ void run(const Case& c, uint64_t seed) {
     if (g_sm90 && !tf32) {
       // the Hopper JVP called directly: it runs exactly where it applies (then the dispatcher's bits
       // are its bits), elsewhere refuses with nothing written
-      const bool hopper = x.D == x.Dv && (x.D == 64 || x.D == 128) && x.bias.empty();
+      const bool hopper = x.D == x.Dv && (x.D == 64 || x.D == 128);
       Out<X> to3;
       to3.init(x.dout.size());
       std::vector<float> tl3(x.lse.size() + 2, NAN);
@@ -868,7 +872,7 @@ void run(const Case& c, uint64_t seed) {
 int main(int argc, char** argv) {
   if (argc > 1 && std::string(argv[1]) == "sm90") {
     // attention_dd_emu_test sm90 [order]: the Hopper passes (tensor_core_sm90_dd.cu) selected, on
-    // shapes for them (D = Dv in {64, 128}, no bias) and one they refuse (a bias), H100 limits
+    // shapes for them (D = Dv in {64, 128}; biases) and one they refuse (D != Dv), H100 limits
     g_sm90 = true;
     emu::config().order = argc > 2 ? atoi(argv[2]) : 0;
     emu::config().optin = 232448;
@@ -882,7 +886,9 @@ int main(int argc, char** argv) {
         {2, 1, 1, 140, 70, 128, 128, true, "none", {60, 0}, NOB},     // rows with no key, a batch without keys
         {1, 2, 1, 100, 90, 64, 64, true, "none", {}, 0x1 | 0x4 | 0x10 | 0x20 | 0x80},  // no ĝK
         {1, 1, 1, 90, 100, 128, 128, false, "none", {}, 0x2 | 0xF0},  // only ĝK (zero ĝQ tiles in k', v')
-        {1, 2, 2, 70, 80, 64, 64, true, "11", {}, ALL},               // a bias: refused (tensor_core_dd.cu)
+        {1, 2, 2, 70, 80, 64, 64, true, "11", {}, ALL},               // a broadcast bias, ĝb, b'
+        {2, 2, 1, 70, 140, 128, 128, false, "BH-inf", {130, 60}, ALL},  // −inf bias entries (rows without keys), lengths
+        {1, 1, 1, 40, 50, 128, 64, false, "none", {}, NOB},           // D != Dv: refused (tensor_core_dd.cu)
     };
     uint64_t seed = 9876;
     for (const Case& c : cases) {

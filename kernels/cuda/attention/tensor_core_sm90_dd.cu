@@ -30,9 +30,10 @@
 // the output (64): 192 accumulator registers of the 240 setmaxnreg gives them.
 //
 // Scope: what the Hopper forward takes (16-bit, D = Dv in {64, 128}, a 9.0 device, a build with
-// sm_90a code, 16-byte aligned inputs) and no bias: a call with a bias, a bias cotangent (ĝb) or a
-// requested bias output (b') answers KERNEL_UNSUPPORTED before anything is launched, and
-// tensor_core_dd.cu runs its own passes. Absent cotangents (ĝQ, ĝK, ĝV null) skip their products.
+// sm_90a code, 16-byte aligned inputs); elsewhere KERNEL_UNSUPPORTED before anything is launched, and
+// tensor_core_dd.cu runs its own passes. A bias (broadcast as the forward's; −inf entries) is read
+// per element where P is formed, ĝb (or the JVP's tb) where G is, and b' = ḡS is written by the q'
+// pass per element (a [B, H, Nq, Nk] output: the bias gradient of a full bias). Absent cotangents (ĝQ, ĝK, ĝV null) skip their products.
 // Masks: causal, key lengths (the tile that straddles L_b lands through a private mbarrier and its
 // rows past L_b are zeroed before any product reads them: K, ĝK, V, ĝV are B operands of q' and
 // dO', and padding keys may hold NaN), Nq, Nk not multiples of the tiles (TMA zero fill), rows that
@@ -135,7 +136,9 @@ __device__ __forceinline__ void sm90dd_zero(float (&a)[N]) {
 }
 
 // ---- query side: stats, q', dO' ------------------------------------------------------------------------
-template <class E, int D, int MODE>
+// kBias: a bias or ĝb (tb) is read per element (a variant of its own: the pointers and their tests cost
+// the no-bias kernels registers, and spills at D = 128)
+template <class E, int D, int MODE, bool kBias>
 __global__ void __launch_bounds__(D9::kThreads, 1)
     tc_sm90_dd_query_kernel(const AttentionParams p, const __grid_constant__ Sm90DdMaps maps) {
 #if MK_SM90D_BODY
@@ -245,6 +248,10 @@ __global__ void __launch_bounds__(D9::kThreads, 1)
   }
   const float sl2 = float(p.scale) * kSm90bLog2e, scale = float(p.scale);
   const bool has_g = has_gq || has_gk;
+  using O = Operand<E>;
+  const uint16_t* const bias = kBias ? x.bias : nullptr;    // (added to S; −inf entries: rows may see no key)
+  const uint16_t* const gbias = kBias ? x.gbias : nullptr;  // ĝb (double backward) or tb (JVP): added to G
+  uint16_t* const bias_out = kBias && kQMode ? static_cast<uint16_t*>(p.cot_bias_full) : nullptr;  // b' = ḡS
   uint16_t* const out = static_cast<uint16_t*>(kQMode ? p.cot_q : kDoutMode ? p.cot_dout : kJvpMode ? p.tan_out : nullptr);
 
   constexpr int NA = kStatsMode ? 1 : D / 2;
@@ -312,8 +319,14 @@ __global__ void __launch_bounds__(D9::kThreads, 1)
       const int hr = (i >> 1) & 1;
       const int j = j0 + 8 * (i >> 2) + 2 * t + (i & 1);
       const bool vis = j < kend[hr];  // (a per-element test: a whole-tile fast path cost ptxas spills)
-      const float P = vis ? exp2f(s[i] * sl2 - lse2[hr]) : 0.f;
-      const float G = vis && has_g ? gg[i] * scale : 0.f;
+      const int64_t row = row0 + 8 * hr;
+      float sv = s[i] * sl2;
+      if constexpr (kBias)
+        if (bias && vis) sv += kSm90bLog2e * O::to_float(bias[row * x.nk + j]);
+      const float P = vis ? exp2f(sv - lse2[hr]) : 0.f;
+      float G = vis && has_g ? gg[i] * scale : 0.f;
+      if constexpr (kBias)
+        if (gbias && vis) G += O::to_float(gbias[row * x.nk + j]);
       if constexpr (kStatsMode) {
         const float T = vis && has_gv ? tt[i] : 0.f, dpv = vis ? dp[i] : 0.f;
         const float pg = P * G;
@@ -323,6 +336,8 @@ __global__ void __launch_bounds__(D9::kThreads, 1)
         const float T = vis && has_gv ? tt[i] : 0.f, dpv = vis ? dp[i] : 0.f;
         s[i] = P * (T + G * (dpv - drow[hr]) - crow[hr] * dpv - erow[hr]);  // ḡS
         dp[i] = P * (dpv - drow[hr]);                                      // dS
+        if constexpr (kBias)
+          if (bias_out && row < p.nq && j < p.nk) bias_out[(x.base + row) * p.nk + j] = O::from_float(s[i]);
       } else if constexpr (kDoutMode) {
         s[i] = P;                    // P
         gg[i] = P * (G - crow[hr]);  // ḡdP
@@ -413,7 +428,7 @@ __global__ void __launch_bounds__(D9::kThreads, 1)
 }
 
 // ---- key side: k', v' --------------------------------------------------------------------------------
-template <class E, int D, int MODE>
+template <class E, int D, int MODE, bool kBias>
 __global__ void __launch_bounds__(D9::kThreads, 1)
     tc_sm90_dd_key_kernel(const AttentionParams p, const __grid_constant__ Sm90DdMaps maps) {
 #if MK_SM90D_BODY
@@ -601,7 +616,15 @@ __global__ void __launch_bounds__(D9::kThreads, 1)
       const float* const c_s = lse_s + 2 * TQ;
       const int64_t qh = b * p.heads + hk * group + hcur;
       const float* const e_g = stt.e + qh * p.nq;  // E from the workspace (see the header)
-      const bool whole = i0 + TQ <= nq && x0.key_end(i0) >= kwarp + 16;
+      // the bias and ĝb of this query head (rows i, keys j: [i · Nk + j]); with a bias (−inf entries)
+      // every element checks its row's lse
+      const uint16_t* bias = nullptr;
+      const uint16_t* gbias = nullptr;
+      if constexpr (kBias) {
+        if (p.bias) bias = tc_head<uint16_t>(p, b, hk * group + hcur).bias;
+        if (p.second.bias_full) gbias = tc_head<uint16_t>(p, b, hk * group + hcur).gbias;
+      }
+      const bool whole = (!kBias || !bias) && i0 + TQ <= nq && x0.key_end(i0) >= kwarp + 16;
       // elementwise (element (key, query)), in place: s <- ḡSᵀ (k') , dp <- dSᵀ (k'), gg <- ḡdPᵀ (v')
 #pragma unroll
       for (int e = 0; e < TQ / 2; ++e) {
@@ -609,8 +632,20 @@ __global__ void __launch_bounds__(D9::kThreads, 1)
         const int i = i0 + qc;
         const int hr = (e >> 1) & 1;
         const bool vis = whole || (i < nq && jin[hr] && i >= jfirst[hr] && lse_s[qc] != -INFINITY);
-        const float P = vis ? exp2f(s[e] * sl2 - lse_s[qc]) : 0.f;
-        const float G = vis && has_g ? gg[e] * scale : 0.f;
+        // (the no-bias variant keeps these two expressions as they are: equivalent rewrites of them
+        // moved ptxas's k' spills at D = 128 from 24/72 to 128/220 bytes, nvcc 13.0)
+        float P, G;
+        if constexpr (!kBias) {
+          P = vis ? exp2f(s[e] * sl2 - lse_s[qc]) : 0.f;
+          G = vis && has_g ? gg[e] * scale : 0.f;
+        } else {
+          const int64_t at = int64_t(i) * x0.nk + kwarp + g + 8 * hr;
+          float sv = s[e] * sl2;
+          if (bias && vis) sv += kSm90bLog2e * Operand<E>::to_float(bias[at]);
+          P = vis ? exp2f(sv - lse_s[qc]) : 0.f;
+          G = vis && has_g ? gg[e] * scale : 0.f;
+          if (gbias && vis) G += Operand<E>::to_float(gbias[at]);
+        }
         if constexpr (kKMode) {
           const float T = vis && has_gv ? tt[e] : 0.f, dpv = vis ? dp[e] : 0.f;
           const float dd = d_s[qc];
@@ -678,7 +713,7 @@ template <class E, int D>
 int sm90_dd_dp(const AttentionParams& p, cudaStream_t stream, int* passes) {
   using LQ = Sm90DdQueryLayout<D>;
   using LK = Sm90DdKeyLayout<D>;
-  const bool qpass = p.cot_q != nullptr, dopass = p.cot_dout != nullptr, kpass = p.cot_k != nullptr,
+  const bool qpass = p.cot_q != nullptr || p.cot_bias_full != nullptr, dopass = p.cot_dout != nullptr, kpass = p.cot_k != nullptr,
              vpass = p.cot_v != nullptr;
   size_t optin = 0;
   if (int e = optin_smem(&optin)) return e;
@@ -704,24 +739,34 @@ int sm90_dd_dp(const AttentionParams& p, cudaStream_t stream, int* passes) {
   }
   const int64_t qblocks = qp * ((p.nq + D9::kBlock - 1) / D9::kBlock);
   const int64_t kblocks = kp * ((p.nk + D9::kBlock - 1) / D9::kBlock);
-  if (int e = tc_launch_n(tc_sm90_dd_query_kernel<E, D, kDdStats>, qblocks, D9::kThreads, LQ::bytes, stream, p, mq))
+  const bool biased = p.bias || p.second.bias_full;
+  // one pass, in the variant with or without the per-element bias reads
+  auto launch = [&](auto no_bias, auto with_bias, int64_t blocks, size_t bytes, const Sm90DdMaps& m) {
+    return tc_launch_n(biased ? with_bias : no_bias, blocks, D9::kThreads, bytes, stream, p, m);
+  };
+  if (int e = launch(tc_sm90_dd_query_kernel<E, D, kDdStats, false>, tc_sm90_dd_query_kernel<E, D, kDdStats, true>,
+                     qblocks, LQ::bytes, mq))
     return e;
   *passes |= 1;
   if (qpass) {
-    if (int e = tc_launch_n(tc_sm90_dd_query_kernel<E, D, kDdQ>, qblocks, D9::kThreads, LQ::bytes, stream, p, mq))
+    if (int e = launch(tc_sm90_dd_query_kernel<E, D, kDdQ, false>, tc_sm90_dd_query_kernel<E, D, kDdQ, true>, qblocks,
+                       LQ::bytes, mq))
       return e;
   }
   if (dopass) {
-    if (int e = tc_launch_n(tc_sm90_dd_query_kernel<E, D, kDdDout>, qblocks, D9::kThreads, LQ::bytes, stream, p, mq))
+    if (int e = launch(tc_sm90_dd_query_kernel<E, D, kDdDout, false>, tc_sm90_dd_query_kernel<E, D, kDdDout, true>,
+                       qblocks, LQ::bytes, mq))
       return e;
   }
   *passes |= 2;
   if (kpass) {
-    if (int e = tc_launch_n(tc_sm90_dd_key_kernel<E, D, kDdK>, kblocks, D9::kThreads, LK::bytes, stream, p, mk))
+    if (int e = launch(tc_sm90_dd_key_kernel<E, D, kDdK, false>, tc_sm90_dd_key_kernel<E, D, kDdK, true>, kblocks,
+                       LK::bytes, mk))
       return e;
   }
   if (vpass) {
-    if (int e = tc_launch_n(tc_sm90_dd_key_kernel<E, D, kDdV>, kblocks, D9::kThreads, LK::bytes, stream, p, mk))
+    if (int e = launch(tc_sm90_dd_key_kernel<E, D, kDdV, false>, tc_sm90_dd_key_kernel<E, D, kDdV, true>, kblocks,
+                       LK::bytes, mk))
       return e;
   }
   *passes |= 4;
@@ -743,7 +788,9 @@ int sm90_jvp_dp(const AttentionParams& p, cudaStream_t stream) {
   const int box[7] = {D9::kBlock, D9::kBlock, D9::kBlock, D9::kTile, D9::kTile, D9::kTile, D9::kTile};
   if (sm90dd_maps(&mq, ptrs, planes, rows, box, 7, D, E::kBf16)) return KERNEL_UNSUPPORTED;
   const int64_t qblocks = qp * ((p.nq + D9::kBlock - 1) / D9::kBlock);
-  return tc_launch_n(tc_sm90_dd_query_kernel<E, D, kDdJvp>, qblocks, D9::kThreads, LQ::bytes, stream, p, mq);
+  return tc_launch_n(p.bias || p.second.bias_full ? tc_sm90_dd_query_kernel<E, D, kDdJvp, true>
+                                                  : tc_sm90_dd_query_kernel<E, D, kDdJvp, false>,
+                     qblocks, D9::kThreads, LQ::bytes, stream, p, mq);
 }
 
 }  // namespace
@@ -754,7 +801,6 @@ int tc_sm90_jvp(const AttentionParams& p, void* stream) {
   if (!attention_tc_sm90_applies(p.dtype, p.d, p.dv, 9, 0)) return KERNEL_UNSUPPORTED;
   if (p.nq > INT_MAX || p.nk > INT_MAX || p.batch * p.heads > INT_MAX) return KERNEL_UNSUPPORTED;
   if (!p.out || !p.lse || p.heads < 1 || p.kv_heads < 1 || p.heads % p.kv_heads != 0) return KERNEL_UNSUPPORTED;
-  if (p.bias || p.second.bias_full) return KERNEL_UNSUPPORTED;
   if (!aligned(p.q, 16) || !aligned(p.k, 16) || !aligned(p.v, 16) || !aligned(p.second.q, 16) ||
       !aligned(p.second.k, 16) || !aligned(p.second.v, 16) || !aligned(p.out, 4) || !aligned(p.tan_out, 4))
     return KERNEL_UNSUPPORTED;
@@ -771,7 +817,6 @@ int tc_sm90_backward_backward_passes(const AttentionParams& p, void* stream, int
   if (p.nq > INT_MAX || p.nk > INT_MAX || p.batch * p.heads > INT_MAX) return KERNEL_UNSUPPORTED;
   if (!p.workspace || !p.out || !p.dout || !p.lse || p.heads < 1 || p.kv_heads < 1 || p.heads % p.kv_heads != 0)
     return KERNEL_UNSUPPORTED;
-  if (p.bias || p.second.bias_full || p.cot_bias_full) return KERNEL_UNSUPPORTED;
   // TMA sources 16-byte aligned; the outputs are stored as pairs of 16-bit values
   if (!aligned(p.q, 16) || !aligned(p.k, 16) || !aligned(p.v, 16) || !aligned(p.dout, 16) ||
       !aligned(p.second.q, 16) || !aligned(p.second.k, 16) || !aligned(p.second.v, 16) || !aligned(p.cot_q, 4) ||

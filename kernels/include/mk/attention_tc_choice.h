@@ -112,7 +112,7 @@ inline int attention_tc_second_override() {
 }
 
 // The Hopper passes of the 16-bit double backward (kernels/cuda/attention/tensor_core_sm90_dd.cu:
-// wgmma + TMA, sm_90a; BF16/F16, D = Dv in {64, 128}, no bias), opt-in until timed on a GPU:
+// wgmma + TMA, sm_90a; BF16/F16, D = Dv in {64, 128}), opt-in until timed on a GPU:
 // MK_ATTN_TC_DD=sm90 (or wgmma), or AttentionTcSelection::second_sm90 (1 on, 2 off; 0 the
 // environment's), which the emulator test and benchmarks/gpu/attention_harness.cu set. Where they do
 // not apply, tensor_core_dd.cu's m16n8k16 passes run.

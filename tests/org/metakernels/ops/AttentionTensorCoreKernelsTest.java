@@ -88,7 +88,7 @@ class AttentionTensorCoreKernelsTest {
     text = TensorCoreKernels.describe();
     assertTrue(text.contains("(override: forward env, backward env, second sm90)"), text);
     assertTrue(text.contains("(override: sm90)") && text.contains("Hopper passes (tensor_core_sm90_dd.cu"), text);
-    assertTrue(text.contains("selected: they run where D = Dv = 64 or 128 without a bias"), text);
+    assertTrue(text.contains("selected: they run where D = Dv = 64 or 128 on a 9.0 device"), text);
     assertTrue(text.contains("D<=128 tc;") && text.contains("D<=256 f32;"), text);
     TensorCoreKernels.select(Forward.DEFAULT, Backward.DEFAULT, Second.TENSOR_CORES);
     assertTrue(TensorCoreKernels.describe().contains("Hopper passes (tensor_core_sm90_dd.cu, opt-in until timed on "

@@ -619,7 +619,7 @@ public final class Attention {
       /**
        * Tensor cores, the double backward through its Hopper passes (sm_90a: wgmma fed by TMA,
        * producer/consumer warpgroups; stats, q', dO', k', v') where they apply: BF16/F16 with D = Dv
-       * of 64 or 128 and no bias on a compute capability 9.0 device; elsewhere {@link #TENSOR_CORES}.
+       * of 64 or 128 (with or without a bias) on a compute capability 9.0 device; elsewhere {@link #TENSOR_CORES}.
        * Opt-in until timed on a GPU ({@code MK_ATTN_TC_DD=sm90} in the environment). The JVP the
        * same way (its Hopper pass where the double backward's apply).
        */
