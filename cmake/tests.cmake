@@ -282,10 +282,10 @@ mk_emu_test(emu.sm90.bwd attention_emu_test sm90bwd 2)
 # emu.sm90.dd: the Hopper double backward (kernels/cuda/attention/tensor_core_sm90_dd.cu) selected, on
 # eight shapes for it (GQA, causal with Nq < Nk and Nq > Nk, key lengths straddling tiles, rows and a
 # batch without keys, absent cotangents, a broadcast bias with ĝb and b', −inf bias entries, D = 64
-# and 128) in BF16 and F16 and one it refuses (D != Dv), shuffled threads: attention_dd_emu_test's
+# and 128) in BF16 (three in F16 too) and one it refuses (D != Dv), shuffled threads: attention_dd_emu_test's
 # criterion on q', k', v', dO', b' and the JVP's tO,
 # tlse, bitwise reruns, guard words, the kernels called alone equal to the dispatcher's bits.
-# Measured 2026-12-06 on the 2-core VM: 62-75 s (orders 0, 1, 2; each case also runs the CPU twins).
+# Measured 2026-12-06 on the 2-core VM: about 50 s (each case also runs the CPU twins).
 mk_emu_test(emu.sm90.dd attention_dd_emu_test sm90 2)
 
 # ---- the standalone GPU harnesses (benchmarks/gpu/*_harness.cu) still compile ---------------------

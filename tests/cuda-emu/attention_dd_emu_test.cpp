@@ -890,10 +890,11 @@ int main(int argc, char** argv) {
         {2, 2, 1, 70, 140, 128, 128, false, "BH-inf", {130, 60}, ALL},  // −inf bias entries (rows without keys), lengths
         {1, 1, 1, 40, 50, 128, 64, false, "none", {}, NOB},           // D != Dv: refused (tensor_core_dd.cu)
     };
+    // (F16 on three of them: the kernels differ by type only in the conversions; CI time)
     uint64_t seed = 9876;
-    for (const Case& c : cases) {
-      run<mk::cuda::Bf16>(c, seed);
-      run<mk::cuda::Fp16>(c, seed);
+    for (size_t k = 0; k < cases.size(); ++k) {
+      run<mk::cuda::Bf16>(cases[k], seed);
+      if (k == 1 || k == 5 || k == 7) run<mk::cuda::Fp16>(cases[k], seed);
       ++seed;
     }
     printf("sm90 double backward: worst kernel error / naive 16-bit composition error %.3f (criterion <= 2)\n",
