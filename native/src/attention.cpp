@@ -396,7 +396,7 @@ const char* mk_attention_tc_kernels(void) {
                 name(c.backward) + ";";
       }
   }
-  const bool dd_sm90 = mk::attention_tc_second_sm90(mk::attention_tc_second_sm90_code(sel_second));
+  const bool dd_sm90 = mk::attention_tc_second_sm90(sel_second);
   text += std::string("\ndouble backward and JVP (BF16|F16): MK_ATTN_TC_DD=") +
           (mk::attention_tc_second_override()  ? "0 (F32 path forced)"
            : mk::attention_tc_second_sm90_env() ? "sm90"

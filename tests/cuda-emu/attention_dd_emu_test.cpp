@@ -741,18 +741,18 @@ void run(const Case& c, uint64_t seed) {
     b3.init(sizes[4]);
     e.cot_bias_full = want & 256 ? b3.data() : nullptr;
     e.second = mk::attention_cotangents(e);
-    int done = -1;
-    const int st = mk::cuda::tc_sm90_backward_backward_passes(e, nullptr, &done);
+    const int st = mk::cuda::tc_sm90_backward_backward_passes(e, nullptr);
     bool same = true, untouched = true;
     for (int i = 0; i < 4; ++i) {
       same = same && o3[i].buf == run1[i].buf;
       for (double v : o3[i].values()) untouched = untouched && v == 0.0;
     }
     same = same && b3.buf == run1[4].buf;
-    const bool ok = hopper ? st == 0 && done == 7 && same : st == mk::KERNEL_UNSUPPORTED && done == 0 && untouched;
+    // (status 0: every pass ran; unsupported: none was launched)
+    const bool ok = hopper ? st == 0 && same : st == mk::KERNEL_UNSUPPORTED && untouched;
     printf(" [%s]", hopper ? "sm90" : "sm90 refused: tensor_core_dd.cu");
     if (!ok) {
-      printf(" FAIL (sm90 status %d, passes %d, same as the dispatcher %d, untouched %d)", st, done, int(same),
+      printf(" FAIL (sm90 status %d, same as the dispatcher %d, untouched %d)", st, int(same),
              int(untouched));
       ++g_failures;
     }
@@ -877,7 +877,7 @@ int main(int argc, char** argv) {
     emu::config().order = argc > 2 ? atoi(argv[2]) : 0;
     emu::config().optin = 232448;
     emu::config().per_sm = 233472;
-    mk::attention_tc_selection().second_sm90.store(1);
+    mk::attention_tc_selection().second.store(3);  // (MK_ATTN_TC_SELECT_SECOND_SM90)
     const unsigned ALL = 0x1FF, NOB = 0xFF;  // (NOB: no b' output)
     const std::vector<Case> cases = {
         {1, 2, 1, 150, 130, 64, 64, false, "none", {}, NOB},          // GQA 2:1, 2 row blocks, 3 key tiles

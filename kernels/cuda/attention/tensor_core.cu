@@ -1296,7 +1296,6 @@ int attention_tc_select(int forward, int backward, int second) {
   sel.forward.store(forward, std::memory_order_relaxed);
   sel.backward.store(backward, std::memory_order_relaxed);
   sel.second.store(second, std::memory_order_relaxed);
-  sel.second_sm90.store(attention_tc_second_sm90_code(second), std::memory_order_relaxed);
   return 0;
 }
 

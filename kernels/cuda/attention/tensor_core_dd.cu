@@ -127,7 +127,6 @@ struct DdKeyLayout {
 static_assert(DdKeyLayout<Bf16, 64>::stats % 2 == 0 && DdKeyLayout<Bf16, 128>::stats % 2 == 0,
               "F32 statistics 4-byte aligned");
 
-
 // ---- stats pass -----------------------------------------------------------------------------------
 // Block: (b, h, 64 query rows); lanes as in v1 (rows g and g + 8 of the warp's 16, keys 8nb + 2t +
 // {0, 1} of the tile). C = Σ P G, F = Σ P (T + G dP); E = F − 2 C D.
@@ -636,22 +635,20 @@ int backward_backward_dp(const AttentionParams& p, cudaStream_t stream) {
   if (int e = tc_launch(tc_rowdot_kernel<E>, rblocks, 0, stream, rows, int(p.dv), static_cast<const Raw*>(p.out),
                         static_cast<const Raw*>(p.dout), static_cast<float*>(p.workspace)))
     return e;
-  // the Hopper passes (tensor_core_sm90_dd.cu) where selected and they apply: `done` says which ran
-  // (1 stats, 2 the query side, 4 the key side); KERNEL_UNSUPPORTED means none was launched
-  int done = 0;
+  // the Hopper passes (tensor_core_sm90_dd.cu) where selected and they apply: all of them, or (they
+  // answer KERNEL_UNSUPPORTED having launched nothing) the passes below
   if constexpr (!std::is_same<E, Tf32>::value) {
-    if (attention_tc_second_sm90(attention_tc_selection().second_sm90.load(std::memory_order_relaxed))) {
-      const int e = tc_sm90_backward_backward_passes(p, stream, &done);
-      if (e && e != KERNEL_UNSUPPORTED) return e;
+    if (attention_tc_second_sm90(attention_tc_selection().second.load(std::memory_order_relaxed))) {
+      const int e = tc_sm90_backward_backward_passes(p, stream);
+      if (e != KERNEL_UNSUPPORTED) return e;
     }
   }
   const int64_t qblocks = p.batch * p.heads * ((p.nq + DT::kBlockQ - 1) / DT::kBlockQ);
-  if (!(done & 1))
-    if (int e = tc_launch(tc_dd_stats_kernel<E, DP>, qblocks, DdStatsLayout<E, DP>::bytes, stream, p, vec)) return e;
-  if (query_pass && !(done & 2))
+  if (int e = tc_launch(tc_dd_stats_kernel<E, DP>, qblocks, DdStatsLayout<E, DP>::bytes, stream, p, vec)) return e;
+  if (query_pass)
     if (int e = tc_launch(tc_dd_query_kernel<E, DP>, qblocks * 2, DdQueryLayout<E, DP>::bytes, stream, p, vec))
       return e;
-  if (key_pass && !(done & 4)) {
+  if (key_pass) {
     const int64_t kblocks = p.batch * p.kv_heads * ((p.nk + DT::kBlockK - 1) / DT::kBlockK) * 2;
     if (int e = tc_launch(tc_dd_key_kernel<E, DP>, kblocks, DdKeyLayout<E, DP>::bytes, stream, p, vec)) return e;
   }
@@ -667,7 +664,7 @@ template <class E, int DP>
 int jvp_dp(const AttentionParams& p, cudaStream_t stream) {
   // the Hopper JVP (tensor_core_sm90_dd.cu) where selected and it applies
   if constexpr (!std::is_same<E, Tf32>::value) {
-    if (attention_tc_second_sm90(attention_tc_selection().second_sm90.load(std::memory_order_relaxed))) {
+    if (attention_tc_second_sm90(attention_tc_selection().second.load(std::memory_order_relaxed))) {
       const int e = tc_sm90_jvp(p, stream);
       if (e != KERNEL_UNSUPPORTED) return e;
     }

@@ -13,11 +13,11 @@ namespace cuda {
 int tc_attention_backward_backward(const AttentionParams& p, void* stream);
 // the JVP the same way (no workspace; the lse tangent in F32)
 int tc_attention_jvp(const AttentionParams& p, void* stream);
-// the Hopper passes of the 16-bit double backward (tensor_core_sm90_dd.cu), after the D pass: 0 with
-// *passes the passes run (1 stats, 2 q' and dO', 4 k' and v'), or KERNEL_UNSUPPORTED with nothing
-// launched (a device other than 9.0, a build without sm_90a code, a head dim other than 64 / 128, a
-// bias, unaligned inputs); tensor_core_dd.cu's backward_backward runs the others
-int tc_sm90_backward_backward_passes(const AttentionParams& p, void* stream, int* passes);
+// the Hopper passes of the 16-bit double backward (tensor_core_sm90_dd.cu: stats, q', dO', k', v'),
+// after the D pass: 0 when they all ran, or KERNEL_UNSUPPORTED with nothing launched (a device other
+// than 9.0, a build without sm_90a code, D != Dv or a head dim other than 64 / 128, unaligned
+// inputs); tensor_core_dd.cu's backward_backward then runs its own
+int tc_sm90_backward_backward_passes(const AttentionParams& p, void* stream);
 // the Hopper JVP (tensor_core_sm90_dd.cu) where it applies (as the double-backward passes); else
 // KERNEL_UNSUPPORTED with nothing launched (tensor_core_dd.cu's jvp then runs its m16n8k16 kernel)
 int tc_sm90_jvp(const AttentionParams& p, void* stream);

@@ -44,6 +44,7 @@
 #include "mk/attention_tc_choice.h"
 #include "tensor_core.cuh"
 #include "tensor_core_parts.cuh"
+#include "tensor_core_sm90_parts.cuh"
 
 #if defined(MK_CUDA_EMU) || MK_SM90_DEVICE
 #define MK_SM90_BODY 1
@@ -106,7 +107,7 @@ __device__ __forceinline__ float sm90_quad_max(float v) {
 
 // The softmax of one score tile in place: s (the m64n128 accumulators of this thread: rows g, g + 8
 // of its warp, keys 8i + 2t + {0, 1}) becomes P = exp2(S - m) in F32; m, l the running row max (log2
-// units) and sum; corr the factor O must take. (P is rounded to 16 bit by sm90_pack_p once the
+// units) and sum; corr the factor O must take. (P is rounded to 16 bit by sm90b_pack once the
 // previous P V product, which reads the A registers, has landed: FlashAttention-3's order, which
 // keeps one 16-bit copy of P live.)
 template <class E, int BK>
@@ -156,19 +157,6 @@ __device__ __forceinline__ void sm90_softmax(float (&s)[BK / 2], float (&m)[2], 
       s[4 * i + r] = pv;
       l[r >> 1] += pv;
     }
-}
-
-// P (F32, the score accumulator layout) rounded to 16 bit as the A registers of the P V k-steps:
-// k-step kk takes column blocks 2kk and 2kk + 1 (the m16n8k16 A layout, no shuffles).
-template <class E, int BK>
-__device__ __forceinline__ void sm90_pack_p(const float (&s)[BK / 2], uint32_t (&pa)[BK / 16][4]) {
-#pragma unroll
-  for (int kk = 0; kk < BK / 16; ++kk) {
-    pa[kk][0] = pack_half2<E>(s[8 * kk + 0], s[8 * kk + 1]);  // row g, keys 16kk + 2t, + 1
-    pa[kk][1] = pack_half2<E>(s[8 * kk + 2], s[8 * kk + 3]);  // row g + 8
-    pa[kk][2] = pack_half2<E>(s[8 * kk + 4], s[8 * kk + 5]);  // row g, keys 16kk + 8 + 2t, + 1
-    pa[kk][3] = pack_half2<E>(s[8 * kk + 6], s[8 * kk + 7]);  // row g + 8
-  }
 }
 
 template <class E, int D>
@@ -320,7 +308,7 @@ __global__ void __launch_bounds__(S9::kThreads, 1)
     sm90::reg_fence(s);
     float corr[2];
     sm90_softmax<E, BK>(s, m, l, corr, x, row0, 0, !x.bias && BK <= wfull, kend, t, sl2);
-    sm90_pack_p<E, BK>(s, pa);
+    sm90b_pack<E, BK>(s, pa);
   }
   // the steady state: every iteration has a next tile (the last one is peeled below, so that the
   // wgmma groups in flight are the same on every path: ptxas can then keep them asynchronous)
@@ -346,7 +334,7 @@ __global__ void __launch_bounds__(S9::kThreads, 1)
       o[4 * i + 2] *= corr[1];
       o[4 * i + 3] *= corr[1];
     }
-    sm90_pack_p<E, BK>(s, pa);
+    sm90b_pack<E, BK>(s, pa);
   }
   if (wtiles > 0) {
     const int it = wtiles - 1, st = it & 1, ph = (it >> 1) & 1;

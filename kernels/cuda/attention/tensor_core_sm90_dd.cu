@@ -621,8 +621,9 @@ __global__ void __launch_bounds__(D9::kThreads, 1)
       const uint16_t* bias = nullptr;
       const uint16_t* gbias = nullptr;
       if constexpr (kBias) {
-        if (p.bias) bias = tc_head<uint16_t>(p, b, hk * group + hcur).bias;
-        if (p.second.bias_full) gbias = tc_head<uint16_t>(p, b, hk * group + hcur).gbias;
+        const TcHead<uint16_t> xh = tc_head<uint16_t>(p, b, hk * group + hcur);
+        bias = xh.bias;
+        gbias = xh.gbias;
       }
       const bool whole = (!kBias || !bias) && i0 + TQ <= nq && x0.key_end(i0) >= kwarp + 16;
       // elementwise (element (key, query)), in place: s <- ḡSᵀ (k') , dp <- dSᵀ (k'), gg <- ḡdPᵀ (v')
@@ -710,7 +711,7 @@ int sm90dd_maps(Sm90DdMaps* m, const void* const* ptrs, const int64_t* planes, c
 }
 
 template <class E, int D>
-int sm90_dd_dp(const AttentionParams& p, cudaStream_t stream, int* passes) {
+int sm90_dd_dp(const AttentionParams& p, cudaStream_t stream) {
   using LQ = Sm90DdQueryLayout<D>;
   using LK = Sm90DdKeyLayout<D>;
   const bool qpass = p.cot_q != nullptr || p.cot_bias_full != nullptr, dopass = p.cot_dout != nullptr, kpass = p.cot_k != nullptr,
@@ -747,7 +748,6 @@ int sm90_dd_dp(const AttentionParams& p, cudaStream_t stream, int* passes) {
   if (int e = launch(tc_sm90_dd_query_kernel<E, D, kDdStats, false>, tc_sm90_dd_query_kernel<E, D, kDdStats, true>,
                      qblocks, LQ::bytes, mq))
     return e;
-  *passes |= 1;
   if (qpass) {
     if (int e = launch(tc_sm90_dd_query_kernel<E, D, kDdQ, false>, tc_sm90_dd_query_kernel<E, D, kDdQ, true>, qblocks,
                        LQ::bytes, mq))
@@ -758,7 +758,6 @@ int sm90_dd_dp(const AttentionParams& p, cudaStream_t stream, int* passes) {
                        qblocks, LQ::bytes, mq))
       return e;
   }
-  *passes |= 2;
   if (kpass) {
     if (int e = launch(tc_sm90_dd_key_kernel<E, D, kDdK, false>, tc_sm90_dd_key_kernel<E, D, kDdK, true>, kblocks,
                        LK::bytes, mk))
@@ -769,7 +768,6 @@ int sm90_dd_dp(const AttentionParams& p, cudaStream_t stream, int* passes) {
                        LK::bytes, mk))
       return e;
   }
-  *passes |= 4;
   return 0;
 }
 
@@ -793,38 +791,36 @@ int sm90_jvp_dp(const AttentionParams& p, cudaStream_t stream) {
                      qblocks, D9::kThreads, LQ::bytes, stream, p, mq);
 }
 
+// What both entries need beyond their own pointers: a 9.0 device and a build with sm_90a code, the
+// Hopper forward's dtypes and head dims, 32-bit row and plane counts, a GQA grouping, q, k, v and the
+// second inputs 16-byte aligned (TMA sources)
+bool sm90_second_applies(const AttentionParams& p) {
+  auto a16 = [](const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15) == 0; };
+  return tc_sm90_built() && tc_sm90_device() && attention_tc_sm90_applies(p.dtype, p.d, p.dv, 9, 0) &&
+         p.nq <= INT_MAX && p.nk <= INT_MAX && p.batch * p.heads <= INT_MAX && p.out && p.lse && p.heads >= 1 &&
+         p.kv_heads >= 1 && p.heads % p.kv_heads == 0 && a16(p.q) && a16(p.k) && a16(p.v) && a16(p.second.q) &&
+         a16(p.second.k) && a16(p.second.v);
+}
+bool aligned4(const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 3) == 0; }
+
 }  // namespace
 
 int tc_sm90_jvp(const AttentionParams& p, void* stream) {
-  auto aligned = [](const void* ptr, uintptr_t a) { return (reinterpret_cast<uintptr_t>(ptr) & (a - 1)) == 0; };
-  if (!tc_sm90_built() || !tc_sm90_device()) return KERNEL_UNSUPPORTED;
-  if (!attention_tc_sm90_applies(p.dtype, p.d, p.dv, 9, 0)) return KERNEL_UNSUPPORTED;
-  if (p.nq > INT_MAX || p.nk > INT_MAX || p.batch * p.heads > INT_MAX) return KERNEL_UNSUPPORTED;
-  if (!p.out || !p.lse || p.heads < 1 || p.kv_heads < 1 || p.heads % p.kv_heads != 0) return KERNEL_UNSUPPORTED;
-  if (!aligned(p.q, 16) || !aligned(p.k, 16) || !aligned(p.v, 16) || !aligned(p.second.q, 16) ||
-      !aligned(p.second.k, 16) || !aligned(p.second.v, 16) || !aligned(p.out, 4) || !aligned(p.tan_out, 4))
-    return KERNEL_UNSUPPORTED;
+  // (O is read and tO written as pairs of 16-bit values)
+  if (!sm90_second_applies(p) || !aligned4(p.out) || !aligned4(p.tan_out)) return KERNEL_UNSUPPORTED;
   const cudaStream_t s = as_stream(stream);
   if (p.d == 64) return p.dtype == MK_BF16 ? sm90_jvp_dp<Bf16, 64>(p, s) : sm90_jvp_dp<Fp16, 64>(p, s);
   return p.dtype == MK_BF16 ? sm90_jvp_dp<Bf16, 128>(p, s) : sm90_jvp_dp<Fp16, 128>(p, s);
 }
 
-int tc_sm90_backward_backward_passes(const AttentionParams& p, void* stream, int* passes) {
-  auto aligned = [](const void* ptr, uintptr_t a) { return (reinterpret_cast<uintptr_t>(ptr) & (a - 1)) == 0; };
-  *passes = 0;
-  if (!tc_sm90_built() || !tc_sm90_device()) return KERNEL_UNSUPPORTED;
-  if (!attention_tc_sm90_applies(p.dtype, p.d, p.dv, 9, 0)) return KERNEL_UNSUPPORTED;
-  if (p.nq > INT_MAX || p.nk > INT_MAX || p.batch * p.heads > INT_MAX) return KERNEL_UNSUPPORTED;
-  if (!p.workspace || !p.out || !p.dout || !p.lse || p.heads < 1 || p.kv_heads < 1 || p.heads % p.kv_heads != 0)
-    return KERNEL_UNSUPPORTED;
-  // TMA sources 16-byte aligned; the outputs are stored as pairs of 16-bit values
-  if (!aligned(p.q, 16) || !aligned(p.k, 16) || !aligned(p.v, 16) || !aligned(p.dout, 16) ||
-      !aligned(p.second.q, 16) || !aligned(p.second.k, 16) || !aligned(p.second.v, 16) || !aligned(p.cot_q, 4) ||
-      !aligned(p.cot_k, 4) || !aligned(p.cot_v, 4) || !aligned(p.cot_dout, 4))
+int tc_sm90_backward_backward_passes(const AttentionParams& p, void* stream) {
+  // (dO a TMA source; the outputs stored as pairs of 16-bit values)
+  if (!sm90_second_applies(p) || !p.workspace || !p.dout || (reinterpret_cast<uintptr_t>(p.dout) & 15) ||
+      !aligned4(p.cot_q) || !aligned4(p.cot_k) || !aligned4(p.cot_v) || !aligned4(p.cot_dout))
     return KERNEL_UNSUPPORTED;
   const cudaStream_t s = as_stream(stream);
-  if (p.d == 64) return p.dtype == MK_BF16 ? sm90_dd_dp<Bf16, 64>(p, s, passes) : sm90_dd_dp<Fp16, 64>(p, s, passes);
-  return p.dtype == MK_BF16 ? sm90_dd_dp<Bf16, 128>(p, s, passes) : sm90_dd_dp<Fp16, 128>(p, s, passes);
+  if (p.d == 64) return p.dtype == MK_BF16 ? sm90_dd_dp<Bf16, 64>(p, s) : sm90_dd_dp<Fp16, 64>(p, s);
+  return p.dtype == MK_BF16 ? sm90_dd_dp<Bf16, 128>(p, s) : sm90_dd_dp<Fp16, 128>(p, s);
 }
 
 }  // namespace cuda

@@ -113,9 +113,8 @@ inline int attention_tc_second_override() {
 
 // The Hopper passes of the 16-bit double backward (kernels/cuda/attention/tensor_core_sm90_dd.cu:
 // wgmma + TMA, sm_90a; BF16/F16, D = Dv in {64, 128}), opt-in until timed on a GPU:
-// MK_ATTN_TC_DD=sm90 (or wgmma), or AttentionTcSelection::second_sm90 (1 on, 2 off; 0 the
-// environment's), which the emulator test and benchmarks/gpu/attention_harness.cu set. Where they do
-// not apply, tensor_core_dd.cu's m16n8k16 passes run.
+// MK_ATTN_TC_DD=sm90 (or wgmma), or the selection's second code 3 (attention_tc_second_sm90). Where
+// they do not apply, tensor_core_dd.cu's m16n8k16 passes run.
 inline bool attention_tc_second_sm90_env() {
   const char* e = std::getenv("MK_ATTN_TC_DD");
   return e && (std::strcmp(e, "sm90") == 0 || std::strcmp(e, "wgmma") == 0);
@@ -153,7 +152,6 @@ struct AttentionTcSelection {
   std::atomic<int> forward{0};
   std::atomic<int> backward{0};
   std::atomic<int> second{0};
-  std::atomic<int> second_sm90{0};  // the Hopper double-backward passes: 0 environment, 1 on, 2 off
 };
 inline AttentionTcSelection& attention_tc_selection() {
   static AttentionTcSelection s;
@@ -169,14 +167,11 @@ inline int attention_tc_backward_code(int selected) {
 inline int attention_tc_second_code(int selected) {
   return selected == 2 ? 1 : (selected == 1 || selected == 3) ? 0 : attention_tc_second_override();
 }
-// The Hopper double-backward passes (AttentionTcSelection::second_sm90's code) for a selection code:
-// 3 on, 1 (the m16n8k16 passes) and 2 (F32 copies) off, 0 the environment's
-inline int attention_tc_second_sm90_code(int selected) { return selected == 3 ? 1 : selected == 0 ? 0 : 2; }
-
-// Whether the 16-bit double backward tries the Hopper passes (they check the device, the build and
-// the call where they launch)
+// Whether the 16-bit double backward and JVP try their Hopper kernels, for a selection code (second):
+// 3 yes, 1 (the m16n8k16 kernels) and 2 (F32 copies) no, 0 the environment's (MK_ATTN_TC_DD=sm90).
+// The kernels check the device, the build and the call where they launch.
 inline bool attention_tc_second_sm90(int selected) {
-  return selected == 1 || (selected == 0 && attention_tc_second_sm90_env());
+  return selected == 3 || (selected == 0 && attention_tc_second_sm90_env());
 }
 
 }  // namespace mk
