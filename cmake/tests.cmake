@@ -287,6 +287,14 @@ mk_emu_test(emu.sm90.bwd attention_emu_test sm90bwd 2)
 # tlse, bitwise reruns, guard words, the kernels called alone equal to the dispatcher's bits.
 # Measured 2026-12-06 on the 2-core VM: about 50 s (each case also runs the CPU twins).
 mk_emu_test(emu.sm90.dd attention_dd_emu_test sm90 2)
+# emu.sm90.f32: the F32 forward on Hopper tensor cores, 3xTF32 (kernels/cuda/attention/
+# tensor_core_sm90_f32.cu; TF32 wgmmas from descriptors and registers, 32-bit TMA), on five shapes
+# (Nq not a multiple of 64, causal with GQA, a bias with key lengths over NaN padding keys, rows and
+# a batch without keys, -inf bias entries; D = 64 and 128), shuffled threads: out and lse within 1e-5
+# of float64 (one TF32 product per MMA is near 1e-3: a dropped small term fails it), the kernel's own
+# status, the dispatcher's x3 selection giving the same bits, bitwise reruns, guard words; the SIMT
+# v2 and TF32 errors printed beside it. Measured 2026-12-06 on the 2-core VM: about 3 s.
+mk_emu_test(emu.sm90.f32 attention_emu_test sm90f32 2)
 
 # ---- the standalone GPU harnesses (benchmarks/gpu/*_harness.cu) still compile ---------------------
 # They run only on a lent GPU (benchmarks/gpu/check.sh), where a compile error costs device time, and

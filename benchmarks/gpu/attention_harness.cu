@@ -55,6 +55,7 @@
 #include "attention/forward.cu"
 #include "attention/backward.cu"
 #include "attention/simt2.cu"
+#include "attention/tensor_core_sm90_f32.cu"  // the F32 3xTF32 Hopper forward (x3)
 
 #define CHECK(x)                                                                         \
   do {                                                                                   \
@@ -1259,11 +1260,15 @@ int profile() {
 }
 
 
-// ---- F32 SIMT kernels: v1 (simt.cuh, forward.cu, backward.cu) vs v2 (simt2.cu) ----------------------
+// ---- F32 SIMT kernels: v1 (simt.cuh, forward.cu, backward.cu) vs v2 (simt2.cu), and x3 -------------
 // Issue 10's F32 target ([4,16,4096,128], TF32 off). Each v2 row is checked against the v1 row of
 // the same pass (max |v2 − v1| / max |v1| over the whole output, at most 2e-5) and rerun for the
-// same bits; the v2 forward also with each tile forced (rows x keys: 64x64, 64x32, 128x64). Inputs by
-// fill32 (defined above, with the TF32 double backward's rows).
+// same bits; the v2 forward also with each tile forced (rows x keys: 64x64, 64x32, 128x64). x3: the
+// F32 forward on Hopper tensor cores, three TF32 wgmmas per product (tensor_core_sm90_f32.cu; D = Dv
+// in {64, 128} on a 9.0 device, "unsupported" elsewhere), checked the same way against v1 (the
+// emulator test holds it to 1e-5 of float64; one TF32 product per MMA differs from v1 by ~1e-3),
+// and its forward+backward with the v2 backward. Inputs by fill32 (defined above, with the TF32
+// double backward's rows).
 
 void run_simt(const Shape& s, bool causal, int reps) {
   const int64_t BH = s.b * s.h, n = s.n, d = s.d, elems = BH * n * d;
@@ -1307,10 +1312,11 @@ void run_simt(const Shape& s, bool causal, int reps) {
     return memcmp(x.data(), y.data(), size_t(count) * 4) == 0;
   };
   mk::AttentionSimtSelection& sel = mk::attention_simt_selection();
-  auto fwd = [&](int variant, int slot) {  // 0: v1, 1: v2 (its choice of tile), 2: 64x64, 3: 64x32, 4: 128x64
+  auto fwd = [&](int variant, int slot) {  // 0: v1, 1: v2 (its choice of tile), 2: 64x64, 3: 64x32, 4: 128x64, 5: x3
     AttentionParams f = p;
     f.out = out[slot];
     f.lse = lse[slot];
+    if (variant == 5) return mk::cuda::tc_sm90_x3_forward(f, nullptr);
     if (variant == 0) {
       sel.forward = mk::MK_SIMT_V1;
       const int e = mk::cuda::attention_forward(f, nullptr);
@@ -1361,8 +1367,16 @@ void run_simt(const Shape& s, bool causal, int reps) {
   const std::vector<double> o1 = host(out[0], elems), l1 = host(lse[0], BH * n);
   poison_fwd(2);
   row("forward v1", ms1, fwd_flop, 0.0, fwd(0, 2) == 0 && same(out[0], out[2], elems) && same(lse[0], lse[2], BH * n));
-  const char* fnames[5] = {"", "forward v2", "forward v2 64x64", "forward v2 64x32", "forward v2 128x64"};
-  for (int variant = 1; variant <= 4; ++variant) {
+  const char* fnames[6] = {"", "forward v2", "forward v2 64x64", "forward v2 64x32", "forward v2 128x64",
+                           "forward x3 (3xTF32 sm90)"};
+  AttentionParams xp = p;
+  const bool x3_runs = mk::cuda::tc_sm90_x3_applies(xp) && mk::cuda::tc_sm90_device() && mk::cuda::tc_sm90_built();
+  for (int variant = 1; variant <= 5; ++variant) {
+    if (variant == 5 && !x3_runs) {
+      printf("| %s | F32 | %s | %s | - | - | - | - | not run (needs a 9.0 device, D = Dv in {64, 128}) |\n", shape,
+             causal ? "causal" : "full", fnames[5]);
+      continue;
+    }
     poison_fwd(1);
     const float ms = time_call(reps, [&] { return fwd(variant, 1); });
     CHECK(cudaDeviceSynchronize());
@@ -1405,6 +1419,15 @@ void run_simt(const Shape& s, bool causal, int reps) {
   });
   CHECK(cudaDeviceSynchronize());
   row("fwd+bwd v2", mf2, 3.5 * fwd_flop, grad_diff(1), -1);
+  if (x3_runs) {  // the x3 forward with the v2 backward
+    poison_bwd(1);
+    const float mf3 = time_call(reps, [&] {
+      if (int e = fwd(5, 1)) return e;
+      return bwd(1, 1);
+    });
+    CHECK(cudaDeviceSynchronize());
+    row("fwd+bwd x3+v2", mf3, 3.5 * fwd_flop, grad_diff(1), -1);
+  }
   CHECK(cudaDeviceSynchronize());
   for (float* x : {q, k, v, dout, ws}) CHECK(cudaFree(x));
   for (int i = 0; i < 3; ++i)

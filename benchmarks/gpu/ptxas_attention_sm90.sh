@@ -2,18 +2,21 @@
 # Registers, spills and shared memory of the Hopper attention forward
 # (kernels/cuda/attention/tensor_core_sm90.cu), backward (bwd: tensor_core_sm90_backward.cu, the
 # dQ and dK/dV passes) or double backward (dd: tensor_core_sm90_dd.cu, the stats, q', dO', k', v'
-# passes; template argument 3 of the kernels: 0 stats, 1 q', 2 dO', 3 k', 4 v') from ptxas -v for sm_90a, the ptxas performance notes (C7514 and the like:
+# passes; template argument 3 of the kernels: 0 stats, 1 q', 2 dO', 3 k', 4 v') or the F32 3xTF32 forward
+# (f32: tensor_core_sm90_f32.cu) from ptxas -v for sm_90a, the ptxas performance notes (C7514 and the like:
 # wgmma serialised; C7519: a warpgroup.arrive inserted), the register budgets the kernels set per
 # warp role (setmaxnreg) and the dynamic shared memory each launch asks for. No GPU needed. From the
 # project root:
 #   bash benchmarks/gpu/ptxas_attention_sm90.sh > benchmarks/results/ptxas-attention-sm90-DATE.txt
 #   bash benchmarks/gpu/ptxas_attention_sm90.sh bwd > benchmarks/results/ptxas-attention-sm90-bwd-DATE.txt
 #   bash benchmarks/gpu/ptxas_attention_sm90.sh dd > benchmarks/results/ptxas-attention-sm90-dd-DATE.txt
+#   bash benchmarks/gpu/ptxas_attention_sm90.sh f32 > benchmarks/results/ptxas-attention-sm90-f32-DATE.txt
 set -euo pipefail
 pass=${1:-fwd}
 src=kernels/cuda/attention/tensor_core_sm90.cu
 [ "$pass" = bwd ] && src=kernels/cuda/attention/tensor_core_sm90_backward.cu
 [ "$pass" = dd ] && src=kernels/cuda/attention/tensor_core_sm90_dd.cu
+[ "$pass" = f32 ] && src=kernels/cuda/attention/tensor_core_sm90_f32.cu
 cd "$(git rev-parse --show-toplevel)"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -39,7 +42,7 @@ for ln in lines:
         name = subprocess.run(["c++filt", m.group(1)], capture_output=True, text=True).stdout.strip()
         name = re.sub(r"mk::cuda::\(anonymous namespace\)::", "", name).replace("mk::cuda::", "")
         name = name.replace("(mk::AttentionParams, Sm90Maps)", "").replace("(mk::AttentionParams, Sm90BwdMaps)", "")
-        name = name.replace("(mk::AttentionParams, Sm90DdMaps)", "")
+        name = name.replace("(mk::AttentionParams, Sm90DdMaps)", "").replace("(mk::AttentionParams, X3Maps)", "")
         cur = {"name": name}
         continue
     m = re.search(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads", ln)
@@ -112,6 +115,21 @@ int main() {
          Sm90DdQueryLayout<128>::bytes);
   printf("##   key side (K, gK, V, gV; 2 stages of Q, gQ, dO and lse, D, C): D 64 %zu, D 128 %zu\n",
          Sm90DdKeyLayout<64>::bytes, Sm90DdKeyLayout<128>::bytes);
+  return 0;
+}
+CU
+fi
+if [ "$pass" = f32 ]; then
+cat > "$tmp/sizes.cu" <<'CU'
+#include <cstdio>
+#include "attention/tensor_core_sm90.cu"
+#include "attention/tensor_core_sm90_f32.cu"
+using namespace mk::cuda;
+int main() {
+  printf("\n## launch: %d threads per block (1 producer + 1 consumer warpgroup, no setmaxnreg), %d query rows, "
+         "K/V tiles of %d keys\n", X3Traits::kThreads, X3Traits::kBlockQ, X3Traits::kBlockK);
+  printf("## dynamic shared memory per block (bytes; Q hi/lo, K hi/lo, V hi/lo transposed, one landing tile, "
+         "mbarriers, 1024 of alignment slack): D 64 %zu, D 128 %zu\n", X3Layout<64>::bytes, X3Layout<128>::bytes);
   return 0;
 }
 CU

@@ -222,6 +222,65 @@ __device__ __forceinline__ void wgmma_rs_tn(float (&d)[N / 2], const uint32_t (&
 #endif
 }
 
+// ---- TF32 (F32 data on tensor cores: tensor_core_sm90_f32.cu) ---------------------------------------
+// wgmma.mma_async.sync.aligned.m64nNk8.f32.tf32.tf32: K = 8 per instruction, both shared operands
+// K-major only (no transposed form for TF32), the same 128-byte swizzle and descriptors (a 128-byte
+// row holds 32 F32 values; a k-step of 8 is 32 bytes, as 16 k of 16-bit). Register A: the m16n8k8
+// TF32 A layout per warp (rows 16w + g, + 8; k t, t + 4: a0 (g, t), a1 (g + 8, t), a2 (g, t + 4),
+// a3 (g + 8, t + 4)). The kernels feed exact TF32 values (cvt.rna: low 13 bits zero).
+template <int N>
+__device__ __forceinline__ void wgmma_ss_tf32(float (&d)[N / 2], uint64_t adesc, uint64_t bdesc, bool accumulate) {
+  static_assert(N == 64 || N == 128, "the shapes the attention kernel uses");
+#ifdef MK_CUDA_EMU
+  emu::wgmma_issue(emu::kWgTf32, N, d, nullptr, adesc, bdesc, false, accumulate);
+#elif MK_SM90_DEVICE
+  const int sc = accumulate ? 1 : 0;
+  if constexpr (N == 64)
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n64k8.f32.tf32.tf32 "
+        "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31}, %32, %33, p, 1, 1;\n}\n"
+        : MK_WG_D8(0), MK_WG_D8(8), MK_WG_D8(16), MK_WG_D8(24)
+        : "l"(adesc), "l"(bdesc), "r"(sc));
+  else
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k8.f32.tf32.tf32 "
+        "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63}, %64, %65, p, 1, 1;\n}\n"
+        : MK_WG_D8(0), MK_WG_D8(8), MK_WG_D8(16), MK_WG_D8(24), MK_WG_D8(32), MK_WG_D8(40), MK_WG_D8(48), MK_WG_D8(56)
+        : "l"(adesc), "l"(bdesc), "r"(sc));
+#else
+  (void)d, (void)adesc, (void)bdesc, (void)accumulate;
+#endif
+}
+
+// d (64 x N) += A B, A (64 x 8 TF32) from registers, B from shared memory K-major (B stored as N rows
+// of K contiguous values: O += P V with V transposed in shared memory).
+template <int N>
+__device__ __forceinline__ void wgmma_rs_tf32(float (&d)[N / 2], const uint32_t (&a)[4], uint64_t bdesc) {
+  static_assert(N == 64 || N == 128, "the shapes the attention kernel uses");
+#ifdef MK_CUDA_EMU
+  emu::wgmma_issue(emu::kWgTf32, N, d, a, 0, bdesc, false, true);
+#elif MK_SM90_DEVICE
+  if constexpr (N == 64)
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n64k8.f32.tf32.tf32 "
+        "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31}, {%32,%33,%34,%35}, %36, p, 1, 1;\n}\n"
+        : MK_WG_D8(0), MK_WG_D8(8), MK_WG_D8(16), MK_WG_D8(24)
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(bdesc));
+  else
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k8.f32.tf32.tf32 "
+        "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63}, {%64,%65,%66,%67}, %68, p, 1, 1;\n}\n"
+        : MK_WG_D8(0), MK_WG_D8(8), MK_WG_D8(16), MK_WG_D8(24), MK_WG_D8(32), MK_WG_D8(40), MK_WG_D8(48), MK_WG_D8(56)
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(bdesc));
+#else
+  (void)d, (void)a, (void)bdesc;
+#endif
+}
+
 // ---- mbarrier ---------------------------------------------------------------------------------------
 __device__ __forceinline__ void mbar_init(uint32_t bar, int count) {
 #ifdef MK_CUDA_EMU

@@ -24,7 +24,7 @@ extern "C" {
  * without its MK_ prefix, by cmake/gen_java_codes.cmake), and the kernels use these names. */
 
 /* Version of this ABI and of the kernel table between libmetakernels and libmetakernels_cuda. */
-enum mk_abi { MK_ABI_VERSION = 12 };
+enum mk_abi { MK_ABI_VERSION = 13 };
 
 enum mk_status {
   MK_OK = 0,
@@ -640,13 +640,16 @@ int mk_attention_tc_selected(int* forward, int* backward, int* second);
 enum mk_attention_simt_select {
   MK_ATTN_SIMT_SELECT_DEFAULT = 0,
   MK_ATTN_SIMT_SELECT_V1 = 1,
-  MK_ATTN_SIMT_SELECT_V2 = 2
+  MK_ATTN_SIMT_SELECT_V2 = 2,
+  MK_ATTN_SIMT_SELECT_X3 = 3 /* forward only: F32 on Hopper tensor cores, 3xTF32 (tensor_core_sm90_f32.cu) */
 };
 /* A process-wide choice of the CUDA SIMT attention kernels (F32 without TF32, F64; see
  * kernels/include/mk/attention_simt_choice.h), consulted before the environment variables from the
- * next call on: forward (MK_ATTN_SIMT) and backward (MK_ATTN_SIMT_BWD) v1 or v2; 0 for a pass leaves
- * it to its variable. A forced v2 still runs only where it applies (D, Dv multiples of 4, at most
- * 256 (F32) or 128 (F64), 16-byte aligned tensors, sm_80+, tiles that fit; else v1). A code out of
+ * next call on: forward (MK_ATTN_SIMT) and backward (MK_ATTN_SIMT_BWD) v1 or v2, the forward also x3;
+ * 0 for a pass leaves it to its variable. A forced v2 still runs only where it applies (D, Dv
+ * multiples of 4, at most 256 (F32) or 128 (F64), 16-byte aligned tensors, sm_80+, tiles that fit;
+ * else v1); a forced x3 (F32 on Hopper tensor cores, every product as three TF32 MMAs) only for F32
+ * with D = Dv in {64, 128} on a 9.0 device with the sm_90a build (else v2, else v1). A code out of
  * range: MK_ERR_INVALID_ARGUMENT naming it, nothing changed. mk_attention_simt_kernels prints the choice. */
 int mk_attention_simt_select(int forward, int backward);
 /* The current choice: forward and backward as set by mk_attention_simt_select (0: none); each

@@ -488,9 +488,9 @@ int mk::native::attention_simt_push(const KernelTable* t) {
 
 int mk_attention_simt_select(int forward, int backward) {
   const char* op = "mk_attention_simt_select";
-  if (forward < 0 || forward > MK_ATTN_SIMT_SELECT_V2)
-    return fail(MK_ERR_INVALID_ARGUMENT, "%s: forward %d is not a choice (0 = environment/default, 1 = v1, 2 = v2)", op,
-                forward);
+  if (forward < 0 || forward > MK_ATTN_SIMT_SELECT_X3)
+    return fail(MK_ERR_INVALID_ARGUMENT,
+                "%s: forward %d is not a choice (0 = environment/default, 1 = v1, 2 = v2, 3 = x3)", op, forward);
   if (backward < 0 || backward > MK_ATTN_SIMT_SELECT_V2)
     return fail(MK_ERR_INVALID_ARGUMENT, "%s: backward %d is not a choice (0 = environment/default, 1 = v1, 2 = v2)",
                 op, backward);
@@ -516,14 +516,15 @@ const char* mk_attention_simt_kernels(void) {
   static std::mutex mu;
   std::lock_guard<std::mutex> lock(mu);
   const int sel_forward = g_simt_forward.load(), sel_backward = g_simt_backward.load();
-  auto name = [](int v) { return v == mk::MK_SIMT_V2 ? "v2" : "v1"; };
+  auto name = [](int v) { return v == mk::MK_SIMT_X3 ? "x3" : v == mk::MK_SIMT_V2 ? "v2" : "v1"; };
   const int env_forward = mk::attention_simt_override(), env_backward = mk::attention_simt_backward_override();
   text = std::string("MK_ATTN_SIMT=") + (env_forward ? name(env_forward) : "(unset)") +
          ", MK_ATTN_SIMT_BWD=" + (env_backward ? name(env_backward) : "(unset)") +
          (sel_forward || sel_backward ? std::string(" (override: forward ") + (sel_forward ? name(sel_forward) : "env") +
                                             ", backward " + (sel_backward ? name(sel_backward) : "env") + ")"
                                       : std::string()) +
-         "; forward/backward per dtype, device, D = Dv (v2 where chosen, it applies and fits, else v1):";
+         "; forward/backward per dtype, device, D = Dv (v2 where chosen, it applies and fits, else v1; x3: "
+         "3xTF32 tensor cores, forward only, a 9.0 device with sm_90a code, else v2):";
   for (int dtype : {MK_F32, MK_F64})
     for (int arch : {80, 90}) {
       text += std::string(dtype == MK_F32 ? "\n  F32" : "\n  F64") + " sm_" + std::to_string(arch) + ":";

@@ -4,6 +4,7 @@
 // outputs and cotangents. The 16-bit tensor-core kernels (tensor_core.cu, MMAs emulated with the
 // PTX register layout) against a float64 reference: error at most 2x that of a naive 16-bit
 // composition; the v2 forward and backward (cp.async, ldmatrix) too, and bitwise the same on a second run.
+//   attention_emu_test sm90f32 [order]            the F32 forward on Hopper tensor cores (3xTF32)
 // Build and run: tests/cuda-emu/run.sh.
 //   attention_emu_test [order] [limits] [quick] [tc]   order: 0 forward, 1 reverse, 2 shuffled threads
 //                                                 limits: 0 H100, 1 A100, 2 sm_86, 3 48 KB
@@ -24,6 +25,7 @@
 #include "attention/tensor_core_sm90.cu"  // the Hopper forward (wgmma, TMA; sm90_emu.h): the "sm90" runs
 #include "attention/tensor_core_sm90_backward.cu"  // the Hopper backward: the "sm90bwd" run
 #include "attention/tensor_core_sm90_dd.cu"  // (tensor_core_dd.cu calls its Hopper double backward)
+#include "attention/tensor_core_sm90_f32.cu"  // the F32 3xTF32 Hopper forward: the "sm90f32" run
 #include "attention/simt2.cu"  // (the SIMT v2 that forward.cu / backward.cu may choose: attention_simt2_emu_test checks it)
 
 namespace mk {
@@ -705,6 +707,116 @@ void run_tc_case(const Case& c, uint64_t seed) {
   printf("\n");
 }
 
+// ---- the F32 forward on Hopper tensor cores, 3xTF32 (tensor_core_sm90_f32.cu) ------------------------
+// Against the float64 reference (compose): out within 1e-5 of its scale and lse within 1e-5
+// (relative, at least 1) -- F32-class; one TF32 product per MMA (the opt-in TF32 kernels, printed
+// beside it) is near 1e-3. Also: the kernel's own status 0 (it ran, no fallback), the dispatcher with
+// the x3 selection gives the same bits, a rerun gives the same bits, the guard words are intact, and
+// the SIMT v2 kernel's error beside it.
+static double g_worst_x3 = 0, g_worst_x3_lse = 0, g_worst_x3_vs_simt = 0;
+void run_x3_case(const Case& c, uint64_t seed) {
+  char name[256];
+  snprintf(name, sizeof name, "F32 x3 b%lld h%lld/%lld nq%lld nk%lld d%lld %s bias=%s len=%s", (long long)c.b,
+           (long long)c.h, (long long)c.hkv, (long long)c.nq, (long long)c.nk, (long long)c.d,
+           c.causal ? "causal" : "full", c.bias, c.lengths.empty() ? "-" : "yes");
+  std::mt19937_64 g(seed);
+  std::normal_distribution<double> nd(0.0, 1.0);
+  const int64_t B = c.b, Hh = c.h, Hkv = c.hkv, Nq = c.nq, Nk = c.nk, D = c.d, Dv = c.dv;
+  auto make = [&](int64_t n, double sc, std::vector<double>& val, std::vector<float>& f) {
+    val.resize(size_t(n));
+    f.resize(size_t(n));
+    for (int64_t i = 0; i < n; ++i) {
+      f[i] = float(nd(g) * sc);
+      val[i] = f[i];
+    }
+  };
+  std::vector<double> q, k, v, bias, dout;
+  std::vector<float> qf, kf, vf, biasf;
+  make(B * Hh * Nq * D, 1.0, q, qf);
+  make(B * Hkv * Nk * D, 1.0, k, kf);
+  make(B * Hkv * Nk * Dv, 1.0, v, vf);
+  const bool has_bias = std::string(c.bias) != "none";
+  const int64_t bb = has_bias && c.bias[0] == 'B' ? B : 1, bh = has_bias && c.bias[1] == 'H' ? Hh : 1;
+  if (has_bias) make(bb * bh * Nq * Nk, 0.7, bias, biasf);
+  if (inf_bias(c))
+    for (size_t at = 0; at < bias.size(); ++at)
+      if (bias_masked(int64_t(at) / Nk % Nq, int64_t(at) % Nk, Nk)) biasf[at] = -INFINITY, bias[at] = -INFINITY;
+  // padding keys past a key length hold NaN: the kernel must not let them reach O
+  if (!c.lengths.empty())
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t hk = 0; hk < Hkv; ++hk)
+        for (int64_t j = c.lengths[size_t(b)]; j < Nk; ++j)
+          for (int64_t x = 0; x < D; ++x) {
+            kf[size_t(((b * Hkv + hk) * Nk + j) * D + x)] = NAN;
+            vf[size_t(((b * Hkv + hk) * Nk + j) * Dv + x)] = NAN;
+          }
+  dout.assign(size_t(B * Hh * Nq * Dv), 0.0);
+  const int64_t bias_bs = bb > 1 ? bh * Nq * Nk : 0, bias_hs = bh > 1 ? Nq * Nk : 0;
+  const double scale = 1.0 / std::sqrt(double(D)) * 1.3;
+  std::vector<int64_t> lens = c.lengths;
+  const Composed ref = compose(c, q, k, v, bias, bias_bs, bias_hs, dout, scale, [](double x) { return x; });
+
+  AttentionParams p{};
+  p.dtype = MK_F32;
+  p.batch = B; p.heads = Hh; p.kv_heads = Hkv; p.nq = Nq; p.nk = Nk; p.d = D; p.dv = Dv;
+  p.q = qf.data(); p.k = kf.data(); p.v = vf.data();
+  p.bias = has_bias ? biasf.data() : nullptr;
+  p.bias_bs = bias_bs; p.bias_hs = bias_hs;
+  p.key_lengths = lens.empty() ? nullptr : lens.data();
+  p.scale = scale;
+  p.causal = c.causal;
+  const int64_t rows = B * Hh * Nq;
+  auto run = [&](int how, Buf<float>& out, Buf<float>& lse) {  // 0 the kernel, 1 the dispatcher (x3), 2 SIMT v2, 3 TF32
+    AttentionParams f = p;
+    f.out = out.data(); f.lse = lse.data();
+    if (how == 0) return mk::cuda::tc_sm90_x3_forward(f, nullptr);
+    if (how == 2) return mk::cuda::simt2_attention_forward(f, nullptr);
+    if (how == 3) { f.allow_tf32 = 1; return mk::cuda::tc_attention_forward(f, nullptr); }
+    mk::AttentionSimtSelection& sel = mk::attention_simt_selection();
+    sel.forward.store(mk::MK_SIMT_X3);
+    const int st = mk::cuda::attention_forward(f, nullptr);
+    sel.forward.store(0);
+    return st;
+  };
+  auto errs = [&](const Buf<float>& out, const Buf<float>& lse, double& eo, double& el) {
+    std::vector<double> o(size_t(rows * Dv));
+    for (int64_t i = 0; i < rows * Dv; ++i) o[size_t(i)] = out[i];
+    eo = rel_err(o, ref.out);
+    el = 0;
+    for (int64_t i = 0; i < rows; ++i) {
+      const double a = lse[i], b = ref.lse[size_t(i)];
+      if (std::isinf(a) || std::isinf(b)) { if (a != b) el = INFINITY; continue; }
+      el = std::max(el, std::isnan(a) ? INFINITY : std::fabs(a - b) / std::max(1.0, std::fabs(b)));
+    }
+  };
+  Buf<float> o1(rows * Dv), l1(rows), o2(rows * Dv), l2(rows), o3(rows * Dv), l3(rows), os(rows * Dv), ls(rows),
+      ot(rows * Dv), lt(rows);
+  const int s1 = run(0, o1, l1), s2 = run(0, o2, l2), s3 = run(1, o3, l3), ss = run(2, os, ls), stf = run(3, ot, lt);
+  printf("%s:", name);
+  if (s1 || s2 || s3 || ss || stf) {
+    printf(" status %d %d %d (simt %d, tf32 %d) FAIL\n", s1, s2, s3, ss, stf);
+    ++g_failures;
+    return;
+  }
+  double eo, el, eso, esl, eto, etl;
+  errs(o1, l1, eo, el);
+  errs(os, ls, eso, esl);
+  errs(ot, lt, eto, etl);
+  const bool same = std::memcmp(o1.data(), o2.data(), size_t(rows * Dv) * 4) == 0 &&
+                    std::memcmp(l1.data(), l2.data(), size_t(rows) * 4) == 0 &&
+                    std::memcmp(o1.data(), o3.data(), size_t(rows * Dv) * 4) == 0 &&
+                    std::memcmp(l1.data(), l3.data(), size_t(rows) * 4) == 0;
+  const bool guards = o1.guards_ok() && l1.guards_ok() && o3.guards_ok() && l3.guards_ok();
+  const bool ok = eo <= 1e-5 && el <= 1e-5 && same && guards;
+  g_worst_x3 = std::max(g_worst_x3, eo);
+  g_worst_x3_lse = std::max(g_worst_x3_lse, el);
+  g_worst_x3_vs_simt = std::max(g_worst_x3_vs_simt, eso > 0 ? eo / eso : 0.0);
+  printf(" out %.2e lse %.2e (simt v2 %.2e / %.2e, tf32 %.2e / %.2e)%s%s%s\n", eo, el, eso, esl, eto, etl,
+         same ? "" : " not deterministic or not the dispatcher's bits", guards ? "" : " guard words overwritten",
+         ok ? "" : " FAIL");
+  if (!ok) ++g_failures;
+}
+
 int main(int argc, char** argv) {
   if (argc > 1 && std::string(argv[1]) == "tiles") {
     mk::cuda::print_tiles();
@@ -730,6 +842,24 @@ int main(int argc, char** argv) {
       ++seed;
     }
     printf("sm90: worst kernel error / naive composition error %.3f (criterion <= 2)\n", g_worst_tc);
+    printf("order %d: %lld launches, %lld blocks, %d failures\n", emu::config().order,
+           (long long)emu::config().launches, (long long)emu::config().blocks, g_failures);
+    return g_failures ? 1 : 0;
+  }
+  if (argc > 1 && std::string(argv[1]) == "sm90f32") {
+    // attention_emu_test sm90f32 [order]: the F32 3xTF32 Hopper forward (D = Dv in {64, 128})
+    emu::config().order = argc > 2 ? atoi(argv[2]) : 0;
+    const std::vector<Case> x3_cases = {
+        {1, 1, 1, 130, 70, 64, 64, false, "none", {}, 0},          // Nq not a multiple of 64, Nq != Nk
+        {1, 2, 1, 100, 150, 128, 128, true, "none", {}, 0},        // causal (bottom-right), GQA, 3 key tiles
+        {2, 2, 2, 70, 140, 64, 64, false, "BH", {130, 60}, 0},     // bias, key lengths straddling tiles (NaN padding)
+        {2, 2, 2, 40, 33, 128, 128, true, "none", {20, 0}, 0},     // rows with no key, a batch without keys
+        {1, 1, 1, 140, 96, 128, 128, false, "1H-inf", {}, 0},      // -inf bias entries: rows with no key left
+    };
+    uint64_t seed = 2468;
+    for (const Case& c : x3_cases) run_x3_case(c, seed++);
+    printf("sm90f32: worst out error %.2e, lse %.2e (criterion <= 1e-5 each); worst x3 / SIMT v2 error %.2f\n",
+           g_worst_x3, g_worst_x3_lse, g_worst_x3_vs_simt);
     printf("order %d: %lld launches, %lld blocks, %d failures\n", emu::config().order,
            (long long)emu::config().launches, (long long)emu::config().blocks, g_failures);
     return g_failures ? 1 : 0;

@@ -30,6 +30,7 @@ typedef struct CUtensorMap_st {
 enum CUtensorMapDataType {
   CU_TENSOR_MAP_DATA_TYPE_UINT16 = 1,
   CU_TENSOR_MAP_DATA_TYPE_FLOAT16 = 6,
+  CU_TENSOR_MAP_DATA_TYPE_FLOAT32 = 7,
   CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 = 9
 };
 enum CUtensorMapInterleave { CU_TENSOR_MAP_INTERLEAVE_NONE = 0 };
@@ -49,7 +50,7 @@ enum cudaDriverEntryPointQueryResult { cudaDriverEntryPointSuccess = 0, cudaDriv
 #define __grid_constant__
 
 namespace emu {
-// ---- the emulated tensor map (rank <= 3, 16-bit elements), kept in CUtensorMap's opaque bytes ----
+// ---- the emulated tensor map (rank <= 3, 16- or 32-bit elements), kept in CUtensorMap's opaque bytes ----
 struct TensorMap {
   uint32_t magic;
   int rank, esize, swizzle;
@@ -68,15 +69,16 @@ inline CUresult encode_tiled(CUtensorMap* out, CUtensorMapDataType dt, cuuint32_
                              CUtensorMapL2promotion, CUtensorMapFloatOOBfill oob) {
   if (reinterpret_cast<uintptr_t>(out) % 64 != 0) return CUDA_ERROR_INVALID_VALUE;
   if (dt != CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 && dt != CU_TENSOR_MAP_DATA_TYPE_FLOAT16 &&
-      dt != CU_TENSOR_MAP_DATA_TYPE_UINT16)
-    return CUDA_ERROR_INVALID_VALUE;  // (only 16-bit types modelled)
+      dt != CU_TENSOR_MAP_DATA_TYPE_UINT16 && dt != CU_TENSOR_MAP_DATA_TYPE_FLOAT32)
+    return CUDA_ERROR_INVALID_VALUE;  // (only these types modelled)
+  const uint64_t es = dt == CU_TENSOR_MAP_DATA_TYPE_FLOAT32 ? 4 : 2;
   if (rank < 1 || rank > 3 || il != CU_TENSOR_MAP_INTERLEAVE_NONE || oob != CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE)
     return CUDA_ERROR_INVALID_VALUE;
   if (reinterpret_cast<uintptr_t>(addr) % 16 != 0) return CUDA_ERROR_INVALID_VALUE;
   TensorMap m{};
   m.magic = kTensorMapMagic;
   m.rank = int(rank);
-  m.esize = 2;
+  m.esize = int(es);
   m.swizzle = int(sw);
   m.base = static_cast<const unsigned char*>(addr);
   uint64_t prev = 0;
@@ -89,13 +91,13 @@ inline CUresult encode_tiled(CUtensorMap* out, CUtensorMapDataType dt, cuuint32_
       const uint64_t s = strides[i - 1];
       if (s % 16 != 0 || s >= (uint64_t(1) << 40)) return CUDA_ERROR_INVALID_VALUE;
       // each stride includes the previous dimension's extent (the driver's documented rule)
-      if (s < (i == 1 ? dim[0] * 2 : prev * dim[i - 1])) return CUDA_ERROR_INVALID_VALUE;
+      if (s < (i == 1 ? dim[0] * es : prev * dim[i - 1])) return CUDA_ERROR_INVALID_VALUE;
       m.stride[i - 1] = s;
       prev = s;
     }
   }
-  if ((box[0] * 2) % 16 != 0) return CUDA_ERROR_INVALID_VALUE;
-  if (sw == CU_TENSOR_MAP_SWIZZLE_128B && box[0] * 2 > 128) return CUDA_ERROR_INVALID_VALUE;
+  if ((box[0] * es) % 16 != 0) return CUDA_ERROR_INVALID_VALUE;
+  if (sw == CU_TENSOR_MAP_SWIZZLE_128B && box[0] * es > 128) return CUDA_ERROR_INVALID_VALUE;
   if (sw != CU_TENSOR_MAP_SWIZZLE_NONE && sw != CU_TENSOR_MAP_SWIZZLE_128B) return CUDA_ERROR_INVALID_VALUE;
   std::memset(out, 0, sizeof *out);
   std::memcpy(out, &m, sizeof m);
@@ -109,8 +111,10 @@ inline uint32_t smem_address(const void* p) {
 }
 
 // ---- per-block state --------------------------------------------------------------------------------
+enum WgKind { kWgF16 = 0, kWgBf16 = 1, kWgTf32 = 2 };
 struct WgOp {
-  bool bf16, a_regs, tnsp_b, acc, check;
+  int kind;  // WgKind
+  bool a_regs, tnsp_b, acc, check;
   int n;
   float* d;
   uint32_t a[4];
@@ -187,10 +191,11 @@ inline float half_value(bool bf16, uint16_t h) {
   return f;
 }
 
-// Byte address in shared memory of element (mn, k) of a 128-byte-swizzled operand: K-major (a row of
-// 64 k per 128 bytes, 8-row groups SBO apart) or MN-major (64 mn per 128-byte row, rows = k, 8-k
-// groups SBO apart, 64-mn atoms LBO apart); the swizzle permutes 16-byte chunks by address bits 7-9.
-inline uint32_t operand_address(uint64_t desc, int mn, int k, bool mn_major) {
+// Byte address in shared memory of element (mn, k) of a 128-byte-swizzled operand of `es`-byte
+// elements: K-major (a row of 128 / es k per 128 bytes, 8-row groups SBO apart) or MN-major (16-bit
+// only: 64 mn per 128-byte row, rows = k, 8-k groups SBO apart, 64-mn atoms LBO apart); the swizzle
+// permutes 16-byte chunks by address bits 7-9.
+inline uint32_t operand_address(uint64_t desc, int mn, int k, bool mn_major, int es = 2) {
   const uint32_t start = uint32_t(desc & 0x3fffu) << 4;
   const uint32_t lbo = uint32_t((desc >> 16) & 0x3fffu) << 4;
   const uint32_t sbo = uint32_t((desc >> 32) & 0x3fffu) << 4;
@@ -200,18 +205,29 @@ inline uint32_t operand_address(uint64_t desc, int mn, int k, bool mn_major) {
   if ((start >> 7) & 7) die("wgmma: descriptor start not on a swizzle row 0 (address bits 7-9 set)");
   uint32_t off;
   if (!mn_major)
-    off = uint32_t(mn / 8) * sbo + uint32_t(mn % 8) * 128 + uint32_t(k) * 2;
+    off = uint32_t(mn / 8) * sbo + uint32_t(mn % 8) * 128 + uint32_t(k) * uint32_t(es);
   else
     off = uint32_t(mn / 64) * lbo + uint32_t(mn % 64) * 2 + uint32_t(k % 8) * 128 + uint32_t(k / 8) * sbo;
   const uint32_t a = start + off;
   const uint32_t phys = a ^ (((a >> 7) & 7u) << 4);
-  if (phys + 2 > config().smem_capacity) die("wgmma: operand outside shared memory");
+  if (phys + uint32_t(es) > config().smem_capacity) die("wgmma: operand outside shared memory");
   return phys;
+}
+
+// A TF32 operand as the MMA takes it. The kernels give exact TF32 values (the low 13 bits of the
+// F32 pattern zero, e.g. cvt.rna.tf32.f32); what the hardware does with other bits is not relied
+// on, so the model refuses them.
+inline float tf32_value(uint32_t bits) {
+  if (bits & 0x1fffu) die("wgmma .tf32: an operand with non-zero low 13 bits (not rounded to TF32)");
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
 }
 
 inline void wgmma_fence() { sm90().wg[size_t(sched().cur)].fenced = true; }
 
-inline void wgmma_issue(bool bf16, int n, float* d, const uint32_t* a, uint64_t adesc, uint64_t bdesc, bool tnsp_b,
+// kind: WgKind (a bool of the 16-bit callers converts: true = BF16, false = F16)
+inline void wgmma_issue(int kind, int n, float* d, const uint32_t* a, uint64_t adesc, uint64_t bdesc, bool tnsp_b,
                         bool acc) {
   Sm90Block& b = sm90();
   WgFiber& f = b.wg[size_t(sched().cur)];
@@ -219,7 +235,8 @@ inline void wgmma_issue(bool bf16, int n, float* d, const uint32_t* a, uint64_t 
   const bool idle = f.open.empty() && f.groups.empty();
   if (idle && !f.fenced) die("wgmma.mma_async without a wgmma.fence since the registers were last touched");
   WgOp op{};
-  op.bf16 = bf16;
+  if (kind == kWgTf32 && tnsp_b) die("wgmma .tf32: a transposed (MN-major) B is not a TF32 form");
+  op.kind = kind;
   op.n = n;
   op.d = d;
   op.a_regs = a != nullptr;
@@ -259,34 +276,51 @@ inline void wgmma_wait(int newest_pending) {
         if (other.groups.empty() || other.groups.front().size() != mine.size())
           die("wgmma: the threads of a warpgroup committed different groups");
         const WgOp& x = other.groups.front()[k];
-        if (x.n != op.n || x.bf16 != op.bf16 || x.a_regs != op.a_regs || x.tnsp_b != op.tnsp_b || x.bdesc != op.bdesc ||
+        if (x.n != op.n || x.kind != op.kind || x.a_regs != op.a_regs || x.tnsp_b != op.tnsp_b || x.bdesc != op.bdesc ||
             (!op.a_regs && x.adesc != op.adesc) || x.acc != op.acc)
           die("wgmma: the threads of a warpgroup issued different instructions");
       }
       if (op.check && std::memcmp(op.d, op.d_issue, sizeof(float) * size_t(op.n / 2)) != 0)
         die("wgmma: accumulator registers written while a wgmma on them was in flight");
+      const bool tf32 = op.kind == kWgTf32, bf16 = op.kind == kWgBf16;
+      const int kdepth = tf32 ? 8 : 16, es = tf32 ? 4 : 2;
       auto A = [&](int row, int kk) -> float {
         if (op.a_regs) {
-          // the m16n8k16 A layout per warp: rows 16w + (g, g + 8), k (2t, 2t + 1, 2t + 8, 2t + 9)
           const int ow = row / 16, r = row % 16;
+          if (tf32) {
+            // the m16n8k8 TF32 A layout per warp: rows 16w + (g, g + 8), k (t, t + 4)
+            const int olane = 4 * (r % 8) + kk % 4, reg = r / 8 + 2 * (kk / 4);
+            return tf32_value(b.wg[size_t(wg0 + 32 * ow + olane)].groups.front()[k].a[reg]);
+          }
+          // the m16n8k16 A layout per warp: rows 16w + (g, g + 8), k (2t, 2t + 1, 2t + 8, 2t + 9)
           const int olane = 4 * (r % 8) + (kk % 8) / 2, reg = r / 8 + 2 * (kk / 8);
           const uint32_t word = b.wg[size_t(wg0 + 32 * ow + olane)].groups.front()[k].a[reg];
-          return half_value(op.bf16, uint16_t((kk & 1) ? word >> 16 : word & 0xffffu));
+          return half_value(bf16, uint16_t((kk & 1) ? word >> 16 : word & 0xffffu));
+        }
+        if (tf32) {
+          uint32_t u;
+          std::memcpy(&u, smem() + operand_address(op.adesc, row, kk, false, 4), 4);
+          return tf32_value(u);
         }
         uint16_t h;
-        std::memcpy(&h, smem() + operand_address(op.adesc, row, kk, false), 2);
-        return half_value(op.bf16, h);
+        std::memcpy(&h, smem() + operand_address(op.adesc, row, kk, false, es), 2);
+        return half_value(bf16, h);
       };
       auto B = [&](int kk, int col) -> float {
+        if (tf32) {
+          uint32_t u;
+          std::memcpy(&u, smem() + operand_address(op.bdesc, col, kk, false, 4), 4);
+          return tf32_value(u);
+        }
         uint16_t h;
         std::memcpy(&h, smem() + operand_address(op.bdesc, col, kk, op.tnsp_b), 2);
-        return half_value(op.bf16, h);
+        return half_value(bf16, h);
       };
       for (int i = 0; i < op.n / 8; ++i)
         for (int r = 0; r < 4; ++r) {
           const int row = 16 * w + g + 8 * (r >> 1), col = 8 * i + 2 * t + (r & 1);
           float acc = op.acc ? op.d[4 * i + r] : 0.f;
-          for (int kk = 0; kk < 16; ++kk) acc = std::fma(A(row, kk), B(kk, col), acc);
+          for (int kk = 0; kk < kdepth; ++kk) acc = std::fma(A(row, kk), B(kk, col), acc);
           op.d[4 * i + r] = acc;
         }
     }
@@ -336,15 +370,15 @@ inline void tma_perform(const TmaCopy& c) {
   uint32_t off = 0;
   for (uint32_t i2 = 0; i2 < m.box[2]; ++i2)
     for (uint32_t i1 = 0; i1 < m.box[1]; ++i1)
-      for (uint32_t i0 = 0; i0 < m.box[0]; ++i0, off += 2) {
+      for (uint32_t i0 = 0; i0 < m.box[0]; ++i0, off += uint32_t(m.esize)) {
         const int64_t g0 = int64_t(c.c[0]) + i0, g1 = int64_t(c.c[1]) + i1, g2 = int64_t(c.c[2]) + i2;
-        uint16_t v = 0;  // out of bounds: zero
+        uint32_t v = 0;  // out of bounds: zero
         if (g0 >= 0 && g0 < int64_t(m.dim[0]) && g1 >= 0 && g1 < int64_t(m.dim[1]) && g2 >= 0 && g2 < int64_t(m.dim[2]))
-          std::memcpy(&v, m.base + g0 * 2 + g1 * int64_t(m.stride[0]) + g2 * int64_t(m.stride[1]), 2);
+          std::memcpy(&v, m.base + g0 * m.esize + g1 * int64_t(m.stride[0]) + g2 * int64_t(m.stride[1]), size_t(m.esize));
         uint32_t a = c.dst + off;
         if (m.swizzle == CU_TENSOR_MAP_SWIZZLE_128B) a ^= ((a >> 7) & 7u) << 4;
-        if (a + 2 > config().smem_capacity) die("TMA: box past shared memory");
-        std::memcpy(smem() + a, &v, 2);
+        if (a + uint32_t(m.esize) > config().smem_capacity) die("TMA: box past shared memory");
+        std::memcpy(smem() + a, &v, size_t(m.esize));
       }
   Mbar& b = mbar_at(c.bar);
   b.tx -= bytes;
@@ -359,7 +393,8 @@ inline void tma_load(uint32_t dst, const CUtensorMap* map, int c0, int c1, int c
   if (c.map.rank == 2) c.map.dim[2] = 1, c.map.box[2] = 1;
   if (c.map.swizzle == CU_TENSOR_MAP_SWIZZLE_128B) {
     if (dst % 1024 != 0) die("TMA: a 128-byte-swizzled box wants a 1024-byte aligned destination");
-    if (c.map.box[0] * 2 != 128) die("TMA: only 128-byte inner boxes are modelled with the 128-byte swizzle");
+    if (c.map.box[0] * uint32_t(c.map.esize) != 128)
+      die("TMA: only 128-byte inner boxes are modelled with the 128-byte swizzle");
   } else if (dst % 128 != 0) {
     die("TMA: destination not 128-byte aligned");
   }

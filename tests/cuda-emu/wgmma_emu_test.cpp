@@ -9,8 +9,11 @@
 // both in BF16 and F16, operands landed by TMA (3D tensor maps, 128-byte swizzle, mbarrier with
 // expect_tx), and the accumulator read back through the documented fragment layout
 // (row 16w + g + 8 (r / 2), column 8i + 2t + r % 2 of register 4i + r, lane 4g + t of warp w).
-// Also: TMA boxes partly out of bounds come back zero, and the emulator's misuse checks (a wgmma
-// without a fence) stop a run. Build and run: ctest -R emu.wgmma (cmake/tests.cmake).
+// TF32 (F32 data, the 3xTF32 forward of tensor_core_sm90_f32.cu): SS with both operands K-major
+// (32 F32 per 128-byte row, k-steps of 8 = 32 bytes) and RS with A from registers in the m16n8k8
+// TF32 layout and B K-major, N in {64, 128}, K in {64, 128}, landed by 32-bit TMA (boxes of 32
+// columns). Also: TMA boxes partly out of bounds come back zero, and the emulator's misuse checks (a
+// wgmma without a fence, a TF32 operand not rounded to TF32) stop a run. Build and run: ctest -R emu.wgmma (cmake/tests.cmake).
 #include "cuda_runtime.h"
 
 #include <sys/wait.h>
@@ -121,9 +124,81 @@ __global__ void rs_kernel(const __grid_constant__ Maps maps, const uint16_t* a_g
       c[(16 * w + g + 8 * (r / 2)) * N + 8 * i + 2 * t + r % 2] = d[4 * i + r] - d0[4 * i + r];
 }
 
+// ---- TF32 ------------------------------------------------------------------------------------------
+// [1, rows, cols] F32 row-major, boxes 32 x box_rows
+static CUtensorMap make_map_f32(const float* base, int rows, int cols, int box_rows) {
+  void* f = nullptr;
+  cudaDriverEntryPointQueryResult q{};
+  cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000, cudaEnableDefault, &q);
+  auto enc = reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(f);
+  CUtensorMap m;
+  const cuuint64_t dims[3] = {cuuint64_t(cols), cuuint64_t(rows), 1};
+  const cuuint64_t strides[2] = {cuuint64_t(cols) * 4, cuuint64_t(rows) * cols * 4};
+  const cuuint32_t box[3] = {32, cuuint32_t(box_rows), 1}, es[3] = {1, 1, 1};
+  const CUresult r = enc(&m, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 3, const_cast<float*>(base), dims, strides, box, es,
+                         CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_NONE,
+                         CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  if (r != CUDA_SUCCESS) {
+    printf("encode failed\n");
+    exit(1);
+  }
+  return m;
+}
+
+// TF32 SS: A [64][K] (K/32 atoms of 64 x 128 bytes), B [N][K] (K/32 atoms of N x 128), both K-major;
+// with A from registers (rs = true): A [64][K] read from global into the m16n8k8 TF32 layout
+template <int N, int K, bool kRegA>
+__global__ void tf32_kernel(const __grid_constant__ Maps maps, const float* a_glob, float* c) {
+  const uint32_t s0 = sm90::smem_addr(g_smem);
+  const uint32_t a_at = s0, b_at = s0 + (K / 32) * 64 * 128, bar = b_at + (K / 32) * N * 128;
+  const int tid = int(threadIdx.x), w = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
+  if (tid == 0) {
+    sm90::mbar_init(bar, 1);
+    sm90::mbar_arrive_expect_tx(bar, (K / 32) * ((kRegA ? 0 : 64) + N) * 128);
+    for (int a = 0; a < K / 32; ++a) {
+      if (!kRegA) sm90::tma_load_3d(a_at + a * 64 * 128, &maps.a, 32 * a, 0, 0, bar);
+      sm90::tma_load_3d(b_at + a * N * 128, &maps.b, 32 * a, 0, 0, bar);
+    }
+  }
+  __syncthreads();
+  sm90::mbar_wait(bar, 0);
+  float d[N / 2];
+  for (int i = 0; i < N / 2; ++i) d[i] = kRegA ? 0.25f * float(i % 7) : 12345.f;
+  float d0[N / 2];
+  for (int i = 0; i < N / 2; ++i) d0[i] = kRegA ? d[i] : 0.f;
+  uint32_t ar[K / 8][4];
+  if (kRegA)
+    for (int kk = 0; kk < K / 8; ++kk) {
+      const int r0 = 16 * w + g, c0 = 8 * kk + t;
+      auto bits = [&](int r, int cc) {
+        uint32_t u;
+        memcpy(&u, &a_glob[r * K + cc], 4);
+        return u;
+      };
+      ar[kk][0] = bits(r0, c0);
+      ar[kk][1] = bits(r0 + 8, c0);
+      ar[kk][2] = bits(r0, c0 + 4);
+      ar[kk][3] = bits(r0 + 8, c0 + 4);
+    }
+  sm90::wgmma_fence();
+  for (int kk = 0; kk < K / 8; ++kk) {
+    const uint64_t bd = sm90::desc_sw128(b_at + (kk / 4) * N * 128 + (kk % 4) * 32, 16, 1024);
+    if (kRegA)
+      sm90::wgmma_rs_tf32<N>(d, ar[kk], bd);
+    else
+      sm90::wgmma_ss_tf32<N>(d, sm90::desc_sw128(a_at + (kk / 4) * 64 * 128 + (kk % 4) * 32, 16, 1024), bd, kk > 0);
+  }
+  sm90::wgmma_commit();
+  sm90::wgmma_wait<0>();
+  for (int i = 0; i < N / 8; ++i)
+    for (int r = 0; r < 4; ++r)
+      c[(16 * w + g + 8 * (r / 2)) * N + 8 * i + 2 * t + r % 2] = d[4 * i + r] - d0[4 * i + r];
+}
+
 // Misuse the emulator must stop: 0 a wgmma with no wgmma.fence, 1 an accumulator written while its
 // wgmma is in flight, 2 a TMA box whose bytes exceed the mbarrier's expect_tx, 3 an mbarrier wait
-// nobody can complete; 4 none of these (the control: it must complete).
+// nobody can complete; 4 a TF32 wgmma on operands with non-zero low 13 bits (not rounded to TF32);
+// 5 none of these (the control: it must complete).
 __global__ void misuse_kernel(const __grid_constant__ Maps maps, int what) {
   const uint32_t s0 = sm90::smem_addr(g_smem), bar = s0 + 64 * 128;
   if (threadIdx.x == 0) {
@@ -137,7 +212,10 @@ __global__ void misuse_kernel(const __grid_constant__ Maps maps, int what) {
   float d[32] = {};
   if (what != 0) sm90::wgmma_fence();
   const uint64_t desc = sm90::desc_sw128(s0, 16, 1024);
-  sm90::wgmma_ss<true, 64>(d, desc, desc, false);
+  if (what == 4)  // (the 16-bit data 0x3f80 read as F32: 0x3f803f80 has low bits set)
+    sm90::wgmma_ss_tf32<64>(d, desc, desc, false);
+  else
+    sm90::wgmma_ss<true, 64>(d, desc, desc, false);
   sm90::wgmma_commit();
   if (what == 1) d[3] = 1.f;
   sm90::wgmma_wait<0>();
@@ -225,6 +303,40 @@ static void test_rs(std::mt19937& rng) {
   check(name, c, ref, mag);
 }
 
+template <int N, int K, bool kRegA>
+static void test_tf32(std::mt19937& rng) {
+  std::normal_distribution<float> nd;
+  std::vector<float> A(64 * K), B(N * K);
+  auto tf32 = [&]() {
+    const uint32_t u = to_tf32(nd(rng));
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+  };
+  for (auto& x : A) x = tf32();
+  for (auto& x : B) x = tf32();
+  Maps maps;
+  maps.a = make_map_f32(A.data(), 64, K, 64);
+  maps.b = make_map_f32(B.data(), N, K, N);
+  std::vector<float> c(64 * N, NAN);
+  launch(tf32_kernel<N, K, kRegA>, size_t((K / 32) * (64 + N) * 128 + 64 + 1024), maps, (const float*)A.data(),
+         c.data());
+  std::vector<double> ref(c.size()), mag(c.size());
+  for (int i = 0; i < 64; ++i)
+    for (int j = 0; j < N; ++j) {
+      double sum = 0, m = 0;
+      for (int k = 0; k < K; ++k) {
+        sum += double(A[i * K + k]) * B[j * K + k];
+        m += std::fabs(double(A[i * K + k]) * B[j * K + k]);
+      }
+      ref[i * N + j] = sum;
+      mag[i * N + j] = m + 1e-3 + (kRegA ? 2.0 : 0.0);
+    }
+  char name[96];
+  snprintf(name, sizeof name, "%s tf32 m64n%dk8 K=%d", kRegA ? "RS" : "SS", N, K);
+  check(name, c, ref, mag);
+}
+
 int main(int argc, char** argv) {
   emu::config().order = argc > 1 ? atoi(argv[1]) : 2;
   std::mt19937 rng(7);
@@ -238,14 +350,18 @@ int main(int argc, char** argv) {
   test_rs<true, 128, 128>(rng);
   test_rs<false, 64, 128>(rng);
   test_rs<false, 128, 32>(rng);
+  test_tf32<64, 64, false>(rng);
+  test_tf32<128, 128, false>(rng);
+  test_tf32<64, 128, true>(rng);
+  test_tf32<128, 64, true>(rng);
   // misuse stops the run (in a child process: the emulator aborts)
   {
     std::vector<uint16_t> A(64 * 64, 0x3f80);
     Maps maps;
     maps.a = maps.b = make_map(A.data(), 64, 64, 64, true);
-    const char* what[5] = {"wgmma without wgmma.fence", "accumulator written in flight", "TMA bytes past expect_tx",
-                           "mbarrier wait nobody completes", "(control: no misuse)"};
-    for (int w = 0; w < 5; ++w) {
+    const char* what[6] = {"wgmma without wgmma.fence", "accumulator written in flight", "TMA bytes past expect_tx",
+                           "mbarrier wait nobody completes", "TF32 operand not rounded", "(control: no misuse)"};
+    for (int w = 0; w < 6; ++w) {
       fflush(stdout);
       const pid_t pid = fork();
       if (pid == 0) {
@@ -256,7 +372,7 @@ int main(int argc, char** argv) {
       int status = 0;
       waitpid(pid, &status, 0);
       const bool stopped = !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-      const bool ok = stopped == (w < 4);
+      const bool ok = stopped == (w < 5);
       printf("misuse: %-34s %s%s\n", what[w], stopped ? "stopped the run" : "completed", ok ? "" : "  FAIL");
       if (!ok) ++g_failures;
     }

@@ -3,6 +3,7 @@
 #include "mk/attention_simt_choice.h"
 #include "simt.cuh"
 #include "simt2.cuh"
+#include "tensor_core.cuh"
 #include "tensor_core_dd.cuh"
 
 namespace mk {
@@ -107,8 +108,14 @@ int attention_forward(const AttentionParams& p, void* stream) {
     if (e != KERNEL_UNSUPPORTED) return e;
   }
   if (!supported(p)) return int(cudaErrorInvalidValue);
-  // the SIMT kernel: v1 or v2 (mk/attention_simt_choice.h); v2 answers unsupported where it cannot run
-  if (attention_simt_forward_version(p) == MK_SIMT_V2) {
+  // the SIMT kernel: v1 or v2 (mk/attention_simt_choice.h), or x3 (F32 on Hopper tensor cores,
+  // 3xTF32); each answers unsupported where it cannot run, x3 then falls to v2
+  const int version = attention_simt_forward_version(p);
+  if (version == MK_SIMT_X3) {
+    const int e = tc_sm90_x3_forward(p, stream);
+    if (e != KERNEL_UNSUPPORTED) return e;
+  }
+  if (version == MK_SIMT_V2 || version == MK_SIMT_X3) {
     const int e = simt2_attention_forward(p, stream);
     if (e != KERNEL_UNSUPPORTED) return e;
   }

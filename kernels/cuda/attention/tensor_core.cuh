@@ -26,5 +26,10 @@ bool tc_sm90_built();
 // applies (as the forward, and 16-byte aligned dO, 4-byte aligned gradients); else KERNEL_UNSUPPORTED
 // before anything is launched
 int tc_sm90_backward(const AttentionParams& p, void* stream);
+// the F32 forward on Hopper tensor cores, 3xTF32 (tensor_core_sm90_f32.cu) where it applies (F32,
+// D = Dv in {64, 128}, a 9.0 device, the sm_90a build, 16-byte aligned q, k, v); else
+// KERNEL_UNSUPPORTED before anything is launched
+int tc_sm90_x3_forward(const AttentionParams& p, void* stream);
+bool tc_sm90_x3_applies(const AttentionParams& p);
 }  // namespace cuda
 }  // namespace mk

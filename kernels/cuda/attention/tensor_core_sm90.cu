@@ -401,17 +401,21 @@ EncodeTiled sm90_encoder() {
   return fn;
 }
 
-// [planes, rows, D] 16-bit, boxes of 64 columns x box_rows rows x 1 plane, 128-byte swizzle
+// [planes, rows, D] 16-bit (or F32: f32), boxes of 128 bytes of columns (64 16-bit or 32 F32 values)
+// x box_rows rows x 1 plane, 128-byte swizzle
 int sm90_encode(EncodeTiled enc, CUtensorMap* map, const void* base, int64_t planes, int64_t rows, int64_t d,
-                int box_rows, bool bf16) {
+                int box_rows, bool bf16, bool f32 = false) {
+  const cuuint64_t es = f32 ? 4 : 2;
   const cuuint64_t dims[3] = {cuuint64_t(d), cuuint64_t(rows), cuuint64_t(planes)};
-  const cuuint64_t strides[2] = {cuuint64_t(d * 2), cuuint64_t(rows * d * 2)};
-  const cuuint32_t box[3] = {64, cuuint32_t(box_rows), 1};
+  const cuuint64_t strides[2] = {cuuint64_t(d * es), cuuint64_t(rows * d * es)};
+  const cuuint32_t box[3] = {cuuint32_t(128 / es), cuuint32_t(box_rows), 1};
   const cuuint32_t estr[3] = {1, 1, 1};
-  const CUresult r =
-      enc(map, bf16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16, 3, const_cast<void*>(base),
-          dims, strides, box, estr, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
-          CU_TENSOR_MAP_L2_PROMOTION_L2_128B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  const CUtensorMapDataType dt = f32    ? CU_TENSOR_MAP_DATA_TYPE_FLOAT32
+                                 : bf16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16
+                                        : CU_TENSOR_MAP_DATA_TYPE_FLOAT16;
+  const CUresult r = enc(map, dt, 3, const_cast<void*>(base), dims, strides, box, estr, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                         CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
+                         CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
   return r == CUDA_SUCCESS ? 0 : KERNEL_UNSUPPORTED;
 }
 
@@ -457,6 +461,12 @@ int tc_sm90_encode_map(CUtensorMap* map, const void* base, int64_t planes, int64
                        bool bf16) {
   const EncodeTiled enc = sm90_encoder();
   return enc ? sm90_encode(enc, map, base, planes, rows, d, box_rows, bf16) : KERNEL_UNSUPPORTED;
+}
+// (F32 tensors, boxes of 32 columns: the 3xTF32 forward, tensor_core_sm90_f32.cu)
+int tc_sm90_encode_map_f32(CUtensorMap* map, const void* base, int64_t planes, int64_t rows, int64_t d,
+                           int box_rows) {
+  const EncodeTiled enc = sm90_encoder();
+  return enc ? sm90_encode(enc, map, base, planes, rows, d, box_rows, false, true) : KERNEL_UNSUPPORTED;
 }
 bool tc_sm90_device() { return sm90_device_is_90() != 0; }
 

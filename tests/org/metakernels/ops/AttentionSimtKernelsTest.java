@@ -47,9 +47,25 @@ class AttentionSimtKernelsTest {
     }
     for (Version f : Version.values())
       for (Version b : Version.values()) {
+        if (b == Version.X3) {  // a forward kernel only: refused, nothing changed
+          Choice before = SimtKernels.current();
+          IllegalArgumentException e =
+              assertThrows(IllegalArgumentException.class, () -> SimtKernels.select(f, Version.X3));
+          assertTrue(e.getMessage().contains("Attention.SimtKernels.select") && e.getMessage().contains("X3"),
+              e.getMessage());
+          assertEquals(before, SimtKernels.current());
+          continue;
+        }
         SimtKernels.select(f, b);
         assertEquals(new Choice(f, b), SimtKernels.current());
       }
+    // x3: the forward of F32 at D = Dv in {64, 128} on sm_90; v2 elsewhere (v1 where v2 does not apply)
+    SimtKernels.select(Version.X3, Version.V1);
+    String x3 = SimtKernels.describe();
+    assertTrue(x3.contains("(override: forward x3, backward v1)"), x3);
+    assertTrue(x3.contains("F32 sm_90: D=64 x3/v1; D=128 x3/v1; D=256 v2/v1;"), x3);
+    assertTrue(x3.contains("F32 sm_80: D=64 v2/v1; D=128 v2/v1; D=256 v2/v1;"), x3);
+    assertTrue(x3.contains("F64 sm_90: D=64 v2/v1; D=128 v2/v1; D=256 v1/v1;"), x3);
     SimtKernels.select(Version.V2, Version.V2);
     String text = SimtKernels.describe();
     assertTrue(text.contains("(override: forward v2, backward v2)"), text);
@@ -75,8 +91,8 @@ class AttentionSimtKernelsTest {
     SimtKernels.select(Version.V2, Version.V1);
     Choice before = SimtKernels.current();
     String text = SimtKernels.describe();
-    int[][] bad = {{3, 0}, {-1, 0}, {0, 3}, {0, -2}, {Integer.MAX_VALUE, 1}, {1, Integer.MIN_VALUE}};
-    String[] names = {"forward 3", "forward -1", "backward 3", "backward -2", "forward " + Integer.MAX_VALUE,
+    int[][] bad = {{4, 0}, {-1, 0}, {0, 3}, {0, -2}, {Integer.MAX_VALUE, 1}, {1, Integer.MIN_VALUE}};
+    String[] names = {"forward 4", "forward -1", "backward 3", "backward -2", "forward " + Integer.MAX_VALUE,
         "backward " + Integer.MIN_VALUE};
     for (int i = 0; i < bad.length; i++) {
       int status = MkNative.mk_attention_simt_select(bad[i][0], bad[i][1]);
@@ -101,7 +117,7 @@ class AttentionSimtKernelsTest {
     try (Scope sc = Scope.open()) {
       double[][] first = null;
       for (Version ver : Version.values()) {
-        SimtKernels.select(ver, ver);
+        SimtKernels.select(ver, ver == Version.X3 ? Version.V2 : ver);
         Tensor q = Tensor.randn(new long[] {1, 2, 33, 64}, DType.F32, Device.CPU, 1).requiresGrad(true);
         Tensor k = Tensor.randn(new long[] {1, 2, 40, 64}, DType.F32, Device.CPU, 2);
         Tensor v = Tensor.randn(new long[] {1, 2, 40, 64}, DType.F32, Device.CPU, 3);
