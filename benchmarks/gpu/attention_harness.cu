@@ -1267,8 +1267,9 @@ int profile() {
 // F32 forward on Hopper tensor cores, three TF32 wgmmas per product (tensor_core_sm90_f32.cu; D = Dv
 // in {64, 128} on a 9.0 device, "unsupported" elsewhere), checked the same way against v1 (the
 // emulator test holds it to 1e-5 of float64; one TF32 product per MMA differs from v1 by ~1e-3),
-// and its forward+backward with the v2 backward. Inputs by fill32 (defined above, with the TF32
-// double backward's rows).
+// and its forward+backward with the v2 backward; with TF32 allowed, the same kernel with one TF32
+// product per MMA beside the m16n8k8 TF32 forward (within 5e-3 of v1). Inputs by fill32 (defined
+// above, with the TF32 double backward's rows).
 
 void run_simt(const Shape& s, bool causal, int reps) {
   const int64_t BH = s.b * s.h, n = s.n, d = s.d, elems = BH * n * d;
@@ -1312,11 +1313,18 @@ void run_simt(const Shape& s, bool causal, int reps) {
     return memcmp(x.data(), y.data(), size_t(count) * 4) == 0;
   };
   mk::AttentionSimtSelection& sel = mk::attention_simt_selection();
-  auto fwd = [&](int variant, int slot) {  // 0: v1, 1: v2 (its choice of tile), 2: 64x64, 3: 64x32, 4: 128x64, 5: x3
+  // 0: v1, 1: v2 (its choice of tile), 2: 64x64, 3: 64x32, 4: 128x64, 5: x3; TF32 allowed: 6 the
+  // one-term TF32 Hopper forward (tensor_core_sm90_f32.cu), 7 the m16n8k8 TF32 forward (v1)
+  auto fwd = [&](int variant, int slot) {
     AttentionParams f = p;
     f.out = out[slot];
     f.lse = lse[slot];
     if (variant == 5) return mk::cuda::tc_sm90_x3_forward(f, nullptr);
+    if (variant == 6 || variant == 7) {
+      f.allow_tf32 = 1;
+      return variant == 6 ? mk::cuda::tc_sm90_tf32_forward(f, nullptr)
+                          : mk::cuda::tc_attention_forward_version(f, nullptr, mk::MK_TC_V1);
+    }
     if (variant == 0) {
       sel.forward = mk::MK_SIMT_V1;
       const int e = mk::cuda::attention_forward(f, nullptr);
@@ -1346,8 +1354,8 @@ void run_simt(const Shape& s, bool causal, int reps) {
   char shape[64];
   snprintf(shape, sizeof shape, "[%lld,%lld,%lld,%lld]", (long long)s.b, (long long)s.h, (long long)n, (long long)d);
   // bitwise: 1 the rerun gave the same bits, 0 it did not (or failed), -1 no rerun (fwd+bwd rows)
-  auto row = [&](const char* what, float ms, double flop, double diff, int bitwise) {
-    const bool ok = ms > 0 && diff <= 2e-5 && bitwise != 0;
+  auto row = [&](const char* what, float ms, double flop, double diff, int bitwise, double tol = 2e-5) {
+    const bool ok = ms > 0 && diff <= tol && bitwise != 0;
     if (!ok) ++g_fail;
     printf("| %s | F32 | %s | %s | %.3f | %.2f | %.2e | %s | %s |\n", shape, causal ? "causal" : "full", what, ms,
            ms > 0 ? flop / (ms * 1e-3) / 1e12 : 0.0, diff, bitwise > 0 ? "yes" : bitwise == 0 ? "NO" : "-",
@@ -1367,14 +1375,14 @@ void run_simt(const Shape& s, bool causal, int reps) {
   const std::vector<double> o1 = host(out[0], elems), l1 = host(lse[0], BH * n);
   poison_fwd(2);
   row("forward v1", ms1, fwd_flop, 0.0, fwd(0, 2) == 0 && same(out[0], out[2], elems) && same(lse[0], lse[2], BH * n));
-  const char* fnames[6] = {"", "forward v2", "forward v2 64x64", "forward v2 64x32", "forward v2 128x64",
-                           "forward x3 (3xTF32 sm90)"};
+  const char* fnames[8] = {"", "forward v2", "forward v2 64x64", "forward v2 64x32", "forward v2 128x64",
+                           "forward x3 (3xTF32 sm90)", "forward TF32 sm90 (allow_tf32)", "forward TF32 v1 (allow_tf32)"};
   AttentionParams xp = p;
   const bool x3_runs = mk::cuda::tc_sm90_x3_applies(xp) && mk::cuda::tc_sm90_device() && mk::cuda::tc_sm90_built();
-  for (int variant = 1; variant <= 5; ++variant) {
-    if (variant == 5 && !x3_runs) {
+  for (int variant = 1; variant <= 7; ++variant) {
+    if ((variant == 5 || variant == 6) && !x3_runs) {
       printf("| %s | F32 | %s | %s | - | - | - | - | not run (needs a 9.0 device, D = Dv in {64, 128}) |\n", shape,
-             causal ? "causal" : "full", fnames[5]);
+             causal ? "causal" : "full", fnames[variant]);
       continue;
     }
     poison_fwd(1);
@@ -1383,7 +1391,8 @@ void run_simt(const Shape& s, bool causal, int reps) {
     const double diff = std::max(rel(host(out[1], elems), o1), rel(host(lse[1], BH * n), l1));
     poison_fwd(2);
     const bool bitwise = fwd(variant, 2) == 0 && same(out[1], out[2], elems) && same(lse[1], lse[2], BH * n);
-    row(fnames[variant], ms, fwd_flop, diff, bitwise);
+    // (TF32 rows: one TF32 product per MMA differs from the exact kernels by ~1e-3)
+    row(fnames[variant], ms, fwd_flop, diff, bitwise, variant >= 6 ? 5e-3 : 2e-5);
   }
   // backward (2.5x the forward's FLOP), from v1's out and lse
   poison_bwd(0);

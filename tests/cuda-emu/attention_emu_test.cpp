@@ -712,8 +712,10 @@ void run_tc_case(const Case& c, uint64_t seed) {
 // (relative, at least 1) -- F32-class; one TF32 product per MMA (the opt-in TF32 kernels, printed
 // beside it) is near 1e-3. Also: the kernel's own status 0 (it ran, no fallback), the dispatcher with
 // the x3 selection gives the same bits, a rerun gives the same bits, the guard words are intact, and
-// the SIMT v2 kernel's error beside it.
-static double g_worst_x3 = 0, g_worst_x3_lse = 0, g_worst_x3_vs_simt = 0;
+// the SIMT v2 kernel's error beside it. The same kernel with one TF32 product per MMA (allow_tf32,
+// tc_sm90_tf32_forward): within 2x the v1 TF32 kernel's error, the dispatcher's bits under the
+// tensor-core forward choice sm90.
+static double g_worst_x3 = 0, g_worst_x3_lse = 0, g_worst_x3_vs_simt = 0, g_worst_tf32_ratio = 0;
 void run_x3_case(const Case& c, uint64_t seed) {
   char name[256];
   snprintf(name, sizeof name, "F32 x3 b%lld h%lld/%lld nq%lld nk%lld d%lld %s bias=%s len=%s", (long long)c.b,
@@ -766,12 +768,22 @@ void run_x3_case(const Case& c, uint64_t seed) {
   p.scale = scale;
   p.causal = c.causal;
   const int64_t rows = B * Hh * Nq;
-  auto run = [&](int how, Buf<float>& out, Buf<float>& lse) {  // 0 the kernel, 1 the dispatcher (x3), 2 SIMT v2, 3 TF32
+  // 0 the kernel, 1 the dispatcher (x3), 2 SIMT v2, 3 TF32 (v1, m16n8k8), 4 the one-term TF32 Hopper
+  // kernel, 5 the dispatcher with TF32 allowed and the tensor-core forward choice sm90
+  auto run = [&](int how, Buf<float>& out, Buf<float>& lse) {
     AttentionParams f = p;
     f.out = out.data(); f.lse = lse.data();
     if (how == 0) return mk::cuda::tc_sm90_x3_forward(f, nullptr);
     if (how == 2) return mk::cuda::simt2_attention_forward(f, nullptr);
-    if (how == 3) { f.allow_tf32 = 1; return mk::cuda::tc_attention_forward(f, nullptr); }
+    if (how == 3) { f.allow_tf32 = 1; return mk::cuda::tc_attention_forward_version(f, nullptr, mk::MK_TC_V1); }
+    if (how == 4) { f.allow_tf32 = 1; return mk::cuda::tc_sm90_tf32_forward(f, nullptr); }
+    if (how == 5) {
+      f.allow_tf32 = 1;
+      mk::attention_tc_selection().forward.store(mk::MK_TC_SM90);
+      const int st = mk::cuda::attention_forward(f, nullptr);
+      mk::attention_tc_selection().forward.store(0);
+      return st;
+    }
     mk::AttentionSimtSelection& sel = mk::attention_simt_selection();
     sel.forward.store(mk::MK_SIMT_X3);
     const int st = mk::cuda::attention_forward(f, nullptr);
@@ -791,28 +803,38 @@ void run_x3_case(const Case& c, uint64_t seed) {
   };
   Buf<float> o1(rows * Dv), l1(rows), o2(rows * Dv), l2(rows), o3(rows * Dv), l3(rows), os(rows * Dv), ls(rows),
       ot(rows * Dv), lt(rows);
+  Buf<float> o4(rows * Dv), l4(rows), o5(rows * Dv), l5(rows);
   const int s1 = run(0, o1, l1), s2 = run(0, o2, l2), s3 = run(1, o3, l3), ss = run(2, os, ls), stf = run(3, ot, lt);
+  const int s4 = run(4, o4, l4), s5 = run(5, o5, l5);
   printf("%s:", name);
-  if (s1 || s2 || s3 || ss || stf) {
-    printf(" status %d %d %d (simt %d, tf32 %d) FAIL\n", s1, s2, s3, ss, stf);
+  if (s1 || s2 || s3 || ss || stf || s4 || s5) {
+    printf(" status %d %d %d (simt %d, tf32 %d, tf32 sm90 %d %d) FAIL\n", s1, s2, s3, ss, stf, s4, s5);
     ++g_failures;
     return;
   }
-  double eo, el, eso, esl, eto, etl;
+  double eo, el, eso, esl, eto, etl, e4o, e4l;
   errs(o1, l1, eo, el);
   errs(os, ls, eso, esl);
   errs(ot, lt, eto, etl);
+  errs(o4, l4, e4o, e4l);
+  // the one-term TF32 Hopper kernel: within 2x the v1 TF32 kernel's error (both round the same
+  // operands to TF32), the dispatcher's bits
+  const bool same4 = std::memcmp(o4.data(), o5.data(), size_t(rows * Dv) * 4) == 0 &&
+                     std::memcmp(l4.data(), l5.data(), size_t(rows) * 4) == 0 && o4.guards_ok() && l4.guards_ok();
+  const bool ok4 = e4o <= 2 * eto + 1e-6 && e4l <= 2 * etl + 1e-6 && same4;
+  g_worst_tf32_ratio = std::max(g_worst_tf32_ratio, eto > 0 ? e4o / eto : 0.0);
   const bool same = std::memcmp(o1.data(), o2.data(), size_t(rows * Dv) * 4) == 0 &&
                     std::memcmp(l1.data(), l2.data(), size_t(rows) * 4) == 0 &&
                     std::memcmp(o1.data(), o3.data(), size_t(rows * Dv) * 4) == 0 &&
                     std::memcmp(l1.data(), l3.data(), size_t(rows) * 4) == 0;
   const bool guards = o1.guards_ok() && l1.guards_ok() && o3.guards_ok() && l3.guards_ok();
-  const bool ok = eo <= 1e-5 && el <= 1e-5 && same && guards;
+  const bool ok = eo <= 1e-5 && el <= 1e-5 && same && guards && ok4;
   g_worst_x3 = std::max(g_worst_x3, eo);
   g_worst_x3_lse = std::max(g_worst_x3_lse, el);
   g_worst_x3_vs_simt = std::max(g_worst_x3_vs_simt, eso > 0 ? eo / eso : 0.0);
-  printf(" out %.2e lse %.2e (simt v2 %.2e / %.2e, tf32 %.2e / %.2e)%s%s%s\n", eo, el, eso, esl, eto, etl,
-         same ? "" : " not deterministic or not the dispatcher's bits", guards ? "" : " guard words overwritten",
+  printf(" out %.2e lse %.2e (simt v2 %.2e / %.2e); TF32: sm90 %.2e / %.2e, v1 %.2e / %.2e%s%s%s%s\n", eo, el, eso,
+         esl, e4o, e4l, eto, etl, same ? "" : " not deterministic or not the dispatcher's bits",
+         guards ? "" : " guard words overwritten", same4 ? "" : " TF32 sm90: not the dispatcher's bits",
          ok ? "" : " FAIL");
   if (!ok) ++g_failures;
 }
@@ -858,8 +880,9 @@ int main(int argc, char** argv) {
     };
     uint64_t seed = 2468;
     for (const Case& c : x3_cases) run_x3_case(c, seed++);
-    printf("sm90f32: worst out error %.2e, lse %.2e (criterion <= 1e-5 each); worst x3 / SIMT v2 error %.2f\n",
-           g_worst_x3, g_worst_x3_lse, g_worst_x3_vs_simt);
+    printf("sm90f32: worst out error %.2e, lse %.2e (criterion <= 1e-5 each); worst x3 / SIMT v2 error %.2f; "
+           "one-term TF32 sm90 / v1 TF32 error %.2f (criterion <= 2)\n",
+           g_worst_x3, g_worst_x3_lse, g_worst_x3_vs_simt, g_worst_tf32_ratio);
     printf("order %d: %lld launches, %lld blocks, %d failures\n", emu::config().order,
            (long long)emu::config().launches, (long long)emu::config().blocks, g_failures);
     return g_failures ? 1 : 0;

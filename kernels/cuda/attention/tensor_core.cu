@@ -1251,7 +1251,8 @@ int tc_attention_forward_version(const AttentionParams& p, void* stream, int ver
   if (!tc_supported(p)) return int(cudaErrorInvalidValue);
   const cudaStream_t s = as_stream(stream);
   if (version == MK_TC_SM90) {
-    const int e = tc_sm90_forward(p, stream);
+    // (F32 with TF32 allowed: the one-term TF32 Hopper forward of tensor_core_sm90_f32.cu)
+    const int e = p.dtype == MK_F32 ? tc_sm90_tf32_forward(p, stream) : tc_sm90_forward(p, stream);
     if (e != KERNEL_UNSUPPORTED) return e;
     version = MK_TC_V2;  // (where the Hopper forward does not apply: v2, or v1 where v2 does not)
   }

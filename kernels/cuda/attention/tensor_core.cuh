@@ -30,6 +30,8 @@ int tc_sm90_backward(const AttentionParams& p, void* stream);
 // D = Dv in {64, 128}, a 9.0 device, the sm_90a build, 16-byte aligned q, k, v); else
 // KERNEL_UNSUPPORTED before anything is launched
 int tc_sm90_x3_forward(const AttentionParams& p, void* stream);
+// the same kernel with one TF32 product per MMA, for F32 with allow_tf32 (the same conditions)
+int tc_sm90_tf32_forward(const AttentionParams& p, void* stream);
 bool tc_sm90_x3_applies(const AttentionParams& p);
 }  // namespace cuda
 }  // namespace mk

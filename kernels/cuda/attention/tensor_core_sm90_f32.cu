@@ -42,6 +42,11 @@
 // dispatch answers KERNEL_UNSUPPORTED before launching (as tensor_core_sm90.cu).
 // Selection: forward version x3 of mk/attention_simt_choice.h (MK_ATTN_SIMT=x3, or
 // mk_attention_simt_select(3, ..)): opt-in until timed on a GPU.
+//
+// The same kernel with kTerms = 1 (only hi operands, one TF32 product per MMA) is a Hopper forward
+// for F32 with TF32 allowed (allow_tf32; tc_sm90_tf32_forward), reached through the 16-bit kernels'
+// forward choice sm90 (MK_ATTN_TC=sm90, mk_attention_tc_select(4, ..)): opt-in too; the default TF32
+// forward stays tensor_core.cu's m16n8k8 v1 until timed.
 #include <algorithm>
 #include <climits>
 #include <cmath>
@@ -143,7 +148,9 @@ __device__ __forceinline__ void x3_split4(const X3F4 x, X3F4& h, X3F4& l) {
   l.x = x3_round(x.x - h.x), l.y = x3_round(x.y - h.y), l.z = x3_round(x.z - h.z), l.w = x3_round(x.w - h.w);
 }
 
-// The 128 producer threads: src (bytes, a swizzled tile) -> hi, lo at the same offsets (src may be hi).
+// The 128 producer threads: src (bytes, a swizzled tile) -> hi, lo at the same offsets (src may be hi;
+// kLo false: hi only, the one-term TF32 variant).
+template <bool kLo>
 __device__ __forceinline__ void x3_split_tile(const unsigned char* src, unsigned char* hi, unsigned char* lo,
                                               uint32_t bytes, int tid) {
   for (uint32_t o = uint32_t(tid) * 16; o < bytes; o += 128 * 16) {
@@ -151,7 +158,7 @@ __device__ __forceinline__ void x3_split_tile(const unsigned char* src, unsigned
     X3F4 h, l;
     x3_split4(x, h, l);
     *reinterpret_cast<X3F4*>(hi + o) = h;
-    *reinterpret_cast<X3F4*>(lo + o) = l;
+    if (kLo) *reinterpret_cast<X3F4*>(lo + o) = l;
   }
 }
 
@@ -165,7 +172,7 @@ __device__ __forceinline__ uint32_t x3_at(int row, int col, uint32_t atom) {
 // The 128 producer threads: the landed V tile [BK keys][D] -> Vᵀ hi / lo [D][BK slots], the keys of
 // each group of 8 in the order 0 2 4 6 1 3 5 7, keys >= keep zero. Thread: column d = tid % D and
 // the tid / D-th part of the key groups.
-template <int D>
+template <int D, bool kLo>
 __device__ __forceinline__ void x3_transpose_v(const unsigned char* land, unsigned char* vthi, unsigned char* vtlo,
                                                int keep, int tid) {
   using L = X3Layout<D>;
@@ -187,9 +194,11 @@ __device__ __forceinline__ void x3_transpose_v(const unsigned char* land, unsign
     x3_split4(b, bh, bl);
     const uint32_t oa = x3_at(d, 8 * grp, L::vt_atom), ob = x3_at(d, 8 * grp + 4, L::vt_atom);
     *reinterpret_cast<X3F4*>(vthi + oa) = ah;
-    *reinterpret_cast<X3F4*>(vtlo + oa) = al;
     *reinterpret_cast<X3F4*>(vthi + ob) = bh;
-    *reinterpret_cast<X3F4*>(vtlo + ob) = bl;
+    if (kLo) {
+      *reinterpret_cast<X3F4*>(vtlo + oa) = al;
+      *reinterpret_cast<X3F4*>(vtlo + ob) = bl;
+    }
   }
 }
 
@@ -249,10 +258,14 @@ __device__ __forceinline__ void x3_softmax(float (&s)[BK / 2], float (&m)[2], fl
     }
 }
 
-template <int D>
+// kTerms 3: 3xTF32 (F32-class); 1: one TF32 product per MMA (the opt-in TF32 forward, allow_tf32:
+// the same kernel with the lo operands neither made nor used)
+template <int D, int kTerms>
 __global__ void __launch_bounds__(X3::kThreads, 1)
     tc_sm90_x3_forward_kernel(const AttentionParams p, const __grid_constant__ X3Maps maps) {
 #if MK_SM90X3_BODY
+  static_assert(kTerms == 1 || kTerms == 3, "3xTF32 or TF32");
+  constexpr bool kLo = kTerms == 3;
   using L = X3Layout<D>;
   constexpr int BK = X3::kBlockK;
   const uint32_t raw = sm90::smem_addr(mk_attention_smem);
@@ -300,14 +313,14 @@ __global__ void __launch_bounds__(X3::kThreads, 1)
       if (leader) sm90::mbar_arrive(bar);
     };
     sm90::mbar_wait(sb + L::bar_qland, 0);
-    x3_split_tile(base + L::qhi, base + L::qhi, base + L::qlo, L::qtile, tid);
+    x3_split_tile<kLo>(base + L::qhi, base + L::qhi, base + L::qlo, L::qtile, tid);
     publish(sb + L::bar_qready);
     for (int j = 0; j < ntiles; ++j) {
       const int j0 = j * BK;
       // K_j (landing fill 2j): split once the consumer is done with K_{j-1}
       if (j > 0) sm90::mbar_wait(sb + L::bar_kfree, (j - 1) & 1);
       sm90::mbar_wait(sb + L::bar_land, 0);
-      x3_split_tile(base + L::land, base + L::khi, base + L::klo, L::tile, tid);
+      x3_split_tile<kLo>(base + L::land, base + L::khi, base + L::klo, L::tile, tid);
       publish(sb + L::bar_kready);
       if (leader) {  // (the named barrier above: every thread has read the landing buffer)
         sm90::mbar_arrive_expect_tx(sb + L::bar_land, L::tile);
@@ -318,7 +331,7 @@ __global__ void __launch_bounds__(X3::kThreads, 1)
       if (j > 0) sm90::mbar_wait(sb + L::bar_vfree, (j - 1) & 1);
       sm90::mbar_wait(sb + L::bar_land, 1);
       const int keep = int(std::min<int64_t>(BK, std::max<int64_t>(0, x.len - j0)));
-      x3_transpose_v<D>(base + L::land, base + L::vthi, base + L::vtlo, keep, tid);
+      x3_transpose_v<D, kLo>(base + L::land, base + L::vthi, base + L::vtlo, keep, tid);
       publish(sb + L::bar_vready);
       if (leader && j + 1 < ntiles) {
         sm90::mbar_arrive_expect_tx(sb + L::bar_land, L::tile);
@@ -366,12 +379,15 @@ __global__ void __launch_bounds__(X3::kThreads, 1)
     sm90::mbar_wait(sb + L::bar_kready, j & 1);
     sm90::reg_fence(s);
     sm90::wgmma_fence();
+    if (kLo) {
 #pragma unroll
-    for (int kk = 0; kk < D / 8; ++kk) sm90::wgmma_ss_tf32<BK>(s, qdesc(L::qhi, kk), kdesc(L::klo, kk), kk > 0);
+      for (int kk = 0; kk < D / 8; ++kk) sm90::wgmma_ss_tf32<BK>(s, qdesc(L::qhi, kk), kdesc(L::klo, kk), kk > 0);
 #pragma unroll
-    for (int kk = 0; kk < D / 8; ++kk) sm90::wgmma_ss_tf32<BK>(s, qdesc(L::qlo, kk), kdesc(L::khi, kk), true);
+      for (int kk = 0; kk < D / 8; ++kk) sm90::wgmma_ss_tf32<BK>(s, qdesc(L::qlo, kk), kdesc(L::khi, kk), true);
+    }
 #pragma unroll
-    for (int kk = 0; kk < D / 8; ++kk) sm90::wgmma_ss_tf32<BK>(s, qdesc(L::qhi, kk), kdesc(L::khi, kk), true);
+    for (int kk = 0; kk < D / 8; ++kk)
+      sm90::wgmma_ss_tf32<BK>(s, qdesc(L::qhi, kk), kdesc(L::khi, kk), kLo || kk > 0);
     sm90::wgmma_commit();
     sm90::wgmma_wait<0>();
     sm90::reg_fence(s);
@@ -393,7 +409,7 @@ __global__ void __launch_bounds__(X3::kThreads, 1)
       for (int r = 0; r < 4; ++r) {
         const float h = x3_round(f[r]);
         phi[i][r] = x3_bits(h);
-        plo[i][r] = x3_bits(x3_round(f[r] - h));
+        plo[i][r] = kLo ? x3_bits(x3_round(f[r] - h)) : 0u;
       }
     }
     sm90::mbar_wait(sb + L::bar_vready, j & 1);
@@ -401,10 +417,12 @@ __global__ void __launch_bounds__(X3::kThreads, 1)
     sm90::reg_fence(phi);
     sm90::reg_fence(plo);
     sm90::wgmma_fence();
+    if (kLo) {
 #pragma unroll
-    for (int ks = 0; ks < BK / 8; ++ks) sm90::wgmma_rs_tf32<D>(o, plo[ks], vdesc(L::vthi, ks));
+      for (int ks = 0; ks < BK / 8; ++ks) sm90::wgmma_rs_tf32<D>(o, plo[ks], vdesc(L::vthi, ks));
 #pragma unroll
-    for (int ks = 0; ks < BK / 8; ++ks) sm90::wgmma_rs_tf32<D>(o, phi[ks], vdesc(L::vtlo, ks));
+      for (int ks = 0; ks < BK / 8; ++ks) sm90::wgmma_rs_tf32<D>(o, phi[ks], vdesc(L::vtlo, ks));
+    }
 #pragma unroll
     for (int ks = 0; ks < BK / 8; ++ks) sm90::wgmma_rs_tf32<D>(o, phi[ks], vdesc(L::vthi, ks));
     sm90::wgmma_commit();
@@ -444,7 +462,7 @@ __global__ void __launch_bounds__(X3::kThreads, 1)
 #endif
 }
 
-template <int D>
+template <int D, int kTerms>
 int x3_forward_dp(const AttentionParams& p, cudaStream_t stream) {
   using L = X3Layout<D>;
   size_t optin = 0;
@@ -457,7 +475,7 @@ int x3_forward_dp(const AttentionParams& p, cudaStream_t stream) {
       tc_sm90_encode_map_f32(&maps.v, p.v, p.batch * p.kv_heads, p.nk, D, X3::kBlockK))
     return KERNEL_UNSUPPORTED;
   const int64_t blocks = p.batch * p.heads * ((p.nq + X3::kBlockQ - 1) / X3::kBlockQ);
-  return tc_launch_n(tc_sm90_x3_forward_kernel<D>, blocks, X3::kThreads, L::bytes, stream, p, maps);
+  return tc_launch_n(tc_sm90_x3_forward_kernel<D, kTerms>, blocks, X3::kThreads, L::bytes, stream, p, maps);
 }
 
 }  // namespace
@@ -466,14 +484,24 @@ bool tc_sm90_x3_applies(const AttentionParams& p) {
   return p.dtype == MK_F32 && p.d == p.dv && (p.d == 64 || p.d == 128);
 }
 
-int tc_sm90_x3_forward(const AttentionParams& p, void* stream) {
+namespace {
+int x3_entry(const AttentionParams& p, void* stream, int terms) {
   auto aligned = [](const void* ptr, uintptr_t a) { return (reinterpret_cast<uintptr_t>(ptr) & (a - 1)) == 0; };
   if (!tc_sm90_x3_applies(p) || !tc_sm90_built() || !tc_sm90_device()) return KERNEL_UNSUPPORTED;
   if (p.nq > INT_MAX || p.nk > INT_MAX || p.batch * p.heads > INT_MAX) return KERNEL_UNSUPPORTED;
   if (!aligned(p.q, 16) || !aligned(p.k, 16) || !aligned(p.v, 16) || (p.out && !aligned(p.out, 8)))
     return KERNEL_UNSUPPORTED;
   const cudaStream_t s = as_stream(stream);
-  return p.d == 64 ? x3_forward_dp<64>(p, s) : x3_forward_dp<128>(p, s);
+  if (terms == 1) return p.d == 64 ? x3_forward_dp<64, 1>(p, s) : x3_forward_dp<128, 1>(p, s);
+  return p.d == 64 ? x3_forward_dp<64, 3>(p, s) : x3_forward_dp<128, 3>(p, s);
+}
+}  // namespace
+
+int tc_sm90_x3_forward(const AttentionParams& p, void* stream) { return x3_entry(p, stream, 3); }
+
+int tc_sm90_tf32_forward(const AttentionParams& p, void* stream) {
+  if (!p.allow_tf32) return KERNEL_UNSUPPORTED;
+  return x3_entry(p, stream, 1);
 }
 
 }  // namespace cuda

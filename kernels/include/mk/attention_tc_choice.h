@@ -89,6 +89,13 @@ inline AttentionTcChoice attention_tc_choose(int dtype, int64_t d, int64_t dv, i
   // and [1,16,16384,128], causal and not): sm90 forward 5.9-6.6x v1 and 2.7-4.1x v2k32, sm90
   // backward 7.6-8.3x v1, all rows within 2x the naive 16-bit error, reruns bitwise equal. So on a
   // 9.0 device sm90 (v2 where it does not apply); elsewhere v1, as v2 has not been timed on an sm_80 GPU.
+  if (dtype == MK_F32) {
+    // F32 with TF32 allowed: v1 (m16n8k8), or where chosen (sm90: opt-in, not yet timed) on a 9.x
+    // device the one-term TF32 Hopper forward of tensor_core_sm90_f32.cu (D = Dv in {64, 128}, 9.0:
+    // checked where it launches; v1 elsewhere). The backward stays v1.
+    if (override_version == MK_TC_SM90 && arch_major == 9) c.forward = MK_TC_SM90;
+    return c;
+  }
   const int default_forward = arch_major == 9 ? MK_TC_SM90 : MK_TC_V1;
   const int default_backward = arch_major == 9 ? MK_TC_SM90 : MK_TC_V1;
   if (attention_tc_v2_applies(dtype, d, dv, arch_major)) {
