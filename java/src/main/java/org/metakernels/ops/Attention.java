@@ -571,7 +571,9 @@ public final class Attention {
       /**
        * Hopper (sm_90a): wgmma fed by TMA, producer/consumer warpgroups, 128 query rows per block;
        * BF16/F16 with D = Dv of 64 or 128 on a compute capability 9.0 device, elsewhere {@link #V2}
-       * (or v1 where v2 does not apply).
+       * (or v1 where v2 does not apply). F32 with TF32 allowed ({@code Backend.setAllowTf32}): a
+       * Hopper kernel with one TF32 product per MMA (64 query rows per block, same D and device),
+       * elsewhere v1; not yet timed on a GPU.
        */
       SM90(Codes.ATTN_TC_SELECT_FORWARD_SM90);
 
