@@ -56,6 +56,7 @@
 #include "attention/backward.cu"
 #include "attention/simt2.cu"
 #include "attention/tensor_core_sm90_f32.cu"  // the F32 3xTF32 Hopper forward (x3)
+#include "attention/tensor_core_sm90_f32_backward.cu"  // and its backward
 
 #define CHECK(x)                                                                         \
   do {                                                                                   \
@@ -1267,7 +1268,8 @@ int profile() {
 // F32 forward on Hopper tensor cores, three TF32 wgmmas per product (tensor_core_sm90_f32.cu; D = Dv
 // in {64, 128} on a 9.0 device, "unsupported" elsewhere), checked the same way against v1 (the
 // emulator test holds it to 1e-5 of float64; one TF32 product per MMA differs from v1 by ~1e-3),
-// and its forward+backward with the v2 backward; with TF32 allowed, the same kernel with one TF32
+// its backward (tensor_core_sm90_f32_backward.cu) the same way, and forward+backward with the v2 and
+// the x3 backward; with TF32 allowed, the same kernel with one TF32
 // product per MMA beside the m16n8k8 TF32 forward (within 5e-3 of v1). Inputs by fill32 (defined
 // above, with the TF32 double backward's rows).
 
@@ -1333,7 +1335,7 @@ void run_simt(const Shape& s, bool causal, int reps) {
     }
     return mk::cuda::simt2_attention_forward(f, nullptr, variant - 1);  // (SIMT2_TILE_AUTO = 0, ...)
   };
-  auto bwd = [&](int variant, int slot) {  // 0: v1, 1: v2; from slot 0's (v1's) out and lse
+  auto bwd = [&](int variant, int slot) {  // 0: v1, 1: v2, 2: x3; from slot 0's (v1's) out and lse
     AttentionParams b = p;
     b.out = out[0];
     b.lse = lse[0];
@@ -1348,6 +1350,7 @@ void run_simt(const Shape& s, bool causal, int reps) {
       sel.backward = 0;
       return e;
     }
+    if (variant == 2) return mk::cuda::tc_sm90_x3_backward(b, nullptr);
     return mk::cuda::simt2_attention_backward(b, nullptr);
   };
   const double fwd_flop = 4.0 * BH * n * n * d / (causal ? 2 : 1);
@@ -1412,6 +1415,15 @@ void run_simt(const Shape& s, bool causal, int reps) {
   poison_bwd(2);
   row("backward v2", mb2, 2.5 * fwd_flop, bdiff,
       bwd(1, 2) == 0 && same(dq[1], dq[2], elems) && same(dk[1], dk[2], elems) && same(dv[1], dv[2], elems));
+  if (x3_runs) {  // the x3 backward (3xTF32 tensor cores)
+    poison_bwd(1);
+    const float mb3 = time_call(reps, [&] { return bwd(2, 1); });
+    CHECK(cudaDeviceSynchronize());
+    const double xdiff = grad_diff(1);
+    poison_bwd(2);
+    row("backward x3 (3xTF32 sm90)", mb3, 2.5 * fwd_flop, xdiff,
+        bwd(2, 2) == 0 && same(dq[1], dq[2], elems) && same(dk[1], dk[2], elems) && same(dv[1], dv[2], elems));
+  }
   // forward + backward of each version (the backward from v1's saved out and lse in both, so the
   // gradients are the backward rows' again: compared with v1's the same way, no rerun)
   poison_bwd(0);
@@ -1428,7 +1440,7 @@ void run_simt(const Shape& s, bool causal, int reps) {
   });
   CHECK(cudaDeviceSynchronize());
   row("fwd+bwd v2", mf2, 3.5 * fwd_flop, grad_diff(1), -1);
-  if (x3_runs) {  // the x3 forward with the v2 backward
+  if (x3_runs) {  // the x3 forward with the v2 and with the x3 backward
     poison_bwd(1);
     const float mf3 = time_call(reps, [&] {
       if (int e = fwd(5, 1)) return e;
@@ -1436,6 +1448,13 @@ void run_simt(const Shape& s, bool causal, int reps) {
     });
     CHECK(cudaDeviceSynchronize());
     row("fwd+bwd x3+v2", mf3, 3.5 * fwd_flop, grad_diff(1), -1);
+    poison_bwd(1);
+    const float mf4 = time_call(reps, [&] {
+      if (int e = fwd(5, 1)) return e;
+      return bwd(2, 1);
+    });
+    CHECK(cudaDeviceSynchronize());
+    row("fwd+bwd x3", mf4, 3.5 * fwd_flop, grad_diff(1), -1);
   }
   CHECK(cudaDeviceSynchronize());
   for (float* x : {q, k, v, dout, ws}) CHECK(cudaFree(x));

@@ -74,7 +74,7 @@ def main(d):
         for pas, key, v1k, cands in (
                 ("forward", "forward_ms", "forward v1", ["forward v2", "forward v2 64x64", "forward v2 64x32", "forward v2 128x64",
                                                           "forward x3 (3xTF32 sm90)"]),
-                ("fwd+bwd", "forward_backward_ms", "fwd+bwd v1", ["fwd+bwd v2", "fwd+bwd x3+v2"])):
+                ("fwd+bwd", "forward_backward_ms", "fwd+bwd v1", ["fwd+bwd v2", "fwd+bwd x3+v2", "fwd+bwd x3"])):
             v1 = find(sh, "F32", mask, v1k)
             best = min(((find(sh, "F32", mask, k), k) for k in cands if find(sh, "F32", mask, k)), default=(None, ""))
             if v1 is None or best[0] is None:

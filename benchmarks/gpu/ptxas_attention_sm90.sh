@@ -11,12 +11,14 @@
 #   bash benchmarks/gpu/ptxas_attention_sm90.sh bwd > benchmarks/results/ptxas-attention-sm90-bwd-DATE.txt
 #   bash benchmarks/gpu/ptxas_attention_sm90.sh dd > benchmarks/results/ptxas-attention-sm90-dd-DATE.txt
 #   bash benchmarks/gpu/ptxas_attention_sm90.sh f32 > benchmarks/results/ptxas-attention-sm90-f32-DATE.txt
+#   bash benchmarks/gpu/ptxas_attention_sm90.sh f32bwd >> benchmarks/results/ptxas-attention-sm90-f32-DATE.txt
 set -euo pipefail
 pass=${1:-fwd}
 src=kernels/cuda/attention/tensor_core_sm90.cu
 [ "$pass" = bwd ] && src=kernels/cuda/attention/tensor_core_sm90_backward.cu
 [ "$pass" = dd ] && src=kernels/cuda/attention/tensor_core_sm90_dd.cu
 [ "$pass" = f32 ] && src=kernels/cuda/attention/tensor_core_sm90_f32.cu
+[ "$pass" = f32bwd ] && src=kernels/cuda/attention/tensor_core_sm90_f32_backward.cu
 cd "$(git rev-parse --show-toplevel)"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -42,7 +44,7 @@ for ln in lines:
         name = subprocess.run(["c++filt", m.group(1)], capture_output=True, text=True).stdout.strip()
         name = re.sub(r"mk::cuda::\(anonymous namespace\)::", "", name).replace("mk::cuda::", "")
         name = name.replace("(mk::AttentionParams, Sm90Maps)", "").replace("(mk::AttentionParams, Sm90BwdMaps)", "")
-        name = name.replace("(mk::AttentionParams, Sm90DdMaps)", "").replace("(mk::AttentionParams, X3Maps)", "")
+        name = name.replace("(mk::AttentionParams, Sm90DdMaps)", "").replace("(mk::AttentionParams, X3Maps)", "").replace("(mk::AttentionParams, X3DqMaps)", "").replace("(mk::AttentionParams, X3DkvMaps)", "")
         cur = {"name": name}
         continue
     m = re.search(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads", ln)
@@ -115,6 +117,23 @@ int main() {
          Sm90DdQueryLayout<128>::bytes);
   printf("##   key side (K, gK, V, gV; 2 stages of Q, gQ, dO and lse, D, C): D 64 %zu, D 128 %zu\n",
          Sm90DdKeyLayout<64>::bytes, Sm90DdKeyLayout<128>::bytes);
+  return 0;
+}
+CU
+fi
+if [ "$pass" = f32bwd ]; then
+cat > "$tmp/sizes.cu" <<'CU'
+#include <cstdio>
+#include "attention/tensor_core_sm90.cu"
+#include "attention/tensor_core_sm90_f32.cu"
+#include "attention/tensor_core_sm90_f32_backward.cu"
+using namespace mk::cuda;
+int main() {
+  printf("\n## launch (both passes): %d threads per block (1 producer + 1 consumer warpgroup), %d rows (dQ) or "
+         "keys (dK/dV) per block, tiles of %d keys (dQ) or rows (dK/dV)\n", X3bTraits::kThreads, X3bTraits::kRows,
+         X3bTraits::kTile);
+  printf("## dynamic shared memory per block (bytes): dQ pass D 64 %zu, D 128 %zu; dK/dV pass D 64 %zu, D 128 %zu\n",
+         X3DqLayout<64>::bytes, X3DqLayout<128>::bytes, X3DkvLayout<64>::bytes, X3DkvLayout<128>::bytes);
   return 0;
 }
 CU

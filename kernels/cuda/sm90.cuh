@@ -230,12 +230,19 @@ __device__ __forceinline__ void wgmma_rs_tn(float (&d)[N / 2], const uint32_t (&
 // a3 (g + 8, t + 4)). The kernels feed exact TF32 values (cvt.rna: low 13 bits zero).
 template <int N>
 __device__ __forceinline__ void wgmma_ss_tf32(float (&d)[N / 2], uint64_t adesc, uint64_t bdesc, bool accumulate) {
-  static_assert(N == 64 || N == 128, "the shapes the attention kernel uses");
+  static_assert(N == 32 || N == 64 || N == 128, "the shapes the attention kernels use");
 #ifdef MK_CUDA_EMU
   emu::wgmma_issue(emu::kWgTf32, N, d, nullptr, adesc, bdesc, false, accumulate);
 #elif MK_SM90_DEVICE
   const int sc = accumulate ? 1 : 0;
-  if constexpr (N == 64)
+  if constexpr (N == 32)
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %18, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n32k8.f32.tf32.tf32 "
+        "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15}, %16, %17, p, 1, 1;\n}\n"
+        : MK_WG_D8(0), MK_WG_D8(8)
+        : "l"(adesc), "l"(bdesc), "r"(sc));
+  else if constexpr (N == 64)
     asm volatile(
         "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
         "wgmma.mma_async.sync.aligned.m64n64k8.f32.tf32.tf32 "

@@ -491,9 +491,9 @@ int mk_attention_simt_select(int forward, int backward) {
   if (forward < 0 || forward > MK_ATTN_SIMT_SELECT_X3)
     return fail(MK_ERR_INVALID_ARGUMENT,
                 "%s: forward %d is not a choice (0 = environment/default, 1 = v1, 2 = v2, 3 = x3)", op, forward);
-  if (backward < 0 || backward > MK_ATTN_SIMT_SELECT_V2)
-    return fail(MK_ERR_INVALID_ARGUMENT, "%s: backward %d is not a choice (0 = environment/default, 1 = v1, 2 = v2)",
-                op, backward);
+  if (backward < 0 || backward > MK_ATTN_SIMT_SELECT_X3)
+    return fail(MK_ERR_INVALID_ARGUMENT,
+                "%s: backward %d is not a choice (0 = environment/default, 1 = v1, 2 = v2, 3 = x3)", op, backward);
   std::lock_guard<std::mutex> lock(g_simt_mu);
   const KernelTable* cpu = kernels_for(op, MK_DEVICE_CPU);
   MK_CHECK(kernel_status(op, MK_DEVICE_CPU, cpu->attention_simt_select(forward, backward)));
@@ -524,7 +524,7 @@ const char* mk_attention_simt_kernels(void) {
                                             ", backward " + (sel_backward ? name(sel_backward) : "env") + ")"
                                       : std::string()) +
          "; forward/backward per dtype, device, D = Dv (v2 where chosen, it applies and fits, else v1; x3: "
-         "3xTF32 tensor cores, forward only, a 9.0 device with sm_90a code, else v2):";
+         "3xTF32 tensor cores, a 9.0 device with sm_90a code, else v2):";
   for (int dtype : {MK_F32, MK_F64})
     for (int arch : {80, 90}) {
       text += std::string(dtype == MK_F32 ? "\n  F32" : "\n  F64") + " sm_" + std::to_string(arch) + ":";

@@ -5,6 +5,7 @@
 // PTX register layout) against a float64 reference: error at most 2x that of a naive 16-bit
 // composition; the v2 forward and backward (cp.async, ldmatrix) too, and bitwise the same on a second run.
 //   attention_emu_test sm90f32 [order]            the F32 forward on Hopper tensor cores (3xTF32)
+//   attention_emu_test sm90f32bwd [order]         its backward
 // Build and run: tests/cuda-emu/run.sh.
 //   attention_emu_test [order] [limits] [quick] [tc]   order: 0 forward, 1 reverse, 2 shuffled threads
 //                                                 limits: 0 H100, 1 A100, 2 sm_86, 3 48 KB
@@ -26,6 +27,7 @@
 #include "attention/tensor_core_sm90_backward.cu"  // the Hopper backward: the "sm90bwd" run
 #include "attention/tensor_core_sm90_dd.cu"  // (tensor_core_dd.cu calls its Hopper double backward)
 #include "attention/tensor_core_sm90_f32.cu"  // the F32 3xTF32 Hopper forward: the "sm90f32" run
+#include "attention/tensor_core_sm90_f32_backward.cu"  // its backward: the "sm90f32bwd" run
 #include "attention/simt2.cu"  // (the SIMT v2 that forward.cu / backward.cu may choose: attention_simt2_emu_test checks it)
 
 namespace mk {
@@ -839,6 +841,145 @@ void run_x3_case(const Case& c, uint64_t seed) {
   if (!ok) ++g_failures;
 }
 
+// ---- the F32 backward on Hopper tensor cores, 3xTF32 (tensor_core_sm90_f32_backward.cu) ----------------
+// From the SIMT v2 forward's out and lse (F32), against the float64 reference (compose): dQ, dK, dV
+// and the full dS within 1e-5 of their scale; the SIMT v2 backward's error beside it. Also: the
+// entry's own status 0, the dispatcher with the x3 backward selection gives the same bits, a rerun
+// and the passes requested alone (dQ only, dK/dV only) give the same bits, guard words intact.
+static double g_worst_x3b = 0, g_worst_x3b_vs_simt = 0;
+void run_x3_backward_case(const Case& c, uint64_t seed) {
+  char name[256];
+  snprintf(name, sizeof name, "F32 x3 bwd b%lld h%lld/%lld nq%lld nk%lld d%lld %s bias=%s len=%s", (long long)c.b,
+           (long long)c.h, (long long)c.hkv, (long long)c.nq, (long long)c.nk, (long long)c.d,
+           c.causal ? "causal" : "full", c.bias, c.lengths.empty() ? "-" : "yes");
+  std::mt19937_64 g(seed);
+  std::normal_distribution<double> nd(0.0, 1.0);
+  const int64_t B = c.b, Hh = c.h, Hkv = c.hkv, Nq = c.nq, Nk = c.nk, D = c.d, Dv = c.dv;
+  auto make = [&](int64_t n, double sc, std::vector<double>& val, std::vector<float>& f) {
+    val.resize(size_t(n));
+    f.resize(size_t(n));
+    for (int64_t i = 0; i < n; ++i) {
+      f[i] = float(nd(g) * sc);
+      val[i] = f[i];
+    }
+  };
+  std::vector<double> q, k, v, bias, dout;
+  std::vector<float> qf, kf, vf, biasf, doutf;
+  make(B * Hh * Nq * D, 1.0, q, qf);
+  make(B * Hkv * Nk * D, 1.0, k, kf);
+  make(B * Hkv * Nk * Dv, 1.0, v, vf);
+  make(B * Hh * Nq * Dv, 1.0, dout, doutf);
+  const bool has_bias = std::string(c.bias) != "none";
+  const int64_t bb = has_bias && c.bias[0] == 'B' ? B : 1, bh = has_bias && c.bias[1] == 'H' ? Hh : 1;
+  if (has_bias) make(bb * bh * Nq * Nk, 0.7, bias, biasf);
+  if (inf_bias(c))
+    for (size_t at = 0; at < bias.size(); ++at)
+      if (bias_masked(int64_t(at) / Nk % Nq, int64_t(at) % Nk, Nk)) biasf[at] = -INFINITY, bias[at] = -INFINITY;
+  if (!c.lengths.empty())  // NaN padding keys: they must not reach a gradient
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t hk = 0; hk < Hkv; ++hk)
+        for (int64_t j = c.lengths[size_t(b)]; j < Nk; ++j)
+          for (int64_t x = 0; x < D; ++x) {
+            kf[size_t(((b * Hkv + hk) * Nk + j) * D + x)] = NAN;
+            vf[size_t(((b * Hkv + hk) * Nk + j) * Dv + x)] = NAN;
+          }
+  const int64_t bias_bs = bb > 1 ? bh * Nq * Nk : 0, bias_hs = bh > 1 ? Nq * Nk : 0;
+  const double scale = 1.0 / std::sqrt(double(D)) * 1.3;
+  std::vector<int64_t> lens = c.lengths;
+  const Composed ref = compose(c, q, k, v, bias, bias_bs, bias_hs, dout, scale, [](double x) { return x; });
+  AttentionParams p{};
+  p.dtype = MK_F32;
+  p.batch = B; p.heads = Hh; p.kv_heads = Hkv; p.nq = Nq; p.nk = Nk; p.d = D; p.dv = Dv;
+  p.q = qf.data(); p.k = kf.data(); p.v = vf.data();
+  p.bias = has_bias ? biasf.data() : nullptr;
+  p.bias_bs = bias_bs; p.bias_hs = bias_hs;
+  p.key_lengths = lens.empty() ? nullptr : lens.data();
+  p.scale = scale;
+  p.causal = c.causal;
+  const int64_t rows = B * Hh * Nq, nkd = B * Hkv * Nk * D;
+  Buf<float> out(rows * Dv), lse(rows);
+  {
+    AttentionParams f = p;
+    f.out = out.data(); f.lse = lse.data();
+    if (int st = mk::cuda::simt2_attention_forward(f, nullptr)) { printf("FAIL %s: forward %d\n", name, st); ++g_failures; return; }
+  }
+  p.out = out.data(); p.lse = lse.data(); p.dout = doutf.data();
+  struct Grads {
+    Buf<float> dq, dk, dv, ds, ws;
+  };
+  auto fresh = [&](bool wq, bool wkv, bool wb) {
+    Grads r{Buf<float>(rows * D, wq), Buf<float>(nkd, wkv), Buf<float>(nkd, wkv), Buf<float>(rows * Nk, wb && has_bias),
+            Buf<float>(mk::cuda::attention_workspace(p, 1) / 4 + 1)};
+    for (Buf<float>* x : {&r.dq, &r.dk, &r.dv, &r.ds}) x->fill(0.f);  // (native/ zero-fills)
+    return r;
+  };
+  // how: 0 the entry, 1 the dispatcher with the x3 backward selected, 2 the SIMT v2 backward, 3 the
+  // SIMT v1 backward, 4 the CPU twin
+  std::vector<unsigned char> ws_cpu(size_t(mk::cpu::attention_workspace(p, omp_get_max_threads())) + 64);
+  auto run = [&](int how, Grads& gr) {
+    AttentionParams b = p;
+    b.grad_q = gr.dq.data(); b.grad_k = gr.dk.data(); b.grad_v = gr.dv.data(); b.grad_bias_full = gr.ds.data();
+    b.workspace = gr.ws.data();
+    if (how == 0) return mk::cuda::tc_sm90_x3_backward(b, nullptr);
+    if (how == 2) return mk::cuda::simt2_attention_backward(b, nullptr);
+    if (how == 4) {
+      b.workspace = ws_cpu.data();
+      return mk::cpu::attention_backward(b, nullptr);
+    }
+    if (how == 3) {
+      mk::AttentionSimtSelection& sel = mk::attention_simt_selection();
+      sel.backward.store(mk::MK_SIMT_V1);
+      const int st = mk::cuda::attention_backward(b, nullptr);
+      sel.backward.store(0);
+      return st;
+    }
+    mk::AttentionSimtSelection& sel = mk::attention_simt_selection();
+    sel.backward.store(mk::MK_SIMT_X3);
+    const int st = mk::cuda::attention_backward(b, nullptr);
+    sel.backward.store(0);
+    return st;
+  };
+  Grads a = fresh(true, true, true), a2 = fresh(true, true, true), d1 = fresh(true, true, true), sv = fresh(true, true, true);
+  Grads oq = fresh(true, false, false), ok = fresh(false, true, false);
+  const int s0 = run(0, a), s1 = run(0, a2), s2 = run(1, d1), s3 = run(2, sv), s4 = run(0, oq), s5 = run(0, ok);
+  printf("%s:", name);
+  if (s0 || s1 || s2 || s3 || s4 || s5) {
+    printf(" status %d %d %d %d %d %d FAIL\n", s0, s1, s2, s3, s4, s5);
+    ++g_failures;
+    return;
+  }
+  auto err = [&](const Buf<float>& x, const std::vector<double>& r) {
+    std::vector<double> h(r.size());
+    for (size_t i = 0; i < r.size(); ++i) h[i] = x[int64_t(i)];
+    return rel_err(h, r);
+  };
+  auto same = [](const Buf<float>& x, const Buf<float>& y) {
+    return !x.present || std::memcmp(x.cdata(), y.cdata(), size_t(x.n) * 4) == 0;
+  };
+  const double eq = err(a.dq, ref.dq), ek = err(a.dk, ref.dk), ev = err(a.dv, ref.dv),
+               es = has_bias ? err(a.ds, ref.ds) : 0.0;
+  const double sq = err(sv.dq, ref.dq), sk = err(sv.dk, ref.dk), svv = err(sv.dv, ref.dv),
+               ss = has_bias ? err(sv.ds, ref.ds) : 0.0;
+  const double worst = std::max({eq, ek, ev, es}), sworst = std::max({sq, sk, svv, ss});
+  const bool bits = same(a.dq, a2.dq) && same(a.dk, a2.dk) && same(a.dv, a2.dv) && same(a.ds, a2.ds) &&
+                    same(a.dq, d1.dq) && same(a.dk, d1.dk) && same(a.dv, d1.dv) && same(a.ds, d1.ds) &&
+                    same(oq.dq, a.dq) && same(ok.dk, a.dk) && same(ok.dv, a.dv);
+  bool guards = true;
+  for (Grads* gr : {&a, &d1, &oq, &ok})
+    for (Buf<float>* x : {&gr->dq, &gr->dk, &gr->dv, &gr->ds})
+      if (x->present && !x->guards_ok()) guards = false;
+  const bool okc = worst <= 1e-5 && bits && guards;
+  g_worst_x3b = std::max(g_worst_x3b, worst);
+  g_worst_x3b_vs_simt = std::max(g_worst_x3b_vs_simt, sworst > 0 ? worst / sworst : 0.0);
+  Grads v1g = fresh(true, true, true), cpug = fresh(true, true, true);
+  const int s6 = run(3, v1g), s7 = run(4, cpug);
+  printf(" [v1 %d: dk %.2e; cpu %d: dk %.2e]", s6, err(v1g.dk, ref.dk), s7, err(cpug.dk, ref.dk));
+  printf(" dq %.2e dk %.2e dv %.2e ds %.2e (simt v2 %.2e %.2e %.2e %.2e)%s%s%s\n", eq, ek, ev, es, sq, sk, svv, ss,
+         bits ? "" : " not the same bits (rerun, dispatcher or a pass alone)", guards ? "" : " guard words overwritten",
+         okc ? "" : " FAIL");
+  if (!okc) ++g_failures;
+}
+
 int main(int argc, char** argv) {
   if (argc > 1 && std::string(argv[1]) == "tiles") {
     mk::cuda::print_tiles();
@@ -883,6 +1024,25 @@ int main(int argc, char** argv) {
     printf("sm90f32: worst out error %.2e, lse %.2e (criterion <= 1e-5 each); worst x3 / SIMT v2 error %.2f; "
            "one-term TF32 sm90 / v1 TF32 error %.2f (criterion <= 2)\n",
            g_worst_x3, g_worst_x3_lse, g_worst_x3_vs_simt, g_worst_tf32_ratio);
+    printf("order %d: %lld launches, %lld blocks, %d failures\n", emu::config().order,
+           (long long)emu::config().launches, (long long)emu::config().blocks, g_failures);
+    return g_failures ? 1 : 0;
+  }
+  if (argc > 1 && std::string(argv[1]) == "sm90f32bwd") {
+    // attention_emu_test sm90f32bwd [order]: the F32 3xTF32 Hopper backward (D = Dv in {64, 128})
+    emu::config().order = argc > 2 ? atoi(argv[2]) : 0;
+    const std::vector<Case> cases = {
+        {1, 1, 1, 130, 70, 64, 64, false, "none", {}, 0},          // Nq not a multiple of 64, Nk of 32
+        {1, 2, 1, 100, 150, 128, 128, true, "none", {}, 0},        // causal (bottom-right), GQA 2:1
+        {2, 2, 2, 70, 140, 64, 64, false, "BH", {130, 60}, 0},     // bias (dS), key lengths (NaN padding)
+        {2, 4, 2, 40, 33, 128, 128, true, "none", {20, 0}, 0},     // rows with no key, a batch without keys
+        {1, 1, 1, 140, 96, 128, 128, false, "1H-inf", {}, 0},      // -inf bias entries
+        {1, 2, 2, 90, 60, 64, 64, true, "none", {}, 0},            // causal with Nq > Nk: rows with no key
+    };
+    uint64_t seed = 1357;
+    for (const Case& c : cases) run_x3_backward_case(c, seed++);
+    printf("sm90f32bwd: worst error %.2e (criterion <= 1e-5); worst x3 / SIMT v2 error %.2f\n", g_worst_x3b,
+           g_worst_x3b_vs_simt);
     printf("order %d: %lld launches, %lld blocks, %d failures\n", emu::config().order,
            (long long)emu::config().launches, (long long)emu::config().blocks, g_failures);
     return g_failures ? 1 : 0;

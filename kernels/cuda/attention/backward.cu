@@ -3,6 +3,7 @@
 #include "mk/attention_simt_choice.h"
 #include "simt.cuh"
 #include "simt2.cuh"
+#include "tensor_core.cuh"
 
 namespace mk {
 namespace cuda {
@@ -132,8 +133,14 @@ int attention_backward(const AttentionParams& p, void* stream) {
     if (e != KERNEL_UNSUPPORTED) return e;
   }
   if (!supported(p) || !p.workspace) return int(cudaErrorInvalidValue);
-  // the SIMT kernels: v1 or v2 (mk/attention_simt_choice.h); v2 answers unsupported where it cannot run
-  if (attention_simt_backward_version(p) == MK_SIMT_V2) {
+  // the SIMT kernels: v1 or v2 (mk/attention_simt_choice.h), or x3 (F32 on Hopper tensor cores,
+  // 3xTF32); each answers unsupported where it cannot run (before launching anything), x3 then v2
+  const int version = attention_simt_backward_version(p);
+  if (version == MK_SIMT_X3) {
+    const int e = tc_sm90_x3_backward(p, stream);
+    if (e != KERNEL_UNSUPPORTED) return e;
+  }
+  if (version == MK_SIMT_V2 || version == MK_SIMT_X3) {
     const int e = simt2_attention_backward(p, stream);
     if (e != KERNEL_UNSUPPORTED) return e;
   }

@@ -22,12 +22,13 @@
 // D > 128, F64 and other devices keep v1 until the harness has timed them (it now times D = 64 too).
 // MK_ATTN_SIMT=v1|v2 forces the forward where v2 applies, MK_ATTN_SIMT_BWD the backward.
 //
-//   x3  (forward only) kernels/cuda/attention/tensor_core_sm90_f32.cu: F32 on Hopper tensor cores,
-//       every product as three TF32 wgmmas (hi/lo split: F32-class accuracy, what PyTorch's F32
-//       SDPA does with CUTLASS's OpMultiplyAddFastF32). Applies to F32 with D = Dv in {64, 128} on a
-//       9.x device (the kernel itself needs compute capability 9.0 and a build with sm_90a code,
-//       else it answers KERNEL_UNSUPPORTED and v2, or v1 where v2 does not apply, runs). Opt-in
-//       (MK_ATTN_SIMT=x3, or mk_attention_simt_select(3, ..)) until it has been timed on a GPU.
+//   x3  kernels/cuda/attention/tensor_core_sm90_f32.cu (forward) and tensor_core_sm90_f32_backward.cu
+//       (backward): F32 on Hopper tensor cores, every product as three TF32 wgmmas (hi/lo split:
+//       F32-class accuracy, what PyTorch's F32 SDPA does with CUTLASS's OpMultiplyAddFastF32).
+//       Applies to F32 with D = Dv in {64, 128} on a 9.x device (the kernels need compute
+//       capability 9.0 and a build with sm_90a code, else they answer KERNEL_UNSUPPORTED and v2,
+//       or v1 where v2 does not apply, runs). Opt-in (MK_ATTN_SIMT=x3, MK_ATTN_SIMT_BWD=x3, or
+//       mk_attention_simt_select(3, 3)) until timed on a GPU. Not for the double backward.
 #pragma once
 #include <atomic>
 #include <cstdint>
@@ -41,7 +42,7 @@ namespace mk {
 enum SimtKernelVersion { MK_SIMT_V1 = 1, MK_SIMT_V2 = 2, MK_SIMT_X3 = 3 };
 
 // 0: no override; MK_SIMT_V1, MK_SIMT_V2 or MK_SIMT_X3 from the variable `name` ("v1", "v2", "x3";
-// anything else: none; x3 counts for the forward only)
+// anything else: none; x3 does not count for the double backward)
 inline int attention_simt_env(const char* name) {
   const char* e = std::getenv(name);
   if (!e) return 0;
@@ -88,21 +89,20 @@ inline AttentionSimtChoice attention_simt_choose(int dtype, int64_t d, int64_t d
   const int default_version = attention_simt_v2_default(dtype, d, dv, arch_major) ? MK_SIMT_V2 : MK_SIMT_V1;
   if (attention_simt_v2_applies(dtype, d, dv)) {
     c.forward = override_version != 0 ? override_version : default_version;
-    c.backward = backward_override != 0 && backward_override != MK_SIMT_X3 ? backward_override : default_version;
-    // x3 where it applies; elsewhere the default (v2 where it applies)
-    if (c.forward == MK_SIMT_X3 && !attention_simt_x3_applies(dtype, d, dv, arch_major))
-      c.forward = default_version == MK_SIMT_V1 ? MK_SIMT_V2 : default_version;
+    c.backward = backward_override != 0 ? backward_override : default_version;
+    // x3 where it applies; elsewhere v2 (which applies wherever x3 was asked for)
+    if (c.forward == MK_SIMT_X3 && !attention_simt_x3_applies(dtype, d, dv, arch_major)) c.forward = MK_SIMT_V2;
+    if (c.backward == MK_SIMT_X3 && !attention_simt_x3_applies(dtype, d, dv, arch_major)) c.backward = MK_SIMT_V2;
   }
   return c;
 }
 
 // ---- the programmatic override -------------------------------------------------------------------
 // A process-wide choice consulted before the environment variables (a JVM cannot change its own
-// environment): forward and backward each 0 = none (the variable or the default), 1 = v1, 2 = v2;
-// the forward also 3 = x3. A forced v2 or x3 still runs only where it applies (elsewhere v2 or v1),
-// as the variables do.
+// environment): forward and backward each 0 = none (the variable or the default), 1 = v1, 2 = v2,
+// 3 = x3. A forced v2 or x3 still runs only where it applies (elsewhere v2 or v1), as the variables do.
 inline bool attention_simt_select_valid(int forward, int backward) {
-  return forward >= 0 && forward <= MK_SIMT_X3 && backward >= 0 && backward <= MK_SIMT_V2;
+  return forward >= 0 && forward <= MK_SIMT_X3 && backward >= 0 && backward <= MK_SIMT_X3;
 }
 struct AttentionSimtSelection {
   std::atomic<int> forward{0};

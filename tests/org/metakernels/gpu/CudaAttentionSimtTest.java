@@ -26,9 +26,9 @@ import org.metakernels.testing.HalfAttentionRef;
  * {@link Attention.SimtKernels}; mk/attention_simt_choice.h), against the CPU twin: out, lse, dq,
  * dk, dv and the bias gradient within 2e-5 (F32) or 1e-11 (F64) of the twin's largest magnitude,
  * v1 and v2 alike; v2 run twice gives the same bits. Shapes where v2 does not apply (odd head dims,
- * F64 with D = 256) run v1 under the v2 choice and are held to the same bounds. The X3 forward (F32
- * on Hopper tensor cores, 3xTF32; with the v2 backward) the same way: it runs for F32 with D = Dv in
- * {64, 128} on a 9.0 device, v2 elsewhere; twice the same bits. Skipped without CUDA.
+ * F64 with D = 256) run v1 under the v2 choice and are held to the same bounds. X3 (F32 on Hopper
+ * tensor cores, 3xTF32, forward and backward) the same way: it runs for F32 with D = Dv in {64, 128}
+ * on a 9.0 device, v2 elsewhere; twice the same bits. Skipped without CUDA.
  */
 @Tag("gpu")
 @org.junit.jupiter.api.extension.ExtendWith(RequiresCuda.class)
@@ -129,7 +129,7 @@ class CudaAttentionSimtTest {
       List<String> failures = new ArrayList<>();
       List<List<double[]>> runs = new ArrayList<>();
       for (Version ver : new Version[] {Version.V1, Version.V2, Version.V2, Version.X3, Version.X3}) {
-        SimtKernels.select(ver, ver == Version.X3 ? Version.V2 : ver);  // (X3: the forward; the v2 backward)
+        SimtKernels.select(ver, ver);
         List<double[]> gpu = library(GPU, q, k, v, bt, lt, causal, dout);
         runs.add(gpu);
         report.append(" ").append(ver).append(":");

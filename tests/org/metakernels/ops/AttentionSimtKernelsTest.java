@@ -47,15 +47,6 @@ class AttentionSimtKernelsTest {
     }
     for (Version f : Version.values())
       for (Version b : Version.values()) {
-        if (b == Version.X3) {  // a forward kernel only: refused, nothing changed
-          Choice before = SimtKernels.current();
-          IllegalArgumentException e =
-              assertThrows(IllegalArgumentException.class, () -> SimtKernels.select(f, Version.X3));
-          assertTrue(e.getMessage().contains("Attention.SimtKernels.select") && e.getMessage().contains("X3"),
-              e.getMessage());
-          assertEquals(before, SimtKernels.current());
-          continue;
-        }
         SimtKernels.select(f, b);
         assertEquals(new Choice(f, b), SimtKernels.current());
       }
@@ -66,6 +57,14 @@ class AttentionSimtKernelsTest {
     assertTrue(x3.contains("F32 sm_90: D=64 x3/v1; D=128 x3/v1; D=256 v2/v1;"), x3);
     assertTrue(x3.contains("F32 sm_80: D=64 v2/v1; D=128 v2/v1; D=256 v2/v1;"), x3);
     assertTrue(x3.contains("F64 sm_90: D=64 v2/v1; D=128 v2/v1; D=256 v1/v1;"), x3);
+    SimtKernels.select(Version.DEFAULT, Version.X3);
+    x3 = SimtKernels.describe();
+    assertTrue(x3.contains("(override: forward env, backward x3)"), x3);
+    if (System.getenv("MK_ATTN_SIMT") == null)
+      assertTrue(x3.contains("F32 sm_90: D=64 v1/x3; D=128 v2/x3; D=256 v1/v2;"), x3);
+    assertTrue(x3.contains("F64 sm_90: D=64 v1/v2; D=128 v1/v2; D=256 v1/v1;") || System.getenv("MK_ATTN_SIMT") != null, x3);
+    // the double backward has no x3: its choice line is unchanged by it
+    assertTrue(!x3.contains("D=64 x3;") && !x3.contains("D=128 x3;"), x3);
     SimtKernels.select(Version.V2, Version.V2);
     String text = SimtKernels.describe();
     assertTrue(text.contains("(override: forward v2, backward v2)"), text);
@@ -91,8 +90,8 @@ class AttentionSimtKernelsTest {
     SimtKernels.select(Version.V2, Version.V1);
     Choice before = SimtKernels.current();
     String text = SimtKernels.describe();
-    int[][] bad = {{4, 0}, {-1, 0}, {0, 3}, {0, -2}, {Integer.MAX_VALUE, 1}, {1, Integer.MIN_VALUE}};
-    String[] names = {"forward 4", "forward -1", "backward 3", "backward -2", "forward " + Integer.MAX_VALUE,
+    int[][] bad = {{4, 0}, {-1, 0}, {0, 4}, {0, -2}, {Integer.MAX_VALUE, 1}, {1, Integer.MIN_VALUE}};
+    String[] names = {"forward 4", "forward -1", "backward 4", "backward -2", "forward " + Integer.MAX_VALUE,
         "backward " + Integer.MIN_VALUE};
     for (int i = 0; i < bad.length; i++) {
       int status = MkNative.mk_attention_simt_select(bad[i][0], bad[i][1]);
@@ -117,7 +116,7 @@ class AttentionSimtKernelsTest {
     try (Scope sc = Scope.open()) {
       double[][] first = null;
       for (Version ver : Version.values()) {
-        SimtKernels.select(ver, ver == Version.X3 ? Version.V2 : ver);
+        SimtKernels.select(ver, ver);
         Tensor q = Tensor.randn(new long[] {1, 2, 33, 64}, DType.F32, Device.CPU, 1).requiresGrad(true);
         Tensor k = Tensor.randn(new long[] {1, 2, 40, 64}, DType.F32, Device.CPU, 2);
         Tensor v = Tensor.randn(new long[] {1, 2, 40, 64}, DType.F32, Device.CPU, 3);

@@ -704,8 +704,8 @@ public final class Attention {
    * ({@code mk_attention_simt_select}) and read by every call from the next one on; {@code
    * metakernels info} prints it. A forced v2 still runs only where it applies (D and Dv multiples of
    * 4, at most 256 in F32 or 128 in F64, 16-byte aligned tensors, sm_80+, tiles that fit the device;
-   * elsewhere v1); a forced X3 forward (F32 on Hopper tensor cores, 3xTF32) only for F32 with D = Dv
-   * in {64, 128} on a 9.0 device (elsewhere v2). Every version computes the same function to F32
+   * elsewhere v1); a forced X3 (F32 on Hopper tensor cores, 3xTF32) only for F32 with D = Dv in
+   * {64, 128} on a 9.0 device (elsewhere v2). Every version computes the same function to F32
    * rounding; the CPU ignores the choice.
    *
    * <pre>{@code
@@ -725,10 +725,10 @@ public final class Attention {
       /** Accumulators in registers, 16-byte shared loads, cp.async tiles; deterministic. */
       V2(Codes.ATTN_SIMT_SELECT_V2),
       /**
-       * The forward only: F32 on Hopper tensor cores, each product as three TF32 MMAs of a hi/lo
-       * split of its operands (F32-class accuracy, as PyTorch's F32 SDPA computes), for F32 with D =
-       * Dv in {64, 128} on a compute capability 9.0 device; elsewhere {@code V2} (or {@code V1} where
-       * V2 does not apply). Not a backward choice.
+       * F32 on Hopper tensor cores (forward, and the backward's dQ and dK/dV passes), each product
+       * as three TF32 MMAs of a hi/lo split of its operands (F32-class accuracy, as PyTorch's F32
+       * SDPA computes), for F32 with D = Dv in {64, 128} on a compute capability 9.0 device;
+       * elsewhere {@code V2} (or {@code V1} where V2 does not apply). Not yet timed on a GPU.
        */
       X3(Codes.ATTN_SIMT_SELECT_X3);
 
@@ -754,14 +754,10 @@ public final class Attention {
      * @param forward the forward kernel, not null
      * @param backward the backward kernels, not null
      * @throws NullPointerException when an argument is null (nothing changed)
-     * @throws IllegalArgumentException when {@code backward} is {@code X3} (nothing changed)
      */
     public static void select(Version forward, Version backward) {
       java.util.Objects.requireNonNull(forward, "Attention.SimtKernels.select: forward");
       java.util.Objects.requireNonNull(backward, "Attention.SimtKernels.select: backward");
-      if (backward == Version.X3)
-        throw new IllegalArgumentException(
-            "Attention.SimtKernels.select(" + forward + ", X3): X3 is a forward kernel, not a backward choice");
       Native.ensureLoaded();
       Native.check(MkNative.mk_attention_simt_select(forward.code, backward.code),
           "Attention.SimtKernels.select(" + forward + ", " + backward + ")");
