@@ -24,6 +24,8 @@
 #include "attention/tensor_core_sm90.cu"  // (tensor_core.cu calls its Hopper forward)
 #include "attention/tensor_core_sm90_backward.cu"  // (and its Hopper backward)
 #include "attention/tensor_core_sm90_dd.cu"        // (and tensor_core_dd.cu its Hopper double backward)
+#include "attention/tensor_core_sm90_f32.cu"           // (forward.cu may call the x3 forward)
+#include "attention/tensor_core_sm90_f32_backward.cu"  // (and backward.cu the x3 backward)
 
 #include "attention_simt2_emu.h"
 
