@@ -973,7 +973,7 @@ void run_x3_backward_case(const Case& c, uint64_t seed) {
   g_worst_x3b_vs_simt = std::max(g_worst_x3b_vs_simt, sworst > 0 ? worst / sworst : 0.0);
   Grads v1g = fresh(true, true, true), cpug = fresh(true, true, true);
   const int s6 = run(3, v1g), s7 = run(4, cpug);
-  printf(" [v1 %d: dk %.2e; cpu %d: dk %.2e]", s6, err(v1g.dk, ref.dk), s7, err(cpug.dk, ref.dk));
+  printf(" [v1 %d: dq %.2e dk %.2e; cpu %d: dq %.2e dk %.2e]", s6, err(v1g.dq, ref.dq), err(v1g.dk, ref.dk), s7, err(cpug.dq, ref.dq), err(cpug.dk, ref.dk));
   printf(" dq %.2e dk %.2e dv %.2e ds %.2e (simt v2 %.2e %.2e %.2e %.2e)%s%s%s\n", eq, ek, ev, es, sq, sk, svv, ss,
          bits ? "" : " not the same bits (rerun, dispatcher or a pass alone)", guards ? "" : " guard words overwritten",
          okc ? "" : " FAIL");
