@@ -152,6 +152,16 @@ void run_case(const Case& c, uint64_t seed) {
   const int64_t rows = B * H * Nq;
   Buf<T> q(B * H * Nq * D), k(B * Hkv * Nk * D), v(B * Hkv * Nk * Dv);
   q.randn(g); k.randn(g); v.randn(g);
+  // padding keys (past a key length) hold NaN: no result may depend on them (the CPU twin's neither)
+  auto nan_padding = [&](Buf<T>& x, int64_t width) {
+    if (c.lengths.empty() || !x.present) return;
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t hk = 0; hk < Hkv; ++hk)
+        for (int64_t j = c.lengths[size_t(b)]; j < Nk; ++j)
+          for (int64_t e = 0; e < width; ++e) x[((b * Hkv + hk) * Nk + j) * width + e] = std::numeric_limits<T>::quiet_NaN();
+  };
+  nan_padding(k, D);
+  nan_padding(v, Dv);
   const bool has_bias = std::string(c.bias) != "none";
   const int64_t bb = has_bias && c.bias[0] == 'B' ? B : 1, bh = has_bias && c.bias[1] == 'H' ? H : 1;
   Buf<T> bias(bb * bh * Nq * Nk, has_bias);
@@ -209,6 +219,8 @@ void run_case(const Case& c, uint64_t seed) {
     Buf<T> cq(rows * D, bool(c.mask & 32)), ck(B * Hkv * Nk * D, bool(c.mask & 64)), cv(B * Hkv * Nk * Dv, bool(c.mask & 128)),
         cb(rows * Nk, bool(c.mask & 256) && has_bias);
     for (auto* b : {&cq, &ck, &cv, &cb}) if (b->present) b->randn(g);
+    nan_padding(ck, D);
+    nan_padding(cv, Dv);
     AttentionParams pp = p; pp.cot_grad_q = cq.cdata(); pp.cot_grad_k = ck.cdata(); pp.cot_grad_v = cv.cdata(); pp.cot_grad_bias_full = cb.cdata();
     Buf<T> o0c(rows * D), o1c(B * Hkv * Nk * D), o2c(B * Hkv * Nk * Dv), o3c(rows * Dv), o4c(rows * Nk, want[4]);
     Buf<T> o0g(rows * D, want[0]), o1g(B * Hkv * Nk * D, want[1]), o2g(B * Hkv * Nk * Dv, want[2]), o3g(rows * Dv, bool(c.mask & 8)),
@@ -230,6 +242,8 @@ void run_case(const Case& c, uint64_t seed) {
     Buf<T> tq(rows * D, bool(c.mask & 32)), tk(B * Hkv * Nk * D, bool(c.mask & 64)), tv(B * Hkv * Nk * Dv, bool(c.mask & 128)),
         tb(rows * Nk, bool(c.mask & 256) && has_bias);
     for (auto* b : {&tq, &tk, &tv, &tb}) if (b->present) b->randn(g);
+    nan_padding(tk, D);
+    nan_padding(tv, Dv);
     AttentionParams pp = p; pp.dout = nullptr; pp.tan_q = tq.cdata(); pp.tan_k = tk.cdata(); pp.tan_v = tv.cdata(); pp.tan_bias_full = tb.cdata();
     Buf<T> to_c(rows * Dv), tl_c(rows), to_g(rows * Dv), tl_g(rows, bool(c.mask & 512) == false);
     for (auto* b : {&to_c, &tl_c, &to_g, &tl_g}) b->fill(T(0));
@@ -913,26 +927,13 @@ void run_x3_backward_case(const Case& c, uint64_t seed) {
     for (Buf<float>* x : {&r.dq, &r.dk, &r.dv, &r.ds}) x->fill(0.f);  // (native/ zero-fills)
     return r;
   };
-  // how: 0 the entry, 1 the dispatcher with the x3 backward selected, 2 the SIMT v2 backward, 3 the
-  // SIMT v1 backward, 4 the CPU twin
-  std::vector<unsigned char> ws_cpu(size_t(mk::cpu::attention_workspace(p, omp_get_max_threads())) + 64);
+  // how: 0 the entry, 1 the dispatcher with the x3 backward selected, 2 the SIMT v2 backward
   auto run = [&](int how, Grads& gr) {
     AttentionParams b = p;
     b.grad_q = gr.dq.data(); b.grad_k = gr.dk.data(); b.grad_v = gr.dv.data(); b.grad_bias_full = gr.ds.data();
     b.workspace = gr.ws.data();
     if (how == 0) return mk::cuda::tc_sm90_x3_backward(b, nullptr);
     if (how == 2) return mk::cuda::simt2_attention_backward(b, nullptr);
-    if (how == 4) {
-      b.workspace = ws_cpu.data();
-      return mk::cpu::attention_backward(b, nullptr);
-    }
-    if (how == 3) {
-      mk::AttentionSimtSelection& sel = mk::attention_simt_selection();
-      sel.backward.store(mk::MK_SIMT_V1);
-      const int st = mk::cuda::attention_backward(b, nullptr);
-      sel.backward.store(0);
-      return st;
-    }
     mk::AttentionSimtSelection& sel = mk::attention_simt_selection();
     sel.backward.store(mk::MK_SIMT_X3);
     const int st = mk::cuda::attention_backward(b, nullptr);
@@ -971,9 +972,6 @@ void run_x3_backward_case(const Case& c, uint64_t seed) {
   const bool okc = worst <= 1e-5 && bits && guards;
   g_worst_x3b = std::max(g_worst_x3b, worst);
   g_worst_x3b_vs_simt = std::max(g_worst_x3b_vs_simt, sworst > 0 ? worst / sworst : 0.0);
-  Grads v1g = fresh(true, true, true), cpug = fresh(true, true, true);
-  const int s6 = run(3, v1g), s7 = run(4, cpug);
-  printf(" [v1 %d: dq %.2e dk %.2e; cpu %d: dq %.2e dk %.2e]", s6, err(v1g.dq, ref.dq), err(v1g.dk, ref.dk), s7, err(cpug.dq, ref.dq), err(cpug.dk, ref.dk));
   printf(" dq %.2e dk %.2e dv %.2e ds %.2e (simt v2 %.2e %.2e %.2e %.2e)%s%s%s\n", eq, ek, ev, es, sq, sk, svv, ss,
          bits ? "" : " not the same bits (rerun, dispatcher or a pass alone)", guards ? "" : " guard words overwritten",
          okc ? "" : " FAIL");

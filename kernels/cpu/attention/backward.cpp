@@ -58,19 +58,23 @@ __attribute__((always_inline)) inline void key_block(const CpuParams& p, Scratch
   for (int64_t h = hk * group; h < (hk + 1) * group; ++h) {
     const Head<T> x = head<T>(p, b, h);
     if (c0 >= x.len) continue;
+    // the keys of the block this batch entry has: padding keys (past its length) may hold anything,
+    // NaN included, and must not reach a sum (0 · NaN), so the tile stops at the length; their dK,
+    // dV rows stay zero
+    const int64_t Ck = std::min(C, x.len - c0);
     w.kt = tile_t(x.kp, p.d, c0);
     w.vt = tile_t(x.vp, p.dv, c0);
     const T* Dh = Dall + (b * p.heads + h) * p.nq;
     T* dqh = dq_base ? dq_base + (h - hk * group) * p.nq * p.d : nullptr;
     for (int64_t r0 = x.first_row(c0) / BQ * BQ; r0 < p.nq; r0 += BQ) {
       const int64_t R = std::min(BQ, p.nq - r0);
-      tile_ds(x, w, r0, R, c0, C, Dh + r0);
+      tile_ds(x, w, r0, R, c0, Ck, Dh + r0);
       if (dq_base && p.grad_bias_full)
-        store_ds(p, w.ds, R, C, ((b * p.heads + h) * p.nq + r0) * p.nk + c0);
+        store_ds(p, w.ds, R, Ck, ((b * p.heads + h) * p.nq + r0) * p.nk + c0);
       // dV += Pᵀ dO,  dK += scale dSᵀ q,  dQ += scale dS k
-      if (p.grad_v) tile::gemm<T>(C, p.dv, R, T(1), w.s, 1, BK, x.dout + r0 * p.dv, p.dv, dv, p.dv, true);
-      if (p.grad_k) tile::gemm<T>(C, p.d, R, x.scale, w.ds, 1, BK, x.q + r0 * p.d, p.d, dk, p.d, true);
-      if (dqh) tile::gemm<T>(R, p.d, C, x.scale, w.ds, BK, 1, x.k + c0 * p.d, p.d, dqh + r0 * p.d, p.d, true);
+      if (p.grad_v) tile::gemm<T>(Ck, p.dv, R, T(1), w.s, 1, BK, x.dout + r0 * p.dv, p.dv, dv, p.dv, true);
+      if (p.grad_k) tile::gemm<T>(Ck, p.d, R, x.scale, w.ds, 1, BK, x.q + r0 * p.d, p.d, dk, p.d, true);
+      if (dqh) tile::gemm<T>(R, p.d, Ck, x.scale, w.ds, BK, 1, x.k + c0 * p.d, p.d, dqh + r0 * p.d, p.d, true);
     }
   }
   const int64_t kh = b * p.kv_heads + hk;

@@ -157,6 +157,9 @@ void backward_backward(const CpuParams& p, T* ws, int64_t per_thread, T* Dall, T
         for (int64_t h = hk * group; h < (hk + 1) * group; ++h) {
           const Head<T> x = head<T>(p, b, h);
           if (c0 >= x.len) continue;
+          // (the keys this batch entry has: padding keys may hold anything, NaN included; their
+          // rows of k' and v' stay zero, as in the backward's key_block)
+          const int64_t Ck = std::min(C, x.len - c0);
           w.kt = tile_t(x.kp, p.d, c0);
           w.vt = tile_t(x.vp, p.dv, c0);
           if (x.gk) w.gkt = tile_t(x.gkp, p.d, c0);
@@ -164,10 +167,10 @@ void backward_backward(const CpuParams& p, T* ws, int64_t per_thread, T* Dall, T
           const int64_t hb = (b * p.heads + h) * p.nq;
           for (int64_t r0 = x.first_row(c0) / BQ * BQ; r0 < p.nq; r0 += BQ) {
             const int64_t R = std::min(BQ, p.nq - r0);
-            tile_second(x, w, r0, R, c0, C, Dall + hb + r0, Call + hb + r0, Eall + hb + r0);
-            tile::gemm<T>(C, p.d, R, x.scale, w.gs, 1, BK, x.q + r0 * p.d, p.d, gk, p.d, true);
-            if (x.gq) tile::gemm<T>(C, p.d, R, x.scale, w.ds, 1, BK, x.gq + r0 * p.d, p.d, gk, p.d, true);
-            tile::gemm<T>(C, p.dv, R, T(1), w.gdp, 1, BK, x.dout + r0 * p.dv, p.dv, gv, p.dv, true);
+            tile_second(x, w, r0, R, c0, Ck, Dall + hb + r0, Call + hb + r0, Eall + hb + r0);
+            tile::gemm<T>(Ck, p.d, R, x.scale, w.gs, 1, BK, x.q + r0 * p.d, p.d, gk, p.d, true);
+            if (x.gq) tile::gemm<T>(Ck, p.d, R, x.scale, w.ds, 1, BK, x.gq + r0 * p.d, p.d, gk, p.d, true);
+            tile::gemm<T>(Ck, p.dv, R, T(1), w.gdp, 1, BK, x.dout + r0 * p.dv, p.dv, gv, p.dv, true);
           }
         }
         const int64_t kh = b * p.kv_heads + hk;

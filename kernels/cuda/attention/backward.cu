@@ -98,7 +98,8 @@ __global__ void __launch_bounds__(kThreads) backward_key_kernel(const AttentionP
         const int r = idx / C, c = idx - r * C;
         const T P = prob(x, s[r * t.lds + c], r0 + r, c0 + c, lse[r]);
         s[r * t.lds + c] = P;
-        dp[r * t.lds + c] = P * (dp[r * t.lds + c] - dd[r]);
+        // masked entries set, not multiplied: padding keys may hold anything, NaN included (0 · NaN)
+        dp[r * t.lds + c] = c0 + c < x.key_end(r0 + r) ? P * (dp[r * t.lds + c] - dd[r]) : T(0);
       }
       __syncthreads();
       if (p.grad_v) gemm_sta<T>(C, t.dv, R, T(1), s, t.lds, dos, t.ldv, dv, t.ldv);     // dV += Pᵀ dO

@@ -26,6 +26,11 @@ __device__ void second_tile(const HeadView<T>& x, const Tiles& t, int64_t r0, in
   for (int idx = threadIdx.x; idx < R * C; idx += kThreads) {
     const int r = idx / C, c = idx - r * C, o = r * t.lds + c;
     const int64_t i = r0 + r, j = c0 + c;
+    if (j >= x.key_end(i)) {  // masked: set, not multiplied (padding keys may hold NaN: 0 · NaN)
+      s[o] = dp[o] = g[o] = tt[o] = T(0);
+      if (gbias_out) gbias_out[i * x.nk + j] = T(0);
+      continue;
+    }
     const T P = prob(x, s[o], i, j, lse[r]);
     const T dpv = dp[o];
     T gval = have_g ? g[o] : T(0);

@@ -411,14 +411,16 @@ __global__ void __launch_bounds__(kSimt2Threads)
         const int r = tx + TX * j;
         const int64_t row = r0 + r;
         const T ls = lses[r];
-        T pr = T(0);
+        // masked entries set, not multiplied: padding keys may hold anything, NaN included (0 · NaN)
+        T pr = T(0), ds = T(0);
         if (!masked || (r < R && ty + TY * i < C && key < x.key_end(row))) {
           T v = st[i][j] * x.scale;
           if (masked && x.bias) v += x.bias[row * x.nk + key];
           pr = ls == neg_inf<T>() ? T(0) : texp(v - ls);
+          ds = pr * (dpt[i][j] - dds[r]);
         }
         st[i][j] = pr;
-        dpt[i][j] = pr * (dpt[i][j] - dds[r]);
+        dpt[i][j] = ds;
       }
     }
     if (want_dv) {

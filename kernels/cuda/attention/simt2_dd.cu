@@ -157,22 +157,25 @@ __global__ void __launch_bounds__(kSimt2Threads) simt2_dd_query_kernel(const Att
 #pragma unroll
       for (int j = 0; j < KPT; ++j) {
         const int64_t key = c0 + tx + TX * j;
-        T P = T(0), gval = T(0);
+        // masked entries set, not multiplied (padding keys may hold NaN: 0 · NaN)
+        T P = T(0), ds = T(0), gdp = T(0), gs = T(0);
         if (!masked || key < e) {
           T v = s[i][j] * x.scale;
           if (masked && x.bias) v += x.bias[row * x.nk + key];
           P = lse[i] == neg_inf<T>() ? T(0) : texp(v - lse[i]);
-          if (hq || hk) gval = g[i][j] * x.scale;
+          T gval = (hq || hk) ? g[i][j] * x.scale : T(0);
           if (masked && x.gbias) gval += x.gbias[row * x.nk + key];
+          const T dpv = dp[i][j], tv = hv ? tt[i][j] : T(0);
+          const T gP = tv + gval * (dpv - dd[i]) - cc[i] * dpv;
+          gs = P * (gP - ee[i]);
+          ds = P * (dpv - dd[i]);
+          gdp = P * (gval - cc[i]);
         }
-        const T dpv = dp[i][j], tv = hv ? tt[i][j] : T(0);
-        const T gP = tv + gval * (dpv - dd[i]) - cc[i] * dpv;
-        const T gs = P * (gP - ee[i]);
         if (gbias_out && r < R && key < end) gbias_out[row * x.nk + key] = gs;
         s[i][j] = P;
-        dp[i][j] = P * (dpv - dd[i]);  // dS
-        g[i][j] = P * (gval - cc[i]);  // ḡdP
-        tt[i][j] = gs;                 // ḡS
+        dp[i][j] = ds;   // dS
+        g[i][j] = gdp;   // ḡdP
+        tt[i][j] = gs;   // ḡS
       }
     }
     if (want_do) {
@@ -345,20 +348,24 @@ __global__ void __launch_bounds__(kSimt2Threads) simt2_dd_key_kernel(const Atten
           const int r = tx + TX * j;
           const int64_t row = r0 + r;
           const T ls = lses[r], dd = dds[r], cc = ccs[r], ee = ees[r];
-          T P = T(0), gval = T(0);
+          // masked entries set, not multiplied: padding keys may hold anything, NaN included (0 · NaN)
+          T a = T(0), bq = T(0), cs = T(0);
           if (!masked || (r < R && kr < C && key < x.key_end(row))) {
             T v = st[i][j] * x.scale;
             if (masked && x.bias) v += x.bias[row * x.nk + key];
-            P = ls == neg_inf<T>() ? T(0) : texp(v - ls);
-            if (hq || hk) gval = gt[i][j] * x.scale;
+            const T P = ls == neg_inf<T>() ? T(0) : texp(v - ls);
+            T gval = (hq || hk) ? gt[i][j] * x.scale : T(0);
             if (masked && x.gbias) gval += x.gbias[row * x.nk + key];
+            const T dpv = dpt[i][j], tv = hv ? tt[i][j] : T(0);
+            const T gP = tv + gval * (dpv - dd) - cc * dpv;
+            a = P * (gval - cc);
+            bq = P * (gP - ee);
+            cs = P * (dpv - dd);
           }
-          const T dpv = dpt[i][j], tv = hv ? tt[i][j] : T(0);
-          const T gP = tv + gval * (dpv - dd) - cc * dpv;
           const int o = kr * z.ldp + r;
-          pa[o] = P * (gval - cc);  // ḡdPᵀ
-          pb[o] = P * (gP - ee);    // ḡSᵀ
-          pc[o] = P * (dpv - dd);   // dSᵀ
+          pa[o] = a;   // ḡdPᵀ
+          pb[o] = bq;  // ḡSᵀ
+          pc[o] = cs;  // dSᵀ
         }
       }
       __syncthreads();  // ḡdPᵀ, ḡSᵀ, dSᵀ visible

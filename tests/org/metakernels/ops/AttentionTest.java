@@ -206,6 +206,78 @@ class AttentionTest {
   }
 
   /**
+   * What padding keys (past a batch entry's key length) hold never reaches a result: K and V rows
+   * there filled with NaN and infinities (and NaN tangents and cotangents in those rows) give the
+   * output, lse, first and second derivatives and JVP of zero padding, with zero gradients for the
+   * padding rows. F32 and F64, causal and not, GQA, one key tile and several; the one-pass and the
+   * two-pass backward (batch·KV heads against the thread count) both run.
+   */
+  @ParameterizedTest
+  @CsvSource({
+      "F64, false, 2, 1, 40, 70", "F64, true, 2, 1, 40, 70", "F32, false, 1, 1, 33, 300", "F32, true, 2, 2, 90, 150",
+      "F64, false, 4, 4, 20, 40"})
+  void paddingKeysNeverReachAResult(DType t, boolean causal, int h, int hkv, int nq, int nk) {
+    try (Scope s = Scope.open()) {
+      int b = 2, d = 16;
+      long[] lengths = {nk - 17, 5};
+      Attention.Options o = Attention.Options.defaults().withCausal(causal).withKeyLengths(Tensor.ofIndices(lengths, b));
+      double[] kd = rnd(31, b, hkv, nk, d).toDoubleArray(), vd = rnd(32, b, hkv, nk, d).toDoubleArray();
+      double[] tkd = rnd(33, b, hkv, nk, d).toDoubleArray(), tvd = rnd(34, b, hkv, nk, d).toDoubleArray();
+      double[][] zero = {kd.clone(), vd.clone(), tkd.clone(), tvd.clone()}, bad = {kd.clone(), vd.clone(), tkd.clone(),
+          tvd.clone()};
+      double[] junk = {Double.NaN, Double.POSITIVE_INFINITY, Double.NEGATIVE_INFINITY, Double.NaN};
+      for (int bb = 0; bb < b; bb++)
+        for (int hk = 0; hk < hkv; hk++)
+          for (long j = lengths[bb]; j < nk; j++)
+            for (int x = 0; x < d; x++) {
+              int at = (int) (((bb * hkv + hk) * nk + j) * d + x);
+              for (int a = 0; a < 4; a++) {
+                zero[a][at] = 0;
+                bad[a][at] = junk[(int) ((j + x + a) % 4)];
+              }
+            }
+      Tensor q = rnd(35, b, h, nq, d).to(t), tq = rnd(36, b, h, nq, d).to(t), w = rnd(37, b, h, nq, d).to(t);
+      List<double[]> ref = null;
+      for (double[][] pad : new double[][][] {zero, bad}) {
+        Tensor qq = q.detach().requiresGrad(true);
+        Tensor k = Tensor.of(pad[0], b, hkv, nk, d).to(t).requiresGrad(true);
+        Tensor v = Tensor.of(pad[1], b, hkv, nk, d).to(t).requiresGrad(true);
+        Attention.Output f = Attention.forward(qq, k, v, o);
+        List<Tensor> g = Autograd.grad(List.of(f.out().mul(w).sum()), List.of(qq, k, v), null, true);
+        // second order: d/d(q, k, v) of <dq, w> + <dk, u> with u zero in the padding rows
+        Tensor u = Tensor.of(zero[2], b, hkv, nk, d).to(t);
+        List<Tensor> gg = Autograd.grad(List.of(g.get(0).mul(w).sum().add(g.get(1).mul(u).sum())), List.of(qq, k, v),
+            null, false);
+        Attention.Output j = Attention.jvp(q, k.detach(), v.detach(), o, tq, Tensor.of(pad[2], b, hkv, nk, d).to(t),
+            Tensor.of(pad[3], b, hkv, nk, d).to(t), null);
+        List<double[]> r = new ArrayList<>();
+        for (Tensor x : List.of(f.out(), f.lse(), g.get(0), g.get(1), g.get(2), gg.get(0), gg.get(1), gg.get(2),
+                 j.out(), j.lse()))
+          r.add(x.toDoubleArray());
+        if (ref == null) {
+          ref = r;
+          continue;
+        }
+        String[] names = {"out", "lse", "dq", "dk", "dv", "ddq", "ddk", "ddv", "jvp out", "jvp lse"};
+        double tol = t == DType.F32 ? 1e-5 : 1e-12;
+        for (int i = 0; i < names.length; i++) {
+          double[] x = r.get(i), y = ref.get(i);
+          for (int e = 0; e < y.length; e++)
+            assertTrue(x[e] == y[e] || Math.abs(x[e] - y[e]) <= tol * (1 + Math.abs(y[e])),
+                t + (causal ? " causal " : " ") + names[i] + "[" + e + "]: " + x[e] + " with junk padding, " + y[e]
+                    + " with zero padding");
+        }
+        // the padding rows' own gradients are zero
+        for (int i : new int[] {3, 4, 6, 7})
+          for (int bb = 0; bb < b; bb++)
+            for (int hk = 0; hk < hkv; hk++)
+              for (long jj = lengths[bb]; jj < nk; jj++)
+                assertEquals(0.0, r.get(i)[(int) (((bb * hkv + hk) * nk + jj) * d)], names[i] + " of a padding key");
+      }
+    }
+  }
+
+  /**
    * A bias of -inf masks keys as the causal and length masks do, across key tiles: rows whose
    * first tiles are wholly masked (the running max stays -inf, then becomes finite), rows that see
    * only the first keys, and one row with no key at all (zeros, lse -inf, zero gradients); first
