@@ -26,7 +26,8 @@ import org.metakernels.testing.HalfAttentionRef;
  * {@link Attention.SimtKernels}; mk/attention_simt_choice.h), against the CPU twin: out, lse, dq,
  * dk, dv and the bias gradient within 2e-5 (F32) or 1e-11 (F64) of the twin's largest magnitude,
  * v1 and v2 alike; v2 run twice gives the same bits. Shapes where v2 does not apply (odd head dims,
- * F64 with D = 256) run v1 under the v2 choice and are held to the same bounds. X3 (F32 on Hopper
+ * F64 with D = 256) run v1 under the v2 choice and are held to the same bounds. Padded cases put
+ * NaN in the padding keys of K and V. X3 (F32 on Hopper
  * tensor cores, 3xTF32, forward and backward) the same way: it runs for F32 with D = Dv in {64, 128}
  * on a 9.0 device, v2 elsewhere; twice the same bits. Skipped without CUDA.
  */
@@ -65,6 +66,17 @@ class CudaAttentionSimtTest {
       r.add(t.to(CPU).toDoubleArray());
     }
     return r;
+  }
+
+  /** x ([b, hkv, nk, w]) with NaN in the rows of each batch entry past its key length. */
+  static Tensor nanPadding(Tensor x, long[] lengths) {
+    long b = x.size(0), hkv = x.size(1), nk = x.size(2), w = x.size(3);
+    double[] a = x.toDoubleArray();
+    for (int bb = 0; bb < b; bb++)
+      for (int h = 0; h < hkv; h++)
+        for (long j = lengths[bb]; j < nk; j++)
+          for (int e = 0; e < w; e++) a[(int) (((bb * hkv + h) * nk + j) * w + e)] = Double.NaN;
+    return Tensor.of(a, b, hkv, nk, w).to(x.dtype());
   }
 
   /** max |x − ref| / max |ref| over the finite entries; infinities must match exactly. */
@@ -120,6 +132,9 @@ class CudaAttentionSimtTest {
         long[] lengths = new long[b];
         for (int i = 0; i < b; i++) lengths[i] = Math.max(1, nk - 37 * i - 5);
         lt = Tensor.ofIndices(lengths, b);
+        // padding keys hold NaN: no result may depend on them (the CPU twin's neither)
+        k = nanPadding(k, lengths);
+        v = nanPadding(v, lengths);
       }
       List<double[]> cpu = library(CPU, q, k, v, bt, lt, causal, dout);
       double tol = t == DType.F32 ? 2e-5 : 1e-11;
