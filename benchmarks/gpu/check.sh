@@ -23,7 +23,8 @@
 #                              ="Name:seconds ..." runs a subset, PEERS=0 skips the peers;
 #                              GPU_ATTN_DTYPES=F32,TF32 adds GpuAttentionBench's TF32 sets;
 #                              GPU_BF16_SECOND=DEFAULT,SM90 times the BF16 double backward's Hopper
-#                              passes beside the default ones)
+#                              passes beside the default ones; GPU_ATTN_SIMT=default,x3 the F32
+#                              sets with the 3xTF32 Hopper kernels beside the default)
 # GPU_GRAPH=1 runs the graph step alone (issue 15; one device call, expected ~4-5 min, bounded by its
 # timeouts at ~9 min: give the call timeout_s 600), after the device and backend lines:
 #   a. GraphEdgeDump writes the R-MAT edge lists (100k nodes, 1M and 10M edges, and the GCN graph's
@@ -234,7 +235,8 @@ if java -cp "$CP" org.openjdk.jmh.Main -l 2>/dev/null | grep -q 'Gpu'; then
     [ "$name" = GpuLinearAttentionBench ] && params=(-p dtype=F32,TF32,BF16)
     # softmax attention in F32 (default) or also TF32 (GPU_ATTN_DTYPES=F32,TF32: 12 sets, ~100 s; give
     # it JMH_CLASSES=GpuAttentionBench:110 alone, the default budget has no room for it)
-    [ "$name" = GpuAttentionBench ] && params=(-p "dtype=${GPU_ATTN_DTYPES:-F32}")
+    # (GPU_ATTN_SIMT=default,x3: the F32 rows with the 3xTF32 Hopper kernels beside the default)
+    [ "$name" = GpuAttentionBench ] && params=(-p "dtype=${GPU_ATTN_DTYPES:-F32}" -p "simt=${GPU_ATTN_SIMT:-default}")
     # the BF16 double backward's kernels (GPU_BF16_SECOND=DEFAULT,SM90: the m16n8k16 passes and the
     # Hopper ones side by side, 24 sets: give it JMH_CLASSES=GpuAttentionBf16Bench:220 alone)
     [ "$name" = GpuAttentionBf16Bench ] && params=(-p "tcSecond=${GPU_BF16_SECOND:-DEFAULT}")

@@ -54,7 +54,8 @@ public class GpuAttentionBench {
     /**
      * The SIMT kernels (F32 without TF32; mk/attention_simt_choice.h): "default" (MK_ATTN_SIMT /
      * MK_ATTN_SIMT_BWD or v1), "v1" or "v2" for both passes, chosen from code
-     * ({@link Attention.SimtKernels}), e.g. {@code -p simt=v1,v2}.
+     * ({@link Attention.SimtKernels}), e.g. {@code -p simt=v1,v2,x3} (x3: F32 on Hopper tensor cores,
+     * 3xTF32, forward and backward).
      */
     @Param({"default"})
     public String simt;
@@ -90,7 +91,8 @@ public class GpuAttentionBench {
     static Attention.SimtKernels.Version simtVersion(String name) {
       if (name.equals("v1")) return Attention.SimtKernels.Version.V1;
       if (name.equals("v2")) return Attention.SimtKernels.Version.V2;
-      throw new IllegalArgumentException("GpuAttentionBench: simt must be default, v1 or v2, not " + name);
+      if (name.equals("x3")) return Attention.SimtKernels.Version.X3;
+      throw new IllegalArgumentException("GpuAttentionBench: simt must be default, v1, v2 or x3, not " + name);
     }
   }
 
