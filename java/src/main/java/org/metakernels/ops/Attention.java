@@ -69,7 +69,9 @@ public final class Attention {
    * @param scale multiplier of q kᵀ; NaN means 1/√D
    * @param causalMask query i sees keys j ≤ i + (L_b − Nq), L_b the key length of batch b
    *     (bottom-right aligned)
-   * @param keyLengths I64 [B] on the tensors' device: batch b sees keys [0, L_b); or null (all Nk)
+   * @param keyLengths I64 [B] on the tensors' device: batch b sees keys [0, L_b); or null (all Nk).
+   *     What k and v (and their tangents) hold past L_b never reaches a result, NaN included, and
+   *     their gradients there are zero
    * @param bias additive [B|1, H|1, Nq, Nk], or null; it gets a gradient when it requires grad
    */
   public record Options(double scale, boolean causalMask, Tensor keyLengths, Tensor bias) {
