@@ -1335,7 +1335,9 @@ void run_simt(const Shape& s, bool causal, int reps) {
     }
     return mk::cuda::simt2_attention_forward(f, nullptr, variant - 1);  // (SIMT2_TILE_AUTO = 0, ...)
   };
-  auto bwd = [&](int variant, int slot) {  // 0: v1, 1: v2, 2: x3; from slot 0's (v1's) out and lse
+  // 0: v1, 1: v2, 2: x3; TF32 allowed: 3 the one-term Hopper backward, 4 the m16n8k8 TF32 backward;
+  // from slot 0's (v1's) out and lse
+  auto bwd = [&](int variant, int slot) {
     AttentionParams b = p;
     b.out = out[0];
     b.lse = lse[0];
@@ -1351,6 +1353,11 @@ void run_simt(const Shape& s, bool causal, int reps) {
       return e;
     }
     if (variant == 2) return mk::cuda::tc_sm90_x3_backward(b, nullptr);
+    if (variant == 3 || variant == 4) {
+      b.allow_tf32 = 1;
+      return variant == 3 ? mk::cuda::tc_sm90_tf32_backward(b, nullptr)
+                          : mk::cuda::tc_attention_backward_version(b, nullptr, mk::MK_TC_V1);
+    }
     return mk::cuda::simt2_attention_backward(b, nullptr);
   };
   const double fwd_flop = 4.0 * BH * n * n * d / (causal ? 2 : 1);
@@ -1423,6 +1430,18 @@ void run_simt(const Shape& s, bool causal, int reps) {
     poison_bwd(2);
     row("backward x3 (3xTF32 sm90)", mb3, 2.5 * fwd_flop, xdiff,
         bwd(2, 2) == 0 && same(dq[1], dq[2], elems) && same(dk[1], dk[2], elems) && same(dv[1], dv[2], elems));
+  }
+  for (int variant : {3, 4}) {  // TF32 allowed: the one-term Hopper backward (x3 shapes only) and v1
+    const char* name = variant == 3 ? "backward TF32 sm90 (allow_tf32)" : "backward TF32 v1 (allow_tf32)";
+    if (variant == 3 && !x3_runs) continue;
+    poison_bwd(1);
+    const float mt = time_call(reps, [&] { return bwd(variant, 1); });
+    CHECK(cudaDeviceSynchronize());
+    const double tdiff = grad_diff(1);
+    poison_bwd(2);
+    row(name, mt, 2.5 * fwd_flop, tdiff,
+        bwd(variant, 2) == 0 && same(dq[1], dq[2], elems) && same(dk[1], dk[2], elems) && same(dv[1], dv[2], elems),
+        5e-3);
   }
   // forward + backward of each version (the backward from v1's saved out and lse in both, so the
   // gradients are the backward rows' again: compared with v1's the same way, no rerun)

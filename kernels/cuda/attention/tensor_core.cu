@@ -614,14 +614,16 @@ __global__ void __launch_bounds__(TT::kThreads) tc_backward_key_kernel(const Att
         for (int r = 0; r < 4; ++r) {
           const int qc = nb * 8 + 2 * t + (r & 1);
           const int64_t i = i0 + qc, j = key[r >> 1];
-          float pv = 0.f;
+          // masked entries set, not multiplied: padding keys may hold anything, NaN included (0 · NaN)
+          float pv = 0.f, ds = 0.f;
           if (i < p.nq && j < x.key_end(i) && lse_s[qc] != -INFINITY) {  // (lse -inf: no key, P = 0)
             float v = st[nb][r] * sl2;
             if (x.bias) v += kLog2e * O::to_float(x.bias[i * x.nk + j]);
             pv = exp2f(v - lse_s[qc]);
+            ds = pv * (dpt[nb][r] - d_s[qc]);
           }
           st[nb][r] = pv;
-          dpt[nb][r] = pv * (dpt[nb][r] - d_s[qc]);
+          dpt[nb][r] = ds;
         }
       if (vblocks > 0) product_pb<E>(dvv, st, dob, ldb, vblocks, g, t);  // dV += Pᵀ dO[:, part]
       if (kblocks > 0) product_pb<E>(dk, dpt, qb, ldb, kblocks, g, t);   // dK += dSᵀ Q[:, part]
@@ -1016,14 +1018,16 @@ __global__ void __launch_bounds__(T2::kThreads, MINB)
         for (int r = 0; r < 4; ++r) {
           const int qc = nb * 8 + 2 * t + (r & 1);
           const int i = int(i0) + qc, hr = r >> 1;
-          float pv = 0.f;
+          // masked entries set, not multiplied: padding keys may hold anything, NaN included (0 · NaN)
+          float pv = 0.f, ds = 0.f;
           if (i < p.nq && jin[hr] && i >= jfirst[hr] && lse_s[qc] != -INFINITY) {  // (lse -inf: no key, P = 0)
             float v = st[nb][r] * sl2;
             if (bias) v += kLog2e * O::to_float(bias[int64_t(i) * x0.nk + kw0 + g + 8 * hr]);
             pv = exp2f(v - lse_s[qc]);
+            ds = pv * (dpt[nb][r] - d_s[qc]);
           }
           st[nb][r] = pv;
-          dpt[nb][r] = pv * (dpt[nb][r] - d_s[qc]);
+          dpt[nb][r] = ds;
         }
     }
     // dV += Pᵀ dO, dK += dSᵀ Q: A from the registers, B by ldmatrix.trans
@@ -1276,7 +1280,8 @@ int tc_attention_backward_version(const AttentionParams& p, void* stream, int ve
   if (!tc_supported(p) || !p.workspace || !p.out || !p.dout || !p.lse) return int(cudaErrorInvalidValue);
   const cudaStream_t s = as_stream(stream);
   if (version == MK_TC_SM90) {
-    const int e = tc_sm90_backward(p, stream);
+    // (F32 with TF32 allowed: the one-term TF32 Hopper backward of tensor_core_sm90_f32_backward.cu)
+    const int e = p.dtype == MK_F32 ? tc_sm90_tf32_backward(p, stream) : tc_sm90_backward(p, stream);
     if (e != KERNEL_UNSUPPORTED) return e;
     version = MK_TC_V2;  // (where the Hopper backward does not apply: v2, or v1 where v2 does not)
   }

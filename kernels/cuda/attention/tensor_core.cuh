@@ -36,6 +36,8 @@ int tc_sm90_tf32_forward(const AttentionParams& p, void* stream);
 // pass, dK/dV pass) where the x3 forward applies (and dO 16-byte aligned, a workspace); else
 // KERNEL_UNSUPPORTED before anything is launched
 int tc_sm90_x3_backward(const AttentionParams& p, void* stream);
+// the same kernels with one TF32 product per MMA, for F32 with allow_tf32 (the same conditions)
+int tc_sm90_tf32_backward(const AttentionParams& p, void* stream);
 bool tc_sm90_x3_applies(const AttentionParams& p);
 }  // namespace cuda
 }  // namespace mk

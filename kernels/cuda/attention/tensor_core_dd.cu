@@ -451,21 +451,24 @@ __global__ void __launch_bounds__(TT::kThreads, 2) tc_dd_key_kernel(const Attent
         for (int r = 0; r < 4; ++r) {
           const int qc = nb * 8 + 2 * t + (r & 1);
           const int64_t i = i0 + qc, j = key0 + 8 * (r >> 1);
-          float P = 0.f, G = 0.f;
+          // masked entries set, not multiplied: padding keys may hold anything, NaN included (0 · NaN)
+          float a = 0.f, ds = 0.f;
           if (i < p.nq && j < x.key_end(i) && lse_s[qc] != -INFINITY) {  // (lse -inf: no key, P = 0)
             float v = s[nb][r] * sl2;
             if (x.bias) v += kLog2e * O::to_float(x.bias[i * x.nk + j]);
-            P = exp2f(v - lse_s[qc]);
-            G = have_g ? gg[nb][r] * scale : 0.f;
+            const float P = exp2f(v - lse_s[qc]);
+            float G = have_g ? gg[nb][r] * scale : 0.f;
             if (x.gbias) G += O::to_float(x.gbias[i * x.nk + j]);
+            if (full) {
+              const float dpv = dp[nb][r], dd = d_s[qc], cc = c_s[qc];
+              a = P * (tt[nb][r] + G * (dpv - dd) - cc * dpv - e_s[qc]);  // ḡSᵀ
+              ds = P * (dpv - dd);                                         // dSᵀ
+            } else {
+              a = P * (G - c_s[qc]);  // ḡdPᵀ
+            }
           }
-          if (full) {
-            const float dpv = dp[nb][r], dd = d_s[qc], cc = c_s[qc];
-            gg[nb][r] = P * (tt[nb][r] + G * (dpv - dd) - cc * dpv - e_s[qc]);  // ḡSᵀ
-            dp[nb][r] = P * (dpv - dd);                                         // dSᵀ
-          } else {
-            gg[nb][r] = P * (G - c_s[qc]);  // ḡdPᵀ
-          }
+          gg[nb][r] = a;
+          if (full) dp[nb][r] = ds;
         }
       product_pb<E>(acc, gg, xb, ldb, nblocks, g, t);                    // += ḡSᵀ Q or ḡdPᵀ dO
       if (full && x.gq) product_pb<E>(acc, dp, yb, ldb, nblocks, g, t);  // += dSᵀ ĝQ

@@ -34,6 +34,10 @@
 // 16 KB = 224 KB. (64 rows x 32 keys per tile: N = 32 wgmmas for S and dP, bounded by shared-memory
 // bandwidth; a 3xTF32 split doubles every operand's bytes, which is what limits the tiles.)
 //
+// The same kernels with one TF32 product per MMA (kTerms = 1: no lo operands made or used) are a
+// Hopper backward for F32 with TF32 allowed (tc_sm90_tf32_backward), reached through the
+// tensor-core backward choice sm90 (MK_ATTN_TC_BWD=sm90): opt-in, as the TF32 forward.
+//
 // Builds: the bodies exist only in the sm_90a device pass and the host emulator; elsewhere the
 // entry answers KERNEL_UNSUPPORTED before launching anything. Selection: backward version x3 of
 // mk/attention_simt_choice.h (MK_ATTN_SIMT_BWD=x3, mk_attention_simt_select(.., 3)); opt-in until
@@ -138,6 +142,7 @@ __global__ void x3_rowdot_kernel(int64_t rows, int dv, const float* out, const f
 // The TF32 A fragments (m16n8k8 layout: a0 (m, t), a1 (m + 8, t), a2 (m, t + 4), a3 (m + 8, t + 4),
 // m = 16w + g of the 64-row block mb) of a transposed operand Xᵀ[m][k] = X[k][m], k-step ks, from
 // the split tile X (rows k, columns m; `atom`-byte atoms) at hi and lo.
+template <bool kLo>
 __device__ __forceinline__ void x3_frags_t(const unsigned char* hi, const unsigned char* lo, uint32_t atom, int m0,
                                            int ks, int t, uint32_t (&ah)[4], uint32_t (&al)[4]) {
   const int k0 = 8 * ks + t;
@@ -147,16 +152,20 @@ __device__ __forceinline__ void x3_frags_t(const unsigned char* hi, const unsign
   ah[1] = *reinterpret_cast<const uint32_t*>(hi + o1);
   ah[2] = *reinterpret_cast<const uint32_t*>(hi + o2);
   ah[3] = *reinterpret_cast<const uint32_t*>(hi + o3);
-  al[0] = *reinterpret_cast<const uint32_t*>(lo + o0);
-  al[1] = *reinterpret_cast<const uint32_t*>(lo + o1);
-  al[2] = *reinterpret_cast<const uint32_t*>(lo + o2);
-  al[3] = *reinterpret_cast<const uint32_t*>(lo + o3);
+  if (kLo) {
+    al[0] = *reinterpret_cast<const uint32_t*>(lo + o0);
+    al[1] = *reinterpret_cast<const uint32_t*>(lo + o1);
+    al[2] = *reinterpret_cast<const uint32_t*>(lo + o2);
+    al[3] = *reinterpret_cast<const uint32_t*>(lo + o3);
+  } else {
+    al[0] = al[1] = al[2] = al[3] = 0u;
+  }
 }
 
 // A consumer tile's values v (the m64nNk accumulator layout: rows 16w + g (+ 8), columns 8i + 2t (+ 1))
 // into a one-atom [64][32] K-major buffer (row = accumulator row, column = accumulator column) as hi
 // and lo; then fence for the async proxy and sync the consumer warpgroup (named barrier 2).
-template <int N>
+template <int N, bool kLo>
 __device__ __forceinline__ void x3_store_tile(const float (&v)[N / 2], unsigned char* hi, unsigned char* lo, int warp,
                                               int g, int t) {
 #pragma unroll
@@ -168,17 +177,19 @@ __device__ __forceinline__ void x3_store_tile(const float (&v)[N / 2], unsigned 
       const float a = v[4 * i + 2 * hr], b = v[4 * i + 2 * hr + 1];
       const float ah = x3_round(a), bh = x3_round(b);
       *reinterpret_cast<X3F2*>(hi + o) = X3F2{ah, bh};
-      *reinterpret_cast<X3F2*>(lo + o) = X3F2{x3_round(a - ah), x3_round(b - bh)};
+      if (kLo) *reinterpret_cast<X3F2*>(lo + o) = X3F2{x3_round(a - ah), x3_round(b - bh)};
     }
   sm90::fence_proxy_async();
   sm90::named_barrier(2, 128);
 }
 
 // ---- dQ pass -------------------------------------------------------------------------------------------
-template <int D>
+template <int D, int kTerms>
 __global__ void __launch_bounds__(XB::kThreads, 1)
     tc_sm90_x3_dq_kernel(const AttentionParams p, const __grid_constant__ X3DqMaps maps) {
 #if MK_SM90X3B_BODY
+  static_assert(kTerms == 1 || kTerms == 3, "3xTF32 or TF32");
+  constexpr bool kLo = kTerms == 3;
   using L = X3DqLayout<D>;
   constexpr int BK = XB::kTile;
   const uint32_t raw = sm90::smem_addr(mk_attention_smem);
@@ -226,15 +237,15 @@ __global__ void __launch_bounds__(XB::kThreads, 1)
       if (leader) sm90::mbar_arrive(sb + bar);
     };
     sm90::mbar_wait(sb + L::bar_qland, 0);
-    x3_split_tile<true>(base + L::qhi, base + L::qhi, base + L::qlo, L::qtile, tid);
-    x3_split_tile<true>(base + L::dohi, base + L::dohi, base + L::dolo, L::qtile, tid);
+    x3_split_tile<kLo>(base + L::qhi, base + L::qhi, base + L::qlo, L::qtile, tid);
+    x3_split_tile<kLo>(base + L::dohi, base + L::dohi, base + L::dolo, L::qtile, tid);
     publish(L::bar_qready);
     for (int j = 0; j < ntiles; ++j) {
       const int j0 = j * BK;
       const int keep = int(std::min<int64_t>(BK, std::max<int64_t>(0, x.len - j0)));
       if (j > 0) sm90::mbar_wait(sb + L::bar_kfree, (j - 1) & 1);
       sm90::mbar_wait(sb + L::bar_land, 0);
-      x3_split_tile<true>(base + L::land, base + L::khi, base + L::klo, L::tile, tid, L::t_atom, keep);
+      x3_split_tile<kLo>(base + L::land, base + L::khi, base + L::klo, L::tile, tid, L::t_atom, keep);
       publish(L::bar_kready);
       if (leader) {
         sm90::mbar_arrive_expect_tx(sb + L::bar_land, L::tile);
@@ -242,7 +253,7 @@ __global__ void __launch_bounds__(XB::kThreads, 1)
       }
       if (j > 0) sm90::mbar_wait(sb + L::bar_vfree, (j - 1) & 1);
       sm90::mbar_wait(sb + L::bar_land, 1);
-      x3_split_tile<true>(base + L::land, base + L::vhi, base + L::vlo, L::tile, tid, L::t_atom, keep);
+      x3_split_tile<kLo>(base + L::land, base + L::vhi, base + L::vlo, L::tile, tid, L::t_atom, keep);
       publish(L::bar_vready);
       if (leader && j + 1 < ntiles) {
         sm90::mbar_arrive_expect_tx(sb + L::bar_land, L::tile);
@@ -291,19 +302,23 @@ __global__ void __launch_bounds__(XB::kThreads, 1)
     sm90::reg_fence(s);
     sm90::reg_fence(dp);
     sm90::wgmma_fence();
+    if (kLo) {
 #pragma unroll
-    for (int kk = 0; kk < D / 8; ++kk) sm90::wgmma_ss_tf32<BK>(s, qdesc(L::qhi, kk), tdesc(L::klo, kk), kk > 0);
+      for (int kk = 0; kk < D / 8; ++kk) sm90::wgmma_ss_tf32<BK>(s, qdesc(L::qhi, kk), tdesc(L::klo, kk), kk > 0);
 #pragma unroll
-    for (int kk = 0; kk < D / 8; ++kk) sm90::wgmma_ss_tf32<BK>(s, qdesc(L::qlo, kk), tdesc(L::khi, kk), true);
+      for (int kk = 0; kk < D / 8; ++kk) sm90::wgmma_ss_tf32<BK>(s, qdesc(L::qlo, kk), tdesc(L::khi, kk), true);
+    }
 #pragma unroll
-    for (int kk = 0; kk < D / 8; ++kk) sm90::wgmma_ss_tf32<BK>(s, qdesc(L::qhi, kk), tdesc(L::khi, kk), true);
+    for (int kk = 0; kk < D / 8; ++kk) sm90::wgmma_ss_tf32<BK>(s, qdesc(L::qhi, kk), tdesc(L::khi, kk), kLo || kk > 0);
     sm90::wgmma_commit();
+    if (kLo) {
 #pragma unroll
-    for (int kk = 0; kk < D / 8; ++kk) sm90::wgmma_ss_tf32<BK>(dp, qdesc(L::dohi, kk), tdesc(L::vlo, kk), kk > 0);
+      for (int kk = 0; kk < D / 8; ++kk) sm90::wgmma_ss_tf32<BK>(dp, qdesc(L::dohi, kk), tdesc(L::vlo, kk), kk > 0);
 #pragma unroll
-    for (int kk = 0; kk < D / 8; ++kk) sm90::wgmma_ss_tf32<BK>(dp, qdesc(L::dolo, kk), tdesc(L::vhi, kk), true);
+      for (int kk = 0; kk < D / 8; ++kk) sm90::wgmma_ss_tf32<BK>(dp, qdesc(L::dolo, kk), tdesc(L::vhi, kk), true);
+    }
 #pragma unroll
-    for (int kk = 0; kk < D / 8; ++kk) sm90::wgmma_ss_tf32<BK>(dp, qdesc(L::dohi, kk), tdesc(L::vhi, kk), true);
+    for (int kk = 0; kk < D / 8; ++kk) sm90::wgmma_ss_tf32<BK>(dp, qdesc(L::dohi, kk), tdesc(L::vhi, kk), kLo || kk > 0);
     sm90::wgmma_commit();
     sm90::wgmma_wait<0>();
     sm90::reg_fence(s);
@@ -324,23 +339,25 @@ __global__ void __launch_bounds__(XB::kThreads, 1)
         s[4 * i + r] = ds;
         if (ds_full && row0 + 8 * hr < p.nq && jj < x.nk) ds_full[(row0 + 8 * hr) * x.nk + jj] = ds;
       }
-    x3_store_tile<BK>(s, base + L::dshi, base + L::dslo, warp, g, t);
+    x3_store_tile<BK, kLo>(s, base + L::dshi, base + L::dslo, warp, g, t);
     // dQᵀ += Kᵀ dSᵀ: Kᵀ fragments from the split K tile, then K is free
     uint32_t kh[2][BK / 8][4], kl[2][BK / 8][4];
 #pragma unroll
     for (int mb = 0; mb < D / 64; ++mb)
 #pragma unroll
       for (int ks = 0; ks < BK / 8; ++ks)
-        x3_frags_t(base + L::khi, base + L::klo, L::t_atom, 64 * mb + 16 * warp + g, ks, t, kh[mb][ks], kl[mb][ks]);
+        x3_frags_t<kLo>(base + L::khi, base + L::klo, L::t_atom, 64 * mb + 16 * warp + g, ks, t, kh[mb][ks], kl[mb][ks]);
     sm90::reg_fence(dqt[0]);
     sm90::reg_fence(dqt[1]);
     sm90::wgmma_fence();
 #pragma unroll
     for (int mb = 0; mb < D / 64; ++mb) {
+      if (kLo) {
 #pragma unroll
-      for (int ks = 0; ks < BK / 8; ++ks) sm90::wgmma_rs_tf32<64>(dqt[mb], kl[mb][ks], dsdesc(L::dshi, ks));
+        for (int ks = 0; ks < BK / 8; ++ks) sm90::wgmma_rs_tf32<64>(dqt[mb], kl[mb][ks], dsdesc(L::dshi, ks));
 #pragma unroll
-      for (int ks = 0; ks < BK / 8; ++ks) sm90::wgmma_rs_tf32<64>(dqt[mb], kh[mb][ks], dsdesc(L::dslo, ks));
+        for (int ks = 0; ks < BK / 8; ++ks) sm90::wgmma_rs_tf32<64>(dqt[mb], kh[mb][ks], dsdesc(L::dslo, ks));
+      }
 #pragma unroll
       for (int ks = 0; ks < BK / 8; ++ks) sm90::wgmma_rs_tf32<64>(dqt[mb], kh[mb][ks], dsdesc(L::dshi, ks));
     }
@@ -380,10 +397,12 @@ __global__ void __launch_bounds__(XB::kThreads, 1)
 }
 
 // ---- dK/dV pass ----------------------------------------------------------------------------------------
-template <int D>
+template <int D, int kTerms>
 __global__ void __launch_bounds__(XB::kThreads, 1)
     tc_sm90_x3_dkv_kernel(const AttentionParams p, const __grid_constant__ X3DkvMaps maps) {
 #if MK_SM90X3B_BODY
+  static_assert(kTerms == 1 || kTerms == 3, "3xTF32 or TF32");
+  constexpr bool kLo = kTerms == 3;
   using L = X3DkvLayout<D>;
   constexpr int TQ = XB::kTile;
   const uint32_t raw = sm90::smem_addr(mk_attention_smem);
@@ -434,13 +453,13 @@ __global__ void __launch_bounds__(XB::kThreads, 1)
       if (leader) sm90::mbar_arrive(sb + bar);
     };
     sm90::mbar_wait(sb + L::bar_kvland, 0);
-    x3_split_tile<true>(base + L::khi, base + L::khi, base + L::klo, L::ktile, tid, L::k_atom, keep);
-    x3_split_tile<true>(base + L::vhi, base + L::vhi, base + L::vlo, L::ktile, tid, L::k_atom, keep);
+    x3_split_tile<kLo>(base + L::khi, base + L::khi, base + L::klo, L::ktile, tid, L::k_atom, keep);
+    x3_split_tile<kLo>(base + L::vhi, base + L::vhi, base + L::vlo, L::ktile, tid, L::k_atom, keep);
     publish(L::bar_kvready);
     for (int a = 0; a < ntiles; ++a) {
       if (a > 0) sm90::mbar_wait(sb + L::bar_qfree, (a - 1) & 1);
       sm90::mbar_wait(sb + L::bar_land, 0);
-      x3_split_tile<true>(base + L::land, base + L::qhi, base + L::qlo, L::tile, tid);
+      x3_split_tile<kLo>(base + L::land, base + L::qhi, base + L::qlo, L::tile, tid);
       publish(L::bar_qready);
       if (leader) {
         sm90::mbar_arrive_expect_tx(sb + L::bar_land, L::tile);
@@ -448,7 +467,7 @@ __global__ void __launch_bounds__(XB::kThreads, 1)
       }
       if (a > 0) sm90::mbar_wait(sb + L::bar_dofree, (a - 1) & 1);
       sm90::mbar_wait(sb + L::bar_land, 1);
-      x3_split_tile<true>(base + L::land, base + L::dohi, base + L::dolo, L::tile, tid);
+      x3_split_tile<kLo>(base + L::land, base + L::dohi, base + L::dolo, L::tile, tid);
       publish(L::bar_doready);
       if (leader && a + 1 < ntiles) {
         sm90::mbar_arrive_expect_tx(sb + L::bar_land, L::tile);
@@ -488,19 +507,23 @@ __global__ void __launch_bounds__(XB::kThreads, 1)
     sm90::reg_fence(st);
     sm90::reg_fence(dpt);
     sm90::wgmma_fence();
+    if (kLo) {
 #pragma unroll
-    for (int kk = 0; kk < D / 8; ++kk) sm90::wgmma_ss_tf32<TQ>(st, kdesc(L::khi, kk), tdesc(L::qlo, kk), kk > 0);
+      for (int kk = 0; kk < D / 8; ++kk) sm90::wgmma_ss_tf32<TQ>(st, kdesc(L::khi, kk), tdesc(L::qlo, kk), kk > 0);
 #pragma unroll
-    for (int kk = 0; kk < D / 8; ++kk) sm90::wgmma_ss_tf32<TQ>(st, kdesc(L::klo, kk), tdesc(L::qhi, kk), true);
+      for (int kk = 0; kk < D / 8; ++kk) sm90::wgmma_ss_tf32<TQ>(st, kdesc(L::klo, kk), tdesc(L::qhi, kk), true);
+    }
 #pragma unroll
-    for (int kk = 0; kk < D / 8; ++kk) sm90::wgmma_ss_tf32<TQ>(st, kdesc(L::khi, kk), tdesc(L::qhi, kk), true);
+    for (int kk = 0; kk < D / 8; ++kk) sm90::wgmma_ss_tf32<TQ>(st, kdesc(L::khi, kk), tdesc(L::qhi, kk), kLo || kk > 0);
     sm90::wgmma_commit();
+    if (kLo) {
 #pragma unroll
-    for (int kk = 0; kk < D / 8; ++kk) sm90::wgmma_ss_tf32<TQ>(dpt, kdesc(L::vhi, kk), tdesc(L::dolo, kk), kk > 0);
+      for (int kk = 0; kk < D / 8; ++kk) sm90::wgmma_ss_tf32<TQ>(dpt, kdesc(L::vhi, kk), tdesc(L::dolo, kk), kk > 0);
 #pragma unroll
-    for (int kk = 0; kk < D / 8; ++kk) sm90::wgmma_ss_tf32<TQ>(dpt, kdesc(L::vlo, kk), tdesc(L::dohi, kk), true);
+      for (int kk = 0; kk < D / 8; ++kk) sm90::wgmma_ss_tf32<TQ>(dpt, kdesc(L::vlo, kk), tdesc(L::dohi, kk), true);
+    }
 #pragma unroll
-    for (int kk = 0; kk < D / 8; ++kk) sm90::wgmma_ss_tf32<TQ>(dpt, kdesc(L::vhi, kk), tdesc(L::dohi, kk), true);
+    for (int kk = 0; kk < D / 8; ++kk) sm90::wgmma_ss_tf32<TQ>(dpt, kdesc(L::vhi, kk), tdesc(L::dohi, kk), kLo || kk > 0);
     sm90::wgmma_commit();
     sm90::wgmma_wait<0>();
     sm90::reg_fence(st);
@@ -532,24 +555,26 @@ __global__ void __launch_bounds__(XB::kThreads, 1)
         }
       }
     // dVᵀ += dOᵀ P: Pᵀ into the [key][q] buffer, dOᵀ fragments from the split dO tile
-    x3_store_tile<TQ>(st, base + L::pthi, base + L::ptlo, warp, g, t);
+    x3_store_tile<TQ, kLo>(st, base + L::pthi, base + L::ptlo, warp, g, t);
     {
       uint32_t fh[2][TQ / 8][4], fl[2][TQ / 8][4];
 #pragma unroll
       for (int mb = 0; mb < D / 64; ++mb)
 #pragma unroll
         for (int ks = 0; ks < TQ / 8; ++ks)
-          x3_frags_t(base + L::dohi, base + L::dolo, L::t_atom, 64 * mb + 16 * warp + g, ks, t, fh[mb][ks],
+          x3_frags_t<kLo>(base + L::dohi, base + L::dolo, L::t_atom, 64 * mb + 16 * warp + g, ks, t, fh[mb][ks],
                          fl[mb][ks]);
       sm90::reg_fence(dvt[0]);
       sm90::reg_fence(dvt[1]);
       sm90::wgmma_fence();
 #pragma unroll
       for (int mb = 0; mb < D / 64; ++mb) {
+        if (kLo) {
 #pragma unroll
-        for (int ks = 0; ks < TQ / 8; ++ks) sm90::wgmma_rs_tf32<64>(dvt[mb], fl[mb][ks], ptdesc(L::pthi, ks));
+          for (int ks = 0; ks < TQ / 8; ++ks) sm90::wgmma_rs_tf32<64>(dvt[mb], fl[mb][ks], ptdesc(L::pthi, ks));
 #pragma unroll
-        for (int ks = 0; ks < TQ / 8; ++ks) sm90::wgmma_rs_tf32<64>(dvt[mb], fh[mb][ks], ptdesc(L::ptlo, ks));
+          for (int ks = 0; ks < TQ / 8; ++ks) sm90::wgmma_rs_tf32<64>(dvt[mb], fh[mb][ks], ptdesc(L::ptlo, ks));
+        }
 #pragma unroll
         for (int ks = 0; ks < TQ / 8; ++ks) sm90::wgmma_rs_tf32<64>(dvt[mb], fh[mb][ks], ptdesc(L::pthi, ks));
       }
@@ -566,24 +591,26 @@ __global__ void __launch_bounds__(XB::kThreads, 1)
     release(L::bar_dofree);
     sm90::named_barrier(2, 128);  // every warp's dV products have read Pᵀ before dSᵀ overwrites it
     // dKᵀ += Qᵀ dS: dSᵀ into the same buffer, Qᵀ fragments from the split Q tile
-    x3_store_tile<TQ>(dpt, base + L::pthi, base + L::ptlo, warp, g, t);
+    x3_store_tile<TQ, kLo>(dpt, base + L::pthi, base + L::ptlo, warp, g, t);
     {
       uint32_t fh[2][TQ / 8][4], fl[2][TQ / 8][4];
 #pragma unroll
       for (int mb = 0; mb < D / 64; ++mb)
 #pragma unroll
         for (int ks = 0; ks < TQ / 8; ++ks)
-          x3_frags_t(base + L::qhi, base + L::qlo, L::t_atom, 64 * mb + 16 * warp + g, ks, t, fh[mb][ks],
+          x3_frags_t<kLo>(base + L::qhi, base + L::qlo, L::t_atom, 64 * mb + 16 * warp + g, ks, t, fh[mb][ks],
                          fl[mb][ks]);
       sm90::reg_fence(dkt[0]);
       sm90::reg_fence(dkt[1]);
       sm90::wgmma_fence();
 #pragma unroll
       for (int mb = 0; mb < D / 64; ++mb) {
+        if (kLo) {
 #pragma unroll
-        for (int ks = 0; ks < TQ / 8; ++ks) sm90::wgmma_rs_tf32<64>(dkt[mb], fl[mb][ks], ptdesc(L::pthi, ks));
+          for (int ks = 0; ks < TQ / 8; ++ks) sm90::wgmma_rs_tf32<64>(dkt[mb], fl[mb][ks], ptdesc(L::pthi, ks));
 #pragma unroll
-        for (int ks = 0; ks < TQ / 8; ++ks) sm90::wgmma_rs_tf32<64>(dkt[mb], fh[mb][ks], ptdesc(L::ptlo, ks));
+          for (int ks = 0; ks < TQ / 8; ++ks) sm90::wgmma_rs_tf32<64>(dkt[mb], fh[mb][ks], ptdesc(L::ptlo, ks));
+        }
 #pragma unroll
         for (int ks = 0; ks < TQ / 8; ++ks) sm90::wgmma_rs_tf32<64>(dkt[mb], fh[mb][ks], ptdesc(L::pthi, ks));
       }
@@ -624,7 +651,7 @@ __global__ void __launch_bounds__(XB::kThreads, 1)
 #endif
 }
 
-template <int D>
+template <int D, int kTerms>
 int x3_backward_dp(const AttentionParams& p, cudaStream_t stream) {
   size_t optin = 0;
   if (int e = optin_smem(&optin)) return e;
@@ -655,12 +682,12 @@ int x3_backward_dp(const AttentionParams& p, cudaStream_t stream) {
   }
   if (pass_q) {
     const int64_t blocks = qplanes * ((p.nq + XB::kRows - 1) / XB::kRows);
-    if (int e = tc_launch_n(tc_sm90_x3_dq_kernel<D>, blocks, XB::kThreads, X3DqLayout<D>::bytes, stream, p, mq))
+    if (int e = tc_launch_n(tc_sm90_x3_dq_kernel<D, kTerms>, blocks, XB::kThreads, X3DqLayout<D>::bytes, stream, p, mq))
       return e;
   }
   if (pass_k) {
     const int64_t blocks = kplanes * ((p.nk + XB::kRows - 1) / XB::kRows);
-    if (int e = tc_launch_n(tc_sm90_x3_dkv_kernel<D>, blocks, XB::kThreads, X3DkvLayout<D>::bytes, stream, p, mk))
+    if (int e = tc_launch_n(tc_sm90_x3_dkv_kernel<D, kTerms>, blocks, XB::kThreads, X3DkvLayout<D>::bytes, stream, p, mk))
       return e;
   }
   return 0;
@@ -668,13 +695,23 @@ int x3_backward_dp(const AttentionParams& p, cudaStream_t stream) {
 
 }  // namespace
 
-int tc_sm90_x3_backward(const AttentionParams& p, void* stream) {
+namespace {
+int x3_backward_entry(const AttentionParams& p, void* stream, int terms) {
   auto aligned = [](const void* ptr, uintptr_t a) { return !ptr || (reinterpret_cast<uintptr_t>(ptr) & (a - 1)) == 0; };
   if (!tc_sm90_x3_applies(p) || !tc_sm90_built() || !tc_sm90_device() || !p.workspace) return KERNEL_UNSUPPORTED;
   if (p.nq > INT_MAX || p.nk > INT_MAX || p.batch * p.heads > INT_MAX) return KERNEL_UNSUPPORTED;
   if (!aligned(p.q, 16) || !aligned(p.k, 16) || !aligned(p.v, 16) || !aligned(p.dout, 16)) return KERNEL_UNSUPPORTED;
   const cudaStream_t s = as_stream(stream);
-  return p.d == 64 ? x3_backward_dp<64>(p, s) : x3_backward_dp<128>(p, s);
+  if (terms == 1) return p.d == 64 ? x3_backward_dp<64, 1>(p, s) : x3_backward_dp<128, 1>(p, s);
+  return p.d == 64 ? x3_backward_dp<64, 3>(p, s) : x3_backward_dp<128, 3>(p, s);
+}
+}  // namespace
+
+int tc_sm90_x3_backward(const AttentionParams& p, void* stream) { return x3_backward_entry(p, stream, 3); }
+
+int tc_sm90_tf32_backward(const AttentionParams& p, void* stream) {
+  if (!p.allow_tf32) return KERNEL_UNSUPPORTED;
+  return x3_backward_entry(p, stream, 1);
 }
 
 }  // namespace cuda

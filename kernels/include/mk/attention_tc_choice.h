@@ -91,9 +91,10 @@ inline AttentionTcChoice attention_tc_choose(int dtype, int64_t d, int64_t dv, i
   // 9.0 device sm90 (v2 where it does not apply); elsewhere v1, as v2 has not been timed on an sm_80 GPU.
   if (dtype == MK_F32) {
     // F32 with TF32 allowed: v1 (m16n8k8), or where chosen (sm90: opt-in, not yet timed) on a 9.x
-    // device the one-term TF32 Hopper forward of tensor_core_sm90_f32.cu (D = Dv in {64, 128}, 9.0:
-    // checked where it launches; v1 elsewhere). The backward stays v1.
+    // device the one-term TF32 Hopper kernels of tensor_core_sm90_f32.cu and _backward.cu (D = Dv in
+    // {64, 128}, 9.0: checked where they launch; v1 elsewhere).
     if (override_version == MK_TC_SM90 && arch_major == 9) c.forward = MK_TC_SM90;
+    if (backward_override == MK_TC_SM90 && arch_major == 9) c.backward = MK_TC_SM90;
     return c;
   }
   const int default_forward = arch_major == 9 ? MK_TC_SM90 : MK_TC_V1;
