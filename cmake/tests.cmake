@@ -297,11 +297,13 @@ mk_emu_test(emu.sm90.dd attention_dd_emu_test sm90 2)
 mk_emu_test(emu.sm90.f32 attention_emu_test sm90f32 2)
 # emu.sm90.f32.bwd: its backward (kernels/cuda/attention/tensor_core_sm90_f32_backward.cu: D
 # preprocess, dQ pass, dK/dV pass; TF32 wgmmas from shared memory and from register fragments
-# gathered from the split tiles) on six shapes (GQA, causal with Nq < Nk and Nq > Nk, a bias with
-# its full dS, key lengths over NaN padding keys, rows and a batch without keys, -inf bias entries;
-# D = 64 and 128), shuffled threads: dQ, dK, dV, dS within 1e-5 of float64 (a dropped small term
-# fails it), the entry's status, the dispatcher's x3 selection, reruns and each pass requested alone
-# giving the same bits, guard words. Measured 2026-12-06 on the 2-core VM: about 16 s.
+# gathered from the split tiles) on seven shapes (GQA, causal with Nq < Nk and Nq > Nk, a bias with
+# its full dS, a per-batch bias, key lengths over NaN padding keys, rows and a batch without keys,
+# -inf bias entries; D = 64 and 128), shuffled threads: dQ, dK, dV, dS within 1e-5 of float64 (a
+# dropped small term fails it), the entry's status, the dispatcher's x3 selection, reruns and each
+# pass (and the bias gradient) requested alone giving the same bits, guard words; the one-term TF32
+# kernels within 2x the m16n8k8 TF32 backward's error, the dispatcher's bits. Measured 2026-12-06 on
+# the 2-core VM: about 25 s.
 mk_emu_test(emu.sm90.f32.bwd attention_emu_test sm90f32bwd 2)
 
 # ---- the standalone GPU harnesses (benchmarks/gpu/*_harness.cu) still compile ---------------------
