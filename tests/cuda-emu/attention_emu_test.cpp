@@ -740,57 +740,74 @@ void run_tc_case(const Case& c, uint64_t seed) {
 // tc_sm90_tf32_forward): within 2x the v1 TF32 kernel's error, the dispatcher's bits under the
 // tensor-core forward choice sm90.
 static double g_worst_x3 = 0, g_worst_x3_lse = 0, g_worst_x3_vs_simt = 0, g_worst_tf32_ratio = 0;
-void run_x3_case(const Case& c, uint64_t seed) {
-  char name[256];
-  snprintf(name, sizeof name, "F32 x3 b%lld h%lld/%lld nq%lld nk%lld d%lld %s bias=%s len=%s", (long long)c.b,
-           (long long)c.h, (long long)c.hkv, (long long)c.nq, (long long)c.nk, (long long)c.d,
-           c.causal ? "causal" : "full", c.bias, c.lengths.empty() ? "-" : "yes");
-  std::mt19937_64 g(seed);
-  std::normal_distribution<double> nd(0.0, 1.0);
-  const int64_t B = c.b, Hh = c.h, Hkv = c.hkv, Nq = c.nq, Nk = c.nk, D = c.d, Dv = c.dv;
-  auto make = [&](int64_t n, double sc, std::vector<double>& val, std::vector<float>& f) {
-    val.resize(size_t(n));
-    f.resize(size_t(n));
-    for (int64_t i = 0; i < n; ++i) {
-      f[i] = float(nd(g) * sc);
-      val[i] = f[i];
-    }
-  };
+// The inputs of an F32 x3 case: q, k, v (dO when asked, else zeros) and the bias in F32 and as
+// doubles, drawn in that order; -inf bias entries and NaN padding keys (past a key length: no result
+// may depend on them) as the case says; the float64 reference (compose) and the call's parameters
+// (pointing into this object, which is therefore not copied).
+struct F32Case {
   std::vector<double> q, k, v, bias, dout;
-  std::vector<float> qf, kf, vf, biasf;
-  make(B * Hh * Nq * D, 1.0, q, qf);
-  make(B * Hkv * Nk * D, 1.0, k, kf);
-  make(B * Hkv * Nk * Dv, 1.0, v, vf);
-  const bool has_bias = std::string(c.bias) != "none";
-  const int64_t bb = has_bias && c.bias[0] == 'B' ? B : 1, bh = has_bias && c.bias[1] == 'H' ? Hh : 1;
-  if (has_bias) make(bb * bh * Nq * Nk, 0.7, bias, biasf);
-  if (inf_bias(c))
-    for (size_t at = 0; at < bias.size(); ++at)
-      if (bias_masked(int64_t(at) / Nk % Nq, int64_t(at) % Nk, Nk)) biasf[at] = -INFINITY, bias[at] = -INFINITY;
-  // padding keys past a key length hold NaN: the kernel must not let them reach O
-  if (!c.lengths.empty())
-    for (int64_t b = 0; b < B; ++b)
-      for (int64_t hk = 0; hk < Hkv; ++hk)
-        for (int64_t j = c.lengths[size_t(b)]; j < Nk; ++j)
-          for (int64_t x = 0; x < D; ++x) {
-            kf[size_t(((b * Hkv + hk) * Nk + j) * D + x)] = NAN;
-            vf[size_t(((b * Hkv + hk) * Nk + j) * Dv + x)] = NAN;
-          }
-  dout.assign(size_t(B * Hh * Nq * Dv), 0.0);
-  const int64_t bias_bs = bb > 1 ? bh * Nq * Nk : 0, bias_hs = bh > 1 ? Nq * Nk : 0;
-  const double scale = 1.0 / std::sqrt(double(D)) * 1.3;
-  std::vector<int64_t> lens = c.lengths;
-  const Composed ref = compose(c, q, k, v, bias, bias_bs, bias_hs, dout, scale, [](double x) { return x; });
-
+  std::vector<float> qf, kf, vf, biasf, doutf;
+  std::vector<int64_t> lens;
+  bool has_bias = false;
+  Composed ref;
   AttentionParams p{};
-  p.dtype = MK_F32;
-  p.batch = B; p.heads = Hh; p.kv_heads = Hkv; p.nq = Nq; p.nk = Nk; p.d = D; p.dv = Dv;
-  p.q = qf.data(); p.k = kf.data(); p.v = vf.data();
-  p.bias = has_bias ? biasf.data() : nullptr;
-  p.bias_bs = bias_bs; p.bias_hs = bias_hs;
-  p.key_lengths = lens.empty() ? nullptr : lens.data();
-  p.scale = scale;
-  p.causal = c.causal;
+  char name[256];
+  F32Case(const F32Case&) = delete;
+  F32Case(const Case& c, uint64_t seed, const char* what, bool with_dout) {
+    snprintf(name, sizeof name, "F32 %s b%lld h%lld/%lld nq%lld nk%lld d%lld %s bias=%s len=%s", what, (long long)c.b,
+             (long long)c.h, (long long)c.hkv, (long long)c.nq, (long long)c.nk, (long long)c.d,
+             c.causal ? "causal" : "full", c.bias, c.lengths.empty() ? "-" : "yes");
+    std::mt19937_64 g(seed);
+    std::normal_distribution<double> nd(0.0, 1.0);
+    const int64_t B = c.b, Hh = c.h, Hkv = c.hkv, Nq = c.nq, Nk = c.nk, D = c.d, Dv = c.dv;
+    auto make = [&](int64_t n, double sc, std::vector<double>& val, std::vector<float>& f) {
+      val.resize(size_t(n));
+      f.resize(size_t(n));
+      for (int64_t i = 0; i < n; ++i) {
+        f[i] = float(nd(g) * sc);
+        val[i] = f[i];
+      }
+    };
+    make(B * Hh * Nq * D, 1.0, q, qf);
+    make(B * Hkv * Nk * D, 1.0, k, kf);
+    make(B * Hkv * Nk * Dv, 1.0, v, vf);
+    if (with_dout) make(B * Hh * Nq * Dv, 1.0, dout, doutf);
+    else dout.assign(size_t(B * Hh * Nq * Dv), 0.0);
+    has_bias = std::string(c.bias) != "none";
+    const int64_t bb = has_bias && c.bias[0] == 'B' ? B : 1, bh = has_bias && c.bias[1] == 'H' ? Hh : 1;
+    if (has_bias) make(bb * bh * Nq * Nk, 0.7, bias, biasf);
+    if (inf_bias(c))
+      for (size_t at = 0; at < bias.size(); ++at)
+        if (bias_masked(int64_t(at) / Nk % Nq, int64_t(at) % Nk, Nk)) biasf[at] = -INFINITY, bias[at] = -INFINITY;
+    if (!c.lengths.empty())
+      for (int64_t b = 0; b < B; ++b)
+        for (int64_t hk = 0; hk < Hkv; ++hk)
+          for (int64_t j = c.lengths[size_t(b)]; j < Nk; ++j)
+            for (int64_t x = 0; x < D; ++x) {
+              kf[size_t(((b * Hkv + hk) * Nk + j) * D + x)] = NAN;
+              vf[size_t(((b * Hkv + hk) * Nk + j) * Dv + x)] = NAN;
+            }
+    const int64_t bias_bs = bb > 1 ? bh * Nq * Nk : 0, bias_hs = bh > 1 ? Nq * Nk : 0;
+    const double scale = 1.0 / std::sqrt(double(D)) * 1.3;
+    lens = c.lengths;
+    ref = compose(c, q, k, v, bias, bias_bs, bias_hs, dout, scale, [](double x) { return x; });
+    p.dtype = MK_F32;
+    p.batch = B; p.heads = Hh; p.kv_heads = Hkv; p.nq = Nq; p.nk = Nk; p.d = D; p.dv = Dv;
+    p.q = qf.data(); p.k = kf.data(); p.v = vf.data();
+    p.bias = has_bias ? biasf.data() : nullptr;
+    p.bias_bs = bias_bs; p.bias_hs = bias_hs;
+    p.key_lengths = lens.empty() ? nullptr : lens.data();
+    p.scale = scale;
+    p.causal = c.causal;
+  }
+};
+
+void run_x3_case(const Case& c, uint64_t seed) {
+  F32Case in(c, seed, "x3", false);
+  const char* const name = in.name;
+  const Composed& ref = in.ref;
+  const AttentionParams& p = in.p;
+  const int64_t B = c.b, Hh = c.h, Nq = c.nq, Dv = c.dv;
   const int64_t rows = B * Hh * Nq;
   // 0 the kernel, 1 the dispatcher (x3), 2 SIMT v2, 3 TF32 (v1, m16n8k8), 4 the one-term TF32 Hopper
   // kernel, 5 the dispatcher with TF32 allowed and the tensor-core forward choice sm90
@@ -870,54 +887,12 @@ void run_x3_case(const Case& c, uint64_t seed) {
 // and the passes requested alone (dQ only, dK/dV only) give the same bits, guard words intact.
 static double g_worst_x3b = 0, g_worst_x3b_vs_simt = 0, g_worst_tf32b_ratio = 0;
 void run_x3_backward_case(const Case& c, uint64_t seed) {
-  char name[256];
-  snprintf(name, sizeof name, "F32 x3 bwd b%lld h%lld/%lld nq%lld nk%lld d%lld %s bias=%s len=%s", (long long)c.b,
-           (long long)c.h, (long long)c.hkv, (long long)c.nq, (long long)c.nk, (long long)c.d,
-           c.causal ? "causal" : "full", c.bias, c.lengths.empty() ? "-" : "yes");
-  std::mt19937_64 g(seed);
-  std::normal_distribution<double> nd(0.0, 1.0);
+  F32Case in(c, seed, "x3 bwd", true);
+  const char* const name = in.name;
+  const Composed& ref = in.ref;
+  AttentionParams p = in.p;
+  const bool has_bias = in.has_bias;
   const int64_t B = c.b, Hh = c.h, Hkv = c.hkv, Nq = c.nq, Nk = c.nk, D = c.d, Dv = c.dv;
-  auto make = [&](int64_t n, double sc, std::vector<double>& val, std::vector<float>& f) {
-    val.resize(size_t(n));
-    f.resize(size_t(n));
-    for (int64_t i = 0; i < n; ++i) {
-      f[i] = float(nd(g) * sc);
-      val[i] = f[i];
-    }
-  };
-  std::vector<double> q, k, v, bias, dout;
-  std::vector<float> qf, kf, vf, biasf, doutf;
-  make(B * Hh * Nq * D, 1.0, q, qf);
-  make(B * Hkv * Nk * D, 1.0, k, kf);
-  make(B * Hkv * Nk * Dv, 1.0, v, vf);
-  make(B * Hh * Nq * Dv, 1.0, dout, doutf);
-  const bool has_bias = std::string(c.bias) != "none";
-  const int64_t bb = has_bias && c.bias[0] == 'B' ? B : 1, bh = has_bias && c.bias[1] == 'H' ? Hh : 1;
-  if (has_bias) make(bb * bh * Nq * Nk, 0.7, bias, biasf);
-  if (inf_bias(c))
-    for (size_t at = 0; at < bias.size(); ++at)
-      if (bias_masked(int64_t(at) / Nk % Nq, int64_t(at) % Nk, Nk)) biasf[at] = -INFINITY, bias[at] = -INFINITY;
-  if (!c.lengths.empty())  // NaN padding keys: they must not reach a gradient
-    for (int64_t b = 0; b < B; ++b)
-      for (int64_t hk = 0; hk < Hkv; ++hk)
-        for (int64_t j = c.lengths[size_t(b)]; j < Nk; ++j)
-          for (int64_t x = 0; x < D; ++x) {
-            kf[size_t(((b * Hkv + hk) * Nk + j) * D + x)] = NAN;
-            vf[size_t(((b * Hkv + hk) * Nk + j) * Dv + x)] = NAN;
-          }
-  const int64_t bias_bs = bb > 1 ? bh * Nq * Nk : 0, bias_hs = bh > 1 ? Nq * Nk : 0;
-  const double scale = 1.0 / std::sqrt(double(D)) * 1.3;
-  std::vector<int64_t> lens = c.lengths;
-  const Composed ref = compose(c, q, k, v, bias, bias_bs, bias_hs, dout, scale, [](double x) { return x; });
-  AttentionParams p{};
-  p.dtype = MK_F32;
-  p.batch = B; p.heads = Hh; p.kv_heads = Hkv; p.nq = Nq; p.nk = Nk; p.d = D; p.dv = Dv;
-  p.q = qf.data(); p.k = kf.data(); p.v = vf.data();
-  p.bias = has_bias ? biasf.data() : nullptr;
-  p.bias_bs = bias_bs; p.bias_hs = bias_hs;
-  p.key_lengths = lens.empty() ? nullptr : lens.data();
-  p.scale = scale;
-  p.causal = c.causal;
   const int64_t rows = B * Hh * Nq, nkd = B * Hkv * Nk * D;
   Buf<float> out(rows * Dv), lse(rows);
   {
@@ -925,7 +900,7 @@ void run_x3_backward_case(const Case& c, uint64_t seed) {
     f.out = out.data(); f.lse = lse.data();
     if (int st = mk::cuda::simt2_attention_forward(f, nullptr)) { printf("FAIL %s: forward %d\n", name, st); ++g_failures; return; }
   }
-  p.out = out.data(); p.lse = lse.data(); p.dout = doutf.data();
+  p.out = out.data(); p.lse = lse.data(); p.dout = in.doutf.data();
   struct Grads {
     Buf<float> dq, dk, dv, ds, ws;
   };

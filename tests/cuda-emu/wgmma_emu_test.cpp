@@ -37,20 +37,23 @@ struct Maps {
   CUtensorMap a, b;
 };
 
-// [planes = 1, rows, cols] 16-bit row-major, boxes 64 x box_rows
-static CUtensorMap make_map(const uint16_t* base, int rows, int cols, int box_rows, bool bf16) {
+// [planes = 1, rows, cols] row-major of 16-bit (bf16 / f16) or F32 (f32) elements, boxes of 128
+// bytes of columns x box_rows
+static CUtensorMap make_map(const void* base, int rows, int cols, int box_rows, bool bf16, bool f32 = false) {
   void* f = nullptr;
   cudaDriverEntryPointQueryResult q{};
   cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000, cudaEnableDefault, &q);
   auto enc = reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(f);
   CUtensorMap m;
+  const cuuint64_t es = f32 ? 4 : 2;
   const cuuint64_t dims[3] = {cuuint64_t(cols), cuuint64_t(rows), 1};
-  const cuuint64_t strides[2] = {cuuint64_t(cols) * 2, cuuint64_t(rows) * cols * 2};
-  const cuuint32_t box[3] = {64, cuuint32_t(box_rows), 1}, es[3] = {1, 1, 1};
-  const CUresult r =
-      enc(&m, bf16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16, 3, const_cast<uint16_t*>(base),
-          dims, strides, box, es, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
-          CU_TENSOR_MAP_L2_PROMOTION_NONE, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  const cuuint64_t strides[2] = {cuuint64_t(cols) * es, cuuint64_t(rows) * cols * es};
+  const cuuint32_t box[3] = {cuuint32_t(128 / es), cuuint32_t(box_rows), 1}, estr[3] = {1, 1, 1};
+  const CUtensorMapDataType dt = f32    ? CU_TENSOR_MAP_DATA_TYPE_FLOAT32
+                                 : bf16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16
+                                        : CU_TENSOR_MAP_DATA_TYPE_FLOAT16;
+  const CUresult r = enc(&m, dt, 3, const_cast<void*>(base), dims, strides, box, estr, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                         CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_NONE, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
   if (r != CUDA_SUCCESS) {
     printf("encode failed\n");
     exit(1);
@@ -125,26 +128,6 @@ __global__ void rs_kernel(const __grid_constant__ Maps maps, const uint16_t* a_g
 }
 
 // ---- TF32 ------------------------------------------------------------------------------------------
-// [1, rows, cols] F32 row-major, boxes 32 x box_rows
-static CUtensorMap make_map_f32(const float* base, int rows, int cols, int box_rows) {
-  void* f = nullptr;
-  cudaDriverEntryPointQueryResult q{};
-  cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000, cudaEnableDefault, &q);
-  auto enc = reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(f);
-  CUtensorMap m;
-  const cuuint64_t dims[3] = {cuuint64_t(cols), cuuint64_t(rows), 1};
-  const cuuint64_t strides[2] = {cuuint64_t(cols) * 4, cuuint64_t(rows) * cols * 4};
-  const cuuint32_t box[3] = {32, cuuint32_t(box_rows), 1}, es[3] = {1, 1, 1};
-  const CUresult r = enc(&m, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 3, const_cast<float*>(base), dims, strides, box, es,
-                         CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_NONE,
-                         CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-  if (r != CUDA_SUCCESS) {
-    printf("encode failed\n");
-    exit(1);
-  }
-  return m;
-}
-
 // TF32 SS: A [64][K] (K/32 atoms of 64 x 128 bytes), B [N][K] (K/32 atoms of N x 128), both K-major;
 // with A from registers (rs = true): A [64][K] read from global into the m16n8k8 TF32 layout
 template <int N, int K, bool kRegA>
@@ -316,8 +299,8 @@ static void test_tf32(std::mt19937& rng) {
   for (auto& x : A) x = tf32();
   for (auto& x : B) x = tf32();
   Maps maps;
-  maps.a = make_map_f32(A.data(), 64, K, 64);
-  maps.b = make_map_f32(B.data(), N, K, N);
+  maps.a = make_map(A.data(), 64, K, 64, false, true);
+  maps.b = make_map(B.data(), N, K, N, false, true);
   std::vector<float> c(64 * N, NAN);
   launch(tf32_kernel<N, K, kRegA>, size_t((K / 32) * (64 + N) * 128 + 64 + 1024), maps, (const float*)A.data(),
          c.data());

@@ -39,5 +39,8 @@ int tc_sm90_x3_backward(const AttentionParams& p, void* stream);
 // the same kernels with one TF32 product per MMA, for F32 with allow_tf32 (the same conditions)
 int tc_sm90_tf32_backward(const AttentionParams& p, void* stream);
 bool tc_sm90_x3_applies(const AttentionParams& p);
+// what the x3 forward and backward entries both ask: it applies, the build has sm_90a code, the
+// device is 9.0, the sizes fit the kernels' ints, q, k, v are 16-byte aligned
+bool tc_sm90_x3_launchable(const AttentionParams& p);
 }  // namespace cuda
 }  // namespace mk

@@ -425,13 +425,15 @@ bool tc_sm90_x3_applies(const AttentionParams& p) {
   return p.dtype == MK_F32 && p.d == p.dv && (p.d == 64 || p.d == 128);
 }
 
+bool tc_sm90_x3_launchable(const AttentionParams& p) {
+  auto aligned = [](const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15) == 0; };
+  return tc_sm90_x3_applies(p) && tc_sm90_built() && tc_sm90_device() && p.nq <= INT_MAX && p.nk <= INT_MAX &&
+         p.batch * p.heads <= INT_MAX && aligned(p.q) && aligned(p.k) && aligned(p.v);
+}
+
 namespace {
 int x3_entry(const AttentionParams& p, void* stream, int terms) {
-  auto aligned = [](const void* ptr, uintptr_t a) { return (reinterpret_cast<uintptr_t>(ptr) & (a - 1)) == 0; };
-  if (!tc_sm90_x3_applies(p) || !tc_sm90_built() || !tc_sm90_device()) return KERNEL_UNSUPPORTED;
-  if (p.nq > INT_MAX || p.nk > INT_MAX || p.batch * p.heads > INT_MAX) return KERNEL_UNSUPPORTED;
-  if (!aligned(p.q, 16) || !aligned(p.k, 16) || !aligned(p.v, 16) || (p.out && !aligned(p.out, 8)))
-    return KERNEL_UNSUPPORTED;
+  if (!tc_sm90_x3_launchable(p) || (reinterpret_cast<uintptr_t>(p.out) & 7)) return KERNEL_UNSUPPORTED;
   const cudaStream_t s = as_stream(stream);
   if (terms == 1) return p.d == 64 ? x3_forward_dp<64, 1>(p, s) : x3_forward_dp<128, 1>(p, s);
   return p.d == 64 ? x3_forward_dp<64, 3>(p, s) : x3_forward_dp<128, 3>(p, s);

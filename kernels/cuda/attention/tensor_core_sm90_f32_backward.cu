@@ -5,7 +5,7 @@
 // {64, 128}, F32, masks, bias (and the full dS for its gradient), key lengths, GQA. Three phases,
 // no atomics (each output element has one owner block: deterministic):
 //
-//   preprocess  D = rowsum(dO ∘ O) into the workspace (x3_rowdot_kernel: one warp per row)
+//   preprocess  D = rowsum(dO ∘ O) into the workspace (tc_rowdot_kernel of tensor_core_parts.cuh)
 //   dQ pass     block (b, h, 64 query rows): Q and dO loaded once and split; K and V tiles of 32 keys
 //               land (TMA) in one landing buffer and are split into hi / lo (rows past the key
 //               length zeroed). Per tile:
@@ -67,8 +67,6 @@
 namespace mk {
 namespace cuda {
 
-bool tc_sm90_built();
-bool tc_sm90_device();
 int tc_sm90_encode_map_f32(CUtensorMap* map, const void* base, int64_t planes, int64_t rows, int64_t d,
                            int box_rows);
 
@@ -127,18 +125,6 @@ struct X3DkvMaps {
   CUtensorMap k, v, q, dout;  // boxes 32 x 64 (k, v), 32 x 32 (q, dO)
 };
 
-// D = rowsum(dO ∘ O) in F32, one warp per row
-__global__ void x3_rowdot_kernel(int64_t rows, int dv, const float* out, const float* dout, float* d) {
-  const int lane = int(threadIdx.x) % 32;
-  const int64_t warps = int64_t(gridDim.x) * (blockDim.x / 32);
-  for (int64_t r = int64_t(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32; r < rows; r += warps) {
-    float acc = 0.f;
-    for (int c = lane; c < dv; c += 32) acc += out[r * dv + c] * dout[r * dv + c];
-    for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
-    if (lane == 0) d[r] = acc;
-  }
-}
-
 // The TF32 A fragments (m16n8k8 layout: a0 (m, t), a1 (m + 8, t), a2 (m, t + 4), a3 (m + 8, t + 4),
 // m = 16w + g of the 64-row block mb) of a transposed operand Xᵀ[m][k] = X[k][m], k-step ks, from
 // the split tile X (rows k, columns m; `atom`-byte atoms) at hi and lo.
@@ -181,6 +167,48 @@ __device__ __forceinline__ void x3_store_tile(const float (&v)[N / 2], unsigned 
     }
   sm90::fence_proxy_async();
   sm90::named_barrier(2, 128);
+}
+
+// A transposed product of both passes, acc += Xᵀ B (dQᵀ += Kᵀ dSᵀ, dVᵀ += dOᵀ P, dKᵀ += Qᵀ dS): the
+// consumer tile v (64 rows x K columns) is written as B into the one-atom buffers at bhi / blo, Xᵀ
+// comes as register A fragments gathered from the split tile X (rows k, columns d; atoms of xatom
+// bytes) at xhi / xlo, and the D / 64 row blocks of acc (rows d = 64 mb + 16 warp + g (+ 8), columns
+// the buffer's rows) take three (kLo) or one m64n64k8 chains. Returns once the products have landed.
+template <int D, int K, bool kLo>
+__device__ __forceinline__ void x3_product_t(float (&acc)[2][32], const float (&v)[K / 2], unsigned char* base,
+                                             uint32_t sb, uint32_t bhi, uint32_t blo, uint32_t xhi, uint32_t xlo,
+                                             uint32_t xatom, int warp, int g, int t) {
+  x3_store_tile<K, kLo>(v, base + bhi, base + blo, warp, g, t);
+  uint32_t fh[2][K / 8][4], fl[2][K / 8][4];
+#pragma unroll
+  for (int mb = 0; mb < D / 64; ++mb)
+#pragma unroll
+    for (int ks = 0; ks < K / 8; ++ks)
+      x3_frags_t<kLo>(base + xhi, base + xlo, xatom, 64 * mb + 16 * warp + g, ks, t, fh[mb][ks], fl[mb][ks]);
+  auto bdesc = [&](uint32_t at, int ks) { return sm90::desc_sw128(sb + at + ks * 32, 16, 1024); };
+  sm90::reg_fence(acc[0]);
+  sm90::reg_fence(acc[1]);
+  sm90::wgmma_fence();
+#pragma unroll
+  for (int mb = 0; mb < D / 64; ++mb) {
+    if (kLo) {
+#pragma unroll
+      for (int ks = 0; ks < K / 8; ++ks) sm90::wgmma_rs_tf32<64>(acc[mb], fl[mb][ks], bdesc(bhi, ks));
+#pragma unroll
+      for (int ks = 0; ks < K / 8; ++ks) sm90::wgmma_rs_tf32<64>(acc[mb], fh[mb][ks], bdesc(blo, ks));
+    }
+#pragma unroll
+    for (int ks = 0; ks < K / 8; ++ks) sm90::wgmma_rs_tf32<64>(acc[mb], fh[mb][ks], bdesc(bhi, ks));
+  }
+  sm90::wgmma_commit();
+  sm90::wgmma_wait<0>();
+  sm90::reg_fence(acc[0]);
+  sm90::reg_fence(acc[1]);
+#pragma unroll
+  for (int mb = 0; mb < D / 64; ++mb) {
+    sm90::reg_fence(fh[mb]);
+    sm90::reg_fence(fl[mb]);
+  }
 }
 
 // ---- dQ pass -------------------------------------------------------------------------------------------
@@ -288,7 +316,6 @@ __global__ void __launch_bounds__(XB::kThreads, 1)
   auto tdesc = [&](uint32_t at, int kk) {
     return sm90::desc_sw128(sb + at + (kk / 4) * L::t_atom + (kk % 4) * 32, 16, 1024);
   };
-  auto dsdesc = [&](uint32_t at, int ks) { return sm90::desc_sw128(sb + at + ks * 32, 16, 1024); };
   auto release = [&](uint32_t bar) {
     __syncwarp();
     if (lane == 0) sm90::mbar_arrive(sb + bar);
@@ -339,37 +366,8 @@ __global__ void __launch_bounds__(XB::kThreads, 1)
         s[4 * i + r] = ds;
         if (ds_full && row0 + 8 * hr < p.nq && jj < x.nk) ds_full[(row0 + 8 * hr) * x.nk + jj] = ds;
       }
-    x3_store_tile<BK, kLo>(s, base + L::dshi, base + L::dslo, warp, g, t);
     // dQᵀ += Kᵀ dSᵀ: Kᵀ fragments from the split K tile, then K is free
-    uint32_t kh[2][BK / 8][4], kl[2][BK / 8][4];
-#pragma unroll
-    for (int mb = 0; mb < D / 64; ++mb)
-#pragma unroll
-      for (int ks = 0; ks < BK / 8; ++ks)
-        x3_frags_t<kLo>(base + L::khi, base + L::klo, L::t_atom, 64 * mb + 16 * warp + g, ks, t, kh[mb][ks], kl[mb][ks]);
-    sm90::reg_fence(dqt[0]);
-    sm90::reg_fence(dqt[1]);
-    sm90::wgmma_fence();
-#pragma unroll
-    for (int mb = 0; mb < D / 64; ++mb) {
-      if (kLo) {
-#pragma unroll
-        for (int ks = 0; ks < BK / 8; ++ks) sm90::wgmma_rs_tf32<64>(dqt[mb], kl[mb][ks], dsdesc(L::dshi, ks));
-#pragma unroll
-        for (int ks = 0; ks < BK / 8; ++ks) sm90::wgmma_rs_tf32<64>(dqt[mb], kh[mb][ks], dsdesc(L::dslo, ks));
-      }
-#pragma unroll
-      for (int ks = 0; ks < BK / 8; ++ks) sm90::wgmma_rs_tf32<64>(dqt[mb], kh[mb][ks], dsdesc(L::dshi, ks));
-    }
-    sm90::wgmma_commit();
-    sm90::wgmma_wait<0>();
-    sm90::reg_fence(dqt[0]);
-    sm90::reg_fence(dqt[1]);
-#pragma unroll
-    for (int mb = 0; mb < D / 64; ++mb) {
-      sm90::reg_fence(kh[mb]);
-      sm90::reg_fence(kl[mb]);
-    }
+    x3_product_t<D, BK, kLo>(dqt, s, base, sb, L::dshi, L::dslo, L::khi, L::klo, L::t_atom, warp, g, t);
     release(L::bar_kfree);
     sm90::named_barrier(2, 128);  // every warp's dQ products have read dS before the next tile writes it
   }
@@ -493,7 +491,6 @@ __global__ void __launch_bounds__(XB::kThreads, 1)
   auto tdesc = [&](uint32_t at, int kk) {
     return sm90::desc_sw128(sb + at + (kk / 4) * L::t_atom + (kk % 4) * 32, 16, 1024);
   };
-  auto ptdesc = [&](uint32_t at, int ks) { return sm90::desc_sw128(sb + at + ks * 32, 16, 1024); };
   auto release = [&](uint32_t bar) {
     __syncwarp();
     if (lane == 0) sm90::mbar_arrive(sb + bar);
@@ -555,75 +552,11 @@ __global__ void __launch_bounds__(XB::kThreads, 1)
         }
       }
     // dVᵀ += dOᵀ P: Pᵀ into the [key][q] buffer, dOᵀ fragments from the split dO tile
-    x3_store_tile<TQ, kLo>(st, base + L::pthi, base + L::ptlo, warp, g, t);
-    {
-      uint32_t fh[2][TQ / 8][4], fl[2][TQ / 8][4];
-#pragma unroll
-      for (int mb = 0; mb < D / 64; ++mb)
-#pragma unroll
-        for (int ks = 0; ks < TQ / 8; ++ks)
-          x3_frags_t<kLo>(base + L::dohi, base + L::dolo, L::t_atom, 64 * mb + 16 * warp + g, ks, t, fh[mb][ks],
-                         fl[mb][ks]);
-      sm90::reg_fence(dvt[0]);
-      sm90::reg_fence(dvt[1]);
-      sm90::wgmma_fence();
-#pragma unroll
-      for (int mb = 0; mb < D / 64; ++mb) {
-        if (kLo) {
-#pragma unroll
-          for (int ks = 0; ks < TQ / 8; ++ks) sm90::wgmma_rs_tf32<64>(dvt[mb], fl[mb][ks], ptdesc(L::pthi, ks));
-#pragma unroll
-          for (int ks = 0; ks < TQ / 8; ++ks) sm90::wgmma_rs_tf32<64>(dvt[mb], fh[mb][ks], ptdesc(L::ptlo, ks));
-        }
-#pragma unroll
-        for (int ks = 0; ks < TQ / 8; ++ks) sm90::wgmma_rs_tf32<64>(dvt[mb], fh[mb][ks], ptdesc(L::pthi, ks));
-      }
-      sm90::wgmma_commit();
-      sm90::wgmma_wait<0>();
-      sm90::reg_fence(dvt[0]);
-      sm90::reg_fence(dvt[1]);
-#pragma unroll
-      for (int mb = 0; mb < D / 64; ++mb) {
-        sm90::reg_fence(fh[mb]);
-        sm90::reg_fence(fl[mb]);
-      }
-    }
+    x3_product_t<D, TQ, kLo>(dvt, st, base, sb, L::pthi, L::ptlo, L::dohi, L::dolo, L::t_atom, warp, g, t);
     release(L::bar_dofree);
     sm90::named_barrier(2, 128);  // every warp's dV products have read Pᵀ before dSᵀ overwrites it
     // dKᵀ += Qᵀ dS: dSᵀ into the same buffer, Qᵀ fragments from the split Q tile
-    x3_store_tile<TQ, kLo>(dpt, base + L::pthi, base + L::ptlo, warp, g, t);
-    {
-      uint32_t fh[2][TQ / 8][4], fl[2][TQ / 8][4];
-#pragma unroll
-      for (int mb = 0; mb < D / 64; ++mb)
-#pragma unroll
-        for (int ks = 0; ks < TQ / 8; ++ks)
-          x3_frags_t<kLo>(base + L::qhi, base + L::qlo, L::t_atom, 64 * mb + 16 * warp + g, ks, t, fh[mb][ks],
-                         fl[mb][ks]);
-      sm90::reg_fence(dkt[0]);
-      sm90::reg_fence(dkt[1]);
-      sm90::wgmma_fence();
-#pragma unroll
-      for (int mb = 0; mb < D / 64; ++mb) {
-        if (kLo) {
-#pragma unroll
-          for (int ks = 0; ks < TQ / 8; ++ks) sm90::wgmma_rs_tf32<64>(dkt[mb], fl[mb][ks], ptdesc(L::pthi, ks));
-#pragma unroll
-          for (int ks = 0; ks < TQ / 8; ++ks) sm90::wgmma_rs_tf32<64>(dkt[mb], fh[mb][ks], ptdesc(L::ptlo, ks));
-        }
-#pragma unroll
-        for (int ks = 0; ks < TQ / 8; ++ks) sm90::wgmma_rs_tf32<64>(dkt[mb], fh[mb][ks], ptdesc(L::pthi, ks));
-      }
-      sm90::wgmma_commit();
-      sm90::wgmma_wait<0>();
-      sm90::reg_fence(dkt[0]);
-      sm90::reg_fence(dkt[1]);
-#pragma unroll
-      for (int mb = 0; mb < D / 64; ++mb) {
-        sm90::reg_fence(fh[mb]);
-        sm90::reg_fence(fl[mb]);
-      }
-    }
+    x3_product_t<D, TQ, kLo>(dkt, dpt, base, sb, L::pthi, L::ptlo, L::qhi, L::qlo, L::t_atom, warp, g, t);
     release(L::bar_qfree);
     sm90::named_barrier(2, 128);  // every warp's dK products have read dSᵀ before the next tile writes
   }
@@ -674,12 +607,10 @@ int x3_backward_dp(const AttentionParams& p, cudaStream_t stream) {
     return KERNEL_UNSUPPORTED;
   // (everything that can refuse has been asked: from here on the passes run)
   const int64_t rows = p.batch * p.heads * p.nq;
-  if (rows > 0) {
-    const int64_t blocks = std::min<int64_t>((rows + 7) / 8, 65535);
-    if (int e = tc_launch_n(x3_rowdot_kernel, blocks, 256, 0, stream, rows, int(p.dv), static_cast<const float*>(p.out),
-                            static_cast<const float*>(p.dout), static_cast<float*>(p.workspace)))
-      return e;
-  }
+  const int64_t rblocks = std::min<int64_t>((rows + TT::kWarps - 1) / TT::kWarps, 65535LL * 32);
+  if (int e = tc_launch(tc_rowdot_kernel<Tf32>, rblocks, 0, stream, rows, int(p.dv), static_cast<const float*>(p.out),
+                        static_cast<const float*>(p.dout), static_cast<float*>(p.workspace)))
+    return e;
   if (pass_q) {
     const int64_t blocks = qplanes * ((p.nq + XB::kRows - 1) / XB::kRows);
     if (int e = tc_launch_n(tc_sm90_x3_dq_kernel<D, kTerms>, blocks, XB::kThreads, X3DqLayout<D>::bytes, stream, p, mq))
@@ -697,10 +628,8 @@ int x3_backward_dp(const AttentionParams& p, cudaStream_t stream) {
 
 namespace {
 int x3_backward_entry(const AttentionParams& p, void* stream, int terms) {
-  auto aligned = [](const void* ptr, uintptr_t a) { return !ptr || (reinterpret_cast<uintptr_t>(ptr) & (a - 1)) == 0; };
-  if (!tc_sm90_x3_applies(p) || !tc_sm90_built() || !tc_sm90_device() || !p.workspace) return KERNEL_UNSUPPORTED;
-  if (p.nq > INT_MAX || p.nk > INT_MAX || p.batch * p.heads > INT_MAX) return KERNEL_UNSUPPORTED;
-  if (!aligned(p.q, 16) || !aligned(p.k, 16) || !aligned(p.v, 16) || !aligned(p.dout, 16)) return KERNEL_UNSUPPORTED;
+  if (!tc_sm90_x3_launchable(p) || !p.workspace || (reinterpret_cast<uintptr_t>(p.dout) & 15))
+    return KERNEL_UNSUPPORTED;
   const cudaStream_t s = as_stream(stream);
   if (terms == 1) return p.d == 64 ? x3_backward_dp<64, 1>(p, s) : x3_backward_dp<128, 1>(p, s);
   return p.d == 64 ? x3_backward_dp<64, 3>(p, s) : x3_backward_dp<128, 3>(p, s);
