@@ -38,7 +38,9 @@
 #include <type_traits>
 
 #include "common.cuh"
+#include "copy_async.cuh"
 #include "mk/kernels.h"
+#include "mk/linear_attention_choice.h"
 #include "mma.cuh"
 
 // Bytes the chunk states may take (a test lowers it to force long state chunks).
@@ -938,7 +940,13 @@ int run_tc(const ChunkPlan& p, int64_t groups, int64_t nq, int64_t nk, int64_t d
   return st;
 }
 
+// ---- recurrent tensor-core form (masked products) ---------------------------------------------
+#include "linear_attention_recurrent.cuh"
+
 // ---- the choice of form (the one place) ----------------------------------------------------------
+// First, for a masked square product, the recurrent tensor-core form where linear_attention_choice.h
+// asks for it (16-bit and TF32: MK_LINEAR_TC=recurrent; F32 without TF32: MK_LINEAR_F32=x3) and it
+// applies (dk <= 128, the tiles fit; else it refuses before launching and the rest decides).
 // With scratch (the usual case): BF16 / F16 on tensor cores, and F32 on TF32 tensor cores when the
 // call asks for it (tf32), where the key width (<= 256) and the device's shared memory allow; else
 // the SIMT chunk-parallel form (F32 by default and F64 always; 16-bit data widened to F32 there);
@@ -948,6 +956,27 @@ int launch(int64_t groups, int64_t nq, int64_t nk, int64_t dk, int64_t dv, const
            const void* v, void* out, int mask, bool tf32, void* workspace, void* stream) {
   using T = typename Elem<SS>::T;
   using Raw = typename Elem<SS>::Raw;
+  // the recurrent form, where chosen (linear_attention_choice.h): masked products only, no scratch
+  if (mask != 0 && nq == nk) {
+    const LinearAttentionChoice ch = linear_attention_choose();
+    int st = KERNEL_UNSUPPORTED;
+    if constexpr (std::is_same<Raw, uint16_t>::value) {
+      if (ch.tensor_core == MK_LINEAR_RECURRENT)
+        st = run_tc_recurrent<RecOps<SS>>(groups, nq, nk, dk, dv, static_cast<const Raw*>(q),
+                                          static_cast<const Raw*>(k), static_cast<const Raw*>(v),
+                                          static_cast<Raw*>(out), mask, as_stream(stream));
+    } else if constexpr (std::is_same<SS, float>::value) {
+      const float *qf = static_cast<const float*>(q), *kf = static_cast<const float*>(k),
+                  *vf = static_cast<const float*>(v);
+      if (tf32 && ch.tensor_core == MK_LINEAR_RECURRENT)
+        st = run_tc_recurrent<RecOpsF32<1>>(groups, nq, nk, dk, dv, qf, kf, vf, static_cast<float*>(out), mask,
+                                            as_stream(stream));
+      else if (!tf32 && ch.f32 == MK_LINEAR_F32_X3)
+        st = run_tc_recurrent<RecOpsF32<3>>(groups, nq, nk, dk, dv, qf, kf, vf, static_cast<float*>(out), mask,
+                                            as_stream(stream));
+    }
+    if (st != KERNEL_UNSUPPORTED) return st;
+  }
   const ChunkPlan p = chunk_plan(sizeof(T) == 4 ? MK_F32 : MK_F64, groups, nk, dk, dv, mask);
   if (workspace && p.bytes > 0) {
     int st = KERNEL_UNSUPPORTED;

@@ -739,6 +739,252 @@ static void masked_tc_plan_cases(unsigned& seed) {
   }
 }
 
+// ---- the recurrent tensor-core form (MK_LINEAR_TC=recurrent, MK_LINEAR_F32=x3) ------------------
+// kernels/cuda/linear_attention_recurrent.cuh: masked square products, a block per (group, 64 value
+// columns) walking the 64-key chunks with the state in registers. Judged as the chunked tensor-core
+// form is: 16-bit and TF32 within twice the naive composition's error (+ 1e-6); x3 (F32 without
+// TF32, three TF32 products per product) within the F32 bound of product_case, 8·eps·(dk + n)·Σ|terms|
+// per element, like the exact SIMT forms. Each also: bitwise equal across thread orders, nothing
+// written outside the output, the entry point under the variable giving the same bits as the form
+// called directly (with and without scratch), and refusals (no mask, nq != nk, dk > 128, a device
+// without the shared memory) before any launch, after which the entry point runs the other forms.
+static double g_worst_rec_half = 0, g_worst_rec_tf32 = 0, g_worst_x3 = 0, g_x3_err = 0, g_simt_err = 0;
+
+struct ScopedEnv {
+  const char* name;
+  ScopedEnv(const char* n, const char* v) : name(n) { setenv(n, v, 1); }
+  ~ScopedEnv() { unsetenv(name); }
+};
+
+// out of the form run directly, in every thread order (the same bits each time, nothing outside)
+template <class Ops, class Raw>
+static std::vector<Raw> run_recurrent_orders(const std::string& what, int64_t G, int64_t n, int64_t dk, int64_t dv,
+                                             const Buf<Raw>& q, const Buf<Raw>& k, const Buf<Raw>& v, Buf<Raw>& out,
+                                             int mask) {
+  std::vector<Raw> first;
+  for (size_t o = 0; o < g_orders.size(); ++o) {
+    emu::config().order = g_orders[o];
+    emu::config().seed = unsigned(o + 17);
+    out.poison();
+    const int st = mk::cuda::run_tc_recurrent<Ops>(G, n, n, dk, dv, q.data(), k.data(), v.data(), out.data(), mask,
+                                                   nullptr);
+    expect(st == 0, what + ": recurrent form failed (" + std::to_string(st) + ")");
+    expect(out.guards_intact(), what + ": recurrent form wrote outside the output");
+    std::vector<Raw> now(out.data(), out.data() + out.n);
+    if (o == 0)
+      first = now;
+    else
+      expect(std::memcmp(now.data(), first.data(), now.size() * sizeof(Raw)) == 0,
+             what + ": recurrent form differs between thread orders 0 and " + std::to_string(g_orders[o]));
+  }
+  emu::config().order = g_orders[0];
+  return first;
+}
+
+// the entry point (with and without scratch) gives `want`'s bits
+template <class Raw>
+static void entry_gives(const std::string& what, int dtype, int64_t G, int64_t n, int64_t dk, int64_t dv,
+                        const Buf<Raw>& q, const Buf<Raw>& k, const Buf<Raw>& v, int mask_arg,
+                        const std::vector<Raw>& want) {
+  const int64_t scratch = mk::cuda::linear_attention_scratch(dtype, G, n, n, dk, dv, mask_arg);
+  Buf<float> S(std::max<int64_t>(scratch / 4, 1));
+  Buf<Raw> out(G * n * dv);
+  for (int with : {1, 0}) {
+    out.poison();
+    const int st = mk::cuda::linear_attention(dtype, G, n, n, dk, dv, q.data(), k.data(), v.data(), out.data(),
+                                              mask_arg, with ? S.data() : nullptr, nullptr);
+    expect(st == 0 && out.guards_intact(), what + ": entry point failed");
+    expect(std::memcmp(out.data(), want.data(), want.size() * sizeof(Raw)) == 0,
+           what + ": the entry point did not run the recurrent form (" + (with ? "with" : "without") + " scratch)");
+  }
+}
+
+template <class H>
+static void recurrent_half_case(int64_t G, int64_t n, int64_t dk, int64_t dv, int mask, unsigned seed) {
+  using X = Half<H>;
+  std::mt19937 rng(seed);
+  std::normal_distribution<double> nd(0.0, 1.0);
+  Buf<uint16_t> q(G * n * dk), k(G * n * dk), v(G * n * dv), out(G * n * dv);
+  std::vector<double> qd(size_t(q.n)), kd(size_t(k.n)), vd(size_t(v.n));
+  auto make = [&](Buf<uint16_t>& b, std::vector<double>& d) {
+    for (int64_t i = 0; i < b.n; ++i) {
+      b[i] = X::encode(nd(rng));
+      d[size_t(i)] = X::decode(b[i]);
+    }
+  };
+  make(q, qd);
+  make(k, kd);
+  make(v, vd);
+  char what[200];
+  snprintf(what, sizeof what, "recurrent %s [G %lld, n %lld, dk %lld, dv %lld] mask %d", X::name(), (long long)G,
+           (long long)n, (long long)dk, (long long)dv, mask);
+  const std::vector<double> ref = composed(G, n, n, dk, dv, mask, qd, kd, vd, [](double x) { return x; });
+  const std::vector<double> naive = composed(G, n, n, dk, dv, mask, qd, kd, vd, [](double x) { return X::round(x); });
+  const double en = rel_err(naive, ref);
+  const std::vector<uint16_t> first =
+      run_recurrent_orders<mk::cuda::RecOps<H>>(what, G, n, dk, dv, q, k, v, out, mask);
+  std::vector<double> wide(first.size());
+  for (size_t i = 0; i < first.size(); ++i) wide[i] = X::decode(first[i]);
+  const double e = rel_err(wide, ref);
+  expect(e <= 2 * en + 1e-6, std::string(what) + ": error " + std::to_string(e) + " over twice the naive " +
+                                 std::to_string(en));
+  g_worst_rec_half = std::max(g_worst_rec_half, en > 0 ? e / en : 0.0);
+  {
+    ScopedEnv env("MK_LINEAR_TC", "recurrent");
+    entry_gives(what, H::kDtype, G, n, dk, dv, q, k, v, mask, first);
+  }
+  printf("  %s: naive %.3g, recurrent %.3g\n", what, en, e);
+}
+
+// TF32 (MK_LINEAR_TC=recurrent with the TF32 flag) and x3 (MK_LINEAR_F32=x3, F32 without the flag)
+static void recurrent_f32_case(int64_t G, int64_t n, int64_t dk, int64_t dv, int mask, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<double> nd(0.0, 1.0);
+  Buf<float> q(G * n * dk), k(G * n * dk), v(G * n * dv), out(G * n * dv);
+  std::vector<double> qd(size_t(q.n)), kd(size_t(k.n)), vd(size_t(v.n)), qt(qd.size()), kt(kd.size()), vt(vd.size());
+  auto make = [&](Buf<float>& b, std::vector<double>& d, std::vector<double>& t) {
+    for (int64_t i = 0; i < b.n; ++i) {
+      b[i] = float(nd(rng));
+      d[size_t(i)] = b[i];
+      t[size_t(i)] = tf32_round(b[i]);
+    }
+  };
+  make(q, qd, qt);
+  make(k, kd, kt);
+  make(v, vd, vt);
+  char what[200];
+  snprintf(what, sizeof what, "recurrent F32 [G %lld, n %lld, dk %lld, dv %lld] mask %d", (long long)G, (long long)n,
+           (long long)dk, (long long)dv, mask);
+  const std::vector<double> ref = composed(G, n, n, dk, dv, mask, qd, kd, vd, [](double x) { return x; });
+  // TF32: twice the naive TF32 composition's error
+  const std::vector<double> naive = composed(
+      G, n, n, dk, dv, mask, qt, kt, vt, [](double x) { return double(tf32_round(float(x))); },
+      [](double x) { return double(float(x)); });
+  const double en = rel_err(naive, ref);
+  const std::vector<float> tf = run_recurrent_orders<mk::cuda::RecOpsF32<1>>(std::string(what) + " TF32", G, n, dk,
+                                                                             dv, q, k, v, out, mask);
+  const double et = rel_err(std::vector<double>(tf.begin(), tf.end()), ref);
+  expect(et <= 2 * en + 1e-6, std::string(what) + ": TF32 error " + std::to_string(et) + " over twice the naive " +
+                                  std::to_string(en));
+  g_worst_rec_tf32 = std::max(g_worst_rec_tf32, en > 0 ? et / en : 0.0);
+  {
+    ScopedEnv env("MK_LINEAR_TC", "recurrent");
+    entry_gives(std::string(what) + " TF32", MK_F32, G, n, dk, dv, q, k, v, mask | MK_LINEAR_MASK_TF32, tf);
+  }
+  // x3: the F32 bound per element
+  const std::vector<float> x3 =
+      run_recurrent_orders<mk::cuda::RecOpsF32<3>>(std::string(what) + " x3", G, n, dk, dv, q, k, v, out, mask);
+  std::vector<double> bound(size_t(G * n * dv), 0.0);
+  for (int64_t g = 0; g < G; ++g)
+    for (int64_t j = 0; j < n; ++j)
+      for (int64_t i = 0; i < n; ++i) {
+        if ((mask == 1 && i > j) || (mask == 2 && i < j)) continue;
+        double adot = 0;
+        for (int64_t d = 0; d < dk; ++d) adot += std::fabs(qd[size_t((g * n + j) * dk + d)] * kd[size_t((g * n + i) * dk + d)]);
+        for (int64_t e = 0; e < dv; ++e) bound[size_t((g * n + j) * dv + e)] += adot * std::fabs(vd[size_t((g * n + i) * dv + e)]);
+      }
+  const double scale = 8.0 * double(std::numeric_limits<float>::epsilon()) * double(dk + n);
+  int64_t bad = 0;
+  double worst = 0;
+  for (size_t x = 0; x < x3.size(); ++x) {
+    const double err = std::fabs(double(x3[x]) - ref[x]), tol = scale * bound[x] + 1e-300;
+    if (!(err <= tol)) ++bad;
+    worst = std::max(worst, err / tol);
+  }
+  expect(bad == 0, std::string(what) + ": x3 off the F32 bound at " + std::to_string(bad) + " outputs (worst err/tol " +
+                       std::to_string(worst) + ")");
+  g_worst_x3 = std::max(g_worst_x3, worst);
+  const double ex = rel_err(std::vector<double>(x3.begin(), x3.end()), ref);
+  // the exact SIMT chunk-parallel form on the same inputs, for the record
+  const mk::cuda::ChunkPlan plan = mk::cuda::chunk_plan(MK_F32, G, n, dk, dv, mask);
+  Buf<float> S(plan.bytes / 4), simt(G * n * dv);
+  expect(mk::cuda::run_chunked<float>(plan, G, n, n, dk, dv, q.data(), k.data(), v.data(), simt.data(), mask, S.data(),
+                                      nullptr) == 0,
+         std::string(what) + ": SIMT form failed");
+  const double es = rel_err(std::vector<double>(simt.data(), simt.data() + simt.n), ref);
+  g_x3_err = std::max(g_x3_err, ex);
+  g_simt_err = std::max(g_simt_err, es);
+  {
+    ScopedEnv env("MK_LINEAR_F32", "x3");
+    entry_gives(std::string(what) + " x3", MK_F32, G, n, dk, dv, q, k, v, mask, x3);
+  }
+  printf("  %s: TF32 naive %.3g, TF32 %.3g; x3 %.3g (worst err / F32 bound %.3g), SIMT F32 %.3g\n", what, en, et, ex,
+         worst, es);
+}
+
+// Refusals before any launch, and the entry point running the other forms then: no mask, nq != nk,
+// dk over 128, a device without the shared memory (48 KB: the F32 tiles at dk 128 need 204 KB),
+// the variables unset or set to anything else.
+static void recurrent_refusal_cases(unsigned seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<double> nd(0.0, 1.0);
+  const int64_t G = 2, n = 70, dk = 128, dv = 64;
+  Buf<float> q(G * n * 200), k(G * n * 200), v(G * n * dv), a(G * n * dv), b(G * n * dv);
+  for (Buf<float>* x : {&q, &k, &v})
+    for (int64_t i = 0; i < x->n; ++i) (*x)[i] = float(nd(rng));
+  const int64_t launches = emu::config().launches;
+  using X3 = mk::cuda::RecOpsF32<3>;
+  expect(mk::cuda::run_tc_recurrent<X3>(G, n, n, dk, dv, q.data(), k.data(), v.data(), a.data(), 0, nullptr) ==
+                 mk::KERNEL_UNSUPPORTED &&
+             mk::cuda::run_tc_recurrent<X3>(G, n, n - 1, dk, dv, q.data(), k.data(), v.data(), a.data(), 1, nullptr) ==
+                 mk::KERNEL_UNSUPPORTED &&
+             mk::cuda::run_tc_recurrent<X3>(G, n, n, 129, dv, q.data(), k.data(), v.data(), a.data(), 1, nullptr) ==
+                 mk::KERNEL_UNSUPPORTED,
+         "recurrent: no mask, nq != nk or dk > 128 not refused");
+  const int optin = emu::config().optin;
+  emu::config().optin = 48 * 1024;
+  expect(mk::cuda::run_tc_recurrent<X3>(G, n, n, dk, dv, q.data(), k.data(), v.data(), a.data(), 1, nullptr) ==
+             mk::KERNEL_UNSUPPORTED,
+         "recurrent: a 48 KB device not refused");
+  expect(emu::config().launches == launches, "recurrent: a refusal launched something");
+  {  // the entry point then runs the exact SIMT form (the same bits as without the variable)
+    ScopedEnv env("MK_LINEAR_F32", "x3");
+    const mk::cuda::ChunkPlan plan = mk::cuda::chunk_plan(MK_F32, G, n, dk, dv, 1);
+    Buf<float> S(plan.bytes / 4);
+    expect(mk::cuda::linear_attention(MK_F32, G, n, n, dk, dv, q.data(), k.data(), v.data(), a.data(), 1, S.data(),
+                                      nullptr) == 0 &&
+               mk::cuda::run_chunked<float>(plan, G, n, n, dk, dv, q.data(), k.data(), v.data(), b.data(), 1, S.data(),
+                                            nullptr) == 0 &&
+               std::memcmp(a.data(), b.data(), size_t(a.n) * 4) == 0,
+           "recurrent refused on a 48 KB device: the entry point did not run the SIMT form");
+  }
+  emu::config().optin = optin;
+  // 16-bit at dk 128 fits 105,472 B (an A100's 163 KB; not a 99 KB device); F32 at dk 64 124 KB
+  expect(mk::cuda::RecLayout<mk::cuda::RecOps<mk::cuda::Bf16>, 128>::bytes == 105472 &&
+             mk::cuda::RecLayout<X3, 128>::bytes == 208896 && mk::cuda::RecLayout<X3, 64>::bytes == 126976,
+         "recurrent shared layouts");
+  // without the variables (or with other values) the recurrent form does not run: F32 masked calls
+  // give the SIMT bits
+  for (const char* val : {"", "chunked", "X3"}) {
+    ScopedEnv e1("MK_LINEAR_F32", val), e2("MK_LINEAR_TC", val);
+    const mk::cuda::ChunkPlan plan = mk::cuda::chunk_plan(MK_F32, G, n, 100, dv, 2);
+    Buf<float> S(plan.bytes / 4);
+    expect(mk::cuda::linear_attention(MK_F32, G, n, n, 100, dv, q.data(), k.data(), v.data(), a.data(), 2, S.data(),
+                                      nullptr) == 0 &&
+               mk::cuda::run_chunked<float>(plan, G, n, n, 100, dv, q.data(), k.data(), v.data(), b.data(), 2,
+                                            S.data(), nullptr) == 0 &&
+               std::memcmp(a.data(), b.data(), size_t(a.n) * 4) == 0,
+           std::string("MK_LINEAR_F32/TC = '") + val + "' changed the F32 form");
+  }
+}
+
+static void recurrents(unsigned& seed) {
+  struct Shape {
+    int64_t G, n, dk, dv;
+  };
+  // one row; odd widths (scalar loads and stores); one chunk exactly; several chunks, the last
+  // partial; dk over 64 (the 128-wide tiles) and dk = 128; value tiles over 64 (several blocks)
+  const Shape shapes[] = {{2, 1, 16, 8},    {2, 37, 3, 5},    {1, 64, 64, 64},  {2, 130, 70, 70},
+                          {1, 200, 128, 130}, {2, 192, 128, 64}, {1, 100, 32, 128}};
+  for (const Shape& s : shapes)
+    for (int mask = 1; mask <= 2; ++mask) {
+      recurrent_half_case<mk::cuda::Bf16>(s.G, s.n, s.dk, s.dv, mask, seed++);
+      recurrent_half_case<mk::cuda::Fp16>(s.G, s.n, s.dk, s.dv, mask, seed++);
+      recurrent_f32_case(s.G, s.n, s.dk, s.dv, mask, seed++);
+    }
+  recurrent_refusal_cases(seed++);
+}
+
 int main(int argc, char** argv) {
   omp_set_num_threads(1);
   g_orders = {0, 1, 2};
@@ -784,6 +1030,17 @@ int main(int argc, char** argv) {
     g_orders = {all[0], 2};
     masked_tc_plan_cases(seed);
     g_orders = all;
+  }
+  printf("recurrent form (MK_LINEAR_TC=recurrent, MK_LINEAR_F32=x3):\n");
+  {
+    const int64_t before = g_checks;
+    const std::vector<int> all = g_orders;
+    g_orders = {all[0], 2};
+    recurrents(seed);
+    g_orders = all;
+    printf("recurrent: %lld checks; worst error / naive: 16-bit %.3f, TF32 %.3f (criterion <= 2); x3 worst err / F32 "
+           "bound %.3g (<= 1), x3 error %.3g against the SIMT F32 form's %.3g\n",
+           (long long)(g_checks - before), g_worst_rec_half, g_worst_rec_tf32, g_worst_x3, g_x3_err, g_simt_err);
   }
   printf("linear_attention_emu_test: %d checks, %d failures (%lld launches, %lld blocks)\n", g_checks, g_failures,
          (long long)emu::config().launches, (long long)emu::config().blocks);

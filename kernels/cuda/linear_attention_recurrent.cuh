@@ -1,0 +1,403 @@
+// The recurrent tensor-core form of the masked linear-attention product (causal or anti-causal,
+// nq == nk): included by linear_attention.cu inside its anonymous namespace (it uses mk_linear_smem,
+// ceil_div, tc_launch, optin_smem and aligned16 from there).
+//
+// One block per (group, ET = 64 value columns) walks the sequence in chunks of 64 keys, in order
+// (descending for anti-causal), keeping the state S = Σ k_i v_iᵀ of the chunks already passed in
+// registers (F32, [dk, ET]; warp w holds the key features [w·DKP/4, (w + 1)·DKP/4)). Per chunk c:
+//   O_c = Q_c Ŝ + mask(Q_c K_cᵀ) V_c        (Ŝ: S as it stood before chunk c, staged in shared memory)
+//   S  += K_cᵀ V_c
+// so nothing goes through global memory but q, k, v (read once per value tile) and the output: no
+// chunk states, no scan pass (the chunked form's states were 1.07 GB of its 1.34 GB per causal BF16
+// forward at [4,16,4096,128], R = 64 on the H100, 2026-12-05). Q, K and V tiles come by cp.async
+// into a 2-stage ring (chunk c + 1 in flight while c is multiplied); two barriers per chunk. The
+// parallelism is groups x value tiles blocks (128 at [4,16,4096,128]): the form suits many heads,
+// the chunked form few heads and long sequences; the choice is linear_attention_choice.h's.
+//
+// Operands (RecOps below): BF16 / F16 on m16n8k16 MMAs with ldmatrix fragments (.trans for the
+// row-major V as B and for Kᵀ as A: no transposed copies), or F32 on m16n8k8 TF32 MMAs with one term
+// (TF32: q, k, v, Ŝ and P rounded to nearest as they enter an MMA) or three (x3: every operand split
+// into hi = tf32(x) and lo = tf32(x − hi), each product lo·hi + hi·lo + hi·hi, small terms first:
+// F32-class accuracy, the scheme of CUTLASS's OpMultiplyAddFastF32). F32 accumulation everywhere,
+// the state included; 16-bit output rounded once. Fixed orders (chunks in walk order, k-steps
+// ascending, the three terms as above): bitwise repeatable, no atomics.
+#pragma once
+
+struct RecTraits {
+  static constexpr int kWarps = 4;
+  static constexpr int kThreads = 32 * kWarps;
+  static constexpr int kChunk = 64;  // keys (and query rows) per chunk
+  static constexpr int kET = 64;     // value columns per block
+  static constexpr int kMaxDk = 128;
+};
+static_assert(RecTraits::kThreads == TcTraits::kThreads, "tc_launch launches TC::kThreads threads");
+
+// ---- fragment readers ----------------------------------------------------------------------------
+// a_rm: A of rows [m0, m0 + 16) x k [k0, k0 + kK) of a row-major tile X[m][k];
+// a_tr: the same of A = Xᵀ, X[k][m] row-major (Kᵀ from the K tile);
+// b2_nk: B of the two n-blocks n0, n0 + 8 at k0 from an n-major tile Y[n][k];
+// b2_kn: the same from a row-major [k][n] tile;
+// a_acc: A of k-step kk of a product whose A is an F32 accumulator tile [8 n-blocks][4];
+// mma: c += A B (all terms).
+template <class E>
+struct RecOps {  // BF16 / F16
+  using Raw = uint16_t;
+  static constexpr int kK = 16;
+  static constexpr int kPadQK = 8;  // 16 bytes: ldmatrix rows of a tile in distinct bank groups
+  static constexpr int kPadV = 8;
+  struct A {
+    uint32_t r[4];
+  };
+  struct B {
+    uint32_t r[2];
+  };
+  static __device__ __forceinline__ void a_rm(A& a, const Raw* x, int ld, int m0, int k0, int lane) {
+    const LdmatrixLanes l = ldmatrix_lanes(lane);
+    ldmatrix_x4(a.r, x + (m0 + l.a_row) * ld + k0 + l.a_col);
+  }
+  // .trans matrix i (lane 8i + r): stored rows k0 + 8 (i >> 1) + r, columns m0 + 8 (i & 1): registers
+  // (m = g, k = 2t, 2t + 1) of the four 8 x 8 quarters in A's order
+  static __device__ __forceinline__ void a_tr(A& a, const Raw* x, int ld, int m0, int k0, int lane) {
+    const LdmatrixLanes l = ldmatrix_lanes(lane);
+    ldmatrix_x4_trans(a.r, x + (k0 + l.b_row) * ld + m0 + l.b_col);
+  }
+  static __device__ __forceinline__ void b2_nk(B& b0, B& b1, const Raw* y, int ld, int n0, int k0, int lane) {
+    const LdmatrixLanes l = ldmatrix_lanes(lane);
+    uint32_t r[4];
+    ldmatrix_x4(r, y + (n0 + l.b_row) * ld + k0 + l.b_col);
+    b0.r[0] = r[0];
+    b0.r[1] = r[1];
+    b1.r[0] = r[2];
+    b1.r[1] = r[3];
+  }
+  static __device__ __forceinline__ void b2_kn(B& b0, B& b1, const Raw* x, int ld, int k0, int n0, int lane) {
+    const LdmatrixLanes l = ldmatrix_lanes(lane);
+    uint32_t r[4];
+    ldmatrix_x4_trans(r, x + (k0 + l.a_row) * ld + n0 + l.a_col);
+    b0.r[0] = r[0];
+    b0.r[1] = r[1];
+    b1.r[0] = r[2];
+    b1.r[1] = r[3];
+  }
+  static __device__ __forceinline__ void a_acc(A& a, const float (&p)[8][4], int kk) {
+    acc_to_a<E>(a.r, p[2 * kk], p[2 * kk + 1]);
+  }
+  static __device__ __forceinline__ void mma(float (&c)[4], const A& a, const B& b) {
+    mma16816<E>(c, a.r, b.r[0], b.r[1]);
+  }
+  // the state as staged for Q Ŝ (rounded to nearest even: a composition of 16-bit matmuls rounds it)
+  static __device__ __forceinline__ Raw state(float f) { return float_to_half<E>(f); }
+  static __device__ __forceinline__ void store2(Raw* p, float a, float b, bool pair) {
+    if (pair) {
+      *reinterpret_cast<uint32_t*>(p) = pack_half2<E>(a, b);
+    } else {
+      p[0] = float_to_half<E>(a);
+    }
+  }
+  static __device__ __forceinline__ void store1(Raw* p, float a) { p[0] = float_to_half<E>(a); }
+};
+
+// F32 data; TERMS 1 (TF32) or 3 (x3). The k index is permuted within a k-step as in mma.cuh's TF32
+// operand (hardware column t is k0 + 2t, t + 4 is k0 + 2t + 1), so that A and B pairs are one 8-byte
+// read and P's accumulators are A registers as they stand.
+struct RecPair {
+  float x, y;
+};
+// two adjacent floats as one 8-byte shared load (p 8-byte aligned)
+__device__ __forceinline__ RecPair rec_pair(const float* p) {
+  const uint64_t w = *reinterpret_cast<const uint64_t*>(p);
+  RecPair r;
+  memcpy(&r, &w, 8);
+  return r;
+}
+
+template <int TERMS>
+struct RecOpsF32 {
+  static_assert(TERMS == 1 || TERMS == 3, "one TF32 term or the three of x3");
+  using Raw = float;
+  static constexpr int kK = 8;
+  static constexpr int kPadQK = 8;  // row stride = 8 mod 32 words: the 8-byte reads of a warp in 2 wavefronts
+  static constexpr int kPadV = 4;   // row stride = 4 mod 32 words: b2_kn's reads hit 32 banks
+  static constexpr int kL = TERMS == 3 ? 1 : 0;
+  struct A {
+    uint32_t h[4], l[kL ? 4 : 1];
+  };
+  struct B {
+    uint32_t h[2], l[kL ? 2 : 1];
+  };
+  static __device__ __forceinline__ void split(float x, uint32_t& h, uint32_t& l) {
+    h = to_tf32(x);
+    if constexpr (TERMS == 3) {
+      float hf;
+      memcpy(&hf, &h, 4);
+      l = to_tf32(x - hf);
+    } else {
+      (void)l;
+    }
+  }
+  static __device__ __forceinline__ void a_rm(A& a, const Raw* x, int ld, int m0, int k0, int lane) {
+    const int g = lane >> 2, t = lane & 3;
+    const RecPair u = rec_pair(x + (m0 + g) * ld + k0 + 2 * t);
+    const RecPair w = rec_pair(x + (m0 + g + 8) * ld + k0 + 2 * t);
+    split(u.x, a.h[0], a.l[kL * 0]);
+    split(w.x, a.h[1], a.l[kL * 1]);
+    split(u.y, a.h[2], a.l[kL * 2]);
+    split(w.y, a.h[3], a.l[kL * 3]);
+  }
+  static __device__ __forceinline__ void a_tr(A& a, const Raw* x, int ld, int m0, int k0, int lane) {
+    const int g = lane >> 2, t = lane & 3;
+    const Raw* r0 = x + (k0 + 2 * t) * ld + m0 + g;
+    split(r0[0], a.h[0], a.l[kL * 0]);
+    split(r0[8], a.h[1], a.l[kL * 1]);
+    split(r0[ld], a.h[2], a.l[kL * 2]);
+    split(r0[ld + 8], a.h[3], a.l[kL * 3]);
+  }
+  static __device__ __forceinline__ void b2_nk(B& b0, B& b1, const Raw* y, int ld, int n0, int k0, int lane) {
+    const int g = lane >> 2, t = lane & 3;
+    const RecPair u = rec_pair(y + (n0 + g) * ld + k0 + 2 * t);
+    const RecPair w = rec_pair(y + (n0 + 8 + g) * ld + k0 + 2 * t);
+    split(u.x, b0.h[0], b0.l[kL * 0]);
+    split(u.y, b0.h[1], b0.l[kL * 1]);
+    split(w.x, b1.h[0], b1.l[kL * 0]);
+    split(w.y, b1.h[1], b1.l[kL * 1]);
+  }
+  static __device__ __forceinline__ void b2_kn(B& b0, B& b1, const Raw* x, int ld, int k0, int n0, int lane) {
+    const int g = lane >> 2, t = lane & 3;
+    const Raw* r0 = x + (k0 + 2 * t) * ld + n0 + g;
+    split(r0[0], b0.h[0], b0.l[kL * 0]);
+    split(r0[ld], b0.h[1], b0.l[kL * 1]);
+    split(r0[8], b1.h[0], b1.l[kL * 0]);
+    split(r0[ld + 8], b1.h[1], b1.l[kL * 1]);
+  }
+  static __device__ __forceinline__ void a_acc(A& a, const float (&p)[8][4], int kk) {
+    split(p[kk][0], a.h[0], a.l[kL * 0]);  // (g, 2t)
+    split(p[kk][2], a.h[1], a.l[kL * 1]);  // (g + 8, 2t)
+    split(p[kk][1], a.h[2], a.l[kL * 2]);  // (g, 2t + 1)
+    split(p[kk][3], a.h[3], a.l[kL * 3]);  // (g + 8, 2t + 1)
+  }
+  static __device__ __forceinline__ void mma(float (&c)[4], const A& a, const B& b) {
+    if constexpr (TERMS == 3) {
+      mma1688_tf32(c, a.l, b.h[0], b.h[1]);
+      mma1688_tf32(c, a.h, b.l[0], b.l[1]);
+    }
+    mma1688_tf32(c, a.h, b.h[0], b.h[1]);
+  }
+  static __device__ __forceinline__ Raw state(float f) { return f; }  // (rounded or split as it is read)
+  static __device__ __forceinline__ void store2(Raw* p, float a, float b, bool pair) {
+    if (pair) {
+      const float f[2] = {a, b};
+      uint64_t w;
+      memcpy(&w, f, 8);
+      *reinterpret_cast<uint64_t*>(p) = w;
+    } else {
+      p[0] = a;
+    }
+  }
+  static __device__ __forceinline__ void store1(Raw* p, float a) { p[0] = a; }
+};
+
+template <class Ops, int DKP>
+struct RecLayout {
+  using Raw = typename Ops::Raw;
+  static constexpr int LQ = DKP + Ops::kPadQK;             // Q, K, Ŝᵀ rows
+  static constexpr int LV = RecTraits::kET + Ops::kPadV;   // V rows
+  static constexpr int q = 0;                              // Q  [64][LQ]
+  static constexpr int k = q + RecTraits::kChunk * LQ;     // K  [64][LQ]
+  static constexpr int v = k + RecTraits::kChunk * LQ;     // V  [64][LV]
+  static constexpr int stage = v + RecTraits::kChunk * LV;
+  static constexpr int st = 2 * stage;                     // Ŝᵀ [ET][LQ]
+  static constexpr int total = st + RecTraits::kET * LQ;
+  static constexpr size_t bytes = size_t(total) * sizeof(Raw);
+  static_assert((LQ * sizeof(Raw)) % 16 == 0 && (LV * sizeof(Raw)) % 16 == 0, "16-byte rows (cp.async, ldmatrix)");
+  static_assert((stage * sizeof(Raw)) % 16 == 0, "16-byte aligned stages");
+};
+
+// Rows [row0, row0 + 64) x cols [col0, col0 + COLS) of a row-major [rows][ld] matrix into a padded
+// shared tile (leading dim ldd), zero outside rows x cols: cp.async for whole in-range 16-byte
+// chunks when `vec` (16-byte aligned rows), plain loads and stores for the rest. The caller commits.
+template <class Raw, int COLS>
+__device__ __forceinline__ void rec_tile_async(Raw* dst, int ldd, const Raw* src, int64_t ld, int64_t row0,
+                                               int64_t rows, int64_t col0, int64_t cols, bool vec) {
+  constexpr int N = 16 / int(sizeof(Raw)), chunks = COLS / N;
+  for (int idx = threadIdx.x; idx < RecTraits::kChunk * chunks; idx += RecTraits::kThreads) {
+    const int r = idx / chunks, c = (idx % chunks) * N;
+    Raw* const at = dst + r * ldd + c;
+    const int64_t row = row0 + r, col = col0 + c;
+    if (vec && row < rows && col + N <= cols) {
+      cp_async16(at, src + row * ld + col, 16);
+    } else {
+      Raw x[N];
+#pragma unroll
+      for (int i = 0; i < N; ++i) x[i] = row < rows && col + i < cols ? src[row * ld + col + i] : Raw(0);
+      uint4 w;
+      memcpy(&w, x, 16);
+      *reinterpret_cast<uint4*>(at) = w;
+    }
+  }
+}
+
+// mask 1 (causal: chunks ascending, keys i <= j) or 2 (anti-causal: descending, i >= j); n = nq = nk
+template <class Ops, int DKP>
+__global__ void __launch_bounds__(RecTraits::kThreads)
+tc_recurrent_kernel(int mask, int64_t n, int64_t dk, int64_t dv, int64_t etiles, const typename Ops::Raw* q,
+                    const typename Ops::Raw* k, const typename Ops::Raw* v, typename Ops::Raw* out, int vec) {
+  using Raw = typename Ops::Raw;
+  using L = RecLayout<Ops, DKP>;
+  using A = typename Ops::A;
+  using B = typename Ops::B;
+  constexpr int C = RecTraits::kChunk, ET = RecTraits::kET, KK = Ops::kK;
+  constexpr int MT = DKP / 64;  // 16-row m-tiles of S per warp (a warp holds DKP / 4 key features)
+  Raw* const sm = reinterpret_cast<Raw*>(mk_linear_smem);
+  Raw* const st = sm + L::st;
+  const int64_t et = blockIdx.x % etiles, g = blockIdx.x / etiles, e0 = et * ET;
+  q += g * n * dk;
+  k += g * n * dk;
+  v += g * n * dv;
+  out += g * n * dv;
+  const int lane = int(threadIdx.x) % 32, warp = int(threadIdx.x) / 32, gq = lane >> 2, tq = lane & 3;
+  const int m0 = warp * 16, d0 = warp * (DKP / 4);
+  const int64_t chunks = ceil_div(n, C);
+  const bool v16 = vec != 0;
+  auto chunk_at = [&](int64_t step) { return mask == 1 ? step : chunks - 1 - step; };
+  auto load = [&](int64_t c, int stage) {
+    Raw* const base = sm + stage * L::stage;
+    rec_tile_async<Raw, DKP>(base + L::q, L::LQ, q, dk, c * C, n, 0, dk, v16);
+    rec_tile_async<Raw, DKP>(base + L::k, L::LQ, k, dk, c * C, n, 0, dk, v16);
+    rec_tile_async<Raw, ET>(base + L::v, L::LV, v, dv, c * C, n, e0, dv, v16);
+    cp_async_commit();
+  };
+
+  float s[MT][ET / 8][4];
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int nb = 0; nb < ET / 8; ++nb)
+#pragma unroll
+      for (int r = 0; r < 4; ++r) s[mt][nb][r] = 0.f;
+
+  if (chunks > 0) load(chunk_at(0), 0);
+  for (int64_t step = 0; step < chunks; ++step) {
+    const int stage = int(step & 1);
+    const int64_t i0 = chunk_at(step) * C;
+    cp_async_wait<0>();  // this thread's copies of the chunk have landed ...
+    __syncthreads();     // ... everyone's; every warp is done with the other stage and with Ŝ
+    if (step + 1 < chunks) load(chunk_at(step + 1), stage ^ 1);
+    const Raw* const qs = sm + stage * L::stage + L::q;
+    const Raw* const ks = sm + stage * L::stage + L::k;
+    const Raw* const vs = sm + stage * L::stage + L::v;
+    const bool with_state = step > 0;  // (block-uniform) the first chunk's state is zero
+    if (with_state) {
+      // Ŝᵀ[e][d] = S[d][e] as the operand type stages it
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int nb = 0; nb < ET / 8; ++nb)
+#pragma unroll
+          for (int r = 0; r < 4; ++r) {
+            const int d = d0 + mt * 16 + gq + 8 * (r >> 1), e = nb * 8 + 2 * tq + (r & 1);
+            st[e * L::LQ + d] = Ops::state(s[mt][nb][r]);
+          }
+      __syncthreads();
+    }
+    // O = Q Ŝ and P = Q Kᵀ, one A fragment of Q per k-step for both
+    float o[ET / 8][4], p[C / 8][4];
+#pragma unroll
+    for (int nb = 0; nb < ET / 8; ++nb)
+#pragma unroll
+      for (int r = 0; r < 4; ++r) o[nb][r] = 0.f;
+#pragma unroll
+    for (int nb = 0; nb < C / 8; ++nb)
+#pragma unroll
+      for (int r = 0; r < 4; ++r) p[nb][r] = 0.f;
+#pragma unroll 2
+    for (int kk = 0; kk < DKP / KK; ++kk) {
+      A a;
+      Ops::a_rm(a, qs, L::LQ, m0, kk * KK, lane);
+      if (with_state) {
+#pragma unroll
+        for (int nb = 0; nb < ET / 8; nb += 2) {
+          B b0, b1;
+          Ops::b2_nk(b0, b1, st, L::LQ, nb * 8, kk * KK, lane);
+          Ops::mma(o[nb], a, b0);
+          Ops::mma(o[nb + 1], a, b1);
+        }
+      }
+#pragma unroll
+      for (int nb = 0; nb < C / 8; nb += 2) {
+        B b0, b1;
+        Ops::b2_nk(b0, b1, ks, L::LQ, nb * 8, kk * KK, lane);
+        Ops::mma(p[nb], a, b0);
+        Ops::mma(p[nb + 1], a, b1);
+      }
+    }
+    // the mask (rows past n are zero and not stored; keys past n are zero)
+#pragma unroll
+    for (int nb = 0; nb < C / 8; ++nb)
+#pragma unroll
+      for (int r = 0; r < 4; ++r) {
+        const int64_t j = i0 + m0 + gq + 8 * (r >> 1), i = i0 + nb * 8 + 2 * tq + (r & 1);
+        const bool seen = i < n && (mask == 1 ? i <= j : i >= j);
+        if (!seen) p[nb][r] = 0.f;
+      }
+    // O += P V and S += Kᵀ V: one B fragment of V per (k-step, n-block pair) for both
+#pragma unroll  // (fully: p is indexed by kk)
+    for (int kk = 0; kk < C / KK; ++kk) {
+      A ap, ak[MT];
+      Ops::a_acc(ap, p, kk);
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt) Ops::a_tr(ak[mt], ks, L::LQ, d0 + mt * 16, kk * KK, lane);
+#pragma unroll
+      for (int nb = 0; nb < ET / 8; nb += 2) {
+        B b0, b1;
+        Ops::b2_kn(b0, b1, vs, L::LV, kk * KK, nb * 8, lane);
+        Ops::mma(o[nb], ap, b0);
+        Ops::mma(o[nb + 1], ap, b1);
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) {
+          Ops::mma(s[mt][nb], ak[mt], b0);
+          Ops::mma(s[mt][nb + 1], ak[mt], b1);
+        }
+      }
+    }
+    // O stored once (16-bit: rounded); column pairs as one store when the rows are aligned
+    const bool pairs = v16 && dv % 2 == 0;
+#pragma unroll
+    for (int nb = 0; nb < ET / 8; ++nb)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int64_t j = i0 + m0 + gq + 8 * h, e = e0 + nb * 8 + 2 * tq;
+        if (j >= n || e >= dv) continue;
+        Raw* const at = out + j * dv + e;
+        if (e + 1 < dv) {
+          Ops::store2(at, o[nb][2 * h], o[nb][2 * h + 1], pairs);
+          if (!pairs) Ops::store1(at + 1, o[nb][2 * h + 1]);
+        } else {
+          Ops::store1(at, o[nb][2 * h]);
+        }
+      }
+  }
+  cp_async_wait<0>();
+}
+
+// The recurrent form for one operand policy: KERNEL_UNSUPPORTED (before any launch) unless the
+// product is masked and square, dk <= 128, and the device's shared memory holds the tiles.
+template <class Ops>
+int run_tc_recurrent(int64_t groups, int64_t nq, int64_t nk, int64_t dk, int64_t dv, const typename Ops::Raw* q,
+                     const typename Ops::Raw* k, const typename Ops::Raw* v, typename Ops::Raw* out, int mask,
+                     cudaStream_t stream) {
+  if ((mask != 1 && mask != 2) || nq != nk || dk > RecTraits::kMaxDk || dk <= 0 || dv <= 0) return KERNEL_UNSUPPORTED;
+  constexpr int N = 16 / int(sizeof(typename Ops::Raw));
+  const int vec = dk % N == 0 && dv % N == 0 && aligned16(q) && aligned16(k) && aligned16(v) && aligned16(out);
+  const int64_t etiles = ceil_div(dv, RecTraits::kET);
+  const size_t optin = optin_smem();
+  if (dk <= 64) {
+    using L = RecLayout<Ops, 64>;
+    if (L::bytes > optin) return KERNEL_UNSUPPORTED;
+    return tc_launch(tc_recurrent_kernel<Ops, 64>, groups * etiles, L::bytes, stream, mask, nq, dk, dv, etiles, q, k,
+                     v, out, vec);
+  }
+  using L = RecLayout<Ops, 128>;
+  if (L::bytes > optin) return KERNEL_UNSUPPORTED;
+  return tc_launch(tc_recurrent_kernel<Ops, 128>, groups * etiles, L::bytes, stream, mask, nq, dk, dv, etiles, q, k, v,
+                   out, vec);
+}

@@ -1,0 +1,41 @@
+// The choice of CUDA linear-attention form per call, in one place (kernels/cuda/linear_attention.cu
+// dispatches on it; the forms are described there and in linear_attention_recurrent.cuh).
+//
+//   chunked    the chunk-parallel form: chunk states K_sᵀ V_s written to the scratch, a scan over
+//              them, then the output blocks (tensor cores for 16-bit and TF32, SIMT for F32/F64).
+//              Timed on an H100 (benchmarks/results/gpu-2026-12-05.md): 0.22-0.65x PyTorch's
+//              composed forms; the default.
+//   recurrent  masked (causal / anti-causal) square products on tensor cores, a block per (group,
+//              64 value columns) walking the chunks with the state in registers: no chunk states in
+//              global memory, no scan. 16-bit data, and F32 with TF32 allowed.
+//   x3         F32 without TF32 (the exact path) on the recurrent form with every product as three
+//              TF32 MMAs (hi/lo split, F32-class accuracy); masked square products, else SIMT.
+//
+// Both are opt-in (MK_LINEAR_TC=recurrent, MK_LINEAR_F32=x3) until timed on a GPU: neither has run on
+// one (written 2026-12-06, checked in the host emulator only). A default changes only on a
+// measurement (benchmarks/gpu/linear_attention_harness.cu times every form).
+#pragma once
+#include <cstdlib>
+#include <cstring>
+
+namespace mk {
+
+enum LinearTcForm { MK_LINEAR_CHUNKED = 1, MK_LINEAR_RECURRENT = 2 };
+enum LinearF32Form { MK_LINEAR_F32_SIMT = 1, MK_LINEAR_F32_X3 = 3 };
+
+struct LinearAttentionChoice {
+  int tensor_core;  // MK_LINEAR_CHUNKED or MK_LINEAR_RECURRENT (masked 16-bit and TF32 products)
+  int f32;          // MK_LINEAR_F32_SIMT or MK_LINEAR_F32_X3 (masked F32 products without TF32)
+};
+
+// The environment is read per call (a test or a benchmark switches forms between calls).
+inline LinearAttentionChoice linear_attention_choose() {
+  LinearAttentionChoice c{MK_LINEAR_CHUNKED, MK_LINEAR_F32_SIMT};
+  const char* t = std::getenv("MK_LINEAR_TC");
+  if (t && std::strcmp(t, "recurrent") == 0) c.tensor_core = MK_LINEAR_RECURRENT;
+  const char* f = std::getenv("MK_LINEAR_F32");
+  if (f && std::strcmp(f, "x3") == 0) c.f32 = MK_LINEAR_F32_X3;
+  return c;
+}
+
+}  // namespace mk
