@@ -105,18 +105,25 @@ def main(d):
     # linear attention
     la = rows(os.path.join(d, "linear_attention_harness.md"))
     print()
-    print("| shape | mask | dtype | PyTorch form | PyTorch forward ms | ours (form) | ms | ratio |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| shape | mask | dtype | pass | PyTorch form | PyTorch ms | ours (form) | ms | ratio |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    # F32: the exact forms (chunked SIMT, x3 recurrent); TF32: the TF32 rows; BF16: every BF16 row
+    kinds = (("F32", "float32", lambda f: f.startswith("chunked SIMT") or f.startswith("x3 ") or f.startswith("fwd+bwd")),
+             ("F32", "tf32", lambda f: f.startswith("TF32 ")),
+             ("BF16", "bfloat16", lambda f: True))
     for mask, peer in (("none", "linear_attention.state"), ("causal", "linear_attention.chunked_cumsum")):
-        for dtype, pdt, form_prefix in (("F32", "float32", "chunked SIMT"), ("F32", "tf32", "TF32 tensor cores"), ("BF16", "bfloat16", "tensor cores")):
+        for dtype, pdt, wanted in kinds:
             p = next((x for x in peers if x.get("peer") == peer and x.get("dtype") == pdt and x.get("shape") == shape), None)
-            cand = [(ms(r[4]), r[3]) for r in la if r[0] == sh and r[1] == mask and r[2] == dtype and r[3].startswith(form_prefix) and ms(r[4])]
-            if not p or not cand:
+            if not p:
                 continue
-            t = p["forward_ms"]
-            for m, f in sorted(cand):
-                print(f"| {sh} | {mask} | {dtype if pdt != 'tf32' else 'TF32'} | {peer.split('.')[1]} | {t:.3f} | {f} | {m:.3f} | {t / m:.2f} |")
-
+            for pss, key in (("forward", "forward_ms"), ("fwd+bwd", "forward_backward_ms")):
+                t = p.get(key)
+                cand = [(ms(r[4]), r[3]) for r in la if r[0] == sh and r[1] == mask and r[2] == dtype and wanted(r[3])
+                        and ("fwd+bwd" in r[3]) == (pss == "fwd+bwd") and ms(r[4])]
+                if not t or not cand:
+                    continue
+                for m, f in sorted(cand):
+                    print(f"| {sh} | {mask} | {dtype if pdt != 'tf32' else 'TF32'} | {pss} | {peer.split('.')[1]} | {t:.3f} | {f} | {m:.3f} | {t / m:.2f} |")
 
 if __name__ == "__main__":
     main(sys.argv[1] if len(sys.argv) > 1 else ".")

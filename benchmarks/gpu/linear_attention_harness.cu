@@ -18,6 +18,10 @@
 //   BF16 / F16 chunked SIMT  the SIMT chunk-parallel form on the 16-bit data (the fallback), F32 inside
 //   TF32 tensor cores  F32 data on m16n8k8 TF32 MMAs (the opt-in of Backend.setAllowTf32: the entry
 //                    point with MK_LINEAR_MASK_TF32), F32 states and scan; R = 64, 128, 256 as for 16 bit
+//   recurrent (causal; opt-in, linear_attention_choice.h): BF16 / F16, TF32 and x3 (F32 data, three
+//                    TF32 MMAs per product: F32-class, held to the F32 bound) on the recurrent form,
+//                    a block per (group, 64 value columns) walking the chunks with the state in
+//                    registers (MB: q, k, v once per value tile, out once; no states)
 //   and "fwd+bwd" rows: the forward and the three products of its backward (dq = P(g, v, k, M),
 //   dk = P(v, g, q, M'), dv = P(k, q, g, M')), as LinearAttention.product's backward calls them.
 // The inputs are multiples of 2^-10 in [-1/8, 1/8) (8-bit integers scaled), exact in F32, BF16 and
@@ -156,6 +160,7 @@ struct Shape {
 // scan is off by far more; a result 2 % off fails in every type.
 static double bound(const char* dtype, int unit) {
   if (unit == 2) return 4e-3;
+  if (unit == 3) return 1e-4;  // x3: F32-class
   if (!strcmp(dtype, "BF16")) return 1.6e-2;
   if (!strcmp(dtype, "F16")) return 4e-3;
   return 1e-4;
@@ -163,7 +168,7 @@ static double bound(const char* dtype, int unit) {
 
 // One row of the table. err < 0: a timing row (fwd+bwd), checked only for the calls' status.
 static void row(const Shape& s, const char* mask, const char* dtype, const char* form, float ms, double flops,
-                double bytes, double err, int unit) {  // unit: 0 F32 FMA, 1 16-bit MMA, 2 TF32 MMA
+                double bytes, double err, int unit) {  // unit: 0 F32 FMA, 1 16-bit MMA, 2 TF32 MMA, 3 x3 (3 TF32 MMAs)
   char shape[64];
   snprintf(shape, sizeof shape, "[%lld,%lld,%lld,%lld]", (long long)s.b, (long long)s.h, (long long)s.n,
            (long long)s.d);
@@ -175,7 +180,8 @@ static void row(const Shape& s, const char* mask, const char* dtype, const char*
   const bool ok = err < 0 || err <= bound(dtype, unit);  // (NaN: not ok)
   if (!ok) ++g_fail;
   const double tfs = flops / (ms * 1e9), gbs = bytes / (ms * 1e6);
-  const double peak = unit == 2 ? g_peak_mma / 2 : unit == 1 ? g_peak_mma : g_peak_f32;
+  const double peak =
+      unit == 3 ? g_peak_mma / 6 : unit == 2 ? g_peak_mma / 2 : unit == 1 ? g_peak_mma : g_peak_f32;
   char pk[32] = "";
   if (peak > 0) snprintf(pk, sizeof pk, "%.1f %%", 100.0 * tfs / peak);
   char er[32] = "";
@@ -207,6 +213,20 @@ static double max_rel_diff(const std::vector<float>& x, const std::vector<float>
   }
   return diff / (mx > 0 ? mx : 1);
 }
+
+// The recurrent form (linear_attention_recurrent.cuh, opt-in: MK_LINEAR_TC=recurrent, MK_LINEAR_F32=x3):
+// the forward called directly, and the four products of forward + backward through the entry point
+// with the variable set (the backward's products are masked too, so all four take the form).
+// Bytes: q, k, v read once per 64 value columns (d / 64 times), out written once.
+static double recurrent_bytes(int64_t G, int64_t n, int64_t d, int elem) {
+  const double tiles = double((d + 63) / 64);
+  return double(elem) * double(G) * double(n) * double(d) * (3.0 * tiles + 1.0);
+}
+struct EnvSet {
+  const char* name;
+  EnvSet(const char* n, const char* v) : name(n) { setenv(n, v, 1); }
+  ~EnvSet() { unsetenv(name); }
+};
 
 template <class H>
 static void half_rows(const Shape& s, int mask, const char* name, const float* q, const float* k, const float* v,
@@ -248,6 +268,24 @@ static void half_rows(const Shape& s, int mask, const char* name, const float* q
              (long long)R);
     row(s, mask ? "causal" : "none", name, form, ms, fl, io_elems * 2 + sb, ms < 0 ? -1 : err_of(oh), true);
     if (!mask) break;  // (no mask: one state per group whatever R)
+  }
+  if (mask) {
+    poison(oh, elems * 2);
+    ms = time_call(15, [&] {
+      return mk::cuda::run_tc_recurrent<mk::cuda::RecOps<H>>(G, n, n, d, d, qh, kh, vh, oh, mask, nullptr);
+    });
+    row(s, "causal", name, "recurrent tensor cores", ms, flops, recurrent_bytes(G, n, d, 2), ms < 0 ? -1 : err_of(oh),
+        true);
+    EnvSet env("MK_LINEAR_TC", "recurrent");
+    ms = time_call(15, [&] {
+      int st = mk::cuda::linear_attention(H::kDtype, G, n, n, d, d, qh, kh, vh, oh, mask, S, nullptr);
+      if (!st) st = mk::cuda::linear_attention(H::kDtype, G, n, n, d, d, gh, vh, kh, t1, mask, S, nullptr);
+      if (!st) st = mk::cuda::linear_attention(H::kDtype, G, n, n, d, d, vh, gh, qh, t2, mirror, S, nullptr);
+      if (!st) st = mk::cuda::linear_attention(H::kDtype, G, n, n, d, d, kh, qh, gh, t3, mirror, S, nullptr);
+      return st;
+    });
+    row(s, "causal", name, "recurrent fwd+bwd (4 products, MK_LINEAR_TC=recurrent)", ms, 4 * flops,
+        4 * recurrent_bytes(G, n, d, 2), -1, true);
   }
   ms = time_call(15, [&] {
     int st = mk::cuda::linear_attention(H::kDtype, G, n, n, d, d, qh, kh, vh, oh, mask, S, nullptr);
@@ -319,6 +357,32 @@ static void tf32_rows(const Shape& s, int mask, const float* q, const float* k, 
       4 * chunk_flops(flops, G, n, d, tp.rows, mask),
       4 * (io_elems * 4 + state_traffic(G, tp.states, d, mask)), -1,
       2);
+  if (mask) {  // the recurrent form: TF32 (one term) and x3 (F32 without TF32, three terms)
+    for (int terms : {1, 3}) {
+      poison(out, elems * 4);
+      ms = time_call(15, [&] {
+        return terms == 1 ? mk::cuda::run_tc_recurrent<mk::cuda::RecOpsF32<1>>(G, n, n, d, d, q, k, v, out, mask,
+                                                                                 nullptr)
+                          : mk::cuda::run_tc_recurrent<mk::cuda::RecOpsF32<3>>(G, n, n, d, d, q, k, v, out, mask,
+                                                                                 nullptr);
+      });
+      row(s, mname, "F32", terms == 1 ? "TF32 recurrent tensor cores" : "x3 recurrent tensor cores (F32 accuracy)", ms,
+          flops, recurrent_bytes(G, n, d, 4), ms < 0 ? -1 : err_of(out), terms == 1 ? 2 : 3);
+      EnvSet env(terms == 1 ? "MK_LINEAR_TC" : "MK_LINEAR_F32", terms == 1 ? "recurrent" : "x3");
+      const int flag = terms == 1 ? tf32 : 0;
+      ms = time_call(15, [&] {
+        int st = mk::cuda::linear_attention(MK_F32, G, n, n, d, d, q, k, v, out, mask | flag, ws, nullptr);
+        if (!st) st = mk::cuda::linear_attention(MK_F32, G, n, n, d, d, g, v, k, t1, mask | flag, ws, nullptr);
+        if (!st) st = mk::cuda::linear_attention(MK_F32, G, n, n, d, d, v, g, q, t2, mirror | flag, ws, nullptr);
+        if (!st) st = mk::cuda::linear_attention(MK_F32, G, n, n, d, d, k, q, g, t3, mirror | flag, ws, nullptr);
+        return st;
+      });
+      row(s, mname, "F32",
+          terms == 1 ? "TF32 recurrent fwd+bwd (4 products, MK_LINEAR_TC=recurrent)"
+                     : "x3 recurrent fwd+bwd (4 products, MK_LINEAR_F32=x3)",
+          ms, 4 * flops, 4 * recurrent_bytes(G, n, d, 4), -1, terms == 1 ? 2 : 3);
+    }
+  }
   for (float* p : {g, t1, t2, t3}) CHECK(cudaFree(p));
 }
 
