@@ -25,6 +25,9 @@
 #                              GPU_BF16_SECOND=DEFAULT,SM90 times the BF16 double backward's Hopper
 #                              passes beside the default ones; GPU_ATTN_SIMT=default,x3 the F32
 #                              sets with the 3xTF32 Hopper kernels beside the default)
+# The opt-in kernel choices are environment variables read per call, so they pass through to every
+# step: e.g. MK_LINEAR_TC=recurrent MK_LINEAR_F32=x3 TESTS_ONLY=1 HARNESSES=0 runs the gpu-tagged
+# tests with the recurrent linear-attention form (the harness times it beside the others anyway).
 # GPU_GRAPH=1 runs the graph step alone (issue 15; one device call, expected ~4-5 min, bounded by its
 # timeouts at ~9 min: give the call timeout_s 600), after the device and backend lines:
 #   a. GraphEdgeDump writes the R-MAT edge lists (100k nodes, 1M and 10M edges, and the GCN graph's

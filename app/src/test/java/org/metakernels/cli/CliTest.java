@@ -325,6 +325,11 @@ class CliTest {
     Run r = run("info");
     assertEquals(0, r.code(), r.err());
     assertTrue(r.out().contains("SIMT attention kernels (F32/F64, CUDA): MK_ATTN_SIMT="), r.out());
+    assertTrue(r.out().contains("linear attention forms (masked products, CUDA): " + InfoCommand.linearForms()),
+        r.out());
+    if (System.getenv("MK_LINEAR_TC") == null && System.getenv("MK_LINEAR_F32") == null) {
+      assertTrue(r.out().contains("16-bit and TF32 chunked (MK_LINEAR_TC=chunked), F32 SIMT chunked"), r.out());
+    }
     if (System.getenv("MK_ATTN_SIMT") == null && System.getenv("MK_ATTN_SIMT_BWD") == null) {
       // the defaults: v2 only where an H100 timed it (F32 on 9.x, 64 < D <= 128), v1 elsewhere
       assertTrue(r.out().contains("F32 sm_80: D=64 v1/v1; D=128 v1/v1; D=256 v1/v1;"), r.out());
