@@ -21,7 +21,9 @@
 //   recurrent (causal; opt-in, linear_attention_choice.h): BF16 / F16, TF32 and x3 (F32 data, three
 //                    TF32 MMAs per product: F32-class, held to the F32 bound) on the recurrent form,
 //                    a block per (group, 64 value columns) walking the chunks with the state in
-//                    registers (MB: q, k, v once per value tile, out once; no states)
+//                    registers (MB: q, k, v once per value tile, out once; with several segments
+//                    per group also k, v once more and the segment states: state_traffic), 16-bit
+//                    at 1, 2, 4, 8 segments per group, F32 at the entry point's count
 //   and "fwd+bwd" rows: the forward and the three products of its backward (dq = P(g, v, k, M),
 //   dk = P(v, g, q, M'), dv = P(k, q, g, M')), as LinearAttention.product's backward calls them.
 // The inputs are multiples of 2^-10 in [-1/8, 1/8) (8-bit integers scaled), exact in F32, BF16 and
@@ -270,12 +272,22 @@ static void half_rows(const Shape& s, int mask, const char* name, const float* q
     if (!mask) break;  // (no mask: one state per group whatever R)
   }
   if (mask) {
-    poison(oh, elems * 2);
-    ms = time_call(15, [&] {
-      return mk::cuda::run_tc_recurrent<mk::cuda::RecOps<H>>(G, n, n, d, d, qh, kh, vh, oh, mask, nullptr);
-    });
-    row(s, "causal", name, "recurrent tensor cores", ms, flops, recurrent_bytes(G, n, d, 2), ms < 0 ? -1 : err_of(oh),
-        true);
+    // segments per group 1, 2, 4, 8 (more: a state pass over the keys and a scan first); the entry
+    // point's choice (rec_segments) marked
+    const int64_t ws_bytes = mk::cuda::chunk_plan(MK_F32, G, n, d, d, 1).bytes;
+    const int64_t auto_segs = mk::cuda::rec_segments(G, (d + 63) / 64, n, mk::cuda::device_sms());
+    for (int64_t segs = 1; segs <= 8; segs *= 2) {
+      poison(oh, elems * 2);
+      ms = time_call(15, [&] {
+        return mk::cuda::run_tc_recurrent<mk::cuda::RecOps<H>>(G, n, n, d, d, qh, kh, vh, oh, mask, nullptr, S,
+                                                               ws_bytes, segs);
+      });
+      char form[96];
+      snprintf(form, sizeof form, "recurrent tensor cores, %lld segment%s%s", (long long)segs, segs > 1 ? "s" : "",
+               segs == auto_segs ? " (entry point)" : "");
+      const double extra = segs > 1 ? 2.0 * double(elems) * 2 + state_traffic(G, segs, d, mask) : 0.0;
+      row(s, "causal", name, form, ms, flops, recurrent_bytes(G, n, d, 2) + extra, ms < 0 ? -1 : err_of(oh), true);
+    }
     EnvSet env("MK_LINEAR_TC", "recurrent");
     ms = time_call(15, [&] {
       int st = mk::cuda::linear_attention(H::kDtype, G, n, n, d, d, qh, kh, vh, oh, mask, S, nullptr);
@@ -359,15 +371,22 @@ static void tf32_rows(const Shape& s, int mask, const float* q, const float* k, 
       2);
   if (mask) {  // the recurrent form: TF32 (one term) and x3 (F32 without TF32, three terms)
     for (int terms : {1, 3}) {
+      // the entry point's segment count (rec_segments), called directly
+      const int64_t ws_bytes = mk::cuda::chunk_plan(MK_F32, G, n, d, d, 1).bytes;
+      const int64_t segs = mk::cuda::rec_segments(G, (d + 63) / 64, n, mk::cuda::device_sms());
       poison(out, elems * 4);
       ms = time_call(15, [&] {
         return terms == 1 ? mk::cuda::run_tc_recurrent<mk::cuda::RecOpsF32<1>>(G, n, n, d, d, q, k, v, out, mask,
-                                                                                 nullptr)
+                                                                                 nullptr, S, ws_bytes, segs)
                           : mk::cuda::run_tc_recurrent<mk::cuda::RecOpsF32<3>>(G, n, n, d, d, q, k, v, out, mask,
-                                                                                 nullptr);
+                                                                                 nullptr, S, ws_bytes, segs);
       });
-      row(s, mname, "F32", terms == 1 ? "TF32 recurrent tensor cores" : "x3 recurrent tensor cores (F32 accuracy)", ms,
-          flops, recurrent_bytes(G, n, d, 4), ms < 0 ? -1 : err_of(out), terms == 1 ? 2 : 3);
+      char form[96];
+      snprintf(form, sizeof form, "%s recurrent tensor cores%s, %lld segment%s", terms == 1 ? "TF32" : "x3",
+               terms == 1 ? "" : " (F32 accuracy)", (long long)segs, segs > 1 ? "s" : "");
+      const double extra = segs > 1 ? 2.0 * double(elems) * 4 + state_traffic(G, segs, d, mask) : 0.0;
+      row(s, mname, "F32", form, ms, flops, recurrent_bytes(G, n, d, 4) + extra, ms < 0 ? -1 : err_of(out),
+          terms == 1 ? 2 : 3);
       EnvSet env(terms == 1 ? "MK_LINEAR_TC" : "MK_LINEAR_F32", terms == 1 ? "recurrent" : "x3");
       const int flag = terms == 1 ? tf32 : 0;
       ms = time_call(15, [&] {

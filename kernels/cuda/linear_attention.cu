@@ -956,28 +956,31 @@ int launch(int64_t groups, int64_t nq, int64_t nk, int64_t dk, int64_t dv, const
            const void* v, void* out, int mask, bool tf32, void* workspace, void* stream) {
   using T = typename Elem<SS>::T;
   using Raw = typename Elem<SS>::Raw;
-  // the recurrent form, where chosen (linear_attention_choice.h): masked products only, no scratch
+  const ChunkPlan p = chunk_plan(sizeof(T) == 4 ? MK_F32 : MK_F64, groups, nk, dk, dv, mask);
+  // the recurrent form, where chosen (linear_attention_choice.h): masked products only; the scratch
+  // (sized by the plan) holds the segment states when it walks several segments per group
   if (mask != 0 && nq == nk) {
+    float* const RS = workspace && p.bytes > 0 ? static_cast<float*>(workspace) : nullptr;
+    const int64_t rs_bytes = RS ? p.bytes : 0;
     const LinearAttentionChoice ch = linear_attention_choose();
     int st = KERNEL_UNSUPPORTED;
     if constexpr (std::is_same<Raw, uint16_t>::value) {
       if (ch.tensor_core == MK_LINEAR_RECURRENT)
         st = run_tc_recurrent<RecOps<SS>>(groups, nq, nk, dk, dv, static_cast<const Raw*>(q),
                                           static_cast<const Raw*>(k), static_cast<const Raw*>(v),
-                                          static_cast<Raw*>(out), mask, as_stream(stream));
+                                          static_cast<Raw*>(out), mask, as_stream(stream), RS, rs_bytes, 0);
     } else if constexpr (std::is_same<SS, float>::value) {
       const float *qf = static_cast<const float*>(q), *kf = static_cast<const float*>(k),
                   *vf = static_cast<const float*>(v);
       if (tf32 && ch.tensor_core == MK_LINEAR_RECURRENT)
         st = run_tc_recurrent<RecOpsF32<1>>(groups, nq, nk, dk, dv, qf, kf, vf, static_cast<float*>(out), mask,
-                                            as_stream(stream));
+                                            as_stream(stream), RS, rs_bytes, 0);
       else if (!tf32 && ch.f32 == MK_LINEAR_F32_X3)
         st = run_tc_recurrent<RecOpsF32<3>>(groups, nq, nk, dk, dv, qf, kf, vf, static_cast<float*>(out), mask,
-                                            as_stream(stream));
+                                            as_stream(stream), RS, rs_bytes, 0);
     }
     if (st != KERNEL_UNSUPPORTED) return st;
   }
-  const ChunkPlan p = chunk_plan(sizeof(T) == 4 ? MK_F32 : MK_F64, groups, nk, dk, dv, mask);
   if (workspace && p.bytes > 0) {
     int st = KERNEL_UNSUPPORTED;
     const ChunkPlan tp = tc_plan(p, groups, nk, dk, dv, mask);

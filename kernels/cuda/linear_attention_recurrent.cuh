@@ -7,6 +7,8 @@
 // registers (F32, [dk, ET]; warp w holds the key features [w·DKP/4, (w + 1)·DKP/4)). Per chunk c:
 //   O_c = Q_c Ŝ + mask(Q_c K_cᵀ) V_c        (Ŝ: S as it stood before chunk c, staged in shared memory)
 //   S  += K_cᵀ V_c
+// (segmented walks, for few groups: block (g, seg, et) walks only its segment's chunks, from the
+// state of the keys before it, run_tc_recurrent below)
 // so nothing goes through global memory but q, k, v (read once per value tile) and the output: no
 // chunk states, no scan pass (the chunked form's states were 1.07 GB of its 1.34 GB per causal BF16
 // forward at [4,16,4096,128], R = 64 on the H100, 2026-12-05). Q, K and V tiles come by cp.async
@@ -42,6 +44,7 @@ static_assert(RecTraits::kThreads == TcTraits::kThreads, "tc_launch launches TC:
 template <class E>
 struct RecOps {  // BF16 / F16
   using Raw = uint16_t;
+  using Elem = E;  // the operand type of mma.cuh (the state pass's)
   static constexpr int kK = 16;
   static constexpr int kPadQK = 8;  // 16 bytes: ldmatrix rows of a tile in distinct bank groups
   static constexpr int kPadV = 8;
@@ -115,6 +118,7 @@ template <int TERMS>
 struct RecOpsF32 {
   static_assert(TERMS == 1 || TERMS == 3, "one TF32 term or the three of x3");
   using Raw = float;
+  using Elem = Tf32;
   static constexpr int kK = 8;
   static constexpr int kPadQK = 8;  // row stride = 8 mod 32 words: the 8-byte reads of a warp in 2 wavefronts
   static constexpr int kPadV = 4;   // row stride = 4 mod 32 words: b2_kn's reads hit 32 banks
@@ -236,11 +240,22 @@ __device__ __forceinline__ void rec_tile_async(Raw* dst, int ldd, const Raw* src
   }
 }
 
-// mask 1 (causal: chunks ascending, keys i <= j) or 2 (anti-causal: descending, i >= j); n = nq = nk
+// The state a segment starts from (segmented walks): F32, element (d, e) of segment `seg` of group g
+// at S0[(g·segments + seg)·dk·dv + d·sd + e·se] (the scan's exclusive prefix or suffix, in the layout
+// of the state pass that wrote it: tc_state_kernel's [e][d] or state_kernel's [d][e]); null: zero.
+struct RecInit {
+  const float* S0 = nullptr;
+  int64_t sd = 0, se = 0;
+};
+
+// mask 1 (causal: chunks ascending, keys i <= j) or 2 (anti-causal: descending, i >= j); n = nq = nk.
+// Block (g, seg, et) walks the chunks [seg·seg_chunks, (seg + 1)·seg_chunks) of its group from the
+// state init gives (one segment: the whole sequence from zero).
 template <class Ops, int DKP>
 __global__ void __launch_bounds__(RecTraits::kThreads)
-tc_recurrent_kernel(int mask, int64_t n, int64_t dk, int64_t dv, int64_t etiles, const typename Ops::Raw* q,
-                    const typename Ops::Raw* k, const typename Ops::Raw* v, typename Ops::Raw* out, int vec) {
+tc_recurrent_kernel(int mask, int64_t n, int64_t dk, int64_t dv, int64_t etiles, int64_t segments,
+                    int64_t seg_chunks, RecInit init, const typename Ops::Raw* q, const typename Ops::Raw* k,
+                    const typename Ops::Raw* v, typename Ops::Raw* out, int vec) {
   using Raw = typename Ops::Raw;
   using L = RecLayout<Ops, DKP>;
   using A = typename Ops::A;
@@ -249,16 +264,18 @@ tc_recurrent_kernel(int mask, int64_t n, int64_t dk, int64_t dv, int64_t etiles,
   constexpr int MT = DKP / 64;  // 16-row m-tiles of S per warp (a warp holds DKP / 4 key features)
   Raw* const sm = reinterpret_cast<Raw*>(mk_linear_smem);
   Raw* const st = sm + L::st;
-  const int64_t et = blockIdx.x % etiles, g = blockIdx.x / etiles, e0 = et * ET;
+  const int64_t et = blockIdx.x % etiles, seg = (blockIdx.x / etiles) % segments,
+                g = blockIdx.x / (etiles * segments), e0 = et * ET;
   q += g * n * dk;
   k += g * n * dk;
   v += g * n * dv;
   out += g * n * dv;
   const int lane = int(threadIdx.x) % 32, warp = int(threadIdx.x) / 32, gq = lane >> 2, tq = lane & 3;
   const int m0 = warp * 16, d0 = warp * (DKP / 4);
-  const int64_t chunks = ceil_div(n, C);
+  const int64_t c_lo = seg * seg_chunks, c_hi = min64(ceil_div(n, C), c_lo + seg_chunks);
+  const int64_t chunks = c_hi - c_lo;  // (of this segment)
   const bool v16 = vec != 0;
-  auto chunk_at = [&](int64_t step) { return mask == 1 ? step : chunks - 1 - step; };
+  auto chunk_at = [&](int64_t step) { return mask == 1 ? c_lo + step : c_hi - 1 - step; };
   auto load = [&](int64_t c, int stage) {
     Raw* const base = sm + stage * L::stage;
     rec_tile_async<Raw, DKP>(base + L::q, L::LQ, q, dk, c * C, n, 0, dk, v16);
@@ -274,6 +291,20 @@ tc_recurrent_kernel(int mask, int64_t n, int64_t dk, int64_t dv, int64_t etiles,
     for (int nb = 0; nb < ET / 8; ++nb)
 #pragma unroll
       for (int r = 0; r < 4; ++r) s[mt][nb][r] = 0.f;
+  // a segment after the first in walk order starts from the state of the keys before it
+  const bool has_init = init.S0 != nullptr && (mask == 1 ? seg > 0 : seg < segments - 1);
+  if (has_init) {
+    const float* S0 = init.S0 + (g * segments + seg) * dk * dv;
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+      for (int nb = 0; nb < ET / 8; ++nb)
+#pragma unroll
+        for (int r = 0; r < 4; ++r) {
+          const int64_t d = d0 + mt * 16 + gq + 8 * (r >> 1), e = e0 + nb * 8 + 2 * tq + (r & 1);
+          if (d < dk && e < dv) s[mt][nb][r] = S0[d * init.sd + e * init.se];
+        }
+  }
 
   if (chunks > 0) load(chunk_at(0), 0);
   for (int64_t step = 0; step < chunks; ++step) {
@@ -285,7 +316,7 @@ tc_recurrent_kernel(int mask, int64_t n, int64_t dk, int64_t dv, int64_t etiles,
     const Raw* const qs = sm + stage * L::stage + L::q;
     const Raw* const ks = sm + stage * L::stage + L::k;
     const Raw* const vs = sm + stage * L::stage + L::v;
-    const bool with_state = step > 0;  // (block-uniform) the first chunk's state is zero
+    const bool with_state = step > 0 || has_init;  // (block-uniform) else the state is zero
     if (with_state) {
       // Ŝᵀ[e][d] = S[d][e] as the operand type stages it
 #pragma unroll
@@ -379,25 +410,85 @@ tc_recurrent_kernel(int mask, int64_t n, int64_t dk, int64_t dv, int64_t etiles,
   cp_async_wait<0>();
 }
 
+// Segments per group for a walk (the parallelism of one block per group and value tile is groups x
+// etiles blocks, 128 at [4,16,4096,128], 32 at [1,16,16384,128]): 1 where the blocks already fill
+// 7/8 of the device's SMs (128 of an H100's 132: one wave), else the smallest power of two that
+// does, keeping >= 4 chunks (256 keys) a segment (a segment costs a state pass over its keys and a
+// scan). Untimed (2026-12-06): benchmarks/gpu/linear_attention_harness.cu times 1, 2, 4, 8.
+inline int64_t rec_segments(int64_t groups, int64_t etiles, int64_t n, int sms) {
+  const int64_t chunks = ceil_div(n, RecTraits::kChunk);
+  int64_t segs = 1;
+  while (8 * groups * etiles * segs < 7 * int64_t(sms) && ceil_div(chunks, 2 * segs) >= 4) segs *= 2;
+  return segs;
+}
+
+inline int device_sms() {
+  int dev = 0, sms = 1;
+  cudaGetDevice(&dev);
+  if (cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) return 1;
+  return sms;
+}
+
 // The recurrent form for one operand policy: KERNEL_UNSUPPORTED (before any launch) unless the
 // product is masked and square, dk <= 128, and the device's shared memory holds the tiles.
+// segments: 1 (one walk per group and value tile), more (needs `scratch_bytes` >= groups · segments ·
+// dk · dv floats at S, else refused), or 0 (rec_segments' choice, halved until the scratch holds
+// it; 1 without scratch). With several segments, first the segments' states K_segᵀ V_seg by a state pass (16-bit and TF32:
+// tc_state_kernel, rounding as the MMAs do; x3: the exact SIMT state_kernel), their exclusive
+// prefix (causal) or suffix by scan_kernel, then a block per (group, segment, value tile) walks its
+// segment from that state.
 template <class Ops>
 int run_tc_recurrent(int64_t groups, int64_t nq, int64_t nk, int64_t dk, int64_t dv, const typename Ops::Raw* q,
                      const typename Ops::Raw* k, const typename Ops::Raw* v, typename Ops::Raw* out, int mask,
-                     cudaStream_t stream) {
-  if ((mask != 1 && mask != 2) || nq != nk || dk > RecTraits::kMaxDk || dk <= 0 || dv <= 0) return KERNEL_UNSUPPORTED;
-  constexpr int N = 16 / int(sizeof(typename Ops::Raw));
+                     cudaStream_t stream, float* S = nullptr, int64_t scratch_bytes = 0, int64_t segments = 1) {
+  if ((mask != 1 && mask != 2) || nq != nk || dk > RecTraits::kMaxDk || dk <= 0 || dv <= 0 || segments < 0)
+    return KERNEL_UNSUPPORTED;
+  using Raw = typename Ops::Raw;
+  constexpr int N = 16 / int(sizeof(Raw));
   const int vec = dk % N == 0 && dv % N == 0 && aligned16(q) && aligned16(k) && aligned16(v) && aligned16(out);
-  const int64_t etiles = ceil_div(dv, RecTraits::kET);
+  const int64_t etiles = ceil_div(dv, RecTraits::kET), chunks = ceil_div(nk, RecTraits::kChunk);
   const size_t optin = optin_smem();
-  if (dk <= 64) {
-    using L = RecLayout<Ops, 64>;
-    if (L::bytes > optin) return KERNEL_UNSUPPORTED;
-    return tc_launch(tc_recurrent_kernel<Ops, 64>, groups * etiles, L::bytes, stream, mask, nq, dk, dv, etiles, q, k,
-                     v, out, vec);
+  const bool wide = dk > 64;
+  const size_t bytes = wide ? RecLayout<Ops, 128>::bytes : RecLayout<Ops, 64>::bytes;
+  if (bytes > optin) return KERNEL_UNSUPPORTED;
+  const int64_t state_bytes = groups * dk * dv * int64_t(sizeof(float));  // one state per group
+  if (segments == 0) {
+    segments = S ? rec_segments(groups, etiles, nk, device_sms()) : 1;
+    while (segments > 1 && segments * state_bytes > scratch_bytes) segments /= 2;
   }
-  using L = RecLayout<Ops, 128>;
-  if (L::bytes > optin) return KERNEL_UNSUPPORTED;
-  return tc_launch(tc_recurrent_kernel<Ops, 128>, groups * etiles, L::bytes, stream, mask, nq, dk, dv, etiles, q, k, v,
-                   out, vec);
+  segments = std::max<int64_t>(1, std::min(segments, chunks));
+  const int64_t seg_chunks = ceil_div(chunks, segments);
+  segments = ceil_div(chunks, seg_chunks);  // (no empty segment)
+  if (segments > 1 && (!S || segments * state_bytes > scratch_bytes)) return KERNEL_UNSUPPORTED;
+  RecInit init;
+  if (segments > 1) {
+    ChunkPlan p;
+    p.rows = seg_chunks * RecTraits::kChunk;
+    p.states = segments;
+    p.bytes = groups * segments * dk * dv * int64_t(sizeof(float));
+    const int64_t dtiles = ceil_div(dk, TC::kRows), et64 = ceil_div(dv, int64_t(64));
+    int st;
+    if constexpr (std::is_same<Ops, RecOpsF32<3>>::value) {  // exact F32 states, [d][e]
+      st = launch_blocks(state_kernel<float>, groups * p.states * dtiles * et64, state_smem<float>(), stream, nk, dk,
+                         dv, p.rows, p.states, dtiles, et64, k, v, S);
+      init.sd = dv;
+      init.se = 1;
+    } else {  // the operand type's states (16-bit exact inputs; TF32 rounds k and v as the MMAs do), [e][d]
+      using EO = typename Ops::Elem;
+      const int vs = dk % N == 0 && dv % N == 0 && aligned16(k) && aligned16(v);
+      st = tc_launch(tc_state_kernel<EO, 64>, groups * p.states * dtiles * et64, TcStateLayout<EO, 64>::bytes, stream,
+                     nk, dk, dv, p.rows, p.states, dtiles, et64, k, v, S, vs);
+      init.sd = 1;
+      init.se = dk;
+    }
+    if (st != 0) return st;
+    if ((st = scan_states(p, groups, dk, dv, mask, S, stream)) != 0) return st;
+    init.S0 = S;
+  }
+  const int64_t blocks = groups * segments * etiles;
+  if (!wide)
+    return tc_launch(tc_recurrent_kernel<Ops, 64>, blocks, bytes, stream, mask, nq, dk, dv, etiles, segments,
+                     seg_chunks, init, q, k, v, out, vec);
+  return tc_launch(tc_recurrent_kernel<Ops, 128>, blocks, bytes, stream, mask, nq, dk, dv, etiles, segments,
+                   seg_chunks, init, q, k, v, out, vec);
 }

@@ -54,7 +54,8 @@ enum cudaDeviceAttr {
   cudaDevAttrMaxSharedMemoryPerBlockOptin = 97,
   cudaDevAttrMaxSharedMemoryPerMultiprocessor = 81,
   cudaDevAttrComputeCapabilityMajor = 75,
-  cudaDevAttrComputeCapabilityMinor = 76
+  cudaDevAttrComputeCapabilityMinor = 76,
+  cudaDevAttrMultiProcessorCount = 16
 };
 enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize = 8 };
 struct cudaLaunchAttribute;
@@ -76,6 +77,7 @@ struct Config {
   std::map<const void*, int> max_dynamic;  // cudaFuncAttributeMaxDynamicSharedMemorySize per kernel
   int arch_major = 9;                      // cudaDevAttrComputeCapabilityMajor
   int arch_minor = 0;                      // cudaDevAttrComputeCapabilityMinor
+  int sms = 132;                           // cudaDevAttrMultiProcessorCount (H100 SXM)
 };
 inline Config& config() { static Config c; return c; }
 // The emulator's state (config, the fibers, blockIdx) is one per process: launches and kernel
@@ -422,6 +424,7 @@ inline cudaError_t cudaDeviceGetAttribute(int* v, cudaDeviceAttr a, int) {
   else if (a == cudaDevAttrMaxSharedMemoryPerMultiprocessor) *v = emu::config().per_sm;
   else if (a == cudaDevAttrComputeCapabilityMajor) *v = emu::config().arch_major;
   else if (a == cudaDevAttrComputeCapabilityMinor) *v = emu::config().arch_minor;
+  else if (a == cudaDevAttrMultiProcessorCount) *v = emu::config().sms;
   else return cudaErrorInvalidValue;
   return cudaSuccess;
 }

@@ -757,19 +757,22 @@ struct ScopedEnv {
 };
 
 // out of the form run directly, in every thread order (the same bits each time, nothing outside)
+// (segments > 1: the segmented walk, its states in a scratch of exactly groups · segments states)
 template <class Ops, class Raw>
 static std::vector<Raw> run_recurrent_orders(const std::string& what, int64_t G, int64_t n, int64_t dk, int64_t dv,
                                              const Buf<Raw>& q, const Buf<Raw>& k, const Buf<Raw>& v, Buf<Raw>& out,
-                                             int mask) {
+                                             int mask, int64_t segments = 1) {
   std::vector<Raw> first;
+  Buf<float> S(segments > 1 ? G * segments * dk * dv : 0);
   for (size_t o = 0; o < g_orders.size(); ++o) {
     emu::config().order = g_orders[o];
     emu::config().seed = unsigned(o + 17);
     out.poison();
+    S.poison();
     const int st = mk::cuda::run_tc_recurrent<Ops>(G, n, n, dk, dv, q.data(), k.data(), v.data(), out.data(), mask,
-                                                   nullptr);
+                                                   nullptr, segments > 1 ? S.data() : nullptr, S.n * 4, segments);
     expect(st == 0, what + ": recurrent form failed (" + std::to_string(st) + ")");
-    expect(out.guards_intact(), what + ": recurrent form wrote outside the output");
+    expect(out.guards_intact() && S.guards_intact(), what + ": recurrent form wrote outside the output or scratch");
     std::vector<Raw> now(out.data(), out.data() + out.n);
     if (o == 0)
       first = now;
@@ -781,15 +784,16 @@ static std::vector<Raw> run_recurrent_orders(const std::string& what, int64_t G,
   return first;
 }
 
-// the entry point (with and without scratch) gives `want`'s bits
+// the entry point (with scratch, and unless scratch_only without) gives `want`'s bits
 template <class Raw>
 static void entry_gives(const std::string& what, int dtype, int64_t G, int64_t n, int64_t dk, int64_t dv,
                         const Buf<Raw>& q, const Buf<Raw>& k, const Buf<Raw>& v, int mask_arg,
-                        const std::vector<Raw>& want) {
+                        const std::vector<Raw>& want, bool scratch_only = false) {
   const int64_t scratch = mk::cuda::linear_attention_scratch(dtype, G, n, n, dk, dv, mask_arg);
   Buf<float> S(std::max<int64_t>(scratch / 4, 1));
   Buf<Raw> out(G * n * dv);
   for (int with : {1, 0}) {
+    if (!with && scratch_only) continue;
     out.poison();
     const int st = mk::cuda::linear_attention(dtype, G, n, n, dk, dv, q.data(), k.data(), v.data(), out.data(),
                                               mask_arg, with ? S.data() : nullptr, nullptr);
@@ -799,8 +803,11 @@ static void entry_gives(const std::string& what, int dtype, int64_t G, int64_t n
   }
 }
 
+// segments: of the walk checked (1: the entry point's choice must be 1 too; more: called directly
+// only, and the entry point checked against its own choice, rec_segments', in segmented_cases)
 template <class H>
-static void recurrent_half_case(int64_t G, int64_t n, int64_t dk, int64_t dv, int mask, unsigned seed) {
+static void recurrent_half_case(int64_t G, int64_t n, int64_t dk, int64_t dv, int mask, unsigned seed,
+                                int64_t segments = 1) {
   using X = Half<H>;
   std::mt19937 rng(seed);
   std::normal_distribution<double> nd(0.0, 1.0);
@@ -816,20 +823,20 @@ static void recurrent_half_case(int64_t G, int64_t n, int64_t dk, int64_t dv, in
   make(k, kd);
   make(v, vd);
   char what[200];
-  snprintf(what, sizeof what, "recurrent %s [G %lld, n %lld, dk %lld, dv %lld] mask %d", X::name(), (long long)G,
-           (long long)n, (long long)dk, (long long)dv, mask);
+  snprintf(what, sizeof what, "recurrent %s [G %lld, n %lld, dk %lld, dv %lld] mask %d segments %lld", X::name(),
+           (long long)G, (long long)n, (long long)dk, (long long)dv, mask, (long long)segments);
   const std::vector<double> ref = composed(G, n, n, dk, dv, mask, qd, kd, vd, [](double x) { return x; });
   const std::vector<double> naive = composed(G, n, n, dk, dv, mask, qd, kd, vd, [](double x) { return X::round(x); });
   const double en = rel_err(naive, ref);
   const std::vector<uint16_t> first =
-      run_recurrent_orders<mk::cuda::RecOps<H>>(what, G, n, dk, dv, q, k, v, out, mask);
+      run_recurrent_orders<mk::cuda::RecOps<H>>(what, G, n, dk, dv, q, k, v, out, mask, segments);
   std::vector<double> wide(first.size());
   for (size_t i = 0; i < first.size(); ++i) wide[i] = X::decode(first[i]);
   const double e = rel_err(wide, ref);
   expect(e <= 2 * en + 1e-6, std::string(what) + ": error " + std::to_string(e) + " over twice the naive " +
                                  std::to_string(en));
   g_worst_rec_half = std::max(g_worst_rec_half, en > 0 ? e / en : 0.0);
-  {
+  if (segments == 1) {
     ScopedEnv env("MK_LINEAR_TC", "recurrent");
     entry_gives(what, H::kDtype, G, n, dk, dv, q, k, v, mask, first);
   }
@@ -837,7 +844,8 @@ static void recurrent_half_case(int64_t G, int64_t n, int64_t dk, int64_t dv, in
 }
 
 // TF32 (MK_LINEAR_TC=recurrent with the TF32 flag) and x3 (MK_LINEAR_F32=x3, F32 without the flag)
-static void recurrent_f32_case(int64_t G, int64_t n, int64_t dk, int64_t dv, int mask, unsigned seed) {
+static void recurrent_f32_case(int64_t G, int64_t n, int64_t dk, int64_t dv, int mask, unsigned seed,
+                               int64_t segments = 1) {
   std::mt19937 rng(seed);
   std::normal_distribution<double> nd(0.0, 1.0);
   Buf<float> q(G * n * dk), k(G * n * dk), v(G * n * dv), out(G * n * dv);
@@ -853,8 +861,8 @@ static void recurrent_f32_case(int64_t G, int64_t n, int64_t dk, int64_t dv, int
   make(k, kd, kt);
   make(v, vd, vt);
   char what[200];
-  snprintf(what, sizeof what, "recurrent F32 [G %lld, n %lld, dk %lld, dv %lld] mask %d", (long long)G, (long long)n,
-           (long long)dk, (long long)dv, mask);
+  snprintf(what, sizeof what, "recurrent F32 [G %lld, n %lld, dk %lld, dv %lld] mask %d segments %lld", (long long)G,
+           (long long)n, (long long)dk, (long long)dv, mask, (long long)segments);
   const std::vector<double> ref = composed(G, n, n, dk, dv, mask, qd, kd, vd, [](double x) { return x; });
   // TF32: twice the naive TF32 composition's error
   const std::vector<double> naive = composed(
@@ -862,18 +870,18 @@ static void recurrent_f32_case(int64_t G, int64_t n, int64_t dk, int64_t dv, int
       [](double x) { return double(float(x)); });
   const double en = rel_err(naive, ref);
   const std::vector<float> tf = run_recurrent_orders<mk::cuda::RecOpsF32<1>>(std::string(what) + " TF32", G, n, dk,
-                                                                             dv, q, k, v, out, mask);
+                                                                             dv, q, k, v, out, mask, segments);
   const double et = rel_err(std::vector<double>(tf.begin(), tf.end()), ref);
   expect(et <= 2 * en + 1e-6, std::string(what) + ": TF32 error " + std::to_string(et) + " over twice the naive " +
                                   std::to_string(en));
   g_worst_rec_tf32 = std::max(g_worst_rec_tf32, en > 0 ? et / en : 0.0);
-  {
+  if (segments == 1) {
     ScopedEnv env("MK_LINEAR_TC", "recurrent");
     entry_gives(std::string(what) + " TF32", MK_F32, G, n, dk, dv, q, k, v, mask | MK_LINEAR_MASK_TF32, tf);
   }
   // x3: the F32 bound per element
   const std::vector<float> x3 =
-      run_recurrent_orders<mk::cuda::RecOpsF32<3>>(std::string(what) + " x3", G, n, dk, dv, q, k, v, out, mask);
+      run_recurrent_orders<mk::cuda::RecOpsF32<3>>(std::string(what) + " x3", G, n, dk, dv, q, k, v, out, mask, segments);
   std::vector<double> bound(size_t(G * n * dv), 0.0);
   for (int64_t g = 0; g < G; ++g)
     for (int64_t j = 0; j < n; ++j)
@@ -904,7 +912,7 @@ static void recurrent_f32_case(int64_t G, int64_t n, int64_t dk, int64_t dv, int
   const double es = rel_err(std::vector<double>(simt.data(), simt.data() + simt.n), ref);
   g_x3_err = std::max(g_x3_err, ex);
   g_simt_err = std::max(g_simt_err, es);
-  {
+  if (segments == 1) {
     ScopedEnv env("MK_LINEAR_F32", "x3");
     entry_gives(std::string(what) + " x3", MK_F32, G, n, dk, dv, q, k, v, mask, x3);
   }
@@ -968,6 +976,57 @@ static void recurrent_refusal_cases(unsigned seed) {
   }
 }
 
+// The segmented walk (several segments per group: the segments' states by a state pass, their
+// exclusive prefix / suffix by the scan, a block per (group, segment, value tile)): the criteria of
+// the one-segment walk for 2, 3 and 5 segments (the last partial, a segment of one chunk); the
+// entry point's choice (rec_segments: groups x value tiles below the SM count and >= 4 chunks a
+// segment) gives the bits of that many segments called directly; too small a scratch is refused.
+static void segmented_cases(unsigned& seed) {
+  expect(mk::cuda::rec_segments(64, 2, 4096, 132) == 1 && mk::cuda::rec_segments(16, 2, 16384, 132) == 4 &&
+             mk::cuda::rec_segments(256, 1, 512, 132) == 1 && mk::cuda::rec_segments(1, 1, 600, 132) == 2 &&
+             mk::cuda::rec_segments(1, 1, 100, 132) == 1,
+         "rec_segments: the segment counts of the plan");
+  for (int mask = 1; mask <= 2; ++mask)
+    for (int64_t segs : {2, 3, 5}) {
+      recurrent_half_case<mk::cuda::Bf16>(2, 300, 40, 70, mask, seed++, segs);
+      recurrent_f32_case(1, 300, 128, 64, mask, seed++, segs);
+    }
+  // the entry point: 1 group, 600 keys (10 chunks) -> 2 segments of 5 chunks on a 132-SM device
+  std::mt19937 rng(seed++);
+  std::normal_distribution<double> nd(0.0, 1.0);
+  const int64_t G = 1, n = 600, dk = 64, dv = 64;
+  Buf<uint16_t> q(G * n * dk), k(G * n * dk), v(G * n * dv), out(G * n * dv);
+  for (Buf<uint16_t>* x : {&q, &k, &v})
+    for (int64_t i = 0; i < x->n; ++i) (*x)[i] = mk::f32_to_bf16_bits(float(nd(rng)));
+  const std::vector<uint16_t> two =
+      run_recurrent_orders<mk::cuda::RecOps<mk::cuda::Bf16>>("segmented BF16 entry", G, n, dk, dv, q, k, v, out, 1, 2);
+  {
+    ScopedEnv env("MK_LINEAR_TC", "recurrent");
+    entry_gives("segmented BF16 entry (2 segments)", MK_BF16, G, n, dk, dv, q, k, v, 1, two, true);
+  }
+  // without scratch (or with too little) one segment
+  const std::vector<uint16_t> one =
+      run_recurrent_orders<mk::cuda::RecOps<mk::cuda::Bf16>>("segmented BF16 one", G, n, dk, dv, q, k, v, out, 1, 1);
+  Buf<float> small(G * 2 * dk * dv - 1);
+  expect(mk::cuda::run_tc_recurrent<mk::cuda::RecOps<mk::cuda::Bf16>>(G, n, n, dk, dv, q.data(), k.data(), v.data(),
+                                                                     out.data(), 1, nullptr, small.data(), small.n * 4,
+                                                                     2) == mk::KERNEL_UNSUPPORTED,
+         "segmented: too small a scratch not refused");
+  expect(mk::cuda::run_tc_recurrent<mk::cuda::RecOps<mk::cuda::Bf16>>(G, n, n, dk, dv, q.data(), k.data(), v.data(),
+                                                                     out.data(), 1, nullptr, small.data(), small.n * 4,
+                                                                     0) == 0 &&
+             std::memcmp(out.data(), one.data(), one.size() * 2) == 0,
+         "segmented: the automatic choice did not fall back to one segment on too small a scratch");
+  {
+    ScopedEnv env("MK_LINEAR_TC", "recurrent");
+    Buf<uint16_t> o2(G * n * dv);
+    expect(mk::cuda::linear_attention(MK_BF16, G, n, n, dk, dv, q.data(), k.data(), v.data(), o2.data(), 1, nullptr,
+                                      nullptr) == 0 &&
+               std::memcmp(o2.data(), one.data(), one.size() * 2) == 0,
+           "segmented: the entry point without scratch did not walk one segment");
+  }
+}
+
 static void recurrents(unsigned& seed) {
   struct Shape {
     int64_t G, n, dk, dv;
@@ -983,6 +1042,7 @@ static void recurrents(unsigned& seed) {
       recurrent_f32_case(s.G, s.n, s.dk, s.dv, mask, seed++);
     }
   recurrent_refusal_cases(seed++);
+  segmented_cases(seed);
 }
 
 int main(int argc, char** argv) {

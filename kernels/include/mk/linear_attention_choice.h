@@ -7,7 +7,8 @@
 //              composed forms; the default.
 //   recurrent  masked (causal / anti-causal) square products on tensor cores, a block per (group,
 //              64 value columns) walking the chunks with the state in registers: no chunk states in
-//              global memory, no scan. 16-bit data, and F32 with TF32 allowed.
+//              global memory, no scan (few groups: the walk cut into segments whose starting
+//              states come from a state pass and a scan). 16-bit data, and F32 with TF32 allowed.
 //   x3         F32 without TF32 (the exact path) on the recurrent form with every product as three
 //              TF32 MMAs (hi/lo split, F32-class accuracy); masked square products, else SIMT.
 //
