@@ -21,6 +21,7 @@
 #include "mk/cpu_tile.h"
 #include "mk/isa_ns.h"
 #include "mk/kernels.h"
+#include "mk/linear_attention_choice.h"
 #include "mk/scalar.h"
 
 namespace mk {
@@ -277,6 +278,12 @@ int64_t linear_attention_workspace(int dtype, int64_t dk, int64_t dv, int thread
 }
 
 int64_t linear_attention_scratch(int, int64_t, int64_t, int64_t, int64_t, int64_t, int) { return 0; }
+
+// The twin of the CUDA library's choice of form (mk/kernels.inc linear_attention_select): the CPU
+// has one form, so there is nothing to store; the codes are checked alike.
+int linear_attention_select(int tensor_core, int f32) {
+  return linear_attention_select_valid(tensor_core, f32) ? 0 : KERNEL_UNSUPPORTED;
+}
 
 int linear_attention_momentum(int dtype, int64_t groups, int64_t n, int64_t d, const void* v,
                               void* out, double decay, int reverse, void* stream) {

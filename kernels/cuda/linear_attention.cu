@@ -34,6 +34,7 @@
 //
 // Launches are 1-D grids through cudaLaunchKernelEx (the host emulator, tests/cuda-emu, runs them).
 #include <algorithm>
+#include <atomic>
 #include <climits>
 #include <type_traits>
 
@@ -951,6 +952,15 @@ int run_tc(const ChunkPlan& p, int64_t groups, int64_t nq, int64_t nk, int64_t d
 // call asks for it (tf32), where the key width (<= 256) and the device's shared memory allow; else
 // the SIMT chunk-parallel form (F32 by default and F64 always; 16-bit data widened to F32 there);
 // without scratch the sequential SIMT form (TF32 or not: it has no tensor-core twin).
+// mk_linear_attention_select's process-wide choice (kernels.inc linear_attention_select), 0: none
+struct LinearSelection {
+  std::atomic<int> tensor_core{0}, f32{0};
+};
+LinearSelection& linear_selection() {
+  static LinearSelection s;
+  return s;
+}
+
 template <class SS>
 int launch(int64_t groups, int64_t nq, int64_t nk, int64_t dk, int64_t dv, const void* q, const void* k,
            const void* v, void* out, int mask, bool tf32, void* workspace, void* stream) {
@@ -960,9 +970,10 @@ int launch(int64_t groups, int64_t nq, int64_t nk, int64_t dk, int64_t dv, const
   // the recurrent form, where chosen (linear_attention_choice.h): masked products only; the scratch
   // (sized by the plan) holds the segment states when it walks several segments per group
   if (mask != 0 && nq == nk) {
+    const LinearAttentionChoice ch = linear_attention_choose(linear_selection().tensor_core.load(std::memory_order_relaxed),
+                                                             linear_selection().f32.load(std::memory_order_relaxed));
     float* const RS = workspace && p.bytes > 0 ? static_cast<float*>(workspace) : nullptr;
     const int64_t rs_bytes = RS ? p.bytes : 0;
-    const LinearAttentionChoice ch = linear_attention_choose();
     int st = KERNEL_UNSUPPORTED;
     if constexpr (std::is_same<Raw, uint16_t>::value) {
       if (ch.tensor_core == MK_LINEAR_RECURRENT)
@@ -1052,6 +1063,15 @@ int linear_attention(int dtype, int64_t groups, int64_t nq, int64_t nk, int64_t 
 }
 
 int64_t linear_attention_workspace(int, int64_t, int64_t, int) { return 0; }
+
+// The process-wide choice of form (mk/kernels.inc linear_attention_select; mk/linear_attention_choice.h),
+// read by every call from the next one on.
+int linear_attention_select(int tensor_core, int f32) {
+  if (!linear_attention_select_valid(tensor_core, f32)) return KERNEL_UNSUPPORTED;
+  linear_selection().tensor_core.store(tensor_core, std::memory_order_relaxed);
+  linear_selection().f32.store(f32, std::memory_order_relaxed);
+  return 0;
+}
 
 int64_t linear_attention_scratch(int dtype, int64_t groups, int64_t nq, int64_t nk, int64_t dk, int64_t dv,
                                  int mask) {

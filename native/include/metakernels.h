@@ -24,7 +24,7 @@ extern "C" {
  * without its MK_ prefix, by cmake/gen_java_codes.cmake), and the kernels use these names. */
 
 /* Version of this ABI and of the kernel table between libmetakernels and libmetakernels_cuda. */
-enum mk_abi { MK_ABI_VERSION = 13 };
+enum mk_abi { MK_ABI_VERSION = 14 };
 
 enum mk_status {
   MK_OK = 0,
@@ -658,6 +658,30 @@ int mk_attention_simt_selected(int* forward, int* backward);
 /* The SIMT attention kernel choice as a line of text: the variables, the override, and the version
  * per dtype and head dim. Static storage; available in every build. */
 const char* mk_attention_simt_kernels(void);
+
+/* ---- linear attention: choosing the CUDA form ---------------------------------------------------- */
+/* Codes of mk_linear_attention_select: 0 (MK_LINEAR_SELECT_DEFAULT) keeps the environment variable's
+ * choice (or the default) for that argument. */
+enum mk_linear_attention_select {
+  MK_LINEAR_SELECT_DEFAULT = 0,
+  MK_LINEAR_SELECT_CHUNKED = 1,   /* tensor_core: the chunk-parallel form (the default) */
+  MK_LINEAR_SELECT_RECURRENT = 2, /* tensor_core: the recurrent form (masked square products, dk <= 128) */
+  MK_LINEAR_SELECT_SIMT = 1,      /* f32: the exact SIMT forms (the default) */
+  MK_LINEAR_SELECT_X3 = 3         /* f32: the recurrent form on 3xTF32 tensor cores (F32-class accuracy) */
+};
+/* A process-wide choice of the CUDA linear-attention form (kernels/include/mk/linear_attention_choice.h),
+ * consulted before the environment variables from the next call on: tensor_core (MK_LINEAR_TC) for
+ * BF16/F16 data and F32 with TF32 allowed, chunked or recurrent; f32 (MK_LINEAR_F32) for F32 without
+ * TF32, simt or x3; 0 leaves it to its variable. The recurrent and x3 forms run only masked products
+ * with nq == nk and dk <= 128 whose tiles fit the device (else the chunked / SIMT forms). A code out
+ * of range: MK_ERR_INVALID_ARGUMENT naming it, nothing changed. mk_linear_attention_forms prints the
+ * choice. */
+int mk_linear_attention_select(int tensor_core, int f32);
+/* The current choice as set by mk_linear_attention_select (0: none); each pointer may be NULL. */
+int mk_linear_attention_selected(int* tensor_core, int* f32);
+/* The linear-attention form choice as a line of text: the variables, the override, the forms in use.
+ * Static storage; available in every build. */
+const char* mk_linear_attention_forms(void);
 
 #ifdef __cplusplus
 }

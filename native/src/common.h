@@ -49,6 +49,8 @@ int64_t numel_of(int rank, const int64_t* shape);
 int attention_tc_push(const KernelTable* t);
 // mk_attention_simt_select's choice to a newly attached CUDA table (native/src/attention.cpp)
 int attention_simt_push(const KernelTable* t);
+// mk_linear_attention_select's choice to a newly attached CUDA table (native/src/linear_attention.cpp)
+int linear_attention_push(const KernelTable* t);
 // The attached CUDA table, or null (no error recorded).
 const KernelTable* attached_cuda();
 }  // namespace native

@@ -2,9 +2,13 @@
 // the caller (the workspace protocol of metakernels.h).
 #include <omp.h>
 
+#include <atomic>
 #include <cinttypes>
+#include <mutex>
+#include <string>
 
 #include "common.h"
+#include "mk/linear_attention_choice.h"
 
 using namespace mk::native;
 using mk::KernelTable;
@@ -21,9 +25,65 @@ int check_head_dims(const char* op, int64_t dk, int64_t dv) {
                 int(MK_LINEAR_ATTENTION_MAX_HEAD_DIM));
   return MK_OK;
 }
+// mk_linear_attention_select's choice, native/'s copy (the CUDA library keeps its own, set through
+// the kernel table); g_select_mu orders a select against an attach (linear_attention_push).
+std::atomic<int> g_select_tc{0}, g_select_f32{0};
+std::mutex g_select_mu;
 }  // namespace
 
+int mk::native::linear_attention_push(const KernelTable* t) {
+  std::lock_guard<std::mutex> lock(g_select_mu);
+  const int code = t->linear_attention_select(g_select_tc.load(), g_select_f32.load());
+  return kernel_status("mk_runtime_attach_cuda (linear_attention_select)", MK_DEVICE_CUDA, code);
+}
+
 extern "C" {
+
+int mk_linear_attention_select(int tensor_core, int f32) {
+  const char* op = "mk_linear_attention_select";
+  if (tensor_core < 0 || tensor_core > MK_LINEAR_SELECT_RECURRENT)
+    return fail(MK_ERR_INVALID_ARGUMENT,
+                "%s: tensor_core %d is not a choice (0 = environment/default, 1 = chunked, 2 = recurrent)", op,
+                tensor_core);
+  if (f32 != 0 && f32 != MK_LINEAR_SELECT_SIMT && f32 != MK_LINEAR_SELECT_X3)
+    return fail(MK_ERR_INVALID_ARGUMENT, "%s: f32 %d is not a choice (0 = environment/default, 1 = simt, 3 = x3)",
+                op, f32);
+  std::lock_guard<std::mutex> lock(g_select_mu);
+  const KernelTable* cpu = kernels_for(op, MK_DEVICE_CPU);
+  MK_CHECK(kernel_status(op, MK_DEVICE_CPU, cpu->linear_attention_select(tensor_core, f32)));
+  const KernelTable* cuda = attached_cuda();
+  if (cuda) MK_CHECK(kernel_status(op, MK_DEVICE_CUDA, cuda->linear_attention_select(tensor_core, f32)));
+  g_select_tc.store(tensor_core);
+  g_select_f32.store(f32);
+  return MK_OK;
+}
+
+int mk_linear_attention_selected(int* tensor_core, int* f32) {
+  std::lock_guard<std::mutex> lock(g_select_mu);
+  if (tensor_core) *tensor_core = g_select_tc.load();
+  if (f32) *f32 = g_select_f32.load();
+  return MK_OK;
+}
+
+const char* mk_linear_attention_forms(void) {
+  static std::string text;
+  static std::mutex mu;
+  std::lock_guard<std::mutex> lock(mu);
+  const int sel_tc = g_select_tc.load(), sel_f32 = g_select_f32.load();
+  const int env_tc = mk::linear_attention_tc_env(), env_f32 = mk::linear_attention_f32_env();
+  auto tc_name = [](int v) { return v == mk::MK_LINEAR_RECURRENT ? "recurrent" : "chunked"; };
+  auto f32_name = [](int v) { return v == mk::MK_LINEAR_F32_X3 ? "x3" : "simt"; };
+  const mk::LinearAttentionChoice c = mk::linear_attention_choose(sel_tc, sel_f32);
+  text = std::string("MK_LINEAR_TC=") + (env_tc ? tc_name(env_tc) : "(unset)") +
+         ", MK_LINEAR_F32=" + (env_f32 ? f32_name(env_f32) : "(unset)") +
+         (sel_tc || sel_f32 ? std::string(" (override: tensor cores ") + (sel_tc ? tc_name(sel_tc) : "env") + ", F32 " +
+                                  (sel_f32 ? f32_name(sel_f32) : "env") + ")"
+                            : std::string()) +
+         "; masked products: BF16/F16 and TF32 " + tc_name(c.tensor_core) + ", F32 " +
+         (c.f32 == mk::MK_LINEAR_F32_X3 ? "x3 (recurrent, 3xTF32)" : "simt (chunked)") +
+         " (recurrent and x3 where nq == nk, dk <= 128 and the tiles fit; opt-in, not yet timed on a GPU)";
+  return text.c_str();
+}
 
 int64_t mk_linear_attention_product_workspace(int device, int dtype, int64_t dk, int64_t dv) {
   const char* op = "mk_linear_attention_product_workspace";

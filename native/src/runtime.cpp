@@ -199,7 +199,8 @@ int mk_runtime_attach_cuda(const void* table) {
     return fail(MK_ERR_UNSUPPORTED, "mk_runtime_attach_cuda: runtime entries missing");
   g_cuda.store(t);
   if (int e = attention_tc_push(t)) return e;
-  return attention_simt_push(t);
+  if (int e = attention_simt_push(t)) return e;
+  return linear_attention_push(t);
 }
 
 int mk_runtime_has_cuda(void) { return g_cuda.load() ? 1 : 0; }

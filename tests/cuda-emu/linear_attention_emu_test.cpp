@@ -957,6 +957,38 @@ static void recurrent_refusal_cases(unsigned seed) {
            "recurrent refused on a 48 KB device: the entry point did not run the SIMT form");
   }
   emu::config().optin = optin;
+  // the programmatic choice (kernels.inc linear_attention_select) comes before the variables
+  expect(mk::cuda::linear_attention_select(3, 0) == mk::KERNEL_UNSUPPORTED &&
+             mk::cuda::linear_attention_select(0, 2) == mk::KERNEL_UNSUPPORTED &&
+             mk::cuda::linear_attention_select(-1, 0) == mk::KERNEL_UNSUPPORTED,
+         "linear_attention_select: bad codes not refused");
+  {
+    const mk::cuda::ChunkPlan plan = mk::cuda::chunk_plan(MK_F32, G, n, 100, dv, 1);
+    Buf<float> S(plan.bytes / 4), x(G * n * dv);
+    expect(mk::cuda::run_tc_recurrent<X3>(G, n, n, 100, dv, q.data(), k.data(), v.data(), x.data(), 1, nullptr) == 0,
+           "recurrent x3 failed");
+    expect(mk::cuda::linear_attention_select(0, mk::MK_LINEAR_F32_X3) == 0, "linear_attention_select(0, 3) failed");
+    expect(mk::cuda::linear_attention(MK_F32, G, n, n, 100, dv, q.data(), k.data(), v.data(), a.data(), 1, S.data(),
+                                      nullptr) == 0 &&
+               std::memcmp(a.data(), x.data(), size_t(a.n) * 4) == 0,
+           "linear_attention_select(0, x3): the entry point did not run x3");
+    {
+      ScopedEnv env("MK_LINEAR_F32", "x3");  // the selection (simt) before the variable (x3)
+      expect(mk::cuda::linear_attention_select(0, mk::MK_LINEAR_F32_SIMT) == 0 &&
+                 mk::cuda::linear_attention(MK_F32, G, n, n, 100, dv, q.data(), k.data(), v.data(), a.data(), 1,
+                                            S.data(), nullptr) == 0 &&
+                 mk::cuda::run_chunked<float>(plan, G, n, n, 100, dv, q.data(), k.data(), v.data(), b.data(), 1,
+                                              S.data(), nullptr) == 0 &&
+                 std::memcmp(a.data(), b.data(), size_t(a.n) * 4) == 0,
+             "linear_attention_select(0, simt) did not come before MK_LINEAR_F32=x3");
+      // reset: the variable again
+      expect(mk::cuda::linear_attention_select(0, 0) == 0 &&
+                 mk::cuda::linear_attention(MK_F32, G, n, n, 100, dv, q.data(), k.data(), v.data(), a.data(), 1,
+                                            S.data(), nullptr) == 0 &&
+                 std::memcmp(a.data(), x.data(), size_t(a.n) * 4) == 0,
+             "linear_attention_select(0, 0) did not give the choice back to the variable");
+    }
+  }
   // 16-bit at dk 128 fits 105,472 B (an A100's 163 KB; not a 99 KB device); F32 at dk 64 124 KB
   expect(mk::cuda::RecLayout<mk::cuda::RecOps<mk::cuda::Bf16>, 128>::bytes == 105472 &&
              mk::cuda::RecLayout<X3, 128>::bytes == 208896 && mk::cuda::RecLayout<X3, 64>::bytes == 126976,

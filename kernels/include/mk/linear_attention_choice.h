@@ -12,15 +12,17 @@
 //   x3         F32 without TF32 (the exact path) on the recurrent form with every product as three
 //              TF32 MMAs (hi/lo split, F32-class accuracy); masked square products, else SIMT.
 //
-// Both are opt-in (MK_LINEAR_TC=recurrent, MK_LINEAR_F32=x3) until timed on a GPU: neither has run on
-// one (written 2026-12-06, checked in the host emulator only). A default changes only on a
-// measurement (benchmarks/gpu/linear_attention_harness.cu times every form).
+// Both are opt-in (MK_LINEAR_TC=recurrent, MK_LINEAR_F32=x3, or from code mk_linear_attention_select /
+// LinearAttention.CudaForms.select, which come before the variables) until timed on a GPU: neither
+// has run on one (written 2026-12-06, checked in the host emulator only). A default changes only
+// on a measurement (benchmarks/gpu/linear_attention_harness.cu times every form).
 #pragma once
 #include <cstdlib>
 #include <cstring>
 
 namespace mk {
 
+// (the codes of mk_linear_attention_select in metakernels.h; 0 there: the environment's choice)
 enum LinearTcForm { MK_LINEAR_CHUNKED = 1, MK_LINEAR_RECURRENT = 2 };
 enum LinearF32Form { MK_LINEAR_F32_SIMT = 1, MK_LINEAR_F32_X3 = 3 };
 
@@ -29,13 +31,35 @@ struct LinearAttentionChoice {
   int f32;          // MK_LINEAR_F32_SIMT or MK_LINEAR_F32_X3 (masked F32 products without TF32)
 };
 
-// The environment is read per call (a test or a benchmark switches forms between calls).
-inline LinearAttentionChoice linear_attention_choose() {
-  LinearAttentionChoice c{MK_LINEAR_CHUNKED, MK_LINEAR_F32_SIMT};
+inline bool linear_attention_select_valid(int tensor_core, int f32) {
+  return (tensor_core == 0 || tensor_core == MK_LINEAR_CHUNKED || tensor_core == MK_LINEAR_RECURRENT) &&
+         (f32 == 0 || f32 == MK_LINEAR_F32_SIMT || f32 == MK_LINEAR_F32_X3);
+}
+
+// The variables (0: unset or any other value), read per call: a test or a benchmark may switch
+// forms between calls.
+inline int linear_attention_tc_env() {
   const char* t = std::getenv("MK_LINEAR_TC");
-  if (t && std::strcmp(t, "recurrent") == 0) c.tensor_core = MK_LINEAR_RECURRENT;
+  if (!t) return 0;
+  if (std::strcmp(t, "recurrent") == 0) return MK_LINEAR_RECURRENT;
+  if (std::strcmp(t, "chunked") == 0) return MK_LINEAR_CHUNKED;
+  return 0;
+}
+inline int linear_attention_f32_env() {
   const char* f = std::getenv("MK_LINEAR_F32");
-  if (f && std::strcmp(f, "x3") == 0) c.f32 = MK_LINEAR_F32_X3;
+  if (!f) return 0;
+  if (std::strcmp(f, "x3") == 0) return MK_LINEAR_F32_X3;
+  if (std::strcmp(f, "simt") == 0) return MK_LINEAR_F32_SIMT;
+  return 0;
+}
+
+// The choice: the programmatic selection (0: none) first, then the variable, then the default.
+inline LinearAttentionChoice linear_attention_choose(int sel_tc = 0, int sel_f32 = 0) {
+  LinearAttentionChoice c{MK_LINEAR_CHUNKED, MK_LINEAR_F32_SIMT};
+  const int t = sel_tc ? sel_tc : linear_attention_tc_env();
+  const int f = sel_f32 ? sel_f32 : linear_attention_f32_env();
+  if (t) c.tensor_core = t;
+  if (f) c.f32 = f;
   return c;
 }
 

@@ -44,19 +44,8 @@ final class InfoCommand implements Callable<Integer> {
     out.println("                    with F32 state (CUDA: chunk-parallel; 16-bit on tensor cores where dk <= 256,");
     out.println("                    else the F32 SIMT form on the 16-bit data; F32 on TF32 tensor cores when");
     out.println("                    TF32 is allowed)");
-    out.println("  linear attention forms (masked products, CUDA): " + linearForms());
+    out.println("  linear attention forms (CUDA): "
+        + MkNative.mk_linear_attention_forms().getString());
     return 0;
-  }
-
-  /**
-   * The CUDA linear-attention form choice of kernels/include/mk/linear_attention_choice.h, read
-   * from the same environment variables the native library reads per call.
-   */
-  static String linearForms() {
-    boolean rec = "recurrent".equals(System.getenv("MK_LINEAR_TC"));
-    boolean x3 = "x3".equals(System.getenv("MK_LINEAR_F32"));
-    return "16-bit and TF32 " + (rec ? "recurrent" : "chunked") + " (MK_LINEAR_TC=" + (rec ? "recurrent" : "chunked")
-        + "), F32 " + (x3 ? "x3 recurrent" : "SIMT chunked") + " (MK_LINEAR_F32=" + (x3 ? "x3" : "simt")
-        + "); recurrent and x3 are opt-in, not yet timed on a GPU";
   }
 }

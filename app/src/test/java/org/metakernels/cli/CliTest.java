@@ -325,10 +325,19 @@ class CliTest {
     Run r = run("info");
     assertEquals(0, r.code(), r.err());
     assertTrue(r.out().contains("SIMT attention kernels (F32/F64, CUDA): MK_ATTN_SIMT="), r.out());
-    assertTrue(r.out().contains("linear attention forms (masked products, CUDA): " + InfoCommand.linearForms()),
-        r.out());
+    assertTrue(r.out().contains("linear attention forms (CUDA): MK_LINEAR_TC="), r.out());
     if (System.getenv("MK_LINEAR_TC") == null && System.getenv("MK_LINEAR_F32") == null) {
-      assertTrue(r.out().contains("16-bit and TF32 chunked (MK_LINEAR_TC=chunked), F32 SIMT chunked"), r.out());
+      assertTrue(r.out().contains("MK_LINEAR_TC=(unset), MK_LINEAR_F32=(unset); masked products: BF16/F16 and TF32 "
+          + "chunked, F32 simt (chunked)"), r.out());
+    }
+    org.metakernels.ops.LinearAttention.CudaForms.select(org.metakernels.ops.LinearAttention.CudaForms.TensorCore.RECURRENT,
+        org.metakernels.ops.LinearAttention.CudaForms.F32.DEFAULT);
+    try {
+      Run o = run("info");
+      assertTrue(o.out().contains("(override: tensor cores recurrent, F32 env)"), o.out());
+      assertTrue(o.out().contains("BF16/F16 and TF32 recurrent"), o.out());
+    } finally {
+      org.metakernels.ops.LinearAttention.CudaForms.reset();
     }
     if (System.getenv("MK_ATTN_SIMT") == null && System.getenv("MK_ATTN_SIMT_BWD") == null) {
       // the defaults: v2 only where an H100 timed it (F32 on 9.x, 64 < D <= 128), v1 elsewhere

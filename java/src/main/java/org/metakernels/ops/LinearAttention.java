@@ -347,4 +347,113 @@ public final class LinearAttention {
         vc.address(op), out.address(op), decay, reverse ? 1 : 0, v.launchStream()), op + " " + v.describe() + " decay " + decay);
     return Autograd.record(op, out, new Tensor[] {v}, g -> new Tensor[] {momentum(g[0], decay, !reverse)});
   }
+
+  /**
+   * Chooses the CUDA linear-attention forms from code, before the environment variables {@code
+   * MK_LINEAR_TC} and {@code MK_LINEAR_F32}, which a running JVM cannot change. One process-wide
+   * choice, kept by the native runtime ({@code mk_linear_attention_select}) and read by every call
+   * from the next one on; {@code metakernels info} prints it. The forms compute the same function
+   * (16-bit and TF32 within their types' rounding, x3 to F32 rounding); the CPU ignores the choice.
+   * Since the backward and double backward of {@link #product} are masked products too, the choice
+   * moves every derivative order.
+   *
+   * <pre>{@code
+   * LinearAttention.CudaForms.select(CudaForms.TensorCore.RECURRENT, CudaForms.F32.X3);
+   * try { ... } finally { LinearAttention.CudaForms.reset(); }
+   * }</pre>
+   */
+  public static final class CudaForms {
+    private CudaForms() {}
+
+    /** The form of BF16/F16 products and of F32 products with TF32 allowed. */
+    public enum TensorCore {
+      /** The environment's choice ({@code MK_LINEAR_TC}) or the default ({@code CHUNKED}). */
+      DEFAULT(Codes.LINEAR_SELECT_DEFAULT),
+      /** The chunk-parallel form: chunk states, a scan, output blocks (the default). */
+      CHUNKED(Codes.LINEAR_SELECT_CHUNKED),
+      /**
+       * Masked square products with dk at most 128: a block per group and 64 value columns walks the
+       * sequence with the state in registers (few groups: in segments). Not yet timed on a GPU.
+       */
+      RECURRENT(Codes.LINEAR_SELECT_RECURRENT);
+
+      final int code;
+
+      TensorCore(int code) {
+        this.code = code;
+      }
+    }
+
+    /** The form of F32 products without TF32 (the exact path). */
+    public enum F32 {
+      /** The environment's choice ({@code MK_LINEAR_F32}) or the default ({@code SIMT}). */
+      DEFAULT(Codes.LINEAR_SELECT_DEFAULT),
+      /** The SIMT forms in F32 (the default). */
+      SIMT(Codes.LINEAR_SELECT_SIMT),
+      /**
+       * Masked square products with dk at most 128 on the recurrent form, every product as three
+       * TF32 MMAs of a hi/lo split (F32-class accuracy). Not yet timed on a GPU.
+       */
+      X3(Codes.LINEAR_SELECT_X3);
+
+      final int code;
+
+      F32(int code) {
+        this.code = code;
+      }
+    }
+
+    /**
+     * The current choice (each {@code DEFAULT} unless {@link #select} chose it).
+     *
+     * @param tensorCore the 16-bit and TF32 form
+     * @param f32 the exact F32 form
+     */
+    public record Choice(TensorCore tensorCore, F32 f32) {}
+
+    /**
+     * Chooses the forms of every later linear-attention product on CUDA ({@code DEFAULT}: the
+     * environment variable or default).
+     *
+     * @param tensorCore the 16-bit and TF32 form, not null
+     * @param f32 the exact F32 form, not null
+     * @throws NullPointerException when an argument is null (nothing changed)
+     */
+    public static void select(TensorCore tensorCore, F32 f32) {
+      java.util.Objects.requireNonNull(tensorCore, "LinearAttention.CudaForms.select: tensorCore");
+      java.util.Objects.requireNonNull(f32, "LinearAttention.CudaForms.select: f32");
+      Native.ensureLoaded();
+      Native.check(MkNative.mk_linear_attention_select(tensorCore.code, f32.code),
+          "LinearAttention.CudaForms.select(" + tensorCore + ", " + f32 + ")");
+    }
+
+    /** Back to the environment variables and defaults. */
+    public static void reset() {
+      select(TensorCore.DEFAULT, F32.DEFAULT);
+    }
+
+    /**
+     * The choice in force (as {@link #select} left it).
+     *
+     * @return the current choice
+     */
+    public static Choice current() {
+      Native.ensureLoaded();
+      int[] t = new int[1], f = new int[1];
+      Native.check(MkNative.mk_linear_attention_selected(t, f), "LinearAttention.CudaForms.current");
+      TensorCore tc = Arrays.stream(TensorCore.values()).filter(x -> x.code == t[0]).findFirst().orElseThrow();
+      F32 ff = Arrays.stream(F32.values()).filter(x -> x.code == f[0]).findFirst().orElseThrow();
+      return new Choice(tc, ff);
+    }
+
+    /**
+     * The choice with the environment and {@link #select} applied, as {@code metakernels info} prints it.
+     *
+     * @return a line of text
+     */
+    public static String describe() {
+      Native.ensureLoaded();
+      return MkNative.mk_linear_attention_forms().getString();
+    }
+  }
 }

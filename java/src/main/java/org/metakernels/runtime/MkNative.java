@@ -626,4 +626,11 @@ public final class MkNative {
   public static native int mk_attention_simt_selected(int[] forward, int[] backward);
   /** The SIMT attention kernel per dtype and head dim (mk/attention_simt_choice.h). */
   public static native @Cast("const char*") BytePointer mk_attention_simt_kernels();
+
+  /** Chooses the CUDA linear-attention forms (0: environment/default; codes LINEAR_SELECT_*). */
+  public static native int mk_linear_attention_select(int tensorCore, int f32);
+  /** The choice of {@link #mk_linear_attention_select} (each array: one element, may be null). */
+  public static native int mk_linear_attention_selected(int[] tensorCore, int[] f32);
+  /** The linear-attention form choice (mk/linear_attention_choice.h). */
+  public static native @Cast("const char*") BytePointer mk_linear_attention_forms();
 }
