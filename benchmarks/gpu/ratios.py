@@ -38,6 +38,8 @@ def jmh_rows(path):
                 dtype = JMH_DTYPE.get(p["dtype"], p["dtype"])
         elif cls == "GpuLinearAttentionBench":
             family, dtype = "linear attention", JMH_DTYPE.get(p.get("dtype", "F32"), p.get("dtype"))
+            if p.get("form", "default") != "default":  # -p form=recurrent (GPU_LA_FORM)
+                family += " (" + p["form"] + ")"
         else:
             continue
         if method not in PEER_KEY or "shape" not in p:

@@ -32,6 +32,10 @@ import org.openjdk.jmh.infra.Blackhole;
  * {@code -p dtype=TF32}: F32 tensors with {@link org.metakernels.runtime.Backend#setAllowTf32} on for
  * the trial (the TF32 tensor-core form of every product; restored at tear-down), beside PyTorch's
  * F32 peers with {@code torch.backends.cuda.matmul.allow_tf32 = True} (peers.py, dtype "tf32").
+ * {@code -p form=recurrent}: the recurrent CUDA form for the masked (causal) products, 16-bit and
+ * TF32 on it and F32 as x3 ({@link LinearAttention.CudaForms#select}(RECURRENT, X3) for the trial,
+ * reset at tear-down; check.sh: GPU_LA_FORM=default,recurrent); {@code default} keeps the library's
+ * choice. Unmasked products are not affected.
  */
 @BenchmarkMode(Mode.AverageTime)
 @OutputTimeUnit(TimeUnit.MILLISECONDS)
@@ -51,6 +55,9 @@ public class GpuLinearAttentionBench {
     @Param({"F32"})
     public String dtype;
 
+    @Param({"default"})
+    public String form;
+
     Scope scope;
     Tensor q, k, v, dOut, rq, rk, rv, ql, kl, vl;
     boolean tf32Before;
@@ -62,6 +69,10 @@ public class GpuLinearAttentionBench {
       scope = Scope.open();
       tf32Before = org.metakernels.runtime.Backend.allowTf32();
       org.metakernels.runtime.Backend.setAllowTf32(dtype.equals("TF32"));
+      if (form.equals("recurrent"))
+        LinearAttention.CudaForms.select(LinearAttention.CudaForms.TensorCore.RECURRENT, LinearAttention.CudaForms.F32.X3);
+      else if (!form.equals("default"))
+        throw new IllegalArgumentException("GpuLinearAttentionBench: form must be default or recurrent, got " + form);
       DType t = dtype.equals("TF32") ? DType.F32 : DType.valueOf(dtype);
       q = Tensor.randn(dims, DType.F32, Device.CUDA, 21L).to(t);
       k = Tensor.randn(dims, DType.F32, Device.CUDA, 22L).to(t);
@@ -80,6 +91,7 @@ public class GpuLinearAttentionBench {
     public void tearDown() {
       if (scope != null) scope.close();
       org.metakernels.runtime.Backend.setAllowTf32(tf32Before);
+      if (form.equals("recurrent")) LinearAttention.CudaForms.reset();
     }
 
     Tensor apply(Tensor q, Tensor k, Tensor v) {
