@@ -220,19 +220,20 @@ struct RecLayout {
 // shared tile (leading dim ldd), zero outside rows x cols: cp.async for whole in-range 16-byte
 // chunks when `vec` (16-byte aligned rows), plain loads and stores for the rest. The caller commits.
 template <class Raw, int COLS>
-__device__ __forceinline__ void rec_tile_async(Raw* dst, int ldd, const Raw* src, int64_t ld, int64_t row0,
-                                               int64_t rows, int64_t col0, int64_t cols, bool vec) {
+__device__ __forceinline__ void rec_tile_async(Raw* dst, int ldd, const Raw* src, int ld, int row0, int rows,
+                                               int col0, int cols, bool vec) {
   constexpr int N = 16 / int(sizeof(Raw)), chunks = COLS / N;
   for (int idx = threadIdx.x; idx < RecTraits::kChunk * chunks; idx += RecTraits::kThreads) {
     const int r = idx / chunks, c = (idx % chunks) * N;
     Raw* const at = dst + r * ldd + c;
-    const int64_t row = row0 + r, col = col0 + c;
+    const int row = row0 + r, col = col0 + c;
+    const Raw* const from = src + int64_t(row) * ld + col;
     if (vec && row < rows && col + N <= cols) {
-      cp_async16(at, src + row * ld + col, 16);
+      cp_async16(at, from, 16);
     } else {
       Raw x[N];
 #pragma unroll
-      for (int i = 0; i < N; ++i) x[i] = row < rows && col + i < cols ? src[row * ld + col + i] : Raw(0);
+      for (int i = 0; i < N; ++i) x[i] = row < rows && col + i < cols ? from[i] : Raw(0);
       uint4 w;
       memcpy(&w, x, 16);
       *reinterpret_cast<uint4*>(at) = w;
@@ -245,7 +246,7 @@ __device__ __forceinline__ void rec_tile_async(Raw* dst, int ldd, const Raw* src
 // of the state pass that wrote it: tc_state_kernel's [e][d] or state_kernel's [d][e]); null: zero.
 struct RecInit {
   const float* S0 = nullptr;
-  int64_t sd = 0, se = 0;
+  int sd = 0, se = 0;
 };
 
 // mask 1 (causal: chunks ascending, keys i <= j) or 2 (anti-causal: descending, i >= j); n = nq = nk.
@@ -265,22 +266,24 @@ tc_recurrent_kernel(int mask, int64_t n, int64_t dk, int64_t dv, int64_t etiles,
   Raw* const sm = reinterpret_cast<Raw*>(mk_linear_smem);
   Raw* const st = sm + L::st;
   const int64_t et = blockIdx.x % etiles, seg = (blockIdx.x / etiles) % segments,
-                g = blockIdx.x / (etiles * segments), e0 = et * ET;
+                g = blockIdx.x / (etiles * segments);
   q += g * n * dk;
   k += g * n * dk;
   v += g * n * dv;
   out += g * n * dv;
+  // within a group: 32-bit indices (run_tc_recurrent keeps n·max(dk, dv) < 2^31)
+  const int N = int(n), DK = int(dk), DV = int(dv), e0 = int(et) * ET;
   const int lane = int(threadIdx.x) % 32, warp = int(threadIdx.x) / 32, gq = lane >> 2, tq = lane & 3;
   const int m0 = warp * 16, d0 = warp * (DKP / 4);
-  const int64_t c_lo = seg * seg_chunks, c_hi = min64(ceil_div(n, C), c_lo + seg_chunks);
-  const int64_t chunks = c_hi - c_lo;  // (of this segment)
+  const int c_lo = int(seg * seg_chunks), c_hi = int(min64(ceil_div(n, C), c_lo + seg_chunks));
+  const int chunks = c_hi - c_lo;  // (of this segment)
   const bool v16 = vec != 0;
-  auto chunk_at = [&](int64_t step) { return mask == 1 ? c_lo + step : c_hi - 1 - step; };
-  auto load = [&](int64_t c, int stage) {
+  auto chunk_at = [&](int step) { return mask == 1 ? c_lo + step : c_hi - 1 - step; };
+  auto load = [&](int c, int stage) {
     Raw* const base = sm + stage * L::stage;
-    rec_tile_async<Raw, DKP>(base + L::q, L::LQ, q, dk, c * C, n, 0, dk, v16);
-    rec_tile_async<Raw, DKP>(base + L::k, L::LQ, k, dk, c * C, n, 0, dk, v16);
-    rec_tile_async<Raw, ET>(base + L::v, L::LV, v, dv, c * C, n, e0, dv, v16);
+    rec_tile_async<Raw, DKP>(base + L::q, L::LQ, q, DK, c * C, N, 0, DK, v16);
+    rec_tile_async<Raw, DKP>(base + L::k, L::LQ, k, DK, c * C, N, 0, DK, v16);
+    rec_tile_async<Raw, ET>(base + L::v, L::LV, v, DV, c * C, N, e0, DV, v16);
     cp_async_commit();
   };
 
@@ -301,15 +304,15 @@ tc_recurrent_kernel(int mask, int64_t n, int64_t dk, int64_t dv, int64_t etiles,
       for (int nb = 0; nb < ET / 8; ++nb)
 #pragma unroll
         for (int r = 0; r < 4; ++r) {
-          const int64_t d = d0 + mt * 16 + gq + 8 * (r >> 1), e = e0 + nb * 8 + 2 * tq + (r & 1);
-          if (d < dk && e < dv) s[mt][nb][r] = S0[d * init.sd + e * init.se];
+          const int d = d0 + mt * 16 + gq + 8 * (r >> 1), e = e0 + nb * 8 + 2 * tq + (r & 1);
+          if (d < DK && e < DV) s[mt][nb][r] = S0[d * init.sd + e * init.se];
         }
   }
 
   if (chunks > 0) load(chunk_at(0), 0);
-  for (int64_t step = 0; step < chunks; ++step) {
-    const int stage = int(step & 1);
-    const int64_t i0 = chunk_at(step) * C;
+  for (int step = 0; step < chunks; ++step) {
+    const int stage = step & 1;
+    const int i0 = chunk_at(step) * C;
     cp_async_wait<0>();  // this thread's copies of the chunk have landed ...
     __syncthreads();     // ... everyone's; every warp is done with the other stage and with Ŝ
     if (step + 1 < chunks) load(chunk_at(step + 1), stage ^ 1);
@@ -366,8 +369,8 @@ tc_recurrent_kernel(int mask, int64_t n, int64_t dk, int64_t dv, int64_t etiles,
     for (int nb = 0; nb < C / 8; ++nb)
 #pragma unroll
       for (int r = 0; r < 4; ++r) {
-        const int64_t j = i0 + m0 + gq + 8 * (r >> 1), i = i0 + nb * 8 + 2 * tq + (r & 1);
-        const bool seen = i < n && (mask == 1 ? i <= j : i >= j);
+        const int j = i0 + m0 + gq + 8 * (r >> 1), i = i0 + nb * 8 + 2 * tq + (r & 1);
+        const bool seen = i < N && (mask == 1 ? i <= j : i >= j);
         if (!seen) p[nb][r] = 0.f;
       }
     // O += P V and S += Kᵀ V: one B fragment of V per (k-step, n-block pair) for both
@@ -391,15 +394,15 @@ tc_recurrent_kernel(int mask, int64_t n, int64_t dk, int64_t dv, int64_t etiles,
       }
     }
     // O stored once (16-bit: rounded); column pairs as one store when the rows are aligned
-    const bool pairs = v16 && dv % 2 == 0;
+    const bool pairs = v16 && DV % 2 == 0;
 #pragma unroll
     for (int nb = 0; nb < ET / 8; ++nb)
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
-        const int64_t j = i0 + m0 + gq + 8 * h, e = e0 + nb * 8 + 2 * tq;
-        if (j >= n || e >= dv) continue;
-        Raw* const at = out + j * dv + e;
-        if (e + 1 < dv) {
+        const int j = i0 + m0 + gq + 8 * h, e = e0 + nb * 8 + 2 * tq;
+        if (j >= N || e >= DV) continue;
+        Raw* const at = out + int64_t(j) * DV + e;
+        if (e + 1 < DV) {
           Ops::store2(at, o[nb][2 * h], o[nb][2 * h + 1], pairs);
           if (!pairs) Ops::store1(at + 1, o[nb][2 * h + 1]);
         } else {
@@ -441,7 +444,8 @@ template <class Ops>
 int run_tc_recurrent(int64_t groups, int64_t nq, int64_t nk, int64_t dk, int64_t dv, const typename Ops::Raw* q,
                      const typename Ops::Raw* k, const typename Ops::Raw* v, typename Ops::Raw* out, int mask,
                      cudaStream_t stream, float* S = nullptr, int64_t scratch_bytes = 0, int64_t segments = 1) {
-  if ((mask != 1 && mask != 2) || nq != nk || dk > RecTraits::kMaxDk || dk <= 0 || dv <= 0 || segments < 0)
+  if ((mask != 1 && mask != 2) || nq != nk || dk > RecTraits::kMaxDk || dk <= 0 || dv <= 0 || segments < 0 ||
+      nk * std::max(dk, dv) >= (int64_t(1) << 31))  // (32-bit indices within a group)
     return KERNEL_UNSUPPORTED;
   using Raw = typename Ops::Raw;
   constexpr int N = 16 / int(sizeof(Raw));
@@ -471,7 +475,7 @@ int run_tc_recurrent(int64_t groups, int64_t nq, int64_t nk, int64_t dk, int64_t
     if constexpr (std::is_same<Ops, RecOpsF32<3>>::value) {  // exact F32 states, [d][e]
       st = launch_blocks(state_kernel<float>, groups * p.states * dtiles * et64, state_smem<float>(), stream, nk, dk,
                          dv, p.rows, p.states, dtiles, et64, k, v, S);
-      init.sd = dv;
+      init.sd = int(dv);
       init.se = 1;
     } else {  // the operand type's states (16-bit exact inputs; TF32 rounds k and v as the MMAs do), [e][d]
       using EO = typename Ops::Elem;
@@ -479,7 +483,7 @@ int run_tc_recurrent(int64_t groups, int64_t nq, int64_t nk, int64_t dk, int64_t
       st = tc_launch(tc_state_kernel<EO, 64>, groups * p.states * dtiles * et64, TcStateLayout<EO, 64>::bytes, stream,
                      nk, dk, dv, p.rows, p.states, dtiles, et64, k, v, S, vs);
       init.sd = 1;
-      init.se = dk;
+      init.se = int(dk);
     }
     if (st != 0) return st;
     if ((st = scan_states(p, groups, dk, dv, mask, S, stream)) != 0) return st;
