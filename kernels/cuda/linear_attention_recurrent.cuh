@@ -7,14 +7,14 @@
 // registers (F32, [dk, ET]; warp w holds the key features [w·DKP/4, (w + 1)·DKP/4)). Per chunk c:
 //   O_c = Q_c Ŝ + mask(Q_c K_cᵀ) V_c        (Ŝ: S as it stood before chunk c, staged in shared memory)
 //   S  += K_cᵀ V_c
-// (segmented walks, for few groups: block (g, seg, et) walks only its segment's chunks, from the
-// state of the keys before it, run_tc_recurrent below)
 // so nothing goes through global memory but q, k, v (read once per value tile) and the output: no
 // chunk states, no scan pass (the chunked form's states were 1.07 GB of its 1.34 GB per causal BF16
 // forward at [4,16,4096,128], R = 64 on the H100, 2026-12-05). Q, K and V tiles come by cp.async
 // into a 2-stage ring (chunk c + 1 in flight while c is multiplied); two barriers per chunk. The
-// parallelism is groups x value tiles blocks (128 at [4,16,4096,128]): the form suits many heads,
-// the chunked form few heads and long sequences; the choice is linear_attention_choice.h's.
+// parallelism is groups x value tiles blocks (128 at [4,16,4096,128]); with few groups each walk is
+// cut into segments (run_tc_recurrent below: the segments' states by a state pass and the scan,
+// then block (g, seg, et) walks only its segment from the state of the keys before it). The choice
+// of form is linear_attention_choice.h's.
 //
 // Operands (RecOps below): BF16 / F16 on m16n8k16 MMAs with ldmatrix fragments (.trans for the
 // row-major V as B and for Kᵀ as A: no transposed copies), or F32 on m16n8k8 TF32 MMAs with one term
