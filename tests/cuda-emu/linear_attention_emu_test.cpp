@@ -1059,6 +1059,42 @@ static void segmented_cases(unsigned& seed) {
   }
 }
 
+// Unaligned tensors (a base 2 or 4 bytes off 16): no cp.async, plain loads and stores, the same bits
+// as the aligned call (16-bit with dk, dv multiples of 8; F32 x3 multiples of 4).
+static void recurrent_alignment_case(unsigned seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<double> nd(0.0, 1.0);
+  const int64_t G = 2, n = 150, dk = 64, dv = 72;
+  {
+    Buf<uint16_t> q(G * n * dk), k(G * n * dk), v(G * n * dv), a(G * n * dv);
+    Buf<uint16_t> qs(G * n * dk, 1), ks(G * n * dk, 1), vs(G * n * dv, 1), as(G * n * dv, 1);
+    for (int64_t i = 0; i < q.n; ++i) q[i] = qs[i] = mk::f32_to_bf16_bits(float(nd(rng)));
+    for (int64_t i = 0; i < k.n; ++i) k[i] = ks[i] = mk::f32_to_bf16_bits(float(nd(rng)));
+    for (int64_t i = 0; i < v.n; ++i) v[i] = vs[i] = mk::f32_to_bf16_bits(float(nd(rng)));
+    using R = mk::cuda::RecOps<mk::cuda::Bf16>;
+    expect(mk::cuda::run_tc_recurrent<R>(G, n, n, dk, dv, q.data(), k.data(), v.data(), a.data(), 1, nullptr) == 0 &&
+               mk::cuda::run_tc_recurrent<R>(G, n, n, dk, dv, qs.data(), ks.data(), vs.data(), as.data(), 1,
+                                             nullptr) == 0,
+           "recurrent BF16 alignment case failed");
+    expect(as.guards_intact() && std::memcmp(a.data(), as.data(), size_t(a.n) * 2) == 0,
+           "recurrent BF16: unaligned tensors gave other bits than aligned ones");
+  }
+  {
+    Buf<float> q(G * n * dk), k(G * n * dk), v(G * n * dv), a(G * n * dv);
+    Buf<float> qs(G * n * dk, 1), ks(G * n * dk, 1), vs(G * n * dv, 1), as(G * n * dv, 1);
+    for (int64_t i = 0; i < q.n; ++i) q[i] = qs[i] = float(nd(rng));
+    for (int64_t i = 0; i < k.n; ++i) k[i] = ks[i] = float(nd(rng));
+    for (int64_t i = 0; i < v.n; ++i) v[i] = vs[i] = float(nd(rng));
+    using X3 = mk::cuda::RecOpsF32<3>;
+    expect(mk::cuda::run_tc_recurrent<X3>(G, n, n, dk, dv, q.data(), k.data(), v.data(), a.data(), 2, nullptr) == 0 &&
+               mk::cuda::run_tc_recurrent<X3>(G, n, n, dk, dv, qs.data(), ks.data(), vs.data(), as.data(), 2,
+                                              nullptr) == 0,
+           "recurrent x3 alignment case failed");
+    expect(as.guards_intact() && std::memcmp(a.data(), as.data(), size_t(a.n) * 4) == 0,
+           "recurrent x3: unaligned tensors gave other bits than aligned ones");
+  }
+}
+
 static void recurrents(unsigned& seed) {
   struct Shape {
     int64_t G, n, dk, dv;
@@ -1074,6 +1110,7 @@ static void recurrents(unsigned& seed) {
       recurrent_f32_case(s.G, s.n, s.dk, s.dv, mask, seed++);
     }
   recurrent_refusal_cases(seed++);
+  recurrent_alignment_case(seed++);
   segmented_cases(seed);
 }
 
