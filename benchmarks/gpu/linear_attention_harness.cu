@@ -230,6 +230,20 @@ struct EnvSet {
   ~EnvSet() { unsetenv(name); }
 };
 
+// The forward and the three products of its backward through the entry point, as
+// LinearAttention.product's backward calls them (dq = P(g, v, k, M), dk = P(v, g, q, M'),
+// dv = P(k, q, g, M')); flags: MK_LINEAR_MASK_TF32 or 0.
+template <class T>
+static int fwd_bwd4(int dtype, int64_t G, int64_t n, int64_t d, const T* q, const T* k, const T* v, const T* g, T* out,
+                    T* t1, T* t2, T* t3, int mask, int flags, void* S) {
+  const int mirror = mask == 1 ? 2 : mask;
+  int st = mk::cuda::linear_attention(dtype, G, n, n, d, d, q, k, v, out, mask | flags, S, nullptr);
+  if (!st) st = mk::cuda::linear_attention(dtype, G, n, n, d, d, g, v, k, t1, mask | flags, S, nullptr);
+  if (!st) st = mk::cuda::linear_attention(dtype, G, n, n, d, d, v, g, q, t2, mirror | flags, S, nullptr);
+  if (!st) st = mk::cuda::linear_attention(dtype, G, n, n, d, d, k, q, g, t3, mirror | flags, S, nullptr);
+  return st;
+}
+
 template <class H>
 static void half_rows(const Shape& s, int mask, const char* name, const float* q, const float* k, const float* v,
                       const std::vector<float>& ref, void* ws, const mk::cuda::ChunkPlan& plan, double flops,
@@ -250,7 +264,6 @@ static void half_rows(const Shape& s, int mask, const char* name, const float* q
     return max_rel_diff(host, ref);
   };
   float* S = static_cast<float*>(ws);
-  const int mirror = mask == 1 ? 2 : mask;
   // tensor cores at state chunks of R = plan.rows .. 4 plan.rows keys (longer: fewer F32 states to
   // write, scan and read; more masked key blocks per query block); the entry point's R (tc_plan:
   // 256 for masks since the H100 run of 2026-12-05) is marked
@@ -289,23 +302,11 @@ static void half_rows(const Shape& s, int mask, const char* name, const float* q
       row(s, "causal", name, form, ms, flops, recurrent_bytes(G, n, d, 2) + extra, ms < 0 ? -1 : err_of(oh), true);
     }
     EnvSet env("MK_LINEAR_TC", "recurrent");
-    ms = time_call(15, [&] {
-      int st = mk::cuda::linear_attention(H::kDtype, G, n, n, d, d, qh, kh, vh, oh, mask, S, nullptr);
-      if (!st) st = mk::cuda::linear_attention(H::kDtype, G, n, n, d, d, gh, vh, kh, t1, mask, S, nullptr);
-      if (!st) st = mk::cuda::linear_attention(H::kDtype, G, n, n, d, d, vh, gh, qh, t2, mirror, S, nullptr);
-      if (!st) st = mk::cuda::linear_attention(H::kDtype, G, n, n, d, d, kh, qh, gh, t3, mirror, S, nullptr);
-      return st;
-    });
+    ms = time_call(15, [&] { return fwd_bwd4(H::kDtype, G, n, d, qh, kh, vh, gh, oh, t1, t2, t3, mask, 0, S); });
     row(s, "causal", name, "recurrent fwd+bwd (4 products, MK_LINEAR_TC=recurrent)", ms, 4 * flops,
         4 * recurrent_bytes(G, n, d, 2), -1, true);
   }
-  ms = time_call(15, [&] {
-    int st = mk::cuda::linear_attention(H::kDtype, G, n, n, d, d, qh, kh, vh, oh, mask, S, nullptr);
-    if (!st) st = mk::cuda::linear_attention(H::kDtype, G, n, n, d, d, gh, vh, kh, t1, mask, S, nullptr);
-    if (!st) st = mk::cuda::linear_attention(H::kDtype, G, n, n, d, d, vh, gh, qh, t2, mirror, S, nullptr);
-    if (!st) st = mk::cuda::linear_attention(H::kDtype, G, n, n, d, d, kh, qh, gh, t3, mirror, S, nullptr);
-    return st;
-  });
+  ms = time_call(15, [&] { return fwd_bwd4(H::kDtype, G, n, d, qh, kh, vh, gh, oh, t1, t2, t3, mask, 0, S); });
   row(s, mask ? "causal" : "none", name, "fwd+bwd (4 products, entry point)", ms,
       4 * chunk_flops(flops, G, n, d, tp.rows, mask), 4 * (io_elems * 2 + state_traffic(G, tp.states, d, mask)), -1,
       true);
@@ -323,7 +324,7 @@ static void tf32_rows(const Shape& s, int mask, const float* q, const float* k, 
                       const std::vector<float>& ref, void* ws, const mk::cuda::ChunkPlan& plan, double flops,
                       double io_elems, double state_bytes) {
   const int64_t G = s.b * s.h, n = s.n, d = s.d, elems = G * n * d;
-  const int tf32 = MK_LINEAR_MASK_TF32, mirror = mask == 1 ? 2 : mask;
+  const int tf32 = MK_LINEAR_MASK_TF32;
   const char* mname = mask ? "causal" : "none";
   float *g, *t1, *t2, *t3;
   for (float** p : {&g, &t1, &t2, &t3}) CHECK(cudaMalloc(p, elems * 4));
@@ -358,13 +359,7 @@ static void tf32_rows(const Shape& s, int mask, const float* q, const float* k, 
     snprintf(form, sizeof form, "TF32 tensor cores, R = %lld", (long long)R);
     row(s, mname, "F32", form, ms, fl, io_elems * 4 + sb, ms < 0 ? -1 : err_of(out), 2);
   }
-  ms = time_call(15, [&] {
-    int st = mk::cuda::linear_attention(MK_F32, G, n, n, d, d, q, k, v, out, mask | tf32, ws, nullptr);
-    if (!st) st = mk::cuda::linear_attention(MK_F32, G, n, n, d, d, g, v, k, t1, mask | tf32, ws, nullptr);
-    if (!st) st = mk::cuda::linear_attention(MK_F32, G, n, n, d, d, v, g, q, t2, mirror | tf32, ws, nullptr);
-    if (!st) st = mk::cuda::linear_attention(MK_F32, G, n, n, d, d, k, q, g, t3, mirror | tf32, ws, nullptr);
-    return st;
-  });
+  ms = time_call(15, [&] { return fwd_bwd4(MK_F32, G, n, d, q, k, v, g, out, t1, t2, t3, mask, tf32, ws); });
   row(s, mname, "F32", "TF32 fwd+bwd (4 products, entry point)", ms,
       4 * chunk_flops(flops, G, n, d, tp.rows, mask),
       4 * (io_elems * 4 + state_traffic(G, tp.states, d, mask)), -1,
@@ -389,13 +384,7 @@ static void tf32_rows(const Shape& s, int mask, const float* q, const float* k, 
           terms == 1 ? 2 : 3);
       EnvSet env(terms == 1 ? "MK_LINEAR_TC" : "MK_LINEAR_F32", terms == 1 ? "recurrent" : "x3");
       const int flag = terms == 1 ? tf32 : 0;
-      ms = time_call(15, [&] {
-        int st = mk::cuda::linear_attention(MK_F32, G, n, n, d, d, q, k, v, out, mask | flag, ws, nullptr);
-        if (!st) st = mk::cuda::linear_attention(MK_F32, G, n, n, d, d, g, v, k, t1, mask | flag, ws, nullptr);
-        if (!st) st = mk::cuda::linear_attention(MK_F32, G, n, n, d, d, v, g, q, t2, mirror | flag, ws, nullptr);
-        if (!st) st = mk::cuda::linear_attention(MK_F32, G, n, n, d, d, k, q, g, t3, mirror | flag, ws, nullptr);
-        return st;
-      });
+      ms = time_call(15, [&] { return fwd_bwd4(MK_F32, G, n, d, q, k, v, g, out, t1, t2, t3, mask, flag, ws); });
       row(s, mname, "F32",
           terms == 1 ? "TF32 recurrent fwd+bwd (4 products, MK_LINEAR_TC=recurrent)"
                      : "x3 recurrent fwd+bwd (4 products, MK_LINEAR_F32=x3)",
@@ -453,13 +442,8 @@ int main(int argc, char** argv) {
                      [&] { return mk::cuda::linear_attention(MK_F32, G, n, n, d, d, q, k, v, o2, mask, ws, nullptr); });
       CHECK(cudaMemcpy(h2.data(), o2, elems * 4, cudaMemcpyDeviceToHost));
       row(s, mname, "F32", "chunked SIMT", ms, flops, io_elems * 4 + state_bytes, max_rel_diff(h2, ref), false);
-      ms = time_call(15, [&] {  // the exact form's forward + backward, beside the TF32 one
-        int st = mk::cuda::linear_attention(MK_F32, G, n, n, d, d, q, k, v, o2, mask, ws, nullptr);
-        if (!st) st = mk::cuda::linear_attention(MK_F32, G, n, n, d, d, v, v, k, o1, mask, ws, nullptr);
-        if (!st) st = mk::cuda::linear_attention(MK_F32, G, n, n, d, d, v, v, q, o1, mask ? 2 : 0, ws, nullptr);
-        if (!st) st = mk::cuda::linear_attention(MK_F32, G, n, n, d, d, k, q, v, o1, mask ? 2 : 0, ws, nullptr);
-        return st;
-      });
+      // the exact form's forward + backward, beside the TF32 one (v as the upstream gradient)
+      ms = time_call(15, [&] { return fwd_bwd4(MK_F32, G, n, d, q, k, v, v, o2, o1, o1, o1, mask, 0, ws); });
       row(s, mname, "F32", "fwd+bwd (4 products, entry point)", ms, 4 * flops, 4 * (io_elems * 4 + state_bytes), -1,
           false);
       tf32_rows(s, mask, q, k, v, o2, ref, ws, plan, flops, io_elems, state_bytes);

@@ -482,22 +482,35 @@ static float tf32_round(float f) {  // cvt.rna.tf32.f32: to nearest, ties away f
   return f;
 }
 
+// F32 inputs q [G, nq, dk], k [G, nk, dk], v [G, nk, dv] from N(0, 1), with their values as doubles
+// (…d) and rounded to TF32 (…t), for the TF32 and x3 cases.
+struct F32Inputs {
+  Buf<float> q, k, v;
+  std::vector<double> qd, kd, vd, qt, kt, vt;
+  F32Inputs(int64_t G, int64_t nq, int64_t nk, int64_t dk, int64_t dv, unsigned seed)
+      : q(G * nq * dk), k(G * nk * dk), v(G * nk * dv) {
+    std::mt19937 rng(seed);
+    std::normal_distribution<double> nd(0.0, 1.0);
+    auto make = [&](Buf<float>& b, std::vector<double>& d, std::vector<double>& t) {
+      d.resize(size_t(b.n));
+      t.resize(size_t(b.n));
+      for (int64_t i = 0; i < b.n; ++i) {
+        b[i] = float(nd(rng));
+        d[size_t(i)] = b[i];
+        t[size_t(i)] = tf32_round(b[i]);
+      }
+    };
+    make(q, qd, qt);
+    make(k, kd, kt);
+    make(v, vd, vt);
+  }
+};
+
 static void tf32_case(int64_t G, int64_t nq, int64_t nk, int64_t dk, int64_t dv, int mask, int64_t budget,
                       unsigned seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<double> nd(0.0, 1.0);
-  Buf<float> q(G * nq * dk), k(G * nk * dk), v(G * nk * dv);
-  std::vector<double> qd(size_t(q.n)), kd(size_t(k.n)), vd(size_t(v.n)), qt(qd.size()), kt(kd.size()), vt(vd.size());
-  auto make = [&](Buf<float>& b, std::vector<double>& d, std::vector<double>& t) {
-    for (int64_t i = 0; i < b.n; ++i) {
-      b[i] = float(nd(rng));
-      d[size_t(i)] = b[i];
-      t[size_t(i)] = tf32_round(b[i]);
-    }
-  };
-  make(q, qd, qt);
-  make(k, kd, kt);
-  make(v, vd, vt);
+  F32Inputs in(G, nq, nk, dk, dv, seed);
+  Buf<float>&q = in.q, &k = in.k, &v = in.v;
+  const std::vector<double>&qd = in.qd, &kd = in.kd, &vd = in.vd, &qt = in.qt, &kt = in.kt, &vt = in.vt;
   char what[240];
   snprintf(what, sizeof what, "linear_attention TF32 [G %lld, nq %lld, nk %lld, dk %lld, dv %lld] mask %d budget %lld",
            (long long)G, (long long)nq, (long long)nk, (long long)dk, (long long)dv, mask, (long long)budget);
@@ -846,20 +859,10 @@ static void recurrent_half_case(int64_t G, int64_t n, int64_t dk, int64_t dv, in
 // TF32 (MK_LINEAR_TC=recurrent with the TF32 flag) and x3 (MK_LINEAR_F32=x3, F32 without the flag)
 static void recurrent_f32_case(int64_t G, int64_t n, int64_t dk, int64_t dv, int mask, unsigned seed,
                                int64_t segments = 1) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<double> nd(0.0, 1.0);
-  Buf<float> q(G * n * dk), k(G * n * dk), v(G * n * dv), out(G * n * dv);
-  std::vector<double> qd(size_t(q.n)), kd(size_t(k.n)), vd(size_t(v.n)), qt(qd.size()), kt(kd.size()), vt(vd.size());
-  auto make = [&](Buf<float>& b, std::vector<double>& d, std::vector<double>& t) {
-    for (int64_t i = 0; i < b.n; ++i) {
-      b[i] = float(nd(rng));
-      d[size_t(i)] = b[i];
-      t[size_t(i)] = tf32_round(b[i]);
-    }
-  };
-  make(q, qd, qt);
-  make(k, kd, kt);
-  make(v, vd, vt);
+  F32Inputs in(G, n, n, dk, dv, seed);
+  const Buf<float>&q = in.q, &k = in.k, &v = in.v;
+  const std::vector<double>&qd = in.qd, &kd = in.kd, &vd = in.vd, &qt = in.qt, &kt = in.kt, &vt = in.vt;
+  Buf<float> out(G * n * dv);
   char what[200];
   snprintf(what, sizeof what, "recurrent F32 [G %lld, n %lld, dk %lld, dv %lld] mask %d segments %lld", (long long)G,
            (long long)n, (long long)dk, (long long)dv, mask, (long long)segments);
