@@ -44,7 +44,6 @@ static_assert(RecTraits::kThreads == TcTraits::kThreads, "tc_launch launches TC:
 template <class E>
 struct RecOps {  // BF16 / F16
   using Raw = uint16_t;
-  using Elem = E;  // the operand type of mma.cuh (the state pass's)
   static constexpr int kK = 16;
   static constexpr int kPadQK = 8;  // 16 bytes: ldmatrix rows of a tile in distinct bank groups
   static constexpr int kPadV = 8;
@@ -118,7 +117,6 @@ template <int TERMS>
 struct RecOpsF32 {
   static_assert(TERMS == 1 || TERMS == 3, "one TF32 term or the three of x3");
   using Raw = float;
-  using Elem = Tf32;
   static constexpr int kK = 8;
   static constexpr int kPadQK = 8;  // row stride = 8 mod 32 words: the 8-byte reads of a warp in 2 wavefronts
   static constexpr int kPadV = 4;   // row stride = 4 mod 32 words: b2_kn's reads hit 32 banks
@@ -242,11 +240,10 @@ __device__ __forceinline__ void rec_tile_async(Raw* dst, int ldd, const Raw* src
 }
 
 // The state a segment starts from (segmented walks): F32, element (d, e) of segment `seg` of group g
-// at S0[(g·segments + seg)·dk·dv + d·sd + e·se] (the scan's exclusive prefix or suffix, in the layout
-// of the state pass that wrote it: tc_state_kernel's [e][d] or state_kernel's [d][e]); null: zero.
+// at S0[(g·segments + seg)·dk·dv + d·dv + e] (the scan's exclusive prefix or suffix of the states
+// tc_segment_state_kernel wrote); null: zero.
 struct RecInit {
   const float* S0 = nullptr;
-  int sd = 0, se = 0;
 };
 
 // mask 1 (causal: chunks ascending, keys i <= j) or 2 (anti-causal: descending, i >= j); n = nq = nk.
@@ -305,7 +302,7 @@ tc_recurrent_kernel(int mask, int64_t n, int64_t dk, int64_t dv, int64_t etiles,
 #pragma unroll
         for (int r = 0; r < 4; ++r) {
           const int d = d0 + mt * 16 + gq + 8 * (r >> 1), e = e0 + nb * 8 + 2 * tq + (r & 1);
-          if (d < DK && e < DV) s[mt][nb][r] = S0[d * init.sd + e * init.se];
+          if (d < DK && e < DV) s[mt][nb][r] = S0[int64_t(d) * DV + e];
         }
   }
 
@@ -413,6 +410,79 @@ tc_recurrent_kernel(int mask, int64_t n, int64_t dk, int64_t dv, int64_t etiles,
   cp_async_wait<0>();
 }
 
+// The segments' states for a segmented walk: block (g, seg, et) sums S = Σ k_i v_iᵀ over the keys of
+// its segment (chunks ascending) on the walk's MMAs (so 16-bit, TF32 and x3 states carry the walk's
+// rounding) and stores its [dk, 64] slice to S[(g·segments + seg)·dk·dv + d·dv + e], F32; the scan
+// (scan_kernel) then turns them into each segment's starting state.
+template <class Ops, int DKP>
+__global__ void __launch_bounds__(RecTraits::kThreads, 1)
+tc_segment_state_kernel(int64_t n, int64_t dk, int64_t dv, int64_t etiles, int64_t segments, int64_t seg_chunks,
+                        const typename Ops::Raw* k, const typename Ops::Raw* v, float* S, int vec) {
+  using Raw = typename Ops::Raw;
+  using L = RecLayout<Ops, DKP>;
+  using A = typename Ops::A;
+  using B = typename Ops::B;
+  constexpr int C = RecTraits::kChunk, ET = RecTraits::kET, KK = Ops::kK, MT = DKP / 64;
+  Raw* const sm = reinterpret_cast<Raw*>(mk_linear_smem);
+  const int64_t et = blockIdx.x % etiles, seg = (blockIdx.x / etiles) % segments,
+                g = blockIdx.x / (etiles * segments);
+  k += g * n * dk;
+  v += g * n * dv;
+  const int N = int(n), DK = int(dk), DV = int(dv), e0 = int(et) * ET;
+  const int lane = int(threadIdx.x) % 32, warp = int(threadIdx.x) / 32, gq = lane >> 2, tq = lane & 3;
+  const int d0 = warp * (DKP / 4);
+  const int c_lo = int(seg * seg_chunks), c_hi = int(min64(ceil_div(n, C), c_lo + seg_chunks));
+  auto load = [&](int c, int stage) {
+    Raw* const base = sm + stage * L::stage;
+    rec_tile_async<Raw, DKP>(base + L::k, L::LQ, k, DK, c * C, N, 0, DK, vec != 0);
+    rec_tile_async<Raw, ET>(base + L::v, L::LV, v, DV, c * C, N, e0, DV, vec != 0);
+    cp_async_commit();
+  };
+  float s[MT][ET / 8][4];
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int nb = 0; nb < ET / 8; ++nb)
+#pragma unroll
+      for (int r = 0; r < 4; ++r) s[mt][nb][r] = 0.f;
+  if (c_lo < c_hi) load(c_lo, 0);
+  for (int c = c_lo; c < c_hi; ++c) {
+    const int stage = (c - c_lo) & 1;
+    cp_async_wait<0>();
+    __syncthreads();  // this chunk landed everywhere; the other stage is free
+    if (c + 1 < c_hi) load(c + 1, stage ^ 1);
+    const Raw* const ks = sm + stage * L::stage + L::k;
+    const Raw* const vs = sm + stage * L::stage + L::v;
+#pragma unroll 2
+    for (int kk = 0; kk < C / KK; ++kk) {
+      A ak[MT];
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt) Ops::a_tr(ak[mt], ks, L::LQ, d0 + mt * 16, kk * KK, lane);
+#pragma unroll
+      for (int nb = 0; nb < ET / 8; nb += 2) {
+        B b0, b1;
+        Ops::b2_kn(b0, b1, vs, L::LV, kk * KK, nb * 8, lane);
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) {
+          Ops::mma(s[mt][nb], ak[mt], b0);
+          Ops::mma(s[mt][nb + 1], ak[mt], b1);
+        }
+      }
+    }
+  }
+  cp_async_wait<0>();
+  float* const out = S + (g * segments + seg) * dk * dv;
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int nb = 0; nb < ET / 8; ++nb)
+#pragma unroll
+      for (int r = 0; r < 4; ++r) {
+        const int d = d0 + mt * 16 + gq + 8 * (r >> 1), e = e0 + nb * 8 + 2 * tq + (r & 1);
+        if (d < DK && e < DV) out[int64_t(d) * DV + e] = s[mt][nb][r];
+      }
+}
+
 // Segments per group for a walk (the parallelism of one block per group and value tile is groups x
 // etiles blocks, 128 at [4,16,4096,128], 32 at [1,16,16384,128]): 1 where the blocks already fill
 // 7/8 of the device's SMs (128 of an H100's 132: one wave), else the smallest power of two that
@@ -436,10 +506,9 @@ inline int device_sms() {
 // product is masked and square, dk <= 128, and the device's shared memory holds the tiles.
 // segments: 1 (one walk per group and value tile), more (needs `scratch_bytes` >= groups · segments ·
 // dk · dv floats at S, else refused), or 0 (rec_segments' choice, halved until the scratch holds
-// it; 1 without scratch). With several segments, first the segments' states K_segᵀ V_seg by a state pass (16-bit and TF32:
-// tc_state_kernel, rounding as the MMAs do; x3: the exact SIMT state_kernel), their exclusive
-// prefix (causal) or suffix by scan_kernel, then a block per (group, segment, value tile) walks its
-// segment from that state.
+// it; 1 without scratch). With several segments, first the segments' states K_segᵀ V_seg
+// (tc_segment_state_kernel, on the walk's MMAs), their exclusive prefix (causal) or suffix by
+// scan_kernel, then a block per (group, segment, value tile) walks its segment from that state.
 template <class Ops>
 int run_tc_recurrent(int64_t groups, int64_t nq, int64_t nk, int64_t dk, int64_t dv, const typename Ops::Raw* q,
                      const typename Ops::Raw* k, const typename Ops::Raw* v, typename Ops::Raw* out, int mask,
@@ -465,31 +534,20 @@ int run_tc_recurrent(int64_t groups, int64_t nq, int64_t nk, int64_t dk, int64_t
   segments = ceil_div(chunks, seg_chunks);  // (no empty segment)
   if (segments > 1 && (!S || segments * state_bytes > scratch_bytes)) return KERNEL_UNSUPPORTED;
   RecInit init;
-  if (segments > 1) {
+  const int64_t blocks = groups * segments * etiles;
+  if (segments > 1) {  // the segments' states on the walk's MMAs, then their exclusive prefix / suffix
     ChunkPlan p;
     p.rows = seg_chunks * RecTraits::kChunk;
     p.states = segments;
-    p.bytes = groups * segments * dk * dv * int64_t(sizeof(float));
-    const int64_t dtiles = ceil_div(dk, TC::kRows), et64 = ceil_div(dv, int64_t(64));
-    int st;
-    if constexpr (std::is_same<Ops, RecOpsF32<3>>::value) {  // exact F32 states, [d][e]
-      st = launch_blocks(state_kernel<float>, groups * p.states * dtiles * et64, state_smem<float>(), stream, nk, dk,
-                         dv, p.rows, p.states, dtiles, et64, k, v, S);
-      init.sd = int(dv);
-      init.se = 1;
-    } else {  // the operand type's states (16-bit exact inputs; TF32 rounds k and v as the MMAs do), [e][d]
-      using EO = typename Ops::Elem;
-      const int vs = dk % N == 0 && dv % N == 0 && aligned16(k) && aligned16(v);
-      st = tc_launch(tc_state_kernel<EO, 64>, groups * p.states * dtiles * et64, TcStateLayout<EO, 64>::bytes, stream,
-                     nk, dk, dv, p.rows, p.states, dtiles, et64, k, v, S, vs);
-      init.sd = 1;
-      init.se = int(dk);
-    }
+    p.bytes = segments * state_bytes;
+    int st = wide ? tc_launch(tc_segment_state_kernel<Ops, 128>, blocks, bytes, stream, nk, dk, dv, etiles, segments,
+                              seg_chunks, k, v, S, vec)
+                  : tc_launch(tc_segment_state_kernel<Ops, 64>, blocks, bytes, stream, nk, dk, dv, etiles, segments,
+                              seg_chunks, k, v, S, vec);
     if (st != 0) return st;
     if ((st = scan_states(p, groups, dk, dv, mask, S, stream)) != 0) return st;
     init.S0 = S;
   }
-  const int64_t blocks = groups * segments * etiles;
   if (!wide)
     return tc_launch(tc_recurrent_kernel<Ops, 64>, blocks, bytes, stream, mask, nq, dk, dv, etiles, segments,
                      seg_chunks, init, q, k, v, out, vec);
