@@ -446,6 +446,24 @@ int main(int argc, char** argv) {
       ms = time_call(15, [&] { return fwd_bwd4(MK_F32, G, n, d, q, k, v, v, o2, o1, o1, o1, mask, 0, ws); });
       row(s, mname, "F32", "fwd+bwd (4 products, entry point)", ms, 4 * flops, 4 * (io_elems * 4 + state_bytes), -1,
           false);
+      if (!mask) {  // the momentum term (linear_attention_momentum, F32, decay 0.9): memory-bound, one read
+                    // and one write per element; checked against the same recurrence on the host
+        poison(o1, elems * 4);
+        ms = time_call(15, [&] { return mk::cuda::linear_attention_momentum(MK_F32, G, n, d, v, o1, 0.9, 0, nullptr); });
+        std::vector<float> hv(elems), want(elems);
+        CHECK(cudaMemcpy(hv.data(), v, elems * 4, cudaMemcpyDeviceToHost));
+        CHECK(cudaMemcpy(h2.data(), o1, elems * 4, cudaMemcpyDeviceToHost));
+        for (int64_t g = 0; g < G; ++g)
+          for (int64_t e = 0; e < d; ++e) {
+            float m = 0.f;
+            for (int64_t j = 0; j < n; ++j) {
+              if (j > 0) m = 0.9f * (m + hv[(g * n + j - 1) * d + e]);
+              want[(g * n + j) * d + e] = m;
+            }
+          }
+        row(s, "none", "F32", "momentum term (decay 0.9)", ms, 0.0, 2.0 * double(elems) * 4, max_rel_diff(h2, want),
+            false);
+      }
       tf32_rows(s, mask, q, k, v, o2, ref, ws, plan, flops, io_elems, state_bytes);
       half_rows<mk::cuda::Bf16>(s, mask, "BF16", q, k, v, ref, ws, plan, flops, io_elems, state_bytes);
       half_rows<mk::cuda::Fp16>(s, mask, "F16", q, k, v, ref, ws, plan, flops, io_elems, state_bytes);

@@ -1026,14 +1026,26 @@ __global__ void momentum_kernel(int64_t groups, int64_t n, int64_t d, const type
     const int64_t g = t / d, e = t % d;
     const typename Elem<SS>::Raw* vg = v + g * n * d + e;
     typename Elem<SS>::Raw* og = out + g * n * d + e;
+    // walk step s writes row j(s) = s (reverse: n - 1 - s) with m_s = decay (m_{s-1} + v[j(s - 1)]),
+    // m_0 = 0. The recurrence is serial, the loads are not: each batch of kBatch steps issues its
+    // loads first, so a column waits for one load latency per batch instead of one per row (the
+    // grid is only groups·d threads). The arithmetic and its order are unchanged (the CPU twin's).
+    constexpr int kBatch = 16;
     T m = 0;
-    for (int64_t s = 0; s < n; ++s) {
-      const int64_t j = reverse ? n - 1 - s : s;
-      if (s > 0) {
-        const int64_t p = reverse ? j + 1 : j - 1;
-        m = decay * (m + widen<SS>(vg[p * d]));
+    for (int64_t s0 = 0; s0 < n; s0 += kBatch) {
+      T x[kBatch];
+#pragma unroll
+      for (int u = 0; u < kBatch; ++u) {
+        const int64_t s = s0 + u;
+        x[u] = s > 0 && s < n ? widen<SS>(vg[(reverse ? n - s : s - 1) * d]) : T(0);
       }
-      og[j * d] = narrow<SS>(m);
+#pragma unroll
+      for (int u = 0; u < kBatch; ++u) {
+        const int64_t s = s0 + u;
+        if (s >= n) break;
+        if (s > 0) m = decay * (m + x[u]);
+        og[(reverse ? n - 1 - s : s) * d] = narrow<SS>(m);
+      }
     }
   }
 }

@@ -1127,6 +1127,8 @@ int main(int argc, char** argv) {
   for (int r = 0; r <= 1; ++r) {
     momentum_case<float>(3, 50, 7, 0.9, r, seed++);
     momentum_case<double>(2, 33, 300, 0.5, r, seed++);
+    for (int64_t n : {1, 2, 16, 17, 32})  // around the CUDA kernel's batches of 16 loads
+      momentum_case<float>(2, n, 5, 0.8, r, seed++);
   }
   const int64_t f32_checks = g_checks;
   printf("BF16 / F16 (errors: max |x - ref| / max |ref|):\n");
