@@ -241,19 +241,35 @@ __device__ __forceinline__ void rec_tile_async(Raw* dst, int ldd, const Raw* src
 
 // The state a segment starts from (segmented walks): F32, element (d, e) of segment `seg` of group g
 // at S0[(g·segments + seg)·dk·dv + d·dv + e] (the scan's exclusive prefix or suffix of the states
-// tc_segment_state_kernel wrote); null: zero.
+// the state pass wrote); null: zero.
 struct RecInit {
   const float* S0 = nullptr;
 };
 
+// f(x, d, e) for each element x of the state slice this thread holds in s[MT][ET / 8][4]: key feature
+// d, value column e of the tile (the m16n8 accumulator layout, warp rows from d0)
+template <int MT, int NB, class F>
+__device__ __forceinline__ void rec_each_state(float (&s)[MT][NB][4], int d0, int gq, int tq, F f) {
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int nb = 0; nb < NB; ++nb)
+#pragma unroll
+      for (int r = 0; r < 4; ++r) f(s[mt][nb][r], d0 + mt * 16 + gq + 8 * (r >> 1), nb * 8 + 2 * tq + (r & 1));
+}
+
 // mask 1 (causal: chunks ascending, keys i <= j) or 2 (anti-causal: descending, i >= j); n = nq = nk.
 // Block (g, seg, et) walks the chunks [seg·seg_chunks, (seg + 1)·seg_chunks) of its group from the
 // state init gives (one segment: the whole sequence from zero).
-template <class Ops, int DKP>
-__global__ void __launch_bounds__(RecTraits::kThreads)
+// STATES: the segments' state pass of a segmented walk instead: the same walk (mask 1: chunks
+// ascending) with only S += Kᵀ V, on the same MMAs (so 16-bit, TF32 and x3 states carry the walk's
+// rounding), its [dk, 64] slice then stored to states[(g·segments + seg)·dk·dv + d·dv + e], F32; the
+// scan (scan_kernel) turns them into each segment's starting state. q and out are not read.
+template <class Ops, int DKP, bool STATES = false>
+__global__ void __launch_bounds__(RecTraits::kThreads, 1)
 tc_recurrent_kernel(int mask, int64_t n, int64_t dk, int64_t dv, int64_t etiles, int64_t segments,
                     int64_t seg_chunks, RecInit init, const typename Ops::Raw* q, const typename Ops::Raw* k,
-                    const typename Ops::Raw* v, typename Ops::Raw* out, int vec) {
+                    const typename Ops::Raw* v, typename Ops::Raw* out, float* states, int vec) {
   using Raw = typename Ops::Raw;
   using L = RecLayout<Ops, DKP>;
   using A = typename Ops::A;
@@ -278,32 +294,21 @@ tc_recurrent_kernel(int mask, int64_t n, int64_t dk, int64_t dv, int64_t etiles,
   auto chunk_at = [&](int step) { return mask == 1 ? c_lo + step : c_hi - 1 - step; };
   auto load = [&](int c, int stage) {
     Raw* const base = sm + stage * L::stage;
-    rec_tile_async<Raw, DKP>(base + L::q, L::LQ, q, DK, c * C, N, 0, DK, v16);
+    if constexpr (!STATES) rec_tile_async<Raw, DKP>(base + L::q, L::LQ, q, DK, c * C, N, 0, DK, v16);
     rec_tile_async<Raw, DKP>(base + L::k, L::LQ, k, DK, c * C, N, 0, DK, v16);
     rec_tile_async<Raw, ET>(base + L::v, L::LV, v, DV, c * C, N, e0, DV, v16);
     cp_async_commit();
   };
 
   float s[MT][ET / 8][4];
-#pragma unroll
-  for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-    for (int nb = 0; nb < ET / 8; ++nb)
-#pragma unroll
-      for (int r = 0; r < 4; ++r) s[mt][nb][r] = 0.f;
+  rec_each_state(s, d0, gq, tq, [](float& x, int, int) { x = 0.f; });
   // a segment after the first in walk order starts from the state of the keys before it
   const bool has_init = init.S0 != nullptr && (mask == 1 ? seg > 0 : seg < segments - 1);
   if (has_init) {
     const float* S0 = init.S0 + (g * segments + seg) * dk * dv;
-#pragma unroll
-    for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-      for (int nb = 0; nb < ET / 8; ++nb)
-#pragma unroll
-        for (int r = 0; r < 4; ++r) {
-          const int d = d0 + mt * 16 + gq + 8 * (r >> 1), e = e0 + nb * 8 + 2 * tq + (r & 1);
-          if (d < DK && e < DV) s[mt][nb][r] = S0[int64_t(d) * DV + e];
-        }
+    rec_each_state(s, d0, gq, tq, [&](float& x, int d, int e) {
+      if (d < DK && e0 + e < DV) x = S0[int64_t(d) * DV + e0 + e];
+    });
   }
 
   if (chunks > 0) load(chunk_at(0), 0);
@@ -316,73 +321,69 @@ tc_recurrent_kernel(int mask, int64_t n, int64_t dk, int64_t dv, int64_t etiles,
     const Raw* const qs = sm + stage * L::stage + L::q;
     const Raw* const ks = sm + stage * L::stage + L::k;
     const Raw* const vs = sm + stage * L::stage + L::v;
-    const bool with_state = step > 0 || has_init;  // (block-uniform) else the state is zero
-    if (with_state) {
-      // Ŝᵀ[e][d] = S[d][e] as the operand type stages it
-#pragma unroll
-      for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-        for (int nb = 0; nb < ET / 8; ++nb)
-#pragma unroll
-          for (int r = 0; r < 4; ++r) {
-            const int d = d0 + mt * 16 + gq + 8 * (r >> 1), e = nb * 8 + 2 * tq + (r & 1);
-            st[e * L::LQ + d] = Ops::state(s[mt][nb][r]);
-          }
-      __syncthreads();
-    }
-    // O = Q Ŝ and P = Q Kᵀ, one A fragment of Q per k-step for both
-    float o[ET / 8][4], p[C / 8][4];
-#pragma unroll
-    for (int nb = 0; nb < ET / 8; ++nb)
-#pragma unroll
-      for (int r = 0; r < 4; ++r) o[nb][r] = 0.f;
-#pragma unroll
-    for (int nb = 0; nb < C / 8; ++nb)
-#pragma unroll
-      for (int r = 0; r < 4; ++r) p[nb][r] = 0.f;
-#pragma unroll 2
-    for (int kk = 0; kk < DKP / KK; ++kk) {
-      A a;
-      Ops::a_rm(a, qs, L::LQ, m0, kk * KK, lane);
+    float o[ET / 8][4], p[C / 8][4];  // (the walk's: O and P = mask(Q Kᵀ) of the chunk)
+    if constexpr (!STATES) {
+      const bool with_state = step > 0 || has_init;  // (block-uniform) else the state is zero
       if (with_state) {
+        // Ŝᵀ[e][d] = S[d][e] as the operand type stages it
+        rec_each_state(s, d0, gq, tq, [&](float& x, int d, int e) { st[e * L::LQ + d] = Ops::state(x); });
+        __syncthreads();
+      }
+      // O = Q Ŝ and P = Q Kᵀ, one A fragment of Q per k-step for both
 #pragma unroll
-        for (int nb = 0; nb < ET / 8; nb += 2) {
+      for (int nb = 0; nb < ET / 8; ++nb)
+#pragma unroll
+        for (int r = 0; r < 4; ++r) o[nb][r] = 0.f;
+#pragma unroll
+      for (int nb = 0; nb < C / 8; ++nb)
+#pragma unroll
+        for (int r = 0; r < 4; ++r) p[nb][r] = 0.f;
+#pragma unroll 2
+      for (int kk = 0; kk < DKP / KK; ++kk) {
+        A a;
+        Ops::a_rm(a, qs, L::LQ, m0, kk * KK, lane);
+        if (with_state) {
+#pragma unroll
+          for (int nb = 0; nb < ET / 8; nb += 2) {
+            B b0, b1;
+            Ops::b2_nk(b0, b1, st, L::LQ, nb * 8, kk * KK, lane);
+            Ops::mma(o[nb], a, b0);
+            Ops::mma(o[nb + 1], a, b1);
+          }
+        }
+#pragma unroll
+        for (int nb = 0; nb < C / 8; nb += 2) {
           B b0, b1;
-          Ops::b2_nk(b0, b1, st, L::LQ, nb * 8, kk * KK, lane);
-          Ops::mma(o[nb], a, b0);
-          Ops::mma(o[nb + 1], a, b1);
+          Ops::b2_nk(b0, b1, ks, L::LQ, nb * 8, kk * KK, lane);
+          Ops::mma(p[nb], a, b0);
+          Ops::mma(p[nb + 1], a, b1);
         }
       }
+      // the mask (rows past n are zero and not stored; keys past n are zero)
 #pragma unroll
-      for (int nb = 0; nb < C / 8; nb += 2) {
-        B b0, b1;
-        Ops::b2_nk(b0, b1, ks, L::LQ, nb * 8, kk * KK, lane);
-        Ops::mma(p[nb], a, b0);
-        Ops::mma(p[nb + 1], a, b1);
-      }
+      for (int nb = 0; nb < C / 8; ++nb)
+#pragma unroll
+        for (int r = 0; r < 4; ++r) {
+          const int j = i0 + m0 + gq + 8 * (r >> 1), i = i0 + nb * 8 + 2 * tq + (r & 1);
+          const bool seen = i < N && (mask == 1 ? i <= j : i >= j);
+          if (!seen) p[nb][r] = 0.f;
+        }
     }
-    // the mask (rows past n are zero and not stored; keys past n are zero)
-#pragma unroll
-    for (int nb = 0; nb < C / 8; ++nb)
-#pragma unroll
-      for (int r = 0; r < 4; ++r) {
-        const int j = i0 + m0 + gq + 8 * (r >> 1), i = i0 + nb * 8 + 2 * tq + (r & 1);
-        const bool seen = i < N && (mask == 1 ? i <= j : i >= j);
-        if (!seen) p[nb][r] = 0.f;
-      }
     // O += P V and S += Kᵀ V: one B fragment of V per (k-step, n-block pair) for both
 #pragma unroll  // (fully: p is indexed by kk)
     for (int kk = 0; kk < C / KK; ++kk) {
       A ap, ak[MT];
-      Ops::a_acc(ap, p, kk);
+      if constexpr (!STATES) Ops::a_acc(ap, p, kk);
 #pragma unroll
       for (int mt = 0; mt < MT; ++mt) Ops::a_tr(ak[mt], ks, L::LQ, d0 + mt * 16, kk * KK, lane);
 #pragma unroll
       for (int nb = 0; nb < ET / 8; nb += 2) {
         B b0, b1;
         Ops::b2_kn(b0, b1, vs, L::LV, kk * KK, nb * 8, lane);
-        Ops::mma(o[nb], ap, b0);
-        Ops::mma(o[nb + 1], ap, b1);
+        if constexpr (!STATES) {
+          Ops::mma(o[nb], ap, b0);
+          Ops::mma(o[nb + 1], ap, b1);
+        }
 #pragma unroll
         for (int mt = 0; mt < MT; ++mt) {
           Ops::mma(s[mt][nb], ak[mt], b0);
@@ -390,97 +391,32 @@ tc_recurrent_kernel(int mask, int64_t n, int64_t dk, int64_t dv, int64_t etiles,
         }
       }
     }
-    // O stored once (16-bit: rounded); column pairs as one store when the rows are aligned
-    const bool pairs = v16 && DV % 2 == 0;
+    if constexpr (!STATES) {
+      // O stored once (16-bit: rounded); column pairs as one store when the rows are aligned
+      const bool pairs = v16 && DV % 2 == 0;
 #pragma unroll
-    for (int nb = 0; nb < ET / 8; ++nb)
+      for (int nb = 0; nb < ET / 8; ++nb)
 #pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const int j = i0 + m0 + gq + 8 * h, e = e0 + nb * 8 + 2 * tq;
-        if (j >= N || e >= DV) continue;
-        Raw* const at = out + int64_t(j) * DV + e;
-        if (e + 1 < DV) {
-          Ops::store2(at, o[nb][2 * h], o[nb][2 * h + 1], pairs);
-          if (!pairs) Ops::store1(at + 1, o[nb][2 * h + 1]);
-        } else {
-          Ops::store1(at, o[nb][2 * h]);
+        for (int h = 0; h < 2; ++h) {
+          const int j = i0 + m0 + gq + 8 * h, e = e0 + nb * 8 + 2 * tq;
+          if (j >= N || e >= DV) continue;
+          Raw* const at = out + int64_t(j) * DV + e;
+          if (e + 1 < DV) {
+            Ops::store2(at, o[nb][2 * h], o[nb][2 * h + 1], pairs);
+            if (!pairs) Ops::store1(at + 1, o[nb][2 * h + 1]);
+          } else {
+            Ops::store1(at, o[nb][2 * h]);
+          }
         }
-      }
-  }
-  cp_async_wait<0>();
-}
-
-// The segments' states for a segmented walk: block (g, seg, et) sums S = Σ k_i v_iᵀ over the keys of
-// its segment (chunks ascending) on the walk's MMAs (so 16-bit, TF32 and x3 states carry the walk's
-// rounding) and stores its [dk, 64] slice to S[(g·segments + seg)·dk·dv + d·dv + e], F32; the scan
-// (scan_kernel) then turns them into each segment's starting state.
-template <class Ops, int DKP>
-__global__ void __launch_bounds__(RecTraits::kThreads, 1)
-tc_segment_state_kernel(int64_t n, int64_t dk, int64_t dv, int64_t etiles, int64_t segments, int64_t seg_chunks,
-                        const typename Ops::Raw* k, const typename Ops::Raw* v, float* S, int vec) {
-  using Raw = typename Ops::Raw;
-  using L = RecLayout<Ops, DKP>;
-  using A = typename Ops::A;
-  using B = typename Ops::B;
-  constexpr int C = RecTraits::kChunk, ET = RecTraits::kET, KK = Ops::kK, MT = DKP / 64;
-  Raw* const sm = reinterpret_cast<Raw*>(mk_linear_smem);
-  const int64_t et = blockIdx.x % etiles, seg = (blockIdx.x / etiles) % segments,
-                g = blockIdx.x / (etiles * segments);
-  k += g * n * dk;
-  v += g * n * dv;
-  const int N = int(n), DK = int(dk), DV = int(dv), e0 = int(et) * ET;
-  const int lane = int(threadIdx.x) % 32, warp = int(threadIdx.x) / 32, gq = lane >> 2, tq = lane & 3;
-  const int d0 = warp * (DKP / 4);
-  const int c_lo = int(seg * seg_chunks), c_hi = int(min64(ceil_div(n, C), c_lo + seg_chunks));
-  auto load = [&](int c, int stage) {
-    Raw* const base = sm + stage * L::stage;
-    rec_tile_async<Raw, DKP>(base + L::k, L::LQ, k, DK, c * C, N, 0, DK, vec != 0);
-    rec_tile_async<Raw, ET>(base + L::v, L::LV, v, DV, c * C, N, e0, DV, vec != 0);
-    cp_async_commit();
-  };
-  float s[MT][ET / 8][4];
-#pragma unroll
-  for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-    for (int nb = 0; nb < ET / 8; ++nb)
-#pragma unroll
-      for (int r = 0; r < 4; ++r) s[mt][nb][r] = 0.f;
-  if (c_lo < c_hi) load(c_lo, 0);
-  for (int c = c_lo; c < c_hi; ++c) {
-    const int stage = (c - c_lo) & 1;
-    cp_async_wait<0>();
-    __syncthreads();  // this chunk landed everywhere; the other stage is free
-    if (c + 1 < c_hi) load(c + 1, stage ^ 1);
-    const Raw* const ks = sm + stage * L::stage + L::k;
-    const Raw* const vs = sm + stage * L::stage + L::v;
-#pragma unroll 2
-    for (int kk = 0; kk < C / KK; ++kk) {
-      A ak[MT];
-#pragma unroll
-      for (int mt = 0; mt < MT; ++mt) Ops::a_tr(ak[mt], ks, L::LQ, d0 + mt * 16, kk * KK, lane);
-#pragma unroll
-      for (int nb = 0; nb < ET / 8; nb += 2) {
-        B b0, b1;
-        Ops::b2_kn(b0, b1, vs, L::LV, kk * KK, nb * 8, lane);
-#pragma unroll
-        for (int mt = 0; mt < MT; ++mt) {
-          Ops::mma(s[mt][nb], ak[mt], b0);
-          Ops::mma(s[mt][nb + 1], ak[mt], b1);
-        }
-      }
     }
   }
   cp_async_wait<0>();
-  float* const out = S + (g * segments + seg) * dk * dv;
-#pragma unroll
-  for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-    for (int nb = 0; nb < ET / 8; ++nb)
-#pragma unroll
-      for (int r = 0; r < 4; ++r) {
-        const int d = d0 + mt * 16 + gq + 8 * (r >> 1), e = e0 + nb * 8 + 2 * tq + (r & 1);
-        if (d < DK && e < DV) out[int64_t(d) * DV + e] = s[mt][nb][r];
-      }
+  if constexpr (STATES) {
+    float* const to = states + (g * segments + seg) * dk * dv;
+    rec_each_state(s, d0, gq, tq, [&](float& x, int d, int e) {
+      if (d < DK && e0 + e < DV) to[int64_t(d) * DV + e0 + e] = x;
+    });
+  }
 }
 
 // Segments per group for a walk (the parallelism of one block per group and value tile is groups x
@@ -507,7 +443,7 @@ inline int device_sms() {
 // segments: 1 (one walk per group and value tile), more (needs `scratch_bytes` >= groups · segments ·
 // dk · dv floats at S, else refused), or 0 (rec_segments' choice, halved until the scratch holds
 // it; 1 without scratch). With several segments, first the segments' states K_segᵀ V_seg
-// (tc_segment_state_kernel, on the walk's MMAs), their exclusive prefix (causal) or suffix by
+// (tc_recurrent_kernel<.., true>, on the walk's MMAs), their exclusive prefix (causal) or suffix by
 // scan_kernel, then a block per (group, segment, value tile) walks its segment from that state.
 template <class Ops>
 int run_tc_recurrent(int64_t groups, int64_t nq, int64_t nk, int64_t dk, int64_t dv, const typename Ops::Raw* q,
@@ -540,17 +476,18 @@ int run_tc_recurrent(int64_t groups, int64_t nq, int64_t nk, int64_t dk, int64_t
     p.rows = seg_chunks * RecTraits::kChunk;
     p.states = segments;
     p.bytes = segments * state_bytes;
-    int st = wide ? tc_launch(tc_segment_state_kernel<Ops, 128>, blocks, bytes, stream, nk, dk, dv, etiles, segments,
-                              seg_chunks, k, v, S, vec)
-                  : tc_launch(tc_segment_state_kernel<Ops, 64>, blocks, bytes, stream, nk, dk, dv, etiles, segments,
-                              seg_chunks, k, v, S, vec);
+    // (mask 1: the state pass walks its segments ascending whatever the product's mask)
+    int st = wide ? tc_launch(tc_recurrent_kernel<Ops, 128, true>, blocks, bytes, stream, 1, nq, dk, dv, etiles,
+                              segments, seg_chunks, init, q, k, v, out, S, vec)
+                  : tc_launch(tc_recurrent_kernel<Ops, 64, true>, blocks, bytes, stream, 1, nq, dk, dv, etiles,
+                              segments, seg_chunks, init, q, k, v, out, S, vec);
     if (st != 0) return st;
     if ((st = scan_states(p, groups, dk, dv, mask, S, stream)) != 0) return st;
     init.S0 = S;
   }
   if (!wide)
     return tc_launch(tc_recurrent_kernel<Ops, 64>, blocks, bytes, stream, mask, nq, dk, dv, etiles, segments,
-                     seg_chunks, init, q, k, v, out, vec);
+                     seg_chunks, init, q, k, v, out, static_cast<float*>(nullptr), vec);
   return tc_launch(tc_recurrent_kernel<Ops, 128>, blocks, bytes, stream, mask, nq, dk, dv, etiles, segments,
-                   seg_chunks, init, q, k, v, out, vec);
+                   seg_chunks, init, q, k, v, out, static_cast<float*>(nullptr), vec);
 }

@@ -272,24 +272,37 @@ static std::vector<double> composed(int64_t G, int64_t nq, int64_t nk, int64_t d
   return composed(G, nq, nk, dk, dv, mask, q, k, v, rnd, rnd);
 }
 
+// 16-bit inputs q [G, nq, dk], k [G, nk, dk], v [G, nk, dv] from N(0, 1) rounded to the type, with
+// their values as doubles (…d).
+template <class H>
+struct HalfInputs {
+  Buf<uint16_t> q, k, v;
+  std::vector<double> qd, kd, vd;
+  HalfInputs(int64_t G, int64_t nq, int64_t nk, int64_t dk, int64_t dv, unsigned seed)
+      : q(G * nq * dk), k(G * nk * dk), v(G * nk * dv) {
+    std::mt19937 rng(seed);
+    std::normal_distribution<double> nd(0.0, 1.0);
+    auto make = [&](Buf<uint16_t>& b, std::vector<double>& d) {
+      d.resize(size_t(b.n));
+      for (int64_t i = 0; i < b.n; ++i) {
+        b[i] = Half<H>::encode(nd(rng));
+        d[size_t(i)] = Half<H>::decode(b[i]);
+      }
+    };
+    make(q, qd);
+    make(k, kd);
+    make(v, vd);
+  }
+};
+
 template <class H>
 static void half_case(int64_t G, int64_t nq, int64_t nk, int64_t dk, int64_t dv, int mask, int64_t budget,
                       unsigned seed) {
   using X = Half<H>;
   const int dtype = H::kDtype;
-  std::mt19937 rng(seed);
-  std::normal_distribution<double> nd(0.0, 1.0);
-  Buf<uint16_t> q(G * nq * dk), k(G * nk * dk), v(G * nk * dv);
-  std::vector<double> qd(size_t(q.n)), kd(size_t(k.n)), vd(size_t(v.n));
-  auto make = [&](Buf<uint16_t>& b, std::vector<double>& d) {
-    for (int64_t i = 0; i < b.n; ++i) {
-      b[i] = X::encode(nd(rng));
-      d[size_t(i)] = X::decode(b[i]);
-    }
-  };
-  make(q, qd);
-  make(k, kd);
-  make(v, vd);
+  HalfInputs<H> in(G, nq, nk, dk, dv, seed);
+  const Buf<uint16_t>&q = in.q, &k = in.k, &v = in.v;
+  const std::vector<double>&qd = in.qd, &kd = in.kd, &vd = in.vd;
   char what[240];
   snprintf(what, sizeof what, "linear_attention %s [G %lld, nq %lld, nk %lld, dk %lld, dv %lld] mask %d budget %lld",
            X::name(), (long long)G, (long long)nq, (long long)nk, (long long)dk, (long long)dv, mask,
@@ -822,19 +835,10 @@ template <class H>
 static void recurrent_half_case(int64_t G, int64_t n, int64_t dk, int64_t dv, int mask, unsigned seed,
                                 int64_t segments = 1) {
   using X = Half<H>;
-  std::mt19937 rng(seed);
-  std::normal_distribution<double> nd(0.0, 1.0);
-  Buf<uint16_t> q(G * n * dk), k(G * n * dk), v(G * n * dv), out(G * n * dv);
-  std::vector<double> qd(size_t(q.n)), kd(size_t(k.n)), vd(size_t(v.n));
-  auto make = [&](Buf<uint16_t>& b, std::vector<double>& d) {
-    for (int64_t i = 0; i < b.n; ++i) {
-      b[i] = X::encode(nd(rng));
-      d[size_t(i)] = X::decode(b[i]);
-    }
-  };
-  make(q, qd);
-  make(k, kd);
-  make(v, vd);
+  HalfInputs<H> in(G, n, n, dk, dv, seed);
+  const Buf<uint16_t>&q = in.q, &k = in.k, &v = in.v;
+  const std::vector<double>&qd = in.qd, &kd = in.kd, &vd = in.vd;
+  Buf<uint16_t> out(G * n * dv);
   char what[200];
   snprintf(what, sizeof what, "recurrent %s [G %lld, n %lld, dk %lld, dv %lld] mask %d segments %lld", X::name(),
            (long long)G, (long long)n, (long long)dk, (long long)dv, mask, (long long)segments);
