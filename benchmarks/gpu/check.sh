@@ -26,7 +26,7 @@
 #                              passes beside the default ones; GPU_ATTN_SIMT=default,x3 the F32
 #                              sets with the 3xTF32 Hopper kernels beside the default;
 #                              GPU_LA_FORM=default,recurrent the linear-attention sets with the
-#                              recurrent form (x3 for F32) beside the default)
+#                              recurrent form and its unmasked state form (x3 for F32) beside the default)
 # The opt-in kernel choices are environment variables read per call, so they pass through to every
 # step: e.g. MK_LINEAR_TC=recurrent MK_LINEAR_F32=x3 TESTS_ONLY=1 HARNESSES=0 runs the gpu-tagged
 # tests with the recurrent linear-attention form (the harness times it beside the others anyway).
@@ -237,7 +237,7 @@ if java -cp "$CP" org.openjdk.jmh.Main -l 2>/dev/null | grep -q 'Gpu'; then
     [ "$name" = GpuGraphBench ] && it=500ms forks=0 params=(-p reduce=sum,max)
     # linear attention in F32, TF32 (F32 data, Backend.setAllowTf32) and BF16 (the tensor-core
     # forms), 6 sets: ~120 s
-    # (GPU_LA_FORM=default,recurrent: also the recurrent form for the causal products, x3 for F32;
+    # (GPU_LA_FORM=default,recurrent: also the recurrent form (causal) and its state form (no mask), x3 for F32;
     # 12 sets: give it JMH_CLASSES=GpuLinearAttentionBench:240 alone)
     [ "$name" = GpuLinearAttentionBench ] && params=(-p dtype=F32,TF32,BF16 -p "form=${GPU_LA_FORM:-default}")
     # softmax attention in F32 (default) or also TF32 (GPU_ATTN_DTYPES=F32,TF32: 12 sets, ~100 s; give

@@ -18,6 +18,9 @@
 //   BF16 / F16 chunked SIMT  the SIMT chunk-parallel form on the 16-bit data (the fallback), F32 inside
 //   TF32 tensor cores  F32 data on m16n8k8 TF32 MMAs (the opt-in of Backend.setAllowTf32: the entry
 //                    point with MK_LINEAR_MASK_TF32), F32 states and scan; R = 64, 128, 256 as for 16 bit
+//   state form (none; the recurrent choice without a mask): the key segments' states, then blocks of
+//                    256 query rows summing them and streaming q (MB: state_form_bytes), 16-bit at
+//                    1, 2, 4, 8 key segments, F32 (TF32, x3) at the entry point's count
 //   recurrent (causal; opt-in, linear_attention_choice.h): BF16 / F16, TF32 and x3 (F32 data, three
 //                    TF32 MMAs per product: F32-class, held to the F32 bound) on the recurrent form,
 //                    a block per (group, 64 value columns) walking the chunks with the state in
@@ -224,6 +227,24 @@ static double recurrent_bytes(int64_t G, int64_t n, int64_t d, int elem) {
   const double tiles = double((d + 63) / 64);
   return double(elem) * double(G) * double(n) * double(d) * (3.0 * tiles + 1.0);
 }
+// Without a mask the recurrent choice runs the state form (run_tc_state_form): the state pass reads
+// k once per 64 value columns and v once and writes `segs` F32 states per group; the apply pass reads
+// them (counted once), q once per apply tile (128 columns for 16-bit data, else 64) and writes out.
+static double state_form_bytes(int64_t G, int64_t n, int64_t d, int elem, int64_t segs) {
+  const double etiles = double((d + 63) / 64), atiles = double(elem == 2 ? (d + 127) / 128 : (d + 63) / 64);
+  return double(elem) * double(G) * double(n) * double(d) * (etiles + 1.0 + atiles + 1.0) +
+         2.0 * 4.0 * double(G) * double(segs) * double(d) * double(d);
+}
+// The segment count the entry point gives the recurrent form (masked: rec_segments; unmasked: the
+// state form's rec_state_segments within the unmasked plan's scratch)
+static int64_t entry_segments(int64_t G, int64_t n, int64_t d, int mask) {
+  const int64_t etiles = (d + 63) / 64;
+  if (mask) return mk::cuda::rec_segments(G, etiles, n, mk::cuda::device_sms());
+  const int64_t scratch = mk::cuda::chunk_plan(MK_F32, G, n, d, d, 0).bytes;
+  int64_t segs = mk::cuda::rec_state_segments(G, etiles, n, mk::cuda::device_sms());
+  while (segs > 1 && segs * G * d * d * 4 > scratch) segs /= 2;
+  return segs;
+}
 struct EnvSet {
   const char* name;
   EnvSet(const char* n, const char* v) : name(n) { setenv(n, v, 1); }
@@ -284,11 +305,12 @@ static void half_rows(const Shape& s, int mask, const char* name, const float* q
     row(s, mask ? "causal" : "none", name, form, ms, fl, io_elems * 2 + sb, ms < 0 ? -1 : err_of(oh), true);
     if (!mask) break;  // (no mask: one state per group whatever R)
   }
-  if (mask) {
-    // segments per group 1, 2, 4, 8 (more: a state pass over the keys and a scan first); the entry
-    // point's choice (rec_segments) marked
-    const int64_t ws_bytes = mk::cuda::chunk_plan(MK_F32, G, n, d, d, 1).bytes;
-    const int64_t auto_segs = mk::cuda::rec_segments(G, (d + 63) / 64, n, mk::cuda::device_sms());
+  {
+    // the recurrent choice (masked: the walk; unmasked: the state form) at 1, 2, 4, 8 segments per
+    // group (masked: a state pass over the keys and a scan first; unmasked: key segments of the state
+    // pass); the entry point's choice marked
+    const int64_t ws_bytes = mk::cuda::chunk_plan(MK_F32, G, n, d, d, 1).bytes;  // (ws's size)
+    const int64_t auto_segs = entry_segments(G, n, d, mask);
     for (int64_t segs = 1; segs <= 8; segs *= 2) {
       poison(oh, elems * 2);
       ms = time_call(15, [&] {
@@ -296,15 +318,16 @@ static void half_rows(const Shape& s, int mask, const char* name, const float* q
                                                                ws_bytes, segs);
       });
       char form[96];
-      snprintf(form, sizeof form, "recurrent tensor cores, %lld segment%s%s", (long long)segs, segs > 1 ? "s" : "",
-               segs == auto_segs ? " (entry point)" : "");
+      snprintf(form, sizeof form, "%s, %lld %ssegment%s%s", mask ? "recurrent tensor cores" : "state form (recurrent)",
+               (long long)segs, mask ? "" : "key ", segs > 1 ? "s" : "", segs == auto_segs ? " (entry point)" : "");
       const double extra = segs > 1 ? 2.0 * double(elems) * 2 + state_traffic(G, segs, d, mask) : 0.0;
-      row(s, "causal", name, form, ms, flops, recurrent_bytes(G, n, d, 2) + extra, ms < 0 ? -1 : err_of(oh), true);
+      const double mb = mask ? recurrent_bytes(G, n, d, 2) + extra : state_form_bytes(G, n, d, 2, segs);
+      row(s, mask ? "causal" : "none", name, form, ms, flops, mb, ms < 0 ? -1 : err_of(oh), true);
     }
     EnvSet env("MK_LINEAR_TC", "recurrent");
     ms = time_call(15, [&] { return fwd_bwd4(H::kDtype, G, n, d, qh, kh, vh, gh, oh, t1, t2, t3, mask, 0, S); });
-    row(s, "causal", name, "recurrent fwd+bwd (4 products, MK_LINEAR_TC=recurrent)", ms, 4 * flops,
-        4 * recurrent_bytes(G, n, d, 2), -1, true);
+    row(s, mask ? "causal" : "none", name, "recurrent fwd+bwd (4 products, MK_LINEAR_TC=recurrent)", ms, 4 * flops,
+        4 * (mask ? recurrent_bytes(G, n, d, 2) : state_form_bytes(G, n, d, 2, auto_segs)), -1, true);
   }
   ms = time_call(15, [&] { return fwd_bwd4(H::kDtype, G, n, d, qh, kh, vh, gh, oh, t1, t2, t3, mask, 0, S); });
   row(s, mask ? "causal" : "none", name, "fwd+bwd (4 products, entry point)", ms,
@@ -364,11 +387,12 @@ static void tf32_rows(const Shape& s, int mask, const float* q, const float* k, 
       4 * chunk_flops(flops, G, n, d, tp.rows, mask),
       4 * (io_elems * 4 + state_traffic(G, tp.states, d, mask)), -1,
       2);
-  if (mask) {  // the recurrent form: TF32 (one term) and x3 (F32 without TF32, three terms)
+  {  // the recurrent choice (masked: the walk; unmasked: the state form): TF32 (one term) and x3 (F32
+     // without TF32, three terms)
     for (int terms : {1, 3}) {
-      // the entry point's segment count (rec_segments), called directly
-      const int64_t ws_bytes = mk::cuda::chunk_plan(MK_F32, G, n, d, d, 1).bytes;
-      const int64_t segs = mk::cuda::rec_segments(G, (d + 63) / 64, n, mk::cuda::device_sms());
+      // the entry point's segment count, called directly
+      const int64_t ws_bytes = mk::cuda::chunk_plan(MK_F32, G, n, d, d, 1).bytes;  // (ws's size)
+      const int64_t segs = entry_segments(G, n, d, mask);
       poison(out, elems * 4);
       ms = time_call(15, [&] {
         return terms == 1 ? mk::cuda::run_tc_recurrent<mk::cuda::RecOpsF32<1>>(G, n, n, d, d, q, k, v, out, mask,
@@ -377,18 +401,20 @@ static void tf32_rows(const Shape& s, int mask, const float* q, const float* k, 
                                                                                  nullptr, S, ws_bytes, segs);
       });
       char form[96];
-      snprintf(form, sizeof form, "%s recurrent tensor cores%s, %lld segment%s", terms == 1 ? "TF32" : "x3",
-               terms == 1 ? "" : " (F32 accuracy)", (long long)segs, segs > 1 ? "s" : "");
+      snprintf(form, sizeof form, "%s %s%s, %lld %ssegment%s", terms == 1 ? "TF32" : "x3",
+               mask ? "recurrent tensor cores" : "state form (recurrent)", terms == 1 ? "" : " (F32 accuracy)",
+               (long long)segs, mask ? "" : "key ", segs > 1 ? "s" : "");
       const double extra = segs > 1 ? 2.0 * double(elems) * 4 + state_traffic(G, segs, d, mask) : 0.0;
-      row(s, mname, "F32", form, ms, flops, recurrent_bytes(G, n, d, 4) + extra, ms < 0 ? -1 : err_of(out),
-          terms == 1 ? 2 : 3);
+      const double mb = mask ? recurrent_bytes(G, n, d, 4) + extra : state_form_bytes(G, n, d, 4, segs);
+      row(s, mname, "F32", form, ms, flops, mb, ms < 0 ? -1 : err_of(out), terms == 1 ? 2 : 3);
       EnvSet env(terms == 1 ? "MK_LINEAR_TC" : "MK_LINEAR_F32", terms == 1 ? "recurrent" : "x3");
       const int flag = terms == 1 ? tf32 : 0;
       ms = time_call(15, [&] { return fwd_bwd4(MK_F32, G, n, d, q, k, v, g, out, t1, t2, t3, mask, flag, ws); });
       row(s, mname, "F32",
           terms == 1 ? "TF32 recurrent fwd+bwd (4 products, MK_LINEAR_TC=recurrent)"
                      : "x3 recurrent fwd+bwd (4 products, MK_LINEAR_F32=x3)",
-          ms, 4 * flops, 4 * recurrent_bytes(G, n, d, 4), -1, terms == 1 ? 2 : 3);
+          ms, 4 * flops, 4 * (mask ? recurrent_bytes(G, n, d, 4) : state_form_bytes(G, n, d, 4, segs)), -1,
+          terms == 1 ? 2 : 3);
     }
   }
   for (float* p : {g, t1, t2, t3}) CHECK(cudaFree(p));

@@ -948,9 +948,10 @@ int run_tc(const ChunkPlan& p, int64_t groups, int64_t nq, int64_t nk, int64_t d
 #include "linear_attention_recurrent.cuh"
 
 // ---- the choice of form (the one place) ----------------------------------------------------------
-// First, for a masked square product, the recurrent tensor-core form where linear_attention_choice.h
-// asks for it (16-bit and TF32: MK_LINEAR_TC=recurrent; F32 without TF32: MK_LINEAR_F32=x3) and it
-// applies (dk <= 128, the tiles fit; else it refuses before launching and the rest decides).
+// First the recurrent tensor-core form where linear_attention_choice.h asks for it (16-bit and TF32:
+// MK_LINEAR_TC=recurrent; F32 without TF32: MK_LINEAR_F32=x3) and it applies (masked: square products;
+// unmasked: its state form, with scratch; dk <= 128, the tiles fit; else it refuses before launching
+// and the rest decides).
 // With scratch (the usual case): BF16 / F16 on tensor cores, and F32 on TF32 tensor cores when the
 // call asks for it (tf32), where the key width (<= 256) and the device's shared memory allow; else
 // the SIMT chunk-parallel form (F32 by default and F64 always; 16-bit data widened to F32 there);
@@ -970,9 +971,10 @@ int launch(int64_t groups, int64_t nq, int64_t nk, int64_t dk, int64_t dv, const
   using T = typename Elem<SS>::T;
   using Raw = typename Elem<SS>::Raw;
   const ChunkPlan p = chunk_plan(sizeof(T) == 4 ? MK_F32 : MK_F64, groups, nk, dk, dv, mask);
-  // the recurrent form, where chosen (linear_attention_choice.h): masked products only; the scratch
-  // (sized by the plan) holds the segment states when it walks several segments per group
-  if (mask != 0 && nq == nk) {
+  // the recurrent form, where chosen (linear_attention_choice.h): masked square products walk with
+  // the state in registers, unmasked products take its state form; the scratch (sized by the plan)
+  // holds the segment states (the state form needs at least one per group: without scratch it refuses)
+  {
     const LinearAttentionChoice ch = linear_attention_choose(linear_selection().tensor_core.load(std::memory_order_relaxed),
                                                              linear_selection().f32.load(std::memory_order_relaxed));
     float* const RS = workspace && p.bytes > 0 ? static_cast<float*>(workspace) : nullptr;

@@ -258,6 +258,28 @@ __device__ __forceinline__ void rec_each_state(float (&s)[MT][NB][4], int d0, in
       for (int r = 0; r < 4; ++r) f(s[mt][nb][r], d0 + mt * 16 + gq + 8 * (r >> 1), nb * 8 + 2 * tq + (r & 1));
 }
 
+// A warp's 16 output rows [j0, j0 + 16) x the tile's NB n-blocks from column e0, stored once (16-bit:
+// rounded; rows past n and columns past dv not stored); column pairs as one store when `pairs` (the
+// rows aligned and dv even).
+template <class Ops, int NB>
+__device__ __forceinline__ void rec_store_out(const float (&o)[NB][4], typename Ops::Raw* out, int j0, int N, int e0,
+                                              int DV, int gq, int tq, bool pairs) {
+#pragma unroll
+  for (int nb = 0; nb < NB; ++nb)
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int j = j0 + gq + 8 * h, e = e0 + nb * 8 + 2 * tq;
+      if (j >= N || e >= DV) continue;
+      typename Ops::Raw* const at = out + int64_t(j) * DV + e;
+      if (e + 1 < DV) {
+        Ops::store2(at, o[nb][2 * h], o[nb][2 * h + 1], pairs);
+        if (!pairs) Ops::store1(at + 1, o[nb][2 * h + 1]);
+      } else {
+        Ops::store1(at, o[nb][2 * h]);
+      }
+    }
+}
+
 // mask 1 (causal: chunks ascending, keys i <= j) or 2 (anti-causal: descending, i >= j); n = nq = nk.
 // Block (g, seg, et) walks the chunks [seg·seg_chunks, (seg + 1)·seg_chunks) of its group from the
 // state init gives (one segment: the whole sequence from zero).
@@ -391,24 +413,7 @@ tc_recurrent_kernel(int mask, int64_t n, int64_t dk, int64_t dv, int64_t etiles,
         }
       }
     }
-    if constexpr (!STATES) {
-      // O stored once (16-bit: rounded); column pairs as one store when the rows are aligned
-      const bool pairs = v16 && DV % 2 == 0;
-#pragma unroll
-      for (int nb = 0; nb < ET / 8; ++nb)
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-          const int j = i0 + m0 + gq + 8 * h, e = e0 + nb * 8 + 2 * tq;
-          if (j >= N || e >= DV) continue;
-          Raw* const at = out + int64_t(j) * DV + e;
-          if (e + 1 < DV) {
-            Ops::store2(at, o[nb][2 * h], o[nb][2 * h + 1], pairs);
-            if (!pairs) Ops::store1(at + 1, o[nb][2 * h + 1]);
-          } else {
-            Ops::store1(at, o[nb][2 * h]);
-          }
-        }
-    }
+    if constexpr (!STATES) rec_store_out<Ops>(o, out, i0 + m0, N, e0, DV, gq, tq, v16 && DV % 2 == 0);
   }
   cp_async_wait<0>();
   if constexpr (STATES) {
@@ -417,6 +422,101 @@ tc_recurrent_kernel(int mask, int64_t n, int64_t dk, int64_t dv, int64_t etiles,
       if (d < DK && e0 + e < DV) to[int64_t(d) * DV + e0 + e] = x;
     });
   }
+}
+
+// ---- the state form of the unmasked product (mask 0, any nq, nk) --------------------------------
+// O = Q S with S = Σ_i k_i v_iᵀ over all keys: the state pass above (tc_recurrent_kernel<.., true>,
+// the keys cut into `ksegs` segments per group for parallelism) writes each segment's [dk, dv] state
+// to the scratch, then a block per (group, 256 query rows, AET value columns) sums its group's
+// segment states in ascending order (fixed: bitwise repeatable), stages Ŝᵀ once (as the operand type
+// stages it: 16-bit rounded, F32 split as read) and streams its Q chunks through a 2-stage cp.async
+// ring: O_c = Q_c Ŝ. The chunked form's 16 chunk states per group, its scan and its per-query-block
+// state reads (143 of its 411 MB per BF16 forward at [4,16,4096,128]) become ksegs states, one read
+// per block; with AET = 128 (16-bit, dv > 64) Q is read once. The apply blocks hold no state in
+// registers (o: 16 rows x AET columns a warp), so several fit an SM.
+template <class Ops, int DKP, int AET>
+struct RecApplyLayout {
+  using Raw = typename Ops::Raw;
+  static constexpr int LQ = DKP + Ops::kPadQK;                    // Q, Ŝᵀ rows
+  static constexpr int stage = RecTraits::kChunk * LQ;            // Q [64][LQ]
+  static constexpr int st = 2 * stage;                            // Ŝᵀ [AET][LQ]
+  static constexpr int total = st + AET * LQ;
+  static constexpr size_t bytes = size_t(total) * sizeof(Raw);
+  static_assert((stage * sizeof(Raw)) % 16 == 0, "16-byte aligned stages");
+};
+// query chunks per apply block (a segment of the query rows)
+constexpr int kApplyChunks = 4;
+
+template <class Ops, int DKP, int AET>
+__global__ void __launch_bounds__(RecTraits::kThreads)
+tc_apply_kernel(int64_t nq, int64_t dk, int64_t dv, int64_t etiles, int64_t qsegs, int64_t ksegs,
+                const float* states, const typename Ops::Raw* q, typename Ops::Raw* out, int vec) {
+  using Raw = typename Ops::Raw;
+  using L = RecApplyLayout<Ops, DKP, AET>;
+  using A = typename Ops::A;
+  using B = typename Ops::B;
+  constexpr int C = RecTraits::kChunk, KK = Ops::kK;
+  Raw* const sm = reinterpret_cast<Raw*>(mk_linear_smem);
+  Raw* const st = sm + L::st;
+  const int64_t et = blockIdx.x % etiles, qs = (blockIdx.x / etiles) % qsegs, g = blockIdx.x / (etiles * qsegs);
+  q += g * nq * dk;
+  out += g * nq * dv;
+  const float* const S = states + g * ksegs * dk * dv;
+  // within a group: 32-bit indices (run_tc_recurrent keeps nq·max(dk, dv) < 2^31)
+  const int N = int(nq), DK = int(dk), DV = int(dv), e0 = int(et) * AET;
+  const int lane = int(threadIdx.x) % 32, warp = int(threadIdx.x) / 32, gq = lane >> 2, tq = lane & 3;
+  const int m0 = warp * 16;
+  const int c_lo = int(qs) * kApplyChunks, c_hi = int(min64(ceil_div(nq, C), c_lo + kApplyChunks));
+  const bool v16 = vec != 0;
+  auto load = [&](int c, int stage) {
+    rec_tile_async<Raw, DKP>(sm + stage * L::stage, L::LQ, q, DK, c * C, N, 0, DK, v16);
+    cp_async_commit();
+  };
+  if (c_lo < c_hi) load(c_lo, 0);  // (in flight while Ŝ is summed)
+  // Ŝᵀ[e][d] = Σ_s S_s[d][e0 + e], segments ascending; zero past dk and dv (the Q tile is zero past dk)
+  for (int idx = int(threadIdx.x); idx < DKP * AET; idx += RecTraits::kThreads) {
+    const int d = idx / AET, e = idx % AET;
+    float x = 0.f;
+    if (d < DK && e0 + e < DV)
+      for (int64_t s = 0; s < ksegs; ++s) x += S[s * dk * dv + int64_t(d) * DV + e0 + e];
+    st[e * L::LQ + d] = Ops::state(x);
+  }
+  for (int c = c_lo; c < c_hi; ++c) {
+    const int stage = (c - c_lo) & 1;
+    cp_async_wait<0>();  // this thread's copies of the chunk have landed ...
+    __syncthreads();     // ... everyone's (and Ŝᵀ); every warp is done with the other stage
+    if (c + 1 < c_hi) load(c + 1, stage ^ 1);
+    const Raw* const qsm = sm + stage * L::stage;
+    float o[AET / 8][4];
+#pragma unroll
+    for (int nb = 0; nb < AET / 8; ++nb)
+#pragma unroll
+      for (int r = 0; r < 4; ++r) o[nb][r] = 0.f;
+#pragma unroll 2
+    for (int kk = 0; kk < DKP / KK; ++kk) {
+      A a;
+      Ops::a_rm(a, qsm, L::LQ, m0, kk * KK, lane);
+#pragma unroll
+      for (int nb = 0; nb < AET / 8; nb += 2) {
+        B b0, b1;
+        Ops::b2_nk(b0, b1, st, L::LQ, nb * 8, kk * KK, lane);
+        Ops::mma(o[nb], a, b0);
+        Ops::mma(o[nb + 1], a, b1);
+      }
+    }
+    rec_store_out<Ops>(o, out, c * C + m0, N, e0, DV, gq, tq, v16 && DV % 2 == 0);
+  }
+  cp_async_wait<0>();
+}
+
+// Key segments of the state form's state pass: the smallest power of two with groups x etiles x
+// segments blocks >= 2 per SM (the pass streams k and v and holds little: more blocks in flight hide
+// the loads), keeping >= 4 chunks a segment. Untimed (2026-12-06): the harness times 1, 2, 4, 8.
+inline int64_t rec_state_segments(int64_t groups, int64_t etiles, int64_t nk, int sms) {
+  const int64_t chunks = ceil_div(nk, RecTraits::kChunk);
+  int64_t segs = 1;
+  while (groups * etiles * segs < 2 * int64_t(sms) && ceil_div(chunks, 2 * segs) >= 4) segs *= 2;
+  return segs;
 }
 
 // Segments per group for a walk (the parallelism of one block per group and value tile is groups x
@@ -445,13 +545,71 @@ inline int device_sms() {
 // it; 1 without scratch). With several segments, first the segments' states K_segᵀ V_seg
 // (tc_recurrent_kernel<.., true>, on the walk's MMAs), their exclusive prefix (causal) or suffix by
 // scan_kernel, then a block per (group, segment, value tile) walks its segment from that state.
+// The state form (mask 0, above): KERNEL_UNSUPPORTED (before any launch) unless dk <= 128, the
+// tiles fit, and the scratch S holds groups · ksegs states (F32 [dk, dv]). segments: the key segments
+// of the state pass (0: rec_state_segments' choice, halved until the scratch holds it).
+template <class Ops>
+int run_tc_state_form(int64_t groups, int64_t nq, int64_t nk, int64_t dk, int64_t dv, const typename Ops::Raw* q,
+                      const typename Ops::Raw* k, const typename Ops::Raw* v, typename Ops::Raw* out,
+                      cudaStream_t stream, float* S, int64_t scratch_bytes, int64_t segments) {
+  using Raw = typename Ops::Raw;
+  constexpr int N = 16 / int(sizeof(Raw));
+  const int64_t state_bytes = groups * dk * dv * int64_t(sizeof(float));  // one state per group
+  if (!S || state_bytes > scratch_bytes) return KERNEL_UNSUPPORTED;
+  const int vec = dk % N == 0 && dv % N == 0 && aligned16(q) && aligned16(k) && aligned16(v) && aligned16(out);
+  const int64_t etiles = ceil_div(dv, RecTraits::kET), chunks = ceil_div(nk, RecTraits::kChunk);
+  // the apply blocks: 128 value columns (16-bit data, dv > 64: q read once) or 64
+  constexpr bool half = sizeof(Raw) == 2;
+  const bool wide = dk > 64, wide_e = half && dv > 64;
+  const int64_t aet = wide_e ? 128 : 64, atiles = ceil_div(dv, aet);
+  const size_t optin = optin_smem();
+  const size_t walk_bytes = wide ? RecLayout<Ops, 128>::bytes : RecLayout<Ops, 64>::bytes;
+  constexpr int AW = half ? 128 : 64;  // (the wide apply tile: 16-bit only)
+  const size_t apply_bytes = wide ? (wide_e ? RecApplyLayout<Ops, 128, AW>::bytes : RecApplyLayout<Ops, 128, 64>::bytes)
+                                  : (wide_e ? RecApplyLayout<Ops, 64, AW>::bytes : RecApplyLayout<Ops, 64, 64>::bytes);
+  if (walk_bytes > optin || apply_bytes > optin) return KERNEL_UNSUPPORTED;
+  if (segments == 0) {
+    segments = rec_state_segments(groups, etiles, nk, device_sms());
+    while (segments > 1 && segments * state_bytes > scratch_bytes) segments /= 2;
+  }
+  segments = std::max<int64_t>(1, std::min(segments, chunks));
+  const int64_t seg_chunks = ceil_div(chunks, segments);
+  segments = ceil_div(chunks, seg_chunks);  // (no empty segment)
+  if (segments * state_bytes > scratch_bytes) return KERNEL_UNSUPPORTED;
+  // 1. the key segments' states (mask 1: chunks ascending; q and out not read)
+  const int64_t sblocks = groups * segments * etiles;
+  int st = wide ? tc_launch(tc_recurrent_kernel<Ops, 128, true>, sblocks, walk_bytes, stream, 1, nk, dk, dv, etiles,
+                            segments, seg_chunks, RecInit{}, q, k, v, out, S, vec)
+                : tc_launch(tc_recurrent_kernel<Ops, 64, true>, sblocks, walk_bytes, stream, 1, nk, dk, dv, etiles,
+                            segments, seg_chunks, RecInit{}, q, k, v, out, S, vec);
+  if (st != 0) return st;
+  // 2. O = Q Ŝ, Ŝ the sum of a group's segment states
+  const int64_t qsegs = ceil_div(ceil_div(nq, RecTraits::kChunk), kApplyChunks);
+  const int64_t ablocks = groups * qsegs * atiles;
+  if constexpr (half) {
+    if (wide && wide_e)
+      return tc_launch(tc_apply_kernel<Ops, 128, 128>, ablocks, apply_bytes, stream, nq, dk, dv, atiles, qsegs,
+                       segments, static_cast<const float*>(S), q, out, vec);
+    if (wide_e)
+      return tc_launch(tc_apply_kernel<Ops, 64, 128>, ablocks, apply_bytes, stream, nq, dk, dv, atiles, qsegs,
+                       segments, static_cast<const float*>(S), q, out, vec);
+  }
+  if (wide)
+    return tc_launch(tc_apply_kernel<Ops, 128, 64>, ablocks, apply_bytes, stream, nq, dk, dv, atiles, qsegs, segments,
+                     static_cast<const float*>(S), q, out, vec);
+  return tc_launch(tc_apply_kernel<Ops, 64, 64>, ablocks, apply_bytes, stream, nq, dk, dv, atiles, qsegs, segments,
+                   static_cast<const float*>(S), q, out, vec);
+}
+
 template <class Ops>
 int run_tc_recurrent(int64_t groups, int64_t nq, int64_t nk, int64_t dk, int64_t dv, const typename Ops::Raw* q,
                      const typename Ops::Raw* k, const typename Ops::Raw* v, typename Ops::Raw* out, int mask,
                      cudaStream_t stream, float* S = nullptr, int64_t scratch_bytes = 0, int64_t segments = 1) {
-  if ((mask != 1 && mask != 2) || nq != nk || dk > RecTraits::kMaxDk || dk <= 0 || dv <= 0 || segments < 0 ||
-      nk * std::max(dk, dv) >= (int64_t(1) << 31))  // (32-bit indices within a group)
+  if (mask < 0 || mask > 2 || (mask != 0 && nq != nk) || dk > RecTraits::kMaxDk || dk <= 0 || dv <= 0 ||
+      nq <= 0 || nk <= 0 || groups <= 0 || segments < 0 ||
+      std::max(nq, nk) * std::max(dk, dv) >= (int64_t(1) << 31))  // (32-bit indices within a group)
     return KERNEL_UNSUPPORTED;
+  if (mask == 0) return run_tc_state_form<Ops>(groups, nq, nk, dk, dv, q, k, v, out, stream, S, scratch_bytes, segments);
   using Raw = typename Ops::Raw;
   constexpr int N = 16 / int(sizeof(Raw));
   const int vec = dk % N == 0 && dv % N == 0 && aligned16(q) && aligned16(k) && aligned16(v) && aligned16(out);

@@ -665,15 +665,16 @@ const char* mk_attention_simt_kernels(void);
 enum mk_linear_attention_select {
   MK_LINEAR_SELECT_DEFAULT = 0,
   MK_LINEAR_SELECT_CHUNKED = 1,   /* tensor_core: the chunk-parallel form (the default) */
-  MK_LINEAR_SELECT_RECURRENT = 2, /* tensor_core: the recurrent form (masked square products, dk <= 128) */
+  MK_LINEAR_SELECT_RECURRENT = 2, /* tensor_core: the recurrent form (dk <= 128; unmasked: its state form) */
   MK_LINEAR_SELECT_SIMT = 1,      /* f32: the exact SIMT forms (the default) */
   MK_LINEAR_SELECT_X3 = 3         /* f32: the recurrent form on 3xTF32 tensor cores (F32-class accuracy) */
 };
 /* A process-wide choice of the CUDA linear-attention form (kernels/include/mk/linear_attention_choice.h),
  * consulted before the environment variables from the next call on: tensor_core (MK_LINEAR_TC) for
  * BF16/F16 data and F32 with TF32 allowed, chunked or recurrent; f32 (MK_LINEAR_F32) for F32 without
- * TF32, simt or x3; 0 leaves it to its variable. The recurrent and x3 forms run only masked products
- * with nq == nk and dk <= 128 whose tiles fit the device (else the chunked / SIMT forms). A code out
+ * TF32, simt or x3; 0 leaves it to its variable. The recurrent and x3 forms run products with dk <= 128
+ * whose tiles fit the device: masked ones with nq == nk (the walk), unmasked ones given a scratch (the
+ * state form); elsewhere the chunked / SIMT forms. A code out
  * of range: MK_ERR_INVALID_ARGUMENT naming it, nothing changed. mk_linear_attention_forms prints the
  * choice. */
 int mk_linear_attention_select(int tensor_core, int f32);

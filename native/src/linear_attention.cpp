@@ -79,9 +79,10 @@ const char* mk_linear_attention_forms(void) {
          (sel_tc || sel_f32 ? std::string(" (override: tensor cores ") + (sel_tc ? tc_name(sel_tc) : "env") + ", F32 " +
                                   (sel_f32 ? f32_name(sel_f32) : "env") + ")"
                             : std::string()) +
-         "; masked products: BF16/F16 and TF32 " + tc_name(c.tensor_core) + ", F32 " +
+         "; products: BF16/F16 and TF32 " + tc_name(c.tensor_core) + ", F32 " +
          (c.f32 == mk::MK_LINEAR_F32_X3 ? "x3 (recurrent, 3xTF32)" : "simt (chunked)") +
-         " (recurrent and x3 where nq == nk, dk <= 128 and the tiles fit; opt-in, not yet timed on a GPU)";
+         " (recurrent and x3 where dk <= 128 and the tiles fit: masked products with nq == nk walk, unmasked ones"
+         " take the state form; opt-in, not yet timed on a GPU)";
   return text.c_str();
 }
 

@@ -783,20 +783,22 @@ struct ScopedEnv {
 };
 
 // out of the form run directly, in every thread order (the same bits each time, nothing outside)
-// (segments > 1: the segmented walk, its states in a scratch of exactly groups · segments states)
+// (segments > 1: the segmented walk, its states in a scratch of exactly groups · segments states; mask
+// 0: the state form, `segments` key segments, their states in such a scratch)
 template <class Ops, class Raw>
-static std::vector<Raw> run_recurrent_orders(const std::string& what, int64_t G, int64_t n, int64_t dk, int64_t dv,
-                                             const Buf<Raw>& q, const Buf<Raw>& k, const Buf<Raw>& v, Buf<Raw>& out,
-                                             int mask, int64_t segments = 1) {
+static std::vector<Raw> run_recurrent_orders(const std::string& what, int64_t G, int64_t nq, int64_t nk, int64_t dk,
+                                             int64_t dv, const Buf<Raw>& q, const Buf<Raw>& k, const Buf<Raw>& v,
+                                             Buf<Raw>& out, int mask, int64_t segments = 1) {
   std::vector<Raw> first;
-  Buf<float> S(segments > 1 ? G * segments * dk * dv : 0);
+  const bool scratch = segments > 1 || mask == 0;
+  Buf<float> S(scratch ? G * segments * dk * dv : 0);
   for (size_t o = 0; o < g_orders.size(); ++o) {
     emu::config().order = g_orders[o];
     emu::config().seed = unsigned(o + 17);
     out.poison();
     S.poison();
-    const int st = mk::cuda::run_tc_recurrent<Ops>(G, n, n, dk, dv, q.data(), k.data(), v.data(), out.data(), mask,
-                                                   nullptr, segments > 1 ? S.data() : nullptr, S.n * 4, segments);
+    const int st = mk::cuda::run_tc_recurrent<Ops>(G, nq, nk, dk, dv, q.data(), k.data(), v.data(), out.data(), mask,
+                                                   nullptr, scratch ? S.data() : nullptr, S.n * 4, segments);
     expect(st == 0, what + ": recurrent form failed (" + std::to_string(st) + ")");
     expect(out.guards_intact() && S.guards_intact(), what + ": recurrent form wrote outside the output or scratch");
     std::vector<Raw> now(out.data(), out.data() + out.n);
@@ -812,16 +814,16 @@ static std::vector<Raw> run_recurrent_orders(const std::string& what, int64_t G,
 
 // the entry point (with scratch, and unless scratch_only without) gives `want`'s bits
 template <class Raw>
-static void entry_gives(const std::string& what, int dtype, int64_t G, int64_t n, int64_t dk, int64_t dv,
+static void entry_gives(const std::string& what, int dtype, int64_t G, int64_t nq, int64_t nk, int64_t dk, int64_t dv,
                         const Buf<Raw>& q, const Buf<Raw>& k, const Buf<Raw>& v, int mask_arg,
                         const std::vector<Raw>& want, bool scratch_only = false) {
-  const int64_t scratch = mk::cuda::linear_attention_scratch(dtype, G, n, n, dk, dv, mask_arg);
+  const int64_t scratch = mk::cuda::linear_attention_scratch(dtype, G, nq, nk, dk, dv, mask_arg);
   Buf<float> S(std::max<int64_t>(scratch / 4, 1));
-  Buf<Raw> out(G * n * dv);
+  Buf<Raw> out(G * nq * dv);
   for (int with : {1, 0}) {
     if (!with && scratch_only) continue;
     out.poison();
-    const int st = mk::cuda::linear_attention(dtype, G, n, n, dk, dv, q.data(), k.data(), v.data(), out.data(),
+    const int st = mk::cuda::linear_attention(dtype, G, nq, nk, dk, dv, q.data(), k.data(), v.data(), out.data(),
                                               mask_arg, with ? S.data() : nullptr, nullptr);
     expect(st == 0 && out.guards_intact(), what + ": entry point failed");
     expect(std::memcmp(out.data(), want.data(), want.size() * sizeof(Raw)) == 0,
@@ -829,76 +831,100 @@ static void entry_gives(const std::string& what, int dtype, int64_t G, int64_t n
   }
 }
 
-// segments: of the walk checked (1: the entry point's choice must be 1 too; more: called directly
-// only, and the entry point checked against its own choice, rec_segments', in segmented_cases)
+// Whether the entry point, with scratch, runs the form at `segments` segments (the masked walk:
+// rec_segments' choice, and 1 without scratch too; the state form: rec_state_segments', within the
+// scratch; 132 SMs in the emulator). Only then is the entry point checked against the direct call;
+// segmented_cases and state_form_cases check the entry point's own choice when it is over 1.
+static bool entry_runs(int dtype, int64_t G, int64_t nq, int64_t nk, int64_t dk, int64_t dv, int mask,
+                       int64_t segments) {
+  const int64_t etiles = (dv + 63) / 64, chunks = (nk + 63) / 64;
+  if (mask != 0) return segments == 1 && mk::cuda::rec_segments(G, etiles, nk, 132) == 1;
+  const int64_t scratch = mk::cuda::linear_attention_scratch(dtype, G, nq, nk, dk, dv, 0);
+  int64_t s = mk::cuda::rec_state_segments(G, etiles, nk, 132);
+  while (s > 1 && s * G * dk * dv * 4 > scratch) s /= 2;
+  auto used = [&](int64_t x) {  // (run_tc_state_form: no empty segment)
+    const int64_t per = (chunks + std::max<int64_t>(1, std::min(x, chunks)) - 1) / std::max<int64_t>(1, std::min(x, chunks));
+    return (chunks + per - 1) / per;
+  };
+  return used(s) == used(segments);
+}
+
+// segments: of the walk checked (masked: the walk's segments; mask 0: the state form's key segments);
+// the entry point is checked where it runs the same (entry_runs)
 template <class H>
-static void recurrent_half_case(int64_t G, int64_t n, int64_t dk, int64_t dv, int mask, unsigned seed,
+static void recurrent_half_case(int64_t G, int64_t nq, int64_t nk, int64_t dk, int64_t dv, int mask, unsigned seed,
                                 int64_t segments = 1) {
   using X = Half<H>;
-  HalfInputs<H> in(G, n, n, dk, dv, seed);
+  HalfInputs<H> in(G, nq, nk, dk, dv, seed);
   const Buf<uint16_t>&q = in.q, &k = in.k, &v = in.v;
   const std::vector<double>&qd = in.qd, &kd = in.kd, &vd = in.vd;
-  Buf<uint16_t> out(G * n * dv);
+  Buf<uint16_t> out(G * nq * dv);
   char what[200];
-  snprintf(what, sizeof what, "recurrent %s [G %lld, n %lld, dk %lld, dv %lld] mask %d segments %lld", X::name(),
-           (long long)G, (long long)n, (long long)dk, (long long)dv, mask, (long long)segments);
-  const std::vector<double> ref = composed(G, n, n, dk, dv, mask, qd, kd, vd, [](double x) { return x; });
-  const std::vector<double> naive = composed(G, n, n, dk, dv, mask, qd, kd, vd, [](double x) { return X::round(x); });
+  snprintf(what, sizeof what, "recurrent %s [G %lld, nq %lld, nk %lld, dk %lld, dv %lld] mask %d segments %lld",
+           X::name(), (long long)G, (long long)nq, (long long)nk, (long long)dk, (long long)dv, mask,
+           (long long)segments);
+  const std::vector<double> ref = composed(G, nq, nk, dk, dv, mask, qd, kd, vd, [](double x) { return x; });
+  const std::vector<double> naive =
+      composed(G, nq, nk, dk, dv, mask, qd, kd, vd, [](double x) { return X::round(x); });
   const double en = rel_err(naive, ref);
   const std::vector<uint16_t> first =
-      run_recurrent_orders<mk::cuda::RecOps<H>>(what, G, n, dk, dv, q, k, v, out, mask, segments);
+      run_recurrent_orders<mk::cuda::RecOps<H>>(what, G, nq, nk, dk, dv, q, k, v, out, mask, segments);
   std::vector<double> wide(first.size());
   for (size_t i = 0; i < first.size(); ++i) wide[i] = X::decode(first[i]);
   const double e = rel_err(wide, ref);
   expect(e <= 2 * en + 1e-6, std::string(what) + ": error " + std::to_string(e) + " over twice the naive " +
                                  std::to_string(en));
   g_worst_rec_half = std::max(g_worst_rec_half, en > 0 ? e / en : 0.0);
-  if (segments == 1) {
+  if (entry_runs(H::kDtype, G, nq, nk, dk, dv, mask, segments)) {
     ScopedEnv env("MK_LINEAR_TC", "recurrent");
-    entry_gives(what, H::kDtype, G, n, dk, dv, q, k, v, mask, first);
+    entry_gives(what, H::kDtype, G, nq, nk, dk, dv, q, k, v, mask, first, mask == 0);
   }
   printf("  %s: naive %.3g, recurrent %.3g\n", what, en, e);
 }
 
 // TF32 (MK_LINEAR_TC=recurrent with the TF32 flag) and x3 (MK_LINEAR_F32=x3, F32 without the flag)
-static void recurrent_f32_case(int64_t G, int64_t n, int64_t dk, int64_t dv, int mask, unsigned seed,
+static void recurrent_f32_case(int64_t G, int64_t nq, int64_t nk, int64_t dk, int64_t dv, int mask, unsigned seed,
                                int64_t segments = 1) {
-  F32Inputs in(G, n, n, dk, dv, seed);
+  F32Inputs in(G, nq, nk, dk, dv, seed);
   const Buf<float>&q = in.q, &k = in.k, &v = in.v;
   const std::vector<double>&qd = in.qd, &kd = in.kd, &vd = in.vd, &qt = in.qt, &kt = in.kt, &vt = in.vt;
-  Buf<float> out(G * n * dv);
+  Buf<float> out(G * nq * dv);
   char what[200];
-  snprintf(what, sizeof what, "recurrent F32 [G %lld, n %lld, dk %lld, dv %lld] mask %d segments %lld", (long long)G,
-           (long long)n, (long long)dk, (long long)dv, mask, (long long)segments);
-  const std::vector<double> ref = composed(G, n, n, dk, dv, mask, qd, kd, vd, [](double x) { return x; });
+  snprintf(what, sizeof what, "recurrent F32 [G %lld, nq %lld, nk %lld, dk %lld, dv %lld] mask %d segments %lld",
+           (long long)G, (long long)nq, (long long)nk, (long long)dk, (long long)dv, mask, (long long)segments);
+  const std::vector<double> ref = composed(G, nq, nk, dk, dv, mask, qd, kd, vd, [](double x) { return x; });
   // TF32: twice the naive TF32 composition's error
   const std::vector<double> naive = composed(
-      G, n, n, dk, dv, mask, qt, kt, vt, [](double x) { return double(tf32_round(float(x))); },
+      G, nq, nk, dk, dv, mask, qt, kt, vt, [](double x) { return double(tf32_round(float(x))); },
       [](double x) { return double(float(x)); });
   const double en = rel_err(naive, ref);
-  const std::vector<float> tf = run_recurrent_orders<mk::cuda::RecOpsF32<1>>(std::string(what) + " TF32", G, n, dk,
-                                                                             dv, q, k, v, out, mask, segments);
+  const bool entry = entry_runs(MK_F32, G, nq, nk, dk, dv, mask, segments);
+  const std::vector<float> tf = run_recurrent_orders<mk::cuda::RecOpsF32<1>>(std::string(what) + " TF32", G, nq, nk,
+                                                                             dk, dv, q, k, v, out, mask, segments);
   const double et = rel_err(std::vector<double>(tf.begin(), tf.end()), ref);
   expect(et <= 2 * en + 1e-6, std::string(what) + ": TF32 error " + std::to_string(et) + " over twice the naive " +
                                   std::to_string(en));
   g_worst_rec_tf32 = std::max(g_worst_rec_tf32, en > 0 ? et / en : 0.0);
-  if (segments == 1) {
+  if (entry) {
     ScopedEnv env("MK_LINEAR_TC", "recurrent");
-    entry_gives(std::string(what) + " TF32", MK_F32, G, n, dk, dv, q, k, v, mask | MK_LINEAR_MASK_TF32, tf);
+    entry_gives(std::string(what) + " TF32", MK_F32, G, nq, nk, dk, dv, q, k, v, mask | MK_LINEAR_MASK_TF32, tf,
+                mask == 0);
   }
   // x3: the F32 bound per element
-  const std::vector<float> x3 =
-      run_recurrent_orders<mk::cuda::RecOpsF32<3>>(std::string(what) + " x3", G, n, dk, dv, q, k, v, out, mask, segments);
-  std::vector<double> bound(size_t(G * n * dv), 0.0);
+  const std::vector<float> x3 = run_recurrent_orders<mk::cuda::RecOpsF32<3>>(std::string(what) + " x3", G, nq, nk, dk,
+                                                                             dv, q, k, v, out, mask, segments);
+  std::vector<double> bound(size_t(G * nq * dv), 0.0);
   for (int64_t g = 0; g < G; ++g)
-    for (int64_t j = 0; j < n; ++j)
-      for (int64_t i = 0; i < n; ++i) {
+    for (int64_t j = 0; j < nq; ++j)
+      for (int64_t i = 0; i < nk; ++i) {
         if ((mask == 1 && i > j) || (mask == 2 && i < j)) continue;
         double adot = 0;
-        for (int64_t d = 0; d < dk; ++d) adot += std::fabs(qd[size_t((g * n + j) * dk + d)] * kd[size_t((g * n + i) * dk + d)]);
-        for (int64_t e = 0; e < dv; ++e) bound[size_t((g * n + j) * dv + e)] += adot * std::fabs(vd[size_t((g * n + i) * dv + e)]);
+        for (int64_t d = 0; d < dk; ++d)
+          adot += std::fabs(qd[size_t((g * nq + j) * dk + d)] * kd[size_t((g * nk + i) * dk + d)]);
+        for (int64_t e = 0; e < dv; ++e)
+          bound[size_t((g * nq + j) * dv + e)] += adot * std::fabs(vd[size_t((g * nk + i) * dv + e)]);
       }
-  const double scale = 8.0 * double(std::numeric_limits<float>::epsilon()) * double(dk + n);
+  const double scale = 8.0 * double(std::numeric_limits<float>::epsilon()) * double(dk + nk);
   int64_t bad = 0;
   double worst = 0;
   for (size_t x = 0; x < x3.size(); ++x) {
@@ -911,25 +937,26 @@ static void recurrent_f32_case(int64_t G, int64_t n, int64_t dk, int64_t dv, int
   g_worst_x3 = std::max(g_worst_x3, worst);
   const double ex = rel_err(std::vector<double>(x3.begin(), x3.end()), ref);
   // the exact SIMT chunk-parallel form on the same inputs, for the record
-  const mk::cuda::ChunkPlan plan = mk::cuda::chunk_plan(MK_F32, G, n, dk, dv, mask);
-  Buf<float> S(plan.bytes / 4), simt(G * n * dv);
-  expect(mk::cuda::run_chunked<float>(plan, G, n, n, dk, dv, q.data(), k.data(), v.data(), simt.data(), mask, S.data(),
-                                      nullptr) == 0,
+  const mk::cuda::ChunkPlan plan = mk::cuda::chunk_plan(MK_F32, G, nk, dk, dv, mask);
+  Buf<float> S(plan.bytes / 4), simt(G * nq * dv);
+  expect(mk::cuda::run_chunked<float>(plan, G, nq, nk, dk, dv, q.data(), k.data(), v.data(), simt.data(), mask,
+                                      S.data(), nullptr) == 0,
          std::string(what) + ": SIMT form failed");
   const double es = rel_err(std::vector<double>(simt.data(), simt.data() + simt.n), ref);
   g_x3_err = std::max(g_x3_err, ex);
   g_simt_err = std::max(g_simt_err, es);
-  if (segments == 1) {
+  if (entry) {
     ScopedEnv env("MK_LINEAR_F32", "x3");
-    entry_gives(std::string(what) + " x3", MK_F32, G, n, dk, dv, q, k, v, mask, x3);
+    entry_gives(std::string(what) + " x3", MK_F32, G, nq, nk, dk, dv, q, k, v, mask, x3, mask == 0);
   }
   printf("  %s: TF32 naive %.3g, TF32 %.3g; x3 %.3g (worst err / F32 bound %.3g), SIMT F32 %.3g\n", what, en, et, ex,
          worst, es);
 }
 
-// Refusals before any launch, and the entry point running the other forms then: no mask, nq != nk,
-// dk over 128, a device without the shared memory (48 KB: the F32 tiles at dk 128 need 204 KB),
-// the variables unset or set to anything else.
+// Refusals before any launch, and the entry point running the other forms then: no mask without
+// scratch (or with less than a state per group), a masked nq != nk, an empty product, dk over 128, a
+// device without the shared memory (48 KB: the F32 tiles at dk 128 need 204 KB), the variables unset
+// or set to anything else.
 static void recurrent_refusal_cases(unsigned seed) {
   std::mt19937 rng(seed);
   std::normal_distribution<double> nd(0.0, 1.0);
@@ -939,13 +966,22 @@ static void recurrent_refusal_cases(unsigned seed) {
     for (int64_t i = 0; i < x->n; ++i) (*x)[i] = float(nd(rng));
   const int64_t launches = emu::config().launches;
   using X3 = mk::cuda::RecOpsF32<3>;
+  Buf<float> one_less(G * dk * dv - 1);
   expect(mk::cuda::run_tc_recurrent<X3>(G, n, n, dk, dv, q.data(), k.data(), v.data(), a.data(), 0, nullptr) ==
+                 mk::KERNEL_UNSUPPORTED &&
+             mk::cuda::run_tc_recurrent<X3>(G, n, n, dk, dv, q.data(), k.data(), v.data(), a.data(), 0, nullptr,
+                                            one_less.data(), one_less.n * 4) == mk::KERNEL_UNSUPPORTED &&
+             mk::cuda::run_tc_recurrent<X3>(G, n, 0, dk, dv, q.data(), k.data(), v.data(), a.data(), 0, nullptr,
+                                            one_less.data(), one_less.n * 4 + 4) == mk::KERNEL_UNSUPPORTED &&
+             mk::cuda::run_tc_recurrent<X3>(G, 0, 0, dk, dv, q.data(), k.data(), v.data(), a.data(), 1, nullptr) ==
+                 mk::KERNEL_UNSUPPORTED &&
+             mk::cuda::run_tc_recurrent<X3>(G, n, n, dk, dv, q.data(), k.data(), v.data(), a.data(), 3, nullptr) ==
                  mk::KERNEL_UNSUPPORTED &&
              mk::cuda::run_tc_recurrent<X3>(G, n, n - 1, dk, dv, q.data(), k.data(), v.data(), a.data(), 1, nullptr) ==
                  mk::KERNEL_UNSUPPORTED &&
              mk::cuda::run_tc_recurrent<X3>(G, n, n, 129, dv, q.data(), k.data(), v.data(), a.data(), 1, nullptr) ==
                  mk::KERNEL_UNSUPPORTED,
-         "recurrent: no mask, nq != nk or dk > 128 not refused");
+         "recurrent: no mask without scratch, a masked nq != nk, an empty product, mask 3 or dk > 128 not refused");
   const int optin = emu::config().optin;
   emu::config().optin = 48 * 1024;
   expect(mk::cuda::run_tc_recurrent<X3>(G, n, n, dk, dv, q.data(), k.data(), v.data(), a.data(), 1, nullptr) ==
@@ -1027,8 +1063,8 @@ static void segmented_cases(unsigned& seed) {
          "rec_segments: the segment counts of the plan");
   for (int mask = 1; mask <= 2; ++mask)
     for (int64_t segs : {2, 3, 5}) {
-      recurrent_half_case<mk::cuda::Bf16>(2, 300, 40, 70, mask, seed++, segs);
-      recurrent_f32_case(1, 300, 128, 64, mask, seed++, segs);
+      recurrent_half_case<mk::cuda::Bf16>(2, 300, 300, 40, 70, mask, seed++, segs);
+      recurrent_f32_case(1, 300, 300, 128, 64, mask, seed++, segs);
     }
   // the entry point: 1 group, 600 keys (10 chunks) -> 2 segments of 5 chunks on a 132-SM device
   std::mt19937 rng(seed++);
@@ -1038,14 +1074,14 @@ static void segmented_cases(unsigned& seed) {
   for (Buf<uint16_t>* x : {&q, &k, &v})
     for (int64_t i = 0; i < x->n; ++i) (*x)[i] = mk::f32_to_bf16_bits(float(nd(rng)));
   const std::vector<uint16_t> two =
-      run_recurrent_orders<mk::cuda::RecOps<mk::cuda::Bf16>>("segmented BF16 entry", G, n, dk, dv, q, k, v, out, 1, 2);
+      run_recurrent_orders<mk::cuda::RecOps<mk::cuda::Bf16>>("segmented BF16 entry", G, n, n, dk, dv, q, k, v, out, 1, 2);
   {
     ScopedEnv env("MK_LINEAR_TC", "recurrent");
-    entry_gives("segmented BF16 entry (2 segments)", MK_BF16, G, n, dk, dv, q, k, v, 1, two, true);
+    entry_gives("segmented BF16 entry (2 segments)", MK_BF16, G, n, n, dk, dv, q, k, v, 1, two, true);
   }
   // without scratch (or with too little) one segment
   const std::vector<uint16_t> one =
-      run_recurrent_orders<mk::cuda::RecOps<mk::cuda::Bf16>>("segmented BF16 one", G, n, dk, dv, q, k, v, out, 1, 1);
+      run_recurrent_orders<mk::cuda::RecOps<mk::cuda::Bf16>>("segmented BF16 one", G, n, n, dk, dv, q, k, v, out, 1, 1);
   Buf<float> small(G * 2 * dk * dv - 1);
   expect(mk::cuda::run_tc_recurrent<mk::cuda::RecOps<mk::cuda::Bf16>>(G, n, n, dk, dv, q.data(), k.data(), v.data(),
                                                                      out.data(), 1, nullptr, small.data(), small.n * 4,
@@ -1102,6 +1138,67 @@ static void recurrent_alignment_case(unsigned seed) {
   }
 }
 
+// The state form of unmasked products (run_tc_state_form: the key segments' states, then blocks of
+// 256 query rows summing them and streaming Q): the criteria of the walk for nq != nk, one query row,
+// one key, odd widths, dk over 64, 16-bit value tiles of 128 (dv over 64, a partial second tile),
+// several query blocks, 1, 2, 3 and 5 key segments (the last partial, one of a single chunk); the
+// entry point's own choice of segments (rec_state_segments: 2 for one group of 600 keys); too small
+// a scratch refused and the entry point then running the chunked form; unaligned tensors (plain
+// loads) giving the aligned call's bits.
+static void state_form_cases(unsigned& seed) {
+  expect(mk::cuda::rec_state_segments(64, 2, 4096, 132) == 4 && mk::cuda::rec_state_segments(16, 2, 16384, 132) == 16 &&
+             mk::cuda::rec_state_segments(1, 1, 600, 132) == 2 && mk::cuda::rec_state_segments(300, 1, 4096, 132) == 1 &&
+             mk::cuda::rec_state_segments(1, 1, 100, 132) == 1,
+         "rec_state_segments: the segment counts of the plan");
+  struct Shape {
+    int64_t G, nq, nk, dk, dv, segs;
+  };
+  const Shape shapes[] = {{2, 37, 150, 20, 12, 1}, {1, 1, 5, 16, 8, 1},       {2, 64, 64, 64, 64, 1},
+                          {1, 300, 70, 128, 130, 1}, {2, 130, 400, 100, 72, 2}, {1, 513, 257, 33, 200, 3},
+                          {1, 90, 300, 64, 64, 5},  {1, 600, 600, 64, 64, 2}};
+  for (const Shape& x : shapes) {
+    recurrent_half_case<mk::cuda::Bf16>(x.G, x.nq, x.nk, x.dk, x.dv, 0, seed++, x.segs);
+    recurrent_half_case<mk::cuda::Fp16>(x.G, x.nq, x.nk, x.dk, x.dv, 0, seed++, x.segs);
+    recurrent_f32_case(x.G, x.nq, x.nk, x.dk, x.dv, 0, seed++, x.segs);
+  }
+  // too small a scratch for the entry point's segments: fewer; for one state per group: the chunked form
+  std::mt19937 rng(seed++);
+  std::normal_distribution<double> nd(0.0, 1.0);
+  const int64_t G = 2, nq = 150, nk = 150, dk = 64, dv = 72;
+  Buf<uint16_t> q(G * nq * dk), k(G * nk * dk), v(G * nk * dv), a(G * nq * dv), b(G * nq * dv);
+  Buf<uint16_t> qs(G * nq * dk, 1), ks(G * nk * dk, 1), vs(G * nk * dv, 1), as(G * nq * dv, 1);
+  for (int64_t i = 0; i < q.n; ++i) q[i] = qs[i] = mk::f32_to_bf16_bits(float(nd(rng)));
+  for (int64_t i = 0; i < k.n; ++i) k[i] = ks[i] = mk::f32_to_bf16_bits(float(nd(rng)));
+  for (int64_t i = 0; i < v.n; ++i) v[i] = vs[i] = mk::f32_to_bf16_bits(float(nd(rng)));
+  using R = mk::cuda::RecOps<mk::cuda::Bf16>;
+  Buf<float> S(G * 3 * dk * dv), small(G * dk * dv - 1);
+  expect(mk::cuda::run_tc_recurrent<R>(G, nq, nk, dk, dv, q.data(), k.data(), v.data(), a.data(), 0, nullptr, S.data(),
+                                       S.n * 4, 3) == 0 &&
+             mk::cuda::run_tc_recurrent<R>(G, nq, nk, dk, dv, qs.data(), ks.data(), vs.data(), as.data(), 0, nullptr,
+                                           S.data(), S.n * 4, 3) == 0,
+         "state form BF16 alignment case failed");
+  expect(as.guards_intact() && std::memcmp(a.data(), as.data(), size_t(a.n) * 2) == 0,
+         "state form BF16: unaligned tensors gave other bits than aligned ones");
+  expect(mk::cuda::run_tc_recurrent<R>(G, nq, nk, dk, dv, q.data(), k.data(), v.data(), b.data(), 0, nullptr, S.data(),
+                                       G * 2 * dk * dv * 4, 3) == mk::KERNEL_UNSUPPORTED,
+         "state form: 3 segments in the scratch of 2 not refused");
+  {
+    const int64_t launches = emu::config().launches;
+    expect(mk::cuda::run_tc_recurrent<R>(G, nq, nk, dk, dv, q.data(), k.data(), v.data(), b.data(), 0, nullptr,
+                                         small.data(), small.n * 4, 0) == mk::KERNEL_UNSUPPORTED &&
+               emu::config().launches == launches,
+           "state form: a scratch under one state per group not refused before launching");
+    ScopedEnv env("MK_LINEAR_TC", "recurrent");  // the entry point without scratch: the sequential form
+    const mk::cuda::ChunkPlan plan = mk::cuda::chunk_plan(MK_F32, G, nk, dk, dv, 0);
+    expect(mk::cuda::linear_attention(MK_BF16, G, nq, nk, dk, dv, q.data(), k.data(), v.data(), a.data(), 0, nullptr,
+                                      nullptr) == 0 &&
+               mk::cuda::run_sequential<mk::cuda::Bf16>(G, nq, nk, dk, dv, q.data(), k.data(), v.data(), b.data(), 0,
+                                                        nullptr) == 0 &&
+               std::memcmp(a.data(), b.data(), size_t(a.n) * 2) == 0 && plan.bytes >= G * dk * dv * 4,
+           "state form: the entry point without scratch did not run the sequential form");
+  }
+}
+
 static void recurrents(unsigned& seed) {
   struct Shape {
     int64_t G, n, dk, dv;
@@ -1112,13 +1209,14 @@ static void recurrents(unsigned& seed) {
                           {1, 200, 128, 130}, {2, 192, 128, 64}, {1, 100, 32, 128}};
   for (const Shape& s : shapes)
     for (int mask = 1; mask <= 2; ++mask) {
-      recurrent_half_case<mk::cuda::Bf16>(s.G, s.n, s.dk, s.dv, mask, seed++);
-      recurrent_half_case<mk::cuda::Fp16>(s.G, s.n, s.dk, s.dv, mask, seed++);
-      recurrent_f32_case(s.G, s.n, s.dk, s.dv, mask, seed++);
+      recurrent_half_case<mk::cuda::Bf16>(s.G, s.n, s.n, s.dk, s.dv, mask, seed++);
+      recurrent_half_case<mk::cuda::Fp16>(s.G, s.n, s.n, s.dk, s.dv, mask, seed++);
+      recurrent_f32_case(s.G, s.n, s.n, s.dk, s.dv, mask, seed++);
     }
   recurrent_refusal_cases(seed++);
   recurrent_alignment_case(seed++);
   segmented_cases(seed);
+  state_form_cases(seed);
 }
 
 int main(int argc, char** argv) {

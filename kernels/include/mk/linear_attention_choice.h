@@ -8,9 +8,13 @@
 //   recurrent  masked (causal / anti-causal) square products on tensor cores, a block per (group,
 //              64 value columns) walking the chunks with the state in registers: no chunk states in
 //              global memory, no scan (few groups: the walk cut into segments whose starting
-//              states come from a state pass and a scan). 16-bit data, and F32 with TF32 allowed.
+//              states come from a state pass and a scan). Unmasked products (any nq, nk) take its
+//              state form: the state pass writes a few key segments' states K_sᵀ V_s, then a block
+//              per 256 query rows sums them and streams Q: O = Q S (no chunk states, no scan).
+//              16-bit data, and F32 with TF32 allowed.
 //   x3         F32 without TF32 (the exact path) on the recurrent form with every product as three
-//              TF32 MMAs (hi/lo split, F32-class accuracy); masked square products, else SIMT.
+//              TF32 MMAs (hi/lo split, F32-class accuracy); masked square products and unmasked
+//              ones (state form), else SIMT.
 //
 // Both are opt-in (MK_LINEAR_TC=recurrent, MK_LINEAR_F32=x3, or from code mk_linear_attention_select /
 // LinearAttention.CudaForms.select, which come before the variables) until timed on a GPU: neither
@@ -27,8 +31,8 @@ enum LinearTcForm { MK_LINEAR_CHUNKED = 1, MK_LINEAR_RECURRENT = 2 };
 enum LinearF32Form { MK_LINEAR_F32_SIMT = 1, MK_LINEAR_F32_X3 = 3 };
 
 struct LinearAttentionChoice {
-  int tensor_core;  // MK_LINEAR_CHUNKED or MK_LINEAR_RECURRENT (masked 16-bit and TF32 products)
-  int f32;          // MK_LINEAR_F32_SIMT or MK_LINEAR_F32_X3 (masked F32 products without TF32)
+  int tensor_core;  // MK_LINEAR_CHUNKED or MK_LINEAR_RECURRENT (16-bit and TF32 products)
+  int f32;          // MK_LINEAR_F32_SIMT or MK_LINEAR_F32_X3 (F32 products without TF32)
 };
 
 inline bool linear_attention_select_valid(int tensor_core, int f32) {

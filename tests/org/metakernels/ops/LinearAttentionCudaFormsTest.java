@@ -42,7 +42,7 @@ class LinearAttentionCudaFormsTest {
     assertFalse(base.contains("override"), base);
     assertTrue(base.startsWith("MK_LINEAR_TC="), base);
     if (System.getenv("MK_LINEAR_TC") == null && System.getenv("MK_LINEAR_F32") == null) {
-      assertTrue(base.startsWith("MK_LINEAR_TC=(unset), MK_LINEAR_F32=(unset); masked products: BF16/F16 and TF32 "
+      assertTrue(base.startsWith("MK_LINEAR_TC=(unset), MK_LINEAR_F32=(unset); products: BF16/F16 and TF32 "
           + "chunked, F32 simt (chunked)"), base);
     }
     for (TensorCore t : TensorCore.values())
@@ -53,7 +53,7 @@ class LinearAttentionCudaFormsTest {
     CudaForms.select(TensorCore.RECURRENT, F32.X3);
     String text = CudaForms.describe();
     assertTrue(text.contains("(override: tensor cores recurrent, F32 x3)"), text);
-    assertTrue(text.contains("masked products: BF16/F16 and TF32 recurrent, F32 x3 (recurrent, 3xTF32)"), text);
+    assertTrue(text.contains("products: BF16/F16 and TF32 recurrent, F32 x3 (recurrent, 3xTF32)"), text);
     CudaForms.select(TensorCore.CHUNKED, F32.DEFAULT);
     text = CudaForms.describe();
     assertTrue(text.contains("(override: tensor cores chunked, F32 env)"), text);

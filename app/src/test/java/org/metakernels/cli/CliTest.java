@@ -327,7 +327,7 @@ class CliTest {
     assertTrue(r.out().contains("SIMT attention kernels (F32/F64, CUDA): MK_ATTN_SIMT="), r.out());
     assertTrue(r.out().contains("linear attention forms (CUDA): MK_LINEAR_TC="), r.out());
     if (System.getenv("MK_LINEAR_TC") == null && System.getenv("MK_LINEAR_F32") == null) {
-      assertTrue(r.out().contains("MK_LINEAR_TC=(unset), MK_LINEAR_F32=(unset); masked products: BF16/F16 and TF32 "
+      assertTrue(r.out().contains("MK_LINEAR_TC=(unset), MK_LINEAR_F32=(unset); products: BF16/F16 and TF32 "
           + "chunked, F32 simt (chunked)"), r.out());
     }
     org.metakernels.ops.LinearAttention.CudaForms.select(org.metakernels.ops.LinearAttention.CudaForms.TensorCore.RECURRENT,

@@ -32,10 +32,10 @@ import org.openjdk.jmh.infra.Blackhole;
  * {@code -p dtype=TF32}: F32 tensors with {@link org.metakernels.runtime.Backend#setAllowTf32} on for
  * the trial (the TF32 tensor-core form of every product; restored at tear-down), beside PyTorch's
  * F32 peers with {@code torch.backends.cuda.matmul.allow_tf32 = True} (peers.py, dtype "tf32").
- * {@code -p form=recurrent}: the recurrent CUDA form for the masked (causal) products, 16-bit and
- * TF32 on it and F32 as x3 ({@link LinearAttention.CudaForms#select}(RECURRENT, X3) for the trial,
- * reset at tear-down; check.sh: GPU_LA_FORM=default,recurrent); {@code default} keeps the library's
- * choice. Unmasked products are not affected.
+ * {@code -p form=recurrent}: the recurrent CUDA form for the masked (causal) products and its state
+ * form for the unmasked ones, 16-bit and TF32 on it and F32 as x3 ({@link
+ * LinearAttention.CudaForms#select}(RECURRENT, X3) for the trial, reset at tear-down; check.sh:
+ * GPU_LA_FORM=default,recurrent); {@code default} keeps the library's choice.
  */
 @BenchmarkMode(Mode.AverageTime)
 @OutputTimeUnit(TimeUnit.MILLISECONDS)

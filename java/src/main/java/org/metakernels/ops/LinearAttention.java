@@ -354,8 +354,8 @@ public final class LinearAttention {
    * choice, kept by the native runtime ({@code mk_linear_attention_select}) and read by every call
    * from the next one on; {@code metakernels info} prints it. The forms compute the same function
    * (16-bit and TF32 within their types' rounding, x3 to F32 rounding); the CPU ignores the choice.
-   * Since the backward and double backward of {@link #product} are masked products too, the choice
-   * moves every derivative order.
+   * Since the backward and double backward of {@link #product} are products of the same kind (masked
+   * or not), the choice moves every derivative order.
    *
    * <pre>{@code
    * LinearAttention.CudaForms.select(CudaForms.TensorCore.RECURRENT, CudaForms.F32.X3);
@@ -372,8 +372,10 @@ public final class LinearAttention {
       /** The chunk-parallel form: chunk states, a scan, output blocks (the default). */
       CHUNKED(Codes.LINEAR_SELECT_CHUNKED),
       /**
-       * Masked square products with dk at most 128: a block per group and 64 value columns walks the
-       * sequence with the state in registers (few groups: in segments). Not yet timed on a GPU.
+       * Products with dk at most 128. Masked square ones: a block per group and 64 value columns walks
+       * the sequence with the state in registers (few groups: in segments). Unmasked ones: the state
+       * form (a few key segments' states, then blocks of 256 query rows computing Q S). Not yet timed
+       * on a GPU.
        */
       RECURRENT(Codes.LINEAR_SELECT_RECURRENT);
 
@@ -391,8 +393,9 @@ public final class LinearAttention {
       /** The SIMT forms in F32 (the default). */
       SIMT(Codes.LINEAR_SELECT_SIMT),
       /**
-       * Masked square products with dk at most 128 on the recurrent form, every product as three
-       * TF32 MMAs of a hi/lo split (F32-class accuracy). Not yet timed on a GPU.
+       * Products with dk at most 128 on the recurrent form (masked square ones) or its state form
+       * (unmasked ones), every product as three TF32 MMAs of a hi/lo split (F32-class accuracy). Not
+       * yet timed on a GPU.
        */
       X3(Codes.LINEAR_SELECT_X3);
 
