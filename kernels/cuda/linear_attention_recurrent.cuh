@@ -258,6 +258,28 @@ __device__ __forceinline__ void rec_each_state(float (&s)[MT][NB][4], int d0, in
       for (int r = 0; r < 4; ++r) f(s[mt][nb][r], d0 + mt * 16 + gq + 8 * (r >> 1), nb * 8 + 2 * tq + (r & 1));
 }
 
+template <int NB>
+__device__ __forceinline__ void rec_zero(float (&c)[NB][4]) {
+#pragma unroll
+  for (int nb = 0; nb < NB; ++nb)
+#pragma unroll
+    for (int r = 0; r < 4; ++r) c[nb][r] = 0.f;
+}
+
+// c[nb] += a B_nb over the NB n-blocks of an n-major shared tile y (row n holds the k values) at
+// k-step k0: one ldmatrix-pair of B fragments per two n-blocks
+template <class Ops, int NB>
+__device__ __forceinline__ void rec_mma_rows(float (&c)[NB][4], const typename Ops::A& a, const typename Ops::Raw* y,
+                                             int ld, int k0, int lane) {
+#pragma unroll
+  for (int nb = 0; nb < NB; nb += 2) {
+    typename Ops::B b0, b1;
+    Ops::b2_nk(b0, b1, y, ld, nb * 8, k0, lane);
+    Ops::mma(c[nb], a, b0);
+    Ops::mma(c[nb + 1], a, b1);
+  }
+}
+
 // A warp's 16 output rows [j0, j0 + 16) x the tile's NB n-blocks from column e0, stored once (16-bit:
 // rounded; rows past n and columns past dv not stored); column pairs as one store when `pairs` (the
 // rows aligned and dv even).
@@ -352,34 +374,14 @@ tc_recurrent_kernel(int mask, int64_t n, int64_t dk, int64_t dv, int64_t etiles,
         __syncthreads();
       }
       // O = Q Ŝ and P = Q Kᵀ, one A fragment of Q per k-step for both
-#pragma unroll
-      for (int nb = 0; nb < ET / 8; ++nb)
-#pragma unroll
-        for (int r = 0; r < 4; ++r) o[nb][r] = 0.f;
-#pragma unroll
-      for (int nb = 0; nb < C / 8; ++nb)
-#pragma unroll
-        for (int r = 0; r < 4; ++r) p[nb][r] = 0.f;
+      rec_zero(o);
+      rec_zero(p);
 #pragma unroll 2
       for (int kk = 0; kk < DKP / KK; ++kk) {
         A a;
         Ops::a_rm(a, qs, L::LQ, m0, kk * KK, lane);
-        if (with_state) {
-#pragma unroll
-          for (int nb = 0; nb < ET / 8; nb += 2) {
-            B b0, b1;
-            Ops::b2_nk(b0, b1, st, L::LQ, nb * 8, kk * KK, lane);
-            Ops::mma(o[nb], a, b0);
-            Ops::mma(o[nb + 1], a, b1);
-          }
-        }
-#pragma unroll
-        for (int nb = 0; nb < C / 8; nb += 2) {
-          B b0, b1;
-          Ops::b2_nk(b0, b1, ks, L::LQ, nb * 8, kk * KK, lane);
-          Ops::mma(p[nb], a, b0);
-          Ops::mma(p[nb + 1], a, b1);
-        }
+        if (with_state) rec_mma_rows<Ops>(o, a, st, L::LQ, kk * KK, lane);
+        rec_mma_rows<Ops>(p, a, ks, L::LQ, kk * KK, lane);
       }
       // the mask (rows past n are zero and not stored; keys past n are zero)
 #pragma unroll
@@ -454,7 +456,6 @@ tc_apply_kernel(int64_t nq, int64_t dk, int64_t dv, int64_t etiles, int64_t qseg
   using Raw = typename Ops::Raw;
   using L = RecApplyLayout<Ops, DKP, AET>;
   using A = typename Ops::A;
-  using B = typename Ops::B;
   constexpr int C = RecTraits::kChunk, KK = Ops::kK;
   Raw* const sm = reinterpret_cast<Raw*>(mk_linear_smem);
   Raw* const st = sm + L::st;
@@ -488,21 +489,12 @@ tc_apply_kernel(int64_t nq, int64_t dk, int64_t dv, int64_t etiles, int64_t qseg
     if (c + 1 < c_hi) load(c + 1, stage ^ 1);
     const Raw* const qsm = sm + stage * L::stage;
     float o[AET / 8][4];
-#pragma unroll
-    for (int nb = 0; nb < AET / 8; ++nb)
-#pragma unroll
-      for (int r = 0; r < 4; ++r) o[nb][r] = 0.f;
+    rec_zero(o);
 #pragma unroll 2
     for (int kk = 0; kk < DKP / KK; ++kk) {
       A a;
       Ops::a_rm(a, qsm, L::LQ, m0, kk * KK, lane);
-#pragma unroll
-      for (int nb = 0; nb < AET / 8; nb += 2) {
-        B b0, b1;
-        Ops::b2_nk(b0, b1, st, L::LQ, nb * 8, kk * KK, lane);
-        Ops::mma(o[nb], a, b0);
-        Ops::mma(o[nb + 1], a, b1);
-      }
+      rec_mma_rows<Ops>(o, a, st, L::LQ, kk * KK, lane);
     }
     rec_store_out<Ops>(o, out, c * C + m0, N, e0, DV, gq, tq, v16 && DV % 2 == 0);
   }
