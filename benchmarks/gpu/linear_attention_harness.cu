@@ -20,7 +20,8 @@
 //                    point with MK_LINEAR_MASK_TF32), F32 states and scan; R = 64, 128, 256 as for 16 bit
 //   state form (none; the recurrent choice without a mask): the key segments' states, then blocks of
 //                    256 query rows summing them and streaming q (MB: state_form_bytes), 16-bit at
-//                    1, 2, 4, 8 key segments, F32 (TF32, x3) at the entry point's count
+//                    1, 2, 4, 8 key segments, F32 (TF32, x3) at the entry point's count, with apply
+//                    tiles of 64 columns (the default) and 128
 //   recurrent (causal; opt-in, linear_attention_choice.h): BF16 / F16, TF32 and x3 (F32 data, three
 //                    TF32 MMAs per product: F32-class, held to the F32 bound) on the recurrent form,
 //                    a block per (group, 64 value columns) walking the chunks with the state in
@@ -228,11 +229,13 @@ static double recurrent_bytes(int64_t G, int64_t n, int64_t d, int elem) {
   return double(elem) * double(G) * double(n) * double(d) * (3.0 * tiles + 1.0);
 }
 // Without a mask the recurrent choice runs the state form (run_tc_state_form): the state pass reads
-// k once per 64 value columns and v once and writes `segs` F32 states per group; the apply pass reads
-// them (counted once), q once per apply tile (128 columns for 16-bit data, else 64) and writes out.
-static double state_form_bytes(int64_t G, int64_t n, int64_t d, int elem, int64_t segs) {
-  const double etiles = double((d + 63) / 64), atiles = double(elem == 2 ? (d + 127) / 128 : (d + 63) / 64);
-  return double(elem) * double(G) * double(n) * double(d) * (etiles + 1.0 + atiles + 1.0) +
+// k once per state tile (128 value columns where d > 64, else 64) and v once and writes `segs` F32
+// states per group; the apply pass reads them (counted once), q once per apply tile (acols: 0 = the
+// default, 128 columns for 16-bit data with d > 64, else 64) and writes out.
+static double state_form_bytes(int64_t G, int64_t n, int64_t d, int elem, int64_t segs, int acols = 0) {
+  if (!acols) acols = elem == 2 && d > 64 ? 128 : 64;
+  const double stiles = double(d > 64 ? (d + 127) / 128 : 1), atiles = double((d + acols - 1) / acols);
+  return double(elem) * double(G) * double(n) * double(d) * (stiles + 1.0 + atiles + 1.0) +
          2.0 * 4.0 * double(G) * double(segs) * double(d) * double(d);
 }
 // The segment count the entry point gives the recurrent form (masked: rec_segments; unmasked: the
@@ -407,6 +410,19 @@ static void tf32_rows(const Shape& s, int mask, const float* q, const float* k, 
       const double extra = segs > 1 ? 2.0 * double(elems) * 4 + state_traffic(G, segs, d, mask) : 0.0;
       const double mb = mask ? recurrent_bytes(G, n, d, 4) + extra : state_form_bytes(G, n, d, 4, segs);
       row(s, mname, "F32", form, ms, flops, mb, ms < 0 ? -1 : err_of(out), terms == 1 ? 2 : 3);
+      if (!mask && d > 64) {  // the state form with apply tiles of 128 columns (q read once; one block per SM)
+        poison(out, elems * 4);
+        ms = time_call(15, [&] {
+          return terms == 1 ? mk::cuda::run_tc_state_form<mk::cuda::RecOpsF32<1>>(G, n, n, d, d, q, k, v, out, nullptr,
+                                                                                    S, ws_bytes, segs, 128)
+                            : mk::cuda::run_tc_state_form<mk::cuda::RecOpsF32<3>>(G, n, n, d, d, q, k, v, out, nullptr,
+                                                                                    S, ws_bytes, segs, 128);
+        });
+        snprintf(form, sizeof form, "%s state form (recurrent), apply tiles of 128, %lld key segment%s",
+                 terms == 1 ? "TF32" : "x3", (long long)segs, segs > 1 ? "s" : "");
+        row(s, mname, "F32", form, ms, flops, state_form_bytes(G, n, d, 4, segs, 128), ms < 0 ? -1 : err_of(out),
+            terms == 1 ? 2 : 3);
+      }
       EnvSet env(terms == 1 ? "MK_LINEAR_TC" : "MK_LINEAR_F32", terms == 1 ? "recurrent" : "x3");
       const int flag = terms == 1 ? tf32 : 0;
       ms = time_call(15, [&] { return fwd_bwd4(MK_F32, G, n, d, q, k, v, g, out, t1, t2, t3, mask, flag, ws); });

@@ -198,17 +198,18 @@ struct RecOpsF32 {
   static __device__ __forceinline__ void store1(Raw* p, float a) { p[0] = a; }
 };
 
-template <class Ops, int DKP>
+// The walk's shared memory (STATES: the state pass's, without Q and Ŝᵀ); ET value columns a block
+template <class Ops, int DKP, int ET = RecTraits::kET, bool STATES = false>
 struct RecLayout {
   using Raw = typename Ops::Raw;
-  static constexpr int LQ = DKP + Ops::kPadQK;             // Q, K, Ŝᵀ rows
-  static constexpr int LV = RecTraits::kET + Ops::kPadV;   // V rows
-  static constexpr int q = 0;                              // Q  [64][LQ]
-  static constexpr int k = q + RecTraits::kChunk * LQ;     // K  [64][LQ]
-  static constexpr int v = k + RecTraits::kChunk * LQ;     // V  [64][LV]
+  static constexpr int LQ = DKP + Ops::kPadQK;                     // Q, K, Ŝᵀ rows
+  static constexpr int LV = ET + Ops::kPadV;                       // V rows
+  static constexpr int q = 0;                                      // Q  [64][LQ] (the walk)
+  static constexpr int k = q + (STATES ? 0 : RecTraits::kChunk * LQ);  // K  [64][LQ]
+  static constexpr int v = k + RecTraits::kChunk * LQ;             // V  [64][LV]
   static constexpr int stage = v + RecTraits::kChunk * LV;
-  static constexpr int st = 2 * stage;                     // Ŝᵀ [ET][LQ]
-  static constexpr int total = st + RecTraits::kET * LQ;
+  static constexpr int st = 2 * stage;                             // Ŝᵀ [ET][LQ] (the walk)
+  static constexpr int total = st + (STATES ? 0 : ET * LQ);
   static constexpr size_t bytes = size_t(total) * sizeof(Raw);
   static_assert((LQ * sizeof(Raw)) % 16 == 0 && (LV * sizeof(Raw)) % 16 == 0, "16-byte rows (cp.async, ldmatrix)");
   static_assert((stage * sizeof(Raw)) % 16 == 0, "16-byte aligned stages");
@@ -308,17 +309,19 @@ __device__ __forceinline__ void rec_store_out(const float (&o)[NB][4], typename 
 // STATES: the segments' state pass of a segmented walk instead: the same walk (mask 1: chunks
 // ascending) with only S += Kᵀ V, on the same MMAs (so 16-bit, TF32 and x3 states carry the walk's
 // rounding), its [dk, 64] slice then stored to states[(g·segments + seg)·dk·dv + d·dv + e], F32; the
-// scan (scan_kernel) turns them into each segment's starting state. q and out are not read.
-template <class Ops, int DKP, bool STATES = false>
+// scan (scan_kernel) turns them into each segment's starting state. q and out are not read. ETT:
+// the value columns a block holds (the walk: 64; the state pass may take 128: half the k reads).
+template <class Ops, int DKP, bool STATES = false, int ETT = RecTraits::kET>
 __global__ void __launch_bounds__(RecTraits::kThreads, 1)
 tc_recurrent_kernel(int mask, int64_t n, int64_t dk, int64_t dv, int64_t etiles, int64_t segments,
                     int64_t seg_chunks, RecInit init, const typename Ops::Raw* q, const typename Ops::Raw* k,
                     const typename Ops::Raw* v, typename Ops::Raw* out, float* states, int vec) {
   using Raw = typename Ops::Raw;
-  using L = RecLayout<Ops, DKP>;
+  using L = RecLayout<Ops, DKP, ETT, STATES>;
   using A = typename Ops::A;
   using B = typename Ops::B;
-  constexpr int C = RecTraits::kChunk, ET = RecTraits::kET, KK = Ops::kK;
+  constexpr int C = RecTraits::kChunk, ET = ETT, KK = Ops::kK;
+  static_assert(ET == RecTraits::kET || (STATES && ET == 2 * RecTraits::kET), "the walk: 64 columns; states: 64, 128");
   constexpr int MT = DKP / 64;  // 16-row m-tiles of S per warp (a warp holds DKP / 4 key features)
   Raw* const sm = reinterpret_cast<Raw*>(mk_linear_smem);
   Raw* const st = sm + L::st;
@@ -537,31 +540,42 @@ inline int device_sms() {
 // it; 1 without scratch). With several segments, first the segments' states K_segᵀ V_seg
 // (tc_recurrent_kernel<.., true>, on the walk's MMAs), their exclusive prefix (causal) or suffix by
 // scan_kernel, then a block per (group, segment, value tile) walks its segment from that state.
+// f(integral_constant<int, 64 or 128> x2) for the two widths a, b (each 64 or 128)
+template <class F>
+auto rec_widths(int a, int b, F f) {
+  using W64 = std::integral_constant<int, 64>;
+  using W128 = std::integral_constant<int, 128>;
+  if (a > 64) return b > 64 ? f(W128{}, W128{}) : f(W128{}, W64{});
+  return b > 64 ? f(W64{}, W128{}) : f(W64{}, W64{});
+}
+
 // The state form (mask 0, above): KERNEL_UNSUPPORTED (before any launch) unless dk <= 128, the
 // tiles fit, and the scratch S holds groups · ksegs states (F32 [dk, dv]). segments: the key segments
-// of the state pass (0: rec_state_segments' choice, halved until the scratch holds it).
+// of the state pass (0: rec_state_segments' choice, halved until the scratch holds it). The state
+// pass holds 128 value columns a block where dv > 64 (k read once), else 64. apply_cols: the apply
+// blocks' value columns, 64 or 128 (q read once where dv > 64), 0: 128 for 16-bit data with dv > 64,
+// else 64 (the F32 tiles of 128 leave one block per SM: untimed).
 template <class Ops>
 int run_tc_state_form(int64_t groups, int64_t nq, int64_t nk, int64_t dk, int64_t dv, const typename Ops::Raw* q,
                       const typename Ops::Raw* k, const typename Ops::Raw* v, typename Ops::Raw* out,
-                      cudaStream_t stream, float* S, int64_t scratch_bytes, int64_t segments) {
+                      cudaStream_t stream, float* S, int64_t scratch_bytes, int64_t segments, int apply_cols = 0) {
   using Raw = typename Ops::Raw;
   constexpr int N = 16 / int(sizeof(Raw));
   const int64_t state_bytes = groups * dk * dv * int64_t(sizeof(float));  // one state per group
-  if (!S || state_bytes > scratch_bytes) return KERNEL_UNSUPPORTED;
+  if (!S || state_bytes > scratch_bytes || (apply_cols != 0 && apply_cols != 64 && apply_cols != 128))
+    return KERNEL_UNSUPPORTED;
   const int vec = dk % N == 0 && dv % N == 0 && aligned16(q) && aligned16(k) && aligned16(v) && aligned16(out);
-  const int64_t etiles = ceil_div(dv, RecTraits::kET), chunks = ceil_div(nk, RecTraits::kChunk);
-  // the apply blocks: 128 value columns (16-bit data, dv > 64: q read once) or 64
-  constexpr bool half = sizeof(Raw) == 2;
-  const bool wide = dk > 64, wide_e = half && dv > 64;
-  const int64_t aet = wide_e ? 128 : 64, atiles = ceil_div(dv, aet);
+  const int dkp = dk > 64 ? 128 : 64, set = dv > 64 ? 128 : 64;
+  const int aet = apply_cols ? apply_cols : sizeof(Raw) == 2 && dv > 64 ? 128 : 64;
+  const int64_t stiles = ceil_div(dv, set), atiles = ceil_div(dv, aet), chunks = ceil_div(nk, RecTraits::kChunk);
   const size_t optin = optin_smem();
-  const size_t walk_bytes = wide ? RecLayout<Ops, 128>::bytes : RecLayout<Ops, 64>::bytes;
-  constexpr int AW = half ? 128 : 64;  // (the wide apply tile: 16-bit only)
-  const size_t apply_bytes = wide ? (wide_e ? RecApplyLayout<Ops, 128, AW>::bytes : RecApplyLayout<Ops, 128, 64>::bytes)
-                                  : (wide_e ? RecApplyLayout<Ops, 64, AW>::bytes : RecApplyLayout<Ops, 64, 64>::bytes);
-  if (walk_bytes > optin || apply_bytes > optin) return KERNEL_UNSUPPORTED;
+  const size_t state_smem =
+      rec_widths(dkp, set, [](auto D, auto E) { return RecLayout<Ops, decltype(D)::value, decltype(E)::value, true>::bytes; });
+  const size_t apply_smem =
+      rec_widths(dkp, aet, [](auto D, auto E) { return RecApplyLayout<Ops, decltype(D)::value, decltype(E)::value>::bytes; });
+  if (state_smem > optin || apply_smem > optin) return KERNEL_UNSUPPORTED;
   if (segments == 0) {
-    segments = rec_state_segments(groups, etiles, nk, device_sms());
+    segments = rec_state_segments(groups, stiles, nk, device_sms());
     while (segments > 1 && segments * state_bytes > scratch_bytes) segments /= 2;
   }
   segments = std::max<int64_t>(1, std::min(segments, chunks));
@@ -569,28 +583,19 @@ int run_tc_state_form(int64_t groups, int64_t nq, int64_t nk, int64_t dk, int64_
   segments = ceil_div(chunks, seg_chunks);  // (no empty segment)
   if (segments * state_bytes > scratch_bytes) return KERNEL_UNSUPPORTED;
   // 1. the key segments' states (mask 1: chunks ascending; q and out not read)
-  const int64_t sblocks = groups * segments * etiles;
-  int st = wide ? tc_launch(tc_recurrent_kernel<Ops, 128, true>, sblocks, walk_bytes, stream, 1, nk, dk, dv, etiles,
-                            segments, seg_chunks, RecInit{}, q, k, v, out, S, vec)
-                : tc_launch(tc_recurrent_kernel<Ops, 64, true>, sblocks, walk_bytes, stream, 1, nk, dk, dv, etiles,
-                            segments, seg_chunks, RecInit{}, q, k, v, out, S, vec);
+  const int64_t sblocks = groups * segments * stiles;
+  const int st = rec_widths(dkp, set, [&](auto D, auto E) {
+    return tc_launch(tc_recurrent_kernel<Ops, decltype(D)::value, true, decltype(E)::value>, sblocks, state_smem,
+                     stream, 1, nk, dk, dv, stiles, segments, seg_chunks, RecInit{}, q, k, v, out, S, vec);
+  });
   if (st != 0) return st;
   // 2. O = Q Ŝ, Ŝ the sum of a group's segment states
   const int64_t qsegs = ceil_div(ceil_div(nq, RecTraits::kChunk), kApplyChunks);
   const int64_t ablocks = groups * qsegs * atiles;
-  if constexpr (half) {
-    if (wide && wide_e)
-      return tc_launch(tc_apply_kernel<Ops, 128, 128>, ablocks, apply_bytes, stream, nq, dk, dv, atiles, qsegs,
-                       segments, static_cast<const float*>(S), q, out, vec);
-    if (wide_e)
-      return tc_launch(tc_apply_kernel<Ops, 64, 128>, ablocks, apply_bytes, stream, nq, dk, dv, atiles, qsegs,
-                       segments, static_cast<const float*>(S), q, out, vec);
-  }
-  if (wide)
-    return tc_launch(tc_apply_kernel<Ops, 128, 64>, ablocks, apply_bytes, stream, nq, dk, dv, atiles, qsegs, segments,
-                     static_cast<const float*>(S), q, out, vec);
-  return tc_launch(tc_apply_kernel<Ops, 64, 64>, ablocks, apply_bytes, stream, nq, dk, dv, atiles, qsegs, segments,
-                   static_cast<const float*>(S), q, out, vec);
+  return rec_widths(dkp, aet, [&](auto D, auto E) {
+    return tc_launch(tc_apply_kernel<Ops, decltype(D)::value, decltype(E)::value>, ablocks, apply_smem, stream, nq, dk,
+                     dv, atiles, qsegs, segments, static_cast<const float*>(S), q, out, vec);
+  });
 }
 
 template <class Ops>
@@ -627,10 +632,10 @@ int run_tc_recurrent(int64_t groups, int64_t nq, int64_t nk, int64_t dk, int64_t
     p.states = segments;
     p.bytes = segments * state_bytes;
     // (mask 1: the state pass walks its segments ascending whatever the product's mask)
-    int st = wide ? tc_launch(tc_recurrent_kernel<Ops, 128, true>, blocks, bytes, stream, 1, nq, dk, dv, etiles,
-                              segments, seg_chunks, init, q, k, v, out, S, vec)
-                  : tc_launch(tc_recurrent_kernel<Ops, 64, true>, blocks, bytes, stream, 1, nq, dk, dv, etiles,
-                              segments, seg_chunks, init, q, k, v, out, S, vec);
+    int st = wide ? tc_launch(tc_recurrent_kernel<Ops, 128, true>, blocks, RecLayout<Ops, 128, 64, true>::bytes,
+                              stream, 1, nq, dk, dv, etiles, segments, seg_chunks, init, q, k, v, out, S, vec)
+                  : tc_launch(tc_recurrent_kernel<Ops, 64, true>, blocks, RecLayout<Ops, 64, 64, true>::bytes, stream,
+                              1, nq, dk, dv, etiles, segments, seg_chunks, init, q, k, v, out, S, vec);
     if (st != 0) return st;
     if ((st = scan_states(p, groups, dk, dv, mask, S, stream)) != 0) return st;
     init.S0 = S;

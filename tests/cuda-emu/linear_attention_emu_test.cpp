@@ -1182,6 +1182,29 @@ static void state_form_cases(unsigned& seed) {
   expect(mk::cuda::run_tc_recurrent<R>(G, nq, nk, dk, dv, q.data(), k.data(), v.data(), b.data(), 0, nullptr, S.data(),
                                        G * 2 * dk * dv * 4, 3) == mk::KERNEL_UNSUPPORTED,
          "state form: 3 segments in the scratch of 2 not refused");
+  // the apply pass's value tiles (64 or 128 columns) change no bit: the same sums per output
+  expect(mk::cuda::run_tc_state_form<R>(G, nq, nk, dk, dv, q.data(), k.data(), v.data(), b.data(), nullptr, S.data(),
+                                        S.n * 4, 3, 64) == 0 &&
+             std::memcmp(a.data(), b.data(), size_t(a.n) * 2) == 0,
+         "state form BF16: apply tiles of 64 columns gave other bits than 128");
+  {
+    F32Inputs in(G, nq, nk, dk, 130, seed++);
+    Buf<float> x(G * nq * 130), y(G * nq * 130), S2(G * 2 * dk * 130);
+    for (int terms : {1, 3}) {
+      auto run = [&](Buf<float>& o, int cols) {
+        return terms == 1 ? mk::cuda::run_tc_state_form<mk::cuda::RecOpsF32<1>>(G, nq, nk, dk, 130, in.q.data(),
+                                                                                 in.k.data(), in.v.data(), o.data(),
+                                                                                 nullptr, S2.data(), S2.n * 4, 2, cols)
+                          : mk::cuda::run_tc_state_form<mk::cuda::RecOpsF32<3>>(G, nq, nk, dk, 130, in.q.data(),
+                                                                                 in.k.data(), in.v.data(), o.data(),
+                                                                                 nullptr, S2.data(), S2.n * 4, 2, cols);
+      };
+      expect(run(x, 0) == 0 && run(y, 128) == 0 && x.guards_intact() && y.guards_intact() &&
+                 std::memcmp(x.data(), y.data(), size_t(x.n) * 4) == 0,
+             std::string("state form ") + (terms == 1 ? "TF32" : "x3") + ": apply tiles of 128 columns gave other bits");
+      expect(run(y, 96) == mk::KERNEL_UNSUPPORTED, "state form: apply tiles of 96 columns not refused");
+    }
+  }
   {
     const int64_t launches = emu::config().launches;
     expect(mk::cuda::run_tc_recurrent<R>(G, nq, nk, dk, dv, q.data(), k.data(), v.data(), b.data(), 0, nullptr,
