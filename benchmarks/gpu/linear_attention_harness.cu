@@ -230,24 +230,27 @@ static double recurrent_bytes(int64_t G, int64_t n, int64_t d, int elem) {
 }
 // Without a mask the recurrent choice runs the state form (run_tc_state_form): the state pass reads
 // k once per state tile (128 value columns where d > 64, else 64) and v once and writes `segs` F32
-// states per group; the apply pass reads them (counted once), q once per apply tile (acols: 0 = the
-// default, 128 columns for 16-bit data with d > 64, else 64) and writes out.
+// states per group (with more than one, rec_total_kernel reads them and writes their total in the
+// data type, which the apply pass reads); the apply pass reads q once per apply tile (acols: 0 = the
+// default, 128 columns for 16-bit data with d > 64, else 64) and writes out. States counted once.
 static double state_form_bytes(int64_t G, int64_t n, int64_t d, int elem, int64_t segs, int acols = 0) {
   if (!acols) acols = elem == 2 && d > 64 ? 128 : 64;
   const double stiles = double(d > 64 ? (d + 127) / 128 : 1), atiles = double((d + acols - 1) / acols);
   return double(elem) * double(G) * double(n) * double(d) * (stiles + 1.0 + atiles + 1.0) +
-         2.0 * 4.0 * double(G) * double(segs) * double(d) * double(d);
+         2.0 * 4.0 * double(G) * double(segs) * double(d) * double(d) +
+         (segs > 1 ? 2.0 * double(elem) * double(G) * double(d) * double(d) : 0.0);
 }
 // The segment count the entry point gives the recurrent form (masked: rec_segments; unmasked: the
 // state form's rec_state_segments within the unmasked plan's scratch)
-static int64_t entry_segments(int64_t G, int64_t n, int64_t d, int mask) {
+static int64_t entry_segments(int64_t G, int64_t n, int64_t d, int mask, int elem) {
   const int64_t etiles = (d + 63) / 64;
   if (mask) return mk::cuda::rec_segments(G, etiles, n, mk::cuda::device_sms());
   const int64_t scratch = mk::cuda::chunk_plan(MK_F32, G, n, d, d, 0).bytes;
-  int64_t segs = mk::cuda::rec_state_segments(G, etiles, n, mk::cuda::device_sms());
-  while (segs > 1 && segs * G * d * d * 4 > scratch) segs /= 2;
+  int64_t segs = mk::cuda::rec_state_segments(G, d > 64 ? (d + 127) / 128 : 1, n, mk::cuda::device_sms());
+  while (segs > 1 && mk::cuda::rec_state_form_scratch(G, d, d, segs, elem) > scratch) segs /= 2;
   return segs;
 }
+static int64_t g_ws_bytes = 0;  // the scratch's size (main allocates it per shape)
 struct EnvSet {
   const char* name;
   EnvSet(const char* n, const char* v) : name(n) { setenv(n, v, 1); }
@@ -312,8 +315,8 @@ static void half_rows(const Shape& s, int mask, const char* name, const float* q
     // the recurrent choice (masked: the walk; unmasked: the state form) at 1, 2, 4, 8 segments per
     // group (masked: a state pass over the keys and a scan first; unmasked: key segments of the state
     // pass); the entry point's choice marked
-    const int64_t ws_bytes = mk::cuda::chunk_plan(MK_F32, G, n, d, d, 1).bytes;  // (ws's size)
-    const int64_t auto_segs = entry_segments(G, n, d, mask);
+    const int64_t ws_bytes = g_ws_bytes;  // (ws's size)
+    const int64_t auto_segs = entry_segments(G, n, d, mask, 2);
     for (int64_t segs = 1; segs <= 8; segs *= 2) {
       poison(oh, elems * 2);
       ms = time_call(15, [&] {
@@ -394,8 +397,8 @@ static void tf32_rows(const Shape& s, int mask, const float* q, const float* k, 
      // without TF32, three terms)
     for (int terms : {1, 3}) {
       // the entry point's segment count, called directly
-      const int64_t ws_bytes = mk::cuda::chunk_plan(MK_F32, G, n, d, d, 1).bytes;  // (ws's size)
-      const int64_t segs = entry_segments(G, n, d, mask);
+      const int64_t ws_bytes = g_ws_bytes;  // (ws's size)
+      const int64_t segs = entry_segments(G, n, d, mask, 4);
       poison(out, elems * 4);
       ms = time_call(15, [&] {
         return terms == 1 ? mk::cuda::run_tc_recurrent<mk::cuda::RecOpsF32<1>>(G, n, n, d, d, q, k, v, out, mask,
@@ -465,8 +468,13 @@ int main(int argc, char** argv) {
     CHECK(launch(fill_exact, flat_blocks(elems), 256, q, elems, 1u));
     CHECK(launch(fill_exact, flat_blocks(elems), 256, k, elems, 2u));
     CHECK(launch(fill_exact, flat_blocks(elems), 256, v, elems, 3u));
-    void* ws = nullptr;  // the largest plan (the masked one; without a mask the chunks may be longer)
-    CHECK(cudaMalloc(&ws, std::max<int64_t>(mk::cuda::chunk_plan(MK_F32, G, n, d, d, 1).bytes, 16)));
+    // the largest plan (the masked one; without a mask the chunks may be longer), or the state form's
+    // at 8 key segments (its states and their F32 total), whichever is larger
+    const int64_t ws_size = std::max<int64_t>(mk::cuda::chunk_plan(MK_F32, G, n, d, d, 1).bytes,
+                                              mk::cuda::rec_state_form_scratch(G, d, d, 8, 4));
+    void* ws = nullptr;
+    CHECK(cudaMalloc(&ws, std::max<int64_t>(ws_size, 16)));
+    g_ws_bytes = ws_size;
     for (int mask = 0; mask <= 1; ++mask) {
       const mk::cuda::ChunkPlan plan = mk::cuda::chunk_plan(MK_F32, G, n, d, d, mask);  // the entry point's
       const char* mname = mask ? "causal" : "none";

@@ -452,10 +452,42 @@ struct RecApplyLayout {
 // query chunks per apply block (a segment of the query rows)
 constexpr int kApplyChunks = 4;
 
+// The total of a group's segment states (ksegs > 1), once for all its apply blocks: Ŝᵀ[g][e][d] =
+// Σ_s S_s[d][e] (segments ascending, from +0: the order an apply block sums a single state in, so
+// the same bits) as the operand type stages it, transposed so that an apply block copies its rows.
+// A block per (group, 32 x 32 tile of d x e); the transpose through shared memory keeps the reads
+// (e contiguous) and the writes (d contiguous) coalesced. Without it each apply block would read all
+// ksegs F32 states of its columns (at 8 segments, 512 KB a block against its 64 KB of q).
+template <class Ops>
+__global__ void __launch_bounds__(RecTraits::kThreads)
+rec_total_kernel(int64_t dk, int64_t dv, int64_t segments, int64_t dtiles, int64_t etiles, const float* states,
+                 typename Ops::Raw* total) {
+  float* const tile = reinterpret_cast<float*>(mk_linear_smem);  // [32][33]
+  const int64_t et = blockIdx.x % etiles, dt = (blockIdx.x / etiles) % dtiles, g = blockIdx.x / (etiles * dtiles);
+  const int DK = int(dk), DV = int(dv), d0 = int(dt) * 32, e0 = int(et) * 32;
+  const float* const S = states + g * segments * dk * dv;
+  for (int idx = int(threadIdx.x); idx < 32 * 32; idx += RecTraits::kThreads) {
+    const int i = idx / 32, j = idx % 32, d = d0 + i, e = e0 + j;
+    float x = 0.f;
+    if (d < DK && e < DV)
+      for (int64_t s = 0; s < segments; ++s) x += S[s * dk * dv + int64_t(d) * DV + e];
+    tile[i * 33 + j] = x;
+  }
+  __syncthreads();
+  typename Ops::Raw* const T = total + g * dv * dk;
+  for (int idx = int(threadIdx.x); idx < 32 * 32; idx += RecTraits::kThreads) {
+    const int j = idx / 32, i = idx % 32, d = d0 + i, e = e0 + j;
+    if (d < DK && e < DV) T[int64_t(e) * DK + d] = Ops::state(tile[i * 33 + j]);
+  }
+}
+
+// total: the groups' Ŝᵀ from rec_total_kernel (Raw [g][dv][dk]); null: the one F32 state per group
+// of `states` (ksegs = 1), staged here
 template <class Ops, int DKP, int AET>
 __global__ void __launch_bounds__(RecTraits::kThreads)
 tc_apply_kernel(int64_t nq, int64_t dk, int64_t dv, int64_t etiles, int64_t qsegs, int64_t ksegs,
-                const float* states, const typename Ops::Raw* q, typename Ops::Raw* out, int vec) {
+                const float* states, const typename Ops::Raw* total, const typename Ops::Raw* q,
+                typename Ops::Raw* out, int vec) {
   using Raw = typename Ops::Raw;
   using L = RecApplyLayout<Ops, DKP, AET>;
   using A = typename Ops::A;
@@ -465,7 +497,6 @@ tc_apply_kernel(int64_t nq, int64_t dk, int64_t dv, int64_t etiles, int64_t qseg
   const int64_t et = blockIdx.x % etiles, qs = (blockIdx.x / etiles) % qsegs, g = blockIdx.x / (etiles * qsegs);
   q += g * nq * dk;
   out += g * nq * dv;
-  const float* const S = states + g * ksegs * dk * dv;
   // within a group: 32-bit indices (run_tc_recurrent keeps nq·max(dk, dv) < 2^31)
   const int N = int(nq), DK = int(dk), DV = int(dv), e0 = int(et) * AET;
   const int lane = int(threadIdx.x) % 32, warp = int(threadIdx.x) / 32, gq = lane >> 2, tq = lane & 3;
@@ -476,14 +507,22 @@ tc_apply_kernel(int64_t nq, int64_t dk, int64_t dv, int64_t etiles, int64_t qseg
     rec_tile_async<Raw, DKP>(sm + stage * L::stage, L::LQ, q, DK, c * C, N, 0, DK, v16);
     cp_async_commit();
   };
-  if (c_lo < c_hi) load(c_lo, 0);  // (in flight while Ŝ is summed)
-  // Ŝᵀ[e][d] = Σ_s S_s[d][e0 + e], segments ascending; zero past dk and dv (the Q tile is zero past dk)
-  for (int idx = int(threadIdx.x); idx < DKP * AET; idx += RecTraits::kThreads) {
-    const int d = idx / AET, e = idx % AET;
-    float x = 0.f;
-    if (d < DK && e0 + e < DV)
-      for (int64_t s = 0; s < ksegs; ++s) x += S[s * dk * dv + int64_t(d) * DV + e0 + e];
-    st[e * L::LQ + d] = Ops::state(x);
+  if (total) {  // Ŝᵀ rows [e0, e0 + AET) copied (zero past dk and dv), landing with the first chunk
+#pragma unroll
+    for (int h = 0; h < AET / C; ++h)
+      rec_tile_async<Raw, DKP>(st + h * C * L::LQ, L::LQ, total + g * dv * dk, DK, e0 + h * C, DV, 0, DK, v16);
+    cp_async_commit();
+  }
+  if (c_lo < c_hi) load(c_lo, 0);
+  if (!total) {  // Ŝᵀ[e][d] = S[d][e0 + e] (the group's one state; in flight meanwhile: the first chunk)
+    const float* const S = states + g * ksegs * dk * dv;
+    for (int idx = int(threadIdx.x); idx < DKP * AET; idx += RecTraits::kThreads) {
+      const int d = idx / AET, e = idx % AET;
+      float x = 0.f;
+      if (d < DK && e0 + e < DV)
+        for (int64_t s = 0; s < ksegs; ++s) x += S[s * dk * dv + int64_t(d) * DV + e0 + e];
+      st[e * L::LQ + d] = Ops::state(x);
+    }
   }
   for (int c = c_lo; c < c_hi; ++c) {
     const int stage = (c - c_lo) & 1;
@@ -549,8 +588,15 @@ auto rec_widths(int a, int b, F f) {
   return b > 64 ? f(W64{}, W128{}) : f(W64{}, W64{});
 }
 
+// The scratch bytes of the state form at `segments` key segments: their F32 states, and with more
+// than one the groups' total Ŝᵀ in the operand type (elem bytes), each part 16-byte aligned.
+inline int64_t rec_state_form_scratch(int64_t groups, int64_t dk, int64_t dv, int64_t segments, int64_t elem) {
+  auto up16 = [](int64_t b) { return (b + 15) / 16 * 16; };
+  return up16(segments * groups * dk * dv * 4) + (segments > 1 ? up16(groups * dk * dv * elem) : 0);
+}
+
 // The state form (mask 0, above): KERNEL_UNSUPPORTED (before any launch) unless dk <= 128, the
-// tiles fit, and the scratch S holds groups · ksegs states (F32 [dk, dv]). segments: the key segments
+// tiles fit, and the scratch S holds rec_state_form_scratch bytes (F32 [dk, dv] states). segments: the key segments
 // of the state pass (0: rec_state_segments' choice, halved until the scratch holds it). The state
 // pass holds 128 value columns a block where dv > 64 (k read once), else 64. apply_cols: the apply
 // blocks' value columns, 64 or 128 (q read once where dv > 64), 0: 128 for 16-bit data with dv > 64,
@@ -561,10 +607,11 @@ int run_tc_state_form(int64_t groups, int64_t nq, int64_t nk, int64_t dk, int64_
                       cudaStream_t stream, float* S, int64_t scratch_bytes, int64_t segments, int apply_cols = 0) {
   using Raw = typename Ops::Raw;
   constexpr int N = 16 / int(sizeof(Raw));
-  const int64_t state_bytes = groups * dk * dv * int64_t(sizeof(float));  // one state per group
-  if (!S || state_bytes > scratch_bytes || (apply_cols != 0 && apply_cols != 64 && apply_cols != 128))
+  constexpr int64_t R = sizeof(Raw);
+  if (!S || rec_state_form_scratch(groups, dk, dv, 1, R) > scratch_bytes ||
+      (apply_cols != 0 && apply_cols != 64 && apply_cols != 128))
     return KERNEL_UNSUPPORTED;
-  const int vec = dk % N == 0 && dv % N == 0 && aligned16(q) && aligned16(k) && aligned16(v) && aligned16(out);
+  int vec = dk % N == 0 && dv % N == 0 && aligned16(q) && aligned16(k) && aligned16(v) && aligned16(out);
   const int dkp = dk > 64 ? 128 : 64, set = dv > 64 ? 128 : 64;
   const int aet = apply_cols ? apply_cols : sizeof(Raw) == 2 && dv > 64 ? 128 : 64;
   const int64_t stiles = ceil_div(dv, set), atiles = ceil_div(dv, aet), chunks = ceil_div(nk, RecTraits::kChunk);
@@ -576,25 +623,38 @@ int run_tc_state_form(int64_t groups, int64_t nq, int64_t nk, int64_t dk, int64_
   if (state_smem > optin || apply_smem > optin) return KERNEL_UNSUPPORTED;
   if (segments == 0) {
     segments = rec_state_segments(groups, stiles, nk, device_sms());
-    while (segments > 1 && segments * state_bytes > scratch_bytes) segments /= 2;
+    while (segments > 1 && rec_state_form_scratch(groups, dk, dv, segments, R) > scratch_bytes) segments /= 2;
   }
   segments = std::max<int64_t>(1, std::min(segments, chunks));
   const int64_t seg_chunks = ceil_div(chunks, segments);
   segments = ceil_div(chunks, seg_chunks);  // (no empty segment)
-  if (segments * state_bytes > scratch_bytes) return KERNEL_UNSUPPORTED;
+  if (rec_state_form_scratch(groups, dk, dv, segments, R) > scratch_bytes) return KERNEL_UNSUPPORTED;
+  // (the total after the states)
+  Raw* const total = segments > 1 ? reinterpret_cast<Raw*>(reinterpret_cast<char*>(S) +
+                                                           rec_state_form_scratch(groups, dk, dv, segments, 0))
+                                  : nullptr;
+  if (total) vec = vec && aligned16(total);
   // 1. the key segments' states (mask 1: chunks ascending; q and out not read)
   const int64_t sblocks = groups * segments * stiles;
-  const int st = rec_widths(dkp, set, [&](auto D, auto E) {
+  int st = rec_widths(dkp, set, [&](auto D, auto E) {
     return tc_launch(tc_recurrent_kernel<Ops, decltype(D)::value, true, decltype(E)::value>, sblocks, state_smem,
                      stream, 1, nk, dk, dv, stiles, segments, seg_chunks, RecInit{}, q, k, v, out, S, vec);
   });
   if (st != 0) return st;
-  // 2. O = Q Ŝ, Ŝ the sum of a group's segment states
+  // 2. several segments: their total, once per group
+  if (total) {
+    const int64_t dt = ceil_div(dk, 32), et = ceil_div(dv, 32);
+    st = tc_launch(rec_total_kernel<Ops>, groups * dt * et, 32 * 33 * sizeof(float), stream, dk, dv, segments, dt, et,
+                   static_cast<const float*>(S), total);
+    if (st != 0) return st;
+  }
+  // 3. O = Q Ŝ
   const int64_t qsegs = ceil_div(ceil_div(nq, RecTraits::kChunk), kApplyChunks);
   const int64_t ablocks = groups * qsegs * atiles;
   return rec_widths(dkp, aet, [&](auto D, auto E) {
     return tc_launch(tc_apply_kernel<Ops, decltype(D)::value, decltype(E)::value>, ablocks, apply_smem, stream, nq, dk,
-                     dv, atiles, qsegs, segments, static_cast<const float*>(S), q, out, vec);
+                     dv, atiles, qsegs, segments, static_cast<const float*>(S), static_cast<const Raw*>(total), q, out,
+                     vec);
   });
 }
 

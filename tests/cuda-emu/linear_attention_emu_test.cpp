@@ -791,7 +791,10 @@ static std::vector<Raw> run_recurrent_orders(const std::string& what, int64_t G,
                                              Buf<Raw>& out, int mask, int64_t segments = 1) {
   std::vector<Raw> first;
   const bool scratch = segments > 1 || mask == 0;
-  Buf<float> S(scratch ? G * segments * dk * dv : 0);
+  // (the state form: also the total of its segments, in the operand type: rec_state_form_scratch)
+  Buf<float> S(!scratch ? 0
+               : mask == 0 ? mk::cuda::rec_state_form_scratch(G, dk, dv, segments, sizeof(Raw)) / 4
+                           : G * segments * dk * dv);
   for (size_t o = 0; o < g_orders.size(); ++o) {
     emu::config().order = g_orders[o];
     emu::config().seed = unsigned(o + 17);
@@ -837,11 +840,12 @@ static void entry_gives(const std::string& what, int dtype, int64_t G, int64_t n
 // segmented_cases and state_form_cases check the entry point's own choice when it is over 1.
 static bool entry_runs(int dtype, int64_t G, int64_t nq, int64_t nk, int64_t dk, int64_t dv, int mask,
                        int64_t segments) {
-  const int64_t etiles = (dv + 63) / 64, chunks = (nk + 63) / 64;
-  if (mask != 0) return segments == 1 && mk::cuda::rec_segments(G, etiles, nk, 132) == 1;
+  const int64_t chunks = (nk + 63) / 64;
+  if (mask != 0) return segments == 1 && mk::cuda::rec_segments(G, (dv + 63) / 64, nk, 132) == 1;
   const int64_t scratch = mk::cuda::linear_attention_scratch(dtype, G, nq, nk, dk, dv, 0);
-  int64_t s = mk::cuda::rec_state_segments(G, etiles, nk, 132);
-  while (s > 1 && s * G * dk * dv * 4 > scratch) s /= 2;
+  const int64_t elem = dtype == MK_F32 ? 4 : 2;
+  int64_t s = mk::cuda::rec_state_segments(G, dv > 64 ? (dv + 127) / 128 : 1, nk, 132);
+  while (s > 1 && mk::cuda::rec_state_form_scratch(G, dk, dv, s, elem) > scratch) s /= 2;
   auto used = [&](int64_t x) {  // (run_tc_state_form: no empty segment)
     const int64_t per = (chunks + std::max<int64_t>(1, std::min(x, chunks)) - 1) / std::max<int64_t>(1, std::min(x, chunks));
     return (chunks + per - 1) / per;
@@ -1171,7 +1175,7 @@ static void state_form_cases(unsigned& seed) {
   for (int64_t i = 0; i < k.n; ++i) k[i] = ks[i] = mk::f32_to_bf16_bits(float(nd(rng)));
   for (int64_t i = 0; i < v.n; ++i) v[i] = vs[i] = mk::f32_to_bf16_bits(float(nd(rng)));
   using R = mk::cuda::RecOps<mk::cuda::Bf16>;
-  Buf<float> S(G * 3 * dk * dv), small(G * dk * dv - 1);
+  Buf<float> S(mk::cuda::rec_state_form_scratch(G, dk, dv, 3, 2) / 4), small(G * dk * dv - 1);
   expect(mk::cuda::run_tc_recurrent<R>(G, nq, nk, dk, dv, q.data(), k.data(), v.data(), a.data(), 0, nullptr, S.data(),
                                        S.n * 4, 3) == 0 &&
              mk::cuda::run_tc_recurrent<R>(G, nq, nk, dk, dv, qs.data(), ks.data(), vs.data(), as.data(), 0, nullptr,
@@ -1180,8 +1184,8 @@ static void state_form_cases(unsigned& seed) {
   expect(as.guards_intact() && std::memcmp(a.data(), as.data(), size_t(a.n) * 2) == 0,
          "state form BF16: unaligned tensors gave other bits than aligned ones");
   expect(mk::cuda::run_tc_recurrent<R>(G, nq, nk, dk, dv, q.data(), k.data(), v.data(), b.data(), 0, nullptr, S.data(),
-                                       G * 2 * dk * dv * 4, 3) == mk::KERNEL_UNSUPPORTED,
-         "state form: 3 segments in the scratch of 2 not refused");
+                                       S.n * 4 - 4, 3) == mk::KERNEL_UNSUPPORTED,
+         "state form: 3 segments in too small a scratch (the states and all but 4 bytes of the total) not refused");
   // the apply pass's value tiles (64 or 128 columns) change no bit: the same sums per output
   expect(mk::cuda::run_tc_state_form<R>(G, nq, nk, dk, dv, q.data(), k.data(), v.data(), b.data(), nullptr, S.data(),
                                         S.n * 4, 3, 64) == 0 &&
@@ -1189,7 +1193,7 @@ static void state_form_cases(unsigned& seed) {
          "state form BF16: apply tiles of 64 columns gave other bits than 128");
   {
     F32Inputs in(G, nq, nk, dk, 130, seed++);
-    Buf<float> x(G * nq * 130), y(G * nq * 130), S2(G * 2 * dk * 130);
+    Buf<float> x(G * nq * 130), y(G * nq * 130), S2(mk::cuda::rec_state_form_scratch(G, dk, 130, 2, 4) / 4);
     for (int terms : {1, 3}) {
       auto run = [&](Buf<float>& o, int cols) {
         return terms == 1 ? mk::cuda::run_tc_state_form<mk::cuda::RecOpsF32<1>>(G, nq, nk, dk, 130, in.q.data(),
