@@ -6,9 +6,10 @@
 // mk/linear_attention_choice.h for the opt-in recurrent form). dtype F32 / F64 computes in that type;
 // BF16 / F16 (raw 16-bit storage) computes in F32 and rounds the output once: on tensor cores (the
 // third form, below) where the shape and the device allow, else in the SIMT forms on widened values.
-// The fourth, recurrent form (linear_attention_recurrent.cuh, masked square products, opt-in) walks
-// the sequence per group and value tile with the state in registers, on tensor cores (16-bit, TF32,
-// or x3: F32 on three TF32 products per product).
+// The fourth, recurrent form (linear_attention_recurrent.cuh, opt-in) walks the sequence per group
+// and value tile with the state in registers for masked square products, and for unmasked ones
+// takes its state form (a few key segments' states, their total, then O = Q S), on tensor cores
+// (16-bit, TF32, or x3: F32 on three TF32 products per product).
 //
 // Chunk-parallel (the usual path; `workspace` is linear_attention_scratch() bytes of device memory
 // from native/src/linear_attention.cpp). The keys are cut into state chunks of R rows (R a multiple

@@ -1,6 +1,7 @@
 // The recurrent tensor-core form of the masked linear-attention product (causal or anti-causal,
-// nq == nk): included by linear_attention.cu inside its anonymous namespace (it uses mk_linear_smem,
-// ceil_div, tc_launch, optin_smem and aligned16 from there).
+// nq == nk), and its state form for unmasked products (any nq, nk; "the state form" section below):
+// included by linear_attention.cu inside its anonymous namespace (it uses mk_linear_smem, ceil_div,
+// tc_launch, optin_smem and aligned16 from there).
 //
 // One block per (group, ET = 64 value columns) walks the sequence in chunks of 64 keys, in order
 // (descending for anti-causal), keeping the state S = Σ k_i v_iᵀ of the chunks already passed in
