@@ -417,9 +417,9 @@ static void tf32_rows(const Shape& s, int mask, const float* q, const float* k, 
         poison(out, elems * 4);
         ms = time_call(15, [&] {
           return terms == 1 ? mk::cuda::run_tc_state_form<mk::cuda::RecOpsF32<1>>(G, n, n, d, d, q, k, v, out, nullptr,
-                                                                                    S, ws_bytes, segs, 128)
+                                                                                  S, ws_bytes, segs, 128)
                             : mk::cuda::run_tc_state_form<mk::cuda::RecOpsF32<3>>(G, n, n, d, d, q, k, v, out, nullptr,
-                                                                                    S, ws_bytes, segs, 128);
+                                                                                  S, ws_bytes, segs, 128);
         });
         snprintf(form, sizeof form, "%s state form (recurrent), apply tiles of 128, %lld key segment%s",
                  terms == 1 ? "TF32" : "x3", (long long)segs, segs > 1 ? "s" : "");

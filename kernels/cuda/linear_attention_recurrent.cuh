@@ -597,8 +597,8 @@ inline int64_t rec_state_form_scratch(int64_t groups, int64_t dk, int64_t dv, in
 }
 
 // The state form (mask 0, above): KERNEL_UNSUPPORTED (before any launch) unless dk <= 128, the
-// tiles fit, and the scratch S holds rec_state_form_scratch bytes (F32 [dk, dv] states). segments: the key segments
-// of the state pass (0: rec_state_segments' choice, halved until the scratch holds it). The state
+// tiles fit, and the scratch S holds rec_state_form_scratch bytes (F32 [dk, dv] states). segments:
+// the key segments of the state pass (0: rec_state_segments' choice, halved until the scratch holds it). The state
 // pass holds 128 value columns a block where dv > 64 (k read once), else 64. apply_cols: the apply
 // blocks' value columns, 64 or 128 (q read once where dv > 64), 0: 128 for 16-bit data with dv > 64,
 // else 64 (the F32 tiles of 128 leave one block per SM: untimed).
@@ -617,10 +617,12 @@ int run_tc_state_form(int64_t groups, int64_t nq, int64_t nk, int64_t dk, int64_
   const int aet = apply_cols ? apply_cols : sizeof(Raw) == 2 && dv > 64 ? 128 : 64;
   const int64_t stiles = ceil_div(dv, set), atiles = ceil_div(dv, aet), chunks = ceil_div(nk, RecTraits::kChunk);
   const size_t optin = optin_smem();
-  const size_t state_smem =
-      rec_widths(dkp, set, [](auto D, auto E) { return RecLayout<Ops, decltype(D)::value, decltype(E)::value, true>::bytes; });
-  const size_t apply_smem =
-      rec_widths(dkp, aet, [](auto D, auto E) { return RecApplyLayout<Ops, decltype(D)::value, decltype(E)::value>::bytes; });
+  const size_t state_smem = rec_widths(dkp, set, [](auto D, auto E) {
+    return RecLayout<Ops, decltype(D)::value, decltype(E)::value, true>::bytes;
+  });
+  const size_t apply_smem = rec_widths(dkp, aet, [](auto D, auto E) {
+    return RecApplyLayout<Ops, decltype(D)::value, decltype(E)::value>::bytes;
+  });
   if (state_smem > optin || apply_smem > optin) return KERNEL_UNSUPPORTED;
   if (segments == 0) {
     segments = rec_state_segments(groups, stiles, nk, device_sms());
@@ -667,7 +669,8 @@ int run_tc_recurrent(int64_t groups, int64_t nq, int64_t nk, int64_t dk, int64_t
       nq <= 0 || nk <= 0 || groups <= 0 || segments < 0 ||
       std::max(nq, nk) * std::max(dk, dv) >= (int64_t(1) << 31))  // (32-bit indices within a group)
     return KERNEL_UNSUPPORTED;
-  if (mask == 0) return run_tc_state_form<Ops>(groups, nq, nk, dk, dv, q, k, v, out, stream, S, scratch_bytes, segments);
+  if (mask == 0)
+    return run_tc_state_form<Ops>(groups, nq, nk, dk, dv, q, k, v, out, stream, S, scratch_bytes, segments);
   using Raw = typename Ops::Raw;
   constexpr int N = 16 / int(sizeof(Raw));
   const int vec = dk % N == 0 && dv % N == 0 && aligned16(q) && aligned16(k) && aligned16(v) && aligned16(out);

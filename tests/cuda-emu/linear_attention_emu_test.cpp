@@ -792,7 +792,7 @@ static std::vector<Raw> run_recurrent_orders(const std::string& what, int64_t G,
   std::vector<Raw> first;
   const bool scratch = segments > 1 || mask == 0;
   // (the state form: also the total of its segments, in the operand type: rec_state_form_scratch)
-  Buf<float> S(!scratch ? 0
+  Buf<float> S(!scratch    ? 0
                : mask == 0 ? mk::cuda::rec_state_form_scratch(G, dk, dv, segments, sizeof(Raw)) / 4
                            : G * segments * dk * dv);
   for (size_t o = 0; o < g_orders.size(); ++o) {
@@ -847,7 +847,8 @@ static bool entry_runs(int dtype, int64_t G, int64_t nq, int64_t nk, int64_t dk,
   int64_t s = mk::cuda::rec_state_segments(G, dv > 64 ? (dv + 127) / 128 : 1, nk, 132);
   while (s > 1 && mk::cuda::rec_state_form_scratch(G, dk, dv, s, elem) > scratch) s /= 2;
   auto used = [&](int64_t x) {  // (run_tc_state_form: no empty segment)
-    const int64_t per = (chunks + std::max<int64_t>(1, std::min(x, chunks)) - 1) / std::max<int64_t>(1, std::min(x, chunks));
+    const int64_t per =
+        (chunks + std::max<int64_t>(1, std::min(x, chunks)) - 1) / std::max<int64_t>(1, std::min(x, chunks));
     return (chunks + per - 1) / per;
   };
   return used(s) == used(segments);
@@ -868,8 +869,7 @@ static void recurrent_half_case(int64_t G, int64_t nq, int64_t nk, int64_t dk, i
            X::name(), (long long)G, (long long)nq, (long long)nk, (long long)dk, (long long)dv, mask,
            (long long)segments);
   const std::vector<double> ref = composed(G, nq, nk, dk, dv, mask, qd, kd, vd, [](double x) { return x; });
-  const std::vector<double> naive =
-      composed(G, nq, nk, dk, dv, mask, qd, kd, vd, [](double x) { return X::round(x); });
+  const std::vector<double> naive = composed(G, nq, nk, dk, dv, mask, qd, kd, vd, [](double x) { return X::round(x); });
   const double en = rel_err(naive, ref);
   const std::vector<uint16_t> first =
       run_recurrent_orders<mk::cuda::RecOps<H>>(what, G, nq, nk, dk, dv, q, k, v, out, mask, segments);
@@ -903,8 +903,8 @@ static void recurrent_f32_case(int64_t G, int64_t nq, int64_t nk, int64_t dk, in
       [](double x) { return double(float(x)); });
   const double en = rel_err(naive, ref);
   const bool entry = entry_runs(MK_F32, G, nq, nk, dk, dv, mask, segments);
-  const std::vector<float> tf = run_recurrent_orders<mk::cuda::RecOpsF32<1>>(std::string(what) + " TF32", G, nq, nk,
-                                                                             dk, dv, q, k, v, out, mask, segments);
+  const std::vector<float> tf = run_recurrent_orders<mk::cuda::RecOpsF32<1>>(std::string(what) + " TF32", G, nq, nk, dk,
+                                                                             dv, q, k, v, out, mask, segments);
   const double et = rel_err(std::vector<double>(tf.begin(), tf.end()), ref);
   expect(et <= 2 * en + 1e-6, std::string(what) + ": TF32 error " + std::to_string(et) + " over twice the naive " +
                                   std::to_string(en));
@@ -1077,8 +1077,8 @@ static void segmented_cases(unsigned& seed) {
   Buf<uint16_t> q(G * n * dk), k(G * n * dk), v(G * n * dv), out(G * n * dv);
   for (Buf<uint16_t>* x : {&q, &k, &v})
     for (int64_t i = 0; i < x->n; ++i) (*x)[i] = mk::f32_to_bf16_bits(float(nd(rng)));
-  const std::vector<uint16_t> two =
-      run_recurrent_orders<mk::cuda::RecOps<mk::cuda::Bf16>>("segmented BF16 entry", G, n, n, dk, dv, q, k, v, out, 1, 2);
+  const std::vector<uint16_t> two = run_recurrent_orders<mk::cuda::RecOps<mk::cuda::Bf16>>(
+      "segmented BF16 entry", G, n, n, dk, dv, q, k, v, out, 1, 2);
   {
     ScopedEnv env("MK_LINEAR_TC", "recurrent");
     entry_gives("segmented BF16 entry (2 segments)", MK_BF16, G, n, n, dk, dv, q, k, v, 1, two, true);
@@ -1151,15 +1151,15 @@ static void recurrent_alignment_case(unsigned seed) {
 // loads) giving the aligned call's bits.
 static void state_form_cases(unsigned& seed) {
   expect(mk::cuda::rec_state_segments(64, 2, 4096, 132) == 4 && mk::cuda::rec_state_segments(16, 2, 16384, 132) == 16 &&
-             mk::cuda::rec_state_segments(1, 1, 600, 132) == 2 && mk::cuda::rec_state_segments(300, 1, 4096, 132) == 1 &&
-             mk::cuda::rec_state_segments(1, 1, 100, 132) == 1,
+             mk::cuda::rec_state_segments(1, 1, 600, 132) == 2 &&
+             mk::cuda::rec_state_segments(300, 1, 4096, 132) == 1 && mk::cuda::rec_state_segments(1, 1, 100, 132) == 1,
          "rec_state_segments: the segment counts of the plan");
   struct Shape {
     int64_t G, nq, nk, dk, dv, segs;
   };
-  const Shape shapes[] = {{2, 37, 150, 20, 12, 1}, {1, 1, 5, 16, 8, 1},       {2, 64, 64, 64, 64, 1},
+  const Shape shapes[] = {{2, 37, 150, 20, 12, 1},   {1, 1, 5, 16, 8, 1},       {2, 64, 64, 64, 64, 1},
                           {1, 300, 70, 128, 130, 1}, {2, 130, 400, 100, 72, 2}, {1, 513, 257, 33, 200, 3},
-                          {1, 90, 300, 64, 64, 5},  {1, 600, 600, 64, 64, 2}};
+                          {1, 90, 300, 64, 64, 5},   {1, 600, 600, 64, 64, 2}};
   for (const Shape& x : shapes) {
     recurrent_half_case<mk::cuda::Bf16>(x.G, x.nq, x.nk, x.dk, x.dv, 0, seed++, x.segs);
     recurrent_half_case<mk::cuda::Fp16>(x.G, x.nq, x.nk, x.dk, x.dv, 0, seed++, x.segs);
@@ -1197,15 +1197,16 @@ static void state_form_cases(unsigned& seed) {
     for (int terms : {1, 3}) {
       auto run = [&](Buf<float>& o, int cols) {
         return terms == 1 ? mk::cuda::run_tc_state_form<mk::cuda::RecOpsF32<1>>(G, nq, nk, dk, 130, in.q.data(),
-                                                                                 in.k.data(), in.v.data(), o.data(),
-                                                                                 nullptr, S2.data(), S2.n * 4, 2, cols)
+                                                                                in.k.data(), in.v.data(), o.data(),
+                                                                                nullptr, S2.data(), S2.n * 4, 2, cols)
                           : mk::cuda::run_tc_state_form<mk::cuda::RecOpsF32<3>>(G, nq, nk, dk, 130, in.q.data(),
-                                                                                 in.k.data(), in.v.data(), o.data(),
-                                                                                 nullptr, S2.data(), S2.n * 4, 2, cols);
+                                                                                in.k.data(), in.v.data(), o.data(),
+                                                                                nullptr, S2.data(), S2.n * 4, 2, cols);
       };
-      expect(run(x, 0) == 0 && run(y, 128) == 0 && x.guards_intact() && y.guards_intact() &&
-                 std::memcmp(x.data(), y.data(), size_t(x.n) * 4) == 0,
-             std::string("state form ") + (terms == 1 ? "TF32" : "x3") + ": apply tiles of 128 columns gave other bits");
+      expect(
+          run(x, 0) == 0 && run(y, 128) == 0 && x.guards_intact() && y.guards_intact() &&
+              std::memcmp(x.data(), y.data(), size_t(x.n) * 4) == 0,
+          std::string("state form ") + (terms == 1 ? "TF32" : "x3") + ": apply tiles of 128 columns gave other bits");
       expect(run(y, 96) == mk::KERNEL_UNSUPPORTED, "state form: apply tiles of 96 columns not refused");
     }
   }
