@@ -241,14 +241,11 @@ static double state_form_bytes(int64_t G, int64_t n, int64_t d, int elem, int64_
          (segs > 1 ? 2.0 * double(elem) * double(G) * double(d) * double(d) : 0.0);
 }
 // The segment count the entry point gives the recurrent form (masked: rec_segments; unmasked: the
-// state form's rec_state_segments within the unmasked plan's scratch)
+// state form's rec_state_form_segments within the unmasked plan's scratch)
 static int64_t entry_segments(int64_t G, int64_t n, int64_t d, int mask, int elem) {
-  const int64_t etiles = (d + 63) / 64;
-  if (mask) return mk::cuda::rec_segments(G, etiles, n, mk::cuda::device_sms());
-  const int64_t scratch = mk::cuda::chunk_plan(MK_F32, G, n, d, d, 0).bytes;
-  int64_t segs = mk::cuda::rec_state_segments(G, d > 64 ? (d + 127) / 128 : 1, n, mk::cuda::device_sms());
-  while (segs > 1 && mk::cuda::rec_state_form_scratch(G, d, d, segs, elem) > scratch) segs /= 2;
-  return segs;
+  if (mask) return mk::cuda::rec_segments(G, (d + 63) / 64, n, mk::cuda::device_sms());
+  return mk::cuda::rec_state_form_segments(G, n, d, d, elem, mk::cuda::chunk_plan(MK_F32, G, n, d, d, 0).bytes, 0,
+                                           mk::cuda::device_sms());
 }
 static int64_t g_ws_bytes = 0;  // the scratch's size (main allocates it per shape)
 struct EnvSet {

@@ -596,9 +596,24 @@ inline int64_t rec_state_form_scratch(int64_t groups, int64_t dk, int64_t dv, in
   return up16(segments * groups * dk * dv * 4) + (segments > 1 ? up16(groups * dk * dv * elem) : 0);
 }
 
+// The key segments the state form runs at: `requested`, or for 0 rec_state_segments' choice (sms: the
+// device's) halved until rec_state_form_scratch fits scratch_bytes; then at most one a chunk and
+// none empty. (The harness and the emulator test ask it what the entry point runs.)
+inline int64_t rec_state_form_segments(int64_t groups, int64_t nk, int64_t dk, int64_t dv, int64_t elem,
+                                       int64_t scratch_bytes, int64_t requested, int sms) {
+  const int64_t chunks = ceil_div(nk, RecTraits::kChunk);
+  int64_t segs = requested;
+  if (segs == 0) {
+    segs = rec_state_segments(groups, dv > 64 ? ceil_div(dv, 128) : 1, nk, sms);
+    while (segs > 1 && rec_state_form_scratch(groups, dk, dv, segs, elem) > scratch_bytes) segs /= 2;
+  }
+  segs = std::max<int64_t>(1, std::min(segs, chunks));
+  return ceil_div(chunks, ceil_div(chunks, segs));
+}
+
 // The state form (mask 0, above): KERNEL_UNSUPPORTED (before any launch) unless dk <= 128, the
 // tiles fit, and the scratch S holds rec_state_form_scratch bytes (F32 [dk, dv] states). segments:
-// the key segments of the state pass (0: rec_state_segments' choice, halved until the scratch holds it). The state
+// the key segments of the state pass (0: the automatic choice; rec_state_form_segments). The state
 // pass holds 128 value columns a block where dv > 64 (k read once), else 64. apply_cols: the apply
 // blocks' value columns, 64 or 128 (q read once where dv > 64), 0: 128 for 16-bit data with dv > 64,
 // else 64 (the F32 tiles of 128 leave one block per SM: untimed).
@@ -624,13 +639,8 @@ int run_tc_state_form(int64_t groups, int64_t nq, int64_t nk, int64_t dk, int64_
     return RecApplyLayout<Ops, decltype(D)::value, decltype(E)::value>::bytes;
   });
   if (state_smem > optin || apply_smem > optin) return KERNEL_UNSUPPORTED;
-  if (segments == 0) {
-    segments = rec_state_segments(groups, stiles, nk, device_sms());
-    while (segments > 1 && rec_state_form_scratch(groups, dk, dv, segments, R) > scratch_bytes) segments /= 2;
-  }
-  segments = std::max<int64_t>(1, std::min(segments, chunks));
+  segments = rec_state_form_segments(groups, nk, dk, dv, R, scratch_bytes, segments, segments ? 0 : device_sms());
   const int64_t seg_chunks = ceil_div(chunks, segments);
-  segments = ceil_div(chunks, seg_chunks);  // (no empty segment)
   if (rec_state_form_scratch(groups, dk, dv, segments, R) > scratch_bytes) return KERNEL_UNSUPPORTED;
   // (the total after the states)
   Raw* const total = segments > 1 ? reinterpret_cast<Raw*>(reinterpret_cast<char*>(S) +

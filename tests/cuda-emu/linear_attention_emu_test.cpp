@@ -35,6 +35,8 @@ static int64_t g_par = 1024;  // chunks the unmasked plan keeps over all groups
 #include <cstring>
 #include <limits>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "linear_attention.cu"
@@ -840,18 +842,11 @@ static void entry_gives(const std::string& what, int dtype, int64_t G, int64_t n
 // segmented_cases and state_form_cases check the entry point's own choice when it is over 1.
 static bool entry_runs(int dtype, int64_t G, int64_t nq, int64_t nk, int64_t dk, int64_t dv, int mask,
                        int64_t segments) {
-  const int64_t chunks = (nk + 63) / 64;
   if (mask != 0) return segments == 1 && mk::cuda::rec_segments(G, (dv + 63) / 64, nk, 132) == 1;
   const int64_t scratch = mk::cuda::linear_attention_scratch(dtype, G, nq, nk, dk, dv, 0);
   const int64_t elem = dtype == MK_F32 ? 4 : 2;
-  int64_t s = mk::cuda::rec_state_segments(G, dv > 64 ? (dv + 127) / 128 : 1, nk, 132);
-  while (s > 1 && mk::cuda::rec_state_form_scratch(G, dk, dv, s, elem) > scratch) s /= 2;
-  auto used = [&](int64_t x) {  // (run_tc_state_form: no empty segment)
-    const int64_t per =
-        (chunks + std::max<int64_t>(1, std::min(x, chunks)) - 1) / std::max<int64_t>(1, std::min(x, chunks));
-    return (chunks + per - 1) / per;
-  };
-  return used(s) == used(segments);
+  return mk::cuda::rec_state_form_segments(G, nk, dk, dv, elem, scratch, 0, 132) ==
+         mk::cuda::rec_state_form_segments(G, nk, dk, dv, elem, scratch, segments, 132);
 }
 
 // segments: of the walk checked (masked: the walk's segments; mask 0: the state form's key segments);
@@ -1106,18 +1101,34 @@ static void segmented_cases(unsigned& seed) {
   }
 }
 
+// The same normal draws (q, then k, then v) in aligned buffers and in twins one element off 16 bytes
+// (qs, ks, vs; `as` the twin output), for the unaligned (plain loads) paths
+template <class Raw>
+struct AlignedTwins {
+  Buf<Raw> q, k, v, a, qs, ks, vs, as;
+  AlignedTwins(int64_t G, int64_t nq, int64_t nk, int64_t dk, int64_t dv, std::mt19937& rng)
+      : q(G * nq * dk), k(G * nk * dk), v(G * nk * dv), a(G * nq * dv), qs(G * nq * dk, 1), ks(G * nk * dk, 1),
+        vs(G * nk * dv, 1), as(G * nq * dv, 1) {
+    std::normal_distribution<double> nd(0.0, 1.0);
+    for (auto [x, y] : {std::pair<Buf<Raw>*, Buf<Raw>*>{&q, &qs}, {&k, &ks}, {&v, &vs}})
+      for (int64_t i = 0; i < x->n; ++i) {
+        const float f = float(nd(rng));
+        if constexpr (std::is_same<Raw, uint16_t>::value)
+          (*x)[i] = (*y)[i] = mk::f32_to_bf16_bits(f);
+        else
+          (*x)[i] = (*y)[i] = f;
+      }
+  }
+};
+
 // Unaligned tensors (a base 2 or 4 bytes off 16): no cp.async, plain loads and stores, the same bits
 // as the aligned call (16-bit with dk, dv multiples of 8; F32 x3 multiples of 4).
 static void recurrent_alignment_case(unsigned seed) {
   std::mt19937 rng(seed);
-  std::normal_distribution<double> nd(0.0, 1.0);
   const int64_t G = 2, n = 150, dk = 64, dv = 72;
   {
-    Buf<uint16_t> q(G * n * dk), k(G * n * dk), v(G * n * dv), a(G * n * dv);
-    Buf<uint16_t> qs(G * n * dk, 1), ks(G * n * dk, 1), vs(G * n * dv, 1), as(G * n * dv, 1);
-    for (int64_t i = 0; i < q.n; ++i) q[i] = qs[i] = mk::f32_to_bf16_bits(float(nd(rng)));
-    for (int64_t i = 0; i < k.n; ++i) k[i] = ks[i] = mk::f32_to_bf16_bits(float(nd(rng)));
-    for (int64_t i = 0; i < v.n; ++i) v[i] = vs[i] = mk::f32_to_bf16_bits(float(nd(rng)));
+    AlignedTwins<uint16_t> t(G, n, n, dk, dv, rng);
+    Buf<uint16_t>&q = t.q, &k = t.k, &v = t.v, &a = t.a, &qs = t.qs, &ks = t.ks, &vs = t.vs, &as = t.as;
     using R = mk::cuda::RecOps<mk::cuda::Bf16>;
     expect(mk::cuda::run_tc_recurrent<R>(G, n, n, dk, dv, q.data(), k.data(), v.data(), a.data(), 1, nullptr) == 0 &&
                mk::cuda::run_tc_recurrent<R>(G, n, n, dk, dv, qs.data(), ks.data(), vs.data(), as.data(), 1,
@@ -1127,11 +1138,8 @@ static void recurrent_alignment_case(unsigned seed) {
            "recurrent BF16: unaligned tensors gave other bits than aligned ones");
   }
   {
-    Buf<float> q(G * n * dk), k(G * n * dk), v(G * n * dv), a(G * n * dv);
-    Buf<float> qs(G * n * dk, 1), ks(G * n * dk, 1), vs(G * n * dv, 1), as(G * n * dv, 1);
-    for (int64_t i = 0; i < q.n; ++i) q[i] = qs[i] = float(nd(rng));
-    for (int64_t i = 0; i < k.n; ++i) k[i] = ks[i] = float(nd(rng));
-    for (int64_t i = 0; i < v.n; ++i) v[i] = vs[i] = float(nd(rng));
+    AlignedTwins<float> t(G, n, n, dk, dv, rng);
+    Buf<float>&q = t.q, &k = t.k, &v = t.v, &a = t.a, &qs = t.qs, &ks = t.ks, &vs = t.vs, &as = t.as;
     using X3 = mk::cuda::RecOpsF32<3>;
     expect(mk::cuda::run_tc_recurrent<X3>(G, n, n, dk, dv, q.data(), k.data(), v.data(), a.data(), 2, nullptr) == 0 &&
                mk::cuda::run_tc_recurrent<X3>(G, n, n, dk, dv, qs.data(), ks.data(), vs.data(), as.data(), 2,
@@ -1167,13 +1175,10 @@ static void state_form_cases(unsigned& seed) {
   }
   // too small a scratch for the entry point's segments: fewer; for one state per group: the chunked form
   std::mt19937 rng(seed++);
-  std::normal_distribution<double> nd(0.0, 1.0);
   const int64_t G = 2, nq = 150, nk = 150, dk = 64, dv = 72;
-  Buf<uint16_t> q(G * nq * dk), k(G * nk * dk), v(G * nk * dv), a(G * nq * dv), b(G * nq * dv);
-  Buf<uint16_t> qs(G * nq * dk, 1), ks(G * nk * dk, 1), vs(G * nk * dv, 1), as(G * nq * dv, 1);
-  for (int64_t i = 0; i < q.n; ++i) q[i] = qs[i] = mk::f32_to_bf16_bits(float(nd(rng)));
-  for (int64_t i = 0; i < k.n; ++i) k[i] = ks[i] = mk::f32_to_bf16_bits(float(nd(rng)));
-  for (int64_t i = 0; i < v.n; ++i) v[i] = vs[i] = mk::f32_to_bf16_bits(float(nd(rng)));
+  AlignedTwins<uint16_t> t(G, nq, nk, dk, dv, rng);
+  Buf<uint16_t>&q = t.q, &k = t.k, &v = t.v, &a = t.a, &qs = t.qs, &ks = t.ks, &vs = t.vs, &as = t.as;
+  Buf<uint16_t> b(G * nq * dv);
   using R = mk::cuda::RecOps<mk::cuda::Bf16>;
   Buf<float> S(mk::cuda::rec_state_form_scratch(G, dk, dv, 3, 2) / 4), small(G * dk * dv - 1);
   expect(mk::cuda::run_tc_recurrent<R>(G, nq, nk, dk, dv, q.data(), k.data(), v.data(), a.data(), 0, nullptr, S.data(),

@@ -2,6 +2,7 @@ package org.metakernels.gpu;
 
 import static org.junit.jupiter.api.Assertions.*;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
+import static org.metakernels.gpu.CudaLinearAttentionHalfTest.half;
 
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
@@ -47,10 +48,6 @@ class CudaLinearAttentionRecurrentTest {
     Backend.setAllowTf32(false);
   }
 
-  static Tensor data(long seed, DType t, long... shape) {
-    return Tensor.randn(shape, DType.F32, CPU, seed).to(t);
-  }
-
   @ParameterizedTest
   @CsvSource({
       // dtype (TF32: F32 data with TF32 allowed; X3: F32 without), mask, groups, nq, nk, dk, dv
@@ -74,7 +71,7 @@ class CudaLinearAttentionRecurrentTest {
     CudaForms.select(CudaForms.TensorCore.RECURRENT, x3 ? CudaForms.F32.X3 : CudaForms.F32.SIMT);
     Backend.setAllowTf32(tf32);
     try (Scope s = Scope.open()) {
-      Tensor q = data(1, t, g, nq, dk), k = data(2, t, g, nk, dk), v = data(3, t, g, nk, dv);
+      Tensor q = half(1, t, g, nq, dk), k = half(2, t, g, nk, dk), v = half(3, t, g, nk, dv);
       Tensor gpu = LinearAttention.product(q.to(GPU), k.to(GPU), v.to(GPU), mask);
       Tensor cpu = LinearAttention.product(q, k, v, mask);
       double[] qd = q.toDoubleArray(), kd = k.toDoubleArray(), vd = v.toDoubleArray();
@@ -103,7 +100,7 @@ class CudaLinearAttentionRecurrentTest {
         CudaForms.select(CudaForms.TensorCore.RECURRENT, x3 ? CudaForms.F32.X3 : CudaForms.F32.SIMT);
       }
       // gradients and the double backward: the CPU twin's within the type's rounding
-      Tensor w = data(7, t, g, nq, dv), u = data(8, t, g, nq, dk);
+      Tensor w = half(7, t, g, nq, dv), u = half(8, t, g, nq, dk);
       double tol = t == DType.BF16 ? 3e-2 : t == DType.F16 || tf32 ? 4e-3 : 1e-5;
       double[][] c = CudaLinearAttentionHalfTest.grads(CPU, q, k, v, w, u, mask);
       double[][] d = CudaLinearAttentionHalfTest.grads(GPU, q, k, v, w, u, mask);
