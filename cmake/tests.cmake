@@ -403,3 +403,20 @@ if(MK_CUDART_INCLUDE)
     "-Wl,--version-script=${mk_gpuemu}/emulated_cuda.map")
   add_custom_target(mk_gpuemu_libs DEPENDS mk_gpuemu_cuda mk_gpuemu_cudart mk_gpuemu_driver mk_gpuemu_cublas mk_gpuemu_cublaslt)
 endif()
+
+# ---- scheduling: the longest tests first ------------------------------------------------------------
+# ctest -j2 starts ready tests by COST, highest first, until a build folder has its own timings
+# (Testing/Temporary/CTestCostData.txt, written by each run). A clean clone (CI) has none, so the
+# declaration order ruled and long emulator runs started last, one core idle at the end. Seconds
+# each took in the CI run of 2026-12-06 (ctest -j2 on the 2-core VM, 698 s of tests in ~7 min).
+foreach(mk_cost IN ITEMS emu.harness.attention:124 emu.sm90.dd:70 emu.linear_attention:39
+        harness.compile.attention:28 emu.harness.linear_attention:27 emu.sm90.f32.bwd:27 emu.sm90.order2:24
+        emu.sm90.order0:20 emu.shuffled.A100:17 emu.shuffled.H100:17 emu.attention_dd.shuffled.H100:17
+        emu.forward.H100:16 emu.reverse.H100:15 emu.sm90.bwd:15 emu.shuffled.sm86:15 emu.shuffled.48K:11)
+  string(REPLACE ":" ";" mk_cost "${mk_cost}")
+  list(GET mk_cost 0 mk_cost_test)
+  list(GET mk_cost 1 mk_cost_seconds)
+  if(TEST ${mk_cost_test})
+    set_tests_properties(${mk_cost_test} PROPERTIES COST ${mk_cost_seconds})
+  endif()
+endforeach()
