@@ -113,7 +113,9 @@ struct Sm90DdLayout {
   static constexpr uint32_t ring = kFixed * fixed;  // ring tensor r of stage s at ring + s * stage + r * tile
   static constexpr uint32_t stats = ring + D9::kStages * stage;  // F32 [2][kStats][64]
   static constexpr uint32_t bars = stats + D9::kStages * kStats * D9::kTile * 4;
-  static constexpr uint32_t bar_fixed = bars, bar_full = bars + 8, bar_empty = bars + 24, bar_tmp = bars + 40;
+  static constexpr uint32_t bar_fixed = bars, bar_full = bars + 8, bar_empty = bars + 24;
+  // (a function: the key side never lands a straddling tile, and an unused member warns in nvcc)
+  static constexpr uint32_t bar_tmp() { return bars + 40; }
   static constexpr size_t bytes = size_t(bars + 48) + 1024;  // + the alignment slack of the dynamic base
   static_assert(fixed_atom % 1024 == 0 && ring_atom % 1024 == 0, "swizzle atoms 1024-byte aligned");
 };
@@ -169,7 +171,7 @@ __global__ void __launch_bounds__(D9::kThreads, 1)
 #pragma unroll
   for (int r = 0; r < 4; ++r) ring_n += ring_on[r] ? 1 : 0;
 
-  sm90_ring_init(sb + L::bar_fixed, sb + L::bar_full, sb + L::bar_empty, sb + L::bar_tmp, 4 * D9::kConsumers);
+  sm90_ring_init(sb + L::bar_fixed, sb + L::bar_full, sb + L::bar_empty, sb + L::bar_tmp(), 4 * D9::kConsumers);
   __syncthreads();
 
   if (wg == 0) {
@@ -202,7 +204,7 @@ __global__ void __launch_bounds__(D9::kThreads, 1)
       const bool straddles = padded && j0 + BK > len;
       // the tile that straddles the key length lands through bar_tmp; its rows past L_b are zeroed
       // (they are B operands of q' and dO') before the consumers are told
-      const uint32_t bar = straddles ? sb + L::bar_tmp : full;
+      const uint32_t bar = straddles ? sb + L::bar_tmp() : full;
       if (leader) {
         sm90::mbar_arrive_expect_tx(bar, uint32_t(ring_n) * L::tile);
 #pragma unroll
@@ -212,7 +214,7 @@ __global__ void __launch_bounds__(D9::kThreads, 1)
               sm90::tma_load_3d(stage + r * L::tile + a * L::ring_atom, &maps.map[3 + r], 64 * a, j0, kh, bar);
       }
       if (straddles) {
-        sm90::mbar_wait(sb + L::bar_tmp, tmp_uses & 1);
+        sm90::mbar_wait(sb + L::bar_tmp(), tmp_uses & 1);
         ++tmp_uses;
 #pragma unroll
         for (int r = 0; r < 4; ++r)

@@ -80,15 +80,27 @@ public final class Main implements Runnable {
    * @param args the arguments
    * @return the exit code
    */
+  /** The command tree as {@link #execute} builds it (for tests of its help texts). */
+  static CommandLine commandLine() {
+    return commandLine(new Main(false));
+  }
+
+  /** The command tree of {@code main}: its subcommands, and the recipes under {@code recipe}. */
+  private static CommandLine commandLine(Main main) {
+    CommandLine cl = new CommandLine(main);
+    CommandLine recipe = cl.getSubcommands().get("recipe");
+    recipe.addSubcommand("icl", new CommandLine(new DemoCommand()).setCommandName("icl"));
+    recipe.addSubcommand("gtn", new CommandLine(new GtnCommand()));
+    recipe.addSubcommand("maml-sine", new CommandLine(new MamlSineCommand()));
+    recipe.addSubcommand("reweight", new CommandLine(new ReweightCommand()));
+    recipe.addSubcommand("es-objective", new CommandLine(new EsObjectiveCommand()));
+    recipe.addSubcommand("meow", new CommandLine(new MeowCommand()));
+    return cl;
+  }
+
   public static int execute(PrintWriter out, PrintWriter err, boolean terminal, String... args) {
     Main main = new Main(terminal);
-    CommandLine cl = new CommandLine(main);
-    cl.getSubcommands().get("recipe").addSubcommand("icl", new CommandLine(new DemoCommand()).setCommandName("icl"));
-    cl.getSubcommands().get("recipe").addSubcommand("gtn", new CommandLine(new GtnCommand()));
-    cl.getSubcommands().get("recipe").addSubcommand("maml-sine", new CommandLine(new MamlSineCommand()));
-    cl.getSubcommands().get("recipe").addSubcommand("reweight", new CommandLine(new ReweightCommand()));
-    cl.getSubcommands().get("recipe").addSubcommand("es-objective", new CommandLine(new EsObjectiveCommand()));
-    cl.getSubcommands().get("recipe").addSubcommand("meow", new CommandLine(new MeowCommand()));
+    CommandLine cl = commandLine(main);
     cl.setOut(out).setErr(err);
     addExitCodes(cl);
     cl.setParameterExceptionHandler((e, a) -> {

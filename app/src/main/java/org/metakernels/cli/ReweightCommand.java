@@ -22,7 +22,7 @@ import picocli.CommandLine.Spec;
 /** {@code recipe reweight}: learned per-example weights by meta-gradient against uniform weights. */
 @Command(name = "reweight", mixinStandardHelpOptions = true, versionProvider = Version.class,
     description = {"Learning to reweight examples (Ren et al. 2018): per-example weights from the meta-gradient of a"
-        + " clean validation loss after K inner steps (Unroll), on two Gaussian classes with 40 % of the training labels"
+        + " clean validation loss after K inner steps (Unroll), on two Gaussian classes with 40 %% of the training labels"
         + " flipped; against uniform weights and against training on the clean examples only."})
 final class ReweightCommand implements Callable<Integer> {
   @Option(names = "--train", defaultValue = "400", description = "training points (default: ${DEFAULT-VALUE})")

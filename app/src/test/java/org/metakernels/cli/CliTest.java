@@ -69,6 +69,38 @@ class CliTest {
         Arguments.of(List.of("--dimm", "3"), "Unknown options: '--dimm', '3' (did you mean --dim?)"));
   }
 
+  /**
+   * Every text of the command tree that picocli formats (descriptions, headers, footers, option
+   * and parameter descriptions) is a valid format string: a bare % (as in "40 % of") made picocli
+   * log a warning and print the text raw, its %n unexpanded.
+   */
+  @Test
+  void everyHelpTextIsAValidFormatString() {
+    List<String> found = new java.util.ArrayList<>();
+    java.util.ArrayDeque<picocli.CommandLine> todo = new java.util.ArrayDeque<>(List.of(Main.commandLine()));
+    int commands = 0;
+    while (!todo.isEmpty()) {
+      picocli.CommandLine c = todo.pop();
+      ++commands;
+      todo.addAll(c.getSubcommands().values());
+      picocli.CommandLine.Model.CommandSpec spec = c.getCommandSpec();
+      List<String> texts = new java.util.ArrayList<>();
+      texts.addAll(List.of(spec.usageMessage().description()));
+      texts.addAll(List.of(spec.usageMessage().header()));
+      texts.addAll(List.of(spec.usageMessage().footer()));
+      spec.options().forEach(o -> texts.addAll(List.of(o.description())));
+      spec.positionalParameters().forEach(o -> texts.addAll(List.of(o.description())));
+      for (String t : texts)
+        if (t.replace("%%", "").replace("%n", "").contains("%")) found.add(spec.qualifiedName() + ": " + t);
+    }
+    assertTrue(commands > 10, "the walk reached " + commands + " commands");
+    assertEquals(List.of(), found, "texts with a bare %");
+    Run r = run("recipe", "reweight", "--help");
+    assertEquals(0, r.code(), r.err());
+    assertTrue(r.out().contains("40 % of the training"), r.out());
+    assertFalse(r.out().contains("%n"), r.out());
+  }
+
   @ParameterizedTest
   @MethodSource("badOptions")
   void badOptionValuesAreUsageErrors(List<String> options, String message) {
