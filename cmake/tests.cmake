@@ -334,9 +334,11 @@ endif()
 # in the attention harness's nvcc command, though the emulator builds the Hopper kernels regardless)
 mk_emu_executable(attention_harness_emu -Wno-comment -DMK_CUDA_SM90A=1)
 mk_emu_executable(linear_attention_harness_emu -Wno-comment)
-# Their tiny modes: every row of their tables, on smaller shapes than small. Measured 2026-12-05 on
-# the 2-core VM (load ~3 from other builds), one thread: emu.harness.attention 50 s (49 s of CPU),
-# emu.harness.linear_attention 6 s. The attention harness's small mode is emu.harness.attention.small,
+# Their tiny modes: every row of their tables, on smaller shapes than small (the attention harness's
+# F16 rows at one shape and mask). Measured 2026-12-06 on the quiet 2-core VM, one thread:
+# emu.harness.attention 82 s (95 s with F16 at both shapes and masks; 50 s on 2026-12-05, before the
+# x3, TF32-on-Hopper and Hopper double-backward rows), emu.harness.linear_attention 26 s in ctest -j2.
+# The attention harness's small mode is emu.harness.attention.small,
 # label long (~2-4 min); the linear one's --small (64 heads of 4096 rows) would take hours here.
 mk_emu_test(emu.harness.attention attention_harness_emu tiny)
 mk_emu_test(emu.harness.linear_attention linear_attention_harness_emu --tiny)

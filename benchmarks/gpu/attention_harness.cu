@@ -34,7 +34,7 @@
 // C++; the Hopper rows run, it is a 9.0 device; times are the host's): from a CMake build folder
 // BUILD of cmake/ (tests/cuda-emu/run.sh configures one),
 //   cmake --build BUILD --target attention_harness_emu && BUILD/attention_harness_emu tiny
-// (ctest emu.harness.attention, ~70 s alone; small: emu.harness.attention.small, label long, minutes).
+// (ctest emu.harness.attention, ~80 s alone; small: emu.harness.attention.small, label long, minutes).
 #include <cuda_runtime.h>
 
 #include <algorithm>
