@@ -17,7 +17,7 @@ repo=$work/repo
 m2=$work/m2
 start=$(date +%s)
 
-mvn -B -q deploy -pl java,platform/cpu,platform/gpu -am -DskipTests -Dmaven.javadoc.skip=true \
+mvn -B -q -Dstyle.color=never deploy -pl java,platform/cpu,platform/gpu -am -DskipTests -Dmaven.javadoc.skip=true \
   -DaltDeploymentRepository="tmp::file://$repo"
 
 version=$(sed -n 's:.*<version>\(.*\)</version>.*:\1:p' pom.xml | head -1)

@@ -29,7 +29,7 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
   echo "[gpu-emu] building the native libraries (JOBS=$jobs)"
   cmake --build "$build" --parallel "$jobs" >"$build/gpu-emu-native.log" 2>&1 || { tail -30 "$build/gpu-emu-native.log"; exit 1; }
   echo "[gpu-emu] building the Java classes, the JNI glue and the tests (mvn test-compile)"
-  (cd "$root" && mvn -B -q -o -pl java test-compile)
+  (cd "$root" && mvn -B -q -Dstyle.color=never -o -pl java test-compile)
   echo "[gpu-emu] building the emulated device (mk_gpuemu_libs)"
   cmake --build "$build" --target mk_gpuemu_libs --parallel "$jobs" >"$build/gpu-emu-build.log" 2>&1 ||
     { grep -E "error|Error" "$build/gpu-emu-build.log" | head -30; exit 1; }
