@@ -260,14 +260,6 @@ __device__ __forceinline__ void rec_each_state(float (&s)[MT][NB][4], int d0, in
       for (int r = 0; r < 4; ++r) f(s[mt][nb][r], d0 + mt * 16 + gq + 8 * (r >> 1), nb * 8 + 2 * tq + (r & 1));
 }
 
-template <int NB>
-__device__ __forceinline__ void rec_zero(float (&c)[NB][4]) {
-#pragma unroll
-  for (int nb = 0; nb < NB; ++nb)
-#pragma unroll
-    for (int r = 0; r < 4; ++r) c[nb][r] = 0.f;
-}
-
 // c[nb] += a B_nb over the NB n-blocks of an n-major shared tile y (row n holds the k values) at
 // k-step k0: one ldmatrix-pair of B fragments per two n-blocks
 template <class Ops, int NB>
@@ -378,8 +370,8 @@ tc_recurrent_kernel(int mask, int64_t n, int64_t dk, int64_t dv, int64_t etiles,
         __syncthreads();
       }
       // O = Q Ŝ and P = Q Kᵀ, one A fragment of Q per k-step for both
-      rec_zero(o);
-      rec_zero(p);
+      zero_acc(o);
+      zero_acc(p);
 #pragma unroll 2
       for (int kk = 0; kk < DKP / KK; ++kk) {
         A a;
@@ -433,13 +425,13 @@ tc_recurrent_kernel(int mask, int64_t n, int64_t dk, int64_t dv, int64_t etiles,
 // ---- the state form of the unmasked product (mask 0, any nq, nk) --------------------------------
 // O = Q S with S = Σ_i k_i v_iᵀ over all keys: the state pass above (tc_recurrent_kernel<.., true>,
 // the keys cut into `ksegs` segments per group for parallelism) writes each segment's [dk, dv] state
-// to the scratch, then a block per (group, 256 query rows, AET value columns) sums its group's
-// segment states in ascending order (fixed: bitwise repeatable), stages Ŝᵀ once (as the operand type
-// stages it: 16-bit rounded, F32 split as read) and streams its Q chunks through a 2-stage cp.async
-// ring: O_c = Q_c Ŝ. The chunked form's 16 chunk states per group, its scan and its per-query-block
-// state reads (143 of its 411 MB per BF16 forward at [4,16,4096,128]) become ksegs states, one read
-// per block; with AET = 128 (16-bit, dv > 64) Q is read once. The apply blocks hold no state in
-// registers (o: 16 rows x AET columns a warp), so several fit an SM.
+// to the scratch; with several, rec_total_kernel sums them in ascending order (fixed: bitwise
+// repeatable) into the group's Ŝᵀ in the operand type; then a block per (group, 256 query rows, AET
+// value columns) stages its Ŝᵀ rows once (16-bit rounded, F32 split as read) and streams its Q chunks
+// through a 2-stage cp.async ring: O_c = Q_c Ŝ. The chunked form's 16 chunk states per group, its
+// scan and its per-query-block state reads (143 of its 411 MB per BF16 forward at [4,16,4096,128])
+// become ksegs states and one total; with AET = 128 (16-bit, dv > 64) Q is read once. The apply
+// blocks hold no state in registers (o: 16 rows x AET columns a warp), so several fit an SM.
 template <class Ops, int DKP, int AET>
 struct RecApplyLayout {
   using Raw = typename Ops::Raw;
@@ -482,13 +474,12 @@ rec_total_kernel(int64_t dk, int64_t dv, int64_t segments, int64_t dtiles, int64
   }
 }
 
-// total: the groups' Ŝᵀ from rec_total_kernel (Raw [g][dv][dk]); null: the one F32 state per group
-// of `states` (ksegs = 1), staged here
+// total: the groups' Ŝᵀ from rec_total_kernel (Raw [g][dv][dk]); null (one key segment): the one F32
+// state per group of `states`, staged here
 template <class Ops, int DKP, int AET>
 __global__ void __launch_bounds__(RecTraits::kThreads)
-tc_apply_kernel(int64_t nq, int64_t dk, int64_t dv, int64_t etiles, int64_t qsegs, int64_t ksegs,
-                const float* states, const typename Ops::Raw* total, const typename Ops::Raw* q,
-                typename Ops::Raw* out, int vec) {
+tc_apply_kernel(int64_t nq, int64_t dk, int64_t dv, int64_t etiles, int64_t qsegs, const float* states,
+                const typename Ops::Raw* total, const typename Ops::Raw* q, typename Ops::Raw* out, int vec) {
   using Raw = typename Ops::Raw;
   using L = RecApplyLayout<Ops, DKP, AET>;
   using A = typename Ops::A;
@@ -516,12 +507,11 @@ tc_apply_kernel(int64_t nq, int64_t dk, int64_t dv, int64_t etiles, int64_t qseg
   }
   if (c_lo < c_hi) load(c_lo, 0);
   if (!total) {  // Ŝᵀ[e][d] = S[d][e0 + e] (the group's one state; in flight meanwhile: the first chunk)
-    const float* const S = states + g * ksegs * dk * dv;
+    const float* const S = states + g * dk * dv;
     for (int idx = int(threadIdx.x); idx < DKP * AET; idx += RecTraits::kThreads) {
       const int d = idx / AET, e = idx % AET;
-      float x = 0.f;
-      if (d < DK && e0 + e < DV)
-        for (int64_t s = 0; s < ksegs; ++s) x += S[s * dk * dv + int64_t(d) * DV + e0 + e];
+      // (from +0, as rec_total_kernel sums: a -0 state entry stages as +0 either way)
+      const float x = d < DK && e0 + e < DV ? 0.f + S[int64_t(d) * DV + e0 + e] : 0.f;
       st[e * L::LQ + d] = Ops::state(x);
     }
   }
@@ -532,7 +522,7 @@ tc_apply_kernel(int64_t nq, int64_t dk, int64_t dv, int64_t etiles, int64_t qseg
     if (c + 1 < c_hi) load(c + 1, stage ^ 1);
     const Raw* const qsm = sm + stage * L::stage;
     float o[AET / 8][4];
-    rec_zero(o);
+    zero_acc(o);
 #pragma unroll 2
     for (int kk = 0; kk < DKP / KK; ++kk) {
       A a;
@@ -624,9 +614,7 @@ int run_tc_state_form(int64_t groups, int64_t nq, int64_t nk, int64_t dk, int64_
   using Raw = typename Ops::Raw;
   constexpr int N = 16 / int(sizeof(Raw));
   constexpr int64_t R = sizeof(Raw);
-  if (!S || rec_state_form_scratch(groups, dk, dv, 1, R) > scratch_bytes ||
-      (apply_cols != 0 && apply_cols != 64 && apply_cols != 128))
-    return KERNEL_UNSUPPORTED;
+  if (!S || (apply_cols != 0 && apply_cols != 64 && apply_cols != 128)) return KERNEL_UNSUPPORTED;
   int vec = dk % N == 0 && dv % N == 0 && aligned16(q) && aligned16(k) && aligned16(v) && aligned16(out);
   const int dkp = dk > 64 ? 128 : 64, set = dv > 64 ? 128 : 64;
   const int aet = apply_cols ? apply_cols : sizeof(Raw) == 2 && dv > 64 ? 128 : 64;
@@ -666,8 +654,7 @@ int run_tc_state_form(int64_t groups, int64_t nq, int64_t nk, int64_t dk, int64_
   const int64_t ablocks = groups * qsegs * atiles;
   return rec_widths(dkp, aet, [&](auto D, auto E) {
     return tc_launch(tc_apply_kernel<Ops, decltype(D)::value, decltype(E)::value>, ablocks, apply_smem, stream, nq, dk,
-                     dv, atiles, qsegs, segments, static_cast<const float*>(S), static_cast<const Raw*>(total), q, out,
-                     vec);
+                     dv, atiles, qsegs, static_cast<const float*>(S), static_cast<const Raw*>(total), q, out, vec);
   });
 }
 

@@ -110,6 +110,15 @@ __device__ __forceinline__ void mma16816(float (&c)[4], const uint32_t (&a)[4], 
 #endif
 }
 
+// Zero an MMA accumulator tile (NB n-blocks of 8 columns, the four F32 registers of each).
+template <int NB>
+__device__ __forceinline__ void zero_acc(float (&a)[NB][4]) {
+#pragma unroll
+  for (int nb = 0; nb < NB; ++nb)
+#pragma unroll
+    for (int r = 0; r < 4; ++r) a[nb][r] = 0.f;
+}
+
 // 32-bit read of the two 16-bit values at (row, col), (row, col + 1) of a shared tile with
 // leading dimension ld (col and ld even).
 __device__ __forceinline__ uint32_t smem_pair(const uint16_t* tile, int ld, int row, int col) {

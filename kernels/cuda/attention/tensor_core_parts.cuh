@@ -17,15 +17,6 @@ namespace mk {
 namespace cuda {
 namespace {
 
-// Zero an MMA accumulator tile (NB n-blocks of 8 columns, the four F32 registers of each).
-template <int NB>
-__device__ __forceinline__ void zero_acc(float (&a)[NB][4]) {
-#pragma unroll
-  for (int nb = 0; nb < NB; ++nb)
-#pragma unroll
-    for (int r = 0; r < 4; ++r) a[nb][r] = 0.f;
-}
-
 struct TcTraits {
   static constexpr int kWarps = 4;
   static constexpr int kThreads = kWarps * 32;
