@@ -553,7 +553,8 @@ public final class Attention {
    * F32 copies). All variants compute the same function to rounding; the CPU ignores the choice.
    *
    * <pre>{@code
-   * Attention.TensorCoreKernels.select(Forward.V2, Backward.V2, Second.DEFAULT);
+   * Attention.TensorCoreKernels.select(TensorCoreKernels.Forward.V2, TensorCoreKernels.Backward.V2,
+   *     TensorCoreKernels.Second.DEFAULT);
    * try { ... } finally { Attention.TensorCoreKernels.reset(); }
    * }</pre>
    */
