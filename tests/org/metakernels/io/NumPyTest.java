@@ -14,6 +14,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.zip.ZipEntry;
 import java.util.zip.ZipOutputStream;
@@ -21,7 +22,10 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.metakernels.graph.Graph;
 import org.metakernels.graph.SparseMatrix;
+import org.metakernels.tensor.DType;
+import org.metakernels.tensor.Device;
 import org.metakernels.tensor.Scope;
+import org.metakernels.tensor.Tensor;
 
 /** .npy / .npz / scipy sparse / edge-list round trips and malformed files. */
 class NumPyTest {
@@ -65,6 +69,99 @@ class NumPyTest {
     assertArrayEquals(new long[] {0, 2, 1}, NumPy.read(f).longs());
     NumPy.write(f, NumPy.Array.ofDoubles(new double[] {0.5}, 1));
     assertThrows(IllegalStateException.class, () -> NumPy.read(f).longs());
+  }
+
+  /** An array read from a file goes back in its own element width (it went out as 8 bytes before). */
+  @Test
+  void writesEveryReadTypeBackInItsOwnWidth() throws IOException {
+    Path f = dir.resolve("t.npy"), g = dir.resolve("u.npy");
+    String[][] cases = {{"<i4", "4"}, {"<i2", "2"}, {"|i1", "1"}, {"|u1", "1"}, {"<u2", "2"}, {"<u4", "4"},
+        {"<u8", "8"}, {"|b1", "1"}, {"<f4", "4"}, {"<f8", "8"}};
+    for (String[] c : cases) {
+      int width = Integer.parseInt(c[1]);
+      ByteBuffer data = ByteBuffer.allocate(3 * width).order(ByteOrder.LITTLE_ENDIAN);
+      for (int i = 0; i < 3; i++) {
+        long v = c[0].equals("|b1") ? i % 2 : i + 1;
+        if (c[0].endsWith("f4")) data.putFloat(i + 0.5f);
+        else if (c[0].endsWith("f8")) data.putDouble(i + 0.25);
+        else if (width == 1) data.put((byte) v);
+        else if (width == 2) data.putShort((short) v);
+        else if (width == 4) data.putInt((int) v);
+        else data.putLong(v);
+      }
+      byte[] in = npy("{'descr': '" + c[0] + "', 'fortran_order': False, 'shape': (3,), }", data.array());
+      Files.write(f, in);
+      NumPy.Array a = NumPy.read(f);
+      NumPy.write(g, a);
+      byte[] out = Files.readAllBytes(g);
+      assertEquals(in.length, out.length, c[0] + ": the file's size (3 elements of " + width + " bytes)");
+      assertArrayEquals(data.array(), java.util.Arrays.copyOfRange(out, out.length - 3 * width, out.length), c[0]);
+      NumPy.Array back = NumPy.read(g);
+      assertEquals(a.describe(), back.describe());
+      assertArrayEquals(a.doubles(), back.doubles(), c[0]);
+    }
+    // made here: float32 from floats
+    NumPy.write(f, NumPy.Array.ofFloats(new float[] {0.1f, -3f}, 2));
+    assertEquals("<f4 [2]", NumPy.read(f).describe());
+    assertEquals(10 + 118 + 8, Files.size(f));
+    assertArrayEquals(new double[] {0.1f, -3f}, NumPy.read(f).doubles());
+  }
+
+  @Test
+  void tensorsRoundTripInTheirOwnTypes() throws IOException {
+    Path f = dir.resolve("w.npz");
+    try (Scope s = Scope.open()) {
+      Map<String, Tensor> w = new LinkedHashMap<>();
+      w.put("layer0.weight", Tensor.randn(new long[] {3, 2}, DType.F32, Device.CPU, 1L));
+      w.put("layer0.bias", Tensor.randn(new long[] {3}, DType.F64, Device.CPU, 2L));
+      w.put("steps", Tensor.ofIndices(new long[] {7, -1}, 2));
+      w.put("half", Tensor.randn(new long[] {2, 2}, DType.F32, Device.CPU, 3L).to(DType.BF16));
+      w.put("scalar", Tensor.scalar(2.5, DType.F64, Device.CPU));
+      NumPy.writeTensors(f, w);
+      Map<String, NumPy.Array> raw = NumPy.readNpz(f);
+      assertEquals(List.of("layer0.weight", "layer0.bias", "steps", "half", "scalar"), List.copyOf(raw.keySet()));
+      assertEquals("<f4 [3, 2]", raw.get("layer0.weight").describe());
+      assertEquals("<f8 [3]", raw.get("layer0.bias").describe());
+      assertEquals("<i8 [2]", raw.get("steps").describe());
+      assertEquals("<f4 [2, 2]", raw.get("half").describe());
+      assertEquals("<f8 []", raw.get("scalar").describe());
+      Map<String, Tensor> r = NumPy.readTensors(f, Device.CPU);
+      assertEquals(DType.F32, r.get("layer0.weight").dtype());
+      assertArrayEquals(w.get("layer0.weight").toFloatArray(), r.get("layer0.weight").toFloatArray());
+      assertEquals(DType.F64, r.get("layer0.bias").dtype());
+      assertArrayEquals(w.get("layer0.bias").toDoubleArray(), r.get("layer0.bias").toDoubleArray());
+      assertArrayEquals(new long[] {7, -1}, r.get("steps").toLongArray());
+      assertEquals(DType.F32, r.get("half").dtype());  // BF16 widened exactly
+      assertArrayEquals(w.get("half").toFloatArray(), r.get("half").toFloatArray());
+      assertArrayEquals(new long[0], r.get("scalar").shape());
+      assertEquals(2.5, r.get("scalar").item());
+    }
+  }
+
+  @Test
+  void writeTensorsRefusesBadEntriesBeforeWriting() throws IOException {
+    Path f = dir.resolve("bad.npz");
+    Tensor closed = Tensor.of(new float[] {1}, 1);
+    closed.close();
+    try (Scope s = Scope.open()) {
+      Tensor ok = Tensor.of(new float[] {1, 2}, 2);
+      Map<String, Tensor> w = new LinkedHashMap<>();
+      w.put("ok", ok);
+      w.put("gone", closed);
+      Exception e = assertThrows(RuntimeException.class, () -> NumPy.writeTensors(f, w));
+      assertTrue(e.getMessage().contains("bad.npz") && e.getMessage().contains("'gone'"), e.getMessage());
+      assertTrue(Files.notExists(f), "nothing written");
+      Map<String, Tensor> slash = Map.of("a/b", ok);
+      e = assertThrows(IllegalArgumentException.class, () -> NumPy.writeTensors(f, slash));
+      assertTrue(e.getMessage().contains("'a/b'"), e.getMessage());
+      assertTrue(Files.notExists(f), "nothing written");
+      // a string entry is not a tensor
+      Map<String, NumPy.Array> z = new LinkedHashMap<>();
+      z.put("format", NumPy.Array.ofString("csr"));
+      NumPy.writeNpz(f, z);
+      IOException io = assertThrows(IOException.class, () -> NumPy.readTensors(f, Device.CPU));
+      assertTrue(io.getMessage().contains("'format'") && io.getMessage().contains("bad.npz"), io.getMessage());
+    }
   }
 
   @Test

@@ -17,6 +17,9 @@ import java.util.zip.ZipEntry;
 import java.util.zip.ZipInputStream;
 import java.util.zip.ZipOutputStream;
 import org.metakernels.graph.SparseMatrix;
+import org.metakernels.runtime.MetakernelsException;
+import org.metakernels.tensor.Device;
+import org.metakernels.tensor.Tensor;
 
 /**
  * NumPy's {@code .npy} and {@code .npz} formats, read and written on the Java heap.
@@ -79,6 +82,21 @@ public final class NumPy {
     public static Array ofDoubles(double[] data, long... shape) {
       checkCount(data.length, shape);
       return new Array("<f8", shape.clone(), data.clone(), null, null);
+    }
+
+    /**
+     * A float32 array ({@code <f4}), as {@code np.float32} writes it.
+     * {@code NumPy.Array.ofFloats(new float[] {1, 2}, 2)}.
+     *
+     * @param data the elements, C order
+     * @param shape the shape; its product must be data.length
+     * @return the array
+     */
+    public static Array ofFloats(float[] data, long... shape) {
+      checkCount(data.length, shape);
+      double[] d = new double[data.length];
+      for (int i = 0; i < d.length; i++) d[i] = data[i];  // exact: every float is a double
+      return new Array("<f4", shape.clone(), d, null, null);
     }
 
     /**
@@ -434,7 +452,9 @@ public final class NumPy {
   // writing
 
   /**
-   * Writes an {@code .npy} file (version 1.0, C order, little-endian).
+   * Writes an {@code .npy} file (version 1.0, C order, little-endian), in the array's element type:
+   * an array read from a file is written back in its own {@code descr} (an {@code <i4} stays four
+   * bytes an element), and a float32 array's doubles are rounded to float.
    * {@code NumPy.write(Path.of("x.npy"), NumPy.Array.ofDoubles(x, 3, 4))}.
    *
    * @param file the file
@@ -463,6 +483,89 @@ public final class NumPy {
         zip.closeEntry();
       }
     }
+  }
+
+  /**
+   * Writes named tensors as an {@code .npz} ({@code np.load} reads it; so does
+   * {@link #readTensors}): one entry per tensor in the map's order, each in the element type it has
+   * (F32 as {@code <f4}, F64 as {@code <f8}, I64 as {@code <i8}; BF16 and F16, which NumPy lacks or
+   * this reader does not take, widened exactly to {@code <f4}), copied from the GPU first where they
+   * live there. Nothing is recorded by autograd. Every tensor is checked before the file is opened:
+   * a null or closed one, or a name that is empty or holds a '/', is an error naming it, and no file
+   * is written.
+   *
+   * <pre>{@code
+   * NumPy.writeTensors(Path.of("weights.npz"), net.namedParameters());   // {"layer0.weight": <f4 [40, 1], ...}
+   * }</pre>
+   *
+   * @param file the file (replaced if present)
+   * @param tensors name → tensor
+   * @throws IOException when the file cannot be written
+   */
+  public static void writeTensors(Path file, Map<String, Tensor> tensors) throws IOException {
+    Map<String, Array> arrays = new LinkedHashMap<>();
+    for (var e : tensors.entrySet()) {
+      String name = e.getKey();
+      Tensor t = e.getValue();
+      if (name == null || name.isEmpty() || name.contains("/"))
+        throw new IllegalArgumentException("NumPy.writeTensors " + file + ": entry name '" + name
+            + "' (must be non-empty, without '/')");
+      if (t == null) throw new IllegalArgumentException("NumPy.writeTensors " + file + ": '" + name + "' is null");
+      if (t.isClosed())
+        throw new MetakernelsException("NumPy.writeTensors " + file + ": '" + name + "' is closed");
+    }
+    for (var e : tensors.entrySet()) {
+      Tensor t = e.getValue();
+      long[] shape = t.shape();
+      Array a = switch (t.dtype()) {
+        case F64 -> Array.ofDoubles(t.toDoubleArray(), shape);
+        case I64 -> Array.ofLongs(t.toLongArray(), shape);
+        default -> Array.ofFloats(t.toFloatArray(), shape);  // F32, and BF16/F16 widened exactly
+      };
+      arrays.put(e.getKey(), a);
+    }
+    writeNpz(file, arrays);
+  }
+
+  /**
+   * Reads every array of an {@code .npz} as a tensor on {@code device}, in the file's order:
+   * {@code <f4} as F32, {@code <f8} as F64, every integer and bool type as I64 (what
+   * {@code np.savez} writes of a PyTorch model's {@code state_dict} converted to NumPy reads back).
+   * A string entry is an error naming it.
+   *
+   * <pre>{@code
+   * Map<String, Tensor> w = NumPy.readTensors(Path.of("weights.npz"), Device.CPU);   // each as written
+   * }</pre>
+   *
+   * @param file the file
+   * @param device where the tensors go
+   * @return entry name → a new tensor (the caller owns them: the current scope, if any)
+   * @throws IOException when the file cannot be read or is not an .npz of numeric arrays
+   */
+  public static Map<String, Tensor> readTensors(Path file, Device device) throws IOException {
+    Map<String, Array> arrays = readNpz(file);
+    for (var e : arrays.entrySet())
+      if (e.getValue().strings != null)
+        throw new IOException(file + ": entry '" + e.getKey() + "' is a string array (" + e.getValue().describe()
+            + "), not a tensor");
+    Map<String, Tensor> out = new LinkedHashMap<>();
+    for (var e : arrays.entrySet()) {
+      Array a = e.getValue();
+      Tensor t;
+      if (a.longs != null) t = Tensor.ofIndices(a.longs, a.shape);
+      else if (a.descr.endsWith("f4")) {
+        float[] f = new float[a.doubles.length];
+        for (int i = 0; i < f.length; i++) f[i] = (float) a.doubles[i];
+        t = Tensor.of(f, a.shape);
+      } else t = Tensor.of(a.doubles, a.shape);
+      if (device != Device.CPU) {
+        Tensor host = t;
+        t = host.to(device);
+        host.close();  // the one owner of the copy on the way is this method
+      }
+      out.put(e.getKey(), t);
+    }
+    return out;
   }
 
   /**
@@ -496,15 +599,26 @@ public final class NumPy {
     int pad = (64 - total % 64) % 64;
     String header = dict + " ".repeat(pad) + "\n";
     int n = (int) a.size();
-    int width = a.doubles != null ? 8 : a.longs != null ? 8 : Integer.parseInt(a.descr.substring(2));
+    // every element in the width its descr names (up to 2026-12-06 numbers went out as 8 bytes
+    // whatever the descr said, so an <f4 or <i4 array read from a file was written back corrupt)
+    int width = Integer.parseInt(a.descr.substring(2));
     ByteBuffer bb = ByteBuffer.allocate(10 + header.length() + n * width).order(ByteOrder.LITTLE_ENDIAN);
     bb.put(MAGIC).put((byte) 1).put((byte) 0).putShort((short) header.length());
     bb.put(header.getBytes(StandardCharsets.ISO_8859_1));
-    if (a.doubles != null)
-      for (double v : a.doubles) bb.putDouble(v);
-    else if (a.longs != null)
-      for (long v : a.longs) bb.putLong(v);
-    else
+    if (a.doubles != null) {
+      if (width == 4)
+        for (double v : a.doubles) bb.putFloat((float) v);
+      else
+        for (double v : a.doubles) bb.putDouble(v);
+    } else if (a.longs != null) {
+      // the reader widened i1-i8, u1-u8 and b1 to long; each goes back in its own width
+      for (long v : a.longs) {
+        if (width == 1) bb.put((byte) v);
+        else if (width == 2) bb.putShort((short) v);
+        else if (width == 4) bb.putInt((int) v);
+        else bb.putLong(v);
+      }
+    } else
       for (String s : a.strings) {
         byte[] sb = s.getBytes(StandardCharsets.ISO_8859_1);
         bb.put(sb, 0, Math.min(sb.length, width));

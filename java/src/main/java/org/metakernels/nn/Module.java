@@ -1,10 +1,17 @@
 package org.metakernels.nn;
 
+import java.io.IOException;
+import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.TreeSet;
+import org.metakernels.autograd.Autograd;
+import org.metakernels.io.NumPy;
 import org.metakernels.runtime.MetakernelsException;
+import org.metakernels.tensor.DType;
 import org.metakernels.tensor.Scope;
 import org.metakernels.tensor.Tensor;
 
@@ -144,6 +151,82 @@ public abstract class Module implements AutoCloseable {
     long n = 0;
     for (Tensor t : parameters()) n += t.numel();
     return n;
+  }
+
+  /**
+   * Writes every parameter to an {@code .npz} file, one entry per {@link #namedParameters()} name
+   * in that order, each in its element type (F32 {@code <f4}, F64 {@code <f8}; BF16/F16 widened
+   * exactly to {@code <f4}): what {@link #loadParameters} reads back, and what NumPy reads
+   * ({@code np.load("net.npz")["layer0.weight"]}). Parameters on the GPU are copied to the host.
+   *
+   * <pre>{@code
+   * net.saveParameters(Path.of("net.npz"));              // layer0.weight, layer0.bias, ...
+   * }</pre>
+   *
+   * @param file the file (replaced if present)
+   * @throws IOException when the file cannot be written
+   */
+  public void saveParameters(Path file) throws IOException {
+    NumPy.writeTensors(file, namedParameters());
+  }
+
+  /**
+   * Sets every parameter from an {@code .npz} file such as {@link #saveParameters} writes (or
+   * {@code np.savez} of arrays named as {@link #namedParameters()}): the file must hold exactly
+   * these names, each with the parameter's shape and a floating-point type; values are converted to
+   * the parameter's element type (rounded to nearest even when narrower) and copied into it in
+   * place on its device, so optimizers and the tensors handed out by {@link #parameters()} see
+   * them. Nothing is recorded by autograd. Everything is checked before the first write: a missing
+   * or unexpected name, a wrong shape or an integer array is an error naming the file, the
+   * parameter and both shapes, and leaves every parameter as it was.
+   *
+   * <pre>{@code
+   * MLP copy = new MLP(new long[] {1, 40, 40, 1}, Activation.RELU, DType.F64, Device.CPU, 1L);
+   * copy.loadParameters(Path.of("net.npz"));             // copy.forward(x) equals net.forward(x)
+   * }</pre>
+   *
+   * @param file the file
+   * @throws IOException when the file cannot be read or is not an .npz
+   * @throws MetakernelsException when its arrays do not match the parameters (nothing changed)
+   */
+  public void loadParameters(Path file) throws IOException {
+    Map<String, Tensor> own = namedParameters();
+    String who = getClass().getSimpleName() + ".loadParameters(" + file + ")";
+    for (var e : own.entrySet())
+      if (e.getValue().isClosed()) throw new MetakernelsException(who + ": parameter '" + e.getKey() + "' is closed");
+    Map<String, NumPy.Array> arrays = NumPy.readNpz(file);
+    TreeSet<String> missing = new TreeSet<>(own.keySet()), unexpected = new TreeSet<>(arrays.keySet());
+    missing.removeAll(arrays.keySet());
+    unexpected.removeAll(own.keySet());
+    if (!missing.isEmpty() || !unexpected.isEmpty())
+      throw new MetakernelsException(who + ": the file's arrays do not name this module's parameters"
+          + (missing.isEmpty() ? "" : "; missing: " + missing) + (unexpected.isEmpty() ? "" : "; unexpected: " + unexpected));
+    for (var e : own.entrySet()) {
+      NumPy.Array a = arrays.get(e.getKey());
+      Tensor p = e.getValue();
+      if (!Arrays.equals(a.shape(), p.shape()))
+        throw new MetakernelsException(who + ": '" + e.getKey() + "' is " + a.describe() + " in the file, "
+            + p.describe() + " in the module");
+      if (!a.isFloating())
+        throw new MetakernelsException(who + ": '" + e.getKey() + "' is " + a.describe()
+            + " in the file, not floating point (the parameter is " + p.describe() + ")");
+    }
+    try (Scope s = Scope.open(); var ng = Autograd.noGrad()) {
+      for (var e : own.entrySet()) {
+        Tensor p = e.getValue();
+        NumPy.Array a = arrays.get(e.getKey());
+        double[] v = a.doubles();
+        Tensor src;
+        if (a.descr().endsWith("f8") || p.dtype() == DType.F64) {
+          src = Tensor.of(v, p.shape()).to(p.dtype());  // one rounding, F64 to the parameter's type
+        } else {
+          float[] f = new float[v.length];
+          for (int i = 0; i < f.length; i++) f[i] = (float) v[i];  // exact: these came from f4
+          src = Tensor.of(f, p.shape()).to(p.dtype());
+        }
+        p.copyInPlace(src.to(p.device()));
+      }
+    }
   }
 
   /** Clears and frees the accumulated gradient of every parameter. */
