@@ -69,6 +69,7 @@ class JavadocExamplesTest {
       "static Graph graph;",
       "static HeteroGraph hetero;",
       "static MLP net;",
+      "static Optimizer opt;",
       "static Map<String, Tensor> fastWeights;",
       "static CudaStream s, producer, consumer;",
       "static Tensor outerLoss(Tensor w) { return w.square().sum(); }",

@@ -270,7 +270,9 @@ public final class NumPy {
     } catch (java.util.zip.ZipException z) {
       throw new IOException(file + ": not a valid .npz (zip) file: " + z.getMessage(), z);
     }
-    if (out.isEmpty()) throw new IOException(file + ": not an .npz file (no zip entries)");
+    // no entries: an empty archive (np.savez() of nothing; a stateless optimizer's saveState) is
+    // 22 bytes, the end-of-central-directory record alone; anything else is not a zip
+    if (out.isEmpty() && !isEmptyZip(file)) throw new IOException(file + ": not an .npz file (no zip entries)");
     return out;
   }
 
@@ -483,6 +485,11 @@ public final class NumPy {
         zip.closeEntry();
       }
     }
+  }
+
+  private static boolean isEmptyZip(Path file) throws IOException {
+    byte[] b = Files.readAllBytes(file);
+    return b.length >= 22 && b[0] == 'P' && b[1] == 'K' && b[2] == 5 && b[3] == 6;
   }
 
   /**

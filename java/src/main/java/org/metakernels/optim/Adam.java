@@ -1,6 +1,8 @@
 package org.metakernels.optim;
 
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import org.metakernels.autograd.Autograd;
 import org.metakernels.tensor.Scope;
 import org.metakernels.tensor.Tensor;
@@ -82,6 +84,31 @@ public final class Adam extends Optimizer {
         p.subInPlace(update);
       }
     }
+  }
+
+  @Override
+  protected List<String> stateKinds() {
+    return List.of("m", "v");
+  }
+
+  @Override
+  protected Tensor state(String kind, int i, boolean create) {
+    Tensor[] s = kind.equals("m") ? m : kind.equals("v") ? v : null;
+    if (s == null) return super.state(kind, i, create);
+    if (s[i] == null && create) s[i] = newState(params.get(i));
+    return s[i];
+  }
+
+  @Override
+  protected Map<String, Long> scalarState() {
+    Map<String, Long> out = new LinkedHashMap<>();
+    out.put("step", t);
+    return out;
+  }
+
+  @Override
+  protected void setScalarState(Map<String, Long> values) {
+    t = values.get("step");
   }
 
   /**

@@ -1,7 +1,15 @@
 package org.metakernels.optim;
 
+import java.io.IOException;
+import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
+import org.metakernels.autograd.Autograd;
+import org.metakernels.io.NumPy;
+import org.metakernels.runtime.MetakernelsException;
 import org.metakernels.tensor.Scope;
 import org.metakernels.tensor.Tensor;
 
@@ -51,6 +59,160 @@ public abstract class Optimizer implements AutoCloseable {
     Scope.transfer(t.storage(), null);
     state.add(t);
     return t;
+  }
+
+  /**
+   * Writes the optimizer's state (momenta, step count) to an {@code .npz} file, so training can
+   * resume where it stopped: with {@link org.metakernels.nn.Module#saveParameters} for the model,
+   * then {@link #loadState} into an optimizer of the same kind over the same parameters. Entry
+   * names are the optimizer's ({@code m.0}, {@code v.0}, {@code step} for Adam; {@code velocity.0}
+   * for SGD with momentum; the number is the parameter's index), each in its parameter's element
+   * type (BF16/F16 widened exactly to {@code <f4}). A state not created yet (a parameter that never
+   * had a gradient) is left out: it is zero.
+   *
+   * <pre>{@code
+   * net.saveParameters(Path.of("net.npz"));
+   * opt.saveState(Path.of("opt.npz"));                    // m.0, v.0, ..., step
+   * }</pre>
+   *
+   * @param file the file (replaced if present)
+   * @throws IOException when the file cannot be written
+   */
+  public void saveState(Path file) throws IOException {
+    try (Scope s = Scope.open()) {
+      Map<String, Tensor> out = new LinkedHashMap<>();
+      for (var e : scalarState().entrySet()) out.put(e.getKey(), Tensor.ofIndices(new long[] {e.getValue()}));
+      out.putAll(stateTensors());
+      NumPy.writeTensors(file, out);
+    }
+  }
+
+  /**
+   * Sets the optimizer's state from a file {@link #saveState} wrote for an optimizer of the same
+   * kind over parameters of the same shapes: afterwards {@link #step()} continues exactly as the
+   * saved optimizer would have (tested bit for bit). A state the file lacks is set to zero (as the
+   * saved optimizer had not created it). Everything is checked first: an unknown entry, an index
+   * past the parameters, a shape other than its parameter's or a missing step count is an error
+   * naming the file and the entry, and changes nothing.
+   *
+   * <pre>{@code
+   * try (Adam opt = new Adam(net.parameters(), 1e-3)) {
+   *   net.loadParameters(Path.of("net.npz"));
+   *   opt.loadState(Path.of("opt.npz"));                  // resumes at the saved step
+   * }
+   * }</pre>
+   *
+   * @param file the file
+   * @throws IOException when the file cannot be read or is not an .npz
+   * @throws MetakernelsException when its entries do not fit this optimizer (nothing changed)
+   */
+  public void loadState(Path file) throws IOException {
+    String who = getClass().getSimpleName() + ".loadState(" + file + ")";
+    for (int i = 0; i < params.size(); i++)
+      if (params.get(i).isClosed()) throw new MetakernelsException(who + ": parameter " + i + " is closed");
+    Map<String, NumPy.Array> arrays = NumPy.readNpz(file);
+    List<String> kinds = stateKinds();
+    Map<String, Long> scalars = new LinkedHashMap<>();
+    for (String k : scalarState().keySet()) {
+      NumPy.Array a = arrays.get(k);
+      if (a == null) throw new MetakernelsException(who + ": no entry '" + k + "'");
+      if (a.isFloating() || a.size() != 1)
+        throw new MetakernelsException(who + ": '" + k + "' is " + a.describe() + ", not one integer");
+      scalars.put(k, a.longs()[0]);
+    }
+    Map<String, double[]> values = new LinkedHashMap<>();
+    for (var e : arrays.entrySet()) {
+      String name = e.getKey();
+      if (scalars.containsKey(name)) continue;
+      int dot = name.lastIndexOf('.');
+      String kind = dot < 0 ? name : name.substring(0, dot);
+      int index;
+      try {
+        index = dot < 0 ? -1 : Integer.parseInt(name.substring(dot + 1));
+      } catch (NumberFormatException x) {
+        index = -1;
+      }
+      if (!kinds.contains(kind) || index < 0)
+        throw new MetakernelsException(who + ": unknown entry '" + name + "' (this optimizer's: "
+            + String.join(", ", kinds.stream().map(k -> k + ".<i>").toList())
+            + (scalars.isEmpty() ? "" : ", " + String.join(", ", scalars.keySet())) + ")");
+      if (index >= params.size())
+        throw new MetakernelsException(who + ": '" + name + "' is past the " + params.size() + " parameters");
+      NumPy.Array a = e.getValue();
+      Tensor p = params.get(index);
+      if (!Arrays.equals(a.shape(), p.shape()))
+        throw new MetakernelsException(who + ": '" + name + "' is " + a.describe() + " in the file, parameter "
+            + index + " is " + p.describe());
+      if (!a.isFloating())
+        throw new MetakernelsException(who + ": '" + name + "' is " + a.describe() + ", not floating point");
+      values.put(name, a.doubles());
+    }
+    try (Scope s = Scope.open(); var ng = Autograd.noGrad()) {
+      for (String kind : kinds) {
+        for (int i = 0; i < params.size(); i++) {
+          double[] v = values.get(kind + "." + i);
+          Tensor p = params.get(i);
+          Tensor st = state(kind, i, v != null);
+          if (st == null) continue;  // absent here and in the file: zero either way
+          if (v == null) {
+            st.fillInPlace(0);
+          } else {
+            Tensor src = Tensor.of(v, p.shape()).to(p.dtype()).to(p.device());
+            st.copyInPlace(src);
+          }
+        }
+      }
+      setScalarState(scalars);
+    }
+  }
+
+  /**
+   * The kinds of per-parameter state this optimizer keeps, in file order ("m", "v").
+   *
+   * @return the kinds
+   */
+  protected List<String> stateKinds() {
+    return List.of();
+  }
+
+  /**
+   * State {@code kind} of parameter {@code i}: null when not created yet and {@code create} is
+   * false; created (zero, by {@link #newState}) when {@code create} is true.
+   *
+   * @param kind one of {@link #stateKinds()}
+   * @param i the parameter's index
+   * @param create whether to create a missing one
+   * @return the state tensor, or null
+   */
+  protected Tensor state(String kind, int i, boolean create) {
+    throw new IllegalStateException(getClass().getSimpleName() + " keeps no state '" + kind + "'");
+  }
+
+  /**
+   * Integer state by name ("step" → t), in file order.
+   *
+   * @return a new map
+   */
+  protected Map<String, Long> scalarState() {
+    return Map.of();
+  }
+
+  /**
+   * Sets the integer state from {@link #loadState}.
+   *
+   * @param values name → value, every name of {@link #scalarState()}
+   */
+  protected void setScalarState(Map<String, Long> values) {}
+
+  /** The existing state tensors by entry name (kind.index), kinds in order, then indices. */
+  private Map<String, Tensor> stateTensors() {
+    Map<String, Tensor> out = new LinkedHashMap<>();
+    for (String kind : stateKinds())
+      for (int i = 0; i < params.size(); i++) {
+        Tensor t = state(kind, i, false);
+        if (t != null) out.put(kind + "." + i, t);
+      }
+    return out;
   }
 
   /** Frees the optimizer's state tensors (the parameters stay). */

@@ -63,6 +63,18 @@ public final class SGD extends Optimizer {
     }
   }
 
+  @Override
+  protected List<String> stateKinds() {
+    return momentum != 0 ? List.of("velocity") : List.of();
+  }
+
+  @Override
+  protected Tensor state(String kind, int i, boolean create) {
+    if (!kind.equals("velocity") || momentum == 0) return super.state(kind, i, create);
+    if (velocity[i] == null && create) velocity[i] = newState(params.get(i));
+    return velocity[i];
+  }
+
   /**
    * p − lr·g for each pair, recorded on the tape (so the result is differentiable in p and g):
    * MAML's inner step, {@code SGD.differentiableStep(net.parameters(), grads, 0.01)} gives one

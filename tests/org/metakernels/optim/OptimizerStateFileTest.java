@@ -1,0 +1,153 @@
+package org.metakernels.optim;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Function;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.metakernels.io.NumPy;
+import org.metakernels.nn.Activation;
+import org.metakernels.nn.MLP;
+import org.metakernels.runtime.MetakernelsException;
+import org.metakernels.tensor.DType;
+import org.metakernels.tensor.Device;
+import org.metakernels.tensor.Scope;
+import org.metakernels.tensor.Tensor;
+
+/**
+ * Optimizer.saveState / loadState: training resumed from the model's and the optimizer's files goes
+ * on exactly as the uninterrupted run, and a file that does not fit changes nothing.
+ */
+class OptimizerStateFileTest {
+  @TempDir Path dir;
+
+  static MLP mlp(long seed) {
+    return new MLP(new long[] {3, 6, 2}, Activation.TANH, DType.F64, Device.CPU, seed);
+  }
+
+  static void train(MLP net, Optimizer opt, int steps, long seed) {
+    for (int i = 0; i < steps; i++) {
+      opt.zeroGrad();
+      try (Scope s = Scope.open()) {
+        Tensor x = Tensor.randn(new long[] {8, 3}, DType.F64, Device.CPU, seed + i);
+        net.forward(x).sub(x.narrow(1, 0, 2)).square().mean().backward();
+      }
+      opt.step();
+    }
+  }
+
+  static double[] flat(MLP net) {
+    return net.parameters().stream().flatMapToDouble(t -> java.util.Arrays.stream(t.toDoubleArray())).toArray();
+  }
+
+  void resumesExactly(Function<List<Tensor>, Optimizer> make) throws IOException {
+    Path model = dir.resolve("net.npz"), state = dir.resolve("opt.npz");
+    double[] uninterrupted;
+    try (MLP net = mlp(1L); Optimizer opt = make.apply(net.parameters())) {
+      train(net, opt, 5, 100);
+      net.saveParameters(model);
+      opt.saveState(state);
+      train(net, opt, 4, 200);
+      uninterrupted = flat(net);
+    }
+    try (MLP net = mlp(2L); Optimizer opt = make.apply(net.parameters())) {
+      net.loadParameters(model);
+      opt.loadState(state);
+      train(net, opt, 4, 200);
+      assertArrayEquals(uninterrupted, flat(net), opt.getClass().getSimpleName());
+    }
+    // an optimizer that already stepped elsewhere is set back as well
+    try (MLP net = mlp(3L); Optimizer opt = make.apply(net.parameters())) {
+      train(net, opt, 3, 300);
+      net.loadParameters(model);
+      opt.loadState(state);
+      train(net, opt, 4, 200);
+      assertArrayEquals(uninterrupted, flat(net), opt.getClass().getSimpleName() + " after other steps");
+    }
+  }
+
+  @Test
+  void adamResumesBitForBit() throws IOException {
+    resumesExactly(p -> new Adam(p, 1e-2, 0.9, 0.999, 1e-8, 1e-4));
+    try (MLP net = mlp(1L); Adam opt = new Adam(net.parameters(), 1e-2)) {
+      train(net, opt, 2, 0);
+      Path f = dir.resolve("adam.npz");
+      opt.saveState(f);
+      Map<String, NumPy.Array> raw = NumPy.readNpz(f);
+      assertEquals(List.of("step", "m.0", "m.1", "m.2", "m.3", "v.0", "v.1", "v.2", "v.3"), List.copyOf(raw.keySet()));
+      assertEquals(2, raw.get("step").longs()[0]);
+      assertEquals("<f8 [6, 3]", raw.get("m.0").describe());
+    }
+  }
+
+  @Test
+  void sgdWithMomentumResumesBitForBit() throws IOException {
+    resumesExactly(p -> new SGD(p, 0.05, 0.9, 1e-4));
+    // plain SGD keeps no state: an empty file, and resuming is the model alone
+    resumesExactly(p -> new SGD(p, 0.05));
+  }
+
+  @Test
+  void aStateLeftOutIsZero() throws IOException {
+    // a parameter without a gradient has no state yet; the file leaves it out and loading zeroes it
+    try (MLP net = mlp(1L); SGD opt = new SGD(net.parameters(), 0.1, 0.9, 0)) {
+      Tensor w = net.parameters().get(0);
+      try (Scope s = Scope.open()) {
+        w.sum().backward();  // a gradient for w alone
+      }
+      opt.step();
+      Path f = dir.resolve("one.npz");
+      opt.saveState(f);
+      assertEquals(List.of("velocity.0"), List.copyOf(NumPy.readNpz(f).keySet()));
+      try (MLP other = mlp(2L); SGD o2 = new SGD(other.parameters(), 0.1, 0.9, 0)) {
+        train(other, o2, 2, 0);  // velocity for every parameter
+        o2.loadState(f);
+        Tensor v3 = o2.state("velocity", 3, false);
+        assertArrayEquals(new double[v3.toDoubleArray().length], v3.toDoubleArray());
+        assertArrayEquals(opt.state("velocity", 0, false).toDoubleArray(), o2.state("velocity", 0, false).toDoubleArray());
+      }
+    }
+  }
+
+  @Test
+  void filesThatDoNotFitAreRefusedAndChangeNothing() throws IOException {
+    try (MLP net = mlp(1L); Adam opt = new Adam(net.parameters(), 1e-2); Scope s = Scope.open()) {
+      train(net, opt, 2, 0);
+      double[] m0 = opt.state("m", 0, false).toDoubleArray();
+      long steps = opt.steps();
+      Path f = dir.resolve("bad.npz");
+      // another optimizer's state
+      try (SGD sgd = new SGD(net.parameters(), 0.1, 0.9, 0)) {
+        train(net, sgd, 1, 0);
+        sgd.saveState(f);
+      }
+      MetakernelsException e = assertThrows(MetakernelsException.class, () -> opt.loadState(f));
+      assertTrue(e.getMessage().contains("bad.npz") && e.getMessage().contains("step"), e.getMessage());
+      // a state of another shape, and an index past the parameters
+      Map<String, Tensor> w = new LinkedHashMap<>();
+      w.put("step", Tensor.ofIndices(new long[] {9}));
+      w.put("m.0", Tensor.zeros(new long[] {6, 4}, DType.F64, Device.CPU));
+      NumPy.writeTensors(f, w);
+      e = assertThrows(MetakernelsException.class, () -> opt.loadState(f));
+      assertTrue(e.getMessage().contains("'m.0'") && e.getMessage().contains("[6, 4]") && e.getMessage().contains("[6, 3]"),
+          e.getMessage());
+      w.put("m.0", Tensor.zeros(new long[] {6, 3}, DType.F64, Device.CPU));
+      w.put("v.7", Tensor.zeros(new long[] {6, 3}, DType.F64, Device.CPU));
+      NumPy.writeTensors(f, w);
+      e = assertThrows(MetakernelsException.class, () -> opt.loadState(f));
+      assertTrue(e.getMessage().contains("'v.7'") && e.getMessage().contains("past the 4 parameters"), e.getMessage());
+      w.remove("v.7");
+      w.put("momentum.0", Tensor.zeros(new long[] {6, 3}, DType.F64, Device.CPU));
+      NumPy.writeTensors(f, w);
+      e = assertThrows(MetakernelsException.class, () -> opt.loadState(f));
+      assertTrue(e.getMessage().contains("unknown entry 'momentum.0'") && e.getMessage().contains("m.<i>"), e.getMessage());
+      assertArrayEquals(m0, opt.state("m", 0, false).toDoubleArray());
+      assertEquals(steps, opt.steps());
+    }
+  }
+}
