@@ -21,7 +21,8 @@ import org.metakernels.tensor.Tensor;
 
 /**
  * Optimizer.saveState / loadState: training resumed from the model's and the optimizer's files goes
- * on exactly as the uninterrupted run, and a file that does not fit changes nothing.
+ * on exactly as the uninterrupted run, and a file that does not fit changes nothing. Also the other
+ * controls of a training loop: the learning rate between steps and global-norm gradient clipping.
  */
 class OptimizerStateFileTest {
   @TempDir Path dir;
@@ -110,6 +111,59 @@ class OptimizerStateFileTest {
         Tensor v3 = o2.state("velocity", 3, false);
         assertArrayEquals(new double[v3.toDoubleArray().length], v3.toDoubleArray());
         assertArrayEquals(opt.state("velocity", 0, false).toDoubleArray(), o2.state("velocity", 0, false).toDoubleArray());
+      }
+    }
+  }
+
+  @Test
+  void learningRateCanChangeBetweenSteps() {
+    try (Scope s = Scope.open()) {
+      Tensor p = Tensor.of(new double[] {1, 2}, 2).requiresGrad(true);
+      try (SGD opt = new SGD(List.of(p), 0.5)) {
+        assertEquals(0.5, opt.learningRate());
+        p.square().sum().backward();  // g = 2p = [2, 4]
+        opt.setLearningRate(0.25);
+        opt.step();
+        assertArrayEquals(new double[] {1 - 0.25 * 2, 2 - 0.25 * 4}, p.toDoubleArray());
+        assertThrows(IllegalArgumentException.class, () -> opt.setLearningRate(-1));
+        assertThrows(IllegalArgumentException.class, () -> opt.setLearningRate(Double.NaN));
+        assertEquals(0.25, opt.learningRate());
+      }
+      try (Adam opt = new Adam(List.of(p), 1e-3)) {
+        opt.setLearningRate(2e-3);
+        assertEquals(2e-3, opt.learningRate());
+        assertThrows(IllegalArgumentException.class, () -> opt.setLearningRate(Double.POSITIVE_INFINITY));
+      }
+      assertThrows(IllegalArgumentException.class, () -> new Adam(List.of(p), -1e-3));
+    }
+  }
+
+  @Test
+  void clipGradNormScalesAllGradientsTogether() {
+    try (Scope s = Scope.open()) {
+      Tensor a = Tensor.of(new double[] {1, 1}, 2).requiresGrad(true);
+      Tensor b = Tensor.of(new float[] {2}, 1).requiresGrad(true);
+      Tensor c = Tensor.of(new double[] {5}, 1).requiresGrad(true);  // no gradient: skipped
+      try (SGD opt = new SGD(List.of(a, b, c), 0.1)) {
+        assertEquals(0.0, opt.clipGradNorm(1.0));  // no gradients at all
+        a.mul(Tensor.of(new double[] {3, 4}, 2)).sum().backward();  // grad a = [3, 4]
+        b.mul(12.0).sum().backward();                              // grad b = [12] (F32)
+        double norm = opt.clipGradNorm(100.0);                     // sqrt(9 + 16 + 144) = 13
+        assertEquals(13.0, norm, 1e-12);
+        assertArrayEquals(new double[] {3, 4}, a.grad().toDoubleArray());  // under the limit: unchanged
+        norm = opt.clipGradNorm(6.5);
+        assertEquals(13.0, norm, 1e-12);
+        double scale = 6.5 / (13.0 + 1e-6);
+        assertArrayEquals(new double[] {3 * scale, 4 * scale}, a.grad().toDoubleArray(), 1e-15);
+        assertEquals(12 * scale, b.grad().toDoubleArray()[0], 1e-5);
+        assertNull(c.grad());
+        assertEquals(6.5, opt.clipGradNorm(100.0), 1e-5);          // the clipped norm
+        assertThrows(IllegalArgumentException.class, () -> opt.clipGradNorm(0));
+        // a NaN gradient: the norm says so and nothing is scaled
+        a.mul(Tensor.of(new double[] {Double.NaN, 0}, 2)).sum().backward();
+        double[] before = b.grad().toDoubleArray();
+        assertTrue(Double.isNaN(opt.clipGradNorm(1.0)));
+        assertArrayEquals(before, b.grad().toDoubleArray());
       }
     }
   }

@@ -24,7 +24,7 @@ import org.metakernels.tensor.Tensor;
  * }</pre>
  */
 public final class Adam extends Optimizer {
-  private final double lr;
+  private double lr;
   private final double beta1;
   private final double beta2;
   private final double eps;
@@ -55,7 +55,7 @@ public final class Adam extends Optimizer {
    */
   public Adam(List<Tensor> params, double lr, double beta1, double beta2, double eps, double weightDecay) {
     super(params);
-    this.lr = lr;
+    this.lr = checkLr("Adam", lr);
     this.beta1 = beta1;
     this.beta2 = beta2;
     this.eps = eps;
@@ -84,6 +84,16 @@ public final class Adam extends Optimizer {
         p.subInPlace(update);
       }
     }
+  }
+
+  @Override
+  public double learningRate() {
+    return lr;
+  }
+
+  @Override
+  public void setLearningRate(double lr) {
+    this.lr = checkLr("Adam.setLearningRate", lr);
   }
 
   @Override

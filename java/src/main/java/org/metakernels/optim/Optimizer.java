@@ -34,6 +34,73 @@ public abstract class Optimizer implements AutoCloseable {
   /** One update from the current gradients; parameters without a gradient are skipped. */
   public abstract void step();
 
+  /**
+   * The learning rate the next {@link #step()} uses.
+   *
+   * @return lr
+   */
+  public abstract double learningRate();
+
+  /**
+   * Sets the learning rate for the following steps: a schedule is a loop that calls this,
+   * {@code opt.setLearningRate(base * 0.5 * (1 + Math.cos(Math.PI * step / total)))} (cosine decay).
+   * The learning rate is not part of {@link #saveState}: a resumed run sets it from its schedule.
+   *
+   * @param lr the new learning rate, finite and not negative
+   * @throws IllegalArgumentException for a negative or non-finite value (nothing changed)
+   */
+  public abstract void setLearningRate(double lr);
+
+  /** Checks a learning rate for the constructors and {@link #setLearningRate}. */
+  static double checkLr(String who, double lr) {
+    if (!(lr >= 0) || Double.isInfinite(lr))
+      throw new IllegalArgumentException(who + ": learning rate " + lr + " (must be finite and >= 0)");
+    return lr;
+  }
+
+  /**
+   * Scales the gradients of all parameters together so that their global L2 norm (the norm of
+   * every gradient element as one vector, accumulated in F64) is at most {@code maxNorm}, as
+   * PyTorch's {@code clip_grad_norm_}: when the norm exceeds it, every gradient is multiplied by
+   * maxNorm / (norm + 1e-6) in place. Parameters without a gradient are skipped. A non-finite norm
+   * (a NaN or infinite gradient) is returned and the gradients are left as they are, so the caller
+   * can skip the step. Call between {@code backward()} and {@link #step()}:
+   *
+   * <pre>{@code
+   * double norm = opt.clipGradNorm(1.0);                 // the norm before clipping
+   * if (Double.isFinite(norm)) opt.step();
+   * }</pre>
+   *
+   * @param maxNorm the largest norm allowed, &gt; 0
+   * @return the global norm before clipping
+   * @throws IllegalArgumentException for maxNorm not &gt; 0 or not finite
+   */
+  public double clipGradNorm(double maxNorm) {
+    if (!(maxNorm > 0) || Double.isInfinite(maxNorm))
+      throw new IllegalArgumentException(getClass().getSimpleName() + ".clipGradNorm: maxNorm " + maxNorm
+          + " (must be finite and > 0)");
+    double total;
+    try (Scope s = Scope.open(); var ng = Autograd.noGrad()) {
+      Tensor sum = null;
+      for (Tensor p : params) {
+        Tensor g = p.grad();
+        if (g == null) continue;
+        Tensor sq = g.to(org.metakernels.tensor.DType.F64).square().sum();  // per device, one value
+        sq = sq.to(org.metakernels.tensor.Device.CPU);
+        sum = sum == null ? sq : sum.add(sq);
+      }
+      if (sum == null) return 0.0;
+      total = Math.sqrt(sum.item());
+      if (!Double.isFinite(total) || total <= maxNorm) return total;
+      double scale = maxNorm / (total + 1e-6);
+      for (Tensor p : params) {
+        Tensor g = p.grad();
+        if (g != null) g.mulInPlace(scale);
+      }
+    }
+    return total;
+  }
+
   /** Clears and frees the accumulated gradient of every parameter. */
   public void zeroGrad() {
     for (Tensor p : params) p.zeroGrad();

@@ -14,7 +14,7 @@ import org.metakernels.tensor.Tensor;
  * writes), for inner loops that are differentiated through.
  */
 public final class SGD extends Optimizer {
-  private final double lr;
+  private double lr;
   private final double momentum;
   private final double weightDecay;
   private final Tensor[] velocity;
@@ -39,7 +39,7 @@ public final class SGD extends Optimizer {
    */
   public SGD(List<Tensor> params, double lr, double momentum, double weightDecay) {
     super(params);
-    this.lr = lr;
+    this.lr = checkLr("SGD", lr);
     this.momentum = momentum;
     this.weightDecay = weightDecay;
     this.velocity = new Tensor[params.size()];
@@ -61,6 +61,16 @@ public final class SGD extends Optimizer {
         p.subInPlace(d.mul(lr));
       }
     }
+  }
+
+  @Override
+  public double learningRate() {
+    return lr;
+  }
+
+  @Override
+  public void setLearningRate(double lr) {
+    this.lr = checkLr("SGD.setLearningRate", lr);
   }
 
   @Override
