@@ -24,7 +24,6 @@ import org.metakernels.tensor.Tensor;
  * }</pre>
  */
 public final class Adam extends Optimizer {
-  private double lr;
   private final double beta1;
   private final double beta2;
   private final double eps;
@@ -54,8 +53,7 @@ public final class Adam extends Optimizer {
    * @param weightDecay L2 coefficient λ (g + λp); 0 for none
    */
   public Adam(List<Tensor> params, double lr, double beta1, double beta2, double eps, double weightDecay) {
-    super(params);
-    this.lr = checkLr("Adam", lr);
+    super(params, lr);
     this.beta1 = beta1;
     this.beta2 = beta2;
     this.eps = eps;
@@ -80,20 +78,10 @@ public final class Adam extends Optimizer {
         }
         m[i].mulInPlace(beta1).addInPlace(g.mul(1 - beta1));
         v[i].mulInPlace(beta2).addInPlace(g.square().mul(1 - beta2));
-        Tensor update = m[i].mul(lr / c1).div(v[i].mul(1.0 / c2).sqrt().add(eps));
+        Tensor update = m[i].mul(learningRate() / c1).div(v[i].mul(1.0 / c2).sqrt().add(eps));
         p.subInPlace(update);
       }
     }
-  }
-
-  @Override
-  public double learningRate() {
-    return lr;
-  }
-
-  @Override
-  public void setLearningRate(double lr) {
-    this.lr = checkLr("Adam.setLearningRate", lr);
   }
 
   @Override

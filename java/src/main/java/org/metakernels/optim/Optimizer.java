@@ -21,13 +21,17 @@ public abstract class Optimizer implements AutoCloseable {
   /** The parameters, in the order given (an unmodifiable copy of the list). */
   protected final List<Tensor> params;
   private final List<Tensor> state = new ArrayList<>();
+  private double lr;
 
   /**
-   * An optimizer of {@code params}.
+   * An optimizer of {@code params} with learning rate {@code lr}.
    *
    * @param params the leaves to update in place
+   * @param lr the learning rate, finite and not negative
+   * @throws IllegalArgumentException for a negative or non-finite lr
    */
-  protected Optimizer(List<Tensor> params) {
+  protected Optimizer(List<Tensor> params, double lr) {
+    this.lr = checkLr(getClass().getSimpleName(), lr);
     this.params = List.copyOf(params);
   }
 
@@ -39,7 +43,9 @@ public abstract class Optimizer implements AutoCloseable {
    *
    * @return lr
    */
-  public abstract double learningRate();
+  public double learningRate() {
+    return lr;
+  }
 
   /**
    * Sets the learning rate for the following steps: a schedule is a loop that calls this,
@@ -49,10 +55,11 @@ public abstract class Optimizer implements AutoCloseable {
    * @param lr the new learning rate, finite and not negative
    * @throws IllegalArgumentException for a negative or non-finite value (nothing changed)
    */
-  public abstract void setLearningRate(double lr);
+  public void setLearningRate(double lr) {
+    this.lr = checkLr(getClass().getSimpleName() + ".setLearningRate", lr);
+  }
 
-  /** Checks a learning rate for the constructors and {@link #setLearningRate}. */
-  static double checkLr(String who, double lr) {
+  private static double checkLr(String who, double lr) {
     if (!(lr >= 0) || Double.isInfinite(lr))
       throw new IllegalArgumentException(who + ": learning rate " + lr + " (must be finite and >= 0)");
     return lr;

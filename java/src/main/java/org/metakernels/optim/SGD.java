@@ -14,7 +14,6 @@ import org.metakernels.tensor.Tensor;
  * writes), for inner loops that are differentiated through.
  */
 public final class SGD extends Optimizer {
-  private double lr;
   private final double momentum;
   private final double weightDecay;
   private final Tensor[] velocity;
@@ -38,8 +37,7 @@ public final class SGD extends Optimizer {
    * @param weightDecay L2 coefficient λ; 0 for none
    */
   public SGD(List<Tensor> params, double lr, double momentum, double weightDecay) {
-    super(params);
-    this.lr = checkLr("SGD", lr);
+    super(params, lr);
     this.momentum = momentum;
     this.weightDecay = weightDecay;
     this.velocity = new Tensor[params.size()];
@@ -58,19 +56,9 @@ public final class SGD extends Optimizer {
           velocity[i].mulInPlace(momentum).addInPlace(d);
           d = velocity[i];
         }
-        p.subInPlace(d.mul(lr));
+        p.subInPlace(d.mul(learningRate()));
       }
     }
-  }
-
-  @Override
-  public double learningRate() {
-    return lr;
-  }
-
-  @Override
-  public void setLearningRate(double lr) {
-    this.lr = checkLr("SGD.setLearningRate", lr);
   }
 
   @Override
