@@ -155,6 +155,18 @@ class NumPyTest {
       e = assertThrows(IllegalArgumentException.class, () -> NumPy.writeTensors(f, slash));
       assertTrue(e.getMessage().contains("'a/b'"), e.getMessage());
       assertTrue(Files.notExists(f), "nothing written");
+      // an earlier file survives a refused write, and no temporary file is left beside it
+      NumPy.writeTensors(f, Map.of("ok", ok));
+      byte[] before = Files.readAllBytes(f);
+      assertThrows(RuntimeException.class, () -> NumPy.writeTensors(f, w));
+      assertArrayEquals(before, Files.readAllBytes(f));
+      try (var listing = Files.list(dir)) {
+        assertEquals(List.of("bad.npz"), listing.map(p -> p.getFileName().toString()).sorted().toList());
+      }
+      // entries stored, as np.savez writes them
+      try (var zf = new java.util.zip.ZipFile(f.toFile())) {
+        assertEquals(java.util.zip.ZipEntry.STORED, zf.getEntry("ok.npy").getMethod());
+      }
       // a string entry is not a tensor
       Map<String, NumPy.Array> z = new LinkedHashMap<>();
       z.put("format", NumPy.Array.ofString("csr"));

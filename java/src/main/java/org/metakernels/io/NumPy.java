@@ -7,12 +7,15 @@ import java.io.OutputStream;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import java.util.zip.CRC32;
 import java.util.zip.ZipEntry;
 import java.util.zip.ZipInputStream;
 import java.util.zip.ZipOutputStream;
@@ -499,7 +502,9 @@ public final class NumPy {
    * this reader does not take, widened exactly to {@code <f4}), copied from the GPU first where they
    * live there. Nothing is recorded by autograd. Every tensor is checked before the file is opened:
    * a null or closed one, or a name that is empty or holds a '/', is an error naming it, and no file
-   * is written.
+   * is written. Entries are stored uncompressed (as {@code np.savez}); the heap holds one tensor's
+   * values at a time; the file is written beside the target and moved over it when complete, so a
+   * failed write leaves an earlier file as it was.
    *
    * <pre>{@code
    * NumPy.writeTensors(Path.of("weights.npz"), net.namedParameters());   // {"layer0.weight": <f4 [40, 1], ...}
@@ -510,7 +515,6 @@ public final class NumPy {
    * @throws IOException when the file cannot be written
    */
   public static void writeTensors(Path file, Map<String, Tensor> tensors) throws IOException {
-    Map<String, Array> arrays = new LinkedHashMap<>();
     for (var e : tensors.entrySet()) {
       String name = e.getKey();
       Tensor t = e.getValue();
@@ -521,17 +525,45 @@ public final class NumPy {
       if (t.isClosed())
         throw new MetakernelsException("NumPy.writeTensors " + file + ": '" + name + "' is closed");
     }
-    for (var e : tensors.entrySet()) {
-      Tensor t = e.getValue();
-      long[] shape = t.shape();
-      Array a = switch (t.dtype()) {
-        case F64 -> Array.ofDoubles(t.toDoubleArray(), shape);
-        case I64 -> Array.ofLongs(t.toLongArray(), shape);
-        default -> Array.ofFloats(t.toFloatArray(), shape);  // F32, and BF16/F16 widened exactly
-      };
-      arrays.put(e.getKey(), a);
+    // One tensor on the heap at a time (a model's parameters need not fit there twice over),
+    // stored uncompressed as np.savez does (deflate gains little on weights and costs the time),
+    // into a file beside the target that replaces it only once complete: a failed write leaves an
+    // earlier checkpoint as it was.
+    Path dir = file.toAbsolutePath().getParent();
+    // (not Files.createTempFile: its 0600 would become the checkpoint's mode; this one gets the umask's)
+    Path tmp = dir.resolve("." + file.getFileName() + "." + java.util.UUID.randomUUID() + ".tmp");
+    try {
+      try (OutputStream out = Files.newOutputStream(tmp, java.nio.file.StandardOpenOption.CREATE_NEW);
+           ZipOutputStream zip = new ZipOutputStream(out)) {
+        for (var e : tensors.entrySet()) {
+          Tensor t = e.getValue();
+          long[] shape = t.shape();
+          Array a = switch (t.dtype()) {
+            case F64 -> Array.ofDoubles(t.toDoubleArray(), shape);
+            case I64 -> Array.ofLongs(t.toLongArray(), shape);
+            default -> Array.ofFloats(t.toFloatArray(), shape);  // F32, and BF16/F16 widened exactly
+          };
+          byte[] bytes = encode(a);
+          ZipEntry ze = new ZipEntry(e.getKey() + ".npy");
+          ze.setMethod(ZipEntry.STORED);
+          ze.setSize(bytes.length);
+          ze.setCompressedSize(bytes.length);
+          CRC32 crc = new CRC32();
+          crc.update(bytes);
+          ze.setCrc(crc.getValue());
+          zip.putNextEntry(ze);
+          zip.write(bytes);
+          zip.closeEntry();
+        }
+      }
+      try {
+        Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+      } catch (AtomicMoveNotSupportedException x) {
+        Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING);
+      }
+    } finally {
+      Files.deleteIfExists(tmp);
     }
-    writeNpz(file, arrays);
   }
 
   /**
