@@ -125,6 +125,15 @@ class NumPyTest {
       assertEquals("<i8 [2]", raw.get("steps").describe());
       assertEquals("<f4 [2, 2]", raw.get("half").describe());
       assertEquals("<f8 []", raw.get("scalar").describe());
+      // one entry at a time, in order; a visitor's error ends the walk
+      List<String> order = new java.util.ArrayList<>();
+      NumPy.forEachNpzEntry(f, (name, arr) -> order.add(name + " " + arr.describe()));
+      assertEquals(List.of("layer0.weight <f4 [3, 2]", "layer0.bias <f8 [3]", "steps <i8 [2]", "half <f4 [2, 2]",
+          "scalar <f8 []"), order);
+      IOException stop = assertThrows(IOException.class, () -> NumPy.forEachNpzEntry(f, (name, arr) -> {
+        throw new IOException("stop at " + name);
+      }));
+      assertEquals("stop at layer0.weight", stop.getMessage());
       Map<String, Tensor> r = NumPy.readTensors(f, Device.CPU);
       assertEquals(DType.F32, r.get("layer0.weight").dtype());
       assertArrayEquals(w.get("layer0.weight").toFloatArray(), r.get("layer0.weight").toFloatArray());

@@ -261,22 +261,50 @@ public final class NumPy {
    */
   public static Map<String, Array> readNpz(Path file) throws IOException {
     Map<String, Array> out = new LinkedHashMap<>();
+    forEachNpzEntry(file, out::put);
+    return out;
+  }
+
+  /** What {@link #forEachNpzEntry} hands each array to. */
+  @FunctionalInterface
+  public interface EntryVisitor {
+    /**
+     * One array of the file.
+     *
+     * @param name the entry's name without ".npy"
+     * @param array its contents
+     * @throws IOException to stop the walk with that error
+     */
+    void visit(String name, Array array) throws IOException;
+  }
+
+  /**
+   * Reads the arrays of an {@code .npz} one after another, in the zip's order, holding one on the
+   * heap at a time (what loading a large checkpoint needs; {@link #readNpz} keeps them all).
+   * {@code NumPy.forEachNpzEntry(Path.of("w.npz"), (name, a) -> System.out.println(name + " " + a))}.
+   *
+   * @param file the file
+   * @param visitor called once per array
+   * @throws IOException as {@link #readNpz}, or the visitor's
+   */
+  public static void forEachNpzEntry(Path file, EntryVisitor visitor) throws IOException {
+    boolean any = false;
     try (InputStream in = Files.newInputStream(file); ZipInputStream zip = new ZipInputStream(in)) {
       ZipEntry e;
       while ((e = zip.getNextEntry()) != null) {
         if (e.isDirectory()) continue;
+        any = true;
         String name = e.getName();
         byte[] bytes = readAll(zip);
         String key = name.endsWith(".npy") ? name.substring(0, name.length() - 4) : name;
-        out.put(key, parse(bytes, file + " (entry " + name + ")"));
+        visitor.visit(key, parse(bytes, file + " (entry " + name + ")"));
       }
     } catch (java.util.zip.ZipException z) {
       throw new IOException(file + ": not a valid .npz (zip) file: " + z.getMessage(), z);
     }
     // no entries: an empty archive (np.savez() of nothing; a stateless optimizer's saveState) is
     // 22 bytes, the end-of-central-directory record alone; anything else is not a zip
-    if (out.isEmpty() && !isEmptyZip(file)) throw new IOException(file + ": not an .npz file (no zip entries)");
-    return out;
+    if (!any && !isEmptyZip(file)) throw new IOException(file + ": not an .npz file (no zip entries)");
   }
 
   private static byte[] readAll(InputStream in) throws IOException {

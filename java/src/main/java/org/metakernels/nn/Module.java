@@ -178,7 +178,8 @@ public abstract class Module implements AutoCloseable {
    * place on its device, so optimizers and the tensors handed out by {@link #parameters()} see
    * them. Nothing is recorded by autograd. Everything is checked before the first write: a missing
    * or unexpected name, a wrong shape or an integer array is an error naming the file, the
-   * parameter and both shapes, and leaves every parameter as it was.
+   * parameter and both shapes, and leaves every parameter as it was. The file is read twice (the
+   * check, then the copies), one array on the heap at a time.
    *
    * <pre>{@code
    * MLP copy = new MLP(new long[] {1, 40, 40, 1}, Activation.RELU, DType.F64, Device.CPU, 1L);
@@ -194,38 +195,41 @@ public abstract class Module implements AutoCloseable {
     String who = getClass().getSimpleName() + ".loadParameters(" + file + ")";
     for (var e : own.entrySet())
       if (e.getValue().isClosed()) throw new MetakernelsException(who + ": parameter '" + e.getKey() + "' is closed");
-    Map<String, NumPy.Array> arrays = NumPy.readNpz(file);
-    TreeSet<String> missing = new TreeSet<>(own.keySet()), unexpected = new TreeSet<>(arrays.keySet());
-    missing.removeAll(arrays.keySet());
+    // pass 1: every entry's name, type and shape (one array on the heap at a time)
+    java.util.Set<String> seen = new java.util.LinkedHashSet<>();
+    NumPy.forEachNpzEntry(file, (name, a) -> {
+      Tensor p = own.get(name);
+      if (p != null && !Arrays.equals(a.shape(), p.shape()))
+        throw new MetakernelsException(who + ": '" + name + "' is " + a.describe() + " in the file, "
+            + p.describe() + " in the module");
+      if (p != null && !a.isFloating())
+        throw new MetakernelsException(who + ": '" + name + "' is " + a.describe()
+            + " in the file, not floating point (the parameter is " + p.describe() + ")");
+      seen.add(name);
+    });
+    TreeSet<String> missing = new TreeSet<>(own.keySet()), unexpected = new TreeSet<>(seen);
+    missing.removeAll(seen);
     unexpected.removeAll(own.keySet());
     if (!missing.isEmpty() || !unexpected.isEmpty())
       throw new MetakernelsException(who + ": the file's arrays do not name this module's parameters"
           + (missing.isEmpty() ? "" : "; missing: " + missing) + (unexpected.isEmpty() ? "" : "; unexpected: " + unexpected));
-    for (var e : own.entrySet()) {
-      NumPy.Array a = arrays.get(e.getKey());
-      Tensor p = e.getValue();
-      if (!Arrays.equals(a.shape(), p.shape()))
-        throw new MetakernelsException(who + ": '" + e.getKey() + "' is " + a.describe() + " in the file, "
-            + p.describe() + " in the module");
-      if (!a.isFloating())
-        throw new MetakernelsException(who + ": '" + e.getKey() + "' is " + a.describe()
-            + " in the file, not floating point (the parameter is " + p.describe() + ")");
-    }
-    try (Scope s = Scope.open(); var ng = Autograd.noGrad()) {
-      for (var e : own.entrySet()) {
-        Tensor p = e.getValue();
-        NumPy.Array a = arrays.get(e.getKey());
-        double[] v = a.doubles();
-        Tensor src;
-        if (a.descr().endsWith("f8") || p.dtype() == DType.F64) {
-          src = Tensor.of(v, p.shape()).to(p.dtype());  // one rounding, F64 to the parameter's type
-        } else {
-          float[] f = new float[v.length];
-          for (int i = 0; i < f.length; i++) f[i] = (float) v[i];  // exact: these came from f4
-          src = Tensor.of(f, p.shape()).to(p.dtype());
+    // pass 2: each array into its parameter, converted, in place
+    try (var ng = Autograd.noGrad()) {
+      NumPy.forEachNpzEntry(file, (name, a) -> {
+        Tensor p = own.get(name);
+        try (Scope s = Scope.open()) {
+          double[] v = a.doubles();
+          Tensor src;
+          if (a.descr().endsWith("f8") || p.dtype() == DType.F64) {
+            src = Tensor.of(v, p.shape()).to(p.dtype());  // one rounding, F64 to the parameter's type
+          } else {
+            float[] f = new float[v.length];
+            for (int i = 0; i < f.length; i++) f[i] = (float) v[i];  // exact: these came from f4
+            src = Tensor.of(f, p.shape()).to(p.dtype());
+          }
+          p.copyInPlace(src.to(p.device()));
         }
-        p.copyInPlace(src.to(p.device()));
-      }
+      });
     }
   }
 

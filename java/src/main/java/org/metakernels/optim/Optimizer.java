@@ -184,59 +184,63 @@ public abstract class Optimizer implements AutoCloseable {
     String who = getClass().getSimpleName() + ".loadState(" + file + ")";
     for (int i = 0; i < params.size(); i++)
       if (params.get(i).isClosed()) throw new MetakernelsException(who + ": parameter " + i + " is closed");
-    Map<String, NumPy.Array> arrays = NumPy.readNpz(file);
     List<String> kinds = stateKinds();
+    java.util.Set<String> scalarNames = scalarState().keySet();
     Map<String, Long> scalars = new LinkedHashMap<>();
-    for (String k : scalarState().keySet()) {
-      NumPy.Array a = arrays.get(k);
-      if (a == null) throw new MetakernelsException(who + ": no entry '" + k + "'");
-      if (a.isFloating() || a.size() != 1)
-        throw new MetakernelsException(who + ": '" + k + "' is " + a.describe() + ", not one integer");
-      scalars.put(k, a.longs()[0]);
-    }
-    Map<String, double[]> values = new LinkedHashMap<>();
-    for (var e : arrays.entrySet()) {
-      String name = e.getKey();
-      if (scalars.containsKey(name)) continue;
-      int dot = name.lastIndexOf('.');
-      String kind = dot < 0 ? name : name.substring(0, dot);
-      int index;
-      try {
-        index = dot < 0 ? -1 : Integer.parseInt(name.substring(dot + 1));
-      } catch (NumberFormatException x) {
-        index = -1;
+    java.util.Set<String> present = new java.util.HashSet<>();
+    // pass 1: every entry checked (one array on the heap at a time); integer state kept
+    NumPy.forEachNpzEntry(file, (name, a) -> {
+      if (scalarNames.contains(name)) {
+        if (a.isFloating() || a.size() != 1)
+          throw new MetakernelsException(who + ": '" + name + "' is " + a.describe() + ", not one integer");
+        scalars.put(name, a.longs()[0]);
+        return;
       }
-      if (!kinds.contains(kind) || index < 0)
+      int index = entryIndex(name, kinds);
+      if (index < 0)
         throw new MetakernelsException(who + ": unknown entry '" + name + "' (this optimizer's: "
             + String.join(", ", kinds.stream().map(k -> k + ".<i>").toList())
-            + (scalars.isEmpty() ? "" : ", " + String.join(", ", scalars.keySet())) + ")");
+            + (scalarNames.isEmpty() ? "" : ", " + String.join(", ", scalarNames)) + ")");
       if (index >= params.size())
         throw new MetakernelsException(who + ": '" + name + "' is past the " + params.size() + " parameters");
-      NumPy.Array a = e.getValue();
       Tensor p = params.get(index);
       if (!Arrays.equals(a.shape(), p.shape()))
         throw new MetakernelsException(who + ": '" + name + "' is " + a.describe() + " in the file, parameter "
             + index + " is " + p.describe());
       if (!a.isFloating())
         throw new MetakernelsException(who + ": '" + name + "' is " + a.describe() + ", not floating point");
-      values.put(name, a.doubles());
-    }
-    try (Scope s = Scope.open(); var ng = Autograd.noGrad()) {
-      for (String kind : kinds) {
+      present.add(name);
+    });
+    for (String k : scalarNames)
+      if (!scalars.containsKey(k)) throw new MetakernelsException(who + ": no entry '" + k + "'");
+    // pass 2: states the file lacks are zero; the others are copied in, converted
+    try (var ng = Autograd.noGrad()) {
+      for (String kind : kinds)
         for (int i = 0; i < params.size(); i++) {
-          double[] v = values.get(kind + "." + i);
-          Tensor p = params.get(i);
-          Tensor st = state(kind, i, v != null);
-          if (st == null) continue;  // absent here and in the file: zero either way
-          if (v == null) {
-            st.fillInPlace(0);
-          } else {
-            Tensor src = Tensor.of(v, p.shape()).to(p.dtype()).to(p.device());
-            st.copyInPlace(src);
-          }
+          Tensor st = present.contains(kind + "." + i) ? null : state(kind, i, false);
+          if (st != null) st.fillInPlace(0);  // absent here and in the file: zero either way
         }
-      }
+      NumPy.forEachNpzEntry(file, (name, a) -> {
+        if (scalarNames.contains(name)) return;
+        int index = entryIndex(name, kinds);
+        Tensor p = params.get(index);
+        try (Scope s = Scope.open()) {
+          Tensor src = Tensor.of(a.doubles(), p.shape()).to(p.dtype()).to(p.device());
+          state(name.substring(0, name.lastIndexOf('.')), index, true).copyInPlace(src);
+        }
+      });
       setScalarState(scalars);
+    }
+  }
+
+  /** The parameter index of a per-parameter entry "kind.i" of one of {@code kinds}, else -1. */
+  private static int entryIndex(String name, List<String> kinds) {
+    int dot = name.lastIndexOf('.');
+    if (dot < 0 || !kinds.contains(name.substring(0, dot))) return -1;
+    try {
+      return Integer.parseInt(name.substring(dot + 1));
+    } catch (NumberFormatException x) {
+      return -1;
     }
   }
 
