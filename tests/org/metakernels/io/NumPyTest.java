@@ -176,8 +176,9 @@ class NumPyTest {
       try (var zf = new java.util.zip.ZipFile(f.toFile())) {
         assertEquals(java.util.zip.ZipEntry.STORED, zf.getEntry("ok.npy").getMethod());
       }
-      // a string entry is not a tensor
+      // a string entry is not a tensor (after a numeric one: no tensor is left behind)
       Map<String, NumPy.Array> z = new LinkedHashMap<>();
+      z.put("x", NumPy.Array.ofDoubles(new double[] {1, 2}, 2));
       z.put("format", NumPy.Array.ofString("csr"));
       NumPy.writeNpz(f, z);
       IOException io = assertThrows(IOException.class, () -> NumPy.readTensors(f, Device.CPU));

@@ -610,29 +610,32 @@ public final class NumPy {
    * @throws IOException when the file cannot be read or is not an .npz of numeric arrays
    */
   public static Map<String, Tensor> readTensors(Path file, Device device) throws IOException {
-    Map<String, Array> arrays = readNpz(file);
-    for (var e : arrays.entrySet())
-      if (e.getValue().strings != null)
-        throw new IOException(file + ": entry '" + e.getKey() + "' is a string array (" + e.getValue().describe()
-            + "), not a tensor");
+    // one array on the heap at a time; on an error the tensors made so far are freed
     Map<String, Tensor> out = new LinkedHashMap<>();
-    for (var e : arrays.entrySet()) {
-      Array a = e.getValue();
-      Tensor t;
-      if (a.longs != null) t = Tensor.ofIndices(a.longs, a.shape);
-      else if (a.descr.endsWith("f4")) {
-        float[] f = new float[a.doubles.length];
-        for (int i = 0; i < f.length; i++) f[i] = (float) a.doubles[i];
-        t = Tensor.of(f, a.shape);
-      } else t = Tensor.of(a.doubles, a.shape);
-      if (device != Device.CPU) {
-        Tensor host = t;
-        t = host.to(device);
-        host.close();  // the one owner of the copy on the way is this method
-      }
-      out.put(e.getKey(), t);
+    boolean done = false;
+    try {
+      forEachNpzEntry(file, (name, a) -> {
+        if (a.strings != null)
+          throw new IOException(file + ": entry '" + name + "' is a string array (" + a.describe() + "), not a tensor");
+        Tensor t;
+        if (a.longs != null) t = Tensor.ofIndices(a.longs, a.shape);
+        else if (a.descr.endsWith("f4")) {
+          float[] f = new float[a.doubles.length];
+          for (int i = 0; i < f.length; i++) f[i] = (float) a.doubles[i];
+          t = Tensor.of(f, a.shape);
+        } else t = Tensor.of(a.doubles, a.shape);
+        if (device != Device.CPU) {
+          Tensor host = t;
+          t = host.to(device);
+          host.close();  // the one owner of the copy on the way is this method
+        }
+        out.put(name, t);
+      });
+      done = true;
+      return out;
+    } finally {
+      if (!done) for (Tensor t : out.values()) t.close();
     }
-    return out;
   }
 
   /**
