@@ -92,9 +92,10 @@ public abstract class Optimizer implements AutoCloseable {
       for (Tensor p : params) {
         Tensor g = p.grad();
         if (g == null) continue;
-        Tensor sq = g.to(org.metakernels.tensor.DType.F64).square().sum();  // per device, one value
-        sq = sq.to(org.metakernels.tensor.Device.CPU);
-        sum = sum == null ? sq : sum.add(sq);
+        Tensor sq = g.to(org.metakernels.tensor.DType.F64).square().sum();  // one value, on g's device
+        // summed where the first gradient lives (one host read at the end, not one per parameter);
+        // a gradient on another device comes over as its one value
+        sum = sum == null ? sq : sum.add(sq.to(sum.device()));
       }
       if (sum == null) return 0.0;
       total = Math.sqrt(sum.item());
