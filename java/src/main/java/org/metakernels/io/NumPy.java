@@ -21,6 +21,8 @@ import java.util.zip.ZipInputStream;
 import java.util.zip.ZipOutputStream;
 import org.metakernels.graph.SparseMatrix;
 import org.metakernels.runtime.MetakernelsException;
+import org.metakernels.autograd.Autograd;
+import org.metakernels.tensor.DType;
 import org.metakernels.tensor.Device;
 import org.metakernels.tensor.Tensor;
 
@@ -201,6 +203,29 @@ public final class NumPy {
               "NumPy.Array " + descr + ": element " + i + " = " + doubles[i] + " is not an integer");
       }
       return l;
+    }
+
+    /**
+     * The array as a tensor of element type {@code dtype} on {@code device}, not recorded by
+     * autograd: integer arrays through I64, float arrays through F64, so a narrower type is reached
+     * with one rounding (and an {@code <f4} array to F32 or wider exactly).
+     * {@code a.toTensor(DType.F32, Device.CPU)}.
+     *
+     * @param dtype the element type
+     * @param device where the tensor goes
+     * @return a new tensor (the caller owns it: the current scope, if any)
+     * @throws IllegalStateException for a string array
+     */
+    public Tensor toTensor(DType dtype, Device device) {
+      if (strings != null) throw new IllegalStateException("NumPy.Array " + descr + ": not numeric");
+      try (var ng = Autograd.noGrad()) {
+        Tensor host = longs != null ? Tensor.ofIndices(longs, shape) : Tensor.of(doubles, shape);
+        Tensor typed = host.to(dtype);
+        if (typed != host) host.close();  // each copy on the way has this method as its one owner
+        Tensor out = typed.to(device);
+        if (out != typed) typed.close();
+        return out;
+      }
     }
 
     /**
@@ -519,8 +544,11 @@ public final class NumPy {
   }
 
   private static boolean isEmptyZip(Path file) throws IOException {
-    byte[] b = Files.readAllBytes(file);
-    return b.length >= 22 && b[0] == 'P' && b[1] == 'K' && b[2] == 5 && b[3] == 6;
+    if (Files.size(file) < 22) return false;
+    try (InputStream in = Files.newInputStream(file)) {
+      byte[] b = in.readNBytes(4);
+      return b.length == 4 && b[0] == 'P' && b[1] == 'K' && b[2] == 5 && b[3] == 6;
+    }
   }
 
   /**
@@ -617,19 +645,8 @@ public final class NumPy {
       forEachNpzEntry(file, (name, a) -> {
         if (a.strings != null)
           throw new IOException(file + ": entry '" + name + "' is a string array (" + a.describe() + "), not a tensor");
-        Tensor t;
-        if (a.longs != null) t = Tensor.ofIndices(a.longs, a.shape);
-        else if (a.descr.endsWith("f4")) {
-          float[] f = new float[a.doubles.length];
-          for (int i = 0; i < f.length; i++) f[i] = (float) a.doubles[i];
-          t = Tensor.of(f, a.shape);
-        } else t = Tensor.of(a.doubles, a.shape);
-        if (device != Device.CPU) {
-          Tensor host = t;
-          t = host.to(device);
-          host.close();  // the one owner of the copy on the way is this method
-        }
-        out.put(name, t);
+        DType type = a.longs != null ? DType.I64 : a.descr.endsWith("f4") ? DType.F32 : DType.F64;
+        out.put(name, a.toTensor(type, device));
       });
       done = true;
       return out;

@@ -5,13 +5,14 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.TreeSet;
 import org.metakernels.autograd.Autograd;
 import org.metakernels.io.NumPy;
 import org.metakernels.runtime.MetakernelsException;
-import org.metakernels.tensor.DType;
 import org.metakernels.tensor.Scope;
 import org.metakernels.tensor.Tensor;
 
@@ -196,7 +197,7 @@ public abstract class Module implements AutoCloseable {
     for (var e : own.entrySet())
       if (e.getValue().isClosed()) throw new MetakernelsException(who + ": parameter '" + e.getKey() + "' is closed");
     // pass 1: every entry's name, type and shape (one array on the heap at a time)
-    java.util.Set<String> seen = new java.util.LinkedHashSet<>();
+    Set<String> seen = new LinkedHashSet<>();
     NumPy.forEachNpzEntry(file, (name, a) -> {
       Tensor p = own.get(name);
       if (p != null && !Arrays.equals(a.shape(), p.shape()))
@@ -218,16 +219,7 @@ public abstract class Module implements AutoCloseable {
       NumPy.forEachNpzEntry(file, (name, a) -> {
         Tensor p = own.get(name);
         try (Scope s = Scope.open()) {
-          double[] v = a.doubles();
-          Tensor src;
-          if (a.descr().endsWith("f8") || p.dtype() == DType.F64) {
-            src = Tensor.of(v, p.shape()).to(p.dtype());  // one rounding, F64 to the parameter's type
-          } else {
-            float[] f = new float[v.length];
-            for (int i = 0; i < f.length; i++) f[i] = (float) v[i];  // exact: these came from f4
-            src = Tensor.of(f, p.shape()).to(p.dtype());
-          }
-          p.copyInPlace(src.to(p.device()));
+          p.copyInPlace(a.toTensor(p.dtype(), p.device()));  // one rounding to the parameter's type
         }
       });
     }

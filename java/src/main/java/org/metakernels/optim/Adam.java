@@ -1,6 +1,5 @@
 package org.metakernels.optim;
 
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import org.metakernels.autograd.Autograd;
@@ -99,9 +98,7 @@ public final class Adam extends Optimizer {
 
   @Override
   protected Map<String, Long> scalarState() {
-    Map<String, Long> out = new LinkedHashMap<>();
-    out.put("step", t);
-    return out;
+    return Map.of("step", t);
   }
 
   @Override

@@ -4,12 +4,15 @@ import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import org.metakernels.autograd.Autograd;
 import org.metakernels.io.NumPy;
 import org.metakernels.runtime.MetakernelsException;
+import org.metakernels.tensor.DType;
 import org.metakernels.tensor.Scope;
 import org.metakernels.tensor.Tensor;
 
@@ -92,7 +95,7 @@ public abstract class Optimizer implements AutoCloseable {
       for (Tensor p : params) {
         Tensor g = p.grad();
         if (g == null) continue;
-        Tensor sq = g.to(org.metakernels.tensor.DType.F64).square().sum();  // one value, on g's device
+        Tensor sq = g.to(DType.F64).square().sum();  // one value, on g's device
         // summed where the first gradient lives (one host read at the end, not one per parameter);
         // a gradient on another device comes over as its one value
         sum = sum == null ? sq : sum.add(sq.to(sum.device()));
@@ -186,9 +189,9 @@ public abstract class Optimizer implements AutoCloseable {
     for (int i = 0; i < params.size(); i++)
       if (params.get(i).isClosed()) throw new MetakernelsException(who + ": parameter " + i + " is closed");
     List<String> kinds = stateKinds();
-    java.util.Set<String> scalarNames = scalarState().keySet();
+    Set<String> scalarNames = scalarState().keySet();
     Map<String, Long> scalars = new LinkedHashMap<>();
-    java.util.Set<String> present = new java.util.HashSet<>();
+    Set<String> present = new HashSet<>();
     // pass 1: every entry checked (one array on the heap at a time); integer state kept
     NumPy.forEachNpzEntry(file, (name, a) -> {
       if (scalarNames.contains(name)) {
@@ -226,8 +229,7 @@ public abstract class Optimizer implements AutoCloseable {
         int index = entryIndex(name, kinds);
         Tensor p = params.get(index);
         try (Scope s = Scope.open()) {
-          Tensor src = Tensor.of(a.doubles(), p.shape()).to(p.dtype()).to(p.device());
-          state(name.substring(0, name.lastIndexOf('.')), index, true).copyInPlace(src);
+          state(name.substring(0, name.lastIndexOf('.')), index, true).copyInPlace(a.toTensor(p.dtype(), p.device()));
         }
       });
       setScalarState(scalars);
