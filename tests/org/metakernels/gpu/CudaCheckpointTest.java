@@ -72,6 +72,32 @@ class CudaCheckpointTest {
   }
 
   @Test
+  void modulesMoveAndCopyBetweenDevicesWithoutAFile() {
+    try (MLP net = mlp(Device.CPU, 1L); MLP onGpu = mlp(Device.CUDA, 2L); Scope s = Scope.open()) {
+      float[] cpuValues = flat(net);
+      onGpu.copyParametersFrom(net);  // CPU -> GPU, in place
+      assertArrayEquals(cpuValues, flat(onGpu));
+      assertEquals(Device.CUDA, onGpu.parameters().get(0).device());
+      List<Tensor> old = net.parameters();
+      net.to(Device.CUDA);  // replaced by GPU leaves, the CPU tensors freed
+      for (Tensor p : old) assertTrue(p.isClosed());
+      for (Tensor p : net.parameters()) assertTrue(p.device() == Device.CUDA && p.requiresGrad() && p.gradFn() == null);
+      assertArrayEquals(cpuValues, flat(net));
+      Tensor x = Tensor.randn(new long[] {5, 4}, DType.F32, Device.CPU, 9L);
+      assertArrayEquals(onGpu.forward(x.to(Device.CUDA)).toFloatArray(), net.forward(x.to(Device.CUDA)).toFloatArray());
+      try (Adam opt = new Adam(net.parameters(), 1e-2)) {
+        train(net, opt, 2, Device.CUDA);  // trains where it now lives
+      }
+      net.to(Device.CPU);
+      try (MLP fresh = mlp(Device.CPU, 1L)) {
+        assertFalse(java.util.Arrays.equals(flat(fresh), flat(net)));
+        fresh.copyParametersFrom(onGpu);  // GPU -> CPU
+        assertArrayEquals(cpuValues, flat(fresh));
+      }
+    }
+  }
+
+  @Test
   void trainingResumedOnTheGpuContinuesAsTheUninterruptedRun() throws IOException {
     Path model = dir.resolve("net.npz"), state = dir.resolve("adam.npz");
     float[] uninterrupted;

@@ -4,6 +4,7 @@ import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
@@ -13,6 +14,9 @@ import java.util.TreeSet;
 import org.metakernels.autograd.Autograd;
 import org.metakernels.io.NumPy;
 import org.metakernels.runtime.MetakernelsException;
+import org.metakernels.runtime.Transfer;
+import org.metakernels.tensor.DType;
+import org.metakernels.tensor.Device;
 import org.metakernels.tensor.Scope;
 import org.metakernels.tensor.Tensor;
 
@@ -57,6 +61,8 @@ public abstract class Module implements AutoCloseable {
    * Registers a parameter: it requires grad and is owned by this module (taken out of every
    * scope), so it lives until {@link #close()}. For subclasses' constructors:
    * {@code register("weight", Tensor.uniform(new long[] {out, in}, -b, b, dtype, device, seed))}.
+   * Read it back through {@link #p(String, Weights)} rather than keeping it in a field:
+   * {@link #to(Device)} replaces the registered tensor.
    *
    * @param name the local name, unique among parameters and children
    * @param init the initial value, a floating-point leaf
@@ -223,6 +229,141 @@ public abstract class Module implements AutoCloseable {
         }
       });
     }
+  }
+
+  /**
+   * Sets every parameter from {@code source}'s parameter of the same dotted name, in place:
+   * {@code source} may live on another device or hold another floating-point type (values are
+   * converted to this module's type, rounded to nearest even when narrower), so a copy of a network
+   * trained on the GPU, a target network or a snapshot before an inner loop is one call. Optimizers
+   * and tensors taken from {@link #parameters()} keep working and see the new values. Nothing is
+   * recorded by autograd, and gradients are left as they are. Both modules must have the same
+   * parameter names and shapes: everything is checked before the first write, and a mismatch is an
+   * error naming both modules, the parameter and the shapes, with nothing changed.
+   *
+   * <pre>{@code
+   * MLP snapshot = new MLP(new long[] {1, 40, 40, 1}, Activation.RELU, DType.F64, Device.CPU, 1L);
+   * snapshot.copyParametersFrom(net);                    // snapshot.forward(x) equals net.forward(x)
+   * }</pre>
+   *
+   * @param source the module to copy from (this module: nothing to do)
+   * @return this
+   * @throws MetakernelsException when the names or shapes differ or a parameter is closed
+   */
+  public Module copyParametersFrom(Module source) {
+    String who = getClass().getSimpleName() + ".copyParametersFrom(" + source.getClass().getSimpleName() + ")";
+    Map<String, Tensor> own = namedParameters(), theirs = source.namedParameters();
+    checkOpen(who, own, "this module");
+    checkOpen(who, theirs, "the source");
+    TreeSet<String> missing = new TreeSet<>(own.keySet()), unexpected = new TreeSet<>(theirs.keySet());
+    missing.removeAll(theirs.keySet());
+    unexpected.removeAll(own.keySet());
+    if (!missing.isEmpty() || !unexpected.isEmpty())
+      throw new MetakernelsException(who + ": the modules' parameters have different names"
+          + (missing.isEmpty() ? "" : "; only here: " + missing) + (unexpected.isEmpty() ? "" : "; only in the source: " + unexpected));
+    for (var e : own.entrySet()) {
+      Tensor p = e.getValue(), q = theirs.get(e.getKey());
+      if (!Arrays.equals(p.shape(), q.shape()))
+        throw new MetakernelsException(who + ": '" + e.getKey() + "' is " + p.describe() + " here, " + q.describe()
+            + " in the source");
+    }
+    if (source == this) return this;
+    try (var ng = Autograd.noGrad()) {
+      for (var e : own.entrySet()) {
+        Tensor p = e.getValue(), q = theirs.get(e.getKey());
+        if (p == q) continue;  // a parameter both modules share
+        try (Scope s = Scope.open()) {
+          p.copyInPlace(converted(q, p.dtype(), p.device()));
+        }
+      }
+    }
+    return this;
+  }
+
+  /**
+   * Moves every parameter to {@code device}, in place, as PyTorch's {@code module.to(device)}:
+   * each parameter not already there is replaced by a copy on {@code device} (a leaf that requires
+   * grad, owned by this module) and the old tensor and its gradient are freed. Optimizers and
+   * tensors taken from {@link #parameters()} before the move hold freed tensors afterwards (using
+   * them is an error, not a crash): build them after moving, or move nothing and use
+   * {@link #copyParametersFrom} into a module built on the device. A parameter registered under
+   * two names stays one tensor. If a copy fails (e.g. the device is out of memory) the copies made
+   * so far are freed and every parameter is left as it was.
+   *
+   * <pre>{@code
+   * net.to(Device.CUDA);                                 // then: new Adam(net.parameters(), 1e-3)
+   * }</pre>
+   *
+   * @param device the target device
+   * @return this
+   * @throws MetakernelsException when a parameter is closed or a copy fails (nothing changed)
+   */
+  public Module to(Device device) {
+    return to(null, device, getClass().getSimpleName() + ".to(" + device + ")");
+  }
+
+  /**
+   * Converts every parameter to the floating-point type {@code dtype}, in place, as
+   * {@link #to(Device)} moves them (rounded to nearest even when narrower; the same caveats about
+   * optimizers and tensors taken before): {@code net.to(DType.F32)}.
+   *
+   * @param dtype the target type, floating point
+   * @return this
+   * @throws MetakernelsException for an integer type, a closed parameter or a failed copy
+   *     (nothing changed)
+   */
+  public Module to(DType dtype) {
+    String who = getClass().getSimpleName() + ".to(" + dtype + ")";
+    if (!dtype.isFloatingPoint()) throw new MetakernelsException(who + ": " + dtype + " is not a floating-point type");
+    return to(dtype, null, who);
+  }
+
+  private Module to(DType dtype, Device device, String who) {
+    checkOpen(who, namedParameters(), "this module");
+    IdentityHashMap<Tensor, Tensor> made = new IdentityHashMap<>();
+    try (var ng = Autograd.noGrad()) {
+      for (Tensor t : parameters()) {
+        DType dt = dtype == null ? t.dtype() : dtype;
+        Device dev = device == null ? t.device() : device;
+        if ((dt == t.dtype() && dev == t.device()) || made.containsKey(t)) continue;
+        try (Scope s = Scope.open()) {
+          Tensor n = converted(t, dt, dev);  // a new tensor: dt or dev differs
+          Scope.transfer(n.storage(), null);
+          made.put(t, n);
+        }
+      }
+    } catch (RuntimeException e) {
+      for (Tensor n : made.values()) n.close();
+      throw e;
+    }
+    replace(made);
+    for (Tensor old : made.keySet()) {  // once every module points at the new tensors
+      old.zeroGrad();
+      old.close();
+    }
+    return this;
+  }
+
+  private void replace(IdentityHashMap<Tensor, Tensor> made) {
+    for (var e : params.entrySet()) {
+      Tensor n = made.get(e.getValue());
+      if (n != null) e.setValue(n.requiresGrad(true));
+    }
+    for (Module m : children.values()) m.replace(made);
+  }
+
+  /** {@code t} as {@code dtype} on {@code device}: the narrowing cast where the data is, then the move. */
+  private static Tensor converted(Tensor t, DType dtype, Device device) {
+    Tensor r = t;
+    if (r.dtype() != dtype && dtype.size < r.dtype().size) r = r.castTo(dtype);
+    if (r.device() != device) r = Transfer.copy(r, device);
+    if (r.dtype() != dtype) r = r.castTo(dtype);
+    return r;
+  }
+
+  private static void checkOpen(String who, Map<String, Tensor> ps, String whose) {
+    for (var e : ps.entrySet())
+      if (e.getValue().isClosed()) throw new MetakernelsException(who + ": parameter '" + e.getKey() + "' of " + whose + " is closed");
   }
 
   /** Clears and frees the accumulated gradient of every parameter. */
