@@ -25,6 +25,18 @@
 #if defined(__linux__)
 #include <sys/mman.h>
 #endif
+#if defined(__SANITIZE_ADDRESS__)
+// The sanitized build (-DMK_SANITIZE=address,...; tests/sanitize/run.sh): what a block holds past
+// its request, rounded up to 64 bytes (the size-class slack), and a whole block while it waits in a
+// cache, are poisoned, so that a kernel reading past a tensor, or a use of a freed tensor whose block
+// was cached, is an AddressSanitizer report; malloc's own red zones would see neither.
+#include <sanitizer/asan_interface.h>
+#define MK_POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define MK_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define MK_POISON(p, n) ((void)(p), (void)(n))
+#define MK_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
 
 #include "common.h"
 
@@ -292,6 +304,7 @@ void device_release_all(const KernelTable* t) {
     std::lock_guard<std::mutex> lock(g_device.mu);
     for (auto& kv : g_device.free)
       for (FreeBlock& b : kv.second) {
+        MK_UNPOISON(b.ptr, kv.first);  // (the sanitized build; the key is the size class)
         blocks.push_back(b.ptr);
         for (const FreeEvent& e : b.events) events.push_back(e.event);
       }
@@ -362,6 +375,14 @@ void* mk_host_alloc(int64_t nbytes) {
   }
   *reinterpret_cast<int64_t*>(base) = int64_t(total);
   raise_peak(g_host_peak, g_host_live.fetch_add(int64_t(total)) + int64_t(total));
+  {
+    const size_t used = size_t((nbytes + 63) / 64 * 64) + 64;  // header and request
+    // a small block's malloc'd end lies up to 63 bytes past base + total (the hand alignment)
+    char* end = total < kHostCacheMin ? reinterpret_cast<char**>(base)[1] + total + 64 : base + total;
+    MK_UNPOISON(base, used);
+    MK_POISON(base + used, size_t(end - (base + used)));
+    (void)end;
+  }
   return base + 64;
 }
 
@@ -371,17 +392,24 @@ void mk_host_free(void* ptr) {
   const size_t total = size_t(*reinterpret_cast<int64_t*>(base));
   g_host_live.fetch_sub(int64_t(total));
   if (total < kHostCacheMin) {
-    std::free(reinterpret_cast<char**>(base)[1]);  // small_alloc's block
+    char* raw = reinterpret_cast<char**>(base)[1];
+    MK_UNPOISON(raw, total + 64);
+    std::free(raw);  // small_alloc's block
     return;
   }
+  MK_POISON(base + 64, total - 64);  // the header stays readable: the cache is keyed by it
   if (g_host_cache.put(base, total)) return;
+  MK_UNPOISON(base, total);
   std::free(base);
 }
 
 int64_t mk_host_cached_bytes(void) { return int64_t(g_host_cache.cached()); }
 
 void mk_host_empty_cache(void) {
-  g_host_cache.drain([](void* b) { std::free(b); });
+  g_host_cache.drain([](void* b) {
+    MK_UNPOISON(b, size_t(*static_cast<int64_t*>(b)));
+    std::free(b);
+  });
 }
 
 int mk_host_set_cache_limit(int64_t bytes) {
@@ -430,6 +458,13 @@ void* mk_device_alloc_on(int64_t nbytes, void* stream) {
     g_device.live[p] = LiveBlock{cls, stream, {}};
   }
   raise_peak(g_device_peak, g_device_live.fetch_add(int64_t(cls)) + int64_t(cls));
+  // The sanitized build runs without a GPU (the stub, or the emulator of tests/gpu-emu, whose device
+  // memory is host memory): poisoned as the host blocks are. (Poisoning a real device address would
+  // only mark shadow memory that no host code reads.)
+  const size_t used = size_t((nbytes + 63) / 64 * 64);
+  MK_UNPOISON(static_cast<char*>(p), used);
+  MK_POISON(static_cast<char*>(p) + used, cls - used);
+  (void)used;
   return p;
 }
 
@@ -440,6 +475,7 @@ void mk_device_free(void* ptr) {
   if (!t) return;
   bool cached;
   bool sync_first;
+  size_t cls = 0;
   {
     std::lock_guard<std::mutex> lock(g_device.mu);
     auto it = g_device.live.find(ptr);
@@ -450,12 +486,15 @@ void mk_device_free(void* ptr) {
     const LiveBlock blk = std::move(it->second);
     g_device.live.erase(it);
     g_device_live.fetch_sub(int64_t(blk.cls));
+    MK_POISON(static_cast<char*>(ptr), blk.cls);
+    cls = blk.cls;
     cached = g_device.put(t, ptr, blk);
     sync_first = g_device.multi_stream;
   }
   if (cached) return;
   // over the cap: back to the driver, after every stream that may still use it
   if (sync_first) t->runtime.device_synchronize();
+  MK_UNPOISON(static_cast<char*>(ptr), cls);
   t->runtime.device_free(ptr);
 }
 

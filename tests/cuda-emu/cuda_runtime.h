@@ -14,6 +14,24 @@
 // What it cannot show: timing, register pressure, the memory model beyond barrier ordering.
 #pragma once
 #include <immintrin.h>
+#if defined(__SANITIZE_ADDRESS__)
+// Under AddressSanitizer (-DMK_SANITIZE=address,...: tests/sanitize/run.sh) the guard after every
+// cudaMalloc block is poisoned, so a kernel that reads or writes past the bytes asked for stops
+// there with the kernel's source line, as compute-sanitizer's memcheck reports it on a GPU;
+// freed blocks are ASan's own (quarantined) heap, so a use after cudaFree is caught as well.
+#include <sanitizer/asan_interface.h>
+#define MK_EMU_POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define MK_EMU_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+// The fibers' stack switches told to ASan (its fiber interface), so that it knows which stack
+// runs: LEAVE before a switch, with the stack switched to; ARRIVE after it, on the new stack.
+#define MK_EMU_FIBER_LEAVE(save, bottom, size) __sanitizer_start_switch_fiber((save), (bottom), (size))
+#define MK_EMU_FIBER_ARRIVE(save, bottom_old, size_old) __sanitizer_finish_switch_fiber((save), (bottom_old), (size_old))
+#else
+#define MK_EMU_POISON(p, n) ((void)(p), (void)(n))
+#define MK_EMU_UNPOISON(p, n) ((void)(p), (void)(n))
+#define MK_EMU_FIBER_LEAVE(save, bottom, size) ((void)0)
+#define MK_EMU_FIBER_ARRIVE(save, bottom_old, size_old) ((void)0)
+#endif
 
 #include <algorithm>
 #include <chrono>
@@ -123,6 +141,7 @@ mk_emu_fiber_switch:
 
 struct Fiber {
   void* sp = nullptr;  // its saved stack pointer while switched out
+  void* asan_fake = nullptr;  // ASan's fake-stack handle while switched out (sanitized builds)
   std::vector<char> stack;
   int state = READY;
   std::vector<PendingCopy> open;                 // issued, not yet committed
@@ -130,6 +149,8 @@ struct Fiber {
 };
 struct Sched {
   void* main_sp = nullptr;  // the scheduler's, while a fiber runs
+  const void* main_bottom = nullptr;  // the scheduler's stack, as ASan reports it (sanitized builds)
+  size_t main_size = 0;
   std::vector<Fiber> fibers;
   int nthreads = 0, cur = -1;
   int block_wait = 0;
@@ -149,7 +170,9 @@ inline Sched& sched() { static Sched s; return s; }
 inline void yield_to_main() {
   Sched& s = sched();
   Fiber& f = s.fibers[s.cur];
+  MK_EMU_FIBER_LEAVE(&f.asan_fake, s.main_bottom, s.main_size);
   mk_emu_fiber_switch(&f.sp, s.main_sp);
+  MK_EMU_FIBER_ARRIVE(f.asan_fake, &s.main_bottom, &s.main_size);
 }
 
 inline void block_barrier() {
@@ -181,6 +204,7 @@ inline void warp_barrier() {
 // the body, then switches back for good (it has no caller to return to).
 [[noreturn]] inline void trampoline() {
   Sched& s = sched();
+  MK_EMU_FIBER_ARRIVE(nullptr, &s.main_bottom, &s.main_size);
   s.body();
   if (!s.fibers[s.cur].open.empty() || !s.fibers[s.cur].groups.empty())
     die("thread ended with cp.async copies never waited for");
@@ -201,6 +225,7 @@ inline void run_block(int nthreads, const std::function<void()>& body) {
   for (int t = 0; t < nthreads; ++t) {
     Fiber& f = s.fibers[t];
     f.stack.resize(256 * 1024);
+    MK_EMU_UNPOISON(f.stack.data(), f.stack.size());  // a previous block's frames left their red zones
     f.state = READY;
     f.open.clear();
     f.groups.clear();
@@ -223,7 +248,10 @@ inline void run_block(int nthreads, const std::function<void()>& body) {
       Fiber& f = s.fibers[t];
       if (f.state == READY) {
         s.cur = t;
+        void* main_fake = nullptr;
+        MK_EMU_FIBER_LEAVE(&main_fake, f.stack.data(), f.stack.size());
         mk_emu_fiber_switch(&s.main_sp, f.sp);
+        MK_EMU_FIBER_ARRIVE(main_fake, nullptr, nullptr);
         ran = true;
       }
     }
@@ -586,6 +614,7 @@ inline cudaError_t cudaMalloc(void** ptr, size_t bytes) {
   void* p = std::aligned_alloc(256, total);
   if (!p) return cudaErrorMemoryAllocation;
   std::memset(p, 0xFF, total);
+  MK_EMU_POISON(static_cast<unsigned char*>(p) + bytes, total - bytes);
   std::lock_guard<std::mutex> lock(emu::launch_mutex());
   emu::allocations()[reinterpret_cast<uintptr_t>(p)] = bytes;
   *ptr = p;
@@ -607,6 +636,7 @@ inline cudaError_t cudaFree(void* p) {
   }
   const size_t total = (bytes + emu::kMallocGuard + 255) / 256 * 256;
   unsigned char* b = static_cast<unsigned char*>(p);
+  MK_EMU_UNPOISON(b + bytes, total - bytes);
   if (!emu::all_poison(b + bytes, total - bytes)) emu::die("write past the end of a cudaMalloc allocation");
   std::memset(p, 0xFF, total);
   std::free(p);
