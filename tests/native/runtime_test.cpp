@@ -22,6 +22,7 @@
 //     start after the call.
 //   runtime_test PATH_TO_libfake_cublas.so
 #include <dlfcn.h>
+#include <omp.h>
 
 #include <cmath>
 #include <cstdio>
@@ -391,6 +392,11 @@ void stream_event_lifetime() {
 // stream: freed while that stream is busy, they wait for its event (owned by another stream, or
 // by the default one, they would not).
 void attention_scratch_on_the_call_stream() {
+  // The fake table runs the CPU kernels under the CUDA entries, and native sizes a CUDA call's
+  // workspace for one thread (attention.cpp, threads_for): with more OpenMP threads the CPU kernel
+  // would use per-thread scratch past the workspace asked for (found by tests/sanitize/run.sh).
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(1);
   mk_device_empty_cache();
   void* s = new_stream();
   mk_attention_params p{};
@@ -425,6 +431,7 @@ void attention_scratch_on_the_call_stream() {
   CHECK(mk_cuda_stream_destroy(other) == MK_OK, "%s", mk_last_error());
   CHECK(mk_cuda_stream_destroy(s) == MK_OK && pending() == 0, "destroy waited for s");
   mk_device_empty_cache();
+  omp_set_num_threads(threads);
 }
 
 // A seeded random walk over the default stream and three others: allocations, frees,
