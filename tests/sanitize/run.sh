@@ -18,6 +18,8 @@
 #   tests/sanitize/run.sh                            # everything
 #   TEST=MessagePassingTest tests/sanitize/run.sh    # one test class (surefire -Dtest)
 #   NATIVE=0 / JAVA=0                                # skip a part
+#   GPU=1                                            # also gpu-tagged tests on the emulated device
+#                                                    # (tests/gpu-emu; GPU_TESTS: the classes)
 #   NATIVE=0 OMP_NUM_THREADS=16 tests/sanitize/run.sh        # the JVM part with 16 threads
 # Environment: BUILD (the CMake folder, default java/target/sanitize-build), SANITIZE (default
 # address,undefined), JOBS (default nproc), EMU (emulator tests, default the dense, graph, GAT,
@@ -47,12 +49,14 @@ if [ "${NATIVE:-1}" = 1 ]; then
     targets=(mk_emu_tests mk_runtime_tests) regex='^(native\.runtime|emu\..*)$'
   else
     targets=(mk_runtime_tests) regex="^(native\.runtime"
-    for e in $emu; do targets+=("${e}_emu_test"); regex+="|emu\.${e}(\..*)?"; done
+    # (no group per name: CMake's regular expressions allow 10 groups at most)
+    for e in $emu; do targets+=("${e}_emu_test"); regex+="|emu\.${e}|emu\.${e}\..*"; done
     regex+=")\$"
   fi
   MK_BUILD_JOBS=$jobs "$root/cmake/build.sh" "$build" --target "${targets[@]}"
   # the build fixtures are left out (-FS): the targets above are built
-  ASAN_OPTIONS=detect_leaks=0 ctest --test-dir "$build" -R "$regex" -FS '.*' -j"$jobs" --output-on-failure || rc=1
+  ASAN_OPTIONS=detect_leaks=0 ctest --test-dir "$build" -R "$regex" -FS '.*' -j"$jobs" --output-on-failure \
+    --no-tests=error || rc=1
   echo "[sanitize] native and emulator tests: $(( $(date +%s) - t )) s"
 fi
 if [ "${JAVA:-1}" = 1 ]; then
@@ -80,6 +84,33 @@ for p in glob.glob(sys.argv[1] + "/TEST-*.xml"):
 print(f"[sanitize] JUnit under the sanitizers: {n} tests, {f} failures, {e} errors, {s} skipped")
 PY
   echo "[sanitize] Java suite: $(( $(date +%s) - t )) s"
+fi
+if [ "${GPU:-0}" = 1 ]; then
+  # the gpu-tagged tests on the emulated device (tests/gpu-emu), its libraries built here too
+  t=$(date +%s)
+  MK_BUILD_JOBS=$jobs "$root/cmake/build.sh" "$build" --target mk_gpuemu_libs >/dev/null
+  rm -f "$root"/java/target/sanitize-asan.* "$root"/java/target/sanitize-ubsan.*
+  rm -rf "$root/java/target/gpu-emu-reports"
+  lib=$build/gpu-emu/lib
+  (cd "$root" && \
+    ASAN_OPTIONS="handle_segv=0:allow_user_segv_handler=1:detect_leaks=0:allocator_may_return_null=1:abort_on_error=1:log_path=$root/java/target/sanitize-asan" \
+    UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$root/java/target/sanitize-ubsan" \
+    OMP_NUM_THREADS=${OMP_NUM_THREADS:-$jobs} mvn -B -q -o -pl java surefire:test -Dgpuemu.lib="$lib:$build" \
+      -Dgpuemu.preload="$preload:$lib/libcudart.so.13:$lib/libcuda.so.1" -DtrimStackTrace=false -Dstyle.color=never \
+      -Dtest="${GPU_TESTS:-CudaCheckpointTest,CudaGraphTwinTest,CudaGatBackwardTwinTest,CudaStreamTest}") || rc=1
+  for f in "$root"/java/target/sanitize-asan.* "$root"/java/target/sanitize-ubsan.*; do
+    [ -e "$f" ] || continue
+    if grep -q -E "ERROR: AddressSanitizer|runtime error:" "$f"; then echo "[sanitize] finding: $f"; head -60 "$f"; rc=1; fi
+  done
+  python3 - "$root/java/target/gpu-emu-reports" <<'PY'
+import glob, sys, xml.etree.ElementTree as ET
+n = f = e = s = 0
+for p in glob.glob(sys.argv[1] + "/TEST-*.xml"):
+    r = ET.parse(p).getroot()
+    n += int(r.get("tests")); f += int(r.get("failures")); e += int(r.get("errors")); s += int(r.get("skipped"))
+print(f"[sanitize] gpu-tagged tests on the emulated device: {n} tests, {f} failures, {e} errors, {s} skipped")
+PY
+  echo "[sanitize] emulated-device tests: $(( $(date +%s) - t )) s"
 fi
 echo "[sanitize] $( [ $rc = 0 ] && echo clean || echo FINDINGS OR FAILURES ) in $(( $(date +%s) - start )) s"
 exit $rc
