@@ -42,6 +42,29 @@ for lib in libasan.so libubsan.so; do
 done
 
 rc=0
+# the JVM's sanitizer logs: a report is a finding; warnings alone (an allocation too large,
+# refused as malloc would) are not
+jvm_findings() {
+  for f in "$root"/java/target/sanitize-asan.* "$root"/java/target/sanitize-ubsan.*; do
+    [ -e "$f" ] || continue
+    if grep -q -E "ERROR: AddressSanitizer|runtime error:" "$f"; then
+      echo "[sanitize] finding: $f"; head -60 "$f"; rc=1
+    else
+      echo "[sanitize] warnings only: $f ($(sort -u "$f" | head -3 | tr '\n' ' '))"
+    fi
+  done
+}
+# junit_counts DIR WHAT: the totals of the surefire reports in DIR
+junit_counts() {
+  python3 - "$1" "$2" <<'PY'
+import glob, sys, xml.etree.ElementTree as ET
+n = f = e = s = 0
+for p in glob.glob(sys.argv[1] + "/TEST-*.xml"):
+    r = ET.parse(p).getroot()
+    n += int(r.get("tests")); f += int(r.get("failures")); e += int(r.get("errors")); s += int(r.get("skipped"))
+print(f"[sanitize] {sys.argv[2]}: {n} tests, {f} failures, {e} errors, {s} skipped")
+PY
+}
 if [ "${NATIVE:-1}" = 1 ]; then
   t=$(date +%s)
   emu=${EMU:-dense graph gat gat_backward linear linear_attention meta meta_batched copy_async}
@@ -62,27 +85,13 @@ fi
 if [ "${JAVA:-1}" = 1 ]; then
   t=$(date +%s)
   rm -f "$root"/java/target/sanitize-asan.* "$root"/java/target/sanitize-ubsan.*
+  rm -rf "$root/java/target/sanitize-reports"
   args=(-B -q -o -pl java test -Dsanitize.lib="$build" -Dsanitize.preload="$preload" -Dmany.threads.skip=true
         -Dnative.tests.skip=true -Dstyle.color=never)
   [ -n "${TEST:-}" ] && args+=(-Dtest="$TEST" -Dsurefire.failIfNoSpecifiedTests=false)
   (cd "$root" && mvn "${args[@]}") || rc=1
-  for f in "$root"/java/target/sanitize-asan.* "$root"/java/target/sanitize-ubsan.*; do
-    [ -e "$f" ] || continue
-    # warnings alone (an allocation too large, refused as malloc would) are not findings
-    if grep -q -E "ERROR: AddressSanitizer|runtime error:" "$f"; then
-      echo "[sanitize] finding: $f"; head -60 "$f"; rc=1
-    else
-      echo "[sanitize] warnings only: $f ($(sort -u "$f" | head -3 | tr '\n' ' '))"
-    fi
-  done
-  python3 - "$root/java/target/sanitize-reports" <<'PY'
-import glob, sys, xml.etree.ElementTree as ET
-n = f = e = s = 0
-for p in glob.glob(sys.argv[1] + "/TEST-*.xml"):
-    r = ET.parse(p).getroot()
-    n += int(r.get("tests")); f += int(r.get("failures")); e += int(r.get("errors")); s += int(r.get("skipped"))
-print(f"[sanitize] JUnit under the sanitizers: {n} tests, {f} failures, {e} errors, {s} skipped")
-PY
+  jvm_findings
+  junit_counts "$root/java/target/sanitize-reports" "JUnit under the sanitizers"
   echo "[sanitize] Java suite: $(( $(date +%s) - t )) s"
 fi
 if [ "${GPU:-0}" = 1 ]; then
@@ -98,18 +107,8 @@ if [ "${GPU:-0}" = 1 ]; then
     OMP_NUM_THREADS=${OMP_NUM_THREADS:-$jobs} mvn -B -q -o -pl java surefire:test -Dgpuemu.lib="$lib:$build" \
       -Dgpuemu.preload="$preload:$lib/libcudart.so.13:$lib/libcuda.so.1" -DtrimStackTrace=false -Dstyle.color=never \
       -Dtest="${GPU_TESTS:-CudaCheckpointTest,CudaGraphTwinTest,CudaGatBackwardTwinTest,CudaStreamTest}") || rc=1
-  for f in "$root"/java/target/sanitize-asan.* "$root"/java/target/sanitize-ubsan.*; do
-    [ -e "$f" ] || continue
-    if grep -q -E "ERROR: AddressSanitizer|runtime error:" "$f"; then echo "[sanitize] finding: $f"; head -60 "$f"; rc=1; fi
-  done
-  python3 - "$root/java/target/gpu-emu-reports" <<'PY'
-import glob, sys, xml.etree.ElementTree as ET
-n = f = e = s = 0
-for p in glob.glob(sys.argv[1] + "/TEST-*.xml"):
-    r = ET.parse(p).getroot()
-    n += int(r.get("tests")); f += int(r.get("failures")); e += int(r.get("errors")); s += int(r.get("skipped"))
-print(f"[sanitize] gpu-tagged tests on the emulated device: {n} tests, {f} failures, {e} errors, {s} skipped")
-PY
+  jvm_findings
+  junit_counts "$root/java/target/gpu-emu-reports" "gpu-tagged tests on the emulated device"
   echo "[sanitize] emulated-device tests: $(( $(date +%s) - t )) s"
 fi
 echo "[sanitize] $( [ $rc = 0 ] && echo clean || echo FINDINGS OR FAILURES ) in $(( $(date +%s) - start )) s"
