@@ -21,8 +21,9 @@ def row(path):
     tail = [c[1] for c in checks if c[0] > 0.8 * s["epochs"]]
     tail_txt = f"{sum(tail) / len(tail):.4f}" if tail else "-"
     out = []
-    for method in sorted({r["method"] for r in d["results"]} - {"features"} - {m for m in
-                         {r["method"] for r in d["results"]} if m.startswith("GCN")}):
+    # the contrastive methods (the baselines, features and GCN, do not depend on the settings)
+    methods = {r["method"] for r in d["results"] if r["method"] != "features" and not r["method"].startswith("GCN")}
+    for method in sorted(methods):
         for w in sorted({r["weights"] for r in d["results"] if r["method"] == method}):
             f1 = {r["labels_per_class"]: r["macro_f1_mean"] for r in d["results"]
                   if r["method"] == method and r["weights"] == w}

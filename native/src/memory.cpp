@@ -354,7 +354,8 @@ void* mk_host_alloc(int64_t nbytes) {
   }
   // One 64-byte header (holding the size) in front of a 64-byte aligned block whose size is
   // rounded up to 64: aligned_alloc requires it, and vector loads past the end stay inside.
-  size_t total = size_t((nbytes + 63) / 64 * 64) + 64;
+  const size_t used = size_t((nbytes + 63) / 64 * 64) + 64;  // header and request
+  size_t total = used;
   char* base = nullptr;
   if (total >= kHostCacheMin) {
     total = size_class(total, 64);
@@ -375,14 +376,10 @@ void* mk_host_alloc(int64_t nbytes) {
   }
   *reinterpret_cast<int64_t*>(base) = int64_t(total);
   raise_peak(g_host_peak, g_host_live.fetch_add(int64_t(total)) + int64_t(total));
-  {
-    const size_t used = size_t((nbytes + 63) / 64 * 64) + 64;  // header and request
-    // a small block's malloc'd end lies up to 63 bytes past base + total (the hand alignment)
-    char* end = total < kHostCacheMin ? reinterpret_cast<char**>(base)[1] + total + 64 : base + total;
-    MK_UNPOISON(base, used);
-    MK_POISON(base + used, size_t(end - (base + used)));
-    (void)end;
-  }
+  // (the sanitized build) a small block's malloc'd end lies up to 63 bytes past base + total
+  char* end = total < kHostCacheMin ? reinterpret_cast<char**>(base)[1] + total + 64 : base + total;
+  MK_UNPOISON(base, used);
+  MK_POISON(base + used, size_t(end - (base + used)));
   return base + 64;
 }
 
@@ -464,7 +461,6 @@ void* mk_device_alloc_on(int64_t nbytes, void* stream) {
   const size_t used = size_t((nbytes + 63) / 64 * 64);
   MK_UNPOISON(static_cast<char*>(p), used);
   MK_POISON(static_cast<char*>(p) + used, cls - used);
-  (void)used;
   return p;
 }
 

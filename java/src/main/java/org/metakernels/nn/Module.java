@@ -200,8 +200,7 @@ public abstract class Module implements AutoCloseable {
   public void loadParameters(Path file) throws IOException {
     Map<String, Tensor> own = namedParameters();
     String who = getClass().getSimpleName() + ".loadParameters(" + file + ")";
-    for (var e : own.entrySet())
-      if (e.getValue().isClosed()) throw new MetakernelsException(who + ": parameter '" + e.getKey() + "' is closed");
+    checkOpen(who, own, null);
     // pass 1: every entry's name, type and shape (one array on the heap at a time)
     Set<String> seen = new LinkedHashSet<>();
     NumPy.forEachNpzEntry(file, (name, a) -> {
@@ -214,12 +213,8 @@ public abstract class Module implements AutoCloseable {
             + " in the file, not floating point (the parameter is " + p.describe() + ")");
       seen.add(name);
     });
-    TreeSet<String> missing = new TreeSet<>(own.keySet()), unexpected = new TreeSet<>(seen);
-    missing.removeAll(seen);
-    unexpected.removeAll(own.keySet());
-    if (!missing.isEmpty() || !unexpected.isEmpty())
-      throw new MetakernelsException(who + ": the file's arrays do not name this module's parameters"
-          + (missing.isEmpty() ? "" : "; missing: " + missing) + (unexpected.isEmpty() ? "" : "; unexpected: " + unexpected));
+    checkSameNames(who + ": the file's arrays do not name this module's parameters", own.keySet(), seen, "missing",
+        "unexpected");
     // pass 2: each array into its parameter, converted, in place
     try (var ng = Autograd.noGrad()) {
       NumPy.forEachNpzEntry(file, (name, a) -> {
@@ -255,12 +250,8 @@ public abstract class Module implements AutoCloseable {
     Map<String, Tensor> own = namedParameters(), theirs = source.namedParameters();
     checkOpen(who, own, "this module");
     checkOpen(who, theirs, "the source");
-    TreeSet<String> missing = new TreeSet<>(own.keySet()), unexpected = new TreeSet<>(theirs.keySet());
-    missing.removeAll(theirs.keySet());
-    unexpected.removeAll(own.keySet());
-    if (!missing.isEmpty() || !unexpected.isEmpty())
-      throw new MetakernelsException(who + ": the modules' parameters have different names"
-          + (missing.isEmpty() ? "" : "; only here: " + missing) + (unexpected.isEmpty() ? "" : "; only in the source: " + unexpected));
+    checkSameNames(who + ": the modules' parameters have different names", own.keySet(), theirs.keySet(), "only here",
+        "only in the source");
     for (var e : own.entrySet()) {
       Tensor p = e.getValue(), q = theirs.get(e.getKey());
       if (!Arrays.equals(p.shape(), q.shape()))
@@ -361,9 +352,22 @@ public abstract class Module implements AutoCloseable {
     return r;
   }
 
+  /** Refuses a closed parameter of {@code ps}, naming it (and {@code whose}, where not null). */
   private static void checkOpen(String who, Map<String, Tensor> ps, String whose) {
     for (var e : ps.entrySet())
-      if (e.getValue().isClosed()) throw new MetakernelsException(who + ": parameter '" + e.getKey() + "' of " + whose + " is closed");
+      if (e.getValue().isClosed())
+        throw new MetakernelsException(who + ": parameter '" + e.getKey() + "'" + (whose == null ? "" : " of " + whose)
+            + " is closed");
+  }
+
+  /** Refuses two name sets that differ: {@code what}, then the names only in each (sorted). */
+  private static void checkSameNames(String what, Set<String> own, Set<String> other, String ownOnly, String otherOnly) {
+    TreeSet<String> onlyOwn = new TreeSet<>(own), onlyOther = new TreeSet<>(other);
+    onlyOwn.removeAll(other);
+    onlyOther.removeAll(own);
+    if (!onlyOwn.isEmpty() || !onlyOther.isEmpty())
+      throw new MetakernelsException(what + (onlyOwn.isEmpty() ? "" : "; " + ownOnly + ": " + onlyOwn)
+          + (onlyOther.isEmpty() ? "" : "; " + otherOnly + ": " + onlyOther));
   }
 
   /** Clears and frees the accumulated gradient of every parameter. */

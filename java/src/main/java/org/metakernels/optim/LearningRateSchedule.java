@@ -128,9 +128,8 @@ public interface LearningRateSchedule {
   default LearningRateSchedule withWarmup(long warmup) {
     if (warmup < 0) throw new IllegalArgumentException("LearningRateSchedule.withWarmup: warmup " + warmup + " (must be >= 0)");
     if (warmup == 0) return this;
-    LearningRateSchedule after = this;
-    double peak = after.at(0);
-    return step -> step < warmup ? peak * (step + 1) / (warmup + 1) : after.at(step - warmup);
+    double peak = at(0);
+    return step -> step < warmup ? peak * (step + 1) / (warmup + 1) : at(step - warmup);
   }
 
   private static void check(String who, String name, double v) {
