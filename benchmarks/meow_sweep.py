@@ -9,13 +9,24 @@ import json
 import sys
 
 DEFAULTS = {"epochs": 300, "hidden": 64, "batch": 1024, "lr": 0.005, "tau": 0.5, "beta": 2.0,
-            "feature_drop": 0.3, "positives": 5}
+            "feature_drop": 0.3, "positives": 5, "contexts": False, "clusters": [], "proto_weight": 0.0,
+            "cluster_every": 1}
+# runs recorded before a setting existed ran as its value here
+LEGACY = {"contexts": False, "clusters": [], "proto_weight": 0.0, "cluster_every": 1}
+
+
+def show(v):
+    if isinstance(v, bool):
+        return "on" if v else "off"
+    if isinstance(v, list):
+        return ",".join(str(x) for x in v) if v else "none"
+    return str(v)
 
 
 def row(path):
     d = json.load(open(path))
-    s = d["settings"]
-    changed = ", ".join(f"{k} {s[k]}" for k in DEFAULTS if k in s and s[k] != DEFAULTS[k]) or "defaults"
+    s = dict(LEGACY, **d["settings"])
+    changed = ", ".join(f"{k} {show(s[k])}" for k in DEFAULTS if k in s and s[k] != DEFAULTS[k]) or "defaults"
     checks = d.get("validation_checks") or []
     best = max(checks, key=lambda c: c[1]) if checks else None
     tail = [c[1] for c in checks if c[0] > 0.8 * s["epochs"]]

@@ -76,6 +76,25 @@ final class MeowCommand implements Callable<Integer> {
       description = "meow, adameow or both (default: ${DEFAULT-VALUE})")
   String methods;
 
+  @Option(names = "--contexts", negatable = true, defaultValue = "false", fallbackValue = "true",
+      description = "meta-path contexts in the fine view: the intermediate nodes' own embeddings "
+          + "(--no-contexts: the target's features alone) (default: ${DEFAULT-VALUE})")
+  boolean contexts;
+
+  @Option(names = "--clusters", defaultValue = "none",
+      description = "MEOW's k-means levels over the fine embeddings (the authors' ACM setting: 100,300), for the "
+          + "negatives' hard weights and the prototypes; none: similarity-weighted negatives, no prototypes "
+          + "(default: ${DEFAULT-VALUE})")
+  String clusters;
+
+  @Option(names = "--proto", defaultValue = "1.0",
+      description = "the prototype loss's weight when --clusters are given (0: none) (default: ${DEFAULT-VALUE})")
+  double proto;
+
+  @Option(names = "--cluster-every", defaultValue = "1",
+      description = "re-cluster every this many epochs (default: ${DEFAULT-VALUE})")
+  int clusterEvery;
+
   @Option(names = "--jobs", defaultValue = "1",
       description = "training runs at a time, each on its own thread (results do not depend on it) "
           + "(default: ${DEFAULT-VALUE})")
@@ -108,9 +127,22 @@ final class MeowCommand implements Callable<Integer> {
       if (!ms.contains(m)) ms.add(m);
     }
     if (data != null && !Files.isDirectory(data)) throw Checks.usage(spec, "--data: no folder " + data);
+    List<Integer> levels = new ArrayList<>();
+    if (!clusters.equalsIgnoreCase("none"))
+      for (String k : clusters.split(",")) {
+        try {
+          levels.add(Integer.parseInt(k.trim()));
+        } catch (NumberFormatException e) {
+          throw Checks.usage(spec, "--clusters: a comma-separated list of cluster counts or 'none', got '" + clusters + "'");
+        }
+        if (levels.get(levels.size() - 1) < 2) throw Checks.usage(spec, "--clusters: each level needs 2+ clusters, got " + k);
+      }
+    if (!(proto >= 0)) throw Checks.usage(spec, "--proto must be >= 0, got " + proto);
+    double protoWeight = levels.isEmpty() ? 0 : proto;
+    Checks.atLeast(spec, "--cluster-every", clusterEvery, 1);
     Backend backend = run.checkOutputsAndStart();
-    Meow.Config c =
-        new Meow.Config(hidden, epochs, batch, lr, tau, beta, 0.1, seeds, ws, ms, 300, run.seed, drop, positives, jobs);
+    Meow.Config c = new Meow.Config(hidden, epochs, batch, lr, tau, beta, 0.1, seeds, ws, ms, 300, run.seed, drop,
+        positives, jobs, contexts, levels, protoWeight, clusterEvery);
 
     PrintWriter o = spec.commandLine().getOut();
     Meow.Dataset d = data == null ? Meow.loadBundledAcm() : Meow.load(data);
@@ -119,8 +151,12 @@ final class MeowCommand implements Callable<Integer> {
     o.printf("data: %s (%s), %d target nodes, %d classes, features %s%n", d.name(), data == null ? "bundled" : data,
         d.numNodes(), d.classes(), d.features() == null ? "none (learned embedding)" : d.featureDim() + "-d");
     o.printf("graph: %s%n", d.graph().describe());
-    o.printf("training: %d epochs x %d seeds, batch %d, hidden %d, tau %s, beta %s, weights %s, methods %s%n%n", epochs,
+    o.printf("training: %d epochs x %d seeds, batch %d, hidden %d, tau %s, beta %s, weights %s, methods %s%n", epochs,
         seeds, batch, hidden, tau, beta, ws, ms);
+    o.printf("fine view: %s; negatives: %s; prototypes: %s%n%n",
+        contexts ? "meta-path contexts (" + String.join(", ", contextTypes(d)) + ")" : "target features only",
+        levels.isEmpty() ? "similarity-weighted" : "hard weights from k-means levels " + levels + " (MEOW)",
+        protoWeight > 0 ? "weight " + protoWeight + ", re-clustered every " + clusterEvery + " epoch(s)" : "none");
     o.flush();
 
     Meow.Result r;
@@ -188,13 +224,26 @@ final class MeowCommand implements Callable<Integer> {
     BitmapEncoder.saveBitmap(chart, file.toString(), BitmapEncoder.BitmapFormat.PNG);
   }
 
+  /** The context types of the fine view with where their embeddings come from: "a (features)", "s (learned)". */
+  private static List<String> contextTypes(Meow.Dataset d) {
+    List<String> out = new ArrayList<>();
+    for (List<String> mp : d.metaPaths())
+      for (int k = 1; k + 1 < mp.size(); k++) {
+        String t = mp.get(k) + (d.typeFeatures().containsKey(mp.get(k)) ? " (features)" : " (learned)");
+        if (!out.contains(t)) out.add(t);
+      }
+    return out;
+  }
+
   private static String json(Meow.Result r, Meow.Config c, Meow.Dataset d, Backend backend) {
     StringBuilder sb = new StringBuilder("{\n");
     sb.append(String.format("  \"settings\": {\"version\": \"%s\", \"dataset\": \"%s\", \"epochs\": %d, \"seeds\": %d, "
             + "\"seed\": %d, \"hidden\": %d, \"batch\": %d, \"lr\": %s, \"tau\": %s, \"beta\": %s, \"beta_penalty\": %s, "
-            + "\"lr_steps\": %d, \"feature_drop\": %s, \"positives\": %d, \"jobs\": %d, \"threads\": %d, \"isa\": \"%s\"},%n",
+            + "\"lr_steps\": %d, \"feature_drop\": %s, \"positives\": %d, \"contexts\": %s, \"clusters\": %s, "
+            + "\"proto_weight\": %s, \"cluster_every\": %d, \"jobs\": %d, \"threads\": %d, \"isa\": \"%s\"},%n",
         Version.get(), d.name(), c.epochs(), c.seeds(), c.seed(), c.hidden(), c.batch(), c.lr(), c.tau(), c.beta(),
-        c.betaPenalty(), c.lrSteps(), c.featureDrop(), c.positives(), c.jobs(), backend.cpuThreads(), backend.cpuIsa()));
+        c.betaPenalty(), c.lrSteps(), c.featureDrop(), c.positives(), c.contexts(), c.clusters(), c.protoWeight(),
+        c.clusterEvery(), c.jobs(), backend.cpuThreads(), backend.cpuIsa()));
     sb.append(String.format("  \"nodes\": %d, \"classes\": %d,%n", r.nodes(), r.classes()));
     sb.append("  \"meta_paths\": [");
     for (int i = 0; i < r.paths().size(); i++) {

@@ -40,28 +40,46 @@ import org.metakernels.tensor.Tensor;
 
 /**
  * MEOW and AdaMEOW (Yu et al., "Heterogeneous graph contrastive learning with meta-path contexts
- * and weighted/adaptive negative samples", ICDE 2023 / TKDE 2024), reproduced on the
+ * and (adaptively) weighted negative samples", SDM 2023 / TKDE 2024), reproduced on the
  * library's heterogeneous-graph layer: meta-path operators ({@link MetaPath}, P–S–P as the
  * factorised chain), {@link GCNConv} encoders and HAN's {@link SemanticAttention}.
  *
  * <p><b>Model.</b> Shared input layer h0 = ELU(x W_in + b) on the target type's features, with
  * dropout drawn separately for the two views. One two-layer GCN encoder E(h, Ā) = Ā ELU(Ā h W0 +
  * b0) W1 + b1 serves both views (as in the authors' code): the fine view encodes each meta-path
- * alone, z_m = E(h0, Â_m), rows at unit norm, combined by semantic attention into z_f; the coarse
+ * alone, z_m = E(h_m, Â_m), rows at unit norm, combined by semantic attention into z_f; the coarse
  * view encodes once over the aggregated meta-paths, z_c = E(h0, mean_m Â_m) (the mean of the
  * per-path GCN-normalised operators, so the 4.3 M-edge P–S–P is never formed). A shared two-layer
- * projection head maps both into the contrastive space. The meta-path contexts of the paper's fine
- * view (the intermediate nodes' own embeddings) are not reproduced: both views see the target
- * type's features only.
+ * projection head maps both into the contrastive space.
  *
- * <p><b>Loss.</b> InfoNCE between the coarse and the fine embedding of the same node (the positive)
- * against the other nodes of a sampled batch (the negatives), both directions, temperature τ, each
- * negative j of anchor i weighted by w_ij: ℓ_i = −s_ii/τ + log(e^{s_ii/τ} + Σ_{j≠i} w_ij e^{s_ij/τ}).
- * MEOW: w_ij = (B − 1) · softmax_{j≠i}(β · cos(z_f[i], z_f[j])), fixed β, from the detached fine
- * embeddings, so negatives similar to the anchor (hard ones) weigh more (our reading of the paper's
- * similarity weighting; its clustering-based false-negative filter is not reproduced). AdaMEOW:
- * the same form with β learned adversarially (gradient ascent on the loss with an L2 penalty λβ²),
- * so the weighting adapts to the embeddings during training.
+ * <p><b>Meta-path contexts</b> ({@link Config#contexts()}): the fine view's input for meta-path m =
+ * (t0, t1, …, tL) is h_m = ELU(h0 + Σ_k C_mk · mean_{t0→…→tk} H_tk): for each intermediate
+ * position k, the other type's own embeddings H_t = ELU(x_t W_t + b_t) (its published features,
+ * as ACM's authors' bag of words) or a learned embedding (a type without features, as ACM's subjects),
+ * averaged along the path's steps up to k (ACM P–A–P: the mean of a paper's authors; P–S–P: its
+ * subject), through a map C_mk of its own. Longer paths (DBLP A–P–C–P–A) average step by step
+ * (the mean over the papers of the mean over their conferences …, a random walk's weights) where
+ * the authors average over the set of nodes reached. Without contexts h_m = h0.
+ *
+ * <p><b>Loss.</b> InfoNCE between the coarse and the fine embedding of the same node (the positive,
+ * with its top meta-path neighbours, HeCo's selection) against the other nodes of a sampled batch
+ * (the negatives), both directions, temperature τ, each negative j of anchor i weighted by w_ij: ℓ_i
+ * = −log(Σ_{p∈P(i)} e^{s_ip/τ}) + log(Σ_{p∈P(i)} e^{s_ip/τ} + Σ_{j∉P(i)} w_ij e^{s_ij/τ}).
+ * <ul>
+ *   <li>MEOW with clustering levels ({@link Config#clusters()}, e.g. 100 and 300 clusters): every
+ *       {@link Config#clusterEvery()} epochs the projected fine embeddings of all nodes are
+ *       clustered ({@link SphericalKMeans}, k-means++ seeded) at each level; w_ij = the number of
+ *       levels at which j is in another cluster than i (0 when every level puts them together: a
+ *       likely false negative, left out) — the authors' hard-valued weights. Their prototype loss
+ *       (ProtoNCE, weight {@link Config#protoWeight()}): each coarse embedding against the
+ *       normalised centroids of every level, cross-entropy toward its own cluster, each prototype at
+ *       its concentration φ (PCL's estimate, mean τ).
+ *   <li>MEOW without clustering levels: w_ij = (B − 1) · softmax_{j∉P(i)}(β · cos(z_f[i], z_f[j])),
+ *       fixed β, from the detached fine embeddings, so negatives similar to the anchor weigh more.
+ *   <li>AdaMEOW: that similarity form with β learned adversarially (gradient ascent on the loss with
+ *       an L2 penalty λβ²), so the weighting adapts to the embeddings during training; the
+ *       prototype loss too when clustering levels are given.
+ * </ul>
  *
  * <p><b>Evaluation.</b> A linear probe on the frozen fine embeddings z_f: multinomial logistic
  * regression fitted to convergence (L-BFGS) on the train split, for each L2 penalty in {@link
@@ -107,18 +125,79 @@ public final class Meow {
    *     first meta-path (HeCo's selection), 1 for the node alone
    * @param jobs how many training runs (weighting × method × seed) go at a time, each on its own
    *     thread; the results do not depend on it
+   * @param contexts whether the fine view's meta-path encodings see the meta-path contexts (the
+   *     intermediate nodes' own embeddings) or the target type's features alone
+   * @param clusters MEOW's clustering levels (spherical k-means of the projected fine embeddings,
+   *     e.g. 100 and 300 clusters): the negatives' hard weights and the prototypes; empty for the
+   *     similarity-softmax weighting without prototypes
+   * @param protoWeight the prototype loss's weight λ (0: none; needs clusters)
+   * @param clusterEvery re-cluster every this many epochs
    */
   public record Config(int hidden, int epochs, int batch, double lr, double tau, double beta, double betaPenalty,
       int seeds, List<String> weightings, List<String> methods, int lrSteps, long seed, double featureDrop,
-      int positives, int jobs) {
+      int positives, int jobs, boolean contexts, List<Integer> clusters, double protoWeight, int clusterEvery) {
+    /** Checks the clustering settings. */
+    public Config {
+      clusters = List.copyOf(clusters);
+      for (int k : clusters)
+        if (k < 2) throw new IllegalArgumentException("recipe meow: a clustering level needs 2+ clusters, got " + k);
+      if (!(protoWeight >= 0)) throw new IllegalArgumentException("recipe meow: protoWeight must be >= 0, got " + protoWeight);
+      if (protoWeight > 0 && clusters.isEmpty())
+        throw new IllegalArgumentException("recipe meow: a prototype loss needs clustering levels");
+      if (clusterEvery < 1) throw new IllegalArgumentException("recipe meow: clusterEvery must be >= 1, got " + clusterEvery);
+    }
+
     /**
-     * The defaults, sized for a few minutes on 2 cores for ACM.
+     * Without meta-path contexts and clustering (the defaults; see {@link #withMeow} for those):
+     * target features only, similarity-weighted negatives, no prototypes.
+     *
+     * @param hidden embedding width
+     * @param epochs training steps
+     * @param batch nodes per batch
+     * @param lr Adam's step size
+     * @param tau temperature
+     * @param beta similarity sharpness
+     * @param betaPenalty AdaMEOW's λ
+     * @param seeds seeds per method
+     * @param weightings counts / binary
+     * @param methods meow / adameow
+     * @param lrSteps L-BFGS iterations of the probe
+     * @param seed first seed
+     * @param featureDrop input dropout
+     * @param positives positives per node
+     * @param jobs runs at a time
+     */
+    public Config(int hidden, int epochs, int batch, double lr, double tau, double beta, double betaPenalty, int seeds,
+        List<String> weightings, List<String> methods, int lrSteps, long seed, double featureDrop, int positives,
+        int jobs) {
+      this(hidden, epochs, batch, lr, tau, beta, betaPenalty, seeds, weightings, methods, lrSteps, seed, featureDrop,
+          positives, jobs, false, List.of(), 0, 1);
+    }
+
+    /**
+     * The defaults, sized for a few minutes on 2 cores for ACM. The meta-path contexts and MEOW's
+     * clustering are off: on ACM they did not beat this on the validation split
+     * (benchmarks/results/meow-acm-mechanisms-2026-12-06.md).
      *
      * @return the default configuration
      */
     public static Config defaults() {
       return new Config(64, 300, 1024, 5e-3, 0.5, 2.0, 0.1, 2, List.of("counts", "binary"), List.of("meow", "adameow"),
-          300, 1, 0.3, 5, 1);
+          300, 1, 0.3, 5, 1, false, List.of(), 0, 1);
+    }
+
+    /**
+     * This configuration with other meta-path context and clustering settings.
+     *
+     * @param contexts meta-path contexts on or off
+     * @param clusters the clustering levels (empty: none)
+     * @param protoWeight the prototype loss's weight
+     * @param clusterEvery re-cluster every this many epochs
+     * @return the new configuration
+     */
+    public Config withMeow(boolean contexts, List<Integer> clusters, double protoWeight, int clusterEvery) {
+      return new Config(hidden, epochs, batch, lr, tau, beta, betaPenalty, seeds, weightings, methods, lrSteps, seed,
+          featureDrop, positives, jobs, contexts, clusters, protoWeight, clusterEvery);
     }
   }
 
@@ -134,9 +213,30 @@ public final class Meow {
    * @param labels the class of each target node
    * @param classes the number of classes
    * @param splits label rate (20, 40, 60) → {train, val, test} node ids
+   * @param typeFeatures the published features of the other node types (ACM's authors: a_feat.npz),
+   *     type → [count, width] sparse; the meta-path contexts of a type without any are learned
+   *     embeddings
    */
   public record Dataset(String name, String target, HeteroGraph graph, List<List<String>> metaPaths, double[] features,
-      int featureDim, long[] labels, int classes, Map<Integer, long[][]> splits) {
+      int featureDim, long[] labels, int classes, Map<Integer, long[][]> splits, Map<String, SparseMatrix> typeFeatures) {
+    /**
+     * A data set whose other node types have no features of their own (learned embeddings then).
+     *
+     * @param name "acm", ...
+     * @param target the target node type
+     * @param graph the relations
+     * @param metaPaths the meta-paths over the target type
+     * @param features row-major [n, featureDim], row-normalised, or null
+     * @param featureDim the feature width
+     * @param labels the class of each target node
+     * @param classes the number of classes
+     * @param splits label rate → {train, val, test} node ids
+     */
+    public Dataset(String name, String target, HeteroGraph graph, List<List<String>> metaPaths, double[] features,
+        int featureDim, long[] labels, int classes, Map<Integer, long[][]> splits) {
+      this(name, target, graph, metaPaths, features, featureDim, labels, classes, splits, Map.of());
+    }
+
     /**
      * The number of target nodes.
      *
@@ -213,6 +313,19 @@ public final class Meow {
     if (counts.get(l.target()) > n)
       throw new IOException(dir + ": the relations name target node " + (counts.get(l.target()) - 1)
           + " but labels.npy has " + n + " nodes");
+    // the other types' published features (ACM a_feat.npz: 7167 authors x 1902 words; DBLP's t_feat.npz is a
+    // dense .npy under that name); a type may have more nodes than its relations name
+    Map<String, SparseMatrix> typeFeatures = new LinkedHashMap<>();
+    for (String type : counts.keySet()) {
+      Path ff = dir.resolve(type + "_feat.npz");
+      if (type.equals(l.target()) || !Files.isRegularFile(ff)) continue;
+      SparseMatrix f = readFeatures(ff);
+      if (f.rows() < counts.get(type))
+        throw new IOException(ff + ": " + f.rows() + " rows, but the relations name " + type + " node "
+            + (counts.get(type) - 1));
+      counts.put(type, (long) f.rows());
+      typeFeatures.put(type, f);
+    }
     HeteroGraph.Builder hb = HeteroGraph.builder();
     for (var c : counts.entrySet()) hb.nodeType(c.getKey(), c.getKey().equals(l.target()) ? n : c.getValue());
     for (var e : rel.entrySet())
@@ -239,7 +352,33 @@ public final class Meow {
       }
       splits.put(rate, s);
     }
-    return new Dataset(name, l.target(), hb.build(), l.paths(), feat, fd, labels, classes, splits);
+    return new Dataset(name, l.target(), hb.build(), l.paths(), feat, fd, labels, classes, splits, typeFeatures);
+  }
+
+  /** A feature file: a scipy sparse .npz, or a dense 2-D .npy (whatever its name), as a sparse matrix. */
+  static SparseMatrix readFeatures(Path file) throws IOException {
+    byte[] magic = new byte[2];
+    try (InputStream in = Files.newInputStream(file)) {
+      if (in.readNBytes(magic, 0, 2) < 2) throw new IOException(file + ": empty");
+    }
+    if (magic[0] == 'P' && magic[1] == 'K') return NumPy.readSparse(file);
+    NumPy.Array a = NumPy.read(file);
+    long[] shape = a.shape();
+    if (shape.length != 2) throw new IOException(file + ": features must be 2-D, got shape " + Arrays.toString(shape));
+    double[] v = a.doubles();
+    int rows = (int) shape[0], cols = (int) shape[1], nnz = 0;
+    for (double x : v)
+      if (x != 0) nnz++;
+    long[] r = new long[nnz], col = new long[nnz];
+    double[] w = new double[nnz];
+    for (int i = 0, k = 0; i < rows; i++)
+      for (int j = 0; j < cols; j++)
+        if (v[i * cols + j] != 0) {
+          r[k] = i;
+          col[k] = j;
+          w[k++] = v[i * cols + j];
+        }
+    return SparseMatrix.fromCoo(rows, cols, r, col, w);
   }
 
   /**
@@ -252,7 +391,7 @@ public final class Meow {
   public static Dataset loadBundledAcm() throws IOException {
     Path dir = Files.createTempDirectory("metakernels-acm");
     dir.toFile().deleteOnExit();
-    String[] files = {"labels.npy", "p_feat.npz", "pa.txt", "ps.txt", "train_20.npy", "train_40.npy", "train_60.npy",
+    String[] files = {"labels.npy", "p_feat.npz", "a_feat.npz", "pa.txt", "ps.txt", "train_20.npy", "train_40.npy", "train_60.npy",
         "val_20.npy", "val_40.npy", "val_60.npy", "test_20.npy", "test_40.npy", "test_60.npy"};
     for (String f : files) {
       try (InputStream in = Meow.class.getResourceAsStream("/datasets/acm/" + f)) {
@@ -413,11 +552,13 @@ public final class Meow {
         }
         results.add(baseline("GCN (" + pathName(d.metaPaths().get(0)) + ", SGC K=2)", d, c, sgc, p));
       }
-      Graph featureGraph = d.features() == null ? null : featureGraph(d);
+      Operator featureOp = d.features() == null ? null : featureOperator(d);
+      Contexts contexts = null;
       long[][] positives = positives(d, Math.max(1, c.positives()));
       List<List<MetaPath>> pathsBy = new ArrayList<>();
       ExecutorService pool = Executors.newFixedThreadPool(Math.max(1, c.jobs()));
       try {
+        if (c.contexts()) contexts = new Contexts(d);
         for (String weighting : c.weightings()) {
           boolean binary = weighting.equals("binary");
           List<MetaPath> paths = new ArrayList<>();
@@ -445,12 +586,13 @@ public final class Meow {
             String label = ada ? "AdaMEOW" : "MEOW";
             for (int s = 0; s < c.seeds(); s++) {
               long seed = c.seed() + s;
-              Graph fg = featureGraph;
+              Operator fg = featureOp;
+              Contexts ctx = contexts;
               futures.add(pool.submit(() -> {
                 try (Scope worker = Scope.open()) {
                   long ts = System.nanoTime();
                   Trained tr =
-                      train(d, c, fg, paths, positives, ada, seed, label + " " + weighting + " seed " + seed, shared);
+                      train(d, c, fg, ctx, paths, positives, ada, seed, label + " " + weighting + " seed " + seed, shared);
                   double secs = (System.nanoTime() - ts) / 1e9;
                   return new RunOutcome(tr, evaluate(d, c, tr.embedding, seed), secs);
                 }
@@ -482,19 +624,17 @@ public final class Meow {
         pool.shutdownNow();
         for (List<MetaPath> paths : pathsBy)
           for (MetaPath m : paths) m.close();
-        if (featureGraph != null) featureGraph.close();
+        if (featureOp != null) featureOp.close();
+        if (contexts != null) contexts.close();
       }
     }
     return new Result(
         d.name(), d.numNodes(), d.classes(), infos, results, emb2d, curve, checks, (System.nanoTime() - t0) / 1e9);
   }
 
-  /**
-   * The features [n, F], rows scaled to unit L2 norm, as the square graph (size max(n, F)) with edges
-   * word j -> node i, weight x[i, j].
-   */
-  static Graph featureGraph(Dataset d) {
-    int n = d.numNodes(), f = d.featureDim(), s = Math.max(n, f);
+  /** The target's features [n, F], rows scaled to unit L2 norm, as an {@link Operator} on [F, h] weights. */
+  static Operator featureOperator(Dataset d) {
+    int n = d.numNodes(), f = d.featureDim();
     double[] x = d.features();
     int nnz = 0;
     for (double v : x)
@@ -509,10 +649,7 @@ public final class Meow {
           col[k] = j;
           val[k++] = x[i * f + j];
         }
-    double[] norm2 = new double[n];
-    for (int q = 0; q < nnz; q++) norm2[(int) row[q]] += val[q] * val[q];
-    for (int q = 0; q < nnz; q++) val[q] /= Math.sqrt(norm2[(int) row[q]]); // unit L2 rows
-    return SparseMatrix.fromCoo(s, s, row, col, val).toGraph(Device.CPU, DType.F32);
+    return unitRowFeatures(SparseMatrix.fromCoo(n, f, row, col, val));
   }
 
   static String pathName(List<String> types) {
@@ -536,6 +673,9 @@ public final class Meow {
   /** Frozen embeddings, row-major [n, width]. */
   record Embedding(double[] values, int width) {}
 
+  /** k-means restarts per clustering (faiss' nredo; the authors use 5). */
+  static final int RESTARTS = 1;
+
   /** Checkpoints are scored on the validation split every this many epochs (and after the last). */
   static final int CHECK_EVERY = 10;
 
@@ -558,29 +698,127 @@ public final class Meow {
   }
 
   /**
+   * A rectangular sparse matrix A [rows, cols] as the operator x ↦ A · x on [cols, F] tensors: the
+   * SpMM of its square graph of max(rows, cols) nodes with x zero-padded and the result cut to rows
+   * (differentiable in x to any order, like every {@link MessagePassing#aggregate}). Shared by the
+   * concurrent runs (read only); closed by the run that built it.
+   */
+  static final class Operator implements AutoCloseable {
+    final Graph graph;
+    final int rows, cols;
+
+    Operator(SparseMatrix a) {
+      rows = a.rows();
+      cols = a.cols();
+      int s = Math.max(rows, cols);
+      long[] ptr = a.rowPtr();
+      int[] ci = a.colIndices();
+      double[] v = a.values();
+      long[] r = new long[ci.length], c = new long[ci.length];
+      for (int i = 0; i < rows; i++)
+        for (long q = ptr[i]; q < ptr[i + 1]; q++) {
+          r[(int) q] = i;
+          c[(int) q] = ci[(int) q];
+        }
+      graph = SparseMatrix.fromCoo(s, s, r, c, v.clone()).toGraph(Device.CPU, DType.F32);
+    }
+
+    Tensor apply(Tensor x) {
+      long s = graph.numNodes();
+      if (x.size(0) < s)
+        x = Tensor.concat(List.of(x, Tensor.zeros(new long[] {s - x.size(0), x.size(1)}, x.dtype(), x.device())), 0);
+      Tensor y = MessagePassing.aggregate(graph, x, graph.edgeWeight(), Reduce.SUM);
+      return rows < s ? y.narrow(0, 0, rows) : y;
+    }
+
+    @Override
+    public void close() {
+      graph.close();
+    }
+  }
+
+  /** Features [n, F] with rows scaled to unit L2 norm, as an {@link Operator} over the rows of a weight [F, h]. */
+  static Operator unitRowFeatures(SparseMatrix f) {
+    double[] v = f.values();
+    long[] ptr = f.rowPtr();
+    for (int i = 0; i < f.rows(); i++) {
+      double n2 = 0;
+      for (long q = ptr[i]; q < ptr[i + 1]; q++) n2 += v[(int) q] * v[(int) q];
+      if (n2 > 0)
+        for (long q = ptr[i]; q < ptr[i + 1]; q++) v[(int) q] /= Math.sqrt(n2);
+    }
+    int[] ci = f.colIndices(); // (a copy per call)
+    long[] idx = new long[ci.length];
+    for (int q = 0; q < idx.length; q++) idx[q] = ci[q];
+    return new Operator(SparseMatrix.fromCsr(f.rows(), f.cols(), ptr.clone(), idx, v));
+  }
+
+  /**
+   * What the fine view's meta-path contexts are made of, shared by the runs: per other node type its
+   * features (or none: a learned embedding) and its node count, and per step x → y of a meta-path the
+   * mean over a node's y-neighbours (the row-normalised relation).
+   */
+  static final class Contexts implements AutoCloseable {
+    final List<List<String>> paths;
+    final Map<String, Operator> features = new LinkedHashMap<>();
+    final Map<String, Integer> counts = new LinkedHashMap<>();
+    final Map<String, Operator> steps = new LinkedHashMap<>();
+
+    Contexts(Dataset d) {
+      paths = d.metaPaths();
+      try {
+        for (List<String> mp : paths)
+          for (int k = 1; k + 1 < mp.size(); k++) {
+            String x = mp.get(k);
+            if (!counts.containsKey(x)) {
+              counts.put(x, d.graph().numNodes(x));
+              SparseMatrix f = d.typeFeatures().get(x);
+              if (f != null) features.put(x, unitRowFeatures(f));
+            }
+            String key = mp.get(k - 1) + ">" + x;
+            if (!steps.containsKey(key))
+              steps.put(key, new Operator(d.graph().adjacency(mp.get(k - 1), x).binarized().rowNormalized()));
+          }
+      } catch (RuntimeException e) {
+        close();
+        throw e;
+      }
+    }
+
+    @Override
+    public void close() {
+      for (Operator o : features.values()) o.close();
+      for (Operator o : steps.values()) o.close();
+    }
+  }
+
+  /**
    * The MEOW model: input layer, one two-layer GCN encoder shared by every view, semantic attention
-   * over the fine view's meta-paths, projection head.
+   * over the fine view's meta-paths, projection head; with contexts, an input layer per other node
+   * type and a context map per (meta-path, intermediate position).
    */
   private static final class Model extends Module {
     final boolean learnedInput;
-    final Graph features; // the sparse features as a square graph word -> paper, or null
+    final Operator features; // the sparse features [n, F], or null
+    final Contexts contexts; // or null
     final int n;
     final GCNConv enc0, enc1;
     final SemanticAttention attention;
 
-    Model(Graph features, int featureDim, int n, int hidden, long seed) {
+    Model(Operator features, int n, int hidden, Contexts contexts, long seed) {
       this.features = features;
+      this.contexts = contexts;
       this.n = n;
       this.learnedInput = features == null;
+      // unit-variance weights on unit-L2 feature rows: h0 starts at unit scale (with the bag of
+      // words normalised to sum 1 and a 1/sqrt(F) init, h0 was ~1e-2 and every projected
+      // embedding collapsed onto the projection's bias: a flat InfoNCE at log B)
+      double bound = Math.sqrt(3.0);
       if (learnedInput) {
         register("embedding", Tensor.randn(new long[] {n, hidden}, DType.F32, Device.CPU, seed).mul(0.1));
       } else {
-        // unit-variance weights on unit-L2 feature rows: h0 starts at unit scale (with the bag of
-        // words normalised to sum 1 and a 1/sqrt(F) init, h0 was ~1e-2 and every projected
-        // embedding collapsed onto the projection's bias: a flat InfoNCE at log B)
-        double bound = Math.sqrt(3.0);
-        register(
-            "inputWeight", Tensor.uniform(new long[] {featureDim, hidden}, -bound, bound, DType.F32, Device.CPU, seed));
+        register("inputWeight",
+            Tensor.uniform(new long[] {features.cols, hidden}, -bound, bound, DType.F32, Device.CPU, seed));
         register("inputBias", Tensor.zeros(new long[] {hidden}, DType.F32, Device.CPU));
       }
       enc0 = child("enc0", new GCNConv(hidden, hidden, true, true, DType.F32, Device.CPU, seed + 11));
@@ -588,6 +826,24 @@ public final class Meow {
       attention = child("attention", new SemanticAttention(hidden, hidden, DType.F32, Device.CPU, seed + 5));
       child("proj0", new Linear(hidden, hidden, true, DType.F32, Device.CPU, seed + 3));
       child("proj1", new Linear(hidden, hidden, true, DType.F32, Device.CPU, seed + 4));
+      if (contexts != null) {
+        long t = 0;
+        for (var e : contexts.counts.entrySet()) {
+          String x = e.getKey();
+          Operator f = contexts.features.get(x);
+          if (f != null) {
+            register("type_" + x + "_weight",
+                Tensor.uniform(new long[] {f.cols, hidden}, -bound, bound, DType.F32, Device.CPU, seed + 100 + t++));
+            register("type_" + x + "_bias", Tensor.zeros(new long[] {hidden}, DType.F32, Device.CPU));
+          } else {
+            register("type_" + x + "_embedding",
+                Tensor.randn(new long[] {e.getValue(), hidden}, DType.F32, Device.CPU, seed + 100 + t++));
+          }
+        }
+        for (int m = 0; m < contexts.paths.size(); m++)
+          for (int k = 1; k + 1 < contexts.paths.get(m).size(); k++)
+            child("context" + m + "_" + k, new Linear(hidden, hidden, false, DType.F32, Device.CPU, seed + 200 + 16 * m + k));
+      }
     }
 
     /** The projection head into the contrastive space. */
@@ -617,34 +873,59 @@ public final class Meow {
       return ops.size() == 1 ? sum : sum.mul(1.0 / ops.size());
     }
 
-    /** The fine view: the per-meta-path encodings, rows at unit norm, combined by semantic attention. */
-    Tensor fine(List<MetaPath> paths, Tensor h) {
+    /**
+     * The fine view: the per-meta-path encodings, rows at unit norm, combined by semantic attention.
+     * With contexts (typeInputs not null), meta-path m = (t0, t1, …, tL) encodes h_m = ELU(h + Σ_k
+     * C_mk · mean_{t0→t1→…→tk}(H_tk)) instead of h: for each intermediate position k, the embeddings
+     * H of the type t_k averaged along the path's steps up to k (for ACM's P–A–P: the mean of a
+     * paper's authors' embeddings; P–S–P: its subject's), through a map C_mk of its own.
+     */
+    Tensor fine(List<MetaPath> paths, Tensor h, Map<String, Tensor> typeInputs) {
       List<Tensor> views = new ArrayList<>();
-      for (MetaPath m : paths) views.add(normalizeRows(encode(List.of(m), h)));
+      for (int m = 0; m < paths.size(); m++) {
+        Tensor hm = h;
+        if (typeInputs != null) {
+          List<String> mp = contexts.paths.get(m);
+          Tensor sum = h;
+          for (int k = 1; k + 1 < mp.size(); k++) {
+            Tensor c = typeInputs.get(mp.get(k));
+            for (int q = k; q >= 1; q--) c = contexts.steps.get(mp.get(q - 1) + ">" + mp.get(q)).apply(c);
+            sum = sum.add(run("context" + m + "_" + k, c, Weights.none()));
+          }
+          hm = sum.elu1();
+        }
+        views.add(normalizeRows(encode(List.of(paths.get(m)), hm)));
+      }
       return attention.forward(Tensor.stack(views, 0), Weights.none());
     }
 
-    /**
-     * ELU(x W + b) with x sparse: the SpMM of the feature graph (word j -> paper i, weight x[i, j])
-     * over the rows of W (a bag of words is ~5 % dense on ACM: 20x fewer multiply-adds than dense).
-     */
+    /** ELU(x W + b) with x sparse: the SpMM of the features over the rows of W. */
     Tensor input() {
       if (learnedInput) return p("embedding", Weights.none()).elu1();
-      Tensor w = p("inputWeight", Weights.none());
-      long s = features.numNodes();
-      if (w.size(0) < s)
-        w = Tensor.concat(List.of(w, Tensor.zeros(new long[] {s - w.size(0), w.size(1)}, DType.F32, Device.CPU)), 0);
-      Tensor h = MessagePassing.aggregate(features, w, features.edgeWeight(), Reduce.SUM);
-      if (n < s) h = h.narrow(0, 0, n);
-      return h.add(p("inputBias", Weights.none())).elu1();
+      return features.apply(p("inputWeight", Weights.none())).add(p("inputBias", Weights.none())).elu1();
+    }
+
+    /** Each context type's input embeddings, ELU(x_t W_t + b_t) or ELU(E_t); null without contexts. */
+    Map<String, Tensor> typeInputs() {
+      if (contexts == null) return null;
+      Map<String, Tensor> out = new LinkedHashMap<>();
+      for (String x : contexts.counts.keySet()) {
+        Operator f = contexts.features.get(x);
+        Tensor h = f != null
+            ? f.apply(p("type_" + x + "_weight", Weights.none())).add(p("type_" + x + "_bias", Weights.none()))
+            : p("type_" + x + "_embedding", Weights.none());
+        out.put(x, h.elu1());
+      }
+      return out;
     }
   }
 
-  private static Trained train(Dataset d, Config c, Graph x, List<MetaPath> paths, long[][] positives, boolean ada,
-      long seed, String phase, Progress p) {
-    int n = d.numNodes(), b = Math.min(c.batch(), n), mp = paths.size();
+  private static Trained train(Dataset d, Config c, Operator x, Contexts contexts, List<MetaPath> paths,
+      long[][] positives, boolean ada, long seed, String phase, Progress p) {
+    int n = d.numNodes(), b = Math.min(c.batch(), n);
+    boolean clustered = !c.clusters().isEmpty();
     double[] curve = new double[c.epochs()];
-    try (Model model = new Model(x, d.featureDim(), n, c.hidden(), seed * 7919L); Scope runScope = Scope.open()) {
+    try (Model model = new Model(x, n, c.hidden(), contexts, seed * 7919L); Scope runScope = Scope.open()) {
       Tensor beta = Tensor.scalar(c.beta(), DType.F32, Device.CPU);
       Scope.transfer(beta.storage(), null);
       beta.requiresGrad(ada);
@@ -653,14 +934,29 @@ public final class Meow {
       double bestVal = Double.NEGATIVE_INFINITY;
       double[] best = null;
       List<double[]> checks = new ArrayList<>();
+      List<SphericalKMeans.Result> levels = List.of();
       try (Adam opt = new Adam(model.parameters(), c.lr(), 0.9, 0.999, 1e-8, 0.0);
            Adam betaOpt = ada ? new Adam(List.of(beta), 0.05) : null) {
         for (int epoch = 0; epoch < c.epochs(); epoch++) {
           try (Scope step = Scope.open()) {
             Tensor h0 = model.input();
             Tensor hf = dropout(h0, c.featureDrop(), dropSeed++), hc = dropout(h0, c.featureDrop(), dropSeed++);
+            Map<String, Tensor> types = model.typeInputs();
+            if (types != null)
+              for (var e : types.entrySet()) e.setValue(dropout(e.getValue(), c.featureDrop(), dropSeed++));
             Tensor zc = model.encode(paths, hc);
-            Tensor zf = model.fine(paths, hf);
+            Tensor zf = model.fine(paths, hf, types);
+            if (clustered && epoch % c.clusterEvery() == 0) {
+              // MEOW's clusters: of every node's projected fine embedding (as the authors' code: faiss on z_pro)
+              List<SphericalKMeans.Result> fresh = new ArrayList<>();
+              try (var ng = Autograd.noGrad()) {
+                Tensor all = normalizeRows(model.forward(zf.detach()));
+                for (int l = 0; l < c.clusters().size(); l++)
+                  fresh.add(SphericalKMeans.fit(all, c.clusters().get(l), 20, RESTARTS, c.tau(), seed * 131 + 17L * epoch + l));
+              }
+              for (SphericalKMeans.Result r : levels) r.close();
+              levels = fresh;
+            }
             long[] batch = sample(rng, n, b);
             Tensor idx = Tensor.ofIndices(batch, b);
             // positives within the batch (symmetric, the diagonal included) and, per row, the count of negatives
@@ -675,21 +971,41 @@ public final class Meow {
               negs[i] = Math.log(Math.max(1, b - cnt));
             }
             Tensor pos = Tensor.of(pm, b, b).castTo(DType.F32);
-            Tensor logNeg = Tensor.of(negs, b, 1).castTo(DType.F32);
             Tensor pc = normalizeRows(model.forward(zc.indexSelect(0, idx)));
             Tensor pf = normalizeRows(model.forward(zf.indexSelect(0, idx)));
-            // negative weights from the detached fine embeddings' cosine similarities
-            Tensor sim;
-            try (var ng = Autograd.noGrad()) {
-              Tensor f = normalizeRows(zf.detach().indexSelect(0, idx));
-              sim = f.matmul(f.mT());
+            Tensor logW;
+            if (clustered && !ada) {
+              // MEOW's hard weights: w_ij = the number of clustering levels at which j is not in i's cluster
+              // (0 when every level puts them together: a likely false negative, left out)
+              logW = Tensor.of(clusterLogWeights(levels, batch), b, b).castTo(DType.F32);
+            } else {
+              // negative weights from the detached fine embeddings' cosine similarities
+              Tensor sim;
+              try (var ng = Autograd.noGrad()) {
+                Tensor f = normalizeRows(zf.detach().indexSelect(0, idx));
+                sim = f.matmul(f.mT());
+              }
+              Tensor scores = sim.mul(beta).add(pos.mul(-1e4)); // positives out of the negatives' softmax
+              Tensor logNeg = Tensor.of(negs, b, 1).castTo(DType.F32);
+              logW = scores.logSoftmax(1).add(logNeg); // sums to the negatives' count per row
             }
-            Tensor scores = sim.mul(beta).add(pos.mul(-1e4)); // positives out of the negatives' softmax
-            Tensor logW = scores.logSoftmax(1).add(logNeg); // sums to the negatives' count per row
-            // sim and pos are symmetric: row j of logW weighs the negatives of anchor j in either direction
+            // the weights are symmetric: row j of logW weighs the negatives of anchor j in either direction
             Tensor loss = Functional.infoNce(pc, pf, c.tau(), pos, logW)
                               .add(Functional.infoNce(pf, pc, c.tau(), pos, logW))
                               .mul(0.5);
+            if (c.protoWeight() > 0) {
+              // ProtoNCE (Li et al. 2021, as MEOW): each coarse embedding against the prototypes of the fine
+              // view's clusters, each prototype at its own concentration φ
+              Tensor proto = null;
+              for (SphericalKMeans.Result r : levels) {
+                long[] own = new long[b];
+                for (int i = 0; i < b; i++) own[i] = r.assignment()[(int) batch[i]];
+                Tensor logits = pc.matmul(r.centroids().mT()).div(r.concentrations());
+                Tensor l = Functional.crossEntropy(logits, Tensor.ofIndices(own, b));
+                proto = proto == null ? l : proto.add(l);
+              }
+              loss = loss.add(proto.mul(c.protoWeight() / levels.size()));
+            }
             opt.zeroGrad();
             beta.zeroGrad();
             loss.backward();
@@ -711,7 +1027,7 @@ public final class Meow {
             // mean validation Macro-F1 (over the label rates) is the run's
             double[] emb;
             try (Scope s = Scope.open(); var ng = Autograd.noGrad()) {
-              emb = model.fine(paths, model.input()).castTo(DType.F64).toDoubleArray();
+              emb = model.fine(paths, model.input(), model.typeInputs()).castTo(DType.F64).toDoubleArray();
             }
             double v = 0;
             Map<Integer, Score> ev = evaluate(d, c, new Embedding(emb, c.hidden()), seed);
@@ -724,11 +1040,30 @@ public final class Meow {
           }
           p.step(phase, epoch + 1, c.epochs());
         }
+      } finally {
+        for (SphericalKMeans.Result r : levels) r.close();
       }
       beta.zeroGrad();
       beta.close();
       return new Trained(new Embedding(best, c.hidden()), curve, checks.toArray(new double[0][]));
     }
+  }
+
+  /**
+   * log w_ij for a batch: w_ij = the number of clustering levels that put batch[j] in another cluster
+   * than batch[i]; −10⁴ (for log 0) where every level puts them together.
+   */
+  static double[] clusterLogWeights(List<SphericalKMeans.Result> levels, long[] batch) {
+    int b = batch.length;
+    double[] out = new double[b * b];
+    for (int i = 0; i < b; i++)
+      for (int j = 0; j < b; j++) {
+        int w = 0;
+        for (SphericalKMeans.Result r : levels)
+          if (r.assignment()[(int) batch[i]] != r.assignment()[(int) batch[j]]) w++;
+        out[i * b + j] = w == 0 ? -1e4 : Math.log(w);
+      }
+    return out;
   }
 
   /** x with each element zeroed with probability p and the rest scaled by 1 / (1 − p). */

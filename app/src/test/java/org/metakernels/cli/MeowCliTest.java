@@ -95,6 +95,25 @@ class MeowCliTest {
     assertTrue(
         d.graph().metaPathMatrix("paper", "author", "paper").bitwiseEquals(back.graph().metaPathMatrix("p", "a", "p")));
     assertArrayEquals(d.splits().get(40)[0], back.splits().get(40)[0]);
+    assertTrue(back.typeFeatures().isEmpty());
+    // the other types' features: a scipy sparse .npz (ACM's a_feat) and a dense .npy under an .npz name
+    // (DBLP's t_feat); a type may have more rows than its relations name
+    int authors = d.graph().numNodes("author"), subjects = d.graph().numNodes("subject");
+    NumPy.writeSparse(tmp.resolve("a_feat.npz"),
+        SparseMatrix.fromCoo(authors + 2, 4, new long[] {0, 1, authors + 1}, new long[] {3, 0, 2}, new double[] {1, 2, 3}));
+    double[] dense = new double[subjects * 3];
+    dense[4] = 0.5;
+    NumPy.write(tmp.resolve("s_feat.npz"), NumPy.Array.ofDoubles(dense, subjects, 3));
+    Meow.Dataset withTypes = Meow.load(tmp);
+    assertEquals(List.of("a", "s"), new ArrayList<>(withTypes.typeFeatures().keySet()));
+    assertEquals(authors + 2, withTypes.graph().numNodes("a"));
+    assertEquals(3.0, withTypes.typeFeatures().get("a").get(authors + 1, 2));
+    assertEquals(0.5, withTypes.typeFeatures().get("s").get(1, 1));
+    assertEquals(1, withTypes.typeFeatures().get("s").nnz());
+    // fewer rows than the relations name: refused, naming the file
+    NumPy.write(tmp.resolve("s_feat.npz"), NumPy.Array.ofDoubles(new double[3], 1, 3));
+    Exception e = org.junit.jupiter.api.Assertions.assertThrows(java.io.IOException.class, () -> Meow.load(tmp));
+    assertTrue(e.getMessage().contains("s_feat.npz") && e.getMessage().contains("1 rows"), e.getMessage());
   }
 
   @Test
@@ -103,13 +122,17 @@ class MeowCliTest {
     writeAcmLayout(data);
     Path json = tmp.resolve("r.json");
     Run r = run("recipe", "meow", "--data", data.toString(), "--epochs", "3", "--seeds", "2", "--batch", "128",
-        "--hidden", "16", "--methods", "meow,adameow", "--weights", "both", "--out", tmp.resolve("out").toString(),
-        "--json", json.toString());
+        "--hidden", "16", "--methods", "meow,adameow", "--weights", "both", "--contexts", "--clusters", "5,10",
+        "--proto", "0.5", "--out", tmp.resolve("out").toString(), "--json", json.toString());
     assertEquals(0, r.code(), r.err());
     assertTrue(r.out().contains("AdaMEOW") && r.out().contains("P-S-P"), r.out());
+    assertTrue(r.out().contains("meta-path contexts (a (learned), s (learned))")
+            && r.out().contains("hard weights from k-means levels [5, 10]") && r.out().contains("weight 0.5"),
+        r.out());
     String j = Files.readString(json);
     assertTrue(
-        j.contains("\"macro_f1_mean\"") && j.contains("\"weights\": \"binary\"") && j.contains("\"form\": \"chain\""),
+        j.contains("\"macro_f1_mean\"") && j.contains("\"weights\": \"binary\"") && j.contains("\"form\": \"chain\"")
+            && j.contains("\"contexts\": true, \"clusters\": [5, 10], \"proto_weight\": 0.5"),
         j);
     assertTrue(Files.size(tmp.resolve("out").resolve("meow-embeddings-pca.png")) > 1000);
   }
@@ -145,6 +168,15 @@ class MeowCliTest {
     assertTrue(r.err().contains("--data"), r.err());
     r = run("recipe", "meow", "--methods", "meow,bogus");
     assertEquals(2, r.code());
+    r = run("recipe", "meow", "--clusters", "100,1");
+    assertEquals(2, r.code());
+    assertTrue(r.err().contains("--clusters: each level needs 2+ clusters"), r.err());
+    r = run("recipe", "meow", "--clusters", "many");
+    assertEquals(2, r.code());
+    assertTrue(r.err().contains("--clusters: a comma-separated list"), r.err());
+    r = run("recipe", "meow", "--proto", "-1");
+    assertEquals(2, r.code());
+    assertTrue(r.err().contains("--proto must be >= 0"), r.err());
     // a data folder with a corrupt labels.npy: a runtime failure naming the file
     Path data = Files.createDirectory(tmp.resolve("bad"));
     writeAcmLayout(data);

@@ -8,7 +8,10 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 import org.metakernels.graph.HeteroSbm;
 import org.metakernels.graph.MetaPath;
 import org.metakernels.graph.SparseMatrix;
@@ -25,12 +28,16 @@ class MeowTest {
    * most sqrt(0.25 / 150) = 0.041, of their difference 0.058, so 0.3 is more than 5 standard errors
    * (seen when written: features 0.39-0.41, MEOW 0.87-0.90, AdaMEOW 0.84-0.89).
    */
-  @Test
-  void learnsBeyondFeaturesOnAPlantedHeteroSbm() {
+  @ParameterizedTest(name = "contexts and clusters: {0}")
+  @ValueSource(booleans = {false, true})
+  void learnsBeyondFeaturesOnAPlantedHeteroSbm(boolean full) {
     HeteroSbm.Config sbm = new HeteroSbm.Config(600, 3, 150, 12, 3, 0.8, 60, 8, 0.1);
     Meow.Dataset d = Meow.synthetic(sbm, 3L);
     Meow.Config c = new Meow.Config(
         32, 40, 256, 5e-3, 0.5, 2.0, 0.1, 1, List.of("counts"), List.of("meow", "adameow"), 200, 1, 0.3, 5, 2);
+    // the full recipe: learned author and subject embeddings as meta-path contexts, two k-means levels
+    // for MEOW's hard negative weights and the prototype loss
+    if (full) c = c.withMeow(true, List.of(10, 30), 1.0, 1);
     Meow.Result r = Meow.run(d, c, null);
     Map<String, Meow.MethodResult> by = new java.util.HashMap<>();
     for (Meow.MethodResult m : r.methods()) by.put(m.method(), m);
@@ -90,6 +97,11 @@ class MeowTest {
       assertEquals(4_338_213L + 4019, psp.materializedCost());
       assertTrue(psp.chainCost() * 200 < psp.materializedCost(), psp.describe());
     }
+    // the authors' own features ride along (the P-A-P context); the subjects have none
+    assertEquals(Set.of("a"), d.typeFeatures().keySet());
+    assertEquals(7167, d.typeFeatures().get("a").rows());
+    assertEquals(1902, d.typeFeatures().get("a").cols());
+    assertEquals(888_869, d.typeFeatures().get("a").nnz());
     // features are row-normalised bags of words
     double s = 0;
     for (int j = 0; j < 1902; j++) s += d.features()[j];
