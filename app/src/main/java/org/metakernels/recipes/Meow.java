@@ -935,6 +935,8 @@ public final class Meow {
       double[] best = null;
       List<double[]> checks = new ArrayList<>();
       List<SphericalKMeans.Result> levels = List.of();
+      int[] slot = new int[n]; // a node's place in the current batch, or -1
+      Arrays.fill(slot, -1);
       try (Adam opt = new Adam(model.parameters(), c.lr(), 0.9, 0.999, 1e-8, 0.0);
            Adam betaOpt = ada ? new Adam(List.of(beta), 0.05) : null) {
         for (int epoch = 0; epoch < c.epochs(); epoch++) {
@@ -959,25 +961,35 @@ public final class Meow {
             }
             long[] batch = sample(rng, n, b);
             Tensor idx = Tensor.ofIndices(batch, b);
-            // positives within the batch (symmetric, the diagonal included) and, per row, the count of negatives
-            double[] pm = new double[b * b], negs = new double[b];
+            // positives within the batch (symmetric, the diagonal included) and, per row, the count of negatives:
+            // O(b · positives) through each node's slot in the batch (b² lookups cost seconds per epoch at b = n)
+            for (int i = 0; i < b; i++) slot[(int) batch[i]] = i;
+            float[] pm = new float[b * b];
+            for (int i = 0; i < b; i++) {
+              pm[i * b + i] = 1;
+              for (long q : positives[(int) batch[i]]) {
+                int j = slot[(int) q];
+                if (j >= 0) {
+                  pm[i * b + j] = 1;
+                  pm[j * b + i] = 1;
+                }
+              }
+            }
+            double[] negs = new double[b];
             for (int i = 0; i < b; i++) {
               int cnt = 0;
-              for (int j = 0; j < b; j++)
-                if (i == j || isPositive(positives, batch[i], batch[j]) || isPositive(positives, batch[j], batch[i])) {
-                  pm[i * b + j] = 1;
-                  cnt++;
-                }
+              for (int j = 0; j < b; j++) cnt += pm[i * b + j] != 0 ? 1 : 0;
               negs[i] = Math.log(Math.max(1, b - cnt));
             }
-            Tensor pos = Tensor.of(pm, b, b).castTo(DType.F32);
+            for (int i = 0; i < b; i++) slot[(int) batch[i]] = -1;
+            Tensor pos = Tensor.of(pm, b, b);
             Tensor pc = normalizeRows(model.forward(zc.indexSelect(0, idx)));
             Tensor pf = normalizeRows(model.forward(zf.indexSelect(0, idx)));
             Tensor logW;
             if (clustered && !ada) {
               // MEOW's hard weights: w_ij = the number of clustering levels at which j is not in i's cluster
               // (0 when every level puts them together: a likely false negative, left out)
-              logW = Tensor.of(clusterLogWeights(levels, batch), b, b).castTo(DType.F32);
+              logW = Tensor.of(clusterLogWeights(levels, batch), b, b);
             } else {
               // negative weights from the detached fine embeddings' cosine similarities
               Tensor sim;
@@ -1053,15 +1065,20 @@ public final class Meow {
    * log w_ij for a batch: w_ij = the number of clustering levels that put batch[j] in another cluster
    * than batch[i]; −10⁴ (for log 0) where every level puts them together.
    */
-  static double[] clusterLogWeights(List<SphericalKMeans.Result> levels, long[] batch) {
-    int b = batch.length;
-    double[] out = new double[b * b];
+  static float[] clusterLogWeights(List<SphericalKMeans.Result> levels, long[] batch) {
+    int b = batch.length, l = levels.size();
+    int[][] own = new int[l][b];
+    for (int k = 0; k < l; k++)
+      for (int i = 0; i < b; i++) own[k][i] = (int) levels.get(k).assignment()[(int) batch[i]];
+    float[] logOf = new float[l + 1];
+    logOf[0] = -1e4f;
+    for (int w = 1; w <= l; w++) logOf[w] = (float) Math.log(w);
+    float[] out = new float[b * b];
     for (int i = 0; i < b; i++)
       for (int j = 0; j < b; j++) {
         int w = 0;
-        for (SphericalKMeans.Result r : levels)
-          if (r.assignment()[(int) batch[i]] != r.assignment()[(int) batch[j]]) w++;
-        out[i * b + j] = w == 0 ? -1e4 : Math.log(w);
+        for (int k = 0; k < l; k++) w += own[k][i] != own[k][j] ? 1 : 0;
+        out[i * b + j] = logOf[w];
       }
     return out;
   }
@@ -1071,11 +1088,6 @@ public final class Meow {
     if (p <= 0) return x;
     Tensor keep = Tensor.rand(x.shape(), x.dtype(), x.device(), seed).gt(p);
     return x.mul(keep).mul(1.0 / (1 - p));
-  }
-
-  /** Whether j is among i's positives (sorted ids per node). */
-  private static boolean isPositive(long[][] positives, long i, long j) {
-    return Arrays.binarySearch(positives[(int) i], j) >= 0;
   }
 
   /**
