@@ -11,8 +11,8 @@ import sys
 DEFAULTS = {"epochs": 300, "hidden": 64, "batch": 1024, "lr": 0.005, "tau": 0.5, "beta": 2.0,
             "feature_drop": 0.3, "positives": 5, "contexts": False, "clusters": [], "proto_weight": 0.0,
             "cluster_every": 1}
-# runs recorded before a setting existed ran as its value here
-LEGACY = {"contexts": False, "clusters": [], "proto_weight": 0.0, "cluster_every": 1}
+# runs recorded before these settings existed ran as their defaults
+LEGACY = {k: DEFAULTS[k] for k in ("contexts", "clusters", "proto_weight", "cluster_every")}
 
 
 def show(v):

@@ -9,6 +9,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.util.List;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
+import org.metakernels.autograd.GradCheck;
 import org.metakernels.runtime.MetakernelsException;
 import org.metakernels.tensor.DType;
 import org.metakernels.tensor.Device;
@@ -215,6 +216,32 @@ class HeteroGraphTest {
           MetakernelsException.class, () -> pap.apply(Tensor.zeros(new long[] {5, 2}, DType.F64, Device.CPU)));
       assertTrue(e.getMessage().contains("MetaPath.apply") && e.getMessage().contains("[5, 2]"), e.getMessage());
       assertThrows(MetakernelsException.class, () -> pap.apply(Tensor.zeros(new long[] {4, 2}, DType.F32, Device.CPU)));
+    }
+  }
+
+  /** Tall, wide and square matrices: A · x as the dense product, to second order in x, and wrong input refused. */
+  @Test
+  void sparseOperatorIsTheMatrixProduct() {
+    Random r = new Random(21);
+    for (int[] shape : new int[][] {{7, 3}, {3, 7}, {5, 5}}) {
+      int rows = shape[0], cols = shape[1];
+      SparseMatrix a = random(r, rows, cols, 12, false);
+      double[] x = new double[cols * 2];
+      for (int i = 0; i < x.length; i++) x[i] = 2 * r.nextDouble() - 1;
+      double[] ref = denseProduct(a.toDense(), x, rows, cols, 2);
+      try (Scope sc = Scope.open(); SparseOperator op = SparseOperator.of(a, DType.F64, Device.CPU)) {
+        assertEquals(rows, op.rows());
+        assertEquals(cols, op.cols());
+        double[] y = op.apply(Tensor.of(x, cols, 2)).toDoubleArray();
+        assertEquals(rows * 2, y.length);
+        for (int i = 0; i < ref.length; i++) assertEquals(ref[i], y[i], 1e-12, rows + "x" + cols + " at " + i);
+        GradCheck.check(in -> op.apply(in.get(0)).tanh().sum(), List.of(Tensor.of(x, cols, 2)), 2);
+        MetakernelsException e = assertThrows(MetakernelsException.class,
+            () -> op.apply(Tensor.zeros(new long[] {cols + 1, 2}, DType.F64, Device.CPU)));
+        assertTrue(e.getMessage().contains("SparseOperator.apply") && e.getMessage().contains("[" + (cols + 1) + ", 2]"),
+            e.getMessage());
+        assertThrows(MetakernelsException.class, () -> op.apply(Tensor.zeros(new long[] {cols, 2}, DType.F32, Device.CPU)));
+      }
     }
   }
 

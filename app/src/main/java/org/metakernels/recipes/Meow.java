@@ -17,13 +17,13 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import org.metakernels.autograd.Autograd;
-import org.metakernels.graph.Graph;
 import org.metakernels.graph.HeteroGraph;
 import org.metakernels.graph.MessagePassing;
 import org.metakernels.graph.HeteroSbm;
 import org.metakernels.graph.MetaPath;
 import org.metakernels.graph.Reduce;
 import org.metakernels.graph.SparseMatrix;
+import org.metakernels.graph.SparseOperator;
 import org.metakernels.io.EdgeList;
 import org.metakernels.io.NumPy;
 import org.metakernels.nn.GCNConv;
@@ -365,20 +365,7 @@ public final class Meow {
     NumPy.Array a = NumPy.read(file);
     long[] shape = a.shape();
     if (shape.length != 2) throw new IOException(file + ": features must be 2-D, got shape " + Arrays.toString(shape));
-    double[] v = a.doubles();
-    int rows = (int) shape[0], cols = (int) shape[1], nnz = 0;
-    for (double x : v)
-      if (x != 0) nnz++;
-    long[] r = new long[nnz], col = new long[nnz];
-    double[] w = new double[nnz];
-    for (int i = 0, k = 0; i < rows; i++)
-      for (int j = 0; j < cols; j++)
-        if (v[i * cols + j] != 0) {
-          r[k] = i;
-          col[k] = j;
-          w[k++] = v[i * cols + j];
-        }
-    return SparseMatrix.fromCoo(rows, cols, r, col, w);
+    return sparseOf(a.doubles(), (int) shape[0], (int) shape[1]);
   }
 
   /**
@@ -552,7 +539,7 @@ public final class Meow {
         }
         results.add(baseline("GCN (" + pathName(d.metaPaths().get(0)) + ", SGC K=2)", d, c, sgc, p));
       }
-      Operator featureOp = d.features() == null ? null : featureOperator(d);
+      SparseOperator featureOp = d.features() == null ? null : featureOperator(d);
       Contexts contexts = null;
       long[][] positives = positives(d, Math.max(1, c.positives()));
       List<List<MetaPath>> pathsBy = new ArrayList<>();
@@ -586,7 +573,7 @@ public final class Meow {
             String label = ada ? "AdaMEOW" : "MEOW";
             for (int s = 0; s < c.seeds(); s++) {
               long seed = c.seed() + s;
-              Operator fg = featureOp;
+              SparseOperator fg = featureOp;
               Contexts ctx = contexts;
               futures.add(pool.submit(() -> {
                 try (Scope worker = Scope.open()) {
@@ -632,24 +619,26 @@ public final class Meow {
         d.name(), d.numNodes(), d.classes(), infos, results, emb2d, curve, checks, (System.nanoTime() - t0) / 1e9);
   }
 
-  /** The target's features [n, F], rows scaled to unit L2 norm, as an {@link Operator} on [F, h] weights. */
-  static Operator featureOperator(Dataset d) {
-    int n = d.numNodes(), f = d.featureDim();
-    double[] x = d.features();
+  /** The target's features [n, F], rows scaled to unit L2 norm, as an operator on [F, h] weights. */
+  static SparseOperator featureOperator(Dataset d) {
+    return unitRowFeatures(sparseOf(d.features(), d.numNodes(), d.featureDim()));
+  }
+
+  /** Row-major dense [rows, cols] values as a sparse matrix of their non-zeros. */
+  static SparseMatrix sparseOf(double[] v, int rows, int cols) {
     int nnz = 0;
-    for (double v : x)
-      if (v != 0) nnz++;
-    long[] row = new long[nnz], col = new long[nnz];
-    double[] val = new double[nnz];
-    int k = 0;
-    for (int i = 0; i < n; i++)
-      for (int j = 0; j < f; j++)
-        if (x[i * f + j] != 0) {
-          row[k] = i;
-          col[k] = j;
-          val[k++] = x[i * f + j];
+    for (double x : v)
+      if (x != 0) nnz++;
+    long[] r = new long[nnz], c = new long[nnz];
+    double[] w = new double[nnz];
+    for (int i = 0, k = 0; i < rows; i++)
+      for (int j = 0; j < cols; j++)
+        if (v[i * cols + j] != 0) {
+          r[k] = i;
+          c[k] = j;
+          w[k++] = v[i * cols + j];
         }
-    return unitRowFeatures(SparseMatrix.fromCoo(n, f, row, col, val));
+    return SparseMatrix.fromCoo(rows, cols, r, c, w);
   }
 
   static String pathName(List<String> types) {
@@ -697,48 +686,8 @@ public final class Meow {
     }
   }
 
-  /**
-   * A rectangular sparse matrix A [rows, cols] as the operator x ↦ A · x on [cols, F] tensors: the
-   * SpMM of its square graph of max(rows, cols) nodes with x zero-padded and the result cut to rows
-   * (differentiable in x to any order, like every {@link MessagePassing#aggregate}). Shared by the
-   * concurrent runs (read only); closed by the run that built it.
-   */
-  static final class Operator implements AutoCloseable {
-    final Graph graph;
-    final int rows, cols;
-
-    Operator(SparseMatrix a) {
-      rows = a.rows();
-      cols = a.cols();
-      int s = Math.max(rows, cols);
-      long[] ptr = a.rowPtr();
-      int[] ci = a.colIndices();
-      double[] v = a.values();
-      long[] r = new long[ci.length], c = new long[ci.length];
-      for (int i = 0; i < rows; i++)
-        for (long q = ptr[i]; q < ptr[i + 1]; q++) {
-          r[(int) q] = i;
-          c[(int) q] = ci[(int) q];
-        }
-      graph = SparseMatrix.fromCoo(s, s, r, c, v.clone()).toGraph(Device.CPU, DType.F32);
-    }
-
-    Tensor apply(Tensor x) {
-      long s = graph.numNodes();
-      if (x.size(0) < s)
-        x = Tensor.concat(List.of(x, Tensor.zeros(new long[] {s - x.size(0), x.size(1)}, x.dtype(), x.device())), 0);
-      Tensor y = MessagePassing.aggregate(graph, x, graph.edgeWeight(), Reduce.SUM);
-      return rows < s ? y.narrow(0, 0, rows) : y;
-    }
-
-    @Override
-    public void close() {
-      graph.close();
-    }
-  }
-
-  /** Features [n, F] with rows scaled to unit L2 norm, as an {@link Operator} over the rows of a weight [F, h]. */
-  static Operator unitRowFeatures(SparseMatrix f) {
+  /** Features [n, F] with rows scaled to unit L2 norm, as an operator over the rows of a weight [F, h]. */
+  static SparseOperator unitRowFeatures(SparseMatrix f) {
     double[] v = f.values();
     long[] ptr = f.rowPtr();
     for (int i = 0; i < f.rows(); i++) {
@@ -750,7 +699,7 @@ public final class Meow {
     int[] ci = f.colIndices(); // (a copy per call)
     long[] idx = new long[ci.length];
     for (int q = 0; q < idx.length; q++) idx[q] = ci[q];
-    return new Operator(SparseMatrix.fromCsr(f.rows(), f.cols(), ptr.clone(), idx, v));
+    return SparseOperator.of(SparseMatrix.fromCsr(f.rows(), f.cols(), ptr, idx, v), DType.F32, Device.CPU);
   }
 
   /**
@@ -760,9 +709,9 @@ public final class Meow {
    */
   static final class Contexts implements AutoCloseable {
     final List<List<String>> paths;
-    final Map<String, Operator> features = new LinkedHashMap<>();
+    final Map<String, SparseOperator> features = new LinkedHashMap<>();
     final Map<String, Integer> counts = new LinkedHashMap<>();
-    final Map<String, Operator> steps = new LinkedHashMap<>();
+    final Map<String, SparseOperator> steps = new LinkedHashMap<>();
 
     Contexts(Dataset d) {
       paths = d.metaPaths();
@@ -777,7 +726,8 @@ public final class Meow {
             }
             String key = mp.get(k - 1) + ">" + x;
             if (!steps.containsKey(key))
-              steps.put(key, new Operator(d.graph().adjacency(mp.get(k - 1), x).binarized().rowNormalized()));
+              steps.put(key, SparseOperator.of(
+                  d.graph().adjacency(mp.get(k - 1), x).binarized().rowNormalized(), DType.F32, Device.CPU));
           }
       } catch (RuntimeException e) {
         close();
@@ -787,8 +737,8 @@ public final class Meow {
 
     @Override
     public void close() {
-      for (Operator o : features.values()) o.close();
-      for (Operator o : steps.values()) o.close();
+      for (SparseOperator o : features.values()) o.close();
+      for (SparseOperator o : steps.values()) o.close();
     }
   }
 
@@ -799,13 +749,13 @@ public final class Meow {
    */
   private static final class Model extends Module {
     final boolean learnedInput;
-    final Operator features; // the sparse features [n, F], or null
+    final SparseOperator features; // the sparse features [n, F], or null
     final Contexts contexts; // or null
     final int n;
     final GCNConv enc0, enc1;
     final SemanticAttention attention;
 
-    Model(Operator features, int n, int hidden, Contexts contexts, long seed) {
+    Model(SparseOperator features, int n, int hidden, Contexts contexts, long seed) {
       this.features = features;
       this.contexts = contexts;
       this.n = n;
@@ -818,7 +768,7 @@ public final class Meow {
         register("embedding", Tensor.randn(new long[] {n, hidden}, DType.F32, Device.CPU, seed).mul(0.1));
       } else {
         register("inputWeight",
-            Tensor.uniform(new long[] {features.cols, hidden}, -bound, bound, DType.F32, Device.CPU, seed));
+            Tensor.uniform(new long[] {features.cols(), hidden}, -bound, bound, DType.F32, Device.CPU, seed));
         register("inputBias", Tensor.zeros(new long[] {hidden}, DType.F32, Device.CPU));
       }
       enc0 = child("enc0", new GCNConv(hidden, hidden, true, true, DType.F32, Device.CPU, seed + 11));
@@ -830,10 +780,10 @@ public final class Meow {
         long t = 0;
         for (var e : contexts.counts.entrySet()) {
           String x = e.getKey();
-          Operator f = contexts.features.get(x);
+          SparseOperator f = contexts.features.get(x);
           if (f != null) {
             register("type_" + x + "_weight",
-                Tensor.uniform(new long[] {f.cols, hidden}, -bound, bound, DType.F32, Device.CPU, seed + 100 + t++));
+                Tensor.uniform(new long[] {f.cols(), hidden}, -bound, bound, DType.F32, Device.CPU, seed + 100 + t++));
             register("type_" + x + "_bias", Tensor.zeros(new long[] {hidden}, DType.F32, Device.CPU));
           } else {
             register("type_" + x + "_embedding",
@@ -910,7 +860,7 @@ public final class Meow {
       if (contexts == null) return null;
       Map<String, Tensor> out = new LinkedHashMap<>();
       for (String x : contexts.counts.keySet()) {
-        Operator f = contexts.features.get(x);
+        SparseOperator f = contexts.features.get(x);
         Tensor h = f != null
             ? f.apply(p("type_" + x + "_weight", Weights.none())).add(p("type_" + x + "_bias", Weights.none()))
             : p("type_" + x + "_embedding", Weights.none());
@@ -920,7 +870,7 @@ public final class Meow {
     }
   }
 
-  private static Trained train(Dataset d, Config c, Operator x, Contexts contexts, List<MetaPath> paths,
+  private static Trained train(Dataset d, Config c, SparseOperator x, Contexts contexts, List<MetaPath> paths,
       long[][] positives, boolean ada, long seed, String phase, Progress p) {
     int n = d.numNodes(), b = Math.min(c.batch(), n);
     boolean clustered = !c.clusters().isEmpty();
@@ -961,7 +911,7 @@ public final class Meow {
             }
             long[] batch = sample(rng, n, b);
             Tensor idx = Tensor.ofIndices(batch, b);
-            // positives within the batch (symmetric, the diagonal included) and, per row, the count of negatives:
+            // positives within the batch (symmetric, the diagonal included):
             // O(b · positives) through each node's slot in the batch (b² lookups cost seconds per epoch at b = n)
             for (int i = 0; i < b; i++) slot[(int) batch[i]] = i;
             float[] pm = new float[b * b];
@@ -974,12 +924,6 @@ public final class Meow {
                   pm[j * b + i] = 1;
                 }
               }
-            }
-            double[] negs = new double[b];
-            for (int i = 0; i < b; i++) {
-              int cnt = 0;
-              for (int j = 0; j < b; j++) cnt += pm[i * b + j] != 0 ? 1 : 0;
-              negs[i] = Math.log(Math.max(1, b - cnt));
             }
             for (int i = 0; i < b; i++) slot[(int) batch[i]] = -1;
             Tensor pos = Tensor.of(pm, b, b);
@@ -998,7 +942,13 @@ public final class Meow {
                 sim = f.matmul(f.mT());
               }
               Tensor scores = sim.mul(beta).add(pos.mul(-1e4)); // positives out of the negatives' softmax
-              Tensor logNeg = Tensor.of(negs, b, 1).castTo(DType.F32);
+              float[] negs = new float[b]; // log of each row's count of negatives
+              for (int i = 0; i < b; i++) {
+                int cnt = 0;
+                for (int j = 0; j < b; j++) cnt += pm[i * b + j] != 0 ? 1 : 0;
+                negs[i] = (float) Math.log(Math.max(1, b - cnt));
+              }
+              Tensor logNeg = Tensor.of(negs, b, 1);
               logW = scores.logSoftmax(1).add(logNeg); // sums to the negatives' count per row
             }
             // the weights are symmetric: row j of logW weighs the negatives of anchor j in either direction

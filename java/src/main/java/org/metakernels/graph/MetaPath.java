@@ -75,12 +75,10 @@ public final class MetaPath implements AutoCloseable {
   private final long chainCost;
   private final boolean chained;
   private final Graph graph; // materialised, normalised weights; or null
-  private final List<Hop> hops; // chained: applied last factor first; or empty
+  private final List<SparseOperator> hops; // chained: applied last factor first; or empty
   private final Tensor leftScale; // chained: [N, 1] or null
   private final Tensor rightScale; // chained: [N, 1] or null
   private final Tensor loopScale; // chained GCN: [N, 1] (D^-1) or null
-
-  private record Hop(Graph graph, int rows, int cols) {}
 
   private MetaPath(String name, List<SparseMatrix> factors, Normalization norm, boolean binary, Strategy strategy,
       DType dtype, Device device) {
@@ -115,7 +113,7 @@ public final class MetaPath implements AutoCloseable {
     this.chained =
         strategy == Strategy.CHAIN || (strategy == Strategy.AUTO && chainExact && chainCost < materializedCost);
     Graph g = null;
-    List<Hop> hs = new ArrayList<>();
+    List<SparseOperator> hs = new ArrayList<>();
     Tensor ls = null, rs = null, lp = null;
     try (Scope tmp = Scope.open()) {
       if (!chained) {
@@ -130,11 +128,7 @@ public final class MetaPath implements AutoCloseable {
           g = mat.toGraph(device, dtype);
         }
       } else {
-        for (SparseMatrix r : factors) {
-          int size = Math.max(r.rows(), r.cols());
-          SparseMatrix sq = r.rows() == r.cols() ? r : pad(r, size);
-          hs.add(new Hop(sq.toGraph(device, dtype), r.rows(), r.cols()));
-        }
+        for (SparseMatrix r : factors) hs.add(SparseOperator.of(r, dtype, device));
         if (norm != Normalization.NONE) {
           double[] deg = rowSumsOfProduct(factors);
           double[] left = new double[n], right = new double[n], loop = new double[n];
@@ -176,20 +170,6 @@ public final class MetaPath implements AutoCloseable {
     Tensor t = Tensor.of(v, v.length, 1);
     if (dtype != DType.F64) t = t.castTo(dtype);
     return device == Device.CPU ? t : t.to(device);
-  }
-
-  /** r [m, n] as a square [s, s] matrix, s = max(m, n), zero elsewhere. */
-  private static SparseMatrix pad(SparseMatrix r, int s) {
-    long[] ptr = r.rowPtr();
-    int[] ci = r.colIndices();
-    long[] row = new long[ci.length];
-    long[] col = new long[ci.length];
-    for (int i = 0; i < r.rows(); i++)
-      for (long k = ptr[i]; k < ptr[i + 1]; k++) {
-        row[(int) k] = i;
-        col[(int) k] = ci[(int) k];
-      }
-    return SparseMatrix.fromCoo(s, s, row, col, r.values());
   }
 
   private static long productNnz(List<SparseMatrix> factors) {
@@ -280,17 +260,7 @@ public final class MetaPath implements AutoCloseable {
     if (!chained) return MessagePassing.aggregate(graph, x, graph.edgeWeight(), Reduce.SUM);
     Tensor h = rightScale != null ? x.mul(rightScale) : x;
     Tensor in = h;
-    for (int k = hops.size() - 1; k >= 0; k--) {
-      Hop hop = hops.get(k);
-      int s = Math.max(hop.rows(), hop.cols());
-      if (hop.cols() < s) {
-        long[] shape = h.shape().clone();
-        shape[0] = s - hop.cols();
-        h = Tensor.concat(List.of(h, Tensor.zeros(shape, dtype, device)), 0);
-      }
-      h = MessagePassing.aggregate(hop.graph(), h, hop.graph().edgeWeight(), Reduce.SUM);
-      if (hop.rows() < s) h = h.narrow(0, 0, hop.rows());
-    }
+    for (int k = hops.size() - 1; k >= 0; k--) h = hops.get(k).apply(h);
     if (leftScale != null) h = h.mul(leftScale);
     if (loopScale != null) h = h.add(in.mul(leftScale));
     return h;
@@ -354,7 +324,7 @@ public final class MetaPath implements AutoCloseable {
   @Override
   public void close() {
     if (graph != null) graph.close();
-    for (Hop h : hops) h.graph().close();
+    for (SparseOperator h : hops) h.close();
     for (Tensor t : new Tensor[] {leftScale, rightScale, loopScale})
       if (t != null) t.close();
   }
