@@ -242,6 +242,12 @@ mk_emu_test(emu.linear_attention linear_attention_emu_test)
 mk_emu_executable(linear_emu_test)
 mk_emu_test(emu.linear linear_emu_test)
 
+# tests/cuda-emu/infonce_emu_test.cpp: kernels/cuda/infonce.cu (the fused InfoNCE rows, forward and
+# backward) against the CPU twin and a long-double loop, with and without mask and log-weights, the
+# edge rows (no positive, NaN), each call twice for the same bits, every thread order in one run.
+mk_emu_executable(infonce_emu_test)
+mk_emu_test(emu.infonce infonce_emu_test)
+
 # tests/cuda-emu/copy_async_emu_test.cpp: the emulated ldmatrix (x1/x2/x4, .trans, through a
 # swizzled layout) and cp.async (commit groups, wait_group, zero fill) of kernels/cuda/copy_async.cuh
 # against the MMA fragment layout of kernels/cuda/mma.cuh, every thread order in one run.

@@ -589,6 +589,21 @@ int mk_dense_mse_forward(int device, int dtype, int64_t n, const void* p, const 
 int mk_dense_mse_backward(int device, int dtype, int64_t n, const void* p, const void* t, const void* g,
                           void* grad_p, void* grad_t, void* stream);
 
+/* ---- dense: fused InfoNCE rows --------------------------------------------------------------------- */
+/* Per row r of the logits s [rows, cols] (contiguous, rows, cols > 0): loss[r] = log sum_j e^{u[r,j]} -
+ * log sum_{j positive} e^{s[r,j]}, u = s on the positives and s + logw elsewhere (logw NULL: no
+ * weights; -inf drops a negative). Positives: pos[r, j] != 0 (pos [rows, cols] of the dtype), or with
+ * pos NULL the diagonal j == r (rows <= cols). stats [rows, 2]: the two log-sums, for the backward.
+ * Deterministic (each row's sums in a fixed order); a row without a positive gets +inf. F32 or F64. */
+int mk_dense_infonce_forward(int device, int dtype, int64_t rows, int64_t cols, const void* s, const void* pos,
+                             const void* logw, void* loss, void* stats, void* stream);
+/* The gradient of mk_dense_infonce_forward for the upstream g [rows]: grad_s = g (a - p) and grad_logw
+ * = g a off the positives, 0 on them (a = e^{u - lse_all}, p = e^{s - lse_pos} on positives), each
+ * [rows, cols] or NULL; grad_logw needs logw. stats: the forward's. */
+int mk_dense_infonce_backward(int device, int dtype, int64_t rows, int64_t cols, const void* s, const void* pos,
+                              const void* logw, const void* stats, const void* g, void* grad_s, void* grad_logw,
+                              void* stream);
+
 /* ---- softmax attention: which tensor-core kernel runs ------------------------------------------- */
 /* The choice of 16-bit tensor-core attention kernel per (dtype, padded head dim, architecture,
  * causal) as lines of text, with the MK_ATTN_TC (forward: v1, v2, v2k32, sm90) and MK_ATTN_TC_BWD

@@ -181,16 +181,18 @@ public final class Functional {
    * ℓ_i = −log Σ_{j∈P(i)} e^{s_ij} + log(Σ_{j∈P(i)} e^{s_ij} + Σ_{j∉P(i)} w_ij e^{s_ij}), the mean over
    * i. P(i) is given by the 0/1 mask {@code positives} (null: the diagonal, j = i); w_ij = e^{logW_ij}
    * by {@code negativeLogWeights} (null: all 1, plain InfoNCE; its entries on positives are not
-   * read). Written in differentiable ops (logsumexp, matmul), so it differentiates to any order in
-   * a, b and the log-weights (a caller that learns the weights, as AdaMEOW does, gets their
-   * gradient; one that does not passes them detached). The positives' mask is a constant.
+   * read; −∞ drops a negative). The cosines are one matmul of the unit rows; the rest is
+   * {@link #infoNceLogits}: for F32 and F64 one fused kernel per pass (no [B, B] temporaries), whose
+   * backward is itself differentiable, so the loss differentiates to any order in a, b and the
+   * log-weights (a caller that learns the weights, as AdaMEOW does, gets their gradient; one that
+   * does not passes them detached). The positives' mask is a constant.
    * {@code Functional.infoNce(z1, z2, 0.5, null, null)} of [B, d] and [B, d] is [].
    *
    * @param a anchors [B, d], F32 or F64
    * @param b candidates [B, d] of a's dtype and device
    * @param tau the temperature, &gt; 0
    * @param positives [B, B] of a's dtype, 1 where j is a positive of i and 0 elsewhere, each row with
-   *     at least one 1; or null for the diagonal
+   *     at least one 1 (a row without one gives an infinite loss); or null for the diagonal
    * @param negativeLogWeights [B, B] of a's dtype, log w_ij, or null
    * @return the loss, shape []
    */
@@ -201,26 +203,82 @@ public final class Functional {
       throw new MetakernelsException(op + ": expected non-empty a [B, d] and b [B, d], got " + Checks.shapes(a, b));
     if (!(tau > 0)) throw new MetakernelsException(op + ": tau must be positive, got " + tau);
     long n = a.size(0);
-    for (Tensor m : new Tensor[] {positives, negativeLogWeights}) {
+    checkMasks(op, a, n, n, positives, negativeLogWeights, a, b);
+    if (!InfoNce.fused(a.dtype())) return composedInfoNce(a, b, tau, positives, negativeLogWeights);
+    // 1/τ on the [B, d] side, not on the [B, B] product
+    Tensor s = unitRows(a).mul(1.0 / tau).matmul(unitRows(b).mT());
+    return InfoNce.rows(s, positives, negativeLogWeights).mean();
+  }
+
+  /**
+   * The InfoNCE loss of each row of given logits (reduction none): with u_ij = s_ij on the positives
+   * and s_ij + logW_ij elsewhere, ℓ_i = log Σ_j e^{u_ij} − log Σ_{j∈P(i)} e^{s_ij}. For losses whose
+   * logits are not cosines over a fixed temperature: a learned scale (CLIP), a memory bank of more
+   * candidates than anchors (N &gt; B), a dot product. F32 and F64 run one fused kernel per pass
+   * (each row's sums in a fixed order: deterministic, and the same on the CPU and CUDA to rounding);
+   * the backward is itself differentiable (any order) and has a forward-mode rule.
+   * {@code Functional.infoNceLogits(a.matmul(b.mT()).mul(scale), null, null).mean()} of [B, d] and
+   * [B, d] is the CLIP loss in one direction.
+   *
+   * @param logits s [B, N], floating
+   * @param positives [B, N] of the logits' dtype, non-zero where j is a positive of i, each row with at
+   *     least one (a row without one gives +∞); or null for the diagonal j = i (then B ≤ N). A constant.
+   * @param negativeLogWeights [B, N] of the logits' dtype, log w_ij (entries on positives not read), or
+   *     null
+   * @return the per-row losses [B]
+   */
+  public static Tensor infoNceLogits(Tensor logits, Tensor positives, Tensor negativeLogWeights) {
+    String op = "infoNceLogits";
+    logits.address(op);
+    Checks.floating(op, logits);
+    if (logits.rank() != 2 || logits.size(0) == 0 || logits.size(1) == 0)
+      throw new MetakernelsException(op + ": expected non-empty logits [B, N], got " + Checks.shapes(logits));
+    long b = logits.size(0), n = logits.size(1);
+    if (positives == null && b > n)
+      throw new MetakernelsException(op + ": the diagonal as positives needs B <= N, got " + Checks.shapes(logits));
+    checkMasks(op, logits, b, n, positives, negativeLogWeights, logits);
+    if (!InfoNce.fused(logits.dtype())) return composedRows(logits, positives, negativeLogWeights);
+    return InfoNce.rows(logits, positives, negativeLogWeights);
+  }
+
+  private static void checkMasks(String op, Tensor like, long rows, long cols, Tensor positives, Tensor logW,
+      Tensor... named) {
+    for (Tensor m : new Tensor[] {positives, logW}) {
       if (m == null) continue;
-      Checks.compatible(op, a, m);
-      if (m.rank() != 2 || m.size(0) != n || m.size(1) != n)
-        throw new MetakernelsException(op + ": the positives and weights must be [" + n + ", " + n + "], got "
-            + Checks.shapes(a, b, m));
+      Checks.compatible(op, like, m);
+      if (m.rank() != 2 || m.size(0) != rows || m.size(1) != cols) {
+        Tensor[] all = java.util.Arrays.copyOf(named, named.length + 1);
+        all[named.length] = m;
+        throw new MetakernelsException(
+            op + ": the positives and weights must be [" + rows + ", " + cols + "], got " + Checks.shapes(all));
+      }
     }
-    Tensor pos = positives != null ? positives.detach() : identity(n, a);
+  }
+
+  /** The composed form (the dtypes without the fused kernel), as it was before 2026-12-06. */
+  private static Tensor composedInfoNce(Tensor a, Tensor b, double tau, Tensor positives, Tensor negativeLogWeights) {
     Tensor s = unitRows(a).matmul(unitRows(b).mT()).mul(1.0 / tau);
+    return composedRows(s, positives == null ? identity(a.size(0), a) : positives, negativeLogWeights).mean();
+  }
+
+  private static Tensor composedRows(Tensor s, Tensor positives, Tensor negativeLogWeights) {
+    Tensor pos = positives != null ? positives.detach() : identity(s.size(0), s.size(1), s);
     Tensor logPos = pos.sub(1.0).mul(1e4); // 0 on positives, −1e4 elsewhere
     Tensor logW = negativeLogWeights == null ? null : negativeLogWeights.mul(pos.rsub(1.0));
     Tensor all = logW == null ? s : s.add(logW);
-    return all.logsumexp(1, false).sub(s.add(logPos).logsumexp(1, false)).mean();
+    return all.logsumexp(1, false).sub(s.add(logPos).logsumexp(1, false));
   }
 
   private static Tensor identity(long n, Tensor like) {
-    if (n > 46_340) throw new MetakernelsException("infoNce: " + n + " anchors, a [B, B] mask of more than 2^31 entries");
-    double[] eye = new double[(int) (n * n)];
-    for (int i = 0; i < n; i++) eye[i * (int) n + i] = 1;
-    return Tensor.of(eye, n, n).to(like.dtype()).to(like.device());
+    return identity(n, n, like);
+  }
+
+  private static Tensor identity(long rows, long cols, Tensor like) {
+    if (rows * cols > Integer.MAX_VALUE)
+      throw new MetakernelsException("infoNce: a [" + rows + ", " + cols + "] mask of more than 2^31 entries");
+    double[] eye = new double[(int) (rows * cols)];
+    for (int i = 0; i < Math.min(rows, cols); i++) eye[i * (int) cols + i] = 1;
+    return Tensor.of(eye, rows, cols).to(like.dtype()).to(like.device());
   }
 
   private static Tensor unitRows(Tensor x) {

@@ -603,6 +603,15 @@ public final class MkNative {
   public static native int mk_dense_mse_backward(int device, int dtype, @Cast("int64_t") long n,
       @Cast("const void*") long p, @Cast("const void*") long t, @Cast("const void*") long g,
       @Cast("void*") long gradP, @Cast("void*") long gradT, @Cast("void*") long stream);
+  public static native int mk_dense_infonce_forward(int device, int dtype, @Cast("int64_t") long rows,
+      @Cast("int64_t") long cols, @Cast("const void*") long s, @Cast("const void*") long pos,
+      @Cast("const void*") long logw, @Cast("void*") long loss, @Cast("void*") long stats, @Cast("void*") long stream);
+
+  public static native int mk_dense_infonce_backward(int device, int dtype, @Cast("int64_t") long rows,
+      @Cast("int64_t") long cols, @Cast("const void*") long s, @Cast("const void*") long pos,
+      @Cast("const void*") long logw, @Cast("const void*") long stats, @Cast("const void*") long g,
+      @Cast("void*") long gradS, @Cast("void*") long gradLogw, @Cast("void*") long stream);
+
   public static native int mk_graph_gat_backward(int device, int dtype, @Cast("int64_t") long rows,
       @Cast("int64_t") long cols, @Cast("int64_t") long nnz, @Cast("int64_t") long heads,
       @Cast("int64_t") long width, double negativeSlope, @Cast("const int64_t*") long rowPtr,
