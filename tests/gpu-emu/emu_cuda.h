@@ -44,6 +44,7 @@ cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned
 #define mk_attention_smem mk_emu_smem
 #define mk_dense_smem mk_emu_smem
 #define mk_linear_smem mk_emu_smem
+#define mk_infonce_smem mk_emu_smem
 #define mk_meta_smem mk_emu_smem
 #define mk_per_example_smem mk_emu_smem
 namespace mk {
