@@ -45,6 +45,24 @@ class HeteroGraphTest {
     assertArrayEquals(new double[] {1, 1, 0, 0, 0, 2}, m.toDense());
     assertArrayEquals(new int[] {0, 1, 2}, m.colIndices());
     assertArrayEquals(new double[] {1, 0, 1, 0, 0, 2}, m.transpose().toDense());
+    // the copy-free accessors agree with the copies; out of range is refused
+    long[] ptr = m.rowPtr();
+    for (int i = 0; i <= m.rows(); i++) assertEquals(ptr[i], m.rowStart(i));
+    for (int k = 0; k < m.nnz(); k++) {
+      assertEquals(m.colIndices()[k], m.colIndex(k));
+      assertEquals(m.values()[k], m.value(k));
+    }
+    double[] dense = new double[6];
+    StringBuilder order = new StringBuilder();
+    m.forEachNonZero((i, j, v) -> {
+      dense[i * 3 + j] += v;
+      order.append(i).append(j).append(' ');
+    });
+    assertArrayEquals(m.toDense(), dense);
+    assertEquals("00 01 12 ", order.toString());
+    assertThrows(IndexOutOfBoundsException.class, () -> m.rowStart(3));
+    assertThrows(IndexOutOfBoundsException.class, () -> m.colIndex(3));
+    assertThrows(IndexOutOfBoundsException.class, () -> m.value(-1));
   }
 
   @Test

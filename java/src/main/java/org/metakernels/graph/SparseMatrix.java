@@ -1,6 +1,7 @@
 package org.metakernels.graph;
 
 import java.util.Arrays;
+import java.util.Objects;
 import java.util.concurrent.ForkJoinPool;
 import java.util.stream.IntStream;
 import org.metakernels.runtime.MetakernelsException;
@@ -470,7 +471,8 @@ public final class SparseMatrix {
   }
 
   /**
-   * A copy of the row pointer, [rows + 1].
+   * A copy of the row pointer, [rows + 1]: O(rows) per call, so take it once outside a loop (or use
+   * {@link #rowStart(int)}).
    *
    * @return indptr
    */
@@ -479,7 +481,8 @@ public final class SparseMatrix {
   }
 
   /**
-   * A copy of the column indices, [nnz], increasing within a row.
+   * A copy of the column indices, [nnz], increasing within a row: O(nnz) per call, so take it once
+   * outside a loop (or use {@link #colIndex(long)} / {@link #forEachNonZero}).
    *
    * @return indices
    */
@@ -488,12 +491,71 @@ public final class SparseMatrix {
   }
 
   /**
-   * A copy of the values, [nnz].
+   * A copy of the values, [nnz]: O(nnz) per call, so take it once outside a loop (or use
+   * {@link #value(long)} / {@link #forEachNonZero}).
    *
    * @return data
    */
   public double[] values() {
     return values.clone();
+  }
+
+  /**
+   * Where row i's entries start in the CSR order, without a copy: row i holds entries
+   * {@code rowStart(i)} to {@code rowStart(i + 1) - 1}. {@code a.rowStart(a.rows())} is {@code a.nnz()}.
+   *
+   * @param i a row, 0..rows (rows itself gives nnz)
+   * @return the row pointer's entry i
+   * @throws IndexOutOfBoundsException outside 0..rows
+   */
+  public long rowStart(int i) {
+    return rowPtr[Objects.checkIndex(i, rows + 1)];
+  }
+
+  /**
+   * The column of entry k in the CSR order, without a copy. {@code a.colIndex(0)}.
+   *
+   * @param k an entry, 0..nnz-1
+   * @return its column
+   * @throws IndexOutOfBoundsException outside 0..nnz-1
+   */
+  public int colIndex(long k) {
+    return colIdx[Objects.checkIndex((int) Math.min(k, Integer.MAX_VALUE), colIdx.length)];
+  }
+
+  /**
+   * The value of entry k in the CSR order, without a copy. {@code a.value(0)}.
+   *
+   * @param k an entry, 0..nnz-1
+   * @return its value
+   * @throws IndexOutOfBoundsException outside 0..nnz-1
+   */
+  public double value(long k) {
+    return values[Objects.checkIndex((int) Math.min(k, Integer.MAX_VALUE), values.length)];
+  }
+
+  /** What {@link #forEachNonZero} calls per stored entry. */
+  @FunctionalInterface
+  public interface EntryVisitor {
+    /**
+     * One stored entry.
+     *
+     * @param row its row
+     * @param col its column
+     * @param value its value
+     */
+    void visit(int row, int col, double value);
+  }
+
+  /**
+   * Calls {@code visitor} for every stored entry in CSR order (rows in order, columns increasing
+   * within a row), without copying the arrays. {@code a.forEachNonZero((i, j, v) -> sum[i] += v)}.
+   *
+   * @param visitor what to call
+   */
+  public void forEachNonZero(EntryVisitor visitor) {
+    for (int i = 0; i < rows; i++)
+      for (int k = (int) rowPtr[i], end = (int) rowPtr[i + 1]; k < end; k++) visitor.visit(i, colIdx[k], values[k]);
   }
 
   /**
