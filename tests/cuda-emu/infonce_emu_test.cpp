@@ -3,7 +3,7 @@
 // F32 and F64: with and without a mask (the diagonal otherwise), with and without log-weights
 // (some −inf: dropped negatives), on shapes from one element to rows longer than a block's stride,
 // plus the edge rows (a row with no positive: +inf loss, zero positive part in the gradient; a NaN:
-// NaN). The forward must match the loop to a few ulp of T (sums in double on both sides, another
+// NaN; positives ~100 (F32) / ~1000 (F64) below the negatives: the CPU's exponentials unshared). The forward must match the loop to a few ulp of T (sums in double on both sides, another
 // order and another exp), the twin likewise; the backward likewise, every gradient (both, either).
 // Each call twice gives the same bits (deterministic). Outputs sit between NaN guards that must stay
 // untouched; the threads run in forward, reverse and shuffled order.
@@ -106,6 +106,11 @@ static void infonce_case(int64_t rows, int64_t cols, bool mask, bool weights, in
     for (int64_t j = 0; j < cols; ++j) pm[size_t(j)] = T(0);
   }
   if (edge == 2) s[size_t(n / 2)] = std::numeric_limits<T>::quiet_NaN();
+  if (edge == 3) {  // row 0's positives far below its negatives: the CPU's unshared path (share_limit)
+    const T low = sizeof(T) == 4 ? T(-100) : T(-1000);
+    for (int64_t j = 0; j < cols; ++j)
+      if (mask ? pm[size_t(j)] != T(0) : j == 0) s[size_t(j)] = low + T(j % 3);
+  }
   const Ref ref = reference<T>(rows, cols, s, mask ? &pm : nullptr, weights ? &w : nullptr, g);
   Buf<T> bs(n), bp(n), bw(n), bg(rows);
   std::memcpy(bs.data(), s.data(), size_t(n) * sizeof(T));
@@ -179,6 +184,10 @@ int main(int argc, char** argv) {
         }
     infonce_case<float>(4, 9, true, true, 1, ++seed);   // a row without a positive
     infonce_case<double>(4, 9, true, false, 1, ++seed);
+    infonce_case<float>(3, 40, true, true, 3, ++seed);  // positives far below: no shared exponentials
+    infonce_case<double>(3, 40, true, false, 3, ++seed);
+    infonce_case<float>(5, 20, false, true, 3, ++seed);
+    infonce_case<double>(5, 20, false, false, 3, ++seed);
     infonce_case<float>(4, 9, true, true, 2, ++seed);   // a NaN logit
     infonce_case<double>(6, 6, false, false, 2, ++seed);
   }
