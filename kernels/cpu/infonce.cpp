@@ -22,6 +22,7 @@
 
 #include "mk/cpu_parallel.h"
 #include "mk/isa_ns.h"
+#include "mk/infonce_layout.h"
 #include "mk/kernels.h"
 #include "mk/vec_math.h"
 
@@ -185,18 +186,9 @@ void backward_row(int64_t r, int64_t cols, const T* s, const T* pos, const T* lo
   else if (gwr) run(N{}, Y{}, N{});  // no positive part: nothing to share
 }
 
-// Runs body<MASK, WEIGHTS>() for the call's mask and weights.
-template <class F>
-int with_layout(const void* pos, const void* logw, F&& body) {
-  if (pos && logw) return body(std::true_type{}, std::true_type{});
-  if (pos) return body(std::true_type{}, std::false_type{});
-  if (logw) return body(std::false_type{}, std::true_type{});
-  return body(std::false_type{}, std::false_type{});
-}
-
 template <class T>
 int forward_t(int64_t rows, int64_t cols, const void* s, const void* pos, const void* logw, void* loss, void* stats) {
-  return with_layout(pos, logw, [&](auto m, auto w) {
+  return with_infonce_layout(pos, logw, [&](auto m, auto w) {
     constexpr bool M = decltype(m)::value, W = decltype(w)::value;
     parallel_for(rows, parallel_worth(rows * cols), [&](int64_t r) {
       forward_row<M, W>(r, cols, static_cast<const T*>(s), static_cast<const T*>(pos), static_cast<const T*>(logw),
@@ -209,7 +201,7 @@ int forward_t(int64_t rows, int64_t cols, const void* s, const void* pos, const 
 template <class T>
 int backward_t(int64_t rows, int64_t cols, const void* s, const void* pos, const void* logw, const void* stats,
                const void* g, void* gs, void* gw) {
-  return with_layout(pos, logw, [&](auto m, auto w) {
+  return with_infonce_layout(pos, logw, [&](auto m, auto w) {
     constexpr bool M = decltype(m)::value, W = decltype(w)::value;
     parallel_for(rows, parallel_worth(rows * cols), [&](int64_t r) {
       backward_row<M, W>(r, cols, static_cast<const T*>(s), static_cast<const T*>(pos), static_cast<const T*>(logw),

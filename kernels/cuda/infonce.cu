@@ -14,6 +14,7 @@
 #include <cstdint>
 
 #include "common.cuh"
+#include "mk/infonce_layout.h"
 #include "mk/kernels.h"
 
 namespace mk {
@@ -160,20 +161,12 @@ int64_t blocks_for_rows(int64_t rows) {
   return rows < 1 ? 1 : (rows > InfoNceCudaTraits::kMaxBlocks ? InfoNceCudaTraits::kMaxBlocks : rows);
 }
 
-template <class F>
-int with_layout(const void* pos, const void* logw, F&& body) {
-  if (pos && logw) return body(std::true_type{}, std::true_type{});
-  if (pos) return body(std::true_type{}, std::false_type{});
-  if (logw) return body(std::false_type{}, std::true_type{});
-  return body(std::false_type{}, std::false_type{});
-}
-
 template <class T>
 int forward_t(int64_t rows, int64_t cols, const void* s, const void* pos, const void* logw, void* loss, void* stats,
               void* stream) {
   if (rows == 0) return 0;
   const size_t smem = 2 * InfoNceCudaTraits::kThreads * sizeof(double);
-  return with_layout(pos, logw, [&](auto m, auto w) {
+  return with_infonce_layout(pos, logw, [&](auto m, auto w) {
     constexpr bool M = decltype(m)::value, W = decltype(w)::value;
     return launch_grid(infonce_forward_kernel<M, W, T>, blocks_for_rows(rows), InfoNceCudaTraits::kThreads, smem,
                        as_stream(stream), rows, cols, static_cast<const T*>(s), static_cast<const T*>(pos),
@@ -185,7 +178,7 @@ template <class T>
 int backward_t(int64_t rows, int64_t cols, const void* s, const void* pos, const void* logw, const void* stats,
                const void* g, void* gs, void* gw, void* stream) {
   if (rows == 0 || cols == 0 || (!gs && !gw)) return 0;
-  return with_layout(pos, logw, [&](auto m, auto w) {
+  return with_infonce_layout(pos, logw, [&](auto m, auto w) {
     constexpr bool M = decltype(m)::value, W = decltype(w)::value;
     return launch_grid(infonce_backward_kernel<M, W, T>, blocks_for_rows(rows), InfoNceCudaTraits::kThreads, 0,
                        as_stream(stream), rows, cols, static_cast<const T*>(s), static_cast<const T*>(pos),
