@@ -182,10 +182,10 @@ public final class Functional {
    * i. P(i) is given by the 0/1 mask {@code positives} (null: the diagonal, j = i); w_ij = e^{logW_ij}
    * by {@code negativeLogWeights} (null: all 1, plain InfoNCE; its entries on positives are not
    * read; −∞ drops a negative). The cosines are one matmul of the unit rows; the rest is
-   * {@link #infoNceLogits}: for F32 and F64 one fused kernel per pass (no [B, B] temporaries), whose
-   * backward is itself differentiable, so the loss differentiates to any order in a, b and the
-   * log-weights (a caller that learns the weights, as AdaMEOW does, gets their gradient; one that
-   * does not passes them detached). The positives' mask is a constant.
+   * {@link #infoNceLogits}: for F32 and F64 one fused kernel per pass (no [B, B] tensors beyond the
+   * logits and their gradient), whose backward is itself differentiable, so the loss differentiates
+   * to any order in a, b and the log-weights (a caller that learns the weights, as AdaMEOW does,
+   * gets their gradient; one that does not passes them detached). The positives' mask is a constant.
    * {@code Functional.infoNce(z1, z2, 0.5, null, null)} of [B, d] and [B, d] is [].
    *
    * @param a anchors [B, d], F32 or F64
