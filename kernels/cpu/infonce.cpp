@@ -6,8 +6,9 @@
 //             the two sums of exponentials (vmath::exp, vectorised) in double over 8 fixed lanes,
 //             folded in lane order: the bits depend on the row alone, not on the thread count or
 //             the ISA. The positives reuse the row's exponentials (u = s there) unless their
-//             maximum sits more than share_limit below the row's: one exp per element, not two. Reads s, the mask and the log-weights twice (the row stays in L1/L2 between
-//             the passes); writes 3 numbers per row. The composed form it replaces
+//             maximum sits more than share_limit below the row's: one exp per element, not two.
+//             Reads s, the mask and the log-weights twice (the row stays in L1/L2 between the
+//             passes); writes 3 numbers per row. The composed form it replaces
 //             (ops/Functional.infoNce before 2026-12-06) made eight [rows, cols] temporaries.
 //   backward  per element: grad_s = g (e^{u − lse_all} − [positive] e^{s − lse_pos}), grad_logw =
 //             [not positive] g e^{u − lse_all}; one pass, vectorised, rows split across threads; the
@@ -34,7 +35,7 @@ namespace {
 constexpr int kLanes = 8;
 
 // How far (in log units) the positives' maximum may sit below the row's, or the loss be, for the
-// positives to share the row's exponentials: e^{−kShare} stays a normal number with margin.
+// positives to share the row's exponentials: e^{−share_limit} stays a normal number with margin.
 template <class T>
 constexpr T share_limit() {
   return sizeof(T) == 4 ? T(60) : T(600);
@@ -95,7 +96,7 @@ void forward_row(int64_t r, int64_t cols, const T* s, const T* pos, const T* log
   }
   // the shifts: a row of −inf (or no positive) sums nothing and keeps −inf
   const T sa = ma == kNegInf ? T(0) : ma, sp = mp == kNegInf ? T(0) : mp;
-  // On the positives u = s, so while the positives' maximum is within kShare of the row's their
+  // On the positives u = s, so while the positives' maximum is within share_limit of the row's their
   // exponentials are the row's, e^{s − sa} (the largest one normal): one exp per element. Else
   // (a positive far below a weighted negative) their own sum, shifted by sp.
   const bool share = mp != kNegInf && ma != kNegInf && sa - sp <= share_limit<T>();
@@ -157,8 +158,8 @@ void backward_row(int64_t r, int64_t cols, const T* s, const T* pos, const T* lo
   T* gsr = gs ? gs + r * cols : nullptr;
   T* gwr = gw ? gw + r * cols : nullptr;
   // On the positives u = s, so e^{s − lse_pos} = e^{u − lse_all} e^{loss} (loss = lse_all − lse_pos >= 0):
-  // one exp per element while e^{loss} stays below e^{kShare}. What that drops, a positive whose
-  // e^{u − lse_all} underflows, is below e^{kShare − 87} (F32) of g.
+  // one exp per element while the loss stays below share_limit. What that drops, a positive whose
+  // e^{u − lse_all} underflows, is below e^{share_limit − 87} (F32) of g.
   const bool share = !none_a && !none_p && lse_a - lse_p <= share_limit<T>();
   const T factor = share ? T(std::exp(double(lse_a) - double(lse_p))) : T(0);
   auto run = [&](auto want_s, auto want_w, auto shared) {

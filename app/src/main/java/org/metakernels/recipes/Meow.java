@@ -915,13 +915,14 @@ public final class Meow {
             // O(b · positives) through each node's slot in the batch (b² lookups cost seconds per epoch at b = n)
             for (int i = 0; i < b; i++) slot[(int) batch[i]] = i;
             float[] pm = new float[b * b];
+            int[] posCount = new int[b]; // each row's positives, counted as the mask is set
             for (int i = 0; i < b; i++) {
-              pm[i * b + i] = 1;
+              setPositive(pm, posCount, b, i, i);
               for (long q : positives[(int) batch[i]]) {
                 int j = slot[(int) q];
                 if (j >= 0) {
-                  pm[i * b + j] = 1;
-                  pm[j * b + i] = 1;
+                  setPositive(pm, posCount, b, i, j);
+                  setPositive(pm, posCount, b, j, i);
                 }
               }
             }
@@ -943,11 +944,7 @@ public final class Meow {
               }
               Tensor scores = sim.mul(beta).add(pos.mul(-1e4)); // positives out of the negatives' softmax
               float[] negs = new float[b]; // log of each row's count of negatives
-              for (int i = 0; i < b; i++) {
-                int cnt = 0;
-                for (int j = 0; j < b; j++) cnt += pm[i * b + j] != 0 ? 1 : 0;
-                negs[i] = (float) Math.log(Math.max(1, b - cnt));
-              }
+              for (int i = 0; i < b; i++) negs[i] = (float) Math.log(Math.max(1, b - posCount[i]));
               Tensor logNeg = Tensor.of(negs, b, 1);
               logW = scores.logSoftmax(1).add(logNeg); // sums to the negatives' count per row
             }
@@ -1008,6 +1005,14 @@ public final class Meow {
       beta.zeroGrad();
       beta.close();
       return new Trained(new Embedding(best, c.hidden()), curve, checks.toArray(new double[0][]));
+    }
+  }
+
+  /** Marks j a positive of i in the [b, b] mask, counting it in i's row the first time. */
+  private static void setPositive(float[] pm, int[] posCount, int b, int i, int j) {
+    if (pm[i * b + j] == 0) {
+      pm[i * b + j] = 1;
+      posCount[i]++;
     }
   }
 

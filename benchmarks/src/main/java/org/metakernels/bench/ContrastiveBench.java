@@ -116,26 +116,23 @@ public class ContrastiveBench {
 
   @Benchmark
   public void forward(Inputs in, Blackhole bh) {
-    if (in.vendor.equals("metakernels")) {
-      try (Scope s = Scope.open()) {
-        bh.consume(in.mine(false));
-      }
-    } else {
-      try (PointerScope ps = new PointerScope()) {
-        bh.consume(in.theirs(false));
-      }
-    }
+    run(in, false, bh);
   }
 
   @Benchmark
   public void forwardBackward(Inputs in, Blackhole bh) {
+    run(in, true, bh);
+  }
+
+  /** The loss (and its gradients) of the state's vendor, its temporaries freed by the call's scope. */
+  static void run(Inputs in, boolean backward, Blackhole bh) {
     if (in.vendor.equals("metakernels")) {
       try (Scope s = Scope.open()) {
-        bh.consume(in.mine(true));
+        bh.consume(in.mine(backward));
       }
     } else {
       try (PointerScope ps = new PointerScope()) {
-        bh.consume(in.theirs(true));
+        bh.consume(in.theirs(backward));
       }
     }
   }

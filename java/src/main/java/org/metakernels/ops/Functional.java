@@ -258,27 +258,15 @@ public final class Functional {
   /** The composed form (the dtypes without the fused kernel), as it was before 2026-12-06. */
   private static Tensor composedInfoNce(Tensor a, Tensor b, double tau, Tensor positives, Tensor negativeLogWeights) {
     Tensor s = unitRows(a).matmul(unitRows(b).mT()).mul(1.0 / tau);
-    return composedRows(s, positives == null ? identity(a.size(0), a) : positives, negativeLogWeights).mean();
+    return composedRows(s, positives, negativeLogWeights).mean();
   }
 
   private static Tensor composedRows(Tensor s, Tensor positives, Tensor negativeLogWeights) {
-    Tensor pos = positives != null ? positives.detach() : identity(s.size(0), s.size(1), s);
+    Tensor pos = positives != null ? positives.detach() : InfoNce.diagonal(s.size(0), s.size(1), s);
     Tensor logPos = pos.sub(1.0).mul(1e4); // 0 on positives, −1e4 elsewhere
     Tensor logW = negativeLogWeights == null ? null : negativeLogWeights.mul(pos.rsub(1.0));
     Tensor all = logW == null ? s : s.add(logW);
     return all.logsumexp(1, false).sub(s.add(logPos).logsumexp(1, false));
-  }
-
-  private static Tensor identity(long n, Tensor like) {
-    return identity(n, n, like);
-  }
-
-  private static Tensor identity(long rows, long cols, Tensor like) {
-    if (rows * cols > Integer.MAX_VALUE)
-      throw new MetakernelsException("infoNce: a [" + rows + ", " + cols + "] mask of more than 2^31 entries");
-    double[] eye = new double[(int) (rows * cols)];
-    for (int i = 0; i < Math.min(rows, cols); i++) eye[i * (int) cols + i] = 1;
-    return Tensor.of(eye, rows, cols).to(like.dtype()).to(like.device());
   }
 
   private static Tensor unitRows(Tensor x) {

@@ -1,7 +1,7 @@
 package org.metakernels.ops;
 
-import org.metakernels.runtime.MetakernelsException;
 import org.metakernels.autograd.Autograd;
+import org.metakernels.runtime.MetakernelsException;
 import org.metakernels.runtime.MkNative;
 import org.metakernels.runtime.Native;
 import org.metakernels.tensor.DType;
@@ -46,10 +46,10 @@ final class InfoNce {
     Native.check(MkNative.mk_dense_infonce_forward(s.device().code, s.dtype().code, b, n, s.address(op),
                      p == null ? 0 : p.address(op), w == null ? 0 : w.address(op), loss.address(op),
                      stats.address(op), s.launchStream()),
-        () -> op + " " + Checks.shapes(nonNull(logits, pos, logW)));
+        () -> op + " " + Checks.shapes(logits, pos, logW));
     Tensor[] inputs = w == null ? new Tensor[] {s} : new Tensor[] {s, w};
     return Autograd.record(op, loss, inputs, g -> {
-      Tensor[] gs = backward(s, p, w, stats, g[0]);
+      Tensor[] gs = backwardFor(s, p, w, stats, g[0], s.requiresGrad(), w != null && w.requiresGrad());
       return w == null ? new Tensor[] {gs[0]} : gs;
     }, tan -> {
       // ℓ̇ = Σ_j gs(1) ṡ + gL(1) L̇: the backward with g = 1
@@ -64,11 +64,10 @@ final class InfoNce {
     });
   }
 
-  /** g [B] ↦ {gs, gL} (null where that input needs no gradient), one native call, one node. */
-  static Tensor[] backward(Tensor s, Tensor p, Tensor w, Tensor stats, Tensor g) {
-    return backwardFor(s, p, w, stats, g, s.requiresGrad(), w != null && w.requiresGrad());
-  }
-
+  /**
+   * g [B] ↦ {gs, gL} (null where not wanted), one native call, one node: the backward of
+   * {@link #rows}, and with g = 1 its forward-mode rule.
+   */
   private static Tensor[] backwardFor(Tensor s, Tensor p, Tensor w, Tensor stats, Tensor gIn, boolean wantS,
       boolean wantW) {
     String op = "infoNceRowsBackward";
@@ -81,7 +80,7 @@ final class InfoNce {
                      p == null ? 0 : p.address(op), w == null ? 0 : w.address(op), stats.address(op),
                      g.address(op), gs == null ? 0 : gs.address(op), gw == null ? 0 : gw.address(op),
                      s.launchStream()),
-        () -> op + " " + Checks.shapes(nonNull(s, p, w, g)));
+        () -> op + " " + Checks.shapes(s, p, w, g));
     Tensor[] outs = wantS && wantW ? new Tensor[] {gs, gw} : new Tensor[] {wantS ? gs : gw};
     Tensor[] inputs = w == null ? new Tensor[] {s, g} : new Tensor[] {s, w, g};
     Autograd.record(op, outs, inputs,
@@ -163,18 +162,20 @@ final class InfoNce {
     return new Tensor[] {dS, dW};
   }
 
-  /** P, or the diagonal of s's shape as a 0/1 tensor of s's dtype (second order only). */
+  /** P, or the diagonal of s's shape (second order only). */
   private static Tensor mask(Tensor s, Tensor p) {
-    if (p != null) return p;
-    long b = s.size(0), n = s.size(1);
-    if (b * n > Integer.MAX_VALUE)
-      throw new MetakernelsException("infoNceRows: a diagonal mask of [" + b + ", " + n + "] for the second order");
-    double[] eye = new double[(int) (b * n)];
-    for (int i = 0; i < b; i++) eye[i * (int) n + i] = 1;
-    return Tensor.of(eye, b, n).to(s.dtype()).to(s.device());
+    return p != null ? p : diagonal(s.size(0), s.size(1), s);
   }
 
-  private static Tensor[] nonNull(Tensor... ts) {
-    return java.util.Arrays.stream(ts).filter(java.util.Objects::nonNull).toArray(Tensor[]::new);
+  /**
+   * The 0/1 diagonal [rows, cols] in like's dtype and on its device: the positives when none are
+   * given (the composed forms and the second order).
+   */
+  static Tensor diagonal(long rows, long cols, Tensor like) {
+    if (rows * cols > Integer.MAX_VALUE)
+      throw new MetakernelsException("infoNce: a diagonal mask [" + rows + ", " + cols + "] of more than 2^31 entries");
+    double[] eye = new double[(int) (rows * cols)];
+    for (int i = 0; i < Math.min(rows, cols); i++) eye[i * (int) cols + i] = 1;
+    return Tensor.of(eye, rows, cols).to(like.dtype()).to(like.device());
   }
 }
