@@ -108,7 +108,7 @@ def main():
     for key in ["date", "machine", "cpu flags", "cores", "memory", "git commit", "command", "jmh command", "jdk",
                 "metakernels threads", "libtorch threads", "libtorch", "libtorch config", "libtorch onednn",
                 "openblas", "environment found", "peer environment", "environment used",
-                "metakernels backend", "load before", "load after", "quiet wait"]:
+                "metakernels backend", "metakernels native library", "load before", "load after", "quiet wait"]:
         if key in meta:
             val = meta[key]
             if key in ("command", "jmh command"):

@@ -16,6 +16,9 @@
 #   ISA=avx2    measure the AVX2 paths on an AVX-512 machine, every library alike: metakernels
 #               (-Dmetakernels.isa=avx2), libtorch (ATEN_CPU_CAPABILITY=avx2) and their shared
 #               OpenBLAS (OPENBLAS_CORETYPE=Haswell), as on a CPU without AVX-512
+#   NATIVE_FROM=DIR  load metakernels' native library from DIR/libmetakernels.so instead of the
+#               jar's (a before/after A/B of a kernel change with the same Java code: build the
+#               old library with cmake into DIR); the header names it
 #   PEER_ENV=keep  keep OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE from the environment; by default
 #               they are unset for the run (some machines here set them, and they slow current
 #               OpenBLAS builds: the peers run as a user's machine would run them), and the
@@ -94,7 +97,17 @@ if [[ ${WAIT_QUIET:-0} == 1 ]]; then
   echo "$quiet"
 fi
 
-cmd=(java -jar "$jar" "${includes[@]}" "${jmh_opts[@]}" -jvmArgsAppend "$jvm_args"
+launch=(-jar "$jar")
+native_from="the jar's"
+if [ -n "${NATIVE_FROM:-}" ]; then
+  # a class-path directory ahead of the jar holding the library where the loader looks for it
+  override=$(mktemp -d)
+  mkdir -p "$override/org/metakernels/runtime/linux-x86_64"
+  cp "$NATIVE_FROM/libmetakernels.so" "$override/org/metakernels/runtime/linux-x86_64/"
+  launch=(-cp "$override:$jar" org.openjdk.jmh.Main)
+  native_from="$NATIVE_FROM/libmetakernels.so ($(sha256sum "$NATIVE_FROM/libmetakernels.so" | cut -c1-12))"
+fi
+cmd=(java "${launch[@]}" "${includes[@]}" "${jmh_opts[@]}" -jvmArgsAppend "$jvm_args"
      -rf json -rff "$json" "${extra[@]}")
 envinfo=$(java $jvm_args -cp "$jar" org.metakernels.bench.Env 2>/dev/null || true)
 field() { sed -n "s/^$1: //p" <<<"$envinfo" | paste -sd ';' | sed 's/;/; /g'; }
@@ -120,6 +133,7 @@ git diff --quiet HEAD -- . ':!benchmarks/results' 2>/dev/null || commit="$commit
   echo "# run.sh libtorch: org.bytedeco:pytorch $(field libtorch.version)"
   echo "# run.sh libtorch config: $(field libtorch.config)"
   echo "# run.sh metakernels backend: $(field metakernels.isa), matmul $(field metakernels.blas), CUDA $(field metakernels.cuda)"
+  echo "# run.sh metakernels native library: $native_from"
   echo "# run.sh quiet wait: $quiet"
   echo "# run.sh load before: $(load)"
 } >"$txt"

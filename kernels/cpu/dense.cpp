@@ -11,6 +11,7 @@
 #include <limits>
 
 #include "mk/cpu_parallel.h"
+#include "mk/cpu_strided.h"
 #include "mk/kernels.h"
 #include "mk/scalar.h"
 #include "mk/strided.h"
@@ -33,18 +34,24 @@ void where_t(int rank, const int64_t* shape, const T* c, const int64_t* cs, cons
   StridedShape s = collapse(rank, shape, 3, st);
   (void)ys;
   if (s.numel == 0) return;
-  const int64_t cols = s.rank == 0 ? 1 : s.shape[s.rank - 1];
-  const int64_t rows = s.numel / cols;
-  const int64_t sc = s.rank == 0 ? 0 : s.strides[0][s.rank - 1];
-  const int64_t sa = s.rank == 0 ? 0 : s.strides[1][s.rank - 1];
-  const int64_t sb = s.rank == 0 ? 0 : s.strides[2][s.rank - 1];
-  parallel_for(rows, parallel_worth(s.numel), [&](int64_t r) {
-    int64_t off[3];
-    row_offsets(s, 3, r, off);
-    T* yr = y + r * cols;
-    for (int64_t i = 0; i < cols; ++i)
-      yr[i] = c[off[0] + i * sc] != T(0) ? a[off[1] + i * sa] : b[off[2] + i * sb];
-  });
+  if (s.rank == 0) { y[0] = c[0] != T(0) ? a[0] : b[0]; return; }
+  auto row = [&](const T* const* p, const int64_t* st, int64_t out, int64_t len) {
+    T* yr = y + out;
+    for (int64_t i = 0; i < len; ++i) yr[i] = p[0][i * st[0]] != T(0) ? p[1][i * st[1]] : p[2][i * st[2]];
+  };
+  const bool fork = parallel_worth(s.numel);
+  if (s.rank == 1) {
+    const int64_t inner[3] = {s.strides[0][0], s.strides[1][0], s.strides[2][0]};
+    // one row: in segments, so that it still forks
+    const int64_t seg = 1 << 14, parts = (s.numel + seg - 1) / seg;
+    parallel_for(parts, fork, [&](int64_t q) {
+      const T* p[3] = {c + q * seg * inner[0], a + q * seg * inner[1], b + q * seg * inner[2]};
+      row(p, inner, q * seg, std::min(seg, s.numel - q * seg));
+    });
+    return;
+  }
+  const T* base[3] = {c, a, b};
+  for_each_row(s, 3, fork, base, 0u, row);  // unstaged, as elementwise.cpp's ops
 }
 
 // ---- reductions ----------------------------------------------------------------------------
@@ -267,16 +274,24 @@ static void copy_t(int rank, const int64_t* shape, const T* src, const int64_t* 
     parallel_for(s.numel, parallel_worth(s.numel), [&](int64_t i) { dst[i * b] = src[i * a]; });
     return;
   }
-  const int64_t cols = s.shape[s.rank - 1];
-  const int64_t rows = s.numel / cols;
-  const int64_t a = s.strides[0][s.rank - 1], b = s.strides[1][s.rank - 1];
-  parallel_for(rows, parallel_worth(s.numel), [&](int64_t r) {
-    int64_t off[2];
-    row_offsets(s, 2, r, off);
-    const T* sr = src + off[0];
-    T* dr = dst + off[1];
-    if (a == 1 && b == 1) std::memcpy(dr, sr, sizeof(T) * size_t(cols));
-    else for (int64_t c = 0; c < cols; ++c) dr[c * b] = sr[c * a];
+  // operand 1 is the destination: never staged (only operand 0 is an input), written through
+  // the pointer the walk hands back
+  const T* base[2] = {src, dst};
+  for_each_row(s, 2, parallel_worth(s.numel), base, 1u,
+               [&](const T* const* p, const int64_t* st, int64_t, int64_t len) {
+    const T* sr = p[0];
+    T* dr = const_cast<T*>(p[1]);
+    const int64_t a = st[0], b = st[1];
+    if (a == 1 && b == 1) {
+      // a tile's segment is short: GCC inlines a short memcpy as `rep movsq`, whose start-up cost
+      // took a third of a transposed copy; a plain loop vectorises
+      if (len >= 1024) std::memcpy(dr, sr, sizeof(T) * size_t(len));
+      else
+#pragma omp simd
+        for (int64_t c = 0; c < len; ++c) dr[c] = sr[c];
+    } else {
+      for (int64_t c = 0; c < len; ++c) dr[c * b] = sr[c * a];
+    }
   });
 }
 

@@ -6,7 +6,8 @@
 // broadcast scalar operand of binary) the kernel walks a flat index with no index arithmetic and,
 // when every pointer is 16-byte aligned, moves 16 bytes per load and store (Pack below); the
 // remaining n % VEC elements go one per thread. Strided operands take the strided kernels
-// (offset_of), unchanged.
+// (offset_of), unchanged, but for a copy of a transposed source into a destination contiguous along
+// the last dim (x.mT().contiguous()), which goes through shared-memory tiles (copy_transpose_kernel).
 //
 // Reductions over x: [outer, len, inner] (mk/kernels.inc `reduce`), planned by plan_reduce from
 // the shape alone (never the device), so a shape always runs the same arithmetic in the same order:
@@ -38,6 +39,7 @@
 // two reads and one write instead of three reads. NaN anywhere in a row makes the row NaN, a row
 // of -inf gives 0 (log: -inf), as the twin. F32 rows take exp in F32 and sum in double (the twin's
 // arithmetic, in another order).
+#include <algorithm>
 #include <cfloat>
 #include <climits>
 #include <cmath>
@@ -71,7 +73,8 @@
 namespace mk {
 namespace cuda {
 
-// Dynamic shared memory of the reduction and softmax kernels (at most 4 KB per block).
+// Dynamic shared memory of the reduction and softmax kernels (at most 4 KB per block) and of the
+// transposing copy (32 x 33 elements, at most 8.25 KB).
 extern __shared__ __align__(16) unsigned char mk_dense_smem[];
 
 namespace {
@@ -122,6 +125,43 @@ __global__ void fill_vec_kernel(T* dst, int64_t n, T v) {
 template <class T>
 __global__ void copy_kernel(Geometry g, int64_t n, const T* src, T* dst) {
   for (int64_t i = thread_id(); i < n; i += thread_count()) dst[offset_of(g, 1, i)] = src[offset_of(g, 0, i)];
+}
+
+// Copy whose source is contiguous along dim k (< last) and strided along the last dim, into a
+// destination contiguous along the last dim (a transpose or permute made contiguous): the element
+// loop above would read one sector per thread. Tiles of 32 (dim k) x 32 (last dim) through shared
+// memory instead: a block (256 threads: 32 lanes x 8 rows) reads the tile with lanes along k and
+// writes it with lanes along the last dim, both coalesced. Tiles (outer x k-tiles x column tiles)
+// by a grid-stride loop over blockIdx.x.
+template <class T>
+__global__ void copy_transpose_kernel(Geometry g, int k, int64_t height, int64_t cols, int64_t outer,
+                                      const T* __restrict__ src, T* __restrict__ dst) {
+  // [column][row of k] in the dynamic shared memory (32 x 33 T, padded against bank conflicts)
+  T(*tile)[33] = reinterpret_cast<T(*)[33]>(mk_dense_smem);
+  const int last = g.rank - 1;
+  const int lane = threadIdx.x % 32, row = threadIdx.x / 32;
+  const int64_t ht = (height + 31) / 32, ct = (cols + 31) / 32;
+  for (int64_t t = blockIdx.x; t < outer * ht * ct; t += gridDim.x) {
+    const int64_t c0 = (t % ct) * 32, i0 = (t / ct % ht) * 32;
+    int64_t o = t / (ct * ht), so = 0, dof = 0;
+    for (int d = last - 1; d >= 0; --d) {
+      if (d == k) continue;
+      const int64_t idx = o % g.shape[d];
+      o /= g.shape[d];
+      so += idx * g.strides[0][d];
+      dof += idx * g.strides[1][d];
+    }
+    for (int cc = row; cc < 32; cc += 8) {
+      const int64_t c = c0 + cc, i = i0 + lane;
+      if (c < cols && i < height) tile[cc][lane] = src[so + i + c * g.strides[0][last]];
+    }
+    __syncthreads();
+    for (int ii = row; ii < 32; ii += 8) {
+      const int64_t i = i0 + ii, c = c0 + lane;
+      if (c < cols && i < height) dst[dof + i * g.strides[1][k] + c] = tile[lane][ii];
+    }
+    __syncthreads();
+  }
 }
 
 // Contiguous copy of n elements of T; VEC > 1 only when both ends are aligned to sizeof(T) * VEC.
@@ -741,6 +781,20 @@ int copy_t(const StridedShape& sh, const T* src, T* dst, cudaStream_t s) {
     if (aligned(src, 16) && aligned(dst, 16))
       return launch(copy_flat_kernel<T, V>, grid_for((n + V - 1) / V), kBlock, 0, s, n, src, dst);
     return launch(copy_flat_kernel<T, 1>, grid_for(n), kBlock, 0, s, n, src, dst);
+  }
+  // a transposed source into a destination contiguous along the last dim: the tiled kernel
+  if (sh.rank >= 2 && sh.strides[1][sh.rank - 1] == 1 && sh.strides[0][sh.rank - 1] != 1 &&
+      sh.strides[0][sh.rank - 1] != 0) {
+    int k = -1;
+    for (int d = sh.rank - 2; d >= 0 && k < 0; --d)
+      if (sh.strides[0][d] == 1) k = d;
+    if (k >= 0) {
+      const int64_t height = sh.shape[k], cols = sh.shape[sh.rank - 1];
+      const int64_t tiles = (n / (height * cols)) * ((height + 31) / 32) * ((cols + 31) / 32);
+      return launch(copy_transpose_kernel<T>, std::min<int64_t>(tiles, 65535LL * 32), kBlock, 32 * 33 * sizeof(T), s,
+                    to_geometry(sh), k,
+                    height, cols, n / (height * cols), src, dst);
+    }
   }
   return launch(copy_kernel<T>, grid_for(n), kBlock, 0, s, to_geometry(sh), n, src, dst);
 }

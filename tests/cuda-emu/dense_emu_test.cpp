@@ -347,6 +347,35 @@ static void elementwise(unsigned& seed) {
   mk::cpu::where(dtype, 2, shape, c.data(), tr, a.data(), contig, b.data(), row_b, h.data(), nullptr);
   check_same(bits_differ(g, h, n, "strided where"), tname<T>());
   expect(g.guards_intact(), std::string(tname<T>()) + " strided: guards");
+  // transposed sources of other shapes (the tiled copy): ragged 32 x 32 tiles, a batch dim outside
+  // the transposed pair, one between them, and a transposed destination (the element kernel)
+  {
+    const int64_t d0 = 3, d1 = 70, d2 = 45, m = d0 * d1 * d2;
+    Buf<T> x(m), gy(m), hy(m);
+    for (int64_t i = 0; i < m; ++i) x[i] = T(u(rng));
+    // x is [d0, d1, d2] contiguous; read as its permutes
+    const int64_t p021[3] = {d0, d2, d1}, s021[3] = {d1 * d2, 1, d2};    // x.permute(0, 2, 1)
+    const int64_t p210[3] = {d2, d1, d0}, s210[3] = {1, d2, d1 * d2};    // x.permute(2, 1, 0)
+    const int64_t p102[3] = {d1, d0, d2}, s102[3] = {d2, d1 * d2, 1};    // x.permute(1, 0, 2)
+    const int64_t p120[3] = {d1, d2, d0}, s120[3] = {d2, 1, d1 * d2};    // x.permute(1, 2, 0)
+    const int64_t* shapes[4] = {p021, p210, p102, p120};
+    const int64_t* strides[4] = {s021, s210, s102, s120};
+    const char* names[4] = {"permute(0, 2, 1)", "permute(2, 1, 0)", "permute(1, 0, 2)", "permute(1, 2, 0)"};
+    for (int v = 0; v < 4; ++v) {
+      const int64_t* sh = shapes[v];
+      const int64_t out[3] = {sh[1] * sh[2], sh[2], 1};
+      mk::cuda::copy_strided(dtype, 3, sh, x.data(), strides[v], gy.data(), out, nullptr);
+      mk::cpu::copy_strided(dtype, 3, sh, x.data(), strides[v], hy.data(), out, nullptr);
+      const std::string what = std::string("copy of x.") + names[v];
+      check_same(bits_differ(gy, hy, m, what.c_str()), tname<T>());
+      expect(gy.guards_intact(), std::string(tname<T>()) + " " + names[v] + ": guards");
+    }
+    // into a transposed destination: y.permute(0, 2, 1) = x read as [d0, d2, d1]
+    const int64_t sh[3] = {d0, d1, d2}, contig3[3] = {d1 * d2, d2, 1}, dtr[3] = {d1 * d2, 1, d1};
+    mk::cuda::copy_strided(dtype, 3, sh, x.data(), contig3, gy.data(), dtr, nullptr);
+    mk::cpu::copy_strided(dtype, 3, sh, x.data(), contig3, hy.data(), dtr, nullptr);
+    check_same(bits_differ(gy, hy, m, "copy into a transposed destination"), tname<T>());
+  }
 }
 
 static int dtype_bytes(int d) { return d == MK_F64 || d == MK_I64 ? 8 : d == MK_F32 ? 4 : 2; }

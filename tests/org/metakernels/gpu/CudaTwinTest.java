@@ -69,6 +69,23 @@ class CudaTwinTest {
   }
 
   @Test
+  void transposedCopiesMatchTheCpuBitForBit() {
+    // the tiled copy (kernels/cuda/dense.cu copy_transpose_kernel): ragged tiles, batched, permuted
+    try (Scope s = Scope.open()) {
+      for (DType t : new DType[] {DType.F32, DType.F64, DType.BF16}) {
+        Tensor x = rnd(DType.F32, 11, 3, 70, 100).to(t);
+        Tensor g = x.to(GPU);
+        for (int[] p : new int[][] {{0, 2, 1}, {2, 1, 0}, {1, 2, 0}, {2, 0, 1}}) {
+          double[] want = x.permute(p).contiguous().toDoubleArray(), got = g.permute(p).contiguous().to(CPU).toDoubleArray();
+          assertArrayEquals(want, got, 0.0, t + " permute" + java.util.Arrays.toString(p));
+        }
+        assertArrayEquals(x.select(0, 1).mT().contiguous().toDoubleArray(),
+            g.select(0, 1).mT().contiguous().to(CPU).toDoubleArray(), 0.0, t + " mT");
+      }
+    }
+  }
+
+  @Test
   void randomIsTheSameOnBothDevices() {
     try (Scope s = Scope.open()) {
       for (DType t : new DType[] {DType.F32, DType.F64}) {

@@ -948,9 +948,12 @@ public final class Meow {
               Tensor logNeg = Tensor.of(negs, b, 1);
               logW = scores.logSoftmax(1).add(logNeg); // sums to the negatives' count per row
             }
-            // the weights are symmetric: row j of logW weighs the negatives of anchor j in either direction
-            Tensor loss = Functional.infoNce(pc, pf, c.tau(), pos, logW)
-                              .add(Functional.infoNce(pf, pc, c.tau(), pos, logW))
+            // the weights are symmetric: row j of logW weighs the negatives of anchor j in either direction.
+            // One logits matrix for both directions (pc, pf are unit rows): the fine-to-coarse one reads it
+            // transposed, which costs a tiled copy instead of a second [b, b] matmul and its two backward ones
+            Tensor sl = pc.mul(1.0 / c.tau()).matmul(pf.mT());
+            Tensor loss = Functional.infoNceLogits(sl, pos, logW).mean()
+                              .add(Functional.infoNceLogits(sl.mT(), pos, logW).mean())
                               .mul(0.5);
             if (c.protoWeight() > 0) {
               // ProtoNCE (Li et al. 2021, as MEOW): each coarse embedding against the prototypes of the fine

@@ -25,7 +25,11 @@ import org.openjdk.jmh.infra.Blackhole;
  *   <li>{@code elementwiseChain}: y = tanh(a·x + b)·sigmoid(x) + exp(−x²) on 2^20 floats, eight ops,
  *       each making a new tensor (no fusion on either side);
  *   <li>{@code tinyAdd}: a + b on 16 floats, i.e. the cost of one call from Java (JNI, checks,
- *       dispatch, allocation).
+ *       dispatch, allocation);
+ *   <li>{@code transposeCopy}: x.mT().contiguous() of [n, n], and {@code transposedAdd}: y + x.mT(),
+ *       the strided kernels' worst case (an operand contiguous along the other dim; e.g. the
+ *       gradient of a transposed view accumulating into its base). n = 4019 is ACM's node count,
+ *       the [B, B] logits of the meow recipe's full batch.
  * </ul>
  * Each state has its own {@code vendor} parameter so the n parameter only multiplies matmul.
  */
@@ -134,6 +138,42 @@ public class DenseBench {
     }
   }
 
+  @State(org.openjdk.jmh.annotations.Scope.Thread)
+  public static class TransposeState {
+    @Param({"metakernels", "libtorch"})
+    public String vendor;
+
+    @Param({"1024", "4019"})
+    public int side;
+
+    Scope scope;
+    Tensor x, y;
+    org.bytedeco.pytorch.Tensor tx, ty;
+
+    @Setup(Level.Trial)
+    public void setup() {
+      Torch.configure(vendor);
+      scope = Scope.open();
+      x = Tensor.randn(new long[] {side, side}, DType.F32, Device.CPU, 6L);
+      y = Tensor.randn(new long[] {side, side}, DType.F32, Device.CPU, 7L);
+      tx = Torch.copyOf(x);
+      ty = Torch.copyOf(y);
+      try (Scope s = Scope.open(); PointerScope ps = new PointerScope()) {
+        String what = "DenseBench.transpose side=" + side;
+        Checks.assertClose(what + " copy", x.mT().contiguous().toFloatArray(), Torch.toFloats(tx.mT().contiguous()),
+            0, 0);
+        Checks.assertClose(what + " add", y.add(x.mT()).toFloatArray(), Torch.toFloats(ty.add(tx.mT())), 0, 0);
+      }
+    }
+
+    @TearDown(Level.Trial)
+    public void tearDown() {
+      tx.close();
+      ty.close();
+      scope.close();
+    }
+  }
+
   static Tensor chain(Tensor x) {
     return x.mul(A).add(B).tanh().mul(x.sigmoid()).add(x.square().neg().exp());
   }
@@ -177,6 +217,32 @@ public class DenseBench {
     } else {
       try (PointerScope ps = new PointerScope()) {
         bh.consume(s.ta.add(s.tb));
+      }
+    }
+  }
+
+  @Benchmark
+  public void transposeCopy(TransposeState s, Blackhole bh) {
+    if (s.vendor.equals("metakernels")) {
+      try (Scope scope = Scope.open()) {
+        bh.consume(s.x.mT().contiguous());
+      }
+    } else {
+      try (PointerScope ps = new PointerScope()) {
+        bh.consume(s.tx.mT().contiguous());
+      }
+    }
+  }
+
+  @Benchmark
+  public void transposedAdd(TransposeState s, Blackhole bh) {
+    if (s.vendor.equals("metakernels")) {
+      try (Scope scope = Scope.open()) {
+        bh.consume(s.y.add(s.x.mT()));
+      }
+    } else {
+      try (PointerScope ps = new PointerScope()) {
+        bh.consume(s.ty.add(s.tx.mT()));
       }
     }
   }
