@@ -105,7 +105,7 @@ inline void transpose_block(const T* src, int64_t lds, int64_t h, int64_t w, T* 
 // (s.out_strides), len the segment's length. Operands named in `inputs` (a bit mask) are only
 // read, so they may be handed over through a transposing buffer (st[q] == 1 then). Whole rows in
 // row order, split over the threads when `fork`; with a transposed operand (transposed_dim),
-// tiles as above, split by blocks of tile rows.
+// tiles as above, split over the threads tile by tile.
 template <class T, class Row>
 inline void for_each_row(const StridedShape& s, int n_operands, bool fork, const T* const* base,
                          unsigned inputs, Row&& row) {
@@ -133,11 +133,15 @@ inline void for_each_row(const StridedShape& s, int n_operands, bool fork, const
         staged |= 1u << q;
   const int64_t height = s.shape[k];
   const int64_t blocks = (height + kTileRows - 1) / kTileRows;
+  const int64_t chunks = (cols + kTileCols - 1) / kTileCols;
   const int64_t outer = s.numel / (height * cols);  // the other dims
-  parallel_for(outer * blocks, fork, [&](int64_t t) {
+  // one tile per iteration (not a block of tile rows: a [64, n] transpose has only two of those),
+  // so that every thread gets work whatever the shape
+  parallel_for(outer * blocks * chunks, fork, [&](int64_t t) {
     alignas(64) T buf[3][kTileRows * kTileCols];  // one per operand (untouched when none is staged)
-    int64_t o = t / blocks;
-    const int64_t i0 = (t % blocks) * kTileRows, i1 = std::min(height, i0 + kTileRows);
+    const int64_t c0 = (t % chunks) * kTileCols, len = std::min(kTileCols, cols - c0);
+    const int64_t i0 = (t / chunks % blocks) * kTileRows, i1 = std::min(height, i0 + kTileRows);
+    int64_t o = t / (chunks * blocks);
     int64_t off[3] = {0, 0, 0}, out_base = 0;
     for (int d = last - 1; d >= 0; --d) {
       if (d == k) continue;
@@ -148,20 +152,17 @@ inline void for_each_row(const StridedShape& s, int n_operands, bool fork, const
     }
     int64_t st[3];
     for (int q = 0; q < n_operands; ++q) st[q] = staged >> q & 1u ? 1 : s.strides[q][last];
-    for (int64_t c0 = 0; c0 < cols; c0 += kTileCols) {
-      const int64_t len = std::min(kTileCols, cols - c0);
-      if constexpr (sizeof(T) == 4 || sizeof(T) == 8)
-        for (int q = 0; q < n_operands; ++q)
-          if (staged >> q & 1u)
-            transpose_block(base[q] + off[q] + i0 + c0 * s.strides[q][last], s.strides[q][last], i1 - i0, len,
-                            buf[q], kTileCols);
-      for (int64_t i = i0; i < i1; ++i) {
-        const T* p[3];
-        for (int q = 0; q < n_operands; ++q)
-          p[q] = staged >> q & 1u ? buf[q] + (i - i0) * kTileCols
-                                  : base[q] + off[q] + i * s.strides[q][k] + c0 * s.strides[q][last];
-        row(p, st, out_base + i * s.out_strides[k] + c0, len);
-      }
+    if constexpr (sizeof(T) == 4 || sizeof(T) == 8)
+      for (int q = 0; q < n_operands; ++q)
+        if (staged >> q & 1u)
+          transpose_block(base[q] + off[q] + i0 + c0 * s.strides[q][last], s.strides[q][last], i1 - i0, len,
+                          buf[q], kTileCols);
+    for (int64_t i = i0; i < i1; ++i) {
+      const T* p[3];
+      for (int q = 0; q < n_operands; ++q)
+        p[q] = staged >> q & 1u ? buf[q] + (i - i0) * kTileCols
+                                : base[q] + off[q] + i * s.strides[q][k] + c0 * s.strides[q][last];
+      row(p, st, out_base + i * s.out_strides[k] + c0, len);
     }
   });
 }
