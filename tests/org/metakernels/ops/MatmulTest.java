@@ -71,6 +71,13 @@ class MatmulTest {
       Nd a3 = in(r, d, 3, 6, 5), b3 = in(r, d, 3, 4, 6), w = in(r, d, 4, 6);
       check(a3.tensor(d).mT().matmul(b3.tensor(d).mT()), a3.transpose(1, 2), b3.transpose(1, 2), d);
       check(a3.tensor(d).mT().matmul(w.tensor(d).mT()), a3.transpose(1, 2), w.transpose(0, 1), d);
+      // tiny batches with B transposed (the naive kernel packs each B into row-major first): the
+      // in-context demo's GD++ shape, n = 1, and one whose B is too large to pack (k·n > 8192)
+      for (int[] bmkn : new int[][] {{64, 21, 10, 20}, {5, 4, 7, 1}, {2, 3, 100, 100}}) {
+        int bs = bmkn[0], m = bmkn[1], k = bmkn[2], n = bmkn[3];
+        Nd x = in(r, d, bs, m, k), y = in(r, d, bs, n, k);
+        check(x.tensor(d).matmul(y.tensor(d).mT()), x, y.transpose(1, 2), d);
+      }
       // a batch dim permuted to the back (batch stride smaller than the matrix strides)
       Nd p = in(r, d, 5, 6, 3);
       check(p.tensor(d).permute(2, 0, 1).matmul(b3.tensor(d).mT()), p.permute(2, 0, 1), b3.transpose(1, 2), d);
