@@ -6,8 +6,9 @@
 // broadcast scalar operand of binary) the kernel walks a flat index with no index arithmetic and,
 // when every pointer is 16-byte aligned, moves 16 bytes per load and store (Pack below); the
 // remaining n % VEC elements go one per thread. Strided operands take the strided kernels
-// (offset_of), unchanged, but for a copy of a transposed source into a destination contiguous along
-// the last dim (x.mT().contiguous()), which goes through shared-memory tiles (copy_transpose_kernel).
+// (offset_of), unchanged, but for operands contiguous along another dim than the last (transposes,
+// permutes), which go through shared-memory tiles: a copy into a destination contiguous along the
+// last dim (copy_transpose_kernel), and unary / binary / where (elementwise_tiled_kernel).
 //
 // Reductions over x: [outer, len, inner] (mk/kernels.inc `reduce`), planned by plan_reduce from
 // the shape alone (never the device), so a shape always runs the same arithmetic in the same order:
@@ -73,8 +74,9 @@
 namespace mk {
 namespace cuda {
 
-// Dynamic shared memory of the reduction and softmax kernels (at most 4 KB per block) and of the
-// transposing copy (32 x 33 elements, at most 8.25 KB).
+// Dynamic shared memory of the reduction and softmax kernels (at most 4 KB per block), of the
+// transposing copy (32 x 33 elements, at most 8.25 KB) and of the tiled elementwise kernel (one such
+// tile per input, at most 24.75 KB).
 extern __shared__ __align__(16) unsigned char mk_dense_smem[];
 
 namespace {
@@ -307,6 +309,107 @@ __global__ void binary_flat_kernel(int op, int64_t n, const T* __restrict__ a, c
   }
   for (int64_t i = packs * VEC + thread_id(); i < n; i += thread_count())
     y[i] = binary_apply<T>(op, A_ONE ? a0 : a[i], B_ONE ? b0 : b[i]);
+}
+
+// The elementwise ops when an input is contiguous along a dim k < last and strided along the last
+// dim (y.add(x.mT()), x.mT().exp(), where over a transposed mask): the element kernels above would
+// read it one sector per thread. 32 x 32 tiles instead (256 threads: 32 lanes x 8 rows): each such
+// input (bit q of `staged`) is read into shared memory with lanes along k (coalesced), then every
+// output element of the tile is computed with lanes along the last dim, the output (contiguous) and
+// the other inputs read or written along it. N inputs (unary 1, binary 2, where 3); f maps their
+// values to the output. The dynamic shared memory holds one 32 x 33 tile per input.
+template <class T>
+struct UnaryOp {
+  int op;
+  T p;
+  __device__ T operator()(const T* v) const { return unary_apply<T>(op, v[0], p); }
+};
+template <class T>
+struct BinaryOp {
+  int op;
+  __device__ T operator()(const T* v) const { return binary_apply<T>(op, v[0], v[1]); }
+};
+template <class T>
+struct WhereOp {
+  __device__ T operator()(const T* v) const { return v[0] != T(0) ? v[1] : v[2]; }
+};
+template <class T>
+struct Inputs {
+  const T* p[3];
+};
+
+template <class T, int N, class F>
+__global__ void elementwise_tiled_kernel(F f, Geometry g, int k, unsigned staged, int64_t height, int64_t cols,
+                                         int64_t outer, Inputs<T> in, T* __restrict__ y) {
+  T(*tiles)[32][33] = reinterpret_cast<T(*)[32][33]>(mk_dense_smem);  // [input][column][row of k]
+  const int last = g.rank - 1;
+  const int lane = threadIdx.x % 32, row = threadIdx.x / 32;
+  const int64_t ht = (height + 31) / 32, ct = (cols + 31) / 32;
+  for (int64_t t = blockIdx.x; t < outer * ht * ct; t += gridDim.x) {
+    const int64_t c0 = (t % ct) * 32, i0 = (t / ct % ht) * 32;
+    // offsets of the tile's outer index over the dims other than k and last; the output is
+    // contiguous in the collapsed shape, so its stride along dim d is the product of the later sizes
+    int64_t o = t / (ct * ht), off[N] = {}, out = 0, out_k = 0, ostride = cols;
+    for (int d = last - 1; d >= 0; --d) {
+      if (d == k) {
+        out_k = ostride;
+      } else {
+        const int64_t idx = o % g.shape[d];
+        o /= g.shape[d];
+#pragma unroll
+        for (int q = 0; q < N; ++q) off[q] += idx * g.strides[q][d];
+        out += idx * ostride;
+      }
+      ostride *= g.shape[d];
+    }
+#pragma unroll
+    for (int q = 0; q < N; ++q)
+      if (staged >> q & 1u)
+        for (int cc = row; cc < 32; cc += 8) {
+          const int64_t c = c0 + cc, i = i0 + lane;
+          if (c < cols && i < height) tiles[q][cc][lane] = in.p[q][off[q] + i + c * g.strides[q][last]];
+        }
+    __syncthreads();
+    for (int ii = row; ii < 32; ii += 8) {
+      const int64_t i = i0 + ii, c = c0 + lane;
+      if (c < cols && i < height) {
+        T v[N];
+#pragma unroll
+        for (int q = 0; q < N; ++q)
+          v[q] = staged >> q & 1u ? tiles[q][lane][ii] : in.p[q][off[q] + i * g.strides[q][k] + c * g.strides[q][last]];
+        y[out + i * out_k + c] = f(v);
+      }
+    }
+    __syncthreads();
+  }
+}
+
+// The tiled kernel's dim k and staged inputs for a collapsed shape of N inputs, or k = -1 when no
+// input is contiguous along a dim before the last while strided along the last.
+template <int N>
+inline int transposed_inputs(const StridedShape& sh, unsigned* staged) {
+  *staged = 0;
+  if (sh.rank < 2) return -1;
+  const int last = sh.rank - 1;
+  int k = -1;
+  for (int q = 0; q < N && k < 0; ++q) {
+    const int64_t inner = sh.strides[q][last];
+    if (inner == 0 || inner == 1) continue;
+    for (int d = last - 1; d >= 0 && k < 0; --d)
+      if (sh.strides[q][d] == 1) k = d;
+  }
+  if (k < 0) return -1;
+  for (int q = 0; q < N; ++q)
+    if (sh.strides[q][k] == 1 && sh.strides[q][last] != 0 && sh.strides[q][last] != 1) *staged |= 1u << q;
+  return k;
+}
+
+template <class T, int N, class F>
+int elementwise_tiled(F f, const StridedShape& sh, int k, unsigned staged, Inputs<T> in, T* y, cudaStream_t s) {
+  const int64_t height = sh.shape[k], cols = sh.shape[sh.rank - 1], outer = sh.numel / (height * cols);
+  const int64_t tiles = outer * ((height + 31) / 32) * ((cols + 31) / 32);
+  return launch(elementwise_tiled_kernel<T, N, F>, std::min<int64_t>(tiles, 65535LL * 32), kBlock,
+                size_t(N) * 32 * 33 * sizeof(T), s, f, to_geometry(sh), k, staged, height, cols, outer, in, y);
 }
 
 template <class T>
@@ -737,6 +840,9 @@ int unary_t(int op, const StridedShape& sh, const T* x, T* y, T p, cudaStream_t 
     if (aligned(x, 16) && aligned(y, 16)) return unary_flat<T, V>(op, n, x, y, p, s);
     return unary_flat<T, 1>(op, n, x, y, p, s);
   }
+  unsigned staged;
+  const int k = transposed_inputs<1>(sh, &staged);
+  if (k >= 0) return elementwise_tiled<T, 1>(UnaryOp<T>{op, p}, sh, k, staged, Inputs<T>{{x, nullptr, nullptr}}, y, s);
   return launch(unary_kernel<T>, grid_for(n), kBlock, 0, s, op, to_geometry(sh), n, x, y, p);
 }
 
@@ -758,6 +864,9 @@ int binary_t(int op, const StridedShape& sh, const T* a, const T* b, T* y, cudaS
       return binary_flat<T, V>(op, ka, kb, n, a, b, y, s);
     return binary_flat<T, 1>(op, ka, kb, n, a, b, y, s);
   }
+  unsigned staged;
+  const int k = transposed_inputs<2>(sh, &staged);
+  if (k >= 0) return elementwise_tiled<T, 2>(BinaryOp<T>{op}, sh, k, staged, Inputs<T>{{a, b, nullptr}}, y, s);
   return launch(binary_kernel<T>, grid_for(n), kBlock, 0, s, op, to_geometry(sh), n, a, b, y);
 }
 
@@ -770,6 +879,9 @@ int where_t(const StridedShape& sh, const T* c, const T* a, const T* b, T* y, cu
       return launch(where_flat_kernel<T, V>, grid_for((n + V - 1) / V), kBlock, 0, s, n, c, a, b, y);
     return launch(where_flat_kernel<T, 1>, grid_for(n), kBlock, 0, s, n, c, a, b, y);
   }
+  unsigned staged;
+  const int k = transposed_inputs<3>(sh, &staged);
+  if (k >= 0) return elementwise_tiled<T, 3>(WhereOp<T>{}, sh, k, staged, Inputs<T>{{c, a, b}}, y, s);
   return launch(where_kernel<T>, grid_for(n), kBlock, 0, s, to_geometry(sh), n, c, a, b, y);
 }
 

@@ -369,6 +369,32 @@ static void elementwise(unsigned& seed) {
       const std::string what = std::string("copy of x.") + names[v];
       check_same(bits_differ(gy, hy, m, what.c_str()), tname<T>());
       expect(gy.guards_intact(), std::string(tname<T>()) + " " + names[v] + ": guards");
+      // the tiled elementwise kernel: the permuted x beside a contiguous z, a broadcast row, a
+      // permuted condition
+      Buf<T> z(m), row(sh[2]), cnd(m);
+      for (int64_t i = 0; i < m; ++i) {
+        z[i] = T(u(rng));
+        cnd[i] = rng() % 2 ? T(0) : T(2);
+      }
+      for (int64_t i = 0; i < sh[2]; ++i) row[i] = T(u(rng));
+      const int64_t bcast[3] = {0, 0, 1};
+      mk::cuda::binary(dtype, MK_BINARY_MUL, 3, sh, x.data(), strides[v], z.data(), out, gy.data(), nullptr);
+      mk::cpu::binary(dtype, MK_BINARY_MUL, 3, sh, x.data(), strides[v], z.data(), out, hy.data(), nullptr);
+      const std::string wb = what + " · z";
+      check_same(bits_differ(gy, hy, m, wb.c_str()), tname<T>());
+      mk::cuda::binary(dtype, MK_BINARY_SUB, 3, sh, row.data(), bcast, x.data(), strides[v], gy.data(), nullptr);
+      mk::cpu::binary(dtype, MK_BINARY_SUB, 3, sh, row.data(), bcast, x.data(), strides[v], hy.data(), nullptr);
+      const std::string wr = "row - " + what;
+      check_same(bits_differ(gy, hy, m, wr.c_str()), tname<T>());
+      mk::cuda::unary(dtype, MK_UNARY_NEG, 3, sh, x.data(), strides[v], gy.data(), 0, nullptr);
+      mk::cpu::unary(dtype, MK_UNARY_NEG, 3, sh, x.data(), strides[v], hy.data(), 0, nullptr);
+      const std::string wu = "neg of " + what;
+      check_same(bits_differ(gy, hy, m, wu.c_str()), tname<T>());
+      mk::cuda::where(dtype, 3, sh, cnd.data(), strides[v], z.data(), out, x.data(), strides[v], gy.data(), nullptr);
+      mk::cpu::where(dtype, 3, sh, cnd.data(), strides[v], z.data(), out, x.data(), strides[v], hy.data(), nullptr);
+      const std::string ww = "where over " + what;
+      check_same(bits_differ(gy, hy, m, ww.c_str()), tname<T>());
+      expect(gy.guards_intact(), std::string(tname<T>()) + " " + names[v] + " elementwise: guards");
     }
     // into a transposed destination: y.permute(0, 2, 1) = x read as [d0, d2, d1]
     const int64_t sh[3] = {d0, d1, d2}, contig3[3] = {d1 * d2, d2, 1}, dtr[3] = {d1 * d2, 1, d1};

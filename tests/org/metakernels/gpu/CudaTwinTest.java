@@ -69,15 +69,26 @@ class CudaTwinTest {
   }
 
   @Test
-  void transposedCopiesMatchTheCpuBitForBit() {
-    // the tiled copy (kernels/cuda/dense.cu copy_transpose_kernel): ragged tiles, batched, permuted
+  void transposedOperandsMatchTheCpuBitForBit() {
+    // the tiled kernels (kernels/cuda/dense.cu copy_transpose_kernel, elementwise_tiled_kernel):
+    // ragged 32 x 32 tiles, batched, permuted; copies of every width, exact elementwise ops
     try (Scope s = Scope.open()) {
       for (DType t : new DType[] {DType.F32, DType.F64, DType.BF16}) {
         Tensor x = rnd(DType.F32, 11, 3, 70, 100).to(t);
         Tensor g = x.to(GPU);
         for (int[] p : new int[][] {{0, 2, 1}, {2, 1, 0}, {1, 2, 0}, {2, 0, 1}}) {
-          double[] want = x.permute(p).contiguous().toDoubleArray(), got = g.permute(p).contiguous().to(CPU).toDoubleArray();
-          assertArrayEquals(want, got, 0.0, t + " permute" + java.util.Arrays.toString(p));
+          String at = t + " permute" + java.util.Arrays.toString(p);
+          Tensor xp = x.permute(p), gp = g.permute(p);
+          assertArrayEquals(xp.contiguous().toDoubleArray(), gp.contiguous().to(CPU).toDoubleArray(), 0.0, at);
+          if (t == DType.BF16) continue; // the elementwise kernels take F32 and F64
+          Tensor z = rnd(t, 12, xp.shape());
+          Tensor gz = z.to(GPU);
+          assertArrayEquals(xp.mul(z).toDoubleArray(), gp.mul(gz).to(CPU).toDoubleArray(), 0.0, at + " · z");
+          assertArrayEquals(z.sub(xp).toDoubleArray(), gz.sub(gp).to(CPU).toDoubleArray(), 0.0, "z - " + at);
+          assertArrayEquals(xp.neg().toDoubleArray(), gp.neg().to(CPU).toDoubleArray(), 0.0, "-" + at);
+          Tensor c = xp.gt(0.0).to(t), gc = gp.gt(0.0).to(t);
+          assertArrayEquals(Tensor.where(c, z, xp).toDoubleArray(), Tensor.where(gc, gz, gp).to(CPU).toDoubleArray(), 0.0,
+              "where over " + at);
         }
         assertArrayEquals(x.select(0, 1).mT().contiguous().toDoubleArray(),
             g.select(0, 1).mT().contiguous().to(CPU).toDoubleArray(), 0.0, t + " mT");
