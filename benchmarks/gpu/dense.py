@@ -18,7 +18,7 @@ def bytes_moved(op, n, d):
         "sum": f4, "sumRows": f4 + 4 * rows, "sumCols": f4 + 4 * d, "maxRows": f4 + 12 * rows, "maxAll": f4,
         "softmaxShort": 2 * f4, "softmaxLong": 2 * f4, "logSoftmaxShort": 2 * f4,
         "add": 3 * f4, "addBias": 2 * f4, "mulScalar": 2 * f4, "tanh": 2 * f4, "where": 4 * f4,
-        "copy": 2 * f4, "copyTransposed": 2 * f4, "fill": f4, "castBf16": f4 + bf2, "randn": f4,
+        "copy": 2 * f4, "copyTransposed": 2 * f4, "addTransposed": 3 * f4, "fill": f4, "castBf16": f4 + bf2, "randn": f4,
     }.get(op, 0)
 
 

@@ -163,6 +163,7 @@ def bench_dense(shape, results):
     mask = (x > y).float()
     flat, rows = x.reshape(-1), x.reshape(-1, d)
     long_rows = x.reshape(b * h, -1)
+    columns = y.reshape(d, -1)  # the shape of rows transposed
     out = torch.empty_like(x)
     ops = {
         "sum": lambda: flat.sum(),
@@ -180,6 +181,7 @@ def bench_dense(shape, results):
         "where": lambda: torch.where(mask != 0, x, y),
         "copy": lambda: x.clone(),
         "copyTransposed": lambda: rows.t().contiguous(),
+        "addTransposed": lambda: columns + rows.t(),
         "fill": lambda: torch.zeros(shape, device="cuda"),
         "castBf16": lambda: x.to(torch.bfloat16),
         "randn": lambda: torch.randn(shape, device="cuda"),

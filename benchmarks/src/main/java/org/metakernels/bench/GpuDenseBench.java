@@ -31,13 +31,13 @@ public class GpuDenseBench {
   @State(org.openjdk.jmh.annotations.Scope.Thread)
   public static class Inputs {
     @Param({"sum", "sumRows", "sumCols", "maxRows", "maxAll", "softmaxShort", "softmaxLong", "logSoftmaxShort", "add",
-        "addBias", "mulScalar", "tanh", "where", "copy", "copyTransposed", "fill", "castBf16", "randn"})
+        "addBias", "mulScalar", "tanh", "where", "copy", "copyTransposed", "addTransposed", "fill", "castBf16", "randn"})
     public String op;
 
     @Param({"4x16x4096x128"}) public String shape;
 
     Scope scope;
-    Tensor x, y, bias, mask, flat, rows, longRows;
+    Tensor x, y, bias, mask, flat, rows, longRows, columns;
     long[] dims;
 
     @Setup(Level.Trial)
@@ -53,6 +53,7 @@ public class GpuDenseBench {
       flat = x.reshape(n);
       rows = x.reshape(n / d, d);
       longRows = x.reshape(dims[0] * dims[1], n / (dims[0] * dims[1]));
+      columns = y.reshape(d, n / d);  // the shape of rows transposed
       Gpu.sync();
     }
 
@@ -93,6 +94,8 @@ public class GpuDenseBench {
           return x.copyContiguous();
         case "copyTransposed":
           return rows.transpose(0, 1).copyContiguous();
+        case "addTransposed":
+          return columns.add(rows.transpose(0, 1));
         case "fill":
           return Tensor.zeros(dims, DType.F32, Device.CUDA);
         case "castBf16":
