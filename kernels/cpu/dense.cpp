@@ -51,7 +51,7 @@ void where_t(int rank, const int64_t* shape, const T* c, const int64_t* cs, cons
     return;
   }
   const T* base[3] = {c, a, b};
-  for_each_row(s, 3, fork, base, 0u, row);  // unstaged, as elementwise.cpp's ops
+  for_each_row(s, 3, fork, base, false, row);  // unstaged, as elementwise.cpp's ops
 }
 
 // ---- reductions ----------------------------------------------------------------------------
@@ -296,10 +296,10 @@ static void copy_t(int rank, const int64_t* shape, const T* src, const int64_t* 
     parallel_for(s.numel, parallel_worth(s.numel), [&](int64_t i) { dst[i * b] = src[i * a]; });
     return;
   }
-  // operand 1 is the destination: never staged (only operand 0 is an input), written through
-  // the pointer the walk hands back
+  // operand 1 is the destination, written through the pointer the walk hands back; the source
+  // may be staged
   const T* base[2] = {src, dst};
-  for_each_row(s, 2, parallel_worth(s.numel), base, 1u,
+  for_each_row(s, 2, parallel_worth(s.numel), base, true,
                [&](const T* const* p, const int64_t* st, int64_t, int64_t len) {
     const T* sr = p[0];
     T* dr = const_cast<T*>(p[1]);

@@ -27,7 +27,7 @@ namespace {
 // transposing buffer (mk/cpu_strided.h): measured 2026-12-07 on the 2-core VM, [4019, 4019] F32,
 // y + xᵀ 17 ms unstaged against 21 ms staged, exp(xᵀ) 12-14 against 19-20 (the staged copy
 // wins: 17 against 22-25 ms).
-constexpr unsigned kUnstaged = 0u;
+constexpr bool kStaged = false;
 // Small calls never enter libgomp (mk/cpu_parallel.h); the flat loops are simd either way.
 template <class T, class F>
 void strided_map1(const StridedShape& s, const T* x, T* y, F f) {
@@ -44,7 +44,7 @@ void strided_map1(const StridedShape& s, const T* x, T* y, F f) {
     return;
   }
   const T* base[1] = {x};
-  for_each_row(s, 1, fork, base, kUnstaged, [&](const T* const* p, const int64_t* st, int64_t out, int64_t len) {
+  for_each_row(s, 1, fork, base, kStaged, [&](const T* const* p, const int64_t* st, int64_t out, int64_t len) {
     const T* xr = p[0];
     const int64_t sx = st[0];
     T* yr = y + out;
@@ -79,7 +79,7 @@ void strided_map2(const StridedShape& s, const T* a, const T* b, T* y, F f) {
     return;
   }
   const T* base[2] = {a, b};
-  for_each_row(s, 2, fork, base, kUnstaged, [&](const T* const* p, const int64_t* st, int64_t out, int64_t len) {
+  for_each_row(s, 2, fork, base, kStaged, [&](const T* const* p, const int64_t* st, int64_t out, int64_t len) {
     const T* ar = p[0];
     const T* br = p[1];
     const int64_t sa = st[0], sb = st[1];

@@ -384,23 +384,14 @@ __global__ void elementwise_tiled_kernel(F f, Geometry g, int k, unsigned staged
   }
 }
 
-// The tiled kernel's dim k and staged inputs for a collapsed shape of N inputs, or k = -1 when no
-// input is contiguous along a dim before the last while strided along the last.
+// The tiled kernel's dim k (transposed_dim, mk/strided.h) and the inputs it stages (those
+// transposed along k), or k = -1 when no input is transposed.
 template <int N>
 inline int transposed_inputs(const StridedShape& sh, unsigned* staged) {
   *staged = 0;
-  if (sh.rank < 2) return -1;
-  const int last = sh.rank - 1;
-  int k = -1;
-  for (int q = 0; q < N && k < 0; ++q) {
-    const int64_t inner = sh.strides[q][last];
-    if (inner == 0 || inner == 1) continue;
-    for (int d = last - 1; d >= 0 && k < 0; --d)
-      if (sh.strides[q][d] == 1) k = d;
-  }
-  if (k < 0) return -1;
-  for (int q = 0; q < N; ++q)
-    if (sh.strides[q][k] == 1 && sh.strides[q][last] != 0 && sh.strides[q][last] != 1) *staged |= 1u << q;
+  const int k = transposed_dim(sh, N);
+  for (int q = 0; k >= 0 && q < N; ++q)
+    if (transposed_along(sh, q, k)) *staged |= 1u << q;
   return k;
 }
 
@@ -895,11 +886,8 @@ int copy_t(const StridedShape& sh, const T* src, T* dst, cudaStream_t s) {
     return launch(copy_flat_kernel<T, 1>, grid_for(n), kBlock, 0, s, n, src, dst);
   }
   // a transposed source into a destination contiguous along the last dim: the tiled kernel
-  if (sh.rank >= 2 && sh.strides[1][sh.rank - 1] == 1 && sh.strides[0][sh.rank - 1] != 1 &&
-      sh.strides[0][sh.rank - 1] != 0) {
-    int k = -1;
-    for (int d = sh.rank - 2; d >= 0 && k < 0; --d)
-      if (sh.strides[0][d] == 1) k = d;
+  if (sh.rank >= 2 && sh.strides[1][sh.rank - 1] == 1) {
+    const int k = transposed_dim(sh, 1);  // of the source
     if (k >= 0) {
       const int64_t height = sh.shape[k], cols = sh.shape[sh.rank - 1];
       const int64_t tiles = (n / (height * cols)) * ((height + 31) / 32) * ((cols + 31) / 32);

@@ -31,20 +31,6 @@ constexpr int64_t kTileCols = 64;
 
 MK_ISA_BEGIN
 
-// The dim (< last) along which some operand has unit stride while its stride along the last dim
-// is neither 1 nor 0, or -1 when there is none (every row is then contiguous or broadcast).
-inline int transposed_dim(const StridedShape& s, int n_operands) {
-  if (s.rank < 2) return -1;
-  const int last = s.rank - 1;
-  for (int k = 0; k < n_operands; ++k) {
-    const int64_t inner = s.strides[k][last];
-    if (inner == 1 || inner == 0) continue;
-    for (int d = last - 1; d >= 0; --d)
-      if (s.strides[k][d] == 1) return d;
-  }
-  return -1;
-}
-
 // dst[i * ldd + c] = src[c * lds + i] for i < 8, c < 8 (4-byte elements).
 inline void transpose8x8(const float* src, int64_t lds, float* dst, int64_t ldd) {
   __m256 r[8], t[8];
@@ -102,13 +88,13 @@ inline void transpose_block(const T* src, int64_t lds, int64_t h, int64_t w, T* 
 // row(p, st, out, len) for every row segment of a collapsed shape of rank >= 2 whose operands
 // start at base[0..n): p[q] points at operand q's first element of the segment and st[q] is its
 // stride along the segment, out is that element's index in a contiguous output of the shape
-// (s.out_strides), len the segment's length. Operands named in `inputs` (a bit mask) are only
-// read, so they may be handed over through a transposing buffer (st[q] == 1 then). Whole rows in
-// row order, split over the threads when `fork`; with a transposed operand (transposed_dim),
-// tiles as above, split over the threads tile by tile.
+// (s.out_strides), len the segment's length. With `stage_first`, operand 0 (then only read) is
+// handed over through the transposing buffer when it is the transposed one (st[0] == 1 then). Whole
+// rows in row order, split over the threads when `fork`; with a transposed operand
+// (transposed_dim, mk/strided.h), tiles as above, split over the threads tile by tile.
 template <class T, class Row>
 inline void for_each_row(const StridedShape& s, int n_operands, bool fork, const T* const* base,
-                         unsigned inputs, Row&& row) {
+                         bool stage_first, Row&& row) {
   const int last = s.rank - 1;
   const int64_t cols = s.shape[last];
   const int k = transposed_dim(s, n_operands);
@@ -124,13 +110,8 @@ inline void for_each_row(const StridedShape& s, int n_operands, bool fork, const
     });
     return;
   }
-  // the operands to transpose through a buffer: read-only, unit stride along k, strided along the
-  // last dim, of a type the register blocks move
-  unsigned staged = 0;
-  if constexpr (sizeof(T) == 4 || sizeof(T) == 8)
-    for (int q = 0; q < n_operands; ++q)
-      if ((inputs >> q & 1u) && s.strides[q][k] == 1 && s.strides[q][last] != 0 && s.strides[q][last] != 1)
-        staged |= 1u << q;
+  bool staged = false;
+  if constexpr (sizeof(T) == 4 || sizeof(T) == 8) staged = stage_first && transposed_along(s, 0, k);
   const int64_t height = s.shape[k];
   const int64_t blocks = (height + kTileRows - 1) / kTileRows;
   const int64_t chunks = (cols + kTileCols - 1) / kTileCols;
@@ -138,7 +119,7 @@ inline void for_each_row(const StridedShape& s, int n_operands, bool fork, const
   // one tile per iteration (not a block of tile rows: a [64, n] transpose has only two of those),
   // so that every thread gets work whatever the shape
   parallel_for(outer * blocks * chunks, fork, [&](int64_t t) {
-    alignas(64) T buf[3][kTileRows * kTileCols];  // one per operand (untouched when none is staged)
+    alignas(64) T buf[kTileRows * kTileCols];  // operand 0's tile (untouched unless staged)
     const int64_t c0 = (t % chunks) * kTileCols, len = std::min(kTileCols, cols - c0);
     const int64_t i0 = (t / chunks % blocks) * kTileRows, i1 = std::min(height, i0 + kTileRows);
     int64_t o = t / (chunks * blocks);
@@ -151,17 +132,16 @@ inline void for_each_row(const StridedShape& s, int n_operands, bool fork, const
       out_base += i * s.out_strides[d];
     }
     int64_t st[3];
-    for (int q = 0; q < n_operands; ++q) st[q] = staged >> q & 1u ? 1 : s.strides[q][last];
+    for (int q = 0; q < n_operands; ++q) st[q] = s.strides[q][last];
     if constexpr (sizeof(T) == 4 || sizeof(T) == 8)
-      for (int q = 0; q < n_operands; ++q)
-        if (staged >> q & 1u)
-          transpose_block(base[q] + off[q] + i0 + c0 * s.strides[q][last], s.strides[q][last], i1 - i0, len,
-                          buf[q], kTileCols);
+      if (staged) {
+        transpose_block(base[0] + off[0] + i0 + c0 * st[0], st[0], i1 - i0, len, buf, kTileCols);
+        st[0] = 1;
+      }
     for (int64_t i = i0; i < i1; ++i) {
       const T* p[3];
-      for (int q = 0; q < n_operands; ++q)
-        p[q] = staged >> q & 1u ? buf[q] + (i - i0) * kTileCols
-                                : base[q] + off[q] + i * s.strides[q][k] + c0 * s.strides[q][last];
+      for (int q = 0; q < n_operands; ++q) p[q] = base[q] + off[q] + i * s.strides[q][k] + c0 * s.strides[q][last];
+      if (staged) p[0] = buf + (i - i0) * kTileCols;
       row(p, st, out_base + i * s.out_strides[k] + c0, len);
     }
   });

@@ -68,5 +68,27 @@ inline void row_offsets(const StridedShape& s, int n_operands, int64_t row, int6
   }
 }
 
+// A transposed operand: the dim (< last) along which the first operand with a stride along the
+// last dim other than 1 and 0 has unit stride, or -1 when there is none (every operand is then
+// contiguous or broadcast along its rows). The CPU walk (mk/cpu_strided.h) and the CUDA launchers
+// (kernels/cuda/dense.cu) go through tiles of that dim and the last for such shapes.
+inline int transposed_dim(const StridedShape& s, int n_operands) {
+  if (s.rank < 2) return -1;
+  const int last = s.rank - 1;
+  for (int q = 0; q < n_operands; ++q) {
+    const int64_t inner = s.strides[q][last];
+    if (inner == 1 || inner == 0) continue;
+    for (int d = last - 1; d >= 0; --d)
+      if (s.strides[q][d] == 1) return d;
+  }
+  return -1;
+}
+
+// Whether operand q is transposed along dim k: unit stride along k, strided along the last dim.
+inline bool transposed_along(const StridedShape& s, int q, int k) {
+  const int64_t inner = s.strides[q][s.rank - 1];
+  return s.strides[q][k] == 1 && inner != 0 && inner != 1;
+}
+
 MK_ISA_END
 }  // namespace mk
