@@ -31,6 +31,11 @@ struct Vec<float> {
   static void store(float* p, R v) { _mm512_storeu_ps(p, v); }
   static R fma(R a, R b, R c) { return _mm512_fmadd_ps(a, b, c); }
   static R mul(R a, R b) { return _mm512_mul_ps(a, b); }
+  // the first n < W lanes
+  using M = __mmask16;
+  static M mask(int64_t n) { return M((1u << n) - 1u); }
+  static R load(const float* p, M m) { return _mm512_maskz_loadu_ps(m, p); }
+  static void store(float* p, M m, R v) { _mm512_mask_storeu_ps(p, m, v); }
 };
 template <>
 struct Vec<double> {
@@ -42,6 +47,10 @@ struct Vec<double> {
   static void store(double* p, R v) { _mm512_storeu_pd(p, v); }
   static R fma(R a, R b, R c) { return _mm512_fmadd_pd(a, b, c); }
   static R mul(R a, R b) { return _mm512_mul_pd(a, b); }
+  using M = __mmask8;
+  static M mask(int64_t n) { return M((1u << n) - 1u); }
+  static R load(const double* p, M m) { return _mm512_maskz_loadu_pd(m, p); }
+  static void store(double* p, M m, R v) { _mm512_mask_storeu_pd(p, m, v); }
 };
 // 6 rows x 4 vectors (64 floats, a whole key tile or head-dim row at 64) = 24 accumulators +
 // 4 B vectors + the broadcasts (embedded {1to16} in the FMAs) of the 32 zmm registers: per step
@@ -64,6 +73,11 @@ struct Vec<float> {
   static void store(float* p, R v) { _mm256_storeu_ps(p, v); }
   static R fma(R a, R b, R c) { return _mm256_fmadd_ps(a, b, c); }
   static R mul(R a, R b) { return _mm256_mul_ps(a, b); }
+  // the first n < W lanes (maskload / maskstore: the other lanes are neither read nor written)
+  using M = __m256i;
+  static M mask(int64_t n) { return _mm256_cmpgt_epi32(_mm256_set1_epi32(int(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)); }
+  static R load(const float* p, M m) { return _mm256_maskload_ps(p, m); }
+  static void store(float* p, M m, R v) { _mm256_maskstore_ps(p, m, v); }
 };
 template <>
 struct Vec<double> {
@@ -75,6 +89,10 @@ struct Vec<double> {
   static void store(double* p, R v) { _mm256_storeu_pd(p, v); }
   static R fma(R a, R b, R c) { return _mm256_fmadd_pd(a, b, c); }
   static R mul(R a, R b) { return _mm256_mul_pd(a, b); }
+  using M = __m256i;
+  static M mask(int64_t n) { return _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3)); }
+  static R load(const double* p, M m) { return _mm256_maskload_pd(p, m); }
+  static void store(double* p, M m, R v) { _mm256_maskstore_pd(p, m, v); }
 };
 // 6 rows x 2 vectors = 12 accumulators, + 2 B vectors + 1 broadcast = 15 of the 16 ymm
 // registers. An FMA has 4 cycles of latency on 2 ports, so at least 8 independent accumulators
@@ -204,6 +222,50 @@ __attribute__((noinline)) void gemm_chunked(int64_t R, int64_t N1, int64_t P, T 
                         accumulate, park);
 }
 
+// The register block of the last n < W columns: MR rows x one masked vector (lanes past n are
+// neither loaded nor stored), the steps of gemm_block's one-vector strip. Small head dims (the
+// in-context demo's 11) are all tail: the element-by-element loop this replaced ran them scalar.
+template <class T, int64_t MR>
+inline void gemm_block_masked(int64_t P, T alpha, const T* a, int64_t ars, int64_t acs, const T* b, int64_t ldb,
+                              T* c, int64_t ldc, bool accumulate, typename Vec<T>::M m) {
+  using V = Vec<T>;
+  typename V::R acc[MR];
+#pragma GCC unroll 16
+  for (int64_t i = 0; i < MR; ++i) acc[i] = V::zero();
+  for (int64_t p = 0; p < P; ++p) {
+    const typename V::R bv = V::load(b + p * ldb, m);
+#pragma GCC unroll 16
+    for (int64_t i = 0; i < MR; ++i) acc[i] = V::fma(V::set1(a[i * ars + p * acs]), bv, acc[i]);
+  }
+  const typename V::R al = V::set1(alpha);
+#pragma GCC unroll 16
+  for (int64_t i = 0; i < MR; ++i) {
+    T* cp = c + i * ldc;
+    V::store(cp, m, accumulate ? V::fma(al, acc[i], V::load(cp, m)) : V::mul(al, acc[i]));
+  }
+}
+
+template <class T, int64_t M = kGemmRowsNarrow - 1>
+inline void gemm_tail_masked(int64_t rows, int64_t P, T alpha, const T* a, int64_t ars, int64_t acs, const T* b,
+                             int64_t ldb, T* c, int64_t ldc, bool accumulate, typename Vec<T>::M m) {
+  if constexpr (M > 0) {
+    if (rows == M) gemm_block_masked<T, M>(P, alpha, a, ars, acs, b, ldb, c, ldc, accumulate, m);
+    else gemm_tail_masked<T, M - 1>(rows, P, alpha, a, ars, acs, b, ldb, c, ldc, accumulate, m);
+  }
+}
+
+// c[r][j] (+)= alpha * sum_p A(r, p) * b[p][j] for j < n < W (gemm's notation).
+template <class T>
+inline void gemm_masked(int64_t R, int64_t n, int64_t P, T alpha, const T* a, int64_t ars, int64_t acs,
+                        const T* b, int64_t ldb, T* c, int64_t ldc, bool accumulate) {
+  constexpr int64_t MR = kGemmRowsNarrow;
+  const typename Vec<T>::M m = Vec<T>::mask(n);
+  int64_t r = 0;
+  for (; r + MR <= R; r += MR)
+    gemm_block_masked<T, MR>(P, alpha, a + r * ars, ars, acs, b, ldb, c + r * ldc, ldc, accumulate, m);
+  gemm_tail_masked<T>(R - r, P, alpha, a + r * ars, ars, acs, b, ldb, c + r * ldc, ldc, accumulate, m);
+}
+
 // c[r][j] (+)= alpha * sum_p A(r, p) * b[p][j] for r < R, j < N, p < P.
 // A(r, p) = a[r * ars + p * acs]; b row-major with leading dim ldb; c row-major with ldc.
 template <class T>
@@ -216,19 +278,9 @@ inline void gemm(int64_t R, int64_t N, int64_t P, T alpha, const T* a, int64_t a
   else
     gemm_steps<T, false>(R, N1, 0, P, P, alpha, a, ars, acs, b, ldb, c, ldc, accumulate, nullptr);
   if (N1 == N) return;
-  // remaining columns (< W)
-  const int64_t j0 = N1, n = N - j0;
-  for (int64_t r = 0; r < R; ++r) {
-    T acc[Vec<T>::W] = {};
-    const T* ar = a + r * ars;
-    for (int64_t p = 0; p < P; ++p) {
-      const T x = ar[p * acs];
-      const T* bp = b + p * ldb + j0;
-      for (int64_t j = 0; j < n; ++j) acc[j] += x * bp[j];
-    }
-    T* cr = c + r * ldc + j0;
-    for (int64_t j = 0; j < n; ++j) cr[j] = accumulate ? cr[j] + alpha * acc[j] : alpha * acc[j];
-  }
+  // the remaining columns (< W) as one masked strip, the whole reduction in one pass (the same
+  // FMAs in the same order as the whole vectors': a column's bits do not depend on its position)
+  gemm_masked<T>(R, N - N1, P, alpha, a, ars, acs, b + N1, ldb, c + N1, ldc, accumulate);
 }
 
 // One 8 x 8 float (4 x 4 double) block of a transpose in ymm registers: dst[c][r] = src[r][c].

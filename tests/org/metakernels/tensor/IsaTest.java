@@ -32,6 +32,17 @@ class IsaTest {
       for (Tensor g : Autograd.grad(o.square().sum(), List.of(q, k, v), false)) out.add(g.toFloatArray());
       Tensor lk = Tensor.randn(new long[] {2, 3, 77, 64}, DType.F32, CPU, 4);
       out.add(LinearAttention.product(q, lk, q, LinearAttention.Mask.CAUSAL).toFloatArray());
+      // widths that are not whole vectors on either ISA (the masked last columns of the tile products)
+      Tensor sq = Tensor.randn(new long[] {4, 2, 11, 11}, DType.F32, CPU, 6);
+      Tensor sk = Tensor.randn(new long[] {4, 2, 10, 11}, DType.F32, CPU, 7);
+      Tensor sv = Tensor.randn(new long[] {4, 2, 10, 13}, DType.F32, CPU, 8);
+      out.add(LinearAttention.product(sq, sk, sv, LinearAttention.Mask.NONE).toFloatArray());
+      out.add(LinearAttention.product(sk, sk, sv, LinearAttention.Mask.CAUSAL).toFloatArray());
+      Tensor aq = Tensor.randn(new long[] {2, 2, 33, 20}, DType.F32, CPU, 9).requiresGrad(true);
+      Tensor ak = Tensor.randn(new long[] {2, 2, 45, 20}, DType.F32, CPU, 10).requiresGrad(true);
+      Tensor ao = Attention.softmax(aq, ak, ak, Attention.Options.defaults());
+      out.add(ao.toFloatArray());
+      for (Tensor g : Autograd.grad(ao.square().sum(), List.of(aq, ak), false)) out.add(g.toFloatArray());
       Tensor x = Tensor.randn(new long[] {129, 67}, DType.F32, CPU, 5);
       out.add(x.matmul(x.transpose(0, 1)).toFloatArray());
       out.add(x.tanh().add(x.exp()).add(x.sigmoid()).add(x.gelu()).toFloatArray());
