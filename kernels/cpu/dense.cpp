@@ -13,6 +13,7 @@
 #include "mk/cpu_parallel.h"
 #include "mk/cpu_strided.h"
 #include "mk/kernels.h"
+#include "mk/matmul_small.h"
 #include "mk/scalar.h"
 #include "mk/strided.h"
 #include "mk/vec_math.h"
@@ -476,6 +477,8 @@ int index_check(int64_t n, const int64_t* idx, int64_t bound, int64_t* bad, void
 int matmul_naive(int dtype, int64_t batch, int64_t m, int64_t n, int64_t k, const void* a,
                  int64_t a_bs, int64_t a_rs, int64_t a_cs, const void* b, int64_t b_bs,
                  int64_t b_rs, int64_t b_cs, void* c, int64_t c_bs, void*) {
+  if (matmul_small_fits(batch, m, n, k))  // register-blocked tile products (kernels/cpu/matmul_small.cpp)
+    return matmul_small(dtype, m, n, k, a, a_rs, a_cs, b, b_rs, b_cs, c);
   if (dtype == MK_F32)
     matmul_naive_t(batch, m, n, k, static_cast<const float*>(a), a_bs, a_rs, a_cs,
                    static_cast<const float*>(b), b_bs, b_rs, b_cs, static_cast<float*>(c), c_bs);

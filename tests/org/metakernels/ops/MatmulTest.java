@@ -91,6 +91,63 @@ class MatmulTest {
     }
   }
 
+  /**
+   * Products with output rows of at most 32 columns skip BLAS (kernels/cpu/matmul_small.cpp): the
+   * tall form (reduction <= 32, many rows; the projections of a small model over a batch folded
+   * into the rows) and the long one (at most 32 rows, a long reduction; their weight gradients).
+   * Both sides of every threshold, row blocks of 192 and reduction parts of 1024, operands in
+   * every layout (transposed, broadcast, narrowed), under AVX2 and the best ISA, and the long
+   * form bitwise the same for 1 and 2 threads.
+   */
+  @ParameterizedTest
+  @EnumSource(value = DType.class, names = {"F64", "F32"})
+  void shortOutputRowsTallAndLong(DType d) {
+    int best = org.metakernels.runtime.MkNative.mk_runtime_cpu_isa();
+    int threads = org.metakernels.runtime.MkNative.mk_runtime_num_threads();
+    try (Scope s = Scope.open()) {
+      for (String isa : best == 3 ? new String[] {"avx512", "avx2"} : new String[] {"avx2"}) {
+        org.metakernels.runtime.Backend.setCpuIsa(isa);
+        Random r = new Random(31 + d.ordinal());
+        // tall: {m, k, n}, n and k at and past 32, m across the 192-row blocks
+        for (int[] mkn : new int[][] {{11264, 11, 11}, {1, 1, 1}, {193, 32, 32}, {385, 5, 17}, {192, 32, 16},
+            {64, 32, 33}, {70, 33, 32}, {7, 3, 1}}) {
+          int m = mkn[0], k = mkn[1], n = mkn[2];
+          Nd a = in(r, d, m, k), at = in(r, d, k, m), b = in(r, d, k, n), bt = in(r, d, n, k);
+          check(a, b, d);
+          check(at.tensor(d).mT().matmul(b.tensor(d)), at.transpose(0, 1), b, d);
+          check(a.tensor(d).matmul(bt.tensor(d).mT()), a, bt.transpose(0, 1), d);
+        }
+        // the 3-d left operand folded into rows, and a broadcast row
+        Nd e = in(r, d, 64, 11, 11), w = in(r, d, 11, 11), row = in(r, d, 1, 11);
+        check(e.tensor(d).matmul(w.tensor(d).mT()), e, w.transpose(0, 1).expand(64, 11, 11), d);
+        check(row.tensor(d).expand(300, 11).matmul(w.tensor(d)), row.expand(300, 11), w, d);
+        // long: {m, k, n}, the reduction across the 1024-step parts, A transposed as a weight
+        // gradient takes it, B strided (packed per part)
+        for (int[] mkn : new int[][] {{11, 11264, 11}, {32, 1025, 32}, {1, 33, 1}, {3, 2048, 7}, {32, 4000, 33},
+            {33, 3000, 5}}) {
+          int m = mkn[0], k = mkn[1], n = mkn[2];
+          Nd at = in(r, d, k, m), b = in(r, d, k, n), bt = in(r, d, n, k);
+          check(at.tensor(d).mT().matmul(b.tensor(d)), at.transpose(0, 1), b, d);
+          check(at.tensor(d).mT().matmul(bt.tensor(d).mT()), at.transpose(0, 1), bt.transpose(0, 1), d);
+          Nd big = in(r, d, k, m + 3);
+          check(big.tensor(d).narrow(1, 1, m).mT().matmul(b.tensor(d)), big.narrow(1, 1, m).transpose(0, 1), b, d);
+        }
+        // the long form sums its parts in a fixed order: the same bits for any thread count
+        Tensor la = in(r, d, 5000, 11).tensor(d).mT(), lb = in(r, d, 5000, 11).tensor(d);
+        double[][] seen = new double[2][];
+        for (int t = 1; t <= 2; t++) {
+          org.metakernels.runtime.MkNative.mk_runtime_set_num_threads(t);
+          seen[t - 1] = la.matmul(lb).toDoubleArray();
+        }
+        org.metakernels.runtime.MkNative.mk_runtime_set_num_threads(threads);
+        assertArrayEquals(seen[0], seen[1], "long reduction, 1 vs 2 threads (" + isa + ")");
+      }
+    } finally {
+      org.metakernels.runtime.MkNative.mk_runtime_set_num_threads(threads);
+      org.metakernels.runtime.Backend.setCpuIsa(best == 3 ? "avx512" : "avx2");
+    }
+  }
+
   @ParameterizedTest
   @EnumSource(value = DType.class, names = {"F64", "F32"})
   void expandedRightOperand(DType d) {
