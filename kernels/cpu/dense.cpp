@@ -225,12 +225,11 @@ void scatter_add_t(int64_t outer, int64_t dst_len, int64_t inner, T* dst, const 
 }
 
 // C[bb] = A[bb] B[bb] by rows: C's row i accumulates a[i, p] · B's row p for p = 0, 1, ... in order
-// (an axpy over j, vectorised when B's rows are contiguous). The tiny batched products of the
-// recipes (native/src/dense.cpp sends batches of m·n·k <= 32768 here rather than to BLAS) often
-// take B transposed, x.matmul(y.mT()): a strided j loop that took a third of the in-context demo
-// (GD++ in F64, [B, 21, 10] x [B, 10, 20]). Such a B is first copied into a [k, n] row-major buffer
-// per matrix (at most kPackElems elements, else the strided loop), and the same axpys run on it:
-// the same products added in the same order.
+// (an axpy over j, vectorised when B's rows are contiguous). The fallback for the products nothing
+// faster takes: the tiny batches and short output rows go to kernels/cpu/matmul_small.cpp (the
+// same FMAs in the same order for the batches), the rest to BLAS; this runs when no BLAS is
+// attached. A transposed B is first copied into a [k, n] row-major buffer per matrix (at most
+// kPackElems elements, else the strided loop), and the same axpys run on it.
 constexpr int64_t kPackElems = 8192;
 
 template <class T>
@@ -478,7 +477,7 @@ int matmul_naive(int dtype, int64_t batch, int64_t m, int64_t n, int64_t k, cons
                  int64_t a_bs, int64_t a_rs, int64_t a_cs, const void* b, int64_t b_bs,
                  int64_t b_rs, int64_t b_cs, void* c, int64_t c_bs, void*) {
   if (matmul_small_fits(batch, m, n, k))  // register-blocked tile products (kernels/cpu/matmul_small.cpp)
-    return matmul_small(dtype, m, n, k, a, a_rs, a_cs, b, b_rs, b_cs, c);
+    return matmul_small(dtype, batch, m, n, k, a, a_bs, a_rs, a_cs, b, b_bs, b_rs, b_cs, c, c_bs);
   if (dtype == MK_F32)
     matmul_naive_t(batch, m, n, k, static_cast<const float*>(a), a_bs, a_rs, a_cs,
                    static_cast<const float*>(b), b_bs, b_rs, b_cs, static_cast<float*>(c), c_bs);

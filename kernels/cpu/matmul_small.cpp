@@ -1,7 +1,7 @@
 // Products with short output rows that BLAS runs far below the memory rate (MK_MULTI_ISA:
-// compiled for AVX2 and for AVX-512; the AVX2 build also holds the dispatcher). Two shapes,
-// both with n <= kSmallN output columns, batch 1 (mk/matmul_small.h decides; native/src/dense.cpp
-// sends them here instead of to BLAS):
+// compiled for AVX2 and for AVX-512; the AVX2 build also holds the dispatcher). Three shapes
+// (mk/matmul_small.h decides; native/src/dense.cpp sends them here instead of to BLAS): batches of
+// tiny matrices (see batched() below), and two with n <= kSmallN output columns and batch 1:
 //
 //   tall:  k <= kSmallK. C = A B over many rows m: the projections of a small model applied to a
 //          batch folded into the rows ([1024 * 11, 11] x [11, 11] in the in-context demo: OpenBLAS
@@ -82,23 +82,45 @@ void long_reduction(int64_t m, int64_t n, int64_t k, const T* a, int64_t a_rs, i
   }
 }
 
+// Many tiny matrices (batch > 1, m n k <= kTinyBatch): one matrix per parallel iteration, each a
+// tile::gemm, its B packed row-major first unless its rows are contiguous. The axpy loop this
+// replaced (matmul_naive_t) added the same products in the same order by FMA: the same bits.
 template <class T>
-void run(int64_t m, int64_t n, int64_t k, const T* a, int64_t a_rs, int64_t a_cs, const T* b, int64_t b_rs,
-         int64_t b_cs, T* c) {
-  if (k <= kSmallK) tall(m, n, k, a, a_rs, a_cs, b, b_rs, b_cs, c);
+void batched(int64_t batch, int64_t m, int64_t n, int64_t k, const T* a, int64_t a_bs, int64_t a_rs, int64_t a_cs,
+             const T* b, int64_t b_bs, int64_t b_rs, int64_t b_cs, T* c, int64_t c_bs) {
+  parallel_for(batch, parallel_worth(batch * m * n * k), [&](int64_t bb) {
+    thread_local std::vector<T> packed;
+    const T* bm = b + bb * b_bs;
+    int64_t ldb = b_rs;
+    if (b_cs != 1 && n > 1) {
+      packed.resize(size_t(k * n));
+      pack(k, n, bm, b_rs, b_cs, packed.data());
+      bm = packed.data();
+      ldb = n;
+    }
+    tile::gemm<T>(m, n, k, T(1), a + bb * a_bs, a_rs, a_cs, bm, ldb, c + bb * c_bs, n, false);
+  });
+}
+
+template <class T>
+void run(int64_t batch, int64_t m, int64_t n, int64_t k, const T* a, int64_t a_bs, int64_t a_rs, int64_t a_cs,
+         const T* b, int64_t b_bs, int64_t b_rs, int64_t b_cs, T* c, int64_t c_bs) {
+  if (batch > 1) batched(batch, m, n, k, a, a_bs, a_rs, a_cs, b, b_bs, b_rs, b_cs, c, c_bs);
+  else if (k <= kSmallK) tall(m, n, k, a, a_rs, a_cs, b, b_rs, b_cs, c);
   else long_reduction(m, n, k, a, a_rs, a_cs, b, b_rs, b_cs, c);
 }
 
 }  // namespace
 
-int matmul_small(int dtype, int64_t m, int64_t n, int64_t k, const void* a, int64_t a_rs, int64_t a_cs,
-                 const void* b, int64_t b_rs, int64_t b_cs, void* c) {
+int matmul_small(int dtype, int64_t batch, int64_t m, int64_t n, int64_t k, const void* a, int64_t a_bs,
+                 int64_t a_rs, int64_t a_cs, const void* b, int64_t b_bs, int64_t b_rs, int64_t b_cs, void* c,
+                 int64_t c_bs) {
   if (dtype == MK_F32)
-    run(m, n, k, static_cast<const float*>(a), a_rs, a_cs, static_cast<const float*>(b), b_rs, b_cs,
-        static_cast<float*>(c));
+    run(batch, m, n, k, static_cast<const float*>(a), a_bs, a_rs, a_cs, static_cast<const float*>(b), b_bs, b_rs,
+        b_cs, static_cast<float*>(c), c_bs);
   else if (dtype == MK_F64)
-    run(m, n, k, static_cast<const double*>(a), a_rs, a_cs, static_cast<const double*>(b), b_rs, b_cs,
-        static_cast<double*>(c));
+    run(batch, m, n, k, static_cast<const double*>(a), a_bs, a_rs, a_cs, static_cast<const double*>(b), b_bs, b_rs,
+        b_cs, static_cast<double*>(c), c_bs);
   else
     return KERNEL_UNSUPPORTED;
   return 0;
@@ -109,14 +131,16 @@ int matmul_small(int dtype, int64_t m, int64_t n, int64_t k, const void* a, int6
 #ifndef MK_ISA_AVX512
 // ---- dispatch (in the AVX2 build only) ------------------------------------------------------
 namespace avx512 {
-int matmul_small(int, int64_t, int64_t, int64_t, const void*, int64_t, int64_t, const void*, int64_t, int64_t,
-                 void*);
+int matmul_small(int, int64_t, int64_t, int64_t, int64_t, const void*, int64_t, int64_t, int64_t, const void*,
+                 int64_t, int64_t, int64_t, void*, int64_t);
 }  // namespace avx512
 
-int matmul_small(int dtype, int64_t m, int64_t n, int64_t k, const void* a, int64_t a_rs, int64_t a_cs,
-                 const void* b, int64_t b_rs, int64_t b_cs, void* c) {
-  if (isa_level() >= 3) return avx512::matmul_small(dtype, m, n, k, a, a_rs, a_cs, b, b_rs, b_cs, c);
-  return avx2::matmul_small(dtype, m, n, k, a, a_rs, a_cs, b, b_rs, b_cs, c);
+int matmul_small(int dtype, int64_t batch, int64_t m, int64_t n, int64_t k, const void* a, int64_t a_bs,
+                 int64_t a_rs, int64_t a_cs, const void* b, int64_t b_bs, int64_t b_rs, int64_t b_cs, void* c,
+                 int64_t c_bs) {
+  if (isa_level() >= 3)
+    return avx512::matmul_small(dtype, batch, m, n, k, a, a_bs, a_rs, a_cs, b, b_bs, b_rs, b_cs, c, c_bs);
+  return avx2::matmul_small(dtype, batch, m, n, k, a, a_bs, a_rs, a_cs, b, b_bs, b_rs, b_cs, c, c_bs);
 }
 #endif
 

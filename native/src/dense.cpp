@@ -333,11 +333,10 @@ int mk_dense_matmul_forward(int device, int dtype, int64_t batch, int64_t m, int
   if (batch * m * n == 0) return MK_OK;
   if (k == 0) return kernel_status(op, device, t->fill(dtype, batch * m * n, c, 0.0, stream));
   // Many tiny matrices: one parallel loop beats a BLAS call (and its dispatch) per matrix.
-  const bool tiny_batch = batch > 1 && m * n * k <= 32768;
-  // Output rows of a few columns (kernels/cpu/matmul_small.cpp, mk/matmul_small.h): BLAS runs them
-  // far below the memory rate.
+  // Output rows of a few columns too (kernels/cpu/matmul_small.cpp, mk/matmul_small.h): BLAS runs
+  // them far below the memory rate.
   const bool small = mk::cpu::matmul_small_fits(batch, m, n, k);
-  if (device == MK_DEVICE_CPU && !tiny_batch && !small && blas_attached() && m < INT32_MAX && n < INT32_MAX && k < INT32_MAX &&
+  if (device == MK_DEVICE_CPU && !small && blas_attached() && m < INT32_MAX && n < INT32_MAX && k < INT32_MAX &&
       blas_matmul(dtype, batch, m, n, k, a, a_bs, a_rs, a_cs, b, b_bs, b_rs, b_cs, c, c_bs) == 0)
     return MK_OK;
   if (device == MK_DEVICE_CUDA) {

@@ -92,8 +92,8 @@ class MatmulTest {
   }
 
   /**
-   * Products with output rows of at most 32 columns skip BLAS (kernels/cpu/matmul_small.cpp): the
-   * tall form (reduction <= 32, many rows; the projections of a small model over a batch folded
+   * Batches of tiny matrices and products with output rows of at most 32 columns skip BLAS
+   * (kernels/cpu/matmul_small.cpp): one tile product per matrix of a batch, the tall form (reduction <= 32, many rows; the projections of a small model over a batch folded
    * into the rows) and the long one (at most 32 rows, a long reduction; their weight gradients).
    * Both sides of every threshold, row blocks of 192 and reduction parts of 1024, operands in
    * every layout (transposed, broadcast, narrowed), under AVX2 and the best ISA, and the long
@@ -131,6 +131,17 @@ class MatmulTest {
           check(at.tensor(d).mT().matmul(bt.tensor(d).mT()), at.transpose(0, 1), bt.transpose(0, 1), d);
           Nd big = in(r, d, k, m + 3);
           check(big.tensor(d).narrow(1, 1, m).mT().matmul(b.tensor(d)), big.narrow(1, 1, m).transpose(0, 1), b, d);
+        }
+        // batches of tiny matrices (m n k <= 32768): one tile product per matrix, B packed when
+        // transposed; B shared by the batch (stride 0) and a transposed A
+        for (int[] bmkn : new int[][] {{64, 21, 10, 20}, {5, 4, 7, 1}, {3, 40, 30, 17}, {7, 33, 2, 35}}) {
+          int bs = bmkn[0], m = bmkn[1], k = bmkn[2], n = bmkn[3];
+          Nd x = in(r, d, bs, m, k), xt = in(r, d, bs, k, m), y = in(r, d, bs, k, n), yt = in(r, d, bs, n, k);
+          Nd shared = in(r, d, 1, k, n);
+          check(x, y, d);
+          check(x.tensor(d).matmul(yt.tensor(d).mT()), x, yt.transpose(1, 2), d);
+          check(xt.tensor(d).mT().matmul(y.tensor(d)), xt.transpose(1, 2), y, d);
+          check(x.tensor(d).matmul(shared.tensor(d).expand(bs, k, n)), x, shared.expand(bs, k, n), d);
         }
         // the long form sums its parts in a fixed order: the same bits for any thread count
         Tensor la = in(r, d, 5000, 11).tensor(d).mT(), lb = in(r, d, 5000, 11).tensor(d);
