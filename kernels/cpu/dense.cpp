@@ -253,7 +253,7 @@ void matmul_naive_t(int64_t batch, int64_t m, int64_t n, int64_t k, const T* a, 
     }
   };
   if (b_cs != 1 && n > 1 && k * n <= kPackElems) {
-    parallel_for(batch, parallel_worth(batch * m * n * k), [&](int64_t bb) {
+    parallel_for(batch, parallel_worth_fma(batch * m * n * k), [&](int64_t bb) {
       alignas(64) T pack[kPackElems];
       const T* bm = b + bb * b_bs;
       for (int64_t p = 0; p < k; ++p)
@@ -263,7 +263,7 @@ void matmul_naive_t(int64_t batch, int64_t m, int64_t n, int64_t k, const T* a, 
     return;
   }
   // one (bb, i) output row per iteration (the collapse(2) of the two loops, flattened by hand)
-  parallel_for(batch * m, parallel_worth(batch * m * n * k), [&](int64_t t) {
+  parallel_for(batch * m, parallel_worth_fma(batch * m * n * k), [&](int64_t t) {
     const int64_t bb = t / m;
     rows(bb, t % m, b + bb * b_bs, b_rs, b_cs);
   });

@@ -152,8 +152,8 @@ void group_half(int dtype, int mask, int64_t nq, int64_t nk, int64_t dk, int64_t
 void run_half(int dtype, int64_t groups, int64_t nq, int64_t nk, int64_t dk, int64_t dv, const uint16_t* q,
               const uint16_t* k, const uint16_t* v, uint16_t* out, int mask, float* ws) {
   const int64_t per_thread = HalfScratch::floats(dk, dv);
-  const int64_t work = groups * std::max(nq, nk) * dk * dv;
-  parallel_region(groups > 1 && work > (1 << 16), [&] {
+  // multiply-adds: (nq + nk) dk dv per group for the state and q S, a lower bound with a mask
+  parallel_region(groups > 1 && parallel_worth_fma(groups * (nq + nk) * dk * dv), [&] {
     const HalfScratch w(ws + int64_t(omp_get_thread_num()) * per_thread, dk, dv);
 #pragma omp for schedule(static)
     for (int64_t g = 0; g < groups; ++g)
@@ -190,8 +190,8 @@ template <class T>
 void run(int64_t groups, int64_t nq, int64_t nk, int64_t dk, int64_t dv, const T* q, const T* k,
          const T* v, T* out, int mask, T* ws) {
   const int64_t per_thread = dk * dv + Traits::kChunk * Traits::kChunk + dk * Traits::kChunk;
-  const int64_t work = groups * std::max(nq, nk) * dk * dv;
-  parallel_region(groups > 1 && work > (1 << 16), [&] {
+  // multiply-adds: (nq + nk) dk dv per group for the state and q S, a lower bound with a mask
+  parallel_region(groups > 1 && parallel_worth_fma(groups * (nq + nk) * dk * dv), [&] {
     T* mine = ws + int64_t(omp_get_thread_num()) * per_thread;
 #pragma omp for schedule(static)
     for (int64_t g = 0; g < groups; ++g)

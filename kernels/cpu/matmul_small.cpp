@@ -49,7 +49,7 @@ void tall(int64_t m, int64_t n, int64_t k, const T* a, int64_t a_rs, int64_t a_c
   alignas(64) T bp[kSmallK * kSmallN];
   pack(k, n, b, b_rs, b_cs, bp);
   const int64_t blocks = (m + kRowBlock - 1) / kRowBlock;
-  parallel_for(blocks, parallel_worth(m * n * k), [&](int64_t blk) {
+  parallel_for(blocks, parallel_worth_fma(m * n * k), [&](int64_t blk) {
     const int64_t r0 = blk * kRowBlock, rows = std::min(kRowBlock, m - r0);
     tile::gemm<T>(rows, n, k, T(1), a + r0 * a_rs, a_rs, a_cs, bp, n, c + r0 * n, n, false);
   });
@@ -61,7 +61,7 @@ void long_reduction(int64_t m, int64_t n, int64_t k, const T* a, int64_t a_rs, i
   const int64_t parts = (k + kPart - 1) / kPart;
   const int64_t mn = m * n;
   std::vector<T> partial(size_t(parts * mn));
-  parallel_for(parts, parallel_worth(m * n * k), [&](int64_t t) {
+  parallel_for(parts, parallel_worth_fma(m * n * k), [&](int64_t t) {
     const int64_t p0 = t * kPart, len = std::min(kPart, k - p0);
     const T* bt = b + p0 * b_rs;
     int64_t ldb = b_rs;
@@ -88,7 +88,7 @@ void long_reduction(int64_t m, int64_t n, int64_t k, const T* a, int64_t a_rs, i
 template <class T>
 void batched(int64_t batch, int64_t m, int64_t n, int64_t k, const T* a, int64_t a_bs, int64_t a_rs, int64_t a_cs,
              const T* b, int64_t b_bs, int64_t b_rs, int64_t b_cs, T* c, int64_t c_bs) {
-  parallel_for(batch, parallel_worth(batch * m * n * k), [&](int64_t bb) {
+  parallel_for(batch, parallel_worth_fma(batch * m * n * k), [&](int64_t bb) {
     thread_local std::vector<T> packed;
     const T* bm = b + bb * b_bs;
     int64_t ldb = b_rs;

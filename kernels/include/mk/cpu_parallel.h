@@ -24,6 +24,18 @@ constexpr int64_t kMinParallel = 1 << 18;
 
 inline bool parallel_worth(int64_t work) { return work >= kMinParallel && omp_get_max_threads() > 1; }
 
+// Multiply-adds below which a product runs on the calling thread: the rule of the BLAS GEMMs in
+// native/src/dense.cpp (2^24, ~0.5 ms on one core of the 2-core VM), for the register-blocked
+// products of kernels/cpu/matmul_small.cpp and the linear attention groups. Memory-bound loops
+// count elements against kMinParallel; a product's FMAs per element are many more. Measured
+// 2026-12-07 on the in-context demo's [1024 x 11, 11] x [11, 11] (1.4 M multiply-adds): 52-78 us on
+// one thread, 108-117 us forked over two (the wake of the sleeping second thread); the demo's
+// 3-layer LSA training, whose products are all of that size, ran 7.4-11.5 s on one thread against
+// 16.8-18.8 s forking at 2^16 (1000 steps).
+constexpr int64_t kMinParallelFma = int64_t(1) << 24;
+
+inline bool parallel_worth_fma(int64_t fmas) { return fmas >= kMinParallelFma && omp_get_max_threads() > 1; }
+
 MK_ISA_BEGIN
 
 // body(i) for i in [0, n), split statically over the threads when `fork`, else a plain loop.

@@ -256,8 +256,9 @@ class LinearAttentionTest {
   void halfProductIsBitwiseTheSameAcrossThreadCounts() {
     int before = org.metakernels.runtime.MkNative.mk_runtime_num_threads();
     try (Scope s = Scope.open()) {
-      Tensor q = half(16, DType.BF16, 8, 200, 32), k = half(17, DType.BF16, 8, 200, 32);
-      Tensor v = half(18, DType.BF16, 8, 200, 16);
+      // 32 groups of 1024 x 32 x 16: 2^25 multiply-adds, past the fork threshold (kMinParallelFma)
+      Tensor q = half(16, DType.BF16, 32, 1024, 32), k = half(17, DType.BF16, 32, 1024, 32);
+      Tensor v = half(18, DType.BF16, 32, 1024, 16);
       double[][] seen = new double[2][];
       for (int threads = 1; threads <= 2; threads++) {
         org.metakernels.runtime.MkNative.mk_runtime_set_num_threads(threads);

@@ -143,8 +143,9 @@ class MatmulTest {
           check(xt.tensor(d).mT().matmul(y.tensor(d)), xt.transpose(1, 2), y, d);
           check(x.tensor(d).matmul(shared.tensor(d).expand(bs, k, n)), x, shared.expand(bs, k, n), d);
         }
-        // the long form sums its parts in a fixed order: the same bits for any thread count
-        Tensor la = in(r, d, 5000, 11).tensor(d).mT(), lb = in(r, d, 5000, 11).tensor(d);
+        // the long form sums its parts in a fixed order: the same bits for any thread count (32 x 32
+        // x 16384: 2^24 multiply-adds, where the parts fork)
+        Tensor la = in(r, d, 16384, 32).tensor(d).mT(), lb = in(r, d, 16384, 32).tensor(d);
         double[][] seen = new double[2][];
         for (int t = 1; t <= 2; t++) {
           org.metakernels.runtime.MkNative.mk_runtime_set_num_threads(t);

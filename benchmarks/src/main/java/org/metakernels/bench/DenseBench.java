@@ -22,6 +22,10 @@ import org.openjdk.jmh.infra.Blackhole;
  * Dense ops, F32 on the CPU, metakernels against libtorch on the same data:
  * <ul>
  *   <li>{@code matmul}: square [n, n] x [n, n] (OpenBLAS on both sides, or their own kernels);
+ *   <li>{@code smallMatmul}: the products of a small model (the in-context demo's LSA layers, width
+ *       11, over 1024 tasks of 11 tokens): {@code projection} [1024, 11, 11] x [11, 11]ᵀ, its weight
+ *       gradient {@code weightGrad} [11, 11264] x [11264, 11] (the left operand a transposed view),
+ *       and {@code tinyBatch} [1024, 21, 10] x [1024, 20, 10]ᵀ (GD++'s batched products);
  *   <li>{@code elementwiseChain}: y = tanh(a·x + b)·sigmoid(x) + exp(−x²) on 2^20 floats, eight ops,
  *       each making a new tensor (no fusion on either side);
  *   <li>{@code tinyAdd}: a + b on 16 floats, i.e. the cost of one call from Java (JNI, checks,
@@ -66,6 +70,55 @@ public class DenseBench {
             1e-4, 1e-5);
       }
       if (!vendor.equals("metakernels")) Torch.pickBlasThreads("DenseBench.matmul n=" + n, () -> ta.matmul(tb));
+    }
+
+    @TearDown(Level.Trial)
+    public void tearDown() {
+      ta.close();
+      tb.close();
+      scope.close();
+    }
+  }
+
+  @State(org.openjdk.jmh.annotations.Scope.Thread)
+  public static class SmallMatmulState {
+    @Param({"metakernels", "libtorch"})
+    public String vendor;
+
+    @Param({"projection", "weightGrad", "tinyBatch"})
+    public String shape;
+
+    Scope scope;
+    Tensor a, b;
+    org.bytedeco.pytorch.Tensor ta, tb;
+
+    @Setup(Level.Trial)
+    public void setup() {
+      Torch.configure(vendor);
+      scope = Scope.open();
+      long[] as, bs;
+      switch (shape) {
+        case "projection" -> { as = new long[] {1024, 11, 11}; bs = new long[] {11, 11}; }
+        case "weightGrad" -> { as = new long[] {11264, 11}; bs = new long[] {11264, 11}; }
+        default -> { as = new long[] {1024, 21, 10}; bs = new long[] {1024, 20, 10}; }
+      }
+      a = Tensor.randn(as, DType.F32, Device.CPU, 8L);
+      b = Tensor.randn(bs, DType.F32, Device.CPU, 9L);
+      ta = Torch.copyOf(a);
+      tb = Torch.copyOf(b);
+      try (Scope s = Scope.open(); PointerScope ps = new PointerScope()) {
+        Checks.assertClose("DenseBench.smallMatmul " + shape, mine().toFloatArray(), Torch.toFloats(theirs()), 1e-4,
+            1e-5);
+      }
+      if (!vendor.equals("metakernels")) Torch.pickBlasThreads("DenseBench.smallMatmul " + shape, this::theirs);
+    }
+
+    Tensor mine() {
+      return shape.equals("weightGrad") ? a.mT().matmul(b) : a.matmul(b.mT());
+    }
+
+    org.bytedeco.pytorch.Tensor theirs() {
+      return shape.equals("weightGrad") ? ta.mT().matmul(tb) : ta.matmul(tb.mT());
     }
 
     @TearDown(Level.Trial)
@@ -191,6 +244,19 @@ public class DenseBench {
     } else {
       try (PointerScope ps = new PointerScope()) {
         bh.consume(s.ta.matmul(s.tb));
+      }
+    }
+  }
+
+  @Benchmark
+  public void smallMatmul(SmallMatmulState s, Blackhole bh) {
+    if (s.vendor.equals("metakernels")) {
+      try (Scope scope = Scope.open()) {
+        bh.consume(s.mine());
+      }
+    } else {
+      try (PointerScope ps = new PointerScope()) {
+        bh.consume(s.theirs());
       }
     }
   }
