@@ -1,7 +1,7 @@
 // Products with short output rows that BLAS runs far below the memory rate (MK_MULTI_ISA:
 // compiled for AVX2 and for AVX-512; the AVX2 build also holds the dispatcher). Three shapes
 // (mk/matmul_small.h decides; native/src/dense.cpp sends them here instead of to BLAS): batches of
-// tiny matrices (see batched() below), and two with n <= kSmallN output columns and batch 1:
+// tiny matrices (see batched() below), and two with kSmallMinN <= n <= kSmallN output columns and batch 1:
 //
 //   tall:  k <= kSmallK. C = A B over many rows m: the projections of a small model applied to a
 //          batch folded into the rows ([1024 * 11, 11] x [11, 11] in the in-context demo: OpenBLAS

@@ -92,7 +92,7 @@ class MatmulTest {
   }
 
   /**
-   * Batches of tiny matrices and products with output rows of at most 32 columns skip BLAS
+   * Batches of tiny matrices and products with output rows of 9 to 32 columns skip BLAS
    * (kernels/cpu/matmul_small.cpp): one tile product per matrix of a batch, the tall form (reduction <= 32, many rows; the projections of a small model over a batch folded
    * into the rows) and the long one (at most 32 rows, a long reduction; their weight gradients).
    * Both sides of every threshold, row blocks of 192 and reduction parts of 1024, operands in
