@@ -17,6 +17,8 @@
 //
 // Every output element is the sum over p in ascending order (within a part for the long form) by
 // FMA, whatever its row or column block: the results do not depend on the blocking either.
+#include <omp.h>
+
 #include <algorithm>
 #include <cstring>
 #include <vector>
@@ -83,19 +85,22 @@ void long_reduction(int64_t m, int64_t n, int64_t k, const T* a, int64_t a_rs, i
 }
 
 // Many tiny matrices (batch > 1, m n k <= kTinyBatch): one matrix per parallel iteration, each a
-// tile::gemm, its B packed row-major first unless its rows are contiguous. The axpy loop this
-// replaced (matmul_naive_t) added the same products in the same order by FMA: the same bits.
+// tile::gemm, its B packed row-major first (into the calling thread's slice of one buffer owned
+// by the call) unless its rows are contiguous. The axpy loop this replaced (matmul_naive_t) added
+// the same products in the same order by FMA: the same bits.
 template <class T>
 void batched(int64_t batch, int64_t m, int64_t n, int64_t k, const T* a, int64_t a_bs, int64_t a_rs, int64_t a_cs,
              const T* b, int64_t b_bs, int64_t b_rs, int64_t b_cs, T* c, int64_t c_bs) {
-  parallel_for(batch, parallel_worth_fma(batch * m * n * k), [&](int64_t bb) {
-    thread_local std::vector<T> packed;
+  const bool fork = parallel_worth_fma(batch * m * n * k);
+  const bool packs = b_cs != 1 && n > 1;
+  std::vector<T> packed(packs ? size_t((fork ? omp_get_max_threads() : 1) * k * n) : 0);
+  parallel_for(batch, fork, [&](int64_t bb) {
     const T* bm = b + bb * b_bs;
     int64_t ldb = b_rs;
-    if (b_cs != 1 && n > 1) {
-      packed.resize(size_t(k * n));
-      pack(k, n, bm, b_rs, b_cs, packed.data());
-      bm = packed.data();
+    if (packs) {
+      T* mine = packed.data() + int64_t(omp_get_thread_num()) * k * n;
+      pack(k, n, bm, b_rs, b_cs, mine);
+      bm = mine;
       ldb = n;
     }
     tile::gemm<T>(m, n, k, T(1), a + bb * a_bs, a_rs, a_cs, bm, ldb, c + bb * c_bs, n, false);
