@@ -4,8 +4,11 @@ import java.awt.image.BufferedImage;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.Callable;
+import java.util.function.Function;
 import javax.imageio.ImageIO;
 import org.knowm.xchart.BitmapEncoder;
 import org.knowm.xchart.XYChart;
@@ -66,6 +69,10 @@ final class GtnCommand implements Callable<Integer> {
       description = "meta-iterations between test probes, 0 for none (default: ${DEFAULT-VALUE})")
   int evalEvery;
 
+  @Option(names = "--seeds", defaultValue = "1",
+      description = "meta-trainings, seeds seed..seed+N-1, each scored on its own (default: ${DEFAULT-VALUE})")
+  int seeds;
+
   @Mixin RunOptions run;
 
   @Mixin RunOptions.DeviceOption device;
@@ -84,6 +91,7 @@ final class GtnCommand implements Callable<Integer> {
     Checks.atLeast(spec, "--noise-dim", noiseDim, 1);
     Checks.atLeast(spec, "--eval-inits", evalInits, 1);
     Checks.atLeast(spec, "--eval-every", evalEvery, 0);
+    Checks.atLeast(spec, "--seeds", seeds, 1);
     if (!(metaLr > 0)) throw Checks.usage(spec, "--meta-lr must be positive, got " + metaLr);
     Backend backend = run.checkOutputsAndStart();
     device.require(backend, dev);
@@ -103,28 +111,62 @@ final class GtnCommand implements Callable<Integer> {
     o.println();
     o.flush();
 
-    Result r;
+    List<Result> runs = new ArrayList<>();
     boolean terminal = ((Main) spec.root().userObject()).terminal;
-    try (StepProgress progress = new StepProgress(spec.commandLine().getErr(), terminal)) {
-      r = GenerativeTeachingNetwork.run(c, (done, total) -> progress.step("GTN meta-training", done, total));
+    long t0 = System.nanoTime();
+    for (int i = 0; i < seeds; i++) {
+      Config ci = c.withSeed(run.seed + i);
+      String label = seeds == 1 ? "GTN meta-training" : "GTN meta-training, seed " + ci.seed();
+      Result r;
+      try (StepProgress progress = new StepProgress(spec.commandLine().getErr(), terminal)) {
+        r = GenerativeTeachingNetwork.run(ci, (done, total) -> progress.step(label, done, total));
+      }
+      runs.add(r);
+      if (i == 0) o.printf("data: %d training and %d test digits%n", r.trainSize(), r.testSize());
+      o.printf("== %stest accuracy after K = %d steps (mean ± std over %d fresh learners) ==%n",
+          seeds == 1 ? "" : "seed " + ci.seed() + ": ", innerSteps, evalInits);
+      line(o, "GTN, trained generator", r.gtn());
+      line(o, "GTN, generator before meta-training", r.gtnUntrained());
+      line(o, String.format("real digits, SGD lr %.2g (best on validation)", r.realLr()), r.real());
+      o.printf("learned inner learning rate: %.4f%n", r.innerLr());
+      o.flush();
     }
-
-    o.printf("data: %d training and %d test digits%n", r.trainSize(), r.testSize());
-    o.printf("== test accuracy after K = %d steps (mean ± std over %d fresh learners) ==%n", innerSteps, evalInits);
-    line(o, "GTN, trained generator", r.gtn());
-    line(o, "GTN, generator before meta-training", r.gtnUntrained());
-    line(o, String.format("real digits, SGD lr %.2g (best on validation)", r.realLr()), r.real());
-    o.printf("learned inner learning rate: %.4f%n", r.innerLr());
-    o.flush();
+    double seconds = (System.nanoTime() - t0) / 1e9;
+    if (seeds > 1) {
+      o.printf("== over the %d seeds: test accuracy, mean ± std of the seeds' means (lowest seed) ==%n", seeds);
+      seedLine(o, "GTN, trained generator", runs, Result::gtn);
+      seedLine(o, "GTN, generator before meta-training", runs, Result::gtnUntrained);
+      seedLine(o, "real digits (best lr on validation)", runs, Result::real);
+      o.flush();
+    }
+    Result r = runs.get(0);
 
     Path curve = run.plot("gtn-accuracy.png"), digits = run.plot("gtn-digits.png");
     plotCurve(r, c, curve);
     writeDigits(r.samples(), digits);
     o.println();
     o.println("plots: " + curve.toAbsolutePath() + ", " + digits.toAbsolutePath());
-    run.writeJson(o, json(r, c, backend));
-    o.printf("time:  %.1f s%n", r.seconds());
+    run.writeJson(o, json(runs, c, seeds, seconds, backend));
+    o.printf("time:  %.1f s%n", seconds);
     return 0;
+  }
+
+  /** Mean, sample standard deviation and minimum of the seeds' mean accuracies. */
+  static double[] overSeeds(List<Result> runs, Function<Result, Score> which) {
+    double mean = 0, min = Double.POSITIVE_INFINITY;
+    for (Result r : runs) {
+      mean += which.apply(r).mean();
+      min = Math.min(min, which.apply(r).mean());
+    }
+    mean /= runs.size();
+    double var = 0;
+    for (Result r : runs) var += Math.pow(which.apply(r).mean() - mean, 2);
+    return new double[] {mean, runs.size() > 1 ? Math.sqrt(var / (runs.size() - 1)) : 0, min};
+  }
+
+  private static void seedLine(PrintWriter o, String name, List<Result> runs, Function<Result, Score> which) {
+    double[] s = overSeeds(runs, which);
+    o.printf("  %-48s %6.2f%% ± %.2f   (lowest %.2f%%)%n", name, 100 * s[0], 100 * s[1], 100 * s[2]);
   }
 
   private static void line(PrintWriter o, String name, Score s) {
@@ -186,31 +228,46 @@ final class GtnCommand implements Callable<Integer> {
     }
   }
 
-  private static String json(Result r, Config c, Backend backend) {
+  private static String json(List<Result> runs, Config c, int seeds, double seconds, Backend backend) {
     StringBuilder sb = new StringBuilder("{\n");
     sb.append(String.format(
         "  \"settings\": {\"version\": \"%s\", \"inner_steps\": %d, \"batch\": %d, \"meta_iterations\": %d, "
             + "\"hidden\": %d, \"gen_hidden\": %d, \"noise_dim\": %d, \"meta_lr\": %s, \"meta_batch\": %d, \"eval_inits\": %d, "
-            + "\"seed\": %d, \"device\": \"%s\", \"threads\": %d, \"isa\": \"%s\"},%n",
+            + "\"seed\": %d, \"seeds\": %d, \"device\": \"%s\", \"threads\": %d, \"isa\": \"%s\"},%n",
         Version.get(), c.innerSteps(), c.batch(), c.metaIterations(), c.hidden(), c.genHidden(), c.noiseDim(),
-        c.metaLr(), c.metaBatch(), c.evalInits(), c.seed(), c.device(), backend.cpuThreads(), backend.cpuIsa()));
-    sb.append(String.format("  \"train_size\": %d, \"test_size\": %d,%n", r.trainSize(), r.testSize()));
-    sb.append(score("gtn", r.gtn())).append(score("gtn_untrained", r.gtnUntrained())).append(score("real", r.real()));
-    sb.append(String.format("  \"real_lr\": %s, \"learned_inner_lr\": %.6g,%n", r.realLr(), r.innerLr()));
-    sb.append("  \"probe_iterations\": ").append(java.util.Arrays.toString(r.probeIterations())).append(",\n");
-    sb.append("  \"probe_accuracy\": [");
-    for (int i = 0; i < r.probeAccuracy().length; i++)
-      sb.append(i == 0 ? "" : ", ").append(String.format("%.5f", r.probeAccuracy()[i]));
-    sb.append("],\n");
-    double[] ml = r.metaLoss();
-    sb.append(String.format("  \"meta_loss_first\": %.6g, \"meta_loss_last\": %.6g,%n",
-        ml.length > 0 ? ml[0] : Double.NaN, ml.length > 0 ? ml[ml.length - 1] : Double.NaN));
-    sb.append(String.format("  \"seconds\": %.3f%n}%n", r.seconds()));
+        c.metaLr(), c.metaBatch(), c.evalInits(), c.seed(), seeds, c.device(), backend.cpuThreads(), backend.cpuIsa()));
+    sb.append(String.format("  \"train_size\": %d, \"test_size\": %d,%n", runs.get(0).trainSize(),
+        runs.get(0).testSize()));
+    sb.append("  \"over_seeds\": {");
+    String[] names = {"gtn", "gtn_untrained", "real"};
+    List<Function<Result, Score>> which = List.of(Result::gtn, Result::gtnUntrained, Result::real);
+    for (int i = 0; i < names.length; i++) {
+      double[] o = overSeeds(runs, which.get(i));
+      sb.append(i == 0 ? "" : ", ").append(String.format(
+          "\"%s\": {\"accuracy\": %.6f, \"accuracy_std\": %.6f, \"accuracy_min\": %.6f}", names[i], o[0], o[1], o[2]));
+    }
+    sb.append("},\n  \"runs\": [\n");
+    for (int i = 0; i < runs.size(); i++) {
+      Result r = runs.get(i);
+      sb.append("    {").append(String.format("\"seed\": %d, ", c.seed() + i));
+      sb.append(score("gtn", r.gtn())).append(score("gtn_untrained", r.gtnUntrained())).append(score("real", r.real()));
+      sb.append(String.format("\"real_lr\": %s, \"learned_inner_lr\": %.6g, ", r.realLr(), r.innerLr()));
+      sb.append("\"probe_iterations\": ").append(java.util.Arrays.toString(r.probeIterations())).append(", ");
+      sb.append("\"probe_accuracy\": [");
+      for (int j = 0; j < r.probeAccuracy().length; j++)
+        sb.append(j == 0 ? "" : ", ").append(String.format("%.5f", r.probeAccuracy()[j]));
+      sb.append("], ");
+      double[] ml = r.metaLoss();
+      sb.append(String.format("\"meta_loss_first\": %.6g, \"meta_loss_last\": %.6g, ",
+          ml.length > 0 ? ml[0] : Double.NaN, ml.length > 0 ? ml[ml.length - 1] : Double.NaN));
+      sb.append(String.format("\"seconds\": %.3f}%s%n", r.seconds(), i + 1 < runs.size() ? "," : ""));
+    }
+    sb.append(String.format("  ],%n  \"seconds\": %.3f%n}%n", seconds));
     return sb.toString();
   }
 
   private static String score(String name, Score s) {
-    return String.format("  \"%s\": {\"accuracy\": %.6f, \"accuracy_std\": %.6f, \"test_loss\": %.6f},%n", name,
+    return String.format("\"%s\": {\"accuracy\": %.6f, \"accuracy_std\": %.6f, \"test_loss\": %.6f}, ", name,
         s.mean(), s.std(), s.loss());
   }
 }

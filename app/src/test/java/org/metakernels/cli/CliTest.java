@@ -113,6 +113,31 @@ class CliTest {
     assertFails(2, "metakernels recipe icl: --steps must be at least 1, got 0", run("recipe", "icl", "--steps", "0"));
     assertFails(2, "metakernels recipe gtn: --inner-steps must be at least 1, got 0", run("recipe", "gtn", "--inner-steps", "0"));
     assertFails(2, "metakernels recipe gtn: --meta-lr must be positive, got -1.0", run("recipe", "gtn", "--meta-lr", "-1"));
+    assertFails(2, "metakernels recipe gtn: --seeds must be at least 1, got 0", run("recipe", "gtn", "--seeds", "0"));
+  }
+
+  /** Several seeds: each scored on its own, their spread summarised, every run in the JSON. */
+  @Test
+  void gtnRunsSeveralSeedsAndWritesEachRun() throws Exception {
+    Path json = tmp.resolve("gtn.json");
+    Run r = run("recipe", "gtn", "--inner-steps", "2", "--batch", "10", "--meta-iterations", "3", "--hidden", "8",
+        "--gen-hidden", "16", "--noise-dim", "4", "--eval-inits", "2", "--eval-every", "0", "--seed", "5", "--seeds",
+        "2", "--out", tmp.resolve("gtn-out").toString(), "--json", json.toString());
+    assertEquals(0, r.code(), r.err());
+    assertTrue(r.out().contains("== seed 5: test accuracy") && r.out().contains("== seed 6: test accuracy")
+            && r.out().contains("== over the 2 seeds"),
+        r.out());
+    String j = Files.readString(json);
+    assertTrue(j.contains("\"seeds\": 2") && j.contains("\"over_seeds\": {\"gtn\": {\"accuracy\": ")
+            && j.contains("{\"seed\": 5, \"gtn\": {") && j.contains("{\"seed\": 6, \"gtn\": {"),
+        j);
+    // two meta-trainings from different seeds, not one run reported twice
+    java.util.regex.Matcher m = java.util.regex.Pattern.compile("\"meta_loss_first\": ([^,]+),").matcher(j);
+    assertTrue(m.find());
+    String first = m.group(1);
+    assertTrue(m.find());
+    assertNotEquals(first, m.group(1), j);
+    assertTrue(Files.size(tmp.resolve("gtn-out").resolve("gtn-digits.png")) > 1000);
   }
 
   @Test
