@@ -39,10 +39,11 @@ int blas_matmul(int dtype, int64_t batch, int64_t m, int64_t n, int64_t k, const
   bool b_n = b_cs == 1 && b_rs >= std::max<int64_t>(n, 1);
   bool b_t = !b_n && b_rs == 1 && b_cs >= std::max<int64_t>(k, 1);
   // An operand BLAS cannot read (a broadcast one, stride 0, as the backward of a sum or a mean
-  // hands to the next matmul; or no unit stride) is packed row-major into a per-thread scratch
-  // first: one pass over it, where the naive fallback made a MAML meta-gradient of a small MLP
-  // spend 5% of its time in scalar loops (2026-12-04).
-  thread_local std::vector<char> packed_a, packed_b;
+  // hands to the next matmul; or no unit stride) is packed row-major into a scratch owned by this
+  // call first: one pass over it, where the naive fallback made a MAML meta-gradient of a small
+  // MLP spend 5% of its time in scalar loops (2026-12-04). (A thread_local scratch until
+  // 2026-12-07 kept the largest operand ever packed alive for the life of each calling thread.)
+  std::vector<char> packed_a, packed_b;
   const size_t esize = dtype == MK_F32 ? 4 : 8;
   auto pack = [&](std::vector<char>& buf, const void* src, int64_t bs, int64_t rs, int64_t cs, int64_t rows,
                   int64_t cols) -> const void* {
@@ -88,8 +89,7 @@ int blas_matmul(int dtype, int64_t batch, int64_t m, int64_t n, int64_t k, const
     // turn). Row splitting would leave threads idle.
     const int64_t chunks = std::min<int64_t>(16, k / 1024);
     const int64_t step = (k + chunks - 1) / chunks;
-    thread_local std::vector<char> partial;
-    partial.resize(size_t(chunks) * size_t(m * n) * esize);
+    std::vector<char> partial(size_t(chunks) * size_t(m * n) * esize);  // owned by this call
     char* parts = partial.data();
     auto part = [&](int64_t t) {
       const int64_t p0 = t * step, len = std::min(step, k - p0);

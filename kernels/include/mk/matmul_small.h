@@ -9,13 +9,20 @@
 namespace mk {
 namespace cpu {
 
-constexpr int64_t kSmallN = 32;  // output columns: at most two AVX-512 / four AVX2 F32 vectors
-constexpr int64_t kSmallK = 32;  // reduction of the tall form (its packed B: kSmallK x kSmallN)
+// Output columns: at most four AVX-512 / eight AVX2 F32 vectors (one AVX-512 strip at 64).
+constexpr int64_t kSmallN = 64;
+// Reduction of the tall form; its packed B (kSmallK x kSmallN) is on the caller's stack, 16 KB of
+// float, 32 KB of double. The limits were 32 until 2026-12-07; at 33-64 the tile products measured
+// 1.2-2x faster than OpenBLAS (F32: [4019, 64] x [64, 64] 361 -> 296 us, [64, 4019] x [4019, 64]
+// 497 -> 296 us, [40, 784] x [784, 64] 64 -> 41 us; F64 1.25-1.8x), except for the smallest,
+// which lose about a microsecond ([200, 33] x [33, 33] F32 7.8 against 6.6 us, [64, 40] x [40, 10]
+// F64 2.8 against 1.6 us, A transposed).
+constexpr int64_t kSmallK = 64;
 constexpr int64_t kTinyBatch = 32768;  // m n k of each matrix of a batch
 // Fewer output columns leave most lanes of the one masked register idle, and OpenBLAS measured as
 // fast or faster there (2026-12-07, F32: [11264, 11] x [11, 4] 62 us against 84 us, [20000, 11] x
 // [11, 1] 133 against 159, [8, 20000] x [20000, 3] 63-72 against 75-80); at n = 11 it took 166 us
-// against 68. Wider limits (n, k <= 64) won 1.2-1.8x at n >= 16 but were not adopted untested.
+// against 68.
 constexpr int64_t kSmallMinN = 9;
 
 inline bool matmul_small_fits(int64_t batch, int64_t m, int64_t n, int64_t k) {

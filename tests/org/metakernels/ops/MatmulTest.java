@@ -108,9 +108,10 @@ class MatmulTest {
       for (String isa : best == 3 ? new String[] {"avx512", "avx2"} : new String[] {"avx2"}) {
         org.metakernels.runtime.Backend.setCpuIsa(isa);
         Random r = new Random(31 + d.ordinal());
-        // tall: {m, k, n}, n and k at and past 32, m across the 192-row blocks
+        // tall: {m, k, n}, n and k at and past 64 (32 until 2026-12-07), m across the 192-row blocks
         for (int[] mkn : new int[][] {{11264, 11, 11}, {1, 1, 1}, {193, 32, 32}, {385, 5, 17}, {192, 32, 16},
-            {64, 32, 33}, {70, 33, 32}, {7, 3, 1}}) {
+            {64, 32, 33}, {70, 33, 32}, {7, 3, 1}, {193, 64, 64}, {64, 64, 65}, {70, 65, 64}, {200, 40, 57},
+            {64, 40, 10}}) {
           int m = mkn[0], k = mkn[1], n = mkn[2];
           Nd a = in(r, d, m, k), at = in(r, d, k, m), b = in(r, d, k, n), bt = in(r, d, n, k);
           check(a, b, d);
@@ -124,7 +125,7 @@ class MatmulTest {
         // long: {m, k, n}, the reduction across the 1024-step parts, A transposed as a weight
         // gradient takes it, B strided (packed per part)
         for (int[] mkn : new int[][] {{11, 11264, 11}, {32, 1025, 32}, {1, 33, 1}, {3, 2048, 7}, {32, 4000, 33},
-            {33, 3000, 5}}) {
+            {33, 3000, 5}, {64, 1025, 64}, {64, 3000, 65}, {65, 2100, 40}, {40, 784, 64}}) {
           int m = mkn[0], k = mkn[1], n = mkn[2];
           Nd at = in(r, d, k, m), b = in(r, d, k, n), bt = in(r, d, n, k);
           check(at.tensor(d).mT().matmul(b.tensor(d)), at.transpose(0, 1), b, d);

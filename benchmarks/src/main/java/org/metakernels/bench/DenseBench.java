@@ -25,7 +25,9 @@ import org.openjdk.jmh.infra.Blackhole;
  *   <li>{@code smallMatmul}: the products of a small model (the in-context demo's LSA layers, width
  *       11, over 1024 tasks of 11 tokens): {@code projection} [1024, 11, 11] x [11, 11]ᵀ, its weight
  *       gradient {@code weightGrad} [11, 11264] x [11264, 11] (the left operand a transposed view),
- *       and {@code tinyBatch} [1024, 21, 10] x [1024, 20, 10]ᵀ (GD++'s batched products);
+ *       and {@code tinyBatch} [1024, 21, 10] x [1024, 20, 10]ᵀ (GD++'s batched products); at width
+ *       64, a GCN layer on ACM's 4019 nodes (the meow recipe's hidden width): {@code projection64}
+ *       [4019, 64] x [64, 64]ᵀ and its weight gradient {@code weightGrad64} [64, 4019] x [4019, 64];
  *   <li>{@code elementwiseChain}: y = tanh(a·x + b)·sigmoid(x) + exp(−x²) on 2^20 floats, eight ops,
  *       each making a new tensor (no fusion on either side);
  *   <li>{@code tinyAdd}: a + b on 16 floats, i.e. the cost of one call from Java (JNI, checks,
@@ -85,7 +87,7 @@ public class DenseBench {
     @Param({"metakernels", "libtorch"})
     public String vendor;
 
-    @Param({"projection", "weightGrad", "tinyBatch"})
+    @Param({"projection", "weightGrad", "tinyBatch", "projection64", "weightGrad64"})
     public String shape;
 
     Scope scope;
@@ -100,6 +102,8 @@ public class DenseBench {
       switch (shape) {
         case "projection" -> { as = new long[] {1024, 11, 11}; bs = new long[] {11, 11}; }
         case "weightGrad" -> { as = new long[] {11264, 11}; bs = new long[] {11264, 11}; }
+        case "projection64" -> { as = new long[] {4019, 64}; bs = new long[] {64, 64}; }
+        case "weightGrad64" -> { as = new long[] {4019, 64}; bs = new long[] {4019, 64}; }
         default -> { as = new long[] {1024, 21, 10}; bs = new long[] {1024, 20, 10}; }
       }
       a = Tensor.randn(as, DType.F32, Device.CPU, 8L);
@@ -114,11 +118,11 @@ public class DenseBench {
     }
 
     Tensor mine() {
-      return shape.equals("weightGrad") ? a.mT().matmul(b) : a.matmul(b.mT());
+      return shape.startsWith("weightGrad") ? a.mT().matmul(b) : a.matmul(b.mT());
     }
 
     org.bytedeco.pytorch.Tensor theirs() {
-      return shape.equals("weightGrad") ? ta.mT().matmul(tb) : ta.matmul(tb.mT());
+      return shape.startsWith("weightGrad") ? ta.mT().matmul(tb) : ta.matmul(tb.mT());
     }
 
     @TearDown(Level.Trial)
