@@ -184,7 +184,7 @@ public final class EsObjective {
       double tunedCeLoss, double tunedCeAccuracy, double tunedImprovement, double tunedImprovementSe, int tunedWins) {}
 
   /** The tuned baseline's grid: these multiples of the configured inner step size. */
-  public static final double[] LR_FACTORS = {0.5, 1, 2, 4, 8, 16};
+  public static final double[] LR_FACTORS = {0.5, 1, 2, 4, 8, 16, 32, 64};
 
   /** Meta-training tasks (generations' inits and data orders) the tuned baseline's step is chosen on. */
   public static final int TUNING_TASKS = 8;
