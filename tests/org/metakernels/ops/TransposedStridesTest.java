@@ -122,4 +122,36 @@ class TransposedStridesTest {
           assertEquals(((long) j * n + i) % 256, h[i * m + j], 0.0, "BF16 transpose at [" + i + ", " + j + "]");
     }
   }
+
+  /**
+   * Rows shorter than 64 elements, contiguous on both sides (kernels/cpu/dense.cpp's short-row copy:
+   * chunks of 8, then a last chunk of 8, 4 or 2 ending at the row's end): every length across the
+   * chunk edges, of 2-, 4- and 8-byte types, as a last-dim narrow made contiguous and as a concat
+   * along the last dim, against index arithmetic; with enough rows to fork.
+   */
+  @Test
+  void shortRowsOfEveryLength() {
+    try (Scope s = Scope.open()) {
+      for (int rows : new int[] {3, 5000}) {
+        for (int len = 1; len <= 66; len++) {
+          int w = len + 3;
+          for (DType d : new DType[] {DType.I64, DType.F32, DType.F64, DType.BF16}) {
+            double[] v = new double[rows * w]; // BF16 holds the integers up to 256 exactly
+            for (int i = 0; i < v.length; i++) v[i] = d == DType.BF16 ? i % 256 : i;
+            Tensor x = Tensor.of(v, rows, w).to(d);
+            double[] got = x.narrow(1, 1, len).contiguous().toDoubleArray();
+            for (int r = 0; r < rows; r++)
+              for (int c = 0; c < len; c++) {
+                long want = (long) r * w + 1 + c;
+                if (got[r * len + c] != (d == DType.BF16 ? want % 256 : want))
+                  fail(d + " [" + rows + ", " + len + "] of rows of " + w + " at [" + r + ", " + c + "]: " + got[r * len + c]);
+              }
+            double[] cat = Tensor.concat(java.util.List.of(x.narrow(1, 0, len), x.narrow(1, len, 3)), 1).toDoubleArray();
+            double[] all = x.toDoubleArray();
+            assertArrayEquals(all, cat, 0.0, d + " concat [" + rows + ", " + len + "] + [" + rows + ", 3]");
+          }
+        }
+      }
+    }
+  }
 }
