@@ -170,8 +170,9 @@ public final class GenerativeTeachingNetwork {
           // faster until 2026-12-07: the inner rate then climbed past 1 in ~100 meta-iterations, to
           // where some fresh learners' 16 steps turn chaotic, and meta-training collapsed to chance
           // for some seeds (seed 3: 77 % test accuracy at iteration 50, 22 % at the end; the meta-
-          // gradient norm jumped from ~1 to ~300 at the turn). At one rate, seeds 1-4 all end at
-          // 87-88 % with the probes rising throughout (the inner rate settles near 0.44).
+          // gradient norm jumped from ~1 to ~300 at the turn). At one rate, seeds 1-5 end at
+          // 86.7-88.0 % with the probes rising throughout; the inner rate is near 0.44 at 500
+          // meta-iterations and still rising slowly (~0.79 at 1000, no collapse).
           InnerStep.AdamResult r = InnerStep.adam(all.get(i), grads.get(i), m[i], v[i], steps, InnerStep.Adam.lr(lr));
           all.get(i).copyInPlace(r.param());
           m[i].copyInPlace(r.m());
