@@ -142,7 +142,7 @@ final class GtnCommand implements Callable<Integer> {
     Result r = runs.get(0);
 
     Path curve = run.plot("gtn-accuracy.png"), digits = run.plot("gtn-digits.png");
-    plotCurve(r, c, curve);
+    plotCurve(runs, c, curve);
     writeDigits(r.samples(), digits);
     o.println();
     o.println("plots: " + curve.toAbsolutePath() + ", " + digits.toAbsolutePath());
@@ -173,12 +173,8 @@ final class GtnCommand implements Callable<Integer> {
     o.printf("  %-48s %6.2f%% ± %.2f   (test cross-entropy %.4f)%n", name, 100 * s.mean(), 100 * s.std(), s.loss());
   }
 
-  private static void plotCurve(Result r, Config c, Path file) throws IOException {
-    double[] x = new double[r.probeIterations().length], y = new double[x.length];
-    for (int i = 0; i < x.length; i++) {
-      x[i] = r.probeIterations()[i];
-      y[i] = 100 * r.probeAccuracy()[i];
-    }
+  /** The probes' test accuracy during meta-training, one line per seed, and the real-data level (first seed). */
+  private static void plotCurve(List<Result> runs, Config c, Path file) throws IOException {
     XYChart chart = new XYChartBuilder()
                         .width(900)
                         .height(500)
@@ -186,10 +182,20 @@ final class GtnCommand implements Callable<Integer> {
                         .xAxisTitle("meta-iteration")
                         .yAxisTitle("accuracy (%)")
                         .build();
-    chart.addSeries("learners taught by the GTN", x, y);
+    for (int i = 0; i < runs.size(); i++) {
+      Result ri = runs.get(i);
+      double[] x = new double[ri.probeIterations().length], y = new double[x.length];
+      for (int q = 0; q < x.length; q++) {
+        x[q] = ri.probeIterations()[q];
+        y[q] = 100 * ri.probeAccuracy()[q];
+      }
+      chart.addSeries(runs.size() == 1 ? "learners taught by the GTN" : "taught by the GTN, seed " + (c.seed() + i), x, y);
+    }
+    Result r = runs.get(0);
     double end = Math.max(1, c.metaIterations());
     chart
-        .addSeries("learners trained on real digits", new double[] {0, end},
+        .addSeries(runs.size() == 1 ? "learners trained on real digits" : "trained on real digits, seed " + c.seed(),
+            new double[] {0, end},
             new double[] {100 * r.real().mean(), 100 * r.real().mean()})
         .setMarker(SeriesMarkers.NONE);
     BitmapEncoder.saveBitmap(chart, file.toString(), BitmapEncoder.BitmapFormat.PNG);
