@@ -8,6 +8,7 @@
 
 #include "blas.h"
 #include "common.h"
+#include "mk/cpu_parallel.h"
 #include "mk/matmul_small.h"
 
 using namespace mk::native;
@@ -82,7 +83,7 @@ int blas_matmul(int dtype, int64_t batch, int64_t m, int64_t n, int64_t k, const
   };
   const int threads = omp_get_max_threads();
   const double flops = double(batch) * double(m) * double(n) * double(k);
-  if (batch == 1 && m * n <= 4096 && k >= 2048 && flops >= 1 << 24) {
+  if (batch == 1 && m * n <= 4096 && k >= 2048 && flops >= double(mk::cpu::kMinParallelFma)) {
     // Small output, long reduction (a weight gradient over many rows): split k into `chunks` parts
     // (a function of k alone: min(16, k / 1024)), one partial product per part, summed in part
     // order, so the result is the same bits for every thread count (one thread runs the parts in
@@ -123,9 +124,9 @@ int blas_matmul(int dtype, int64_t batch, int64_t m, int64_t n, int64_t k, const
     }
     return 0;
   }
-  // below 2^24 multiply-adds (~0.1 ms on one core) the wake of a sleeping thread eats the gain
-  // (see kMinParallel in mk/cpu_parallel.h)
-  if (threads <= 1 || flops < 1 << 24) {
+  // below kMinParallelFma (2^24) multiply-adds the wake of a sleeping thread eats the gain
+  // (mk/cpu_parallel.h, the same rule as the register-blocked products')
+  if (threads <= 1 || flops < double(mk::cpu::kMinParallelFma)) {
     for (int64_t i = 0; i < batch; ++i) call(i, 0, m);
   } else if (batch >= threads) {
 #pragma omp parallel for schedule(static)

@@ -24,9 +24,9 @@ constexpr int64_t kMinParallel = 1 << 18;
 
 inline bool parallel_worth(int64_t work) { return work >= kMinParallel && omp_get_max_threads() > 1; }
 
-// Multiply-adds below which a product runs on the calling thread: the rule of the BLAS GEMMs in
-// native/src/dense.cpp (2^24, ~0.5 ms on one core of the 2-core VM), for the register-blocked
-// products of kernels/cpu/matmul_small.cpp and the linear attention groups. Memory-bound loops
+// Multiply-adds below which a product runs on the calling thread (2^24, ~0.5 ms on one core of the
+// 2-core VM): the BLAS GEMMs of native/src/dense.cpp, the register-blocked products of
+// kernels/cpu/matmul_small.cpp and the linear attention groups. Memory-bound loops
 // count elements against kMinParallel; a product's FMAs per element are many more. Measured
 // 2026-12-07 on the in-context demo's [1024 x 11, 11] x [11, 11] (1.4 M multiply-adds): 52-78 us on
 // one thread, 108-117 us forked over two (the wake of the sleeping second thread); the demo's
