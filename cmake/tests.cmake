@@ -18,6 +18,8 @@
 #                                     allocators, CUDA streams and events (the stream-aware device
 #                                     cache) and cuBLAS behind the C ABI, on a fake CUDA table
 #                                     and a fake libcublas (no GPU)
+#   native.random                     tests/native/random_test.cpp: Tensor.rand / randn's generator
+#                                     (mk/random.h) and CPU kernel, bitwise against the scalar code
 # Every test executable is built with the library's flag lists (MK_BASE_FLAGS, MK_AVX512_FLAGS)
 # and is left out of the default target, so `cmake --build` (mvn package) does not build them:
 # the fixture tests native.build.vec_math and native.build.emu build them (targets
@@ -206,6 +208,17 @@ target_link_libraries(runtime_test PRIVATE mk_native_twin mk_cpu_twin OpenMP::Op
 add_dependencies(mk_runtime_tests runtime_test fake_cublas)
 add_test(NAME native.runtime COMMAND runtime_test $<TARGET_FILE:fake_cublas>)
 set_tests_properties(native.runtime PROPERTIES LABELS "native;runtime" TIMEOUT 120 FIXTURES_REQUIRED mk_build_runtime)
+
+# tests/native/random_test.cpp: the random numbers of Tensor.rand / randn (mk/random.h, kernels/cpu/
+# random.cpp): ln and cos against long double libm, the kernel at each ISA level and thread count
+# against the scalar code bitwise. Without FMA contraction, as the library builds random.cpp.
+add_executable(random_test EXCLUDE_FROM_ALL "${MK_TESTS}/native/random_test.cpp")
+target_include_directories(random_test PRIVATE "${MK_ROOT}/kernels/include" "${MK_ROOT}/native/include")
+target_compile_options(random_test PRIVATE ${MK_BASE_FLAGS} -ffp-contract=off)
+target_link_libraries(random_test PRIVATE mk_cpu_twin OpenMP::OpenMP_CXX)
+add_dependencies(mk_runtime_tests random_test)
+add_test(NAME native.random COMMAND random_test)
+set_tests_properties(native.random PROPERTIES LABELS "native;runtime" TIMEOUT 120 FIXTURES_REQUIRED mk_build_runtime)
 
 # ---- building them: the fixtures the tests above require -------------------------------------
 # One build at a time in this tree (RESOURCE_LOCK); a test starts as soon as its own is done.

@@ -401,16 +401,6 @@ int cast(int src_dtype, int dst_dtype, int64_t n, const void* src, void* dst, vo
   return 0;
 }
 
-int random_fill(int dtype, int dist, int64_t n, void* dst, uint64_t seed, double a, double b,
-                void*) {
-  parallel_for(n, omp_get_max_threads() > 1 && n >= 4096, [&](int64_t i) {
-    const double v = random_value(dist, seed, uint64_t(i), a, b);
-    if (dtype == MK_F32) static_cast<float*>(dst)[i] = float(v);
-    else static_cast<double*>(dst)[i] = v;
-  });
-  return 0;
-}
-
 int where(int dtype, int rank, const int64_t* shape, const void* cond, const int64_t* c_strides,
           const void* a, const int64_t* a_strides, const void* b, const int64_t* b_strides,
           void* out, void*) {

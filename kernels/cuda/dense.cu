@@ -48,6 +48,7 @@
 
 #include "common.cuh"
 #include "mk/kernels.h"
+#include "mk/random.h"
 #include "mk/scalar.h"
 
 // Plan thresholds. The host emulator's test (tests/cuda-emu/dense_emu_test.cpp) defines smaller
@@ -243,25 +244,27 @@ __global__ void cast_vec_kernel(int64_t n, const typename Storage<SD>::type* __r
   for (int64_t i = packs * VEC + thread_id(); i < n; i += thread_count()) dst[i] = narrow<DD>(widen<SD>(src[i]));
 }
 
-// Each thread makes V consecutive values (counter-based: value i depends on (seed, i) only, as the
-// CPU twin), stored as one pack when dst is aligned.
+// Each thread makes V consecutive values (counter-based: value i depends on (seed, i) only, the same
+// bits as the CPU twin: mk/random.h), stored as one pack when dst is aligned. key = random_key(seed).
 template <class T>
-__global__ void random_kernel(int dist, int64_t n, T* dst, uint64_t seed, double a, double b) {
-  for (int64_t i = thread_id(); i < n; i += thread_count()) dst[i] = T(random_value(dist, seed, uint64_t(i), a, b));
+__global__ void random_kernel(int dist, int64_t n, T* dst, uint64_t key, double a, double b, T limit) {
+  for (int64_t i = thread_id(); i < n; i += thread_count())
+    dst[i] = random_store<T>(dist, random_value(dist, key, uint64_t(i), a, b), limit);
 }
 template <class T>
-__global__ void random_vec_kernel(int dist, int64_t n, T* dst, uint64_t seed, double a, double b) {
+__global__ void random_vec_kernel(int dist, int64_t n, T* dst, uint64_t key, double a, double b, T limit) {
   constexpr int V = vec_of<T>();
   const int64_t packs = n / V;
   Pack<T, V>* d = reinterpret_cast<Pack<T, V>*>(dst);
   for (int64_t i = thread_id(); i < packs; i += thread_count()) {
     Pack<T, V> p;
 #pragma unroll
-    for (int k = 0; k < V; ++k) p.v[k] = T(random_value(dist, seed, uint64_t(i * V + k), a, b));
+    for (int k = 0; k < V; ++k)
+      p.v[k] = random_store<T>(dist, random_value(dist, key, uint64_t(i * V + k), a, b), limit);
     d[i] = p;
   }
   for (int64_t i = packs * V + thread_id(); i < n; i += thread_count())
-    dst[i] = T(random_value(dist, seed, uint64_t(i), a, b));
+    dst[i] = random_store<T>(dist, random_value(dist, key, uint64_t(i), a, b), limit);
 }
 
 // ---- unary, binary, where -------------------------------------------------------------------------
@@ -1099,16 +1102,19 @@ int cast(int src_dtype, int dst_dtype, int64_t n, const void* src, void* dst, vo
 }
 
 int random_fill(int dtype, int dist, int64_t n, void* dst, uint64_t seed, double a, double b, void* stream) {
+  const uint64_t key = random_key(seed);
   auto s = as_stream(stream);
   if (n <= 0) return 0;
   if (dtype == MK_F32) {
     float* d = static_cast<float*>(dst);
-    if (aligned(d, 16)) return launch(random_vec_kernel<float>, grid_for((n + 3) / 4), kBlock, 0, s, dist, n, d, seed, a, b);
-    return launch(random_kernel<float>, grid_for(n), kBlock, 0, s, dist, n, d, seed, a, b);
+    const float lim = random_limit<float>(a, b);
+    if (aligned(d, 16)) return launch(random_vec_kernel<float>, grid_for((n + 3) / 4), kBlock, 0, s, dist, n, d, key, a, b, lim);
+    return launch(random_kernel<float>, grid_for(n), kBlock, 0, s, dist, n, d, key, a, b, lim);
   }
   double* d = static_cast<double*>(dst);
-  if (aligned(d, 16)) return launch(random_vec_kernel<double>, grid_for((n + 1) / 2), kBlock, 0, s, dist, n, d, seed, a, b);
-  return launch(random_kernel<double>, grid_for(n), kBlock, 0, s, dist, n, d, seed, a, b);
+  const double lim = random_limit<double>(a, b);
+  if (aligned(d, 16)) return launch(random_vec_kernel<double>, grid_for((n + 1) / 2), kBlock, 0, s, dist, n, d, key, a, b, lim);
+  return launch(random_kernel<double>, grid_for(n), kBlock, 0, s, dist, n, d, key, a, b, lim);
 }
 
 int unary(int dtype, int op, int rank, const int64_t* shape, const void* x, const int64_t* x_strides, void* y,

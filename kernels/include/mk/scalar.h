@@ -1,5 +1,5 @@
-// Scalar math shared by the CPU and CUDA kernels: op definitions, counter-based random
-// numbers and half-precision conversions. Host/device where CUDA compiles it.
+// Scalar math shared by the CPU and CUDA kernels: op definitions and half-precision conversions
+// (the counter-based random numbers: mk/random.h). Host/device where CUDA compiles it.
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -73,32 +73,6 @@ MK_HD T binary_apply(int op, T a, T b) {
     case MK_BINARY_GE: return a >= b ? T(1) : T(0);
     default: return a;
   }
-}
-
-// ---- counter-based random numbers ----------------------------------------------------------
-MK_HD uint64_t splitmix64(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
-
-// Two independent uniforms in (0, 1) for element i of stream `seed`, computed in double so the
-// CPU and the GPU agree to rounding.
-MK_HD void random_uniform2(uint64_t seed, uint64_t i, double* u1, double* u2) {
-  uint64_t h = splitmix64(splitmix64(seed) ^ (i * 0xD1B54A32D192ED03ull));
-  uint64_t h2 = splitmix64(h);
-  *u1 = ((h >> 11) + 0.5) * (1.0 / 9007199254740992.0);
-  *u2 = ((h2 >> 11) + 0.5) * (1.0 / 9007199254740992.0);
-}
-
-MK_HD double random_value(int dist, uint64_t seed, uint64_t i, double a, double b) {
-  double u1, u2;
-  random_uniform2(seed, i, &u1, &u2);
-  if (dist == MK_RANDOM_UNIFORM) return a + (b - a) * u1;
-  // Box-Muller
-  double r = std::sqrt(-2.0 * std::log(u1));
-  return a + b * r * std::cos(6.283185307179586 * u2);
 }
 
 // ---- bfloat16 / float16 conversions (round to nearest even) --------------------------------

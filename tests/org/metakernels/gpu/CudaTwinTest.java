@@ -99,10 +99,18 @@ class CudaTwinTest {
   @Test
   void randomIsTheSameOnBothDevices() {
     try (Scope s = Scope.open()) {
+      // mk/random.h: every operation rounded as written on both devices, so the same bits (F64 too)
       for (DType t : new DType[] {DType.F32, DType.F64}) {
-        same(Tensor.randn(new long[] {4097}, t, GPU, 5), Tensor.randn(new long[] {4097}, t, CPU, 5), 1e-6);
-        same(Tensor.uniform(new long[] {999}, -2, 3, t, GPU, 6), Tensor.uniform(new long[] {999}, -2, 3, t, CPU, 6), 1e-6);
+        for (long n : new long[] {4097, (1 << 20) + 3}) {
+          same(Tensor.randn(new long[] {n}, t, GPU, 5), Tensor.randn(new long[] {n}, t, CPU, 5), 0);
+          same(Tensor.uniform(new long[] {n}, -2, 3, t, GPU, 6), Tensor.uniform(new long[] {n}, -2, 3, t, CPU, 6), 0);
+        }
+        // a range of a few steps of the type's grid: the clamp below the bound on both devices
+        double hi = t == DType.F32 ? 1 + 0x1p-20 : 1 + 0x1p-49;
+        same(Tensor.uniform(new long[] {10007}, 1, hi, t, GPU, 7), Tensor.uniform(new long[] {10007}, 1, hi, t, CPU, 7), 0);
       }
+      for (DType t : new DType[] {DType.BF16, DType.F16})
+        same(Tensor.rand(new long[] {100000}, t, GPU, 8), Tensor.rand(new long[] {100000}, t, CPU, 8), 0);
     }
   }
 

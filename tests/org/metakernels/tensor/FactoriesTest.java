@@ -122,6 +122,47 @@ class FactoriesTest {
   }
 
   @Test
+  void uniformSamplesStayBelowTheTopInEveryType() {
+    try (Scope s = Scope.open()) {
+      // BF16 rounds every F32 sample above 1 - 2^-9 to 1 and F16 above 1 - 2^-12: the value below 1
+      // instead, which both then hold
+      for (DType d : new DType[] {DType.BF16, DType.F16}) {
+        double[] u = Tensor.rand(new long[] {100000}, d, CPU, 3).toDoubleArray();
+        double top = d == DType.BF16 ? 1 - 0x1p-8 : 1 - 0x1p-11, max = 0;
+        for (double x : u) {
+          assertTrue(x >= 0 && x < 1, d + " rand in [0, 1): " + x);
+          max = Math.max(max, x);
+        }
+        assertEquals(top, max, 0, d + ": the largest value below 1 is drawn");
+        for (double x : Tensor.uniform(new long[] {20000}, -3, 5, d, CPU, 4).toDoubleArray())
+          assertTrue(x >= -3 && x < 5, d + " uniform in [-3, 5): " + x);
+      }
+      // F32 and F64 reach b only at the rounding of the top samples: a range of a few steps of the
+      // type's grid makes it frequent
+      for (DType d : new DType[] {DType.F32, DType.F64}) {
+        double lo = 1, hi = d == DType.F32 ? 1 + 0x1p-20 : 1 + 0x1p-49;
+        double[] u = Tensor.uniform(new long[] {10000}, lo, hi, d, CPU, 5).toDoubleArray();
+        long atTop = 0;
+        double below = d == DType.F32 ? Math.nextDown((float) hi) : Math.nextDown(hi);
+        for (double x : u) {
+          assertTrue(x >= lo && x < hi, d + " uniform in [lo, hi): " + x);
+          if (x == below) atTop++;
+        }
+        assertTrue(atTop > 0, d + ": the value below hi is drawn");
+      }
+      // the largest half below a value, across binades, signs and zero
+      assertEquals(1 - 0x1p-8, Tensor.halfBelow(DType.BF16, 1.0), 0);
+      assertEquals(-1 - 0x1p-7, Tensor.halfBelow(DType.BF16, -1.0), 0);
+      assertEquals(1 - 0x1p-11, Tensor.halfBelow(DType.F16, 1.0), 0);
+      assertEquals(5 - 0x1p-8, Tensor.halfBelow(DType.F16, 5.0), 0);
+      assertEquals(-5 - 0x1p-8, Tensor.halfBelow(DType.F16, -5.0), 0);
+      assertEquals(-0x1p-24, Tensor.halfBelow(DType.F16, 0.0), 0);
+      assertEquals(0x1p-14 - 0x1p-24, Tensor.halfBelow(DType.F16, 0x1p-14), 0);
+      assertEquals(0x1p-24, Tensor.halfBelow(DType.F16, 0x1p-23), 0);
+    }
+  }
+
+  @Test
   void f32SamplesAreTheF64SamplesRounded() {
     try (Scope s = Scope.open()) {
       double[] a = Tensor.randn(new long[] {1000}, DType.F64, CPU, 5).toDoubleArray();

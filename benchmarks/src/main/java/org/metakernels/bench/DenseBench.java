@@ -35,7 +35,12 @@ import org.openjdk.jmh.infra.Blackhole;
  *   <li>{@code transposeCopy}: x.mT().contiguous() of [n, n], and {@code transposedAdd}: y + x.mT(),
  *       the strided kernels' worst case (an operand contiguous along the other dim; e.g. the
  *       gradient of a transposed view accumulating into its base). n = 4019 is ACM's node count,
- *       the [B, B] logits of the meow recipe's full batch.
+ *       the [B, B] logits of the meow recipe's full batch;
+ *   <li>{@code random}: a new tensor of 2^20 samples, {@code normal} ({@code Tensor.randn}; libtorch
+ *       {@code empty(n).normal_()}, what {@code torch::randn} does) or {@code uniform}
+ *       ({@code Tensor.rand}; {@code empty(n).uniform_()}). Different generators (metakernels:
+ *       counter-based SplitMix64 and Box–Muller in double, mk/random.h; libtorch: mt19937 and its
+ *       vectorised Box–Muller in float): the set-up checks the moments of both.
  * </ul>
  * Each state has its own {@code vendor} parameter so the n parameter only multiplies matmul.
  */
@@ -231,6 +236,51 @@ public class DenseBench {
     }
   }
 
+  @State(org.openjdk.jmh.annotations.Scope.Thread)
+  public static class RandomState {
+    @Param({"metakernels", "libtorch"})
+    public String vendor;
+
+    @Param({"normal", "uniform"})
+    public String dist;
+
+    long seed;
+    org.bytedeco.pytorch.TensorOptions f32;
+
+    @Setup(Level.Trial)
+    public void setup() {
+      Torch.configure(vendor);
+      f32 = new org.bytedeco.pytorch.TensorOptions(org.bytedeco.pytorch.global.torch.ScalarType.Float);
+      try (Scope s = Scope.open(); PointerScope ps = new PointerScope()) {
+        checkMoments("metakernels", mine().toFloatArray());
+        checkMoments("libtorch", Torch.toFloats(theirs()));
+      }
+    }
+
+    void checkMoments(String who, float[] v) {
+      double m = 0, q = 0;
+      for (float x : v) m += x;
+      m /= v.length;
+      for (float x : v) q += (x - m) * (x - m);
+      q /= v.length;
+      boolean normal = dist.equals("normal");
+      if (Math.abs(m - (normal ? 0 : 0.5)) > 0.01 || Math.abs(q - (normal ? 1 : 1.0 / 12)) > 0.01)
+        throw new IllegalStateException("DenseBench.random " + dist + ": " + who + " mean " + m + " variance " + q);
+    }
+
+    Tensor mine() {
+      long[] shape = {ELEMENTWISE_N};
+      return dist.equals("normal") ? Tensor.randn(shape, DType.F32, Device.CPU, ++seed)
+          : Tensor.rand(shape, DType.F32, Device.CPU, ++seed);
+    }
+
+    org.bytedeco.pytorch.Tensor theirs() {
+      org.bytedeco.pytorch.Tensor t = org.bytedeco.pytorch.global.torch.empty(new long[] {ELEMENTWISE_N}, f32,
+          new org.bytedeco.pytorch.MemoryFormatOptional());
+      return dist.equals("normal") ? t.normal_() : t.uniform_();
+    }
+  }
+
   static Tensor chain(Tensor x) {
     return x.mul(A).add(B).tanh().mul(x.sigmoid()).add(x.square().neg().exp());
   }
@@ -313,6 +363,19 @@ public class DenseBench {
     } else {
       try (PointerScope ps = new PointerScope()) {
         bh.consume(s.ty.add(s.tx.mT()));
+      }
+    }
+  }
+
+  @Benchmark
+  public void random(RandomState s, Blackhole bh) {
+    if (s.vendor.equals("metakernels")) {
+      try (Scope scope = Scope.open()) {
+        bh.consume(s.mine());
+      }
+    } else {
+      try (PointerScope ps = new PointerScope()) {
+        bh.consume(s.theirs());
       }
     }
   }

@@ -274,6 +274,11 @@ public final class Tensor implements AutoCloseable {
     if (dtype.isHalf()) {  // sampled in F32 (the same values on both devices), then rounded
       try (Scope tmp = Scope.open()) {
         Tensor f = random(op, shape, DType.F32, device, seed, dist, a, b);
+        if (dist == 0) {  // uniform: the rounding would reach b (1 in 2^9 of BF16 rand()); the half below it instead
+          double lo = halfValue(dtype, a), hi = halfValue(dtype, b);
+          if (lo < hi)  // the F32 below the midpoint of the top two halves rounds to the lower one
+            f = f.clampMax(Math.nextDown((float) ((halfBelow(dtype, hi) + hi) / 2)));
+        }
         return tmp.keep(f.castTo(dtype));
       }
     }
@@ -281,6 +286,30 @@ public final class Tensor implements AutoCloseable {
     Native.check(MkNative.mk_tensor_random_forward(device.code, dtype.code, dist, t.numel(), t.address(op),
         seed, a, b, t.launchStream()), op + " " + Arrays.toString(shape));
     return t;
+  }
+
+  // v rounded to the half type (through F32, as castTo rounds)
+  private static double halfValue(DType half, double v) {
+    try (Tensor t = scalar(v, DType.F32, Device.CPU); Tensor h = t.castTo(half)) {
+      return h.item();
+    }
+  }
+
+  // The largest value of the half type below h (h itself one of its values, finite).
+  static double halfBelow(DType half, double h) {
+    float f = (float) h;
+    if (half == DType.BF16) {  // BF16: the top 16 bits of an F32
+      int bits = Float.floatToRawIntBits(f);
+      if (f == 0f) return Float.intBitsToFloat(0x80010000);
+      return Float.intBitsToFloat(f > 0 ? bits - 0x10000 : bits + 0x10000);
+    }
+    // F16: 10 stored mantissa bits, subnormal spacing 2^-24 below 2^-14
+    if (f == 0f) return -0x1p-24;
+    double a = Math.abs(h);
+    int e = Math.getExponent(a);
+    double step = a < 0x1p-14 ? 0x1p-24 : Math.scalb(1.0, e - 10);
+    if (h > 0 && a == Math.scalb(1.0, e) && a > 0x1p-14) step /= 2;  // down into the binade below
+    return h - step;
   }
 
   /**
