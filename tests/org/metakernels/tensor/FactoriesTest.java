@@ -189,4 +189,21 @@ class FactoriesTest {
       org.junit.jupiter.api.Assertions.assertTrue(m.startsWith(name + ":") && m.contains("[2, -1]"), m);
     });
   }
+
+  @Test
+  void uniformRefusesBoundsOutOfOrderOrNotFinite() {
+    double[][] bad = {{1, 0}, {Double.NaN, 1}, {0, Double.NaN}, {0, Double.POSITIVE_INFINITY},
+        {Double.NEGATIVE_INFINITY, 0}};
+    for (double[] b : bad) {
+      String m = org.junit.jupiter.api.Assertions.assertThrows(org.metakernels.runtime.MetakernelsException.class,
+          () -> Tensor.uniform(new long[] {3, 4}, b[0], b[1], DType.F32, CPU, 1)).getMessage();
+      org.junit.jupiter.api.Assertions.assertTrue(m.startsWith("uniform:") && m.contains("[3, 4]"), m);
+    }
+    try (Scope s = Scope.open()) {
+      for (double x : Tensor.uniform(new long[] {5}, 2, 2, DType.F64, CPU, 1).toDoubleArray()) assertEquals(2, x, 0);
+      // an empty tensor (a layer of no inputs: bound 1/sqrt(0)) takes infinite bounds
+      Ref.assertShape(Tensor.uniform(new long[] {4, 0}, Double.NEGATIVE_INFINITY, Double.POSITIVE_INFINITY,
+          DType.F32, CPU, 1), 4, 0);
+    }
+  }
 }

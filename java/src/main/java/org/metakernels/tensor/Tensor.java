@@ -262,8 +262,15 @@ public final class Tensor implements AutoCloseable {
    * @param device where the memory lives
    * @param seed the generator's seed
    * @return a new tensor of {@code shape}
+   * @throws MetakernelsException where lo &gt; hi or a bound is not finite (an empty shape takes any
+   *     ordered bounds)
    */
   public static Tensor uniform(long[] shape, double lo, double hi, DType dtype, Device device, long seed) {
+    checkShape("uniform", shape);
+    boolean finite = Double.isFinite(lo) && Double.isFinite(hi);
+    if (!(lo <= hi) || (!finite && numel(shape) > 0))  // as torch's uniform_: lo == hi gives lo
+      throw new MetakernelsException("uniform: the bounds [" + lo + ", " + hi + ") of " + Arrays.toString(shape)
+          + " must be finite with lo <= hi");
     return random("uniform", shape, dtype, device, seed, 0, lo, hi);
   }
 
