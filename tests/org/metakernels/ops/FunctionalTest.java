@@ -91,4 +91,53 @@ class FunctionalTest {
       }
     }
   }
+
+  @ParameterizedTest
+  @EnumSource(value = DType.class, names = {"F64", "F32"})
+  void dropoutKeepsWhereTheSeededUniformExceedsP(DType d) {
+    try (Scope s = Scope.open()) {
+      Random r = new Random(54 + d.ordinal());
+      Nd x = in(r, d, -2, 2, 300, 70);
+      double p = 0.3;
+      double[] u = Tensor.rand(new long[] {300, 70}, d, org.metakernels.tensor.Device.CPU, 9).toDoubleArray();
+      double[] y = Functional.dropout(x.tensor(d), p, 9).toDoubleArray();
+      int kept = 0;
+      for (int i = 0; i < y.length; i++) {
+        double want = u[i] > p ? x.data[i] * (1 / (1 - p)) : 0;
+        assertEquals(want, y[i], Math.abs(want) * Ref.rtol(d), "element " + i);
+        kept += u[i] > p ? 1 : 0;
+      }
+      assertEquals(0.7, kept / (double) y.length, 0.01, "share kept");
+      assertArrayEquals(y, Functional.dropout(x.tensor(d), p, 9).toDoubleArray(), 0, "same seed, same mask");
+      assertFalse(java.util.Arrays.equals(y, Functional.dropout(x.tensor(d), p, 10).toDoubleArray()), "a new seed");
+      Tensor xt = x.tensor(d);
+      assertSame(xt, Functional.dropout(xt, 0, 9), "p = 0 is x itself");
+      for (double v : Functional.dropout(xt, 1, 9).toDoubleArray()) assertEquals(0, v, 0);
+    }
+  }
+
+  @org.junit.jupiter.api.Test
+  void dropoutDerivativesToOrderTwo() {
+    try (Scope s = Scope.open()) {
+      Tensor x = Tensor.randn(new long[] {6, 5}, DType.F64, org.metakernels.tensor.Device.CPU, 3).requiresGrad(true);
+      // the mask fixed by the seed: a smooth function of x around it
+      org.metakernels.autograd.GradCheck.check(xs -> Functional.dropout(xs.get(0), 0.4, 21).tanh(), java.util.List.of(x), 2);
+    }
+  }
+
+  @org.junit.jupiter.api.Test
+  void dropoutRefusesPOutsideTheUnitInterval() {
+    try (Scope s = Scope.open()) {
+      Tensor x = Tensor.ones(new long[] {2, 3}, DType.F32, org.metakernels.tensor.Device.CPU);
+      for (double p : new double[] {-0.1, 1.5, Double.NaN}) {
+        String m = assertThrows(org.metakernels.runtime.MetakernelsException.class, () -> Functional.dropout(x, p, 1))
+            .getMessage();
+        assertTrue(m.startsWith("dropout:") && m.contains("[2, 3]"), m);
+      }
+      Tensor i = Tensor.zeros(new long[] {2}, DType.I64, org.metakernels.tensor.Device.CPU);
+      String m = assertThrows(org.metakernels.runtime.MetakernelsException.class, () -> Functional.dropout(i, 0.5, 1))
+          .getMessage();
+      assertTrue(m.startsWith("dropout:"), m);
+    }
+  }
 }

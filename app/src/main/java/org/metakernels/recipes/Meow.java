@@ -1043,9 +1043,7 @@ public final class Meow {
 
   /** x with each element zeroed with probability p and the rest scaled by 1 / (1 − p). */
   static Tensor dropout(Tensor x, double p, long seed) {
-    if (p <= 0) return x;
-    Tensor keep = Tensor.rand(x.shape(), x.dtype(), x.device(), seed).gt(p);
-    return x.mul(keep).mul(1.0 / (1 - p));
+    return Functional.dropout(x, p, seed);
   }
 
   /**

@@ -50,6 +50,31 @@ public final class Functional {
   }
 
   /**
+   * Inverted dropout, seeded: each element of x is kept where the uniform sample of
+   * {@code Tensor.rand(x.shape(), x.dtype(), x.device(), seed)} at its index exceeds p, and scaled
+   * by 1/(1 − p), else zeroed: {@code Functional.dropout(h, 0.5, step)} of [B, F] is [B, F]. The
+   * mask is a function of (seed, index) alone (the counter-based generator), so a seed gives the
+   * same mask on both devices and the function of x is deterministic: its derivatives of every
+   * order are those of x ⊙ mask / (1 − p) (ops with rules), and a GradCheck sees one function.
+   * p = 0 returns x itself; p = 1 zeros (as torch's dropout).
+   *
+   * @param x input, F32 or F64
+   * @param p the probability of zeroing an element, in [0, 1]
+   * @param seed the mask's seed (draw a new one per step for a new mask)
+   * @return x's shape, dtype and device
+   * @throws MetakernelsException for p outside [0, 1] or NaN, naming x's shape
+   */
+  public static Tensor dropout(Tensor x, double p, long seed) {
+    if (!(p >= 0 && p <= 1))
+      throw new MetakernelsException("dropout: p = " + p + " is not in [0, 1], for x " + x.describe());
+    Checks.floating("dropout", x);
+    if (p == 0) return x;
+    if (p == 1) return x.mul(0.0);
+    Tensor keep = Tensor.rand(x.shape(), x.dtype(), x.device(), seed).gt(p);  // the tape holds it for the rule
+    return x.mul(keep).mul(1.0 / (1 - p));
+  }
+
+  /**
    * Mean squared error mean((pred − target)²) over all elements:
    * {@code Functional.mse(pred, y)} of [B, 1] and [B, 1] is []. For F32 and F64 it is one native
    * call and one tape node (the sum in double, deterministic); its backward, gp = 2(p − t)/n · g and
