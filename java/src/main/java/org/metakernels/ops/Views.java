@@ -129,7 +129,8 @@ public final class Views {
     int d = x.normDim(dim, "narrow");
     long n = x.shape()[d];
     if (start < 0 || length < 0 || start > n - length)
-      throw new MetakernelsException("narrow: [" + start + ", " + (start + length) + ") outside dim " + dim + " of " + x.describe());
+      throw new MetakernelsException("narrow: start " + start + ", length " + length + " outside dim " + dim + " of "
+          + x.describe());
     long[] s = x.shape();
     long[] full = x.shape();
     s[d] = length;
