@@ -12,10 +12,10 @@
 // CUDA the _rn intrinsics, never contracted into FMA whatever the flags; on the host plain operators
 // in files compiled with -ffp-contract=off) and the vector code of the CPU kernel give the same bits:
 // the values are the same on the CPU at every ISA level and thread count and on CUDA, in F64 as in
-// F32. Accuracy against the exact functions (tests/native/random_test.cpp): ln u1 and cos within a
-// few units in the last place of a double, so F32 samples are the correctly rounded F32 of the exact
-// Box–Muller value but in about one case in 10^8 (against glibc's log and cos, which these replaced
-// on 2026-12-07).
+// F32. Accuracy (tests/native/random_test.cpp, 2^21 points and the reductions' edges, against long
+// double libm): ln u1 within 0.82 units in the last place of a double, cos within 1.8. F32 normals
+// are those of the glibc log and cos these replaced on 2026-12-07 (0 of 3 · 2^20 differ); F64 ones
+// moved in their last bits.
 //   ln u = k ln 2 + ln m for u = m 2^k, m in [√½, √2); with f = m - 1 (exact) and s = f / (2 + f),
 //        ln m = 2 atanh(s) = f - f²/2 + s (f²/2 + R), R = Σ_{i=1..10} 2 s^{2i} / (2i + 1)
 //        (|s| ≤ 0.1716: the first term left out is below 3e-19 of ln m); ln 2 as a head of 45
