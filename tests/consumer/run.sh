@@ -17,8 +17,10 @@ repo=$work/repo
 m2=$work/m2
 start=$(date +%s)
 
+# -Dmaven.install.skip: deploy runs the install phase first, which would replace ~/.m2's snapshot
+# with this checkout's (a CI run in a clone then broke the working copy's `mvn -pl app` builds)
 mvn -B -q -Dstyle.color=never deploy -pl java,platform/cpu,platform/gpu -am -DskipTests -Dmaven.javadoc.skip=true \
-  -DaltDeploymentRepository="tmp::file://$repo"
+  -Dmaven.install.skip=true -DaltDeploymentRepository="tmp::file://$repo"
 
 version=$(sed -n 's:.*<version>\(.*\)</version>.*:\1:p' pom.xml | head -1)
 dir=$repo/org/metakernels/metakernels/$version
