@@ -222,8 +222,9 @@ public final class Tensor implements AutoCloseable {
   }
 
   /**
-   * Standard normal samples from a counter-based generator: the same seed gives the same values
-   * on the CPU and on CUDA. BF16/F16 are sampled in F32 and rounded.
+   * Standard normal samples from a counter-based generator: the same seed gives the same bits on
+   * the CPU (every ISA level and thread count) and on CUDA, in F32 and F64 (kernels/include/mk/
+   * random.h). BF16/F16 are sampled in F32 and rounded.
    * {@code Tensor.randn(new long[] {32, 10}, DType.F64, Device.CPU, 7L)}: [32, 10].
    *
    * @param shape sizes
@@ -238,7 +239,8 @@ public final class Tensor implements AutoCloseable {
   }
 
   /**
-   * Uniform samples in [0, 1), seeded as {@link #randn}.
+   * Uniform samples in [0, 1), seeded as {@link #randn}: below 1 in the stored type too (a sample that
+   * would round to 1, e.g. above 1 − 2^-9 in BF16, is stored as the largest value below it).
    * {@code Tensor.rand(new long[] {3, 4}, DType.F32, Device.CPU, 1L)}: [3, 4].
    *
    * @param shape sizes
@@ -252,7 +254,8 @@ public final class Tensor implements AutoCloseable {
   }
 
   /**
-   * Uniform samples in [lo, hi), seeded as {@link #randn}.
+   * Uniform samples in [lo, hi), seeded as {@link #randn}, below hi in the stored type as for
+   * {@link #rand}.
    * {@code Tensor.uniform(new long[] {64, 32}, -0.1, 0.1, DType.F32, Device.CPU, 1L)}: [64, 32].
    *
    * @param shape sizes
