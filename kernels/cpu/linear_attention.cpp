@@ -37,13 +37,15 @@ namespace {
 
 using Traits = LinearAttentionTraits;
 
+// Row strides (elements; the columns are unit-stride): lq, lk, lv, lo. The same tile products in the
+// same order whatever the strides, so a strided group gives the bits of its contiguous copy.
 template <class T>
-void group(int mask, int64_t nq, int64_t nk, int64_t dk, int64_t dv, const T* q, const T* k,
-           const T* v, T* out, T* S, T* A, T* kt) {
+void group(int mask, int64_t nq, int64_t nk, int64_t dk, int64_t dv, const T* q, int64_t lq, const T* k,
+           int64_t lk, const T* v, int64_t lv, T* out, int64_t lo, T* S, T* A, T* kt) {
   constexpr int64_t C = Traits::kChunk;
   if (mask == 0) {  // out = q (kᵀ v)
-    tile::gemm<T>(dk, dv, nk, T(1), k, 1, dk, v, dv, S, dv, false);
-    tile::gemm<T>(nq, dv, dk, T(1), q, dk, 1, S, dv, out, dv, false);
+    tile::gemm<T>(dk, dv, nk, T(1), k, 1, lk, v, lv, S, dv, false);
+    tile::gemm<T>(nq, dv, dk, T(1), q, lq, 1, S, dv, out, lo, false);
     return;
   }
   const int64_t n = nq;  // causal forms need nq == nk (checked by native/)
@@ -52,24 +54,24 @@ void group(int mask, int64_t nq, int64_t nk, int64_t dk, int64_t dv, const T* q,
     const int64_t c = mask == 1 ? step : chunks - 1 - step;  // anti-causal walks backwards
     const int64_t c0 = c * C;
     const int64_t len = std::min(C, n - c0);
-    const T* qc = q + c0 * dk;
-    const T* kc = k + c0 * dk;
-    const T* vc = v + c0 * dv;
-    T* oc = out + c0 * dv;
+    const T* qc = q + c0 * lq;
+    const T* kc = k + c0 * lk;
+    const T* vc = v + c0 * lv;
+    T* oc = out + c0 * lo;
     // inter-chunk: out = q S (S holds the chunks already walked)
-    if (step > 0) tile::gemm<T>(len, dv, dk, T(1), qc, dk, 1, S, dv, oc, dv, false);
-    else std::memset(oc, 0, sizeof(T) * size_t(len * dv));
+    if (step > 0) tile::gemm<T>(len, dv, dk, T(1), qc, lq, 1, S, dv, oc, lo, false);
+    else for (int64_t j = 0; j < len; ++j) std::memset(oc + j * lo, 0, sizeof(T) * size_t(dv));
     // intra-chunk: (mask ∘ q kᵀ) v
-    tile::transpose<T>(len, dk, kc, dk, kt, C);
-    tile::gemm<T>(len, len, dk, T(1), qc, dk, 1, kt, C, A, C, false);
+    tile::transpose<T>(len, dk, kc, lk, kt, C);
+    tile::gemm<T>(len, len, dk, T(1), qc, lq, 1, kt, C, A, C, false);
     for (int64_t j = 0; j < len; ++j) {
       T* aj = A + j * C;
       if (mask == 1) for (int64_t i = j + 1; i < len; ++i) aj[i] = T(0);
       else for (int64_t i = 0; i < j; ++i) aj[i] = T(0);
     }
-    tile::gemm<T>(len, dv, len, T(1), A, C, 1, vc, dv, oc, dv, true);
+    tile::gemm<T>(len, dv, len, T(1), A, C, 1, vc, lv, oc, lo, true);
     // state: S += k_cᵀ v_c
-    tile::gemm<T>(dk, dv, len, T(1), kc, 1, dk, vc, dv, S, dv, step > 0);
+    tile::gemm<T>(dk, dv, len, T(1), kc, 1, lk, vc, lv, S, dv, step > 0);
   }
 }
 
@@ -86,6 +88,15 @@ void narrow(int dtype, const float* src, int64_t n, uint16_t* dst) {
     for (int64_t i = 0; i < n; ++i) dst[i] = f32_to_bf16_bits(src[i]);
   else
     for (int64_t i = 0; i < n; ++i) dst[i] = f32_to_f16_bits(src[i]);
+}
+
+// `rows` rows of `cols` values, row stride ld, to / from a packed F32 block.
+void widen_rows(int dtype, const uint16_t* src, int64_t ld, int64_t rows, int64_t cols, float* dst) {
+  for (int64_t r = 0; r < rows; ++r) widen(dtype, src + r * ld, cols, dst + r * cols);
+}
+
+void narrow_rows(int dtype, const float* src, int64_t rows, int64_t cols, uint16_t* dst, int64_t ld) {
+  for (int64_t r = 0; r < rows; ++r) narrow(dtype, src + r * cols, cols, dst + r * ld);
 }
 
 // Per-thread F32 buffers of the 16-bit path: the F32 path's S, A, kt, then the widened chunks.
@@ -107,21 +118,22 @@ struct HalfScratch {
   }
 };
 
-void group_half(int dtype, int mask, int64_t nq, int64_t nk, int64_t dk, int64_t dv, const uint16_t* q,
-                const uint16_t* k, const uint16_t* v, uint16_t* out, const HalfScratch& w) {
+void group_half(int dtype, int mask, int64_t nq, int64_t nk, int64_t dk, int64_t dv, const uint16_t* q, int64_t lq,
+                const uint16_t* k, int64_t lk, const uint16_t* v, int64_t lv, uint16_t* out, int64_t lo,
+                const HalfScratch& w) {
   constexpr int64_t C = Traits::kChunk;
   if (mask == 0) {  // out = q (kᵀ v), the state summed over key chunks in ascending order
     for (int64_t c0 = 0; c0 < nk; c0 += C) {
       const int64_t len = std::min(C, nk - c0);
-      widen(dtype, k + c0 * dk, len * dk, w.kc);
-      widen(dtype, v + c0 * dv, len * dv, w.vc);
+      widen_rows(dtype, k + c0 * lk, lk, len, dk, w.kc);
+      widen_rows(dtype, v + c0 * lv, lv, len, dv, w.vc);
       tile::gemm<float>(dk, dv, len, 1.f, w.kc, 1, dk, w.vc, dv, w.S, dv, c0 > 0);
     }
     for (int64_t c0 = 0; c0 < nq; c0 += C) {
       const int64_t len = std::min(C, nq - c0);
-      widen(dtype, q + c0 * dk, len * dk, w.qc);
+      widen_rows(dtype, q + c0 * lq, lq, len, dk, w.qc);
       tile::gemm<float>(len, dv, dk, 1.f, w.qc, dk, 1, w.S, dv, w.oc, dv, false);
-      narrow(dtype, w.oc, len * dv, out + c0 * dv);
+      narrow_rows(dtype, w.oc, len, dv, out + c0 * lo, lo);
     }
     return;
   }
@@ -131,9 +143,9 @@ void group_half(int dtype, int mask, int64_t nq, int64_t nk, int64_t dk, int64_t
     const int64_t c = mask == 1 ? step : chunks - 1 - step;
     const int64_t c0 = c * C;
     const int64_t len = std::min(C, n - c0);
-    widen(dtype, q + c0 * dk, len * dk, w.qc);
-    widen(dtype, k + c0 * dk, len * dk, w.kc);
-    widen(dtype, v + c0 * dv, len * dv, w.vc);
+    widen_rows(dtype, q + c0 * lq, lq, len, dk, w.qc);
+    widen_rows(dtype, k + c0 * lk, lk, len, dk, w.kc);
+    widen_rows(dtype, v + c0 * lv, lv, len, dv, w.vc);
     if (step > 0) tile::gemm<float>(len, dv, dk, 1.f, w.qc, dk, 1, w.S, dv, w.oc, dv, false);
     else std::memset(w.oc, 0, sizeof(float) * size_t(len * dv));
     tile::transpose<float>(len, dk, w.kc, dk, w.kt, C);
@@ -145,19 +157,26 @@ void group_half(int dtype, int mask, int64_t nq, int64_t nk, int64_t dk, int64_t
     }
     tile::gemm<float>(len, dv, len, 1.f, w.A, C, 1, w.vc, dv, w.oc, dv, true);
     tile::gemm<float>(dk, dv, len, 1.f, w.kc, 1, dk, w.vc, dv, w.S, dv, step > 0);
-    narrow(dtype, w.oc, len * dv, out + c0 * dv);
+    narrow_rows(dtype, w.oc, len, dv, out + c0 * lo, lo);
   }
 }
 
-void run_half(int dtype, int64_t groups, int64_t nq, int64_t nk, int64_t dk, int64_t dv, const uint16_t* q,
-              const uint16_t* k, const uint16_t* v, uint16_t* out, int mask, float* ws) {
+// Element offset of group g (= b * heads + h) of an operand with strides s = (batch, head, row).
+inline int64_t group_offset(const LinearAttentionLayout& l, const int64_t* s, int64_t g) {
+  return (g / l.heads) * s[0] + (g % l.heads) * s[1];
+}
+
+void run_half(int dtype, const LinearAttentionLayout& l, int64_t nq, int64_t nk, int64_t dk, int64_t dv,
+              const uint16_t* q, const uint16_t* k, const uint16_t* v, uint16_t* out, int mask, float* ws) {
+  const int64_t groups = l.batch * l.heads;
   const int64_t per_thread = HalfScratch::floats(dk, dv);
   // multiply-adds: (nq + nk) dk dv per group for the state and q S, a lower bound with a mask
   parallel_region(groups > 1 && parallel_worth_fma(groups * (nq + nk) * dk * dv), [&] {
     const HalfScratch w(ws + int64_t(omp_get_thread_num()) * per_thread, dk, dv);
 #pragma omp for schedule(static)
     for (int64_t g = 0; g < groups; ++g)
-      group_half(dtype, mask, nq, nk, dk, dv, q + g * nq * dk, k + g * nk * dk, v + g * nk * dv, out + g * nq * dv, w);
+      group_half(dtype, mask, nq, nk, dk, dv, q + group_offset(l, l.q, g), l.q[2], k + group_offset(l, l.k, g), l.k[2],
+                 v + group_offset(l, l.v, g), l.v[2], out + group_offset(l, l.out, g), l.out[2], w);
   });
 }
 
@@ -187,16 +206,18 @@ void momentum_half(int dtype, int64_t groups, int64_t n, int64_t d, const uint16
 }
 
 template <class T>
-void run(int64_t groups, int64_t nq, int64_t nk, int64_t dk, int64_t dv, const T* q, const T* k,
+void run(const LinearAttentionLayout& l, int64_t nq, int64_t nk, int64_t dk, int64_t dv, const T* q, const T* k,
          const T* v, T* out, int mask, T* ws) {
+  const int64_t groups = l.batch * l.heads;
   const int64_t per_thread = dk * dv + Traits::kChunk * Traits::kChunk + dk * Traits::kChunk;
   // multiply-adds: (nq + nk) dk dv per group for the state and q S, a lower bound with a mask
   parallel_region(groups > 1 && parallel_worth_fma(groups * (nq + nk) * dk * dv), [&] {
     T* mine = ws + int64_t(omp_get_thread_num()) * per_thread;
 #pragma omp for schedule(static)
     for (int64_t g = 0; g < groups; ++g)
-      group(mask, nq, nk, dk, dv, q + g * nq * dk, k + g * nk * dk, v + g * nk * dv,
-            out + g * nq * dv, mine, mine + dk * dv, mine + dk * dv + Traits::kChunk * Traits::kChunk);
+      group(mask, nq, nk, dk, dv, q + group_offset(l, l.q, g), l.q[2], k + group_offset(l, l.k, g), l.k[2],
+            v + group_offset(l, l.v, g), l.v[2], out + group_offset(l, l.out, g), l.out[2], mine, mine + dk * dv,
+            mine + dk * dv + Traits::kChunk * Traits::kChunk);
   });
 }
 
@@ -224,18 +245,19 @@ void momentum(int64_t groups, int64_t n, int64_t d, const T* v, T* out, T decay,
 
 }  // namespace
 
-int linear_attention(int dtype, int64_t groups, int64_t nq, int64_t nk, int64_t dk, int64_t dv,
-                     const void* q, const void* k, const void* v, void* out, int mask,
-                     void* workspace, void*) {
+int linear_attention_strided(int dtype, const LinearAttentionLayout* layout, int64_t nq, int64_t nk, int64_t dk,
+                             int64_t dv, const void* q, const void* k, const void* v, void* out, int mask,
+                             void* workspace, void*) {
   mask &= ~MK_LINEAR_MASK_TF32;  // the TF32 flag is for CUDA: the CPU computes in the data's type
+  const LinearAttentionLayout& l = *layout;
   if (dtype == MK_BF16 || dtype == MK_F16)
-    run_half(dtype, groups, nq, nk, dk, dv, static_cast<const uint16_t*>(q), static_cast<const uint16_t*>(k),
+    run_half(dtype, l, nq, nk, dk, dv, static_cast<const uint16_t*>(q), static_cast<const uint16_t*>(k),
              static_cast<const uint16_t*>(v), static_cast<uint16_t*>(out), mask, static_cast<float*>(workspace));
   else if (dtype == MK_F32)
-    run(groups, nq, nk, dk, dv, static_cast<const float*>(q), static_cast<const float*>(k),
-        static_cast<const float*>(v), static_cast<float*>(out), mask, static_cast<float*>(workspace));
+    run(l, nq, nk, dk, dv, static_cast<const float*>(q), static_cast<const float*>(k), static_cast<const float*>(v),
+        static_cast<float*>(out), mask, static_cast<float*>(workspace));
   else
-    run(groups, nq, nk, dk, dv, static_cast<const double*>(q), static_cast<const double*>(k),
+    run(l, nq, nk, dk, dv, static_cast<const double*>(q), static_cast<const double*>(k),
         static_cast<const double*>(v), static_cast<double*>(out), mask, static_cast<double*>(workspace));
   return 0;
 }
@@ -257,17 +279,25 @@ int linear_attention_momentum(int dtype, int64_t groups, int64_t n, int64_t d, c
 #ifndef MK_ISA_AVX512
 // ---- dispatch (in the AVX2 build only) ------------------------------------------------------
 namespace avx512 {
-int linear_attention(int, int64_t, int64_t, int64_t, int64_t, int64_t, const void*, const void*,
-                     const void*, void*, int, void*, void*);
+int linear_attention_strided(int, const LinearAttentionLayout*, int64_t, int64_t, int64_t, int64_t, const void*,
+                             const void*, const void*, void*, int, void*, void*);
 int linear_attention_momentum(int, int64_t, int64_t, int64_t, const void*, void*, double, int, void*);
 }  // namespace avx512
 
+int linear_attention_strided(int dtype, const LinearAttentionLayout* layout, int64_t nq, int64_t nk, int64_t dk,
+                             int64_t dv, const void* q, const void* k, const void* v, void* out, int mask,
+                             void* workspace, void* stream) {
+  if (isa_level() >= 3)
+    return avx512::linear_attention_strided(dtype, layout, nq, nk, dk, dv, q, k, v, out, mask, workspace, stream);
+  return avx2::linear_attention_strided(dtype, layout, nq, nk, dk, dv, q, k, v, out, mask, workspace, stream);
+}
+
+// The contiguous form: groups x [n, d] blocks, one after another.
 int linear_attention(int dtype, int64_t groups, int64_t nq, int64_t nk, int64_t dk, int64_t dv,
                      const void* q, const void* k, const void* v, void* out, int mask,
                      void* workspace, void* stream) {
-  if (isa_level() >= 3)
-    return avx512::linear_attention(dtype, groups, nq, nk, dk, dv, q, k, v, out, mask, workspace, stream);
-  return avx2::linear_attention(dtype, groups, nq, nk, dk, dv, q, k, v, out, mask, workspace, stream);
+  const LinearAttentionLayout l = LinearAttentionLayout::contiguous(groups, nq, nk, dk, dv);
+  return linear_attention_strided(dtype, &l, nq, nk, dk, dv, q, k, v, out, mask, workspace, stream);
 }
 
 int64_t linear_attention_workspace(int dtype, int64_t dk, int64_t dv, int threads) {

@@ -1080,6 +1080,17 @@ int linear_attention(int dtype, int64_t groups, int64_t nq, int64_t nk, int64_t 
   }
 }
 
+// Packed groups only: the CUDA forms index [groups, n, d] blocks (native/ packs strided operands into
+// device scratch before calling; a strided CUDA load path would go here).
+int linear_attention_strided(int dtype, const LinearAttentionLayout* layout, int64_t nq, int64_t nk, int64_t dk,
+                             int64_t dv, const void* q, const void* k, const void* v, void* out, int mask,
+                             void* workspace, void* stream) {
+  const LinearAttentionLayout& l = *layout;
+  if (!l.packed(l.q, nq, dk) || !l.packed(l.k, nk, dk) || !l.packed(l.v, nk, dv) || !l.packed(l.out, nq, dv))
+    return KERNEL_UNSUPPORTED;
+  return linear_attention(dtype, l.batch * l.heads, nq, nk, dk, dv, q, k, v, out, mask, workspace, stream);
+}
+
 int64_t linear_attention_workspace(int, int64_t, int64_t, int) { return 0; }
 
 // The process-wide choice of form (mk/kernels.inc linear_attention_select; mk/linear_attention_choice.h),

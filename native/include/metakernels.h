@@ -24,7 +24,7 @@ extern "C" {
  * without its MK_ prefix, by cmake/gen_java_codes.cmake), and the kernels use these names. */
 
 /* Version of this ABI and of the kernel table between libmetakernels and libmetakernels_cuda. */
-enum mk_abi { MK_ABI_VERSION = 14 };
+enum mk_abi { MK_ABI_VERSION = 15 };
 
 enum mk_status {
   MK_OK = 0,
@@ -268,6 +268,20 @@ int mk_dense_scatter_add_forward(int device, int dtype, int64_t outer, int64_t d
 int mk_linear_attention_product_forward(int device, int dtype, int64_t groups, int64_t nq,
                                         int64_t nk, int64_t dk, int64_t dv, const void* q,
                                         const void* k, const void* v, void* out, int mask,
+                                        void* workspace, int64_t workspace_bytes, void* stream);
+/* The same product on strided groups: batch x heads groups (group b * heads + h), q: [batch, heads,
+ * nq, dk], k: [.., nk, dk], v: [.., nk, dv], out: [.., nq, dv], each with three strides in elements
+ * (batch, head, row; the columns unit-stride; NULL: contiguous). So [B, N, H, D] projections are
+ * read as [B, H, N, D] without a copy (strides (N H D, D, H D)), a window of rows is a pointer and a
+ * row stride, and a stride of 0 shares k or v between heads. Strides must not be negative; out's must
+ * give each element its own place, and out's memory must not meet an input's (their byte ranges).
+ * The CPU reads the strides directly and gives the bits of the contiguous form; CUDA packs strided
+ * operands into device scratch (one strided copy each, on the call's stream) and runs the contiguous
+ * kernels. Otherwise as mk_linear_attention_product_forward (the same workspace). */
+int mk_linear_attention_product_strided(int device, int dtype, int64_t batch, int64_t heads, int64_t nq, int64_t nk,
+                                        int64_t dk, int64_t dv, const void* q, const int64_t* q_strides,
+                                        const void* k, const int64_t* k_strides, const void* v,
+                                        const int64_t* v_strides, void* out, const int64_t* out_strides, int mask,
                                         void* workspace, int64_t workspace_bytes, void* stream);
 /* Bytes of workspace of mk_linear_attention_product_forward (0 on CUDA). */
 int64_t mk_linear_attention_product_workspace(int device, int dtype, int64_t dk, int64_t dv);

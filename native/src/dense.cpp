@@ -30,6 +30,10 @@ int check_oli(const char* op, int64_t outer, int64_t len, int64_t inner) {
   return MK_OK;
 }
 
+// The most parts the rows of one BLAS product are cut into (a power of two; fixed, not the thread
+// count: see the end of blas_matmul).
+constexpr int64_t kBlasRowParts = 64;
+
 int blas_matmul(int dtype, int64_t batch, int64_t m, int64_t n, int64_t k, const void* a,
                 int64_t a_bs, int64_t a_rs, int64_t a_cs, const void* b, int64_t b_bs,
                 int64_t b_rs, int64_t b_cs, void* c, int64_t c_bs) {
@@ -124,25 +128,38 @@ int blas_matmul(int dtype, int64_t batch, int64_t m, int64_t n, int64_t k, const
     }
     return 0;
   }
-  // below kMinParallelFma (2^24) multiply-adds the wake of a sleeping thread eats the gain
-  // (mk/cpu_parallel.h, the same rule as the register-blocked products')
-  if (threads <= 1 || flops < double(mk::cpu::kMinParallelFma)) {
+  // Below kMinParallelFma (2^24) multiply-adds the wake of a sleeping thread eats the gain
+  // (mk/cpu_parallel.h, the same rule as the register-blocked products'). The split of the work
+  // is a function of the shape alone, never of the thread count: BLAS may give a row other bits
+  // in a call of other rows (OpenBLAS with OPENBLAS_CORETYPE=Haswell and OPENBLAS_L2_SIZE=512 on
+  // an AVX-512 AMD VM did, 2026-12-07: a [1024, 128] x [128, 256] product split in two calls of
+  // 512 rows differed from the one call in the last bit), so every thread count makes the same
+  // calls and the results are the same bits.
+  if (flops < double(mk::cpu::kMinParallelFma)) {
     for (int64_t i = 0; i < batch; ++i) call(i, 0, m);
-  } else if (batch >= threads) {
+    return 0;
+  }
+  // The rows of each product in a power of two of parts (even loads on 2, 4, 8, 16 threads) of at
+  // least 2^23 multiply-adds and 128 rows (BLAS packs b again for each part: on the 2-core VM a
+  // 512^3 product took 5-10 % longer in 4 parts than in 2, 2026-12-07), at most kBlasRowParts;
+  // the batch x parts calls shared by the threads (single-threaded BLAS inside).
+  const double per_product = double(m) * double(n) * double(k);
+  const int64_t raw = std::clamp<int64_t>(
+      std::min<int64_t>(int64_t(per_product / double(int64_t(1) << 23)), m / 128), 1, kBlasRowParts);
+  int64_t parts = 1;
+  while (parts * 2 <= raw) parts *= 2;
+  const int64_t step = (m + parts - 1) / parts;
+  auto item = [&](int64_t w) {
+    const int64_t i = w / parts, r0 = (w % parts) * step;
+    const int64_t rows = std::min(step, m - r0);
+    if (rows > 0) call(i, r0, rows);
+  };
+  const int64_t items = batch * parts;
+  if (threads > 1 && items > 1) {
 #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < batch; ++i) call(i, 0, m);
+    for (int64_t w = 0; w < items; ++w) item(w);
   } else {
-    // split the rows of each product across the threads (single-threaded BLAS inside)
-    const int64_t parts = std::min<int64_t>(threads, std::max<int64_t>(1, m / 16));
-    const int64_t step = (m + parts - 1) / parts;
-    for (int64_t i = 0; i < batch; ++i) {
-#pragma omp parallel for schedule(static)
-      for (int64_t p = 0; p < parts; ++p) {
-        const int64_t r0 = p * step;
-        const int64_t rows = std::min(step, m - r0);
-        if (rows > 0) call(i, r0, rows);
-      }
-    }
+    for (int64_t w = 0; w < items; ++w) item(w);
   }
   return 0;
 }

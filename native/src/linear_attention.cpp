@@ -2,7 +2,10 @@
 // the caller (the workspace protocol of metakernels.h).
 #include <omp.h>
 
+#include <algorithm>
 #include <atomic>
+#include <iterator>
+#include <utility>
 #include <cinttypes>
 #include <mutex>
 #include <string>
@@ -12,6 +15,7 @@
 
 using namespace mk::native;
 using mk::KernelTable;
+using mk::LinearAttentionLayout;
 
 namespace {
 int64_t product_workspace(const KernelTable* t, int device, int dtype, int64_t dk, int64_t dv) {
@@ -94,18 +98,65 @@ int64_t mk_linear_attention_product_workspace(int device, int dtype, int64_t dk,
   return product_workspace(t, device, dtype, dk, dv);
 }
 
-int mk_linear_attention_product_forward(int device, int dtype, int64_t groups, int64_t nq,
-                                        int64_t nk, int64_t dk, int64_t dv, const void* q,
-                                        const void* k, const void* v, void* out, int mask,
-                                        void* workspace, int64_t workspace_bytes, void* stream) {
-  const char* op = "mk_linear_attention_product_forward";
+}  // extern "C"
+
+namespace {
+// The operands' element ranges: [lo, hi) of an operand of `n` rows of `d` columns.
+struct Span {
+  int64_t lo, hi;
+};
+Span span_of(const LinearAttentionLayout& l, const int64_t* s, int64_t n, int64_t d) {
+  const int64_t last = (l.batch - 1) * s[0] + (l.heads - 1) * s[1] + (n - 1) * s[2] + d;
+  return {0, last};
+}
+
+// Whether the output's (batch, head, row, column) positions are distinct: each stride, from the
+// smallest, at least the extent of the dims inside it (size-1 dims aside).
+bool distinct(const LinearAttentionLayout& l, int64_t n, int64_t d) {
+  std::pair<int64_t, int64_t> dims[3] = {{l.out[0], l.batch}, {l.out[1], l.heads}, {l.out[2], n}};  // (stride, size)
+  std::sort(std::begin(dims), std::end(dims));
+  int64_t extent = d;  // the columns: unit stride
+  for (const auto& [stride, size] : dims) {
+    if (size <= 1) continue;
+    if (stride < extent) return false;
+    extent += (size - 1) * stride;
+  }
+  return true;
+}
+
+int check_strides(const char* op, const char* name, const int64_t* s) {
+  if (s[0] < 0 || s[1] < 0 || s[2] < 0)
+    return fail(MK_ERR_INVALID_ARGUMENT, "%s: %s strides (%" PRId64 ", %" PRId64 ", %" PRId64 ") must not be negative",
+                op, name, s[0], s[1], s[2]);
+  return MK_OK;
+}
+
+// A strided operand as contiguous groups in device scratch (CUDA), through the table's strided copy.
+int pack(const char* op, const KernelTable* t, int dtype, const LinearAttentionLayout& l, const int64_t* s,
+         int64_t n, int64_t d, const void* src, void* dst, bool to_packed, void* stream) {
+  const int64_t shape[4] = {l.batch, l.heads, n, d};
+  const int64_t strided[4] = {s[0], s[1], s[2], 1};
+  const int64_t packed[4] = {l.heads * n * d, n * d, d, 1};
+  return kernel_status(op, MK_DEVICE_CUDA,
+                       to_packed ? t->copy_strided(dtype, 4, shape, src, strided, dst, packed, stream)
+                                 : t->copy_strided(dtype, 4, shape, src, packed, dst, strided, stream));
+}
+
+int product(const char* op, int device, int dtype, LinearAttentionLayout l, int64_t nq, int64_t nk, int64_t dk,
+            int64_t dv, const void* q, const void* k, const void* v, void* out, int mask, void* workspace,
+            int64_t workspace_bytes, void* stream) {
   const KernelTable* t = kernels_for(op, device);
   if (!t) return MK_ERR_NO_DEVICE;
   MK_CHECK(check_float_or_half_dtype(op, device, dtype));
-  MK_CHECK(check_nonneg(op, "groups", groups));
+  MK_CHECK(check_nonneg(op, "batch", l.batch));
+  MK_CHECK(check_nonneg(op, "heads", l.heads));
   MK_CHECK(check_nonneg(op, "nq", nq));
   MK_CHECK(check_nonneg(op, "nk", nk));
   MK_CHECK(check_head_dims(op, dk, dv));
+  MK_CHECK(check_strides(op, "q", l.q));
+  MK_CHECK(check_strides(op, "k", l.k));
+  MK_CHECK(check_strides(op, "v", l.v));
+  MK_CHECK(check_strides(op, "out", l.out));
   // the TF32 flag: asked for per call, or by the runtime's one switch (F32 on CUDA only)
   const int tf32 = mask & MK_LINEAR_MASK_TF32;
   const int flags = device == MK_DEVICE_CUDA && dtype == MK_F32 && (tf32 || mk_runtime_allow_tf32())
@@ -118,6 +169,7 @@ int mk_linear_attention_product_forward(int device, int dtype, int64_t groups, i
                 mask | tf32);
   if (mask != MK_LINEAR_MASK_NONE && nq != nk)
     return fail(MK_ERR_INVALID_ARGUMENT, "%s: causal masks need nq == nk, got nq = %" PRId64 ", nk = %" PRId64, op, nq, nk);
+  const int64_t groups = l.batch * l.heads;
   MK_CHECK(check_ptr(op, "q", q, groups * nq * dk));
   MK_CHECK(check_ptr(op, "k", k, groups * nk * dk));
   MK_CHECK(check_ptr(op, "v", v, groups * nk * dv));
@@ -126,21 +178,129 @@ int mk_linear_attention_product_forward(int device, int dtype, int64_t groups, i
   if (workspace_bytes < need || (need > 0 && !workspace))
     return fail(MK_ERR_INVALID_ARGUMENT, "%s: workspace of %" PRId64 " bytes, need %" PRId64, op, workspace_bytes, need);
   if (groups * nq * dv == 0) return MK_OK;
-  if (nk == 0) return kernel_status(op, device, t->fill(dtype, groups * nq * dv, out, 0.0, stream));
+  if (!distinct(l, nq, dv))
+    return fail(MK_ERR_INVALID_ARGUMENT,
+                "%s: out strides (%" PRId64 ", %" PRId64 ", %" PRId64 ") over [%" PRId64 ", %" PRId64 ", %" PRId64
+                ", %" PRId64 "] write some element twice",
+                op, l.out[0], l.out[1], l.out[2], l.batch, l.heads, nq, dv);
+  {  // out must not share memory with an input (byte ranges)
+    const int64_t es = mk::dtype_size(dtype);
+    const char* o0 = static_cast<const char*>(out);
+    const Span so = span_of(l, l.out, nq, dv);
+    const struct {
+      const char* name;
+      const void* p;
+      Span s;
+    } ins[3] = {{"q", q, span_of(l, l.q, nq, dk)}, {"k", k, nk ? span_of(l, l.k, nk, dk) : Span{0, 0}},
+                {"v", v, nk ? span_of(l, l.v, nk, dv) : Span{0, 0}}};
+    for (const auto& in : ins) {
+      const char* i0 = static_cast<const char*>(in.p);
+      if (in.s.hi > in.s.lo && i0 < o0 + so.hi * es && o0 < i0 + in.s.hi * es)
+        return fail(MK_ERR_INVALID_ARGUMENT, "%s: out overlaps %s", op, in.name);
+    }
+  }
+  const bool out_packed = l.packed(l.out, nq, dv);
+  if (nk == 0) {
+    if (out_packed) return kernel_status(op, device, t->fill(dtype, groups * nq * dv, out, 0.0, stream));
+    const int64_t shape[4] = {l.batch, l.heads, nq, dv}, strides[4] = {l.out[0], l.out[1], l.out[2], 1};
+    const double zero = 0.0;
+    // a strided fill: a copy from one zero with all strides 0
+    void* z = nullptr;
+    if (device == MK_DEVICE_CUDA) {
+      z = mk_device_alloc_on(mk::dtype_size(dtype), stream);
+      if (!z) return fail(MK_ERR_INTERNAL, "%s: no device memory for one element", op);
+      const int st = t->fill(dtype, 1, z, zero, stream);
+      const int64_t zs[4] = {0, 0, 0, 0};
+      const int st2 = st ? st : t->copy_strided(dtype, 4, shape, z, zs, out, strides, stream);
+      mk_device_free(z);
+      return kernel_status(op, device, st2);
+    }
+    alignas(8) unsigned char zb[8] = {0};
+    const int64_t zs[4] = {0, 0, 0, 0};
+    return kernel_status(op, device, t->copy_strided(dtype, 4, shape, zb, zs, out, strides, stream));
+  }
   if (device != MK_DEVICE_CUDA)
     return kernel_status(op, device,
-                         t->linear_attention(dtype, groups, nq, nk, dk, dv, q, k, v, out, mask, workspace, stream));
-  // CUDA: the chunk states of the chunk-parallel form go to scratch from the device caching
-  // allocator, allocated for the call's stream and freed when the call returns (the stream-aware
-  // cache hands it to this stream again at once, to another only after the event recorded at the
-  // free; see mk_dense_reduce_forward). Without it (out of device memory, or a state per group over
-  // the kernel's budget) the kernel runs its sequential form: slower, its sums in another fixed order.
-  const int64_t scratch = t->linear_attention_scratch(dtype, groups, nq, nk, dk, dv, mask);
-  void* ws = scratch > 0 ? mk_device_alloc_on(scratch, stream) : nullptr;
-  if (scratch > 0 && !ws) clear_error();
-  const int st = t->linear_attention(dtype, groups, nq, nk, dk, dv, q, k, v, out, mask | flags, ws, stream);
-  if (ws) mk_device_free(ws);
-  return kernel_status(op, device, st);
+                         t->linear_attention_strided(dtype, &l, nq, nk, dk, dv, q, k, v, out, mask, workspace, stream));
+  // CUDA: the kernels take packed groups; strided operands go through device scratch (allocated for
+  // the call's stream, freed when the call returns: see the chunk states below).
+  const int64_t es = mk::dtype_size(dtype);
+  struct Operand {
+    const int64_t* s;
+    int64_t n, d;
+    const void* src;
+    void* scratch;
+  } ops[4] = {{l.q, nq, dk, q, nullptr}, {l.k, nk, dk, k, nullptr}, {l.v, nk, dv, v, nullptr},
+              {l.out, nq, dv, out, nullptr}};
+  int st = MK_OK;
+  for (auto& o : ops) {
+    if (l.packed(o.s, o.n, o.d)) continue;
+    o.scratch = mk_device_alloc_on(groups * o.n * o.d * es, stream);
+    if (!o.scratch) {
+      st = fail(MK_ERR_INTERNAL, "%s: no device memory for a packed copy of a strided operand (%" PRId64 " bytes)", op,
+                groups * o.n * o.d * es);
+      break;
+    }
+    if (&o != &ops[3]) st = pack(op, t, dtype, l, o.s, o.n, o.d, o.src, o.scratch, true, stream);
+    if (st != MK_OK) break;
+  }
+  if (st == MK_OK) {
+    // the chunk states of the chunk-parallel form go to scratch from the device caching allocator,
+    // allocated for the call's stream and freed when the call returns (the stream-aware cache hands
+    // it to this stream again at once, to another only after the event recorded at the free; see
+    // mk_dense_reduce_forward). Without it (out of device memory, or a state per group over the
+    // kernel's budget) the kernel runs its sequential form: slower, its sums in another fixed order.
+    const int64_t scratch = t->linear_attention_scratch(dtype, groups, nq, nk, dk, dv, mask);
+    void* ws = scratch > 0 ? mk_device_alloc_on(scratch, stream) : nullptr;
+    if (scratch > 0 && !ws) clear_error();
+    const void* qp = ops[0].scratch ? ops[0].scratch : q;
+    const void* kp = ops[1].scratch ? ops[1].scratch : k;
+    const void* vp = ops[2].scratch ? ops[2].scratch : v;
+    void* op_out = ops[3].scratch ? ops[3].scratch : out;
+    st = kernel_status(op, device, t->linear_attention(dtype, groups, nq, nk, dk, dv, qp, kp, vp, op_out, mask | flags,
+                                                       ws, stream));
+    if (ws) mk_device_free(ws);
+    if (st == MK_OK && ops[3].scratch) st = pack(op, t, dtype, l, l.out, nq, dv, ops[3].scratch, out, false, stream);
+  }
+  for (auto& o : ops)
+    if (o.scratch) mk_device_free(o.scratch);
+  return st;
+}
+}  // namespace
+
+extern "C" {
+
+int mk_linear_attention_product_forward(int device, int dtype, int64_t groups, int64_t nq,
+                                        int64_t nk, int64_t dk, int64_t dv, const void* q,
+                                        const void* k, const void* v, void* out, int mask,
+                                        void* workspace, int64_t workspace_bytes, void* stream) {
+  return product("mk_linear_attention_product_forward", device, dtype,
+                 LinearAttentionLayout::contiguous(groups, nq, nk, dk, dv), nq, nk, dk, dv, q, k, v, out, mask,
+                 workspace, workspace_bytes, stream);
+}
+
+int mk_linear_attention_product_strided(int device, int dtype, int64_t batch, int64_t heads, int64_t nq, int64_t nk,
+                                        int64_t dk, int64_t dv, const void* q, const int64_t* q_strides,
+                                        const void* k, const int64_t* k_strides, const void* v,
+                                        const int64_t* v_strides, void* out, const int64_t* out_strides, int mask,
+                                        void* workspace, int64_t workspace_bytes, void* stream) {
+  const char* op = "mk_linear_attention_product_strided";
+  LinearAttentionLayout l = LinearAttentionLayout::contiguous(batch * heads, nq, nk, dk, dv);
+  l.batch = batch;
+  l.heads = heads;
+  const int64_t* given[4] = {q_strides, k_strides, v_strides, out_strides};
+  int64_t* dst[4] = {l.q, l.k, l.v, l.out};
+  const int64_t rows[4] = {nq, nk, nk, nq}, cols[4] = {dk, dk, dv, dv};
+  for (int i = 0; i < 4; ++i) {
+    if (given[i]) {
+      for (int j = 0; j < 3; ++j) dst[i][j] = given[i][j];
+    } else {  // NULL: contiguous [batch, heads, n, d]
+      dst[i][0] = heads * rows[i] * cols[i];
+      dst[i][1] = rows[i] * cols[i];
+      dst[i][2] = cols[i];
+    }
+  }
+  return product(op, device, dtype, l, nq, nk, dk, dv, q, k, v, out, mask, workspace, workspace_bytes, stream);
 }
 
 int mk_linear_attention_momentum_forward(int device, int dtype, int64_t groups, int64_t n,

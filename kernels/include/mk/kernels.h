@@ -7,6 +7,24 @@
 #include "mk/meta.h"
 
 namespace mk {
+
+// Where the groups of a linear-attention product live (linear_attention_strided): batch x heads
+// groups; per operand three strides in elements (batch, head, row), the columns unit-stride. Group
+// g = b * heads + h of q starts at q + b * q[0] + h * q[1]; its row j at + j * q[2].
+struct LinearAttentionLayout {
+  int64_t batch, heads;
+  int64_t q[3], k[3], v[3], out[3];
+  // groups x [n, d] blocks one after another (the contiguous C ABI)
+  static LinearAttentionLayout contiguous(int64_t groups, int64_t nq, int64_t nk, int64_t dk, int64_t dv) {
+    return {groups, 1, {nq * dk, 0, dk}, {nk * dk, 0, dk}, {nk * dv, 0, dv}, {nq * dv, 0, dv}};
+  }
+  // Whether an operand of n rows of d columns with strides s is laid out as contiguous groups
+  // (strides of size-1 dims do not matter).
+  bool packed(const int64_t* s, int64_t n, int64_t d) const {
+    return (n <= 1 || s[2] == d) && (heads <= 1 || s[1] == n * d) && (batch <= 1 || s[0] == heads * n * d);
+  }
+};
+
 namespace cpu {
 #define MK_KERNEL(ret, name, params) ret name params;
 #include "mk/kernels.inc"

@@ -244,6 +244,38 @@ class CudaTwinTest {
     }
   }
 
+  /**
+   * Strided operands on CUDA (mk_linear_attention_product_strided: native packs them into device
+   * scratch, runs the contiguous kernel, and writes out through its strides): head views of [B, N,
+   * H, D] projections, row windows and k, v shared by the heads give the bits of the contiguous
+   * copies on the GPU, the output is laid out as q there too, and the CPU twin agrees.
+   */
+  @ParameterizedTest
+  @ValueSource(strings = {"NONE", "CAUSAL"})
+  void linearAttentionStridedOperands(String maskName) {
+    Mask mask = Mask.valueOf(maskName);
+    try (Scope s = Scope.open()) {
+      for (DType t : new DType[] {DType.F32, DType.BF16}) {
+        Tensor q = rnd(DType.F32, 4, 2, 130, 3, 16).to(t).to(GPU).permute(0, 2, 1, 3);
+        Tensor k = rnd(DType.F32, 5, 2, 130, 3, 16).to(t).to(GPU).permute(0, 2, 1, 3);
+        Tensor v = rnd(DType.F32, 6, 2, 140, 3, 8).to(t).to(GPU).narrow(1, 5, 130).permute(0, 2, 1, 3);
+        Tensor out = LinearAttention.product(q, k, v, mask);
+        assertTrue(out.permute(0, 2, 1, 3).isContiguous(), "out laid out as q: " + out.describe());
+        Tensor packed = LinearAttention.product(q.contiguous(), k.contiguous(), v.contiguous(), mask);
+        assertArrayEquals(packed.to(CPU).to(DType.F64).toDoubleArray(), out.to(CPU).to(DType.F64).toDoubleArray(),
+            "la strided " + t + " " + mask);
+        Tensor cpu = LinearAttention.product(q.to(CPU), k.to(CPU), v.to(CPU), mask).to(DType.F64);
+        double scale = Ref.maxAbs(cpu.toDoubleArray());
+        Ref.assertClose(out.to(CPU).to(DType.F64).toDoubleArray(), cpu.toDoubleArray(),
+            (t == DType.F32 ? 1e-5 : 2e-2) * scale, 0, "la strided vs CPU " + t + " " + mask);
+        Tensor ks = rnd(DType.F32, 7, 2, 1, 130, 16).to(t).to(GPU).expand(2, 3, 130, 16);
+        assertArrayEquals(LinearAttention.product(q.contiguous(), ks.contiguous(), v.contiguous(), mask).to(CPU)
+            .to(DType.F64).toDoubleArray(), LinearAttention.product(q, ks, v, mask).to(CPU).to(DType.F64).toDoubleArray(),
+            "la shared k " + t + " " + mask);
+      }
+    }
+  }
+
   @Test
   void linearAttentionMomentumAndGradients() {
     try (Scope s = Scope.open()) {

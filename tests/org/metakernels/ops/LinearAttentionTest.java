@@ -386,4 +386,115 @@ class LinearAttentionTest {
       }
     }
   }
+
+  // ---- strided operands (mk_linear_attention_product_strided) -------------------------------------
+
+  static Tensor randnAs(DType t, long seed, long... shape) {
+    return Tensor.randn(shape, DType.F32, CPU, seed).to(t);
+  }
+
+  static double[] values(Tensor t) {
+    return t.to(DType.F64).toDoubleArray();
+  }
+
+  /**
+   * Heads of [B, N, H, D] projections viewed as [B, H, N, D] go to the kernel as they are (batch,
+   * head and row strides) and give the bits of their contiguous copies; the output is laid out as
+   * q, so merging its heads back ([B, N, H·Dv]) is a view.
+   */
+  @ParameterizedTest
+  @CsvSource({"F64, NONE, 9, 7", "F32, CAUSAL, 70, 70", "F32, ANTI_CAUSAL, 130, 130", "BF16, CAUSAL, 67, 67",
+      "F16, NONE, 5, 66", "F64, NONE, 1, 3", "F32, NONE, 3, 0"})
+  void headViewsOfProjectionsGiveTheContiguousBits(DType t, Mask mask, int nq, int nk) {
+    try (Scope s = Scope.open()) {
+      long b = 2, h = 3, dk = 5, dv = 4;
+      Tensor q = randnAs(t, 11, b, nq, h, dk).permute(0, 2, 1, 3);
+      Tensor k = randnAs(t, 12, b, nk, h, dk).permute(0, 2, 1, 3);
+      Tensor v = randnAs(t, 13, b, nk, h, dv).permute(0, 2, 1, 3);
+      assertFalse(q.isContiguous() && nq > 1);
+      Tensor out = LinearAttention.product(q, k, v, mask);
+      Tensor ref = LinearAttention.product(q.contiguous(), k.contiguous(), v.contiguous(), mask);
+      assertArrayEquals(new long[] {b, h, nq, dv}, out.shape());
+      assertArrayEquals(values(ref), values(out));
+      assertTrue(out.permute(0, 2, 1, 3).isContiguous(), "out is laid out as q: " + out.describe());
+    }
+  }
+
+  /**
+   * Windows of rows (narrowed views), k and v shared by the heads (a stride of 0), leading dims that
+   * only collapse when split in two, and a layout the kernel cannot read (columns not unit-stride,
+   * copied first): each gives the bits of the contiguous copies.
+   */
+  @Test
+  void windowsSharedKeysAndUnreadableLayoutsGiveTheContiguousBits() {
+    try (Scope s = Scope.open()) {
+      for (DType t : new DType[] {DType.F32, DType.F64, DType.BF16}) {
+        Tensor x = randnAs(t, 21, 2, 3, 90, 8);
+        Tensor q = x.narrow(2, 10, 70), k = x.narrow(2, 5, 70), v = randnAs(t, 22, 2, 3, 80, 6).narrow(2, 3, 70);
+        for (Mask m : Mask.values())
+          assertArrayEquals(values(LinearAttention.product(q.contiguous(), k.contiguous(), v.contiguous(), m)),
+              values(LinearAttention.product(q, k, v, m)), t + " window " + m);
+        Tensor ks = randnAs(t, 23, 2, 1, 70, 8).expand(2, 3, 70, 8), vs = randnAs(t, 24, 2, 1, 70, 6).expand(2, 3, 70, 6);
+        assertArrayEquals(values(LinearAttention.product(q.contiguous(), ks.contiguous(), vs.contiguous(), Mask.CAUSAL)),
+            values(LinearAttention.product(q, ks, vs, Mask.CAUSAL)), t + " shared k, v");
+        // [2, 5, 4, N, D] from [2, N, 5, 4, D]: (2) and (5, 4) collapse, (2, 5, 4) do not
+        Tensor q5 = randnAs(t, 25, 2, 9, 5, 4, 8).permute(0, 2, 3, 1, 4);
+        Tensor k5 = randnAs(t, 26, 2, 9, 5, 4, 8).permute(0, 2, 3, 1, 4);
+        Tensor v5 = randnAs(t, 27, 2, 5, 4, 9, 3);
+        assertArrayEquals(values(LinearAttention.product(q5.contiguous(), k5.contiguous(), v5, Mask.ANTI_CAUSAL)),
+            values(LinearAttention.product(q5, k5, v5, Mask.ANTI_CAUSAL)), t + " rank 5");
+        Tensor kt = randnAs(t, 28, 2, 3, 8, 70).mT();  // columns of stride 70
+        assertArrayEquals(values(LinearAttention.product(q.contiguous(), kt.contiguous(), v.contiguous(), Mask.NONE)),
+            values(LinearAttention.product(q, kt, v, Mask.NONE)), t + " transposed k");
+      }
+    }
+  }
+
+  /** Gradients to second order through head views (their backward products are strided too). */
+  @ParameterizedTest
+  @CsvSource({"NONE, 6, 4", "CAUSAL, 70, 70"})
+  void headViewsGradCheckOrder2(Mask mask, int nq, int nk) {
+    try (Scope s = Scope.open()) {
+      Tensor q = rnd(31, 2, nq, 2, 5), k = rnd(32, 2, nk, 2, 5), v = rnd(33, 2, nk, 2, 3);
+      GradCheck.check(xs -> LinearAttention.product(xs.get(0).permute(0, 2, 1, 3), xs.get(1).permute(0, 2, 1, 3),
+          xs.get(2).permute(0, 2, 1, 3), mask).permute(0, 2, 1, 3).reshape(2, nq, 6).tanh(), List.of(q, k, v), 2);
+    }
+  }
+
+  /**
+   * The strided C ABI refuses negative strides, an out whose strides write an element twice and an
+   * out that shares memory with an input, naming the op; nothing is written. NULL strides are the
+   * contiguous layout.
+   */
+  @Test
+  void stridedAbiRefusesBadStridesAndOverlapsAndWritesNothing() {
+    try (Scope s = Scope.open()) {
+      int cpu = Device.CPU.code, f64 = DType.F64.code;
+      long need = org.metakernels.runtime.MkNative.mk_linear_attention_product_workspace(cpu, f64, 4, 4);
+      Tensor ws = Tensor.empty(new long[] {(need + 7) / 8}, DType.F64, CPU);
+      Tensor q = rnd(41, 2, 3, 6, 4), v = rnd(42, 2, 3, 6, 4);
+      long[] contiguous = {72, 24, 4};
+      long[][] outStrides = {{72, 24, -4}, {72, 24, 2}, {24, 24, 4}, null};
+      String[] expect = {"must not be negative", "write some element twice", "write some element twice", "overlaps q"};
+      for (int i = 0; i < outStrides.length; i++) {
+        Tensor out = Tensor.full(new long[] {2, 3, 6, 4}, 7.0, DType.F64, CPU);
+        long outAddr = i == 3 ? q.address("t") : out.address("t");
+        int st = org.metakernels.runtime.MkNative.mk_linear_attention_product_strided(cpu, f64, 2, 3, 6, 6, 4, 4,
+            q.address("t"), contiguous, q.address("t"), null, v.address("t"), contiguous, outAddr, outStrides[i], 0,
+            ws.address("t"), need, 0L);
+        assertEquals(org.metakernels.runtime.Codes.ERR_INVALID_ARGUMENT, st, "case " + i);
+        String msg = org.metakernels.runtime.Native.lastError();
+        assertTrue(msg.contains("mk_linear_attention_product_strided") && msg.contains(expect[i]), msg);
+        for (double x : out.toDoubleArray()) assertEquals(7.0, x, "nothing written");
+      }
+      Tensor before = q.contiguous().add(0.0);
+      assertArrayEquals(before.toDoubleArray(), q.toDoubleArray(), "q untouched");
+      Tensor out = Tensor.empty(new long[] {2, 3, 6, 4}, DType.F64, CPU);
+      int st = org.metakernels.runtime.MkNative.mk_linear_attention_product_strided(cpu, f64, 2, 3, 6, 6, 4, 4,
+          q.address("t"), null, q.address("t"), null, v.address("t"), null, out.address("t"), null, 1,
+          ws.address("t"), need, 0L);
+      assertEquals(0, st, org.metakernels.runtime.Native.lastError());
+      assertArrayEquals(LinearAttention.product(q, q, v, Mask.CAUSAL).toDoubleArray(), out.toDoubleArray());
+    }
+  }
 }

@@ -258,4 +258,35 @@ class MatmulTest {
           e.getMessage());
     }
   }
+
+  /**
+   * BLAS-sized products (past the 2^24 multiply-adds where the work forks) are the same bits on 1,
+   * 2, 3 and 4 threads: the rows of one product, or a batch of them, are cut by the shape alone, so
+   * every thread count makes the same BLAS calls (a BLAS may round a row differently in a call of
+   * other rows: OpenBLAS did with OPENBLAS_CORETYPE=Haswell and OPENBLAS_L2_SIZE=512, 2026-12-07).
+   */
+  @ParameterizedTest
+  @EnumSource(value = DType.class, names = {"F64", "F32"})
+  void blasProductsAreTheSameBitsOnEveryThreadCount(DType d) {
+    int threads = org.metakernels.runtime.MkNative.mk_runtime_num_threads();
+    try (Scope s = Scope.open()) {
+      Random r = new Random(41 + d.ordinal());
+      // {batch, m, k, n}: one product cut into row parts (1024 and 1000 rows, 333 rows of a long k),
+      // a few products (each cut), a batch split whole
+      for (int[] bmkn : new int[][] {{1, 1024, 128, 256}, {1, 1000, 130, 250}, {1, 333, 700, 300}, {3, 700, 90, 300},
+          {20, 200, 70, 90}}) {
+        int bs = bmkn[0], m = bmkn[1], k = bmkn[2], n = bmkn[3];
+        Tensor a = in(r, d, bs, m, k).tensor(d), b = in(r, d, bs, k, n).tensor(d);
+        double[] one = null;
+        for (int t = 1; t <= 4; t++) {
+          org.metakernels.runtime.MkNative.mk_runtime_set_num_threads(t);
+          double[] got = (bs == 1 ? a.reshape(m, k).matmul(b.reshape(k, n)) : a.matmul(b)).toDoubleArray();
+          if (one == null) one = got;
+          else assertArrayEquals(one, got, java.util.Arrays.toString(bmkn) + ": 1 vs " + t + " threads");
+        }
+      }
+    } finally {
+      org.metakernels.runtime.MkNative.mk_runtime_set_num_threads(threads);
+    }
+  }
 }

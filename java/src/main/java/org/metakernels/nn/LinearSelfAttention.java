@@ -67,10 +67,18 @@ public final class LinearSelfAttention extends Module {
     long ctx = context <= 0 ? t : context;
     if (ctx > t)
       throw new MetakernelsException("LinearSelfAttention: context " + ctx + " > " + t + " tokens in " + e.describe());
-    Tensor ec = ctx == t ? e : e.narrow(1, 0, ctx);
+    // Views all the way: the heads of the projections ([B, T, H, dh] seen as [B, H, T, dh]) and the
+    // context window of k and v (their first ctx rows) go to the linear-attention kernel through
+    // their strides, and its output, laid out as q's, merges back into [B, T, H dh] without a copy.
+    // (Projecting all T tokens for k and v costs T / ctx of their products, less than copying the
+    // narrowed tokens before the products and their weight gradients.)
     Tensor q = heads(e.matmul(p("wq", w).mT()), b, t);
-    Tensor k = heads(ec.matmul(p("wk", w).mT()), b, ctx);
-    Tensor v = heads(ec.matmul(p("wv", w).mT()), b, ctx);
+    Tensor k = heads(e.matmul(p("wk", w).mT()), b, t);
+    Tensor v = heads(e.matmul(p("wv", w).mT()), b, t);
+    if (ctx < t) {
+      k = k.narrow(2, 0, ctx);
+      v = v.narrow(2, 0, ctx);
+    }
     Tensor o = LinearAttention.apply(q, k, v, featureMap, false);          // [B, H, T, dh]
     Tensor merged = o.permute(0, 2, 1, 3).reshape(b, t, heads * headDim);   // [B, T, H dh]
     Tensor out = merged.matmul(p("proj", w).mT());

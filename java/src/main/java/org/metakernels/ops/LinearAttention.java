@@ -287,6 +287,14 @@ public final class LinearAttention {
    * {@code LinearAttention.product(q, k, v, Mask.CAUSAL)} of [B, H, N, Dk], [B, H, N, Dk],
    * [B, H, N, Dv] is [B, H, N, Dv].
    *
+   * <p>Views are read in place: where the leading dims of every operand collapse into a batch
+   * stride and a head stride and the last dim has unit stride (the heads of a [B, N, H·D]
+   * projection seen as [B, H, N, D], a window of rows, k or v expanded across heads), the kernel
+   * takes the strides ({@code mk_linear_attention_product_strided}), with the bits of contiguous
+   * copies; other layouts are copied first. The output is laid out as q where q is a permutation of
+   * a dense layout, so {@code out.permute(0, 2, 1, 3).reshape(B, N, H * Dv)} of head views is a view
+   * too; else contiguous. (On CUDA the native layer packs strided operands into device scratch.)
+   *
    * @param q [..., Nq, Dk]
    * @param k [..., Nk, Dk]
    * @param v [..., Nk, Dv]
@@ -296,23 +304,32 @@ public final class LinearAttention {
   public static Tensor product(Tensor q, Tensor k, Tensor v, Mask mask) {
     String op = "linearAttention.product";
     checkShapes(op, q, k, v, mask);
-    Tensor qc = q.isContiguous() ? q : q.copyContiguous();
-    Tensor kc = k.isContiguous() ? k : k.copyContiguous();
-    Tensor vc = v.isContiguous() ? v : v.copyContiguous();
     int r = q.rank();
     long nq = q.size(-2), nk = k.size(-2), dk = q.size(-1), dv = v.size(-1);
-    long groups = nq == 0 ? 0 : q.numel() / (nq * dk);
-    if (nq == 0 || nk == 0) groups = Tensor.numel(Arrays.copyOf(q.shape(), r - 2));
+    long[] lead = Arrays.copyOf(q.shape(), r - 2);
     long[] outShape = q.shape();
     outShape[r - 1] = dv;
-    Tensor out = Tensor.empty(outShape, q.dtype(), q.device());
+    Tensor out = like(q, outShape);
+    // the operands as they are where their groups take two strides (batch, heads) and rows one,
+    // else contiguous copies (then any split serves them)
+    Tensor qc = q, kc = k, vc = v;
+    int split = split(lead, qc, kc, vc, out);
+    if (split < 0) {
+      qc = q.isContiguous() ? q : q.copyContiguous();
+      kc = k.isContiguous() ? k : k.copyContiguous();
+      vc = v.isContiguous() ? v : v.copyContiguous();
+      if (!out.isContiguous()) out = Tensor.empty(outShape, q.dtype(), q.device());
+      split = split(lead, qc, kc, vc, out);
+    }
+    long batch = Tensor.numel(Arrays.copyOf(lead, split)), heads = Tensor.numel(Arrays.copyOfRange(lead, split, r - 2));
     String context = op + " " + Checks.shapes(q, k, v) + " mask " + mask;
     long wsBytes = MkNative.mk_linear_attention_product_workspace(q.device().code, q.dtype().code, dk, dv);
     if (wsBytes < 0) Native.check(Codes.ERR_INVALID_ARGUMENT, context);
     try (Scope tmp = Scope.open()) {
       Tensor ws = Workspace.allocate(q.device(), wsBytes);
-      Native.check(MkNative.mk_linear_attention_product_forward(q.device().code, q.dtype().code, groups, nq, nk, dk,
-          dv, qc.address(op), kc.address(op), vc.address(op), out.address(op), mask.code, ws.address(op), wsBytes,
+      Native.check(MkNative.mk_linear_attention_product_strided(q.device().code, q.dtype().code, batch, heads, nq, nk,
+          dk, dv, qc.address(op), groupStrides(qc, split), kc.address(op), groupStrides(kc, split), vc.address(op),
+          groupStrides(vc, split), out.address(op), groupStrides(out, split), mask.code, ws.address(op), wsBytes,
           q.launchStream()), context);
     }
     Mask mirror = mask.mirror();
@@ -320,6 +337,71 @@ public final class LinearAttention {
         q.requiresGrad() ? product(g[0], v, k, mask) : null,
         k.requiresGrad() ? product(v, g[0], q, mirror) : null,
         v.requiresGrad() ? product(k, q, g[0], mirror) : null});
+  }
+
+  /**
+   * A new tensor of {@code shape} whose dims lie in memory in the order of q's (the output of a
+   * product on [B, N, H, D] projections viewed as [B, H, N, D] is then laid out as [B, N, H, Dv], and
+   * merging its heads back is a view): where q is a permutation of a dense layout with unit-stride
+   * columns; else contiguous.
+   */
+  private static Tensor like(Tensor q, long[] shape) {
+    int r = shape.length;
+    long[] qs = q.shape(), st = q.strides();
+    if (q.isContiguous() || (qs[r - 1] > 1 && st[r - 1] != 1)) return Tensor.empty(shape, q.dtype(), q.device());
+    // q's dims from the outermost in memory (size-1 dims first: their strides say nothing)
+    Integer[] order = new Integer[r];
+    for (int i = 0; i < r; i++) order[i] = i;
+    Arrays.sort(order, (a, b) -> Long.compare(qs[b] == 1 ? Long.MAX_VALUE : st[b], qs[a] == 1 ? Long.MAX_VALUE : st[a]));
+    if (order[r - 1] != r - 1 && qs[r - 1] > 1) return Tensor.empty(shape, q.dtype(), q.device());
+    long acc = 1;
+    for (int i = r - 1; i >= 0; i--) {  // q itself dense in that order?
+      int d = order[i];
+      if (qs[d] != 1 && st[d] != acc) return Tensor.empty(shape, q.dtype(), q.device());
+      acc *= qs[d];
+    }
+    long[] permShape = new long[r];
+    for (int i = 0; i < r; i++) permShape[i] = shape[order[i]];
+    Tensor dense = Tensor.empty(permShape, q.dtype(), q.device());
+    long[] denseStrides = dense.strides(), strides = new long[r];
+    for (int i = 0; i < r; i++) strides[order[i]] = denseStrides[i];
+    return Views.viewRaw(dense, shape, strides, dense.offset());
+  }
+
+  /**
+   * Where the leading dims split into batch dims and head dims so that, for every tensor, each part
+   * collapses to one stride and the last dim has unit stride: the split (0 to lead.length), or -1.
+   */
+  private static int split(long[] lead, Tensor... ts) {
+    for (int s = 0; s <= lead.length; s++) {
+      boolean ok = true;
+      for (Tensor t : ts) ok &= groupStrides(t, s) != null;
+      if (ok) return s;
+    }
+    return -1;
+  }
+
+  /** (batch stride, head stride, row stride) of t with the leading dims split at s, or null. */
+  private static long[] groupStrides(Tensor t, int s) {
+    long[] sh = t.shape(), st = t.strides();
+    int r = sh.length;
+    if (sh[r - 1] > 1 && st[r - 1] != 1) return null;
+    for (long x : st) if (x < 0) return null;
+    long b = collapse(sh, st, 0, s), h = collapse(sh, st, s, r - 2);
+    if (b == -1 || h == -1) return null;
+    return new long[] {b, h, sh[r - 2] == 1 ? sh[r - 1] : st[r - 2]};
+  }
+
+  /** One stride for dims [from, to) taken together (0 when they are all of size 1), or -1. */
+  private static long collapse(long[] sh, long[] st, int from, int to) {
+    long stride = -1, expect = 0;
+    for (int i = to - 1; i >= from; i--) {
+      if (sh[i] == 1) continue;
+      if (stride == -1) stride = st[i];
+      else if (st[i] != expect) return -1;
+      expect = st[i] * sh[i];
+    }
+    return stride == -1 ? 0 : stride;
   }
 
   /**
