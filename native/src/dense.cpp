@@ -32,7 +32,7 @@ int check_oli(const char* op, int64_t outer, int64_t len, int64_t inner) {
 
 // The most parts the rows of one BLAS product are cut into (a power of two; fixed, not the thread
 // count: see the end of blas_matmul).
-constexpr int64_t kBlasRowParts = 64;
+constexpr int64_t kBlasRowParts = 16;
 
 int blas_matmul(int dtype, int64_t batch, int64_t m, int64_t n, int64_t k, const void* a,
                 int64_t a_bs, int64_t a_rs, int64_t a_cs, const void* b, int64_t b_bs,
