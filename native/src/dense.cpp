@@ -30,9 +30,9 @@ int check_oli(const char* op, int64_t outer, int64_t len, int64_t inner) {
   return MK_OK;
 }
 
-// The most parts the rows of one BLAS product are cut into (a power of two; fixed, not the thread
-// count: see the end of blas_matmul).
-constexpr int64_t kBlasRowParts = 16;
+// The most parts the rows (or columns) of one BLAS product are cut into (a power of two; fixed, not
+// the thread count: see the end of blas_matmul).
+constexpr int64_t kBlasParts = 16;
 
 int blas_matmul(int dtype, int64_t batch, int64_t m, int64_t n, int64_t k, const void* a,
                 int64_t a_bs, int64_t a_rs, int64_t a_cs, const void* b, int64_t b_bs,
@@ -75,15 +75,17 @@ int blas_matmul(int dtype, int64_t batch, int64_t m, int64_t n, int64_t k, const
   const int ta = a_n ? CblasNoTrans : CblasTrans, tb = b_n ? CblasNoTrans : CblasTrans;
   const int lda = int(a_n ? a_rs : a_cs), ldb = int(b_n ? b_rs : b_cs);
   // a block of rows [r0, r0 + rows) of batch entry i
-  auto call = [&](int64_t i, int64_t r0, int64_t rows) {
+  // the block of rows [r0, r0 + rows) and columns [c0, c0 + cols) of batch entry i
+  auto call = [&](int64_t i, int64_t r0, int64_t rows, int64_t c0, int64_t cols) {
     const int64_t a_off = i * a_bs + r0 * a_rs;
-    const int64_t c_off = i * c_bs + r0 * n;
+    const int64_t b_off = i * b_bs + c0 * b_cs;
+    const int64_t c_off = i * c_bs + r0 * n + c0;
     if (dtype == MK_F32)
-      blas_sgemm()(CblasRowMajor, ta, tb, int(rows), int(n), int(k), 1.0f, static_cast<const float*>(a) + a_off, lda,
-                   static_cast<const float*>(b) + i * b_bs, ldb, 0.0f, static_cast<float*>(c) + c_off, int(n));
+      blas_sgemm()(CblasRowMajor, ta, tb, int(rows), int(cols), int(k), 1.0f, static_cast<const float*>(a) + a_off, lda,
+                   static_cast<const float*>(b) + b_off, ldb, 0.0f, static_cast<float*>(c) + c_off, int(n));
     else
-      blas_dgemm()(CblasRowMajor, ta, tb, int(rows), int(n), int(k), 1.0, static_cast<const double*>(a) + a_off, lda,
-                   static_cast<const double*>(b) + i * b_bs, ldb, 0.0, static_cast<double*>(c) + c_off, int(n));
+      blas_dgemm()(CblasRowMajor, ta, tb, int(rows), int(cols), int(k), 1.0, static_cast<const double*>(a) + a_off, lda,
+                   static_cast<const double*>(b) + b_off, ldb, 0.0, static_cast<double*>(c) + c_off, int(n));
   };
   const int threads = omp_get_max_threads();
   const double flops = double(batch) * double(m) * double(n) * double(k);
@@ -136,23 +138,30 @@ int blas_matmul(int dtype, int64_t batch, int64_t m, int64_t n, int64_t k, const
   // 512 rows differed from the one call in the last bit), so every thread count makes the same
   // calls and the results are the same bits.
   if (flops < double(mk::cpu::kMinParallelFma)) {
-    for (int64_t i = 0; i < batch; ++i) call(i, 0, m);
+    for (int64_t i = 0; i < batch; ++i) call(i, 0, m, 0, n);
     return 0;
   }
-  // The rows of each product in a power of two of parts (even loads on 2, 4, 8, 16 threads) of at
-  // least 2^23 multiply-adds and 128 rows (BLAS packs b again for each part: on the 2-core VM a
-  // 512^3 product took 5-10 % longer in 4 parts than in 2, 2026-12-07), at most kBlasRowParts;
-  // the batch x parts calls shared by the threads (single-threaded BLAS inside).
+  // Each product in a power of two of row parts of at least 2^23 multiply-adds and 256 rows (BLAS
+  // packs b again for each part: on the 2-core VM a 1024^3 product in 8 parts of 128 rows took 22 %
+  // longer than in 2, in 4 parts of 256 rows ~3 %; 2026-12-07), at most kBlasParts; a product of
+  // fewer rows in column parts of at least 128 columns instead (a is packed again for each, a small
+  // one). The batch x parts calls are shared by the threads (single-threaded BLAS inside).
   const double per_product = double(m) * double(n) * double(k);
-  const int64_t raw = std::clamp<int64_t>(
-      std::min<int64_t>(int64_t(per_product / double(int64_t(1) << 23)), m / 128), 1, kBlasRowParts);
-  int64_t parts = 1;
-  while (parts * 2 <= raw) parts *= 2;
-  const int64_t step = (m + parts - 1) / parts;
+  auto pow2_parts = [&](int64_t extent, int64_t least) {
+    const int64_t raw = std::clamp<int64_t>(
+        std::min<int64_t>(int64_t(per_product / double(int64_t(1) << 23)), extent / least), 1, kBlasParts);
+    int64_t p = 1;
+    while (p * 2 <= raw) p *= 2;
+    return p;
+  };
+  const int64_t row_parts = pow2_parts(m, 256), col_parts = row_parts == 1 ? pow2_parts(n, 128) : 1;
+  const int64_t row_step = (m + row_parts - 1) / row_parts, col_step = (n + col_parts - 1) / col_parts;
+  const int64_t parts = row_parts * col_parts;
   auto item = [&](int64_t w) {
-    const int64_t i = w / parts, r0 = (w % parts) * step;
-    const int64_t rows = std::min(step, m - r0);
-    if (rows > 0) call(i, r0, rows);
+    const int64_t i = w / parts, p = w % parts;
+    const int64_t r0 = (p / col_parts) * row_step, c0 = (p % col_parts) * col_step;
+    const int64_t rows = std::min(row_step, m - r0), cols = std::min(col_step, n - c0);
+    if (rows > 0 && cols > 0) call(i, r0, rows, c0, cols);
   };
   const int64_t items = batch * parts;
   if (threads > 1 && items > 1) {

@@ -273,8 +273,9 @@ class MatmulTest {
       Random r = new Random(41 + d.ordinal());
       // {batch, m, k, n}: one product cut into row parts (1024 and 1000 rows, 333 rows of a long k),
       // a few products (each cut), a batch split whole
+      // ({1, 300, 400, 900}: too few rows, cut into column parts)
       for (int[] bmkn : new int[][] {{1, 1024, 128, 256}, {1, 1000, 130, 250}, {1, 333, 700, 300}, {3, 700, 90, 300},
-          {20, 200, 70, 90}}) {
+          {20, 200, 70, 90}, {1, 300, 400, 900}}) {
         int bs = bmkn[0], m = bmkn[1], k = bmkn[2], n = bmkn[3];
         Tensor a = in(r, d, bs, m, k).tensor(d), b = in(r, d, bs, k, n).tensor(d);
         double[] one = null;
@@ -284,6 +285,15 @@ class MatmulTest {
           if (one == null) one = got;
           else assertArrayEquals(one, got, java.util.Arrays.toString(bmkn) + ": 1 vs " + t + " threads");
         }
+      }
+      // the parts against the reference, B row-major and transposed (its column parts start at a
+      // column of the transpose), on 2 threads
+      org.metakernels.runtime.MkNative.mk_runtime_set_num_threads(2);
+      for (int[] mkn : new int[][] {{300, 400, 900}, {1024, 128, 256}, {333, 700, 300}}) {
+        int m = mkn[0], k = mkn[1], n = mkn[2];
+        Nd a = in(r, d, m, k), b = in(r, d, k, n), bt = in(r, d, n, k);
+        check(a, b, d);
+        check(a.tensor(d).matmul(bt.tensor(d).mT()), a, bt.transpose(0, 1), d);
       }
     } finally {
       org.metakernels.runtime.MkNative.mk_runtime_set_num_threads(threads);
