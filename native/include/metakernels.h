@@ -278,11 +278,13 @@ int mk_linear_attention_product_forward(int device, int dtype, int64_t groups, i
  * The CPU reads the strides directly and gives the bits of the contiguous form; CUDA packs strided
  * operands into device scratch (one strided copy each, on the call's stream) and runs the contiguous
  * kernels. Otherwise as mk_linear_attention_product_forward (the same workspace). */
-int mk_linear_attention_product_strided(int device, int dtype, int64_t batch, int64_t heads, int64_t nq, int64_t nk,
-                                        int64_t dk, int64_t dv, const void* q, const int64_t* q_strides,
-                                        const void* k, const int64_t* k_strides, const void* v,
-                                        const int64_t* v_strides, void* out, const int64_t* out_strides, int mask,
-                                        void* workspace, int64_t workspace_bytes, void* stream);
+int mk_linear_attention_product_strided_forward(int device, int dtype, int64_t batch, int64_t heads,
+                                                int64_t nq, int64_t nk, int64_t dk, int64_t dv, const void* q,
+                                                const int64_t* q_strides, const void* k,
+                                                const int64_t* k_strides, const void* v,
+                                                const int64_t* v_strides, void* out,
+                                                const int64_t* out_strides, int mask, void* workspace,
+                                                int64_t workspace_bytes, void* stream);
 /* Bytes of workspace of mk_linear_attention_product_forward (0 on CUDA). */
 int64_t mk_linear_attention_product_workspace(int device, int dtype, int64_t dk, int64_t dv);
 /* Momentum term of momentum attention (Dai et al., 2022): out_j = sum_{i<j} decay^(j-i) v_i

@@ -279,12 +279,14 @@ int mk_linear_attention_product_forward(int device, int dtype, int64_t groups, i
                  workspace, workspace_bytes, stream);
 }
 
-int mk_linear_attention_product_strided(int device, int dtype, int64_t batch, int64_t heads, int64_t nq, int64_t nk,
-                                        int64_t dk, int64_t dv, const void* q, const int64_t* q_strides,
-                                        const void* k, const int64_t* k_strides, const void* v,
-                                        const int64_t* v_strides, void* out, const int64_t* out_strides, int mask,
-                                        void* workspace, int64_t workspace_bytes, void* stream) {
-  const char* op = "mk_linear_attention_product_strided";
+int mk_linear_attention_product_strided_forward(int device, int dtype, int64_t batch, int64_t heads,
+                                                int64_t nq, int64_t nk, int64_t dk, int64_t dv, const void* q,
+                                                const int64_t* q_strides, const void* k,
+                                                const int64_t* k_strides, const void* v,
+                                                const int64_t* v_strides, void* out,
+                                                const int64_t* out_strides, int mask, void* workspace,
+                                                int64_t workspace_bytes, void* stream) {
+  const char* op = "mk_linear_attention_product_strided_forward";
   LinearAttentionLayout l = LinearAttentionLayout::contiguous(batch * heads, nq, nk, dk, dv);
   l.batch = batch;
   l.heads = heads;

@@ -245,7 +245,7 @@ class CudaTwinTest {
   }
 
   /**
-   * Strided operands on CUDA (mk_linear_attention_product_strided: native packs them into device
+   * Strided operands on CUDA (mk_linear_attention_product_strided_forward: native packs them into device
    * scratch, runs the contiguous kernel, and writes out through its strides): head views of [B, N,
    * H, D] projections, row windows and k, v shared by the heads give the bits of the contiguous
    * copies on the GPU, the output is laid out as q there too, and the CPU twin agrees.

@@ -387,7 +387,7 @@ class LinearAttentionTest {
     }
   }
 
-  // ---- strided operands (mk_linear_attention_product_strided) -------------------------------------
+  // ---- strided operands (mk_linear_attention_product_strided_forward) -------------------------------------
 
   static Tensor randnAs(DType t, long seed, long... shape) {
     return Tensor.randn(shape, DType.F32, CPU, seed).to(t);
@@ -479,18 +479,18 @@ class LinearAttentionTest {
       for (int i = 0; i < outStrides.length; i++) {
         Tensor out = Tensor.full(new long[] {2, 3, 6, 4}, 7.0, DType.F64, CPU);
         long outAddr = i == 3 ? q.address("t") : out.address("t");
-        int st = org.metakernels.runtime.MkNative.mk_linear_attention_product_strided(cpu, f64, 2, 3, 6, 6, 4, 4,
+        int st = org.metakernels.runtime.MkNative.mk_linear_attention_product_strided_forward(cpu, f64, 2, 3, 6, 6, 4, 4,
             q.address("t"), contiguous, q.address("t"), null, v.address("t"), contiguous, outAddr, outStrides[i], 0,
             ws.address("t"), need, 0L);
         assertEquals(org.metakernels.runtime.Codes.ERR_INVALID_ARGUMENT, st, "case " + i);
         String msg = org.metakernels.runtime.Native.lastError();
-        assertTrue(msg.contains("mk_linear_attention_product_strided") && msg.contains(expect[i]), msg);
+        assertTrue(msg.contains("mk_linear_attention_product_strided_forward") && msg.contains(expect[i]), msg);
         for (double x : out.toDoubleArray()) assertEquals(7.0, x, "nothing written");
       }
       Tensor before = q.contiguous().add(0.0);
       assertArrayEquals(before.toDoubleArray(), q.toDoubleArray(), "q untouched");
       Tensor out = Tensor.empty(new long[] {2, 3, 6, 4}, DType.F64, CPU);
-      int st = org.metakernels.runtime.MkNative.mk_linear_attention_product_strided(cpu, f64, 2, 3, 6, 6, 4, 4,
+      int st = org.metakernels.runtime.MkNative.mk_linear_attention_product_strided_forward(cpu, f64, 2, 3, 6, 6, 4, 4,
           q.address("t"), null, q.address("t"), null, v.address("t"), null, out.address("t"), null, 1,
           ws.address("t"), need, 0L);
       assertEquals(0, st, org.metakernels.runtime.Native.lastError());

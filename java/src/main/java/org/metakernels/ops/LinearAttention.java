@@ -290,7 +290,7 @@ public final class LinearAttention {
    * <p>Views are read in place: where the leading dims of every operand collapse into a batch
    * stride and a head stride and the last dim has unit stride (the heads of a [B, N, H·D]
    * projection seen as [B, H, N, D], a window of rows, k or v expanded across heads), the kernel
-   * takes the strides ({@code mk_linear_attention_product_strided}), with the bits of contiguous
+   * takes the strides ({@code mk_linear_attention_product_strided_forward}), with the bits of contiguous
    * copies; other layouts are copied first. The output is laid out as q where q is a permutation of
    * a dense layout, so {@code out.permute(0, 2, 1, 3).reshape(B, N, H * Dv)} of head views is a view
    * too; else contiguous. (On CUDA the native layer packs strided operands into device scratch.)
@@ -327,7 +327,7 @@ public final class LinearAttention {
     if (wsBytes < 0) Native.check(Codes.ERR_INVALID_ARGUMENT, context);
     try (Scope tmp = Scope.open()) {
       Tensor ws = Workspace.allocate(q.device(), wsBytes);
-      Native.check(MkNative.mk_linear_attention_product_strided(q.device().code, q.dtype().code, batch, heads, nq, nk,
+      Native.check(MkNative.mk_linear_attention_product_strided_forward(q.device().code, q.dtype().code, batch, heads, nq, nk,
           dk, dv, qc.address(op), groupStrides(qc, split), kc.address(op), groupStrides(kc, split), vc.address(op),
           groupStrides(vc, split), out.address(op), groupStrides(out, split), mask.code, ws.address(op), wsBytes,
           q.launchStream()), context);

@@ -164,7 +164,7 @@ public final class MkNative {
       @Cast("const void*") long k, @Cast("const void*") long v, @Cast("void*") long out, int mask,
       @Cast("void*") long workspace, @Cast("int64_t") long workspaceBytes, @Cast("void*") long stream);
 
-  public static native int mk_linear_attention_product_strided(int device, int dtype,
+  public static native int mk_linear_attention_product_strided_forward(int device, int dtype,
       @Cast("int64_t") long batch, @Cast("int64_t") long heads, @Cast("int64_t") long nq,
       @Cast("int64_t") long nk, @Cast("int64_t") long dk, @Cast("int64_t") long dv,
       @Cast("const void*") long q, @Cast("const int64_t*") long[] qStrides,
