@@ -101,13 +101,9 @@ int64_t mk_linear_attention_product_workspace(int device, int dtype, int64_t dk,
 }  // extern "C"
 
 namespace {
-// The operands' element ranges: [lo, hi) of an operand of `n` rows of `d` columns.
-struct Span {
-  int64_t lo, hi;
-};
-Span span_of(const LinearAttentionLayout& l, const int64_t* s, int64_t n, int64_t d) {
-  const int64_t last = (l.batch - 1) * s[0] + (l.heads - 1) * s[1] + (n - 1) * s[2] + d;
-  return {0, last};
+// Elements from an operand's first to past its last (n rows of d columns; 0 when n is 0).
+int64_t extent_of(const LinearAttentionLayout& l, const int64_t* s, int64_t n, int64_t d) {
+  return n == 0 ? 0 : (l.batch - 1) * s[0] + (l.heads - 1) * s[1] + (n - 1) * s[2] + d;
 }
 
 // Whether the output's (batch, head, row, column) positions are distinct: each stride, from the
@@ -186,38 +182,33 @@ int product(const char* op, int device, int dtype, LinearAttentionLayout l, int6
   {  // out must not share memory with an input (byte ranges)
     const int64_t es = mk::dtype_size(dtype);
     const char* o0 = static_cast<const char*>(out);
-    const Span so = span_of(l, l.out, nq, dv);
+    const int64_t eo = extent_of(l, l.out, nq, dv);
     const struct {
       const char* name;
       const void* p;
-      Span s;
-    } ins[3] = {{"q", q, span_of(l, l.q, nq, dk)}, {"k", k, nk ? span_of(l, l.k, nk, dk) : Span{0, 0}},
-                {"v", v, nk ? span_of(l, l.v, nk, dv) : Span{0, 0}}};
+      int64_t extent;
+    } ins[3] = {{"q", q, extent_of(l, l.q, nq, dk)}, {"k", k, extent_of(l, l.k, nk, dk)},
+                {"v", v, extent_of(l, l.v, nk, dv)}};
     for (const auto& in : ins) {
       const char* i0 = static_cast<const char*>(in.p);
-      if (in.s.hi > in.s.lo && i0 < o0 + so.hi * es && o0 < i0 + in.s.hi * es)
+      if (in.extent > 0 && i0 < o0 + eo * es && o0 < i0 + in.extent * es)
         return fail(MK_ERR_INVALID_ARGUMENT, "%s: out overlaps %s", op, in.name);
     }
   }
   const bool out_packed = l.packed(l.out, nq, dv);
   if (nk == 0) {
     if (out_packed) return kernel_status(op, device, t->fill(dtype, groups * nq * dv, out, 0.0, stream));
+    // a strided fill: a copy from one zero element with all strides 0 (on the device for CUDA)
     const int64_t shape[4] = {l.batch, l.heads, nq, dv}, strides[4] = {l.out[0], l.out[1], l.out[2], 1};
-    const double zero = 0.0;
-    // a strided fill: a copy from one zero with all strides 0
-    void* z = nullptr;
-    if (device == MK_DEVICE_CUDA) {
-      z = mk_device_alloc_on(mk::dtype_size(dtype), stream);
-      if (!z) return fail(MK_ERR_INTERNAL, "%s: no device memory for one element", op);
-      const int st = t->fill(dtype, 1, z, zero, stream);
-      const int64_t zs[4] = {0, 0, 0, 0};
-      const int st2 = st ? st : t->copy_strided(dtype, 4, shape, z, zs, out, strides, stream);
-      mk_device_free(z);
-      return kernel_status(op, device, st2);
-    }
-    alignas(8) unsigned char zb[8] = {0};
     const int64_t zs[4] = {0, 0, 0, 0};
-    return kernel_status(op, device, t->copy_strided(dtype, 4, shape, zb, zs, out, strides, stream));
+    alignas(8) unsigned char host_zero[8] = {0};
+    void* z = host_zero;
+    if (device == MK_DEVICE_CUDA && !(z = mk_device_alloc_on(mk::dtype_size(dtype), stream)))
+      return fail(MK_ERR_INTERNAL, "%s: no device memory for one element", op);
+    int st = device == MK_DEVICE_CUDA ? t->fill(dtype, 1, z, 0.0, stream) : 0;
+    if (st == 0) st = t->copy_strided(dtype, 4, shape, z, zs, out, strides, stream);
+    if (z != host_zero) mk_device_free(z);
+    return kernel_status(op, device, st);
   }
   if (device != MK_DEVICE_CUDA)
     return kernel_status(op, device,
