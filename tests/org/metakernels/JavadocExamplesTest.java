@@ -63,7 +63,7 @@ class JavadocExamplesTest {
    */
   static final String FREE = String.join("\n",
       "static Tensor x, y, w, b, q, k, v, u, t, x0, idx, logits, targets, memory, zPap, zPsp, lr;",
-      "static Tensor loss, innerLoss, theta0, edgeIndex, m, buf, xs, ys, xq, yq;",
+      "static Tensor loss, innerLoss, theta0, edgeIndex, m, buf, xs, ys, xq, yq, lengths;",
       "static long n;",
       "static long[] paper, author, paperIds, authorIds, paperIds2, subjectIds;",
       "static Graph graph;",

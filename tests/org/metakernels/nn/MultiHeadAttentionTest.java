@@ -54,6 +54,71 @@ class MultiHeadAttentionTest {
   }
 
   @Test
+  void keyLengthsMatchTruncatedKeys() {
+    // non-causal cross-attention over padded memories: entry b equals attention to its first L_b
+    // tokens; the padding tokens (large, finite) reach neither the output nor the weight gradients
+    try (Scope s = Scope.open(); MultiHeadAttention m = new MultiHeadAttention(8, 4, 2, false, DType.F64, Device.CPU, 7)) {
+      long[] len = {3, 6, 0};
+      Tensor xq = Tensor.randn(new long[] {3, 4, 8}, DType.F64, Device.CPU, 1);
+      Tensor mem = Tensor.randn(new long[] {3, 6, 8}, DType.F64, Device.CPU, 2);
+      double[] pad = mem.toDoubleArray();
+      for (int b = 0; b < 3; b++)
+        for (long j = len[b]; j < 6; j++)
+          for (int c = 0; c < 8; c++) pad[(int) ((b * 6 + j) * 8 + c)] = 1e6 * (c + 1);
+      Tensor xkv = Tensor.of(pad, 3, 6, 8);
+      Tensor lengths = Tensor.ofIndices(len, 3);
+      Tensor y = m.attend(xq, xkv, lengths, null, Weights.none());
+      assertArrayEquals(new long[] {3, 4, 8}, y.shape());
+      for (int b = 0; b < 3; b++) {
+        Tensor yb = y.narrow(0, b, 1);
+        if (len[b] == 0) {  // no keys: the attention output is 0, so is its projection
+          Ref.assertClose(yb, Tensor.zeros(new long[] {1, 4, 8}, DType.F64, Device.CPU), 0, 0);
+          continue;
+        }
+        Tensor ref = m.attend(xq.narrow(0, b, 1), xkv.narrow(0, b, 1).narrow(1, 0, len[b]), Weights.none());
+        Ref.assertClose(yb, ref, 1e-12, 1e-10);
+      }
+      var grads = org.metakernels.autograd.Autograd.grad(y.square().sum(), m.parameters(), false);
+      for (Tensor g : grads)
+        for (double v : g.toDoubleArray()) assertTrue(Math.abs(v) < 1e3, "a padding token reached a weight gradient");
+    }
+  }
+
+  @Test
+  void biasAndKeyLengthsToSecondOrder() {
+    try (Scope s = Scope.open(); MultiHeadAttention m = new MultiHeadAttention(4, 2, 1, true, DType.F64, Device.CPU, 9)) {
+      Tensor x = Tensor.randn(new long[] {2, 3, 4}, DType.F64, Device.CPU, 3);
+      Tensor bias = Tensor.randn(new long[] {1, 2, 3, 3}, DType.F64, Device.CPU, 4);
+      Tensor lengths = Tensor.ofIndices(new long[] {3, 2}, 2);
+      var names = List.copyOf(m.namedParameters().keySet());
+      List<Tensor> inputs = new ArrayList<>(m.parameters());
+      inputs.add(x);
+      inputs.add(bias);
+      GradCheck.check(xs -> {
+        Map<String, Tensor> w = new LinkedHashMap<>();
+        for (int i = 0; i < names.size(); i++) w.put(names.get(i), xs.get(i));
+        return m.attend(xs.get(names.size()), xs.get(names.size()), lengths, xs.get(names.size() + 1), Weights.of(w));
+      }, inputs, 2);
+    }
+  }
+
+  @Test
+  void rejectsBadMaskShapes() {
+    try (Scope s = Scope.open(); MultiHeadAttention m = new MultiHeadAttention(8, 4, 2, false, DType.F64, Device.CPU, 1)) {
+      Tensor x = Tensor.randn(new long[] {2, 5, 8}, DType.F64, Device.CPU, 1);
+      var e1 = assertThrows(MetakernelsException.class,
+          () -> m.attend(x, x, Tensor.ofIndices(new long[] {1, 2, 3}, 3), null, Weights.none()));
+      assertTrue(e1.getMessage().contains("MultiHeadAttention") && e1.getMessage().contains("[2]"), e1.getMessage());
+      var e2 = assertThrows(MetakernelsException.class,
+          () -> m.attend(x, x, null, Tensor.zeros(new long[] {1, 3, 5, 5}, DType.F64, Device.CPU), Weights.none()));
+      assertTrue(e2.getMessage().contains("bias") && e2.getMessage().contains("[2 or 1, 4 or 1, 5, 5]"), e2.getMessage());
+      var e3 = assertThrows(MetakernelsException.class,
+          () -> m.attend(x, x, Tensor.ofIndices(new long[] {1, 9}, 2), null, Weights.none()));
+      assertTrue(e3.getMessage().contains("key length"), e3.getMessage());
+    }
+  }
+
+  @Test
   void rejectsBadConfigurations() {
     assertThrows(MetakernelsException.class, () -> new MultiHeadAttention(10, 4, 4, false, DType.F64, Device.CPU, 1));
     assertThrows(MetakernelsException.class, () -> new MultiHeadAttention(8, 4, 3, false, DType.F64, Device.CPU, 1));

@@ -15,6 +15,7 @@ import org.metakernels.tensor.Tensor;
  * MultiHeadAttention mha = new MultiHeadAttention(64, 8, 8, true, DType.F32, Device.CPU, 1L);
  * Tensor y = mha.forward(x);                 // causal self-attention, [B, N, 64]
  * Tensor z = mha.attend(x, memory, Weights.none());   // cross-attention to memory [B, M, 64]
+ * Tensor p = mha.attend(x, x, lengths, null, Weights.none());   // padded batch: I64 lengths [B]
  * }</pre>
  */
 public final class MultiHeadAttention extends Module {
@@ -67,15 +68,50 @@ public final class MultiHeadAttention extends Module {
    * @return [B, Nq, D]
    */
   public Tensor attend(Tensor xq, Tensor xkv, Weights w) {
+    return attend(xq, xkv, null, null, w);
+  }
+
+  /**
+   * Queries from xq [B, Nq, D], keys and values from xkv [B, Nk, D], with a padding mask and an
+   * additive score bias → [B, Nq, D]. Key j of batch entry b takes part only when j &lt;
+   * {@code keyLengths[b]}: the keys past it never reach a sum, and their gradients are zero. The
+   * bias is added to the scaled scores of every head ([1, H, Nq, Nk] for a relative-position or
+   * ALiBi bias, [B, 1, Nq, Nk] for a mask per example) and gets a gradient when it requires one.
+   * {@code mha.attend(x, x, lengths, null, Weights.none())} of x [B, N, D] and I64 lengths [B] is
+   * [B, N, D]; query rows past a length are computed like the others, for the caller to ignore.
+   *
+   * <p>A causal layer aligns its mask to the last key of each entry (query i sees keys j ≤ i +
+   * L_b − Nq, see {@link Attention}), the alignment of queries that continue a sequence. Causal
+   * self-attention over right-padded sequences needs no key lengths: query i &lt; L_b sees keys
+   * j ≤ i only, none of them padding.
+   *
+   * @param xq the query tokens [B, Nq, D]
+   * @param xkv the key/value tokens [B, Nk, D]
+   * @param keyLengths I64 [B] on the inputs' device, each in [0, Nk], or null (every key)
+   * @param bias additive scores [B|1, H|1, Nq, Nk] of the inputs' dtype and device, or null
+   * @param w substituted weights ({@code wq, wk, wv, wo}), or {@link Weights#none()}
+   * @return [B, Nq, D]
+   */
+  public Tensor attend(Tensor xq, Tensor xkv, Tensor keyLengths, Tensor bias, Weights w) {
     if (xq.rank() != 3 || xkv.rank() != 3 || xq.size(2) != dim || xkv.size(2) != dim || xq.size(0) != xkv.size(0))
       throw new MetakernelsException("MultiHeadAttention: expected [B, N, " + dim + "] inputs, got " + xq.describe()
           + " and " + xkv.describe());
     long b = xq.size(0), nq = xq.size(1), nk = xkv.size(1);
+    if (keyLengths != null && (keyLengths.rank() != 1 || keyLengths.size(0) != b))
+      throw new MetakernelsException("MultiHeadAttention: key lengths " + keyLengths.describe() + " must be [" + b
+          + "] for inputs " + xq.describe() + " and " + xkv.describe());
+    if (bias != null && (bias.rank() != 4 || (bias.size(0) != 1 && bias.size(0) != b)
+        || (bias.size(1) != 1 && bias.size(1) != heads) || bias.size(2) != nq || bias.size(3) != nk))
+      throw new MetakernelsException("MultiHeadAttention: bias " + bias.describe() + " must be [" + b + " or 1, " + heads
+          + " or 1, " + nq + ", " + nk + "] for inputs " + xq.describe() + " and " + xkv.describe());
+    Attention.Options o = Attention.Options.defaults().withCausal(causal);
+    if (keyLengths != null) o = o.withKeyLengths(keyLengths);
+    if (bias != null) o = o.withBias(bias);
     Tensor q = split(xq.matmul(p("wq", w).mT()), b, nq, heads);
     Tensor k = split(xkv.matmul(p("wk", w).mT()), b, nk, kvHeads);
     Tensor v = split(xkv.matmul(p("wv", w).mT()), b, nk, kvHeads);
-    Tensor o = Attention.softmax(q, k, v, Attention.Options.defaults().withCausal(causal));  // [B, H, Nq, dh]
-    return o.permute(0, 2, 1, 3).reshape(b, nq, heads * headDim).matmul(p("wo", w).mT());
+    Tensor out = Attention.softmax(q, k, v, o);  // [B, H, Nq, dh]
+    return out.permute(0, 2, 1, 3).reshape(b, nq, heads * headDim).matmul(p("wo", w).mT());
   }
 
   private Tensor split(Tensor x, long b, long n, int h) {
