@@ -24,7 +24,7 @@ extern "C" {
  * without its MK_ prefix, by cmake/gen_java_codes.cmake), and the kernels use these names. */
 
 /* Version of this ABI and of the kernel table between libmetakernels and libmetakernels_cuda. */
-enum mk_abi { MK_ABI_VERSION = 15 };
+enum mk_abi { MK_ABI_VERSION = 16 };
 
 enum mk_status {
   MK_OK = 0,
@@ -296,8 +296,8 @@ int mk_linear_attention_momentum_forward(int device, int dtype, int64_t groups, 
 
 /* ---- softmax attention ----------------------------------------------------------------------- */
 /* S = scale q k^T + bias, masked; P = softmax(S) by rows; out = P v; lse = logsumexp(S) by rows.
- * q: [B, H, Nq, D], k: [B, Hkv, Nk, D], v: [B, Hkv, Nk, Dv], all contiguous (Hkv divides H:
- * grouped-query attention), 1 <= D, Dv <= MK_ATTENTION_MAX_HEAD_DIM. Rows that see no key give
+ * q: [B, H, Nq, D], k: [B, Hkv, Nk, D], v: [B, Hkv, Nk, Dv], contiguous unless strides are given
+ * (the *_strides fields at the end of the block; Hkv divides H: grouped-query attention), 1 <= D, Dv <= MK_ATTENTION_MAX_HEAD_DIM. Rows that see no key give
  * out = 0, lse = -inf. Tiled with an online softmax: never an Nq x Nk buffer (except the optional
  * full bias gradients). dtype: F32, F64, BF16 or F16 for every pass; for BF16/F16 every tensor is
  * in that type except lse and tan_lse, which are F32. The 16-bit forward and backward compute in
@@ -356,6 +356,22 @@ typedef struct mk_attention_params {
   const void* tan_bias_full;
   void* tan_out;
   void* tan_lse;
+  /* strided operands (since ABI 16): element (b, h, i, c) of q at
+   * q[b * q_strides[0] + h * q_strides[1] + i * q_strides[2] + c], likewise k, v, out, dout,
+   * grad_q, grad_k and grad_v with their own strides (h a key/value head for k, v, grad_k and
+   * grad_v); columns are unit-stride. All three 0, as in a zeroed block: contiguous. Taken by the
+   * forward and the backward on the CPU in F32 and F64, which read and write them in place (the
+   * bits of contiguous copies); every other pass, the CUDA device and 16-bit calls refuse a block
+   * with any set. Strides are not negative; where any is set, each output's strides reach no
+   * element twice and no output shares memory with another output or with an input. */
+  int64_t q_strides[3];
+  int64_t k_strides[3];
+  int64_t v_strides[3];
+  int64_t out_strides[3];
+  int64_t dout_strides[3];
+  int64_t grad_q_strides[3];
+  int64_t grad_k_strides[3];
+  int64_t grad_v_strides[3];
 } mk_attention_params;
 
 /* Bytes of workspace every pass of this call needs (sizes and dtype from p; O((Nq + Nk) D),

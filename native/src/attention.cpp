@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstring>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -178,6 +179,125 @@ int64_t bias_extent(const mk_attention_params& b) {
   return (b.batch > 0 ? (b.batch - 1) * b.bias_bs : 0) + (b.heads - 1) * b.bias_hs + b.nq * b.nk;
 }
 
+// ---- strided operands (the *_strides fields of the block) --------------------------------------
+// One operand of a pass as the layout checks see it: [batch, heads, n, cols] through strides
+// (resolved: contiguous where the block gives none).
+struct Operand {
+  const char* name;
+  const void* p;
+  int64_t batch, heads, n, cols;
+  int64_t s[3];
+  bool output;
+  Operand(const char* name_, const void* p_, const int64_t* given, int64_t batch_, int64_t heads_, int64_t n_,
+          int64_t cols_, bool output_)
+      : name(name_), p(p_), batch(batch_), heads(heads_), n(n_), cols(cols_), output(output_) {
+    const bool set = given && (given[0] != 0 || given[1] != 0 || given[2] != 0);
+    s[0] = set ? given[0] : heads * n * cols;
+    s[1] = set ? given[1] : n * cols;
+    s[2] = set ? given[2] : cols;
+  }
+  // elements from the first to past the last (0 when empty)
+  int64_t extent() const {
+    if (batch == 0 || heads == 0 || n == 0 || cols == 0) return 0;
+    return (batch - 1) * s[0] + (heads - 1) * s[1] + (n - 1) * s[2] + cols;
+  }
+  // whether the (batch, head, row, column) positions are distinct: each stride, from the smallest,
+  // at least the extent of the dims inside it (size-1 dims aside)
+  bool distinct() const {
+    std::pair<int64_t, int64_t> dims[3] = {{s[0], batch}, {s[1], heads}, {s[2], n}};
+    std::sort(std::begin(dims), std::end(dims));
+    int64_t inner = cols;
+    for (const auto& [stride, size] : dims) {
+      if (size <= 1) continue;
+      if (stride < inner) return false;
+      inner += (size - 1) * stride;
+    }
+    return true;
+  }
+};
+
+bool strides_set(const int64_t* s) { return s[0] != 0 || s[1] != 0 || s[2] != 0; }
+
+bool any_strides(const mk_attention_params& b) {
+  for (const int64_t* s : {b.q_strides, b.k_strides, b.v_strides, b.out_strides, b.dout_strides, b.grad_q_strides,
+                           b.grad_k_strides, b.grad_v_strides})
+    if (strides_set(s)) return true;
+  return false;
+}
+
+enum class Pass { kForward, kBackward, kOther };
+
+// The strides of a call: none, or the forward or the backward on the CPU in F32 / F64 with
+// non-negative strides, outputs that write no element twice and share no memory with another
+// operand of the pass. Checked before anything is written.
+int check_layout(const char* op, int device, int dtype, const mk_attention_params& b, Pass pass) {
+  if (!any_strides(b)) return MK_OK;
+  if (pass == Pass::kOther)
+    return fail(MK_ERR_UNSUPPORTED,
+                "%s: strided operands (the *_strides fields) are taken by the forward and the backward only; pass "
+                "contiguous tensors", op);
+  if (device != MK_DEVICE_CPU || (dtype != MK_F32 && dtype != MK_F64))
+    return fail(MK_ERR_UNSUPPORTED,
+                "%s: strided operands (the *_strides fields) are taken on the CPU in F32 and F64 only; pass "
+                "contiguous tensors", op);
+  const int64_t B = b.batch, H = b.heads, Hk = b.kv_heads;
+  std::vector<Operand> ops = {
+      {"q", b.q, b.q_strides, B, H, b.nq, b.d, false},
+      {"k", b.k, b.k_strides, B, Hk, b.nk, b.d, false},
+      {"v", b.v, b.v_strides, B, Hk, b.nk, b.dv, false},
+      {"out", b.out, b.out_strides, B, H, b.nq, b.dv, pass == Pass::kForward},
+      {"lse", b.lse, nullptr, B, H, b.nq, 1, pass == Pass::kForward},
+  };
+  if (b.bias) ops.push_back({"bias", b.bias, nullptr, 1, 1, 1, bias_extent(b), false});
+  if (pass == Pass::kBackward) {
+    ops.push_back({"dout", b.dout, b.dout_strides, B, H, b.nq, b.dv, false});
+    ops.push_back({"grad_q", b.grad_q, b.grad_q_strides, B, H, b.nq, b.d, true});
+    ops.push_back({"grad_k", b.grad_k, b.grad_k_strides, B, Hk, b.nk, b.d, true});
+    ops.push_back({"grad_v", b.grad_v, b.grad_v_strides, B, Hk, b.nk, b.dv, true});
+    ops.push_back({"grad_bias_full", b.grad_bias_full, nullptr, B, H, b.nq, b.nk, true});
+  } else if (strides_set(b.dout_strides) || strides_set(b.grad_q_strides) || strides_set(b.grad_k_strides) ||
+             strides_set(b.grad_v_strides)) {
+    return fail(MK_ERR_INVALID_ARGUMENT, "%s: strides of the backward's operands (dout, grad_q, grad_k, grad_v) given "
+                "to the forward", op);
+  }
+  for (const Operand& o : ops)
+    if (o.s[0] < 0 || o.s[1] < 0 || o.s[2] < 0)
+      return fail(MK_ERR_INVALID_ARGUMENT, "%s: %s strides (%" PRId64 ", %" PRId64 ", %" PRId64 ") must not be negative",
+                  op, o.name, o.s[0], o.s[1], o.s[2]);
+  const int64_t es = mk::dtype_size(dtype);
+  for (size_t i = 0; i < ops.size(); ++i) {
+    const Operand& o = ops[i];
+    if (!o.output || !o.p || o.extent() == 0) continue;
+    if (!o.distinct())
+      return fail(MK_ERR_INVALID_ARGUMENT,
+                  "%s: %s strides (%" PRId64 ", %" PRId64 ", %" PRId64 ") over [%" PRId64 ", %" PRId64 ", %" PRId64
+                  ", %" PRId64 "] write some element twice",
+                  op, o.name, o.s[0], o.s[1], o.s[2], o.batch, o.heads, o.n, o.cols);
+    const char* o0 = static_cast<const char*>(o.p);
+    const int64_t ob = o.extent() * (std::strcmp(o.name, "lse") == 0 ? mk::dtype_size(dtype) : es);
+    for (size_t j = 0; j < ops.size(); ++j) {
+      const Operand& x = ops[j];
+      if (j == i || !x.p || x.extent() == 0) continue;
+      const char* x0 = static_cast<const char*>(x.p);
+      const int64_t xb = x.extent() * es;
+      if (x0 < o0 + ob && o0 < x0 + xb) return fail(MK_ERR_INVALID_ARGUMENT, "%s: %s overlaps %s", op, o.name, x.name);
+    }
+  }
+  return MK_OK;
+}
+
+// Zeroes an output of the backward (n elements when contiguous; through its strides when given:
+// a strided copy from one zero element, CPU only, see check_layout).
+int zero_operand(const char* op, const KernelTable* t, int device, int dtype, const Operand& o, void* stream) {
+  if (!o.p || o.extent() == 0) return MK_OK;
+  if (o.s[0] == o.heads * o.n * o.cols && o.s[1] == o.n * o.cols && o.s[2] == o.cols)
+    return zero(op, t, device, dtype, o.batch * o.heads * o.n * o.cols, const_cast<void*>(o.p), stream);
+  const int64_t shape[4] = {o.batch, o.heads, o.n, o.cols}, strides[4] = {o.s[0], o.s[1], o.s[2], 1};
+  const int64_t zs[4] = {0, 0, 0, 0};
+  alignas(8) unsigned char host_zero[8] = {0};
+  return kernel_status(op, device, t->copy_strided(dtype, 4, shape, host_zero, zs, const_cast<void*>(o.p), strides, stream));
+}
+
 // The F32 parameter block of a 16-bit call: q, k, v, the bias, out and dout widened; lse is F32
 // already.
 int widen_shared(const char* op, const KernelTable* t, int device, int dtype, const mk_attention_params& b,
@@ -276,6 +396,7 @@ int mk_attention_softmax_forward(int device, int dtype, const mk_attention_param
   AttentionParams p;
   MK_CHECK(prepare(op, t, device, dtype, block, workspace, workspace_bytes, &p));
   MK_CHECK(check_ptr(op, "out", p.out, Sizes(p).out));
+  MK_CHECK(check_layout(op, device, dtype, *block, Pass::kForward));
   if (p.batch * p.heads * p.nq == 0) return MK_OK;
   return half_status(op, device, p, t->attention_forward(p, stream));
 }
@@ -290,10 +411,11 @@ int mk_attention_softmax_backward(int device, int dtype, const mk_attention_para
   const Sizes n(p);
   MK_CHECK(check_saved(op, p));
   MK_CHECK(check_ptr(op, "dout", p.dout, n.out));
+  MK_CHECK(check_layout(op, device, dtype, *block, Pass::kBackward));
   // gradients of empty or fully padded parts are zero: clear them first
-  MK_CHECK(zero(op, t, device, dtype, n.q, p.grad_q, stream));
-  MK_CHECK(zero(op, t, device, dtype, n.k, p.grad_k, stream));
-  MK_CHECK(zero(op, t, device, dtype, n.v, p.grad_v, stream));
+  MK_CHECK(zero_operand(op, t, device, dtype, Operand("grad_q", p.grad_q, p.grad_q_strides, p.batch, p.heads, p.nq, p.d, true), stream));
+  MK_CHECK(zero_operand(op, t, device, dtype, Operand("grad_k", p.grad_k, p.grad_k_strides, p.batch, p.kv_heads, p.nk, p.d, true), stream));
+  MK_CHECK(zero_operand(op, t, device, dtype, Operand("grad_v", p.grad_v, p.grad_v_strides, p.batch, p.kv_heads, p.nk, p.dv, true), stream));
   MK_CHECK(zero(op, t, device, dtype, n.bias_full, p.grad_bias_full, stream));
   if (n.bias_full == 0) return MK_OK;
   return half_status(op, device, p, t->attention_backward(p, stream));
@@ -309,6 +431,7 @@ int mk_attention_softmax_backward_backward(int device, int dtype, const mk_atten
   const Sizes n(p);
   MK_CHECK(check_saved(op, p));
   MK_CHECK(check_ptr(op, "dout", p.dout, n.out));
+  MK_CHECK(check_layout(op, device, dtype, *block, Pass::kOther));
   MK_CHECK(zero(op, t, device, dtype, n.q, p.cot_q, stream));
   MK_CHECK(zero(op, t, device, dtype, n.k, p.cot_k, stream));
   MK_CHECK(zero(op, t, device, dtype, n.v, p.cot_v, stream));
@@ -337,6 +460,7 @@ int mk_attention_softmax_jvp(int device, int dtype, const mk_attention_params* b
   const Sizes n(p);
   MK_CHECK(check_saved(op, p));
   MK_CHECK(check_ptr(op, "tan_out", p.tan_out, n.out));
+  MK_CHECK(check_layout(op, device, dtype, *block, Pass::kOther));
   MK_CHECK(zero(op, t, device, dtype, n.out, p.tan_out, stream));
   MK_CHECK(zero(op, t, device, is_half(dtype) ? MK_F32 : dtype, n.lse, p.tan_lse, stream));
   if (n.bias_full == 0) return MK_OK;

@@ -14,7 +14,7 @@ template <class T>
 void tile_ds(const Head<T>& x, const Scratch<T>& w, int64_t r0, int64_t R, int64_t c0, int64_t C, const T* D) {
   scores(x, r0, R, c0, C, w.kt, w.s);
   probabilities(x, r0, R, C, w.s);
-  tile::gemm<T>(R, C, x.dv, T(1), x.dout + r0 * x.dv, x.dv, 1, w.vt, BK, w.dp, BK, false);
+  tile::gemm<T>(R, C, x.dv, T(1), x.dout + r0 * x.lddo, x.lddo, 1, w.vt, BK, w.dp, BK, false);
   for (int64_t r = 0; r < R; ++r)
 #pragma omp simd
     for (int64_t c = 0; c < C; ++c) w.ds[r * BK + c] = w.s[r * BK + c] * (w.dp[r * BK + c] - D[r]);
@@ -42,6 +42,16 @@ void store_ds(const CpuParams& p, const T* ds, int64_t R, int64_t C, int64_t at)
     for (int64_t c = 0; c < C; ++c) full[r * ld + c] = ds[r * BK + c] + T(0);
 }
 
+// n rows of cols elements from a dense [n, cols] tile to dst rows ld apart (one copy when dense).
+template <class T>
+void store_rows(T* dst, int64_t ld, const T* src, int64_t n, int64_t cols) {
+  if (ld == cols) {
+    std::memcpy(dst, src, sizeof(T) * size_t(n * cols));
+    return;
+  }
+  for (int64_t r = 0; r < n; ++r) std::memcpy(dst + r * ld, src + r * cols, sizeof(T) * size_t(cols));
+}
+
 // dK and dV of key block c0 of KV head (b, hk), summed over the query heads sharing it, written
 // to grad_k/grad_v. With dq_base (the dQ rows of those heads) it also adds scale dS k to dQ and
 // writes the full dS when it is wanted: the one-pass form. Sums run in the same order either way.
@@ -65,21 +75,21 @@ __attribute__((always_inline)) inline void key_block(const CpuParams& p, Scratch
     w.kt = tile_t(x.kp, p.d, c0);
     w.vt = tile_t(x.vp, p.dv, c0);
     const T* Dh = Dall + (b * p.heads + h) * p.nq;
-    T* dqh = dq_base ? dq_base + (h - hk * group) * p.nq * p.d : nullptr;
+    T* dqh = dq_base ? dq_base + (h - hk * group) * p.gqs[1] : nullptr;
     for (int64_t r0 = x.first_row(c0) / BQ * BQ; r0 < p.nq; r0 += BQ) {
       const int64_t R = std::min(BQ, p.nq - r0);
       tile_ds(x, w, r0, R, c0, Ck, Dh + r0);
       if (dq_base && p.grad_bias_full)
         store_ds(p, w.ds, R, Ck, ((b * p.heads + h) * p.nq + r0) * p.nk + c0);
       // dV += Pᵀ dO,  dK += scale dSᵀ q,  dQ += scale dS k
-      if (p.grad_v) tile::gemm<T>(Ck, p.dv, R, T(1), w.s, 1, BK, x.dout + r0 * p.dv, p.dv, dv, p.dv, true);
-      if (p.grad_k) tile::gemm<T>(Ck, p.d, R, x.scale, w.ds, 1, BK, x.q + r0 * p.d, p.d, dk, p.d, true);
-      if (dqh) tile::gemm<T>(R, p.d, Ck, x.scale, w.ds, BK, 1, x.k + c0 * p.d, p.d, dqh + r0 * p.d, p.d, true);
+      if (p.grad_v) tile::gemm<T>(Ck, p.dv, R, T(1), w.s, 1, BK, x.dout + r0 * x.lddo, x.lddo, dv, p.dv, true);
+      if (p.grad_k) tile::gemm<T>(Ck, p.d, R, x.scale, w.ds, 1, BK, x.q + r0 * x.ldq, x.ldq, dk, p.d, true);
+      if (dqh)
+        tile::gemm<T>(R, p.d, Ck, x.scale, w.ds, BK, 1, x.k + c0 * x.ldk, x.ldk, dqh + r0 * p.gqs[2], p.gqs[2], true);
     }
   }
-  const int64_t kh = b * p.kv_heads + hk;
-  if (p.grad_k) std::memcpy(static_cast<T*>(p.grad_k) + (kh * p.nk + c0) * p.d, dk, sizeof(T) * size_t(C * p.d));
-  if (p.grad_v) std::memcpy(static_cast<T*>(p.grad_v) + (kh * p.nk + c0) * p.dv, dv, sizeof(T) * size_t(C * p.dv));
+  if (p.grad_k) store_rows(static_cast<T*>(p.grad_k) + b * p.gks[0] + hk * p.gks[1] + c0 * p.gks[2], p.gks[2], dk, C, p.d);
+  if (p.grad_v) store_rows(static_cast<T*>(p.grad_v) + b * p.gvs[0] + hk * p.gvs[1] + c0 * p.gvs[2], p.gvs[2], dv, C, p.dv);
 }
 
 // One task per (batch, KV head): its key blocks in order, dQ accumulated in place in the output
@@ -93,8 +103,10 @@ void backward_per_head(const CpuParams& p, T* ws, int64_t per_thread, const T* D
 #pragma omp for schedule(dynamic, 1)
     for (int64_t t = 0; t < tasks; ++t) {
       const int64_t b = t / p.kv_heads, hk = t % p.kv_heads;
-      T* dq_base = p.grad_q ? static_cast<T*>(p.grad_q) + (b * p.heads + hk * group) * p.nq * p.d : nullptr;
-      if (dq_base) std::fill_n(dq_base, group * p.nq * p.d, T(0));
+      T* dq_base = p.grad_q ? static_cast<T*>(p.grad_q) + b * p.gqs[0] + hk * group * p.gqs[1] : nullptr;
+      if (dq_base)
+        for (int64_t g = 0; g < group; ++g)
+          for (int64_t r = 0; r < p.nq; ++r) std::fill_n(dq_base + g * p.gqs[1] + r * p.gqs[2], p.d, T(0));
       for (int64_t c0 = 0; c0 < p.nk; c0 += BK) key_block(p, w, b, hk, c0, Dall, dq_base);
     }
   });
@@ -132,12 +144,10 @@ void backward(const CpuParams& p, T* ws, int64_t per_thread, T* Dall) {
           w.vt = tile_t(x.vp, p.dv, c0);
           tile_ds(x, w, r0, R, c0, C, D);
           if (p.grad_bias_full) store_ds(p, w.ds, R, C, ((b * p.heads + h) * p.nq + r0) * p.nk + c0);
-          if (p.grad_q) tile::gemm<T>(R, p.d, C, x.scale, w.ds, BK, 1, x.k + c0 * p.d, p.d, dq, p.d, true);
+          if (p.grad_q) tile::gemm<T>(R, p.d, C, x.scale, w.ds, BK, 1, x.k + c0 * x.ldk, x.ldk, dq, p.d, true);
         }
-        if (p.grad_q) {
-          T* out = static_cast<T*>(p.grad_q) + ((b * p.heads + h) * p.nq + r0) * p.d;
-          std::memcpy(out, dq, sizeof(T) * size_t(R * p.d));
-        }
+        if (p.grad_q)
+          store_rows(static_cast<T*>(p.grad_q) + b * p.gqs[0] + h * p.gqs[1] + r0 * p.gqs[2], p.gqs[2], dq, R, p.d);
       }
     });
   }

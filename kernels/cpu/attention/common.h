@@ -104,12 +104,31 @@ constexpr T neg_inf() {
 
 // The CPU kernels' parameters: the block, plus k, v and the second inputs' k, v packed into
 // [B*Hkv][key tile][cols][tile] blocks inside the workspace (set by Layout; null = not packed).
+// The operands' (batch, head, row) strides, resolved: the block's where it gives them (the forward
+// and the backward, F32 and F64), else those of contiguous tensors, so every pass indexes through
+// them alike.
 struct CpuParams : AttentionParams {
   const void* packed_k = nullptr;
   const void* packed_v = nullptr;
   const void* packed_gk = nullptr;
   const void* packed_gv = nullptr;
-  explicit CpuParams(const AttentionParams& p) : AttentionParams(p) {}
+  int64_t qs[3], ks[3], vs[3], os[3], dos[3], gqs[3], gks[3], gvs[3];
+  explicit CpuParams(const AttentionParams& p) : AttentionParams(p) {
+    auto resolve = [](const int64_t* given, int64_t heads, int64_t n, int64_t cols, int64_t* out) {
+      const bool set = given[0] != 0 || given[1] != 0 || given[2] != 0;
+      out[0] = set ? given[0] : heads * n * cols;
+      out[1] = set ? given[1] : n * cols;
+      out[2] = set ? given[2] : cols;
+    };
+    resolve(p.q_strides, p.heads, p.nq, p.d, qs);
+    resolve(p.k_strides, p.kv_heads, p.nk, p.d, ks);
+    resolve(p.v_strides, p.kv_heads, p.nk, p.dv, vs);
+    resolve(p.out_strides, p.heads, p.nq, p.dv, os);
+    resolve(p.dout_strides, p.heads, p.nq, p.dv, dos);
+    resolve(p.grad_q_strides, p.heads, p.nq, p.d, gqs);
+    resolve(p.grad_k_strides, p.kv_heads, p.nk, p.d, gks);
+    resolve(p.grad_v_strides, p.kv_heads, p.nk, p.dv, gvs);
+  }
 };
 
 // One (batch, query head) pair: the shared view of mk/attention.h plus the CPU's packed tiles and
@@ -120,12 +139,28 @@ struct Head : AttentionHead<T> {
   const uint16_t* bias16 = nullptr;  // a 16-bit bias (16-bit calls; bias is null then)
   int half = 0;                      // BF16 or F16 for a 16-bit call, else 0
   T scale;
+  int64_t ldq, ldk, ldv, ldo, lddo;  // row strides of q, k, v, out, dout (CpuParams)
 };
 
 template <class T>
 Head<T> head(const CpuParams& p, int64_t b, int64_t h) {
   Head<T> x;
   static_cast<AttentionHead<T>&>(x) = attention_head<T>(p, b, h);
+  // the operands through their strides (the same pointers as attention_head's when contiguous)
+  const int64_t hk = h / (p.heads / p.kv_heads);
+  auto at = [](const void* base, const int64_t* s, int64_t bb, int64_t hh) {
+    return base ? static_cast<const T*>(base) + bb * s[0] + hh * s[1] : nullptr;
+  };
+  x.q = at(p.q, p.qs, b, h);
+  x.k = at(p.k, p.ks, b, hk);
+  x.v = at(p.v, p.vs, b, hk);
+  x.out = at(p.out, p.os, b, h);
+  x.dout = at(p.dout, p.dos, b, h);
+  x.ldq = p.qs[2];
+  x.ldk = p.ks[2];
+  x.ldv = p.vs[2];
+  x.ldo = p.os[2];
+  x.lddo = p.dos[2];
   if (is_half(p.dtype)) {
     x.bias = nullptr;
     x.bias16 = p.bias ? static_cast<const uint16_t*>(p.bias) + (b * p.bias_bs + h * p.bias_hs) : nullptr;
@@ -171,7 +206,7 @@ struct Scratch {
 // transposed key tile.
 template <class T>
 void scores(const Head<T>& h, int64_t r0, int64_t R, int64_t c0, int64_t C, const T* kt, T* s) {
-  tile::gemm<T>(R, C, h.d, h.scale, h.q + r0 * h.d, h.d, 1, kt, BK, s, BK, false);
+  tile::gemm<T>(R, C, h.d, h.scale, h.q + r0 * h.ldq, h.ldq, 1, kt, BK, s, BK, false);
   for (int64_t r = 0; r < R; ++r) {
     const int64_t i = r0 + r, e = h.key_end(i);
     T* sr = s + r * BK;
@@ -212,18 +247,20 @@ const T* tile_t(const T* packed, int64_t cols, int64_t c0) {
   return packed + (c0 / BK) * cols * BK;
 }
 
-// Key-side operands (k, v and their tangents, [B*Hkv, n, cols]) transposed once per call into
-// [B*Hkv][key tile][cols][BK] blocks, so the tile loops read unit-stride key rows instead of
-// transposing the same tile again for every query block.
+// Key-side operands (k, v and their tangents, [B, Hkv, n, cols] through (batch, head, row)
+// strides st) transposed once per call into [B*Hkv][key tile][cols][BK] blocks, so the tile loops
+// read unit-stride key rows instead of transposing the same tile again for every query block.
 template <class T>
-void pack_tiles(const void* src, int64_t heads, int64_t n, int64_t cols, void* dst, bool parallel) {
+void pack_tiles(const void* src, int64_t batch, int64_t kv_heads, const int64_t* st, int64_t n, int64_t cols,
+                void* dst, bool parallel) {
   if (!src || !dst) return;
   const int64_t nb = (n + BK - 1) / BK;
   const T* s = static_cast<const T*>(src);
   T* d = static_cast<T*>(dst);
-  parallel_for(heads * nb, parallel, [&](int64_t t) {
+  parallel_for(batch * kv_heads * nb, parallel, [&](int64_t t) {
     const int64_t h = t / nb, c0 = (t % nb) * BK, C = std::min(BK, n - c0);
-    tile::transpose<T>(C, cols, s + (h * n + c0) * cols, cols, d + t * cols * BK, BK);
+    const T* rows = s + (h / kv_heads) * st[0] + (h % kv_heads) * st[1] + c0 * st[2];
+    tile::transpose<T>(C, cols, rows, st[2], d + t * cols * BK, BK);
   });
 }
 
@@ -303,7 +340,10 @@ void rowsum_dout_out(const CpuParams& p, T* D) {
   const int64_t rows = p.batch * p.heads * p.nq;
   const T* o = static_cast<const T*>(p.out);
   const T* g = static_cast<const T*>(p.dout);
-  parallel_for(rows, attention_parallel(p, rows), [&](int64_t i) { D[i] = tile::dot(o + i * p.dv, g + i * p.dv, p.dv); });
+  parallel_for(rows, attention_parallel(p, rows), [&](int64_t i) {
+    const int64_t b = i / (p.heads * p.nq), h = (i / p.nq) % p.heads, r = i % p.nq;
+    D[i] = tile::dot(o + b * p.os[0] + h * p.os[1] + r * p.os[2], g + b * p.dos[0] + h * p.dos[1] + r * p.dos[2], p.dv);
+  });
 }
 
 // Workspace layout (elements): per-thread scratch; row statistics D, C, E [B*H*Nq] each; the
@@ -324,17 +364,20 @@ struct Layout {
     T* packed = E + rows;
     const int64_t heads = in.batch * in.kv_heads, nb = (in.nk + BK - 1) / BK;
     const int64_t kt = heads * nb * BK * in.d, vt = heads * nb * BK * in.dv;
-    auto put = [&](bool want, const void* src, int64_t cols, int64_t size, const void*& dst) {
+    auto put = [&](bool want, const void* src, const int64_t* st, int64_t cols, int64_t size, const void*& dst) {
       if (want && src) {
-        pack_tiles<T>(src, heads, in.nk, cols, packed, attention_parallel(in, heads * nb));
+        pack_tiles<T>(src, in.batch, in.kv_heads, st, in.nk, cols, packed, attention_parallel(in, heads * nb));
         dst = packed;
       }
       packed += size;
     };
-    put(k, in.k, in.d, kt, p.packed_k);
-    put(v, in.v, in.dv, vt, p.packed_v);
-    put(gk, in.second.k, in.d, kt, p.packed_gk);
-    put(gv, in.second.v, in.dv, vt, p.packed_gv);
+    // the second inputs are contiguous
+    const int64_t gk_st[3] = {in.kv_heads * in.nk * in.d, in.nk * in.d, in.d};
+    const int64_t gv_st[3] = {in.kv_heads * in.nk * in.dv, in.nk * in.dv, in.dv};
+    put(k, in.k, p.ks, in.d, kt, p.packed_k);
+    put(v, in.v, p.vs, in.dv, vt, p.packed_v);
+    put(gk, in.second.k, gk_st, in.d, kt, p.packed_gk);
+    put(gv, in.second.v, gv_st, in.dv, vt, p.packed_gv);
   }
 };
 
@@ -379,6 +422,10 @@ struct HalfCopies {
     f.q = q;
     f.k = k;
     f.v = v;
+    // the copies are contiguous (native refuses strided 16-bit calls; this keeps them so regardless)
+    for (int64_t* st : {f.q_strides, f.k_strides, f.v_strides, f.out_strides, f.dout_strides, f.grad_q_strides,
+                        f.grad_k_strides, f.grad_v_strides})
+      st[0] = st[1] = st[2] = 0;
   }
 };
 

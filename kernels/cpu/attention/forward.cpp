@@ -22,7 +22,7 @@ namespace {
 template <class T>
 void scores_t(const Head<T>& h, int64_t r0, int64_t R, int64_t Rp, int64_t c0, int64_t C, const T* qt, T* st,
               T* lim) {
-  tile::gemm<T>(C, Rp, h.d, h.scale, h.k + c0 * h.d, h.d, 1, qt, BQ, st, BQ, false);
+  tile::gemm<T>(C, Rp, h.d, h.scale, h.k + c0 * h.ldk, h.ldk, 1, qt, BQ, st, BQ, false);
   if (h.bias) {
     for (int64_t r = 0; r < R; ++r) {
       const T* br = h.bias + (r0 + r) * h.nk + c0;
@@ -111,7 +111,7 @@ void forward(const CpuParams& p, T* ws, int64_t per_thread) {
       T *m = w.rows, *l = w.rows + BQ, *corr = w.rows + 2 * BQ, *mx = w.rows + 3 * BQ, *lim = w.rows + 4 * BQ;
       T* acc = w.acc0;
       T* qt = w.acc1;  // Qᵀ [d][BQ], lanes R..Rp zero
-      tile::transpose<T>(R, p.d, x.q + r0 * p.d, p.d, qt, BQ);
+      tile::transpose<T>(R, p.d, x.q + r0 * x.ldq, x.ldq, qt, BQ);
       if (Rp > R)
         for (int64_t k = 0; k < p.d; ++k) std::fill(qt + k * BQ + R, qt + k * BQ + Rp, T(0));
       for (int64_t r = 0; r < Rp; ++r) {
@@ -131,13 +131,13 @@ void forward(const CpuParams& p, T* ws, int64_t per_thread) {
 #pragma omp simd
             for (int64_t e = 0; e < p.dv; ++e) ar[e] *= cr;
           }
-        tile::gemm<T>(R, p.dv, C, T(1), w.s, 1, BQ, x.v + c0 * p.dv, p.dv, acc, p.dv, true);
+        tile::gemm<T>(R, p.dv, C, T(1), w.s, 1, BQ, x.v + c0 * x.ldv, x.ldv, acc, p.dv, true);
       }
-      T* out = static_cast<T*>(p.out) + ((b * p.heads + h) * p.nq + r0) * p.dv;
+      T* out = const_cast<T*>(x.out) + r0 * x.ldo;
       T* lse = p.lse ? static_cast<T*>(p.lse) + (b * p.heads + h) * p.nq + r0 : nullptr;
       for (int64_t r = 0; r < R; ++r) {
         const T inv = l[r] > T(0) ? T(1) / l[r] : T(0);
-        for (int64_t e = 0; e < p.dv; ++e) out[r * p.dv + e] = acc[r * p.dv + e] * inv;
+        for (int64_t e = 0; e < p.dv; ++e) out[r * x.ldo + e] = acc[r * p.dv + e] * inv;
         if (lse) lse[r] = l[r] > T(0) ? m[r] + std::log(l[r]) : neg_inf<T>();
       }
     }

@@ -1,7 +1,9 @@
 // Arguments of the softmax-attention kernels (CPU and CUDA share them): the parameter block of
 // the C ABI (mk_attention_params) plus what native/ derives. Shapes and math:
 //
-//   q: [B, H, Nq, D]   k: [B, Hkv, Nk, D]   v: [B, Hkv, Nk, Dv]   (contiguous; Hkv divides H)
+//   q: [B, H, Nq, D]   k: [B, Hkv, Nk, D]   v: [B, Hkv, Nk, Dv]   (Hkv divides H; contiguous, except
+//   that the CPU forward and backward in F32 / F64 take the block's *_strides: see CpuParams in
+//   kernels/cpu/attention/common.h; attention_head below is the contiguous view)
 //   S = scale * q k^T + bias, masked;  P = softmax_rows(S);  out = P v;  lse = logsumexp_rows(S)
 //   bias (optional): element (b, h, i, j) at bias[b * bias_bs + h * bias_hs + i * Nk + j]
 //   key_lengths (optional, [B]): keys j >= L_b are padding

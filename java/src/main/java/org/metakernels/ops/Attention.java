@@ -27,6 +27,14 @@ import org.metakernels.tensor.Tensor;
  * per-batch key lengths (padding), an additive bias [B|1, H|1, Nq, Nk] that also gets a
  * gradient. Rows that see no key give zeros.
  *
+ * <p>Strided operands. On the CPU in F32 and F64 the forward and the backward read q, k, v (and
+ * dout) through their strides wherever the last dim is unit-stride: head views of [B, N, H, D]
+ * projections ({@code x.reshape(b, n, h, d).permute(0, 2, 1, 3)}), row windows, keys and values
+ * expanded across heads cost no copies; the output is laid out as q (so {@code
+ * out.permute(0, 2, 1, 3).reshape(b, n, h * dv)} is a view) and each gradient as its operand. The
+ * bits are those of contiguous copies. Other layouts, the CUDA device, 16-bit types and the
+ * second-order passes take contiguous copies.
+ *
  * <pre>{@code
  * Tensor out = Attention.softmax(q, k, v, Attention.Options.causal());           // [B, H, Nq, Dv]
  * List<Tensor> g = Autograd.grad(out.square().sum(), List.of(q, k, v), true);    // fused backward
@@ -183,11 +191,13 @@ public final class Attention {
    */
   public static Output forward(Tensor q, Tensor k, Tensor v, Options o) {
     Geometry g = new Geometry("attention", q, k, v, o);
-    Tensor out = Tensor.empty(new long[] {g.b, g.h, g.nq, g.dv}, q.dtype(), q.device());
+    // laid out as q where the kernels read strides (a head view's output merges back as a view)
+    Tensor out = g.like(g.q, new long[] {g.b, g.h, g.nq, g.dv});
     Tensor lse = Tensor.empty(new long[] {g.b, g.h, g.nq}, lseType(q.dtype()), q.device());
     try (Scope tmp = Scope.open(); MkNative.mk_attention_params p = g.block(g.op)) {
       Tensor ws = g.workspace();  // freed with tmp, right after the call
       p.out(out.address(g.op)).lse(lse.address(g.op));
+      strides(p, 3, out);
       Native.check(MkNative.mk_attention_softmax_forward(g.device, g.dtype, p, ws.address(g.op), g.wsBytes, ws.launchStream()),
           g.context());
     }
@@ -204,11 +214,12 @@ public final class Attention {
    */
   static Tensor[] backward(Geometry g, Tensor q, Tensor k, Tensor v, Tensor bias, Tensor out, Tensor lse, Tensor dout) {
     if (dout.dtype() != out.dtype()) dout = dout.to(out.dtype());  // (differentiable) cast of a foreign cotangent
-    Tensor dO = dout.isContiguous() ? dout : dout.copyContiguous();
+    Tensor dO = g.readable(dout) ? dout : dout.copyContiguous();
     boolean biasGrad = bias != null && bias.requiresGrad();
-    Tensor dq = Tensor.empty(q.shape(), q.dtype(), q.device());
-    Tensor dk = Tensor.empty(k.shape(), k.dtype(), k.device());
-    Tensor dv = Tensor.empty(v.shape(), v.dtype(), v.device());
+    // laid out as the operands the kernels read (head views: their gradients merge back as views)
+    Tensor dq = g.like(g.q, q.shape());
+    Tensor dk = g.like(g.k, k.shape());
+    Tensor dv = g.like(g.v, v.shape());
     Tensor dbFull = biasGrad ? Tensor.empty(new long[] {g.b, g.h, g.nq, g.nk}, q.dtype(), q.device()) : null;
     String op = "attention_backward";
     Tensor doutIn = dout;
@@ -229,6 +240,11 @@ public final class Attention {
       Tensor ws = g.workspace();
       p.out(out.address(op)).lse(lse.address(op)).dout(dO.address(op));
       p.grad_q(dq.address(op)).grad_k(dk.address(op)).grad_v(dv.address(op)).grad_bias_full(addr(dbFull, op));
+      strides(p, 3, out);
+      strides(p, 4, dO);
+      strides(p, 5, dq);
+      strides(p, 6, dk);
+      strides(p, 7, dv);
       Native.check(MkNative.mk_attention_softmax_backward(g.device, g.dtype, p, ws.address(op), g.wsBytes, ws.launchStream()),
           g.context());
     }
@@ -325,9 +341,11 @@ public final class Attention {
     Tensor gv = Tensor.empty(g.v.shape(), g.v.dtype(), g.dev);
     Tensor gdout = Tensor.empty(dO.shape(), dO.dtype(), g.dev);
     Tensor gbFull = biasGrad ? Tensor.empty(new long[] {g.b, g.h, g.nq, g.nk}, g.q.dtype(), g.dev) : null;
-    try (Scope tmp = Scope.open(); MkNative.mk_attention_params p = g.block(op)) {
+    // this pass takes contiguous operands only
+    Tensor outC = contiguousOrNull(out), dOC = contiguousOrNull(dO);
+    try (Scope tmp = Scope.open(); MkNative.mk_attention_params p = g.contiguousBlock(op)) {
       Tensor ws = g.workspace();
-      p.out(out.address(op)).lse(lse.address(op)).dout(dO.address(op));
+      p.out(outC.address(op)).lse(lse.address(op)).dout(dOC.address(op));
       p.cot_grad_q(addr(gdq, op)).cot_grad_k(addr(gdk, op)).cot_grad_v(addr(gdv, op))
           .cot_grad_bias_full(addr(gdb, op));
       p.cot_q(gq.address(op)).cot_k(gk.address(op)).cot_v(gv.address(op)).cot_dout(gdout.address(op))
@@ -386,9 +404,11 @@ public final class Attention {
     Tensor tout = Tensor.empty(out.shape(), g.q.dtype(), g.dev);
     Tensor tlse = Tensor.empty(lse.shape(), lseType(g.q.dtype()), g.dev);
     String op = g.op;
-    try (Scope tmp = Scope.open(); MkNative.mk_attention_params p = g.block(op)) {
+    // this pass takes contiguous operands only
+    Tensor outC = contiguousOrNull(out);
+    try (Scope tmp = Scope.open(); MkNative.mk_attention_params p = g.contiguousBlock(op)) {
       Tensor ws = g.workspace();
-      p.out(out.address(op)).lse(lse.address(op));
+      p.out(outC.address(op)).lse(lse.address(op));
       p.tan_q(addr(tq, op)).tan_k(addr(tk, op)).tan_v(addr(tv, op)).tan_bias_full(addr(tb, op));
       p.tan_out(tout.address(op)).tan_lse(tlse.address(op));
       Native.check(MkNative.mk_attention_softmax_jvp(g.device, g.dtype, p, ws.address(op), g.wsBytes, ws.launchStream()),
@@ -411,10 +431,40 @@ public final class Attention {
     return t == null ? 0L : t.address(op);
   }
 
-  /** Validated sizes, contiguous operands and the per-call constants. */
+  /**
+   * The (batch, head, row) strides of operand {@code which} of the block (0 q, 1 k, 2 v, 3 out,
+   * 4 dout, 5 grad_q, 6 grad_k, 7 grad_v) where t is not contiguous (a contiguous one leaves them 0).
+   */
+  private static void strides(MkNative.mk_attention_params p, int which, Tensor t) {
+    if (t == null || t.isContiguous()) return;
+    long[] st = t.strides();
+    for (int i = 0; i < 3; i++) {
+      switch (which) {
+        case 0 -> p.q_strides(i, st[i]);
+        case 1 -> p.k_strides(i, st[i]);
+        case 2 -> p.v_strides(i, st[i]);
+        case 3 -> p.out_strides(i, st[i]);
+        case 4 -> p.dout_strides(i, st[i]);
+        case 5 -> p.grad_q_strides(i, st[i]);
+        case 6 -> p.grad_k_strides(i, st[i]);
+        default -> p.grad_v_strides(i, st[i]);
+      }
+    }
+  }
+
+  /**
+   * Validated sizes, the operands as the kernels read them and the per-call constants. On the CPU
+   * in F32 and F64 the forward and the backward read strided operands in place (head views of
+   * [B, N, H, D] projections, windows, k and v shared across heads): q, k, v are the caller's
+   * tensors wherever their columns are unit-stride; elsewhere, and for the other passes, contiguous
+   * copies.
+   */
   static final class Geometry {
     final String op;
     final Tensor q, k, v, bias, lengths;
+    /** Whether the kernels of this call read strides (CPU, F32 or F64). */
+    final boolean strided;
+    private Tensor qc, kc, vc;
     final long b, h, hkv, nq, nk, d, dv, biasBs, biasHs, wsBytes;
     final double scale;
     final boolean causal;
@@ -446,9 +496,10 @@ public final class Attention {
             + Checks.shapes(q, k, v));
       if (d < 1 || d > Codes.ATTENTION_MAX_HEAD_DIM || dv < 1 || dv > Codes.ATTENTION_MAX_HEAD_DIM)
         throw new MetakernelsException(op + ": head dims must be in [1, " + Codes.ATTENTION_MAX_HEAD_DIM + "]: " + Checks.shapes(q, k, v));
-      this.q = q.isContiguous() ? q : q.copyContiguous();
-      this.k = k.isContiguous() ? k : k.copyContiguous();
-      this.v = v.isContiguous() ? v : v.copyContiguous();
+      strided = q.device() == Device.CPU && (q.dtype() == DType.F32 || q.dtype() == DType.F64);
+      this.q = readable(q) ? q : q.copyContiguous();
+      this.k = readable(k) ? k : k.copyContiguous();
+      this.v = readable(v) ? v : v.copyContiguous();
       scale = Double.isNaN(o.scale()) ? 1.0 / Math.sqrt(d) : o.scale();
       causal = o.causalMask();
       flags = causal ? Codes.ATTENTION_CAUSAL : 0;  // TF32: the runtime's switch, applied in native
@@ -521,8 +572,46 @@ public final class Attention {
      */
     MkNative.mk_attention_params block(String op) {
       MkNative.mk_attention_params p = sizes(new MkNative.mk_attention_params());
-      return p.q(q.address(op)).k(k.address(op)).v(v.address(op)).bias(biasAddr()).bias_bs(biasBs).bias_hs(biasHs)
+      p.q(q.address(op)).k(k.address(op)).v(v.address(op)).bias(biasAddr()).bias_bs(biasBs).bias_hs(biasHs)
           .key_lengths(lengthsAddr()).scale(scale);
+      strides(p, 0, q);
+      strides(p, 1, k);
+      strides(p, 2, v);
+      return p;
+    }
+
+    /** As {@link #block}, with contiguous q, k, v (copied once per call where they are not). */
+    MkNative.mk_attention_params contiguousBlock(String op) {
+      if (qc == null) {
+        qc = contiguousOrNull(q);
+        kc = contiguousOrNull(k);
+        vc = contiguousOrNull(v);
+      }
+      MkNative.mk_attention_params p = sizes(new MkNative.mk_attention_params());
+      return p.q(qc.address(op)).k(kc.address(op)).v(vc.address(op)).bias(biasAddr()).bias_bs(biasBs)
+          .bias_hs(biasHs).key_lengths(lengthsAddr()).scale(scale);
+    }
+
+    /**
+     * Whether the forward and the backward can take t [B, H, N, D] as it is: contiguous, or, where
+     * the kernels read strides, unit-stride columns and (batch, head, row) strides that are not all
+     * 0 (the block's word for contiguous) unless t holds one row.
+     */
+    boolean readable(Tensor t) {
+      if (t.isContiguous()) return true;
+      if (!strided || t.rank() != 4) return false;
+      long[] sh = t.shape(), st = t.strides();
+      if (sh[3] > 1 && st[3] != 1) return false;
+      for (long x : st) if (x < 0) return false;
+      return st[0] != 0 || st[1] != 0 || st[2] != 0 || sh[0] * sh[1] * sh[2] <= 1;
+    }
+
+    /**
+     * A new output of {@code shape} laid out as {@code t} where the kernels read strides and t is a
+     * permuted dense layout (see {@link LinearAttention#like}); else contiguous.
+     */
+    Tensor like(Tensor t, long[] shape) {
+      return strided ? LinearAttention.like(t, shape) : Tensor.empty(shape, t.dtype(), t.device());
     }
 
     Tensor workspace() {

@@ -345,7 +345,7 @@ public final class LinearAttention {
    * merging its heads back is a view): where q is a permutation of a dense layout with unit-stride
    * columns; else contiguous.
    */
-  private static Tensor like(Tensor q, long[] shape) {
+  static Tensor like(Tensor q, long[] shape) {
     int r = shape.length;
     long[] qs = q.shape(), st = q.strides();
     if (q.isContiguous() || (qs[r - 1] > 1 && st[r - 1] != 1)) return Tensor.empty(shape, q.dtype(), q.device());

@@ -367,6 +367,40 @@ public final class MkNative {
     @MemberGetter public native @Cast("intptr_t") long tan_lse();
 
     @MemberSetter public native mk_attention_params tan_lse(@Cast("void*") long tan_lse);
+
+    // the (batch, head, row) strides of the operands (ABI 16; all 0: contiguous), element i of 0..2
+
+    @MemberGetter public native @Cast("int64_t") long q_strides(int i);
+
+    @MemberSetter public native mk_attention_params q_strides(int i, @Cast("int64_t") long stride);
+
+    @MemberGetter public native @Cast("int64_t") long k_strides(int i);
+
+    @MemberSetter public native mk_attention_params k_strides(int i, @Cast("int64_t") long stride);
+
+    @MemberGetter public native @Cast("int64_t") long v_strides(int i);
+
+    @MemberSetter public native mk_attention_params v_strides(int i, @Cast("int64_t") long stride);
+
+    @MemberGetter public native @Cast("int64_t") long out_strides(int i);
+
+    @MemberSetter public native mk_attention_params out_strides(int i, @Cast("int64_t") long stride);
+
+    @MemberGetter public native @Cast("int64_t") long dout_strides(int i);
+
+    @MemberSetter public native mk_attention_params dout_strides(int i, @Cast("int64_t") long stride);
+
+    @MemberGetter public native @Cast("int64_t") long grad_q_strides(int i);
+
+    @MemberSetter public native mk_attention_params grad_q_strides(int i, @Cast("int64_t") long stride);
+
+    @MemberGetter public native @Cast("int64_t") long grad_k_strides(int i);
+
+    @MemberSetter public native mk_attention_params grad_k_strides(int i, @Cast("int64_t") long stride);
+
+    @MemberGetter public native @Cast("int64_t") long grad_v_strides(int i);
+
+    @MemberSetter public native mk_attention_params grad_v_strides(int i, @Cast("int64_t") long stride);
   }
 
   public static native @Cast("int64_t") long mk_attention_softmax_workspace(int device, int dtype,
