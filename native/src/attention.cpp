@@ -182,37 +182,17 @@ int64_t bias_extent(const mk_attention_params& b) {
 // ---- strided operands (the *_strides fields of the block) --------------------------------------
 // One operand of a pass as the layout checks see it: [batch, heads, n, cols] through strides
 // (resolved: contiguous where the block gives none).
-struct Operand {
+struct Operand : StridedGroups {
   const char* name;
   const void* p;
-  int64_t batch, heads, n, cols;
-  int64_t s[3];
   bool output;
   Operand(const char* name_, const void* p_, const int64_t* given, int64_t batch_, int64_t heads_, int64_t n_,
           int64_t cols_, bool output_)
-      : name(name_), p(p_), batch(batch_), heads(heads_), n(n_), cols(cols_), output(output_) {
+      : StridedGroups{batch_, heads_, n_, cols_, {0, 0, 0}}, name(name_), p(p_), output(output_) {
     const bool set = given && (given[0] != 0 || given[1] != 0 || given[2] != 0);
     s[0] = set ? given[0] : heads * n * cols;
     s[1] = set ? given[1] : n * cols;
     s[2] = set ? given[2] : cols;
-  }
-  // elements from the first to past the last (0 when empty)
-  int64_t extent() const {
-    if (batch == 0 || heads == 0 || n == 0 || cols == 0) return 0;
-    return (batch - 1) * s[0] + (heads - 1) * s[1] + (n - 1) * s[2] + cols;
-  }
-  // whether the (batch, head, row, column) positions are distinct: each stride, from the smallest,
-  // at least the extent of the dims inside it (size-1 dims aside)
-  bool distinct() const {
-    std::pair<int64_t, int64_t> dims[3] = {{s[0], batch}, {s[1], heads}, {s[2], n}};
-    std::sort(std::begin(dims), std::end(dims));
-    int64_t inner = cols;
-    for (const auto& [stride, size] : dims) {
-      if (size <= 1) continue;
-      if (stride < inner) return false;
-      inner += (size - 1) * stride;
-    }
-    return true;
   }
 };
 

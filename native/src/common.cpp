@@ -1,4 +1,7 @@
 // Argument checks shared by every entry point. Messages name the op and what was expected.
+#include <algorithm>
+#include <iterator>
+#include <utility>
 #include <cinttypes>
 #include <cstdio>
 
@@ -79,6 +82,23 @@ int check_strides(const char* op, const char* name, int rank, const int64_t* str
 int check_ptr(const char* op, const char* name, const void* p, int64_t numel) {
   if (numel > 0 && !p) return fail(MK_ERR_INVALID_ARGUMENT, "%s: %s is null", op, name);
   return MK_OK;
+}
+
+int64_t StridedGroups::extent() const {
+  if (batch == 0 || heads == 0 || n == 0 || cols == 0) return 0;
+  return (batch - 1) * s[0] + (heads - 1) * s[1] + (n - 1) * s[2] + cols;
+}
+
+bool StridedGroups::distinct() const {
+  std::pair<int64_t, int64_t> dims[3] = {{s[0], batch}, {s[1], heads}, {s[2], n}};  // (stride, size)
+  std::sort(std::begin(dims), std::end(dims));
+  int64_t inner = cols;
+  for (const auto& [stride, size] : dims) {
+    if (size <= 1) continue;
+    if (stride < inner) return false;
+    inner += (size - 1) * stride;
+  }
+  return true;
 }
 
 int check_nonneg(const char* op, const char* name, int64_t v) {

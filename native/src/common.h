@@ -40,6 +40,18 @@ int check_rank_shape(const char* op, int rank, const int64_t* shape);
 int check_strides(const char* op, const char* name, int rank, const int64_t* strides);
 int check_ptr(const char* op, const char* name, const void* p, int64_t numel);
 int check_nonneg(const char* op, const char* name, int64_t v);
+
+// An operand of the attention families' strided entries: [batch, heads, n, cols] through
+// (batch, head, row) strides s, columns unit-stride.
+struct StridedGroups {
+  int64_t batch, heads, n, cols;
+  int64_t s[3];
+  // elements from the first to past the last (0 when empty)
+  int64_t extent() const;
+  // whether the (batch, head, row, column) positions are distinct elements: each stride, from the
+  // smallest, at least the extent of the dims inside it (size-1 dims aside)
+  bool distinct() const;
+};
 int check_indices(const char* op, int device, const int64_t* idx, int64_t n, int64_t bound);
 
 int64_t numel_of(int rank, const int64_t* shape);

@@ -101,23 +101,9 @@ int64_t mk_linear_attention_product_workspace(int device, int dtype, int64_t dk,
 }  // extern "C"
 
 namespace {
-// Elements from an operand's first to past its last (n rows of d columns; 0 when n is 0).
-int64_t extent_of(const LinearAttentionLayout& l, const int64_t* s, int64_t n, int64_t d) {
-  return n == 0 ? 0 : (l.batch - 1) * s[0] + (l.heads - 1) * s[1] + (n - 1) * s[2] + d;
-}
-
-// Whether the output's (batch, head, row, column) positions are distinct: each stride, from the
-// smallest, at least the extent of the dims inside it (size-1 dims aside).
-bool distinct(const LinearAttentionLayout& l, int64_t n, int64_t d) {
-  std::pair<int64_t, int64_t> dims[3] = {{l.out[0], l.batch}, {l.out[1], l.heads}, {l.out[2], n}};  // (stride, size)
-  std::sort(std::begin(dims), std::end(dims));
-  int64_t extent = d;  // the columns: unit stride
-  for (const auto& [stride, size] : dims) {
-    if (size <= 1) continue;
-    if (stride < extent) return false;
-    extent += (size - 1) * stride;
-  }
-  return true;
+// Operand s of n rows of d columns as strided groups.
+StridedGroups groups_of(const LinearAttentionLayout& l, const int64_t* s, int64_t n, int64_t d) {
+  return StridedGroups{l.batch, l.heads, n, d, {s[0], s[1], s[2]}};
 }
 
 int check_strides(const char* op, const char* name, const int64_t* s) {
@@ -174,7 +160,7 @@ int product(const char* op, int device, int dtype, LinearAttentionLayout l, int6
   if (workspace_bytes < need || (need > 0 && !workspace))
     return fail(MK_ERR_INVALID_ARGUMENT, "%s: workspace of %" PRId64 " bytes, need %" PRId64, op, workspace_bytes, need);
   if (groups * nq * dv == 0) return MK_OK;
-  if (!distinct(l, nq, dv))
+  if (!groups_of(l, l.out, nq, dv).distinct())
     return fail(MK_ERR_INVALID_ARGUMENT,
                 "%s: out strides (%" PRId64 ", %" PRId64 ", %" PRId64 ") over [%" PRId64 ", %" PRId64 ", %" PRId64
                 ", %" PRId64 "] write some element twice",
@@ -182,13 +168,13 @@ int product(const char* op, int device, int dtype, LinearAttentionLayout l, int6
   {  // out must not share memory with an input (byte ranges)
     const int64_t es = mk::dtype_size(dtype);
     const char* o0 = static_cast<const char*>(out);
-    const int64_t eo = extent_of(l, l.out, nq, dv);
+    const int64_t eo = groups_of(l, l.out, nq, dv).extent();
     const struct {
       const char* name;
       const void* p;
       int64_t extent;
-    } ins[3] = {{"q", q, extent_of(l, l.q, nq, dk)}, {"k", k, extent_of(l, l.k, nk, dk)},
-                {"v", v, extent_of(l, l.v, nk, dv)}};
+    } ins[3] = {{"q", q, groups_of(l, l.q, nq, dk).extent()}, {"k", k, groups_of(l, l.k, nk, dk).extent()},
+                {"v", v, groups_of(l, l.v, nk, dv).extent()}};
     for (const auto& in : ins) {
       const char* i0 = static_cast<const char*>(in.p);
       if (in.extent > 0 && i0 < o0 + eo * es && o0 < i0 + in.extent * es)
