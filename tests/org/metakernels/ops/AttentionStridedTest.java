@@ -111,6 +111,29 @@ class AttentionStridedTest {
     }
   }
 
+  /**
+   * A q with one column (D = 1) permuted so that its size-1 last dim sorts outermost: the output
+   * (Dv = 4) must still get unit-stride columns (the fuzz case 1115 of seed 20261205, where it did
+   * not and native refused the out strides), and the bits stay those of contiguous copies.
+   */
+  @Test
+  void oneColumnQueriesPermutedGiveAnOutputWithUnitStrideColumns() {
+    try (Scope s = Scope.open()) {
+      Tensor q = Tensor.randn(new long[] {1, 4, 3, 3}, DType.F32, CPU, 41).permute(2, 1, 3, 0).requiresGrad(true);
+      Tensor k = Tensor.randn(new long[] {3, 1, 5, 1}, DType.F32, CPU, 42).requiresGrad(true);
+      Tensor v = Tensor.randn(new long[] {5, 3, 1, 4}, DType.F32, CPU, 43).permute(1, 2, 0, 3).requiresGrad(true);
+      assertArrayEquals(new long[] {3, 4, 3, 1}, q.shape());
+      Tensor out = Attention.softmax(q, k, v);
+      assertEquals(1, out.strides()[3], "unit-stride output columns");
+      Tensor qc = q.detach().copyContiguous().requiresGrad(true), vc = v.detach().copyContiguous().requiresGrad(true);
+      Tensor ref = Attention.softmax(qc, k, vc);
+      assertSameBits(ref, out, "out");
+      List<Tensor> g = Autograd.grad(out.square().sum(), List.of(q, k, v), false);
+      List<Tensor> gr = Autograd.grad(ref.square().sum(), List.of(qc, k, vc), false);
+      for (int i = 0; i < 3; i++) assertSameBits(gr.get(i), g.get(i), "gradient " + i);
+    }
+  }
+
   /** Second order through head views (the double backward takes contiguous copies). */
   @Test
   void gradCheckOrderTwoThroughHeadViews() {

@@ -343,7 +343,7 @@ public final class LinearAttention {
    * A new tensor of {@code shape} whose dims lie in memory in the order of q's (the output of a
    * product on [B, N, H, D] projections viewed as [B, H, N, D] is then laid out as [B, N, H, Dv], and
    * merging its heads back is a view): where q is a permutation of a dense layout with unit-stride
-   * columns; else contiguous.
+   * columns and the new tensor's columns come out unit-stride; else contiguous.
    */
   static Tensor like(Tensor q, long[] shape) {
     int r = shape.length;
@@ -353,7 +353,9 @@ public final class LinearAttention {
     Integer[] order = new Integer[r];
     for (int i = 0; i < r; i++) order[i] = i;
     Arrays.sort(order, (a, b) -> Long.compare(qs[b] == 1 ? Long.MAX_VALUE : st[b], qs[a] == 1 ? Long.MAX_VALUE : st[a]));
-    if (order[r - 1] != r - 1 && qs[r - 1] > 1) return Tensor.empty(shape, q.dtype(), q.device());
+    // the new tensor's columns must be unit-stride: its last dim innermost (q's may be a size-1 dim
+    // that sorts outermost, the fuzz case of a [B, H, N, 1] q permuted)
+    if (order[r - 1] != r - 1 && shape[r - 1] > 1) return Tensor.empty(shape, q.dtype(), q.device());
     long acc = 1;
     for (int i = r - 1; i >= 0; i--) {  // q itself dense in that order?
       int d = order[i];
