@@ -147,6 +147,28 @@ class AttentionStridedTest {
     }
   }
 
+  /**
+   * The double backward of one graph run twice, each time in a scope of its own: the contiguous
+   * copies the second-order pass makes of head views belong to each call, so the second run gets
+   * the bits of the first (a copy kept from the first call's closed scope would be refused).
+   */
+  @Test
+  void doubleBackwardRunsTwiceOnTheSameGraph() {
+    try (Scope s = Scope.open()) {
+      Tensor qv = headView(Tensor.randn(new long[] {2, 2, 20, 8}, DType.F64, CPU, 51)).requiresGrad(true);
+      Tensor kv = headView(Tensor.randn(new long[] {2, 2, 30, 8}, DType.F64, CPU, 52)).requiresGrad(true);
+      Tensor vv = headView(Tensor.randn(new long[] {2, 2, 30, 4}, DType.F64, CPU, 53)).requiresGrad(true);
+      Tensor out = Attention.softmax(qv, kv, vv, Attention.Options.causal());
+      Tensor dq = Autograd.grad(out.square().sum(), List.of(qv), true).get(0);
+      double[][] hk = new double[2][];
+      for (int i = 0; i < 2; i++)
+        try (Scope inner = Scope.open()) {
+          hk[i] = Autograd.grad(dq.square().sum(), List.of(kv), true).get(0).toDoubleArray();
+        }
+      assertArrayEquals(hk[0], hk[1]);
+    }
+  }
+
   /** A forward block on [2, 2, 8, 4] F32 operands with a caller-sized workspace. */
   static final class Call implements AutoCloseable {
     final int b = 2, h = 2, n = 8, d = 4;

@@ -464,7 +464,6 @@ public final class Attention {
     final Tensor q, k, v, bias, lengths;
     /** Whether the kernels of this call read strides (CPU, F32 or F64). */
     final boolean strided;
-    private Tensor qc, kc, vc;
     final long b, h, hkv, nq, nk, d, dv, biasBs, biasHs, wsBytes;
     final double scale;
     final boolean causal;
@@ -580,13 +579,12 @@ public final class Attention {
       return p;
     }
 
-    /** As {@link #block}, with contiguous q, k, v (copied once per call where they are not). */
+    /**
+     * As {@link #block}, with contiguous q, k, v: copies where they are not, made in the caller's
+     * scope (the call's temporary one), so each call makes its own and none outlives it.
+     */
     MkNative.mk_attention_params contiguousBlock(String op) {
-      if (qc == null) {
-        qc = contiguousOrNull(q);
-        kc = contiguousOrNull(k);
-        vc = contiguousOrNull(v);
-      }
+      Tensor qc = contiguousOrNull(q), kc = contiguousOrNull(k), vc = contiguousOrNull(v);
       MkNative.mk_attention_params p = sizes(new MkNative.mk_attention_params());
       return p.q(qc.address(op)).k(kc.address(op)).v(vc.address(op)).bias(biasAddr()).bias_bs(biasBs)
           .bias_hs(biasHs).key_lengths(lengthsAddr()).scale(scale);
