@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
-#include <cstring>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -254,7 +253,7 @@ int check_layout(const char* op, int device, int dtype, const mk_attention_param
                   ", %" PRId64 "] write some element twice",
                   op, o.name, o.s[0], o.s[1], o.s[2], o.batch, o.heads, o.n, o.cols);
     const char* o0 = static_cast<const char*>(o.p);
-    const int64_t ob = o.extent() * (std::strcmp(o.name, "lse") == 0 ? mk::dtype_size(dtype) : es);
+    const int64_t ob = o.extent() * es;  // lse too: F32 / F64 calls keep it in their dtype
     for (size_t j = 0; j < ops.size(); ++j) {
       const Operand& x = ops[j];
       if (j == i || !x.p || x.extent() == 0) continue;
