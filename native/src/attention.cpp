@@ -188,19 +188,13 @@ struct Operand : StridedGroups {
   Operand(const char* name_, const void* p_, const int64_t* given, int64_t batch_, int64_t heads_, int64_t n_,
           int64_t cols_, bool output_)
       : StridedGroups{batch_, heads_, n_, cols_, {0, 0, 0}}, name(name_), p(p_), output(output_) {
-    const bool set = given && (given[0] != 0 || given[1] != 0 || given[2] != 0);
-    s[0] = set ? given[0] : heads * n * cols;
-    s[1] = set ? given[1] : n * cols;
-    s[2] = set ? given[2] : cols;
+    mk::attention_strides(given, heads, n, cols, s);
   }
 };
 
-bool strides_set(const int64_t* s) { return s[0] != 0 || s[1] != 0 || s[2] != 0; }
-
 bool any_strides(const mk_attention_params& b) {
-  for (const int64_t* s : {b.q_strides, b.k_strides, b.v_strides, b.out_strides, b.dout_strides, b.grad_q_strides,
-                           b.grad_k_strides, b.grad_v_strides})
-    if (strides_set(s)) return true;
+  for (const int64_t* s : mk::attention_stride_triples(b))
+    if (mk::attention_strides_given(s)) return true;
   return false;
 }
 
@@ -234,8 +228,8 @@ int check_layout(const char* op, int device, int dtype, const mk_attention_param
     ops.push_back({"grad_k", b.grad_k, b.grad_k_strides, B, Hk, b.nk, b.d, true});
     ops.push_back({"grad_v", b.grad_v, b.grad_v_strides, B, Hk, b.nk, b.dv, true});
     ops.push_back({"grad_bias_full", b.grad_bias_full, nullptr, B, H, b.nq, b.nk, true});
-  } else if (strides_set(b.dout_strides) || strides_set(b.grad_q_strides) || strides_set(b.grad_k_strides) ||
-             strides_set(b.grad_v_strides)) {
+  } else if (mk::attention_strides_given(b.dout_strides) || mk::attention_strides_given(b.grad_q_strides) ||
+             mk::attention_strides_given(b.grad_k_strides) || mk::attention_strides_given(b.grad_v_strides)) {
     return fail(MK_ERR_INVALID_ARGUMENT, "%s: strides of the backward's operands (dout, grad_q, grad_k, grad_v) given "
                 "to the forward", op);
   }
@@ -265,16 +259,13 @@ int check_layout(const char* op, int device, int dtype, const mk_attention_param
   return MK_OK;
 }
 
-// Zeroes an output of the backward (n elements when contiguous; through its strides when given:
-// a strided copy from one zero element, CPU only, see check_layout).
+// Zeroes an output of the backward (n elements when contiguous; through its strides when given,
+// CPU only, see check_layout).
 int zero_operand(const char* op, const KernelTable* t, int device, int dtype, const Operand& o, void* stream) {
   if (!o.p || o.extent() == 0) return MK_OK;
   if (o.s[0] == o.heads * o.n * o.cols && o.s[1] == o.n * o.cols && o.s[2] == o.cols)
     return zero(op, t, device, dtype, o.batch * o.heads * o.n * o.cols, const_cast<void*>(o.p), stream);
-  const int64_t shape[4] = {o.batch, o.heads, o.n, o.cols}, strides[4] = {o.s[0], o.s[1], o.s[2], 1};
-  const int64_t zs[4] = {0, 0, 0, 0};
-  alignas(8) unsigned char host_zero[8] = {0};
-  return kernel_status(op, device, t->copy_strided(dtype, 4, shape, host_zero, zs, const_cast<void*>(o.p), strides, stream));
+  return zero_strided(op, t, device, dtype, o, const_cast<void*>(o.p), stream);
 }
 
 // The F32 parameter block of a 16-bit call: q, k, v, the bias, out and dout widened; lse is F32

@@ -101,6 +101,20 @@ bool StridedGroups::distinct() const {
   return true;
 }
 
+int zero_strided(const char* op, const KernelTable* t, int device, int dtype, const StridedGroups& g, void* dst,
+                 void* stream) {
+  const int64_t shape[4] = {g.batch, g.heads, g.n, g.cols}, strides[4] = {g.s[0], g.s[1], g.s[2], 1};
+  const int64_t zs[4] = {0, 0, 0, 0};
+  alignas(8) unsigned char host_zero[8] = {0};
+  void* z = host_zero;
+  if (device == MK_DEVICE_CUDA && !(z = mk_device_alloc_on(mk::dtype_size(dtype), stream)))
+    return fail(MK_ERR_INTERNAL, "%s: no device memory for one element", op);
+  int st = device == MK_DEVICE_CUDA ? t->fill(dtype, 1, z, 0.0, stream) : 0;
+  if (st == 0) st = t->copy_strided(dtype, 4, shape, z, zs, dst, strides, stream);
+  if (z != host_zero) mk_device_free(z);
+  return kernel_status(op, device, st);
+}
+
 int check_nonneg(const char* op, const char* name, int64_t v) {
   if (v < 0) return fail(MK_ERR_INVALID_ARGUMENT, "%s: %s = %" PRId64 " is negative", op, name, v);
   return MK_OK;

@@ -52,6 +52,10 @@ struct StridedGroups {
   // smallest, at least the extent of the dims inside it (size-1 dims aside)
   bool distinct() const;
 };
+// Zeroes the elements of a strided operand at dst: a strided copy from one zero element (on the
+// device for CUDA), all source strides 0.
+int zero_strided(const char* op, const KernelTable* t, int device, int dtype, const StridedGroups& g, void* dst,
+                 void* stream);
 int check_indices(const char* op, int device, const int64_t* idx, int64_t n, int64_t bound);
 
 int64_t numel_of(int rank, const int64_t* shape);

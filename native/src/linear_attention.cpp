@@ -184,17 +184,7 @@ int product(const char* op, int device, int dtype, LinearAttentionLayout l, int6
   const bool out_packed = l.packed(l.out, nq, dv);
   if (nk == 0) {
     if (out_packed) return kernel_status(op, device, t->fill(dtype, groups * nq * dv, out, 0.0, stream));
-    // a strided fill: a copy from one zero element with all strides 0 (on the device for CUDA)
-    const int64_t shape[4] = {l.batch, l.heads, nq, dv}, strides[4] = {l.out[0], l.out[1], l.out[2], 1};
-    const int64_t zs[4] = {0, 0, 0, 0};
-    alignas(8) unsigned char host_zero[8] = {0};
-    void* z = host_zero;
-    if (device == MK_DEVICE_CUDA && !(z = mk_device_alloc_on(mk::dtype_size(dtype), stream)))
-      return fail(MK_ERR_INTERNAL, "%s: no device memory for one element", op);
-    int st = device == MK_DEVICE_CUDA ? t->fill(dtype, 1, z, 0.0, stream) : 0;
-    if (st == 0) st = t->copy_strided(dtype, 4, shape, z, zs, out, strides, stream);
-    if (z != host_zero) mk_device_free(z);
-    return kernel_status(op, device, st);
+    return zero_strided(op, t, device, dtype, groups_of(l, l.out, nq, dv), out, stream);
   }
   if (device != MK_DEVICE_CUDA)
     return kernel_status(op, device,

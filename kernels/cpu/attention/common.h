@@ -103,10 +103,10 @@ constexpr T neg_inf() {
 }
 
 // The CPU kernels' parameters: the block, plus k, v and the second inputs' k, v packed into
-// [B*Hkv][key tile][cols][tile] blocks inside the workspace (set by Layout; null = not packed).
-// The operands' (batch, head, row) strides, resolved: the block's where it gives them (the forward
-// and the backward, F32 and F64), else those of contiguous tensors, so every pass indexes through
-// them alike.
+// [B*Hkv][key tile][cols][tile] blocks inside the workspace (set by Layout; null = not packed), and
+// the operands' (batch, head, row) strides resolved (attention_strides: the block's where it gives
+// them, in the forward and the backward in F32 / F64, else those of contiguous tensors), so every
+// pass indexes through them alike.
 struct CpuParams : AttentionParams {
   const void* packed_k = nullptr;
   const void* packed_v = nullptr;
@@ -114,20 +114,14 @@ struct CpuParams : AttentionParams {
   const void* packed_gv = nullptr;
   int64_t qs[3], ks[3], vs[3], os[3], dos[3], gqs[3], gks[3], gvs[3];
   explicit CpuParams(const AttentionParams& p) : AttentionParams(p) {
-    auto resolve = [](const int64_t* given, int64_t heads, int64_t n, int64_t cols, int64_t* out) {
-      const bool set = given[0] != 0 || given[1] != 0 || given[2] != 0;
-      out[0] = set ? given[0] : heads * n * cols;
-      out[1] = set ? given[1] : n * cols;
-      out[2] = set ? given[2] : cols;
-    };
-    resolve(p.q_strides, p.heads, p.nq, p.d, qs);
-    resolve(p.k_strides, p.kv_heads, p.nk, p.d, ks);
-    resolve(p.v_strides, p.kv_heads, p.nk, p.dv, vs);
-    resolve(p.out_strides, p.heads, p.nq, p.dv, os);
-    resolve(p.dout_strides, p.heads, p.nq, p.dv, dos);
-    resolve(p.grad_q_strides, p.heads, p.nq, p.d, gqs);
-    resolve(p.grad_k_strides, p.kv_heads, p.nk, p.d, gks);
-    resolve(p.grad_v_strides, p.kv_heads, p.nk, p.dv, gvs);
+    attention_strides(p.q_strides, p.heads, p.nq, p.d, qs);
+    attention_strides(p.k_strides, p.kv_heads, p.nk, p.d, ks);
+    attention_strides(p.v_strides, p.kv_heads, p.nk, p.dv, vs);
+    attention_strides(p.out_strides, p.heads, p.nq, p.dv, os);
+    attention_strides(p.dout_strides, p.heads, p.nq, p.dv, dos);
+    attention_strides(p.grad_q_strides, p.heads, p.nq, p.d, gqs);
+    attention_strides(p.grad_k_strides, p.kv_heads, p.nk, p.d, gks);
+    attention_strides(p.grad_v_strides, p.kv_heads, p.nk, p.dv, gvs);
   }
 };
 
@@ -423,9 +417,7 @@ struct HalfCopies {
     f.k = k;
     f.v = v;
     // the copies are contiguous (native refuses strided 16-bit calls; this keeps them so regardless)
-    for (int64_t* st : {f.q_strides, f.k_strides, f.v_strides, f.out_strides, f.dout_strides, f.grad_q_strides,
-                        f.grad_k_strides, f.grad_v_strides})
-      st[0] = st[1] = st[2] = 0;
+    for (int64_t* st : attention_stride_triples(f)) st[0] = st[1] = st[2] = 0;
   }
 };
 

@@ -12,6 +12,7 @@
 // dtype F32 / F64: every pointer in that type. BF16 / F16 (forward and backward only): every
 // tensor in that type except lse, which is F32 (see attention_workspace in mk/kernels.inc).
 #pragma once
+#include <array>
 #include <cstdint>
 
 #include "metakernels.h"
@@ -34,6 +35,26 @@ MK_HD int64_t attention_first_row(int64_t j, int64_t off, bool causal) {
   return r < 0 ? 0 : r;
 }
 MK_ISA_END
+
+// The block's stride triples (ABI 16: the *_strides fields; all three 0: contiguous), in the order
+// q, k, v, out, dout, grad_q, grad_k, grad_v. Block: mk_attention_params, const or not.
+template <class Block>
+inline auto attention_stride_triples(Block& b) -> std::array<decltype(&b.q_strides[0]), 8> {
+  return {b.q_strides, b.k_strides, b.v_strides, b.out_strides, b.dout_strides, b.grad_q_strides, b.grad_k_strides,
+          b.grad_v_strides};
+}
+
+// Whether a stride triple is given (not all 0).
+inline bool attention_strides_given(const int64_t* s) { return s[0] != 0 || s[1] != 0 || s[2] != 0; }
+
+// An operand's (batch, head, row) strides: the triple where given, else those of a contiguous
+// [batch, heads, n, cols] tensor (the CPU kernels index through these; native/ checks them).
+inline void attention_strides(const int64_t* given, int64_t heads, int64_t n, int64_t cols, int64_t* out) {
+  const bool set = given && attention_strides_given(given);
+  out[0] = set ? given[0] : heads * n * cols;
+  out[1] = set ? given[1] : n * cols;
+  out[2] = set ? given[2] : cols;
+}
 
 // The second inputs of a pass: the tensors paired with (q, k, v, bias) that backward_backward
 // (the cotangents of the backward's outputs) and the JVP (the tangents) read beside the first; the

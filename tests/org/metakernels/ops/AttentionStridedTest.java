@@ -32,10 +32,6 @@ class AttentionStridedTest {
     return bhnd.permute(0, 2, 1, 3).copyContiguous().permute(0, 2, 1, 3);
   }
 
-  static double[] values(Tensor t) {
-    return t.to(DType.F64).toDoubleArray();
-  }
-
   static void assertSameBits(Tensor expected, Tensor actual, String what) {
     assertArrayEquals(expected.shape(), actual.shape(), what);
     if (expected.dtype() == DType.F32) assertArrayEquals(expected.toFloatArray(), actual.toFloatArray(), what);

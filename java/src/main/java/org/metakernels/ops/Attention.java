@@ -197,7 +197,7 @@ public final class Attention {
     try (Scope tmp = Scope.open(); MkNative.mk_attention_params p = g.block(g.op)) {
       Tensor ws = g.workspace();  // freed with tmp, right after the call
       p.out(out.address(g.op)).lse(lse.address(g.op));
-      strides(p, 3, out);
+      strides(p::out_strides, out);
       Native.check(MkNative.mk_attention_softmax_forward(g.device, g.dtype, p, ws.address(g.op), g.wsBytes, ws.launchStream()),
           g.context());
     }
@@ -240,11 +240,11 @@ public final class Attention {
       Tensor ws = g.workspace();
       p.out(out.address(op)).lse(lse.address(op)).dout(dO.address(op));
       p.grad_q(dq.address(op)).grad_k(dk.address(op)).grad_v(dv.address(op)).grad_bias_full(addr(dbFull, op));
-      strides(p, 3, out);
-      strides(p, 4, dO);
-      strides(p, 5, dq);
-      strides(p, 6, dk);
-      strides(p, 7, dv);
+      strides(p::out_strides, out);
+      strides(p::dout_strides, dO);
+      strides(p::grad_q_strides, dq);
+      strides(p::grad_k_strides, dk);
+      strides(p::grad_v_strides, dv);
       Native.check(MkNative.mk_attention_softmax_backward(g.device, g.dtype, p, ws.address(op), g.wsBytes, ws.launchStream()),
           g.context());
     }
@@ -431,25 +431,17 @@ public final class Attention {
     return t == null ? 0L : t.address(op);
   }
 
-  /**
-   * The (batch, head, row) strides of operand {@code which} of the block (0 q, 1 k, 2 v, 3 out,
-   * 4 dout, 5 grad_q, 6 grad_k, 7 grad_v) where t is not contiguous (a contiguous one leaves them 0).
-   */
-  private static void strides(MkNative.mk_attention_params p, int which, Tensor t) {
+  /** A setter of one of the block's stride triples, e.g. {@code p::q_strides}. */
+  @FunctionalInterface
+  private interface StrideSetter {
+    Object set(int i, long stride);
+  }
+
+  /** t's (batch, head, row) strides through {@code set} where t is not contiguous (a contiguous one leaves them 0). */
+  private static void strides(StrideSetter set, Tensor t) {
     if (t == null || t.isContiguous()) return;
     long[] st = t.strides();
-    for (int i = 0; i < 3; i++) {
-      switch (which) {
-        case 0 -> p.q_strides(i, st[i]);
-        case 1 -> p.k_strides(i, st[i]);
-        case 2 -> p.v_strides(i, st[i]);
-        case 3 -> p.out_strides(i, st[i]);
-        case 4 -> p.dout_strides(i, st[i]);
-        case 5 -> p.grad_q_strides(i, st[i]);
-        case 6 -> p.grad_k_strides(i, st[i]);
-        default -> p.grad_v_strides(i, st[i]);
-      }
-    }
+    for (int i = 0; i < 3; i++) set.set(i, st[i]);
   }
 
   /**
@@ -573,9 +565,9 @@ public final class Attention {
       MkNative.mk_attention_params p = sizes(new MkNative.mk_attention_params());
       p.q(q.address(op)).k(k.address(op)).v(v.address(op)).bias(biasAddr()).bias_bs(biasBs).bias_hs(biasHs)
           .key_lengths(lengthsAddr()).scale(scale);
-      strides(p, 0, q);
-      strides(p, 1, k);
-      strides(p, 2, v);
+      strides(p::q_strides, q);
+      strides(p::k_strides, k);
+      strides(p::v_strides, v);
       return p;
     }
 
