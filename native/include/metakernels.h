@@ -24,7 +24,7 @@ extern "C" {
  * without its MK_ prefix, by cmake/gen_java_codes.cmake), and the kernels use these names. */
 
 /* Version of this ABI and of the kernel table between libmetakernels and libmetakernels_cuda. */
-enum mk_abi { MK_ABI_VERSION = 16 };
+enum mk_abi { MK_ABI_VERSION = 17 };
 
 enum mk_status {
   MK_OK = 0,
@@ -95,7 +95,7 @@ enum mk_graph_reduce {
 };
 
 /* Flags of the softmax-attention entry points (see below). */
-enum mk_attention_flags { MK_ATTENTION_CAUSAL = 1, MK_ATTENTION_TF32 = 2 };
+enum mk_attention_flags { MK_ATTENTION_CAUSAL = 1, MK_ATTENTION_TF32 = 2, MK_ATTENTION_TOP_LEFT = 4 };
 
 /* Fused differentiable optimizer steps (mk_meta_*_step_*): the index of each hyperparameter in the
  * hyper arrays of mk_meta_step_params, and the flags. */
@@ -321,8 +321,11 @@ typedef struct mk_attention_params {
   const int64_t* key_lengths;
   double scale;
   /* mk_attention_flags: MK_ATTENTION_CAUSAL: query i sees keys j <= i + L_b - Nq (bottom-right
-   * aligned); MK_ATTENTION_TF32: the F32 forward and backward on CUDA may use TF32 tensor cores
-   * (where the device's shared memory holds their tiles; ignored elsewhere). Other bits are refused. */
+   * aligned, as FlashAttention >= 2.1); with MK_ATTENTION_TOP_LEFT too (since ABI 17): keys
+   * j <= i (top-left aligned, as PyTorch's is_causal; TOP_LEFT without CAUSAL is refused); the two
+   * agree where L_b = Nq. MK_ATTENTION_TF32: the F32 forward and backward on CUDA may use TF32
+   * tensor cores (where the device's shared memory holds their tiles; ignored elsewhere). Other bits
+   * are refused. */
   int flags;
   /* forward: writes out [B, H, Nq, Dv] and lse [B, H, Nq] (lse may be NULL);
    * every later pass reads both */

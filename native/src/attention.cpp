@@ -58,9 +58,12 @@ int prepare(const char* op, const KernelTable* t, int device, int dtype, const m
   const mk_attention_params& b = *block;
   MK_CHECK(check_sizes(op, b));
   if (!std::isfinite(b.scale)) return fail(MK_ERR_INVALID_ARGUMENT, "%s: scale %g is not finite", op, b.scale);
-  if (b.flags & ~(MK_ATTENTION_CAUSAL | MK_ATTENTION_TF32))
-    return fail(MK_ERR_INVALID_ARGUMENT, "%s: flags %d (expected MK_ATTENTION_CAUSAL = 1, MK_ATTENTION_TF32 = 2)", op,
-                b.flags);
+  if ((b.flags & ~(MK_ATTENTION_CAUSAL | MK_ATTENTION_TF32 | MK_ATTENTION_TOP_LEFT)) ||
+      ((b.flags & MK_ATTENTION_TOP_LEFT) && !(b.flags & MK_ATTENTION_CAUSAL)))
+    return fail(MK_ERR_INVALID_ARGUMENT,
+                "%s: flags %d (expected MK_ATTENTION_CAUSAL = 1, MK_ATTENTION_TF32 = 2, MK_ATTENTION_TOP_LEFT = 4, "
+                "the last only with the first)",
+                op, b.flags);
   if (b.bias && (b.bias_bs < 0 || b.bias_hs < 0))
     return fail(MK_ERR_INVALID_ARGUMENT, "%s: negative bias strides (%" PRId64 ", %" PRId64 ")", op, b.bias_bs,
                 b.bias_hs);

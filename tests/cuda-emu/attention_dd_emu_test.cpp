@@ -113,18 +113,20 @@ struct Case {
   const char* bias;              // "none", "BH", "1H", "B1", "11"; a suffix "-inf" sets some entries to -inf
   std::vector<int64_t> lengths;  // empty: none
   unsigned mask;  // bits 0-3: cotangents ĝq ĝk ĝv ĝb present; bits 4-8: outputs q' k' v' dO' b' wanted
+  bool top_left = false;  // causal mask top-left aligned (MK_ATTENTION_TOP_LEFT)
 };
 bool bias_masked(int64_t i, int64_t j, int64_t nk) { return i % 7 == 3 || (i % 5 == 1 && j < nk - 3) || j % 11 == 4; }
 
 // The inputs of a case (values exactly representable in the 16-bit type) and its geometry.
 struct Inputs {
   int64_t B, H, Hkv, Nq, Nk, D, Dv, bias_bs, bias_hs;
-  bool causal;
+  bool causal, top_left;
   double scale;
   std::vector<int64_t> lens;
   std::vector<double> q, k, v, bias, dout, out, lse, gq, gk, gv, gb;  // empty: absent
   int64_t len(int64_t b) const { return lens.empty() ? Nk : lens[size_t(b)]; }
-  int64_t key_end(int64_t b, int64_t i) const { return mk::attention_key_end(i, len(b), len(b) - Nq, causal); }
+  int64_t key_end(int64_t b, int64_t i) const { return mk::attention_key_end(i, len(b), mk::attention_diagonal(len(b), Nq, top_left), causal);
+  }
 };
 
 struct Outputs {
@@ -336,6 +338,7 @@ std::vector<double> cpu_twin_jvp(const Inputs& x, std::vector<double>* tlse) {
   p.key_lengths = lens.empty() ? nullptr : lens.data();
   p.scale = x.scale;
   p.causal = x.causal;
+  p.top_left = x.top_left;
   p.out = out.data();
   p.lse = lse.data();
   p.tan_q = gq.empty() ? nullptr : gq.data();
@@ -381,6 +384,7 @@ Outputs cpu_twin(const Inputs& x, unsigned mask) {
   p.key_lengths = lens.empty() ? nullptr : lens.data();
   p.scale = x.scale;
   p.causal = x.causal;
+  p.top_left = x.top_left;
   p.out = out.data();
   p.lse = lse.data();
   p.dout = dout.data();
@@ -446,7 +450,7 @@ void run(const Case& c, uint64_t seed) {
   char name[256];
   snprintf(name, sizeof name, "%s b%lld h%lld/%lld nq%lld nk%lld d%lld dv%lld %s bias=%s len=%s mask=%x", X::name,
            (long long)c.b, (long long)c.h, (long long)c.hkv, (long long)c.nq, (long long)c.nk, (long long)c.d,
-           (long long)c.dv, c.causal ? "causal" : "full", c.bias, c.lengths.empty() ? "-" : "yes", c.mask);
+           (long long)c.dv, !c.causal ? "full" : c.top_left ? "causal-tl" : "causal", c.bias, c.lengths.empty() ? "-" : "yes", c.mask);
   std::mt19937_64 g(seed);
   std::normal_distribution<double> nd(0.0, 1.0);
   Inputs x;
@@ -458,6 +462,7 @@ void run(const Case& c, uint64_t seed) {
   x.D = c.d;
   x.Dv = c.dv;
   x.causal = c.causal;
+  x.top_left = c.top_left;
   x.lens = c.lengths;
   x.scale = 1.0 / std::sqrt(double(c.d)) * 1.3;
   auto make = [&](int64_t n, double sc) {
@@ -575,6 +580,7 @@ void run(const Case& c, uint64_t seed) {
   p.key_lengths = lens.empty() ? nullptr : lens.data();
   p.scale = x.scale;
   p.causal = x.causal;
+  p.top_left = x.top_left;
   p.out = outb.data();
   p.lse = lsef.data();
   p.dout = dob.data();
@@ -902,6 +908,7 @@ int main(int argc, char** argv) {
         {1, 2, 2, 70, 80, 64, 64, true, "11", {}, ALL},               // a broadcast bias, ĝb, b'
         {2, 2, 1, 70, 140, 128, 128, false, "BH-inf", {130, 60}, ALL},  // −inf bias entries (rows without keys), lengths
         {1, 1, 1, 40, 50, 128, 64, false, "none", {}, NOB},           // D != Dv: refused (tensor_core_dd.cu)
+        {2, 2, 1, 70, 150, 64, 64, true, "none", {140, 50}, NOB, true},  // top-left causal: keys no row sees
     };
     // (F16 on three of them: the kernels differ by type only in the conversions; CI time)
     uint64_t seed = 9876;
@@ -936,6 +943,8 @@ int main(int argc, char** argv) {
       {1, 1, 1, 19, 23, 5, 3, true, "none", {}, ALL},      // odd head dims: no vector loads
       {2, 1, 1, 6, 3, 16, 16, true, "none", {3, 0}, ALL},  // a batch without keys
       {1, 1, 1, 20, 20, 200, 64, false, "none", {}, ALL},  // D > 128: the F32 path
+      {2, 2, 1, 33, 70, 64, 64, true, "BH", {70, 45}, ALL, true},  // top-left causal: keys no row sees, lengths
+      {1, 2, 2, 70, 33, 16, 16, true, "none", {}, ALL, true},      // top-left causal, Nq > Nk
   };
   uint64_t seed = 4321;
   for (const Case& c : cases) {

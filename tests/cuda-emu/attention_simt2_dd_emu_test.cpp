@@ -230,6 +230,8 @@ int main(int argc, char** argv) {
       {2, 1, 1, 30, 41, 32, 16, false, "B1", {35, 20}, 2},      // gk only
       {1, 2, 1, 41, 29, 64, 64, false, "1H-inf", {}, 8},        // gbias only
       {1, 1, 1, 33, 65, 16, 16, true, "BH", {}, 13},            // gq, gv, gbias (no gk)
+      {2, 2, 1, 33, 150, 64, 64, true, "1H", {140, 60}, 15, true},  // top-left causal: keys no row sees, lengths
+      {1, 2, 2, 90, 40, 16, 16, true, "none", {}, 7, true},          // top-left causal, Nq > Nk
   };
   uint64_t seed = 8765;
   for (const Case& c : cases) {

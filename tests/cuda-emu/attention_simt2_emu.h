@@ -114,6 +114,7 @@ struct Case {
   const char* bias;              // "none", "BH", "1H", "B1", "11"; a suffix "-inf" sets some entries to -inf
   std::vector<int64_t> lengths;  // empty: none
   unsigned second = 0;           // (double backward) present second inputs: 1 gq, 2 gk, 4 gv, 8 gbias (with a bias)
+  bool top_left = false;         // causal mask top-left aligned (MK_ATTENTION_TOP_LEFT)
 };
 
 bool bias_masked(int64_t i, int64_t j, int64_t nk) { return i % 7 == 3 || (i % 5 == 1 && j < nk - 3) || j % 11 == 4; }
@@ -150,7 +151,7 @@ struct Simt2Inputs {
     char buf[256];
     snprintf(buf, sizeof buf, "%s b%lld h%lld/%lld nq%lld nk%lld d%lld dv%lld %s bias=%s len=%s",
              sizeof(T) == 4 ? "F32" : "F64", (long long)c.b, (long long)c.h, (long long)c.hkv, (long long)c.nq,
-             (long long)c.nk, (long long)c.d, (long long)c.dv, c.causal ? "causal" : "full", c.bias,
+             (long long)c.nk, (long long)c.d, (long long)c.dv, !c.causal ? "full" : c.top_left ? "causal-tl" : "causal", c.bias,
              c.lengths.empty() ? "-" : "yes");
     name = buf;
     if (name_second) name += " second=" + std::to_string(c.second);
@@ -182,6 +183,7 @@ struct Simt2Inputs {
     p.key_lengths = lens.empty() ? nullptr : lens.data();
     p.scale = 1.0 / std::sqrt(double(c.d)) * 1.3;
     p.causal = c.causal;
+    p.top_left = c.top_left;
     ws_cpu.resize(size_t(mk::cpu::attention_workspace(p, omp_get_max_threads())) + 64);
   }
   Simt2Inputs(const Simt2Inputs&) = delete;

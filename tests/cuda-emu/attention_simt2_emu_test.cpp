@@ -266,6 +266,8 @@ int main(int argc, char** argv) {
       {2, 2, 1, 90, 150, 64, 64, false, "none", {}},    // unmasked full tiles, partial last, GQA
       {1, 1, 1, 64, 128, 128, 128, false, "none", {}},  // every tile full and unmasked
       {1, 2, 1, 48, 5, 5, 3, false, "none", {}},        // odd dims: v2 does not apply (v1 runs)
+      {2, 2, 1, 33, 150, 64, 64, true, "1H", {140, 60}, 0, true},  // top-left causal: keys no row sees, lengths
+      {1, 1, 1, 200, 130, 128, 64, true, "none", {}, 0, true},     // top-left causal, Nq > Nk
   };
   uint64_t seed = 4321;
   for (const Case& c : cases) {

@@ -22,7 +22,7 @@
 namespace mk {
 MK_ISA_BEGIN
 // The mask every kernel applies (CPU, CUDA SIMT and tensor cores): with len = L_b keys and
-// off = L_b - Nq, query row i sees keys j < attention_key_end(i, ...), and key j is seen by rows
+// off = attention_diagonal(L_b, Nq, top_left), query row i sees keys j < attention_key_end(i, ...), and key j is seen by rows
 // i >= attention_first_row(j, ...).
 MK_HD int64_t attention_key_end(int64_t i, int64_t len, int64_t off, bool causal) {
   if (!causal) return len;
@@ -34,6 +34,9 @@ MK_HD int64_t attention_first_row(int64_t j, int64_t off, bool causal) {
   const int64_t r = j - off;
   return r < 0 ? 0 : r;
 }
+// The causal mask's diagonal: off = L_b - Nq, bottom-right aligned (the default: the last query
+// sees every key), or 0, top-left aligned (MK_ATTENTION_TOP_LEFT: query i sees keys j <= i).
+MK_HD int64_t attention_diagonal(int64_t len, int64_t nq, bool top_left) { return top_left ? 0 : len - nq; }
 MK_ISA_END
 
 // The block's stride triples (ABI 16: the *_strides fields; all three 0: contiguous), in the order
@@ -73,6 +76,7 @@ struct AttentionParams : mk_attention_params {
   int dtype = 0;
   int causal = 0;      // flags & MK_ATTENTION_CAUSAL
   int allow_tf32 = 0;  // flags & MK_ATTENTION_TF32: F32 on TF32 tensor cores (CUDA; ignored elsewhere)
+  int top_left = 0;    // flags & MK_ATTENTION_TOP_LEFT: the causal mask's diagonal starts at key 0
   void* workspace = nullptr;  // attention_workspace() bytes
   AttentionSecondInputs second;  // set by the backward_backward and jvp kernels from the block
 
@@ -82,6 +86,7 @@ struct AttentionParams : mk_attention_params {
         dtype(dtype_),
         causal((block.flags & MK_ATTENTION_CAUSAL) ? 1 : 0),
         allow_tf32((block.flags & MK_ATTENTION_TF32) ? 1 : 0),
+        top_left((block.flags & MK_ATTENTION_TOP_LEFT) ? 1 : 0),
         workspace(workspace_) {}
 };
 
@@ -97,7 +102,7 @@ struct AttentionHead {
   const L* lse;
   const T *gq, *gk, *gv, *gbias;
   int64_t nq, nk, d, dv;
-  int64_t len, off;  // keys of this batch entry (key_lengths or Nk), and len - Nq
+  int64_t len, off;  // keys of this batch entry (key_lengths or Nk), and attention_diagonal()
   int64_t kh;        // index of the key/value head in [B * Hkv]
   int64_t base;      // row 0 of this head in the [B, H, Nq] row arrays (lse and the row statistics)
   bool causal;
@@ -133,7 +138,7 @@ MK_HD AttentionHead<T, L> attention_head(const AttentionParams& p, int64_t b, in
   x.d = p.d;
   x.dv = p.dv;
   x.len = p.key_lengths ? p.key_lengths[b] : p.nk;
-  x.off = x.len - p.nq;
+  x.off = attention_diagonal(x.len, p.nq, p.top_left != 0);
   x.kh = kh;
   x.base = qh * p.nq;
   x.causal = p.causal != 0;

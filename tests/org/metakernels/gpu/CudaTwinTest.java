@@ -371,13 +371,16 @@ class CudaTwinTest {
       // first key tiles are wholly masked, scattered keys
       "2, 2, 1, 70, 150, 16, 16, false, BH-inf, none",
       "2, 2, 2, 40, 97, 32, 24, true, 1H-inf, some",
+      // top-left causal (tl): keys no row sees (Nq < Nk), key lengths, Nq > Nk
+      "2, 2, 1, 33, 150, 64, 64, tl, BH, some",
+      "1, 2, 2, 130, 70, 128, 128, tl, none, none",
   })
-  void softmaxAttentionMatchesTheCpuTwin(int b, int h, int hkv, int nq, int nk, int d, int dv, boolean causal,
+  void softmaxAttentionMatchesTheCpuTwin(int b, int h, int hkv, int nq, int nk, int d, int dv, String causal,
       String biasKind, String lengthsKind) {
     for (DType t : new DType[] {DType.F32, DType.F64}) {
       try (Scope s = Scope.open()) {
         String tag = t + " " + b + "x" + h + "/" + hkv + " " + nq + "x" + nk + " d" + d + "/" + dv
-            + (causal ? " causal" : "") + " bias " + biasKind + " lengths " + lengthsKind + ": ";
+            + (causal.equals("false") ? "" : causal.equals("tl") ? " causal-tl" : " causal") + " bias " + biasKind + " lengths " + lengthsKind + ": ";
         double tol = t == DType.F32 ? 2e-4 : 1e-10;
         long seed = 31L * nq + nk + d;
         Tensor q = rnd(t, seed, b, h, nq, d), k = rnd(t, seed + 1, b, hkv, nk, d), v = rnd(t, seed + 2, b, hkv, nk, dv);
@@ -386,7 +389,8 @@ class CudaTwinTest {
           bias = rnd(t, seed + 3, biasKind.charAt(0) == 'B' ? b : 1, biasKind.charAt(1) == 'H' ? h : 1, nq, nk).mul(0.5);
         if (biasKind.endsWith("-inf"))
           bias = Tensor.of(HalfAttentionRef.withInfiniteEntries(bias.toDoubleArray(), nq, nk), bias.shape()).to(t);
-        Attention.Options oc = Attention.Options.defaults().withCausal(causal), og = oc;
+        Attention.Options oc = Attention.Options.defaults().withCausal(!causal.equals("false"))
+            .withAlignment(causal.equals("tl") ? Attention.CausalAlignment.TOP_LEFT : null), og = oc;
         if (!lengthsKind.equals("none")) {
           long[] len = new long[b];
           for (int i = 0; i < b; i++)

@@ -85,6 +85,36 @@ class MultiHeadAttentionTest {
   }
 
   @Test
+  void topLeftCausalSelfAttentionOverRightPaddedSequences() {
+    // a top-left causal layer with key lengths: row i < L_b of entry b equals the layer on the
+    // first L_b tokens alone (bottom-right alignment would shift the diagonal by L_b - N); the
+    // padding (huge, finite) reaches no weight gradient, and the bottom-right layer with the same
+    // weights differs on the shorter entries
+    try (Scope s = Scope.open();
+        MultiHeadAttention m = new MultiHeadAttention(8, 4, 2, true, org.metakernels.ops.Attention.CausalAlignment.TOP_LEFT,
+            DType.F64, Device.CPU, 11);
+        MultiHeadAttention br = new MultiHeadAttention(8, 4, 2, true, DType.F64, Device.CPU, 11)) {
+      long[] len = {7, 4, 1};
+      double[] xs = Tensor.randn(new long[] {3, 7, 8}, DType.F64, Device.CPU, 5).toDoubleArray();
+      for (int b = 0; b < 3; b++)
+        for (long j = len[b]; j < 7; j++)
+          for (int c = 0; c < 8; c++) xs[(int) ((b * 7 + j) * 8 + c)] = 1e6 * (c + 1);
+      Tensor x = Tensor.of(xs, 3, 7, 8), lengths = Tensor.ofIndices(len, 3);
+      Tensor y = m.attend(x, x, lengths, null, Weights.none());
+      Tensor yBr = br.attend(x, x, lengths, null, Weights.none());
+      for (int b = 0; b < 3; b++) {
+        Tensor xb = x.narrow(0, b, 1).narrow(1, 0, len[b]);
+        Ref.assertClose(y.narrow(0, b, 1).narrow(1, 0, len[b]), m.forward(xb), 1e-12, 1e-10);
+        if (len[b] < 7) assertTrue(yBr.narrow(0, b, 1).narrow(1, 0, len[b]).sub(m.forward(xb)).abs().max().item() > 1e-3);
+      }
+      Tensor real = Tensor.of(new double[] {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0}, 3, 7, 1);
+      var grads = org.metakernels.autograd.Autograd.grad(y.mul(real).square().sum(), m.parameters(), false);
+      for (Tensor g : grads)
+        for (double v : g.toDoubleArray()) assertTrue(Math.abs(v) < 1e3, "a padding token reached a weight gradient");
+    }
+  }
+
+  @Test
   void biasAndKeyLengthsToSecondOrder() {
     try (Scope s = Scope.open(); MultiHeadAttention m = new MultiHeadAttention(4, 2, 1, true, DType.F64, Device.CPU, 9)) {
       Tensor x = Tensor.randn(new long[] {2, 3, 4}, DType.F64, Device.CPU, 3);

@@ -77,10 +77,16 @@ class AttentionHalfTest {
    */
   static Case makeCase(DType t, int b, int h, int hkv, int nq, int nk, int d, int dv, boolean causal, String bias,
       boolean lens, long seed) {
+    return makeCase(t, b, h, hkv, nq, nk, d, dv, Boolean.toString(causal), bias, lens, seed);
+  }
+
+  /** causal: "false", "true" (bottom-right) or "tl" (top-left), as AttentionTest.mask. */
+  static Case makeCase(DType t, int b, int h, int hkv, int nq, int nk, int d, int dv, String causal, String bias,
+      boolean lens, long seed) {
     Tensor q = rnd(t, seed, 1, b, h, nq, d).requiresGrad(true);
     Tensor k = rnd(t, seed + 1, 1, b, hkv, nk, d).requiresGrad(true);
     Tensor v = rnd(t, seed + 2, 1, b, hkv, nk, dv).requiresGrad(true);
-    Attention.Options o = Attention.Options.defaults().withCausal(causal);
+    Attention.Options o = AttentionTest.mask(causal);
     Tensor bt = null;
     if (!bias.equals("none")) {
       bt = rnd(t, seed + 3, 0.5, bias.startsWith("full") ? b : 1, h, nq, nk);
@@ -109,9 +115,11 @@ class AttentionHalfTest {
       "BF16, 1, 2, 1, 65, 97, 256, 256, false, full, false",
       "F16, 2, 3, 3, 40, 97, 256, 32, true, full, true",
       "BF16, 1, 1, 1, 130, 70, 16, 16, true, full, true",
+      "F16, 1, 1, 1, 130, 70, 16, 16, tl, full, true",
+      "BF16, 2, 2, 1, 33, 70, 128, 128, tl, none, true",
   })
   void forwardAndBackwardAreTheF32KernelsOnRoundedInputsRounded(DType t, int b, int h, int hkv, int nq, int nk, int d,
-      int dv, boolean causal, String bias, boolean lens) {
+      int dv, String causal, String bias, boolean lens) {
     try (Scope s = Scope.open()) {
       Case c = makeCase(t, b, h, hkv, nq, nk, d, dv, causal, bias, lens, 13L * nq + nk + d);
       Case c32 = c.toF32();

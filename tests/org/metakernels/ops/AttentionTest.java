@@ -39,9 +39,10 @@ class AttentionTest {
     double[] mask = new double[(int) (b * nq * nk)];
     for (int bb = 0; bb < b; bb++) {
       long len = lengths == null ? nk : lengths[bb];
+      long off = o.alignment() == Attention.CausalAlignment.TOP_LEFT ? 0 : len - nq;  // the diagonal
       for (int i = 0; i < nq; i++)
         for (int j = 0; j < nk; j++) {
-          boolean ok = j < len && (!o.causalMask() || j <= i + len - nq);
+          boolean ok = j < len && (!o.causalMask() || j <= i + off);
           mask[(int) ((bb * nq + i) * nk + j)] = ok ? 1 : 0;
         }
     }
@@ -54,8 +55,23 @@ class AttentionTest {
 
   static Case makeCase(int b, int h, int hkv, int nq, int nk, int d, int dv, boolean causal, String bias, boolean lens,
       long seed) {
+    return makeCase(b, h, hkv, nq, nk, d, dv, Boolean.toString(causal), bias, lens, seed);
+  }
+
+  /** The mask of a CSV case: "false" (none), "true" (causal, bottom-right) or "tl" (causal, top-left). */
+  static Attention.Options mask(String causal) {
+    return switch (causal) {
+      case "false" -> Attention.Options.defaults();
+      case "true" -> Attention.Options.causal();
+      case "tl" -> Attention.Options.causalTopLeft();
+      default -> throw new IllegalArgumentException(causal);
+    };
+  }
+
+  static Case makeCase(int b, int h, int hkv, int nq, int nk, int d, int dv, String causal, String bias, boolean lens,
+      long seed) {
     Tensor q = rnd(seed, b, h, nq, d), k = rnd(seed + 1, b, hkv, nk, d), v = rnd(seed + 2, b, hkv, nk, dv);
-    Attention.Options o = Attention.Options.defaults().withCausal(causal);
+    Attention.Options o = mask(causal);
     if (!bias.equals("none")) {
       long bb = bias.charAt(0) == 'B' ? b : 1, bh = bias.charAt(1) == 'H' ? h : 1;
       o = o.withBias(rnd(seed + 3, bb, bh, nq, nk).mul(0.5));
@@ -80,9 +96,14 @@ class AttentionTest {
       "2, 2, 1, 65, 65, 256, 64, true, 1H, true",
       "3, 2, 2, 1, 129, 16, 16, false, B1, true",
       "1, 1, 1, 130, 70, 16, 16, true, none, false",
+      // top-left causal: Nq > Nk, Nq < Nk (rows past the diagonal tiles), key lengths, GQA, bias
+      "1, 1, 1, 130, 70, 16, 16, tl, none, false",
+      "2, 2, 2, 33, 70, 64, 64, tl, none, false",
+      "2, 4, 2, 70, 97, 32, 24, tl, BH, true",
+      "2, 2, 1, 65, 65, 256, 64, tl, 1H, true",
   })
   void forwardBackwardAndDoubleBackwardMatchComposedReference(int b, int h, int hkv, int nq, int nk, int d, int dv,
-      boolean causal, String bias, boolean lens) {
+      String causal, String bias, boolean lens) {
     try (Scope s = Scope.open()) {
       Case c = makeCase(b, h, hkv, nq, nk, d, dv, causal, bias, lens, 11L * nq + nk);
       Tensor out = Attention.softmax(c.q, c.k, c.v, c.o);
@@ -113,8 +134,9 @@ class AttentionTest {
   }
 
   @ParameterizedTest
-  @CsvSource({"false, none, false", "true, none, true", "false, BH, false", "true, 1H, true"})
-  void gradCheckOrder2(boolean causal, String bias, boolean lens) {
+  @CsvSource({"false, none, false", "true, none, true", "false, BH, false", "true, 1H, true", "tl, none, true",
+      "tl, 1H, false"})
+  void gradCheckOrder2(String causal, String bias, boolean lens) {
     try (Scope s = Scope.open()) {
       Case c = makeCase(2, 2, 1, 7, 9, 4, 3, causal, bias, lens, 5);
       List<Tensor> inputs = new ArrayList<>(List.of(c.q, c.k, c.v));
@@ -139,8 +161,8 @@ class AttentionTest {
   }
 
   @ParameterizedTest
-  @CsvSource({"false, none, false", "true, BH, true", "true, 11, false"})
-  void jvpMatchesFiniteDifferences(boolean causal, String bias, boolean lens) {
+  @CsvSource({"false, none, false", "true, BH, true", "true, 11, false", "tl, BH, true"})
+  void jvpMatchesFiniteDifferences(String causal, String bias, boolean lens) {
     try (Scope s = Scope.open()) {
       Case c = makeCase(2, 2, 2, 37, 41, 8, 5, causal, bias, lens, 21);
       Tensor tq = rnd(31, c.q.shape()), tk = rnd(32, c.k.shape()), tv = rnd(33, c.v.shape());
@@ -156,6 +178,34 @@ class AttentionTest {
       double[] tl = t.lse().toDoubleArray(), lp = plus.lse().toDoubleArray(), lm = minus.lse().toDoubleArray();
       for (int i = 0; i < tl.length; i++)
         if (Double.isFinite(lp[i])) assertEquals((lp[i] - lm[i]) / (2 * eps), tl[i], 1e-6 + 1e-6 * Math.abs(tl[i]));
+    }
+  }
+
+  /**
+   * The two alignments of the causal mask are one mask where Nq equals the key count (same bits),
+   * and differ where it does not: top-left, query i sees keys j ≤ i; bottom-right, j ≤ i + Nk − Nq.
+   */
+  @Test
+  void causalAlignmentsAgreeOnSquareMasksAndDifferOtherwise() {
+    try (Scope s = Scope.open()) {
+      Tensor q = rnd(1, 2, 2, 40, 16).to(DType.F32), k = rnd(2, 2, 2, 40, 16).to(DType.F32);
+      Tensor v = rnd(3, 2, 2, 40, 8).to(DType.F32);
+      assertArrayEquals(Attention.softmax(q, k, v, Attention.Options.causal()).toFloatArray(),
+          Attention.softmax(q, k, v, Attention.Options.causalTopLeft()).toFloatArray());
+      // 40 queries, 25 keys: top-left row 0 is v[0]; bottom-right rows 0..14 see no key (zeros)
+      Tensor k25 = k.narrow(2, 0, 25), v25 = v.narrow(2, 0, 25);
+      Tensor tl = Attention.softmax(q, k25, v25, Attention.Options.causalTopLeft());
+      Tensor br = Attention.softmax(q, k25, v25, Attention.Options.causal());
+      Ref.assertClose(tl.narrow(2, 0, 1), v25.narrow(2, 0, 1).contiguous(), 1e-6, 1e-6);
+      assertArrayEquals(new float[2 * 2 * 15 * 8], br.narrow(2, 0, 15).contiguous().toFloatArray());
+      // the last row of each sees every key under both
+      Ref.assertClose(tl.narrow(2, 39, 1), br.narrow(2, 39, 1), 1e-6, 1e-6);
+      // withCausal keeps the alignment; without the mask the alignment changes nothing
+      Attention.Options o = Attention.Options.causalTopLeft().withCausal(false);
+      assertEquals(Attention.CausalAlignment.TOP_LEFT, o.withCausal(true).alignment());
+      assertArrayEquals(Attention.softmax(q, k25, v25).toFloatArray(), Attention.softmax(q, k25, v25, o).toFloatArray());
+      assertEquals(Attention.CausalAlignment.BOTTOM_RIGHT, new Attention.Options(Double.NaN, true, null, null).alignment());
+      assertEquals(Attention.CausalAlignment.BOTTOM_RIGHT, Attention.Options.causal().withAlignment(null).alignment());
     }
   }
 
@@ -436,9 +486,9 @@ class AttentionTest {
           .d(d).dv(d).q(q.address("test")).k(k.address("test")).v(v.address("test")).scale(1.0 / Math.sqrt(d));
       long wsBytes = MkNative.mk_attention_softmax_workspace(Device.CPU.code, DType.F32.code, p);
       Tensor ws = Tensor.zeros(new long[] {(wsBytes + 7) / 8}, DType.F64, Device.CPU);
-      float[][] outs = new float[3][];
-      int[] flags = {1, 1 | 2, 1 | 4};
-      for (int i = 0; i < 3; i++) {
+      int[] flags = {1, 1 | 2, 1 | 8, 4, 2 | 4};  // unknown bit; top-left without the causal mask
+      float[][] outs = new float[flags.length][];
+      for (int i = 0; i < flags.length; i++) {
         Tensor out = Tensor.zeros(new long[] {b, h, n, d}, DType.F32, Device.CPU);
         Tensor lse = Tensor.zeros(new long[] {b, h, n}, DType.F32, Device.CPU);
         p.flags(flags[i]).out(out.address("test")).lse(lse.address("test"));
@@ -449,12 +499,12 @@ class AttentionTest {
         } else {
           assertEquals(org.metakernels.runtime.Codes.ERR_INVALID_ARGUMENT, st);
           String msg = org.metakernels.runtime.Native.lastError();
-          assertTrue(msg.contains("mk_attention_softmax_forward") && msg.contains("flags 5"), msg);
+          assertTrue(msg.contains("mk_attention_softmax_forward") && msg.contains("flags " + flags[i]), msg);
         }
         outs[i] = out.toFloatArray();
       }
       assertArrayEquals(outs[0], outs[1]);
-      assertArrayEquals(new float[outs[2].length], outs[2]);  // untouched
+      for (int i = 2; i < flags.length; i++) assertArrayEquals(new float[outs[i].length], outs[i]);  // untouched
       p.close();
     }
   }

@@ -24,6 +24,7 @@ public final class MultiHeadAttention extends Module {
   private final int kvHeads;
   private final long headDim;
   private final boolean causal;
+  private final Attention.CausalAlignment alignment;
 
   /**
    * Projections uniform in ±1/√dim, seeded.
@@ -37,6 +38,25 @@ public final class MultiHeadAttention extends Module {
    * @param seed seed of wq (wk, wv, wo use seed + 1, + 2, + 3)
    */
   public MultiHeadAttention(long dim, int heads, int kvHeads, boolean causal, DType dtype, Device device, long seed) {
+    this(dim, heads, kvHeads, causal, Attention.CausalAlignment.BOTTOM_RIGHT, dtype, device, seed);
+  }
+
+  /**
+   * Projections uniform in ±1/√dim, seeded, with the causal mask aligned as given (see {@link
+   * Attention.CausalAlignment}: with Nq ≠ Nk or key lengths, {@code TOP_LEFT} lets query i see keys
+   * j ≤ i, as PyTorch's {@code is_causal=True}; {@code BOTTOM_RIGHT}, the default, j ≤ i + L_b − Nq).
+   *
+   * @param dim model width D, a multiple of {@code heads}; the head width is dh = D / H
+   * @param heads query heads H
+   * @param kvHeads key/value heads Hkv, dividing H (Hkv &lt; H: grouped-query attention)
+   * @param causal mask keys after each query
+   * @param alignment where the causal mask's diagonal sits (null: bottom-right)
+   * @param dtype the parameters' type
+   * @param device the parameters' device
+   * @param seed seed of wq (wk, wv, wo use seed + 1, + 2, + 3)
+   */
+  public MultiHeadAttention(long dim, int heads, int kvHeads, boolean causal, Attention.CausalAlignment alignment,
+      DType dtype, Device device, long seed) {
     if (dim < 1 || heads < 1 || kvHeads < 1 || heads % kvHeads != 0 || dim % heads != 0)
       throw new MetakernelsException("MultiHeadAttention: dim " + dim + " must split into " + heads
           + " heads, and kvHeads " + kvHeads + " must divide heads");
@@ -45,6 +65,7 @@ public final class MultiHeadAttention extends Module {
     this.kvHeads = kvHeads;
     this.headDim = dim / heads;
     this.causal = causal;
+    this.alignment = alignment == null ? Attention.CausalAlignment.BOTTOM_RIGHT : alignment;
     double bound = 1.0 / Math.sqrt(dim);
     register("wq", Tensor.uniform(new long[] {heads * headDim, dim}, -bound, bound, dtype, device, seed));
     register("wk", Tensor.uniform(new long[] {kvHeads * headDim, dim}, -bound, bound, dtype, device, seed + 1));
@@ -80,10 +101,11 @@ public final class MultiHeadAttention extends Module {
    * {@code mha.attend(x, x, lengths, null, Weights.none())} of x [B, N, D] and I64 lengths [B] is
    * [B, N, D]; query rows past a length are computed like the others, for the caller to ignore.
    *
-   * <p>A causal layer aligns its mask to the last key of each entry (query i sees keys j ≤ i +
-   * L_b − Nq, see {@link Attention}), the alignment of queries that continue a sequence. Causal
-   * self-attention over right-padded sequences needs no key lengths: query i &lt; L_b sees keys
-   * j ≤ i only, none of them padding.
+   * <p>A causal layer aligns its mask to the last key of each entry by default (query i sees keys
+   * j ≤ i + L_b − Nq, see {@link Attention.CausalAlignment}), the alignment of queries that
+   * continue a sequence. Causal self-attention over right-padded sequences needs no key lengths
+   * (query i &lt; L_b sees keys j ≤ i only, none of them padding), or takes them with a layer built
+   * with {@link Attention.CausalAlignment#TOP_LEFT} (query i sees keys j ≤ min(i, L_b − 1)).
    *
    * @param xq the query tokens [B, Nq, D]
    * @param xkv the key/value tokens [B, Nk, D]
@@ -104,7 +126,7 @@ public final class MultiHeadAttention extends Module {
         || (bias.size(1) != 1 && bias.size(1) != heads) || bias.size(2) != nq || bias.size(3) != nk))
       throw new MetakernelsException("MultiHeadAttention: bias " + bias.describe() + " must be [" + b + " or 1, " + heads
           + " or 1, " + nq + ", " + nk + "] for inputs " + xq.describe() + " and " + xkv.describe());
-    Attention.Options o = Attention.Options.defaults().withCausal(causal);
+    Attention.Options o = Attention.Options.defaults().withCausal(causal).withAlignment(alignment);
     if (keyLengths != null) o = o.withKeyLengths(keyLengths);
     if (bias != null) o = o.withBias(bias);
     Tensor q = split(xq.matmul(p("wq", w).mT()), b, nq, heads);

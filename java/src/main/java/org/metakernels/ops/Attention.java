@@ -23,8 +23,8 @@ import org.metakernels.tensor.Tensor;
  * </pre>
  *
  * q: [B, H, Nq, D]; k, v: [B, Hkv, Nk, D|Dv] with Hkv dividing H (grouped-query attention);
- * Nq ≠ Nk allowed; D, Dv ≤ 256. Options: scale (default 1/√D), causal (bottom-right aligned),
- * per-batch key lengths (padding), an additive bias [B|1, H|1, Nq, Nk] that also gets a
+ * Nq ≠ Nk allowed; D, Dv ≤ 256. Options: scale (default 1/√D), causal (bottom-right aligned, or
+ * top-left: {@link CausalAlignment}), per-batch key lengths (padding), an additive bias [B|1, H|1, Nq, Nk] that also gets a
  * gradient. Rows that see no key give zeros.
  *
  * <p>Strided operands. On the CPU in F32 and F64 the forward and the backward read q, k, v (and
@@ -70,19 +70,67 @@ public final class Attention {
   private Attention() {}
 
   /**
+   * Where the causal mask's diagonal sits when the queries and the keys differ in number (Nq ≠ L_b,
+   * L_b the key length of batch b; where they are equal both give the usual lower triangle).
+   */
+  public enum CausalAlignment {
+    /**
+     * Query i sees keys j ≤ i + (L_b − Nq): the last query sees every key, as queries that continue
+     * a sequence do (decoding with a key/value cache, chunked prefill). FlashAttention's convention
+     * since 2.1 and PyTorch's {@code causal_lower_right}; the default. Rows i &lt; Nq − L_b see no
+     * key and give zeros.
+     */
+    BOTTOM_RIGHT,
+    /**
+     * Query i sees keys j ≤ i (and j &lt; L_b): the first query sees the first key, as in causal
+     * self-attention over right-padded sequences. PyTorch's {@code is_causal=True} ({@code
+     * causal_upper_left}). Every row sees key 0 where L_b &gt; 0.
+     */
+    TOP_LEFT
+  }
+
+  /**
    * The options of a call: scale, causal mask, per-batch key lengths (padding) and an additive
    * bias. Build them from {@link #defaults()} or {@link #causal()}:
    * {@code Attention.Options.causal().withKeyLengths(len).withScale(0.125)}.
    *
    * @param scale multiplier of q kᵀ; NaN means 1/√D
    * @param causalMask query i sees keys j ≤ i + (L_b − Nq), L_b the key length of batch b
-   *     (bottom-right aligned)
+   *     (bottom-right aligned), or j ≤ i with {@link CausalAlignment#TOP_LEFT}
    * @param keyLengths I64 [B] on the tensors' device: batch b sees keys [0, L_b); or null (all Nk).
    *     What k and v (and their tangents) hold past L_b never reaches a result, NaN included, and
    *     their gradients there are zero
    * @param bias additive [B|1, H|1, Nq, Nk], or null; it gets a gradient when it requires grad
+   * @param alignment where the causal mask's diagonal sits (ignored without the mask); null means
+   *     {@link CausalAlignment#BOTTOM_RIGHT}
    */
-  public record Options(double scale, boolean causalMask, Tensor keyLengths, Tensor bias) {
+  public record Options(double scale, boolean causalMask, Tensor keyLengths, Tensor bias, CausalAlignment alignment) {
+    /**
+     * The canonical constructor; a null alignment becomes {@link CausalAlignment#BOTTOM_RIGHT}.
+     *
+     * @param scale multiplier of q kᵀ; NaN means 1/√D
+     * @param causalMask whether to mask keys after each query (aligned by {@code alignment})
+     * @param keyLengths I64 [B] on the tensors' device, or null
+     * @param bias additive [B|1, H|1, Nq, Nk], or null
+     * @param alignment where the causal mask's diagonal sits, or null (bottom-right)
+     */
+    public Options {
+      if (alignment == null) alignment = CausalAlignment.BOTTOM_RIGHT;
+    }
+
+    /**
+     * Options with the bottom-right causal alignment (the constructor from before the alignment was
+     * an option).
+     *
+     * @param scale multiplier of q kᵀ; NaN means 1/√D
+     * @param causalMask query i sees keys j ≤ i + (L_b − Nq)
+     * @param keyLengths I64 [B] on the tensors' device, or null
+     * @param bias additive [B|1, H|1, Nq, Nk], or null
+     */
+    public Options(double scale, boolean causalMask, Tensor keyLengths, Tensor bias) {
+      this(scale, causalMask, keyLengths, bias, CausalAlignment.BOTTOM_RIGHT);
+    }
+
     /**
      * Scale 1/√D, no mask, no key lengths, no bias.
      *
@@ -93,7 +141,7 @@ public final class Attention {
     }
 
     /**
-     * {@link #defaults()} with the causal mask.
+     * {@link #defaults()} with the causal mask (bottom-right aligned).
      *
      * @return causal options
      */
@@ -102,13 +150,33 @@ public final class Attention {
     }
 
     /**
-     * These options with the causal mask on or off.
+     * {@link #defaults()} with the causal mask top-left aligned (query i sees keys j ≤ i, as
+     * PyTorch's {@code is_causal=True}).
+     *
+     * @return causal options, top-left aligned
+     */
+    public static Options causalTopLeft() {
+      return new Options(Double.NaN, true, null, null, CausalAlignment.TOP_LEFT);
+    }
+
+    /**
+     * These options with the causal mask on or off (the alignment kept).
      *
      * @param c whether to mask keys after the query
      * @return new options
      */
     public Options withCausal(boolean c) {
-      return new Options(scale, c, keyLengths, bias);
+      return new Options(scale, c, keyLengths, bias, alignment);
+    }
+
+    /**
+     * These options with another alignment of the causal mask (which it leaves on or off).
+     *
+     * @param a the alignment (null: bottom-right)
+     * @return new options
+     */
+    public Options withAlignment(CausalAlignment a) {
+      return new Options(scale, causalMask, keyLengths, bias, a);
     }
 
     /**
@@ -118,7 +186,7 @@ public final class Attention {
      * @return new options
      */
     public Options withScale(double s) {
-      return new Options(s, causalMask, keyLengths, bias);
+      return new Options(s, causalMask, keyLengths, bias, alignment);
     }
 
     /**
@@ -128,7 +196,7 @@ public final class Attention {
      * @return new options
      */
     public Options withKeyLengths(Tensor lengths) {
-      return new Options(scale, causalMask, lengths, bias);
+      return new Options(scale, causalMask, lengths, bias, alignment);
     }
 
     /**
@@ -138,7 +206,7 @@ public final class Attention {
      * @return new options
      */
     public Options withBias(Tensor b) {
-      return new Options(scale, causalMask, keyLengths, b);
+      return new Options(scale, causalMask, keyLengths, b, alignment);
     }
   }
 
@@ -458,8 +526,11 @@ public final class Attention {
     final boolean strided;
     final long b, h, hkv, nq, nk, d, dv, biasBs, biasHs, wsBytes;
     final double scale;
-    final boolean causal;
-    /** Codes.ATTENTION_CAUSAL when causal (native adds TF32 on CUDA while {@link Backend#allowTf32()}) */
+    final boolean causal, topLeft;
+    /**
+     * Codes.ATTENTION_CAUSAL when causal, with ATTENTION_TOP_LEFT when top-left aligned (native adds
+     * TF32 on CUDA while {@link Backend#allowTf32()})
+     */
     final int flags;
     final int device, dtype;
     final Device dev;
@@ -493,7 +564,9 @@ public final class Attention {
       this.v = readable(v) ? v : v.copyContiguous();
       scale = Double.isNaN(o.scale()) ? 1.0 / Math.sqrt(d) : o.scale();
       causal = o.causalMask();
-      flags = causal ? Codes.ATTENTION_CAUSAL : 0;  // TF32: the runtime's switch, applied in native
+      topLeft = causal && o.alignment() == CausalAlignment.TOP_LEFT;
+      // TF32: the runtime's switch, applied in native
+      flags = (causal ? Codes.ATTENTION_CAUSAL : 0) | (topLeft ? Codes.ATTENTION_TOP_LEFT : 0);
       dev = q.device();
       device = dev.code;
       dtype = q.dtype().code;
@@ -618,7 +691,7 @@ public final class Attention {
 
     String context() {
       return op + " q " + q.describe() + ", k " + k.describe() + ", v " + v.describe()
-          + (bias == null ? "" : ", bias " + bias.describe()) + (causal ? ", causal" : "");
+          + (bias == null ? "" : ", bias " + bias.describe()) + (causal ? (topLeft ? ", causal (top-left)" : ", causal") : "");
     }
   }
 
