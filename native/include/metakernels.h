@@ -362,11 +362,13 @@ typedef struct mk_attention_params {
   /* strided operands (since ABI 16): element (b, h, i, c) of q at
    * q[b * q_strides[0] + h * q_strides[1] + i * q_strides[2] + c], likewise k, v, out, dout,
    * grad_q, grad_k and grad_v with their own strides (h a key/value head for k, v, grad_k and
-   * grad_v); columns are unit-stride. All three 0, as in a zeroed block: contiguous. Taken by the
-   * forward and the backward on the CPU in F32 and F64, which read and write them in place (the
-   * bits of contiguous copies); every other pass, the CUDA device and 16-bit calls refuse a block
-   * with any set. Strides are not negative; where any is set, each output's strides reach no
-   * element twice and no output shares memory with another output or with an input. */
+   * grad_v); columns are unit-stride. All three 0, as in a zeroed block: contiguous. Taken on the
+   * CPU in F32 and F64, which reads and writes them in place (the bits of contiguous copies), by
+   * every pass: the forward and the backward since ABI 16, the backward_backward and the jvp since
+   * ABI 17 (with the triples below); the CUDA device and 16-bit calls refuse a block with any set.
+   * Each pass takes the triples of its own operands only (a triple of another pass's operand is
+   * refused). Strides are not negative; where any is set, each output's strides reach no element
+   * twice and no output shares memory with another output or with an input. */
   int64_t q_strides[3];
   int64_t k_strides[3];
   int64_t v_strides[3];
@@ -375,6 +377,20 @@ typedef struct mk_attention_params {
   int64_t grad_q_strides[3];
   int64_t grad_k_strides[3];
   int64_t grad_v_strides[3];
+  /* (since ABI 17) the second-order passes' operands, as above: backward_backward's cotangent
+   * inputs (shaped as q, k, v) and its outputs (as q, k, v, dout); jvp's tangents (as q, k, v) and
+   * the output tangent (as out) */
+  int64_t cot_grad_q_strides[3];
+  int64_t cot_grad_k_strides[3];
+  int64_t cot_grad_v_strides[3];
+  int64_t cot_q_strides[3];
+  int64_t cot_k_strides[3];
+  int64_t cot_v_strides[3];
+  int64_t cot_dout_strides[3];
+  int64_t tan_q_strides[3];
+  int64_t tan_k_strides[3];
+  int64_t tan_v_strides[3];
+  int64_t tan_out_strides[3];
 } mk_attention_params;
 
 /* Bytes of workspace every pass of this call needs (sizes and dtype from p; O((Nq + Nk) D),

@@ -201,40 +201,71 @@ bool any_strides(const mk_attention_params& b) {
   return false;
 }
 
-enum class Pass { kForward, kBackward, kOther };
+enum class Pass { kForward, kBackward, kBackwardBackward, kJvp };
 
-// The strides of a call: none, or the forward or the backward on the CPU in F32 / F64 with
-// non-negative strides, outputs that write no element twice and share no memory with another
+// The strides of a call: none, or on the CPU in F32 / F64 with the triples of the pass's own
+// operands only, non-negative, outputs that write no element twice and share no memory with another
 // operand of the pass. Checked before anything is written.
 int check_layout(const char* op, int device, int dtype, const mk_attention_params& b, Pass pass) {
   if (!any_strides(b)) return MK_OK;
-  if (pass == Pass::kOther)
-    return fail(MK_ERR_UNSUPPORTED,
-                "%s: strided operands (the *_strides fields) are taken by the forward and the backward only; pass "
-                "contiguous tensors", op);
   if (device != MK_DEVICE_CPU || (dtype != MK_F32 && dtype != MK_F64))
     return fail(MK_ERR_UNSUPPORTED,
                 "%s: strided operands (the *_strides fields) are taken on the CPU in F32 and F64 only; pass "
                 "contiguous tensors", op);
   const int64_t B = b.batch, H = b.heads, Hk = b.kv_heads;
+  const bool fwd = pass == Pass::kForward, bwd = pass == Pass::kBackward, dd = pass == Pass::kBackwardBackward,
+             jvp = pass == Pass::kJvp;
   std::vector<Operand> ops = {
       {"q", b.q, b.q_strides, B, H, b.nq, b.d, false},
       {"k", b.k, b.k_strides, B, Hk, b.nk, b.d, false},
       {"v", b.v, b.v_strides, B, Hk, b.nk, b.dv, false},
-      {"out", b.out, b.out_strides, B, H, b.nq, b.dv, pass == Pass::kForward},
-      {"lse", b.lse, nullptr, B, H, b.nq, 1, pass == Pass::kForward},
+      {"out", b.out, b.out_strides, B, H, b.nq, b.dv, fwd},
+      {"lse", b.lse, nullptr, B, H, b.nq, 1, fwd},
   };
   if (b.bias) ops.push_back({"bias", b.bias, nullptr, 1, 1, 1, bias_extent(b), false});
-  if (pass == Pass::kBackward) {
+  // each pass's own triples; another pass's are refused (they would be silently ignored)
+  struct Foreign {
+    const char* name;
+    const int64_t* s;
+    bool mine;
+  };
+  const Foreign triples[] = {
+      {"dout", b.dout_strides, bwd || dd},        {"grad_q", b.grad_q_strides, bwd},
+      {"grad_k", b.grad_k_strides, bwd},          {"grad_v", b.grad_v_strides, bwd},
+      {"cot_grad_q", b.cot_grad_q_strides, dd},   {"cot_grad_k", b.cot_grad_k_strides, dd},
+      {"cot_grad_v", b.cot_grad_v_strides, dd},   {"cot_q", b.cot_q_strides, dd},
+      {"cot_k", b.cot_k_strides, dd},             {"cot_v", b.cot_v_strides, dd},
+      {"cot_dout", b.cot_dout_strides, dd},       {"tan_q", b.tan_q_strides, jvp},
+      {"tan_k", b.tan_k_strides, jvp},            {"tan_v", b.tan_v_strides, jvp},
+      {"tan_out", b.tan_out_strides, jvp},
+  };
+  for (const Foreign& f : triples)
+    if (!f.mine && mk::attention_strides_given(f.s))
+      return fail(MK_ERR_INVALID_ARGUMENT, "%s: strides of %s, an operand of another pass, given", op, f.name);
+  if (bwd) {
     ops.push_back({"dout", b.dout, b.dout_strides, B, H, b.nq, b.dv, false});
     ops.push_back({"grad_q", b.grad_q, b.grad_q_strides, B, H, b.nq, b.d, true});
     ops.push_back({"grad_k", b.grad_k, b.grad_k_strides, B, Hk, b.nk, b.d, true});
     ops.push_back({"grad_v", b.grad_v, b.grad_v_strides, B, Hk, b.nk, b.dv, true});
     ops.push_back({"grad_bias_full", b.grad_bias_full, nullptr, B, H, b.nq, b.nk, true});
-  } else if (mk::attention_strides_given(b.dout_strides) || mk::attention_strides_given(b.grad_q_strides) ||
-             mk::attention_strides_given(b.grad_k_strides) || mk::attention_strides_given(b.grad_v_strides)) {
-    return fail(MK_ERR_INVALID_ARGUMENT, "%s: strides of the backward's operands (dout, grad_q, grad_k, grad_v) given "
-                "to the forward", op);
+  } else if (dd) {
+    ops.push_back({"dout", b.dout, b.dout_strides, B, H, b.nq, b.dv, false});
+    ops.push_back({"cot_grad_q", b.cot_grad_q, b.cot_grad_q_strides, B, H, b.nq, b.d, false});
+    ops.push_back({"cot_grad_k", b.cot_grad_k, b.cot_grad_k_strides, B, Hk, b.nk, b.d, false});
+    ops.push_back({"cot_grad_v", b.cot_grad_v, b.cot_grad_v_strides, B, Hk, b.nk, b.dv, false});
+    ops.push_back({"cot_grad_bias_full", b.cot_grad_bias_full, nullptr, B, H, b.nq, b.nk, false});
+    ops.push_back({"cot_q", b.cot_q, b.cot_q_strides, B, H, b.nq, b.d, true});
+    ops.push_back({"cot_k", b.cot_k, b.cot_k_strides, B, Hk, b.nk, b.d, true});
+    ops.push_back({"cot_v", b.cot_v, b.cot_v_strides, B, Hk, b.nk, b.dv, true});
+    ops.push_back({"cot_dout", b.cot_dout, b.cot_dout_strides, B, H, b.nq, b.dv, true});
+    ops.push_back({"cot_bias_full", b.cot_bias_full, nullptr, B, H, b.nq, b.nk, true});
+  } else if (jvp) {
+    ops.push_back({"tan_q", b.tan_q, b.tan_q_strides, B, H, b.nq, b.d, false});
+    ops.push_back({"tan_k", b.tan_k, b.tan_k_strides, B, Hk, b.nk, b.d, false});
+    ops.push_back({"tan_v", b.tan_v, b.tan_v_strides, B, Hk, b.nk, b.dv, false});
+    ops.push_back({"tan_bias_full", b.tan_bias_full, nullptr, B, H, b.nq, b.nk, false});
+    ops.push_back({"tan_out", b.tan_out, b.tan_out_strides, B, H, b.nq, b.dv, true});
+    ops.push_back({"tan_lse", b.tan_lse, nullptr, B, H, b.nq, 1, true});
   }
   for (const Operand& o : ops)
     if (o.s[0] < 0 || o.s[1] < 0 || o.s[2] < 0)
@@ -404,11 +435,11 @@ int mk_attention_softmax_backward_backward(int device, int dtype, const mk_atten
   const Sizes n(p);
   MK_CHECK(check_saved(op, p));
   MK_CHECK(check_ptr(op, "dout", p.dout, n.out));
-  MK_CHECK(check_layout(op, device, dtype, *block, Pass::kOther));
-  MK_CHECK(zero(op, t, device, dtype, n.q, p.cot_q, stream));
-  MK_CHECK(zero(op, t, device, dtype, n.k, p.cot_k, stream));
-  MK_CHECK(zero(op, t, device, dtype, n.v, p.cot_v, stream));
-  MK_CHECK(zero(op, t, device, dtype, n.out, p.cot_dout, stream));
+  MK_CHECK(check_layout(op, device, dtype, *block, Pass::kBackwardBackward));
+  MK_CHECK(zero_operand(op, t, device, dtype, Operand("cot_q", p.cot_q, p.cot_q_strides, p.batch, p.heads, p.nq, p.d, true), stream));
+  MK_CHECK(zero_operand(op, t, device, dtype, Operand("cot_k", p.cot_k, p.cot_k_strides, p.batch, p.kv_heads, p.nk, p.d, true), stream));
+  MK_CHECK(zero_operand(op, t, device, dtype, Operand("cot_v", p.cot_v, p.cot_v_strides, p.batch, p.kv_heads, p.nk, p.dv, true), stream));
+  MK_CHECK(zero_operand(op, t, device, dtype, Operand("cot_dout", p.cot_dout, p.cot_dout_strides, p.batch, p.heads, p.nq, p.dv, true), stream));
   MK_CHECK(zero(op, t, device, dtype, n.bias_full, p.cot_bias_full, stream));
   if (n.bias_full == 0) return MK_OK;
   if (is_half(dtype)) {
@@ -433,8 +464,8 @@ int mk_attention_softmax_jvp(int device, int dtype, const mk_attention_params* b
   const Sizes n(p);
   MK_CHECK(check_saved(op, p));
   MK_CHECK(check_ptr(op, "tan_out", p.tan_out, n.out));
-  MK_CHECK(check_layout(op, device, dtype, *block, Pass::kOther));
-  MK_CHECK(zero(op, t, device, dtype, n.out, p.tan_out, stream));
+  MK_CHECK(check_layout(op, device, dtype, *block, Pass::kJvp));
+  MK_CHECK(zero_operand(op, t, device, dtype, Operand("tan_out", p.tan_out, p.tan_out_strides, p.batch, p.heads, p.nq, p.dv, true), stream));
   MK_CHECK(zero(op, t, device, is_half(dtype) ? MK_F32 : dtype, n.lse, p.tan_lse, stream));
   if (n.bias_full == 0) return MK_OK;
   if (is_half(dtype)) {

@@ -42,16 +42,6 @@ void store_ds(const CpuParams& p, const T* ds, int64_t R, int64_t C, int64_t at)
     for (int64_t c = 0; c < C; ++c) full[r * ld + c] = ds[r * BK + c] + T(0);
 }
 
-// n rows of cols elements from a dense [n, cols] tile to dst rows ld apart (one copy when dense).
-template <class T>
-void store_rows(T* dst, int64_t ld, const T* src, int64_t n, int64_t cols) {
-  if (ld == cols) {
-    std::memcpy(dst, src, sizeof(T) * size_t(n * cols));
-    return;
-  }
-  for (int64_t r = 0; r < n; ++r) std::memcpy(dst + r * ld, src + r * cols, sizeof(T) * size_t(cols));
-}
-
 // dK and dV of key block c0 of KV head (b, hk), summed over the query heads sharing it, written
 // to grad_k/grad_v. With dq_base (the dQ rows of those heads) it also adds scale dS k to dQ and
 // writes the full dS when it is wanted: the one-pass form. Sums run in the same order either way.

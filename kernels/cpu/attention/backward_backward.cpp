@@ -37,9 +37,9 @@ void tile_second(const Head<T>& x, const Scratch<T>& w, int64_t r0, int64_t R, i
                  const T* Cs, const T* E) {
   scores(x, r0, R, c0, C, w.kt, w.s);
   probabilities(x, r0, R, C, w.s);
-  tile::gemm<T>(R, C, x.dv, T(1), x.dout + r0 * x.dv, x.dv, 1, w.vt, BK, w.dp, BK, false);
+  tile::gemm<T>(R, C, x.dv, T(1), x.dout + r0 * x.lddo, x.lddo, 1, w.vt, BK, w.dp, BK, false);
   g_tile(x, w, r0, R, c0, C);
-  if (x.gv) tile::gemm<T>(R, C, x.dv, T(1), x.dout + r0 * x.dv, x.dv, 1, w.gvt, BK, w.t, BK, false);
+  if (x.gv) tile::gemm<T>(R, C, x.dv, T(1), x.dout + r0 * x.lddo, x.lddo, 1, w.gvt, BK, w.t, BK, false);
   // (vectorised along the keys: each element's expression as before, so the same bits; ds, gs,
   // gdp overwrite dp, g, t element by element, after the element's reads: see Scratch)
   const bool gv = x.gv != nullptr;
@@ -86,7 +86,7 @@ void backward_backward(const CpuParams& p, T* ws, int64_t per_thread, T* Dall, T
         if (x.gk) w.gkt = tile_t(x.gkp, p.d, c0);
         scores(x, r0, R, c0, C, w.kt, w.s);
         probabilities(x, r0, R, C, w.s);
-        tile::gemm<T>(R, C, p.dv, T(1), x.dout + r0 * p.dv, p.dv, 1, w.vt, BK, w.dp, BK, false);
+        tile::gemm<T>(R, C, p.dv, T(1), x.dout + r0 * x.lddo, x.lddo, 1, w.vt, BK, w.dp, BK, false);
         g_tile(x, w, r0, R, c0, C);
         serial_row_sums<2>(R, C, {Cr, Fr}, [&](int64_t r, int64_t c, T* a) {
           const int64_t o = r * BK + c;
@@ -94,10 +94,10 @@ void backward_backward(const CpuParams& p, T* ws, int64_t per_thread, T* Dall, T
           a[0] += pg;
           a[1] = vmath::fma(pg, w.dp[o], a[1]);  // the contraction the plain loop got, written out
         });
-        if (x.gv) tile::gemm<T>(R, p.dv, C, T(1), w.s, BK, 1, x.gv + c0 * p.dv, p.dv, pgv, p.dv, true);
+        if (x.gv) tile::gemm<T>(R, p.dv, C, T(1), w.s, BK, 1, x.gv + c0 * x.ldgv, x.ldgv, pgv, p.dv, true);
       }
       for (int64_t r = 0; r < R; ++r) {
-        const T A = x.gv ? tile::dot(x.dout + (r0 + r) * p.dv, pgv + r * p.dv, p.dv) : T(0);
+        const T A = x.gv ? tile::dot(x.dout + (r0 + r) * x.lddo, pgv + r * p.dv, p.dv) : T(0);
         Call[base + r] = Cr[r];
         Eall[base + r] = A + Fr[r] - T(2) * Cr[r] * Dall[base + r];
       }
@@ -129,13 +129,13 @@ void backward_backward(const CpuParams& p, T* ws, int64_t per_thread, T* Dall, T
             T* full = static_cast<T*>(p.cot_bias_full) + base * p.nk + c0;
             for (int64_t r = 0; r < R; ++r) std::memcpy(full + r * p.nk, w.gs + r * BK, sizeof(T) * size_t(C));
           }
-          tile::gemm<T>(R, p.d, C, x.scale, w.gs, BK, 1, x.k + c0 * p.d, p.d, gq, p.d, true);
-          if (x.gk) tile::gemm<T>(R, p.d, C, x.scale, w.ds, BK, 1, x.gk + c0 * p.d, p.d, gq, p.d, true);
-          if (x.gv) tile::gemm<T>(R, p.dv, C, T(1), w.s, BK, 1, x.gv + c0 * p.dv, p.dv, gdo, p.dv, true);
-          tile::gemm<T>(R, p.dv, C, T(1), w.gdp, BK, 1, x.v + c0 * p.dv, p.dv, gdo, p.dv, true);
+          tile::gemm<T>(R, p.d, C, x.scale, w.gs, BK, 1, x.k + c0 * x.ldk, x.ldk, gq, p.d, true);
+          if (x.gk) tile::gemm<T>(R, p.d, C, x.scale, w.ds, BK, 1, x.gk + c0 * x.ldgk, x.ldgk, gq, p.d, true);
+          if (x.gv) tile::gemm<T>(R, p.dv, C, T(1), w.s, BK, 1, x.gv + c0 * x.ldgv, x.ldgv, gdo, p.dv, true);
+          tile::gemm<T>(R, p.dv, C, T(1), w.gdp, BK, 1, x.v + c0 * x.ldv, x.ldv, gdo, p.dv, true);
         }
-        if (p.cot_q) std::memcpy(static_cast<T*>(p.cot_q) + base * p.d, gq, sizeof(T) * size_t(R * p.d));
-        if (p.cot_dout) std::memcpy(static_cast<T*>(p.cot_dout) + base * p.dv, gdo, sizeof(T) * size_t(R * p.dv));
+        if (p.cot_q) store_rows(row_at<T>(p.cot_q, p.cqs, b, h, r0), p.cqs[2], gq, R, p.d);
+        if (p.cot_dout) store_rows(row_at<T>(p.cot_dout, p.cdos, b, h, r0), p.cdos[2], gdo, R, p.dv);
       }
     });
   }
@@ -168,14 +168,13 @@ void backward_backward(const CpuParams& p, T* ws, int64_t per_thread, T* Dall, T
           for (int64_t r0 = x.first_row(c0) / BQ * BQ; r0 < p.nq; r0 += BQ) {
             const int64_t R = std::min(BQ, p.nq - r0);
             tile_second(x, w, r0, R, c0, Ck, Dall + hb + r0, Call + hb + r0, Eall + hb + r0);
-            tile::gemm<T>(Ck, p.d, R, x.scale, w.gs, 1, BK, x.q + r0 * p.d, p.d, gk, p.d, true);
-            if (x.gq) tile::gemm<T>(Ck, p.d, R, x.scale, w.ds, 1, BK, x.gq + r0 * p.d, p.d, gk, p.d, true);
-            tile::gemm<T>(Ck, p.dv, R, T(1), w.gdp, 1, BK, x.dout + r0 * p.dv, p.dv, gv, p.dv, true);
+            tile::gemm<T>(Ck, p.d, R, x.scale, w.gs, 1, BK, x.q + r0 * x.ldq, x.ldq, gk, p.d, true);
+            if (x.gq) tile::gemm<T>(Ck, p.d, R, x.scale, w.ds, 1, BK, x.gq + r0 * x.ldgq, x.ldgq, gk, p.d, true);
+            tile::gemm<T>(Ck, p.dv, R, T(1), w.gdp, 1, BK, x.dout + r0 * x.lddo, x.lddo, gv, p.dv, true);
           }
         }
-        const int64_t kh = b * p.kv_heads + hk;
-        if (p.cot_k) std::memcpy(static_cast<T*>(p.cot_k) + (kh * p.nk + c0) * p.d, gk, sizeof(T) * size_t(C * p.d));
-        if (p.cot_v) std::memcpy(static_cast<T*>(p.cot_v) + (kh * p.nk + c0) * p.dv, gv, sizeof(T) * size_t(C * p.dv));
+        if (p.cot_k) store_rows(row_at<T>(p.cot_k, p.cks, b, hk, c0), p.cks[2], gk, C, p.d);
+        if (p.cot_v) store_rows(row_at<T>(p.cot_v, p.cvs, b, hk, c0), p.cvs[2], gv, C, p.dv);
       }
     });
   }

@@ -112,7 +112,11 @@ struct CpuParams : AttentionParams {
   const void* packed_v = nullptr;
   const void* packed_gk = nullptr;
   const void* packed_gv = nullptr;
+  // q, k, v, out, dout, grad_q, grad_k, grad_v; the second inputs (second.*: the cotangents of the
+  // backward_backward, the tangents of the jvp); the backward_backward's outputs cot_q, cot_k,
+  // cot_v, cot_dout; the jvp's tan_out
   int64_t qs[3], ks[3], vs[3], os[3], dos[3], gqs[3], gks[3], gvs[3];
+  int64_t sqs[3], sks[3], svs[3], cqs[3], cks[3], cvs[3], cdos[3], tos[3];
   explicit CpuParams(const AttentionParams& p) : AttentionParams(p) {
     attention_strides(p.q_strides, p.heads, p.nq, p.d, qs);
     attention_strides(p.k_strides, p.kv_heads, p.nk, p.d, ks);
@@ -122,6 +126,14 @@ struct CpuParams : AttentionParams {
     attention_strides(p.grad_q_strides, p.heads, p.nq, p.d, gqs);
     attention_strides(p.grad_k_strides, p.kv_heads, p.nk, p.d, gks);
     attention_strides(p.grad_v_strides, p.kv_heads, p.nk, p.dv, gvs);
+    attention_strides(p.second.q_strides, p.heads, p.nq, p.d, sqs);
+    attention_strides(p.second.k_strides, p.kv_heads, p.nk, p.d, sks);
+    attention_strides(p.second.v_strides, p.kv_heads, p.nk, p.dv, svs);
+    attention_strides(p.cot_q_strides, p.heads, p.nq, p.d, cqs);
+    attention_strides(p.cot_k_strides, p.kv_heads, p.nk, p.d, cks);
+    attention_strides(p.cot_v_strides, p.kv_heads, p.nk, p.dv, cvs);
+    attention_strides(p.cot_dout_strides, p.heads, p.nq, p.dv, cdos);
+    attention_strides(p.tan_out_strides, p.heads, p.nq, p.dv, tos);
   }
 };
 
@@ -134,6 +146,7 @@ struct Head : AttentionHead<T> {
   int half = 0;                      // BF16 or F16 for a 16-bit call, else 0
   T scale;
   int64_t ldq, ldk, ldv, ldo, lddo;  // row strides of q, k, v, out, dout (CpuParams)
+  int64_t ldgq, ldgk, ldgv;          // row strides of the second inputs gq, gk, gv
 };
 
 template <class T>
@@ -150,11 +163,17 @@ Head<T> head(const CpuParams& p, int64_t b, int64_t h) {
   x.v = at(p.v, p.vs, b, hk);
   x.out = at(p.out, p.os, b, h);
   x.dout = at(p.dout, p.dos, b, h);
+  x.gq = at(p.second.q, p.sqs, b, h);
+  x.gk = at(p.second.k, p.sks, b, hk);
+  x.gv = at(p.second.v, p.svs, b, hk);
   x.ldq = p.qs[2];
   x.ldk = p.ks[2];
   x.ldv = p.vs[2];
   x.ldo = p.os[2];
   x.lddo = p.dos[2];
+  x.ldgq = p.sqs[2];
+  x.ldgk = p.sks[2];
+  x.ldgv = p.svs[2];
   if (is_half(p.dtype)) {
     x.bias = nullptr;
     x.bias16 = p.bias ? static_cast<const uint16_t*>(p.bias) + (b * p.bias_bs + h * p.bias_hs) : nullptr;
@@ -263,11 +282,11 @@ template <class T>
 void g_tile(const Head<T>& h, const Scratch<T>& w, int64_t r0, int64_t R, int64_t c0, int64_t C) {
   bool any = false;
   if (h.gq) {
-    tile::gemm<T>(R, C, h.d, h.scale, h.gq + r0 * h.d, h.d, 1, w.kt, BK, w.g, BK, false);
+    tile::gemm<T>(R, C, h.d, h.scale, h.gq + r0 * h.ldgq, h.ldgq, 1, w.kt, BK, w.g, BK, false);
     any = true;
   }
   if (h.gk) {
-    tile::gemm<T>(R, C, h.d, h.scale, h.q + r0 * h.d, h.d, 1, w.gkt, BK, w.g, BK, any);
+    tile::gemm<T>(R, C, h.d, h.scale, h.q + r0 * h.ldq, h.ldq, 1, w.gkt, BK, w.g, BK, any);
     any = true;
   }
   if (!any)
@@ -327,6 +346,22 @@ int64_t row_blocks(int64_t n) {
   return (n + BQ - 1) / BQ;
 }
 
+// n rows of cols elements from a dense [n, cols] tile to dst rows ld apart (one copy when dense).
+template <class T>
+void store_rows(T* dst, int64_t ld, const T* src, int64_t n, int64_t cols) {
+  if (ld == cols) {
+    std::memcpy(dst, src, sizeof(T) * size_t(n * cols));
+    return;
+  }
+  for (int64_t r = 0; r < n; ++r) std::memcpy(dst + r * ld, src + r * cols, sizeof(T) * size_t(cols));
+}
+
+// Row r0 of head (b, h) of a [B, H|Hkv, n, cols] output through its (batch, head, row) strides st.
+template <class T>
+T* row_at(void* base, const int64_t* st, int64_t b, int64_t h, int64_t r0) {
+  return static_cast<T*>(base) + b * st[0] + h * st[1] + r0 * st[2];
+}
+
 // ---- shared by the backward and the backward of the backward ------------------------------------
 // D = rowsum(dO ∘ O); rowstat layout in the shared workspace: D (and C, E for the double backward), [B*H*Nq] each.
 template <class T>
@@ -365,13 +400,10 @@ struct Layout {
       }
       packed += size;
     };
-    // the second inputs are contiguous
-    const int64_t gk_st[3] = {in.kv_heads * in.nk * in.d, in.nk * in.d, in.d};
-    const int64_t gv_st[3] = {in.kv_heads * in.nk * in.dv, in.nk * in.dv, in.dv};
     put(k, in.k, p.ks, in.d, kt, p.packed_k);
     put(v, in.v, p.vs, in.dv, vt, p.packed_v);
-    put(gk, in.second.k, gk_st, in.d, kt, p.packed_gk);
-    put(gv, in.second.v, gv_st, in.dv, vt, p.packed_gv);
+    put(gk, in.second.k, p.sks, in.d, kt, p.packed_gk);
+    put(gv, in.second.v, p.svs, in.dv, vt, p.packed_gv);
   }
 };
 

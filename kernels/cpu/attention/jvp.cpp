@@ -40,13 +40,13 @@ void jvp(const CpuParams& p, T* ws, int64_t per_thread) {
           for (int64_t cc = 0; cc < C; ++cc) tr[cc] = sr[cc] * gr[cc];
         }
         serial_row_sums<1>(R, C, {c}, [&](int64_t r, int64_t cc, T* a) { a[0] += w.t[r * BK + cc]; });
-        tile::gemm<T>(R, p.dv, C, T(1), w.t, BK, 1, x.v + c0 * p.dv, p.dv, a1, p.dv, true);
-        if (x.gv) tile::gemm<T>(R, p.dv, C, T(1), w.s, BK, 1, x.gv + c0 * p.dv, p.dv, a1, p.dv, true);
+        tile::gemm<T>(R, p.dv, C, T(1), w.t, BK, 1, x.v + c0 * x.ldv, x.ldv, a1, p.dv, true);
+        if (x.gv) tile::gemm<T>(R, p.dv, C, T(1), w.s, BK, 1, x.gv + c0 * x.ldgv, x.ldgv, a1, p.dv, true);
       }
-      T* to = static_cast<T*>(p.tan_out) + base * p.dv;
+      T* to = row_at<T>(p.tan_out, p.tos, b, h, r0);
       for (int64_t r = 0; r < R; ++r) {
-        const T* o = x.out + (r0 + r) * p.dv;
-        for (int64_t e = 0; e < p.dv; ++e) to[r * p.dv + e] = a1[r * p.dv + e] - c[r] * o[e];
+        const T* o = x.out + (r0 + r) * x.ldo;
+        for (int64_t e = 0; e < p.dv; ++e) to[r * p.tos[2] + e] = a1[r * p.dv + e] - c[r] * o[e];
         if (p.tan_lse) static_cast<T*>(p.tan_lse)[base + r] = c[r];
       }
     }

@@ -39,12 +39,16 @@ MK_HD int64_t attention_first_row(int64_t j, int64_t off, bool causal) {
 MK_HD int64_t attention_diagonal(int64_t len, int64_t nq, bool top_left) { return top_left ? 0 : len - nq; }
 MK_ISA_END
 
-// The block's stride triples (ABI 16: the *_strides fields; all three 0: contiguous), in the order
-// q, k, v, out, dout, grad_q, grad_k, grad_v. Block: mk_attention_params, const or not.
+// The block's stride triples (the *_strides fields; all three 0: contiguous), in the order of the
+// block: q, k, v, out, dout, grad_q, grad_k, grad_v (ABI 16), then cot_grad_q, cot_grad_k,
+// cot_grad_v, cot_q, cot_k, cot_v, cot_dout, tan_q, tan_k, tan_v, tan_out (ABI 17). Block:
+// mk_attention_params, const or not.
 template <class Block>
-inline auto attention_stride_triples(Block& b) -> std::array<decltype(&b.q_strides[0]), 8> {
-  return {b.q_strides, b.k_strides, b.v_strides, b.out_strides, b.dout_strides, b.grad_q_strides, b.grad_k_strides,
-          b.grad_v_strides};
+inline auto attention_stride_triples(Block& b) -> std::array<decltype(&b.q_strides[0]), 19> {
+  return {b.q_strides,          b.k_strides,          b.v_strides,          b.out_strides,   b.dout_strides,
+          b.grad_q_strides,     b.grad_k_strides,     b.grad_v_strides,     b.cot_grad_q_strides,
+          b.cot_grad_k_strides, b.cot_grad_v_strides, b.cot_q_strides,      b.cot_k_strides, b.cot_v_strides,
+          b.cot_dout_strides,   b.tan_q_strides,      b.tan_k_strides,      b.tan_v_strides, b.tan_out_strides};
 }
 
 // Whether a stride triple is given (not all 0).
@@ -67,6 +71,10 @@ struct AttentionSecondInputs {
   const void* k = nullptr;          // [B, Hkv, Nk, D]
   const void* v = nullptr;          // [B, Hkv, Nk, Dv]
   const void* bias_full = nullptr;  // [B, H, Nq, Nk]
+  // the block's stride triples of q, k, v (the CPU kernels' strided operands; null: contiguous)
+  const int64_t* q_strides = nullptr;
+  const int64_t* k_strides = nullptr;
+  const int64_t* v_strides = nullptr;
 };
 
 // What the kernels receive: the C ABI's parameter block (named inputs and outputs of every pass,
@@ -152,6 +160,9 @@ inline AttentionSecondInputs attention_cotangents(const mk_attention_params& p) 
   s.k = p.cot_grad_k;
   s.v = p.cot_grad_v;
   s.bias_full = p.cot_grad_bias_full;
+  s.q_strides = p.cot_grad_q_strides;
+  s.k_strides = p.cot_grad_k_strides;
+  s.v_strides = p.cot_grad_v_strides;
   return s;
 }
 inline AttentionSecondInputs attention_tangents(const mk_attention_params& p) {
@@ -160,6 +171,9 @@ inline AttentionSecondInputs attention_tangents(const mk_attention_params& p) {
   s.k = p.tan_k;
   s.v = p.tan_v;
   s.bias_full = p.tan_bias_full;
+  s.q_strides = p.tan_q_strides;
+  s.k_strides = p.tan_k_strides;
+  s.v_strides = p.tan_v_strides;
   return s;
 }
 

@@ -18,11 +18,10 @@ import org.metakernels.tensor.Scope;
 import org.metakernels.tensor.Tensor;
 
 /**
- * Softmax attention on strided operands (ABI 16): on the CPU in F32 and F64 the forward and the
- * backward read q, k, v, out and dout and write the gradients through their (batch, head, row)
- * strides, so head views of [B, N, H, D] projections, row windows and keys shared across heads
- * cost no copies; the bits are those of contiguous copies. The other passes take contiguous
- * copies made by the op.
+ * Softmax attention on strided operands (ABI 16, and 17 for the second-order passes): on the CPU in
+ * F32 and F64 every pass (forward, backward, double backward, JVP) reads its operands and writes
+ * its results through their (batch, head, row) strides, so head views of [B, N, H, D] projections,
+ * row windows and keys shared across heads cost no copies; the bits are those of contiguous copies.
  */
 class AttentionStridedTest {
   static final Device CPU = Device.CPU;
@@ -131,6 +130,56 @@ class AttentionStridedTest {
   }
 
   /** Second order through head views (the double backward takes contiguous copies). */
+  /**
+   * The double backward (a Hessian-vector product through the fused backward) and the JVP through
+   * head views give the bits of contiguous copies: q, k, v, dout, the cotangents of the gradients
+   * and the tangents all head views; the output tangent is laid out as out (q's heads).
+   */
+  @ParameterizedTest
+  @CsvSource({"F32, false, 4, 4, false, false", "F64, true, 4, 2, true, true", "F32, true, 2, 1, true, true"})
+  void secondOrderThroughHeadViewsGivesTheBitsOfContiguousCopies(DType t, boolean causal, int h, int hkv, boolean bias,
+      boolean lengths) {
+    try (Scope s = Scope.open()) {
+      int b = 2, nq = 70, nk = 90, d = 24, dv = 16;
+      Tensor q0 = Tensor.randn(new long[] {b, h, nq, d}, t, CPU, 11), k0 = Tensor.randn(new long[] {b, hkv, nk, d}, t, CPU, 12);
+      Tensor v0 = Tensor.randn(new long[] {b, hkv, nk, dv}, t, CPU, 13);
+      Tensor w = Tensor.randn(new long[] {b, h, nq, dv}, t, CPU, 14);
+      Tensor[] u = {Tensor.randn(q0.shape(), t, CPU, 15), Tensor.randn(k0.shape(), t, CPU, 16),
+          Tensor.randn(v0.shape(), t, CPU, 17)};
+      Tensor bias0 = bias ? Tensor.randn(new long[] {1, h, nq, nk}, t, CPU, 18).requiresGrad(true) : null;
+      Attention.Options o = Attention.Options.defaults().withCausal(causal).withBias(bias0)
+          .withKeyLengths(lengths ? Tensor.ofIndices(new long[] {nk, 41}, b) : null);
+      Tensor qv = headView(q0).requiresGrad(true), kv = headView(k0).requiresGrad(true), vv = headView(v0).requiresGrad(true);
+      Tensor qc = q0.requiresGrad(true), kc = k0.requiresGrad(true), vc = v0.requiresGrad(true);
+      List<Tensor> wrtV = new ArrayList<>(List.of(qv, kv, vv)), wrtC = new ArrayList<>(List.of(qc, kc, vc));
+      if (bias) {
+        wrtV.add(bias0);
+        wrtC.add(bias0);
+      }
+      // first order with createGraph, then Σ ⟨g_x, u_x⟩ differentiated: the cotangents of dq, dk, dv
+      // reach the double backward as the u's (head views in the strided run)
+      List<Tensor> gv = Autograd.grad(Attention.softmax(qv, kv, vv, o).mul(headView(w)).sum(), wrtV, true);
+      List<Tensor> gc = Autograd.grad(Attention.softmax(qc, kc, vc, o).mul(w).sum(), wrtC, true);
+      Tensor hv = null, hc = null;
+      for (int i = 0; i < 3; i++) {
+        Tensor a = gv.get(i).mul(headView(u[i])).sum(), c = gc.get(i).mul(u[i]).sum();
+        hv = hv == null ? a : hv.add(a);
+        hc = hc == null ? c : hc.add(c);
+      }
+      List<Tensor> sv = Autograd.grad(hv, wrtV, false), sc = Autograd.grad(hc, wrtC, false);
+      String[] names = {"q'", "k'", "v'", "bias'"};
+      for (int i = 0; i < sv.size(); i++) assertSameBits(sc.get(i), sv.get(i), names[i]);
+
+      // JVP: tangents as head views
+      Attention.Output jv = Attention.jvp(qv.detach(), kv.detach(), vv.detach(), o.withBias(bias ? bias0.detach() : null),
+          headView(u[0]), headView(u[1]), headView(u[2]), null);
+      Attention.Output jc = Attention.jvp(q0, k0, v0, o.withBias(bias ? bias0.detach() : null), u[0], u[1], u[2], null);
+      assertSameBits(jc.out(), jv.out(), "tangent of out");
+      assertSameBits(jc.lse(), jv.lse(), "tangent of lse");
+      assertTrue(jv.out().permute(0, 2, 1, 3).isContiguous(), "the output tangent is laid out as out (q's heads)");
+    }
+  }
+
   @Test
   void gradCheckOrderTwoThroughHeadViews() {
     try (Scope s = Scope.open()) {
@@ -199,8 +248,9 @@ class AttentionStridedTest {
 
   /**
    * The strided ABI refuses negative strides, an output whose strides write an element twice, an
-   * output sharing memory with an input, strides on the other passes and on 16-bit calls, and the
-   * backward's strides given to the forward: each naming the entry point, nothing written.
+   * output sharing memory with an input, strides on 16-bit calls, and the strides of another pass's
+   * operands (the backward's given to the forward, the jvp's to the double backward, ...): each
+   * naming the entry point, nothing written.
    */
   @Test
   void stridedAbiRefusesAndWritesNothing() {
@@ -219,13 +269,16 @@ class AttentionStridedTest {
       c.p.dout_strides(2, 0);
       c.refused(MkNative.mk_attention_softmax_forward(CPU.code, DType.BF16.code, c.p, c.ws.address("t"), c.wsHalf, 0),
           Codes.ERR_UNSUPPORTED, "mk_attention_softmax_forward", "F32 and F64 only");
-      c.p.dout(c.lse.address("t")).cot_q(c.out.address("t"));
+      c.p.dout(c.lse.address("t")).cot_q(c.out.address("t")).tan_q_strides(2, 4);
       c.refused(MkNative.mk_attention_softmax_backward_backward(CPU.code, DType.F32.code, c.p, c.ws.address("t"),
-          c.wsBytes, 0), Codes.ERR_UNSUPPORTED, "mk_attention_softmax_backward_backward", "forward and the backward only");
+          c.wsBytes, 0), Codes.ERR_INVALID_ARGUMENT, "mk_attention_softmax_backward_backward", "tan_q", "another pass");
+      c.p.tan_q_strides(2, 0).cot_q_strides(0, 64).cot_q_strides(1, 4).cot_q_strides(2, 8).cot_q(c.q.address("t"));
+      c.refused(MkNative.mk_attention_softmax_backward_backward(CPU.code, DType.F32.code, c.p, c.ws.address("t"),
+          c.wsBytes, 0), Codes.ERR_INVALID_ARGUMENT, "mk_attention_softmax_backward_backward", "cot_q overlaps q");
       c.refused(MkNative.mk_attention_softmax_jvp(CPU.code, DType.F32.code, c.p.cot_q(0).tan_out(c.out.address("t")),
-          c.ws.address("t"), c.wsBytes, 0), Codes.ERR_UNSUPPORTED, "mk_attention_softmax_jvp", "forward and the backward only");
+          c.ws.address("t"), c.wsBytes, 0), Codes.ERR_INVALID_ARGUMENT, "mk_attention_softmax_jvp", "cot_q", "another pass");
       // the same block, q's strides and out's [B, N, H, D] layout, runs and gives the bits of the view
-      c.p.dout(0).tan_out(0);
+      c.p.dout(0).tan_out(0).cot_q_strides(0, 0).cot_q_strides(1, 0).cot_q_strides(2, 0);
       assertEquals(0, c.forward(DType.F32.code), Native.lastError());
       Tensor qView = Views.viewRaw(c.q, new long[] {2, 2, 8, 4}, new long[] {64, 4, 8, 1}, c.q.offset());
       Tensor outView = Views.viewRaw(c.out, new long[] {2, 2, 8, 4}, new long[] {64, 4, 8, 1}, c.out.offset());

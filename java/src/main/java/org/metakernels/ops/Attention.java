@@ -27,13 +27,13 @@ import org.metakernels.tensor.Tensor;
  * top-left: {@link CausalAlignment}), per-batch key lengths (padding), an additive bias [B|1, H|1, Nq, Nk] that also gets a
  * gradient. Rows that see no key give zeros.
  *
- * <p>Strided operands. On the CPU in F32 and F64 the forward and the backward read q, k, v (and
- * dout) through their strides wherever the last dim is unit-stride: head views of [B, N, H, D]
- * projections ({@code x.reshape(b, n, h, d).permute(0, 2, 1, 3)}), row windows, keys and values
- * expanded across heads cost no copies; the output is laid out as q (so {@code
- * out.permute(0, 2, 1, 3).reshape(b, n, h * dv)} is a view) and each gradient as its operand. The
- * bits are those of contiguous copies. Other layouts, the CUDA device, 16-bit types and the
- * second-order passes take contiguous copies.
+ * <p>Strided operands. On the CPU in F32 and F64 every pass (forward, backward, double backward,
+ * JVP) reads q, k, v, dout, the cotangents and the tangents through their strides wherever the last
+ * dim is unit-stride: head views of [B, N, H, D] projections ({@code x.reshape(b, n, h, d).permute(0,
+ * 2, 1, 3)}), row windows, keys and values expanded across heads cost no copies; the output is laid
+ * out as q (so {@code out.permute(0, 2, 1, 3).reshape(b, n, h * dv)} is a view) and each gradient,
+ * second-order cotangent and tangent as its operand. The bits are those of contiguous copies.
+ * Other layouts, the CUDA device and 16-bit types take contiguous copies.
  *
  * <pre>{@code
  * Tensor out = Attention.softmax(q, k, v, Attention.Options.causal());           // [B, H, Nq, Dv]
@@ -343,8 +343,7 @@ public final class Attention {
    */
   private static Tensor[] forwardTangent(Geometry g, Tensor out, Tensor lse, Tensor[] ins, Tensor[] t) {
     if (!fusedTangentOk(ins, t)) return null;
-    Output r = runJvp(g, out, lse, contiguousOrNull(t[0]), contiguousOrNull(t[1]), contiguousOrNull(t[2]),
-        fullBias(g, t[3]));
+    Output r = runJvp(g, out, lse, t[0], t[1], t[2], fullBias(g, t[3]));
     return new Tensor[] {r.out()};
   }
 
@@ -361,8 +360,7 @@ public final class Attention {
     Tensor[] r = new Tensor[biasOut ? 4 : 3];
     Tensor tb = fullBias(g, t[3]);
     if (t[0] != null || t[1] != null || t[2] != null || tb != null) {
-      Tensor[] bb = runBackwardBackward(g, biasOut, out, lse, dO, contiguousOrNull(t[0]), contiguousOrNull(t[1]),
-          contiguousOrNull(t[2]), tb);
+      Tensor[] bb = runBackwardBackward(g, biasOut, out, lse, dO, t[0], t[1], t[2], tb);
       r[0] = bb[0];
       r[1] = bb[1];
       r[2] = bb[2];
@@ -384,7 +382,7 @@ public final class Attention {
   private static Tensor[] backwardBackward(Geometry g, Tensor q, Tensor k, Tensor v, Tensor bias, Tensor out, Tensor lse,
       Tensor dO, Tensor[] cot) {
     String op = "attention_backward_backward";
-    Tensor gdq = contiguousOrNull(cot[0]), gdk = contiguousOrNull(cot[1]), gdv = contiguousOrNull(cot[2]);
+    Tensor gdq = cot[0], gdk = cot[1], gdv = cot[2];
     Tensor gdb = cot.length > 3 ? contiguousOrNull(cot[3]) : null;
     boolean biasGrad = bias != null && bias.requiresGrad();
     // 16-bit: tensor cores on CUDA where they apply, else native runs the F32 kernel on F32 copies
@@ -400,24 +398,38 @@ public final class Attention {
     return new Tensor[] {gq, gk, gv, gb, gdout};
   }
 
-  /** The fused double-backward kernel (F32/F64): {gq, gk, gv, gdout, gbias full or null}. */
+  /**
+   * The fused double-backward kernel: {gq, gk, gv, gdout, gbias full or null}. On the CPU in F32 and
+   * F64 it reads q, k, v, out, dout and the cotangents through their strides and writes each
+   * result laid out as its operand (head views in, head views out); elsewhere on contiguous copies.
+   */
   private static Tensor[] runBackwardBackward(Geometry g, boolean biasGrad, Tensor out, Tensor lse, Tensor dO,
       Tensor gdq, Tensor gdk, Tensor gdv, Tensor gdb) {
     String op = "attention_backward_backward";
-    Tensor gq = Tensor.empty(g.q.shape(), g.q.dtype(), g.dev);
-    Tensor gk = Tensor.empty(g.k.shape(), g.k.dtype(), g.dev);
-    Tensor gv = Tensor.empty(g.v.shape(), g.v.dtype(), g.dev);
-    Tensor gdout = Tensor.empty(dO.shape(), dO.dtype(), g.dev);
+    Tensor gq = g.like(g.q, g.q.shape());
+    Tensor gk = g.like(g.k, g.k.shape());
+    Tensor gv = g.like(g.v, g.v.shape());
+    Tensor gdout = g.like(dO, dO.shape());
     Tensor gbFull = biasGrad ? Tensor.empty(new long[] {g.b, g.h, g.nq, g.nk}, g.q.dtype(), g.dev) : null;
-    // this pass takes contiguous operands only
-    Tensor outC = contiguousOrNull(out), dOC = contiguousOrNull(dO);
-    try (Scope tmp = Scope.open(); MkNative.mk_attention_params p = g.contiguousBlock(op)) {
+    try (Scope tmp = Scope.open(); MkNative.mk_attention_params p = g.block(op)) {
+      // (copies, where needed, in the call's scope)
+      Tensor outR = g.operand(out), dOR = g.operand(dO);
+      Tensor gdqR = g.operand(gdq), gdkR = g.operand(gdk), gdvR = g.operand(gdv);
       Tensor ws = g.workspace();
-      p.out(outC.address(op)).lse(lse.address(op)).dout(dOC.address(op));
-      p.cot_grad_q(addr(gdq, op)).cot_grad_k(addr(gdk, op)).cot_grad_v(addr(gdv, op))
+      p.out(outR.address(op)).lse(lse.address(op)).dout(dOR.address(op));
+      p.cot_grad_q(addr(gdqR, op)).cot_grad_k(addr(gdkR, op)).cot_grad_v(addr(gdvR, op))
           .cot_grad_bias_full(addr(gdb, op));
       p.cot_q(gq.address(op)).cot_k(gk.address(op)).cot_v(gv.address(op)).cot_dout(gdout.address(op))
           .cot_bias_full(addr(gbFull, op));
+      strides(p::out_strides, outR);
+      strides(p::dout_strides, dOR);
+      strides(p::cot_grad_q_strides, gdqR);
+      strides(p::cot_grad_k_strides, gdkR);
+      strides(p::cot_grad_v_strides, gdvR);
+      strides(p::cot_q_strides, gq);
+      strides(p::cot_k_strides, gk);
+      strides(p::cot_v_strides, gv);
+      strides(p::cot_dout_strides, gdout);
       Native.check(MkNative.mk_attention_softmax_backward_backward(g.device, g.dtype, p, ws.address(op), g.wsBytes,
           ws.launchStream()), g.context());
     }
@@ -465,20 +477,28 @@ public final class Attention {
     }
     // 16-bit: tensor cores on CUDA where they apply, else native widens to F32 and rounds the output
     // tangent back (the lse tangent is F32)
-    return runJvp(g, f.out(), f.lse(), contiguousOrNull(tq), contiguousOrNull(tk), contiguousOrNull(tv), tb);
+    return runJvp(g, f.out(), f.lse(), tq, tk, tv, tb);
   }
 
+  /**
+   * The fused JVP kernel. On the CPU in F32 and F64 it reads q, k, v, out and the tangents through
+   * their strides and lays the output tangent out as out; elsewhere on contiguous copies.
+   */
   private static Output runJvp(Geometry g, Tensor out, Tensor lse, Tensor tq, Tensor tk, Tensor tv, Tensor tb) {
-    Tensor tout = Tensor.empty(out.shape(), g.q.dtype(), g.dev);
+    Tensor tout = g.like(out, out.shape());
     Tensor tlse = Tensor.empty(lse.shape(), lseType(g.q.dtype()), g.dev);
     String op = g.op;
-    // this pass takes contiguous operands only
-    Tensor outC = contiguousOrNull(out);
-    try (Scope tmp = Scope.open(); MkNative.mk_attention_params p = g.contiguousBlock(op)) {
+    try (Scope tmp = Scope.open(); MkNative.mk_attention_params p = g.block(op)) {
+      Tensor outR = g.operand(out), tqR = g.operand(tq), tkR = g.operand(tk), tvR = g.operand(tv);
       Tensor ws = g.workspace();
-      p.out(outC.address(op)).lse(lse.address(op));
-      p.tan_q(addr(tq, op)).tan_k(addr(tk, op)).tan_v(addr(tv, op)).tan_bias_full(addr(tb, op));
+      p.out(outR.address(op)).lse(lse.address(op));
+      p.tan_q(addr(tqR, op)).tan_k(addr(tkR, op)).tan_v(addr(tvR, op)).tan_bias_full(addr(tb, op));
       p.tan_out(tout.address(op)).tan_lse(tlse.address(op));
+      strides(p::out_strides, outR);
+      strides(p::tan_q_strides, tqR);
+      strides(p::tan_k_strides, tkR);
+      strides(p::tan_v_strides, tvR);
+      strides(p::tan_out_strides, tout);
       Native.check(MkNative.mk_attention_softmax_jvp(g.device, g.dtype, p, ws.address(op), g.wsBytes, ws.launchStream()),
           g.context());
     }
@@ -645,14 +665,11 @@ public final class Attention {
     }
 
     /**
-     * As {@link #block}, with contiguous q, k, v: copies where they are not, made in the caller's
-     * scope (the call's temporary one), so each call makes its own and none outlives it.
+     * t as the kernels of this call read it: t itself where {@link #readable}, else a contiguous
+     * copy (made in the caller's scope); null stays null.
      */
-    MkNative.mk_attention_params contiguousBlock(String op) {
-      Tensor qc = contiguousOrNull(q), kc = contiguousOrNull(k), vc = contiguousOrNull(v);
-      MkNative.mk_attention_params p = sizes(new MkNative.mk_attention_params());
-      return p.q(qc.address(op)).k(kc.address(op)).v(vc.address(op)).bias(biasAddr()).bias_bs(biasBs)
-          .bias_hs(biasHs).key_lengths(lengthsAddr()).scale(scale);
+    Tensor operand(Tensor t) {
+      return t == null || readable(t) ? t : t.copyContiguous();
     }
 
     /**

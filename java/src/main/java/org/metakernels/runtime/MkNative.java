@@ -401,6 +401,53 @@ public final class MkNative {
     @MemberGetter public native @Cast("int64_t") long grad_v_strides(int i);
 
     @MemberSetter public native mk_attention_params grad_v_strides(int i, @Cast("int64_t") long stride);
+
+    // (ABI 17) the second-order passes' operands: backward_backward's cotangent inputs and outputs,
+    // jvp's tangents and output tangent
+
+    @MemberGetter public native @Cast("int64_t") long cot_grad_q_strides(int i);
+
+    @MemberSetter public native mk_attention_params cot_grad_q_strides(int i, @Cast("int64_t") long stride);
+
+    @MemberGetter public native @Cast("int64_t") long cot_grad_k_strides(int i);
+
+    @MemberSetter public native mk_attention_params cot_grad_k_strides(int i, @Cast("int64_t") long stride);
+
+    @MemberGetter public native @Cast("int64_t") long cot_grad_v_strides(int i);
+
+    @MemberSetter public native mk_attention_params cot_grad_v_strides(int i, @Cast("int64_t") long stride);
+
+    @MemberGetter public native @Cast("int64_t") long cot_q_strides(int i);
+
+    @MemberSetter public native mk_attention_params cot_q_strides(int i, @Cast("int64_t") long stride);
+
+    @MemberGetter public native @Cast("int64_t") long cot_k_strides(int i);
+
+    @MemberSetter public native mk_attention_params cot_k_strides(int i, @Cast("int64_t") long stride);
+
+    @MemberGetter public native @Cast("int64_t") long cot_v_strides(int i);
+
+    @MemberSetter public native mk_attention_params cot_v_strides(int i, @Cast("int64_t") long stride);
+
+    @MemberGetter public native @Cast("int64_t") long cot_dout_strides(int i);
+
+    @MemberSetter public native mk_attention_params cot_dout_strides(int i, @Cast("int64_t") long stride);
+
+    @MemberGetter public native @Cast("int64_t") long tan_q_strides(int i);
+
+    @MemberSetter public native mk_attention_params tan_q_strides(int i, @Cast("int64_t") long stride);
+
+    @MemberGetter public native @Cast("int64_t") long tan_k_strides(int i);
+
+    @MemberSetter public native mk_attention_params tan_k_strides(int i, @Cast("int64_t") long stride);
+
+    @MemberGetter public native @Cast("int64_t") long tan_v_strides(int i);
+
+    @MemberSetter public native mk_attention_params tan_v_strides(int i, @Cast("int64_t") long stride);
+
+    @MemberGetter public native @Cast("int64_t") long tan_out_strides(int i);
+
+    @MemberSetter public native mk_attention_params tan_out_strides(int i, @Cast("int64_t") long stride);
   }
 
   public static native @Cast("int64_t") long mk_attention_softmax_workspace(int device, int dtype,
