@@ -319,4 +319,40 @@ class ElementwiseTest {
       Ref.assertClose(q, o.expand(4, 6));
     }
   }
+
+  /**
+   * Binary ops on two operands dense in one permuted order (head views of [B, N, H, D] tensors, a
+   * transpose) give the result in that layout, computed flat over memory; the values are those of
+   * contiguous copies. Mixed layouts, expanded dims and broadcasts keep a contiguous result.
+   */
+  @Test
+  void binaryOpsKeepASharedPermutedLayout() {
+    try (Scope s = Scope.open()) {
+      Tensor a0 = Tensor.randn(new long[] {2, 7, 3, 5}, DType.F64, CPU, 1), b0 = Tensor.randn(new long[] {2, 7, 3, 5}, DType.F64, CPU, 2);
+      Tensor a = a0.permute(0, 2, 1, 3), b = b0.permute(0, 2, 1, 3);  // [2, 3, 7, 5] head views
+      Tensor ac = a.copyContiguous(), bc = b.copyContiguous();
+      for (var op : List.<BiFunction<Tensor, Tensor, Tensor>>of(Tensor::add, Tensor::sub, Tensor::mul, Tensor::div,
+          Tensor::maximum)) {
+        Tensor y = op.apply(a, b);
+        assertTrue(y.permute(0, 2, 1, 3).isContiguous(), "laid out as the operands");
+        assertArrayEquals(op.apply(ac, bc).toDoubleArray(), y.toDoubleArray());
+      }
+      // a size-1 dim and a transpose of a matrix batch
+      Tensor m = Tensor.randn(new long[] {4, 1, 3, 6}, DType.F64, CPU, 3).mT();  // [4, 1, 6, 3]
+      Tensor n = Tensor.randn(new long[] {4, 1, 3, 6}, DType.F64, CPU, 4).mT();
+      Tensor y = m.add(n);
+      assertFalse(y.isContiguous());
+      assertArrayEquals(m.copyContiguous().add(n.copyContiguous()).toDoubleArray(), y.toDoubleArray());
+      // mixed layouts, a broadcast and an expanded operand: contiguous results, as before
+      assertTrue(a.add(bc).isContiguous());
+      assertTrue(a.add(Tensor.randn(new long[] {5}, DType.F64, CPU, 5)).isContiguous());
+      Tensor e = Tensor.randn(new long[] {2, 3, 1, 5}, DType.F64, CPU, 6).expand(2, 3, 7, 5);
+      assertTrue(e.add(e).isContiguous());
+      assertArrayEquals(e.copyContiguous().mul(2.0).toDoubleArray(), e.add(e).toDoubleArray());
+      // gradients through it
+      Tensor x = a0.detach().requiresGrad(true);
+      Tensor g = org.metakernels.autograd.Autograd.grad(x.permute(0, 2, 1, 3).mul(b).sum(), List.of(x), false).get(0);
+      assertArrayEquals(b0.toDoubleArray(), g.copyContiguous().toDoubleArray());
+    }
+  }
 }

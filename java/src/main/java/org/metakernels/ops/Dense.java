@@ -42,11 +42,53 @@ public final class Dense {
   static Tensor binaryRaw(String op, int code, Tensor a, Tensor b) {
     Checks.compatible(op, a, b);
     long[] out = Checks.broadcast(op, a.shape(), b.shape());
+    int[] order = sharedDenseOrder(a, b, out);
+    if (order != null) {
+      // a and b dense in one permuted order (head views, transposes, gradients laid out as their
+      // operands): the result takes that layout and the kernel runs flat over memory, as on
+      // contiguous operands, instead of walking a transposition (the layout PyTorch's
+      // TensorIterator would give the result too)
+      int r = out.length;
+      long[] ps = new long[r];
+      for (int i = 0; i < r; i++) ps[i] = out[order[i]];
+      Tensor ap = Views.viewRaw(a, ps, Tensor.contiguousStrides(ps), a.offset());
+      Tensor bp = Views.viewRaw(b, ps, Tensor.contiguousStrides(ps), b.offset());
+      Tensor yp = binaryRaw(op, code, ap, bp);
+      long[] ys = new long[r], yps = yp.strides();
+      for (int i = 0; i < r; i++) ys[order[i]] = yps[i];
+      return Views.viewRaw(yp, out, ys, yp.offset());
+    }
     Tensor y = Tensor.empty(out, a.dtype(), a.device());
     Native.check(MkNative.mk_dense_binary_forward(a.device().code, a.dtype().code, code, out.length, out,
         a.address(op), Checks.broadcastStrides(a, out), b.address(op), Checks.broadcastStrides(b, out),
         y.address(op), a.launchStream()), () -> op + " " + a.describe() + ", " + b.describe());
     return y;
+  }
+
+  /**
+   * The dim order (outermost first) in which a and b, both of the result's shape and with the same
+   * strides, are dense with unit-stride innermost dim, when that is not their own order; else null.
+   */
+  static int[] sharedDenseOrder(Tensor a, Tensor b, long[] out) {
+    if (a.isContiguous() || !Arrays.equals(a.shape(), out) || !Arrays.equals(b.shape(), out)
+        || !Arrays.equals(a.strides(), b.strides()))
+      return null;
+    int r = out.length;
+    long[] st = a.strides();
+    Integer[] order = new Integer[r];
+    for (int i = 0; i < r; i++) order[i] = i;
+    // size-1 dims outermost (their strides say nothing), then by decreasing stride
+    Arrays.sort(order, (x, y) -> Long.compare(out[y] == 1 ? Long.MAX_VALUE : st[y], out[x] == 1 ? Long.MAX_VALUE : st[x]));
+    long acc = 1;
+    for (int i = r - 1; i >= 0; i--) {
+      int d = order[i];
+      if (out[d] == 1) continue;
+      if (st[d] != acc) return null;  // not dense in that order (a gap, an overlap, an expanded dim)
+      acc *= out[d];
+    }
+    int[] o = new int[r];
+    for (int i = 0; i < r; i++) o[i] = order[i];
+    return o;
   }
 
   private static Tensor unary(String op, int code, Tensor x, double p, java.util.function.BiFunction<Tensor, Tensor, Tensor> rule) {
