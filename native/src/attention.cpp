@@ -213,60 +213,55 @@ int check_layout(const char* op, int device, int dtype, const mk_attention_param
                 "%s: strided operands (the *_strides fields) are taken on the CPU in F32 and F64 only; pass "
                 "contiguous tensors", op);
   const int64_t B = b.batch, H = b.heads, Hk = b.kv_heads;
-  const bool fwd = pass == Pass::kForward, bwd = pass == Pass::kBackward, dd = pass == Pass::kBackwardBackward,
-             jvp = pass == Pass::kJvp;
-  std::vector<Operand> ops = {
-      {"q", b.q, b.q_strides, B, H, b.nq, b.d, false},
-      {"k", b.k, b.k_strides, B, Hk, b.nk, b.d, false},
-      {"v", b.v, b.v_strides, B, Hk, b.nk, b.dv, false},
-      {"out", b.out, b.out_strides, B, H, b.nq, b.dv, fwd},
-      {"lse", b.lse, nullptr, B, H, b.nq, 1, fwd},
-  };
-  if (b.bias) ops.push_back({"bias", b.bias, nullptr, 1, 1, 1, bias_extent(b), false});
-  // each pass's own triples; another pass's are refused (they would be silently ignored)
-  struct Foreign {
+  // every operand of every pass: the passes it belongs to and those it is an output of (bits of
+  // Pass); a stride triple of another pass's operand is refused (it would be silently ignored)
+  constexpr unsigned F = 1u << int(Pass::kForward), BW = 1u << int(Pass::kBackward),
+                     DD = 1u << int(Pass::kBackwardBackward), J = 1u << int(Pass::kJvp), ALL = F | BW | DD | J;
+  struct Entry {
     const char* name;
-    const int64_t* s;
-    bool mine;
+    const void* p;
+    const int64_t* s;  // the block's triple (null: always contiguous)
+    int64_t heads, n, cols;
+    unsigned in, out;
   };
-  const Foreign triples[] = {
-      {"dout", b.dout_strides, bwd || dd},        {"grad_q", b.grad_q_strides, bwd},
-      {"grad_k", b.grad_k_strides, bwd},          {"grad_v", b.grad_v_strides, bwd},
-      {"cot_grad_q", b.cot_grad_q_strides, dd},   {"cot_grad_k", b.cot_grad_k_strides, dd},
-      {"cot_grad_v", b.cot_grad_v_strides, dd},   {"cot_q", b.cot_q_strides, dd},
-      {"cot_k", b.cot_k_strides, dd},             {"cot_v", b.cot_v_strides, dd},
-      {"cot_dout", b.cot_dout_strides, dd},       {"tan_q", b.tan_q_strides, jvp},
-      {"tan_k", b.tan_k_strides, jvp},            {"tan_v", b.tan_v_strides, jvp},
-      {"tan_out", b.tan_out_strides, jvp},
+  const Entry table[] = {
+      {"q", b.q, b.q_strides, H, b.nq, b.d, ALL, 0},
+      {"k", b.k, b.k_strides, Hk, b.nk, b.d, ALL, 0},
+      {"v", b.v, b.v_strides, Hk, b.nk, b.dv, ALL, 0},
+      {"out", b.out, b.out_strides, H, b.nq, b.dv, ALL, F},
+      {"lse", b.lse, nullptr, H, b.nq, 1, ALL, F},
+      {"dout", b.dout, b.dout_strides, H, b.nq, b.dv, BW | DD, 0},
+      {"grad_q", b.grad_q, b.grad_q_strides, H, b.nq, b.d, BW, BW},
+      {"grad_k", b.grad_k, b.grad_k_strides, Hk, b.nk, b.d, BW, BW},
+      {"grad_v", b.grad_v, b.grad_v_strides, Hk, b.nk, b.dv, BW, BW},
+      {"grad_bias_full", b.grad_bias_full, nullptr, H, b.nq, b.nk, BW, BW},
+      {"cot_grad_q", b.cot_grad_q, b.cot_grad_q_strides, H, b.nq, b.d, DD, 0},
+      {"cot_grad_k", b.cot_grad_k, b.cot_grad_k_strides, Hk, b.nk, b.d, DD, 0},
+      {"cot_grad_v", b.cot_grad_v, b.cot_grad_v_strides, Hk, b.nk, b.dv, DD, 0},
+      {"cot_grad_bias_full", b.cot_grad_bias_full, nullptr, H, b.nq, b.nk, DD, 0},
+      {"cot_q", b.cot_q, b.cot_q_strides, H, b.nq, b.d, DD, DD},
+      {"cot_k", b.cot_k, b.cot_k_strides, Hk, b.nk, b.d, DD, DD},
+      {"cot_v", b.cot_v, b.cot_v_strides, Hk, b.nk, b.dv, DD, DD},
+      {"cot_dout", b.cot_dout, b.cot_dout_strides, H, b.nq, b.dv, DD, DD},
+      {"cot_bias_full", b.cot_bias_full, nullptr, H, b.nq, b.nk, DD, DD},
+      {"tan_q", b.tan_q, b.tan_q_strides, H, b.nq, b.d, J, 0},
+      {"tan_k", b.tan_k, b.tan_k_strides, Hk, b.nk, b.d, J, 0},
+      {"tan_v", b.tan_v, b.tan_v_strides, Hk, b.nk, b.dv, J, 0},
+      {"tan_bias_full", b.tan_bias_full, nullptr, H, b.nq, b.nk, J, 0},
+      {"tan_out", b.tan_out, b.tan_out_strides, H, b.nq, b.dv, J, J},
+      {"tan_lse", b.tan_lse, nullptr, H, b.nq, 1, J, J},
   };
-  for (const Foreign& f : triples)
-    if (!f.mine && mk::attention_strides_given(f.s))
-      return fail(MK_ERR_INVALID_ARGUMENT, "%s: strides of %s, an operand of another pass, given", op, f.name);
-  if (bwd) {
-    ops.push_back({"dout", b.dout, b.dout_strides, B, H, b.nq, b.dv, false});
-    ops.push_back({"grad_q", b.grad_q, b.grad_q_strides, B, H, b.nq, b.d, true});
-    ops.push_back({"grad_k", b.grad_k, b.grad_k_strides, B, Hk, b.nk, b.d, true});
-    ops.push_back({"grad_v", b.grad_v, b.grad_v_strides, B, Hk, b.nk, b.dv, true});
-    ops.push_back({"grad_bias_full", b.grad_bias_full, nullptr, B, H, b.nq, b.nk, true});
-  } else if (dd) {
-    ops.push_back({"dout", b.dout, b.dout_strides, B, H, b.nq, b.dv, false});
-    ops.push_back({"cot_grad_q", b.cot_grad_q, b.cot_grad_q_strides, B, H, b.nq, b.d, false});
-    ops.push_back({"cot_grad_k", b.cot_grad_k, b.cot_grad_k_strides, B, Hk, b.nk, b.d, false});
-    ops.push_back({"cot_grad_v", b.cot_grad_v, b.cot_grad_v_strides, B, Hk, b.nk, b.dv, false});
-    ops.push_back({"cot_grad_bias_full", b.cot_grad_bias_full, nullptr, B, H, b.nq, b.nk, false});
-    ops.push_back({"cot_q", b.cot_q, b.cot_q_strides, B, H, b.nq, b.d, true});
-    ops.push_back({"cot_k", b.cot_k, b.cot_k_strides, B, Hk, b.nk, b.d, true});
-    ops.push_back({"cot_v", b.cot_v, b.cot_v_strides, B, Hk, b.nk, b.dv, true});
-    ops.push_back({"cot_dout", b.cot_dout, b.cot_dout_strides, B, H, b.nq, b.dv, true});
-    ops.push_back({"cot_bias_full", b.cot_bias_full, nullptr, B, H, b.nq, b.nk, true});
-  } else if (jvp) {
-    ops.push_back({"tan_q", b.tan_q, b.tan_q_strides, B, H, b.nq, b.d, false});
-    ops.push_back({"tan_k", b.tan_k, b.tan_k_strides, B, Hk, b.nk, b.d, false});
-    ops.push_back({"tan_v", b.tan_v, b.tan_v_strides, B, Hk, b.nk, b.dv, false});
-    ops.push_back({"tan_bias_full", b.tan_bias_full, nullptr, B, H, b.nq, b.nk, false});
-    ops.push_back({"tan_out", b.tan_out, b.tan_out_strides, B, H, b.nq, b.dv, true});
-    ops.push_back({"tan_lse", b.tan_lse, nullptr, B, H, b.nq, 1, true});
+  const unsigned mine = 1u << int(pass);
+  std::vector<Operand> ops;
+  for (const Entry& e : table) {
+    if (!(e.in & mine)) {
+      if (e.s && mk::attention_strides_given(e.s))
+        return fail(MK_ERR_INVALID_ARGUMENT, "%s: strides of %s, an operand of another pass, given", op, e.name);
+      continue;
+    }
+    ops.push_back({e.name, e.p, e.s, B, e.heads, e.n, e.cols, (e.out & mine) != 0});
   }
+  if (b.bias) ops.push_back({"bias", b.bias, nullptr, 1, 1, 1, bias_extent(b), false});
   for (const Operand& o : ops)
     if (o.s[0] < 0 || o.s[1] < 0 || o.s[2] < 0)
       return fail(MK_ERR_INVALID_ARGUMENT, "%s: %s strides (%" PRId64 ", %" PRId64 ", %" PRId64 ") must not be negative",

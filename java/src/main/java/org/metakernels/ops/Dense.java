@@ -73,22 +73,7 @@ public final class Dense {
     if (a.isContiguous() || !Arrays.equals(a.shape(), out) || !Arrays.equals(b.shape(), out)
         || !Arrays.equals(a.strides(), b.strides()))
       return null;
-    int r = out.length;
-    long[] st = a.strides();
-    Integer[] order = new Integer[r];
-    for (int i = 0; i < r; i++) order[i] = i;
-    // size-1 dims outermost (their strides say nothing), then by decreasing stride
-    Arrays.sort(order, (x, y) -> Long.compare(out[y] == 1 ? Long.MAX_VALUE : st[y], out[x] == 1 ? Long.MAX_VALUE : st[x]));
-    long acc = 1;
-    for (int i = r - 1; i >= 0; i--) {
-      int d = order[i];
-      if (out[d] == 1) continue;
-      if (st[d] != acc) return null;  // not dense in that order (a gap, an overlap, an expanded dim)
-      acc *= out[d];
-    }
-    int[] o = new int[r];
-    for (int i = 0; i < r; i++) o[i] = order[i];
-    return o;
+    return Views.denseOrder(a);
   }
 
   private static Tensor unary(String op, int code, Tensor x, double p, java.util.function.BiFunction<Tensor, Tensor, Tensor> rule) {

@@ -349,19 +349,11 @@ public final class LinearAttention {
     int r = shape.length;
     long[] qs = q.shape(), st = q.strides();
     if (q.isContiguous() || (qs[r - 1] > 1 && st[r - 1] != 1)) return Tensor.empty(shape, q.dtype(), q.device());
-    // q's dims from the outermost in memory (size-1 dims first: their strides say nothing)
-    Integer[] order = new Integer[r];
-    for (int i = 0; i < r; i++) order[i] = i;
-    Arrays.sort(order, (a, b) -> Long.compare(qs[b] == 1 ? Long.MAX_VALUE : st[b], qs[a] == 1 ? Long.MAX_VALUE : st[a]));
+    // q's dims from the outermost in memory, where q is dense in some order
+    int[] order = Views.denseOrder(q);
     // the new tensor's columns must be unit-stride: its last dim innermost (q's may be a size-1 dim
     // that sorts outermost, the fuzz case of a [B, H, N, 1] q permuted)
-    if (order[r - 1] != r - 1 && shape[r - 1] > 1) return Tensor.empty(shape, q.dtype(), q.device());
-    long acc = 1;
-    for (int i = r - 1; i >= 0; i--) {  // q itself dense in that order?
-      int d = order[i];
-      if (qs[d] != 1 && st[d] != acc) return Tensor.empty(shape, q.dtype(), q.device());
-      acc *= qs[d];
-    }
+    if (order == null || (order[r - 1] != r - 1 && shape[r - 1] > 1)) return Tensor.empty(shape, q.dtype(), q.device());
     long[] permShape = new long[r];
     for (int i = 0; i < r; i++) permShape[i] = shape[order[i]];
     Tensor dense = Tensor.empty(permShape, q.dtype(), q.device());

@@ -22,6 +22,29 @@ import org.metakernels.tensor.Tensor;
 public final class Views {
   private Views() {}
 
+  /**
+   * The dim order (outermost first in memory) in which t is dense: size-1 dims first (their strides
+   * say nothing), then by decreasing stride, each stride the product of the sizes inside it; null
+   * where t is dense in no order (a gap, an overlap, an expanded dim).
+   */
+  static int[] denseOrder(Tensor t) {
+    long[] sh = t.shape(), st = t.strides();
+    int r = sh.length;
+    Integer[] order = new Integer[r];
+    for (int i = 0; i < r; i++) order[i] = i;
+    Arrays.sort(order, (a, b) -> Long.compare(sh[b] == 1 ? Long.MAX_VALUE : st[b], sh[a] == 1 ? Long.MAX_VALUE : st[a]));
+    long acc = 1;
+    for (int i = r - 1; i >= 0; i--) {
+      int d = order[i];
+      if (sh[d] == 1) continue;
+      if (st[d] != acc) return null;
+      acc *= sh[d];
+    }
+    int[] o = new int[r];
+    for (int i = 0; i < r; i++) o[i] = order[i];
+    return o;
+  }
+
   static Tensor viewRaw(Tensor x, long[] shape, long[] strides, long offset) {
     return Internals.tensor().newTensor(x.storage(), offset, shape, strides, x.dtype());
   }
