@@ -89,7 +89,11 @@ int blas_matmul(int dtype, int64_t batch, int64_t m, int64_t n, int64_t k, const
   };
   const int threads = omp_get_max_threads();
   const double flops = double(batch) * double(m) * double(n) * double(k);
-  if (batch == 1 && m * n <= 4096 && k >= 2048 && flops >= double(mk::cpu::kMinParallelFma)) {
+  // The split-K form's own threshold (2^24 multiply-adds, the fork threshold's value when it was
+  // written): it sums in another order than one BLAS call, so moving it would move results, which
+  // the fork threshold (mk/cpu_parallel.h) never does.
+  constexpr double kSplitKFrom = double(int64_t(1) << 24);
+  if (batch == 1 && m * n <= 4096 && k >= 2048 && flops >= kSplitKFrom) {
     // Small output, long reduction (a weight gradient over many rows): split k into `chunks` parts
     // (a function of k alone: min(16, k / 1024)), one partial product per part, summed in part
     // order, so the result is the same bits for every thread count (one thread runs the parts in
@@ -130,7 +134,7 @@ int blas_matmul(int dtype, int64_t batch, int64_t m, int64_t n, int64_t k, const
     }
     return 0;
   }
-  // Below kMinParallelFma (2^24) multiply-adds the wake of a sleeping thread eats the gain
+  // Below kMinParallelFma (12.6 M) multiply-adds the wake of a sleeping thread eats the gain
   // (mk/cpu_parallel.h, the same rule as the register-blocked products'). The split of the work
   // is a function of the shape alone, never of the thread count: BLAS may give a row other bits
   // in a call of other rows (OpenBLAS with OPENBLAS_CORETYPE=Haswell and OPENBLAS_L2_SIZE=512 on

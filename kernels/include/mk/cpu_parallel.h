@@ -19,20 +19,25 @@ namespace cpu {
 // Elements below which a fork costs more than it saves. With idle threads sleeping (passive wait,
 // native/src/omp_wait.cpp) a fork wakes a thread through a futex: on the 2-core VM a tanh-MLP HVP
 // (ops of [128, 256]) took 5.9 ms with 2 threads at 1 << 15 against 2.4 ms with 1 thread; at
-// 1 << 18 (and GEMMs from 2^24 multiply-adds, native/src/dense.cpp) 2.3 ms (2026-12-05).
+// 1 << 18 (and GEMMs from 2^24 multiply-adds then, native/src/dense.cpp) 2.3 ms (2026-12-05).
 constexpr int64_t kMinParallel = 1 << 18;
 
 inline bool parallel_worth(int64_t work) { return work >= kMinParallel && omp_get_max_threads() > 1; }
 
-// Multiply-adds below which a product runs on the calling thread (2^24, ~0.5 ms on one core of the
-// 2-core VM): the BLAS GEMMs of native/src/dense.cpp, the register-blocked products of
-// kernels/cpu/matmul_small.cpp and the linear attention groups. Memory-bound loops
-// count elements against kMinParallel; a product's FMAs per element are many more. Measured
-// 2026-12-07 on the in-context demo's [1024 x 11, 11] x [11, 11] (1.4 M multiply-adds): 52-78 us on
-// one thread, 108-117 us forked over two (the wake of the sleeping second thread); the demo's
-// 3-layer LSA training, whose products are all of that size, ran 7.4-11.5 s on one thread against
-// 16.8-18.8 s forking at 2^16 (1000 steps).
-constexpr int64_t kMinParallelFma = int64_t(1) << 24;
+// Multiply-adds below which a product runs on the calling thread (3 * 2^22 = 12.6 M, ~0.13 ms on
+// one core of the 2-core VM): the BLAS GEMMs of native/src/dense.cpp, the register-blocked products
+// of kernels/cpu/matmul_small.cpp and the linear attention groups. Memory-bound loops count
+// elements against kMinParallel; a product's FMAs per element are many more. Measured 2026-12-07
+// on the in-context demo's [1024 x 11, 11] x [11, 11] (1.4 M multiply-adds): 52-78 us on one
+// thread, 108-117 us forked over two (the wake of the sleeping second thread, 50 us or more); the
+// demo's 3-layer LSA training, whose products are all of that size, ran 7.4-11.5 s on one thread
+// against 16.8-18.8 s forking at 2^16 (1000 steps). Between, the same evening (tall / long forms,
+// one thread against two, median of 4000-8000 calls, benchmarks/results/cpu-ab-2026-12-07-fork-threshold.md):
+// 4.2 M ([1024, 64] x [64, 64]) slower forked, 8.4 M ([2048, 64] x [64, 64]) even, 16.5 M (a
+// width-64 GCN layer on 4019 nodes and its weight gradient) 1.3-1.5x faster forked. Which thread
+// computes what never changes a result (every caller splits by the shape alone), so this constant
+// moves no bits; the split-K GEMM's part count, which does, has its own (native/src/dense.cpp).
+constexpr int64_t kMinParallelFma = int64_t(3) << 22;
 
 inline bool parallel_worth_fma(int64_t fmas) { return fmas >= kMinParallelFma && omp_get_max_threads() > 1; }
 

@@ -154,6 +154,18 @@ class MatmulTest {
         }
         org.metakernels.runtime.MkNative.mk_runtime_set_num_threads(threads);
         assertArrayEquals(seen[0], seen[1], "long reduction, 1 vs 2 threads (" + isa + ")");
+        // a width-64 GCN layer on 4019 nodes and its weight gradient (16.5 M multiply-adds each,
+        // forked since the threshold went to 12.6 M, 2026-12-07): the same bits on 1 and 2 threads
+        Tensor ga = in(r, d, 4019, 64).tensor(d), gw = in(r, d, 64, 64).tensor(d), gg = in(r, d, 4019, 64).tensor(d);
+        double[][] tall = new double[2][], wgrad = new double[2][];
+        for (int t = 1; t <= 2; t++) {
+          org.metakernels.runtime.MkNative.mk_runtime_set_num_threads(t);
+          tall[t - 1] = ga.matmul(gw.mT()).toDoubleArray();
+          wgrad[t - 1] = gg.mT().matmul(ga).toDoubleArray();
+        }
+        org.metakernels.runtime.MkNative.mk_runtime_set_num_threads(threads);
+        assertArrayEquals(tall[0], tall[1], "tall [4019, 64] x [64, 64], 1 vs 2 threads (" + isa + ")");
+        assertArrayEquals(wgrad[0], wgrad[1], "long [64, 4019] x [4019, 64], 1 vs 2 threads (" + isa + ")");
       }
     } finally {
       org.metakernels.runtime.MkNative.mk_runtime_set_num_threads(threads);
@@ -260,7 +272,7 @@ class MatmulTest {
   }
 
   /**
-   * BLAS-sized products (past the 2^24 multiply-adds where the work forks) are the same bits on 1,
+   * BLAS-sized products (past the 12.6 M multiply-adds where the work forks) are the same bits on 1,
    * 2, 3 and 4 threads: the rows of one product, or a batch of them, are cut by the shape alone, so
    * every thread count makes the same BLAS calls (a BLAS may round a row differently in a call of
    * other rows: OpenBLAS did with OPENBLAS_CORETYPE=Haswell and OPENBLAS_L2_SIZE=512, 2026-12-07).
