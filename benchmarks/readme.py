@@ -54,6 +54,13 @@ PEER_FORMS = OrderedDict([
 ])
 
 
+# Parameters added to a benchmark after some of its runs, with the value those runs had: an older
+# run's row then keys as the newer runs' row of that value and is replaced by it.
+ADDED_PARAMS = {
+    "DenseBench.elementwiseChain": {"n": "1048576"},  # 2^20 until 2026-12-07, when 2^15 joined it
+}
+
+
 def bench_table(paths):
     # later files replace earlier ones for the same benchmark and parameters: the whole group
     # (metakernels and every peer), so no ratio mixes two runs
@@ -71,6 +78,8 @@ def bench_table(paths):
         name = r["benchmark"].split(".")[-2] + "." + r["benchmark"].split(".")[-1]
         if no_peer:
             reference_only.add(name)
+        for k, v in ADDED_PARAMS.get(name, {}).items():
+            params.setdefault(k, v)
         key = (name, tuple(sorted(params.items())))
         group = groups.setdefault(key, OrderedDict())
         if any(v["source"] != r["_source"] for v in group.values()):

@@ -37,9 +37,9 @@ void strided_map1(const StridedShape& s, const T* x, T* y, F f) {
     const int64_t n = s.numel;
     const int64_t sx = s.rank == 0 ? 1 : s.strides[0][0];
     if (sx == 1) {
-      parallel_for_simd(n, fork, [&](int64_t i) { y[i] = f(x[i]); });
+      parallel_for_simd(n, fork, [&](int64_t i) MK_LAMBDA_INLINE { y[i] = f(x[i]); });
     } else {
-      parallel_for(n, fork, [&](int64_t i) { y[i] = f(x[i * sx]); });
+      parallel_for(n, fork, [&](int64_t i) MK_LAMBDA_INLINE { y[i] = f(x[i * sx]); });
     }
     return;
   }
@@ -66,15 +66,15 @@ void strided_map2(const StridedShape& s, const T* a, const T* b, T* y, F f) {
     const int64_t sa = s.rank == 0 ? 1 : s.strides[0][0];
     const int64_t sb = s.rank == 0 ? 1 : s.strides[1][0];
     if (sa == 1 && sb == 1) {
-      parallel_for_simd(n, fork, [&](int64_t i) { y[i] = f(a[i], b[i]); });
+      parallel_for_simd(n, fork, [&](int64_t i) MK_LAMBDA_INLINE { y[i] = f(a[i], b[i]); });
     } else if (sa == 1 && sb == 0) {
       const T bv = b[0];
-      parallel_for_simd(n, fork, [&](int64_t i) { y[i] = f(a[i], bv); });
+      parallel_for_simd(n, fork, [&](int64_t i) MK_LAMBDA_INLINE { y[i] = f(a[i], bv); });
     } else if (sa == 0 && sb == 1) {
       const T av = a[0];
-      parallel_for_simd(n, fork, [&](int64_t i) { y[i] = f(av, b[i]); });
+      parallel_for_simd(n, fork, [&](int64_t i) MK_LAMBDA_INLINE { y[i] = f(av, b[i]); });
     } else {
-      parallel_for(n, fork, [&](int64_t i) { y[i] = f(a[i * sa], b[i * sb]); });
+      parallel_for(n, fork, [&](int64_t i) MK_LAMBDA_INLINE { y[i] = f(a[i * sa], b[i * sb]); });
     }
     return;
   }
@@ -135,7 +135,7 @@ MK_VINLINE T unary_op(T x, T p) {
 template <class T, int OP = 0, class Body>
 void with_unary(int op, T p, Body body) {
   if constexpr (OP < MK_UNARY_COUNT) {
-    if (op == OP) body([p](T x) { return unary_op<OP, T>(x, p); });
+    if (op == OP) body([p](T x) MK_LAMBDA_INLINE { return unary_op<OP, T>(x, p); });
     else with_unary<T, OP + 1>(op, p, body);
   }
 }
@@ -143,7 +143,7 @@ void with_unary(int op, T p, Body body) {
 template <class T, int OP = 0, class Body>
 void with_binary(int op, Body body) {
   if constexpr (OP < MK_BINARY_COUNT) {
-    if (op == OP) body([](T a, T b) { return binary_apply<T>(OP, a, b); });
+    if (op == OP) body([](T a, T b) MK_LAMBDA_INLINE { return binary_apply<T>(OP, a, b); });
     else with_binary<T, OP + 1>(op, body);
   }
 }

@@ -28,8 +28,10 @@ import org.openjdk.jmh.infra.Blackhole;
  *       and {@code tinyBatch} [1024, 21, 10] x [1024, 20, 10]ᵀ (GD++'s batched products); at width
  *       64, a GCN layer on ACM's 4019 nodes (the meow recipe's hidden width): {@code projection64}
  *       [4019, 64] x [64, 64]ᵀ and its weight gradient {@code weightGrad64} [64, 4019] x [4019, 64];
- *   <li>{@code elementwiseChain}: y = tanh(a·x + b)·sigmoid(x) + exp(−x²) on 2^20 floats, eight ops,
- *       each making a new tensor (no fusion on either side);
+ *   <li>{@code elementwiseChain}: y = tanh(a·x + b)·sigmoid(x) + exp(−x²) on {@code n} floats, eight
+ *       ops, each making a new tensor (no fusion on either side): 2^20 (the ops fork) and 2^15 (one
+ *       thread: a [128, 256] layer of a small MLP, the size of most ops in the meta-learning
+ *       recipes);
  *   <li>{@code tinyAdd}: a + b on 16 floats, i.e. the cost of one call from Java (JNI, checks,
  *       dispatch, allocation);
  *   <li>{@code transposeCopy}: x.mT().contiguous() of [n, n], and {@code transposedAdd}: y + x.mT(),
@@ -143,6 +145,10 @@ public class DenseBench {
     @Param({"metakernels", "libtorch"})
     public String vendor;
 
+    /** Elements: 2^20 forks the ops over the threads, 2^15 stays below the fork (one thread). */
+    @Param({"1048576", "32768"})
+    public long n;
+
     Scope scope;
     Tensor x;
     org.bytedeco.pytorch.Tensor tx;
@@ -152,7 +158,7 @@ public class DenseBench {
     public void setup() {
       Torch.configure(vendor);
       scope = Scope.open();
-      x = Tensor.randn(new long[] {ELEMENTWISE_N}, DType.F32, Device.CPU, 3L);
+      x = Tensor.randn(new long[] {n}, DType.F32, Device.CPU, 3L);
       tx = Torch.copyOf(x);
       sa = new Scalar(A);
       sb = new Scalar(B);
