@@ -133,9 +133,31 @@ void softmax_t(int log, int64_t rows, int64_t cols, const T* x, T* y) {
     const T* xr = x + r * cols;
     T* yr = y + r * cols;
     // the row maximum, NaN when any entry is NaN: NaN in -> NaN out for the whole row (a maximum
-    // that skipped NaN sent a row of NaN down the all -inf branch below and returned numbers)
+    // that skipped NaN sent a row of NaN down the all -inf branch below and returned numbers).
+    // Vectorised (a maximum is exact in any order); then the value a scan in row order keeps,
+    // m = (x > m || x != x) ? x : m, where the order shows: the last NaN, or the first zero of a
+    // zero maximum (-0 or +0). The same bits as that scan, which ran ~1 ns per element.
     T m = -std::numeric_limits<T>::infinity();
-    for (int64_t c = 0; c < cols; ++c) m = (xr[c] > m || xr[c] != xr[c]) ? xr[c] : m;
+    int nan = 0;
+#pragma omp simd reduction(max : m) reduction(| : nan)
+    for (int64_t c = 0; c < cols; ++c) {
+      const T v = xr[c];
+      m = v > m ? v : m;
+      nan |= v != v;
+    }
+    if (nan) {
+      for (int64_t c = cols - 1; c >= 0; --c)
+        if (xr[c] != xr[c]) {
+          m = xr[c];
+          break;
+        }
+    } else if (m == T(0)) {
+      for (int64_t c = 0; c < cols; ++c)
+        if (xr[c] == T(0)) {
+          m = xr[c];
+          break;
+        }
+    }
     if (m == -std::numeric_limits<T>::infinity()) {  // every entry -inf: define the row as 0
       for (int64_t c = 0; c < cols; ++c) yr[c] = log ? -std::numeric_limits<T>::infinity() : T(0);
       return;  // next row

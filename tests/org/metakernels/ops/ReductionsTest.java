@@ -219,6 +219,49 @@ class ReductionsTest {
     }
   }
 
+  /**
+   * The row maximum of softmax_t is a vector reduction (2026-12-07; a scan in row order before):
+   * rows of 1 to 70 entries, so the maximum, a NaN or the zeros sit in whole vectors and in the
+   * tail: a NaN anywhere makes the row NaN; a unique maximum anywhere gives the reference; rows of
+   * mixed -0 and +0 are uniform.
+   */
+  @ParameterizedTest
+  @EnumSource(value = DType.class, names = {"F64", "F32"})
+  void softmaxRowMaximumAcrossVectorLanes(DType d) {
+    try (Scope s = Scope.open()) {
+      Random r = new Random(53 + d.ordinal());
+      for (int n = 1; n <= 70; n++) {
+        for (int p : new int[] {0, n / 2, n - 1}) {
+          double[] row = new double[n];
+          for (int c = 0; c < n; c++) row[c] = r.nextDouble() - 0.5;
+          row[p] = 4;  // the maximum
+          double[] nanRow = row.clone();
+          nanRow[(p + n / 3) % n] = Double.NaN;
+          double[] zeros = new double[n];
+          for (int c = 0; c < n; c++) zeros[c] = r.nextBoolean() ? 0.0 : -0.0;
+          for (boolean log : new boolean[] {false, true}) {
+            String what = (log ? "logSoftmax" : "softmax") + " n=" + n + " p=" + p + " " + d;
+            double[] y = sm(row, d, log);
+            double mx = 4, sum = 0;
+            for (double v : row) sum += Math.exp(v - mx);
+            for (int c = 0; c < n; c++) {
+              double want = log ? row[c] - mx - Math.log(sum) : Math.exp(row[c] - mx) / sum;
+              assertEquals(want, y[c], d == DType.F64 ? 1e-14 : 2e-6, what + "[" + c + "]");
+            }
+            for (double v : sm(nanRow, d, log)) assertTrue(Double.isNaN(v), what + " with a NaN");
+            for (double v : sm(zeros, d, log))
+              assertEquals(log ? -Math.log(n) : 1.0 / n, v, d == DType.F64 ? 1e-15 : 1e-6, what + " zeros");
+          }
+        }
+      }
+    }
+  }
+
+  private static double[] sm(double[] row, DType d, boolean log) {
+    Tensor t = Tensor.of(row, 1, row.length).to(d);
+    return (log ? t.logSoftmax(1) : t.softmax(1)).toDoubleArray();
+  }
+
   @ParameterizedTest
   @EnumSource(value = DType.class, names = {"F64", "F32"})
   void softmaxAndLogSoftmaxOverAnyDim(DType d) {
