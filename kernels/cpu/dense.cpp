@@ -134,9 +134,11 @@ void softmax_t(int log, int64_t rows, int64_t cols, const T* x, T* y) {
     T* yr = y + r * cols;
     // the row maximum, NaN when any entry is NaN: NaN in -> NaN out for the whole row (a maximum
     // that skipped NaN sent a row of NaN down the all -inf branch below and returned numbers).
-    // Vectorised (a maximum is exact in any order); then the value a scan in row order keeps,
-    // m = (x > m || x != x) ? x : m, where the order shows: the last NaN, or the first zero of a
-    // zero maximum (-0 or +0). The same bits as that scan, which ran ~1 ns per element.
+    // Vectorised (a maximum is exact in any order); then, in a row with NaN, the NaN a scan in row
+    // order, m = (x > m || x != x) ? x : m, keeps (the last), whose payload reaches the output. The
+    // same bits as that scan, which ran ~1 ns per element: where the order picks the sign of a zero
+    // maximum instead, no result sees it (x - m and m + log(s) give the same bits for m = -0 and
+    // +0, log(s) being +0 when zero, and exp(-0) = exp(+0) = 1).
     T m = -std::numeric_limits<T>::infinity();
     int nan = 0;
 #pragma omp simd reduction(max : m) reduction(| : nan)
@@ -148,12 +150,6 @@ void softmax_t(int log, int64_t rows, int64_t cols, const T* x, T* y) {
     if (nan) {
       for (int64_t c = cols - 1; c >= 0; --c)
         if (xr[c] != xr[c]) {
-          m = xr[c];
-          break;
-        }
-    } else if (m == T(0)) {
-      for (int64_t c = 0; c < cols; ++c)
-        if (xr[c] == T(0)) {
           m = xr[c];
           break;
         }
