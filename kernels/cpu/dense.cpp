@@ -60,8 +60,9 @@ template <class T> struct Acc { using type = double; };  // F32 sums accumulate 
 
 // Order of summation (in double for F32 and F64): inner == 1, a row by the compiler's SIMD lanes
 // (`omp simd reduction`: lane partial sums, then the lanes added; the split depends on the ISA);
-// inner > 1, each column strictly in j order, j = 0 .. len-1. Max/min scan j in order: the first
-// NaN wins, else the first extreme value (ties keep the lower index). The CUDA twin
+// inner > 1, each column strictly in j order, j = 0 .. len-1. Max/min give what a scan in j order
+// gives (found by vector passes): the first NaN wins, else the first extreme value (ties keep the
+// lower index; of zeros of both signs, the first one's sign). The CUDA twin
 // (kernels/cuda/dense.cu) adds in another fixed order (equal to this one for its flat path with
 // inner > 1) and gives the same max/min values and indices exactly.
 template <class T>
@@ -76,16 +77,41 @@ void reduce_t(int op, int64_t outer, int64_t len, int64_t inner, const T* x, T* 
         for (int64_t j = 0; j < len; ++j) s += A(xr[j]);
         y[o] = T(s);
       } else {
-        T best = len > 0 ? xr[0] : (op == MK_REDUCE_MAX ? -std::numeric_limits<T>::infinity()
-                                                : std::numeric_limits<T>::infinity());
-        int64_t bi = 0;
-        for (int64_t j = 1; j < len; ++j) {
-          T v = xr[j];
-          bool better = op == MK_REDUCE_MAX ? (v > best || (std::isnan(v) && !std::isnan(best)))
-                                    : (v < best || (std::isnan(v) && !std::isnan(best)));
-          if (better) { best = v; bi = j; }
+        // The scan's result, found in two vector passes (the dependent compare-and-select of a
+        // scan ran ~0.9 ns per element in F32): the extreme value and whether any entry is NaN,
+        // then the first index holding NaN or a value equal to the extreme (a zero extreme of
+        // either sign equals both zeros, so the first zero wins, its sign read from x as the scan
+        // kept it). Same value bits and index as the scan.
+        if (len == 0) {
+          y[o] = op == MK_REDUCE_MAX ? -std::numeric_limits<T>::infinity() : std::numeric_limits<T>::infinity();
+          if (idx) idx[o] = 0;
+          return;
         }
-        y[o] = best;
+        T m = xr[0];
+        int nan = 0;
+        if (op == MK_REDUCE_MAX) {
+#pragma omp simd reduction(max : m) reduction(| : nan)
+          for (int64_t j = 0; j < len; ++j) {
+            const T v = xr[j];
+            m = v > m ? v : m;
+            nan |= v != v;
+          }
+        } else {
+#pragma omp simd reduction(min : m) reduction(| : nan)
+          for (int64_t j = 0; j < len; ++j) {
+            const T v = xr[j];
+            m = v < m ? v : m;
+            nan |= v != v;
+          }
+        }
+        int64_t bi = 0;
+        if (nan) {
+          while (bi < len && xr[bi] == xr[bi]) ++bi;
+        } else {
+          while (bi < len && xr[bi] != m) ++bi;
+        }
+        if (bi == len) bi = 0;  // not reached: m is an entry (a reduction's identity never wins over xr[0])
+        y[o] = xr[bi];
         if (idx) idx[o] = bi;
       }
     });
@@ -110,18 +136,46 @@ void reduce_t(int op, int64_t outer, int64_t len, int64_t inner, const T* x, T* 
         for (int64_t i = 0; i < m; ++i) yo[i0 + i] = T(acc[i]);
       }
     } else {
-      for (int64_t i = 0; i < inner; ++i) {
-        T best = len > 0 ? xo[i] : (op == MK_REDUCE_MAX ? -std::numeric_limits<T>::infinity()
-                                                : std::numeric_limits<T>::infinity());
-        int64_t bi = 0;
-        for (int64_t j = 1; j < len; ++j) {
-          T v = xo[j * inner + i];
-          bool better = op == MK_REDUCE_MAX ? (v > best || (std::isnan(v) && !std::isnan(best)))
-                                    : (v < best || (std::isnan(v) && !std::isnan(best)));
-          if (better) { best = v; bi = j; }
+      // each column scanned in j order as above, the columns in chunks of 256 walked row by row
+      // (unit stride over inner: a column-at-a-time walk strode len rows apart per element)
+      constexpr int64_t kChunk = 256;
+      T best[kChunk];
+      int64_t bi[kChunk];
+      const bool max = op == MK_REDUCE_MAX;
+      for (int64_t i0 = 0; i0 < inner; i0 += kChunk) {
+        const int64_t m = std::min(kChunk, inner - i0);
+        if (len == 0) {
+          for (int64_t i = 0; i < m; ++i) {
+            yo[i0 + i] = max ? -std::numeric_limits<T>::infinity() : std::numeric_limits<T>::infinity();
+            if (io) io[i0 + i] = 0;
+          }
+          continue;
         }
-        yo[i] = best;
-        if (io) io[i] = bi;
+        for (int64_t i = 0; i < m; ++i) { best[i] = xo[i0 + i]; bi[i] = 0; }
+        for (int64_t j = 1; j < len; ++j) {
+          const T* xr = xo + j * inner + i0;
+          if (max) {
+#pragma omp simd
+            for (int64_t i = 0; i < m; ++i) {
+              const T v = xr[i], b = best[i];
+              const bool better = v > b || (v != v && b == b);
+              best[i] = better ? v : b;
+              bi[i] = better ? j : bi[i];
+            }
+          } else {
+#pragma omp simd
+            for (int64_t i = 0; i < m; ++i) {
+              const T v = xr[i], b = best[i];
+              const bool better = v < b || (v != v && b == b);
+              best[i] = better ? v : b;
+              bi[i] = better ? j : bi[i];
+            }
+          }
+        }
+        for (int64_t i = 0; i < m; ++i) {
+          yo[i0 + i] = best[i];
+          if (io) io[i0 + i] = bi[i];
+        }
       }
     }
   });

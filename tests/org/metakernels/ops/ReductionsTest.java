@@ -145,6 +145,79 @@ class ReductionsTest {
     }
   }
 
+  /**
+   * max and min with indices give the values (bit for bit: the sign of a zero, a NaN's payload) and
+   * indices of a scan in order, {@code better = v > best || (isNaN(v) && !isNaN(best))}: the first
+   * NaN, else the first extreme. The CPU finds them with vector passes (2026-12-07; a scan before):
+   * rows of 1 to 70 entries along the last dim (the extreme, zeros of both signs, NaNs of two payloads
+   * and infinities in whole vectors and the tail), and along dim 0 with 300 columns (two chunks of
+   * the column walk).
+   */
+  @ParameterizedTest
+  @EnumSource(value = DType.class, names = {"F64", "F32"})
+  void maxAndMinMatchTheScanInOrder(DType d) {
+    double nanA = Double.longBitsToDouble(0x7ff8000000000001L), nanB = Double.longBitsToDouble(0x7ff8000000000002L);
+    if (d == DType.F32) {
+      nanA = Float.intBitsToFloat(0x7fc00001);
+      nanB = Float.intBitsToFloat(0x7fc00002);
+    }
+    double inf = Double.POSITIVE_INFINITY;
+    double[][] pools = {
+      {-0.0, 0.0}, {-0.0, 0.0, -1.0, 1.0}, {-inf, -inf, -inf, 2.0}, {-inf}, {inf, -inf, 0.0},
+      {1.0, 2.0, 3.0, -3.0, nanA}, {nanA, nanB, 1.0, -0.0}, {0.5, 0.25, -0.5, -0.0, 0.0, nanB}};
+    try (Scope s = Scope.open()) {
+      Random r = new Random(61 + d.ordinal());
+      for (double[] pool : pools)
+        for (int len = 1; len <= 70; len++) {
+          // along the last dim: [3, len]; along dim 0: [len, 300]
+          for (boolean last : new boolean[] {true, false}) {
+            int rows = last ? 3 : 300;
+            double[] x = new double[rows * len];
+            for (int i = 0; i < x.length; i++) x[i] = pool[r.nextInt(pool.length)];
+            long[] shape = last ? new long[] {3, len} : new long[] {len, 300};
+            Tensor t = d == DType.F64 ? Tensor.of(x, shape) : Tensor.of(toFloats(x), shape);
+            for (boolean max : new boolean[] {true, false}) {
+              var got = max ? t.max(last ? 1 : 0, false) : t.min(last ? 1 : 0, false);
+              long[] gi = got.indices().toLongArray();
+              long[] gv = bits(got.values(), d);
+              for (int o = 0; o < rows; o++) {
+                // element j of output o: x[o * len + j] (last) or x[j * 300 + o] (dim 0)
+                int bi = 0;
+                double best = x[last ? o * len : o];
+                for (int j = 1; j < len; j++) {
+                  double v = x[last ? o * len + j : j * 300 + o];
+                  boolean better = (max ? v > best : v < best) || (Double.isNaN(v) && !Double.isNaN(best));
+                  if (better) {
+                    best = v;
+                    bi = j;
+                  }
+                }
+                String what = (max ? "max" : "min") + (last ? " [3, " + len + "] dim 1 " : " [" + len + ", 300] dim 0 ")
+                    + d + " pool " + java.util.Arrays.toString(pool) + " output " + o;
+                assertEquals(bi, gi[o], what + " index");
+                long want = d == DType.F64 ? Double.doubleToRawLongBits(best) : Float.floatToRawIntBits((float) best);
+                assertEquals(want, gv[o], what + " value bits");
+              }
+            }
+          }
+        }
+    }
+  }
+
+  static float[] toFloats(double[] x) {
+    float[] f = new float[x.length];
+    for (int i = 0; i < x.length; i++) f[i] = (float) x[i];
+    return f;
+  }
+
+  static long[] bits(Tensor t, DType d) {
+    if (d == DType.F64) return java.util.Arrays.stream(t.toDoubleArray()).mapToLong(Double::doubleToRawLongBits).toArray();
+    float[] f = t.toFloatArray();
+    long[] b = new long[f.length];
+    for (int i = 0; i < f.length; i++) b[i] = Float.floatToRawIntBits(f[i]);
+    return b;
+  }
+
   static long[] toLong(double[] v) {
     long[] l = new long[v.length];
     for (int i = 0; i < v.length; i++) l[i] = (long) v[i];
