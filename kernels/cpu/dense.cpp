@@ -117,66 +117,63 @@ void reduce_t(int op, int64_t outer, int64_t len, int64_t inner, const T* x, T* 
     });
     return;
   }
-  parallel_for(outer, parallel_worth(outer * len * inner), [&](int64_t o) {
-    const T* xo = x + o * len * inner;
-    T* yo = y + o * inner;
-    int64_t* io = idx ? idx + o * inner : nullptr;
+  // work items: (o, a chunk of 256 columns), walked row by row (unit stride over inner; a
+  // column-at-a-time walk strode len rows apart per element), so that a reduction over a leading
+  // dim (outer 1) forks as well; each column keeps its order, whatever thread takes it
+  constexpr int64_t kChunk = 256;
+  const int64_t chunks = (inner + kChunk - 1) / kChunk;
+  parallel_for(outer * chunks, parallel_worth(outer * len * inner), [&](int64_t t) {
+    const int64_t o = t / chunks, i0 = (t % chunks) * kChunk, m = std::min(kChunk, inner - i0);
+    const T* xo = x + o * len * inner + i0;
+    T* yo = y + o * inner + i0;
+    int64_t* io = idx ? idx + o * inner + i0 : nullptr;
     if (op == MK_REDUCE_SUM) {
-      // accumulate row by row (unit stride over inner), in A precision, in chunks of 256
-      constexpr int64_t kChunk = 256;
+      // accumulated in A precision, each column in j order
       A acc[kChunk];
-      for (int64_t i0 = 0; i0 < inner; i0 += kChunk) {
-        const int64_t m = std::min(kChunk, inner - i0);
-        for (int64_t i = 0; i < m; ++i) acc[i] = 0;
-        for (int64_t j = 0; j < len; ++j) {
-          const T* xr = xo + j * inner + i0;
+      for (int64_t i = 0; i < m; ++i) acc[i] = 0;
+      for (int64_t j = 0; j < len; ++j) {
+        const T* xr = xo + j * inner;
 #pragma omp simd
-          for (int64_t i = 0; i < m; ++i) acc[i] += A(xr[i]);
-        }
-        for (int64_t i = 0; i < m; ++i) yo[i0 + i] = T(acc[i]);
+        for (int64_t i = 0; i < m; ++i) acc[i] += A(xr[i]);
       }
-    } else {
-      // each column scanned in j order as above, the columns in chunks of 256 walked row by row
-      // (unit stride over inner: a column-at-a-time walk strode len rows apart per element)
-      constexpr int64_t kChunk = 256;
-      T best[kChunk];
-      int64_t bi[kChunk];
-      const bool max = op == MK_REDUCE_MAX;
-      for (int64_t i0 = 0; i0 < inner; i0 += kChunk) {
-        const int64_t m = std::min(kChunk, inner - i0);
-        if (len == 0) {
-          for (int64_t i = 0; i < m; ++i) {
-            yo[i0 + i] = max ? -std::numeric_limits<T>::infinity() : std::numeric_limits<T>::infinity();
-            if (io) io[i0 + i] = 0;
-          }
-          continue;
-        }
-        for (int64_t i = 0; i < m; ++i) { best[i] = xo[i0 + i]; bi[i] = 0; }
-        for (int64_t j = 1; j < len; ++j) {
-          const T* xr = xo + j * inner + i0;
-          if (max) {
+      for (int64_t i = 0; i < m; ++i) yo[i] = T(acc[i]);
+      return;
+    }
+    // each column scanned in j order as above
+    const bool max = op == MK_REDUCE_MAX;
+    if (len == 0) {
+      for (int64_t i = 0; i < m; ++i) {
+        yo[i] = max ? -std::numeric_limits<T>::infinity() : std::numeric_limits<T>::infinity();
+        if (io) io[i] = 0;
+      }
+      return;
+    }
+    T best[kChunk];
+    int64_t bi[kChunk];
+    for (int64_t i = 0; i < m; ++i) { best[i] = xo[i]; bi[i] = 0; }
+    for (int64_t j = 1; j < len; ++j) {
+      const T* xr = xo + j * inner;
+      if (max) {
 #pragma omp simd
-            for (int64_t i = 0; i < m; ++i) {
-              const T v = xr[i], b = best[i];
-              const bool better = v > b || (v != v && b == b);
-              best[i] = better ? v : b;
-              bi[i] = better ? j : bi[i];
-            }
-          } else {
-#pragma omp simd
-            for (int64_t i = 0; i < m; ++i) {
-              const T v = xr[i], b = best[i];
-              const bool better = v < b || (v != v && b == b);
-              best[i] = better ? v : b;
-              bi[i] = better ? j : bi[i];
-            }
-          }
-        }
         for (int64_t i = 0; i < m; ++i) {
-          yo[i0 + i] = best[i];
-          if (io) io[i0 + i] = bi[i];
+          const T v = xr[i], b = best[i];
+          const bool better = v > b || (v != v && b == b);
+          best[i] = better ? v : b;
+          bi[i] = better ? j : bi[i];
+        }
+      } else {
+#pragma omp simd
+        for (int64_t i = 0; i < m; ++i) {
+          const T v = xr[i], b = best[i];
+          const bool better = v < b || (v != v && b == b);
+          best[i] = better ? v : b;
+          bi[i] = better ? j : bi[i];
         }
       }
+    }
+    for (int64_t i = 0; i < m; ++i) {
+      yo[i] = best[i];
+      if (io) io[i] = bi[i];
     }
   });
 }

@@ -149,9 +149,9 @@ class ReductionsTest {
    * max and min with indices give the values (bit for bit: the sign of a zero, a NaN's payload) and
    * indices of a scan in order, {@code better = v > best || (isNaN(v) && !isNaN(best))}: the first
    * NaN, else the first extreme. The CPU finds them with vector passes (2026-12-07; a scan before):
-   * rows of 1 to 70 entries along the last dim (the extreme, zeros of both signs, NaNs of two payloads
+   * rows of 1 to 70 and 1000 entries along the last dim (the extreme, zeros of both signs, NaNs of two payloads
    * and infinities in whole vectors and the tail), and along dim 0 with 300 columns (two chunks of
-   * the column walk).
+   * the column walk) and 700 (enough to fork).
    */
   @ParameterizedTest
   @EnumSource(value = DType.class, names = {"F64", "F32"})
@@ -168,13 +168,15 @@ class ReductionsTest {
     try (Scope s = Scope.open()) {
       Random r = new Random(61 + d.ordinal());
       for (double[] pool : pools)
-        for (int len = 1; len <= 70; len++) {
-          // along the last dim: [3, len]; along dim 0: [len, 300]
+        for (int c = 1; c <= 71; c++) {
+          // along the last dim: [3, len]; along dim 0: [len, 300]; the last case [3, 1000] and
+          // [1000, 700] (7e5 elements: the column chunks fork)
+          int len = c == 71 ? 1000 : c, cols = c == 71 ? 700 : 300;
           for (boolean last : new boolean[] {true, false}) {
-            int rows = last ? 3 : 300;
+            int rows = last ? 3 : cols;
             double[] x = new double[rows * len];
             for (int i = 0; i < x.length; i++) x[i] = pool[r.nextInt(pool.length)];
-            long[] shape = last ? new long[] {3, len} : new long[] {len, 300};
+            long[] shape = last ? new long[] {3, len} : new long[] {len, cols};
             Tensor t = d == DType.F64 ? Tensor.of(x, shape) : Tensor.of(toFloats(x), shape);
             for (boolean max : new boolean[] {true, false}) {
               var got = max ? t.max(last ? 1 : 0, false) : t.min(last ? 1 : 0, false);
@@ -185,14 +187,14 @@ class ReductionsTest {
                 int bi = 0;
                 double best = x[last ? o * len : o];
                 for (int j = 1; j < len; j++) {
-                  double v = x[last ? o * len + j : j * 300 + o];
+                  double v = x[last ? o * len + j : j * cols + o];
                   boolean better = (max ? v > best : v < best) || (Double.isNaN(v) && !Double.isNaN(best));
                   if (better) {
                     best = v;
                     bi = j;
                   }
                 }
-                String what = (max ? "max" : "min") + (last ? " [3, " + len + "] dim 1 " : " [" + len + ", 300] dim 0 ")
+                String what = (max ? "max" : "min") + (last ? " [3, " + len + "] dim 1 " : " [" + len + ", " + cols + "] dim 0 ")
                     + d + " pool " + java.util.Arrays.toString(pool) + " output " + o;
                 assertEquals(bi, gi[o], what + " index");
                 long want = d == DType.F64 ? Double.doubleToRawLongBits(best) : Float.floatToRawIntBits((float) best);
