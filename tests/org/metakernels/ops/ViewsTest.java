@@ -203,4 +203,160 @@ class ViewsTest {
           assertEquals(c == 0 ? 10.0 : (c >= 2 && c < 5 ? 2.0 : 0.0), v[r * 8 + c], 0.0, "m[" + r + ", " + c + "]");
     }
   }
+
+  /**
+   * select, squeeze and unsqueeze are views whatever the strides (they were copies of any
+   * non-contiguous input, so writes through them were lost): a column of a matrix, a transposed
+   * matrix, a narrowed dim.
+   */
+  @Test
+  void selectSqueezeUnsqueezeWriteThrough() {
+    try (Scope s = Scope.open()) {
+      Tensor z = Tensor.zeros(new long[] {2, 3}, DType.F64, CPU);
+      z.select(1, 2).fillInPlace(7);
+      Ref.assertValues(z, 0, 0, 7, 0, 0, 7);
+      Tensor x = Tensor.zeros(new long[] {2, 3}, DType.F64, CPU);
+      Tensor u = x.mT().unsqueeze(0);
+      Ref.assertShape(u, 1, 3, 2);
+      u.fillInPlace(1);
+      Ref.assertValues(x, 1, 1, 1, 1, 1, 1);
+      Tensor w = Tensor.of(new double[] {1, 2, 3, 4, 5, 6}, 2, 3);
+      w.narrow(1, 0, 1).squeeze(1).fillInPlace(9);
+      Ref.assertValues(w, 9, 2, 3, 9, 5, 6);
+      Tensor y = Tensor.of(new double[] {1, 2, 3, 4, 5, 6}, 2, 3);
+      Tensor col = y.select(1, 1);
+      y.fillInPlace(0);
+      Ref.assertValues(col, 0, 0);
+      assertSame(y.storage(), y.mT().unsqueeze(1).squeeze(1).storage());
+    }
+  }
+
+  /**
+   * reshape is a view exactly when one exists (PyTorch's rule): random view chains (permute,
+   * narrow, expand, select) of random shapes, reshaped to random shapes of the same count; the
+   * result shares the storage iff the brute-force test below finds strides that address the input's
+   * elements in row-major order; the values always equal the input's in that order, and a write
+   * through a view (not expanded) shows in the input.
+   */
+  @Test
+  void reshapeIsAViewExactlyWhenStridesAllow() {
+    Random r = new Random(35);
+    int views = 0, copies = 0;
+    for (int trial = 0; trial < 400; trial++) {
+      try (Scope s = Scope.open()) {
+        int rank = 1 + r.nextInt(4);
+        long[] shape = new long[rank];
+        for (int i = 0; i < rank; i++) shape[i] = 1 + r.nextInt(4);
+        Tensor t = Tensor.randn(shape, DType.F64, CPU, trial);
+        for (int step = r.nextInt(4); step > 0; step--) {
+          int k = r.nextInt(4), d = r.nextInt(t.rank());
+          long n = t.shape()[d];
+          if (k == 0) {
+            int[] perm = shuffled(r, t.rank());
+            t = t.permute(perm);
+          } else if (k == 1 && n > 1) {
+            long start = r.nextInt((int) n), len = 1 + r.nextInt((int) (n - start));
+            t = t.narrow(d, start, len);
+          } else if (k == 2 && n == 1) {
+            long[] e = t.shape();
+            e[d] = 1 + r.nextInt(3);
+            t = t.expand(e);
+          } else if (k == 3 && t.rank() > 1) {
+            t = t.select(d, r.nextInt((int) n));
+          }
+        }
+        long[] target = randomShapeOf(r, t.numel());
+        double[] before = t.toDoubleArray();
+        long[] addr = addresses(t);
+        Tensor y = t.reshape(target);
+        String what = java.util.Arrays.toString(t.shape()) + " strides " + java.util.Arrays.toString(t.strides())
+            + " -> " + java.util.Arrays.toString(target);
+        Ref.assertShape(y, target);
+        assertArrayEquals(before, y.toDoubleArray(), what);
+        boolean viewExists = java.util.Arrays.equals(t.shape(), target) || stridesExist(addr, target);
+        assertEquals(viewExists, y.storage() == t.storage(), what + ": a view iff strides exist");
+        if (viewExists) {
+          views++;
+          long[] ya = addresses(y);
+          assertArrayEquals(addr, ya, what + ": the view reads the same elements");
+          boolean expanded = java.util.Arrays.stream(addr).distinct().count() < addr.length;
+          if (!expanded && y.numel() > 0) {
+            y.fillInPlace(42);
+            for (double v : t.toDoubleArray()) assertEquals(42, v, what + ": a write through the view");
+          }
+        } else copies++;
+      }
+    }
+    assertTrue(views > 100 && copies > 20, "views " + views + ", copies " + copies);
+  }
+
+  static int[] shuffled(Random r, int n) {
+    int[] p = new int[n];
+    for (int i = 0; i < n; i++) p[i] = i;
+    for (int i = n - 1; i > 0; i--) {
+      int j = r.nextInt(i + 1), tmp = p[i];
+      p[i] = p[j];
+      p[j] = tmp;
+    }
+    return p;
+  }
+
+  /** A random shape (rank 0 to 4, size-1 dims included) with n elements. */
+  static long[] randomShapeOf(Random r, long n) {
+    List<Long> dims = new java.util.ArrayList<>();
+    long left = n;
+    while (left > 1 && dims.size() < 3) {
+      List<Long> divisors = new java.util.ArrayList<>();
+      for (long f = 2; f <= left; f++) if (left % f == 0) divisors.add(f);
+      long f = divisors.get(r.nextInt(divisors.size()));
+      dims.add(f);
+      left /= f;
+    }
+    if (left > 1 || n == 0) dims.add(left);
+    if (r.nextBoolean()) dims.add(r.nextInt(dims.size() + 1), 1L);
+    java.util.Collections.shuffle(dims, r);
+    return dims.stream().mapToLong(Long::longValue).toArray();
+  }
+
+  /** The storage address of each element of t, in row-major order of t's shape. */
+  static long[] addresses(Tensor t) {
+    long[] sh = t.shape(), st = t.strides();
+    long[] a = new long[(int) t.numel()];
+    int[] idx = new int[sh.length];
+    for (int e = 0; e < a.length; e++) {
+      long off = t.offset();
+      for (int d = 0; d < sh.length; d++) off += idx[d] * st[d];
+      a[e] = off;
+      for (int d = sh.length - 1; d >= 0; d--) {
+        if (++idx[d] < sh[d]) break;
+        idx[d] = 0;
+      }
+    }
+    return a;
+  }
+
+  /** Whether some strides give shape {@code target} the addresses {@code addr} in row-major order. */
+  static boolean stridesExist(long[] addr, long[] target) {
+    if (addr.length <= 1) return true;
+    int r = target.length;
+    long[] unit = new long[r];  // row-major element count of one step in dim d
+    long acc = 1;
+    for (int d = r - 1; d >= 0; d--) {
+      unit[d] = acc;
+      acc *= target[d];
+    }
+    long[] st = new long[r];
+    for (int d = 0; d < r; d++) st[d] = target[d] > 1 ? addr[(int) unit[d]] - addr[0] : 0;
+    int[] idx = new int[r];
+    for (int e = 0; e < addr.length; e++) {
+      long off = addr[0];
+      for (int d = 0; d < r; d++) off += idx[d] * st[d];
+      if (off != addr[e]) return false;
+      for (int d = r - 1; d >= 0; d--) {
+        if (++idx[d] < target[d]) break;
+        idx[d] = 0;
+      }
+    }
+    return true;
+  }
 }

@@ -70,8 +70,41 @@ public final class Views {
   }
 
   /**
-   * x's elements in a new shape; one size may be -1 (inferred). A view when x is contiguous,
-   * else a copy; x itself when the shape is unchanged.
+   * Strides under which {@code newShape} reads x's elements in x's row-major order from x's
+   * offset, or null when none exist (then a reshape copies). Each run of x's dims that is dense
+   * in memory (stride of dim d = size · stride of dim d + 1, size-1 dims anywhere) is split or
+   * merged freely; a new dim may not straddle two runs. PyTorch's rule for {@code view}.
+   */
+  static long[] viewStrides(long[] shape, long[] strides, long[] newShape) {
+    int r = shape.length;
+    if (r == 0 || Tensor.numel(shape) == 0) return Tensor.contiguousStrides(newShape);
+    long[] out = new long[newShape.length];
+    int v = newShape.length - 1;
+    long base = strides[r - 1], runNumel = 1, viewNumel = 1;
+    for (int d = r - 1; d >= 0; d--) {
+      runNumel *= shape[d];
+      boolean runEnds = d == 0 || (shape[d - 1] != 1 && strides[d - 1] != runNumel * base);
+      if (!runEnds) continue;
+      while (v >= 0 && (viewNumel < runNumel || newShape[v] == 1)) {
+        out[v] = viewNumel * base;
+        viewNumel *= newShape[v];
+        v--;
+      }
+      if (viewNumel != runNumel) return null;
+      if (d > 0) {
+        base = strides[d - 1];
+        runNumel = 1;
+        viewNumel = 1;
+      }
+    }
+    return v == -1 ? out : null;
+  }
+
+  /**
+   * x's elements in a new shape; one size may be -1 (inferred). A view whenever x's strides allow
+   * one (always for a contiguous x, and for dropping or inserting size-1 dims, splitting a dim or
+   * merging dims adjacent in memory: {@link #viewStrides}, as PyTorch's reshape), else a copy; x
+   * itself when the shape is unchanged.
    * {@code Views.reshape(x, new long[] {-1, d})} of [B, N, D] is [B·N, D].
    *
    * @param x the tensor
@@ -103,8 +136,10 @@ public final class Views {
           + Arrays.toString(newShape) + " needs " + Tensor.numel(target));
     if (Arrays.equals(target, x.shape()) ) return x;
     long[] inShape = x.shape();
-    Tensor src = x.isContiguous() ? x : x.contiguous();
-    Tensor y = viewRaw(src, target, Tensor.contiguousStrides(target), src.offset());
+    long[] viewStrides = viewStrides(x.shape(), x.strides(), target);
+    Tensor src = viewStrides != null ? x : x.contiguous();
+    if (viewStrides == null) viewStrides = Tensor.contiguousStrides(target);
+    Tensor y = viewRaw(src, target, viewStrides, src.offset());
     return Autograd.record("reshape", y, new Tensor[] {src}, g -> new Tensor[] {g[0].reshape(inShape)},
         t -> new Tensor[] {t[0].reshape(target)});
   }

@@ -892,8 +892,10 @@ public final class Tensor implements AutoCloseable {
   // views (differentiable)
 
   /**
-   * The same elements in a new shape; one size may be -1 (inferred). A view when this is
-   * contiguous, else a copy; this when the shape is unchanged. Differentiable.
+   * The same elements in a new shape; one size may be -1 (inferred). A view whenever the strides
+   * allow one (a contiguous tensor; size-1 dims dropped or inserted; a dim split, or dims merged
+   * that are adjacent in memory), else a copy, as PyTorch's reshape; this when the shape is
+   * unchanged. Differentiable.
    * {@code x.reshape(b, n, h, dh)} of [B, N, H·dh]: [B, N, H, dh].
    *
    * @param newShape sizes with the same element count
@@ -904,7 +906,7 @@ public final class Tensor implements AutoCloseable {
   }
 
   /**
-   * {@link #reshape(long...)} under another name (it also copies when this is not contiguous).
+   * {@link #reshape(long...)} under another name (it also copies where no view has the shape).
    * {@code x.view(-1)} of [B, D]: [B·D].
    *
    * @param newShape sizes with the same element count
@@ -976,10 +978,11 @@ public final class Tensor implements AutoCloseable {
   }
 
   /**
-   * One index of a dim, which is removed (a view): {@code x.select(0, 2)} of [N, D] is [D].
+   * One index of a dim, which is removed (a view, whatever the strides): {@code x.select(0, 2)} of
+   * [N, D] is [D].
    *
    * @param dim the dim (negative: from the end)
-   * @param index the index
+   * @param index the index, in [0, size)
    * @return the view, one rank lower
    */
   public Tensor select(int dim, long index) {
