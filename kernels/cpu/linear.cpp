@@ -30,7 +30,7 @@ namespace {
 template <int ACT, class T>
 inline T activate(T z) {
   if constexpr (ACT == MK_LINEAR_ACT_RELU) {
-    return z > T(0) ? z : T(0);
+    return z > T(0) || z != z ? z : T(0);  // NaN stays NaN, as Dense.relu
   } else if constexpr (ACT == MK_LINEAR_ACT_TANH) {
     return vmath::tanh(z);
   } else if constexpr (ACT == MK_LINEAR_ACT_SIGMOID) {

@@ -41,7 +41,7 @@ namespace {
 template <int ACT, class T>
 __device__ __forceinline__ T activate(T z) {
   if constexpr (ACT == MK_LINEAR_ACT_RELU) {
-    return z > T(0) ? z : T(0);
+    return z > T(0) || z != z ? z : T(0);  // NaN stays NaN, as Dense.relu
   } else if constexpr (ACT == MK_LINEAR_ACT_TANH) {
     return tanh(z);
   } else if constexpr (ACT == MK_LINEAR_ACT_SIGMOID) {

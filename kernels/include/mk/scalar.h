@@ -26,7 +26,7 @@ MK_HD T unary_apply(int op, T x, T p) {
     case MK_UNARY_LOG: return std::log(x);
     case MK_UNARY_TANH: return std::tanh(x);
     case MK_UNARY_SIGMOID: return x >= T(0) ? T(1) / (T(1) + std::exp(-x)) : std::exp(x) / (T(1) + std::exp(x));
-    case MK_UNARY_RELU: return x > T(0) ? x : T(0);
+    case MK_UNARY_RELU: return x > T(0) || x != x ? x : T(0);  // NaN stays NaN, as PyTorch
     case MK_UNARY_GELU: {  // tanh approximation (as in GPT-2); its derivative is composed in Java
       const T c = T(0.7978845608028654);  // sqrt(2/pi)
       return T(0.5) * x * (T(1) + std::tanh(c * (x + T(0.044715) * x * x * x)));
@@ -62,8 +62,9 @@ MK_HD T binary_apply(int op, T a, T b) {
     case MK_BINARY_SUB: return a - b;
     case MK_BINARY_MUL: return a * b;
     case MK_BINARY_DIV: return a / b;
-    case MK_BINARY_MAX: return a > b ? a : b;
-    case MK_BINARY_MIN: return a < b ? a : b;
+    // a NaN in either operand is the result (a's when both), as PyTorch's maximum / minimum
+    case MK_BINARY_MAX: return a > b || a != a ? a : b;
+    case MK_BINARY_MIN: return a < b || a != a ? a : b;
     case MK_BINARY_POW: return std::pow(a, b);
     case MK_BINARY_EQ: return a == b ? T(1) : T(0);
     case MK_BINARY_NE: return a != b ? T(1) : T(0);

@@ -171,6 +171,66 @@ class ElementwiseTest {
     }
   }
 
+  /**
+   * NaN propagates through relu, maximum and minimum whichever side it is on, as in PyTorch (it was
+   * dropped when on the left of maximum / minimum, and relu(NaN) was 0), in the fused linear
+   * layer's ReLU as well, in F32 and F64, on vector-width rows and their tails.
+   */
+  @Test
+  void nanPropagatesThroughReluMaximumAndMinimum() {
+    for (DType d : new DType[] {DType.F64, DType.F32}) {
+      try (Scope s = Scope.open()) {
+        int n = 37;
+        double[] a = new double[n], b = new double[n];
+        for (int i = 0; i < n; i++) {
+          a[i] = i % 3 == 0 ? Double.NaN : i - 18;
+          b[i] = i % 5 == 0 ? Double.NaN : 18 - i;
+        }
+        Tensor ta = Tensor.of(a, n).to(d), tb = Tensor.of(b, n).to(d);
+        double[] mx = ta.maximum(tb).toDoubleArray(), mn = ta.minimum(tb).toDoubleArray();
+        double[] mxr = tb.maximum(ta).toDoubleArray(), mnr = tb.minimum(ta).toDoubleArray();
+        double[] relu = ta.relu().toDoubleArray();
+        for (int i = 0; i < n; i++) {
+          boolean nan = Double.isNaN(a[i]) || Double.isNaN(b[i]);
+          String at = d + " [" + i + "] of " + a[i] + ", " + b[i];
+          assertEquals(nan ? Double.NaN : Math.max(a[i], b[i]), mx[i], 0, "maximum " + at);
+          assertEquals(nan ? Double.NaN : Math.max(a[i], b[i]), mxr[i], 0, "maximum reversed " + at);
+          assertEquals(nan ? Double.NaN : Math.min(a[i], b[i]), mn[i], 0, "minimum " + at);
+          assertEquals(nan ? Double.NaN : Math.min(a[i], b[i]), mnr[i], 0, "minimum reversed " + at);
+          assertEquals(Double.isNaN(a[i]) ? Double.NaN : Math.max(a[i], 0), relu[i], 0, "relu " + at);
+        }
+        // the fused linear layer's ReLU: x = [[0, -1, 2]], W = I, the NaN from the bias
+        Tensor x = Tensor.of(new double[] {0, -1, 2}, 1, 3).to(d);
+        Tensor w = Tensor.of(new double[] {1, 0, 0, 0, 1, 0, 0, 0, 1}, 3, 3).to(d);
+        Tensor bias = Tensor.of(new double[] {Double.NaN, 0, 0}, 3).to(d);
+        double[] y = org.metakernels.ops.Functional.linear(x, w, bias, org.metakernels.nn.Activation.RELU).toDoubleArray();
+        assertTrue(Double.isNaN(y[0]), d + " fused linear ReLU of NaN: " + y[0]);
+        assertEquals(0, y[1], 0);
+        assertEquals(2, y[2], 0);
+      }
+    }
+  }
+
+  /**
+   * pow's derivatives are 0 where PyTorch's are, not 0 · inf = NaN: d(x^0)/dx at x = 0, d(a^b)/da
+   * where b = 0, d(a^b)/db where a = 0 and b >= 0; elsewhere b a^(b-1) and a^b log a.
+   */
+  @Test
+  void powDerivativesAtZero() {
+    try (Scope s = Scope.open()) {
+      Tensor x = Tensor.of(new double[] {0, 1, 2}, 3).requiresGrad(true);
+      Ref.assertValues(org.metakernels.autograd.Autograd.grad(x.pow(0.0).sum(), List.of(x), false).get(0), 0, 0, 0);
+      Tensor a = Tensor.of(new double[] {0, 0, 0, 2, 2}, 5).requiresGrad(true);
+      Tensor b = Tensor.of(new double[] {0, 2, -1, 0, 3}, 5).requiresGrad(true);
+      var g = org.metakernels.autograd.Autograd.grad(a.pow(b).sum(), List.of(a, b), false);
+      // da: b a^(b-1): 0 (b = 0), 2 · 0 = 0, -1 · 0^-2 = -inf, 0 (b = 0), 3 · 4 = 12
+      Ref.assertValues(g.get(0), 0, 0, Double.NEGATIVE_INFINITY, 0, 12);
+      // db: a^b log a: 0 (a = 0, b >= 0) twice, inf · -inf = -inf, 1 · log 2, 8 log 2
+      assertArrayEquals(new double[] {0, 0, Double.NEGATIVE_INFINITY, Math.log(2), 8 * Math.log(2)},
+          g.get(1).toDoubleArray(), 1e-14);
+    }
+  }
+
   // ---- binary ------------------------------------------------------------------------------
 
   record Binary(String name, BiFunction<Tensor, Tensor, Tensor> op, DoubleBinaryOperator ref, String domain) {

@@ -162,14 +162,29 @@ public final class Dense {
   public static Tensor pow(Tensor a, Tensor b) {
     Tensor y = binaryRaw("pow", BINARY_POW, a, b);
     return Autograd.record("pow", y, new Tensor[] {a, b}, g -> new Tensor[] {
-        a.requiresGrad() ? g[0].mul(b).mul(a.pow(b.sub(1.0))).sumTo(a.shape()) : null,
-        b.requiresGrad() ? g[0].mul(a.pow(b)).mul(a.log()).sumTo(b.shape()) : null},
-        t -> new Tensor[] {tangentSum(y, t[0] == null ? null : t[0].mul(b).mul(a.pow(b.sub(1.0))),
-            t[1] == null ? null : t[1].mul(y).mul(a.log()), false)});
+        a.requiresGrad() ? powBaseTerm(g[0], a, b).sumTo(a.shape()) : null,
+        b.requiresGrad() ? powExponentTerm(g[0], a, b, a.pow(b)).sumTo(b.shape()) : null},
+        t -> new Tensor[] {tangentSum(y, t[0] == null ? null : powBaseTerm(t[0], a, b),
+            t[1] == null ? null : powExponentTerm(t[1], a, b, y), false)});
+  }
+
+  // d(a^b) = b a^(b-1) da + a^b log(a) db, with PyTorch's zeros where a factor is 0 · inf: the
+  // first term where b = 0 (a^0 is the constant 1, also at a = 0), the second where a = 0 and
+  // b >= 0 (0^b is constant near such b > 0, and 0^0 = 1 is taken as the limit from b > 0).
+  private static Tensor powBaseTerm(Tensor g, Tensor a, Tensor b) {
+    Tensor term = g.mul(b).mul(a.pow(b.sub(1.0)));
+    return where(compareScalar(b, 0.0, BINARY_EQ, "eq"), Tensor.scalar(0.0, term.dtype(), term.device()), term);
+  }
+
+  private static Tensor powExponentTerm(Tensor g, Tensor a, Tensor b, Tensor y) {
+    Tensor term = g.mul(y).mul(a.log());
+    Tensor flat = compareScalar(a, 0.0, BINARY_EQ, "eq").mul(compareScalar(b, 0.0, BINARY_GE, "ge"));
+    return where(flat, Tensor.scalar(0.0, term.dtype(), term.device()), term);
   }
 
   /**
-   * Elementwise max, broadcast; on ties the gradient goes to a.
+   * Elementwise max, broadcast; NaN where either operand is NaN (as PyTorch); on ties the
+   * gradient goes to a.
    * {@code Dense.maximum(x, y)} of [B, D] and [] is [B, D].
    *
    * @param a left operand, F32 or F64
@@ -187,7 +202,8 @@ public final class Dense {
   }
 
   /**
-   * Elementwise min, broadcast; on ties the gradient goes to a.
+   * Elementwise min, broadcast; NaN where either operand is NaN (as PyTorch); on ties the
+   * gradient goes to a.
    * {@code Dense.minimum(x, y)} of [B, D] and [] is [B, D].
    *
    * @param a left operand, F32 or F64
@@ -316,7 +332,8 @@ public final class Dense {
     Checks.floating("pow", x);  // before the shortcuts, so that errors name pow
     if (p == 2.0) return square(x);
     if (p == 1.0) return mulScalar(x, 1.0);
-    return unary("pow", UNARY_POW_SCALAR, x, p, (g, y) -> g.mul(x.pow(p - 1.0)).mul(p));
+    // x^0 is the constant 1: a zero gradient (not 0 · x^-1, NaN at x = 0), as PyTorch
+    return unary("pow", UNARY_POW_SCALAR, x, p, (g, y) -> p == 0.0 ? g.mul(0.0) : g.mul(x.pow(p - 1.0)).mul(p));
   }
 
   // ---- unary ----------------------------------------------------------------------------------
@@ -390,7 +407,8 @@ public final class Dense {
   }
 
   /**
-   * max(x, 0); same shape as x; the gradient is 1 where x &gt; 0, else 0.
+   * max(x, 0), NaN where x is NaN (as PyTorch); same shape as x; the gradient is 1 where x &gt; 0,
+   * else 0.
    * {@code Dense.relu(x)} of [B, D] is [B, D].
    *
    * @param x an F32 or F64 tensor
