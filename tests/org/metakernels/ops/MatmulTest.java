@@ -207,6 +207,17 @@ class MatmulTest {
       Tensor y = a.matmul(b);
       Ref.assertShape(y, 3, 4);
       assertEquals(0.0, Ref.maxAbs(y.toDoubleArray()));
+      // gradients of every batch form with k = 0 (the [..., m, k] x [k, n] form's backward
+      // reshaped with -1, which cannot infer a size beside a 0) and with n = 0
+      long[][][] forms = {{{2, 3, 0}, {0, 4}}, {{2, 3, 0}, {2, 0, 4}}, {{3, 0}, {2, 0, 4}}, {{2, 3, 5}, {5, 0}}};
+      for (long[][] f : forms) {
+        Tensor x = Tensor.zeros(f[0], DType.F64, org.metakernels.tensor.Device.CPU).requiresGrad(true);
+        Tensor w = Tensor.zeros(f[1], DType.F64, org.metakernels.tensor.Device.CPU).requiresGrad(true);
+        var g = org.metakernels.autograd.Autograd.grad(x.matmul(w).sum(), java.util.List.of(x, w), false);
+        Ref.assertShape(g.get(0), f[0]);
+        Ref.assertShape(g.get(1), f[1]);
+        assertEquals(0.0, Ref.maxAbs(g.get(1).toDoubleArray()));
+      }
     }
   }
 

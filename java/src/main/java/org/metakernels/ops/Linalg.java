@@ -72,7 +72,7 @@ public final class Linalg {
       // dB = Σ_batch aᵀ g as one [k, nb·m] x [nb·m, n] product
       return Autograd.record(op, y, new Tensor[] {a, b}, g -> new Tensor[] {
           a.requiresGrad() ? g[0].matmul(b.mT()) : null,
-          b.requiresGrad() ? a.reshape(-1, k).mT().matmul(g[0].reshape(-1, n)) : null},
+          b.requiresGrad() ? a.reshape(nb * m, k).mT().matmul(g[0].reshape(nb * m, n)) : null},  // sizes, not -1: k or n may be 0
           t -> new Tensor[] {tangent(t, a, b)});
     }
     return Autograd.record(op, y, new Tensor[] {a, b}, g -> new Tensor[] {
