@@ -162,4 +162,26 @@ class IndexingTest {
       assertArrayEquals(a, Indexing.indexAdd(base, 0, rix, src.tensor(DType.F32)).toFloatArray(), 0f);
     }
   }
+
+  /**
+   * indexSelect of a BF16 / F16 tensor differentiates (its backward called indexAdd, F32 / F64
+   * only, and always threw): the gradient has x's type, repeated indices summed in F32, and equals
+   * the F32 gradient rounded.
+   */
+  @ParameterizedTest
+  @EnumSource(value = DType.class, names = {"BF16", "F16"})
+  void indexSelectOfHalfTypesDifferentiates(DType d) {
+    try (Scope s = Scope.open()) {
+      Tensor x32 = Tensor.of(new double[] {1, 2, 3, 4, 5, 6, 7, 8}, 4, 2).to(DType.F32);
+      Tensor x = x32.to(d).requiresGrad(true);
+      Tensor idx = Tensor.ofIndices(new long[] {3, 0, 3, 3}, 4);
+      Tensor w = Tensor.of(new double[] {0.5, 1, 1.5, 2, 2.5, 3, 3.5, 4}, 4, 2).to(d);
+      Tensor y = Indexing.indexSelect(x, 0, idx);
+      Tensor g = org.metakernels.autograd.Autograd.grad(y.to(DType.F32).mul(w.to(DType.F32)).sum(), java.util.List.of(x), false).get(0);
+      assertEquals(d, g.dtype());
+      Ref.assertShape(g, 4, 2);
+      // row 0: w row 1; row 3: w rows 0 + 2 + 3; rows 1, 2: 0
+      assertArrayEquals(new double[] {1.5, 2, 0, 0, 0, 0, 6.5, 8}, g.toDoubleArray(), 0);
+    }
+  }
 }

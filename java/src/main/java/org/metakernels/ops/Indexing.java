@@ -5,6 +5,7 @@ import org.metakernels.autograd.Autograd;
 import org.metakernels.runtime.MetakernelsException;
 import org.metakernels.runtime.MkNative;
 import org.metakernels.runtime.Native;
+import org.metakernels.tensor.DType;
 import org.metakernels.tensor.Tensor;
 
 /**
@@ -28,7 +29,7 @@ public final class Indexing {
 
   /**
    * Slices {@code idx} (1-d I64) of {@code dim}: out.shape[dim] = idx.numel(). Its gradient is
-   * {@link #indexAdd}. {@code Indexing.indexSelect(x, 0, idx)} of [N, D] with idx [K] is [K, D].
+   * {@link #indexAdd} (added in F32 and rounded once for BF16 / F16). {@code Indexing.indexSelect(x, 0, idx)} of [N, D] with idx [K] is [K, D].
    *
    * @param x the source (any dtype)
    * @param dim the dim (negative: from the end)
@@ -51,8 +52,15 @@ public final class Indexing {
     Native.check(MkNative.mk_dense_index_select_forward(x.device().code, x.dtype().code, prod(s, 0, d), s[d],
         prod(s, d + 1, s.length), src.address(op), ix.address(op), idx.numel(), y.address(op), x.launchStream()),
         op + " " + x.describe() + " dim " + dim + " indices " + idx.describe());
-    return Autograd.record(op, y, new Tensor[] {x}, g -> new Tensor[] {indexAdd(Tensor.zerosLike(x), d, ix, g[0])},
+    return Autograd.record(op, y, new Tensor[] {x}, g -> new Tensor[] {indexSelectBackward(x, d, ix, g[0])},
         t -> new Tensor[] {indexSelect(t[0], d, ix)});
+  }
+
+  /** The index-add of g into zeros of x's shape; for BF16 / F16 x, added in F32 and rounded once. */
+  private static Tensor indexSelectBackward(Tensor x, int d, Tensor ix, Tensor g) {
+    if (!x.dtype().isHalf()) return indexAdd(Tensor.zerosLike(x), d, ix, g);
+    Tensor zeros = Tensor.zeros(x.shape(), DType.F32, x.device());
+    return indexAdd(zeros, d, ix, g.to(DType.F32)).to(x.dtype());
   }
 
   /**
