@@ -178,4 +178,39 @@ class GraphConvTest {
       assertThrows(MetakernelsException.class, () -> new SAGEConv(4, 3, Reduce.SUM, true, DType.F64, CPU, 5));
     }
   }
+
+  /**
+   * GCNConv with self-loops on a graph whose stored weights are F32 and an F64 layer (the
+   * normalised graph kept F32 weights, and aggregate refused them): the F64 result of the same
+   * weights held in F64; and a closed or edited graph fails on a cached call as on the first.
+   */
+  @Test
+  void gcnConvWeightTypesAndClosedGraphs() {
+    double[] w = new double[SRC.length];
+    for (int k = 0; k < w.length; k++) w[k] = 0.25 + 0.125 * k;  // exact in F32
+    try (Scope s = Scope.open();
+         Graph g32 = Graph.fromEdges(Tensor.ofIndices(concat(SRC, DST), 2, SRC.length), N,
+             Tensor.of(w, w.length).to(DType.F32));
+         Graph g64 = Graph.fromEdges(Tensor.ofIndices(concat(SRC, DST), 2, SRC.length), N, Tensor.of(w, w.length));
+         GCNConv conv = new GCNConv(4, 3, true, true, DType.F64, CPU, 5)) {
+      Tensor x = Tensor.randn(new long[] {N, 4}, DType.F64, CPU, 9);
+      double[] want = conv.forward(g64, x, Weights.none()).toDoubleArray();
+      close(want, conv.forward(g32, x, Weights.none()).toDoubleArray(), 1e-14, "F32-weighted graph, F64 layer");
+      close(want, conv.forward(g32, x, Weights.none()).toDoubleArray(), 1e-14, "cached");
+      Graph edited = Graph.fromEdges(SRC, DST, N);
+      conv.forward(edited, x, Weights.none());
+      edited.sources().fillInPlace(0);
+      IllegalStateException e = assertThrows(IllegalStateException.class, () -> conv.forward(edited, x, Weights.none()));
+      assertTrue(e.getMessage().contains("GCNConv") && e.getMessage().contains("modified in place"), e.getMessage());
+      edited.close();
+      e = assertThrows(IllegalStateException.class, () -> conv.forward(edited, x, Weights.none()));
+      assertTrue(e.getMessage().contains("GCNConv") && e.getMessage().contains("closed"), e.getMessage());
+    }
+  }
+
+  static long[] concat(long[] a, long[] b) {
+    long[] c = java.util.Arrays.copyOf(a, a.length + b.length);
+    System.arraycopy(b, 0, c, a.length, b.length);
+    return c;
+  }
 }

@@ -420,11 +420,14 @@ public final class Graph implements AutoCloseable {
   }
 
   /**
-   * Throws unless every tensor of the graph is alive and unedited since the graph was built.
+   * Throws unless every tensor of the graph is alive and unedited since the graph was built, as
+   * every op on the graph does first: for layers that cache what they derive from a graph.
+   * {@code g.checkIntact("MyLayer.forward")}.
    *
    * @param op the caller, for the message
+   * @throws IllegalStateException naming op and the graph when it was closed or edited in place
    */
-  void checkIntact(String op) {
+  public void checkIntact(String op) {
     for (int i = 0; i < owned.length; i++) {
       if (owned[i].isClosed())
         throw new IllegalStateException(

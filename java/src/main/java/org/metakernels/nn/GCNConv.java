@@ -115,6 +115,7 @@ public final class GCNConv extends Module {
    * @return the cached normalised graph (owned by this layer: do not close it)
    */
   public synchronized Graph normalized(Graph g, DType dtype) {
+    g.checkIntact("GCNConv.forward");  // a closed or edited graph fails here as in every graph op, cached or not
     if (cachedFor == g && cachedNorm != null && !cachedNorm.isClosed() && cachedNorm.edgeWeight().dtype() == dtype)
       return cachedNorm;
     // a backward recorded through the replaced graph may still read it: it is freed once the graph
@@ -125,12 +126,23 @@ public final class GCNConv extends Module {
       return true;
     });
     if (cachedNorm != null) retired.add(new Retired(cachedFor, cachedNorm));
-    cachedNorm = selfLoops ? g.gcnNormalized(dtype) : withoutLoops(g, dtype);
+    cachedNorm = !selfLoops ? withoutLoops(g, dtype) : !g.hasWeights() || g.edgeWeight().dtype() == dtype
+        ? g.gcnNormalized(dtype) : normalizedWithLoops(g, dtype);
     cachedFor = g;
     return cachedNorm;
   }
 
   private record Retired(Graph source, Graph normalized) {}
+
+  /**
+   * D^-1/2 (A + I) D^-1/2 in {@code dtype} for a graph whose stored weights have another type
+   * ({@link Graph#gcnNormalized} keeps the stored type): the same weights, computed in float64.
+   */
+  private static Graph normalizedWithLoops(Graph g, DType dtype) {
+    try (Graph loops = g.addSelfLoops()) {
+      return withoutLoops(loops, dtype);
+    }
+  }
 
   /** D^-1/2 A D^-1/2 with D the weighted in-degrees of A. */
   private static Graph withoutLoops(Graph g, DType dtype) {
