@@ -101,6 +101,17 @@ class HeteroGraphTest {
     MetakernelsException e = assertThrows(MetakernelsException.class, () -> a.multiply(a));
     assertTrue(e.getMessage().contains("[2, 3]"), e.getMessage());
     assertThrows(MetakernelsException.class, () -> SparseMatrix.fromCoo(2, 3, new long[] {2}, new long[] {0}, null));
+    // an indptr that overshoots nnz before it decreases (filled rows past the end first)
+    e = assertThrows(MetakernelsException.class,
+        () -> SparseMatrix.fromCsr(2, 3, new long[] {0, 5, 2}, new long[] {0, 1}, null));
+    assertTrue(e.getMessage().contains("indptr"), e.getMessage());
+    // no types, one type: named, not an index error
+    HeteroGraph h = small();
+    for (List<String> types : List.of(List.<String>of(), List.of("paper"))) {
+      e = assertThrows(MetakernelsException.class, () -> h.metaPath(types, MetaPath.Normalization.NONE, false,
+          MetaPath.Strategy.AUTO, DType.F64, Device.CPU));
+      assertTrue(e.getMessage().contains("two or more types"), e.getMessage());
+    }
   }
 
   static HeteroGraph small() {

@@ -206,6 +206,18 @@ class NumPyTest {
     Files.write(f, npy("{'descr': '<c16', 'fortran_order': False, 'shape': (0,), }", new byte[0]));
     e = assertThrows(IOException.class, () -> NumPy.read(f));
     assertTrue(e.getMessage().contains("<c16"), e.getMessage());
+    // a shape whose product wraps to 0 in 64 bits (2^32 · 2^32), one past the heap, a negative width
+    Files.write(f, npy("{'descr': '<f8', 'fortran_order': False, 'shape': (4294967296, 4294967296), }", new byte[16]));
+    e = assertThrows(IOException.class, () -> NumPy.read(f));
+    assertTrue(e.getMessage().contains("bad.npy") && e.getMessage().contains("too many"), e.getMessage());
+    Files.write(f, npy("{'descr': '<f8', 'fortran_order': False, 'shape': (3037000500, 3037000500), }", new byte[16]));
+    e = assertThrows(IOException.class, () -> NumPy.read(f));
+    assertTrue(e.getMessage().contains("too many"), e.getMessage());
+    Files.write(f, npy("{'descr': '|S-4', 'fortran_order': False, 'shape': (2,), }", new byte[16]));
+    e = assertThrows(IOException.class, () -> NumPy.read(f));
+    assertTrue(e.getMessage().contains("bad.npy") && e.getMessage().contains("|S-4"), e.getMessage());
+    Files.write(f, npy("{'descr': '<f8', 'fortran_order': False, 'shape': (4294967296, 0), }", new byte[0]));
+    assertEquals(0, NumPy.read(f).size(), "a zero-size array with a huge other dim");
     Path z = dir.resolve("bad.npz");
     Files.writeString(z, "not a zip");
     e = assertThrows(IOException.class, () -> NumPy.readNpz(z));

@@ -266,11 +266,12 @@ public final class HeteroGraph {
    */
   public MetaPath metaPath(List<String> types, MetaPath.Normalization norm, boolean binary, MetaPath.Strategy strategy,
       DType dtype, Device device) {
+    List<SparseMatrix> factors = pathFactors(types);  // checks the length and every step first
     if (!types.get(0).equals(types.get(types.size() - 1)))
       throw new MetakernelsException("HeteroGraph: a meta-path operator must end on its first type, got " + types);
     StringBuilder name = new StringBuilder();
     for (String t : types) name.append(Character.toUpperCase(t.charAt(0)));
-    return MetaPath.of(name.toString(), pathFactors(types), norm, binary, strategy, dtype, device);
+    return MetaPath.of(name.toString(), factors, norm, binary, strategy, dtype, device);
   }
 
   /**

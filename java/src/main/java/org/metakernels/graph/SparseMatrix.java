@@ -127,13 +127,13 @@ public final class SparseMatrix {
     if (indptr[0] != 0 || indptr[(int) rows] != indices.length)
       throw new MetakernelsException(op + ": indptr must run from 0 to nnz = " + indices.length + ", got " + indptr[0]
           + " .. " + indptr[(int) rows]);
-    long[] row = new long[indices.length];
-    for (int i = 0; i < rows; i++) {
+    for (int i = 0; i < rows; i++)  // all of it before any use: from 0 to nnz and monotone, so in range
       if (indptr[i + 1] < indptr[i])
         throw new MetakernelsException(
             op + ": indptr decreases at row " + i + " (" + indptr[i] + " > " + indptr[i + 1] + ")");
+    long[] row = new long[indices.length];
+    for (int i = 0; i < rows; i++)
       for (long k = indptr[i]; k < indptr[i + 1]; k++) row[(int) k] = i;
-    }
     return fromCoo(rows, cols, row, indices, data);
   }
 

@@ -419,9 +419,13 @@ public final class NumPy {
     if (f.group(1).equals("True") && shape.length >= 2)
       throw new IOException(where + ": Fortran-order (column-major) arrays are not supported; save it in C order"
           + " (np.ascontiguousarray) — shape " + shapeText(shape));
-    long count = 1;
-    for (long x : shape) count *= x;
-    if (count > Integer.MAX_VALUE - 8) throw new IOException(where + ": " + count + " elements, too many for the heap");
+    // sizes are >= 0 (parseShape); the product checked as it grows, so that it cannot wrap
+    long count = java.util.Arrays.stream(shape).anyMatch(x -> x == 0) ? 0 : 1;
+    for (int i = 0; i < shape.length && count > 0; i++) {
+      count *= shape[i];
+      if (count > Integer.MAX_VALUE - 8)
+        throw new IOException(where + ": shape " + shapeText(shape) + " has too many elements for the heap");
+    }
     int n = (int) count;
     if (descr.length() < 2) throw new IOException(where + ": unknown dtype '" + descr + "'");
     char order = descr.charAt(0);
@@ -437,6 +441,7 @@ public final class NumPy {
     } catch (NumberFormatException e) {
       throw new IOException(where + ": dtype '" + descr + "' not supported");
     }
+    if (width <= 0 || width > 1 << 16) throw new IOException(where + ": dtype '" + descr + "' not supported (its width)");
     int data = (int) (start + headerLen);
     long need = (long) n * width;
     if (data + need > b.length)
