@@ -238,6 +238,45 @@ class ForwardModeTest {
     }
   }
 
+  /**
+   * grad of jvp on every row (second order): d/dx ⟨J(x) t, w⟩ = d/dx ⟨J(x)ᵀ w, t⟩ and d/dt ⟨J t, w⟩
+   * = Jᵀ w, against reverse over reverse. Fused softmax attention records its JVP kernel's tangent
+   * with a rule of the backward and double-backward kernels (its generic rule's tangent went through
+   * the double-backward node, whose own gradient is third order, and threw).
+   */
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("cases")
+  void gradOfJvpMatchesReverseOverReverse(GradCheckOpsTest.Case c) {
+    try (Scope s = Scope.open()) {
+      List<Tensor> in = c.inputs().get();
+      List<Tensor> x = new ArrayList<>(), t = new ArrayList<>();
+      List<Tensor> t0 = tangentsFor(in, c.name().hashCode() + 300);
+      for (int i = 0; i < in.size(); i++) {
+        x.add(in.get(i).detach().requiresGrad(true));
+        t.add(t0.get(i).requiresGrad(true));
+      }
+      Tensor w;
+      try (GradMode.Guard off = GradMode.set(false)) {
+        w = Tensor.randn(c.f().apply(in).shape(), DType.F64, CPU, 8);
+      }
+      Tensor jt = Autograd.jvp(ys -> List.of(c.f().apply(ys)), x, t).tangents().get(0);
+      List<Tensor> both = new ArrayList<>(x);
+      both.addAll(t);
+      List<Tensor> got = Autograd.grad(jt.mul(w).sum(), both, false);
+      List<Tensor> g = Autograd.grad(c.f().apply(x).mul(w).sum(), x, true);
+      Tensor gt = null;
+      for (int i = 0; i < x.size(); i++) {
+        Tensor term = g.get(i).mul(t0.get(i)).sum();
+        gt = gt == null ? term : gt.add(term);
+      }
+      List<Tensor> hx = Autograd.grad(gt, x, false);
+      for (int i = 0; i < x.size(); i++) {
+        close(c.name() + " d/dx input " + i, hx.get(i).toDoubleArray(), got.get(i).toDoubleArray(), 1e-11, 1e-9);
+        close(c.name() + " d/dt input " + i, g.get(i).toDoubleArray(), got.get(x.size() + i).toDoubleArray(), 1e-11, 1e-9);
+      }
+    }
+  }
+
   @Test
   void tangentsFlowWhateverTheGradMode() {
     try (Scope s = Scope.open()) {

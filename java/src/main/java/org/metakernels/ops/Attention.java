@@ -342,8 +342,31 @@ public final class Attention {
    * fused backward passes, differentiable) where the tangent must itself be differentiable.
    */
   private static Tensor[] forwardTangent(Geometry g, Tensor out, Tensor lse, Tensor[] ins, Tensor[] t) {
-    if (!fusedTangentOk(ins, t)) return null;
+    if (Forward.active()) return null;  // an outer forward level: the generic rule
+    Tensor bias = ins[3];
+    // a tangent of the bias to differentiate while the bias itself is not: the backward below has
+    // no bias gradient to give it (rare; the generic rule covers it)
+    if (t[3] != null && t[3].requiresGrad() && (bias == null || !bias.requiresGrad()) && GradMode.isEnabled())
+      return null;
     Output r = runJvp(g, out, lse, t[0], t[1], t[2], fullBias(g, t[3]));
+    if (fusedTangentOk(ins, t)) return new Tensor[] {r.out()};
+    // The tangent J(q, k, v, bias) t must be differentiable (grad of jvp: second order): record it.
+    // For its cotangent u, the gradient in t is Jᵀu, the backward with dout = u (itself recorded,
+    // so differentiable again); in (q, k, v, bias) it is H_u t, H_u the Hessian of ⟨attention, u⟩:
+    // the double backward with u as dout and t as the cotangents of the gradients (fused; the
+    // generic rule's tangent went through that kernel's node, so its gradient needed third order).
+    Tensor q = ins[0], k = ins[1], v = ins[2];
+    Tensor tq = t[0], tk = t[1], tv = t[2], tb = t[3];
+    Tensor[] recIns = {q, k, v, bias, tq, tk, tv, tb};
+    Autograd.record("attention_jvp", r.out(), recIns, gr -> {
+      Tensor u = gr[0];
+      Tensor[] jtu = backward(g, q, k, v, bias, out, lse, u);
+      if (u.dtype() != out.dtype()) u = u.to(out.dtype());
+      Tensor uR = g.readable(u) ? u : u.copyContiguous();
+      Tensor[] hu = backwardBackward(g, q, k, v, bias, out, lse, uR,
+          new Tensor[] {tq, tk, tv, fullBias(g, tb)});
+      return new Tensor[] {hu[0], hu[1], hu[2], hu[3], jtu[0], jtu[1], jtu[2], jtu[3]};
+    });
     return new Tensor[] {r.out()};
   }
 
