@@ -80,8 +80,10 @@ class OptimizerStateFileTest {
       Path f = dir.resolve("adam.npz");
       opt.saveState(f);
       Map<String, NumPy.Array> raw = NumPy.readNpz(f);
-      assertEquals(List.of("step", "m.0", "m.1", "m.2", "m.3", "v.0", "v.1", "v.2", "v.3"), List.copyOf(raw.keySet()));
+      assertEquals(List.of("step", "step.0", "step.1", "step.2", "step.3", "m.0", "m.1", "m.2", "m.3", "v.0", "v.1",
+          "v.2", "v.3"), List.copyOf(raw.keySet()));
       assertEquals(2, raw.get("step").longs()[0]);
+      assertEquals(2, raw.get("step.3").longs()[0]);
       assertEquals("<f8 [6, 3]", raw.get("m.0").describe());
     }
   }
@@ -202,6 +204,59 @@ class OptimizerStateFileTest {
       assertTrue(e.getMessage().contains("unknown entry 'momentum.0'") && e.getMessage().contains("m.<i>"), e.getMessage());
       assertArrayEquals(m0, opt.state("m", 0, false).toDoubleArray());
       assertEquals(steps, opt.steps());
+    }
+  }
+
+  /**
+   * Adam's per-parameter update counts (the t of each bias correction) go to the file as step.i and
+   * come back: training where one parameter misses steps resumes bit for bit; a file without
+   * step.i (written before 2026-12-07) gives each parameter with moments the global count.
+   */
+  @Test
+  void adamPerParameterCountsResume() throws IOException {
+    Path model = dir.resolve("net.npz"), state = dir.resolve("opt.npz");
+    java.util.function.BiConsumer<MLP, Adam> sparseTrain = (net, opt) -> {
+      for (int i = 0; i < 4; i++) {
+        opt.zeroGrad();
+        try (Scope s = Scope.open()) {
+          Tensor x = Tensor.randn(new long[] {8, 3}, DType.F64, Device.CPU, 50 + i);
+          net.forward(x).sub(x.narrow(1, 0, 2)).square().mean().backward();
+        }
+        if (i % 2 == 0) net.parameters().get(3).zeroGrad();  // the last bias: a gradient at odd steps only
+        opt.step();
+      }
+    };
+    double[] uninterrupted;
+    try (MLP net = mlp(1L); Adam opt = new Adam(net.parameters(), 1e-2)) {
+      sparseTrain.accept(net, opt);
+      assertEquals(4, opt.steps());
+      assertEquals(4, opt.steps(0));
+      assertEquals(2, opt.steps(3));
+      net.saveParameters(model);
+      opt.saveState(state);
+      sparseTrain.accept(net, opt);
+      uninterrupted = flat(net);
+    }
+    try (MLP net = mlp(2L); Adam opt = new Adam(net.parameters(), 1e-2)) {
+      net.loadParameters(model);
+      opt.loadState(state);
+      assertEquals(2, opt.steps(3));
+      sparseTrain.accept(net, opt);
+      assertArrayEquals(uninterrupted, flat(net));
+    }
+    // the older layout: step, m.i, v.i only
+    Map<String, Tensor> old = new LinkedHashMap<>();
+    try (Scope s = Scope.open(); MLP net = mlp(1L); Adam opt = new Adam(net.parameters(), 1e-2)) {
+      sparseTrain.accept(net, opt);
+      for (var e : NumPy.readNpz(state).entrySet())
+        if (!e.getKey().startsWith("step.") && !e.getKey().equals("m.2") && !e.getKey().equals("v.2"))
+          old.put(e.getKey(), e.getValue().toTensor(e.getValue().isFloating() ? DType.F64 : DType.I64, Device.CPU));
+      Path f = dir.resolve("old.npz");
+      NumPy.writeTensors(f, old);
+      opt.loadState(f);
+      assertEquals(4, opt.steps(0));
+      assertEquals(4, opt.steps(3));
+      assertEquals(0, opt.steps(2), "no moments in the file: no updates");
     }
   }
 }

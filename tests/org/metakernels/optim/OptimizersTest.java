@@ -139,6 +139,30 @@ class OptimizersTest {
     }
   }
 
+  /**
+   * Each parameter's bias correction counts its own updates, as torch.optim.Adam: b first has a
+   * gradient at step 3, and its first update is lr · g / (|g| + ε) (m̂ = g, v̂ = g²), not the step-3
+   * correction of a's count (which scaled it by ~0.64 at β = 0.9 / 0.999).
+   */
+  @Test
+  void adamCountsEachParametersOwnUpdates() {
+    try (Scope s = Scope.open()) {
+      Tensor a = Tensor.of(new double[] {1, 2}, 2).requiresGrad(true);
+      Tensor b = Tensor.of(new double[] {3, -4}, 2).requiresGrad(true);
+      try (Adam adam = new Adam(List.of(a, b), 0.1)) {
+        for (int step = 1; step <= 3; step++) {
+          adam.zeroGrad();
+          (step < 3 ? a.square().sum() : a.square().sum().add(b.mul(0.5).sum())).backward();
+          adam.step();
+        }
+        assertEquals(3, adam.steps());
+        assertEquals(3, adam.steps(0));
+        assertEquals(1, adam.steps(1));
+        assertArrayEquals(new double[] {3 - 0.1 * 0.5 / (0.5 + 1e-8), -4 - 0.1 * 0.5 / (0.5 + 1e-8)}, b.toDoubleArray(), 1e-12);
+      }
+    }
+  }
+
   @Test
   void optimizerStateIsFreedOnClose() {
     org.metakernels.runtime.Native.ensureLoaded();

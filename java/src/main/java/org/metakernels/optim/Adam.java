@@ -10,7 +10,9 @@ import org.metakernels.tensor.Tensor;
  * Adam (Kingma and Ba, 2015): m ← β₁m + (1−β₁)g, v ← β₂v + (1−β₂)g²,
  * p ← p − lr · m̂ / (√v̂ + ε) with bias-corrected m̂, v̂. Optional L2 weight decay added to g.
  * In place, on the gradients {@link org.metakernels.tensor.Tensor#backward()} accumulated; there
- * is no differentiable form.
+ * is no differentiable form. A parameter without a gradient at a step is skipped (its moments do
+ * not decay), and the bias correction counts each parameter's own updates, as torch.optim.Adam's
+ * per-parameter {@code step}: a parameter first updated at step 3 takes the step-1 correction.
  *
  * <pre>{@code
  * try (Adam opt = new Adam(net.parameters(), 1e-3)) {
@@ -29,6 +31,7 @@ public final class Adam extends Optimizer {
   private final double weightDecay;
   private final Tensor[] m;
   private final Tensor[] v;
+  private final long[] updates;  // per parameter: the t of its bias correction
   private long t;
 
   /**
@@ -59,17 +62,19 @@ public final class Adam extends Optimizer {
     this.weightDecay = weightDecay;
     this.m = new Tensor[params.size()];
     this.v = new Tensor[params.size()];
+    this.updates = new long[params.size()];
   }
 
   @Override
   public void step() {
     t++;
-    double c1 = 1 - Math.pow(beta1, t), c2 = 1 - Math.pow(beta2, t);
     try (Scope s = Scope.open(); var ng = Autograd.noGrad()) {
       for (int i = 0; i < params.size(); i++) {
         Tensor p = params.get(i);
         Tensor g = p.grad();
         if (g == null) continue;
+        long n = ++updates[i];
+        double c1 = 1 - Math.pow(beta1, n), c2 = 1 - Math.pow(beta2, n);
         if (weightDecay != 0) g = g.add(p.mul(weightDecay));
         if (m[i] == null) {
           m[i] = newState(p);
@@ -106,12 +111,46 @@ public final class Adam extends Optimizer {
     t = values.get("step");
   }
 
+  @Override
+  protected List<String> countKinds() {
+    return List.of("step");
+  }
+
+  @Override
+  protected Map<String, Long> counts() {
+    Map<String, Long> c = new java.util.LinkedHashMap<>();
+    for (int i = 0; i < updates.length; i++)
+      if (updates[i] > 0) c.put("step." + i, updates[i]);
+    return c;
+  }
+
+  @Override
+  protected void setCounts(Map<String, Long> values, java.util.Set<String> presentStates) {
+    // a file without "step.i" (written before 2026-12-07, when one count served every parameter):
+    // the global count for a parameter it has moments of, else none
+    for (int i = 0; i < updates.length; i++) {
+      Long n = values.get("step." + i);
+      updates[i] = n != null ? n : presentStates.contains("m." + i) ? t : 0;
+    }
+  }
+
   /**
-   * Number of {@link #step()} calls so far (t of the bias correction).
+   * Number of {@link #step()} calls so far.
    *
    * @return the step count
    */
   public long steps() {
     return t;
+  }
+
+  /**
+   * Number of updates parameter i has had: the t of its bias correction (a step at which it had no
+   * gradient does not count).
+   *
+   * @param i the parameter's index
+   * @return its update count
+   */
+  public long steps(int i) {
+    return updates[i];
   }
 }

@@ -143,7 +143,7 @@ public abstract class Optimizer implements AutoCloseable {
    * Writes the optimizer's state (momenta, step count) to an {@code .npz} file, so training can
    * resume where it stopped: with {@link org.metakernels.nn.Module#saveParameters} for the model,
    * then {@link #loadState} into an optimizer of the same kind over the same parameters. Entry
-   * names are the optimizer's ({@code m.0}, {@code v.0}, {@code step} for Adam; {@code velocity.0}
+   * names are the optimizer's ({@code m.0}, {@code v.0}, {@code step.0} and {@code step} for Adam; {@code velocity.0}
    * for SGD with momentum; the number is the parameter's index), each in its parameter's element
    * type (BF16/F16 widened exactly to {@code <f4}). A state not created yet (a parameter that never
    * had a gradient) is left out: it is zero.
@@ -160,6 +160,7 @@ public abstract class Optimizer implements AutoCloseable {
     try (Scope s = Scope.open()) {
       Map<String, Tensor> out = new LinkedHashMap<>();
       for (var e : scalarState().entrySet()) out.put(e.getKey(), Tensor.ofIndices(new long[] {e.getValue()}));
+      for (var e : counts().entrySet()) out.put(e.getKey(), Tensor.ofIndices(new long[] {e.getValue()}));
       out.putAll(stateTensors());
       NumPy.writeTensors(file, out);
     }
@@ -191,19 +192,23 @@ public abstract class Optimizer implements AutoCloseable {
     List<String> kinds = stateKinds();
     Set<String> scalarNames = scalarState().keySet();
     Map<String, Long> scalars = new LinkedHashMap<>();
+    Map<String, Long> counts = new LinkedHashMap<>();
     Set<String> present = new HashSet<>();
     // pass 1: every entry checked (one array on the heap at a time); integer state kept
     NumPy.forEachNpzEntry(file, (name, a) -> {
-      if (scalarNames.contains(name)) {
+      int counted = entryIndex(name, countKinds());
+      if (scalarNames.contains(name) || counted >= 0) {
         if (a.isFloating() || a.size() != 1)
           throw new MetakernelsException(who + ": '" + name + "' is " + a.describe() + ", not one integer");
-        scalars.put(name, a.longs()[0]);
+        if (counted >= params.size())
+          throw new MetakernelsException(who + ": '" + name + "' is past the " + params.size() + " parameters");
+        (counted >= 0 ? counts : scalars).put(name, a.longs()[0]);
         return;
       }
       int index = entryIndex(name, kinds);
       if (index < 0)
         throw new MetakernelsException(who + ": unknown entry '" + name + "' (this optimizer's: "
-            + String.join(", ", kinds.stream().map(k -> k + ".<i>").toList())
+            + String.join(", ", java.util.stream.Stream.concat(kinds.stream(), countKinds().stream()).map(k -> k + ".<i>").toList())
             + (scalarNames.isEmpty() ? "" : ", " + String.join(", ", scalarNames)) + ")");
       if (index >= params.size())
         throw new MetakernelsException(who + ": '" + name + "' is past the " + params.size() + " parameters");
@@ -225,7 +230,7 @@ public abstract class Optimizer implements AutoCloseable {
           if (st != null) st.fillInPlace(0);  // absent here and in the file: zero either way
         }
       NumPy.forEachNpzEntry(file, (name, a) -> {
-        if (scalarNames.contains(name)) return;
+        if (scalarNames.contains(name) || counts.containsKey(name)) return;
         int index = entryIndex(name, kinds);
         Tensor p = params.get(index);
         try (Scope s = Scope.open()) {
@@ -233,6 +238,7 @@ public abstract class Optimizer implements AutoCloseable {
         }
       });
       setScalarState(scalars);
+      setCounts(counts, present);
     }
   }
 
@@ -284,6 +290,35 @@ public abstract class Optimizer implements AutoCloseable {
    * @param values name → value, every name of {@link #scalarState()}
    */
   protected void setScalarState(Map<String, Long> values) {}
+
+  /**
+   * Kinds of per-parameter integer state, saved as entries "kind.i" (Adam: "step", the updates
+   * parameter i has had); none by default.
+   *
+   * @return the kinds
+   */
+  protected List<String> countKinds() {
+    return List.of();
+  }
+
+  /**
+   * The per-parameter integer state by entry name ("step.0" → 12), for the parameters that have
+   * it.
+   *
+   * @return a new map
+   */
+  protected Map<String, Long> counts() {
+    return Map.of();
+  }
+
+  /**
+   * Sets the per-parameter integer state from {@link #loadState} (after the scalar state): the
+   * file's entries, and the names of the state tensors it had, for a file that predates the counts.
+   *
+   * @param values entry name → value, for the entries the file has
+   * @param presentStates the file's state-tensor entries ("m.0", ...)
+   */
+  protected void setCounts(Map<String, Long> values, Set<String> presentStates) {}
 
   /** The existing state tensors by entry name (kind.index), kinds in order, then indices. */
   private Map<String, Tensor> stateTensors() {
