@@ -148,6 +148,74 @@ class GATConvTest {
     }
   }
 
+  /**
+   * One layer and one graph shared by two threads, each in its own scope: the self-loop graph is
+   * the layer's, so thread A closing its scope leaves B's recorded backward intact (it was A's
+   * scope's, and B's backward read freed memory: an exception, or a crash under load); the result
+   * equals a one-thread run bit for bit; alternating between two open graphs keeps one derived
+   * graph each, and everything is freed with the layer and the graphs.
+   */
+  @Test
+  void sharedAcrossThreadsAndScopes() throws Exception {
+    org.metakernels.runtime.Native.ensureLoaded();
+    long before = org.metakernels.runtime.MkNative.mk_host_live_bytes();
+    try (Graph g = Graph.fromEdges(SRC, DST, N); Graph g2 = Graph.fromEdges(DST, SRC, N);
+         GATConv conv = new GATConv(4, 2, 2, DType.F64, CPU, 16L)) {
+      double[] want;
+      try (Scope s = Scope.open()) {
+        Tensor x = Tensor.randn(new long[] {N, 4}, DType.F64, CPU, 9L).requiresGrad(true);
+        want = Autograd.grad(conv.forward(g, x).square().sum(), List.of(x), false).get(0).toDoubleArray();
+      }
+      java.util.concurrent.CyclicBarrier forwardDone = new java.util.concurrent.CyclicBarrier(2);
+      java.util.concurrent.CountDownLatch aClosed = new java.util.concurrent.CountDownLatch(1);
+      java.util.concurrent.atomic.AtomicReference<double[]> got = new java.util.concurrent.atomic.AtomicReference<>();
+      Thread a = new Thread(() -> {
+        try {
+          try (Scope s = Scope.open()) {
+            conv.forward(g, Tensor.randn(new long[] {N, 4}, DType.F64, CPU, 9L));
+            forwardDone.await();
+          }
+          aClosed.countDown();
+        } catch (Exception e) {
+          throw new RuntimeException(e);
+        }
+      });
+      Thread b = new Thread(() -> {
+        try (Scope s = Scope.open()) {
+          Tensor x = Tensor.randn(new long[] {N, 4}, DType.F64, CPU, 9L).requiresGrad(true);
+          Tensor loss = conv.forward(g, x).square().sum();
+          forwardDone.await();
+          aClosed.await();
+          got.set(Autograd.grad(loss, List.of(x), false).get(0).toDoubleArray());
+        } catch (Exception e) {
+          throw new RuntimeException(e);
+        }
+      });
+      java.util.List<Throwable> errors = java.util.Collections.synchronizedList(new ArrayList<>());
+      for (Thread t : List.of(a, b)) {
+        t.setUncaughtExceptionHandler((th, e) -> errors.add(e));
+        t.start();
+      }
+      a.join();
+      b.join();
+      assertTrue(errors.isEmpty(), () -> "thread failed: " + errors);
+      assertArrayEquals(want, got.get(), 0.0);
+      long held = org.metakernels.runtime.MkNative.mk_host_live_bytes();
+      for (int i = 0; i < 10; i++)
+        try (Scope s = Scope.open()) {
+          conv.forward(i % 2 == 0 ? g : g2, Tensor.randn(new long[] {N, 4}, DType.F64, CPU, i));
+        }
+      long afterTen = org.metakernels.runtime.MkNative.mk_host_live_bytes();
+      for (int i = 0; i < 10; i++)
+        try (Scope s = Scope.open()) {
+          conv.forward(i % 2 == 0 ? g : g2, Tensor.randn(new long[] {N, 4}, DType.F64, CPU, i));
+        }
+      assertTrue(afterTen > held, "g2's self-loop graph");
+      assertEquals(afterTen, org.metakernels.runtime.MkNative.mk_host_live_bytes(), "no growth while alternating");
+    }
+    assertEquals(before, org.metakernels.runtime.MkNative.mk_host_live_bytes(), "all freed");
+  }
+
   @Test
   void refusals() {
     try (Scope s = Scope.open(); Graph g = Graph.fromEdges(SRC, DST, N);

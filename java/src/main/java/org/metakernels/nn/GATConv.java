@@ -6,7 +6,6 @@ import org.metakernels.ops.Functional;
 import org.metakernels.runtime.MetakernelsException;
 import org.metakernels.tensor.DType;
 import org.metakernels.tensor.Device;
-import org.metakernels.tensor.Scope;
 import org.metakernels.tensor.Tensor;
 
 /**
@@ -26,9 +25,11 @@ import org.metakernels.tensor.Tensor;
  * <p>A layer of a graph network needs the graph, so it is called as {@link #forward(Graph, Tensor,
  * Weights)}; the graph-less {@link #forward(Tensor, Weights)} of {@link Module} refuses. With
  * {@code selfLoops} the layer aggregates over the graph without its self-loops plus one loop per
- * node (as PyG does); that graph is built on the host (O(E)) and belongs to the scope open at the
- * call, reused while that scope is open; pass {@code selfLoops = false} and a graph that already
- * has its loops to build it once yourself.
+ * node (as PyG does); that graph is built on the host (O(E)) once per input graph object and
+ * owned by the layer, which keeps it while the input graph is open (a backward recorded through it
+ * may run later, on any thread) and frees it at the first call after that graph closed, or on
+ * {@link #close()}; pass {@code selfLoops = false} and a graph that already has its loops to build
+ * it once yourself.
  *
  * <pre>{@code
  * try (GATConv conv = new GATConv(16, 8, 4, DType.F32, Device.CPU, 7L)) {   // 4 heads of 8, concat
@@ -44,9 +45,7 @@ public final class GATConv extends Module {
   private final double negativeSlope;
   private final boolean selfLoops;
   private final boolean bias;
-  private Graph lastInput;
-  private Graph lastLooped;
-  private boolean lastOwnedHere;
+  private final DerivedGraphs looped = new DerivedGraphs();
 
   /**
    * PyG's defaults: concatenated heads, slope 0.2, self-loops, a bias.
@@ -150,35 +149,21 @@ public final class GATConv extends Module {
     return bias ? y.add(p("bias", w)) : y;
   }
 
-  /**
-   * The graph the layer aggregates over: g, or g without self-loops plus one per node. That graph
-   * is like any intermediate of the forward: it belongs to the scope open at the call (so a
-   * backward recorded with it runs as long as the forward's other tensors live) and is reused by
-   * later calls with the same input graph while that scope is open. Outside any scope the layer
-   * keeps it until another graph comes or the layer is closed.
-   */
-  private synchronized Graph propagationGraph(Graph g) {
+  /** The graph the layer aggregates over: g, or g without self-loops plus one per node (cached). */
+  private Graph propagationGraph(Graph g) {
     if (!selfLoops) return g;
-    if (g == lastInput && !g.isClosed() && lastLooped != null && !lastLooped.isClosed()) return lastLooped;
-    Graph looped;
-    try (Graph without = g.removeSelfLoops()) {
-      looped = without.addSelfLoops();
-    }
-    if (lastLooped != null && lastOwnedHere) lastLooped.close();
-    Scope current = Scope.current();
-    if (current != null) looped.ownedBy(current);
-    lastOwnedHere = current == null;
-    lastInput = g;
-    lastLooped = looped;
-    return looped;
+    g.checkIntact("GATConv.forward");
+    return looped.get(g, Boolean.TRUE, () -> {
+      try (Graph without = g.removeSelfLoops()) {
+        return without.addSelfLoops();
+      }
+    });
   }
 
-  /** Frees the parameters and the cached self-loop graph. */
+  /** Frees the parameters and the cached self-loop graphs. */
   @Override
-  public synchronized void close() {
-    if (lastLooped != null && lastOwnedHere) lastLooped.close();
-    lastLooped = null;
-    lastInput = null;
+  public void close() {
+    looped.close();
     super.close();
   }
 

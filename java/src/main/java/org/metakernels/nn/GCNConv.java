@@ -18,11 +18,10 @@ import org.metakernels.tensor.Tensor;
  * (Glorot-uniform weight, zero bias); substituted weights ({@link Weights}) take their place, so
  * the layer runs inside an unrolled inner loop. Differentiable to any order in x and the weights.
  *
- * <p><b>Cache.</b> The normalised graph of the last graph seen is kept (per dtype) and reused while
- * the same graph object comes back (graphs are immutable); another graph replaces it. A replaced
- * one is kept while the graph it was made from is open (a backward recorded through it may still
- * read it) and freed at the first replacement after that graph is closed; {@link #close()} frees
- * them all with the parameters. {@link
+ * <p><b>Cache.</b> The normalised graph of each input graph object (per dtype) is made once and
+ * kept, owned by the layer, while that graph is open (graphs are immutable; a backward recorded
+ * through it may still read it, on any thread); it is freed at the first call after that graph is
+ * closed, and {@link #close()} frees them all with the parameters. {@link
  * #forward(MetaPath, Tensor, Weights)} propagates over a meta-path instead, whose own normalisation then applies (build
  * it with
  * {@link MetaPath.Normalization#GCN} for the same layer over a meta-path graph).
@@ -38,9 +37,7 @@ public final class GCNConv extends Module {
   private final long out;
   private final boolean bias;
   private final boolean selfLoops;
-  private Graph cachedFor;
-  private Graph cachedNorm;
-  private final java.util.List<Retired> retired = new java.util.ArrayList<>();
+  private final DerivedGraphs normalized = new DerivedGraphs();
 
   /**
    * A layer with fresh parameters. {@code new GCNConv(16, 8, true, true, DType.F32, Device.CPU, 1L)}.
@@ -114,25 +111,11 @@ public final class GCNConv extends Module {
    * @param dtype the features' dtype
    * @return the cached normalised graph (owned by this layer: do not close it)
    */
-  public synchronized Graph normalized(Graph g, DType dtype) {
+  public Graph normalized(Graph g, DType dtype) {
     g.checkIntact("GCNConv.forward");  // a closed or edited graph fails here as in every graph op, cached or not
-    if (cachedFor == g && cachedNorm != null && !cachedNorm.isClosed() && cachedNorm.edgeWeight().dtype() == dtype)
-      return cachedNorm;
-    // a backward recorded through the replaced graph may still read it: it is freed once the graph
-    // it was made from is closed (checked on every replacement), or with this layer
-    retired.removeIf(r -> {
-      if (!r.source().isClosed()) return false;
-      r.normalized().close();
-      return true;
-    });
-    if (cachedNorm != null) retired.add(new Retired(cachedFor, cachedNorm));
-    cachedNorm = !selfLoops ? withoutLoops(g, dtype) : !g.hasWeights() || g.edgeWeight().dtype() == dtype
-        ? g.gcnNormalized(dtype) : normalizedWithLoops(g, dtype);
-    cachedFor = g;
-    return cachedNorm;
+    return normalized.get(g, dtype, () -> !selfLoops ? withoutLoops(g, dtype)
+        : !g.hasWeights() || g.edgeWeight().dtype() == dtype ? g.gcnNormalized(dtype) : normalizedWithLoops(g, dtype));
   }
-
-  private record Retired(Graph source, Graph normalized) {}
 
   /**
    * D^-1/2 (A + I) D^-1/2 in {@code dtype} for a graph whose stored weights have another type
@@ -167,11 +150,9 @@ public final class GCNConv extends Module {
 
   /** Frees the parameters and the cached normalised graph. */
   @Override
-  public synchronized void close() {
+  public void close() {
     super.close();
-    if (cachedNorm != null) cachedNorm.close();
-    for (Retired r : retired) r.normalized().close();
-    retired.clear();
+    normalized.close();
   }
 
   /**
