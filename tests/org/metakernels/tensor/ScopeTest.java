@@ -250,4 +250,54 @@ class ScopeTest {
     }
     return ops;
   }
+
+  /**
+   * Outside any scope the caller owns what ops return and frees it with close(); ops must keep
+   * nothing else behind when nothing is recorded: attention's lse, a reduction's reordered copy,
+   * linear attention's feature maps, an unrolled loop's initial and final states (each left a
+   * hidden allocation no one could free).
+   */
+  @Test
+  void opsOutsideAnyScopeLeaveNothingBehind() {
+    long b0 = live();
+    Tensor q = Tensor.randn(new long[] {1, 2, 64, 16}, org.metakernels.tensor.DType.F32, org.metakernels.tensor.Device.CPU, 1L);
+    long b1 = live();
+    org.metakernels.ops.Attention.softmax(q, q, q, org.metakernels.ops.Attention.Options.causal()).close();
+    assertEquals(b1, live(), "attention");
+    org.metakernels.ops.LinearAttention.apply(q, q, q, org.metakernels.ops.LinearAttention.FeatureMap.ELU_PLUS_ONE, true)
+        .close();
+    assertEquals(b1, live(), "linear attention");
+    q.permute(3, 0, 2, 1).sum().close();
+    assertEquals(b1, live(), "sum of a permuted tensor");
+    var mx = q.permute(2, 0, 1, 3).max(1, false);
+    mx.values().close();
+    mx.indices().close();
+    assertEquals(b1, live(), "max of a permuted tensor");
+    q.close();
+    assertEquals(b0, live());
+    for (var mem : List.of(org.metakernels.meta.Unroll.Memory.checkpoint(), org.metakernels.meta.Unroll.Memory.reversal())) {
+      long b = live();
+      try (MLP net = new MLP(new long[] {1, 8, 1}, Activation.TANH, org.metakernels.tensor.DType.F64,
+               org.metakernels.tensor.Device.CPU, 0L)) {
+        Tensor lr = Tensor.scalar(0.05, org.metakernels.tensor.DType.F64, org.metakernels.tensor.Device.CPU).requiresGrad(true);
+        Tensor xs = Tensor.randn(new long[] {8, 1}, org.metakernels.tensor.DType.F64, org.metakernels.tensor.Device.CPU, 1L);
+        Tensor ys = Tensor.randn(new long[] {8, 1}, org.metakernels.tensor.DType.F64, org.metakernels.tensor.Device.CPU, 2L);
+        java.util.Map<String, Tensor> meta = new java.util.LinkedHashMap<>(net.namedParameters());
+        meta.put("lr", lr);
+        var builder = org.metakernels.meta.Unroll.builder().initialWeights(net.namedParameters()).metaParameters(meta)
+            .innerLoss((w, step, m) -> org.metakernels.ops.Functional.mse(net.forward(xs, org.metakernels.nn.Weights.of(w)), ys))
+            .outerLoss((w, m) -> org.metakernels.ops.Functional.mse(net.forward(xs, org.metakernels.nn.Weights.of(w)), ys))
+            .steps(4).memory(mem);
+        if (mem.policy() == org.metakernels.meta.Unroll.Policy.CHECKPOINT) builder.adam(org.metakernels.meta.InnerStep.Adam.lr(lr));
+        else builder.momentum(org.metakernels.meta.InnerStep.Momentum.lr(lr).withMomentum(0.5));
+        var r = builder.run();
+        r.metaGradients().values().forEach(Tensor::close);
+        r.finalWeights().values().forEach(Tensor::close);
+        xs.close();
+        ys.close();
+        lr.close();
+      }
+      assertEquals(b, live(), mem.policy() + " outside any scope");
+    }
+  }
 }

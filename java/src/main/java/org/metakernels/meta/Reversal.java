@@ -228,9 +228,11 @@ final class Reversal {
     run.infoBits = total;
     // the final state, the outer loss and its adjoint
     Unroll.State fin = new Unroll.State(n, true, false);
-    for (int i = 0; i < n; i++) {
-      fin.w[i] = run.own(tensorOf(w[i], like[i]));
-      fin.buf[i] = run.own(tensorOf(b[i], like[i]));
+    try (Scope tmp = Scope.open()) {  // own() keeps copies: the originals go with tmp
+      for (int i = 0; i < n; i++) {
+        fin.w[i] = run.own(tensorOf(w[i], like[i]));
+        fin.buf[i] = run.own(tensorOf(b[i], like[i]));
+      }
     }
     run.storedNow++;
     run.storedMax = Math.max(run.storedMax, run.storedNow);

@@ -780,7 +780,9 @@ public final class Unroll {
     State initialState() {
       Tensor[] w = new Tensor[names.size()];
       for (int i = 0; i < w.length; i++) w[i] = initial.get(names.get(i)).detach();
-      return own(zeroState(w));
+      try (Scope tmp = Scope.open()) {  // own() keeps copies: the zero state's originals go with tmp
+        return own(zeroState(w));
+      }
     }
 
     /** Step 0 with a tape from the real initial weights: which meta-parameters the loop uses. */

@@ -230,7 +230,7 @@ public final class Attention {
    * @return the output [B, H, Nq, Dv]
    */
   public static Tensor softmax(Tensor q, Tensor k, Tensor v) {
-    return forward(q, k, v, Options.defaults()).out();
+    return softmax(q, k, v, Options.defaults());
   }
 
   /**
@@ -244,7 +244,11 @@ public final class Attention {
    * @return the output [B, H, Nq, Dv]
    */
   public static Tensor softmax(Tensor q, Tensor k, Tensor v, Options o) {
-    return forward(q, k, v, o).out();
+    Output r = forward(q, k, v, o);
+    // the lse no one will read (no backward recorded, tangents already taken): freed now, as
+    // outside a scope the caller could not free it
+    if (!r.out().requiresGrad()) r.lse().close();
+    return r.out();
   }
 
   /**

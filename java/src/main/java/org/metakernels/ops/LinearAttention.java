@@ -2,6 +2,8 @@ package org.metakernels.ops;
 
 import java.util.Arrays;
 import org.metakernels.autograd.Autograd;
+import org.metakernels.autograd.Forward;
+import org.metakernels.autograd.GradMode;
 import org.metakernels.runtime.Codes;
 import org.metakernels.runtime.MetakernelsException;
 import org.metakernels.runtime.MkNative;
@@ -212,6 +214,17 @@ public final class LinearAttention {
    * @throws MetakernelsException for momentum without the causal form, or shapes that do not fit
    */
   public static Tensor apply(Tensor q, Tensor k, Tensor v, Options o) {
+    boolean recorded = Forward.active() || (GradMode.isEnabled() && (q.requiresGrad() || k.requiresGrad()
+        || v.requiresGrad()));
+    if (recorded) return composed(q, k, v, o);  // the tape keeps its intermediates
+    // nothing recorded: the intermediates (feature maps, denominators) go with a scope of their
+    // own; outside any scope the caller could not have freed them
+    try (Scope tmp = Scope.open()) {
+      return tmp.keep(composed(q, k, v, o));
+    }
+  }
+
+  private static Tensor composed(Tensor q, Tensor k, Tensor v, Options o) {
     String op = "linearAttention";
     checkShapes(op, q, k, v, o.causal() ? Mask.CAUSAL : Mask.NONE);
     if (o.momentum() != 0 && !o.causal())

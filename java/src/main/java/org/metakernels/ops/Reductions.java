@@ -99,9 +99,13 @@ public final class Reductions {
     if (dims.length == 0) len = 1;
     Tensor y = Tensor.empty(reducedShape(x.shape(), dims, keepDim), x.dtype(), x.device());
     Tensor idx = indicesOut == null ? null : Tensor.empty(y.shape(), DType.I64, x.device());
-    Native.check(MkNative.mk_dense_reduce_forward(x.device().code, x.dtype().code, code, outer, len, inner,
-        src.address(op), y.address(op), idx == null ? 0L : idx.address(op), x.launchStream()),
-        () -> op + " " + x.describe() + " over dims " + Arrays.toString(dims));
+    try {
+      Native.check(MkNative.mk_dense_reduce_forward(x.device().code, x.dtype().code, code, outer, len, inner,
+          src.address(op), y.address(op), idx == null ? 0L : idx.address(op), x.launchStream()),
+          () -> op + " " + x.describe() + " over dims " + Arrays.toString(dims));
+    } finally {
+      if (src != x) src.close();  // the reordered copy: nobody else holds it (outside a scope it leaked)
+    }
     if (indicesOut != null) indicesOut[0] = idx;
     return y;
   }
