@@ -163,6 +163,31 @@ class OptimizersTest {
     }
   }
 
+  /** A closed optimizer refuses to step, save or load (a step made new state no one freed) and changes nothing. */
+  @Test
+  void closedOptimizersRefuse() throws Exception {
+    try (Scope s = Scope.open()) {
+      Tensor p = Tensor.of(new double[] {1, 2}, 2).requiresGrad(true);
+      Adam adam = new Adam(List.of(p), 0.1);
+      SGD sgd = new SGD(List.of(p), 0.1, 0.9, 0);
+      p.square().sum().backward();
+      adam.close();
+      sgd.close();
+      long live = org.metakernels.runtime.MkNative.mk_host_live_bytes();
+      for (Optimizer o : List.of(adam, sgd)) {
+        IllegalStateException e = assertThrows(IllegalStateException.class, o::step);
+        assertTrue(e.getMessage().contains("closed") && e.getMessage().contains(o.getClass().getSimpleName()), e.getMessage());
+        java.nio.file.Path f = java.nio.file.Files.createTempFile("opt", ".npz");
+        assertThrows(IllegalStateException.class, () -> o.saveState(f));
+        assertThrows(IllegalStateException.class, () -> o.loadState(f));
+        java.nio.file.Files.delete(f);
+      }
+      Ref.assertValues(p, 1, 2);
+      assertEquals(0, adam.steps());
+      assertEquals(live, org.metakernels.runtime.MkNative.mk_host_live_bytes());
+    }
+  }
+
   @Test
   void optimizerStateIsFreedOnClose() {
     org.metakernels.runtime.Native.ensureLoaded();

@@ -26,6 +26,8 @@ public abstract class Optimizer implements AutoCloseable {
   private final List<Tensor> state = new ArrayList<>();
   private double lr;
 
+  private boolean closed;
+
   /**
    * An optimizer of {@code params} with learning rate {@code lr}.
    *
@@ -133,6 +135,7 @@ public abstract class Optimizer implements AutoCloseable {
    * @return the state tensor, p's shape
    */
   protected Tensor newState(Tensor p) {
+    checkOpen("step");
     Tensor t = Tensor.zerosLike(p);
     Scope.transfer(t.storage(), null);
     state.add(t);
@@ -157,6 +160,7 @@ public abstract class Optimizer implements AutoCloseable {
    * @throws IOException when the file cannot be written
    */
   public void saveState(Path file) throws IOException {
+    checkOpen("saveState");
     try (Scope s = Scope.open()) {
       Map<String, Tensor> out = new LinkedHashMap<>();
       for (var e : scalarState().entrySet()) out.put(e.getKey(), Tensor.ofIndices(new long[] {e.getValue()}));
@@ -186,6 +190,7 @@ public abstract class Optimizer implements AutoCloseable {
    * @throws MetakernelsException when its entries do not fit this optimizer (nothing changed)
    */
   public void loadState(Path file) throws IOException {
+    checkOpen("loadState");
     String who = getClass().getSimpleName() + ".loadState(" + file + ")";
     for (int i = 0; i < params.size(); i++)
       if (params.get(i).isClosed()) throw new MetakernelsException(who + ": parameter " + i + " is closed");
@@ -331,10 +336,22 @@ public abstract class Optimizer implements AutoCloseable {
     return out;
   }
 
-  /** Frees the optimizer's state tensors (the parameters stay). */
+  /** Frees the optimizer's state tensors (the parameters stay); later steps, saves and loads throw. */
   @Override
   public void close() {
+    closed = true;
     for (Tensor t : state) t.close();
     state.clear();
+  }
+
+  /**
+   * Throws once {@link #close()} ran: a closed optimizer's state is gone, and a step would make new
+   * state no one frees. Subclasses call it first in {@link #step()}.
+   *
+   * @param op the caller, for the message
+   * @throws IllegalStateException when closed
+   */
+  protected void checkOpen(String op) {
+    if (closed) throw new IllegalStateException(getClass().getSimpleName() + "." + op + ": the optimizer was closed");
   }
 }
