@@ -1521,7 +1521,8 @@ public final class Tensor implements AutoCloseable {
   public Reductions.ValuesIndices min(int dim, boolean keepDim) { return Reductions.min(this, dim, keepDim); }
 
   /**
-   * Max of all elements: {@code x.max()} has shape [].
+   * Max of all elements: {@code x.max()} has shape []; NaN if any element is NaN. Its gradient
+   * goes to the first maximal element in row-major order (PyTorch splits it among ties).
    *
    * @return the maximum
    * @throws MetakernelsException for an empty tensor or one that is not F32/F64
@@ -1568,7 +1569,8 @@ public final class Tensor implements AutoCloseable {
   public Tensor matmul(Tensor o) { return Linalg.matmul(this, o); }
 
   /**
-   * exp(x) / Σ exp(x) over one dim (fused forward kernel, composed backward); same shape.
+   * exp(x) / Σ exp(x) over one dim (fused forward kernel, composed backward); same shape. A row
+   * with a NaN is all NaN; a row of only −∞ (fully masked) is all 0, where PyTorch gives NaN.
    * {@code s.softmax(-1)} of [B, H, N, N] is [B, H, N, N].
    *
    * @param dim the dim (negative: from the end)
@@ -1577,8 +1579,8 @@ public final class Tensor implements AutoCloseable {
   public Tensor softmax(int dim) { return Reductions.softmax(this, dim, false); }
 
   /**
-   * x − logsumexp(x) over one dim (fused forward kernel); same shape.
-   * {@code logits.logSoftmax(1)} of [N, C] is [N, C].
+   * x − logsumexp(x) over one dim (fused forward kernel); same shape. A row with a NaN is all NaN;
+   * a row of only −∞ is all −∞ (PyTorch: NaN). {@code logits.logSoftmax(1)} of [N, C] is [N, C].
    *
    * @param dim the dim (negative: from the end)
    * @return the log-probabilities
