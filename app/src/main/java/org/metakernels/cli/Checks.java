@@ -40,6 +40,16 @@ final class Checks {
     if (value < min) throw usage(spec, option + " must be at least " + min + ", got " + value);
   }
 
+  /** Refuses a {@code value} that is not a finite number > 0 (NaN and infinities included): {@code positive(spec, "--lr", lr)}. */
+  static void positive(CommandSpec spec, String option, double value) {
+    if (!(value > 0) || !Double.isFinite(value)) throw usage(spec, option + " must be a finite number > 0, got " + value);
+  }
+
+  /** Refuses a {@code value} that is not finite (NaN, infinities): {@code finite(spec, "--beta", beta)}. */
+  static void finite(CommandSpec spec, String option, double value) {
+    if (!Double.isFinite(value)) throw usage(spec, option + " must be a finite number, got " + value);
+  }
+
   /** Refuses {@code value} outside [min, max]: {@code between(spec, "--dim", dim, 1, 1023)}. */
   static void between(CommandSpec spec, String option, long value, long min, long max) {
     if (value < min || value > max)
@@ -95,8 +105,12 @@ final class Checks {
    */
   static Backend backend(CommandSpec spec) {
     String threads = System.getProperty("metakernels.threads");
-    if (threads != null && !threads.strip().matches("\\d{1,9}"))
-      throw usage(spec, "metakernels.threads=" + threads + " is not a positive integer (or 0 for the OpenMP default)");
+    if (threads != null && (!threads.strip().matches("\\d{1,9}") || Integer.parseInt(threads.strip()) > Backend.MAX_THREADS))
+      throw usage(spec, "metakernels.threads=" + threads + " is not a thread count from 1 to " + Backend.MAX_THREADS
+          + " (or 0 for the OpenMP default)");
+    String tf32 = System.getProperty("metakernels.tf32");
+    if (tf32 != null && !Set.of("true", "false").contains(tf32.strip().toLowerCase(Locale.ROOT)))
+      throw usage(spec, "metakernels.tf32=" + tf32 + " is not true or false");
     String device = System.getProperty("metakernels.device");
     if (device != null && !Set.of("auto", "cpu", "cuda").contains(device.strip().toLowerCase(Locale.ROOT)))
       throw usage(spec, "metakernels.device=" + device + " is not one of auto, cpu, cuda");

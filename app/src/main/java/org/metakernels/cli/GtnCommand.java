@@ -92,7 +92,7 @@ final class GtnCommand implements Callable<Integer> {
     Checks.atLeast(spec, "--eval-inits", evalInits, 1);
     Checks.atLeast(spec, "--eval-every", evalEvery, 0);
     Checks.atLeast(spec, "--seeds", seeds, 1);
-    if (!(metaLr > 0)) throw Checks.usage(spec, "--meta-lr must be positive, got " + metaLr);
+    Checks.positive(spec, "--meta-lr", metaLr);
     Backend backend = run.checkOutputsAndStart();
     device.require(backend, dev);
     Config base = Config.defaults();

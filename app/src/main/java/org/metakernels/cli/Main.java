@@ -115,6 +115,13 @@ public final class Main implements Runnable {
     });
     try {
       return cl.execute(args);
+    } catch (OutOfMemoryError | StackOverflowError e) {
+      // Errors pass picocli's handler: one line here too (a heap or host allocation too large for
+      // the settings asked, e.g. --batch 2000000000), the trace only with --verbose
+      String msg = e.getMessage() == null ? e.getClass().getSimpleName() : e.getClass().getSimpleName() + ": " + e.getMessage();
+      err.println("metakernels: " + msg.lines().findFirst().orElse(msg) + (main.verbose ? "" : " (--verbose for the stack trace)"));
+      if (main.verbose) e.printStackTrace(err);
+      return ExitCode.SOFTWARE;
     } finally {
       out.flush();
       err.flush();

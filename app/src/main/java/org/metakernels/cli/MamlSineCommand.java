@@ -56,7 +56,8 @@ final class MamlSineCommand implements Callable<Integer> {
     Checks.atLeast(spec, "--iterations", iterations, 1);
     Checks.atLeast(spec, "--meta-batch", metaBatch, 1);
     Checks.atLeast(spec, "--eval-tasks", evalTasks, 1);
-    if (!(innerLr > 0) || !(metaLr > 0)) throw Checks.usage(spec, "--inner-lr and --meta-lr must be positive");
+    Checks.positive(spec, "--inner-lr", innerLr);
+    Checks.positive(spec, "--meta-lr", metaLr);
     Backend backend = run.checkOutputsAndStart();
     PrintWriter o = spec.commandLine().getOut();
     o.println("metakernels recipe maml-sine: MAML on sinusoid regression (Finn et al. 2017)");

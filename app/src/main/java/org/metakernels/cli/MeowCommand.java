@@ -73,7 +73,7 @@ final class MeowCommand implements Callable<Integer> {
   String weights;
 
   @Option(names = "--methods", defaultValue = "meow,adameow",
-      description = "meow, adameow or both (default: ${DEFAULT-VALUE})")
+      description = "meow, adameow, or both (also written meow,adameow) (default: ${DEFAULT-VALUE})")
   String methods;
 
   @Option(names = "--contexts", negatable = true, defaultValue = "false", fallbackValue = "true",
@@ -109,7 +109,9 @@ final class MeowCommand implements Callable<Integer> {
     Checks.atLeast(spec, "--seeds", seeds, 1);
     Checks.atLeast(spec, "--hidden", hidden, 2);
     Checks.atLeast(spec, "--batch", batch, 2);
-    if (!(lr > 0) || !(tau > 0)) throw Checks.usage(spec, "--lr and --tau must be positive");
+    Checks.positive(spec, "--lr", lr);
+    Checks.positive(spec, "--tau", tau);
+    Checks.finite(spec, "--beta", beta);
     if (!(drop >= 0 && drop < 1)) throw Checks.usage(spec, "--drop must be in [0, 1), got " + drop);
     Checks.atLeast(spec, "--positives", positives, 1);
     Checks.atLeast(spec, "--jobs", jobs, 1);
@@ -121,9 +123,11 @@ final class MeowCommand implements Callable<Integer> {
     else
       throw Checks.usage(spec, "--weights must be counts, binary or both, got '" + weights + "'");
     List<String> ms = new ArrayList<>();
-    for (String m : methods.toLowerCase(Locale.ROOT).split(",")) {
+    String methodList = methods.toLowerCase(Locale.ROOT).trim();
+    if (methodList.equals("both")) methodList = "meow,adameow";
+    for (String m : methodList.split(",", -1)) {
       if (!m.equals("meow") && !m.equals("adameow"))
-        throw Checks.usage(spec, "--methods: each must be meow or adameow, got '" + m + "'");
+        throw Checks.usage(spec, "--methods: each must be meow or adameow (or both), got '" + m + "' in '" + methods + "'");
       if (!ms.contains(m)) ms.add(m);
     }
     if (data != null && !Files.isDirectory(data)) throw Checks.usage(spec, "--data: no folder " + data);
@@ -137,7 +141,7 @@ final class MeowCommand implements Callable<Integer> {
         }
         if (levels.get(levels.size() - 1) < 2) throw Checks.usage(spec, "--clusters: each level needs 2+ clusters, got " + k);
       }
-    if (!(proto >= 0)) throw Checks.usage(spec, "--proto must be >= 0, got " + proto);
+    if (!(proto >= 0) || !Double.isFinite(proto)) throw Checks.usage(spec, "--proto must be a finite number >= 0, got " + proto);
     double protoWeight = levels.isEmpty() ? 0 : proto;
     Checks.atLeast(spec, "--cluster-every", clusterEvery, 1);
     Backend backend = run.checkOutputsAndStart();
@@ -145,7 +149,15 @@ final class MeowCommand implements Callable<Integer> {
         positives, jobs, contexts, levels, protoWeight, clusterEvery);
 
     PrintWriter o = spec.commandLine().getOut();
-    Meow.Dataset d = data == null ? Meow.loadBundledAcm() : Meow.load(data);
+    Meow.Dataset d;
+    try {
+      d = data == null ? Meow.loadBundledAcm() : Meow.load(data);
+    } catch (java.nio.file.NoSuchFileException e) {
+      // a folder without the data's files is a bad --data value (exit code 2, nothing computed); a
+      // file there that cannot be parsed stays a runtime failure naming it (exit code 1)
+      if (data == null) throw e;
+      throw Checks.usage(spec, "--data " + data + ": " + (e.getReason() != null ? e.getReason() : "no file " + e.getFile()));
+    }
     o.println("metakernels recipe meow: heterogeneous graph contrastive learning (MEOW / AdaMEOW, Yu et al. 2023)");
     o.printf("backend: CPU, %s kernels, %d threads%n", backend.cpuIsa(), backend.cpuThreads());
     o.printf("data: %s (%s), %d target nodes, %d classes, features %s%n", d.name(), data == null ? "bundled" : data,

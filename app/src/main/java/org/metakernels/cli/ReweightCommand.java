@@ -59,7 +59,8 @@ final class ReweightCommand implements Callable<Integer> {
     Checks.atLeast(spec, "--validation", validation, 2);
     Checks.atLeast(spec, "--steps", steps, 1);
     Checks.atLeast(spec, "--inner-steps", innerSteps, 1);
-    if (!(lr > 0) || !(innerLr > 0)) throw Checks.usage(spec, "--lr and --inner-lr must be positive");
+    Checks.positive(spec, "--lr", lr);
+    Checks.positive(spec, "--inner-lr", innerLr);
     Backend backend = run.checkOutputsAndStart();
     PrintWriter o = spec.commandLine().getOut();
     o.println("metakernels recipe reweight: learning to reweight examples (Ren et al. 2018)");

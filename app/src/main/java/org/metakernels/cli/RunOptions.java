@@ -46,11 +46,37 @@ final class RunOptions {
     return out.resolve(name);
   }
 
-  /** Writes {@code text} to --json when it was given and says where. */
+  /**
+   * Writes {@code text} to --json when it was given and says where; a number that is not finite
+   * (a loss that diverged, a mean of nothing) is written as null, JSON having no NaN or Infinity.
+   */
   void writeJson(PrintWriter o, String text) throws IOException {
     if (json == null) return;
-    Files.writeString(json, text); // its folder was checked before the run
+    Files.writeString(json, finiteJson(text)); // its folder was checked before the run
     o.println("json:  " + json.toAbsolutePath());
+  }
+
+  /** {@code text} with each unquoted NaN, Infinity or -Infinity value (as Java formats them) replaced by null. */
+  static String finiteJson(String text) {
+    StringBuilder b = new StringBuilder(text.length());
+    boolean inString = false;
+    for (int i = 0; i < text.length(); i++) {
+      char c = text.charAt(i);
+      if (inString) {
+        b.append(c);
+        if (c == '\\' && i + 1 < text.length()) b.append(text.charAt(++i));
+        else if (c == '"') inString = false;
+        continue;
+      }
+      if (c == '"') inString = true;
+      String token = text.startsWith("NaN", i) ? "NaN" : text.startsWith("-Infinity", i) ? "-Infinity"
+          : text.startsWith("Infinity", i) ? "Infinity" : null;
+      if (token != null) {
+        b.append("null");
+        i += token.length() - 1;
+      } else b.append(c);
+    }
+    return b.toString();
   }
 
   /** {@code --device cpu|cuda}: a mixin of the commands that run on either device. */

@@ -278,7 +278,8 @@ public final class Meow {
    *
    * @param dir the folder
    * @return the data set
-   * @throws IOException when a file is missing or malformed (named)
+   * @throws IOException when a file is missing ({@link java.nio.file.NoSuchFileException}) or malformed
+   *     (named)
    */
   public static Dataset load(Path dir) throws IOException {
     String name = null;
@@ -289,9 +290,9 @@ public final class Meow {
         if (name == null || e.getValue().relations().size() > LAYOUTS.get(name).relations().size()) name = e.getKey();
       }
     }
-    if (name == null)
-      throw new IOException(dir + ": not a MEOW/HeCo data folder (expected the relation files of one of "
-          + LAYOUTS.keySet() + ", e.g. pa.txt and ps.txt with p_feat.npz for ACM)");
+    if (name == null)  // files missing: NoSuchFileException, as for a missing labels.npy below
+      throw new java.nio.file.NoSuchFileException(dir.toString(), null, "not a MEOW/HeCo data folder (expected the "
+          + "relation files of one of " + LAYOUTS.keySet() + ", e.g. pa.txt and ps.txt with p_feat.npz for ACM)");
     Layout l = LAYOUTS.get(name);
     long[] labels = NumPy.read(dir.resolve("labels.npy")).longs();
     int n = labels.length;

@@ -112,8 +112,34 @@ class CliTest {
   void recipeOptionsAreCheckedLikeTheDemos() {
     assertFails(2, "metakernels recipe icl: --steps must be at least 1, got 0", run("recipe", "icl", "--steps", "0"));
     assertFails(2, "metakernels recipe gtn: --inner-steps must be at least 1, got 0", run("recipe", "gtn", "--inner-steps", "0"));
-    assertFails(2, "metakernels recipe gtn: --meta-lr must be positive, got -1.0", run("recipe", "gtn", "--meta-lr", "-1"));
+    assertFails(2, "metakernels recipe gtn: --meta-lr must be a finite number > 0, got -1.0", run("recipe", "gtn", "--meta-lr", "-1"));
     assertFails(2, "metakernels recipe gtn: --seeds must be at least 1, got 0", run("recipe", "gtn", "--seeds", "0"));
+    // infinities were let through by !(x > 0) and failed mid-run (exit 1); NaN, -Infinity too
+    assertFails(2, "metakernels recipe gtn: --meta-lr must be a finite number > 0, got Infinity",
+        run("recipe", "gtn", "--meta-lr", "Infinity"));
+    assertFails(2, "metakernels recipe maml-sine: --inner-lr must be a finite number > 0, got Infinity",
+        run("recipe", "maml-sine", "--inner-lr", "Infinity"));
+    assertFails(2, "metakernels recipe maml-sine: --meta-lr must be a finite number > 0, got NaN",
+        run("recipe", "maml-sine", "--meta-lr", "NaN"));
+    assertFails(2, "metakernels recipe reweight: --lr must be a finite number > 0, got Infinity",
+        run("recipe", "reweight", "--lr", "Infinity"));
+    assertFails(2, "metakernels recipe reweight: --inner-lr must be a finite number > 0, got -Infinity",
+        run("recipe", "reweight", "--inner-lr", "-Infinity"));
+    assertFails(2, "metakernels recipe meow: --tau must be a finite number > 0, got Infinity",
+        run("recipe", "meow", "--tau", "Infinity"));
+    assertFails(2, "metakernels recipe meow: --beta must be a finite number, got NaN", run("recipe", "meow", "--beta", "NaN"));
+    assertFails(2, "metakernels recipe meow: --proto must be a finite number >= 0, got Infinity",
+        run("recipe", "meow", "--proto", "Infinity"));
+    assertFails(2, "metakernels recipe meow: --methods: each must be meow or adameow (or both), got '' in ','",
+        run("recipe", "meow", "--methods", ","));
+  }
+
+  /** JSON has no NaN or Infinity: such numbers (a diverged loss, a mean of nothing) are written as null. */
+  @Test
+  void nonFiniteNumbersAreNullInTheJson() {
+    assertEquals("{\"a\": null, \"b\": [null, 1.5, null], \"s\": \"NaN Infinity\", \"c\": null}",
+        RunOptions.finiteJson("{\"a\": NaN, \"b\": [Infinity, 1.5, -Infinity], \"s\": \"NaN Infinity\", \"c\": NaN}"));
+    assertEquals("{\"q\": \"say \\\"NaN\\\"\", \"x\": null}", RunOptions.finiteJson("{\"q\": \"say \\\"NaN\\\"\", \"x\": NaN}"));
   }
 
   /** Several seeds: each scored on its own, their spread summarised, every run in the JSON. */
@@ -138,6 +164,17 @@ class CliTest {
     assertTrue(m.find());
     assertNotEquals(first, m.group(1), j);
     assertTrue(Files.size(tmp.resolve("gtn-out").resolve("gtn-digits.png")) > 1000);
+  }
+
+  /** An allocation too large for the settings (an Error, past picocli's handler) is one line and exit code 1 too. */
+  @Test
+  void outOfMemoryIsOneLine() {
+    Run r = run("demo", "--batch", "2000000000", "--steps", "1", "--depths", "0", "--eval-tasks", "1", "--out",
+        tmp.resolve("oom").toString());
+    assertEquals(1, r.code(), r.err());
+    assertEquals(1, r.err().lines().count(), r.err());
+    assertTrue(r.err().startsWith("metakernels: OutOfMemoryError: ") && r.err().contains("(--verbose for the stack trace)"),
+        r.err());
   }
 
   @Test
@@ -176,11 +213,15 @@ class CliTest {
 
   @Test
   void badThreadsSettingIsAUsageError() {
-    String line = "metakernels.threads=abc is not a positive integer (or 0 for the OpenMP default)";
-    withProperty("metakernels.threads", "abc", () -> {
-      assertFails(2, "metakernels demo: " + line, run("demo"));
-      assertFails(2, "metakernels info: " + line, run("info"));
-    });
+    for (String bad : List.of("abc", "999999999")) {
+      String line = "metakernels.threads=" + bad + " is not a thread count from 1 to 4096 (or 0 for the OpenMP default)";
+      withProperty("metakernels.threads", bad, () -> {
+        assertFails(2, "metakernels demo: " + line, run("demo"));
+        assertFails(2, "metakernels info: " + line, run("info"));
+      });
+    }
+    withProperty("metakernels.tf32", "banana",
+        () -> assertFails(2, "metakernels info: metakernels.tf32=banana is not true or false", run("info")));
   }
 
   @Test

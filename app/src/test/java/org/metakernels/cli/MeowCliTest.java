@@ -176,7 +176,21 @@ class MeowCliTest {
     assertTrue(r.err().contains("--clusters: a comma-separated list"), r.err());
     r = run("recipe", "meow", "--proto", "-1");
     assertEquals(2, r.code());
-    assertTrue(r.err().contains("--proto must be >= 0"), r.err());
+    assertTrue(r.err().contains("--proto must be a finite number >= 0"), r.err());
+    // a folder that is not a data set, and one without its labels: usage errors naming what is missing
+    Path empty = Files.createDirectory(tmp.resolve("empty"));
+    r = run("recipe", "meow", "--data", empty.toString(), "--out", tmp.resolve("o0").toString());
+    assertEquals(2, r.code(), r.err());
+    assertTrue(r.err().contains("--data " + empty + ": not a MEOW/HeCo data folder"), r.err());
+    assertEquals(1, r.err().lines().filter(l -> !l.startsWith("INFO")).count(), r.err());
+    Path noLabels = Files.createDirectory(tmp.resolve("nolabels"));
+    writeAcmLayout(noLabels);
+    Files.delete(noLabels.resolve("labels.npy"));
+    r = run("recipe", "meow", "--data", noLabels.toString(), "--out", tmp.resolve("o1").toString());
+    assertEquals(2, r.code(), r.err());
+    assertTrue(r.err().contains("--data " + noLabels + ": no file " + noLabels.resolve("labels.npy")), r.err());
+    r = run("recipe", "meow", "--methods", "both", "--cluster-every", "0");  // checked after --methods
+    assertTrue(r.err().contains("--cluster-every"), "'both' passes --methods: " + r.err());
     // a data folder with a corrupt labels.npy: a runtime failure naming the file
     Path data = Files.createDirectory(tmp.resolve("bad"));
     writeAcmLayout(data);
@@ -184,10 +198,5 @@ class MeowCliTest {
     r = run("recipe", "meow", "--data", data.toString(), "--out", tmp.resolve("o").toString());
     assertEquals(1, r.code(), r.err());
     assertTrue(r.err().contains("labels.npy"), r.err());
-    // a folder that is no data set
-    Path empty = Files.createDirectory(tmp.resolve("empty"));
-    r = run("recipe", "meow", "--data", empty.toString(), "--out", tmp.resolve("o2").toString());
-    assertEquals(1, r.code(), r.err());
-    assertTrue(r.err().contains("not a MEOW/HeCo data folder"), r.err());
   }
 }

@@ -13,6 +13,12 @@ import org.metakernels.tensor.Device;
  * chosen and why (the {@code info} command prints it).
  */
 public final class Backend {
+  /**
+   * The most CPU threads {@code -Dmetakernels.threads} may ask for (libgomp allocates per thread
+   * up front: a mistyped count would exhaust memory instead of failing).
+   */
+  public static final int MAX_THREADS = 4096;
+
   private static volatile Backend instance;
 
   private final Device defaultDevice;
@@ -37,13 +43,16 @@ public final class Backend {
       } catch (NumberFormatException e) {
         n = -1;
       }
-      if (n < 0)
-        throw new MetakernelsException("-Dmetakernels.threads=" + threads
-            + ": not a thread count (expected a non-negative integer; 0 = the OpenMP default)", Codes.ERR_INVALID_ARGUMENT);
+      if (n < 0 || n > MAX_THREADS)
+        throw new MetakernelsException("-Dmetakernels.threads=" + threads + ": not a thread count (expected 0 to "
+            + MAX_THREADS + "; 0 = the OpenMP default)", Codes.ERR_INVALID_ARGUMENT);
       Native.check(MkNative.mk_runtime_set_num_threads(n), "-Dmetakernels.threads=" + threads);
     }
     // the one TF32 switch lives in native (mk_runtime_set_allow_tf32): attention and cuBLAS read it
-    if (Boolean.getBoolean("metakernels.tf32")) MkNative.mk_runtime_set_allow_tf32(1);
+    String tf32 = System.getProperty("metakernels.tf32");
+    if (tf32 != null && !tf32.strip().equalsIgnoreCase("true") && !tf32.strip().equalsIgnoreCase("false"))
+      throw new MetakernelsException("-Dmetakernels.tf32=" + tf32 + ": expected true or false", Codes.ERR_INVALID_ARGUMENT);
+    if (tf32 != null && tf32.strip().equalsIgnoreCase("true")) MkNative.mk_runtime_set_allow_tf32(1);
     String isa = System.getProperty("metakernels.isa");
     if (isa != null) setCpuIsa(isa);
 
