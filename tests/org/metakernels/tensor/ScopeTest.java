@@ -273,6 +273,14 @@ class ScopeTest {
     mx.values().close();
     mx.indices().close();
     assertEquals(b1, live(), "max of a permuted tensor");
+    Tensor idx = Tensor.ofIndices(new long[] {3, 0, 3}, 3);
+    Tensor gi = Tensor.zeros(new long[] {1, 2, 16, 1}, org.metakernels.tensor.DType.I64, org.metakernels.tensor.Device.CPU);
+    long b2 = live();
+    q.mT().indexSelect(2, idx).close();
+    q.mT().gather(3, gi).close();
+    assertEquals(b2, live(), "indexSelect and gather of a transposed tensor");
+    idx.close();
+    gi.close();
     q.close();
     assertEquals(b0, live());
     for (var mem : List.of(org.metakernels.meta.Unroll.Memory.checkpoint(), org.metakernels.meta.Unroll.Memory.reversal())) {

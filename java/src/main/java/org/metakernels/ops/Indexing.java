@@ -49,9 +49,13 @@ public final class Indexing {
     long[] out = s.clone();
     out[d] = idx.numel();
     Tensor y = Tensor.empty(out, x.dtype(), x.device());
-    Native.check(MkNative.mk_dense_index_select_forward(x.device().code, x.dtype().code, prod(s, 0, d), s[d],
-        prod(s, d + 1, s.length), src.address(op), ix.address(op), idx.numel(), y.address(op), x.launchStream()),
-        op + " " + x.describe() + " dim " + dim + " indices " + idx.describe());
+    try {
+      Native.check(MkNative.mk_dense_index_select_forward(x.device().code, x.dtype().code, prod(s, 0, d), s[d],
+          prod(s, d + 1, s.length), src.address(op), ix.address(op), idx.numel(), y.address(op), x.launchStream()),
+          op + " " + x.describe() + " dim " + dim + " indices " + idx.describe());
+    } finally {
+      if (src != x) src.close();  // the contiguous copy, read by this call only
+    }
     return Autograd.record(op, y, new Tensor[] {x}, g -> new Tensor[] {indexSelectBackward(x, d, ix, g[0])},
         t -> new Tensor[] {indexSelect(t[0], d, ix)});
   }
@@ -89,9 +93,13 @@ public final class Indexing {
     Tensor y = base.copyContiguous();
     Tensor sc = src.isContiguous() ? src : src.copyContiguous();
     Tensor ix = idx.isContiguous() ? idx : idx.copyContiguous();
-    Native.check(MkNative.mk_dense_index_add_forward(base.device().code, base.dtype().code, prod(s, 0, d), s[d],
-        prod(s, d + 1, s.length), y.address(op), ix.address(op), idx.numel(), sc.address(op), base.launchStream()),
-        op + " " + Checks.shapes(base, idx, src));
+    try {
+      Native.check(MkNative.mk_dense_index_add_forward(base.device().code, base.dtype().code, prod(s, 0, d), s[d],
+          prod(s, d + 1, s.length), y.address(op), ix.address(op), idx.numel(), sc.address(op), base.launchStream()),
+          op + " " + Checks.shapes(base, idx, src));
+    } finally {
+      if (sc != src) sc.close();  // the contiguous copy, read by this call only
+    }
     return Autograd.record(op, y, new Tensor[] {base, src}, g -> new Tensor[] {
         base.requiresGrad() ? g[0] : null,
         src.requiresGrad() ? indexSelect(g[0], d, ix) : null},
@@ -119,9 +127,13 @@ public final class Indexing {
     Tensor ix = idx.isContiguous() ? idx : idx.copyContiguous();
     long[] s = x.shape();
     Tensor y = Tensor.empty(idx.shape(), x.dtype(), x.device());
-    Native.check(MkNative.mk_dense_gather_forward(x.device().code, x.dtype().code, prod(s, 0, d), s[d],
-        prod(s, d + 1, s.length), src.address(op), ix.address(op), idx.shape()[d], y.address(op), x.launchStream()),
-        op + " " + x.describe() + " dim " + dim + " indices " + idx.describe());
+    try {
+      Native.check(MkNative.mk_dense_gather_forward(x.device().code, x.dtype().code, prod(s, 0, d), s[d],
+          prod(s, d + 1, s.length), src.address(op), ix.address(op), idx.shape()[d], y.address(op), x.launchStream()),
+          op + " " + x.describe() + " dim " + dim + " indices " + idx.describe());
+    } finally {
+      if (src != x) src.close();  // the contiguous copy, read by this call only
+    }
     return Autograd.record(op, y, new Tensor[] {x}, g -> new Tensor[] {scatterAdd(Tensor.zerosLike(x), d, ix, g[0])},
         t -> new Tensor[] {gather(t[0], d, ix)});
   }
@@ -151,9 +163,13 @@ public final class Indexing {
     Tensor y = base.copyContiguous();
     Tensor sc = src.isContiguous() ? src : src.copyContiguous();
     Tensor ix = idx.isContiguous() ? idx : idx.copyContiguous();
-    Native.check(MkNative.mk_dense_scatter_add_forward(base.device().code, base.dtype().code, prod(s, 0, d), s[d],
-        prod(s, d + 1, s.length), y.address(op), ix.address(op), idx.shape()[d], sc.address(op), base.launchStream()),
-        op + " " + Checks.shapes(base, idx, src));
+    try {
+      Native.check(MkNative.mk_dense_scatter_add_forward(base.device().code, base.dtype().code, prod(s, 0, d), s[d],
+          prod(s, d + 1, s.length), y.address(op), ix.address(op), idx.shape()[d], sc.address(op), base.launchStream()),
+          op + " " + Checks.shapes(base, idx, src));
+    } finally {
+      if (sc != src) sc.close();  // the contiguous copy, read by this call only
+    }
     return Autograd.record(op, y, new Tensor[] {base, src}, g -> new Tensor[] {
         base.requiresGrad() ? g[0] : null,
         src.requiresGrad() ? gather(g[0], d, ix) : null},
