@@ -346,8 +346,8 @@ int fill(int dtype, int64_t n, void* dst, double value, void*) {
     case MK_F32: std::fill_n(static_cast<float*>(dst), n, float(value)); break;
     case MK_F64: std::fill_n(static_cast<double*>(dst), n, value); break;
     case MK_I64: std::fill_n(static_cast<int64_t*>(dst), n, int64_t(value)); break;
-    case MK_BF16: std::fill_n(static_cast<uint16_t*>(dst), n, f32_to_bf16_bits(float(value))); break;
-    case MK_F16: std::fill_n(static_cast<uint16_t*>(dst), n, f32_to_f16_bits(float(value))); break;
+    case MK_BF16: std::fill_n(static_cast<uint16_t*>(dst), n, f64_to_bf16_bits(value)); break;
+    case MK_F16: std::fill_n(static_cast<uint16_t*>(dst), n, f64_to_f16_bits(value)); break;
     default: return KERNEL_UNSUPPORTED;
   }
   return 0;
@@ -445,7 +445,7 @@ static float load_f32(const void* p, int64_t i) {
 }
 
 int cast(int src_dtype, int dst_dtype, int64_t n, const void* src, void* dst, void*) {
-  // Read element i of src as double, write as dst_dtype; half types go through float.
+  // Read element i of src as double, write as dst_dtype.
   auto read = [&](int64_t i) -> double {
     switch (src_dtype) {
       case MK_F32: return static_cast<const float*>(src)[i];
@@ -456,14 +456,21 @@ int cast(int src_dtype, int dst_dtype, int64_t n, const void* src, void* dst, vo
       default: return 0;
     }
   };
+  // one rounding to the destination: F64 to BF16/F16 through a float rounded to odd
+  // (mk/scalar.h); I64 to F32 directly (through double it could round twice). I64 to BF16/F16
+  // still rounds the integer to double first (|v| > 2^53 only).
   parallel_for(n, parallel_worth(n), [&](int64_t i) {
+    if (src_dtype == MK_I64 && dst_dtype == MK_F32) {
+      static_cast<float*>(dst)[i] = float(static_cast<const int64_t*>(src)[i]);
+      return;
+    }
     const double v = read(i);
     switch (dst_dtype) {
       case MK_F32: static_cast<float*>(dst)[i] = float(v); break;
       case MK_F64: static_cast<double*>(dst)[i] = v; break;
       case MK_I64: static_cast<int64_t*>(dst)[i] = int64_t(v); break;
-      case MK_BF16: static_cast<uint16_t*>(dst)[i] = f32_to_bf16_bits(float(v)); break;
-      case MK_F16: static_cast<uint16_t*>(dst)[i] = f32_to_f16_bits(float(v)); break;
+      case MK_BF16: static_cast<uint16_t*>(dst)[i] = f64_to_bf16_bits(v); break;
+      case MK_F16: static_cast<uint16_t*>(dst)[i] = f64_to_f16_bits(v); break;
       default: break;
     }
   });

@@ -190,13 +190,17 @@ __device__ __forceinline__ double load_as_double(int dtype, const void* p, int64
 
 __global__ void cast_kernel(int sd, int dd, int64_t n, const void* src, void* dst) {
   for (int64_t i = thread_id(); i < n; i += thread_count()) {
+    if (sd == MK_I64 && dd == MK_F32) {  // one rounding, as the CPU twin
+      static_cast<float*>(dst)[i] = float(static_cast<const int64_t*>(src)[i]);
+      continue;
+    }
     const double v = load_as_double(sd, src, i);
     switch (dd) {
       case MK_F32: static_cast<float*>(dst)[i] = float(v); break;
       case MK_F64: static_cast<double*>(dst)[i] = v; break;
       case MK_I64: static_cast<int64_t*>(dst)[i] = int64_t(v); break;
-      case MK_BF16: static_cast<uint16_t*>(dst)[i] = f32_to_bf16_bits(float(v)); break;
-      case MK_F16: static_cast<uint16_t*>(dst)[i] = f32_to_f16_bits(float(v)); break;
+      case MK_BF16: static_cast<uint16_t*>(dst)[i] = f64_to_bf16_bits(v); break;
+      case MK_F16: static_cast<uint16_t*>(dst)[i] = f64_to_f16_bits(v); break;
       default: break;
     }
   }
@@ -218,11 +222,17 @@ __device__ __forceinline__ double widen(typename Storage<DT>::type v) {
 }
 template <int DT>
 __device__ __forceinline__ typename Storage<DT>::type narrow(double v) {
-  if constexpr (DT == MK_BF16) return f32_to_bf16_bits(float(v));
-  else if constexpr (DT == MK_F16) return f32_to_f16_bits(float(v));
+  if constexpr (DT == MK_BF16) return f64_to_bf16_bits(v);
+  else if constexpr (DT == MK_F16) return f64_to_f16_bits(v);
   else if constexpr (DT == MK_F32) return float(v);
   else if constexpr (DT == MK_I64) return int64_t(v);
   else return v;
+}
+
+template <int SD, int DD>
+__device__ __forceinline__ typename Storage<DD>::type convert(typename Storage<SD>::type v) {
+  if constexpr (SD == MK_I64 && DD == MK_F32) return float(v);  // one rounding, as the CPU twin
+  else return narrow<DD>(widen<SD>(v));
 }
 
 // Both ends aligned to their element size times VEC (VEC = 16 / the larger element size).
@@ -238,10 +248,10 @@ __global__ void cast_vec_kernel(int64_t n, const typename Storage<SD>::type* __r
     const Pack<S, VEC> a = s[i];
     Pack<D, VEC> b;
 #pragma unroll
-    for (int k = 0; k < VEC; ++k) b.v[k] = narrow<DD>(widen<SD>(a.v[k]));
+    for (int k = 0; k < VEC; ++k) b.v[k] = convert<SD, DD>(a.v[k]);
     d[i] = b;
   }
-  for (int64_t i = packs * VEC + thread_id(); i < n; i += thread_count()) dst[i] = narrow<DD>(widen<SD>(src[i]));
+  for (int64_t i = packs * VEC + thread_id(); i < n; i += thread_count()) dst[i] = convert<SD, DD>(src[i]);
 }
 
 // Each thread makes V consecutive values (counter-based: value i depends on (seed, i) only, the same
@@ -1068,8 +1078,8 @@ int fill(int dtype, int64_t n, void* dst, double value, void* stream) {
     case MK_F32: return fill_t(n, static_cast<float*>(dst), float(value), s);
     case MK_F64: return fill_t(n, static_cast<double*>(dst), value, s);
     case MK_I64: return fill_t(n, static_cast<int64_t*>(dst), int64_t(value), s);
-    case MK_BF16: return fill_t(n, static_cast<uint16_t*>(dst), f32_to_bf16_bits(float(value)), s);
-    case MK_F16: return fill_t(n, static_cast<uint16_t*>(dst), f32_to_f16_bits(float(value)), s);
+    case MK_BF16: return fill_t(n, static_cast<uint16_t*>(dst), f64_to_bf16_bits(value), s);
+    case MK_F16: return fill_t(n, static_cast<uint16_t*>(dst), f64_to_f16_bits(value), s);
     default: return KERNEL_UNSUPPORTED;
   }
 }

@@ -132,5 +132,22 @@ MK_HD float f16_bits_to_f32(uint16_t h) {
   union { float f; uint32_t u; } v; v.u = out; return v.f;
 }
 
+
+// double -> float rounded to odd: toward zero, the last bit set when inexact. Rounding that float
+// once more, to nearest even, into a format of at most 22 significant bits (BF16: 8, F16: 11) gives
+// the double rounded once to that format (rounding to odd then to nearest, Boldo and Melquiond);
+// through a float rounded to nearest, a value just past a midpoint could round twice the wrong way
+// (1 + 2^-8 + 2^-30 became 1 in BF16, not 1 + 2^-7).
+MK_HD float f64_to_f32_round_odd(double d) {
+  const float f = float(d);  // nearest
+  if (double(f) == d || d != d) return f;
+  union { float f; uint32_t u; } v; v.f = f;
+  if (std::fabs(double(f)) > std::fabs(d)) v.u -= 1u;  // one ulp toward zero (infinity: the largest float)
+  v.u |= 1u;
+  return v.f;
+}
+MK_HD uint16_t f64_to_bf16_bits(double d) { return f32_to_bf16_bits(f64_to_f32_round_odd(d)); }
+MK_HD uint16_t f64_to_f16_bits(double d) { return f32_to_f16_bits(f64_to_f32_round_odd(d)); }
+
 MK_ISA_END
 }  // namespace mk

@@ -199,11 +199,68 @@ class FactoriesTest {
           () -> Tensor.uniform(new long[] {3, 4}, b[0], b[1], DType.F32, CPU, 1)).getMessage();
       org.junit.jupiter.api.Assertions.assertTrue(m.startsWith("uniform:") && m.contains("[3, 4]"), m);
     }
+    // finite bounds too wide for the stored type, or whose difference overflows (samples came out
+    // infinite, or all the clamped largest value)
+    Object[][] wide = {{-1e308, 1e308, DType.F64}, {-1e39, 1e39, DType.F32}, {0.0, 70000.0, DType.F16},
+        {0.0, 3.4e38, DType.BF16}};
+    for (Object[] w : wide) {
+      String m = assertThrows(org.metakernels.runtime.MetakernelsException.class,
+          () -> Tensor.uniform(new long[] {5}, (double) w[0], (double) w[1], (DType) w[2], CPU, 1)).getMessage();
+      assertTrue(m.startsWith("uniform:") && m.contains("too wide for " + w[2]), m);
+    }
     try (Scope s = Scope.open()) {
+      for (double x : Tensor.uniform(new long[] {5}, -65504, 65504, DType.F16, CPU, 1).toDoubleArray())
+        assertTrue(x >= -65504 && x < 65504, "F16 " + x);
       for (double x : Tensor.uniform(new long[] {5}, 2, 2, DType.F64, CPU, 1).toDoubleArray()) assertEquals(2, x, 0);
       // an empty tensor (a layer of no inputs: bound 1/sqrt(0)) takes infinite bounds
       Ref.assertShape(Tensor.uniform(new long[] {4, 0}, Double.NEGATIVE_INFINITY, Double.POSITIVE_INFINITY,
           DType.F32, CPU, 1), 4, 0);
     }
+  }
+
+  /**
+   * Conversions to a narrower type round once, to nearest even (they went F64 → F32 → BF16 / F16,
+   * which rounds twice: 1 + 2^-8 + 2^-30 became 1 in BF16; and I64 → F64 → F32): F64 values near
+   * the midpoints of BF16 and F16 against a Java reference, and the fill of full() as well.
+   */
+  @Test
+  void narrowingRoundsOnce() {
+    try (Scope s = Scope.open()) {
+      java.util.Random r = new java.util.Random(77);
+      int n = 4000;
+      double[] x = new double[n];
+      for (int i = 0; i < n; i++) {
+        // a midpoint of the BF16 (even i) or F16 (odd i) grid, moved by -2..2 ulps of double
+        int bits = i % 2 == 0 ? 8 : 11, e = r.nextInt(28) - 14;
+        double q = Math.scalb(1.0, e - (bits - 1));
+        double mid = Math.scalb(1.0, e) + q * r.nextInt(1 << (bits - 1)) + q / 2;
+        x[i] = (r.nextBoolean() ? -1 : 1) * (mid + (r.nextInt(5) - 2) * Math.ulp(mid));
+      }
+      x[0] = 1 + Math.scalb(1.0, -8) + Math.scalb(1.0, -30);
+      x[1] = 1 + Math.scalb(1.0, -11) + Math.scalb(1.0, -30);
+      Tensor t = Tensor.of(x, n);
+      double[] bf = t.to(DType.BF16).toDoubleArray(), hf = t.to(DType.F16).toDoubleArray();
+      for (int i = 0; i < n; i++) {
+        assertEquals(nearest(x[i], 8, -133, 3.3895313892515355e38), bf[i], 0.0, "BF16 of " + x[i]);
+        assertEquals(nearest(x[i], 11, -24, 65504), hf[i], 0.0, "F16 of " + x[i]);
+      }
+      assertEquals(1.0078125, bf[0], 0.0);
+      assertEquals(1.0009765625, hf[1], 0.0);
+      assertEquals(1.0078125, Tensor.full(new long[] {2}, x[0], DType.BF16, CPU).toDoubleArray()[1], 0.0);
+      long big = (1L << 60) + (1L << 36) + 1;
+      assertEquals((double) (float) big, Tensor.ofIndices(new long[] {big, -big}, 2).to(DType.F32).toDoubleArray()[0], 0.0);
+      assertEquals(-(double) (float) big, Tensor.ofIndices(new long[] {big, -big}, 2).to(DType.F32).toDoubleArray()[1], 0.0);
+    }
+  }
+
+  /** x rounded to nearest even with {@code bits} significant bits, quantum at least 2^minQ, overflow to inf. */
+  static double nearest(double x, int bits, int minQ, double max) {
+    if (x == 0 || !Double.isFinite(x)) return x;
+    int q = Math.max(Math.getExponent(x) - (bits - 1), minQ);
+    double r = Math.scalb(Math.rint(Math.scalb(x, -q)), q);
+    // past the largest finite value by half a quantum or more: infinite
+    double halfUlp = Math.scalb(1.0, Math.getExponent(max) - bits);
+    if (Math.abs(x) >= max + halfUlp) return Math.copySign(Double.POSITIVE_INFINITY, x);
+    return r;
   }
 }

@@ -265,8 +265,8 @@ public final class Tensor implements AutoCloseable {
    * @param device where the memory lives
    * @param seed the generator's seed
    * @return a new tensor of {@code shape}
-   * @throws MetakernelsException where lo &gt; hi or a bound is not finite (an empty shape takes any
-   *     ordered bounds)
+   * @throws MetakernelsException where lo &gt; hi, a bound is not finite or not finite in dtype, or
+   *     hi − lo overflows (an empty shape takes any ordered bounds)
    */
   public static Tensor uniform(long[] shape, double lo, double hi, DType dtype, Device device, long seed) {
     checkShape("uniform", shape);
@@ -274,6 +274,18 @@ public final class Tensor implements AutoCloseable {
     if (!(lo <= hi) || (!finite && numel(shape) > 0))  // as torch's uniform_: lo == hi gives lo
       throw new MetakernelsException("uniform: the bounds [" + lo + ", " + hi + ") of " + Arrays.toString(shape)
           + " must be finite with lo <= hi");
+    // samples lo + (hi - lo) u: the width and the bounds must be finite in the stored type (else
+    // samples became infinite, or all the clamped largest value)
+    double max = switch (dtype) {
+      case F32 -> Float.MAX_VALUE;
+      case BF16 -> 3.3895313892515355e38;
+      case F16 -> 65504;
+      default -> Double.MAX_VALUE;
+    };
+    if (numel(shape) > 0 && dtype.isFloatingPoint()
+        && (!Double.isFinite(hi - lo) || Math.abs(lo) > max || Math.abs(hi) > max))
+      throw new MetakernelsException("uniform: the bounds [" + lo + ", " + hi + ") of " + Arrays.toString(shape)
+          + " are too wide for " + dtype + " (bounds within +-" + max + ", their difference finite)");
     return random("uniform", shape, dtype, device, seed, 0, lo, hi);
   }
 
