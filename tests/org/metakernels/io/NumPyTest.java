@@ -218,6 +218,23 @@ class NumPyTest {
     assertTrue(e.getMessage().contains("bad.npy") && e.getMessage().contains("|S-4"), e.getMessage());
     Files.write(f, npy("{'descr': '<f8', 'fortran_order': False, 'shape': (4294967296, 0), }", new byte[0]));
     assertEquals(0, NumPy.read(f).size(), "a zero-size array with a huge other dim");
+    // arrays whose shape cannot be written back: negative sizes, an overflowing product, 65 dims
+    assertThrows(IllegalArgumentException.class, () -> NumPy.Array.ofDoubles(new double[] {1}, -1, -1));
+    assertThrows(IllegalArgumentException.class, () -> NumPy.Array.ofDoubles(new double[0], 1L << 40, 1L << 40));
+    assertThrows(IllegalArgumentException.class, () -> NumPy.Array.ofDoubles(new double[] {1}, new long[65]));
+    // a compressed .npz cut short: an IOException naming the file (an EOFException escaped before)
+    Path cut = dir.resolve("cut.npz");
+    java.io.ByteArrayOutputStream bos = new java.io.ByteArrayOutputStream();
+    try (ZipOutputStream zo = new ZipOutputStream(bos)) {
+      zo.setMethod(ZipOutputStream.DEFLATED);
+      zo.putNextEntry(new ZipEntry("a.npy"));
+      zo.write(npy("{'descr': '<f8', 'fortran_order': False, 'shape': (4096,), }", new byte[8 * 4096]));
+      zo.closeEntry();
+    }
+    byte[] whole = bos.toByteArray();
+    Files.write(cut, java.util.Arrays.copyOf(whole, 60));
+    e = assertThrows(IOException.class, () -> NumPy.readNpz(cut));
+    assertTrue(e.getMessage().contains("cut.npz"), e.getMessage());
     Path z = dir.resolve("bad.npz");
     Files.writeString(z, "not a zip");
     e = assertThrows(IOException.class, () -> NumPy.readNpz(z));

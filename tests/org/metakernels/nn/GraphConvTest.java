@@ -173,6 +173,15 @@ class GraphConvTest {
       assertTrue(e.getMessage().contains("[7, 4]"), e.getMessage());
       Tensor wrongWidth = Tensor.zeros(new long[] {N, 5}, DType.F64, CPU);
       assertThrows(MetakernelsException.class, () -> conv.forward(g, wrongWidth, Weights.none()));
+      // a substituted bias of another shape broadcast into a bigger result
+      Tensor bigBias = Tensor.zeros(new long[] {3, 1, 3}, DType.F64, CPU);
+      e = assertThrows(MetakernelsException.class, () -> conv.forward(g, x, Weights.of(Map.of("bias", bigBias))));
+      assertTrue(e.getMessage().contains("GCNConv.forward: the substituted 'bias' F64[3, 1, 3]"), e.getMessage());
+      try (GATConv gat = new GATConv(4, 2, 2, DType.F64, CPU, 3L)) {
+        Tensor gb = Tensor.zeros(new long[] {5, 1, 4}, DType.F64, CPU);
+        e = assertThrows(MetakernelsException.class, () -> gat.forward(g, x, Weights.of(Map.of("bias", gb))));
+        assertTrue(e.getMessage().contains("GATConv.forward: the substituted 'bias'"), e.getMessage());
+      }
       e = assertThrows(MetakernelsException.class, () -> att.forward(x, Weights.none()));
       assertTrue(e.getMessage().contains("SemanticAttention"), e.getMessage());
       assertThrows(MetakernelsException.class, () -> new SAGEConv(4, 3, Reduce.SUM, true, DType.F64, CPU, 5));

@@ -134,6 +134,30 @@ class ModuleMoveTest {
     }
   }
 
+  /**
+   * An optimizer built before to(...) holds the freed parameters: its step, clipGradNorm and
+   * saveState throw (they skipped the gradient-less freed tensors and training silently stalled);
+   * and MLP sizes of fewer than two are refused.
+   */
+  @Test
+  void anOptimizerOfTheReplacedParametersThrows() {
+    try (MLP net = mlp(DType.F32, 1L); Adam adam = new Adam(net.parameters(), 1e-2);
+         org.metakernels.optim.SGD sgd = new org.metakernels.optim.SGD(net.parameters(), 0.1)) {
+      net.to(DType.F64);
+      for (org.metakernels.optim.Optimizer o : List.of(adam, sgd)) {
+        IllegalStateException e = assertThrows(IllegalStateException.class, o::step);
+        assertTrue(e.getMessage().contains("parameter 0 was freed") && e.getMessage().contains("build the optimizer after"),
+            e.getMessage());
+        assertThrows(IllegalStateException.class, () -> o.clipGradNorm(1.0));
+      }
+    }
+    for (long[] sizes : new long[][] {{}, {5}}) {
+      MetakernelsException e = assertThrows(MetakernelsException.class,
+          () -> new MLP(sizes, Activation.TANH, DType.F32, Device.CPU, 1L));
+      assertTrue(e.getMessage().startsWith("MLP: sizes"), e.getMessage());
+    }
+  }
+
   @Test
   void toRefusesAClosedParameterAndChangesNothing() {
     try (MLP net = mlp(DType.F64, 1L)) {

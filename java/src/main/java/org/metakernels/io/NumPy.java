@@ -128,8 +128,14 @@ public final class NumPy {
     }
 
     private static void checkCount(long n, long[] shape) {
+      if (shape.length > 64)  // NumPy's own limit; the header's 2-byte length fits it
+        throw new IllegalArgumentException("NumPy.Array: " + shape.length + " dims (NumPy allows 64)");
       long p = 1;
-      for (long d : shape) p *= d;
+      for (long d : shape) {
+        if (d < 0) throw new IllegalArgumentException("NumPy.Array: negative size in shape " + shapeText(shape));
+        p = d == 0 || p == 0 ? 0 : Math.multiplyHigh(p, d) != 0 || p * d < 0 ? -1 : p * d;
+        if (p < 0) throw new IllegalArgumentException("NumPy.Array: shape " + shapeText(shape) + " has too many elements");
+      }
       if (p != n) throw new IllegalArgumentException("NumPy.Array: " + n + " elements for shape " + shapeText(shape));
     }
 
@@ -326,6 +332,8 @@ public final class NumPy {
       }
     } catch (java.util.zip.ZipException z) {
       throw new IOException(file + ": not a valid .npz (zip) file: " + z.getMessage(), z);
+    } catch (java.io.EOFException z) {  // a truncated compressed entry
+      throw new IOException(file + ": truncated .npz (zip) file: " + z.getMessage(), z);
     }
     // no entries: an empty archive (np.savez() of nothing; a stateless optimizer's saveState) is
     // 22 bytes, the end-of-central-directory record alone; anything else is not a zip

@@ -142,11 +142,11 @@ public final class GATConv extends Module {
           "GATConv: expected x [" + g.numNodes() + ", " + in + "] for " + g.describe() + ", got " + x.describe());
     long n = x.size(0);
     Tensor xh = Functional.linear(x, p("weight", w), null).reshape(n, heads, out); // [N, H, F]
-    Tensor sSrc = xh.mul(p("attSrc", w).reshape(1, heads, out)).sum(2, false); // [N, H]
-    Tensor sDst = xh.mul(p("attDst", w).reshape(1, heads, out)).sum(2, false);
+    Tensor sSrc = xh.mul(pExact("attSrc", w, "GATConv.forward").reshape(1, heads, out)).sum(2, false); // [N, H]
+    Tensor sDst = xh.mul(pExact("attDst", w, "GATConv.forward").reshape(1, heads, out)).sum(2, false);
     Tensor agg = MessagePassing.gatAggregate(propagationGraph(g), xh, sSrc, sDst, negativeSlope);
     Tensor y = concat ? agg.reshape(n, heads * out) : agg.mean(1, false);
-    return bias ? y.add(p("bias", w)) : y;
+    return bias ? y.add(pExact("bias", w, "GATConv.forward")) : y;
   }
 
   /** The graph the layer aggregates over: g, or g without self-loops plus one per node (cached). */

@@ -87,7 +87,7 @@ public final class GCNConv extends Module {
     Graph norm = normalized(g, x.dtype());
     Tensor h = Functional.linear(x, p("weight", w), null);
     h = MessagePassing.aggregate(norm, h, norm.edgeWeight(), Reduce.SUM);
-    return bias ? h.add(p("bias", w)) : h;
+    return bias ? h.add(pExact("bias", w, "GCNConv.forward")) : h;
   }
 
   /**
@@ -101,7 +101,7 @@ public final class GCNConv extends Module {
    */
   public Tensor forward(MetaPath path, Tensor x, Weights w) {
     Tensor h = path.apply(Functional.linear(x, p("weight", w), null));
-    return bias ? h.add(p("bias", w)) : h;
+    return bias ? h.add(pExact("bias", w, "GCNConv.forward")) : h;
   }
 
   /**

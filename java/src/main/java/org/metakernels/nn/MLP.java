@@ -1,5 +1,7 @@
 package org.metakernels.nn;
 
+import org.metakernels.runtime.MetakernelsException;
+
 import org.metakernels.tensor.DType;
 import org.metakernels.tensor.Device;
 import org.metakernels.tensor.Tensor;
@@ -28,6 +30,9 @@ public final class MLP extends Module {
    * @param seed seed of layer 0 (layer i uses seed + 101·i)
    */
   public MLP(long[] sizes, Activation act, DType dtype, Device device, long seed) {
+    if (sizes == null || sizes.length < 2)
+      throw new MetakernelsException("MLP: sizes must be {in, hidden..., out}, at least two, got "
+          + java.util.Arrays.toString(sizes));
     this.layers = sizes.length - 1;
     this.act = act;
     this.linears = new Linear[layers];

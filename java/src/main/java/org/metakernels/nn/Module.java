@@ -110,6 +110,26 @@ public abstract class Module implements AutoCloseable {
   }
 
   /**
+   * {@link #p}, a substituted tensor held to the shape of this module's own parameter: for
+   * parameters that broadcast into the result (a bias added last), where another shape would grow
+   * the output instead of failing. {@code h.add(pExact("bias", w, "GCNConv.forward"))}.
+   *
+   * @param name the parameter's local name
+   * @param w the substituted weights
+   * @param op the caller, for the message
+   * @return the tensor to use
+   * @throws MetakernelsException when a substituted tensor has another shape
+   */
+  protected Tensor pExact(String name, Weights w, String op) {
+    Tensor t = p(name, w);
+    Tensor own = params.get(name);
+    if (own != null && t != own && !java.util.Arrays.equals(t.shape(), own.shape()))
+      throw new MetakernelsException(op + ": the substituted '" + name + "' " + t.describe()
+          + " must have the parameter's shape " + java.util.Arrays.toString(own.shape()));
+    return t;
+  }
+
+  /**
    * Runs child {@code name} with the matching part of {@code w}: {@code h = run("layer0", x, w)}.
    *
    * @param name the child's local name

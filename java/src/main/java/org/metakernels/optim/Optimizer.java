@@ -91,6 +91,7 @@ public abstract class Optimizer implements AutoCloseable {
     if (!(maxNorm > 0) || Double.isInfinite(maxNorm))
       throw new IllegalArgumentException(getClass().getSimpleName() + ".clipGradNorm: maxNorm " + maxNorm
           + " (must be finite and > 0)");
+    checkOpen("clipGradNorm");
     double total;
     try (Scope s = Scope.open(); var ng = Autograd.noGrad()) {
       Tensor sum = null;
@@ -190,7 +191,7 @@ public abstract class Optimizer implements AutoCloseable {
    * @throws MetakernelsException when its entries do not fit this optimizer (nothing changed)
    */
   public void loadState(Path file) throws IOException {
-    checkOpen("loadState");
+    checkNotClosed("loadState");  // a freed parameter: the MetakernelsException below
     String who = getClass().getSimpleName() + ".loadState(" + file + ")";
     for (int i = 0; i < params.size(); i++)
       if (params.get(i).isClosed()) throw new MetakernelsException(who + ": parameter " + i + " is closed");
@@ -345,13 +346,22 @@ public abstract class Optimizer implements AutoCloseable {
   }
 
   /**
-   * Throws once {@link #close()} ran: a closed optimizer's state is gone, and a step would make new
-   * state no one frees. Subclasses call it first in {@link #step()}.
+   * Throws once {@link #close()} ran (a closed optimizer's state is gone, and a step would make new
+   * state no one frees), or when a parameter was freed (a step would skip it silently, having no
+   * gradient). Subclasses call it first in {@link #step()}.
    *
    * @param op the caller, for the message
    * @throws IllegalStateException when closed
    */
   protected void checkOpen(String op) {
+    checkNotClosed(op);
+    for (int i = 0; i < params.size(); i++)
+      if (params.get(i).isClosed())
+        throw new IllegalStateException(getClass().getSimpleName() + "." + op + ": parameter " + i + " was freed"
+            + " (a module's to(...) replaces its parameters: build the optimizer after it)");
+  }
+
+  private void checkNotClosed(String op) {
     if (closed) throw new IllegalStateException(getClass().getSimpleName() + "." + op + ": the optimizer was closed");
   }
 }
