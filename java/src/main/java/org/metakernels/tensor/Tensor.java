@@ -849,8 +849,9 @@ public final class Tensor implements AutoCloseable {
 
   /**
    * A new contiguous copy converted to {@code type}, <b>not recorded by autograd</b> (the result
-   * never requires grad); even the same type gives a copy. Narrowing to BF16/F16 goes through F32
-   * and rounds to nearest even; floating point to I64 truncates toward zero. Use
+   * never requires grad); even the same type gives a copy. Narrowing rounds once to nearest even
+   * (F64 to BF16/F16 through a float rounded to odd, I64 to F32 directly; I64 to BF16/F16 through
+   * F64); floating point to I64 truncates toward zero. Use
    * {@link #to(DType)} inside a differentiated computation.
    * {@code x.castTo(DType.F32)} for x F64 [B, D]: F32 [B, D].
    *
