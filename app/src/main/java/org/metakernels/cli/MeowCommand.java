@@ -247,15 +247,21 @@ final class MeowCommand implements Callable<Integer> {
     return out;
   }
 
+  /** ["a", "b"]: a JSON list of the strings (plain names: nothing to escape). */
+  private static String quoted(List<String> xs) {
+    return "[" + String.join(", ", xs.stream().map(x -> "\"" + x + "\"").toList()) + "]";
+  }
+
   private static String json(Meow.Result r, Meow.Config c, Meow.Dataset d, Backend backend) {
     StringBuilder sb = new StringBuilder("{\n");
     sb.append(String.format("  \"settings\": {\"version\": \"%s\", \"dataset\": \"%s\", \"epochs\": %d, \"seeds\": %d, "
             + "\"seed\": %d, \"hidden\": %d, \"batch\": %d, \"lr\": %s, \"tau\": %s, \"beta\": %s, \"beta_penalty\": %s, "
             + "\"lr_steps\": %d, \"feature_drop\": %s, \"positives\": %d, \"contexts\": %s, \"clusters\": %s, "
-            + "\"proto_weight\": %s, \"cluster_every\": %d, \"jobs\": %d, \"threads\": %d, \"isa\": \"%s\"},%n",
+            + "\"proto_weight\": %s, \"cluster_every\": %d, \"methods\": %s, \"weightings\": %s, \"jobs\": %d, "
+            + "\"threads\": %d, \"isa\": \"%s\"},%n",
         Version.get(), d.name(), c.epochs(), c.seeds(), c.seed(), c.hidden(), c.batch(), c.lr(), c.tau(), c.beta(),
         c.betaPenalty(), c.lrSteps(), c.featureDrop(), c.positives(), c.contexts(), c.clusters(), c.protoWeight(),
-        c.clusterEvery(), c.jobs(), backend.cpuThreads(), backend.cpuIsa()));
+        c.clusterEvery(), quoted(c.methods()), quoted(c.weightings()), c.jobs(), backend.cpuThreads(), backend.cpuIsa()));
     sb.append(String.format("  \"nodes\": %d, \"classes\": %d,%n", r.nodes(), r.classes()));
     sb.append("  \"meta_paths\": [");
     for (int i = 0; i < r.paths().size(); i++) {

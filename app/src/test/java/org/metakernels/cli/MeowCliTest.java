@@ -132,7 +132,8 @@ class MeowCliTest {
     String j = Files.readString(json);
     assertTrue(
         j.contains("\"macro_f1_mean\"") && j.contains("\"weights\": \"binary\"") && j.contains("\"form\": \"chain\"")
-            && j.contains("\"contexts\": true, \"clusters\": [5, 10], \"proto_weight\": 0.5"),
+            && j.contains("\"contexts\": true, \"clusters\": [5, 10], \"proto_weight\": 0.5")
+            && j.contains("\"methods\": [\"meow\", \"adameow\"], \"weightings\": [\"counts\", \"binary\"]"),
         j);
     assertTrue(Files.size(tmp.resolve("out").resolve("meow-embeddings-pca.png")) > 1000);
   }
