@@ -65,6 +65,29 @@ template <class T> struct Acc { using type = double; };  // F32 sums accumulate 
 // lower index; of zeros of both signs, the first one's sign). The CUDA twin
 // (kernels/cuda/dense.cu) adds in another fixed order (equal to this one for its flat path with
 // inner > 1) and gives the same max/min values and indices exactly.
+// The max (min) of no elements: -inf (+inf), index 0.
+template <class T>
+T empty_extreme(int op) {
+  return op == MK_REDUCE_MAX ? -std::numeric_limits<T>::infinity() : std::numeric_limits<T>::infinity();
+}
+
+// One chunk of m <= 256 columns (stride inner between rows) scanned in j order, the scan of the
+// inner == 1 form per column: best and its first index.
+template <bool MAX, class T>
+void column_extremes(int64_t len, int64_t inner, int64_t m, const T* xo, T* best, int64_t* bi) {
+  for (int64_t i = 0; i < m; ++i) { best[i] = xo[i]; bi[i] = 0; }
+  for (int64_t j = 1; j < len; ++j) {
+    const T* xr = xo + j * inner;
+#pragma omp simd
+    for (int64_t i = 0; i < m; ++i) {
+      const T v = xr[i], b = best[i];
+      const bool better = (MAX ? v > b : v < b) || (v != v && b == b);
+      best[i] = better ? v : b;
+      bi[i] = better ? j : bi[i];
+    }
+  }
+}
+
 template <class T>
 void reduce_t(int op, int64_t outer, int64_t len, int64_t inner, const T* x, T* y, int64_t* idx) {
   using A = typename Acc<T>::type;
@@ -83,7 +106,7 @@ void reduce_t(int op, int64_t outer, int64_t len, int64_t inner, const T* x, T* 
         // either sign equals both zeros, so the first zero wins, its sign read from x as the scan
         // kept it). Same value bits and index as the scan.
         if (len == 0) {
-          y[o] = op == MK_REDUCE_MAX ? -std::numeric_limits<T>::infinity() : std::numeric_limits<T>::infinity();
+          y[o] = empty_extreme<T>(op);
           if (idx) idx[o] = 0;
           return;
         }
@@ -140,37 +163,17 @@ void reduce_t(int op, int64_t outer, int64_t len, int64_t inner, const T* x, T* 
       return;
     }
     // each column scanned in j order as above
-    const bool max = op == MK_REDUCE_MAX;
     if (len == 0) {
       for (int64_t i = 0; i < m; ++i) {
-        yo[i] = max ? -std::numeric_limits<T>::infinity() : std::numeric_limits<T>::infinity();
+        yo[i] = empty_extreme<T>(op);
         if (io) io[i] = 0;
       }
       return;
     }
     T best[kChunk];
     int64_t bi[kChunk];
-    for (int64_t i = 0; i < m; ++i) { best[i] = xo[i]; bi[i] = 0; }
-    for (int64_t j = 1; j < len; ++j) {
-      const T* xr = xo + j * inner;
-      if (max) {
-#pragma omp simd
-        for (int64_t i = 0; i < m; ++i) {
-          const T v = xr[i], b = best[i];
-          const bool better = v > b || (v != v && b == b);
-          best[i] = better ? v : b;
-          bi[i] = better ? j : bi[i];
-        }
-      } else {
-#pragma omp simd
-        for (int64_t i = 0; i < m; ++i) {
-          const T v = xr[i], b = best[i];
-          const bool better = v < b || (v != v && b == b);
-          best[i] = better ? v : b;
-          bi[i] = better ? j : bi[i];
-        }
-      }
-    }
+    if (op == MK_REDUCE_MAX) column_extremes<true>(len, inner, m, xo, best, bi);
+    else column_extremes<false>(len, inner, m, xo, best, bi);
     for (int64_t i = 0; i < m; ++i) {
       yo[i] = best[i];
       if (io) io[i] = bi[i];
@@ -459,11 +462,13 @@ int cast(int src_dtype, int dst_dtype, int64_t n, const void* src, void* dst, vo
   // one rounding to the destination: F64 to BF16/F16 through a float rounded to odd
   // (mk/scalar.h); I64 to F32 directly (through double it could round twice). I64 to BF16/F16
   // still rounds the integer to double first (|v| > 2^53 only).
+  if (src_dtype == MK_I64 && dst_dtype == MK_F32) {
+    const int64_t* s = static_cast<const int64_t*>(src);
+    float* d = static_cast<float*>(dst);
+    parallel_for(n, parallel_worth(n), [&](int64_t i) { d[i] = float(s[i]); });
+    return 0;
+  }
   parallel_for(n, parallel_worth(n), [&](int64_t i) {
-    if (src_dtype == MK_I64 && dst_dtype == MK_F32) {
-      static_cast<float*>(dst)[i] = float(static_cast<const int64_t*>(src)[i]);
-      return;
-    }
     const double v = read(i);
     switch (dst_dtype) {
       case MK_F32: static_cast<float*>(dst)[i] = float(v); break;

@@ -130,12 +130,11 @@ public final class NumPy {
     private static void checkCount(long n, long[] shape) {
       if (shape.length > 64)  // NumPy's own limit; the header's 2-byte length fits it
         throw new IllegalArgumentException("NumPy.Array: " + shape.length + " dims (NumPy allows 64)");
-      long p = 1;
-      for (long d : shape) {
+      for (long d : shape)
         if (d < 0) throw new IllegalArgumentException("NumPy.Array: negative size in shape " + shapeText(shape));
-        p = d == 0 || p == 0 ? 0 : Math.multiplyHigh(p, d) != 0 || p * d < 0 ? -1 : p * d;
-        if (p < 0) throw new IllegalArgumentException("NumPy.Array: shape " + shapeText(shape) + " has too many elements");
-      }
+      long p = elementCount(shape);
+      if (p == Long.MAX_VALUE)
+        throw new IllegalArgumentException("NumPy.Array: shape " + shapeText(shape) + " has too many elements");
       if (p != n) throw new IllegalArgumentException("NumPy.Array: " + n + " elements for shape " + shapeText(shape));
     }
 
@@ -427,13 +426,9 @@ public final class NumPy {
     if (f.group(1).equals("True") && shape.length >= 2)
       throw new IOException(where + ": Fortran-order (column-major) arrays are not supported; save it in C order"
           + " (np.ascontiguousarray) — shape " + shapeText(shape));
-    // sizes are >= 0 (parseShape); the product checked as it grows, so that it cannot wrap
-    long count = java.util.Arrays.stream(shape).anyMatch(x -> x == 0) ? 0 : 1;
-    for (int i = 0; i < shape.length && count > 0; i++) {
-      count *= shape[i];
-      if (count > Integer.MAX_VALUE - 8)
-        throw new IOException(where + ": shape " + shapeText(shape) + " has too many elements for the heap");
-    }
+    long count = elementCount(shape);  // sizes are >= 0 (parseShape)
+    if (count > Integer.MAX_VALUE - 8)
+      throw new IOException(where + ": shape " + shapeText(shape) + " has too many elements for the heap");
     int n = (int) count;
     if (descr.length() < 2) throw new IOException(where + ": unknown dtype '" + descr + "'");
     char order = descr.charAt(0);
@@ -496,6 +491,20 @@ public final class NumPy {
       return new Array(descr, shape, null, null, v);
     }
     throw new IOException(where + ": dtype '" + descr + "' not supported (f4 f8 i1-i8 u1-u8 b1 S<n>)");
+  }
+
+  /**
+   * The product of sizes >= 0: 0 when any is 0, Long.MAX_VALUE when it overflows (a product that
+   * wrapped could pass as small: 2^32 · 2^32 is 0 in 64 bits).
+   */
+  private static long elementCount(long[] shape) {
+    for (long d : shape) if (d == 0) return 0;
+    long p = 1;
+    for (long d : shape) {
+      if (p > Long.MAX_VALUE / d) return Long.MAX_VALUE;
+      p *= d;
+    }
+    return p;
   }
 
   private static long[] parseShape(String text, String where) throws IOException {

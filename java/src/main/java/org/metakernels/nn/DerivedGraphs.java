@@ -40,11 +40,6 @@ final class DerivedGraphs implements AutoCloseable {
     return d;
   }
 
-  /** The number of derived graphs held. */
-  synchronized int size() {
-    return entries.values().stream().mapToInt(Map::size).sum();
-  }
-
   /** Frees every derived graph. */
   @Override
   public synchronized void close() {

@@ -1,7 +1,6 @@
 package org.metakernels.nn;
 
 import org.metakernels.runtime.MetakernelsException;
-
 import org.metakernels.tensor.DType;
 import org.metakernels.tensor.Device;
 import org.metakernels.tensor.Tensor;

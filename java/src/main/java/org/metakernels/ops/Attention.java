@@ -363,11 +363,9 @@ public final class Attention {
     Tensor tq = t[0], tk = t[1], tv = t[2], tb = t[3];
     Tensor[] recIns = {q, k, v, bias, tq, tk, tv, tb};
     Autograd.record("attention_jvp", r.out(), recIns, gr -> {
-      Tensor u = gr[0];
+      Tensor u = gr[0].dtype() != out.dtype() ? gr[0].to(out.dtype()) : gr[0];  // cast once for both passes
       Tensor[] jtu = backward(g, q, k, v, bias, out, lse, u);
-      if (u.dtype() != out.dtype()) u = u.to(out.dtype());
-      Tensor uR = g.readable(u) ? u : u.copyContiguous();
-      Tensor[] hu = backwardBackward(g, q, k, v, bias, out, lse, uR,
+      Tensor[] hu = backwardBackward(g, q, k, v, bias, out, lse, g.operand(u),
           new Tensor[] {tq, tk, tv, fullBias(g, tb)});
       return new Tensor[] {hu[0], hu[1], hu[2], hu[3], jtu[0], jtu[1], jtu[2], jtu[3]};
     });

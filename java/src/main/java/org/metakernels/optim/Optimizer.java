@@ -136,7 +136,6 @@ public abstract class Optimizer implements AutoCloseable {
    * @return the state tensor, p's shape
    */
   protected Tensor newState(Tensor p) {
-    checkOpen("step");
     Tensor t = Tensor.zerosLike(p);
     Scope.transfer(t.storage(), null);
     state.add(t);
