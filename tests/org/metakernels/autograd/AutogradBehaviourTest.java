@@ -342,6 +342,36 @@ class AutogradBehaviourTest {
   }
 
   @Test
+  void inPlaceWritesFromASourceThatRequiresGradAreRefusedWhileRecording() {
+    // the write is not recorded: buf.select(0, 1).copyInPlace(w) then (buf.select(0, 1) * w).sum()
+    // gave dL/dw = w, not PyTorch's 2w (found by a differential probe, 2026-12-08)
+    try (Scope s = Scope.open()) {
+      Tensor w = leaf(1, 2, 3);
+      Tensor buf = Tensor.zeros(new long[] {2, 3}, DType.F64, CPU);
+      for (Tensor dst : List.of(buf, buf.select(0, 1), buf.mT().mT())) {
+        Tensor src = dst.rank() == 2 ? w.expand(2, 3) : w;
+        List<org.junit.jupiter.api.function.Executable> calls = List.of(() -> dst.copyInPlace(src),
+            () -> dst.addInPlace(src), () -> dst.subInPlace(src), () -> dst.mulInPlace(src), () -> dst.addInPlace(w.mul(2.0)));
+        for (var c : calls) {
+          var e = assertThrows(MetakernelsException.class, c);
+          assertTrue(e.getMessage().contains("InPlace") && e.getMessage().contains("the source")
+              && e.getMessage().contains("requires grad") && e.getMessage().contains(src.describe()), e.getMessage());
+          assertArrayEquals(new double[6], buf.toDoubleArray(), 0.0);
+          assertFalse(buf.requiresGrad());
+        }
+      }
+      // the values as constants: under noGrad, or from a detached copy
+      try (var ng = Autograd.noGrad()) {
+        buf.select(0, 0).copyInPlace(w);
+      }
+      buf.select(0, 1).addInPlace(w.detach());
+      Ref.assertValues(buf, 1, 2, 3, 1, 2, 3);
+      Tensor l = buf.select(0, 1).mul(w).sum();
+      Ref.assertValues(Autograd.grad(l, List.of(w), false).get(0), 1, 2, 3);  // buf holds constants
+    }
+  }
+
+  @Test
   void tiesSendTheGradientToOneSide() {
     try (Scope s = Scope.open()) {
       Tensor x = leaf(1, 3, 3, 2);

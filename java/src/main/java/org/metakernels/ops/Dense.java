@@ -569,6 +569,17 @@ public final class Dense {
     noTangent(op, t);
   }
 
+  /**
+   * In-place writes are not recorded: while recording, a source that requires grad would have its
+   * gradient through the written tensor silently dropped (PyTorch records the write), so refuse it.
+   */
+  private static void noGradSource(String op, Tensor src, Tensor t) {
+    if (GradMode.isEnabled() && src.requiresGrad())
+      throw new MetakernelsException(op + ": the source " + src.describe() + " requires grad, and in-place writes into "
+          + t.describe() + " are not recorded, so its gradient would be lost; use the out-of-place op, or "
+          + "Autograd.noGrad() to write its values as constants");
+  }
+
   /** In-place ops do not update forward-mode tangents: refuse a tensor that carries one. */
   private static void noTangent(String op, Tensor t) {
     if (org.metakernels.autograd.Forward.carriesTangent(t))
@@ -600,18 +611,20 @@ public final class Dense {
     long[] out = Checks.broadcast(op, shape, o.shape());
     if (!Arrays.equals(out, shape))
       throw new MetakernelsException(op + ": " + o.describe() + " does not broadcast to " + t.describe());
+    noGradSource(op, o, t);
     noTangent(op, o);
+    Tensor oIn = o;
     o = unaliased(t, o);
     if (t.isContiguous()) {
       Native.check(MkNative.mk_dense_binary_forward(t.device().code, t.dtype().code, code, shape.length, shape,
           t.address(op), t.strides(), o.address(op), Checks.broadcastStrides(o, shape), t.address(op), t.launchStream()),
           op + " " + t.describe() + ", " + o.describe());
     } else {
-      try (var ng = GradMode.set(false)) {
-        Tensor r = binaryRaw(op, code, t, o);
+      try (var ng = GradMode.set(false); Tensor r = binaryRaw(op, code, t, o)) {  // r: freed here, scope or none
         Internals.tensor().copyFrom(t, r);
       }
     }
+    if (o != oIn) o.close();  // unaliased's copy
     Internals.tensor().bumpVersion(t.storage());
     return t;
   }
@@ -619,8 +632,7 @@ public final class Dense {
   static Tensor scalarInPlace(Tensor t, int code, double c, String op) {
     checkInPlace(op, t);
     Checks.floating(op, t);
-    try (var ng = GradMode.set(false)) {
-      Tensor r = unaryRaw(op, code, t, c);
+    try (var ng = GradMode.set(false); Tensor r = unaryRaw(op, code, t, c)) {  // r: freed here, scope or none
       Internals.tensor().copyFrom(t, r);
     }
     Internals.tensor().bumpVersion(t.storage());
@@ -633,7 +645,9 @@ public final class Dense {
       Native.check(MkNative.mk_tensor_fill_forward(t.device().code, t.dtype().code, t.numel(), t.address("fillInPlace"),
           v, t.launchStream()), "fillInPlace " + t.describe());
     } else {
-      Internals.tensor().copyFrom(t, Tensor.scalar(v, t.dtype(), t.device()).expand(t.shape()));
+      try (Tensor one = Tensor.scalar(v, t.dtype(), t.device())) {
+        Internals.tensor().copyFrom(t, one.expand(t.shape()));
+      }
     }
     Internals.tensor().bumpVersion(t.storage());
     return t;
@@ -647,9 +661,13 @@ public final class Dense {
     long[] out = Checks.broadcast("copyInPlace", t.shape(), src.shape());
     if (!Arrays.equals(out, t.shape()))
       throw new MetakernelsException("copyInPlace: " + src.describe() + " does not broadcast to " + t.describe());
+    noGradSource("copyInPlace", src, t);
     noTangent("copyInPlace", src);
+    Tensor from = unaliased(t, src);
     try (var ng = GradMode.set(false)) {
-      Internals.tensor().copyFrom(t, unaliased(t, src).expand(t.shape()));
+      Internals.tensor().copyFrom(t, from.expand(t.shape()));
+    } finally {
+      if (from != src) from.close();  // unaliased's copy
     }
     Internals.tensor().bumpVersion(t.storage());
     return t;
