@@ -191,8 +191,8 @@ void softmax_t(int log, int64_t rows, int64_t cols, const T* x, T* y) {
     // Vectorised (a maximum is exact in any order); then, in a row with NaN, the NaN a scan in row
     // order, m = (x > m || x != x) ? x : m, keeps (the last), whose payload reaches the output. The
     // same bits as that scan, which ran ~1 ns per element: where the order picks the sign of a zero
-    // maximum instead, no result sees it (x - m and m + log(s) give the same bits for m = -0 and
-    // +0, log(s) being +0 when zero, and exp(-0) = exp(+0) = 1).
+    // maximum instead, no result sees it (x - m gives the same bits for m = -0 and +0, and
+    // exp(-0) = exp(+0) = 1).
     T m = -std::numeric_limits<T>::infinity();
     int nan = 0;
 #pragma omp simd reduction(max : m) reduction(| : nan)
@@ -228,9 +228,11 @@ void softmax_t(int log, int64_t rows, int64_t cols, const T* x, T* y) {
       for (int64_t c = 0; c < cols; ++c) s += double(yr[c]);
     }
     if (log) {
-      const T lse = m + T(std::log(s));
+      // (x - m) - log(s), as PyTorch: x - (m + log(s)) rounded m + log(s) at the scale of |m|, so
+      // at logits near 1e4 an F32 row lost ~3e-4 (cross-entropy's value and gradient with it)
+      const T ls = T(std::log(s));
 #pragma omp simd
-      for (int64_t c = 0; c < cols; ++c) yr[c] = xr[c] - lse;
+      for (int64_t c = 0; c < cols; ++c) yr[c] = (xr[c] - m) - ls;
     } else {
       const T inv = T(1.0 / s);
 #pragma omp simd
@@ -348,7 +350,7 @@ int fill(int dtype, int64_t n, void* dst, double value, void*) {
   switch (dtype) {
     case MK_F32: std::fill_n(static_cast<float*>(dst), n, float(value)); break;
     case MK_F64: std::fill_n(static_cast<double*>(dst), n, value); break;
-    case MK_I64: std::fill_n(static_cast<int64_t*>(dst), n, int64_t(value)); break;
+    case MK_I64: std::fill_n(static_cast<int64_t*>(dst), n, f64_to_i64(value)); break;
     case MK_BF16: std::fill_n(static_cast<uint16_t*>(dst), n, f64_to_bf16_bits(value)); break;
     case MK_F16: std::fill_n(static_cast<uint16_t*>(dst), n, f64_to_f16_bits(value)); break;
     default: return KERNEL_UNSUPPORTED;
@@ -460,12 +462,21 @@ int cast(int src_dtype, int dst_dtype, int64_t n, const void* src, void* dst, vo
     }
   };
   // one rounding to the destination: F64 to BF16/F16 through a float rounded to odd
-  // (mk/scalar.h); I64 to F32 directly (through double it could round twice). I64 to BF16/F16
-  // still rounds the integer to double first (|v| > 2^53 only).
+  // (mk/scalar.h); I64 to F32 directly (through double it could round twice); I64 to BF16/F16
+  // through a double rounded to odd. Floating point to I64: toward zero, NaN 0, saturating.
   if (src_dtype == MK_I64 && dst_dtype == MK_F32) {
     const int64_t* s = static_cast<const int64_t*>(src);
     float* d = static_cast<float*>(dst);
     parallel_for(n, parallel_worth(n), [&](int64_t i) { d[i] = float(s[i]); });
+    return 0;
+  }
+  if (src_dtype == MK_I64 && (dst_dtype == MK_BF16 || dst_dtype == MK_F16)) {
+    const int64_t* s = static_cast<const int64_t*>(src);
+    uint16_t* d = static_cast<uint16_t*>(dst);
+    if (dst_dtype == MK_BF16)
+      parallel_for(n, parallel_worth(n), [&](int64_t i) { d[i] = f64_to_bf16_bits(i64_to_f64_round_odd(s[i])); });
+    else
+      parallel_for(n, parallel_worth(n), [&](int64_t i) { d[i] = f64_to_f16_bits(i64_to_f64_round_odd(s[i])); });
     return 0;
   }
   parallel_for(n, parallel_worth(n), [&](int64_t i) {
@@ -473,7 +484,7 @@ int cast(int src_dtype, int dst_dtype, int64_t n, const void* src, void* dst, vo
     switch (dst_dtype) {
       case MK_F32: static_cast<float*>(dst)[i] = float(v); break;
       case MK_F64: static_cast<double*>(dst)[i] = v; break;
-      case MK_I64: static_cast<int64_t*>(dst)[i] = int64_t(v); break;
+      case MK_I64: static_cast<int64_t*>(dst)[i] = f64_to_i64(v); break;
       case MK_BF16: static_cast<uint16_t*>(dst)[i] = f64_to_bf16_bits(v); break;
       case MK_F16: static_cast<uint16_t*>(dst)[i] = f64_to_f16_bits(v); break;
       default: break;

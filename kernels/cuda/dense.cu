@@ -194,11 +194,16 @@ __global__ void cast_kernel(int sd, int dd, int64_t n, const void* src, void* ds
       static_cast<float*>(dst)[i] = float(static_cast<const int64_t*>(src)[i]);
       continue;
     }
+    if (sd == MK_I64 && (dd == MK_BF16 || dd == MK_F16)) {  // through a double rounded to odd, as the twin
+      const double v = i64_to_f64_round_odd(static_cast<const int64_t*>(src)[i]);
+      static_cast<uint16_t*>(dst)[i] = dd == MK_BF16 ? f64_to_bf16_bits(v) : f64_to_f16_bits(v);
+      continue;
+    }
     const double v = load_as_double(sd, src, i);
     switch (dd) {
       case MK_F32: static_cast<float*>(dst)[i] = float(v); break;
       case MK_F64: static_cast<double*>(dst)[i] = v; break;
-      case MK_I64: static_cast<int64_t*>(dst)[i] = int64_t(v); break;
+      case MK_I64: static_cast<int64_t*>(dst)[i] = f64_to_i64(v); break;
       case MK_BF16: static_cast<uint16_t*>(dst)[i] = f64_to_bf16_bits(v); break;
       case MK_F16: static_cast<uint16_t*>(dst)[i] = f64_to_f16_bits(v); break;
       default: break;
@@ -225,13 +230,14 @@ __device__ __forceinline__ typename Storage<DT>::type narrow(double v) {
   if constexpr (DT == MK_BF16) return f64_to_bf16_bits(v);
   else if constexpr (DT == MK_F16) return f64_to_f16_bits(v);
   else if constexpr (DT == MK_F32) return float(v);
-  else if constexpr (DT == MK_I64) return int64_t(v);
+  else if constexpr (DT == MK_I64) return f64_to_i64(v);
   else return v;
 }
 
 template <int SD, int DD>
 __device__ __forceinline__ typename Storage<DD>::type convert(typename Storage<SD>::type v) {
   if constexpr (SD == MK_I64 && DD == MK_F32) return float(v);  // one rounding, as the CPU twin
+  else if constexpr (SD == MK_I64 && (DD == MK_BF16 || DD == MK_F16)) return narrow<DD>(i64_to_f64_round_odd(v));
   else return narrow<DD>(widen<SD>(v));
 }
 
@@ -683,10 +689,10 @@ template <class T>
 __device__ __forceinline__ T softmax_out(int log, T xv, double m, double s) {
   if (m == -INFINITY) return log ? T(-INFINITY) : T(0);
   if constexpr (sizeof(T) == 4) {
-    if (log) return xv - (float(m) + float(::log(s)));
+    if (log) return (xv - float(m)) - float(::log(s));  // as the CPU twin: full relative precision at large m
     return expf(xv - float(m)) * float(1.0 / s);
   } else {
-    if (log) return xv - (m + ::log(s));
+    if (log) return (xv - m) - ::log(s);
     return exp(xv - m) * (1.0 / s);
   }
 }
@@ -1077,7 +1083,7 @@ int fill(int dtype, int64_t n, void* dst, double value, void* stream) {
   switch (dtype) {
     case MK_F32: return fill_t(n, static_cast<float*>(dst), float(value), s);
     case MK_F64: return fill_t(n, static_cast<double*>(dst), value, s);
-    case MK_I64: return fill_t(n, static_cast<int64_t*>(dst), int64_t(value), s);
+    case MK_I64: return fill_t(n, static_cast<int64_t*>(dst), f64_to_i64(value), s);
     case MK_BF16: return fill_t(n, static_cast<uint16_t*>(dst), f64_to_bf16_bits(value), s);
     case MK_F16: return fill_t(n, static_cast<uint16_t*>(dst), f64_to_f16_bits(value), s);
     default: return KERNEL_UNSUPPORTED;

@@ -405,6 +405,13 @@ static int dtype_bytes(int d) { return d == MK_F64 || d == MK_I64 ? 8 : d == MK_
 
 static void casts(unsigned& seed) {
   const int dtypes[] = {MK_F32, MK_F64, MK_I64, MK_BF16, MK_F16};
+  // values no plain cast defines (NaN, out of the I64 or F16 range) and rounding edges: a BF16
+  // midpoint plus 2^-30, and integers past double's 53 bits (2^60 + 2^52 + 1 sits just above a
+  // BF16 midpoint)
+  const double special[] = {NAN, INFINITY, -INFINITY, 1e300, -1e300, 9.3e18, -9.3e18, 0x1p63, -0x1p63, 3e38, 7e4,
+                            -65520.0, 1.0 + 0x1p-8 + 0x1p-30};
+  const int64_t big = (int64_t(1) << 60) + (int64_t(1) << 52) + 1;
+  const int64_t special_i64[] = {big, -big, INT64_MAX, INT64_MIN, (int64_t(1) << 53) + 1, (int64_t(1) << 62) + 3};
   std::mt19937 rng(++seed);
   for (int sd : dtypes)
     for (int dd : dtypes)
@@ -413,10 +420,14 @@ static void casts(unsigned& seed) {
           // byte buffers: source values made by casting F64 values through the CPU
           std::vector<double> v(static_cast<size_t>(n));
           for (auto& e : v) e = double(int(rng() % 2001) - 1000) / 8.0;
+          for (size_t i = 3; i < v.size(); i += 4) v[i] = special[rng() % (sizeof special / sizeof special[0])];
           std::vector<unsigned char> src(size_t(n + 4) * 8 + 32), g(size_t(n + 4) * 8 + 64, 0xAB),
               h(size_t(n + 4) * 8 + 64, 0xAB);
           unsigned char* s = src.data() + 16 + shift * dtype_bytes(sd);  // malloc'd data is 16-byte aligned
           mk::cpu::cast(MK_F64, sd, n, v.data(), s, nullptr);
+          if (sd == MK_I64)
+            for (int64_t i = 2; i < n; i += 4)
+              std::memcpy(s + i * 8, &special_i64[rng() % (sizeof special_i64 / sizeof special_i64[0])], 8);
           unsigned char* gd = g.data() + 16 + shift * dtype_bytes(dd);
           unsigned char* hd = h.data() + 16 + shift * dtype_bytes(dd);
           mk::cuda::cast(sd, dd, n, s, gd, nullptr);

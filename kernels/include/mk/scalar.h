@@ -149,5 +149,34 @@ MK_HD float f64_to_f32_round_odd(double d) {
 MK_HD uint16_t f64_to_bf16_bits(double d) { return f32_to_bf16_bits(f64_to_f32_round_odd(d)); }
 MK_HD uint16_t f64_to_f16_bits(double d) { return f32_to_f16_bits(f64_to_f32_round_odd(d)); }
 
+// int64 -> double rounded to odd (53 bits: toward zero, the last bit set when inexact). Rounding to
+// odd composes (to odd at 53 bits, then at 24, is to odd at 24), so f64_to_bf16_bits /
+// f64_to_f16_bits of this value round the integer once; through double(v), rounded to nearest,
+// 2^60 + 2^52 + 1 became the BF16 midpoint 2^60 + 2^52 and then 2^60, not 2^60 + 2^53.
+MK_HD double i64_to_f64_round_odd(int64_t v) {
+  const uint64_t a = v < 0 ? uint64_t(0) - uint64_t(v) : uint64_t(v);
+  if (a < (uint64_t(1) << 53)) return double(v);
+#if defined(__CUDA_ARCH__)
+  const int lead = __clzll((long long)a);
+#else
+  const int lead = __builtin_clzll(a);
+#endif
+  const int shift = 11 - lead;  // bit length - 53, 1..11
+  uint64_t m = a >> shift;
+  if (a & ((uint64_t(1) << shift) - 1)) m |= 1;
+  const double d = double(m) * double(uint64_t(1) << shift);  // both exact
+  return v < 0 ? -d : d;
+}
+
+// double -> int64 toward zero, defined for every input (int64_t(d) is undefined behaviour for NaN
+// and out of range: x86 gives INT64_MIN, the GPU's cvt saturates): NaN -> 0, beyond the range the
+// nearest end, as Java's (long) cast and the GPU do.
+MK_HD int64_t f64_to_i64(double d) {
+  if (d != d) return 0;
+  if (d >= 9223372036854775808.0) return INT64_MAX;
+  if (d <= -9223372036854775808.0) return INT64_MIN;
+  return int64_t(d);
+}
+
 MK_ISA_END
 }  // namespace mk

@@ -358,8 +358,12 @@ class ReductionsTest {
       // stability: huge logits
       Nd big = new Nd(new double[] {1000, 1001, 1002, -5000, -5001, -5000}, 2, 3);
       Ref.assertClose(big.tensor(d).softmax(1), big.alongDim(1, Nd::softmax), 1e-7, 1e-5);
-      // F32: y = x - lse rounds at the scale of |lse| ~ 1e3 (ulp 6e-5)
-      Ref.assertClose(big.tensor(d).logSoftmax(-1), big.alongDim(1, Nd::logSoftmax), d == DType.F64 ? 1e-12 : 2e-4, 1e-6);
+      // (x - m) - log(s): the error at the scale of the output, not of |lse| ~ 1e3 (x - (m + log s)
+      // was off by ~6e-5 in F32 here, ~3e-4 at 1e4)
+      Ref.assertClose(big.tensor(d).logSoftmax(-1), big.alongDim(1, Nd::logSoftmax), d == DType.F64 ? 1e-13 : 1e-6, 1e-6);
+      double off = d == DType.F64 ? 1e12 : 1e4;
+      Nd far = new Nd(new double[] {off, off + 0.5, off - 0.25, off + 1}, 1, 4);
+      Ref.assertClose(far.tensor(d).logSoftmax(-1), far.alongDim(1, Nd::logSoftmax), d == DType.F64 ? 1e-15 : 5e-7, 1e-7);
     }
   }
 

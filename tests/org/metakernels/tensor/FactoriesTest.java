@@ -253,6 +253,57 @@ class FactoriesTest {
     }
   }
 
+  @Test
+  void floatingPointToI64IsJavasLongCastEverywhere() {
+    // int64_t(d) is undefined in C++ for NaN and out of range (x86: Long.MIN_VALUE for all, the GPU
+    // saturates); defined now as Java's (long): NaN 0, saturating, toward zero
+    double[] x = {Double.NaN, Double.POSITIVE_INFINITY, Double.NEGATIVE_INFINITY, 1e300, -1e300, 0x1p63, -0x1p63,
+        0x1p62, -0x1.fffffffffffffp62, 2.9, -2.9, -0.0, 9.3e18, -9.3e18};
+    try (Scope s = Scope.open()) {
+      for (DType from : new DType[] {DType.F64, DType.F32, DType.BF16, DType.F16}) {
+        Tensor t = Tensor.of(x, x.length).castTo(from);
+        double[] v = t.toDoubleArray();
+        long[] got = t.castTo(DType.I64).toLongArray();
+        for (int i = 0; i < x.length; i++) assertEquals((long) v[i], got[i], from + " " + v[i] + " to I64");
+        for (int i = 0; i < x.length; i++)
+          assertEquals((long) v[i], Tensor.full(new long[] {1}, v[i], DType.I64, CPU).toLongArray()[0], "full I64 " + v[i]);
+      }
+    }
+  }
+
+  @Test
+  void i64ToBf16RoundsOnce() {
+    // 2^60 + 2^52 + 1 lies just above the BF16 midpoint 2^60 + 2^52; through a double rounded to
+    // nearest it became that midpoint and then 2^60 (ties to even)
+    java.util.Random r = new java.util.Random(5);
+    long[] v = new long[2002];
+    v[0] = (1L << 60) + (1L << 52) + 1;
+    v[1] = -v[0];
+    for (int i = 2; i < v.length; i++) {
+      int e = 54 + r.nextInt(9);  // |v| in [2^54, 2^63): past double's 53 bits
+      long mid = (1L << e) + ((long) r.nextInt(128) << (e - 7)) + (1L << (e - 8));  // a BF16 midpoint
+      long w = mid + r.nextInt(2049) - 1024;
+      v[i] = r.nextBoolean() ? w : -w;
+    }
+    try (Scope s = Scope.open()) {
+      double[] bf = Tensor.ofIndices(v, v.length).castTo(DType.BF16).toDoubleArray();
+      for (int i = 0; i < v.length; i++) assertEquals(nearestLong(v[i], 8), bf[i], 0.0, "BF16 of " + v[i]);
+      assertEquals(0x1p60 + 0x1p53, bf[0], 0.0);
+    }
+  }
+
+  /** v rounded to nearest even with {@code bits} significant bits, by integer arithmetic (no double on the way). */
+  static double nearestLong(long v, int bits) {
+    java.math.BigInteger a = java.math.BigInteger.valueOf(v).abs();
+    int shift = Math.max(0, a.bitLength() - bits);
+    java.math.BigInteger[] qr = a.divideAndRemainder(java.math.BigInteger.ONE.shiftLeft(shift));
+    java.math.BigInteger q = qr[0];
+    int c = shift == 0 ? -1 : qr[1].compareTo(java.math.BigInteger.ONE.shiftLeft(shift - 1));
+    if (c > 0 || (c == 0 && q.testBit(0))) q = q.add(java.math.BigInteger.ONE);
+    double d = Math.scalb(q.doubleValue(), shift);  // q has at most bits + 1 bits: exact
+    return v < 0 ? -d : d;
+  }
+
   /** x rounded to nearest even with {@code bits} significant bits, quantum at least 2^minQ, overflow to inf. */
   static double nearest(double x, int bits, int minQ, double max) {
     if (x == 0 || !Double.isFinite(x)) return x;

@@ -147,7 +147,7 @@ public final class Tensor implements AutoCloseable {
    * {@code Tensor.full(new long[] {2, 2}, 0.5, DType.F64, Device.CPU)}: F64 [2, 2] of 0.5.
    *
    * @param shape sizes
-   * @param value the value, converted to {@code dtype}
+   * @param value the value, converted to {@code dtype} as {@link #castTo} converts
    * @param dtype element type
    * @param device where the memory lives
    * @return a new tensor of {@code shape}
@@ -850,8 +850,10 @@ public final class Tensor implements AutoCloseable {
   /**
    * A new contiguous copy converted to {@code type}, <b>not recorded by autograd</b> (the result
    * never requires grad); even the same type gives a copy. Narrowing rounds once to nearest even
-   * (F64 to BF16/F16 through a float rounded to odd, I64 to F32 directly; I64 to BF16/F16 through
-   * F64); floating point to I64 truncates toward zero. Use
+   * (F64 to BF16/F16 through a float rounded to odd, I64 to F32 directly, I64 to BF16/F16 through a
+   * double rounded to odd); floating point to I64 truncates toward zero as Java's {@code (long)}
+   * cast does: NaN gives 0, values beyond the range the nearest of {@code Long.MIN_VALUE} and
+   * {@code Long.MAX_VALUE} (on the CPU and the GPU alike). Use
    * {@link #to(DType)} inside a differentiated computation.
    * {@code x.castTo(DType.F32)} for x F64 [B, D]: F32 [B, D].
    *
