@@ -51,6 +51,10 @@ class LearningRateScheduleTest {
     for (long t = 4; t < 20; t++) assertEquals(base.at(t - 4), w.at(t), "step " + t);
     assertEquals(1.0, w.at(4));
     assertSame(base, base.withWarmup(0));
+    // finite and not negative at the extremes (peak * (step + 1) overflowed; warmup + 1 wrapped)
+    assertEquals(Double.MAX_VALUE * (6.0 / 11.0), LearningRateSchedule.constant(Double.MAX_VALUE).withWarmup(10).at(5));
+    double tiny = LearningRateSchedule.constant(1.0).withWarmup(Long.MAX_VALUE).at(0);
+    assertTrue(tiny > 0 && tiny < 1e-18, "warmup of Long.MAX_VALUE steps at step 0: " + tiny);
   }
 
   @Test

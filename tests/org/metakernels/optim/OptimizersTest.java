@@ -188,6 +188,61 @@ class OptimizersTest {
     }
   }
 
+  /**
+   * Hyperparameters that would turn every parameter into NaN (torch.optim raises for them too), and
+   * parameters a step could not update, are refused when the optimizer is built.
+   */
+  @Test
+  void badHyperparametersAndParametersAreRefusedAtConstruction() throws Exception {
+    try (Scope s = Scope.open()) {
+      Tensor p = Tensor.of(new double[] {1, 2}, 2).requiresGrad(true);
+      List<Tensor> ps = List.of(p);
+      double nan = Double.NaN, inf = Double.POSITIVE_INFINITY;
+      Map<String, org.junit.jupiter.api.function.Executable> bad = new LinkedHashMap<>();
+      bad.put("momentum NaN", () -> new SGD(ps, 0.1, nan, 0));
+      bad.put("momentum -0.5", () -> new SGD(ps, 0.1, -0.5, 0));
+      bad.put("weightDecay Infinity", () -> new SGD(ps, 0.1, 0.9, inf));
+      bad.put("beta1 1.0", () -> new Adam(ps, 0.1, 1.0, 0.999, 1e-8, 0));
+      bad.put("beta2 1.0", () -> new Adam(ps, 0.1, 0.9, 1.0, 1e-8, 0));
+      bad.put("beta1 NaN", () -> new Adam(ps, 0.1, nan, 0.999, 1e-8, 0));
+      bad.put("beta2 -0.1", () -> new Adam(ps, 0.1, 0.9, -0.1, 1e-8, 0));
+      bad.put("eps NaN", () -> new Adam(ps, 0.1, 0.9, 0.999, nan, 0));
+      bad.put("weightDecay -1.0", () -> new Adam(ps, 0.1, 0.9, 0.999, 1e-8, -1));
+      for (var e : bad.entrySet()) {
+        IllegalArgumentException x = assertThrows(IllegalArgumentException.class, e.getValue(), e.getKey());
+        assertTrue(x.getMessage().contains(e.getKey()), x.getMessage());
+      }
+      // a 16-bit parameter: the update ops refuse BF16/F16, so a step stopped half way (an F32
+      // parameter before it already updated, or clipGradNorm's scaling half done)
+      Tensor f32 = Tensor.of(new float[] {3, 4}, 2).requiresGrad(true);
+      Tensor half = Tensor.of(new float[] {1, 2}, 2).to(DType.BF16).requiresGrad(true);
+      IllegalArgumentException x = assertThrows(IllegalArgumentException.class, () -> new Adam(List.of(f32, half), 0.1));
+      assertTrue(x.getMessage().contains("parameter 1") && x.getMessage().contains("BF16"), x.getMessage());
+      Tensor closed;
+      try (Scope inner = Scope.open()) {
+        closed = Tensor.of(new double[] {1}, 1).requiresGrad(true);
+      }
+      x = assertThrows(IllegalArgumentException.class, () -> new SGD(List.of(p, closed), 0.1));
+      assertTrue(x.getMessage().contains("parameter 1 is closed"), x.getMessage());
+      // a negative per-parameter count in a state file
+      try (Adam adam = new Adam(ps, 0.1)) {
+        java.nio.file.Path f = java.nio.file.Files.createTempFile("adam-neg", ".npz");
+        p.square().sum().backward();
+        adam.step();
+        adam.saveState(f);
+        Map<String, Tensor> entries = new LinkedHashMap<>(org.metakernels.io.NumPy.readTensors(f, Device.CPU));
+        entries.put("step.0", Tensor.ofIndices(new long[] {-1}, 1));
+        org.metakernels.io.NumPy.writeTensors(f, entries);
+        double[] before = p.toDoubleArray();
+        var e = assertThrows(org.metakernels.runtime.MetakernelsException.class, () -> adam.loadState(f));
+        assertTrue(e.getMessage().contains("step.0") && e.getMessage().contains("negative"), e.getMessage());
+        assertEquals(1, adam.steps(0));
+        assertArrayEquals(before, p.toDoubleArray(), 0.0);
+        java.nio.file.Files.delete(f);
+      }
+    }
+  }
+
   @Test
   void optimizerStateIsFreedOnClose() {
     org.metakernels.runtime.Native.ensureLoaded();

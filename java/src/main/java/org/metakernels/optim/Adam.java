@@ -49,17 +49,20 @@ public final class Adam extends Optimizer {
    *
    * @param params the leaves to update
    * @param lr the learning rate
-   * @param beta1 decay of the first moment
-   * @param beta2 decay of the second moment
-   * @param eps added to √v̂
-   * @param weightDecay L2 coefficient λ (g + λp); 0 for none
+   * @param beta1 decay of the first moment, in [0, 1) (as torch.optim.Adam: at 1 the bias
+   *     correction divides by zero)
+   * @param beta2 decay of the second moment, in [0, 1)
+   * @param eps added to √v̂, finite and not negative
+   * @param weightDecay L2 coefficient λ (g + λp), finite and not negative; 0 for none
+   * @throws IllegalArgumentException for a value outside those ranges, or a parameter the
+   *     {@link Optimizer} constructor refuses
    */
   public Adam(List<Tensor> params, double lr, double beta1, double beta2, double eps, double weightDecay) {
     super(params, lr);
-    this.beta1 = beta1;
-    this.beta2 = beta2;
-    this.eps = eps;
-    this.weightDecay = weightDecay;
+    this.beta1 = checkRange("Adam", "beta1", beta1, 0, 1, false);
+    this.beta2 = checkRange("Adam", "beta2", beta2, 0, 1, false);
+    this.eps = checkRange("Adam", "eps", eps, 0, Double.MAX_VALUE, true);
+    this.weightDecay = checkRange("Adam", "weightDecay", weightDecay, 0, Double.MAX_VALUE, true);
     this.m = new Tensor[params.size()];
     this.v = new Tensor[params.size()];
     this.updates = new long[params.size()];

@@ -129,7 +129,9 @@ public interface LearningRateSchedule {
     if (warmup < 0) throw new IllegalArgumentException("LearningRateSchedule.withWarmup: warmup " + warmup + " (must be >= 0)");
     if (warmup == 0) return this;
     double peak = at(0);
-    return step -> step < warmup ? peak * (step + 1) / (warmup + 1) : at(step - warmup);
+    // the fraction first (peak * (step + 1) overflowed for a peak near Double.MAX_VALUE), in double
+    // (warmup + 1 wrapped to a negative long for Long.MAX_VALUE)
+    return step -> step < warmup ? peak * ((step + 1.0) / (warmup + 1.0)) : at(step - warmup);
   }
 
   private static void check(String who, String name, double v) {

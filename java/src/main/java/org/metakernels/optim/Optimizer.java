@@ -31,13 +31,42 @@ public abstract class Optimizer implements AutoCloseable {
   /**
    * An optimizer of {@code params} with learning rate {@code lr}.
    *
-   * @param params the leaves to update in place
+   * @param params the leaves to update in place: F32 or F64 (keep an F32 master copy of 16-bit
+   *     weights), open
    * @param lr the learning rate, finite and not negative
-   * @throws IllegalArgumentException for a negative or non-finite lr
+   * @throws IllegalArgumentException for a negative or non-finite lr, or a parameter of another
+   *     type or closed (a step would otherwise stop half way, some parameters updated)
    */
   protected Optimizer(List<Tensor> params, double lr) {
-    this.lr = checkLr(getClass().getSimpleName(), lr);
+    String who = getClass().getSimpleName();
+    this.lr = checkLr(who, lr);
     this.params = List.copyOf(params);
+    for (int i = 0; i < this.params.size(); i++) {
+      Tensor p = this.params.get(i);
+      if (p.isClosed()) throw new IllegalArgumentException(who + ": parameter " + i + " is closed");
+      if (p.dtype() != DType.F32 && p.dtype() != DType.F64)
+        throw new IllegalArgumentException(who + ": parameter " + i + " is " + p.describe()
+            + "; optimizers update F32 or F64 parameters (keep an F32 master copy of 16-bit weights)");
+    }
+  }
+
+  /**
+   * A hyperparameter checked to be finite and in [lo, hi) (or [lo, hi] when {@code hiClosed}).
+   *
+   * @param who the optimizer, for the message
+   * @param name the hyperparameter
+   * @param v its value
+   * @param lo the lower bound, included
+   * @param hi the upper bound
+   * @param hiClosed whether hi itself is allowed
+   * @return v
+   * @throws IllegalArgumentException when outside
+   */
+  protected static double checkRange(String who, String name, double v, double lo, double hi, boolean hiClosed) {
+    if (!(v >= lo && (hiClosed ? v <= hi : v < hi)) || Double.isInfinite(v))
+      throw new IllegalArgumentException(who + ": " + name + " " + v + " (must be finite and "
+          + (hi == Double.MAX_VALUE ? ">= " + lo : "in [" + lo + ", " + hi + (hiClosed ? "]" : ")")) + ")");
+    return v;
   }
 
   /** One update from the current gradients; parameters without a gradient are skipped. */
@@ -148,7 +177,7 @@ public abstract class Optimizer implements AutoCloseable {
    * then {@link #loadState} into an optimizer of the same kind over the same parameters. Entry
    * names are the optimizer's ({@code m.0}, {@code v.0}, {@code step.0} and {@code step} for Adam; {@code velocity.0}
    * for SGD with momentum; the number is the parameter's index), each in its parameter's element
-   * type (BF16/F16 widened exactly to {@code <f4}). A state not created yet (a parameter that never
+   * type. A state not created yet (a parameter that never
    * had a gradient) is left out: it is zero.
    *
    * <pre>{@code
@@ -207,6 +236,7 @@ public abstract class Optimizer implements AutoCloseable {
           throw new MetakernelsException(who + ": '" + name + "' is " + a.describe() + ", not one integer");
         if (counted >= params.size())
           throw new MetakernelsException(who + ": '" + name + "' is past the " + params.size() + " parameters");
+        if (a.longs()[0] < 0) throw new MetakernelsException(who + ": '" + name + "' is " + a.longs()[0] + ", a negative count");
         (counted >= 0 ? counts : scalars).put(name, a.longs()[0]);
         return;
       }

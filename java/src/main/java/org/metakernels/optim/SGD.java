@@ -33,13 +33,15 @@ public final class SGD extends Optimizer {
    *
    * @param params the leaves to update
    * @param lr the learning rate
-   * @param momentum μ; 0 for none
-   * @param weightDecay L2 coefficient λ; 0 for none
+   * @param momentum μ, finite and not negative (as torch.optim.SGD); 0 for none
+   * @param weightDecay L2 coefficient λ, finite and not negative; 0 for none
+   * @throws IllegalArgumentException for a value outside those ranges, or a parameter the
+   *     {@link Optimizer} constructor refuses
    */
   public SGD(List<Tensor> params, double lr, double momentum, double weightDecay) {
     super(params, lr);
-    this.momentum = momentum;
-    this.weightDecay = weightDecay;
+    this.momentum = checkRange("SGD", "momentum", momentum, 0, Double.MAX_VALUE, true);
+    this.weightDecay = checkRange("SGD", "weightDecay", weightDecay, 0, Double.MAX_VALUE, true);
     this.velocity = new Tensor[params.size()];
   }
 
