@@ -32,7 +32,7 @@ public final class LinearSelfAttention extends Module {
    *
    * @param dim token width D
    * @param heads heads H
-   * @param headDim width dh of each head
+   * @param headDim width dh of each head, 1 to {@link #MAX_HEAD_DIM}
    * @param context number of leading context tokens that provide keys and values (≤ 0: all)
    * @param residual add the input to the output
    * @param fm the feature map φ of queries and keys
@@ -45,6 +45,9 @@ public final class LinearSelfAttention extends Module {
       double initStd, DType dtype, Device device, long seed) {
     if (dim < 1 || heads < 1 || headDim < 1)
       throw new MetakernelsException("LinearSelfAttention: dim " + dim + ", heads " + heads + ", headDim " + headDim);
+    if (headDim > MAX_HEAD_DIM)  // else every forward would throw
+      throw new MetakernelsException("LinearSelfAttention: headDim " + headDim + " above linear attention's limit of "
+          + MAX_HEAD_DIM + " (MK_LINEAR_ATTENTION_MAX_HEAD_DIM)");
     this.dim = dim;
     this.heads = heads;
     this.headDim = headDim;
@@ -52,11 +55,16 @@ public final class LinearSelfAttention extends Module {
     this.featureMap = fm;
     this.context = context;
     long hd = heads * headDim;
-    register("wq", Tensor.randn(new long[] {hd, dim}, dtype, device, seed).mul(initStd));
-    register("wk", Tensor.randn(new long[] {hd, dim}, dtype, device, seed + 1).mul(initStd));
-    register("wv", Tensor.randn(new long[] {hd, dim}, dtype, device, seed + 2).mul(initStd));
-    register("proj", Tensor.randn(new long[] {dim, hd}, dtype, device, seed + 3).mul(initStd));
+    // scaled in place: randn(...).mul(initStd) left the unscaled draw to a scope, and outside any
+    // scope to no one
+    register("wq", Tensor.randn(new long[] {hd, dim}, dtype, device, seed).mulInPlace(initStd));
+    register("wk", Tensor.randn(new long[] {hd, dim}, dtype, device, seed + 1).mulInPlace(initStd));
+    register("wv", Tensor.randn(new long[] {hd, dim}, dtype, device, seed + 2).mulInPlace(initStd));
+    register("proj", Tensor.randn(new long[] {dim, hd}, dtype, device, seed + 3).mulInPlace(initStd));
   }
+
+  /** The largest head width the fused linear-attention kernels take. */
+  public static final long MAX_HEAD_DIM = 1024;
 
   /** e: [B, T, D] → [B, T, D]; {@code lsa.forward(e)} of [4, 11, 11] is [4, 11, 11]. */
   @Override

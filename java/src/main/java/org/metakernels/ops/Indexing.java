@@ -52,7 +52,7 @@ public final class Indexing {
     try {
       Native.check(MkNative.mk_dense_index_select_forward(x.device().code, x.dtype().code, prod(s, 0, d), s[d],
           prod(s, d + 1, s.length), src.address(op), ix.address(op), idx.numel(), y.address(op), x.launchStream()),
-          op + " " + x.describe() + " dim " + dim + " indices " + idx.describe());
+          op + " " + x.describe() + " dim " + dim + " indices " + idx.describe(), y, ix == idx ? null : ix);
     } finally {
       if (src != x) src.close();  // the contiguous copy, read by this call only
     }
@@ -96,7 +96,7 @@ public final class Indexing {
     try {
       Native.check(MkNative.mk_dense_index_add_forward(base.device().code, base.dtype().code, prod(s, 0, d), s[d],
           prod(s, d + 1, s.length), y.address(op), ix.address(op), idx.numel(), sc.address(op), base.launchStream()),
-          op + " " + Checks.shapes(base, idx, src));
+          op + " " + Checks.shapes(base, idx, src), y, ix == idx ? null : ix);
     } finally {
       if (sc != src) sc.close();  // the contiguous copy, read by this call only
     }
@@ -130,7 +130,7 @@ public final class Indexing {
     try {
       Native.check(MkNative.mk_dense_gather_forward(x.device().code, x.dtype().code, prod(s, 0, d), s[d],
           prod(s, d + 1, s.length), src.address(op), ix.address(op), idx.shape()[d], y.address(op), x.launchStream()),
-          op + " " + x.describe() + " dim " + dim + " indices " + idx.describe());
+          op + " " + x.describe() + " dim " + dim + " indices " + idx.describe(), y, ix == idx ? null : ix);
     } finally {
       if (src != x) src.close();  // the contiguous copy, read by this call only
     }
@@ -166,7 +166,7 @@ public final class Indexing {
     try {
       Native.check(MkNative.mk_dense_scatter_add_forward(base.device().code, base.dtype().code, prod(s, 0, d), s[d],
           prod(s, d + 1, s.length), y.address(op), ix.address(op), idx.shape()[d], sc.address(op), base.launchStream()),
-          op + " " + Checks.shapes(base, idx, src));
+          op + " " + Checks.shapes(base, idx, src), y, ix == idx ? null : ix);
     } finally {
       if (sc != src) sc.close();  // the contiguous copy, read by this call only
     }

@@ -166,7 +166,7 @@ public final class LinearAttention {
     /**
      * These options with a momentum term (causal form only).
      *
-     * @param decay η; 0 turns it off
+     * @param decay η in [0, 1]; 0 turns it off
      * @return new options
      */
     public Options withMomentum(double decay) {
@@ -273,6 +273,7 @@ public final class LinearAttention {
   }
 
   private static void checkShapes(String op, Tensor q, Tensor k, Tensor v, Mask mask) {
+    java.util.Objects.requireNonNull(mask, op + ": mask");
     sameFloatTypes(op, q, k);
     sameFloatTypes(op, q, v);
     if (q.rank() < 2 || k.rank() != q.rank() || v.rank() != q.rank())
@@ -308,9 +309,10 @@ public final class LinearAttention {
    * a dense layout, so {@code out.permute(0, 2, 1, 3).reshape(B, N, H * Dv)} of head views is a view
    * too; else contiguous. (On CUDA the native layer packs strided operands into device scratch.)
    *
-   * @param q [..., Nq, Dk]
+   * @param q [..., Nq, Dk], Dk at most 1024 ({@code MK_LINEAR_ATTENTION_MAX_HEAD_DIM}: the kernels
+   *     keep a Dk × Dv state per group)
    * @param k [..., Nk, Dk]
-   * @param v [..., Nk, Dv]
+   * @param v [..., Nk, Dv], Dv at most 1024
    * @param mask which keys each query sees (masked forms need Nq = Nk)
    * @return [..., Nq, Dv]
    */
@@ -322,28 +324,42 @@ public final class LinearAttention {
     long[] lead = Arrays.copyOf(q.shape(), r - 2);
     long[] outShape = q.shape();
     outShape[r - 1] = dv;
-    Tensor out = like(q, outShape);
-    // the operands as they are where their groups take two strides (batch, heads) and rows one,
-    // else contiguous copies (then any split serves them)
-    Tensor qc = q, kc = k, vc = v;
-    int split = split(lead, qc, kc, vc, out);
-    if (split < 0) {
-      qc = q.isContiguous() ? q : q.copyContiguous();
-      kc = k.isContiguous() ? k : k.copyContiguous();
-      vc = v.isContiguous() ? v : v.copyContiguous();
-      if (!out.isContiguous()) out = Tensor.empty(outShape, q.dtype(), q.device());
-      split = split(lead, qc, kc, vc, out);
-    }
-    long batch = Tensor.numel(Arrays.copyOf(lead, split)), heads = Tensor.numel(Arrays.copyOfRange(lead, split, r - 2));
     String context = op + " " + Checks.shapes(q, k, v) + " mask " + mask;
+    // the head dims checked before anything is allocated (outside a scope, an output allocated
+    // before a refusal had no owner)
     long wsBytes = MkNative.mk_linear_attention_product_workspace(q.device().code, q.dtype().code, dk, dv);
     if (wsBytes < 0) Native.check(Codes.ERR_INVALID_ARGUMENT, context);
-    try (Scope tmp = Scope.open()) {
-      Tensor ws = Workspace.allocate(q.device(), wsBytes);
-      Native.check(MkNative.mk_linear_attention_product_strided_forward(q.device().code, q.dtype().code, batch, heads, nq, nk,
-          dk, dv, qc.address(op), groupStrides(qc, split), kc.address(op), groupStrides(kc, split), vc.address(op),
-          groupStrides(vc, split), out.address(op), groupStrides(out, split), mask.code, ws.address(op), wsBytes,
-          q.launchStream()), context);
+    Tensor out = like(q, outShape);
+    // the operands as they are where their groups take two strides (batch, heads) and rows one,
+    // else contiguous copies (then any split serves them), freed after the call
+    Tensor qc = q, kc = k, vc = v;
+    try {
+      int split = split(lead, qc, kc, vc, out);
+      if (split < 0) {
+        qc = q.isContiguous() ? q : q.copyContiguous();
+        kc = k.isContiguous() ? k : k.copyContiguous();
+        vc = v.isContiguous() ? v : v.copyContiguous();
+        if (!out.isContiguous()) {
+          out.close();
+          out = Tensor.empty(outShape, q.dtype(), q.device());
+        }
+        split = split(lead, qc, kc, vc, out);
+      }
+      long batch = Tensor.numel(Arrays.copyOf(lead, split)), heads = Tensor.numel(Arrays.copyOfRange(lead, split, r - 2));
+      try (Scope tmp = Scope.open()) {
+        Tensor ws = Workspace.allocate(q.device(), wsBytes);
+        Native.check(MkNative.mk_linear_attention_product_strided_forward(q.device().code, q.dtype().code, batch, heads, nq,
+            nk, dk, dv, qc.address(op), groupStrides(qc, split), kc.address(op), groupStrides(kc, split), vc.address(op),
+            groupStrides(vc, split), out.address(op), groupStrides(out, split), mask.code, ws.address(op), wsBytes,
+            q.launchStream()), context);
+      }
+    } catch (RuntimeException | Error e) {
+      out.close();
+      throw e;
+    } finally {
+      if (qc != q) qc.close();
+      if (kc != k) kc.close();
+      if (vc != v) vc.close();
     }
     Mask mirror = mask.mirror();
     return Autograd.record(op, out, new Tensor[] {q, k, v}, g -> new Tensor[] {
@@ -418,7 +434,7 @@ public final class LinearAttention {
    * {@code LinearAttention.momentum(v, 0.9, false)} of [B, H, N, Dv] is [B, H, N, Dv].
    *
    * @param v [..., N, D]
-   * @param decay the factor per step
+   * @param decay the factor per step, in [0, 1]
    * @param reverse sum over later positions instead
    * @return v's shape
    */
@@ -428,12 +444,19 @@ public final class LinearAttention {
     if (!v.dtype().isFloatingPoint())
       throw new MetakernelsException(op + ": expected F32, F64, BF16 or F16, got " + v.describe());
     if (v.rank() < 2) throw new MetakernelsException(op + ": expected [..., N, D], got " + v.describe());
+    if (!(decay >= 0 && decay <= 1))
+      throw new MetakernelsException(op + ": decay " + decay + " outside [0, 1] (" + v.describe() + ")");
     Tensor vc = v.isContiguous() ? v : v.copyContiguous();
     long n = v.size(-2), d = v.size(-1);
     long groups = n * d == 0 ? 0 : v.numel() / (n * d);
     Tensor out = Tensor.empty(v.shape(), v.dtype(), v.device());
-    Native.check(MkNative.mk_linear_attention_momentum_forward(v.device().code, v.dtype().code, groups, n, d,
-        vc.address(op), out.address(op), decay, reverse ? 1 : 0, v.launchStream()), op + " " + v.describe() + " decay " + decay);
+    try {
+      Native.check(MkNative.mk_linear_attention_momentum_forward(v.device().code, v.dtype().code, groups, n, d,
+          vc.address(op), out.address(op), decay, reverse ? 1 : 0, v.launchStream()), op + " " + v.describe() + " decay " + decay,
+          out);
+    } finally {
+      if (vc != v) vc.close();  // the contiguous copy, read by this call only
+    }
     return Autograd.record(op, out, new Tensor[] {v}, g -> new Tensor[] {momentum(g[0], decay, !reverse)});
   }
 

@@ -28,6 +28,23 @@ public final class Native {
   }
 
   /**
+   * As {@link #check(int, String)}, first closing {@code results} (null entries skipped) when the
+   * call failed: outputs an op allocated before a native check refused its input (an index out of
+   * range), which no one else could free when the op runs outside any scope.
+   *
+   * @param status the returned code
+   * @param context what was being done, for the message
+   * @param results the op's own allocations, freed on failure
+   */
+  public static void check(int status, String context, org.metakernels.tensor.Tensor... results) {
+    if (status == Codes.OK) return;
+    String msg = MkNative.mk_last_error().getString();
+    for (org.metakernels.tensor.Tensor t : results)
+      if (t != null) t.close();
+    throw new MetakernelsException(context + ": " + msg, status);
+  }
+
+  /**
    * The message of the last failed native call on this thread.
    *
    * @return the message (empty when none)
