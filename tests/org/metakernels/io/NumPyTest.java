@@ -308,6 +308,11 @@ class NumPyTest {
     EdgeList back = EdgeList.read(w);
     assertArrayEquals(new double[] {0.25, -1e-3}, back.weight());
     assertEquals(6, back.extent(0));
+    // a spreadsheet's CSV export starts with a UTF-8 byte-order mark, before data or a header
+    Files.write(f, new byte[] {(byte) 0xEF, (byte) 0xBB, (byte) 0xBF, '0', ' ', '1', '\n', '1', ' ', '2', '\n'});
+    assertArrayEquals(new long[] {0, 1}, EdgeList.read(f).src());
+    Files.write(f, new byte[] {(byte) 0xEF, (byte) 0xBB, (byte) 0xBF, 'i', ',', 'j', '\n', '4', ',', '2', '\n'});
+    assertArrayEquals(new long[] {4}, EdgeList.read(f).src());
     Files.writeString(f, "0 1\n2 x\n");
     IOException ex = assertThrows(IOException.class, () -> EdgeList.read(f));
     assertTrue(ex.getMessage().contains("edges.csv") && ex.getMessage().contains("line 2"), ex.getMessage());

@@ -85,6 +85,21 @@ class UnrollBadInputTest {
                          .momentum(InnerStep.Momentum.lr(lr).withMomentum(Math.PI / 4))
                          .memory(Unroll.Memory.reversal()),
           w0, "0.785", "n/d");
+      // a momentum buffer that outgrows REVERSAL's fixed point (about g / (1 - mu) for a constant
+      // gradient g, inside the range each gradient is checked against): a MetakernelsException
+      // naming the weight, not Math.addExact's bare ArithmeticException
+      Tensor a = Tensor.of(new double[] {1, 2}, 2).requiresGrad(true);
+      Tensor tinyLr = Tensor.scalar(1e-6, F64, CPU).requiresGrad(true);
+      refuses(()
+                  -> Unroll.builder()
+                         .initialWeights(Map.of("a", a))
+                         .metaParameters(Map.of("a", a, "lr", tinyLr))
+                         .innerLoss((w, k, m) -> w.get("a").mul(2e5).sum())
+                         .outerLoss((w, m) -> w.get("a").square().sum())
+                         .momentum(InnerStep.Momentum.lr(tinyLr).withMomentum(0.9))
+                         .steps(30)
+                         .memory(Unroll.Memory.reversal()),
+          a, "REVERSAL", "weight 'a'", "fixed-point range", "at step");
       // a closed meta-parameter
       Tensor closed = Tensor.zeros(new long[] {1}, F64, CPU).requiresGrad(true);
       closed.close();

@@ -47,6 +47,7 @@ public record EdgeList(long[] src, long[] dst, double[] weight) {
       String line;
       while ((line = r.readLine()) != null) {
         lineNo++;
+        if (lineNo == 1 && line.startsWith("\uFEFF")) line = line.substring(1); // a UTF-8 byte-order mark
         String t = line.trim();
         if (t.isEmpty() || t.startsWith("#") || t.startsWith("%")) continue;
         String[] f = t.split("[\\s,]+");

@@ -216,9 +216,15 @@ final class Reversal {
         long[][] d = quantisedDirection(wt, step);
         for (int i = 0; i < n; i++)
           for (int e = 0; e < w[i].length; e++) {
-            long bNew = Math.addExact(mulForward(b[i][e], num[i], den[i], info[i], e), d[i][e]);
-            b[i][e] = bNew;
-            w[i][e] = Math.subtractExact(w[i][e], delta(i, e, bNew));
+            try {
+              long bNew = Math.addExact(mulForward(b[i][e], num[i], den[i], info[i], e), d[i][e]);
+              b[i][e] = bNew;
+              w[i][e] = Math.subtractExact(w[i][e], delta(i, e, bNew));
+            } catch (ArithmeticException ex) {  // the buffer grows to about g / (1 - mu)
+              throw new MetakernelsException(run.op + " (REVERSAL): weight '" + run.names.get(i) + "' element " + e
+                  + ": its momentum buffer or value left the fixed-point range (" + bits + " fraction bits, |x| < 2^"
+                  + (62 - bits) + ") at step " + step + "; lower the gradients' scale or use another memory policy");
+            }
           }
       }
     }
