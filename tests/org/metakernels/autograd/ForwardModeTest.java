@@ -21,6 +21,7 @@ import org.metakernels.nn.MLP;
 import org.metakernels.nn.Weights;
 import org.metakernels.ops.Attention;
 import org.metakernels.ops.Functional;
+import org.metakernels.ops.LinearAttention;
 import org.metakernels.runtime.MetakernelsException;
 import org.metakernels.tensor.DType;
 import org.metakernels.tensor.Device;
@@ -388,6 +389,57 @@ class ForwardModeTest {
       }, in, tangentsFor(in, 300));
       // sum, mean and sddmm (bilinear) and their backward rules (the same kernels) have fast rules
       assertEquals(generic, Forward.fallbackRunsTotal());
+    }
+  }
+
+  /**
+   * The generic rule with 16-bit outputs (linear attention has no fast forward rule): its zero
+   * cotangent was made by a scalar multiply, which refuses BF16/F16, so jvp threw where reverse
+   * mode worked. Against the same computation in F64 from the same 16-bit values.
+   */
+  @Test
+  void genericRuleHandlesSixteenBitOutputs() {
+    for (DType dt : new DType[] {DType.BF16, DType.F16}) {
+      try (Scope s = Scope.open()) {
+        Random r = new Random(75);
+        Tensor q = u(r, -1, 1, 1, 2, 5, 3).to(dt), k = u(r, -1, 1, 1, 2, 5, 3).to(dt), v = u(r, -1, 1, 1, 2, 5, 2).to(dt);
+        Tensor tq = u(r, -1, 1, 1, 2, 5, 3).to(dt), tv = u(r, -1, 1, 1, 2, 5, 2).to(dt);
+        Function<List<Tensor>, List<Tensor>> f = xs -> List.of(
+            LinearAttention.product(xs.get(0), xs.get(1), xs.get(2), LinearAttention.Mask.CAUSAL),
+            LinearAttention.momentum(xs.get(2), 0.5, false));
+        Tensor tk = Tensor.zerosLike(k);
+        Forward.Jvp half = Autograd.jvp(f, List.of(q, k, v), List.of(tq, tk, tv));
+        Forward.Jvp wide = Autograd.jvp(f, List.of(q.to(DType.F64), k.to(DType.F64), v.to(DType.F64)),
+            List.of(tq.to(DType.F64), tk.to(DType.F64), tv.to(DType.F64)));
+        for (int i = 0; i < 2; i++) {
+          assertEquals(dt, half.tangents().get(i).dtype());
+          double[] a = half.tangents().get(i).toDoubleArray(), b = wide.tangents().get(i).toDoubleArray();
+          for (int j = 0; j < a.length; j++) assertEquals(b[j], a[j], 0.05 * Math.max(1, Math.abs(b[j])), dt + " output " + i);
+        }
+      }
+    }
+  }
+
+  /**
+   * Through the fused GAT aggregation: its backward without createGraph took the unrecorded fused
+   * kernel inside a forward level too, which dropped the tangents (hvpForward was all zeros,
+   * found by a differential probe, 2026-12-08).
+   */
+  @Test
+  void hvpForwardEqualsReverseOverReverseThroughGat() {
+    try (Scope s = Scope.open()) {
+      Graph g = Graph.fromEdges(GradCheckOpsTest.GRAPH_SRC, GradCheckOpsTest.GRAPH_DST, 6).ownedBy(Scope.current());
+      Random r = new Random(74);
+      Tensor x = u(r, -1, 1, 6, 2, 3), ss = u(r, -1, 1, 6, 2), sd = u(r, -1, 1, 6, 2);
+      List<Tensor> in = List.of(x, ss, sd);
+      sameHvp(xs -> MessagePassing.gatAggregate(g, xs.get(0), xs.get(1), xs.get(2), 0.2).tanh().square().sum(), in,
+          tangentsFor(in, 301));
+      // and the scores made from x, as GATConv does
+      sameHvp(xs -> {
+        Tensor h = xs.get(0);
+        Tensor a = h.sum(2, false);
+        return MessagePassing.gatAggregate(g, h, a, a.mul(0.5), 0.2).sin().sum();
+      }, List.of(x), tangentsFor(List.of(x), 302));
     }
   }
 

@@ -228,4 +228,31 @@ class PerExampleTest {
       assertTrue(MkNative.mk_last_error().getString().contains("batch"), MkNative.mk_last_error().getString());
     }
   }
+  /**
+   * A jvp around per-example norms without createGraph: the layer inputs were detached, cutting
+   * their tangents while the gradients kept theirs (a partial product, 2026-12-08). Against the
+   * same jvp with createGraph and central differences.
+   */
+  @Test
+  void jvpThroughNormsWithoutCreateGraphIsTheWholeDerivative() {
+    try (Scope s = Scope.open();
+        MLP net = new MLP(new long[] {3, 4, 2}, Activation.TANH, DType.F64, Device.CPU, 5)) {
+      Tensor x = Tensor.uniform(new long[] {3, 3}, -1, 1, DType.F64, Device.CPU, 1);
+      Tensor y = Tensor.uniform(new long[] {3, 2}, -1, 1, DType.F64, Device.CPU, 2);
+      Tensor t = Tensor.randn(x.shape(), DType.F64, Device.CPU, 5);
+      Function<Tensor, Tensor> loss = out -> out.sub(y).square().sum(1, false);
+      double[] fd = new double[3];
+      double eps = 1e-6;
+      try (var ng = Autograd.noGrad()) {
+        double[] up = PerExample.normsSquared(net, x.add(t.mul(eps)), loss, false).toDoubleArray();
+        double[] down = PerExample.normsSquared(net, x.sub(t.mul(eps)), loss, false).toDoubleArray();
+        for (int i = 0; i < 3; i++) fd[i] = (up[i] - down[i]) / (2 * eps);
+      }
+      for (boolean cg : new boolean[] {false, true}) {
+        double[] jt = Autograd.jvp(xs -> List.of(PerExample.normsSquared(net, xs.get(0), loss, cg)), List.of(x), List.of(t))
+            .tangents().get(0).toDoubleArray();
+        for (int i = 0; i < 3; i++) assertEquals(fd[i], jt[i], 1e-6 * Math.max(1, Math.abs(fd[i])), "createGraph " + cg);
+      }
+    }
+  }
 }

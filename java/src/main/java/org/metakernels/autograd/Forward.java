@@ -302,8 +302,11 @@ public final class Forward {
         Tensor o = outputs[k];
         if (!o.dtype().isFloatingPoint()) continue;
         // a non-leaf (a node newer than every node of the op's tape), so that the second pass
-        // stops at it instead of walking the whole tape below the op
-        u[k] = Tensor.zerosLike(o).requiresGrad(true).mul(1.0);
+        // stops at it instead of walking the whole tape below the op (BF16/F16: a recorded cast of
+        // an F32 leaf, the scalar multiply taking F32 and F64 only)
+        u[k] = o.dtype().isHalf()
+            ? Tensor.zeros(o.shape(), DType.F32, o.device()).requiresGrad(true).to(o.dtype())
+            : Tensor.zerosLike(o).requiresGrad(true).mul(1.0);
         us.add(u[k]);
         which.add(k);
       }
@@ -343,9 +346,14 @@ public final class Forward {
 
   /**
    * {@code t.detach()} for reverse mode only: the result keeps t's tangents at the visible levels
-   * (the autograd's own helpers detach to make a leaf, which must not cut a jvp running around them).
+   * (the autograd's own helpers, and {@code meta.PerExample}, detach to make a leaf or a result
+   * that does not require grad, which must not cut a jvp running around them).
+   * {@code Forward.detachKeepingTangents(h)}: h's shape.
+   *
+   * @param t the tensor
+   * @return a new tensor over t's memory, not on the tape, with t's tangents
    */
-  static Tensor detachKeepingTangents(Tensor t) {
+  public static Tensor detachKeepingTangents(Tensor t) {
     Tensor d = t.detach();
     if (OPEN.get() == 0) return d;
     for (Level l : STATE.get().levels) {

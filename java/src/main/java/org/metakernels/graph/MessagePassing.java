@@ -3,6 +3,7 @@ package org.metakernels.graph;
 import java.util.Arrays;
 import java.util.List;
 import org.metakernels.autograd.Autograd;
+import org.metakernels.autograd.Forward;
 import org.metakernels.autograd.GradMode;
 import org.metakernels.ops.Indexing;
 import org.metakernels.runtime.MetakernelsException;
@@ -452,9 +453,11 @@ public final class MessagePassing {
     }
     Features f = new Features(heads, width);
     return Autograd.record(op, out, new Tensor[] {x, sSrc, sDst}, gr -> {
-      // without createGraph: the fused backward kernel (no [E, H] buffer); with it, the composed
-      // form below, which is itself differentiable
-      if (!GradMode.isEnabled() && gr[0].dtype() == x.dtype() && gr[0].device() == x.device())
+      // without createGraph: the fused backward kernel (no [E, H] buffer); with it, or inside a
+      // forward-mode level (forward over reverse: the backward's ops carry tangents, which the
+      // unrecorded kernel dropped, so hvpForward was zero), the composed form below, itself
+      // differentiable
+      if (!GradMode.isEnabled() && !Forward.active() && gr[0].dtype() == x.dtype() && gr[0].device() == x.device())
         return gatBackwardFused(g, x, sSrc, sDst, lse, slope, gr[0]);
       // α recomputed on the graph kernels (one pass from the saved lse), as a differentiable op
       Tensor z = atSources(g, sSrc).add(atDestinations(g, sDst)); // [E, H]

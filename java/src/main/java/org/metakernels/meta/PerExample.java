@@ -6,6 +6,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.function.Function;
 import org.metakernels.autograd.Autograd;
+import org.metakernels.autograd.Forward;
 import org.metakernels.nn.Linear;
 import org.metakernels.nn.LinearSelfAttention;
 import org.metakernels.nn.MLP;
@@ -225,10 +226,12 @@ public final class PerExample {
       Tensor losses = losses(op, lossFn, h, x.size(0));
       List<Tensor> grads = Autograd.grad(List.of(losses), zs, List.of(Tensor.onesLike(losses)), createGraph);
       if (!createGraph) {
+        // off the tape, but keeping forward-mode tangents: a jvp around this call saw the
+        // gradients' tangents and not the inputs', a partial product (2026-12-08)
         List<Tensor> detached = new ArrayList<>();
-        for (Tensor t : inputs) detached.add(t.detach());
+        for (Tensor t : inputs) detached.add(Forward.detachKeepingTangents(t));
         inputs = detached;
-        losses = losses.detach();
+        losses = Forward.detachKeepingTangents(losses);
       }
       return new Tapped(losses, layers, inputs, grads);
     }
@@ -259,7 +262,7 @@ public final class PerExample {
       List<Tensor> grads = Autograd.grad(List.of(losses), leaves, List.of(Tensor.onesLike(losses)), createGraph);
       Map<String, Tensor> out = new LinkedHashMap<>();
       for (int i = 0; i < names.size(); i++) out.put(names.get(i), grads.get(i));
-      return new Result(createGraph ? losses : losses.detach(), out);
+      return new Result(createGraph ? losses : Forward.detachKeepingTangents(losses), out);
     }
   }
 
