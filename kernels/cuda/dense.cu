@@ -190,6 +190,12 @@ __device__ __forceinline__ double load_as_double(int dtype, const void* p, int64
 
 __global__ void cast_kernel(int sd, int dd, int64_t n, const void* src, void* dst) {
   for (int64_t i = thread_id(); i < n; i += thread_count()) {
+    if (sd == dd) {  // a copy, as the twin (I64 through double lost the bits past 2^53)
+      if (sd == MK_F64 || sd == MK_I64) static_cast<int64_t*>(dst)[i] = static_cast<const int64_t*>(src)[i];
+      else if (sd == MK_F32) static_cast<uint32_t*>(dst)[i] = static_cast<const uint32_t*>(src)[i];
+      else static_cast<uint16_t*>(dst)[i] = static_cast<const uint16_t*>(src)[i];
+      continue;
+    }
     if (sd == MK_I64 && dd == MK_F32) {  // one rounding, as the CPU twin
       static_cast<float*>(dst)[i] = float(static_cast<const int64_t*>(src)[i]);
       continue;
@@ -236,7 +242,8 @@ __device__ __forceinline__ typename Storage<DT>::type narrow(double v) {
 
 template <int SD, int DD>
 __device__ __forceinline__ typename Storage<DD>::type convert(typename Storage<SD>::type v) {
-  if constexpr (SD == MK_I64 && DD == MK_F32) return float(v);  // one rounding, as the CPU twin
+  if constexpr (SD == DD) return v;  // a copy, as the CPU twin (I64 through double lost bits)
+  else if constexpr (SD == MK_I64 && DD == MK_F32) return float(v);  // one rounding, as the CPU twin
   else if constexpr (SD == MK_I64 && (DD == MK_BF16 || DD == MK_F16)) return narrow<DD>(i64_to_f64_round_odd(v));
   else return narrow<DD>(widen<SD>(v));
 }

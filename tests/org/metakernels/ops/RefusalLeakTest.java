@@ -70,6 +70,22 @@ class RefusalLeakTest {
   }
 
   @Test
+  void nullsNameTheOp() {
+    try (org.metakernels.tensor.Scope s = org.metakernels.tensor.Scope.open()) {
+      Tensor q = f64(1, 1, 4, 2);
+      java.util.List<Executable> calls = java.util.List.of(() -> Attention.forward(q, q, q, null),
+          () -> Attention.softmax(q, q, q, null), () -> LinearAttention.apply(q, q, q, null),
+          () -> org.metakernels.autograd.Autograd.backward(null),
+          () -> org.metakernels.autograd.Autograd.grad((Tensor) null, java.util.List.of(q), false));
+      String[] names = {"attention", "attention", "linearAttention.apply", "Autograd.backward", "Autograd.grad"};
+      for (int i = 0; i < calls.size(); i++) {
+        NullPointerException e = assertThrows(NullPointerException.class, calls.get(i));
+        assertTrue(e.getMessage() != null && e.getMessage().contains(names[i]), e.getMessage());
+      }
+    }
+  }
+
+  @Test
   void modulesRefuseHeadWidthsTheirKernelsCannotTake() {
     long live = MkNative.mk_host_live_bytes();
     var e = assertThrows(MetakernelsException.class, () -> new LinearSelfAttention(

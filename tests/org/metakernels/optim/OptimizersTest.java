@@ -243,6 +243,28 @@ class OptimizersTest {
     }
   }
 
+  /** A step that meets a freed gradient changes nothing (it updated the parameters before it). */
+  @Test
+  void aFreedGradientIsRefusedBeforeAnyWrite() {
+    try (Scope s = Scope.open()) {
+      Tensor p0 = Tensor.of(new double[] {1, 2}, 2).requiresGrad(true), p1 = Tensor.of(new double[] {3, 4}, 2).requiresGrad(true);
+      try (Adam adam = new Adam(List.of(p0, p1), 0.1); SGD sgd = new SGD(List.of(p0, p1), 0.1, 0.9, 0)) {
+        p0.mul(p1).sum().backward();
+        p1.grad().close();
+        for (Optimizer o : List.of(adam, sgd)) {
+          IllegalStateException e = assertThrows(IllegalStateException.class, o::step);
+          assertTrue(e.getMessage().contains("gradient of parameter 1") && e.getMessage().contains(".step"), e.getMessage());
+          e = assertThrows(IllegalStateException.class, () -> o.clipGradNorm(1.0));
+          assertTrue(e.getMessage().contains("gradient of parameter 1"), e.getMessage());
+        }
+        Ref.assertValues(p0, 1, 2);
+        Ref.assertValues(p0.grad(), 3, 4);
+        assertEquals(0, adam.steps(0));
+        assertEquals(0, adam.steps());
+      }
+    }
+  }
+
   @Test
   void optimizerStateIsFreedOnClose() {
     org.metakernels.runtime.Native.ensureLoaded();

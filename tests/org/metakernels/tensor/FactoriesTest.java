@@ -268,6 +268,11 @@ class FactoriesTest {
         for (int i = 0; i < x.length; i++)
           assertEquals((long) v[i], Tensor.full(new long[] {1}, v[i], DType.I64, CPU).toLongArray()[0], "full I64 " + v[i]);
       }
+      // the same type is a copy ("even the same type gives a copy"): I64 went through double
+      long[] big = {(1L << 53) + 1, Long.MAX_VALUE, Long.MIN_VALUE, Long.MAX_VALUE - 1, 72057594037928065L};
+      assertArrayEquals(big, Tensor.ofIndices(big, big.length).castTo(DType.I64).toLongArray());
+      Tensor nan = Tensor.full(new long[] {3}, Double.NaN, DType.F32, CPU);
+      assertEquals(Float.floatToRawIntBits(nan.toFloatArray()[0]), Float.floatToRawIntBits(nan.castTo(DType.F32).toFloatArray()[0]));
     }
   }
 

@@ -142,6 +142,7 @@ public final class Autograd {
    * @return one gradient per input, each of its input's shape
    */
   public static List<Tensor> grad(Tensor output, List<Tensor> inputs, boolean createGraph) {
+    java.util.Objects.requireNonNull(output, "Autograd.grad: output");
     return grad(List.of(output), inputs, null, createGraph);
   }
 
@@ -184,6 +185,7 @@ public final class Autograd {
    * @param output a tensor with one element
    */
   public static void backward(Tensor output) {
+    java.util.Objects.requireNonNull(output, "Autograd.backward: output");
     run(List.of(output), null, false, new IdentityHashMap<>(), null, true);
   }
 

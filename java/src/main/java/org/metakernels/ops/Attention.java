@@ -582,6 +582,7 @@ public final class Attention {
 
     Geometry(String op, Tensor q, Tensor k, Tensor v, Options o) {
       this.op = op;
+      java.util.Objects.requireNonNull(o, op + ": options (Attention.Options.defaults() for none)");
       operands(op, q, k, v, o.bias());
       if (q.rank() != 4 || k.rank() != 4 || v.rank() != 4)
         throw new MetakernelsException(op + ": expected q [B, H, Nq, D], k [B, Hkv, Nk, D], v [B, Hkv, Nk, Dv], got "

@@ -214,6 +214,7 @@ public final class LinearAttention {
    * @throws MetakernelsException for momentum without the causal form, or shapes that do not fit
    */
   public static Tensor apply(Tensor q, Tensor k, Tensor v, Options o) {
+    java.util.Objects.requireNonNull(o, "linearAttention.apply: options");
     boolean recorded = Forward.active() || (GradMode.isEnabled() && (q.requiresGrad() || k.requiresGrad()
         || v.requiresGrad()));
     if (recorded) return composed(q, k, v, o);  // the tape keeps its intermediates

@@ -70,7 +70,7 @@ public final class Adam extends Optimizer {
 
   @Override
   public void step() {
-    checkOpen("step");
+    checkOpenWithGradients("step");
     t++;
     try (Scope s = Scope.open(); var ng = Autograd.noGrad()) {
       for (int i = 0; i < params.size(); i++) {

@@ -120,7 +120,7 @@ public abstract class Optimizer implements AutoCloseable {
     if (!(maxNorm > 0) || Double.isInfinite(maxNorm))
       throw new IllegalArgumentException(getClass().getSimpleName() + ".clipGradNorm: maxNorm " + maxNorm
           + " (must be finite and > 0)");
-    checkOpen("clipGradNorm");
+    checkOpenWithGradients("clipGradNorm");
     double total;
     try (Scope s = Scope.open(); var ng = Autograd.noGrad()) {
       Tensor sum = null;
@@ -388,6 +388,23 @@ public abstract class Optimizer implements AutoCloseable {
       if (params.get(i).isClosed())
         throw new IllegalStateException(getClass().getSimpleName() + "." + op + ": parameter " + i + " was freed"
             + " (a module's to(...) replaces its parameters: build the optimizer after it)");
+  }
+
+  /**
+   * {@link #checkOpen}, and every gradient checked before anything is written: a freed gradient
+   * met half way through a step left the parameters before it updated (and Adam's counts off).
+   *
+   * @param op the method, for the message
+   * @throws IllegalStateException when the optimizer, a parameter or a gradient was freed
+   */
+  protected void checkOpenWithGradients(String op) {
+    checkOpen(op);
+    for (int i = 0; i < params.size(); i++) {
+      Tensor g = params.get(i).grad();
+      if (g != null && g.isClosed())
+        throw new IllegalStateException(getClass().getSimpleName() + "." + op + ": the gradient of parameter " + i
+            + " was freed (zeroGrad() clears gradients; close none by hand)");
+    }
   }
 
   private void checkNotClosed(String op) {

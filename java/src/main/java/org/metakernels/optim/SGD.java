@@ -47,7 +47,7 @@ public final class SGD extends Optimizer {
 
   @Override
   public void step() {
-    checkOpen("step");
+    checkOpenWithGradients("step");
     try (Scope s = Scope.open(); var ng = Autograd.noGrad()) {
       for (int i = 0; i < params.size(); i++) {
         Tensor p = params.get(i);
