@@ -336,4 +336,74 @@ class NumPyTest {
     // the published P-A-P is the path-count product of the paper-author relation
     assertTrue(pap.bitwiseEquals(ra.multiply(ra.transpose())));
   }
+  /** An .npy's bytes: version 1.0, the header padded to 64, then {@code data}. */
+  static byte[] npy(String descr, String shape, byte[] data) {
+    String h = "{'descr': '" + descr + "', 'fortran_order': False, 'shape': " + shape + ", }";
+    int pad = 64 - (10 + h.length() + 1) % 64;
+    h = h + " ".repeat(pad % 64) + "\n";
+    ByteBuffer b = ByteBuffer.allocate(10 + h.length() + data.length).order(ByteOrder.LITTLE_ENDIAN);
+    b.put(new byte[] {(byte) 0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0}).putShort((short) h.length());
+    b.put(h.getBytes(StandardCharsets.ISO_8859_1)).put(data);
+    return b.array();
+  }
+
+  /**
+   * Entries read header first, then only the bytes their shape needs (a small deflated entry
+   * declaring far more, or any 2 GiB file, was read whole first: OutOfMemoryError); an .npz cut
+   * at an entry boundary is refused (it read as a complete file with fewer entries); a name twice
+   * frees the first tensor.
+   */
+  @Test
+  void readsOnlyWhatTheHeaderDeclaresAndRefusesTruncatedArchives() throws IOException {
+    byte[] two = ByteBuffer.allocate(16).order(ByteOrder.LITTLE_ENDIAN).putDouble(1.5).putDouble(-2).array();
+    Path bomb = dir.resolve("bomb.npz");
+    try (ZipOutputStream z = new ZipOutputStream(Files.newOutputStream(bomb))) {
+      z.putNextEntry(new ZipEntry("x.npy"));
+      z.write(npy("<f8", "(2,)", two));
+      byte[] zeros = new byte[1 << 20];
+      for (int i = 0; i < 64; i++) z.write(zeros);  // 64 MiB of trailing zeros, a few hundred KB deflated
+      z.closeEntry();
+    }
+    assertTrue(Files.size(bomb) < 1 << 20);
+    assertArrayEquals(new double[] {1.5, -2}, NumPy.readNpz(bomb).get("x").doubles());
+    // a shape whose data is past one Java array: refused from the header, nothing read
+    Path huge = dir.resolve("huge.npy");
+    Files.write(huge, npy("<f8", "(300000000,)", two));
+    IOException e = assertThrows(IOException.class, () -> NumPy.read(huge));
+    assertTrue(e.getMessage().contains("huge.npy") && e.getMessage().contains("2400000000"), e.getMessage());
+    // cut at the second entry's local header: the directory at the end is gone
+    Path whole = dir.resolve("three.npz");
+    Map<String, NumPy.Array> m = new LinkedHashMap<>();
+    for (String k : List.of("a", "b", "c")) m.put(k, NumPy.Array.ofDoubles(new double[] {1, 2, 3}, 3));
+    NumPy.writeNpz(whole, m);
+    byte[] all = Files.readAllBytes(whole);
+    int second = -1;
+    for (int i = 4; i < all.length - 4 && second < 0; i++)
+      if (all[i] == 'P' && all[i + 1] == 'K' && all[i + 2] == 3 && all[i + 3] == 4) second = i;
+    Path cut = dir.resolve("cut.npz");
+    Files.write(cut, java.util.Arrays.copyOf(all, second));
+    e = assertThrows(IOException.class, () -> NumPy.readNpz(cut));
+    assertTrue(e.getMessage().contains("cut.npz"), e.getMessage());
+    assertEquals(3, NumPy.readNpz(whole).size());
+    // the same name twice: the last kept (as numpy), the first tensor freed
+    Path dup = dir.resolve("dup.npz");
+    try (ZipOutputStream z = new ZipOutputStream(Files.newOutputStream(dup))) {  // it refuses a name twice:
+      for (String k : List.of("w.npy", "v.npy")) {                              // "v.npy" renamed below
+        z.putNextEntry(new ZipEntry(k));
+        z.write(npy("<f8", "(2,)", two));
+        z.closeEntry();
+      }
+    }
+    Files.write(dup, new String(Files.readAllBytes(dup), StandardCharsets.ISO_8859_1).replace("v.npy", "w.npy")
+        .getBytes(StandardCharsets.ISO_8859_1));
+    NumPy.readTensors(dup, Device.CPU).values().forEach(Tensor::close);
+    long live = org.metakernels.runtime.MkNative.mk_host_live_bytes();
+    for (int i = 0; i < 3; i++) NumPy.readTensors(dup, Device.CPU).values().forEach(Tensor::close);
+    assertEquals(live, org.metakernels.runtime.MkNative.mk_host_live_bytes());
+    // an edge list that is not UTF-8: the file named
+    Path latin = dir.resolve("latin1.txt");
+    Files.write(latin, new byte[] {'#', ' ', (byte) 0xE9, '\n', '0', ' ', '1', '\n'});
+    e = assertThrows(IOException.class, () -> EdgeList.read(latin));
+    assertTrue(e.getMessage().contains("latin1.txt") && e.getMessage().contains("UTF-8"), e.getMessage());
+  }
 }

@@ -45,7 +45,7 @@ public record EdgeList(long[] src, long[] dst, double[] weight) {
     boolean first = true;
     try (BufferedReader r = Files.newBufferedReader(file, StandardCharsets.UTF_8)) {
       String line;
-      while ((line = r.readLine()) != null) {
+      while ((line = readLine(r, file, lineNo + 1)) != null) {
         lineNo++;
         if (lineNo == 1 && line.startsWith("\uFEFF")) line = line.substring(1); // a UTF-8 byte-order mark
         String t = line.trim();
@@ -164,5 +164,14 @@ public record EdgeList(long[] src, long[] dst, double[] weight) {
    */
   public SparseMatrix toMatrix(long rows, long cols) {
     return SparseMatrix.fromCoo(rows, cols, src, dst, weight);
+  }
+
+  /** A line; bytes that are not UTF-8 are an error naming the file and the line. */
+  private static String readLine(BufferedReader r, Path file, int lineNo) throws IOException {
+    try {
+      return r.readLine();
+    } catch (java.nio.charset.CharacterCodingException e) {
+      throw new IOException(file + ": line " + lineNo + " (or the buffer around it): not UTF-8 text (" + e + ")", e);
+    }
   }
 }

@@ -1,6 +1,5 @@
 package org.metakernels.io;
 
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
@@ -278,7 +277,47 @@ public final class NumPy {
    *     the file and what is wrong)
    */
   public static Array read(Path file) throws IOException {
-    return parse(Files.readAllBytes(file), file.toString());
+    try (InputStream in = Files.newInputStream(file)) {
+      return readBounded(in, file.toString());
+    }
+  }
+
+  /**
+   * An .npy from a stream, header first: then only the bytes its shape needs are read (numpy reads
+   * so too). Reading the whole file or entry first took a small deflated entry declaring gigabytes,
+   * or any file of 2 GiB, to an OutOfMemoryError; bytes past the data are ignored, as by numpy.
+   */
+  private static Array readBounded(InputStream in, String where) throws IOException {
+    byte[] head = in.readNBytes(12);
+    if (head.length < 10) return parse(head, where);  // too short: parse says so
+    int major = head[6] & 0xff;
+    long headerLen;
+    int start;
+    if (major == 1) {
+      headerLen = (head[8] & 0xff) | (head[9] & 0xff) << 8;
+      start = 10;
+    } else if ((major == 2 || major == 3) && head.length == 12) {
+      headerLen = ((head[8] & 0xffL) | (head[9] & 0xffL) << 8 | (head[10] & 0xffL) << 16 | (head[11] & 0xffL) << 24);
+      start = 12;
+    } else {
+      return parse(head, where);  // the magic, the version or a truncated header: parse says which
+    }
+    if (headerLen > 1 << 20) throw new IOException(where + ": .npy header of " + headerLen + " bytes (at most 1 MiB read)");
+    int headerEnd = (int) (start + headerLen);
+    if (headerEnd > head.length) head = concat(head, in.readNBytes(headerEnd - head.length));
+    Header h = header(head, where);  // malformed headers, dtypes and shapes refused here
+    long total = h.data() + h.need();
+    if (total > Integer.MAX_VALUE - 8)
+      throw new IOException(where + ": " + h.descr() + " " + shapeText(h.shape()) + " is " + h.need()
+          + " bytes of data, more than one Java array holds (2^31 - 9 bytes); split it");
+    if (total > head.length) head = concat(head, in.readNBytes((int) (total - head.length)));
+    return parse(head, where);  // a stream that ended early: "truncated", from parse
+  }
+
+  private static byte[] concat(byte[] a, byte[] b) {
+    byte[] c = java.util.Arrays.copyOf(a, a.length + b.length);
+    System.arraycopy(b, 0, c, a.length, b.length);
+    return c;
   }
 
   /**
@@ -319,30 +358,37 @@ public final class NumPy {
    */
   public static void forEachNpzEntry(Path file, EntryVisitor visitor) throws IOException {
     boolean any = false;
+    // the central directory, at the end of the file, lists every entry: a file cut short at an
+    // entry boundary streamed as a complete one with fewer entries (an optimizer state silently
+    // missing its last moments); numpy refuses such a file too
+    int listed;
+    try (java.util.zip.ZipFile z = new java.util.zip.ZipFile(file.toFile())) {
+      listed = z.size();
+    } catch (java.util.zip.ZipException z) {
+      if (isEmptyZip(file)) return;
+      throw new IOException(file + ": not a valid .npz (zip) file, or a truncated one: " + z.getMessage(), z);
+    }
+    int seen = 0;
     try (InputStream in = Files.newInputStream(file); ZipInputStream zip = new ZipInputStream(in)) {
       ZipEntry e;
       while ((e = zip.getNextEntry()) != null) {
+        seen++;
         if (e.isDirectory()) continue;
         any = true;
         String name = e.getName();
-        byte[] bytes = readAll(zip);
         String key = name.endsWith(".npy") ? name.substring(0, name.length() - 4) : name;
-        visitor.visit(key, parse(bytes, file + " (entry " + name + ")"));
+        visitor.visit(key, readBounded(zip, file + " (entry " + name + ")"));
       }
     } catch (java.util.zip.ZipException z) {
       throw new IOException(file + ": not a valid .npz (zip) file: " + z.getMessage(), z);
     } catch (java.io.EOFException z) {  // a truncated compressed entry
       throw new IOException(file + ": truncated .npz (zip) file: " + z.getMessage(), z);
     }
+    if (seen != listed)
+      throw new IOException(file + ": the zip's directory lists " + listed + " entries, " + seen + " were read (truncated?)");
     // no entries: an empty archive (np.savez() of nothing; a stateless optimizer's saveState) is
     // 22 bytes, the end-of-central-directory record alone; anything else is not a zip
     if (!any && !isEmptyZip(file)) throw new IOException(file + ": not an .npz file (no zip entries)");
-  }
-
-  private static byte[] readAll(InputStream in) throws IOException {
-    ByteArrayOutputStream bo = new ByteArrayOutputStream();
-    in.transferTo(bo);
-    return bo.toByteArray();
   }
 
   /**
@@ -395,7 +441,15 @@ public final class NumPy {
     return a;
   }
 
-  private static Array parse(byte[] b, String where) throws IOException {
+  /** An .npy header: the element type, shape, count and width, and where the data starts. */
+  private record Header(String descr, long[] shape, int n, int width, char kind, int data) {
+    long need() {
+      return (long) n * width;
+    }
+  }
+
+  /** The header of an .npy held in {@code b} (at least up to the end of the header). */
+  private static Header header(byte[] b, String where) throws IOException {
     if (b.length < 10) throw new IOException(where + ": too short for an .npy file (" + b.length + " bytes)");
     for (int i = 0; i < MAGIC.length; i++)
       if (b[i] != MAGIC[i]) throw new IOException(where + ": not an .npy file (no \\x93NUMPY magic)");
@@ -445,11 +499,20 @@ public final class NumPy {
       throw new IOException(where + ": dtype '" + descr + "' not supported");
     }
     if (width <= 0 || width > 1 << 16) throw new IOException(where + ": dtype '" + descr + "' not supported (its width)");
-    int data = (int) (start + headerLen);
-    long need = (long) n * width;
+    return new Header(descr, shape, n, width, kind, (int) (start + headerLen));
+  }
+
+  private static Array parse(byte[] b, String where) throws IOException {
+    Header h = header(b, where);
+    String descr = h.descr();
+    long[] shape = h.shape();
+    int n = h.n(), width = h.width(), data = h.data();
+    char kind = h.kind();
+    long need = h.need();
     if (data + need > b.length)
       throw new IOException(where + ": truncated: " + shapeText(shape) + " " + descr + " needs " + need
           + " bytes of data, the file has " + (b.length - data));
+    ByteBuffer bb = ByteBuffer.wrap(b).order(ByteOrder.LITTLE_ENDIAN);
     bb.position(data);
     if (kind == 'f') {
       double[] v = new double[n];
@@ -668,7 +731,8 @@ public final class NumPy {
         if (a.strings != null)
           throw new IOException(file + ": entry '" + name + "' is a string array (" + a.describe() + "), not a tensor");
         DType type = a.longs != null ? DType.I64 : a.descr.endsWith("f4") ? DType.F32 : DType.F64;
-        out.put(name, a.toTensor(type, device));
+        Tensor old = out.put(name, a.toTensor(type, device));
+        if (old != null) old.close();  // a name twice in the zip: the last one kept, as numpy; the first freed
       });
       done = true;
       return out;
