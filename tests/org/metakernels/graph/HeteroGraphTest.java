@@ -248,6 +248,50 @@ class HeteroGraphTest {
     }
   }
 
+  /**
+   * A chained path takes x of any rank [N, ...] as the materialised one does (its [N, 1] scales
+   * broadcast a [N] x into [N, N], and refused [N, H, F]); found by a probe, 2026-12-08.
+   */
+  @Test
+  void chainedPathsTakeAnyTrailingShape() {
+    HeteroGraph h = small();
+    Random r = new Random(23);
+    for (MetaPath.Normalization norm : MetaPath.Normalization.values()) {
+      try (Scope sc = Scope.open();
+           MetaPath chain = h.metaPath(List.of("paper", "author", "paper"), norm, false, MetaPath.Strategy.CHAIN, DType.F64,
+               Device.CPU);
+           MetaPath mat = h.metaPath(List.of("paper", "author", "paper"), norm, false, MetaPath.Strategy.MATERIALIZED,
+               DType.F64, Device.CPU)) {
+        int n = h.numNodes("paper");
+        for (long[] shape : new long[][] {{n}, {n, 1}, {n, 2, 3}}) {
+          double[] x = new double[(int) Tensor.numel(shape)];
+          for (int i = 0; i < x.length; i++) x[i] = r.nextGaussian();
+          Tensor t = Tensor.of(x, shape);
+          Tensor a = chain.apply(t), b = mat.apply(t);
+          assertArrayEquals(shape, a.shape(), norm + " " + java.util.Arrays.toString(shape));
+          assertArrayEquals(b.toDoubleArray(), a.toDoubleArray(), 1e-12, norm + " " + java.util.Arrays.toString(shape));
+        }
+      }
+    }
+  }
+
+  /** Misuse refused with the op named: an unnamed node type, NaN probabilities, sizes past an int, a bad index. */
+  @Test
+  void graphObjectsRefuseMisuse() {
+    assertThrows(MetakernelsException.class, () -> HeteroGraph.builder().nodeType("", 2));
+    assertThrows(MetakernelsException.class, () -> HeteroGraph.builder().nodeType(null, 2));
+    assertThrows(MetakernelsException.class,
+        () -> HeteroSbm.generate(new HeteroSbm.Config(90, 3, 40, 6, 3, Double.NaN, 12, 5, 0.5), 1L));
+    assertThrows(MetakernelsException.class,
+        () -> HeteroSbm.generate(new HeteroSbm.Config(90, 3, 40, 6, 3, 0.7, 12, 5, Double.NaN), 1L));
+    assertThrows(MetakernelsException.class,
+        () -> HeteroSbm.generate(new HeteroSbm.Config(65536, 3, 40, 6, 3, 0.7, 65536, 5, 0.5), 1L));
+    SparseMatrix a = random(new Random(3), 100, 100, 400, false);
+    assertThrows(IndexOutOfBoundsException.class, () -> a.get(0, 100));
+    assertThrows(IndexOutOfBoundsException.class, () -> a.get(-1, 0));
+    assertTrue(a.multiply(a, 40000).bitwiseEquals(a.multiply(a, 1)));  // more threads than ForkJoinPool takes
+  }
+
   /** Tall, wide and square matrices: A · x as the dense product, to second order in x, and wrong input refused. */
   @Test
   void sparseOperatorIsTheMatrixProduct() {

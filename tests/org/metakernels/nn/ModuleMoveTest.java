@@ -183,4 +183,51 @@ class ModuleMoveTest {
       ModuleParametersFileTest.assertSameValues(kept, ModuleParametersFileTest.values(net));
     }
   }
+  /**
+   * A tied tensor is one parameter: listed twice by parameters(), an optimizer updated it twice per
+   * step (twice the learning rate) and parameterCount counted it twice. PyTorch lists it once.
+   */
+  @Test
+  void aTiedParameterIsListedOnceAndStepsOnce() {
+    try (Scope s = Scope.open(); Tied t = new Tied(3)) {
+      assertEquals(1, t.parameters().size());
+      assertEquals(9, t.parameterCount());
+      assertEquals(2, t.namedParameters().size());
+      Tensor w = t.parameters().get(0);
+      double[] before = w.toDoubleArray();
+      t.forward(Tensor.ones(new long[] {1, 3}, DType.F64, Device.CPU)).sum().backward();
+      double[] g = w.grad().toDoubleArray();
+      try (org.metakernels.optim.SGD opt = new org.metakernels.optim.SGD(t.parameters(), 0.1)) {
+        opt.step();
+      }
+      double[] after = w.toDoubleArray();
+      for (int i = 0; i < 9; i++) assertEquals(before[i] - 0.1 * g[i], after[i], 1e-15);
+    }
+  }
+
+  /** Names with '.' could shadow a child's parameter (its tensor then never trained nor freed). */
+  @Test
+  void dottedOrEmptyNamesAndRefusedParametersAreRefusedCleanly() {
+    long live = org.metakernels.runtime.MkNative.mk_host_live_bytes();
+    class Dotted extends Module {
+      Dotted(String name) {
+        register(name, Tensor.zeros(new long[] {2}, DType.F64, Device.CPU));
+      }
+
+      @Override
+      public Tensor forward(Tensor x, Weights w) {
+        return x;
+      }
+    }
+    for (String bad : new String[] {"layer0.weight", "", "a."}) {
+      try (Scope s = Scope.open()) {
+        var e = assertThrows(org.metakernels.runtime.MetakernelsException.class, () -> new Dotted(bad));
+        assertTrue(e.getMessage().contains("'" + bad + "'"), e.getMessage());
+      }
+    }
+    try (Scope s = Scope.open()) {  // an I64 parameter: refused, and left to the scope
+      assertThrows(RuntimeException.class, () -> new LayerNorm(4, 1e-5, DType.I64, Device.CPU));
+    }
+    assertEquals(live, org.metakernels.runtime.MkNative.mk_host_live_bytes());
+  }
 }

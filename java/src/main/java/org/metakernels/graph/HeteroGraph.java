@@ -82,6 +82,7 @@ public final class HeteroGraph {
      * @throws MetakernelsException for a repeated type or a negative count
      */
     public Builder nodeType(String type, long count) {
+      if (type == null || type.isEmpty()) throw new MetakernelsException("HeteroGraph: a node type needs a name, got '" + type + "'");
       if (counts.containsKey(type))
         throw new MetakernelsException("HeteroGraph: node type '" + type + "' declared twice");
       if (count < 0 || count > Integer.MAX_VALUE - 8)

@@ -59,9 +59,14 @@ public final class HeteroSbm {
    */
   public static Sample generate(Config c, long seed) {
     if (c.classes() < 2 || c.papers() < c.classes() || c.authors() < c.classes() || c.subjects() < c.classes()
-        || c.featureDim() < c.classes() || c.authorsPerPaper() < 1 || c.wordsPerPaper() < 1 || c.homophily() < 0
-        || c.homophily() > 1 || c.featureSignal() < 0 || c.featureSignal() > 1)
+        || c.featureDim() < c.classes() || c.authorsPerPaper() < 1 || c.wordsPerPaper() < 1
+        || !(c.homophily() >= 0 && c.homophily() <= 1) || !(c.featureSignal() >= 0 && c.featureSignal() <= 1))
       throw new MetakernelsException("HeteroSbm.generate: invalid configuration " + c);
+    // the links and the feature matrix are Java arrays: their sizes must fit an int (the products
+    // overflowed to a negative or wrong size)
+    if ((long) c.papers() * c.authorsPerPaper() > Integer.MAX_VALUE - 8
+        || (long) c.papers() * c.featureDim() > Integer.MAX_VALUE - 8)
+      throw new MetakernelsException("HeteroSbm.generate: papers x authorsPerPaper or papers x featureDim past 2^31 - 9: " + c);
     SplittableRandom rng = new SplittableRandom(seed);
     int n = c.papers(), k = c.classes();
     long[] labels = new long[n];

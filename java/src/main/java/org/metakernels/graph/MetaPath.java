@@ -258,12 +258,15 @@ public final class MetaPath implements AutoCloseable {
       throw new MetakernelsException(
           op + ": " + describe() + " expects " + dtype + " [" + n + ", ...] on " + device + ", got " + x.describe());
     if (!chained) return MessagePassing.aggregate(graph, x, graph.edgeWeight(), Reduce.SUM);
-    Tensor h = rightScale != null ? x.mul(rightScale) : x;
+    // the scales are [N, 1] columns: x as [N, F] (a [N] or [N, H, F] x broadcast against them
+    // wrongly: a [N, N] result or a refusal, where the materialised form took any [N, ...])
+    Tensor x2 = x.rank() == 2 ? x : x.reshape(n, -1);
+    Tensor h = rightScale != null ? x2.mul(rightScale) : x2;
     Tensor in = h;
     for (int k = hops.size() - 1; k >= 0; k--) h = hops.get(k).apply(h);
     if (leftScale != null) h = h.mul(leftScale);
     if (loopScale != null) h = h.add(in.mul(leftScale));
-    return h;
+    return x.rank() == 2 ? h : h.reshape(x.shape());
   }
 
   /**

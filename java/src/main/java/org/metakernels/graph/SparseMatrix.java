@@ -277,6 +277,7 @@ public final class SparseMatrix {
       body.run(0, rows);
       return;
     }
+    threads = Math.min(threads, chunks);  // no more workers than ranges (ForkJoinPool refuses past 32767)
     ForkJoinPool pool =
         threads == ForkJoinPool.getCommonPoolParallelism() ? ForkJoinPool.commonPool() : new ForkJoinPool(threads);
     try {
@@ -566,6 +567,8 @@ public final class SparseMatrix {
    * @return A[i, j]
    */
   public double get(int i, int j) {
+    if (i < 0 || i >= rows || j < 0 || j >= cols)
+      throw new IndexOutOfBoundsException("SparseMatrix.get(" + i + ", " + j + ") of " + describe());
     int lo = (int) rowPtr[i], hi = (int) rowPtr[i + 1];
     int p = Arrays.binarySearch(colIdx, lo, hi, j);
     return p >= 0 ? values[p] : 0.0;

@@ -69,12 +69,19 @@ public abstract class Module implements AutoCloseable {
    * @return {@code init}
    */
   protected Tensor register(String name, Tensor init) {
+    checkLocalName(name);
     if (params.containsKey(name) || children.containsKey(name))
       throw new MetakernelsException("Module: duplicate name '" + name + "'");
+    init.requiresGrad(true);  // first: a refusal (an I64 tensor) leaves it to its scope
     Scope.transfer(init.storage(), null);
-    init.requiresGrad(true);
     params.put(name, init);
     return init;
+  }
+
+  /** A local name: not empty, no '.' (a dotted name could shadow a child's parameter, as PyTorch refuses). */
+  private static void checkLocalName(String name) {
+    if (name == null || name.isEmpty() || name.indexOf('.') >= 0)
+      throw new MetakernelsException("Module: the name '" + name + "' must be non-empty and without '.'");
   }
 
   /**
@@ -87,6 +94,7 @@ public abstract class Module implements AutoCloseable {
    * @return {@code m}
    */
   protected <M extends Module> M child(String name, M m) {
+    checkLocalName(name);
     if (params.containsKey(name) || children.containsKey(name))
       throw new MetakernelsException("Module: duplicate name '" + name + "'");
     children.put(name, m);
@@ -161,12 +169,18 @@ public abstract class Module implements AutoCloseable {
   }
 
   /**
-   * All parameters in {@link #namedParameters()} order, e.g. for an {@link org.metakernels.optim.Optimizer}.
+   * All parameters in {@link #namedParameters()} order, e.g. for an {@link org.metakernels.optim.Optimizer};
+   * a tensor registered under two names (tied weights) once, at its first name, as PyTorch's
+   * {@code module.parameters()} (listed twice, an optimizer updated it twice per step).
    *
    * @return a new list
    */
   public List<Tensor> parameters() {
-    return new ArrayList<>(namedParameters().values());
+    java.util.Set<Tensor> seen = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
+    List<Tensor> out = new ArrayList<>();
+    for (Tensor t : namedParameters().values())
+      if (seen.add(t)) out.add(t);
+    return out;
   }
 
   /**

@@ -144,8 +144,9 @@ public final class Functional {
    * one epilogue pass for the bias and the activation) and one tape node, whose backward is again
    * one native call (gz = gy ⊙ act'(z) read from the output, then gx = gz W, gW = gzᵀ x summed
    * over all leading dims, gb = Σ gz) and, when recorded (createGraph), one node whose own rule is
-   * written in differentiable ops, so every derivative order works. Other activations (GELU) and
-   * 16-bit types run the composed form {@code act.apply(x.matmul(wᵀ).add(b))}.
+   * written in differentiable ops, so every derivative order works. Other activations (GELU) run
+   * the composed form {@code act.apply(x.matmul(wᵀ).add(b))}. F32 and F64 (BF16/F16 are storage
+   * types here: cast to F32 first).
    * {@code Functional.linear(x, w, b, Activation.TANH)} of [B, N, in], [out, in] and [out] is [B, N, out].
    *
    * @param x [..., in] (at least one dim)
