@@ -294,11 +294,12 @@ public final class Meow {
       throw new java.nio.file.NoSuchFileException(dir.toString(), null, "not a MEOW/HeCo data folder (expected the "
           + "relation files of one of " + LAYOUTS.keySet() + ", e.g. pa.txt and ps.txt with p_feat.npz for ACM)");
     Layout l = LAYOUTS.get(name);
-    long[] labels = NumPy.read(dir.resolve("labels.npy")).longs();
+    long[] labels = integers(dir.resolve("labels.npy"));
     int n = labels.length;
     int classes = 0;
     for (long y : labels) {
-      if (y < 0) throw new IOException(dir.resolve("labels.npy") + ": negative label " + y);
+      if (y < 0 || y > 1 << 20)  // a class id past 2^20: a broken file (and (int) of y + 1 wrapped)
+        throw new IOException(dir.resolve("labels.npy") + ": label " + y + " outside [0, 2^20]");
       classes = (int) Math.max(classes, y + 1);
     }
     Map<String, EdgeList> rel = new LinkedHashMap<>();
@@ -347,7 +348,7 @@ public final class Meow {
       String[] names = {"train_", "val_", "test_"};
       for (int k = 0; k < 3; k++) {
         Path p = dir.resolve(names[k] + rate + ".npy");
-        s[k] = NumPy.read(p).longs();
+        s[k] = integers(p);
         for (long v : s[k])
           if (v < 0 || v >= n) throw new IOException(p + ": node " + v + " outside [0, " + n + ")");
       }
@@ -367,6 +368,15 @@ public final class Meow {
     long[] shape = a.shape();
     if (shape.length != 2) throw new IOException(file + ": features must be 2-D, got shape " + Arrays.toString(shape));
     return sparseOf(a.doubles(), (int) shape[0], (int) shape[1]);
+  }
+
+  /** An .npy of integers (or integral floats); a string or fractional array is an error naming the file. */
+  private static long[] integers(Path p) throws IOException {
+    try {
+      return NumPy.read(p).longs();
+    } catch (IllegalStateException e) {
+      throw new IOException(p + ": " + e.getMessage(), e);
+    }
   }
 
   /**

@@ -108,4 +108,25 @@ class MeowTest {
     assertEquals(1.0, s, 1e-9);
     assertFalse(d.metaPaths().isEmpty());
   }
+  /** A broken labels.npy is an IOException naming it (a label past 2^31 wrapped the class count). */
+  @Test
+  void brokenLabelsAreRefusedNamingTheFile(@org.junit.jupiter.api.io.TempDir Path dir) throws Exception {
+    for (String f : new String[] {"labels.npy", "p_feat.npz", "a_feat.npz", "pa.txt", "ps.txt", "train_20.npy",
+             "train_40.npy", "train_60.npy", "val_20.npy", "val_40.npy", "val_60.npy", "test_20.npy", "test_40.npy",
+             "test_60.npy"}) {
+      try (var in = Meow.class.getResourceAsStream("/datasets/acm/" + f)) {
+        Files.copy(in, dir.resolve(f));
+      }
+    }
+    long[] labels = NumPy.read(dir.resolve("labels.npy")).longs();
+    labels[5] = 3_000_000_000L;
+    NumPy.write(dir.resolve("labels.npy"), NumPy.Array.ofLongs(labels, labels.length));
+    var e = org.junit.jupiter.api.Assertions.assertThrows(java.io.IOException.class, () -> Meow.load(dir));
+    assertTrue(e.getMessage().contains("labels.npy") && e.getMessage().contains("3000000000"), e.getMessage());
+    double[] frac = new double[labels.length];
+    frac[5] = 0.5;
+    NumPy.write(dir.resolve("labels.npy"), NumPy.Array.ofDoubles(frac, frac.length));
+    e = org.junit.jupiter.api.Assertions.assertThrows(java.io.IOException.class, () -> Meow.load(dir));
+    assertTrue(e.getMessage().contains("labels.npy") && e.getMessage().contains("0.5"), e.getMessage());
+  }
 }
