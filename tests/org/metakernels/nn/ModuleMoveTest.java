@@ -228,6 +228,13 @@ class ModuleMoveTest {
     try (Scope s = Scope.open()) {  // an I64 parameter: refused, and left to the scope
       assertThrows(RuntimeException.class, () -> new LayerNorm(4, 1e-5, DType.I64, Device.CPU));
     }
+    // sizes checked before any layer is made (layers 0 and 1 were left unowned by a refused layer 2)
+    var e = assertThrows(org.metakernels.runtime.MetakernelsException.class,
+        () -> new MLP(new long[] {4, 8, 0, 3}, Activation.TANH, DType.F64, Device.CPU, 1));
+    assertTrue(e.getMessage().contains("MLP"), e.getMessage());
+    e = assertThrows(org.metakernels.runtime.MetakernelsException.class, () -> new Linear(0, 3, true, DType.F64, Device.CPU, 1));
+    assertTrue(e.getMessage().contains("Linear: in 0"), e.getMessage());
+    assertThrows(org.metakernels.runtime.MetakernelsException.class, () -> new SemanticAttention(0, 3, DType.F64, Device.CPU, 1));
     assertEquals(live, org.metakernels.runtime.MkNative.mk_host_live_bytes());
   }
 }

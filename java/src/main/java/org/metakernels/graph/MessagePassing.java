@@ -325,7 +325,9 @@ public final class MessagePassing {
    *
    * @param g the graph
    * @param scores F32 or F64 [E] or [E, H] in graph order, on the graph's device
-   * @return the attention coefficients, scores' shape; each node's in-edges sum to 1 per head
+   * @return the attention coefficients, scores' shape; each node's in-edges sum to 1 per head,
+   *     except where all of a node's scores are -inf: those edges get 0 (PyTorch's softmax gives
+   *     NaN), as the dense softmax's all -inf rows
    * @throws MetakernelsException when the scores do not fit the graph (E, rank, dtype, device)
    * @throws IllegalStateException when the graph or the scores were freed
    */

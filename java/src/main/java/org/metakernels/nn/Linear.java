@@ -1,6 +1,7 @@
 package org.metakernels.nn;
 
 import org.metakernels.ops.Functional;
+import org.metakernels.runtime.MetakernelsException;
 import org.metakernels.tensor.DType;
 import org.metakernels.tensor.Device;
 import org.metakernels.tensor.Tensor;
@@ -30,6 +31,8 @@ public final class Linear extends Module {
    * @param seed seed of the weight (the bias uses seed + 1)
    */
   public Linear(long in, long out, boolean bias, DType dtype, Device device, long seed) {
+    if (in < 1 || out < 1)
+      throw new MetakernelsException("Linear: in " + in + " and out " + out + " must be at least 1");
     this.in = in;
     this.out = out;
     this.bias = bias;

@@ -32,6 +32,8 @@ public final class MLP extends Module {
     if (sizes == null || sizes.length < 2)
       throw new MetakernelsException("MLP: sizes must be {in, hidden..., out}, at least two, got "
           + java.util.Arrays.toString(sizes));
+    for (long d : sizes)  // all checked before any layer is made (a later refusal left the earlier ones unowned)
+      if (d < 1) throw new MetakernelsException("MLP: every size must be at least 1, got " + java.util.Arrays.toString(sizes));
     this.layers = sizes.length - 1;
     this.act = act;
     this.linears = new Linear[layers];

@@ -32,6 +32,8 @@ public final class SemanticAttention extends Module {
    * @param seed the initialisation seed
    */
   public SemanticAttention(long dim, long hidden, DType dtype, Device device, long seed) {
+    if (dim < 1 || hidden < 1)
+      throw new MetakernelsException("SemanticAttention: dim " + dim + " and hidden " + hidden + " must be at least 1");
     this.dim = dim;
     child("proj", new Linear(dim, hidden, true, dtype, device, seed));
     double bound = Math.sqrt(6.0 / (hidden + 1));
