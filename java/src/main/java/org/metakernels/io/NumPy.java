@@ -361,12 +361,14 @@ public final class NumPy {
     // the central directory, at the end of the file, lists every entry: a file cut short at an
     // entry boundary streamed as a complete one with fewer entries (an optimizer state silently
     // missing its last moments); numpy refuses such a file too
-    int listed;
-    try (java.util.zip.ZipFile z = new java.util.zip.ZipFile(file.toFile())) {
-      listed = z.size();
-    } catch (java.util.zip.ZipException z) {
-      if (isEmptyZip(file)) return;
-      throw new IOException(file + ": not a valid .npz (zip) file, or a truncated one: " + z.getMessage(), z);
+    int listed = -1;  // a path of another file system (a zip's, an in-memory one): not checked
+    if (file.getFileSystem() == java.nio.file.FileSystems.getDefault()) {
+      try (java.util.zip.ZipFile z = new java.util.zip.ZipFile(file.toFile())) {
+        listed = z.size();
+      } catch (java.util.zip.ZipException z) {
+        if (isEmptyZip(file)) return;
+        throw new IOException(file + ": not a valid .npz (zip) file, or a truncated one: " + z.getMessage(), z);
+      }
     }
     int seen = 0;
     try (InputStream in = Files.newInputStream(file); ZipInputStream zip = new ZipInputStream(in)) {
@@ -384,7 +386,7 @@ public final class NumPy {
     } catch (java.io.EOFException z) {  // a truncated compressed entry
       throw new IOException(file + ": truncated .npz (zip) file: " + z.getMessage(), z);
     }
-    if (seen != listed)
+    if (listed >= 0 && seen != listed)
       throw new IOException(file + ": the zip's directory lists " + listed + " entries, " + seen + " were read (truncated?)");
     // no entries: an empty archive (np.savez() of nothing; a stateless optimizer's saveState) is
     // 22 bytes, the end-of-central-directory record alone; anything else is not a zip
