@@ -406,4 +406,18 @@ class NumPyTest {
     e = assertThrows(IOException.class, () -> EdgeList.read(latin));
     assertTrue(e.getMessage().contains("latin1.txt") && e.getMessage().contains("UTF-8"), e.getMessage());
   }
+  /** Both walks read the file as opened: one replaced between them (an atomic save) is not seen. */
+  @Test
+  void twoWalksReadOneOpenFile() throws IOException {
+    Path f = dir.resolve("state.npz"), other = dir.resolve("other.npz");
+    NumPy.writeNpz(f, Map.of("a", NumPy.Array.ofDoubles(new double[] {1, 2}, 2)));
+    NumPy.writeNpz(other, Map.of("b", NumPy.Array.ofDoubles(new double[] {7, 7, 7}, 3)));
+    List<String> first = new java.util.ArrayList<>(), second = new java.util.ArrayList<>();
+    NumPy.forEachNpzEntryTwice(f, (n, a) -> first.add(n + " " + a.describe()),
+        () -> Files.move(other, f, java.nio.file.StandardCopyOption.REPLACE_EXISTING),
+        (n, a) -> second.add(n + " " + a.describe()));
+    assertEquals(List.of("a <f8 [2]"), first);
+    assertEquals(first, second);
+    assertEquals("b", NumPy.readNpz(f).keySet().iterator().next());  // the file itself was replaced
+  }
 }

@@ -357,26 +357,62 @@ public final class NumPy {
    * @throws IOException as {@link #readNpz}, or the visitor's
    */
   public static void forEachNpzEntry(Path file, EntryVisitor visitor) throws IOException {
-    boolean any = false;
-    // the central directory, at the end of the file, lists every entry: a file cut short at an
-    // entry boundary streamed as a complete one with fewer entries (an optimizer state silently
-    // missing its last moments); numpy refuses such a file too
-    int listed = -1;  // a path of another file system (a zip's, an in-memory one): not checked
-    if (file.getFileSystem() == java.nio.file.FileSystems.getDefault()) {
-      try (java.util.zip.ZipFile z = new java.util.zip.ZipFile(file.toFile())) {
-        listed = z.size();
-      } catch (java.util.zip.ZipException z) {
-        if (isEmptyZip(file)) return;
-        throw new IOException(file + ": not a valid .npz (zip) file, or a truncated one: " + z.getMessage(), z);
-      }
+    try (java.nio.channels.SeekableByteChannel ch = Files.newByteChannel(file)) {
+      walk(file, ch, visitor);
     }
+  }
+
+  /** Between the two walks of {@link #forEachNpzEntryTwice}. */
+  @FunctionalInterface
+  public interface Between {
+    /**
+     * Runs after the first walk, before the second.
+     *
+     * @throws IOException to stop before the second walk
+     */
+    void run() throws IOException;
+  }
+
+  /**
+   * Two walks over the arrays of one open file, {@code between} run between them: what a loader
+   * that checks everything before its first write needs (one array on the heap at a time). The
+   * file is opened once, so a file replaced between the walks (a trainer's atomic save) is not seen:
+   * both read the same bytes. {@code Module.loadParameters} and {@code Optimizer.loadState} use it.
+   *
+   * @param file the file
+   * @param first called once per array, first walk
+   * @param between run between the walks
+   * @param second called once per array, second walk
+   * @throws IOException as {@link #readNpz}, or a callback's
+   */
+  public static void forEachNpzEntryTwice(Path file, EntryVisitor first, Between between, EntryVisitor second)
+      throws IOException {
+    try (java.nio.channels.SeekableByteChannel ch = Files.newByteChannel(file)) {
+      walk(file, ch, first);
+      between.run();
+      ch.position(0);
+      walk(file, ch, second);
+    }
+  }
+
+  private static void walk(Path file, java.nio.channels.SeekableByteChannel ch, EntryVisitor visitor) throws IOException {
+    // the directory at the end of the file lists every entry: a file cut short at an entry
+    // boundary streamed as a complete one with fewer entries (an optimizer state silently missing
+    // its last moments); numpy refuses such a file too
+    long listed = listedEntries(ch);
+    if (listed == -2)
+      throw new IOException(file + ": not a valid .npz (zip) file, or a truncated one (no end-of-directory record)");
+    ch.position(0);
     int seen = 0;
-    try (InputStream in = Files.newInputStream(file); ZipInputStream zip = new ZipInputStream(in)) {
+    InputStream raw = new java.io.FilterInputStream(java.nio.channels.Channels.newInputStream(ch)) {
+      @Override
+      public void close() {}  // the channel stays open for a second walk
+    };
+    try (ZipInputStream zip = new ZipInputStream(new java.io.BufferedInputStream(raw, 1 << 16))) {
       ZipEntry e;
       while ((e = zip.getNextEntry()) != null) {
         seen++;
         if (e.isDirectory()) continue;
-        any = true;
         String name = e.getName();
         String key = name.endsWith(".npy") ? name.substring(0, name.length() - 4) : name;
         visitor.visit(key, readBounded(zip, file + " (entry " + name + ")"));
@@ -388,9 +424,36 @@ public final class NumPy {
     }
     if (listed >= 0 && seen != listed)
       throw new IOException(file + ": the zip's directory lists " + listed + " entries, " + seen + " were read (truncated?)");
-    // no entries: an empty archive (np.savez() of nothing; a stateless optimizer's saveState) is
-    // 22 bytes, the end-of-central-directory record alone; anything else is not a zip
-    if (!any && !isEmptyZip(file)) throw new IOException(file + ": not an .npz file (no zip entries)");
+  }
+
+  /**
+   * The entry count of the zip's end-of-central-directory record (zip64's where the classic one
+   * says 0xFFFF): -2 when there is no such record (not a zip, or cut short), -1 when unreadable.
+   */
+  private static long listedEntries(java.nio.channels.SeekableByteChannel ch) throws IOException {
+    long size = ch.size();
+    if (size < 22) return -2;
+    int tail = (int) Math.min(size, 22 + 65535);
+    ByteBuffer b = ByteBuffer.allocate(tail).order(ByteOrder.LITTLE_ENDIAN);
+    ch.position(size - tail);
+    while (b.hasRemaining() && ch.read(b) >= 0) {}
+    byte[] a = b.array();
+    for (int i = tail - 22; i >= 0; i--) {
+      if (a[i] != 'P' || a[i + 1] != 'K' || a[i + 2] != 5 || a[i + 3] != 6) continue;
+      int entries = (a[i + 10] & 0xff) | (a[i + 11] & 0xff) << 8;
+      if (entries != 0xFFFF) return entries;
+      int l = i - 20;  // zip64: its locator is the 20 bytes before
+      if (l >= 0 && a[l] == 'P' && a[l + 1] == 'K' && a[l + 2] == 6 && a[l + 3] == 7) {
+        long off = b.getLong(l + 8);
+        if (off < 0 || off > size - 56) return -1;
+        ByteBuffer z = ByteBuffer.allocate(56).order(ByteOrder.LITTLE_ENDIAN);
+        ch.position(off);
+        while (z.hasRemaining() && ch.read(z) >= 0) {}
+        if (z.getInt(0) == 0x06064b50) return z.getLong(32);
+      }
+      return -1;
+    }
+    return -2;
   }
 
   /**
@@ -627,14 +690,6 @@ public final class NumPy {
         zip.write(encode(e.getValue()));
         zip.closeEntry();
       }
-    }
-  }
-
-  private static boolean isEmptyZip(Path file) throws IOException {
-    if (Files.size(file) < 22) return false;
-    try (InputStream in = Files.newInputStream(file)) {
-      byte[] b = in.readNBytes(4);
-      return b.length == 4 && b[0] == 'P' && b[1] == 'K' && b[2] == 5 && b[3] == 6;
     }
   }
 

@@ -219,8 +219,8 @@ public abstract class Module implements AutoCloseable {
    * place on its device, so optimizers and the tensors handed out by {@link #parameters()} see
    * them. Nothing is recorded by autograd. Everything is checked before the first write: a missing
    * or unexpected name, a wrong shape or an integer array is an error naming the file, the
-   * parameter and both shapes, and leaves every parameter as it was. The file is read twice (the
-   * check, then the copies), one array on the heap at a time.
+   * parameter and both shapes, and leaves every parameter as it was. The file is opened once and
+   * read twice (the check, then the copies), one array on the heap at a time.
    *
    * <pre>{@code
    * MLP copy = new MLP(new long[] {1, 40, 40, 1}, Activation.RELU, DType.F64, Device.CPU, 1L);
@@ -235,23 +235,23 @@ public abstract class Module implements AutoCloseable {
     Map<String, Tensor> own = namedParameters();
     String who = getClass().getSimpleName() + ".loadParameters(" + file + ")";
     checkOpen(who, own, null);
-    // pass 1: every entry's name, type and shape (one array on the heap at a time)
+    // pass 1: every entry's name, type and shape (one array on the heap at a time); pass 2 reads
+    // the same open file (one replaced in between was read half old, half new: a load that wrote
+    // some parameters and then failed)
     Set<String> seen = new LinkedHashSet<>();
-    NumPy.forEachNpzEntry(file, (name, a) -> {
-      Tensor p = own.get(name);
-      if (p != null && !Arrays.equals(a.shape(), p.shape()))
-        throw new MetakernelsException(who + ": '" + name + "' is " + a.describe() + " in the file, "
-            + p.describe() + " in the module");
-      if (p != null && !a.isFloating())
-        throw new MetakernelsException(who + ": '" + name + "' is " + a.describe()
-            + " in the file, not floating point (the parameter is " + p.describe() + ")");
-      seen.add(name);
-    });
-    checkSameNames(who + ": the file's arrays do not name this module's parameters", own.keySet(), seen, "missing",
-        "unexpected");
-    // pass 2: each array into its parameter, converted, in place
     try (var ng = Autograd.noGrad()) {
-      NumPy.forEachNpzEntry(file, (name, a) -> {
+      NumPy.forEachNpzEntryTwice(file, (name, a) -> {
+        Tensor p = own.get(name);
+        if (p != null && !Arrays.equals(a.shape(), p.shape()))
+          throw new MetakernelsException(who + ": '" + name + "' is " + a.describe() + " in the file, "
+              + p.describe() + " in the module");
+        if (p != null && !a.isFloating())
+          throw new MetakernelsException(who + ": '" + name + "' is " + a.describe()
+              + " in the file, not floating point (the parameter is " + p.describe() + ")");
+        seen.add(name);
+      }, () -> checkSameNames(who + ": the file's arrays do not name this module's parameters", own.keySet(), seen,
+          "missing", "unexpected"), (name, a) -> {
+        // pass 2: each array into its parameter, converted, in place
         Tensor p = own.get(name);
         try (Scope s = Scope.open()) {
           p.copyInPlace(a.toTensor(p.dtype(), p.device()));  // one rounding to the parameter's type

@@ -228,43 +228,44 @@ public abstract class Optimizer implements AutoCloseable {
     Map<String, Long> scalars = new LinkedHashMap<>();
     Map<String, Long> counts = new LinkedHashMap<>();
     Set<String> present = new HashSet<>();
-    // pass 1: every entry checked (one array on the heap at a time); integer state kept
-    NumPy.forEachNpzEntry(file, (name, a) -> {
-      int counted = entryIndex(name, countKinds());
-      if (scalarNames.contains(name) || counted >= 0) {
-        if (a.isFloating() || a.size() != 1)
-          throw new MetakernelsException(who + ": '" + name + "' is " + a.describe() + ", not one integer");
-        if (counted >= params.size())
-          throw new MetakernelsException(who + ": '" + name + "' is past the " + params.size() + " parameters");
-        if (a.longs()[0] < 0) throw new MetakernelsException(who + ": '" + name + "' is " + a.longs()[0] + ", a negative count");
-        (counted >= 0 ? counts : scalars).put(name, a.longs()[0]);
-        return;
-      }
-      int index = entryIndex(name, kinds);
-      if (index < 0)
-        throw new MetakernelsException(who + ": unknown entry '" + name + "' (this optimizer's: "
-            + String.join(", ", java.util.stream.Stream.concat(kinds.stream(), countKinds().stream()).map(k -> k + ".<i>").toList())
-            + (scalarNames.isEmpty() ? "" : ", " + String.join(", ", scalarNames)) + ")");
-      if (index >= params.size())
-        throw new MetakernelsException(who + ": '" + name + "' is past the " + params.size() + " parameters");
-      Tensor p = params.get(index);
-      if (!Arrays.equals(a.shape(), p.shape()))
-        throw new MetakernelsException(who + ": '" + name + "' is " + a.describe() + " in the file, parameter "
-            + index + " is " + p.describe());
-      if (!a.isFloating())
-        throw new MetakernelsException(who + ": '" + name + "' is " + a.describe() + ", not floating point");
-      present.add(name);
-    });
-    for (String k : scalarNames)
-      if (!scalars.containsKey(k)) throw new MetakernelsException(who + ": no entry '" + k + "'");
-    // pass 2: states the file lacks are zero; the others are copied in, converted
+    // pass 1: every entry checked (one array on the heap at a time); integer state kept. Pass 2
+    // reads the same open file (one replaced in between was read half old, half new)
     try (var ng = Autograd.noGrad()) {
-      for (String kind : kinds)
-        for (int i = 0; i < params.size(); i++) {
-          Tensor st = present.contains(kind + "." + i) ? null : state(kind, i, false);
-          if (st != null) st.fillInPlace(0);  // absent here and in the file: zero either way
+      NumPy.forEachNpzEntryTwice(file, (name, a) -> {
+        int counted = entryIndex(name, countKinds());
+        if (scalarNames.contains(name) || counted >= 0) {
+          if (a.isFloating() || a.size() != 1)
+            throw new MetakernelsException(who + ": '" + name + "' is " + a.describe() + ", not one integer");
+          if (counted >= params.size())
+            throw new MetakernelsException(who + ": '" + name + "' is past the " + params.size() + " parameters");
+          if (a.longs()[0] < 0) throw new MetakernelsException(who + ": '" + name + "' is " + a.longs()[0] + ", a negative count");
+          (counted >= 0 ? counts : scalars).put(name, a.longs()[0]);
+          return;
         }
-      NumPy.forEachNpzEntry(file, (name, a) -> {
+        int index = entryIndex(name, kinds);
+        if (index < 0)
+          throw new MetakernelsException(who + ": unknown entry '" + name + "' (this optimizer's: "
+              + String.join(", ", java.util.stream.Stream.concat(kinds.stream(), countKinds().stream()).map(k -> k + ".<i>").toList())
+              + (scalarNames.isEmpty() ? "" : ", " + String.join(", ", scalarNames)) + ")");
+        if (index >= params.size())
+          throw new MetakernelsException(who + ": '" + name + "' is past the " + params.size() + " parameters");
+        Tensor p = params.get(index);
+        if (!Arrays.equals(a.shape(), p.shape()))
+          throw new MetakernelsException(who + ": '" + name + "' is " + a.describe() + " in the file, parameter "
+              + index + " is " + p.describe());
+        if (!a.isFloating())
+          throw new MetakernelsException(who + ": '" + name + "' is " + a.describe() + ", not floating point");
+        present.add(name);
+      }, () -> {
+        for (String k : scalarNames)
+          if (!scalars.containsKey(k)) throw new MetakernelsException(who + ": no entry '" + k + "'");
+        // pass 2: states the file lacks are zero; the others are copied in, converted
+        for (String kind : kinds)
+          for (int i = 0; i < params.size(); i++) {
+            Tensor st = present.contains(kind + "." + i) ? null : state(kind, i, false);
+            if (st != null) st.fillInPlace(0);  // absent here and in the file: zero either way
+          }
+      }, (name, a) -> {
         if (scalarNames.contains(name) || counts.containsKey(name)) return;
         int index = entryIndex(name, kinds);
         Tensor p = params.get(index);
