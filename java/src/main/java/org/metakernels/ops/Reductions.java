@@ -165,7 +165,11 @@ public final class Reductions {
     if (n - (unbiased ? 1 : 0) <= 0)
       throw new MetakernelsException("var: dim " + dim + " of " + x.describe() + " too short");
     Tensor dev = x.sub(x.mean(d, true));
-    return dev.square().sum(d, keepDim).mul(1.0 / (n - (unbiased ? 1 : 0)));
+    double scale = 1.0 / (n - (unbiased ? 1 : 0));
+    // F32: the squares summed and scaled in F64, one rounding back (the F32 sum of squares overflowed
+    // to inf where the variance itself fits: [1.5e19, -1.5e19, ...] gave inf, PyTorch 2.25e38)
+    if (x.dtype() == DType.F32) return dev.to(DType.F64).square().sum(d, keepDim).mul(scale).to(DType.F32);
+    return dev.square().sum(d, keepDim).mul(scale);
   }
 
   /**
