@@ -177,47 +177,7 @@ __global__ void copy_flat_kernel(int64_t n, const T* __restrict__ src, T* __rest
   for (int64_t i = packs * VEC + thread_id(); i < n; i += thread_count()) dst[i] = src[i];
 }
 
-__device__ __forceinline__ double load_as_double(int dtype, const void* p, int64_t i) {
-  switch (dtype) {
-    case MK_F32: return static_cast<const float*>(p)[i];
-    case MK_F64: return static_cast<const double*>(p)[i];
-    case MK_I64: return double(static_cast<const int64_t*>(p)[i]);
-    case MK_BF16: return bf16_bits_to_f32(static_cast<const uint16_t*>(p)[i]);
-    case MK_F16: return f16_bits_to_f32(static_cast<const uint16_t*>(p)[i]);
-    default: return 0;
-  }
-}
-
-__global__ void cast_kernel(int sd, int dd, int64_t n, const void* src, void* dst) {
-  for (int64_t i = thread_id(); i < n; i += thread_count()) {
-    if (sd == dd) {  // a copy, as the twin (I64 through double lost the bits past 2^53)
-      if (sd == MK_F64 || sd == MK_I64) static_cast<int64_t*>(dst)[i] = static_cast<const int64_t*>(src)[i];
-      else if (sd == MK_F32) static_cast<uint32_t*>(dst)[i] = static_cast<const uint32_t*>(src)[i];
-      else static_cast<uint16_t*>(dst)[i] = static_cast<const uint16_t*>(src)[i];
-      continue;
-    }
-    if (sd == MK_I64 && dd == MK_F32) {  // one rounding, as the CPU twin
-      static_cast<float*>(dst)[i] = float(static_cast<const int64_t*>(src)[i]);
-      continue;
-    }
-    if (sd == MK_I64 && (dd == MK_BF16 || dd == MK_F16)) {  // through a double rounded to odd, as the twin
-      const double v = i64_to_f64_round_odd(static_cast<const int64_t*>(src)[i]);
-      static_cast<uint16_t*>(dst)[i] = dd == MK_BF16 ? f64_to_bf16_bits(v) : f64_to_f16_bits(v);
-      continue;
-    }
-    const double v = load_as_double(sd, src, i);
-    switch (dd) {
-      case MK_F32: static_cast<float*>(dst)[i] = float(v); break;
-      case MK_F64: static_cast<double*>(dst)[i] = v; break;
-      case MK_I64: static_cast<int64_t*>(dst)[i] = f64_to_i64(v); break;
-      case MK_BF16: static_cast<uint16_t*>(dst)[i] = f64_to_bf16_bits(v); break;
-      case MK_F16: static_cast<uint16_t*>(dst)[i] = f64_to_f16_bits(v); break;
-      default: break;
-    }
-  }
-}
-
-// The typed cast: the same conversions as cast_kernel (through double), one dtype pair per kernel.
+// The cast: one dtype pair per kernel, every element through convert<SD, DD> (the CPU twin's rules).
 template <int DT> struct Storage;
 template <> struct Storage<MK_F32> { using type = float; };
 template <> struct Storage<MK_F64> { using type = double; };
@@ -248,7 +208,7 @@ __device__ __forceinline__ typename Storage<DD>::type convert(typename Storage<S
   else return narrow<DD>(widen<SD>(v));
 }
 
-// Both ends aligned to their element size times VEC (VEC = 16 / the larger element size).
+// Both ends aligned to their element size times VEC (VEC = 16 / the larger element size; 1 for any).
 template <int SD, int DD, int VEC>
 __global__ void cast_vec_kernel(int64_t n, const typename Storage<SD>::type* __restrict__ src,
                                 typename Storage<DD>::type* __restrict__ dst) {
@@ -937,7 +897,8 @@ int cast_typed(int64_t n, const void* src, void* dst, cudaStream_t s) {
   using D = typename Storage<DD>::type;
   constexpr int V = int(16 / (sizeof(S) > sizeof(D) ? sizeof(S) : sizeof(D)));
   if (!aligned(src, sizeof(S) * V) || !aligned(dst, sizeof(D) * V))
-    return launch(cast_kernel, grid_for(n), kBlock, 0, s, SD, DD, n, src, dst);
+    return launch(cast_vec_kernel<SD, DD, 1>, grid_for(n), kBlock, 0, s, n, static_cast<const S*>(src),
+                  static_cast<D*>(dst));
   return launch(cast_vec_kernel<SD, DD, V>, grid_for((n + V - 1) / V), kBlock, 0, s, n, static_cast<const S*>(src),
                 static_cast<D*>(dst));
 }

@@ -311,7 +311,7 @@ public final class NumPy {
       throw new IOException(where + ": " + h.descr() + " " + shapeText(h.shape()) + " is " + h.need()
           + " bytes of data, more than one Java array holds (2^31 - 9 bytes); split it");
     if (total > head.length) head = concat(head, in.readNBytes((int) (total - head.length)));
-    return parse(head, where);  // a stream that ended early: "truncated", from parse
+    return decode(h, head, where);  // a stream that ended early: "truncated", from decode
   }
 
   private static byte[] concat(byte[] a, byte[] b) {
@@ -568,7 +568,11 @@ public final class NumPy {
   }
 
   private static Array parse(byte[] b, String where) throws IOException {
-    Header h = header(b, where);
+    return decode(header(b, where), b, where);
+  }
+
+  /** The array of the .npy held in {@code b}, whose header {@code h} was read. */
+  private static Array decode(Header h, byte[] b, String where) throws IOException {
     String descr = h.descr();
     long[] shape = h.shape();
     int n = h.n(), width = h.width(), data = h.data();

@@ -2,6 +2,7 @@ package org.metakernels.nn;
 
 import org.metakernels.ops.LinearAttention;
 import org.metakernels.ops.LinearAttention.FeatureMap;
+import org.metakernels.runtime.Codes;
 import org.metakernels.runtime.MetakernelsException;
 import org.metakernels.tensor.DType;
 import org.metakernels.tensor.Device;
@@ -47,7 +48,7 @@ public final class LinearSelfAttention extends Module {
       throw new MetakernelsException("LinearSelfAttention: dim " + dim + ", heads " + heads + ", headDim " + headDim);
     if (headDim > MAX_HEAD_DIM)  // else every forward would throw
       throw new MetakernelsException("LinearSelfAttention: headDim " + headDim + " above linear attention's limit of "
-          + MAX_HEAD_DIM + " (MK_LINEAR_ATTENTION_MAX_HEAD_DIM)");
+          + MAX_HEAD_DIM);
     this.dim = dim;
     this.heads = heads;
     this.headDim = headDim;
@@ -64,7 +65,7 @@ public final class LinearSelfAttention extends Module {
   }
 
   /** The largest head width the fused linear-attention kernels take. */
-  public static final long MAX_HEAD_DIM = 1024;
+  public static final long MAX_HEAD_DIM = Codes.LINEAR_ATTENTION_MAX_HEAD_DIM;
 
   /** e: [B, T, D] → [B, T, D]; {@code lsa.forward(e)} of [4, 11, 11] is [4, 11, 11]. */
   @Override

@@ -1,6 +1,7 @@
 package org.metakernels.nn;
 
 import org.metakernels.ops.Attention;
+import org.metakernels.runtime.Codes;
 import org.metakernels.runtime.MetakernelsException;
 import org.metakernels.tensor.DType;
 import org.metakernels.tensor.Device;
@@ -60,9 +61,9 @@ public final class MultiHeadAttention extends Module {
     if (dim < 1 || heads < 1 || kvHeads < 1 || heads % kvHeads != 0 || dim % heads != 0)
       throw new MetakernelsException("MultiHeadAttention: dim " + dim + " must split into " + heads
           + " heads, and kvHeads " + kvHeads + " must divide heads");
-    if (dim / heads > 256)  // MK_ATTENTION_MAX_HEAD_DIM: else every forward would throw
+    if (dim / heads > Codes.ATTENTION_MAX_HEAD_DIM)  // else every forward would throw
       throw new MetakernelsException("MultiHeadAttention: head width dim / heads = " + dim + " / " + heads + " = "
-          + dim / heads + " above fused attention's limit of 256 (MK_ATTENTION_MAX_HEAD_DIM)");
+          + dim / heads + " above fused attention's limit of " + Codes.ATTENTION_MAX_HEAD_DIM);
     this.dim = dim;
     this.heads = heads;
     this.kvHeads = kvHeads;
